@@ -1,0 +1,12 @@
+//! ferry's rules, with no I/O: they cannot fail for outside reasons, so they are tested
+//! exhaustively with small data-driven cases.
+//!
+//! Architecture invariant: this crate knows nothing about HTTP, SQL, the filesystem or the
+//! clock. Callers pass in what the rules need (roles, the pipeline, times as numbers).
+
+pub mod audit;
+pub mod name;
+pub mod permission;
+pub mod pipeline;
+pub mod role;
+pub mod token;

@@ -1,0 +1,270 @@
+//! Who may do what: permission levels per environment, capabilities, and the evaluator.
+//!
+//! Organisation-wide actions (users, teams, roles, environment policy) are decided by a
+//! user's default role. Actions on an application are decided by the user's role inside the
+//! application's team: the team override if there is one, else the default role. A user who
+//! is not a member of a team has no role there, unless their default role administers
+//! everything.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// A permission level in one environment; each level includes the ones below it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    None,
+    View,
+    Deploy,
+    Approve,
+    Admin,
+}
+
+impl Level {
+    /// Every level, lowest first.
+    pub const ALL: [Level; 5] = [
+        Level::None,
+        Level::View,
+        Level::Deploy,
+        Level::Approve,
+        Level::Admin,
+    ];
+
+    /// The level's name as users type it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::None => "none",
+            Level::View => "view",
+            Level::Deploy => "deploy",
+            Level::Approve => "approve",
+            Level::Admin => "admin",
+        }
+    }
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Level {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Level::ALL
+            .into_iter()
+            .find(|level| level.as_str() == s)
+            .ok_or_else(|| format!("unknown level {s:?}: use none, view, deploy, approve or admin"))
+    }
+}
+
+/// Something a role may do that is not tied to one environment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Capability {
+    /// Open and acknowledge incidents.
+    RespondToIncidents,
+    /// Change the roles of members inside one's own team.
+    ManageTeamRoles,
+    /// Create environments and change their policy; read the whole audit trail.
+    ChangePolicy,
+    /// Everything: users, teams, roles. Implies every other capability.
+    Administer,
+}
+
+impl Capability {
+    /// Every capability.
+    pub const ALL: [Capability; 4] = [
+        Capability::RespondToIncidents,
+        Capability::ManageTeamRoles,
+        Capability::ChangePolicy,
+        Capability::Administer,
+    ];
+
+    /// The capability's name as users type it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Capability::RespondToIncidents => "respond-to-incidents",
+            Capability::ManageTeamRoles => "manage-team-roles",
+            Capability::ChangePolicy => "change-policy",
+            Capability::Administer => "administer",
+        }
+    }
+}
+
+impl FromStr for Capability {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Capability::ALL
+            .into_iter()
+            .find(|cap| cap.as_str() == s)
+            .ok_or_else(|| format!("unknown capability {s:?}"))
+    }
+}
+
+/// A named set of levels per environment plus capabilities.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Role {
+    pub name: String,
+    pub levels: BTreeMap<String, Level>,
+    pub capabilities: BTreeSet<Capability>,
+}
+
+impl Role {
+    /// The role's level in an environment; `none` for an environment it does not mention.
+    pub fn level_in(&self, env: &str) -> Level {
+        self.levels.get(env).copied().unwrap_or(Level::None)
+    }
+
+    /// The highest level the role has in any environment.
+    pub fn highest_level(&self) -> Level {
+        self.levels.values().copied().max().unwrap_or(Level::None)
+    }
+
+    /// Whether the role has a capability; `administer` implies all of them.
+    pub fn can(&self, capability: Capability) -> bool {
+        self.capabilities.contains(&capability)
+            || self.capabilities.contains(&Capability::Administer)
+    }
+}
+
+/// A user as the rules see them: their default role and their role inside each team they
+/// belong to (the override, or the default role when there is none).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Principal {
+    pub user: String,
+    pub default_role: Role,
+    pub team_roles: BTreeMap<String, Role>,
+}
+
+impl Principal {
+    /// The role that applies to this team's applications, if any.
+    pub fn role_in_team(&self, team: &str) -> Option<&Role> {
+        self.team_roles.get(team).or_else(|| {
+            self.default_role
+                .can(Capability::Administer)
+                .then_some(&self.default_role)
+        })
+    }
+}
+
+/// Everything the API asks permission for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action<'a> {
+    /// Create teams and users, edit roles.
+    Administer,
+    /// Create environments and change their policy.
+    ChangePolicy,
+    /// Read every audit event, not only those of one's own applications.
+    ReadFullAudit,
+    /// See the team and its applications (listing, showing, their audit events).
+    ViewTeam { team: &'a str },
+    /// Create an application owned by this team.
+    CreateApp { team: &'a str },
+    /// Change the roles of the members of this team.
+    ManageTeamRoles { team: &'a str },
+    /// Open and acknowledge incidents on this team's applications.
+    RespondToIncidents { team: &'a str },
+    /// Act on this team's applications in one environment at least at `level`.
+    InEnvironment {
+        team: &'a str,
+        env: &'a str,
+        level: Level,
+    },
+}
+
+/// The evaluator's answer; a denial says why in words a user can act on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    Allow,
+    Deny(String),
+}
+
+impl Decision {
+    /// Whether the action is allowed.
+    pub fn is_allowed(&self) -> bool {
+        matches!(self, Decision::Allow)
+    }
+}
+
+/// Decides whether `principal` may perform `action`.
+pub fn decide(principal: &Principal, action: Action<'_>) -> Decision {
+    let user = &principal.user;
+    let capability_check = |capability: Capability, needs: &str| {
+        if principal.default_role.can(capability) {
+            Decision::Allow
+        } else {
+            Decision::Deny(format!(
+                "user {user:?} has role {:?}; {needs}",
+                principal.default_role.name
+            ))
+        }
+    };
+    let team_role = |team: &str| {
+        principal.role_in_team(team).ok_or_else(|| {
+            Decision::Deny(format!(
+                "user {user:?} is not a member of team {team:?}; ask a lead of that team or an admin to add them"
+            ))
+        })
+    };
+    let deny_in_team = |role: &Role, team: &str, needs: &str| {
+        Decision::Deny(format!(
+            "user {user:?} has role {:?} in team {team:?}; {needs}",
+            role.name
+        ))
+    };
+    match action {
+        Action::Administer => capability_check(
+            Capability::Administer,
+            "managing users, teams and roles needs the admin role",
+        ),
+        Action::ChangePolicy => capability_check(
+            Capability::ChangePolicy,
+            "changing environments and their policy needs the release-manager or admin role",
+        ),
+        Action::ReadFullAudit => capability_check(
+            Capability::ChangePolicy,
+            "the whole audit trail is for release managers and admins; use --app APP for one application",
+        ),
+        Action::ViewTeam { team } => match team_role(team) {
+            Err(denied) => denied,
+            Ok(role) if role.highest_level() >= Level::View => Decision::Allow,
+            Ok(role) => deny_in_team(role, team, "it gives no access to the team's applications"),
+        },
+        Action::CreateApp { team } => match team_role(team) {
+            Err(denied) => denied,
+            Ok(role) if role.highest_level() >= Level::Deploy => Decision::Allow,
+            Ok(role) => deny_in_team(
+                role,
+                team,
+                "creating applications needs a role that can deploy (developer or higher)",
+            ),
+        },
+        Action::ManageTeamRoles { team } => match team_role(team) {
+            Err(denied) => denied,
+            Ok(role) if role.can(Capability::ManageTeamRoles) => Decision::Allow,
+            Ok(role) => deny_in_team(role, team, "managing the team's roles needs its lead"),
+        },
+        Action::RespondToIncidents { team } => match team_role(team) {
+            Err(denied) => denied,
+            Ok(role) if role.can(Capability::RespondToIncidents) => Decision::Allow,
+            Ok(role) => deny_in_team(
+                role,
+                team,
+                "opening and acknowledging incidents needs the support role or higher",
+            ),
+        },
+        Action::InEnvironment { team, env, level } => match team_role(team) {
+            Err(denied) => denied,
+            Ok(role) if role.level_in(env) >= level => Decision::Allow,
+            Ok(role) => Decision::Deny(format!(
+                "user {user:?} has {} on {env:?} in team {team:?} (role {:?}); this needs {level}",
+                role.level_in(env),
+                role.name
+            )),
+        },
+    }
+}

@@ -1,0 +1,277 @@
+//! The built-in roles and how a new environment inherits levels.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::permission::{Capability, Level, Role};
+
+/// The one role nobody may edit: it must always be able to repair everything else.
+pub const ADMIN_ROLE: &str = "admin";
+
+/// Built-in roles: name, level in every environment of the default pipeline, capabilities.
+const BUILT_IN_ROLES: [(&str, Level, &[Capability]); 6] = [
+    ("viewer", Level::View, &[]),
+    ("support", Level::View, &[Capability::RespondToIncidents]),
+    ("developer", Level::Deploy, &[Capability::RespondToIncidents]),
+    (
+        "lead",
+        Level::Approve,
+        &[Capability::RespondToIncidents, Capability::ManageTeamRoles],
+    ),
+    (
+        "release-manager",
+        Level::Approve,
+        &[Capability::RespondToIncidents, Capability::ChangePolicy],
+    ),
+    (ADMIN_ROLE, Level::Admin, &[Capability::Administer]),
+];
+
+/// The built-in roles with their default levels in `environments`.
+pub fn built_in_roles(environments: &[&str]) -> Vec<Role> {
+    BUILT_IN_ROLES
+        .iter()
+        .map(|(name, level, capabilities)| Role {
+            name: (*name).to_owned(),
+            levels: environments
+                .iter()
+                .map(|env| ((*env).to_owned(), *level))
+                .collect(),
+            capabilities: capabilities.iter().copied().collect::<BTreeSet<_>>(),
+        })
+        .collect()
+}
+
+/// Whether admins may change a role's levels.
+pub fn is_editable(role: &str) -> bool {
+    role != ADMIN_ROLE
+}
+
+/// Each role's level in an environment inserted after `after`: the same as there.
+pub fn levels_for_new_environment(roles: &[Role], after: &str) -> BTreeMap<String, Level> {
+    roles
+        .iter()
+        .map(|role| (role.name.clone(), role.level_in(after)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::permission::{decide, Action, Principal};
+
+    const ENVS: [&str; 3] = ["dev", "pp", "prd"];
+
+    fn role(name: &str) -> Role {
+        built_in_roles(&ENVS)
+            .into_iter()
+            .find(|role| role.name == name)
+            .unwrap()
+    }
+
+    /// A member of team "shop" whose team role is `name` and default role viewer.
+    fn member(name: &str) -> Principal {
+        Principal {
+            user: "u".into(),
+            default_role: role("viewer"),
+            team_roles: [("shop".to_owned(), role(name))].into(),
+        }
+    }
+
+    /// A user whose default role is `name` and who belongs to no team.
+    fn outsider(name: &str) -> Principal {
+        Principal {
+            user: "u".into(),
+            default_role: role(name),
+            team_roles: BTreeMap::new(),
+        }
+    }
+
+    fn yes_no(principal: &Principal, action: Action<'_>) -> char {
+        if decide(principal, action).is_allowed() {
+            'y'
+        } else {
+            '-'
+        }
+    }
+
+    /// The full table of role × environment × level inside the role's own team: each row
+    /// lists, for dev, pp and prd, whether view, deploy, approve and admin are allowed.
+    #[test]
+    fn environment_levels_by_role() {
+        let table = [
+            ("viewer", "y--- y--- y---"),
+            ("support", "y--- y--- y---"),
+            ("developer", "yy-- yy-- yy--"),
+            ("lead", "yyy- yyy- yyy-"),
+            ("release-manager", "yyy- yyy- yyy-"),
+            ("admin", "yyyy yyyy yyyy"),
+        ];
+        for (role_name, expected) in table {
+            let principal = member(role_name);
+            let actual: Vec<String> = ENVS
+                .iter()
+                .map(|env| {
+                    [Level::View, Level::Deploy, Level::Approve, Level::Admin]
+                        .into_iter()
+                        .map(|level| {
+                            yes_no(
+                                &principal,
+                                Action::InEnvironment {
+                                    team: "shop",
+                                    env,
+                                    level,
+                                },
+                            )
+                        })
+                        .collect()
+                })
+                .collect();
+            assert_eq!(actual.join(" "), expected, "role {role_name}");
+        }
+    }
+
+    /// Every other action for each role: as a member of team "shop" (team actions) and as
+    /// the user's default role (organisation-wide actions).
+    #[test]
+    fn actions_by_role() {
+        // columns: view-team create-app manage-team-roles incidents | administer change-policy full-audit
+        let table = [
+            ("viewer", "y--- ---"),
+            ("support", "y--y ---"),
+            ("developer", "yy-y ---"),
+            ("lead", "yyyy ---"),
+            ("release-manager", "yy-y -yy"),
+            ("admin", "yyyy yyy"),
+        ];
+        for (role_name, expected) in table {
+            let in_team = member(role_name);
+            let org = outsider(role_name);
+            let team_part: String = [
+                Action::ViewTeam { team: "shop" },
+                Action::CreateApp { team: "shop" },
+                Action::ManageTeamRoles { team: "shop" },
+                Action::RespondToIncidents { team: "shop" },
+            ]
+            .into_iter()
+            .map(|action| yes_no(&in_team, action))
+            .collect();
+            let org_part: String = [
+                Action::Administer,
+                Action::ChangePolicy,
+                Action::ReadFullAudit,
+            ]
+            .into_iter()
+            .map(|action| yes_no(&org, action))
+            .collect();
+            assert_eq!(format!("{team_part} {org_part}"), expected, "role {role_name}");
+        }
+    }
+
+    #[test]
+    fn outsiders_have_no_role_in_a_team_unless_admin() {
+        for role_name in ["viewer", "support", "developer", "lead", "release-manager"] {
+            let principal = outsider(role_name);
+            for action in [
+                Action::ViewTeam { team: "shop" },
+                Action::RespondToIncidents { team: "shop" },
+                Action::InEnvironment {
+                    team: "shop",
+                    env: "dev",
+                    level: Level::View,
+                },
+            ] {
+                assert_eq!(yes_no(&principal, action), '-', "{role_name} {action:?}");
+            }
+        }
+        let admin = outsider("admin");
+        assert!(decide(&admin, Action::ManageTeamRoles { team: "shop" }).is_allowed());
+    }
+
+    #[test]
+    fn a_team_override_replaces_the_default_role_only_in_that_team() {
+        let principal = Principal {
+            user: "dana".into(),
+            default_role: role("developer"),
+            team_roles: [
+                ("shop".to_owned(), role("lead")),
+                ("blog".to_owned(), role("viewer")),
+            ]
+            .into(),
+        };
+        let approve_prd = |team| Action::InEnvironment {
+            team,
+            env: "prd",
+            level: Level::Approve,
+        };
+        let deploy_dev = |team| Action::InEnvironment {
+            team,
+            env: "dev",
+            level: Level::Deploy,
+        };
+        assert!(decide(&principal, approve_prd("shop")).is_allowed());
+        assert!(!decide(&principal, deploy_dev("blog")).is_allowed());
+        assert!(!decide(&principal, deploy_dev("wiki")).is_allowed());
+    }
+
+    #[test]
+    fn an_unknown_environment_gives_no_access() {
+        let principal = member("admin");
+        let action = Action::InEnvironment {
+            team: "shop",
+            env: "qa",
+            level: Level::View,
+        };
+        assert!(!decide(&principal, action).is_allowed());
+    }
+
+    #[test]
+    fn denials_say_what_is_missing() {
+        let check = |principal: &Principal, action, expected: &str| {
+            assert_eq!(decide(principal, action), Decision::Deny(expected.to_owned()));
+        };
+        use crate::permission::Decision;
+        check(
+            &outsider("developer"),
+            Action::ChangePolicy,
+            "user \"u\" has role \"developer\"; changing environments and their policy needs the release-manager or admin role",
+        );
+        check(
+            &outsider("developer"),
+            Action::ViewTeam { team: "shop" },
+            "user \"u\" is not a member of team \"shop\"; ask a lead of that team or an admin to add them",
+        );
+        check(
+            &member("developer"),
+            Action::InEnvironment { team: "shop", env: "prd", level: Level::Approve },
+            "user \"u\" has deploy on \"prd\" in team \"shop\" (role \"developer\"); this needs approve",
+        );
+    }
+
+    #[test]
+    fn a_new_environment_inherits_the_levels_of_the_one_before_it() {
+        let mut roles = built_in_roles(&ENVS);
+        let developer = roles.iter_mut().find(|r| r.name == "developer").unwrap();
+        developer.levels.insert("prd".into(), Level::View);
+        let levels = levels_for_new_environment(&roles, "prd");
+        assert_eq!(levels["developer"], Level::View);
+        assert_eq!(levels["lead"], Level::Approve);
+        assert_eq!(levels["admin"], Level::Admin);
+        let levels = levels_for_new_environment(&roles, "dev");
+        assert_eq!(levels["developer"], Level::Deploy);
+    }
+
+    #[test]
+    fn only_admin_is_not_editable() {
+        for (name, _, _) in BUILT_IN_ROLES {
+            assert_eq!(is_editable(name), name != "admin");
+        }
+    }
+
+    #[test]
+    fn levels_parse_and_order() {
+        for level in Level::ALL {
+            assert_eq!(level.as_str().parse::<Level>(), Ok(level));
+        }
+        assert!(Level::None < Level::View && Level::Approve < Level::Admin);
+        assert!("root".parse::<Level>().is_err());
+    }
+}

@@ -1,0 +1,160 @@
+//! Teams, users, their memberships and API tokens.
+
+use ferry_store::{Membership, NewUser, StoreResult, Team, User};
+use sqlx::{Row, SqliteConnection};
+
+use crate::{backend, not_found, unique};
+
+pub(crate) async fn insert_team(
+    conn: &mut SqliteConnection,
+    name: &str,
+    created_ms: i64,
+) -> StoreResult<Team> {
+    sqlx::query("INSERT INTO teams (name, created_ms) VALUES (?, ?)")
+        .bind(name)
+        .bind(created_ms)
+        .execute(&mut *conn)
+        .await
+        .map_err(unique("team", name))?;
+    Ok(Team {
+        name: name.to_owned(),
+        created_ms,
+    })
+}
+
+pub(crate) async fn list_teams(conn: &mut SqliteConnection) -> StoreResult<Vec<Team>> {
+    let rows = sqlx::query("SELECT name, created_ms FROM teams ORDER BY name")
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(backend)?;
+    Ok(rows
+        .into_iter()
+        .map(|row| Team {
+            name: row.get("name"),
+            created_ms: row.get("created_ms"),
+        })
+        .collect())
+}
+
+async fn role_exists(conn: &mut SqliteConnection, role: &str) -> StoreResult<()> {
+    let found: Option<String> = sqlx::query_scalar("SELECT name FROM roles WHERE name = ?")
+        .bind(role)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(backend)?;
+    found.map(drop).ok_or_else(|| not_found("role", role))
+}
+
+async fn team_id(conn: &mut SqliteConnection, team: &str) -> StoreResult<i64> {
+    let id: Option<i64> = sqlx::query_scalar("SELECT id FROM teams WHERE name = ?")
+        .bind(team)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(backend)?;
+    id.ok_or_else(|| not_found("team", team))
+}
+
+/// Inserts a user with their memberships and first token; refers only to existing roles and
+/// teams, so a typo is a clear "no role named" instead of a constraint error.
+pub(crate) async fn insert_user(conn: &mut SqliteConnection, user: &NewUser) -> StoreResult<()> {
+    role_exists(conn, &user.default_role).await?;
+    let user_id = sqlx::query(
+        "INSERT INTO users (name, default_role, created_ms) VALUES (?, ?, ?) RETURNING id",
+    )
+    .bind(&user.name)
+    .bind(&user.default_role)
+    .bind(user.created_ms)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(unique("user", &user.name))?
+    .get::<i64, _>("id");
+    for membership in &user.teams {
+        let team_id = team_id(conn, &membership.team).await?;
+        if let Some(role) = &membership.role {
+            role_exists(conn, role).await?;
+        }
+        sqlx::query("INSERT INTO memberships (user_id, team_id, role) VALUES (?, ?, ?)")
+            .bind(user_id)
+            .bind(team_id)
+            .bind(&membership.role)
+            .execute(&mut *conn)
+            .await
+            .map_err(unique("membership of team", &membership.team))?;
+    }
+    sqlx::query("INSERT INTO api_tokens (hash, user_id, created_ms) VALUES (?, ?, ?)")
+        .bind(&user.token_hash)
+        .bind(user_id)
+        .bind(user.created_ms)
+        .execute(&mut *conn)
+        .await
+        .map_err(backend)?;
+    Ok(())
+}
+
+async fn memberships(conn: &mut SqliteConnection, user_id: i64) -> StoreResult<Vec<Membership>> {
+    let rows = sqlx::query(
+        "SELECT teams.name AS team, memberships.role AS role
+         FROM memberships JOIN teams ON teams.id = memberships.team_id
+         WHERE memberships.user_id = ? ORDER BY teams.name",
+    )
+    .bind(user_id)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(backend)?;
+    Ok(rows
+        .into_iter()
+        .map(|row| Membership {
+            team: row.get("team"),
+            role: row.get("role"),
+        })
+        .collect())
+}
+
+async fn users_where(
+    conn: &mut SqliteConnection,
+    condition: &str,
+    value: Option<&str>,
+) -> StoreResult<Vec<User>> {
+    let sql = format!(
+        "SELECT users.id, users.name, users.default_role, users.created_ms FROM users {condition} ORDER BY users.name"
+    );
+    let mut query = sqlx::query(&sql);
+    if let Some(value) = value {
+        query = query.bind(value);
+    }
+    let rows = query.fetch_all(&mut *conn).await.map_err(backend)?;
+    let mut users = Vec::with_capacity(rows.len());
+    for row in rows {
+        users.push(User {
+            name: row.get("name"),
+            default_role: row.get("default_role"),
+            teams: memberships(conn, row.get("id")).await?,
+            created_ms: row.get("created_ms"),
+        });
+    }
+    Ok(users)
+}
+
+pub(crate) async fn user(conn: &mut SqliteConnection, name: &str) -> StoreResult<User> {
+    users_where(conn, "WHERE users.name = ?", Some(name))
+        .await?
+        .pop()
+        .ok_or_else(|| not_found("user", name))
+}
+
+pub(crate) async fn list_users(conn: &mut SqliteConnection) -> StoreResult<Vec<User>> {
+    users_where(conn, "", None).await
+}
+
+pub(crate) async fn user_by_token(
+    conn: &mut SqliteConnection,
+    token_hash: &str,
+) -> StoreResult<Option<User>> {
+    Ok(users_where(
+        conn,
+        "JOIN api_tokens ON api_tokens.user_id = users.id WHERE api_tokens.hash = ?",
+        Some(token_hash),
+    )
+    .await?
+    .pop())
+}

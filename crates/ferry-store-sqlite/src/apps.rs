@@ -1,0 +1,54 @@
+//! Applications and the team that owns each.
+
+use ferry_store::{App, NewApp, StoreResult};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqliteConnection};
+
+use crate::{backend, not_found, unique};
+
+const SELECT_APPS: &str = "SELECT apps.name, teams.name AS team, apps.keep_releases, apps.created_ms
+     FROM apps JOIN teams ON teams.id = apps.team_id";
+
+fn app_from_row(row: SqliteRow) -> App {
+    App {
+        name: row.get("name"),
+        team: row.get("team"),
+        keep_releases: row.get::<i64, _>("keep_releases") as u32,
+        created_ms: row.get("created_ms"),
+    }
+}
+
+pub(crate) async fn insert(conn: &mut SqliteConnection, app: &NewApp) -> StoreResult<()> {
+    let team_id: i64 = sqlx::query_scalar("SELECT id FROM teams WHERE name = ?")
+        .bind(&app.team)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(backend)?
+        .ok_or_else(|| not_found("team", &app.team))?;
+    sqlx::query("INSERT INTO apps (name, team_id, keep_releases, created_ms) VALUES (?, ?, ?, ?)")
+        .bind(&app.name)
+        .bind(team_id)
+        .bind(i64::from(app.keep_releases))
+        .bind(app.created_ms)
+        .execute(&mut *conn)
+        .await
+        .map_err(unique("application", &app.name))?;
+    Ok(())
+}
+
+pub(crate) async fn by_name(conn: &mut SqliteConnection, name: &str) -> StoreResult<Option<App>> {
+    let row = sqlx::query(&format!("{SELECT_APPS} WHERE apps.name = ?"))
+        .bind(name)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(backend)?;
+    Ok(row.map(app_from_row))
+}
+
+pub(crate) async fn list(conn: &mut SqliteConnection) -> StoreResult<Vec<App>> {
+    let rows = sqlx::query(&format!("{SELECT_APPS} ORDER BY apps.name"))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(backend)?;
+    Ok(rows.into_iter().map(app_from_row).collect())
+}

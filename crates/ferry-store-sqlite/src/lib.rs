@@ -1,0 +1,256 @@
+//! ferry's storage on one embedded SQLite file (WAL, `synchronous = FULL`): the default
+//! backend, enough for a department on one server.
+//!
+//! All writes go through a pool of one connection, so write transactions are serialised and
+//! the audit chain gets one head at a time; reads use their own pool and never wait for them.
+
+mod access;
+mod apps;
+mod audit;
+mod pipeline;
+
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use ferry_domain::audit::AuditRecord;
+use ferry_domain::permission::{Level, Role};
+use ferry_domain::pipeline::Environment;
+use ferry_store::{
+    App, AuditChain, AuditEvent, AuditFilter, Bootstrap, NewApp, NewUser, PolicyChange, Store,
+    StoreError, StoreResult, Team, User,
+};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::pool::PoolConnection;
+use sqlx::{Sqlite, SqlitePool};
+
+/// A store in one SQLite file.
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+    audit_key: [u8; 32],
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and applies pending migrations.
+    /// `audit_key` keys the audit chain's hashes.
+    pub async fn open(path: &Path, audit_key: [u8; 32]) -> StoreResult<SqliteStore> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(30));
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await
+            .map_err(backend)?;
+        sqlx::migrate!("./migrations")
+            .run(&writer)
+            .await
+            .map_err(|e| StoreError::Backend(format!("migrating {}: {e}", path.display())))?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.read_only(true))
+            .await
+            .map_err(backend)?;
+        Ok(SqliteStore {
+            writer,
+            reader,
+            audit_key,
+        })
+    }
+
+    /// A connection for reading.
+    async fn read(&self) -> StoreResult<PoolConnection<Sqlite>> {
+        self.reader.acquire().await.map_err(backend)
+    }
+
+    /// Closes both pools, waiting for running queries.
+    pub async fn close(&self) {
+        self.writer.close().await;
+        self.reader.close().await;
+    }
+}
+
+/// Wraps a database failure that is not the caller's fault.
+pub(crate) fn backend(error: sqlx::Error) -> StoreError {
+    StoreError::Backend(error.to_string())
+}
+
+/// Maps a unique-constraint violation to "already exists", anything else to a backend error.
+pub(crate) fn unique(kind: &'static str, name: &str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    let name = name.to_owned();
+    move |error| match &error {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            StoreError::AlreadyExists { kind, name }
+        }
+        _ => backend(error),
+    }
+}
+
+pub(crate) fn not_found(kind: &'static str, name: &str) -> StoreError {
+    StoreError::NotFound {
+        kind,
+        name: name.to_owned(),
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn bootstrap(&self, bootstrap: Bootstrap, record: AuditRecord) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let n_users: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(backend)?;
+        if n_users > 0 {
+            return Ok(false);
+        }
+        pipeline::insert_defaults(&mut tx, &bootstrap.environments, &bootstrap.roles).await?;
+        access::insert_user(&mut tx, &bootstrap.admin).await?;
+        audit::append(&mut tx, &self.audit_key, record).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(true)
+    }
+
+    async fn user_by_token(&self, token_hash: &str) -> StoreResult<Option<User>> {
+        access::user_by_token(&mut *self.read().await?, token_hash).await
+    }
+
+    async fn create_user(&self, user: NewUser, record: AuditRecord) -> StoreResult<User> {
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        access::insert_user(&mut tx, &user).await?;
+        audit::append(&mut tx, &self.audit_key, record).await?;
+        let created = access::user(&mut *tx, &user.name).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(created)
+    }
+
+    async fn list_users(&self) -> StoreResult<Vec<User>> {
+        access::list_users(&mut *self.read().await?).await
+    }
+
+    async fn create_team(&self, name: &str, record: AuditRecord) -> StoreResult<Team> {
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let team = access::insert_team(&mut tx, name, record.at_ms).await?;
+        audit::append(&mut tx, &self.audit_key, record).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(team)
+    }
+
+    async fn list_teams(&self) -> StoreResult<Vec<Team>> {
+        access::list_teams(&mut *self.read().await?).await
+    }
+
+    async fn list_roles(&self) -> StoreResult<Vec<Role>> {
+        pipeline::list_roles(&mut *self.read().await?).await
+    }
+
+    async fn set_role_level(
+        &self,
+        role: &str,
+        env: &str,
+        level: Level,
+        record: AuditRecord,
+    ) -> StoreResult<Role> {
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        pipeline::set_role_level(&mut tx, role, env, level).await?;
+        audit::append(&mut tx, &self.audit_key, record).await?;
+        let roles = pipeline::list_roles(&mut *tx).await?;
+        tx.commit().await.map_err(backend)?;
+        roles
+            .into_iter()
+            .find(|r| r.name == role)
+            .ok_or_else(|| not_found("role", role))
+    }
+
+    async fn list_environments(&self) -> StoreResult<Vec<Environment>> {
+        pipeline::list_environments(&mut *self.read().await?).await
+    }
+
+    async fn create_environment(
+        &self,
+        name: &str,
+        after: Option<&str>,
+        record: AuditRecord,
+    ) -> StoreResult<Environment> {
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let env = pipeline::insert_environment(&mut tx, name, after).await?;
+        audit::append(&mut tx, &self.audit_key, record).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(env)
+    }
+
+    async fn change_environment_policy(
+        &self,
+        name: &str,
+        change: PolicyChange,
+        record: AuditRecord,
+    ) -> StoreResult<Environment> {
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let env = pipeline::change_policy(&mut tx, name, change).await?;
+        audit::append(&mut tx, &self.audit_key, record).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(env)
+    }
+
+    async fn create_app(&self, app: NewApp, record: AuditRecord) -> StoreResult<App> {
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        apps::insert(&mut tx, &app).await?;
+        audit::append(&mut tx, &self.audit_key, record).await?;
+        let created = apps::by_name(&mut *tx, &app.name)
+            .await?
+            .ok_or_else(|| not_found("application", &app.name))?;
+        tx.commit().await.map_err(backend)?;
+        Ok(created)
+    }
+
+    async fn list_apps(&self) -> StoreResult<Vec<App>> {
+        apps::list(&mut *self.read().await?).await
+    }
+
+    async fn app(&self, name: &str) -> StoreResult<Option<App>> {
+        apps::by_name(&mut *self.read().await?, name).await
+    }
+
+    async fn audit_events(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEvent>> {
+        audit::events(&mut *self.read().await?, filter).await
+    }
+
+    async fn audit_chain(&self) -> StoreResult<AuditChain> {
+        // One read transaction, so the events and the head are from the same moment.
+        let mut tx = self.reader.begin().await.map_err(backend)?;
+        let chain = audit::chain(&mut tx).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(chain)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn conformance_story() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = [42; 32];
+        let store = SqliteStore::open(&dir.path().join("ferry.db"), key).await.unwrap();
+        ferry_store::conformance::story(&store, &key).await;
+    }
+
+    #[tokio::test]
+    async fn reopening_keeps_everything_and_migrates_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ferry.db");
+        let key = [42; 32];
+        let store = SqliteStore::open(&path, key).await.unwrap();
+        ferry_store::conformance::story(&store, &key).await;
+        store.close().await;
+        let store = SqliteStore::open(&path, key).await.unwrap();
+        assert_eq!(store.list_apps().await.unwrap().len(), 1);
+        assert_eq!(store.audit_chain().await.unwrap().events.len(), 9);
+    }
+}

@@ -1,0 +1,212 @@
+//! The environment pipeline and the roles' levels in each environment.
+
+use std::collections::BTreeMap;
+
+use ferry_domain::permission::{Capability, Level, Role};
+use ferry_domain::pipeline::{plan_insertion, Environment, PipelineError, Policy};
+use ferry_domain::role::{is_editable, levels_for_new_environment};
+use ferry_store::{PolicyChange, StoreError, StoreResult};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqliteConnection};
+
+use crate::{backend, not_found};
+
+fn environment_from_row(row: SqliteRow) -> Environment {
+    Environment {
+        name: row.get("name"),
+        position: row.get::<i64, _>("position") as u32,
+        policy: Policy {
+            approvals_required: row.get::<i64, _>("approvals_required") as u32,
+            self_approval: row.get("self_approval"),
+            protected: row.get("protected"),
+        },
+    }
+}
+
+pub(crate) async fn list_environments(conn: &mut SqliteConnection) -> StoreResult<Vec<Environment>> {
+    let rows = sqlx::query(
+        "SELECT name, position, approvals_required, self_approval, protected
+         FROM environments ORDER BY position",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(backend)?;
+    Ok(rows.into_iter().map(environment_from_row).collect())
+}
+
+async fn write_environment(conn: &mut SqliteConnection, env: &Environment) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO environments (name, position, approvals_required, self_approval, protected)
+         VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(&env.name)
+    .bind(i64::from(env.position))
+    .bind(i64::from(env.policy.approvals_required))
+    .bind(env.policy.self_approval)
+    .bind(env.policy.protected)
+    .execute(&mut *conn)
+    .await
+    .map_err(backend)?;
+    Ok(())
+}
+
+async fn write_level(conn: &mut SqliteConnection, role: &str, env: &str, level: Level) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO role_levels (role, env, level) VALUES (?, ?, ?)
+         ON CONFLICT (role, env) DO UPDATE SET level = excluded.level",
+    )
+    .bind(role)
+    .bind(env)
+    .bind(level.as_str())
+    .execute(&mut *conn)
+    .await
+    .map_err(backend)?;
+    Ok(())
+}
+
+/// Writes the first pipeline and the built-in roles into an empty store.
+pub(crate) async fn insert_defaults(
+    conn: &mut SqliteConnection,
+    environments: &[Environment],
+    roles: &[Role],
+) -> StoreResult<()> {
+    for env in environments {
+        write_environment(conn, env).await?;
+    }
+    for role in roles {
+        let capabilities: Vec<&str> = role.capabilities.iter().map(|c| c.as_str()).collect();
+        sqlx::query("INSERT INTO roles (name, capabilities) VALUES (?, ?)")
+            .bind(&role.name)
+            .bind(capabilities.join(","))
+            .execute(&mut *conn)
+            .await
+            .map_err(backend)?;
+        for (env, level) in &role.levels {
+            write_level(conn, &role.name, env, *level).await?;
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn list_roles(conn: &mut SqliteConnection) -> StoreResult<Vec<Role>> {
+    let mut roles: BTreeMap<String, Role> = BTreeMap::new();
+    for row in sqlx::query("SELECT name, capabilities FROM roles")
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(backend)?
+    {
+        let name: String = row.get("name");
+        let capabilities = row
+            .get::<String, _>("capabilities")
+            .split(',')
+            .filter(|c| !c.is_empty())
+            .map(|c| c.parse::<Capability>().map_err(StoreError::Backend))
+            .collect::<StoreResult<_>>()?;
+        roles.insert(
+            name.clone(),
+            Role {
+                name,
+                levels: BTreeMap::new(),
+                capabilities,
+            },
+        );
+    }
+    for row in sqlx::query("SELECT role, env, level FROM role_levels")
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(backend)?
+    {
+        let level = row
+            .get::<String, _>("level")
+            .parse::<Level>()
+            .map_err(StoreError::Backend)?;
+        if let Some(role) = roles.get_mut(row.get::<&str, _>("role")) {
+            role.levels.insert(row.get("env"), level);
+        }
+    }
+    Ok(roles.into_values().collect())
+}
+
+pub(crate) async fn set_role_level(
+    conn: &mut SqliteConnection,
+    role: &str,
+    env: &str,
+    level: Level,
+) -> StoreResult<()> {
+    let roles = list_roles(conn).await?;
+    if !roles.iter().any(|r| r.name == role) {
+        return Err(not_found("role", role));
+    }
+    if !is_editable(role) {
+        return Err(StoreError::Refused(format!(
+            "the {role} role cannot be edited: it must always be able to repair everything else"
+        )));
+    }
+    let environments = list_environments(conn).await?;
+    if !environments.iter().any(|e| e.name == env) {
+        return Err(not_found("environment", env));
+    }
+    write_level(conn, role, env, level).await
+}
+
+pub(crate) async fn insert_environment(
+    conn: &mut SqliteConnection,
+    name: &str,
+    after: Option<&str>,
+) -> StoreResult<Environment> {
+    let pipeline = list_environments(conn).await?;
+    let (position, predecessor) = plan_insertion(&pipeline, name, after).map_err(|e| match e {
+        PipelineError::AlreadyExists(name) => StoreError::AlreadyExists {
+            kind: "environment",
+            name,
+        },
+        PipelineError::UnknownEnvironment(name) => StoreError::NotFound {
+            kind: "environment",
+            name,
+        },
+        PipelineError::Empty(_) => StoreError::Refused(e.to_string()),
+    })?;
+    let env = Environment {
+        name: name.to_owned(),
+        position,
+        policy: predecessor.policy,
+    };
+    let levels = levels_for_new_environment(&list_roles(conn).await?, &predecessor.name);
+    sqlx::query("UPDATE environments SET position = position + 1 WHERE position >= ?")
+        .bind(i64::from(position))
+        .execute(&mut *conn)
+        .await
+        .map_err(backend)?;
+    write_environment(conn, &env).await?;
+    for (role, level) in levels {
+        write_level(conn, &role, name, level).await?;
+    }
+    Ok(env)
+}
+
+pub(crate) async fn change_policy(
+    conn: &mut SqliteConnection,
+    name: &str,
+    change: PolicyChange,
+) -> StoreResult<Environment> {
+    let mut env = list_environments(conn)
+        .await?
+        .into_iter()
+        .find(|e| e.name == name)
+        .ok_or_else(|| not_found("environment", name))?;
+    let policy = &mut env.policy;
+    policy.approvals_required = change.approvals_required.unwrap_or(policy.approvals_required);
+    policy.self_approval = change.self_approval.unwrap_or(policy.self_approval);
+    policy.protected = change.protected.unwrap_or(policy.protected);
+    sqlx::query(
+        "UPDATE environments SET approvals_required = ?, self_approval = ?, protected = ? WHERE name = ?",
+    )
+    .bind(i64::from(policy.approvals_required))
+    .bind(policy.self_approval)
+    .bind(policy.protected)
+    .bind(name)
+    .execute(&mut *conn)
+    .await
+    .map_err(backend)?;
+    Ok(env)
+}

@@ -1,0 +1,243 @@
+//! The story every backend must tell the same way: written once against [`Store`], run by
+//! each backend's tests (SQLite always, PostgreSQL where one is reachable).
+
+use ferry_domain::audit::{verify_chain, AuditRecord};
+use ferry_domain::permission::Level;
+use ferry_domain::pipeline::{default_pipeline, Policy};
+use ferry_domain::role::built_in_roles;
+
+use crate::{
+    AuditFilter, Bootstrap, Membership, NewApp, NewUser, PolicyChange, Store, StoreError,
+};
+
+fn audit(action: &str, subject: &str, app: Option<&str>) -> AuditRecord {
+    AuditRecord {
+        at_ms: 1_800_000_000_000,
+        actor: "admin".into(),
+        action: action.into(),
+        subject: subject.into(),
+        app: app.map(str::to_owned),
+        details: "{}".into(),
+    }
+}
+
+fn new_user(name: &str, role: &str, teams: &[(&str, Option<&str>)]) -> NewUser {
+    NewUser {
+        name: name.into(),
+        default_role: role.into(),
+        teams: teams
+            .iter()
+            .map(|(team, role)| Membership {
+                team: (*team).into(),
+                role: role.map(str::to_owned),
+            })
+            .collect(),
+        token_hash: format!("hash-of-{name}"),
+        created_ms: 1_800_000_000_000,
+    }
+}
+
+fn assert_not_found<T: std::fmt::Debug>(result: Result<T, StoreError>, what: &str) {
+    match result {
+        Err(StoreError::NotFound { .. }) => {}
+        other => panic!("{what}: expected not found, got {other:?}"),
+    }
+}
+
+fn assert_exists<T: std::fmt::Debug>(result: Result<T, StoreError>, what: &str) {
+    match result {
+        Err(StoreError::AlreadyExists { .. }) => {}
+        other => panic!("{what}: expected already exists, got {other:?}"),
+    }
+}
+
+/// Runs the story on an empty store whose audit chain is keyed with `audit_key`.
+pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
+    let pipeline = default_pipeline();
+    let env_names: Vec<&str> = pipeline.iter().map(|env| env.name.as_str()).collect();
+    let bootstrap = Bootstrap {
+        environments: pipeline.clone(),
+        roles: built_in_roles(&env_names),
+        admin: new_user("admin", "admin", &[]),
+    };
+    assert!(store
+        .bootstrap(bootstrap.clone(), audit("server.bootstrap", "user/admin", None))
+        .await
+        .unwrap());
+    assert!(!store
+        .bootstrap(bootstrap, audit("server.bootstrap", "user/admin", None))
+        .await
+        .unwrap());
+    assert_eq!(store.list_environments().await.unwrap(), pipeline);
+    assert_eq!(store.list_roles().await.unwrap().len(), 6);
+
+    // Teams.
+    let team = store
+        .create_team("shop", audit("team.create", "team/shop", None))
+        .await
+        .unwrap();
+    assert_eq!(team.name, "shop");
+    assert_exists(
+        store.create_team("shop", audit("team.create", "team/shop", None)).await,
+        "duplicate team",
+    );
+    store
+        .create_team("blog", audit("team.create", "team/blog", None))
+        .await
+        .unwrap();
+    let teams: Vec<String> = store.list_teams().await.unwrap().into_iter().map(|t| t.name).collect();
+    assert_eq!(teams, ["blog", "shop"]);
+
+    // Users and tokens.
+    let dana = store
+        .create_user(
+            new_user("dana", "developer", &[("shop", Some("lead")), ("blog", None)]),
+            audit("user.create", "user/dana", None),
+        )
+        .await
+        .unwrap();
+    assert_eq!(dana.default_role, "developer");
+    assert_eq!(
+        dana.teams,
+        [
+            Membership { team: "blog".into(), role: None },
+            Membership { team: "shop".into(), role: Some("lead".into()) },
+        ]
+    );
+    assert_eq!(store.user_by_token("hash-of-dana").await.unwrap(), Some(dana.clone()));
+    assert_eq!(store.user_by_token("hash-of-nobody").await.unwrap(), None);
+    assert_exists(
+        store.create_user(new_user("dana", "viewer", &[]), audit("user.create", "user/dana", None)).await,
+        "duplicate user",
+    );
+    assert_not_found(
+        store.create_user(new_user("eve", "root", &[]), audit("user.create", "user/eve", None)).await,
+        "unknown role",
+    );
+    assert_not_found(
+        store.create_user(new_user("eve", "viewer", &[("nope", None)]), audit("user.create", "user/eve", None)).await,
+        "unknown team",
+    );
+    assert_not_found(
+        store.create_user(new_user("eve", "viewer", &[("shop", Some("root"))]), audit("user.create", "user/eve", None)).await,
+        "unknown team role",
+    );
+    let users: Vec<String> = store.list_users().await.unwrap().into_iter().map(|u| u.name).collect();
+    assert_eq!(users, ["admin", "dana"]);
+
+    // The pipeline.
+    let qa = store
+        .create_environment("qa", Some("dev"), audit("environment.create", "environment/qa", None))
+        .await
+        .unwrap();
+    assert_eq!((qa.position, qa.policy), (1, Policy::OPEN));
+    let dr = store
+        .create_environment("dr", None, audit("environment.create", "environment/dr", None))
+        .await
+        .unwrap();
+    assert_eq!((dr.position, dr.policy), (4, Policy::PRODUCTION));
+    let order: Vec<String> = store.list_environments().await.unwrap().into_iter().map(|e| e.name).collect();
+    assert_eq!(order, ["dev", "qa", "pp", "prd", "dr"]);
+    assert_exists(
+        store.create_environment("qa", Some("pp"), audit("environment.create", "environment/qa", None)).await,
+        "duplicate environment",
+    );
+    assert_not_found(
+        store.create_environment("uat", Some("test"), audit("environment.create", "environment/uat", None)).await,
+        "insert after an unknown environment",
+    );
+    let roles = store.list_roles().await.unwrap();
+    let developer = roles.iter().find(|r| r.name == "developer").unwrap();
+    assert_eq!(developer.level_in("qa"), Level::Deploy);
+    assert_eq!(developer.level_in("dr"), Level::Deploy);
+
+    let prd = store
+        .change_environment_policy(
+            "prd",
+            PolicyChange { approvals_required: Some(2), ..PolicyChange::default() },
+            audit("environment.set-policy", "environment/prd", None),
+        )
+        .await
+        .unwrap();
+    assert_eq!(prd.policy, Policy { approvals_required: 2, ..Policy::PRODUCTION });
+    assert_not_found(
+        store.change_environment_policy("nope", PolicyChange::default(), audit("environment.set-policy", "environment/nope", None)).await,
+        "policy of an unknown environment",
+    );
+
+    // Roles.
+    let developer = store
+        .set_role_level("developer", "prd", Level::View, audit("role.set-level", "role/developer", None))
+        .await
+        .unwrap();
+    assert_eq!(developer.level_in("prd"), Level::View);
+    assert_eq!(developer.level_in("pp"), Level::Deploy);
+    match store.set_role_level("admin", "prd", Level::View, audit("role.set-level", "role/admin", None)).await {
+        Err(StoreError::Refused(_)) => {}
+        other => panic!("editing admin: expected refused, got {other:?}"),
+    }
+    assert_not_found(
+        store.set_role_level("developer", "nope", Level::View, audit("role.set-level", "role/developer", None)).await,
+        "level in an unknown environment",
+    );
+    assert_not_found(
+        store.set_role_level("root", "dev", Level::View, audit("role.set-level", "role/root", None)).await,
+        "unknown role",
+    );
+
+    // Applications.
+    let app = store
+        .create_app(
+            NewApp { name: "shop-web".into(), team: "shop".into(), keep_releases: 5, created_ms: 1 },
+            audit("app.create", "app/shop-web", Some("shop-web")),
+        )
+        .await
+        .unwrap();
+    assert_eq!((app.team.as_str(), app.keep_releases), ("shop", 5));
+    assert_eq!(store.app("shop-web").await.unwrap(), Some(app));
+    assert_eq!(store.app("nope").await.unwrap(), None);
+    assert_exists(
+        store.create_app(NewApp { name: "shop-web".into(), team: "blog".into(), keep_releases: 5, created_ms: 1 }, audit("app.create", "app/shop-web", Some("shop-web"))).await,
+        "duplicate application",
+    );
+    assert_not_found(
+        store.create_app(NewApp { name: "wiki".into(), team: "nope".into(), keep_releases: 5, created_ms: 1 }, audit("app.create", "app/wiki", Some("wiki"))).await,
+        "application of an unknown team",
+    );
+    assert_eq!(store.list_apps().await.unwrap().len(), 1);
+
+    // The audit chain: one event per change that happened, none for refusals.
+    let actions: Vec<String> = store
+        .audit_events(&AuditFilter::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.record.action)
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "server.bootstrap",
+            "team.create",
+            "team.create",
+            "user.create",
+            "environment.create",
+            "environment.create",
+            "environment.set-policy",
+            "role.set-level",
+            "app.create",
+        ]
+    );
+    let for_app = store
+        .audit_events(&AuditFilter { app: Some("shop-web".into()), limit: None })
+        .await
+        .unwrap();
+    assert_eq!(for_app.len(), 1);
+    let last_two = store
+        .audit_events(&AuditFilter { app: None, limit: Some(2) })
+        .await
+        .unwrap();
+    assert_eq!(last_two.iter().map(|e| e.seq).collect::<Vec<_>>(), [8, 9]);
+    let chain = store.audit_chain().await.unwrap();
+    assert_eq!(verify_chain(audit_key, &chain.events, chain.head.as_ref()), Ok(9));
+}

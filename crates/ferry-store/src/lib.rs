@@ -1,0 +1,93 @@
+//! The storage trait every ferry backend implements (SQLite now, PostgreSQL later), the
+//! records it stores, and the conformance story each backend runs in its tests.
+//!
+//! Architecture invariant: every mutating method takes the [`AuditRecord`] of the change and
+//! commits it to the hash chain in the same transaction, so no change exists without its
+//! audit event and no audit event without its change.
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+mod records;
+
+use async_trait::async_trait;
+pub use ferry_domain::audit::{AuditEvent, AuditRecord, ChainHead};
+use ferry_domain::permission::{Level, Role};
+use ferry_domain::pipeline::Environment;
+pub use records::*;
+
+/// Why a store call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("no {kind} named {name:?}")]
+    NotFound { kind: &'static str, name: String },
+    #[error("{kind} {name:?} already exists")]
+    AlreadyExists { kind: &'static str, name: String },
+    #[error("{0}")]
+    Refused(String),
+    #[error("storage failed: {0}")]
+    Backend(String),
+}
+
+/// Shorthand for results of store calls.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Everything ferry keeps, behind one interface both backends implement.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// On an empty store, creates the pipeline, the roles and the first admin and returns
+    /// true; on a store that already has users, changes nothing and returns false.
+    async fn bootstrap(&self, bootstrap: Bootstrap, audit: AuditRecord) -> StoreResult<bool>;
+
+    /// The user an API token (by its hash) belongs to.
+    async fn user_by_token(&self, token_hash: &str) -> StoreResult<Option<User>>;
+    /// Creates a user with one API token.
+    async fn create_user(&self, user: NewUser, audit: AuditRecord) -> StoreResult<User>;
+    /// All users, by name.
+    async fn list_users(&self) -> StoreResult<Vec<User>>;
+
+    /// Creates a team.
+    async fn create_team(&self, name: &str, audit: AuditRecord) -> StoreResult<Team>;
+    /// All teams, by name.
+    async fn list_teams(&self) -> StoreResult<Vec<Team>>;
+
+    /// All roles with their levels in every environment.
+    async fn list_roles(&self) -> StoreResult<Vec<Role>>;
+    /// Sets one role's level in one environment.
+    async fn set_role_level(
+        &self,
+        role: &str,
+        env: &str,
+        level: Level,
+        audit: AuditRecord,
+    ) -> StoreResult<Role>;
+
+    /// The pipeline, first environment first.
+    async fn list_environments(&self) -> StoreResult<Vec<Environment>>;
+    /// Inserts an environment after another (or at the end); it starts with that
+    /// environment's policy and every role's level there.
+    async fn create_environment(
+        &self,
+        name: &str,
+        after: Option<&str>,
+        audit: AuditRecord,
+    ) -> StoreResult<Environment>;
+    /// Changes the given fields of an environment's policy.
+    async fn change_environment_policy(
+        &self,
+        name: &str,
+        change: PolicyChange,
+        audit: AuditRecord,
+    ) -> StoreResult<Environment>;
+
+    /// Creates an application owned by a team.
+    async fn create_app(&self, app: NewApp, audit: AuditRecord) -> StoreResult<App>;
+    /// All applications, by name.
+    async fn list_apps(&self) -> StoreResult<Vec<App>>;
+    /// One application.
+    async fn app(&self, name: &str) -> StoreResult<Option<App>>;
+
+    /// Audit events matching a filter, oldest first.
+    async fn audit_events(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEvent>>;
+    /// The whole chain and its recorded head, for verification.
+    async fn audit_chain(&self) -> StoreResult<AuditChain>;
+}

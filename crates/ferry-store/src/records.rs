@@ -1,0 +1,92 @@
+//! The records a store keeps and returns.
+
+use ferry_domain::audit::{AuditEvent, ChainHead};
+use ferry_domain::permission::Role;
+use ferry_domain::pipeline::Environment;
+
+/// A team: users and the applications it owns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Team {
+    pub name: String,
+    pub created_ms: i64,
+}
+
+/// A user's membership of a team, with the role that replaces their default role there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Membership {
+    pub team: String,
+    /// `None`: the default role applies inside the team too.
+    pub role: Option<String>,
+}
+
+/// A person (or a script) with an API token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct User {
+    pub name: String,
+    pub default_role: String,
+    /// By team name.
+    pub teams: Vec<Membership>,
+    pub created_ms: i64,
+}
+
+/// What creating a user needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewUser {
+    pub name: String,
+    pub default_role: String,
+    pub teams: Vec<Membership>,
+    /// The hash of the user's first API token.
+    pub token_hash: String,
+    pub created_ms: i64,
+}
+
+/// An application, owned by exactly one team.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct App {
+    pub name: String,
+    pub team: String,
+    /// Releases kept per application by retention.
+    pub keep_releases: u32,
+    pub created_ms: i64,
+}
+
+/// What creating an application needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewApp {
+    pub name: String,
+    pub team: String,
+    pub keep_releases: u32,
+    pub created_ms: i64,
+}
+
+/// The policy fields to change; `None` leaves a field as it is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PolicyChange {
+    pub approvals_required: Option<u32>,
+    pub self_approval: Option<bool>,
+    pub protected: Option<bool>,
+}
+
+/// What a new store starts with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bootstrap {
+    pub environments: Vec<Environment>,
+    pub roles: Vec<Role>,
+    pub admin: NewUser,
+}
+
+/// Which audit events to list.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// Only events about this application.
+    pub app: Option<String>,
+    /// Only the last `limit` events.
+    pub limit: Option<u32>,
+}
+
+/// The whole audit chain as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditChain {
+    pub events: Vec<AuditEvent>,
+    pub head: Option<ChainHead>,
+}
