@@ -1,1 +1,191 @@
-//! placeholder while the crate is written
+//! The wire types of ferry's HTTP API (`/api/v1`), shared by the server, which documents
+//! them in its OpenAPI document, and the client, which reads them.
+//!
+//! API boundary: these types are the contract with scripts; extend them with new optional
+//! fields, never rename or remove one without a CHANGELOG.md line.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Every error response: `{"error": {"code": "...", "message": "..."}}`.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// What went wrong, for scripts (`code`) and people (`message`).
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    /// One of `bad_request`, `unauthorized`, `forbidden`, `not_found`, `already_exists`,
+    /// `invalid`, `payload_too_large`, `internal`.
+    pub code: String,
+    /// One line saying what is wrong and what to do.
+    pub message: String,
+}
+
+/// The caller, as the server knows them.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct WhoAmI {
+    pub user: String,
+    pub role: String,
+    pub teams: Vec<TeamRole>,
+}
+
+/// A team.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct Team {
+    pub name: String,
+    /// RFC 3339, UTC.
+    pub created_at: String,
+}
+
+/// Creates a team.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTeam {
+    pub name: String,
+}
+
+/// A membership: the team and the role that replaces the user's default role there
+/// (`null`: the default role applies).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TeamRole {
+    pub team: String,
+    pub role: Option<String>,
+}
+
+/// A user.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct User {
+    pub name: String,
+    /// The default role.
+    pub role: String,
+    pub teams: Vec<TeamRole>,
+    pub created_at: String,
+}
+
+/// Creates a user and their first API token.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUser {
+    pub name: String,
+    /// The default role; `viewer` when absent.
+    #[serde(default)]
+    pub role: Option<String>,
+    #[serde(default)]
+    pub teams: Vec<TeamRole>,
+}
+
+/// A new user and their API token, shown only this once.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct CreatedUser {
+    pub user: User,
+    pub token: String,
+}
+
+/// An environment of the pipeline and its policy.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct Environment {
+    pub name: String,
+    /// 0 for the first environment of the pipeline.
+    pub position: u32,
+    pub approvals: u32,
+    pub self_approval: bool,
+    pub protected: bool,
+}
+
+/// Creates an environment after another one (at the end when `after` is absent).
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateEnvironment {
+    pub name: String,
+    #[serde(default)]
+    pub after: Option<String>,
+}
+
+/// Changes an environment's policy; absent fields stay as they are.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePolicy {
+    #[serde(default)]
+    pub approvals: Option<u32>,
+    #[serde(default)]
+    pub self_approval: Option<bool>,
+    #[serde(default)]
+    pub protected: Option<bool>,
+}
+
+/// A role: its level per environment and its capabilities.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct Role {
+    pub name: String,
+    /// Environment name → `none`, `view`, `deploy`, `approve` or `admin`.
+    pub levels: BTreeMap<String, String>,
+    pub capabilities: Vec<String>,
+    pub editable: bool,
+}
+
+/// Sets a role's level in one environment.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetRoleLevel {
+    pub env: String,
+    /// `none`, `view`, `deploy`, `approve` or `admin`.
+    pub level: String,
+}
+
+/// An application, owned by one team.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct App {
+    pub name: String,
+    pub team: String,
+    /// Releases kept by retention.
+    pub keep: u32,
+    pub created_at: String,
+}
+
+/// Creates an application.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateApp {
+    pub name: String,
+    pub team: String,
+    /// Releases kept by retention; 10 when absent.
+    #[serde(default)]
+    pub keep: Option<u32>,
+}
+
+/// One event of the audit trail.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct AuditEvent {
+    pub seq: i64,
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
+    pub app: Option<String>,
+    #[schema(value_type = Object)]
+    pub details: serde_json::Value,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// The result of checking the whole audit chain.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct AuditVerification {
+    pub ok: bool,
+    /// Events checked.
+    pub events: u64,
+    /// The first event where the chain does not hold.
+    pub first_bad: Option<BadEvent>,
+}
+
+/// Where and why the audit chain breaks.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct BadEvent {
+    pub seq: i64,
+    pub reason: String,
+}

@@ -1,1 +1,82 @@
-//! placeholder while the crate is written
+//! ferry's server: the HTTP API under `/api/v1` with its OpenAPI document, `/healthz` and
+//! `/metrics`, on top of a [`ferry_store::Store`].
+//!
+//! API boundary: handlers parse and check input, ask the domain for permission, and call the
+//! store with the change and its audit record; they hold no rules of their own.
+
+mod auth;
+mod bootstrap;
+mod clock;
+mod error;
+mod files;
+mod handlers;
+mod json;
+mod metrics;
+mod openapi;
+mod state;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use ferry_store_sqlite::SqliteStore;
+
+pub use crate::clock::{Clock, SystemClock};
+pub use crate::openapi::router;
+pub use crate::state::AppState;
+
+/// Where the server keeps its state and where it listens.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// The data directory: database, admin token, audit key.
+    pub data_dir: PathBuf,
+    /// The address to listen on; port 0 picks a free port.
+    pub listen: SocketAddr,
+}
+
+/// Runs the server until SIGINT or SIGTERM, then finishes the requests under way and closes
+/// the database.
+pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
+    files::create_private_dir(&config.data_dir)?;
+    let audit_key = files::load_or_create_audit_key(&config.data_dir)?;
+    let db_path = config.data_dir.join("ferry.db");
+    let store = Arc::new(
+        SqliteStore::open(&db_path, audit_key)
+            .await
+            .with_context(|| format!("opening the database {}", db_path.display()))?,
+    );
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    if bootstrap::first_start(store.as_ref(), &config.data_dir, clock.now_ms()).await? {
+        tracing::info!(
+            "first start: created user \"admin\"; its API token is in {} (mode 0600)",
+            config.data_dir.join(bootstrap::ADMIN_TOKEN_FILE).display()
+        );
+    }
+    let state = AppState {
+        store: store.clone(),
+        audit_key,
+        clock,
+    };
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
+    let local_addr = listener.local_addr()?;
+    tracing::info!("listening on http://{local_addr}");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = terminate.recv() => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,124 @@
+//! Who is calling: bearer tokens, and the caller's permissions as the domain sees them.
+
+use std::collections::BTreeMap;
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use ferry_domain::audit::AuditRecord;
+use ferry_domain::permission::{decide, Action, Decision, Principal, Role};
+use ferry_domain::token::{format_token, hash_token};
+use ferry_store::User;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// A new API token: 256 bits from the operating system's generator.
+pub fn new_token() -> anyhow::Result<String> {
+    let mut random = [0u8; 32];
+    getrandom::fill(&mut random)?;
+    Ok(format_token(&random))
+}
+
+/// The authenticated caller of a request.
+pub struct Caller {
+    pub user: User,
+    pub principal: Principal,
+    now_ms: i64,
+}
+
+impl Caller {
+    /// Refuses with 403 and the domain's reason unless the caller may perform `action`.
+    pub fn require(&self, action: Action<'_>) -> Result<(), ApiError> {
+        match decide(&self.principal, action) {
+            Decision::Allow => Ok(()),
+            Decision::Deny(reason) => Err(ApiError::forbidden(reason)),
+        }
+    }
+
+    /// Whether the caller may perform `action`.
+    pub fn may(&self, action: Action<'_>) -> bool {
+        decide(&self.principal, action).is_allowed()
+    }
+
+    /// The audit record of a change this caller makes now.
+    pub fn audit(
+        &self,
+        action: &str,
+        subject: String,
+        app: Option<&str>,
+        details: serde_json::Value,
+    ) -> AuditRecord {
+        AuditRecord {
+            at_ms: self.now_ms,
+            actor: self.user.name.clone(),
+            action: action.to_owned(),
+            subject,
+            app: app.map(str::to_owned),
+            details: details.to_string(),
+        }
+    }
+
+    /// The time the request is handled at.
+    pub fn now_ms(&self) -> i64 {
+        self.now_ms
+    }
+}
+
+/// Builds the domain's view of a user from their memberships and the stored roles.
+pub fn principal_of(user: &User, roles: &[Role]) -> Result<Principal, ApiError> {
+    let role = |name: &str| {
+        roles
+            .iter()
+            .find(|r| r.name == name)
+            .cloned()
+            .ok_or_else(|| ApiError::internal(format!("user {:?} refers to a missing role {name:?}", user.name)))
+    };
+    let default_role = role(&user.default_role)?;
+    let mut team_roles = BTreeMap::new();
+    for membership in &user.teams {
+        let team_role = match &membership.role {
+            Some(name) => role(name)?,
+            None => default_role.clone(),
+        };
+        team_roles.insert(membership.team.clone(), team_role);
+    }
+    Ok(Principal {
+        user: user.name.clone(),
+        default_role,
+        team_roles,
+    })
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
+            ApiError::unauthorized(
+                "missing API token: send `Authorization: Bearer TOKEN` (`ferry login` stores one for the CLI)",
+            )
+        })?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .map(str::trim)
+            .ok_or_else(|| ApiError::unauthorized("the Authorization header must be `Bearer TOKEN`"))?;
+        let user = state
+            .store
+            .user_by_token(&hash_token(token))
+            .await?
+            .ok_or_else(|| {
+                ApiError::unauthorized(
+                    "unknown API token: check FERRY_TOKEN or --token, or run `ferry login` again",
+                )
+            })?;
+        let principal = principal_of(&user, &state.store.list_roles().await?)?;
+        Ok(Caller {
+            user,
+            principal,
+            now_ms: state.clock.now_ms(),
+        })
+    }
+}

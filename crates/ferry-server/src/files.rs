@@ -1,0 +1,86 @@
+//! Files in the data directory, written so that a crash leaves the old or the new content,
+//! never a torn one: temp file, write, fsync, rename, fsync the directory.
+
+use std::fs::{self, DirBuilder, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::Path;
+
+use anyhow::{bail, Context};
+
+/// Creates `dir` (and its parents) readable only by its owner, if it does not exist.
+pub fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating the data directory {}", dir.display()))
+}
+
+/// Replaces `path` with `contents`, mode 0600, atomically and durably.
+pub fn write_private_file(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    let dir = path.parent().context("a file path has a parent directory")?;
+    let name = path.file_name().context("a file path has a name")?;
+    let tmp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
+    let write = || -> std::io::Result<()> {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        file.write_all(contents)?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)?;
+        fs::File::open(dir)?.sync_all()
+    };
+    write().with_context(|| format!("writing {}", path.display()))
+}
+
+/// The audit chain's key from `DATA/audit-key`, created on first start. A database without
+/// its key cannot be verified, so a missing key beside an existing database stops the start.
+pub fn load_or_create_audit_key(data_dir: &Path) -> anyhow::Result<[u8; 32]> {
+    let key_path = data_dir.join("audit-key");
+    match fs::read_to_string(&key_path) {
+        Ok(text) => parse_key(text.trim())
+            .with_context(|| format!("{} is not 64 hex digits; restore it from a backup", key_path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if data_dir.join("ferry.db").exists() {
+                bail!(
+                    "{} is missing but the database exists: restore the key from a backup, or the audit trail cannot be verified",
+                    key_path.display()
+                );
+            }
+            let mut key = [0u8; 32];
+            getrandom::fill(&mut key).context("reading random bytes for the audit key")?;
+            let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+            write_private_file(&key_path, format!("{hex}\n").as_bytes())?;
+            Ok(key)
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {}", key_path.display())),
+    }
+}
+
+fn parse_key(hex: &str) -> Option<[u8; 32]> {
+    if hex.len() != 64 || !hex.is_ascii() {
+        return None;
+    }
+    let mut key = [0u8; 32];
+    for (i, byte) in key.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip_and_bad_ones_are_refused() {
+        assert_eq!(parse_key(&"ab".repeat(32)), Some([0xab; 32]));
+        assert_eq!(parse_key(&"ab".repeat(31)), None);
+        assert_eq!(parse_key(&"zz".repeat(32)), None);
+        assert_eq!(parse_key(&"é".repeat(32)), None);
+    }
+}

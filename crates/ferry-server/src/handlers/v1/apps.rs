@@ -1,0 +1,113 @@
+//! `/api/v1/apps`: applications, each owned by one team.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use ferry_api::{App, CreateApp};
+use ferry_domain::name::{validate_name, NameKind};
+use ferry_domain::permission::Action;
+use ferry_store::NewApp;
+use serde_json::json;
+
+use super::rfc3339;
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::json::{Body, Path};
+use crate::state::AppState;
+
+/// Releases kept per application when `keep` is not given.
+const DEFAULT_KEEP: u32 = 10;
+const MAX_KEEP: u32 = 1000;
+
+fn app_json(app: ferry_store::App) -> App {
+    App {
+        name: app.name,
+        team: app.team,
+        keep: app.keep_releases,
+        created_at: rfc3339(app.created_ms),
+    }
+}
+
+/// The application named, if the caller may see it. An application of a team the caller
+/// cannot see is reported as missing, so names do not leak across teams.
+pub async fn visible_app(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+) -> Result<ferry_store::App, ApiError> {
+    validate_name(NameKind::App, name)?;
+    state
+        .store
+        .app(name)
+        .await?
+        .filter(|app| caller.may(Action::ViewTeam { team: &app.team }))
+        .ok_or_else(|| ApiError::not_found(format!("no application named {name:?}: see `ferry app list`")))
+}
+
+/// The applications the caller can see.
+#[utoipa::path(get, path = "/api/v1/apps", tag = "apps",
+    responses((status = 200, body = Vec<App>)))]
+pub async fn list_apps(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<App>>, ApiError> {
+    let apps = state.store.list_apps().await?;
+    Ok(Json(
+        apps.into_iter()
+            .filter(|app| caller.may(Action::ViewTeam { team: &app.team }))
+            .map(app_json)
+            .collect(),
+    ))
+}
+
+/// Creates an application owned by a team (a developer or higher in that team).
+#[utoipa::path(post, path = "/api/v1/apps", tag = "apps", request_body = CreateApp,
+    responses((status = 201, body = App), (status = 403, body = ferry_api::ErrorBody),
+        (status = 404, body = ferry_api::ErrorBody), (status = 409, body = ferry_api::ErrorBody),
+        (status = 422, body = ferry_api::ErrorBody)))]
+pub async fn create_app(
+    State(state): State<AppState>,
+    caller: Caller,
+    Body(request): Body<CreateApp>,
+) -> Result<(StatusCode, Json<App>), ApiError> {
+    validate_name(NameKind::App, &request.name)?;
+    validate_name(NameKind::Team, &request.team)?;
+    let keep = request.keep.unwrap_or(DEFAULT_KEEP);
+    if !(1..=MAX_KEEP).contains(&keep) {
+        return Err(ApiError::invalid(format!(
+            "keep must be between 1 and {MAX_KEEP} releases"
+        )));
+    }
+    caller.require(Action::CreateApp { team: &request.team })?;
+    let record = caller.audit(
+        "app.create",
+        format!("app/{}", request.name),
+        Some(&request.name),
+        json!({ "team": request.team, "keep": keep }),
+    );
+    let app = state
+        .store
+        .create_app(
+            NewApp {
+                name: request.name,
+                team: request.team,
+                keep_releases: keep,
+                created_ms: caller.now_ms(),
+            },
+            record,
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(app_json(app))))
+}
+
+/// One application.
+#[utoipa::path(get, path = "/api/v1/apps/{name}", tag = "apps",
+    params(("name" = String, Path, description = "application name")),
+    responses((status = 200, body = App), (status = 404, body = ferry_api::ErrorBody)))]
+pub async fn show_app(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<App>, ApiError> {
+    Ok(Json(app_json(visible_app(&state, &caller, &name).await?)))
+}

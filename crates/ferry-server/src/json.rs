@@ -1,0 +1,94 @@
+//! Request bodies and parameters whose rejections are API errors: a body over the limit is
+//! 413, malformed JSON is 400 naming the field that is wrong.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// The largest JSON body the API accepts.
+pub const MAX_JSON_BODY: usize = 1024 * 1024;
+
+/// A JSON request body.
+pub struct Body<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    format!("the request body is larger than {MAX_JSON_BODY} bytes"),
+                )
+            } else {
+                ApiError::bad_request(format!("could not read the request body: {}", rejection.body_text()))
+            }
+        })?;
+        parse_json(&bytes).map(Body)
+    }
+}
+
+/// Parses a JSON document, naming the path of the field that is wrong.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        if path == "." || path.is_empty() {
+            ApiError::bad_request(format!("malformed JSON body: {inner}"))
+        } else {
+            ApiError::bad_request(format!("malformed JSON body: field `{path}`: {inner}"))
+        }
+    })
+}
+
+/// A path parameter.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct Path<T>(pub T);
+
+/// Query parameters.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct Query<T>(pub T);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Change {
+        approvals: Option<u32>,
+        nested: Option<Vec<Inner>>,
+    }
+
+    #[derive(serde::Deserialize, Debug)]
+    #[allow(dead_code)]
+    struct Inner {
+        team: String,
+    }
+
+    fn check(body: &str, expected: &str) {
+        let error = parse_json::<Change>(body.as_bytes()).unwrap_err();
+        assert_eq!(error.status, StatusCode::BAD_REQUEST);
+        assert!(error.message.contains(expected), "{body}: {}", error.message);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        check(r#"{"approvals": "two"}"#, "field `approvals`: invalid type: string \"two\"");
+        check(r#"{"approvals": -1}"#, "field `approvals`");
+        check(r#"{"nested": [{"team": 1}]}"#, "field `nested[0].team`");
+        check(r#"{"approvls": 1}"#, "unknown field `approvls`");
+        check(r#"{"approvals": 1"#, "malformed JSON body: EOF");
+        check("", "malformed JSON body");
+        check("[]", "malformed JSON body");
+    }
+}

@@ -1,0 +1,83 @@
+//! The router, with the OpenAPI document generated from the handlers' annotations.
+
+use std::any::Any;
+
+use axum::extract::DefaultBodyLimit;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use tower_http::catch_panic::CatchPanicLayer;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::ApiError;
+use crate::handlers::{self, v1};
+use crate::json::MAX_JSON_BODY;
+use crate::metrics;
+use crate::state::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "ferry", description = "Self-service release management and production support"),
+    modifiers(&BearerToken),
+    security(("bearer" = []))
+)]
+struct ApiDoc;
+
+struct BearerToken;
+
+impl Modify for BearerToken {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The whole HTTP surface of the server.
+pub fn router(state: AppState) -> Router {
+    let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(v1::me::whoami))
+        .routes(routes!(v1::teams::list_teams, v1::teams::create_team))
+        .routes(routes!(v1::users::list_users, v1::users::create_user))
+        .routes(routes!(v1::roles::list_roles))
+        .routes(routes!(v1::roles::set_role_level))
+        .routes(routes!(
+            v1::environments::list_environments,
+            v1::environments::create_environment
+        ))
+        .routes(routes!(v1::environments::change_policy))
+        .routes(routes!(v1::apps::list_apps, v1::apps::create_app))
+        .routes(routes!(v1::apps::show_app))
+        .routes(routes!(v1::audit::list_events))
+        .routes(routes!(v1::audit::verify))
+        .split_for_parts();
+    let openapi_json = openapi.to_pretty_json().unwrap_or_default();
+    api.route(
+        "/api/v1/openapi.json",
+        get(move || async move { ([("content-type", "application/json")], openapi_json) }),
+    )
+    .route("/healthz", get(handlers::healthz))
+    .route("/metrics", get(metrics::render))
+    .fallback(handlers::no_such_endpoint)
+    .method_not_allowed_fallback(handlers::method_not_allowed)
+    .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
+    .layer(axum::middleware::from_fn(metrics::track))
+    .layer(CatchPanicLayer::custom(panic_response))
+    .with_state(state)
+}
+
+/// A panic is a bug: log it, answer 500 in the API's error format, keep serving.
+fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown panic");
+    tracing::error!("panic while handling a request: {message}");
+    ApiError::internal("the server hit a bug handling this request; see the server log").into_response()
+}
