@@ -179,7 +179,13 @@ mod tests {
             seq: e.seq,
             hash: e.hash.clone(),
         });
-        (events, head.unwrap_or(ChainHead { seq: 0, hash: GENESIS_HASH.into() }))
+        (
+            events,
+            head.unwrap_or(ChainHead {
+                seq: 0,
+                hash: GENESIS_HASH.into(),
+            }),
+        )
     }
 
     /// Applies `tamper` to a chain of five events and checks which event verification names.
@@ -187,7 +193,11 @@ mod tests {
         let (mut events, mut head) = chain(5);
         tamper(&mut events, &mut head);
         let result = verify_chain(&KEY, &events, Some(&head));
-        assert_eq!(result.as_ref().err().map(|b| b.seq), first_bad, "{result:?}");
+        assert_eq!(
+            result.as_ref().err().map(|b| b.seq),
+            first_bad,
+            "{result:?}"
+        );
     }
 
     #[test]
@@ -197,13 +207,40 @@ mod tests {
         check(|e, _| e[0].record.details = "{}".into(), Some(1));
         check(|e, _| e[4].record.app = Some("blog".into()), Some(5));
         check(|e, _| e[1].record.at_ms += 1, Some(2));
-        check(|e, _| { e.remove(2); }, Some(4));
-        check(|e, _| { e.remove(0); }, Some(2));
-        check(|e, _| { e.pop(); }, Some(5));
-        check(|e, h| { e.pop(); h.seq = 4; }, Some(4));
+        check(
+            |e, _| {
+                e.remove(2);
+            },
+            Some(4),
+        );
+        check(
+            |e, _| {
+                e.remove(0);
+            },
+            Some(2),
+        );
+        check(
+            |e, _| {
+                e.pop();
+            },
+            Some(5),
+        );
+        check(
+            |e, h| {
+                e.pop();
+                h.seq = 4;
+            },
+            Some(4),
+        );
         check(|e, _| e.swap(1, 2), Some(3));
         // Rewriting an event and its own hash still breaks the link to the next event.
-        check(|e, _| { e[1].record.actor = "mallory".into(); e[1].hash = chain_hash(&[0; 32], 2, &e[1].prev_hash.clone(), &e[1].record); }, Some(2));
+        check(
+            |e, _| {
+                e[1].record.actor = "mallory".into();
+                e[1].hash = chain_hash(&[0; 32], 2, &e[1].prev_hash.clone(), &e[1].record);
+            },
+            Some(2),
+        );
     }
 
     #[test]
@@ -216,9 +253,15 @@ mod tests {
     #[test]
     fn empty_trails() {
         assert_eq!(verify_chain(&KEY, &[], None), Ok(0));
-        let head = ChainHead { seq: 0, hash: GENESIS_HASH.into() };
+        let head = ChainHead {
+            seq: 0,
+            hash: GENESIS_HASH.into(),
+        };
         assert_eq!(verify_chain(&KEY, &[], Some(&head)), Ok(0));
-        let head = ChainHead { seq: 2, hash: "x".into() };
+        let head = ChainHead {
+            seq: 2,
+            hash: "x".into(),
+        };
         assert_eq!(verify_chain(&KEY, &[], Some(&head)).unwrap_err().seq, 2);
     }
 
@@ -230,6 +273,9 @@ mod tests {
         a.action = "c".into();
         b.actor = "a".into();
         b.action = "bc".into();
-        assert_ne!(chain_hash(&KEY, 1, GENESIS_HASH, &a), chain_hash(&KEY, 1, GENESIS_HASH, &b));
+        assert_ne!(
+            chain_hash(&KEY, 1, GENESIS_HASH, &a),
+            chain_hash(&KEY, 1, GENESIS_HASH, &b)
+        );
     }
 }

@@ -89,7 +89,10 @@ pub fn plan_insertion<'a>(
 }
 
 /// The environment that comes right before `name` in the pipeline, if any.
-pub fn previous_environment<'a>(pipeline: &'a [Environment], name: &str) -> Option<&'a Environment> {
+pub fn previous_environment<'a>(
+    pipeline: &'a [Environment],
+    name: &str,
+) -> Option<&'a Environment> {
     let position = pipeline.iter().find(|env| env.name == name)?.position;
     pipeline
         .iter()
@@ -108,13 +111,21 @@ mod tests {
     }
 
     /// Applies an insertion the way a store does: later environments move up by one.
-    fn insert(pipeline: &mut Vec<Environment>, name: &str, after: Option<&str>) -> Result<(), PipelineError> {
+    fn insert(
+        pipeline: &mut Vec<Environment>,
+        name: &str,
+        after: Option<&str>,
+    ) -> Result<(), PipelineError> {
         let (position, predecessor) = plan_insertion(pipeline, name, after)?;
         let policy = predecessor.policy;
         for env in pipeline.iter_mut().filter(|env| env.position >= position) {
             env.position += 1;
         }
-        pipeline.push(Environment { name: name.to_owned(), position, policy });
+        pipeline.push(Environment {
+            name: name.to_owned(),
+            position,
+            policy,
+        });
         Ok(())
     }
 
@@ -126,13 +137,23 @@ mod tests {
         assert_eq!(pipeline[0].policy, Policy::OPEN);
     }
 
+    /// Environments to insert, each with the one it goes after.
+    type Steps<'a> = &'a [(&'a str, Option<&'a str>)];
+
     #[test]
     fn insertions() {
-        let cases: [(&[(&str, Option<&str>)], &[&str]); 4] = [
+        let cases: [(Steps, &[&str]); 4] = [
             (&[("qa", Some("dev"))], &["dev", "qa", "pp", "prd"]),
             (&[("dr", Some("prd"))], &["dev", "pp", "prd", "dr"]),
             (&[("dr", None)], &["dev", "pp", "prd", "dr"]),
-            (&[("qa", Some("dev")), ("uat", Some("qa")), ("sandbox", Some("dev"))], &["dev", "sandbox", "qa", "uat", "pp", "prd"]),
+            (
+                &[
+                    ("qa", Some("dev")),
+                    ("uat", Some("qa")),
+                    ("sandbox", Some("dev")),
+                ],
+                &["dev", "sandbox", "qa", "uat", "pp", "prd"],
+            ),
         ];
         for (steps, expected) in cases {
             let mut pipeline = default_pipeline();
@@ -156,9 +177,18 @@ mod tests {
     #[test]
     fn refusals() {
         let pipeline = default_pipeline();
-        assert_eq!(plan_insertion(&pipeline, "pp", Some("dev")).unwrap_err(), PipelineError::AlreadyExists("pp".into()));
-        assert_eq!(plan_insertion(&pipeline, "qa", Some("test")).unwrap_err(), PipelineError::UnknownEnvironment("test".into()));
-        assert_eq!(plan_insertion(&[], "dev", None).unwrap_err(), PipelineError::Empty("dev".into()));
+        assert_eq!(
+            plan_insertion(&pipeline, "pp", Some("dev")).unwrap_err(),
+            PipelineError::AlreadyExists("pp".into())
+        );
+        assert_eq!(
+            plan_insertion(&pipeline, "qa", Some("test")).unwrap_err(),
+            PipelineError::UnknownEnvironment("test".into())
+        );
+        assert_eq!(
+            plan_insertion(&[], "dev", None).unwrap_err(),
+            PipelineError::Empty("dev".into())
+        );
     }
 
     #[test]

@@ -11,7 +11,11 @@ pub const ADMIN_ROLE: &str = "admin";
 const BUILT_IN_ROLES: [(&str, Level, &[Capability]); 6] = [
     ("viewer", Level::View, &[]),
     ("support", Level::View, &[Capability::RespondToIncidents]),
-    ("developer", Level::Deploy, &[Capability::RespondToIncidents]),
+    (
+        "developer",
+        Level::Deploy,
+        &[Capability::RespondToIncidents],
+    ),
     (
         "lead",
         Level::Approve,
@@ -162,7 +166,11 @@ mod tests {
             .into_iter()
             .map(|action| yes_no(&org, action))
             .collect();
-            assert_eq!(format!("{team_part} {org_part}"), expected, "role {role_name}");
+            assert_eq!(
+                format!("{team_part} {org_part}"),
+                expected,
+                "role {role_name}"
+            );
         }
     }
 
@@ -226,7 +234,10 @@ mod tests {
     #[test]
     fn denials_say_what_is_missing() {
         let check = |principal: &Principal, action, expected: &str| {
-            assert_eq!(decide(principal, action), Decision::Deny(expected.to_owned()));
+            assert_eq!(
+                decide(principal, action),
+                Decision::Deny(expected.to_owned())
+            );
         };
         use crate::permission::Decision;
         check(

@@ -72,7 +72,12 @@ pub fn principal_of(user: &User, roles: &[Role]) -> Result<Principal, ApiError> 
             .iter()
             .find(|r| r.name == name)
             .cloned()
-            .ok_or_else(|| ApiError::internal(format!("user {:?} refers to a missing role {name:?}", user.name)))
+            .ok_or_else(|| {
+                ApiError::internal(format!(
+                    "user {:?} refers to a missing role {name:?}",
+                    user.name
+                ))
+            })
     };
     let default_role = role(&user.default_role)?;
     let mut team_roles = BTreeMap::new();
@@ -104,7 +109,9 @@ impl FromRequestParts<AppState> for Caller {
             .ok()
             .and_then(|value| value.strip_prefix("Bearer "))
             .map(str::trim)
-            .ok_or_else(|| ApiError::unauthorized("the Authorization header must be `Bearer TOKEN`"))?;
+            .ok_or_else(|| {
+                ApiError::unauthorized("the Authorization header must be `Bearer TOKEN`")
+            })?;
         let user = state
             .store
             .user_by_token(&hash_token(token))

@@ -25,7 +25,10 @@ pub async fn first_start(store: &dyn Store, data_dir: &Path, now_ms: i64) -> any
         return Ok(false);
     }
     let token = crate::auth::new_token()?;
-    write_private_file(&data_dir.join(ADMIN_TOKEN_FILE), format!("{token}\n").as_bytes())?;
+    write_private_file(
+        &data_dir.join(ADMIN_TOKEN_FILE),
+        format!("{token}\n").as_bytes(),
+    )?;
     let environments = default_pipeline();
     let env_names: Vec<String> = environments.iter().map(|e| e.name.clone()).collect();
     let roles = built_in_roles(&env_names.iter().map(String::as_str).collect::<Vec<_>>());

@@ -19,7 +19,9 @@ pub fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
 
 /// Replaces `path` with `contents`, mode 0600, atomically and durably.
 pub fn write_private_file(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
-    let dir = path.parent().context("a file path has a parent directory")?;
+    let dir = path
+        .parent()
+        .context("a file path has a parent directory")?;
     let name = path.file_name().context("a file path has a name")?;
     let tmp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
     let write = || -> std::io::Result<()> {
@@ -42,8 +44,12 @@ pub fn write_private_file(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
 pub fn load_or_create_audit_key(data_dir: &Path) -> anyhow::Result<[u8; 32]> {
     let key_path = data_dir.join("audit-key");
     match fs::read_to_string(&key_path) {
-        Ok(text) => parse_key(text.trim())
-            .with_context(|| format!("{} is not 64 hex digits; restore it from a backup", key_path.display())),
+        Ok(text) => parse_key(text.trim()).with_context(|| {
+            format!(
+                "{} is not 64 hex digits; restore it from a backup",
+                key_path.display()
+            )
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             if data_dir.join("ferry.db").exists() {
                 bail!(

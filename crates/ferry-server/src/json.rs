@@ -18,17 +18,22 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
-                    format!("the request body is larger than {MAX_JSON_BODY} bytes"),
-                )
-            } else {
-                ApiError::bad_request(format!("could not read the request body: {}", rejection.body_text()))
-            }
-        })?;
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "payload_too_large",
+                        format!("the request body is larger than {MAX_JSON_BODY} bytes"),
+                    )
+                } else {
+                    ApiError::bad_request(format!(
+                        "could not read the request body: {}",
+                        rejection.body_text()
+                    ))
+                }
+            })?;
         parse_json(&bytes).map(Body)
     }
 }
@@ -39,7 +44,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(deserializer).map_err(|error| {
         let path = error.path().to_string();
         let inner = error.into_inner();
-        if path == "." || path.is_empty() {
+        if matches!(path.as_str(), "" | "." | "?") {
             ApiError::bad_request(format!("malformed JSON body: {inner}"))
         } else {
             ApiError::bad_request(format!("malformed JSON body: field `{path}`: {inner}"))
@@ -78,12 +83,19 @@ mod tests {
     fn check(body: &str, expected: &str) {
         let error = parse_json::<Change>(body.as_bytes()).unwrap_err();
         assert_eq!(error.status, StatusCode::BAD_REQUEST);
-        assert!(error.message.contains(expected), "{body}: {}", error.message);
+        assert!(
+            error.message.contains(expected),
+            "{body}: {}",
+            error.message
+        );
     }
 
     #[test]
     fn errors_name_the_field() {
-        check(r#"{"approvals": "two"}"#, "field `approvals`: invalid type: string \"two\"");
+        check(
+            r#"{"approvals": "two"}"#,
+            "field `approvals`: invalid type: string \"two\"",
+        );
         check(r#"{"approvals": -1}"#, "field `approvals`");
         check(r#"{"nested": [{"team": 1}]}"#, "field `nested[0].team`");
         check(r#"{"approvls": 1}"#, "unknown field `approvls`");

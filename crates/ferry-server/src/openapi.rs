@@ -79,5 +79,6 @@ fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
         .or_else(|| panic.downcast_ref::<&str>().copied())
         .unwrap_or("unknown panic");
     tracing::error!("panic while handling a request: {message}");
-    ApiError::internal("the server hit a bug handling this request; see the server log").into_response()
+    ApiError::internal("the server hit a bug handling this request; see the server log")
+        .into_response()
 }

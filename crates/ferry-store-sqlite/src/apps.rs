@@ -6,7 +6,8 @@ use sqlx::{Row, SqliteConnection};
 
 use crate::{backend, not_found, unique};
 
-const SELECT_APPS: &str = "SELECT apps.name, teams.name AS team, apps.keep_releases, apps.created_ms
+const SELECT_APPS: &str =
+    "SELECT apps.name, teams.name AS team, apps.keep_releases, apps.created_ms
      FROM apps JOIN teams ON teams.id = apps.team_id";
 
 fn app_from_row(row: SqliteRow) -> App {

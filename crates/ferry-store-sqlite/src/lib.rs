@@ -20,8 +20,8 @@ use ferry_store::{
     App, AuditChain, AuditEvent, AuditFilter, Bootstrap, NewApp, NewUser, PolicyChange, Store,
     StoreError, StoreResult, Team, User,
 };
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::pool::PoolConnection;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool};
 
 /// A store in one SQLite file.
@@ -124,7 +124,7 @@ impl Store for SqliteStore {
         let mut tx = self.writer.begin().await.map_err(backend)?;
         access::insert_user(&mut tx, &user).await?;
         audit::append(&mut tx, &self.audit_key, record).await?;
-        let created = access::user(&mut *tx, &user.name).await?;
+        let created = access::user(&mut tx, &user.name).await?;
         tx.commit().await.map_err(backend)?;
         Ok(created)
     }
@@ -159,7 +159,7 @@ impl Store for SqliteStore {
         let mut tx = self.writer.begin().await.map_err(backend)?;
         pipeline::set_role_level(&mut tx, role, env, level).await?;
         audit::append(&mut tx, &self.audit_key, record).await?;
-        let roles = pipeline::list_roles(&mut *tx).await?;
+        let roles = pipeline::list_roles(&mut tx).await?;
         tx.commit().await.map_err(backend)?;
         roles
             .into_iter()
@@ -201,7 +201,7 @@ impl Store for SqliteStore {
         let mut tx = self.writer.begin().await.map_err(backend)?;
         apps::insert(&mut tx, &app).await?;
         audit::append(&mut tx, &self.audit_key, record).await?;
-        let created = apps::by_name(&mut *tx, &app.name)
+        let created = apps::by_name(&mut tx, &app.name)
             .await?
             .ok_or_else(|| not_found("application", &app.name))?;
         tx.commit().await.map_err(backend)?;
@@ -237,7 +237,9 @@ mod tests {
     async fn conformance_story() {
         let dir = tempfile::tempdir().unwrap();
         let key = [42; 32];
-        let store = SqliteStore::open(&dir.path().join("ferry.db"), key).await.unwrap();
+        let store = SqliteStore::open(&dir.path().join("ferry.db"), key)
+            .await
+            .unwrap();
         ferry_store::conformance::story(&store, &key).await;
     }
 

@@ -23,7 +23,9 @@ fn environment_from_row(row: SqliteRow) -> Environment {
     }
 }
 
-pub(crate) async fn list_environments(conn: &mut SqliteConnection) -> StoreResult<Vec<Environment>> {
+pub(crate) async fn list_environments(
+    conn: &mut SqliteConnection,
+) -> StoreResult<Vec<Environment>> {
     let rows = sqlx::query(
         "SELECT name, position, approvals_required, self_approval, protected
          FROM environments ORDER BY position",
@@ -50,7 +52,12 @@ async fn write_environment(conn: &mut SqliteConnection, env: &Environment) -> St
     Ok(())
 }
 
-async fn write_level(conn: &mut SqliteConnection, role: &str, env: &str, level: Level) -> StoreResult<()> {
+async fn write_level(
+    conn: &mut SqliteConnection,
+    role: &str,
+    env: &str,
+    level: Level,
+) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO role_levels (role, env, level) VALUES (?, ?, ?)
          ON CONFLICT (role, env) DO UPDATE SET level = excluded.level",
@@ -195,7 +202,9 @@ pub(crate) async fn change_policy(
         .find(|e| e.name == name)
         .ok_or_else(|| not_found("environment", name))?;
     let policy = &mut env.policy;
-    policy.approvals_required = change.approvals_required.unwrap_or(policy.approvals_required);
+    policy.approvals_required = change
+        .approvals_required
+        .unwrap_or(policy.approvals_required);
     policy.self_approval = change.self_approval.unwrap_or(policy.self_approval);
     policy.protected = change.protected.unwrap_or(policy.protected);
     sqlx::query(

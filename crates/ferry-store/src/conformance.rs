@@ -6,9 +6,7 @@ use ferry_domain::permission::Level;
 use ferry_domain::pipeline::{default_pipeline, Policy};
 use ferry_domain::role::built_in_roles;
 
-use crate::{
-    AuditFilter, Bootstrap, Membership, NewApp, NewUser, PolicyChange, Store, StoreError,
-};
+use crate::{AuditFilter, Bootstrap, Membership, NewApp, NewUser, PolicyChange, Store, StoreError};
 
 fn audit(action: &str, subject: &str, app: Option<&str>) -> AuditRecord {
     AuditRecord {
@@ -61,7 +59,10 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
         admin: new_user("admin", "admin", &[]),
     };
     assert!(store
-        .bootstrap(bootstrap.clone(), audit("server.bootstrap", "user/admin", None))
+        .bootstrap(
+            bootstrap.clone(),
+            audit("server.bootstrap", "user/admin", None)
+        )
         .await
         .unwrap());
     assert!(!store
@@ -78,20 +79,32 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
         .unwrap();
     assert_eq!(team.name, "shop");
     assert_exists(
-        store.create_team("shop", audit("team.create", "team/shop", None)).await,
+        store
+            .create_team("shop", audit("team.create", "team/shop", None))
+            .await,
         "duplicate team",
     );
     store
         .create_team("blog", audit("team.create", "team/blog", None))
         .await
         .unwrap();
-    let teams: Vec<String> = store.list_teams().await.unwrap().into_iter().map(|t| t.name).collect();
+    let teams: Vec<String> = store
+        .list_teams()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
     assert_eq!(teams, ["blog", "shop"]);
 
     // Users and tokens.
     let dana = store
         .create_user(
-            new_user("dana", "developer", &[("shop", Some("lead")), ("blog", None)]),
+            new_user(
+                "dana",
+                "developer",
+                &[("shop", Some("lead")), ("blog", None)],
+            ),
             audit("user.create", "user/dana", None),
         )
         .await
@@ -100,50 +113,111 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
     assert_eq!(
         dana.teams,
         [
-            Membership { team: "blog".into(), role: None },
-            Membership { team: "shop".into(), role: Some("lead".into()) },
+            Membership {
+                team: "blog".into(),
+                role: None
+            },
+            Membership {
+                team: "shop".into(),
+                role: Some("lead".into())
+            },
         ]
     );
-    assert_eq!(store.user_by_token("hash-of-dana").await.unwrap(), Some(dana.clone()));
+    assert_eq!(
+        store.user_by_token("hash-of-dana").await.unwrap(),
+        Some(dana.clone())
+    );
     assert_eq!(store.user_by_token("hash-of-nobody").await.unwrap(), None);
     assert_exists(
-        store.create_user(new_user("dana", "viewer", &[]), audit("user.create", "user/dana", None)).await,
+        store
+            .create_user(
+                new_user("dana", "viewer", &[]),
+                audit("user.create", "user/dana", None),
+            )
+            .await,
         "duplicate user",
     );
     assert_not_found(
-        store.create_user(new_user("eve", "root", &[]), audit("user.create", "user/eve", None)).await,
+        store
+            .create_user(
+                new_user("eve", "root", &[]),
+                audit("user.create", "user/eve", None),
+            )
+            .await,
         "unknown role",
     );
     assert_not_found(
-        store.create_user(new_user("eve", "viewer", &[("nope", None)]), audit("user.create", "user/eve", None)).await,
+        store
+            .create_user(
+                new_user("eve", "viewer", &[("nope", None)]),
+                audit("user.create", "user/eve", None),
+            )
+            .await,
         "unknown team",
     );
     assert_not_found(
-        store.create_user(new_user("eve", "viewer", &[("shop", Some("root"))]), audit("user.create", "user/eve", None)).await,
+        store
+            .create_user(
+                new_user("eve", "viewer", &[("shop", Some("root"))]),
+                audit("user.create", "user/eve", None),
+            )
+            .await,
         "unknown team role",
     );
-    let users: Vec<String> = store.list_users().await.unwrap().into_iter().map(|u| u.name).collect();
+    let users: Vec<String> = store
+        .list_users()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.name)
+        .collect();
     assert_eq!(users, ["admin", "dana"]);
 
     // The pipeline.
     let qa = store
-        .create_environment("qa", Some("dev"), audit("environment.create", "environment/qa", None))
+        .create_environment(
+            "qa",
+            Some("dev"),
+            audit("environment.create", "environment/qa", None),
+        )
         .await
         .unwrap();
     assert_eq!((qa.position, qa.policy), (1, Policy::OPEN));
     let dr = store
-        .create_environment("dr", None, audit("environment.create", "environment/dr", None))
+        .create_environment(
+            "dr",
+            None,
+            audit("environment.create", "environment/dr", None),
+        )
         .await
         .unwrap();
     assert_eq!((dr.position, dr.policy), (4, Policy::PRODUCTION));
-    let order: Vec<String> = store.list_environments().await.unwrap().into_iter().map(|e| e.name).collect();
+    let order: Vec<String> = store
+        .list_environments()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
     assert_eq!(order, ["dev", "qa", "pp", "prd", "dr"]);
     assert_exists(
-        store.create_environment("qa", Some("pp"), audit("environment.create", "environment/qa", None)).await,
+        store
+            .create_environment(
+                "qa",
+                Some("pp"),
+                audit("environment.create", "environment/qa", None),
+            )
+            .await,
         "duplicate environment",
     );
     assert_not_found(
-        store.create_environment("uat", Some("test"), audit("environment.create", "environment/uat", None)).await,
+        store
+            .create_environment(
+                "uat",
+                Some("test"),
+                audit("environment.create", "environment/uat", None),
+            )
+            .await,
         "insert after an unknown environment",
     );
     let roles = store.list_roles().await.unwrap();
@@ -154,41 +228,88 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
     let prd = store
         .change_environment_policy(
             "prd",
-            PolicyChange { approvals_required: Some(2), ..PolicyChange::default() },
+            PolicyChange {
+                approvals_required: Some(2),
+                ..PolicyChange::default()
+            },
             audit("environment.set-policy", "environment/prd", None),
         )
         .await
         .unwrap();
-    assert_eq!(prd.policy, Policy { approvals_required: 2, ..Policy::PRODUCTION });
+    assert_eq!(
+        prd.policy,
+        Policy {
+            approvals_required: 2,
+            ..Policy::PRODUCTION
+        }
+    );
     assert_not_found(
-        store.change_environment_policy("nope", PolicyChange::default(), audit("environment.set-policy", "environment/nope", None)).await,
+        store
+            .change_environment_policy(
+                "nope",
+                PolicyChange::default(),
+                audit("environment.set-policy", "environment/nope", None),
+            )
+            .await,
         "policy of an unknown environment",
     );
 
     // Roles.
     let developer = store
-        .set_role_level("developer", "prd", Level::View, audit("role.set-level", "role/developer", None))
+        .set_role_level(
+            "developer",
+            "prd",
+            Level::View,
+            audit("role.set-level", "role/developer", None),
+        )
         .await
         .unwrap();
     assert_eq!(developer.level_in("prd"), Level::View);
     assert_eq!(developer.level_in("pp"), Level::Deploy);
-    match store.set_role_level("admin", "prd", Level::View, audit("role.set-level", "role/admin", None)).await {
+    match store
+        .set_role_level(
+            "admin",
+            "prd",
+            Level::View,
+            audit("role.set-level", "role/admin", None),
+        )
+        .await
+    {
         Err(StoreError::Refused(_)) => {}
         other => panic!("editing admin: expected refused, got {other:?}"),
     }
     assert_not_found(
-        store.set_role_level("developer", "nope", Level::View, audit("role.set-level", "role/developer", None)).await,
+        store
+            .set_role_level(
+                "developer",
+                "nope",
+                Level::View,
+                audit("role.set-level", "role/developer", None),
+            )
+            .await,
         "level in an unknown environment",
     );
     assert_not_found(
-        store.set_role_level("root", "dev", Level::View, audit("role.set-level", "role/root", None)).await,
+        store
+            .set_role_level(
+                "root",
+                "dev",
+                Level::View,
+                audit("role.set-level", "role/root", None),
+            )
+            .await,
         "unknown role",
     );
 
     // Applications.
     let app = store
         .create_app(
-            NewApp { name: "shop-web".into(), team: "shop".into(), keep_releases: 5, created_ms: 1 },
+            NewApp {
+                name: "shop-web".into(),
+                team: "shop".into(),
+                keep_releases: 5,
+                created_ms: 1,
+            },
             audit("app.create", "app/shop-web", Some("shop-web")),
         )
         .await
@@ -197,11 +318,31 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
     assert_eq!(store.app("shop-web").await.unwrap(), Some(app));
     assert_eq!(store.app("nope").await.unwrap(), None);
     assert_exists(
-        store.create_app(NewApp { name: "shop-web".into(), team: "blog".into(), keep_releases: 5, created_ms: 1 }, audit("app.create", "app/shop-web", Some("shop-web"))).await,
+        store
+            .create_app(
+                NewApp {
+                    name: "shop-web".into(),
+                    team: "blog".into(),
+                    keep_releases: 5,
+                    created_ms: 1,
+                },
+                audit("app.create", "app/shop-web", Some("shop-web")),
+            )
+            .await,
         "duplicate application",
     );
     assert_not_found(
-        store.create_app(NewApp { name: "wiki".into(), team: "nope".into(), keep_releases: 5, created_ms: 1 }, audit("app.create", "app/wiki", Some("wiki"))).await,
+        store
+            .create_app(
+                NewApp {
+                    name: "wiki".into(),
+                    team: "nope".into(),
+                    keep_releases: 5,
+                    created_ms: 1,
+                },
+                audit("app.create", "app/wiki", Some("wiki")),
+            )
+            .await,
         "application of an unknown team",
     );
     assert_eq!(store.list_apps().await.unwrap().len(), 1);
@@ -229,15 +370,24 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
         ]
     );
     let for_app = store
-        .audit_events(&AuditFilter { app: Some("shop-web".into()), limit: None })
+        .audit_events(&AuditFilter {
+            app: Some("shop-web".into()),
+            limit: None,
+        })
         .await
         .unwrap();
     assert_eq!(for_app.len(), 1);
     let last_two = store
-        .audit_events(&AuditFilter { app: None, limit: Some(2) })
+        .audit_events(&AuditFilter {
+            app: None,
+            limit: Some(2),
+        })
         .await
         .unwrap();
     assert_eq!(last_two.iter().map(|e| e.seq).collect::<Vec<_>>(), [8, 9]);
     let chain = store.audit_chain().await.unwrap();
-    assert_eq!(verify_chain(audit_key, &chain.events, chain.head.as_ref()), Ok(9));
+    assert_eq!(
+        verify_chain(audit_key, &chain.events, chain.head.as_ref()),
+        Ok(9)
+    );
 }

@@ -1,1 +1,10 @@
+//! ferry's integration tests: a real server on port 0 in a temp data directory, driven
+//! through the real `ferry` binary as a user would. One test binary for the whole crate, so
+//! linking stays fast.
 
+mod access;
+mod audit;
+mod bad_input;
+mod harness;
+mod pipeline;
+mod server;

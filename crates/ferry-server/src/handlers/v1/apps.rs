@@ -41,7 +41,11 @@ pub async fn visible_app(
         .app(name)
         .await?
         .filter(|app| caller.may(Action::ViewTeam { team: &app.team }))
-        .ok_or_else(|| ApiError::not_found(format!("no application named {name:?}: see `ferry app list`")))
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "no application named {name:?}: see `ferry app list`"
+            ))
+        })
 }
 
 /// The applications the caller can see.
@@ -78,7 +82,9 @@ pub async fn create_app(
             "keep must be between 1 and {MAX_KEEP} releases"
         )));
     }
-    caller.require(Action::CreateApp { team: &request.team })?;
+    caller.require(Action::CreateApp {
+        team: &request.team,
+    })?;
     let record = caller.audit(
         "app.create",
         format!("app/{}", request.name),

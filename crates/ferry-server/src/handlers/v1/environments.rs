@@ -84,7 +84,8 @@ pub async fn change_policy(
             "approvals must be between 0 and {MAX_APPROVALS}"
         )));
     }
-    if request.approvals.is_none() && request.self_approval.is_none() && request.protected.is_none() {
+    if request.approvals.is_none() && request.self_approval.is_none() && request.protected.is_none()
+    {
         return Err(ApiError::invalid(
             "nothing to change: give approvals, self_approval or protected",
         ));
@@ -101,6 +102,9 @@ pub async fn change_policy(
         self_approval: request.self_approval,
         protected: request.protected,
     };
-    let env = state.store.change_environment_policy(&name, change, record).await?;
+    let env = state
+        .store
+        .change_environment_policy(&name, change, record)
+        .await?;
     Ok(Json(environment_json(env)))
 }

@@ -24,6 +24,9 @@ mod tests {
     #[test]
     fn times_are_rfc3339_utc() {
         assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(super::rfc3339(1_800_000_000_123), "2027-01-15T08:00:00.123Z");
+        assert_eq!(
+            super::rfc3339(1_800_000_000_123),
+            "2027-01-15T08:00:00.123Z"
+        );
     }
 }

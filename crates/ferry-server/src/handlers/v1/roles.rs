@@ -21,7 +21,11 @@ fn role_json(role: ferry_domain::permission::Role) -> Role {
             .iter()
             .map(|(env, level)| (env.clone(), level.to_string()))
             .collect(),
-        capabilities: role.capabilities.iter().map(|c| c.as_str().to_owned()).collect(),
+        capabilities: role
+            .capabilities
+            .iter()
+            .map(|c| c.as_str().to_owned())
+            .collect(),
         name: role.name,
     }
 }
@@ -58,6 +62,9 @@ pub async fn set_role_level(
         None,
         json!({ "env": request.env, "level": level }),
     );
-    let role = state.store.set_role_level(&name, &request.env, level, record).await?;
+    let role = state
+        .store
+        .set_role_level(&name, &request.env, level, record)
+        .await?;
     Ok(Json(role_json(role)))
 }

@@ -49,7 +49,12 @@ pub async fn create_team(
 ) -> Result<(StatusCode, Json<Team>), ApiError> {
     validate_name(NameKind::Team, &request.name)?;
     caller.require(Action::Administer)?;
-    let record = caller.audit("team.create", format!("team/{}", request.name), None, json!({}));
+    let record = caller.audit(
+        "team.create",
+        format!("team/{}", request.name),
+        None,
+        json!({}),
+    );
     let team = state.store.create_team(&request.name, record).await?;
     Ok((StatusCode::CREATED, Json(team_json(team))))
 }

@@ -55,7 +55,9 @@ pub async fn list_users(
                 .iter()
                 .any(|m| caller.may(Action::ViewTeam { team: &m.team }))
     };
-    Ok(Json(users.iter().filter(|u| visible(u)).map(user_json).collect()))
+    Ok(Json(
+        users.iter().filter(|u| visible(u)).map(user_json).collect(),
+    ))
 }
 
 /// Creates a user and returns their API token, which is shown only this once (admin).
@@ -76,7 +78,13 @@ pub async fn create_user(
         if let Some(role) = &membership.role {
             validate_name(NameKind::Role, role)?;
         }
-        if request.teams.iter().filter(|m| m.team == membership.team).count() > 1 {
+        if request
+            .teams
+            .iter()
+            .filter(|m| m.team == membership.team)
+            .count()
+            > 1
+        {
             return Err(ApiError::invalid(format!(
                 "team {:?} is named twice: give one role per team",
                 membership.team

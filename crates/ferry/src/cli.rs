@@ -1,0 +1,181 @@
+//! The command-line definition (CONTRACT.md). Global flags work before or after the
+//! subcommand.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ferry",
+    version,
+    about = "Self-service release management and production support",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every client command takes.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// The ferry server's URL, e.g. http://127.0.0.1:7070
+    #[arg(long, global = true, env = "FERRY_SERVER")]
+    pub server: Option<String>,
+    /// An API token
+    #[arg(long, global = true, env = "FERRY_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Print exactly one JSON document on stdout
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server
+    Server(ServerArgs),
+    /// Check a server and token and store them for later commands
+    Login,
+    /// Show who the token belongs to
+    Whoami,
+    /// Teams: users and the applications they own
+    #[command(subcommand)]
+    Team(TeamCommand),
+    /// Users and their API tokens
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Roles: a permission level per environment
+    #[command(subcommand)]
+    Role(RoleCommand),
+    /// The environment pipeline and its policy
+    #[command(subcommand)]
+    Env(EnvCommand),
+    /// Applications
+    #[command(subcommand)]
+    App(AppCommand),
+    /// The audit trail of every change
+    Audit(AuditArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// The data directory: database, admin token, audit key
+    #[arg(long, default_value = "./ferry-data")]
+    pub data: PathBuf,
+    /// The address to listen on (port 0 picks a free one)
+    #[arg(long, default_value = "127.0.0.1:7070")]
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TeamCommand {
+    /// Create a team
+    Create { team: String },
+    /// List the teams you can see
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user and print their API token (shown once)
+    Create {
+        name: String,
+        /// The default role
+        #[arg(long, default_value = "viewer")]
+        role: String,
+        /// Membership of a team, with a role there that replaces the default one:
+        /// TEAM:ROLE, or TEAM to keep the default role (repeatable)
+        #[arg(long = "team", value_name = "TEAM[:ROLE]")]
+        teams: Vec<String>,
+    },
+    /// List users
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RoleCommand {
+    /// List roles with their level in each environment
+    List,
+    /// Set a role's level in one environment
+    Set {
+        role: String,
+        #[arg(long)]
+        env: String,
+        /// none, view, deploy, approve or admin
+        #[arg(long)]
+        level: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum AllowDeny {
+    Allow,
+    Deny,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EnvCommand {
+    /// Show the pipeline and each environment's policy
+    List,
+    /// Insert an environment into the pipeline
+    Create {
+        env: String,
+        /// The environment it comes after; its policy and role levels are copied
+        /// (default: the last one)
+        #[arg(long)]
+        after: Option<String>,
+    },
+    /// Change an environment's policy
+    Set {
+        env: String,
+        /// Approvals a deployment needs before it starts
+        #[arg(long)]
+        approvals: Option<u32>,
+        /// Whether the requester of a deployment may approve it
+        #[arg(long)]
+        self_approval: Option<AllowDeny>,
+        /// Whether the environment is protected (production-like)
+        #[arg(long)]
+        protected: Option<bool>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AppCommand {
+    /// Create an application owned by a team
+    Create {
+        app: String,
+        #[arg(long)]
+        team: String,
+        /// Releases kept by retention (default 10)
+        #[arg(long)]
+        keep: Option<u32>,
+    },
+    /// List the applications you can see
+    List,
+    /// Show one application
+    Show { app: String },
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct AuditArgs {
+    #[command(subcommand)]
+    pub command: Option<AuditCommand>,
+    /// Only events about this application
+    #[arg(long)]
+    pub app: Option<String>,
+    /// Only the last N events
+    #[arg(long)]
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the whole hash chain; exit 1 naming the first bad event if it is broken
+    Verify,
+}

@@ -1,0 +1,163 @@
+//! The HTTP client of the API: one request per call, API errors mapped to exit codes.
+
+use std::time::Duration;
+
+use ferry_api::ErrorBody;
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::cli::GlobalArgs;
+use crate::config;
+use crate::error::{CliError, CliResult, Failure};
+
+/// A client of one server, as one user.
+pub struct Client {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl Client {
+    /// The client for the server and token from the flags, the environment or the config.
+    pub fn from_args(global: &GlobalArgs) -> CliResult<Client> {
+        let stored = config::load()?;
+        let base = global.server.clone().or(stored.server).ok_or_else(|| {
+            CliError::usage(
+                "no server: pass --server URL, set FERRY_SERVER, or run `ferry login --server URL --token TOKEN`",
+            )
+        })?;
+        let token = global.token.clone().or(stored.token).ok_or_else(|| {
+            CliError::usage(
+                "no API token: pass --token TOKEN, set FERRY_TOKEN, or run `ferry login --server URL --token TOKEN`",
+            )
+        })?;
+        Client::new(&base, &token)
+    }
+
+    /// A client of `base` (`http://host:port`) with `token`.
+    pub fn new(base: &str, token: &str) -> CliResult<Client> {
+        let base = base.trim_end_matches('/').to_owned();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(CliError::usage(format!(
+                "server URL {base:?} must start with http:// or https://"
+            )));
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(120))
+            .build()
+            .map_err(|e| CliError::failed(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Client {
+            base,
+            token: token.trim().to_owned(),
+            http,
+        })
+    }
+
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> CliResult<T> {
+        self.call(Method::GET, path, None::<&()>).await
+    }
+
+    pub async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> CliResult<T> {
+        self.call(Method::POST, path, Some(body)).await
+    }
+
+    pub async fn put<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> CliResult<T> {
+        self.call(Method::PUT, path, Some(body)).await
+    }
+
+    pub async fn patch<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> CliResult<T> {
+        self.call(Method::PATCH, path, Some(body)).await
+    }
+
+    async fn call<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> CliResult<T> {
+        let url = format!("{}{path}", self.base);
+        let mut request = self.http.request(method, &url).bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.map_err(|e| {
+            CliError::failed(format!(
+                "cannot reach the ferry server at {}: {}; is it running, and are --server or FERRY_SERVER right?",
+                self.base,
+                root_cause(&e)
+            ))
+        })?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| CliError::failed(format!("reading the server's answer: {e}")))?;
+        if status.is_success() {
+            return serde_json::from_slice(&bytes).map_err(|e| {
+                CliError::failed(format!("the server's answer is not what this client expects ({e}); are client and server the same version?"))
+            });
+        }
+        Err(api_error(status, &bytes))
+    }
+}
+
+/// The innermost cause of a transport error: "connection refused" rather than a chain.
+fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = error;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    cause.to_string()
+}
+
+/// Maps an API error response to a command failure: refusals exit 3, the rest 1.
+fn api_error(status: StatusCode, body: &[u8]) -> CliError {
+    let failure = match status.as_u16() {
+        400 | 401 | 403 | 409 | 413 | 422 => Failure::Refused,
+        _ => Failure::Failed,
+    };
+    match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(body) => CliError::new(failure, &body.error.code, body.error.message),
+        Err(_) => CliError::new(
+            failure,
+            "http",
+            format!(
+                "the server answered {status}: {}",
+                String::from_utf8_lossy(body).trim()
+            ),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_exit_3_and_the_rest_1() {
+        let body = br#"{"error":{"code":"forbidden","message":"no"}}"#;
+        for (status, exit) in [(403, 3), (401, 3), (422, 3), (409, 3), (404, 1), (500, 1)] {
+            let error = api_error(StatusCode::from_u16(status).unwrap(), body);
+            assert_eq!(error.exit_code(), exit, "status {status}");
+        }
+        let error = api_error(StatusCode::BAD_GATEWAY, b"upstream down");
+        assert_eq!(
+            error.message,
+            "the server answered 502 Bad Gateway: upstream down"
+        );
+    }
+}

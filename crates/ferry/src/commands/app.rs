@@ -1,0 +1,52 @@
+//! `ferry app`.
+
+use ferry_api::{App, CreateApp};
+use ferry_domain::name::NameKind;
+
+use super::check_name;
+use crate::cli::AppCommand;
+use crate::client::Client;
+use crate::error::CliResult;
+use crate::output::{print_table, Output};
+
+pub async fn run(client: &Client, output: Output, command: AppCommand) -> CliResult {
+    match command {
+        AppCommand::Create { app, team, keep } => {
+            check_name(NameKind::App, &app)?;
+            check_name(NameKind::Team, &team)?;
+            let request = CreateApp {
+                name: app,
+                team,
+                keep,
+            };
+            let created: App = client.post("/api/v1/apps", &request).await?;
+            output.print(&created, |app| {
+                println!(
+                    "created application {} owned by team {}",
+                    app.name, app.team
+                );
+            });
+        }
+        AppCommand::List => {
+            let apps: Vec<App> = client.get("/api/v1/apps").await?;
+            output.print(&apps, |apps| {
+                let rows: Vec<Vec<String>> = apps
+                    .iter()
+                    .map(|a| vec![a.name.clone(), a.team.clone(), a.keep.to_string()])
+                    .collect();
+                print_table(&["APP", "TEAM", "KEEP"], &rows);
+            });
+        }
+        AppCommand::Show { app } => {
+            check_name(NameKind::App, &app)?;
+            let shown: App = client.get(&format!("/api/v1/apps/{app}")).await?;
+            output.print(&shown, |app| {
+                println!("application  {}", app.name);
+                println!("team         {}", app.team);
+                println!("keeps        {} releases", app.keep);
+                println!("created      {}", app.created_at);
+            });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,89 @@
+//! `ferry env`.
+
+use ferry_api::{ChangePolicy, CreateEnvironment, Environment};
+use ferry_domain::name::NameKind;
+
+use super::check_name;
+use crate::cli::{AllowDeny, EnvCommand};
+use crate::client::Client;
+use crate::error::{CliError, CliResult};
+use crate::output::{print_table, Output};
+
+fn describe(env: &Environment) -> String {
+    format!(
+        "{}: {} approval(s), self-approval {}, {}",
+        env.name,
+        env.approvals,
+        if env.self_approval {
+            "allowed"
+        } else {
+            "denied"
+        },
+        if env.protected {
+            "protected"
+        } else {
+            "not protected"
+        }
+    )
+}
+
+pub async fn run(client: &Client, output: Output, command: EnvCommand) -> CliResult {
+    match command {
+        EnvCommand::List => {
+            let pipeline: Vec<Environment> = client.get("/api/v1/environments").await?;
+            output.print(&pipeline, |pipeline| {
+                let names: Vec<&str> = pipeline.iter().map(|e| e.name.as_str()).collect();
+                println!("pipeline: {}\n", names.join(" → "));
+                let rows: Vec<Vec<String>> = pipeline
+                    .iter()
+                    .map(|e| {
+                        vec![
+                            e.name.clone(),
+                            e.approvals.to_string(),
+                            if e.self_approval { "allow" } else { "deny" }.to_owned(),
+                            if e.protected { "yes" } else { "no" }.to_owned(),
+                        ]
+                    })
+                    .collect();
+                print_table(&["ENV", "APPROVALS", "SELF-APPROVAL", "PROTECTED"], &rows);
+            });
+        }
+        EnvCommand::Create { env, after } => {
+            check_name(NameKind::Environment, &env)?;
+            if let Some(after) = &after {
+                check_name(NameKind::Environment, after)?;
+            }
+            let request = CreateEnvironment { name: env, after };
+            let created: Environment = client.post("/api/v1/environments", &request).await?;
+            output.print(&created, |env| {
+                println!("created environment {}", describe(env))
+            });
+        }
+        EnvCommand::Set {
+            env,
+            approvals,
+            self_approval,
+            protected,
+        } => {
+            check_name(NameKind::Environment, &env)?;
+            let change = ChangePolicy {
+                approvals,
+                self_approval: self_approval.map(|v| matches!(v, AllowDeny::Allow)),
+                protected,
+            };
+            if change.approvals.is_none()
+                && change.self_approval.is_none()
+                && change.protected.is_none()
+            {
+                return Err(CliError::usage(
+                    "nothing to change: give --approvals N, --self-approval allow|deny or --protected true|false",
+                ));
+            }
+            let updated: Environment = client
+                .patch(&format!("/api/v1/environments/{env}"), &change)
+                .await?;
+            output.print(&updated, |env| println!("{}", describe(env)));
+        }
+    }
+    Ok(())
+}

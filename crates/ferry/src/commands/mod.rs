@@ -1,0 +1,38 @@
+//! One module per command group; `run` dispatches.
+
+mod app;
+mod audit;
+mod env;
+mod login;
+mod role;
+mod server;
+mod team;
+mod user;
+
+use ferry_domain::name::{validate_name, NameKind};
+
+use crate::cli::{Cli, Command};
+use crate::client::Client;
+use crate::error::{CliError, CliResult};
+use crate::output::Output;
+
+/// Runs one command.
+pub async fn run(cli: Cli, output: Output) -> CliResult {
+    let global = &cli.global;
+    match cli.command {
+        Command::Server(args) => server::run(args).await,
+        Command::Login => login::login(global, output).await,
+        Command::Whoami => login::whoami(&Client::from_args(global)?, output).await,
+        Command::Team(command) => team::run(&Client::from_args(global)?, output, command).await,
+        Command::User(command) => user::run(&Client::from_args(global)?, output, command).await,
+        Command::Role(command) => role::run(&Client::from_args(global)?, output, command).await,
+        Command::Env(command) => env::run(&Client::from_args(global)?, output, command).await,
+        Command::App(command) => app::run(&Client::from_args(global)?, output, command).await,
+        Command::Audit(args) => audit::run(&Client::from_args(global)?, output, args).await,
+    }
+}
+
+/// Refuses (exit 3) a name outside its pattern before anything is sent.
+pub fn check_name(kind: NameKind, value: &str) -> CliResult {
+    validate_name(kind, value).map_err(|e| CliError::refused(e.to_string()))
+}

@@ -1,0 +1,206 @@
+//! Starting servers and running `ferry` commands against them.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const FERRY: &str = env!("CARGO_BIN_EXE_ferry");
+
+/// A `ferry server` process on a free port with its own data directory.
+pub struct Server {
+    child: Child,
+    pub url: String,
+    pub admin_token: String,
+    pub dir: tempfile::TempDir,
+    log: Arc<Mutex<String>>,
+}
+
+impl Server {
+    /// Starts a server in a new temp directory and waits until it listens.
+    pub fn start() -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        Server::start_in(dir)
+    }
+
+    /// Starts a server on `dir/data` (which may hold an earlier server's data).
+    pub fn start_in(dir: tempfile::TempDir) -> Server {
+        let mut child = Command::new(FERRY)
+            .args(["server", "--listen", "127.0.0.1:0", "--data"])
+            .arg(dir.path().join("data"))
+            .env("FERRY_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting ferry server");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (url_tx, url_rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        let log_writer = log.clone();
+        // Keeps draining the log so the server never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(at) = line.find("listening on http://") {
+                    let _ = url_tx.send(line[at + "listening on ".len()..].trim().to_owned());
+                }
+                let mut log = log_writer.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let url = url_rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("the server did not start: {}", log.lock().unwrap()));
+        let admin_token = std::fs::read_to_string(dir.path().join("data/admin-token"))
+            .unwrap()
+            .trim()
+            .to_owned();
+        Server {
+            child,
+            url,
+            admin_token,
+            dir,
+            log,
+        }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// What the server has logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Runs `ferry ARGS` with `token`, against this server, with a config file of its own.
+    pub fn ferry(&self, token: &str, args: &[&str]) -> Run {
+        let mut command = Command::new(FERRY);
+        command
+            .args(args)
+            .env("FERRY_SERVER", &self.url)
+            .env("FERRY_TOKEN", token)
+            .env("FERRY_CONFIG", self.dir.path().join("config.toml"));
+        Run::of(&mut command)
+    }
+
+    /// Runs `ferry ARGS` as the admin.
+    pub fn admin(&self, args: &[&str]) -> Run {
+        self.ferry(&self.admin_token, args)
+    }
+
+    /// Creates a user through the CLI and returns their token.
+    pub fn create_user(&self, name: &str, role: &str, teams: &[&str]) -> String {
+        let mut args = vec!["user", "create", name, "--role", role];
+        for team in teams {
+            args.extend(["--team", team]);
+        }
+        let run = self.admin(&args).success();
+        run.stdout.trim().to_owned()
+    }
+
+    /// Stops the server with SIGTERM and returns its exit status.
+    pub fn stop(mut self) -> (std::process::ExitStatus, tempfile::TempDir, String) {
+        signal(&self.child, "TERM");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                // Give the log thread a moment to read the last lines.
+                std::thread::sleep(Duration::from_millis(100));
+                let log = self.log();
+                let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+                return (status, dir, log);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// A finished `ferry` command.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn of(command: &mut Command) -> Run {
+        let Output {
+            status,
+            stdout,
+            stderr,
+        } = command
+            .stdin(Stdio::null())
+            .output()
+            .expect("running ferry");
+        Run {
+            code: status.code().unwrap_or(-1),
+            stdout: String::from_utf8(stdout).unwrap(),
+            stderr: String::from_utf8(stderr).unwrap(),
+        }
+    }
+
+    /// Asserts exit 0.
+    pub fn success(self) -> Run {
+        assert_eq!(self.code, 0, "expected success: {self:#?}");
+        self
+    }
+
+    /// Asserts the exit code and one `error: ` line on stderr containing `message`.
+    pub fn fails(self, code: i32, message: &str) -> Run {
+        assert_eq!(self.code, code, "expected exit {code}: {self:#?}");
+        assert!(
+            self.stderr.starts_with("error: ") && self.stderr.contains(message),
+            "expected an error line with {message:?}: {self:#?}"
+        );
+        self
+    }
+
+    /// Stdout as the one JSON document it must be.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}): {self:#?}"))
+    }
+}
+
+/// The number of audit events, as the admin sees them.
+pub fn audit_len(server: &Server) -> usize {
+    server
+        .admin(&["audit", "--json"])
+        .success()
+        .json()
+        .as_array()
+        .unwrap()
+        .len()
+}
+
+/// The file mode bits of `path`.
+pub fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
