@@ -189,3 +189,95 @@ pub struct BadEvent {
     pub seq: i64,
     pub reason: String,
 }
+
+/// Blob hashes (64 hex digits) to ask about or fetch.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BlobHashes {
+    pub hashes: Vec<String>,
+}
+
+/// The blobs the server does not have yet.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct MissingBlobs {
+    pub missing: Vec<String>,
+}
+
+/// What an upload of a batch of blobs stored.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct StoredBlobs {
+    /// Blobs in the batch.
+    pub blobs: u64,
+    /// Bytes the server did not have before.
+    pub new_bytes: u64,
+}
+
+/// Creates a release from a manifest whose blobs are all uploaded.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRelease {
+    pub version: String,
+    #[schema(value_type = Object)]
+    pub manifest: ferry_cas::manifest::Manifest,
+    #[schema(value_type = Object)]
+    pub source: ferry_cas::source::Source,
+    #[serde(default)]
+    pub notes: Option<String>,
+    /// Accept a tree with no entries.
+    #[serde(default)]
+    pub allow_empty: bool,
+}
+
+/// A release.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct Release {
+    pub app: String,
+    pub version: String,
+    /// The manifest's BLAKE3 digest: equal digests, equal trees.
+    pub digest: String,
+    pub files: u64,
+    pub bytes: u64,
+    #[schema(value_type = Object)]
+    pub source: serde_json::Value,
+    pub notes: Option<String>,
+    pub created_at: String,
+    pub created_by: String,
+}
+
+/// The answer to creating a release: `created` is false when the version already existed
+/// with identical content.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct CreatedRelease {
+    pub release: Release,
+    pub created: bool,
+}
+
+/// A path present in only one of two releases.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct DiffPath {
+    pub path: String,
+    /// `file`, `dir` or `symlink`.
+    pub kind: String,
+    pub size: u64,
+}
+
+/// A path whose content, mode, kind or target differs between two releases.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct DiffModified {
+    pub path: String,
+    /// `content`, `mode`, `kind` or `target`.
+    pub change: String,
+    pub old_size: u64,
+    pub new_size: u64,
+}
+
+/// What changed from one release to another.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct ReleaseDiff {
+    pub app: String,
+    pub from: String,
+    pub to: String,
+    pub added: Vec<DiffPath>,
+    pub removed: Vec<DiffPath>,
+    pub modified: Vec<DiffModified>,
+}

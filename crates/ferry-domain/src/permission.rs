@@ -164,6 +164,8 @@ pub enum Action<'a> {
     ViewTeam { team: &'a str },
     /// Create an application owned by this team.
     CreateApp { team: &'a str },
+    /// Create releases of this team's applications.
+    CreateRelease { team: &'a str },
     /// Change the roles of the members of this team.
     ManageTeamRoles { team: &'a str },
     /// Open and acknowledge incidents on this team's applications.
@@ -241,6 +243,15 @@ pub fn decide(principal: &Principal, action: Action<'_>) -> Decision {
                 role,
                 team,
                 "creating applications needs a role that can deploy (developer or higher)",
+            ),
+        },
+        Action::CreateRelease { team } => match team_role(team) {
+            Err(denied) => denied,
+            Ok(role) if role.highest_level() >= Level::Deploy => Decision::Allow,
+            Ok(role) => deny_in_team(
+                role,
+                team,
+                "creating releases needs a role that can deploy (developer or higher)",
             ),
         },
         Action::ManageTeamRoles { team } => match team_role(team) {

@@ -137,14 +137,15 @@ mod tests {
     /// the user's default role (organisation-wide actions).
     #[test]
     fn actions_by_role() {
-        // columns: view-team create-app manage-team-roles incidents | administer change-policy full-audit
+        // columns: view-team create-app create-release manage-team-roles incidents
+        //        | administer change-policy full-audit
         let table = [
-            ("viewer", "y--- ---"),
-            ("support", "y--y ---"),
-            ("developer", "yy-y ---"),
-            ("lead", "yyyy ---"),
-            ("release-manager", "yy-y -yy"),
-            ("admin", "yyyy yyy"),
+            ("viewer", "y---- ---"),
+            ("support", "y---y ---"),
+            ("developer", "yyy-y ---"),
+            ("lead", "yyyyy ---"),
+            ("release-manager", "yyy-y -yy"),
+            ("admin", "yyyyy yyy"),
         ];
         for (role_name, expected) in table {
             let in_team = member(role_name);
@@ -152,6 +153,7 @@ mod tests {
             let team_part: String = [
                 Action::ViewTeam { team: "shop" },
                 Action::CreateApp { team: "shop" },
+                Action::CreateRelease { team: "shop" },
                 Action::ManageTeamRoles { team: "shop" },
                 Action::RespondToIncidents { team: "shop" },
             ]

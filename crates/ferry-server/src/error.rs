@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use ferry_api::{ErrorBody, ErrorDetail};
+use ferry_cas::CasError;
 use ferry_domain::name::InvalidName;
 use ferry_store::StoreError;
 
@@ -80,6 +81,19 @@ impl From<StoreError> for ApiError {
                 tracing::error!("store: {message}");
                 ApiError::internal("the server could not reach its database; see the server log")
             }
+        }
+    }
+}
+
+impl From<CasError> for ApiError {
+    fn from(error: CasError) -> ApiError {
+        if error.is_bad_input() {
+            ApiError::invalid(error.to_string())
+        } else {
+            tracing::error!("content store: {error}");
+            ApiError::internal(
+                "the server could not read or write its content store; see the server log",
+            )
         }
     }
 }

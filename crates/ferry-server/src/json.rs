@@ -8,33 +8,51 @@ use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 
-/// The largest JSON body the API accepts.
+/// The largest JSON body most endpoints accept.
 pub const MAX_JSON_BODY: usize = 1024 * 1024;
 
-/// A JSON request body.
-pub struct Body<T>(pub T);
+/// Reads a whole request body of at most `limit` bytes; past it, 413.
+async fn read_body(request: Request, limit: usize) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(request.into_body(), limit)
+        .await
+        .map_err(|error| {
+            let inner = error.into_inner();
+            let too_large = inner.is::<http_body_util::LengthLimitError>()
+                || inner
+                    .source()
+                    .is_some_and(|e| e.is::<http_body_util::LengthLimitError>());
+            if too_large {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    format!("the request body is larger than {limit} bytes"),
+                )
+            } else {
+                ApiError::bad_request("could not read the request body")
+            }
+        })
+}
 
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
+/// A JSON request body of at most `LIMIT` bytes.
+pub struct Body<T, const LIMIT: usize = MAX_JSON_BODY>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync, const LIMIT: usize> FromRequest<S> for Body<T, LIMIT> {
     type Rejection = ApiError;
 
-    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| {
-                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "payload_too_large",
-                        format!("the request body is larger than {MAX_JSON_BODY} bytes"),
-                    )
-                } else {
-                    ApiError::bad_request(format!(
-                        "could not read the request body: {}",
-                        rejection.body_text()
-                    ))
-                }
-            })?;
+    async fn from_request(request: Request, _state: &S) -> Result<Self, ApiError> {
+        let bytes = read_body(request, LIMIT).await?;
         parse_json(&bytes).map(Body)
+    }
+}
+
+/// A request body of raw bytes of at most `LIMIT` bytes.
+pub struct RawBody<const LIMIT: usize>(pub Bytes);
+
+impl<S: Send + Sync, const LIMIT: usize> FromRequest<S> for RawBody<LIMIT> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, _state: &S) -> Result<Self, ApiError> {
+        read_body(request, LIMIT).await.map(RawBody)
     }
 }
 

@@ -20,6 +20,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
+use ferry_cas::blobs::BlobStore;
 use ferry_store_sqlite::SqliteStore;
 
 pub use crate::clock::{Clock, SystemClock};
@@ -53,10 +54,15 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
             config.data_dir.join(bootstrap::ADMIN_TOKEN_FILE).display()
         );
     }
+    let blobs_dir = config.data_dir.join("blobs");
+    let blobs = BlobStore::open(&blobs_dir)
+        .with_context(|| format!("opening the blob store {}", blobs_dir.display()))?;
     let state = AppState {
         store: store.clone(),
         audit_key,
         clock,
+        blobs: Arc::new(blobs),
+        gc_lock: Arc::default(),
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -2,7 +2,6 @@
 
 use std::any::Any;
 
-use axum::extract::DefaultBodyLimit;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -14,7 +13,6 @@ use utoipa_axum::routes;
 
 use crate::error::ApiError;
 use crate::handlers::{self, v1};
-use crate::json::MAX_JSON_BODY;
 use crate::metrics;
 use crate::state::AppState;
 
@@ -53,6 +51,16 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(v1::environments::change_policy))
         .routes(routes!(v1::apps::list_apps, v1::apps::create_app))
         .routes(routes!(v1::apps::show_app))
+        .routes(routes!(v1::blobs::missing_blobs))
+        .routes(routes!(v1::blobs::upload_blobs))
+        .routes(routes!(v1::blobs::fetch_blobs))
+        .routes(routes!(
+            v1::releases::list_releases,
+            v1::releases::create_release
+        ))
+        .routes(routes!(v1::releases::show_release))
+        .routes(routes!(v1::releases::release_manifest))
+        .routes(routes!(v1::releases::diff_releases))
         .routes(routes!(v1::audit::list_events))
         .routes(routes!(v1::audit::verify))
         .split_for_parts();
@@ -65,7 +73,6 @@ pub fn router(state: AppState) -> Router {
     .route("/metrics", get(metrics::render))
     .fallback(handlers::no_such_endpoint)
     .method_not_allowed_fallback(handlers::method_not_allowed)
-    .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
     .layer(axum::middleware::from_fn(metrics::track))
     .layer(CatchPanicLayer::custom(panic_response))
     .with_state(state)

@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
+use ferry_cas::blobs::BlobStore;
 use ferry_store::Store;
+use tokio::sync::RwLock;
 
 use crate::clock::Clock;
 
@@ -13,4 +15,9 @@ pub struct AppState {
     /// Keys the audit chain; read from `DATA/audit-key`.
     pub audit_key: [u8; 32],
     pub clock: Arc<dyn Clock>,
+    /// Release content, in `DATA/blobs`.
+    pub blobs: Arc<BlobStore>,
+    /// Creating a release holds it shared, garbage collection exclusively, so a blob a
+    /// release is about to reference is never collected under it.
+    pub gc_lock: Arc<RwLock<()>>,
 }

@@ -8,6 +8,7 @@ mod access;
 mod apps;
 mod audit;
 mod pipeline;
+mod releases;
 
 use std::path::Path;
 use std::time::Duration;
@@ -17,8 +18,8 @@ use ferry_domain::audit::AuditRecord;
 use ferry_domain::permission::{Level, Role};
 use ferry_domain::pipeline::Environment;
 use ferry_store::{
-    App, AuditChain, AuditEvent, AuditFilter, Bootstrap, NewApp, NewUser, PolicyChange, Store,
-    StoreError, StoreResult, Team, User,
+    App, AuditChain, AuditEvent, AuditFilter, Bootstrap, NewApp, NewRelease, NewUser, PolicyChange,
+    Release, ReleaseOutcome, Store, StoreError, StoreResult, Team, User,
 };
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -214,6 +215,32 @@ impl Store for SqliteStore {
 
     async fn app(&self, name: &str) -> StoreResult<Option<App>> {
         apps::by_name(&mut *self.read().await?, name).await
+    }
+
+    async fn create_release(
+        &self,
+        release: NewRelease,
+        record: AuditRecord,
+    ) -> StoreResult<ReleaseOutcome> {
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        if let Some(existing) = releases::insert(&mut tx, &release).await? {
+            return Ok(existing);
+        }
+        audit::append(&mut tx, &self.audit_key, record).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(ReleaseOutcome::Created(release.release))
+    }
+
+    async fn list_releases(&self, app: &str) -> StoreResult<Vec<Release>> {
+        releases::list(&mut *self.read().await?, app).await
+    }
+
+    async fn release(&self, app: &str, version: &str) -> StoreResult<Option<Release>> {
+        releases::by_version(&mut *self.read().await?, app, version).await
+    }
+
+    async fn referenced_blobs(&self) -> StoreResult<std::collections::HashSet<String>> {
+        releases::referenced_blobs(&mut *self.read().await?).await
     }
 
     async fn audit_events(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEvent>> {

@@ -86,6 +86,22 @@ pub trait Store: Send + Sync + 'static {
     /// One application.
     async fn app(&self, name: &str) -> StoreResult<Option<App>>;
 
+    /// Creates a release and counts a reference to each of its blobs. The same version with
+    /// the same digest is `Identical`; with another digest it is refused (releases are
+    /// immutable).
+    async fn create_release(
+        &self,
+        release: NewRelease,
+        audit: AuditRecord,
+    ) -> StoreResult<ReleaseOutcome>;
+    /// An application's releases, newest first.
+    async fn list_releases(&self, app: &str) -> StoreResult<Vec<Release>>;
+    /// One release.
+    async fn release(&self, app: &str, version: &str) -> StoreResult<Option<Release>>;
+    /// Whether any release references each blob, by hash: the blobs garbage collection
+    /// must keep.
+    async fn referenced_blobs(&self) -> StoreResult<std::collections::HashSet<String>>;
+
     /// Audit events matching a filter, oldest first.
     async fn audit_events(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEvent>>;
     /// The whole chain and its recorded head, for verification.

@@ -90,3 +90,36 @@ pub struct AuditChain {
     pub events: Vec<AuditEvent>,
     pub head: Option<ChainHead>,
 }
+
+/// An immutable release of an application.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Release {
+    pub app: String,
+    pub version: String,
+    /// The manifest's digest, which is also the address of the manifest blob.
+    pub digest: String,
+    pub files: u64,
+    pub bytes: u64,
+    /// Where the tree came from, as a JSON document.
+    pub source: String,
+    pub notes: Option<String>,
+    pub created_ms: i64,
+    pub created_by: String,
+}
+
+/// What creating a release needs: the release and every blob it references (its content
+/// and its manifest), whose reference counts it increments.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewRelease {
+    pub release: Release,
+    /// Distinct blob hashes with their sizes.
+    pub blobs: Vec<(String, u64)>,
+}
+
+/// Creating a release twice with the same content is not an error.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReleaseOutcome {
+    Created(Release),
+    /// The version already existed with exactly this content; nothing changed.
+    Identical(Release),
+}

@@ -57,8 +57,58 @@ pub enum Command {
     /// Applications
     #[command(subcommand)]
     App(AppCommand),
+    /// Releases: immutable, versioned trees of an application
+    #[command(subcommand)]
+    Release(ReleaseCommand),
     /// The audit trail of every change
     Audit(AuditArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReleaseCommand {
+    /// Create a release from a directory, a .tar/.tar.gz/.tar.zst file, git+URL#REF or
+    /// svn+URL@REV; only content the server lacks is uploaded
+    Create {
+        app: String,
+        #[arg(value_name = "VERSION")]
+        release: String,
+        /// Where the tree comes from
+        #[arg(long, value_name = "SOURCE")]
+        from: String,
+        /// What changed, for people
+        #[arg(long)]
+        notes: Option<String>,
+        /// Accept a tree with no files
+        #[arg(long)]
+        allow_empty: bool,
+        /// Refuse trees (or archives expanding) past this many bytes
+        #[arg(long, default_value_t = ferry_cas::ingest::Limits::default().max_bytes)]
+        max_bytes: u64,
+        /// Refuse trees (or archives) with more entries than this
+        #[arg(long, default_value_t = ferry_cas::ingest::Limits::default().max_entries)]
+        max_entries: u64,
+    },
+    /// List an application's releases, newest first
+    List { app: String },
+    /// Show one release
+    Show {
+        app: String,
+        #[arg(value_name = "VERSION")]
+        release: String,
+    },
+    /// Paths added, removed and modified from one release to another
+    Diff {
+        app: String,
+        from: String,
+        to: String,
+    },
+    /// Write a release's exact tree (modes and symlinks included) to a new directory
+    Export {
+        app: String,
+        #[arg(value_name = "VERSION")]
+        release: String,
+        dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -178,4 +228,13 @@ pub struct AuditArgs {
 pub enum AuditCommand {
     /// Check the whole hash chain; exit 1 naming the first bad event if it is broken
     Verify,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
 }

@@ -83,17 +83,41 @@ impl Client {
         self.call(Method::PATCH, path, Some(body)).await
     }
 
+    /// Posts raw bytes (a blob batch) and reads a JSON answer.
+    pub async fn post_bytes<T: DeserializeOwned>(&self, path: &str, body: Vec<u8>) -> CliResult<T> {
+        let request = self
+            .request(Method::POST, path)
+            .header("content-type", "application/octet-stream")
+            .body(body);
+        parse(&self.send(request).await?)
+    }
+
+    /// Posts JSON and reads a raw answer (a blob batch).
+    pub async fn post_for_bytes<B: Serialize>(&self, path: &str, body: &B) -> CliResult<Vec<u8>> {
+        self.send(self.request(Method::POST, path).json(body)).await
+    }
+
     async fn call<B: Serialize, T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
         body: Option<&B>,
     ) -> CliResult<T> {
-        let url = format!("{}{path}", self.base);
-        let mut request = self.http.request(method, &url).bearer_auth(&self.token);
+        let mut request = self.request(method, path);
         if let Some(body) = body {
             request = request.json(body);
         }
+        parse(&self.send(request).await?)
+    }
+
+    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+    }
+
+    /// Sends a request; a success answers its body, a failure the API error.
+    async fn send(&self, request: reqwest::RequestBuilder) -> CliResult<Vec<u8>> {
         let response = request.send().await.map_err(|e| {
             CliError::failed(format!(
                 "cannot reach the ferry server at {}: {}; is it running, and are --server or FERRY_SERVER right?",
@@ -107,12 +131,20 @@ impl Client {
             .await
             .map_err(|e| CliError::failed(format!("reading the server's answer: {e}")))?;
         if status.is_success() {
-            return serde_json::from_slice(&bytes).map_err(|e| {
-                CliError::failed(format!("the server's answer is not what this client expects ({e}); are client and server the same version?"))
-            });
+            Ok(bytes.to_vec())
+        } else {
+            Err(api_error(status, &bytes))
         }
-        Err(api_error(status, &bytes))
     }
+}
+
+/// A successful answer as the type the caller expects.
+fn parse<T: DeserializeOwned>(bytes: &[u8]) -> CliResult<T> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        CliError::failed(format!(
+            "the server's answer is not what this client expects ({e}); are client and server the same version?"
+        ))
+    })
 }
 
 /// The innermost cause of a transport error: "connection refused" rather than a chain.

@@ -36,6 +36,40 @@ impl Output {
     }
 }
 
+/// Bytes for people: `512 B`, `1.5 KiB`, `190.3 MiB`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// A progress bar on stderr for people; hidden under `--json` or without a terminal.
+pub fn progress(output: Output, total: u64, what: &str) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if output.json || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+        )
+        .expect("the template is valid")
+        .progress_chars("=> "),
+    );
+    bar.set_message(what.to_owned());
+    bar
+}
+
 /// Prints rows under a header, each column as wide as its widest cell.
 pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
     print!("{}", table(header, rows));
@@ -86,6 +120,15 @@ mod tests {
              shop             developer  x\n\
              customer-portal  lead\n"
         );
+    }
+
+    #[test]
+    fn sizes_for_people() {
+        use super::human_bytes;
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(200 * 1024 * 1024), "200.0 MiB");
     }
 
     #[test]

@@ -4,6 +4,7 @@ mod app;
 mod audit;
 mod env;
 mod login;
+mod release;
 mod role;
 mod server;
 mod team;
@@ -28,8 +29,16 @@ pub async fn run(cli: Cli, output: Output) -> CliResult {
         Command::Role(command) => role::run(&Client::from_args(global)?, output, command).await,
         Command::Env(command) => env::run(&Client::from_args(global)?, output, command).await,
         Command::App(command) => app::run(&Client::from_args(global)?, output, command).await,
+        Command::Release(command) => {
+            release::run(&Client::from_args(global)?, output, command).await
+        }
         Command::Audit(args) => audit::run(&Client::from_args(global)?, output, args).await,
     }
+}
+
+/// Refuses (exit 3) a version outside its pattern before anything is sent.
+pub fn check_version(value: &str) -> CliResult {
+    ferry_domain::name::validate_version(value).map_err(|e| CliError::refused(e.to_string()))
 }
 
 /// Refuses (exit 3) a name outside its pattern before anything is sent.

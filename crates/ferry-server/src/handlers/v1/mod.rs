@@ -2,8 +2,10 @@
 
 pub mod apps;
 pub mod audit;
+pub mod blobs;
 pub mod environments;
 pub mod me;
+pub mod releases;
 pub mod roles;
 pub mod teams;
 pub mod users;

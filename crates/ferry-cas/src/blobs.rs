@@ -1,0 +1,224 @@
+//! Blobs on disk, one file per blob under `ROOT/ab/abcdef…`, written so a crash leaves a
+//! blob whole or absent: every batch is written to temp files, made durable with one
+//! `syncfs`, renamed into place, and made durable again. One sync per batch instead of one
+//! per file keeps uploading ten thousand small files fast.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::error::{CasError, CasResult};
+use crate::hash::ContentHash;
+
+/// A directory of blobs.
+pub struct BlobStore {
+    root: PathBuf,
+    next_temp: AtomicU64,
+}
+
+/// What an integrity check found for one blob.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlobHealth {
+    Intact,
+    Missing,
+    /// The bytes on disk no longer hash to the blob's address.
+    Corrupt,
+}
+
+impl BlobStore {
+    /// Opens (creating) the store at `root`, clearing temp files a crash left behind.
+    pub fn open(root: &Path) -> CasResult<BlobStore> {
+        let tmp = root.join("tmp");
+        fs::create_dir_all(&tmp).map_err(|e| CasError::io(&tmp, e))?;
+        for leftover in fs::read_dir(&tmp).map_err(|e| CasError::io(&tmp, e))? {
+            let leftover = leftover.map_err(|e| CasError::io(&tmp, e))?.path();
+            fs::remove_file(&leftover).map_err(|e| CasError::io(&leftover, e))?;
+        }
+        Ok(BlobStore {
+            root: root.to_owned(),
+            next_temp: AtomicU64::new(0),
+        })
+    }
+
+    /// Where the blob `hash` lives.
+    pub fn path_of(&self, hash: &ContentHash) -> PathBuf {
+        let hex = hash.to_hex();
+        self.root.join(&hex[..2]).join(hex)
+    }
+
+    /// Whether the blob is stored.
+    pub fn contains(&self, hash: &ContentHash) -> bool {
+        self.path_of(hash).is_file()
+    }
+
+    /// Stores a batch of blobs, each checked against its hash first; a mismatch refuses the
+    /// whole batch. Returns the bytes newly stored (blobs already present cost nothing).
+    pub fn put_batch(&self, blobs: &[(ContentHash, &[u8])]) -> CasResult<u64> {
+        for (hash, data) in blobs {
+            if ContentHash::of(data) != *hash {
+                return Err(CasError::rejected(
+                    hash.to_hex(),
+                    "the content does not match its hash (corrupted in transit?)",
+                ));
+            }
+        }
+        let mut written = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for (hash, data) in blobs {
+            if !seen.insert(*hash) || self.contains(hash) {
+                continue;
+            }
+            let temp = self.root.join("tmp").join(format!(
+                "{}.{}.{}",
+                hash.to_hex(),
+                std::process::id(),
+                self.next_temp.fetch_add(1, Ordering::Relaxed)
+            ));
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&temp)
+                .map_err(|e| CasError::io(&temp, e))?;
+            file.write_all(data).map_err(|e| CasError::io(&temp, e))?;
+            written.push((*hash, temp, data.len() as u64));
+        }
+        if written.is_empty() {
+            return Ok(0);
+        }
+        self.sync()?;
+        let mut n_bytes = 0;
+        for (hash, temp, len) in &written {
+            let target = self.path_of(hash);
+            let shard = target.parent().expect("blob paths have a shard directory");
+            fs::create_dir_all(shard).map_err(|e| CasError::io(shard, e))?;
+            fs::rename(temp, &target).map_err(|e| CasError::io(&target, e))?;
+            n_bytes += len;
+        }
+        self.sync()?;
+        Ok(n_bytes)
+    }
+
+    /// Flushes everything written under the root (file data and directory entries).
+    fn sync(&self) -> CasResult<()> {
+        let dir = File::open(&self.root).map_err(|e| CasError::io(&self.root, e))?;
+        rustix::fs::syncfs(&dir).map_err(|e| CasError::io(&self.root, e.into()))
+    }
+
+    /// The blob's bytes, checked against its hash.
+    pub fn read(&self, hash: &ContentHash) -> CasResult<Vec<u8>> {
+        let path = self.path_of(hash);
+        let mut data = Vec::new();
+        File::open(&path)
+            .and_then(|mut f| f.read_to_end(&mut data))
+            .map_err(|e| CasError::io(&path, e))?;
+        if ContentHash::of(&data) != *hash {
+            return Err(CasError::io(
+                &path,
+                std::io::Error::other("the blob is corrupt: its content does not match its hash; run `ferry server fsck`"),
+            ));
+        }
+        Ok(data)
+    }
+
+    /// Removes a blob; returns whether it was there.
+    pub fn remove(&self, hash: &ContentHash) -> CasResult<bool> {
+        let path = self.path_of(hash);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(CasError::io(&path, e)),
+        }
+    }
+
+    /// Re-hashes one blob.
+    pub fn check(&self, hash: &ContentHash) -> CasResult<BlobHealth> {
+        let path = self.path_of(hash);
+        match File::open(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BlobHealth::Missing),
+            Err(e) => Err(CasError::io(&path, e)),
+            Ok(file) => {
+                let mut hasher = blake3::Hasher::new();
+                hasher
+                    .update_reader(file)
+                    .map_err(|e| CasError::io(&path, e))?;
+                Ok(if ContentHash::from(hasher.finalize()) == *hash {
+                    BlobHealth::Intact
+                } else {
+                    BlobHealth::Corrupt
+                })
+            }
+        }
+    }
+
+    /// Every blob on disk.
+    pub fn list(&self) -> CasResult<Vec<ContentHash>> {
+        let mut hashes = Vec::new();
+        for shard in fs::read_dir(&self.root).map_err(|e| CasError::io(&self.root, e))? {
+            let shard = shard.map_err(|e| CasError::io(&self.root, e))?.path();
+            if shard.file_name().is_some_and(|n| n == "tmp") || !shard.is_dir() {
+                continue;
+            }
+            for blob in fs::read_dir(&shard).map_err(|e| CasError::io(&shard, e))? {
+                let blob = blob.map_err(|e| CasError::io(&shard, e))?;
+                if let Some(hash) = blob.file_name().to_str().and_then(ContentHash::from_hex) {
+                    hashes.push(hash);
+                }
+            }
+        }
+        hashes.sort();
+        Ok(hashes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blobs_round_trip_and_are_stored_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let a = (ContentHash::of(b"alpha"), &b"alpha"[..]);
+        let b = (ContentHash::of(b"beta"), &b"beta"[..]);
+        assert_eq!(store.put_batch(&[a, b, a]).unwrap(), 9);
+        assert_eq!(store.put_batch(&[a]).unwrap(), 0);
+        assert_eq!(store.read(&a.0).unwrap(), b"alpha");
+        assert_eq!(store.list().unwrap().len(), 2);
+        assert!(store.remove(&b.0).unwrap());
+        assert!(!store.contains(&b.0));
+        assert_eq!(store.check(&b.0).unwrap(), BlobHealth::Missing);
+    }
+
+    #[test]
+    fn a_mismatched_blob_refuses_the_whole_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let good = (ContentHash::of(b"good"), &b"good"[..]);
+        let bad = (ContentHash::of(b"expected"), &b"tampered"[..]);
+        let error = store.put_batch(&[good, bad]).unwrap_err();
+        assert!(error.is_bad_input() && error.to_string().contains("does not match its hash"));
+        assert!(store.list().unwrap().is_empty());
+    }
+
+    #[test]
+    fn corruption_on_disk_is_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let hash = ContentHash::of(b"content");
+        store.put_batch(&[(hash, b"content")]).unwrap();
+        assert_eq!(store.check(&hash).unwrap(), BlobHealth::Intact);
+        fs::write(store.path_of(&hash), b"c0ntent").unwrap();
+        assert_eq!(store.check(&hash).unwrap(), BlobHealth::Corrupt);
+        assert!(store.read(&hash).is_err());
+    }
+
+    #[test]
+    fn leftover_temp_files_are_cleared_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        BlobStore::open(dir.path()).unwrap();
+        fs::write(dir.path().join("tmp/half-written"), b"x").unwrap();
+        BlobStore::open(dir.path()).unwrap();
+        assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+    }
+}

@@ -1,0 +1,369 @@
+//! A release's tree as data: every path with its kind, mode and content address, sorted by
+//! path. The manifest's digest identifies the release's content.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{CasError, CasResult};
+use crate::hash::ContentHash;
+
+/// One piece of a large file, stored as its own blob.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Chunk {
+    pub hash: ContentHash,
+    pub size: u64,
+}
+
+/// What a path is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum EntryKind {
+    Dir {
+        mode: u32,
+    },
+    /// A regular file. `hash` is the hash of its whole content. A small file is one blob
+    /// with that hash and no `chunks`; a large one is the concatenation of its `chunks`.
+    File {
+        mode: u32,
+        size: u64,
+        hash: ContentHash,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        chunks: Vec<Chunk>,
+    },
+    /// A symbolic link whose target stays inside the tree.
+    Symlink {
+        target: String,
+    },
+}
+
+/// A path of the tree (relative, `/`-separated) and what it is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub path: String,
+    #[serde(flatten)]
+    pub kind: EntryKind,
+}
+
+impl Entry {
+    /// The file's size; 0 for directories and symlinks.
+    pub fn size(&self) -> u64 {
+        match &self.kind {
+            EntryKind::File { size, .. } => *size,
+            _ => 0,
+        }
+    }
+
+    /// The blobs holding this entry's content, with their sizes.
+    pub fn blobs(&self) -> Vec<Chunk> {
+        match &self.kind {
+            EntryKind::File {
+                size, hash, chunks, ..
+            } if chunks.is_empty() => vec![Chunk {
+                hash: *hash,
+                size: *size,
+            }],
+            EntryKind::File { chunks, .. } => chunks.clone(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// A release's whole tree, sorted by path, each path once.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub entries: Vec<Entry>,
+}
+
+impl Manifest {
+    /// Identifies the tree: equal digests, equal trees.
+    pub fn digest(&self) -> ContentHash {
+        let canonical = serde_json::to_vec(&self.entries).expect("manifests serialize");
+        ContentHash::of(&canonical)
+    }
+
+    /// Number of regular files.
+    pub fn n_files(&self) -> u64 {
+        self.entries
+            .iter()
+            .filter(|e| matches!(e.kind, EntryKind::File { .. }))
+            .count() as u64
+    }
+
+    /// Total size of the regular files.
+    pub fn n_bytes(&self) -> u64 {
+        self.entries.iter().map(Entry::size).sum()
+    }
+
+    /// Every distinct blob the tree needs, with its size, in first-use order.
+    pub fn blobs(&self) -> Vec<Chunk> {
+        let mut seen = std::collections::HashSet::new();
+        self.entries
+            .iter()
+            .flat_map(Entry::blobs)
+            .filter(|chunk| seen.insert(chunk.hash))
+            .collect()
+    }
+
+    /// The entry at `path`.
+    pub fn get(&self, path: &str) -> Option<&Entry> {
+        self.entries
+            .binary_search_by(|e| e.path.as_str().cmp(path))
+            .ok()
+            .map(|i| &self.entries[i])
+    }
+
+    /// Checks everything a manifest received from elsewhere must satisfy: valid paths,
+    /// sorted and unique, every parent a directory of the tree, symlinks inside the tree,
+    /// chunk sizes adding up. The first problem is named.
+    pub fn validate(&self) -> CasResult<()> {
+        let mut previous: Option<&str> = None;
+        for entry in &self.entries {
+            validate_path(&entry.path).map_err(|reason| CasError::rejected(&entry.path, reason))?;
+            if let Some(previous) = previous {
+                if previous >= entry.path.as_str() {
+                    let reason = if previous == entry.path {
+                        "the path appears twice"
+                    } else {
+                        "entries are not sorted by path"
+                    };
+                    return Err(CasError::rejected(&entry.path, reason));
+                }
+            }
+            previous = Some(&entry.path);
+            if let Some((parent, _)) = entry.path.rsplit_once('/') {
+                if !matches!(
+                    self.get(parent).map(|p| &p.kind),
+                    Some(EntryKind::Dir { .. })
+                ) {
+                    return Err(CasError::rejected(
+                        &entry.path,
+                        format!("its parent {parent:?} is not a directory of the tree"),
+                    ));
+                }
+            }
+            match &entry.kind {
+                EntryKind::Symlink { target } if !symlink_stays_inside(&entry.path, target) => {
+                    return Err(CasError::rejected(
+                        &entry.path,
+                        format!("the symlink points outside the tree ({target:?})"),
+                    ));
+                }
+                EntryKind::File { size, chunks, .. }
+                    if !chunks.is_empty()
+                        && chunks.iter().map(|c| c.size).sum::<u64>() != *size =>
+                {
+                    return Err(CasError::rejected(
+                        &entry.path,
+                        "its chunks do not add up to its size",
+                    ));
+                }
+                EntryKind::Dir { mode } | EntryKind::File { mode, .. } if *mode > 0o7777 => {
+                    return Err(CasError::rejected(
+                        &entry.path,
+                        format!("mode {mode:o} is not a permission mode"),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Longest path accepted, in bytes.
+const MAX_PATH: usize = 4096;
+/// Longest path component accepted, in bytes.
+const MAX_COMPONENT: usize = 255;
+
+/// Checks one path of a tree: relative, `/`-separated, no empty, `.` or `..` components,
+/// no NUL, within length limits.
+pub fn validate_path(path: &str) -> Result<(), String> {
+    if path.is_empty() {
+        return Err("the path is empty".into());
+    }
+    if path.starts_with('/') {
+        return Err("absolute paths are not allowed".into());
+    }
+    if path.len() > MAX_PATH {
+        return Err(format!("the path is longer than {MAX_PATH} bytes"));
+    }
+    if path.contains('\0') {
+        return Err("the path contains a NUL byte".into());
+    }
+    for component in path.split('/') {
+        match component {
+            "" => return Err("the path has an empty component (// or a trailing /)".into()),
+            "." => return Err("the path has a '.' component".into()),
+            ".." => return Err("the path has a '..' component".into()),
+            c if c.len() > MAX_COMPONENT => {
+                return Err(format!(
+                    "a path component is longer than {MAX_COMPONENT} bytes"
+                ))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Whether a symlink at `link_path` with `target` resolves (lexically) inside the tree.
+pub fn symlink_stays_inside(link_path: &str, target: &str) -> bool {
+    if target.is_empty() || target.starts_with('/') || target.contains('\0') {
+        return false;
+    }
+    let mut depth: Vec<&str> = link_path.split('/').collect();
+    depth.pop(); // the link itself
+    for component in target.split('/') {
+        match component {
+            "" | "." => {}
+            ".." => {
+                if depth.pop().is_none() {
+                    return false;
+                }
+            }
+            name => depth.push(name),
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(path: &str, content: &[u8]) -> Entry {
+        Entry {
+            path: path.into(),
+            kind: EntryKind::File {
+                mode: 0o644,
+                size: content.len() as u64,
+                hash: ContentHash::of(content),
+                chunks: Vec::new(),
+            },
+        }
+    }
+
+    fn dir(path: &str) -> Entry {
+        Entry {
+            path: path.into(),
+            kind: EntryKind::Dir { mode: 0o755 },
+        }
+    }
+
+    fn link(path: &str, target: &str) -> Entry {
+        Entry {
+            path: path.into(),
+            kind: EntryKind::Symlink {
+                target: target.into(),
+            },
+        }
+    }
+
+    #[test]
+    fn paths() {
+        for good in ["a", "a/b", "a.b/c-d_e", "ünï/ok", ".hidden", "a/..b"] {
+            assert_eq!(validate_path(good), Ok(()), "{good}");
+        }
+        for (bad, reason) in [
+            ("", "empty"),
+            ("/etc", "absolute"),
+            ("a//b", "empty component"),
+            ("a/", "empty component"),
+            ("./a", "'.'"),
+            ("a/../b", "'..'"),
+            ("..", "'..'"),
+            ("a\0b", "NUL"),
+        ] {
+            assert!(validate_path(bad).unwrap_err().contains(reason), "{bad:?}");
+        }
+        assert!(validate_path(&"a".repeat(256)).is_err());
+        assert!(validate_path(&["a"; 3000].join("/")).is_err());
+    }
+
+    #[test]
+    fn symlinks() {
+        let cases = [
+            ("link", "target", true),
+            ("a/link", "../target", true),
+            ("a/b/link", "../../x", true),
+            ("a/b/link", "./../c/./d", true),
+            ("link", "../outside", false),
+            ("a/link", "../../outside", false),
+            ("a/link", "b/../../../x", false),
+            ("link", "/etc/passwd", false),
+            ("link", "", false),
+        ];
+        for (path, target, inside) in cases {
+            assert_eq!(
+                symlink_stays_inside(path, target),
+                inside,
+                "{path} -> {target}"
+            );
+        }
+    }
+
+    #[test]
+    fn validation_names_the_first_bad_entry() {
+        let check = |entries: Vec<Entry>, bad: Option<(&str, &str)>| {
+            let result = Manifest { entries }.validate();
+            match (result, bad) {
+                (Ok(()), None) => {}
+                (Err(e), Some((path, reason))) => {
+                    let text = e.to_string();
+                    assert!(text.starts_with(path) && text.contains(reason), "{text}");
+                }
+                (result, bad) => panic!("{result:?} vs {bad:?}"),
+            }
+        };
+        check(vec![dir("a"), file("a/b", b"x"), link("a/c", "b")], None);
+        check(
+            vec![file("b", b""), file("a", b"")],
+            Some(("a", "not sorted")),
+        );
+        check(vec![file("a", b""), file("a", b"")], Some(("a", "twice")));
+        check(
+            vec![file("a/b", b"")],
+            Some(("a/b", "parent \"a\" is not a directory")),
+        );
+        check(
+            vec![file("a", b""), file("a/b", b"")],
+            Some(("a/b", "not a directory")),
+        );
+        check(vec![link("l", "../x")], Some(("l", "outside the tree")));
+        check(vec![file("../x", b"")], Some(("../x", "'..'")));
+        let mut chunked = file("big", b"abc");
+        if let EntryKind::File { chunks, .. } = &mut chunked.kind {
+            chunks.push(Chunk {
+                hash: ContentHash::of(b"ab"),
+                size: 2,
+            });
+        }
+        check(vec![chunked], Some(("big", "do not add up")));
+    }
+
+    #[test]
+    fn digests_identify_content_and_metadata() {
+        let a = Manifest {
+            entries: vec![file("a", b"1")],
+        };
+        let b = Manifest {
+            entries: vec![file("a", b"2")],
+        };
+        let mut c = a.clone();
+        if let EntryKind::File { mode, .. } = &mut c.entries[0].kind {
+            *mode = 0o755;
+        }
+        assert_eq!(a.digest(), a.clone().digest());
+        assert_ne!(a.digest(), b.digest());
+        assert_ne!(a.digest(), c.digest());
+    }
+
+    #[test]
+    fn blobs_are_distinct() {
+        let manifest = Manifest {
+            entries: vec![file("a", b"same"), file("b", b"same"), file("c", b"other")],
+        };
+        assert_eq!(manifest.blobs().len(), 2);
+        assert_eq!(manifest.n_files(), 3);
+        assert_eq!(manifest.n_bytes(), 13);
+    }
+}

@@ -1,0 +1,136 @@
+//! `/api/v1/apps/{app}/blobs`: asking which content the server lacks, uploading it in
+//! batches, and fetching it in batches.
+
+use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use ferry_api::{BlobHashes, MissingBlobs, StoredBlobs};
+use ferry_cas::frames::{parse_frames, write_frame};
+use ferry_cas::hash::ContentHash;
+use ferry_domain::permission::Action;
+
+use super::apps::visible_app;
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::json::{Body, Path, RawBody};
+use crate::state::AppState;
+
+/// The largest batch of blobs one upload may carry; clients send 32 MiB batches.
+pub const MAX_BLOB_BATCH: usize = 64 * 1024 * 1024;
+/// The most hashes one question may name.
+const MAX_HASHES: usize = 100_000;
+/// The most bytes one fetch answers with; past it the client asks again for the rest.
+const MAX_FETCH_BYTES: u64 = 64 * 1024 * 1024;
+
+fn parse_hashes(hashes: &[String]) -> Result<Vec<ContentHash>, ApiError> {
+    if hashes.len() > MAX_HASHES {
+        return Err(ApiError::invalid(format!(
+            "{} hashes in one request; send at most {MAX_HASHES}",
+            hashes.len()
+        )));
+    }
+    hashes
+        .iter()
+        .map(|hex| {
+            ContentHash::from_hex(hex)
+                .ok_or_else(|| ApiError::invalid(format!("{hex:?} is not a 64-digit hex hash")))
+        })
+        .collect()
+}
+
+/// Runs blocking blob-store work off the async workers.
+pub async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ApiError::internal(format!("blob store task failed: {e}")))?
+}
+
+/// Which of these blobs the server lacks (anyone who may create releases of the app).
+#[utoipa::path(post, path = "/api/v1/apps/{app}/blobs/missing", tag = "releases", request_body = BlobHashes,
+    params(("app" = String, Path, description = "application name")),
+    responses((status = 200, body = MissingBlobs), (status = 403, body = ferry_api::ErrorBody),
+        (status = 404, body = ferry_api::ErrorBody)))]
+pub async fn missing_blobs(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(app): Path<String>,
+    Body(request): Body<BlobHashes, { MAX_BLOB_BATCH }>,
+) -> Result<Json<MissingBlobs>, ApiError> {
+    let app = visible_app(&state, &caller, &app).await?;
+    caller.require(Action::CreateRelease { team: &app.team })?;
+    let hashes = parse_hashes(&request.hashes)?;
+    let blobs = state.blobs.clone();
+    let missing = blocking(move || {
+        Ok(hashes
+            .into_iter()
+            .filter(|hash| !blobs.contains(hash))
+            .map(|hash| hash.to_hex())
+            .collect())
+    })
+    .await?;
+    Ok(Json(MissingBlobs { missing }))
+}
+
+/// Stores a batch of blobs, each checked against its hash (anyone who may create releases
+/// of the app). The body is the batch format of `ferry_cas::frames`.
+#[utoipa::path(post, path = "/api/v1/apps/{app}/blobs", tag = "releases",
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    params(("app" = String, Path, description = "application name")),
+    responses((status = 200, body = StoredBlobs), (status = 403, body = ferry_api::ErrorBody),
+        (status = 413, body = ferry_api::ErrorBody), (status = 422, body = ferry_api::ErrorBody)))]
+pub async fn upload_blobs(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(app): Path<String>,
+    RawBody(body): RawBody<{ MAX_BLOB_BATCH }>,
+) -> Result<Json<StoredBlobs>, ApiError> {
+    let app = visible_app(&state, &caller, &app).await?;
+    caller.require(Action::CreateRelease { team: &app.team })?;
+    let blobs = state.blobs.clone();
+    let stored = blocking(move || {
+        let batch = parse_frames(&body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let new_bytes = blobs.put_batch(&batch)?;
+        Ok(StoredBlobs {
+            blobs: batch.len() as u64,
+            new_bytes,
+        })
+    })
+    .await?;
+    Ok(Json(stored))
+}
+
+/// The blobs asked for, in the batch format, up to 64 MiB; the client asks again for those
+/// that did not fit (anyone who can see the app).
+#[utoipa::path(post, path = "/api/v1/apps/{app}/blobs/fetch", tag = "releases", request_body = BlobHashes,
+    params(("app" = String, Path, description = "application name")),
+    responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 404, body = ferry_api::ErrorBody)))]
+pub async fn fetch_blobs(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(app): Path<String>,
+    Body(request): Body<BlobHashes, { MAX_BLOB_BATCH }>,
+) -> Result<Response, ApiError> {
+    visible_app(&state, &caller, &app).await?;
+    let hashes = parse_hashes(&request.hashes)?;
+    let blobs = state.blobs.clone();
+    let batch = blocking(move || {
+        let mut batch = Vec::new();
+        for hash in hashes {
+            if !blobs.contains(&hash) {
+                return Err(ApiError::not_found(format!("no blob {hash}")));
+            }
+            let data = blobs.read(&hash)?;
+            if !batch.is_empty() && (batch.len() + data.len()) as u64 > MAX_FETCH_BYTES {
+                break;
+            }
+            write_frame(&mut batch, &hash, &data);
+        }
+        Ok(batch)
+    })
+    .await?;
+    Ok(([(CONTENT_TYPE, "application/octet-stream")], batch).into_response())
+}

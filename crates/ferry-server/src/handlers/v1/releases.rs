@@ -1,0 +1,253 @@
+//! `/api/v1/apps/{app}/releases`: immutable, versioned trees.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use ferry_api::{CreateRelease, CreatedRelease, DiffModified, DiffPath, Release, ReleaseDiff};
+use ferry_cas::diff::diff;
+use ferry_cas::hash::ContentHash;
+use ferry_cas::manifest::{Entry, Manifest};
+use ferry_domain::name::validate_version;
+use ferry_domain::permission::Action;
+use ferry_store::{NewRelease, ReleaseOutcome};
+use serde_json::json;
+
+use super::apps::visible_app;
+use super::blobs::blocking;
+use super::rfc3339;
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::json::{Body, Path};
+use crate::state::AppState;
+
+/// The largest release request: a manifest of about a million entries.
+const MAX_RELEASE_BODY: usize = 256 * 1024 * 1024;
+/// Release notes are a few paragraphs, not a document.
+const MAX_NOTES: usize = 16 * 1024;
+
+fn release_json(release: ferry_store::Release) -> Release {
+    Release {
+        source: serde_json::from_str(&release.source).unwrap_or(serde_json::Value::Null),
+        app: release.app,
+        version: release.version,
+        digest: release.digest,
+        files: release.files,
+        bytes: release.bytes,
+        notes: release.notes,
+        created_at: rfc3339(release.created_ms),
+        created_by: release.created_by,
+    }
+}
+
+async fn find_release(
+    state: &AppState,
+    caller: &Caller,
+    app: &str,
+    version: &str,
+) -> Result<ferry_store::Release, ApiError> {
+    let app = visible_app(state, caller, app).await?;
+    validate_version(version)?;
+    state
+        .store
+        .release(&app.name, version)
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "application {:?} has no release {version:?}: see `ferry release list {}`",
+                app.name, app.name
+            ))
+        })
+}
+
+/// A release's manifest, read from its blob.
+pub async fn load_manifest(
+    state: &AppState,
+    release: &ferry_store::Release,
+) -> Result<Manifest, ApiError> {
+    let digest = ContentHash::from_hex(&release.digest).ok_or_else(|| {
+        ApiError::internal(format!("release digest {:?} is not a hash", release.digest))
+    })?;
+    let blobs = state.blobs.clone();
+    blocking(move || {
+        let bytes = blobs.read(&digest)?;
+        let entries: Vec<Entry> = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::internal(format!("manifest {digest} is unreadable: {e}")))?;
+        Ok(Manifest { entries })
+    })
+    .await
+}
+
+/// Creates a release from a manifest whose content is uploaded (a developer or higher in
+/// the app's team). The same version with the same content again answers 200 with
+/// `created: false`; with other content it is refused, as releases are immutable.
+#[utoipa::path(post, path = "/api/v1/apps/{app}/releases", tag = "releases", request_body = CreateRelease,
+    params(("app" = String, Path, description = "application name")),
+    responses((status = 201, body = CreatedRelease), (status = 200, body = CreatedRelease),
+        (status = 403, body = ferry_api::ErrorBody), (status = 404, body = ferry_api::ErrorBody),
+        (status = 422, body = ferry_api::ErrorBody)))]
+pub async fn create_release(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(app): Path<String>,
+    Body(request): Body<CreateRelease, { MAX_RELEASE_BODY }>,
+) -> Result<(StatusCode, Json<CreatedRelease>), ApiError> {
+    let app = visible_app(&state, &caller, &app).await?;
+    validate_version(&request.version)?;
+    caller.require(Action::CreateRelease { team: &app.team })?;
+    let manifest = request.manifest;
+    manifest.validate()?;
+    if manifest.entries.is_empty() && !request.allow_empty {
+        return Err(ApiError::invalid(
+            "the release is empty: check the source, or pass --allow-empty if an empty tree is intended",
+        ));
+    }
+    if request.notes.as_ref().is_some_and(|n| n.len() > MAX_NOTES) {
+        return Err(ApiError::invalid(format!(
+            "release notes are limited to {MAX_NOTES} bytes"
+        )));
+    }
+    let manifest_bytes = serde_json::to_vec(&manifest.entries).expect("manifests serialize");
+    let digest = ContentHash::of(&manifest_bytes);
+    let mut blobs: Vec<(String, u64)> = manifest
+        .blobs()
+        .into_iter()
+        .map(|chunk| (chunk.hash.to_hex(), chunk.size))
+        .collect();
+    blobs.push((digest.to_hex(), manifest_bytes.len() as u64));
+    let release = ferry_store::Release {
+        app: app.name.clone(),
+        version: request.version.clone(),
+        digest: digest.to_hex(),
+        files: manifest.n_files(),
+        bytes: manifest.n_bytes(),
+        source: serde_json::to_string(&request.source).expect("sources serialize"),
+        notes: request.notes,
+        created_ms: caller.now_ms(),
+        created_by: caller.user.name.clone(),
+    };
+    let record = caller.audit(
+        "release.create",
+        format!("release/{}/{}", app.name, request.version),
+        Some(&app.name),
+        json!({ "digest": release.digest, "files": release.files, "bytes": release.bytes, "source": request.source }),
+    );
+
+    // Shared with other creations, exclusive with garbage collection: the blobs checked
+    // here cannot be collected before the release that references them commits.
+    let _no_gc = state.gc_lock.read().await;
+    let store = state.blobs.clone();
+    let needed: Vec<ContentHash> = manifest.blobs().into_iter().map(|c| c.hash).collect();
+    blocking(move || {
+        let missing: Vec<&ContentHash> = needed.iter().filter(|h| !store.contains(h)).collect();
+        if let Some(first) = missing.first() {
+            return Err(ApiError::invalid(format!(
+                "{} blobs of the release were not uploaded (the first is {first}); upload them and create the release again",
+                missing.len()
+            )));
+        }
+        store.put_batch(&[(digest, &manifest_bytes)])?;
+        Ok(())
+    })
+    .await?;
+    let outcome = state
+        .store
+        .create_release(NewRelease { release, blobs }, record)
+        .await?;
+    Ok(match outcome {
+        ReleaseOutcome::Created(release) => (
+            StatusCode::CREATED,
+            Json(CreatedRelease {
+                release: release_json(release),
+                created: true,
+            }),
+        ),
+        ReleaseOutcome::Identical(release) => (
+            StatusCode::OK,
+            Json(CreatedRelease {
+                release: release_json(release),
+                created: false,
+            }),
+        ),
+    })
+}
+
+/// An application's releases, newest first.
+#[utoipa::path(get, path = "/api/v1/apps/{app}/releases", tag = "releases",
+    params(("app" = String, Path, description = "application name")),
+    responses((status = 200, body = Vec<Release>), (status = 404, body = ferry_api::ErrorBody)))]
+pub async fn list_releases(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(app): Path<String>,
+) -> Result<Json<Vec<Release>>, ApiError> {
+    let app = visible_app(&state, &caller, &app).await?;
+    let releases = state.store.list_releases(&app.name).await?;
+    Ok(Json(releases.into_iter().map(release_json).collect()))
+}
+
+/// One release.
+#[utoipa::path(get, path = "/api/v1/apps/{app}/releases/{version}", tag = "releases",
+    params(("app" = String, Path, description = "application name"), ("version" = String, Path, description = "release version")),
+    responses((status = 200, body = Release), (status = 404, body = ferry_api::ErrorBody)))]
+pub async fn show_release(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((app, version)): Path<(String, String)>,
+) -> Result<Json<Release>, ApiError> {
+    Ok(Json(release_json(
+        find_release(&state, &caller, &app, &version).await?,
+    )))
+}
+
+/// A release's manifest: every path with its kind, mode, size and content hash.
+#[utoipa::path(get, path = "/api/v1/apps/{app}/releases/{version}/manifest", tag = "releases",
+    params(("app" = String, Path, description = "application name"), ("version" = String, Path, description = "release version")),
+    responses((status = 200, body = Object), (status = 404, body = ferry_api::ErrorBody)))]
+pub async fn release_manifest(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((app, version)): Path<(String, String)>,
+) -> Result<Json<Manifest>, ApiError> {
+    let release = find_release(&state, &caller, &app, &version).await?;
+    Ok(Json(load_manifest(&state, &release).await?))
+}
+
+/// What changed from release `from` to release `to`.
+#[utoipa::path(get, path = "/api/v1/apps/{app}/releases/{from}/diff/{to}", tag = "releases",
+    params(("app" = String, Path, description = "application name"),
+        ("from" = String, Path, description = "the older version"), ("to" = String, Path, description = "the newer version")),
+    responses((status = 200, body = ReleaseDiff), (status = 404, body = ferry_api::ErrorBody)))]
+pub async fn diff_releases(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((app, from, to)): Path<(String, String, String)>,
+) -> Result<Json<ReleaseDiff>, ApiError> {
+    let old = find_release(&state, &caller, &app, &from).await?;
+    let new = find_release(&state, &caller, &app, &to).await?;
+    let changes = diff(
+        &load_manifest(&state, &old).await?,
+        &load_manifest(&state, &new).await?,
+    );
+    let path = |p: ferry_cas::diff::PathOnly| DiffPath {
+        path: p.path,
+        kind: p.kind.to_owned(),
+        size: p.size,
+    };
+    Ok(Json(ReleaseDiff {
+        app: old.app,
+        from,
+        to,
+        added: changes.added.into_iter().map(path).collect(),
+        removed: changes.removed.into_iter().map(path).collect(),
+        modified: changes
+            .modified
+            .into_iter()
+            .map(|m| DiffModified {
+                path: m.path,
+                change: m.change.to_owned(),
+                old_size: m.old_size,
+                new_size: m.new_size,
+            })
+            .collect(),
+    }))
+}

@@ -1,0 +1,115 @@
+//! Releases and blob reference counts.
+
+use std::collections::HashSet;
+
+use ferry_store::{NewRelease, Release, ReleaseOutcome, StoreError, StoreResult};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqliteConnection};
+
+use crate::{backend, not_found};
+
+const SELECT_RELEASES: &str =
+    "SELECT apps.name AS app, releases.version, releases.digest, releases.files,
+        releases.bytes, releases.source, releases.notes, releases.created_ms, releases.created_by
+     FROM releases JOIN apps ON apps.id = releases.app_id";
+
+fn release_from_row(row: SqliteRow) -> Release {
+    Release {
+        app: row.get("app"),
+        version: row.get("version"),
+        digest: row.get("digest"),
+        files: row.get::<i64, _>("files") as u64,
+        bytes: row.get::<i64, _>("bytes") as u64,
+        source: row.get("source"),
+        notes: row.get("notes"),
+        created_ms: row.get("created_ms"),
+        created_by: row.get("created_by"),
+    }
+}
+
+pub(crate) async fn by_version(
+    conn: &mut SqliteConnection,
+    app: &str,
+    version: &str,
+) -> StoreResult<Option<Release>> {
+    let row = sqlx::query(&format!(
+        "{SELECT_RELEASES} WHERE apps.name = ? AND releases.version = ?"
+    ))
+    .bind(app)
+    .bind(version)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(backend)?;
+    Ok(row.map(release_from_row))
+}
+
+pub(crate) async fn list(conn: &mut SqliteConnection, app: &str) -> StoreResult<Vec<Release>> {
+    let rows = sqlx::query(&format!(
+        "{SELECT_RELEASES} WHERE apps.name = ? ORDER BY releases.id DESC"
+    ))
+    .bind(app)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(backend)?;
+    Ok(rows.into_iter().map(release_from_row).collect())
+}
+
+/// Inserts the release and its blob references, or reports the existing one. Returns
+/// `None` for "created" so the caller writes the audit event only then.
+pub(crate) async fn insert(
+    conn: &mut SqliteConnection,
+    new: &NewRelease,
+) -> StoreResult<Option<ReleaseOutcome>> {
+    let release = &new.release;
+    if let Some(existing) = by_version(conn, &release.app, &release.version).await? {
+        if existing.digest == release.digest {
+            return Ok(Some(ReleaseOutcome::Identical(existing)));
+        }
+        return Err(StoreError::Refused(format!(
+            "release {} {} already exists with different content (digest {}): releases are immutable, create a new version",
+            release.app, release.version, existing.digest
+        )));
+    }
+    let app_id: i64 = sqlx::query_scalar("SELECT id FROM apps WHERE name = ?")
+        .bind(&release.app)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(backend)?
+        .ok_or_else(|| not_found("application", &release.app))?;
+    sqlx::query(
+        "INSERT INTO releases (app_id, version, digest, files, bytes, source, notes, created_ms, created_by)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(app_id)
+    .bind(&release.version)
+    .bind(&release.digest)
+    .bind(release.files as i64)
+    .bind(release.bytes as i64)
+    .bind(&release.source)
+    .bind(&release.notes)
+    .bind(release.created_ms)
+    .bind(&release.created_by)
+    .execute(&mut *conn)
+    .await
+    .map_err(backend)?;
+    for (hash, size) in &new.blobs {
+        sqlx::query(
+            "INSERT INTO blob_refs (hash, size, refs) VALUES (?, ?, 1)
+             ON CONFLICT (hash) DO UPDATE SET refs = refs + 1",
+        )
+        .bind(hash)
+        .bind(*size as i64)
+        .execute(&mut *conn)
+        .await
+        .map_err(backend)?;
+    }
+    Ok(None)
+}
+
+pub(crate) async fn referenced_blobs(conn: &mut SqliteConnection) -> StoreResult<HashSet<String>> {
+    let hashes: Vec<String> = sqlx::query_scalar("SELECT hash FROM blob_refs")
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(backend)?;
+    Ok(hashes.into_iter().collect())
+}

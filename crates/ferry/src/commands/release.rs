@@ -1,0 +1,432 @@
+//! `ferry release`: create (uploading only what the server lacks), list, show, diff, export.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use ferry_api::{
+    BlobHashes, CreateRelease, CreatedRelease, MissingBlobs, Release, ReleaseDiff, StoredBlobs,
+};
+use ferry_cas::blobs::BlobStore;
+use ferry_cas::export::export_tree;
+use ferry_cas::frames::{parse_frames, write_frame};
+use ferry_cas::hash::ContentHash;
+use ferry_cas::ingest::{prepare, Limits};
+use ferry_cas::manifest::Manifest;
+use ferry_cas::scan::{scan_tree, BlobLocation, ScannedTree};
+use ferry_cas::source::parse_source_spec;
+use ferry_cas::CasError;
+use ferry_domain::name::NameKind;
+use serde::Serialize;
+
+use super::{check_name, check_version};
+use crate::cli::ReleaseCommand;
+use crate::client::Client;
+use crate::error::{CliError, CliResult};
+use crate::output::{human_bytes, print_table, progress, Output};
+
+/// Blobs go up in batches of about this many bytes: few requests, bounded memory.
+const UPLOAD_BATCH_BYTES: usize = 32 * 1024 * 1024;
+/// Hashes asked about per request.
+const HASHES_PER_QUESTION: usize = 50_000;
+
+/// Bad input is refused (exit 3); a failing machine fails (exit 1).
+fn cas_error(error: CasError) -> CliError {
+    if error.is_bad_input() {
+        CliError::refused(error.to_string())
+    } else {
+        CliError::failed(error.to_string())
+    }
+}
+
+/// Runs filesystem-heavy work off the async runtime.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, CasError> + Send + 'static,
+) -> CliResult<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| CliError::failed(format!("a worker thread failed: {e}")))?
+        .map_err(cas_error)
+}
+
+/// What `release create` reports (CONTRACT.md).
+#[derive(Serialize)]
+struct CreateReport {
+    app: String,
+    version: String,
+    files: u64,
+    bytes: u64,
+    new_bytes: u64,
+    digest: String,
+    source: serde_json::Value,
+    /// False when the version already existed with identical content.
+    created: bool,
+}
+
+pub async fn run(client: &Client, output: Output, command: ReleaseCommand) -> CliResult {
+    match command {
+        ReleaseCommand::Create {
+            app,
+            release,
+            from,
+            notes,
+            allow_empty,
+            max_bytes,
+            max_entries,
+        } => {
+            let limits = Limits {
+                max_bytes,
+                max_entries,
+            };
+            create(
+                client,
+                output,
+                &app,
+                &release,
+                &from,
+                notes,
+                allow_empty,
+                limits,
+            )
+            .await
+        }
+        ReleaseCommand::List { app } => list(client, output, &app).await,
+        ReleaseCommand::Show { app, release } => show(client, output, &app, &release).await,
+        ReleaseCommand::Diff { app, from, to } => diff(client, output, &app, &from, &to).await,
+        ReleaseCommand::Export { app, release, dir } => {
+            export(client, output, &app, &release, dir).await
+        }
+    }
+}
+
+/// The release, or `None` when the application has no such version.
+async fn existing_release(client: &Client, app: &str, version: &str) -> CliResult<Option<Release>> {
+    match client
+        .get::<Release>(&format!("/api/v1/apps/{app}/releases/{version}"))
+        .await
+    {
+        Ok(release) => Ok(Some(release)),
+        Err(e) if e.code == "not_found" && e.message.contains("has no release") => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn create(
+    client: &Client,
+    output: Output,
+    app: &str,
+    version: &str,
+    from: &str,
+    notes: Option<String>,
+    allow_empty: bool,
+    limits: Limits,
+) -> CliResult {
+    check_name(NameKind::App, app)?;
+    check_version(version)?;
+    let spec = parse_source_spec(from).map_err(cas_error)?;
+    // Fails early on an unknown app, a missing permission or an unreachable server.
+    let existing = existing_release(client, app, version).await?;
+    let (tree, scanned) = blocking(move || {
+        let tree = prepare(&spec, &limits)?;
+        let scanned = scan_tree(&tree.root, &limits)?;
+        Ok((tree, scanned))
+    })
+    .await?;
+    if scanned.manifest.entries.is_empty() && !allow_empty {
+        return Err(CliError::refused(format!(
+            "{from} holds no files: check the source, or pass --allow-empty if an empty release is intended"
+        )));
+    }
+    let digest = scanned.manifest.digest().to_hex();
+    if let Some(existing) = existing {
+        if existing.digest != digest {
+            return Err(CliError::refused(format!(
+                "release {app} {version} already exists with different content (digest {}): releases are immutable, create a new version",
+                existing.digest
+            )));
+        }
+        return report(output, existing, 0, false);
+    }
+    let new_bytes = upload_missing(client, output, app, &scanned).await?;
+    let request = CreateRelease {
+        version: version.to_owned(),
+        manifest: scanned.manifest,
+        source: tree.source.clone(),
+        notes,
+        allow_empty,
+    };
+    let created: CreatedRelease = client
+        .post(&format!("/api/v1/apps/{app}/releases"), &request)
+        .await?;
+    drop(tree);
+    report(output, created.release, new_bytes, created.created)
+}
+
+fn report(output: Output, release: Release, new_bytes: u64, created: bool) -> CliResult {
+    let report = CreateReport {
+        app: release.app,
+        version: release.version,
+        files: release.files,
+        bytes: release.bytes,
+        new_bytes,
+        digest: release.digest,
+        source: release.source,
+        created,
+    };
+    output.print(&report, |r| {
+        if r.created {
+            println!(
+                "created release {} {}: {} files, {}, {} new",
+                r.app,
+                r.version,
+                r.files,
+                human_bytes(r.bytes),
+                human_bytes(r.new_bytes)
+            );
+        } else {
+            println!("release {} {} already exists, identical", r.app, r.version);
+        }
+    });
+    Ok(())
+}
+
+/// Asks which blobs the server lacks and uploads only those, in batches. Returns the bytes
+/// uploaded.
+async fn upload_missing(
+    client: &Client,
+    output: Output,
+    app: &str,
+    scanned: &ScannedTree,
+) -> CliResult<u64> {
+    let blobs = scanned.manifest.blobs();
+    let mut missing: Vec<ContentHash> = Vec::new();
+    for group in blobs.chunks(HASHES_PER_QUESTION) {
+        let question = BlobHashes {
+            hashes: group.iter().map(|c| c.hash.to_hex()).collect(),
+        };
+        let answer: MissingBlobs = client
+            .post(&format!("/api/v1/apps/{app}/blobs/missing"), &question)
+            .await?;
+        for hex in answer.missing {
+            missing.push(
+                ContentHash::from_hex(&hex).ok_or_else(|| {
+                    CliError::failed(format!("the server named a bad hash {hex:?}"))
+                })?,
+            );
+        }
+    }
+    let locations: Vec<(ContentHash, BlobLocation)> = missing
+        .iter()
+        .map(|hash| (*hash, scanned.locations[hash].clone()))
+        .collect();
+    let total: u64 = locations.iter().map(|(_, l)| l.len).sum();
+    let bar = progress(output, total, "uploading");
+    let path = format!("/api/v1/apps/{app}/blobs");
+    let mut start = 0;
+    while start < locations.len() {
+        let mut end = start;
+        let mut size = 0;
+        while end < locations.len()
+            && (end == start || size + locations[end].1.len as usize <= UPLOAD_BATCH_BYTES)
+        {
+            size += locations[end].1.len as usize;
+            end += 1;
+        }
+        let batch_locations = locations[start..end].to_vec();
+        let batch = blocking(move || read_batch(&batch_locations)).await?;
+        let _: StoredBlobs = client.post_bytes(&path, batch).await?;
+        bar.inc(size as u64);
+        start = end;
+    }
+    bar.finish_and_clear();
+    Ok(total)
+}
+
+/// Reads blobs from the tree into one upload batch, checking each against its hash (a file
+/// changed since it was scanned is an error, not a silently wrong release).
+fn read_batch(locations: &[(ContentHash, BlobLocation)]) -> Result<Vec<u8>, CasError> {
+    let mut batch = Vec::new();
+    for (hash, location) in locations {
+        let mut data = vec![0u8; location.len as usize];
+        let mut file = File::open(&location.path).map_err(|e| CasError::io(&location.path, e))?;
+        file.seek(SeekFrom::Start(location.offset))
+            .and_then(|_| file.read_exact(&mut data))
+            .map_err(|e| CasError::io(&location.path, e))?;
+        if ContentHash::of(&data) != *hash {
+            return Err(CasError::Source(format!(
+                "{} changed while the release was being created; try again when the build is finished",
+                location.path.display()
+            )));
+        }
+        write_frame(&mut batch, hash, &data);
+    }
+    Ok(batch)
+}
+
+async fn list(client: &Client, output: Output, app: &str) -> CliResult {
+    check_name(NameKind::App, app)?;
+    let releases: Vec<Release> = client.get(&format!("/api/v1/apps/{app}/releases")).await?;
+    output.print(&releases, |releases| {
+        let rows: Vec<Vec<String>> = releases
+            .iter()
+            .map(|r| {
+                vec![
+                    r.version.clone(),
+                    r.files.to_string(),
+                    human_bytes(r.bytes),
+                    r.digest[..12].to_owned(),
+                    r.created_at.clone(),
+                    r.created_by.clone(),
+                ]
+            })
+            .collect();
+        print_table(
+            &["VERSION", "FILES", "SIZE", "DIGEST", "CREATED", "BY"],
+            &rows,
+        );
+    });
+    Ok(())
+}
+
+fn describe_source(source: &serde_json::Value) -> String {
+    serde_json::from_value::<ferry_cas::source::Source>(source.clone())
+        .map(|s| s.describe())
+        .unwrap_or_else(|_| source.to_string())
+}
+
+async fn show(client: &Client, output: Output, app: &str, version: &str) -> CliResult {
+    check_name(NameKind::App, app)?;
+    check_version(version)?;
+    let release: Release = client
+        .get(&format!("/api/v1/apps/{app}/releases/{version}"))
+        .await?;
+    output.print(&release, |r| {
+        println!("release   {} {}", r.app, r.version);
+        println!("files     {} ({})", r.files, human_bytes(r.bytes));
+        println!("digest    {}", r.digest);
+        println!("source    {}", describe_source(&r.source));
+        println!("created   {} by {}", r.created_at, r.created_by);
+        if let Some(notes) = &r.notes {
+            println!("notes     {notes}");
+        }
+    });
+    Ok(())
+}
+
+async fn diff(client: &Client, output: Output, app: &str, from: &str, to: &str) -> CliResult {
+    check_name(NameKind::App, app)?;
+    check_version(from)?;
+    check_version(to)?;
+    let diff: ReleaseDiff = client
+        .get(&format!("/api/v1/apps/{app}/releases/{from}/diff/{to}"))
+        .await?;
+    output.print(&diff, |d| {
+        for p in &d.added {
+            println!("+ {}  ({})", p.path, human_bytes(p.size));
+        }
+        for p in &d.removed {
+            println!("- {}  ({})", p.path, human_bytes(p.size));
+        }
+        for p in &d.modified {
+            println!(
+                "~ {}  ({}: {} → {})",
+                p.path,
+                p.change,
+                human_bytes(p.old_size),
+                human_bytes(p.new_size)
+            );
+        }
+        println!(
+            "{} → {}: {} added, {} removed, {} modified",
+            d.from,
+            d.to,
+            d.added.len(),
+            d.removed.len(),
+            d.modified.len()
+        );
+    });
+    Ok(())
+}
+
+async fn export(
+    client: &Client,
+    output: Output,
+    app: &str,
+    version: &str,
+    dir: PathBuf,
+) -> CliResult {
+    check_name(NameKind::App, app)?;
+    check_version(version)?;
+    if dir.exists()
+        && std::fs::read_dir(&dir)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true)
+    {
+        return Err(CliError::refused(format!(
+            "{} is not empty: export into a new or empty directory",
+            dir.display()
+        )));
+    }
+    let manifest: Manifest = client
+        .get(&format!("/api/v1/apps/{app}/releases/{version}/manifest"))
+        .await?;
+    let cache_root = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_owned();
+    let cache = tempfile::Builder::new()
+        .prefix(".ferry-export-")
+        .tempdir_in(&cache_root)
+        .map_err(|e| {
+            CliError::failed(format!(
+                "creating a temporary directory in {}: {e}",
+                cache_root.display()
+            ))
+        })?;
+    let store = BlobStore::open(cache.path()).map_err(cas_error)?;
+    let needed = manifest.blobs();
+    let bar = progress(output, needed.iter().map(|c| c.size).sum(), "downloading");
+    let mut pending: Vec<ContentHash> = needed.iter().map(|c| c.hash).collect();
+    while !pending.is_empty() {
+        let question = BlobHashes {
+            hashes: pending
+                .iter()
+                .take(HASHES_PER_QUESTION)
+                .map(|h| h.to_hex())
+                .collect(),
+        };
+        let batch = client
+            .post_for_bytes(&format!("/api/v1/apps/{app}/blobs/fetch"), &question)
+            .await?;
+        let blobs = parse_frames(&batch).map_err(cas_error)?;
+        if blobs.is_empty() {
+            return Err(CliError::failed("the server sent no content; try again"));
+        }
+        store.put_batch(&blobs).map_err(cas_error)?;
+        let received: HashSet<ContentHash> = blobs.iter().map(|(h, _)| *h).collect();
+        bar.inc(blobs.iter().map(|(_, d)| d.len() as u64).sum());
+        pending.retain(|h| !received.contains(h));
+    }
+    bar.finish_and_clear();
+    let target = dir.clone();
+    let n_files = manifest.n_files();
+    let n_bytes = manifest.n_bytes();
+    blocking(move || {
+        let result = export_tree(&manifest, &target, &store);
+        drop(cache);
+        result
+    })
+    .await?;
+    let report = serde_json::json!({ "app": app, "version": version, "dir": dir.display().to_string(), "files": n_files, "bytes": n_bytes });
+    output.print(&report, |_| {
+        println!(
+            "exported {app} {version} to {} ({n_files} files, {})",
+            dir.display(),
+            human_bytes(n_bytes)
+        );
+    });
+    Ok(())
+}
