@@ -7,4 +7,5 @@ mod audit;
 mod bad_input;
 mod harness;
 mod pipeline;
+mod releases;
 mod server;
