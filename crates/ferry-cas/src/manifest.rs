@@ -141,7 +141,7 @@ impl Manifest {
                 }
             }
             match &entry.kind {
-                EntryKind::Symlink { target } if !symlink_stays_inside(&entry.path, target) => {
+                EntryKind::Symlink { target } if self.resolve(&entry.path, target, 0).is_none() => {
                     return Err(CasError::rejected(
                         &entry.path,
                         format!("the symlink points outside the tree ({target:?})"),
@@ -166,6 +166,37 @@ impl Manifest {
             }
         }
         Ok(())
+    }
+}
+
+impl Manifest {
+    /// Where a symlink at `link_path` with `target` ends up, as path components from the
+    /// root, following symlinks of the tree on the way (a link through another link can
+    /// leave the tree even when each looks harmless). `None`: it leaves the tree or loops.
+    fn resolve(&self, link_path: &str, target: &str, hops: u32) -> Option<Vec<String>> {
+        const MAX_HOPS: u32 = 40;
+        if hops > MAX_HOPS || !symlink_stays_inside(link_path, target) {
+            return None;
+        }
+        let mut resolved: Vec<String> = link_path.split('/').map(str::to_owned).collect();
+        resolved.pop();
+        for component in target.split('/') {
+            match component {
+                "" | "." => {}
+                ".." => {
+                    resolved.pop()?;
+                }
+                name => {
+                    resolved.push(name.to_owned());
+                    let so_far = resolved.join("/");
+                    if let Some(EntryKind::Symlink { target }) = self.get(&so_far).map(|e| &e.kind)
+                    {
+                        resolved = self.resolve(&so_far, target, hops + 1)?;
+                    }
+                }
+            }
+        }
+        Some(resolved)
     }
 }
 
@@ -329,6 +360,16 @@ mod tests {
             Some(("a/b", "not a directory")),
         );
         check(vec![link("l", "../x")], Some(("l", "outside the tree")));
+        // Each link looks harmless alone; through `d/s` (the root), `e` leaves the tree.
+        check(
+            vec![dir("d"), link("d/s", ".."), link("e", "d/s/..")],
+            Some(("e", "outside the tree")),
+        );
+        check(
+            vec![link("a", "b"), link("b", "a")],
+            Some(("a", "outside the tree")),
+        );
+        check(vec![dir("d"), link("d/s", ".."), link("e", "d/s/d")], None);
         check(vec![file("../x", b"")], Some(("../x", "'..'")));
         let mut chunked = file("big", b"abc");
         if let EntryKind::File { chunks, .. } = &mut chunked.kind {

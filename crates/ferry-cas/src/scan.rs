@@ -98,8 +98,11 @@ pub fn scan_tree(root: &Path, limits: &Limits) -> CasResult<ScannedTree> {
         entries.push(Entry { path, kind });
     }
     entries.sort_by(|a, b| a.path.cmp(&b.path));
+    let manifest = Manifest { entries };
+    // Symlink chains are only visible with the whole tree at hand.
+    manifest.validate()?;
     Ok(ScannedTree {
-        manifest: Manifest { entries },
+        manifest,
         locations,
     })
 }

@@ -5,8 +5,10 @@
 //! clock. Callers pass in what the rules need (roles, the pipeline, times as numbers).
 
 pub mod audit;
+pub mod duration;
 pub mod name;
 pub mod permission;
 pub mod pipeline;
+pub mod retention;
 pub mod role;
 pub mod token;

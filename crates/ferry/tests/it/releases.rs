@@ -23,7 +23,9 @@ fn site(root: &Path) -> PathBuf {
     fs::write(site.join("bin/migrate"), "#!/bin/sh\nexit 0\n").unwrap();
     fs::set_permissions(site.join("bin/migrate"), fs::Permissions::from_mode(0o755)).unwrap();
     symlink("index.html", site.join("home.html")).unwrap();
-    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let big: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
     fs::write(site.join("data.bin"), big).unwrap();
     site
 }
@@ -31,7 +33,9 @@ fn site(root: &Path) -> PathBuf {
 fn setup() -> Server {
     let server = Server::start();
     server.admin(&["team", "create", "shop"]).success();
-    server.admin(&["app", "create", "web", "--team", "shop"]).success();
+    server
+        .admin(&["app", "create", "web", "--team", "shop"])
+        .success();
     server
 }
 
@@ -47,14 +51,18 @@ fn n_blobs(server: &Server) -> usize {
 }
 
 fn create(server: &Server, version: &str, from: &str) -> Run {
-    server.admin(&["release", "create", "web", version, "--from", from, "--json"])
+    server.admin(&[
+        "release", "create", "web", version, "--from", from, "--json",
+    ])
 }
 
 #[test]
 fn a_directory_release_exports_to_the_exact_tree() {
     let server = setup();
     let site = site(server.dir.path());
-    let created = create(&server, "1.0.0", site.to_str().unwrap()).success().json();
+    let created = create(&server, "1.0.0", site.to_str().unwrap())
+        .success()
+        .json();
     assert_eq!(created["files"], 4);
     assert_eq!(created["bytes"], 3_000_000 + 14 + 21 + 17);
     assert_eq!(created["new_bytes"], created["bytes"]);
@@ -62,10 +70,26 @@ fn a_directory_release_exports_to_the_exact_tree() {
     assert_eq!(created["digest"].as_str().unwrap().len(), 64);
 
     let out = server.dir.path().join("out");
-    server.admin(&["release", "export", "web", "1.0.0", out.to_str().unwrap()]).success();
-    sh(server.dir.path(), "diff", &["-r", "--no-dereference", "site", "out"]);
-    assert_eq!(fs::metadata(out.join("bin/migrate")).unwrap().permissions().mode() & 0o777, 0o755);
-    assert_eq!(fs::read_link(out.join("home.html")).unwrap(), Path::new("index.html"));
+    server
+        .admin(&["release", "export", "web", "1.0.0", out.to_str().unwrap()])
+        .success();
+    sh(
+        server.dir.path(),
+        "diff",
+        &["-r", "--no-dereference", "site", "out"],
+    );
+    assert_eq!(
+        fs::metadata(out.join("bin/migrate"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o755
+    );
+    assert_eq!(
+        fs::read_link(out.join("home.html")).unwrap(),
+        Path::new("index.html")
+    );
     server
         .admin(&["release", "export", "web", "1.0.0", out.to_str().unwrap()])
         .fails(3, "is not empty");
@@ -78,32 +102,73 @@ fn releases_are_immutable_and_uploads_send_only_what_changed() {
     let from = site.to_str().unwrap();
     create(&server, "1.0.0", from).success();
     let again = create(&server, "1.0.0", from).success().json();
-    assert_eq!((again["created"].as_bool(), again["new_bytes"].as_u64()), (Some(false), Some(0)));
-    let human = server.admin(&["release", "create", "web", "1.0.0", "--from", from]).success();
-    assert!(human.stdout.contains("already exists, identical"), "{human:?}");
+    assert_eq!(
+        (again["created"].as_bool(), again["new_bytes"].as_u64()),
+        (Some(false), Some(0))
+    );
+    let human = server
+        .admin(&["release", "create", "web", "1.0.0", "--from", from])
+        .success();
+    assert!(
+        human.stdout.contains("already exists, identical"),
+        "{human:?}"
+    );
 
-    fs::write(site.join("css/site.css"), "body { color: navy; margin: 0 }\n").unwrap();
+    fs::write(
+        site.join("css/site.css"),
+        "body { color: navy; margin: 0 }\n",
+    )
+    .unwrap();
     let blobs_before = n_blobs(&server);
     server
         .admin(&["release", "create", "web", "1.0.0", "--from", from])
         .fails(3, "already exists with different content");
-    assert_eq!(n_blobs(&server), blobs_before, "a refused release stores nothing");
+    assert_eq!(
+        n_blobs(&server),
+        blobs_before,
+        "a refused release stores nothing"
+    );
 
     let next = create(&server, "1.0.1", from).success().json();
     assert_eq!(next["new_bytes"], 32, "only the changed file is uploaded");
 
-    let diff = server.admin(&["release", "diff", "web", "1.0.0", "1.0.1", "--json"]).success().json();
+    let diff = server
+        .admin(&["release", "diff", "web", "1.0.0", "1.0.1", "--json"])
+        .success()
+        .json();
     assert_eq!(diff["modified"][0]["path"], "css/site.css");
     assert_eq!(diff["modified"][0]["change"], "content");
     assert_eq!(diff["added"].as_array().unwrap().len(), 0);
-    let human = server.admin(&["release", "diff", "web", "1.0.0", "1.0.1"]).success().stdout;
-    assert!(human.contains("~ css/site.css  (content: 21 B → 32 B)"), "{human}");
+    let human = server
+        .admin(&["release", "diff", "web", "1.0.0", "1.0.1"])
+        .success()
+        .stdout;
+    assert!(
+        human.contains("~ css/site.css  (content: 21 B → 32 B)"),
+        "{human}"
+    );
 
-    let list = server.admin(&["release", "list", "web", "--json"]).success().json();
-    let versions: Vec<&str> = list.as_array().unwrap().iter().map(|r| r["version"].as_str().unwrap()).collect();
+    let list = server
+        .admin(&["release", "list", "web", "--json"])
+        .success()
+        .json();
+    let versions: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["version"].as_str().unwrap())
+        .collect();
     assert_eq!(versions, ["1.0.1", "1.0.0"]);
-    let audit = server.admin(&["audit", "--app", "web", "--json"]).success().json();
-    let actions: Vec<&str> = audit.as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    let audit = server
+        .admin(&["audit", "--app", "web", "--json"])
+        .success()
+        .json();
+    let actions: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
     assert_eq!(actions, ["app.create", "release.create", "release.create"]);
 }
 
@@ -114,10 +179,22 @@ fn tarballs_plain_gzip_and_zstd_give_the_same_tree() {
     let dir = server.dir.path();
     sh(dir, "tar", &["-cf", "site.tar", "-C", "site", "."]);
     sh(dir, "tar", &["-czf", "site.tar.gz", "-C", "site", "."]);
-    sh(dir, "tar", &["--zstd", "-cf", "site.tar.zst", "-C", "site", "."]);
-    let from_dir = create(&server, "1.0.0", site.to_str().unwrap()).success().json();
-    for (version, file) in [("1.0.1", "site.tar"), ("1.0.2", "site.tar.gz"), ("1.0.3", "site.tar.zst")] {
-        let created = create(&server, version, dir.join(file).to_str().unwrap()).success().json();
+    sh(
+        dir,
+        "tar",
+        &["--zstd", "-cf", "site.tar.zst", "-C", "site", "."],
+    );
+    let from_dir = create(&server, "1.0.0", site.to_str().unwrap())
+        .success()
+        .json();
+    for (version, file) in [
+        ("1.0.1", "site.tar"),
+        ("1.0.2", "site.tar.gz"),
+        ("1.0.3", "site.tar.zst"),
+    ] {
+        let created = create(&server, version, dir.join(file).to_str().unwrap())
+            .success()
+            .json();
         assert_eq!(created["digest"], from_dir["digest"], "{file}");
         assert_eq!(created["source"]["kind"], "tarball");
         assert_eq!(created["new_bytes"], 0);
@@ -133,22 +210,46 @@ fn git_releases_record_the_commit() {
     git(&["init", "-q", "-b", "main"]);
     fs::write(repo.join("index.html"), "v1\n").unwrap();
     git(&["add", "."]);
-    git(&["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "one"]);
+    git(&[
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@t",
+        "commit",
+        "-qm",
+        "one",
+    ]);
     git(&["tag", "v1"]);
     fs::write(repo.join("index.html"), "v2\n").unwrap();
-    git(&["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "two"]);
+    git(&[
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@t",
+        "commit",
+        "-qam",
+        "two",
+    ]);
     let url = format!("git+file://{}", repo.display());
 
-    let created = create(&server, "1.0.0", &format!("{url}#v1")).success().json();
+    let created = create(&server, "1.0.0", &format!("{url}#v1"))
+        .success()
+        .json();
     assert_eq!(created["source"]["kind"], "git");
     assert_eq!(created["source"]["commit"].as_str().unwrap().len(), 40);
-    let head = create(&server, "2.0.0", &format!("{url}#main")).success().json();
+    let head = create(&server, "2.0.0", &format!("{url}#main"))
+        .success()
+        .json();
     assert_ne!(head["source"]["commit"], created["source"]["commit"]);
-    let shown = server.admin(&["release", "show", "web", "1.0.0"]).success().stdout;
+    let shown = server
+        .admin(&["release", "show", "web", "1.0.0"])
+        .success()
+        .stdout;
     assert!(shown.contains("#v1 (commit "), "{shown}");
 
     let before = n_blobs(&server);
-    create(&server, "3.0.0", &format!("{url}#no-such-tag")).fails(3, "git ref \"no-such-tag\" does not exist");
+    create(&server, "3.0.0", &format!("{url}#no-such-tag"))
+        .fails(3, "git ref \"no-such-tag\" does not exist");
     assert_eq!(n_blobs(&server), before);
 }
 
@@ -160,13 +261,27 @@ fn svn_releases_record_the_revision() {
     let url = format!("file://{}/svnrepo", dir.display());
     fs::create_dir(dir.join("import")).unwrap();
     fs::write(dir.join("import/index.php"), "<?php echo 1;\n").unwrap();
-    sh(dir, "svn", &["import", "-q", "-m", "first", "import", &format!("{url}/trunk")]);
+    sh(
+        dir,
+        "svn",
+        &[
+            "import",
+            "-q",
+            "-m",
+            "first",
+            "import",
+            &format!("{url}/trunk"),
+        ],
+    );
 
-    let created = create(&server, "1.0.0", &format!("svn+{url}/trunk@1")).success().json();
+    let created = create(&server, "1.0.0", &format!("svn+{url}/trunk@1"))
+        .success()
+        .json();
     assert_eq!(created["source"]["kind"], "svn");
     assert_eq!(created["source"]["revision"], 1);
     assert_eq!(created["files"], 1);
-    create(&server, "1.0.1", &format!("svn+{url}/trunk@99")).fails(3, "svn revision 99 does not exist");
+    create(&server, "1.0.1", &format!("svn+{url}/trunk@99"))
+        .fails(3, "svn revision 99 does not exist");
 }
 
 #[test]
@@ -178,14 +293,27 @@ fn developers_create_releases_and_viewers_cannot() {
     let outsider = server.create_user("olga", "developer", &[]);
     let from = site.to_str().unwrap();
     server
-        .ferry(&viewer, &["release", "create", "web", "1.0.0", "--from", from])
+        .ferry(
+            &viewer,
+            &["release", "create", "web", "1.0.0", "--from", from],
+        )
         .fails(3, "creating releases needs a role that can deploy");
     server
-        .ferry(&outsider, &["release", "create", "web", "1.0.0", "--from", from])
+        .ferry(
+            &outsider,
+            &["release", "create", "web", "1.0.0", "--from", from],
+        )
         .fails(1, "no application named \"web\"");
     assert_eq!(n_blobs(&server), 0);
-    server.ferry(&developer, &["release", "create", "web", "1.0.0", "--from", from]).success();
-    server.ferry(&viewer, &["release", "show", "web", "1.0.0"]).success();
+    server
+        .ferry(
+            &developer,
+            &["release", "create", "web", "1.0.0", "--from", from],
+        )
+        .success();
+    server
+        .ferry(&viewer, &["release", "show", "web", "1.0.0"])
+        .success();
 }
 
 /// Each bad source is refused with exit 3, names the entry, and stores nothing.
@@ -268,8 +396,18 @@ fn bad_sources_are_refused_and_leave_nothing_behind() {
             vec![],
             "does not exist",
         ),
-        ("a malformed git source", Box::new(|_| "git+file:///repo".to_owned()), vec![], "names no ref"),
-        ("a malformed svn source", Box::new(|_| "svn+file:///repo@HEAD".to_owned()), vec![], "is not a number"),
+        (
+            "a malformed git source",
+            Box::new(|_| "git+file:///repo".to_owned()),
+            vec![],
+            "names no ref",
+        ),
+        (
+            "a malformed svn source",
+            Box::new(|_| "svn+file:///repo@HEAD".to_owned()),
+            vec![],
+            "is not a number",
+        ),
     ];
     for (what, make, extra, message) in cases {
         let from = make(dir);
@@ -280,12 +418,21 @@ fn bad_sources_are_refused_and_leave_nothing_behind() {
         assert!(run.stderr.contains(message), "{what}: {run:#?}");
     }
     assert_eq!(n_blobs(&server), 0);
-    let releases = server.admin(&["release", "list", "web", "--json"]).success().json();
+    let releases = server
+        .admin(&["release", "list", "web", "--json"])
+        .success()
+        .json();
     assert!(releases.as_array().unwrap().is_empty());
 
-    server.admin(&["release", "create", "web", "bad version", "--from", "."]).fails(3, "invalid version");
-    server.admin(&["release", "create", "Web", "1.0", "--from", "."]).fails(3, "invalid application name");
-    server.admin(&["release", "create", "nope", "1.0", "--from", "."]).fails(1, "no application named \"nope\"");
+    server
+        .admin(&["release", "create", "web", "bad version", "--from", "."])
+        .fails(3, "invalid version");
+    server
+        .admin(&["release", "create", "Web", "1.0", "--from", "."])
+        .fails(3, "invalid application name");
+    server
+        .admin(&["release", "create", "nope", "1.0", "--from", "."])
+        .fails(1, "no application named \"nope\"");
 }
 
 #[test]
@@ -295,7 +442,16 @@ fn an_empty_release_needs_allow_empty() {
     fs::create_dir(&empty).unwrap();
     let from = empty.to_str().unwrap();
     server
-        .admin(&["release", "create", "web", "0.0.1", "--from", from, "--allow-empty", "--json"])
+        .admin(&[
+            "release",
+            "create",
+            "web",
+            "0.0.1",
+            "--from",
+            from,
+            "--allow-empty",
+            "--json",
+        ])
         .success();
 }
 
@@ -306,12 +462,23 @@ async fn the_server_checks_manifests_itself() {
         let url = format!("{}/api/v1/apps/web/releases", server.url);
         let token = server.admin_token.clone();
         async move {
-            let response = reqwest::Client::new().post(url).bearer_auth(token).json(&body).send().await.unwrap();
-            (response.status().as_u16(), response.json::<serde_json::Value>().await.unwrap())
+            let response = reqwest::Client::new()
+                .post(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (
+                response.status().as_u16(),
+                response.json::<serde_json::Value>().await.unwrap(),
+            )
         }
     };
-    let file = |path: &str| serde_json::json!({"path": path, "kind": "file", "mode": 420, "size": 1,
-        "hash": "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"});
+    let file = |path: &str| {
+        serde_json::json!({"path": path, "kind": "file", "mode": 420, "size": 1,
+        "hash": "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"})
+    };
     let source = serde_json::json!({"kind": "directory", "path": "/x"});
     for (entries, message) in [
         (vec![file("../x")], "../x: the path has a '..' component"),
@@ -321,6 +488,9 @@ async fn the_server_checks_manifests_itself() {
     ] {
         let (status, body) = post(serde_json::json!({"version": "1.0", "manifest": {"entries": entries}, "source": source})).await;
         assert_eq!(status, 422, "{body}");
-        assert!(body["error"]["message"].as_str().unwrap().contains(message), "{body}");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains(message),
+            "{body}"
+        );
     }
 }
