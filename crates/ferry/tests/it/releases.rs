@@ -321,7 +321,8 @@ fn developers_create_releases_and_viewers_cannot() {
 fn bad_sources_are_refused_and_leave_nothing_behind() {
     let server = setup();
     let dir = server.dir.path();
-    let cases: Vec<(&str, Box<dyn Fn(&Path) -> String>, Vec<&str>, &str)> = vec![
+    type MakeSource = Box<dyn Fn(&Path) -> String>;
+    let cases: Vec<(&str, MakeSource, Vec<&str>, &str)> = vec![
         (
             "a symlink out of the tree",
             Box::new(|d| {
