@@ -151,12 +151,45 @@ impl BlobStore {
         }
     }
 
+    /// Removes every blob not in `keep` last written before `older_than` (younger ones may
+    /// belong to an upload whose release is not created yet). Returns blobs and bytes freed.
+    pub fn remove_unreferenced(
+        &self,
+        keep: &std::collections::HashSet<ContentHash>,
+        older_than: std::time::SystemTime,
+    ) -> CasResult<(u64, u64)> {
+        let (mut n_blobs, mut n_bytes) = (0, 0);
+        for hash in self.list()? {
+            if keep.contains(&hash) {
+                continue;
+            }
+            let path = self.path_of(&hash);
+            let metadata = fs::metadata(&path).map_err(|e| CasError::io(&path, e))?;
+            let modified = metadata.modified().map_err(|e| CasError::io(&path, e))?;
+            if modified < older_than && self.remove(&hash)? {
+                n_blobs += 1;
+                n_bytes += metadata.len();
+            }
+        }
+        Ok((n_blobs, n_bytes))
+    }
+
+    /// Moves a corrupt blob aside (to `ROOT/quarantine`), so it reads as missing and the
+    /// next upload of the same content stores it again.
+    pub fn quarantine(&self, hash: &ContentHash) -> CasResult<()> {
+        let dir = self.root.join("quarantine");
+        fs::create_dir_all(&dir).map_err(|e| CasError::io(&dir, e))?;
+        let target = dir.join(hash.to_hex());
+        fs::rename(self.path_of(hash), &target).map_err(|e| CasError::io(&target, e))
+    }
+
     /// Every blob on disk.
     pub fn list(&self) -> CasResult<Vec<ContentHash>> {
         let mut hashes = Vec::new();
         for shard in fs::read_dir(&self.root).map_err(|e| CasError::io(&self.root, e))? {
             let shard = shard.map_err(|e| CasError::io(&self.root, e))?.path();
-            if shard.file_name().is_some_and(|n| n == "tmp") || !shard.is_dir() {
+            let name = shard.file_name().unwrap_or_default();
+            if name == "tmp" || name == "quarantine" || !shard.is_dir() {
                 continue;
             }
             for blob in fs::read_dir(&shard).map_err(|e| CasError::io(&shard, e))? {
@@ -211,6 +244,37 @@ mod tests {
         fs::write(store.path_of(&hash), b"c0ntent").unwrap();
         assert_eq!(store.check(&hash).unwrap(), BlobHealth::Corrupt);
         assert!(store.read(&hash).is_err());
+    }
+
+    #[test]
+    fn unreferenced_old_blobs_are_collected_and_young_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let kept = ContentHash::of(b"kept");
+        let garbage = ContentHash::of(b"garbage");
+        store
+            .put_batch(&[(kept, b"kept"), (garbage, b"garbage")])
+            .unwrap();
+        let keep = [kept].into_iter().collect();
+        let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        assert_eq!(
+            store.remove_unreferenced(&keep, an_hour_ago).unwrap(),
+            (0, 0)
+        );
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(1);
+        assert_eq!(store.remove_unreferenced(&keep, later).unwrap(), (1, 7));
+        assert!(store.contains(&kept) && !store.contains(&garbage));
+    }
+
+    #[test]
+    fn quarantined_blobs_read_as_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let hash = ContentHash::of(b"x");
+        store.put_batch(&[(hash, b"x")]).unwrap();
+        store.quarantine(&hash).unwrap();
+        assert!(!store.contains(&hash));
+        assert!(store.list().unwrap().is_empty());
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod error;
 mod files;
 mod handlers;
 mod json;
+mod maintenance;
 mod metrics;
 mod openapi;
 mod state;
@@ -18,6 +19,7 @@ mod state;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use ferry_cas::blobs::BlobStore;
@@ -34,6 +36,10 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// The address to listen on; port 0 picks a free port.
     pub listen: SocketAddr,
+    /// How often retention and garbage collection run.
+    pub maintenance_every: Duration,
+    /// How old unreferenced content must be before garbage collection removes it.
+    pub gc_grace: Duration,
 }
 
 /// Runs the server until SIGINT or SIGTERM, then finishes the requests under way and closes
@@ -63,7 +69,13 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         clock,
         blobs: Arc::new(blobs),
         gc_lock: Arc::default(),
+        gc_grace: config.gc_grace,
     };
+    tokio::spawn(maintenance::run_periodically(
+        state.clone(),
+        config.maintenance_every,
+        config.gc_grace,
+    ));
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;

@@ -61,6 +61,8 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(v1::releases::show_release))
         .routes(routes!(v1::releases::release_manifest))
         .routes(routes!(v1::releases::diff_releases))
+        .routes(routes!(v1::maintenance::prune))
+        .routes(routes!(v1::maintenance::check_integrity))
         .routes(routes!(v1::audit::list_events))
         .routes(routes!(v1::audit::verify))
         .split_for_parts();

@@ -1,6 +1,7 @@
 //! What every request handler shares.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use ferry_cas::blobs::BlobStore;
 use ferry_store::Store;
@@ -20,4 +21,7 @@ pub struct AppState {
     /// Creating a release holds it shared, garbage collection exclusively, so a blob a
     /// release is about to reference is never collected under it.
     pub gc_lock: Arc<RwLock<()>>,
+    /// How old an unreferenced blob must be before garbage collection removes it, so an
+    /// upload whose release is not created yet is safe.
+    pub gc_grace: Duration,
 }

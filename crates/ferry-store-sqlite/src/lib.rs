@@ -239,6 +239,19 @@ impl Store for SqliteStore {
         releases::by_version(&mut *self.read().await?, app, version).await
     }
 
+    async fn delete_releases(
+        &self,
+        app: &str,
+        releases: Vec<(String, Vec<String>)>,
+        record: AuditRecord,
+    ) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        releases::delete(&mut tx, app, &releases).await?;
+        audit::append(&mut tx, &self.audit_key, record).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(())
+    }
+
     async fn referenced_blobs(&self) -> StoreResult<std::collections::HashSet<String>> {
         releases::referenced_blobs(&mut *self.read().await?).await
     }
@@ -280,6 +293,6 @@ mod tests {
         store.close().await;
         let store = SqliteStore::open(&path, key).await.unwrap();
         assert_eq!(store.list_apps().await.unwrap().len(), 1);
-        assert_eq!(store.audit_chain().await.unwrap().events.len(), 9);
+        assert_eq!(store.audit_chain().await.unwrap().events.len(), 12);
     }
 }

@@ -113,3 +113,41 @@ pub(crate) async fn referenced_blobs(conn: &mut SqliteConnection) -> StoreResult
         .map_err(backend)?;
     Ok(hashes.into_iter().collect())
 }
+
+/// Deletes releases and drops their blob references.
+pub(crate) async fn delete(
+    conn: &mut SqliteConnection,
+    app: &str,
+    releases: &[(String, Vec<String>)],
+) -> StoreResult<()> {
+    for (version, blobs) in releases {
+        let deleted = sqlx::query(
+            "DELETE FROM releases WHERE version = ? AND app_id = (SELECT id FROM apps WHERE name = ?)",
+        )
+        .bind(version)
+        .bind(app)
+        .execute(&mut *conn)
+        .await
+        .map_err(backend)?;
+        if deleted.rows_affected() == 0 {
+            return Err(not_found("release", &format!("{app} {version}")));
+        }
+        for hash in blobs {
+            let refs: Option<i64> = sqlx::query_scalar("SELECT refs FROM blob_refs WHERE hash = ?")
+                .bind(hash)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(backend)?;
+            let sql = match refs {
+                Some(refs) if refs > 1 => "UPDATE blob_refs SET refs = refs - 1 WHERE hash = ?",
+                _ => "DELETE FROM blob_refs WHERE hash = ?",
+            };
+            sqlx::query(sql)
+                .bind(hash)
+                .execute(&mut *conn)
+                .await
+                .map_err(backend)?;
+        }
+    }
+    Ok(())
+}

@@ -6,7 +6,10 @@ use ferry_domain::permission::Level;
 use ferry_domain::pipeline::{default_pipeline, Policy};
 use ferry_domain::role::built_in_roles;
 
-use crate::{AuditFilter, Bootstrap, Membership, NewApp, NewUser, PolicyChange, Store, StoreError};
+use crate::{
+    AuditFilter, Bootstrap, Membership, NewApp, NewRelease, NewUser, PolicyChange, Release,
+    ReleaseOutcome, Store, StoreError,
+};
 
 fn audit(action: &str, subject: &str, app: Option<&str>) -> AuditRecord {
     AuditRecord {
@@ -347,6 +350,94 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
     );
     assert_eq!(store.list_apps().await.unwrap().len(), 1);
 
+    // Releases and blob references.
+    let release = |version: &str, digest: &str, blobs: &[&str]| NewRelease {
+        release: Release {
+            app: "shop-web".into(),
+            version: version.into(),
+            digest: digest.into(),
+            files: 2,
+            bytes: 10,
+            source: "{}".into(),
+            notes: None,
+            created_ms: 2,
+            created_by: "admin".into(),
+        },
+        blobs: blobs.iter().map(|b| ((*b).to_owned(), 5)).collect(),
+    };
+    let first = store
+        .create_release(
+            release("1.0", "d1", &["a", "b"]),
+            audit("release.create", "release/shop-web/1.0", Some("shop-web")),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(first, ReleaseOutcome::Created(_)));
+    let again = store
+        .create_release(
+            release("1.0", "d1", &["a", "b"]),
+            audit("release.create", "release/shop-web/1.0", Some("shop-web")),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(again, ReleaseOutcome::Identical(_)));
+    match store
+        .create_release(
+            release("1.0", "d2", &["c"]),
+            audit("release.create", "release/shop-web/1.0", Some("shop-web")),
+        )
+        .await
+    {
+        Err(StoreError::Refused(message)) => assert!(message.contains("immutable"), "{message}"),
+        other => panic!("different content under an existing version: {other:?}"),
+    }
+    store
+        .create_release(
+            release("1.1", "d3", &["b", "c"]),
+            audit("release.create", "release/shop-web/1.1", Some("shop-web")),
+        )
+        .await
+        .unwrap();
+    let versions: Vec<String> = store
+        .list_releases("shop-web")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.version)
+        .collect();
+    assert_eq!(versions, ["1.1", "1.0"]);
+    assert_eq!(
+        store
+            .release("shop-web", "1.0")
+            .await
+            .unwrap()
+            .unwrap()
+            .digest,
+        "d1"
+    );
+    let referenced = store.referenced_blobs().await.unwrap();
+    assert_eq!(referenced.len(), 3);
+    store
+        .delete_releases(
+            "shop-web",
+            vec![("1.0".into(), vec!["a".into(), "b".into()])],
+            audit("release.prune", "app/shop-web", Some("shop-web")),
+        )
+        .await
+        .unwrap();
+    let referenced = store.referenced_blobs().await.unwrap();
+    assert!(!referenced.contains("a") && referenced.contains("b") && referenced.contains("c"));
+    assert_not_found(
+        store
+            .delete_releases(
+                "shop-web",
+                vec![("1.0".into(), vec![])],
+                audit("release.prune", "app/shop-web", Some("shop-web")),
+            )
+            .await,
+        "deleting a release twice",
+    );
+
     // The audit chain: one event per change that happened, none for refusals.
     let actions: Vec<String> = store
         .audit_events(&AuditFilter::default())
@@ -367,6 +458,9 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
             "environment.set-policy",
             "role.set-level",
             "app.create",
+            "release.create",
+            "release.create",
+            "release.prune",
         ]
     );
     let for_app = store
@@ -376,7 +470,7 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
         })
         .await
         .unwrap();
-    assert_eq!(for_app.len(), 1);
+    assert_eq!(for_app.len(), 4);
     let last_two = store
         .audit_events(&AuditFilter {
             app: None,
@@ -384,10 +478,10 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
         })
         .await
         .unwrap();
-    assert_eq!(last_two.iter().map(|e| e.seq).collect::<Vec<_>>(), [8, 9]);
+    assert_eq!(last_two.iter().map(|e| e.seq).collect::<Vec<_>>(), [11, 12]);
     let chain = store.audit_chain().await.unwrap();
     assert_eq!(
         verify_chain(audit_key, &chain.events, chain.head.as_ref()),
-        Ok(9)
+        Ok(12)
     );
 }

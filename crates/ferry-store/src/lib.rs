@@ -98,6 +98,14 @@ pub trait Store: Send + Sync + 'static {
     async fn list_releases(&self, app: &str) -> StoreResult<Vec<Release>>;
     /// One release.
     async fn release(&self, app: &str, version: &str) -> StoreResult<Option<Release>>;
+    /// Deletes releases of an application (retention), each with the blobs it referenced,
+    /// whose reference counts drop; blobs no release references any more become garbage.
+    async fn delete_releases(
+        &self,
+        app: &str,
+        releases: Vec<(String, Vec<String>)>,
+        audit: AuditRecord,
+    ) -> StoreResult<()>;
     /// Whether any release references each blob, by hash: the blobs garbage collection
     /// must keep.
     async fn referenced_blobs(&self) -> StoreResult<std::collections::HashSet<String>>;

@@ -36,8 +36,8 @@ pub struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the server
-    Server(ServerArgs),
+    /// Run the server, or operate on a running one
+    Server(ServerCommandArgs),
     /// Check a server and token and store them for later commands
     Login,
     /// Show who the token belongs to
@@ -90,6 +90,9 @@ pub enum ReleaseCommand {
     },
     /// List an application's releases, newest first
     List { app: String },
+    /// Remove the releases retention no longer keeps (all but the newest --keep of the
+    /// app) and the content only they used
+    Prune { app: String },
     /// Show one release
     Show {
         app: String,
@@ -112,6 +115,26 @@ pub enum ReleaseCommand {
 }
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ServerCommandArgs {
+    #[command(subcommand)]
+    pub command: Option<ServerCommand>,
+    #[command(flatten)]
+    pub run: ServerArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServerCommand {
+    /// Re-hash every stored blob, quarantine corrupt ones and list missing ones (admin);
+    /// exit 1 if anything is wrong
+    Fsck,
+}
+
+fn duration(text: &str) -> Result<std::time::Duration, String> {
+    ferry_domain::duration::parse_duration(text)
+}
+
+#[derive(Debug, Args)]
 pub struct ServerArgs {
     /// The data directory: database, admin token, audit key
     #[arg(long, default_value = "./ferry-data")]
@@ -119,6 +142,13 @@ pub struct ServerArgs {
     /// The address to listen on (port 0 picks a free one)
     #[arg(long, default_value = "127.0.0.1:7070")]
     pub listen: SocketAddr,
+    /// How often retention and garbage collection run
+    #[arg(long, default_value = "1h", value_parser = duration)]
+    pub maintenance_every: std::time::Duration,
+    /// How old content no release uses must be before it is deleted (protects uploads
+    /// whose release is not created yet)
+    #[arg(long, default_value = "1h", value_parser = duration)]
+    pub gc_grace: std::time::Duration,
 }
 
 #[derive(Debug, Subcommand)]

@@ -17,6 +17,9 @@ pub struct CliError {
     pub failure: Failure,
     pub code: String,
     pub message: String,
+    /// The command already printed its one JSON document (a report saying what is wrong),
+    /// so `--json` adds no error document.
+    pub reported: bool,
 }
 
 impl CliError {
@@ -25,6 +28,15 @@ impl CliError {
             failure,
             code: code.to_owned(),
             message: message.into(),
+            reported: false,
+        }
+    }
+
+    /// A failure whose JSON report the command has printed already.
+    pub fn after_report(failure: Failure, message: impl Into<String>) -> CliError {
+        CliError {
+            reported: true,
+            ..CliError::new(failure, "reported", message)
         }
     }
 

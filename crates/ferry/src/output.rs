@@ -27,7 +27,7 @@ impl Output {
     /// on stdout.
     pub fn error(&self, error: &CliError) {
         eprintln!("error: {}", error.message);
-        if self.json {
+        if self.json && !error.reported {
             let document = serde_json::json!({
                 "error": { "code": error.code, "message": error.message }
             });

@@ -60,18 +60,19 @@ async fn list(
 
 async fn verify(client: &Client, output: Output) -> CliResult {
     let verification: AuditVerification = client.get("/api/v1/audit/verify").await?;
+    output.print(&verification, |v| {
+        if v.ok {
+            println!("audit trail intact: {} events verified", v.events);
+        }
+    });
     if let Some(bad) = &verification.first_bad {
-        return Err(CliError::new(
+        return Err(CliError::after_report(
             Failure::Failed,
-            "audit_broken",
             format!(
                 "the audit trail is broken at event {}: {}; restore the database from a backup and find out who changed it",
                 bad.seq, bad.reason
             ),
         ));
     }
-    output.print(&verification, |v| {
-        println!("audit trail intact: {} events verified", v.events);
-    });
     Ok(())
 }

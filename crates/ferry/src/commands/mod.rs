@@ -21,7 +21,10 @@ use crate::output::Output;
 pub async fn run(cli: Cli, output: Output) -> CliResult {
     let global = &cli.global;
     match cli.command {
-        Command::Server(args) => server::run(args).await,
+        Command::Server(args) => match args.command {
+            None => server::run(args.run).await,
+            Some(command) => server::operate(&Client::from_args(global)?, output, command).await,
+        },
         Command::Login => login::login(global, output).await,
         Command::Whoami => login::whoami(&Client::from_args(global)?, output).await,
         Command::Team(command) => team::run(&Client::from_args(global)?, output, command).await,

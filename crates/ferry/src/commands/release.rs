@@ -92,6 +92,7 @@ pub async fn run(client: &Client, output: Output, command: ReleaseCommand) -> Cl
             .await
         }
         ReleaseCommand::List { app } => list(client, output, &app).await,
+        ReleaseCommand::Prune { app } => prune(client, output, &app).await,
         ReleaseCommand::Show { app, release } => show(client, output, &app, &release).await,
         ReleaseCommand::Diff { app, from, to } => diff(client, output, &app, &from, &to).await,
         ReleaseCommand::Export { app, release, dir } => {
@@ -427,6 +428,33 @@ async fn export(
             dir.display(),
             human_bytes(n_bytes)
         );
+    });
+    Ok(())
+}
+
+async fn prune(client: &Client, output: Output, app: &str) -> CliResult {
+    check_name(NameKind::App, app)?;
+    let report: serde_json::Value = client
+        .post(&format!("/api/v1/apps/{app}/prune"), &serde_json::json!({}))
+        .await?;
+    output.print(&report, |r| {
+        let removed: Vec<&str> = r["removed"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str())
+            .collect();
+        if removed.is_empty() {
+            println!("nothing to prune: {app} keeps all its releases");
+        } else {
+            println!(
+                "removed {} releases of {app} ({}); freed {} in {} blobs",
+                removed.len(),
+                removed.join(", "),
+                human_bytes(r["bytes_freed"].as_u64().unwrap_or(0)),
+                r["blobs_removed"]
+            );
+        }
     });
     Ok(())
 }

@@ -26,11 +26,21 @@ impl Server {
         Server::start_in(dir)
     }
 
+    /// Starts a server in a new temp directory with extra `ferry server` flags.
+    pub fn start_with(args: &[&str]) -> Server {
+        Server::launch(tempfile::tempdir().unwrap(), args)
+    }
+
     /// Starts a server on `dir/data` (which may hold an earlier server's data).
     pub fn start_in(dir: tempfile::TempDir) -> Server {
+        Server::launch(dir, &[])
+    }
+
+    fn launch(dir: tempfile::TempDir, args: &[&str]) -> Server {
         let mut child = Command::new(FERRY)
             .args(["server", "--listen", "127.0.0.1:0", "--data"])
             .arg(dir.path().join("data"))
+            .args(args)
             .env("FERRY_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -495,3 +495,76 @@ async fn the_server_checks_manifests_itself() {
         );
     }
 }
+
+#[test]
+fn retention_keeps_the_newest_releases_and_frees_what_only_the_others_used() {
+    let server = Server::start_with(&["--gc-grace", "0s"]);
+    server.admin(&["team", "create", "shop"]).success();
+    server
+        .admin(&["app", "create", "web", "--team", "shop", "--keep", "2"])
+        .success();
+    let site = site(server.dir.path());
+    let from = site.to_str().unwrap();
+    for (version, content) in [("1", "one"), ("2", "two"), ("3", "three"), ("4", "four")] {
+        fs::write(site.join("version.txt"), content).unwrap();
+        create(&server, version, from).success();
+    }
+    let pruned = server
+        .admin(&["release", "prune", "web", "--json"])
+        .success()
+        .json();
+    assert_eq!(pruned["removed"], serde_json::json!(["2", "1"]));
+    // Each pruned release had its own version.txt and manifest; the rest is shared.
+    assert_eq!(pruned["blobs_removed"], 4);
+    let list = server
+        .admin(&["release", "list", "web", "--json"])
+        .success()
+        .json();
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    let again = server.admin(&["release", "prune", "web"]).success();
+    assert!(again.stdout.contains("nothing to prune"), "{again:?}");
+
+    // What is kept is whole: export still works.
+    let out = server.dir.path().join("out");
+    server
+        .admin(&["release", "export", "web", "3", out.to_str().unwrap()])
+        .success();
+    assert_eq!(
+        fs::read_to_string(out.join("version.txt")).unwrap(),
+        "three"
+    );
+    let last = server
+        .admin(&["audit", "--app", "web", "--limit", "1", "--json"])
+        .success()
+        .json();
+    assert_eq!(last[0]["action"], "release.prune");
+    server.admin(&["audit", "verify"]).success();
+}
+
+#[test]
+fn fsck_finds_corrupt_content_and_a_new_upload_repairs_it() {
+    let server = setup();
+    let site = site(server.dir.path());
+    let from = site.to_str().unwrap();
+    create(&server, "1.0.0", from).success();
+    server.admin(&["server", "fsck"]).success();
+
+    // Flip bytes of the blob holding index.html.
+    let hash = blake3::hash(b"<h1>shop</h1>\n").to_hex().to_string();
+    let blob = server.data_dir().join("blobs").join(&hash[..2]).join(&hash);
+    fs::write(&blob, b"<h1>sh0p</h1>\n").unwrap();
+    let run = server.admin(&["server", "fsck", "--json"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(run.json()["corrupt"], serde_json::json!([hash]));
+
+    // The corrupt blob is quarantined, so it is missing until uploaded again.
+    let run = server.admin(&["server", "fsck"]);
+    run.fails(1, "corrupt or missing blobs");
+    let repaired = create(&server, "1.0.1", from).success().json();
+    assert_eq!(repaired["new_bytes"], 14);
+    server.admin(&["server", "fsck"]).success();
+    let viewer = server.create_user("vic", "viewer", &["shop"]);
+    server
+        .ferry(&viewer, &["server", "fsck"])
+        .fails(3, "needs the admin role");
+}

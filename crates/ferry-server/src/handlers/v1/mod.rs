@@ -4,6 +4,7 @@ pub mod apps;
 pub mod audit;
 pub mod blobs;
 pub mod environments;
+pub mod maintenance;
 pub mod me;
 pub mod releases;
 pub mod roles;

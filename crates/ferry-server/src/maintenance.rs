@@ -1,0 +1,170 @@
+//! Keeping the content store lean and sound: retention per application, garbage collection
+//! of blobs no release references, and an integrity check that re-hashes everything.
+
+use std::collections::HashSet;
+use std::time::{Duration, SystemTime};
+
+use ferry_cas::blobs::BlobHealth;
+use ferry_cas::hash::ContentHash;
+use ferry_domain::audit::AuditRecord;
+use ferry_domain::retention::{releases_to_prune, RetainedRelease};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::error::ApiError;
+use crate::handlers::v1::blobs::blocking;
+use crate::handlers::v1::releases::load_manifest;
+use crate::state::AppState;
+
+/// What one retention pass over an application removed.
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct PruneReport {
+    pub app: String,
+    /// Versions removed, newest first.
+    pub removed: Vec<String>,
+    pub blobs_removed: u64,
+    pub bytes_freed: u64,
+}
+
+/// Removes the releases of `app` that retention no longer keeps, then collects garbage.
+/// `audit` makes the record of the change from the list of removed versions.
+pub async fn prune_app(
+    state: &AppState,
+    app: &ferry_store::App,
+    grace: Duration,
+    audit: impl FnOnce(&[String]) -> AuditRecord,
+) -> Result<PruneReport, ApiError> {
+    let releases = state.store.list_releases(&app.name).await?;
+    // Nothing pins a release yet; deployments and hotfixes will (deployed, recently in
+    // production, the base of a hotfix).
+    let retained: Vec<RetainedRelease> = releases
+        .iter()
+        .map(|r| RetainedRelease {
+            version: r.version.clone(),
+            pinned: None,
+        })
+        .collect();
+    let doomed = releases_to_prune(&retained, app.keep_releases);
+    let mut report = PruneReport {
+        app: app.name.clone(),
+        ..PruneReport::default()
+    };
+    if doomed.is_empty() {
+        return Ok(report);
+    }
+    let mut deletions = Vec::new();
+    for release in releases.iter().filter(|r| doomed.contains(&r.version)) {
+        let manifest = load_manifest(state, release).await?;
+        let mut blobs: Vec<String> = manifest.blobs().iter().map(|c| c.hash.to_hex()).collect();
+        blobs.push(release.digest.clone());
+        deletions.push((release.version.clone(), blobs));
+    }
+    state
+        .store
+        .delete_releases(&app.name, deletions, audit(&doomed))
+        .await?;
+    let (blobs_removed, bytes_freed) = collect_garbage(state, grace).await?;
+    report.removed = doomed;
+    report.blobs_removed = blobs_removed;
+    report.bytes_freed = bytes_freed;
+    Ok(report)
+}
+
+/// Deletes blobs no release references that are older than `grace`. Holds the garbage
+/// collection lock, so no release is being created meanwhile.
+pub async fn collect_garbage(state: &AppState, grace: Duration) -> Result<(u64, u64), ApiError> {
+    let _exclusive = state.gc_lock.write().await;
+    let referenced: HashSet<ContentHash> = state
+        .store
+        .referenced_blobs()
+        .await?
+        .iter()
+        .filter_map(|hex| ContentHash::from_hex(hex))
+        .collect();
+    let blobs = state.blobs.clone();
+    let older_than = SystemTime::now() - grace;
+    blocking(move || Ok(blobs.remove_unreferenced(&referenced, older_than)?)).await
+}
+
+/// What the integrity check found.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FsckReport {
+    pub ok: bool,
+    /// Blobs re-hashed.
+    pub blobs_checked: u64,
+    /// Blobs whose content no longer matches their hash; moved to `DATA/blobs/quarantine`,
+    /// so creating the release again from its source uploads them anew.
+    pub corrupt: Vec<String>,
+    /// Blobs a release references that are not on disk.
+    pub missing: Vec<String>,
+}
+
+/// Re-hashes every blob and checks every referenced blob is present.
+pub async fn fsck(state: &AppState) -> Result<FsckReport, ApiError> {
+    let referenced = state.store.referenced_blobs().await?;
+    let blobs = state.blobs.clone();
+    blocking(move || {
+        let on_disk = blobs.list()?;
+        let mut corrupt = Vec::new();
+        for hash in &on_disk {
+            if blobs.check(hash)? == BlobHealth::Corrupt {
+                blobs.quarantine(hash)?;
+                corrupt.push(hash.to_hex());
+            }
+        }
+        let present: HashSet<String> = on_disk
+            .iter()
+            .map(ContentHash::to_hex)
+            .filter(|h| !corrupt.contains(h))
+            .collect();
+        let mut missing: Vec<String> = referenced
+            .into_iter()
+            .filter(|h| !present.contains(h))
+            .collect();
+        missing.sort();
+        Ok(FsckReport {
+            ok: corrupt.is_empty() && missing.is_empty(),
+            blobs_checked: on_disk.len() as u64,
+            corrupt,
+            missing,
+        })
+    })
+    .await
+}
+
+/// Runs retention on every application, then garbage collection, every `interval`.
+pub async fn run_periodically(state: AppState, interval: Duration, grace: Duration) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.tick().await;
+    loop {
+        ticker.tick().await;
+        if let Err(error) = prune_everything(&state, grace).await {
+            tracing::warn!("periodic retention failed: {}", error.message);
+        }
+    }
+}
+
+async fn prune_everything(state: &AppState, grace: Duration) -> Result<(), ApiError> {
+    for app in state.store.list_apps().await? {
+        let now = state.clock.now_ms();
+        let report = prune_app(state, &app, grace, |removed| AuditRecord {
+            at_ms: now,
+            actor: crate::bootstrap::SERVER_ACTOR.to_owned(),
+            action: "release.prune".to_owned(),
+            subject: format!("app/{}", app.name),
+            app: Some(app.name.clone()),
+            details: serde_json::json!({ "removed": removed, "keep": app.keep_releases })
+                .to_string(),
+        })
+        .await?;
+        if !report.removed.is_empty() {
+            tracing::info!(
+                "retention removed {} releases of {}",
+                report.removed.len(),
+                app.name
+            );
+        }
+    }
+    collect_garbage(state, grace).await?;
+    Ok(())
+}
