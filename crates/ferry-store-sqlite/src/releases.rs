@@ -8,6 +8,9 @@ use sqlx::{Row, SqliteConnection};
 
 use crate::{backend, not_found};
 
+/// Rows per multi-row statement, well under SQLite's limit of bound parameters.
+const ROWS_PER_STATEMENT: usize = 500;
+
 const SELECT_RELEASES: &str =
     "SELECT apps.name AS app, releases.version, releases.digest, releases.files,
         releases.bytes, releases.source, releases.notes, releases.created_ms, releases.created_by
@@ -92,16 +95,18 @@ pub(crate) async fn insert(
     .execute(&mut *conn)
     .await
     .map_err(backend)?;
-    for (hash, size) in &new.blobs {
-        sqlx::query(
-            "INSERT INTO blob_refs (hash, size, refs) VALUES (?, ?, 1)
-             ON CONFLICT (hash) DO UPDATE SET refs = refs + 1",
-        )
-        .bind(hash)
-        .bind(*size as i64)
-        .execute(&mut *conn)
-        .await
-        .map_err(backend)?;
+    // Many rows per statement: a release of ten thousand files is a few dozen statements.
+    for group in new.blobs.chunks(ROWS_PER_STATEMENT) {
+        let rows = vec!["(?, ?, 1)"; group.len()].join(", ");
+        let sql = format!(
+            "INSERT INTO blob_refs (hash, size, refs) VALUES {rows}
+             ON CONFLICT (hash) DO UPDATE SET refs = refs + 1"
+        );
+        let mut query = sqlx::query(&sql);
+        for (hash, size) in group {
+            query = query.bind(hash).bind(*size as i64);
+        }
+        query.execute(&mut *conn).await.map_err(backend)?;
     }
     Ok(None)
 }

@@ -11,7 +11,8 @@ use crate::cli::GlobalArgs;
 use crate::config;
 use crate::error::{CliError, CliResult, Failure};
 
-/// A client of one server, as one user.
+/// A client of one server, as one user. Cloning shares the connection pool.
+#[derive(Clone)]
 pub struct Client {
     base: String,
     token: String,

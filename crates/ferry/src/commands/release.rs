@@ -28,6 +28,8 @@ use crate::output::{human_bytes, print_table, progress, Output};
 
 /// Blobs go up in batches of about this many bytes: few requests, bounded memory.
 const UPLOAD_BATCH_BYTES: usize = 32 * 1024 * 1024;
+/// Upload requests under way at once.
+const UPLOADS_IN_FLIGHT: usize = 2;
 /// Hashes asked about per request.
 const HASHES_PER_QUESTION: usize = 50_000;
 
@@ -225,24 +227,53 @@ async fn upload_missing(
     let total: u64 = locations.iter().map(|(_, l)| l.len).sum();
     let bar = progress(output, total, "uploading");
     let path = format!("/api/v1/apps/{app}/blobs");
-    let mut start = 0;
-    while start < locations.len() {
-        let mut end = start;
-        let mut size = 0;
-        while end < locations.len()
-            && (end == start || size + locations[end].1.len as usize <= UPLOAD_BATCH_BYTES)
-        {
-            size += locations[end].1.len as usize;
-            end += 1;
+    // Two batches in flight: the next one is read while the last one is written.
+    let mut in_flight = tokio::task::JoinSet::new();
+    for batch_locations in upload_batches(locations) {
+        if in_flight.len() >= UPLOADS_IN_FLIGHT {
+            let size = in_flight
+                .join_next()
+                .await
+                .expect("a batch is in flight")
+                .map_err(|e| CliError::failed(format!("an upload task failed: {e}")))??;
+            bar.inc(size);
         }
-        let batch_locations = locations[start..end].to_vec();
-        let batch = blocking(move || read_batch(&batch_locations)).await?;
-        let _: StoredBlobs = client.post_bytes(&path, batch).await?;
-        bar.inc(size as u64);
-        start = end;
+        let client = client.clone();
+        let path = path.clone();
+        in_flight.spawn(async move {
+            let size: u64 = batch_locations.iter().map(|(_, l)| l.len).sum();
+            let batch = blocking(move || read_batch(&batch_locations)).await?;
+            let _: StoredBlobs = client.post_bytes(&path, batch).await?;
+            Ok::<u64, CliError>(size)
+        });
+    }
+    while let Some(done) = in_flight.join_next().await {
+        let size = done.map_err(|e| CliError::failed(format!("an upload task failed: {e}")))??;
+        bar.inc(size);
     }
     bar.finish_and_clear();
     Ok(total)
+}
+
+/// Groups blobs into upload batches of about `UPLOAD_BATCH_BYTES`.
+fn upload_batches(
+    locations: Vec<(ContentHash, BlobLocation)>,
+) -> Vec<Vec<(ContentHash, BlobLocation)>> {
+    let mut batches = Vec::new();
+    let mut batch = Vec::new();
+    let mut size = 0;
+    for (hash, location) in locations {
+        if !batch.is_empty() && size + location.len as usize > UPLOAD_BATCH_BYTES {
+            batches.push(std::mem::take(&mut batch));
+            size = 0;
+        }
+        size += location.len as usize;
+        batch.push((hash, location));
+    }
+    if !batch.is_empty() {
+        batches.push(batch);
+    }
+    batches
 }
 
 /// Reads blobs from the tree into one upload batch, checking each against its hash (a file
