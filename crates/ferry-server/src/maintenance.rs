@@ -56,7 +56,7 @@ pub async fn prune_app(
     for release in releases.iter().filter(|r| doomed.contains(&r.version)) {
         let manifest = load_manifest(state, release).await?;
         let mut blobs: Vec<String> = manifest.blobs().iter().map(|c| c.hash.to_hex()).collect();
-        blobs.push(release.digest.clone());
+        blobs.push(release.manifest_blob.clone());
         deletions.push((release.version.clone(), blobs));
     }
     state

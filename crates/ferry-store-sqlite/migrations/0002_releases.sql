@@ -4,8 +4,10 @@ CREATE TABLE releases (
     id          INTEGER PRIMARY KEY,
     app_id      INTEGER NOT NULL REFERENCES apps (id),
     version     TEXT NOT NULL,
-    -- the manifest's digest, which is also the address of the manifest blob
-    digest      TEXT NOT NULL,
+    -- the manifest's digest: equal digests, equal trees
+    digest         TEXT NOT NULL,
+    -- the blob holding the manifest (compressed)
+    manifest_blob  TEXT NOT NULL,
     files       INTEGER NOT NULL,
     bytes       INTEGER NOT NULL,
     -- where the tree came from, as JSON

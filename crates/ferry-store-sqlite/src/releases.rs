@@ -12,7 +12,7 @@ use crate::{backend, not_found};
 const ROWS_PER_STATEMENT: usize = 500;
 
 const SELECT_RELEASES: &str =
-    "SELECT apps.name AS app, releases.version, releases.digest, releases.files,
+    "SELECT apps.name AS app, releases.version, releases.digest, releases.manifest_blob, releases.files,
         releases.bytes, releases.source, releases.notes, releases.created_ms, releases.created_by
      FROM releases JOIN apps ON apps.id = releases.app_id";
 
@@ -21,6 +21,7 @@ fn release_from_row(row: SqliteRow) -> Release {
         app: row.get("app"),
         version: row.get("version"),
         digest: row.get("digest"),
+        manifest_blob: row.get("manifest_blob"),
         files: row.get::<i64, _>("files") as u64,
         bytes: row.get::<i64, _>("bytes") as u64,
         source: row.get("source"),
@@ -80,12 +81,13 @@ pub(crate) async fn insert(
         .map_err(backend)?
         .ok_or_else(|| not_found("application", &release.app))?;
     sqlx::query(
-        "INSERT INTO releases (app_id, version, digest, files, bytes, source, notes, created_ms, created_by)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO releases (app_id, version, digest, manifest_blob, files, bytes, source, notes, created_ms, created_by)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(app_id)
     .bind(&release.version)
     .bind(&release.digest)
+    .bind(&release.manifest_blob)
     .bind(release.files as i64)
     .bind(release.bytes as i64)
     .bind(&release.source)

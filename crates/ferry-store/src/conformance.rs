@@ -356,6 +356,7 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
             app: "shop-web".into(),
             version: version.into(),
             digest: digest.into(),
+            manifest_blob: format!("m-{digest}"),
             files: 2,
             bytes: 10,
             source: "{}".into(),

@@ -96,8 +96,10 @@ pub struct AuditChain {
 pub struct Release {
     pub app: String,
     pub version: String,
-    /// The manifest's digest, which is also the address of the manifest blob.
+    /// The manifest's digest: equal digests, equal trees.
     pub digest: String,
+    /// The blob holding the (compressed) manifest.
+    pub manifest_blob: String,
     pub files: u64,
     pub bytes: u64,
     /// Where the tree came from, as a JSON document.

@@ -6,7 +6,7 @@ use axum::Json;
 use ferry_api::{CreateRelease, CreatedRelease, DiffModified, DiffPath, Release, ReleaseDiff};
 use ferry_cas::diff::diff;
 use ferry_cas::hash::ContentHash;
-use ferry_cas::manifest::{Entry, Manifest};
+use ferry_cas::manifest::Manifest;
 use ferry_domain::name::validate_version;
 use ferry_domain::permission::Action;
 use ferry_store::{NewRelease, ReleaseOutcome};
@@ -64,17 +64,14 @@ pub async fn load_manifest(
     state: &AppState,
     release: &ferry_store::Release,
 ) -> Result<Manifest, ApiError> {
-    let digest = ContentHash::from_hex(&release.digest).ok_or_else(|| {
-        ApiError::internal(format!("release digest {:?} is not a hash", release.digest))
-    })?;
+    let hash = |hex: &str| {
+        ContentHash::from_hex(hex)
+            .ok_or_else(|| ApiError::internal(format!("{hex:?} is not a hash")))
+    };
+    let digest = hash(&release.digest)?;
+    let manifest_blob = hash(&release.manifest_blob)?;
     let blobs = state.blobs.clone();
-    blocking(move || {
-        let bytes = blobs.read(&digest)?;
-        let entries: Vec<Entry> = serde_json::from_slice(&bytes)
-            .map_err(|e| ApiError::internal(format!("manifest {digest} is unreadable: {e}")))?;
-        Ok(Manifest { entries })
-    })
-    .await
+    blocking(move || Ok(Manifest::from_blob(&blobs.read(&manifest_blob)?, &digest)?)).await
 }
 
 /// Creates a release from a manifest whose content is uploaded (a developer or higher in
@@ -106,18 +103,20 @@ pub async fn create_release(
             "release notes are limited to {MAX_NOTES} bytes"
         )));
     }
-    let manifest_bytes = serde_json::to_vec(&manifest.entries).expect("manifests serialize");
-    let digest = ContentHash::of(&manifest_bytes);
+    let digest = manifest.digest();
+    let manifest_bytes = manifest.to_blob();
+    let manifest_blob = ContentHash::of(&manifest_bytes);
     let mut blobs: Vec<(String, u64)> = manifest
         .blobs()
         .into_iter()
         .map(|chunk| (chunk.hash.to_hex(), chunk.size))
         .collect();
-    blobs.push((digest.to_hex(), manifest_bytes.len() as u64));
+    blobs.push((manifest_blob.to_hex(), manifest_bytes.len() as u64));
     let release = ferry_store::Release {
         app: app.name.clone(),
         version: request.version.clone(),
         digest: digest.to_hex(),
+        manifest_blob: manifest_blob.to_hex(),
         files: manifest.n_files(),
         bytes: manifest.n_bytes(),
         source: serde_json::to_string(&request.source).expect("sources serialize"),
@@ -145,7 +144,7 @@ pub async fn create_release(
                 missing.len()
             )));
         }
-        store.put_batch(&[(digest, &manifest_bytes)])?;
+        store.put_batch(&[(manifest_blob, &manifest_bytes)])?;
         Ok(())
     })
     .await?;
