@@ -568,3 +568,110 @@ fn fsck_finds_corrupt_content_and_a_new_upload_repairs_it() {
         .ferry(&viewer, &["server", "fsck"])
         .fails(3, "needs the admin role");
 }
+
+/// One raw tar entry: its name as bytes (so `..`, absolute and non-UTF-8 names can be
+/// written), its type, a link target and its content.
+struct RawEntry<'a> {
+    name: &'a [u8],
+    kind: tar::EntryType,
+    link: &'a str,
+    data: &'a [u8],
+}
+
+fn raw(
+    name: &'static [u8],
+    kind: tar::EntryType,
+    link: &'static str,
+    data: &'static [u8],
+) -> RawEntry<'static> {
+    RawEntry {
+        name,
+        kind,
+        link,
+        data,
+    }
+}
+
+/// Writes an archive exactly as given, bypassing the tar crate's own path checks.
+fn hostile_tar(path: &Path, entries: &[RawEntry]) {
+    let mut builder = tar::Builder::new(Vec::new());
+    for entry in entries {
+        let mut header = tar::Header::new_old();
+        header.as_old_mut().name[..entry.name.len()].copy_from_slice(entry.name);
+        header.as_old_mut().linkname[..entry.link.len()].copy_from_slice(entry.link.as_bytes());
+        header.set_entry_type(entry.kind);
+        header.set_mode(0o644);
+        header.set_size(entry.data.len() as u64);
+        header.set_cksum();
+        builder.append(&header, entry.data).unwrap();
+    }
+    fs::write(path, builder.into_inner().unwrap()).unwrap();
+}
+
+/// Hostile archives through the real binary: each refused with exit 3, naming the entry,
+/// storing nothing.
+#[test]
+fn hostile_archives_are_refused_naming_the_entry() {
+    use tar::EntryType::{Char, Link, Regular, Symlink};
+    let server = setup();
+    let ok = raw(b"index.html", Regular, "", b"<h1>shop</h1>");
+    let cases: Vec<(&str, Vec<RawEntry>, &str)> = vec![
+        (
+            "dotdot",
+            vec![raw(b"../evil.sh", Regular, "", b"x")],
+            "../evil.sh",
+        ),
+        (
+            "nested-dotdot",
+            vec![raw(b"a/../../evil.sh", Regular, "", b"x")],
+            "a/../../evil.sh",
+        ),
+        (
+            "absolute",
+            vec![raw(b"/etc/cron.d/evil", Regular, "", b"x")],
+            "/etc/cron.d/evil",
+        ),
+        (
+            "symlink-out",
+            vec![ok, raw(b"link", Symlink, "../../etc/passwd", b"")],
+            "link",
+        ),
+        (
+            "hardlink-out",
+            vec![raw(b"hard", Link, "../../etc/shadow", b"")],
+            "hard",
+        ),
+        ("device", vec![raw(b"tty", Char, "", b"")], "tty"),
+        (
+            "duplicate",
+            vec![
+                raw(b"index.html", Regular, "", b"one"),
+                raw(b"./index.html", Regular, "", b"two"),
+            ],
+            "index.html",
+        ),
+        (
+            "non-utf8",
+            vec![raw(b"caf\xe9.html", Regular, "", b"x")],
+            "caf",
+        ),
+    ];
+    for (name, entries, entry_named) in cases {
+        let archive = server.dir.path().join(format!("{name}.tar"));
+        hostile_tar(&archive, &entries);
+        let run = create(&server, "6.6.6", archive.to_str().unwrap());
+        assert_eq!(run.code, 3, "{name}: {run:#?}");
+        assert!(
+            run.stderr.starts_with("error: ") && run.stderr.contains(entry_named),
+            "{name}: {run:#?}"
+        );
+    }
+    assert_eq!(n_blobs(&server), 0);
+    assert!(server
+        .admin(&["release", "list", "web", "--json"])
+        .success()
+        .json()
+        .as_array()
+        .unwrap()
+        .is_empty());
+}
