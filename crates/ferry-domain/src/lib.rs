@@ -5,6 +5,7 @@
 //! clock. Callers pass in what the rules need (roles, the pipeline, times as numbers).
 
 pub mod audit;
+pub mod deployment;
 pub mod duration;
 pub mod name;
 pub mod permission;

@@ -1,0 +1,426 @@
+//! A deployment as a state machine with one step per target. The server feeds it what
+//! agents report (and timeouts); it answers with what each target must do next. No I/O:
+//! the orchestrator stores the state and turns commands into each agent's desired state.
+
+use serde::{Deserialize, Serialize};
+
+/// How targets are taken through a deployment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Strategy {
+    /// One target at a time; on a failure, stop and roll back the targets already switched.
+    Rolling,
+    /// All targets at once; on a failure, roll back the targets that switched.
+    Parallel,
+}
+
+/// Where one target is in the deployment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum TargetState {
+    /// Not asked yet (rolling: waiting for its turn).
+    Pending,
+    /// Asked to deploy the new release; not reported yet.
+    Deploying,
+    Succeeded,
+    /// The target could not deploy and kept (or put back) its previous release.
+    RolledBack {
+        reason: String,
+    },
+    /// The target could not deploy and has no previous release to serve.
+    Failed {
+        reason: String,
+    },
+    /// Switched successfully, then asked to go back because another target failed.
+    RollingBack,
+    /// Went back to its previous release after another target failed.
+    Reverted,
+    /// Never reached: the deployment stopped before its turn.
+    Skipped,
+}
+
+impl TargetState {
+    /// Whether the target will not change any more in this deployment.
+    pub fn is_final(&self) -> bool {
+        !matches!(
+            self,
+            TargetState::Pending | TargetState::Deploying | TargetState::RollingBack
+        )
+    }
+
+    fn failure(&self) -> Option<&str> {
+        match self {
+            TargetState::RolledBack { reason } | TargetState::Failed { reason } => Some(reason),
+            _ => None,
+        }
+    }
+}
+
+/// One target's part of a deployment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetStep {
+    pub target: String,
+    /// The release the target served before, to go back to.
+    pub previous: Option<String>,
+    #[serde(flatten)]
+    pub state: TargetState,
+}
+
+/// The deployment as a whole.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Running,
+    Succeeded,
+    /// At least one target failed and every target serves its previous release again.
+    RolledBack,
+    /// At least one target failed and could not be put back (no previous release, or it
+    /// did not answer).
+    Failed,
+}
+
+/// What the orchestrator must tell a target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Deploy the deployment's release.
+    Deploy { target: String },
+    /// Go back to `to` (`None`: serve nothing, there was no previous release).
+    RollBack { target: String, to: Option<String> },
+}
+
+/// What a target reported, or what the server concluded about it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Report {
+    /// The new release is live and healthy.
+    Succeeded,
+    /// The deploy failed; the target kept or put back its previous release.
+    RolledBack { reason: String },
+    /// The deploy failed and the target has nothing to serve.
+    Failed { reason: String },
+    /// The target went back to its previous release, as asked.
+    Reverted,
+    /// The target did not answer in time.
+    TimedOut { reason: String },
+}
+
+/// A deployment in progress or finished.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deployment {
+    pub strategy: Strategy,
+    pub steps: Vec<TargetStep>,
+    pub status: Status,
+    /// Why a deployment that did not succeed ended as it did.
+    pub reason: Option<String>,
+}
+
+impl Deployment {
+    /// A deployment to `targets` (name and the release each serves now), not started.
+    pub fn new(strategy: Strategy, targets: Vec<(String, Option<String>)>) -> Deployment {
+        Deployment {
+            strategy,
+            steps: targets
+                .into_iter()
+                .map(|(target, previous)| TargetStep {
+                    target,
+                    previous,
+                    state: TargetState::Pending,
+                })
+                .collect(),
+            status: Status::Running,
+            reason: None,
+        }
+    }
+
+    /// Starts the deployment: the first target (rolling) or all of them (parallel).
+    pub fn start(&mut self) -> Vec<Command> {
+        if self.steps.is_empty() {
+            self.status = Status::Failed;
+            self.reason = Some("the application is placed on no target in this environment".into());
+            return Vec::new();
+        }
+        let n_first = match self.strategy {
+            Strategy::Rolling => 1,
+            Strategy::Parallel => self.steps.len(),
+        };
+        self.steps
+            .iter_mut()
+            .take(n_first)
+            .map(|step| {
+                step.state = TargetState::Deploying;
+                Command::Deploy {
+                    target: step.target.clone(),
+                }
+            })
+            .collect()
+    }
+
+    /// Applies a report about `target` and returns what must happen next. A report that
+    /// does not fit the target's state (late, duplicated, unknown target) changes nothing.
+    pub fn apply(&mut self, target: &str, report: Report) -> Vec<Command> {
+        if self.status != Status::Running {
+            return Vec::new();
+        }
+        let Some(index) = self.steps.iter().position(|s| s.target == target) else {
+            return Vec::new();
+        };
+        let step = &mut self.steps[index];
+        match (&step.state, report) {
+            (TargetState::Deploying, Report::Succeeded) => step.state = TargetState::Succeeded,
+            (TargetState::Deploying, Report::RolledBack { reason }) => {
+                step.state = TargetState::RolledBack {
+                    reason: format!("{target}: {reason}"),
+                }
+            }
+            (TargetState::Deploying, Report::Failed { reason } | Report::TimedOut { reason }) => {
+                step.state = TargetState::Failed {
+                    reason: format!("{target}: {reason}"),
+                }
+            }
+            (TargetState::RollingBack, Report::Reverted) => step.state = TargetState::Reverted,
+            (
+                TargetState::RollingBack,
+                Report::TimedOut { reason }
+                | Report::Failed { reason }
+                | Report::RolledBack { reason },
+            ) => {
+                step.state = TargetState::Failed {
+                    reason: format!("{target}: could not go back: {reason}"),
+                }
+            }
+            _ => return Vec::new(),
+        }
+        self.advance()
+    }
+
+    /// After a change: start the next rolling target, or roll back after a failure, or
+    /// finish.
+    fn advance(&mut self) -> Vec<Command> {
+        let first_failure = self
+            .steps
+            .iter()
+            .find_map(|s| s.state.failure().map(str::to_owned));
+        if let Some(reason) = first_failure {
+            let mut commands = Vec::new();
+            for step in &mut self.steps {
+                match step.state {
+                    TargetState::Succeeded => {
+                        step.state = TargetState::RollingBack;
+                        commands.push(Command::RollBack {
+                            target: step.target.clone(),
+                            to: step.previous.clone(),
+                        });
+                    }
+                    TargetState::Pending => step.state = TargetState::Skipped,
+                    _ => {}
+                }
+            }
+            if self.steps.iter().all(|s| s.state.is_final()) {
+                let could_not_go_back = self
+                    .steps
+                    .iter()
+                    .any(|s| matches!(s.state, TargetState::Failed { .. }));
+                self.status = if could_not_go_back {
+                    Status::Failed
+                } else {
+                    Status::RolledBack
+                };
+                self.reason = Some(reason);
+            }
+            return commands;
+        }
+        if let Some(next) = self
+            .steps
+            .iter_mut()
+            .find(|s| s.state == TargetState::Pending)
+        {
+            if self.strategy == Strategy::Rolling {
+                next.state = TargetState::Deploying;
+                return vec![Command::Deploy {
+                    target: next.target.clone(),
+                }];
+            }
+        }
+        if self.steps.iter().all(|s| s.state == TargetState::Succeeded) {
+            self.status = Status::Succeeded;
+        }
+        Vec::new()
+    }
+
+    /// The targets still owing an answer (to time out when silent too long).
+    pub fn waiting_on(&self) -> Vec<&str> {
+        self.steps
+            .iter()
+            .filter(|s| matches!(s.state, TargetState::Deploying | TargetState::RollingBack))
+            .map(|s| s.target.as_str())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs a deployment over targets `a`, `b`, `c` (each with previous release `v1`, or
+    /// none for names in `fresh`) through `reports`, and returns a trace of the commands,
+    /// then each target's final state and the status.
+    fn run(strategy: Strategy, fresh: &[&str], reports: &[(&str, Report)]) -> String {
+        let targets = ["a", "b", "c"]
+            .iter()
+            .map(|t| (t.to_string(), (!fresh.contains(t)).then(|| "v1".to_owned())))
+            .collect();
+        let mut deployment = Deployment::new(strategy, targets);
+        let mut trace = vec![commands(&deployment.start())];
+        for (target, report) in reports {
+            trace.push(commands(&deployment.apply(target, report.clone())));
+        }
+        let states: Vec<String> = deployment
+            .steps
+            .iter()
+            .map(|s| format!("{}={}", s.target, short(&s.state)))
+            .collect();
+        format!(
+            "{} | {} | {:?}",
+            trace.join(" "),
+            states.join(" "),
+            deployment.status
+        )
+    }
+
+    fn commands(commands: &[Command]) -> String {
+        let parts: Vec<String> = commands
+            .iter()
+            .map(|c| match c {
+                Command::Deploy { target } => format!("deploy:{target}"),
+                Command::RollBack { target, to } => {
+                    format!("back:{target}>{}", to.as_deref().unwrap_or("none"))
+                }
+            })
+            .collect();
+        format!("[{}]", parts.join(","))
+    }
+
+    fn short(state: &TargetState) -> &'static str {
+        match state {
+            TargetState::Pending => "pending",
+            TargetState::Deploying => "deploying",
+            TargetState::Succeeded => "ok",
+            TargetState::RolledBack { .. } => "rolledback",
+            TargetState::Failed { .. } => "failed",
+            TargetState::RollingBack => "rollingback",
+            TargetState::Reverted => "reverted",
+            TargetState::Skipped => "skipped",
+        }
+    }
+
+    fn ok() -> Report {
+        Report::Succeeded
+    }
+    fn bad() -> Report {
+        Report::RolledBack {
+            reason: "health check failed".into(),
+        }
+    }
+    fn dead() -> Report {
+        Report::TimedOut {
+            reason: "no answer in 5m".into(),
+        }
+    }
+
+    #[test]
+    fn rolling() {
+        use Strategy::Rolling;
+        let cases: Vec<(&[&str], Vec<(&str, Report)>, &str)> = vec![
+            (&[], vec![("a", ok()), ("b", ok()), ("c", ok())],
+                "[deploy:a] [deploy:b] [deploy:c] [] | a=ok b=ok c=ok | Succeeded"),
+            (&[], vec![("a", bad())],
+                "[deploy:a] [] | a=rolledback b=skipped c=skipped | RolledBack"),
+            (&[], vec![("a", ok()), ("b", bad()), ("a", Report::Reverted)],
+                "[deploy:a] [deploy:b] [back:a>v1] [] | a=reverted b=rolledback c=skipped | RolledBack"),
+            (&[], vec![("a", ok()), ("b", ok()), ("c", dead()), ("a", Report::Reverted), ("b", Report::Reverted)],
+                "[deploy:a] [deploy:b] [deploy:c] [back:a>v1,back:b>v1] [] [] | a=reverted b=reverted c=failed | Failed"),
+            (&[], vec![("a", ok()), ("b", bad()), ("a", dead())],
+                "[deploy:a] [deploy:b] [back:a>v1] [] | a=failed b=rolledback c=skipped | Failed"),
+            (&["a"], vec![("a", Report::Failed { reason: "before_switch hook failed".into() })],
+                "[deploy:a] [] | a=failed b=skipped c=skipped | Failed"),
+            (&["a"], vec![("a", ok()), ("b", bad()), ("a", Report::Reverted)],
+                "[deploy:a] [deploy:b] [back:a>none] [] | a=reverted b=rolledback c=skipped | RolledBack"),
+        ];
+        for (fresh, reports, expected) in cases {
+            assert_eq!(run(Rolling, fresh, &reports), expected, "{reports:?}");
+        }
+    }
+
+    #[test]
+    fn parallel() {
+        use Strategy::Parallel;
+        let cases: Vec<(Vec<(&str, Report)>, &str)> = vec![
+            (vec![("c", ok()), ("a", ok()), ("b", ok())],
+                "[deploy:a,deploy:b,deploy:c] [] [] [] | a=ok b=ok c=ok | Succeeded"),
+            (vec![("a", ok()), ("b", bad()), ("c", ok()), ("a", Report::Reverted), ("c", Report::Reverted)],
+                "[deploy:a,deploy:b,deploy:c] [] [back:a>v1] [back:c>v1] [] [] | a=reverted b=rolledback c=reverted | RolledBack"),
+            (vec![("a", bad()), ("b", bad()), ("c", bad())],
+                "[deploy:a,deploy:b,deploy:c] [] [] [] | a=rolledback b=rolledback c=rolledback | RolledBack"),
+        ];
+        for (reports, expected) in cases {
+            assert_eq!(run(Parallel, &[], &reports), expected, "{reports:?}");
+        }
+    }
+
+    #[test]
+    fn late_duplicate_and_unknown_reports_change_nothing() {
+        let trace = run(
+            Strategy::Rolling,
+            &[],
+            &[
+                ("b", ok()),
+                ("zz", ok()),
+                ("a", Report::Reverted),
+                ("a", ok()),
+                ("a", ok()),
+                ("b", ok()),
+                ("c", ok()),
+                ("c", bad()),
+            ],
+        );
+        assert_eq!(
+            trace,
+            "[deploy:a] [] [] [] [deploy:b] [] [deploy:c] [] [] | a=ok b=ok c=ok | Succeeded"
+        );
+    }
+
+    #[test]
+    fn no_target_fails_at_once_with_a_reason() {
+        let mut deployment = Deployment::new(Strategy::Rolling, Vec::new());
+        assert!(deployment.start().is_empty());
+        assert_eq!(deployment.status, Status::Failed);
+        assert!(deployment.reason.unwrap().contains("placed on no target"));
+    }
+
+    #[test]
+    fn the_first_failure_is_the_reason_and_waiting_targets_are_listed() {
+        let mut deployment = Deployment::new(
+            Strategy::Parallel,
+            vec![
+                ("a".into(), Some("v1".into())),
+                ("b".into(), Some("v1".into())),
+            ],
+        );
+        deployment.start();
+        assert_eq!(deployment.waiting_on(), ["a", "b"]);
+        deployment.apply(
+            "a",
+            Report::RolledBack {
+                reason: "health check failed".into(),
+            },
+        );
+        assert_eq!(deployment.waiting_on(), ["b"]);
+        deployment.apply(
+            "b",
+            Report::TimedOut {
+                reason: "no answer in 5m".into(),
+            },
+        );
+        assert_eq!(deployment.status, Status::Failed);
+        assert_eq!(deployment.reason.as_deref(), Some("a: health check failed"));
+    }
+}
