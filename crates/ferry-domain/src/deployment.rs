@@ -329,7 +329,8 @@ mod tests {
     #[test]
     fn rolling() {
         use Strategy::Rolling;
-        let cases: Vec<(&[&str], Vec<(&str, Report)>, &str)> = vec![
+        type Case<'a> = (&'a [&'a str], Vec<(&'a str, Report)>, &'a str);
+        let cases: Vec<Case> = vec![
             (&[], vec![("a", ok()), ("b", ok()), ("c", ok())],
                 "[deploy:a] [deploy:b] [deploy:c] [] | a=ok b=ok c=ok | Succeeded"),
             (&[], vec![("a", bad())],
