@@ -281,3 +281,174 @@ pub struct ReleaseDiff {
     pub removed: Vec<DiffPath>,
     pub modified: Vec<DiffModified>,
 }
+
+/// Asks for a one-time enrollment token for a new target.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollTarget {
+    pub env: String,
+    pub name: String,
+}
+
+/// A one-time enrollment token, shown once; valid for an hour.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct EnrollmentToken {
+    pub target: String,
+    pub env: String,
+    pub token: String,
+    pub expires_at: String,
+}
+
+/// A target and how it is doing.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct Target {
+    pub name: String,
+    pub env: String,
+    pub enrolled: bool,
+    pub last_seen: Option<String>,
+    /// `online` (heard from in the last minute), `offline` or `not_enrolled`.
+    pub health: String,
+}
+
+/// Places an application on exactly these targets of an environment.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Placement {
+    pub env: String,
+    pub targets: Vec<String>,
+}
+
+/// Asks for a deployment.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateDeployment {
+    pub version: String,
+    pub env: String,
+    /// `rolling` (default) or `parallel`.
+    #[serde(default)]
+    pub strategy: Option<String>,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// Asks to go back to a release already on the targets.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRollback {
+    pub env: String,
+    /// The version to go back to; the one before the current one when absent.
+    #[serde(default)]
+    pub to: Option<String>,
+}
+
+/// One target's part of a deployment.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct DeploymentTarget {
+    pub target: String,
+    pub previous: Option<String>,
+    pub state: String,
+    pub reason: Option<String>,
+}
+
+/// A deployment.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct Deployment {
+    pub id: i64,
+    pub app: String,
+    pub env: String,
+    pub version: String,
+    /// `deploy` or `rollback`.
+    pub kind: String,
+    /// `running`, `succeeded`, `failed` or `rolled_back`.
+    pub status: String,
+    pub strategy: String,
+    pub reason: Option<String>,
+    pub requested_by: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub targets: Vec<DeploymentTarget>,
+}
+
+/// `ferry status`: what runs where.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct Status {
+    pub apps: Vec<AppStatus>,
+}
+
+/// One application in every environment.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct AppStatus {
+    pub app: String,
+    pub environments: Vec<EnvStatus>,
+}
+
+/// One application in one environment.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct EnvStatus {
+    pub env: String,
+    /// The version the environment's last successful deployment installed.
+    pub version: Option<String>,
+    pub targets: Vec<TargetStatus>,
+}
+
+/// One application on one target.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct TargetStatus {
+    pub target: String,
+    pub version: Option<String>,
+    pub state: String,
+    /// Paths that differ from the release (drift detection comes later: always null now).
+    #[schema(value_type = Object)]
+    pub drift: Option<serde_json::Value>,
+}
+
+/// Exchanges an enrollment token for an agent credential.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentEnroll {
+    pub token: String,
+}
+
+/// The agent's long-lived credential, shown once.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct AgentCredential {
+    pub target: String,
+    pub env: String,
+    pub credential: String,
+}
+
+/// What a target should run.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct DesiredState {
+    pub target: String,
+    pub env: String,
+    /// Grows with every change anywhere; long-poll with `?after=GENERATION`.
+    pub generation: u64,
+    pub apps: Vec<DesiredApp>,
+}
+
+/// One application a target should run.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct DesiredApp {
+    pub app: String,
+    /// `None`: serve nothing.
+    pub version: Option<String>,
+    pub deployment: Option<i64>,
+}
+
+/// What an agent reports after converging one application.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentReport {
+    pub app: String,
+    pub deployment: i64,
+    /// `succeeded`, `rolled_back` or `failed`.
+    pub outcome: String,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub output_tail: Option<String>,
+    /// What `current` points at now.
+    #[serde(default)]
+    pub current_version: Option<String>,
+}

@@ -14,6 +14,7 @@ mod json;
 mod maintenance;
 mod metrics;
 mod openapi;
+mod orchestrator;
 mod state;
 
 use std::net::SocketAddr;
@@ -40,11 +41,21 @@ pub struct ServerConfig {
     pub maintenance_every: Duration,
     /// How old unreferenced content must be before garbage collection removes it.
     pub gc_grace: Duration,
+    /// How long a deployment waits for a silent target before it gives up on it.
+    pub deploy_timeout: Duration,
 }
 
 /// Runs the server until SIGINT or SIGTERM, then finishes the requests under way and closes
 /// the database.
 pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
+    serve(listener, config).await
+}
+
+/// Runs the server on a listener already bound (so a caller can learn its port first).
+pub async fn serve(listener: tokio::net::TcpListener, config: ServerConfig) -> anyhow::Result<()> {
     files::create_private_dir(&config.data_dir)?;
     let audit_key = files::load_or_create_audit_key(&config.data_dir)?;
     let db_path = config.data_dir.join("ferry.db");
@@ -70,15 +81,17 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         blobs: Arc::new(blobs),
         gc_lock: Arc::default(),
         gc_grace: config.gc_grace,
+        orchestra: Arc::default(),
     };
+    tokio::spawn(orchestrator::run_timeouts(
+        state.clone(),
+        config.deploy_timeout,
+    ));
     tokio::spawn(maintenance::run_periodically(
         state.clone(),
         config.maintenance_every,
         config.gc_grace,
     ));
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("listening on {}", config.listen))?;
     let local_addr = listener.local_addr()?;
     tracing::info!("listening on http://{local_addr}");
     axum::serve(listener, router(state))

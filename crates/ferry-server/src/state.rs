@@ -24,4 +24,6 @@ pub struct AppState {
     /// How old an unreferenced blob must be before garbage collection removes it, so an
     /// upload whose release is not created yet is safe.
     pub gc_grace: Duration,
+    /// Wakes agents and serialises deployment progress.
+    pub orchestra: crate::orchestrator::SharedOrchestra,
 }

@@ -7,8 +7,10 @@
 mod access;
 mod apps;
 mod audit;
+mod deployments;
 mod pipeline;
 mod releases;
+mod targets;
 
 use std::path::Path;
 use std::time::Duration;
@@ -18,8 +20,9 @@ use ferry_domain::audit::AuditRecord;
 use ferry_domain::permission::{Level, Role};
 use ferry_domain::pipeline::Environment;
 use ferry_store::{
-    App, AuditChain, AuditEvent, AuditFilter, Bootstrap, NewApp, NewRelease, NewUser, PolicyChange,
-    Release, ReleaseOutcome, Store, StoreError, StoreResult, Team, User,
+    App, AuditChain, AuditEvent, AuditFilter, Bootstrap, DeploymentRecord, DesiredChange, NewApp,
+    NewRelease, NewUser, PolicyChange, Release, ReleaseOutcome, Store, StoreError, StoreResult,
+    Target, TargetApp, Team, User,
 };
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -256,6 +259,150 @@ impl Store for SqliteStore {
         releases::referenced_blobs(&mut *self.read().await?).await
     }
 
+    async fn create_enrollment(
+        &self,
+        env: &str,
+        target: &str,
+        token_hash: &str,
+        expires_ms: i64,
+        record: AuditRecord,
+    ) -> StoreResult<Target> {
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let created =
+            targets::create_enrollment(&mut tx, env, target, token_hash, expires_ms, record.at_ms)
+                .await?;
+        audit::append(&mut tx, &self.audit_key, record).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(created)
+    }
+
+    async fn enroll_target(
+        &self,
+        token_hash: &str,
+        credential_hash: &str,
+        now_ms: i64,
+        record: AuditRecord,
+    ) -> StoreResult<Target> {
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let target = targets::enroll(&mut tx, token_hash, credential_hash, now_ms).await?;
+        audit::append(
+            &mut tx,
+            &self.audit_key,
+            AuditRecord {
+                subject: format!("target/{}", target.name),
+                ..record
+            },
+        )
+        .await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(target)
+    }
+
+    async fn target_by_credential(&self, credential_hash: &str) -> StoreResult<Option<Target>> {
+        targets::by_credential(&mut *self.read().await?, credential_hash).await
+    }
+
+    async fn list_targets(&self) -> StoreResult<Vec<Target>> {
+        targets::list(&mut *self.read().await?).await
+    }
+
+    async fn touch_target(&self, target: &str, now_ms: i64) -> StoreResult<()> {
+        let mut conn = self.writer.acquire().await.map_err(backend)?;
+        targets::touch(&mut conn, target, now_ms).await
+    }
+
+    async fn place_app(
+        &self,
+        app: &str,
+        env: &str,
+        names: &[String],
+        record: AuditRecord,
+    ) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        targets::place(&mut tx, app, env, names).await?;
+        audit::append(&mut tx, &self.audit_key, record).await?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn placement(&self, app: &str, env: &str) -> StoreResult<Vec<String>> {
+        targets::placement(&mut *self.read().await?, app, env).await
+    }
+
+    async fn target_apps(&self) -> StoreResult<Vec<TargetApp>> {
+        targets::target_apps(&mut *self.read().await?).await
+    }
+
+    async fn report_target_app(
+        &self,
+        target: &str,
+        app: &str,
+        current_version: Option<&str>,
+        state: &str,
+        detail: Option<&str>,
+        now_ms: i64,
+    ) -> StoreResult<()> {
+        let mut conn = self.writer.acquire().await.map_err(backend)?;
+        targets::report(
+            &mut conn,
+            target,
+            app,
+            current_version,
+            state,
+            detail,
+            now_ms,
+        )
+        .await
+    }
+
+    async fn create_deployment(
+        &self,
+        deployment: DeploymentRecord,
+        changes: Vec<DesiredChange>,
+        record: AuditRecord,
+    ) -> StoreResult<DeploymentRecord> {
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let created = deployments::insert(&mut tx, &deployment, &changes).await?;
+        let subject = format!("deployment/{}", created.id);
+        audit::append(&mut tx, &self.audit_key, AuditRecord { subject, ..record }).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(created)
+    }
+
+    async fn update_deployment(
+        &self,
+        deployment: &DeploymentRecord,
+        changes: Vec<DesiredChange>,
+        bad_version: Option<&str>,
+        record: Option<AuditRecord>,
+    ) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        deployments::update(&mut tx, deployment, &changes, bad_version).await?;
+        if let Some(record) = record {
+            audit::append(&mut tx, &self.audit_key, record).await?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn deployment(&self, id: i64) -> StoreResult<Option<DeploymentRecord>> {
+        deployments::by_id(&mut *self.read().await?, id).await
+    }
+
+    async fn list_deployments(
+        &self,
+        app: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<DeploymentRecord>> {
+        deployments::list(&mut *self.read().await?, app, limit).await
+    }
+
+    async fn running_deployments(&self) -> StoreResult<Vec<DeploymentRecord>> {
+        deployments::running(&mut *self.read().await?).await
+    }
+
+    async fn bad_versions(&self, app: &str, env: &str) -> StoreResult<Vec<String>> {
+        deployments::bad_versions(&mut *self.read().await?, app, env).await
+    }
+
     async fn audit_events(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEvent>> {
         audit::events(&mut *self.read().await?, filter).await
     }
@@ -293,6 +440,6 @@ mod tests {
         store.close().await;
         let store = SqliteStore::open(&path, key).await.unwrap();
         assert_eq!(store.list_apps().await.unwrap().len(), 1);
-        assert_eq!(store.audit_chain().await.unwrap().events.len(), 12);
+        assert_eq!(store.audit_chain().await.unwrap().events.len(), 17);
     }
 }

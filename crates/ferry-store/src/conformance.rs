@@ -7,8 +7,8 @@ use ferry_domain::pipeline::{default_pipeline, Policy};
 use ferry_domain::role::built_in_roles;
 
 use crate::{
-    AuditFilter, Bootstrap, Membership, NewApp, NewRelease, NewUser, PolicyChange, Release,
-    ReleaseOutcome, Store, StoreError,
+    AuditFilter, Bootstrap, DeploymentRecord, DesiredChange, Membership, NewApp, NewRelease,
+    NewUser, PolicyChange, Release, ReleaseOutcome, Store, StoreError,
 };
 
 fn audit(action: &str, subject: &str, app: Option<&str>) -> AuditRecord {
@@ -439,6 +439,180 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
         "deleting a release twice",
     );
 
+    // Targets: enrollment, placement, desired and reported state.
+    store
+        .create_enrollment(
+            "dev",
+            "dev-1",
+            "enroll-1",
+            10_000,
+            audit("target.enroll-token", "target/dev-1", None),
+        )
+        .await
+        .unwrap();
+    match store
+        .create_enrollment(
+            "pp",
+            "dev-1",
+            "enroll-x",
+            10_000,
+            audit("target.enroll-token", "target/dev-1", None),
+        )
+        .await
+    {
+        Err(StoreError::Refused(message)) => assert!(
+            message.contains("belongs to environment \"dev\""),
+            "{message}"
+        ),
+        other => panic!("a target in two environments: {other:?}"),
+    }
+    match store
+        .enroll_target(
+            "enroll-1",
+            "cred-1",
+            20_000,
+            audit("target.enroll", "", None),
+        )
+        .await
+    {
+        Err(StoreError::Refused(message)) => assert!(message.contains("expired"), "{message}"),
+        other => panic!("an expired token: {other:?}"),
+    }
+    store
+        .create_enrollment(
+            "dev",
+            "dev-1",
+            "enroll-2",
+            30_000,
+            audit("target.enroll-token", "target/dev-1", None),
+        )
+        .await
+        .unwrap();
+    let target = store
+        .enroll_target(
+            "enroll-2",
+            "cred-1",
+            20_000,
+            audit("target.enroll", "", None),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (target.name.as_str(), target.enrolled_ms),
+        ("dev-1", Some(20_000))
+    );
+    assert!(store
+        .enroll_target(
+            "enroll-2",
+            "cred-2",
+            20_000,
+            audit("target.enroll", "", None)
+        )
+        .await
+        .is_err());
+    assert_eq!(
+        store
+            .target_by_credential("cred-1")
+            .await
+            .unwrap()
+            .unwrap()
+            .name,
+        "dev-1"
+    );
+    assert_eq!(store.placement("shop-web", "dev").await.unwrap(), ["dev-1"]);
+    assert!(store.placement("shop-web", "pp").await.unwrap().is_empty());
+
+    // Deployments: one running per app and environment.
+    let deployment = |status: &str| DeploymentRecord {
+        id: 0,
+        app: "shop-web".into(),
+        env: "dev".into(),
+        version: "1.1".into(),
+        kind: "deploy".into(),
+        status: status.into(),
+        state: "{}".into(),
+        reason: None,
+        requested_by: "admin".into(),
+        created_ms: 3,
+        updated_ms: 3,
+    };
+    let change = |version: Option<&str>| DesiredChange {
+        target: "dev-1".into(),
+        app: "shop-web".into(),
+        version: version.map(str::to_owned),
+        deployment_id: 0,
+    };
+    let mut created = store
+        .create_deployment(
+            deployment("running"),
+            vec![change(Some("1.1"))],
+            audit("deployment.deploy", "", Some("shop-web")),
+        )
+        .await
+        .unwrap();
+    match store
+        .create_deployment(
+            deployment("running"),
+            vec![],
+            audit("deployment.deploy", "", Some("shop-web")),
+        )
+        .await
+    {
+        Err(StoreError::Refused(message)) => assert!(
+            message.contains(&format!(
+                "deployment {} of shop-web to dev is still running",
+                created.id
+            )),
+            "{message}"
+        ),
+        other => panic!("a second running deployment: {other:?}"),
+    }
+    let desired = store.target_apps().await.unwrap();
+    assert_eq!(
+        (
+            desired[0].desired_version.as_deref(),
+            desired[0].deployment_id
+        ),
+        (Some("1.1"), Some(created.id))
+    );
+    store
+        .report_target_app("dev-1", "shop-web", Some("1.1"), "succeeded", None, 4)
+        .await
+        .unwrap();
+    created.status = "succeeded".into();
+    created.updated_ms = 5;
+    store
+        .update_deployment(
+            &created,
+            vec![],
+            Some("1.0"),
+            Some(audit("deployment.finish", "", Some("shop-web"))),
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.running_deployments().await.unwrap().len(), 0);
+    assert_eq!(
+        store.deployment(created.id).await.unwrap().unwrap().status,
+        "succeeded"
+    );
+    assert_eq!(
+        store
+            .list_deployments(Some("shop-web"), 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        store.bad_versions("shop-web", "dev").await.unwrap(),
+        ["1.0"]
+    );
+    let reported = &store.target_apps().await.unwrap()[0];
+    assert_eq!(
+        (reported.current_version.as_deref(), reported.state.as_str()),
+        (Some("1.1"), "succeeded")
+    );
+
     // The audit chain: one event per change that happened, none for refusals.
     let actions: Vec<String> = store
         .audit_events(&AuditFilter::default())
@@ -462,6 +636,11 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
             "release.create",
             "release.create",
             "release.prune",
+            "target.enroll-token",
+            "target.enroll-token",
+            "target.enroll",
+            "deployment.deploy",
+            "deployment.finish",
         ]
     );
     let for_app = store
@@ -471,7 +650,7 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
         })
         .await
         .unwrap();
-    assert_eq!(for_app.len(), 4);
+    assert_eq!(for_app.len(), 6);
     let last_two = store
         .audit_events(&AuditFilter {
             app: None,
@@ -479,10 +658,10 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
         })
         .await
         .unwrap();
-    assert_eq!(last_two.iter().map(|e| e.seq).collect::<Vec<_>>(), [11, 12]);
+    assert_eq!(last_two.iter().map(|e| e.seq).collect::<Vec<_>>(), [16, 17]);
     let chain = store.audit_chain().await.unwrap();
     assert_eq!(
         verify_chain(audit_key, &chain.events, chain.head.as_ref()),
-        Ok(12)
+        Ok(17)
     );
 }

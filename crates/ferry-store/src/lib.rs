@@ -110,6 +110,88 @@ pub trait Store: Send + Sync + 'static {
     /// must keep.
     async fn referenced_blobs(&self) -> StoreResult<std::collections::HashSet<String>>;
 
+    /// Creates the target if it does not exist (refused if it exists in another environment
+    /// or is enrolled already) and stores a one-time enrollment token for it.
+    async fn create_enrollment(
+        &self,
+        env: &str,
+        target: &str,
+        token_hash: &str,
+        expires_ms: i64,
+        audit: AuditRecord,
+    ) -> StoreResult<Target>;
+    /// Consumes an unexpired enrollment token and stores the agent's credential. The audit
+    /// record's subject becomes `target/NAME`.
+    async fn enroll_target(
+        &self,
+        token_hash: &str,
+        credential_hash: &str,
+        now_ms: i64,
+        audit: AuditRecord,
+    ) -> StoreResult<Target>;
+    /// The target an agent credential (by its hash) belongs to.
+    async fn target_by_credential(&self, credential_hash: &str) -> StoreResult<Option<Target>>;
+    /// All targets, by name.
+    async fn list_targets(&self) -> StoreResult<Vec<Target>>;
+    /// Records that a target's agent was heard from (a heartbeat; not audited).
+    async fn touch_target(&self, target: &str, now_ms: i64) -> StoreResult<()>;
+    /// Places an application on exactly these targets of an environment.
+    async fn place_app(
+        &self,
+        app: &str,
+        env: &str,
+        targets: &[String],
+        audit: AuditRecord,
+    ) -> StoreResult<()>;
+    /// The targets an application runs on in an environment: its placements there, or
+    /// every target of the environment when it has none.
+    async fn placement(&self, app: &str, env: &str) -> StoreResult<Vec<String>>;
+
+    /// Desired and reported state of every target and application.
+    async fn target_apps(&self) -> StoreResult<Vec<TargetApp>>;
+    /// Records what an agent reported about one application (not audited: the deployment
+    /// it belongs to is).
+    async fn report_target_app(
+        &self,
+        target: &str,
+        app: &str,
+        current_version: Option<&str>,
+        state: &str,
+        detail: Option<&str>,
+        now_ms: i64,
+    ) -> StoreResult<()>;
+
+    /// Creates a running deployment with its first desired-state changes; refused while
+    /// another deployment of the app to the environment runs. The audit record's subject
+    /// becomes `deployment/ID`.
+    async fn create_deployment(
+        &self,
+        deployment: DeploymentRecord,
+        changes: Vec<DesiredChange>,
+        audit: AuditRecord,
+    ) -> StoreResult<DeploymentRecord>;
+    /// Saves a deployment's progress and the desired-state changes it leads to; `audit` is
+    /// given when it finishes. A rollback that finished marks `bad_version` bad.
+    async fn update_deployment(
+        &self,
+        deployment: &DeploymentRecord,
+        changes: Vec<DesiredChange>,
+        bad_version: Option<&str>,
+        audit: Option<AuditRecord>,
+    ) -> StoreResult<()>;
+    /// One deployment.
+    async fn deployment(&self, id: i64) -> StoreResult<Option<DeploymentRecord>>;
+    /// Deployments, newest first, of one application or all.
+    async fn list_deployments(
+        &self,
+        app: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<DeploymentRecord>>;
+    /// Deployments still running.
+    async fn running_deployments(&self) -> StoreResult<Vec<DeploymentRecord>>;
+    /// Versions rolled back in an environment.
+    async fn bad_versions(&self, app: &str, env: &str) -> StoreResult<Vec<String>>;
+
     /// Audit events matching a filter, oldest first.
     async fn audit_events(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEvent>>;
     /// The whole chain and its recorded head, for verification.

@@ -125,3 +125,56 @@ pub enum ReleaseOutcome {
     /// The version already existed with exactly this content; nothing changed.
     Identical(Release),
 }
+
+/// A server running `ferry agent`, enrolled into one environment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub name: String,
+    pub env: String,
+    pub enrolled_ms: Option<i64>,
+    pub last_seen_ms: Option<i64>,
+    pub created_ms: i64,
+}
+
+/// What a target should run for one application, and what it last reported.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TargetApp {
+    pub target: String,
+    pub env: String,
+    pub app: String,
+    pub desired_version: Option<String>,
+    pub deployment_id: Option<i64>,
+    pub current_version: Option<String>,
+    /// `unknown`, `deploying`, `succeeded`, `rolled_back`, `failed`.
+    pub state: String,
+    pub detail: Option<String>,
+    pub updated_ms: i64,
+}
+
+/// A deployment as stored: the domain's state machine as JSON plus who, what and when.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeploymentRecord {
+    pub id: i64,
+    pub app: String,
+    pub env: String,
+    pub version: String,
+    /// `deploy` or `rollback`.
+    pub kind: String,
+    /// `running`, `succeeded`, `failed`, `rolled_back`.
+    pub status: String,
+    pub state: String,
+    pub reason: Option<String>,
+    pub requested_by: String,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+}
+
+/// A change to what targets should run: the version (`None`: nothing) and the deployment
+/// asking for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DesiredChange {
+    pub target: String,
+    pub app: String,
+    pub version: Option<String>,
+    pub deployment_id: i64,
+}

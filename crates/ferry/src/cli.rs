@@ -38,6 +38,8 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Run the server, or operate on a running one
     Server(ServerCommandArgs),
+    /// Run a server, one agent per environment and a sample application deployed to dev
+    Demo(DemoArgs),
     /// Check a server and token and store them for later commands
     Login,
     /// Show who the token belongs to
@@ -60,8 +62,101 @@ pub enum Command {
     /// Releases: immutable, versioned trees of an application
     #[command(subcommand)]
     Release(ReleaseCommand),
+    /// Targets: the servers that run applications
+    #[command(subcommand)]
+    Target(TargetCommand),
+    /// Run the agent on a target server (no root needed)
+    Agent(AgentArgs),
+    /// Deploy a release to an environment
+    Deploy(DeployArgs),
+    /// Go back to a release the targets already have
+    Rollback(RollbackArgs),
+    /// Deployments
+    #[command(subcommand)]
+    Deployment(DeploymentCommand),
+    /// What runs where
+    Status {
+        /// Only this application
+        app: Option<String>,
+    },
     /// The audit trail of every change
     Audit(AuditArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where the demo keeps everything: database, content, and the targets' roots
+    #[arg(long, default_value = "./ferry-demo")]
+    pub data: PathBuf,
+    /// The address the demo server listens on
+    #[arg(long, default_value = "127.0.0.1:7070")]
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TargetCommand {
+    /// Print a one-time token with which a new server's agent enrolls
+    Enroll { env: String, name: String },
+    /// List targets with environment, last contact and health
+    List {
+        #[arg(long)]
+        env: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// The directory the agent manages: ROOT/apps/APP/… and its state in ROOT/.ferry
+    #[arg(long)]
+    pub root: PathBuf,
+    /// A one-time enrollment token (`ferry target enroll`); needed on the first run only
+    #[arg(long)]
+    pub enroll: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    pub app: String,
+    #[arg(value_name = "VERSION")]
+    pub release: String,
+    /// The environment to deploy to
+    #[arg(long)]
+    pub to: String,
+    /// Wait until the deployment finishes; exit 1 unless it succeeded
+    #[arg(long)]
+    pub wait: bool,
+    #[arg(long, value_enum, default_value = "rolling")]
+    pub strategy: StrategyArg,
+    /// Why, for the audit trail
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum StrategyArg {
+    Rolling,
+    Parallel,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    pub app: String,
+    #[arg(long)]
+    pub env: String,
+    /// The version to go back to (default: the one before the current one)
+    #[arg(long, value_name = "VERSION")]
+    pub to: Option<String>,
+    /// Wait until the rollback finishes
+    #[arg(long)]
+    pub wait: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeploymentCommand {
+    /// One deployment, target by target
+    Show { id: i64 },
+    /// Recent deployments, newest first
+    List { app: Option<String> },
 }
 
 #[derive(Debug, Subcommand)]
@@ -149,6 +244,9 @@ pub struct ServerArgs {
     /// whose release is not created yet)
     #[arg(long, default_value = "1h", value_parser = duration)]
     pub gc_grace: std::time::Duration,
+    /// How long a deployment waits for a silent target before giving up on it
+    #[arg(long, default_value = "10m", value_parser = duration)]
+    pub deploy_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Subcommand)]
@@ -239,6 +337,15 @@ pub enum AppCommand {
     List,
     /// Show one application
     Show { app: String },
+    /// Run an application on exactly these targets of an environment
+    Place {
+        app: String,
+        #[arg(long)]
+        env: String,
+        /// Comma-separated target names
+        #[arg(long, value_delimiter = ',', required = true)]
+        targets: Vec<String>,
+    },
 }
 
 #[derive(Debug, Args)]

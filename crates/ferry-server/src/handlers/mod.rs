@@ -1,5 +1,6 @@
 //! HTTP handlers, grouped by API version.
 
+pub mod agent;
 pub mod v1;
 
 use axum::http::StatusCode;

@@ -1,6 +1,6 @@
 //! `ferry app`.
 
-use ferry_api::{App, CreateApp};
+use ferry_api::{App, CreateApp, Placement};
 use ferry_domain::name::NameKind;
 
 use super::check_name;
@@ -45,6 +45,22 @@ pub async fn run(client: &Client, output: Output, command: AppCommand) -> CliRes
                 println!("team         {}", app.team);
                 println!("keeps        {} releases", app.keep);
                 println!("created      {}", app.created_at);
+            });
+        }
+        AppCommand::Place { app, env, targets } => {
+            check_name(NameKind::App, &app)?;
+            check_name(NameKind::Environment, &env)?;
+            for target in &targets {
+                check_name(NameKind::Target, target)?;
+            }
+            let placed: Placement = client
+                .put(
+                    &format!("/api/v1/apps/{app}/placement"),
+                    &Placement { env, targets },
+                )
+                .await?;
+            output.print(&placed, |p| {
+                println!("{app} runs on {} in {}", p.targets.join(", "), p.env)
             });
         }
     }

@@ -2,11 +2,14 @@
 
 mod app;
 mod audit;
+mod demo;
+mod deploy;
 mod env;
 mod login;
 mod release;
 mod role;
 mod server;
+mod target;
 mod team;
 mod user;
 
@@ -25,6 +28,7 @@ pub async fn run(cli: Cli, output: Output) -> CliResult {
             None => server::run(args.run).await,
             Some(command) => server::operate(&Client::from_args(global)?, output, command).await,
         },
+        Command::Demo(args) => demo::run(args.data, args.listen).await,
         Command::Login => login::login(global, output).await,
         Command::Whoami => login::whoami(&Client::from_args(global)?, output).await,
         Command::Team(command) => team::run(&Client::from_args(global)?, output, command).await,
@@ -35,6 +39,16 @@ pub async fn run(cli: Cli, output: Output) -> CliResult {
         Command::Release(command) => {
             release::run(&Client::from_args(global)?, output, command).await
         }
+        Command::Target(command) => target::run(&Client::from_args(global)?, output, command).await,
+        Command::Agent(args) => target::agent(global, args).await,
+        Command::Deploy(args) => deploy::deploy(&Client::from_args(global)?, output, args).await,
+        Command::Rollback(args) => {
+            deploy::rollback(&Client::from_args(global)?, output, args).await
+        }
+        Command::Deployment(command) => {
+            deploy::deployment(&Client::from_args(global)?, output, command).await
+        }
+        Command::Status { app } => deploy::status(&Client::from_args(global)?, output, app).await,
         Command::Audit(args) => audit::run(&Client::from_args(global)?, output, args).await,
     }
 }

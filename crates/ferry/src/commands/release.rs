@@ -115,6 +115,27 @@ async fn existing_release(client: &Client, app: &str, version: &str) -> CliResul
     }
 }
 
+/// Creates a release from `from` with default limits (for `ferry demo`).
+pub async fn create_from(
+    client: &Client,
+    output: Output,
+    app: &str,
+    version: &str,
+    from: &str,
+) -> CliResult {
+    create(
+        client,
+        output,
+        app,
+        version,
+        from,
+        None,
+        false,
+        Limits::default(),
+    )
+    .await
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn create(
     client: &Client,

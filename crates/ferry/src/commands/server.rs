@@ -23,6 +23,7 @@ pub async fn run(args: ServerArgs) -> CliResult {
         listen: args.listen,
         maintenance_every: args.maintenance_every,
         gc_grace: args.gc_grace,
+        deploy_timeout: args.deploy_timeout,
     };
     ferry_server::run(config)
         .await

@@ -5,6 +5,7 @@
 mod access;
 mod audit;
 mod bad_input;
+mod deployments;
 mod harness;
 mod pipeline;
 mod releases;

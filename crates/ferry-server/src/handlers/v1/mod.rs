@@ -3,11 +3,13 @@
 pub mod apps;
 pub mod audit;
 pub mod blobs;
+pub mod deployments;
 pub mod environments;
 pub mod maintenance;
 pub mod me;
 pub mod releases;
 pub mod roles;
+pub mod targets;
 pub mod teams;
 pub mod users;
 

@@ -1,0 +1,396 @@
+//! A release's `ferry.toml`: shared paths, backup paths, paths the application changes
+//! itself, hooks and the health check. Optional: a release without one gets the defaults.
+//! Anything unknown or unsafe is refused with an error naming the key, before anything on
+//! the target is touched.
+
+use std::time::Duration;
+
+use ferry_cas::manifest::validate_path;
+use serde::Deserialize;
+
+use crate::glob::Glob;
+use crate::http::HttpUrl;
+
+/// The file's name, at the root of a release.
+pub const CONFIG_FILE: &str = "ferry.toml";
+
+/// How long a health check may take when `timeout` is not given.
+pub const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A `ferry.toml` that cannot be used; `key` names the offending setting.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("ferry.toml: {key}: {reason}")]
+pub struct ConfigError {
+    pub key: String,
+    pub reason: String,
+}
+
+impl ConfigError {
+    fn new(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+        ConfigError {
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// A release's configuration, checked.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReleaseConfig {
+    /// Paths kept in `ROOT/apps/APP/shared/` and linked into every release.
+    pub shared: Vec<String>,
+    /// Paths inside `shared/` that backups cover.
+    pub backup: Vec<String>,
+    /// Patterns of paths the application changes itself: not drift, never hard-linked.
+    pub ignore: Vec<Glob>,
+    pub hooks: Hooks,
+    /// `None`: no health check, the switch alone decides.
+    pub health: Option<HealthCheck>,
+}
+
+/// Shell commands run with `sh -c` in the new release's directory.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hooks {
+    pub before_switch: Option<String>,
+    pub after_switch: Option<String>,
+    pub pre_backup: Option<String>,
+}
+
+/// How to tell the new release works, and for how long to keep trying.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HealthCheck {
+    pub probe: Probe,
+    pub timeout: Duration,
+}
+
+/// One attempt of a health check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Probe {
+    /// A shell command; exit status 0 is healthy.
+    Command(String),
+    /// A plain HTTP GET; a 2xx status is healthy.
+    Url(HttpUrl),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    shared: Vec<String>,
+    #[serde(default)]
+    backup: Vec<String>,
+    #[serde(default)]
+    ignore: Vec<String>,
+    #[serde(default)]
+    hooks: Hooks,
+    health: Option<RawHealth>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHealth {
+    command: Option<String>,
+    url: Option<String>,
+    timeout: Option<String>,
+}
+
+impl ReleaseConfig {
+    /// Parses and checks the text of a `ferry.toml`.
+    pub fn parse(text: &str) -> Result<ReleaseConfig, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            // toml names the key in its message ("unknown field `x`", "invalid type ...").
+            let message = e.message().trim().to_owned();
+            let key = e
+                .span()
+                .map(|span| line_of(text, span.start))
+                .map_or_else(|| "(file)".to_owned(), |line| format!("line {line}"));
+            ConfigError::new(key, message)
+        })?;
+        Ok(ReleaseConfig {
+            shared: check_shared(raw.shared)?,
+            backup: check_paths("backup", raw.backup)?,
+            ignore: check_ignore(raw.ignore)?,
+            hooks: check_hooks(raw.hooks)?,
+            health: raw.health.map(check_health).transpose()?,
+        })
+    }
+
+    /// Whether `path` is one of the shared paths or inside one.
+    pub fn is_shared(&self, path: &str) -> bool {
+        self.shared.iter().any(|shared| is_within(path, shared))
+    }
+
+    /// Whether `path` matches an `ignore` pattern.
+    pub fn is_ignored(&self, path: &str) -> bool {
+        self.ignore.iter().any(|glob| glob.matches(path))
+    }
+}
+
+/// Whether `path` is `ancestor` or lies below it.
+pub fn is_within(path: &str, ancestor: &str) -> bool {
+    path.strip_prefix(ancestor)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+fn check_paths(key: &str, paths: Vec<String>) -> Result<Vec<String>, ConfigError> {
+    for (i, path) in paths.iter().enumerate() {
+        validate_path(path).map_err(|reason| {
+            ConfigError::new(format!("{key}[{i}]"), format!("{path:?}: {reason}"))
+        })?;
+    }
+    Ok(paths)
+}
+
+fn check_shared(paths: Vec<String>) -> Result<Vec<String>, ConfigError> {
+    let mut paths = check_paths("shared", paths)?;
+    for (i, path) in paths.iter().enumerate() {
+        if path == CONFIG_FILE {
+            return Err(ConfigError::new(
+                format!("shared[{i}]"),
+                "ferry.toml itself cannot be shared: it is part of the release",
+            ));
+        }
+        if let Some(other) = paths
+            .iter()
+            .enumerate()
+            .find(|(j, other)| *j != i && is_within(path, other))
+        {
+            return Err(ConfigError::new(
+                format!("shared[{i}]"),
+                format!("{path:?} lies within {:?}, also shared", other.1),
+            ));
+        }
+    }
+    paths.sort();
+    Ok(paths)
+}
+
+fn check_ignore(patterns: Vec<String>) -> Result<Vec<Glob>, ConfigError> {
+    patterns
+        .iter()
+        .enumerate()
+        .map(|(i, pattern)| {
+            let key = || format!("ignore[{i}]");
+            if pattern.starts_with('/') || pattern.split('/').any(|c| c == "..") {
+                return Err(ConfigError::new(
+                    key(),
+                    format!("{pattern:?}: patterns are relative to the release, without '..'"),
+                ));
+            }
+            Glob::new(pattern).ok_or_else(|| ConfigError::new(key(), "the pattern is empty"))
+        })
+        .collect()
+}
+
+fn check_hooks(hooks: Hooks) -> Result<Hooks, ConfigError> {
+    for (key, command) in [
+        ("hooks.before_switch", &hooks.before_switch),
+        ("hooks.after_switch", &hooks.after_switch),
+        ("hooks.pre_backup", &hooks.pre_backup),
+    ] {
+        if command.as_ref().is_some_and(|c| c.trim().is_empty()) {
+            return Err(ConfigError::new(key, "the command is empty"));
+        }
+    }
+    Ok(hooks)
+}
+
+fn check_health(raw: RawHealth) -> Result<HealthCheck, ConfigError> {
+    let probe = match (raw.command, raw.url) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::new(
+                "health",
+                "set one of `command` or `url`, not both",
+            ))
+        }
+        (None, None) => return Err(ConfigError::new("health", "set one of `command` or `url`")),
+        (Some(command), None) if command.trim().is_empty() => {
+            return Err(ConfigError::new("health.command", "the command is empty"))
+        }
+        (Some(command), None) => Probe::Command(command),
+        (None, Some(url)) => Probe::Url(
+            HttpUrl::parse(&url).map_err(|reason| ConfigError::new("health.url", reason))?,
+        ),
+    };
+    let timeout = match raw.timeout {
+        None => DEFAULT_HEALTH_TIMEOUT,
+        Some(text) => {
+            parse_duration(&text).map_err(|reason| ConfigError::new("health.timeout", reason))?
+        }
+    };
+    Ok(HealthCheck { probe, timeout })
+}
+
+/// A duration as people write it: a whole number and a unit, `ms`, `s`, `m` or `h`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let explain = || format!("{text:?} is not a duration like \"500ms\", \"30s\" or \"2m\"");
+    let number: u64 = number.parse().map_err(|_| explain())?;
+    let millis_per_unit = match unit.trim() {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        _ => return Err(explain()),
+    };
+    if number == 0 {
+        return Err(format!("{text:?}: the duration must be more than zero"));
+    }
+    number
+        .checked_mul(millis_per_unit)
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("{text:?} is too long"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_contract_example_parses() {
+        let config = ReleaseConfig::parse(
+            r#"
+shared = ["uploads", "config/local.ini"]
+backup = ["uploads"]
+ignore = ["cache/**"]
+
+[hooks]
+before_switch = "./bin/migrate"
+after_switch = "systemctl reload php-fpm"
+pre_backup = "sqlite3 ../../shared/app.db '.backup ../../shared/app.db.bak'"
+
+[health]
+url = "http://127.0.0.1:8080/health"
+timeout = "30s"
+"#,
+        )
+        .unwrap();
+        assert_eq!(config.shared, ["config/local.ini", "uploads"]);
+        assert_eq!(config.backup, ["uploads"]);
+        assert!(config.is_ignored("cache/x") && !config.is_ignored("src/x"));
+        assert!(config.is_shared("uploads/a.png") && !config.is_shared("uploadsx"));
+        assert_eq!(config.hooks.before_switch.as_deref(), Some("./bin/migrate"));
+        let health = config.health.unwrap();
+        assert_eq!(health.timeout, Duration::from_secs(30));
+        assert!(matches!(
+            health.probe,
+            Probe::Url(HttpUrl { port: 8080, .. })
+        ));
+    }
+
+    #[test]
+    fn defaults() {
+        assert_eq!(ReleaseConfig::parse("").unwrap(), ReleaseConfig::default());
+        let config = ReleaseConfig::parse("[health]\ncommand = \"true\"").unwrap();
+        assert_eq!(
+            config.health,
+            Some(HealthCheck {
+                probe: Probe::Command("true".into()),
+                timeout: DEFAULT_HEALTH_TIMEOUT
+            })
+        );
+    }
+
+    #[test]
+    fn bad_files_are_refused_naming_the_key() {
+        let cases = [
+            ("sharde = []", "line 1", "unknown field `sharde`"),
+            (
+                "[hooks]\nbefore = \"x\"",
+                "line 2",
+                "unknown field `before`",
+            ),
+            (
+                "[health]\ncommand = \"x\"\nretries = 3",
+                "line 3",
+                "unknown field `retries`",
+            ),
+            ("shared = \"uploads\"", "line 1", "invalid type"),
+            ("shared = [\"/var/data\"]", "shared[0]", "absolute"),
+            ("shared = [\"a\", \"../up\"]", "shared[1]", "'..'"),
+            ("shared = [\"a/\"]", "shared[0]", "empty component"),
+            (
+                "shared = [\"a\", \"a/b\"]",
+                "shared[1]",
+                "lies within \"a\"",
+            ),
+            ("shared = [\"ferry.toml\"]", "shared[0]", "cannot be shared"),
+            ("backup = [\"/etc\"]", "backup[0]", "absolute"),
+            ("ignore = [\"../x\"]", "ignore[0]", "without '..'"),
+            ("ignore = [\"\"]", "ignore[0]", "empty"),
+            (
+                "[hooks]\nafter_switch = \" \"",
+                "hooks.after_switch",
+                "empty",
+            ),
+            (
+                "[health]\ncommand = \"a\"\nurl = \"http://x\"",
+                "health",
+                "not both",
+            ),
+            ("[health]\ntimeout = \"5s\"", "health", "one of"),
+            (
+                "[health]\nurl = \"https://x/\"",
+                "health.url",
+                "https is not supported",
+            ),
+            (
+                "[health]\nurl = \"localhost:80\"",
+                "health.url",
+                "not an http:// URL",
+            ),
+            (
+                "[health]\ncommand = \"x\"\ntimeout = \"30\"",
+                "health.timeout",
+                "not a duration",
+            ),
+            (
+                "[health]\ncommand = \"x\"\ntimeout = \"0s\"",
+                "health.timeout",
+                "more than zero",
+            ),
+        ];
+        for (text, key, reason) in cases {
+            let error = ReleaseConfig::parse(text).unwrap_err();
+            assert_eq!(error.key, key, "{text}: {error}");
+            assert!(error.reason.contains(reason), "{text}: {error}");
+            assert!(error.to_string().starts_with("ferry.toml: "));
+        }
+    }
+
+    #[test]
+    fn durations() {
+        for (text, millis) in [
+            ("500ms", 500),
+            ("30s", 30_000),
+            ("2m", 120_000),
+            ("1h", 3_600_000),
+        ] {
+            assert_eq!(
+                parse_duration(text),
+                Ok(Duration::from_millis(millis)),
+                "{text}"
+            );
+        }
+        for bad in [
+            "",
+            "s",
+            "1.5s",
+            "-1s",
+            "10",
+            "10 days",
+            "99999999999999999999h",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,391 @@
+//! A deploy on a target, step by step: read `ferry.toml`, stage the release (shared paths
+//! linked), run `before_switch`, switch `current`, run `after_switch`, check health,
+//! record the success. A failure before the switch leaves `current` as it was; a failure
+//! after it switches `current` back. Also: switching to a release already on disk
+//! (rollback) and comparing a release on disk with its manifest (drift).
+
+use std::path::Path;
+
+use ferry_cas::blobs::BlobStore;
+use ferry_cas::manifest::Manifest;
+
+use crate::config::{ReleaseConfig, CONFIG_FILE};
+use crate::content::FileFacts;
+use crate::error::{AgentError, AgentResult};
+use crate::failpoint::failpoint;
+use crate::fsutil::remove_tree;
+use crate::health::check_health;
+use crate::hooks::{run_command, HookEnv, HOOK_TIMEOUT};
+use crate::journal::{now, Journal};
+use crate::layout::{check_version, AppLayout};
+use crate::lock::AppLock;
+use crate::stage::{read_release_config, stage_release, StageReport};
+use crate::switch::{switch_back, switch_to};
+use crate::tree::differences;
+
+/// What the server asks a target to serve.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeployRequest {
+    pub app: String,
+    /// The environment's name, for the hooks.
+    pub env: String,
+    pub version: String,
+    pub manifest: Manifest,
+}
+
+/// The steps of a deploy, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepKind {
+    Staged,
+    SharedLinked,
+    BeforeSwitch,
+    Switched,
+    AfterSwitch,
+    HealthChecked,
+}
+
+/// A step that completed, with a short detail for people.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Step {
+    pub kind: StepKind,
+    pub detail: String,
+}
+
+/// How a deploy ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeployOutcome {
+    /// The new release is served and passed its checks.
+    Succeeded { report: StageReport },
+    /// The deploy failed; the target serves the release it served before.
+    RolledBack { reason: String, output_tail: String },
+    /// The deploy failed and there was no previous release to serve.
+    Failed { reason: String, output_tail: String },
+}
+
+/// Why a deploy stopped, and whether `current` had been switched by then.
+struct Failure {
+    reason: String,
+    output_tail: String,
+    after_switch: bool,
+}
+
+impl Failure {
+    fn before_switch(reason: impl ToString) -> Failure {
+        Failure {
+            reason: reason.to_string(),
+            output_tail: String::new(),
+            after_switch: false,
+        }
+    }
+
+    fn after_switch(reason: impl ToString) -> Failure {
+        Failure {
+            after_switch: true,
+            ..Failure::before_switch(reason)
+        }
+    }
+
+    fn with_output(mut self, output_tail: String) -> Failure {
+        self.output_tail = output_tail;
+        self
+    }
+}
+
+/// What a deploy starts from.
+struct Plan<'r> {
+    layout: AppLayout,
+    request: &'r DeployRequest,
+    /// The release to serve again if the deploy fails.
+    fallback: Option<String>,
+    /// The release whose unchanged files are hard-linked into the new one.
+    link_from: Option<String>,
+    journal: Journal,
+}
+
+/// Deploys `request` on the target at `root`, taking content from `cache` (and from the
+/// previous release), reporting each completed step to `on_step`.
+pub fn deploy(
+    root: &Path,
+    request: &DeployRequest,
+    cache: &BlobStore,
+    on_step: &mut dyn FnMut(Step),
+) -> DeployOutcome {
+    let failed = |error: AgentError| DeployOutcome::Failed {
+        reason: error.to_string(),
+        output_tail: String::new(),
+    };
+    let layout = match AppLayout::new(root, &request.app).and_then(|layout| {
+        check_version(&request.version)?;
+        Ok(layout)
+    }) {
+        Ok(layout) => layout,
+        Err(error) => return failed(error),
+    };
+    let _lock = match AppLock::acquire(root, &request.app) {
+        Ok(lock) => lock,
+        Err(error) => return failed(error),
+    };
+    let mut plan = match Plan::new(layout, request) {
+        Ok(plan) => plan,
+        Err(error) => return failed(error),
+    };
+    match run(&mut plan, cache, on_step) {
+        Ok(report) => DeployOutcome::Succeeded { report },
+        Err(failure) => give_up(&mut plan, failure),
+    }
+}
+
+impl<'r> Plan<'r> {
+    fn new(layout: AppLayout, request: &'r DeployRequest) -> AgentResult<Plan<'r>> {
+        let journal = Journal::load(layout.root(), layout.app())?;
+        let serving = layout.current_version();
+        // `current` already on the requested version without a recorded success means an
+        // earlier attempt was interrupted after its switch: the release to fall back to is
+        // the last one that succeeded, not the unchecked one being served.
+        let fallback = if serving.as_deref() == Some(request.version.as_str())
+            && journal.last_succeeded != serving
+        {
+            journal
+                .last_succeeded
+                .clone()
+                .filter(|v| layout.has_release(v))
+        } else {
+            serving.clone()
+        };
+        let link_from = serving
+            .filter(|v| *v != request.version)
+            .or_else(|| fallback.clone());
+        Ok(Plan {
+            layout,
+            request,
+            fallback,
+            link_from,
+            journal,
+        })
+    }
+
+    fn hook_env(&self) -> HookEnv {
+        HookEnv {
+            app: self.request.app.clone(),
+            env: self.request.env.clone(),
+            version: self.request.version.clone(),
+            previous_version: self.fallback.clone(),
+            release_dir: self.layout.release_dir(&self.request.version),
+            shared_dir: self.layout.shared_dir(),
+        }
+    }
+}
+
+/// The deploy's steps; the first failure stops them.
+fn run(
+    plan: &mut Plan,
+    cache: &BlobStore,
+    on_step: &mut dyn FnMut(Step),
+) -> Result<StageReport, Failure> {
+    let (layout, request) = (&plan.layout, plan.request);
+    let version = request.version.as_str();
+    let scratch = layout.scratch_dir();
+    // Whatever is there was left by an interrupted deploy of this application.
+    remove_tree(&scratch).map_err(Failure::before_switch)?;
+    failpoint("deploy.before_stage");
+    let link_from = plan.link_from.as_deref();
+    let config = read_release_config(layout, version, &request.manifest, link_from, cache)
+        .map_err(Failure::before_switch)?;
+    let report = stage_release(
+        layout,
+        version,
+        &request.manifest,
+        &config,
+        link_from,
+        cache,
+    )
+    .map_err(Failure::before_switch)?;
+    emit(on_step, StepKind::Staged, describe_staging(&report));
+    let shared = if report.reused {
+        "reused release: shared paths already linked".to_owned()
+    } else {
+        describe_list("shared paths linked", &report.shared.linked)
+    };
+    emit(on_step, StepKind::SharedLinked, shared);
+
+    let env = plan.hook_env();
+    failpoint("deploy.before_hook");
+    let detail =
+        run_hook("before_switch", &config.hooks.before_switch, &env, &scratch).map_err(|f| {
+            Failure {
+                after_switch: false,
+                ..f
+            }
+        })?;
+    emit(on_step, StepKind::BeforeSwitch, detail);
+    failpoint("deploy.after_hook");
+
+    switch_to(layout, version).map_err(Failure::before_switch)?;
+    emit(
+        on_step,
+        StepKind::Switched,
+        format!("current -> {}", AppLayout::current_target(version)),
+    );
+    let detail = run_hook("after_switch", &config.hooks.after_switch, &env, &scratch)?;
+    emit(on_step, StepKind::AfterSwitch, detail);
+    failpoint("deploy.before_health");
+    let detail = run_health_check(&config, &env, &scratch)?;
+    emit(on_step, StepKind::HealthChecked, detail);
+
+    failpoint("deploy.before_journal");
+    plan.journal.record_success(version, now());
+    plan.journal
+        .save(layout.root(), layout.app())
+        .map_err(Failure::after_switch)?;
+    Ok(report)
+}
+
+/// Runs a hook if the release has one; a failure counts as after the switch (the caller
+/// corrects that for `before_switch`).
+fn run_hook(
+    name: &str,
+    command: &Option<String>,
+    env: &HookEnv,
+    scratch: &Path,
+) -> Result<String, Failure> {
+    let Some(command) = command else {
+        return Ok(format!("no {name} hook"));
+    };
+    let outcome = run_command(command, env, HOOK_TIMEOUT, scratch)
+        .map_err(|e| Failure::after_switch(format!("{name} hook: {e}")))?;
+    if !outcome.success {
+        return Err(
+            Failure::after_switch(format!("{name} hook `{command}` {}", outcome.failure))
+                .with_output(outcome.output_tail),
+        );
+    }
+    Ok(format!(
+        "{name} hook `{command}` succeeded in {:.1}s",
+        outcome.elapsed.as_secs_f64()
+    ))
+}
+
+fn run_health_check(
+    config: &ReleaseConfig,
+    env: &HookEnv,
+    scratch: &Path,
+) -> Result<String, Failure> {
+    let Some(check) = &config.health else {
+        return Ok("no health check".to_owned());
+    };
+    let report = check_health(check, env, scratch)
+        .map_err(|e| Failure::after_switch(format!("health check: {e}")))?;
+    if !report.healthy {
+        return Err(Failure::after_switch(format!(
+            "health check failed after {} attempts in {:.1}s: {}",
+            report.attempts,
+            report.elapsed.as_secs_f64(),
+            report.last_failure
+        ))
+        .with_output(report.output_tail));
+    }
+    Ok(format!(
+        "healthy after {} attempt(s) in {:.1}s",
+        report.attempts,
+        report.elapsed.as_secs_f64()
+    ))
+}
+
+/// Puts the fallback release back if `current` no longer points at it, records the
+/// failure, and says how the deploy ended.
+fn give_up(plan: &mut Plan, failure: Failure) -> DeployOutcome {
+    let layout = &plan.layout;
+    let mut reason = failure.reason;
+    let switched = layout.current_version() != plan.fallback;
+    if switched {
+        failpoint("deploy.before_switch_back");
+        if let Err(error) = switch_back(layout, plan.fallback.as_deref()) {
+            return DeployOutcome::Failed {
+                reason: format!("{reason}; switching back failed too: {error}"),
+                output_tail: failure.output_tail,
+            };
+        }
+        failpoint("deploy.after_switch_back");
+    }
+    plan.journal.record_failure(&plan.request.version, now());
+    if let Err(error) = plan.journal.save(layout.root(), layout.app()) {
+        reason = format!("{reason} (and the journal could not be written: {error})");
+    }
+    if plan.fallback.is_some() || switched || failure.after_switch {
+        DeployOutcome::RolledBack {
+            reason,
+            output_tail: failure.output_tail,
+        }
+    } else {
+        DeployOutcome::Failed {
+            reason,
+            output_tail: failure.output_tail,
+        }
+    }
+}
+
+fn emit(on_step: &mut dyn FnMut(Step), kind: StepKind, detail: String) {
+    on_step(Step { kind, detail });
+}
+
+fn describe_staging(report: &StageReport) -> String {
+    if report.reused {
+        return "the release was already on disk and intact".to_owned();
+    }
+    let replaced = if report.replaced_drifted {
+        " (replaced a copy on disk that had been changed)"
+    } else {
+        ""
+    };
+    format!(
+        "{} files linked, {} copied ({} bytes){replaced}",
+        report.files_linked, report.files_copied, report.bytes_copied
+    )
+}
+
+fn describe_list(what: &str, items: &[String]) -> String {
+    if items.is_empty() {
+        format!("no {what}")
+    } else {
+        format!("{what}: {}", items.join(", "))
+    }
+}
+
+/// Switches `current` of `app` to `version`, a release already on disk, without hooks or
+/// health check. Refused when the release is not on disk.
+pub fn rollback(root: &Path, app: &str, version: &str) -> AgentResult<()> {
+    let layout = AppLayout::new(root, app)?;
+    check_version(version)?;
+    let _lock = AppLock::acquire(root, app)?;
+    switch_to(&layout, version)?;
+    let mut journal = Journal::load(root, app)?;
+    journal.record_switch(version, now());
+    journal.save(root, app)
+}
+
+/// The paths of release `version` on disk whose content, mode or kind differ from
+/// `manifest` (added and missing paths included), sorted. Shared paths and paths the
+/// release's `ferry.toml` ignores are not drift. `["."]` when the release is not on disk.
+pub fn verify_release(root: &Path, app: &str, version: &str, manifest: &Manifest) -> Vec<String> {
+    let Ok(layout) = AppLayout::new(root, app) else {
+        return vec![".".to_owned()];
+    };
+    if check_version(version).is_err() || !layout.has_release(version) {
+        return vec![".".to_owned()];
+    }
+    let dir = layout.release_dir(version);
+    differences(&dir, manifest, &config_on_disk(&dir, manifest))
+}
+
+/// The release's `ferry.toml` as found in its directory, if it is the one the manifest
+/// describes and valid; else the defaults (then a changed `ferry.toml` is itself drift).
+fn config_on_disk(dir: &Path, manifest: &Manifest) -> ReleaseConfig {
+    let path = dir.join(CONFIG_FILE);
+    manifest
+        .get(CONFIG_FILE)
+        .and_then(FileFacts::of)
+        .filter(|file| file.is_at(&path))
+        .and_then(|_| std::fs::read_to_string(&path).ok())
+        .and_then(|text| ReleaseConfig::parse(&text).ok())
+        .unwrap_or_default()
+}

@@ -1,0 +1,177 @@
+//! The URL health check: one plain HTTP/1.1 GET over a `TcpStream`, healthy on a 2xx
+//! status. Health endpoints are local to the target, so there is no TLS (an `https` URL is
+//! refused when `ferry.toml` is read) and no redirects.
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+/// An `http://host[:port][/path]` URL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpUrl {
+    /// The host as written (brackets kept for IPv6), for the `Host` header and connecting.
+    pub host: String,
+    pub port: u16,
+    /// Path and query, starting with `/`.
+    pub path: String,
+}
+
+impl HttpUrl {
+    /// Parses a URL, explaining what is wrong with a bad one.
+    pub fn parse(url: &str) -> Result<HttpUrl, String> {
+        if url.starts_with("https://") {
+            return Err("https is not supported by the built-in check (it speaks plain HTTP to a local endpoint); use `command = \"curl -fsS https://…\"` instead".into());
+        }
+        let Some(rest) = url.strip_prefix("http://") else {
+            return Err(format!("{url:?} is not an http:// URL"));
+        };
+        let split = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (authority, path) = rest.split_at(split);
+        if authority.contains('@') {
+            return Err("credentials in the URL are not supported".into());
+        }
+        let (host, port) = split_host_port(authority)?;
+        if host.is_empty() {
+            return Err(format!("{url:?} has no host"));
+        }
+        if path.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err("the path contains spaces or control characters".into());
+        }
+        let path = match path {
+            "" => "/".to_owned(),
+            p if p.starts_with('?') => format!("/{p}"),
+            p => p.to_owned(),
+        };
+        Ok(HttpUrl {
+            host: host.to_owned(),
+            port,
+            path,
+        })
+    }
+
+    /// One GET; `Ok(status)` if a status line came back within `timeout`.
+    pub fn get_status(&self, timeout: Duration) -> Result<u16, String> {
+        let timeout = timeout.max(Duration::from_millis(1));
+        let host = self.host.trim_start_matches('[').trim_end_matches(']');
+        let addresses = (host, self.port)
+            .to_socket_addrs()
+            .map_err(|e| format!("cannot resolve {}: {e}", self.host))?;
+        let mut last_error = format!("{} resolves to no address", self.host);
+        for address in addresses {
+            match TcpStream::connect_timeout(&address, timeout) {
+                Ok(stream) => return self.exchange(stream, timeout),
+                Err(e) => last_error = format!("cannot connect to {address}: {e}"),
+            }
+        }
+        Err(last_error)
+    }
+
+    fn exchange(&self, mut stream: TcpStream, timeout: Duration) -> Result<u16, String> {
+        let io = |e: std::io::Error| format!("{}:{}: {e}", self.host, self.port);
+        stream.set_read_timeout(Some(timeout)).map_err(io)?;
+        stream.set_write_timeout(Some(timeout)).map_err(io)?;
+        let host_header = if self.port == 80 {
+            self.host.clone()
+        } else {
+            format!("{}:{}", self.host, self.port)
+        };
+        let request = format!(
+            "GET {} HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: ferry-agent\r\nAccept: */*\r\nConnection: close\r\n\r\n",
+            self.path
+        );
+        stream.write_all(request.as_bytes()).map_err(io)?;
+        // Only the status line matters; read until its end (or a sane limit).
+        let mut head = Vec::new();
+        let mut buffer = [0u8; 512];
+        while !head.contains(&b'\n') && head.len() < 4096 {
+            let n = stream.read(&mut buffer).map_err(io)?;
+            if n == 0 {
+                break;
+            }
+            head.extend_from_slice(&buffer[..n]);
+        }
+        parse_status_line(&head)
+            .ok_or_else(|| format!("{}:{} did not answer with HTTP", self.host, self.port))
+    }
+}
+
+fn split_host_port(authority: &str) -> Result<(&str, u16), String> {
+    let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
+        let end = bracketed
+            .find(']')
+            .ok_or("an IPv6 address is missing its closing ']'")?;
+        let host = &authority[..end + 2];
+        (host, authority[end + 2..].strip_prefix(':'))
+    } else {
+        match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        }
+    };
+    let port = match port {
+        None => 80,
+        Some(port) => port
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| format!("{port:?} is not a port"))?,
+    };
+    Ok((host, port))
+}
+
+/// The status of `HTTP/1.x NNN ...`.
+fn parse_status_line(head: &[u8]) -> Option<u16> {
+    let line = head.split(|b| *b == b'\n').next()?;
+    let line = std::str::from_utf8(line).ok()?;
+    let mut parts = line.split_whitespace();
+    if !parts.next()?.starts_with("HTTP/") {
+        return None;
+    }
+    let status = parts.next()?;
+    (status.len() == 3).then(|| status.parse().ok())?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        let ok = |url: &str, host: &str, port: u16, path: &str| {
+            assert_eq!(
+                HttpUrl::parse(url).unwrap(),
+                HttpUrl {
+                    host: host.into(),
+                    port,
+                    path: path.into()
+                },
+                "{url}"
+            );
+        };
+        ok("http://127.0.0.1:8080/health", "127.0.0.1", 8080, "/health");
+        ok("http://localhost", "localhost", 80, "/");
+        ok("http://localhost?ready=1", "localhost", 80, "/?ready=1");
+        ok("http://[::1]:9000/up?x=1", "[::1]", 9000, "/up?x=1");
+        for (bad, reason) in [
+            ("https://x/health", "https is not supported"),
+            ("ftp://x", "not an http:// URL"),
+            ("http://:80/", "no host"),
+            ("http://x:port/", "is not a port"),
+            ("http://x:0/", "is not a port"),
+            ("http://u:p@x/", "credentials"),
+            ("http://[::1/", "closing"),
+            ("http://x/a b", "spaces"),
+        ] {
+            let error = HttpUrl::parse(bad).unwrap_err();
+            assert!(error.contains(reason), "{bad}: {error}");
+        }
+    }
+
+    #[test]
+    fn status_lines() {
+        assert_eq!(parse_status_line(b"HTTP/1.1 204 No Content\r\n"), Some(204));
+        assert_eq!(parse_status_line(b"HTTP/1.0 503\r\n"), Some(503));
+        assert_eq!(parse_status_line(b"SSH-2.0-OpenSSH\r\n"), None);
+        assert_eq!(parse_status_line(b"HTTP/1.1 2000 x\r\n"), None);
+    }
+}

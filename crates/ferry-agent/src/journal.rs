@@ -1,0 +1,152 @@
+//! The journal of an application on a target (`ROOT/.ferry/journal/APP.json`): the last
+//! release that succeeded (cleanup never deletes it), the order releases were deployed in
+//! (cleanup keeps the newest), and the versions whose deploy failed. Written temp → fsync
+//! → rename → fsync directory, so it is always the old or the new journal.
+
+use std::fs::{self, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{AgentError, AgentResult};
+use crate::failpoint::failpoint;
+use crate::fsutil::fsync_dir;
+use crate::layout::journal_path;
+
+/// What a target remembers about one application's deploys.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Journal {
+    /// The last release whose deploy succeeded.
+    #[serde(default)]
+    pub last_succeeded: Option<String>,
+    /// Releases in the order they were last deployed or switched to, most recent last.
+    #[serde(default)]
+    pub history: Vec<Deployed>,
+    /// Versions whose last deploy failed or was rolled back.
+    #[serde(default)]
+    pub bad: Vec<String>,
+}
+
+/// One release and when it was last deployed or switched to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deployed {
+    pub version: String,
+    /// Seconds since the Unix epoch.
+    pub at: u64,
+}
+
+/// Now, in seconds since the Unix epoch.
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Journal {
+    /// The journal of `app`; empty when there is none yet.
+    pub fn load(root: &Path, app: &str) -> AgentResult<Journal> {
+        let path = journal_path(root, app);
+        match fs::read(&path) {
+            Ok(data) => serde_json::from_slice(&data)
+                .map_err(|e| AgentError::io(&path, std::io::Error::other(e))),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(Journal::default()),
+            Err(e) => Err(AgentError::io(&path, e)),
+        }
+    }
+
+    /// Writes the journal durably (temp file, fsync, rename, fsync directory).
+    pub fn save(&self, root: &Path, app: &str) -> AgentResult<()> {
+        let path = journal_path(root, app);
+        let dir = path.parent().expect("journals live in a directory");
+        fs::create_dir_all(dir).map_err(|e| AgentError::io(dir, e))?;
+        // One name: under the application lock there is one writer, and a temp file a
+        // crash left behind is simply overwritten.
+        let temp = dir.join(format!("{app}.json.tmp"));
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&temp)
+            .map_err(|e| AgentError::io(&temp, e))?;
+        let json = serde_json::to_vec_pretty(self).expect("journals serialize");
+        file.write_all(&json)
+            .and_then(|()| file.sync_all())
+            .map_err(|e| AgentError::io(&temp, e))?;
+        failpoint("journal.before_rename");
+        fs::rename(&temp, &path).map_err(|e| AgentError::io(&path, e))?;
+        fsync_dir(dir)?;
+        failpoint("journal.after_rename");
+        Ok(())
+    }
+
+    /// Records a deploy of `version` that succeeded.
+    pub fn record_success(&mut self, version: &str, at: u64) {
+        self.record_switch(version, at);
+        self.last_succeeded = Some(version.to_owned());
+        self.bad.retain(|v| v != version);
+    }
+
+    /// Records a deploy of `version` that failed or was rolled back.
+    pub fn record_failure(&mut self, version: &str, at: u64) {
+        self.record_switch(version, at);
+        if !self.bad.iter().any(|v| v == version) {
+            self.bad.push(version.to_owned());
+        }
+    }
+
+    /// Records that `version` was deployed or switched to at `at`.
+    pub fn record_switch(&mut self, version: &str, at: u64) {
+        self.history.retain(|d| d.version != version);
+        self.history.push(Deployed {
+            version: version.to_owned(),
+            at,
+        });
+    }
+
+    /// When `version` was last deployed or switched to, if known.
+    pub fn deployed_at(&self, version: &str) -> Option<u64> {
+        self.history
+            .iter()
+            .find(|d| d.version == version)
+            .map(|d| d.at)
+    }
+
+    /// Forgets a release that was deleted from disk (its failure stays on record).
+    pub fn forget(&mut self, version: &str) {
+        self.history.retain(|d| d.version != version);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_journal_round_trips_and_keeps_each_version_once() {
+        let root = tempfile::tempdir().unwrap();
+        assert_eq!(
+            Journal::load(root.path(), "shop").unwrap(),
+            Journal::default()
+        );
+        let mut journal = Journal::default();
+        journal.record_success("1.0", 10);
+        journal.record_failure("2.0", 20);
+        journal.record_success("1.1", 30);
+        journal.record_success("2.0", 40);
+        journal.record_switch("1.0", 50);
+        journal.save(root.path(), "shop").unwrap();
+        let loaded = Journal::load(root.path(), "shop").unwrap();
+        assert_eq!(loaded, journal);
+        assert_eq!(loaded.last_succeeded.as_deref(), Some("2.0"));
+        assert!(loaded.bad.is_empty());
+        let order: Vec<&str> = loaded.history.iter().map(|d| d.version.as_str()).collect();
+        assert_eq!(order, ["1.1", "2.0", "1.0"]);
+        assert_eq!(loaded.deployed_at("1.0"), Some(50));
+        let leftovers = fs::read_dir(root.path().join(".ferry/journal"))
+            .unwrap()
+            .count();
+        assert_eq!(leftovers, 1);
+    }
+}

@@ -1,0 +1,40 @@
+//! ferry's deploy engine on a target: staging a release from the content cache, linking
+//! its shared paths, switching to it, running its hooks and health check, rolling back,
+//! checking a release on disk for drift, and cleaning up old releases. No network code:
+//! the agent process fetches manifests and blobs and calls this engine.
+//!
+//! **Invariant:** a target always serves one complete release: `current` is switched only
+//! by an atomic rename, and points only at a directory renamed into place after it was
+//! completely written and synced. Whatever fails or is killed in between, the target
+//! serves the old release or the new one, never a mix; work in progress lives under
+//! names starting with `.` and is cleared by the next deploy or cleanup.
+//!
+//! Entry points: [`deploy::deploy`], [`deploy::rollback`], [`deploy::verify_release`],
+//! [`cleanup::cleanup`], and [`stage::blobs_needed`] to know what to fetch first.
+
+pub mod cleanup;
+pub mod config;
+pub mod content;
+pub mod deploy;
+pub mod error;
+pub mod failpoint;
+pub mod fsutil;
+pub mod glob;
+pub mod health;
+pub mod hooks;
+pub mod http;
+pub mod journal;
+pub mod layout;
+pub mod lock;
+pub mod process;
+pub mod shared;
+pub mod stage;
+pub mod switch;
+pub mod tree;
+
+pub use cleanup::{cleanup, CleanupReport};
+pub use deploy::{deploy, rollback, verify_release, DeployOutcome, DeployRequest, Step, StepKind};
+pub use error::{AgentError, AgentResult};
+pub use failpoint::{failpoint, FAILPOINTS};
+pub use layout::current_version;
+pub use stage::{blobs_needed, StageReport};

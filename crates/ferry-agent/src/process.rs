@@ -1,0 +1,350 @@
+//! The agent process: enrolls once, then long-polls the server for what this target should
+//! run, fetches only the content its cache lacks, converges each application with the
+//! deploy engine, and reports. It only ever connects out to the server.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use ferry_api::{AgentCredential, AgentEnroll, AgentReport, BlobHashes, DesiredApp, DesiredState};
+use ferry_cas::blobs::BlobStore;
+use ferry_cas::frames::parse_frames;
+use ferry_cas::hash::ContentHash;
+use ferry_cas::manifest::Manifest;
+use serde::{Deserialize, Serialize};
+
+use crate::deploy::{deploy, DeployOutcome, DeployRequest};
+use crate::layout::{cache_dir, current_version, state_dir, AppLayout};
+use crate::stage::blobs_needed;
+
+/// What enrollment leaves in `ROOT/.ferry/agent.toml` (mode 0600).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct AgentState {
+    server: String,
+    target: String,
+    env: String,
+    credential: String,
+}
+
+fn state_path(root: &Path) -> PathBuf {
+    state_dir(root).join("agent.toml")
+}
+
+/// Hashes asked for per fetch request.
+const HASHES_PER_FETCH: usize = 20_000;
+/// The longest pause between attempts to reach an unreachable server.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Runs the agent for the target managed under `root` until SIGINT or SIGTERM. On the first
+/// run `enrollment` (server URL and one-time token) exchanges the token for a credential.
+pub async fn run(root: &Path, enrollment: Option<(String, String)>) -> anyhow::Result<()> {
+    fs::create_dir_all(state_dir(root))
+        .with_context(|| format!("creating {}", state_dir(root).display()))?;
+    let http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(120))
+        .build()?;
+    let state = match (load_state(root)?, enrollment) {
+        (Some(state), None) => state,
+        (Some(state), Some(_)) => bail!(
+            "{} is enrolled already as target {:?}; remove {} to enroll it again",
+            root.display(),
+            state.target,
+            state_path(root).display()
+        ),
+        (None, Some((server, token))) => enroll(&http, root, &server, &token).await?,
+        (None, None) => bail!(
+            "{} is not enrolled: run `ferry agent --root {} --server URL --enroll TOKEN` with a token from `ferry target enroll`",
+            root.display(),
+            root.display()
+        ),
+    };
+    eprintln!(
+        "agent for target {} ({}) serving {} from {}",
+        state.target,
+        state.env,
+        root.display(),
+        state.server
+    );
+    let agent = Agent {
+        http,
+        state,
+        root: root.to_owned(),
+        cache: BlobStore::open(&cache_dir(root))?,
+    };
+    tokio::select! {
+        result = agent.serve() => result,
+        _ = shutdown_signal() => {
+            eprintln!("agent stopped");
+            Ok(())
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = terminate.recv() => {},
+    }
+}
+
+fn load_state(root: &Path) -> anyhow::Result<Option<AgentState>> {
+    match fs::read_to_string(state_path(root)) {
+        Ok(text) => {
+            Ok(Some(toml::from_str(&text).with_context(|| {
+                format!("reading {}", state_path(root).display())
+            })?))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", state_path(root).display())),
+    }
+}
+
+async fn enroll(
+    http: &reqwest::Client,
+    root: &Path,
+    server: &str,
+    token: &str,
+) -> anyhow::Result<AgentState> {
+    let server = server.trim_end_matches('/').to_owned();
+    let response = http
+        .post(format!("{server}/api/v1/agent/enroll"))
+        .json(&AgentEnroll {
+            token: token.trim().to_owned(),
+        })
+        .send()
+        .await
+        .with_context(|| format!("reaching {server}"))?;
+    if !response.status().is_success() {
+        bail!(
+            "enrollment refused: {}",
+            response.text().await.unwrap_or_default()
+        );
+    }
+    let credential: AgentCredential = response.json().await?;
+    let state = AgentState {
+        server,
+        target: credential.target,
+        env: credential.env,
+        credential: credential.credential,
+    };
+    let path = state_path(root);
+    let tmp = path.with_extension("toml.tmp");
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    file.write_all(toml::to_string(&state)?.as_bytes())?;
+    file.sync_all()?;
+    fs::rename(&tmp, &path)?;
+    fs::File::open(state_dir(root))?.sync_all()?;
+    Ok(state)
+}
+
+struct Agent {
+    http: reqwest::Client,
+    state: AgentState,
+    root: PathBuf,
+    cache: BlobStore,
+}
+
+impl Agent {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.state.server)
+    }
+
+    async fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<T> {
+        let response = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(&self.state.credential)
+            .timeout(timeout)
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            bail!(
+                "{path}: {} {}",
+                response.status(),
+                response.text().await.unwrap_or_default()
+            );
+        }
+        Ok(response.json().await?)
+    }
+
+    async fn post<B: Serialize>(&self, path: &str, body: &B) -> anyhow::Result<reqwest::Response> {
+        let response = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(&self.state.credential)
+            .json(body)
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            bail!(
+                "{path}: {} {}",
+                response.status(),
+                response.text().await.unwrap_or_default()
+            );
+        }
+        Ok(response)
+    }
+
+    /// Long-polls for the desired state and converges, reconnecting with backoff.
+    async fn serve(&self) -> anyhow::Result<()> {
+        let mut generation: Option<u64> = None;
+        let mut handled: HashMap<String, i64> = HashMap::new();
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            let path = match generation {
+                Some(g) => format!("/api/v1/agent/desired?after={g}"),
+                None => "/api/v1/agent/desired".to_owned(),
+            };
+            let desired: DesiredState = match self.get(&path, Duration::from_secs(40)).await {
+                Ok(desired) => desired,
+                Err(error) => {
+                    eprintln!(
+                        "agent: cannot reach the server ({error:#}); retrying in {backoff:?}"
+                    );
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    continue;
+                }
+            };
+            backoff = Duration::from_millis(200);
+            generation = Some(desired.generation);
+            for app in desired.apps {
+                let Some(deployment) = app.deployment else {
+                    continue;
+                };
+                if handled.get(&app.app) == Some(&deployment) {
+                    continue;
+                }
+                match self.converge(&app, deployment).await {
+                    Ok(()) => {
+                        handled.insert(app.app.clone(), deployment);
+                    }
+                    Err(error) => eprintln!("agent: {}: {error:#}", app.app),
+                }
+            }
+        }
+    }
+
+    /// Brings one application to its desired version and reports how it went.
+    async fn converge(&self, desired: &DesiredApp, deployment: i64) -> anyhow::Result<()> {
+        let app = desired.app.clone();
+        let current = current_version(&self.root, &app);
+        let (outcome, reason, output_tail) = match &desired.version {
+            Some(version) if current.as_deref() == Some(version.as_str()) => {
+                ("succeeded", None, None)
+            }
+            Some(version) => self.deploy(&app, version).await?,
+            None => {
+                let link = self.root.join("apps").join(&app).join("current");
+                match fs::remove_file(&link) {
+                    Ok(()) => ("succeeded", None, None),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => ("succeeded", None, None),
+                    Err(e) => (
+                        "failed",
+                        Some(format!("removing {}: {e}", link.display())),
+                        None,
+                    ),
+                }
+            }
+        };
+        let report = AgentReport {
+            app: app.clone(),
+            deployment,
+            outcome: outcome.to_owned(),
+            reason,
+            output_tail,
+            current_version: current_version(&self.root, &app),
+        };
+        self.post("/api/v1/agent/report", &report).await?;
+        Ok(())
+    }
+
+    async fn deploy(
+        &self,
+        app: &str,
+        version: &str,
+    ) -> anyhow::Result<(&'static str, Option<String>, Option<String>)> {
+        let manifest: Manifest = self
+            .get(
+                &format!("/api/v1/agent/manifest/{app}/{version}"),
+                Duration::from_secs(120),
+            )
+            .await?;
+        self.fetch_missing(app, version, &manifest).await?;
+        let request = DeployRequest {
+            app: app.to_owned(),
+            env: self.state.env.clone(),
+            version: version.to_owned(),
+            manifest,
+        };
+        let root = self.root.clone();
+        let cache = BlobStore::open(&cache_dir(&self.root))?;
+        let outcome =
+            tokio::task::spawn_blocking(move || deploy(&root, &request, &cache, &mut |_| {}))
+                .await?;
+        Ok(match outcome {
+            DeployOutcome::Succeeded { .. } => ("succeeded", None, None),
+            DeployOutcome::RolledBack {
+                reason,
+                output_tail,
+            } => ("rolled_back", Some(reason), Some(output_tail)),
+            DeployOutcome::Failed {
+                reason,
+                output_tail,
+            } => ("failed", Some(reason), Some(output_tail)),
+        })
+    }
+
+    /// Fetches, in batches, the blobs of `manifest` the cache lacks; each is checked against
+    /// its hash before it is stored, and what was stored survives a dropped connection.
+    async fn fetch_missing(
+        &self,
+        app: &str,
+        version: &str,
+        manifest: &Manifest,
+    ) -> anyhow::Result<()> {
+        let layout = AppLayout::new(&self.root, app)?;
+        let previous = layout.current_version();
+        let needed = blobs_needed(&layout, version, manifest, previous.as_deref(), &self.cache);
+        let mut pending: Vec<ContentHash> = needed.iter().map(|c| c.hash).collect();
+        while !pending.is_empty() {
+            let ask = BlobHashes {
+                hashes: pending
+                    .iter()
+                    .take(HASHES_PER_FETCH)
+                    .map(ContentHash::to_hex)
+                    .collect(),
+            };
+            let batch = self
+                .post("/api/v1/agent/blobs/fetch", &ask)
+                .await?
+                .bytes()
+                .await?;
+            let blobs = parse_frames(&batch)?;
+            if blobs.is_empty() {
+                bail!("the server sent no content");
+            }
+            self.cache.put_batch(&blobs)?;
+            let received: std::collections::HashSet<ContentHash> =
+                blobs.iter().map(|(h, _)| *h).collect();
+            pending.retain(|h| !received.contains(h));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,105 @@
+//! Comparing a directory on disk with the manifest it should hold: the check that decides
+//! whether a release on disk can be reused, and the drift report. Shared paths are
+//! expected as their symlinks into `shared/`; paths matching `ignore` are the
+//! application's business and are skipped.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::Path;
+
+use ferry_cas::manifest::{Entry, EntryKind, Manifest};
+
+use crate::config::{is_within, ReleaseConfig};
+use crate::fsutil::{hash_file, permission_bits};
+use crate::shared::link_target;
+
+/// The paths under `dir` whose kind, mode or content differ from `manifest`, including
+/// paths missing on disk and paths on disk the manifest does not have; sorted.
+pub fn differences(dir: &Path, manifest: &Manifest, config: &ReleaseConfig) -> Vec<String> {
+    let mut found = BTreeSet::new();
+    for entry in &manifest.entries {
+        let skipped = config.is_shared(&entry.path) || config.is_ignored(&entry.path);
+        if !skipped && !entry_matches(dir, entry) {
+            found.insert(entry.path.clone());
+        }
+    }
+    for shared in &config.shared {
+        let link = fs::read_link(dir.join(shared));
+        if link.ok().and_then(|t| t.to_str().map(str::to_owned)) != Some(link_target(shared)) {
+            found.insert(shared.clone());
+        }
+    }
+    find_extra(dir, "", manifest, config, &mut found);
+    found.into_iter().collect()
+}
+
+/// Whether the entry on disk is what the manifest says (for files: hashed again).
+fn entry_matches(dir: &Path, entry: &Entry) -> bool {
+    let path = dir.join(&entry.path);
+    let Ok(metadata) = fs::symlink_metadata(&path) else {
+        return false;
+    };
+    match &entry.kind {
+        EntryKind::Dir { mode } => metadata.is_dir() && permission_bits(&metadata) == *mode,
+        EntryKind::Symlink { target } => {
+            metadata.file_type().is_symlink()
+                && fs::read_link(&path).is_ok_and(|t| t.as_os_str() == target.as_str())
+        }
+        EntryKind::File {
+            mode, size, hash, ..
+        } => {
+            metadata.is_file()
+                && permission_bits(&metadata) == *mode
+                && metadata.len() == *size
+                && hash_file(&path).is_ok_and(|h| h == *hash)
+        }
+    }
+}
+
+/// Adds the paths on disk below `relative` that the manifest does not account for.
+fn find_extra(
+    dir: &Path,
+    relative: &str,
+    manifest: &Manifest,
+    config: &ReleaseConfig,
+    found: &mut BTreeSet<String>,
+) {
+    let Ok(children) = fs::read_dir(dir.join(relative)) else {
+        if !relative.is_empty() {
+            found.insert(relative.to_owned());
+        }
+        return;
+    };
+    for child in children.flatten() {
+        let Some(name) = child.file_name().to_str().map(str::to_owned) else {
+            found.insert(format!(
+                "{relative}/{}",
+                child.file_name().to_string_lossy()
+            ));
+            continue;
+        };
+        let path = if relative.is_empty() {
+            name
+        } else {
+            format!("{relative}/{name}")
+        };
+        if config.is_shared(&path) || config.is_ignored(&path) {
+            continue;
+        }
+        let is_dir = child.file_type().is_ok_and(|t| t.is_dir());
+        let in_manifest = manifest.get(&path);
+        let holds_shared = config.shared.iter().any(|s| is_within(s, &path));
+        match in_manifest {
+            Some(Entry {
+                kind: EntryKind::Dir { .. },
+                ..
+            }) if is_dir => find_extra(dir, &path, manifest, config, found),
+            // A directory made only to hold a shared path's link.
+            None if is_dir && holds_shared => find_extra(dir, &path, manifest, config, found),
+            Some(_) => {} // compared above
+            None => {
+                found.insert(path);
+            }
+        }
+    }
+}

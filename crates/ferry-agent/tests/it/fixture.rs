@@ -1,0 +1,237 @@
+//! A target in a temporary directory, and releases built from small trees described in
+//! the tests: each tree is written to disk, scanned with `ferry_cas::scan::scan_tree`, and
+//! its blobs are put in the target's cache.
+
+use std::fs;
+use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use ferry_agent::layout::{cache_dir, AppLayout};
+use ferry_agent::{deploy, DeployOutcome, DeployRequest, Step};
+use ferry_cas::blobs::BlobStore;
+use ferry_cas::hash::ContentHash;
+use ferry_cas::ingest::Limits;
+use ferry_cas::manifest::Manifest;
+use ferry_cas::scan::scan_tree;
+
+pub const APP: &str = "shop";
+
+/// One path of a release tree.
+#[derive(Clone, Debug)]
+pub enum Item {
+    File {
+        path: String,
+        content: Vec<u8>,
+        mode: u32,
+    },
+    Dir {
+        path: String,
+        mode: u32,
+    },
+    Link {
+        path: String,
+        target: String,
+    },
+}
+
+/// A regular file with mode 0644.
+pub fn file(path: &str, content: impl AsRef<[u8]>) -> Item {
+    file_mode(path, content, 0o644)
+}
+
+/// A regular file with the given mode.
+pub fn file_mode(path: &str, content: impl AsRef<[u8]>, mode: u32) -> Item {
+    Item::File {
+        path: path.into(),
+        content: content.as_ref().to_vec(),
+        mode,
+    }
+}
+
+/// A directory with the given mode.
+pub fn dir(path: &str, mode: u32) -> Item {
+    Item::Dir {
+        path: path.into(),
+        mode,
+    }
+}
+
+/// A symlink.
+pub fn link(path: &str, target: &str) -> Item {
+    Item::Link {
+        path: path.into(),
+        target: target.into(),
+    }
+}
+
+/// `ferry.toml` with the given text.
+pub fn ferry_toml(text: &str) -> Item {
+    file("ferry.toml", text)
+}
+
+/// Deterministic bytes that chunk into several blobs (over the 1 MiB threshold).
+pub fn big_content(len: usize, seed: u32) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state as u8
+        })
+        .collect()
+}
+
+/// Writes the items as a tree under `dest` (directory modes last).
+pub fn write_tree(dest: &Path, items: &[Item]) {
+    fs::create_dir_all(dest).unwrap();
+    let mut dir_modes = Vec::new();
+    for item in items {
+        match item {
+            Item::Dir { path, mode } => {
+                fs::create_dir_all(dest.join(path)).unwrap();
+                dir_modes.push((dest.join(path), *mode));
+            }
+            Item::File {
+                path,
+                content,
+                mode,
+            } => {
+                let full = dest.join(path);
+                fs::create_dir_all(full.parent().unwrap()).unwrap();
+                fs::write(&full, content).unwrap();
+                fs::set_permissions(&full, fs::Permissions::from_mode(*mode)).unwrap();
+            }
+            Item::Link { path, target } => {
+                let full = dest.join(path);
+                fs::create_dir_all(full.parent().unwrap()).unwrap();
+                symlink(target, &full).unwrap();
+            }
+        }
+    }
+    for (path, mode) in dir_modes.into_iter().rev() {
+        fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+    }
+}
+
+/// A release's manifest and the bytes of every blob it needs.
+#[derive(Clone)]
+pub struct Built {
+    pub manifest: Manifest,
+    pub blobs: Vec<(ContentHash, Vec<u8>)>,
+}
+
+/// Writes, scans and reads back a release tree.
+pub fn build(items: &[Item]) -> Built {
+    let source = tempfile::tempdir().unwrap();
+    write_tree(source.path(), items);
+    let scanned = scan_tree(source.path(), &Limits::default()).unwrap();
+    let blobs = scanned
+        .manifest
+        .blobs()
+        .into_iter()
+        .map(|chunk| {
+            let location = &scanned.locations[&chunk.hash];
+            let data = fs::read(&location.path).unwrap();
+            let start = location.offset as usize;
+            (
+                chunk.hash,
+                data[start..start + location.len as usize].to_vec(),
+            )
+        })
+        .collect();
+    make_writable(source.path());
+    Built {
+        manifest: scanned.manifest,
+        blobs,
+    }
+}
+
+/// Gives every directory under `path` owner rwx (so a temp dir can be removed).
+pub fn make_writable(path: &Path) {
+    ferry_agent::fsutil::make_writable(path).unwrap();
+}
+
+/// A target root in a temporary directory, with its cache.
+pub struct Target {
+    pub dir: tempfile::TempDir,
+    pub cache: BlobStore,
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        // Releases keep read-only directories; let the temp dir go.
+        let _ = ferry_agent::fsutil::make_writable(self.dir.path());
+    }
+}
+
+impl Target {
+    /// An empty target.
+    pub fn new() -> Target {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = BlobStore::open(&cache_dir(dir.path())).unwrap();
+        Target { dir, cache }
+    }
+
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn layout(&self) -> AppLayout {
+        AppLayout::new(self.root(), APP).unwrap()
+    }
+
+    /// Puts the release's blobs in the cache and returns its manifest.
+    pub fn cache(&self, built: &Built) -> Manifest {
+        let refs: Vec<(ContentHash, &[u8])> = built
+            .blobs
+            .iter()
+            .map(|(h, d)| (*h, d.as_slice()))
+            .collect();
+        self.cache.put_batch(&refs).unwrap();
+        built.manifest.clone()
+    }
+
+    /// Builds a release from items and caches its blobs.
+    pub fn release(&self, items: &[Item]) -> Manifest {
+        self.cache(&build(items))
+    }
+
+    /// Deploys `manifest` as `version` in environment `prd`, collecting the steps.
+    pub fn deploy(&self, version: &str, manifest: &Manifest) -> (DeployOutcome, Vec<Step>) {
+        let request = DeployRequest {
+            app: APP.into(),
+            env: "prd".into(),
+            version: version.into(),
+            manifest: manifest.clone(),
+        };
+        let mut steps = Vec::new();
+        let outcome = deploy(self.root(), &request, &self.cache, &mut |step| {
+            steps.push(step)
+        });
+        (outcome, steps)
+    }
+
+    /// Deploys and insists it succeeded.
+    pub fn deploy_ok(&self, version: &str, manifest: &Manifest) -> ferry_agent::StageReport {
+        match self.deploy(version, manifest) {
+            (DeployOutcome::Succeeded { report }, _) => report,
+            (other, steps) => panic!("deploy {version}: {other:?} after {steps:?}"),
+        }
+    }
+
+    pub fn current(&self) -> Option<String> {
+        ferry_agent::current_version(self.root(), APP)
+    }
+
+    pub fn release_dir(&self, version: &str) -> PathBuf {
+        self.layout().release_dir(version)
+    }
+
+    /// The inode of a path inside a release.
+    pub fn inode(&self, version: &str, path: &str) -> u64 {
+        fs::symlink_metadata(self.release_dir(version).join(path))
+            .unwrap()
+            .ino()
+    }
+}

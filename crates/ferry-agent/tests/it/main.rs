@@ -1,0 +1,10 @@
+//! The deploy engine against real files in temporary directories, real `sh` hooks, a real
+//! HTTP server for URL health checks, and real crashes in child processes.
+
+mod cleanup;
+mod crash;
+mod deploying;
+mod fixture;
+mod health;
+mod shared;
+mod staging;

@@ -1,0 +1,291 @@
+//! `/api/v1/agent/*`: what agents call. An agent authenticates with its target's
+//! credential and can read only what its own applications need and report only for itself.
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::extract::{FromRequestParts, State};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use ferry_api::{AgentCredential, AgentEnroll, AgentReport, BlobHashes, DesiredApp, DesiredState};
+use ferry_cas::frames::write_frame;
+use ferry_cas::hash::ContentHash;
+use ferry_cas::manifest::Manifest;
+use ferry_domain::audit::AuditRecord;
+use ferry_domain::deployment::{Report, TargetState};
+use ferry_domain::token::hash_token;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::auth::new_token;
+use crate::error::ApiError;
+use crate::handlers::v1::blobs::{blocking, MAX_BLOB_BATCH};
+use crate::handlers::v1::releases::load_manifest;
+use crate::json::{Body, Path, Query};
+use crate::orchestrator::apply_report;
+use crate::state::AppState;
+
+/// The longest an agent's long-poll is held open.
+const LONG_POLL: Duration = Duration::from_secs(25);
+/// The most bytes one fetch answers with.
+const MAX_FETCH_BYTES: usize = 32 * 1024 * 1024;
+
+/// The target whose agent is calling.
+pub struct AgentCaller {
+    pub target: ferry_store::Target,
+}
+
+impl FromRequestParts<AppState> for AgentCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let credential = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| {
+                ApiError::unauthorized("agents send `Authorization: Bearer CREDENTIAL`")
+            })?;
+        let target = state
+            .store
+            .target_by_credential(&hash_token(credential.trim()))
+            .await?
+            .ok_or_else(|| {
+                ApiError::unauthorized("unknown agent credential: enroll the agent again")
+            })?;
+        Ok(AgentCaller { target })
+    }
+}
+
+/// Exchanges a one-time enrollment token for the agent's long-lived credential.
+#[utoipa::path(post, path = "/api/v1/agent/enroll", tag = "agent", request_body = AgentEnroll,
+    responses((status = 200, body = AgentCredential), (status = 422, body = ferry_api::ErrorBody)))]
+pub async fn enroll(
+    State(state): State<AppState>,
+    Body(request): Body<AgentEnroll>,
+) -> Result<Json<AgentCredential>, ApiError> {
+    let credential = new_token().map_err(|e| ApiError::internal(e.to_string()))?;
+    let now = state.clock.now_ms();
+    let record = AuditRecord {
+        at_ms: now,
+        actor: "agent".to_owned(),
+        action: "target.enroll".to_owned(),
+        subject: String::new(),
+        app: None,
+        details: "{}".to_owned(),
+    };
+    let target = state
+        .store
+        .enroll_target(
+            &hash_token(request.token.trim()),
+            &hash_token(&credential),
+            now,
+            record,
+        )
+        .await?;
+    Ok(Json(AgentCredential {
+        target: target.name,
+        env: target.env,
+        credential,
+    }))
+}
+
+/// Where the agent's last long-poll left off.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct DesiredQuery {
+    /// Answer only once the generation is past this one (or after 25 s).
+    after: Option<u64>,
+}
+
+/// What this target should run; a long-poll that also counts as the agent's heartbeat.
+#[utoipa::path(get, path = "/api/v1/agent/desired", tag = "agent", params(DesiredQuery),
+    responses((status = 200, body = DesiredState), (status = 401, body = ferry_api::ErrorBody)))]
+pub async fn desired(
+    State(state): State<AppState>,
+    agent: AgentCaller,
+    Query(query): Query<DesiredQuery>,
+) -> Result<Json<DesiredState>, ApiError> {
+    let orchestra = state.orchestra.clone();
+    if let Some(after) = query.after {
+        let deadline = tokio::time::Instant::now() + LONG_POLL;
+        loop {
+            let changed = orchestra.changed.notified();
+            if orchestra.generation.load(Ordering::SeqCst) > after {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                break;
+            }
+        }
+    }
+    let generation = orchestra.generation.load(Ordering::SeqCst);
+    state
+        .store
+        .touch_target(&agent.target.name, state.clock.now_ms())
+        .await?;
+    let apps = state
+        .store
+        .target_apps()
+        .await?
+        .into_iter()
+        .filter(|r| r.target == agent.target.name && r.deployment_id.is_some())
+        .map(|r| DesiredApp {
+            app: r.app,
+            version: r.desired_version,
+            deployment: r.deployment_id,
+        })
+        .collect();
+    Ok(Json(DesiredState {
+        target: agent.target.name,
+        env: agent.target.env,
+        generation,
+        apps,
+    }))
+}
+
+/// The manifest of a release this target is asked to run.
+#[utoipa::path(get, path = "/api/v1/agent/manifest/{app}/{version}", tag = "agent",
+    params(("app" = String, Path, description = "application name"), ("version" = String, Path, description = "release version")),
+    responses((status = 200, body = Object), (status = 404, body = ferry_api::ErrorBody)))]
+pub async fn manifest(
+    State(state): State<AppState>,
+    agent: AgentCaller,
+    Path((app, version)): Path<(String, String)>,
+) -> Result<Json<Manifest>, ApiError> {
+    let release = desired_release(&state, &agent, &app, &version).await?;
+    Ok(Json(load_manifest(&state, &release).await?))
+}
+
+/// A release this target runs or is asked to run; anything else is not its business.
+async fn desired_release(
+    state: &AppState,
+    agent: &AgentCaller,
+    app: &str,
+    version: &str,
+) -> Result<ferry_store::Release, ApiError> {
+    let placed = state
+        .store
+        .target_apps()
+        .await?
+        .into_iter()
+        .any(|r| r.target == agent.target.name && r.app == app);
+    let release = if placed {
+        state.store.release(app, version).await?
+    } else {
+        None
+    };
+    release.ok_or_else(|| {
+        ApiError::not_found(format!(
+            "target {:?} runs no release {app} {version}",
+            agent.target.name
+        ))
+    })
+}
+
+/// Blobs of the releases this target is asked to run, in the batch format, up to 32 MiB;
+/// the agent asks again for those that did not fit.
+#[utoipa::path(post, path = "/api/v1/agent/blobs/fetch", tag = "agent", request_body = BlobHashes,
+    responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 404, body = ferry_api::ErrorBody)))]
+pub async fn fetch_blobs(
+    State(state): State<AppState>,
+    agent: AgentCaller,
+    Body(request): Body<BlobHashes, { MAX_BLOB_BATCH }>,
+) -> Result<Response, ApiError> {
+    let mut allowed: HashSet<ContentHash> = HashSet::new();
+    for row in state.store.target_apps().await? {
+        if row.target != agent.target.name {
+            continue;
+        }
+        if let Some(version) = &row.desired_version {
+            if let Some(release) = state.store.release(&row.app, version).await? {
+                allowed.extend(
+                    load_manifest(&state, &release)
+                        .await?
+                        .blobs()
+                        .iter()
+                        .map(|c| c.hash),
+                );
+            }
+        }
+    }
+    let mut hashes = Vec::with_capacity(request.hashes.len());
+    for hex in &request.hashes {
+        let hash = ContentHash::from_hex(hex)
+            .ok_or_else(|| ApiError::invalid(format!("{hex:?} is not a hash")))?;
+        if !allowed.contains(&hash) {
+            return Err(ApiError::not_found(format!(
+                "blob {hex} is not part of a release this target runs"
+            )));
+        }
+        hashes.push(hash);
+    }
+    let blobs = state.blobs.clone();
+    let batch = blocking(move || {
+        let mut batch = Vec::new();
+        for hash in hashes {
+            let data = blobs.read(&hash)?;
+            if !batch.is_empty() && batch.len() + data.len() > MAX_FETCH_BYTES {
+                break;
+            }
+            write_frame(&mut batch, &hash, &data);
+        }
+        Ok(batch)
+    })
+    .await?;
+    Ok(([(CONTENT_TYPE, "application/octet-stream")], batch).into_response())
+}
+
+/// Records how converging one application went and moves its deployment on.
+#[utoipa::path(post, path = "/api/v1/agent/report", tag = "agent", request_body = AgentReport,
+    responses((status = 200, body = Object), (status = 422, body = ferry_api::ErrorBody)))]
+pub async fn report(
+    State(state): State<AppState>,
+    agent: AgentCaller,
+    Body(request): Body<AgentReport>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let reason = request
+        .reason
+        .clone()
+        .unwrap_or_else(|| "no reason given".to_owned());
+    let detail = match &request.output_tail {
+        Some(tail) if !tail.is_empty() => format!("{reason}\n{tail}"),
+        _ => reason.clone(),
+    };
+    let target = agent.target.name.clone();
+    state
+        .store
+        .report_target_app(
+            &target,
+            &request.app,
+            request.current_version.as_deref(),
+            &request.outcome,
+            Some(&detail),
+            state.clock.now_ms(),
+        )
+        .await?;
+    let outcome = request.outcome.clone();
+    apply_report(&state, request.deployment, &target, |step| {
+        match (step, outcome.as_str()) {
+            (TargetState::Deploying, "succeeded") => Some(Report::Succeeded),
+            (TargetState::Deploying, "rolled_back") => Some(Report::RolledBack {
+                reason: detail.clone(),
+            }),
+            (TargetState::Deploying, "failed") => Some(Report::Failed {
+                reason: detail.clone(),
+            }),
+            (TargetState::RollingBack, "succeeded") => Some(Report::Reverted),
+            (TargetState::RollingBack, _) => Some(Report::Failed {
+                reason: detail.clone(),
+            }),
+            _ => None,
+        }
+    })
+    .await?;
+    Ok(Json(serde_json::json!({ "ok": true })))
+}

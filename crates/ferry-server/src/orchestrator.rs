@@ -1,0 +1,171 @@
+//! Drives deployments: turns the domain state machine's commands into each target's desired
+//! state, feeds it what agents report, and times out targets that stay silent. Agents
+//! long-poll for their desired state and are woken when it changes.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferry_domain::audit::AuditRecord;
+use ferry_domain::deployment::{Command, Deployment, Report, Status, TargetState};
+use ferry_store::{DeploymentRecord, DesiredChange};
+use tokio::sync::{Mutex, Notify};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// What agents wait on, and the lock that serialises changes to running deployments.
+#[derive(Default)]
+pub struct Orchestra {
+    /// Grows with every change of any desired state; agents long-poll past it.
+    pub generation: AtomicU64,
+    pub changed: Notify,
+    /// Reports for one deployment may arrive together; each is applied to the latest state.
+    pub lock: Mutex<()>,
+}
+
+impl Orchestra {
+    /// Wakes every waiting agent.
+    pub fn bump(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.changed.notify_waiters();
+    }
+}
+
+/// The status column for a domain status.
+pub fn status_name(status: Status) -> &'static str {
+    match status {
+        Status::Running => "running",
+        Status::Succeeded => "succeeded",
+        Status::RolledBack => "rolled_back",
+        Status::Failed => "failed",
+    }
+}
+
+/// The desired-state changes a deployment's commands stand for.
+pub fn desired_changes(record: &DeploymentRecord, commands: Vec<Command>) -> Vec<DesiredChange> {
+    commands
+        .into_iter()
+        .map(|command| match command {
+            Command::Deploy { target } => DesiredChange {
+                target,
+                app: record.app.clone(),
+                version: Some(record.version.clone()),
+                deployment_id: record.id,
+            },
+            Command::RollBack { target, to } => DesiredChange {
+                target,
+                app: record.app.clone(),
+                version: to,
+                deployment_id: record.id,
+            },
+        })
+        .collect()
+}
+
+fn parse_state(record: &DeploymentRecord) -> Result<Deployment, ApiError> {
+    serde_json::from_str(&record.state).map_err(|e| {
+        ApiError::internal(format!(
+            "deployment {} has unreadable state: {e}",
+            record.id
+        ))
+    })
+}
+
+/// Applies one report to a running deployment and saves what follows.
+pub async fn apply_report(
+    state: &AppState,
+    deployment_id: i64,
+    target: &str,
+    report: impl FnOnce(&TargetState) -> Option<Report>,
+) -> Result<(), ApiError> {
+    let orchestra = state.orchestra.clone();
+    let _serial = orchestra.lock.lock().await;
+    let Some(mut record) = state.store.deployment(deployment_id).await? else {
+        return Ok(());
+    };
+    if record.status != "running" {
+        return Ok(());
+    }
+    let mut deployment = parse_state(&record)?;
+    let Some(step) = deployment.steps.iter().find(|s| s.target == target) else {
+        return Ok(());
+    };
+    let Some(report) = report(&step.state) else {
+        return Ok(());
+    };
+    let commands = deployment.apply(target, report);
+    save(state, &mut record, &deployment, commands).await
+}
+
+async fn save(
+    state: &AppState,
+    record: &mut DeploymentRecord,
+    deployment: &Deployment,
+    commands: Vec<Command>,
+) -> Result<(), ApiError> {
+    record.state = serde_json::to_string(deployment).expect("deployments serialize");
+    record.status = status_name(deployment.status).to_owned();
+    record.reason = deployment.reason.clone();
+    record.updated_ms = state.clock.now_ms();
+    let changes = desired_changes(record, commands);
+    let finished = deployment.status != Status::Running;
+    // A rollback that succeeded marks the release it replaced as bad in the environment.
+    let bad_version =
+        (finished && record.kind == "rollback" && deployment.status == Status::Succeeded)
+            .then(|| deployment.steps.iter().find_map(|s| s.previous.clone()))
+            .flatten();
+    let audit = finished.then(|| AuditRecord {
+        at_ms: record.updated_ms,
+        actor: crate::bootstrap::SERVER_ACTOR.to_owned(),
+        action: "deployment.finish".to_owned(),
+        subject: format!("deployment/{}", record.id),
+        app: Some(record.app.clone()),
+        details: serde_json::json!({ "status": record.status, "reason": record.reason, "version": record.version, "env": record.env }).to_string(),
+    });
+    let n_changes = changes.len();
+    state
+        .store
+        .update_deployment(record, changes, bad_version.as_deref(), audit)
+        .await?;
+    if n_changes > 0 {
+        state.orchestra.bump();
+    }
+    Ok(())
+}
+
+/// Times out targets of running deployments that have not answered for `timeout`.
+pub async fn time_out_silent_targets(state: &AppState, timeout: Duration) -> Result<(), ApiError> {
+    let now = state.clock.now_ms();
+    for record in state.store.running_deployments().await? {
+        if now - record.updated_ms < timeout.as_millis() as i64 {
+            continue;
+        }
+        let deployment = parse_state(&record)?;
+        for target in deployment.waiting_on() {
+            let reason = format!(
+                "no answer for {}s: is its agent running? (`ferry target list`)",
+                timeout.as_secs()
+            );
+            apply_report(state, record.id, target, |_| {
+                Some(Report::TimedOut { reason })
+            })
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Checks for silent targets every second, for as long as the server runs.
+pub async fn run_timeouts(state: AppState, timeout: Duration) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        ticker.tick().await;
+        if let Err(error) = time_out_silent_targets(&state, timeout).await {
+            tracing::warn!("timing out silent targets failed: {}", error.message);
+        }
+    }
+}
+
+/// Shared handle type for the state.
+pub type SharedOrchestra = Arc<Orchestra>;

@@ -1,0 +1,315 @@
+//! Targets, enrollment, placements, and each target's desired and reported state.
+
+use ferry_store::{StoreError, StoreResult, Target, TargetApp};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqliteConnection};
+
+use crate::{backend, not_found};
+
+const SELECT_TARGETS: &str = "SELECT name, env, enrolled_ms, last_seen_ms, created_ms FROM targets";
+
+fn target_from_row(row: SqliteRow) -> Target {
+    Target {
+        name: row.get("name"),
+        env: row.get("env"),
+        enrolled_ms: row.get("enrolled_ms"),
+        last_seen_ms: row.get("last_seen_ms"),
+        created_ms: row.get("created_ms"),
+    }
+}
+
+async fn target_where(
+    conn: &mut SqliteConnection,
+    condition: &str,
+    value: &str,
+) -> StoreResult<Option<Target>> {
+    let row = sqlx::query(&format!("{SELECT_TARGETS} WHERE {condition}"))
+        .bind(value)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(backend)?;
+    Ok(row.map(target_from_row))
+}
+
+pub(crate) async fn list(conn: &mut SqliteConnection) -> StoreResult<Vec<Target>> {
+    let rows = sqlx::query(&format!("{SELECT_TARGETS} ORDER BY name"))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(backend)?;
+    Ok(rows.into_iter().map(target_from_row).collect())
+}
+
+pub(crate) async fn by_credential(
+    conn: &mut SqliteConnection,
+    hash: &str,
+) -> StoreResult<Option<Target>> {
+    target_where(conn, "credential_hash = ?", hash).await
+}
+
+pub(crate) async fn create_enrollment(
+    conn: &mut SqliteConnection,
+    env: &str,
+    target: &str,
+    token_hash: &str,
+    expires_ms: i64,
+    now_ms: i64,
+) -> StoreResult<Target> {
+    let env_exists: Option<String> =
+        sqlx::query_scalar("SELECT name FROM environments WHERE name = ?")
+            .bind(env)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(backend)?;
+    env_exists.ok_or_else(|| not_found("environment", env))?;
+    match target_where(conn, "name = ?", target).await? {
+        Some(existing) if existing.env != env => {
+            return Err(StoreError::Refused(format!(
+                "target {target:?} belongs to environment {:?}; a target serves one environment",
+                existing.env
+            )))
+        }
+        Some(existing) if existing.enrolled_ms.is_some() => {
+            return Err(StoreError::Refused(format!(
+                "target {target:?} is enrolled already; remove it first to enroll a new server under that name"
+            )))
+        }
+        Some(_) => {}
+        None => {
+            sqlx::query("INSERT INTO targets (name, env, created_ms) VALUES (?, ?, ?)")
+                .bind(target)
+                .bind(env)
+                .bind(now_ms)
+                .execute(&mut *conn)
+                .await
+                .map_err(backend)?;
+        }
+    }
+    sqlx::query(
+        "INSERT INTO enrollment_tokens (hash, target_id, expires_ms)
+         VALUES (?, (SELECT id FROM targets WHERE name = ?), ?)",
+    )
+    .bind(token_hash)
+    .bind(target)
+    .bind(expires_ms)
+    .execute(&mut *conn)
+    .await
+    .map_err(backend)?;
+    target_where(conn, "name = ?", target)
+        .await?
+        .ok_or_else(|| not_found("target", target))
+}
+
+pub(crate) async fn enroll(
+    conn: &mut SqliteConnection,
+    token_hash: &str,
+    credential_hash: &str,
+    now_ms: i64,
+) -> StoreResult<Target> {
+    let row = sqlx::query(
+        "SELECT targets.name, enrollment_tokens.expires_ms, targets.enrolled_ms
+         FROM enrollment_tokens JOIN targets ON targets.id = enrollment_tokens.target_id
+         WHERE enrollment_tokens.hash = ?",
+    )
+    .bind(token_hash)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(backend)?;
+    let refused = |why: &str| {
+        StoreError::Refused(format!(
+            "this enrollment token {why}: ask for a new one with `ferry target enroll ENV NAME`"
+        ))
+    };
+    let row = row.ok_or_else(|| refused("is unknown or was used already"))?;
+    let name: String = row.get("name");
+    if row.get::<i64, _>("expires_ms") < now_ms {
+        return Err(refused("has expired"));
+    }
+    if row.get::<Option<i64>, _>("enrolled_ms").is_some() {
+        return Err(refused("is for a target that is enrolled already"));
+    }
+    sqlx::query(
+        "DELETE FROM enrollment_tokens WHERE target_id = (SELECT id FROM targets WHERE name = ?)",
+    )
+    .bind(&name)
+    .execute(&mut *conn)
+    .await
+    .map_err(backend)?;
+    sqlx::query(
+        "UPDATE targets SET credential_hash = ?, enrolled_ms = ?, last_seen_ms = ? WHERE name = ?",
+    )
+    .bind(credential_hash)
+    .bind(now_ms)
+    .bind(now_ms)
+    .bind(&name)
+    .execute(&mut *conn)
+    .await
+    .map_err(backend)?;
+    target_where(conn, "name = ?", &name)
+        .await?
+        .ok_or_else(|| not_found("target", &name))
+}
+
+pub(crate) async fn touch(
+    conn: &mut SqliteConnection,
+    target: &str,
+    now_ms: i64,
+) -> StoreResult<()> {
+    sqlx::query("UPDATE targets SET last_seen_ms = ? WHERE name = ?")
+        .bind(now_ms)
+        .bind(target)
+        .execute(&mut *conn)
+        .await
+        .map_err(backend)?;
+    Ok(())
+}
+
+pub(crate) async fn place(
+    conn: &mut SqliteConnection,
+    app: &str,
+    env: &str,
+    targets: &[String],
+) -> StoreResult<()> {
+    let app_id: i64 = sqlx::query_scalar("SELECT id FROM apps WHERE name = ?")
+        .bind(app)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(backend)?
+        .ok_or_else(|| not_found("application", app))?;
+    for target in targets {
+        match target_where(conn, "name = ?", target).await? {
+            None => return Err(not_found("target", target)),
+            Some(t) if t.env != env => {
+                return Err(StoreError::Refused(format!(
+                    "target {target:?} is in environment {:?}, not {env:?}",
+                    t.env
+                )))
+            }
+            Some(_) => {}
+        }
+    }
+    sqlx::query(
+        "DELETE FROM placements WHERE app_id = ? AND target_id IN (SELECT id FROM targets WHERE env = ?)",
+    )
+    .bind(app_id)
+    .bind(env)
+    .execute(&mut *conn)
+    .await
+    .map_err(backend)?;
+    for target in targets {
+        sqlx::query("INSERT INTO placements (app_id, target_id) VALUES (?, (SELECT id FROM targets WHERE name = ?))")
+            .bind(app_id)
+            .bind(target)
+            .execute(&mut *conn)
+            .await
+            .map_err(backend)?;
+    }
+    Ok(())
+}
+
+pub(crate) async fn placement(
+    conn: &mut SqliteConnection,
+    app: &str,
+    env: &str,
+) -> StoreResult<Vec<String>> {
+    let placed: Vec<String> = sqlx::query_scalar(
+        "SELECT targets.name FROM placements
+         JOIN targets ON targets.id = placements.target_id
+         JOIN apps ON apps.id = placements.app_id
+         WHERE apps.name = ? AND targets.env = ? ORDER BY targets.name",
+    )
+    .bind(app)
+    .bind(env)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(backend)?;
+    if !placed.is_empty() {
+        return Ok(placed);
+    }
+    sqlx::query_scalar(
+        "SELECT name FROM targets WHERE env = ? AND enrolled_ms IS NOT NULL ORDER BY name",
+    )
+    .bind(env)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(backend)
+}
+
+pub(crate) async fn target_apps(conn: &mut SqliteConnection) -> StoreResult<Vec<TargetApp>> {
+    let rows = sqlx::query(
+        "SELECT targets.name AS target, targets.env, apps.name AS app, target_apps.desired_version,
+                target_apps.deployment_id, target_apps.current_version, target_apps.state,
+                target_apps.detail, target_apps.updated_ms
+         FROM target_apps
+         JOIN targets ON targets.id = target_apps.target_id
+         JOIN apps ON apps.id = target_apps.app_id
+         ORDER BY apps.name, targets.name",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(backend)?;
+    Ok(rows
+        .into_iter()
+        .map(|row| TargetApp {
+            target: row.get("target"),
+            env: row.get("env"),
+            app: row.get("app"),
+            desired_version: row.get("desired_version"),
+            deployment_id: row.get("deployment_id"),
+            current_version: row.get("current_version"),
+            state: row.get("state"),
+            detail: row.get("detail"),
+            updated_ms: row.get("updated_ms"),
+        })
+        .collect())
+}
+
+pub(crate) async fn report(
+    conn: &mut SqliteConnection,
+    target: &str,
+    app: &str,
+    current_version: Option<&str>,
+    state: &str,
+    detail: Option<&str>,
+    now_ms: i64,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO target_apps (target_id, app_id, current_version, state, detail, updated_ms)
+         VALUES ((SELECT id FROM targets WHERE name = ?), (SELECT id FROM apps WHERE name = ?), ?, ?, ?, ?)
+         ON CONFLICT (target_id, app_id) DO UPDATE SET
+             current_version = excluded.current_version, state = excluded.state,
+             detail = excluded.detail, updated_ms = excluded.updated_ms",
+    )
+    .bind(target)
+    .bind(app)
+    .bind(current_version)
+    .bind(state)
+    .bind(detail)
+    .bind(now_ms)
+    .execute(&mut *conn)
+    .await
+    .map_err(backend)?;
+    Ok(())
+}
+
+/// Sets what a target should run for an application.
+pub(crate) async fn set_desired(
+    conn: &mut SqliteConnection,
+    change: &ferry_store::DesiredChange,
+    now_ms: i64,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO target_apps (target_id, app_id, desired_version, deployment_id, updated_ms)
+         VALUES ((SELECT id FROM targets WHERE name = ?), (SELECT id FROM apps WHERE name = ?), ?, ?, ?)
+         ON CONFLICT (target_id, app_id) DO UPDATE SET
+             desired_version = excluded.desired_version, deployment_id = excluded.deployment_id",
+    )
+    .bind(&change.target)
+    .bind(&change.app)
+    .bind(&change.version)
+    .bind(change.deployment_id)
+    .bind(now_ms)
+    .execute(&mut *conn)
+    .await
+    .map_err(backend)?;
+    Ok(())
+}

@@ -1,0 +1,184 @@
+//! `ferry demo`: a server, one agent per environment under the data directory, and a sample
+//! application released and deployed to dev, in the foreground.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ferry_api::{CreateApp, CreateDeployment, CreateTeam, EnrollTarget, EnrollmentToken};
+use ferry_server::ServerConfig;
+
+use crate::client::Client;
+use crate::error::{CliError, CliResult};
+
+/// The sample application's files, with a `ferry.toml` whose health check runs on deploy.
+const SAMPLE_FILES: [(&str, &str); 3] = [
+    (
+        "index.html",
+        "<!doctype html>\n<title>hello</title>\n<h1>Hello from ferry</h1>\n",
+    ),
+    (
+        "css/site.css",
+        "body { font-family: sans-serif; color: #134; }\n",
+    ),
+    (
+        "ferry.toml",
+        "[health]\ncommand = \"test -s index.html\"\ntimeout = \"10s\"\n",
+    ),
+];
+
+pub async fn run(data: PathBuf, listen: SocketAddr) -> CliResult {
+    let config = ServerConfig {
+        data_dir: data.clone(),
+        listen,
+        maintenance_every: Duration::from_secs(3600),
+        gc_grace: Duration::from_secs(3600),
+        deploy_timeout: Duration::from_secs(120),
+    };
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
+        CliError::failed(format!(
+            "cannot listen on {listen}: {e}; try --listen 127.0.0.1:0 for any free port"
+        ))
+    })?;
+    let url = format!(
+        "http://{}",
+        listener
+            .local_addr()
+            .map_err(|e| CliError::failed(e.to_string()))?
+    );
+    let server = tokio::spawn(ferry_server::serve(listener, config));
+    let token = wait_for_admin_token(&data, &url).await?;
+    let client = Client::new(&url, &token)?;
+    let fresh = set_up(&client, &data, &url).await?;
+    if fresh {
+        deploy_sample(&client, &data).await?;
+    }
+    println!("ferry demo is running");
+    println!("  server     {url}");
+    println!("  token      {}", data.join("admin-token").display());
+    println!("  targets    {}", data.join("targets").display());
+    println!("try:");
+    println!(
+        "  export FERRY_SERVER={url} FERRY_TOKEN=$(cat {})",
+        data.join("admin-token").display()
+    );
+    println!("  ferry status");
+    println!("  ferry release list hello");
+    println!("stop with Ctrl-C");
+    match server.await {
+        Ok(result) => result.map_err(|e| CliError::failed(format!("{e:#}"))),
+        Err(e) => Err(CliError::failed(format!("the server task failed: {e}"))),
+    }
+}
+
+async fn wait_for_admin_token(data: &Path, url: &str) -> CliResult<String> {
+    let health = format!("{url}/healthz");
+    for _ in 0..300 {
+        if reqwest::get(&health)
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return std::fs::read_to_string(data.join("admin-token"))
+                .map(|t| t.trim().to_owned())
+                .map_err(|e| CliError::failed(format!("reading the admin token: {e}")));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(CliError::failed(format!(
+        "the demo server did not answer at {url}"
+    )))
+}
+
+/// Creates the team, the application and one agent per environment, unless an earlier
+/// demo did. Returns whether it did.
+async fn set_up(client: &Client, data: &Path, url: &str) -> CliResult<bool> {
+    let targets = data.join("targets");
+    let fresh = !targets.exists();
+    if fresh {
+        let _: serde_json::Value = client
+            .post(
+                "/api/v1/teams",
+                &CreateTeam {
+                    name: "demo".into(),
+                },
+            )
+            .await?;
+        let _: serde_json::Value = client
+            .post(
+                "/api/v1/apps",
+                &CreateApp {
+                    name: "hello".into(),
+                    team: "demo".into(),
+                    keep: None,
+                },
+            )
+            .await?;
+    }
+    for env in ["dev", "pp", "prd"] {
+        let root = targets.join(env);
+        let enrollment = if fresh {
+            let token: EnrollmentToken = client
+                .post(
+                    "/api/v1/targets/enroll",
+                    &EnrollTarget {
+                        env: env.into(),
+                        name: format!("{env}-1"),
+                    },
+                )
+                .await?;
+            Some((url.to_owned(), token.token))
+        } else {
+            None
+        };
+        tokio::spawn(async move {
+            if let Err(e) = ferry_agent::process::run(&root, enrollment).await {
+                eprintln!("error: the {} agent stopped: {e:#}", root.display());
+            }
+        });
+    }
+    Ok(fresh)
+}
+
+async fn deploy_sample(client: &Client, data: &Path) -> CliResult {
+    let sample = data.join("sample");
+    for (path, content) in SAMPLE_FILES {
+        let file = sample.join(path);
+        std::fs::create_dir_all(file.parent().expect("sample files have a directory"))
+            .and_then(|_| std::fs::write(&file, content))
+            .map_err(|e| CliError::failed(format!("writing {}: {e}", file.display())))?;
+    }
+    let output = crate::output::Output { json: false };
+    super::release::create_from(
+        client,
+        output,
+        "hello",
+        "1.0.0",
+        sample.to_str().unwrap_or_default(),
+    )
+    .await?;
+    // Wait for the dev agent to be online before deploying.
+    for _ in 0..100 {
+        let targets: Vec<ferry_api::Target> = client.get("/api/v1/targets").await?;
+        if targets
+            .iter()
+            .any(|t| t.env == "dev" && t.health == "online")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let request = CreateDeployment {
+        version: "1.0.0".into(),
+        env: "dev".into(),
+        strategy: None,
+        reason: Some("ferry demo".into()),
+    };
+    let deployment: ferry_api::Deployment = client
+        .post("/api/v1/apps/hello/deployments", &request)
+        .await?;
+    println!(
+        "deploying hello 1.0.0 to dev (deployment {})",
+        deployment.id
+    );
+    Ok(())
+}

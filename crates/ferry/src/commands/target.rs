@@ -1,0 +1,68 @@
+//! `ferry target` and `ferry agent`.
+
+use ferry_api::{EnrollTarget, EnrollmentToken, Target};
+use ferry_domain::name::NameKind;
+
+use super::check_name;
+use crate::cli::{AgentArgs, GlobalArgs, TargetCommand};
+use crate::client::Client;
+use crate::error::{CliError, CliResult};
+use crate::output::{print_table, Output};
+
+pub async fn run(client: &Client, output: Output, command: TargetCommand) -> CliResult {
+    match command {
+        TargetCommand::Enroll { env, name } => {
+            check_name(NameKind::Environment, &env)?;
+            check_name(NameKind::Target, &name)?;
+            let token: EnrollmentToken = client
+                .post("/api/v1/targets/enroll", &EnrollTarget { env, name })
+                .await?;
+            output.print(&token, |t| {
+                eprintln!(
+                    "enrollment token for target {} in {} (one use, until {}); on that server run:\n  ferry agent --root DIR --server URL --enroll TOKEN",
+                    t.target, t.env, t.expires_at
+                );
+                println!("{}", t.token);
+            });
+        }
+        TargetCommand::List { env } => {
+            let targets: Vec<Target> = client.get("/api/v1/targets").await?;
+            let targets: Vec<Target> = targets
+                .into_iter()
+                .filter(|t| env.as_ref().is_none_or(|e| *e == t.env))
+                .collect();
+            output.print(&targets, |targets| {
+                let rows: Vec<Vec<String>> = targets
+                    .iter()
+                    .map(|t| {
+                        vec![
+                            t.name.clone(),
+                            t.env.clone(),
+                            t.last_seen.clone().unwrap_or_else(|| "never".into()),
+                            t.health.clone(),
+                        ]
+                    })
+                    .collect();
+                print_table(&["TARGET", "ENV", "LAST SEEN", "HEALTH"], &rows);
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Runs the agent until SIGINT or SIGTERM.
+pub async fn agent(global: &GlobalArgs, args: AgentArgs) -> CliResult {
+    let enrollment = match args.enroll {
+        Some(token) => Some((
+            global
+                .server
+                .clone()
+                .ok_or_else(|| CliError::usage("enrolling needs --server URL (or FERRY_SERVER)"))?,
+            token,
+        )),
+        None => None,
+    };
+    ferry_agent::process::run(&args.root, enrollment)
+        .await
+        .map_err(|e| CliError::failed(format!("{e:#}")))
+}

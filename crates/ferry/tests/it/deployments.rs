@@ -1,0 +1,220 @@
+//! Deployments with real agent processes on temp roots.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use crate::harness::{Server, FERRY};
+
+/// A `ferry agent` process on its own root, killed when dropped.
+struct Agent {
+    child: Child,
+    root: PathBuf,
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Enrolls target `name` in `env` and starts its agent.
+fn start_agent(server: &Server, env: &str, name: &str) -> Agent {
+    let token = server
+        .admin(&["target", "enroll", env, name])
+        .success()
+        .stdout
+        .trim()
+        .to_owned();
+    let root = server.dir.path().join(format!("target-{name}"));
+    let child = Command::new(FERRY)
+        .args(["agent", "--root"])
+        .arg(&root)
+        .args(["--server", &server.url, "--enroll", &token])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    Agent { child, root }
+}
+
+fn site(dir: &Path, version: &str, ferry_toml: &str) -> PathBuf {
+    let site = dir.join(format!("site-{version}"));
+    fs::create_dir_all(site.join("css")).unwrap();
+    fs::write(site.join("index.html"), format!("<h1>{version}</h1>\n")).unwrap();
+    fs::write(site.join("css/site.css"), "body { color: teal }\n").unwrap();
+    if !ferry_toml.is_empty() {
+        fs::write(site.join("ferry.toml"), ferry_toml).unwrap();
+    }
+    site
+}
+
+fn setup(server: &Server) {
+    server.admin(&["team", "create", "shop"]).success();
+    server
+        .admin(&["app", "create", "web", "--team", "shop"])
+        .success();
+}
+
+fn release(server: &Server, version: &str, ferry_toml: &str) {
+    let site = site(server.dir.path(), version, ferry_toml);
+    server
+        .admin(&[
+            "release",
+            "create",
+            "web",
+            version,
+            "--from",
+            site.to_str().unwrap(),
+        ])
+        .success();
+}
+
+fn current(agent: &Agent, app: &str) -> String {
+    fs::read_link(agent.root.join("apps").join(app).join("current"))
+        .map(|p| p.display().to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn deploy_and_rollback_through_real_agents() {
+    let server = Server::start();
+    setup(&server);
+    let a = start_agent(&server, "dev", "dev-1");
+    let b = start_agent(&server, "dev", "dev-2");
+    release(&server, "1.0.0", "");
+    release(&server, "1.0.1", "");
+
+    let done = server
+        .admin(&["deploy", "web", "1.0.0", "--to", "dev", "--wait", "--json"])
+        .success()
+        .json();
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["targets"].as_array().unwrap().len(), 2);
+    for agent in [&a, &b] {
+        assert_eq!(current(agent, "web"), "releases/1.0.0");
+        let index = agent.root.join("apps/web/current/index.html");
+        assert_eq!(fs::read_to_string(index).unwrap(), "<h1>1.0.0</h1>\n");
+    }
+
+    server
+        .admin(&[
+            "deploy",
+            "web",
+            "1.0.1",
+            "--to",
+            "dev",
+            "--wait",
+            "--strategy",
+            "parallel",
+        ])
+        .success();
+    assert_eq!(current(&a, "web"), "releases/1.0.1");
+
+    let back = server
+        .admin(&["rollback", "web", "--env", "dev", "--wait", "--json"])
+        .success()
+        .json();
+    assert_eq!(
+        (back["kind"].as_str(), back["version"].as_str()),
+        (Some("rollback"), Some("1.0.0"))
+    );
+    assert_eq!(current(&a, "web"), "releases/1.0.0");
+    assert_eq!(current(&b, "web"), "releases/1.0.0");
+
+    let status = server.admin(&["status", "web", "--json"]).success().json();
+    let dev = &status["apps"][0]["environments"][0];
+    assert_eq!(
+        (dev["env"].as_str(), dev["version"].as_str()),
+        (Some("dev"), Some("1.0.0"))
+    );
+    assert_eq!(dev["targets"][0]["version"], "1.0.0");
+    let targets = server.admin(&["target", "list", "--json"]).success().json();
+    assert_eq!(targets[0]["health"], "online");
+
+    let audit = server
+        .admin(&["audit", "--app", "web", "--json"])
+        .success()
+        .json();
+    let actions: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert!(
+        actions.contains(&"deployment.deploy")
+            && actions.contains(&"deployment.rollback")
+            && actions.contains(&"deployment.finish"),
+        "{actions:?}"
+    );
+}
+
+#[test]
+fn a_failing_hook_keeps_the_previous_release() {
+    let server = Server::start();
+    setup(&server);
+    let agent = start_agent(&server, "dev", "dev-1");
+    release(&server, "1.0.0", "");
+    release(
+        &server,
+        "2.0.0",
+        "[hooks]\nbefore_switch = \"echo migration failed >&2; exit 3\"\n",
+    );
+    server
+        .admin(&["deploy", "web", "1.0.0", "--to", "dev", "--wait"])
+        .success();
+    let run = server.admin(&["deploy", "web", "2.0.0", "--to", "dev", "--wait", "--json"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    let report = run.json();
+    assert_eq!(report["status"], "rolled_back");
+    assert!(
+        report["targets"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("migration failed"),
+        "{report}"
+    );
+    assert_eq!(current(&agent, "web"), "releases/1.0.0");
+}
+
+#[test]
+fn a_silent_target_times_out_with_a_reason() {
+    let server = Server::start_with(&["--deploy-timeout", "2s"]);
+    setup(&server);
+    let agent = start_agent(&server, "dev", "dev-1");
+    release(&server, "1.0.0", "");
+    server
+        .admin(&["deploy", "web", "1.0.0", "--to", "dev", "--wait"])
+        .success();
+    drop(agent);
+    release(&server, "1.0.1", "");
+    let run = server.admin(&["deploy", "web", "1.0.1", "--to", "dev", "--wait"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("no answer for 2s"), "{run:?}");
+}
+
+#[test]
+fn deploy_refusals() {
+    let server = Server::start();
+    setup(&server);
+    release(&server, "1.0.0", "");
+    server
+        .admin(&["deploy", "web", "1.0.0", "--to", "dev"])
+        .fails(3, "web has no target in dev");
+    server
+        .admin(&["deploy", "web", "9.9.9", "--to", "dev"])
+        .fails(1, "has no release \"9.9.9\"");
+    server
+        .admin(&["deploy", "web", "1.0.0", "--to", "qa"])
+        .fails(1, "no environment named \"qa\"");
+    let viewer = server.create_user("vic", "viewer", &["shop"]);
+    server
+        .ferry(&viewer, &["deploy", "web", "1.0.0", "--to", "dev"])
+        .fails(3, "this needs deploy");
+    server
+        .admin(&["rollback", "web", "--env", "dev"])
+        .fails(3, "never been deployed");
+}
