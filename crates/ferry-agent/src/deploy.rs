@@ -188,6 +188,11 @@ fn run(
     // Whatever is there was left by an interrupted deploy of this application.
     remove_tree(&scratch).map_err(Failure::before_switch)?;
     failpoint("deploy.before_stage");
+    // Before anything reads it: `Manifest::get` relies on sorted, valid entries.
+    request
+        .manifest
+        .validate()
+        .map_err(Failure::before_switch)?;
     let link_from = plan.link_from.as_deref();
     let config = read_release_config(layout, version, &request.manifest, link_from, cache)
         .map_err(Failure::before_switch)?;

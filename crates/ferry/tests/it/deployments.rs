@@ -218,3 +218,45 @@ fn deploy_refusals() {
         .admin(&["rollback", "web", "--env", "dev"])
         .fails(3, "never been deployed");
 }
+
+/// `ferry demo` as a newcomer runs it: a server, three agents, a sample app live in dev.
+#[test]
+fn the_demo_deploys_a_sample_application_to_dev() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("demo");
+    let mut child = Command::new(FERRY)
+        .args(["demo", "--listen", "127.0.0.1:0", "--data"])
+        .arg(&data)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let url = stdout
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|line| line.trim().strip_prefix("server").map(|u| u.trim().to_owned()))
+        .expect("the demo prints its server URL");
+    let token = fs::read_to_string(data.join("admin-token")).unwrap();
+    let current = data.join("targets/dev/apps/hello/current/index.html");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !current.exists() {
+        assert!(std::time::Instant::now() < deadline, "hello never went live in dev");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(fs::read_to_string(&current).unwrap().contains("Hello from ferry"));
+    let status = crate::harness::Run::of(
+        Command::new(FERRY)
+            .args(["status", "--json"])
+            .env("FERRY_SERVER", &url)
+            .env("FERRY_TOKEN", token.trim())
+            .env("FERRY_CONFIG", dir.path().join("config.toml")),
+    );
+    let status = status.success().json();
+    let targets = &status["apps"][0]["environments"][0]["targets"];
+    assert_eq!(targets[0]["target"], "dev-1");
+    let _ = child.kill();
+    let _ = child.wait();
+}
