@@ -1,7 +1,9 @@
-//! ferry's deploy engine on a target: staging a release from the content cache, linking
-//! its shared paths, switching to it, running its hooks and health check, rolling back,
-//! checking a release on disk for drift, and cleaning up old releases. No network code:
-//! the agent process fetches manifests and blobs and calls this engine.
+//! ferry's agent on a target. The deploy engine stages a release from the content cache,
+//! links its shared paths, switches to it, runs its hooks and health check, rolls back,
+//! checks a release on disk for drift, and cleans up old releases; it does no network I/O.
+//! The agent process ([`process`]) is the only part that talks to the server: it enrolls,
+//! long-polls for the desired state, fetches manifests and blobs, calls the engine and
+//! reports.
 //!
 //! **Invariant:** a target always serves one complete release: `current` is switched only
 //! by an atomic rename, and points only at a directory renamed into place after it was

@@ -17,6 +17,7 @@ use ferry_cas::hash::ContentHash;
 use ferry_cas::manifest::Manifest;
 use serde::{Deserialize, Serialize};
 
+use crate::cleanup::cleanup;
 use crate::deploy::{deploy, DeployOutcome, DeployRequest};
 use crate::layout::{cache_dir, current_version, state_dir, AppLayout};
 use crate::stage::blobs_needed;
@@ -34,6 +35,8 @@ fn state_path(root: &Path) -> PathBuf {
     state_dir(root).join("agent.toml")
 }
 
+/// Releases kept per application on the target (never `current` nor the last success).
+const RELEASES_KEPT: usize = 5;
 /// Hashes asked for per fetch request.
 const HASHES_PER_FETCH: usize = 20_000;
 /// The longest pause between attempts to reach an unreachable server.
@@ -287,17 +290,22 @@ impl Agent {
             )
             .await?;
         self.fetch_missing(app, version, &manifest).await?;
-        let request = DeployRequest {
-            app: app.to_owned(),
-            env: self.state.env.clone(),
-            version: version.to_owned(),
-            manifest,
-        };
-        let root = self.root.clone();
-        let cache = BlobStore::open(&cache_dir(&self.root))?;
-        let outcome =
-            tokio::task::spawn_blocking(move || deploy(&root, &request, &cache, &mut |_| {}))
-                .await?;
+        let mut outcome = self.run_engine(app, version, &manifest).await?;
+        // The engine moves a cache blob that no longer matches its hash aside and fails;
+        // fetching what is missing now brings it back, so try once more.
+        if !matches!(outcome, DeployOutcome::Succeeded { .. })
+            && self.fetch_missing(app, version, &manifest).await? > 0
+        {
+            outcome = self.run_engine(app, version, &manifest).await?;
+        }
+        if matches!(outcome, DeployOutcome::Succeeded { .. }) {
+            let (root, app) = (self.root.clone(), app.to_owned());
+            let cleaned =
+                tokio::task::spawn_blocking(move || cleanup(&root, &app, RELEASES_KEPT)).await?;
+            if let Err(error) = cleaned {
+                eprintln!("agent: cleaning up old releases failed: {error}");
+            }
+        }
         Ok(match outcome {
             DeployOutcome::Succeeded { .. } => ("succeeded", None, None),
             DeployOutcome::RolledBack {
@@ -311,6 +319,26 @@ impl Agent {
         })
     }
 
+    async fn run_engine(
+        &self,
+        app: &str,
+        version: &str,
+        manifest: &Manifest,
+    ) -> anyhow::Result<DeployOutcome> {
+        let request = DeployRequest {
+            app: app.to_owned(),
+            env: self.state.env.clone(),
+            version: version.to_owned(),
+            manifest: manifest.clone(),
+        };
+        let root = self.root.clone();
+        let cache = BlobStore::open(&cache_dir(&self.root))?;
+        Ok(
+            tokio::task::spawn_blocking(move || deploy(&root, &request, &cache, &mut |_| {}))
+                .await?,
+        )
+    }
+
     /// Fetches, in batches, the blobs of `manifest` the cache lacks; each is checked against
     /// its hash before it is stored, and what was stored survives a dropped connection.
     async fn fetch_missing(
@@ -318,11 +346,12 @@ impl Agent {
         app: &str,
         version: &str,
         manifest: &Manifest,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<usize> {
         let layout = AppLayout::new(&self.root, app)?;
         let previous = layout.current_version();
         let needed = blobs_needed(&layout, version, manifest, previous.as_deref(), &self.cache);
         let mut pending: Vec<ContentHash> = needed.iter().map(|c| c.hash).collect();
+        let n_needed = pending.len();
         while !pending.is_empty() {
             let ask = BlobHashes {
                 hashes: pending
@@ -345,6 +374,6 @@ impl Agent {
                 blobs.iter().map(|(h, _)| *h).collect();
             pending.retain(|h| !received.contains(h));
         }
-        Ok(())
+        Ok(n_needed)
     }
 }

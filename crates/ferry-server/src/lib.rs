@@ -77,11 +77,11 @@ pub async fn serve(listener: tokio::net::TcpListener, config: ServerConfig) -> a
     let state = AppState {
         store: store.clone(),
         audit_key,
-        clock,
+        clock: clock.clone(),
         blobs: Arc::new(blobs),
         gc_lock: Arc::default(),
         gc_grace: config.gc_grace,
-        orchestra: Arc::default(),
+        orchestra: Arc::new(orchestrator::Orchestra::new(clock.now_ms())),
     };
     tokio::spawn(orchestrator::run_timeouts(
         state.clone(),

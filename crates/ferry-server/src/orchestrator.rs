@@ -15,7 +15,6 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// What agents wait on, and the lock that serialises changes to running deployments.
-#[derive(Default)]
 pub struct Orchestra {
     /// Grows with every change of any desired state; agents long-poll past it.
     pub generation: AtomicU64,
@@ -25,6 +24,16 @@ pub struct Orchestra {
 }
 
 impl Orchestra {
+    /// Starts the generation at `now_ms`, so it keeps growing across server restarts and an
+    /// agent's `after` from before a restart never hides a change.
+    pub fn new(now_ms: i64) -> Orchestra {
+        Orchestra {
+            generation: AtomicU64::new(now_ms.max(0) as u64),
+            changed: Notify::new(),
+            lock: Mutex::new(()),
+        }
+    }
+
     /// Wakes every waiting agent.
     pub fn bump(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);

@@ -72,8 +72,8 @@ fn release(server: &Server, version: &str, ferry_toml: &str) {
         .success();
 }
 
-fn current(agent: &Agent, app: &str) -> String {
-    fs::read_link(agent.root.join("apps").join(app).join("current"))
+fn current(root: &Path, app: &str) -> String {
+    fs::read_link(root.join("apps").join(app).join("current"))
         .map(|p| p.display().to_string())
         .unwrap_or_default()
 }
@@ -94,7 +94,7 @@ fn deploy_and_rollback_through_real_agents() {
     assert_eq!(done["status"], "succeeded", "{done}");
     assert_eq!(done["targets"].as_array().unwrap().len(), 2);
     for agent in [&a, &b] {
-        assert_eq!(current(agent, "web"), "releases/1.0.0");
+        assert_eq!(current(&agent.root, "web"), "releases/1.0.0");
         let index = agent.root.join("apps/web/current/index.html");
         assert_eq!(fs::read_to_string(index).unwrap(), "<h1>1.0.0</h1>\n");
     }
@@ -111,7 +111,7 @@ fn deploy_and_rollback_through_real_agents() {
             "parallel",
         ])
         .success();
-    assert_eq!(current(&a, "web"), "releases/1.0.1");
+    assert_eq!(current(&a.root, "web"), "releases/1.0.1");
 
     let back = server
         .admin(&["rollback", "web", "--env", "dev", "--wait", "--json"])
@@ -121,8 +121,8 @@ fn deploy_and_rollback_through_real_agents() {
         (back["kind"].as_str(), back["version"].as_str()),
         (Some("rollback"), Some("1.0.0"))
     );
-    assert_eq!(current(&a, "web"), "releases/1.0.0");
-    assert_eq!(current(&b, "web"), "releases/1.0.0");
+    assert_eq!(current(&a.root, "web"), "releases/1.0.0");
+    assert_eq!(current(&b.root, "web"), "releases/1.0.0");
 
     let status = server.admin(&["status", "web", "--json"]).success().json();
     let dev = &status["apps"][0]["environments"][0];
@@ -177,7 +177,7 @@ fn a_failing_hook_keeps_the_previous_release() {
             .contains("migration failed"),
         "{report}"
     );
-    assert_eq!(current(&agent, "web"), "releases/1.0.0");
+    assert_eq!(current(&agent.root, "web"), "releases/1.0.0");
 }
 
 #[test]
@@ -237,16 +237,25 @@ fn the_demo_deploys_a_sample_application_to_dev() {
     let url = stdout
         .lines()
         .map_while(Result::ok)
-        .find_map(|line| line.trim().strip_prefix("server").map(|u| u.trim().to_owned()))
+        .find_map(|line| {
+            line.trim()
+                .strip_prefix("server")
+                .map(|u| u.trim().to_owned())
+        })
         .expect("the demo prints its server URL");
     let token = fs::read_to_string(data.join("admin-token")).unwrap();
     let current = data.join("targets/dev/apps/hello/current/index.html");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while !current.exists() {
-        assert!(std::time::Instant::now() < deadline, "hello never went live in dev");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "hello never went live in dev"
+        );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    assert!(fs::read_to_string(&current).unwrap().contains("Hello from ferry"));
+    assert!(fs::read_to_string(&current)
+        .unwrap()
+        .contains("Hello from ferry"));
     let status = crate::harness::Run::of(
         Command::new(FERRY)
             .args(["status", "--json"])
@@ -259,4 +268,220 @@ fn the_demo_deploys_a_sample_application_to_dev() {
     assert_eq!(targets[0]["target"], "dev-1");
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// Starts the agent of an enrolled root again, optionally set to abort at a failpoint.
+fn restart_agent(root: &Path, failpoint: Option<&str>) -> Agent {
+    let mut command = Command::new(FERRY);
+    command
+        .args(["agent", "--root"])
+        .arg(root)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if let Some(name) = failpoint {
+        command.env("FERRY_FAILPOINT", name);
+    }
+    Agent {
+        child: command.spawn().unwrap(),
+        root: root.to_owned(),
+    }
+}
+
+fn deployment_status(server: &Server, id: &str) -> String {
+    let shown = server
+        .admin(&["deployment", "show", id, "--json"])
+        .success()
+        .json();
+    shown["status"].as_str().unwrap().to_owned()
+}
+
+/// `current` is one complete release: the exact tree of the site it was made from.
+fn assert_serves_a_complete_release(agent_root: &Path, sites: &Path) {
+    let app_dir = agent_root.join("apps/web");
+    let Ok(link) = fs::read_link(app_dir.join("current")) else {
+        return;
+    };
+    let version = link
+        .to_str()
+        .unwrap()
+        .strip_prefix("releases/")
+        .unwrap()
+        .to_owned();
+    let served = app_dir.join("current/");
+    let site = sites.join(format!("site-{version}"));
+    let run = crate::harness::Run::of(
+        Command::new("diff")
+            .args(["-r", "-x", "uploads"])
+            .arg(&site)
+            .arg(&served),
+    );
+    assert_eq!(
+        run.code, 0,
+        "current -> {version} is not the complete release: {run:?}"
+    );
+}
+
+/// SIGKILL-like aborts at every failpoint of a deploy: the target always serves one
+/// complete release, and a restarted agent converges.
+#[test]
+fn an_agent_killed_anywhere_in_a_deploy_serves_a_complete_release_and_converges() {
+    let server = Server::start();
+    setup(&server);
+    let toml = "shared = [\"uploads\"]\n";
+    let first = start_agent(&server, "dev", "dev-1");
+    let root = first.root.clone();
+    release(&server, "1.0.0", toml);
+    server
+        .admin(&["deploy", "web", "1.0.0", "--to", "dev", "--wait"])
+        .success();
+    drop(first);
+
+    let mut n_hit = 0;
+    for (i, failpoint) in ferry_agent::FAILPOINTS.iter().enumerate() {
+        let version = format!("1.1.{i}");
+        release(&server, &version, toml);
+        let mut agent = restart_agent(&root, Some(failpoint));
+        let started = server
+            .admin(&["deploy", "web", &version, "--to", "dev", "--json"])
+            .success()
+            .json();
+        let id = started["id"].to_string();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let aborted = loop {
+            if agent.child.try_wait().unwrap().is_some() {
+                break true;
+            }
+            if deployment_status(&server, &id) != "running" {
+                break false;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{failpoint}: neither aborted nor finished"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        n_hit += usize::from(aborted);
+        assert_serves_a_complete_release(&root, server.dir.path());
+        drop(agent);
+
+        let _converging = restart_agent(&root, None);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while deployment_status(&server, &id) == "running" {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{failpoint}: the restarted agent did not converge"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_eq!(deployment_status(&server, &id), "succeeded", "{failpoint}");
+        assert_eq!(current(&root, "web"), format!("releases/{version}"));
+        assert_serves_a_complete_release(&root, server.dir.path());
+    }
+    assert!(
+        n_hit >= 20,
+        "only {n_hit} failpoints were reached by deploys"
+    );
+}
+
+/// 50 deploy/rollback cycles while a reader walks `current`: never a missing file, never
+/// files of two releases at once.
+#[test]
+fn readers_never_see_a_missing_or_mixed_tree() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let server = Server::start();
+    setup(&server);
+    let agent = start_agent(&server, "dev", "dev-1");
+    for version in ["1.0.0", "2.0.0"] {
+        let site = site(server.dir.path(), version, "");
+        fs::write(site.join("a.txt"), version).unwrap();
+        fs::write(site.join("b.txt"), version).unwrap();
+        server
+            .admin(&[
+                "release",
+                "create",
+                "web",
+                version,
+                "--from",
+                site.to_str().unwrap(),
+            ])
+            .success();
+    }
+    server
+        .admin(&["deploy", "web", "1.0.0", "--to", "dev", "--wait"])
+        .success();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let current = agent.root.join("apps/web/current");
+    let reader = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut reads = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                // Resolve `current` once, then read both files of that one release.
+                let release = fs::canonicalize(&current).expect("current always resolves");
+                let a = fs::read_to_string(release.join("a.txt")).expect("a.txt is never missing");
+                let b = fs::read_to_string(release.join("b.txt")).expect("b.txt is never missing");
+                assert_eq!(a, b, "files of two releases in one tree");
+                fs::read_to_string(current.join("index.html"))
+                    .expect("index.html is never missing");
+                reads += 1;
+            }
+            reads
+        })
+    };
+    for _ in 0..50 {
+        server
+            .admin(&["deploy", "web", "2.0.0", "--to", "dev", "--wait"])
+            .success();
+        server
+            .admin(&["rollback", "web", "--env", "dev", "--wait"])
+            .success();
+    }
+    stop.store(true, Ordering::Relaxed);
+    let reads = reader
+        .join()
+        .expect("the reader saw no missing or mixed file");
+    assert!(reads > 100, "{reads}");
+}
+
+#[test]
+fn a_corrupt_file_in_the_agent_cache_is_fetched_again() {
+    let server = Server::start();
+    setup(&server);
+    let agent = start_agent(&server, "dev", "dev-1");
+    let extra = "only in some releases\n";
+    for (version, with_extra) in [("1.0.0", true), ("2.0.0", false), ("3.0.0", true)] {
+        let site = site(server.dir.path(), version, "");
+        if with_extra {
+            fs::write(site.join("extra.txt"), extra).unwrap();
+        }
+        server
+            .admin(&[
+                "release",
+                "create",
+                "web",
+                version,
+                "--from",
+                site.to_str().unwrap(),
+            ])
+            .success();
+    }
+    server
+        .admin(&["deploy", "web", "1.0.0", "--to", "dev", "--wait"])
+        .success();
+    server
+        .admin(&["deploy", "web", "2.0.0", "--to", "dev", "--wait"])
+        .success();
+    // 3.0.0 needs extra.txt, which the running 2.0.0 lacks: it comes from the cache, where
+    // its copy is now corrupt.
+    let hash = blake3::hash(extra.as_bytes()).to_hex().to_string();
+    let cached = agent.root.join(".ferry/cache").join(&hash[..2]).join(&hash);
+    fs::write(&cached, "only in s0me releases\n").unwrap();
+    server
+        .admin(&["deploy", "web", "3.0.0", "--to", "dev", "--wait"])
+        .success();
+    let served = fs::read_to_string(agent.root.join("apps/web/current/extra.txt")).unwrap();
+    assert_eq!(served, extra);
 }
