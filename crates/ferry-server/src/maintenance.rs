@@ -35,13 +35,12 @@ pub async fn prune_app(
     audit: impl FnOnce(&[String]) -> AuditRecord,
 ) -> Result<PruneReport, ApiError> {
     let releases = state.store.list_releases(&app.name).await?;
-    // Nothing pins a release yet; deployments and hotfixes will (deployed, recently in
-    // production, the base of a hotfix).
+    let pins = pinned_versions(state, &app.name).await?;
     let retained: Vec<RetainedRelease> = releases
         .iter()
         .map(|r| RetainedRelease {
             version: r.version.clone(),
-            pinned: None,
+            pinned: pins.get(&r.version).cloned(),
         })
         .collect();
     let doomed = releases_to_prune(&retained, app.keep_releases);
@@ -68,6 +67,53 @@ pub async fn prune_app(
     report.blobs_removed = blobs_removed;
     report.bytes_freed = bytes_freed;
     Ok(report)
+}
+
+/// Succeeded deployments to protected environments whose releases stay pinned.
+const PROTECTED_DEPLOYMENTS_PINNED: usize = 5;
+
+/// Why a release of `app` must be kept, by version: it runs or is about to run on a target,
+/// or it is among the last releases deployed to a protected environment (what a rollback
+/// there would go back to). Hotfix bases join these with the support work.
+async fn pinned_versions(
+    state: &AppState,
+    app: &str,
+) -> Result<std::collections::HashMap<String, String>, ApiError> {
+    let mut pins = std::collections::HashMap::new();
+    for row in state
+        .store
+        .target_apps()
+        .await?
+        .into_iter()
+        .filter(|r| r.app == app)
+    {
+        for version in [row.current_version, row.desired_version]
+            .into_iter()
+            .flatten()
+        {
+            pins.insert(version, format!("deployed on {}", row.target));
+        }
+    }
+    let protected: Vec<String> = state
+        .store
+        .list_environments()
+        .await?
+        .into_iter()
+        .filter(|e| e.policy.protected)
+        .map(|e| e.name)
+        .collect();
+    let recent = state
+        .store
+        .list_deployments(Some(app), 1000)
+        .await?
+        .into_iter()
+        .filter(|d| d.status == "succeeded" && protected.contains(&d.env))
+        .take(PROTECTED_DEPLOYMENTS_PINNED);
+    for deployment in recent {
+        pins.entry(deployment.version)
+            .or_insert_with(|| format!("recently deployed to {}", deployment.env));
+    }
+    Ok(pins)
 }
 
 /// Deletes blobs no release references that are older than `grace`. Holds the garbage

@@ -485,3 +485,27 @@ fn a_corrupt_file_in_the_agent_cache_is_fetched_again() {
     let served = fs::read_to_string(agent.root.join("apps/web/current/extra.txt")).unwrap();
     assert_eq!(served, extra);
 }
+
+#[test]
+fn retention_never_removes_a_release_a_target_runs() {
+    let server = Server::start();
+    server.admin(&["team", "create", "shop"]).success();
+    server
+        .admin(&["app", "create", "web", "--team", "shop", "--keep", "1"])
+        .success();
+    let _agent = start_agent(&server, "dev", "dev-1");
+    for version in ["1.0.0", "2.0.0", "3.0.0"] {
+        release(&server, version, "");
+        if version == "1.0.0" {
+            server
+                .admin(&["deploy", "web", "1.0.0", "--to", "dev", "--wait"])
+                .success();
+        }
+    }
+    let pruned = server
+        .admin(&["release", "prune", "web", "--json"])
+        .success()
+        .json();
+    assert_eq!(pruned["removed"], serde_json::json!(["2.0.0"]));
+    server.admin(&["release", "show", "web", "1.0.0"]).success();
+}
