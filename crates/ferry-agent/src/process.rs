@@ -169,31 +169,22 @@ impl Agent {
         path: &str,
         timeout: Duration,
     ) -> anyhow::Result<T> {
-        let response = self
-            .http
-            .get(self.url(path))
-            .bearer_auth(&self.state.credential)
-            .timeout(timeout)
-            .send()
-            .await?;
-        if !response.status().is_success() {
-            bail!(
-                "{path}: {} {}",
-                response.status(),
-                response.text().await.unwrap_or_default()
-            );
-        }
-        Ok(response.json().await?)
+        let request = self.http.get(self.url(path)).timeout(timeout);
+        Ok(self.send(path, request).await?.json().await?)
     }
 
     async fn post<B: Serialize>(&self, path: &str, body: &B) -> anyhow::Result<reqwest::Response> {
-        let response = self
-            .http
-            .post(self.url(path))
-            .bearer_auth(&self.state.credential)
-            .json(body)
-            .send()
-            .await?;
+        self.send(path, self.http.post(self.url(path)).json(body))
+            .await
+    }
+
+    /// Sends a request with the agent's credential; anything but success is an error.
+    async fn send(
+        &self,
+        path: &str,
+        request: reqwest::RequestBuilder,
+    ) -> anyhow::Result<reqwest::Response> {
+        let response = request.bearer_auth(&self.state.credential).send().await?;
         if !response.status().is_success() {
             bail!(
                 "{path}: {} {}",
