@@ -258,6 +258,16 @@ pub async fn report(
         _ => reason.clone(),
     };
     let target = agent.target.name.clone();
+    // An agent reports only on what its own target was asked to do.
+    let asked = state.store.target_apps().await?.into_iter().any(|r| {
+        r.target == target && r.app == request.app && r.deployment_id == Some(request.deployment)
+    });
+    if !asked {
+        return Err(ApiError::not_found(format!(
+            "target {target:?} was not asked to run {} in deployment {}",
+            request.app, request.deployment
+        )));
+    }
     state
         .store
         .report_target_app(

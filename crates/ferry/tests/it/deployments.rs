@@ -509,3 +509,72 @@ fn retention_never_removes_a_release_a_target_runs() {
     assert_eq!(pruned["removed"], serde_json::json!(["2.0.0"]));
     server.admin(&["release", "show", "web", "1.0.0"]).success();
 }
+
+/// An agent credential reads only what its own target runs and reports only for itself.
+#[tokio::test]
+async fn an_agent_credential_reaches_only_its_own_work() {
+    let server = Server::start();
+    setup(&server);
+    let agent = start_agent(&server, "dev", "dev-1");
+    release(&server, "1.0.0", "");
+    server
+        .admin(&["deploy", "web", "1.0.0", "--to", "dev", "--wait"])
+        .success();
+    server
+        .admin(&["app", "create", "blog", "--team", "shop"])
+        .success();
+    let blog = site(server.dir.path(), "blog", "");
+    server
+        .admin(&[
+            "release",
+            "create",
+            "blog",
+            "1.0.0",
+            "--from",
+            blog.to_str().unwrap(),
+        ])
+        .success();
+
+    let state = fs::read_to_string(agent.root.join(".ferry/agent.toml")).unwrap();
+    let credential = state
+        .lines()
+        .find_map(|l| l.strip_prefix("credential = "))
+        .unwrap()
+        .trim_matches('"')
+        .to_owned();
+    let http = reqwest::Client::new();
+    let status = |request: reqwest::RequestBuilder| async {
+        request
+            .bearer_auth(&credential)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    let url = |path: &str| format!("{}{path}", server.url);
+    assert_eq!(
+        status(http.get(url("/api/v1/agent/manifest/web/1.0.0"))).await,
+        200
+    );
+    assert_eq!(
+        status(http.get(url("/api/v1/agent/manifest/blog/1.0.0"))).await,
+        404
+    );
+    let report = serde_json::json!({"app": "blog", "deployment": 1, "outcome": "succeeded"});
+    assert_eq!(
+        status(http.post(url("/api/v1/agent/report")).json(&report)).await,
+        404
+    );
+    let blob = blake3::hash(b"<h1>blog</h1>\n").to_hex().to_string();
+    let fetch = serde_json::json!({"hashes": [blob]});
+    assert_eq!(
+        status(http.post(url("/api/v1/agent/blobs/fetch")).json(&fetch)).await,
+        404
+    );
+    assert_eq!(
+        status(http.get(url("/api/v1/apps"))).await,
+        401,
+        "user endpoints refuse agent credentials"
+    );
+}
