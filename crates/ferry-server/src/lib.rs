@@ -94,8 +94,15 @@ pub async fn serve(listener: tokio::net::TcpListener, config: ServerConfig) -> a
     ));
     let local_addr = listener.local_addr()?;
     tracing::info!("listening on http://{local_addr}");
+    let orchestra = state.orchestra.clone();
     axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown({
+            async move {
+                shutdown_signal().await;
+                // Long-polling agents answer now instead of holding the shutdown up.
+                orchestra.bump();
+            }
+        })
         .await?;
     store.close().await;
     tracing::info!("stopped");

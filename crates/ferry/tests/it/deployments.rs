@@ -578,3 +578,43 @@ async fn an_agent_credential_reaches_only_its_own_work() {
         "user endpoints refuse agent credentials"
     );
 }
+
+/// A server restarted in the middle of a deployment picks it up again: the agent
+/// reconnects, reports, and the deployment finishes.
+#[test]
+fn a_deployment_survives_a_server_restart() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let server = Server::start_with(&["--listen", &listen]);
+    setup(&server);
+    let agent = start_agent(&server, "dev", "dev-1");
+    release(&server, "1.0.0", "");
+    release(&server, "2.0.0", "[hooks]\nbefore_switch = \"sleep 2\"\n");
+    server
+        .admin(&["deploy", "web", "1.0.0", "--to", "dev", "--wait"])
+        .success();
+    let started = server
+        .admin(&["deploy", "web", "2.0.0", "--to", "dev", "--json"])
+        .success()
+        .json();
+    let id = started["id"].to_string();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let (status, dir, log) = server.stop();
+    assert!(status.success(), "{log}");
+
+    let server = Server::start_in_with(dir, &["--listen", &listen]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while deployment_status(&server, &id) == "running" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the deployment never finished after the restart"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(deployment_status(&server, &id), "succeeded");
+    assert_eq!(current(&agent.root, "web"), "releases/2.0.0");
+}

@@ -36,9 +36,22 @@ impl Server {
         Server::launch(dir, &[])
     }
 
+    /// Starts a server on `dir/data` (which may hold an earlier server's data) with extra
+    /// `ferry server` flags.
+    pub fn start_in_with(dir: tempfile::TempDir, args: &[&str]) -> Server {
+        Server::launch(dir, args)
+    }
+
     fn launch(dir: tempfile::TempDir, args: &[&str]) -> Server {
+        let listen: &[&str] = if args.contains(&"--listen") {
+            &[]
+        } else {
+            &["--listen", "127.0.0.1:0"]
+        };
         let mut child = Command::new(FERRY)
-            .args(["server", "--listen", "127.0.0.1:0", "--data"])
+            .arg("server")
+            .args(listen)
+            .arg("--data")
             .arg(dir.path().join("data"))
             .args(args)
             .env("FERRY_LOG", "info")
