@@ -18,7 +18,7 @@ use ferry_cas::manifest::Manifest;
 use serde::{Deserialize, Serialize};
 
 use crate::cleanup::cleanup;
-use crate::deploy::{deploy, DeployOutcome, DeployRequest};
+use crate::deploy::{deploy, rollback, DeployOutcome, DeployRequest};
 use crate::layout::{cache_dir, current_version, state_dir, AppLayout};
 use crate::stage::blobs_needed;
 
@@ -243,6 +243,9 @@ impl Agent {
             Some(version) if current.as_deref() == Some(version.as_str()) => {
                 ("succeeded", None, None)
             }
+            Some(version) if desired.switch_back && self.switch_back(&app, version).await => {
+                ("succeeded", None, None)
+            }
             Some(version) => self.deploy(&app, version).await?,
             None => {
                 let link = self.root.join("apps").join(&app).join("current");
@@ -308,6 +311,16 @@ impl Agent {
                 output_tail,
             } => ("failed", Some(reason), Some(output_tail)),
         })
+    }
+
+    /// Switches to a release still on disk, as a rollback does: no staging, no hooks.
+    /// Returns false when the release is not there (the caller deploys it instead).
+    async fn switch_back(&self, app: &str, version: &str) -> bool {
+        let (root, app, version) = (self.root.clone(), app.to_owned(), version.to_owned());
+        matches!(
+            tokio::task::spawn_blocking(move || rollback(&root, &app, &version)).await,
+            Ok(Ok(()))
+        )
     }
 
     async fn run_engine(

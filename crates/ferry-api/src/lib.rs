@@ -434,6 +434,10 @@ pub struct DesiredApp {
     /// `None`: serve nothing.
     pub version: Option<String>,
     pub deployment: Option<i64>,
+    /// Going back to a release the target had before (a rollback): switch to it if it is
+    /// still on disk, without staging it again.
+    #[serde(default)]
+    pub switch_back: bool,
 }
 
 /// What an agent reports after converging one application.

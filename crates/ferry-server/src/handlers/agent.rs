@@ -128,18 +128,28 @@ pub async fn desired(
         .store
         .touch_target(&agent.target.name, state.clock.now_ms())
         .await?;
-    let apps = state
-        .store
-        .target_apps()
-        .await?
-        .into_iter()
-        .filter(|r| r.target == agent.target.name && r.deployment_id.is_some())
-        .map(|r| DesiredApp {
-            app: r.app,
-            version: r.desired_version,
-            deployment: r.deployment_id,
-        })
-        .collect();
+    let mut apps = Vec::new();
+    for row in state.store.target_apps().await? {
+        let Some(id) = row
+            .deployment_id
+            .filter(|_| row.target == agent.target.name)
+        else {
+            continue;
+        };
+        // A rollback, or a target asked to go back after another target failed.
+        let switch_back = match state.store.deployment(id).await? {
+            Some(d) => {
+                d.kind == "rollback" || row.desired_version.as_deref() != Some(d.version.as_str())
+            }
+            None => false,
+        };
+        apps.push(DesiredApp {
+            app: row.app,
+            version: row.desired_version,
+            deployment: Some(id),
+            switch_back,
+        });
+    }
     Ok(Json(DesiredState {
         target: agent.target.name,
         env: agent.target.env,
