@@ -14,6 +14,7 @@ use crate::fsutil::{fsync_dir, make_writable, remove_tree};
 use crate::journal::Journal;
 use crate::layout::AppLayout;
 use crate::lock::AppLock;
+use crate::stat_index::StatIndex;
 
 /// What cleanup did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -112,6 +113,7 @@ fn delete_release(layout: &AppLayout, version: &str) -> AgentResult<()> {
     }
     remove_tree(&aside)?;
     fsync_dir(&releases)?;
+    StatIndex::forget(layout, version);
     failpoint("cleanup.after_delete");
     Ok(())
 }

@@ -13,6 +13,8 @@ use ferry_cas::manifest::{Chunk, Entry, EntryKind};
 
 use crate::error::{AgentError, AgentResult};
 use crate::fsutil::{hash_file, permission_bits};
+use crate::layout::AppLayout;
+use crate::stat_index::StatIndex;
 
 /// What the manifest says about one regular file.
 #[derive(Clone, Copy, Debug)]
@@ -69,19 +71,38 @@ impl<'e> FileFacts<'e> {
 /// The places content can come from for one release being staged.
 pub struct ContentSources<'a> {
     previous: Option<PathBuf>,
+    /// How the previous release's files looked when it was staged.
+    previous_index: StatIndex,
     cache: &'a BlobStore,
 }
 
 impl<'a> ContentSources<'a> {
-    /// Sources for a release following `previous` (the previous release's directory).
-    pub fn new(previous: Option<PathBuf>, cache: &'a BlobStore) -> ContentSources<'a> {
-        ContentSources { previous, cache }
+    /// Sources for a release following `previous` (a release of `layout`, if on disk).
+    pub fn new(
+        layout: &AppLayout,
+        previous: Option<&str>,
+        cache: &'a BlobStore,
+    ) -> ContentSources<'a> {
+        let previous = previous.filter(|v| layout.has_release(v));
+        ContentSources {
+            previous: previous.map(|v| layout.release_dir(v)),
+            previous_index: previous
+                .map_or_else(StatIndex::default, |v| StatIndex::load(layout, v)),
+            cache,
+        }
     }
 
-    /// The previous release's identical file, to hard link.
+    /// The previous release's identical file, to hard link: trusted without reading it
+    /// when it looks exactly as it did when staged, else hashed again.
     pub fn in_previous(&self, file: &FileFacts) -> Option<PathBuf> {
         let candidate = self.previous.as_ref()?.join(file.path);
-        file.is_at(&candidate).then_some(candidate)
+        let unchanged = fs::symlink_metadata(&candidate).is_ok_and(|m| {
+            m.is_file()
+                && permission_bits(&m) == file.mode
+                && m.len() == file.size
+                && self.previous_index.vouches_for(file.path, &m, &file.hash)
+        });
+        (unchanged || file.is_at(&candidate)).then_some(candidate)
     }
 
     /// The cache's blob file when it is the whole file with the right mode, to hard link.

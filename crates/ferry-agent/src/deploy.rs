@@ -20,6 +20,7 @@ use crate::journal::{now, Journal};
 use crate::layout::{check_version, AppLayout};
 use crate::lock::AppLock;
 use crate::stage::{read_release_config, stage_release, StageReport};
+use crate::stat_index::StatIndex;
 use crate::switch::{switch_back, switch_to};
 use crate::tree::differences;
 
@@ -379,7 +380,13 @@ pub fn verify_release(root: &Path, app: &str, version: &str, manifest: &Manifest
         return vec![".".to_owned()];
     }
     let dir = layout.release_dir(version);
-    differences(&dir, manifest, &config_on_disk(&dir, manifest))
+    // Drift detection reads every file: it must not trust what staging recorded.
+    differences(
+        &dir,
+        manifest,
+        &config_on_disk(&dir, manifest),
+        &StatIndex::default(),
+    )
 }
 
 /// The release's `ferry.toml` as found in its directory, if it is the one the manifest

@@ -31,6 +31,7 @@ pub mod lock;
 pub mod process;
 pub mod shared;
 pub mod stage;
+pub mod stat_index;
 pub mod switch;
 pub mod tree;
 

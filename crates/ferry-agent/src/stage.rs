@@ -25,6 +25,7 @@ use crate::failpoint::failpoint;
 use crate::fsutil::{fsync_dir, remove_tree, sync_filesystem};
 use crate::layout::{check_version, AppLayout};
 use crate::shared::{link_shared_paths, SharedReport};
+use crate::stat_index::StatIndex;
 use crate::tree::differences;
 
 /// What staging did.
@@ -57,7 +58,8 @@ pub fn stage_release(
     manifest.validate()?;
     let final_dir = layout.release_dir(version);
     let already_there = layout.has_release(version);
-    if already_there && differences(&final_dir, manifest, config).is_empty() {
+    let own_index = StatIndex::load(layout, version);
+    if already_there && differences(&final_dir, manifest, config, &own_index).is_empty() {
         return Ok(StageReport {
             reused: true,
             ..StageReport::default()
@@ -70,7 +72,7 @@ pub fn stage_release(
     let partial = layout.partial_dir(version);
     fs::create_dir(&partial).map_err(|e| AgentError::io(&partial, e))?;
 
-    let sources = ContentSources::new(previous_dir(layout, previous), cache);
+    let sources = ContentSources::new(layout, previous, cache);
     let mut report = fill(layout, &partial, manifest, config, &sources)?;
     report.shared = link_shared_paths(layout, &partial, manifest, config)?;
     failpoint("stage.before_dir_modes");
@@ -91,6 +93,7 @@ pub fn stage_release(
         fsync_dir(&releases)?;
     }
     failpoint("stage.after_rename");
+    StatIndex::record(layout, version, manifest);
     Ok(report)
 }
 
@@ -115,10 +118,10 @@ pub fn read_release_config(
     };
     // The release itself may be on disk already (a retry), else the previous one may
     // hold the same file, else the cache has it.
-    let own = ContentSources::new(previous_dir(layout, Some(version)), cache);
+    let own = ContentSources::new(layout, Some(version), cache);
     let data = match own.read(&file) {
         Ok(data) => data,
-        Err(_) => ContentSources::new(previous_dir(layout, previous), cache).read(&file)?,
+        Err(_) => ContentSources::new(layout, previous, cache).read(&file)?,
     };
     let text = String::from_utf8(data).map_err(|_| ConfigError {
         key: "(file)".into(),
@@ -137,11 +140,17 @@ pub fn blobs_needed(
     previous: Option<&str>,
     cache: &BlobStore,
 ) -> Vec<Chunk> {
-    let sources = ContentSources::new(previous_dir(layout, previous), cache);
+    let sources = ContentSources::new(layout, previous, cache);
     let config = read_release_config(layout, version, manifest, previous, cache).ok();
     if let Some(config) = &config {
         let intact = layout.has_release(version)
-            && differences(&layout.release_dir(version), manifest, config).is_empty();
+            && differences(
+                &layout.release_dir(version),
+                manifest,
+                config,
+                &StatIndex::load(layout, version),
+            )
+            .is_empty();
         if intact {
             return Vec::new();
         }
@@ -165,12 +174,6 @@ pub fn blobs_needed(
         }
     }
     needed
-}
-
-fn previous_dir(layout: &AppLayout, previous: Option<&str>) -> Option<std::path::PathBuf> {
-    previous
-        .filter(|v| layout.has_release(v))
-        .map(|v| layout.release_dir(v))
 }
 
 /// Whether a path's content must be written: not when it lies in a shared path that

@@ -12,14 +12,21 @@ use ferry_cas::manifest::{Entry, EntryKind, Manifest};
 use crate::config::{is_within, ReleaseConfig};
 use crate::fsutil::{hash_file, permission_bits};
 use crate::shared::link_target;
+use crate::stat_index::StatIndex;
 
 /// The paths under `dir` whose kind, mode or content differ from `manifest`, including
 /// paths missing on disk and paths on disk the manifest does not have; sorted.
-pub fn differences(dir: &Path, manifest: &Manifest, config: &ReleaseConfig) -> Vec<String> {
+/// Files `index` vouches for are not read again; pass an empty index to hash everything.
+pub fn differences(
+    dir: &Path,
+    manifest: &Manifest,
+    config: &ReleaseConfig,
+    index: &StatIndex,
+) -> Vec<String> {
     let mut found = BTreeSet::new();
     for entry in &manifest.entries {
         let skipped = config.is_shared(&entry.path) || config.is_ignored(&entry.path);
-        if !skipped && !entry_matches(dir, entry) {
+        if !skipped && !entry_matches(dir, entry, index) {
             found.insert(entry.path.clone());
         }
     }
@@ -33,8 +40,9 @@ pub fn differences(dir: &Path, manifest: &Manifest, config: &ReleaseConfig) -> V
     found.into_iter().collect()
 }
 
-/// Whether the entry on disk is what the manifest says (for files: hashed again).
-fn entry_matches(dir: &Path, entry: &Entry) -> bool {
+/// Whether the entry on disk is what the manifest says (for files: hashed again unless the
+/// index vouches for them).
+fn entry_matches(dir: &Path, entry: &Entry, index: &StatIndex) -> bool {
     let path = dir.join(&entry.path);
     let Ok(metadata) = fs::symlink_metadata(&path) else {
         return false;
@@ -51,7 +59,8 @@ fn entry_matches(dir: &Path, entry: &Entry) -> bool {
             metadata.is_file()
                 && permission_bits(&metadata) == *mode
                 && metadata.len() == *size
-                && hash_file(&path).is_ok_and(|h| h == *hash)
+                && (index.vouches_for(&entry.path, &metadata, hash)
+                    || hash_file(&path).is_ok_and(|h| h == *hash))
         }
     }
 }

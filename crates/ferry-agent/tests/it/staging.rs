@@ -192,3 +192,36 @@ fn redeploying_reuses_an_intact_release_and_replaces_a_changed_one() {
     assert_eq!(leftovers, ["1.0"]);
     assert_eq!(verify_release(target.root(), APP, "9.9", &manifest), ["."]);
 }
+
+/// The stat index lets staging trust the previous release's unchanged files without
+/// reading them, but a file edited in place since (new mtime) is never trusted.
+#[test]
+fn a_file_edited_in_place_in_the_previous_release_is_not_trusted() {
+    let target = Target::new();
+    let v1 = target.release(&[file("index.html", "<h1>hi</h1>"), file("app.js", "1")]);
+    target.deploy_ok("1.0", &v1);
+    assert!(target.root().join(".ferry/index/shop/1.0.json").is_file());
+
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let edited = target.release_dir("1.0").join("index.html");
+    std::fs::write(&edited, "<h1>hacked</h1>").unwrap();
+    let v2_items = [file("index.html", "<h1>hi</h1>"), file("app.js", "2")];
+    let v2 = target.release(&v2_items);
+    // The edit reached the cache's copy too (they share an inode): the deploy refuses the
+    // corrupt content and 1.0 keeps serving ...
+    let (outcome, _) = target.deploy("2.0", &v2);
+    assert!(
+        !matches!(outcome, ferry_agent::DeployOutcome::Succeeded { .. }),
+        "{outcome:?}"
+    );
+    assert_eq!(target.current().as_deref(), Some("1.0"));
+    // ... until the content is fetched again, which the agent does by itself.
+    target.release(&v2_items);
+    target.deploy_ok("2.0", &v2);
+    let served = std::fs::read_to_string(target.release_dir("2.0").join("index.html")).unwrap();
+    assert_eq!(served, "<h1>hi</h1>");
+    assert_ne!(
+        target.inode("1.0", "index.html"),
+        target.inode("2.0", "index.html")
+    );
+}
