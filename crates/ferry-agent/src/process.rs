@@ -22,6 +22,8 @@ use crate::deploy::{deploy, rollback, DeployOutcome, DeployRequest};
 use crate::layout::{cache_dir, current_version, state_dir, AppLayout};
 use crate::stage::blobs_needed;
 
+mod pin;
+
 /// What enrollment leaves in `ROOT/.ferry/agent.toml` (mode 0600).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct AgentState {
@@ -29,6 +31,10 @@ struct AgentState {
     target: String,
     env: String,
     credential: String,
+    /// The SHA-256 fingerprint of the server's CA certificate, from the enrollment token of a
+    /// server with TLS: the only certificate authority the agent trusts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tls_fingerprint: Option<String>,
 }
 
 fn state_path(root: &Path) -> PathBuf {
@@ -45,12 +51,6 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Runs the agent for the target managed under `root` until SIGINT or SIGTERM. On the first
 /// run `enrollment` (server URL and one-time token) exchanges the token for a credential.
 pub async fn run(root: &Path, enrollment: Option<(String, String)>) -> anyhow::Result<()> {
-    fs::create_dir_all(state_dir(root))
-        .with_context(|| format!("creating {}", state_dir(root).display()))?;
-    let http = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .timeout(Duration::from_secs(120))
-        .build()?;
     let state = match (load_state(root)?, enrollment) {
         (Some(state), None) => state,
         (Some(state), Some(_)) => bail!(
@@ -59,13 +59,16 @@ pub async fn run(root: &Path, enrollment: Option<(String, String)>) -> anyhow::R
             state.target,
             state_path(root).display()
         ),
-        (None, Some((server, token))) => enroll(&http, root, &server, &token).await?,
+        (None, Some((server, token))) => enroll(root, &server, &token).await?,
         (None, None) => bail!(
             "{} is not enrolled: run `ferry agent --root {} --server URL --enroll TOKEN` with a token from `ferry target enroll`",
             root.display(),
             root.display()
         ),
     };
+    fs::create_dir_all(state_dir(root))
+        .with_context(|| format!("creating {}", state_dir(root).display()))?;
+    let (http, _) = http_client(state.tls_fingerprint.as_deref())?;
     eprintln!(
         "agent for target {} ({}) serving {} from {}",
         state.target,
@@ -109,21 +112,53 @@ fn load_state(root: &Path) -> anyhow::Result<Option<AgentState>> {
     }
 }
 
-async fn enroll(
-    http: &reqwest::Client,
-    root: &Path,
-    server: &str,
-    token: &str,
-) -> anyhow::Result<AgentState> {
+/// The agent's HTTP client; with a fingerprint it trusts only the CA certificate that has
+/// it, and the verifier tells why a handshake failed.
+fn http_client(
+    pin: Option<&str>,
+) -> anyhow::Result<(reqwest::Client, Option<std::sync::Arc<pin::PinnedCa>>)> {
+    let builder = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(120));
+    Ok(match pin {
+        Some(pin) => {
+            let (config, verifier) = pin::pinned_config(pin)?;
+            (
+                builder.use_preconfigured_tls(config).build()?,
+                Some(verifier),
+            )
+        }
+        None => (builder.build()?, None),
+    })
+}
+
+/// Exchanges the one-time token for the target's credential and stores it with the server
+/// and the pinned fingerprint. Nothing is written unless the server accepted the token.
+async fn enroll(root: &Path, server: &str, token: &str) -> anyhow::Result<AgentState> {
     let server = server.trim_end_matches('/').to_owned();
-    let response = http
+    let (token, pin) = pin::split_token(token)?;
+    if pin.is_some() && !server.starts_with("https://") {
+        bail!(
+            "the enrollment token pins the server's certificate fingerprint, so the server URL must be https://, not {server}"
+        );
+    }
+    let (http, verifier) = http_client(pin.as_deref())?;
+    let sent = http
         .post(format!("{server}/api/v1/agent/enroll"))
         .json(&AgentEnroll {
-            token: token.trim().to_owned(),
+            token: token.to_owned(),
         })
         .send()
-        .await
-        .with_context(|| format!("reaching {server}"))?;
+        .await;
+    let mismatch = verifier.and_then(|v| v.mismatch.lock().ok().and_then(|m| m.clone()));
+    if let Some(mismatch) = mismatch {
+        bail!(
+            "the server at {server} is not the one that issued the enrollment token: its certificate fingerprint is {}, the token expects {}; check --server and the token (nothing was changed)",
+            mismatch.presented,
+            mismatch.expected
+        );
+    }
+    let response = sent.with_context(|| format!("reaching {server}"))?;
     if !response.status().is_success() {
         bail!(
             "enrollment refused: {}",
@@ -136,7 +171,10 @@ async fn enroll(
         target: credential.target,
         env: credential.env,
         credential: credential.credential,
+        tls_fingerprint: pin,
     };
+    fs::create_dir_all(state_dir(root))
+        .with_context(|| format!("creating {}", state_dir(root).display()))?;
     let path = state_path(root);
     let tmp = path.with_extension("toml.tmp");
     let mut file = fs::OpenOptions::new()

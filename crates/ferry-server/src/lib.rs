@@ -16,6 +16,7 @@ mod metrics;
 mod openapi;
 mod orchestrator;
 mod state;
+mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -43,6 +44,16 @@ pub struct ServerConfig {
     pub gc_grace: Duration,
     /// How long a deployment waits for a silent target before it gives up on it.
     pub deploy_timeout: Duration,
+    /// Serve HTTPS with a certificate from the server's own CA in `DATA/tls`; `None` serves
+    /// plain HTTP.
+    pub tls: Option<TlsOptions>,
+}
+
+/// How the server serves HTTPS.
+#[derive(Clone, Debug, Default)]
+pub struct TlsOptions {
+    /// Names (DNS or IP) the certificate covers besides loopback and the host name.
+    pub names: Vec<String>,
 }
 
 /// Runs the server until SIGINT or SIGTERM, then finishes the requests under way and closes
@@ -57,6 +68,13 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
 /// Runs the server on a listener already bound (so a caller can learn its port first).
 pub async fn serve(listener: tokio::net::TcpListener, config: ServerConfig) -> anyhow::Result<()> {
     files::create_private_dir(&config.data_dir)?;
+    let tls = match &config.tls {
+        Some(options) => {
+            let names = tls::certificate_names(&options.names)?;
+            Some(tls::load_or_create(&config.data_dir, &names)?)
+        }
+        None => None,
+    };
     let audit_key = files::load_or_create_audit_key(&config.data_dir)?;
     let db_path = config.data_dir.join("ferry.db");
     let store = Arc::new(
@@ -82,6 +100,7 @@ pub async fn serve(listener: tokio::net::TcpListener, config: ServerConfig) -> a
         gc_lock: Arc::default(),
         gc_grace: config.gc_grace,
         orchestra: Arc::new(orchestrator::Orchestra::new(clock.now_ms())),
+        tls_fingerprint: tls.as_ref().map(|t| t.fingerprint.clone()),
     };
     tokio::spawn(orchestrator::run_timeouts(
         state.clone(),
@@ -93,20 +112,46 @@ pub async fn serve(listener: tokio::net::TcpListener, config: ServerConfig) -> a
         config.gc_grace,
     ));
     let local_addr = listener.local_addr()?;
-    tracing::info!("listening on http://{local_addr}");
     let orchestra = state.orchestra.clone();
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown({
-            async move {
-                shutdown_signal().await;
-                // Long-polling agents answer now instead of holding the shutdown up.
-                orchestra.bump();
+    let shutdown = async move {
+        shutdown_signal().await;
+        // Long-polling agents answer now instead of holding the shutdown up.
+        orchestra.bump();
+    };
+    let app = router(state);
+    match tls {
+        Some(tls) => {
+            tracing::info!(
+                "TLS: clients trust {} (--ca-cert); agents pin its SHA-256 fingerprint {}, which enrollment tokens carry",
+                tls.ca_path.display(),
+                tls.fingerprint
+            );
+            tracing::info!("listening on https://{local_addr}");
+            let listener = tls::TlsListener::new(listener, tls.acceptor)?;
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await?;
+        }
+        None => {
+            if !is_loopback(local_addr.ip()) {
+                tracing::warn!(
+                    "serving plain HTTP on {local_addr}: tokens and content cross the network unencrypted unless a proxy in front terminates TLS"
+                );
             }
-        })
-        .await?;
+            tracing::info!("listening on http://{local_addr}");
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await?;
+        }
+    }
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Whether `ip` is a loopback address (127.0.0.0/8, ::1, or ::ffff:127.x.y.z).
+pub fn is_loopback(ip: std::net::IpAddr) -> bool {
+    ip.to_canonical().is_loopback()
 }
 
 async fn shutdown_signal() {

@@ -26,4 +26,7 @@ pub struct AppState {
     pub gc_grace: Duration,
     /// Wakes agents and serialises deployment progress.
     pub orchestra: crate::orchestrator::SharedOrchestra,
+    /// The SHA-256 fingerprint of the server's CA certificate when it serves HTTPS;
+    /// enrollment tokens carry it so agents can pin it.
+    pub tls_fingerprint: Option<String>,
 }

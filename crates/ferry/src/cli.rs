@@ -32,6 +32,10 @@ pub struct GlobalArgs {
     /// Print exactly one JSON document on stdout
     #[arg(long, global = true)]
     pub json: bool,
+    /// Trust exactly this CA certificate (PEM) for an https:// server, e.g. the DATA/tls/ca.pem
+    /// of a server started with --tls
+    #[arg(long, global = true, env = "FERRY_CA_CERT", value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -247,6 +251,17 @@ pub struct ServerArgs {
     /// How long a deployment waits for a silent target before giving up on it
     #[arg(long, default_value = "10m", value_parser = duration)]
     pub deploy_timeout: std::time::Duration,
+    /// Serve HTTPS with a certificate signed by a CA the server creates in DATA/tls (agents
+    /// pin it through their enrollment token; clients pass --ca-cert DATA/tls/ca.pem)
+    #[arg(long)]
+    pub tls: bool,
+    /// Another DNS name or IP address the certificate is valid for, besides localhost,
+    /// 127.0.0.1, ::1 and this machine's host name (repeatable)
+    #[arg(long = "tls-name", value_name = "NAME", requires = "tls")]
+    pub tls_names: Vec<String>,
+    /// Serve plain HTTP on a non-loopback address (when a proxy in front terminates TLS)
+    #[arg(long, conflicts_with = "tls")]
+    pub insecure: bool,
 }
 
 #[derive(Debug, Subcommand)]

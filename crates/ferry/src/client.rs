@@ -1,5 +1,6 @@
 //! The HTTP client of the API: one request per call, API errors mapped to exit codes.
 
+use std::path::Path;
 use std::time::Duration;
 
 use ferry_api::ErrorBody;
@@ -33,20 +34,30 @@ impl Client {
                 "no API token: pass --token TOKEN, set FERRY_TOKEN, or run `ferry login --server URL --token TOKEN`",
             )
         })?;
-        Client::new(&base, &token)
+        let ca_cert = global.ca_cert.clone().or(stored.ca_cert);
+        Client::new(&base, &token, ca_cert.as_deref())
     }
 
-    /// A client of `base` (`http://host:port`) with `token`.
-    pub fn new(base: &str, token: &str) -> CliResult<Client> {
+    /// A client of `base` (`http://host:port` or `https://…`) with `token`. With `ca_cert`
+    /// (a PEM file) an https server is trusted only if that CA issued its certificate;
+    /// without it, the platform's roots and Mozilla's are trusted.
+    pub fn new(base: &str, token: &str, ca_cert: Option<&Path>) -> CliResult<Client> {
         let base = base.trim_end_matches('/').to_owned();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(CliError::usage(format!(
                 "server URL {base:?} must start with http:// or https://"
             )));
         }
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(120))
+            .timeout(Duration::from_secs(120));
+        if let Some(path) = ca_cert {
+            builder = builder.tls_built_in_root_certs(false);
+            for certificate in read_ca_cert(path)? {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        let http = builder
             .build()
             .map_err(|e| CliError::failed(format!("cannot build the HTTP client: {e}")))?;
         Ok(Client {
@@ -120,6 +131,12 @@ impl Client {
     /// Sends a request; a success answers its body, a failure the API error.
     async fn send(&self, request: reqwest::RequestBuilder) -> CliResult<Vec<u8>> {
         let response = request.send().await.map_err(|e| {
+            if let Some(tls) = tls_error(&e) {
+                return CliError::failed(format!(
+                    "the ferry server at {} presented a certificate this client does not trust ({tls}); pass --ca-cert FILE or set FERRY_CA_CERT (a server started with --tls keeps its CA in DATA/tls/ca.pem)",
+                    self.base
+                ));
+            }
             CliError::failed(format!(
                 "cannot reach the ferry server at {}: {}; is it running, and are --server or FERRY_SERVER right?",
                 self.base,
@@ -146,6 +163,45 @@ fn parse<T: DeserializeOwned>(bytes: &[u8]) -> CliResult<T> {
             "the server's answer is not what this client expects ({e}); are client and server the same version?"
         ))
     })
+}
+
+/// The CA certificates in a PEM file.
+fn read_ca_cert(path: &Path) -> CliResult<Vec<reqwest::Certificate>> {
+    let pem = std::fs::read(path)
+        .map_err(|e| CliError::usage(format!("cannot read --ca-cert {}: {e}", path.display())))?;
+    let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+        CliError::usage(format!(
+            "--ca-cert {} is not a PEM certificate: {e}",
+            path.display()
+        ))
+    })?;
+    if certificates.is_empty() {
+        return Err(CliError::usage(format!(
+            "--ca-cert {} holds no PEM certificate",
+            path.display()
+        )));
+    }
+    Ok(certificates)
+}
+
+/// The TLS failure behind a transport error, if it is one about the server's certificate.
+fn tls_error(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        // I/O errors wrap the TLS error, sometimes twice, and skip it in `source()`.
+        let mut inner = Some(error);
+        while let Some(error) = inner {
+            if let Some(tls @ rustls::Error::InvalidCertificate(_)) = error.downcast_ref() {
+                return Some(tls.to_string());
+            }
+            inner = error
+                .downcast_ref::<std::io::Error>()
+                .and_then(|e| e.get_ref())
+                .map(|e| e as &(dyn std::error::Error + 'static));
+        }
+        cause = error.source();
+    }
+    None
 }
 
 /// The innermost cause of a transport error: "connection refused" rather than a chain.

@@ -1,5 +1,6 @@
-//! Where the client finds its server and token: flags, then the environment (`FERRY_SERVER`,
-//! `FERRY_TOKEN`; clap reads both), then the file `ferry login` writes.
+//! Where the client finds its server, token and CA certificate: flags, then the environment
+//! (`FERRY_SERVER`, `FERRY_TOKEN`, `FERRY_CA_CERT`; clap reads them), then the file
+//! `ferry login` writes.
 
 use std::fs::{self, DirBuilder, OpenOptions};
 use std::io::Write;
@@ -16,6 +17,9 @@ use crate::error::{CliError, CliResult};
 pub struct Config {
     pub server: Option<String>,
     pub token: Option<String>,
+    /// The CA certificate (PEM) trusted for an https:// server, as an absolute path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_cert: Option<PathBuf>,
 }
 
 /// The config file: `$FERRY_CONFIG`, else `$XDG_CONFIG_HOME/ferry/config.toml`, else

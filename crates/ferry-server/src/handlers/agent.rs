@@ -78,14 +78,13 @@ pub async fn enroll(
         app: None,
         details: "{}".to_owned(),
     };
+    // The token as `ferry target enroll` printed it may end in `.FINGERPRINT`; the stored
+    // hash is of the token alone.
+    let token = request.token.trim();
+    let token = token.split_once('.').map_or(token, |(token, _)| token);
     let target = state
         .store
-        .enroll_target(
-            &hash_token(request.token.trim()),
-            &hash_token(&credential),
-            now,
-            record,
-        )
+        .enroll_target(&hash_token(token), &hash_token(&credential), now, record)
         .await?;
     Ok(Json(AgentCredential {
         target: target.name,

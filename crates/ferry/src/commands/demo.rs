@@ -34,6 +34,7 @@ pub async fn run(data: PathBuf, listen: SocketAddr) -> CliResult {
         maintenance_every: Duration::from_secs(3600),
         gc_grace: Duration::from_secs(3600),
         deploy_timeout: Duration::from_secs(120),
+        tls: None,
     };
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
         CliError::failed(format!(
@@ -48,7 +49,7 @@ pub async fn run(data: PathBuf, listen: SocketAddr) -> CliResult {
     );
     let server = tokio::spawn(ferry_server::serve(listener, config));
     let token = wait_for_admin_token(&data, &url).await?;
-    let client = Client::new(&url, &token)?;
+    let client = Client::new(&url, &token, None)?;
     let fresh = set_up(&client, &data, &url).await?;
     if fresh {
         deploy_sample(&client, &data).await?;

@@ -15,10 +15,20 @@ pub async fn login(global: &GlobalArgs, output: Output) -> CliResult {
             "login needs --server URL and --token TOKEN (or FERRY_SERVER and FERRY_TOKEN)",
         ));
     };
-    let me: WhoAmI = Client::new(server, token)?.get("/api/v1/me").await?;
+    // Stored absolute, so later commands find it from any directory.
+    let ca_cert = match &global.ca_cert {
+        Some(path) => Some(std::fs::canonicalize(path).map_err(|e| {
+            CliError::usage(format!("cannot read --ca-cert {}: {e}", path.display()))
+        })?),
+        None => None,
+    };
+    let me: WhoAmI = Client::new(server, token, ca_cert.as_deref())?
+        .get("/api/v1/me")
+        .await?;
     let path = config::save(&Config {
         server: Some(server.trim_end_matches('/').to_owned()),
         token: Some(token.trim().to_owned()),
+        ca_cert,
     })?;
     output.print(&me, |me| {
         println!(

@@ -2,7 +2,7 @@
 
 use std::io::IsTerminal;
 
-use ferry_server::ServerConfig;
+use ferry_server::{ServerConfig, TlsOptions};
 
 use crate::cli::{ServerArgs, ServerCommand};
 use crate::client::Client;
@@ -10,6 +10,7 @@ use crate::error::{CliError, CliResult, Failure};
 use crate::output::Output;
 
 pub async fn run(args: ServerArgs) -> CliResult {
+    check_listen(&args)?;
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
@@ -24,10 +25,25 @@ pub async fn run(args: ServerArgs) -> CliResult {
         maintenance_every: args.maintenance_every,
         gc_grace: args.gc_grace,
         deploy_timeout: args.deploy_timeout,
+        tls: args.tls.then_some(TlsOptions {
+            names: args.tls_names,
+        }),
     };
     ferry_server::run(config)
         .await
         .map_err(|e| CliError::failed(format!("{e:#}")))
+}
+
+/// Refuses (exit 3) to serve plain HTTP beyond this machine unless told a proxy terminates
+/// TLS: API tokens and agent credentials would cross the network in the clear.
+fn check_listen(args: &ServerArgs) -> CliResult {
+    if args.tls || args.insecure || ferry_server::is_loopback(args.listen.ip()) {
+        return Ok(());
+    }
+    Err(CliError::refused(format!(
+        "refusing to serve plain HTTP on {}: use --tls, or --insecure if a proxy in front terminates TLS",
+        args.listen
+    )))
 }
 
 /// Operations on a running server.

@@ -67,7 +67,8 @@ impl Server {
         // Keeps draining the log so the server never blocks on a full pipe.
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(at) = line.find("listening on http://") {
+                // http:// or, with --tls, https://
+                if let Some(at) = line.find("listening on http") {
                     let _ = url_tx.send(line[at + "listening on ".len()..].trim().to_owned());
                 }
                 let mut log = log_writer.lock().unwrap();
@@ -100,7 +101,8 @@ impl Server {
         self.log.lock().unwrap().clone()
     }
 
-    /// Runs `ferry ARGS` with `token`, against this server, with a config file of its own.
+    /// Runs `ferry ARGS` with `token`, against this server, with a config file of its own
+    /// (and, for a server with --tls, trusting its CA).
     pub fn ferry(&self, token: &str, args: &[&str]) -> Run {
         let mut command = Command::new(FERRY);
         command
@@ -108,6 +110,9 @@ impl Server {
             .env("FERRY_SERVER", &self.url)
             .env("FERRY_TOKEN", token)
             .env("FERRY_CONFIG", self.dir.path().join("config.toml"));
+        if self.url.starts_with("https://") {
+            command.env("FERRY_CA_CERT", self.data_dir().join("tls/ca.pem"));
+        }
         Run::of(&mut command)
     }
 

@@ -10,3 +10,4 @@ mod harness;
 mod pipeline;
 mod releases;
 mod server;
+mod tls;

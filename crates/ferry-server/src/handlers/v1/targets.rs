@@ -38,7 +38,8 @@ pub fn target_json(target: ferry_store::Target, now_ms: i64) -> Target {
 }
 
 /// A one-time token with which a new server's agent enrolls as a target (release manager or
-/// admin).
+/// admin). A server serving HTTPS appends `.FINGERPRINT`, the SHA-256 of its CA certificate,
+/// which the agent pins.
 #[utoipa::path(post, path = "/api/v1/targets/enroll", tag = "targets", request_body = EnrollTarget,
     responses((status = 201, body = EnrollmentToken), (status = 403, body = ferry_api::ErrorBody),
         (status = 404, body = ferry_api::ErrorBody), (status = 422, body = ferry_api::ErrorBody)))]
@@ -73,7 +74,11 @@ pub async fn enroll(
         Json(EnrollmentToken {
             target: target.name,
             env: target.env,
-            token,
+            // With TLS the agent learns which certificate to pin from the token itself.
+            token: match &state.tls_fingerprint {
+                Some(fingerprint) => format!("{token}.{fingerprint}"),
+                None => token,
+            },
             expires_at: rfc3339(expires_ms),
         }),
     ))
