@@ -2,22 +2,9 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
-use crate::harness::{Server, FERRY};
-
-/// A `ferry agent` process on its own root, killed when dropped.
-struct Agent {
-    child: Child,
-    root: PathBuf,
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::harness::{Agent, Server, FERRY};
 
 /// Enrolls target `name` in `env` and starts its agent.
 fn start_agent(server: &Server, env: &str, name: &str) -> Agent {

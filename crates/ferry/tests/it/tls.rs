@@ -4,10 +4,10 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::{mode, Run, Server, FERRY};
+use crate::harness::{mode, Agent, Run, Server, FERRY};
 
 /// The fingerprint the server logged for its CA.
 fn logged_fingerprint(server: &Server) -> String {
@@ -126,19 +126,6 @@ fn a_tls_server_makes_its_ca_once_and_clients_need_it() {
 
 fn tls_of(server: &Server) -> PathBuf {
     server.data_dir().join("tls")
-}
-
-/// A `ferry agent` process, killed when dropped.
-struct Agent {
-    child: Child,
-    root: PathBuf,
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn agent(server: &Server, root: &Path, token: &str) -> Command {
