@@ -254,8 +254,8 @@ impl Agent {
                     continue;
                 }
             };
-            backoff = Duration::from_millis(200);
             generation = Some(desired.generation);
+            let mut all_converged = true;
             for app in desired.apps {
                 let Some(deployment) = app.deployment else {
                     continue;
@@ -267,8 +267,20 @@ impl Agent {
                     Ok(()) => {
                         handled.insert(app.app.clone(), deployment);
                     }
-                    Err(error) => eprintln!("agent: {}: {error:#}", app.app),
+                    Err(error) => {
+                        eprintln!("agent: {}: {error:#}; retrying in {backoff:?}", app.app);
+                        all_converged = false;
+                    }
                 }
+            }
+            if all_converged {
+                backoff = Duration::from_millis(200);
+            } else {
+                // Try again soon (what was fetched and verified stays in the cache), not
+                // only when the desired state next changes.
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                generation = None;
             }
         }
     }

@@ -605,3 +605,119 @@ fn a_deployment_survives_a_server_restart() {
     assert_eq!(deployment_status(&server, &id), "succeeded");
     assert_eq!(current(&agent.root, "web"), "releases/2.0.0");
 }
+
+/// A TCP proxy that forwards to `upstream` and cuts the first connection whose answers
+/// pass `cut_after` bytes in total; counts every byte sent downstream.
+struct CuttingProxy {
+    url: String,
+    downstream_bytes: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+fn cutting_proxy(upstream: &str, cut_after: u64) -> CuttingProxy {
+    use std::io::{Read, Write};
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+    let upstream = upstream.trim_start_matches("http://").to_owned();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let downstream_bytes = Arc::new(AtomicU64::new(0));
+    let cut_done = Arc::new(AtomicBool::new(false));
+    let counter = downstream_bytes.clone();
+    std::thread::spawn(move || {
+        for client in listener.incoming().map_while(Result::ok) {
+            let Ok(server) = TcpStream::connect(&upstream) else {
+                continue;
+            };
+            let (mut client_in, mut server_out) =
+                (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut client_in, &mut server_out);
+                let _ = server_out.shutdown(Shutdown::Write);
+            });
+            let (counter, cut_done) = (counter.clone(), cut_done.clone());
+            std::thread::spawn(move || {
+                let (mut server_in, mut client_out) = (server, client);
+                let mut buffer = [0u8; 64 * 1024];
+                while let Ok(n) = server_in.read(&mut buffer) {
+                    if n == 0 || client_out.write_all(&buffer[..n]).is_err() {
+                        break;
+                    }
+                    let total = counter.fetch_add(n as u64, Ordering::SeqCst) + n as u64;
+                    if total > cut_after && !cut_done.swap(true, Ordering::SeqCst) {
+                        let _ = client_out.shutdown(Shutdown::Both);
+                        let _ = server_in.shutdown(Shutdown::Both);
+                        break;
+                    }
+                }
+                let _ = client_out.shutdown(Shutdown::Write);
+            });
+        }
+    });
+    CuttingProxy {
+        url,
+        downstream_bytes,
+    }
+}
+
+/// The connection drops in the middle of fetching a 48 MB release: the agent resumes and
+/// does not download again the batch it already verified.
+#[test]
+fn a_dropped_connection_mid_fetch_resumes_without_fetching_again() {
+    let server = Server::start();
+    setup(&server);
+    let proxy = cutting_proxy(&server.url, 40_000_000);
+    let token = server
+        .admin(&["target", "enroll", "dev", "dev-1"])
+        .success()
+        .stdout
+        .trim()
+        .to_owned();
+    let root = server.dir.path().join("target-dev-1");
+    let _agent = Agent {
+        child: Command::new(FERRY)
+            .args(["agent", "--root"])
+            .arg(&root)
+            .args(["--server", &proxy.url, "--enroll", &token])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+        root: root.clone(),
+    };
+    let site = site(server.dir.path(), "big", "");
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let data: Vec<u8> = (0..48_000_000)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    fs::write(site.join("data.bin"), &data).unwrap();
+    server
+        .admin(&[
+            "release",
+            "create",
+            "web",
+            "1.0.0",
+            "--from",
+            site.to_str().unwrap(),
+        ])
+        .success();
+    server
+        .admin(&["deploy", "web", "1.0.0", "--to", "dev", "--wait"])
+        .success();
+    assert_eq!(
+        fs::read(root.join("apps/web/current/data.bin")).unwrap(),
+        data
+    );
+    let downloaded = proxy
+        .downstream_bytes
+        .load(std::sync::atomic::Ordering::SeqCst);
+    // Cut at 40 MB: resuming fetches the remaining ~8 MB (about 48 MB in all); starting over
+    // would have downloaded 40 + 48 MB.
+    assert!(downloaded < 60_000_000, "{downloaded} bytes downloaded");
+}
