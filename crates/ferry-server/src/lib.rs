@@ -100,6 +100,7 @@ pub async fn serve(listener: tokio::net::TcpListener, config: ServerConfig) -> a
         gc_lock: Arc::default(),
         gc_grace: config.gc_grace,
         orchestra: Arc::new(orchestrator::Orchestra::new(clock.now_ms())),
+        manifests: Arc::default(),
         tls_fingerprint: tls.as_ref().map(|t| t.fingerprint.clone()),
     };
     tokio::spawn(orchestrator::run_timeouts(

@@ -24,9 +24,45 @@ pub struct AppState {
     /// How old an unreferenced blob must be before garbage collection removes it, so an
     /// upload whose release is not created yet is safe.
     pub gc_grace: Duration,
+    /// Manifests read recently, by manifest blob.
+    pub manifests: Arc<ManifestCache>,
     /// Wakes agents and serialises deployment progress.
     pub orchestra: crate::orchestrator::SharedOrchestra,
     /// The SHA-256 fingerprint of the server's CA certificate when it serves HTTPS;
     /// enrollment tokens carry it so agents can pin it.
     pub tls_fingerprint: Option<String>,
+}
+
+/// A few parsed manifests, by the hash of their blob. Manifests are immutable, so an entry
+/// is never stale; when full, the cache starts over.
+#[derive(Default)]
+pub struct ManifestCache {
+    entries:
+        std::sync::Mutex<std::collections::HashMap<String, Arc<ferry_cas::manifest::Manifest>>>,
+}
+
+/// Manifests kept at most (a 10,000-file manifest takes a few MB).
+const MANIFESTS_CACHED: usize = 8;
+
+impl ManifestCache {
+    /// The cached manifest of this blob.
+    pub fn get(&self, manifest_blob: &str) -> Option<Arc<ferry_cas::manifest::Manifest>> {
+        self.entries
+            .lock()
+            .expect("the cache lock is never poisoned")
+            .get(manifest_blob)
+            .cloned()
+    }
+
+    /// Remembers a manifest.
+    pub fn insert(&self, manifest_blob: String, manifest: Arc<ferry_cas::manifest::Manifest>) {
+        let mut entries = self
+            .entries
+            .lock()
+            .expect("the cache lock is never poisoned");
+        if entries.len() >= MANIFESTS_CACHED {
+            entries.clear();
+        }
+        entries.insert(manifest_blob, manifest);
+    }
 }

@@ -165,7 +165,7 @@ pub async fn manifest(
     State(state): State<AppState>,
     agent: AgentCaller,
     Path((app, version)): Path<(String, String)>,
-) -> Result<Json<Manifest>, ApiError> {
+) -> Result<Json<std::sync::Arc<Manifest>>, ApiError> {
     let release = desired_release(&state, &agent, &app, &version).await?;
     Ok(Json(load_manifest(&state, &release).await?))
 }

@@ -1,5 +1,7 @@
 //! `/api/v1/apps/{app}/releases`: immutable, versioned trees.
 
+use std::sync::Arc;
+
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -59,11 +61,16 @@ async fn find_release(
         })
 }
 
-/// A release's manifest, read from its blob.
+/// A release's manifest, read from its blob, or from the cache of recently read ones
+/// (manifests never change, so a cached one is never stale; twenty agents fetching the same
+/// release cost one read).
 pub async fn load_manifest(
     state: &AppState,
     release: &ferry_store::Release,
-) -> Result<Manifest, ApiError> {
+) -> Result<Arc<Manifest>, ApiError> {
+    if let Some(manifest) = state.manifests.get(&release.manifest_blob) {
+        return Ok(manifest);
+    }
     let hash = |hex: &str| {
         ContentHash::from_hex(hex)
             .ok_or_else(|| ApiError::internal(format!("{hex:?} is not a hash")))
@@ -71,7 +78,13 @@ pub async fn load_manifest(
     let digest = hash(&release.digest)?;
     let manifest_blob = hash(&release.manifest_blob)?;
     let blobs = state.blobs.clone();
-    blocking(move || Ok(Manifest::from_blob(&blobs.read(&manifest_blob)?, &digest)?)).await
+    let manifest: Manifest =
+        blocking(move || Ok(Manifest::from_blob(&blobs.read(&manifest_blob)?, &digest)?)).await?;
+    let manifest = Arc::new(manifest);
+    state
+        .manifests
+        .insert(release.manifest_blob.clone(), manifest.clone());
+    Ok(manifest)
 }
 
 /// Creates a release from a manifest whose content is uploaded (a developer or higher in
@@ -206,7 +219,7 @@ pub async fn release_manifest(
     State(state): State<AppState>,
     caller: Caller,
     Path((app, version)): Path<(String, String)>,
-) -> Result<Json<Manifest>, ApiError> {
+) -> Result<Json<Arc<Manifest>>, ApiError> {
     let release = find_release(&state, &caller, &app, &version).await?;
     Ok(Json(load_manifest(&state, &release).await?))
 }
@@ -224,8 +237,8 @@ pub async fn diff_releases(
     let old = find_release(&state, &caller, &app, &from).await?;
     let new = find_release(&state, &caller, &app, &to).await?;
     let changes = diff(
-        &load_manifest(&state, &old).await?,
-        &load_manifest(&state, &new).await?,
+        &*load_manifest(&state, &old).await?,
+        &*load_manifest(&state, &new).await?,
     );
     let path = |p: ferry_cas::diff::PathOnly| DiffPath {
         path: p.path,
