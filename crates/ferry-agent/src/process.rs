@@ -327,12 +327,7 @@ impl Agent {
         app: &str,
         version: &str,
     ) -> anyhow::Result<(&'static str, Option<String>, Option<String>)> {
-        let manifest: Manifest = self
-            .get(
-                &format!("/api/v1/agent/manifest/{app}/{version}"),
-                Duration::from_secs(120),
-            )
-            .await?;
+        let manifest = self.manifest(app, version).await?;
         self.fetch_missing(app, version, &manifest).await?;
         let mut outcome = self.run_engine(app, version, &manifest).await?;
         // The engine moves a cache blob that no longer matches its hash aside and fails;
@@ -361,6 +356,25 @@ impl Agent {
                 output_tail,
             } => ("failed", Some(reason), Some(output_tail)),
         })
+    }
+
+    /// A release's manifest as the server stores it (zstd-compressed), checked against the
+    /// digest the server names.
+    async fn manifest(&self, app: &str, version: &str) -> anyhow::Result<Manifest> {
+        let path = format!("/api/v1/agent/manifest/{app}/{version}");
+        let request = self
+            .http
+            .get(self.url(&path))
+            .timeout(Duration::from_secs(120));
+        let response = self.send(&path, request).await?;
+        let digest = response
+            .headers()
+            .get("x-ferry-digest")
+            .and_then(|v| v.to_str().ok())
+            .and_then(ContentHash::from_hex)
+            .with_context(|| format!("{path}: the server named no manifest digest"))?;
+        let bytes = response.bytes().await?;
+        Ok(Manifest::from_blob(&bytes, &digest)?)
     }
 
     /// Switches to a release still on disk, as a rollback does: no staging, no hooks.

@@ -13,7 +13,6 @@ use axum::Json;
 use ferry_api::{AgentCredential, AgentEnroll, AgentReport, BlobHashes, DesiredApp, DesiredState};
 use ferry_cas::frames::write_frame;
 use ferry_cas::hash::ContentHash;
-use ferry_cas::manifest::Manifest;
 use ferry_domain::audit::AuditRecord;
 use ferry_domain::deployment::{Report, TargetState};
 use ferry_domain::token::hash_token;
@@ -157,17 +156,36 @@ pub async fn desired(
     }))
 }
 
-/// The manifest of a release this target is asked to run.
+/// The header naming the digest of the manifest an agent fetches.
+pub const DIGEST_HEADER: &str = "x-ferry-digest";
+
+/// The manifest of a release this target is asked to run, as stored: zstd-compressed
+/// canonical JSON, whose hash the agent checks against the digest in `x-ferry-digest`.
+/// Sending the stored bytes keeps the server's cost per target to one read.
 #[utoipa::path(get, path = "/api/v1/agent/manifest/{app}/{version}", tag = "agent",
     params(("app" = String, Path, description = "application name"), ("version" = String, Path, description = "release version")),
-    responses((status = 200, body = Object), (status = 404, body = ferry_api::ErrorBody)))]
+    responses((status = 200, content_type = "application/zstd", body = Vec<u8>), (status = 404, body = ferry_api::ErrorBody)))]
 pub async fn manifest(
     State(state): State<AppState>,
     agent: AgentCaller,
     Path((app, version)): Path<(String, String)>,
-) -> Result<Json<std::sync::Arc<Manifest>>, ApiError> {
+) -> Result<Response, ApiError> {
     let release = desired_release(&state, &agent, &app, &version).await?;
-    Ok(Json(load_manifest(&state, &release).await?))
+    let manifest_blob = ContentHash::from_hex(&release.manifest_blob)
+        .ok_or_else(|| ApiError::internal(format!("{:?} is not a hash", release.manifest_blob)))?;
+    let blobs = state.blobs.clone();
+    let bytes = blocking(move || Ok(blobs.read(&manifest_blob)?)).await?;
+    Ok((
+        [
+            (CONTENT_TYPE, "application/zstd".to_owned()),
+            (
+                DIGEST_HEADER.parse().expect("a valid header name"),
+                release.digest,
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
 }
 
 /// A release this target runs or is asked to run; anything else is not its business.
