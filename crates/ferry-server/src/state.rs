@@ -1,9 +1,12 @@
 //! What every request handler shares.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_cas::blobs::BlobStore;
+use ferry_cas::hash::ContentHash;
+use ferry_cas::manifest::Manifest;
 use ferry_store::Store;
 use tokio::sync::RwLock;
 
@@ -33,20 +36,23 @@ pub struct AppState {
     pub tls_fingerprint: Option<String>,
 }
 
-/// A few parsed manifests, by the hash of their blob. Manifests are immutable, so an entry
-/// is never stale; when full, the cache starts over.
+/// A few parsed manifests with the set of blobs each references, by the hash of their
+/// blob. Manifests are immutable, so an entry is never stale; when full, the cache starts
+/// over.
 #[derive(Default)]
 pub struct ManifestCache {
-    entries:
-        std::sync::Mutex<std::collections::HashMap<String, Arc<ferry_cas::manifest::Manifest>>>,
+    entries: std::sync::Mutex<HashMap<String, CachedManifest>>,
 }
+
+/// A parsed manifest and the set of blobs it references.
+pub type CachedManifest = (Arc<Manifest>, Arc<HashSet<ContentHash>>);
 
 /// Manifests kept at most (a 10,000-file manifest takes a few MB).
 const MANIFESTS_CACHED: usize = 8;
 
 impl ManifestCache {
-    /// The cached manifest of this blob.
-    pub fn get(&self, manifest_blob: &str) -> Option<Arc<ferry_cas::manifest::Manifest>> {
+    /// The cached manifest of this blob, and its blobs.
+    pub fn get(&self, manifest_blob: &str) -> Option<CachedManifest> {
         self.entries
             .lock()
             .expect("the cache lock is never poisoned")
@@ -54,8 +60,10 @@ impl ManifestCache {
             .cloned()
     }
 
-    /// Remembers a manifest.
-    pub fn insert(&self, manifest_blob: String, manifest: Arc<ferry_cas::manifest::Manifest>) {
+    /// Remembers a manifest, working out its set of blobs once, and returns both.
+    pub fn insert(&self, manifest_blob: String, manifest: Arc<Manifest>) -> CachedManifest {
+        let blobs: Arc<HashSet<ContentHash>> =
+            Arc::new(manifest.blobs().iter().map(|c| c.hash).collect());
         let mut entries = self
             .entries
             .lock()
@@ -63,6 +71,7 @@ impl ManifestCache {
         if entries.len() >= MANIFESTS_CACHED {
             entries.clear();
         }
-        entries.insert(manifest_blob, manifest);
+        entries.insert(manifest_blob, (manifest.clone(), blobs.clone()));
+        (manifest, blobs)
     }
 }

@@ -22,7 +22,7 @@ use utoipa::IntoParams;
 use crate::auth::new_token;
 use crate::error::ApiError;
 use crate::handlers::v1::blobs::{blocking, MAX_BLOB_BATCH};
-use crate::handlers::v1::releases::load_manifest;
+use crate::handlers::v1::releases::load_manifest_blobs;
 use crate::json::{Body, Path, Query};
 use crate::orchestrator::apply_report;
 use crate::state::AppState;
@@ -224,20 +224,14 @@ pub async fn fetch_blobs(
     agent: AgentCaller,
     Body(request): Body<BlobHashes, { MAX_BLOB_BATCH }>,
 ) -> Result<Response, ApiError> {
-    let mut allowed: HashSet<ContentHash> = HashSet::new();
+    let mut allowed: Vec<std::sync::Arc<HashSet<ContentHash>>> = Vec::new();
     for row in state.store.target_apps().await? {
         if row.target != agent.target.name {
             continue;
         }
         if let Some(version) = &row.desired_version {
             if let Some(release) = state.store.release(&row.app, version).await? {
-                allowed.extend(
-                    load_manifest(&state, &release)
-                        .await?
-                        .blobs()
-                        .iter()
-                        .map(|c| c.hash),
-                );
+                allowed.push(load_manifest_blobs(&state, &release).await?);
             }
         }
     }
@@ -245,7 +239,7 @@ pub async fn fetch_blobs(
     for hex in &request.hashes {
         let hash = ContentHash::from_hex(hex)
             .ok_or_else(|| ApiError::invalid(format!("{hex:?} is not a hash")))?;
-        if !allowed.contains(&hash) {
+        if !allowed.iter().any(|blobs| blobs.contains(&hash)) {
             return Err(ApiError::not_found(format!(
                 "blob {hex} is not part of a release this target runs"
             )));

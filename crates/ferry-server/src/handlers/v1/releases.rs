@@ -1,5 +1,6 @@
 //! `/api/v1/apps/{app}/releases`: immutable, versioned trees.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -68,8 +69,23 @@ pub async fn load_manifest(
     state: &AppState,
     release: &ferry_store::Release,
 ) -> Result<Arc<Manifest>, ApiError> {
-    if let Some(manifest) = state.manifests.get(&release.manifest_blob) {
-        return Ok(manifest);
+    Ok(cached_manifest(state, release).await?.0)
+}
+
+/// Every blob a release's manifest references, as a set to look hashes up in.
+pub async fn load_manifest_blobs(
+    state: &AppState,
+    release: &ferry_store::Release,
+) -> Result<Arc<HashSet<ContentHash>>, ApiError> {
+    Ok(cached_manifest(state, release).await?.1)
+}
+
+async fn cached_manifest(
+    state: &AppState,
+    release: &ferry_store::Release,
+) -> Result<crate::state::CachedManifest, ApiError> {
+    if let Some(cached) = state.manifests.get(&release.manifest_blob) {
+        return Ok(cached);
     }
     let hash = |hex: &str| {
         ContentHash::from_hex(hex)
@@ -80,11 +96,9 @@ pub async fn load_manifest(
     let blobs = state.blobs.clone();
     let manifest: Manifest =
         blocking(move || Ok(Manifest::from_blob(&blobs.read(&manifest_blob)?, &digest)?)).await?;
-    let manifest = Arc::new(manifest);
-    state
+    Ok(state
         .manifests
-        .insert(release.manifest_blob.clone(), manifest.clone());
-    Ok(manifest)
+        .insert(release.manifest_blob.clone(), Arc::new(manifest)))
 }
 
 /// Creates a release from a manifest whose content is uploaded (a developer or higher in
