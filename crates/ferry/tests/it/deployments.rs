@@ -47,6 +47,11 @@ fn setup(server: &Server) {
 
 fn release(server: &Server, version: &str, ferry_toml: &str) {
     let site = site(server.dir.path(), version, ferry_toml);
+    release_from(server, version, &site);
+}
+
+/// Creates release `version` of `web` from a directory.
+fn release_from(server: &Server, version: &str, dir: &Path) {
     server
         .admin(&[
             "release",
@@ -54,7 +59,7 @@ fn release(server: &Server, version: &str, ferry_toml: &str) {
             "web",
             version,
             "--from",
-            site.to_str().unwrap(),
+            dir.to_str().unwrap(),
         ])
         .success();
 }
@@ -384,16 +389,7 @@ fn readers_never_see_a_missing_or_mixed_tree() {
         let site = site(server.dir.path(), version, "");
         fs::write(site.join("a.txt"), version).unwrap();
         fs::write(site.join("b.txt"), version).unwrap();
-        server
-            .admin(&[
-                "release",
-                "create",
-                "web",
-                version,
-                "--from",
-                site.to_str().unwrap(),
-            ])
-            .success();
+        release_from(&server, version, &site);
     }
     server
         .admin(&["deploy", "web", "1.0.0", "--to", "dev", "--wait"])
@@ -444,16 +440,7 @@ fn a_corrupt_file_in_the_agent_cache_is_fetched_again() {
         if with_extra {
             fs::write(site.join("extra.txt"), extra).unwrap();
         }
-        server
-            .admin(&[
-                "release",
-                "create",
-                "web",
-                version,
-                "--from",
-                site.to_str().unwrap(),
-            ])
-            .success();
+        release_from(&server, version, &site);
     }
     server
         .admin(&["deploy", "web", "1.0.0", "--to", "dev", "--wait"])
@@ -697,16 +684,7 @@ fn a_dropped_connection_mid_fetch_resumes_without_fetching_again() {
         })
         .collect();
     fs::write(site.join("data.bin"), &data).unwrap();
-    server
-        .admin(&[
-            "release",
-            "create",
-            "web",
-            "1.0.0",
-            "--from",
-            site.to_str().unwrap(),
-        ])
-        .success();
+    release_from(&server, "1.0.0", &site);
     server
         .admin(&["deploy", "web", "1.0.0", "--to", "dev", "--wait"])
         .success();
