@@ -82,7 +82,7 @@ async fn pinned_versions(
     let mut pins = std::collections::HashMap::new();
     for row in state
         .store
-        .target_apps()
+        .target_apps(None)
         .await?
         .into_iter()
         .filter(|r| r.app == app)

@@ -328,8 +328,8 @@ impl Store for SqliteStore {
         targets::placement(&mut *self.read().await?, app, env).await
     }
 
-    async fn target_apps(&self) -> StoreResult<Vec<TargetApp>> {
-        targets::target_apps(&mut *self.read().await?).await
+    async fn target_apps(&self, target: Option<&str>) -> StoreResult<Vec<TargetApp>> {
+        targets::target_apps(&mut *self.read().await?, target).await
     }
 
     async fn report_target_app(

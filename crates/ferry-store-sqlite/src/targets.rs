@@ -234,16 +234,23 @@ pub(crate) async fn placement(
     .map_err(backend)
 }
 
-pub(crate) async fn target_apps(conn: &mut SqliteConnection) -> StoreResult<Vec<TargetApp>> {
+pub(crate) async fn target_apps(
+    conn: &mut SqliteConnection,
+    target: Option<&str>,
+) -> StoreResult<Vec<TargetApp>> {
     let rows = sqlx::query(
         "SELECT targets.name AS target, targets.env, apps.name AS app, target_apps.desired_version,
-                target_apps.deployment_id, target_apps.current_version, target_apps.state,
-                target_apps.detail, target_apps.updated_ms
+                target_apps.deployment_id, deployments.kind AS deployment_kind,
+                deployments.version AS deployment_version, target_apps.current_version,
+                target_apps.state, target_apps.detail, target_apps.updated_ms
          FROM target_apps
          JOIN targets ON targets.id = target_apps.target_id
          JOIN apps ON apps.id = target_apps.app_id
+         LEFT JOIN deployments ON deployments.id = target_apps.deployment_id
+         WHERE ?1 IS NULL OR targets.name = ?1
          ORDER BY apps.name, targets.name",
     )
+    .bind(target)
     .fetch_all(&mut *conn)
     .await
     .map_err(backend)?;
@@ -255,6 +262,8 @@ pub(crate) async fn target_apps(conn: &mut SqliteConnection) -> StoreResult<Vec<
             app: row.get("app"),
             desired_version: row.get("desired_version"),
             deployment_id: row.get("deployment_id"),
+            deployment_kind: row.get("deployment_kind"),
+            deployment_version: row.get("deployment_version"),
             current_version: row.get("current_version"),
             state: row.get("state"),
             detail: row.get("detail"),

@@ -567,7 +567,7 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
         ),
         other => panic!("a second running deployment: {other:?}"),
     }
-    let desired = store.target_apps().await.unwrap();
+    let desired = store.target_apps(Some("dev-1")).await.unwrap();
     assert_eq!(
         (
             desired[0].desired_version.as_deref(),
@@ -575,6 +575,14 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
         ),
         (Some("1.1"), Some(created.id))
     );
+    assert_eq!(
+        (
+            desired[0].deployment_kind.as_deref(),
+            desired[0].deployment_version.as_deref()
+        ),
+        (Some("deploy"), Some("1.1"))
+    );
+    assert!(store.target_apps(Some("pp-9")).await.unwrap().is_empty());
     store
         .report_target_app("dev-1", "shop-web", Some("1.1"), "succeeded", None, 4)
         .await
@@ -607,7 +615,7 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
         store.bad_versions("shop-web", "dev").await.unwrap(),
         ["1.0"]
     );
-    let reported = &store.target_apps().await.unwrap()[0];
+    let reported = &store.target_apps(None).await.unwrap()[0];
     assert_eq!(
         (reported.current_version.as_deref(), reported.state.as_str()),
         (Some("1.1"), "succeeded")

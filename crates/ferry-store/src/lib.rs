@@ -147,8 +147,8 @@ pub trait Store: Send + Sync + 'static {
     /// every target of the environment when it has none.
     async fn placement(&self, app: &str, env: &str) -> StoreResult<Vec<String>>;
 
-    /// Desired and reported state of every target and application.
-    async fn target_apps(&self) -> StoreResult<Vec<TargetApp>>;
+    /// Desired and reported state of every target and application, or of one target's.
+    async fn target_apps(&self, target: Option<&str>) -> StoreResult<Vec<TargetApp>>;
     /// Records what an agent reported about one application (not audited: the deployment
     /// it belongs to is).
     async fn report_target_app(

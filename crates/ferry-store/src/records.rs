@@ -144,6 +144,9 @@ pub struct TargetApp {
     pub app: String,
     pub desired_version: Option<String>,
     pub deployment_id: Option<i64>,
+    /// That deployment's kind (`deploy` or `rollback`) and release.
+    pub deployment_kind: Option<String>,
+    pub deployment_version: Option<String>,
     pub current_version: Option<String>,
     /// `unknown`, `deploying`, `succeeded`, `rolled_back`, `failed`.
     pub state: String,

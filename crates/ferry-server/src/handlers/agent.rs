@@ -11,7 +11,6 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use ferry_api::{AgentCredential, AgentEnroll, AgentReport, BlobHashes, DesiredApp, DesiredState};
-use ferry_cas::frames::write_frame;
 use ferry_cas::hash::ContentHash;
 use ferry_domain::audit::AuditRecord;
 use ferry_domain::deployment::{Report, TargetState};
@@ -21,7 +20,7 @@ use utoipa::IntoParams;
 
 use crate::auth::new_token;
 use crate::error::ApiError;
-use crate::handlers::v1::blobs::{blocking, MAX_BLOB_BATCH};
+use crate::handlers::v1::blobs::{blocking, read_blob_batch, MAX_BLOB_BATCH};
 use crate::handlers::v1::releases::load_manifest_blobs;
 use crate::json::{Body, Path, Query};
 use crate::orchestrator::apply_report;
@@ -29,8 +28,6 @@ use crate::state::AppState;
 
 /// The longest an agent's long-poll is held open.
 const LONG_POLL: Duration = Duration::from_secs(25);
-/// The most bytes one fetch answers with.
-const MAX_FETCH_BYTES: usize = 32 * 1024 * 1024;
 
 /// The target whose agent is calling.
 pub struct AgentCaller {
@@ -126,28 +123,21 @@ pub async fn desired(
         .store
         .touch_target(&agent.target.name, state.clock.now_ms())
         .await?;
-    let mut apps = Vec::new();
-    for row in state.store.target_apps().await? {
-        let Some(id) = row
-            .deployment_id
-            .filter(|_| row.target == agent.target.name)
-        else {
-            continue;
-        };
-        // A rollback, or a target asked to go back after another target failed.
-        let switch_back = match state.store.deployment(id).await? {
-            Some(d) => {
-                d.kind == "rollback" || row.desired_version.as_deref() != Some(d.version.as_str())
-            }
-            None => false,
-        };
-        apps.push(DesiredApp {
+    let apps = state
+        .store
+        .target_apps(Some(&agent.target.name))
+        .await?
+        .into_iter()
+        .filter(|row| row.deployment_id.is_some())
+        .map(|row| DesiredApp {
+            // A rollback, or a target asked to go back after another target failed.
+            switch_back: row.deployment_kind.as_deref() == Some("rollback")
+                || row.desired_version != row.deployment_version,
             app: row.app,
             version: row.desired_version,
-            deployment: Some(id),
-            switch_back,
-        });
-    }
+            deployment: row.deployment_id,
+        })
+        .collect();
     Ok(Json(DesiredState {
         target: agent.target.name,
         env: agent.target.env,
@@ -195,13 +185,17 @@ async fn desired_release(
     app: &str,
     version: &str,
 ) -> Result<ferry_store::Release, ApiError> {
-    let placed = state
+    let asked = state
         .store
-        .target_apps()
+        .target_apps(Some(&agent.target.name))
         .await?
         .into_iter()
-        .any(|r| r.target == agent.target.name && r.app == app);
-    let release = if placed {
+        .any(|r| {
+            r.app == app
+                && (r.desired_version.as_deref() == Some(version)
+                    || r.current_version.as_deref() == Some(version))
+        });
+    let release = if asked {
         state.store.release(app, version).await?
     } else {
         None
@@ -225,10 +219,7 @@ pub async fn fetch_blobs(
     Body(request): Body<BlobHashes, { MAX_BLOB_BATCH }>,
 ) -> Result<Response, ApiError> {
     let mut allowed: Vec<std::sync::Arc<HashSet<ContentHash>>> = Vec::new();
-    for row in state.store.target_apps().await? {
-        if row.target != agent.target.name {
-            continue;
-        }
+    for row in state.store.target_apps(Some(&agent.target.name)).await? {
         if let Some(version) = &row.desired_version {
             if let Some(release) = state.store.release(&row.app, version).await? {
                 allowed.push(load_manifest_blobs(&state, &release).await?);
@@ -246,20 +237,7 @@ pub async fn fetch_blobs(
         }
         hashes.push(hash);
     }
-    let blobs = state.blobs.clone();
-    let batch = blocking(move || {
-        let mut batch = Vec::new();
-        for hash in hashes {
-            let data = blobs.read(&hash)?;
-            if !batch.is_empty() && batch.len() + data.len() > MAX_FETCH_BYTES {
-                break;
-            }
-            write_frame(&mut batch, &hash, &data);
-        }
-        Ok(batch)
-    })
-    .await?;
-    Ok(([(CONTENT_TYPE, "application/octet-stream")], batch).into_response())
+    read_blob_batch(&state, hashes).await
 }
 
 /// Records how converging one application went and moves its deployment on.
@@ -280,9 +258,12 @@ pub async fn report(
     };
     let target = agent.target.name.clone();
     // An agent reports only on what its own target was asked to do.
-    let asked = state.store.target_apps().await?.into_iter().any(|r| {
-        r.target == target && r.app == request.app && r.deployment_id == Some(request.deployment)
-    });
+    let asked = state
+        .store
+        .target_apps(Some(&target))
+        .await?
+        .into_iter()
+        .any(|r| r.app == request.app && r.deployment_id == Some(request.deployment));
     if !asked {
         return Err(ApiError::not_found(format!(
             "target {target:?} was not asked to run {} in deployment {}",

@@ -535,6 +535,12 @@ async fn an_agent_credential_reaches_only_its_own_work() {
         status(http.get(url("/api/v1/agent/manifest/blog/1.0.0"))).await,
         404
     );
+    // Its own application, but a release it was never asked to run.
+    release(&server, "9.9.9", "");
+    assert_eq!(
+        status(http.get(url("/api/v1/agent/manifest/web/9.9.9"))).await,
+        404
+    );
     let report = serde_json::json!({"app": "blog", "deployment": 1, "outcome": "succeeded"});
     assert_eq!(
         status(http.post(url("/api/v1/agent/report")).json(&report)).await,

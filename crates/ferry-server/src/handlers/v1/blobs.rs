@@ -20,8 +20,8 @@ use crate::state::AppState;
 pub const MAX_BLOB_BATCH: usize = 64 * 1024 * 1024;
 /// The most hashes one question may name.
 const MAX_HASHES: usize = 100_000;
-/// The most bytes one fetch answers with; past it the client asks again for the rest.
-const MAX_FETCH_BYTES: u64 = 64 * 1024 * 1024;
+/// The most bytes one fetch answers with; past it the caller asks again for the rest.
+const MAX_FETCH_BYTES: u64 = 32 * 1024 * 1024;
 
 fn parse_hashes(hashes: &[String]) -> Result<Vec<ContentHash>, ApiError> {
     if hashes.len() > MAX_HASHES {
@@ -102,7 +102,7 @@ pub async fn upload_blobs(
     Ok(Json(stored))
 }
 
-/// The blobs asked for, in the batch format, up to 64 MiB; the client asks again for those
+/// The blobs asked for, in the batch format, up to 32 MiB; the client asks again for those
 /// that did not fit (anyone who can see the app).
 #[utoipa::path(post, path = "/api/v1/apps/{app}/blobs/fetch", tag = "releases", request_body = BlobHashes,
     params(("app" = String, Path, description = "application name")),
@@ -115,7 +115,15 @@ pub async fn fetch_blobs(
     Body(request): Body<BlobHashes, { MAX_BLOB_BATCH }>,
 ) -> Result<Response, ApiError> {
     visible_app(&state, &caller, &app).await?;
-    let hashes = parse_hashes(&request.hashes)?;
+    read_blob_batch(&state, parse_hashes(&request.hashes)?).await
+}
+
+/// The blobs asked for, in order, as one batch of at most `MAX_FETCH_BYTES` (always at
+/// least one blob); the caller asks again for the rest. A blob the store lacks is 404.
+pub async fn read_blob_batch(
+    state: &AppState,
+    hashes: Vec<ContentHash>,
+) -> Result<Response, ApiError> {
     let blobs = state.blobs.clone();
     let batch = blocking(move || {
         let mut batch = Vec::new();

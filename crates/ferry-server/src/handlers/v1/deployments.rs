@@ -77,7 +77,7 @@ async fn targets_with_current(
     env: &str,
 ) -> Result<Vec<(String, Option<String>)>, ApiError> {
     let placement = state.store.placement(app, env).await?;
-    let reported = state.store.target_apps().await?;
+    let reported = state.store.target_apps(None).await?;
     Ok(placement
         .into_iter()
         .map(|target| {
@@ -369,7 +369,7 @@ pub async fn status(
             .collect(),
     };
     let pipeline = state.store.list_environments().await?;
-    let reported = state.store.target_apps().await?;
+    let reported = state.store.target_apps(None).await?;
     let mut statuses = Vec::new();
     for app in apps {
         let history = state.store.list_deployments(Some(&app.name), 1000).await?;
