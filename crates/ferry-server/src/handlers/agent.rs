@@ -26,6 +26,9 @@ use crate::json::{Body, Path, Query};
 use crate::orchestrator::apply_report;
 use crate::state::AppState;
 
+/// How often a polling agent's last contact is written down (well inside the minute after
+/// which a target counts as offline).
+const HEARTBEAT_EVERY_MS: i64 = 5_000;
 /// The longest an agent's long-poll is held open.
 const LONG_POLL: Duration = Duration::from_secs(25);
 
@@ -119,10 +122,15 @@ pub async fn desired(
         }
     }
     let generation = orchestra.generation.load(Ordering::SeqCst);
-    state
-        .store
-        .touch_target(&agent.target.name, state.clock.now_ms())
-        .await?;
+    // A heartbeat, written at most every few seconds however often the agent is woken.
+    let now = state.clock.now_ms();
+    if agent
+        .target
+        .last_seen_ms
+        .is_none_or(|seen| now - seen >= HEARTBEAT_EVERY_MS)
+    {
+        state.store.touch_target(&agent.target.name, now).await?;
+    }
     let apps = state
         .store
         .target_apps(Some(&agent.target.name))

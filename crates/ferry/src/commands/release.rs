@@ -110,7 +110,7 @@ async fn existing_release(client: &Client, app: &str, version: &str) -> CliResul
         .await
     {
         Ok(release) => Ok(Some(release)),
-        Err(e) if e.code == "not_found" && e.message.contains("has no release") => Ok(None),
+        Err(e) if e.code == "no_such_release" => Ok(None),
         Err(e) => Err(e),
     }
 }

@@ -17,6 +17,7 @@ use serde_json::json;
 use utoipa::IntoParams;
 
 use super::apps::visible_app;
+use super::releases::no_such_release;
 use super::rfc3339;
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -194,12 +195,7 @@ pub async fn deploy(
         .store
         .release(&app.name, &request.version)
         .await?
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "application {:?} has no release {:?}: see `ferry release list {}`",
-                app.name, request.version, app.name
-            ))
-        })?;
+        .ok_or_else(|| no_such_release(&app.name, &request.version))?;
     let details = json!({ "version": request.version, "env": env.name, "strategy": request.strategy, "reason": request.reason });
     let deployment = start(
         &state,

@@ -54,12 +54,17 @@ async fn find_release(
         .store
         .release(&app.name, version)
         .await?
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "application {:?} has no release {version:?}: see `ferry release list {}`",
-                app.name, app.name
-            ))
-        })
+        .ok_or_else(|| no_such_release(&app.name, version))
+}
+
+/// 404 for a version the application does not have, with its own code so a client can tell
+/// it from an unknown application.
+pub fn no_such_release(app: &str, version: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no_such_release",
+        format!("application {app:?} has no release {version:?}: see `ferry release list {app}`"),
+    )
 }
 
 /// A release's manifest, read from its blob, or from the cache of recently read ones
