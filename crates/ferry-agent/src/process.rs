@@ -298,7 +298,7 @@ impl Agent {
             }
             Some(version) => self.deploy(&app, version).await?,
             None => {
-                let link = self.root.join("apps").join(&app).join("current");
+                let link = AppLayout::new(&self.root, &app)?.current_link();
                 match fs::remove_file(&link) {
                     Ok(()) => ("succeeded", None, None),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => ("succeeded", None, None),
@@ -319,6 +319,15 @@ impl Agent {
             current_version: current_version(&self.root, &app),
         };
         self.post("/api/v1/agent/report", &report).await?;
+        // Old releases go after the report, so their removal never delays a deployment.
+        if outcome == "succeeded" {
+            let (root, app) = (self.root.clone(), app.clone());
+            let cleaned =
+                tokio::task::spawn_blocking(move || cleanup(&root, &app, RELEASES_KEPT)).await?;
+            if let Err(error) = cleaned {
+                eprintln!("agent: cleaning up old releases failed: {error}");
+            }
+        }
         Ok(())
     }
 
@@ -336,14 +345,6 @@ impl Agent {
             && self.fetch_missing(app, version, &manifest).await? > 0
         {
             outcome = self.run_engine(app, version, &manifest).await?;
-        }
-        if matches!(outcome, DeployOutcome::Succeeded { .. }) {
-            let (root, app) = (self.root.clone(), app.to_owned());
-            let cleaned =
-                tokio::task::spawn_blocking(move || cleanup(&root, &app, RELEASES_KEPT)).await?;
-            if let Err(error) = cleaned {
-                eprintln!("agent: cleaning up old releases failed: {error}");
-            }
         }
         Ok(match outcome {
             DeployOutcome::Succeeded { .. } => ("succeeded", None, None),
