@@ -3,7 +3,6 @@
 //! long-poll for their desired state and are woken when it changes.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_domain::audit::AuditRecord;
@@ -175,6 +174,3 @@ pub async fn run_timeouts(state: AppState, timeout: Duration) {
         }
     }
 }
-
-/// Shared handle type for the state.
-pub type SharedOrchestra = Arc<Orchestra>;

@@ -30,7 +30,7 @@ pub struct AppState {
     /// Manifests read recently, by manifest blob.
     pub manifests: Arc<ManifestCache>,
     /// Wakes agents and serialises deployment progress.
-    pub orchestra: crate::orchestrator::SharedOrchestra,
+    pub orchestra: Arc<crate::orchestrator::Orchestra>,
     /// The SHA-256 fingerprint of the server's CA certificate when it serves HTTPS;
     /// enrollment tokens carry it so agents can pin it.
     pub tls_fingerprint: Option<String>,
