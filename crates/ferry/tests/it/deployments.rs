@@ -345,7 +345,15 @@ fn an_agent_killed_anywhere_in_a_deploy_serves_a_complete_release_and_converges(
                 break true;
             }
             if deployment_status(&server, &id) != "running" {
-                break false;
+                // Cleanup runs after the report: give a failpoint there a moment to fire.
+                let grace = std::time::Instant::now() + std::time::Duration::from_secs(2);
+                while std::time::Instant::now() < grace {
+                    if agent.child.try_wait().unwrap().is_some() {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                break agent.child.try_wait().unwrap().is_some();
             }
             assert!(
                 std::time::Instant::now() < deadline,
