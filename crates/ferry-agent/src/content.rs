@@ -1,8 +1,10 @@
 //! Where a release's file content comes from on a target: the same file of the previous
 //! release, a blob of the cache, or the cache's blobs written out. Every file taken from
-//! any of them is checked against the manifest's hash first.
+//! any of them is checked against the manifest's hash first: hashed again, or, for a file
+//! of the previous release that looks exactly as it did when staged, vouched for by that
+//! release's stat index.
 
-use std::fs::{self, OpenOptions};
+use std::fs::{self, Metadata, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -14,7 +16,7 @@ use ferry_cas::manifest::{Chunk, Entry, EntryKind};
 use crate::error::{AgentError, AgentResult};
 use crate::fsutil::{hash_file, permission_bits};
 use crate::layout::AppLayout;
-use crate::stat_index::StatIndex;
+use crate::stat_index::{FileStat, StatIndex};
 
 /// What the manifest says about one regular file.
 #[derive(Clone, Copy, Debug)]
@@ -50,9 +52,20 @@ impl<'e> FileFacts<'e> {
     /// Whether the file at `path` is exactly this one: regular, same mode, same size, and
     /// (read again) same hash.
     pub fn is_at(&self, path: &Path) -> bool {
-        fs::symlink_metadata(path)
-            .is_ok_and(|m| m.is_file() && permission_bits(&m) == self.mode && m.len() == self.size)
-            && hash_file(path).is_ok_and(|hash| hash == self.hash)
+        self.check_at(path).is_some()
+    }
+
+    /// The facts of the file at `path`, read before it was hashed, when it is exactly this
+    /// one: regular, same mode, same size, and (read again) same hash.
+    pub fn check_at(&self, path: &Path) -> Option<FileStat> {
+        let metadata = fs::symlink_metadata(path).ok()?;
+        (self.looks_like(&metadata) && hash_file(path).is_ok_and(|hash| hash == self.hash))
+            .then(|| FileStat::of(&metadata, self.hash))
+    }
+
+    /// Whether `metadata` is of a regular file with this mode and size.
+    fn looks_like(&self, metadata: &Metadata) -> bool {
+        metadata.is_file() && permission_bits(metadata) == self.mode && metadata.len() == self.size
     }
 
     /// The blobs holding the content, with their sizes.
@@ -68,7 +81,16 @@ impl<'e> FileFacts<'e> {
     }
 }
 
-/// The places content can come from for one release being staged.
+/// A file found on disk with exactly the content and mode wanted, to hard link, and its
+/// facts as read when it was checked (a hard link shares them).
+#[derive(Clone, Debug)]
+pub struct Found {
+    pub path: PathBuf,
+    pub stat: FileStat,
+}
+
+/// The places content can come from for one release being staged. Shared by the workers
+/// that fill a release.
 pub struct ContentSources<'a> {
     previous: Option<PathBuf>,
     /// How the previous release's files looked when it was staged.
@@ -77,7 +99,8 @@ pub struct ContentSources<'a> {
 }
 
 impl<'a> ContentSources<'a> {
-    /// Sources for a release following `previous` (a release of `layout`, if on disk).
+    /// Sources for a release following `previous` (a release of `layout`, if on disk);
+    /// reads the previous release's stat index.
     pub fn new(
         layout: &AppLayout,
         previous: Option<&str>,
@@ -92,33 +115,55 @@ impl<'a> ContentSources<'a> {
         }
     }
 
+    /// What the previous release's stat index alone says about taking `file` from it,
+    /// without looking at the file: `Some(true)` when the index recorded the same content,
+    /// mode and size at this path, `Some(false)` when it recorded something else there,
+    /// `None` when it recorded nothing there (or there is no previous release). A file
+    /// changed by hand since it was staged is not noticed: staging checks again.
+    pub fn recorded_in_previous(&self, file: &FileFacts) -> Option<bool> {
+        self.previous.as_ref()?;
+        let recorded = self.previous_index.get(file.path)?;
+        Some(recorded.hash == file.hash && recorded.mode == file.mode && recorded.size == file.size)
+    }
+
     /// The previous release's identical file, to hard link: trusted without reading it
-    /// when it looks exactly as it did when staged, else hashed again.
-    pub fn in_previous(&self, file: &FileFacts) -> Option<PathBuf> {
+    /// when it looks exactly as it did when staged, else hashed again. A file that looks
+    /// as it did when staged with other content is refused without being read.
+    pub fn in_previous(&self, file: &FileFacts) -> Option<Found> {
         let candidate = self.previous.as_ref()?.join(file.path);
-        let unchanged = fs::symlink_metadata(&candidate).is_ok_and(|m| {
-            m.is_file()
-                && permission_bits(&m) == file.mode
-                && m.len() == file.size
-                && self.previous_index.vouches_for(file.path, &m, &file.hash)
-        });
-        (unchanged || file.is_at(&candidate)).then_some(candidate)
+        let metadata = fs::symlink_metadata(&candidate).ok()?;
+        if !file.looks_like(&metadata) {
+            return None;
+        }
+        let same = match self.previous_index.get(file.path) {
+            Some(recorded) if recorded.describes(&metadata) => recorded.hash == file.hash,
+            _ => hash_file(&candidate).is_ok_and(|hash| hash == file.hash),
+        };
+        same.then(|| Found {
+            stat: FileStat::of(&metadata, file.hash),
+            path: candidate,
+        })
     }
 
     /// The cache's blob file when it is the whole file with the right mode, to hard link.
     /// A hard link shares the inode and so its mode: a file whose mode differs from the
     /// blob's must be copied instead.
-    pub fn in_cache(&self, file: &FileFacts) -> Option<PathBuf> {
+    pub fn in_cache(&self, file: &FileFacts) -> Option<Found> {
         if !file.chunks.is_empty() {
             return None;
         }
         let candidate = self.cache.path_of(&file.hash);
-        file.is_at(&candidate).then_some(candidate)
+        let stat = file.check_at(&candidate)?;
+        Some(Found {
+            path: candidate,
+            stat,
+        })
     }
 
     /// Writes the file at `dest` (which must not exist) from the cache's blobs, checks
-    /// the whole against the manifest's hash, and gives it its mode. Returns its size.
-    pub fn write_from_cache(&self, file: &FileFacts, dest: &Path) -> AgentResult<u64> {
+    /// the whole against the manifest's hash, and gives it its mode. Returns its facts as
+    /// they are then (`fstat` of the written file).
+    pub fn write_from_cache(&self, file: &FileFacts, dest: &Path) -> AgentResult<FileStat> {
         let mut out = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -126,7 +171,7 @@ impl<'a> ContentSources<'a> {
             .map_err(|e| AgentError::io(dest, e))?;
         let mut hasher = blake3::Hasher::new();
         for blob in file.blobs() {
-            let data = self.read_blob(file.path, &blob.hash)?;
+            let data = read_blob(self.cache, file.path, &blob.hash)?;
             hasher.update(&data);
             out.write_all(&data).map_err(|e| AgentError::io(dest, e))?;
         }
@@ -136,31 +181,10 @@ impl<'a> ContentSources<'a> {
                 "the content written does not match the manifest's hash",
             ));
         }
-        drop(out);
-        fs::set_permissions(dest, fs::Permissions::from_mode(file.mode))
+        out.set_permissions(fs::Permissions::from_mode(file.mode))
             .map_err(|e| AgentError::io(dest, e))?;
-        Ok(file.size)
-    }
-
-    /// The whole content of a (small) file, from the previous release or the cache.
-    pub fn read(&self, file: &FileFacts) -> AgentResult<Vec<u8>> {
-        if let Some(previous) = self.in_previous(file) {
-            let data = fs::read(&previous).map_err(|e| AgentError::io(&previous, e))?;
-            if ContentHash::of(&data) == file.hash {
-                return Ok(data);
-            }
-        }
-        let mut data = Vec::with_capacity(file.size as usize);
-        for blob in file.blobs() {
-            data.extend_from_slice(&self.read_blob(file.path, &blob.hash)?);
-        }
-        if ContentHash::of(&data) != file.hash {
-            return Err(AgentError::Corrupt {
-                path: file.path.to_owned(),
-                reason: "the cached content does not match the manifest's hash".into(),
-            });
-        }
-        Ok(data)
+        let metadata = out.metadata().map_err(|e| AgentError::io(dest, e))?;
+        Ok(FileStat::of(&metadata, file.hash))
     }
 
     /// The file's blobs that are not in the cache.
@@ -170,27 +194,56 @@ impl<'a> ContentSources<'a> {
             .filter(|blob| !self.cache.contains(&blob.hash))
             .collect()
     }
+}
 
-    /// A blob from the cache. A corrupt one is quarantined and reported missing, so the
-    /// agent fetches it again instead of failing every deploy that needs it.
-    fn read_blob(&self, path: &str, hash: &ContentHash) -> AgentResult<Vec<u8>> {
-        let missing = || AgentError::Missing {
-            path: path.to_owned(),
-            hash: *hash,
-        };
-        if !self.cache.contains(hash) {
-            return Err(missing());
+/// The whole content of a (small) file: from the first of the release directories `dirs`
+/// that holds it, else from the cache; checked against the manifest's hash either way.
+pub fn read_file(dirs: &[PathBuf], file: &FileFacts, cache: &BlobStore) -> AgentResult<Vec<u8>> {
+    for dir in dirs {
+        let path = dir.join(file.path);
+        // Only a regular file of the right size is read (never a FIFO left in its place).
+        let plausible =
+            fs::symlink_metadata(&path).is_ok_and(|m| m.is_file() && m.len() == file.size);
+        if let Some(data) = plausible.then(|| fs::read(&path).ok()).flatten() {
+            if ContentHash::of(&data) == file.hash {
+                return Ok(data);
+            }
         }
-        match self.cache.read(hash) {
-            Ok(data) => Ok(data),
-            Err(error) => match self.cache.check(hash)? {
-                BlobHealth::Corrupt => {
-                    self.cache.quarantine(hash)?;
-                    Err(missing())
-                }
-                BlobHealth::Missing => Err(missing()),
-                BlobHealth::Intact => Err(error.into()),
+    }
+    let mut data = Vec::with_capacity(file.size as usize);
+    for blob in file.blobs() {
+        data.extend_from_slice(&read_blob(cache, file.path, &blob.hash)?);
+    }
+    if ContentHash::of(&data) != file.hash {
+        return Err(AgentError::Corrupt {
+            path: file.path.to_owned(),
+            reason: "the cached content does not match the manifest's hash".into(),
+        });
+    }
+    Ok(data)
+}
+
+/// A blob from the cache. A corrupt one is quarantined and reported missing, so the agent
+/// fetches it again instead of failing every deploy that needs it (also when another
+/// worker moved it aside first).
+fn read_blob(cache: &BlobStore, path: &str, hash: &ContentHash) -> AgentResult<Vec<u8>> {
+    let missing = || AgentError::Missing {
+        path: path.to_owned(),
+        hash: *hash,
+    };
+    if !cache.contains(hash) {
+        return Err(missing());
+    }
+    match cache.read(hash) {
+        Ok(data) => Ok(data),
+        Err(error) => match cache.check(hash)? {
+            BlobHealth::Corrupt => match cache.quarantine(hash) {
+                Ok(()) => Err(missing()),
+                Err(_) if !cache.contains(hash) => Err(missing()),
+                Err(error) => Err(error.into()),
             },
-        }
+            BlobHealth::Missing => Err(missing()),
+            BlobHealth::Intact => Err(error.into()),
+        },
     }
 }

@@ -136,6 +136,37 @@ pub fn deploy(
     }
 }
 
+/// Stages `request`'s release next to the one served, without switching to it or running
+/// hooks, so that deploying it later is only a switch. `current` is not touched.
+pub fn prepare(
+    root: &Path,
+    request: &DeployRequest,
+    cache: &BlobStore,
+) -> AgentResult<StageReport> {
+    let layout = AppLayout::new(root, &request.app)?;
+    check_version(&request.version)?;
+    let _lock = AppLock::acquire(root, &request.app)?;
+    let plan = Plan::new(layout, request)?;
+    remove_tree(&plan.layout.scratch_dir())?;
+    request.manifest.validate()?;
+    let link_from = plan.link_from.as_deref();
+    let config = read_release_config(
+        &plan.layout,
+        &request.version,
+        &request.manifest,
+        link_from,
+        cache,
+    )?;
+    stage_release(
+        &plan.layout,
+        &request.version,
+        &request.manifest,
+        &config,
+        link_from,
+        cache,
+    )
+}
+
 impl<'r> Plan<'r> {
     fn new(layout: AppLayout, request: &'r DeployRequest) -> AgentResult<Plan<'r>> {
         let journal = Journal::load(layout.root(), layout.app())?;

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use ferry_api::{AgentCredential, AgentEnroll, AgentReport, BlobHashes, DesiredApp, DesiredState};
+use ferry_api::{
+    AgentCredential, AgentEnroll, AgentReport, BlobHashes, DesiredApp, DesiredStage, DesiredState,
+};
 use ferry_cas::blobs::BlobStore;
 use ferry_cas::frames::parse_frames;
 use ferry_cas::hash::ContentHash;
@@ -18,9 +20,9 @@ use ferry_cas::manifest::Manifest;
 use serde::{Deserialize, Serialize};
 
 use crate::cleanup::cleanup;
-use crate::deploy::{deploy, rollback, DeployOutcome, DeployRequest};
+use crate::deploy::{deploy, prepare, rollback, DeployOutcome, DeployRequest};
 use crate::layout::{cache_dir, current_version, state_dir, AppLayout};
-use crate::stage::blobs_needed;
+use crate::stage::{blobs_needed_with, PreviousCheck};
 
 mod pin;
 
@@ -237,6 +239,7 @@ impl Agent {
     async fn serve(&self) -> anyhow::Result<()> {
         let mut generation: Option<u64> = None;
         let mut handled: HashMap<String, i64> = HashMap::new();
+        let mut staged: HashMap<String, i64> = HashMap::new();
         let mut backoff = Duration::from_millis(200);
         loop {
             let path = match generation {
@@ -257,19 +260,34 @@ impl Agent {
             generation = Some(desired.generation);
             let mut all_converged = true;
             for app in desired.apps {
-                let Some(deployment) = app.deployment else {
-                    continue;
-                };
-                if handled.get(&app.app) == Some(&deployment) {
-                    continue;
-                }
-                match self.converge(&app, deployment).await {
-                    Ok(()) => {
-                        handled.insert(app.app.clone(), deployment);
+                if let Some(deployment) =
+                    app.deployment.filter(|d| handled.get(&app.app) != Some(d))
+                {
+                    match self.converge(&app, deployment).await {
+                        Ok(()) => {
+                            handled.insert(app.app.clone(), deployment);
+                        }
+                        Err(error) => {
+                            eprintln!("agent: {}: {error:#}; retrying in {backoff:?}", app.app);
+                            all_converged = false;
+                        }
                     }
-                    Err(error) => {
-                        eprintln!("agent: {}: {error:#}; retrying in {backoff:?}", app.app);
-                        all_converged = false;
+                }
+                if let Some(stage) = app
+                    .stage
+                    .filter(|s| staged.get(&app.app) != Some(&s.deployment))
+                {
+                    match self.stage(&app.app, &stage).await {
+                        Ok(()) => {
+                            staged.insert(app.app.clone(), stage.deployment);
+                        }
+                        Err(error) => {
+                            eprintln!(
+                                "agent: {}: staging {}: {error:#}; retrying in {backoff:?}",
+                                app.app, stage.version
+                            );
+                            all_converged = false;
+                        }
                     }
                 }
             }
@@ -331,18 +349,67 @@ impl Agent {
         Ok(())
     }
 
+    /// Fetches and stages a release ahead of its switch, and reports how that went.
+    async fn stage(&self, app: &str, stage: &DesiredStage) -> anyhow::Result<()> {
+        let version = stage.version.as_str();
+        let staged = if current_version(&self.root, app).as_deref() == Some(version) {
+            Ok(())
+        } else {
+            let manifest = self.manifest(app, version).await?;
+            self.fetch_missing(app, version, &manifest, PreviousCheck::Recorded)
+                .await?;
+            let request = DeployRequest {
+                app: app.to_owned(),
+                env: self.state.env.clone(),
+                version: version.to_owned(),
+                manifest,
+            };
+            let root = self.root.clone();
+            let cache = BlobStore::open(&cache_dir(&self.root))?;
+            tokio::task::spawn_blocking(move || prepare(&root, &request, &cache))
+                .await?
+                .map(|_| ())
+        };
+        let report = AgentReport {
+            app: app.to_owned(),
+            deployment: stage.deployment,
+            outcome: if staged.is_ok() {
+                "staged"
+            } else {
+                "stage_failed"
+            }
+            .to_owned(),
+            reason: staged.err().map(|e| e.to_string()),
+            output_tail: None,
+            current_version: current_version(&self.root, app),
+        };
+        self.post("/api/v1/agent/report", &report).await?;
+        Ok(())
+    }
+
     async fn deploy(
         &self,
         app: &str,
         version: &str,
     ) -> anyhow::Result<(&'static str, Option<String>, Option<String>)> {
+        let started = std::time::Instant::now();
         let manifest = self.manifest(app, version).await?;
-        self.fetch_missing(app, version, &manifest).await?;
+        let t_manifest = started.elapsed();
+        let fetched = self
+            .fetch_missing(app, version, &manifest, PreviousCheck::Recorded)
+            .await?;
+        let t_fetch = started.elapsed();
         let mut outcome = self.run_engine(app, version, &manifest).await?;
+        eprintln!("agent: {app} {version}: manifest {t_manifest:?}, fetched {fetched} blobs by {t_fetch:?}, engine done by {:?}", started.elapsed());
         // The engine moves a cache blob that no longer matches its hash aside and fails;
-        // fetching what is missing now brings it back, so try once more.
+        // fetching what is missing now brings it back, so try once more. The first fetch
+        // trusted the previous release's stat index; this one looks at its files, so a file
+        // changed there by hand (which staging refused to link) is fetched too.
         if !matches!(outcome, DeployOutcome::Succeeded { .. })
-            && self.fetch_missing(app, version, &manifest).await? > 0
+            && self
+                .fetch_missing(app, version, &manifest, PreviousCheck::Verified)
+                .await?
+                > 0
         {
             outcome = self.run_engine(app, version, &manifest).await?;
         }
@@ -410,15 +477,25 @@ impl Agent {
 
     /// Fetches, in batches, the blobs of `manifest` the cache lacks; each is checked against
     /// its hash before it is stored, and what was stored survives a dropped connection.
+    /// `check` says how files of the previous release are judged reusable (see
+    /// [`PreviousCheck`]).
     async fn fetch_missing(
         &self,
         app: &str,
         version: &str,
         manifest: &Manifest,
+        check: PreviousCheck,
     ) -> anyhow::Result<usize> {
         let layout = AppLayout::new(&self.root, app)?;
         let previous = layout.current_version();
-        let needed = blobs_needed(&layout, version, manifest, previous.as_deref(), &self.cache);
+        let needed = blobs_needed_with(
+            &layout,
+            version,
+            manifest,
+            previous.as_deref(),
+            &self.cache,
+            check,
+        );
         let mut pending: Vec<ContentHash> = needed.iter().map(|c| c.hash).collect();
         let n_needed = pending.len();
         while !pending.is_empty() {

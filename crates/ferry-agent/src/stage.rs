@@ -9,24 +9,27 @@
 //! paths the application changes itself (`ignore`) are always copied, so its writes cannot
 //! reach another release or the cache.
 
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use ferry_cas::blobs::BlobStore;
 use ferry_cas::manifest::{Chunk, EntryKind, Manifest};
 use rustix::fs::{renameat_with, RenameFlags, CWD};
 
 use crate::cleanup::remove_leftovers;
-use crate::config::{ConfigError, ReleaseConfig, CONFIG_FILE};
-use crate::content::{ContentSources, FileFacts};
+use crate::config::{is_within, ConfigError, ReleaseConfig, CONFIG_FILE};
+use crate::content::{read_file, ContentSources, FileFacts, Found};
 use crate::error::{AgentError, AgentResult};
 use crate::failpoint::failpoint;
 use crate::fsutil::{fsync_dir, remove_tree, sync_filesystem};
 use crate::layout::{check_version, AppLayout};
 use crate::shared::{link_shared_paths, SharedReport};
-use crate::stat_index::StatIndex;
-use crate::tree::differences;
+use crate::stat_index::{FileStat, StatIndex};
+use crate::tree::is_intact;
 
 /// What staging did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -44,8 +47,17 @@ pub struct StageReport {
     pub shared: SharedReport,
 }
 
+impl StageReport {
+    fn add_files(&mut self, other: &StageReport) {
+        self.files_linked += other.files_linked;
+        self.files_copied += other.files_copied;
+        self.bytes_copied += other.bytes_copied;
+    }
+}
+
 /// Builds (or reuses) `releases/VERSION` for `manifest`, taking unchanged files from the
-/// release `previous` when it is on disk.
+/// release `previous` when it is on disk. The stat index of the new release is recorded
+/// from what staging learnt about each file it placed.
 pub fn stage_release(
     layout: &AppLayout,
     version: &str,
@@ -58,8 +70,14 @@ pub fn stage_release(
     manifest.validate()?;
     let final_dir = layout.release_dir(version);
     let already_there = layout.has_release(version);
-    let own_index = StatIndex::load(layout, version);
-    if already_there && differences(&final_dir, manifest, config, &own_index).is_empty() {
+    if already_there
+        && is_intact(
+            &final_dir,
+            manifest,
+            config,
+            &StatIndex::load(layout, version),
+        )
+    {
         return Ok(StageReport {
             reused: true,
             ..StageReport::default()
@@ -73,13 +91,18 @@ pub fn stage_release(
     fs::create_dir(&partial).map_err(|e| AgentError::io(&partial, e))?;
 
     let sources = ContentSources::new(layout, previous, cache);
-    let mut report = fill(layout, &partial, manifest, config, &sources)?;
+    let workers = workers_for(manifest.entries.len());
+    let filled = fill(layout, &partial, manifest, config, &sources, workers)?;
+    let mut report = filled.report;
     report.shared = link_shared_paths(layout, &partial, manifest, config)?;
     failpoint("stage.before_dir_modes");
     apply_dir_modes(&partial, manifest, config)?;
     failpoint("stage.before_syncfs");
     sync_filesystem(&partial)?;
     failpoint("stage.before_rename");
+    // Whatever index is on disk describes another tree (the one replaced, or a release
+    // of this name removed earlier): it goes before the new tree takes the name.
+    StatIndex::forget(layout, version);
     if already_there {
         // The release is on disk but was changed by hand (maybe it is even `current`):
         // swap the fresh tree in with one atomic exchange, then remove the old one.
@@ -93,12 +116,14 @@ pub fn stage_release(
         fsync_dir(&releases)?;
     }
     failpoint("stage.after_rename");
-    StatIndex::record(layout, version, manifest);
+    filled.index.save(layout, version);
     Ok(report)
 }
 
-/// The release's `ferry.toml`, read from the previous release or the cache (defaults when
-/// the release has none), so a bad one is refused before anything is written.
+/// The release's `ferry.toml`, read from the release itself (a retry), the previous
+/// release or the cache (defaults when the release has none), so a bad one is refused
+/// before anything is written. Only its content counts, checked against the manifest's
+/// hash, so no stat index is read.
 pub fn read_release_config(
     layout: &AppLayout,
     version: &str,
@@ -116,13 +141,13 @@ pub fn read_release_config(
         }
         .into());
     };
-    // The release itself may be on disk already (a retry), else the previous one may
-    // hold the same file, else the cache has it.
-    let own = ContentSources::new(layout, Some(version), cache);
-    let data = match own.read(&file) {
-        Ok(data) => data,
-        Err(_) => ContentSources::new(layout, previous, cache).read(&file)?,
-    };
+    let dirs: Vec<PathBuf> = [Some(version), previous]
+        .into_iter()
+        .flatten()
+        .filter(|v| check_version(v).is_ok())
+        .map(|v| layout.release_dir(v))
+        .collect();
+    let data = read_file(&dirs, &file, cache)?;
     let text = String::from_utf8(data).map_err(|_| ConfigError {
         key: "(file)".into(),
         reason: "ferry.toml is not UTF-8".into(),
@@ -130,9 +155,25 @@ pub fn read_release_config(
     Ok(ReleaseConfig::parse(&text)?)
 }
 
-/// The blobs to fetch before staging `manifest` after `previous`: those of files that
-/// cannot be taken from the previous release and are not in the cache. When the release's
-/// `ferry.toml` itself is not available yet, every blob missing from the cache is listed.
+/// How [`blobs_needed_with`] decides that a file can be hard-linked from the previous
+/// release instead of fetched.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PreviousCheck {
+    /// From the previous release's stat index alone: linkable when it recorded the same
+    /// content, mode and size at the path, with no `stat` per file (files it has no record
+    /// of are checked as with `Verified`). A file changed by hand in the previous release
+    /// since it was staged still counts as linkable: staging, which checks every file it
+    /// links, then refuses it and fails for want of its blob, and the retry must ask for
+    /// `Verified`.
+    Recorded,
+    /// Each file of the previous release is looked at as staging does: linkable when it
+    /// still looks as the stat index recorded it with the same content, or hashes to it.
+    Verified,
+}
+
+/// The blobs to fetch before staging `manifest` after `previous`, deciding what the
+/// previous release can provide from its stat index alone
+/// ([`PreviousCheck::Recorded`]); see [`blobs_needed_with`].
 pub fn blobs_needed(
     layout: &AppLayout,
     version: &str,
@@ -140,30 +181,65 @@ pub fn blobs_needed(
     previous: Option<&str>,
     cache: &BlobStore,
 ) -> Vec<Chunk> {
-    let sources = ContentSources::new(layout, previous, cache);
+    blobs_needed_with(
+        layout,
+        version,
+        manifest,
+        previous,
+        cache,
+        PreviousCheck::Recorded,
+    )
+}
+
+/// The blobs to fetch before staging `manifest` after `previous`: those of files that
+/// cannot be taken from the previous release (decided as `check` says) and are not in
+/// the cache. Nothing when the release is on disk and intact. When the release's
+/// `ferry.toml` itself is not available yet, every blob missing from the cache is listed.
+/// With [`PreviousCheck::Recorded`] a file changed by hand in the previous release is
+/// not noticed, and staging fails for want of its blob: asking again with
+/// [`PreviousCheck::Verified`] lists it.
+pub fn blobs_needed_with(
+    layout: &AppLayout,
+    version: &str,
+    manifest: &Manifest,
+    previous: Option<&str>,
+    cache: &BlobStore,
+    check: PreviousCheck,
+) -> Vec<Chunk> {
     let config = read_release_config(layout, version, manifest, previous, cache).ok();
     if let Some(config) = &config {
-        let intact = layout.has_release(version)
-            && differences(
+        let intact = check_version(version).is_ok()
+            && layout.has_release(version)
+            && is_intact(
                 &layout.release_dir(version),
                 manifest,
                 config,
                 &StatIndex::load(layout, version),
-            )
-            .is_empty();
+            );
         if intact {
             return Vec::new();
         }
     }
-    let mut seen = std::collections::HashSet::new();
+    let sources = ContentSources::new(layout, previous, cache);
+    let existing_shared = config.as_ref().map(|c| ExistingShared::new(layout, c));
+    let mut seen = HashSet::new();
     let mut needed = Vec::new();
     for entry in &manifest.entries {
         let Some(file) = FileFacts::of(entry) else {
             continue;
         };
-        if let Some(config) = &config {
-            let linkable = !config.is_ignored(file.path) && sources.in_previous(&file).is_some();
-            if linkable || !content_needed(layout, config, file.path) {
+        if let (Some(config), Some(existing_shared)) = (&config, &existing_shared) {
+            if !existing_shared.content_needed(file.path) {
+                continue;
+            }
+            let linkable = !config.is_ignored(file.path)
+                && match check {
+                    PreviousCheck::Recorded => sources
+                        .recorded_in_previous(&file)
+                        .unwrap_or_else(|| sources.in_previous(&file).is_some()),
+                    PreviousCheck::Verified => sources.in_previous(&file).is_some(),
+                };
+            if linkable {
                 continue;
             }
         }
@@ -176,35 +252,278 @@ pub fn blobs_needed(
     needed
 }
 
-/// Whether a path's content must be written: not when it lies in a shared path that
-/// already exists, because the link into `shared/` replaces it.
-fn content_needed(layout: &AppLayout, config: &ReleaseConfig, path: &str) -> bool {
-    !config.shared.iter().any(|shared| {
-        crate::config::is_within(path, shared)
-            && fs::symlink_metadata(layout.shared_dir().join(shared)).is_ok()
-    })
+/// The shared paths that already exist in `shared/`: the link into `shared/` replaces
+/// whatever the release holds there, so that content is neither written nor fetched.
+struct ExistingShared<'c> {
+    paths: Vec<&'c str>,
 }
 
-/// Creates every entry of the manifest under `partial` (directories with default modes).
+impl<'c> ExistingShared<'c> {
+    fn new(layout: &AppLayout, config: &'c ReleaseConfig) -> ExistingShared<'c> {
+        let shared_dir = layout.shared_dir();
+        ExistingShared {
+            paths: config
+                .shared
+                .iter()
+                .filter(|shared| fs::symlink_metadata(shared_dir.join(shared)).is_ok())
+                .map(String::as_str)
+                .collect(),
+        }
+    }
+
+    /// Whether a path's content must be written: not when it lies in a shared path that
+    /// already exists.
+    fn content_needed(&self, path: &str) -> bool {
+        !self.paths.iter().any(|shared| is_within(path, shared))
+    }
+}
+
+/// Below this many entries a release is filled by one thread.
+const PARALLEL_MIN_ENTRIES: usize = 256;
+/// Most threads filling a release: creating entries is mostly waiting on the filesystem's
+/// metadata locks, which more threads do not share out better.
+const MAX_WORKERS: usize = 4;
+/// Pieces of work per thread, so a thread that drew slow pieces (copies) is helped out.
+const UNITS_PER_WORKER: usize = 4;
+
+/// How many threads fill a release of `n_entries` entries.
+fn workers_for(n_entries: usize) -> usize {
+    if n_entries < PARALLEL_MIN_ENTRIES {
+        return 1;
+    }
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(MAX_WORKERS)
+}
+
+/// What filling a release did and learnt.
+struct Filled {
+    /// The file counters (shared paths are linked later).
+    report: StageReport,
+    /// Each placed file as it is now, except files in shared paths (a link replaces them)
+    /// and files the application changes itself (`ignore`).
+    index: StatIndex,
+}
+
+/// Creates every entry of the manifest under `partial` (directories with default modes)
+/// but those inside shared paths that already exist, with up to `workers` threads (one
+/// for a small tree). Files are checked as they are placed; the first error stops the
+/// other threads at their next entry and is returned.
 fn fill(
     layout: &AppLayout,
     partial: &Path,
     manifest: &Manifest,
     config: &ReleaseConfig,
     sources: &ContentSources,
-) -> AgentResult<StageReport> {
-    let mut report = StageReport::default();
-    let n_files = manifest
-        .entries
+    workers: usize,
+) -> AgentResult<Filled> {
+    let existing_shared = ExistingShared::new(layout, config);
+    let todo: Vec<usize> = (0..manifest.entries.len())
+        .filter(|&i| existing_shared.content_needed(&manifest.entries[i].path))
+        .collect();
+    let n_files = todo
         .iter()
-        .filter(|e| FileFacts::of(e).is_some() && content_needed(layout, config, &e.path))
+        .filter(|&&i| matches!(manifest.entries[i].kind, EntryKind::File { .. }))
         .count() as u64;
-    let mut files_done = 0u64;
-    for entry in &manifest.entries {
-        if !content_needed(layout, config, &entry.path) {
+    let workers = if todo.len() < PARALLEL_MIN_ENTRIES {
+        1
+    } else {
+        workers.max(1)
+    };
+    let pieces = if workers == 1 {
+        Pieces {
+            first: Vec::new(),
+            units: vec![todo],
+        }
+    } else {
+        share_out(manifest, todo, workers)
+    };
+    let filling = Filling {
+        partial,
+        manifest,
+        config,
+        sources,
+        units: &pieces.units,
+        next_unit: AtomicUsize::new(0),
+        n_files,
+        files_done: AtomicU64::new(0),
+        stop: AtomicBool::new(false),
+        error: Mutex::new(None),
+    };
+    let mut done = Vec::with_capacity(workers);
+    let mut first = WorkerOutput::default();
+    for &i in &pieces.first {
+        filling.create(i, &mut first)?;
+    }
+    done.push(first);
+    let workers = workers.min(pieces.units.len());
+    if workers <= 1 {
+        done.push(filling.work());
+    } else {
+        std::thread::scope(|scope| {
+            let threads: Vec<_> = (0..workers)
+                .map(|_| scope.spawn(|| filling.work()))
+                .collect();
+            for thread in threads {
+                match thread.join() {
+                    Ok(output) => done.push(output),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }
+        });
+    }
+    if let Some(error) = filling
+        .error
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner)
+    {
+        return Err(error);
+    }
+    let mut report = StageReport::default();
+    for output in &done {
+        report.add_files(&output.report);
+    }
+    let index = StatIndex::from_files(done.into_iter().flat_map(|output| {
+        output
+            .files
+            .into_iter()
+            .map(|(i, stat)| (manifest.entries[i].path.as_str(), stat))
+    }));
+    Ok(Filled { report, index })
+}
+
+/// The entries to create, shared out: directories created before the threads start
+/// (in manifest order, parents first), and units a thread creates whole, in manifest
+/// order (so parents before children), largest first. Each unit is one subtree (its
+/// directory first) or the files and symlinks directly inside one directory.
+struct Pieces {
+    first: Vec<usize>,
+    units: Vec<Vec<usize>>,
+}
+
+/// Splits the entries `todo` (indexes into the manifest's sorted entries) into subtrees:
+/// those of the top-level directories, and deeper where one subtree is too big for the
+/// threads to share the work evenly.
+fn share_out(manifest: &Manifest, todo: Vec<usize>, workers: usize) -> Pieces {
+    /// A subtree: its directory (none for the whole tree), the length of its path
+    /// prefix `DIR/`, and the entries below it.
+    struct Subtree {
+        root: Option<usize>,
+        prefix: usize,
+        below: Vec<usize>,
+    }
+    const MAX_SPLITS: usize = 256;
+    let target = (todo.len() / (workers * UNITS_PER_WORKER)).max(1);
+    let mut first = Vec::new();
+    let mut units = Vec::new();
+    let mut pending = vec![Subtree {
+        root: None,
+        prefix: 0,
+        below: todo,
+    }];
+    let mut splits = 0;
+    while let Some(subtree) = pending.pop() {
+        let whole = |subtree: Subtree| -> Vec<usize> {
+            subtree.root.into_iter().chain(subtree.below).collect()
+        };
+        if subtree.below.len() < target || splits >= MAX_SPLITS {
+            units.push(whole(subtree));
             continue;
         }
-        let dest = partial.join(&entry.path);
+        // Group the entries below by the directory directly below the subtree's root.
+        let mut children: Vec<Subtree> = Vec::new();
+        let mut child_of: HashMap<&str, usize> = HashMap::new();
+        let mut loose = Vec::new();
+        let mut splittable = true;
+        for &i in &subtree.below {
+            let entry = &manifest.entries[i];
+            let path = entry.path.as_str();
+            match path[subtree.prefix..].find('/') {
+                Some(slash) => match child_of.get(&path[..subtree.prefix + slash]) {
+                    Some(&child) => children[child].below.push(i),
+                    // Not in a validated manifest: a parent always comes first.
+                    None => splittable = false,
+                },
+                None if matches!(entry.kind, EntryKind::Dir { .. }) => {
+                    child_of.insert(path, children.len());
+                    children.push(Subtree {
+                        root: Some(i),
+                        prefix: path.len() + 1,
+                        below: Vec::new(),
+                    });
+                }
+                None => loose.push(i),
+            }
+        }
+        if !splittable || children.is_empty() {
+            units.push(whole(subtree));
+            continue;
+        }
+        splits += 1;
+        first.extend(subtree.root);
+        if !loose.is_empty() {
+            units.push(loose);
+        }
+        pending.extend(children);
+    }
+    first.sort_unstable();
+    units.sort_by_key(|unit| std::cmp::Reverse(unit.len()));
+    Pieces { first, units }
+}
+
+/// One filling of a release, shared by its threads.
+struct Filling<'f> {
+    partial: &'f Path,
+    manifest: &'f Manifest,
+    config: &'f ReleaseConfig,
+    sources: &'f ContentSources<'f>,
+    units: &'f [Vec<usize>],
+    /// The next unit a thread takes.
+    next_unit: AtomicUsize,
+    n_files: u64,
+    files_done: AtomicU64,
+    /// Set on the first error: the other threads stop at their next entry.
+    stop: AtomicBool,
+    /// The first error.
+    error: Mutex<Option<AgentError>>,
+}
+
+/// What one thread did: its counters, and the facts of each file it placed (by entry).
+#[derive(Default)]
+struct WorkerOutput {
+    report: StageReport,
+    files: Vec<(usize, FileStat)>,
+}
+
+impl Filling<'_> {
+    /// Takes units until none is left or another thread failed.
+    fn work(&self) -> WorkerOutput {
+        let mut output = WorkerOutput::default();
+        while let Some(unit) = self
+            .units
+            .get(self.next_unit.fetch_add(1, Ordering::Relaxed))
+        {
+            for &i in unit {
+                if self.stop.load(Ordering::Relaxed) {
+                    return output;
+                }
+                if let Err(error) = self.create(i, &mut output) {
+                    self.error
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .get_or_insert(error);
+                    self.stop.store(true, Ordering::Relaxed);
+                    return output;
+                }
+            }
+        }
+        output
+    }
+
+    /// Creates entry `i` of the manifest.
+    fn create(&self, i: usize, output: &mut WorkerOutput) -> AgentResult<()> {
+        let entry = &self.manifest.entries[i];
+        let dest = self.partial.join(&entry.path);
         match &entry.kind {
             EntryKind::Dir { .. } => {
                 fs::create_dir(&dest).map_err(|e| AgentError::io(&dest, e))?;
@@ -214,40 +533,54 @@ fn fill(
             }
             EntryKind::File { .. } => {
                 let file = FileFacts::of(entry).expect("a file entry");
-                place_file(&file, &dest, config, sources, &mut report)?;
-                files_done += 1;
+                let ignored = self.config.is_ignored(file.path);
+                let stat = place_file(&file, &dest, ignored, self.sources, &mut output.report)?;
+                if !ignored && !self.config.is_shared(file.path) {
+                    output.files.push((i, stat));
+                }
+                let files_done = self.files_done.fetch_add(1, Ordering::Relaxed) + 1;
                 if files_done == 1 {
                     failpoint("stage.after_first_file");
                 }
-                if files_done == (n_files / 2).max(1) {
+                if files_done == (self.n_files / 2).max(1) {
                     failpoint("stage.mid_files");
                 }
             }
         }
+        Ok(())
     }
-    Ok(report)
 }
 
-/// Puts one file at `dest`: linked when an identical one exists, else written.
+/// Puts one file at `dest`: linked when an identical one exists (never for a path the
+/// application changes itself), else written. Returns its facts.
 fn place_file(
     file: &FileFacts,
     dest: &Path,
-    config: &ReleaseConfig,
+    ignored: bool,
     sources: &ContentSources,
     report: &mut StageReport,
-) -> AgentResult<()> {
+) -> AgentResult<FileStat> {
     // A link can fail for good reasons (another filesystem, too many links,
     // protected_hardlinks): the file is then written instead.
-    let link = |source: std::path::PathBuf| fs::hard_link(source, dest).is_ok();
-    if !config.is_ignored(file.path)
-        && (sources.in_previous(file).is_some_and(link) || sources.in_cache(file).is_some_and(link))
-    {
-        report.files_linked += 1;
-        return Ok(());
+    let link = |found: Found| {
+        fs::hard_link(&found.path, dest)
+            .is_ok()
+            .then_some(found.stat)
+    };
+    if !ignored {
+        let linked = sources
+            .in_previous(file)
+            .and_then(link)
+            .or_else(|| sources.in_cache(file).and_then(link));
+        if let Some(stat) = linked {
+            report.files_linked += 1;
+            return Ok(stat);
+        }
     }
-    report.bytes_copied += sources.write_from_cache(file, dest)?;
+    let stat = sources.write_from_cache(file, dest)?;
+    report.bytes_copied += stat.size;
     report.files_copied += 1;
-    Ok(())
+    Ok(stat)
 }
 
 /// Gives directories their modes, deepest first (entries are sorted, so reversed order
@@ -265,4 +598,397 @@ fn apply_dir_modes(partial: &Path, manifest: &Manifest, config: &ReleaseConfig) 
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::os::unix::fs::MetadataExt;
+
+    use ferry_cas::hash::ContentHash;
+    use ferry_cas::manifest::Entry;
+
+    use super::*;
+    use crate::fsutil::{hash_file, make_writable, permission_bits};
+
+    /// A target root with its cache, and the content of every blob put in it.
+    struct Target {
+        dir: tempfile::TempDir,
+        layout: AppLayout,
+        cache: BlobStore,
+    }
+
+    impl Target {
+        fn new() -> Target {
+            let dir = tempfile::tempdir().unwrap();
+            let layout = AppLayout::new(dir.path(), "shop").unwrap();
+            let cache = BlobStore::open(&crate::layout::cache_dir(dir.path())).unwrap();
+            Target { dir, layout, cache }
+        }
+
+        /// Stores the blobs of `items` in the cache and returns their manifest.
+        fn release(&self, items: &[Item]) -> Manifest {
+            let mut blobs: Vec<(ContentHash, Vec<u8>)> = Vec::new();
+            let mut entries: Vec<Entry> = items
+                .iter()
+                .map(|item| {
+                    let kind = match item {
+                        Item::Dir(_, mode) => EntryKind::Dir { mode: *mode },
+                        Item::Link(_, target) => EntryKind::Symlink {
+                            target: target.clone(),
+                        },
+                        Item::File(_, content, mode) => {
+                            // Files over 1000 bytes are stored in 1000-byte chunks.
+                            let chunks: Vec<Chunk> = if content.len() > 1000 {
+                                content
+                                    .chunks(1000)
+                                    .map(|piece| {
+                                        blobs.push((ContentHash::of(piece), piece.to_vec()));
+                                        Chunk {
+                                            hash: ContentHash::of(piece),
+                                            size: piece.len() as u64,
+                                        }
+                                    })
+                                    .collect()
+                            } else {
+                                blobs.push((ContentHash::of(content), content.clone()));
+                                Vec::new()
+                            };
+                            EntryKind::File {
+                                mode: *mode,
+                                size: content.len() as u64,
+                                hash: ContentHash::of(content),
+                                chunks,
+                            }
+                        }
+                    };
+                    Entry {
+                        path: item.path().to_owned(),
+                        kind,
+                    }
+                })
+                .collect();
+            entries.sort_by(|a, b| a.path.cmp(&b.path));
+            let manifest = Manifest { entries };
+            manifest.validate().unwrap();
+            let refs: Vec<(ContentHash, &[u8])> =
+                blobs.iter().map(|(h, d)| (*h, d.as_slice())).collect();
+            self.cache.put_batch(&refs).unwrap();
+            manifest
+        }
+
+        fn stage(&self, version: &str, manifest: &Manifest, config: &ReleaseConfig) -> StageReport {
+            let previous = self.layout.current_version();
+            let report = stage_release(
+                &self.layout,
+                version,
+                manifest,
+                config,
+                previous.as_deref(),
+                &self.cache,
+            )
+            .unwrap();
+            crate::switch::switch_to(&self.layout, version).unwrap();
+            report
+        }
+    }
+
+    impl Drop for Target {
+        fn drop(&mut self) {
+            let _ = make_writable(self.dir.path());
+        }
+    }
+
+    #[derive(Clone)]
+    enum Item {
+        Dir(String, u32),
+        File(String, Vec<u8>, u32),
+        Link(String, String),
+    }
+
+    impl Item {
+        fn path(&self) -> &str {
+            match self {
+                Item::Dir(path, _) | Item::File(path, _, _) | Item::Link(path, _) => path,
+            }
+        }
+    }
+
+    /// A tree of 8 top-level directories (one holding most of the tree, so it is split
+    /// further), nested directories, a read-only one, files of several modes (one
+    /// chunked), symlinks, files at the top, an ignored log and a shared path.
+    fn big_tree(generation: u32) -> Vec<Item> {
+        let mut items = vec![
+            Item::File("ferry.toml".into(), CONFIG.as_bytes().to_vec(), 0o644),
+            Item::File("top.txt".into(), b"top".to_vec(), 0o644),
+            Item::Link("start".into(), "d0/s0/f0".into()),
+            Item::Dir("logs".into(), 0o755),
+            Item::File("logs/app.log".into(), b"log".to_vec(), 0o644),
+            Item::Dir("uploads".into(), 0o755),
+            Item::File("uploads/a.png".into(), b"png".to_vec(), 0o644),
+            Item::Dir("ro".into(), 0o555),
+            Item::File("ro/frozen".into(), b"frozen".to_vec(), 0o444),
+            Item::File(
+                "chunked.bin".into(),
+                (0..3500u32).map(|i| (i * 7 + generation) as u8).collect(),
+                0o644,
+            ),
+        ];
+        for d in 0..8 {
+            items.push(Item::Dir(format!("d{d}"), 0o755));
+            let subdirs = if d == 0 { 30 } else { 1 };
+            for s in 0..subdirs {
+                items.push(Item::Dir(format!("d{d}/s{s}"), 0o750));
+                items.push(Item::Dir(format!("d{d}/s{s}/deep"), 0o700));
+                items.push(Item::Link(format!("d{d}/s{s}/up"), "../..".into()));
+                for f in 0..10 {
+                    // Every seventh file changes content each generation, every eleventh
+                    // changes mode.
+                    let n = d * 1000 + s * 100 + f;
+                    let content = if n % 7 == 0 {
+                        format!("file {n} of generation {generation}")
+                    } else {
+                        format!("file {n}")
+                    };
+                    let mode = if n % 11 == 0 && generation % 2 == 1 {
+                        0o600
+                    } else {
+                        0o644
+                    };
+                    items.push(Item::File(format!("d{d}/s{s}/f{f}"), content.into(), mode));
+                }
+                items.push(Item::File(
+                    format!("d{d}/s{s}/deep/x.sh"),
+                    b"#!/bin/sh\n".to_vec(),
+                    0o755,
+                ));
+            }
+            items.push(Item::File(format!("d{d}/loose"), b"loose".to_vec(), 0o640));
+        }
+        if generation > 1 {
+            items.push(Item::File("new.txt".into(), b"new".to_vec(), 0o644));
+        }
+        items
+    }
+
+    const CONFIG: &str = "shared = [\"uploads\"]\nignore = [\"logs/**\"]\n";
+
+    fn config() -> ReleaseConfig {
+        ReleaseConfig::parse(CONFIG).unwrap()
+    }
+
+    /// Every path under `dir` with what it is: kind, mode, content hash or target.
+    fn walk(dir: &Path) -> BTreeMap<String, String> {
+        fn visit(dir: &Path, relative: &str, out: &mut BTreeMap<String, String>) {
+            for child in fs::read_dir(dir.join(relative)).unwrap() {
+                let child = child.unwrap();
+                let name = child.file_name().into_string().unwrap();
+                let path = if relative.is_empty() {
+                    name
+                } else {
+                    format!("{relative}/{name}")
+                };
+                let metadata = fs::symlink_metadata(child.path()).unwrap();
+                let mode = permission_bits(&metadata);
+                let what = if metadata.is_dir() {
+                    visit(dir, &path, out);
+                    format!("dir {mode:o}")
+                } else if metadata.file_type().is_symlink() {
+                    format!("link {}", fs::read_link(child.path()).unwrap().display())
+                } else {
+                    format!("file {mode:o} {}", hash_file(&child.path()).unwrap())
+                };
+                out.insert(path, what);
+            }
+        }
+        let mut out = BTreeMap::new();
+        visit(dir, "", &mut out);
+        out
+    }
+
+    /// The stat index of a release as a fresh `stat` of its files sees it.
+    fn fresh_index(dir: &Path, manifest: &Manifest, config: &ReleaseConfig) -> StatIndex {
+        StatIndex::from_files(manifest.entries.iter().filter_map(|entry| {
+            let file = FileFacts::of(entry)?;
+            if config.is_shared(file.path) || config.is_ignored(file.path) {
+                return None;
+            }
+            let metadata = fs::symlink_metadata(dir.join(file.path)).unwrap();
+            assert!(metadata.is_file(), "{}", file.path);
+            Some((file.path.to_owned(), FileStat::of(&metadata, file.hash)))
+        }))
+    }
+
+    #[test]
+    fn parallel_fill_builds_the_same_tree_as_one_thread() {
+        let target = Target::new();
+        let config = config();
+        let v1 = target.release(&big_tree(1));
+        target.stage("1.0", &v1, &config);
+        let v2 = target.release(&big_tree(2));
+        assert!(v2.entries.len() >= 2 * PARALLEL_MIN_ENTRIES);
+        let sources = ContentSources::new(&target.layout, Some("1.0"), &target.cache);
+        let releases = target.layout.releases_dir();
+        let fill_with = |name: &str, workers: usize| {
+            let partial = releases.join(name);
+            fs::create_dir(&partial).unwrap();
+            let filled = fill(&target.layout, &partial, &v2, &config, &sources, workers).unwrap();
+            (partial, filled)
+        };
+        let (one, by_one) = fill_with(".one", 1);
+        let (four, by_four) = fill_with(".four", 4);
+        assert_eq!(by_one.report, by_four.report);
+        let report = &by_one.report;
+        assert!(
+            report.files_linked > 0 && report.files_copied > 0,
+            "{report:?}"
+        );
+        // All but the one in `uploads`, which exists in `shared/` since 1.0.
+        assert_eq!(report.files_linked + report.files_copied, v2.n_files() - 1);
+        assert!(!one.join("uploads").exists());
+        assert_eq!(walk(&one), walk(&four));
+        assert_eq!(by_one.index, fresh_index(&one, &v2, &config));
+        assert_eq!(by_four.index, fresh_index(&four, &v2, &config));
+        // The same files were linked (sharing an inode) and the same ones written.
+        let mut linked = 0;
+        for entry in &v2.entries {
+            if let EntryKind::File { .. } = entry.kind {
+                let ino = |dir: &Path| fs::symlink_metadata(dir.join(&entry.path)).unwrap().ino();
+                if !config.is_shared(&entry.path) {
+                    linked += u64::from(ino(&one) == ino(&four));
+                }
+            }
+        }
+        assert_eq!(linked, report.files_linked);
+    }
+
+    #[test]
+    fn shared_out_pieces_cover_every_entry_once_with_parents_first() {
+        let target = Target::new();
+        let manifest = target.release(&big_tree(1));
+        let todo: Vec<usize> = (0..manifest.entries.len()).collect();
+        for workers in [2, 3, 4] {
+            let pieces = share_out(&manifest, todo.clone(), workers);
+            assert!(pieces.units.len() >= workers * 2, "{}", pieces.units.len());
+            let mut created: HashSet<&str> = HashSet::new();
+            for &i in &pieces.first {
+                let path = manifest.entries[i].path.as_str();
+                assert!(path
+                    .rsplit_once('/')
+                    .is_none_or(|(p, _)| created.contains(p)));
+                created.insert(path);
+            }
+            let mut seen: Vec<usize> = pieces.first.clone();
+            for unit in &pieces.units {
+                assert!(unit.windows(2).all(|w| w[0] < w[1]), "manifest order");
+                let mut in_unit: HashSet<&str> = HashSet::new();
+                for &i in unit {
+                    let path = manifest.entries[i].path.as_str();
+                    if let Some((parent, _)) = path.rsplit_once('/') {
+                        assert!(
+                            created.contains(parent) || in_unit.contains(parent),
+                            "{path} before its parent"
+                        );
+                    }
+                    in_unit.insert(path);
+                }
+                seen.extend(unit);
+            }
+            seen.sort_unstable();
+            assert_eq!(seen, todo);
+            // The big directory was split, the others were not.
+            assert!(pieces
+                .first
+                .iter()
+                .any(|&i| manifest.entries[i].path == "d0"));
+            assert!(!pieces
+                .first
+                .iter()
+                .any(|&i| manifest.entries[i].path == "d1"));
+        }
+    }
+
+    #[test]
+    fn the_index_staging_records_is_a_fresh_stat_of_the_release() {
+        let target = Target::new();
+        let config = config();
+        for (generation, version) in [(1, "1.0"), (2, "2.0"), (3, "3.0")] {
+            let manifest = target.release(&big_tree(generation));
+            let report = target.stage(version, &manifest, &config);
+            assert!(report.files_copied > 0, "{report:?}");
+            let dir = target.layout.release_dir(version);
+            let recorded = StatIndex::load(&target.layout, version);
+            assert_eq!(recorded, fresh_index(&dir, &manifest, &config), "{version}");
+            assert!(recorded.get("logs/app.log").is_none());
+            assert!(recorded.get("uploads/a.png").is_none());
+            assert!(recorded.get("chunked.bin").is_some());
+        }
+    }
+
+    #[test]
+    fn blobs_needed_trusts_the_index_unless_asked_to_verify() {
+        let target = Target::new();
+        let config = ReleaseConfig::default();
+        let items = |generation: u32| {
+            let mut items: Vec<Item> = (0..20)
+                .map(|i| Item::File(format!("f{i}"), format!("content {i}").into(), 0o644))
+                .collect();
+            items.push(Item::File(
+                "changed".into(),
+                format!("generation {generation}").into(),
+                0o644,
+            ));
+            items
+        };
+        let v1 = target.release(&items(1));
+        target.stage("1.0", &v1, &config);
+        let v2 = target.release(&items(2));
+        let needed = |check| {
+            let chunks = blobs_needed_with(
+                &target.layout,
+                "2.0",
+                &v2,
+                Some("1.0"),
+                &target.cache,
+                check,
+            );
+            chunks.into_iter().map(|c| c.hash).collect::<Vec<_>>()
+        };
+        assert!(needed(PreviousCheck::Recorded).is_empty());
+        assert!(needed(PreviousCheck::Verified).is_empty());
+
+        // f3 leaves the cache and is changed by hand in 1.0 (the cache's name for the
+        // same inode is removed first, so the cache stays sound).
+        let f3 = ContentHash::of(b"content 3");
+        assert!(target.cache.remove(&f3).unwrap());
+        let in_previous = target.layout.release_dir("1.0").join("f3");
+        fs::write(&in_previous, b"CONTENT 3").unwrap();
+        // The index alone still says 1.0 holds it; looking at the file says it does not.
+        assert!(needed(PreviousCheck::Recorded).is_empty());
+        assert_eq!(needed(PreviousCheck::Verified), [f3]);
+        assert_eq!(
+            blobs_needed(&target.layout, "2.0", &v2, Some("1.0"), &target.cache),
+            []
+        );
+        // Staging checks every file it links, so it refuses the changed one.
+        let staged = stage_release(
+            &target.layout,
+            "2.0",
+            &v2,
+            &config,
+            Some("1.0"),
+            &target.cache,
+        );
+        assert!(
+            matches!(staged, Err(AgentError::Missing { ref path, .. }) if path == "f3"),
+            "{staged:?}"
+        );
+    }
+
+    #[test]
+    fn a_small_tree_is_filled_by_one_thread_and_a_big_one_by_several() {
+        assert_eq!(workers_for(PARALLEL_MIN_ENTRIES - 1), 1);
+        let many = workers_for(100_000);
+        assert!((1..=MAX_WORKERS).contains(&many));
+    }
 }

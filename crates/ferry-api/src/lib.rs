@@ -95,6 +95,9 @@ pub struct Environment {
     pub approvals: u32,
     pub self_approval: bool,
     pub protected: bool,
+    /// Freeze windows, `CRON DURATION` in UTC.
+    #[serde(default)]
+    pub freeze: Vec<String>,
 }
 
 /// Creates an environment after another one (at the end when `after` is absent).
@@ -116,6 +119,12 @@ pub struct ChangePolicy {
     pub self_approval: Option<bool>,
     #[serde(default)]
     pub protected: Option<bool>,
+    /// Freeze windows to add, `CRON DURATION` in UTC (`0 18 * * FRI 64h`).
+    #[serde(default)]
+    pub freeze: Vec<String>,
+    /// Freeze windows to remove, as listed.
+    #[serde(default)]
+    pub unfreeze: Vec<String>,
 }
 
 /// A role: its level per environment and its capabilities.
@@ -145,6 +154,16 @@ pub struct App {
     /// Releases kept by retention.
     pub keep: u32,
     pub created_at: String,
+}
+
+/// A level granted to one user on one application in one environment (`none` removes it).
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AppGrant {
+    pub user: String,
+    pub env: String,
+    /// `none`, `view`, `deploy`, `approve` or `admin`.
+    pub level: String,
 }
 
 /// Creates an application.
@@ -226,6 +245,9 @@ pub struct CreateRelease {
     /// Accept a tree with no entries.
     #[serde(default)]
     pub allow_empty: bool,
+    /// The release this one fixes: a hotfix enters the pipeline at pp.
+    #[serde(default)]
+    pub hotfix_of: Option<String>,
 }
 
 /// A release.
@@ -242,6 +264,9 @@ pub struct Release {
     pub notes: Option<String>,
     pub created_at: String,
     pub created_by: String,
+    /// The release a hotfix fixes; absent for a product release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hotfix_of: Option<String>,
 }
 
 /// The answer to creating a release: `created` is false when the version already existed
@@ -319,7 +344,7 @@ pub struct Placement {
 }
 
 /// Asks for a deployment.
-#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateDeployment {
     pub version: String,
@@ -329,6 +354,43 @@ pub struct CreateDeployment {
     pub strategy: Option<String>,
     #[serde(default)]
     pub reason: Option<String>,
+    /// Only fetch and stage the release on the targets, switching none: a later deployment
+    /// of the same release is then only a switch.
+    #[serde(default)]
+    pub stage_only: bool,
+    /// Deploy a release older than the one running (by deployment history).
+    #[serde(default)]
+    pub allow_downgrade: bool,
+    /// Override approvals and freeze windows (admin on the environment; `reason` required).
+    #[serde(default)]
+    pub break_glass: bool,
+}
+
+/// Deploys what runs in one environment to the next one.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePromotion {
+    pub from: String,
+    pub to: String,
+    /// `rolling` (default) or `parallel`.
+    #[serde(default)]
+    pub strategy: Option<String>,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub break_glass: bool,
+}
+
+/// An approval or a rejection of a deployment awaiting approval.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Review {
+    /// Required to reject.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// The release approved; the deployment's own when absent.
+    #[serde(default)]
+    pub version: Option<String>,
 }
 
 /// Asks to go back to a release already on the targets.
@@ -339,6 +401,11 @@ pub struct CreateRollback {
     /// The version to go back to; the one before the current one when absent.
     #[serde(default)]
     pub to: Option<String>,
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Override a freeze window (admin on the environment; `reason` required).
+    #[serde(default)]
+    pub break_glass: bool,
 }
 
 /// One target's part of a deployment.
@@ -357,9 +424,9 @@ pub struct Deployment {
     pub app: String,
     pub env: String,
     pub version: String,
-    /// `deploy` or `rollback`.
+    /// `deploy`, `rollback` or `stage` (stage-only).
     pub kind: String,
-    /// `running`, `succeeded`, `failed` or `rolled_back`.
+    /// `awaiting_approval`, `running`, `succeeded`, `failed` or `rolled_back`.
     pub status: String,
     pub strategy: String,
     pub reason: Option<String>,
@@ -367,6 +434,18 @@ pub struct Deployment {
     pub created_at: String,
     pub updated_at: String,
     pub targets: Vec<DeploymentTarget>,
+    /// The approvals recorded (shown for one deployment, not in lists).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approvals: Option<Vec<DeploymentApproval>>,
+}
+
+/// One approval of a deployment.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct DeploymentApproval {
+    pub approver: String,
+    pub version: String,
+    pub reason: Option<String>,
+    pub at: String,
 }
 
 /// `ferry status`: what runs where.
@@ -438,6 +517,17 @@ pub struct DesiredApp {
     /// still on disk, without staging it again.
     #[serde(default)]
     pub switch_back: bool,
+    /// A release to fetch and stage ahead of a switch, without serving it.
+    #[serde(default)]
+    pub stage: Option<DesiredStage>,
+}
+
+/// A release a target is asked to stage ahead, and the deployment to report to (outcome
+/// `staged` or `stage_failed`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DesiredStage {
+    pub version: String,
+    pub deployment: i64,
 }
 
 /// What an agent reports after converging one application.
@@ -446,7 +536,8 @@ pub struct DesiredApp {
 pub struct AgentReport {
     pub app: String,
     pub deployment: i64,
-    /// `succeeded`, `rolled_back` or `failed`.
+    /// `succeeded`, `rolled_back` or `failed`; for a release staged ahead, `staged` or
+    /// `stage_failed`.
     pub outcome: String,
     #[serde(default)]
     pub reason: Option<String>,

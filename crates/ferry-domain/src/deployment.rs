@@ -1,6 +1,9 @@
 //! A deployment as a state machine with one step per target. The server feeds it what
 //! agents report (and timeouts); it answers with what each target must do next. No I/O:
 //! the orchestrator stores the state and turns commands into each agent's desired state.
+//!
+//! A stage-only deployment asks every target to fetch and stage the release without
+//! switching to it, so that a later deployment of the same release is only a switch.
 
 use serde::{Deserialize, Serialize};
 
@@ -37,6 +40,10 @@ pub enum TargetState {
     Reverted,
     /// Never reached: the deployment stopped before its turn.
     Skipped,
+    /// Stage-only: asked to stage the release; not reported yet.
+    Staging,
+    /// Stage-only: the release is on the target, ready to be switched to.
+    Staged,
 }
 
 impl TargetState {
@@ -44,7 +51,10 @@ impl TargetState {
     pub fn is_final(&self) -> bool {
         !matches!(
             self,
-            TargetState::Pending | TargetState::Deploying | TargetState::RollingBack
+            TargetState::Pending
+                | TargetState::Deploying
+                | TargetState::RollingBack
+                | TargetState::Staging
         )
     }
 
@@ -86,6 +96,8 @@ pub enum Command {
     Deploy { target: String },
     /// Go back to `to` (`None`: serve nothing, there was no previous release).
     RollBack { target: String, to: Option<String> },
+    /// Fetch and stage the deployment's release, without switching to it.
+    Stage { target: String },
 }
 
 /// What a target reported, or what the server concluded about it.
@@ -101,6 +113,8 @@ pub enum Report {
     Reverted,
     /// The target did not answer in time.
     TimedOut { reason: String },
+    /// The release is staged on the target.
+    Staged,
 }
 
 /// A deployment in progress or finished.
@@ -111,6 +125,9 @@ pub struct Deployment {
     pub status: Status,
     /// Why a deployment that did not succeed ended as it did.
     pub reason: Option<String>,
+    /// Stages the release on every target and switches none.
+    #[serde(default)]
+    pub stage_only: bool,
 }
 
 impl Deployment {
@@ -128,7 +145,28 @@ impl Deployment {
                 .collect(),
             status: Status::Running,
             reason: None,
+            stage_only: false,
         }
+    }
+
+    /// A stage-only deployment to `targets`, not started.
+    pub fn staging(targets: Vec<(String, Option<String>)>) -> Deployment {
+        Deployment {
+            stage_only: true,
+            ..Deployment::new(Strategy::Parallel, targets)
+        }
+    }
+
+    /// Asks every target not yet asked to stage the release ahead of its turn (while the
+    /// deployment waits, for example); what they answer does not change the deployment.
+    pub fn stage_ahead(&self) -> Vec<Command> {
+        self.steps
+            .iter()
+            .filter(|step| step.state == TargetState::Pending)
+            .map(|step| Command::Stage {
+                target: step.target.clone(),
+            })
+            .collect()
     }
 
     /// Starts the deployment: the first target (rolling) or all of them (parallel).
@@ -137,6 +175,18 @@ impl Deployment {
             self.status = Status::Failed;
             self.reason = Some("the application is placed on no target in this environment".into());
             return Vec::new();
+        }
+        if self.stage_only {
+            return self
+                .steps
+                .iter_mut()
+                .map(|step| {
+                    step.state = TargetState::Staging;
+                    Command::Stage {
+                        target: step.target.clone(),
+                    }
+                })
+                .collect();
         }
         let n_first = match self.strategy {
             Strategy::Rolling => 1,
@@ -177,6 +227,17 @@ impl Deployment {
                 }
             }
             (TargetState::RollingBack, Report::Reverted) => step.state = TargetState::Reverted,
+            (TargetState::Staging, Report::Staged) => step.state = TargetState::Staged,
+            (
+                TargetState::Staging,
+                Report::Failed { reason }
+                | Report::RolledBack { reason }
+                | Report::TimedOut { reason },
+            ) => {
+                step.state = TargetState::Failed {
+                    reason: format!("{target}: could not stage: {reason}"),
+                }
+            }
             (
                 TargetState::RollingBack,
                 Report::TimedOut { reason }
@@ -240,7 +301,11 @@ impl Deployment {
                 }];
             }
         }
-        if self.steps.iter().all(|s| s.state == TargetState::Succeeded) {
+        if self
+            .steps
+            .iter()
+            .all(|s| matches!(s.state, TargetState::Succeeded | TargetState::Staged))
+        {
             self.status = Status::Succeeded;
         }
         Vec::new()
@@ -250,7 +315,12 @@ impl Deployment {
     pub fn waiting_on(&self) -> Vec<&str> {
         self.steps
             .iter()
-            .filter(|s| matches!(s.state, TargetState::Deploying | TargetState::RollingBack))
+            .filter(|s| {
+                matches!(
+                    s.state,
+                    TargetState::Deploying | TargetState::RollingBack | TargetState::Staging
+                )
+            })
             .map(|s| s.target.as_str())
             .collect()
     }
@@ -294,6 +364,7 @@ mod tests {
                 Command::RollBack { target, to } => {
                     format!("back:{target}>{}", to.as_deref().unwrap_or("none"))
                 }
+                Command::Stage { target } => format!("stage:{target}"),
             })
             .collect();
         format!("[{}]", parts.join(","))
@@ -309,6 +380,8 @@ mod tests {
             TargetState::RollingBack => "rollingback",
             TargetState::Reverted => "reverted",
             TargetState::Skipped => "skipped",
+            TargetState::Staging => "staging",
+            TargetState::Staged => "staged",
         }
     }
 
@@ -365,6 +438,94 @@ mod tests {
         for (reports, expected) in cases {
             assert_eq!(run(Parallel, &[], &reports), expected, "{reports:?}");
         }
+    }
+
+    /// Like `run`, for a stage-only deployment.
+    fn run_staging(reports: &[(&str, Report)]) -> String {
+        let targets = ["a", "b"]
+            .iter()
+            .map(|t| (t.to_string(), Some("v1".to_owned())))
+            .collect();
+        let mut deployment = Deployment::staging(targets);
+        let mut trace = vec![commands(&deployment.start())];
+        for (target, report) in reports {
+            trace.push(commands(&deployment.apply(target, report.clone())));
+        }
+        let states: Vec<String> = deployment
+            .steps
+            .iter()
+            .map(|s| format!("{}={}", s.target, short(&s.state)))
+            .collect();
+        format!(
+            "{} | {} | {:?}",
+            trace.join(" "),
+            states.join(" "),
+            deployment.status
+        )
+    }
+
+    #[test]
+    fn stage_only() {
+        let failed = || Report::Failed {
+            reason: "disk full".into(),
+        };
+        let cases: Vec<(Vec<(&str, Report)>, &str)> = vec![
+            (
+                vec![("b", Report::Staged), ("a", Report::Staged)],
+                "[stage:a,stage:b] [] [] | a=staged b=staged | Succeeded",
+            ),
+            (
+                vec![("a", Report::Staged)],
+                "[stage:a,stage:b] [] | a=staged b=staging | Running",
+            ),
+            // Nothing switched, so nothing is rolled back.
+            (
+                vec![("a", Report::Staged), ("b", failed())],
+                "[stage:a,stage:b] [] [] | a=staged b=failed | Failed",
+            ),
+            (
+                vec![("a", dead()), ("b", Report::Staged)],
+                "[stage:a,stage:b] [] [] | a=failed b=staged | Failed",
+            ),
+            // Deploy reports do not fit a staging target.
+            (
+                vec![
+                    ("a", ok()),
+                    ("b", Report::Reverted),
+                    ("a", Report::Staged),
+                    ("a", Report::Staged),
+                ],
+                "[stage:a,stage:b] [] [] [] [] | a=staged b=staging | Running",
+            ),
+        ];
+        for (reports, expected) in cases {
+            assert_eq!(run_staging(&reports), expected, "{reports:?}");
+        }
+    }
+
+    #[test]
+    fn staging_reports_do_not_move_a_deployment() {
+        let trace = run(
+            Strategy::Rolling,
+            &[],
+            &[("b", Report::Staged), ("a", Report::Staged), ("a", ok())],
+        );
+        assert_eq!(
+            trace,
+            "[deploy:a] [] [] [deploy:b] | a=ok b=deploying c=pending | Running"
+        );
+    }
+
+    #[test]
+    fn stage_ahead_asks_the_targets_not_asked_yet() {
+        let mut deployment = Deployment::new(
+            Strategy::Rolling,
+            vec![("a".into(), None), ("b".into(), None)],
+        );
+        assert_eq!(commands(&deployment.stage_ahead()), "[stage:a,stage:b]");
+        deployment.start();
+        assert_eq!(commands(&deployment.stage_ahead()), "[stage:b]");
+        assert_eq!(deployment.waiting_on(), ["a"]);
     }
 
     #[test]

@@ -4,10 +4,15 @@
 //! Architecture invariant: this crate knows nothing about HTTP, SQL, the filesystem or the
 //! clock. Callers pass in what the rules need (roles, the pipeline, times as numbers).
 
+pub mod approval;
 pub mod audit;
 pub mod deployment;
+pub mod downgrade;
 pub mod duration;
+pub mod freeze;
+pub mod lifecycle;
 pub mod name;
+pub mod overrides;
 pub mod permission;
 pub mod pipeline;
 pub mod retention;

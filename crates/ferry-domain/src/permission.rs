@@ -138,9 +138,29 @@ pub struct Principal {
     pub user: String,
     pub default_role: Role,
     pub team_roles: BTreeMap<String, Role>,
+    /// Levels granted to this user on single applications: app → environment → level.
+    pub app_grants: BTreeMap<String, BTreeMap<String, Level>>,
 }
 
 impl Principal {
+    /// The level granted on `app` in `env` by a per-app grant.
+    pub fn granted(&self, app: &str, env: &str) -> Level {
+        self.app_grants
+            .get(app)
+            .and_then(|levels| levels.get(env))
+            .copied()
+            .unwrap_or(Level::None)
+    }
+
+    /// The level on `app` (of `team`) in `env`: the team role's, or a per-app grant's if
+    /// higher.
+    pub fn level_on(&self, team: &str, app: &str, env: &str) -> Level {
+        let from_team = self
+            .role_in_team(team)
+            .map_or(Level::None, |role| role.level_in(env));
+        from_team.max(self.granted(app, env))
+    }
+
     /// The role that applies to this team's applications, if any.
     pub fn role_in_team(&self, team: &str) -> Option<&Role> {
         self.team_roles.get(team).or_else(|| {
@@ -173,6 +193,16 @@ pub enum Action<'a> {
     /// Act on this team's applications in one environment at least at `level`.
     InEnvironment {
         team: &'a str,
+        env: &'a str,
+        level: Level,
+    },
+    /// See an application: its team's members, and users granted a level on it.
+    ViewApp { team: &'a str, app: &'a str },
+    /// Act on one application in an environment at `level`: the team role's level or a
+    /// per-app grant.
+    OnApp {
+        team: &'a str,
+        app: &'a str,
         env: &'a str,
         level: Level,
     },
@@ -268,6 +298,37 @@ pub fn decide(principal: &Principal, action: Action<'_>) -> Decision {
                 "opening and acknowledging incidents needs the support role or higher",
             ),
         },
+        Action::ViewApp { team, app } => {
+            let granted = principal
+                .app_grants
+                .get(app)
+                .is_some_and(|levels| levels.values().any(|l| *l >= Level::View));
+            match decide(principal, Action::ViewTeam { team }) {
+                Decision::Allow => Decision::Allow,
+                _ if granted => Decision::Allow,
+                denied => denied,
+            }
+        }
+        Action::OnApp {
+            team,
+            app,
+            env,
+            level,
+        } => {
+            if principal.granted(app, env) >= level {
+                return Decision::Allow;
+            }
+            match decide(principal, Action::InEnvironment { team, env, level }) {
+                Decision::Allow => Decision::Allow,
+                Decision::Deny(reason) if principal.app_grants.contains_key(app) => {
+                    Decision::Deny(format!(
+                        "{reason}; the grant on {app:?} gives {} on {env:?}, and this needs {level}",
+                        principal.granted(app, env)
+                    ))
+                }
+                denied => denied,
+            }
+        }
         Action::InEnvironment { team, env, level } => match team_role(team) {
             Err(denied) => denied,
             Ok(role) if role.level_in(env) >= level => Decision::Allow,

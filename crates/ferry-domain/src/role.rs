@@ -77,6 +77,7 @@ mod tests {
             user: "u".into(),
             default_role: role("viewer"),
             team_roles: [("shop".to_owned(), role(name))].into(),
+            app_grants: BTreeMap::new(),
         }
     }
 
@@ -86,6 +87,7 @@ mod tests {
             user: "u".into(),
             default_role: role(name),
             team_roles: BTreeMap::new(),
+            app_grants: BTreeMap::new(),
         }
     }
 
@@ -197,6 +199,63 @@ mod tests {
     }
 
     #[test]
+    fn a_per_app_grant_reaches_one_application_and_nothing_else() {
+        let mut freelancer = outsider("viewer");
+        freelancer.app_grants = [(
+            "web".to_owned(),
+            [
+                ("dev".to_owned(), Level::Deploy),
+                ("prd".to_owned(), Level::View),
+            ]
+            .into(),
+        )]
+        .into();
+        let on = |app, env, level| Action::OnApp {
+            team: "shop",
+            app,
+            env,
+            level,
+        };
+        // (action, allowed?)
+        let cases = [
+            (
+                Action::ViewApp {
+                    team: "shop",
+                    app: "web",
+                },
+                true,
+            ),
+            (
+                Action::ViewApp {
+                    team: "shop",
+                    app: "api",
+                },
+                false,
+            ),
+            (Action::ViewTeam { team: "shop" }, false),
+            (on("web", "dev", Level::Deploy), true),
+            (on("web", "dev", Level::Approve), false),
+            (on("web", "pp", Level::View), false),
+            (on("web", "prd", Level::View), true),
+            (on("web", "prd", Level::Deploy), false),
+            (on("api", "dev", Level::Deploy), false),
+        ];
+        for (action, allowed) in cases {
+            assert_eq!(
+                decide(&freelancer, action).is_allowed(),
+                allowed,
+                "{action:?}"
+            );
+        }
+        // A grant adds to a team role, never takes away.
+        let mut lead = member("lead");
+        lead.app_grants = [("web".to_owned(), [("prd".to_owned(), Level::View)].into())].into();
+        assert!(decide(&lead, on("web", "prd", Level::Approve)).is_allowed());
+        assert_eq!(lead.level_on("shop", "web", "prd"), Level::Approve);
+        assert_eq!(freelancer.level_on("shop", "web", "dev"), Level::Deploy);
+    }
+
+    #[test]
     fn a_team_override_replaces_the_default_role_only_in_that_team() {
         let principal = Principal {
             user: "dana".into(),
@@ -206,6 +265,7 @@ mod tests {
                 ("blog".to_owned(), role("viewer")),
             ]
             .into(),
+            app_grants: BTreeMap::new(),
         };
         let approve_prd = |team| Action::InEnvironment {
             team,

@@ -6,7 +6,7 @@ use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use ferry_domain::audit::AuditRecord;
-use ferry_domain::permission::{decide, Action, Decision, Principal, Role};
+use ferry_domain::permission::{decide, Action, Decision, Level, Principal, Role};
 use ferry_domain::token::{format_token, hash_token};
 use ferry_store::User;
 
@@ -39,6 +39,12 @@ impl Caller {
     /// Whether the caller may perform `action`.
     pub fn may(&self, action: Action<'_>) -> bool {
         decide(&self.principal, action).is_allowed()
+    }
+
+    /// The caller's level on `app` of `team` in `env`: the team role's, or a per-app
+    /// grant's if higher.
+    pub fn level_on(&self, app: &ferry_store::App, env: &str) -> Level {
+        self.principal.level_on(&app.team, &app.name, env)
     }
 
     /// The audit record of a change this caller makes now.
@@ -88,10 +94,18 @@ pub fn principal_of(user: &User, roles: &[Role]) -> Result<Principal, ApiError> 
         };
         team_roles.insert(membership.team.clone(), team_role);
     }
+    let mut app_grants: BTreeMap<String, BTreeMap<String, Level>> = BTreeMap::new();
+    for grant in &user.grants {
+        app_grants
+            .entry(grant.app.clone())
+            .or_default()
+            .insert(grant.env.clone(), grant.level);
+    }
     Ok(Principal {
         user: user.name.clone(),
         default_role,
         team_roles,
+        app_grants,
     })
 }
 

@@ -46,6 +46,12 @@ impl ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 
+    /// 409: the pipeline's policy refuses this now (`code` names the rule: lifecycle,
+    /// downgrade, frozen, approval).
+    pub fn policy(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::CONFLICT, code, message)
+    }
+
     /// 422: well-formed but refused input, such as a name outside its pattern.
     pub fn invalid(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", message)

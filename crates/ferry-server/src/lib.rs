@@ -15,6 +15,7 @@ mod maintenance;
 mod metrics;
 mod openapi;
 mod orchestrator;
+mod served;
 mod state;
 mod tls;
 
@@ -101,6 +102,7 @@ pub async fn serve(listener: tokio::net::TcpListener, config: ServerConfig) -> a
         gc_grace: config.gc_grace,
         orchestra: Arc::new(orchestrator::Orchestra::new(clock.now_ms())),
         manifests: Arc::default(),
+        served: Arc::default(),
         tls_fingerprint: tls.as_ref().map(|t| t.fingerprint.clone()),
     };
     tokio::spawn(orchestrator::run_timeouts(

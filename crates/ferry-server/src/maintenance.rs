@@ -107,7 +107,7 @@ async fn pinned_versions(
         .list_deployments(Some(app), 1000)
         .await?
         .into_iter()
-        .filter(|d| d.status == "succeeded" && protected.contains(&d.env))
+        .filter(|d| d.went_live() && protected.contains(&d.env))
         .take(PROTECTED_DEPLOYMENTS_PINNED);
     for deployment in recent {
         pins.entry(deployment.version)

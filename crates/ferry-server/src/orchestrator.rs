@@ -2,6 +2,7 @@
 //! state, feeds it what agents report, and times out targets that stay silent. Agents
 //! long-poll for their desired state and are woken when it changes.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -13,11 +14,19 @@ use tokio::sync::{Mutex, Notify};
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// What agents wait on, and the lock that serialises changes to running deployments.
+/// What agents and `--wait` wait on, and the lock that serialises changes to running
+/// deployments.
 pub struct Orchestra {
     /// Grows with every change of any desired state; agents long-poll past it.
-    pub generation: AtomicU64,
+    generation: AtomicU64,
+    /// The generation at which each target's desired state last changed, so a change wakes
+    /// only the agents it concerns for more than a look at this map.
+    changed_targets: std::sync::Mutex<HashMap<String, u64>>,
+    /// The generation at which every target was last told to look again.
+    everyone: AtomicU64,
     pub changed: Notify,
+    /// Notified whenever a deployment changes (for `ferry deploy --wait`).
+    pub deployments: Notify,
     /// Reports for one deployment may arrive together; each is applied to the latest state.
     pub lock: Mutex<()>,
 }
@@ -26,16 +35,52 @@ impl Orchestra {
     /// Starts the generation at `now_ms`, so it keeps growing across server restarts and an
     /// agent's `after` from before a restart never hides a change.
     pub fn new(now_ms: i64) -> Orchestra {
+        let start = now_ms.max(0) as u64;
         Orchestra {
-            generation: AtomicU64::new(now_ms.max(0) as u64),
+            generation: AtomicU64::new(start),
+            changed_targets: Default::default(),
+            everyone: AtomicU64::new(start),
             changed: Notify::new(),
+            deployments: Notify::new(),
             lock: Mutex::new(()),
         }
     }
 
-    /// Wakes every waiting agent.
+    /// The latest generation.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// The generation at which `target`'s desired state last changed.
+    pub fn generation_of(&self, target: &str) -> u64 {
+        let own = self
+            .changed_targets
+            .lock()
+            .expect("the map is never poisoned")
+            .get(target)
+            .copied()
+            .unwrap_or(0);
+        own.max(self.everyone.load(Ordering::SeqCst))
+    }
+
+    /// Wakes every waiting agent and tells them all to look again.
     pub fn bump(&self) {
-        self.generation.fetch_add(1, Ordering::SeqCst);
+        let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        self.everyone.fetch_max(generation, Ordering::SeqCst);
+        self.changed.notify_waiters();
+    }
+
+    /// Tells the agents of `targets` that their desired state changed.
+    pub fn bump_targets<'t>(&self, targets: impl IntoIterator<Item = &'t str>) {
+        let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut changed = self
+            .changed_targets
+            .lock()
+            .expect("the map is never poisoned");
+        for target in targets {
+            changed.insert(target.to_owned(), generation);
+        }
+        drop(changed);
         self.changed.notify_waiters();
     }
 }
@@ -60,12 +105,21 @@ pub fn desired_changes(record: &DeploymentRecord, commands: Vec<Command>) -> Vec
                 app: record.app.clone(),
                 version: Some(record.version.clone()),
                 deployment_id: record.id,
+                stage_only: false,
             },
             Command::RollBack { target, to } => DesiredChange {
                 target,
                 app: record.app.clone(),
                 version: to,
                 deployment_id: record.id,
+                stage_only: false,
+            },
+            Command::Stage { target } => DesiredChange {
+                target,
+                app: record.app.clone(),
+                version: Some(record.version.clone()),
+                deployment_id: record.id,
+                stage_only: true,
             },
         })
         .collect()
@@ -131,14 +185,15 @@ async fn save(
         app: Some(record.app.clone()),
         details: serde_json::json!({ "status": record.status, "reason": record.reason, "version": record.version, "env": record.env }).to_string(),
     });
-    let n_changes = changes.len();
+    let targets: Vec<String> = changes.iter().map(|c| c.target.clone()).collect();
     state
         .store
         .update_deployment(record, changes, bad_version.as_deref(), audit)
         .await?;
-    if n_changes > 0 {
-        state.orchestra.bump();
-    }
+    state
+        .orchestra
+        .bump_targets(targets.iter().map(String::as_str));
+    state.orchestra.deployments.notify_waiters();
     Ok(())
 }
 

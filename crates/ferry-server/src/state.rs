@@ -29,6 +29,8 @@ pub struct AppState {
     pub gc_grace: Duration,
     /// Manifests read recently, by manifest blob.
     pub manifests: Arc<ManifestCache>,
+    /// Blob batches and manifests served to agents recently.
+    pub served: Arc<crate::served::Served>,
     /// Wakes agents and serialises deployment progress.
     pub orchestra: Arc<crate::orchestrator::Orchestra>,
     /// The SHA-256 fingerprint of the server's CA certificate when it serves HTTPS;

@@ -1,6 +1,7 @@
 //! Teams, users, their memberships and API tokens.
 
-use ferry_store::{Membership, NewUser, StoreResult, Team, User};
+use ferry_domain::permission::Level;
+use ferry_store::{AppGrant, Membership, NewUser, StoreError, StoreResult, Team, User};
 use sqlx::{Row, SqliteConnection};
 
 use crate::{backend, not_found, unique};
@@ -110,6 +111,87 @@ async fn memberships(conn: &mut SqliteConnection, user_id: i64) -> StoreResult<V
         .collect())
 }
 
+async fn grants(
+    conn: &mut SqliteConnection,
+    app: Option<&str>,
+    user: Option<&str>,
+) -> StoreResult<Vec<AppGrant>> {
+    let rows = sqlx::query(
+        "SELECT apps.name AS app, users.name AS user, app_grants.env, app_grants.level
+         FROM app_grants JOIN apps ON apps.id = app_grants.app_id
+         JOIN users ON users.id = app_grants.user_id
+         WHERE (?1 IS NULL OR apps.name = ?1) AND (?2 IS NULL OR users.name = ?2)
+         ORDER BY apps.name, users.name, app_grants.env",
+    )
+    .bind(app)
+    .bind(user)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(backend)?;
+    rows.into_iter()
+        .map(|row| {
+            let level: String = row.get("level");
+            Ok(AppGrant {
+                app: row.get("app"),
+                user: row.get("user"),
+                env: row.get("env"),
+                level: level.parse().map_err(StoreError::Backend)?,
+            })
+        })
+        .collect()
+}
+
+pub(crate) async fn app_grants(
+    conn: &mut SqliteConnection,
+    app: &str,
+) -> StoreResult<Vec<AppGrant>> {
+    grants(conn, Some(app), None).await
+}
+
+/// Sets a user's level on an application in an environment; `none` removes the grant.
+pub(crate) async fn set_app_grant(
+    conn: &mut SqliteConnection,
+    grant: &AppGrant,
+) -> StoreResult<()> {
+    let user_id: i64 = sqlx::query_scalar("SELECT id FROM users WHERE name = ?")
+        .bind(&grant.user)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(backend)?
+        .ok_or_else(|| not_found("user", &grant.user))?;
+    let app_id: i64 = sqlx::query_scalar("SELECT id FROM apps WHERE name = ?")
+        .bind(&grant.app)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(backend)?
+        .ok_or_else(|| not_found("application", &grant.app))?;
+    let env: Option<String> = sqlx::query_scalar("SELECT name FROM environments WHERE name = ?")
+        .bind(&grant.env)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(backend)?;
+    if env.is_none() {
+        return Err(not_found("environment", &grant.env));
+    }
+    let query = if grant.level == Level::None {
+        sqlx::query("DELETE FROM app_grants WHERE app_id = ? AND user_id = ? AND env = ?")
+            .bind(app_id)
+            .bind(user_id)
+            .bind(&grant.env)
+    } else {
+        sqlx::query(
+            "INSERT INTO app_grants (app_id, user_id, env, level) VALUES (?, ?, ?, ?)
+             ON CONFLICT (app_id, user_id, env) DO UPDATE SET level = excluded.level",
+        )
+        .bind(app_id)
+        .bind(user_id)
+        .bind(&grant.env)
+        .bind(grant.level.as_str())
+    };
+    query.execute(&mut *conn).await.map_err(backend)?;
+    Ok(())
+}
+
 async fn users_where(
     conn: &mut SqliteConnection,
     condition: &str,
@@ -125,11 +207,13 @@ async fn users_where(
     let rows = query.fetch_all(&mut *conn).await.map_err(backend)?;
     let mut users = Vec::with_capacity(rows.len());
     for row in rows {
+        let name: String = row.get("name");
         users.push(User {
-            name: row.get("name"),
             default_role: row.get("default_role"),
             teams: memberships(conn, row.get("id")).await?,
+            grants: grants(conn, None, Some(&name)).await?,
             created_ms: row.get("created_ms"),
+            name,
         });
     }
     Ok(users)

@@ -73,7 +73,8 @@ pub(crate) async fn insert(
 ) -> StoreResult<DeploymentRecord> {
     let running: Option<i64> = sqlx::query_scalar(
         "SELECT deployments.id FROM deployments JOIN apps ON apps.id = deployments.app_id
-         WHERE apps.name = ? AND deployments.env = ? AND deployments.status = 'running'",
+         WHERE apps.name = ? AND deployments.env = ?
+           AND deployments.status IN ('running', 'awaiting_approval')",
     )
     .bind(&deployment.app)
     .bind(&deployment.env)
@@ -82,7 +83,7 @@ pub(crate) async fn insert(
     .map_err(backend)?;
     if let Some(id) = running {
         return Err(StoreError::Refused(format!(
-            "deployment {id} of {} to {} is still running: wait for it (`ferry deployment show {id}`)",
+            "deployment {id} of {} to {} is not finished: wait for it (`ferry deployment show {id}`), or approve or reject it if it awaits approval",
             deployment.app, deployment.env
         )));
     }

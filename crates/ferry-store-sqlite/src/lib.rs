@@ -9,6 +9,7 @@ mod apps;
 mod audit;
 mod deployments;
 mod pipeline;
+mod policy;
 mod releases;
 mod targets;
 
@@ -20,9 +21,9 @@ use ferry_domain::audit::AuditRecord;
 use ferry_domain::permission::{Level, Role};
 use ferry_domain::pipeline::Environment;
 use ferry_store::{
-    App, AuditChain, AuditEvent, AuditFilter, Bootstrap, DeploymentRecord, DesiredChange, NewApp,
-    NewRelease, NewUser, PolicyChange, Release, ReleaseOutcome, Store, StoreError, StoreResult,
-    Target, TargetApp, Team, User,
+    App, AppGrant, ApprovalRecord, AuditChain, AuditEvent, AuditFilter, Bootstrap,
+    DeploymentRecord, DesiredChange, FreezeWindowRecord, NewApp, NewRelease, NewUser, PolicyChange,
+    Release, ReleaseOutcome, Store, StoreError, StoreResult, Target, TargetApp, Team, User,
 };
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -387,6 +388,63 @@ impl Store for SqliteStore {
         deployments::by_id(&mut *self.read().await?, id).await
     }
 
+    async fn app_grants(&self, app: &str) -> StoreResult<Vec<AppGrant>> {
+        access::app_grants(&mut *self.read().await?, app).await
+    }
+
+    async fn set_app_grant(&self, grant: AppGrant, record: AuditRecord) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        access::set_app_grant(&mut tx, &grant).await?;
+        audit::append(&mut tx, &self.audit_key, record).await?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn approvals(&self, deployment_id: i64) -> StoreResult<Vec<ApprovalRecord>> {
+        policy::approvals(&mut *self.read().await?, deployment_id).await
+    }
+
+    async fn approve(
+        &self,
+        approval: ApprovalRecord,
+        start: Option<(DeploymentRecord, Vec<DesiredChange>)>,
+        record: AuditRecord,
+    ) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        policy::add_approval(&mut tx, &approval).await?;
+        if let Some((deployment, changes)) = start {
+            deployments::update(&mut tx, &deployment, &changes, None).await?;
+        }
+        audit::append(&mut tx, &self.audit_key, record).await?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn freeze_windows(&self, env: Option<&str>) -> StoreResult<Vec<FreezeWindowRecord>> {
+        policy::freeze_windows(&mut *self.read().await?, env).await
+    }
+
+    async fn add_freeze_window(
+        &self,
+        window: FreezeWindowRecord,
+        record: AuditRecord,
+    ) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        policy::add_freeze_window(&mut tx, &window).await?;
+        audit::append(&mut tx, &self.audit_key, record).await?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn remove_freeze_window(
+        &self,
+        env: &str,
+        expression: &str,
+        record: AuditRecord,
+    ) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        policy::remove_freeze_window(&mut tx, env, expression).await?;
+        audit::append(&mut tx, &self.audit_key, record).await?;
+        tx.commit().await.map_err(backend)
+    }
+
     async fn list_deployments(
         &self,
         app: Option<&str>,
@@ -440,6 +498,6 @@ mod tests {
         store.close().await;
         let store = SqliteStore::open(&path, key).await.unwrap();
         assert_eq!(store.list_apps().await.unwrap().len(), 1);
-        assert_eq!(store.audit_chain().await.unwrap().events.len(), 17);
+        assert_eq!(store.audit_chain().await.unwrap().events.len(), 23);
     }
 }

@@ -13,7 +13,8 @@ const ROWS_PER_STATEMENT: usize = 500;
 
 const SELECT_RELEASES: &str =
     "SELECT apps.name AS app, releases.version, releases.digest, releases.manifest_blob, releases.files,
-        releases.bytes, releases.source, releases.notes, releases.created_ms, releases.created_by
+        releases.bytes, releases.source, releases.notes, releases.created_ms, releases.created_by,
+        releases.hotfix_of
      FROM releases JOIN apps ON apps.id = releases.app_id";
 
 fn release_from_row(row: SqliteRow) -> Release {
@@ -28,6 +29,7 @@ fn release_from_row(row: SqliteRow) -> Release {
         notes: row.get("notes"),
         created_ms: row.get("created_ms"),
         created_by: row.get("created_by"),
+        hotfix_of: row.get("hotfix_of"),
     }
 }
 
@@ -81,8 +83,8 @@ pub(crate) async fn insert(
         .map_err(backend)?
         .ok_or_else(|| not_found("application", &release.app))?;
     sqlx::query(
-        "INSERT INTO releases (app_id, version, digest, manifest_blob, files, bytes, source, notes, created_ms, created_by)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO releases (app_id, version, digest, manifest_blob, files, bytes, source, notes, created_ms, created_by, hotfix_of)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(app_id)
     .bind(&release.version)
@@ -94,6 +96,7 @@ pub(crate) async fn insert(
     .bind(&release.notes)
     .bind(release.created_ms)
     .bind(&release.created_by)
+    .bind(&release.hotfix_of)
     .execute(&mut *conn)
     .await
     .map_err(backend)?;

@@ -242,11 +242,14 @@ pub(crate) async fn target_apps(
         "SELECT targets.name AS target, targets.env, apps.name AS app, target_apps.desired_version,
                 target_apps.deployment_id, deployments.kind AS deployment_kind,
                 deployments.version AS deployment_version, target_apps.current_version,
-                target_apps.state, target_apps.detail, target_apps.updated_ms
+                target_apps.state, target_apps.detail, target_apps.updated_ms,
+                staging.version AS stage_version, staging.id AS stage_deployment
          FROM target_apps
          JOIN targets ON targets.id = target_apps.target_id
          JOIN apps ON apps.id = target_apps.app_id
          LEFT JOIN deployments ON deployments.id = target_apps.deployment_id
+         LEFT JOIN deployments AS staging ON staging.id = target_apps.stage_deployment
+             AND staging.status IN ('running', 'awaiting_approval')
          WHERE ?1 IS NULL OR targets.name = ?1
          ORDER BY apps.name, targets.name",
     )
@@ -265,6 +268,9 @@ pub(crate) async fn target_apps(
             deployment_kind: row.get("deployment_kind"),
             deployment_version: row.get("deployment_version"),
             current_version: row.get("current_version"),
+            stage: row
+                .get::<Option<String>, _>("stage_version")
+                .zip(row.get::<Option<i64>, _>("stage_deployment")),
             state: row.get("state"),
             detail: row.get("detail"),
             updated_ms: row.get("updated_ms"),
@@ -306,19 +312,25 @@ pub(crate) async fn set_desired(
     change: &ferry_store::DesiredChange,
     now_ms: i64,
 ) -> StoreResult<()> {
-    sqlx::query(
+    let query = if change.stage_only {
+        "INSERT INTO target_apps (target_id, app_id, stage_version, stage_deployment, updated_ms)
+         VALUES ((SELECT id FROM targets WHERE name = ?), (SELECT id FROM apps WHERE name = ?), ?, ?, ?)
+         ON CONFLICT (target_id, app_id) DO UPDATE SET
+             stage_version = excluded.stage_version, stage_deployment = excluded.stage_deployment"
+    } else {
         "INSERT INTO target_apps (target_id, app_id, desired_version, deployment_id, updated_ms)
          VALUES ((SELECT id FROM targets WHERE name = ?), (SELECT id FROM apps WHERE name = ?), ?, ?, ?)
          ON CONFLICT (target_id, app_id) DO UPDATE SET
-             desired_version = excluded.desired_version, deployment_id = excluded.deployment_id",
-    )
-    .bind(&change.target)
-    .bind(&change.app)
-    .bind(&change.version)
-    .bind(change.deployment_id)
-    .bind(now_ms)
-    .execute(&mut *conn)
-    .await
-    .map_err(backend)?;
+             desired_version = excluded.desired_version, deployment_id = excluded.deployment_id"
+    };
+    sqlx::query(query)
+        .bind(&change.target)
+        .bind(&change.app)
+        .bind(&change.version)
+        .bind(change.deployment_id)
+        .bind(now_ms)
+        .execute(&mut *conn)
+        .await
+        .map_err(backend)?;
     Ok(())
 }

@@ -7,8 +7,9 @@ use ferry_domain::pipeline::{default_pipeline, Policy};
 use ferry_domain::role::built_in_roles;
 
 use crate::{
-    AuditFilter, Bootstrap, DeploymentRecord, DesiredChange, Membership, NewApp, NewRelease,
-    NewUser, PolicyChange, Release, ReleaseOutcome, Store, StoreError,
+    AppGrant, ApprovalRecord, AuditFilter, Bootstrap, DeploymentRecord, DesiredChange,
+    FreezeWindowRecord, Membership, NewApp, NewRelease, NewUser, PolicyChange, Release,
+    ReleaseOutcome, Store, StoreError,
 };
 
 fn audit(action: &str, subject: &str, app: Option<&str>) -> AuditRecord {
@@ -363,6 +364,7 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
             notes: None,
             created_ms: 2,
             created_by: "admin".into(),
+            hotfix_of: None,
         },
         blobs: blobs.iter().map(|b| ((*b).to_owned(), 5)).collect(),
     };
@@ -541,6 +543,7 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
         app: "shop-web".into(),
         version: version.map(str::to_owned),
         deployment_id: 0,
+        stage_only: false,
     };
     let mut created = store
         .create_deployment(
@@ -560,7 +563,7 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
     {
         Err(StoreError::Refused(message)) => assert!(
             message.contains(&format!(
-                "deployment {} of shop-web to dev is still running",
+                "deployment {} of shop-web to dev is not finished",
                 created.id
             )),
             "{message}"
@@ -621,6 +624,136 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
         (Some("1.1"), "succeeded")
     );
 
+    // Policy: a deployment awaiting approval counts as active, stages ahead, and starts
+    // with the approval that completes it; approvals are once per person.
+    let mut awaiting = store
+        .create_deployment(
+            DeploymentRecord {
+                version: "1.2".into(),
+                ..deployment("awaiting_approval")
+            },
+            vec![DesiredChange {
+                version: Some("1.2".into()),
+                stage_only: true,
+                ..change(None)
+            }],
+            audit("deployment.deploy", "", Some("shop-web")),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .create_deployment(deployment("running"), vec![], audit("x", "", None))
+            .await,
+        Err(StoreError::Refused(_))
+    ));
+    let row = &store.target_apps(Some("dev-1")).await.unwrap()[0];
+    assert_eq!(row.stage, Some(("1.2".to_owned(), awaiting.id)));
+    assert_eq!(
+        row.desired_version.as_deref(),
+        Some("1.1"),
+        "staging leaves it"
+    );
+    let approval = |approver: &str| ApprovalRecord {
+        deployment_id: awaiting.id,
+        approver: approver.into(),
+        version: "1.2".into(),
+        reason: None,
+        at_ms: 6,
+    };
+    awaiting.status = "running".into();
+    store
+        .approve(
+            approval("dana"),
+            Some((awaiting.clone(), vec![change(Some("1.2"))])),
+            audit("deployment.approve", "", Some("shop-web")),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .approve(approval("erin"), None, audit("x", "", None))
+            .await,
+        Err(StoreError::Refused(_))
+    ));
+    assert_eq!(store.approvals(awaiting.id).await.unwrap().len(), 1);
+    assert_eq!(
+        store.deployment(awaiting.id).await.unwrap().unwrap().status,
+        "running"
+    );
+    let row = &store.target_apps(Some("dev-1")).await.unwrap()[0];
+    assert_eq!(row.desired_version.as_deref(), Some("1.2"));
+    awaiting.status = "succeeded".into();
+    store
+        .update_deployment(&awaiting, vec![], None, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.target_apps(Some("dev-1")).await.unwrap()[0].stage,
+        None
+    );
+
+    // Freeze windows and per-app grants.
+    let window = FreezeWindowRecord {
+        env: "dev".into(),
+        expression: "0 18 * * FRI 2d16h".into(),
+        created_ms: 7,
+    };
+    store
+        .add_freeze_window(window.clone(), audit("environment.freeze", "", None))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .add_freeze_window(window.clone(), audit("x", "", None))
+            .await,
+        Err(StoreError::AlreadyExists { .. })
+    ));
+    assert_eq!(
+        store.freeze_windows(Some("dev")).await.unwrap(),
+        std::slice::from_ref(&window)
+    );
+    assert!(store.freeze_windows(Some("pp")).await.unwrap().is_empty());
+    store
+        .remove_freeze_window(
+            "dev",
+            &window.expression,
+            audit("environment.unfreeze", "", None),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .remove_freeze_window("dev", &window.expression, audit("x", "", None))
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+    let grant = |level| AppGrant {
+        app: "shop-web".into(),
+        user: "dana".into(),
+        env: "prd".into(),
+        level,
+    };
+    store
+        .set_app_grant(
+            grant(Level::Deploy),
+            audit("app.grant", "", Some("shop-web")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.app_grants("shop-web").await.unwrap(),
+        [grant(Level::Deploy)]
+    );
+    let dana = store.list_users().await.unwrap();
+    let dana = dana.iter().find(|u| u.name == "dana").unwrap();
+    assert_eq!(dana.grants, [grant(Level::Deploy)]);
+    store
+        .set_app_grant(grant(Level::None), audit("app.grant", "", Some("shop-web")))
+        .await
+        .unwrap();
+    assert!(store.app_grants("shop-web").await.unwrap().is_empty());
+
     // The audit chain: one event per change that happened, none for refusals.
     let actions: Vec<String> = store
         .audit_events(&AuditFilter::default())
@@ -649,6 +782,12 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
             "target.enroll",
             "deployment.deploy",
             "deployment.finish",
+            "deployment.deploy",
+            "deployment.approve",
+            "environment.freeze",
+            "environment.unfreeze",
+            "app.grant",
+            "app.grant",
         ]
     );
     let for_app = store
@@ -658,7 +797,7 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
         })
         .await
         .unwrap();
-    assert_eq!(for_app.len(), 6);
+    assert_eq!(for_app.len(), 10);
     let last_two = store
         .audit_events(&AuditFilter {
             app: None,
@@ -666,10 +805,10 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
         })
         .await
         .unwrap();
-    assert_eq!(last_two.iter().map(|e| e.seq).collect::<Vec<_>>(), [16, 17]);
+    assert_eq!(last_two.iter().map(|e| e.seq).collect::<Vec<_>>(), [22, 23]);
     let chain = store.audit_chain().await.unwrap();
     assert_eq!(
         verify_chain(audit_key, &chain.events, chain.head.as_ref()),
-        Ok(17)
+        Ok(23)
     );
 }

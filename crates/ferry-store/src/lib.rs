@@ -181,6 +181,34 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<()>;
     /// One deployment.
     async fn deployment(&self, id: i64) -> StoreResult<Option<DeploymentRecord>>;
+    /// The per-app grants of an application.
+    async fn app_grants(&self, app: &str) -> StoreResult<Vec<AppGrant>>;
+    /// Sets a user's level on an application in an environment (`none` removes it).
+    async fn set_app_grant(&self, grant: AppGrant, audit: AuditRecord) -> StoreResult<()>;
+    /// The approvals of a deployment, oldest first.
+    async fn approvals(&self, deployment_id: i64) -> StoreResult<Vec<ApprovalRecord>>;
+    /// Records an approval (refused unless the deployment awaits approval, and if the
+    /// approver approved it already); `start`, when the approval is the last one needed,
+    /// saves the deployment's start in the same transaction.
+    async fn approve(
+        &self,
+        approval: ApprovalRecord,
+        start: Option<(DeploymentRecord, Vec<DesiredChange>)>,
+        audit: AuditRecord,
+    ) -> StoreResult<()>;
+    /// Freeze windows of one environment, or of all.
+    async fn freeze_windows(&self, env: Option<&str>) -> StoreResult<Vec<FreezeWindowRecord>>;
+    async fn add_freeze_window(
+        &self,
+        window: FreezeWindowRecord,
+        audit: AuditRecord,
+    ) -> StoreResult<()>;
+    async fn remove_freeze_window(
+        &self,
+        env: &str,
+        expression: &str,
+        audit: AuditRecord,
+    ) -> StoreResult<()>;
     /// Deployments, newest first, of one application or all.
     async fn list_deployments(
         &self,

@@ -1,7 +1,7 @@
 //! The records a store keeps and returns.
 
 use ferry_domain::audit::{AuditEvent, ChainHead};
-use ferry_domain::permission::Role;
+use ferry_domain::permission::{Level, Role};
 use ferry_domain::pipeline::Environment;
 
 /// A team: users and the applications it owns.
@@ -26,7 +26,18 @@ pub struct User {
     pub default_role: String,
     /// By team name.
     pub teams: Vec<Membership>,
+    /// Levels granted on single applications.
+    pub grants: Vec<AppGrant>,
     pub created_ms: i64,
+}
+
+/// A level granted to one user on one application in one environment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppGrant {
+    pub app: String,
+    pub user: String,
+    pub env: String,
+    pub level: Level,
 }
 
 /// What creating a user needs.
@@ -107,6 +118,8 @@ pub struct Release {
     pub notes: Option<String>,
     pub created_ms: i64,
     pub created_by: String,
+    /// The release a hotfix fixes; `None` for a product release.
+    pub hotfix_of: Option<String>,
 }
 
 /// What creating a release needs: the release and every blob it references (its content
@@ -148,6 +161,8 @@ pub struct TargetApp {
     pub deployment_kind: Option<String>,
     pub deployment_version: Option<String>,
     pub current_version: Option<String>,
+    /// A release to stage ahead, while the deployment asking for it is unfinished.
+    pub stage: Option<(String, i64)>,
     /// `unknown`, `deploying`, `succeeded`, `rolled_back`, `failed`.
     pub state: String,
     pub detail: Option<String>,
@@ -172,6 +187,32 @@ pub struct DeploymentRecord {
     pub updated_ms: i64,
 }
 
+impl DeploymentRecord {
+    /// Whether the deployment switched its targets to its release and succeeded (a
+    /// stage-only deployment never switches).
+    pub fn went_live(&self) -> bool {
+        self.status == "succeeded" && self.kind != "stage"
+    }
+}
+
+/// An approval of a deployment, naming the exact release approved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApprovalRecord {
+    pub deployment_id: i64,
+    pub approver: String,
+    pub version: String,
+    pub reason: Option<String>,
+    pub at_ms: i64,
+}
+
+/// A freeze window of an environment, as written: `CRON DURATION` (UTC).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FreezeWindowRecord {
+    pub env: String,
+    pub expression: String,
+    pub created_ms: i64,
+}
+
 /// A change to what targets should run: the version (`None`: nothing) and the deployment
 /// asking for it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -180,4 +221,6 @@ pub struct DesiredChange {
     pub app: String,
     pub version: Option<String>,
     pub deployment_id: i64,
+    /// Only stage `version`, ahead of a switch; what the target runs does not change.
+    pub stage_only: bool,
 }

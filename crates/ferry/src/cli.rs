@@ -75,6 +75,22 @@ pub enum Command {
     Deploy(DeployArgs),
     /// Go back to a release the targets already have
     Rollback(RollbackArgs),
+    /// Deploy what runs in one environment to the next one
+    Promote(PromoteArgs),
+    /// Approve a deployment awaiting approval
+    Approve {
+        id: i64,
+        /// Why, for the audit trail
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Reject a deployment awaiting approval (or withdraw your own)
+    Reject {
+        id: i64,
+        /// Why (required)
+        #[arg(long)]
+        reason: Option<String>,
+    },
     /// Deployments
     #[command(subcommand)]
     Deployment(DeploymentCommand),
@@ -134,6 +150,36 @@ pub struct DeployArgs {
     /// Why, for the audit trail
     #[arg(long)]
     pub reason: Option<String>,
+    /// Only fetch and stage the release on every target, switching none; deploying the
+    /// same release later is then only a switch
+    #[arg(long)]
+    pub stage_only: bool,
+    /// Deploy a release older than the one running
+    #[arg(long)]
+    pub allow_downgrade: bool,
+    /// Override approvals and freeze windows (admin on the environment; needs --reason)
+    #[arg(long)]
+    pub break_glass: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PromoteArgs {
+    pub app: String,
+    #[arg(long)]
+    pub from: String,
+    #[arg(long)]
+    pub to: String,
+    /// Wait until the deployment finishes (approvals included); exit 1 unless it succeeded
+    #[arg(long)]
+    pub wait: bool,
+    #[arg(long, value_enum, default_value = "rolling")]
+    pub strategy: StrategyArg,
+    /// Why, for the audit trail
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Override approvals and freeze windows (admin on the environment; needs --reason)
+    #[arg(long)]
+    pub break_glass: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -153,6 +199,12 @@ pub struct RollbackArgs {
     /// Wait until the rollback finishes
     #[arg(long)]
     pub wait: bool,
+    /// Why, for the audit trail
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Override a freeze window (admin on the environment; needs --reason)
+    #[arg(long)]
+    pub break_glass: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -180,6 +232,9 @@ pub enum ReleaseCommand {
         /// Accept a tree with no files
         #[arg(long)]
         allow_empty: bool,
+        /// Make it a hotfix of release BASE: it starts at pp, not dev
+        #[arg(long, value_name = "BASE")]
+        hotfix_of: Option<String>,
         /// Refuse trees (or archives expanding) past this many bytes
         #[arg(long, default_value_t = ferry_cas::ingest::Limits::default().max_bytes)]
         max_bytes: u64,
@@ -334,6 +389,12 @@ pub enum EnvCommand {
         /// Whether the environment is protected (production-like)
         #[arg(long)]
         protected: Option<bool>,
+        /// Add a freeze window, "CRON DURATION" in UTC, like "0 18 * * FRI 64h" (repeatable)
+        #[arg(long, value_name = "CRON DURATION")]
+        freeze: Vec<String>,
+        /// Remove a freeze window, as `ferry env list` shows it (repeatable)
+        #[arg(long, value_name = "CRON DURATION")]
+        unfreeze: Vec<String>,
     },
 }
 
@@ -361,6 +422,20 @@ pub enum AppCommand {
         #[arg(long, value_delimiter = ',', required = true)]
         targets: Vec<String>,
     },
+    /// Grant one user a level on this application in one environment, beside team roles
+    /// (`--level none` removes it)
+    Grant {
+        app: String,
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        env: String,
+        /// none, view, deploy, approve or admin
+        #[arg(long)]
+        level: String,
+    },
+    /// The per-app grants of an application
+    Grants { app: String },
 }
 
 #[derive(Debug, Args)]

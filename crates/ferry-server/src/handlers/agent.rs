@@ -2,7 +2,6 @@
 //! credential and can read only what its own applications need and report only for itself.
 
 use std::collections::HashSet;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::extract::{FromRequestParts, State};
@@ -10,7 +9,9 @@ use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use ferry_api::{AgentCredential, AgentEnroll, AgentReport, BlobHashes, DesiredApp, DesiredState};
+use ferry_api::{
+    AgentCredential, AgentEnroll, AgentReport, BlobHashes, DesiredApp, DesiredStage, DesiredState,
+};
 use ferry_cas::hash::ContentHash;
 use ferry_domain::audit::AuditRecord;
 use ferry_domain::deployment::{Report, TargetState};
@@ -113,7 +114,7 @@ pub async fn desired(
         let deadline = tokio::time::Instant::now() + LONG_POLL;
         loop {
             let changed = orchestra.changed.notified();
-            if orchestra.generation.load(Ordering::SeqCst) > after {
+            if orchestra.generation_of(&agent.target.name) > after {
                 break;
             }
             if tokio::time::timeout_at(deadline, changed).await.is_err() {
@@ -121,7 +122,7 @@ pub async fn desired(
             }
         }
     }
-    let generation = orchestra.generation.load(Ordering::SeqCst);
+    let generation = orchestra.generation();
     // A heartbeat, written at most every few seconds however often the agent is woken.
     let now = state.clock.now_ms();
     if agent
@@ -136,11 +137,15 @@ pub async fn desired(
         .target_apps(Some(&agent.target.name))
         .await?
         .into_iter()
-        .filter(|row| row.deployment_id.is_some())
+        .filter(|row| row.deployment_id.is_some() || row.stage.is_some())
         .map(|row| DesiredApp {
             // A rollback, or a target asked to go back after another target failed.
             switch_back: row.deployment_kind.as_deref() == Some("rollback")
                 || row.desired_version != row.deployment_version,
+            stage: row.stage.map(|(version, deployment)| DesiredStage {
+                version,
+                deployment,
+            }),
             app: row.app,
             version: row.desired_version,
             deployment: row.deployment_id,
@@ -171,8 +176,17 @@ pub async fn manifest(
     let release = desired_release(&state, &agent, &app, &version).await?;
     let manifest_blob = ContentHash::from_hex(&release.manifest_blob)
         .ok_or_else(|| ApiError::internal(format!("{:?} is not a hash", release.manifest_blob)))?;
-    let blobs = state.blobs.clone();
-    let bytes = blocking(move || Ok(blobs.read(&manifest_blob)?)).await?;
+    let bytes = match state.served.get(&manifest_blob) {
+        Some(bytes) => bytes,
+        None => {
+            let blobs = state.blobs.clone();
+            let bytes: axum::body::Bytes = blocking(move || Ok(blobs.read(&manifest_blob)?))
+                .await?
+                .into();
+            state.served.insert(manifest_blob, bytes.clone());
+            bytes
+        }
+    };
     Ok((
         [
             (CONTENT_TYPE, "application/zstd".to_owned()),
@@ -201,7 +215,8 @@ async fn desired_release(
         .any(|r| {
             r.app == app
                 && (r.desired_version.as_deref() == Some(version)
-                    || r.current_version.as_deref() == Some(version))
+                    || r.current_version.as_deref() == Some(version)
+                    || staged_version(&r) == Some(version))
         });
     let release = if asked {
         state.store.release(app, version).await?
@@ -228,7 +243,10 @@ pub async fn fetch_blobs(
 ) -> Result<Response, ApiError> {
     let mut allowed: Vec<std::sync::Arc<HashSet<ContentHash>>> = Vec::new();
     for row in state.store.target_apps(Some(&agent.target.name)).await? {
-        if let Some(version) = &row.desired_version {
+        for version in [row.desired_version.as_deref(), staged_version(&row)]
+            .into_iter()
+            .flatten()
+        {
             if let Some(release) = state.store.release(&row.app, version).await? {
                 allowed.push(load_manifest_blobs(&state, &release).await?);
             }
@@ -246,6 +264,11 @@ pub async fn fetch_blobs(
         hashes.push(hash);
     }
     read_blob_batch(&state, hashes).await
+}
+
+/// The release a target is asked to stage ahead, if any.
+fn staged_version(row: &ferry_store::TargetApp) -> Option<&str> {
+    row.stage.as_ref().map(|(version, _)| version.as_str())
 }
 
 /// Records how converging one application went and moves its deployment on.
@@ -266,32 +289,50 @@ pub async fn report(
     };
     let target = agent.target.name.clone();
     // An agent reports only on what its own target was asked to do.
+    // Staging ahead is reported as `staged` or `stage_failed` and leaves what the target
+    // runs as it was.
+    let staging = matches!(request.outcome.as_str(), "staged" | "stage_failed");
     let asked = state
         .store
         .target_apps(Some(&target))
         .await?
         .into_iter()
-        .any(|r| r.app == request.app && r.deployment_id == Some(request.deployment));
+        .any(|r| {
+            let deployment = if staging {
+                r.stage.as_ref().map(|(_, d)| *d)
+            } else {
+                r.deployment_id
+            };
+            r.app == request.app && deployment == Some(request.deployment)
+        });
     if !asked {
         return Err(ApiError::not_found(format!(
-            "target {target:?} was not asked to run {} in deployment {}",
-            request.app, request.deployment
+            "target {target:?} was not asked to {} {} in deployment {}",
+            if staging { "stage" } else { "run" },
+            request.app,
+            request.deployment
         )));
     }
-    state
-        .store
-        .report_target_app(
-            &target,
-            &request.app,
-            request.current_version.as_deref(),
-            &request.outcome,
-            Some(&detail),
-            state.clock.now_ms(),
-        )
-        .await?;
+    if !staging {
+        state
+            .store
+            .report_target_app(
+                &target,
+                &request.app,
+                request.current_version.as_deref(),
+                &request.outcome,
+                Some(&detail),
+                state.clock.now_ms(),
+            )
+            .await?;
+    }
     let outcome = request.outcome.clone();
     apply_report(&state, request.deployment, &target, |step| {
         match (step, outcome.as_str()) {
+            (TargetState::Staging, "staged") => Some(Report::Staged),
+            (TargetState::Staging, "stage_failed") => Some(Report::Failed {
+                reason: detail.clone(),
+            }),
             (TargetState::Deploying, "succeeded") => Some(Report::Succeeded),
             (TargetState::Deploying, "rolled_back") => Some(Report::RolledBack {
                 reason: detail.clone(),

@@ -1,12 +1,12 @@
 //! `ferry app`.
 
-use ferry_api::{App, CreateApp, Placement};
+use ferry_api::{App, AppGrant, CreateApp, Placement};
 use ferry_domain::name::NameKind;
 
 use super::check_name;
 use crate::cli::AppCommand;
 use crate::client::Client;
-use crate::error::CliResult;
+use crate::error::{CliError, CliResult};
 use crate::output::{print_table, Output};
 
 pub async fn run(client: &Client, output: Output, command: AppCommand) -> CliResult {
@@ -61,6 +61,39 @@ pub async fn run(client: &Client, output: Output, command: AppCommand) -> CliRes
                 .await?;
             output.print(&placed, |p| {
                 println!("{app} runs on {} in {}", p.targets.join(", "), p.env)
+            });
+        }
+        AppCommand::Grant {
+            app,
+            user,
+            env,
+            level,
+        } => {
+            check_name(NameKind::App, &app)?;
+            check_name(NameKind::User, &user)?;
+            check_name(NameKind::Environment, &env)?;
+            level
+                .parse::<ferry_domain::permission::Level>()
+                .map_err(CliError::refused)?;
+            let grant: AppGrant = client
+                .put(
+                    &format!("/api/v1/apps/{app}/grants"),
+                    &AppGrant { user, env, level },
+                )
+                .await?;
+            output.print(&grant, |g| {
+                println!("{} has {} on {app} in {}", g.user, g.level, g.env)
+            });
+        }
+        AppCommand::Grants { app } => {
+            check_name(NameKind::App, &app)?;
+            let grants: Vec<AppGrant> = client.get(&format!("/api/v1/apps/{app}/grants")).await?;
+            output.print(&grants, |grants| {
+                let rows: Vec<Vec<String>> = grants
+                    .iter()
+                    .map(|g| vec![g.user.clone(), g.env.clone(), g.level.clone()])
+                    .collect();
+                print_table(&["USER", "ENV", "LEVEL"], &rows);
             });
         }
     }

@@ -173,6 +173,7 @@ async fn deploy_sample(client: &Client, data: &Path) -> CliResult {
         env: "dev".into(),
         strategy: None,
         reason: Some("ferry demo".into()),
+        ..CreateDeployment::default()
     };
     let deployment: ferry_api::Deployment = client
         .post("/api/v1/apps/hello/deployments", &request)

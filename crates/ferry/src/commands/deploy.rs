@@ -1,18 +1,16 @@
 //! `ferry deploy`, `ferry rollback`, `ferry deployment` and `ferry status`.
 
-use std::time::Duration;
-
-use ferry_api::{CreateDeployment, CreateRollback, Deployment, Status};
+use ferry_api::{CreateDeployment, CreatePromotion, CreateRollback, Deployment, Review, Status};
 use ferry_domain::name::NameKind;
 
 use super::{check_name, check_version};
-use crate::cli::{DeployArgs, DeploymentCommand, RollbackArgs, StrategyArg};
+use crate::cli::{DeployArgs, DeploymentCommand, PromoteArgs, RollbackArgs, StrategyArg};
 use crate::client::Client;
 use crate::error::{CliError, CliResult, Failure};
 use crate::output::{print_table, Output};
 
-/// How often `--wait` asks how a deployment is doing.
-const POLL_EVERY: Duration = Duration::from_millis(50);
+/// How long one `--wait` request may wait on the server for the deployment to finish.
+const WAIT_SECONDS: u64 = 25;
 
 pub async fn deploy(client: &Client, output: Output, args: DeployArgs) -> CliResult {
     check_name(NameKind::App, &args.app)?;
@@ -21,14 +19,11 @@ pub async fn deploy(client: &Client, output: Output, args: DeployArgs) -> CliRes
     let request = CreateDeployment {
         version: args.release,
         env: args.to,
-        strategy: Some(
-            match args.strategy {
-                StrategyArg::Rolling => "rolling",
-                StrategyArg::Parallel => "parallel",
-            }
-            .to_owned(),
-        ),
+        strategy: Some(strategy_name(args.strategy).to_owned()),
         reason: args.reason,
+        stage_only: args.stage_only,
+        allow_downgrade: args.allow_downgrade,
+        break_glass: args.break_glass,
     };
     let started: Deployment = client
         .post(&format!("/api/v1/apps/{}/deployments", args.app), &request)
@@ -45,11 +40,61 @@ pub async fn rollback(client: &Client, output: Output, args: RollbackArgs) -> Cl
     let request = CreateRollback {
         env: args.env,
         to: args.to,
+        reason: args.reason,
+        break_glass: args.break_glass,
     };
     let started: Deployment = client
         .post(&format!("/api/v1/apps/{}/rollbacks", args.app), &request)
         .await?;
     finish(client, output, started, args.wait).await
+}
+
+pub async fn promote(client: &Client, output: Output, args: PromoteArgs) -> CliResult {
+    check_name(NameKind::App, &args.app)?;
+    check_name(NameKind::Environment, &args.from)?;
+    check_name(NameKind::Environment, &args.to)?;
+    let request = CreatePromotion {
+        from: args.from,
+        to: args.to,
+        strategy: Some(strategy_name(args.strategy).to_owned()),
+        reason: args.reason,
+        break_glass: args.break_glass,
+    };
+    let started: Deployment = client
+        .post(&format!("/api/v1/apps/{}/promotions", args.app), &request)
+        .await?;
+    finish(client, output, started, args.wait).await
+}
+
+/// `ferry approve` and `ferry reject`.
+pub async fn review(
+    client: &Client,
+    output: Output,
+    id: i64,
+    verdict: &str,
+    reason: Option<String>,
+) -> CliResult {
+    if verdict == "reject" && reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
+        return Err(CliError::refused(
+            "rejecting needs --reason TEXT saying why, for the requester and the audit trail",
+        ));
+    }
+    let request = Review {
+        reason,
+        version: None,
+    };
+    let deployment: Deployment = client
+        .post(&format!("/api/v1/deployments/{id}/{verdict}"), &request)
+        .await?;
+    output.print(&deployment, print_deployment);
+    Ok(())
+}
+
+fn strategy_name(strategy: StrategyArg) -> &'static str {
+    match strategy {
+        StrategyArg::Rolling => "rolling",
+        StrategyArg::Parallel => "parallel",
+    }
 }
 
 /// Prints a started deployment, or with `wait` follows it to the end; a deployment that
@@ -61,16 +106,18 @@ async fn finish(
     wait: bool,
 ) -> CliResult {
     if wait {
-        while deployment.status == "running" {
-            tokio::time::sleep(POLL_EVERY).await;
+        while matches!(deployment.status.as_str(), "running" | "awaiting_approval") {
             deployment = client
-                .get(&format!("/api/v1/deployments/{}", deployment.id))
+                .get(&format!(
+                    "/api/v1/deployments/{}?wait={WAIT_SECONDS}",
+                    deployment.id
+                ))
                 .await?;
         }
     }
     output.print(&deployment, print_deployment);
     match deployment.status.as_str() {
-        "running" | "succeeded" => Ok(()),
+        "awaiting_approval" | "running" | "succeeded" => Ok(()),
         status => Err(CliError::after_report(
             Failure::Failed,
             format!(

@@ -1,6 +1,7 @@
 //! `ferry env`.
 
 use ferry_api::{ChangePolicy, CreateEnvironment, Environment};
+use ferry_domain::freeze::FreezeWindow;
 use ferry_domain::name::NameKind;
 
 use super::check_name;
@@ -24,7 +25,11 @@ fn describe(env: &Environment) -> String {
         } else {
             "not protected"
         }
-    )
+    ) + &if env.freeze.is_empty() {
+        String::new()
+    } else {
+        format!("; frozen {} (UTC)", env.freeze.join("; "))
+    }
 }
 
 pub async fn run(client: &Client, output: Output, command: EnvCommand) -> CliResult {
@@ -42,10 +47,24 @@ pub async fn run(client: &Client, output: Output, command: EnvCommand) -> CliRes
                             e.approvals.to_string(),
                             if e.self_approval { "allow" } else { "deny" }.to_owned(),
                             if e.protected { "yes" } else { "no" }.to_owned(),
+                            if e.freeze.is_empty() {
+                                "-".to_owned()
+                            } else {
+                                e.freeze.join("; ")
+                            },
                         ]
                     })
                     .collect();
-                print_table(&["ENV", "APPROVALS", "SELF-APPROVAL", "PROTECTED"], &rows);
+                print_table(
+                    &[
+                        "ENV",
+                        "APPROVALS",
+                        "SELF-APPROVAL",
+                        "PROTECTED",
+                        "FREEZE (UTC)",
+                    ],
+                    &rows,
+                );
             });
         }
         EnvCommand::Create { env, after } => {
@@ -64,19 +83,29 @@ pub async fn run(client: &Client, output: Output, command: EnvCommand) -> CliRes
             approvals,
             self_approval,
             protected,
+            freeze,
+            unfreeze,
         } => {
             check_name(NameKind::Environment, &env)?;
+            for window in &freeze {
+                FreezeWindow::parse(window)
+                    .map_err(|e| CliError::refused(format!("--freeze {window:?}: {e}")))?;
+            }
             let change = ChangePolicy {
                 approvals,
                 self_approval: self_approval.map(|v| matches!(v, AllowDeny::Allow)),
                 protected,
+                freeze,
+                unfreeze,
             };
             if change.approvals.is_none()
                 && change.self_approval.is_none()
                 && change.protected.is_none()
+                && change.freeze.is_empty()
+                && change.unfreeze.is_empty()
             {
                 return Err(CliError::usage(
-                    "nothing to change: give --approvals N, --self-approval allow|deny or --protected true|false",
+                    "nothing to change: give --approvals N, --self-approval allow|deny, --protected true|false, --freeze or --unfreeze",
                 ));
             }
             let updated: Environment = client

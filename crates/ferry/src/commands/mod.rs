@@ -45,6 +45,13 @@ pub async fn run(cli: Cli, output: Output) -> CliResult {
         Command::Rollback(args) => {
             deploy::rollback(&Client::from_args(global)?, output, args).await
         }
+        Command::Promote(args) => deploy::promote(&Client::from_args(global)?, output, args).await,
+        Command::Approve { id, reason } => {
+            deploy::review(&Client::from_args(global)?, output, id, "approve", reason).await
+        }
+        Command::Reject { id, reason } => {
+            deploy::review(&Client::from_args(global)?, output, id, "reject", reason).await
+        }
         Command::Deployment(command) => {
             deploy::deployment(&Client::from_args(global)?, output, command).await
         }

@@ -74,6 +74,7 @@ pub async fn run(client: &Client, output: Output, command: ReleaseCommand) -> Cl
             from,
             notes,
             allow_empty,
+            hotfix_of,
             max_bytes,
             max_entries,
         } => {
@@ -89,6 +90,7 @@ pub async fn run(client: &Client, output: Output, command: ReleaseCommand) -> Cl
                 &from,
                 notes,
                 allow_empty,
+                hotfix_of,
                 limits,
             )
             .await
@@ -131,6 +133,7 @@ pub async fn create_from(
         from,
         None,
         false,
+        None,
         Limits::default(),
     )
     .await
@@ -145,9 +148,13 @@ async fn create(
     from: &str,
     notes: Option<String>,
     allow_empty: bool,
+    hotfix_of: Option<String>,
     limits: Limits,
 ) -> CliResult {
     check_name(NameKind::App, app)?;
+    if let Some(base) = &hotfix_of {
+        check_version(base)?;
+    }
     check_version(version)?;
     let spec = parse_source_spec(from).map_err(cas_error)?;
     // Fails early on an unknown app, a missing permission or an unreachable server.
@@ -180,6 +187,7 @@ async fn create(
         source: tree.source.clone(),
         notes,
         allow_empty,
+        hotfix_of,
     };
     let created: CreatedRelease = client
         .post(&format!("/api/v1/apps/{app}/releases"), &request)
@@ -361,6 +369,9 @@ async fn show(client: &Client, output: Output, app: &str, version: &str) -> CliR
         println!("digest    {}", r.digest);
         println!("source    {}", describe_source(&r.source));
         println!("created   {} by {}", r.created_at, r.created_by);
+        if let Some(base) = &r.hotfix_of {
+            println!("hotfix of {base}");
+        }
         if let Some(notes) = &r.notes {
             println!("notes     {notes}");
         }

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use crate::harness::{Agent, Server, FERRY};
 
 /// Enrolls target `name` in `env` and starts its agent.
-fn start_agent(server: &Server, env: &str, name: &str) -> Agent {
+pub(crate) fn start_agent(server: &Server, env: &str, name: &str) -> Agent {
     let token = server
         .admin(&["target", "enroll", env, name])
         .success()
@@ -24,10 +24,19 @@ fn start_agent(server: &Server, env: &str, name: &str) -> Agent {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    // Enrolled once its credential is written: from then on deployments can reach it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !root.join(".ferry/agent.toml").exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "agent {name} never enrolled"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     Agent { child, root }
 }
 
-fn site(dir: &Path, version: &str, ferry_toml: &str) -> PathBuf {
+pub(crate) fn site(dir: &Path, version: &str, ferry_toml: &str) -> PathBuf {
     let site = dir.join(format!("site-{version}"));
     fs::create_dir_all(site.join("css")).unwrap();
     fs::write(site.join("index.html"), format!("<h1>{version}</h1>\n")).unwrap();
@@ -38,14 +47,14 @@ fn site(dir: &Path, version: &str, ferry_toml: &str) -> PathBuf {
     site
 }
 
-fn setup(server: &Server) {
+pub(crate) fn setup(server: &Server) {
     server.admin(&["team", "create", "shop"]).success();
     server
         .admin(&["app", "create", "web", "--team", "shop"])
         .success();
 }
 
-fn release(server: &Server, version: &str, ferry_toml: &str) {
+pub(crate) fn release(server: &Server, version: &str, ferry_toml: &str) {
     let site = site(server.dir.path(), version, ferry_toml);
     release_from(server, version, &site);
 }
@@ -64,7 +73,7 @@ fn release_from(server: &Server, version: &str, dir: &Path) {
         .success();
 }
 
-fn current(root: &Path, app: &str) -> String {
+pub(crate) fn current(root: &Path, app: &str) -> String {
     fs::read_link(root.join("apps").join(app).join("current"))
         .map(|p| p.display().to_string())
         .unwrap_or_default()
@@ -142,6 +151,110 @@ fn deploy_and_rollback_through_real_agents() {
             && actions.contains(&"deployment.finish"),
         "{actions:?}"
     );
+}
+
+#[test]
+fn a_release_staged_ahead_is_then_only_switched_to() {
+    use std::os::unix::fs::MetadataExt;
+    let server = Server::start();
+    setup(&server);
+    let a = start_agent(&server, "dev", "dev-1");
+    let b = start_agent(&server, "dev", "dev-2");
+    release(&server, "1.0.0", "");
+    release(&server, "1.0.1", "");
+    release(&server, "1.0.2", "[hooks]\nbefore_switch = 42\n");
+    server
+        .admin(&["deploy", "web", "1.0.0", "--to", "dev", "--wait"])
+        .success();
+
+    let staged = server
+        .admin(&[
+            "deploy",
+            "web",
+            "1.0.1",
+            "--to",
+            "dev",
+            "--stage-only",
+            "--wait",
+            "--json",
+        ])
+        .success()
+        .json();
+    assert_eq!(
+        (staged["kind"].as_str(), staged["status"].as_str()),
+        (Some("stage"), Some("succeeded")),
+        "{staged}"
+    );
+    for agent in [&a, &b] {
+        assert_eq!(current(&agent.root, "web"), "releases/1.0.0");
+        let releases = agent.root.join("apps/web/releases");
+        let css = |v: &str| {
+            fs::metadata(releases.join(v).join("css/site.css"))
+                .unwrap()
+                .ino()
+        };
+        assert_eq!(css("1.0.1"), css("1.0.0"), "unchanged files are hard links");
+    }
+    assert!(staged["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|t| t["state"] == "staged"));
+
+    let done = server
+        .admin(&["deploy", "web", "1.0.1", "--to", "dev", "--wait", "--json"])
+        .success()
+        .json();
+    assert_eq!(done["status"], "succeeded", "{done}");
+    for agent in [&a, &b] {
+        assert_eq!(current(&agent.root, "web"), "releases/1.0.1");
+    }
+
+    // A release that cannot be staged fails the staging and changes nothing served.
+    let run = server.admin(&[
+        "deploy",
+        "web",
+        "1.0.2",
+        "--to",
+        "dev",
+        "--stage-only",
+        "--wait",
+        "--json",
+    ]);
+    assert_eq!(run.code, 1, "{run:?}");
+    let failed = run.json();
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert!(
+        failed["reason"]
+            .as_str()
+            .unwrap()
+            .contains("could not stage"),
+        "{failed}"
+    );
+    assert_eq!(current(&a.root, "web"), "releases/1.0.1");
+
+    // Staging gates nothing served, so it is allowed where a switch needs approval.
+    start_agent_and_stage_in_prd(&server);
+}
+
+fn start_agent_and_stage_in_prd(server: &Server) {
+    let prd = start_agent(server, "prd", "prd-1");
+    let staged = server
+        .admin(&[
+            "deploy",
+            "web",
+            "1.0.1",
+            "--to",
+            "prd",
+            "--stage-only",
+            "--wait",
+            "--json",
+        ])
+        .success()
+        .json();
+    assert_eq!(staged["status"], "succeeded", "{staged}");
+    assert!(prd.root.join("apps/web/releases/1.0.1/index.html").exists());
+    assert_eq!(current(&prd.root, "web"), "");
 }
 
 #[test]

@@ -3,9 +3,9 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use ferry_api::{App, CreateApp};
+use ferry_api::{App, AppGrant, CreateApp};
 use ferry_domain::name::{validate_name, NameKind};
-use ferry_domain::permission::Action;
+use ferry_domain::permission::{Action, Level};
 use ferry_store::NewApp;
 use serde_json::json;
 
@@ -40,7 +40,12 @@ pub async fn visible_app(
         .store
         .app(name)
         .await?
-        .filter(|app| caller.may(Action::ViewTeam { team: &app.team }))
+        .filter(|app| {
+            caller.may(Action::ViewApp {
+                team: &app.team,
+                app: &app.name,
+            })
+        })
         .ok_or_else(|| {
             ApiError::not_found(format!(
                 "no application named {name:?}: see `ferry app list`"
@@ -58,7 +63,12 @@ pub async fn list_apps(
     let apps = state.store.list_apps().await?;
     Ok(Json(
         apps.into_iter()
-            .filter(|app| caller.may(Action::ViewTeam { team: &app.team }))
+            .filter(|app| {
+                caller.may(Action::ViewApp {
+                    team: &app.team,
+                    app: &app.name,
+                })
+            })
             .map(app_json)
             .collect(),
     ))
@@ -116,4 +126,67 @@ pub async fn show_app(
     Path(name): Path<String>,
 ) -> Result<Json<App>, ApiError> {
     Ok(Json(app_json(visible_app(&state, &caller, &name).await?)))
+}
+
+/// The per-app grants of an application.
+#[utoipa::path(get, path = "/api/v1/apps/{name}/grants", tag = "apps",
+    params(("name" = String, Path, description = "application name")),
+    responses((status = 200, body = Vec<AppGrant>), (status = 404, body = ferry_api::ErrorBody)))]
+pub async fn list_grants(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<Vec<AppGrant>>, ApiError> {
+    let app = visible_app(&state, &caller, &name).await?;
+    let grants = state.store.app_grants(&app.name).await?;
+    Ok(Json(
+        grants
+            .into_iter()
+            .map(|g| AppGrant {
+                user: g.user,
+                env: g.env,
+                level: g.level.to_string(),
+            })
+            .collect(),
+    ))
+}
+
+/// Grants one user a level on the application in one environment, beside team roles
+/// (`none` removes the grant); for the team's lead or an admin.
+#[utoipa::path(put, path = "/api/v1/apps/{name}/grants", tag = "apps", request_body = AppGrant,
+    params(("name" = String, Path, description = "application name")),
+    responses((status = 200, body = AppGrant), (status = 403, body = ferry_api::ErrorBody),
+        (status = 404, body = ferry_api::ErrorBody), (status = 422, body = ferry_api::ErrorBody)))]
+pub async fn set_grant(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Body(request): Body<AppGrant>,
+) -> Result<Json<AppGrant>, ApiError> {
+    let app = visible_app(&state, &caller, &name).await?;
+    validate_name(NameKind::User, &request.user)?;
+    validate_name(NameKind::Environment, &request.env)?;
+    let level: Level = request.level.parse().map_err(ApiError::invalid)?;
+    caller.require(Action::ManageTeamRoles { team: &app.team })?;
+    let own = caller.level_on(&app, &request.env);
+    if level > own {
+        return Err(ApiError::forbidden(format!(
+            "user {:?} has {own} on {:?} for {}; nobody grants more than their own level",
+            caller.user.name, request.env, app.name
+        )));
+    }
+    let record = caller.audit(
+        "app.grant",
+        format!("app/{}", app.name),
+        Some(&app.name),
+        json!({ "user": request.user, "env": request.env, "level": level }),
+    );
+    let grant = ferry_store::AppGrant {
+        app: app.name,
+        user: request.user.clone(),
+        env: request.env.clone(),
+        level,
+    };
+    state.store.set_app_grant(grant, record).await?;
+    Ok(Json(request))
 }

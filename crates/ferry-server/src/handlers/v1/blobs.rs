@@ -1,6 +1,8 @@
 //! `/api/v1/apps/{app}/blobs`: asking which content the server lacks, uploading it in
 //! batches, and fetching it in batches.
 
+use std::collections::HashSet;
+
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
@@ -11,6 +13,7 @@ use ferry_cas::hash::ContentHash;
 use ferry_domain::permission::Action;
 
 use super::apps::visible_app;
+use super::releases::load_manifest_blobs;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::json::{Body, Path, RawBody};
@@ -103,7 +106,8 @@ pub async fn upload_blobs(
 }
 
 /// The blobs asked for, in the batch format, up to 32 MiB; the client asks again for those
-/// that did not fit (anyone who can see the app).
+/// that did not fit (anyone who can see the app). Only blobs of the app's own releases are
+/// served: the store is shared between applications, their content is not.
 #[utoipa::path(post, path = "/api/v1/apps/{app}/blobs/fetch", tag = "releases", request_body = BlobHashes,
     params(("app" = String, Path, description = "application name")),
     responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>),
@@ -114,8 +118,24 @@ pub async fn fetch_blobs(
     Path(app): Path<String>,
     Body(request): Body<BlobHashes, { MAX_BLOB_BATCH }>,
 ) -> Result<Response, ApiError> {
-    visible_app(&state, &caller, &app).await?;
-    read_blob_batch(&state, parse_hashes(&request.hashes)?).await
+    let app = visible_app(&state, &caller, &app).await?;
+    let hashes = parse_hashes(&request.hashes)?;
+    let mut unseen: HashSet<ContentHash> = hashes.iter().copied().collect();
+    // Newest first: an export or a deploy asks for a recent release's blobs.
+    for release in state.store.list_releases(&app.name).await? {
+        if unseen.is_empty() {
+            break;
+        }
+        let blobs = load_manifest_blobs(&state, &release).await?;
+        unseen.retain(|hash| !blobs.contains(hash));
+    }
+    if let Some(hash) = unseen.iter().next() {
+        return Err(ApiError::not_found(format!(
+            "blob {hash} is not part of a release of {}",
+            app.name
+        )));
+    }
+    read_blob_batch(&state, hashes).await
 }
 
 /// The blobs asked for, in order, as one batch of at most `MAX_FETCH_BYTES` (always at
@@ -124,6 +144,10 @@ pub async fn read_blob_batch(
     state: &AppState,
     hashes: Vec<ContentHash>,
 ) -> Result<Response, ApiError> {
+    let key = crate::served::Served::batch_key(&hashes);
+    if let Some(batch) = state.served.get(&key) {
+        return Ok(([(CONTENT_TYPE, "application/octet-stream")], batch).into_response());
+    }
     let blobs = state.blobs.clone();
     let batch = blocking(move || {
         let mut batch = Vec::new();
@@ -140,5 +164,7 @@ pub async fn read_blob_batch(
         Ok(batch)
     })
     .await?;
+    let batch = axum::body::Bytes::from(batch);
+    state.served.insert(key, batch.clone());
     Ok(([(CONTENT_TYPE, "application/octet-stream")], batch).into_response())
 }

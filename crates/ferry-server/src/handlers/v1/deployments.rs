@@ -1,22 +1,28 @@
 //! `/api/v1/apps/{app}/deployments`, rollbacks, `/api/v1/deployments/{id}` and
 //! `/api/v1/status`.
 
+use std::time::Duration;
+
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use ferry_api::{
-    AppStatus, CreateDeployment, CreateRollback, Deployment, DeploymentTarget, EnvStatus, Status,
-    TargetStatus,
+    AppStatus, CreateDeployment, CreatePromotion, CreateRollback, Deployment, DeploymentApproval,
+    DeploymentTarget, EnvStatus, Review, Status, TargetStatus,
 };
+use ferry_domain::approval::{Approval, ApprovalError, AWAITING_APPROVAL};
 use ferry_domain::deployment::{self, Strategy, TargetState};
+use ferry_domain::lifecycle::check_promotion;
 use ferry_domain::name::{validate_name, validate_version, NameKind};
+use ferry_domain::overrides::BreakGlass;
 use ferry_domain::permission::{Action, Level};
-use ferry_store::DeploymentRecord;
+use ferry_store::{ApprovalRecord, DeploymentRecord};
 use serde::Deserialize;
 use serde_json::json;
 use utoipa::IntoParams;
 
 use super::apps::visible_app;
+use super::policy::{judge, Ask, Verdict};
 use super::releases::no_such_release;
 use super::rfc3339;
 use crate::auth::Caller;
@@ -42,6 +48,8 @@ pub fn deployment_json(record: DeploymentRecord) -> Result<Deployment, ApiError>
                 TargetState::RollingBack => ("rolling_back", None),
                 TargetState::Reverted => ("reverted", None),
                 TargetState::Skipped => ("skipped", None),
+                TargetState::Staging => ("staging", None),
+                TargetState::Staged => ("staged", None),
             };
             DeploymentTarget {
                 target: step.target,
@@ -68,6 +76,30 @@ pub fn deployment_json(record: DeploymentRecord) -> Result<Deployment, ApiError>
         created_at: rfc3339(record.created_ms),
         updated_at: rfc3339(record.updated_ms),
         targets,
+        approvals: None,
+    })
+}
+
+/// A deployment with its approvals, as shown on its own.
+async fn deployment_with_approvals(
+    state: &AppState,
+    record: DeploymentRecord,
+) -> Result<Deployment, ApiError> {
+    let approvals = state
+        .store
+        .approvals(record.id)
+        .await?
+        .into_iter()
+        .map(|a| DeploymentApproval {
+            approver: a.approver,
+            version: a.version,
+            reason: a.reason,
+            at: rfc3339(a.at_ms),
+        })
+        .collect();
+    Ok(Deployment {
+        approvals: Some(approvals),
+        ..deployment_json(record)?
     })
 }
 
@@ -91,33 +123,54 @@ async fn targets_with_current(
         .collect())
 }
 
-/// Creates and starts a deployment; refused when the environment has no target for the app.
-#[allow(clippy::too_many_arguments)]
+/// A deployment about to be created.
+struct NewDeployment<'a> {
+    app: &'a str,
+    env: &'a str,
+    version: &'a str,
+    /// `deploy`, `rollback` or `stage`.
+    kind: &'a str,
+    strategy: Strategy,
+    /// Waits for approvals (its targets stage the release meanwhile) instead of starting.
+    awaits_approval: bool,
+    /// What the audit event records.
+    details: serde_json::Value,
+    /// An accepted break-glass, audited as such.
+    break_glass: Option<BreakGlass>,
+}
+
+/// Creates and starts a deployment, or leaves it awaiting approval; refused when the
+/// environment has no target for the app.
 async fn start(
     state: &AppState,
     caller: &Caller,
-    app: &str,
-    env: &str,
-    version: &str,
-    kind: &str,
-    strategy: Strategy,
-    details: serde_json::Value,
+    new: NewDeployment<'_>,
 ) -> Result<Deployment, ApiError> {
+    let (app, env) = (new.app, new.env);
     let targets = targets_with_current(state, app, env).await?;
     if targets.is_empty() {
         return Err(ApiError::invalid(format!(
             "{app} has no target in {env}: enroll one (`ferry target enroll {env} NAME`) and start its agent"
         )));
     }
-    let mut machine = deployment::Deployment::new(strategy, targets);
-    let commands = machine.start();
+    let mut machine = if new.kind == "stage" {
+        deployment::Deployment::staging(targets)
+    } else {
+        deployment::Deployment::new(new.strategy, targets)
+    };
+    let (commands, status) = if new.awaits_approval {
+        (machine.stage_ahead(), AWAITING_APPROVAL)
+    } else {
+        let commands = machine.start();
+        (commands, status_name(machine.status))
+    };
     let mut record = DeploymentRecord {
         id: 0,
         app: app.to_owned(),
         env: env.to_owned(),
-        version: version.to_owned(),
-        kind: kind.to_owned(),
-        status: status_name(machine.status).to_owned(),
+        version: new.version.to_owned(),
+        kind: new.kind.to_owned(),
+        status: status.to_owned(),
         state: serde_json::to_string(&machine).expect("deployments serialize"),
         reason: machine.reason.clone(),
         requested_by: caller.user.name.clone(),
@@ -125,18 +178,39 @@ async fn start(
         updated_ms: caller.now_ms(),
     };
     let changes = desired_changes(&record, commands);
-    let audit = caller.audit(
-        &format!("deployment.{kind}"),
-        String::new(),
-        Some(app),
-        details,
-    );
+    let targets: Vec<String> = changes.iter().map(|c| c.target.clone()).collect();
+    let mut details = new.details;
+    let action = match &new.break_glass {
+        Some(glass) => {
+            details["break_glass"] = json!({
+                "kind": new.kind,
+                "reason": glass.reason,
+                "summary": glass.summary(&caller.user.name, env),
+            });
+            "deployment.break_glass".to_owned()
+        }
+        None => format!("deployment.{}", new.kind),
+    };
+    let audit = caller.audit(&action, String::new(), Some(app), details);
     record = state
         .store
         .create_deployment(record, changes, audit)
         .await?;
-    state.orchestra.bump();
-    deployment_json(record)
+    state
+        .orchestra
+        .bump_targets(targets.iter().map(String::as_str));
+    state.orchestra.deployments.notify_waiters();
+    deployment_with_approvals(state, record).await
+}
+
+fn strategy(name: Option<&str>) -> Result<Strategy, ApiError> {
+    match name {
+        None | Some("rolling") => Ok(Strategy::Rolling),
+        Some("parallel") => Ok(Strategy::Parallel),
+        Some(other) => Err(ApiError::invalid(format!(
+            "unknown strategy {other:?}: use rolling or parallel"
+        ))),
+    }
 }
 
 async fn environment(
@@ -157,11 +231,15 @@ async fn environment(
         })
 }
 
-/// Deploys a release to an environment (deploy level there).
+/// Deploys a release to an environment (deploy level there), under the environment's
+/// policy: the release's lifecycle, no silent downgrade, freeze windows and approvals
+/// (`break_glass` overrides the last two). A stage-only deployment changes nothing served,
+/// so only the deploy level gates it.
 #[utoipa::path(post, path = "/api/v1/apps/{app}/deployments", tag = "deployments", request_body = CreateDeployment,
     params(("app" = String, Path, description = "application name")),
     responses((status = 201, body = Deployment), (status = 403, body = ferry_api::ErrorBody),
-        (status = 404, body = ferry_api::ErrorBody), (status = 422, body = ferry_api::ErrorBody)))]
+        (status = 404, body = ferry_api::ErrorBody), (status = 409, body = ferry_api::ErrorBody),
+        (status = 422, body = ferry_api::ErrorBody)))]
 pub async fn deploy(
     State(state): State<AppState>,
     caller: Caller,
@@ -171,44 +249,119 @@ pub async fn deploy(
     let app = visible_app(&state, &caller, &app).await?;
     validate_version(&request.version)?;
     let env = environment(&state, &request.env).await?;
-    let strategy = match request.strategy.as_deref() {
-        None | Some("rolling") => Strategy::Rolling,
-        Some("parallel") => Strategy::Parallel,
-        Some(other) => {
-            return Err(ApiError::invalid(format!(
-                "unknown strategy {other:?}: use rolling or parallel"
-            )))
-        }
-    };
-    caller.require(Action::InEnvironment {
+    let strategy = strategy(request.strategy.as_deref())?;
+    caller.require(Action::OnApp {
         team: &app.team,
+        app: &app.name,
         env: &env.name,
         level: Level::Deploy,
     })?;
-    if env.policy.approvals_required > 0 {
-        return Err(ApiError::forbidden(format!(
-            "{} requires {} approval(s) before a deployment, and approvals are not available yet; a release manager can run `ferry env set {} --approvals 0` meanwhile",
-            env.name, env.policy.approvals_required, env.name
-        )));
-    }
-    state
+    let release = state
         .store
         .release(&app.name, &request.version)
         .await?
         .ok_or_else(|| no_such_release(&app.name, &request.version))?;
-    let details = json!({ "version": request.version, "env": env.name, "strategy": request.strategy, "reason": request.reason });
+    if request.stage_only && (request.break_glass || request.allow_downgrade) {
+        return Err(ApiError::invalid(
+            "--stage-only switches nothing, so it takes neither --break-glass nor --allow-downgrade",
+        ));
+    }
+    let verdict = if request.stage_only {
+        Verdict {
+            awaits_approval: false,
+            break_glass: None,
+        }
+    } else {
+        let ask = Ask {
+            app: &app,
+            env: &env,
+            release: &release,
+            rollback: false,
+            allow_downgrade: request.allow_downgrade,
+            break_glass: request.break_glass.then_some(request.reason.as_deref()),
+        };
+        judge(&state, &caller, &ask).await?
+    };
+    let details = json!({ "version": request.version, "env": env.name, "strategy": request.strategy,
+        "reason": request.reason, "allow_downgrade": request.allow_downgrade });
     let deployment = start(
         &state,
         &caller,
-        &app.name,
-        &env.name,
-        &request.version,
-        "deploy",
-        strategy,
-        details,
+        NewDeployment {
+            app: &app.name,
+            env: &env.name,
+            version: &request.version,
+            kind: if request.stage_only {
+                "stage"
+            } else {
+                "deploy"
+            },
+            strategy,
+            awaits_approval: verdict.awaits_approval,
+            details,
+            break_glass: verdict.break_glass,
+        },
     )
     .await?;
     Ok((StatusCode::CREATED, Json(deployment)))
+}
+
+/// Deploys the release that runs in one environment to the next one, under the next one's
+/// policy (deploy level there).
+#[utoipa::path(post, path = "/api/v1/apps/{app}/promotions", tag = "deployments", request_body = CreatePromotion,
+    params(("app" = String, Path, description = "application name")),
+    responses((status = 201, body = Deployment), (status = 403, body = ferry_api::ErrorBody),
+        (status = 404, body = ferry_api::ErrorBody), (status = 409, body = ferry_api::ErrorBody),
+        (status = 422, body = ferry_api::ErrorBody)))]
+pub async fn promote(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(app): Path<String>,
+    Body(request): Body<CreatePromotion>,
+) -> Result<(StatusCode, Json<Deployment>), ApiError> {
+    let app = visible_app(&state, &caller, &app).await?;
+    let from = environment(&state, &request.from).await?;
+    let to = environment(&state, &request.to).await?;
+    let pipeline = state.store.list_environments().await?;
+    check_promotion(&pipeline, &app.name, &from.name, &to.name)
+        .map_err(|e| ApiError::policy("lifecycle", e.to_string()))?;
+    let running = running_version(&state, &app.name, &from.name)
+        .await?
+        .ok_or_else(|| {
+            ApiError::invalid(format!(
+                "nothing runs in {} yet to promote: deploy a release there first (`ferry deploy {} VERSION --to {}`)",
+                from.name, app.name, from.name
+            ))
+        })?;
+    deploy(
+        State(state),
+        caller,
+        Path(app.name),
+        Body(CreateDeployment {
+            version: running,
+            env: to.name,
+            strategy: request.strategy,
+            reason: request.reason,
+            break_glass: request.break_glass,
+            ..CreateDeployment::default()
+        }),
+    )
+    .await
+}
+
+/// The release that last deployed successfully to `env` (what runs there).
+async fn running_version(
+    state: &AppState,
+    app: &str,
+    env: &str,
+) -> Result<Option<String>, ApiError> {
+    Ok(state
+        .store
+        .list_deployments(Some(app), 1000)
+        .await?
+        .into_iter()
+        .find(|d| d.env == env && d.went_live())
+        .map(|d| d.version))
 }
 
 /// Goes back to a release the targets already have (deploy level in the environment); the
@@ -225,8 +378,9 @@ pub async fn rollback(
 ) -> Result<(StatusCode, Json<Deployment>), ApiError> {
     let app = visible_app(&state, &caller, &app).await?;
     let env = environment(&state, &request.env).await?;
-    caller.require(Action::InEnvironment {
+    caller.require(Action::OnApp {
         team: &app.team,
+        app: &app.name,
         env: &env.name,
         level: Level::Deploy,
     })?;
@@ -235,7 +389,7 @@ pub async fn rollback(
         .list_deployments(Some(&app.name), 1000)
         .await?
         .into_iter()
-        .filter(|d| d.env == env.name && d.status == "succeeded")
+        .filter(|d| d.env == env.name && d.went_live())
         .collect();
     let current = history.first().map(|d| d.version.clone()).ok_or_else(|| {
         ApiError::invalid(format!(
@@ -266,37 +420,82 @@ pub async fn rollback(
                 ))
             })?,
     };
-    let details = json!({ "from": current, "to": to, "env": env.name });
+    let release = state
+        .store
+        .release(&app.name, &to)
+        .await?
+        .ok_or_else(|| no_such_release(&app.name, &to))?;
+    let ask = Ask {
+        app: &app,
+        env: &env,
+        release: &release,
+        rollback: true,
+        allow_downgrade: true,
+        break_glass: request.break_glass.then_some(request.reason.as_deref()),
+    };
+    let verdict = judge(&state, &caller, &ask).await?;
+    let details = json!({ "from": current, "to": to, "env": env.name, "reason": request.reason });
     let deployment = start(
         &state,
         &caller,
-        &app.name,
-        &env.name,
-        &to,
-        "rollback",
-        Strategy::Parallel,
-        details,
+        NewDeployment {
+            app: &app.name,
+            env: &env.name,
+            version: &to,
+            kind: "rollback",
+            strategy: Strategy::Parallel,
+            awaits_approval: verdict.awaits_approval,
+            details,
+            break_glass: verdict.break_glass,
+        },
     )
     .await?;
     Ok((StatusCode::CREATED, Json(deployment)))
 }
 
-/// One deployment and each target's part in it.
+/// How long to wait for a deployment to finish before answering anyway.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct WaitQuery {
+    /// Answer as soon as the deployment has finished, or after this many seconds (at most
+    /// 30); without it, answer at once.
+    wait: Option<u64>,
+}
+
+/// The longest a request waits for a deployment to finish.
+const LONGEST_WAIT: Duration = Duration::from_secs(30);
+
+/// One deployment and each target's part in it; with `wait`, answered when it finishes.
 #[utoipa::path(get, path = "/api/v1/deployments/{id}", tag = "deployments",
-    params(("id" = i64, Path, description = "deployment id")),
+    params(("id" = i64, Path, description = "deployment id"), WaitQuery),
     responses((status = 200, body = Deployment), (status = 404, body = ferry_api::ErrorBody)))]
 pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,
+    Query(query): Query<WaitQuery>,
 ) -> Result<Json<Deployment>, ApiError> {
     let not_found =
         || ApiError::not_found(format!("no deployment {id}: see `ferry deployment list`"));
-    let record = state.store.deployment(id).await?.ok_or_else(not_found)?;
-    visible_app(&state, &caller, &record.app)
-        .await
-        .map_err(|_| not_found())?;
-    Ok(Json(deployment_json(record)?))
+    let deadline = tokio::time::Instant::now()
+        + Duration::from_secs(query.wait.unwrap_or(0)).min(LONGEST_WAIT);
+    loop {
+        let changed = state.orchestra.deployments.notified();
+        let record = state.store.deployment(id).await?.ok_or_else(not_found)?;
+        visible_app(&state, &caller, &record.app)
+            .await
+            .map_err(|_| not_found())?;
+        if !is_unfinished(&record.status)
+            || tokio::time::timeout_at(deadline, changed).await.is_err()
+        {
+            return Ok(Json(deployment_with_approvals(&state, record).await?));
+        }
+    }
+}
+
+/// Whether a deployment may still change.
+fn is_unfinished(status: &str) -> bool {
+    matches!(status, "running" | "awaiting_approval")
 }
 
 /// Which deployments to list.
@@ -323,7 +522,12 @@ pub async fn list(
         .list_apps()
         .await?
         .into_iter()
-        .filter(|a| caller.may(Action::ViewTeam { team: &a.team }))
+        .filter(|a| {
+            caller.may(Action::ViewApp {
+                team: &a.team,
+                app: &a.name,
+            })
+        })
         .map(|a| a.name)
         .collect();
     let records = state
@@ -361,7 +565,12 @@ pub async fn status(
             .list_apps()
             .await?
             .into_iter()
-            .filter(|a| caller.may(Action::ViewTeam { team: &a.team }))
+            .filter(|a| {
+                caller.may(Action::ViewApp {
+                    team: &a.team,
+                    app: &a.name,
+                })
+            })
             .collect(),
     };
     let pipeline = state.store.list_environments().await?;
@@ -375,7 +584,7 @@ pub async fn status(
                 env: env.name.clone(),
                 version: history
                     .iter()
-                    .find(|d| d.env == env.name && d.status == "succeeded")
+                    .find(|d| d.env == env.name && d.went_live())
                     .map(|d| d.version.clone()),
                 targets: reported
                     .iter()
@@ -395,4 +604,203 @@ pub async fn status(
         });
     }
     Ok(Json(Status { apps: statuses }))
+}
+
+/// A deployment the caller can see, and the environment it goes to.
+async fn reviewed(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+) -> Result<
+    (
+        DeploymentRecord,
+        ferry_store::App,
+        ferry_domain::pipeline::Environment,
+    ),
+    ApiError,
+> {
+    let not_found =
+        || ApiError::not_found(format!("no deployment {id}: see `ferry deployment list`"));
+    let record = state.store.deployment(id).await?.ok_or_else(not_found)?;
+    let app = visible_app(state, caller, &record.app)
+        .await
+        .map_err(|_| not_found())?;
+    let env = environment(state, &record.env).await?;
+    Ok((record, app, env))
+}
+
+/// Approves a deployment awaiting approval (approve level on its environment in the app's
+/// team; not the requester where self-approval is denied; once per person). The deployment
+/// starts with the last approval it needs.
+#[utoipa::path(post, path = "/api/v1/deployments/{id}/approve", tag = "deployments", request_body = Review,
+    params(("id" = i64, Path, description = "deployment id")),
+    responses((status = 200, body = Deployment), (status = 403, body = ferry_api::ErrorBody),
+        (status = 404, body = ferry_api::ErrorBody), (status = 409, body = ferry_api::ErrorBody)))]
+pub async fn approve(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    Body(request): Body<Review>,
+) -> Result<Json<Deployment>, ApiError> {
+    let (mut record, app, env) = reviewed(&state, &caller, id).await?;
+    let version = request.version.unwrap_or_else(|| record.version.clone());
+    validate_version(&version)?;
+    let approvals: Vec<Approval> = state
+        .store
+        .approvals(id)
+        .await?
+        .into_iter()
+        .map(|a| Approval {
+            approver: a.approver,
+            version: a.version,
+        })
+        .collect();
+    let review = domain_review(&record, &env, &approvals);
+    let outcome = review
+        .approve(
+            &caller.user.name,
+            caller.level_on(&app, &env.name),
+            &version,
+        )
+        .map_err(review_refusal)?;
+    let orchestra = state.orchestra.clone();
+    let _serial = orchestra.lock.lock().await;
+    let start = if outcome.ready {
+        let mut machine: deployment::Deployment = serde_json::from_str(&record.state)
+            .map_err(|e| ApiError::internal(format!("deployment {id} is unreadable: {e}")))?;
+        let commands = machine.start();
+        record.status = status_name(machine.status).to_owned();
+        record.reason = machine.reason.clone();
+        record.state = serde_json::to_string(&machine).expect("deployments serialize");
+        record.updated_ms = caller.now_ms();
+        let changes = desired_changes(&record, commands);
+        Some((record.clone(), changes))
+    } else {
+        None
+    };
+    let targets: Vec<String> = start
+        .iter()
+        .flat_map(|(_, changes)| changes.iter().map(|c| c.target.clone()))
+        .collect();
+    let approval = ApprovalRecord {
+        deployment_id: id,
+        approver: caller.user.name.clone(),
+        version: version.clone(),
+        reason: request.reason.clone(),
+        at_ms: caller.now_ms(),
+    };
+    let audit = caller.audit(
+        "deployment.approve",
+        format!("deployment/{id}"),
+        Some(&app.name),
+        json!({ "version": version, "env": env.name, "reason": request.reason,
+            "approvals": outcome.approvals_now, "required": env.policy.approvals_required,
+            "started": outcome.ready }),
+    );
+    state
+        .store
+        .approve(approval, start, audit)
+        .await
+        .map_err(|e| match e {
+            ferry_store::StoreError::AlreadyExists { .. } => ApiError::policy(
+                "approval",
+                format!("{} approved deployment {id} already", caller.user.name),
+            ),
+            ferry_store::StoreError::Refused(message) => ApiError::policy("approval", message),
+            other => other.into(),
+        })?;
+    state
+        .orchestra
+        .bump_targets(targets.iter().map(String::as_str));
+    state.orchestra.deployments.notify_waiters();
+    let record = state
+        .store
+        .deployment(id)
+        .await?
+        .ok_or_else(|| ApiError::internal(format!("deployment {id} vanished")))?;
+    Ok(Json(deployment_with_approvals(&state, record).await?))
+}
+
+/// Rejects a deployment awaiting approval, with a reason (approve level, or the requester
+/// withdrawing their own). It ends as `failed` and its targets stop staging it.
+#[utoipa::path(post, path = "/api/v1/deployments/{id}/reject", tag = "deployments", request_body = Review,
+    params(("id" = i64, Path, description = "deployment id")),
+    responses((status = 200, body = Deployment), (status = 403, body = ferry_api::ErrorBody),
+        (status = 404, body = ferry_api::ErrorBody), (status = 409, body = ferry_api::ErrorBody),
+        (status = 422, body = ferry_api::ErrorBody)))]
+pub async fn reject(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    Body(request): Body<Review>,
+) -> Result<Json<Deployment>, ApiError> {
+    let (mut record, app, env) = reviewed(&state, &caller, id).await?;
+    let review = domain_review(&record, &env, &[]);
+    let rejection = review
+        .reject(
+            &caller.user.name,
+            caller.level_on(&app, &env.name),
+            request.reason.as_deref().unwrap_or_default(),
+        )
+        .map_err(review_refusal)?;
+    let orchestra = state.orchestra.clone();
+    let _serial = orchestra.lock.lock().await;
+    // Checked again under the lock: an approval may have started it meanwhile.
+    let latest = state.store.deployment(id).await?;
+    if latest.as_ref().map(|d| d.status.as_str()) != Some(AWAITING_APPROVAL) {
+        return Err(ApiError::policy(
+            "approval",
+            format!("deployment {id} no longer awaits approval: see `ferry deployment show {id}`"),
+        ));
+    }
+    let verb = if rejection.withdrawn {
+        "withdrawn"
+    } else {
+        "rejected"
+    };
+    record.status = "failed".to_owned();
+    record.reason = Some(format!(
+        "{verb} by {}: {}",
+        caller.user.name, rejection.reason
+    ));
+    record.updated_ms = caller.now_ms();
+    let audit = caller.audit(
+        "deployment.reject",
+        format!("deployment/{id}"),
+        Some(&app.name),
+        json!({ "version": record.version, "env": env.name, "reason": rejection.reason, "withdrawn": rejection.withdrawn }),
+    );
+    state
+        .store
+        .update_deployment(&record, Vec::new(), None, Some(audit))
+        .await?;
+    state.orchestra.deployments.notify_waiters();
+    Ok(Json(deployment_with_approvals(&state, record).await?))
+}
+
+fn domain_review<'a>(
+    record: &'a DeploymentRecord,
+    env: &'a ferry_domain::pipeline::Environment,
+    approvals: &'a [Approval],
+) -> ferry_domain::approval::Review<'a> {
+    ferry_domain::approval::Review {
+        env: &env.name,
+        policy: env.policy,
+        requester: &record.requested_by,
+        version: &record.version,
+        status: &record.status,
+        approvals,
+    }
+}
+
+/// A refused approval or rejection: permission problems are 403, the rest policy (409) or
+/// bad input (422).
+fn review_refusal(error: ApprovalError) -> ApiError {
+    match error {
+        ApprovalError::NotAllowed { .. } | ApprovalError::RejectNotAllowed { .. } => {
+            ApiError::forbidden(error.to_string())
+        }
+        ApprovalError::ReasonRequired => ApiError::invalid(error.to_string()),
+        _ => ApiError::policy("approval", error.to_string()),
+    }
 }

@@ -4,9 +4,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use ferry_api::{ChangePolicy, CreateEnvironment, Environment};
+use ferry_domain::freeze::FreezeWindow;
 use ferry_domain::name::{validate_name, NameKind};
 use ferry_domain::permission::Action;
-use ferry_store::PolicyChange;
+use ferry_store::{FreezeWindowRecord, PolicyChange};
 use serde_json::json;
 
 use crate::auth::Caller;
@@ -17,8 +18,16 @@ use crate::state::AppState;
 /// The most approvals an environment may require; more is a typo, not a policy.
 const MAX_APPROVALS: u32 = 10;
 
-fn environment_json(env: ferry_domain::pipeline::Environment) -> Environment {
+fn environment_json(
+    env: ferry_domain::pipeline::Environment,
+    windows: &[FreezeWindowRecord],
+) -> Environment {
     Environment {
+        freeze: windows
+            .iter()
+            .filter(|w| w.env == env.name)
+            .map(|w| w.expression.clone())
+            .collect(),
         name: env.name,
         position: env.position,
         approvals: env.policy.approvals_required,
@@ -35,7 +44,13 @@ pub async fn list_environments(
     _caller: Caller,
 ) -> Result<Json<Vec<Environment>>, ApiError> {
     let pipeline = state.store.list_environments().await?;
-    Ok(Json(pipeline.into_iter().map(environment_json).collect()))
+    let windows = state.store.freeze_windows(None).await?;
+    Ok(Json(
+        pipeline
+            .into_iter()
+            .map(|env| environment_json(env, &windows))
+            .collect(),
+    ))
 }
 
 /// Inserts an environment after another; it starts with that one's policy and role levels
@@ -64,10 +79,11 @@ pub async fn create_environment(
         .store
         .create_environment(&request.name, request.after.as_deref(), record)
         .await?;
-    Ok((StatusCode::CREATED, Json(environment_json(env))))
+    Ok((StatusCode::CREATED, Json(environment_json(env, &[]))))
 }
 
-/// Changes an environment's policy (release manager or admin).
+/// Changes an environment's policy and freeze windows (release manager or admin). Every
+/// part is checked before anything changes.
 #[utoipa::path(patch, path = "/api/v1/environments/{name}", tag = "pipeline", request_body = ChangePolicy,
     params(("name" = String, Path, description = "environment name")),
     responses((status = 200, body = Environment), (status = 403, body = ferry_api::ErrorBody),
@@ -84,27 +100,105 @@ pub async fn change_policy(
             "approvals must be between 0 and {MAX_APPROVALS}"
         )));
     }
-    if request.approvals.is_none() && request.self_approval.is_none() && request.protected.is_none()
-    {
+    let policy_changes = request.approvals.is_some()
+        || request.self_approval.is_some()
+        || request.protected.is_some();
+    if !policy_changes && request.freeze.is_empty() && request.unfreeze.is_empty() {
         return Err(ApiError::invalid(
-            "nothing to change: give approvals, self_approval or protected",
+            "nothing to change: give approvals, self_approval, protected, freeze or unfreeze",
         ));
     }
     caller.require(Action::ChangePolicy)?;
-    let record = caller.audit(
-        "environment.set-policy",
-        format!("environment/{name}"),
-        None,
-        json!(request),
-    );
-    let change = PolicyChange {
-        approvals_required: request.approvals,
-        self_approval: request.self_approval,
-        protected: request.protected,
-    };
     let env = state
         .store
-        .change_environment_policy(&name, change, record)
-        .await?;
-    Ok(Json(environment_json(env)))
+        .list_environments()
+        .await?
+        .into_iter()
+        .find(|e| e.name == name)
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "no environment named {name:?}: see `ferry env list`"
+            ))
+        })?;
+    let existing = state.store.freeze_windows(Some(&name)).await?;
+    let canonical = |text: &String| {
+        FreezeWindow::parse(text)
+            .map(|w| w.to_string())
+            .map_err(|e| ApiError::invalid(format!("freeze window {text:?}: {e}")))
+    };
+    let added = request
+        .freeze
+        .iter()
+        .map(canonical)
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut removed = Vec::new();
+    for text in &request.unfreeze {
+        // Removed as listed, or as any spelling of the same window.
+        let window = existing
+            .iter()
+            .find(|w| w.expression == *text || canonical(text).ok().as_ref() == Some(&w.expression))
+            .ok_or_else(|| {
+                ApiError::not_found(format!(
+                    "{name} has no freeze window {text:?}: see `ferry env list`"
+                ))
+            })?;
+        removed.push(window.expression.clone());
+    }
+    if let Some(duplicate) = added
+        .iter()
+        .find(|a| existing.iter().any(|w| w.expression == **a))
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "already_exists",
+            format!("{name} has the freeze window {duplicate:?} already"),
+        ));
+    }
+    let env = if policy_changes {
+        let change = PolicyChange {
+            approvals_required: request.approvals,
+            self_approval: request.self_approval,
+            protected: request.protected,
+        };
+        let record = caller.audit(
+            "environment.set-policy",
+            format!("environment/{name}"),
+            None,
+            json!({ "approvals": request.approvals, "self_approval": request.self_approval, "protected": request.protected }),
+        );
+        state
+            .store
+            .change_environment_policy(&name, change, record)
+            .await?
+    } else {
+        env
+    };
+    for expression in removed {
+        let record = caller.audit(
+            "environment.unfreeze",
+            format!("environment/{name}"),
+            None,
+            json!({ "window": expression }),
+        );
+        state
+            .store
+            .remove_freeze_window(&name, &expression, record)
+            .await?;
+    }
+    for expression in added {
+        let record = caller.audit(
+            "environment.freeze",
+            format!("environment/{name}"),
+            None,
+            json!({ "window": expression }),
+        );
+        let window = FreezeWindowRecord {
+            env: name.clone(),
+            expression,
+            created_ms: caller.now_ms(),
+        };
+        state.store.add_freeze_window(window, record).await?;
+    }
+    let windows = state.store.freeze_windows(Some(&name)).await?;
+    Ok(Json(environment_json(env, &windows)))
 }

@@ -7,6 +7,7 @@ pub mod deployments;
 pub mod environments;
 pub mod maintenance;
 pub mod me;
+pub mod policy;
 pub mod releases;
 pub mod roles;
 pub mod targets;

@@ -39,6 +39,7 @@ fn release_json(release: ferry_store::Release) -> Release {
         notes: release.notes,
         created_at: rfc3339(release.created_ms),
         created_by: release.created_by,
+        hotfix_of: release.hotfix_of,
     }
 }
 
@@ -135,6 +136,14 @@ pub async fn create_release(
             "release notes are limited to {MAX_NOTES} bytes"
         )));
     }
+    if let Some(base) = &request.hotfix_of {
+        validate_version(base)?;
+        state
+            .store
+            .release(&app.name, base)
+            .await?
+            .ok_or_else(|| no_such_release(&app.name, base))?;
+    }
     let digest = manifest.digest();
     let manifest_bytes = manifest.to_blob();
     let manifest_blob = ContentHash::of(&manifest_bytes);
@@ -155,12 +164,13 @@ pub async fn create_release(
         notes: request.notes,
         created_ms: caller.now_ms(),
         created_by: caller.user.name.clone(),
+        hotfix_of: request.hotfix_of,
     };
     let record = caller.audit(
         "release.create",
         format!("release/{}/{}", app.name, request.version),
         Some(&app.name),
-        json!({ "digest": release.digest, "files": release.files, "bytes": release.bytes, "source": request.source }),
+        json!({ "digest": release.digest, "files": release.files, "bytes": release.bytes, "source": request.source, "hotfix_of": release.hotfix_of }),
     );
 
     // Shared with other creations, exclusive with garbage collection: the blobs checked

@@ -1,0 +1,116 @@
+//! Freeze windows of environments and approvals of deployments.
+
+use ferry_store::{ApprovalRecord, FreezeWindowRecord, StoreError, StoreResult};
+use sqlx::sqlite::SqliteConnection;
+use sqlx::Row;
+
+use crate::{backend, not_found, unique};
+
+pub(crate) async fn freeze_windows(
+    conn: &mut SqliteConnection,
+    env: Option<&str>,
+) -> StoreResult<Vec<FreezeWindowRecord>> {
+    let rows = sqlx::query(
+        "SELECT env, expression, created_ms FROM freeze_windows
+         WHERE ?1 IS NULL OR env = ?1 ORDER BY env, created_ms, expression",
+    )
+    .bind(env)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(backend)?;
+    Ok(rows
+        .into_iter()
+        .map(|row| FreezeWindowRecord {
+            env: row.get("env"),
+            expression: row.get("expression"),
+            created_ms: row.get("created_ms"),
+        })
+        .collect())
+}
+
+pub(crate) async fn add_freeze_window(
+    conn: &mut SqliteConnection,
+    window: &FreezeWindowRecord,
+) -> StoreResult<()> {
+    sqlx::query("INSERT INTO freeze_windows (env, expression, created_ms) VALUES (?, ?, ?)")
+        .bind(&window.env)
+        .bind(&window.expression)
+        .bind(window.created_ms)
+        .execute(&mut *conn)
+        .await
+        .map_err(unique("freeze window", &window.expression))?;
+    Ok(())
+}
+
+pub(crate) async fn remove_freeze_window(
+    conn: &mut SqliteConnection,
+    env: &str,
+    expression: &str,
+) -> StoreResult<()> {
+    let removed = sqlx::query("DELETE FROM freeze_windows WHERE env = ? AND expression = ?")
+        .bind(env)
+        .bind(expression)
+        .execute(&mut *conn)
+        .await
+        .map_err(backend)?
+        .rows_affected();
+    if removed == 0 {
+        return Err(not_found("freeze window", expression));
+    }
+    Ok(())
+}
+
+pub(crate) async fn approvals(
+    conn: &mut SqliteConnection,
+    deployment_id: i64,
+) -> StoreResult<Vec<ApprovalRecord>> {
+    let rows = sqlx::query(
+        "SELECT deployment_id, approver, version, reason, at_ms FROM approvals
+         WHERE deployment_id = ? ORDER BY at_ms, approver",
+    )
+    .bind(deployment_id)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(backend)?;
+    Ok(rows
+        .into_iter()
+        .map(|row| ApprovalRecord {
+            deployment_id: row.get("deployment_id"),
+            approver: row.get("approver"),
+            version: row.get("version"),
+            reason: row.get("reason"),
+            at_ms: row.get("at_ms"),
+        })
+        .collect())
+}
+
+/// Records an approval, refused when the deployment no longer awaits approval or the
+/// approver approved it already (both checked again here, inside the transaction).
+pub(crate) async fn add_approval(
+    conn: &mut SqliteConnection,
+    approval: &ApprovalRecord,
+) -> StoreResult<()> {
+    let status: Option<String> = sqlx::query_scalar("SELECT status FROM deployments WHERE id = ?")
+        .bind(approval.deployment_id)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(backend)?;
+    if status.as_deref() != Some("awaiting_approval") {
+        return Err(StoreError::Refused(format!(
+            "deployment {} does not await approval",
+            approval.deployment_id
+        )));
+    }
+    sqlx::query(
+        "INSERT INTO approvals (deployment_id, approver, version, reason, at_ms) VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(approval.deployment_id)
+    .bind(&approval.approver)
+    .bind(&approval.version)
+    .bind(&approval.reason)
+    .bind(approval.at_ms)
+    .execute(&mut *conn)
+    .await
+    .map_err(unique("approval by", &approval.approver))?;
+    Ok(())
+}

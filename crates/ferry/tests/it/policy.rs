@@ -1,0 +1,350 @@
+//! Pipeline policy through the binary with real agents: lifecycles, approvals without
+//! self-approval, no silent downgrades, freeze windows and break-glass.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::deployments::{current, release, setup, start_agent};
+use crate::harness::{Run, Server};
+
+/// Follows a deployment until it leaves `awaiting_approval` and `running`.
+fn finished(server: &Server, id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let shown = server
+            .admin(&["deployment", "show", id, "--json"])
+            .success()
+            .json();
+        let status = shown["status"].as_str().unwrap().to_owned();
+        if status != "running" && status != "awaiting_approval" {
+            return shown;
+        }
+        assert!(Instant::now() < deadline, "still {status}: {shown}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn id_of(run: &Run) -> String {
+    run.json()["id"].to_string()
+}
+
+#[test]
+fn a_release_walks_the_pipeline_and_production_waits_for_someone_elses_approval() {
+    let server = Server::start();
+    setup(&server);
+    let dev = start_agent(&server, "dev", "dev-1");
+    let pp = start_agent(&server, "pp", "pp-1");
+    let prd = start_agent(&server, "prd", "prd-1");
+    let dana = server.create_user("dana", "viewer", &["shop:developer"]);
+    let lee = server.create_user("lee", "viewer", &["shop:lead"]);
+    release(&server, "1.0.0", "");
+
+    // A release enters an environment only after the one before it.
+    server
+        .ferry(&dana, &["deploy", "web", "1.0.0", "--to", "pp"])
+        .fails(3, "has not succeeded in \"dev\"");
+    server
+        .ferry(&dana, &["deploy", "web", "1.0.0", "--to", "dev", "--wait"])
+        .success();
+    server
+        .ferry(&dana, &["promote", "web", "--from", "dev", "--to", "prd"])
+        .fails(3, "\"pp\"");
+    server
+        .ferry(
+            &dana,
+            &["promote", "web", "--from", "dev", "--to", "pp", "--wait"],
+        )
+        .success();
+    assert_eq!(current(&dev.root, "web"), "releases/1.0.0");
+    assert_eq!(current(&pp.root, "web"), "releases/1.0.0");
+
+    // Production waits for an approval, and its targets stage the release meanwhile.
+    let asked = server.ferry(
+        &dana,
+        &["promote", "web", "--from", "pp", "--to", "prd", "--json"],
+    );
+    let asked = asked.success();
+    assert_eq!(asked.json()["status"], "awaiting_approval", "{asked:?}");
+    let id = id_of(&asked);
+    let staged = prd.root.join("apps/web/releases/1.0.0/index.html");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !staged.exists() {
+        assert!(Instant::now() < deadline, "prd never staged the release");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(current(&prd.root, "web"), "", "staged, not switched");
+    server
+        .ferry(&dana, &["approve", &id])
+        .fails(3, "needs approve or admin");
+    server
+        .ferry(&dana, &["deploy", "web", "1.0.0", "--to", "prd"])
+        .fails(3, &format!("deployment {id}"));
+    let approved = server
+        .ferry(
+            &lee,
+            &["approve", &id, "--reason", "tested in pp", "--json"],
+        )
+        .success()
+        .json();
+    assert_eq!(approved["approvals"][0]["approver"], "lee", "{approved}");
+    assert_eq!(finished(&server, &id)["status"], "succeeded");
+    assert_eq!(current(&prd.root, "web"), "releases/1.0.0");
+    server
+        .ferry(&lee, &["approve", &id])
+        .fails(3, "is not awaiting approval");
+
+    // A rejection needs a reason and ends the deployment.
+    release(&server, "1.0.1", "");
+    for env in ["dev", "pp"] {
+        server
+            .ferry(&dana, &["deploy", "web", "1.0.1", "--to", env, "--wait"])
+            .success();
+    }
+    let asked = server
+        .ferry(&lee, &["deploy", "web", "1.0.1", "--to", "prd", "--json"])
+        .success();
+    let id = id_of(&asked);
+    server
+        .ferry(&lee, &["approve", &id])
+        .fails(3, "denies self-approval");
+    server.ferry(&lee, &["reject", &id]).fails(3, "--reason");
+    let rejected = server
+        .ferry(
+            &lee,
+            &["reject", &id, "--reason", "not on a Friday", "--json"],
+        )
+        .success()
+        .json();
+    assert_eq!(rejected["status"], "failed");
+    assert!(
+        rejected["reason"]
+            .as_str()
+            .unwrap()
+            .contains("withdrawn by lee: not on a Friday"),
+        "{rejected}"
+    );
+    assert_eq!(current(&prd.root, "web"), "releases/1.0.0");
+    server
+        .ferry(&lee, &["approve", "99999"])
+        .fails(1, "no deployment 99999");
+
+    let audit = server
+        .admin(&["audit", "--app", "web", "--json"])
+        .success()
+        .json();
+    let actions: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert!(
+        actions.contains(&"deployment.approve") && actions.contains(&"deployment.reject"),
+        "{actions:?}"
+    );
+}
+
+#[test]
+fn downgrades_freezes_break_glass_and_hotfixes() {
+    let server = Server::start();
+    setup(&server);
+    let dev = start_agent(&server, "dev", "dev-1");
+    let _pp = start_agent(&server, "pp", "pp-1");
+    let dana = server.create_user("dana", "viewer", &["shop:developer"]);
+    release(&server, "1.0.0", "");
+    release(&server, "1.0.1", "");
+    for version in ["1.0.0", "1.0.1"] {
+        server
+            .ferry(&dana, &["deploy", "web", version, "--to", "dev", "--wait"])
+            .success();
+    }
+
+    // Going back is a rollback, or explicit.
+    server
+        .ferry(&dana, &["deploy", "web", "1.0.0", "--to", "dev"])
+        .fails(3, "older than 1.0.1");
+    server
+        .ferry(
+            &dana,
+            &[
+                "deploy",
+                "web",
+                "1.0.0",
+                "--to",
+                "dev",
+                "--allow-downgrade",
+                "--wait",
+            ],
+        )
+        .success();
+    assert_eq!(current(&dev.root, "web"), "releases/1.0.0");
+
+    // A freeze window blocks deployments until it ends; break-glass needs admin.
+    server
+        .admin(&["env", "set", "dev", "--freeze", "0 25 * * * 1h"])
+        .fails(3, "hour");
+    server
+        .admin(&["env", "set", "dev", "--freeze", "* * * * * 2h"])
+        .success();
+    let envs = server.admin(&["env", "list", "--json"]).success().json();
+    assert_eq!(envs[0]["freeze"][0], "* * * * * 2h", "{envs}");
+    server
+        .ferry(&dana, &["deploy", "web", "1.0.1", "--to", "dev"])
+        .fails(3, "is in a freeze window until");
+    server
+        .ferry(
+            &dana,
+            &[
+                "deploy",
+                "web",
+                "1.0.1",
+                "--to",
+                "dev",
+                "--break-glass",
+                "--reason",
+                "outage",
+            ],
+        )
+        .fails(3, "needs admin");
+    server
+        .admin(&["deploy", "web", "1.0.1", "--to", "dev", "--break-glass"])
+        .fails(3, "--reason");
+    server
+        .admin(&[
+            "deploy",
+            "web",
+            "1.0.1",
+            "--to",
+            "dev",
+            "--break-glass",
+            "--reason",
+            "outage",
+            "--wait",
+        ])
+        .success();
+    assert_eq!(current(&dev.root, "web"), "releases/1.0.1");
+    let audit = server
+        .admin(&["audit", "--app", "web", "--json"])
+        .success()
+        .json();
+    let glass = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "deployment.break_glass")
+        .unwrap_or_else(|| panic!("no break-glass event: {audit}"));
+    assert!(glass["details"].to_string().contains("outage"), "{glass}");
+    server
+        .admin(&["env", "set", "dev", "--unfreeze", "* * * * * 2h"])
+        .success();
+    server
+        .ferry(
+            &dana,
+            &[
+                "deploy",
+                "web",
+                "1.0.0",
+                "--to",
+                "dev",
+                "--allow-downgrade",
+                "--wait",
+            ],
+        )
+        .success();
+
+    // A hotfix starts at pp and never goes to dev.
+    let site = crate::deployments::site(server.dir.path(), "1.0.0-fix", "");
+    server
+        .admin(&[
+            "release",
+            "create",
+            "web",
+            "1.0.2",
+            "--from",
+            site.to_str().unwrap(),
+            "--hotfix-of",
+            "1.0.0",
+        ])
+        .success();
+    server
+        .ferry(&dana, &["deploy", "web", "1.0.2", "--to", "dev"])
+        .fails(3, "hotfixes start at \"pp\"");
+    server
+        .ferry(&dana, &["deploy", "web", "1.0.2", "--to", "pp", "--wait"])
+        .success();
+}
+
+#[test]
+fn a_per_app_grant_lets_one_user_deploy_one_application_and_see_nothing_else() {
+    let server = Server::start();
+    setup(&server);
+    server
+        .admin(&["app", "create", "api", "--team", "shop"])
+        .success();
+    server.admin(&["team", "create", "blog"]).success();
+    let dev = start_agent(&server, "dev", "dev-1");
+    let lee = server.create_user("lee", "viewer", &["shop:lead"]);
+    let bo = server.create_user("bo", "viewer", &["blog:lead"]);
+    let fay = server.create_user("fay", "viewer", &[]);
+    release(&server, "1.0.0", "");
+    server
+        .ferry(&fay, &["app", "show", "web"])
+        .fails(1, "no application named \"web\"");
+
+    // Only a lead of the app's team (or an admin) grants.
+    let grant = [
+        "app", "grant", "web", "--user", "fay", "--env", "dev", "--level", "deploy",
+    ];
+    server
+        .ferry(&bo, &grant)
+        .fails(1, "no application named \"web\"");
+    server.ferry(&lee, &grant).success();
+    server
+        .ferry(
+            &lee,
+            &[
+                "app", "grant", "web", "--user", "fay", "--env", "dev", "--level", "root",
+            ],
+        )
+        .fails(3, "unknown level");
+    let grants = server
+        .ferry(&lee, &["app", "grants", "web", "--json"])
+        .success()
+        .json();
+    assert_eq!(grants[0]["level"], "deploy", "{grants}");
+
+    let apps = server
+        .ferry(&fay, &["app", "list", "--json"])
+        .success()
+        .json();
+    let names: Vec<&str> = apps
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["web"]);
+    server
+        .ferry(&fay, &["deploy", "web", "1.0.0", "--to", "dev", "--wait"])
+        .success();
+    assert_eq!(current(&dev.root, "web"), "releases/1.0.0");
+    server
+        .ferry(&fay, &["promote", "web", "--from", "dev", "--to", "pp"])
+        .fails(
+            3,
+            "the grant on \"web\" gives none on \"pp\", and this needs deploy",
+        );
+
+    server
+        .ferry(
+            &lee,
+            &[
+                "app", "grant", "web", "--user", "fay", "--env", "dev", "--level", "none",
+            ],
+        )
+        .success();
+    server
+        .ferry(&fay, &["app", "show", "web"])
+        .fails(1, "no application named \"web\"");
+}
