@@ -358,17 +358,11 @@ impl Agent {
             let manifest = self.manifest(app, version).await?;
             self.fetch_missing(app, version, &manifest, PreviousCheck::Recorded)
                 .await?;
-            let request = DeployRequest {
-                app: app.to_owned(),
-                env: self.state.env.clone(),
-                version: version.to_owned(),
-                manifest,
-            };
-            let root = self.root.clone();
-            let cache = BlobStore::open(&cache_dir(&self.root))?;
-            tokio::task::spawn_blocking(move || prepare(&root, &request, &cache))
-                .await?
-                .map(|_| ())
+            self.with_engine(app, version, &manifest, |root, request, cache| {
+                prepare(root, request, cache)
+            })
+            .await?
+            .map(|_| ())
         };
         let report = AgentReport {
             app: app.to_owned(),
@@ -461,6 +455,20 @@ impl Agent {
         version: &str,
         manifest: &Manifest,
     ) -> anyhow::Result<DeployOutcome> {
+        self.with_engine(app, version, manifest, |root, request, cache| {
+            deploy(root, request, cache, &mut |_| {})
+        })
+        .await
+    }
+
+    /// Runs a step of the deploy engine for `version` of `app` on a blocking thread.
+    async fn with_engine<T: Send + 'static>(
+        &self,
+        app: &str,
+        version: &str,
+        manifest: &Manifest,
+        step: impl FnOnce(&Path, &DeployRequest, &BlobStore) -> T + Send + 'static,
+    ) -> anyhow::Result<T> {
         let request = DeployRequest {
             app: app.to_owned(),
             env: self.state.env.clone(),
@@ -469,10 +477,7 @@ impl Agent {
         };
         let root = self.root.clone();
         let cache = BlobStore::open(&cache_dir(&self.root))?;
-        Ok(
-            tokio::task::spawn_blocking(move || deploy(&root, &request, &cache, &mut |_| {}))
-                .await?,
-        )
+        Ok(tokio::task::spawn_blocking(move || step(&root, &request, &cache)).await?)
     }
 
     /// Fetches, in batches, the blobs of `manifest` the cache lacks; each is checked against

@@ -70,8 +70,17 @@ impl Orchestra {
         self.changed.notify_waiters();
     }
 
+    /// A deployment changed, and with it the desired state of `changes`' targets: wakes
+    /// those agents and whoever waits on deployments.
+    pub fn deployment_changed(&self, changes: &[DesiredChange]) {
+        if !changes.is_empty() {
+            self.bump_targets(changes.iter().map(|c| c.target.as_str()));
+        }
+        self.deployments.notify_waiters();
+    }
+
     /// Tells the agents of `targets` that their desired state changed.
-    pub fn bump_targets<'t>(&self, targets: impl IntoIterator<Item = &'t str>) {
+    fn bump_targets<'t>(&self, targets: impl IntoIterator<Item = &'t str>) {
         let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
         let mut changed = self
             .changed_targets
@@ -185,15 +194,11 @@ async fn save(
         app: Some(record.app.clone()),
         details: serde_json::json!({ "status": record.status, "reason": record.reason, "version": record.version, "env": record.env }).to_string(),
     });
-    let targets: Vec<String> = changes.iter().map(|c| c.target.clone()).collect();
     state
         .store
-        .update_deployment(record, changes, bad_version.as_deref(), audit)
+        .update_deployment(record, changes.clone(), bad_version.as_deref(), audit)
         .await?;
-    state
-        .orchestra
-        .bump_targets(targets.iter().map(String::as_str));
-    state.orchestra.deployments.notify_waiters();
+    state.orchestra.deployment_changed(&changes);
     Ok(())
 }
 

@@ -22,7 +22,7 @@ use serde_json::json;
 use utoipa::IntoParams;
 
 use super::apps::visible_app;
-use super::policy::{judge, Ask, Verdict};
+use super::policy::{judge, live_history, Ask, Verdict};
 use super::releases::no_such_release;
 use super::rfc3339;
 use crate::auth::Caller;
@@ -178,7 +178,6 @@ async fn start(
         updated_ms: caller.now_ms(),
     };
     let changes = desired_changes(&record, commands);
-    let targets: Vec<String> = changes.iter().map(|c| c.target.clone()).collect();
     let mut details = new.details;
     let action = match &new.break_glass {
         Some(glass) => {
@@ -194,12 +193,9 @@ async fn start(
     let audit = caller.audit(&action, String::new(), Some(app), details);
     record = state
         .store
-        .create_deployment(record, changes, audit)
+        .create_deployment(record, changes.clone(), audit)
         .await?;
-    state
-        .orchestra
-        .bump_targets(targets.iter().map(String::as_str));
-    state.orchestra.deployments.notify_waiters();
+    state.orchestra.deployment_changed(&changes);
     deployment_with_approvals(state, record).await
 }
 
@@ -355,12 +351,10 @@ async fn running_version(
     app: &str,
     env: &str,
 ) -> Result<Option<String>, ApiError> {
-    Ok(state
-        .store
-        .list_deployments(Some(app), 1000)
+    Ok(live_history(state, app)
         .await?
         .into_iter()
-        .find(|d| d.env == env && d.went_live())
+        .find(|d| d.env == env)
         .map(|d| d.version))
 }
 
@@ -384,12 +378,10 @@ pub async fn rollback(
         env: &env.name,
         level: Level::Deploy,
     })?;
-    let history: Vec<DeploymentRecord> = state
-        .store
-        .list_deployments(Some(&app.name), 1000)
+    let history: Vec<DeploymentRecord> = live_history(&state, &app.name)
         .await?
         .into_iter()
-        .filter(|d| d.env == env.name && d.went_live())
+        .filter(|d| d.env == env.name)
         .collect();
     let current = history.first().map(|d| d.version.clone()).ok_or_else(|| {
         ApiError::invalid(format!(
@@ -577,14 +569,14 @@ pub async fn status(
     let reported = state.store.target_apps(None).await?;
     let mut statuses = Vec::new();
     for app in apps {
-        let history = state.store.list_deployments(Some(&app.name), 1000).await?;
+        let history = live_history(&state, &app.name).await?;
         let environments = pipeline
             .iter()
             .map(|env| EnvStatus {
                 env: env.name.clone(),
                 version: history
                     .iter()
-                    .find(|d| d.env == env.name && d.went_live())
+                    .find(|d| d.env == env.name)
                     .map(|d| d.version.clone()),
                 targets: reported
                     .iter()
@@ -678,10 +670,6 @@ pub async fn approve(
     } else {
         None
     };
-    let targets: Vec<String> = start
-        .iter()
-        .flat_map(|(_, changes)| changes.iter().map(|c| c.target.clone()))
-        .collect();
     let approval = ApprovalRecord {
         deployment_id: id,
         approver: caller.user.name.clone(),
@@ -699,7 +687,7 @@ pub async fn approve(
     );
     state
         .store
-        .approve(approval, start, audit)
+        .approve(approval, start.clone(), audit)
         .await
         .map_err(|e| match e {
             ferry_store::StoreError::AlreadyExists { .. } => ApiError::policy(
@@ -709,10 +697,8 @@ pub async fn approve(
             ferry_store::StoreError::Refused(message) => ApiError::policy("approval", message),
             other => other.into(),
         })?;
-    state
-        .orchestra
-        .bump_targets(targets.iter().map(String::as_str));
-    state.orchestra.deployments.notify_waiters();
+    let changes = start.map(|(_, changes)| changes).unwrap_or_default();
+    state.orchestra.deployment_changed(&changes);
     let record = state
         .store
         .deployment(id)
@@ -774,7 +760,7 @@ pub async fn reject(
         .store
         .update_deployment(&record, Vec::new(), None, Some(audit))
         .await?;
-    state.orchestra.deployments.notify_waiters();
+    state.orchestra.deployment_changed(&[]);
     Ok(Json(deployment_with_approvals(&state, record).await?))
 }
 

@@ -34,16 +34,21 @@ pub struct Verdict {
     pub break_glass: Option<BreakGlass>,
 }
 
-/// Applies the policy of `ask.env` to the request, refusing with the rule that stops it.
-pub async fn judge(state: &AppState, caller: &Caller, ask: &Ask<'_>) -> Result<Verdict, ApiError> {
-    let (app, env, version) = (&ask.app.name, &ask.env.name, &ask.release.version);
-    let history: Vec<DeploymentRecord> = state
+/// The deployments of `app` that went live, in any environment, newest first.
+pub async fn live_history(state: &AppState, app: &str) -> Result<Vec<DeploymentRecord>, ApiError> {
+    Ok(state
         .store
         .list_deployments(Some(app), 1000)
         .await?
         .into_iter()
-        .filter(|d| d.went_live())
-        .collect();
+        .filter(DeploymentRecord::went_live)
+        .collect())
+}
+
+/// Applies the policy of `ask.env` to the request, refusing with the rule that stops it.
+pub async fn judge(state: &AppState, caller: &Caller, ask: &Ask<'_>) -> Result<Verdict, ApiError> {
+    let (app, env, version) = (&ask.app.name, &ask.env.name, &ask.release.version);
+    let history = live_history(state, app).await?;
     if !ask.rollback {
         let pipeline = state.store.list_environments().await?;
         let passed: Vec<&str> = history
