@@ -57,6 +57,24 @@ pub struct TeamRole {
     pub role: Option<String>,
 }
 
+/// A member of a team: the role they hold there (`null`: their default role applies) and the
+/// role that applies in effect.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TeamMember {
+    pub user: String,
+    pub role: Option<String>,
+    pub effective_role: String,
+}
+
+/// Adds a user to a team or changes their role there (`role` absent or `null`: their default
+/// role applies inside the team).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetMember {
+    #[serde(default)]
+    pub role: Option<String>,
+}
+
 /// A user.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct User {

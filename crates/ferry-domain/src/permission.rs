@@ -131,6 +131,35 @@ impl Role {
     }
 }
 
+/// Whether someone whose role in a team is `granter` may give `role` to a member of that
+/// team: never a higher level than their own in any environment, nor a capability they lack.
+/// (Admins are not limited; the caller checks that first.)
+pub fn check_assignable(granter: &Role, role: &Role) -> Result<(), String> {
+    if let Some((env, level)) = role
+        .levels
+        .iter()
+        .find(|(env, level)| **level > granter.level_in(env))
+    {
+        return Err(format!(
+            "role {:?} has {level} on {env:?}, more than your role {:?} ({}); choose a role \
+             that does not exceed yours, or ask an admin",
+            role.name,
+            granter.name,
+            granter.level_in(env)
+        ));
+    }
+    match role.capabilities.iter().find(|c| !granter.can(**c)) {
+        Some(capability) => Err(format!(
+            "role {:?} can {}, which your role {:?} cannot; choose a role that does not \
+             exceed yours, or ask an admin",
+            role.name,
+            capability.as_str(),
+            granter.name
+        )),
+        None => Ok(()),
+    }
+}
+
 /// A user as the rules see them: their default role and their role inside each team they
 /// belong to (the override, or the default role when there is none).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -333,6 +333,39 @@ mod tests {
     }
 
     #[test]
+    fn a_lead_assigns_roles_up_to_their_own() {
+        use crate::permission::check_assignable;
+        // (granter, role given, allowed?)
+        let cases = [
+            ("lead", "viewer", true),
+            ("lead", "support", true),
+            ("lead", "developer", true),
+            ("lead", "lead", true),
+            ("lead", "release-manager", false), // a capability the lead lacks
+            ("lead", "admin", false),
+            ("developer", "viewer", true),
+            ("developer", "developer", true),
+            ("developer", "lead", false),
+            ("support", "developer", false),
+            ("viewer", "support", false),
+            ("admin", "release-manager", true),
+            ("admin", "admin", true),
+        ];
+        for (granter, given, allowed) in cases {
+            let answer = check_assignable(&role(granter), &role(given));
+            assert_eq!(
+                answer.is_ok(),
+                allowed,
+                "{granter} gives {given}: {answer:?}"
+            );
+        }
+        let mut narrow = role("lead");
+        narrow.levels.insert("prd".into(), Level::Deploy);
+        let refused = check_assignable(&narrow, &role("lead")).unwrap_err();
+        assert!(refused.contains("approve on \"prd\""), "{refused}");
+    }
+
+    #[test]
     fn only_admin_is_not_editable() {
         for (name, _, _) in BUILT_IN_ROLES {
             assert_eq!(is_editable(name), name != "admin");

@@ -67,6 +67,8 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(v1::targets::list_targets))
         .routes(routes!(v1::targets::place))
         .routes(routes!(v1::apps::list_grants, v1::apps::set_grant))
+        .routes(routes!(v1::teams::list_members))
+        .routes(routes!(v1::teams::set_member, v1::teams::remove_member))
         .routes(routes!(v1::deployments::deploy))
         .routes(routes!(v1::deployments::rollback))
         .routes(routes!(v1::deployments::promote))

@@ -192,6 +192,50 @@ pub(crate) async fn set_app_grant(
     Ok(())
 }
 
+/// Makes `user` a member of `team` with `role` (`None`: their default role), or changes the
+/// role of an existing member; with `remove`, takes them out of the team.
+pub(crate) async fn set_membership(
+    conn: &mut SqliteConnection,
+    team: &str,
+    user: &str,
+    role: Option<&str>,
+    remove: bool,
+) -> StoreResult<()> {
+    let team_id = team_id(conn, team).await?;
+    let user_id: i64 = sqlx::query_scalar("SELECT id FROM users WHERE name = ?")
+        .bind(user)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(backend)?
+        .ok_or_else(|| not_found("user", user))?;
+    if remove {
+        let removed = sqlx::query("DELETE FROM memberships WHERE user_id = ? AND team_id = ?")
+            .bind(user_id)
+            .bind(team_id)
+            .execute(&mut *conn)
+            .await
+            .map_err(backend)?;
+        if removed.rows_affected() == 0 {
+            return Err(not_found("member of the team", user));
+        }
+        return Ok(());
+    }
+    if let Some(role) = role {
+        role_exists(conn, role).await?;
+    }
+    sqlx::query(
+        "INSERT INTO memberships (user_id, team_id, role) VALUES (?, ?, ?)
+         ON CONFLICT (user_id, team_id) DO UPDATE SET role = excluded.role",
+    )
+    .bind(user_id)
+    .bind(team_id)
+    .bind(role)
+    .execute(&mut *conn)
+    .await
+    .map_err(backend)?;
+    Ok(())
+}
+
 async fn users_where(
     conn: &mut SqliteConnection,
     condition: &str,

@@ -399,6 +399,20 @@ impl Store for SqliteStore {
         tx.commit().await.map_err(backend)
     }
 
+    async fn set_membership(
+        &self,
+        team: &str,
+        user: &str,
+        role: Option<&str>,
+        remove: bool,
+        record: AuditRecord,
+    ) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        access::set_membership(&mut tx, team, user, role, remove).await?;
+        audit::append(&mut tx, &self.audit_key, record).await?;
+        tx.commit().await.map_err(backend)
+    }
+
     async fn approvals(&self, deployment_id: i64) -> StoreResult<Vec<ApprovalRecord>> {
         policy::approvals(&mut *self.read().await?, deployment_id).await
     }
@@ -498,6 +512,6 @@ mod tests {
         store.close().await;
         let store = SqliteStore::open(&path, key).await.unwrap();
         assert_eq!(store.list_apps().await.unwrap().len(), 1);
-        assert_eq!(store.audit_chain().await.unwrap().events.len(), 23);
+        assert_eq!(store.audit_chain().await.unwrap().events.len(), 29);
     }
 }

@@ -754,6 +754,47 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
         .unwrap();
     assert!(store.app_grants("shop-web").await.unwrap().is_empty());
 
+    // Team membership: change a role, remove and add back; unknown names change nothing.
+    let dana_teams = || async {
+        let users = store.list_users().await.unwrap();
+        users.into_iter().find(|u| u.name == "dana").unwrap().teams
+    };
+    let member = |team: &str, role: Option<&str>| Membership {
+        team: team.into(),
+        role: role.map(Into::into),
+    };
+    let before = dana_teams().await;
+    let change = |team, role, remove| {
+        store.set_membership(team, "dana", role, remove, audit("team.member", "", None))
+    };
+    change("shop", Some("viewer"), false).await.unwrap();
+    assert!(dana_teams().await.contains(&member("shop", Some("viewer"))));
+    change("blog", None, true).await.unwrap();
+    assert_eq!(dana_teams().await, [member("shop", Some("viewer"))]);
+    change("blog", None, false).await.unwrap();
+    change("shop", Some("lead"), false).await.unwrap();
+    assert_eq!(dana_teams().await, before);
+    for (team, user, role, remove) in [
+        ("nope", "dana", None, false),
+        ("shop", "nobody", None, false),
+        ("shop", "dana", Some("no-such-role"), false),
+        ("nope", "dana", None, true),
+    ] {
+        assert!(matches!(
+            store
+                .set_membership(team, user, role, remove, audit("x", "", None))
+                .await,
+            Err(StoreError::NotFound { .. })
+        ));
+    }
+    change("blog", None, true).await.unwrap();
+    assert!(matches!(
+        change("blog", None, true).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    change("blog", None, false).await.unwrap();
+    assert_eq!(dana_teams().await, before);
+
     // The audit chain: one event per change that happened, none for refusals.
     let actions: Vec<String> = store
         .audit_events(&AuditFilter::default())
@@ -788,6 +829,12 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
             "environment.unfreeze",
             "app.grant",
             "app.grant",
+            "team.member",
+            "team.member",
+            "team.member",
+            "team.member",
+            "team.member",
+            "team.member",
         ]
     );
     let for_app = store
@@ -805,10 +852,10 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
         })
         .await
         .unwrap();
-    assert_eq!(last_two.iter().map(|e| e.seq).collect::<Vec<_>>(), [22, 23]);
+    assert_eq!(last_two.iter().map(|e| e.seq).collect::<Vec<_>>(), [28, 29]);
     let chain = store.audit_chain().await.unwrap();
     assert_eq!(
         verify_chain(audit_key, &chain.events, chain.head.as_ref()),
-        Ok(23)
+        Ok(29)
     );
 }

@@ -185,6 +185,17 @@ pub trait Store: Send + Sync + 'static {
     async fn app_grants(&self, app: &str) -> StoreResult<Vec<AppGrant>>;
     /// Sets a user's level on an application in an environment (`none` removes it).
     async fn set_app_grant(&self, grant: AppGrant, audit: AuditRecord) -> StoreResult<()>;
+    /// Makes `user` a member of `team` with `role` (`None`: their default role) or changes
+    /// their role there; with `remove`, takes them out of the team (not found if they were
+    /// not in it).
+    async fn set_membership(
+        &self,
+        team: &str,
+        user: &str,
+        role: Option<&str>,
+        remove: bool,
+        audit: AuditRecord,
+    ) -> StoreResult<()>;
     /// The approvals of a deployment, oldest first.
     async fn approvals(&self, deployment_id: i64) -> StoreResult<Vec<ApprovalRecord>>;
     /// Records an approval (refused unless the deployment awaits approval, and if the

@@ -325,6 +325,18 @@ pub enum TeamCommand {
     Create { team: String },
     /// List the teams you can see
     List,
+    /// List a team's members and their roles there
+    Members { team: String },
+    /// Add a user to a team, or change their role there (team leads: up to their own role)
+    Add {
+        team: String,
+        user: String,
+        /// The role inside the team (default: the user's default role applies)
+        #[arg(long)]
+        role: Option<String>,
+    },
+    /// Take a user out of a team
+    Remove { team: String, user: String },
 }
 
 #[derive(Debug, Subcommand)]

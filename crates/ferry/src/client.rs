@@ -95,6 +95,13 @@ impl Client {
         self.call(Method::PATCH, path, Some(body)).await
     }
 
+    /// Deletes; the answer has no body.
+    pub async fn delete(&self, path: &str) -> CliResult<()> {
+        self.send(self.request(Method::DELETE, path))
+            .await
+            .map(drop)
+    }
+
     /// Posts raw bytes (a blob batch) and reads a JSON answer.
     pub async fn post_bytes<T: DeserializeOwned>(&self, path: &str, body: Vec<u8>) -> CliResult<T> {
         let request = self

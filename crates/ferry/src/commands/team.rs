@@ -1,6 +1,6 @@
 //! `ferry team`.
 
-use ferry_api::{CreateTeam, Team};
+use ferry_api::{CreateTeam, SetMember, Team, TeamMember};
 use ferry_domain::name::NameKind;
 
 use super::check_name;
@@ -27,6 +27,49 @@ pub async fn run(client: &Client, output: Output, command: TeamCommand) -> CliRe
                     .collect();
                 print_table(&["TEAM", "CREATED"], &rows);
             });
+        }
+        TeamCommand::Members { team } => {
+            check_name(NameKind::Team, &team)?;
+            let members: Vec<TeamMember> =
+                client.get(&format!("/api/v1/teams/{team}/members")).await?;
+            output.print(&members, |members| {
+                let rows: Vec<Vec<String>> = members
+                    .iter()
+                    .map(|m| {
+                        let role = match &m.role {
+                            Some(role) => role.clone(),
+                            None => format!("{} (default)", m.effective_role),
+                        };
+                        vec![m.user.clone(), role]
+                    })
+                    .collect();
+                print_table(&["USER", "ROLE"], &rows);
+            });
+        }
+        TeamCommand::Add { team, user, role } => {
+            check_name(NameKind::Team, &team)?;
+            check_name(NameKind::User, &user)?;
+            if let Some(role) = &role {
+                check_name(NameKind::Role, role)?;
+            }
+            let member: TeamMember = client
+                .put(
+                    &format!("/api/v1/teams/{team}/members/{user}"),
+                    &SetMember { role },
+                )
+                .await?;
+            output.print(&member, |m| {
+                println!("{} is in team {team} as {}", m.user, m.effective_role)
+            });
+        }
+        TeamCommand::Remove { team, user } => {
+            check_name(NameKind::Team, &team)?;
+            check_name(NameKind::User, &user)?;
+            client
+                .delete(&format!("/api/v1/teams/{team}/members/{user}"))
+                .await?;
+            let removed = serde_json::json!({ "team": team, "user": user, "removed": true });
+            output.print(&removed, |_| println!("{user} is no longer in team {team}"));
         }
     }
     Ok(())

@@ -1,6 +1,6 @@
 //! Logging in, teams, users, roles and who sees what.
 
-use crate::harness::{mode, Run, Server, FERRY};
+use crate::harness::{audit_len, mode, Run, Server, FERRY};
 
 #[test]
 fn login_stores_server_and_token_for_later_commands() {
@@ -283,4 +283,111 @@ fn roles_are_editable_except_admin() {
             &["role", "set", "viewer", "--env", "dev", "--level", "deploy"],
         )
         .fails(3, "needs the admin role");
+}
+
+#[test]
+fn a_team_lead_manages_roles_inside_their_own_team_only() {
+    let server = Server::start();
+    for team in ["shop", "blog"] {
+        server.admin(&["team", "create", team]).success();
+    }
+    let lead = server.create_user("lena", "viewer", &["shop:lead"]);
+    let developer = server.create_user("dev1", "viewer", &["shop:developer"]);
+    server.create_user("newbie", "viewer", &[]);
+    server.create_user("boss", "viewer", &["shop:admin"]);
+    let members = |token: &str| {
+        let listed = server
+            .ferry(token, &["team", "members", "shop", "--json"])
+            .success()
+            .json();
+        let mut pairs: Vec<(String, String)> = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                let user = m["user"].as_str().unwrap().to_owned();
+                (user, m["effective_role"].as_str().unwrap().to_owned())
+            })
+            .collect();
+        pairs.sort();
+        pairs
+    };
+    let before = audit_len(&server);
+
+    // The lead adds someone to their team, up to their own role, and changes it.
+    let added = server
+        .ferry(
+            &lead,
+            &[
+                "team",
+                "add",
+                "shop",
+                "newbie",
+                "--role",
+                "developer",
+                "--json",
+            ],
+        )
+        .success()
+        .json();
+    assert_eq!(added["effective_role"], "developer");
+    server
+        .ferry(&lead, &["team", "add", "shop", "newbie", "--role", "lead"])
+        .success();
+    assert!(members(&developer).contains(&("newbie".into(), "lead".into())));
+
+    // Never above their own role, never in another team, never on someone above them.
+    let refusals: [(&[&str], &str); 4] = [
+        (
+            &["team", "add", "shop", "newbie", "--role", "admin"],
+            "more than your role",
+        ),
+        (
+            &["team", "add", "shop", "newbie", "--role", "release-manager"],
+            "which your role \"lead\" cannot",
+        ),
+        (
+            &["team", "add", "blog", "newbie"],
+            "not a member of team \"blog\"",
+        ),
+        (&["team", "remove", "shop", "boss"], "more than your role"),
+    ];
+    for (args, message) in refusals {
+        server.ferry(&lead, args).fails(3, message);
+    }
+    // A developer of the team manages nobody.
+    server
+        .ferry(&developer, &["team", "remove", "shop", "newbie"])
+        .fails(3, "needs its lead");
+    // Bad names and unknown users change nothing.
+    server
+        .ferry(&lead, &["team", "add", "shop", "nobody-here"])
+        .fails(1, "no user \"nobody-here\"");
+    server
+        .ferry(&lead, &["team", "add", "shop", "Bad Name"])
+        .fails(3, "");
+    server
+        .ferry(
+            &lead,
+            &["team", "add", "shop", "newbie", "--role", "no-such-role"],
+        )
+        .fails(1, "no role \"no-such-role\"");
+
+    // The lead takes them out again; the admin can do anything.
+    server
+        .ferry(&lead, &["team", "remove", "shop", "newbie"])
+        .success();
+    server
+        .admin(&["team", "add", "blog", "newbie", "--role", "admin"])
+        .success();
+    assert_eq!(
+        members(&lead),
+        [
+            ("boss".to_owned(), "admin".to_owned()),
+            ("dev1".into(), "developer".into()),
+            ("lena".into(), "lead".into())
+        ]
+    );
+    // Each change is one audit event: two adds, one remove, the admin's add.
+    assert_eq!(audit_len(&server), before + 4);
 }

@@ -144,6 +144,13 @@ const TABLE: &[Row] = &[
     user("PUT /api/v1/apps/{name}/grants", "admin level, above a lead's", ALL, "-----y -----y",
         "/api/v1/apps/{app}/grants", r#"{"user": "no-such-user", "env": "{env}", "level": "admin"}"#),
 
+    // Team membership: the team's lead (up to their own role) or an admin.
+    user("GET /api/v1/teams/{team}/members", "", NONE, "yyyyyy yyyyyy", "/api/v1/teams/{team}/members", ""),
+    user("PUT /api/v1/teams/{team}/members/{user}", "", NONE, "---y-y ---y-y",
+        "/api/v1/teams/{team}/members/no-such-user", r#"{"role": "viewer"}"#),
+    user("DELETE /api/v1/teams/{team}/members/{user}", "", NONE, "---y-y ---y-y",
+        "/api/v1/teams/{team}/members/no-such-user", ""),
+
     // Agents: their credential, never a user's token (enrollment takes a one-time token).
     agent("POST /api/v1/agent/enroll", &[401, 403, 422], "/api/v1/agent/enroll", r#"{"token": "{token}"}"#),
     agent("GET /api/v1/agent/desired", &[401, 403], "/api/v1/agent/desired", ""),
