@@ -169,6 +169,9 @@ pub struct SetRoleLevel {
 pub struct App {
     pub name: String,
     pub team: String,
+    /// The team that maintains it and gets its incidents, when not its owner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maintainer: Option<String>,
     /// Releases kept by retention.
     pub keep: u32,
     pub created_at: String,
@@ -266,6 +269,12 @@ pub struct CreateRelease {
     /// The release this one fixes: a hotfix enters the pipeline at pp.
     #[serde(default)]
     pub hotfix_of: Option<String>,
+    /// The incident a hotfix fixes (with `hotfix_of`).
+    #[serde(default)]
+    pub incident: Option<i64>,
+    /// Open backlog items of the application this release closes.
+    #[serde(default)]
+    pub closes: Vec<i64>,
 }
 
 /// A release.
@@ -285,6 +294,9 @@ pub struct Release {
     /// The release a hotfix fixes; absent for a product release.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hotfix_of: Option<String>,
+    /// The incident a hotfix fixes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<i64>,
 }
 
 /// The answer to creating a release: `created` is false when the version already existed
@@ -293,6 +305,12 @@ pub struct Release {
 pub struct CreatedRelease {
     pub release: Release,
     pub created: bool,
+    /// Backlog items this release closed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub closed: Vec<i64>,
+    /// Backport obligations this release fulfilled: it includes their hotfix.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backports_done: Vec<i64>,
 }
 
 /// A path present in only one of two releases.
@@ -382,6 +400,10 @@ pub struct CreateDeployment {
     /// Override approvals and freeze windows (admin on the environment; `reason` required).
     #[serde(default)]
     pub break_glass: bool,
+    /// Deploy even though the release would undo a shipped hotfix (approve level on the
+    /// environment; `reason` required).
+    #[serde(default)]
+    pub override_guard: bool,
 }
 
 /// Deploys what runs in one environment to the next one.
@@ -397,6 +419,8 @@ pub struct CreatePromotion {
     pub reason: Option<String>,
     #[serde(default)]
     pub break_glass: bool,
+    #[serde(default)]
+    pub override_guard: bool,
 }
 
 /// An approval or a rejection of a deployment awaiting approval.
@@ -455,6 +479,10 @@ pub struct Deployment {
     /// The approvals recorded (shown for one deployment, not in lists).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approvals: Option<Vec<DeploymentApproval>>,
+    /// Paths of shipped hotfixes that this release changes differently (merged): allowed by
+    /// the regression guard, listed for review when the deployment is created.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub review: Vec<String>,
 }
 
 /// One approval of a deployment.
@@ -477,6 +505,9 @@ pub struct Status {
 pub struct AppStatus {
     pub app: String,
     pub environments: Vec<EnvStatus>,
+    /// Open backport obligations: hotfixes in production that dev does not have yet.
+    #[serde(default)]
+    pub backports: Vec<Backport>,
 }
 
 /// One application in one environment.
@@ -564,4 +595,280 @@ pub struct AgentReport {
     /// What `current` points at now.
     #[serde(default)]
     pub current_version: Option<String>,
+}
+
+/// Opens an incident.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OpenIncident {
+    pub app: String,
+    pub env: String,
+    /// critical, high, medium or low.
+    pub severity: String,
+    pub title: String,
+    #[serde(default)]
+    pub category: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// One step of an incident's history.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct IncidentStep {
+    pub at: String,
+    pub actor: String,
+    pub what: String,
+}
+
+/// An incident and the support path ferry planned for it.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct Incident {
+    pub id: i64,
+    pub app: String,
+    pub env: String,
+    pub severity: String,
+    pub title: String,
+    pub category: Option<String>,
+    pub description: Option<String>,
+    /// open, acknowledged or resolved.
+    pub status: String,
+    /// backlog, hotfix-backport or hotfix-merge.
+    pub path: String,
+    /// The team it was routed to.
+    pub team: String,
+    pub reporter: String,
+    /// The person responsible now; `null`: the team's leads.
+    pub assignee: Option<String>,
+    /// 0: the on-call person; 1: the next one; 2: the team's leads.
+    pub escalation_level: u32,
+    /// On a hotfix path: the release running in production, which the hotfix starts from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suggested_version: Option<String>,
+    /// Where the base release came from (git commit, svn revision or directory) and the
+    /// `ferry release export` command that writes its tree.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub source: Option<serde_json::Value>,
+    /// On the backlog path: the backlog item made for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backlog_item: Option<i64>,
+    pub opened_at: String,
+    pub acknowledged_at: Option<String>,
+    pub acknowledged_by: Option<String>,
+    pub resolved_at: Option<String>,
+    pub resolved_by: Option<String>,
+    pub history: Vec<IncidentStep>,
+}
+
+/// A note that comes with acknowledging or resolving an incident.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IncidentNote {
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// What `ferry hotfix start` did and what comes next.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct HotfixPlan {
+    pub incident: i64,
+    pub path: String,
+    pub base_version: String,
+    pub suggested_version: String,
+    #[schema(value_type = Object)]
+    pub source: serde_json::Value,
+    /// The deployment that makes pp run the base release.
+    pub deployment: Deployment,
+    /// The steps that follow, as commands.
+    pub next: Vec<String>,
+}
+
+/// A backlog item.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct BacklogItem {
+    pub id: i64,
+    pub app: String,
+    pub team: String,
+    pub incident: Option<i64>,
+    pub title: String,
+    /// open or closed.
+    pub status: String,
+    /// The release that closed it.
+    pub closed_by: Option<String>,
+    pub created_at: String,
+    pub closed_at: Option<String>,
+}
+
+/// A backport obligation: a hotfix that reached production must reach dev too.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct Backport {
+    pub id: i64,
+    pub app: String,
+    pub hotfix_version: String,
+    pub base_version: String,
+    pub incident: Option<i64>,
+    /// backport or merge.
+    pub mode: String,
+    /// open, done or waived.
+    pub status: String,
+    pub closed_by: Option<String>,
+    pub reason: Option<String>,
+    pub opened_at: String,
+    pub closed_at: Option<String>,
+}
+
+/// Waives a backport obligation.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WaiveBackport {
+    pub reason: String,
+}
+
+/// A team's support rotation and escalation time.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct TeamSupport {
+    pub team: String,
+    /// Members in the order they take turns; empty: no rotation (the team's leads answer).
+    pub members: Vec<String>,
+    /// Each member's turn, like `7d` or `12h`.
+    pub shift: Option<String>,
+    /// When the first member's first turn starts (RFC 3339, UTC).
+    pub start: Option<String>,
+    /// How long a critical incident may stay unacknowledged before it escalates.
+    pub escalate_after: String,
+    /// Who is on call now.
+    pub on_call: Option<String>,
+    /// When the turn passes to the next member.
+    pub hand_over_at: Option<String>,
+}
+
+/// Changes a team's support settings; absent fields stay as they are.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetTeamSupport {
+    #[serde(default)]
+    pub members: Option<Vec<String>>,
+    #[serde(default)]
+    pub shift: Option<String>,
+    /// RFC 3339; default: now.
+    #[serde(default)]
+    pub start: Option<String>,
+    #[serde(default)]
+    pub escalate_after: Option<String>,
+}
+
+/// Sends incidents of a category to a team.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoutingRule {
+    pub category: String,
+    pub team: String,
+}
+
+/// Names the team that maintains an application (`null`: its owner).
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetMaintainer {
+    pub team: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------
+// Notifications: each team's channels and the delivery log.
+
+/// A channel to add to a team: `{"kind": "webhook", "url": .., "secret": ..}` (the message
+/// posted as JSON, signed with HMAC-SHA256 of the secret in `X-Ferry-Signature`) or
+/// `{"kind": "email", "smtp": .., "from": .., "to": [..]}`.
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AddChannel {
+    /// An HTTP POST of each message.
+    Webhook {
+        /// `http://` or `https://` URL.
+        url: String,
+        /// The HMAC key, at least 16 bytes; never shown again.
+        secret: String,
+    },
+    /// An e-mail of each message.
+    Email {
+        /// `smtp://[USER:PASSWORD@]HOST[:PORT]` or `smtp+starttls://USER:PASSWORD@HOST[:PORT]`.
+        smtp: String,
+        /// The sender address.
+        from: String,
+        /// 1 to 20 recipient addresses.
+        to: Vec<String>,
+    },
+}
+
+// Hand-written so that logging a request never prints the secret or the SMTP password.
+impl std::fmt::Debug for AddChannel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AddChannel::Webhook { .. } => f.write_str("AddChannel::Webhook { .. }"),
+            AddChannel::Email { from, to, .. } => f
+                .debug_struct("AddChannel::Email")
+                .field("from", from)
+                .field("to", to)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+/// A notification channel of a team, without its secret or password.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct NotificationChannel {
+    /// What `ferry channel test|remove TEAM ID` takes.
+    pub id: i64,
+    /// The team whose notifications it receives.
+    pub team: String,
+    /// `webhook` or `email`.
+    pub kind: String,
+    /// One line, like `webhook https://hooks.example.com/ferry` or
+    /// `email to ops@example.com from ferry@example.com via smtp://mail.example.com:25`.
+    pub description: String,
+    /// The user who added it.
+    pub created_by: String,
+    /// RFC 3339, UTC.
+    pub created_at: String,
+}
+
+/// One message to one channel, and what became of it.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct Delivery {
+    /// Unique, in the order deliveries were queued.
+    pub id: i64,
+    /// The team the channel belongs to.
+    pub team: String,
+    /// The channel's id.
+    pub channel: i64,
+    /// The channel's description (kept after the channel is removed).
+    pub channel_description: String,
+    /// What happened, like `incident.open`, `deployment.break_glass` or `channel.test`.
+    pub event: String,
+    /// The message's one-line summary (the e-mail subject).
+    pub subject: String,
+    /// `pending` (waiting for its next attempt), `delivered` or `failed` (given up).
+    pub status: String,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// Attempts made at most before ferry gives up.
+    pub max_attempts: u32,
+    /// Why the last failed attempt failed.
+    pub last_error: Option<String>,
+    /// What the receiver answered when it accepted the message, like `HTTP 200`.
+    pub detail: Option<String>,
+    /// The audit event it comes from.
+    pub audit_seq: Option<i64>,
+    /// When it was queued (RFC 3339, UTC, like every time here).
+    pub created_at: String,
+    /// When the last attempt was made.
+    pub last_attempt_at: Option<String>,
+    /// When a pending delivery is tried next.
+    pub next_attempt_at: Option<String>,
+    /// When it was delivered or given up.
+    pub finished_at: Option<String>,
+    /// The message as sent: `id, event, subject, text, data, sent_at_ms`.
+    #[schema(value_type = Object)]
+    pub message: serde_json::Value,
 }

@@ -35,9 +35,43 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(total))
 }
 
+/// Writes a duration the way [`parse_duration`] reads it, largest units first: `1d2h`,
+/// `15m`, `0s`; below a second counts as `0s`.
+pub fn format_duration(duration: Duration) -> String {
+    let mut seconds = duration.as_secs();
+    if seconds == 0 {
+        return "0s".to_owned();
+    }
+    let mut text = String::new();
+    for (unit, suffix) in [(86_400, 'd'), (3600, 'h'), (60, 'm'), (1, 's')] {
+        if seconds >= unit {
+            text.push_str(&format!("{}{suffix}", seconds / unit));
+            seconds %= unit;
+        }
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_are_written_as_they_are_read() {
+        for (seconds, text) in [
+            (0, "0s"),
+            (59, "59s"),
+            (60, "1m"),
+            (900, "15m"),
+            (5400, "1h30m"),
+            (86_400, "1d"),
+            (93_784, "1d2h3m4s"),
+            (7 * 86_400, "7d"),
+        ] {
+            assert_eq!(format_duration(Duration::from_secs(seconds)), text);
+            assert_eq!(parse_duration(text), Ok(Duration::from_secs(seconds)));
+        }
+    }
 
     #[test]
     fn durations() {

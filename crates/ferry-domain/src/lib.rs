@@ -6,10 +6,13 @@
 
 pub mod approval;
 pub mod audit;
+pub mod backport;
 pub mod deployment;
 pub mod downgrade;
 pub mod duration;
 pub mod freeze;
+pub mod guard;
+pub mod incident;
 pub mod lifecycle;
 pub mod name;
 pub mod overrides;
@@ -17,4 +20,7 @@ pub mod permission;
 pub mod pipeline;
 pub mod retention;
 pub mod role;
+pub mod rotation;
+pub mod routing;
+pub mod support;
 pub mod token;

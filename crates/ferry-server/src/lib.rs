@@ -13,10 +13,12 @@ mod handlers;
 mod json;
 mod maintenance;
 mod metrics;
+mod notifier;
 mod openapi;
 mod orchestrator;
 mod served;
 mod state;
+mod support;
 mod tls;
 
 use std::net::SocketAddr;
@@ -28,7 +30,7 @@ use anyhow::Context;
 use ferry_cas::blobs::BlobStore;
 use ferry_store_sqlite::SqliteStore;
 
-pub use crate::clock::{Clock, SystemClock};
+pub use crate::clock::{Clock, OffsetClock, SystemClock};
 pub use crate::openapi::router;
 pub use crate::state::AppState;
 
@@ -48,6 +50,8 @@ pub struct ServerConfig {
     /// Serve HTTPS with a certificate from the server's own CA in `DATA/tls`; `None` serves
     /// plain HTTP.
     pub tls: Option<TlsOptions>,
+    /// A file whose number of milliseconds is added to the clock (tests and drills).
+    pub clock_offset_file: Option<PathBuf>,
 }
 
 /// How the server serves HTTPS.
@@ -83,7 +87,10 @@ pub async fn serve(listener: tokio::net::TcpListener, config: ServerConfig) -> a
             .await
             .with_context(|| format!("opening the database {}", db_path.display()))?,
     );
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let clock: Arc<dyn Clock> = match &config.clock_offset_file {
+        Some(file) => Arc::new(OffsetClock { file: file.clone() }),
+        None => Arc::new(SystemClock),
+    };
     if bootstrap::first_start(store.as_ref(), &config.data_dir, clock.now_ms()).await? {
         tracing::info!(
             "first start: created user \"admin\"; its API token is in {} (mode 0600)",
@@ -109,6 +116,11 @@ pub async fn serve(listener: tokio::net::TcpListener, config: ServerConfig) -> a
         state.clone(),
         config.deploy_timeout,
     ));
+    tokio::spawn(support::run_escalations(
+        state.clone(),
+        Duration::from_secs(1),
+    ));
+    tokio::spawn(notifier::run(state.clone()));
     tokio::spawn(maintenance::run_periodically(
         state.clone(),
         config.maintenance_every,

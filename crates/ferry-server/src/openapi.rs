@@ -67,8 +67,34 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(v1::targets::list_targets))
         .routes(routes!(v1::targets::place))
         .routes(routes!(v1::apps::list_grants, v1::apps::set_grant))
+        .routes(routes!(
+            v1::incidents::list_incidents,
+            v1::incidents::open_incident
+        ))
+        .routes(routes!(v1::incidents::show_incident))
+        .routes(routes!(v1::incidents::ack_incident))
+        .routes(routes!(v1::incidents::resolve_incident))
+        .routes(routes!(v1::incidents::start_hotfix))
+        .routes(routes!(v1::support::list_backlog))
+        .routes(routes!(v1::support::list_backports))
+        .routes(routes!(v1::support::waive_backport))
+        .routes(routes!(
+            v1::support::show_team_support,
+            v1::support::set_team_support
+        ))
+        .routes(routes!(v1::support::list_routes, v1::support::set_route))
+        .routes(routes!(v1::support::remove_route))
+        .routes(routes!(v1::support::set_maintainer))
         .routes(routes!(v1::teams::list_members))
         .routes(routes!(v1::teams::set_member, v1::teams::remove_member))
+        .routes(routes!(
+            v1::channels::list_channels,
+            v1::channels::add_channel
+        ))
+        .routes(routes!(v1::channels::remove_channel))
+        .routes(routes!(v1::channels::test_channel))
+        .routes(routes!(v1::channels::list_deliveries))
+        .routes(routes!(v1::channels::show_delivery))
         .routes(routes!(v1::deployments::deploy))
         .routes(routes!(v1::deployments::rollback))
         .routes(routes!(v1::deployments::promote))

@@ -199,6 +199,19 @@ async fn save(
         .update_deployment(record, changes.clone(), bad_version.as_deref(), audit)
         .await?;
     state.orchestra.deployment_changed(&changes);
+    if finished && deployment.status == Status::Succeeded && record.kind == "deploy" {
+        // The deployment stands whatever happens here; a failure is logged, not reported.
+        if let Err(error) =
+            crate::support::after_success(state, &record.app, &record.env, &record.version).await
+        {
+            tracing::warn!(
+                "opening the backport obligation of {} {} failed: {}",
+                record.app,
+                record.version,
+                error.message
+            );
+        }
+    }
     Ok(())
 }
 

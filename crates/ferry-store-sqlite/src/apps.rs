@@ -7,13 +7,16 @@ use sqlx::{Row, SqliteConnection};
 use crate::{backend, not_found, unique};
 
 const SELECT_APPS: &str =
-    "SELECT apps.name, teams.name AS team, apps.keep_releases, apps.created_ms
-     FROM apps JOIN teams ON teams.id = apps.team_id";
+    "SELECT apps.name, teams.name AS team, maintainers.name AS maintainer, apps.keep_releases,
+        apps.created_ms
+     FROM apps JOIN teams ON teams.id = apps.team_id
+     LEFT JOIN teams AS maintainers ON maintainers.id = apps.maintainer_team_id";
 
 fn app_from_row(row: SqliteRow) -> App {
     App {
         name: row.get("name"),
         team: row.get("team"),
+        maintainer: row.get("maintainer"),
         keep_releases: row.get::<i64, _>("keep_releases") as u32,
         created_ms: row.get("created_ms"),
     }
@@ -52,4 +55,33 @@ pub(crate) async fn list(conn: &mut SqliteConnection) -> StoreResult<Vec<App>> {
         .await
         .map_err(backend)?;
     Ok(rows.into_iter().map(app_from_row).collect())
+}
+
+/// Names the team that maintains an application (`None`: its owner).
+pub(crate) async fn set_maintainer(
+    conn: &mut SqliteConnection,
+    app: &str,
+    team: Option<&str>,
+) -> StoreResult<()> {
+    let team_id = match team {
+        Some(team) => Some(
+            sqlx::query_scalar::<_, i64>("SELECT id FROM teams WHERE name = ?")
+                .bind(team)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(backend)?
+                .ok_or_else(|| not_found("team", team))?,
+        ),
+        None => None,
+    };
+    let changed = sqlx::query("UPDATE apps SET maintainer_team_id = ? WHERE name = ?")
+        .bind(team_id)
+        .bind(app)
+        .execute(&mut *conn)
+        .await
+        .map_err(backend)?;
+    if changed.rows_affected() == 0 {
+        return Err(not_found("application", app));
+    }
+    Ok(())
 }

@@ -8,9 +8,11 @@ mod access;
 mod apps;
 mod audit;
 mod deployments;
+mod notifications;
 mod pipeline;
 mod policy;
 mod releases;
+mod support;
 mod targets;
 
 use std::path::Path;
@@ -20,10 +22,12 @@ use async_trait::async_trait;
 use ferry_domain::audit::AuditRecord;
 use ferry_domain::permission::{Level, Role};
 use ferry_domain::pipeline::Environment;
+use ferry_domain::routing::RoutingRule;
 use ferry_store::{
-    App, AppGrant, ApprovalRecord, AuditChain, AuditEvent, AuditFilter, Bootstrap,
-    DeploymentRecord, DesiredChange, FreezeWindowRecord, NewApp, NewRelease, NewUser, PolicyChange,
-    Release, ReleaseOutcome, Store, StoreError, StoreResult, Target, TargetApp, Team, User,
+    App, AppGrant, ApprovalRecord, AuditChain, AuditEvent, AuditFilter, BacklogItem, Backport,
+    Bootstrap, DeploymentRecord, DesiredChange, FreezeWindowRecord, IncidentRecord, NewApp,
+    NewRelease, NewUser, PolicyChange, Release, ReleaseOutcome, Store, StoreError, StoreResult,
+    Target, TargetApp, Team, TeamSupport, User,
 };
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -230,6 +234,19 @@ impl Store for SqliteStore {
         if let Some(existing) = releases::insert(&mut tx, &release).await? {
             return Ok(existing);
         }
+        let new = &release.release;
+        support::close_backlog_items(
+            &mut tx,
+            &new.app,
+            &release.closes,
+            &new.version,
+            new.created_ms,
+        )
+        .await?;
+        for id in &release.fulfils {
+            let by = format!("release {}", new.version);
+            support::close_backport(&mut tx, *id, "done", &by, None, new.created_ms).await?;
+        }
         audit::append(&mut tx, &self.audit_key, record).await?;
         tx.commit().await.map_err(backend)?;
         Ok(ReleaseOutcome::Created(release.release))
@@ -413,6 +430,244 @@ impl Store for SqliteStore {
         tx.commit().await.map_err(backend)
     }
 
+    async fn team_support(&self, team: &str) -> StoreResult<TeamSupport> {
+        support::team_support(&mut *self.read().await?, team).await
+    }
+
+    async fn set_team_support(&self, team: TeamSupport, record: AuditRecord) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let value = support::set_team_support(&mut tx, &team).await?;
+        audit::append(&mut tx, &self.audit_key, record).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(value)
+    }
+
+    async fn set_maintainer(
+        &self,
+        app: &str,
+        team: Option<&str>,
+        record: AuditRecord,
+    ) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let value = apps::set_maintainer(&mut tx, app, team).await?;
+        audit::append(&mut tx, &self.audit_key, record).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(value)
+    }
+
+    async fn routing_rules(&self) -> StoreResult<Vec<RoutingRule>> {
+        support::routing_rules(&mut *self.read().await?).await
+    }
+
+    async fn set_routing_rule(
+        &self,
+        category: &str,
+        team: Option<&str>,
+        record: AuditRecord,
+    ) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let value = support::set_routing_rule(&mut tx, category, team).await?;
+        audit::append(&mut tx, &self.audit_key, record).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(value)
+    }
+
+    async fn open_incident(
+        &self,
+        incident: IncidentRecord,
+        record: AuditRecord,
+    ) -> StoreResult<(IncidentRecord, Option<BacklogItem>)> {
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let value = support::insert_incident(&mut tx, &incident).await?;
+        let record = AuditRecord {
+            subject: format!("incident/{}", value.0.id),
+            ..record
+        };
+        audit::append(&mut tx, &self.audit_key, record).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(value)
+    }
+
+    async fn incidents(
+        &self,
+        app: Option<&str>,
+        resolved: bool,
+    ) -> StoreResult<Vec<IncidentRecord>> {
+        support::incidents(&mut *self.read().await?, app, resolved).await
+    }
+
+    async fn incident(&self, id: i64) -> StoreResult<Option<IncidentRecord>> {
+        support::incident(&mut *self.read().await?, id).await
+    }
+
+    async fn update_incident(
+        &self,
+        incident: IncidentRecord,
+        read_status: &str,
+        read_level: u32,
+        record: AuditRecord,
+    ) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let value = support::update_incident(&mut tx, &incident, read_status, read_level).await?;
+        audit::append(&mut tx, &self.audit_key, record).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(value)
+    }
+
+    async fn backlog(&self, app: Option<&str>) -> StoreResult<Vec<BacklogItem>> {
+        support::backlog(&mut *self.read().await?, app).await
+    }
+
+    async fn backports(&self, app: Option<&str>) -> StoreResult<Vec<Backport>> {
+        support::backports(&mut *self.read().await?, app).await
+    }
+
+    async fn open_backport(
+        &self,
+        backport: Backport,
+        record: AuditRecord,
+    ) -> StoreResult<Option<Backport>> {
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let opened = support::insert_backport(&mut tx, &backport).await?;
+        if opened.is_some() {
+            audit::append(&mut tx, &self.audit_key, record).await?;
+            tx.commit().await.map_err(backend)?;
+        }
+        Ok(opened)
+    }
+
+    async fn waive_backport(
+        &self,
+        id: i64,
+        by: &str,
+        reason: &str,
+        now_ms: i64,
+        record: AuditRecord,
+    ) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let value =
+            support::close_backport(&mut tx, id, "waived", by, Some(reason), now_ms).await?;
+        audit::append(&mut tx, &self.audit_key, record).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(value)
+    }
+
+    async fn add_channel(
+        &self,
+        channel: ferry_store::NewChannel,
+        record: AuditRecord,
+    ) -> StoreResult<ferry_store::ChannelRecord> {
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let added = notifications::insert_channel(&mut tx, &channel).await?;
+        let subject = format!("channel/{}", added.id);
+        audit::append(&mut tx, &self.audit_key, AuditRecord { subject, ..record }).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(added)
+    }
+
+    async fn channels(
+        &self,
+        team: Option<&str>,
+        include_removed: bool,
+    ) -> StoreResult<Vec<ferry_store::ChannelRecord>> {
+        notifications::channels(&mut *self.read().await?, team, include_removed).await
+    }
+
+    async fn remove_channel(
+        &self,
+        team: &str,
+        id: i64,
+        now_ms: i64,
+        record: AuditRecord,
+    ) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        notifications::remove_channel(&mut tx, team, id, now_ms).await?;
+        audit::append(&mut tx, &self.audit_key, record).await?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn queue_delivery(
+        &self,
+        delivery: ferry_store::NewDelivery,
+        record: AuditRecord,
+    ) -> StoreResult<ferry_store::DeliveryRecord> {
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let event = audit::append(&mut tx, &self.audit_key, record).await?;
+        let delivery = ferry_store::NewDelivery {
+            audit_seq: Some(event.seq),
+            ..delivery
+        };
+        let id = notifications::insert_delivery(&mut tx, &delivery).await?;
+        let queued = notifications::delivery(&mut tx, id)
+            .await?
+            .ok_or_else(|| not_found("delivery", &id.to_string()))?;
+        tx.commit().await.map_err(backend)?;
+        Ok(queued)
+    }
+
+    async fn notification_cursor(&self) -> StoreResult<i64> {
+        let mut conn = self.writer.acquire().await.map_err(backend)?;
+        notifications::cursor(&mut conn).await
+    }
+
+    async fn audit_events_after(&self, seq: i64, limit: u32) -> StoreResult<Vec<AuditEvent>> {
+        notifications::audit_events_after(&mut *self.read().await?, seq, limit).await
+    }
+
+    async fn advance_notifications(
+        &self,
+        from: i64,
+        to: i64,
+        deliveries: Vec<ferry_store::NewDelivery>,
+    ) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        notifications::move_cursor(&mut tx, from, to).await?;
+        for delivery in &deliveries {
+            notifications::insert_delivery(&mut tx, delivery).await?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn claim_due_deliveries(
+        &self,
+        now_ms: i64,
+        claimed_until_ms: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<ferry_store::DeliveryRecord>> {
+        // The notifier asks twice a second: a read answers "nothing due" without the writer.
+        if !notifications::any_due(&mut *self.read().await?, now_ms).await? {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let claimed = notifications::claim_due(&mut tx, now_ms, claimed_until_ms, limit).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(claimed)
+    }
+
+    async fn record_attempt(
+        &self,
+        id: i64,
+        at_ms: i64,
+        attempt: ferry_store::Attempt,
+    ) -> StoreResult<ferry_store::DeliveryRecord> {
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let delivery = notifications::record_attempt(&mut tx, id, at_ms, &attempt).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(delivery)
+    }
+
+    async fn deliveries(
+        &self,
+        team: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<ferry_store::DeliveryRecord>> {
+        notifications::deliveries(&mut *self.read().await?, team, limit).await
+    }
+
+    async fn delivery(&self, id: i64) -> StoreResult<Option<ferry_store::DeliveryRecord>> {
+        notifications::delivery(&mut *self.read().await?, id).await
+    }
+
     async fn approvals(&self, deployment_id: i64) -> StoreResult<Vec<ApprovalRecord>> {
         policy::approvals(&mut *self.read().await?, deployment_id).await
     }
@@ -503,6 +758,15 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn conformance_support_story() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("ferry.db"), [7; 32])
+            .await
+            .unwrap();
+        ferry_store::conformance::support::support_story(&store).await;
+    }
+
+    #[tokio::test]
     async fn reopening_keeps_everything_and_migrates_once() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ferry.db");
@@ -512,6 +776,7 @@ mod tests {
         store.close().await;
         let store = SqliteStore::open(&path, key).await.unwrap();
         assert_eq!(store.list_apps().await.unwrap().len(), 1);
-        assert_eq!(store.audit_chain().await.unwrap().events.len(), 29);
+        // The story's 29 events and the notification part's 4.
+        assert_eq!(store.audit_chain().await.unwrap().events.len(), 33);
     }
 }

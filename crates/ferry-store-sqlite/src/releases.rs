@@ -14,7 +14,7 @@ const ROWS_PER_STATEMENT: usize = 500;
 const SELECT_RELEASES: &str =
     "SELECT apps.name AS app, releases.version, releases.digest, releases.manifest_blob, releases.files,
         releases.bytes, releases.source, releases.notes, releases.created_ms, releases.created_by,
-        releases.hotfix_of
+        releases.hotfix_of, releases.incident_id
      FROM releases JOIN apps ON apps.id = releases.app_id";
 
 fn release_from_row(row: SqliteRow) -> Release {
@@ -30,6 +30,7 @@ fn release_from_row(row: SqliteRow) -> Release {
         created_ms: row.get("created_ms"),
         created_by: row.get("created_by"),
         hotfix_of: row.get("hotfix_of"),
+        incident: row.get("incident_id"),
     }
 }
 
@@ -83,8 +84,8 @@ pub(crate) async fn insert(
         .map_err(backend)?
         .ok_or_else(|| not_found("application", &release.app))?;
     sqlx::query(
-        "INSERT INTO releases (app_id, version, digest, manifest_blob, files, bytes, source, notes, created_ms, created_by, hotfix_of)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO releases (app_id, version, digest, manifest_blob, files, bytes, source, notes, created_ms, created_by, hotfix_of, incident_id)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(app_id)
     .bind(&release.version)
@@ -97,6 +98,7 @@ pub(crate) async fn insert(
     .bind(release.created_ms)
     .bind(&release.created_by)
     .bind(&release.hotfix_of)
+    .bind(release.incident)
     .execute(&mut *conn)
     .await
     .map_err(backend)?;

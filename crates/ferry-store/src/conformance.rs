@@ -6,6 +6,8 @@ use ferry_domain::permission::Level;
 use ferry_domain::pipeline::{default_pipeline, Policy};
 use ferry_domain::role::built_in_roles;
 
+pub mod support;
+
 use crate::{
     AppGrant, ApprovalRecord, AuditFilter, Bootstrap, DeploymentRecord, DesiredChange,
     FreezeWindowRecord, Membership, NewApp, NewRelease, NewUser, PolicyChange, Release,
@@ -365,8 +367,11 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
             created_ms: 2,
             created_by: "admin".into(),
             hotfix_of: None,
+            incident: None,
         },
         blobs: blobs.iter().map(|b| ((*b).to_owned(), 5)).collect(),
+        closes: Vec::new(),
+        fulfils: Vec::new(),
     };
     let first = store
         .create_release(
@@ -857,5 +862,344 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
     assert_eq!(
         verify_chain(audit_key, &chain.events, chain.head.as_ref()),
         Ok(29)
+    );
+
+    notifications(store, audit_key).await;
+}
+
+/// Channels, deliveries and the notification cursor, on the store the story built (teams
+/// `shop` and `blog`). Writes four audit events: `channel.add` twice, `channel.test` and
+/// `channel.remove`.
+async fn notifications(store: &dyn Store, audit_key: &[u8; 32]) {
+    use crate::{Attempt, NewChannel, NewDelivery};
+    const T: i64 = 1_800_000_000_000;
+    let events_before = store.audit_chain().await.unwrap().events.len() as i64;
+
+    // The cursor starts at the end of the trail, so history is not replayed.
+    let start = store.notification_cursor().await.unwrap();
+    assert_eq!(start, events_before);
+    assert_eq!(store.notification_cursor().await.unwrap(), start);
+    assert!(store
+        .audit_events_after(start, 100)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Channels: added with their audit event, listed per team, never for a missing team.
+    let new_channel = |team: &str| NewChannel {
+        team: team.into(),
+        config:
+            r#"{"kind":"webhook","url":"https://hooks.example.com/x","secret":"0123456789abcdef"}"#
+                .into(),
+        description: "webhook https://hooks.example.com/x".into(),
+        created_by: "dana".into(),
+        created_ms: T,
+    };
+    let hook = store
+        .add_channel(new_channel("shop"), audit("channel.add", "", None))
+        .await
+        .unwrap();
+    assert_eq!((hook.team.as_str(), hook.removed_ms), ("shop", None));
+    assert!(
+        !format!("{hook:?}").contains("0123456789abcdef"),
+        "{hook:?}"
+    );
+    assert_not_found(
+        store
+            .add_channel(new_channel("nope"), audit("channel.add", "", None))
+            .await,
+        "channel of a missing team",
+    );
+    let blog_hook = store
+        .add_channel(new_channel("blog"), audit("channel.add", "", None))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.channels(Some("shop"), false).await.unwrap(),
+        std::slice::from_ref(&hook)
+    );
+    assert_eq!(store.channels(None, false).await.unwrap().len(), 2);
+    let after = store.audit_events_after(start, 100).await.unwrap();
+    assert_eq!(
+        after
+            .iter()
+            .map(|e| (e.seq, e.record.subject.clone()))
+            .collect::<Vec<_>>(),
+        [
+            (start + 1, format!("channel/{}", hook.id)),
+            (start + 2, format!("channel/{}", blog_hook.id)),
+        ]
+    );
+    assert_eq!(store.audit_events_after(start, 1).await.unwrap().len(), 1);
+
+    // A test delivery commits with its audit event, whose seq it records.
+    let delivery = |channel_id: i64, team: &str, audit_seq: Option<i64>| NewDelivery {
+        channel_id,
+        team: team.into(),
+        event: "channel.test".into(),
+        audit_seq,
+        message: r#"{"id":"m"}"#.into(),
+        created_ms: T,
+    };
+    let test = store
+        .queue_delivery(
+            delivery(hook.id, "shop", None),
+            audit("channel.test", "", None),
+        )
+        .await
+        .unwrap();
+    assert_eq!(test.audit_seq, Some(start + 3));
+    assert_eq!(
+        (test.status.as_str(), test.attempts, test.next_attempt_ms),
+        ("pending", 0, T)
+    );
+    assert_eq!(test.channel, hook.description);
+    // Another team's channel is refused, and nothing is written.
+    assert!(matches!(
+        store
+            .queue_delivery(
+                delivery(blog_hook.id, "shop", None),
+                audit("channel.test", "", None)
+            )
+            .await,
+        Err(StoreError::Refused(_))
+    ));
+    assert_eq!(store.audit_events_after(start, 100).await.unwrap().len(), 3);
+
+    // Deliveries and the cursor move together, or not at all.
+    let end = start + 3;
+    assert!(matches!(
+        store
+            .advance_notifications(
+                start,
+                end,
+                vec![
+                    delivery(hook.id, "shop", Some(start + 1)),
+                    delivery(blog_hook.id, "shop", Some(start + 1)),
+                ],
+            )
+            .await,
+        Err(StoreError::Refused(_))
+    ));
+    assert_eq!(store.notification_cursor().await.unwrap(), start);
+    assert_eq!(store.deliveries("shop", 100).await.unwrap().len(), 1);
+    store
+        .advance_notifications(
+            start,
+            end,
+            vec![
+                delivery(hook.id, "shop", Some(start + 1)),
+                delivery(blog_hook.id, "blog", Some(start + 2)),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.notification_cursor().await.unwrap(), end);
+    // A second notifier that read the same cursor is refused and adds nothing.
+    assert!(matches!(
+        store
+            .advance_notifications(start, end, vec![delivery(hook.id, "shop", Some(start + 1))])
+            .await,
+        Err(StoreError::Refused(_))
+    ));
+    assert_eq!(store.notification_cursor().await.unwrap(), end);
+    let shop_log = store.deliveries("shop", 100).await.unwrap();
+    assert_eq!(
+        shop_log.iter().map(|d| d.audit_seq).collect::<Vec<_>>(),
+        [Some(start + 1), Some(start + 3)],
+        "newest first"
+    );
+    assert_eq!(store.deliveries("shop", 1).await.unwrap().len(), 1);
+    assert_eq!(store.deliveries("blog", 100).await.unwrap().len(), 1);
+    assert_not_found(
+        store.deliveries("nope", 10).await,
+        "deliveries of a missing team",
+    );
+
+    // Claims: due deliveries once until the claim runs out.
+    let claimed = store.claim_due_deliveries(T, T + 60_000, 2).await.unwrap();
+    assert_eq!(
+        claimed.iter().map(|d| d.id).collect::<Vec<_>>(),
+        [test.id, shop_log[0].id],
+        "oldest first, at most the limit"
+    );
+    assert_eq!(
+        store
+            .claim_due_deliveries(T, T + 60_000, 10)
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "only the one not claimed yet"
+    );
+    assert!(store
+        .claim_due_deliveries(T + 1, T + 60_000, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .claim_due_deliveries(T - 1, T + 60_000, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store
+            .claim_due_deliveries(T + 60_000, T + 120_000, 10)
+            .await
+            .unwrap()
+            .len(),
+        3,
+        "a claim that ran out is due again"
+    );
+
+    // Attempts: a retry waits, a success finishes, a permanent error fails.
+    let retried = store
+        .record_attempt(
+            test.id,
+            T + 1_000,
+            Attempt::Retry {
+                error: "HTTP 500".into(),
+                next_attempt_ms: T + 2_000,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            retried.status.as_str(),
+            retried.attempts,
+            retried.next_attempt_ms,
+            retried.last_attempt_ms,
+            retried.last_error.as_deref()
+        ),
+        ("pending", 1, T + 2_000, Some(T + 1_000), Some("HTTP 500"))
+    );
+    assert!(store
+        .claim_due_deliveries(T + 1_999, T + 120_000, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store
+            .claim_due_deliveries(T + 2_000, T + 120_000, 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|d| d.id)
+            .collect::<Vec<_>>(),
+        [test.id]
+    );
+    let delivered = store
+        .record_attempt(
+            test.id,
+            T + 2_500,
+            Attempt::Delivered {
+                detail: "HTTP 200".into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            delivered.status.as_str(),
+            delivered.attempts,
+            delivered.detail.as_deref(),
+            delivered.finished_ms
+        ),
+        ("delivered", 2, Some("HTTP 200"), Some(T + 2_500))
+    );
+    let failed = store
+        .record_attempt(
+            shop_log[0].id,
+            T + 3_000,
+            Attempt::Failed {
+                error: "HTTP 404".into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (failed.status.as_str(), failed.attempts, failed.finished_ms),
+        ("failed", 1, Some(T + 3_000))
+    );
+    assert_eq!(store.delivery(failed.id).await.unwrap(), Some(failed));
+    assert_eq!(store.delivery(999_999).await.unwrap(), None);
+
+    // Removing a channel keeps its log and fails what was still pending.
+    let blog_pending = store.deliveries("blog", 10).await.unwrap();
+    assert_eq!(blog_pending[0].status, "pending");
+    assert_not_found(
+        store
+            .remove_channel("shop", blog_hook.id, T, audit("channel.remove", "", None))
+            .await,
+        "another team's channel",
+    );
+    store
+        .remove_channel(
+            "blog",
+            blog_hook.id,
+            T + 4_000,
+            audit("channel.remove", "", None),
+        )
+        .await
+        .unwrap();
+    assert_not_found(
+        store
+            .remove_channel("blog", blog_hook.id, T, audit("channel.remove", "", None))
+            .await,
+        "a removed channel",
+    );
+    assert!(store
+        .channels(Some("blog"), false)
+        .await
+        .unwrap()
+        .is_empty());
+    let removed = store.channels(Some("blog"), true).await.unwrap();
+    assert_eq!(removed[0].removed_ms, Some(T + 4_000));
+    let blog_log = store.deliveries("blog", 10).await.unwrap();
+    assert_eq!(
+        (blog_log[0].status.as_str(), blog_log[0].finished_ms),
+        ("failed", Some(T + 4_000))
+    );
+    assert!(
+        blog_log[0]
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("removed"),
+        "{blog_log:?}"
+    );
+    assert_eq!(blog_log[0].channel, blog_hook.description);
+    assert!(matches!(
+        store
+            .queue_delivery(
+                delivery(blog_hook.id, "blog", None),
+                audit("channel.test", "", None)
+            )
+            .await,
+        Err(StoreError::Refused(_))
+    ));
+
+    // One audit event per change; delivery bookkeeping writes none.
+    let actions: Vec<String> = store
+        .audit_events_after(start, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.record.action)
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "channel.add",
+            "channel.add",
+            "channel.test",
+            "channel.remove"
+        ]
+    );
+    let chain = store.audit_chain().await.unwrap();
+    assert_eq!(
+        verify_chain(audit_key, &chain.events, chain.head.as_ref()),
+        Ok(events_before as u64 + 4)
     );
 }

@@ -7,12 +7,15 @@
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
+mod notifications;
 mod records;
 
 use async_trait::async_trait;
 pub use ferry_domain::audit::{AuditEvent, AuditRecord, ChainHead};
 use ferry_domain::permission::{Level, Role};
 use ferry_domain::pipeline::Environment;
+use ferry_domain::routing::RoutingRule;
+pub use notifications::*;
 pub use records::*;
 
 /// Why a store call failed.
@@ -230,6 +233,144 @@ pub trait Store: Send + Sync + 'static {
     async fn running_deployments(&self) -> StoreResult<Vec<DeploymentRecord>>;
     /// Versions rolled back in an environment.
     async fn bad_versions(&self, app: &str, env: &str) -> StoreResult<Vec<String>>;
+
+    /// A team's support settings (no rotation and the default escalation time until set).
+    async fn team_support(&self, team: &str) -> StoreResult<TeamSupport>;
+    /// Replaces a team's support settings.
+    async fn set_team_support(&self, support: TeamSupport, audit: AuditRecord) -> StoreResult<()>;
+    /// Names the team that maintains an application (`None`: its owner).
+    async fn set_maintainer(
+        &self,
+        app: &str,
+        team: Option<&str>,
+        audit: AuditRecord,
+    ) -> StoreResult<()>;
+    /// Routing rules by category.
+    async fn routing_rules(&self) -> StoreResult<Vec<RoutingRule>>;
+    /// Routes a category to a team (`None` removes the rule; not found if there was none).
+    async fn set_routing_rule(
+        &self,
+        category: &str,
+        team: Option<&str>,
+        audit: AuditRecord,
+    ) -> StoreResult<()>;
+
+    /// Records a new incident (its `id` is ignored) and, on the backlog path, a backlog item
+    /// for the team it was routed to. The audit record's subject becomes `incident/ID`.
+    async fn open_incident(
+        &self,
+        incident: IncidentRecord,
+        audit: AuditRecord,
+    ) -> StoreResult<(IncidentRecord, Option<BacklogItem>)>;
+    /// Incidents, newest first; of one application when given; resolved ones only with
+    /// `resolved`.
+    async fn incidents(
+        &self,
+        app: Option<&str>,
+        resolved: bool,
+    ) -> StoreResult<Vec<IncidentRecord>>;
+    /// One incident.
+    async fn incident(&self, id: i64) -> StoreResult<Option<IncidentRecord>>;
+    /// Stores an incident's new status, assignee, escalation and history, provided it still
+    /// has the status and escalation level it was read with (refused otherwise: someone else
+    /// changed it meanwhile).
+    async fn update_incident(
+        &self,
+        incident: IncidentRecord,
+        read_status: &str,
+        read_level: u32,
+        audit: AuditRecord,
+    ) -> StoreResult<()>;
+
+    /// Backlog items, newest first; of one application when given.
+    async fn backlog(&self, app: Option<&str>) -> StoreResult<Vec<BacklogItem>>;
+
+    /// Backport obligations, newest first; of one application when given.
+    async fn backports(&self, app: Option<&str>) -> StoreResult<Vec<Backport>>;
+    /// Opens a backport obligation (its `id` is ignored); `None` when the hotfix already has
+    /// one, and then nothing changes.
+    async fn open_backport(
+        &self,
+        backport: Backport,
+        audit: AuditRecord,
+    ) -> StoreResult<Option<Backport>>;
+    /// Waives an open obligation: `by` and `reason` are recorded (refused unless open).
+    async fn waive_backport(
+        &self,
+        id: i64,
+        by: &str,
+        reason: &str,
+        now_ms: i64,
+        audit: AuditRecord,
+    ) -> StoreResult<()>;
+
+    /// Adds a notification channel to a team (not found if there is no such team). The
+    /// audit record's subject becomes `channel/ID`.
+    async fn add_channel(
+        &self,
+        channel: NewChannel,
+        audit: AuditRecord,
+    ) -> StoreResult<ChannelRecord>;
+    /// Channels of one team or of all, oldest first; removed ones only with
+    /// `include_removed`.
+    async fn channels(
+        &self,
+        team: Option<&str>,
+        include_removed: bool,
+    ) -> StoreResult<Vec<ChannelRecord>>;
+    /// Removes a team's channel (not found unless the team has it in use): it stays, marked
+    /// removed, with its delivery log, and its pending deliveries fail.
+    async fn remove_channel(
+        &self,
+        team: &str,
+        id: i64,
+        now_ms: i64,
+        audit: AuditRecord,
+    ) -> StoreResult<()>;
+    /// Queues a delivery someone asked for (a channel test) with its audit event, whose
+    /// sequence number becomes the delivery's `audit_seq`. Refused unless the channel is in
+    /// use by the delivery's team.
+    async fn queue_delivery(
+        &self,
+        delivery: NewDelivery,
+        audit: AuditRecord,
+    ) -> StoreResult<DeliveryRecord>;
+    /// The sequence number of the last audit event turned into deliveries. The first call
+    /// on a store sets it to the current end of the audit trail, so enabling notifications
+    /// does not replay history.
+    async fn notification_cursor(&self) -> StoreResult<i64>;
+    /// Audit events after sequence number `seq`, oldest first, at most `limit`.
+    async fn audit_events_after(&self, seq: i64, limit: u32) -> StoreResult<Vec<AuditEvent>>;
+    /// Queues `deliveries` and moves the cursor from `from` to `to`, in one transaction.
+    /// Refused, changing nothing, when the cursor is not at `from` (another notifier moved
+    /// it). Not audited: deliveries are derived from audit events.
+    async fn advance_notifications(
+        &self,
+        from: i64,
+        to: i64,
+        deliveries: Vec<NewDelivery>,
+    ) -> StoreResult<()>;
+    /// Claims up to `limit` pending deliveries due at `now_ms` on channels in use, oldest
+    /// first: no other claim returns them before `claimed_until_ms`, when a notifier that
+    /// died while sending them is assumed gone and they are due again.
+    async fn claim_due_deliveries(
+        &self,
+        now_ms: i64,
+        claimed_until_ms: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<DeliveryRecord>>;
+    /// Records the outcome of an attempt at `at_ms` (not audited: no user changed
+    /// anything) and returns the delivery as it is now.
+    async fn record_attempt(
+        &self,
+        id: i64,
+        at_ms: i64,
+        attempt: Attempt,
+    ) -> StoreResult<DeliveryRecord>;
+    /// A team's deliveries, newest first, at most `limit`.
+    async fn deliveries(&self, team: &str, limit: u32) -> StoreResult<Vec<DeliveryRecord>>;
+    /// One delivery.
+    async fn delivery(&self, id: i64) -> StoreResult<Option<DeliveryRecord>>;
 
     /// Audit events matching a filter, oldest first.
     async fn audit_events(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEvent>>;

@@ -56,6 +56,8 @@ pub struct NewUser {
 pub struct App {
     pub name: String,
     pub team: String,
+    /// The team that maintains it and gets its incidents, when not the owner.
+    pub maintainer: Option<String>,
     /// Releases kept per application by retention.
     pub keep_releases: u32,
     pub created_ms: i64,
@@ -120,6 +122,8 @@ pub struct Release {
     pub created_by: String,
     /// The release a hotfix fixes; `None` for a product release.
     pub hotfix_of: Option<String>,
+    /// The incident a hotfix fixes.
+    pub incident: Option<i64>,
 }
 
 /// What creating a release needs: the release and every blob it references (its content
@@ -129,6 +133,10 @@ pub struct NewRelease {
     pub release: Release,
     /// Distinct blob hashes with their sizes.
     pub blobs: Vec<(String, u64)>,
+    /// Open backlog items of the application this release closes.
+    pub closes: Vec<i64>,
+    /// Open backport obligations whose fix this release includes: they are done.
+    pub fulfils: Vec<i64>,
 }
 
 /// Creating a release twice with the same content is not an error.
@@ -223,4 +231,87 @@ pub struct DesiredChange {
     pub deployment_id: i64,
     /// Only stage `version`, ahead of a switch; what the target runs does not change.
     pub stage_only: bool,
+}
+
+/// How a team supports its applications.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TeamSupport {
+    pub team: String,
+    pub rotation: Option<ferry_domain::rotation::Rotation>,
+    pub escalate_after_ms: i64,
+}
+
+/// An incident, with its history.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IncidentRecord {
+    pub id: i64,
+    pub app: String,
+    pub env: String,
+    pub severity: String,
+    pub title: String,
+    pub category: Option<String>,
+    pub description: Option<String>,
+    /// open, acknowledged or resolved.
+    pub status: String,
+    /// backlog, hotfix-backport or hotfix-merge.
+    pub path: String,
+    /// The team it was routed to.
+    pub team: String,
+    pub reporter: String,
+    /// `None`: the team's leads.
+    pub assignee: Option<String>,
+    pub escalation_level: u32,
+    pub base_version: Option<String>,
+    pub suggested_version: Option<String>,
+    /// Where the base release came from, as JSON.
+    pub source: Option<String>,
+    pub opened_ms: i64,
+    pub acknowledged_ms: Option<i64>,
+    pub acknowledged_by: Option<String>,
+    pub resolved_ms: Option<i64>,
+    pub resolved_by: Option<String>,
+    pub history: Vec<IncidentStep>,
+}
+
+/// One step of an incident's history.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IncidentStep {
+    pub at_ms: i64,
+    pub actor: String,
+    pub what: String,
+}
+
+/// A backlog item: work for the maintaining team in the normal product path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BacklogItem {
+    pub id: i64,
+    pub app: String,
+    pub team: String,
+    pub incident: Option<i64>,
+    pub title: String,
+    /// open or closed.
+    pub status: String,
+    /// The release that closed it.
+    pub closed_by: Option<String>,
+    pub created_ms: i64,
+    pub closed_ms: Option<i64>,
+}
+
+/// A backport obligation: a hotfix that reached production must reach dev too.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Backport {
+    pub id: i64,
+    pub app: String,
+    pub hotfix_version: String,
+    pub base_version: String,
+    pub incident: Option<i64>,
+    /// backport or merge.
+    pub mode: String,
+    /// open, done or waived.
+    pub status: String,
+    /// The release that includes the fix, or the user who waived it.
+    pub closed_by: Option<String>,
+    pub reason: Option<String>,
+    pub opened_ms: i64,
+    pub closed_ms: Option<i64>,
 }

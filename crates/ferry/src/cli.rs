@@ -101,6 +101,111 @@ pub enum Command {
     },
     /// The audit trail of every change
     Audit(AuditArgs),
+    /// Where a team's notifications go (webhooks, e-mail), and the delivery log
+    #[command(subcommand)]
+    Channel(ChannelCommand),
+    /// Production problems: open, route, acknowledge, resolve
+    #[command(subcommand)]
+    Incident(IncidentCommand),
+    /// Hotfixes of critical incidents, from production's exact release
+    #[command(subcommand)]
+    Hotfix(HotfixCommand),
+    /// Work for the maintaining team from non-critical incidents
+    #[command(subcommand)]
+    Backlog(BacklogCommand),
+    /// Hotfixes that reached production and must reach dev too
+    #[command(subcommand)]
+    Backport(BackportCommand),
+    /// Routing rules: incidents of a category go to a team
+    #[command(subcommand)]
+    Route(RouteCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IncidentCommand {
+    /// Open an incident: it is routed to the on-call person of the right team, and ferry
+    /// plans its support path (backlog, hotfix-backport or hotfix-merge)
+    Open {
+        app: String,
+        #[arg(long)]
+        env: String,
+        /// critical, high, medium or low
+        #[arg(long)]
+        severity: String,
+        #[arg(long)]
+        title: String,
+        /// Routes it by the routing rules (`ferry route list`)
+        #[arg(long)]
+        category: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Unresolved incidents you can see, newest first
+    List {
+        /// Only this application's
+        app: Option<String>,
+        /// Include resolved ones
+        #[arg(long)]
+        all: bool,
+    },
+    /// One incident with its history
+    Show { id: i64 },
+    /// Acknowledge an incident: you are on it, so it stops escalating
+    Ack {
+        id: i64,
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Resolve an incident
+    Resolve {
+        id: i64,
+        #[arg(long)]
+        note: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HotfixCommand {
+    /// Make pp run production's release and print the hotfix plan
+    Start {
+        incident: i64,
+        /// Wait until pp runs it
+        #[arg(long)]
+        wait: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BacklogCommand {
+    /// Backlog items, newest first
+    List { app: Option<String> },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackportCommand {
+    /// Backport obligations, newest first
+    List { app: Option<String> },
+    /// Close an obligation by hand: the fix will not reach dev (approve level in production)
+    Waive {
+        id: i64,
+        /// Why (required)
+        #[arg(long)]
+        reason: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RouteCommand {
+    /// The routing rules
+    List,
+    /// Send every incident of CATEGORY to TEAM (release managers and admins)
+    Set {
+        category: String,
+        #[arg(long)]
+        team: String,
+    },
+    /// Remove the rule of a category
+    Remove { category: String },
 }
 
 #[derive(Debug, Args)]
@@ -160,6 +265,10 @@ pub struct DeployArgs {
     /// Override approvals and freeze windows (admin on the environment; needs --reason)
     #[arg(long)]
     pub break_glass: bool,
+    /// Deploy even though the release would undo a hotfix shipped to production (approve
+    /// level on the environment; needs --reason)
+    #[arg(long)]
+    pub override_guard: bool,
 }
 
 #[derive(Debug, Args)]
@@ -180,6 +289,10 @@ pub struct PromoteArgs {
     /// Override approvals and freeze windows (admin on the environment; needs --reason)
     #[arg(long)]
     pub break_glass: bool,
+    /// Promote even though the release would undo a hotfix shipped to production (approve
+    /// level on the environment; needs --reason)
+    #[arg(long)]
+    pub override_guard: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -235,6 +348,12 @@ pub enum ReleaseCommand {
         /// Make it a hotfix of release BASE: it starts at pp, not dev
         #[arg(long, value_name = "BASE")]
         hotfix_of: Option<String>,
+        /// The incident the hotfix fixes (with --hotfix-of)
+        #[arg(long, value_name = "ID", requires = "hotfix_of")]
+        incident: Option<i64>,
+        /// A backlog item this release closes (repeatable)
+        #[arg(long = "closes", value_name = "ID")]
+        closes: Vec<i64>,
         /// Refuse trees (or archives expanding) past this many bytes
         #[arg(long, default_value_t = ferry_cas::ingest::Limits::default().max_bytes)]
         max_bytes: u64,
@@ -317,6 +436,10 @@ pub struct ServerArgs {
     /// Serve plain HTTP on a non-loopback address (when a proxy in front terminates TLS)
     #[arg(long, conflicts_with = "tls")]
     pub insecure: bool,
+    /// For tests and drills: a file holding milliseconds added to the clock, read at every
+    /// use (escalations and freeze windows then see time pass)
+    #[arg(long, hide = true, value_name = "FILE")]
+    pub clock_offset_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -337,6 +460,25 @@ pub enum TeamCommand {
     },
     /// Take a user out of a team
     Remove { team: String, user: String },
+    /// Show a team's support rotation, who is on call, and its escalation time
+    Support { team: String },
+    /// Set a team's support rotation and escalation time (the team's lead)
+    Rotation {
+        team: String,
+        /// Members in the order they take turns, comma-separated (empty: no rotation)
+        #[arg(long, value_delimiter = ',')]
+        members: Option<Vec<String>>,
+        /// Each member's turn, like 7d or 12h (default 7d)
+        #[arg(long)]
+        shift: Option<String>,
+        /// When the first turn starts, RFC 3339 (default: now)
+        #[arg(long)]
+        start: Option<String>,
+        /// How long a critical incident may stay unacknowledged before it escalates
+        /// (default 15m)
+        #[arg(long)]
+        escalate_after: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -448,6 +590,16 @@ pub enum AppCommand {
     },
     /// The per-app grants of an application
     Grants { app: String },
+    /// Name the team that maintains an application and gets its incidents
+    Maintainer {
+        app: String,
+        /// The maintaining team
+        #[arg(long, conflicts_with = "owner")]
+        team: Option<String>,
+        /// Back to the owning team
+        #[arg(long)]
+        owner: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -467,6 +619,61 @@ pub struct AuditArgs {
 pub enum AuditCommand {
     /// Check the whole hash chain; exit 1 naming the first bad event if it is broken
     Verify,
+}
+
+/// `ferry channel`: a team's notification channels and its delivery log.
+#[derive(Debug, Subcommand)]
+pub enum ChannelCommand {
+    /// Add a channel to a team (its lead or an admin): a signed webhook
+    /// (--webhook URL --secret SECRET) or e-mail (--email ADDR[,ADDR…] --smtp URL --from ADDR)
+    Add {
+        /// The team whose notifications go there
+        team: String,
+        /// POST each message as JSON to this http:// or https:// URL
+        #[arg(long, value_name = "URL")]
+        webhook: Option<String>,
+        /// The webhook's HMAC-SHA256 key (X-Ferry-Signature), at least 16 bytes, e.g. from
+        /// `openssl rand -hex 32`
+        #[arg(long)]
+        secret: Option<String>,
+        /// Mail each message to these addresses (comma-separated)
+        #[arg(long, value_name = "ADDR[,ADDR…]", value_delimiter = ',')]
+        email: Vec<String>,
+        /// The mail server: smtp://[USER:PASSWORD@]HOST[:PORT] or
+        /// smtp+starttls://USER:PASSWORD@HOST[:PORT]
+        #[arg(long, value_name = "URL")]
+        smtp: Option<String>,
+        /// The sender address of the mail
+        #[arg(long, value_name = "ADDR")]
+        from: Option<String>,
+    },
+    /// List the channels of a team, or of every team you can see (secrets never shown)
+    List {
+        /// Only this team's
+        team: Option<String>,
+    },
+    /// Remove a channel of a team (its lead or an admin); its delivery log stays
+    Remove {
+        team: String,
+        /// The channel's id, as `ferry channel list` shows it
+        id: i64,
+    },
+    /// Send a test message to one channel of a team (its lead or an admin)
+    Test {
+        team: String,
+        /// The channel's id, as `ferry channel list` shows it
+        id: i64,
+        /// Wait for the first attempt; exit 1 unless the message was delivered
+        #[arg(long)]
+        wait: bool,
+    },
+    /// A team's delivery log, newest first: channel, event, status, attempts, last error
+    Deliveries {
+        team: String,
+        /// Only the newest N (1 to 1000)
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
 }
 
 #[cfg(test)]

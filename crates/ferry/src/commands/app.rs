@@ -1,6 +1,6 @@
 //! `ferry app`.
 
-use ferry_api::{App, AppGrant, CreateApp, Placement};
+use ferry_api::{App, AppGrant, CreateApp, Placement, SetMaintainer};
 use ferry_domain::name::NameKind;
 
 use super::check_name;
@@ -83,6 +83,26 @@ pub async fn run(client: &Client, output: Output, command: AppCommand) -> CliRes
                 .await?;
             output.print(&grant, |g| {
                 println!("{} has {} on {app} in {}", g.user, g.level, g.env)
+            });
+        }
+        AppCommand::Maintainer { app, team, owner } => {
+            check_name(NameKind::App, &app)?;
+            if let Some(team) = &team {
+                check_name(NameKind::Team, team)?;
+            } else if !owner {
+                return Err(CliError::usage(
+                    "name the maintaining team with --team TEAM, or go back to the owner with --owner",
+                ));
+            }
+            let changed: App = client
+                .put(
+                    &format!("/api/v1/apps/{app}/maintainer"),
+                    &SetMaintainer { team },
+                )
+                .await?;
+            output.print(&changed, |a| match &a.maintainer {
+                Some(team) => println!("{} is maintained by team {team}", a.name),
+                None => println!("{} is maintained by its owner, team {}", a.name, a.team),
             });
         }
         AppCommand::Grants { app } => {

@@ -34,6 +34,7 @@ pub async fn run(data: PathBuf, listen: SocketAddr) -> CliResult {
         maintenance_every: Duration::from_secs(3600),
         gc_grace: Duration::from_secs(3600),
         deploy_timeout: Duration::from_secs(120),
+        clock_offset_file: None,
         tls: None,
     };
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {

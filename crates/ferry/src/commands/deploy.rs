@@ -24,6 +24,7 @@ pub async fn deploy(client: &Client, output: Output, args: DeployArgs) -> CliRes
         stage_only: args.stage_only,
         allow_downgrade: args.allow_downgrade,
         break_glass: args.break_glass,
+        override_guard: args.override_guard,
     };
     let started: Deployment = client
         .post(&format!("/api/v1/apps/{}/deployments", args.app), &request)
@@ -59,6 +60,7 @@ pub async fn promote(client: &Client, output: Output, args: PromoteArgs) -> CliR
         strategy: Some(strategy_name(args.strategy).to_owned()),
         reason: args.reason,
         break_glass: args.break_glass,
+        override_guard: args.override_guard,
     };
     let started: Deployment = client
         .post(&format!("/api/v1/apps/{}/promotions", args.app), &request)
@@ -99,23 +101,40 @@ fn strategy_name(strategy: StrategyArg) -> &'static str {
 
 /// Prints a started deployment, or with `wait` follows it to the end; a deployment that
 /// did not succeed exits 1.
-async fn finish(
+pub(super) async fn finish(
     client: &Client,
     output: Output,
     mut deployment: Deployment,
     wait: bool,
 ) -> CliResult {
     if wait {
-        while matches!(deployment.status.as_str(), "running" | "awaiting_approval") {
-            deployment = client
-                .get(&format!(
-                    "/api/v1/deployments/{}?wait={WAIT_SECONDS}",
-                    deployment.id
-                ))
-                .await?;
-        }
+        deployment = wait_until_done(client, deployment).await?;
     }
     output.print(&deployment, print_deployment);
+    outcome(&deployment)
+}
+
+/// Follows a deployment until it finishes (approvals included), keeping what only its
+/// creation reported.
+pub(super) async fn wait_until_done(
+    client: &Client,
+    mut deployment: Deployment,
+) -> CliResult<Deployment> {
+    let review = std::mem::take(&mut deployment.review);
+    while matches!(deployment.status.as_str(), "running" | "awaiting_approval") {
+        deployment = client
+            .get(&format!(
+                "/api/v1/deployments/{}?wait={WAIT_SECONDS}",
+                deployment.id
+            ))
+            .await?;
+    }
+    deployment.review = review;
+    Ok(deployment)
+}
+
+/// Exit 0 for a deployment that waits, runs or succeeded; 1 otherwise, with its reason.
+pub(super) fn outcome(deployment: &Deployment) -> CliResult {
     match deployment.status.as_str() {
         "awaiting_approval" | "running" | "succeeded" => Ok(()),
         status => Err(CliError::after_report(
@@ -129,13 +148,16 @@ async fn finish(
     }
 }
 
-fn print_deployment(d: &Deployment) {
+pub(super) fn print_deployment(d: &Deployment) {
     println!(
         "deployment {}: {} {} {} to {} ({}), {}",
         d.id, d.kind, d.app, d.version, d.env, d.strategy, d.status
     );
     if let Some(reason) = &d.reason {
         println!("reason: {reason}");
+    }
+    for path in &d.review {
+        println!("review (changed differently from a shipped hotfix): {path}");
     }
     let rows: Vec<Vec<String>> = d
         .targets
@@ -235,6 +257,20 @@ pub async fn status(client: &Client, output: Output, app: Option<String>) -> Cli
             }
         }
         print_table(&["APP", "ENV", "VERSION", "TARGETS"], &rows);
+        let open: Vec<String> = status
+            .apps
+            .iter()
+            .flat_map(|a| &a.backports)
+            .map(|b| {
+                format!(
+                    "backport {} open: {} hotfix {} (from {}) must reach dev by {}",
+                    b.id, b.app, b.hotfix_version, b.base_version, b.mode
+                )
+            })
+            .collect();
+        for line in open {
+            println!("{line}");
+        }
     });
     Ok(())
 }

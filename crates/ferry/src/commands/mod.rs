@@ -2,6 +2,7 @@
 
 mod app;
 mod audit;
+mod channel;
 mod demo;
 mod deploy;
 mod env;
@@ -9,6 +10,7 @@ mod login;
 mod release;
 mod role;
 mod server;
+mod support;
 mod target;
 mod team;
 mod user;
@@ -57,6 +59,24 @@ pub async fn run(cli: Cli, output: Output) -> CliResult {
         }
         Command::Status { app } => deploy::status(&Client::from_args(global)?, output, app).await,
         Command::Audit(args) => audit::run(&Client::from_args(global)?, output, args).await,
+        Command::Channel(command) => {
+            channel::run(&Client::from_args(global)?, output, command).await
+        }
+        Command::Incident(command) => {
+            support::incident(&Client::from_args(global)?, output, command).await
+        }
+        Command::Hotfix(command) => {
+            support::hotfix(&Client::from_args(global)?, output, command).await
+        }
+        Command::Backlog(command) => {
+            support::backlog(&Client::from_args(global)?, output, command).await
+        }
+        Command::Backport(command) => {
+            support::backport(&Client::from_args(global)?, output, command).await
+        }
+        Command::Route(command) => {
+            support::route(&Client::from_args(global)?, output, command).await
+        }
     }
 }
 

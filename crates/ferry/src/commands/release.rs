@@ -64,6 +64,21 @@ struct CreateReport {
     source: serde_json::Value,
     /// False when the version already existed with identical content.
     created: bool,
+    /// Backlog items this release closed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    closed: Vec<i64>,
+    /// Backport obligations this release fulfilled.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    backports_done: Vec<i64>,
+}
+
+/// What a release says about other work: the release a hotfix fixes, its incident, and the
+/// backlog items it closes.
+#[derive(Default)]
+struct Links {
+    hotfix_of: Option<String>,
+    incident: Option<i64>,
+    closes: Vec<i64>,
 }
 
 pub async fn run(client: &Client, output: Output, command: ReleaseCommand) -> CliResult {
@@ -75,6 +90,8 @@ pub async fn run(client: &Client, output: Output, command: ReleaseCommand) -> Cl
             notes,
             allow_empty,
             hotfix_of,
+            incident,
+            closes,
             max_bytes,
             max_entries,
         } => {
@@ -90,7 +107,11 @@ pub async fn run(client: &Client, output: Output, command: ReleaseCommand) -> Cl
                 &from,
                 notes,
                 allow_empty,
-                hotfix_of,
+                Links {
+                    hotfix_of,
+                    incident,
+                    closes,
+                },
                 limits,
             )
             .await
@@ -133,7 +154,7 @@ pub async fn create_from(
         from,
         None,
         false,
-        None,
+        Links::default(),
         Limits::default(),
     )
     .await
@@ -148,11 +169,11 @@ async fn create(
     from: &str,
     notes: Option<String>,
     allow_empty: bool,
-    hotfix_of: Option<String>,
+    links: Links,
     limits: Limits,
 ) -> CliResult {
     check_name(NameKind::App, app)?;
-    if let Some(base) = &hotfix_of {
+    if let Some(base) = &links.hotfix_of {
         check_version(base)?;
     }
     check_version(version)?;
@@ -178,7 +199,7 @@ async fn create(
                 existing.digest
             )));
         }
-        return report(output, existing, 0, false);
+        return report(output, existing, 0, false, Vec::new(), Vec::new());
     }
     let new_bytes = upload_missing(client, output, app, &scanned).await?;
     let request = CreateRelease {
@@ -187,16 +208,32 @@ async fn create(
         source: tree.source.clone(),
         notes,
         allow_empty,
-        hotfix_of,
+        hotfix_of: links.hotfix_of,
+        incident: links.incident,
+        closes: links.closes,
     };
     let created: CreatedRelease = client
         .post(&format!("/api/v1/apps/{app}/releases"), &request)
         .await?;
     drop(tree);
-    report(output, created.release, new_bytes, created.created)
+    report(
+        output,
+        created.release,
+        new_bytes,
+        created.created,
+        created.closed,
+        created.backports_done,
+    )
 }
 
-fn report(output: Output, release: Release, new_bytes: u64, created: bool) -> CliResult {
+fn report(
+    output: Output,
+    release: Release,
+    new_bytes: u64,
+    created: bool,
+    closed: Vec<i64>,
+    backports_done: Vec<i64>,
+) -> CliResult {
     let report = CreateReport {
         app: release.app,
         version: release.version,
@@ -206,6 +243,8 @@ fn report(output: Output, release: Release, new_bytes: u64, created: bool) -> Cl
         digest: release.digest,
         source: release.source,
         created,
+        closed,
+        backports_done,
     };
     output.print(&report, |r| {
         if r.created {
@@ -219,6 +258,12 @@ fn report(output: Output, release: Release, new_bytes: u64, created: bool) -> Cl
             );
         } else {
             println!("release {} {} already exists, identical", r.app, r.version);
+        }
+        for id in &r.closed {
+            println!("closed backlog item {id}");
+        }
+        for id in &r.backports_done {
+            println!("includes the hotfix of backport obligation {id}: done");
         }
     });
     Ok(())

@@ -25,6 +25,7 @@ pub async fn run(args: ServerArgs) -> CliResult {
         maintenance_every: args.maintenance_every,
         gc_grace: args.gc_grace,
         deploy_timeout: args.deploy_timeout,
+        clock_offset_file: args.clock_offset_file.clone(),
         tls: args.tls.then_some(TlsOptions {
             names: args.tls_names,
         }),

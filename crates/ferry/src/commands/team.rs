@@ -1,6 +1,6 @@
 //! `ferry team`.
 
-use ferry_api::{CreateTeam, SetMember, Team, TeamMember};
+use ferry_api::{CreateTeam, SetMember, SetTeamSupport, Team, TeamMember, TeamSupport};
 use ferry_domain::name::NameKind;
 
 use super::check_name;
@@ -71,6 +71,53 @@ pub async fn run(client: &Client, output: Output, command: TeamCommand) -> CliRe
             let removed = serde_json::json!({ "team": team, "user": user, "removed": true });
             output.print(&removed, |_| println!("{user} is no longer in team {team}"));
         }
+        TeamCommand::Support { team } => {
+            check_name(NameKind::Team, &team)?;
+            let support: TeamSupport = client.get(&format!("/api/v1/teams/{team}/support")).await?;
+            output.print(&support, print_support);
+        }
+        TeamCommand::Rotation {
+            team,
+            members,
+            shift,
+            start,
+            escalate_after,
+        } => {
+            check_name(NameKind::Team, &team)?;
+            let request = SetTeamSupport {
+                members: members.map(|m| m.into_iter().filter(|m| !m.is_empty()).collect()),
+                shift,
+                start,
+                escalate_after,
+            };
+            let support: TeamSupport = client
+                .put(&format!("/api/v1/teams/{team}/support"), &request)
+                .await?;
+            output.print(&support, print_support);
+        }
     }
     Ok(())
+}
+
+fn print_support(s: &TeamSupport) {
+    if s.members.is_empty() {
+        println!("team {} has no rotation: incidents go to its leads", s.team);
+    } else {
+        println!(
+            "team {}: {} take turns of {} from {}",
+            s.team,
+            s.members.join(", "),
+            s.shift.as_deref().unwrap_or("-"),
+            s.start.as_deref().unwrap_or("-")
+        );
+        println!(
+            "on call now: {} (until {})",
+            s.on_call.as_deref().unwrap_or("-"),
+            s.hand_over_at.as_deref().unwrap_or("-")
+        );
+    }
+    println!(
+        "critical incidents escalate after {} without acknowledgement",
+        s.escalate_after
+    );
 }

@@ -151,6 +151,46 @@ const TABLE: &[Row] = &[
     user("DELETE /api/v1/teams/{team}/members/{user}", "", NONE, "---y-y ---y-y",
         "/api/v1/teams/{team}/members/no-such-user", ""),
 
+    // Notification channels: the team sees them and their deliveries; its lead or an admin
+    // changes and tests them.
+    user("GET /api/v1/teams/{team}/channels", "", NONE, "yyyyyy yyyyyy", "/api/v1/teams/{team}/channels", ""),
+    user("POST /api/v1/teams/{team}/channels", "", NONE, "---y-y ---y-y", "/api/v1/teams/{team}/channels",
+        r#"{"kind": "webhook", "url": "ftp://example.com/matrix", "secret": "short"}"#),
+    user("DELETE /api/v1/teams/{team}/channels/{id}", "", NONE, "---y-y ---y-y",
+        "/api/v1/teams/{team}/channels/999999", ""),
+    user("POST /api/v1/teams/{team}/channels/{id}/test", "", NONE, "---y-y ---y-y",
+        "/api/v1/teams/{team}/channels/999999/test", ""),
+    user("GET /api/v1/teams/{team}/deliveries", "", NONE, "yyyyyy yyyyyy", "/api/v1/teams/{team}/deliveries", ""),
+    user("GET /api/v1/teams/{team}/deliveries/{id}", "", NONE, "yyyyyy yyyyyy",
+        "/api/v1/teams/{team}/deliveries/999999", ""),
+
+    // Support: incidents need the support role or higher in the team; `{incident}` is a
+    // resolved one, so acknowledging or resolving it again is refused after permission.
+    user("GET /api/v1/incidents", "", NONE, "yyyyyy yyyyyy", "/api/v1/incidents?all=true", ""),
+    user("GET /api/v1/incidents", "one app", NONE, "yyyyyy yyyyyy", "/api/v1/incidents?app={app}", ""),
+    user("POST /api/v1/incidents", "", NONE, "-yyyyy -yyyyy", "/api/v1/incidents",
+        r#"{"app": "{app}", "env": "nowhere", "severity": "low", "title": "matrix"}"#),
+    user("GET /api/v1/incidents/{id}", "", NONE, "yyyyyy yyyyyy", "/api/v1/incidents/{incident}", ""),
+    user("POST /api/v1/incidents/{id}/ack", "", NONE, "-yyyyy -yyyyy", "/api/v1/incidents/{incident}/ack", "{}"),
+    user("POST /api/v1/incidents/{id}/resolve", "", NONE, "-yyyyy -yyyyy",
+        "/api/v1/incidents/{incident}/resolve", "{}"),
+    user("POST /api/v1/incidents/{id}/hotfix", "", NONE, "--yyyy --yyyy", "/api/v1/incidents/{incident}/hotfix", ""),
+    user("GET /api/v1/backlog", "", NONE, "yyyyyy yyyyyy", "/api/v1/backlog", ""),
+    user("GET /api/v1/backlog", "one app", NONE, "yyyyyy yyyyyy", "/api/v1/backlog?app={app}", ""),
+    user("GET /api/v1/backports", "", NONE, "yyyyyy yyyyyy", "/api/v1/backports?app={app}", ""),
+    // No obligation exists here, so every caller gets 404 first; support.rs tests who may waive.
+    user("POST /api/v1/backports/{id}/waive", "", NONE, "yyyyyy yyyyyy", "/api/v1/backports/999999/waive",
+        r#"{"reason": "matrix"}"#),
+    user("GET /api/v1/teams/{team}/support", "", NONE, "yyyyyy yyyyyy", "/api/v1/teams/{team}/support", ""),
+    user("PUT /api/v1/teams/{team}/support", "", NONE, "---y-y ---y-y", "/api/v1/teams/{team}/support",
+        r#"{"members": ["no-such-user"]}"#),
+    user("PUT /api/v1/apps/{name}/maintainer", "", NONE, "---y-y ---y-y", "/api/v1/apps/{app}/maintainer",
+        r#"{"team": "no-such-team"}"#),
+    user("GET /api/v1/routes", "", NONE, "yyyyyy yyyyyy", "/api/v1/routes", ""),
+    user("PUT /api/v1/routes", "", NONE, "------ ----yy", "/api/v1/routes",
+        r#"{"category": "matrix", "team": "no-such-team"}"#),
+    user("DELETE /api/v1/routes/{category}", "", NONE, "------ ----yy", "/api/v1/routes/no-such-category", ""),
+
     // Agents: their credential, never a user's token (enrollment takes a one-time token).
     agent("POST /api/v1/agent/enroll", &[401, 403, 422], "/api/v1/agent/enroll", r#"{"token": "{token}"}"#),
     agent("GET /api/v1/agent/desired", &[401, 403], "/api/v1/agent/desired", ""),
@@ -292,6 +332,9 @@ struct World {
     secret_deployment: String,
     /// The hash of a file only `secret`'s release has.
     secret_blob: String,
+    /// A resolved incident of web, and one of secret.
+    incident: String,
+    secret_incident: String,
 }
 
 impl World {
@@ -384,6 +427,28 @@ impl World {
             admin: true,
         });
         server.create_user("other-developer", "viewer", &["other:developer"]);
+        let resolved_incident = |app: &str| {
+            let opened = server
+                .admin(&[
+                    "incident",
+                    "open",
+                    app,
+                    "--env",
+                    "dev",
+                    "--severity",
+                    "low",
+                    "--title",
+                    "matrix",
+                    "--json",
+                ])
+                .success()
+                .json();
+            let id = opened["id"].to_string();
+            server.admin(&["incident", "resolve", &id]).success();
+            id
+        };
+        let incident = resolved_incident("web");
+        let secret_incident = resolved_incident("secret");
 
         World {
             http: Http::new(&server.url),
@@ -393,6 +458,8 @@ impl World {
             principals,
             secret_deployment,
             secret_blob,
+            incident,
+            secret_incident,
         }
     }
 
@@ -472,7 +539,7 @@ impl World {
             .iter()
             .filter(|row| matches!(row.expect, Expect::Grid(_)))
             .filter(|row| {
-                ["{app}", "{team}", "{done}", "{waiting}"]
+                ["{app}", "{team}", "{done}", "{waiting}", "{incident}"]
                     .iter()
                     .any(|p| row.send.contains(p) || row.body.contains(p))
             })
@@ -553,7 +620,17 @@ impl World {
         } else {
             ("web", "shop")
         };
-        let mut vars = vec![("app", app), ("team", team), ("token", who.token.as_str())];
+        let incident = if foreign {
+            &self.secret_incident
+        } else {
+            &self.incident
+        };
+        let mut vars = vec![
+            ("app", app),
+            ("team", team),
+            ("token", who.token.as_str()),
+            ("incident", incident.as_str()),
+        ];
         if let Some(env) = env {
             let (done, waiting) = if foreign {
                 (&self.secret_deployment, &self.secret_deployment)

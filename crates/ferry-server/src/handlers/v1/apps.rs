@@ -23,6 +23,7 @@ fn app_json(app: ferry_store::App) -> App {
     App {
         name: app.name,
         team: app.team,
+        maintainer: app.maintainer,
         keep: app.keep_releases,
         created_at: rfc3339(app.created_ms),
     }

@@ -14,7 +14,6 @@ use ferry_domain::approval::{Approval, ApprovalError, AWAITING_APPROVAL};
 use ferry_domain::deployment::{self, Strategy, TargetState};
 use ferry_domain::lifecycle::check_promotion;
 use ferry_domain::name::{validate_name, validate_version, NameKind};
-use ferry_domain::overrides::BreakGlass;
 use ferry_domain::permission::{Action, Level};
 use ferry_store::{ApprovalRecord, DeploymentRecord};
 use serde::Deserialize;
@@ -77,6 +76,7 @@ pub fn deployment_json(record: DeploymentRecord) -> Result<Deployment, ApiError>
         updated_at: rfc3339(record.updated_ms),
         targets,
         approvals: None,
+        review: Vec::new(),
     })
 }
 
@@ -131,12 +131,11 @@ struct NewDeployment<'a> {
     /// `deploy`, `rollback` or `stage`.
     kind: &'a str,
     strategy: Strategy,
-    /// Waits for approvals (its targets stage the release meanwhile) instead of starting.
-    awaits_approval: bool,
     /// What the audit event records.
     details: serde_json::Value,
-    /// An accepted break-glass, audited as such.
-    break_glass: Option<BreakGlass>,
+    /// What policy decided: whether it waits for approvals (its targets stage the release
+    /// meanwhile) instead of starting, and the overrides to audit.
+    verdict: Verdict,
 }
 
 /// Creates and starts a deployment, or leaves it awaiting approval; refused when the
@@ -158,7 +157,7 @@ async fn start(
     } else {
         deployment::Deployment::new(new.strategy, targets)
     };
-    let (commands, status) = if new.awaits_approval {
+    let (commands, status) = if new.verdict.awaits_approval {
         (machine.stage_ahead(), AWAITING_APPROVAL)
     } else {
         let commands = machine.start();
@@ -179,24 +178,45 @@ async fn start(
     };
     let changes = desired_changes(&record, commands);
     let mut details = new.details;
-    let action = match &new.break_glass {
-        Some(glass) => {
-            details["break_glass"] = json!({
-                "kind": new.kind,
-                "reason": glass.reason,
-                "summary": glass.summary(&caller.user.name, env),
-            });
-            "deployment.break_glass".to_owned()
-        }
-        None => format!("deployment.{}", new.kind),
-    };
+    let verdict = new.verdict;
+    let mut action = format!("deployment.{}", new.kind);
+    if let Some(guard) = verdict.guard_override {
+        details["override_guard"] = guard;
+        action = "deployment.override_guard".to_owned();
+    }
+    if !verdict.review.is_empty() {
+        details["review"] = json!(verdict.review);
+    }
+    // Break-glass is the stronger override: its name wins, the guard's details stay.
+    if let Some(glass) = &verdict.break_glass {
+        details["break_glass"] = json!({
+            "kind": new.kind,
+            "reason": glass.reason,
+            "summary": glass.summary(&caller.user.name, env),
+        });
+        action = "deployment.break_glass".to_owned();
+    }
+    details["team"] = json!(team_of(state, app).await?);
     let audit = caller.audit(&action, String::new(), Some(app), details);
     record = state
         .store
         .create_deployment(record, changes.clone(), audit)
         .await?;
     state.orchestra.deployment_changed(&changes);
-    deployment_with_approvals(state, record).await
+    Ok(Deployment {
+        review: verdict.review,
+        ..deployment_with_approvals(state, record).await?
+    })
+}
+
+/// The team that owns `app`, whose channels hear about its overrides.
+async fn team_of(state: &AppState, app: &str) -> Result<String, ApiError> {
+    Ok(state
+        .store
+        .app(app)
+        .await?
+        .map(|a| a.team)
+        .unwrap_or_default())
 }
 
 fn strategy(name: Option<&str>) -> Result<Strategy, ApiError> {
@@ -257,16 +277,15 @@ pub async fn deploy(
         .release(&app.name, &request.version)
         .await?
         .ok_or_else(|| no_such_release(&app.name, &request.version))?;
-    if request.stage_only && (request.break_glass || request.allow_downgrade) {
+    if request.stage_only
+        && (request.break_glass || request.allow_downgrade || request.override_guard)
+    {
         return Err(ApiError::invalid(
-            "--stage-only switches nothing, so it takes neither --break-glass nor --allow-downgrade",
+            "--stage-only switches nothing, so it takes no --break-glass, --allow-downgrade or --override-guard",
         ));
     }
     let verdict = if request.stage_only {
-        Verdict {
-            awaits_approval: false,
-            break_glass: None,
-        }
+        Verdict::clear()
     } else {
         let ask = Ask {
             app: &app,
@@ -275,6 +294,7 @@ pub async fn deploy(
             rollback: false,
             allow_downgrade: request.allow_downgrade,
             break_glass: request.break_glass.then_some(request.reason.as_deref()),
+            override_guard: request.override_guard.then_some(request.reason.as_deref()),
         };
         judge(&state, &caller, &ask).await?
     };
@@ -293,9 +313,8 @@ pub async fn deploy(
                 "deploy"
             },
             strategy,
-            awaits_approval: verdict.awaits_approval,
             details,
-            break_glass: verdict.break_glass,
+            verdict,
         },
     )
     .await?;
@@ -339,6 +358,7 @@ pub async fn promote(
             strategy: request.strategy,
             reason: request.reason,
             break_glass: request.break_glass,
+            override_guard: request.override_guard,
             ..CreateDeployment::default()
         }),
     )
@@ -424,6 +444,7 @@ pub async fn rollback(
         rollback: true,
         allow_downgrade: true,
         break_glass: request.break_glass.then_some(request.reason.as_deref()),
+        override_guard: None,
     };
     let verdict = judge(&state, &caller, &ask).await?;
     let details = json!({ "from": current, "to": to, "env": env.name, "reason": request.reason });
@@ -436,9 +457,8 @@ pub async fn rollback(
             version: &to,
             kind: "rollback",
             strategy: Strategy::Parallel,
-            awaits_approval: verdict.awaits_approval,
             details,
-            break_glass: verdict.break_glass,
+            verdict,
         },
     )
     .await?;
@@ -590,9 +610,18 @@ pub async fn status(
                     .collect(),
             })
             .collect();
+        let backports = state
+            .store
+            .backports(Some(&app.name))
+            .await?
+            .into_iter()
+            .filter(|b| b.status == "open")
+            .map(super::support::backport_json)
+            .collect();
         statuses.push(AppStatus {
             app: app.name,
             environments,
+            backports,
         });
     }
     Ok(Json(Status { apps: statuses }))

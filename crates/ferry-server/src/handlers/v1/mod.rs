@@ -3,13 +3,16 @@
 pub mod apps;
 pub mod audit;
 pub mod blobs;
+pub mod channels;
 pub mod deployments;
 pub mod environments;
+pub mod incidents;
 pub mod maintenance;
 pub mod me;
 pub mod policy;
 pub mod releases;
 pub mod roles;
+pub mod support;
 pub mod targets;
 pub mod teams;
 pub mod users;

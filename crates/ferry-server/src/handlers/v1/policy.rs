@@ -7,6 +7,7 @@ use ferry_domain::downgrade::check_downgrade;
 use ferry_domain::freeze::{check_freeze, frozen_until, FreezeWindow};
 use ferry_domain::lifecycle::{check_entry, Candidate, ReleaseKind};
 use ferry_domain::overrides::{break_glass, BreakGlass};
+use ferry_domain::permission::Level;
 use ferry_domain::pipeline::Environment;
 use ferry_store::{App, DeploymentRecord, Release};
 
@@ -24,6 +25,8 @@ pub struct Ask<'a> {
     pub allow_downgrade: bool,
     /// `--break-glass` with its `--reason`.
     pub break_glass: Option<Option<&'a str>>,
+    /// `--override-guard` with its `--reason`.
+    pub override_guard: Option<Option<&'a str>>,
 }
 
 /// What policy decided for a request it lets through.
@@ -32,6 +35,23 @@ pub struct Verdict {
     pub awaits_approval: bool,
     /// A break-glass that was accepted, to audit.
     pub break_glass: Option<BreakGlass>,
+    /// An accepted override of the regression guard, to audit: the reason and what it lets
+    /// through.
+    pub guard_override: Option<serde_json::Value>,
+    /// Paths of shipped hotfixes the release changes differently: allowed, for review.
+    pub review: Vec<String>,
+}
+
+impl Verdict {
+    /// Nothing to wait for, override or review.
+    pub fn clear() -> Verdict {
+        Verdict {
+            awaits_approval: false,
+            break_glass: None,
+            guard_override: None,
+            review: Vec::new(),
+        }
+    }
 }
 
 /// The deployments of `app` that went live, in any environment, newest first.
@@ -82,6 +102,11 @@ pub async fn judge(state: &AppState, caller: &Caller, ask: &Ask<'_>) -> Result<V
                 .map_err(|e| ApiError::policy("downgrade", e.to_string()))?;
         }
     }
+    let (guard_override, review) = if ask.rollback || pipeline_start(state).await? == *env {
+        (None, Vec::new())
+    } else {
+        regression_guard(state, caller, ask).await?
+    };
     let windows = freeze_windows(state, env).await?;
     let now = caller.now_ms();
     let break_glass = match ask.break_glass {
@@ -105,7 +130,62 @@ pub async fn judge(state: &AppState, caller: &Caller, ask: &Ask<'_>) -> Result<V
     Ok(Verdict {
         awaits_approval: !ask.rollback && needs_approval(&ask.env.policy, break_glass.is_some()),
         break_glass,
+        guard_override,
+        review,
     })
+}
+
+/// The first environment of the pipeline, where the guard does not apply: dev is where
+/// fixes are merged.
+async fn pipeline_start(state: &AppState) -> Result<String, ApiError> {
+    let pipeline = state.store.list_environments().await?;
+    Ok(pipeline.first().map(|e| e.name.clone()).unwrap_or_default())
+}
+
+/// The regression guard: a release that would undo a hotfix shipped to production is refused
+/// unless `--override-guard --reason` comes from someone with approve level there. Rollbacks
+/// are not checked: going back is their purpose, and they are audited as such.
+async fn regression_guard(
+    state: &AppState,
+    caller: &Caller,
+    ask: &Ask<'_>,
+) -> Result<(Option<serde_json::Value>, Vec<String>), ApiError> {
+    let (app, env) = (&ask.app.name, &ask.env.name);
+    let outcome = crate::support::guard(state, app, env, ask.release).await?;
+    let Some(reason) = ask.override_guard else {
+        if let Some(undone) = outcome.undone.first() {
+            return Err(ApiError::policy("guard", undone.to_string()));
+        }
+        return Ok((None, outcome.review));
+    };
+    let level = caller.level_on(ask.app, env);
+    if level < Level::Approve {
+        return Err(ApiError::forbidden(format!(
+            "user {:?} has {level} on {env:?} for {app}; --override-guard needs approve",
+            caller.user.name
+        )));
+    }
+    let reason = reason
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| {
+            ApiError::policy(
+                "guard",
+                "--override-guard needs --reason TEXT: say why undoing the hotfix is intended",
+            )
+        })?;
+    let overridden: Vec<serde_json::Value> = outcome
+        .undone
+        .iter()
+        .map(|u| {
+            serde_json::json!({ "hotfix_version": u.hotfix_version, "incident": u.incident,
+                "missing": u.missing })
+        })
+        .collect();
+    Ok((
+        Some(serde_json::json!({ "reason": reason, "overridden": overridden })),
+        outcome.review,
+    ))
 }
 
 /// The freeze windows of an environment, parsed (they were checked when added).

@@ -40,6 +40,7 @@ fn release_json(release: ferry_store::Release) -> Release {
         created_at: rfc3339(release.created_ms),
         created_by: release.created_by,
         hotfix_of: release.hotfix_of,
+        incident: release.incident,
     }
 }
 
@@ -144,6 +145,14 @@ pub async fn create_release(
             .await?
             .ok_or_else(|| no_such_release(&app.name, base))?;
     }
+    if let Some(id) = request.incident {
+        check_hotfix_incident(&state, &app.name, id, request.hotfix_of.as_deref()).await?;
+    }
+    let fulfils = match request.hotfix_of {
+        Some(_) => Vec::new(),
+        None => crate::support::fulfilled_backports(&state, &app.name, &manifest).await?,
+    };
+    let closes = request.closes.clone();
     let digest = manifest.digest();
     let manifest_bytes = manifest.to_blob();
     let manifest_blob = ContentHash::of(&manifest_bytes);
@@ -165,12 +174,15 @@ pub async fn create_release(
         created_ms: caller.now_ms(),
         created_by: caller.user.name.clone(),
         hotfix_of: request.hotfix_of,
+        incident: request.incident,
     };
     let record = caller.audit(
         "release.create",
         format!("release/{}/{}", app.name, request.version),
         Some(&app.name),
-        json!({ "digest": release.digest, "files": release.files, "bytes": release.bytes, "source": request.source, "hotfix_of": release.hotfix_of }),
+        json!({ "digest": release.digest, "files": release.files, "bytes": release.bytes,
+            "source": request.source, "hotfix_of": release.hotfix_of, "incident": release.incident,
+            "closes": closes, "backports_done": fulfils }),
     );
 
     // Shared with other creations, exclusive with garbage collection: the blobs checked
@@ -192,7 +204,15 @@ pub async fn create_release(
     .await?;
     let outcome = state
         .store
-        .create_release(NewRelease { release, blobs }, record)
+        .create_release(
+            NewRelease {
+                release,
+                blobs,
+                closes: closes.clone(),
+                fulfils: fulfils.clone(),
+            },
+            record,
+        )
         .await?;
     Ok(match outcome {
         ReleaseOutcome::Created(release) => (
@@ -200,6 +220,8 @@ pub async fn create_release(
             Json(CreatedRelease {
                 release: release_json(release),
                 created: true,
+                closed: closes,
+                backports_done: fulfils,
             }),
         ),
         ReleaseOutcome::Identical(release) => (
@@ -207,9 +229,46 @@ pub async fn create_release(
             Json(CreatedRelease {
                 release: release_json(release),
                 created: false,
+                closed: Vec::new(),
+                backports_done: Vec::new(),
             }),
         ),
     })
+}
+
+/// Refuses `--incident ID` unless it names a hotfix incident of `app` whose base is the
+/// release the hotfix is made from.
+async fn check_hotfix_incident(
+    state: &AppState,
+    app: &str,
+    id: i64,
+    hotfix_of: Option<&str>,
+) -> Result<(), ApiError> {
+    let Some(base) = hotfix_of else {
+        return Err(ApiError::invalid(format!(
+            "--incident {id} names the incident a hotfix fixes: also pass --hotfix-of BASE"
+        )));
+    };
+    let incident = state
+        .store
+        .incident(id)
+        .await?
+        .filter(|i| i.app == app)
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "no incident {id} of {app}: `ferry incident list` shows them"
+            ))
+        })?;
+    match incident.base_version.as_deref() {
+        Some(expected) if expected == base => Ok(()),
+        Some(expected) => Err(ApiError::invalid(format!(
+            "incident {id} is hotfixed from {expected}, the release that ran in production when it was opened, not {base}: pass --hotfix-of {expected}"
+        ))),
+        None => Err(ApiError::invalid(format!(
+            "incident {id} is on the {} path, not a hotfix path: release the fix through dev without --incident (`--closes ID` closes its backlog item)",
+            incident.path
+        ))),
+    }
 }
 
 /// An application's releases, newest first.

@@ -1,6 +1,6 @@
 //! `/api/v1/teams`.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use ferry_api::{CreateTeam, SetMember, Team, TeamMember};
@@ -11,7 +11,7 @@ use serde_json::json;
 use super::rfc3339;
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::json::Body;
+use crate::json::{Body, Path};
 use crate::state::AppState;
 
 fn team_json(team: ferry_store::Team) -> Team {
@@ -76,7 +76,8 @@ fn members_of(team: &str, users: &[ferry_store::User]) -> Vec<TeamMember> {
         .collect()
 }
 
-async fn existing_team(state: &AppState, team: &str) -> Result<(), ApiError> {
+/// Refuses a team name that is malformed or names no team.
+pub async fn existing_team(state: &AppState, team: &str) -> Result<(), ApiError> {
     validate_name(NameKind::Team, team)?;
     let teams = state.store.list_teams().await?;
     match teams.iter().any(|t| t.name == team) {

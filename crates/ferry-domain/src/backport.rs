@@ -1,0 +1,246 @@
+//! Backport obligations: after a hotfix reaches production, the fix must reach development
+//! too, or the next product release brings the problem back.
+//!
+//! An obligation is opened when a hotfix succeeds in production, with the mode its support
+//! path chose (backport or merge, see `crate::support`). It is done when a release of the
+//! application includes the fix: judged by the regression guard (see `crate::guard`), a
+//! release with no path missing the fix closes it, whether the paths hold the hotfix's
+//! content or a merge of it. A lead may waive it instead, with a reason that is audited (the
+//! fixed code was removed, say). A done or waived obligation stays so.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::guard::GuardReport;
+
+/// Where a backport obligation stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ObligationStatus {
+    /// The fix has not reached a development release yet.
+    Open,
+    /// A release includes the fix.
+    Done,
+    /// Someone decided the fix need not reach development, and said why.
+    Waived,
+}
+
+/// An obligation status that is not one of the three ferry knows.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown backport obligation status {value:?}: use open, done or waived")]
+pub struct BadObligationStatus {
+    /// What was given.
+    pub value: String,
+}
+
+impl ObligationStatus {
+    /// Every status.
+    pub const ALL: [ObligationStatus; 3] = [
+        ObligationStatus::Open,
+        ObligationStatus::Done,
+        ObligationStatus::Waived,
+    ];
+
+    /// Reads a status as ferry stores and shows it: `open`, `done` or `waived`.
+    pub fn parse(text: &str) -> Result<ObligationStatus, BadObligationStatus> {
+        ObligationStatus::ALL
+            .into_iter()
+            .find(|status| status.as_str() == text)
+            .ok_or_else(|| BadObligationStatus {
+                value: text.to_owned(),
+            })
+    }
+
+    /// The status's name as ferry stores and shows it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObligationStatus::Open => "open",
+            ObligationStatus::Done => "done",
+            ObligationStatus::Waived => "waived",
+        }
+    }
+}
+
+impl fmt::Display for ObligationStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ObligationStatus {
+    type Err = BadObligationStatus;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        ObligationStatus::parse(text)
+    }
+}
+
+/// Whether a release judged by the regression guard (against the obligation's hotfix)
+/// includes the fix and so closes the obligation: no path is missing it. Included and
+/// merged paths both count as the fix being there.
+pub fn closes_obligation(report: &GuardReport) -> bool {
+    !report.undoes_fix()
+}
+
+/// A `ferry backport waive` that is refused. Nothing changes.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum WaiveRefusal {
+    /// No reason, or only blanks.
+    #[error(
+        "waiving backport obligation {id} needs --reason TEXT saying why the fix need not reach \
+         development: it is audited"
+    )]
+    ReasonRequired {
+        /// The obligation.
+        id: i64,
+    },
+    /// A release already includes the fix.
+    #[error(
+        "backport obligation {id} is already done (a release includes the fix): nothing to \
+         waive; see `ferry backport list` for the open ones"
+    )]
+    AlreadyDone {
+        /// The obligation.
+        id: i64,
+    },
+    /// Someone already waived it.
+    #[error(
+        "backport obligation {id} is already waived: nothing to do; see `ferry backport list` \
+         for the open ones"
+    )]
+    AlreadyWaived {
+        /// The obligation.
+        id: i64,
+    },
+}
+
+/// Decides `ferry backport waive ID --reason REASON` on obligation `id`, now `status`: only
+/// an open obligation may be waived, and only with a reason that is not blank. Returns the
+/// reason trimmed, to store and audit. The status is checked first, so waiving a closed
+/// obligation says so at once whatever the reason.
+pub fn check_waive(
+    id: i64,
+    status: ObligationStatus,
+    reason: &str,
+) -> Result<String, WaiveRefusal> {
+    match status {
+        ObligationStatus::Open => {}
+        ObligationStatus::Done => return Err(WaiveRefusal::AlreadyDone { id }),
+        ObligationStatus::Waived => return Err(WaiveRefusal::AlreadyWaived { id }),
+    }
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return Err(WaiveRefusal::ReasonRequired { id });
+    }
+    Ok(reason.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_parse_and_print() {
+        let cases = [
+            ("open", Some(ObligationStatus::Open)),
+            ("done", Some(ObligationStatus::Done)),
+            ("waived", Some(ObligationStatus::Waived)),
+            ("closed", None),
+            ("Open", None),
+            ("waive", None),
+            ("", None),
+        ];
+        for (text, expected) in cases {
+            let parsed = ObligationStatus::parse(text).ok();
+            assert_eq!(parsed, expected, "{text:?}");
+            assert_eq!(text.parse::<ObligationStatus>().ok(), expected, "{text:?}");
+            if let Some(status) = parsed {
+                assert_eq!(status.as_str(), text);
+                assert_eq!(status.to_string(), text);
+            }
+        }
+        assert_eq!(
+            ObligationStatus::parse("closed").unwrap_err().to_string(),
+            "unknown backport obligation status \"closed\": use open, done or waived"
+        );
+    }
+
+    #[test]
+    fn which_releases_close_an_obligation() {
+        let report = |included: &[&str], merged: &[&str], missing: &[&str]| GuardReport {
+            included: included.iter().map(|p| p.to_string()).collect(),
+            merged: merged.iter().map(|p| p.to_string()).collect(),
+            missing: missing.iter().map(|p| p.to_string()).collect(),
+        };
+        // (report, closes?)
+        let cases = [
+            (report(&["a"], &[], &[]), true),
+            (report(&[], &["a"], &[]), true),
+            (report(&["a"], &["b"], &[]), true),
+            // An empty hotfix has nothing to carry over.
+            (report(&[], &[], &[]), true),
+            (report(&[], &[], &["a"]), false),
+            (report(&["a"], &["b"], &["c"]), false),
+        ];
+        for (report, closes) in cases {
+            assert_eq!(closes_obligation(&report), closes, "{report:?}");
+        }
+    }
+
+    #[test]
+    fn waives() {
+        use ObligationStatus::*;
+        // (status, reason, outcome)
+        let cases = [
+            (Open, "code removed", Ok("code removed".to_owned())),
+            (
+                Open,
+                "  fixed differently in 2.0\n",
+                Ok("fixed differently in 2.0".to_owned()),
+            ),
+            (Open, "", Err(WaiveRefusal::ReasonRequired { id: 3 })),
+            (Open, " \t\n", Err(WaiveRefusal::ReasonRequired { id: 3 })),
+            (
+                Done,
+                "code removed",
+                Err(WaiveRefusal::AlreadyDone { id: 3 }),
+            ),
+            (Done, "", Err(WaiveRefusal::AlreadyDone { id: 3 })),
+            (
+                Waived,
+                "code removed",
+                Err(WaiveRefusal::AlreadyWaived { id: 3 }),
+            ),
+            (Waived, " ", Err(WaiveRefusal::AlreadyWaived { id: 3 })),
+        ];
+        for (status, reason, expected) in cases {
+            assert_eq!(
+                check_waive(3, status, reason),
+                expected,
+                "{status} {reason:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn refusals_say_what_to_do() {
+        let cases = [
+            (
+                WaiveRefusal::ReasonRequired { id: 3 },
+                "waiving backport obligation 3 needs --reason TEXT saying why the fix need not \
+                 reach development: it is audited",
+            ),
+            (
+                WaiveRefusal::AlreadyDone { id: 4 },
+                "backport obligation 4 is already done (a release includes the fix): nothing to \
+                 waive; see `ferry backport list` for the open ones",
+            ),
+            (
+                WaiveRefusal::AlreadyWaived { id: 5 },
+                "backport obligation 5 is already waived: nothing to do; see `ferry backport \
+                 list` for the open ones",
+            ),
+        ];
+        for (refusal, message) in cases {
+            assert_eq!(refusal.to_string(), message);
+        }
+    }
+}

@@ -1,0 +1,358 @@
+//! Production support as the server applies it: the support path of a new incident, the
+//! regression guard over shipped hotfixes, backport obligations, and escalation of critical
+//! incidents nobody acknowledged. The rules live in the domain; this gathers what they need.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use ferry_cas::manifest::{EntryKind, Manifest};
+use ferry_domain::audit::AuditRecord;
+use ferry_domain::backport::closes_obligation;
+use ferry_domain::guard::{check_guard, hotfix_changes, judge, GuardReport};
+use ferry_domain::incident::Severity;
+use ferry_domain::rotation::{due_escalation, responder, Responder};
+use ferry_domain::support::{plan_path, suggest_hotfix_version, SupportPath};
+use ferry_store::{Backport, IncidentRecord, IncidentStep, Release};
+use serde_json::{json, Value};
+
+use crate::bootstrap::SERVER_ACTOR;
+use crate::error::ApiError;
+use crate::handlers::v1::policy::live_history;
+use crate::handlers::v1::releases::load_manifest;
+use crate::state::AppState;
+
+/// What a path holds, for comparing trees: a file's content hash and mode, or a symlink's
+/// target. Directories carry no content of their own and are left out.
+pub fn content_map(manifest: &Manifest) -> BTreeMap<String, String> {
+    manifest
+        .entries
+        .iter()
+        .filter_map(|entry| {
+            let content = match &entry.kind {
+                EntryKind::File { hash, mode, .. } => format!("file {hash} {mode:o}"),
+                EntryKind::Symlink { target } => format!("symlink {target}"),
+                EntryKind::Dir { .. } => return None,
+            };
+            Some((entry.path.clone(), content))
+        })
+        .collect()
+}
+
+async fn release_content(
+    state: &AppState,
+    app: &str,
+    version: &str,
+) -> Result<BTreeMap<String, String>, ApiError> {
+    let release = state.store.release(app, version).await?.ok_or_else(|| {
+        ApiError::internal(format!("release {version} of {app} is gone from the store"))
+    })?;
+    Ok(content_map(load_manifest(state, &release).await?.as_ref()))
+}
+
+/// How a candidate release treats one shipped hotfix.
+async fn judge_against(
+    state: &AppState,
+    backport: &Backport,
+    candidate: &BTreeMap<String, String>,
+) -> Result<GuardReport, ApiError> {
+    let base = release_content(state, &backport.app, &backport.base_version).await?;
+    let fix = release_content(state, &backport.app, &backport.hotfix_version).await?;
+    Ok(judge(&hotfix_changes(&base, &fix), candidate))
+}
+
+/// The regression guard's answer for a candidate: refusals, and paths to review.
+pub struct GuardOutcome {
+    /// One refusal per shipped hotfix the candidate would undo.
+    pub undone: Vec<ferry_domain::guard::Undone>,
+    /// `HOTFIX: PATH` for every path the candidate changed differently from a hotfix.
+    pub review: Vec<String>,
+}
+
+/// Checks `candidate` against every hotfix of `app` that reached production.
+pub async fn guard(
+    state: &AppState,
+    app: &str,
+    env: &str,
+    candidate: &Release,
+) -> Result<GuardOutcome, ApiError> {
+    let mut outcome = GuardOutcome {
+        undone: Vec::new(),
+        review: Vec::new(),
+    };
+    let shipped = state.store.backports(Some(app)).await?;
+    if shipped.is_empty() {
+        return Ok(outcome);
+    }
+    let content = content_map(load_manifest(state, candidate).await?.as_ref());
+    for backport in &shipped {
+        let report = judge_against(state, backport, &content).await?;
+        outcome.review.extend(
+            report
+                .merged
+                .iter()
+                .map(|path| format!("{}: {path}", backport.hotfix_version)),
+        );
+        if let Err(undone) = check_guard(
+            app,
+            env,
+            &candidate.version,
+            &backport.hotfix_version,
+            backport.incident,
+            &report,
+        ) {
+            outcome.undone.push(undone);
+        }
+    }
+    Ok(outcome)
+}
+
+/// The open obligations of `app` whose fix a new product release includes.
+pub async fn fulfilled_backports(
+    state: &AppState,
+    app: &str,
+    manifest: &Manifest,
+) -> Result<Vec<i64>, ApiError> {
+    let open: Vec<Backport> = state
+        .store
+        .backports(Some(app))
+        .await?
+        .into_iter()
+        .filter(|b| b.status == "open")
+        .collect();
+    if open.is_empty() {
+        return Ok(Vec::new());
+    }
+    let content = content_map(manifest);
+    let mut done = Vec::new();
+    for backport in open {
+        if closes_obligation(&judge_against(state, &backport, &content).await?) {
+            done.push(backport.id);
+        }
+    }
+    Ok(done)
+}
+
+/// What ferry plans for a new incident of `app` in `env`.
+pub struct Plan {
+    pub path: SupportPath,
+    pub base_version: Option<String>,
+    pub suggested_version: Option<String>,
+    pub source: Option<Value>,
+}
+
+/// The seed's support table: compares what runs in production with what runs in dev.
+pub async fn plan(
+    state: &AppState,
+    app: &str,
+    env: &str,
+    severity: Severity,
+) -> Result<Plan, ApiError> {
+    let pipeline = state.store.list_environments().await?;
+    let (first, last) = (pipeline.first(), pipeline.last());
+    let history = live_history(state, app).await?;
+    let running = |env: Option<&ferry_domain::pipeline::Environment>| {
+        env.and_then(|e| history.iter().find(|d| d.env == e.name))
+            .map(|d| d.version.clone())
+    };
+    let production = running(last);
+    let dev = running(first);
+    let in_production = last.is_some_and(|e| e.name == env);
+    let path = plan_path(
+        severity,
+        in_production,
+        production.as_deref(),
+        dev.as_deref(),
+    );
+    if !path.is_hotfix() {
+        return Ok(Plan {
+            path,
+            base_version: None,
+            suggested_version: None,
+            source: None,
+        });
+    }
+    let base = production.expect("a hotfix path has a production release");
+    let releases = state.store.list_releases(app).await?;
+    let taken: Vec<&str> = releases.iter().map(|r| r.version.as_str()).collect();
+    let release = releases.iter().find(|r| r.version == base);
+    let mut source: Value = release
+        .and_then(|r| serde_json::from_str(&r.source).ok())
+        .unwrap_or_else(|| json!({}));
+    source["export"] = json!(format!("ferry release export {app} {base} ./{app}-{base}"));
+    Ok(Plan {
+        path,
+        suggested_version: Some(suggest_hotfix_version(&base, &taken)),
+        base_version: Some(base),
+        source: Some(source),
+    })
+}
+
+/// After a deployment succeeded: a hotfix that reached the last environment opens a
+/// backport obligation (once per hotfix), and the team is told.
+pub async fn after_success(
+    state: &AppState,
+    app: &str,
+    env: &str,
+    version: &str,
+) -> Result<(), ApiError> {
+    let pipeline = state.store.list_environments().await?;
+    if pipeline.last().is_none_or(|last| last.name != env) {
+        return Ok(());
+    }
+    let Some(release) = state.store.release(app, version).await? else {
+        return Ok(());
+    };
+    let Some(base) = release.hotfix_of.clone() else {
+        return Ok(());
+    };
+    let incident = match release.incident {
+        Some(id) => state.store.incident(id).await?,
+        None => None,
+    };
+    // Without an incident, decide as the support table would now.
+    let mode = match incident
+        .as_ref()
+        .and_then(|i| i.path.parse::<SupportPath>().ok())
+    {
+        Some(path) => path.backport_mode(),
+        None => {
+            let dev = pipeline.first().map(|e| e.name.as_str());
+            let history = live_history(state, app).await?;
+            let dev_version = history
+                .iter()
+                .find(|d| Some(d.env.as_str()) == dev)
+                .map(|d| d.version.as_str());
+            plan_path(Severity::Critical, true, Some(&base), dev_version).backport_mode()
+        }
+    };
+    let Some(mode) = mode else {
+        return Ok(());
+    };
+    let now = state.clock.now_ms();
+    let team = match &incident {
+        Some(incident) => Some(incident.team.clone()),
+        None => state
+            .store
+            .app(app)
+            .await?
+            .map(|a| a.maintainer.unwrap_or(a.team)),
+    };
+    let audit = AuditRecord {
+        at_ms: now,
+        actor: SERVER_ACTOR.to_owned(),
+        action: "backport.open".to_owned(),
+        subject: format!("release/{app}/{version}"),
+        app: Some(app.to_owned()),
+        details: json!({ "hotfix_version": version, "base_version": base,
+            "incident": release.incident, "mode": mode.as_str(), "team": team })
+        .to_string(),
+    };
+    let backport = Backport {
+        id: 0,
+        app: app.to_owned(),
+        hotfix_version: version.to_owned(),
+        base_version: base,
+        incident: release.incident,
+        mode: mode.as_str().to_owned(),
+        status: "open".to_owned(),
+        closed_by: None,
+        reason: None,
+        opened_ms: now,
+        closed_ms: None,
+    };
+    state.store.open_backport(backport, audit).await?;
+    Ok(())
+}
+
+/// Who answers an incident of `team` opened at `opened_ms`, at escalation `level`: a person
+/// of the rotation, or `None` for the team's leads.
+pub async fn assignee(
+    state: &AppState,
+    team: &str,
+    opened_ms: i64,
+    level: u32,
+) -> Result<Option<String>, ApiError> {
+    let support = state.store.team_support(team).await?;
+    Ok(match support.rotation {
+        Some(rotation) => match responder(&rotation, opened_ms, level) {
+            Responder::Person(person) => Some(person),
+            Responder::Leads => None,
+        },
+        None => None,
+    })
+}
+
+/// Escalates every critical incident that stayed unacknowledged past its team's escalation
+/// time: to the next person of the rotation, then to the team's leads.
+pub async fn escalate_due(state: &AppState) -> Result<(), ApiError> {
+    let now = state.clock.now_ms();
+    for incident in state.store.incidents(None, false).await? {
+        if incident.status != "open" {
+            continue;
+        }
+        let Ok(severity) = incident.severity.parse::<Severity>() else {
+            continue;
+        };
+        let support = state.store.team_support(&incident.team).await?;
+        let Some(level) = due_escalation(
+            severity,
+            false,
+            false,
+            incident.opened_ms,
+            now,
+            support.escalate_after_ms,
+            incident.escalation_level,
+        ) else {
+            continue;
+        };
+        let assignee = assignee(state, &incident.team, incident.opened_ms, level).await?;
+        escalate(state, incident, level, assignee, now).await?;
+    }
+    Ok(())
+}
+
+async fn escalate(
+    state: &AppState,
+    mut incident: IncidentRecord,
+    level: u32,
+    assignee: Option<String>,
+    now: i64,
+) -> Result<(), ApiError> {
+    let read_level = incident.escalation_level;
+    let to = assignee
+        .clone()
+        .unwrap_or_else(|| format!("the leads of team {}", incident.team));
+    incident.history.push(IncidentStep {
+        at_ms: now,
+        actor: SERVER_ACTOR.to_owned(),
+        what: format!("escalated to {to}: not acknowledged in time"),
+    });
+    incident.escalation_level = level;
+    incident.assignee = assignee;
+    let audit = AuditRecord {
+        at_ms: now,
+        actor: SERVER_ACTOR.to_owned(),
+        action: "incident.escalate".to_owned(),
+        subject: format!("incident/{}", incident.id),
+        app: Some(incident.app.clone()),
+        details: json!({ "incident": incident.id, "level": level, "assignee": incident.assignee,
+            "team": incident.team, "title": incident.title, "severity": incident.severity })
+        .to_string(),
+    };
+    state
+        .store
+        .update_incident(incident, "open", read_level, audit)
+        .await?;
+    Ok(())
+}
+
+/// Checks for incidents to escalate every `every`, for as long as the server runs.
+pub async fn run_escalations(state: AppState, every: Duration) {
+    let mut ticker = tokio::time::interval(every);
+    loop {
+        ticker.tick().await;
+        if let Err(error) = escalate_due(&state).await {
+            tracing::warn!("escalating incidents failed: {}", error.message);
+        }
+    }
+}

@@ -1,0 +1,423 @@
+//! Notifications: channels per team, the deliveries derived from the audit trail, and the
+//! cursor over the trail.
+
+use ferry_domain::audit::{AuditEvent, AuditRecord};
+use ferry_store::{
+    Attempt, ChannelRecord, DeliveryRecord, NewChannel, NewDelivery, StoreError, StoreResult,
+    DELIVERY_DELIVERED, DELIVERY_FAILED, DELIVERY_PENDING,
+};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqliteConnection};
+
+use crate::{backend, not_found};
+
+async fn team_id(conn: &mut SqliteConnection, team: &str) -> StoreResult<i64> {
+    sqlx::query_scalar("SELECT id FROM teams WHERE name = ?")
+        .bind(team)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(backend)?
+        .ok_or_else(|| not_found("team", team))
+}
+
+const SELECT_CHANNELS: &str = "SELECT c.id, t.name AS team, c.config, c.description, c.created_by,
+        c.created_ms, c.removed_ms
+    FROM notification_channels c JOIN teams t ON t.id = c.team_id";
+
+fn channel_from_row(row: SqliteRow) -> ChannelRecord {
+    ChannelRecord {
+        id: row.get("id"),
+        team: row.get("team"),
+        config: row.get("config"),
+        description: row.get("description"),
+        created_by: row.get("created_by"),
+        created_ms: row.get("created_ms"),
+        removed_ms: row.get("removed_ms"),
+    }
+}
+
+pub(crate) async fn insert_channel(
+    conn: &mut SqliteConnection,
+    channel: &NewChannel,
+) -> StoreResult<ChannelRecord> {
+    let team_id = team_id(conn, &channel.team).await?;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO notification_channels (team_id, config, description, created_by, created_ms)
+         VALUES (?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(team_id)
+    .bind(&channel.config)
+    .bind(&channel.description)
+    .bind(&channel.created_by)
+    .bind(channel.created_ms)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(backend)?;
+    Ok(ChannelRecord {
+        id,
+        team: channel.team.clone(),
+        config: channel.config.clone(),
+        description: channel.description.clone(),
+        created_by: channel.created_by.clone(),
+        created_ms: channel.created_ms,
+        removed_ms: None,
+    })
+}
+
+pub(crate) async fn channels(
+    conn: &mut SqliteConnection,
+    team: Option<&str>,
+    include_removed: bool,
+) -> StoreResult<Vec<ChannelRecord>> {
+    let rows = sqlx::query(&format!(
+        "{SELECT_CHANNELS} WHERE (?1 IS NULL OR t.name = ?1) AND (?2 OR c.removed_ms IS NULL)
+         ORDER BY c.id"
+    ))
+    .bind(team)
+    .bind(include_removed)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(backend)?;
+    Ok(rows.into_iter().map(channel_from_row).collect())
+}
+
+/// The channel `id` of `team`, if it is in use.
+async fn channel_in_use(
+    conn: &mut SqliteConnection,
+    team: &str,
+    id: i64,
+) -> StoreResult<ChannelRecord> {
+    let row = sqlx::query(&format!(
+        "{SELECT_CHANNELS} WHERE c.id = ? AND t.name = ? AND c.removed_ms IS NULL"
+    ))
+    .bind(id)
+    .bind(team)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(backend)?;
+    row.map(channel_from_row)
+        .ok_or_else(|| not_found("channel", &id.to_string()))
+}
+
+pub(crate) async fn remove_channel(
+    conn: &mut SqliteConnection,
+    team: &str,
+    id: i64,
+    now_ms: i64,
+) -> StoreResult<()> {
+    channel_in_use(conn, team, id).await?;
+    sqlx::query("UPDATE notification_channels SET removed_ms = ? WHERE id = ?")
+        .bind(now_ms)
+        .bind(id)
+        .execute(&mut *conn)
+        .await
+        .map_err(backend)?;
+    sqlx::query(
+        "UPDATE notification_deliveries
+         SET status = ?, finished_ms = ?, claimed_until_ms = NULL,
+             last_error = coalesce(last_error || '; ', '') || 'the channel was removed before the message was delivered'
+         WHERE channel_id = ? AND status = ?",
+    )
+    .bind(DELIVERY_FAILED)
+    .bind(now_ms)
+    .bind(id)
+    .bind(DELIVERY_PENDING)
+    .execute(&mut *conn)
+    .await
+    .map_err(backend)?;
+    Ok(())
+}
+
+const SELECT_DELIVERIES: &str = "SELECT d.id, d.channel_id, c.description AS channel,
+        t.name AS team, d.event, d.audit_seq, d.message, d.status, d.attempts,
+        d.next_attempt_ms, d.last_attempt_ms, d.last_error, d.detail, d.created_ms,
+        d.finished_ms
+    FROM notification_deliveries d
+    JOIN notification_channels c ON c.id = d.channel_id
+    JOIN teams t ON t.id = d.team_id";
+
+fn delivery_from_row(row: SqliteRow) -> DeliveryRecord {
+    let attempts: i64 = row.get("attempts");
+    DeliveryRecord {
+        id: row.get("id"),
+        channel_id: row.get("channel_id"),
+        channel: row.get("channel"),
+        team: row.get("team"),
+        event: row.get("event"),
+        audit_seq: row.get("audit_seq"),
+        message: row.get("message"),
+        status: row.get("status"),
+        attempts: u32::try_from(attempts).unwrap_or(0),
+        next_attempt_ms: row.get("next_attempt_ms"),
+        last_attempt_ms: row.get("last_attempt_ms"),
+        last_error: row.get("last_error"),
+        detail: row.get("detail"),
+        created_ms: row.get("created_ms"),
+        finished_ms: row.get("finished_ms"),
+    }
+}
+
+pub(crate) async fn delivery(
+    conn: &mut SqliteConnection,
+    id: i64,
+) -> StoreResult<Option<DeliveryRecord>> {
+    let row = sqlx::query(&format!("{SELECT_DELIVERIES} WHERE d.id = ?"))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(backend)?;
+    Ok(row.map(delivery_from_row))
+}
+
+pub(crate) async fn deliveries(
+    conn: &mut SqliteConnection,
+    team: &str,
+    limit: u32,
+) -> StoreResult<Vec<DeliveryRecord>> {
+    let team_id = team_id(conn, team).await?;
+    let rows = sqlx::query(&format!(
+        "{SELECT_DELIVERIES} WHERE d.team_id = ? ORDER BY d.id DESC LIMIT ?"
+    ))
+    .bind(team_id)
+    .bind(i64::from(limit))
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(backend)?;
+    Ok(rows.into_iter().map(delivery_from_row).collect())
+}
+
+/// Inserts a pending delivery, due at once; the channel must be the team's and in use.
+pub(crate) async fn insert_delivery(
+    conn: &mut SqliteConnection,
+    delivery: &NewDelivery,
+) -> StoreResult<i64> {
+    let channel = channel_in_use(conn, &delivery.team, delivery.channel_id)
+        .await
+        .map_err(|_| {
+            StoreError::Refused(format!(
+                "channel {} is not a channel of team {:?} in use; `ferry channel list {}` shows them",
+                delivery.channel_id, delivery.team, delivery.team
+            ))
+        })?;
+    let team_id = team_id(conn, &channel.team).await?;
+    sqlx::query_scalar(
+        "INSERT INTO notification_deliveries
+            (channel_id, team_id, event, audit_seq, message, status, attempts, next_attempt_ms,
+             created_ms)
+         VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?) RETURNING id",
+    )
+    .bind(delivery.channel_id)
+    .bind(team_id)
+    .bind(&delivery.event)
+    .bind(delivery.audit_seq)
+    .bind(&delivery.message)
+    .bind(DELIVERY_PENDING)
+    .bind(delivery.created_ms)
+    .bind(delivery.created_ms)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(|e| match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::AlreadyExists {
+            kind: "delivery of audit event",
+            name: format!(
+                "{:?} to channel {}",
+                delivery.audit_seq, delivery.channel_id
+            ),
+        },
+        _ => backend(e),
+    })
+}
+
+/// The cursor, set to the end of the audit trail if it was never set.
+pub(crate) async fn cursor(conn: &mut SqliteConnection) -> StoreResult<i64> {
+    sqlx::query(
+        "INSERT INTO notification_cursor (id, seq)
+         SELECT 1, coalesce((SELECT max(seq) FROM audit_events), 0)
+         WHERE NOT EXISTS (SELECT 1 FROM notification_cursor)",
+    )
+    .execute(&mut *conn)
+    .await
+    .map_err(backend)?;
+    sqlx::query_scalar("SELECT seq FROM notification_cursor WHERE id = 1")
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(backend)
+}
+
+/// Moves the cursor from `from` to `to`; refused if it is not at `from`.
+pub(crate) async fn move_cursor(
+    conn: &mut SqliteConnection,
+    from: i64,
+    to: i64,
+) -> StoreResult<()> {
+    let moved = sqlx::query("UPDATE notification_cursor SET seq = ? WHERE id = 1 AND seq = ?")
+        .bind(to)
+        .bind(from)
+        .execute(&mut *conn)
+        .await
+        .map_err(backend)?
+        .rows_affected();
+    if moved != 1 {
+        return Err(StoreError::Refused(format!(
+            "the notification cursor is no longer at audit event {from}: another notifier moved it"
+        )));
+    }
+    Ok(())
+}
+
+pub(crate) async fn audit_events_after(
+    conn: &mut SqliteConnection,
+    seq: i64,
+    limit: u32,
+) -> StoreResult<Vec<AuditEvent>> {
+    let rows = sqlx::query(
+        "SELECT seq, at_ms, actor, action, subject, app, details, prev_hash, hash
+         FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?",
+    )
+    .bind(seq)
+    .bind(i64::from(limit))
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(backend)?;
+    Ok(rows
+        .into_iter()
+        .map(|row| AuditEvent {
+            seq: row.get("seq"),
+            record: AuditRecord {
+                at_ms: row.get("at_ms"),
+                actor: row.get("actor"),
+                action: row.get("action"),
+                subject: row.get("subject"),
+                app: row.get("app"),
+                details: row.get("details"),
+            },
+            prev_hash: row.get("prev_hash"),
+            hash: row.get("hash"),
+        })
+        .collect())
+}
+
+/// Whether any delivery is due and unclaimed at `now_ms` (claimed ones whose claim ran out
+/// included).
+pub(crate) async fn any_due(conn: &mut SqliteConnection, now_ms: i64) -> StoreResult<bool> {
+    let found: Option<i64> = sqlx::query_scalar(
+        "SELECT 1 FROM notification_deliveries
+         WHERE status = ? AND next_attempt_ms <= ?
+           AND (claimed_until_ms IS NULL OR claimed_until_ms <= ?)
+         LIMIT 1",
+    )
+    .bind(DELIVERY_PENDING)
+    .bind(now_ms)
+    .bind(now_ms)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(backend)?;
+    Ok(found.is_some())
+}
+
+pub(crate) async fn claim_due(
+    conn: &mut SqliteConnection,
+    now_ms: i64,
+    claimed_until_ms: i64,
+    limit: u32,
+) -> StoreResult<Vec<DeliveryRecord>> {
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "SELECT d.id FROM notification_deliveries d
+         JOIN notification_channels c ON c.id = d.channel_id
+         WHERE d.status = ? AND d.next_attempt_ms <= ? AND c.removed_ms IS NULL
+           AND (d.claimed_until_ms IS NULL OR d.claimed_until_ms <= ?)
+         ORDER BY d.next_attempt_ms, d.id LIMIT ?",
+    )
+    .bind(DELIVERY_PENDING)
+    .bind(now_ms)
+    .bind(now_ms)
+    .bind(i64::from(limit))
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(backend)?;
+    let mut claimed = Vec::with_capacity(ids.len());
+    for id in ids {
+        sqlx::query("UPDATE notification_deliveries SET claimed_until_ms = ? WHERE id = ?")
+            .bind(claimed_until_ms)
+            .bind(id)
+            .execute(&mut *conn)
+            .await
+            .map_err(backend)?;
+        if let Some(delivery) = delivery(conn, id).await? {
+            claimed.push(delivery);
+        }
+    }
+    Ok(claimed)
+}
+
+pub(crate) async fn record_attempt(
+    conn: &mut SqliteConnection,
+    id: i64,
+    at_ms: i64,
+    attempt: &Attempt,
+) -> StoreResult<DeliveryRecord> {
+    let current = delivery(conn, id)
+        .await?
+        .ok_or_else(|| not_found("delivery", &id.to_string()))?;
+    let channel_removed: Option<i64> =
+        sqlx::query_scalar("SELECT removed_ms FROM notification_channels WHERE id = ?")
+            .bind(current.channel_id)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(backend)?;
+    let (status, next_attempt_ms, error, detail, finished) = match attempt {
+        // The error of an earlier attempt stays: the log shows why it took several.
+        Attempt::Delivered { detail } => (
+            DELIVERY_DELIVERED,
+            current.next_attempt_ms,
+            current.last_error.clone(),
+            Some(detail.clone()),
+            Some(at_ms),
+        ),
+        Attempt::Retry {
+            error,
+            next_attempt_ms,
+        } if channel_removed.is_none() => (
+            DELIVERY_PENDING,
+            *next_attempt_ms,
+            Some(error.clone()),
+            None,
+            None,
+        ),
+        Attempt::Retry { error, .. } => (
+            DELIVERY_FAILED,
+            current.next_attempt_ms,
+            Some(format!(
+                "{error}; the channel was removed, so ferry does not try again"
+            )),
+            None,
+            Some(at_ms),
+        ),
+        Attempt::Failed { error } => (
+            DELIVERY_FAILED,
+            current.next_attempt_ms,
+            Some(error.clone()),
+            None,
+            Some(at_ms),
+        ),
+    };
+    sqlx::query(
+        "UPDATE notification_deliveries
+         SET status = ?, attempts = attempts + 1, next_attempt_ms = ?, claimed_until_ms = NULL,
+             last_attempt_ms = ?, last_error = ?, detail = ?, finished_ms = ?
+         WHERE id = ?",
+    )
+    .bind(status)
+    .bind(next_attempt_ms)
+    .bind(at_ms)
+    .bind(error)
+    .bind(detail)
+    .bind(finished)
+    .bind(id)
+    .execute(&mut *conn)
+    .await
+    .map_err(backend)?;
+    delivery(conn, id)
+        .await?
+        .ok_or_else(|| not_found("delivery", &id.to_string()))
+}

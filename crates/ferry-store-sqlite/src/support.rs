@@ -1,0 +1,502 @@
+//! Production support: team rotations, routing rules, incidents, backlog items and backport
+//! obligations.
+
+use ferry_domain::rotation::{Rotation, DEFAULT_ESCALATION_MS};
+use ferry_domain::routing::RoutingRule;
+use ferry_store::{
+    BacklogItem, Backport, IncidentRecord, IncidentStep, StoreError, StoreResult, TeamSupport,
+};
+use serde_json::{json, Value};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqliteConnection};
+
+use crate::{backend, not_found};
+
+async fn id_of(
+    conn: &mut SqliteConnection,
+    table: &str,
+    kind: &'static str,
+    name: &str,
+) -> StoreResult<i64> {
+    sqlx::query_scalar(&format!("SELECT id FROM {table} WHERE name = ?"))
+        .bind(name)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(backend)?
+        .ok_or_else(|| not_found(kind, name))
+}
+
+async fn team_id(conn: &mut SqliteConnection, team: &str) -> StoreResult<i64> {
+    id_of(conn, "teams", "team", team).await
+}
+
+async fn app_id(conn: &mut SqliteConnection, app: &str) -> StoreResult<i64> {
+    id_of(conn, "apps", "application", app).await
+}
+
+fn rotation_to_json(rotation: &Rotation) -> String {
+    json!({
+        "members": rotation.members,
+        "shift_ms": rotation.shift_ms,
+        "start_ms": rotation.start_ms,
+    })
+    .to_string()
+}
+
+fn rotation_from_json(text: &str) -> StoreResult<Rotation> {
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| StoreError::Backend(format!("stored JSON: {e}")))?;
+    let members = value["members"]
+        .as_array()
+        .map(|m| {
+            m.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Rotation {
+        members,
+        shift_ms: value["shift_ms"].as_i64().unwrap_or(0),
+        start_ms: value["start_ms"].as_i64().unwrap_or(0),
+    })
+}
+
+pub(crate) async fn team_support(
+    conn: &mut SqliteConnection,
+    team: &str,
+) -> StoreResult<TeamSupport> {
+    let id = team_id(conn, team).await?;
+    let row = sqlx::query("SELECT rotation, escalate_after_ms FROM team_support WHERE team_id = ?")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(backend)?;
+    let (rotation, escalate_after_ms) = match row {
+        Some(row) => {
+            let rotation: Option<String> = row.get("rotation");
+            (
+                rotation.as_deref().map(rotation_from_json).transpose()?,
+                row.get("escalate_after_ms"),
+            )
+        }
+        None => (None, DEFAULT_ESCALATION_MS),
+    };
+    Ok(TeamSupport {
+        team: team.to_owned(),
+        rotation,
+        escalate_after_ms,
+    })
+}
+
+pub(crate) async fn set_team_support(
+    conn: &mut SqliteConnection,
+    support: &TeamSupport,
+) -> StoreResult<()> {
+    let id = team_id(conn, &support.team).await?;
+    sqlx::query(
+        "INSERT INTO team_support (team_id, rotation, escalate_after_ms) VALUES (?, ?, ?)
+         ON CONFLICT (team_id) DO UPDATE SET rotation = excluded.rotation,
+             escalate_after_ms = excluded.escalate_after_ms",
+    )
+    .bind(id)
+    .bind(support.rotation.as_ref().map(rotation_to_json))
+    .bind(support.escalate_after_ms)
+    .execute(&mut *conn)
+    .await
+    .map_err(backend)?;
+    Ok(())
+}
+
+pub(crate) async fn routing_rules(conn: &mut SqliteConnection) -> StoreResult<Vec<RoutingRule>> {
+    let rows = sqlx::query(
+        "SELECT routing_rules.category, teams.name AS team
+         FROM routing_rules JOIN teams ON teams.id = routing_rules.team_id
+         ORDER BY routing_rules.category",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(backend)?;
+    Ok(rows
+        .into_iter()
+        .map(|row| RoutingRule {
+            category: row.get("category"),
+            team: row.get("team"),
+        })
+        .collect())
+}
+
+pub(crate) async fn set_routing_rule(
+    conn: &mut SqliteConnection,
+    category: &str,
+    team: Option<&str>,
+) -> StoreResult<()> {
+    match team {
+        Some(team) => {
+            let id = team_id(conn, team).await?;
+            sqlx::query(
+                "INSERT INTO routing_rules (category, team_id) VALUES (?, ?)
+                 ON CONFLICT (category) DO UPDATE SET team_id = excluded.team_id",
+            )
+            .bind(category)
+            .bind(id)
+            .execute(&mut *conn)
+            .await
+            .map_err(backend)?;
+        }
+        None => {
+            let removed = sqlx::query("DELETE FROM routing_rules WHERE category = ?")
+                .bind(category)
+                .execute(&mut *conn)
+                .await
+                .map_err(backend)?;
+            if removed.rows_affected() == 0 {
+                return Err(not_found("routing rule for category", category));
+            }
+        }
+    }
+    Ok(())
+}
+
+const SELECT_INCIDENTS: &str = "SELECT incidents.*, apps.name AS app, teams.name AS team
+     FROM incidents JOIN apps ON apps.id = incidents.app_id
+     JOIN teams ON teams.id = incidents.team_id";
+
+fn history_to_json(history: &[IncidentStep]) -> String {
+    Value::Array(
+        history
+            .iter()
+            .map(|s| json!({ "at_ms": s.at_ms, "actor": s.actor, "what": s.what }))
+            .collect(),
+    )
+    .to_string()
+}
+
+fn history_from_json(text: &str) -> StoreResult<Vec<IncidentStep>> {
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| StoreError::Backend(format!("stored JSON: {e}")))?;
+    Ok(value
+        .as_array()
+        .map(|steps| {
+            steps
+                .iter()
+                .map(|s| IncidentStep {
+                    at_ms: s["at_ms"].as_i64().unwrap_or(0),
+                    actor: s["actor"].as_str().unwrap_or_default().to_owned(),
+                    what: s["what"].as_str().unwrap_or_default().to_owned(),
+                })
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+fn incident_from_row(row: SqliteRow) -> StoreResult<IncidentRecord> {
+    Ok(IncidentRecord {
+        id: row.get("id"),
+        app: row.get("app"),
+        env: row.get("env"),
+        severity: row.get("severity"),
+        title: row.get("title"),
+        category: row.get("category"),
+        description: row.get("description"),
+        status: row.get("status"),
+        path: row.get("path"),
+        team: row.get("team"),
+        reporter: row.get("reporter"),
+        assignee: row.get("assignee"),
+        escalation_level: row.get::<i64, _>("escalation_level") as u32,
+        base_version: row.get("base_version"),
+        suggested_version: row.get("suggested_version"),
+        source: row.get("source"),
+        opened_ms: row.get("opened_ms"),
+        acknowledged_ms: row.get("acknowledged_ms"),
+        acknowledged_by: row.get("acknowledged_by"),
+        resolved_ms: row.get("resolved_ms"),
+        resolved_by: row.get("resolved_by"),
+        history: history_from_json(row.get("history"))?,
+    })
+}
+
+pub(crate) async fn insert_incident(
+    conn: &mut SqliteConnection,
+    incident: &IncidentRecord,
+) -> StoreResult<(IncidentRecord, Option<BacklogItem>)> {
+    let app = app_id(conn, &incident.app).await?;
+    let team = team_id(conn, &incident.team).await?;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO incidents (app_id, env, severity, title, category, description, status, path,
+             team_id, reporter, assignee, escalation_level, base_version, suggested_version,
+             source, opened_ms, history)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(app)
+    .bind(&incident.env)
+    .bind(&incident.severity)
+    .bind(&incident.title)
+    .bind(&incident.category)
+    .bind(&incident.description)
+    .bind(&incident.status)
+    .bind(&incident.path)
+    .bind(team)
+    .bind(&incident.reporter)
+    .bind(&incident.assignee)
+    .bind(i64::from(incident.escalation_level))
+    .bind(&incident.base_version)
+    .bind(&incident.suggested_version)
+    .bind(&incident.source)
+    .bind(incident.opened_ms)
+    .bind(history_to_json(&incident.history))
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(|e| match &e {
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
+            not_found("environment", &incident.env)
+        }
+        _ => backend(e),
+    })?;
+    let backlog = if incident.path == "backlog" {
+        let item_id: i64 = sqlx::query_scalar(
+            "INSERT INTO backlog_items (app_id, team_id, incident_id, title, status, created_ms)
+             VALUES (?, ?, ?, ?, 'open', ?) RETURNING id",
+        )
+        .bind(app)
+        .bind(team)
+        .bind(id)
+        .bind(&incident.title)
+        .bind(incident.opened_ms)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(backend)?;
+        Some(BacklogItem {
+            id: item_id,
+            app: incident.app.clone(),
+            team: incident.team.clone(),
+            incident: Some(id),
+            title: incident.title.clone(),
+            status: "open".into(),
+            closed_by: None,
+            created_ms: incident.opened_ms,
+            closed_ms: None,
+        })
+    } else {
+        None
+    };
+    Ok((
+        IncidentRecord {
+            id,
+            ..incident.clone()
+        },
+        backlog,
+    ))
+}
+
+pub(crate) async fn incidents(
+    conn: &mut SqliteConnection,
+    app: Option<&str>,
+    resolved: bool,
+) -> StoreResult<Vec<IncidentRecord>> {
+    let rows = sqlx::query(&format!(
+        "{SELECT_INCIDENTS} WHERE (?1 IS NULL OR apps.name = ?1)
+             AND (?2 OR incidents.status != 'resolved')
+         ORDER BY incidents.id DESC"
+    ))
+    .bind(app)
+    .bind(resolved)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(backend)?;
+    rows.into_iter().map(incident_from_row).collect()
+}
+
+pub(crate) async fn incident(
+    conn: &mut SqliteConnection,
+    id: i64,
+) -> StoreResult<Option<IncidentRecord>> {
+    let row = sqlx::query(&format!("{SELECT_INCIDENTS} WHERE incidents.id = ?"))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(backend)?;
+    row.map(incident_from_row).transpose()
+}
+
+pub(crate) async fn update_incident(
+    conn: &mut SqliteConnection,
+    incident: &IncidentRecord,
+    read_status: &str,
+    read_level: u32,
+) -> StoreResult<()> {
+    let changed = sqlx::query(
+        "UPDATE incidents SET status = ?, assignee = ?, escalation_level = ?,
+             acknowledged_ms = ?, acknowledged_by = ?, resolved_ms = ?, resolved_by = ?,
+             history = ?
+         WHERE id = ? AND status = ? AND escalation_level = ?",
+    )
+    .bind(&incident.status)
+    .bind(&incident.assignee)
+    .bind(i64::from(incident.escalation_level))
+    .bind(incident.acknowledged_ms)
+    .bind(&incident.acknowledged_by)
+    .bind(incident.resolved_ms)
+    .bind(&incident.resolved_by)
+    .bind(history_to_json(&incident.history))
+    .bind(incident.id)
+    .bind(read_status)
+    .bind(i64::from(read_level))
+    .execute(&mut *conn)
+    .await
+    .map_err(backend)?;
+    if changed.rows_affected() == 0 {
+        return Err(StoreError::Refused(format!(
+            "incident {} changed while this request was handled; look at it again with `ferry incident show {}`",
+            incident.id, incident.id
+        )));
+    }
+    Ok(())
+}
+
+pub(crate) async fn backlog(
+    conn: &mut SqliteConnection,
+    app: Option<&str>,
+) -> StoreResult<Vec<BacklogItem>> {
+    let rows = sqlx::query(
+        "SELECT backlog_items.*, apps.name AS app, teams.name AS team
+         FROM backlog_items JOIN apps ON apps.id = backlog_items.app_id
+         JOIN teams ON teams.id = backlog_items.team_id
+         WHERE ?1 IS NULL OR apps.name = ?1 ORDER BY backlog_items.id DESC",
+    )
+    .bind(app)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(backend)?;
+    Ok(rows
+        .into_iter()
+        .map(|row| BacklogItem {
+            id: row.get("id"),
+            app: row.get("app"),
+            team: row.get("team"),
+            incident: row.get("incident_id"),
+            title: row.get("title"),
+            status: row.get("status"),
+            closed_by: row.get("closed_by"),
+            created_ms: row.get("created_ms"),
+            closed_ms: row.get("closed_ms"),
+        })
+        .collect())
+}
+
+/// Closes open backlog items of `app` with the release `version`; refuses an item that is
+/// not an open item of that application.
+pub(crate) async fn close_backlog_items(
+    conn: &mut SqliteConnection,
+    app: &str,
+    ids: &[i64],
+    version: &str,
+    now_ms: i64,
+) -> StoreResult<()> {
+    for id in ids {
+        let closed = sqlx::query(
+            "UPDATE backlog_items SET status = 'closed', closed_by = ?, closed_ms = ?
+             WHERE id = ? AND status = 'open' AND app_id = (SELECT id FROM apps WHERE name = ?)",
+        )
+        .bind(version)
+        .bind(now_ms)
+        .bind(id)
+        .bind(app)
+        .execute(&mut *conn)
+        .await
+        .map_err(backend)?;
+        if closed.rows_affected() == 0 {
+            return Err(StoreError::Refused(format!(
+                "backlog item {id} is not an open item of {app}; `ferry backlog list {app}` shows them"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn backport_from_row(row: SqliteRow) -> Backport {
+    Backport {
+        id: row.get("id"),
+        app: row.get("app"),
+        hotfix_version: row.get("hotfix_version"),
+        base_version: row.get("base_version"),
+        incident: row.get("incident_id"),
+        mode: row.get("mode"),
+        status: row.get("status"),
+        closed_by: row.get("closed_by"),
+        reason: row.get("reason"),
+        opened_ms: row.get("opened_ms"),
+        closed_ms: row.get("closed_ms"),
+    }
+}
+
+pub(crate) async fn backports(
+    conn: &mut SqliteConnection,
+    app: Option<&str>,
+) -> StoreResult<Vec<Backport>> {
+    let rows = sqlx::query(
+        "SELECT backports.*, apps.name AS app FROM backports JOIN apps ON apps.id = backports.app_id
+         WHERE ?1 IS NULL OR apps.name = ?1 ORDER BY backports.id DESC",
+    )
+    .bind(app)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(backend)?;
+    Ok(rows.into_iter().map(backport_from_row).collect())
+}
+
+pub(crate) async fn insert_backport(
+    conn: &mut SqliteConnection,
+    backport: &Backport,
+) -> StoreResult<Option<Backport>> {
+    let app = app_id(conn, &backport.app).await?;
+    let id: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO backports (app_id, hotfix_version, base_version, incident_id, mode, status,
+             opened_ms)
+         VALUES (?, ?, ?, ?, ?, 'open', ?)
+         ON CONFLICT (app_id, hotfix_version) DO NOTHING RETURNING id",
+    )
+    .bind(app)
+    .bind(&backport.hotfix_version)
+    .bind(&backport.base_version)
+    .bind(backport.incident)
+    .bind(&backport.mode)
+    .bind(backport.opened_ms)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(backend)?;
+    Ok(id.map(|id| Backport {
+        id,
+        status: "open".into(),
+        ..backport.clone()
+    }))
+}
+
+/// Closes an open obligation as `status` (done or waived); refuses one that is not open.
+pub(crate) async fn close_backport(
+    conn: &mut SqliteConnection,
+    id: i64,
+    status: &str,
+    by: &str,
+    reason: Option<&str>,
+    now_ms: i64,
+) -> StoreResult<()> {
+    let closed = sqlx::query(
+        "UPDATE backports SET status = ?, closed_by = ?, reason = ?, closed_ms = ?
+         WHERE id = ? AND status = 'open'",
+    )
+    .bind(status)
+    .bind(by)
+    .bind(reason)
+    .bind(now_ms)
+    .bind(id)
+    .execute(&mut *conn)
+    .await
+    .map_err(backend)?;
+    if closed.rows_affected() == 0 {
+        return Err(StoreError::Refused(format!(
+            "backport obligation {id} is not open; `ferry backport list` shows them"
+        )));
+    }
+    Ok(())
+}

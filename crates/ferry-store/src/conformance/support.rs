@@ -1,0 +1,384 @@
+//! The production-support part of the story: team support settings, routing rules, the
+//! maintaining team, incidents with their backlog items, and backport obligations closed by a
+//! release or waived. Runs on its own empty store.
+
+use ferry_domain::pipeline::default_pipeline;
+use ferry_domain::role::built_in_roles;
+use ferry_domain::rotation::{Rotation, DEFAULT_ESCALATION_MS};
+use ferry_domain::routing::RoutingRule;
+
+use super::{assert_not_found, audit, new_user};
+use crate::{
+    Backport, Bootstrap, IncidentRecord, IncidentStep, NewApp, NewRelease, Release, Store,
+    StoreError, TeamSupport,
+};
+
+fn incident(path: &str, status: &str) -> IncidentRecord {
+    IncidentRecord {
+        id: 0,
+        app: "web".into(),
+        env: "prd".into(),
+        severity: "critical".into(),
+        title: "checkout down".into(),
+        category: None,
+        description: Some("since 10:02".into()),
+        status: status.into(),
+        path: path.into(),
+        team: "shop".into(),
+        reporter: "sam".into(),
+        assignee: Some("amy".into()),
+        escalation_level: 0,
+        base_version: Some("1.0".into()),
+        suggested_version: Some("1.0.1".into()),
+        source: Some(r#"{"kind":"directory"}"#.into()),
+        opened_ms: 10,
+        acknowledged_ms: None,
+        acknowledged_by: None,
+        resolved_ms: None,
+        resolved_by: None,
+        history: vec![IncidentStep {
+            at_ms: 10,
+            actor: "sam".into(),
+            what: "opened".into(),
+        }],
+    }
+}
+
+fn release(version: &str, hotfix_of: Option<&str>, closes: &[i64], fulfils: &[i64]) -> NewRelease {
+    NewRelease {
+        release: Release {
+            app: "web".into(),
+            version: version.into(),
+            digest: format!("d-{version}"),
+            manifest_blob: format!("m-{version}"),
+            files: 1,
+            bytes: 1,
+            source: "{}".into(),
+            notes: None,
+            created_ms: 20,
+            created_by: "admin".into(),
+            hotfix_of: hotfix_of.map(str::to_owned),
+            incident: None,
+        },
+        blobs: vec![(format!("m-{version}"), 1)],
+        closes: closes.to_vec(),
+        fulfils: fulfils.to_vec(),
+    }
+}
+
+fn refused<T: std::fmt::Debug>(result: Result<T, StoreError>, what: &str) {
+    match result {
+        Err(StoreError::Refused(_)) => {}
+        other => panic!("{what}: expected a refusal, got {other:?}"),
+    }
+}
+
+/// Runs the support story on an empty store.
+pub async fn support_story(store: &dyn Store) {
+    let pipeline = default_pipeline();
+    let envs: Vec<&str> = pipeline.iter().map(|e| e.name.as_str()).collect();
+    let bootstrap = Bootstrap {
+        environments: pipeline.clone(),
+        roles: built_in_roles(&envs),
+        admin: new_user("admin", "admin", &[]),
+    };
+    store
+        .bootstrap(bootstrap, audit("server.bootstrap", "", None))
+        .await
+        .unwrap();
+    for team in ["shop", "ops"] {
+        store
+            .create_team(team, audit("team.create", "", None))
+            .await
+            .unwrap();
+    }
+    let app = NewApp {
+        name: "web".into(),
+        team: "shop".into(),
+        keep_releases: 5,
+        created_ms: 1,
+    };
+    store
+        .create_app(app, audit("app.create", "", Some("web")))
+        .await
+        .unwrap();
+    let events = || async { store.audit_chain().await.unwrap().events.len() };
+
+    // Team support: defaults until set, then exactly what was stored.
+    let support = store.team_support("shop").await.unwrap();
+    assert_eq!(support.rotation, None);
+    assert_eq!(support.escalate_after_ms, DEFAULT_ESCALATION_MS);
+    let set = TeamSupport {
+        team: "shop".into(),
+        rotation: Some(Rotation {
+            members: vec!["amy".into(), "bob".into()],
+            shift_ms: 3_600_000,
+            start_ms: 5,
+        }),
+        escalate_after_ms: 600_000,
+    };
+    store
+        .set_team_support(set.clone(), audit("team.support", "", None))
+        .await
+        .unwrap();
+    assert_eq!(store.team_support("shop").await.unwrap(), set);
+    assert_not_found(
+        store.team_support("nope").await,
+        "support of an unknown team",
+    );
+
+    // Routing rules and the maintaining team.
+    store
+        .set_routing_rule("infra", Some("ops"), audit("route.set", "", None))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.routing_rules().await.unwrap(),
+        [RoutingRule {
+            category: "infra".into(),
+            team: "ops".into()
+        }]
+    );
+    assert_not_found(
+        store
+            .set_routing_rule("db", Some("nope"), audit("x", "", None))
+            .await,
+        "a rule to an unknown team",
+    );
+    store
+        .set_routing_rule("infra", None, audit("route.remove", "", None))
+        .await
+        .unwrap();
+    assert!(store.routing_rules().await.unwrap().is_empty());
+    assert_not_found(
+        store
+            .set_routing_rule("infra", None, audit("x", "", None))
+            .await,
+        "removing a rule twice",
+    );
+    store
+        .set_maintainer("web", Some("ops"), audit("app.maintainer", "", Some("web")))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .app("web")
+            .await
+            .unwrap()
+            .unwrap()
+            .maintainer
+            .as_deref(),
+        Some("ops")
+    );
+    assert_not_found(
+        store
+            .set_maintainer("web", Some("nope"), audit("x", "", None))
+            .await,
+        "an unknown maintaining team",
+    );
+    assert_not_found(
+        store
+            .set_maintainer("nope", None, audit("x", "", None))
+            .await,
+        "an unknown application",
+    );
+
+    // Incidents: a hotfix one has no backlog item, a backlog one has.
+    let (critical, item) = store
+        .open_incident(
+            incident("hotfix-backport", "open"),
+            audit("incident.open", "", Some("web")),
+        )
+        .await
+        .unwrap();
+    assert!(critical.id > 0 && item.is_none());
+    assert_eq!(
+        store.incident(critical.id).await.unwrap().unwrap(),
+        critical
+    );
+    let (low, item) = store
+        .open_incident(
+            incident("backlog", "open"),
+            audit("incident.open", "", Some("web")),
+        )
+        .await
+        .unwrap();
+    let item = item.expect("a backlog item");
+    assert_eq!(
+        (item.incident, item.status.as_str()),
+        (Some(low.id), "open")
+    );
+    assert_not_found(
+        store
+            .open_incident(
+                IncidentRecord {
+                    env: "nowhere".into(),
+                    ..incident("backlog", "open")
+                },
+                audit("x", "", None),
+            )
+            .await,
+        "an incident in an unknown environment",
+    );
+
+    // An update lands only on the incident as it was read.
+    let mut acked = critical.clone();
+    acked.status = "acknowledged".into();
+    acked.acknowledged_ms = Some(30);
+    acked.acknowledged_by = Some("amy".into());
+    acked.history.push(IncidentStep {
+        at_ms: 30,
+        actor: "amy".into(),
+        what: "acknowledged".into(),
+    });
+    store
+        .update_incident(
+            acked.clone(),
+            "open",
+            0,
+            audit("incident.ack", "", Some("web")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.incident(critical.id).await.unwrap().unwrap(), acked);
+    let before = events().await;
+    refused(
+        store
+            .update_incident(critical.clone(), "open", 0, audit("x", "", None))
+            .await,
+        "an update of an incident changed meanwhile",
+    );
+    assert_eq!(events().await, before, "a refusal writes no audit event");
+    let mut resolved = acked.clone();
+    resolved.status = "resolved".into();
+    store
+        .update_incident(
+            resolved,
+            "acknowledged",
+            0,
+            audit("incident.resolve", "", Some("web")),
+        )
+        .await
+        .unwrap();
+    let open: Vec<i64> = store
+        .incidents(Some("web"), false)
+        .await
+        .unwrap()
+        .iter()
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(open, [low.id]);
+    let all: Vec<i64> = store
+        .incidents(None, true)
+        .await
+        .unwrap()
+        .iter()
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(all, [low.id, critical.id], "newest first");
+
+    // A release closes a backlog item once; a wrong id refuses the whole release.
+    store
+        .create_release(
+            release("1.0", None, &[], &[]),
+            audit("release.create", "", Some("web")),
+        )
+        .await
+        .unwrap();
+    refused(
+        store
+            .create_release(release("1.1", None, &[999], &[]), audit("x", "", None))
+            .await,
+        "closing an unknown backlog item",
+    );
+    assert!(
+        store.release("web", "1.1").await.unwrap().is_none(),
+        "nothing created"
+    );
+    store
+        .create_release(
+            release("1.1", None, &[item.id], &[]),
+            audit("release.create", "", Some("web")),
+        )
+        .await
+        .unwrap();
+    let closed = &store.backlog(Some("web")).await.unwrap()[0];
+    assert_eq!(
+        (closed.status.as_str(), closed.closed_by.as_deref()),
+        ("closed", Some("1.1"))
+    );
+
+    // Backport obligations: one per hotfix, closed by a release or waived, once.
+    let obligation = |version: &str| Backport {
+        id: 0,
+        app: "web".into(),
+        hotfix_version: version.into(),
+        base_version: "1.0".into(),
+        incident: Some(critical.id),
+        mode: "backport".into(),
+        status: "open".into(),
+        closed_by: None,
+        reason: None,
+        opened_ms: 40,
+        closed_ms: None,
+    };
+    let first = store
+        .open_backport(obligation("1.0.1"), audit("backport.open", "", Some("web")))
+        .await
+        .unwrap()
+        .expect("opened");
+    let before = events().await;
+    assert!(store
+        .open_backport(obligation("1.0.1"), audit("backport.open", "", Some("web")))
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(events().await, before, "an obligation opens once");
+    let second = store
+        .open_backport(obligation("1.0.2"), audit("backport.open", "", Some("web")))
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .create_release(
+            release("1.2", None, &[], &[first.id]),
+            audit("release.create", "", Some("web")),
+        )
+        .await
+        .unwrap();
+    store
+        .waive_backport(
+            second.id,
+            "lee",
+            "never in dev",
+            50,
+            audit("backport.waive", "", Some("web")),
+        )
+        .await
+        .unwrap();
+    refused(
+        store
+            .waive_backport(first.id, "lee", "again", 60, audit("x", "", None))
+            .await,
+        "waiving a closed obligation",
+    );
+    let listed = store.backports(Some("web")).await.unwrap();
+    let summary: Vec<(&str, &str, Option<&str>)> = listed
+        .iter()
+        .map(|b| {
+            (
+                b.hotfix_version.as_str(),
+                b.status.as_str(),
+                b.closed_by.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("1.0.2", "waived", Some("lee")),
+            ("1.0.1", "done", Some("release 1.2"))
+        ]
+    );
+    assert_eq!(listed[0].reason.as_deref(), Some("never in dev"));
+}

@@ -1,0 +1,672 @@
+//! Production support through the binary with real agents: the seed's support table end to
+//! end (backlog, hotfix-backport, hotfix-merge), backport obligations, the regression guard,
+//! routing by rotation, category and maintaining team, and escalation on an injected clock.
+
+use std::fs;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::deployments::{current, setup, start_agent};
+use crate::harness::{Run, Server};
+
+/// Writes a tree of `files` (path, content) for `version` and returns its directory.
+fn tree(server: &Server, version: &str, files: &[(&str, &str)]) -> PathBuf {
+    let dir = server.dir.path().join(format!("tree-{version}"));
+    for (path, content) in files {
+        let path = dir.join(path);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, content).unwrap();
+    }
+    dir
+}
+
+/// Creates release `version` of web from `files`, with extra arguments.
+fn release(server: &Server, version: &str, files: &[(&str, &str)], extra: &[&str]) -> Value {
+    let dir = tree(server, version, files);
+    let mut args = vec![
+        "release",
+        "create",
+        "web",
+        version,
+        "--from",
+        dir.to_str().unwrap(),
+        "--json",
+    ];
+    args.extend(extra);
+    server.admin(&args).success().json()
+}
+
+fn deploy(server: &Server, token: &str, version: &str, env: &str) -> Run {
+    server.ferry(token, &["deploy", "web", version, "--to", env, "--wait"])
+}
+
+/// Deploys `version` to prd and has `approver` approve it; waits until it succeeded.
+fn ship_to_production(server: &Server, requester: &str, approver: &str, version: &str) {
+    let asked = server
+        .ferry(
+            requester,
+            &["promote", "web", "--from", "pp", "--to", "prd", "--json"],
+        )
+        .success()
+        .json();
+    assert_eq!(asked["version"], version, "{asked}");
+    assert_eq!(asked["status"], "awaiting_approval", "{asked}");
+    let id = asked["id"].to_string();
+    server.ferry(approver, &["approve", &id]).success();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let shown = server
+            .admin(&["deployment", "show", &id, "--json"])
+            .success()
+            .json();
+        match shown["status"].as_str().unwrap() {
+            "succeeded" => return,
+            "running" | "awaiting_approval" => {}
+            _ => panic!("deployment to prd failed: {shown}"),
+        }
+        assert!(
+            Instant::now() < deadline,
+            "deployment to prd never finished"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn open_incident(server: &Server, token: &str, env: &str, severity: &str, title: &str) -> Value {
+    server
+        .ferry(
+            token,
+            &[
+                "incident",
+                "open",
+                "web",
+                "--env",
+                env,
+                "--severity",
+                severity,
+                "--title",
+                title,
+                "--json",
+            ],
+        )
+        .success()
+        .json()
+}
+
+fn backports(server: &Server) -> Vec<Value> {
+    server
+        .admin(&["backport", "list", "web", "--json"])
+        .success()
+        .json()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+const BUGGY: &str = "function pay() { return total * 1.0; }\n";
+const FIXED: &str = "function pay() { return round(total, 2); }\n";
+const MERGED: &str = "function pay(order) { return round(order.total, 2); }\n";
+
+#[test]
+fn the_support_table_from_backlog_to_hotfix_backport_and_merge() {
+    let server = Server::start();
+    setup(&server);
+    let _agents: Vec<_> = ["dev", "pp", "prd"]
+        .iter()
+        .map(|env| start_agent(&server, env, &format!("{env}-1")))
+        .collect();
+    let prd_root = server.dir.path().join("target-prd-1");
+    let dana = server.create_user("dana", "viewer", &["shop:developer"]);
+    let lee = server.create_user("lee", "viewer", &["shop:lead"]);
+    let sam = server.create_user("sam", "viewer", &["shop:support"]);
+    let base = [("checkout.js", BUGGY), ("index.html", "<h1>shop</h1>\n")];
+    release(&server, "1.0.0", &base, &[]);
+    deploy(&server, &dana, "1.0.0", "dev").success();
+    deploy(&server, &dana, "1.0.0", "pp").success();
+    ship_to_production(&server, &dana, &lee, "1.0.0");
+
+    // Not critical: a backlog item on the team, closed by the release that names it.
+    let low = open_incident(&server, &sam, "prd", "medium", "typo on the home page");
+    assert_eq!(low["path"], "backlog", "{low}");
+    assert!(low.get("base_version").is_none(), "{low}");
+    let item = low["backlog_item"].to_string();
+    let listed = server
+        .admin(&["backlog", "list", "--json"])
+        .success()
+        .json();
+    assert_eq!(listed[0]["status"], "open", "{listed}");
+    let fixed_typo = release(
+        &server,
+        "1.0.1",
+        &[("checkout.js", BUGGY), ("index.html", "<h1>Shop</h1>\n")],
+        &["--closes", &item],
+    );
+    assert_eq!(fixed_typo["closed"][0].to_string(), item, "{fixed_typo}");
+    let listed = server
+        .admin(&["backlog", "list", "web", "--json"])
+        .success()
+        .json();
+    assert_eq!(listed[0]["status"], "closed");
+    assert_eq!(listed[0]["closed_by"], "1.0.1");
+    server
+        .admin(&[
+            "release",
+            "create",
+            "web",
+            "1.0.9",
+            "--from",
+            tree(&server, "x", &base).to_str().unwrap(),
+            "--closes",
+            &item,
+        ])
+        .fails(3, "not an open item");
+
+    // Critical, dev runs what prd runs: hotfix, then backport.
+    let critical = open_incident(&server, &sam, "prd", "critical", "payments round wrongly");
+    assert_eq!(critical["path"], "hotfix-backport", "{critical}");
+    assert_eq!(critical["base_version"], "1.0.0");
+    assert_eq!(
+        critical["suggested_version"], "1.0.2",
+        "1.0.1 is taken: {critical}"
+    );
+    assert_eq!(critical["source"]["kind"], "directory", "{critical}");
+    assert!(
+        critical["source"]["export"]
+            .as_str()
+            .unwrap()
+            .starts_with("ferry release export web 1.0.0"),
+        "{critical}"
+    );
+    let incident = critical["id"].to_string();
+    let plan = server
+        .ferry(&dana, &["hotfix", "start", &incident, "--wait", "--json"])
+        .success()
+        .json();
+    assert_eq!(plan["deployment"]["env"], "pp", "{plan}");
+    assert_eq!(plan["deployment"]["status"], "succeeded", "{plan}");
+    let hotfix = [("checkout.js", FIXED), ("index.html", "<h1>shop</h1>\n")];
+    server
+        .admin(&[
+            "release",
+            "create",
+            "web",
+            "1.0.2",
+            "--from",
+            tree(&server, "bad", &hotfix).to_str().unwrap(),
+            "--hotfix-of",
+            "1.0.1",
+            "--incident",
+            &incident,
+        ])
+        .fails(3, "pass --hotfix-of 1.0.0");
+    release(
+        &server,
+        "1.0.2",
+        &hotfix,
+        &["--hotfix-of", "1.0.0", "--incident", &incident],
+    );
+    deploy(&server, &dana, "1.0.2", "dev").fails(3, "");
+    deploy(&server, &dana, "1.0.2", "pp").success();
+    assert!(backports(&server).is_empty(), "no obligation before prd");
+    ship_to_production(&server, &dana, &lee, "1.0.2");
+    assert_eq!(current(&prd_root, "web"), "releases/1.0.2");
+    let open = backports(&server);
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_eq!(open[0]["hotfix_version"], "1.0.2");
+    assert_eq!(open[0]["incident"].to_string(), incident);
+    assert_eq!(open[0]["mode"], "backport");
+    assert_eq!(open[0]["status"], "open");
+    let status = server.admin(&["status", "web", "--json"]).success().json();
+    assert_eq!(
+        status["apps"][0]["backports"][0]["hotfix_version"], "1.0.2",
+        "{status}"
+    );
+
+    // The regression guard: a release without the fix does not reach pp or prd.
+    let no_fix = [("checkout.js", BUGGY), ("index.html", "<h1>Shop v2</h1>\n")];
+    release(&server, "1.1.0", &no_fix, &[]);
+    assert_eq!(
+        backports(&server)[0]["status"],
+        "open",
+        "1.1.0 lacks the fix"
+    );
+    deploy(&server, &dana, "1.1.0", "dev").success();
+    let refused = server
+        .ferry(&dana, &["promote", "web", "--from", "dev", "--to", "pp"])
+        .fails(3, "1.0.2");
+    for needle in [
+        "checkout.js",
+        &format!("incident {incident}"),
+        "--override-guard",
+    ] {
+        assert!(refused.stderr.contains(needle), "{needle}: {refused:?}");
+    }
+    server
+        .ferry(
+            &dana,
+            &[
+                "promote",
+                "web",
+                "--from",
+                "dev",
+                "--to",
+                "pp",
+                "--override-guard",
+                "--reason",
+                "x",
+            ],
+        )
+        .fails(3, "needs approve");
+    server
+        .ferry(
+            &lee,
+            &[
+                "promote",
+                "web",
+                "--from",
+                "dev",
+                "--to",
+                "pp",
+                "--override-guard",
+            ],
+        )
+        .fails(3, "--reason");
+    let audit_before = server
+        .admin(&["audit", "--json"])
+        .success()
+        .json()
+        .as_array()
+        .unwrap()
+        .len();
+    server
+        .ferry(
+            &lee,
+            &[
+                "promote",
+                "web",
+                "--from",
+                "dev",
+                "--to",
+                "pp",
+                "--override-guard",
+                "--reason",
+                "demo for the customer",
+                "--wait",
+            ],
+        )
+        .success();
+    let audit = server.admin(&["audit", "--json"]).success().json();
+    let events = audit.as_array().unwrap();
+    assert!(
+        events[audit_before..]
+            .iter()
+            .any(|e| e["action"] == "deployment.override_guard"),
+        "{audit}"
+    );
+
+    // A dev release that includes the fix fulfils the obligation by itself.
+    let with_fix = [("checkout.js", FIXED), ("index.html", "<h1>Shop v2</h1>\n")];
+    let fulfilled = release(&server, "1.2.0", &with_fix, &[]);
+    assert_eq!(fulfilled["backports_done"][0], open[0]["id"], "{fulfilled}");
+    let done = backports(&server);
+    assert_eq!(done[0]["status"], "done", "{done:?}");
+    assert_eq!(done[0]["closed_by"], "release 1.2.0");
+    deploy(&server, &dana, "1.2.0", "dev").success();
+
+    // Critical again, dev is ahead of prd: hotfix, then merge.
+    let critical = open_incident(&server, &sam, "prd", "critical", "totals wrong again");
+    assert_eq!(critical["path"], "hotfix-merge", "{critical}");
+    assert_eq!(critical["base_version"], "1.0.2");
+    assert_eq!(critical["suggested_version"], "1.0.3");
+    let incident = critical["id"].to_string();
+    server
+        .ferry(&dana, &["hotfix", "start", &incident, "--wait"])
+        .success();
+    let second_fix = [
+        ("checkout.js", FIXED),
+        ("index.html", "<h1>shop</h1>\n"),
+        ("tax.js", "export const VAT = 0.21;\n"),
+    ];
+    release(
+        &server,
+        "1.0.3",
+        &second_fix,
+        &["--hotfix-of", "1.0.2", "--incident", &incident],
+    );
+    deploy(&server, &dana, "1.0.3", "pp").success();
+    ship_to_production(&server, &dana, &lee, "1.0.3");
+    let merge = backports(&server);
+    assert_eq!(merge[0]["hotfix_version"], "1.0.3", "{merge:?}");
+    assert_eq!(merge[0]["mode"], "merge");
+    // A dev release with the fix merged differently (refactored) counts and is listed.
+    let merged = [
+        ("checkout.js", MERGED),
+        ("index.html", "<h1>Shop v3</h1>\n"),
+        ("tax.js", "export const VAT = 0.21; // NL\n"),
+    ];
+    let fulfilled = release(&server, "1.3.0", &merged, &[]);
+    assert_eq!(
+        fulfilled["backports_done"][0], merge[0]["id"],
+        "{fulfilled}"
+    );
+    deploy(&server, &dana, "1.3.0", "dev").success();
+    let promoted = server
+        .ferry(
+            &dana,
+            &[
+                "promote", "web", "--from", "dev", "--to", "pp", "--json", "--wait",
+            ],
+        )
+        .success()
+        .json();
+    let review = promoted["review"].to_string();
+    assert!(review.contains("1.0.3: tax.js"), "{promoted}");
+
+    // Waiving needs approve level in production and a reason; a closed one stays closed.
+    let waive = |token: &str, reason: &[&str]| {
+        let id = merge[0]["id"].to_string();
+        let mut args = vec!["backport", "waive", id.as_str()];
+        args.extend(reason);
+        server.ferry(token, &args)
+    };
+    waive(&lee, &[]).fails(3, "--reason");
+    waive(&dana, &["--reason", "x"]).fails(3, "needs approve");
+    waive(&lee, &["--reason", "merged by hand"]).fails(3, "already done");
+}
+
+#[test]
+fn incidents_go_to_the_right_person_and_escalate_when_nobody_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = dir.path().join("clock-offset");
+    fs::write(&clock, "0").unwrap();
+    let server = Server::start_in_with(dir, &["--clock-offset-file", clock.to_str().unwrap()]);
+    setup(&server);
+    for team in ["ops", "care"] {
+        server.admin(&["team", "create", team]).success();
+    }
+    let lee = server.create_user("lee", "viewer", &["shop:lead"]);
+    let amy = server.create_user("amy", "viewer", &["shop:support"]);
+    server.create_user("bob", "viewer", &["shop:support"]);
+    server.create_user("olga", "viewer", &["ops:support"]);
+    server.create_user("carl", "viewer", &["care:support"]);
+    let vic = server.create_user("vic", "viewer", &["shop:viewer"]);
+
+    // A rotation: amy, then bob, an hour each; critical incidents escalate after 15 minutes.
+    server
+        .ferry(&amy, &["team", "rotation", "shop", "--members", "amy,bob"])
+        .fails(3, "needs its lead");
+    server
+        .ferry(&lee, &["team", "rotation", "shop", "--members", "amy,olga"])
+        .fails(3, "not a member of team \"shop\"");
+    let support = server
+        .ferry(
+            &lee,
+            &[
+                "team",
+                "rotation",
+                "shop",
+                "--members",
+                "amy,bob",
+                "--shift",
+                "1h",
+                "--json",
+            ],
+        )
+        .success()
+        .json();
+    assert_eq!(support["on_call"], "amy", "{support}");
+    assert_eq!(support["escalate_after"], "15m");
+    server
+        .admin(&[
+            "team",
+            "rotation",
+            "ops",
+            "--members",
+            "olga",
+            "--shift",
+            "7d",
+        ])
+        .success();
+    server
+        .admin(&["team", "rotation", "care", "--members", "carl"])
+        .success();
+
+    let set_clock = |minutes: i64| fs::write(&clock, (minutes * 60_000).to_string()).unwrap();
+    let show = |id: &str| {
+        server
+            .admin(&["incident", "show", id, "--json"])
+            .success()
+            .json()
+    };
+    let wait_for = |id: &str, check: &dyn Fn(&Value) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let shown = show(id);
+            if check(&shown) {
+                return shown;
+            }
+            assert!(Instant::now() < deadline, "incident never changed: {shown}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+
+    // Routed to whoever is on call; a viewer cannot open one.
+    server
+        .ferry(
+            &vic,
+            &[
+                "incident",
+                "open",
+                "web",
+                "--env",
+                "prd",
+                "--severity",
+                "low",
+                "--title",
+                "x",
+            ],
+        )
+        .fails(3, "support role");
+    let opened = server
+        .ferry(
+            &amy,
+            &[
+                "incident",
+                "open",
+                "web",
+                "--env",
+                "prd",
+                "--severity",
+                "critical",
+                "--title",
+                "site down",
+                "--json",
+            ],
+        )
+        .success()
+        .json();
+    assert_eq!(opened["assignee"], "amy", "{opened}");
+    assert_eq!(opened["team"], "shop");
+    assert_eq!(
+        opened["path"], "backlog",
+        "nothing runs in prd yet: {opened}"
+    );
+    let id = opened["id"].to_string();
+
+    // Nobody acknowledges: after 15 minutes the next person, after 30 the team's leads.
+    set_clock(16);
+    let escalated = wait_for(&id, &|i| i["escalation_level"] == 1);
+    assert_eq!(escalated["assignee"], "bob", "{escalated}");
+    set_clock(31);
+    let escalated = wait_for(&id, &|i| i["escalation_level"] == 2);
+    assert!(escalated["assignee"].is_null(), "{escalated}");
+    let history = escalated["history"].to_string();
+    assert!(
+        history.contains("escalated to bob") && history.contains("the leads of team shop"),
+        "{history}"
+    );
+
+    // Acknowledging stops it; acknowledging twice or resolving twice is refused.
+    server
+        .ferry(&vic, &["incident", "ack", &id])
+        .fails(3, "support role");
+    let acked = server
+        .ferry(
+            &amy,
+            &["incident", "ack", &id, "--note", "looking", "--json"],
+        )
+        .success()
+        .json();
+    assert_eq!(acked["status"], "acknowledged");
+    assert_eq!(acked["assignee"], "amy");
+    server
+        .ferry(&amy, &["incident", "ack", &id])
+        .fails(3, "already acknowledged");
+    server.ferry(&amy, &["incident", "resolve", &id]).success();
+    server
+        .ferry(&amy, &["incident", "resolve", &id])
+        .fails(3, "already resolved");
+    let listed = server
+        .admin(&["incident", "list", "--json"])
+        .success()
+        .json();
+    assert!(
+        listed.as_array().unwrap().is_empty(),
+        "resolved ones are hidden: {listed}"
+    );
+    let all = server
+        .admin(&["incident", "list", "--all", "--json"])
+        .success()
+        .json();
+    assert_eq!(all.as_array().unwrap().len(), 1);
+
+    // The rotation hands over: an hour later bob is on call.
+    set_clock(61);
+    let support = server
+        .admin(&["team", "support", "shop", "--json"])
+        .success()
+        .json();
+    assert_eq!(support["on_call"], "bob", "{support}");
+
+    // A category rule sends infrastructure problems to ops, whoever owns the application.
+    server
+        .ferry(&lee, &["route", "set", "infrastructure", "--team", "ops"])
+        .fails(3, "release-manager");
+    server
+        .admin(&["route", "set", "infrastructure", "--team", "ops"])
+        .success();
+    let infra = server
+        .ferry(
+            &amy,
+            &[
+                "incident",
+                "open",
+                "web",
+                "--env",
+                "prd",
+                "--severity",
+                "high",
+                "--title",
+                "disk full",
+                "--category",
+                "infrastructure",
+                "--json",
+            ],
+        )
+        .success()
+        .json();
+    assert_eq!(infra["team"], "ops", "{infra}");
+    assert_eq!(infra["assignee"], "olga");
+    // ops answers it: olga acknowledges an incident of an application her team does not own.
+    let olga_token = server.create_user("olga2", "viewer", &["ops:support"]);
+    server
+        .ferry(&olga_token, &["incident", "ack", &infra["id"].to_string()])
+        .success();
+
+    // A maintaining team gets the application's other incidents.
+    server
+        .ferry(&lee, &["app", "maintainer", "web", "--team", "care"])
+        .success();
+    let maintained = server
+        .ferry(
+            &amy,
+            &[
+                "incident",
+                "open",
+                "web",
+                "--env",
+                "dev",
+                "--severity",
+                "low",
+                "--title",
+                "slow page",
+                "--json",
+            ],
+        )
+        .success()
+        .json();
+    assert_eq!(maintained["team"], "care", "{maintained}");
+    assert_eq!(maintained["assignee"], "carl");
+
+    // Bad input changes nothing.
+    let before = server
+        .admin(&["incident", "list", "--all", "--json"])
+        .success()
+        .json();
+    for (args, message) in [
+        (
+            vec!["--severity", "urgent", "--title", "x"],
+            "critical, high, medium or low",
+        ),
+        (vec!["--severity", "low", "--title", "  "], "title is empty"),
+        (
+            vec![
+                "--severity",
+                "low",
+                "--title",
+                "x",
+                "--category",
+                "Bad Category",
+            ],
+            "",
+        ),
+    ] {
+        let mut full = vec!["incident", "open", "web", "--env", "prd"];
+        full.extend(args);
+        server.ferry(&amy, &full).fails(3, message);
+    }
+    server
+        .ferry(
+            &amy,
+            &[
+                "incident",
+                "open",
+                "web",
+                "--env",
+                "nowhere",
+                "--severity",
+                "low",
+                "--title",
+                "x",
+            ],
+        )
+        .fails(1, "no environment");
+    server
+        .admin(&["incident", "show", "999"])
+        .fails(1, "no incident 999");
+    server
+        .admin(&["incident", "ack", "999"])
+        .fails(1, "no incident 999");
+    server
+        .ferry(&lee, &["team", "rotation", "shop", "--shift", "10s"])
+        .fails(3, "");
+    assert_eq!(
+        server
+            .admin(&["incident", "list", "--all", "--json"])
+            .success()
+            .json(),
+        before
+    );
+}
