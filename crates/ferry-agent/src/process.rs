@@ -389,9 +389,15 @@ impl Agent {
         let started = std::time::Instant::now();
         let manifest = self.manifest(app, version).await?;
         let t_manifest = started.elapsed();
-        let fetched = self
-            .fetch_missing(app, version, &manifest, PreviousCheck::Recorded)
-            .await?;
+        // A release already on disk (staged ahead) needs nothing: the engine checks it is
+        // intact, and if it is not, the fetch below brings what it lacks. Not asking first
+        // keeps the switch of a release staged ahead to one pass over its files.
+        let fetched = if AppLayout::new(&self.root, app)?.has_release(version) {
+            0
+        } else {
+            self.fetch_missing(app, version, &manifest, PreviousCheck::Recorded)
+                .await?
+        };
         let t_fetch = started.elapsed();
         let mut outcome = self.run_engine(app, version, &manifest).await?;
         eprintln!("agent: {app} {version}: manifest {t_manifest:?}, fetched {fetched} blobs by {t_fetch:?}, engine done by {:?}", started.elapsed());
