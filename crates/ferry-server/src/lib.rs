@@ -11,6 +11,7 @@ mod error;
 mod files;
 mod handlers;
 mod json;
+mod known_agents;
 mod maintenance;
 mod metrics;
 mod notifier;
@@ -110,6 +111,7 @@ pub async fn serve(listener: tokio::net::TcpListener, config: ServerConfig) -> a
         orchestra: Arc::new(orchestrator::Orchestra::new(clock.now_ms())),
         manifests: Arc::default(),
         served: Arc::default(),
+        known_agents: Arc::default(),
         tls_fingerprint: tls.as_ref().map(|t| t.fingerprint.clone()),
     };
     tokio::spawn(orchestrator::run_timeouts(

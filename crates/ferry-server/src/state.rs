@@ -31,6 +31,8 @@ pub struct AppState {
     pub manifests: Arc<ManifestCache>,
     /// Blob batches and manifests served to agents recently.
     pub served: Arc<crate::served::Served>,
+    /// Agent credentials checked recently.
+    pub known_agents: Arc<crate::known_agents::KnownAgents>,
     /// Wakes agents and serialises deployment progress.
     pub orchestra: Arc<crate::orchestrator::Orchestra>,
     /// The SHA-256 fingerprint of the server's CA certificate when it serves HTTPS;

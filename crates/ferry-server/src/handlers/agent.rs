@@ -50,13 +50,18 @@ impl FromRequestParts<AppState> for AgentCaller {
             .ok_or_else(|| {
                 ApiError::unauthorized("agents send `Authorization: Bearer CREDENTIAL`")
             })?;
+        let hash = hash_token(credential.trim());
+        if let Some(target) = state.known_agents.get(&hash) {
+            return Ok(AgentCaller { target });
+        }
         let target = state
             .store
-            .target_by_credential(&hash_token(credential.trim()))
+            .target_by_credential(&hash)
             .await?
             .ok_or_else(|| {
                 ApiError::unauthorized("unknown agent credential: enroll the agent again")
             })?;
+        state.known_agents.insert(hash, target.clone());
         Ok(AgentCaller { target })
     }
 }
@@ -131,6 +136,7 @@ pub async fn desired(
         .is_none_or(|seen| now - seen >= HEARTBEAT_EVERY_MS)
     {
         state.store.touch_target(&agent.target.name, now).await?;
+        state.known_agents.seen(&agent.target.name, now);
     }
     let apps = state
         .store
