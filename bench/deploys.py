@@ -47,6 +47,10 @@ def main():
 
         rsync_target = os.path.join(work, "rsync-target")
         rsync_first, _ = timed(["rsync", "-a", "--delete", tree + "/", rsync_target + "/"])
+        # The same copy made durable, as ferry makes its cache and each release before use.
+        durable_target = os.path.join(work, "rsync-durable")
+        subprocess.run(["sync"], check=True)
+        rsync_durable, _ = timed(["sh", "-c", f"rsync -a --delete {tree}/ {durable_target}/ && sync"])
         deploy = lambda version: timed([ferry, "deploy", "site", version, "--to", "dev", "--wait"], env=server.env)[0]
         ferry_first = deploy("1")
 
@@ -88,6 +92,7 @@ def main():
         print("| measure | ferry | rsync -a --delete | ratio | target |")
         print("|---|---|---|---|---|")
         print(f"| first deploy | {ferry_first:.2f} s | {rsync_first:.2f} s | {ferry_first / rsync_first:.2f} × | ≤ 1.0 × |")
+        print(f"| first deploy, against rsync followed by `sync` | {ferry_first:.2f} s | {rsync_durable:.2f} s | {ferry_first / rsync_durable:.2f} × | reported |")
         print(f"| deploy, 1% of files changed (median of {ROUNDS}) | {ferry_churn:.2f} s | {rsync_churn:.2f} s | {ferry_churn / rsync_churn:.2f} × | ≤ 1.0 × |")
         print(f"| switch to a release staged ahead (median of {ROUNDS}), command to finished | {switch * 1000:.0f} ms | | | < 100 ms |")
         print(f"| rollback (median of {ROUNDS}), command to finished | {rollback * 1000:.0f} ms | | | < 100 ms |")
