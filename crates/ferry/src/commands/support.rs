@@ -109,25 +109,29 @@ pub async fn incident(client: &Client, output: Output, command: IncidentCommand)
             let shown: Incident = client.get(&format!("/api/v1/incidents/{id}")).await?;
             output.print(&shown, print_incident);
         }
-        IncidentCommand::Ack { id, note } => {
-            let changed: Incident = client
-                .post(
-                    &format!("/api/v1/incidents/{id}/ack"),
-                    &IncidentNote { note },
-                )
-                .await?;
-            output.print(&changed, print_incident);
-        }
+        IncidentCommand::Ack { id, note } => change(client, output, id, "ack", note).await?,
         IncidentCommand::Resolve { id, note } => {
-            let changed: Incident = client
-                .post(
-                    &format!("/api/v1/incidents/{id}/resolve"),
-                    &IncidentNote { note },
-                )
-                .await?;
-            output.print(&changed, print_incident);
+            change(client, output, id, "resolve", note).await?
         }
     }
+    Ok(())
+}
+
+/// Acknowledges or resolves an incident (`what`: `ack` or `resolve`).
+async fn change(
+    client: &Client,
+    output: Output,
+    id: i64,
+    what: &str,
+    note: Option<String>,
+) -> CliResult {
+    let changed: Incident = client
+        .post(
+            &format!("/api/v1/incidents/{id}/{what}"),
+            &IncidentNote { note },
+        )
+        .await?;
+    output.print(&changed, print_incident);
     Ok(())
 }
 
