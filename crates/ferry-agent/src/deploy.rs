@@ -400,6 +400,18 @@ pub fn rollback(root: &Path, app: &str, version: &str) -> AgentResult<()> {
     journal.save(root, app)
 }
 
+/// Whether `app` serves `version` and the deploy or switch that put it there finished.
+/// `current` alone is not enough: an agent killed after the switch but before
+/// `after_switch` or the health check left it pointing at a release whose deploy must run
+/// again.
+pub fn serves_completed(root: &Path, app: &str, version: &str) -> bool {
+    let Ok(layout) = AppLayout::new(root, app) else {
+        return false;
+    };
+    layout.current_version().as_deref() == Some(version)
+        && Journal::load(root, app).is_ok_and(|journal| journal.completed(version))
+}
+
 /// The paths of release `version` on disk whose content, mode or kind differ from
 /// `manifest` (added and missing paths included), sorted. Shared paths and paths the
 /// release's `ferry.toml` ignores are not drift. `["."]` when the release is not on disk.

@@ -105,6 +105,14 @@ impl Journal {
         });
     }
 
+    /// Whether the last deploy of `version` succeeded or, after that, a rollback switched
+    /// to it: what a deploy interrupted after its switch never records.
+    pub fn completed(&self, version: &str) -> bool {
+        let last_switched = self.history.last().is_some_and(|d| d.version == version);
+        self.last_succeeded.as_deref() == Some(version)
+            || (last_switched && !self.bad.iter().any(|v| v == version))
+    }
+
     /// When `version` was last deployed or switched to, if known.
     pub fn deployed_at(&self, version: &str) -> Option<u64> {
         self.history
@@ -122,6 +130,50 @@ impl Journal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_release_counts_as_completed_only_after_its_deploy_or_a_switch_finished() {
+        /// What happened, in order, as (event, version).
+        type Events = &'static [(&'static str, &'static str)];
+        // (what happened; the version asked about; completed?)
+        let cases: &[(Events, &str, bool)] = &[
+            (&[], "1.0", false),
+            (&[("ok", "1.0")], "1.0", true),
+            (&[("ok", "1.0"), ("fail", "2.0")], "2.0", false),
+            (&[("ok", "1.0"), ("fail", "2.0")], "1.0", true),
+            (
+                &[("ok", "1.0"), ("ok", "2.0"), ("switch", "1.0")],
+                "1.0",
+                true,
+            ),
+            (
+                &[("ok", "1.0"), ("ok", "2.0"), ("switch", "1.0")],
+                "2.0",
+                true,
+            ),
+            (
+                &[("ok", "1.0"), ("fail", "2.0"), ("switch", "2.0")],
+                "2.0",
+                false,
+            ),
+            (&[("fail", "2.0"), ("ok", "2.0")], "2.0", true),
+        ];
+        for (events, version, completed) in cases {
+            let mut journal = Journal::default();
+            for (at, (what, v)) in events.iter().enumerate() {
+                match *what {
+                    "ok" => journal.record_success(v, at as u64),
+                    "fail" => journal.record_failure(v, at as u64),
+                    _ => journal.record_switch(v, at as u64),
+                }
+            }
+            assert_eq!(
+                journal.completed(version),
+                *completed,
+                "{events:?} {version}"
+            );
+        }
+    }
 
     #[test]
     fn the_journal_round_trips_and_keeps_each_version_once() {
@@ -144,6 +196,9 @@ mod tests {
         let order: Vec<&str> = loaded.history.iter().map(|d| d.version.as_str()).collect();
         assert_eq!(order, ["1.1", "2.0", "1.0"]);
         assert_eq!(loaded.deployed_at("1.0"), Some(50));
+        // 2.0 succeeded, 1.0 was switched to last; 1.1 neither.
+        assert!(loaded.completed("2.0") && loaded.completed("1.0"));
+        assert!(!loaded.completed("1.1"));
         let leftovers = fs::read_dir(root.path().join(".ferry/journal"))
             .unwrap()
             .count();

@@ -20,7 +20,7 @@ use ferry_cas::manifest::Manifest;
 use serde::{Deserialize, Serialize};
 
 use crate::cleanup::cleanup;
-use crate::deploy::{deploy, prepare, rollback, DeployOutcome, DeployRequest};
+use crate::deploy::{deploy, prepare, rollback, serves_completed, DeployOutcome, DeployRequest};
 use crate::layout::{cache_dir, current_version, state_dir, AppLayout};
 use crate::stage::{blobs_needed_with, PreviousCheck};
 
@@ -43,7 +43,8 @@ fn state_path(root: &Path) -> PathBuf {
     state_dir(root).join("agent.toml")
 }
 
-/// Releases kept per application on the target (never `current` nor the last success).
+/// Releases kept per application on the target when the server does not say (never
+/// `current` nor the last success).
 const RELEASES_KEPT: usize = 5;
 /// Hashes asked for per fetch request.
 const HASHES_PER_FETCH: usize = 20_000;
@@ -70,7 +71,7 @@ pub async fn run(root: &Path, enrollment: Option<(String, String)>) -> anyhow::R
     };
     fs::create_dir_all(state_dir(root))
         .with_context(|| format!("creating {}", state_dir(root).display()))?;
-    let (http, _) = http_client(state.tls_fingerprint.as_deref())?;
+    let (http, pin) = http_client(state.tls_fingerprint.as_deref())?;
     eprintln!(
         "agent for target {} ({}) serving {} from {}",
         state.target,
@@ -80,6 +81,7 @@ pub async fn run(root: &Path, enrollment: Option<(String, String)>) -> anyhow::R
     );
     let agent = Agent {
         http,
+        pin,
         state,
         root: root.to_owned(),
         cache: BlobStore::open(&cache_dir(root))?,
@@ -194,12 +196,20 @@ async fn enroll(root: &Path, server: &str, token: &str) -> anyhow::Result<AgentS
 
 struct Agent {
     http: reqwest::Client,
+    /// The pinned CA certificate (with TLS), which records a server that presented another.
+    pin: Option<std::sync::Arc<pin::PinnedCa>>,
     state: AgentState,
     root: PathBuf,
     cache: BlobStore,
 }
 
 impl Agent {
+    /// The certificate the server presented when it was not the pinned one.
+    fn certificate_mismatch(&self) -> Option<pin::Mismatch> {
+        let pin = self.pin.as_ref()?;
+        pin.mismatch.lock().ok()?.clone()
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.state.server)
     }
@@ -249,6 +259,17 @@ impl Agent {
             let desired: DesiredState = match self.get(&path, Duration::from_secs(40)).await {
                 Ok(desired) => desired,
                 Err(error) => {
+                    // Another server answering at the address never becomes reachable
+                    // by waiting: stop and say so.
+                    if let Some(mismatch) = self.certificate_mismatch() {
+                        bail!(
+                            "the server at {} is not the one this target enrolled with: its certificate fingerprint is {}, {} pins {}; check the server's address, or enroll the target again",
+                            self.state.server,
+                            mismatch.presented,
+                            state_path(&self.root).display(),
+                            mismatch.expected
+                        );
+                    }
                     eprintln!(
                         "agent: cannot reach the server ({error:#}); retrying in {backoff:?}"
                     );
@@ -306,9 +327,8 @@ impl Agent {
     /// Brings one application to its desired version and reports how it went.
     async fn converge(&self, desired: &DesiredApp, deployment: i64) -> anyhow::Result<()> {
         let app = desired.app.clone();
-        let current = current_version(&self.root, &app);
         let (outcome, reason, output_tail) = match &desired.version {
-            Some(version) if current.as_deref() == Some(version.as_str()) => {
+            Some(version) if serves_completed(&self.root, &app, version) => {
                 ("succeeded", None, None)
             }
             Some(version) if desired.switch_back && self.switch_back(&app, version).await => {
@@ -340,8 +360,8 @@ impl Agent {
         // Old releases go after the report, so their removal never delays a deployment.
         if outcome == "succeeded" {
             let (root, app) = (self.root.clone(), app.clone());
-            let cleaned =
-                tokio::task::spawn_blocking(move || cleanup(&root, &app, RELEASES_KEPT)).await?;
+            let keep = desired.keep.map_or(RELEASES_KEPT, |keep| keep as usize);
+            let cleaned = tokio::task::spawn_blocking(move || cleanup(&root, &app, keep)).await?;
             if let Err(error) = cleaned {
                 eprintln!("agent: cleaning up old releases failed: {error}");
             }

@@ -569,6 +569,10 @@ pub struct DesiredApp {
     /// A release to fetch and stage ahead of a switch, without serving it.
     #[serde(default)]
     pub stage: Option<DesiredStage>,
+    /// How many releases of the application to keep on disk (the application's `--keep`);
+    /// the agent never removes the one it serves nor the last that succeeded.
+    #[serde(default)]
+    pub keep: Option<u32>,
 }
 
 /// A release a target is asked to stage ahead, and the deployment to report to (outcome

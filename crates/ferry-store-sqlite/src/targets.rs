@@ -243,7 +243,8 @@ pub(crate) async fn target_apps(
                 target_apps.deployment_id, deployments.kind AS deployment_kind,
                 deployments.version AS deployment_version, target_apps.current_version,
                 target_apps.state, target_apps.detail, target_apps.updated_ms,
-                staging.version AS stage_version, staging.id AS stage_deployment
+                staging.version AS stage_version, staging.id AS stage_deployment,
+                apps.keep_releases
          FROM target_apps
          JOIN targets ON targets.id = target_apps.target_id
          JOIN apps ON apps.id = target_apps.app_id
@@ -274,6 +275,7 @@ pub(crate) async fn target_apps(
             state: row.get("state"),
             detail: row.get("detail"),
             updated_ms: row.get("updated_ms"),
+            keep_releases: row.get::<i64, _>("keep_releases") as u32,
         })
         .collect())
 }

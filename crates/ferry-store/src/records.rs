@@ -175,6 +175,8 @@ pub struct TargetApp {
     pub state: String,
     pub detail: Option<String>,
     pub updated_ms: i64,
+    /// How many releases of the application each target keeps (the application's `--keep`).
+    pub keep_releases: u32,
 }
 
 /// A deployment as stored: the domain's state machine as JSON plus who, what and when.

@@ -155,6 +155,7 @@ pub async fn desired(
             app: row.app,
             version: row.desired_version,
             deployment: row.deployment_id,
+            keep: Some(row.keep_releases),
         })
         .collect();
     Ok(Json(DesiredState {

@@ -28,6 +28,12 @@ const SAMPLE_FILES: [(&str, &str); 3] = [
 ];
 
 pub async fn run(data: PathBuf, listen: SocketAddr) -> CliResult {
+    // The demo has no TLS: its tokens must not cross a network.
+    if !ferry_server::is_loopback(listen.ip()) {
+        return Err(CliError::refused(format!(
+            "ferry demo serves plain HTTP for this machine only, not on {listen}: use a loopback address such as --listen 127.0.0.1:7070; a real installation runs `ferry server --tls`"
+        )));
+    }
     let config = ServerConfig {
         data_dir: data.clone(),
         listen,
@@ -57,7 +63,8 @@ pub async fn run(data: PathBuf, listen: SocketAddr) -> CliResult {
     }
     println!("ferry demo is running");
     println!("  server     {url}");
-    println!("  token      {}", data.join("admin-token").display());
+    println!("  token      {token}");
+    println!("  (kept in   {})", data.join("admin-token").display());
     println!("  targets    {}", data.join("targets").display());
     println!("try:");
     println!(

@@ -338,17 +338,22 @@ fn the_demo_deploys_a_sample_application_to_dev() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    let url = stdout
+    let mut lines = BufReader::new(child.stdout.take().unwrap())
         .lines()
-        .map_while(Result::ok)
-        .find_map(|line| {
-            line.trim()
-                .strip_prefix("server")
-                .map(|u| u.trim().to_owned())
-        })
-        .expect("the demo prints its server URL");
-    let token = fs::read_to_string(data.join("admin-token")).unwrap();
+        .map_while(Result::ok);
+    let mut printed = |label: &str| {
+        lines
+            .find_map(|line| line.trim().strip_prefix(label).map(|v| v.trim().to_owned()))
+            .unwrap_or_else(|| panic!("the demo prints its {label}"))
+    };
+    let url = printed("server");
+    let token = printed("token");
+    assert_eq!(
+        token,
+        fs::read_to_string(data.join("admin-token")).unwrap().trim()
+    );
+    // Keep reading: a demo whose stdout is closed would fail its next line.
+    std::thread::spawn(move || lines.for_each(drop));
     let current = data.join("targets/dev/apps/hello/current/index.html");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while !current.exists() {
@@ -365,7 +370,7 @@ fn the_demo_deploys_a_sample_application_to_dev() {
         Command::new(FERRY)
             .args(["status", "--json"])
             .env("FERRY_SERVER", &url)
-            .env("FERRY_TOKEN", token.trim())
+            .env("FERRY_TOKEN", &token)
             .env("FERRY_CONFIG", dir.path().join("config.toml")),
     );
     let status = status.success().json();
@@ -428,12 +433,24 @@ fn assert_serves_a_complete_release(agent_root: &Path, sites: &Path) {
 }
 
 /// SIGKILL-like aborts at every failpoint of a deploy: the target always serves one
-/// complete release, and a restarted agent converges.
+/// complete release, and a restarted agent converges, running the release's
+/// `after_switch` hook and health check to the end: an agent killed after the switch
+/// once reported success for a release that was never checked.
 #[test]
 fn an_agent_killed_anywhere_in_a_deploy_serves_a_complete_release_and_converges() {
     let server = Server::start();
     setup(&server);
-    let toml = "shared = [\"uploads\"]\n";
+    let toml = concat!(
+        "shared = [\"uploads\"]\n",
+        "[hooks]\n",
+        "after_switch = 'echo \"$FERRY_VERSION\" >> \"$FERRY_SHARED_DIR/after_switch.log\"'\n",
+        "[health]\n",
+        "command = 'echo \"$FERRY_VERSION\" >> \"$FERRY_SHARED_DIR/healthy.log\"'\n",
+    );
+    let last_logged = |root: &Path, log: &str| {
+        let text = fs::read_to_string(root.join("apps/web/shared").join(log)).unwrap_or_default();
+        text.lines().last().unwrap_or_default().to_owned()
+    };
     let first = start_agent(&server, "dev", "dev-1");
     let root = first.root.clone();
     release(&server, "1.0.0", toml);
@@ -490,6 +507,12 @@ fn an_agent_killed_anywhere_in_a_deploy_serves_a_complete_release_and_converges(
         assert_eq!(deployment_status(&server, &id), "succeeded", "{failpoint}");
         assert_eq!(current(&root, "web"), format!("releases/{version}"));
         assert_serves_a_complete_release(&root, server.dir.path());
+        assert_eq!(
+            last_logged(&root, "after_switch.log"),
+            version,
+            "{failpoint}"
+        );
+        assert_eq!(last_logged(&root, "healthy.log"), version, "{failpoint}");
     }
     assert!(
         n_hit >= 20,
@@ -579,6 +602,86 @@ fn a_corrupt_file_in_the_agent_cache_is_fetched_again() {
         .success();
     let served = fs::read_to_string(agent.root.join("apps/web/current/extra.txt")).unwrap();
     assert_eq!(served, extra);
+}
+
+/// The releases of `app` on disk on a target, sorted.
+fn releases_on_disk(root: &Path, app: &str) -> Vec<String> {
+    let mut versions: Vec<String> = fs::read_dir(root.join("apps").join(app).join("releases"))
+        .map(|dir| {
+            dir.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|name| !name.starts_with('.'))
+                .collect()
+        })
+        .unwrap_or_default();
+    versions.sort();
+    versions
+}
+
+/// One agent hosts several applications, each placed on the targets `app place` names, and
+/// keeps as many releases of each as the application's `--keep` says.
+#[test]
+fn one_agent_hosts_many_apps_placed_on_chosen_targets() {
+    let server = Server::start();
+    server.admin(&["team", "create", "shop"]).success();
+    server
+        .admin(&["app", "create", "web", "--team", "shop", "--keep", "2"])
+        .success();
+    server
+        .admin(&["app", "create", "blog", "--team", "shop"])
+        .success();
+    let one = start_agent(&server, "dev", "dev-1");
+    let two = start_agent(&server, "dev", "dev-2");
+    assert_eq!(
+        crate::harness::mode(&one.root.join(".ferry/agent.toml")),
+        0o600
+    );
+    server
+        .admin(&["app", "place", "blog", "--env", "dev", "--targets", "dev-2"])
+        .success();
+    server
+        .admin(&["app", "place", "blog", "--env", "dev", "--targets", "dev-9"])
+        .fails(1, "dev-9");
+
+    let blog = site(server.dir.path(), "blog-1.0.0", "");
+    server
+        .admin(&[
+            "release",
+            "create",
+            "blog",
+            "1.0.0",
+            "--from",
+            blog.to_str().unwrap(),
+        ])
+        .success();
+    let done = server
+        .admin(&["deploy", "blog", "1.0.0", "--to", "dev", "--wait", "--json"])
+        .success()
+        .json();
+    assert_eq!(done["targets"].as_array().unwrap().len(), 1, "{done}");
+    for version in ["1.0.0", "1.0.1", "1.0.2", "1.0.3"] {
+        release(&server, version, "");
+        server
+            .admin(&["deploy", "web", version, "--to", "dev", "--wait"])
+            .success();
+    }
+    assert_eq!(current(&two.root, "blog"), "releases/1.0.0");
+    assert_eq!(current(&two.root, "web"), "releases/1.0.3");
+    assert!(
+        !one.root.join("apps/blog").exists(),
+        "blog is not placed on dev-1"
+    );
+    // Old releases are removed after the report: wait for it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    for agent in [&one, &two] {
+        while releases_on_disk(&agent.root, "web") != ["1.0.2", "1.0.3"] {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "web keeps 2 releases: {:?}",
+                releases_on_disk(&agent.root, "web")
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
 }
 
 #[test]

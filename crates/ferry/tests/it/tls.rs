@@ -236,6 +236,38 @@ fn an_agent_pins_the_servers_ca_from_its_token_and_deploys() {
         fs::read_to_string(agent.root.join("apps/web/current/index.html")).unwrap(),
         "<h1>again</h1>\n"
     );
+
+    // Another server at the address (here: a pin that no longer matches): the agent stops
+    // with the reason instead of retrying for ever, and serves what it served.
+    let root = agent.root.clone();
+    drop(agent);
+    let state_file = root.join(".ferry/agent.toml");
+    let state = fs::read_to_string(&state_file).unwrap();
+    fs::write(
+        &state_file,
+        state.replace(pin, &forged[forged.len() - 64..]),
+    )
+    .unwrap();
+    let run = Run::of(
+        Command::new(FERRY)
+            .args(["agent", "--root"])
+            .arg(&root)
+            .env_remove("FERRY_CA_CERT")
+            .stdin(Stdio::null()),
+    );
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr.contains("error: the server at")
+            && run
+                .stderr
+                .contains("is not the one this target enrolled with")
+            && run.stderr.contains(pin),
+        "the reason, with the presented fingerprint: {run:?}"
+    );
+    assert_eq!(
+        fs::read_to_string(root.join("apps/web/current/index.html")).unwrap(),
+        "<h1>again</h1>\n"
+    );
 }
 
 #[test]
@@ -251,6 +283,14 @@ fn plain_http_beyond_loopback_needs_insecure() {
         "refusing to serve plain HTTP on 0.0.0.0:0: use --tls, or --insecure if a proxy in front terminates TLS",
     );
     assert!(!dir.path().join("data").exists(), "nothing was created");
+    // The demo has no TLS at all.
+    Run::of(
+        Command::new(FERRY)
+            .args(["demo", "--listen", "0.0.0.0:0", "--data"])
+            .arg(dir.path().join("demo")),
+    )
+    .fails(3, "ferry demo serves plain HTTP for this machine only");
+    assert!(!dir.path().join("demo").exists(), "nothing was created");
 
     let server = Server::start_with(&["--listen", "0.0.0.0:0", "--insecure"]);
     assert!(server.url.starts_with("http://0.0.0.0:"), "{}", server.url);
