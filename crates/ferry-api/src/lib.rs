@@ -25,7 +25,7 @@ pub struct ErrorDetail {
     pub message: String,
     /// Structure behind the message, for scripts, when the refusal has any. The regression
     /// guard (`guard`) gives `{"undone": [{"hotfix_version", "incident", "missing"}]}`, one
-    /// entry per shipped hotfix the release would undo.
+    /// entry per shipped hotfix the release would undo, newest shipped first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub details: Option<serde_json::Value>,

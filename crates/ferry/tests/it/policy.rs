@@ -403,7 +403,11 @@ fn a_freeze_added_after_the_request_blocks_the_approval_that_would_start_it() {
         .json();
     assert_eq!(shown["status"], "awaiting_approval", "{shown}");
     assert_eq!(shown["approvals"], serde_json::json!([]), "{shown}");
-    assert_eq!(crate::harness::audit_len(&server), events, "nothing audited");
+    assert_eq!(
+        crate::harness::audit_len(&server),
+        events,
+        "nothing audited"
+    );
     assert_eq!(current(&prd_root, "web"), "");
 
     // Once the freeze is over, the same approval starts it.
@@ -533,7 +537,11 @@ fn promote_takes_allow_downgrade_and_rollback_only_goes_back_to_what_ran_there()
     server
         .ferry(&dana, &["rollback", "web", "--env", "pp", "--to", "9.9.9"])
         .fails(3, "never went live in pp");
-    assert_eq!(crate::harness::audit_len(&server), events, "nothing audited");
+    assert_eq!(
+        crate::harness::audit_len(&server),
+        events,
+        "nothing audited"
+    );
     server
         .ferry(
             &dana,
