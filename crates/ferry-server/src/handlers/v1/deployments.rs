@@ -379,8 +379,9 @@ async fn running_version(
         .map(|d| d.version))
 }
 
-/// Goes back to a release the targets already have (deploy level in the environment); the
-/// release rolled back from is marked bad there.
+/// Goes back to a release that went live in the environment before (deploy level there),
+/// under its freeze windows and regression guard; the release rolled back from is marked bad
+/// there.
 #[utoipa::path(post, path = "/api/v1/apps/{app}/rollbacks", tag = "deployments", request_body = CreateRollback,
     params(("app" = String, Path, description = "application name")),
     responses((status = 201, body = Deployment), (status = 403, body = ferry_api::ErrorBody),
@@ -638,7 +639,8 @@ async fn reviewed(
 
 /// Approves a deployment awaiting approval (approve level on its environment in the app's
 /// team; not the requester where self-approval is denied; once per person). The deployment
-/// starts with the last approval it needs.
+/// starts with the last approval it needs, if policy, judged again as it stands then, lets it;
+/// otherwise that approval is refused and not recorded.
 #[utoipa::path(post, path = "/api/v1/deployments/{id}/approve", tag = "deployments", request_body = Review,
     params(("id" = i64, Path, description = "deployment id")),
     responses((status = 200, body = Deployment), (status = 403, body = ferry_api::ErrorBody),
