@@ -23,6 +23,12 @@ pub struct ErrorDetail {
     pub code: String,
     /// One line saying what is wrong and what to do.
     pub message: String,
+    /// Structure behind the message, for scripts, when the refusal has any. The regression
+    /// guard (`guard`) gives `{"undone": [{"hotfix_version", "incident", "missing"}]}`, one
+    /// entry per shipped hotfix the release would undo, newest shipped first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<serde_json::Value>,
 }
 
 /// The caller, as the server knows them.
@@ -417,6 +423,9 @@ pub struct CreatePromotion {
     pub strategy: Option<String>,
     #[serde(default)]
     pub reason: Option<String>,
+    /// Promote a release older than the one running in `to` (by deployment history).
+    #[serde(default)]
+    pub allow_downgrade: bool,
     #[serde(default)]
     pub break_glass: bool,
     #[serde(default)]
@@ -440,7 +449,8 @@ pub struct Review {
 #[serde(deny_unknown_fields)]
 pub struct CreateRollback {
     pub env: String,
-    /// The version to go back to; the one before the current one when absent.
+    /// The version to go back to, one that went live in the environment before; the one
+    /// before the current one when absent.
     #[serde(default)]
     pub to: Option<String>,
     #[serde(default)]
@@ -448,6 +458,10 @@ pub struct CreateRollback {
     /// Override a freeze window (admin on the environment; `reason` required).
     #[serde(default)]
     pub break_glass: bool,
+    /// Go back even though it would undo a shipped hotfix (approve level on the environment;
+    /// `reason` required).
+    #[serde(default)]
+    pub override_guard: bool,
 }
 
 /// One target's part of a deployment.
@@ -480,7 +494,7 @@ pub struct Deployment {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approvals: Option<Vec<DeploymentApproval>>,
     /// Paths of shipped hotfixes that this release changes differently (merged): allowed by
-    /// the regression guard, listed for review when the deployment is created.
+    /// the regression guard, listed for review (kept with the deployment, for its approvers).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub review: Vec<String>,
 }

@@ -237,6 +237,50 @@ pub fn check_guard(
     })
 }
 
+/// A deployment refused because the candidate would undo one or more shipped hotfixes:
+/// every one of them is named, with its incident and the paths still missing the fix.
+/// Nothing changes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UndoneHotfixes(pub Vec<Undone>);
+
+impl fmt::Display for UndoneHotfixes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.as_slice() {
+            [] => write!(f, "no hotfix would be undone"),
+            [one] => write!(f, "{one}"),
+            several @ [first, ..] => {
+                let hotfixes: Vec<String> = several
+                    .iter()
+                    .map(|u| {
+                        format!(
+                            "hotfix {}{}: {} content from before the fix: {}",
+                            u.hotfix_version,
+                            incident_note(&u.incident),
+                            paths_still_hold(u.missing.len()),
+                            list_paths(&u.missing)
+                        )
+                    })
+                    .collect();
+                write!(
+                    f,
+                    "release {} of {} would undo {} hotfixes and is refused in {:?}: {}; \
+                     include the fixes in the release (merge or backport them into the code, \
+                     then create a new release), or override the regression guard with \
+                     --override-guard --reason TEXT (needs approve permission on {:?})",
+                    first.candidate,
+                    first.app,
+                    several.len(),
+                    first.env,
+                    hotfixes.join("; "),
+                    first.env
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for UndoneHotfixes {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -645,6 +689,37 @@ mod tests {
                 "{message}"
             );
             assert!(message.contains(&format!("{count} path")), "{message}");
+        }
+    }
+
+    #[test]
+    fn a_refusal_of_several_hotfixes_names_each() {
+        let undone = |hotfix: &str, incident, missing: &[&str]| Undone {
+            app: "shop".into(),
+            env: "prd".into(),
+            candidate: "2.0".into(),
+            hotfix_version: hotfix.into(),
+            incident,
+            missing: strings(missing),
+        };
+        let one = undone("1.4.3", Some(7), &["app/pay.py"]);
+        let cases = [
+            (vec![], "no hotfix would be undone".to_owned()),
+            // One hotfix: its own refusal, word for word.
+            (vec![one.clone()], one.to_string()),
+            (
+                vec![one, undone("1.4.4", None, &["a", "b"])],
+                "release 2.0 of shop would undo 2 hotfixes and is refused in \"prd\": hotfix \
+                 1.4.3 (incident 7): 1 path still holds its content from before the fix: \
+                 app/pay.py; hotfix 1.4.4: 2 paths still hold their content from before the \
+                 fix: a, b; include the fixes in the release (merge or backport them into the \
+                 code, then create a new release), or override the regression guard with \
+                 --override-guard --reason TEXT (needs approve permission on \"prd\")"
+                    .to_owned(),
+            ),
+        ];
+        for (undone, message) in cases {
+            assert_eq!(UndoneHotfixes(undone).to_string(), message);
         }
     }
 }

@@ -20,6 +20,7 @@ pub mod permission;
 pub mod pipeline;
 pub mod retention;
 pub mod role;
+pub mod rollback;
 pub mod rotation;
 pub mod routing;
 pub mod support;

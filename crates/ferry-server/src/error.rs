@@ -15,6 +15,9 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// What scripts need beyond the code, when a refusal has structure (the regression
+    /// guard's undone hotfixes).
+    pub details: Option<serde_json::Value>,
 }
 
 impl ApiError {
@@ -23,6 +26,15 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            details: None,
+        }
+    }
+
+    /// The same error with a `details` object for scripts.
+    pub fn with_details(self, details: serde_json::Value) -> ApiError {
+        ApiError {
+            details: Some(details),
+            ..self
         }
     }
 
@@ -47,7 +59,7 @@ impl ApiError {
     }
 
     /// 409: the pipeline's policy refuses this now (`code` names the rule: lifecycle,
-    /// downgrade, frozen, approval).
+    /// downgrade, frozen, approval, guard).
     pub fn policy(code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::CONFLICT, code, message)
     }
@@ -69,6 +81,7 @@ impl IntoResponse for ApiError {
             error: ErrorDetail {
                 code: self.code.to_owned(),
                 message: self.message,
+                details: self.details,
             },
         };
         (self.status, Json(body)).into_response()

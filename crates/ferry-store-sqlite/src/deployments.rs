@@ -9,10 +9,12 @@ use crate::{backend, not_found};
 
 const SELECT_DEPLOYMENTS: &str = "SELECT deployments.id, apps.name AS app, deployments.env,
         deployments.version, deployments.kind, deployments.status, deployments.state,
-        deployments.reason, deployments.requested_by, deployments.created_ms, deployments.updated_ms
+        deployments.reason, deployments.requested_by, deployments.created_ms, deployments.updated_ms,
+        deployments.overrides, deployments.review
      FROM deployments JOIN apps ON apps.id = deployments.app_id";
 
 fn deployment_from_row(row: SqliteRow) -> DeploymentRecord {
+    let review: String = row.get("review");
     DeploymentRecord {
         id: row.get("id"),
         app: row.get("app"),
@@ -25,6 +27,10 @@ fn deployment_from_row(row: SqliteRow) -> DeploymentRecord {
         requested_by: row.get("requested_by"),
         created_ms: row.get("created_ms"),
         updated_ms: row.get("updated_ms"),
+        overrides: row.get("overrides"),
+        // Written by `insert` from a list of strings; unreadable only if edited by hand, and
+        // then no review is better than no deployment.
+        review: serde_json::from_str(&review).unwrap_or_default(),
     }
 }
 
@@ -88,8 +94,8 @@ pub(crate) async fn insert(
         )));
     }
     let id: i64 = sqlx::query_scalar(
-        "INSERT INTO deployments (app_id, env, version, kind, status, state, reason, requested_by, created_ms, updated_ms)
-         VALUES ((SELECT id FROM apps WHERE name = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        "INSERT INTO deployments (app_id, env, version, kind, status, state, reason, requested_by, created_ms, updated_ms, overrides, review)
+         VALUES ((SELECT id FROM apps WHERE name = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
     )
     .bind(&deployment.app)
     .bind(&deployment.env)
@@ -101,6 +107,8 @@ pub(crate) async fn insert(
     .bind(&deployment.requested_by)
     .bind(deployment.created_ms)
     .bind(deployment.updated_ms)
+    .bind(&deployment.overrides)
+    .bind(serde_json::to_string(&deployment.review).expect("strings serialize"))
     .fetch_one(&mut *conn)
     .await
     .map_err(backend)?;

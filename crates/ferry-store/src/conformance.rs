@@ -542,6 +542,8 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
         requested_by: "admin".into(),
         created_ms: 3,
         updated_ms: 3,
+        overrides: "{}".into(),
+        review: Vec::new(),
     };
     let change = |version: Option<&str>| DesiredChange {
         target: "dev-1".into(),
@@ -635,6 +637,8 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
         .create_deployment(
             DeploymentRecord {
                 version: "1.2".into(),
+                overrides: r#"{"allow_downgrade":true}"#.into(),
+                review: vec!["1.0.1: a.js".into(), "1.0.1: b.js".into()],
                 ..deployment("awaiting_approval")
             },
             vec![DesiredChange {
@@ -652,6 +656,19 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
             .await,
         Err(StoreError::Refused(_))
     ));
+    // What was granted and listed on the request is kept for the approval.
+    let stored = store.deployment(awaiting.id).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.overrides.as_str(), stored.review.as_slice()),
+        (
+            r#"{"allow_downgrade":true}"#,
+            ["1.0.1: a.js".to_owned(), "1.0.1: b.js".to_owned()].as_slice()
+        )
+    );
+    assert_eq!(
+        store.deployment(created.id).await.unwrap().unwrap().review,
+        Vec::<String>::new()
+    );
     let row = &store.target_apps(Some("dev-1")).await.unwrap()[0];
     assert_eq!(row.stage, Some(("1.2".to_owned(), awaiting.id)));
     assert_eq!(

@@ -195,6 +195,12 @@ pub struct DeploymentRecord {
     pub requested_by: String,
     pub created_ms: i64,
     pub updated_ms: i64,
+    /// The overrides given on the request, as the server's JSON (`{}` when none): the
+    /// approval that starts the deployment judges policy again with them.
+    pub overrides: String,
+    /// Paths of shipped hotfixes the release changes differently (`HOTFIX: PATH`), listed
+    /// for review when it was requested.
+    pub review: Vec<String>,
 }
 
 impl DeploymentRecord {

@@ -286,6 +286,9 @@ pub struct PromoteArgs {
     /// Why, for the audit trail
     #[arg(long)]
     pub reason: Option<String>,
+    /// Promote a release older than the one running in the target environment
+    #[arg(long)]
+    pub allow_downgrade: bool,
     /// Override approvals and freeze windows (admin on the environment; needs --reason)
     #[arg(long)]
     pub break_glass: bool,
@@ -306,7 +309,8 @@ pub struct RollbackArgs {
     pub app: String,
     #[arg(long)]
     pub env: String,
-    /// The version to go back to (default: the one before the current one)
+    /// The version to go back to, one that ran in the environment before (default: the one
+    /// before the current one); any other release goes through `ferry deploy`
     #[arg(long, value_name = "VERSION")]
     pub to: Option<String>,
     /// Wait until the rollback finishes
@@ -318,6 +322,10 @@ pub struct RollbackArgs {
     /// Override a freeze window (admin on the environment; needs --reason)
     #[arg(long)]
     pub break_glass: bool,
+    /// Go back even though it would undo a hotfix shipped to production (approve level on
+    /// the environment; needs --reason)
+    #[arg(long)]
+    pub override_guard: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -227,7 +227,10 @@ fn api_error(status: StatusCode, body: &[u8]) -> CliError {
         _ => Failure::Failed,
     };
     match serde_json::from_slice::<ErrorBody>(body) {
-        Ok(body) => CliError::new(failure, &body.error.code, body.error.message),
+        Ok(body) => CliError {
+            details: body.error.details,
+            ..CliError::new(failure, &body.error.code, body.error.message)
+        },
         Err(_) => CliError::new(
             failure,
             "http",
@@ -250,6 +253,9 @@ mod tests {
             let error = api_error(StatusCode::from_u16(status).unwrap(), body);
             assert_eq!(error.exit_code(), exit, "status {status}");
         }
+        let body = br#"{"error":{"code":"guard","message":"no","details":{"undone":[]}}}"#;
+        let error = api_error(StatusCode::CONFLICT, body);
+        assert_eq!(error.details, Some(serde_json::json!({ "undone": [] })));
         let error = api_error(StatusCode::BAD_GATEWAY, b"upstream down");
         assert_eq!(
             error.message,

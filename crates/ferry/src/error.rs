@@ -20,6 +20,8 @@ pub struct CliError {
     /// The command already printed its one JSON document (a report saying what is wrong),
     /// so `--json` adds no error document.
     pub reported: bool,
+    /// The server's `details` of the refusal, passed on to `--json` as they came.
+    pub details: Option<serde_json::Value>,
 }
 
 impl CliError {
@@ -29,6 +31,7 @@ impl CliError {
             code: code.to_owned(),
             message: message.into(),
             reported: false,
+            details: None,
         }
     }
 

@@ -28,9 +28,12 @@ impl Output {
     pub fn error(&self, error: &CliError) {
         eprintln!("error: {}", error.message);
         if self.json && !error.reported {
-            let document = serde_json::json!({
+            let mut document = serde_json::json!({
                 "error": { "code": error.code, "message": error.message }
             });
+            if let Some(details) = &error.details {
+                document["error"]["details"] = details.clone();
+            }
             println!("{document}");
         }
     }

@@ -43,6 +43,7 @@ pub async fn rollback(client: &Client, output: Output, args: RollbackArgs) -> Cl
         to: args.to,
         reason: args.reason,
         break_glass: args.break_glass,
+        override_guard: args.override_guard,
     };
     let started: Deployment = client
         .post(&format!("/api/v1/apps/{}/rollbacks", args.app), &request)
@@ -59,6 +60,7 @@ pub async fn promote(client: &Client, output: Output, args: PromoteArgs) -> CliR
         to: args.to,
         strategy: Some(strategy_name(args.strategy).to_owned()),
         reason: args.reason,
+        allow_downgrade: args.allow_downgrade,
         break_glass: args.break_glass,
         override_guard: args.override_guard,
     };
@@ -114,13 +116,11 @@ pub(super) async fn finish(
     outcome(&deployment)
 }
 
-/// Follows a deployment until it finishes (approvals included), keeping what only its
-/// creation reported.
+/// Follows a deployment until it finishes (approvals included).
 pub(super) async fn wait_until_done(
     client: &Client,
     mut deployment: Deployment,
 ) -> CliResult<Deployment> {
-    let review = std::mem::take(&mut deployment.review);
     while matches!(deployment.status.as_str(), "running" | "awaiting_approval") {
         deployment = client
             .get(&format!(
@@ -129,7 +129,6 @@ pub(super) async fn wait_until_done(
             ))
             .await?;
     }
-    deployment.review = review;
     Ok(deployment)
 }
 

@@ -11,6 +11,7 @@ mod matrix;
 mod notifications;
 mod pipeline;
 mod policy;
+mod policy_guard;
 mod receivers;
 mod releases;
 mod server;

@@ -348,3 +348,205 @@ fn a_per_app_grant_lets_one_user_deploy_one_application_and_see_nothing_else() {
         .ferry(&fay, &["app", "show", "web"])
         .fails(1, "no application named \"web\"");
 }
+
+/// Ships `version` from dev through pp to a prd awaiting approval, requested by `requester`;
+/// returns the deployment's id.
+fn request_production(server: &Server, requester: &str, version: &str) -> String {
+    for env in ["dev", "pp"] {
+        server
+            .admin(&["deploy", "web", version, "--to", env, "--wait"])
+            .success();
+    }
+    let asked = server
+        .ferry(
+            requester,
+            &["promote", "web", "--from", "pp", "--to", "prd", "--json"],
+        )
+        .success();
+    assert_eq!(asked.json()["status"], "awaiting_approval", "{asked:?}");
+    id_of(&asked)
+}
+
+// Regression: policy was judged only when a deployment was requested, so one requested
+// before a freeze and approved during it went ahead.
+#[test]
+fn a_freeze_added_after_the_request_blocks_the_approval_that_would_start_it() {
+    let server = Server::start();
+    setup(&server);
+    let _agents: Vec<_> = ["dev", "pp", "prd"]
+        .iter()
+        .map(|env| start_agent(&server, env, &format!("{env}-1")))
+        .collect();
+    let prd_root = server.dir.path().join("target-prd-1");
+    let dana = server.create_user("dana", "viewer", &["shop:developer"]);
+    let lee = server.create_user("lee", "viewer", &["shop:lead"]);
+    release(&server, "1.0.0", "");
+    let id = request_production(&server, &dana, "1.0.0");
+
+    server
+        .admin(&["env", "set", "prd", "--freeze", "* * * * * 2h"])
+        .success();
+    let events = crate::harness::audit_len(&server);
+    let refused = server
+        .ferry(&lee, &["approve", &id, "--json"])
+        .fails(3, "is in a freeze window until");
+    assert!(
+        refused.stderr.contains(&format!(
+            "deployment {id} cannot start now: \"prd\" is in a freeze window"
+        )) && refused.stderr.contains("the approval is not recorded"),
+        "{refused:?}"
+    );
+    assert_eq!(refused.json()["error"]["code"], "frozen", "{refused:?}");
+    let shown = server
+        .admin(&["deployment", "show", &id, "--json"])
+        .success()
+        .json();
+    assert_eq!(shown["status"], "awaiting_approval", "{shown}");
+    assert_eq!(shown["approvals"], serde_json::json!([]), "{shown}");
+    assert_eq!(
+        crate::harness::audit_len(&server),
+        events,
+        "nothing audited"
+    );
+    assert_eq!(current(&prd_root, "web"), "");
+
+    // Once the freeze is over, the same approval starts it.
+    server
+        .admin(&["env", "set", "prd", "--unfreeze", "* * * * * 2h"])
+        .success();
+    server.ferry(&lee, &["approve", &id]).success();
+    assert_eq!(finished(&server, &id)["status"], "succeeded");
+    assert_eq!(current(&prd_root, "web"), "releases/1.0.0");
+}
+
+// Regression: approvals were counted before the lock was taken, so two approvals landing
+// together with two required each saw none and the deployment never started.
+#[test]
+fn two_approvals_at_once_start_a_deployment_that_needs_two() {
+    let server = Server::start();
+    setup(&server);
+    let _agents: Vec<_> = ["dev", "pp", "prd"]
+        .iter()
+        .map(|env| start_agent(&server, env, &format!("{env}-1")))
+        .collect();
+    let prd_root = server.dir.path().join("target-prd-1");
+    let dana = server.create_user("dana", "viewer", &["shop:developer"]);
+    let lee = server.create_user("lee", "viewer", &["shop:lead"]);
+    let kim = server.create_user("kim", "viewer", &["shop:lead"]);
+    server
+        .admin(&["env", "set", "prd", "--approvals", "2"])
+        .success();
+    // A few rounds: the race, when there is one, is not lost every time.
+    for version in ["1.0.0", "1.0.1", "1.0.2", "1.0.3"] {
+        release(&server, version, "");
+        let id = request_production(&server, &dana, version);
+        let barrier = std::sync::Barrier::new(2);
+        let runs: Vec<Run> = std::thread::scope(|scope| {
+            let approvals: Vec<_> = [&lee, &kim]
+                .into_iter()
+                .map(|token| {
+                    let (server, barrier, id) = (&server, &barrier, &id);
+                    scope.spawn(move || {
+                        barrier.wait();
+                        server.ferry(token, &["approve", id, "--json"])
+                    })
+                })
+                .collect();
+            approvals.into_iter().map(|a| a.join().unwrap()).collect()
+        });
+        for run in runs {
+            run.success();
+        }
+        let shown = server
+            .admin(&["deployment", "show", &id, "--json"])
+            .success()
+            .json();
+        assert_eq!(
+            shown["approvals"].as_array().unwrap().len(),
+            2,
+            "{version}: {shown}"
+        );
+        assert_ne!(shown["status"], "awaiting_approval", "{version}: {shown}");
+        assert_eq!(finished(&server, &id)["status"], "succeeded", "{version}");
+        assert_eq!(current(&prd_root, "web"), format!("releases/{version}"));
+    }
+}
+
+#[test]
+fn promote_takes_allow_downgrade_and_rollback_only_goes_back_to_what_ran_there() {
+    let server = Server::start();
+    setup(&server);
+    let dev = start_agent(&server, "dev", "dev-1");
+    let pp = start_agent(&server, "pp", "pp-1");
+    let dana = server.create_user("dana", "viewer", &["shop:developer"]);
+    for version in ["1.0.0", "1.0.1", "1.0.2"] {
+        release(&server, version, "");
+    }
+    for version in ["1.0.0", "1.0.1"] {
+        server
+            .ferry(&dana, &["deploy", "web", version, "--to", "dev", "--wait"])
+            .success();
+        server
+            .ferry(
+                &dana,
+                &["promote", "web", "--from", "dev", "--to", "pp", "--wait"],
+            )
+            .success();
+    }
+    server
+        .ferry(&dana, &["rollback", "web", "--env", "dev", "--wait"])
+        .success();
+    assert_eq!(current(&dev.root, "web"), "releases/1.0.0");
+
+    // Promoting what now runs in dev goes back in pp: only on purpose.
+    server
+        .ferry(&dana, &["promote", "web", "--from", "dev", "--to", "pp"])
+        .fails(3, "release 1.0.0 of web is older than 1.0.1");
+    server
+        .ferry(
+            &dana,
+            &[
+                "promote",
+                "web",
+                "--from",
+                "dev",
+                "--to",
+                "pp",
+                "--allow-downgrade",
+                "--wait",
+            ],
+        )
+        .success();
+    assert_eq!(current(&pp.root, "web"), "releases/1.0.0");
+
+    // A rollback goes back only to a release that went live in that environment before;
+    // anything else is a deployment, under the pipeline's policy.
+    let events = crate::harness::audit_len(&server);
+    server
+        .ferry(&dana, &["rollback", "web", "--env", "pp", "--to", "1.0.2"])
+        .fails(
+            3,
+            "release 1.0.2 of web never went live in pp: a rollback only goes back to a release that ran there; use `ferry deploy web 1.0.2 --to pp`",
+        );
+    server
+        .ferry(&dana, &["rollback", "web", "--env", "dev", "--to", "1.0.2"])
+        .fails(3, "use `ferry deploy web 1.0.2 --to dev`");
+    server
+        .ferry(&dana, &["rollback", "web", "--env", "pp", "--to", "1.0.0"])
+        .fails(3, "1.0.0 is what pp runs already");
+    server
+        .ferry(&dana, &["rollback", "web", "--env", "pp", "--to", "9.9.9"])
+        .fails(3, "never went live in pp");
+    assert_eq!(
+        crate::harness::audit_len(&server),
+        events,
+        "nothing audited"
+    );
+    server
+        .ferry(
+            &dana,
+            &["rollback", "web", "--env", "pp", "--to", "1.0.1", "--wait"],
+        )
+        .success();
+    assert_eq!(current(&pp.root, "web"), "releases/1.0.1");
+}

@@ -12,7 +12,7 @@ use crate::deployments::{current, setup, start_agent};
 use crate::harness::{Run, Server};
 
 /// Writes a tree of `files` (path, content) for `version` and returns its directory.
-fn tree(server: &Server, version: &str, files: &[(&str, &str)]) -> PathBuf {
+pub(crate) fn tree(server: &Server, version: &str, files: &[(&str, &str)]) -> PathBuf {
     let dir = server.dir.path().join(format!("tree-{version}"));
     for (path, content) in files {
         let path = dir.join(path);
@@ -23,7 +23,12 @@ fn tree(server: &Server, version: &str, files: &[(&str, &str)]) -> PathBuf {
 }
 
 /// Creates release `version` of web from `files`, with extra arguments.
-fn release(server: &Server, version: &str, files: &[(&str, &str)], extra: &[&str]) -> Value {
+pub(crate) fn release(
+    server: &Server,
+    version: &str,
+    files: &[(&str, &str)],
+    extra: &[&str],
+) -> Value {
     let dir = tree(server, version, files);
     let mut args = vec![
         "release",
@@ -43,7 +48,7 @@ fn deploy(server: &Server, token: &str, version: &str, env: &str) -> Run {
 }
 
 /// Deploys `version` to prd and has `approver` approve it; waits until it succeeded.
-fn ship_to_production(server: &Server, requester: &str, approver: &str, version: &str) {
+pub(crate) fn ship_to_production(server: &Server, requester: &str, approver: &str, version: &str) {
     let asked = server
         .ferry(
             requester,
@@ -74,7 +79,13 @@ fn ship_to_production(server: &Server, requester: &str, approver: &str, version:
     }
 }
 
-fn open_incident(server: &Server, token: &str, env: &str, severity: &str, title: &str) -> Value {
+pub(crate) fn open_incident(
+    server: &Server,
+    token: &str,
+    env: &str,
+    severity: &str,
+    title: &str,
+) -> Value {
     server
         .ferry(
             token,
@@ -95,7 +106,7 @@ fn open_incident(server: &Server, token: &str, env: &str, severity: &str, title:
         .json()
 }
 
-fn backports(server: &Server) -> Vec<Value> {
+pub(crate) fn backports(server: &Server) -> Vec<Value> {
     server
         .admin(&["backport", "list", "web", "--json"])
         .success()
@@ -105,9 +116,9 @@ fn backports(server: &Server) -> Vec<Value> {
         .clone()
 }
 
-const BUGGY: &str = "function pay() { return total * 1.0; }\n";
-const FIXED: &str = "function pay() { return round(total, 2); }\n";
-const MERGED: &str = "function pay(order) { return round(order.total, 2); }\n";
+pub(crate) const BUGGY: &str = "function pay() { return total * 1.0; }\n";
+pub(crate) const FIXED: &str = "function pay() { return round(total, 2); }\n";
+pub(crate) const MERGED: &str = "function pay(order) { return round(order.total, 2); }\n";
 
 #[test]
 fn the_support_table_from_backlog_to_hotfix_backport_and_merge() {

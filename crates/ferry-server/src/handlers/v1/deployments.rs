@@ -15,13 +15,14 @@ use ferry_domain::deployment::{self, Strategy, TargetState};
 use ferry_domain::lifecycle::check_promotion;
 use ferry_domain::name::{validate_name, validate_version, NameKind};
 use ferry_domain::permission::{Action, Level};
+use ferry_domain::rollback::rollback_target;
 use ferry_store::{ApprovalRecord, DeploymentRecord};
 use serde::Deserialize;
 use serde_json::json;
 use utoipa::IntoParams;
 
 use super::apps::visible_app;
-use super::policy::{judge, live_history, Ask, Verdict};
+use super::policy::{judge, live_history, rejudge, Ask, Overrides, Verdict};
 use super::releases::no_such_release;
 use super::rfc3339;
 use crate::auth::Caller;
@@ -76,7 +77,7 @@ pub fn deployment_json(record: DeploymentRecord) -> Result<Deployment, ApiError>
         updated_at: rfc3339(record.updated_ms),
         targets,
         approvals: None,
-        review: Vec::new(),
+        review: record.review,
     })
 }
 
@@ -175,6 +176,8 @@ async fn start(
         requested_by: caller.user.name.clone(),
         created_ms: caller.now_ms(),
         updated_ms: caller.now_ms(),
+        overrides: new.verdict.overrides.to_json(),
+        review: new.verdict.review.clone(),
     };
     let changes = desired_changes(&record, commands);
     let mut details = new.details;
@@ -203,10 +206,7 @@ async fn start(
         .create_deployment(record, changes.clone(), audit)
         .await?;
     state.orchestra.deployment_changed(&changes);
-    Ok(Deployment {
-        review: verdict.review,
-        ..deployment_with_approvals(state, record).await?
-    })
+    deployment_with_approvals(state, record).await
 }
 
 /// The team that owns `app`, whose channels hear about its overrides.
@@ -357,6 +357,7 @@ pub async fn promote(
             env: to.name,
             strategy: request.strategy,
             reason: request.reason,
+            allow_downgrade: request.allow_downgrade,
             break_glass: request.break_glass,
             override_guard: request.override_guard,
             ..CreateDeployment::default()
@@ -378,8 +379,9 @@ async fn running_version(
         .map(|d| d.version))
 }
 
-/// Goes back to a release the targets already have (deploy level in the environment); the
-/// release rolled back from is marked bad there.
+/// Goes back to a release that went live in the environment before (deploy level there),
+/// under its freeze windows and regression guard; the release rolled back from is marked bad
+/// there.
 #[utoipa::path(post, path = "/api/v1/apps/{app}/rollbacks", tag = "deployments", request_body = CreateRollback,
     params(("app" = String, Path, description = "application name")),
     responses((status = 201, body = Deployment), (status = 403, body = ferry_api::ErrorBody),
@@ -398,40 +400,25 @@ pub async fn rollback(
         env: &env.name,
         level: Level::Deploy,
     })?;
-    let history: Vec<DeploymentRecord> = live_history(&state, &app.name)
+    if let Some(to) = &request.to {
+        validate_version(to)?;
+    }
+    let live: Vec<String> = live_history(&state, &app.name)
         .await?
         .into_iter()
         .filter(|d| d.env == env.name)
+        .map(|d| d.version)
         .collect();
-    let current = history.first().map(|d| d.version.clone()).ok_or_else(|| {
-        ApiError::invalid(format!(
-            "{} has never been deployed to {}: nothing to roll back",
-            app.name, env.name
-        ))
-    })?;
     let bad = state.store.bad_versions(&app.name, &env.name).await?;
-    let to = match request.to {
-        Some(to) => {
-            validate_version(&to)?;
-            if to == current {
-                return Err(ApiError::invalid(format!(
-                    "{to} is what {} runs already",
-                    env.name
-                )));
+    let to =
+        rollback_target(&app.name, &env.name, &live, &bad, request.to.as_deref()).map_err(|e| {
+            if e.is_policy() {
+                ApiError::policy("lifecycle", e.to_string())
+            } else {
+                ApiError::invalid(e.to_string())
             }
-            to
-        }
-        None => history
-            .iter()
-            .map(|d| d.version.clone())
-            .find(|v| *v != current && !bad.contains(v))
-            .ok_or_else(|| {
-                ApiError::invalid(format!(
-                    "{} has no earlier release in {} to go back to",
-                    app.name, env.name
-                ))
-            })?,
-    };
+        })?;
+    let current = live[0].clone();
     let release = state
         .store
         .release(&app.name, &to)
@@ -444,7 +431,7 @@ pub async fn rollback(
         rollback: true,
         allow_downgrade: true,
         break_glass: request.break_glass.then_some(request.reason.as_deref()),
-        override_guard: None,
+        override_guard: request.override_guard.then_some(request.reason.as_deref()),
     };
     let verdict = judge(&state, &caller, &ask).await?;
     let details = json!({ "from": current, "to": to, "env": env.name, "reason": request.reason });
@@ -652,7 +639,8 @@ async fn reviewed(
 
 /// Approves a deployment awaiting approval (approve level on its environment in the app's
 /// team; not the requester where self-approval is denied; once per person). The deployment
-/// starts with the last approval it needs.
+/// starts with the last approval it needs, if policy, judged again as it stands then, lets it;
+/// otherwise that approval is refused and not recorded.
 #[utoipa::path(post, path = "/api/v1/deployments/{id}/approve", tag = "deployments", request_body = Review,
     params(("id" = i64, Path, description = "deployment id")),
     responses((status = 200, body = Deployment), (status = 403, body = ferry_api::ErrorBody),
@@ -663,6 +651,11 @@ pub async fn approve(
     Path(id): Path<i64>,
     Body(request): Body<Review>,
 ) -> Result<Json<Deployment>, ApiError> {
+    let orchestra = state.orchestra.clone();
+    // Approvals are counted, policy judged and the approval recorded under the lock that
+    // serialises every change of a deployment: of two approvals landing together, exactly the
+    // one that completes the count sees the other and starts the deployment.
+    let _serial = orchestra.lock.lock().await;
     let (mut record, app, env) = reviewed(&state, &caller, id).await?;
     let version = request.version.unwrap_or_else(|| record.version.clone());
     validate_version(&version)?;
@@ -684,9 +677,24 @@ pub async fn approve(
             &version,
         )
         .map_err(review_refusal)?;
-    let orchestra = state.orchestra.clone();
-    let _serial = orchestra.lock.lock().await;
     let start = if outcome.ready {
+        // What held when it was requested may not hold now: a freeze window, or a hotfix
+        // shipped meanwhile. Refused, the approval is not recorded and it keeps waiting.
+        let release = state
+            .store
+            .release(&app.name, &record.version)
+            .await?
+            .ok_or_else(|| no_such_release(&app.name, &record.version))?;
+        rejudge(
+            &state,
+            &caller,
+            &app,
+            &env,
+            &release,
+            &Overrides::of(&record)?,
+        )
+        .await
+        .map_err(|refusal| cannot_start(id, refusal))?;
         let mut machine: deployment::Deployment = serde_json::from_str(&record.state)
             .map_err(|e| ApiError::internal(format!("deployment {id} is unreadable: {e}")))?;
         let commands = machine.start();
@@ -791,6 +799,19 @@ pub async fn reject(
         .await?;
     state.orchestra.deployment_changed(&[]);
     Ok(Json(deployment_with_approvals(&state, record).await?))
+}
+
+/// A policy refusal of the approval that would start deployment `id`: the same rule and
+/// details, and what became of the approval.
+fn cannot_start(id: i64, refusal: ApiError) -> ApiError {
+    if refusal.status != StatusCode::CONFLICT {
+        return refusal;
+    }
+    let message = format!(
+        "deployment {id} cannot start now: {}; the approval is not recorded and the deployment still awaits approval (approve again once that changes, or withdraw it with `ferry reject {id} --reason TEXT` and ask again)",
+        refusal.message
+    );
+    ApiError { message, ..refusal }
 }
 
 fn domain_review<'a>(

@@ -1,15 +1,19 @@
 //! The pipeline's policy applied to a deployment request: the release's lifecycle, no
-//! silent downgrade, freeze windows, approvals, and break-glass. The rules live in the
-//! domain; this gathers what they need from the store.
+//! silent downgrade, freeze windows, approvals, break-glass and the regression guard; and
+//! applied again, with the overrides granted on the request, by the approval that would
+//! start a deployment that waited. The rules live in the domain; this gathers what they need
+//! from the store.
 
 use ferry_domain::approval::needs_approval;
 use ferry_domain::downgrade::check_downgrade;
 use ferry_domain::freeze::{check_freeze, frozen_until, FreezeWindow};
+use ferry_domain::guard::{Undone, UndoneHotfixes};
 use ferry_domain::lifecycle::{check_entry, Candidate, ReleaseKind};
 use ferry_domain::overrides::{break_glass, BreakGlass};
 use ferry_domain::permission::Level;
 use ferry_domain::pipeline::Environment;
 use ferry_store::{App, DeploymentRecord, Release};
+use serde::{Deserialize, Serialize};
 
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -20,7 +24,8 @@ pub struct Ask<'a> {
     pub app: &'a App,
     pub env: &'a Environment,
     pub release: &'a Release,
-    /// `ferry rollback`: going back is its purpose, and approvals do not hold it up.
+    /// `ferry rollback`: going back is its purpose, so neither the lifecycle, downgrades nor
+    /// approvals hold it up; freeze windows and the regression guard do.
     pub rollback: bool,
     pub allow_downgrade: bool,
     /// `--break-glass` with its `--reason`.
@@ -40,6 +45,8 @@ pub struct Verdict {
     pub guard_override: Option<serde_json::Value>,
     /// Paths of shipped hotfixes the release changes differently: allowed, for review.
     pub review: Vec<String>,
+    /// The overrides granted, stored with the deployment for the approval that starts it.
+    pub overrides: Overrides,
 }
 
 impl Verdict {
@@ -50,7 +57,50 @@ impl Verdict {
             break_glass: None,
             guard_override: None,
             review: Vec::new(),
+            overrides: Overrides::default(),
         }
+    }
+}
+
+/// The overrides granted on a deployment request, kept with the deployment (as JSON): the
+/// approval that starts it judges policy again and honours them, without asking the approver
+/// for the requester's permissions again.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Overrides {
+    /// `--allow-downgrade`.
+    #[serde(default)]
+    pub allow_downgrade: bool,
+    /// The reason of an accepted `--break-glass`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub break_glass: Option<String>,
+    /// An accepted `--override-guard`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub override_guard: Option<GuardOverride>,
+}
+
+/// An accepted `--override-guard`: its reason, and the hotfixes it let the release undo. It
+/// covers only those: a hotfix shipped while the deployment waited was not overridden by
+/// anyone.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuardOverride {
+    pub reason: String,
+    pub hotfixes: Vec<String>,
+}
+
+impl Overrides {
+    /// The overrides stored with `record`; none for a deployment stored before they were.
+    pub fn of(record: &DeploymentRecord) -> Result<Overrides, ApiError> {
+        serde_json::from_str(&record.overrides).map_err(|e| {
+            ApiError::internal(format!(
+                "the overrides of deployment {} are unreadable: {e}",
+                record.id
+            ))
+        })
+    }
+
+    /// As stored with the deployment.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("overrides serialize")
     }
 }
 
@@ -67,42 +117,12 @@ pub async fn live_history(state: &AppState, app: &str) -> Result<Vec<DeploymentR
 
 /// Applies the policy of `ask.env` to the request, refusing with the rule that stops it.
 pub async fn judge(state: &AppState, caller: &Caller, ask: &Ask<'_>) -> Result<Verdict, ApiError> {
-    let (app, env, version) = (&ask.app.name, &ask.env.name, &ask.release.version);
-    let history = live_history(state, app).await?;
+    let env = &ask.env.name;
     if !ask.rollback {
-        let pipeline = state.store.list_environments().await?;
-        let passed: Vec<&str> = history
-            .iter()
-            .filter(|d| d.version == *version)
-            .map(|d| d.env.as_str())
-            .collect();
-        let candidate = Candidate {
-            app,
-            version,
-            kind: match ask.release.hotfix_of {
-                Some(_) => ReleaseKind::Hotfix,
-                None => ReleaseKind::Product,
-            },
-        };
-        check_entry(&pipeline, &candidate, &passed, env)
-            .map_err(|e| ApiError::policy("lifecycle", e.to_string()))?;
-        if !ask.allow_downgrade {
-            // Oldest first, each version where it first succeeded here.
-            let mut first_seen: Vec<&str> = Vec::new();
-            for d in history.iter().rev().filter(|d| d.env == *env) {
-                if !first_seen.contains(&d.version.as_str()) {
-                    first_seen.push(&d.version);
-                }
-            }
-            let running = history
-                .iter()
-                .find(|d| d.env == *env)
-                .map(|d| d.version.as_str());
-            check_downgrade(app, env, &first_seen, running, version)
-                .map_err(|e| ApiError::policy("downgrade", e.to_string()))?;
-        }
+        check_lifecycle_and_downgrade(state, ask.app, env, ask.release, ask.allow_downgrade)
+            .await?;
     }
-    let (guard_override, review) = if ask.rollback || pipeline_start(state).await? == *env {
+    let (guard_override, review) = if pipeline_start(state).await? == *env {
         (None, Vec::new())
     } else {
         regression_guard(state, caller, ask).await?
@@ -127,12 +147,129 @@ pub async fn judge(state: &AppState, caller: &Caller, ask: &Ask<'_>) -> Result<V
             None
         }
     };
+    let overrides = Overrides {
+        allow_downgrade: ask.allow_downgrade && !ask.rollback,
+        break_glass: break_glass.as_ref().map(|glass| glass.reason.clone()),
+        override_guard: guard_override
+            .as_ref()
+            .map(|(reason, undone)| GuardOverride {
+                reason: reason.clone(),
+                hotfixes: undone.iter().map(|u| u.hotfix_version.clone()).collect(),
+            }),
+    };
     Ok(Verdict {
         awaits_approval: !ask.rollback && needs_approval(&ask.env.policy, break_glass.is_some()),
         break_glass,
-        guard_override,
+        guard_override: guard_override
+            .map(|(reason, undone)| guard_override_json(&reason, &undone)),
         review,
+        overrides,
     })
+}
+
+/// Applies the policy of `env` again, as it stands now, to a deployment that waited for
+/// approvals and is about to start: lifecycle, downgrade, the regression guard and freeze
+/// windows, honouring the `overrides` granted on the request. The approvals themselves are
+/// the caller's business.
+pub async fn rejudge(
+    state: &AppState,
+    caller: &Caller,
+    app: &App,
+    env: &Environment,
+    release: &Release,
+    overrides: &Overrides,
+) -> Result<(), ApiError> {
+    check_lifecycle_and_downgrade(state, app, &env.name, release, overrides.allow_downgrade)
+        .await?;
+    if pipeline_start(state).await? != env.name {
+        let overridden: &[String] = overrides
+            .override_guard
+            .as_ref()
+            .map_or(&[], |o| o.hotfixes.as_slice());
+        let undone: Vec<Undone> = crate::support::guard(state, &app.name, &env.name, release)
+            .await?
+            .undone
+            .into_iter()
+            .filter(|u| !overridden.contains(&u.hotfix_version))
+            .collect();
+        if !undone.is_empty() {
+            return Err(guard_refusal(undone));
+        }
+    }
+    if overrides.break_glass.is_none() {
+        let windows = freeze_windows(state, &env.name).await?;
+        check_freeze(&env.name, &windows, caller.now_ms())
+            .map_err(|e| ApiError::policy("frozen", e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// The release's lifecycle through the pipeline, and, unless `allow_downgrade`, no going
+/// back to an older release than the one running in `env`.
+async fn check_lifecycle_and_downgrade(
+    state: &AppState,
+    app: &App,
+    env: &str,
+    release: &Release,
+    allow_downgrade: bool,
+) -> Result<(), ApiError> {
+    let (app, version) = (&app.name, &release.version);
+    let history = live_history(state, app).await?;
+    let pipeline = state.store.list_environments().await?;
+    let passed: Vec<&str> = history
+        .iter()
+        .filter(|d| d.version == *version)
+        .map(|d| d.env.as_str())
+        .collect();
+    let candidate = Candidate {
+        app,
+        version,
+        kind: match release.hotfix_of {
+            Some(_) => ReleaseKind::Hotfix,
+            None => ReleaseKind::Product,
+        },
+    };
+    check_entry(&pipeline, &candidate, &passed, env)
+        .map_err(|e| ApiError::policy("lifecycle", e.to_string()))?;
+    if allow_downgrade {
+        return Ok(());
+    }
+    // Oldest first, each version where it first succeeded here.
+    let mut first_seen: Vec<&str> = Vec::new();
+    for d in history.iter().rev().filter(|d| d.env == env) {
+        if !first_seen.contains(&d.version.as_str()) {
+            first_seen.push(&d.version);
+        }
+    }
+    let running = history
+        .iter()
+        .find(|d| d.env == env)
+        .map(|d| d.version.as_str());
+    check_downgrade(app, env, &first_seen, running, version)
+        .map_err(|e| ApiError::policy("downgrade", e.to_string()))
+}
+
+/// The regression guard's refusal: every undone hotfix named in the message, and given to
+/// scripts in `details`.
+fn guard_refusal(undone: Vec<Undone>) -> ApiError {
+    let details = serde_json::json!({ "undone": undone_json(&undone) });
+    ApiError::policy("guard", UndoneHotfixes(undone).to_string()).with_details(details)
+}
+
+/// Each undone hotfix: its version, its incident and the paths missing the fix.
+fn undone_json(undone: &[Undone]) -> Vec<serde_json::Value> {
+    undone
+        .iter()
+        .map(|u| {
+            serde_json::json!({ "hotfix_version": u.hotfix_version, "incident": u.incident,
+                "missing": u.missing })
+        })
+        .collect()
+}
+
+/// What the audit event of an accepted `--override-guard` records.
+fn guard_override_json(reason: &str, undone: &[Undone]) -> serde_json::Value {
+    serde_json::json!({ "reason": reason, "overridden": undone_json(undone) })
 }
 
 /// The first environment of the pipeline, where the guard does not apply: dev is where
@@ -144,17 +281,19 @@ async fn pipeline_start(state: &AppState) -> Result<String, ApiError> {
 
 /// The regression guard: a release that would undo a hotfix shipped to production is refused
 /// unless `--override-guard --reason` comes from someone with approve level there. Rollbacks
-/// are not checked: going back is their purpose, and they are audited as such.
+/// are checked too: going back past a shipped hotfix undoes it. An accepted override gives
+/// its reason and the hotfixes it lets through.
+#[allow(clippy::type_complexity)]
 async fn regression_guard(
     state: &AppState,
     caller: &Caller,
     ask: &Ask<'_>,
-) -> Result<(Option<serde_json::Value>, Vec<String>), ApiError> {
+) -> Result<(Option<(String, Vec<Undone>)>, Vec<String>), ApiError> {
     let (app, env) = (&ask.app.name, &ask.env.name);
     let outcome = crate::support::guard(state, app, env, ask.release).await?;
     let Some(reason) = ask.override_guard else {
-        if let Some(undone) = outcome.undone.first() {
-            return Err(ApiError::policy("guard", undone.to_string()));
+        if !outcome.undone.is_empty() {
+            return Err(guard_refusal(outcome.undone));
         }
         return Ok((None, outcome.review));
     };
@@ -174,18 +313,7 @@ async fn regression_guard(
                 "--override-guard needs --reason TEXT: say why undoing the hotfix is intended",
             )
         })?;
-    let overridden: Vec<serde_json::Value> = outcome
-        .undone
-        .iter()
-        .map(|u| {
-            serde_json::json!({ "hotfix_version": u.hotfix_version, "incident": u.incident,
-                "missing": u.missing })
-        })
-        .collect();
-    Ok((
-        Some(serde_json::json!({ "reason": reason, "overridden": overridden })),
-        outcome.review,
-    ))
+    Ok((Some((reason.to_owned(), outcome.undone)), outcome.review))
 }
 
 /// The freeze windows of an environment, parsed (they were checked when added).
