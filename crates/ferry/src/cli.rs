@@ -186,6 +186,9 @@ pub enum BackportCommand {
     /// Backport obligations, newest first
     List { app: Option<String> },
     /// Close an obligation by hand: the fix will not reach dev (approve level in production)
+    ///
+    /// A waiver says the fix need not reach the product line, so the regression guard stops
+    /// holding later releases to it: a release without the fix may go to pp and prd again.
     Waive {
         id: i64,
         /// Why (required)
