@@ -326,7 +326,12 @@ pub struct RollbackArgs {
 #[derive(Debug, Subcommand)]
 pub enum DeploymentCommand {
     /// One deployment, target by target
-    Show { id: i64 },
+    Show {
+        id: i64,
+        /// Wait until it finishes (after its approvals, say); exit 1 unless it succeeded
+        #[arg(long)]
+        wait: bool,
+    },
     /// Recent deployments, newest first
     List { app: Option<String> },
 }
