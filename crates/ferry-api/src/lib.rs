@@ -693,7 +693,13 @@ pub struct IncidentNote {
 pub struct HotfixPlan {
     pub incident: i64,
     pub path: String,
+    /// The release the hotfix is built from: what production runs now.
     pub base_version: String,
+    /// The base recorded when the incident was opened, when production has run another
+    /// release since (another hotfix shipped): the hotfix starts from `base_version` instead,
+    /// and the incident now records that.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rebased_from: Option<String>,
     pub suggested_version: String,
     #[schema(value_type = Object)]
     pub source: serde_json::Value,

@@ -5,8 +5,15 @@
 //! path chose (backport or merge, see `crate::support`). It is done when a release of the
 //! application includes the fix: judged by the regression guard (see `crate::guard`), a
 //! release with no path missing the fix closes it, whether the paths hold the hotfix's
-//! content or a merge of it. A lead may waive it instead, with a reason that is audited (the
-//! fixed code was removed, say). A done or waived obligation stays so.
+//! content or a merge of it. Releases made before the obligation opened count too: when the
+//! hotfix reaches production, the newest product release made after the hotfix's base and
+//! the release development runs are judged at once (see [`releases_to_check`]). A lead may
+//! waive it instead, with a reason that is audited (the fixed code was removed, say). A done
+//! or waived obligation stays so.
+//!
+//! A waiver means the team decided the fix need not reach the product line, so a waived
+//! obligation no longer feeds the regression guard (see [`ObligationStatus::guards`]); open
+//! and done ones do, for good.
 
 use std::fmt;
 use std::str::FromStr;
@@ -60,6 +67,18 @@ impl ObligationStatus {
     }
 }
 
+impl ObligationStatus {
+    /// Whether the regression guard holds later releases to this obligation's fix. Open and
+    /// done obligations do: the fix must stay in the product line. A waived one does not:
+    /// the team decided the fix need not reach it.
+    pub fn guards(self) -> bool {
+        match self {
+            ObligationStatus::Open | ObligationStatus::Done => true,
+            ObligationStatus::Waived => false,
+        }
+    }
+}
+
 impl fmt::Display for ObligationStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -78,6 +97,44 @@ impl FromStr for ObligationStatus {
 /// merged paths both count as the fix being there.
 pub fn closes_obligation(report: &GuardReport) -> bool {
     !report.undoes_fix()
+}
+
+/// A release of the application, as far as closing a new obligation at once goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExistingRelease<'a> {
+    /// Its version.
+    pub version: &'a str,
+    /// When it was created, in milliseconds since the epoch.
+    pub created_ms: i64,
+    /// Whether it is a hotfix (made with `--hotfix-of`) rather than a product release.
+    pub hotfix: bool,
+}
+
+/// The releases that may already include a fix when its obligation opens, to judge at once,
+/// newest first: the newest product release created after the hotfix's base
+/// (`base_created_ms`), and the release development runs (`dev_version`) if it is a product
+/// release. Hotfixes never count: they are not the product line. An older product release
+/// that has the fix does not count either when a newer one exists: the newest one is what
+/// moves on.
+pub fn releases_to_check<'a>(
+    releases: &[ExistingRelease<'a>],
+    base_created_ms: i64,
+    dev_version: Option<&str>,
+) -> Vec<&'a str> {
+    let mut product: Vec<&ExistingRelease<'a>> = releases.iter().filter(|r| !r.hotfix).collect();
+    product.sort_by_key(|r| std::cmp::Reverse(r.created_ms));
+    let newest = product
+        .iter()
+        .find(|r| r.created_ms > base_created_ms)
+        .map(|r| r.version);
+    let dev = dev_version.and_then(|dev| product.iter().find(|r| r.version == dev));
+    let mut check: Vec<&'a str> = newest.into_iter().collect();
+    if let Some(dev) = dev {
+        if !check.contains(&dev.version) {
+            check.push(dev.version);
+        }
+    }
+    check
 }
 
 /// A `ferry backport waive` that is refused. Nothing changes.
@@ -161,6 +218,56 @@ mod tests {
             ObligationStatus::parse("closed").unwrap_err().to_string(),
             "unknown backport obligation status \"closed\": use open, done or waived"
         );
+    }
+
+    #[test]
+    fn waived_obligations_stop_guarding() {
+        let cases = [
+            (ObligationStatus::Open, true),
+            (ObligationStatus::Done, true),
+            (ObligationStatus::Waived, false),
+        ];
+        for (status, guards) in cases {
+            assert_eq!(status.guards(), guards, "{status}");
+        }
+    }
+
+    #[test]
+    fn which_existing_releases_are_judged_when_an_obligation_opens() {
+        let release = |version, created_ms, hotfix| ExistingRelease {
+            version,
+            created_ms,
+            hotfix,
+        };
+        let releases = [
+            release("1.0.0", 10, false),
+            release("1.0.1", 20, true),
+            release("1.1.0", 30, false),
+            release("1.2.0", 40, false),
+            release("1.0.2", 50, true),
+        ];
+        // (base created at, dev runs, releases judged)
+        let cases: [(i64, Option<&str>, &[&str]); 7] = [
+            // The newest product release after the base, and what dev runs.
+            (10, Some("1.1.0"), &["1.2.0", "1.1.0"]),
+            (10, Some("1.2.0"), &["1.2.0"]),
+            (10, None, &["1.2.0"]),
+            // Dev runs the base itself: judged, though it cannot have the fix.
+            (10, Some("1.0.0"), &["1.2.0", "1.0.0"]),
+            // Nothing newer than the base.
+            (40, Some("1.2.0"), &["1.2.0"]),
+            (40, None, &[]),
+            // Dev running a hotfix is not the product line.
+            (50, Some("1.0.2"), &[]),
+        ];
+        for (base_created_ms, dev, expected) in cases {
+            assert_eq!(
+                releases_to_check(&releases, base_created_ms, dev),
+                expected,
+                "base at {base_created_ms}, dev {dev:?}"
+            );
+        }
+        assert!(releases_to_check(&[], 0, Some("1.0.0")).is_empty());
     }
 
     #[test]

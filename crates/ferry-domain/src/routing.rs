@@ -39,6 +39,13 @@ pub fn check_category(c: &str) -> Result<(), BadCategory> {
     })
 }
 
+/// The team that maintains an application: its maintenance team (`maintainer`) if it has
+/// one, else its owning team (`owner`). Backlog items and backport obligations are its work,
+/// wherever a category rule sent the incident itself.
+pub fn maintaining_team<'a>(owner: &'a str, maintainer: Option<&'a str>) -> &'a str {
+    maintainer.unwrap_or(owner)
+}
+
 /// The team an incident of `category` against an application goes to: the first rule whose
 /// category equals the incident's (ignoring ASCII case), else the application's maintenance
 /// team (`maintainer`) if it has one, else its owning team (`owner`).
@@ -72,6 +79,19 @@ mod tests {
                 team: team.to_string(),
             })
             .collect()
+    }
+
+    #[test]
+    fn the_maintaining_team_is_the_maintainer_else_the_owner() {
+        // (owner, maintainer, maintaining team)
+        let cases = [("shop", None, "shop"), ("shop", Some("care"), "care")];
+        for (owner, maintainer, expected) in cases {
+            assert_eq!(
+                maintaining_team(owner, maintainer),
+                expected,
+                "{maintainer:?}"
+            );
+        }
     }
 
     #[test]

@@ -180,6 +180,45 @@ pub fn plan_path(
     }
 }
 
+/// The release a hotfix starts from, decided when `ferry hotfix start` runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HotfixBase<'a> {
+    /// Production still runs the base the incident was opened with (or runs nothing, so
+    /// there is nothing newer to start from).
+    Kept(&'a str),
+    /// Production runs another release since the incident was opened (another hotfix
+    /// shipped meanwhile): the hotfix starts from that one.
+    Moved {
+        /// The base recorded when the incident was opened.
+        from: &'a str,
+        /// What production runs now.
+        to: &'a str,
+    },
+}
+
+impl<'a> HotfixBase<'a> {
+    /// The version the hotfix is built from.
+    pub fn version(self) -> &'a str {
+        match self {
+            HotfixBase::Kept(version) => version,
+            HotfixBase::Moved { to, .. } => to,
+        }
+    }
+}
+
+/// Where the hotfix of an incident opened on `recorded` starts, now that production runs
+/// `production`: a hotfix made from anything but production's current release would undo
+/// whatever reached production since.
+pub fn hotfix_base<'a>(recorded: &'a str, production: Option<&'a str>) -> HotfixBase<'a> {
+    match production {
+        Some(now) if now != recorded => HotfixBase::Moved {
+            from: recorded,
+            to: now,
+        },
+        _ => HotfixBase::Kept(recorded),
+    }
+}
+
 /// A version shaped `Major.Minor.Revision`, optionally prefixed by a lowercase `v`: the text
 /// before the revision (kept as written) and the revision's value.
 fn split_semantic(base: &str) -> Option<(&str, u64)> {
@@ -262,6 +301,38 @@ pub fn suggest_hotfix_version(base: &str, taken: &[&str]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hotfix_starts_from_what_production_runs_now() {
+        use HotfixBase::*;
+        // (recorded base, production runs now, base)
+        let cases = [
+            ("1.0.0", Some("1.0.0"), Kept("1.0.0")),
+            (
+                "1.0.0",
+                Some("1.0.1"),
+                Moved {
+                    from: "1.0.0",
+                    to: "1.0.1",
+                },
+            ),
+            // Rolled back past the recorded base: still production's release.
+            (
+                "1.0.1",
+                Some("1.0.0"),
+                Moved {
+                    from: "1.0.1",
+                    to: "1.0.0",
+                },
+            ),
+            ("1.0.0", None, Kept("1.0.0")),
+        ];
+        for (recorded, production, expected) in cases {
+            let base = hotfix_base(recorded, production);
+            assert_eq!(base, expected, "{recorded} {production:?}");
+            assert_eq!(base.version(), production.unwrap_or(recorded));
+        }
+    }
 
     #[test]
     fn the_support_table() {

@@ -7,10 +7,13 @@ use std::time::Duration;
 
 use ferry_cas::manifest::{EntryKind, Manifest};
 use ferry_domain::audit::AuditRecord;
-use ferry_domain::backport::closes_obligation;
+use ferry_domain::backport::{
+    closes_obligation, releases_to_check, ExistingRelease, ObligationStatus,
+};
 use ferry_domain::guard::{check_guard, hotfix_changes, judge, GuardReport};
 use ferry_domain::incident::Severity;
 use ferry_domain::rotation::{due_escalation, responder, Responder};
+use ferry_domain::routing::maintaining_team;
 use ferry_domain::support::{plan_path, suggest_hotfix_version, SupportPath};
 use ferry_store::{Backport, IncidentRecord, IncidentStep, Release};
 use serde_json::{json, Value};
@@ -68,7 +71,8 @@ pub struct GuardOutcome {
     pub review: Vec<String>,
 }
 
-/// Checks `candidate` against every hotfix of `app` that reached production.
+/// Checks `candidate` against every hotfix of `app` that reached production, except those
+/// whose obligation was waived: the team decided that fix need not reach the product line.
 pub async fn guard(
     state: &AppState,
     app: &str,
@@ -79,7 +83,17 @@ pub async fn guard(
         undone: Vec::new(),
         review: Vec::new(),
     };
-    let shipped = state.store.backports(Some(app)).await?;
+    let shipped: Vec<Backport> = state
+        .store
+        .backports(Some(app))
+        .await?
+        .into_iter()
+        .filter(|b| {
+            b.status
+                .parse::<ObligationStatus>()
+                .map_or(true, ObligationStatus::guards)
+        })
+        .collect();
     if shipped.is_empty() {
         return Ok(outcome);
     }
@@ -140,6 +154,36 @@ pub struct Plan {
     pub source: Option<Value>,
 }
 
+/// What the last (production) and the first (development) environment run of `app` now.
+pub async fn production_and_dev(
+    state: &AppState,
+    app: &str,
+) -> Result<(Option<String>, Option<String>), ApiError> {
+    let pipeline = state.store.list_environments().await?;
+    let history = live_history(state, app).await?;
+    let running = |env: Option<&ferry_domain::pipeline::Environment>| {
+        env.and_then(|e| history.iter().find(|d| d.env == e.name))
+            .map(|d| d.version.clone())
+    };
+    Ok((running(pipeline.last()), running(pipeline.first())))
+}
+
+/// The suggested version of a hotfix of `base` and where `base` came from.
+pub async fn hotfix_source(
+    state: &AppState,
+    app: &str,
+    base: &str,
+) -> Result<(String, Value), ApiError> {
+    let releases = state.store.list_releases(app).await?;
+    let taken: Vec<&str> = releases.iter().map(|r| r.version.as_str()).collect();
+    let release = releases.iter().find(|r| r.version == base);
+    let mut source: Value = release
+        .and_then(|r| serde_json::from_str(&r.source).ok())
+        .unwrap_or_else(|| json!({}));
+    source["export"] = json!(format!("ferry release export {app} {base} ./{app}-{base}"));
+    Ok((suggest_hotfix_version(base, &taken), source))
+}
+
 /// The seed's support table: compares what runs in production with what runs in dev.
 pub async fn plan(
     state: &AppState,
@@ -148,15 +192,8 @@ pub async fn plan(
     severity: Severity,
 ) -> Result<Plan, ApiError> {
     let pipeline = state.store.list_environments().await?;
-    let (first, last) = (pipeline.first(), pipeline.last());
-    let history = live_history(state, app).await?;
-    let running = |env: Option<&ferry_domain::pipeline::Environment>| {
-        env.and_then(|e| history.iter().find(|d| d.env == e.name))
-            .map(|d| d.version.clone())
-    };
-    let production = running(last);
-    let dev = running(first);
-    let in_production = last.is_some_and(|e| e.name == env);
+    let (production, dev) = production_and_dev(state, app).await?;
+    let in_production = pipeline.last().is_some_and(|e| e.name == env);
     let path = plan_path(
         severity,
         in_production,
@@ -172,23 +209,19 @@ pub async fn plan(
         });
     }
     let base = production.expect("a hotfix path has a production release");
-    let releases = state.store.list_releases(app).await?;
-    let taken: Vec<&str> = releases.iter().map(|r| r.version.as_str()).collect();
-    let release = releases.iter().find(|r| r.version == base);
-    let mut source: Value = release
-        .and_then(|r| serde_json::from_str(&r.source).ok())
-        .unwrap_or_else(|| json!({}));
-    source["export"] = json!(format!("ferry release export {app} {base} ./{app}-{base}"));
+    let (suggested, source) = hotfix_source(state, app, &base).await?;
     Ok(Plan {
         path,
-        suggested_version: Some(suggest_hotfix_version(&base, &taken)),
+        suggested_version: Some(suggested),
         base_version: Some(base),
         source: Some(source),
     })
 }
 
 /// After a deployment succeeded: a hotfix that reached the last environment opens a
-/// backport obligation (once per hotfix), and the team is told.
+/// backport obligation (once per hotfix) for the application's maintaining team, and the
+/// team is told. A product release made meanwhile may already include the fix: then the
+/// obligation is done at once.
 pub async fn after_success(
     state: &AppState,
     app: &str,
@@ -229,14 +262,12 @@ pub async fn after_success(
         return Ok(());
     };
     let now = state.clock.now_ms();
-    let team = match &incident {
-        Some(incident) => Some(incident.team.clone()),
-        None => state
-            .store
-            .app(app)
-            .await?
-            .map(|a| a.maintainer.unwrap_or(a.team)),
-    };
+    // The maintaining team's work, whichever team the incident was routed to.
+    let team = state
+        .store
+        .app(app)
+        .await?
+        .map(|a| maintaining_team(&a.team, a.maintainer.as_deref()).to_owned());
     let audit = AuditRecord {
         at_ms: now,
         actor: SERVER_ACTOR.to_owned(),
@@ -260,7 +291,60 @@ pub async fn after_success(
         opened_ms: now,
         closed_ms: None,
     };
-    state.store.open_backport(backport, audit).await?;
+    if let Some(opened) = state.store.open_backport(backport, audit).await? {
+        close_if_already_included(state, &opened, team.as_deref()).await?;
+    }
+    Ok(())
+}
+
+/// Closes a new obligation as done when a release that exists already includes its fix:
+/// the newest product release made after the hotfix's base, or what dev runs.
+async fn close_if_already_included(
+    state: &AppState,
+    backport: &Backport,
+    team: Option<&str>,
+) -> Result<(), ApiError> {
+    let app = &backport.app;
+    let releases = state.store.list_releases(app).await?;
+    let Some(base) = releases.iter().find(|r| r.version == backport.base_version) else {
+        return Ok(());
+    };
+    let (_, dev) = production_and_dev(state, app).await?;
+    let existing: Vec<ExistingRelease> = releases
+        .iter()
+        .map(|r| ExistingRelease {
+            version: &r.version,
+            created_ms: r.created_ms,
+            hotfix: r.hotfix_of.is_some(),
+        })
+        .collect();
+    for version in releases_to_check(&existing, base.created_ms, dev.as_deref()) {
+        let release = releases
+            .iter()
+            .find(|r| r.version == version)
+            .expect("checked releases come from the list");
+        let content = content_map(load_manifest(state, release).await?.as_ref());
+        if !closes_obligation(&judge_against(state, backport, &content).await?) {
+            continue;
+        }
+        let by = format!("release {version}");
+        let audit = AuditRecord {
+            at_ms: state.clock.now_ms(),
+            actor: SERVER_ACTOR.to_owned(),
+            action: "backport.done".to_owned(),
+            subject: format!("backport/{}", backport.id),
+            app: Some(app.clone()),
+            details: json!({ "backport": backport.id, "hotfix_version": backport.hotfix_version,
+                "release": version, "team": team })
+            .to_string(),
+        };
+        let now = state.clock.now_ms();
+        state
+            .store
+            .complete_backport(backport.id, &by, now, audit)
+            .await?;
+        return Ok(());
+    }
     Ok(())
 }
 

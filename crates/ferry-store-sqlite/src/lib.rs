@@ -100,6 +100,18 @@ pub(crate) fn unique(kind: &'static str, name: &str) -> impl FnOnce(sqlx::Error)
     }
 }
 
+/// `record` with its details' `backports_done` set to the obligations the release really
+/// closed, so the trail never names one that was closed otherwise meanwhile.
+fn with_backports_done(record: AuditRecord, done: &[i64]) -> AuditRecord {
+    let mut details: serde_json::Value =
+        serde_json::from_str(&record.details).unwrap_or_else(|_| serde_json::json!({}));
+    details["backports_done"] = serde_json::json!(done);
+    AuditRecord {
+        details: details.to_string(),
+        ..record
+    }
+}
+
 pub(crate) fn not_found(kind: &'static str, name: &str) -> StoreError {
     StoreError::NotFound {
         kind,
@@ -243,10 +255,21 @@ impl Store for SqliteStore {
             new.created_ms,
         )
         .await?;
+        // Judged before this transaction: one waived (or done) meanwhile is left as it is.
+        let by = format!("release {}", new.version);
+        let mut done = Vec::new();
         for id in &release.fulfils {
-            let by = format!("release {}", new.version);
-            support::close_backport(&mut tx, *id, "done", &by, None, new.created_ms).await?;
+            if support::close_backport_if_open(&mut tx, *id, "done", &by, None, new.created_ms)
+                .await?
+            {
+                done.push(*id);
+            }
         }
+        let record = if done == release.fulfils {
+            record
+        } else {
+            with_backports_done(record, &done)
+        };
         audit::append(&mut tx, &self.audit_key, record).await?;
         tx.commit().await.map_err(backend)?;
         Ok(ReleaseOutcome::Created(release.release))
@@ -475,10 +498,11 @@ impl Store for SqliteStore {
     async fn open_incident(
         &self,
         incident: IncidentRecord,
+        backlog_team: &str,
         record: AuditRecord,
     ) -> StoreResult<(IncidentRecord, Option<BacklogItem>)> {
         let mut tx = self.writer.begin().await.map_err(backend)?;
-        let value = support::insert_incident(&mut tx, &incident).await?;
+        let value = support::insert_incident(&mut tx, &incident, backlog_team).await?;
         let record = AuditRecord {
             subject: format!("incident/{}", value.0.id),
             ..record
@@ -534,6 +558,22 @@ impl Store for SqliteStore {
             tx.commit().await.map_err(backend)?;
         }
         Ok(opened)
+    }
+
+    async fn complete_backport(
+        &self,
+        id: i64,
+        by: &str,
+        now_ms: i64,
+        record: AuditRecord,
+    ) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let closed = support::close_backport_if_open(&mut tx, id, "done", by, None, now_ms).await?;
+        if closed {
+            audit::append(&mut tx, &self.audit_key, record).await?;
+            tx.commit().await.map_err(backend)?;
+        }
+        Ok(closed)
     }
 
     async fn waive_backport(

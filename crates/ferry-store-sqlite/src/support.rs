@@ -219,6 +219,7 @@ fn incident_from_row(row: SqliteRow) -> StoreResult<IncidentRecord> {
 pub(crate) async fn insert_incident(
     conn: &mut SqliteConnection,
     incident: &IncidentRecord,
+    backlog_team: &str,
 ) -> StoreResult<(IncidentRecord, Option<BacklogItem>)> {
     let app = app_id(conn, &incident.app).await?;
     let team = team_id(conn, &incident.team).await?;
@@ -254,12 +255,13 @@ pub(crate) async fn insert_incident(
         _ => backend(e),
     })?;
     let backlog = if incident.path == "backlog" {
+        let backlog_team_id = team_id(conn, backlog_team).await?;
         let item_id: i64 = sqlx::query_scalar(
             "INSERT INTO backlog_items (app_id, team_id, incident_id, title, status, created_ms)
              VALUES (?, ?, ?, ?, 'open', ?) RETURNING id",
         )
         .bind(app)
-        .bind(team)
+        .bind(backlog_team_id)
         .bind(id)
         .bind(&incident.title)
         .bind(incident.opened_ms)
@@ -269,7 +271,7 @@ pub(crate) async fn insert_incident(
         Some(BacklogItem {
             id: item_id,
             app: incident.app.clone(),
-            team: incident.team.clone(),
+            team: backlog_team.to_owned(),
             incident: Some(id),
             title: incident.title.clone(),
             status: "open".into(),
@@ -328,7 +330,7 @@ pub(crate) async fn update_incident(
     let changed = sqlx::query(
         "UPDATE incidents SET status = ?, assignee = ?, escalation_level = ?,
              acknowledged_ms = ?, acknowledged_by = ?, resolved_ms = ?, resolved_by = ?,
-             history = ?
+             history = ?, base_version = ?, suggested_version = ?, source = ?
          WHERE id = ? AND status = ? AND escalation_level = ?",
     )
     .bind(&incident.status)
@@ -339,6 +341,9 @@ pub(crate) async fn update_incident(
     .bind(incident.resolved_ms)
     .bind(&incident.resolved_by)
     .bind(history_to_json(&incident.history))
+    .bind(&incident.base_version)
+    .bind(&incident.suggested_version)
+    .bind(&incident.source)
     .bind(incident.id)
     .bind(read_status)
     .bind(i64::from(read_level))
@@ -472,15 +477,16 @@ pub(crate) async fn insert_backport(
     }))
 }
 
-/// Closes an open obligation as `status` (done or waived); refuses one that is not open.
-pub(crate) async fn close_backport(
+/// Closes an open obligation as `status` (done or waived); whether it was open (an
+/// obligation closed meanwhile is left as it is).
+pub(crate) async fn close_backport_if_open(
     conn: &mut SqliteConnection,
     id: i64,
     status: &str,
     by: &str,
     reason: Option<&str>,
     now_ms: i64,
-) -> StoreResult<()> {
+) -> StoreResult<bool> {
     let closed = sqlx::query(
         "UPDATE backports SET status = ?, closed_by = ?, reason = ?, closed_ms = ?
          WHERE id = ? AND status = 'open'",
@@ -493,7 +499,19 @@ pub(crate) async fn close_backport(
     .execute(&mut *conn)
     .await
     .map_err(backend)?;
-    if closed.rows_affected() == 0 {
+    Ok(closed.rows_affected() == 1)
+}
+
+/// Closes an open obligation as `status` (done or waived); refuses one that is not open.
+pub(crate) async fn close_backport(
+    conn: &mut SqliteConnection,
+    id: i64,
+    status: &str,
+    by: &str,
+    reason: Option<&str>,
+    now_ms: i64,
+) -> StoreResult<()> {
+    if !close_backport_if_open(conn, id, status, by, reason, now_ms).await? {
         return Err(StoreError::Refused(format!(
             "backport obligation {id} is not open; `ferry backport list` shows them"
         )));

@@ -256,10 +256,12 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<()>;
 
     /// Records a new incident (its `id` is ignored) and, on the backlog path, a backlog item
-    /// for the team it was routed to. The audit record's subject becomes `incident/ID`.
+    /// for `backlog_team` (the application's maintaining team, whichever team the incident
+    /// was routed to). The audit record's subject becomes `incident/ID`.
     async fn open_incident(
         &self,
         incident: IncidentRecord,
+        backlog_team: &str,
         audit: AuditRecord,
     ) -> StoreResult<(IncidentRecord, Option<BacklogItem>)>;
     /// Incidents, newest first; of one application when given; resolved ones only with
@@ -271,7 +273,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<IncidentRecord>>;
     /// One incident.
     async fn incident(&self, id: i64) -> StoreResult<Option<IncidentRecord>>;
-    /// Stores an incident's new status, assignee, escalation and history, provided it still
+    /// Stores an incident's new status, assignee, escalation, history and hotfix base
+    /// (base, suggested version and source), provided it still
     /// has the status and escalation level it was read with (refused otherwise: someone else
     /// changed it meanwhile).
     async fn update_incident(
@@ -294,6 +297,15 @@ pub trait Store: Send + Sync + 'static {
         backport: Backport,
         audit: AuditRecord,
     ) -> StoreResult<Option<Backport>>;
+    /// Closes an open obligation as done by `by` (`release VERSION`). `false` when it is no
+    /// longer open, and then nothing changes and no audit event is written.
+    async fn complete_backport(
+        &self,
+        id: i64,
+        by: &str,
+        now_ms: i64,
+        audit: AuditRecord,
+    ) -> StoreResult<bool>;
     /// Waives an open obligation: `by` and `reason` are recorded (refused unless open).
     async fn waive_backport(
         &self,

@@ -135,7 +135,9 @@ pub struct NewRelease {
     pub blobs: Vec<(String, u64)>,
     /// Open backlog items of the application this release closes.
     pub closes: Vec<i64>,
-    /// Open backport obligations whose fix this release includes: they are done.
+    /// Open backport obligations whose fix this release includes: they are done. Judged
+    /// before the release commits, so one closed otherwise meanwhile (waived) is skipped and
+    /// left out of the audit details' `backports_done`.
     pub fulfils: Vec<i64>,
 }
 

@@ -186,6 +186,9 @@ pub enum BackportCommand {
     /// Backport obligations, newest first
     List { app: Option<String> },
     /// Close an obligation by hand: the fix will not reach dev (approve level in production)
+    ///
+    /// A waiver says the fix need not reach the product line, so the regression guard stops
+    /// holding later releases to it: a release without the fix may go to pp and prd again.
     Waive {
         id: i64,
         /// Why (required)
@@ -331,7 +334,12 @@ pub struct RollbackArgs {
 #[derive(Debug, Subcommand)]
 pub enum DeploymentCommand {
     /// One deployment, target by target
-    Show { id: i64 },
+    Show {
+        id: i64,
+        /// Wait until it finishes (after its approvals, say); exit 1 unless it succeeded
+        #[arg(long)]
+        wait: bool,
+    },
     /// Recent deployments, newest first
     List { app: Option<String> },
 }

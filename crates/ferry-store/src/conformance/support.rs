@@ -2,6 +2,7 @@
 //! maintaining team, incidents with their backlog items, and backport obligations closed by a
 //! release or waived. Runs on its own empty store.
 
+use ferry_domain::audit::AuditRecord;
 use ferry_domain::pipeline::default_pipeline;
 use ferry_domain::role::built_in_roles;
 use ferry_domain::rotation::{Rotation, DEFAULT_ESCALATION_MS};
@@ -187,6 +188,7 @@ pub async fn support_story(store: &dyn Store) {
     let (critical, item) = store
         .open_incident(
             incident("hotfix-backport", "open"),
+            "shop",
             audit("incident.open", "", Some("web")),
         )
         .await
@@ -196,18 +198,22 @@ pub async fn support_story(store: &dyn Store) {
         store.incident(critical.id).await.unwrap().unwrap(),
         critical
     );
+    // The backlog item goes to the team named, not the one the incident was routed to.
     let (low, item) = store
         .open_incident(
             incident("backlog", "open"),
+            "ops",
             audit("incident.open", "", Some("web")),
         )
         .await
         .unwrap();
     let item = item.expect("a backlog item");
     assert_eq!(
-        (item.incident, item.status.as_str()),
-        (Some(low.id), "open")
+        (item.incident, item.status.as_str(), item.team.as_str()),
+        (Some(low.id), "open", "ops")
     );
+    assert_eq!(low.team, "shop");
+    assert_eq!(store.backlog(Some("web")).await.unwrap()[0], item);
     assert_not_found(
         store
             .open_incident(
@@ -215,6 +221,7 @@ pub async fn support_story(store: &dyn Store) {
                     env: "nowhere".into(),
                     ..incident("backlog", "open")
                 },
+                "shop",
                 audit("x", "", None),
             )
             .await,
@@ -231,6 +238,10 @@ pub async fn support_story(store: &dyn Store) {
         actor: "amy".into(),
         what: "acknowledged".into(),
     });
+    // The hotfix base moves with an update too.
+    acked.base_version = Some("1.1".into());
+    acked.suggested_version = Some("1.1.1".into());
+    acked.source = Some(r#"{"kind":"git"}"#.into());
     store
         .update_incident(
             acked.clone(),
@@ -340,13 +351,6 @@ pub async fn support_story(store: &dyn Store) {
         .unwrap()
         .unwrap();
     store
-        .create_release(
-            release("1.2", None, &[], &[first.id]),
-            audit("release.create", "", Some("web")),
-        )
-        .await
-        .unwrap();
-    store
         .waive_backport(
             second.id,
             "lee",
@@ -356,6 +360,50 @@ pub async fn support_story(store: &dyn Store) {
         )
         .await
         .unwrap();
+    // A release judged to fulfil an obligation waived meanwhile still commits, and closes
+    // only the open one; its audit event names only that one.
+    store
+        .create_release(
+            release("1.2", None, &[], &[first.id, second.id]),
+            AuditRecord {
+                details: format!(r#"{{"backports_done":[{},{}]}}"#, first.id, second.id),
+                ..audit("release.create", "", Some("web"))
+            },
+        )
+        .await
+        .unwrap();
+    let chain = store.audit_chain().await.unwrap();
+    assert_eq!(
+        chain.events.last().unwrap().record.details,
+        format!(r#"{{"backports_done":[{}]}}"#, first.id)
+    );
+    // Completing one that is closed already changes nothing.
+    let before = events().await;
+    assert!(!store
+        .complete_backport(
+            first.id,
+            "release 1.3",
+            70,
+            audit("backport.done", "", None)
+        )
+        .await
+        .unwrap());
+    assert_eq!(events().await, before, "nothing written");
+    let third = store
+        .open_backport(obligation("1.0.3"), audit("backport.open", "", Some("web")))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(store
+        .complete_backport(
+            third.id,
+            "release 1.2",
+            80,
+            audit("backport.done", "", None)
+        )
+        .await
+        .unwrap());
+    assert_eq!(events().await, before + 2);
     refused(
         store
             .waive_backport(first.id, "lee", "again", 60, audit("x", "", None))
@@ -376,9 +424,10 @@ pub async fn support_story(store: &dyn Store) {
     assert_eq!(
         summary,
         [
+            ("1.0.3", "done", Some("release 1.2")),
             ("1.0.2", "waived", Some("lee")),
             ("1.0.1", "done", Some("release 1.2"))
         ]
     );
-    assert_eq!(listed[0].reason.as_deref(), Some("never in dev"));
+    assert_eq!(listed[1].reason.as_deref(), Some("never in dev"));
 }

@@ -181,8 +181,11 @@ pub(super) fn print_deployment(d: &Deployment) {
 
 pub async fn deployment(client: &Client, output: Output, command: DeploymentCommand) -> CliResult {
     match command {
-        DeploymentCommand::Show { id } => {
+        DeploymentCommand::Show { id, wait } => {
             let deployment: Deployment = client.get(&format!("/api/v1/deployments/{id}")).await?;
+            if wait {
+                return finish(client, output, deployment, true).await;
+            }
             output.print(&deployment, print_deployment);
         }
         DeploymentCommand::List { app } => {

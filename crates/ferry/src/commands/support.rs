@@ -35,7 +35,10 @@ fn print_incident(i: &Incident) {
     println!("routed to team {}, assigned to {assignee}", i.team);
     println!("path: {}", i.path);
     if let Some(item) = i.backlog_item {
-        println!("backlog item {item} on team {}", i.team);
+        println!(
+            "backlog item {item}: `ferry backlog list {}` shows it",
+            i.app
+        );
     }
     if let (Some(base), Some(suggested)) = (&i.base_version, &i.suggested_version) {
         println!("hotfix from {base} (running in production); suggested version {suggested}");
@@ -148,6 +151,12 @@ pub async fn hotfix(client: &Client, output: Output, command: HotfixCommand) -> 
             "hotfix of incident {} ({}): from {}, suggested version {}",
             plan.incident, plan.path, plan.base_version, plan.suggested_version
         );
+        if let Some(recorded) = &plan.rebased_from {
+            println!(
+                "production runs {} now, not {recorded} as when the incident was opened: the hotfix starts from {}",
+                plan.base_version, plan.base_version
+            );
+        }
         println!("source: {}", plan.source);
         print_deployment(&plan.deployment);
         println!("next:");

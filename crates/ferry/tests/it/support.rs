@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::deployments::{current, setup, start_agent};
 use crate::harness::{Run, Server};
+use crate::receivers::{verify_signature, WebhookReceiver};
 
 /// Writes a tree of `files` (path, content) for `version` and returns its directory.
 pub(crate) fn tree(server: &Server, version: &str, files: &[(&str, &str)]) -> PathBuf {
@@ -60,23 +61,11 @@ pub(crate) fn ship_to_production(server: &Server, requester: &str, approver: &st
     assert_eq!(asked["status"], "awaiting_approval", "{asked}");
     let id = asked["id"].to_string();
     server.ferry(approver, &["approve", &id]).success();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let shown = server
-            .admin(&["deployment", "show", &id, "--json"])
-            .success()
-            .json();
-        match shown["status"].as_str().unwrap() {
-            "succeeded" => return,
-            "running" | "awaiting_approval" => {}
-            _ => panic!("deployment to prd failed: {shown}"),
-        }
-        assert!(
-            Instant::now() < deadline,
-            "deployment to prd never finished"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let shown = server
+        .admin(&["deployment", "show", &id, "--wait", "--json"])
+        .success()
+        .json();
+    assert_eq!(shown["status"], "succeeded", "{shown}");
 }
 
 pub(crate) fn open_incident(
@@ -129,6 +118,7 @@ fn the_support_table_from_backlog_to_hotfix_backport_and_merge() {
         .map(|env| start_agent(&server, env, &format!("{env}-1")))
         .collect();
     let prd_root = server.dir.path().join("target-prd-1");
+    let pp_root = server.dir.path().join("target-pp-1");
     let dana = server.create_user("dana", "viewer", &["shop:developer"]);
     let lee = server.create_user("lee", "viewer", &["shop:lead"]);
     let sam = server.create_user("sam", "viewer", &["shop:support"]);
@@ -218,7 +208,7 @@ fn the_support_table_from_backlog_to_hotfix_backport_and_merge() {
         &hotfix,
         &["--hotfix-of", "1.0.0", "--incident", &incident],
     );
-    deploy(&server, &dana, "1.0.2", "dev").fails(3, "");
+    deploy(&server, &dana, "1.0.2", "dev").fails(3, "a hotfix is never deployed to \"dev\"");
     deploy(&server, &dana, "1.0.2", "pp").success();
     assert!(backports(&server).is_empty(), "no obligation before prd");
     ship_to_production(&server, &dana, &lee, "1.0.2");
@@ -316,6 +306,12 @@ fn the_support_table_from_backlog_to_hotfix_backport_and_merge() {
             .any(|e| e["action"] == "deployment.override_guard"),
         "{audit}"
     );
+    // Through pp by override, it is still refused in prd.
+    let refused = server
+        .ferry(&dana, &["promote", "web", "--from", "pp", "--to", "prd"])
+        .fails(3, "1.0.2");
+    assert!(refused.stderr.contains("\"prd\""), "{refused:?}");
+    assert_eq!(current(&prd_root, "web"), "releases/1.0.2");
 
     // A dev release that includes the fix fulfils the obligation by itself.
     let with_fix = [("checkout.js", FIXED), ("index.html", "<h1>Shop v2</h1>\n")];
@@ -335,6 +331,11 @@ fn the_support_table_from_backlog_to_hotfix_backport_and_merge() {
     server
         .ferry(&dana, &["hotfix", "start", &incident, "--wait"])
         .success();
+    assert_eq!(
+        current(&pp_root, "web"),
+        "releases/1.0.2",
+        "pp runs prd's release"
+    );
     let second_fix = [
         ("checkout.js", FIXED),
         ("index.html", "<h1>shop</h1>\n"),
@@ -347,21 +348,22 @@ fn the_support_table_from_backlog_to_hotfix_backport_and_merge() {
         &["--hotfix-of", "1.0.2", "--incident", &incident],
     );
     deploy(&server, &dana, "1.0.3", "pp").success();
-    ship_to_production(&server, &dana, &lee, "1.0.3");
-    let merge = backports(&server);
-    assert_eq!(merge[0]["hotfix_version"], "1.0.3", "{merge:?}");
-    assert_eq!(merge[0]["mode"], "merge");
-    // A dev release with the fix merged differently (refactored) counts and is listed.
+    // Meanwhile the product line took the fix, merged differently (refactored), before
+    // the hotfix reached prd: there is no obligation yet to close.
     let merged = [
         ("checkout.js", MERGED),
         ("index.html", "<h1>Shop v3</h1>\n"),
         ("tax.js", "export const VAT = 0.21; // NL\n"),
     ];
-    let fulfilled = release(&server, "1.3.0", &merged, &[]);
-    assert_eq!(
-        fulfilled["backports_done"][0], merge[0]["id"],
-        "{fulfilled}"
-    );
+    let early = release(&server, "1.3.0", &merged, &[]);
+    assert!(early.get("backports_done").is_none(), "{early}");
+    ship_to_production(&server, &dana, &lee, "1.0.3");
+    // The obligation opens and is done at once: the newest product release has the fix.
+    let merge = backports(&server);
+    assert_eq!(merge[0]["hotfix_version"], "1.0.3", "{merge:?}");
+    assert_eq!(merge[0]["mode"], "merge");
+    assert_eq!(merge[0]["status"], "done", "{merge:?}");
+    assert_eq!(merge[0]["closed_by"], "release 1.3.0", "{merge:?}");
     deploy(&server, &dana, "1.3.0", "dev").success();
     let promoted = server
         .ferry(
@@ -553,13 +555,52 @@ fn incidents_go_to_the_right_person_and_escalate_when_nobody_answers() {
         .json();
     assert_eq!(all.as_array().unwrap().len(), 1);
 
-    // The rotation hands over: an hour later bob is on call.
+    // The rotation hands over: an hour later bob is on call, and a new incident is his.
     set_clock(61);
     let support = server
         .admin(&["team", "support", "shop", "--json"])
         .success()
         .json();
     assert_eq!(support["on_call"], "bob", "{support}");
+    let open_critical = |title: &str| {
+        server
+            .ferry(
+                &amy,
+                &[
+                    "incident",
+                    "open",
+                    "web",
+                    "--env",
+                    "prd",
+                    "--severity",
+                    "critical",
+                    "--title",
+                    title,
+                    "--json",
+                ],
+            )
+            .success()
+            .json()
+    };
+    let handed_over = open_critical("search is slow");
+    assert_eq!(handed_over["assignee"], "bob", "{handed_over}");
+
+    // Acknowledged at level 0, an incident stays there past the escalation time, while one
+    // nobody acknowledged, opened at the same moment, escalates.
+    let acked = handed_over["id"].to_string();
+    let ignored = open_critical("images missing")["id"].to_string();
+    server.ferry(&amy, &["incident", "ack", &acked]).success();
+    set_clock(61 + 16);
+    let escalated = wait_for(&ignored, &|i| i["escalation_level"] == 1);
+    assert_eq!(escalated["status"], "open", "{escalated}");
+    let still = show(&acked);
+    assert_eq!(still["escalation_level"], 0, "{still}");
+    assert_eq!(still["status"], "acknowledged", "{still}");
+    assert_eq!(still["assignee"], "amy", "{still}");
+    assert!(
+        !still["history"].to_string().contains("escalated"),
+        "{still}"
+    );
 
     // A category rule sends infrastructure problems to ops, whoever owns the application.
     server
@@ -590,6 +631,23 @@ fn incidents_go_to_the_right_person_and_escalate_when_nobody_answers() {
         .json();
     assert_eq!(infra["team"], "ops", "{infra}");
     assert_eq!(infra["assignee"], "olga");
+    // Its backlog item is the work of the team maintaining the application: its owner.
+    let backlog_team = |incident: &Value| {
+        let items = server
+            .admin(&["backlog", "list", "web", "--json"])
+            .success()
+            .json();
+        let item = items
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|item| item["incident"] == incident["id"])
+            .unwrap_or_else(|| panic!("no backlog item of {incident} in {items}"))
+            .clone();
+        assert_eq!(item["id"], incident["backlog_item"], "{item}");
+        item["team"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(backlog_team(&infra), "shop");
     // ops answers it: olga acknowledges an incident of an application her team does not own.
     let olga_token = server.create_user("olga2", "viewer", &["ops:support"]);
     server
@@ -620,6 +678,31 @@ fn incidents_go_to_the_right_person_and_escalate_when_nobody_answers() {
         .json();
     assert_eq!(maintained["team"], "care", "{maintained}");
     assert_eq!(maintained["assignee"], "carl");
+    assert_eq!(backlog_team(&maintained), "care");
+    // Routed to ops by category, its backlog item still lands on the maintaining team.
+    let routed = server
+        .ferry(
+            &amy,
+            &[
+                "incident",
+                "open",
+                "web",
+                "--env",
+                "prd",
+                "--severity",
+                "low",
+                "--title",
+                "backups slow",
+                "--category",
+                "infrastructure",
+                "--json",
+            ],
+        )
+        .success()
+        .json();
+    assert_eq!(routed["team"], "ops", "{routed}");
+    assert_eq!(routed["assignee"], "olga", "{routed}");
+    assert_eq!(backlog_team(&routed), "care");
 
     // Bad input changes nothing.
     let before = server
@@ -641,7 +724,7 @@ fn incidents_go_to_the_right_person_and_escalate_when_nobody_answers() {
                 "--category",
                 "Bad Category",
             ],
-            "",
+            "invalid category",
         ),
     ] {
         let mut full = vec!["incident", "open", "web", "--env", "prd"];
@@ -672,7 +755,7 @@ fn incidents_go_to_the_right_person_and_escalate_when_nobody_answers() {
         .fails(1, "no incident 999");
     server
         .ferry(&lee, &["team", "rotation", "shop", "--shift", "10s"])
-        .fails(3, "");
+        .fails(3, "a shift of 10s is too short: make it at least 1m");
     assert_eq!(
         server
             .admin(&["incident", "list", "--all", "--json"])
@@ -680,4 +763,222 @@ fn incidents_go_to_the_right_person_and_escalate_when_nobody_answers() {
             .json(),
         before
     );
+}
+
+const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+/// Waits until `hook` received a request for audit event `event` and returns its body.
+fn wait_for_event(hook: &WebhookReceiver, event: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        for request in hook.requests() {
+            let body: Value = serde_json::from_slice(&request.body).unwrap();
+            if body["event"] == event {
+                let signature = &request.headers["x-ferry-signature"];
+                assert!(verify_signature(SECRET, &request.body, signature), "{body}");
+                return body;
+            }
+        }
+        assert!(Instant::now() < deadline, "no {event} reached the webhook");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_late_hotfix_starts_from_production_and_a_waiver_stops_the_guard() {
+    let server = Server::start();
+    setup(&server);
+    server.admin(&["team", "create", "ops"]).success();
+    let _agents: Vec<_> = ["dev", "pp", "prd"]
+        .iter()
+        .map(|env| start_agent(&server, env, &format!("{env}-1")))
+        .collect();
+    let pp_root = server.dir.path().join("target-pp-1");
+    let dana = server.create_user("dana", "viewer", &["shop:developer"]);
+    let lee = server.create_user("lee", "viewer", &["shop:lead"]);
+    let sam = server.create_user("sam", "viewer", &["shop:support"]);
+    server
+        .admin(&["route", "set", "infrastructure", "--team", "ops"])
+        .success();
+    let shop_hook = WebhookReceiver::start(200);
+    let ops_hook = WebhookReceiver::start(200);
+    for (team, hook) in [("shop", &shop_hook), ("ops", &ops_hook)] {
+        server
+            .admin(&[
+                "channel",
+                "add",
+                team,
+                "--webhook",
+                &hook.url(),
+                "--secret",
+                SECRET,
+            ])
+            .success();
+    }
+    let base = [("checkout.js", BUGGY), ("index.html", "<h1>shop</h1>\n")];
+    release(&server, "1.0.0", &base, &[]);
+    deploy(&server, &dana, "1.0.0", "dev").success();
+    deploy(&server, &dana, "1.0.0", "pp").success();
+    ship_to_production(&server, &dana, &lee, "1.0.0");
+
+    // Two critical incidents on 1.0.0; the second, an infrastructure one, goes to ops.
+    let first = open_incident(&server, &sam, "prd", "critical", "payments round wrongly");
+    assert_eq!(first["base_version"], "1.0.0", "{first}");
+    let second = server
+        .ferry(
+            &sam,
+            &[
+                "incident",
+                "open",
+                "web",
+                "--env",
+                "prd",
+                "--severity",
+                "critical",
+                "--title",
+                "payments time out",
+                "--category",
+                "infrastructure",
+                "--json",
+            ],
+        )
+        .success()
+        .json();
+    assert_eq!(second["team"], "ops", "{second}");
+    assert_eq!(second["base_version"], "1.0.0", "{second}");
+
+    // The second one's hotfix ships first.
+    let second_id = second["id"].to_string();
+    server
+        .ferry(&dana, &["hotfix", "start", &second_id, "--wait"])
+        .success();
+    let fixed = [("checkout.js", FIXED), ("index.html", "<h1>shop</h1>\n")];
+    release(
+        &server,
+        "1.0.1",
+        &fixed,
+        &["--hotfix-of", "1.0.0", "--incident", &second_id],
+    );
+    deploy(&server, &dana, "1.0.1", "pp").success();
+    ship_to_production(&server, &dana, &lee, "1.0.1");
+    let open = backports(&server);
+    assert_eq!(open[0]["status"], "open", "{open:?}");
+
+    // The obligation is the maintaining team's (shop), whatever team took the incident:
+    // shop's webhook is told, signed.
+    let told = wait_for_event(&shop_hook, "backport.open");
+    assert_eq!(told["data"]["team"], "shop", "{told}");
+    assert_eq!(told["data"]["hotfix_version"], "1.0.1", "{told}");
+    let ops_events: Vec<Value> = ops_hook
+        .requests()
+        .iter()
+        .map(|r| serde_json::from_slice::<Value>(&r.body).unwrap()["event"].clone())
+        .collect();
+    assert!(
+        !ops_events.contains(&Value::from("backport.open")),
+        "{ops_events:?}"
+    );
+
+    // The first incident's hotfix starts from what prd runs now, and says so.
+    let first_id = first["id"].to_string();
+    let started = server
+        .ferry(&dana, &["hotfix", "start", &first_id, "--wait"])
+        .success();
+    assert!(
+        started
+            .stdout
+            .contains("production runs 1.0.1 now, not 1.0.0 as when the incident was opened"),
+        "{started:?}"
+    );
+    assert!(started.stdout.contains("--hotfix-of 1.0.1"), "{started:?}");
+    assert_eq!(current(&pp_root, "web"), "releases/1.0.1");
+    let shown = server
+        .admin(&["incident", "show", &first_id, "--json"])
+        .success()
+        .json();
+    assert_eq!(shown["base_version"], "1.0.1", "{shown}");
+    assert_eq!(shown["suggested_version"], "1.0.2", "{shown}");
+    assert!(
+        shown["history"]
+            .to_string()
+            .contains("hotfix base moved from 1.0.0 to 1.0.1"),
+        "{shown}"
+    );
+    let audit = server
+        .admin(&["audit", "--app", "web", "--json"])
+        .success()
+        .json();
+    let rebase = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "incident.rebase")
+        .unwrap_or_else(|| panic!("no incident.rebase in {audit}"));
+    assert_eq!(rebase["actor"], "dana", "{rebase}");
+    // A hotfix from the old base is refused now.
+    server
+        .admin(&[
+            "release",
+            "create",
+            "web",
+            "1.0.2",
+            "--from",
+            tree(&server, "old-base", &fixed).to_str().unwrap(),
+            "--hotfix-of",
+            "1.0.0",
+            "--incident",
+            &first_id,
+        ])
+        .fails(3, "pass --hotfix-of 1.0.1");
+
+    // A product release without the fix is held back from pp while the obligation is open.
+    let without = [("checkout.js", BUGGY), ("index.html", "<h1>Shop v2</h1>\n")];
+    release(&server, "1.1.0", &without, &[]);
+    deploy(&server, &dana, "1.1.0", "dev").success();
+    server
+        .ferry(&dana, &["promote", "web", "--from", "dev", "--to", "pp"])
+        .fails(3, "1.0.1");
+
+    // Waiving: approve level in prd and a reason; then the fix no longer guards.
+    let id = open[0]["id"].to_string();
+    server
+        .ferry(&dana, &["backport", "waive", &id, "--reason", "x"])
+        .fails(3, "needs approve");
+    let events_before = crate::harness::audit_len(&server);
+    let waived = server
+        .ferry(
+            &lee,
+            &[
+                "backport",
+                "waive",
+                &id,
+                "--reason",
+                "payments moved to the new service",
+                "--json",
+            ],
+        )
+        .success()
+        .json();
+    assert_eq!(waived["status"], "waived", "{waived}");
+    assert_eq!(waived["reason"], "payments moved to the new service");
+    assert_eq!(waived["closed_by"], "lee");
+    let listed = backports(&server);
+    assert_eq!(listed[0]["status"], "waived", "{listed:?}");
+    assert_eq!(listed[0]["reason"], "payments moved to the new service");
+    let audit = server.admin(&["audit", "--json"]).success().json();
+    let events = &audit.as_array().unwrap()[events_before..];
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["action"], "backport.waive", "{events:?}");
+    assert_eq!(events[0]["actor"], "lee");
+    assert_eq!(
+        events[0]["details"]["reason"],
+        "payments moved to the new service"
+    );
+    server
+        .ferry(
+            &dana,
+            &["promote", "web", "--from", "dev", "--to", "pp", "--wait"],
+        )
+        .success();
+    assert_eq!(current(&pp_root, "web"), "releases/1.1.0");
 }

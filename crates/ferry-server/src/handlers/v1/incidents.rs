@@ -8,7 +8,8 @@ use ferry_api::{CreateDeployment, HotfixPlan, Incident, IncidentNote, IncidentSt
 use ferry_domain::incident::{check_ack, check_resolve, IncidentStatus, Severity};
 use ferry_domain::name::{validate_name, NameKind};
 use ferry_domain::permission::Action;
-use ferry_domain::routing::{check_category, route};
+use ferry_domain::routing::{check_category, maintaining_team, route};
+use ferry_domain::support::{hotfix_base, HotfixBase};
 use ferry_store::{App, IncidentRecord};
 use serde::Deserialize;
 use serde_json::json;
@@ -20,7 +21,7 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::json::{Body, Path, Query};
 use crate::state::AppState;
-use crate::support::{assignee, plan};
+use crate::support::{assignee, hotfix_source, plan, production_and_dev};
 
 const MAX_TITLE: usize = 200;
 const MAX_DESCRIPTION: usize = 10_000;
@@ -222,7 +223,12 @@ pub async fn open_incident(
             "path": record.path, "team": team, "assignee": record.assignee,
             "base_version": record.base_version }),
     );
-    let (incident, backlog) = state.store.open_incident(record, audit).await?;
+    // The incident goes where routing sends it; a backlog item is the maintaining team's work.
+    let backlog_team = maintaining_team(&app.team, app.maintainer.as_deref());
+    let (incident, backlog) = state
+        .store
+        .open_incident(record, backlog_team, audit)
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(incident_json(incident, backlog.map(|b| b.id))),
@@ -408,7 +414,10 @@ async fn change_incident(
 
 /// Starts the hotfix of a critical incident: pp is made to run production's release (a
 /// normal deployment under pp's policy; going back there is the purpose, so it is not a
-/// downgrade), and the plan lists what comes next.
+/// downgrade), and the plan lists what comes next. Production's release is read again now:
+/// when it is no longer the base recorded at open (another hotfix shipped meanwhile), the
+/// hotfix starts from what production runs, the plan says so, and the incident records the
+/// new base (audited as `incident.rebase`).
 #[utoipa::path(post, path = "/api/v1/incidents/{id}/hotfix", tag = "support",
     params(("id" = i64, Path, description = "incident id")),
     responses((status = 201, body = HotfixPlan), (status = 403, body = ferry_api::ErrorBody),
@@ -447,7 +456,35 @@ pub async fn start_hotfix(
         ));
     }
     let production = pipeline.last().map(|e| e.name.clone()).unwrap_or_default();
-    let (base, suggested) = (base.clone(), suggested.clone());
+    let (production_runs, _) = production_and_dev(&state, &app.name).await?;
+    let (base, suggested, source, rebased_from) =
+        match hotfix_base(base, production_runs.as_deref()) {
+            HotfixBase::Kept(base) => (
+                base.to_owned(),
+                suggested.clone(),
+                incident.source.clone(),
+                None,
+            ),
+            HotfixBase::Moved { from, to } => {
+                let (suggested, source) = hotfix_source(&state, &app.name, to).await?;
+                (
+                    to.to_owned(),
+                    suggested,
+                    Some(source.to_string()),
+                    Some(from.to_owned()),
+                )
+            }
+        };
+    let rebase_audit = rebased_from.as_ref().map(|from| {
+        caller.audit(
+            "incident.rebase",
+            format!("incident/{id}"),
+            Some(&app.name),
+            json!({ "incident": id, "from": from, "base_version": base,
+                "suggested_version": suggested, "team": incident.team }),
+        )
+    });
+    let actor = caller.user.name.clone();
     let (_, Json(deployment)) = deploy(
         State(state.clone()),
         caller,
@@ -461,6 +498,23 @@ pub async fn start_hotfix(
         }),
     )
     .await?;
+    // Recorded once pp is on its way, so a refused deployment changes nothing.
+    if let (Some(from), Some(audit)) = (&rebased_from, rebase_audit) {
+        let what = format!(
+            "hotfix base moved from {from} to {base}: {production} runs {base} now; suggested version {suggested}"
+        );
+        record_rebase(
+            &state,
+            id,
+            &base,
+            &suggested,
+            source.as_deref(),
+            &actor,
+            what,
+            audit,
+        )
+        .await?;
+    }
     let name = &app.name;
     let next = vec![
         format!("ferry release export {name} {base} ./{name}-{base}   # or check out the source below"),
@@ -473,14 +527,56 @@ pub async fn start_hotfix(
         Json(HotfixPlan {
             incident: id,
             path: incident.path,
-            source: incident
-                .source
+            source: source
                 .and_then(|s| serde_json::from_str(&s).ok())
                 .unwrap_or_default(),
             base_version: base,
+            rebased_from,
             suggested_version: suggested,
             deployment,
             next,
         }),
     ))
+}
+
+/// Records the hotfix base an incident moved to, retrying when the incident changed
+/// meanwhile (acknowledged, escalated): the move stands whatever else happened to it.
+#[allow(clippy::too_many_arguments)]
+async fn record_rebase(
+    state: &AppState,
+    id: i64,
+    base: &str,
+    suggested: &str,
+    source: Option<&str>,
+    actor: &str,
+    what: String,
+    audit: ferry_domain::audit::AuditRecord,
+) -> Result<(), ApiError> {
+    for _ in 0..3 {
+        let Some(mut incident) = state.store.incident(id).await? else {
+            return Err(ApiError::not_found(format!(
+                "no incident {id}: `ferry incident list` shows them"
+            )));
+        };
+        let (read_status, read_level) = (incident.status.clone(), incident.escalation_level);
+        incident.base_version = Some(base.to_owned());
+        incident.suggested_version = Some(suggested.to_owned());
+        incident.source = source.map(str::to_owned);
+        incident.history.push(ferry_store::IncidentStep {
+            at_ms: audit.at_ms,
+            actor: actor.to_owned(),
+            what: what.clone(),
+        });
+        match state
+            .store
+            .update_incident(incident, &read_status, read_level, audit.clone())
+            .await
+        {
+            Err(ferry_store::StoreError::Refused(_)) => continue,
+            other => return Ok(other?),
+        }
+    }
+    Err(ApiError::invalid(format!(
+        "incident {id} kept changing while its new hotfix base {base} was recorded; run `ferry hotfix start {id}` again"
+    )))
 }

@@ -215,15 +215,28 @@ pub async fn create_release(
         )
         .await?;
     Ok(match outcome {
-        ReleaseOutcome::Created(release) => (
-            StatusCode::CREATED,
-            Json(CreatedRelease {
-                release: release_json(release),
-                created: true,
-                closed: closes,
-                backports_done: fulfils,
-            }),
-        ),
+        ReleaseOutcome::Created(release) => {
+            // An obligation waived while the release was judged stays waived: name only the
+            // ones this release closed.
+            let by = format!("release {}", release.version);
+            let done: Vec<i64> = state
+                .store
+                .backports(Some(&app.name))
+                .await?
+                .into_iter()
+                .filter(|b| fulfils.contains(&b.id) && b.closed_by.as_deref() == Some(&by))
+                .map(|b| b.id)
+                .collect();
+            (
+                StatusCode::CREATED,
+                Json(CreatedRelease {
+                    release: release_json(release),
+                    created: true,
+                    closed: closes,
+                    backports_done: fulfils.into_iter().filter(|id| done.contains(id)).collect(),
+                }),
+            )
+        }
         ReleaseOutcome::Identical(release) => (
             StatusCode::OK,
             Json(CreatedRelease {

@@ -14,7 +14,7 @@ use ferry_domain::duration::{format_duration, parse_duration};
 use ferry_domain::name::{validate_name, NameKind};
 use ferry_domain::permission::{Action, Level};
 use ferry_domain::rotation::Rotation;
-use ferry_domain::routing::check_category;
+use ferry_domain::routing::{check_category, maintaining_team};
 use serde::Deserialize;
 use serde_json::json;
 use time::format_description::well_known::Rfc3339;
@@ -132,7 +132,8 @@ pub async fn list_backports(
 }
 
 /// Closes a backport obligation by hand: the fix will not reach dev, and why (approve level
-/// in production on the application).
+/// in production on the application). A waived obligation no longer feeds the regression
+/// guard: releases without its fix may go to pp and prd again.
 #[utoipa::path(post, path = "/api/v1/backports/{id}/waive", tag = "support", request_body = WaiveBackport,
     params(("id" = i64, Path, description = "backport obligation id")),
     responses((status = 200, body = Backport), (status = 403, body = ferry_api::ErrorBody),
@@ -188,7 +189,7 @@ pub async fn waive_backport(
         format!("backport/{id}"),
         Some(&app.name),
         json!({ "backport": id, "hotfix_version": backport.hotfix_version, "reason": reason,
-            "team": app.maintainer.as_deref().unwrap_or(&app.team) }),
+            "team": maintaining_team(&app.team, app.maintainer.as_deref()) }),
     );
     let now = caller.now_ms();
     state
