@@ -148,12 +148,19 @@ impl<'a> ContentSources<'a> {
     /// The cache's blob file when it is the whole file with the right mode, to hard link.
     /// A hard link shares the inode and so its mode: a file whose mode differs from the
     /// blob's must be copied instead.
+    /// A blob the cache itself just wrote (checked against its hash then) and that still
+    /// looks exactly as written is not read again.
     pub fn in_cache(&self, file: &FileFacts) -> Option<Found> {
         if !file.chunks.is_empty() {
             return None;
         }
         let candidate = self.cache.path_of(&file.hash);
-        let stat = file.check_at(&candidate)?;
+        let metadata = fs::symlink_metadata(&candidate).ok()?;
+        let stat = if file.looks_like(&metadata) && self.cache.wrote_as(&file.hash, &metadata) {
+            FileStat::of(&metadata, file.hash)
+        } else {
+            file.check_at(&candidate)?
+        };
         Some(Found {
             path: candidate,
             stat,

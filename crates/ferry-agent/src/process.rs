@@ -2,11 +2,12 @@
 //! run, fetches only the content its cache lacks, converges each application with the
 //! deploy engine, and reports. It only ever connects out to the server.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -14,7 +15,7 @@ use ferry_api::{
     AgentCredential, AgentEnroll, AgentReport, BlobHashes, DesiredApp, DesiredStage, DesiredState,
 };
 use ferry_cas::blobs::BlobStore;
-use ferry_cas::frames::parse_frames;
+use ferry_cas::frames::FrameReader;
 use ferry_cas::hash::ContentHash;
 use ferry_cas::manifest::Manifest;
 use serde::{Deserialize, Serialize};
@@ -48,6 +49,10 @@ fn state_path(root: &Path) -> PathBuf {
 const RELEASES_KEPT: usize = 5;
 /// Hashes asked for per fetch request.
 const HASHES_PER_FETCH: usize = 20_000;
+/// The longest a blob batch may take to arrive.
+const FETCH_LIMIT: Duration = Duration::from_secs(3600);
+/// The longest the server may stay silent while a blob batch arrives.
+const FETCH_IDLE: Duration = Duration::from_secs(60);
 /// The longest pause between attempts to reach an unreachable server.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -84,7 +89,7 @@ pub async fn run(root: &Path, enrollment: Option<(String, String)>) -> anyhow::R
         pin,
         state,
         root: root.to_owned(),
-        cache: BlobStore::open(&cache_dir(root))?,
+        cache: Arc::new(BlobStore::open(&cache_dir(root))?),
     };
     tokio::select! {
         result = agent.serve() => result,
@@ -200,7 +205,9 @@ struct Agent {
     pin: Option<std::sync::Arc<pin::PinnedCa>>,
     state: AgentState,
     root: PathBuf,
-    cache: BlobStore,
+    /// The content cache, shared with the deploy engine's threads: it remembers the blobs
+    /// this process fetched, so staging right after trusts them without reading them again.
+    cache: Arc<BlobStore>,
 }
 
 impl Agent {
@@ -502,14 +509,14 @@ impl Agent {
             manifest: manifest.clone(),
         };
         let root = self.root.clone();
-        let cache = BlobStore::open(&cache_dir(&self.root))?;
+        let cache = Arc::clone(&self.cache);
         Ok(tokio::task::spawn_blocking(move || step(&root, &request, &cache)).await?)
     }
 
-    /// Fetches, in batches, the blobs of `manifest` the cache lacks; each is checked against
-    /// its hash before it is stored, and what was stored survives a dropped connection.
-    /// `check` says how files of the previous release are judged reusable (see
-    /// [`PreviousCheck`]).
+    /// Fetches, in batches, the blobs of `manifest` the cache lacks. Each blob is checked
+    /// against its hash and stored as soon as it has arrived whole, so a dropped connection
+    /// loses at most the blob in flight. `check` says how files of the previous release are
+    /// judged reusable (see [`PreviousCheck`]).
     async fn fetch_missing(
         &self,
         app: &str,
@@ -519,6 +526,8 @@ impl Agent {
     ) -> anyhow::Result<usize> {
         let layout = AppLayout::new(&self.root, app)?;
         let previous = layout.current_version();
+        // Only the blobs fetched for this release are vouched for without a second read.
+        self.cache.forget_written();
         let needed = blobs_needed_with(
             &layout,
             version,
@@ -537,20 +546,60 @@ impl Agent {
                     .map(ContentHash::to_hex)
                     .collect(),
             };
-            let batch = self
-                .post("/api/v1/agent/blobs/fetch", &ask)
-                .await?
-                .bytes()
-                .await?;
-            let blobs = parse_frames(&batch)?;
-            if blobs.is_empty() {
+            let received = self.fetch_batch(&ask).await?;
+            if received.is_empty() {
                 bail!("the server sent no content");
             }
-            self.cache.put_batch(&blobs)?;
-            let received: std::collections::HashSet<ContentHash> =
-                blobs.iter().map(|(h, _)| *h).collect();
             pending.retain(|h| !received.contains(h));
         }
         Ok(n_needed)
+    }
+
+    /// Fetches one batch of blobs: while the response streams in, a blocking task checks
+    /// and writes each whole blob into the cache. Returns the hashes received; an error
+    /// leaves what was stored before it in the cache.
+    async fn fetch_batch(&self, ask: &BlobHashes) -> anyhow::Result<HashSet<ContentHash>> {
+        let path = "/api/v1/agent/blobs/fetch";
+        // A batch takes as long as the link needs; only a silent server is given up on.
+        let request = self
+            .http
+            .post(self.url(path))
+            .json(ask)
+            .timeout(FETCH_LIMIT);
+        let mut response = self.send(path, request).await?;
+        let (blobs, mut arriving) = tokio::sync::mpsc::channel::<(ContentHash, Vec<u8>)>(64);
+        let cache = Arc::clone(&self.cache);
+        let writer =
+            tokio::task::spawn_blocking(move || -> anyhow::Result<HashSet<ContentHash>> {
+                let mut received = HashSet::new();
+                while let Some((hash, data)) = arriving.blocking_recv() {
+                    cache.put_unsynced(&hash, &data)?;
+                    received.insert(hash);
+                }
+                Ok(received)
+            });
+        let mut frames = FrameReader::default();
+        let streamed: anyhow::Result<()> = async {
+            loop {
+                let piece = tokio::time::timeout(FETCH_IDLE, response.chunk())
+                    .await
+                    .map_err(|_| anyhow::anyhow!("the server sent nothing for {FETCH_IDLE:?}"))??;
+                let Some(piece) = piece else {
+                    return Ok(frames.finish()?);
+                };
+                frames.push(&piece);
+                while let Some(blob) = frames.next_frame()? {
+                    if blobs.send(blob).await.is_err() {
+                        // The writer stopped; its error says why.
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        .await;
+        drop(blobs);
+        let received = writer.await??;
+        streamed?;
+        Ok(received)
     }
 }

@@ -3,10 +3,13 @@
 //! `syncfs`, renamed into place, and made durable again. One sync per batch instead of one
 //! per file keeps uploading ten thousand small files fast.
 
+use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use crate::error::{CasError, CasResult};
 use crate::hash::ContentHash;
@@ -15,6 +18,30 @@ use crate::hash::ContentHash;
 pub struct BlobStore {
     root: PathBuf,
     next_temp: AtomicU64,
+    /// How each blob stored by [`BlobStore::put_unsynced`] looked when written, so that a
+    /// caller using it right after can trust it without reading it again.
+    written: Mutex<HashMap<ContentHash, WrittenAs>>,
+}
+
+/// The facts of a blob file that any change to it changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct WrittenAs {
+    ino: u64,
+    size: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+}
+
+impl WrittenAs {
+    fn of(metadata: &fs::Metadata) -> WrittenAs {
+        let ns = |secs: i64, nsecs: i64| i128::from(secs) * 1_000_000_000 + i128::from(nsecs);
+        WrittenAs {
+            ino: metadata.ino(),
+            size: metadata.len(),
+            mtime_ns: ns(metadata.mtime(), metadata.mtime_nsec()),
+            ctime_ns: ns(metadata.ctime(), metadata.ctime_nsec()),
+        }
+    }
 }
 
 /// What an integrity check found for one blob.
@@ -38,6 +65,7 @@ impl BlobStore {
         Ok(BlobStore {
             root: root.to_owned(),
             next_temp: AtomicU64::new(0),
+            written: Mutex::new(HashMap::new()),
         })
     }
 
@@ -69,18 +97,7 @@ impl BlobStore {
             if !seen.insert(*hash) || self.contains(hash) {
                 continue;
             }
-            let temp = self.root.join("tmp").join(format!(
-                "{}.{}.{}",
-                hash.to_hex(),
-                std::process::id(),
-                self.next_temp.fetch_add(1, Ordering::Relaxed)
-            ));
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&temp)
-                .map_err(|e| CasError::io(&temp, e))?;
-            file.write_all(data).map_err(|e| CasError::io(&temp, e))?;
+            let (temp, _) = self.write_temp(hash, data)?;
             written.push((*hash, temp, data.len() as u64));
         }
         if written.is_empty() {
@@ -89,14 +106,76 @@ impl BlobStore {
         self.sync()?;
         let mut n_bytes = 0;
         for (hash, temp, len) in &written {
-            let target = self.path_of(hash);
-            let shard = target.parent().expect("blob paths have a shard directory");
-            fs::create_dir_all(shard).map_err(|e| CasError::io(shard, e))?;
-            fs::rename(temp, &target).map_err(|e| CasError::io(&target, e))?;
+            self.rename_into_place(temp, hash)?;
             n_bytes += len;
         }
         self.sync()?;
         Ok(n_bytes)
+    }
+
+    /// Stores one blob, checked against its hash, without waiting for the disk: for a cache
+    /// whose blobs are checked again whenever they are used, so that one a crash left
+    /// incomplete is found then and fetched again (and the filesystem is synced anyway
+    /// before anything made from it counts). Returns the stored file's facts, `None` when
+    /// the blob was there already.
+    pub fn put_unsynced(&self, hash: &ContentHash, data: &[u8]) -> CasResult<Option<fs::Metadata>> {
+        if ContentHash::of(data) != *hash {
+            return Err(CasError::rejected(
+                hash.to_hex(),
+                "the content does not match its hash (corrupted in transit?)",
+            ));
+        }
+        if self.contains(hash) {
+            return Ok(None);
+        }
+        let (temp, _) = self.write_temp(hash, data)?;
+        self.rename_into_place(&temp, hash)?;
+        // Taken after the rename, which changes the file's change time.
+        let path = self.path_of(hash);
+        let metadata = fs::symlink_metadata(&path).map_err(|e| CasError::io(&path, e))?;
+        self.written_lock().insert(*hash, WrittenAs::of(&metadata));
+        Ok(Some(metadata))
+    }
+
+    /// Whether this store wrote blob `hash` with [`BlobStore::put_unsynced`] (checked against
+    /// its hash then) since [`BlobStore::forget_written`], and `metadata` (of its file now)
+    /// shows it exactly as written: same inode, size, modification and change times.
+    pub fn wrote_as(&self, hash: &ContentHash, metadata: &fs::Metadata) -> bool {
+        self.written_lock().get(hash) == Some(&WrittenAs::of(metadata))
+    }
+
+    /// Forgets what [`BlobStore::wrote_as`] vouches for.
+    pub fn forget_written(&self) {
+        self.written_lock().clear();
+    }
+
+    fn written_lock(&self) -> std::sync::MutexGuard<'_, HashMap<ContentHash, WrittenAs>> {
+        self.written.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Writes `data` to a new temp file for blob `hash`.
+    fn write_temp(&self, hash: &ContentHash, data: &[u8]) -> CasResult<(PathBuf, File)> {
+        let temp = self.root.join("tmp").join(format!(
+            "{}.{}.{}",
+            hash.to_hex(),
+            std::process::id(),
+            self.next_temp.fetch_add(1, Ordering::Relaxed)
+        ));
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)
+            .map_err(|e| CasError::io(&temp, e))?;
+        file.write_all(data).map_err(|e| CasError::io(&temp, e))?;
+        Ok((temp, file))
+    }
+
+    /// Renames a written temp file to blob `hash`'s place.
+    fn rename_into_place(&self, temp: &Path, hash: &ContentHash) -> CasResult<()> {
+        let target = self.path_of(hash);
+        let shard = target.parent().expect("blob paths have a shard directory");
+        fs::create_dir_all(shard).map_err(|e| CasError::io(shard, e))?;
+        fs::rename(temp, &target).map_err(|e| CasError::io(&target, e))
     }
 
     /// Flushes everything written under the root (file data and directory entries).
@@ -221,6 +300,30 @@ mod tests {
         assert!(store.remove(&b.0).unwrap());
         assert!(!store.contains(&b.0));
         assert_eq!(store.check(&b.0).unwrap(), BlobHealth::Missing);
+    }
+
+    #[test]
+    fn a_blob_stored_unsynced_is_vouched_for_only_while_it_looks_as_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let hash = ContentHash::of(b"content");
+        let bad = store.put_unsynced(&hash, b"c0ntent").unwrap_err();
+        assert!(bad.is_bad_input() && !store.contains(&hash));
+        let written = store.put_unsynced(&hash, b"content").unwrap().unwrap();
+        assert!(store.put_unsynced(&hash, b"content").unwrap().is_none());
+        assert_eq!(store.read(&hash).unwrap(), b"content");
+        let now = || fs::metadata(store.path_of(&hash)).unwrap();
+        assert!(store.wrote_as(&hash, &now()));
+        assert!(!store.wrote_as(&ContentHash::of(b"other"), &written));
+        // Rewritten in place (even with the same size): no longer vouched for.
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        fs::write(store.path_of(&hash), b"c0ntent").unwrap();
+        assert!(!store.wrote_as(&hash, &now()));
+        store.quarantine(&hash).unwrap();
+        store.put_unsynced(&hash, b"content").unwrap().unwrap();
+        assert!(store.wrote_as(&hash, &now()));
+        store.forget_written();
+        assert!(!store.wrote_as(&hash, &now()));
     }
 
     #[test]

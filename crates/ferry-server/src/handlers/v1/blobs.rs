@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
@@ -11,6 +12,7 @@ use ferry_api::{BlobHashes, MissingBlobs, StoredBlobs};
 use ferry_cas::frames::{parse_frames, write_frame};
 use ferry_cas::hash::ContentHash;
 use ferry_domain::permission::Action;
+use http_body_util::Channel;
 
 use super::apps::visible_app;
 use super::releases::load_manifest_blobs;
@@ -140,6 +142,8 @@ pub async fn fetch_blobs(
 
 /// The blobs asked for, in order, as one batch of at most `MAX_FETCH_BYTES` (always at
 /// least one blob); the caller asks again for the rest. A blob the store lacks is 404.
+/// The batch streams out in pieces as its blobs are read and checked, so the caller
+/// writes the first blobs while the server reads the next.
 pub async fn read_blob_batch(
     state: &AppState,
     hashes: Vec<ContentHash>,
@@ -149,22 +153,76 @@ pub async fn read_blob_batch(
         return Ok(([(CONTENT_TYPE, "application/octet-stream")], batch).into_response());
     }
     let blobs = state.blobs.clone();
-    let batch = blocking(move || {
-        let mut batch = Vec::new();
-        for hash in hashes {
-            if !blobs.contains(&hash) {
-                return Err(ApiError::not_found(format!("no blob {hash}")));
+    // Checked before the answer starts: a missing blob is a 404, not a stream cut short.
+    let hashes = blocking(
+        move || match hashes.iter().find(|hash| !blobs.contains(hash)) {
+            Some(hash) => Err(ApiError::not_found(format!("no blob {hash}"))),
+            None => Ok(hashes),
+        },
+    )
+    .await?;
+    let (mut sender, body) = Channel::<Bytes, std::io::Error>::new(PIECES_AHEAD);
+    let (blobs, served) = (state.blobs.clone(), state.served.clone());
+    tokio::spawn(async move {
+        let hashes = std::sync::Arc::new(hashes);
+        let mut piece = Piece::default();
+        let mut whole = Vec::new();
+        while piece.next < hashes.len() {
+            let (blobs, hashes) = (blobs.clone(), hashes.clone());
+            let read = tokio::task::spawn_blocking(move || piece.read_next(&blobs, &hashes)).await;
+            let bytes;
+            (piece, bytes) = match read {
+                Ok(Ok(read)) => read,
+                Ok(Err(error)) => return sender.abort(std::io::Error::other(error.to_string())),
+                Err(error) => return sender.abort(std::io::Error::other(error.to_string())),
+            };
+            whole.extend_from_slice(&bytes);
+            if sender.send_data(Bytes::from(bytes)).await.is_err() {
+                return; // the caller went away
             }
-            let data = blobs.read(&hash)?;
-            if !batch.is_empty() && (batch.len() + data.len()) as u64 > MAX_FETCH_BYTES {
+        }
+        served.insert(key, Bytes::from(whole));
+    });
+    Ok((
+        [(CONTENT_TYPE, "application/octet-stream")],
+        axum::body::Body::new(body),
+    )
+        .into_response())
+}
+
+/// Pieces of a streaming batch read ahead of the one being sent.
+const PIECES_AHEAD: usize = 2;
+/// About how many bytes of frames one piece carries.
+const PIECE_BYTES: usize = 1 << 20;
+
+/// Where a streaming batch has got to.
+#[derive(Clone, Copy, Default)]
+struct Piece {
+    /// The next blob to send; past the end when the batch is done.
+    next: usize,
+    /// The blob bytes sent so far.
+    sent: u64,
+}
+
+impl Piece {
+    /// Frames the next blobs (each read and checked against its hash) until the piece holds
+    /// about `PIECE_BYTES` or the batch is full.
+    fn read_next(
+        mut self,
+        blobs: &ferry_cas::blobs::BlobStore,
+        hashes: &[ContentHash],
+    ) -> Result<(Piece, Vec<u8>), ferry_cas::error::CasError> {
+        let mut frames = Vec::new();
+        while self.next < hashes.len() && frames.len() < PIECE_BYTES {
+            let data = blobs.read(&hashes[self.next])?;
+            if self.sent > 0 && self.sent + data.len() as u64 > MAX_FETCH_BYTES {
+                self.next = hashes.len();
                 break;
             }
-            write_frame(&mut batch, &hash, &data);
+            write_frame(&mut frames, &hashes[self.next], &data);
+            self.sent += data.len() as u64;
+            self.next += 1;
         }
-        Ok(batch)
-    })
-    .await?;
-    let batch = axum::body::Bytes::from(batch);
-    state.served.insert(key, batch.clone());
-    Ok(([(CONTENT_TYPE, "application/octet-stream")], batch).into_response())
+        Ok((self, frames))
+    }
 }
