@@ -45,6 +45,20 @@ pub enum StepKind {
     HealthChecked,
 }
 
+impl StepKind {
+    /// The step's name for people.
+    pub fn label(self) -> &'static str {
+        match self {
+            StepKind::Staged => "staged",
+            StepKind::SharedLinked => "shared paths",
+            StepKind::BeforeSwitch => "before_switch",
+            StepKind::Switched => "switched",
+            StepKind::AfterSwitch => "after_switch",
+            StepKind::HealthChecked => "health check",
+        }
+    }
+}
+
 /// A step that completed, with a short detail for people.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Step {

@@ -26,6 +26,9 @@ use crate::layout::{cache_dir, current_version, state_dir, AppLayout};
 use crate::stage::{blobs_needed_with, PreviousCheck};
 
 mod pin;
+mod progress;
+
+use progress::{Progress, ProgressTo};
 
 /// What enrollment leaves in `ROOT/.ferry/agent.toml` (mode 0600).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -42,6 +45,38 @@ struct AgentState {
 
 fn state_path(root: &Path) -> PathBuf {
     state_dir(root).join("agent.toml")
+}
+
+/// Threads writing fetched blobs into the cache: creating ten thousand small files is most
+/// of a first deploy, and it goes faster from more than one thread.
+fn writer_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().clamp(2, 4))
+}
+
+/// Checks and stores blobs as they arrive until the sender is done; returns their hashes.
+/// The first that cannot be stored stops this writer (the others stop at the closed channel).
+fn store_arriving(
+    cache: &BlobStore,
+    arriving: &std::sync::Mutex<tokio::sync::mpsc::Receiver<(ContentHash, Vec<u8>)>>,
+) -> anyhow::Result<HashSet<ContentHash>> {
+    let mut received = HashSet::new();
+    loop {
+        let next = arriving
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .blocking_recv();
+        let Some((hash, data)) = next else {
+            return Ok(received);
+        };
+        if let Err(error) = cache.put_unsynced(&hash, &data) {
+            arriving
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .close();
+            return Err(error.into());
+        }
+        received.insert(hash);
+    }
 }
 
 /// Releases kept per application on the target when the server does not say (never
@@ -341,7 +376,12 @@ impl Agent {
             Some(version) if desired.switch_back && self.switch_back(&app, version).await => {
                 ("succeeded", None, None)
             }
-            Some(version) => self.deploy(&app, version).await?,
+            Some(version) => {
+                let progress = Progress::start(self.progress_to(&app, deployment));
+                let deployed = self.deploy(&app, version, &progress).await;
+                progress.finish().await;
+                deployed?
+            }
             None => {
                 let link = AppLayout::new(&self.root, &app)?.current_link();
                 match fs::remove_file(&link) {
@@ -408,12 +448,26 @@ impl Agent {
         Ok(())
     }
 
+    /// Where progress reports of a deploy go.
+    fn progress_to(&self, app: &str, deployment: i64) -> ProgressTo {
+        ProgressTo {
+            http: self.http.clone(),
+            report_url: self.url("/api/v1/agent/report"),
+            credential: self.state.credential.clone(),
+            app: app.to_owned(),
+            deployment,
+            current_version: current_version(&self.root, app),
+        }
+    }
+
     async fn deploy(
         &self,
         app: &str,
         version: &str,
+        progress: &Progress,
     ) -> anyhow::Result<(&'static str, Option<String>, Option<String>)> {
         let started = std::time::Instant::now();
+        progress.step(format!("fetching the manifest of {version}"));
         let manifest = self.manifest(app, version).await?;
         let t_manifest = started.elapsed();
         // A release already on disk (staged ahead) needs nothing: the engine checks it is
@@ -422,11 +476,15 @@ impl Agent {
         let fetched = if AppLayout::new(&self.root, app)?.has_release(version) {
             0
         } else {
+            progress.step(format!(
+                "fetching the content of {version} the target lacks"
+            ));
             self.fetch_missing(app, version, &manifest, PreviousCheck::Recorded)
                 .await?
         };
         let t_fetch = started.elapsed();
-        let mut outcome = self.run_engine(app, version, &manifest).await?;
+        progress.step(format!("staging {version}"));
+        let mut outcome = self.run_engine(app, version, &manifest, progress).await?;
         eprintln!("agent: {app} {version}: manifest {t_manifest:?}, fetched {fetched} blobs by {t_fetch:?}, engine done by {:?}", started.elapsed());
         // The engine moves a cache blob that no longer matches its hash aside and fails;
         // fetching what is missing now brings it back, so try once more. The first fetch
@@ -438,7 +496,7 @@ impl Agent {
                 .await?
                 > 0
         {
-            outcome = self.run_engine(app, version, &manifest).await?;
+            outcome = self.run_engine(app, version, &manifest, progress).await?;
         }
         Ok(match outcome {
             DeployOutcome::Succeeded { .. } => ("succeeded", None, None),
@@ -487,9 +545,13 @@ impl Agent {
         app: &str,
         version: &str,
         manifest: &Manifest,
+        progress: &Progress,
     ) -> anyhow::Result<DeployOutcome> {
-        self.with_engine(app, version, manifest, |root, request, cache| {
-            deploy(root, request, cache, &mut |_| {})
+        let steps = progress.sender();
+        self.with_engine(app, version, manifest, move |root, request, cache| {
+            deploy(root, request, cache, &mut |step| {
+                let _ = steps.send(format!("{}: {}", step.kind.label(), step.detail));
+            })
         })
         .await
     }
@@ -550,14 +612,16 @@ impl Agent {
             if received.is_empty() {
                 bail!("the server sent no content");
             }
+            // The disk writes this batch while the next one arrives.
+            self.cache.start_flush();
             pending.retain(|h| !received.contains(h));
         }
         Ok(n_needed)
     }
 
-    /// Fetches one batch of blobs: while the response streams in, a blocking task checks
-    /// and writes each whole blob into the cache. Returns the hashes received; an error
-    /// leaves what was stored before it in the cache.
+    /// Fetches one batch of blobs: while the response streams in, writer threads check and
+    /// write each whole blob into the cache. Returns the hashes received; an error leaves
+    /// what was stored before it in the cache.
     async fn fetch_batch(&self, ask: &BlobHashes) -> anyhow::Result<HashSet<ContentHash>> {
         let path = "/api/v1/agent/blobs/fetch";
         // A batch takes as long as the link needs; only a silent server is given up on.
@@ -567,17 +631,14 @@ impl Agent {
             .json(ask)
             .timeout(FETCH_LIMIT);
         let mut response = self.send(path, request).await?;
-        let (blobs, mut arriving) = tokio::sync::mpsc::channel::<(ContentHash, Vec<u8>)>(64);
-        let cache = Arc::clone(&self.cache);
-        let writer =
-            tokio::task::spawn_blocking(move || -> anyhow::Result<HashSet<ContentHash>> {
-                let mut received = HashSet::new();
-                while let Some((hash, data)) = arriving.blocking_recv() {
-                    cache.put_unsynced(&hash, &data)?;
-                    received.insert(hash);
-                }
-                Ok(received)
-            });
+        let (blobs, arriving) = tokio::sync::mpsc::channel::<(ContentHash, Vec<u8>)>(64);
+        let arriving = Arc::new(std::sync::Mutex::new(arriving));
+        let writers: Vec<_> = (0..writer_threads())
+            .map(|_| {
+                let (cache, arriving) = (Arc::clone(&self.cache), Arc::clone(&arriving));
+                tokio::task::spawn_blocking(move || store_arriving(&cache, &arriving))
+            })
+            .collect();
         let mut frames = FrameReader::default();
         let streamed: anyhow::Result<()> = async {
             loop {
@@ -590,7 +651,7 @@ impl Agent {
                 frames.push(&piece);
                 while let Some(blob) = frames.next_frame()? {
                     if blobs.send(blob).await.is_err() {
-                        // The writer stopped; its error says why.
+                        // The writers stopped; their error says why.
                         return Ok(());
                     }
                 }
@@ -598,7 +659,10 @@ impl Agent {
         }
         .await;
         drop(blobs);
-        let received = writer.await??;
+        let mut received = HashSet::new();
+        for writer in writers {
+            received.extend(writer.await??);
+        }
         streamed?;
         Ok(received)
     }

@@ -471,6 +471,10 @@ pub struct DeploymentTarget {
     pub previous: Option<String>,
     pub state: String,
     pub reason: Option<String>,
+    /// The last step the target's agent reported while deploying (shown for one
+    /// deployment, not in lists).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
 }
 
 /// A deployment.
@@ -604,7 +608,7 @@ pub struct AgentReport {
     pub app: String,
     pub deployment: i64,
     /// `succeeded`, `rolled_back` or `failed`; for a release staged ahead, `staged` or
-    /// `stage_failed`.
+    /// `stage_failed`; `progress` while a deploy goes on, with the step in `reason`.
     pub outcome: String,
     #[serde(default)]
     pub reason: Option<String>,

@@ -8,8 +8,8 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::error::{CasError, CasResult};
 use crate::hash::ContentHash;
@@ -21,6 +21,10 @@ pub struct BlobStore {
     /// How each blob stored by [`BlobStore::put_unsynced`] looked when written, so that a
     /// caller using it right after can trust it without reading it again.
     written: Mutex<HashMap<ContentHash, WrittenAs>>,
+    /// The shard directories (by a hash's first byte) known to exist.
+    shards_made: [AtomicBool; 256],
+    /// Whether a [`BlobStore::start_flush`] is running.
+    flushing: Arc<AtomicBool>,
 }
 
 /// The facts of a blob file that any change to it changes.
@@ -66,6 +70,8 @@ impl BlobStore {
             root: root.to_owned(),
             next_temp: AtomicU64::new(0),
             written: Mutex::new(HashMap::new()),
+            shards_made: std::array::from_fn(|_| AtomicBool::new(false)),
+            flushing: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -128,11 +134,10 @@ impl BlobStore {
         if self.contains(hash) {
             return Ok(None);
         }
-        let (temp, _) = self.write_temp(hash, data)?;
+        let (temp, file) = self.write_temp(hash, data)?;
         self.rename_into_place(&temp, hash)?;
         // Taken after the rename, which changes the file's change time.
-        let path = self.path_of(hash);
-        let metadata = fs::symlink_metadata(&path).map_err(|e| CasError::io(&path, e))?;
+        let metadata = file.metadata().map_err(|e| CasError::io(&temp, e))?;
         self.written_lock().insert(*hash, WrittenAs::of(&metadata));
         Ok(Some(metadata))
     }
@@ -174,8 +179,36 @@ impl BlobStore {
     fn rename_into_place(&self, temp: &Path, hash: &ContentHash) -> CasResult<()> {
         let target = self.path_of(hash);
         let shard = target.parent().expect("blob paths have a shard directory");
-        fs::create_dir_all(shard).map_err(|e| CasError::io(shard, e))?;
-        fs::rename(temp, &target).map_err(|e| CasError::io(&target, e))
+        let shard_made = &self.shards_made[usize::from(hash.0[0])];
+        if !shard_made.load(Ordering::Relaxed) {
+            fs::create_dir_all(shard).map_err(|e| CasError::io(shard, e))?;
+            shard_made.store(true, Ordering::Relaxed);
+        }
+        match fs::rename(temp, &target) {
+            // The shard was removed behind the store's back: make it again.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !shard.is_dir() => {
+                fs::create_dir_all(shard).map_err(|e| CasError::io(shard, e))?;
+                fs::rename(temp, &target)
+            }
+            renamed => renamed,
+        }
+        .map_err(|e| CasError::io(&target, e))
+    }
+
+    /// Starts writing what [`BlobStore::put_unsynced`] stored out to the disk in the
+    /// background, so that a sync waited for later (staging's) finds little left to do.
+    /// Nothing is promised about when it is done; at most one such flush runs at a time.
+    pub fn start_flush(&self) {
+        if self.flushing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (root, flushing) = (self.root.clone(), Arc::clone(&self.flushing));
+        std::thread::spawn(move || {
+            if let Ok(dir) = File::open(&root) {
+                let _ = rustix::fs::syncfs(&dir);
+            }
+            flushing.store(false, Ordering::Release);
+        });
     }
 
     /// Flushes everything written under the root (file data and directory entries).

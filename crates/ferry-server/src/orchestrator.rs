@@ -215,15 +215,64 @@ async fn save(
     Ok(())
 }
 
-/// Times out targets of running deployments that have not answered for `timeout`.
+/// Records the step a target reports while it deploys, so people see how far it got and
+/// a slow but working target is not taken for a silent one. Only while the deployment
+/// still waits on the target: a late report never overwrites its outcome.
+pub async fn record_progress(
+    state: &AppState,
+    deployment_id: i64,
+    target: &str,
+    app: &str,
+    current_version: Option<&str>,
+    step: &str,
+) -> Result<(), ApiError> {
+    let _serial = state.orchestra.lock.lock().await;
+    let Some(record) = state.store.deployment(deployment_id).await? else {
+        return Ok(());
+    };
+    if record.status != "running" || !parse_state(&record)?.waiting_on().contains(&target) {
+        return Ok(());
+    }
+    state
+        .store
+        .report_target_app(
+            target,
+            app,
+            current_version,
+            "deploying",
+            Some(step),
+            state.clock.now_ms(),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Times out targets of running deployments that have not answered for `timeout`: neither
+/// moved the deployment on nor reported progress.
 pub async fn time_out_silent_targets(state: &AppState, timeout: Duration) -> Result<(), ApiError> {
     let now = state.clock.now_ms();
+    let timeout_ms = timeout.as_millis() as i64;
+    let mut progress: Option<Vec<ferry_store::TargetApp>> = None;
     for record in state.store.running_deployments().await? {
-        if now - record.updated_ms < timeout.as_millis() as i64 {
+        if now - record.updated_ms < timeout_ms {
             continue;
         }
         let deployment = parse_state(&record)?;
+        let rows = match &progress {
+            Some(rows) => rows,
+            None => progress.insert(state.store.target_apps(None).await?),
+        };
+        let heard_from = |target: &str| {
+            rows.iter()
+                .find(|r| {
+                    r.target == target && r.app == record.app && r.deployment_id == Some(record.id)
+                })
+                .map_or(0, |r| r.updated_ms)
+        };
         for target in deployment.waiting_on() {
+            if now - heard_from(target) < timeout_ms {
+                continue;
+            }
             let reason = format!(
                 "no answer for {}s: is its agent running? (`ferry target list`)",
                 timeout.as_secs()

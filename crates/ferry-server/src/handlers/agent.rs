@@ -320,6 +320,18 @@ pub async fn report(
             request.deployment
         )));
     }
+    if request.outcome == "progress" {
+        crate::orchestrator::record_progress(
+            &state,
+            request.deployment,
+            &target,
+            &request.app,
+            request.current_version.as_deref(),
+            &reason,
+        )
+        .await?;
+        return Ok(Json(serde_json::json!({ "ok": true })));
+    }
     if !staging {
         state
             .store

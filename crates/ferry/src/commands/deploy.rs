@@ -166,8 +166,10 @@ pub(super) fn print_deployment(d: &Deployment) {
                 t.target.clone(),
                 t.previous.clone().unwrap_or_else(|| "-".into()),
                 t.state.clone(),
+                // While a target deploys, the step it reached; once done, why it ended so.
                 t.reason
                     .clone()
+                    .or_else(|| t.step.clone())
                     .unwrap_or_default()
                     .lines()
                     .next()
@@ -176,7 +178,7 @@ pub(super) fn print_deployment(d: &Deployment) {
             ]
         })
         .collect();
-    print_table(&["TARGET", "PREVIOUS", "STATE", "REASON"], &rows);
+    print_table(&["TARGET", "PREVIOUS", "STATE", "REASON OR STEP"], &rows);
 }
 
 pub async fn deployment(client: &Client, output: Output, command: DeploymentCommand) -> CliResult {

@@ -301,6 +301,46 @@ fn a_silent_target_times_out_with_a_reason() {
     assert!(run.stderr.contains("no answer for 2s"), "{run:?}");
 }
 
+/// A target busy with a slow hook reports its progress: the deployment shows the step it is
+/// on and does not time out, though the hook outlasts the timeout for silent targets.
+#[test]
+fn a_slow_deploy_reports_its_steps_and_does_not_time_out() {
+    let server = Server::start_with(&["--deploy-timeout", "4s"]);
+    setup(&server);
+    let _agent = start_agent(&server, "dev", "dev-1");
+    release(&server, "1.0.0", "[hooks]\nbefore_switch = \"sleep 7\"\n");
+    let started = server
+        .admin(&["deploy", "web", "1.0.0", "--to", "dev", "--json"])
+        .success()
+        .json();
+    let id = started["id"].to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let step = loop {
+        let shown = server
+            .admin(&["deployment", "show", &id, "--json"])
+            .success()
+            .json();
+        if let Some(step) = shown["targets"][0]["step"].as_str() {
+            break step.to_owned();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no step shown: {shown}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(
+        step.starts_with("shared paths"),
+        "the step before the hook: {step}"
+    );
+    let done = server
+        .admin(&["deployment", "show", &id, "--wait", "--json"])
+        .success()
+        .json();
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert!(done["targets"][0].get("step").is_none(), "{done}");
+}
+
 #[test]
 fn deploy_refusals() {
     let server = Server::start();

@@ -56,6 +56,7 @@ pub fn deployment_json(record: DeploymentRecord) -> Result<Deployment, ApiError>
                 previous: step.previous,
                 state: name.to_owned(),
                 reason,
+                step: None,
             }
         })
         .collect();
@@ -98,9 +99,24 @@ async fn deployment_with_approvals(
             at: rfc3339(a.at_ms),
         })
         .collect();
+    let id = record.id;
+    let mut deployment = deployment_json(record)?;
+    if deployment.status == "running" {
+        let reported = state.store.target_apps(None).await?;
+        for target in &mut deployment.targets {
+            target.step = reported
+                .iter()
+                .find(|r| {
+                    r.target == target.target
+                        && r.deployment_id == Some(id)
+                        && r.state == "deploying"
+                })
+                .and_then(|r| r.detail.clone());
+        }
+    }
     Ok(Deployment {
         approvals: Some(approvals),
-        ..deployment_json(record)?
+        ..deployment
     })
 }
 
