@@ -535,6 +535,10 @@ pub struct EnvStatus {
     /// The version the environment's last successful deployment installed.
     pub version: Option<String>,
     pub targets: Vec<TargetStatus>,
+    /// Releases rolled back from this environment: nothing brings them back there unless
+    /// someone deploys them by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rolled_back_from: Vec<String>,
 }
 
 /// One application on one target.

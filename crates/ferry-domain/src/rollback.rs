@@ -77,9 +77,60 @@ pub fn rollback_target<S: AsRef<str>>(
     }
 }
 
+/// A promotion that would bring back a release rolled back from the environment.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{version} of {app} was rolled back from {env}, so promoting does not bring it back; \
+     deploy it by name if you mean to (`ferry deploy {app} {version} --to {env}`)"
+)]
+pub struct RolledBackFrom {
+    pub app: String,
+    pub env: String,
+    pub version: String,
+}
+
+/// Whether `ferry promote` may take `version` of `app` into `env`: not when it was rolled back
+/// from there (`bad`). Promoting picks the version by itself, and nothing should bring a
+/// release rolled back from an environment back there without someone naming it.
+pub fn check_promoted_release<S: AsRef<str>>(
+    app: &str,
+    env: &str,
+    version: &str,
+    bad: &[S],
+) -> Result<(), RolledBackFrom> {
+    if bad.iter().any(|b| b.as_ref() == version) {
+        return Err(RolledBackFrom {
+            app: app.to_owned(),
+            env: env.to_owned(),
+            version: version.to_owned(),
+        });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_promotion_never_brings_back_a_release_rolled_back_from_there() {
+        let cases: &[(&str, &[&str], bool)] = &[
+            ("2.0", &[], true),
+            ("2.0", &["1.9"], true),
+            ("2.0", &["1.9", "2.0"], false),
+            ("2.0.1", &["2.0"], true),
+        ];
+        for (version, bad, allowed) in cases {
+            let got = check_promoted_release("web", "prd", version, bad);
+            assert_eq!(got.is_ok(), *allowed, "{version} {bad:?}");
+            if let Err(error) = got {
+                assert!(
+                    error.to_string().contains("ferry deploy web 2.0 --to prd"),
+                    "{error}"
+                );
+            }
+        }
+    }
 
     /// Live versions newest first, bad versions, `--to`, and the target or how the refusal
     /// starts.

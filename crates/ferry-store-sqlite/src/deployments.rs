@@ -156,6 +156,19 @@ pub(crate) async fn update(
         .await
         .map_err(backend)?;
     }
+    if deployment.kind == "deploy" && deployment.status == "succeeded" {
+        // Deployed by name and live again: no longer a release rolled back from there.
+        sqlx::query(
+            "DELETE FROM bad_releases
+             WHERE app_id = (SELECT id FROM apps WHERE name = ?) AND env = ? AND version = ?",
+        )
+        .bind(&deployment.app)
+        .bind(&deployment.env)
+        .bind(&deployment.version)
+        .execute(&mut *conn)
+        .await
+        .map_err(backend)?;
+    }
     Ok(())
 }
 

@@ -174,7 +174,8 @@ pub trait Store: Send + Sync + 'static {
         audit: AuditRecord,
     ) -> StoreResult<DeploymentRecord>;
     /// Saves a deployment's progress and the desired-state changes it leads to; `audit` is
-    /// given when it finishes. A rollback that finished marks `bad_version` bad.
+    /// given when it finishes. A rollback that finished marks `bad_version` bad; a deploy
+    /// that succeeded clears its own release's mark.
     async fn update_deployment(
         &self,
         deployment: &DeploymentRecord,

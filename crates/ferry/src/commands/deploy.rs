@@ -275,6 +275,20 @@ pub async fn status(client: &Client, output: Output, app: Option<String>) -> Cli
         for line in open {
             println!("{line}");
         }
+        for app in &status.apps {
+            for env in app
+                .environments
+                .iter()
+                .filter(|e| !e.rolled_back_from.is_empty())
+            {
+                println!(
+                    "{} rolled back from {}: {} (not promoted there again)",
+                    app.app,
+                    env.env,
+                    env.rolled_back_from.join(", ")
+                );
+            }
+        }
     });
     Ok(())
 }

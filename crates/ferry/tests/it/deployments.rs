@@ -132,6 +132,7 @@ fn deploy_and_rollback_through_real_agents() {
         (Some("dev"), Some("1.0.0"))
     );
     assert_eq!(dev["targets"][0]["version"], "1.0.0");
+    assert_eq!(dev["rolled_back_from"], serde_json::json!(["1.0.1"]));
     let targets = server.admin(&["target", "list", "--json"]).success().json();
     assert_eq!(targets[0]["health"], "online");
 

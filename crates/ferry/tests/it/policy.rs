@@ -549,4 +549,43 @@ fn promote_takes_allow_downgrade_and_rollback_only_goes_back_to_what_ran_there()
         )
         .success();
     assert_eq!(current(&pp.root, "web"), "releases/1.0.1");
+
+    // 1.0.0 was rolled back from pp: promoting never brings it back there, even as a
+    // deliberate downgrade; deploying it by name does.
+    server
+        .ferry(
+            &dana,
+            &[
+                "promote",
+                "web",
+                "--from",
+                "dev",
+                "--to",
+                "pp",
+                "--allow-downgrade",
+            ],
+        )
+        .fails(
+            3,
+            "1.0.0 of web was rolled back from pp, so promoting does not bring it back",
+        );
+    server
+        .ferry(
+            &dana,
+            &[
+                "deploy",
+                "web",
+                "1.0.0",
+                "--to",
+                "pp",
+                "--allow-downgrade",
+                "--wait",
+            ],
+        )
+        .success();
+    assert_eq!(current(&pp.root, "web"), "releases/1.0.0");
+    let status = server.admin(&["status", "web", "--json"]).success().json();
+    let pp_status = &status["apps"][0]["environments"][1];
+    assert_eq!(pp_status["env"], "pp");
+    assert!(pp_status.get("rolled_back_from").is_none(), "{pp_status}");
 }

@@ -364,6 +364,9 @@ pub async fn promote(
                 from.name, app.name, from.name
             ))
         })?;
+    let bad = state.store.bad_versions(&app.name, &to.name).await?;
+    ferry_domain::rollback::check_promoted_release(&app.name, &to.name, &running, &bad)
+        .map_err(|e| ApiError::policy("rolled_back", e.to_string()))?;
     deploy(
         State(state),
         caller,
@@ -593,10 +596,16 @@ pub async fn status(
     let mut statuses = Vec::new();
     for app in apps {
         let history = live_history(&state, &app.name).await?;
+        let mut rolled_back_from = Vec::with_capacity(pipeline.len());
+        for env in &pipeline {
+            rolled_back_from.push(state.store.bad_versions(&app.name, &env.name).await?);
+        }
         let environments = pipeline
             .iter()
-            .map(|env| EnvStatus {
+            .zip(rolled_back_from)
+            .map(|(env, rolled_back_from)| EnvStatus {
                 env: env.name.clone(),
+                rolled_back_from,
                 version: history
                     .iter()
                     .find(|d| d.env == env.name)
