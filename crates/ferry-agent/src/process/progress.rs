@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{interval_at, Instant, MissedTickBehavior};
 
 /// How long a deploy runs before its steps are posted.
-const QUIET_FOR: Duration = Duration::from_secs(1);
+const QUIET_FOR: Duration = Duration::from_secs(3);
 /// How often a changed step is posted at most.
 const EVERY: Duration = Duration::from_secs(1);
 /// How often the same step is posted again while it lasts.

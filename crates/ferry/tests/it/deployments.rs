@@ -306,16 +306,16 @@ fn a_silent_target_times_out_with_a_reason() {
 /// on and does not time out, though the hook outlasts the timeout for silent targets.
 #[test]
 fn a_slow_deploy_reports_its_steps_and_does_not_time_out() {
-    let server = Server::start_with(&["--deploy-timeout", "4s"]);
+    let server = Server::start_with(&["--deploy-timeout", "5s"]);
     setup(&server);
     let _agent = start_agent(&server, "dev", "dev-1");
-    release(&server, "1.0.0", "[hooks]\nbefore_switch = \"sleep 7\"\n");
+    release(&server, "1.0.0", "[hooks]\nbefore_switch = \"sleep 9\"\n");
     let started = server
         .admin(&["deploy", "web", "1.0.0", "--to", "dev", "--json"])
         .success()
         .json();
     let id = started["id"].to_string();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(8);
     let step = loop {
         let shown = server
             .admin(&["deployment", "show", &id, "--json"])

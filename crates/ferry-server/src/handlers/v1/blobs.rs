@@ -149,8 +149,14 @@ pub async fn read_blob_batch(
     hashes: Vec<ContentHash>,
 ) -> Result<Response, ApiError> {
     let key = crate::served::Served::batch_key(&hashes);
+    let cached = |batch| ([(CONTENT_TYPE, "application/octet-stream")], batch).into_response();
     if let Some(batch) = state.served.get(&key) {
-        return Ok(([(CONTENT_TYPE, "application/octet-stream")], batch).into_response());
+        return Ok(cached(batch));
+    }
+    // The targets of one deployment ask for the same batch at once: one reads it.
+    let turn = state.served.read_turn(key).await;
+    if let Some(batch) = state.served.get(&key) {
+        return Ok(cached(batch));
     }
     let blobs = state.blobs.clone();
     // Checked before the answer starts: a missing blob is a 404, not a stream cut short.
@@ -161,27 +167,53 @@ pub async fn read_blob_batch(
         },
     )
     .await?;
-    let (mut sender, body) = Channel::<Bytes, std::io::Error>::new(PIECES_AHEAD);
+    let (pieces, mut arriving) = tokio::sync::mpsc::unbounded_channel();
     let (blobs, served) = (state.blobs.clone(), state.served.clone());
-    tokio::spawn(async move {
-        let hashes = std::sync::Arc::new(hashes);
-        let mut piece = Piece::default();
+    // Blobs are read and checked at the disk's pace, not the caller's, so the whole batch
+    // reaches the served cache early, for the next target asking for it.
+    tokio::task::spawn_blocking(move || {
         let mut whole = Vec::new();
-        while piece.next < hashes.len() {
-            let (blobs, hashes) = (blobs.clone(), hashes.clone());
-            let read = tokio::task::spawn_blocking(move || piece.read_next(&blobs, &hashes)).await;
-            let bytes;
-            (piece, bytes) = match read {
-                Ok(Ok(read)) => read,
-                Ok(Err(error)) => return sender.abort(std::io::Error::other(error.to_string())),
-                Err(error) => return sender.abort(std::io::Error::other(error.to_string())),
+        let mut frames = Vec::new();
+        let mut sent = 0u64;
+        for hash in &hashes {
+            let data = match blobs.read(hash) {
+                Ok(data) => data,
+                Err(error) => {
+                    let _ = pieces.send(Err(std::io::Error::other(error.to_string())));
+                    return;
+                }
             };
-            whole.extend_from_slice(&bytes);
-            if sender.send_data(Bytes::from(bytes)).await.is_err() {
+            if sent > 0 && sent + data.len() as u64 > MAX_FETCH_BYTES {
+                break;
+            }
+            write_frame(&mut frames, hash, &data);
+            sent += data.len() as u64;
+            if frames.len() >= PIECE_BYTES {
+                whole.extend_from_slice(&frames);
+                if pieces
+                    .send(Ok(Bytes::from(std::mem::take(&mut frames))))
+                    .is_err()
+                {
+                    return; // the caller went away
+                }
+            }
+        }
+        whole.extend_from_slice(&frames);
+        let _ = pieces.send(Ok(Bytes::from(frames)));
+        served.insert(key, Bytes::from(whole));
+        drop(turn);
+    });
+    let (mut sender, body) = Channel::<Bytes, std::io::Error>::new(PIECES_AHEAD);
+    tokio::spawn(async move {
+        while let Some(piece) = arriving.recv().await {
+            let sent = match piece {
+                Ok(bytes) => sender.send_data(bytes).await,
+                Err(error) => return sender.abort(error),
+            };
+            if sent.is_err() {
                 return; // the caller went away
             }
         }
-        served.insert(key, Bytes::from(whole));
     });
     Ok((
         [(CONTENT_TYPE, "application/octet-stream")],
@@ -190,39 +222,7 @@ pub async fn read_blob_batch(
         .into_response())
 }
 
-/// Pieces of a streaming batch read ahead of the one being sent.
+/// Pieces of a streaming batch buffered for the caller beyond the one being sent.
 const PIECES_AHEAD: usize = 2;
 /// About how many bytes of frames one piece carries.
 const PIECE_BYTES: usize = 1 << 20;
-
-/// Where a streaming batch has got to.
-#[derive(Clone, Copy, Default)]
-struct Piece {
-    /// The next blob to send; past the end when the batch is done.
-    next: usize,
-    /// The blob bytes sent so far.
-    sent: u64,
-}
-
-impl Piece {
-    /// Frames the next blobs (each read and checked against its hash) until the piece holds
-    /// about `PIECE_BYTES` or the batch is full.
-    fn read_next(
-        mut self,
-        blobs: &ferry_cas::blobs::BlobStore,
-        hashes: &[ContentHash],
-    ) -> Result<(Piece, Vec<u8>), ferry_cas::error::CasError> {
-        let mut frames = Vec::new();
-        while self.next < hashes.len() && frames.len() < PIECE_BYTES {
-            let data = blobs.read(&hashes[self.next])?;
-            if self.sent > 0 && self.sent + data.len() as u64 > MAX_FETCH_BYTES {
-                self.next = hashes.len();
-                break;
-            }
-            write_frame(&mut frames, &hashes[self.next], &data);
-            self.sent += data.len() as u64;
-            self.next += 1;
-        }
-        Ok((self, frames))
-    }
-}
