@@ -612,9 +612,12 @@ impl Agent {
             if received.is_empty() {
                 bail!("the server sent no content");
             }
-            // The disk writes this batch while the next one arrives.
-            self.cache.start_flush();
             pending.retain(|h| !received.contains(h));
+            // The disk writes this batch while the next one arrives (after the last one,
+            // staging syncs: a flush then would only hold up its links).
+            if !pending.is_empty() {
+                self.cache.start_flush();
+            }
         }
         Ok(n_needed)
     }
