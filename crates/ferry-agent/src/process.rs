@@ -290,7 +290,9 @@ impl Agent {
     /// Long-polls for the desired state and converges, reconnecting with backoff.
     async fn serve(&self) -> anyhow::Result<()> {
         let mut generation: Option<u64> = None;
-        let mut handled: HashMap<String, i64> = HashMap::new();
+        // What was converged per application: the deployment and the version it asked for.
+        // One deployment can ask twice (deploy, then go back after another target failed).
+        let mut handled: HashMap<String, (i64, Option<String>)> = HashMap::new();
         let mut staged: HashMap<String, i64> = HashMap::new();
         let mut backoff = Duration::from_millis(200);
         loop {
@@ -323,12 +325,13 @@ impl Agent {
             generation = Some(desired.generation);
             let mut all_converged = true;
             for app in desired.apps {
-                if let Some(deployment) =
-                    app.deployment.filter(|d| handled.get(&app.app) != Some(d))
+                if let Some(deployment) = app
+                    .deployment
+                    .filter(|&d| handled.get(&app.app) != Some(&(d, app.version.clone())))
                 {
                     match self.converge(&app, deployment).await {
                         Ok(()) => {
-                            handled.insert(app.app.clone(), deployment);
+                            handled.insert(app.app.clone(), (deployment, app.version.clone()));
                         }
                         Err(error) => {
                             eprintln!("agent: {}: {error:#}; retrying in {backoff:?}", app.app);

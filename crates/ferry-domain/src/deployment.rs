@@ -128,6 +128,10 @@ pub struct Deployment {
     /// Stages the release on every target and switches none.
     #[serde(default)]
     pub stage_only: bool,
+    /// The first failure in the order reports came, which stopped the deployment: its
+    /// reason once it ends, whatever fails after it (a rollback, another parallel target).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_failure: Option<String>,
 }
 
 impl Deployment {
@@ -146,6 +150,7 @@ impl Deployment {
             status: Status::Running,
             reason: None,
             stage_only: false,
+            first_failure: None,
         }
     }
 
@@ -213,6 +218,7 @@ impl Deployment {
         let Some(index) = self.steps.iter().position(|s| s.target == target) else {
             return Vec::new();
         };
+        let had_failed = self.steps.iter().any(|s| s.state.failure().is_some());
         let step = &mut self.steps[index];
         match (&step.state, report) {
             (TargetState::Deploying, Report::Succeeded) => step.state = TargetState::Succeeded,
@@ -250,16 +256,21 @@ impl Deployment {
             }
             _ => return Vec::new(),
         }
+        if !had_failed {
+            self.first_failure = step.state.failure().map(str::to_owned);
+        }
         self.advance()
     }
 
     /// After a change: start the next rolling target, or roll back after a failure, or
     /// finish.
     fn advance(&mut self) -> Vec<Command> {
-        let first_failure = self
-            .steps
-            .iter()
-            .find_map(|s| s.state.failure().map(str::to_owned));
+        // A deployment stored before `first_failure` was kept falls back to step order.
+        let first_failure = self.first_failure.clone().or_else(|| {
+            self.steps
+                .iter()
+                .find_map(|s| s.state.failure().map(str::to_owned))
+        });
         if let Some(reason) = first_failure {
             let mut commands = Vec::new();
             for step in &mut self.steps {
@@ -325,6 +336,9 @@ impl Deployment {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod every_path_tests;
 
 #[cfg(test)]
 mod tests {
@@ -556,6 +570,72 @@ mod tests {
         assert!(deployment.start().is_empty());
         assert_eq!(deployment.status, Status::Failed);
         assert!(deployment.reason.unwrap().contains("placed on no target"));
+    }
+
+    /// Regression: the reason was the failure of the first target in step order, so a
+    /// target that then failed to go back, or a parallel target listed earlier that failed
+    /// later, hid the failure that stopped the deployment.
+    #[test]
+    fn the_reason_is_the_failure_that_came_first_not_the_first_target_listed() {
+        let three = || {
+            ["a", "b", "c"]
+                .iter()
+                .map(|t| (t.to_string(), Some("v1".to_owned())))
+                .collect()
+        };
+        type Case<'a> = (Strategy, Vec<(&'a str, Report)>, &'a str);
+        let cases: Vec<Case> = vec![
+            (
+                Strategy::Rolling,
+                vec![("a", ok()), ("b", bad()), ("a", dead())],
+                "b: health check failed",
+            ),
+            (
+                Strategy::Parallel,
+                vec![("c", bad()), ("a", bad()), ("b", bad())],
+                "c: health check failed",
+            ),
+            (
+                Strategy::Parallel,
+                vec![
+                    ("a", ok()),
+                    ("c", dead()),
+                    ("b", ok()),
+                    ("a", Report::Reverted),
+                    ("b", dead()),
+                ],
+                "c: no answer in 5m",
+            ),
+        ];
+        for (strategy, reports, expected) in cases {
+            let mut deployment = Deployment::new(strategy, three());
+            deployment.start();
+            for (target, report) in &reports {
+                deployment.apply(target, report.clone());
+            }
+            assert_ne!(deployment.status, Status::Running, "{reports:?}");
+            assert_eq!(deployment.reason.as_deref(), Some(expected), "{reports:?}");
+        }
+    }
+
+    /// A deployment stored before the first failure was kept still ends with a reason.
+    #[test]
+    fn a_deployment_stored_without_its_first_failure_still_gets_a_reason() {
+        let step = |target: &str, state| TargetStep {
+            target: target.into(),
+            previous: Some("v1".into()),
+            state,
+        };
+        let failed = TargetState::RolledBack {
+            reason: "b: health check failed".into(),
+        };
+        let mut deployment = Deployment {
+            steps: vec![step("a", TargetState::RollingBack), step("b", failed)],
+            ..Deployment::new(Strategy::Rolling, Vec::new())
+        };
+        deployment.apply("a", Report::Reverted);
+        assert_eq!(deployment.status, Status::RolledBack);
+        assert_eq!(deployment.reason.as_deref(), Some("b: health check failed"));
     }
 
     #[test]

@@ -286,6 +286,78 @@ fn a_failing_hook_keeps_the_previous_release() {
     assert_eq!(current(&agent.root, "web"), "releases/1.0.0");
 }
 
+/// A release whose health check fails on the third of three targets: the deployment ends
+/// rolled back with that target's reason, and every target serves the previous release
+/// again: the first two were switched and are sent back, the third put it back itself.
+/// Regression: an agent took a second ask of the same deployment (go back) for one it had
+/// handled, so the targets sent back never went back and the deployment timed out failed.
+#[test]
+fn a_health_check_failing_on_the_third_target_rolls_back_the_others() {
+    // Short, so a target that never goes back fails the test in seconds.
+    let server = Server::start_with(&["--deploy-timeout", "10s"]);
+    setup(&server);
+    let agents: Vec<Agent> = ["dev-1", "dev-2", "dev-3"]
+        .iter()
+        .map(|name| start_agent(&server, "dev", name))
+        .collect();
+    release(&server, "1.0.0", "");
+    server
+        .admin(&["deploy", "web", "1.0.0", "--to", "dev", "--wait"])
+        .success();
+    // Only the third target is unhealthy: its shared directory holds the marker.
+    let shared = agents[2].root.join("apps/web/shared");
+    fs::create_dir_all(&shared).unwrap();
+    fs::write(shared.join("unhealthy"), "").unwrap();
+    let toml = concat!(
+        "[health]\n",
+        "command = 'test ! -e \"$FERRY_SHARED_DIR/unhealthy\"'\n",
+        "timeout = \"400ms\"\n",
+    );
+    for (version, strategy) in [("2.0.0", "rolling"), ("2.0.1", "parallel")] {
+        release(&server, version, toml);
+        let run = server.admin(&[
+            "deploy",
+            "web",
+            version,
+            "--to",
+            "dev",
+            "--strategy",
+            strategy,
+            "--wait",
+            "--json",
+        ]);
+        assert_eq!(run.code, 1, "{strategy}: {run:?}");
+        let done = run.json();
+        assert_eq!(done["status"], "rolled_back", "{strategy}: {done}");
+        let reason = done["reason"].as_str().unwrap_or_default();
+        assert!(
+            reason.starts_with("dev-3: health check failed"),
+            "{strategy}: {done}"
+        );
+        let targets = done["targets"].as_array().unwrap();
+        let state = |name: &str| {
+            let target = targets.iter().find(|t| t["target"] == name).unwrap();
+            (
+                target["state"].as_str().unwrap().to_owned(),
+                target["reason"].clone(),
+            )
+        };
+        assert_eq!(state("dev-1").0, "reverted", "{strategy}: {done}");
+        assert_eq!(state("dev-2").0, "reverted", "{strategy}: {done}");
+        let (third, third_reason) = state("dev-3");
+        assert_eq!(third, "rolled_back", "{strategy}: {done}");
+        assert!(
+            reason.ends_with(third_reason.as_str().unwrap()),
+            "{strategy}: {done}"
+        );
+        for agent in &agents {
+            assert_eq!(current(&agent.root, "web"), "releases/1.0.0", "{strategy}");
+            let index = agent.root.join("apps/web/current/index.html");
+            assert_eq!(fs::read_to_string(index).unwrap(), "<h1>1.0.0</h1>\n");
+        }
+    }
+}
+
 #[test]
 fn a_silent_target_times_out_with_a_reason() {
     let server = Server::start_with(&["--deploy-timeout", "2s"]);
