@@ -589,3 +589,73 @@ fn promote_takes_allow_downgrade_and_rollback_only_goes_back_to_what_ran_there()
     assert_eq!(pp_status["env"], "pp");
     assert!(pp_status.get("rolled_back_from").is_none(), "{pp_status}");
 }
+
+/// Refused approval input changes nothing: approving twice, approving without the level,
+/// rejecting without a reason, an unknown or finished deployment, a malformed freeze.
+#[test]
+fn refused_approvals_and_freezes_change_nothing() {
+    let server = Server::start();
+    setup(&server);
+    let _agents = ["dev", "pp", "prd"].map(|env| start_agent(&server, env, &format!("{env}-1")));
+    server
+        .admin(&["env", "set", "prd", "--approvals", "2"])
+        .success();
+    let dana = server.create_user("dana", "viewer", &["shop:developer"]);
+    let lee = server.create_user("lee", "viewer", &["shop:lead"]);
+    let kim = server.create_user("kim", "viewer", &["shop:lead"]);
+    release(&server, "1.0.0", "");
+    for env in ["dev", "pp"] {
+        server
+            .ferry(&dana, &["deploy", "web", "1.0.0", "--to", env, "--wait"])
+            .success();
+    }
+    let asked = server
+        .ferry(&dana, &["deploy", "web", "1.0.0", "--to", "prd", "--json"])
+        .success();
+    let id = id_of(&asked);
+    server.ferry(&lee, &["approve", &id]).success();
+
+    let events = crate::harness::audit_len(&server);
+    server.ferry(&lee, &["approve", &id]).fails(
+        3,
+        "has already approved this deployment and no one approves twice",
+    );
+    server
+        .ferry(&dana, &["approve", &id])
+        .fails(3, "needs approve or admin");
+    server.ferry(&kim, &["reject", &id]).fails(3, "--reason");
+    server
+        .ferry(&kim, &["approve", "99999"])
+        .fails(1, "no deployment 99999");
+    server
+        .admin(&["env", "set", "prd", "--freeze", "0 25 * * * 1h"])
+        .fails(3, "hour");
+    assert_eq!(
+        crate::harness::audit_len(&server),
+        events,
+        "nothing audited"
+    );
+    let shown = server
+        .admin(&["deployment", "show", &id, "--json"])
+        .success()
+        .json();
+    assert_eq!(shown["status"], "awaiting_approval", "{shown}");
+    assert_eq!(shown["approvals"].as_array().unwrap().len(), 1, "{shown}");
+    let envs = server.admin(&["env", "list", "--json"]).success().json();
+    assert!(
+        envs[2]["freeze"].as_array().is_none_or(|f| f.is_empty()),
+        "{envs}"
+    );
+
+    server.ferry(&kim, &["approve", &id]).success();
+    assert_eq!(finished(&server, &id)["status"], "succeeded");
+    let events = crate::harness::audit_len(&server);
+    server
+        .ferry(&kim, &["approve", &id])
+        .fails(3, "is not awaiting approval");
+    assert_eq!(
+        crate::harness::audit_len(&server),
+        events,
+        "nothing audited"
+    );
+}
