@@ -6,6 +6,7 @@ mod access;
 mod audit;
 mod bad_input;
 mod deployments;
+mod faults;
 mod harness;
 mod matrix;
 mod notifications;
