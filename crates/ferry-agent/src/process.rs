@@ -421,7 +421,7 @@ impl Agent {
             credential: self.state.credential.clone(),
             app: app.to_owned(),
             deployment,
-            current_version: current_version(&self.root, app),
+            root: self.root.clone(),
         }
     }
 

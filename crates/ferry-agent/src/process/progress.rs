@@ -3,12 +3,15 @@
 //! and then while one step takes long (a slow hook), so that a working target is never
 //! taken for a silent one. Quick deploys post nothing extra.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use ferry_api::AgentReport;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 use tokio::task::JoinHandle;
 use tokio::time::{interval_at, Instant, MissedTickBehavior};
+
+use crate::layout::current_version;
 
 /// How long a deploy runs before its steps are posted.
 const QUIET_FOR: Duration = Duration::from_secs(3);
@@ -24,7 +27,8 @@ pub struct ProgressTo {
     pub credential: String,
     pub app: String,
     pub deployment: i64,
-    pub current_version: Option<String>,
+    /// The target's root, to say what `current` points at when each report is sent.
+    pub root: PathBuf,
 }
 
 /// The progress of one deploy, posted by a task of its own.
@@ -90,7 +94,7 @@ impl ProgressTo {
             outcome: "progress".to_owned(),
             reason: Some(step.to_owned()),
             output_tail: None,
-            current_version: self.current_version.clone(),
+            current_version: current_version(&self.root, &self.app),
         };
         self.http
             .post(&self.report_url)
