@@ -64,7 +64,10 @@ pub async fn run(data: PathBuf, listen: SocketAddr) -> CliResult {
     println!("ferry demo is running");
     println!("  server     {url}");
     println!("  token      {token}");
-    println!("             (also in {})", data.join("admin-token").display());
+    println!(
+        "             (also in {})",
+        data.join("admin-token").display()
+    );
     println!("  targets    {}", data.join("targets").display());
     println!("try:");
     println!(
