@@ -384,7 +384,8 @@ mod tests {
         format!("[{}]", parts.join(","))
     }
 
-    fn short(state: &TargetState) -> &'static str {
+    /// A target state's short name, for test failures.
+    pub(super) fn short(state: &TargetState) -> &'static str {
         match state {
             TargetState::Pending => "pending",
             TargetState::Deploying => "deploying",

@@ -11,6 +11,7 @@ mod invariants;
 
 use std::collections::HashSet;
 
+use super::tests::short;
 use super::*;
 use invariants::*;
 
@@ -144,21 +145,6 @@ fn expected_answer(state: &TargetState, report: &Report) -> Option<&'static str>
             Report::Failed { .. } | Report::RolledBack { .. } | Report::TimedOut { .. },
         ) => Some("failed"),
         _ => None,
-    }
-}
-
-fn short(state: &TargetState) -> &'static str {
-    match state {
-        TargetState::Pending => "pending",
-        TargetState::Deploying => "deploying",
-        TargetState::Succeeded => "ok",
-        TargetState::RolledBack { .. } => "rolledback",
-        TargetState::Failed { .. } => "failed",
-        TargetState::RollingBack => "rollingback",
-        TargetState::Reverted => "reverted",
-        TargetState::Skipped => "skipped",
-        TargetState::Staging => "staging",
-        TargetState::Staged => "staged",
     }
 }
 

@@ -604,15 +604,7 @@ fn refused_approvals_and_freezes_change_nothing() {
     let lee = server.create_user("lee", "viewer", &["shop:lead"]);
     let kim = server.create_user("kim", "viewer", &["shop:lead"]);
     release(&server, "1.0.0", "");
-    for env in ["dev", "pp"] {
-        server
-            .ferry(&dana, &["deploy", "web", "1.0.0", "--to", env, "--wait"])
-            .success();
-    }
-    let asked = server
-        .ferry(&dana, &["deploy", "web", "1.0.0", "--to", "prd", "--json"])
-        .success();
-    let id = id_of(&asked);
+    let id = request_production(&server, &dana, "1.0.0");
     server.ferry(&lee, &["approve", &id]).success();
 
     let events = crate::harness::audit_len(&server);
