@@ -19,6 +19,8 @@ const QUIET_FOR: Duration = Duration::from_secs(3);
 const EVERY: Duration = Duration::from_secs(1);
 /// How often the same step is posted again while it lasts.
 const AGAIN_AFTER: Duration = Duration::from_secs(2);
+/// The longest one progress report may take: the deploy's outcome waits for it.
+const POST_LIMIT: Duration = Duration::from_secs(5);
 
 /// Where progress reports go.
 pub struct ProgressTo {
@@ -98,6 +100,7 @@ impl ProgressTo {
         };
         self.http
             .post(&self.report_url)
+            .timeout(POST_LIMIT)
             .bearer_auth(&self.credential)
             .json(&report)
             .send()
