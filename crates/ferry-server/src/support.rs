@@ -157,9 +157,9 @@ pub struct Plan {
 /// What the last (production) and the first (development) environment run of `app` now.
 pub async fn production_and_dev(
     state: &AppState,
+    pipeline: &[ferry_domain::pipeline::Environment],
     app: &str,
 ) -> Result<(Option<String>, Option<String>), ApiError> {
-    let pipeline = state.store.list_environments().await?;
     let history = live_history(state, app).await?;
     let running = |env: Option<&ferry_domain::pipeline::Environment>| {
         env.and_then(|e| history.iter().find(|d| d.env == e.name))
@@ -192,7 +192,7 @@ pub async fn plan(
     severity: Severity,
 ) -> Result<Plan, ApiError> {
     let pipeline = state.store.list_environments().await?;
-    let (production, dev) = production_and_dev(state, app).await?;
+    let (production, dev) = production_and_dev(state, &pipeline, app).await?;
     let in_production = pipeline.last().is_some_and(|e| e.name == env);
     let path = plan_path(
         severity,
@@ -309,7 +309,8 @@ async fn close_if_already_included(
     let Some(base) = releases.iter().find(|r| r.version == backport.base_version) else {
         return Ok(());
     };
-    let (_, dev) = production_and_dev(state, app).await?;
+    let pipeline = state.store.list_environments().await?;
+    let (_, dev) = production_and_dev(state, &pipeline, app).await?;
     let existing: Vec<ExistingRelease> = releases
         .iter()
         .map(|r| ExistingRelease {

@@ -456,7 +456,7 @@ pub async fn start_hotfix(
         ));
     }
     let production = pipeline.last().map(|e| e.name.clone()).unwrap_or_default();
-    let (production_runs, _) = production_and_dev(&state, &app.name).await?;
+    let (production_runs, _) = production_and_dev(&state, &pipeline, &app.name).await?;
     let (base, suggested, source, rebased_from) =
         match hotfix_base(base, production_runs.as_deref()) {
             HotfixBase::Kept(base) => (

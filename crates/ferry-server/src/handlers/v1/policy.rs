@@ -118,12 +118,23 @@ pub async fn live_history(state: &AppState, app: &str) -> Result<Vec<DeploymentR
 /// Applies the policy of `ask.env` to the request, refusing with the rule that stops it.
 pub async fn judge(state: &AppState, caller: &Caller, ask: &Ask<'_>) -> Result<Verdict, ApiError> {
     let env = &ask.env.name;
+    let pipeline = state.store.list_environments().await?;
     if !ask.rollback {
-        check_lifecycle_and_downgrade(state, ask.app, env, ask.release, ask.allow_downgrade)
-            .await?;
+        check_lifecycle_and_downgrade(
+            state,
+            &pipeline,
+            ask.app,
+            env,
+            ask.release,
+            ask.allow_downgrade,
+        )
+        .await?;
     }
-    let (guard_override, review) = if pipeline_start(state).await? == *env {
-        (None, Vec::new())
+    let Guarded {
+        overridden: guard_override,
+        review,
+    } = if is_pipeline_start(&pipeline, env) {
+        Guarded::default()
     } else {
         regression_guard(state, caller, ask).await?
     };
@@ -150,18 +161,19 @@ pub async fn judge(state: &AppState, caller: &Caller, ask: &Ask<'_>) -> Result<V
     let overrides = Overrides {
         allow_downgrade: ask.allow_downgrade && !ask.rollback,
         break_glass: break_glass.as_ref().map(|glass| glass.reason.clone()),
-        override_guard: guard_override
-            .as_ref()
-            .map(|(reason, undone)| GuardOverride {
-                reason: reason.clone(),
-                hotfixes: undone.iter().map(|u| u.hotfix_version.clone()).collect(),
-            }),
+        override_guard: guard_override.as_ref().map(|accepted| GuardOverride {
+            reason: accepted.reason.clone(),
+            hotfixes: accepted
+                .undone
+                .iter()
+                .map(|u| u.hotfix_version.clone())
+                .collect(),
+        }),
     };
     Ok(Verdict {
         awaits_approval: !ask.rollback && needs_approval(&ask.env.policy, break_glass.is_some()),
         break_glass,
-        guard_override: guard_override
-            .map(|(reason, undone)| guard_override_json(&reason, &undone)),
+        guard_override: guard_override.map(|accepted| accepted.audit_json()),
         review,
         overrides,
     })
@@ -179,9 +191,17 @@ pub async fn rejudge(
     release: &Release,
     overrides: &Overrides,
 ) -> Result<(), ApiError> {
-    check_lifecycle_and_downgrade(state, app, &env.name, release, overrides.allow_downgrade)
-        .await?;
-    if pipeline_start(state).await? != env.name {
+    let pipeline = state.store.list_environments().await?;
+    check_lifecycle_and_downgrade(
+        state,
+        &pipeline,
+        app,
+        &env.name,
+        release,
+        overrides.allow_downgrade,
+    )
+    .await?;
+    if !is_pipeline_start(&pipeline, &env.name) {
         let overridden: &[String] = overrides
             .override_guard
             .as_ref()
@@ -208,6 +228,7 @@ pub async fn rejudge(
 /// back to an older release than the one running in `env`.
 async fn check_lifecycle_and_downgrade(
     state: &AppState,
+    pipeline: &[Environment],
     app: &App,
     env: &str,
     release: &Release,
@@ -215,7 +236,6 @@ async fn check_lifecycle_and_downgrade(
 ) -> Result<(), ApiError> {
     let (app, version) = (&app.name, &release.version);
     let history = live_history(state, app).await?;
-    let pipeline = state.store.list_environments().await?;
     let passed: Vec<&str> = history
         .iter()
         .filter(|d| d.version == *version)
@@ -229,7 +249,7 @@ async fn check_lifecycle_and_downgrade(
             None => ReleaseKind::Product,
         },
     };
-    check_entry(&pipeline, &candidate, &passed, env)
+    check_entry(pipeline, &candidate, &passed, env)
         .map_err(|e| ApiError::policy("lifecycle", e.to_string()))?;
     if allow_downgrade {
         return Ok(());
@@ -267,35 +287,52 @@ fn undone_json(undone: &[Undone]) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// What the audit event of an accepted `--override-guard` records.
-fn guard_override_json(reason: &str, undone: &[Undone]) -> serde_json::Value {
-    serde_json::json!({ "reason": reason, "overridden": undone_json(undone) })
+/// What the regression guard let through: the override accepted, if any, and the paths
+/// changed differently from a shipped hotfix, for review.
+#[derive(Default)]
+struct Guarded {
+    overridden: Option<AcceptedOverride>,
+    review: Vec<String>,
 }
 
-/// The first environment of the pipeline, where the guard does not apply: dev is where
-/// fixes are merged.
-async fn pipeline_start(state: &AppState) -> Result<String, ApiError> {
-    let pipeline = state.store.list_environments().await?;
-    Ok(pipeline.first().map(|e| e.name.clone()).unwrap_or_default())
+/// An accepted `--override-guard`: its reason and the hotfixes it lets the release undo.
+struct AcceptedOverride {
+    reason: String,
+    undone: Vec<Undone>,
+}
+
+impl AcceptedOverride {
+    /// What the audit event of the override records.
+    fn audit_json(&self) -> serde_json::Value {
+        serde_json::json!({ "reason": self.reason, "overridden": undone_json(&self.undone) })
+    }
+}
+
+/// Whether `env` is the first environment of the pipeline, where the guard does not apply:
+/// dev is where fixes are merged.
+fn is_pipeline_start(pipeline: &[Environment], env: &str) -> bool {
+    pipeline.first().is_some_and(|e| e.name == env)
 }
 
 /// The regression guard: a release that would undo a hotfix shipped to production is refused
 /// unless `--override-guard --reason` comes from someone with approve level there. Rollbacks
 /// are checked too: going back past a shipped hotfix undoes it. An accepted override gives
 /// its reason and the hotfixes it lets through.
-#[allow(clippy::type_complexity)]
 async fn regression_guard(
     state: &AppState,
     caller: &Caller,
     ask: &Ask<'_>,
-) -> Result<(Option<(String, Vec<Undone>)>, Vec<String>), ApiError> {
+) -> Result<Guarded, ApiError> {
     let (app, env) = (&ask.app.name, &ask.env.name);
     let outcome = crate::support::guard(state, app, env, ask.release).await?;
     let Some(reason) = ask.override_guard else {
         if !outcome.undone.is_empty() {
             return Err(guard_refusal(outcome.undone));
         }
-        return Ok((None, outcome.review));
+        return Ok(Guarded {
+            overridden: None,
+            review: outcome.review,
+        });
     };
     let level = caller.level_on(ask.app, env);
     if level < Level::Approve {
@@ -313,7 +350,13 @@ async fn regression_guard(
                 "--override-guard needs --reason TEXT: say why undoing the hotfix is intended",
             )
         })?;
-    Ok((Some((reason.to_owned(), outcome.undone)), outcome.review))
+    Ok(Guarded {
+        overridden: Some(AcceptedOverride {
+            reason: reason.to_owned(),
+            undone: outcome.undone,
+        }),
+        review: outcome.review,
+    })
 }
 
 /// The freeze windows of an environment, parsed (they were checked when added).
