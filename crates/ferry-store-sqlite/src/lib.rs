@@ -272,7 +272,10 @@ impl Store for SqliteStore {
         };
         audit::append(&mut tx, &self.audit_key, record).await?;
         tx.commit().await.map_err(backend)?;
-        Ok(ReleaseOutcome::Created(release.release))
+        Ok(ReleaseOutcome::Created {
+            release: release.release,
+            backports_done: done,
+        })
     }
 
     async fn list_releases(&self, app: &str) -> StoreResult<Vec<Release>> {

@@ -380,7 +380,7 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
         )
         .await
         .unwrap();
-    assert!(matches!(first, ReleaseOutcome::Created(_)));
+    assert!(matches!(first, ReleaseOutcome::Created { .. }));
     let again = store
         .create_release(
             release("1.0", "d1", &["a", "b"]),

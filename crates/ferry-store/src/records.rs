@@ -144,7 +144,12 @@ pub struct NewRelease {
 /// Creating a release twice with the same content is not an error.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ReleaseOutcome {
-    Created(Release),
+    /// Made now; `backports_done` lists the obligations it closed (those of `fulfils` still
+    /// open when it committed).
+    Created {
+        release: Release,
+        backports_done: Vec<i64>,
+    },
     /// The version already existed with exactly this content; nothing changed.
     Identical(Release),
 }

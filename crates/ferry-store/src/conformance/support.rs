@@ -10,8 +10,8 @@ use ferry_domain::routing::RoutingRule;
 
 use super::{assert_not_found, audit, new_user};
 use crate::{
-    Backport, Bootstrap, IncidentRecord, IncidentStep, NewApp, NewRelease, Release, Store,
-    StoreError, TeamSupport,
+    Backport, Bootstrap, IncidentRecord, IncidentStep, NewApp, NewRelease, Release, ReleaseOutcome,
+    Store, StoreError, TeamSupport,
 };
 
 fn incident(path: &str, status: &str) -> IncidentRecord {
@@ -361,8 +361,8 @@ pub async fn support_story(store: &dyn Store) {
         .await
         .unwrap();
     // A release judged to fulfil an obligation waived meanwhile still commits, and closes
-    // only the open one; its audit event names only that one.
-    store
+    // only the open one; its outcome and its audit event name only that one.
+    let outcome = store
         .create_release(
             release("1.2", None, &[], &[first.id, second.id]),
             AuditRecord {
@@ -372,6 +372,10 @@ pub async fn support_story(store: &dyn Store) {
         )
         .await
         .unwrap();
+    assert!(
+        matches!(&outcome, ReleaseOutcome::Created { backports_done, .. } if *backports_done == [first.id]),
+        "{outcome:?}"
+    );
     let chain = store.audit_chain().await.unwrap();
     assert_eq!(
         chain.events.last().unwrap().record.details,

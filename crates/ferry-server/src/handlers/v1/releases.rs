@@ -209,34 +209,26 @@ pub async fn create_release(
                 release,
                 blobs,
                 closes: closes.clone(),
-                fulfils: fulfils.clone(),
+                fulfils,
             },
             record,
         )
         .await?;
     Ok(match outcome {
-        ReleaseOutcome::Created(release) => {
-            // An obligation waived while the release was judged stays waived: name only the
-            // ones this release closed.
-            let by = format!("release {}", release.version);
-            let done: Vec<i64> = state
-                .store
-                .backports(Some(&app.name))
-                .await?
-                .into_iter()
-                .filter(|b| fulfils.contains(&b.id) && b.closed_by.as_deref() == Some(&by))
-                .map(|b| b.id)
-                .collect();
-            (
-                StatusCode::CREATED,
-                Json(CreatedRelease {
-                    release: release_json(release),
-                    created: true,
-                    closed: closes,
-                    backports_done: fulfils.into_iter().filter(|id| done.contains(id)).collect(),
-                }),
-            )
-        }
+        // An obligation waived while the release was judged stays waived: only the ones this
+        // release closed are named.
+        ReleaseOutcome::Created {
+            release,
+            backports_done,
+        } => (
+            StatusCode::CREATED,
+            Json(CreatedRelease {
+                release: release_json(release),
+                created: true,
+                closed: closes,
+                backports_done,
+            }),
+        ),
         ReleaseOutcome::Identical(release) => (
             StatusCode::OK,
             Json(CreatedRelease {
