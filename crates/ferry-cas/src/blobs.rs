@@ -90,12 +90,7 @@ impl BlobStore {
     /// whole batch. Returns the bytes newly stored (blobs already present cost nothing).
     pub fn put_batch(&self, blobs: &[(ContentHash, &[u8])]) -> CasResult<u64> {
         for (hash, data) in blobs {
-            if ContentHash::of(data) != *hash {
-                return Err(CasError::rejected(
-                    hash.to_hex(),
-                    "the content does not match its hash (corrupted in transit?)",
-                ));
-            }
+            check_hash(hash, data)?;
         }
         let mut written = Vec::new();
         let mut seen = std::collections::HashSet::new();
@@ -122,24 +117,19 @@ impl BlobStore {
     /// Stores one blob, checked against its hash, without waiting for the disk: for a cache
     /// whose blobs are checked again whenever they are used, so that one a crash left
     /// incomplete is found then and fetched again (and the filesystem is synced anyway
-    /// before anything made from it counts). Returns the stored file's facts, `None` when
-    /// the blob was there already.
-    pub fn put_unsynced(&self, hash: &ContentHash, data: &[u8]) -> CasResult<Option<fs::Metadata>> {
-        if ContentHash::of(data) != *hash {
-            return Err(CasError::rejected(
-                hash.to_hex(),
-                "the content does not match its hash (corrupted in transit?)",
-            ));
-        }
+    /// before anything made from it counts). Returns whether it was stored now (false when
+    /// it was there already).
+    pub fn put_unsynced(&self, hash: &ContentHash, data: &[u8]) -> CasResult<bool> {
+        check_hash(hash, data)?;
         if self.contains(hash) {
-            return Ok(None);
+            return Ok(false);
         }
         let (temp, file) = self.write_temp(hash, data)?;
         self.rename_into_place(&temp, hash)?;
         // Taken after the rename, which changes the file's change time.
         let metadata = file.metadata().map_err(|e| CasError::io(&temp, e))?;
         self.written_lock().insert(*hash, WrittenAs::of(&metadata));
-        Ok(Some(metadata))
+        Ok(true)
     }
 
     /// Whether this store wrote blob `hash` with [`BlobStore::put_unsynced`] (checked against
@@ -316,6 +306,17 @@ impl BlobStore {
     }
 }
 
+/// Refuses content that does not hash to its address.
+fn check_hash(hash: &ContentHash, data: &[u8]) -> CasResult<()> {
+    if ContentHash::of(data) != *hash {
+        return Err(CasError::rejected(
+            hash.to_hex(),
+            "the content does not match its hash (corrupted in transit?)",
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -342,18 +343,18 @@ mod tests {
         let hash = ContentHash::of(b"content");
         let bad = store.put_unsynced(&hash, b"c0ntent").unwrap_err();
         assert!(bad.is_bad_input() && !store.contains(&hash));
-        let written = store.put_unsynced(&hash, b"content").unwrap().unwrap();
-        assert!(store.put_unsynced(&hash, b"content").unwrap().is_none());
+        assert!(store.put_unsynced(&hash, b"content").unwrap());
+        assert!(!store.put_unsynced(&hash, b"content").unwrap());
         assert_eq!(store.read(&hash).unwrap(), b"content");
         let now = || fs::metadata(store.path_of(&hash)).unwrap();
         assert!(store.wrote_as(&hash, &now()));
-        assert!(!store.wrote_as(&ContentHash::of(b"other"), &written));
+        assert!(!store.wrote_as(&ContentHash::of(b"other"), &now()));
         // Rewritten in place (even with the same size): no longer vouched for.
         std::thread::sleep(std::time::Duration::from_millis(10));
         fs::write(store.path_of(&hash), b"c0ntent").unwrap();
         assert!(!store.wrote_as(&hash, &now()));
         store.quarantine(&hash).unwrap();
-        store.put_unsynced(&hash, b"content").unwrap().unwrap();
+        assert!(store.put_unsynced(&hash, b"content").unwrap());
         assert!(store.wrote_as(&hash, &now()));
         store.forget_written();
         assert!(!store.wrote_as(&hash, &now()));

@@ -14,6 +14,13 @@ pub fn write_frame(batch: &mut Vec<u8>, hash: &ContentHash, data: &[u8]) {
     batch.extend_from_slice(data);
 }
 
+/// The hash and length at the start of a frame, if the whole header is there.
+fn header(bytes: &[u8]) -> Option<(ContentHash, u64)> {
+    let hash = ContentHash(bytes.get(..32)?.try_into().expect("32 bytes"));
+    let len = u64::from_le_bytes(bytes.get(32..HEADER)?.try_into().expect("8 bytes"));
+    Some((hash, len))
+}
+
 /// Splits a batch into its blobs (hashes are not checked here; the blob store checks them).
 pub fn parse_frames(mut batch: &[u8]) -> CasResult<Vec<(ContentHash, &[u8])>> {
     let mut blobs = Vec::new();
@@ -24,8 +31,7 @@ pub fn parse_frames(mut batch: &[u8]) -> CasResult<Vec<(ContentHash, &[u8])>> {
                 batch.len()
             )));
         }
-        let hash = ContentHash(batch[..32].try_into().expect("32 bytes"));
-        let len = u64::from_le_bytes(batch[32..HEADER].try_into().expect("8 bytes"));
+        let (hash, len) = header(batch).expect("a whole header");
         let rest = &batch[HEADER..];
         if len > rest.len() as u64 {
             return Err(CasError::Source(format!(
@@ -66,11 +72,9 @@ impl FrameReader {
     /// The next complete blob, if all of it has arrived.
     pub fn next_frame(&mut self) -> CasResult<Option<(ContentHash, Vec<u8>)>> {
         let unread = &self.buffer[self.start..];
-        if unread.len() < HEADER {
+        let Some((hash, len)) = header(unread) else {
             return Ok(None);
-        }
-        let hash = ContentHash(unread[..32].try_into().expect("32 bytes"));
-        let len = u64::from_le_bytes(unread[32..HEADER].try_into().expect("8 bytes"));
+        };
         if len > MAX_FRAME_BYTES {
             return Err(CasError::Source(format!(
                 "malformed blob batch: blob {hash} claims {len} bytes, more than any blob has"
