@@ -25,10 +25,15 @@ use crate::layout::{cache_dir, current_version, state_dir, AppLayout};
 use crate::stage::PreviousCheck;
 
 mod fetch;
+mod link;
 mod pin;
 mod progress;
 
+use link::ServerLink;
 use progress::{Progress, ProgressTo};
+
+/// Where agents report how converging an application went.
+const REPORT: &str = "/api/v1/agent/report";
 
 /// What enrollment leaves in `ROOT/.ferry/agent.toml` (mode 0600).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -82,7 +87,7 @@ pub async fn run(root: &Path, enrollment: Option<(String, String)>) -> anyhow::R
         state.server
     );
     let agent = Agent {
-        http,
+        link: ServerLink::new(http, &state.server, &state.credential),
         pin,
         state,
         root: root.to_owned(),
@@ -197,9 +202,9 @@ async fn enroll(root: &Path, server: &str, token: &str) -> anyhow::Result<AgentS
 }
 
 struct Agent {
-    http: reqwest::Client,
+    link: ServerLink,
     /// The pinned CA certificate (with TLS), which records a server that presented another.
-    pin: Option<std::sync::Arc<pin::PinnedCa>>,
+    pin: Option<Arc<pin::PinnedCa>>,
     state: AgentState,
     root: PathBuf,
     /// The content cache, shared with the deploy engine's threads: it remembers the blobs
@@ -212,41 +217,6 @@ impl Agent {
     fn certificate_mismatch(&self) -> Option<pin::Mismatch> {
         let pin = self.pin.as_ref()?;
         pin.mismatch.lock().ok()?.clone()
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.state.server)
-    }
-
-    async fn get<T: serde::de::DeserializeOwned>(
-        &self,
-        path: &str,
-        timeout: Duration,
-    ) -> anyhow::Result<T> {
-        let request = self.http.get(self.url(path)).timeout(timeout);
-        Ok(self.send(path, request).await?.json().await?)
-    }
-
-    async fn post<B: Serialize>(&self, path: &str, body: &B) -> anyhow::Result<reqwest::Response> {
-        self.send(path, self.http.post(self.url(path)).json(body))
-            .await
-    }
-
-    /// Sends a request with the agent's credential; anything but success is an error.
-    async fn send(
-        &self,
-        path: &str,
-        request: reqwest::RequestBuilder,
-    ) -> anyhow::Result<reqwest::Response> {
-        let response = request.bearer_auth(&self.state.credential).send().await?;
-        if !response.status().is_success() {
-            bail!(
-                "{path}: {} {}",
-                response.status(),
-                response.text().await.unwrap_or_default()
-            );
-        }
-        Ok(response)
     }
 
     /// Long-polls for the desired state and converges, reconnecting with backoff.
@@ -262,7 +232,7 @@ impl Agent {
                 Some(g) => format!("/api/v1/agent/desired?after={g}"),
                 None => "/api/v1/agent/desired".to_owned(),
             };
-            let desired: DesiredState = match self.get(&path, Duration::from_secs(40)).await {
+            let desired: DesiredState = match self.link.get(&path, Duration::from_secs(40)).await {
                 Ok(desired) => desired,
                 Err(error) => {
                     // Another server answering at the address never becomes reachable
@@ -368,7 +338,7 @@ impl Agent {
             output_tail,
             current_version: current_version(&self.root, &app),
         };
-        self.post("/api/v1/agent/report", &report).await?;
+        self.link.post(REPORT, &report).await?;
         // Old releases go after the report, so their removal never delays a deployment.
         if outcome == "succeeded" {
             let (root, app) = (self.root.clone(), app.clone());
@@ -409,16 +379,14 @@ impl Agent {
             output_tail: None,
             current_version: current_version(&self.root, app),
         };
-        self.post("/api/v1/agent/report", &report).await?;
+        self.link.post(REPORT, &report).await?;
         Ok(())
     }
 
     /// Where progress reports of a deploy go.
     fn progress_to(&self, app: &str, deployment: i64) -> ProgressTo {
         ProgressTo {
-            http: self.http.clone(),
-            report_url: self.url("/api/v1/agent/report"),
-            credential: self.state.credential.clone(),
+            link: self.link.clone(),
             app: app.to_owned(),
             deployment,
             root: self.root.clone(),
@@ -481,10 +449,11 @@ impl Agent {
     async fn manifest(&self, app: &str, version: &str) -> anyhow::Result<Manifest> {
         let path = format!("/api/v1/agent/manifest/{app}/{version}");
         let request = self
+            .link
             .http
-            .get(self.url(&path))
+            .get(self.link.url(&path))
             .timeout(Duration::from_secs(120));
-        let response = self.send(&path, request).await?;
+        let response = self.link.send(&path, request).await?;
         let digest = response
             .headers()
             .get("x-ferry-digest")

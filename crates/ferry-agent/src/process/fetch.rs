@@ -110,12 +110,8 @@ impl Agent {
     async fn fetch_batch(&self, ask: &BlobHashes) -> anyhow::Result<HashSet<ContentHash>> {
         let path = "/api/v1/agent/blobs/fetch";
         // A batch takes as long as the link needs; only a silent server is given up on.
-        let request = self
-            .http
-            .post(self.url(path))
-            .json(ask)
-            .timeout(FETCH_LIMIT);
-        let mut response = self.send(path, request).await?;
+        let request = self.link.post_request(path, ask).timeout(FETCH_LIMIT);
+        let mut response = self.link.send(path, request).await?;
         let (blobs, arriving) = tokio::sync::mpsc::channel::<(ContentHash, Vec<u8>)>(64);
         let arriving = Arc::new(Mutex::new(arriving));
         let writers: Vec<_> = (0..writer_threads())

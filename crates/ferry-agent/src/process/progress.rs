@@ -11,6 +11,8 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 use tokio::task::JoinHandle;
 use tokio::time::{interval_at, Instant, MissedTickBehavior};
 
+use super::link::ServerLink;
+use super::REPORT;
 use crate::layout::current_version;
 
 /// How long a deploy runs before its steps are posted.
@@ -24,9 +26,7 @@ const POST_LIMIT: Duration = Duration::from_secs(5);
 
 /// Where progress reports go.
 pub struct ProgressTo {
-    pub http: reqwest::Client,
-    pub report_url: String,
-    pub credential: String,
+    pub link: ServerLink,
     pub app: String,
     pub deployment: i64,
     /// The target's root, to say what `current` points at when each report is sent.
@@ -89,7 +89,7 @@ impl Progress {
 }
 
 impl ProgressTo {
-    async fn post(&self, step: &str) -> reqwest::Result<reqwest::Response> {
+    async fn post(&self, step: &str) -> anyhow::Result<reqwest::Response> {
         let report = AgentReport {
             app: self.app.clone(),
             deployment: self.deployment,
@@ -98,13 +98,7 @@ impl ProgressTo {
             output_tail: None,
             current_version: current_version(&self.root, &self.app),
         };
-        self.http
-            .post(&self.report_url)
-            .timeout(POST_LIMIT)
-            .bearer_auth(&self.credential)
-            .json(&report)
-            .send()
-            .await?
-            .error_for_status()
+        let request = self.link.post_request(REPORT, &report).timeout(POST_LIMIT);
+        self.link.send(REPORT, request).await
     }
 }

@@ -1,0 +1,69 @@
+//! The agent's connection to its server: every request carries the target's credential, and
+//! anything but success is an error naming the endpoint.
+
+use std::time::Duration;
+
+use anyhow::bail;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// A server and the credential to reach it with; cheap to clone.
+#[derive(Clone)]
+pub struct ServerLink {
+    pub http: reqwest::Client,
+    server: String,
+    credential: String,
+}
+
+impl ServerLink {
+    pub fn new(http: reqwest::Client, server: &str, credential: &str) -> ServerLink {
+        ServerLink {
+            http,
+            server: server.to_owned(),
+            credential: credential.to_owned(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.server)
+    }
+
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<T> {
+        let request = self.http.get(self.url(path)).timeout(timeout);
+        Ok(self.send(path, request).await?.json().await?)
+    }
+
+    /// A POST of `body` as JSON to `path`, to adjust before [`ServerLink::send`].
+    pub fn post_request<B: Serialize>(&self, path: &str, body: &B) -> reqwest::RequestBuilder {
+        self.http.post(self.url(path)).json(body)
+    }
+
+    pub async fn post<B: Serialize>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> anyhow::Result<reqwest::Response> {
+        self.send(path, self.post_request(path, body)).await
+    }
+
+    /// Sends a request with the agent's credential; anything but success is an error.
+    pub async fn send(
+        &self,
+        path: &str,
+        request: reqwest::RequestBuilder,
+    ) -> anyhow::Result<reqwest::Response> {
+        let response = request.bearer_auth(&self.credential).send().await?;
+        if !response.status().is_success() {
+            bail!(
+                "{path}: {} {}",
+                response.status(),
+                response.text().await.unwrap_or_default()
+            );
+        }
+        Ok(response)
+    }
+}
