@@ -36,6 +36,14 @@ pub(crate) fn start_agent(server: &Server, env: &str, name: &str) -> Agent {
     Agent { child, root }
 }
 
+/// One agent per environment of the default pipeline: `dev-1`, `pp-1` and `prd-1`.
+pub(crate) fn start_agent_per_env(server: &Server) -> Vec<Agent> {
+    ["dev", "pp", "prd"]
+        .iter()
+        .map(|env| start_agent(server, env, &format!("{env}-1")))
+        .collect()
+}
+
 pub(crate) fn site(dir: &Path, version: &str, ferry_toml: &str) -> PathBuf {
     let site = dir.join(format!("site-{version}"));
     fs::create_dir_all(site.join("css")).unwrap();

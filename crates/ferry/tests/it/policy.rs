@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::deployments::{current, release, setup, start_agent};
+use crate::deployments::{current, release, setup, start_agent, start_agent_per_env};
 use crate::harness::{Run, Server};
 
 /// Follows a deployment until it leaves `awaiting_approval` and `running`.
@@ -373,10 +373,7 @@ fn request_production(server: &Server, requester: &str, version: &str) -> String
 fn a_freeze_added_after_the_request_blocks_the_approval_that_would_start_it() {
     let server = Server::start();
     setup(&server);
-    let _agents: Vec<_> = ["dev", "pp", "prd"]
-        .iter()
-        .map(|env| start_agent(&server, env, &format!("{env}-1")))
-        .collect();
+    let _agents = start_agent_per_env(&server);
     let prd_root = server.dir.path().join("target-prd-1");
     let dana = server.create_user("dana", "viewer", &["shop:developer"]);
     let lee = server.create_user("lee", "viewer", &["shop:lead"]);
@@ -425,10 +422,7 @@ fn a_freeze_added_after_the_request_blocks_the_approval_that_would_start_it() {
 fn two_approvals_at_once_start_a_deployment_that_needs_two() {
     let server = Server::start();
     setup(&server);
-    let _agents: Vec<_> = ["dev", "pp", "prd"]
-        .iter()
-        .map(|env| start_agent(&server, env, &format!("{env}-1")))
-        .collect();
+    let _agents = start_agent_per_env(&server);
     let prd_root = server.dir.path().join("target-prd-1");
     let dana = server.create_user("dana", "viewer", &["shop:developer"]);
     let lee = server.create_user("lee", "viewer", &["shop:lead"]);
@@ -596,7 +590,7 @@ fn promote_takes_allow_downgrade_and_rollback_only_goes_back_to_what_ran_there()
 fn refused_approvals_and_freezes_change_nothing() {
     let server = Server::start();
     setup(&server);
-    let _agents = ["dev", "pp", "prd"].map(|env| start_agent(&server, env, &format!("{env}-1")));
+    let _agents = start_agent_per_env(&server);
     server
         .admin(&["env", "set", "prd", "--approvals", "2"])
         .success();

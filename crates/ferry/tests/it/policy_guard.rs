@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::deployments::{current, setup, start_agent};
+use crate::deployments::{current, setup, start_agent_per_env};
 use crate::harness::{audit_len, Agent, Server};
 use crate::support::{open_incident, release, ship_to_production, BUGGY, FIXED, MERGED};
 
@@ -21,10 +21,7 @@ impl Shop {
     fn start() -> Shop {
         let server = Server::start();
         setup(&server);
-        let agents = ["dev", "pp", "prd"]
-            .iter()
-            .map(|env| start_agent(&server, env, &format!("{env}-1")))
-            .collect();
+        let agents = start_agent_per_env(&server);
         let dana = server.create_user("dana", "viewer", &["shop:developer"]);
         let lee = server.create_user("lee", "viewer", &["shop:lead"]);
         release(&server, "1.0.0", &[("checkout.js", BUGGY)], &[]);
@@ -61,6 +58,19 @@ impl Shop {
             files,
             &["--hotfix-of", base, "--incident", &id.to_string()],
         );
+        id
+    }
+
+    /// [`Shop::hotfix`], then through pp to production (approved by the lead).
+    fn ship_hotfix(&self, version: &str, base: &str, files: &[(&str, &str)]) -> i64 {
+        let id = self.hotfix(version, base, files);
+        self.server
+            .ferry(
+                &self.dana,
+                &["deploy", "web", version, "--to", "pp", "--wait"],
+            )
+            .success();
+        ship_to_production(&self.server, &self.dana, &self.lee, version);
         id
     }
 
@@ -133,18 +143,10 @@ fn a_hotfix_shipped_while_a_deployment_waits_blocks_the_approval_that_would_star
 #[test]
 fn a_guard_refusal_names_every_undone_hotfix_for_people_and_scripts() {
     let shop = Shop::start();
-    let (server, dana, lee) = (&shop.server, &shop.dana, &shop.lee);
-    let first = shop.hotfix("1.0.1", "1.0.0", &[("checkout.js", FIXED)]);
-    server
-        .ferry(dana, &["deploy", "web", "1.0.1", "--to", "pp", "--wait"])
-        .success();
-    ship_to_production(server, dana, lee, "1.0.1");
+    let (server, dana) = (&shop.server, &shop.dana);
+    let first = shop.ship_hotfix("1.0.1", "1.0.0", &[("checkout.js", FIXED)]);
     let vat = "export const VAT = 0.21;\n";
-    let second = shop.hotfix("1.0.2", "1.0.1", &[("checkout.js", FIXED), ("tax.js", vat)]);
-    server
-        .ferry(dana, &["deploy", "web", "1.0.2", "--to", "pp", "--wait"])
-        .success();
-    ship_to_production(server, dana, lee, "1.0.2");
+    let second = shop.ship_hotfix("1.0.2", "1.0.1", &[("checkout.js", FIXED), ("tax.js", vat)]);
 
     release(server, "1.1.0", &[("checkout.js", BUGGY)], &[]);
     server
@@ -181,11 +183,7 @@ fn a_guard_refusal_names_every_undone_hotfix_for_people_and_scripts() {
 fn a_rollback_past_a_shipped_hotfix_needs_override_guard() {
     let shop = Shop::start();
     let (server, dana, lee) = (&shop.server, &shop.dana, &shop.lee);
-    shop.hotfix("1.0.1", "1.0.0", &[("checkout.js", FIXED)]);
-    server
-        .ferry(dana, &["deploy", "web", "1.0.1", "--to", "pp", "--wait"])
-        .success();
-    ship_to_production(server, dana, lee, "1.0.1");
+    shop.ship_hotfix("1.0.1", "1.0.0", &[("checkout.js", FIXED)]);
     assert_eq!(shop.current("prd"), "releases/1.0.1");
 
     let events = audit_len(server);
@@ -261,11 +259,7 @@ fn a_rollback_past_a_shipped_hotfix_needs_override_guard() {
 fn the_review_list_reaches_the_approver() {
     let shop = Shop::start();
     let (server, dana, lee) = (&shop.server, &shop.dana, &shop.lee);
-    shop.hotfix("1.0.1", "1.0.0", &[("checkout.js", FIXED)]);
-    server
-        .ferry(dana, &["deploy", "web", "1.0.1", "--to", "pp", "--wait"])
-        .success();
-    ship_to_production(server, dana, lee, "1.0.1");
+    shop.ship_hotfix("1.0.1", "1.0.0", &[("checkout.js", FIXED)]);
 
     // 1.1.0 merged the fix with other work: let through, listed for review.
     release(server, "1.1.0", &[("checkout.js", MERGED)], &[]);

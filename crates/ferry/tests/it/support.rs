@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::deployments::{current, setup, start_agent};
+use crate::deployments::{current, setup, start_agent_per_env};
 use crate::harness::{Run, Server};
 use crate::receivers::{verify_signature, WebhookReceiver};
 
@@ -30,7 +30,21 @@ pub(crate) fn release(
     files: &[(&str, &str)],
     extra: &[&str],
 ) -> Value {
-    let dir = tree(server, version, files);
+    create_release(server, version, version, files, extra)
+        .success()
+        .json()
+}
+
+/// Asks for release `version` of web from `files` written to the tree named `tree_name`,
+/// with extra arguments; the run, to check.
+fn create_release(
+    server: &Server,
+    tree_name: &str,
+    version: &str,
+    files: &[(&str, &str)],
+    extra: &[&str],
+) -> Run {
+    let dir = tree(server, tree_name, files);
     let mut args = vec![
         "release",
         "create",
@@ -41,7 +55,7 @@ pub(crate) fn release(
         "--json",
     ];
     args.extend(extra);
-    server.admin(&args).success().json()
+    server.admin(&args)
 }
 
 fn deploy(server: &Server, token: &str, version: &str, env: &str) -> Run {
@@ -113,10 +127,7 @@ pub(crate) const MERGED: &str = "function pay(order) { return round(order.total,
 fn the_support_table_from_backlog_to_hotfix_backport_and_merge() {
     let server = Server::start();
     setup(&server);
-    let _agents: Vec<_> = ["dev", "pp", "prd"]
-        .iter()
-        .map(|env| start_agent(&server, env, &format!("{env}-1")))
-        .collect();
+    let _agents = start_agent_per_env(&server);
     let prd_root = server.dir.path().join("target-prd-1");
     let pp_root = server.dir.path().join("target-pp-1");
     let dana = server.create_user("dana", "viewer", &["shop:developer"]);
@@ -151,18 +162,7 @@ fn the_support_table_from_backlog_to_hotfix_backport_and_merge() {
         .json();
     assert_eq!(listed[0]["status"], "closed");
     assert_eq!(listed[0]["closed_by"], "1.0.1");
-    server
-        .admin(&[
-            "release",
-            "create",
-            "web",
-            "1.0.9",
-            "--from",
-            tree(&server, "x", &base).to_str().unwrap(),
-            "--closes",
-            &item,
-        ])
-        .fails(3, "not an open item");
+    create_release(&server, "x", "1.0.9", &base, &["--closes", &item]).fails(3, "not an open item");
 
     // Critical, dev runs what prd runs: hotfix, then backport.
     let critical = open_incident(&server, &sam, "prd", "critical", "payments round wrongly");
@@ -188,20 +188,14 @@ fn the_support_table_from_backlog_to_hotfix_backport_and_merge() {
     assert_eq!(plan["deployment"]["env"], "pp", "{plan}");
     assert_eq!(plan["deployment"]["status"], "succeeded", "{plan}");
     let hotfix = [("checkout.js", FIXED), ("index.html", "<h1>shop</h1>\n")];
-    server
-        .admin(&[
-            "release",
-            "create",
-            "web",
-            "1.0.2",
-            "--from",
-            tree(&server, "bad", &hotfix).to_str().unwrap(),
-            "--hotfix-of",
-            "1.0.1",
-            "--incident",
-            &incident,
-        ])
-        .fails(3, "pass --hotfix-of 1.0.0");
+    create_release(
+        &server,
+        "bad",
+        "1.0.2",
+        &hotfix,
+        &["--hotfix-of", "1.0.1", "--incident", &incident],
+    )
+    .fails(3, "pass --hotfix-of 1.0.0");
     release(
         &server,
         "1.0.2",
@@ -789,10 +783,7 @@ fn a_late_hotfix_starts_from_production_and_a_waiver_stops_the_guard() {
     let server = Server::start();
     setup(&server);
     server.admin(&["team", "create", "ops"]).success();
-    let _agents: Vec<_> = ["dev", "pp", "prd"]
-        .iter()
-        .map(|env| start_agent(&server, env, &format!("{env}-1")))
-        .collect();
+    let _agents = start_agent_per_env(&server);
     let pp_root = server.dir.path().join("target-pp-1");
     let dana = server.create_user("dana", "viewer", &["shop:developer"]);
     let lee = server.create_user("lee", "viewer", &["shop:lead"]);
@@ -916,20 +907,14 @@ fn a_late_hotfix_starts_from_production_and_a_waiver_stops_the_guard() {
         .unwrap_or_else(|| panic!("no incident.rebase in {audit}"));
     assert_eq!(rebase["actor"], "dana", "{rebase}");
     // A hotfix from the old base is refused now.
-    server
-        .admin(&[
-            "release",
-            "create",
-            "web",
-            "1.0.2",
-            "--from",
-            tree(&server, "old-base", &fixed).to_str().unwrap(),
-            "--hotfix-of",
-            "1.0.0",
-            "--incident",
-            &first_id,
-        ])
-        .fails(3, "pass --hotfix-of 1.0.1");
+    create_release(
+        &server,
+        "old-base",
+        "1.0.2",
+        &fixed,
+        &["--hotfix-of", "1.0.0", "--incident", &first_id],
+    )
+    .fails(3, "pass --hotfix-of 1.0.1");
 
     // A product release without the fix is held back from pp while the obligation is open.
     let without = [("checkout.js", BUGGY), ("index.html", "<h1>Shop v2</h1>\n")];
