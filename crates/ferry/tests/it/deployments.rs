@@ -69,11 +69,16 @@ pub(crate) fn release(server: &Server, version: &str, ferry_toml: &str) {
 
 /// Creates release `version` of `web` from a directory.
 pub(crate) fn release_from(server: &Server, version: &str, dir: &Path) {
+    release_of(server, "web", version, dir);
+}
+
+/// Creates release `version` of `app` from a directory.
+fn release_of(server: &Server, app: &str, version: &str, dir: &Path) {
     server
         .admin(&[
             "release",
             "create",
-            "web",
+            app,
             version,
             "--from",
             dir.to_str().unwrap(),
@@ -540,16 +545,7 @@ fn one_agent_hosts_many_apps_placed_on_chosen_targets() {
         .fails(1, "dev-9");
 
     let blog = site(server.dir.path(), "blog-1.0.0", "");
-    server
-        .admin(&[
-            "release",
-            "create",
-            "blog",
-            "1.0.0",
-            "--from",
-            blog.to_str().unwrap(),
-        ])
-        .success();
+    release_of(&server, "blog", "1.0.0", &blog);
     let done = server
         .admin(&["deploy", "blog", "1.0.0", "--to", "dev", "--wait", "--json"])
         .success()
@@ -619,16 +615,7 @@ async fn an_agent_credential_reaches_only_its_own_work() {
         .admin(&["app", "create", "blog", "--team", "shop"])
         .success();
     let blog = site(server.dir.path(), "blog", "");
-    server
-        .admin(&[
-            "release",
-            "create",
-            "blog",
-            "1.0.0",
-            "--from",
-            blog.to_str().unwrap(),
-        ])
-        .success();
+    release_of(&server, "blog", "1.0.0", &blog);
 
     let state = fs::read_to_string(agent.root.join(".ferry/agent.toml")).unwrap();
     let credential = state
