@@ -65,9 +65,7 @@ impl ObligationStatus {
             ObligationStatus::Waived => "waived",
         }
     }
-}
 
-impl ObligationStatus {
     /// Whether the regression guard holds later releases to this obligation's fix. Open and
     /// done obligations do: the fix must stay in the product line. A waived one does not:
     /// the team decided the fix need not reach it.
