@@ -473,6 +473,11 @@ fn promote_takes_allow_downgrade_and_rollback_only_goes_back_to_what_ran_there()
     let dev = start_agent(&server, "dev", "dev-1");
     let pp = start_agent(&server, "pp", "pp-1");
     let dana = server.create_user("dana", "viewer", &["shop:developer"]);
+    let promote_to_pp = |extra: &[&str]| {
+        let mut args = vec!["promote", "web", "--from", "dev", "--to", "pp"];
+        args.extend(extra);
+        server.ferry(&dana, &args)
+    };
     for version in ["1.0.0", "1.0.1", "1.0.2"] {
         release(&server, version, "");
     }
@@ -480,12 +485,7 @@ fn promote_takes_allow_downgrade_and_rollback_only_goes_back_to_what_ran_there()
         server
             .ferry(&dana, &["deploy", "web", version, "--to", "dev", "--wait"])
             .success();
-        server
-            .ferry(
-                &dana,
-                &["promote", "web", "--from", "dev", "--to", "pp", "--wait"],
-            )
-            .success();
+        promote_to_pp(&["--wait"]).success();
     }
     server
         .ferry(&dana, &["rollback", "web", "--env", "dev", "--wait"])
@@ -493,24 +493,8 @@ fn promote_takes_allow_downgrade_and_rollback_only_goes_back_to_what_ran_there()
     assert_eq!(current(&dev.root, "web"), "releases/1.0.0");
 
     // Promoting what now runs in dev goes back in pp: only on purpose.
-    server
-        .ferry(&dana, &["promote", "web", "--from", "dev", "--to", "pp"])
-        .fails(3, "release 1.0.0 of web is older than 1.0.1");
-    server
-        .ferry(
-            &dana,
-            &[
-                "promote",
-                "web",
-                "--from",
-                "dev",
-                "--to",
-                "pp",
-                "--allow-downgrade",
-                "--wait",
-            ],
-        )
-        .success();
+    promote_to_pp(&[]).fails(3, "release 1.0.0 of web is older than 1.0.1");
+    promote_to_pp(&["--allow-downgrade", "--wait"]).success();
     assert_eq!(current(&pp.root, "web"), "releases/1.0.0");
 
     // A rollback goes back only to a release that went live in that environment before;
@@ -546,23 +530,10 @@ fn promote_takes_allow_downgrade_and_rollback_only_goes_back_to_what_ran_there()
 
     // 1.0.0 was rolled back from pp: promoting never brings it back there, even as a
     // deliberate downgrade; deploying it by name does.
-    server
-        .ferry(
-            &dana,
-            &[
-                "promote",
-                "web",
-                "--from",
-                "dev",
-                "--to",
-                "pp",
-                "--allow-downgrade",
-            ],
-        )
-        .fails(
-            3,
-            "1.0.0 of web was rolled back from pp, so promoting does not bring it back",
-        );
+    promote_to_pp(&["--allow-downgrade"]).fails(
+        3,
+        "1.0.0 of web was rolled back from pp, so promoting does not bring it back",
+    );
     server
         .ferry(
             &dana,

@@ -62,6 +62,14 @@ fn deploy(server: &Server, token: &str, version: &str, env: &str) -> Run {
     server.ferry(token, &["deploy", "web", version, "--to", env, "--wait"])
 }
 
+/// Deploys `version` to dev and pp as `requester`, then to prd with `approver`'s approval.
+fn through_the_pipeline(server: &Server, requester: &str, approver: &str, version: &str) {
+    for env in ["dev", "pp"] {
+        deploy(server, requester, version, env).success();
+    }
+    ship_to_production(server, requester, approver, version);
+}
+
 /// Deploys `version` to prd and has `approver` approve it; waits until it succeeded.
 pub(crate) fn ship_to_production(server: &Server, requester: &str, approver: &str, version: &str) {
     let asked = server
@@ -135,9 +143,7 @@ fn the_support_table_from_backlog_to_hotfix_backport_and_merge() {
     let sam = server.create_user("sam", "viewer", &["shop:support"]);
     let base = [("checkout.js", BUGGY), ("index.html", "<h1>shop</h1>\n")];
     release(&server, "1.0.0", &base, &[]);
-    deploy(&server, &dana, "1.0.0", "dev").success();
-    deploy(&server, &dana, "1.0.0", "pp").success();
-    ship_to_production(&server, &dana, &lee, "1.0.0");
+    through_the_pipeline(&server, &dana, &lee, "1.0.0");
 
     // Not critical: a backlog item on the team, closed by the release that names it.
     let low = open_incident(&server, &sam, "prd", "medium", "typo on the home page");
@@ -808,9 +814,7 @@ fn a_late_hotfix_starts_from_production_and_a_waiver_stops_the_guard() {
     }
     let base = [("checkout.js", BUGGY), ("index.html", "<h1>shop</h1>\n")];
     release(&server, "1.0.0", &base, &[]);
-    deploy(&server, &dana, "1.0.0", "dev").success();
-    deploy(&server, &dana, "1.0.0", "pp").success();
-    ship_to_production(&server, &dana, &lee, "1.0.0");
+    through_the_pipeline(&server, &dana, &lee, "1.0.0");
 
     // Two critical incidents on 1.0.0; the second, an infrastructure one, goes to ops.
     let first = open_incident(&server, &sam, "prd", "critical", "payments round wrongly");
