@@ -99,25 +99,30 @@ async fn deployment_with_approvals(
             at: rfc3339(a.at_ms),
         })
         .collect();
-    let id = record.id;
-    let mut deployment = deployment_json(record)?;
-    if deployment.status == "running" {
-        let reported = state.store.target_apps(None).await?;
-        for target in &mut deployment.targets {
-            target.step = reported
-                .iter()
-                .find(|r| {
-                    r.target == target.target
-                        && r.deployment_id == Some(id)
-                        && r.state == "deploying"
-                })
-                .and_then(|r| r.detail.clone());
-        }
-    }
     Ok(Deployment {
         approvals: Some(approvals),
-        ..deployment
+        ..deployment_json(record)?
     })
+}
+
+/// Adds the step each target reported last while a deployment runs (for `deployment
+/// show`: just created, approved or rejected, no target has reported one yet).
+async fn with_steps(state: &AppState, mut deployment: Deployment) -> Result<Deployment, ApiError> {
+    if deployment.status != "running" {
+        return Ok(deployment);
+    }
+    let reported = state.store.target_apps(None).await?;
+    for target in &mut deployment.targets {
+        target.step = reported
+            .iter()
+            .find(|r| {
+                r.target == target.target
+                    && r.deployment_id == Some(deployment.id)
+                    && r.state == "deploying"
+            })
+            .and_then(|r| r.detail.clone());
+    }
+    Ok(deployment)
 }
 
 /// The version each target of the placement serves now, as last reported.
@@ -506,7 +511,8 @@ pub async fn show(
         if !is_unfinished(&record.status)
             || tokio::time::timeout_at(deadline, changed).await.is_err()
         {
-            return Ok(Json(deployment_with_approvals(&state, record).await?));
+            let deployment = deployment_with_approvals(&state, record).await?;
+            return Ok(Json(with_steps(&state, deployment).await?));
         }
     }
 }
