@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use ferry_api::{
-    AgentCredential, AgentEnroll, AgentReport, DesiredApp, DesiredStage, DesiredState,
+    AgentCredential, AgentEnroll, AgentReport, DesiredApp, DesiredStage, DesiredState, Outcome,
 };
 use ferry_cas::blobs::BlobStore;
 use ferry_cas::hash::ContentHash;
@@ -306,10 +306,10 @@ impl Agent {
         let app = desired.app.clone();
         let (outcome, reason, output_tail) = match &desired.version {
             Some(version) if serves_completed(&self.root, &app, version) => {
-                ("succeeded", None, None)
+                (Outcome::Succeeded, None, None)
             }
             Some(version) if desired.switch_back && self.switch_back(&app, version).await => {
-                ("succeeded", None, None)
+                (Outcome::Succeeded, None, None)
             }
             Some(version) => {
                 let progress = Progress::start(self.progress_to(&app, deployment));
@@ -320,10 +320,12 @@ impl Agent {
             None => {
                 let link = AppLayout::new(&self.root, &app)?.current_link();
                 match fs::remove_file(&link) {
-                    Ok(()) => ("succeeded", None, None),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => ("succeeded", None, None),
+                    Ok(()) => (Outcome::Succeeded, None, None),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        (Outcome::Succeeded, None, None)
+                    }
                     Err(e) => (
-                        "failed",
+                        Outcome::Failed,
                         Some(format!("removing {}: {e}", link.display())),
                         None,
                     ),
@@ -333,14 +335,14 @@ impl Agent {
         let report = AgentReport {
             app: app.clone(),
             deployment,
-            outcome: outcome.to_owned(),
+            outcome,
             reason,
             output_tail,
             current_version: current_version(&self.root, &app),
         };
         self.link.post(REPORT, &report).await?;
         // Old releases go after the report, so their removal never delays a deployment.
-        if outcome == "succeeded" {
+        if outcome == Outcome::Succeeded {
             let (root, app) = (self.root.clone(), app.clone());
             let keep = desired.keep.map_or(RELEASES_KEPT, |keep| keep as usize);
             let cleaned = tokio::task::spawn_blocking(move || cleanup(&root, &app, keep)).await?;
@@ -370,11 +372,10 @@ impl Agent {
             app: app.to_owned(),
             deployment: stage.deployment,
             outcome: if staged.is_ok() {
-                "staged"
+                Outcome::Staged
             } else {
-                "stage_failed"
-            }
-            .to_owned(),
+                Outcome::StageFailed
+            },
             reason: staged.err().map(|e| e.to_string()),
             output_tail: None,
             current_version: current_version(&self.root, app),
@@ -398,7 +399,7 @@ impl Agent {
         app: &str,
         version: &str,
         progress: &Progress,
-    ) -> anyhow::Result<(&'static str, Option<String>, Option<String>)> {
+    ) -> anyhow::Result<(Outcome, Option<String>, Option<String>)> {
         let started = std::time::Instant::now();
         progress.step(format!("fetching the manifest of {version}"));
         let manifest = self.manifest(app, version).await?;
@@ -432,15 +433,15 @@ impl Agent {
             outcome = self.run_engine(app, version, &manifest, progress).await?;
         }
         Ok(match outcome {
-            DeployOutcome::Succeeded { .. } => ("succeeded", None, None),
+            DeployOutcome::Succeeded { .. } => (Outcome::Succeeded, None, None),
             DeployOutcome::RolledBack {
                 reason,
                 output_tail,
-            } => ("rolled_back", Some(reason), Some(output_tail)),
+            } => (Outcome::RolledBack, Some(reason), Some(output_tail)),
             DeployOutcome::Failed {
                 reason,
                 output_tail,
-            } => ("failed", Some(reason), Some(output_tail)),
+            } => (Outcome::Failed, Some(reason), Some(output_tail)),
         })
     }
 

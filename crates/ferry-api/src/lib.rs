@@ -6,6 +6,12 @@
 
 use std::collections::BTreeMap;
 
+pub use ferry_domain::backport::ObligationStatus;
+pub use ferry_domain::deployment::{
+    Kind as DeploymentKind, Outcome, Status as DeploymentStatus, Strategy, TargetAppState,
+};
+pub use ferry_domain::incident::{IncidentStatus, Severity};
+pub use ferry_domain::support::{BacklogStatus, BackportMode, SupportPath};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -469,6 +475,8 @@ pub struct CreateRollback {
 pub struct DeploymentTarget {
     pub target: String,
     pub previous: Option<String>,
+    /// Where the target is in this deployment: `pending`, `deploying`, `succeeded`,
+    /// `rolled_back`, `failed`, `rolling_back`, `reverted`, `skipped`, `staging` or `staged`.
     pub state: String,
     pub reason: Option<String>,
     /// The last step the target's agent reported while deploying (shown for one
@@ -484,11 +492,9 @@ pub struct Deployment {
     pub app: String,
     pub env: String,
     pub version: String,
-    /// `deploy`, `rollback` or `stage` (stage-only).
-    pub kind: String,
-    /// `awaiting_approval`, `running`, `succeeded`, `failed` or `rolled_back`.
-    pub status: String,
-    pub strategy: String,
+    pub kind: DeploymentKind,
+    pub status: DeploymentStatus,
+    pub strategy: Strategy,
     pub reason: Option<String>,
     pub requested_by: String,
     pub created_at: String,
@@ -546,7 +552,7 @@ pub struct EnvStatus {
 pub struct TargetStatus {
     pub target: String,
     pub version: Option<String>,
-    pub state: String,
+    pub state: TargetAppState,
     /// Paths that differ from the release (drift detection comes later: always null now).
     #[schema(value_type = Object)]
     pub drift: Option<serde_json::Value>,
@@ -611,9 +617,9 @@ pub struct DesiredStage {
 pub struct AgentReport {
     pub app: String,
     pub deployment: i64,
-    /// `succeeded`, `rolled_back` or `failed`; for a release staged ahead, `staged` or
-    /// `stage_failed`; `progress` while a deploy goes on, with the step in `reason`.
-    pub outcome: String,
+    /// For a release staged ahead, `staged` or `stage_failed`; `progress` while a deploy
+    /// goes on, with the step in `reason`.
+    pub outcome: Outcome,
     #[serde(default)]
     pub reason: Option<String>,
     #[serde(default)]
@@ -652,14 +658,12 @@ pub struct Incident {
     pub id: i64,
     pub app: String,
     pub env: String,
-    pub severity: String,
+    pub severity: Severity,
     pub title: String,
     pub category: Option<String>,
     pub description: Option<String>,
-    /// open, acknowledged or resolved.
-    pub status: String,
-    /// backlog, hotfix-backport or hotfix-merge.
-    pub path: String,
+    pub status: IncidentStatus,
+    pub path: SupportPath,
     /// The team it was routed to.
     pub team: String,
     pub reporter: String,
@@ -700,7 +704,7 @@ pub struct IncidentNote {
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct HotfixPlan {
     pub incident: i64,
-    pub path: String,
+    pub path: SupportPath,
     /// The release the hotfix is built from: what production runs now.
     pub base_version: String,
     /// The base recorded when the incident was opened, when production has run another
@@ -725,8 +729,7 @@ pub struct BacklogItem {
     pub team: String,
     pub incident: Option<i64>,
     pub title: String,
-    /// open or closed.
-    pub status: String,
+    pub status: BacklogStatus,
     /// The release that closed it.
     pub closed_by: Option<String>,
     pub created_at: String,
@@ -741,10 +744,8 @@ pub struct Backport {
     pub hotfix_version: String,
     pub base_version: String,
     pub incident: Option<i64>,
-    /// backport or merge.
-    pub mode: String,
-    /// open, done or waived.
-    pub status: String,
+    pub mode: BackportMode,
+    pub status: ObligationStatus,
     pub closed_by: Option<String>,
     pub reason: Option<String>,
     pub opened_at: String,

@@ -7,11 +7,9 @@
 //! approves twice, and an approval names the exact release: approvals of another release do
 //! not count. The deployment starts the moment the last approval lands.
 
+use crate::deployment::Status;
 use crate::permission::Level;
 use crate::pipeline::Policy;
-
-/// The status of a deployment waiting for approvals, as the API shows it.
-pub const AWAITING_APPROVAL: &str = "awaiting_approval";
 
 /// The level approving or rejecting needs on the environment.
 pub const APPROVE_LEVEL: Level = Level::Approve;
@@ -41,8 +39,8 @@ pub struct Review<'a> {
     pub requester: &'a str,
     /// The release version the deployment deploys.
     pub version: &'a str,
-    /// The deployment's status as the API shows it (`awaiting_approval`, `running`, ...).
-    pub status: &'a str,
+    /// The deployment's status.
+    pub status: Status,
     /// The approvals recorded so far.
     pub approvals: &'a [Approval],
 }
@@ -96,7 +94,7 @@ pub enum ApprovalError {
         "the deployment is not awaiting approval (its status is {status}): only a deployment \
          waiting for approval can be approved or rejected; see `ferry deployment list`"
     )]
-    NotAwaitingApproval { status: String },
+    NotAwaitingApproval { status: Status },
     #[error(
         "this approval is for release {approved:?} but the deployment deploys {deployment:?}: \
          approvals name the exact release; check `ferry deployment show ID` and approve what \
@@ -219,11 +217,11 @@ impl Review<'_> {
     }
 
     fn check_awaiting(&self) -> Result<(), ApprovalError> {
-        if self.status == AWAITING_APPROVAL {
+        if self.status == Status::AwaitingApproval {
             Ok(())
         } else {
             Err(ApprovalError::NotAwaitingApproval {
-                status: self.status.to_owned(),
+                status: self.status,
             })
         }
     }
@@ -259,7 +257,7 @@ mod tests {
             .collect()
     }
 
-    fn review<'a>(policy: Policy, status: &'a str, recorded: &'a [Approval]) -> Review<'a> {
+    fn review<'a>(policy: Policy, status: Status, recorded: &'a [Approval]) -> Review<'a> {
         Review {
             env: "prd",
             policy,
@@ -335,7 +333,8 @@ mod tests {
         ];
         for (policy, recorded, user, level, expected) in cases {
             let recorded = approvals(recorded);
-            let got = review(policy, AWAITING_APPROVAL, &recorded).approve(user, level, "1.2.0");
+            let got =
+                review(policy, Status::AwaitingApproval, &recorded).approve(user, level, "1.2.0");
             assert_eq!(got, expected, "{user} with {recorded:?} under {policy:?}");
         }
     }
@@ -344,11 +343,11 @@ mod tests {
     fn approval_refusals() {
         use ApprovalError as E;
         /// (policy, status, recorded, approver, level, version approved, refusal)
-        type Row<'a> = (Policy, &'a str, &'a [&'a str], &'a str, Level, &'a str, E);
+        type Row<'a> = (Policy, Status, &'a [&'a str], &'a str, Level, &'a str, E);
         let cases: [Row; 9] = [
             (
                 PRD,
-                AWAITING_APPROVAL,
+                Status::AwaitingApproval,
                 &[],
                 "dev2",
                 Level::Deploy,
@@ -361,7 +360,7 @@ mod tests {
             ),
             (
                 PRD,
-                AWAITING_APPROVAL,
+                Status::AwaitingApproval,
                 &[],
                 "viewer",
                 Level::None,
@@ -374,7 +373,7 @@ mod tests {
             ),
             (
                 PRD,
-                AWAITING_APPROVAL,
+                Status::AwaitingApproval,
                 &[],
                 "dev1",
                 Level::Admin,
@@ -386,7 +385,7 @@ mod tests {
             ),
             (
                 TWO_OTHERS,
-                AWAITING_APPROVAL,
+                Status::AwaitingApproval,
                 &["lead1@1.2.0"],
                 "lead1",
                 Level::Approve,
@@ -399,7 +398,7 @@ mod tests {
             ),
             (
                 TWO_ANYONE,
-                AWAITING_APPROVAL,
+                Status::AwaitingApproval,
                 &["dev1@1.2.0"],
                 "dev1",
                 Level::Approve,
@@ -412,40 +411,40 @@ mod tests {
             ),
             (
                 PRD,
-                "running",
+                Status::Running,
                 &["lead1@1.2.0"],
                 "lead2",
                 Level::Approve,
                 "1.2.0",
                 E::NotAwaitingApproval {
-                    status: "running".into(),
+                    status: Status::Running,
                 },
             ),
             (
                 PRD,
-                "succeeded",
+                Status::Succeeded,
                 &[],
                 "lead2",
                 Level::Approve,
                 "1.2.0",
                 E::NotAwaitingApproval {
-                    status: "succeeded".into(),
+                    status: Status::Succeeded,
                 },
             ),
             (
                 PRD,
-                "rejected",
+                Status::Rejected,
                 &[],
                 "lead2",
                 Level::Approve,
                 "1.2.0",
                 E::NotAwaitingApproval {
-                    status: "rejected".into(),
+                    status: Status::Rejected,
                 },
             ),
             (
                 PRD,
-                AWAITING_APPROVAL,
+                Status::AwaitingApproval,
                 &[],
                 "lead2",
                 Level::Approve,
@@ -479,7 +478,7 @@ mod tests {
         for (policy, recorded, approvals_now, ready) in cases {
             let recorded = approvals(recorded);
             assert_eq!(
-                review(policy, AWAITING_APPROVAL, &recorded).progress(),
+                review(policy, Status::AwaitingApproval, &recorded).progress(),
                 ApprovalOutcome {
                     approvals_now,
                     ready
@@ -508,14 +507,14 @@ mod tests {
             (
                 "lead1",
                 Level::Approve,
-                AWAITING_APPROVAL,
+                Status::AwaitingApproval,
                 "not today",
                 reject("not today"),
             ),
             (
                 "admin1",
                 Level::Admin,
-                AWAITING_APPROVAL,
+                Status::AwaitingApproval,
                 "  trimmed \n",
                 reject("trimmed"),
             ),
@@ -523,42 +522,42 @@ mod tests {
             (
                 "dev1",
                 Level::Deploy,
-                AWAITING_APPROVAL,
+                Status::AwaitingApproval,
                 "wrong build",
                 withdraw("wrong build"),
             ),
             (
                 "dev1",
                 Level::Approve,
-                AWAITING_APPROVAL,
+                Status::AwaitingApproval,
                 "oops",
                 withdraw("oops"),
             ),
             (
                 "lead1",
                 Level::Approve,
-                AWAITING_APPROVAL,
+                Status::AwaitingApproval,
                 "",
                 Err(E::ReasonRequired),
             ),
             (
                 "lead1",
                 Level::Approve,
-                AWAITING_APPROVAL,
+                Status::AwaitingApproval,
                 " \t ",
                 Err(E::ReasonRequired),
             ),
             (
                 "dev1",
                 Level::Deploy,
-                AWAITING_APPROVAL,
+                Status::AwaitingApproval,
                 "",
                 Err(E::ReasonRequired),
             ),
             (
                 "dev2",
                 Level::Deploy,
-                AWAITING_APPROVAL,
+                Status::AwaitingApproval,
                 "no",
                 Err(E::RejectNotAllowed {
                     user: "dev2".into(),
@@ -569,19 +568,19 @@ mod tests {
             (
                 "lead1",
                 Level::Approve,
-                "running",
+                Status::Running,
                 "too late",
                 Err(E::NotAwaitingApproval {
-                    status: "running".into(),
+                    status: Status::Running,
                 }),
             ),
             (
                 "dev1",
                 Level::Deploy,
-                "failed",
+                Status::Failed,
                 "too late",
                 Err(E::NotAwaitingApproval {
-                    status: "failed".into(),
+                    status: Status::Failed,
                 }),
             ),
         ];
@@ -620,7 +619,7 @@ mod tests {
             ),
             (
                 E::NotAwaitingApproval {
-                    status: "succeeded".into(),
+                    status: Status::Succeeded,
                 },
                 "the deployment is not awaiting approval (its status is succeeded): only a deployment waiting for approval can be approved or rejected; see `ferry deployment list`",
             ),

@@ -15,57 +15,22 @@
 //! obligation no longer feeds the regression guard (see [`ObligationStatus::guards`]); open
 //! and done ones do, for good.
 
-use std::fmt;
-use std::str::FromStr;
-
 use crate::guard::GuardReport;
+use crate::vocabulary::vocabulary;
 
-/// Where a backport obligation stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum ObligationStatus {
-    /// The fix has not reached a development release yet.
-    Open,
-    /// A release includes the fix.
-    Done,
-    /// Someone decided the fix need not reach development, and said why.
-    Waived,
-}
-
-/// An obligation status that is not one of the three ferry knows.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("unknown backport obligation status {value:?}: use open, done or waived")]
-pub struct BadObligationStatus {
-    /// What was given.
-    pub value: String,
+vocabulary! {
+    /// Where a backport obligation stands.
+    pub enum ObligationStatus ("backport obligation status") {
+        /// The fix has not reached a development release yet.
+        Open = "open",
+        /// A release includes the fix.
+        Done = "done",
+        /// Someone decided the fix need not reach development, and said why.
+        Waived = "waived",
+    }
 }
 
 impl ObligationStatus {
-    /// Every status.
-    pub const ALL: [ObligationStatus; 3] = [
-        ObligationStatus::Open,
-        ObligationStatus::Done,
-        ObligationStatus::Waived,
-    ];
-
-    /// Reads a status as ferry stores and shows it: `open`, `done` or `waived`.
-    pub fn parse(text: &str) -> Result<ObligationStatus, BadObligationStatus> {
-        ObligationStatus::ALL
-            .into_iter()
-            .find(|status| status.as_str() == text)
-            .ok_or_else(|| BadObligationStatus {
-                value: text.to_owned(),
-            })
-    }
-
-    /// The status's name as ferry stores and shows it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ObligationStatus::Open => "open",
-            ObligationStatus::Done => "done",
-            ObligationStatus::Waived => "waived",
-        }
-    }
-
     /// Whether the regression guard holds later releases to this obligation's fix. Open and
     /// done obligations do: the fix must stay in the product line. A waived one does not:
     /// the team decided the fix need not reach it.
@@ -74,19 +39,6 @@ impl ObligationStatus {
             ObligationStatus::Open | ObligationStatus::Done => true,
             ObligationStatus::Waived => false,
         }
-    }
-}
-
-impl fmt::Display for ObligationStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for ObligationStatus {
-    type Err = BadObligationStatus;
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        ObligationStatus::parse(text)
     }
 }
 

@@ -5,16 +5,21 @@
 //! A stage-only deployment asks every target to fetch and stage the release without
 //! switching to it, so that a later deployment of the same release is only a switch.
 
-use serde::{Deserialize, Serialize};
+mod vocabulary;
 
-/// How targets are taken through a deployment.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Strategy {
-    /// One target at a time; on a failure, stop and roll back the targets already switched.
-    Rolling,
-    /// All targets at once; on a failure, roll back the targets that switched.
-    Parallel,
+use crate::vocabulary::vocabulary;
+use serde::{Deserialize, Serialize};
+pub use vocabulary::{Kind, Outcome, Status, TargetAppState};
+
+vocabulary! {
+    /// How targets are taken through a deployment.
+    pub enum Strategy ("strategy") {
+        /// One target at a time; on a failure, stop and roll back the targets already
+        /// switched.
+        Rolling = "rolling",
+        /// All targets at once; on a failure, roll back the targets that switched.
+        Parallel = "parallel",
+    }
 }
 
 /// Where one target is in the deployment.
@@ -58,7 +63,24 @@ impl TargetState {
         )
     }
 
-    fn failure(&self) -> Option<&str> {
+    /// The state's name as the API shows it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            TargetState::Pending => "pending",
+            TargetState::Deploying => "deploying",
+            TargetState::Succeeded => "succeeded",
+            TargetState::RolledBack { .. } => "rolled_back",
+            TargetState::Failed { .. } => "failed",
+            TargetState::RollingBack => "rolling_back",
+            TargetState::Reverted => "reverted",
+            TargetState::Skipped => "skipped",
+            TargetState::Staging => "staging",
+            TargetState::Staged => "staged",
+        }
+    }
+
+    /// Why the target failed, when it did.
+    pub fn failure(&self) -> Option<&str> {
         match self {
             TargetState::RolledBack { reason } | TargetState::Failed { reason } => Some(reason),
             _ => None,
@@ -76,17 +98,24 @@ pub struct TargetStep {
     pub state: TargetState,
 }
 
-/// The deployment as a whole.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    Running,
-    Succeeded,
-    /// At least one target failed and every target serves its previous release again.
-    RolledBack,
-    /// At least one target failed and could not be put back (no previous release, or it
-    /// did not answer).
-    Failed,
+/// How a deployment that awaits approval ends without starting.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// An approver refused it.
+    Rejected { by: String, reason: String },
+    /// The person who asked for it took it back.
+    Withdrawn { by: String, reason: String },
+}
+
+/// A deployment that no longer awaits approval cannot be approved, rejected or withdrawn.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the deployment is not awaiting approval (its status is {status}): only a deployment \
+     waiting for approval can be approved or rejected; see `ferry deployment list`"
+)]
+pub struct NotAwaitingApproval {
+    /// Its status now.
+    pub status: Status,
 }
 
 /// What the orchestrator must tell a target.
@@ -115,6 +144,30 @@ pub enum Report {
     TimedOut { reason: String },
     /// The release is staged on the target.
     Staged,
+}
+
+impl Report {
+    /// What an agent's report means for a target in `state`, with `detail` as the reason
+    /// of a failure; `None` when it does not fit the state (late or duplicated), which
+    /// changes nothing. Asked to go back, any answer but success means it could not.
+    pub fn from_agent(state: &TargetState, outcome: Outcome, detail: &str) -> Option<Report> {
+        let reason = || detail.to_owned();
+        match (state, outcome) {
+            (TargetState::Staging, Outcome::Staged) => Some(Report::Staged),
+            (TargetState::Staging, Outcome::StageFailed) => {
+                Some(Report::Failed { reason: reason() })
+            }
+            (TargetState::Deploying, Outcome::Succeeded) => Some(Report::Succeeded),
+            (TargetState::Deploying, Outcome::RolledBack) => {
+                Some(Report::RolledBack { reason: reason() })
+            }
+            (TargetState::Deploying, Outcome::Failed) => Some(Report::Failed { reason: reason() }),
+            (TargetState::RollingBack, Outcome::Succeeded) => Some(Report::Reverted),
+            (TargetState::RollingBack, Outcome::Progress) => None,
+            (TargetState::RollingBack, _) => Some(Report::Failed { reason: reason() }),
+            _ => None,
+        }
+    }
 }
 
 /// A deployment in progress or finished.
@@ -174,8 +227,17 @@ impl Deployment {
             .collect()
     }
 
-    /// Starts the deployment: the first target (rolling) or all of them (parallel).
+    /// Leaves the deployment waiting for approvals, and asks every target to stage the
+    /// release meanwhile, so that the switch is quick once it starts.
+    pub fn await_approval(&mut self) -> Vec<Command> {
+        self.status = Status::AwaitingApproval;
+        self.stage_ahead()
+    }
+
+    /// Starts the deployment (a waiting one once it is approved): the first target
+    /// (rolling) or all of them (parallel).
     pub fn start(&mut self) -> Vec<Command> {
+        self.status = Status::Running;
         if self.steps.is_empty() {
             self.status = Status::Failed;
             self.reason = Some("the application is placed on no target in this environment".into());
@@ -207,6 +269,26 @@ impl Deployment {
                 }
             })
             .collect()
+    }
+
+    /// Ends a deployment that awaits approval without switching anything: rejected by an
+    /// approver, or withdrawn by the person who asked for it. Its targets are skipped.
+    pub fn refuse(&mut self, refusal: Refusal) -> Result<(), NotAwaitingApproval> {
+        if self.status != Status::AwaitingApproval {
+            return Err(NotAwaitingApproval {
+                status: self.status,
+            });
+        }
+        let (status, verb, by, reason) = match refusal {
+            Refusal::Rejected { by, reason } => (Status::Rejected, "rejected", by, reason),
+            Refusal::Withdrawn { by, reason } => (Status::Withdrawn, "withdrawn", by, reason),
+        };
+        for step in &mut self.steps {
+            step.state = TargetState::Skipped;
+        }
+        self.status = status;
+        self.reason = Some(format!("{verb} by {by}: {reason}"));
+        Ok(())
     }
 
     /// Applies a report about `target` and returns what must happen next. A report that
@@ -411,6 +493,124 @@ mod tests {
     fn dead() -> Report {
         Report::TimedOut {
             reason: "no answer in 5m".into(),
+        }
+    }
+
+    #[test]
+    fn the_lifecycle_from_awaiting_approval() {
+        /// (what happens after the deployment is left awaiting approval, status, reason,
+        /// the first target's state)
+        type Case = (&'static str, Status, Option<&'static str>, &'static str);
+        let cases: [Case; 3] = [
+            ("approve", Status::Running, None, "deploying"),
+            (
+                "reject",
+                Status::Rejected,
+                Some("rejected by lee: not today"),
+                "skipped",
+            ),
+            (
+                "withdraw",
+                Status::Withdrawn,
+                Some("withdrawn by dana: wrong build"),
+                "skipped",
+            ),
+        ];
+        for (what, status, reason, first) in cases {
+            let mut deployment = Deployment::new(
+                Strategy::Rolling,
+                vec![("a".into(), Some("v1".into())), ("b".into(), None)],
+            );
+            let staged = deployment.await_approval();
+            assert_eq!(commands(&staged), "[stage:a,stage:b]", "{what}");
+            assert_eq!(deployment.status, Status::AwaitingApproval, "{what}");
+            match what {
+                "approve" => {
+                    assert_eq!(commands(&deployment.start()), "[deploy:a]");
+                }
+                "reject" => deployment
+                    .refuse(Refusal::Rejected {
+                        by: "lee".into(),
+                        reason: "not today".into(),
+                    })
+                    .unwrap(),
+                _ => deployment
+                    .refuse(Refusal::Withdrawn {
+                        by: "dana".into(),
+                        reason: "wrong build".into(),
+                    })
+                    .unwrap(),
+            }
+            assert_eq!(
+                (
+                    deployment.status,
+                    deployment.reason.as_deref(),
+                    short(&deployment.steps[0].state)
+                ),
+                (status, reason, first),
+                "{what}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_a_deployment_awaiting_approval_can_be_refused() {
+        let refusal = || Refusal::Rejected {
+            by: "lee".into(),
+            reason: "no".into(),
+        };
+        let mut running = Deployment::new(Strategy::Parallel, vec![("a".into(), None)]);
+        running.start();
+        let mut refused = Deployment::new(Strategy::Parallel, vec![("a".into(), None)]);
+        refused.await_approval();
+        refused.refuse(refusal()).unwrap();
+        for (mut deployment, status) in [(running, Status::Running), (refused, Status::Rejected)] {
+            let before = deployment.clone();
+            assert_eq!(
+                deployment.refuse(refusal()),
+                Err(NotAwaitingApproval { status })
+            );
+            assert_eq!(deployment, before, "a refused transition changes nothing");
+        }
+    }
+
+    #[test]
+    fn agent_outcomes_as_reports() {
+        let failed = || Report::Failed { reason: "x".into() };
+        type Case = (TargetState, Outcome, Option<Report>);
+        let cases: Vec<Case> = vec![
+            (TargetState::Staging, Outcome::Staged, Some(Report::Staged)),
+            (TargetState::Staging, Outcome::StageFailed, Some(failed())),
+            (TargetState::Staging, Outcome::Succeeded, None),
+            (
+                TargetState::Deploying,
+                Outcome::Succeeded,
+                Some(Report::Succeeded),
+            ),
+            (
+                TargetState::Deploying,
+                Outcome::RolledBack,
+                Some(Report::RolledBack { reason: "x".into() }),
+            ),
+            (TargetState::Deploying, Outcome::Failed, Some(failed())),
+            (TargetState::Deploying, Outcome::Staged, None),
+            (TargetState::Deploying, Outcome::Progress, None),
+            (
+                TargetState::RollingBack,
+                Outcome::Succeeded,
+                Some(Report::Reverted),
+            ),
+            (TargetState::RollingBack, Outcome::Failed, Some(failed())),
+            (TargetState::RollingBack, Outcome::Progress, None),
+            (TargetState::Succeeded, Outcome::Succeeded, None),
+            (TargetState::Pending, Outcome::Succeeded, None),
+        ];
+        for (state, outcome, report) in cases {
+            assert_eq!(
+                Report::from_agent(&state, outcome, "x"),
+                report,
+                "{state:?} {outcome}"
+            );
         }
     }
 

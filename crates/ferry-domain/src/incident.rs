@@ -9,137 +9,39 @@
 //! Only a critical incident in production takes the hotfix path and escalates when nobody
 //! acknowledges it (see `crate::support` and `crate::rotation`).
 
-use std::fmt;
-use std::str::FromStr;
+use crate::vocabulary::vocabulary;
 
-/// How bad a production problem is, as the person opening the incident judges it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Severity {
-    /// Users cannot work: it takes the hotfix path and escalates until acknowledged.
-    Critical,
-    /// Serious, but it can wait for the normal product path.
-    High,
-    /// A real problem with a workaround.
-    Medium,
-    /// A nuisance.
-    Low,
-}
-
-/// A severity that is not one of the four ferry knows.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("unknown severity {value:?}: use critical, high, medium or low")]
-pub struct BadSeverity {
-    /// What was given.
-    pub value: String,
+vocabulary! {
+    /// How bad a production problem is, as the person opening the incident judges it.
+    pub enum Severity ("severity") {
+        /// Users cannot work: it takes the hotfix path and escalates until acknowledged.
+        Critical = "critical",
+        /// Serious, but it can wait for the normal product path.
+        High = "high",
+        /// A real problem with a workaround.
+        Medium = "medium",
+        /// A nuisance.
+        Low = "low",
+    }
 }
 
 impl Severity {
-    /// Every severity, worst first.
-    pub const ALL: [Severity; 4] = [
-        Severity::Critical,
-        Severity::High,
-        Severity::Medium,
-        Severity::Low,
-    ];
-
-    /// Reads a severity as users type it and ferry stores it: `critical`, `high`, `medium`
-    /// or `low`.
-    pub fn parse(text: &str) -> Result<Severity, BadSeverity> {
-        Severity::ALL
-            .into_iter()
-            .find(|severity| severity.as_str() == text)
-            .ok_or_else(|| BadSeverity {
-                value: text.to_owned(),
-            })
-    }
-
-    /// The severity's name as users type it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Critical => "critical",
-            Severity::High => "high",
-            Severity::Medium => "medium",
-            Severity::Low => "low",
-        }
-    }
-
     /// Whether the incident takes the hotfix path and escalates.
     pub fn is_critical(self) -> bool {
         self == Severity::Critical
     }
 }
 
-impl fmt::Display for Severity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Severity {
-    type Err = BadSeverity;
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        Severity::parse(text)
-    }
-}
-
-/// Where an incident is in its life: open → acknowledged → resolved (acknowledging may be
-/// skipped).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum IncidentStatus {
-    /// Opened; nobody has said they are on it yet (a critical one escalates).
-    Open,
-    /// The assignee said they are on it; escalation stops.
-    Acknowledged,
-    /// Fixed; final.
-    Resolved,
-}
-
-/// An incident status that is not one of the three ferry knows.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("unknown incident status {value:?}: use open, acknowledged or resolved")]
-pub struct BadIncidentStatus {
-    /// What was given.
-    pub value: String,
-}
-
-impl IncidentStatus {
-    /// Every status, in the order an incident goes through them.
-    pub const ALL: [IncidentStatus; 3] = [
-        IncidentStatus::Open,
-        IncidentStatus::Acknowledged,
-        IncidentStatus::Resolved,
-    ];
-
-    /// Reads a status as ferry stores and shows it: `open`, `acknowledged` or `resolved`.
-    pub fn parse(text: &str) -> Result<IncidentStatus, BadIncidentStatus> {
-        IncidentStatus::ALL
-            .into_iter()
-            .find(|status| status.as_str() == text)
-            .ok_or_else(|| BadIncidentStatus {
-                value: text.to_owned(),
-            })
-    }
-
-    /// The status's name as ferry stores and shows it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            IncidentStatus::Open => "open",
-            IncidentStatus::Acknowledged => "acknowledged",
-            IncidentStatus::Resolved => "resolved",
-        }
-    }
-}
-
-impl fmt::Display for IncidentStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for IncidentStatus {
-    type Err = BadIncidentStatus;
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        IncidentStatus::parse(text)
+vocabulary! {
+    /// Where an incident is in its life: open → acknowledged → resolved (acknowledging may be
+    /// skipped).
+    pub enum IncidentStatus ("incident status") {
+        /// Opened; nobody has said they are on it yet (a critical one escalates).
+        Open = "open",
+        /// The assignee said they are on it; escalation stops.
+        Acknowledged = "acknowledged",
+        /// Fixed; final.
+        Resolved = "resolved",
     }
 }
 
@@ -250,7 +152,8 @@ mod tests {
     #[test]
     fn only_critical_is_critical() {
         let critical: Vec<Severity> = Severity::ALL
-            .into_iter()
+            .iter()
+            .copied()
             .filter(|severity| severity.is_critical())
             .collect();
         assert_eq!(critical, [Severity::Critical]);

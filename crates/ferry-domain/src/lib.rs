@@ -25,3 +25,4 @@ pub mod rotation;
 pub mod routing;
 pub mod support;
 pub mod token;
+pub mod vocabulary;

@@ -13,63 +13,28 @@
 //! over as it is (backport); when it has moved on, the fix has to be merged into the newer
 //! code by hand.
 
-use std::fmt;
-use std::str::FromStr;
-
 use crate::incident::Severity;
 use crate::name::validate_version;
+use crate::vocabulary::vocabulary;
 
 /// The longest version ferry accepts (CONTRACT.md, "Conventions").
 const MAX_VERSION_LEN: usize = 64;
 
-/// The path ferry plans and tracks for an incident.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum SupportPath {
-    /// A backlog item on the owning team, fixed in the normal product path.
-    Backlog,
-    /// A hotfix of production's release, then the fix backported to development, which runs
-    /// that same release.
-    HotfixBackport,
-    /// A hotfix of production's release, then the fix merged into development's newer
-    /// version.
-    HotfixMerge,
-}
-
-/// A support path that is not one of the three ferry knows.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("unknown support path {value:?}: use backlog, hotfix-backport or hotfix-merge")]
-pub struct BadSupportPath {
-    /// What was given.
-    pub value: String,
+vocabulary! {
+    /// The path ferry plans and tracks for an incident.
+    pub enum SupportPath ("support path") {
+        /// A backlog item on the owning team, fixed in the normal product path.
+        Backlog = "backlog",
+        /// A hotfix of production's release, then the fix backported to development, which
+        /// runs that same release.
+        HotfixBackport = "hotfix-backport",
+        /// A hotfix of production's release, then the fix merged into development's newer
+        /// version.
+        HotfixMerge = "hotfix-merge",
+    }
 }
 
 impl SupportPath {
-    /// Every path.
-    pub const ALL: [SupportPath; 3] = [
-        SupportPath::Backlog,
-        SupportPath::HotfixBackport,
-        SupportPath::HotfixMerge,
-    ];
-
-    /// Reads a path as ferry stores and shows it.
-    pub fn parse(text: &str) -> Result<SupportPath, BadSupportPath> {
-        SupportPath::ALL
-            .into_iter()
-            .find(|path| path.as_str() == text)
-            .ok_or_else(|| BadSupportPath {
-                value: text.to_owned(),
-            })
-    }
-
-    /// The path's name: `backlog`, `hotfix-backport` or `hotfix-merge`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SupportPath::Backlog => "backlog",
-            SupportPath::HotfixBackport => "hotfix-backport",
-            SupportPath::HotfixMerge => "hotfix-merge",
-        }
-    }
-
     /// Whether the path builds a hotfix of production's release.
     pub fn is_hotfix(self) -> bool {
         self.backport_mode().is_some()
@@ -85,69 +50,24 @@ impl SupportPath {
     }
 }
 
-impl fmt::Display for SupportPath {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+vocabulary! {
+    /// How a hotfix's backport obligation is met in development.
+    pub enum BackportMode ("backport mode") {
+        /// Development runs the release the hotfix was built from: carry the fix over as it
+        /// is.
+        Backport = "backport",
+        /// Development has moved on: merge the fix into its newer code.
+        Merge = "merge",
     }
 }
 
-impl FromStr for SupportPath {
-    type Err = BadSupportPath;
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        SupportPath::parse(text)
-    }
-}
-
-/// How a hotfix's backport obligation is met in development.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum BackportMode {
-    /// Development runs the release the hotfix was built from: carry the fix over as it is.
-    Backport,
-    /// Development has moved on: merge the fix into its newer code.
-    Merge,
-}
-
-/// A backport mode that is not one of the two ferry knows.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("unknown backport mode {value:?}: use backport or merge")]
-pub struct BadBackportMode {
-    /// What was given.
-    pub value: String,
-}
-
-impl BackportMode {
-    /// Both modes.
-    pub const ALL: [BackportMode; 2] = [BackportMode::Backport, BackportMode::Merge];
-
-    /// Reads a mode as ferry stores and shows it.
-    pub fn parse(text: &str) -> Result<BackportMode, BadBackportMode> {
-        BackportMode::ALL
-            .into_iter()
-            .find(|mode| mode.as_str() == text)
-            .ok_or_else(|| BadBackportMode {
-                value: text.to_owned(),
-            })
-    }
-
-    /// The mode's name: `backport` or `merge`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BackportMode::Backport => "backport",
-            BackportMode::Merge => "merge",
-        }
-    }
-}
-
-impl fmt::Display for BackportMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for BackportMode {
-    type Err = BadBackportMode;
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        BackportMode::parse(text)
+vocabulary! {
+    /// Where a backlog item stands.
+    pub enum BacklogStatus ("backlog status") {
+        /// Work for the maintaining team in the normal product path.
+        Open = "open",
+        /// A release closed it.
+        Closed = "closed",
     }
 }
 
@@ -395,10 +315,7 @@ mod tests {
             assert_eq!(path.backport_mode(), mode, "{text}");
         }
         for bad in ["", "hotfix", "Backlog", "hotfix_merge", "merge"] {
-            assert_eq!(
-                SupportPath::parse(bad),
-                Err(BadSupportPath { value: bad.into() })
-            );
+            assert!(SupportPath::parse(bad).is_err(), "{bad:?}");
         }
         assert_eq!(
             SupportPath::parse("hotfix").unwrap_err().to_string(),

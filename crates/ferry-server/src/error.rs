@@ -96,6 +96,9 @@ impl From<StoreError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, "already_exists", error.to_string())
             }
             StoreError::Refused(message) => ApiError::invalid(message),
+            StoreError::Conflict(message) => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", message)
+            }
             StoreError::Backend(message) => {
                 tracing::error!("store: {message}");
                 ApiError::internal("the server could not reach its database; see the server log")

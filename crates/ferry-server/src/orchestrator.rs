@@ -6,16 +6,18 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use axum::http::StatusCode;
 use ferry_domain::audit::AuditRecord;
-use ferry_domain::deployment::{Command, Deployment, Report, Status, TargetState};
-use ferry_store::{DeploymentRecord, DesiredChange};
-use tokio::sync::{Mutex, Notify};
+use ferry_domain::deployment::{Command, Kind, Report, Status, TargetState};
+use ferry_store::{DeploymentRecord, DeploymentUpdate, DesiredChange, StoreError, TargetReport};
+use tokio::sync::Notify;
 
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// What agents and `--wait` wait on, and the lock that serialises changes to running
-/// deployments.
+/// What agents and `--wait` wait on: wake-ups only. Correctness never rests on it (changes
+/// of a deployment are compare-and-set on its revision in the store), so a wake-up that
+/// reaches several servers can replace it.
 pub struct Orchestra {
     /// Grows with every change of any desired state; agents long-poll past it.
     generation: AtomicU64,
@@ -27,8 +29,6 @@ pub struct Orchestra {
     pub changed: Notify,
     /// Notified whenever a deployment changes (for `ferry deploy --wait`).
     pub deployments: Notify,
-    /// Reports for one deployment may arrive together; each is applied to the latest state.
-    pub lock: Mutex<()>,
 }
 
 impl Orchestra {
@@ -42,7 +42,6 @@ impl Orchestra {
             everyone: AtomicU64::new(start),
             changed: Notify::new(),
             deployments: Notify::new(),
-            lock: Mutex::new(()),
         }
     }
 
@@ -94,16 +93,6 @@ impl Orchestra {
     }
 }
 
-/// The status column for a domain status.
-pub fn status_name(status: Status) -> &'static str {
-    match status {
-        Status::Running => "running",
-        Status::Succeeded => "succeeded",
-        Status::RolledBack => "rolled_back",
-        Status::Failed => "failed",
-    }
-}
-
 /// The desired-state changes a deployment's commands stand for.
 pub fn desired_changes(record: &DeploymentRecord, commands: Vec<Command>) -> Vec<DesiredChange> {
     commands
@@ -134,72 +123,88 @@ pub fn desired_changes(record: &DeploymentRecord, commands: Vec<Command>) -> Vec
         .collect()
 }
 
-fn parse_state(record: &DeploymentRecord) -> Result<Deployment, ApiError> {
-    serde_json::from_str(&record.state).map_err(|e| {
-        ApiError::internal(format!(
-            "deployment {} has unreadable state: {e}",
-            record.id
-        ))
-    })
-}
+/// How often a change of a deployment is tried again after another change of it won the
+/// race (several reports at once, or several servers): each try starts from the latest
+/// stored revision, so a loser only ever loses to real progress.
+const TRIES: usize = 20;
 
-/// Applies one report to a running deployment and saves what follows.
+/// Applies one report to a running deployment and saves what follows, over the latest
+/// stored revision, together with what the agent reported (`reported`; saved alone when the
+/// report does not move the deployment on).
 pub async fn apply_report(
     state: &AppState,
     deployment_id: i64,
     target: &str,
-    report: impl FnOnce(&TargetState) -> Option<Report>,
+    report: impl Fn(&TargetState) -> Option<Report>,
+    reported: Option<TargetReport>,
 ) -> Result<(), ApiError> {
-    let orchestra = state.orchestra.clone();
-    let _serial = orchestra.lock.lock().await;
-    let Some(mut record) = state.store.deployment(deployment_id).await? else {
-        return Ok(());
-    };
-    if record.status != "running" {
-        return Ok(());
+    for _ in 0..TRIES {
+        let moved_on = match state.store.deployment(deployment_id).await? {
+            Some(mut record) if record.status() == Status::Running => record
+                .state
+                .steps
+                .iter()
+                .find(|s| s.target == target)
+                .and_then(|step| report(&step.state))
+                .map(|report| {
+                    let commands = record.state.apply(target, report);
+                    (record, commands)
+                }),
+            _ => None,
+        };
+        let Some((mut record, commands)) = moved_on else {
+            if let Some(reported) = reported {
+                state.store.report_target_app(reported).await?;
+            }
+            return Ok(());
+        };
+        match save(state, &mut record, commands, reported.clone()).await {
+            Err(StoreError::Conflict(_)) => continue,
+            saved => return Ok(saved?),
+        }
     }
-    let mut deployment = parse_state(&record)?;
-    let Some(step) = deployment.steps.iter().find(|s| s.target == target) else {
-        return Ok(());
-    };
-    let Some(report) = report(&step.state) else {
-        return Ok(());
-    };
-    let commands = deployment.apply(target, report);
-    save(state, &mut record, &deployment, commands).await
+    Err(ApiError::new(
+        StatusCode::CONFLICT,
+        "conflict",
+        format!("deployment {deployment_id} kept changing while a report for {target} was applied: the agent reports again"),
+    ))
 }
 
 async fn save(
     state: &AppState,
     record: &mut DeploymentRecord,
-    deployment: &Deployment,
     commands: Vec<Command>,
-) -> Result<(), ApiError> {
-    record.state = serde_json::to_string(deployment).expect("deployments serialize");
-    record.status = status_name(deployment.status).to_owned();
-    record.reason = deployment.reason.clone();
+    reported: Option<TargetReport>,
+) -> Result<(), StoreError> {
     record.updated_ms = state.clock.now_ms();
     let changes = desired_changes(record, commands);
-    let finished = deployment.status != Status::Running;
+    let status = record.status();
+    let finished = !status.is_active();
     // A rollback that succeeded marks the release it replaced as bad in the environment.
-    let bad_version =
-        (finished && record.kind == "rollback" && deployment.status == Status::Succeeded)
-            .then(|| deployment.steps.iter().find_map(|s| s.previous.clone()))
-            .flatten();
+    let bad_version = (finished && record.kind == Kind::Rollback && status == Status::Succeeded)
+        .then(|| record.state.steps.iter().find_map(|s| s.previous.clone()))
+        .flatten();
     let audit = finished.then(|| AuditRecord {
         at_ms: record.updated_ms,
         actor: crate::bootstrap::SERVER_ACTOR.to_owned(),
         action: "deployment.finish".to_owned(),
         subject: format!("deployment/{}", record.id),
         app: Some(record.app.clone()),
-        details: serde_json::json!({ "status": record.status, "reason": record.reason, "version": record.version, "env": record.env }).to_string(),
+        details: serde_json::json!({ "status": status, "reason": record.reason(), "version": record.version, "env": record.env }).to_string(),
     });
     state
         .store
-        .update_deployment(record, changes.clone(), bad_version.as_deref(), audit)
+        .update_deployment(DeploymentUpdate {
+            deployment: record,
+            changes: changes.clone(),
+            bad_version,
+            report: reported,
+            audit,
+        })
         .await?;
+    record.revision += 1;
     state.orchestra.deployment_changed(&changes);
-    if finished && deployment.status == Status::Succeeded && record.kind == "deploy" {
+    if finished && status == Status::Succeeded && record.kind == Kind::Deploy {
         // The deployment stands whatever happens here; a failure is logged, not reported.
         if let Err(error) =
             crate::support::after_success(state, &record.app, &record.env, &record.version).await
@@ -221,28 +226,20 @@ async fn save(
 pub async fn record_progress(
     state: &AppState,
     deployment_id: i64,
-    target: &str,
-    app: &str,
-    current_version: Option<&str>,
-    step: &str,
+    report: TargetReport,
 ) -> Result<(), ApiError> {
-    let _serial = state.orchestra.lock.lock().await;
     let Some(record) = state.store.deployment(deployment_id).await? else {
         return Ok(());
     };
-    if record.status != "running" || !parse_state(&record)?.waiting_on().contains(&target) {
+    if record.status() != Status::Running
+        || !record.state.waiting_on().contains(&report.target.as_str())
+    {
         return Ok(());
     }
+    // Recorded only if the deployment has not moved on since it was read here.
     state
         .store
-        .report_target_app(
-            target,
-            app,
-            current_version,
-            "deploying",
-            Some(step),
-            state.clock.now_ms(),
-        )
+        .record_progress(report, deployment_id, record.revision)
         .await?;
     Ok(())
 }
@@ -257,7 +254,6 @@ pub async fn time_out_silent_targets(state: &AppState, timeout: Duration) -> Res
         if now - record.updated_ms < timeout_ms {
             continue;
         }
-        let deployment = parse_state(&record)?;
         let rows = match &progress {
             Some(rows) => rows,
             None => progress.insert(state.store.target_apps(None).await?),
@@ -269,7 +265,7 @@ pub async fn time_out_silent_targets(state: &AppState, timeout: Duration) -> Res
                 })
                 .map_or(0, |r| r.updated_ms)
         };
-        for target in deployment.waiting_on() {
+        for target in record.state.waiting_on() {
             if now - heard_from(target) < timeout_ms {
                 continue;
             }
@@ -277,9 +273,17 @@ pub async fn time_out_silent_targets(state: &AppState, timeout: Duration) -> Res
                 "no answer for {}s: is its agent running? (`ferry target list`)",
                 timeout.as_secs()
             );
-            apply_report(state, record.id, target, |_| {
-                Some(Report::TimedOut { reason })
-            })
+            apply_report(
+                state,
+                record.id,
+                target,
+                |_| {
+                    Some(Report::TimedOut {
+                        reason: reason.clone(),
+                    })
+                },
+                None,
+            )
             .await?;
         }
     }

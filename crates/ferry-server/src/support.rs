@@ -11,7 +11,7 @@ use ferry_domain::backport::{
     closes_obligation, releases_to_check, ExistingRelease, ObligationStatus,
 };
 use ferry_domain::guard::{check_guard, hotfix_changes, judge, GuardReport};
-use ferry_domain::incident::Severity;
+use ferry_domain::incident::{IncidentStatus, Severity};
 use ferry_domain::rotation::{due_escalation, responder, Responder};
 use ferry_domain::routing::maintaining_team;
 use ferry_domain::support::{plan_path, suggest_hotfix_version, SupportPath};
@@ -88,11 +88,7 @@ pub async fn guard(
         .backports(Some(app))
         .await?
         .into_iter()
-        .filter(|b| {
-            b.status
-                .parse::<ObligationStatus>()
-                .map_or(true, ObligationStatus::guards)
-        })
+        .filter(|b| b.status.guards())
         .collect();
     if shipped.is_empty() {
         return Ok(outcome);
@@ -131,7 +127,7 @@ pub async fn fulfilled_backports(
         .backports(Some(app))
         .await?
         .into_iter()
-        .filter(|b| b.status == "open")
+        .filter(|b| b.status == ObligationStatus::Open)
         .collect();
     if open.is_empty() {
         return Ok(Vec::new());
@@ -243,10 +239,7 @@ pub async fn after_success(
         None => None,
     };
     // Without an incident, decide as the support table would now.
-    let mode = match incident
-        .as_ref()
-        .and_then(|i| i.path.parse::<SupportPath>().ok())
-    {
+    let mode = match incident.as_ref().map(|i| i.path) {
         Some(path) => path.backport_mode(),
         None => {
             let dev = pipeline.first().map(|e| e.name.as_str());
@@ -284,8 +277,8 @@ pub async fn after_success(
         hotfix_version: version.to_owned(),
         base_version: base,
         incident: release.incident,
-        mode: mode.as_str().to_owned(),
-        status: "open".to_owned(),
+        mode,
+        status: ObligationStatus::Open,
         closed_by: None,
         reason: None,
         opened_ms: now,
@@ -372,12 +365,10 @@ pub async fn assignee(
 pub async fn escalate_due(state: &AppState) -> Result<(), ApiError> {
     let now = state.clock.now_ms();
     for incident in state.store.incidents(None, false).await? {
-        if incident.status != "open" {
+        if incident.status != IncidentStatus::Open {
             continue;
         }
-        let Ok(severity) = incident.severity.parse::<Severity>() else {
-            continue;
-        };
+        let severity = incident.severity;
         let support = state.store.team_support(&incident.team).await?;
         let Some(level) = due_escalation(
             severity,
@@ -426,7 +417,7 @@ async fn escalate(
     };
     state
         .store
-        .update_incident(incident, "open", read_level, audit)
+        .update_incident(incident, IncidentStatus::Open, read_level, audit)
         .await?;
     Ok(())
 }

@@ -1,49 +1,77 @@
 //! Deployments and the releases rolled back per environment.
 
+use ferry_domain::deployment::{Kind, Status};
 use ferry_store::{DeploymentRecord, DesiredChange, StoreError, StoreResult};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
+use sqlx::SqliteConnection;
 
 use crate::targets::set_desired;
 use crate::{backend, not_found};
 
 const SELECT_DEPLOYMENTS: &str = "SELECT deployments.id, apps.name AS app, deployments.env,
-        deployments.version, deployments.kind, deployments.status, deployments.state,
-        deployments.reason, deployments.requested_by, deployments.created_ms, deployments.updated_ms,
+        deployments.version, deployments.kind, deployments.state, deployments.revision,
+        deployments.requested_by, deployments.created_ms, deployments.updated_ms,
         deployments.overrides, deployments.review
      FROM deployments JOIN apps ON apps.id = deployments.app_id";
 
-fn deployment_from_row(row: SqliteRow) -> DeploymentRecord {
-    let review: String = row.get("review");
-    DeploymentRecord {
-        id: row.get("id"),
-        app: row.get("app"),
-        env: row.get("env"),
-        version: row.get("version"),
-        kind: row.get("kind"),
-        status: row.get("status"),
-        state: row.get("state"),
-        reason: row.get("reason"),
-        requested_by: row.get("requested_by"),
-        created_ms: row.get("created_ms"),
-        updated_ms: row.get("updated_ms"),
-        overrides: row.get("overrides"),
-        // Written by `insert` from a list of strings; unreadable only if edited by hand, and
-        // then no review is better than no deployment.
-        review: serde_json::from_str(&review).unwrap_or_default(),
+/// A row of `SELECT_DEPLOYMENTS`.
+#[derive(sqlx::FromRow)]
+struct DeploymentRow {
+    id: i64,
+    app: String,
+    env: String,
+    version: String,
+    kind: String,
+    state: String,
+    revision: i64,
+    requested_by: String,
+    created_ms: i64,
+    updated_ms: i64,
+    overrides: String,
+    review: String,
+}
+
+impl TryFrom<DeploymentRow> for DeploymentRecord {
+    type Error = StoreError;
+
+    fn try_from(row: DeploymentRow) -> StoreResult<DeploymentRecord> {
+        let unreadable = |what: &str, error: &dyn std::fmt::Display| {
+            StoreError::Backend(format!(
+                "deployment {} has an unreadable {what}: {error}",
+                row.id
+            ))
+        };
+        Ok(DeploymentRecord {
+            kind: Kind::parse(&row.kind).map_err(|e| unreadable("kind", &e))?,
+            state: serde_json::from_str(&row.state).map_err(|e| unreadable("state", &e))?,
+            review: serde_json::from_str(&row.review).map_err(|e| unreadable("review", &e))?,
+            id: row.id,
+            app: row.app,
+            env: row.env,
+            version: row.version,
+            revision: row.revision,
+            requested_by: row.requested_by,
+            created_ms: row.created_ms,
+            updated_ms: row.updated_ms,
+            overrides: row.overrides,
+        })
     }
+}
+
+fn records(rows: Vec<DeploymentRow>) -> StoreResult<Vec<DeploymentRecord>> {
+    rows.into_iter().map(DeploymentRecord::try_from).collect()
 }
 
 pub(crate) async fn by_id(
     conn: &mut SqliteConnection,
     id: i64,
 ) -> StoreResult<Option<DeploymentRecord>> {
-    let row = sqlx::query(&format!("{SELECT_DEPLOYMENTS} WHERE deployments.id = ?"))
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(backend)?;
-    Ok(row.map(deployment_from_row))
+    let row: Option<DeploymentRow> =
+        sqlx::query_as(&format!("{SELECT_DEPLOYMENTS} WHERE deployments.id = ?"))
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(backend)?;
+    row.map(DeploymentRecord::try_from).transpose()
 }
 
 pub(crate) async fn list(
@@ -51,7 +79,7 @@ pub(crate) async fn list(
     app: Option<&str>,
     limit: u32,
 ) -> StoreResult<Vec<DeploymentRecord>> {
-    let rows = sqlx::query(&format!(
+    let rows = sqlx::query_as(&format!(
         "{SELECT_DEPLOYMENTS} WHERE (?1 IS NULL OR apps.name = ?1) ORDER BY deployments.id DESC LIMIT ?2"
     ))
     .bind(app)
@@ -59,17 +87,18 @@ pub(crate) async fn list(
     .fetch_all(&mut *conn)
     .await
     .map_err(backend)?;
-    Ok(rows.into_iter().map(deployment_from_row).collect())
+    records(rows)
 }
 
 pub(crate) async fn running(conn: &mut SqliteConnection) -> StoreResult<Vec<DeploymentRecord>> {
-    let rows = sqlx::query(&format!(
-        "{SELECT_DEPLOYMENTS} WHERE deployments.status = 'running' ORDER BY deployments.id"
+    let rows = sqlx::query_as(&format!(
+        "{SELECT_DEPLOYMENTS} WHERE deployments.status = ? ORDER BY deployments.id"
     ))
+    .bind(Status::Running.as_str())
     .fetch_all(&mut *conn)
     .await
     .map_err(backend)?;
-    Ok(rows.into_iter().map(deployment_from_row).collect())
+    records(rows)
 }
 
 pub(crate) async fn insert(
@@ -80,10 +109,12 @@ pub(crate) async fn insert(
     let running: Option<i64> = sqlx::query_scalar(
         "SELECT deployments.id FROM deployments JOIN apps ON apps.id = deployments.app_id
          WHERE apps.name = ? AND deployments.env = ?
-           AND deployments.status IN ('running', 'awaiting_approval')",
+           AND deployments.status IN (?, ?)",
     )
     .bind(&deployment.app)
     .bind(&deployment.env)
+    .bind(Status::Running.as_str())
+    .bind(Status::AwaitingApproval.as_str())
     .fetch_optional(&mut *conn)
     .await
     .map_err(backend)?;
@@ -100,10 +131,10 @@ pub(crate) async fn insert(
     .bind(&deployment.app)
     .bind(&deployment.env)
     .bind(&deployment.version)
-    .bind(&deployment.kind)
-    .bind(&deployment.status)
-    .bind(&deployment.state)
-    .bind(&deployment.reason)
+    .bind(deployment.kind.as_str())
+    .bind(deployment.status().as_str())
+    .bind(state_json(deployment))
+    .bind(deployment.reason())
     .bind(&deployment.requested_by)
     .bind(deployment.created_ms)
     .bind(deployment.updated_ms)
@@ -124,23 +155,38 @@ pub(crate) async fn insert(
         .ok_or_else(|| not_found("deployment", &id.to_string()))
 }
 
+fn state_json(deployment: &DeploymentRecord) -> String {
+    serde_json::to_string(&deployment.state).expect("deployments serialize")
+}
+
+/// Saves a deployment over the revision it was read at, growing it by one; refused with a
+/// conflict, changing nothing, when someone saved another change since.
 pub(crate) async fn update(
     conn: &mut SqliteConnection,
     deployment: &DeploymentRecord,
     changes: &[DesiredChange],
     bad_version: Option<&str>,
 ) -> StoreResult<()> {
-    sqlx::query(
-        "UPDATE deployments SET status = ?, state = ?, reason = ?, updated_ms = ? WHERE id = ?",
+    let saved = sqlx::query(
+        "UPDATE deployments SET status = ?, state = ?, reason = ?, updated_ms = ?,
+                revision = revision + 1
+         WHERE id = ? AND revision = ?",
     )
-    .bind(&deployment.status)
-    .bind(&deployment.state)
-    .bind(&deployment.reason)
+    .bind(deployment.status().as_str())
+    .bind(state_json(deployment))
+    .bind(deployment.reason())
     .bind(deployment.updated_ms)
     .bind(deployment.id)
+    .bind(deployment.revision)
     .execute(&mut *conn)
     .await
     .map_err(backend)?;
+    if saved.rows_affected() == 0 {
+        return Err(StoreError::Conflict(format!(
+            "deployment {} changed meanwhile: see `ferry deployment show {}`",
+            deployment.id, deployment.id
+        )));
+    }
     for change in changes {
         set_desired(conn, change, deployment.updated_ms).await?;
     }
@@ -156,7 +202,7 @@ pub(crate) async fn update(
         .await
         .map_err(backend)?;
     }
-    if deployment.kind == "deploy" && deployment.status == "succeeded" {
+    if deployment.kind == Kind::Deploy && deployment.status() == Status::Succeeded {
         // Deployed by name and live again: no longer a release rolled back from there.
         sqlx::query(
             "DELETE FROM bad_releases

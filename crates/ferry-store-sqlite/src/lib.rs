@@ -20,14 +20,16 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ferry_domain::audit::AuditRecord;
+use ferry_domain::backport::ObligationStatus;
+use ferry_domain::incident::IncidentStatus;
 use ferry_domain::permission::{Level, Role};
 use ferry_domain::pipeline::Environment;
 use ferry_domain::routing::RoutingRule;
 use ferry_store::{
     App, AppGrant, ApprovalRecord, AuditChain, AuditEvent, AuditFilter, BacklogItem, Backport,
-    Bootstrap, DeploymentRecord, DesiredChange, FreezeWindowRecord, IncidentRecord, NewApp,
-    NewRelease, NewUser, PolicyChange, Release, ReleaseOutcome, Store, StoreError, StoreResult,
-    Target, TargetApp, Team, TeamSupport, User,
+    Bootstrap, DeploymentRecord, DeploymentUpdate, DesiredChange, FreezeWindowRecord,
+    IncidentRecord, NewApp, NewRelease, NewUser, PolicyChange, Release, ReleaseOutcome, Store,
+    StoreError, StoreResult, Target, TargetApp, TargetReport, Team, TeamSupport, User,
 };
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -70,6 +72,16 @@ impl SqliteStore {
             reader,
             audit_key,
         })
+    }
+
+    /// A write transaction, begun `IMMEDIATE`: it takes the database's write lock at once,
+    /// so it waits (up to the busy timeout) for another writer, also in another process,
+    /// instead of failing when it first reads and then writes over a newer snapshot.
+    async fn write(&self) -> StoreResult<sqlx::Transaction<'static, Sqlite>> {
+        self.writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)
     }
 
     /// A connection for reading.
@@ -122,7 +134,7 @@ pub(crate) fn not_found(kind: &'static str, name: &str) -> StoreError {
 #[async_trait]
 impl Store for SqliteStore {
     async fn bootstrap(&self, bootstrap: Bootstrap, record: AuditRecord) -> StoreResult<bool> {
-        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let mut tx = self.write().await?;
         let n_users: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
             .fetch_one(&mut *tx)
             .await
@@ -142,7 +154,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_user(&self, user: NewUser, record: AuditRecord) -> StoreResult<User> {
-        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let mut tx = self.write().await?;
         access::insert_user(&mut tx, &user).await?;
         audit::append(&mut tx, &self.audit_key, record).await?;
         let created = access::user(&mut tx, &user.name).await?;
@@ -155,7 +167,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_team(&self, name: &str, record: AuditRecord) -> StoreResult<Team> {
-        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let mut tx = self.write().await?;
         let team = access::insert_team(&mut tx, name, record.at_ms).await?;
         audit::append(&mut tx, &self.audit_key, record).await?;
         tx.commit().await.map_err(backend)?;
@@ -177,7 +189,7 @@ impl Store for SqliteStore {
         level: Level,
         record: AuditRecord,
     ) -> StoreResult<Role> {
-        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let mut tx = self.write().await?;
         pipeline::set_role_level(&mut tx, role, env, level).await?;
         audit::append(&mut tx, &self.audit_key, record).await?;
         let roles = pipeline::list_roles(&mut tx).await?;
@@ -198,7 +210,7 @@ impl Store for SqliteStore {
         after: Option<&str>,
         record: AuditRecord,
     ) -> StoreResult<Environment> {
-        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let mut tx = self.write().await?;
         let env = pipeline::insert_environment(&mut tx, name, after).await?;
         audit::append(&mut tx, &self.audit_key, record).await?;
         tx.commit().await.map_err(backend)?;
@@ -211,7 +223,7 @@ impl Store for SqliteStore {
         change: PolicyChange,
         record: AuditRecord,
     ) -> StoreResult<Environment> {
-        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let mut tx = self.write().await?;
         let env = pipeline::change_policy(&mut tx, name, change).await?;
         audit::append(&mut tx, &self.audit_key, record).await?;
         tx.commit().await.map_err(backend)?;
@@ -219,7 +231,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_app(&self, app: NewApp, record: AuditRecord) -> StoreResult<App> {
-        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let mut tx = self.write().await?;
         apps::insert(&mut tx, &app).await?;
         audit::append(&mut tx, &self.audit_key, record).await?;
         let created = apps::by_name(&mut tx, &app.name)
@@ -242,7 +254,7 @@ impl Store for SqliteStore {
         release: NewRelease,
         record: AuditRecord,
     ) -> StoreResult<ReleaseOutcome> {
-        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let mut tx = self.write().await?;
         if let Some(existing) = releases::insert(&mut tx, &release).await? {
             return Ok(existing);
         }
@@ -259,8 +271,15 @@ impl Store for SqliteStore {
         let by = format!("release {}", new.version);
         let mut done = Vec::new();
         for id in &release.fulfils {
-            if support::close_backport_if_open(&mut tx, *id, "done", &by, None, new.created_ms)
-                .await?
+            if support::close_backport_if_open(
+                &mut tx,
+                *id,
+                ObligationStatus::Done,
+                &by,
+                None,
+                new.created_ms,
+            )
+            .await?
             {
                 done.push(*id);
             }
@@ -292,7 +311,7 @@ impl Store for SqliteStore {
         releases: Vec<(String, Vec<String>)>,
         record: AuditRecord,
     ) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let mut tx = self.write().await?;
         releases::delete(&mut tx, app, &releases).await?;
         audit::append(&mut tx, &self.audit_key, record).await?;
         tx.commit().await.map_err(backend)?;
@@ -311,7 +330,7 @@ impl Store for SqliteStore {
         expires_ms: i64,
         record: AuditRecord,
     ) -> StoreResult<Target> {
-        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let mut tx = self.write().await?;
         let created =
             targets::create_enrollment(&mut tx, env, target, token_hash, expires_ms, record.at_ms)
                 .await?;
@@ -327,7 +346,7 @@ impl Store for SqliteStore {
         now_ms: i64,
         record: AuditRecord,
     ) -> StoreResult<Target> {
-        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let mut tx = self.write().await?;
         let target = targets::enroll(&mut tx, token_hash, credential_hash, now_ms).await?;
         audit::append(
             &mut tx,
@@ -362,7 +381,7 @@ impl Store for SqliteStore {
         names: &[String],
         record: AuditRecord,
     ) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let mut tx = self.write().await?;
         targets::place(&mut tx, app, env, names).await?;
         audit::append(&mut tx, &self.audit_key, record).await?;
         tx.commit().await.map_err(backend)
@@ -376,26 +395,30 @@ impl Store for SqliteStore {
         targets::target_apps(&mut *self.read().await?, target).await
     }
 
-    async fn report_target_app(
-        &self,
-        target: &str,
-        app: &str,
-        current_version: Option<&str>,
-        state: &str,
-        detail: Option<&str>,
-        now_ms: i64,
-    ) -> StoreResult<()> {
+    async fn report_target_app(&self, report: TargetReport) -> StoreResult<()> {
         let mut conn = self.writer.acquire().await.map_err(backend)?;
-        targets::report(
-            &mut conn,
-            target,
-            app,
-            current_version,
-            state,
-            detail,
-            now_ms,
-        )
-        .await
+        targets::report(&mut conn, &report).await
+    }
+
+    async fn record_progress(
+        &self,
+        report: TargetReport,
+        deployment_id: i64,
+        revision: i64,
+    ) -> StoreResult<bool> {
+        let mut tx = self.write().await?;
+        let current: Option<i64> =
+            sqlx::query_scalar("SELECT revision FROM deployments WHERE id = ?")
+                .bind(deployment_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend)?;
+        if current != Some(revision) {
+            return Ok(false);
+        }
+        targets::report(&mut tx, &report).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(true)
     }
 
     async fn create_deployment(
@@ -404,7 +427,7 @@ impl Store for SqliteStore {
         changes: Vec<DesiredChange>,
         record: AuditRecord,
     ) -> StoreResult<DeploymentRecord> {
-        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let mut tx = self.write().await?;
         let created = deployments::insert(&mut tx, &deployment, &changes).await?;
         let subject = format!("deployment/{}", created.id);
         audit::append(&mut tx, &self.audit_key, AuditRecord { subject, ..record }).await?;
@@ -412,16 +435,19 @@ impl Store for SqliteStore {
         Ok(created)
     }
 
-    async fn update_deployment(
-        &self,
-        deployment: &DeploymentRecord,
-        changes: Vec<DesiredChange>,
-        bad_version: Option<&str>,
-        record: Option<AuditRecord>,
-    ) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await.map_err(backend)?;
-        deployments::update(&mut tx, deployment, &changes, bad_version).await?;
-        if let Some(record) = record {
+    async fn update_deployment(&self, update: DeploymentUpdate<'_>) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        deployments::update(
+            &mut tx,
+            update.deployment,
+            &update.changes,
+            update.bad_version.as_deref(),
+        )
+        .await?;
+        if let Some(report) = &update.report {
+            targets::report(&mut tx, report).await?;
+        }
+        if let Some(record) = update.audit {
             audit::append(&mut tx, &self.audit_key, record).await?;
         }
         tx.commit().await.map_err(backend)
@@ -436,7 +462,7 @@ impl Store for SqliteStore {
     }
 
     async fn set_app_grant(&self, grant: AppGrant, record: AuditRecord) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let mut tx = self.write().await?;
         access::set_app_grant(&mut tx, &grant).await?;
         audit::append(&mut tx, &self.audit_key, record).await?;
         tx.commit().await.map_err(backend)
@@ -450,7 +476,7 @@ impl Store for SqliteStore {
         remove: bool,
         record: AuditRecord,
     ) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let mut tx = self.write().await?;
         access::set_membership(&mut tx, team, user, role, remove).await?;
         audit::append(&mut tx, &self.audit_key, record).await?;
         tx.commit().await.map_err(backend)
@@ -461,7 +487,7 @@ impl Store for SqliteStore {
     }
 
     async fn set_team_support(&self, team: TeamSupport, record: AuditRecord) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let mut tx = self.write().await?;
         let value = support::set_team_support(&mut tx, &team).await?;
         audit::append(&mut tx, &self.audit_key, record).await?;
         tx.commit().await.map_err(backend)?;
@@ -474,7 +500,7 @@ impl Store for SqliteStore {
         team: Option<&str>,
         record: AuditRecord,
     ) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let mut tx = self.write().await?;
         let value = apps::set_maintainer(&mut tx, app, team).await?;
         audit::append(&mut tx, &self.audit_key, record).await?;
         tx.commit().await.map_err(backend)?;
@@ -491,7 +517,7 @@ impl Store for SqliteStore {
         team: Option<&str>,
         record: AuditRecord,
     ) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let mut tx = self.write().await?;
         let value = support::set_routing_rule(&mut tx, category, team).await?;
         audit::append(&mut tx, &self.audit_key, record).await?;
         tx.commit().await.map_err(backend)?;
@@ -504,7 +530,7 @@ impl Store for SqliteStore {
         backlog_team: &str,
         record: AuditRecord,
     ) -> StoreResult<(IncidentRecord, Option<BacklogItem>)> {
-        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let mut tx = self.write().await?;
         let value = support::insert_incident(&mut tx, &incident, backlog_team).await?;
         let record = AuditRecord {
             subject: format!("incident/{}", value.0.id),
@@ -530,11 +556,11 @@ impl Store for SqliteStore {
     async fn update_incident(
         &self,
         incident: IncidentRecord,
-        read_status: &str,
+        read_status: IncidentStatus,
         read_level: u32,
         record: AuditRecord,
     ) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let mut tx = self.write().await?;
         let value = support::update_incident(&mut tx, &incident, read_status, read_level).await?;
         audit::append(&mut tx, &self.audit_key, record).await?;
         tx.commit().await.map_err(backend)?;
@@ -554,7 +580,7 @@ impl Store for SqliteStore {
         backport: Backport,
         record: AuditRecord,
     ) -> StoreResult<Option<Backport>> {
-        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let mut tx = self.write().await?;
         let opened = support::insert_backport(&mut tx, &backport).await?;
         if opened.is_some() {
             audit::append(&mut tx, &self.audit_key, record).await?;
@@ -570,8 +596,10 @@ impl Store for SqliteStore {
         now_ms: i64,
         record: AuditRecord,
     ) -> StoreResult<bool> {
-        let mut tx = self.writer.begin().await.map_err(backend)?;
-        let closed = support::close_backport_if_open(&mut tx, id, "done", by, None, now_ms).await?;
+        let mut tx = self.write().await?;
+        let closed =
+            support::close_backport_if_open(&mut tx, id, ObligationStatus::Done, by, None, now_ms)
+                .await?;
         if closed {
             audit::append(&mut tx, &self.audit_key, record).await?;
             tx.commit().await.map_err(backend)?;
@@ -587,9 +615,16 @@ impl Store for SqliteStore {
         now_ms: i64,
         record: AuditRecord,
     ) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await.map_err(backend)?;
-        let value =
-            support::close_backport(&mut tx, id, "waived", by, Some(reason), now_ms).await?;
+        let mut tx = self.write().await?;
+        let value = support::close_backport(
+            &mut tx,
+            id,
+            ObligationStatus::Waived,
+            by,
+            Some(reason),
+            now_ms,
+        )
+        .await?;
         audit::append(&mut tx, &self.audit_key, record).await?;
         tx.commit().await.map_err(backend)?;
         Ok(value)
@@ -600,7 +635,7 @@ impl Store for SqliteStore {
         channel: ferry_store::NewChannel,
         record: AuditRecord,
     ) -> StoreResult<ferry_store::ChannelRecord> {
-        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let mut tx = self.write().await?;
         let added = notifications::insert_channel(&mut tx, &channel).await?;
         let subject = format!("channel/{}", added.id);
         audit::append(&mut tx, &self.audit_key, AuditRecord { subject, ..record }).await?;
@@ -623,7 +658,7 @@ impl Store for SqliteStore {
         now_ms: i64,
         record: AuditRecord,
     ) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let mut tx = self.write().await?;
         notifications::remove_channel(&mut tx, team, id, now_ms).await?;
         audit::append(&mut tx, &self.audit_key, record).await?;
         tx.commit().await.map_err(backend)
@@ -634,7 +669,7 @@ impl Store for SqliteStore {
         delivery: ferry_store::NewDelivery,
         record: AuditRecord,
     ) -> StoreResult<ferry_store::DeliveryRecord> {
-        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let mut tx = self.write().await?;
         let event = audit::append(&mut tx, &self.audit_key, record).await?;
         let delivery = ferry_store::NewDelivery {
             audit_seq: Some(event.seq),
@@ -663,7 +698,7 @@ impl Store for SqliteStore {
         to: i64,
         deliveries: Vec<ferry_store::NewDelivery>,
     ) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let mut tx = self.write().await?;
         notifications::move_cursor(&mut tx, from, to).await?;
         for delivery in &deliveries {
             notifications::insert_delivery(&mut tx, delivery).await?;
@@ -681,7 +716,7 @@ impl Store for SqliteStore {
         if !notifications::any_due(&mut *self.read().await?, now_ms).await? {
             return Ok(Vec::new());
         }
-        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let mut tx = self.write().await?;
         let claimed = notifications::claim_due(&mut tx, now_ms, claimed_until_ms, limit).await?;
         tx.commit().await.map_err(backend)?;
         Ok(claimed)
@@ -693,7 +728,7 @@ impl Store for SqliteStore {
         at_ms: i64,
         attempt: ferry_store::Attempt,
     ) -> StoreResult<ferry_store::DeliveryRecord> {
-        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let mut tx = self.write().await?;
         let delivery = notifications::record_attempt(&mut tx, id, at_ms, &attempt).await?;
         tx.commit().await.map_err(backend)?;
         Ok(delivery)
@@ -718,14 +753,13 @@ impl Store for SqliteStore {
     async fn approve(
         &self,
         approval: ApprovalRecord,
-        start: Option<(DeploymentRecord, Vec<DesiredChange>)>,
+        deployment: &DeploymentRecord,
+        changes: Vec<DesiredChange>,
         record: AuditRecord,
     ) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let mut tx = self.write().await?;
         policy::add_approval(&mut tx, &approval).await?;
-        if let Some((deployment, changes)) = start {
-            deployments::update(&mut tx, &deployment, &changes, None).await?;
-        }
+        deployments::update(&mut tx, deployment, &changes, None).await?;
         audit::append(&mut tx, &self.audit_key, record).await?;
         tx.commit().await.map_err(backend)
     }
@@ -739,7 +773,7 @@ impl Store for SqliteStore {
         window: FreezeWindowRecord,
         record: AuditRecord,
     ) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let mut tx = self.write().await?;
         policy::add_freeze_window(&mut tx, &window).await?;
         audit::append(&mut tx, &self.audit_key, record).await?;
         tx.commit().await.map_err(backend)
@@ -751,7 +785,7 @@ impl Store for SqliteStore {
         expression: &str,
         record: AuditRecord,
     ) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let mut tx = self.write().await?;
         policy::remove_freeze_window(&mut tx, env, expression).await?;
         audit::append(&mut tx, &self.audit_key, record).await?;
         tx.commit().await.map_err(backend)
@@ -807,6 +841,15 @@ mod tests {
             .await
             .unwrap();
         ferry_store::conformance::support::support_story(&store).await;
+    }
+
+    #[tokio::test]
+    async fn conformance_race_story_through_two_handles() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ferry.db");
+        let first = SqliteStore::open(&path, [9; 32]).await.unwrap();
+        let second = SqliteStore::open(&path, [9; 32]).await.unwrap();
+        ferry_store::conformance::races::race_story(&first, &second).await;
     }
 
     #[tokio::test]

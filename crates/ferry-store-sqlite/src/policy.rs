@@ -1,5 +1,6 @@
 //! Freeze windows of environments and approvals of deployments.
 
+use ferry_domain::deployment::Status;
 use ferry_store::{ApprovalRecord, FreezeWindowRecord, StoreError, StoreResult};
 use sqlx::sqlite::SqliteConnection;
 use sqlx::Row;
@@ -95,7 +96,7 @@ pub(crate) async fn add_approval(
         .fetch_optional(&mut *conn)
         .await
         .map_err(backend)?;
-    if status.as_deref() != Some("awaiting_approval") {
+    if status.as_deref() != Some(Status::AwaitingApproval.as_str()) {
         return Err(StoreError::Refused(format!(
             "deployment {} does not await approval",
             approval.deployment_id

@@ -1,13 +1,16 @@
 //! Production support: team rotations, routing rules, incidents, backlog items and backport
 //! obligations.
 
+use ferry_domain::backport::ObligationStatus;
+use ferry_domain::incident::{IncidentStatus, Severity};
 use ferry_domain::rotation::{Rotation, DEFAULT_ESCALATION_MS};
 use ferry_domain::routing::RoutingRule;
+use ferry_domain::support::{BacklogStatus, BackportMode, SupportPath};
+use ferry_domain::vocabulary::UnknownWord;
 use ferry_store::{
     BacklogItem, Backport, IncidentRecord, IncidentStep, StoreError, StoreResult, TeamSupport,
 };
 use serde_json::{json, Value};
-use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 
 use crate::{backend, not_found};
@@ -189,31 +192,68 @@ fn history_from_json(text: &str) -> StoreResult<Vec<IncidentStep>> {
         .unwrap_or_default())
 }
 
-fn incident_from_row(row: SqliteRow) -> StoreResult<IncidentRecord> {
-    Ok(IncidentRecord {
-        id: row.get("id"),
-        app: row.get("app"),
-        env: row.get("env"),
-        severity: row.get("severity"),
-        title: row.get("title"),
-        category: row.get("category"),
-        description: row.get("description"),
-        status: row.get("status"),
-        path: row.get("path"),
-        team: row.get("team"),
-        reporter: row.get("reporter"),
-        assignee: row.get("assignee"),
-        escalation_level: row.get::<i64, _>("escalation_level") as u32,
-        base_version: row.get("base_version"),
-        suggested_version: row.get("suggested_version"),
-        source: row.get("source"),
-        opened_ms: row.get("opened_ms"),
-        acknowledged_ms: row.get("acknowledged_ms"),
-        acknowledged_by: row.get("acknowledged_by"),
-        resolved_ms: row.get("resolved_ms"),
-        resolved_by: row.get("resolved_by"),
-        history: history_from_json(row.get("history"))?,
-    })
+/// A row of `SELECT_INCIDENTS`.
+#[derive(sqlx::FromRow)]
+struct IncidentRow {
+    id: i64,
+    app: String,
+    env: String,
+    severity: String,
+    title: String,
+    category: Option<String>,
+    description: Option<String>,
+    status: String,
+    path: String,
+    team: String,
+    reporter: String,
+    assignee: Option<String>,
+    escalation_level: i64,
+    base_version: Option<String>,
+    suggested_version: Option<String>,
+    source: Option<String>,
+    opened_ms: i64,
+    acknowledged_ms: Option<i64>,
+    acknowledged_by: Option<String>,
+    resolved_ms: Option<i64>,
+    resolved_by: Option<String>,
+    history: String,
+}
+
+/// A stored word ferry does not know, in the row of `kind` `id`.
+fn unreadable(kind: &'static str, id: i64) -> impl Fn(UnknownWord) -> StoreError {
+    move |error| StoreError::Backend(format!("{kind} {id} is unreadable: {error}"))
+}
+
+impl TryFrom<IncidentRow> for IncidentRecord {
+    type Error = StoreError;
+
+    fn try_from(row: IncidentRow) -> StoreResult<IncidentRecord> {
+        let unreadable = unreadable("incident", row.id);
+        Ok(IncidentRecord {
+            severity: Severity::parse(&row.severity).map_err(&unreadable)?,
+            status: IncidentStatus::parse(&row.status).map_err(&unreadable)?,
+            path: SupportPath::parse(&row.path).map_err(&unreadable)?,
+            history: history_from_json(&row.history)?,
+            escalation_level: row.escalation_level as u32,
+            id: row.id,
+            app: row.app,
+            env: row.env,
+            title: row.title,
+            category: row.category,
+            description: row.description,
+            team: row.team,
+            reporter: row.reporter,
+            assignee: row.assignee,
+            base_version: row.base_version,
+            suggested_version: row.suggested_version,
+            source: row.source,
+            opened_ms: row.opened_ms,
+            acknowledged_ms: row.acknowledged_ms,
+            acknowledged_by: row.acknowledged_by,
+            resolved_ms: row.resolved_ms,
+            resolved_by: row.resolved_by,
+        })
+    }
 }
 
 pub(crate) async fn insert_incident(
@@ -231,12 +271,12 @@ pub(crate) async fn insert_incident(
     )
     .bind(app)
     .bind(&incident.env)
-    .bind(&incident.severity)
+    .bind(incident.severity.as_str())
     .bind(&incident.title)
     .bind(&incident.category)
     .bind(&incident.description)
-    .bind(&incident.status)
-    .bind(&incident.path)
+    .bind(incident.status.as_str())
+    .bind(incident.path.as_str())
     .bind(team)
     .bind(&incident.reporter)
     .bind(&incident.assignee)
@@ -254,16 +294,17 @@ pub(crate) async fn insert_incident(
         }
         _ => backend(e),
     })?;
-    let backlog = if incident.path == "backlog" {
+    let backlog = if incident.path == SupportPath::Backlog {
         let backlog_team_id = team_id(conn, backlog_team).await?;
         let item_id: i64 = sqlx::query_scalar(
             "INSERT INTO backlog_items (app_id, team_id, incident_id, title, status, created_ms)
-             VALUES (?, ?, ?, ?, 'open', ?) RETURNING id",
+             VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(app)
         .bind(backlog_team_id)
         .bind(id)
         .bind(&incident.title)
+        .bind(BacklogStatus::Open.as_str())
         .bind(incident.opened_ms)
         .fetch_one(&mut *conn)
         .await
@@ -274,7 +315,7 @@ pub(crate) async fn insert_incident(
             team: backlog_team.to_owned(),
             incident: Some(id),
             title: incident.title.clone(),
-            status: "open".into(),
+            status: BacklogStatus::Open,
             closed_by: None,
             created_ms: incident.opened_ms,
             closed_ms: None,
@@ -296,35 +337,37 @@ pub(crate) async fn incidents(
     app: Option<&str>,
     resolved: bool,
 ) -> StoreResult<Vec<IncidentRecord>> {
-    let rows = sqlx::query(&format!(
+    let rows: Vec<IncidentRow> = sqlx::query_as(&format!(
         "{SELECT_INCIDENTS} WHERE (?1 IS NULL OR apps.name = ?1)
-             AND (?2 OR incidents.status != 'resolved')
+             AND (?2 OR incidents.status != ?3)
          ORDER BY incidents.id DESC"
     ))
     .bind(app)
     .bind(resolved)
+    .bind(IncidentStatus::Resolved.as_str())
     .fetch_all(&mut *conn)
     .await
     .map_err(backend)?;
-    rows.into_iter().map(incident_from_row).collect()
+    rows.into_iter().map(IncidentRecord::try_from).collect()
 }
 
 pub(crate) async fn incident(
     conn: &mut SqliteConnection,
     id: i64,
 ) -> StoreResult<Option<IncidentRecord>> {
-    let row = sqlx::query(&format!("{SELECT_INCIDENTS} WHERE incidents.id = ?"))
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(backend)?;
-    row.map(incident_from_row).transpose()
+    let row: Option<IncidentRow> =
+        sqlx::query_as(&format!("{SELECT_INCIDENTS} WHERE incidents.id = ?"))
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(backend)?;
+    row.map(IncidentRecord::try_from).transpose()
 }
 
 pub(crate) async fn update_incident(
     conn: &mut SqliteConnection,
     incident: &IncidentRecord,
-    read_status: &str,
+    read_status: IncidentStatus,
     read_level: u32,
 ) -> StoreResult<()> {
     let changed = sqlx::query(
@@ -333,7 +376,7 @@ pub(crate) async fn update_incident(
              history = ?, base_version = ?, suggested_version = ?, source = ?
          WHERE id = ? AND status = ? AND escalation_level = ?",
     )
-    .bind(&incident.status)
+    .bind(incident.status.as_str())
     .bind(&incident.assignee)
     .bind(i64::from(incident.escalation_level))
     .bind(incident.acknowledged_ms)
@@ -345,7 +388,7 @@ pub(crate) async fn update_incident(
     .bind(&incident.suggested_version)
     .bind(&incident.source)
     .bind(incident.id)
-    .bind(read_status)
+    .bind(read_status.as_str())
     .bind(i64::from(read_level))
     .execute(&mut *conn)
     .await
@@ -363,7 +406,7 @@ pub(crate) async fn backlog(
     conn: &mut SqliteConnection,
     app: Option<&str>,
 ) -> StoreResult<Vec<BacklogItem>> {
-    let rows = sqlx::query(
+    let rows: Vec<BacklogRow> = sqlx::query_as(
         "SELECT backlog_items.*, apps.name AS app, teams.name AS team
          FROM backlog_items JOIN apps ON apps.id = backlog_items.app_id
          JOIN teams ON teams.id = backlog_items.team_id
@@ -373,20 +416,36 @@ pub(crate) async fn backlog(
     .fetch_all(&mut *conn)
     .await
     .map_err(backend)?;
-    Ok(rows
-        .into_iter()
-        .map(|row| BacklogItem {
-            id: row.get("id"),
-            app: row.get("app"),
-            team: row.get("team"),
-            incident: row.get("incident_id"),
-            title: row.get("title"),
-            status: row.get("status"),
-            closed_by: row.get("closed_by"),
-            created_ms: row.get("created_ms"),
-            closed_ms: row.get("closed_ms"),
+    rows.into_iter()
+        .map(|row| {
+            Ok(BacklogItem {
+                status: BacklogStatus::parse(&row.status)
+                    .map_err(unreadable("backlog item", row.id))?,
+                id: row.id,
+                app: row.app,
+                team: row.team,
+                incident: row.incident_id,
+                title: row.title,
+                closed_by: row.closed_by,
+                created_ms: row.created_ms,
+                closed_ms: row.closed_ms,
+            })
         })
-        .collect())
+        .collect()
+}
+
+/// A row of [`backlog`]'s query.
+#[derive(sqlx::FromRow)]
+struct BacklogRow {
+    id: i64,
+    app: String,
+    team: String,
+    incident_id: Option<i64>,
+    title: String,
+    status: String,
+    closed_by: Option<String>,
+    created_ms: i64,
+    closed_ms: Option<i64>,
 }
 
 /// Closes open backlog items of `app` with the release `version`; refuses an item that is
@@ -400,12 +459,14 @@ pub(crate) async fn close_backlog_items(
 ) -> StoreResult<()> {
     for id in ids {
         let closed = sqlx::query(
-            "UPDATE backlog_items SET status = 'closed', closed_by = ?, closed_ms = ?
-             WHERE id = ? AND status = 'open' AND app_id = (SELECT id FROM apps WHERE name = ?)",
+            "UPDATE backlog_items SET status = ?, closed_by = ?, closed_ms = ?
+             WHERE id = ? AND status = ? AND app_id = (SELECT id FROM apps WHERE name = ?)",
         )
+        .bind(BacklogStatus::Closed.as_str())
         .bind(version)
         .bind(now_ms)
         .bind(id)
+        .bind(BacklogStatus::Open.as_str())
         .bind(app)
         .execute(&mut *conn)
         .await
@@ -419,19 +480,40 @@ pub(crate) async fn close_backlog_items(
     Ok(())
 }
 
-fn backport_from_row(row: SqliteRow) -> Backport {
-    Backport {
-        id: row.get("id"),
-        app: row.get("app"),
-        hotfix_version: row.get("hotfix_version"),
-        base_version: row.get("base_version"),
-        incident: row.get("incident_id"),
-        mode: row.get("mode"),
-        status: row.get("status"),
-        closed_by: row.get("closed_by"),
-        reason: row.get("reason"),
-        opened_ms: row.get("opened_ms"),
-        closed_ms: row.get("closed_ms"),
+/// A row of [`backports`]' query.
+#[derive(sqlx::FromRow)]
+struct BackportRow {
+    id: i64,
+    app: String,
+    hotfix_version: String,
+    base_version: String,
+    incident_id: Option<i64>,
+    mode: String,
+    status: String,
+    closed_by: Option<String>,
+    reason: Option<String>,
+    opened_ms: i64,
+    closed_ms: Option<i64>,
+}
+
+impl TryFrom<BackportRow> for Backport {
+    type Error = StoreError;
+
+    fn try_from(row: BackportRow) -> StoreResult<Backport> {
+        let unreadable = unreadable("backport obligation", row.id);
+        Ok(Backport {
+            mode: BackportMode::parse(&row.mode).map_err(&unreadable)?,
+            status: ObligationStatus::parse(&row.status).map_err(&unreadable)?,
+            id: row.id,
+            app: row.app,
+            hotfix_version: row.hotfix_version,
+            base_version: row.base_version,
+            incident: row.incident_id,
+            closed_by: row.closed_by,
+            reason: row.reason,
+            opened_ms: row.opened_ms,
+            closed_ms: row.closed_ms,
+        })
     }
 }
 
@@ -439,7 +521,7 @@ pub(crate) async fn backports(
     conn: &mut SqliteConnection,
     app: Option<&str>,
 ) -> StoreResult<Vec<Backport>> {
-    let rows = sqlx::query(
+    let rows: Vec<BackportRow> = sqlx::query_as(
         "SELECT backports.*, apps.name AS app FROM backports JOIN apps ON apps.id = backports.app_id
          WHERE ?1 IS NULL OR apps.name = ?1 ORDER BY backports.id DESC",
     )
@@ -447,7 +529,7 @@ pub(crate) async fn backports(
     .fetch_all(&mut *conn)
     .await
     .map_err(backend)?;
-    Ok(rows.into_iter().map(backport_from_row).collect())
+    rows.into_iter().map(Backport::try_from).collect()
 }
 
 pub(crate) async fn insert_backport(
@@ -458,21 +540,22 @@ pub(crate) async fn insert_backport(
     let id: Option<i64> = sqlx::query_scalar(
         "INSERT INTO backports (app_id, hotfix_version, base_version, incident_id, mode, status,
              opened_ms)
-         VALUES (?, ?, ?, ?, ?, 'open', ?)
+         VALUES (?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (app_id, hotfix_version) DO NOTHING RETURNING id",
     )
     .bind(app)
     .bind(&backport.hotfix_version)
     .bind(&backport.base_version)
     .bind(backport.incident)
-    .bind(&backport.mode)
+    .bind(backport.mode.as_str())
+    .bind(ObligationStatus::Open.as_str())
     .bind(backport.opened_ms)
     .fetch_optional(&mut *conn)
     .await
     .map_err(backend)?;
     Ok(id.map(|id| Backport {
         id,
-        status: "open".into(),
+        status: ObligationStatus::Open,
         ..backport.clone()
     }))
 }
@@ -482,20 +565,21 @@ pub(crate) async fn insert_backport(
 pub(crate) async fn close_backport_if_open(
     conn: &mut SqliteConnection,
     id: i64,
-    status: &str,
+    status: ObligationStatus,
     by: &str,
     reason: Option<&str>,
     now_ms: i64,
 ) -> StoreResult<bool> {
     let closed = sqlx::query(
         "UPDATE backports SET status = ?, closed_by = ?, reason = ?, closed_ms = ?
-         WHERE id = ? AND status = 'open'",
+         WHERE id = ? AND status = ?",
     )
-    .bind(status)
+    .bind(status.as_str())
     .bind(by)
     .bind(reason)
     .bind(now_ms)
     .bind(id)
+    .bind(ObligationStatus::Open.as_str())
     .execute(&mut *conn)
     .await
     .map_err(backend)?;
@@ -506,7 +590,7 @@ pub(crate) async fn close_backport_if_open(
 pub(crate) async fn close_backport(
     conn: &mut SqliteConnection,
     id: i64,
-    status: &str,
+    status: ObligationStatus,
     by: &str,
     reason: Option<&str>,
     now_ms: i64,

@@ -1,6 +1,8 @@
 //! Targets, enrollment, placements, and each target's desired and reported state.
 
-use ferry_store::{StoreError, StoreResult, Target, TargetApp};
+use ferry_domain::deployment::{Kind, Status, TargetAppState};
+use ferry_domain::vocabulary::UnknownWord;
+use ferry_store::{StoreError, StoreResult, Target, TargetApp, TargetReport};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 
@@ -234,11 +236,60 @@ pub(crate) async fn placement(
     .map_err(backend)
 }
 
+/// A row of [`target_apps`]' query.
+#[derive(sqlx::FromRow)]
+struct TargetAppRow {
+    target: String,
+    env: String,
+    app: String,
+    desired_version: Option<String>,
+    deployment_id: Option<i64>,
+    deployment_kind: Option<String>,
+    deployment_version: Option<String>,
+    current_version: Option<String>,
+    state: String,
+    detail: Option<String>,
+    updated_ms: i64,
+    stage_version: Option<String>,
+    stage_deployment: Option<i64>,
+    keep_releases: i64,
+}
+
+impl TryFrom<TargetAppRow> for TargetApp {
+    type Error = StoreError;
+
+    fn try_from(row: TargetAppRow) -> StoreResult<TargetApp> {
+        let unreadable = |error: UnknownWord| {
+            StoreError::Backend(format!("{} on {}: {error}", row.app, row.target))
+        };
+        Ok(TargetApp {
+            deployment_kind: row
+                .deployment_kind
+                .as_deref()
+                .map(Kind::parse)
+                .transpose()
+                .map_err(unreadable)?,
+            state: TargetAppState::parse(&row.state).map_err(unreadable)?,
+            stage: row.stage_version.zip(row.stage_deployment),
+            keep_releases: row.keep_releases as u32,
+            target: row.target,
+            env: row.env,
+            app: row.app,
+            desired_version: row.desired_version,
+            deployment_id: row.deployment_id,
+            deployment_version: row.deployment_version,
+            current_version: row.current_version,
+            detail: row.detail,
+            updated_ms: row.updated_ms,
+        })
+    }
+}
+
 pub(crate) async fn target_apps(
     conn: &mut SqliteConnection,
     target: Option<&str>,
 ) -> StoreResult<Vec<TargetApp>> {
-    let rows = sqlx::query(
+    let rows: Vec<TargetAppRow> = sqlx::query_as(
         "SELECT targets.name AS target, targets.env, apps.name AS app, target_apps.desired_version,
                 target_apps.deployment_id, deployments.kind AS deployment_kind,
                 deployments.version AS deployment_version, target_apps.current_version,
@@ -250,45 +301,20 @@ pub(crate) async fn target_apps(
          JOIN apps ON apps.id = target_apps.app_id
          LEFT JOIN deployments ON deployments.id = target_apps.deployment_id
          LEFT JOIN deployments AS staging ON staging.id = target_apps.stage_deployment
-             AND staging.status IN ('running', 'awaiting_approval')
+             AND staging.status IN (?2, ?3)
          WHERE ?1 IS NULL OR targets.name = ?1
          ORDER BY apps.name, targets.name",
     )
     .bind(target)
+    .bind(Status::Running.as_str())
+    .bind(Status::AwaitingApproval.as_str())
     .fetch_all(&mut *conn)
     .await
     .map_err(backend)?;
-    Ok(rows
-        .into_iter()
-        .map(|row| TargetApp {
-            target: row.get("target"),
-            env: row.get("env"),
-            app: row.get("app"),
-            desired_version: row.get("desired_version"),
-            deployment_id: row.get("deployment_id"),
-            deployment_kind: row.get("deployment_kind"),
-            deployment_version: row.get("deployment_version"),
-            current_version: row.get("current_version"),
-            stage: row
-                .get::<Option<String>, _>("stage_version")
-                .zip(row.get::<Option<i64>, _>("stage_deployment")),
-            state: row.get("state"),
-            detail: row.get("detail"),
-            updated_ms: row.get("updated_ms"),
-            keep_releases: row.get::<i64, _>("keep_releases") as u32,
-        })
-        .collect())
+    rows.into_iter().map(TargetApp::try_from).collect()
 }
 
-pub(crate) async fn report(
-    conn: &mut SqliteConnection,
-    target: &str,
-    app: &str,
-    current_version: Option<&str>,
-    state: &str,
-    detail: Option<&str>,
-    now_ms: i64,
-) -> StoreResult<()> {
+pub(crate) async fn report(conn: &mut SqliteConnection, report: &TargetReport) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO target_apps (target_id, app_id, current_version, state, detail, updated_ms)
          VALUES ((SELECT id FROM targets WHERE name = ?), (SELECT id FROM apps WHERE name = ?), ?, ?, ?, ?)
@@ -296,12 +322,12 @@ pub(crate) async fn report(
              current_version = excluded.current_version, state = excluded.state,
              detail = excluded.detail, updated_ms = excluded.updated_ms",
     )
-    .bind(target)
-    .bind(app)
-    .bind(current_version)
-    .bind(state)
-    .bind(detail)
-    .bind(now_ms)
+    .bind(&report.target)
+    .bind(&report.app)
+    .bind(&report.current_version)
+    .bind(report.state.as_str())
+    .bind(&report.detail)
+    .bind(report.at_ms)
     .execute(&mut *conn)
     .await
     .map_err(backend)?;

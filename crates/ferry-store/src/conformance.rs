@@ -2,16 +2,18 @@
 //! each backend's tests (SQLite always, PostgreSQL where one is reachable).
 
 use ferry_domain::audit::{verify_chain, AuditRecord};
+use ferry_domain::deployment::{Deployment, Kind, Status, Strategy, TargetAppState};
 use ferry_domain::permission::Level;
 use ferry_domain::pipeline::{default_pipeline, Policy};
 use ferry_domain::role::built_in_roles;
 
+pub mod races;
 pub mod support;
 
 use crate::{
-    AppGrant, ApprovalRecord, AuditFilter, Bootstrap, DeploymentRecord, DesiredChange,
-    FreezeWindowRecord, Membership, NewApp, NewRelease, NewUser, PolicyChange, Release,
-    ReleaseOutcome, Store, StoreError,
+    AppGrant, ApprovalRecord, AuditFilter, Bootstrap, DeploymentRecord, DeploymentUpdate,
+    DesiredChange, FreezeWindowRecord, Membership, NewApp, NewRelease, NewUser, PolicyChange,
+    Release, ReleaseOutcome, Store, StoreError, TargetReport,
 };
 
 fn audit(action: &str, subject: &str, app: Option<&str>) -> AuditRecord {
@@ -56,14 +58,20 @@ fn assert_exists<T: std::fmt::Debug>(result: Result<T, StoreError>, what: &str) 
 }
 
 /// Runs the story on an empty store whose audit chain is keyed with `audit_key`.
-pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
+/// What an empty store starts with: the default pipeline, the built-in roles, and `admin`.
+fn first_start() -> Bootstrap {
     let pipeline = default_pipeline();
     let env_names: Vec<&str> = pipeline.iter().map(|env| env.name.as_str()).collect();
-    let bootstrap = Bootstrap {
+    Bootstrap {
         environments: pipeline.clone(),
         roles: built_in_roles(&env_names),
         admin: new_user("admin", "admin", &[]),
-    };
+    }
+}
+
+pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
+    let pipeline = default_pipeline();
+    let bootstrap = first_start();
     assert!(store
         .bootstrap(
             bootstrap.clone(),
@@ -530,20 +538,33 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
     assert!(store.placement("shop-web", "pp").await.unwrap().is_empty());
 
     // Deployments: one running per app and environment.
-    let deployment = |status: &str| DeploymentRecord {
+    let deployment = |status: Status| DeploymentRecord {
         id: 0,
         app: "shop-web".into(),
         env: "dev".into(),
         version: "1.1".into(),
-        kind: "deploy".into(),
-        status: status.into(),
-        state: "{}".into(),
-        reason: None,
+        kind: Kind::Deploy,
+        state: Deployment {
+            status,
+            ..Deployment::new(
+                Strategy::Rolling,
+                vec![("dev-1".into(), Some("1.0".into()))],
+            )
+        },
+        revision: 0,
         requested_by: "admin".into(),
         created_ms: 3,
         updated_ms: 3,
         overrides: "{}".into(),
         review: Vec::new(),
+    };
+    let report = |state: TargetAppState, version: &str, at_ms: i64| TargetReport {
+        target: "dev-1".into(),
+        app: "shop-web".into(),
+        current_version: Some(version.into()),
+        state,
+        detail: None,
+        at_ms,
     };
     let change = |version: Option<&str>| DesiredChange {
         target: "dev-1".into(),
@@ -554,7 +575,7 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
     };
     let mut created = store
         .create_deployment(
-            deployment("running"),
+            deployment(Status::Running),
             vec![change(Some("1.1"))],
             audit("deployment.deploy", "", Some("shop-web")),
         )
@@ -562,7 +583,7 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
         .unwrap();
     match store
         .create_deployment(
-            deployment("running"),
+            deployment(Status::Running),
             vec![],
             audit("deployment.deploy", "", Some("shop-web")),
         )
@@ -587,32 +608,43 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
     );
     assert_eq!(
         (
-            desired[0].deployment_kind.as_deref(),
+            desired[0].deployment_kind,
             desired[0].deployment_version.as_deref()
         ),
-        (Some("deploy"), Some("1.1"))
+        (Some(Kind::Deploy), Some("1.1"))
     );
     assert!(store.target_apps(Some("pp-9")).await.unwrap().is_empty());
     store
-        .report_target_app("dev-1", "shop-web", Some("1.1"), "succeeded", None, 4)
+        .report_target_app(report(TargetAppState::Succeeded, "1.1", 4))
         .await
         .unwrap();
-    created.status = "succeeded".into();
+    created.state.status = Status::Succeeded;
     created.updated_ms = 5;
     store
-        .update_deployment(
-            &created,
-            vec![],
-            Some("1.0"),
-            Some(audit("deployment.finish", "", Some("shop-web"))),
-        )
+        .update_deployment(DeploymentUpdate {
+            bad_version: Some("1.0".into()),
+            audit: Some(audit("deployment.finish", "", Some("shop-web"))),
+            ..DeploymentUpdate::of(&created)
+        })
         .await
         .unwrap();
     assert_eq!(store.running_deployments().await.unwrap().len(), 0);
+    let finished = store.deployment(created.id).await.unwrap().unwrap();
     assert_eq!(
-        store.deployment(created.id).await.unwrap().unwrap().status,
-        "succeeded"
+        (finished.status(), finished.revision),
+        (Status::Succeeded, 1)
     );
+    // A change made from a revision that is no longer the latest is refused.
+    match store
+        .update_deployment(DeploymentUpdate::of(&created))
+        .await
+    {
+        Err(StoreError::Conflict(message)) => assert!(
+            message.contains(&format!("deployment {} changed meanwhile", created.id)),
+            "{message}"
+        ),
+        other => panic!("a save over a stale revision: {other:?}"),
+    }
     assert_eq!(
         store
             .list_deployments(Some("shop-web"), 10)
@@ -627,8 +659,8 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
     );
     let reported = &store.target_apps(None).await.unwrap()[0];
     assert_eq!(
-        (reported.current_version.as_deref(), reported.state.as_str()),
-        (Some("1.1"), "succeeded")
+        (reported.current_version.as_deref(), reported.state),
+        (Some("1.1"), TargetAppState::Succeeded)
     );
 
     // Policy: a deployment awaiting approval counts as active, stages ahead, and starts
@@ -639,7 +671,7 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
                 version: "1.2".into(),
                 overrides: r#"{"allow_downgrade":true}"#.into(),
                 review: vec!["1.0.1: a.js".into(), "1.0.1: b.js".into()],
-                ..deployment("awaiting_approval")
+                ..deployment(Status::AwaitingApproval)
             },
             vec![DesiredChange {
                 version: Some("1.2".into()),
@@ -652,7 +684,7 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
         .unwrap();
     assert!(matches!(
         store
-            .create_deployment(deployment("running"), vec![], audit("x", "", None))
+            .create_deployment(deployment(Status::Running), vec![], audit("x", "", None))
             .await,
         Err(StoreError::Refused(_))
     ));
@@ -683,31 +715,31 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
         reason: None,
         at_ms: 6,
     };
-    awaiting.status = "running".into();
+    awaiting.state.status = Status::Running;
     store
         .approve(
             approval("dana"),
-            Some((awaiting.clone(), vec![change(Some("1.2"))])),
+            &awaiting,
+            vec![change(Some("1.2"))],
             audit("deployment.approve", "", Some("shop-web")),
         )
         .await
         .unwrap();
+    let started = store.deployment(awaiting.id).await.unwrap().unwrap();
     assert!(matches!(
         store
-            .approve(approval("erin"), None, audit("x", "", None))
+            .approve(approval("erin"), &started, vec![], audit("x", "", None))
             .await,
         Err(StoreError::Refused(_))
     ));
     assert_eq!(store.approvals(awaiting.id).await.unwrap().len(), 1);
-    assert_eq!(
-        store.deployment(awaiting.id).await.unwrap().unwrap().status,
-        "running"
-    );
+    assert_eq!((started.status(), started.revision), (Status::Running, 1));
+    awaiting = started;
     let row = &store.target_apps(Some("dev-1")).await.unwrap()[0];
     assert_eq!(row.desired_version.as_deref(), Some("1.2"));
-    awaiting.status = "succeeded".into();
+    awaiting.state.status = Status::Succeeded;
     store
-        .update_deployment(&awaiting, vec![], None, None)
+        .update_deployment(DeploymentUpdate::of(&awaiting))
         .await
         .unwrap();
     assert_eq!(

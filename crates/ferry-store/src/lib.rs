@@ -12,6 +12,7 @@ mod records;
 
 use async_trait::async_trait;
 pub use ferry_domain::audit::{AuditEvent, AuditRecord, ChainHead};
+use ferry_domain::incident::IncidentStatus;
 use ferry_domain::permission::{Level, Role};
 use ferry_domain::pipeline::Environment;
 use ferry_domain::routing::RoutingRule;
@@ -27,6 +28,10 @@ pub enum StoreError {
     AlreadyExists { kind: &'static str, name: String },
     #[error("{0}")]
     Refused(String),
+    /// The row changed since it was read (another request or another server won the race):
+    /// nothing changed; read it again and retry, or give up.
+    #[error("{0}")]
+    Conflict(String),
     #[error("storage failed: {0}")]
     Backend(String),
 }
@@ -154,15 +159,16 @@ pub trait Store: Send + Sync + 'static {
     async fn target_apps(&self, target: Option<&str>) -> StoreResult<Vec<TargetApp>>;
     /// Records what an agent reported about one application (not audited: the deployment
     /// it belongs to is).
-    async fn report_target_app(
+    async fn report_target_app(&self, report: TargetReport) -> StoreResult<()>;
+    /// Records the step a target reached while it deploys, only while deployment
+    /// `deployment_id` is still at `revision` (so a progress report that arrives after the
+    /// report that moved the deployment on never overwrites it); whether it was recorded.
+    async fn record_progress(
         &self,
-        target: &str,
-        app: &str,
-        current_version: Option<&str>,
-        state: &str,
-        detail: Option<&str>,
-        now_ms: i64,
-    ) -> StoreResult<()>;
+        report: TargetReport,
+        deployment_id: i64,
+        revision: i64,
+    ) -> StoreResult<bool>;
 
     /// Creates a running deployment with its first desired-state changes; refused while
     /// another deployment of the app to the environment runs. The audit record's subject
@@ -173,16 +179,10 @@ pub trait Store: Send + Sync + 'static {
         changes: Vec<DesiredChange>,
         audit: AuditRecord,
     ) -> StoreResult<DeploymentRecord>;
-    /// Saves a deployment's progress and the desired-state changes it leads to; `audit` is
-    /// given when it finishes. A rollback that finished marks `bad_version` bad; a deploy
-    /// that succeeded clears its own release's mark.
-    async fn update_deployment(
-        &self,
-        deployment: &DeploymentRecord,
-        changes: Vec<DesiredChange>,
-        bad_version: Option<&str>,
-        audit: Option<AuditRecord>,
-    ) -> StoreResult<()>;
+    /// Saves a change of a deployment with what follows from it, over the revision the
+    /// deployment was read at (`deployment.revision`), which grows by one; otherwise
+    /// [`StoreError::Conflict`] and nothing changes.
+    async fn update_deployment(&self, update: DeploymentUpdate<'_>) -> StoreResult<()>;
     /// One deployment.
     async fn deployment(&self, id: i64) -> StoreResult<Option<DeploymentRecord>>;
     /// The per-app grants of an application.
@@ -203,12 +203,16 @@ pub trait Store: Send + Sync + 'static {
     /// The approvals of a deployment, oldest first.
     async fn approvals(&self, deployment_id: i64) -> StoreResult<Vec<ApprovalRecord>>;
     /// Records an approval (refused unless the deployment awaits approval, and if the
-    /// approver approved it already); `start`, when the approval is the last one needed,
-    /// saves the deployment's start in the same transaction.
+    /// approver approved it already) and saves `deployment` (started, with `changes`, when
+    /// the approval is the last one needed) in the same transaction, over the revision it
+    /// was read at: of two approvals counted from the same revision, one is a
+    /// [`StoreError::Conflict`], so the approval that completes the count always sees the
+    /// others.
     async fn approve(
         &self,
         approval: ApprovalRecord,
-        start: Option<(DeploymentRecord, Vec<DesiredChange>)>,
+        deployment: &DeploymentRecord,
+        changes: Vec<DesiredChange>,
         audit: AuditRecord,
     ) -> StoreResult<()>;
     /// Freeze windows of one environment, or of all.
@@ -281,7 +285,7 @@ pub trait Store: Send + Sync + 'static {
     async fn update_incident(
         &self,
         incident: IncidentRecord,
-        read_status: &str,
+        read_status: IncidentStatus,
         read_level: u32,
         audit: AuditRecord,
     ) -> StoreResult<()>;

@@ -1,8 +1,12 @@
 //! The records a store keeps and returns.
 
-use ferry_domain::audit::{AuditEvent, ChainHead};
+use ferry_domain::audit::{AuditEvent, AuditRecord, ChainHead};
+use ferry_domain::backport::ObligationStatus;
+use ferry_domain::deployment::{Deployment, Kind, Status, TargetAppState};
+use ferry_domain::incident::{IncidentStatus, Severity};
 use ferry_domain::permission::{Level, Role};
 use ferry_domain::pipeline::Environment;
+use ferry_domain::support::{BacklogStatus, BackportMode, SupportPath};
 
 /// A team: users and the applications it owns.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -172,33 +176,32 @@ pub struct TargetApp {
     pub app: String,
     pub desired_version: Option<String>,
     pub deployment_id: Option<i64>,
-    /// That deployment's kind (`deploy` or `rollback`) and release.
-    pub deployment_kind: Option<String>,
+    /// That deployment's kind (deploy or rollback) and release.
+    pub deployment_kind: Option<Kind>,
     pub deployment_version: Option<String>,
     pub current_version: Option<String>,
     /// A release to stage ahead, while the deployment asking for it is unfinished.
     pub stage: Option<(String, i64)>,
-    /// `unknown`, `deploying`, `succeeded`, `rolled_back`, `failed`.
-    pub state: String,
+    pub state: TargetAppState,
     pub detail: Option<String>,
     pub updated_ms: i64,
     /// How many releases of the application each target keeps (the application's `--keep`).
     pub keep_releases: u32,
 }
 
-/// A deployment as stored: the domain's state machine as JSON plus who, what and when.
+/// A deployment as stored: the domain's state machine plus who, what and when. The state
+/// machine is the one source of its status and reason.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeploymentRecord {
     pub id: i64,
     pub app: String,
     pub env: String,
     pub version: String,
-    /// `deploy` or `rollback`.
-    pub kind: String,
-    /// `running`, `succeeded`, `failed`, `rolled_back`.
-    pub status: String,
-    pub state: String,
-    pub reason: Option<String>,
+    pub kind: Kind,
+    pub state: Deployment,
+    /// Grows by one with every stored change: a change is saved only over the revision it
+    /// was made from (see `Store::update_deployment`).
+    pub revision: i64,
     pub requested_by: String,
     pub created_ms: i64,
     pub updated_ms: i64,
@@ -214,8 +217,61 @@ impl DeploymentRecord {
     /// Whether the deployment switched its targets to its release and succeeded (a
     /// stage-only deployment never switches).
     pub fn went_live(&self) -> bool {
-        self.status == "succeeded" && self.kind != "stage"
+        self.status() == Status::Succeeded && self.kind != Kind::Stage
     }
+
+    /// Where the deployment is in its life.
+    pub fn status(&self) -> Status {
+        self.state.status
+    }
+
+    /// Why a deployment that did not succeed ended as it did.
+    pub fn reason(&self) -> Option<&str> {
+        self.state.reason.as_deref()
+    }
+}
+
+/// A change of a deployment to save, with what follows from it (see
+/// `Store::update_deployment`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeploymentUpdate<'a> {
+    /// The deployment as changed, with the revision it was read at.
+    pub deployment: &'a DeploymentRecord,
+    /// What its targets must run or stage next.
+    pub changes: Vec<DesiredChange>,
+    /// A rollback that succeeded marks the release it replaced bad in the environment (a
+    /// deploy that succeeded clears its own release's mark).
+    pub bad_version: Option<String>,
+    /// The agent's report that moved it on, saved with it.
+    pub report: Option<TargetReport>,
+    /// Given when the change ends the deployment.
+    pub audit: Option<AuditRecord>,
+}
+
+impl<'a> DeploymentUpdate<'a> {
+    /// Saves `deployment` alone: no desired-state change, mark, report or audit event.
+    pub fn of(deployment: &'a DeploymentRecord) -> DeploymentUpdate<'a> {
+        DeploymentUpdate {
+            deployment,
+            changes: Vec::new(),
+            bad_version: None,
+            report: None,
+            audit: None,
+        }
+    }
+}
+
+/// What an agent reported about one application on its target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TargetReport {
+    pub target: String,
+    pub app: String,
+    /// What `current` points at.
+    pub current_version: Option<String>,
+    pub state: TargetAppState,
+    /// The step reached, or why it failed.
+    pub detail: Option<String>,
+    pub at_ms: i64,
 }
 
 /// An approval of a deployment, naming the exact release approved.
@@ -262,14 +318,12 @@ pub struct IncidentRecord {
     pub id: i64,
     pub app: String,
     pub env: String,
-    pub severity: String,
+    pub severity: Severity,
     pub title: String,
     pub category: Option<String>,
     pub description: Option<String>,
-    /// open, acknowledged or resolved.
-    pub status: String,
-    /// backlog, hotfix-backport or hotfix-merge.
-    pub path: String,
+    pub status: IncidentStatus,
+    pub path: SupportPath,
     /// The team it was routed to.
     pub team: String,
     pub reporter: String,
@@ -304,8 +358,7 @@ pub struct BacklogItem {
     pub team: String,
     pub incident: Option<i64>,
     pub title: String,
-    /// open or closed.
-    pub status: String,
+    pub status: BacklogStatus,
     /// The release that closed it.
     pub closed_by: Option<String>,
     pub created_ms: i64,
@@ -320,10 +373,8 @@ pub struct Backport {
     pub hotfix_version: String,
     pub base_version: String,
     pub incident: Option<i64>,
-    /// backport or merge.
-    pub mode: String,
-    /// open, done or waived.
-    pub status: String,
+    pub mode: BackportMode,
+    pub status: ObligationStatus,
     /// The release that includes the fix, or the user who waived it.
     pub closed_by: Option<String>,
     pub reason: Option<String>,

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use ferry_api::AgentReport;
+use ferry_api::{AgentReport, Outcome};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 use tokio::task::JoinHandle;
 use tokio::time::{interval_at, Instant, MissedTickBehavior};
@@ -93,7 +93,7 @@ impl ProgressTo {
         let report = AgentReport {
             app: self.app.clone(),
             deployment: self.deployment,
-            outcome: "progress".to_owned(),
+            outcome: Outcome::Progress,
             reason: Some(step.to_owned()),
             output_tail: None,
             current_version: current_version(&self.root, &self.app),

@@ -14,8 +14,9 @@ use ferry_api::{
 };
 use ferry_cas::hash::ContentHash;
 use ferry_domain::audit::AuditRecord;
-use ferry_domain::deployment::{Report, TargetState};
+use ferry_domain::deployment::{Kind, Outcome, Report};
 use ferry_domain::token::hash_token;
+use ferry_store::TargetReport;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -24,7 +25,7 @@ use crate::error::ApiError;
 use crate::handlers::v1::blobs::{blocking, read_blob_batch, MAX_BLOB_BATCH};
 use crate::handlers::v1::releases::load_manifest_blobs;
 use crate::json::{Body, Path, Query};
-use crate::orchestrator::apply_report;
+use crate::orchestrator::{apply_report, record_progress};
 use crate::state::AppState;
 
 /// How often a polling agent's last contact is written down (well inside the minute after
@@ -146,7 +147,7 @@ pub async fn desired(
         .filter(|row| row.deployment_id.is_some() || row.stage.is_some())
         .map(|row| DesiredApp {
             // A rollback, or a target asked to go back after another target failed.
-            switch_back: row.deployment_kind.as_deref() == Some("rollback")
+            switch_back: row.deployment_kind == Some(Kind::Rollback)
                 || row.desired_version != row.deployment_version,
             stage: row.stage.map(|(version, deployment)| DesiredStage {
                 version,
@@ -298,7 +299,7 @@ pub async fn report(
     // An agent reports only on what its own target was asked to do.
     // Staging ahead is reported as `staged` or `stage_failed` and leaves what the target
     // runs as it was.
-    let staging = matches!(request.outcome.as_str(), "staged" | "stage_failed");
+    let staging = request.outcome.is_staging();
     let asked = state
         .store
         .target_apps(Some(&target))
@@ -320,52 +321,33 @@ pub async fn report(
             request.deployment
         )));
     }
-    if request.outcome == "progress" {
-        crate::orchestrator::record_progress(
-            &state,
-            request.deployment,
-            &target,
-            &request.app,
-            request.current_version.as_deref(),
-            &reason,
-        )
-        .await?;
+    let reported = |detail: &str| {
+        request
+            .outcome
+            .target_app_state()
+            .map(|target_state| TargetReport {
+                target: target.clone(),
+                app: request.app.clone(),
+                current_version: request.current_version.clone(),
+                state: target_state,
+                detail: Some(detail.to_owned()),
+                at_ms: state.clock.now_ms(),
+            })
+    };
+    if request.outcome == Outcome::Progress {
+        if let Some(progress) = reported(&reason) {
+            record_progress(&state, request.deployment, progress).await?;
+        }
         return Ok(Json(serde_json::json!({ "ok": true })));
     }
-    if !staging {
-        state
-            .store
-            .report_target_app(
-                &target,
-                &request.app,
-                request.current_version.as_deref(),
-                &request.outcome,
-                Some(&detail),
-                state.clock.now_ms(),
-            )
-            .await?;
-    }
-    let outcome = request.outcome.clone();
-    apply_report(&state, request.deployment, &target, |step| {
-        match (step, outcome.as_str()) {
-            (TargetState::Staging, "staged") => Some(Report::Staged),
-            (TargetState::Staging, "stage_failed") => Some(Report::Failed {
-                reason: detail.clone(),
-            }),
-            (TargetState::Deploying, "succeeded") => Some(Report::Succeeded),
-            (TargetState::Deploying, "rolled_back") => Some(Report::RolledBack {
-                reason: detail.clone(),
-            }),
-            (TargetState::Deploying, "failed") => Some(Report::Failed {
-                reason: detail.clone(),
-            }),
-            (TargetState::RollingBack, "succeeded") => Some(Report::Reverted),
-            (TargetState::RollingBack, _) => Some(Report::Failed {
-                reason: detail.clone(),
-            }),
-            _ => None,
-        }
-    })
+    let outcome = request.outcome;
+    apply_report(
+        &state,
+        request.deployment,
+        &target,
+        |step| Report::from_agent(step, outcome, &detail),
+        reported(&detail),
+    )
     .await?;
     Ok(Json(serde_json::json!({ "ok": true })))
 }

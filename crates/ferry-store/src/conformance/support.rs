@@ -3,28 +3,29 @@
 //! release or waived. Runs on its own empty store.
 
 use ferry_domain::audit::AuditRecord;
-use ferry_domain::pipeline::default_pipeline;
-use ferry_domain::role::built_in_roles;
+use ferry_domain::backport::ObligationStatus;
+use ferry_domain::incident::{IncidentStatus, Severity};
 use ferry_domain::rotation::{Rotation, DEFAULT_ESCALATION_MS};
 use ferry_domain::routing::RoutingRule;
+use ferry_domain::support::{BackportMode, SupportPath};
 
-use super::{assert_not_found, audit, new_user};
+use super::{assert_not_found, audit, first_start};
 use crate::{
-    Backport, Bootstrap, IncidentRecord, IncidentStep, NewApp, NewRelease, Release, ReleaseOutcome,
-    Store, StoreError, TeamSupport,
+    Backport, IncidentRecord, IncidentStep, NewApp, NewRelease, Release, ReleaseOutcome, Store,
+    StoreError, TeamSupport,
 };
 
-fn incident(path: &str, status: &str) -> IncidentRecord {
+fn incident(path: SupportPath, status: IncidentStatus) -> IncidentRecord {
     IncidentRecord {
         id: 0,
         app: "web".into(),
         env: "prd".into(),
-        severity: "critical".into(),
+        severity: Severity::Critical,
         title: "checkout down".into(),
         category: None,
         description: Some("since 10:02".into()),
-        status: status.into(),
-        path: path.into(),
+        status,
+        path,
         team: "shop".into(),
         reporter: "sam".into(),
         assignee: Some("amy".into()),
@@ -76,15 +77,8 @@ fn refused<T: std::fmt::Debug>(result: Result<T, StoreError>, what: &str) {
 
 /// Runs the support story on an empty store.
 pub async fn support_story(store: &dyn Store) {
-    let pipeline = default_pipeline();
-    let envs: Vec<&str> = pipeline.iter().map(|e| e.name.as_str()).collect();
-    let bootstrap = Bootstrap {
-        environments: pipeline.clone(),
-        roles: built_in_roles(&envs),
-        admin: new_user("admin", "admin", &[]),
-    };
     store
-        .bootstrap(bootstrap, audit("server.bootstrap", "", None))
+        .bootstrap(first_start(), audit("server.bootstrap", "", None))
         .await
         .unwrap();
     for team in ["shop", "ops"] {
@@ -187,7 +181,7 @@ pub async fn support_story(store: &dyn Store) {
     // Incidents: a hotfix one has no backlog item, a backlog one has.
     let (critical, item) = store
         .open_incident(
-            incident("hotfix-backport", "open"),
+            incident(SupportPath::HotfixBackport, IncidentStatus::Open),
             "shop",
             audit("incident.open", "", Some("web")),
         )
@@ -201,7 +195,7 @@ pub async fn support_story(store: &dyn Store) {
     // The backlog item goes to the team named, not the one the incident was routed to.
     let (low, item) = store
         .open_incident(
-            incident("backlog", "open"),
+            incident(SupportPath::Backlog, IncidentStatus::Open),
             "ops",
             audit("incident.open", "", Some("web")),
         )
@@ -219,7 +213,7 @@ pub async fn support_story(store: &dyn Store) {
             .open_incident(
                 IncidentRecord {
                     env: "nowhere".into(),
-                    ..incident("backlog", "open")
+                    ..incident(SupportPath::Backlog, IncidentStatus::Open)
                 },
                 "shop",
                 audit("x", "", None),
@@ -230,7 +224,7 @@ pub async fn support_story(store: &dyn Store) {
 
     // An update lands only on the incident as it was read.
     let mut acked = critical.clone();
-    acked.status = "acknowledged".into();
+    acked.status = IncidentStatus::Acknowledged;
     acked.acknowledged_ms = Some(30);
     acked.acknowledged_by = Some("amy".into());
     acked.history.push(IncidentStep {
@@ -245,7 +239,7 @@ pub async fn support_story(store: &dyn Store) {
     store
         .update_incident(
             acked.clone(),
-            "open",
+            IncidentStatus::Open,
             0,
             audit("incident.ack", "", Some("web")),
         )
@@ -255,17 +249,22 @@ pub async fn support_story(store: &dyn Store) {
     let before = events().await;
     refused(
         store
-            .update_incident(critical.clone(), "open", 0, audit("x", "", None))
+            .update_incident(
+                critical.clone(),
+                IncidentStatus::Open,
+                0,
+                audit("x", "", None),
+            )
             .await,
         "an update of an incident changed meanwhile",
     );
     assert_eq!(events().await, before, "a refusal writes no audit event");
     let mut resolved = acked.clone();
-    resolved.status = "resolved".into();
+    resolved.status = IncidentStatus::Resolved;
     store
         .update_incident(
             resolved,
-            "acknowledged",
+            IncidentStatus::Acknowledged,
             0,
             audit("incident.resolve", "", Some("web")),
         )
@@ -326,8 +325,8 @@ pub async fn support_story(store: &dyn Store) {
         hotfix_version: version.into(),
         base_version: "1.0".into(),
         incident: Some(critical.id),
-        mode: "backport".into(),
-        status: "open".into(),
+        mode: BackportMode::Backport,
+        status: ObligationStatus::Open,
         closed_by: None,
         reason: None,
         opened_ms: 40,

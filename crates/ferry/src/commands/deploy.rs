@@ -1,6 +1,8 @@
 //! `ferry deploy`, `ferry rollback`, `ferry deployment` and `ferry status`.
 
-use ferry_api::{CreateDeployment, CreatePromotion, CreateRollback, Deployment, Review, Status};
+use ferry_api::{
+    CreateDeployment, CreatePromotion, CreateRollback, Deployment, DeploymentStatus, Review, Status,
+};
 use ferry_domain::name::NameKind;
 
 use super::{check_name, check_version};
@@ -121,7 +123,7 @@ pub(super) async fn wait_until_done(
     client: &Client,
     mut deployment: Deployment,
 ) -> CliResult<Deployment> {
-    while matches!(deployment.status.as_str(), "running" | "awaiting_approval") {
+    while deployment.status.is_active() {
         deployment = client
             .get(&format!(
                 "/api/v1/deployments/{}?wait={WAIT_SECONDS}",
@@ -134,8 +136,10 @@ pub(super) async fn wait_until_done(
 
 /// Exit 0 for a deployment that waits, runs or succeeded; 1 otherwise, with its reason.
 pub(super) fn outcome(deployment: &Deployment) -> CliResult {
-    match deployment.status.as_str() {
-        "awaiting_approval" | "running" | "succeeded" => Ok(()),
+    match deployment.status {
+        DeploymentStatus::AwaitingApproval
+        | DeploymentStatus::Running
+        | DeploymentStatus::Succeeded => Ok(()),
         status => Err(CliError::after_report(
             Failure::Failed,
             format!(
@@ -208,8 +212,8 @@ pub async fn deployment(client: &Client, output: Output, command: DeploymentComm
                             d.app.clone(),
                             d.version.clone(),
                             d.env.clone(),
-                            d.kind.clone(),
-                            d.status.clone(),
+                            d.kind.to_string(),
+                            d.status.to_string(),
                             d.created_at.clone(),
                             d.requested_by.clone(),
                         ]

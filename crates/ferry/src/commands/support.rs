@@ -90,9 +90,9 @@ pub async fn incident(client: &Client, output: Output, command: IncidentCommand)
                             i.id.to_string(),
                             i.app.clone(),
                             i.env.clone(),
-                            i.severity.clone(),
-                            i.status.clone(),
-                            i.path.clone(),
+                            i.severity.to_string(),
+                            i.status.to_string(),
+                            i.path.to_string(),
                             i.assignee
                                 .clone()
                                 .unwrap_or_else(|| format!("{} leads", i.team)),
@@ -178,7 +178,7 @@ pub async fn backlog(client: &Client, output: Output, command: BacklogCommand) -
                     b.id.to_string(),
                     b.app.clone(),
                     b.team.clone(),
-                    b.status.clone(),
+                    b.status.to_string(),
                     b.incident.map(|i| i.to_string()).unwrap_or_default(),
                     b.closed_by.clone().unwrap_or_default(),
                     b.title.clone(),
@@ -216,8 +216,8 @@ pub async fn backport(client: &Client, output: Output, command: BackportCommand)
                             b.hotfix_version.clone(),
                             b.base_version.clone(),
                             b.incident.map(|i| i.to_string()).unwrap_or_default(),
-                            b.mode.clone(),
-                            b.status.clone(),
+                            b.mode.to_string(),
+                            b.status.to_string(),
                             b.closed_by.clone().unwrap_or_default(),
                         ]
                     })

@@ -116,7 +116,15 @@ fn a_release_walks_the_pipeline_and_production_waits_for_someone_elses_approval(
         )
         .success()
         .json();
-    assert_eq!(rejected["status"], "failed");
+    assert_eq!(rejected["status"], "withdrawn");
+    assert!(
+        rejected["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["state"] == "skipped"),
+        "a withdrawn deployment switches nothing: {rejected}"
+    );
     assert!(
         rejected["reason"]
             .as_str()

@@ -319,7 +319,7 @@ pub(super) fn check_final_status_matches_targets(world: &World) -> Check {
     let states: Vec<&str> = deployment.steps.iter().map(|s| short(&s.state)).collect();
     let all = |allowed: &[&str]| states.iter().all(|s| allowed.contains(s));
     let fine = match deployment.status {
-        Status::Running => false,
+        Status::AwaitingApproval | Status::Running | Status::Rejected | Status::Withdrawn => false,
         Status::Succeeded => {
             deployment.reason.is_none()
                 && all(if world.kind == Kind::StageOnly {

@@ -8,15 +8,16 @@ use axum::http::StatusCode;
 use axum::Json;
 use ferry_api::{
     AppStatus, CreateDeployment, CreatePromotion, CreateRollback, Deployment, DeploymentApproval,
-    DeploymentTarget, EnvStatus, Review, Status, TargetStatus,
+    DeploymentStatus, DeploymentTarget, EnvStatus, Review, Status, TargetStatus,
 };
-use ferry_domain::approval::{Approval, ApprovalError, AWAITING_APPROVAL};
-use ferry_domain::deployment::{self, Strategy, TargetState};
+use ferry_domain::approval::{Approval, ApprovalError};
+use ferry_domain::backport::ObligationStatus;
+use ferry_domain::deployment::{self, Kind, Refusal, Strategy, TargetAppState};
 use ferry_domain::lifecycle::check_promotion;
 use ferry_domain::name::{validate_name, validate_version, NameKind};
 use ferry_domain::permission::{Action, Level};
 use ferry_domain::rollback::rollback_target;
-use ferry_store::{ApprovalRecord, DeploymentRecord};
+use ferry_store::{ApprovalRecord, DeploymentRecord, DeploymentUpdate};
 use serde::Deserialize;
 use serde_json::json;
 use utoipa::IntoParams;
@@ -28,58 +29,40 @@ use super::rfc3339;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::json::{Body, Path, Query};
-use crate::orchestrator::{desired_changes, status_name};
+use crate::orchestrator::desired_changes;
 use crate::state::AppState;
 
 /// A deployment as the API shows it.
-pub fn deployment_json(record: DeploymentRecord) -> Result<Deployment, ApiError> {
-    let state: deployment::Deployment = serde_json::from_str(&record.state)
-        .map_err(|e| ApiError::internal(format!("deployment {} is unreadable: {e}", record.id)))?;
+pub fn deployment_json(record: DeploymentRecord) -> Deployment {
+    let status = record.status();
+    let state = record.state;
     let targets = state
         .steps
         .into_iter()
-        .map(|step| {
-            let (name, reason) = match step.state {
-                TargetState::Pending => ("pending", None),
-                TargetState::Deploying => ("deploying", None),
-                TargetState::Succeeded => ("succeeded", None),
-                TargetState::RolledBack { reason } => ("rolled_back", Some(reason)),
-                TargetState::Failed { reason } => ("failed", Some(reason)),
-                TargetState::RollingBack => ("rolling_back", None),
-                TargetState::Reverted => ("reverted", None),
-                TargetState::Skipped => ("skipped", None),
-                TargetState::Staging => ("staging", None),
-                TargetState::Staged => ("staged", None),
-            };
-            DeploymentTarget {
-                target: step.target,
-                previous: step.previous,
-                state: name.to_owned(),
-                reason,
-                step: None,
-            }
+        .map(|step| DeploymentTarget {
+            state: step.state.name().to_owned(),
+            reason: step.state.failure().map(str::to_owned),
+            target: step.target,
+            previous: step.previous,
+            step: None,
         })
         .collect();
-    Ok(Deployment {
+    Deployment {
         id: record.id,
         app: record.app,
         env: record.env,
         version: record.version,
         kind: record.kind,
-        status: record.status,
-        strategy: match state.strategy {
-            Strategy::Rolling => "rolling",
-            Strategy::Parallel => "parallel",
-        }
-        .to_owned(),
-        reason: record.reason,
+        status,
+        strategy: state.strategy,
+        reason: state.reason,
         requested_by: record.requested_by,
         created_at: rfc3339(record.created_ms),
         updated_at: rfc3339(record.updated_ms),
         targets,
         approvals: None,
         review: record.review,
-    })
+    }
 }
 
 /// A deployment with its approvals, as shown on its own.
@@ -101,14 +84,14 @@ async fn deployment_with_approvals(
         .collect();
     Ok(Deployment {
         approvals: Some(approvals),
-        ..deployment_json(record)?
+        ..deployment_json(record)
     })
 }
 
 /// Adds the step each target reported last while a deployment runs (for `deployment
 /// show`: just created, approved or rejected, no target has reported one yet).
 async fn with_steps(state: &AppState, mut deployment: Deployment) -> Result<Deployment, ApiError> {
-    if deployment.status != "running" {
+    if deployment.status != DeploymentStatus::Running {
         return Ok(deployment);
     }
     let reported = state.store.target_apps(None).await?;
@@ -118,7 +101,7 @@ async fn with_steps(state: &AppState, mut deployment: Deployment) -> Result<Depl
             .find(|r| {
                 r.target == target.target
                     && r.deployment_id == Some(deployment.id)
-                    && r.state == "deploying"
+                    && r.state == TargetAppState::Deploying
             })
             .and_then(|r| r.detail.clone());
     }
@@ -150,8 +133,7 @@ struct NewDeployment<'a> {
     app: &'a str,
     env: &'a str,
     version: &'a str,
-    /// `deploy`, `rollback` or `stage`.
-    kind: &'a str,
+    kind: Kind,
     strategy: Strategy,
     /// What the audit event records.
     details: serde_json::Value,
@@ -174,26 +156,24 @@ async fn start(
             "{app} has no target in {env}: enroll one (`ferry target enroll {env} NAME`) and start its agent"
         )));
     }
-    let mut machine = if new.kind == "stage" {
+    let mut machine = if new.kind == Kind::Stage {
         deployment::Deployment::staging(targets)
     } else {
         deployment::Deployment::new(new.strategy, targets)
     };
-    let (commands, status) = if new.verdict.awaits_approval {
-        (machine.stage_ahead(), AWAITING_APPROVAL)
+    let commands = if new.verdict.awaits_approval {
+        machine.await_approval()
     } else {
-        let commands = machine.start();
-        (commands, status_name(machine.status))
+        machine.start()
     };
     let mut record = DeploymentRecord {
         id: 0,
         app: app.to_owned(),
         env: env.to_owned(),
         version: new.version.to_owned(),
-        kind: new.kind.to_owned(),
-        status: status.to_owned(),
-        state: serde_json::to_string(&machine).expect("deployments serialize"),
-        reason: machine.reason.clone(),
+        kind: new.kind,
+        state: machine,
+        revision: 0,
         requested_by: caller.user.name.clone(),
         created_ms: caller.now_ms(),
         updated_ms: caller.now_ms(),
@@ -241,13 +221,9 @@ async fn team_of(state: &AppState, app: &str) -> Result<String, ApiError> {
 }
 
 fn strategy(name: Option<&str>) -> Result<Strategy, ApiError> {
-    match name {
-        None | Some("rolling") => Ok(Strategy::Rolling),
-        Some("parallel") => Ok(Strategy::Parallel),
-        Some(other) => Err(ApiError::invalid(format!(
-            "unknown strategy {other:?}: use rolling or parallel"
-        ))),
-    }
+    name.map_or(Ok(Strategy::Rolling), |name| {
+        Strategy::parse(name).map_err(|e| ApiError::invalid(e.to_string()))
+    })
 }
 
 async fn environment(
@@ -329,9 +305,9 @@ pub async fn deploy(
             env: &env.name,
             version: &request.version,
             kind: if request.stage_only {
-                "stage"
+                Kind::Stage
             } else {
-                "deploy"
+                Kind::Deploy
             },
             strategy,
             details,
@@ -466,7 +442,7 @@ pub async fn rollback(
             app: &app.name,
             env: &env.name,
             version: &to,
-            kind: "rollback",
+            kind: Kind::Rollback,
             strategy: Strategy::Parallel,
             details,
             verdict,
@@ -508,18 +484,12 @@ pub async fn show(
         visible_app(&state, &caller, &record.app)
             .await
             .map_err(|_| not_found())?;
-        if !is_unfinished(&record.status)
-            || tokio::time::timeout_at(deadline, changed).await.is_err()
+        if !record.status().is_active() || tokio::time::timeout_at(deadline, changed).await.is_err()
         {
             let deployment = deployment_with_approvals(&state, record).await?;
             return Ok(Json(with_steps(&state, deployment).await?));
         }
     }
-}
-
-/// Whether a deployment may still change.
-fn is_unfinished(status: &str) -> bool {
-    matches!(status, "running" | "awaiting_approval")
 }
 
 /// Which deployments to list.
@@ -562,7 +532,7 @@ pub async fn list(
         .into_iter()
         .filter(|d| visible.contains(&d.app))
         .map(deployment_json)
-        .collect::<Result<_, _>>()?;
+        .collect();
     Ok(Json(deployments))
 }
 
@@ -622,7 +592,7 @@ pub async fn status(
                     .map(|r| TargetStatus {
                         target: r.target.clone(),
                         version: r.current_version.clone(),
-                        state: r.state.clone(),
+                        state: r.state,
                         drift: None,
                     })
                     .collect(),
@@ -633,7 +603,7 @@ pub async fn status(
             .backports(Some(&app.name))
             .await?
             .into_iter()
-            .filter(|b| b.status == "open")
+            .filter(|b| b.status == ObligationStatus::Open)
             .map(super::support::backport_json)
             .collect();
         statuses.push(AppStatus {
@@ -682,13 +652,46 @@ pub async fn approve(
     Path(id): Path<i64>,
     Body(request): Body<Review>,
 ) -> Result<Json<Deployment>, ApiError> {
-    let orchestra = state.orchestra.clone();
-    // Approvals are counted, policy judged and the approval recorded under the lock that
-    // serialises every change of a deployment: of two approvals landing together, exactly the
+    // Approvals are counted and recorded over the deployment's revision: of two approvals
+    // landing together (on any server), one conflicts and is counted again, so exactly the
     // one that completes the count sees the other and starts the deployment.
-    let _serial = orchestra.lock.lock().await;
-    let (mut record, app, env) = reviewed(&state, &caller, id).await?;
-    let version = request.version.unwrap_or_else(|| record.version.clone());
+    for _ in 0..TRIES {
+        let (record, app, env) = reviewed(&state, &caller, id).await?;
+        match approve_once(&state, &caller, &request, record, &app, &env).await {
+            Err(refusal) if refusal.code == "conflict" => continue,
+            approved => return approved.map(Json),
+        }
+    }
+    Err(busy(id))
+}
+
+/// How often a change of a deployment awaiting approval is tried again after another change
+/// of it won the race.
+const TRIES: usize = 20;
+
+/// A deployment that kept changing while a review of it was recorded.
+fn busy(id: i64) -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "conflict",
+        format!("deployment {id} kept changing while your review was recorded: try again (`ferry deployment show {id}`)"),
+    )
+}
+
+/// One approval, counted from the deployment as read.
+async fn approve_once(
+    state: &AppState,
+    caller: &Caller,
+    request: &Review,
+    mut record: DeploymentRecord,
+    app: &ferry_store::App,
+    env: &ferry_domain::pipeline::Environment,
+) -> Result<Deployment, ApiError> {
+    let id = record.id;
+    let version = request
+        .version
+        .clone()
+        .unwrap_or_else(|| record.version.clone());
     validate_version(&version)?;
     let approvals: Vec<Approval> = state
         .store
@@ -700,15 +703,12 @@ pub async fn approve(
             version: a.version,
         })
         .collect();
-    let review = domain_review(&record, &env, &approvals);
+    let review = domain_review(&record, env, &approvals);
     let outcome = review
-        .approve(
-            &caller.user.name,
-            caller.level_on(&app, &env.name),
-            &version,
-        )
+        .approve(&caller.user.name, caller.level_on(app, &env.name), &version)
         .map_err(review_refusal)?;
-    let start = if outcome.ready {
+    let mut changes = Vec::new();
+    if outcome.ready {
         // What held when it was requested may not hold now: a freeze window, or a hotfix
         // shipped meanwhile. Refused, the approval is not recorded and it keeps waiting.
         let release = state
@@ -716,28 +716,13 @@ pub async fn approve(
             .release(&app.name, &record.version)
             .await?
             .ok_or_else(|| no_such_release(&app.name, &record.version))?;
-        rejudge(
-            &state,
-            &caller,
-            &app,
-            &env,
-            &release,
-            &Overrides::of(&record)?,
-        )
-        .await
-        .map_err(|refusal| cannot_start(id, refusal))?;
-        let mut machine: deployment::Deployment = serde_json::from_str(&record.state)
-            .map_err(|e| ApiError::internal(format!("deployment {id} is unreadable: {e}")))?;
-        let commands = machine.start();
-        record.status = status_name(machine.status).to_owned();
-        record.reason = machine.reason.clone();
-        record.state = serde_json::to_string(&machine).expect("deployments serialize");
-        record.updated_ms = caller.now_ms();
-        let changes = desired_changes(&record, commands);
-        Some((record.clone(), changes))
-    } else {
-        None
-    };
+        rejudge(state, caller, app, env, &release, &Overrides::of(&record)?)
+            .await
+            .map_err(|refusal| cannot_start(id, refusal))?;
+        let commands = record.state.start();
+        changes = desired_changes(&record, commands);
+    }
+    record.updated_ms = caller.now_ms();
     let approval = ApprovalRecord {
         deployment_id: id,
         approver: caller.user.name.clone(),
@@ -755,7 +740,7 @@ pub async fn approve(
     );
     state
         .store
-        .approve(approval, start.clone(), audit)
+        .approve(approval, &record, changes.clone(), audit)
         .await
         .map_err(|e| match e {
             ferry_store::StoreError::AlreadyExists { .. } => ApiError::policy(
@@ -765,18 +750,14 @@ pub async fn approve(
             ferry_store::StoreError::Refused(message) => ApiError::policy("approval", message),
             other => other.into(),
         })?;
-    let changes = start.map(|(_, changes)| changes).unwrap_or_default();
+    record.revision += 1;
     state.orchestra.deployment_changed(&changes);
-    let record = state
-        .store
-        .deployment(id)
-        .await?
-        .ok_or_else(|| ApiError::internal(format!("deployment {id} vanished")))?;
-    Ok(Json(deployment_with_approvals(&state, record).await?))
+    deployment_with_approvals(state, record).await
 }
 
 /// Rejects a deployment awaiting approval, with a reason (approve level, or the requester
-/// withdrawing their own). It ends as `failed` and its targets stop staging it.
+/// withdrawing their own). It ends `rejected` (or `withdrawn`) and its targets stop staging
+/// it.
 #[utoipa::path(post, path = "/api/v1/deployments/{id}/reject", tag = "deployments", request_body = Review,
     params(("id" = i64, Path, description = "deployment id")),
     responses((status = 200, body = Deployment), (status = 403, body = ferry_api::ErrorBody),
@@ -788,48 +769,54 @@ pub async fn reject(
     Path(id): Path<i64>,
     Body(request): Body<Review>,
 ) -> Result<Json<Deployment>, ApiError> {
-    let (mut record, app, env) = reviewed(&state, &caller, id).await?;
-    let review = domain_review(&record, &env, &[]);
-    let rejection = review
-        .reject(
-            &caller.user.name,
-            caller.level_on(&app, &env.name),
-            request.reason.as_deref().unwrap_or_default(),
-        )
-        .map_err(review_refusal)?;
-    let orchestra = state.orchestra.clone();
-    let _serial = orchestra.lock.lock().await;
-    // Checked again under the lock: an approval may have started it meanwhile.
-    let latest = state.store.deployment(id).await?;
-    if latest.as_ref().map(|d| d.status.as_str()) != Some(AWAITING_APPROVAL) {
-        return Err(ApiError::policy(
-            "approval",
-            format!("deployment {id} no longer awaits approval: see `ferry deployment show {id}`"),
-        ));
+    for _ in 0..TRIES {
+        let (mut record, app, env) = reviewed(&state, &caller, id).await?;
+        let rejection = domain_review(&record, &env, &[])
+            .reject(
+                &caller.user.name,
+                caller.level_on(&app, &env.name),
+                request.reason.as_deref().unwrap_or_default(),
+            )
+            .map_err(review_refusal)?;
+        let by = caller.user.name.clone();
+        let refusal = if rejection.withdrawn {
+            Refusal::Withdrawn {
+                by,
+                reason: rejection.reason.clone(),
+            }
+        } else {
+            Refusal::Rejected {
+                by,
+                reason: rejection.reason.clone(),
+            }
+        };
+        record
+            .state
+            .refuse(refusal)
+            .map_err(|e| ApiError::policy("approval", e.to_string()))?;
+        record.updated_ms = caller.now_ms();
+        let audit = caller.audit(
+            "deployment.reject",
+            format!("deployment/{id}"),
+            Some(&app.name),
+            json!({ "version": record.version, "env": env.name, "reason": rejection.reason, "withdrawn": rejection.withdrawn }),
+        );
+        let saved = state
+            .store
+            .update_deployment(DeploymentUpdate {
+                audit: Some(audit),
+                ..DeploymentUpdate::of(&record)
+            })
+            .await;
+        match saved {
+            Err(ferry_store::StoreError::Conflict(_)) => continue,
+            saved => saved?,
+        }
+        record.revision += 1;
+        state.orchestra.deployment_changed(&[]);
+        return Ok(Json(deployment_with_approvals(&state, record).await?));
     }
-    let verb = if rejection.withdrawn {
-        "withdrawn"
-    } else {
-        "rejected"
-    };
-    record.status = "failed".to_owned();
-    record.reason = Some(format!(
-        "{verb} by {}: {}",
-        caller.user.name, rejection.reason
-    ));
-    record.updated_ms = caller.now_ms();
-    let audit = caller.audit(
-        "deployment.reject",
-        format!("deployment/{id}"),
-        Some(&app.name),
-        json!({ "version": record.version, "env": env.name, "reason": rejection.reason, "withdrawn": rejection.withdrawn }),
-    );
-    state
-        .store
-        .update_deployment(&record, Vec::new(), None, Some(audit))
-        .await?;
-    state.orchestra.deployment_changed(&[]);
-    Ok(Json(deployment_with_approvals(&state, record).await?))
+    Err(busy(id))
 }
 
 /// A policy refusal of the approval that would start deployment `id`: the same rule and
@@ -855,7 +842,7 @@ fn domain_review<'a>(
         policy: env.policy,
         requester: &record.requested_by,
         version: &record.version,
-        status: &record.status,
+        status: record.status(),
         approvals,
     }
 }

@@ -10,6 +10,7 @@ use ferry_domain::name::{validate_name, NameKind};
 use ferry_domain::permission::Action;
 use ferry_domain::routing::{check_category, maintaining_team, route};
 use ferry_domain::support::{hotfix_base, HotfixBase};
+use ferry_domain::vocabulary::UnknownWord;
 use ferry_store::{App, IncidentRecord};
 use serde::Deserialize;
 use serde_json::json;
@@ -148,7 +149,7 @@ pub async fn open_incident(
     let severity: Severity = request
         .severity
         .parse()
-        .map_err(|e: ferry_domain::incident::BadSeverity| ApiError::invalid(e.to_string()))?;
+        .map_err(|e: UnknownWord| ApiError::invalid(e.to_string()))?;
     let title = text("title", &request.title, MAX_TITLE)?;
     let description = match &request.description {
         Some(d) => Some(text("description", d, MAX_DESCRIPTION)?),
@@ -187,12 +188,12 @@ pub async fn open_incident(
         id: 0,
         app: app.name.clone(),
         env: request.env.clone(),
-        severity: severity.as_str().to_owned(),
+        severity,
         title,
         category,
         description,
-        status: IncidentStatus::Open.as_str().to_owned(),
-        path: plan.path.as_str().to_owned(),
+        status: IncidentStatus::Open,
+        path: plan.path,
         team: team.clone(),
         reporter: caller.user.name.clone(),
         assignee,
@@ -363,20 +364,13 @@ async fn change_incident(
     let (mut incident, app) = visible_incident(state, caller, id).await?;
     let note = note(request)?;
     require_responder(caller, &app, Some(&incident.team))?;
-    let status: IncidentStatus =
-        incident
-            .status
-            .parse()
-            .map_err(|e: ferry_domain::incident::BadIncidentStatus| {
-                ApiError::internal(e.to_string())
-            })?;
-    let (read_status, read_level) = (incident.status.clone(), incident.escalation_level);
+    let (status, read_level) = (incident.status, incident.escalation_level);
     let now = caller.now_ms();
     let user = caller.user.name.clone();
     let (action, what) = match change {
         Change::Ack => {
             check_ack(id, status).map_err(|e| ApiError::policy("incident", e.to_string()))?;
-            incident.status = IncidentStatus::Acknowledged.as_str().to_owned();
+            incident.status = IncidentStatus::Acknowledged;
             incident.acknowledged_ms = Some(now);
             incident.acknowledged_by = Some(user.clone());
             incident.assignee = Some(user.clone());
@@ -384,7 +378,7 @@ async fn change_incident(
         }
         Change::Resolve => {
             check_resolve(id, status).map_err(|e| ApiError::policy("incident", e.to_string()))?;
-            incident.status = IncidentStatus::Resolved.as_str().to_owned();
+            incident.status = IncidentStatus::Resolved;
             incident.resolved_ms = Some(now);
             incident.resolved_by = Some(user.clone());
             ("incident.resolve", "resolved")
@@ -406,7 +400,7 @@ async fn change_incident(
     );
     state
         .store
-        .update_incident(incident, &read_status, read_level, audit)
+        .update_incident(incident, status, read_level, audit)
         .await?;
     let (incident, _) = visible_incident(state, caller, id).await?;
     Ok(Json(incident_json(incident, None)))
@@ -449,7 +443,7 @@ pub async fn start_hotfix(
             ),
         ));
     };
-    if incident.status == "resolved" {
+    if incident.status == IncidentStatus::Resolved {
         return Err(ApiError::policy(
             "incident",
             format!("incident {id} is resolved: open a new incident if the problem is back"),
@@ -558,7 +552,7 @@ async fn record_rebase(
                 "no incident {id}: `ferry incident list` shows them"
             )));
         };
-        let (read_status, read_level) = (incident.status.clone(), incident.escalation_level);
+        let (read_status, read_level) = (incident.status, incident.escalation_level);
         incident.base_version = Some(base.to_owned());
         incident.suggested_version = Some(suggested.to_owned());
         incident.source = source.map(str::to_owned);
@@ -569,7 +563,7 @@ async fn record_rebase(
         });
         match state
             .store
-            .update_incident(incident, &read_status, read_level, audit.clone())
+            .update_incident(incident, read_status, read_level, audit.clone())
             .await
         {
             Err(ferry_store::StoreError::Refused(_)) => continue,

@@ -173,13 +173,7 @@ pub async fn waive_backport(
         env: &production,
         level: Level::Approve,
     })?;
-    let status: ObligationStatus =
-        backport
-            .status
-            .parse()
-            .map_err(|e: ferry_domain::backport::BadObligationStatus| {
-                ApiError::internal(e.to_string())
-            })?;
+    let status = backport.status;
     let reason = check_waive(id, status, &request.reason).map_err(|e| match status {
         ObligationStatus::Open => ApiError::invalid(e.to_string()),
         _ => ApiError::policy("backport", e.to_string()),
@@ -197,7 +191,7 @@ pub async fn waive_backport(
         .waive_backport(id, &caller.user.name, &reason, now, audit)
         .await?;
     Ok(Json(backport_json(ferry_store::Backport {
-        status: "waived".into(),
+        status: ObligationStatus::Waived,
         closed_by: Some(caller.user.name.clone()),
         reason: Some(reason),
         closed_ms: Some(now),
