@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use ferry_cas::manifest::validate_path;
+use ferry_domain::duration::parse_duration;
 use serde::Deserialize;
 
 use crate::glob::Glob;
@@ -61,6 +62,8 @@ pub struct Hooks {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HealthCheck {
     pub probe: Probe,
+    /// `timeout`, written as every duration ferry reads (`ferry_domain::duration`, the
+    /// README's "Durations"), more than zero.
     pub timeout: Duration,
 }
 
@@ -220,35 +223,18 @@ fn check_health(raw: RawHealth) -> Result<HealthCheck, ConfigError> {
     let timeout = match raw.timeout {
         None => DEFAULT_HEALTH_TIMEOUT,
         Some(text) => {
-            parse_duration(&text).map_err(|reason| ConfigError::new("health.timeout", reason))?
+            let timeout = parse_duration(&text)
+                .map_err(|reason| ConfigError::new("health.timeout", reason))?;
+            if timeout.is_zero() {
+                return Err(ConfigError::new(
+                    "health.timeout",
+                    format!("{text:?}: the duration must be more than zero"),
+                ));
+            }
+            timeout
         }
     };
     Ok(HealthCheck { probe, timeout })
-}
-
-/// A duration as people write it: a whole number and a unit, `ms`, `s`, `m` or `h`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let digits = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(digits);
-    let explain = || format!("{text:?} is not a duration like \"500ms\", \"30s\" or \"2m\"");
-    let number: u64 = number.parse().map_err(|_| explain())?;
-    let millis_per_unit = match unit.trim() {
-        "ms" => 1,
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        _ => return Err(explain()),
-    };
-    if number == 0 {
-        return Err(format!("{text:?}: the duration must be more than zero"));
-    }
-    number
-        .checked_mul(millis_per_unit)
-        .map(Duration::from_millis)
-        .ok_or_else(|| format!("{text:?} is too long"))
 }
 
 #[cfg(test)]
@@ -368,18 +354,21 @@ timeout = "30s"
     }
 
     #[test]
-    fn durations() {
+    fn health_timeouts_are_durations_as_the_command_line_reads_them() {
+        let timeout = |text: &str| {
+            ReleaseConfig::parse(&format!("[health]\ncommand = \"x\"\ntimeout = {text:?}"))
+                .map(|config| config.health.unwrap().timeout)
+        };
         for (text, millis) in [
             ("500ms", 500),
             ("30s", 30_000),
             ("2m", 120_000),
             ("1h", 3_600_000),
+            ("10 s", 10_000),
+            ("1m30s", 90_000),
+            ("1d", 86_400_000),
         ] {
-            assert_eq!(
-                parse_duration(text),
-                Ok(Duration::from_millis(millis)),
-                "{text}"
-            );
+            assert_eq!(timeout(text), Ok(Duration::from_millis(millis)), "{text}");
         }
         for bad in [
             "",
@@ -389,8 +378,10 @@ timeout = "30s"
             "10",
             "10 days",
             "99999999999999999999h",
+            "0s",
         ] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
+            let error = timeout(bad).unwrap_err();
+            assert_eq!(error.key, "health.timeout", "{bad}: {error}");
         }
     }
 }

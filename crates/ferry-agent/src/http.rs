@@ -6,11 +6,14 @@ use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
-/// An `http://host[:port][/path]` URL.
+use url::{ParseError, Url};
+
+/// An `http://host[:port][/path][?query]` URL, read by the `url` crate.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HttpUrl {
-    /// The host as written (brackets kept for IPv6), for the `Host` header and connecting.
+    /// The host (brackets kept for IPv6), for the `Host` header and connecting.
     pub host: String,
+    /// The port, 80 unless the URL names another.
     pub port: u16,
     /// Path and query, starting with `/`.
     pub path: String,
@@ -18,29 +21,60 @@ pub struct HttpUrl {
 
 impl HttpUrl {
     /// Parses a URL, explaining what is wrong with a bad one.
-    pub fn parse(url: &str) -> Result<HttpUrl, String> {
-        if url.starts_with("https://") {
+    pub fn parse(text: &str) -> Result<HttpUrl, String> {
+        if text
+            .get(..6)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https:"))
+        {
             return Err("https is not supported by the built-in check (it speaks plain HTTP to a local endpoint); use `command = \"curl -fsS https://…\"` instead".into());
         }
-        let Some(rest) = url.strip_prefix("http://") else {
-            return Err(format!("{url:?} is not an http:// URL"));
+        // The url crate would quietly trim spaces and drop tabs and newlines, so a URL that
+        // has any is refused rather than fetched as something else.
+        if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err("the URL contains spaces or control characters".into());
+        }
+        // The URL standard the url crate follows reads `http:x`, `http:///x`, `http://@x/`
+        // and `http://x:/` all as `http://x/`; the check keeps asking for the plain form, so
+        // a typo is refused rather than fetched as something else.
+        let Some(rest) = text
+            .get(..7)
+            .filter(|scheme| scheme.eq_ignore_ascii_case("http://"))
+            .map(|_| &text[7..])
+        else {
+            return Err(format!("{text:?} is not an http:// URL"));
         };
-        let split = rest.find(['/', '?']).unwrap_or(rest.len());
-        let (authority, path) = rest.split_at(split);
+        let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+        if authority.is_empty() {
+            return Err(format!("{text:?} has no host"));
+        }
         if authority.contains('@') {
             return Err("credentials in the URL are not supported".into());
         }
-        let (host, port) = split_host_port(authority)?;
-        if host.is_empty() {
-            return Err(format!("{url:?} has no host"));
+        let not_a_port =
+            || format!("the port of {text:?} is not a port: give a number from 1 to 65535");
+        if authority.ends_with(':') {
+            return Err(not_a_port());
         }
-        if path.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err("the path contains spaces or control characters".into());
-        }
-        let path = match path {
-            "" => "/".to_owned(),
-            p if p.starts_with('?') => format!("/{p}"),
-            p => p.to_owned(),
+        let url = Url::parse(text).map_err(|error| match error {
+            ParseError::EmptyHost => format!("{text:?} has no host"),
+            ParseError::InvalidPort => not_a_port(),
+            ParseError::InvalidIpv6Address => format!(
+                "{text:?} has an invalid IPv6 address: write it in brackets, with the closing ']', like http://[::1]:8080/"
+            ),
+            error => format!("{text:?} is not a valid URL: {error}"),
+        })?;
+        let host = url
+            .host_str()
+            .filter(|host| !host.is_empty())
+            .ok_or_else(|| format!("{text:?} has no host"))?;
+        let port = url
+            .port_or_known_default()
+            .filter(|port| *port > 0)
+            .ok_or_else(not_a_port)?;
+        // The fragment is the client's own business: it is never sent.
+        let path = match url.query() {
+            Some(query) => format!("{}?{query}", url.path()),
+            None => url.path().to_owned(),
         };
         Ok(HttpUrl {
             host: host.to_owned(),
@@ -95,30 +129,6 @@ impl HttpUrl {
     }
 }
 
-fn split_host_port(authority: &str) -> Result<(&str, u16), String> {
-    let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
-        let end = bracketed
-            .find(']')
-            .ok_or("an IPv6 address is missing its closing ']'")?;
-        let host = &authority[..end + 2];
-        (host, authority[end + 2..].strip_prefix(':'))
-    } else {
-        match authority.rsplit_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (authority, None),
-        }
-    };
-    let port = match port {
-        None => 80,
-        Some(port) => port
-            .parse::<u16>()
-            .ok()
-            .filter(|p| *p > 0)
-            .ok_or_else(|| format!("{port:?} is not a port"))?,
-    };
-    Ok((host, port))
-}
-
 /// The status of `HTTP/1.x NNN ...`.
 fn parse_status_line(head: &[u8]) -> Option<u16> {
     let line = head.split(|b| *b == b'\n').next()?;
@@ -152,6 +162,8 @@ mod tests {
         ok("http://localhost", "localhost", 80, "/");
         ok("http://localhost?ready=1", "localhost", 80, "/?ready=1");
         ok("http://[::1]:9000/up?x=1", "[::1]", 9000, "/up?x=1");
+        ok("http://x:80/a#section", "x", 80, "/a");
+        ok("HTTP://Example.COM/Up", "example.com", 80, "/Up");
         for (bad, reason) in [
             ("https://x/health", "https is not supported"),
             ("ftp://x", "not an http:// URL"),
@@ -161,6 +173,17 @@ mod tests {
             ("http://u:p@x/", "credentials"),
             ("http://[::1/", "closing"),
             ("http://x/a b", "spaces"),
+            ("http://x/a\tb", "spaces"),
+            (" http://x/", "spaces"),
+            ("HTTPS://x/", "https is not supported"),
+            ("localhost:80", "not an http:// URL"),
+            ("/health", "not an http:// URL"),
+            ("http:x", "not an http:// URL"),
+            ("http:///x", "no host"),
+            ("http://@x/", "credentials"),
+            ("http://x:/", "is not a port"),
+            ("http://x:65536/", "is not a port"),
+            ("http://[::1]x/", "IPv6"),
         ] {
             let error = HttpUrl::parse(bad).unwrap_err();
             assert!(error.contains(reason), "{bad}: {error}");

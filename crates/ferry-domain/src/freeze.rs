@@ -2,7 +2,8 @@
 //!
 //! A window is written `CRON DURATION` (`ferry env set ENV --freeze "0 18 * * FRI 64h"`):
 //! a standard five-field cron expression in UTC saying when the window starts, and how long
-//! it lasts from each start. An environment may have several windows; a deployment during any
+//! it lasts from each start (a duration as [`parse_duration`] reads it, described in the
+//! README's "Durations" section). An environment may have several windows; a deployment during any
 //! of them is refused with the time the freeze ends, unless an admin breaks the glass.
 //!
 //! The cron fields are minute (0-59), hour (0-23), day of month (1-31), month (1-12 or
@@ -19,7 +20,7 @@ use std::time::Duration;
 
 use time::Date;
 
-use crate::duration::parse_duration;
+use crate::duration::{format_duration, parse_duration};
 
 /// The longest a freeze window may last. It also bounds how far back the search for the
 /// window's latest start goes.
@@ -300,22 +301,6 @@ fn render_runs(values: &[u32], show: impl Fn(u32) -> String) -> String {
     items.join(",")
 }
 
-/// A duration in the largest units, like `2d16h` or `1m30s`.
-fn render_duration(duration: Duration) -> String {
-    let mut seconds = duration.as_secs();
-    let mut text = String::new();
-    for (unit, size) in [("d", 86_400), ("h", 3600), ("m", 60), ("s", 1)] {
-        if seconds >= size {
-            text.push_str(&format!("{}{unit}", seconds / size));
-            seconds %= size;
-        }
-    }
-    if text.is_empty() {
-        text.push_str("0s");
-    }
-    text
-}
-
 /// The five cron fields of a freeze window: when it starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Cron {
@@ -499,7 +484,7 @@ impl FromStr for FreezeWindow {
 /// in its largest units (`0 18 * * FRI 2d16h`). It parses back to the same window.
 impl fmt::Display for FreezeWindow {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.cron, render_duration(self.duration))
+        write!(f, "{} {}", self.cron, format_duration(self.duration))
     }
 }
 

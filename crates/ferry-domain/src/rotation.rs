@@ -12,7 +12,9 @@
 //! an incident does not change who answers for it.
 
 use std::fmt;
+use std::time::Duration;
 
+use crate::duration::format_duration;
 use crate::incident::Severity;
 use crate::name::{validate_name, NameKind};
 
@@ -34,26 +36,10 @@ pub const MAX_ESCALATION_LEVEL: u32 = 2;
 
 /// `ms` as people write durations, in the largest units: `1d2h`, `15m`, `90ms`.
 fn format_ms(ms: i64) -> String {
-    if ms <= 0 {
-        return format!("{ms}ms");
+    match u64::try_from(ms) {
+        Ok(ms) if ms > 0 => format_duration(Duration::from_millis(ms)),
+        _ => format!("{ms}ms"),
     }
-    let mut left = ms;
-    let mut text = String::new();
-    for (unit, size) in [
-        ("d", DAY_MS),
-        ("h", 3_600_000),
-        ("m", MINUTE_MS),
-        ("s", 1000),
-    ] {
-        if left >= size {
-            text.push_str(&format!("{}{unit}", left / size));
-            left %= size;
-        }
-    }
-    if left > 0 {
-        text.push_str(&format!("{left}ms"));
-    }
-    text
 }
 
 /// The people of a support team who take turns on call.

@@ -1,4 +1,9 @@
-//! API tokens: 256 random bits shown once, stored only as a hash.
+//! API tokens: 256 random bits shown once, stored only as a hash. And the fingerprint of the
+//! server's CA certificate that an enrollment token of a server with TLS carries
+//! (`TOKEN.FINGERPRINT`): the server computes it for its CA, the agent for the certificate it
+//! is presented, and the two must agree to the character.
+
+use sha2::{Digest, Sha256};
 
 /// Every token starts with this, so a leaked one is easy to recognise and search for.
 pub const TOKEN_PREFIX: &str = "ferry_";
@@ -16,6 +21,15 @@ pub fn format_token(random: &[u8; 32]) -> String {
 /// The hash under which a token is stored and looked up.
 pub fn hash_token(token: &str) -> String {
     blake3::hash(token.as_bytes()).to_hex().to_string()
+}
+
+/// The SHA-256 of a certificate's DER bytes as 64 lowercase hex digits, no separators: the
+/// `FINGERPRINT` of an enrollment token `TOKEN.FINGERPRINT`.
+pub fn ca_fingerprint(certificate_der: &[u8]) -> String {
+    Sha256::digest(certificate_der)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
 }
 
 #[cfg(test)]
@@ -36,5 +50,18 @@ mod tests {
         assert_ne!(hash_token(&a), hash_token(&b));
         assert_eq!(hash_token(&a), hash_token(&a));
         assert!(!hash_token(&a).contains(&a[6..]));
+    }
+
+    #[test]
+    fn ca_fingerprints_are_sha256_in_lowercase_hex() {
+        // The SHA-256 test vectors of FIPS 180-2: "abc" and the empty message.
+        assert_eq!(
+            ca_fingerprint(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(
+            ca_fingerprint(b""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
     }
 }

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use ferry_domain::token::ca_fingerprint;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
@@ -57,15 +58,6 @@ pub struct Tls {
 /// The ring provider, the only one ferry builds with.
 pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
-}
-
-/// The SHA-256 fingerprint of a certificate, lowercase hex.
-pub fn fingerprint(der: &[u8]) -> String {
-    ring::digest::digest(&ring::digest::SHA256, der)
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// The names the server certificate covers: loopback, this machine's host name, and `extra`.
@@ -197,7 +189,7 @@ pub fn load_or_create(data_dir: &Path, names: &[String]) -> anyhow::Result<Tls> 
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Tls {
         acceptor: TlsAcceptor::from(Arc::new(config)),
-        fingerprint: fingerprint(&ca),
+        fingerprint: ca_fingerprint(&ca),
         ca_path,
     })
 }
@@ -406,13 +398,5 @@ mod tests {
     fn bad_names_are_refused() {
         let error = certificate_names(&["not a name".into()]).unwrap_err();
         assert!(error.to_string().contains("--tls-name"), "{error}");
-    }
-
-    #[test]
-    fn fingerprints_are_sha256_hex() {
-        assert_eq!(
-            fingerprint(b"abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
     }
 }

@@ -404,7 +404,7 @@ pub enum ReleaseCommand {
 }
 
 #[derive(Debug, Args)]
-#[command(args_conflicts_with_subcommands = true)]
+#[command(args_conflicts_with_subcommands = true, after_help = DURATIONS_HELP)]
 pub struct ServerCommandArgs {
     #[command(subcommand)]
     pub command: Option<ServerCommand>,
@@ -418,6 +418,12 @@ pub enum ServerCommand {
     /// exit 1 if anything is wrong
     Fsck,
 }
+
+/// Under the help of every command that takes a duration: the syntax is described once, in
+/// the README, and read by one parser, `ferry_domain::duration`.
+const DURATIONS_HELP: &str = "Durations are whole numbers with units, added up: 500ms, 30s, \
+                              15m, 2h, 1d, 1h30m (the README's \"Durations\" section has \
+                              the full syntax)";
 
 fn duration(text: &str) -> Result<std::time::Duration, String> {
     ferry_domain::duration::parse_duration(text)
@@ -479,6 +485,7 @@ pub enum TeamCommand {
     /// Show a team's support rotation, who is on call, and its escalation time
     Support { team: String },
     /// Set a team's support rotation and escalation time (the team's lead)
+    #[command(after_help = DURATIONS_HELP)]
     Rotation {
         team: String,
         /// Members in the order they take turns, comma-separated (empty: no rotation)
@@ -548,6 +555,7 @@ pub enum EnvCommand {
         after: Option<String>,
     },
     /// Change an environment's policy
+    #[command(after_help = DURATIONS_HELP)]
     Set {
         env: String,
         /// Approvals a deployment needs before it starts

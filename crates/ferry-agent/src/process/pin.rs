@@ -5,20 +5,12 @@
 use std::sync::{Arc, Mutex};
 
 use anyhow::bail;
+use ferry_domain::token::ca_fingerprint;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
-
-/// The SHA-256 fingerprint of a certificate's DER, lowercase hex.
-pub fn fingerprint(der: &[u8]) -> String {
-    ring::digest::digest(&ring::digest::SHA256, der)
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
 
 /// Splits an enrollment token into the token itself and the fingerprint it pins, if any.
 pub fn split_token(token: &str) -> anyhow::Result<(&str, Option<String>)> {
@@ -110,8 +102,11 @@ impl ServerCertVerifier for PinnedCa {
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         let chain = || std::iter::once(end_entity).chain(intermediates);
-        let Some(ca) = chain().find(|c| fingerprint(c) == self.pin) else {
-            let presented = chain().last().map(|c| fingerprint(c)).unwrap_or_default();
+        let Some(ca) = chain().find(|c| ca_fingerprint(c) == self.pin) else {
+            let presented = chain()
+                .last()
+                .map(|c| ca_fingerprint(c))
+                .unwrap_or_default();
             let mismatch = Mismatch {
                 expected: self.pin.clone(),
                 presented,
