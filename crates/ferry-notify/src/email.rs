@@ -1,8 +1,14 @@
-//! Writing a [`Message`] as an Internet message (RFC 5322, plain text, UTF-8, 8bit) and
-//! preparing it for SMTP's DATA. No I/O here.
+//! Writing a [`Message`] as an Internet message (RFC 5322, plain text, UTF-8, 8bit) with
+//! lettre's builder. No I/O here.
 
-use time::format_description::well_known::Rfc2822;
-use time::OffsetDateTime;
+use std::time::{Duration, SystemTime};
+
+use lettre::address::Envelope;
+use lettre::message::header::{
+    self, ContentTransferEncoding, ContentType, HeaderName, HeaderValue,
+};
+use lettre::message::{Body, Mailbox};
+use lettre::Address;
 
 use crate::{DeliveryError, Message};
 
@@ -10,68 +16,63 @@ use crate::{DeliveryError, Message};
 const MAX_HEADER_LINE: usize = 78;
 /// A line must stay within 998 bytes plus CRLF (RFC 5322 §2.1.1, RFC 5321 §4.5.3.1.6).
 const MAX_LINE_BYTES: usize = 998;
-/// Bytes of UTF-8 per RFC 2047 encoded-word: 45 bytes are 60 base64 characters, which with
-/// `=?utf-8?B?` and `?=` makes the longest allowed encoded-word, 75 characters, or less.
-const MAX_ENCODED_WORD_BYTES: usize = 45;
+/// The `Date:` header goes up to the year 9999, and lettre's date type starts at 1970.
+const MAX_SENT_AT_MS: i64 = 253_402_300_799_999;
 
-/// The whole message, CRLF line endings, headers then body, not yet dot-stuffed.
+/// The whole message as it goes after DATA: CRLF line endings, headers then body, not yet
+/// dot-stuffed (lettre's client does that while sending).
 pub(crate) fn compose(
-    from: &str,
-    to: &[String],
+    from: &Address,
+    to: &[Address],
     message: &Message,
-) -> Result<String, DeliveryError> {
-    let date = rfc2822(message.sent_at_ms)?;
-    let mut out = String::new();
-    out.push_str(&format!("Date: {date}\r\n"));
-    out.push_str(&format!("From: {from}\r\n"));
-    out.push_str(&address_list("To", to));
-    out.push_str(&unstructured("Subject", &message.subject));
-    out.push_str(&format!("Message-ID: {}\r\n", message_id(from, message)));
-    out.push_str("MIME-Version: 1.0\r\n");
-    out.push_str("Content-Type: text/plain; charset=utf-8\r\n");
-    out.push_str("Content-Transfer-Encoding: 8bit\r\n");
-    // Tells vacation responders not to answer a machine (RFC 3834).
-    out.push_str("Auto-Submitted: auto-generated\r\n");
-    out.push_str(&unstructured("X-Ferry-Event", &message.event));
-    out.push_str(&unstructured("X-Ferry-Delivery", &message.id));
-    out.push_str("\r\n");
-    out.push_str(&body(&message.text));
-    Ok(out)
-}
-
-/// The DATA payload: every line starting with '.' gets one more (RFC 5321 §4.5.2), then the
-/// terminating `.` line. `message` must already use CRLF line endings.
-pub(crate) fn dot_stuff(message: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(message.len() + 16);
-    for line in message.split_inclusive("\r\n") {
-        if line.starts_with('.') {
-            out.push(b'.');
-        }
-        out.extend_from_slice(line.as_bytes());
-    }
-    if !out.ends_with(b"\r\n") {
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b".\r\n");
-    out
-}
-
-/// `Date:` form of the message's time, in UTC.
-fn rfc2822(sent_at_ms: i64) -> Result<String, DeliveryError> {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(sent_at_ms) * 1_000_000)
-        .ok()
-        .and_then(|at| at.format(&Rfc2822).ok())
-        .ok_or_else(|| {
+) -> Result<Vec<u8>, DeliveryError> {
+    let envelope = Envelope::new(Some(from.clone()), to.to_vec()).map_err(|e| {
+        DeliveryError::permanent(format!(
+            "the e-mail cannot be sent: {e}; add a recipient to the channel"
+        ))
+    })?;
+    let built = lettre::Message::builder()
+        .envelope(envelope)
+        .date(sent_at(message.sent_at_ms)?)
+        .from(Mailbox::new(None, from.clone()))
+        .raw_header(address_list("To", to))
+        .subject(one_line(&message.subject))
+        .message_id(Some(message_id(from, message)))
+        .header(header::MIME_VERSION_1_0)
+        .header(ContentType::TEXT_PLAIN)
+        // Tells vacation responders not to answer a machine (RFC 3834).
+        .raw_header(raw_header("Auto-Submitted", "auto-generated"))
+        .raw_header(raw_header("X-Ferry-Event", &message.event))
+        .raw_header(raw_header("X-Ferry-Delivery", &message.id))
+        // lettre would pick quoted-printable for any line past 76 characters; 8bit allows
+        // 998 bytes, and `body` guarantees that, CRLF endings and no control characters.
+        .body(Body::dangerous_pre_encoded(
+            body(&message.text).into_bytes(),
+            ContentTransferEncoding::EightBit,
+        ))
+        .map_err(|e| {
             DeliveryError::permanent(format!(
-                "the message's sent_at_ms {sent_at_ms} cannot be written as an e-mail date; set it to the current time"
+                "the e-mail cannot be written: {e}; check the channel's from and to addresses"
             ))
-        })
+        })?;
+    Ok(built.formatted())
+}
+
+/// The message's time for `Date:`; lettre writes it in UTC.
+fn sent_at(sent_at_ms: i64) -> Result<SystemTime, DeliveryError> {
+    match u64::try_from(sent_at_ms) {
+        Ok(ms) if sent_at_ms <= MAX_SENT_AT_MS => {
+            Ok(SystemTime::UNIX_EPOCH + Duration::from_millis(ms))
+        }
+        _ => Err(DeliveryError::permanent(format!(
+            "the message's sent_at_ms {sent_at_ms} cannot be written as an e-mail date; set it to the current time"
+        ))),
+    }
 }
 
 /// `<ferry.ID@DOMAIN>`: stable across retries of one delivery, so a retry after a lost
 /// reply is recognisable as a duplicate.
-fn message_id(from: &str, message: &Message) -> String {
-    let domain = from.rsplit_once('@').map_or("localhost", |(_, d)| d);
+fn message_id(from: &Address, message: &Message) -> String {
     let id: String = message
         .id
         .chars()
@@ -88,50 +89,77 @@ fn message_id(from: &str, message: &Message) -> String {
     } else {
         id
     };
-    format!("<ferry.{id}@{domain}>")
+    format!("<ferry.{id}@{}>", from.domain())
 }
 
-/// `To: a, b` folded so that no line passes 78 characters when avoidable.
-fn address_list(name: &str, addresses: &[String]) -> String {
-    let mut out = format!("{name}:");
-    let mut line_len = out.len();
+/// `To: a, b` folded so that no line passes 78 characters when avoidable: lettre writes an
+/// address list on one line, and 20 long addresses would pass even the 998-byte limit.
+fn address_list(name: &'static str, addresses: &[Address]) -> HeaderValue {
+    let mut folded = String::new();
+    let mut line_len = name.len() + 1;
     for (address_idx, address) in addresses.iter().enumerate() {
+        let address: &str = address.as_ref();
         let separator = if address_idx + 1 < addresses.len() {
             ","
         } else {
             ""
         };
         if address_idx > 0 && line_len + 1 + address.len() + separator.len() > MAX_HEADER_LINE {
-            out.push_str("\r\n");
+            folded.push_str("\r\n");
             line_len = 0;
         }
-        out.push(' ');
-        out.push_str(address);
-        out.push_str(separator);
+        if address_idx > 0 {
+            folded.push(' ');
+        }
+        folded.push_str(address);
+        folded.push_str(separator);
         line_len += 1 + address.len() + separator.len();
     }
-    out.push_str("\r\n");
-    out
+    let unfolded = addresses
+        .iter()
+        .map(|a| -> &str { a.as_ref() })
+        .collect::<Vec<_>>()
+        .join(", ");
+    // Pre-encoded is safe here: the channel's addresses are plain ASCII without spaces,
+    // quotes or brackets (see `channel::check_address`), and lettre parsed each of them.
+    HeaderValue::dangerous_new_pre_encoded(HeaderName::new_from_ascii_str(name), unfolded, folded)
 }
 
-/// A header of free text: control characters (CR and LF above all, which would let the text
-/// forge headers) become spaces; text that is not short plain ASCII is written as RFC 2047
-/// encoded-words, one per line.
-fn unstructured(name: &str, value: &str) -> String {
-    let value: String = value
-        .chars()
+/// A header of free text; lettre writes what is not plain ASCII as RFC 2047 encoded-words.
+fn raw_header(name: &'static str, value: &str) -> HeaderValue {
+    HeaderValue::new(HeaderName::new_from_ascii_str(name), one_line(value))
+}
+
+/// Control characters (CR and LF above all, which would let the text forge headers) become
+/// spaces.
+fn one_line(text: &str) -> String {
+    text.chars()
         .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    let plain = value.is_ascii()
-        && !value.contains("=?")
-        && name.len() + 2 + value.len() <= MAX_HEADER_LINE;
-    if plain {
-        return format!("{name}: {value}\r\n");
+        .collect()
+}
+
+/// The text with CRLF line endings, no control characters but tab, and no line longer than
+/// SMTP allows (longer lines are broken, between characters). Without a final line ending:
+/// the client ends the last line when it ends DATA.
+fn body(text: &str) -> String {
+    let text = text.replace("\r\n", "\n").replace('\r', "\n");
+    // A final newline must not become a blank last line.
+    let text = text.strip_suffix('\n').unwrap_or(&text);
+    if text.is_empty() {
+        return String::new();
     }
-    let words: Vec<String> = utf8_chunks(&value, MAX_ENCODED_WORD_BYTES)
-        .map(|chunk| format!("=?utf-8?B?{}?=", base64(chunk.as_bytes())))
-        .collect();
-    format!("{name}: {}\r\n", words.join("\r\n "))
+    let mut lines = Vec::new();
+    for line in text.split('\n') {
+        let line: String = line
+            .chars()
+            .filter(|c| *c == '\t' || !c.is_control())
+            .collect();
+        if line.is_empty() {
+            lines.push(String::new());
+        }
+        lines.extend(utf8_chunks(&line, MAX_LINE_BYTES).map(str::to_owned));
+    }
+    lines.join("\r\n")
 }
 
 /// Pieces of `text` of at most `max_bytes` bytes each (at least one character each), cut
@@ -155,140 +183,108 @@ fn utf8_chunks(text: &str, max_bytes: usize) -> impl Iterator<Item = &str> {
     })
 }
 
-/// The text with CRLF line endings, no control characters but tab, and no line longer than
-/// SMTP allows (longer lines are broken, between characters).
-fn body(text: &str) -> String {
-    if text.is_empty() {
-        return String::new();
-    }
-    let text = text.replace("\r\n", "\n").replace('\r', "\n");
-    let mut out = String::with_capacity(text.len() + text.len() / 32 + 2);
-    for line in text.split('\n') {
-        let line: String = line
-            .chars()
-            .filter(|c| *c == '\t' || !c.is_control())
-            .collect();
-        if line.is_empty() {
-            out.push_str("\r\n");
-        }
-        for piece in utf8_chunks(&line, MAX_LINE_BYTES) {
-            out.push_str(piece);
-            out.push_str("\r\n");
-        }
-    }
-    // `split` yields one empty piece after a final newline; it must not add a blank line.
-    if text.ends_with('\n') {
-        out.truncate(out.len() - 2);
-    }
-    out
-}
-
-/// Standard base64 with padding (RFC 4648 §4), for encoded-words and AUTH PLAIN.
-pub(crate) fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for group in bytes.chunks(3) {
-        let b = [
-            group[0],
-            *group.get(1).unwrap_or(&0),
-            *group.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for sextet_idx in 0..4 {
-            if sextet_idx <= group.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * sextet_idx) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn base64_rfc4648_vectors() {
-        let cases = [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ];
-        for (input, expect) in cases {
-            assert_eq!(base64(input.as_bytes()), expect, "{input:?}");
+    fn message() -> Message {
+        Message {
+            id: "d-1".to_owned(),
+            event: "deployment.succeeded".to_owned(),
+            subject: "shop 1.2.3 is live in prd".to_owned(),
+            text: "deployed by ana".to_owned(),
+            data: serde_json::json!({}),
+            sent_at_ms: 1_700_000_000_000,
         }
+    }
+
+    fn address(text: &str) -> Address {
+        text.parse().unwrap()
+    }
+
+    /// The headers of a composed message, lines unfolded.
+    fn headers(message: &Message, to: &[Address]) -> Vec<String> {
+        let composed = compose(&address("ferry@example.com"), to, message).unwrap();
+        let composed = String::from_utf8(composed).unwrap();
+        let (head, _) = composed.split_once("\r\n\r\n").unwrap();
+        head.replace("\r\n ", " ")
+            .split("\r\n")
+            .map(str::to_owned)
+            .collect()
     }
 
     #[test]
     fn subjects() {
-        let check =
-            |subject: &str, expect: &str| assert_eq!(unstructured("Subject", subject), expect);
-        check("deploy ok", "Subject: deploy ok\r\n");
-        check("evil\r\nBcc: x@y", "Subject: evil  Bcc: x@y\r\n");
-        check("Größe", "Subject: =?utf-8?B?R3LDtsOfZQ==?=\r\n");
-        check("=?x?", "Subject: =?utf-8?B?PT94Pw==?=\r\n");
-        // 50 'é' are 100 bytes: three encoded-words, none splitting a character.
-        let long = unstructured("Subject", &"é".repeat(50));
-        let words: Vec<&str> = long
-            .trim_end()
-            .trim_start_matches("Subject: ")
-            .split("\r\n ")
-            .collect();
-        assert_eq!(words.len(), 3, "{long}");
-        assert!(words.iter().all(|w| w.len() <= 75), "{long}");
+        let check = |subject: &str, expect: &str| {
+            let message = Message {
+                subject: subject.to_owned(),
+                ..message()
+            };
+            let to = [address("ops@example.com")];
+            let found = headers(&message, &to);
+            assert!(found.iter().any(|h| h == expect), "{expect} in {found:?}");
+        };
+        check("deploy ok", "Subject: deploy ok");
+        check("evil\r\nBcc: x@y", "Subject: evil  Bcc: x@y");
+        check("Größe", "Subject: =?utf-8?b?R3LDtsOfZQ==?=");
     }
 
     #[test]
     fn bodies() {
         let check = |text: &str, expect: &str| assert_eq!(body(text), expect, "{text:?}");
         check("", "");
-        check("a", "a\r\n");
-        check("a\n", "a\r\n");
-        check("a\r\nb\rc\n\nd", "a\r\nb\r\nc\r\n\r\nd\r\n");
-        check("tab\there\u{0}", "tab\there\r\n");
+        check("a", "a");
+        check("a\n", "a");
+        check("a\n\n", "a\r\n");
+        check("a\r\nb\rc\n\nd", "a\r\nb\r\nc\r\n\r\nd");
+        check("tab\there\u{0}", "tab\there");
         let long = "x".repeat(MAX_LINE_BYTES + 1);
+        assert_eq!(body(&long), format!("{}\r\nx", "x".repeat(MAX_LINE_BYTES)));
+        let long = format!("{}ü", "x".repeat(MAX_LINE_BYTES - 1));
         assert_eq!(
             body(&long),
-            format!("{}\r\nx\r\n", "x".repeat(MAX_LINE_BYTES))
-        );
-    }
-
-    #[test]
-    fn dot_stuffing() {
-        let check = |message: &str, expect: &str| {
-            assert_eq!(
-                String::from_utf8(dot_stuff(message)).unwrap(),
-                expect,
-                "{message:?}"
-            )
-        };
-        check("", "\r\n.\r\n");
-        check("a\r\n", "a\r\n.\r\n");
-        check(".\r\n", "..\r\n.\r\n");
-        check(
-            "a\r\n.b\r\n..c\r\nd.\r\n",
-            "a\r\n..b\r\n...c\r\nd.\r\n.\r\n",
+            format!("{}\r\nü", "x".repeat(MAX_LINE_BYTES - 1))
         );
     }
 
     #[test]
     fn long_recipient_lists_are_folded() {
-        let to: Vec<String> = (0..6)
-            .map(|n| format!("recipient-{n}@example.com"))
+        let to: Vec<Address> = (0..6)
+            .map(|n| address(&format!("recipient-{n}@example.com")))
             .collect();
-        let header = address_list("To", &to);
+        let composed = compose(&address("ferry@example.com"), &to, &message()).unwrap();
+        let composed = String::from_utf8(composed).unwrap();
+        let (head, _) = composed.split_once("\r\n\r\n").unwrap();
+        assert!(head.split("\r\n").all(|l| l.len() <= 78), "{head}");
+        let unfolded = headers(&message(), &to);
+        let to_header = unfolded.iter().find(|h| h.starts_with("To: ")).unwrap();
+        assert_eq!(to_header.matches('@').count(), 6);
+        assert!(to_header.starts_with("To: recipient-0@example.com, recipient-1@example.com, "));
+    }
+
+    #[test]
+    fn dates_lettre_cannot_write_are_refused() {
+        for sent_at_ms in [-1, MAX_SENT_AT_MS + 1, i64::MAX] {
+            let message = Message {
+                sent_at_ms,
+                ..message()
+            };
+            let to = [address("ops@example.com")];
+            let error = compose(&address("ferry@example.com"), &to, &message).unwrap_err();
+            assert!(!error.retryable, "{error}");
+            assert!(error.message.contains("sent_at_ms"), "{error}");
+        }
+        let message = Message {
+            sent_at_ms: MAX_SENT_AT_MS,
+            ..message()
+        };
+        let to = [address("ops@example.com")];
+        let found = headers(&message, &to);
         assert!(
-            header.lines().all(|l| l.len() <= MAX_HEADER_LINE),
-            "{header}"
+            found
+                .iter()
+                .any(|h| h == "Date: Fri, 31 Dec 9999 23:59:59 +0000"),
+            "{found:?}"
         );
-        assert_eq!(header.matches('@').count(), 6);
-        let unfolded = header.replace("\r\n ", " ");
-        assert!(unfolded.starts_with("To: recipient-0@example.com, recipient-1@example.com, "));
     }
 }

@@ -4,9 +4,9 @@
 //! log and retries failed attempts whose error is [`DeliveryError::retryable`], waiting
 //! [`retry_delay_ms`] between attempts. This crate keeps no state of its own.
 //!
-//! Webhook receivers check [`SIGNATURE_HEADER`] with [`verify`]; e-mail goes through a small
-//! SMTP client written here (see `smtp.rs`) rather than a mail crate, so that the only TLS
-//! stack in ferry stays rustls with the ring provider.
+//! Webhook receivers check [`SIGNATURE_HEADER`] with [`verify`]; e-mail is written and sent
+//! with lettre (see `email.rs` and `smtp.rs`), on rustls with the ring provider like the rest
+//! of ferry.
 
 mod channel;
 mod email;
@@ -87,7 +87,8 @@ pub async fn deliver(channel: &Channel, message: &Message) -> Result<Delivered, 
             let server = channel::SmtpUrl::parse(smtp).map_err(|bad| {
                 DeliveryError::permanent(format!("the channel is not valid: {bad}"))
             })?;
-            smtp::deliver(&server, from, to, message, smtp::default_tls_config()).await
+            let tls = smtp::public_roots(&server.host);
+            smtp::deliver(&server, from, to, message, tls).await
         }
     }
 }

@@ -1,65 +1,15 @@
-//! STARTTLS against a real TLS server with a test certificate (which needs the crate-private
-//! way to trust it), and the reply parser. The plain SMTP conversation is tested through the
-//! public API in `tests/deliver.rs`.
+//! STARTTLS against a real TLS server with a test certificate, which needs the crate-private
+//! way to trust it. The plain SMTP conversation is tested through the public API in
+//! `tests/deliver/email.rs`.
 
 use std::sync::Mutex;
 
+use lettre::transport::smtp::client::Certificate;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
 use super::*;
-
-#[test]
-fn reply_lines() {
-    let check = |line: &str, expect: Option<(u16, bool, &str)>| {
-        assert_eq!(
-            parse_reply_line(line),
-            expect.map(|(code, last, text)| (code, last, text.to_owned())),
-            "{line:?}"
-        )
-    };
-    check("250 ok", Some((250, true, "ok")));
-    check(
-        "250-mail.example.com",
-        Some((250, false, "mail.example.com")),
-    );
-    check("354", Some((354, true, "")));
-    check(
-        "550 5.1.1 no such user",
-        Some((550, true, "5.1.1 no such user")),
-    );
-    check("25", None);
-    check("HTTP/1.1 400 Bad Request", None);
-    check("199 too low", None);
-    check("600 too high", None);
-    check("250_x", None);
-    check("+25 x", None);
-}
-
-#[test]
-fn extensions_of_an_ehlo_reply() {
-    let reply = Reply {
-        code: 250,
-        lines: [
-            "mx.example.com greets you",
-            "PIPELINING",
-            "auth=LOGIN PLAIN",
-            "STARTTLS",
-            "8bitmime",
-        ]
-        .map(str::to_owned)
-        .to_vec(),
-    };
-    let extensions = Extensions::from_ehlo(&reply);
-    assert!(extensions.has("STARTTLS"));
-    assert!(extensions.has("8BITMIME"));
-    assert!(!extensions.has("MX.EXAMPLE.COM"));
-    assert_eq!(
-        extensions.auth_mechanisms().collect::<Vec<_>>(),
-        ["LOGIN", "PLAIN"]
-    );
-}
 
 /// What the test server does when the client asks for STARTTLS.
 #[derive(Clone, Copy, PartialEq)]
@@ -75,7 +25,18 @@ enum Starttls {
 struct TestServer {
     url: String,
     commands: Arc<Mutex<Vec<String>>>,
-    trusted: Arc<rustls::ClientConfig>,
+    /// The server's certificate, to trust it alone.
+    certificate: CertificateDer<'static>,
+}
+
+impl TestServer {
+    /// TLS that trusts the test server's certificate and nothing else.
+    fn trusted(&self) -> TlsParametersBuilder {
+        let certificate = Certificate::from_der(self.certificate.to_vec()).unwrap();
+        TlsParameters::builder("localhost".to_owned())
+            .certificate_store(CertificateStore::None)
+            .add_root_certificate(certificate)
+    }
 }
 
 /// A one-connection SMTP server on 127.0.0.1 with a certificate for `localhost`.
@@ -94,8 +55,6 @@ async fn start_server(starttls: Starttls) -> TestServer {
     .with_single_cert(vec![cert_der.clone()], key)
     .unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_config));
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert_der).unwrap();
 
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -131,7 +90,7 @@ async fn start_server(starttls: Starttls) -> TestServer {
     TestServer {
         url: format!("smtp+starttls://ferry:s3cret@localhost:{port}"),
         commands,
-        trusted: Arc::new(tls_config(roots)),
+        certificate: cert_der,
     }
 }
 
@@ -202,10 +161,7 @@ fn message() -> Message {
     }
 }
 
-async fn send(
-    server: &TestServer,
-    tls: Arc<rustls::ClientConfig>,
-) -> Result<Delivered, DeliveryError> {
+async fn send(server: &TestServer, tls: TlsParametersBuilder) -> Result<Delivered, DeliveryError> {
     let url = SmtpUrl::parse(&server.url).unwrap();
     let to = ["ops@example.com".to_owned()];
     deliver(&url, "ferry@example.com", &to, &message(), tls).await
@@ -214,7 +170,7 @@ async fn send(
 #[tokio::test]
 async fn starttls_then_ehlo_again_then_auth_plain_over_tls() {
     let server = start_server(Starttls::Offered).await;
-    let delivered = send(&server, server.trusted.clone()).await.unwrap();
+    let delivered = send(&server, server.trusted()).await.unwrap();
     assert_eq!(delivered.detail, "250 2.0.0 queued as TLS1");
     let commands = server.commands.lock().unwrap().clone();
     let verbs: Vec<&str> = commands
@@ -233,7 +189,7 @@ async fn starttls_then_ehlo_again_then_auth_plain_over_tls() {
 #[tokio::test]
 async fn an_untrusted_certificate_is_a_permanent_error() {
     let server = start_server(Starttls::Offered).await;
-    let error = send(&server, default_tls_config()).await.unwrap_err();
+    let error = send(&server, public_roots("localhost")).await.unwrap_err();
     assert!(!error.retryable, "{error}");
     assert!(error.message.contains("TLS handshake"), "{error}");
     let commands = server.commands.lock().unwrap().clone();
@@ -246,7 +202,7 @@ async fn an_untrusted_certificate_is_a_permanent_error() {
 #[tokio::test]
 async fn a_server_without_starttls_gets_no_message() {
     let server = start_server(Starttls::Absent).await;
-    let error = send(&server, server.trusted.clone()).await.unwrap_err();
+    let error = send(&server, server.trusted()).await.unwrap_err();
     assert!(!error.retryable, "{error}");
     assert!(error.message.contains("does not offer STARTTLS"), "{error}");
     let commands = server.commands.lock().unwrap().clone();
@@ -261,7 +217,7 @@ async fn a_server_without_starttls_gets_no_message() {
 #[tokio::test]
 async fn data_injected_before_the_handshake_is_refused() {
     let server = start_server(Starttls::Injected).await;
-    let error = send(&server, server.trusted.clone()).await.unwrap_err();
+    let error = send(&server, server.trusted()).await.unwrap_err();
     assert!(!error.retryable, "{error}");
     assert!(error.message.contains("possible attack"), "{error}");
 }

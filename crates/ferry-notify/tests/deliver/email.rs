@@ -190,7 +190,8 @@ async fn email_reaches_the_sink_with_headers_and_dot_stuffing_undone() {
     };
     assert_eq!(header("From"), "ferry@example.com");
     assert_eq!(header("To"), "ops@example.com, ana@example.com");
-    assert_eq!(header("Subject"), "=?utf-8?B?U3TDtnJ1bmc6IHNob3A=?=");
+    // RFC 2047: the word that is not ASCII as a UTF-8 encoded-word ("Störung:"), the rest as is.
+    assert_eq!(header("Subject"), "=?utf-8?b?U3TDtnJ1bmc6?= shop");
     assert_eq!(header("Date"), "Tue, 14 Nov 2023 22:13:20 +0000");
     assert_eq!(header("Message-ID"), "<ferry.dlv-42@example.com>");
     assert_eq!(header("MIME-Version"), "1.0");
@@ -220,21 +221,30 @@ async fn email_authenticates_with_plain_on_loopback() {
     assert_eq!(commands[1], "AUTH PLAIN AGZlcnJ5AHBAc3M=");
 }
 
+/// ferry speaks ESMTP only: a server that refuses EHLO gets no message and no HELO, and the
+/// error says so rather than being retried.
 #[tokio::test]
-async fn email_falls_back_to_helo() {
+async fn email_to_a_server_that_refuses_ehlo_is_not_retried() {
     let sink = start_sink(SinkReplies {
         ehlo: Some("502 5.5.2 EHLO not implemented"),
         ..SinkReplies::default()
     })
     .await;
-    deliver(&email(&sink.url, &["ops@example.com"]), &message())
+    let error = deliver(&email(&sink.url, &["ops@example.com"]), &message())
         .await
-        .unwrap();
+        .unwrap_err();
+    assert!(!error.retryable, "{error}");
+    assert!(error.message.contains("refused EHLO: 502"), "{error}");
     let commands = sink.commands.lock().unwrap().clone();
-    assert!(commands[1].starts_with("HELO "), "{commands:?}");
-    // No 8BITMIME without EHLO.
-    assert_eq!(commands[2], "MAIL FROM:<ferry@example.com>");
-    assert_eq!(sink.mails.lock().unwrap().len(), 1);
+    assert!(commands[0].starts_with("EHLO "), "{commands:?}");
+    assert!(
+        !commands
+            .iter()
+            .any(|c| c.starts_with("HELO") || c.starts_with("MAIL")),
+        "{commands:?}"
+    );
+    assert_eq!(commands.last().unwrap(), "QUIT", "{commands:?}");
+    assert!(sink.mails.lock().unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -290,4 +300,48 @@ async fn email_to_something_that_is_not_smtp_is_not_retried() {
     .unwrap_err();
     assert!(!error.retryable, "{error}");
     assert!(error.message.contains("does not speak SMTP"), "{error}");
+}
+
+/// A server that goes away mid-conversation (restarting, say) may be back later.
+#[tokio::test]
+async fn email_to_a_server_that_hangs_up_is_retryable() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut io = BufReader::new(tcp);
+        io.get_mut()
+            .write_all(b"220 sink.test ESMTP\r\n")
+            .await
+            .unwrap();
+        let mut ehlo = String::new();
+        io.read_line(&mut ehlo).await.unwrap();
+        // Dropped here: the connection closes without an answer to EHLO.
+    });
+    let error = deliver(
+        &email(&format!("smtp://{addr}"), &["ops@example.com"]),
+        &message(),
+    )
+    .await
+    .unwrap_err();
+    assert!(error.retryable, "{error}");
+    assert!(error.message.contains("closed the connection"), "{error}");
+}
+
+/// Regression: lettre 0.11 panics on an EHLO reply line of nothing but spaces. Whatever a
+/// server answers, the delivery must come back with an outcome rather than a panic.
+#[tokio::test]
+async fn email_an_ehlo_line_of_spaces_does_not_panic() {
+    let sink = start_sink(SinkReplies {
+        ehlo: Some("250-sink.test\r\n250- \r\n250 8BITMIME"),
+        ..SinkReplies::default()
+    })
+    .await;
+    match deliver(&email(&sink.url, &["ops@example.com"]), &message()).await {
+        Ok(delivered) => assert_eq!(delivered.detail, "250 2.0.0 queued as SINK1"),
+        Err(error) => {
+            assert!(!error.retryable, "{error}");
+            assert!(error.message.contains("cannot handle"), "{error}");
+        }
+    }
 }
