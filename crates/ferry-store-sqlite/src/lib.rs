@@ -8,6 +8,8 @@ mod access;
 mod apps;
 mod audit;
 mod deployments;
+#[cfg(test)]
+mod migration_tests;
 mod notifications;
 mod pipeline;
 mod policy;
