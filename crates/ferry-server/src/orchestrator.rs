@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use ferry_domain::audit::AuditRecord;
+use ferry_domain::audit_event::{AuditAction, DeploymentFinish};
 use ferry_domain::deployment::{Command, Deployment, Report, Status, TargetState};
 use ferry_store::{DeploymentRecord, DesiredChange};
 use tokio::sync::{Mutex, Notify};
@@ -186,13 +186,19 @@ async fn save(
         (finished && record.kind == "rollback" && deployment.status == Status::Succeeded)
             .then(|| deployment.steps.iter().find_map(|s| s.previous.clone()))
             .flatten();
-    let audit = finished.then(|| AuditRecord {
-        at_ms: record.updated_ms,
-        actor: crate::bootstrap::SERVER_ACTOR.to_owned(),
-        action: "deployment.finish".to_owned(),
-        subject: format!("deployment/{}", record.id),
-        app: Some(record.app.clone()),
-        details: serde_json::json!({ "status": record.status, "reason": record.reason, "version": record.version, "env": record.env }).to_string(),
+    let audit = finished.then(|| {
+        AuditAction::DeploymentFinish(DeploymentFinish {
+            status: record.status.clone(),
+            reason: record.reason.clone(),
+            version: record.version.clone(),
+            env: record.env.clone(),
+        })
+        .record(
+            record.updated_ms,
+            crate::bootstrap::SERVER_ACTOR,
+            format!("deployment/{}", record.id),
+            Some(&record.app),
+        )
     });
     state
         .store

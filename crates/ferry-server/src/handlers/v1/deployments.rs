@@ -11,6 +11,10 @@ use ferry_api::{
     DeploymentTarget, EnvStatus, Review, Status, TargetStatus,
 };
 use ferry_domain::approval::{Approval, ApprovalError, AWAITING_APPROVAL};
+use ferry_domain::audit_event::{
+    AuditAction, BreakGlassUsed, DeployChange, DeploymentApprove, DeploymentReject,
+    DeploymentRequested, RequestedChange, RollbackChange,
+};
 use ferry_domain::deployment::{self, Strategy, TargetState};
 use ferry_domain::lifecycle::check_promotion;
 use ferry_domain::name::{validate_name, validate_version, NameKind};
@@ -18,7 +22,6 @@ use ferry_domain::permission::{Action, Level};
 use ferry_domain::rollback::rollback_target;
 use ferry_store::{ApprovalRecord, DeploymentRecord};
 use serde::Deserialize;
-use serde_json::json;
 use utoipa::IntoParams;
 
 use super::apps::visible_app;
@@ -153,8 +156,8 @@ struct NewDeployment<'a> {
     /// `deploy`, `rollback` or `stage`.
     kind: &'a str,
     strategy: Strategy,
-    /// What the audit event records.
-    details: serde_json::Value,
+    /// What it changes, as the audit event records it.
+    change: RequestedChange,
     /// What policy decided: whether it waits for approvals (its targets stage the release
     /// meanwhile) instead of starting, and the overrides to audit.
     verdict: Verdict,
@@ -201,27 +204,24 @@ async fn start(
         review: new.verdict.review.clone(),
     };
     let changes = desired_changes(&record, commands);
-    let mut details = new.details;
     let verdict = new.verdict;
-    let mut action = format!("deployment.{}", new.kind);
-    if let Some(guard) = verdict.guard_override {
-        details["override_guard"] = guard;
-        action = "deployment.override_guard".to_owned();
-    }
-    if !verdict.review.is_empty() {
-        details["review"] = json!(verdict.review);
-    }
-    // Break-glass is the stronger override: its name wins, the guard's details stay.
-    if let Some(glass) = &verdict.break_glass {
-        details["break_glass"] = json!({
-            "kind": new.kind,
-            "reason": glass.reason,
-            "summary": glass.summary(&caller.user.name, env),
-        });
-        action = "deployment.break_glass".to_owned();
-    }
-    details["team"] = json!(team_of(state, app).await?);
-    let audit = caller.audit(&action, String::new(), Some(app), details);
+    let requested = DeploymentRequested {
+        change: new.change,
+        env: env.to_owned(),
+        override_guard: verdict.guard_override,
+        review: verdict.review,
+        break_glass: verdict.break_glass.as_ref().map(|glass| BreakGlassUsed {
+            kind: new.kind.to_owned(),
+            reason: glass.reason.clone(),
+            summary: glass.summary(&caller.user.name, env),
+        }),
+        team: team_of(state, app).await?,
+    };
+    let audit = caller.audit(
+        requested.into_action(new.kind == "stage"),
+        String::new(),
+        Some(app),
+    );
     record = state
         .store
         .create_deployment(record, changes.clone(), audit)
@@ -319,8 +319,12 @@ pub async fn deploy(
         };
         judge(&state, &caller, &ask).await?
     };
-    let details = json!({ "version": request.version, "env": env.name, "strategy": request.strategy,
-        "reason": request.reason, "allow_downgrade": request.allow_downgrade });
+    let change = RequestedChange::Deploy(DeployChange {
+        version: request.version.clone(),
+        strategy: request.strategy.clone(),
+        reason: request.reason.clone(),
+        allow_downgrade: request.allow_downgrade,
+    });
     let deployment = start(
         &state,
         &caller,
@@ -334,7 +338,7 @@ pub async fn deploy(
                 "deploy"
             },
             strategy,
-            details,
+            change,
             verdict,
         },
     )
@@ -458,7 +462,11 @@ pub async fn rollback(
         override_guard: request.override_guard.then_some(request.reason.as_deref()),
     };
     let verdict = judge(&state, &caller, &ask).await?;
-    let details = json!({ "from": current, "to": to, "env": env.name, "reason": request.reason });
+    let change = RequestedChange::Rollback(RollbackChange {
+        from: current,
+        to: to.clone(),
+        reason: request.reason.clone(),
+    });
     let deployment = start(
         &state,
         &caller,
@@ -468,7 +476,7 @@ pub async fn rollback(
             version: &to,
             kind: "rollback",
             strategy: Strategy::Parallel,
-            details,
+            change,
             verdict,
         },
     )
@@ -746,12 +754,16 @@ pub async fn approve(
         at_ms: caller.now_ms(),
     };
     let audit = caller.audit(
-        "deployment.approve",
+        AuditAction::DeploymentApprove(DeploymentApprove {
+            version: version.clone(),
+            env: env.name.clone(),
+            reason: request.reason.clone(),
+            approvals: outcome.approvals_now,
+            required: env.policy.approvals_required,
+            started: outcome.ready,
+        }),
         format!("deployment/{id}"),
         Some(&app.name),
-        json!({ "version": version, "env": env.name, "reason": request.reason,
-            "approvals": outcome.approvals_now, "required": env.policy.approvals_required,
-            "started": outcome.ready }),
     );
     state
         .store
@@ -819,10 +831,14 @@ pub async fn reject(
     ));
     record.updated_ms = caller.now_ms();
     let audit = caller.audit(
-        "deployment.reject",
+        AuditAction::DeploymentReject(DeploymentReject {
+            version: record.version.clone(),
+            env: env.name.clone(),
+            reason: rejection.reason.clone(),
+            withdrawn: rejection.withdrawn,
+        }),
         format!("deployment/{id}"),
         Some(&app.name),
-        json!({ "version": record.version, "env": env.name, "reason": rejection.reason, "withdrawn": rejection.withdrawn }),
     );
     state
         .store

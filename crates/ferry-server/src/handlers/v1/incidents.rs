@@ -5,6 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use ferry_api::{CreateDeployment, HotfixPlan, Incident, IncidentNote, IncidentStep, OpenIncident};
+use ferry_domain::audit_event::{self, AuditAction};
 use ferry_domain::incident::{check_ack, check_resolve, IncidentStatus, Severity};
 use ferry_domain::name::{validate_name, NameKind};
 use ferry_domain::permission::Action;
@@ -12,7 +13,6 @@ use ferry_domain::routing::{check_category, maintaining_team, route};
 use ferry_domain::support::{hotfix_base, HotfixBase};
 use ferry_store::{App, IncidentRecord};
 use serde::Deserialize;
-use serde_json::json;
 use utoipa::IntoParams;
 
 use super::deployments::deploy;
@@ -216,12 +216,17 @@ pub async fn open_incident(
         }],
     };
     let audit = caller.audit(
-        "incident.open",
+        AuditAction::IncidentOpen(audit_event::IncidentOpen {
+            env: record.env.clone(),
+            severity: record.severity.clone(),
+            title: record.title.clone(),
+            path: record.path.clone(),
+            team: team.clone(),
+            assignee: record.assignee.clone(),
+            base_version: record.base_version.clone(),
+        }),
         String::new(),
         Some(&app.name),
-        json!({ "env": record.env, "severity": record.severity, "title": record.title,
-            "path": record.path, "team": team, "assignee": record.assignee,
-            "base_version": record.base_version }),
     );
     // The incident goes where routing sends it; a backlog item is the maintaining team's work.
     let backlog_team = maintaining_team(&app.team, app.maintainer.as_deref());
@@ -373,21 +378,21 @@ async fn change_incident(
     let (read_status, read_level) = (incident.status.clone(), incident.escalation_level);
     let now = caller.now_ms();
     let user = caller.user.name.clone();
-    let (action, what) = match change {
+    let (action, what): (fn(audit_event::IncidentChange) -> AuditAction, &str) = match change {
         Change::Ack => {
             check_ack(id, status).map_err(|e| ApiError::policy("incident", e.to_string()))?;
             incident.status = IncidentStatus::Acknowledged.as_str().to_owned();
             incident.acknowledged_ms = Some(now);
             incident.acknowledged_by = Some(user.clone());
             incident.assignee = Some(user.clone());
-            ("incident.ack", "acknowledged")
+            (AuditAction::IncidentAck, "acknowledged")
         }
         Change::Resolve => {
             check_resolve(id, status).map_err(|e| ApiError::policy("incident", e.to_string()))?;
             incident.status = IncidentStatus::Resolved.as_str().to_owned();
             incident.resolved_ms = Some(now);
             incident.resolved_by = Some(user.clone());
-            ("incident.resolve", "resolved")
+            (AuditAction::IncidentResolve, "resolved")
         }
     };
     incident.history.push(ferry_store::IncidentStep {
@@ -399,10 +404,14 @@ async fn change_incident(
         },
     });
     let audit = caller.audit(
-        action,
+        action(audit_event::IncidentChange {
+            incident: id,
+            note,
+            team: incident.team.clone(),
+            title: incident.title.clone(),
+        }),
         format!("incident/{id}"),
         Some(&incident.app),
-        json!({ "incident": id, "note": note, "team": incident.team, "title": incident.title }),
     );
     state
         .store
@@ -477,11 +486,15 @@ pub async fn start_hotfix(
         };
     let rebase_audit = rebased_from.as_ref().map(|from| {
         caller.audit(
-            "incident.rebase",
+            AuditAction::IncidentRebase(audit_event::IncidentRebase {
+                incident: id,
+                from: from.clone(),
+                base_version: base.clone(),
+                suggested_version: suggested.clone(),
+                team: incident.team.clone(),
+            }),
             format!("incident/{id}"),
             Some(&app.name),
-            json!({ "incident": id, "from": from, "base_version": base,
-                "suggested_version": suggested, "team": incident.team }),
         )
     });
     let actor = caller.user.name.clone();
