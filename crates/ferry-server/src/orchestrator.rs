@@ -200,10 +200,20 @@ async fn save(
             Some(&record.app),
         )
     });
-    state
-        .store
-        .update_deployment(record, changes.clone(), bad_version.as_deref(), audit)
-        .await?;
+    match audit {
+        Some(audit) => {
+            state
+                .store
+                .update_deployment(record, changes.clone(), bad_version.as_deref(), audit)
+                .await?
+        }
+        None => {
+            state
+                .store
+                .record_deployment_progress(record, changes.clone())
+                .await?
+        }
+    }
     state.orchestra.deployment_changed(&changes);
     if finished && deployment.status == Status::Succeeded && record.kind == "deploy" {
         // The deployment stands whatever happens here; a failure is logged, not reported.

@@ -27,7 +27,7 @@ use ferry_store::{
     App, AppGrant, ApprovalRecord, AuditChain, AuditEvent, AuditFilter, BacklogItem, Backport,
     Bootstrap, DeploymentRecord, DesiredChange, FreezeWindowRecord, IncidentRecord, NewApp,
     NewRelease, NewUser, PolicyChange, Release, ReleaseOutcome, Store, StoreError, StoreResult,
-    Target, TargetApp, Team, TeamSupport, User,
+    Target, TargetApp, Team, TeamSupport, UnauditedWrites, User,
 };
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -116,6 +116,94 @@ pub(crate) fn not_found(kind: &'static str, name: &str) -> StoreError {
     StoreError::NotFound {
         kind,
         name: name.to_owned(),
+    }
+}
+
+/// The writes without an audit event; `UnauditedWrites` says why each needs none.
+#[async_trait]
+impl UnauditedWrites for SqliteStore {
+    async fn touch_target(&self, target: &str, now_ms: i64) -> StoreResult<()> {
+        let mut conn = self.writer.acquire().await.map_err(backend)?;
+        targets::touch(&mut conn, target, now_ms).await
+    }
+
+    async fn report_target_app(
+        &self,
+        target: &str,
+        app: &str,
+        current_version: Option<&str>,
+        state: &str,
+        detail: Option<&str>,
+        now_ms: i64,
+    ) -> StoreResult<()> {
+        let mut conn = self.writer.acquire().await.map_err(backend)?;
+        targets::report(
+            &mut conn,
+            target,
+            app,
+            current_version,
+            state,
+            detail,
+            now_ms,
+        )
+        .await
+    }
+
+    async fn record_deployment_progress(
+        &self,
+        deployment: &DeploymentRecord,
+        changes: Vec<DesiredChange>,
+    ) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        deployments::update(&mut tx, deployment, &changes, None).await?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn notification_cursor(&self) -> StoreResult<i64> {
+        let mut conn = self.writer.acquire().await.map_err(backend)?;
+        notifications::cursor(&mut conn).await
+    }
+
+    async fn advance_notifications(
+        &self,
+        from: i64,
+        to: i64,
+        deliveries: Vec<ferry_store::NewDelivery>,
+    ) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        notifications::move_cursor(&mut tx, from, to).await?;
+        for delivery in &deliveries {
+            notifications::insert_delivery(&mut tx, delivery).await?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn claim_due_deliveries(
+        &self,
+        now_ms: i64,
+        claimed_until_ms: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<ferry_store::DeliveryRecord>> {
+        // The notifier asks twice a second: a read answers "nothing due" without the writer.
+        if !notifications::any_due(&mut *self.read().await?, now_ms).await? {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let claimed = notifications::claim_due(&mut tx, now_ms, claimed_until_ms, limit).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(claimed)
+    }
+
+    async fn record_attempt(
+        &self,
+        id: i64,
+        at_ms: i64,
+        attempt: ferry_store::Attempt,
+    ) -> StoreResult<ferry_store::DeliveryRecord> {
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let delivery = notifications::record_attempt(&mut tx, id, at_ms, &attempt).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(delivery)
     }
 }
 
@@ -350,11 +438,6 @@ impl Store for SqliteStore {
         targets::list(&mut *self.read().await?).await
     }
 
-    async fn touch_target(&self, target: &str, now_ms: i64) -> StoreResult<()> {
-        let mut conn = self.writer.acquire().await.map_err(backend)?;
-        targets::touch(&mut conn, target, now_ms).await
-    }
-
     async fn place_app(
         &self,
         app: &str,
@@ -376,28 +459,6 @@ impl Store for SqliteStore {
         targets::target_apps(&mut *self.read().await?, target).await
     }
 
-    async fn report_target_app(
-        &self,
-        target: &str,
-        app: &str,
-        current_version: Option<&str>,
-        state: &str,
-        detail: Option<&str>,
-        now_ms: i64,
-    ) -> StoreResult<()> {
-        let mut conn = self.writer.acquire().await.map_err(backend)?;
-        targets::report(
-            &mut conn,
-            target,
-            app,
-            current_version,
-            state,
-            detail,
-            now_ms,
-        )
-        .await
-    }
-
     async fn create_deployment(
         &self,
         deployment: DeploymentRecord,
@@ -417,13 +478,11 @@ impl Store for SqliteStore {
         deployment: &DeploymentRecord,
         changes: Vec<DesiredChange>,
         bad_version: Option<&str>,
-        record: Option<AuditRecord>,
+        record: AuditRecord,
     ) -> StoreResult<()> {
         let mut tx = self.writer.begin().await.map_err(backend)?;
         deployments::update(&mut tx, deployment, &changes, bad_version).await?;
-        if let Some(record) = record {
-            audit::append(&mut tx, &self.audit_key, record).await?;
-        }
+        audit::append(&mut tx, &self.audit_key, record).await?;
         tx.commit().await.map_err(backend)
     }
 
@@ -648,55 +707,8 @@ impl Store for SqliteStore {
         Ok(queued)
     }
 
-    async fn notification_cursor(&self) -> StoreResult<i64> {
-        let mut conn = self.writer.acquire().await.map_err(backend)?;
-        notifications::cursor(&mut conn).await
-    }
-
     async fn audit_events_after(&self, seq: i64, limit: u32) -> StoreResult<Vec<AuditEvent>> {
         notifications::audit_events_after(&mut *self.read().await?, seq, limit).await
-    }
-
-    async fn advance_notifications(
-        &self,
-        from: i64,
-        to: i64,
-        deliveries: Vec<ferry_store::NewDelivery>,
-    ) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await.map_err(backend)?;
-        notifications::move_cursor(&mut tx, from, to).await?;
-        for delivery in &deliveries {
-            notifications::insert_delivery(&mut tx, delivery).await?;
-        }
-        tx.commit().await.map_err(backend)
-    }
-
-    async fn claim_due_deliveries(
-        &self,
-        now_ms: i64,
-        claimed_until_ms: i64,
-        limit: u32,
-    ) -> StoreResult<Vec<ferry_store::DeliveryRecord>> {
-        // The notifier asks twice a second: a read answers "nothing due" without the writer.
-        if !notifications::any_due(&mut *self.read().await?, now_ms).await? {
-            return Ok(Vec::new());
-        }
-        let mut tx = self.writer.begin().await.map_err(backend)?;
-        let claimed = notifications::claim_due(&mut tx, now_ms, claimed_until_ms, limit).await?;
-        tx.commit().await.map_err(backend)?;
-        Ok(claimed)
-    }
-
-    async fn record_attempt(
-        &self,
-        id: i64,
-        at_ms: i64,
-        attempt: ferry_store::Attempt,
-    ) -> StoreResult<ferry_store::DeliveryRecord> {
-        let mut tx = self.writer.begin().await.map_err(backend)?;
-        let delivery = notifications::record_attempt(&mut tx, id, at_ms, &attempt).await?;
-        tx.commit().await.map_err(backend)?;
-        Ok(delivery)
     }
 
     async fn deliveries(

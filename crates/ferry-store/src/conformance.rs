@@ -604,7 +604,7 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
             &created,
             vec![],
             Some("1.0"),
-            Some(audit("deployment.finish", "", Some("shop-web"))),
+            audit("deployment.finish", "", Some("shop-web")),
         )
         .await
         .unwrap();
@@ -707,7 +707,7 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
     assert_eq!(row.desired_version.as_deref(), Some("1.2"));
     awaiting.status = "succeeded".into();
     store
-        .update_deployment(&awaiting, vec![], None, None)
+        .record_deployment_progress(&awaiting, vec![])
         .await
         .unwrap();
     assert_eq!(

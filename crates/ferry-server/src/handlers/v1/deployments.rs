@@ -842,7 +842,7 @@ pub async fn reject(
     );
     state
         .store
-        .update_deployment(&record, Vec::new(), None, Some(audit))
+        .update_deployment(&record, Vec::new(), None, audit)
         .await?;
     state.orchestra.deployment_changed(&[]);
     Ok(Json(deployment_with_approvals(&state, record).await?))
