@@ -6,6 +6,7 @@
 
 pub mod approval;
 pub mod audit;
+pub mod audit_event;
 pub mod backport;
 pub mod deployment;
 pub mod downgrade;

@@ -6,6 +6,7 @@ use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use ferry_domain::audit::AuditRecord;
+use ferry_domain::audit_event::AuditAction;
 use ferry_domain::permission::{decide, Action, Decision, Level, Principal, Role};
 use ferry_domain::token::{format_token, hash_token};
 use ferry_store::User;
@@ -48,21 +49,8 @@ impl Caller {
     }
 
     /// The audit record of a change this caller makes now.
-    pub fn audit(
-        &self,
-        action: &str,
-        subject: String,
-        app: Option<&str>,
-        details: serde_json::Value,
-    ) -> AuditRecord {
-        AuditRecord {
-            at_ms: self.now_ms,
-            actor: self.user.name.clone(),
-            action: action.to_owned(),
-            subject,
-            app: app.map(str::to_owned),
-            details: details.to_string(),
-        }
+    pub fn audit(&self, action: AuditAction, subject: String, app: Option<&str>) -> AuditRecord {
+        action.record(self.now_ms, &self.user.name, subject, app)
     }
 
     /// The time the request is handled at.

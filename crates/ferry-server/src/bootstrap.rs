@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use ferry_domain::audit::AuditRecord;
+use ferry_domain::audit_event::{self, AuditAction};
 use ferry_domain::pipeline::default_pipeline;
 use ferry_domain::role::{built_in_roles, ADMIN_ROLE};
 use ferry_domain::token::hash_token;
@@ -43,13 +43,10 @@ pub async fn first_start(store: &dyn Store, data_dir: &Path, now_ms: i64) -> any
             created_ms: now_ms,
         },
     };
-    let record = AuditRecord {
-        at_ms: now_ms,
-        actor: SERVER_ACTOR.to_owned(),
-        action: "server.bootstrap".to_owned(),
-        subject: "user/admin".to_owned(),
-        app: None,
-        details: serde_json::json!({ "pipeline": env_names, "admin": ADMIN_ROLE }).to_string(),
-    };
+    let record = AuditAction::ServerBootstrap(audit_event::ServerBootstrap {
+        pipeline: env_names,
+        admin: ADMIN_ROLE.to_owned(),
+    })
+    .record(now_ms, SERVER_ACTOR, "user/admin".to_owned(), None);
     Ok(store.bootstrap(bootstrap, record).await?)
 }

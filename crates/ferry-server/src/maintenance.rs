@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 use ferry_cas::blobs::BlobHealth;
 use ferry_cas::hash::ContentHash;
 use ferry_domain::audit::AuditRecord;
+use ferry_domain::audit_event::{AuditAction, ReleasePrune};
 use ferry_domain::retention::{releases_to_prune, RetainedRelease};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -193,14 +194,17 @@ pub async fn run_periodically(state: AppState, interval: Duration, grace: Durati
 async fn prune_everything(state: &AppState, grace: Duration) -> Result<(), ApiError> {
     for app in state.store.list_apps().await? {
         let now = state.clock.now_ms();
-        let report = prune_app(state, &app, grace, |removed| AuditRecord {
-            at_ms: now,
-            actor: crate::bootstrap::SERVER_ACTOR.to_owned(),
-            action: "release.prune".to_owned(),
-            subject: format!("app/{}", app.name),
-            app: Some(app.name.clone()),
-            details: serde_json::json!({ "removed": removed, "keep": app.keep_releases })
-                .to_string(),
+        let report = prune_app(state, &app, grace, |removed| {
+            AuditAction::ReleasePrune(ReleasePrune {
+                removed: removed.to_vec(),
+                keep: app.keep_releases,
+            })
+            .record(
+                now,
+                crate::bootstrap::SERVER_ACTOR,
+                format!("app/{}", app.name),
+                Some(&app.name),
+            )
         })
         .await?;
         if !report.removed.is_empty() {

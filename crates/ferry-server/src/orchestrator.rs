@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use ferry_domain::audit::AuditRecord;
+use ferry_domain::audit_event::{AuditAction, DeploymentFinish};
 use ferry_domain::deployment::{Command, Kind, Report, Status, TargetState};
 use ferry_store::{DeploymentRecord, DeploymentUpdate, DesiredChange, StoreError, TargetReport};
 use tokio::sync::Notify;
@@ -184,26 +184,30 @@ async fn save(
     let bad_version = (finished && record.kind == Kind::Rollback && status == Status::Succeeded)
         .then(|| record.state.steps.iter().find_map(|s| s.previous.clone()))
         .flatten();
-    let audit = finished.then(|| AuditRecord {
-        at_ms: record.updated_ms,
-        actor: crate::bootstrap::SERVER_ACTOR.to_owned(),
-        action: "deployment.finish".to_owned(),
-        subject: format!("deployment/{}", record.id),
-        app: Some(record.app.clone()),
-        details: serde_json::json!({ "status": status, "reason": record.reason(), "version": record.version, "env": record.env }).to_string(),
-    });
-    state
-        .store
-        .update_deployment(DeploymentUpdate {
-            deployment: record,
-            changes: changes.clone(),
-            bad_version,
-            report: reported,
-            audit,
+    let update = DeploymentUpdate {
+        deployment: record,
+        changes: changes.clone(),
+        bad_version,
+        report: reported,
+    };
+    if finished {
+        let audit = AuditAction::DeploymentFinish(DeploymentFinish {
+            status,
+            reason: record.reason().map(str::to_owned),
+            version: record.version.clone(),
+            env: record.env.clone(),
         })
-        .await?;
+        .record(
+            record.updated_ms,
+            crate::bootstrap::SERVER_ACTOR,
+            format!("deployment/{}", record.id),
+            Some(&record.app),
+        );
+        state.store.update_deployment(update, audit).await?;
+    } else {
+        state.store.record_deployment_progress(update).await?;
+    }
     record.revision += 1;
-    state.orchestra.deployment_changed(&changes);
     if finished && status == Status::Succeeded && record.kind == Kind::Deploy {
         // The deployment stands whatever happens here; a failure is logged, not reported.
         if let Err(error) =
@@ -217,6 +221,9 @@ async fn save(
             );
         }
     }
+    // Whoever waits on the deployment (`deploy --wait`) is woken once what follows its end
+    // (a backport obligation) is recorded too.
+    state.orchestra.deployment_changed(&changes);
     Ok(())
 }
 
@@ -239,7 +246,7 @@ pub async fn record_progress(
     // Recorded only if the deployment has not moved on since it was read here.
     state
         .store
-        .record_progress(report, deployment_id, record.revision)
+        .record_target_progress(report, deployment_id, record.revision)
         .await?;
     Ok(())
 }

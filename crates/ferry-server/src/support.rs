@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use ferry_cas::manifest::{EntryKind, Manifest};
-use ferry_domain::audit::AuditRecord;
+use ferry_domain::audit_event::{self, AuditAction};
 use ferry_domain::backport::{
     closes_obligation, releases_to_check, ExistingRelease, ObligationStatus,
 };
@@ -261,16 +261,19 @@ pub async fn after_success(
         .app(app)
         .await?
         .map(|a| maintaining_team(&a.team, a.maintainer.as_deref()).to_owned());
-    let audit = AuditRecord {
-        at_ms: now,
-        actor: SERVER_ACTOR.to_owned(),
-        action: "backport.open".to_owned(),
-        subject: format!("release/{app}/{version}"),
-        app: Some(app.to_owned()),
-        details: json!({ "hotfix_version": version, "base_version": base,
-            "incident": release.incident, "mode": mode.as_str(), "team": team })
-        .to_string(),
-    };
+    let audit = AuditAction::BackportOpen(audit_event::BackportOpen {
+        hotfix_version: version.to_owned(),
+        base_version: base.clone(),
+        incident: release.incident,
+        mode,
+        team: team.clone(),
+    })
+    .record(
+        now,
+        SERVER_ACTOR,
+        format!("release/{app}/{version}"),
+        Some(app),
+    );
     let backport = Backport {
         id: 0,
         app: app.to_owned(),
@@ -322,16 +325,18 @@ async fn close_if_already_included(
             continue;
         }
         let by = format!("release {version}");
-        let audit = AuditRecord {
-            at_ms: state.clock.now_ms(),
-            actor: SERVER_ACTOR.to_owned(),
-            action: "backport.done".to_owned(),
-            subject: format!("backport/{}", backport.id),
-            app: Some(app.clone()),
-            details: json!({ "backport": backport.id, "hotfix_version": backport.hotfix_version,
-                "release": version, "team": team })
-            .to_string(),
-        };
+        let audit = AuditAction::BackportDone(audit_event::BackportDone {
+            backport: backport.id,
+            hotfix_version: backport.hotfix_version.clone(),
+            release: version.to_owned(),
+            team: team.map(str::to_owned),
+        })
+        .record(
+            state.clock.now_ms(),
+            SERVER_ACTOR,
+            format!("backport/{}", backport.id),
+            Some(app),
+        );
         let now = state.clock.now_ms();
         state
             .store
@@ -405,16 +410,20 @@ async fn escalate(
     });
     incident.escalation_level = level;
     incident.assignee = assignee;
-    let audit = AuditRecord {
-        at_ms: now,
-        actor: SERVER_ACTOR.to_owned(),
-        action: "incident.escalate".to_owned(),
-        subject: format!("incident/{}", incident.id),
-        app: Some(incident.app.clone()),
-        details: json!({ "incident": incident.id, "level": level, "assignee": incident.assignee,
-            "team": incident.team, "title": incident.title, "severity": incident.severity })
-        .to_string(),
-    };
+    let audit = AuditAction::IncidentEscalate(audit_event::IncidentEscalate {
+        incident: incident.id,
+        level,
+        assignee: incident.assignee.clone(),
+        team: incident.team.clone(),
+        title: incident.title.clone(),
+        severity: incident.severity,
+    })
+    .record(
+        now,
+        SERVER_ACTOR,
+        format!("incident/{}", incident.id),
+        Some(&incident.app),
+    );
     state
         .store
         .update_incident(incident, IncidentStatus::Open, read_level, audit)

@@ -1,7 +1,7 @@
 //! Deployments and the releases rolled back per environment.
 
 use ferry_domain::deployment::{Kind, Status};
-use ferry_store::{DeploymentRecord, DesiredChange, StoreError, StoreResult};
+use ferry_store::{DeploymentRecord, DeploymentUpdate, DesiredChange, StoreError, StoreResult};
 use sqlx::SqliteConnection;
 
 use crate::targets::set_desired;
@@ -157,6 +157,24 @@ pub(crate) async fn insert(
 
 fn state_json(deployment: &DeploymentRecord) -> String {
     serde_json::to_string(&deployment.state).expect("deployments serialize")
+}
+
+/// Saves a change of a deployment with the report that caused it (if any).
+pub(crate) async fn save(
+    conn: &mut SqliteConnection,
+    update: &DeploymentUpdate<'_>,
+) -> StoreResult<()> {
+    self::update(
+        conn,
+        update.deployment,
+        &update.changes,
+        update.bad_version.as_deref(),
+    )
+    .await?;
+    if let Some(report) = &update.report {
+        crate::targets::report(conn, report).await?;
+    }
+    Ok(())
 }
 
 /// Saves a deployment over the revision it was read at, growing it by one; refused with a

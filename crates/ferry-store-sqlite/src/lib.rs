@@ -31,7 +31,8 @@ use ferry_store::{
     App, AppGrant, ApprovalRecord, AuditChain, AuditEvent, AuditFilter, BacklogItem, Backport,
     Bootstrap, DeploymentRecord, DeploymentUpdate, DesiredChange, FreezeWindowRecord,
     IncidentRecord, NewApp, NewRelease, NewUser, PolicyChange, Release, ReleaseOutcome, Store,
-    StoreError, StoreResult, Target, TargetApp, TargetReport, Team, TeamSupport, User,
+    StoreError, StoreResult, Target, TargetApp, TargetReport, Team, TeamSupport, UnauditedWrites,
+    User,
 };
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -130,6 +131,94 @@ pub(crate) fn not_found(kind: &'static str, name: &str) -> StoreError {
     StoreError::NotFound {
         kind,
         name: name.to_owned(),
+    }
+}
+
+/// The writes without an audit event; `UnauditedWrites` says why each needs none.
+#[async_trait]
+impl UnauditedWrites for SqliteStore {
+    async fn touch_target(&self, target: &str, now_ms: i64) -> StoreResult<()> {
+        let mut conn = self.writer.acquire().await.map_err(backend)?;
+        targets::touch(&mut conn, target, now_ms).await
+    }
+
+    async fn report_target_app(&self, report: TargetReport) -> StoreResult<()> {
+        let mut conn = self.writer.acquire().await.map_err(backend)?;
+        targets::report(&mut conn, &report).await
+    }
+
+    async fn record_target_progress(
+        &self,
+        report: TargetReport,
+        deployment_id: i64,
+        revision: i64,
+    ) -> StoreResult<bool> {
+        let mut tx = self.write().await?;
+        let current: Option<i64> =
+            sqlx::query_scalar("SELECT revision FROM deployments WHERE id = ?")
+                .bind(deployment_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend)?;
+        if current != Some(revision) {
+            return Ok(false);
+        }
+        targets::report(&mut tx, &report).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(true)
+    }
+
+    async fn record_deployment_progress(&self, update: DeploymentUpdate<'_>) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        deployments::save(&mut tx, &update).await?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn notification_cursor(&self) -> StoreResult<i64> {
+        let mut conn = self.writer.acquire().await.map_err(backend)?;
+        notifications::cursor(&mut conn).await
+    }
+
+    async fn advance_notifications(
+        &self,
+        from: i64,
+        to: i64,
+        deliveries: Vec<ferry_store::NewDelivery>,
+    ) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        notifications::move_cursor(&mut tx, from, to).await?;
+        for delivery in &deliveries {
+            notifications::insert_delivery(&mut tx, delivery).await?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn claim_due_deliveries(
+        &self,
+        now_ms: i64,
+        claimed_until_ms: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<ferry_store::DeliveryRecord>> {
+        // The notifier asks twice a second: a read answers "nothing due" without the writer.
+        if !notifications::any_due(&mut *self.read().await?, now_ms).await? {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.write().await?;
+        let claimed = notifications::claim_due(&mut tx, now_ms, claimed_until_ms, limit).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(claimed)
+    }
+
+    async fn record_attempt(
+        &self,
+        id: i64,
+        at_ms: i64,
+        attempt: ferry_store::Attempt,
+    ) -> StoreResult<ferry_store::DeliveryRecord> {
+        let mut tx = self.write().await?;
+        let delivery = notifications::record_attempt(&mut tx, id, at_ms, &attempt).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(delivery)
     }
 }
 
@@ -371,11 +460,6 @@ impl Store for SqliteStore {
         targets::list(&mut *self.read().await?).await
     }
 
-    async fn touch_target(&self, target: &str, now_ms: i64) -> StoreResult<()> {
-        let mut conn = self.writer.acquire().await.map_err(backend)?;
-        targets::touch(&mut conn, target, now_ms).await
-    }
-
     async fn place_app(
         &self,
         app: &str,
@@ -397,32 +481,6 @@ impl Store for SqliteStore {
         targets::target_apps(&mut *self.read().await?, target).await
     }
 
-    async fn report_target_app(&self, report: TargetReport) -> StoreResult<()> {
-        let mut conn = self.writer.acquire().await.map_err(backend)?;
-        targets::report(&mut conn, &report).await
-    }
-
-    async fn record_progress(
-        &self,
-        report: TargetReport,
-        deployment_id: i64,
-        revision: i64,
-    ) -> StoreResult<bool> {
-        let mut tx = self.write().await?;
-        let current: Option<i64> =
-            sqlx::query_scalar("SELECT revision FROM deployments WHERE id = ?")
-                .bind(deployment_id)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(backend)?;
-        if current != Some(revision) {
-            return Ok(false);
-        }
-        targets::report(&mut tx, &report).await?;
-        tx.commit().await.map_err(backend)?;
-        Ok(true)
-    }
-
     async fn create_deployment(
         &self,
         deployment: DeploymentRecord,
@@ -437,21 +495,14 @@ impl Store for SqliteStore {
         Ok(created)
     }
 
-    async fn update_deployment(&self, update: DeploymentUpdate<'_>) -> StoreResult<()> {
+    async fn update_deployment(
+        &self,
+        update: DeploymentUpdate<'_>,
+        record: AuditRecord,
+    ) -> StoreResult<()> {
         let mut tx = self.write().await?;
-        deployments::update(
-            &mut tx,
-            update.deployment,
-            &update.changes,
-            update.bad_version.as_deref(),
-        )
-        .await?;
-        if let Some(report) = &update.report {
-            targets::report(&mut tx, report).await?;
-        }
-        if let Some(record) = update.audit {
-            audit::append(&mut tx, &self.audit_key, record).await?;
-        }
+        deployments::save(&mut tx, &update).await?;
+        audit::append(&mut tx, &self.audit_key, record).await?;
         tx.commit().await.map_err(backend)
     }
 
@@ -685,55 +736,8 @@ impl Store for SqliteStore {
         Ok(queued)
     }
 
-    async fn notification_cursor(&self) -> StoreResult<i64> {
-        let mut conn = self.writer.acquire().await.map_err(backend)?;
-        notifications::cursor(&mut conn).await
-    }
-
     async fn audit_events_after(&self, seq: i64, limit: u32) -> StoreResult<Vec<AuditEvent>> {
         notifications::audit_events_after(&mut *self.read().await?, seq, limit).await
-    }
-
-    async fn advance_notifications(
-        &self,
-        from: i64,
-        to: i64,
-        deliveries: Vec<ferry_store::NewDelivery>,
-    ) -> StoreResult<()> {
-        let mut tx = self.write().await?;
-        notifications::move_cursor(&mut tx, from, to).await?;
-        for delivery in &deliveries {
-            notifications::insert_delivery(&mut tx, delivery).await?;
-        }
-        tx.commit().await.map_err(backend)
-    }
-
-    async fn claim_due_deliveries(
-        &self,
-        now_ms: i64,
-        claimed_until_ms: i64,
-        limit: u32,
-    ) -> StoreResult<Vec<ferry_store::DeliveryRecord>> {
-        // The notifier asks twice a second: a read answers "nothing due" without the writer.
-        if !notifications::any_due(&mut *self.read().await?, now_ms).await? {
-            return Ok(Vec::new());
-        }
-        let mut tx = self.write().await?;
-        let claimed = notifications::claim_due(&mut tx, now_ms, claimed_until_ms, limit).await?;
-        tx.commit().await.map_err(backend)?;
-        Ok(claimed)
-    }
-
-    async fn record_attempt(
-        &self,
-        id: i64,
-        at_ms: i64,
-        attempt: ferry_store::Attempt,
-    ) -> StoreResult<ferry_store::DeliveryRecord> {
-        let mut tx = self.write().await?;
-        let delivery = notifications::record_attempt(&mut tx, id, at_ms, &attempt).await?;
-        tx.commit().await.map_err(backend)?;
-        Ok(delivery)
     }
 
     async fn deliveries(

@@ -621,11 +621,13 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
     created.state.status = Status::Succeeded;
     created.updated_ms = 5;
     store
-        .update_deployment(DeploymentUpdate {
-            bad_version: Some("1.0".into()),
-            audit: Some(audit("deployment.finish", "", Some("shop-web"))),
-            ..DeploymentUpdate::of(&created)
-        })
+        .update_deployment(
+            DeploymentUpdate {
+                bad_version: Some("1.0".into()),
+                ..DeploymentUpdate::of(&created)
+            },
+            audit("deployment.finish", "", Some("shop-web")),
+        )
         .await
         .unwrap();
     assert_eq!(store.running_deployments().await.unwrap().len(), 0);
@@ -636,7 +638,7 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
     );
     // A change made from a revision that is no longer the latest is refused.
     match store
-        .update_deployment(DeploymentUpdate::of(&created))
+        .record_deployment_progress(DeploymentUpdate::of(&created))
         .await
     {
         Err(StoreError::Conflict(message)) => assert!(
@@ -739,7 +741,7 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
     assert_eq!(row.desired_version.as_deref(), Some("1.2"));
     awaiting.state.status = Status::Succeeded;
     store
-        .update_deployment(DeploymentUpdate::of(&awaiting))
+        .record_deployment_progress(DeploymentUpdate::of(&awaiting))
         .await
         .unwrap();
     assert_eq!(

@@ -1,9 +1,10 @@
 //! The storage trait every ferry backend implements (SQLite now, PostgreSQL later), the
 //! records it stores, and the conformance story each backend runs in its tests.
 //!
-//! Architecture invariant: every mutating method takes the [`AuditRecord`] of the change and
-//! commits it to the hash chain in the same transaction, so no change exists without its
-//! audit event and no audit event without its change.
+//! Architecture invariant: every mutating method of [`Store`] takes the [`AuditRecord`] of the
+//! change and commits it to the hash chain in the same transaction, so no change exists
+//! without its audit event and no audit event without its change. The few writes that have
+//! no audit event are apart, in [`UnauditedWrites`], each saying why none is needed.
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -39,9 +40,71 @@ pub enum StoreError {
 /// Shorthand for results of store calls.
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// Everything ferry keeps, behind one interface both backends implement.
+/// The writes that have no audit event: bookkeeping of agents, deployment steps and
+/// notifications, none of which is a person's (or the server's) decision. Each says why it
+/// needs no event; `ARCHITECTURE.md` lists them. Anything else that changes state belongs in
+/// [`Store`], with its audit record.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait UnauditedWrites: Send + Sync + 'static {
+    /// Records that a target's agent was heard from: a heartbeat, written every few seconds
+    /// while the agent polls; it only tells people when the agent was last seen.
+    async fn touch_target(&self, target: &str, now_ms: i64) -> StoreResult<()>;
+    /// Records what an agent reported about one application (the release it serves, the
+    /// step it is at): an observation of the target, not a change anyone made; the
+    /// deployment that asked for it is audited.
+    async fn report_target_app(&self, report: TargetReport) -> StoreResult<()>;
+    /// Records the step a target reached while it deploys, only while deployment
+    /// `deployment_id` is still at `revision` (so a progress report that arrives after the
+    /// report that moved the deployment on never overwrites it); whether it was recorded.
+    async fn record_target_progress(
+        &self,
+        report: TargetReport,
+        deployment_id: i64,
+        revision: i64,
+    ) -> StoreResult<bool>;
+    /// Saves a deployment's progress: its state machine after an agent's report or a
+    /// timeout, with the report and the desired-state changes it leads to, over the
+    /// revision it was read at like [`Store::update_deployment`]. The request that started
+    /// the deployment and its end are audited; the steps between follow from them and are
+    /// kept in the deployment itself.
+    async fn record_deployment_progress(&self, update: DeploymentUpdate<'_>) -> StoreResult<()>;
+    /// The sequence number of the last audit event turned into deliveries. The first call
+    /// on a store sets it to the current end of the audit trail, so enabling notifications
+    /// does not replay history; the cursor only says how far the trail was read.
+    async fn notification_cursor(&self) -> StoreResult<i64>;
+    /// Queues `deliveries` and moves the cursor from `from` to `to`, in one transaction.
+    /// Refused, changing nothing, when the cursor is not at `from` (another notifier moved
+    /// it). Deliveries are derived from audit events, which are the record.
+    async fn advance_notifications(
+        &self,
+        from: i64,
+        to: i64,
+        deliveries: Vec<NewDelivery>,
+    ) -> StoreResult<()>;
+    /// Claims up to `limit` pending deliveries due at `now_ms` on channels in use, oldest
+    /// first: no other claim returns them before `claimed_until_ms`, when a notifier that
+    /// died while sending them is assumed gone and they are due again. A claim is a lease,
+    /// not a change.
+    async fn claim_due_deliveries(
+        &self,
+        now_ms: i64,
+        claimed_until_ms: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<DeliveryRecord>>;
+    /// Records the outcome of an attempt at `at_ms` and returns the delivery as it is now:
+    /// what a receiver answered, not a change anyone made; the delivery log shows it.
+    async fn record_attempt(
+        &self,
+        id: i64,
+        at_ms: i64,
+        attempt: Attempt,
+    ) -> StoreResult<DeliveryRecord>;
+}
+
+/// Everything ferry keeps, behind one interface both backends implement. Every write here
+/// takes its audit record; the writes without one are [`UnauditedWrites`].
+#[async_trait]
+pub trait Store: UnauditedWrites {
     /// On an empty store, creates the pipeline, the roles and the first admin and returns
     /// true; on a store that already has users, changes nothing and returns false.
     async fn bootstrap(&self, bootstrap: Bootstrap, audit: AuditRecord) -> StoreResult<bool>;
@@ -141,8 +204,6 @@ pub trait Store: Send + Sync + 'static {
     async fn target_by_credential(&self, credential_hash: &str) -> StoreResult<Option<Target>>;
     /// All targets, by name.
     async fn list_targets(&self) -> StoreResult<Vec<Target>>;
-    /// Records that a target's agent was heard from (a heartbeat; not audited).
-    async fn touch_target(&self, target: &str, now_ms: i64) -> StoreResult<()>;
     /// Places an application on exactly these targets of an environment.
     async fn place_app(
         &self,
@@ -157,18 +218,6 @@ pub trait Store: Send + Sync + 'static {
 
     /// Desired and reported state of every target and application, or of one target's.
     async fn target_apps(&self, target: Option<&str>) -> StoreResult<Vec<TargetApp>>;
-    /// Records what an agent reported about one application (not audited: the deployment
-    /// it belongs to is).
-    async fn report_target_app(&self, report: TargetReport) -> StoreResult<()>;
-    /// Records the step a target reached while it deploys, only while deployment
-    /// `deployment_id` is still at `revision` (so a progress report that arrives after the
-    /// report that moved the deployment on never overwrites it); whether it was recorded.
-    async fn record_progress(
-        &self,
-        report: TargetReport,
-        deployment_id: i64,
-        revision: i64,
-    ) -> StoreResult<bool>;
 
     /// Creates a running deployment with its first desired-state changes; refused while
     /// another deployment of the app to the environment runs. The audit record's subject
@@ -179,10 +228,16 @@ pub trait Store: Send + Sync + 'static {
         changes: Vec<DesiredChange>,
         audit: AuditRecord,
     ) -> StoreResult<DeploymentRecord>;
-    /// Saves a change of a deployment with what follows from it, over the revision the
-    /// deployment was read at (`deployment.revision`), which grows by one; otherwise
-    /// [`StoreError::Conflict`] and nothing changes.
-    async fn update_deployment(&self, update: DeploymentUpdate<'_>) -> StoreResult<()>;
+    /// Saves the end of a deployment (it finished, or was rejected or withdrawn while it
+    /// awaited approval) with what follows from it and its audit event, over the revision
+    /// the deployment was read at (`deployment.revision`), which grows by one; otherwise
+    /// [`StoreError::Conflict`] and nothing changes. The steps before its end are
+    /// [`UnauditedWrites::record_deployment_progress`].
+    async fn update_deployment(
+        &self,
+        update: DeploymentUpdate<'_>,
+        audit: AuditRecord,
+    ) -> StoreResult<()>;
     /// One deployment.
     async fn deployment(&self, id: i64) -> StoreResult<Option<DeploymentRecord>>;
     /// The per-app grants of an application.
@@ -352,38 +407,8 @@ pub trait Store: Send + Sync + 'static {
         delivery: NewDelivery,
         audit: AuditRecord,
     ) -> StoreResult<DeliveryRecord>;
-    /// The sequence number of the last audit event turned into deliveries. The first call
-    /// on a store sets it to the current end of the audit trail, so enabling notifications
-    /// does not replay history.
-    async fn notification_cursor(&self) -> StoreResult<i64>;
     /// Audit events after sequence number `seq`, oldest first, at most `limit`.
     async fn audit_events_after(&self, seq: i64, limit: u32) -> StoreResult<Vec<AuditEvent>>;
-    /// Queues `deliveries` and moves the cursor from `from` to `to`, in one transaction.
-    /// Refused, changing nothing, when the cursor is not at `from` (another notifier moved
-    /// it). Not audited: deliveries are derived from audit events.
-    async fn advance_notifications(
-        &self,
-        from: i64,
-        to: i64,
-        deliveries: Vec<NewDelivery>,
-    ) -> StoreResult<()>;
-    /// Claims up to `limit` pending deliveries due at `now_ms` on channels in use, oldest
-    /// first: no other claim returns them before `claimed_until_ms`, when a notifier that
-    /// died while sending them is assumed gone and they are due again.
-    async fn claim_due_deliveries(
-        &self,
-        now_ms: i64,
-        claimed_until_ms: i64,
-        limit: u32,
-    ) -> StoreResult<Vec<DeliveryRecord>>;
-    /// Records the outcome of an attempt at `at_ms` (not audited: no user changed
-    /// anything) and returns the delivery as it is now.
-    async fn record_attempt(
-        &self,
-        id: i64,
-        at_ms: i64,
-        attempt: Attempt,
-    ) -> StoreResult<DeliveryRecord>;
     /// A team's deliveries, newest first, at most `limit`.
     async fn deliveries(&self, team: &str, limit: u32) -> StoreResult<Vec<DeliveryRecord>>;
     /// One delivery.

@@ -1,6 +1,6 @@
 //! The records a store keeps and returns.
 
-use ferry_domain::audit::{AuditEvent, AuditRecord, ChainHead};
+use ferry_domain::audit::{AuditEvent, ChainHead};
 use ferry_domain::backport::ObligationStatus;
 use ferry_domain::deployment::{Deployment, Kind, Status, TargetAppState};
 use ferry_domain::incident::{IncidentStatus, Severity};
@@ -244,19 +244,16 @@ pub struct DeploymentUpdate<'a> {
     pub bad_version: Option<String>,
     /// The agent's report that moved it on, saved with it.
     pub report: Option<TargetReport>,
-    /// Given when the change ends the deployment.
-    pub audit: Option<AuditRecord>,
 }
 
 impl<'a> DeploymentUpdate<'a> {
-    /// Saves `deployment` alone: no desired-state change, mark, report or audit event.
+    /// Saves `deployment` alone: no desired-state change, mark or report.
     pub fn of(deployment: &'a DeploymentRecord) -> DeploymentUpdate<'a> {
         DeploymentUpdate {
             deployment,
             changes: Vec::new(),
             bad_version: None,
             report: None,
-            audit: None,
         }
     }
 }

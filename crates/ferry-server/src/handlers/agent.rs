@@ -13,7 +13,7 @@ use ferry_api::{
     AgentCredential, AgentEnroll, AgentReport, BlobHashes, DesiredApp, DesiredStage, DesiredState,
 };
 use ferry_cas::hash::ContentHash;
-use ferry_domain::audit::AuditRecord;
+use ferry_domain::audit_event::{AuditAction, TargetEnroll};
 use ferry_domain::deployment::{Kind, Outcome, Report};
 use ferry_domain::token::hash_token;
 use ferry_store::TargetReport;
@@ -76,14 +76,9 @@ pub async fn enroll(
 ) -> Result<Json<AgentCredential>, ApiError> {
     let credential = new_token().map_err(|e| ApiError::internal(e.to_string()))?;
     let now = state.clock.now_ms();
-    let record = AuditRecord {
-        at_ms: now,
-        actor: "agent".to_owned(),
-        action: "target.enroll".to_owned(),
-        subject: String::new(),
-        app: None,
-        details: "{}".to_owned(),
-    };
+    // The store makes the subject `target/NAME` once it knows which target enrolled.
+    let record =
+        AuditAction::TargetEnroll(TargetEnroll {}).record(now, "agent", String::new(), None);
     // The token as `ferry target enroll` printed it may end in `.FINGERPRINT`; the stored
     // hash is of the token alone.
     let token = request.token.trim();

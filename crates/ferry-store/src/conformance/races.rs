@@ -121,8 +121,8 @@ async fn two_saves_of_one_revision(first: &dyn Store, second: &dyn Store) -> Res
     failed.state.status = Status::Failed;
     failed.state.reason = Some("t-1: timed out".into());
     let (a, b) = tokio::join!(
-        first.update_deployment(DeploymentUpdate::of(&succeeded)),
-        second.update_deployment(DeploymentUpdate::of(&failed)),
+        first.record_deployment_progress(DeploymentUpdate::of(&succeeded)),
+        second.record_deployment_progress(DeploymentUpdate::of(&failed)),
     );
     one_wins(&a, &b)?;
     let stored = second.deployment(created.id).await.unwrap().unwrap();
@@ -231,15 +231,18 @@ async fn progress_after_a_move(first: &dyn Store, second: &dyn Store) -> Result<
     let mut finished = created.clone();
     finished.state.status = Status::Succeeded;
     first
-        .update_deployment(DeploymentUpdate {
-            report: Some(report(TargetAppState::Succeeded, "live")),
-            ..DeploymentUpdate::of(&finished)
-        })
+        .update_deployment(
+            DeploymentUpdate {
+                report: Some(report(TargetAppState::Succeeded, "live")),
+                ..DeploymentUpdate::of(&finished)
+            },
+            audit("deployment.finish", "", None),
+        )
         .await
         .map_err(|e| e.to_string())?;
     // A progress report read at the old revision arrives through the other: it is dropped.
     let recorded = second
-        .record_progress(
+        .record_target_progress(
             report(TargetAppState::Deploying, "running hooks"),
             created.id,
             created.revision,

@@ -4,10 +4,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use ferry_api::{App, AppGrant, CreateApp};
+use ferry_domain::audit_event::{self, AuditAction};
 use ferry_domain::name::{validate_name, NameKind};
 use ferry_domain::permission::{Action, Level};
 use ferry_store::NewApp;
-use serde_json::json;
 
 use super::rfc3339;
 use crate::auth::Caller;
@@ -97,10 +97,12 @@ pub async fn create_app(
         team: &request.team,
     })?;
     let record = caller.audit(
-        "app.create",
+        AuditAction::AppCreate(audit_event::AppCreate {
+            team: request.team.clone(),
+            keep,
+        }),
         format!("app/{}", request.name),
         Some(&request.name),
-        json!({ "team": request.team, "keep": keep }),
     );
     let app = state
         .store
@@ -177,10 +179,13 @@ pub async fn set_grant(
         )));
     }
     let record = caller.audit(
-        "app.grant",
+        AuditAction::AppGrant(audit_event::AppGrant {
+            user: request.user.clone(),
+            env: request.env.clone(),
+            level,
+        }),
         format!("app/{}", app.name),
         Some(&app.name),
-        json!({ "user": request.user, "env": request.env, "level": level }),
     );
     let grant = ferry_store::AppGrant {
         app: app.name,

@@ -5,11 +5,11 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use ferry_api::{AddChannel, Delivery, NotificationChannel};
+use ferry_domain::audit_event::{self, AuditAction};
 use ferry_domain::permission::{decide, Action, Decision};
 use ferry_notify::Channel;
 use ferry_store::{ChannelRecord, DeliveryRecord, NewChannel, NewDelivery};
 use serde::Deserialize;
-use serde_json::json;
 use utoipa::IntoParams;
 
 use super::rfc3339;
@@ -138,10 +138,13 @@ pub async fn add_channel(
         Channel::Email { .. } => "email",
     };
     let record = caller.audit(
-        "channel.add",
+        AuditAction::ChannelAdd(audit_event::ChannelAdd {
+            team: team.clone(),
+            kind: kind.to_owned(),
+            description: description.clone(),
+        }),
         String::new(),
         None,
-        json!({ "team": team, "kind": kind, "description": description }),
     );
     let config = serde_json::to_string(&channel)
         .map_err(|e| ApiError::internal(format!("cannot encode the channel: {e}")))?;
@@ -177,10 +180,13 @@ pub async fn remove_channel(
     require_manage(&caller, &team)?;
     let channel = channel_of(&state, &team, id).await?;
     let record = caller.audit(
-        "channel.remove",
+        AuditAction::ChannelRemove(audit_event::ChannelRemove {
+            team: team.clone(),
+            channel: id,
+            description: channel.description.clone(),
+        }),
         format!("channel/{id}"),
         None,
-        json!({ "team": team, "channel": id, "description": channel.description }),
     );
     state
         .store
@@ -207,11 +213,14 @@ pub async fn test_channel(
     let now = caller.now_ms();
     let message = notifier::test_message(&team, &channel, &caller.user.name, now);
     let record = caller.audit(
-        notifier::TEST_EVENT,
+        AuditAction::ChannelTest(audit_event::ChannelTest {
+            team: team.clone(),
+            channel: id,
+            description: channel.description.clone(),
+            message: message.id.clone(),
+        }),
         format!("channel/{id}"),
         None,
-        json!({ "team": team, "channel": id, "description": channel.description,
-            "message": message.id }),
     );
     let delivery = NewDelivery {
         channel_id: id,

@@ -11,6 +11,10 @@ use ferry_api::{
     DeploymentStatus, DeploymentTarget, EnvStatus, Review, Status, TargetStatus,
 };
 use ferry_domain::approval::{Approval, ApprovalError};
+use ferry_domain::audit_event::{
+    AuditAction, BreakGlassUsed, DeployChange, DeploymentApprove, DeploymentReject,
+    DeploymentRequested, RequestedChange, RollbackChange,
+};
 use ferry_domain::backport::ObligationStatus;
 use ferry_domain::deployment::{self, Kind, Refusal, Strategy, TargetAppState};
 use ferry_domain::lifecycle::check_promotion;
@@ -19,7 +23,6 @@ use ferry_domain::permission::{Action, Level};
 use ferry_domain::rollback::rollback_target;
 use ferry_store::{ApprovalRecord, DeploymentRecord, DeploymentUpdate};
 use serde::Deserialize;
-use serde_json::json;
 use utoipa::IntoParams;
 
 use super::apps::visible_app;
@@ -135,8 +138,8 @@ struct NewDeployment<'a> {
     version: &'a str,
     kind: Kind,
     strategy: Strategy,
-    /// What the audit event records.
-    details: serde_json::Value,
+    /// What it changes, as the audit event records it.
+    change: RequestedChange,
     /// What policy decided: whether it waits for approvals (its targets stage the release
     /// meanwhile) instead of starting, and the overrides to audit.
     verdict: Verdict,
@@ -181,27 +184,24 @@ async fn start(
         review: new.verdict.review.clone(),
     };
     let changes = desired_changes(&record, commands);
-    let mut details = new.details;
     let verdict = new.verdict;
-    let mut action = format!("deployment.{}", new.kind);
-    if let Some(guard) = verdict.guard_override {
-        details["override_guard"] = guard;
-        action = "deployment.override_guard".to_owned();
-    }
-    if !verdict.review.is_empty() {
-        details["review"] = json!(verdict.review);
-    }
-    // Break-glass is the stronger override: its name wins, the guard's details stay.
-    if let Some(glass) = &verdict.break_glass {
-        details["break_glass"] = json!({
-            "kind": new.kind,
-            "reason": glass.reason,
-            "summary": glass.summary(&caller.user.name, env),
-        });
-        action = "deployment.break_glass".to_owned();
-    }
-    details["team"] = json!(team_of(state, app).await?);
-    let audit = caller.audit(&action, String::new(), Some(app), details);
+    let requested = DeploymentRequested {
+        change: new.change,
+        env: env.to_owned(),
+        override_guard: verdict.guard_override,
+        review: verdict.review,
+        break_glass: verdict.break_glass.as_ref().map(|glass| BreakGlassUsed {
+            kind: new.kind.to_owned(),
+            reason: glass.reason.clone(),
+            summary: glass.summary(&caller.user.name, env),
+        }),
+        team: team_of(state, app).await?,
+    };
+    let audit = caller.audit(
+        requested.into_action(new.kind == Kind::Stage),
+        String::new(),
+        Some(app),
+    );
     record = state
         .store
         .create_deployment(record, changes.clone(), audit)
@@ -295,8 +295,12 @@ pub async fn deploy(
         };
         judge(&state, &caller, &ask).await?
     };
-    let details = json!({ "version": request.version, "env": env.name, "strategy": request.strategy,
-        "reason": request.reason, "allow_downgrade": request.allow_downgrade });
+    let change = RequestedChange::Deploy(DeployChange {
+        version: request.version.clone(),
+        strategy: request.strategy.clone(),
+        reason: request.reason.clone(),
+        allow_downgrade: request.allow_downgrade,
+    });
     let deployment = start(
         &state,
         &caller,
@@ -310,7 +314,7 @@ pub async fn deploy(
                 Kind::Deploy
             },
             strategy,
-            details,
+            change,
             verdict,
         },
     )
@@ -434,7 +438,11 @@ pub async fn rollback(
         override_guard: request.override_guard.then_some(request.reason.as_deref()),
     };
     let verdict = judge(&state, &caller, &ask).await?;
-    let details = json!({ "from": current, "to": to, "env": env.name, "reason": request.reason });
+    let change = RequestedChange::Rollback(RollbackChange {
+        from: current,
+        to: to.clone(),
+        reason: request.reason.clone(),
+    });
     let deployment = start(
         &state,
         &caller,
@@ -444,7 +452,7 @@ pub async fn rollback(
             version: &to,
             kind: Kind::Rollback,
             strategy: Strategy::Parallel,
-            details,
+            change,
             verdict,
         },
     )
@@ -731,12 +739,16 @@ async fn approve_once(
         at_ms: caller.now_ms(),
     };
     let audit = caller.audit(
-        "deployment.approve",
+        AuditAction::DeploymentApprove(DeploymentApprove {
+            version: version.clone(),
+            env: env.name.clone(),
+            reason: request.reason.clone(),
+            approvals: outcome.approvals_now,
+            required: env.policy.approvals_required,
+            started: outcome.ready,
+        }),
         format!("deployment/{id}"),
         Some(&app.name),
-        json!({ "version": version, "env": env.name, "reason": request.reason,
-            "approvals": outcome.approvals_now, "required": env.policy.approvals_required,
-            "started": outcome.ready }),
     );
     state
         .store
@@ -796,17 +808,18 @@ pub async fn reject(
             .map_err(|e| ApiError::policy("approval", e.to_string()))?;
         record.updated_ms = caller.now_ms();
         let audit = caller.audit(
-            "deployment.reject",
+            AuditAction::DeploymentReject(DeploymentReject {
+                version: record.version.clone(),
+                env: env.name.clone(),
+                reason: rejection.reason.clone(),
+                withdrawn: rejection.withdrawn,
+            }),
             format!("deployment/{id}"),
             Some(&app.name),
-            json!({ "version": record.version, "env": env.name, "reason": rejection.reason, "withdrawn": rejection.withdrawn }),
         );
         let saved = state
             .store
-            .update_deployment(DeploymentUpdate {
-                audit: Some(audit),
-                ..DeploymentUpdate::of(&record)
-            })
+            .update_deployment(DeploymentUpdate::of(&record), audit)
             .await;
         match saved {
             Err(ferry_store::StoreError::Conflict(_)) => continue,

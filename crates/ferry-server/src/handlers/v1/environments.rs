@@ -4,11 +4,11 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use ferry_api::{ChangePolicy, CreateEnvironment, Environment};
+use ferry_domain::audit_event::{self, AuditAction};
 use ferry_domain::freeze::FreezeWindow;
 use ferry_domain::name::{validate_name, NameKind};
 use ferry_domain::permission::Action;
 use ferry_store::{FreezeWindowRecord, PolicyChange};
-use serde_json::json;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -70,10 +70,11 @@ pub async fn create_environment(
     }
     caller.require(Action::ChangePolicy)?;
     let record = caller.audit(
-        "environment.create",
+        AuditAction::EnvironmentCreate(audit_event::EnvironmentCreate {
+            after: request.after.clone(),
+        }),
         format!("environment/{}", request.name),
         None,
-        json!({ "after": request.after }),
     );
     let env = state
         .store
@@ -161,10 +162,13 @@ pub async fn change_policy(
             protected: request.protected,
         };
         let record = caller.audit(
-            "environment.set-policy",
+            AuditAction::EnvironmentSetPolicy(audit_event::EnvironmentSetPolicy {
+                approvals: request.approvals,
+                self_approval: request.self_approval,
+                protected: request.protected,
+            }),
             format!("environment/{name}"),
             None,
-            json!({ "approvals": request.approvals, "self_approval": request.self_approval, "protected": request.protected }),
         );
         state
             .store
@@ -175,10 +179,11 @@ pub async fn change_policy(
     };
     for expression in removed {
         let record = caller.audit(
-            "environment.unfreeze",
+            AuditAction::EnvironmentUnfreeze(audit_event::FreezeWindow {
+                window: expression.clone(),
+            }),
             format!("environment/{name}"),
             None,
-            json!({ "window": expression }),
         );
         state
             .store
@@ -187,10 +192,11 @@ pub async fn change_policy(
     }
     for expression in added {
         let record = caller.audit(
-            "environment.freeze",
+            AuditAction::EnvironmentFreeze(audit_event::FreezeWindow {
+                window: expression.clone(),
+            }),
             format!("environment/{name}"),
             None,
-            json!({ "window": expression }),
         );
         let window = FreezeWindowRecord {
             env: name.clone(),

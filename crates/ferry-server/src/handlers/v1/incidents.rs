@@ -5,6 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use ferry_api::{CreateDeployment, HotfixPlan, Incident, IncidentNote, IncidentStep, OpenIncident};
+use ferry_domain::audit_event::{self, AuditAction};
 use ferry_domain::incident::{check_ack, check_resolve, IncidentStatus, Severity};
 use ferry_domain::name::{validate_name, NameKind};
 use ferry_domain::permission::Action;
@@ -13,7 +14,6 @@ use ferry_domain::support::{hotfix_base, HotfixBase};
 use ferry_domain::vocabulary::UnknownWord;
 use ferry_store::{App, IncidentRecord};
 use serde::Deserialize;
-use serde_json::json;
 use utoipa::IntoParams;
 
 use super::deployments::deploy;
@@ -217,12 +217,17 @@ pub async fn open_incident(
         }],
     };
     let audit = caller.audit(
-        "incident.open",
+        AuditAction::IncidentOpen(audit_event::IncidentOpen {
+            env: record.env.clone(),
+            severity: record.severity,
+            title: record.title.clone(),
+            path: record.path,
+            team: team.clone(),
+            assignee: record.assignee.clone(),
+            base_version: record.base_version.clone(),
+        }),
         String::new(),
         Some(&app.name),
-        json!({ "env": record.env, "severity": record.severity, "title": record.title,
-            "path": record.path, "team": team, "assignee": record.assignee,
-            "base_version": record.base_version }),
     );
     // The incident goes where routing sends it; a backlog item is the maintaining team's work.
     let backlog_team = maintaining_team(&app.team, app.maintainer.as_deref());
@@ -367,21 +372,21 @@ async fn change_incident(
     let (status, read_level) = (incident.status, incident.escalation_level);
     let now = caller.now_ms();
     let user = caller.user.name.clone();
-    let (action, what) = match change {
+    let (action, what): (fn(audit_event::IncidentChange) -> AuditAction, &str) = match change {
         Change::Ack => {
             check_ack(id, status).map_err(|e| ApiError::policy("incident", e.to_string()))?;
             incident.status = IncidentStatus::Acknowledged;
             incident.acknowledged_ms = Some(now);
             incident.acknowledged_by = Some(user.clone());
             incident.assignee = Some(user.clone());
-            ("incident.ack", "acknowledged")
+            (AuditAction::IncidentAck, "acknowledged")
         }
         Change::Resolve => {
             check_resolve(id, status).map_err(|e| ApiError::policy("incident", e.to_string()))?;
             incident.status = IncidentStatus::Resolved;
             incident.resolved_ms = Some(now);
             incident.resolved_by = Some(user.clone());
-            ("incident.resolve", "resolved")
+            (AuditAction::IncidentResolve, "resolved")
         }
     };
     incident.history.push(ferry_store::IncidentStep {
@@ -393,10 +398,14 @@ async fn change_incident(
         },
     });
     let audit = caller.audit(
-        action,
+        action(audit_event::IncidentChange {
+            incident: id,
+            note,
+            team: incident.team.clone(),
+            title: incident.title.clone(),
+        }),
         format!("incident/{id}"),
         Some(&incident.app),
-        json!({ "incident": id, "note": note, "team": incident.team, "title": incident.title }),
     );
     state
         .store
@@ -471,11 +480,15 @@ pub async fn start_hotfix(
         };
     let rebase_audit = rebased_from.as_ref().map(|from| {
         caller.audit(
-            "incident.rebase",
+            AuditAction::IncidentRebase(audit_event::IncidentRebase {
+                incident: id,
+                from: from.clone(),
+                base_version: base.clone(),
+                suggested_version: suggested.clone(),
+                team: incident.team.clone(),
+            }),
             format!("incident/{id}"),
             Some(&app.name),
-            json!({ "incident": id, "from": from, "base_version": base,
-                "suggested_version": suggested, "team": incident.team }),
         )
     });
     let actor = caller.user.name.clone();

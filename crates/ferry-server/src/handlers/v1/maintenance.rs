@@ -2,8 +2,8 @@
 
 use axum::extract::State;
 use axum::Json;
+use ferry_domain::audit_event::{self, AuditAction};
 use ferry_domain::permission::Action;
-use serde_json::json;
 
 use super::apps::visible_app;
 use crate::auth::Caller;
@@ -27,10 +27,12 @@ pub async fn prune(
     caller.require(Action::CreateRelease { team: &app.team })?;
     let report = prune_app(&state, &app, state.gc_grace, |removed| {
         caller.audit(
-            "release.prune",
+            AuditAction::ReleasePrune(audit_event::ReleasePrune {
+                removed: removed.to_vec(),
+                keep: app.keep_releases,
+            }),
             format!("app/{}", app.name),
             Some(&app.name),
-            json!({ "removed": removed, "keep": app.keep_releases }),
         )
     })
     .await?;

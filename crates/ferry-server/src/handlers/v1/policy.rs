@@ -5,6 +5,7 @@
 //! from the store.
 
 use ferry_domain::approval::needs_approval;
+use ferry_domain::audit_event;
 use ferry_domain::downgrade::check_downgrade;
 use ferry_domain::freeze::{check_freeze, frozen_until, FreezeWindow};
 use ferry_domain::guard::{Undone, UndoneHotfixes};
@@ -42,7 +43,7 @@ pub struct Verdict {
     pub break_glass: Option<BreakGlass>,
     /// An accepted override of the regression guard, to audit: the reason and what it lets
     /// through.
-    pub guard_override: Option<serde_json::Value>,
+    pub guard_override: Option<audit_event::GuardOverride>,
     /// Paths of shipped hotfixes the release changes differently: allowed, for review.
     pub review: Vec<String>,
     /// The overrides granted, stored with the deployment for the approval that starts it.
@@ -173,7 +174,7 @@ pub async fn judge(state: &AppState, caller: &Caller, ask: &Ask<'_>) -> Result<V
     Ok(Verdict {
         awaits_approval: !ask.rollback && needs_approval(&ask.env.policy, break_glass.is_some()),
         break_glass,
-        guard_override: guard_override.map(|accepted| accepted.audit_json()),
+        guard_override: guard_override.map(|accepted| accepted.audited()),
         review,
         overrides,
     })
@@ -303,8 +304,19 @@ struct AcceptedOverride {
 
 impl AcceptedOverride {
     /// What the audit event of the override records.
-    fn audit_json(&self) -> serde_json::Value {
-        serde_json::json!({ "reason": self.reason, "overridden": undone_json(&self.undone) })
+    fn audited(&self) -> audit_event::GuardOverride {
+        audit_event::GuardOverride {
+            reason: self.reason.clone(),
+            overridden: self
+                .undone
+                .iter()
+                .map(|u| audit_event::OverriddenHotfix {
+                    hotfix_version: u.hotfix_version.clone(),
+                    incident: u.incident,
+                    missing: u.missing.clone(),
+                })
+                .collect(),
+        }
     }
 }
 

@@ -10,10 +10,10 @@ use ferry_api::{CreateRelease, CreatedRelease, DiffModified, DiffPath, Release, 
 use ferry_cas::diff::diff;
 use ferry_cas::hash::ContentHash;
 use ferry_cas::manifest::Manifest;
+use ferry_domain::audit_event::{self, AuditAction};
 use ferry_domain::name::validate_version;
 use ferry_domain::permission::Action;
 use ferry_store::{NewRelease, ReleaseOutcome};
-use serde_json::json;
 
 use super::apps::visible_app;
 use super::blobs::blocking;
@@ -177,12 +177,18 @@ pub async fn create_release(
         incident: request.incident,
     };
     let record = caller.audit(
-        "release.create",
+        AuditAction::ReleaseCreate(audit_event::ReleaseCreate {
+            digest: release.digest.clone(),
+            files: release.files,
+            bytes: release.bytes,
+            source: serde_json::to_value(&request.source).expect("sources serialize"),
+            hotfix_of: release.hotfix_of.clone(),
+            incident: release.incident,
+            closes: closes.clone(),
+            backports_done: fulfils.clone(),
+        }),
         format!("release/{}/{}", app.name, request.version),
         Some(&app.name),
-        json!({ "digest": release.digest, "files": release.files, "bytes": release.bytes,
-            "source": request.source, "hotfix_of": release.hotfix_of, "incident": release.incident,
-            "closes": closes, "backports_done": fulfils }),
     );
 
     // Shared with other creations, exclusive with garbage collection: the blobs checked

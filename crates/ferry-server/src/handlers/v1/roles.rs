@@ -3,10 +3,10 @@
 use axum::extract::State;
 use axum::Json;
 use ferry_api::{Role, SetRoleLevel};
+use ferry_domain::audit_event::{self, AuditAction};
 use ferry_domain::name::{validate_name, NameKind};
 use ferry_domain::permission::{Action, Level};
 use ferry_domain::role::is_editable;
-use serde_json::json;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -57,10 +57,12 @@ pub async fn set_role_level(
     let level: Level = request.level.parse().map_err(ApiError::invalid)?;
     caller.require(Action::Administer)?;
     let record = caller.audit(
-        "role.set-level",
+        AuditAction::RoleSetLevel(audit_event::RoleSetLevel {
+            env: request.env.clone(),
+            level,
+        }),
         format!("role/{name}"),
         None,
-        json!({ "env": request.env, "level": level }),
     );
     let role = state
         .store

@@ -9,6 +9,7 @@ use axum::Json;
 use ferry_api::{
     BacklogItem, Backport, RoutingRule, SetMaintainer, SetTeamSupport, TeamSupport, WaiveBackport,
 };
+use ferry_domain::audit_event::{self, AuditAction};
 use ferry_domain::backport::{check_waive, ObligationStatus};
 use ferry_domain::duration::{format_duration, parse_duration};
 use ferry_domain::name::{validate_name, NameKind};
@@ -16,7 +17,6 @@ use ferry_domain::permission::{Action, Level};
 use ferry_domain::rotation::Rotation;
 use ferry_domain::routing::{check_category, maintaining_team};
 use serde::Deserialize;
-use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use utoipa::IntoParams;
@@ -179,11 +179,14 @@ pub async fn waive_backport(
         _ => ApiError::policy("backport", e.to_string()),
     })?;
     let audit = caller.audit(
-        "backport.waive",
+        AuditAction::BackportWaive(audit_event::BackportWaive {
+            backport: id,
+            hotfix_version: backport.hotfix_version.clone(),
+            reason: reason.clone(),
+            team: maintaining_team(&app.team, app.maintainer.as_deref()).to_owned(),
+        }),
         format!("backport/{id}"),
         Some(&app.name),
-        json!({ "backport": id, "hotfix_version": backport.hotfix_version, "reason": reason,
-            "team": maintaining_team(&app.team, app.maintainer.as_deref()) }),
     );
     let now = caller.now_ms();
     state
@@ -311,13 +314,14 @@ pub async fn set_team_support(
         }
     }
     let audit = caller.audit(
-        "team.support",
+        AuditAction::TeamSupport(audit_event::TeamSupport {
+            members: support.rotation.as_ref().map(|r| r.members.clone()),
+            shift_ms: support.rotation.as_ref().map(|r| r.shift_ms),
+            start_ms: support.rotation.as_ref().map(|r| r.start_ms),
+            escalate_after_ms: support.escalate_after_ms,
+        }),
         format!("team/{team}"),
         None,
-        json!({ "members": support.rotation.as_ref().map(|r| r.members.clone()),
-            "shift_ms": support.rotation.as_ref().map(|r| r.shift_ms),
-            "start_ms": support.rotation.as_ref().map(|r| r.start_ms),
-            "escalate_after_ms": support.escalate_after_ms }),
     );
     state.store.set_team_support(support.clone(), audit).await?;
     Ok(Json(support_json(support, now)))
@@ -355,10 +359,12 @@ pub async fn set_route(
     validate_name(NameKind::Team, &request.team)?;
     caller.require(Action::ChangePolicy)?;
     let audit = caller.audit(
-        "route.set",
+        AuditAction::RouteSet(audit_event::RouteSet {
+            category: request.category.clone(),
+            team: request.team.clone(),
+        }),
         format!("route/{}", request.category),
         None,
-        json!({ "category": request.category, "team": request.team }),
     );
     state
         .store
@@ -380,10 +386,11 @@ pub async fn remove_route(
     check_category(&category).map_err(|e| ApiError::invalid(e.to_string()))?;
     caller.require(Action::ChangePolicy)?;
     let audit = caller.audit(
-        "route.remove",
+        AuditAction::RouteRemove(audit_event::RouteRemove {
+            category: category.clone(),
+        }),
         format!("route/{category}"),
         None,
-        json!({ "category": category }),
     );
     state.store.set_routing_rule(&category, None, audit).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -407,10 +414,11 @@ pub async fn set_maintainer(
     }
     caller.require(Action::ManageTeamRoles { team: &app.team })?;
     let audit = caller.audit(
-        "app.maintainer",
+        AuditAction::AppMaintainer(audit_event::AppMaintainer {
+            maintainer: request.team.clone(),
+        }),
         format!("app/{name}"),
         Some(&name),
-        json!({ "maintainer": request.team }),
     );
     state
         .store

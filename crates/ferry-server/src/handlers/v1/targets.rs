@@ -4,10 +4,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use ferry_api::{EnrollTarget, EnrollmentToken, Placement, Target};
+use ferry_domain::audit_event::{self, AuditAction};
 use ferry_domain::name::{validate_name, NameKind};
 use ferry_domain::permission::{Action, Level};
 use ferry_domain::token::hash_token;
-use serde_json::json;
 
 use super::apps::visible_app;
 use super::rfc3339;
@@ -54,10 +54,11 @@ pub async fn enroll(
     let token = new_token().map_err(|e| ApiError::internal(e.to_string()))?;
     let expires_ms = caller.now_ms() + ENROLLMENT_VALID_MS;
     let record = caller.audit(
-        "target.enroll-token",
+        AuditAction::TargetEnrollToken(audit_event::TargetEnrollToken {
+            env: request.env.clone(),
+        }),
         format!("target/{}", request.name),
         None,
-        json!({ "env": request.env }),
     );
     let target = state
         .store
@@ -125,10 +126,12 @@ pub async fn place(
         level: Level::Approve,
     })?;
     let record = caller.audit(
-        "app.place",
+        AuditAction::AppPlace(audit_event::AppPlace {
+            env: request.env.clone(),
+            targets: request.targets.clone(),
+        }),
         format!("app/{}", app.name),
         Some(&app.name),
-        json!({ "env": request.env, "targets": request.targets }),
     );
     state
         .store

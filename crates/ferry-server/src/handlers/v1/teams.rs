@@ -4,9 +4,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use ferry_api::{CreateTeam, SetMember, Team, TeamMember};
+use ferry_domain::audit_event::{self, AuditAction};
 use ferry_domain::name::{validate_name, NameKind};
 use ferry_domain::permission::{check_assignable, Action};
-use serde_json::json;
 
 use super::rfc3339;
 use crate::auth::Caller;
@@ -50,10 +50,9 @@ pub async fn create_team(
     validate_name(NameKind::Team, &request.name)?;
     caller.require(Action::Administer)?;
     let record = caller.audit(
-        "team.create",
+        AuditAction::TeamCreate(audit_event::TeamCreate {}),
         format!("team/{}", request.name),
         None,
-        json!({}),
     );
     let team = state.store.create_team(&request.name, record).await?;
     Ok((StatusCode::CREATED, Json(team_json(team))))
@@ -175,10 +174,12 @@ pub async fn set_member(
     let new_role = request.role.as_deref().unwrap_or(&user.default_role);
     check_membership_change(&state, &caller, &team, &user, Some(new_role)).await?;
     let record = caller.audit(
-        "team.member",
+        AuditAction::TeamMember(audit_event::TeamMember::Set {
+            user: name.clone(),
+            role: request.role.clone(),
+        }),
         format!("team/{team}"),
         None,
-        json!({ "user": name, "role": request.role }),
     );
     state
         .store
@@ -208,10 +209,9 @@ pub async fn remove_member(
     let user = existing_user(&state, &name).await?;
     check_membership_change(&state, &caller, &team, &user, None).await?;
     let record = caller.audit(
-        "team.member",
+        AuditAction::TeamMember(audit_event::TeamMember::Removed { user: name.clone() }),
         format!("team/{team}"),
         None,
-        json!({ "user": name, "removed": true }),
     );
     state
         .store

@@ -4,11 +4,11 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use ferry_api::{CreateUser, CreatedUser, TeamRole, User};
+use ferry_domain::audit_event::{self, AuditAction};
 use ferry_domain::name::{validate_name, NameKind};
 use ferry_domain::permission::Action;
 use ferry_domain::token::hash_token;
 use ferry_store::{Membership, NewUser};
-use serde_json::json;
 
 use super::rfc3339;
 use crate::auth::{new_token, Caller};
@@ -94,10 +94,19 @@ pub async fn create_user(
     caller.require(Action::Administer)?;
     let token = new_token().map_err(|e| ApiError::internal(e.to_string()))?;
     let record = caller.audit(
-        "user.create",
+        AuditAction::UserCreate(audit_event::UserCreate {
+            role: role.clone(),
+            teams: request
+                .teams
+                .iter()
+                .map(|t| audit_event::TeamRole {
+                    team: t.team.clone(),
+                    role: t.role.clone(),
+                })
+                .collect(),
+        }),
         format!("user/{}", request.name),
         None,
-        json!({ "role": role, "teams": request.teams }),
     );
     let user = state
         .store

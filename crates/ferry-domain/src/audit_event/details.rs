@@ -1,0 +1,569 @@
+//! The details of each audited change, with the JSON keys ferry has always stored.
+//!
+//! Fields that older events lack (they were added later) default when read, so every event
+//! ferry ever wrote still parses; none of these types refuses keys it does not know, for the
+//! same reason (`environment.set-policy` once recorded its whole request).
+
+use serde::{Deserialize, Serialize};
+
+use super::AuditAction;
+use crate::deployment::{Kind, Status};
+use crate::incident::Severity;
+use crate::permission::Level;
+use crate::support::{BackportMode, SupportPath};
+
+/// `server.bootstrap`: the environments created and the admin's name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerBootstrap {
+    /// The pipeline's environments, first first.
+    pub pipeline: Vec<String>,
+    /// The first admin's user name.
+    pub admin: String,
+}
+
+/// `team.create`: the team is the subject, `team/NAME`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TeamCreate {}
+
+/// `team.member`: a user joined a team or changed role there, or left it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "TeamMemberStored", into = "TeamMemberStored")]
+pub enum TeamMember {
+    /// Added, or their role changed; `role: None` means their default role applies.
+    Set {
+        /// The user.
+        user: String,
+        /// The role they hold in the team, if not their default.
+        role: Option<String>,
+    },
+    /// Taken out of the team.
+    Removed {
+        /// The user.
+        user: String,
+    },
+}
+
+/// How `team.member` is stored: `{"user", "role"}` (the role may be `null`), or
+/// `{"user", "removed": true}`.
+#[derive(Clone, Serialize, Deserialize)]
+struct TeamMemberStored {
+    user: String,
+    // Outer `None`: no `role` key (a removal); `Some(None)`: `"role": null`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    role: Option<Option<String>>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    removed: bool,
+}
+
+impl From<TeamMemberStored> for TeamMember {
+    fn from(stored: TeamMemberStored) -> TeamMember {
+        match stored.removed {
+            true => TeamMember::Removed { user: stored.user },
+            false => TeamMember::Set {
+                user: stored.user,
+                role: stored.role.flatten(),
+            },
+        }
+    }
+}
+
+impl From<TeamMember> for TeamMemberStored {
+    fn from(member: TeamMember) -> TeamMemberStored {
+        match member {
+            TeamMember::Set { user, role } => TeamMemberStored {
+                user,
+                role: Some(role),
+                removed: false,
+            },
+            TeamMember::Removed { user } => TeamMemberStored {
+                user,
+                role: None,
+                removed: true,
+            },
+        }
+    }
+}
+
+/// `team.support`: the team's rotation (all `None` without one) and escalation time.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TeamSupport {
+    /// The people of the rotation, in order.
+    pub members: Option<Vec<String>>,
+    /// How long each person's shift lasts.
+    pub shift_ms: Option<i64>,
+    /// When the first shift started.
+    pub start_ms: Option<i64>,
+    /// How long a critical incident may stay unacknowledged before it escalates.
+    pub escalate_after_ms: i64,
+}
+
+/// `user.create`: the user's default role and teams.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserCreate {
+    /// The default role.
+    pub role: String,
+    /// The teams they joined.
+    pub teams: Vec<TeamRole>,
+}
+
+/// A team a new user joined, and the role replacing their default role there.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TeamRole {
+    /// The team.
+    pub team: String,
+    /// The role there (`None`: the default role applies).
+    pub role: Option<String>,
+}
+
+/// `role.set-level`: the role is the subject, `role/NAME`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleSetLevel {
+    /// The environment.
+    pub env: String,
+    /// The role's level there now.
+    pub level: Level,
+}
+
+/// `environment.create`: the environment is the subject, `environment/NAME`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvironmentCreate {
+    /// The environment it follows (`None`: the end of the pipeline).
+    pub after: Option<String>,
+}
+
+/// `environment.set-policy`: the fields of the policy that changed (`None`: unchanged).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvironmentSetPolicy {
+    /// Approvals a deployment needs.
+    pub approvals: Option<u32>,
+    /// Whether requesters may approve their own deployments.
+    pub self_approval: Option<bool>,
+    /// Whether the environment is protected.
+    pub protected: Option<bool>,
+}
+
+/// `environment.freeze` and `environment.unfreeze`: the window added or removed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FreezeWindow {
+    /// `CRON DURATION`, as listed.
+    pub window: String,
+}
+
+/// `app.create`: the application is the subject, `app/NAME`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppCreate {
+    /// The team that owns it.
+    pub team: String,
+    /// Releases retention keeps.
+    pub keep: u32,
+}
+
+/// `app.grant`: a user's level on the application in one environment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppGrant {
+    /// The user.
+    pub user: String,
+    /// The environment.
+    pub env: String,
+    /// The level granted (`none` removes the grant).
+    pub level: Level,
+}
+
+/// `app.place`: the targets the application runs on in an environment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppPlace {
+    /// The environment.
+    pub env: String,
+    /// The targets, exactly.
+    pub targets: Vec<String>,
+}
+
+/// `app.maintainer`: the team that maintains the application.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppMaintainer {
+    /// The maintaining team (`None`: its owner).
+    pub maintainer: Option<String>,
+}
+
+/// `target.enroll-token`: the target is the subject, `target/NAME`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetEnrollToken {
+    /// The target's environment.
+    pub env: String,
+}
+
+/// `target.enroll`: the target is the subject, `target/NAME`; the actor is `agent`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetEnroll {}
+
+/// `release.create`: the release is the subject, `release/APP/VERSION`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReleaseCreate {
+    /// The manifest's digest.
+    pub digest: String,
+    /// Files in the release.
+    pub files: u64,
+    /// Bytes of content.
+    pub bytes: u64,
+    /// Where the content came from, as the client described it.
+    pub source: serde_json::Value,
+    /// The release a hotfix is based on.
+    #[serde(default)]
+    pub hotfix_of: Option<String>,
+    /// The incident a hotfix fixes.
+    #[serde(default)]
+    pub incident: Option<i64>,
+    /// Backlog items the release closes.
+    #[serde(default)]
+    pub closes: Vec<i64>,
+    /// Backport obligations the release fulfils.
+    #[serde(default)]
+    pub backports_done: Vec<i64>,
+}
+
+/// `release.prune`: what retention removed from the application.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleasePrune {
+    /// The versions removed.
+    pub removed: Vec<String>,
+    /// Releases retention keeps.
+    pub keep: u32,
+}
+
+/// `channel.add`: the channel is the subject, `channel/ID`. Never its secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelAdd {
+    /// The team it tells.
+    pub team: String,
+    /// `webhook` or `email`.
+    pub kind: String,
+    /// Where it delivers, for people.
+    pub description: String,
+}
+
+/// `channel.remove`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelRemove {
+    /// The team it told.
+    pub team: String,
+    /// The channel's id.
+    pub channel: i64,
+    /// Where it delivered, for people.
+    pub description: String,
+}
+
+/// `channel.test`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelTest {
+    /// The team it tells.
+    pub team: String,
+    /// The channel's id.
+    pub channel: i64,
+    /// Where it delivers, for people.
+    pub description: String,
+    /// The test message's id.
+    pub message: String,
+}
+
+/// `route.set`: the rule is the subject, `route/CATEGORY`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteSet {
+    /// The incident category.
+    pub category: String,
+    /// The team its incidents go to.
+    pub team: String,
+}
+
+/// `route.remove`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteRemove {
+    /// The incident category.
+    pub category: String,
+}
+
+/// `incident.open`: the incident is the subject, `incident/ID`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncidentOpen {
+    /// The environment it happens in.
+    pub env: String,
+    /// `critical`, `high`, ...
+    pub severity: Severity,
+    /// What is wrong, in one line.
+    pub title: String,
+    /// The support path it takes.
+    pub path: SupportPath,
+    /// The team routing sent it to.
+    pub team: String,
+    /// Who answers it (`None`: the team's leads).
+    pub assignee: Option<String>,
+    /// The release production runs, a hotfix's base.
+    #[serde(default)]
+    pub base_version: Option<String>,
+}
+
+/// `incident.ack` and `incident.resolve`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncidentChange {
+    /// The incident's id.
+    pub incident: i64,
+    /// What the person said.
+    pub note: Option<String>,
+    /// The team it was routed to.
+    pub team: String,
+    /// Its title.
+    pub title: String,
+}
+
+/// `incident.escalate`; the actor is `ferry`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncidentEscalate {
+    /// The incident's id.
+    pub incident: i64,
+    /// The escalation level reached.
+    pub level: u32,
+    /// Who answers it now (`None`: the team's leads).
+    pub assignee: Option<String>,
+    /// The team it was routed to.
+    pub team: String,
+    /// Its title.
+    pub title: String,
+    /// Its severity.
+    pub severity: Severity,
+}
+
+/// `incident.rebase`: the hotfix base moved to what production runs now.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncidentRebase {
+    /// The incident's id.
+    pub incident: i64,
+    /// The base recorded when it was opened.
+    pub from: String,
+    /// The base now.
+    pub base_version: String,
+    /// The hotfix version suggested for the new base.
+    pub suggested_version: String,
+    /// The team it was routed to.
+    pub team: String,
+}
+
+/// `backport.open`: the hotfix release is the subject, `release/APP/VERSION`; the actor is
+/// `ferry`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackportOpen {
+    /// The hotfix that reached production.
+    pub hotfix_version: String,
+    /// The release it fixed.
+    pub base_version: String,
+    /// The incident it fixed.
+    pub incident: Option<i64>,
+    pub mode: BackportMode,
+    /// The maintaining team, who owes the fix (`None`: the application is gone).
+    pub team: Option<String>,
+}
+
+/// `backport.done`: the obligation is the subject, `backport/ID`; the actor is `ferry`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackportDone {
+    /// The obligation's id.
+    pub backport: i64,
+    /// The hotfix whose fix arrived.
+    pub hotfix_version: String,
+    /// The release that includes the fix.
+    pub release: String,
+    /// The maintaining team.
+    pub team: Option<String>,
+}
+
+/// `backport.waive`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackportWaive {
+    /// The obligation's id.
+    pub backport: i64,
+    /// The hotfix whose fix will not reach the product line.
+    pub hotfix_version: String,
+    /// Why.
+    pub reason: String,
+    /// The maintaining team.
+    pub team: String,
+}
+
+/// A request for a deployment (`deployment.deploy`, `.stage`, `.rollback`,
+/// `.override_guard`, `.break_glass`): what it changes, the overrides it used and the team
+/// that owns the application. The store makes the subject `deployment/ID`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeploymentRequested<C> {
+    /// What it deploys, or rolls back to.
+    #[serde(flatten)]
+    pub change: C,
+    /// The environment.
+    pub env: String,
+    /// The regression guard's override, when it was overridden.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub override_guard: Option<GuardOverride>,
+    /// Paths of shipped hotfixes the release changes differently, for review.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub review: Vec<String>,
+    /// The break-glass, when it was used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub break_glass: Option<BreakGlassUsed>,
+    /// The team that owns the application (empty if it has none).
+    #[serde(default)]
+    pub team: String,
+}
+
+/// A deployment (or staging) of a release.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeployChange {
+    /// The release.
+    pub version: String,
+    /// `rolling` or `parallel`, if asked for.
+    pub strategy: Option<String>,
+    /// Why, if given.
+    pub reason: Option<String>,
+    /// `--allow-downgrade`.
+    #[serde(default)]
+    pub allow_downgrade: bool,
+}
+
+/// A rollback to a release that went live before.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollbackChange {
+    /// The release running when it was asked for.
+    pub from: String,
+    /// The release it goes back to.
+    pub to: String,
+    /// Why, if given.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// What an overriding request changes: told apart by its keys, since the action's name
+/// says which override was used, not what was deployed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum RequestedChange {
+    /// A deployment of a release.
+    Deploy(DeployChange),
+    /// A rollback.
+    Rollback(RollbackChange),
+}
+
+/// An accepted `--override-guard`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuardOverride {
+    /// Why.
+    pub reason: String,
+    /// The shipped hotfixes the release undoes.
+    pub overridden: Vec<OverriddenHotfix>,
+}
+
+/// A shipped hotfix an overridden release undoes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OverriddenHotfix {
+    /// The hotfix's version.
+    pub hotfix_version: String,
+    /// The incident it fixed.
+    pub incident: Option<i64>,
+    /// The paths that still hold the content from before the fix.
+    pub missing: Vec<String>,
+}
+
+/// An accepted `--break-glass`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BreakGlassUsed {
+    pub kind: Kind,
+    /// Why.
+    pub reason: String,
+    /// What it overrode, in one line.
+    pub summary: String,
+}
+
+impl DeploymentRequested<RequestedChange> {
+    /// The action a deployment request is audited as: named after the stronger override it
+    /// used (break-glass, then the regression guard's), else after what it does;
+    /// `stage_only` stages a release without switching (it takes no overrides).
+    pub fn into_action(self, stage_only: bool) -> AuditAction {
+        if self.break_glass.is_some() {
+            return AuditAction::DeploymentBreakGlass(self);
+        }
+        if self.override_guard.is_some() {
+            return AuditAction::DeploymentOverrideGuard(self);
+        }
+        let DeploymentRequested {
+            change,
+            env,
+            override_guard,
+            review,
+            break_glass,
+            team,
+        } = self;
+        match change {
+            RequestedChange::Deploy(change) => {
+                let requested = DeploymentRequested {
+                    change,
+                    env,
+                    override_guard,
+                    review,
+                    break_glass,
+                    team,
+                };
+                match stage_only {
+                    true => AuditAction::DeploymentStage(requested),
+                    false => AuditAction::DeploymentDeploy(requested),
+                }
+            }
+            RequestedChange::Rollback(change) => {
+                AuditAction::DeploymentRollback(DeploymentRequested {
+                    change,
+                    env,
+                    override_guard,
+                    review,
+                    break_glass,
+                    team,
+                })
+            }
+        }
+    }
+}
+
+/// `deployment.approve`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeploymentApprove {
+    /// The release approved, exactly.
+    pub version: String,
+    /// The environment.
+    pub env: String,
+    /// Why, if given.
+    pub reason: Option<String>,
+    /// Approvals that count now, this one included.
+    pub approvals: u32,
+    /// Approvals the environment requires.
+    pub required: u32,
+    /// Whether this approval started the deployment.
+    pub started: bool,
+}
+
+/// `deployment.reject`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeploymentReject {
+    /// The release.
+    pub version: String,
+    /// The environment.
+    pub env: String,
+    /// Why.
+    pub reason: String,
+    /// Whether the requester withdrew it rather than an approver rejecting it.
+    pub withdrawn: bool,
+}
+
+/// `deployment.finish`; the actor is `ferry`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeploymentFinish {
+    pub status: Status,
+    /// Why it failed, if it did.
+    pub reason: Option<String>,
+    /// The release.
+    pub version: String,
+    /// The environment.
+    pub env: String,
+}
