@@ -7,13 +7,13 @@ use sqlx::{Row, SqliteConnection};
 use crate::targets::set_desired;
 use crate::{backend, not_found};
 
-const SELECT_DEPLOYMENTS: &str = "SELECT deployments.id, apps.name AS app, deployments.env,
+pub(crate) const SELECT_DEPLOYMENTS: &str = "SELECT deployments.id, apps.name AS app, deployments.env,
         deployments.version, deployments.kind, deployments.status, deployments.state,
         deployments.reason, deployments.requested_by, deployments.created_ms, deployments.updated_ms,
         deployments.overrides, deployments.review
      FROM deployments JOIN apps ON apps.id = deployments.app_id";
 
-fn deployment_from_row(row: SqliteRow) -> DeploymentRecord {
+pub(crate) fn deployment_from_row(row: SqliteRow) -> DeploymentRecord {
     let review: String = row.get("review");
     DeploymentRecord {
         id: row.get("id"),
