@@ -19,6 +19,7 @@ mod openapi;
 mod orchestrator;
 mod served;
 mod state;
+mod status;
 mod support;
 mod tls;
 
@@ -110,6 +111,7 @@ pub async fn serve(listener: tokio::net::TcpListener, config: ServerConfig) -> a
         gc_grace: config.gc_grace,
         orchestra: Arc::new(orchestrator::Orchestra::new(clock.now_ms())),
         manifests: Arc::default(),
+        status: Arc::default(),
         served: Arc::default(),
         known_agents: Arc::default(),
         tls_fingerprint: tls.as_ref().map(|t| t.fingerprint.clone()),

@@ -7,7 +7,8 @@ use sqlx::SqliteConnection;
 use crate::targets::set_desired;
 use crate::{backend, not_found};
 
-const SELECT_DEPLOYMENTS: &str = "SELECT deployments.id, apps.name AS app, deployments.env,
+pub(crate) const SELECT_DEPLOYMENTS: &str =
+    "SELECT deployments.id, apps.name AS app, deployments.env,
         deployments.version, deployments.kind, deployments.state, deployments.revision,
         deployments.requested_by, deployments.created_ms, deployments.updated_ms,
         deployments.overrides, deployments.review
@@ -15,7 +16,7 @@ const SELECT_DEPLOYMENTS: &str = "SELECT deployments.id, apps.name AS app, deplo
 
 /// A row of `SELECT_DEPLOYMENTS`.
 #[derive(sqlx::FromRow)]
-struct DeploymentRow {
+pub(crate) struct DeploymentRow {
     id: i64,
     app: String,
     env: String,
@@ -57,7 +58,7 @@ impl TryFrom<DeploymentRow> for DeploymentRecord {
     }
 }
 
-fn records(rows: Vec<DeploymentRow>) -> StoreResult<Vec<DeploymentRecord>> {
+pub(crate) fn records(rows: Vec<DeploymentRow>) -> StoreResult<Vec<DeploymentRecord>> {
     rows.into_iter().map(DeploymentRecord::try_from).collect()
 }
 

@@ -13,6 +13,7 @@ mod migration_tests;
 mod notifications;
 mod pipeline;
 mod policy;
+mod reads;
 mod releases;
 mod support;
 mod targets;
@@ -29,7 +30,7 @@ use ferry_domain::pipeline::Environment;
 use ferry_domain::routing::RoutingRule;
 use ferry_store::{
     App, AppGrant, ApprovalRecord, AuditChain, AuditEvent, AuditFilter, BacklogItem, Backport,
-    Bootstrap, DeploymentRecord, DeploymentUpdate, DesiredChange, FreezeWindowRecord,
+    BadVersion, Bootstrap, DeploymentRecord, DeploymentUpdate, DesiredChange, FreezeWindowRecord,
     IncidentRecord, NewApp, NewRelease, NewUser, PolicyChange, Release, ReleaseOutcome, Store,
     StoreError, StoreResult, Target, TargetApp, TargetReport, Team, TeamSupport, UnauditedWrites,
     User,
@@ -813,6 +814,18 @@ impl Store for SqliteStore {
         deployments::bad_versions(&mut *self.read().await?, app, env).await
     }
 
+    async fn status_revision(&self) -> StoreResult<i64> {
+        reads::status_revision(&mut *self.read().await?).await
+    }
+
+    async fn live_deployments(&self) -> StoreResult<Vec<DeploymentRecord>> {
+        reads::live_deployments(&mut *self.read().await?).await
+    }
+
+    async fn every_bad_version(&self) -> StoreResult<Vec<BadVersion>> {
+        reads::every_bad_version(&mut *self.read().await?).await
+    }
+
     async fn audit_events(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEvent>> {
         audit::events(&mut *self.read().await?, filter).await
     }
@@ -856,6 +869,15 @@ mod tests {
         let first = SqliteStore::open(&path, [9; 32]).await.unwrap();
         let second = SqliteStore::open(&path, [9; 32]).await.unwrap();
         ferry_store::conformance::races::race_story(&first, &second).await;
+    }
+
+    #[tokio::test]
+    async fn conformance_reads_story() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("ferry.db"), [9; 32])
+            .await
+            .unwrap();
+        ferry_store::conformance::reads::reads_story(&store).await;
     }
 
     #[tokio::test]

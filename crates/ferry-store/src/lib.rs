@@ -9,6 +9,7 @@
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod notifications;
+mod reads;
 mod records;
 
 use async_trait::async_trait;
@@ -18,6 +19,7 @@ use ferry_domain::permission::{Level, Role};
 use ferry_domain::pipeline::Environment;
 use ferry_domain::routing::RoutingRule;
 pub use notifications::*;
+pub use reads::*;
 pub use records::*;
 
 /// Why a store call failed.
@@ -293,6 +295,21 @@ pub trait Store: UnauditedWrites {
     async fn running_deployments(&self) -> StoreResult<Vec<DeploymentRecord>>;
     /// Versions rolled back in an environment.
     async fn bad_versions(&self, app: &str, env: &str) -> StoreResult<Vec<String>>;
+
+    /// A number that changes in the same transaction as every write that can change what
+    /// `status` shows: applications, environments, targets, what targets report (version and
+    /// state), deployments starting or finishing, releases rolled back and backport
+    /// obligations. Heartbeats and progress details leave it alone. Read it before the data a
+    /// cached view is built from: a view built after reading revision `r` holds at least
+    /// everything up to `r`.
+    async fn status_revision(&self) -> StoreResult<i64>;
+    /// For every application and environment, the newest deployment that went live there
+    /// (what `list_deployments` and [`DeploymentRecord::went_live`] give app by app), by
+    /// application and environment.
+    async fn live_deployments(&self) -> StoreResult<Vec<DeploymentRecord>>;
+    /// Every version rolled back in any environment (what `bad_versions` gives one
+    /// application and environment at a time), by application, environment and version.
+    async fn every_bad_version(&self) -> StoreResult<Vec<BadVersion>>;
 
     /// A team's support settings (no rotation and the default escalation time until set).
     async fn team_support(&self, team: &str) -> StoreResult<TeamSupport>;

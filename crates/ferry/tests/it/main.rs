@@ -16,5 +16,6 @@ mod policy_guard;
 mod receivers;
 mod releases;
 mod server;
+mod status;
 mod support;
 mod tls;

@@ -47,11 +47,15 @@ pub async fn visible_app(
                 app: &app.name,
             })
         })
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "no application named {name:?}: see `ferry app list`"
-            ))
-        })
+        .ok_or_else(|| no_such_app(name))
+}
+
+/// 404 for an application that does not exist or that the caller may not see: the two look
+/// the same, so names do not leak across teams.
+pub fn no_such_app(name: &str) -> ApiError {
+    ApiError::not_found(format!(
+        "no application named {name:?}: see `ferry app list`"
+    ))
 }
 
 /// The applications the caller can see.

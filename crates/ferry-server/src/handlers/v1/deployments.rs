@@ -1,21 +1,23 @@
 //! `/api/v1/apps/{app}/deployments`, rollbacks, `/api/v1/deployments/{id}` and
 //! `/api/v1/status`.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use ferry_api::{
-    AppStatus, CreateDeployment, CreatePromotion, CreateRollback, Deployment, DeploymentApproval,
-    DeploymentStatus, DeploymentTarget, EnvStatus, Review, Status, TargetStatus,
+    CreateDeployment, CreatePromotion, CreateRollback, Deployment, DeploymentApproval,
+    DeploymentStatus, DeploymentTarget, Review, Status,
 };
 use ferry_domain::approval::{Approval, ApprovalError};
 use ferry_domain::audit_event::{
     AuditAction, BreakGlassUsed, DeployChange, DeploymentApprove, DeploymentReject,
     DeploymentRequested, RequestedChange, RollbackChange,
 };
-use ferry_domain::backport::ObligationStatus;
 use ferry_domain::deployment::{self, Kind, Refusal, Strategy, TargetAppState};
 use ferry_domain::lifecycle::check_promotion;
 use ferry_domain::name::{validate_name, validate_version, NameKind};
@@ -519,7 +521,7 @@ pub async fn list(
     if let Some(app) = &query.app {
         visible_app(&state, &caller, app).await?;
     }
-    let visible: Vec<String> = state
+    let visible: HashSet<String> = state
         .store
         .list_apps()
         .await?
@@ -552,75 +554,20 @@ pub struct StatusQuery {
 }
 
 /// What runs where: per application and environment, the deployed version and each
-/// target's reported version and state.
+/// target's reported version and state. Served from the document kept in `crate::status`,
+/// cut down to the applications the caller may see.
 #[utoipa::path(get, path = "/api/v1/status", tag = "deployments", params(StatusQuery),
     responses((status = 200, body = Status)))]
 pub async fn status(
     State(state): State<AppState>,
     caller: Caller,
     Query(query): Query<StatusQuery>,
-) -> Result<Json<Status>, ApiError> {
-    let apps = match &query.app {
-        Some(app) => vec![visible_app(&state, &caller, app).await?],
-        None => state
-            .store
-            .list_apps()
-            .await?
-            .into_iter()
-            .filter(|a| {
-                caller.may(Action::ViewApp {
-                    team: &a.team,
-                    app: &a.name,
-                })
-            })
-            .collect(),
-    };
-    let pipeline = state.store.list_environments().await?;
-    let reported = state.store.target_apps(None).await?;
-    let mut statuses = Vec::new();
-    for app in apps {
-        let history = live_history(&state, &app.name).await?;
-        let mut rolled_back_from = Vec::with_capacity(pipeline.len());
-        for env in &pipeline {
-            rolled_back_from.push(state.store.bad_versions(&app.name, &env.name).await?);
-        }
-        let environments = pipeline
-            .iter()
-            .zip(rolled_back_from)
-            .map(|(env, rolled_back_from)| EnvStatus {
-                env: env.name.clone(),
-                rolled_back_from,
-                version: history
-                    .iter()
-                    .find(|d| d.env == env.name)
-                    .map(|d| d.version.clone()),
-                targets: reported
-                    .iter()
-                    .filter(|r| r.app == app.name && r.env == env.name)
-                    .map(|r| TargetStatus {
-                        target: r.target.clone(),
-                        version: r.current_version.clone(),
-                        state: r.state,
-                        drift: None,
-                    })
-                    .collect(),
-            })
-            .collect();
-        let backports = state
-            .store
-            .backports(Some(&app.name))
-            .await?
-            .into_iter()
-            .filter(|b| b.status == ObligationStatus::Open)
-            .map(super::support::backport_json)
-            .collect();
-        statuses.push(AppStatus {
-            app: app.name,
-            environments,
-            backports,
-        });
-    }
-    Ok(Json(Status { apps: statuses }))
+) -> Result<Response, ApiError> {
+    let body = state
+        .status
+        .body(&*state.store, &caller, query.app.as_deref())
+        .await?;
+    Ok(([(CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// A deployment the caller can see, and the environment it goes to.

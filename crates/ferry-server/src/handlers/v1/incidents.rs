@@ -1,6 +1,8 @@
 //! `/api/v1/incidents`: production problems, routed to the right person, with the support
 //! path ferry plans for each, and `ferry hotfix start`.
 
+use std::collections::HashMap;
+
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -262,7 +264,13 @@ pub async fn list_incidents(
     if let Some(app) = &filter.app {
         support_app(&state, &caller, app).await?;
     }
-    let apps = state.store.list_apps().await?;
+    let apps: HashMap<String, App> = state
+        .store
+        .list_apps()
+        .await?
+        .into_iter()
+        .map(|app| (app.name.clone(), app))
+        .collect();
     let incidents = state
         .store
         .incidents(filter.app.as_deref(), filter.all)
@@ -270,11 +278,7 @@ pub async fn list_incidents(
     Ok(Json(
         incidents
             .into_iter()
-            .filter(|i| {
-                apps.iter()
-                    .find(|a| a.name == i.app)
-                    .is_some_and(|app| may_see(&caller, app, i))
-            })
+            .filter(|i| apps.get(&i.app).is_some_and(|app| may_see(&caller, app, i)))
             .map(|i| incident_json(i, None))
             .collect(),
     ))

@@ -1,6 +1,7 @@
 //! `/api/v1/backlog`, `/api/v1/backports`, `/api/v1/routes`, a team's support rotation and
 //! an application's maintaining team.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -39,7 +40,7 @@ pub struct AppFilter {
 }
 
 /// The applications the caller may see, by name.
-async fn visible_apps(state: &AppState, caller: &Caller) -> Result<Vec<String>, ApiError> {
+async fn visible_apps(state: &AppState, caller: &Caller) -> Result<HashSet<String>, ApiError> {
     Ok(state
         .store
         .list_apps()
@@ -54,7 +55,7 @@ async fn filtered_apps(
     state: &AppState,
     caller: &Caller,
     filter: &AppFilter,
-) -> Result<Vec<String>, ApiError> {
+) -> Result<HashSet<String>, ApiError> {
     let apps = visible_apps(state, caller).await?;
     if let Some(app) = &filter.app {
         validate_name(NameKind::App, app)?;
