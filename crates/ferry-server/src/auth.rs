@@ -12,6 +12,7 @@ use ferry_domain::token::{format_token, hash_token};
 use ferry_store::User;
 
 use crate::error::ApiError;
+use crate::services::{ServiceError, ServiceResult};
 use crate::state::AppState;
 
 /// A new API token: 256 bits from the operating system's generator.
@@ -30,10 +31,10 @@ pub struct Caller {
 
 impl Caller {
     /// Refuses with 403 and the domain's reason unless the caller may perform `action`.
-    pub fn require(&self, action: Action<'_>) -> Result<(), ApiError> {
+    pub fn require(&self, action: Action<'_>) -> ServiceResult<()> {
         match decide(&self.principal, action) {
             Decision::Allow => Ok(()),
-            Decision::Deny(reason) => Err(ApiError::forbidden(reason)),
+            Decision::Deny(reason) => Err(ServiceError::forbidden(reason)),
         }
     }
 

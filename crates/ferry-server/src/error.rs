@@ -9,6 +9,8 @@ use ferry_cas::CasError;
 use ferry_domain::name::InvalidName;
 use ferry_store::StoreError;
 
+use crate::services::{Refusal, ServiceError};
+
 /// An error response; every handler failure becomes one.
 #[derive(Debug)]
 pub struct ApiError {
@@ -88,41 +90,42 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<ServiceError> for ApiError {
+    fn from(error: ServiceError) -> ApiError {
+        let (status, code) = match error.refusal {
+            Refusal::BadRequest => (StatusCode::BAD_REQUEST, "bad_request"),
+            Refusal::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            Refusal::NotFound(code) => (StatusCode::NOT_FOUND, code),
+            Refusal::AlreadyExists => (StatusCode::CONFLICT, "already_exists"),
+            Refusal::Invalid => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+            Refusal::Policy(code) => (StatusCode::CONFLICT, code),
+            Refusal::Conflict => (StatusCode::CONFLICT, "conflict"),
+            Refusal::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        };
+        ApiError {
+            status,
+            code,
+            message: error.message,
+            details: error.details,
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> ApiError {
-        match error {
-            StoreError::NotFound { .. } => ApiError::not_found(error.to_string()),
-            StoreError::AlreadyExists { .. } => {
-                ApiError::new(StatusCode::CONFLICT, "already_exists", error.to_string())
-            }
-            StoreError::Refused(message) => ApiError::invalid(message),
-            StoreError::Conflict(message) => {
-                ApiError::new(StatusCode::CONFLICT, "conflict", message)
-            }
-            StoreError::Backend(message) => {
-                tracing::error!("store: {message}");
-                ApiError::internal("the server could not reach its database; see the server log")
-            }
-        }
+        ServiceError::from(error).into()
     }
 }
 
 impl From<CasError> for ApiError {
     fn from(error: CasError) -> ApiError {
-        if error.is_bad_input() {
-            ApiError::invalid(error.to_string())
-        } else {
-            tracing::error!("content store: {error}");
-            ApiError::internal(
-                "the server could not read or write its content store; see the server log",
-            )
-        }
+        ServiceError::from(error).into()
     }
 }
 
 impl From<InvalidName> for ApiError {
     fn from(error: InvalidName) -> ApiError {
-        ApiError::invalid(error.to_string())
+        ServiceError::from(error).into()
     }
 }
 

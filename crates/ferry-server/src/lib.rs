@@ -12,16 +12,14 @@ mod files;
 mod handlers;
 mod json;
 mod known_agents;
-mod maintenance;
 mod metrics;
 mod notifier;
 mod openapi;
-mod orchestrator;
 mod served;
+mod services;
 mod state;
-mod status;
-mod support;
 mod tls;
+mod views;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -109,23 +107,23 @@ pub async fn serve(listener: tokio::net::TcpListener, config: ServerConfig) -> a
         blobs: Arc::new(blobs),
         gc_lock: Arc::default(),
         gc_grace: config.gc_grace,
-        orchestra: Arc::new(orchestrator::Orchestra::new(clock.now_ms())),
+        orchestra: Arc::new(services::orchestrator::Orchestra::new(clock.now_ms())),
         manifests: Arc::default(),
         status: Arc::default(),
         served: Arc::default(),
         known_agents: Arc::default(),
         tls_fingerprint: tls.as_ref().map(|t| t.fingerprint.clone()),
     };
-    tokio::spawn(orchestrator::run_timeouts(
+    tokio::spawn(services::orchestrator::run_timeouts(
         state.clone(),
         config.deploy_timeout,
     ));
-    tokio::spawn(support::run_escalations(
+    tokio::spawn(services::support::run_escalations(
         state.clone(),
         Duration::from_secs(1),
     ));
     tokio::spawn(notifier::run(state.clone()));
-    tokio::spawn(maintenance::run_periodically(
+    tokio::spawn(services::maintenance::run_periodically(
         state.clone(),
         config.maintenance_every,
         config.gc_grace,

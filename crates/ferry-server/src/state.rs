@@ -34,9 +34,9 @@ pub struct AppState {
     /// Agent credentials checked recently.
     pub known_agents: Arc<crate::known_agents::KnownAgents>,
     /// Wakes agents and serialises deployment progress.
-    pub orchestra: Arc<crate::orchestrator::Orchestra>,
+    pub orchestra: Arc<crate::services::orchestrator::Orchestra>,
     /// The status document built last, kept while the store's status revision stays.
-    pub status: Arc<crate::status::StatusCache>,
+    pub status: Arc<crate::services::status::StatusCache>,
     /// The SHA-256 fingerprint of the server's CA certificate when it serves HTTPS;
     /// enrollment tokens carry it so agents can pin it.
     pub tls_fingerprint: Option<String>,

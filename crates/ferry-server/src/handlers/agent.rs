@@ -22,10 +22,11 @@ use utoipa::IntoParams;
 
 use crate::auth::new_token;
 use crate::error::ApiError;
-use crate::handlers::v1::blobs::{blocking, read_blob_batch, MAX_BLOB_BATCH};
-use crate::handlers::v1::releases::load_manifest_blobs;
+use crate::handlers::v1::blobs::{read_blob_batch, MAX_BLOB_BATCH};
 use crate::json::{Body, Path, Query};
-use crate::orchestrator::{apply_report, record_progress};
+use crate::services::blocking;
+use crate::services::manifests::load_manifest_blobs;
+use crate::services::orchestrator::{apply_report, record_progress};
 use crate::state::AppState;
 
 /// How often a polling agent's last contact is written down (well inside the minute after

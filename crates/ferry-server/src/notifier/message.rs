@@ -10,7 +10,7 @@ use ferry_store::ChannelRecord;
 use serde_json::{json, Map, Value};
 
 use super::TEST_EVENT;
-use crate::handlers::v1::rfc3339;
+use crate::views::rfc3339;
 
 /// A new message id: 128 random bits, so receivers can drop duplicates across retries.
 fn message_id() -> String {

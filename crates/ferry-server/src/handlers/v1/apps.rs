@@ -9,11 +9,12 @@ use ferry_domain::name::{validate_name, NameKind};
 use ferry_domain::permission::{Action, Level};
 use ferry_store::NewApp;
 
-use super::rfc3339;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::json::{Body, Path};
+use crate::services::apps::visible_app;
 use crate::state::AppState;
+use crate::views::rfc3339;
 
 /// Releases kept per application when `keep` is not given.
 const DEFAULT_KEEP: u32 = 10;
@@ -27,35 +28,6 @@ fn app_json(app: ferry_store::App) -> App {
         keep: app.keep_releases,
         created_at: rfc3339(app.created_ms),
     }
-}
-
-/// The application named, if the caller may see it. An application of a team the caller
-/// cannot see is reported as missing, so names do not leak across teams.
-pub async fn visible_app(
-    state: &AppState,
-    caller: &Caller,
-    name: &str,
-) -> Result<ferry_store::App, ApiError> {
-    validate_name(NameKind::App, name)?;
-    state
-        .store
-        .app(name)
-        .await?
-        .filter(|app| {
-            caller.may(Action::ViewApp {
-                team: &app.team,
-                app: &app.name,
-            })
-        })
-        .ok_or_else(|| no_such_app(name))
-}
-
-/// 404 for an application that does not exist or that the caller may not see: the two look
-/// the same, so names do not leak across teams.
-pub fn no_such_app(name: &str) -> ApiError {
-    ApiError::not_found(format!(
-        "no application named {name:?}: see `ferry app list`"
-    ))
 }
 
 /// The applications the caller can see.

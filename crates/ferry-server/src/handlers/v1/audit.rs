@@ -9,12 +9,12 @@ use ferry_store::AuditFilter;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::apps::visible_app;
-use super::rfc3339;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::json::Query;
+use crate::services::apps::visible_app;
 use crate::state::AppState;
+use crate::views::rfc3339;
 
 /// Which events to list.
 #[derive(Debug, Deserialize, IntoParams)]

@@ -14,11 +14,12 @@ use ferry_cas::hash::ContentHash;
 use ferry_domain::permission::Action;
 use http_body_util::Channel;
 
-use super::apps::visible_app;
-use super::releases::load_manifest_blobs;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::json::{Body, Path, RawBody};
+use crate::services::apps::visible_app;
+use crate::services::manifests::load_manifest_blobs;
+use crate::services::{blocking, ServiceError};
 use crate::state::AppState;
 
 /// The largest batch of blobs one upload may carry; clients send 32 MiB batches.
@@ -42,15 +43,6 @@ fn parse_hashes(hashes: &[String]) -> Result<Vec<ContentHash>, ApiError> {
                 .ok_or_else(|| ApiError::invalid(format!("{hex:?} is not a 64-digit hex hash")))
         })
         .collect()
-}
-
-/// Runs blocking blob-store work off the async workers.
-pub async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| ApiError::internal(format!("blob store task failed: {e}")))?
 }
 
 /// Which of these blobs the server lacks (anyone who may create releases of the app).
@@ -96,7 +88,7 @@ pub async fn upload_blobs(
     caller.require(Action::CreateRelease { team: &app.team })?;
     let blobs = state.blobs.clone();
     let stored = blocking(move || {
-        let batch = parse_frames(&body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let batch = parse_frames(&body).map_err(|e| ServiceError::bad_request(e.to_string()))?;
         let new_bytes = blobs.put_batch(&batch)?;
         Ok(StoredBlobs {
             blobs: batch.len() as u64,
@@ -162,7 +154,7 @@ pub async fn read_blob_batch(
     // Checked before the answer starts: a missing blob is a 404, not a stream cut short.
     let hashes = blocking(
         move || match hashes.iter().find(|hash| !blobs.contains(hash)) {
-            Some(hash) => Err(ApiError::not_found(format!("no blob {hash}"))),
+            Some(hash) => Err(ServiceError::not_found(format!("no blob {hash}"))),
             None => Ok(hashes),
         },
     )

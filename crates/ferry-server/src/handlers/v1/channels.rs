@@ -12,13 +12,13 @@ use ferry_store::{ChannelRecord, DeliveryRecord, NewChannel, NewDelivery};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::rfc3339;
 use super::teams::existing_team;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::json::{Body, Path, Query};
 use crate::notifier;
 use crate::state::AppState;
+use crate::views::rfc3339;
 
 /// Deliveries listed when no limit is given.
 const DEFAULT_DELIVERIES: u32 = 50;

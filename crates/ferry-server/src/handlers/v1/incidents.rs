@@ -18,13 +18,14 @@ use ferry_store::{App, IncidentRecord};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::deployments::deploy;
-use super::rfc3339;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::json::{Body, Path, Query};
+use crate::services;
+use crate::services::support::{assignee, hotfix_source, plan, production_and_dev};
 use crate::state::AppState;
-use crate::support::{assignee, hotfix_source, plan, production_and_dev};
+use crate::views::deployment_with_approvals;
+use crate::views::rfc3339;
 
 const MAX_TITLE: usize = 200;
 const MAX_DESCRIPTION: usize = 10_000;
@@ -79,7 +80,7 @@ fn require_responder(caller: &Caller, app: &App, routed_to: Option<&str>) -> Res
             Err(denied) => refusal = refusal.or(Some(denied)),
         }
     }
-    Err(refusal.expect("an application has an owner"))
+    Err(refusal.expect("an application has an owner").into())
 }
 
 /// Whether the caller sees `app` for support work: as a member of its team (or by a grant),
@@ -496,19 +497,20 @@ pub async fn start_hotfix(
         )
     });
     let actor = caller.user.name.clone();
-    let (_, Json(deployment)) = deploy(
-        State(state.clone()),
-        caller,
-        Path(app.name.clone()),
-        Body(CreateDeployment {
+    let deployment = services::deployments::deploy(
+        &state,
+        &caller,
+        &app.name,
+        CreateDeployment {
             version: base.clone(),
             env: hotfix_env.clone(),
             reason: Some(format!("hotfix start for incident {id}")),
             allow_downgrade: true,
             ..CreateDeployment::default()
-        }),
+        },
     )
     .await?;
+    let deployment = deployment_with_approvals(&state, deployment).await?;
     // Recorded once pp is on its way, so a refused deployment changes nothing.
     if let (Some(from), Some(audit)) = (&rebased_from, rebase_audit) {
         let what = format!(

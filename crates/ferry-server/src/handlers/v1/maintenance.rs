@@ -5,11 +5,11 @@ use axum::Json;
 use ferry_domain::audit_event::{self, AuditAction};
 use ferry_domain::permission::Action;
 
-use super::apps::visible_app;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::json::Path;
-use crate::maintenance::{fsck, prune_app, FsckReport, PruneReport};
+use crate::services::apps::visible_app;
+use crate::services::maintenance::{fsck, prune_app, FsckReport, PruneReport};
 use crate::state::AppState;
 
 /// Removes the releases retention no longer keeps (all but the newest `keep`) and the

@@ -1,6 +1,5 @@
 //! `/api/v1/apps/{app}/releases`: immutable, versioned trees.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -15,13 +14,15 @@ use ferry_domain::name::validate_version;
 use ferry_domain::permission::Action;
 use ferry_store::{NewRelease, ReleaseOutcome};
 
-use super::apps::visible_app;
-use super::blobs::blocking;
-use super::rfc3339;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::json::{Body, Path};
+use crate::services::apps::visible_app;
+use crate::services::blocking;
+use crate::services::manifests::load_manifest;
+use crate::services::ServiceError;
 use crate::state::AppState;
+use crate::views::rfc3339;
 
 /// The largest release request: a manifest of about a million entries.
 const MAX_RELEASE_BODY: usize = 256 * 1024 * 1024;
@@ -56,56 +57,7 @@ async fn find_release(
         .store
         .release(&app.name, version)
         .await?
-        .ok_or_else(|| no_such_release(&app.name, version))
-}
-
-/// 404 for a version the application does not have, with its own code so a client can tell
-/// it from an unknown application.
-pub fn no_such_release(app: &str, version: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "no_such_release",
-        format!("application {app:?} has no release {version:?}: see `ferry release list {app}`"),
-    )
-}
-
-/// A release's manifest, read from its blob, or from the cache of recently read ones
-/// (manifests never change, so a cached one is never stale; twenty agents fetching the same
-/// release cost one read).
-pub async fn load_manifest(
-    state: &AppState,
-    release: &ferry_store::Release,
-) -> Result<Arc<Manifest>, ApiError> {
-    Ok(cached_manifest(state, release).await?.0)
-}
-
-/// Every blob a release's manifest references, as a set to look hashes up in.
-pub async fn load_manifest_blobs(
-    state: &AppState,
-    release: &ferry_store::Release,
-) -> Result<Arc<HashSet<ContentHash>>, ApiError> {
-    Ok(cached_manifest(state, release).await?.1)
-}
-
-async fn cached_manifest(
-    state: &AppState,
-    release: &ferry_store::Release,
-) -> Result<crate::state::CachedManifest, ApiError> {
-    if let Some(cached) = state.manifests.get(&release.manifest_blob) {
-        return Ok(cached);
-    }
-    let hash = |hex: &str| {
-        ContentHash::from_hex(hex)
-            .ok_or_else(|| ApiError::internal(format!("{hex:?} is not a hash")))
-    };
-    let digest = hash(&release.digest)?;
-    let manifest_blob = hash(&release.manifest_blob)?;
-    let blobs = state.blobs.clone();
-    let manifest: Manifest =
-        blocking(move || Ok(Manifest::from_blob(&blobs.read(&manifest_blob)?, &digest)?)).await?;
-    Ok(state
-        .manifests
-        .insert(release.manifest_blob.clone(), Arc::new(manifest)))
+        .ok_or_else(|| ServiceError::no_such_release(&app.name, version).into())
 }
 
 /// Creates a release from a manifest whose content is uploaded (a developer or higher in
@@ -143,14 +95,14 @@ pub async fn create_release(
             .store
             .release(&app.name, base)
             .await?
-            .ok_or_else(|| no_such_release(&app.name, base))?;
+            .ok_or_else(|| ServiceError::no_such_release(&app.name, base))?;
     }
     if let Some(id) = request.incident {
         check_hotfix_incident(&state, &app.name, id, request.hotfix_of.as_deref()).await?;
     }
     let fulfils = match request.hotfix_of {
         Some(_) => Vec::new(),
-        None => crate::support::fulfilled_backports(&state, &app.name, &manifest).await?,
+        None => crate::services::support::fulfilled_backports(&state, &app.name, &manifest).await?,
     };
     let closes = request.closes.clone();
     let digest = manifest.digest();
@@ -199,7 +151,7 @@ pub async fn create_release(
     blocking(move || {
         let missing: Vec<&ContentHash> = needed.iter().filter(|h| !store.contains(h)).collect();
         if let Some(first) = missing.first() {
-            return Err(ApiError::invalid(format!(
+            return Err(ServiceError::invalid(format!(
                 "{} blobs of the release were not uploaded (the first is {first}); upload them and create the release again",
                 missing.len()
             )));

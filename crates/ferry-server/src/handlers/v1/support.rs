@@ -22,14 +22,15 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use utoipa::IntoParams;
 
-use super::apps::visible_app;
 use super::incidents::sees_for_support;
-use super::rfc3339;
 use super::teams::existing_team;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::json::{Body, Path, Query};
+use crate::services::apps::visible_app;
 use crate::state::AppState;
+use crate::views::backport_json;
+use crate::views::rfc3339;
 
 /// Filters a list to one application.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -95,22 +96,6 @@ pub async fn list_backlog(
             })
             .collect(),
     ))
-}
-
-pub fn backport_json(backport: ferry_store::Backport) -> Backport {
-    Backport {
-        id: backport.id,
-        app: backport.app,
-        hotfix_version: backport.hotfix_version,
-        base_version: backport.base_version,
-        incident: backport.incident,
-        mode: backport.mode,
-        status: backport.status,
-        closed_by: backport.closed_by,
-        reason: backport.reason,
-        opened_at: rfc3339(backport.opened_ms),
-        closed_at: backport.closed_ms.map(rfc3339),
-    }
 }
 
 /// Backport obligations of the applications the caller sees, newest first.

@@ -9,12 +9,12 @@ use ferry_domain::name::{validate_name, NameKind};
 use ferry_domain::permission::{Action, Level};
 use ferry_domain::token::hash_token;
 
-use super::apps::visible_app;
-use super::rfc3339;
 use crate::auth::{new_token, Caller};
 use crate::error::ApiError;
 use crate::json::{Body, Path};
+use crate::services::apps::visible_app;
 use crate::state::AppState;
+use crate::views::rfc3339;
 
 /// How long an enrollment token stays valid.
 const ENROLLMENT_VALID_MS: i64 = 60 * 60 * 1000;

@@ -8,11 +8,11 @@ use ferry_domain::audit_event::{self, AuditAction};
 use ferry_domain::name::{validate_name, NameKind};
 use ferry_domain::permission::{check_assignable, Action};
 
-use super::rfc3339;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::json::{Body, Path};
 use crate::state::AppState;
+use crate::views::rfc3339;
 
 fn team_json(team: ferry_store::Team) -> Team {
     Team {

@@ -10,11 +10,11 @@ use ferry_domain::permission::Action;
 use ferry_domain::token::hash_token;
 use ferry_store::{Membership, NewUser};
 
-use super::rfc3339;
 use crate::auth::{new_token, Caller};
 use crate::error::ApiError;
 use crate::json::Body;
 use crate::state::AppState;
+use crate::views::rfc3339;
 
 /// The role a user gets when none is named.
 const DEFAULT_ROLE: &str = "viewer";

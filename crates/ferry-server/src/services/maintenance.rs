@@ -12,9 +12,9 @@ use ferry_domain::retention::{releases_to_prune, RetainedRelease};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::error::ApiError;
-use crate::handlers::v1::blobs::blocking;
-use crate::handlers::v1::releases::load_manifest;
+use crate::services::blocking;
+use crate::services::manifests::load_manifest;
+use crate::services::ServiceResult;
 use crate::state::AppState;
 
 /// What one retention pass over an application removed.
@@ -34,7 +34,7 @@ pub async fn prune_app(
     app: &ferry_store::App,
     grace: Duration,
     audit: impl FnOnce(&[String]) -> AuditRecord,
-) -> Result<PruneReport, ApiError> {
+) -> ServiceResult<PruneReport> {
     let releases = state.store.list_releases(&app.name).await?;
     let pins = pinned_versions(state, &app.name).await?;
     let retained: Vec<RetainedRelease> = releases
@@ -79,7 +79,7 @@ const PROTECTED_DEPLOYMENTS_PINNED: usize = 5;
 async fn pinned_versions(
     state: &AppState,
     app: &str,
-) -> Result<std::collections::HashMap<String, String>, ApiError> {
+) -> ServiceResult<std::collections::HashMap<String, String>> {
     let mut pins = std::collections::HashMap::new();
     for row in state
         .store
@@ -119,7 +119,7 @@ async fn pinned_versions(
 
 /// Deletes blobs no release references that are older than `grace`. Holds the garbage
 /// collection lock, so no release is being created meanwhile.
-pub async fn collect_garbage(state: &AppState, grace: Duration) -> Result<(u64, u64), ApiError> {
+pub async fn collect_garbage(state: &AppState, grace: Duration) -> ServiceResult<(u64, u64)> {
     let _exclusive = state.gc_lock.write().await;
     let referenced: HashSet<ContentHash> = state
         .store
@@ -147,7 +147,7 @@ pub struct FsckReport {
 }
 
 /// Re-hashes every blob and checks every referenced blob is present.
-pub async fn fsck(state: &AppState) -> Result<FsckReport, ApiError> {
+pub async fn fsck(state: &AppState) -> ServiceResult<FsckReport> {
     let referenced = state.store.referenced_blobs().await?;
     let blobs = state.blobs.clone();
     blocking(move || {
@@ -191,7 +191,7 @@ pub async fn run_periodically(state: AppState, interval: Duration, grace: Durati
     }
 }
 
-async fn prune_everything(state: &AppState, grace: Duration) -> Result<(), ApiError> {
+async fn prune_everything(state: &AppState, grace: Duration) -> ServiceResult<()> {
     for app in state.store.list_apps().await? {
         let now = state.clock.now_ms();
         let report = prune_app(state, &app, grace, |removed| {

@@ -6,13 +6,12 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use axum::http::StatusCode;
 use ferry_domain::audit_event::{AuditAction, DeploymentFinish};
 use ferry_domain::deployment::{Command, Kind, Report, Status, TargetState};
 use ferry_store::{DeploymentRecord, DeploymentUpdate, DesiredChange, StoreError, TargetReport};
 use tokio::sync::Notify;
 
-use crate::error::ApiError;
+use crate::services::{ServiceError, ServiceResult};
 use crate::state::AppState;
 
 /// What agents and `--wait` wait on: wake-ups only. Correctness never rests on it (changes
@@ -137,7 +136,7 @@ pub async fn apply_report(
     target: &str,
     report: impl Fn(&TargetState) -> Option<Report>,
     reported: Option<TargetReport>,
-) -> Result<(), ApiError> {
+) -> ServiceResult<()> {
     for _ in 0..TRIES {
         let moved_on = match state.store.deployment(deployment_id).await? {
             Some(mut record) if record.status() == Status::Running => record
@@ -163,10 +162,7 @@ pub async fn apply_report(
             saved => return Ok(saved?),
         }
     }
-    Err(ApiError::new(
-        StatusCode::CONFLICT,
-        "conflict",
-        format!("deployment {deployment_id} kept changing while a report for {target} was applied: the agent reports again"),
+    Err(ServiceError::conflict(format!("deployment {deployment_id} kept changing while a report for {target} was applied: the agent reports again"),
     ))
 }
 
@@ -210,8 +206,13 @@ async fn save(
     record.revision += 1;
     if finished && status == Status::Succeeded && record.kind == Kind::Deploy {
         // The deployment stands whatever happens here; a failure is logged, not reported.
-        if let Err(error) =
-            crate::support::after_success(state, &record.app, &record.env, &record.version).await
+        if let Err(error) = crate::services::support::after_success(
+            state,
+            &record.app,
+            &record.env,
+            &record.version,
+        )
+        .await
         {
             tracing::warn!(
                 "opening the backport obligation of {} {} failed: {}",
@@ -234,7 +235,7 @@ pub async fn record_progress(
     state: &AppState,
     deployment_id: i64,
     report: TargetReport,
-) -> Result<(), ApiError> {
+) -> ServiceResult<()> {
     let Some(record) = state.store.deployment(deployment_id).await? else {
         return Ok(());
     };
@@ -253,7 +254,7 @@ pub async fn record_progress(
 
 /// Times out targets of running deployments that have not answered for `timeout`: neither
 /// moved the deployment on nor reported progress.
-pub async fn time_out_silent_targets(state: &AppState, timeout: Duration) -> Result<(), ApiError> {
+pub async fn time_out_silent_targets(state: &AppState, timeout: Duration) -> ServiceResult<()> {
     let now = state.clock.now_ms();
     let timeout_ms = timeout.as_millis() as i64;
     let mut progress: Option<Vec<ferry_store::TargetApp>> = None;

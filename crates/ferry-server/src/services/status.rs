@@ -23,9 +23,9 @@ use ferry_domain::permission::Action;
 use ferry_store::{BadVersion, Store, TargetApp};
 
 use crate::auth::Caller;
-use crate::error::ApiError;
-use crate::handlers::v1::apps::no_such_app;
-use crate::handlers::v1::support::backport_json;
+use crate::services::apps::no_such_app;
+use crate::services::ServiceResult;
+use crate::views::backport_json;
 
 /// The status document built last, and the lock that lets one request at a time build it.
 #[derive(Default)]
@@ -66,7 +66,7 @@ impl StatusCache {
         store: &dyn Store,
         caller: &Caller,
         app: Option<&str>,
-    ) -> Result<Bytes, ApiError> {
+    ) -> ServiceResult<Bytes> {
         if let Some(name) = app {
             validate_name(NameKind::App, name)?;
         }
@@ -116,7 +116,7 @@ impl StatusCache {
 
     /// The document as of the store's revision now: the kept one if the revision has not
     /// moved since it was built, else a new one.
-    async fn current(&self, store: &dyn Store) -> Result<Arc<Built>, ApiError> {
+    async fn current(&self, store: &dyn Store) -> ServiceResult<Arc<Built>> {
         let revision = store.status_revision().await?;
         if let Some(built) = self.kept(revision) {
             return Ok(built);
@@ -163,7 +163,7 @@ fn document<'a>(apps: impl Iterator<Item = &'a BuiltApp>) -> Bytes {
 /// Builds the document with one read of each kind of data: applications, the pipeline,
 /// what targets report, the deployments that went live, the releases rolled back and the
 /// backport obligations.
-async fn build(store: &dyn Store) -> Result<Built, ApiError> {
+async fn build(store: &dyn Store) -> ServiceResult<Built> {
     // The revision before the data: whatever changes meanwhile moves it again, and the next
     // request builds anew. Read after, it could name changes the data does not hold.
     let revision = store.status_revision().await?;

@@ -17,7 +17,7 @@ use ferry_store::{App, DeploymentRecord, Release};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Caller;
-use crate::error::ApiError;
+use crate::services::{ServiceError, ServiceResult};
 use crate::state::AppState;
 
 /// What is asked, and which overrides come with it.
@@ -90,9 +90,9 @@ pub struct GuardOverride {
 
 impl Overrides {
     /// The overrides stored with `record`; none for a deployment stored before they were.
-    pub fn of(record: &DeploymentRecord) -> Result<Overrides, ApiError> {
+    pub fn of(record: &DeploymentRecord) -> ServiceResult<Overrides> {
         serde_json::from_str(&record.overrides).map_err(|e| {
-            ApiError::internal(format!(
+            ServiceError::internal(format!(
                 "the overrides of deployment {} are unreadable: {e}",
                 record.id
             ))
@@ -106,7 +106,7 @@ impl Overrides {
 }
 
 /// The deployments of `app` that went live, in any environment, newest first.
-pub async fn live_history(state: &AppState, app: &str) -> Result<Vec<DeploymentRecord>, ApiError> {
+pub async fn live_history(state: &AppState, app: &str) -> ServiceResult<Vec<DeploymentRecord>> {
     Ok(state
         .store
         .list_deployments(Some(app), 1000)
@@ -117,7 +117,7 @@ pub async fn live_history(state: &AppState, app: &str) -> Result<Vec<DeploymentR
 }
 
 /// Applies the policy of `ask.env` to the request, refusing with the rule that stops it.
-pub async fn judge(state: &AppState, caller: &Caller, ask: &Ask<'_>) -> Result<Verdict, ApiError> {
+pub async fn judge(state: &AppState, caller: &Caller, ask: &Ask<'_>) -> ServiceResult<Verdict> {
     let env = &ask.env.name;
     let pipeline = state.store.list_environments().await?;
     if !ask.rollback {
@@ -151,11 +151,11 @@ pub async fn judge(state: &AppState, caller: &Caller, ask: &Ask<'_>) -> Result<V
                 &ask.env.policy,
                 frozen_until(&windows, now),
             )
-            .map_err(|e| ApiError::forbidden(e.to_string()))?,
+            .map_err(|e| ServiceError::forbidden(e.to_string()))?,
         ),
         None => {
             check_freeze(env, &windows, now)
-                .map_err(|e| ApiError::policy("frozen", e.to_string()))?;
+                .map_err(|e| ServiceError::policy("frozen", e.to_string()))?;
             None
         }
     };
@@ -191,7 +191,7 @@ pub async fn rejudge(
     env: &Environment,
     release: &Release,
     overrides: &Overrides,
-) -> Result<(), ApiError> {
+) -> ServiceResult<()> {
     let pipeline = state.store.list_environments().await?;
     check_lifecycle_and_downgrade(
         state,
@@ -207,12 +207,13 @@ pub async fn rejudge(
             .override_guard
             .as_ref()
             .map_or(&[], |o| o.hotfixes.as_slice());
-        let undone: Vec<Undone> = crate::support::guard(state, &app.name, &env.name, release)
-            .await?
-            .undone
-            .into_iter()
-            .filter(|u| !overridden.contains(&u.hotfix_version))
-            .collect();
+        let undone: Vec<Undone> =
+            crate::services::support::guard(state, &app.name, &env.name, release)
+                .await?
+                .undone
+                .into_iter()
+                .filter(|u| !overridden.contains(&u.hotfix_version))
+                .collect();
         if !undone.is_empty() {
             return Err(guard_refusal(undone));
         }
@@ -220,7 +221,7 @@ pub async fn rejudge(
     if overrides.break_glass.is_none() {
         let windows = freeze_windows(state, &env.name).await?;
         check_freeze(&env.name, &windows, caller.now_ms())
-            .map_err(|e| ApiError::policy("frozen", e.to_string()))?;
+            .map_err(|e| ServiceError::policy("frozen", e.to_string()))?;
     }
     Ok(())
 }
@@ -234,7 +235,7 @@ async fn check_lifecycle_and_downgrade(
     env: &str,
     release: &Release,
     allow_downgrade: bool,
-) -> Result<(), ApiError> {
+) -> ServiceResult<()> {
     let (app, version) = (&app.name, &release.version);
     let history = live_history(state, app).await?;
     let passed: Vec<&str> = history
@@ -251,7 +252,7 @@ async fn check_lifecycle_and_downgrade(
         },
     };
     check_entry(pipeline, &candidate, &passed, env)
-        .map_err(|e| ApiError::policy("lifecycle", e.to_string()))?;
+        .map_err(|e| ServiceError::policy("lifecycle", e.to_string()))?;
     if allow_downgrade {
         return Ok(());
     }
@@ -267,14 +268,14 @@ async fn check_lifecycle_and_downgrade(
         .find(|d| d.env == env)
         .map(|d| d.version.as_str());
     check_downgrade(app, env, &first_seen, running, version)
-        .map_err(|e| ApiError::policy("downgrade", e.to_string()))
+        .map_err(|e| ServiceError::policy("downgrade", e.to_string()))
 }
 
 /// The regression guard's refusal: every undone hotfix named in the message, and given to
 /// scripts in `details`.
-fn guard_refusal(undone: Vec<Undone>) -> ApiError {
+fn guard_refusal(undone: Vec<Undone>) -> ServiceError {
     let details = serde_json::json!({ "undone": undone_json(&undone) });
-    ApiError::policy("guard", UndoneHotfixes(undone).to_string()).with_details(details)
+    ServiceError::policy("guard", UndoneHotfixes(undone).to_string()).with_details(details)
 }
 
 /// Each undone hotfix: its version, its incident and the paths missing the fix.
@@ -334,9 +335,9 @@ async fn regression_guard(
     state: &AppState,
     caller: &Caller,
     ask: &Ask<'_>,
-) -> Result<Guarded, ApiError> {
+) -> ServiceResult<Guarded> {
     let (app, env) = (&ask.app.name, &ask.env.name);
-    let outcome = crate::support::guard(state, app, env, ask.release).await?;
+    let outcome = crate::services::support::guard(state, app, env, ask.release).await?;
     let Some(reason) = ask.override_guard else {
         if !outcome.undone.is_empty() {
             return Err(guard_refusal(outcome.undone));
@@ -348,7 +349,7 @@ async fn regression_guard(
     };
     let level = caller.level_on(ask.app, env);
     if level < Level::Approve {
-        return Err(ApiError::forbidden(format!(
+        return Err(ServiceError::forbidden(format!(
             "user {:?} has {level} on {env:?} for {app}; --override-guard needs approve",
             caller.user.name
         )));
@@ -357,7 +358,7 @@ async fn regression_guard(
         .map(str::trim)
         .filter(|r| !r.is_empty())
         .ok_or_else(|| {
-            ApiError::policy(
+            ServiceError::policy(
                 "guard",
                 "--override-guard needs --reason TEXT: say why undoing the hotfix is intended",
             )
@@ -372,7 +373,7 @@ async fn regression_guard(
 }
 
 /// The freeze windows of an environment, parsed (they were checked when added).
-pub async fn freeze_windows(state: &AppState, env: &str) -> Result<Vec<FreezeWindow>, ApiError> {
+pub async fn freeze_windows(state: &AppState, env: &str) -> ServiceResult<Vec<FreezeWindow>> {
     state
         .store
         .freeze_windows(Some(env))
@@ -380,7 +381,7 @@ pub async fn freeze_windows(state: &AppState, env: &str) -> Result<Vec<FreezeWin
         .iter()
         .map(|w| {
             FreezeWindow::parse(&w.expression).map_err(|e| {
-                ApiError::internal(format!(
+                ServiceError::internal(format!(
                     "freeze window {:?} of {env} is unreadable: {e}",
                     w.expression
                 ))

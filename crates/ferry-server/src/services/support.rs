@@ -19,9 +19,9 @@ use ferry_store::{Backport, IncidentRecord, IncidentStep, Release};
 use serde_json::{json, Value};
 
 use crate::bootstrap::SERVER_ACTOR;
-use crate::error::ApiError;
-use crate::handlers::v1::policy::live_history;
-use crate::handlers::v1::releases::load_manifest;
+use crate::services::manifests::load_manifest;
+use crate::services::policy::live_history;
+use crate::services::{ServiceError, ServiceResult};
 use crate::state::AppState;
 
 /// What a path holds, for comparing trees: a file's content hash and mode, or a symlink's
@@ -45,9 +45,9 @@ async fn release_content(
     state: &AppState,
     app: &str,
     version: &str,
-) -> Result<BTreeMap<String, String>, ApiError> {
+) -> ServiceResult<BTreeMap<String, String>> {
     let release = state.store.release(app, version).await?.ok_or_else(|| {
-        ApiError::internal(format!("release {version} of {app} is gone from the store"))
+        ServiceError::internal(format!("release {version} of {app} is gone from the store"))
     })?;
     Ok(content_map(load_manifest(state, &release).await?.as_ref()))
 }
@@ -57,7 +57,7 @@ async fn judge_against(
     state: &AppState,
     backport: &Backport,
     candidate: &BTreeMap<String, String>,
-) -> Result<GuardReport, ApiError> {
+) -> ServiceResult<GuardReport> {
     let base = release_content(state, &backport.app, &backport.base_version).await?;
     let fix = release_content(state, &backport.app, &backport.hotfix_version).await?;
     Ok(judge(&hotfix_changes(&base, &fix), candidate))
@@ -78,7 +78,7 @@ pub async fn guard(
     app: &str,
     env: &str,
     candidate: &Release,
-) -> Result<GuardOutcome, ApiError> {
+) -> ServiceResult<GuardOutcome> {
     let mut outcome = GuardOutcome {
         undone: Vec::new(),
         review: Vec::new(),
@@ -121,7 +121,7 @@ pub async fn fulfilled_backports(
     state: &AppState,
     app: &str,
     manifest: &Manifest,
-) -> Result<Vec<i64>, ApiError> {
+) -> ServiceResult<Vec<i64>> {
     let open: Vec<Backport> = state
         .store
         .backports(Some(app))
@@ -155,7 +155,7 @@ pub async fn production_and_dev(
     state: &AppState,
     pipeline: &[ferry_domain::pipeline::Environment],
     app: &str,
-) -> Result<(Option<String>, Option<String>), ApiError> {
+) -> ServiceResult<(Option<String>, Option<String>)> {
     let history = live_history(state, app).await?;
     let running = |env: Option<&ferry_domain::pipeline::Environment>| {
         env.and_then(|e| history.iter().find(|d| d.env == e.name))
@@ -169,7 +169,7 @@ pub async fn hotfix_source(
     state: &AppState,
     app: &str,
     base: &str,
-) -> Result<(String, Value), ApiError> {
+) -> ServiceResult<(String, Value)> {
     let releases = state.store.list_releases(app).await?;
     let taken: Vec<&str> = releases.iter().map(|r| r.version.as_str()).collect();
     let release = releases.iter().find(|r| r.version == base);
@@ -186,7 +186,7 @@ pub async fn plan(
     app: &str,
     env: &str,
     severity: Severity,
-) -> Result<Plan, ApiError> {
+) -> ServiceResult<Plan> {
     let pipeline = state.store.list_environments().await?;
     let (production, dev) = production_and_dev(state, &pipeline, app).await?;
     let in_production = pipeline.last().is_some_and(|e| e.name == env);
@@ -223,7 +223,7 @@ pub async fn after_success(
     app: &str,
     env: &str,
     version: &str,
-) -> Result<(), ApiError> {
+) -> ServiceResult<()> {
     let pipeline = state.store.list_environments().await?;
     if pipeline.last().is_none_or(|last| last.name != env) {
         return Ok(());
@@ -299,7 +299,7 @@ async fn close_if_already_included(
     state: &AppState,
     backport: &Backport,
     team: Option<&str>,
-) -> Result<(), ApiError> {
+) -> ServiceResult<()> {
     let app = &backport.app;
     let releases = state.store.list_releases(app).await?;
     let Some(base) = releases.iter().find(|r| r.version == backport.base_version) else {
@@ -354,7 +354,7 @@ pub async fn assignee(
     team: &str,
     opened_ms: i64,
     level: u32,
-) -> Result<Option<String>, ApiError> {
+) -> ServiceResult<Option<String>> {
     let support = state.store.team_support(team).await?;
     Ok(match support.rotation {
         Some(rotation) => match responder(&rotation, opened_ms, level) {
@@ -367,7 +367,7 @@ pub async fn assignee(
 
 /// Escalates every critical incident that stayed unacknowledged past its team's escalation
 /// time: to the next person of the rotation, then to the team's leads.
-pub async fn escalate_due(state: &AppState) -> Result<(), ApiError> {
+pub async fn escalate_due(state: &AppState) -> ServiceResult<()> {
     let now = state.clock.now_ms();
     for incident in state.store.incidents(None, false).await? {
         if incident.status != IncidentStatus::Open {
@@ -398,7 +398,7 @@ async fn escalate(
     level: u32,
     assignee: Option<String>,
     now: i64,
-) -> Result<(), ApiError> {
+) -> ServiceResult<()> {
     let read_level = incident.escalation_level;
     let to = assignee
         .clone()

@@ -1,0 +1,590 @@
+//! Deployments as use cases: deploy, promote, roll back, approve and reject. Each judges
+//! the pipeline's policy through `super::policy`, records the change with its audit event in
+//! one store call, and wakes the agents concerned.
+
+use ferry_api::{CreateDeployment, CreatePromotion, CreateRollback, Review};
+use ferry_domain::approval::{Approval, ApprovalError};
+use ferry_domain::audit_event::{
+    AuditAction, BreakGlassUsed, DeployChange, DeploymentApprove, DeploymentReject,
+    DeploymentRequested, RequestedChange, RollbackChange,
+};
+use ferry_domain::deployment::{self, Kind, Refusal as Ending, Strategy};
+use ferry_domain::lifecycle::check_promotion;
+use ferry_domain::name::{validate_name, validate_version, NameKind};
+use ferry_domain::permission::{Action, Level};
+use ferry_domain::rollback::rollback_target;
+use ferry_store::{ApprovalRecord, DeploymentRecord, DeploymentUpdate};
+
+use super::apps::visible_app;
+use super::orchestrator::desired_changes;
+use super::policy::{judge, live_history, rejudge, Ask, Overrides, Verdict};
+use super::{Refusal, ServiceError, ServiceResult};
+use crate::auth::Caller;
+use crate::state::AppState;
+
+/// The version each target of the placement serves now, as last reported.
+async fn targets_with_current(
+    state: &AppState,
+    app: &str,
+    env: &str,
+) -> ServiceResult<Vec<(String, Option<String>)>> {
+    let placement = state.store.placement(app, env).await?;
+    let reported = state.store.target_apps(None).await?;
+    Ok(placement
+        .into_iter()
+        .map(|target| {
+            let current = reported
+                .iter()
+                .find(|r| r.target == target && r.app == app)
+                .and_then(|r| r.current_version.clone());
+            (target, current)
+        })
+        .collect())
+}
+
+/// A deployment about to be created.
+struct NewDeployment<'a> {
+    app: &'a str,
+    env: &'a str,
+    version: &'a str,
+    kind: Kind,
+    strategy: Strategy,
+    /// What it changes, as the audit event records it.
+    change: RequestedChange,
+    /// What policy decided: whether it waits for approvals (its targets stage the release
+    /// meanwhile) instead of starting, and the overrides to audit.
+    verdict: Verdict,
+}
+
+/// Creates and starts a deployment, or leaves it awaiting approval; refused when the
+/// environment has no target for the app.
+async fn start(
+    state: &AppState,
+    caller: &Caller,
+    new: NewDeployment<'_>,
+) -> ServiceResult<DeploymentRecord> {
+    let (app, env) = (new.app, new.env);
+    let targets = targets_with_current(state, app, env).await?;
+    if targets.is_empty() {
+        return Err(ServiceError::invalid(format!(
+            "{app} has no target in {env}: enroll one (`ferry target enroll {env} NAME`) and start its agent"
+        )));
+    }
+    let mut machine = if new.kind == Kind::Stage {
+        deployment::Deployment::staging(targets)
+    } else {
+        deployment::Deployment::new(new.strategy, targets)
+    };
+    let commands = if new.verdict.awaits_approval {
+        machine.await_approval()
+    } else {
+        machine.start()
+    };
+    let mut record = DeploymentRecord {
+        id: 0,
+        app: app.to_owned(),
+        env: env.to_owned(),
+        version: new.version.to_owned(),
+        kind: new.kind,
+        state: machine,
+        revision: 0,
+        requested_by: caller.user.name.clone(),
+        created_ms: caller.now_ms(),
+        updated_ms: caller.now_ms(),
+        overrides: new.verdict.overrides.to_json(),
+        review: new.verdict.review.clone(),
+    };
+    let changes = desired_changes(&record, commands);
+    let verdict = new.verdict;
+    let requested = DeploymentRequested {
+        change: new.change,
+        env: env.to_owned(),
+        override_guard: verdict.guard_override,
+        review: verdict.review,
+        break_glass: verdict.break_glass.as_ref().map(|glass| BreakGlassUsed {
+            kind: new.kind.to_owned(),
+            reason: glass.reason.clone(),
+            summary: glass.summary(&caller.user.name, env),
+        }),
+        team: team_of(state, app).await?,
+    };
+    let audit = caller.audit(
+        requested.into_action(new.kind == Kind::Stage),
+        String::new(),
+        Some(app),
+    );
+    record = state
+        .store
+        .create_deployment(record, changes.clone(), audit)
+        .await?;
+    state.orchestra.deployment_changed(&changes);
+    Ok(record)
+}
+
+/// The team that owns `app`, whose channels hear about its overrides.
+async fn team_of(state: &AppState, app: &str) -> ServiceResult<String> {
+    Ok(state
+        .store
+        .app(app)
+        .await?
+        .map(|a| a.team)
+        .unwrap_or_default())
+}
+
+fn strategy(name: Option<&str>) -> ServiceResult<Strategy> {
+    name.map_or(Ok(Strategy::Rolling), |name| {
+        Strategy::parse(name).map_err(|e| ServiceError::invalid(e.to_string()))
+    })
+}
+
+async fn environment(
+    state: &AppState,
+    env: &str,
+) -> ServiceResult<ferry_domain::pipeline::Environment> {
+    validate_name(NameKind::Environment, env)?;
+    state
+        .store
+        .list_environments()
+        .await?
+        .into_iter()
+        .find(|e| e.name == env)
+        .ok_or_else(|| {
+            ServiceError::not_found(format!(
+                "no environment named {env:?}: see `ferry env list`"
+            ))
+        })
+}
+
+/// Deploys a release to an environment (deploy level there), under the environment's
+/// policy: the release's lifecycle, no silent downgrade, freeze windows and approvals
+/// (`break_glass` overrides the last two). A stage-only deployment changes nothing served,
+/// so only the deploy level gates it.
+pub async fn deploy(
+    state: &AppState,
+    caller: &Caller,
+    app: &str,
+    request: CreateDeployment,
+) -> ServiceResult<DeploymentRecord> {
+    let app = visible_app(state, caller, app).await?;
+    validate_version(&request.version)?;
+    let env = environment(state, &request.env).await?;
+    let strategy = strategy(request.strategy.as_deref())?;
+    caller.require(Action::OnApp {
+        team: &app.team,
+        app: &app.name,
+        env: &env.name,
+        level: Level::Deploy,
+    })?;
+    let release = state
+        .store
+        .release(&app.name, &request.version)
+        .await?
+        .ok_or_else(|| ServiceError::no_such_release(&app.name, &request.version))?;
+    if request.stage_only
+        && (request.break_glass || request.allow_downgrade || request.override_guard)
+    {
+        return Err(ServiceError::invalid(
+            "--stage-only switches nothing, so it takes no --break-glass, --allow-downgrade or --override-guard",
+        ));
+    }
+    let verdict = if request.stage_only {
+        Verdict::clear()
+    } else {
+        let ask = Ask {
+            app: &app,
+            env: &env,
+            release: &release,
+            rollback: false,
+            allow_downgrade: request.allow_downgrade,
+            break_glass: request.break_glass.then_some(request.reason.as_deref()),
+            override_guard: request.override_guard.then_some(request.reason.as_deref()),
+        };
+        judge(state, caller, &ask).await?
+    };
+    let change = RequestedChange::Deploy(DeployChange {
+        version: request.version.clone(),
+        strategy: request.strategy.clone(),
+        reason: request.reason.clone(),
+        allow_downgrade: request.allow_downgrade,
+    });
+    start(
+        state,
+        caller,
+        NewDeployment {
+            app: &app.name,
+            env: &env.name,
+            version: &request.version,
+            kind: if request.stage_only {
+                Kind::Stage
+            } else {
+                Kind::Deploy
+            },
+            strategy,
+            change,
+            verdict,
+        },
+    )
+    .await
+}
+
+/// Deploys the release that runs in one environment to the next one, under the next one's
+/// policy (deploy level there).
+pub async fn promote(
+    state: &AppState,
+    caller: &Caller,
+    app: &str,
+    request: CreatePromotion,
+) -> ServiceResult<DeploymentRecord> {
+    let app = visible_app(state, caller, app).await?;
+    let from = environment(state, &request.from).await?;
+    let to = environment(state, &request.to).await?;
+    let pipeline = state.store.list_environments().await?;
+    check_promotion(&pipeline, &app.name, &from.name, &to.name)
+        .map_err(|e| ServiceError::policy("lifecycle", e.to_string()))?;
+    let running = running_version(state, &app.name, &from.name)
+        .await?
+        .ok_or_else(|| {
+            ServiceError::invalid(format!(
+                "nothing runs in {} yet to promote: deploy a release there first (`ferry deploy {} VERSION --to {}`)",
+                from.name, app.name, from.name
+            ))
+        })?;
+    let bad = state.store.bad_versions(&app.name, &to.name).await?;
+    ferry_domain::rollback::check_promoted_release(&app.name, &to.name, &running, &bad)
+        .map_err(|e| ServiceError::policy("rolled_back", e.to_string()))?;
+    deploy(
+        state,
+        caller,
+        &app.name,
+        CreateDeployment {
+            version: running,
+            env: to.name,
+            strategy: request.strategy,
+            reason: request.reason,
+            allow_downgrade: request.allow_downgrade,
+            break_glass: request.break_glass,
+            override_guard: request.override_guard,
+            ..CreateDeployment::default()
+        },
+    )
+    .await
+}
+
+/// The release that last deployed successfully to `env` (what runs there).
+async fn running_version(state: &AppState, app: &str, env: &str) -> ServiceResult<Option<String>> {
+    Ok(live_history(state, app)
+        .await?
+        .into_iter()
+        .find(|d| d.env == env)
+        .map(|d| d.version))
+}
+
+/// Goes back to a release that went live in the environment before (deploy level there),
+/// under its freeze windows and regression guard; the release rolled back from is marked bad
+/// there.
+pub async fn rollback(
+    state: &AppState,
+    caller: &Caller,
+    app: &str,
+    request: CreateRollback,
+) -> ServiceResult<DeploymentRecord> {
+    let app = visible_app(state, caller, app).await?;
+    let env = environment(state, &request.env).await?;
+    caller.require(Action::OnApp {
+        team: &app.team,
+        app: &app.name,
+        env: &env.name,
+        level: Level::Deploy,
+    })?;
+    if let Some(to) = &request.to {
+        validate_version(to)?;
+    }
+    let live: Vec<String> = live_history(state, &app.name)
+        .await?
+        .into_iter()
+        .filter(|d| d.env == env.name)
+        .map(|d| d.version)
+        .collect();
+    let bad = state.store.bad_versions(&app.name, &env.name).await?;
+    let to =
+        rollback_target(&app.name, &env.name, &live, &bad, request.to.as_deref()).map_err(|e| {
+            if e.is_policy() {
+                ServiceError::policy("lifecycle", e.to_string())
+            } else {
+                ServiceError::invalid(e.to_string())
+            }
+        })?;
+    let current = live[0].clone();
+    let release = state
+        .store
+        .release(&app.name, &to)
+        .await?
+        .ok_or_else(|| ServiceError::no_such_release(&app.name, &to))?;
+    let ask = Ask {
+        app: &app,
+        env: &env,
+        release: &release,
+        rollback: true,
+        allow_downgrade: true,
+        break_glass: request.break_glass.then_some(request.reason.as_deref()),
+        override_guard: request.override_guard.then_some(request.reason.as_deref()),
+    };
+    let verdict = judge(state, caller, &ask).await?;
+    let change = RequestedChange::Rollback(RollbackChange {
+        from: current,
+        to: to.clone(),
+        reason: request.reason.clone(),
+    });
+    start(
+        state,
+        caller,
+        NewDeployment {
+            app: &app.name,
+            env: &env.name,
+            version: &to,
+            kind: Kind::Rollback,
+            strategy: Strategy::Parallel,
+            change,
+            verdict,
+        },
+    )
+    .await
+}
+
+/// A deployment the caller can see, and the environment it goes to.
+async fn reviewed(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+) -> Result<
+    (
+        DeploymentRecord,
+        ferry_store::App,
+        ferry_domain::pipeline::Environment,
+    ),
+    ServiceError,
+> {
+    let not_found =
+        || ServiceError::not_found(format!("no deployment {id}: see `ferry deployment list`"));
+    let record = state.store.deployment(id).await?.ok_or_else(not_found)?;
+    let app = visible_app(state, caller, &record.app)
+        .await
+        .map_err(|_| not_found())?;
+    let env = environment(state, &record.env).await?;
+    Ok((record, app, env))
+}
+
+/// Approves a deployment awaiting approval (approve level on its environment in the app's
+/// team; not the requester where self-approval is denied; once per person). The deployment
+/// starts with the last approval it needs, if policy, judged again as it stands then, lets it;
+/// otherwise that approval is refused and not recorded.
+pub async fn approve(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+    request: Review,
+) -> ServiceResult<DeploymentRecord> {
+    // Approvals are counted and recorded over the deployment's revision: of two approvals
+    // landing together (on any server), one conflicts and is counted again, so exactly the
+    // one that completes the count sees the other and starts the deployment.
+    for _ in 0..TRIES {
+        let (record, app, env) = reviewed(state, caller, id).await?;
+        match approve_once(state, caller, &request, record, &app, &env).await {
+            Err(refusal) if refusal.refusal == Refusal::Conflict => continue,
+            approved => return approved,
+        }
+    }
+    Err(busy(id))
+}
+
+/// How often a change of a deployment awaiting approval is tried again after another change
+/// of it won the race.
+const TRIES: usize = 20;
+
+/// A deployment that kept changing while a review of it was recorded.
+fn busy(id: i64) -> ServiceError {
+    ServiceError::conflict(format!(
+        "deployment {id} kept changing while your review was recorded: try again (`ferry deployment show {id}`)"
+    ))
+}
+
+/// One approval, counted from the deployment as read.
+async fn approve_once(
+    state: &AppState,
+    caller: &Caller,
+    request: &Review,
+    mut record: DeploymentRecord,
+    app: &ferry_store::App,
+    env: &ferry_domain::pipeline::Environment,
+) -> ServiceResult<DeploymentRecord> {
+    let id = record.id;
+    let version = request
+        .version
+        .clone()
+        .unwrap_or_else(|| record.version.clone());
+    validate_version(&version)?;
+    let approvals: Vec<Approval> = state
+        .store
+        .approvals(id)
+        .await?
+        .into_iter()
+        .map(|a| Approval {
+            approver: a.approver,
+            version: a.version,
+        })
+        .collect();
+    let review = domain_review(&record, env, &approvals);
+    let outcome = review
+        .approve(&caller.user.name, caller.level_on(app, &env.name), &version)
+        .map_err(review_refusal)?;
+    let mut changes = Vec::new();
+    if outcome.ready {
+        // What held when it was requested may not hold now: a freeze window, or a hotfix
+        // shipped meanwhile. Refused, the approval is not recorded and it keeps waiting.
+        let release = state
+            .store
+            .release(&app.name, &record.version)
+            .await?
+            .ok_or_else(|| ServiceError::no_such_release(&app.name, &record.version))?;
+        rejudge(state, caller, app, env, &release, &Overrides::of(&record)?)
+            .await
+            .map_err(|refusal| cannot_start(id, refusal))?;
+        let commands = record.state.start();
+        changes = desired_changes(&record, commands);
+    }
+    record.updated_ms = caller.now_ms();
+    let approval = ApprovalRecord {
+        deployment_id: id,
+        approver: caller.user.name.clone(),
+        version: version.clone(),
+        reason: request.reason.clone(),
+        at_ms: caller.now_ms(),
+    };
+    let audit = caller.audit(
+        AuditAction::DeploymentApprove(DeploymentApprove {
+            version: version.clone(),
+            env: env.name.clone(),
+            reason: request.reason.clone(),
+            approvals: outcome.approvals_now,
+            required: env.policy.approvals_required,
+            started: outcome.ready,
+        }),
+        format!("deployment/{id}"),
+        Some(&app.name),
+    );
+    state
+        .store
+        .approve(approval, &record, changes.clone(), audit)
+        .await
+        .map_err(|e| match e {
+            ferry_store::StoreError::AlreadyExists { .. } => ServiceError::policy(
+                "approval",
+                format!("{} approved deployment {id} already", caller.user.name),
+            ),
+            ferry_store::StoreError::Refused(message) => ServiceError::policy("approval", message),
+            other => other.into(),
+        })?;
+    record.revision += 1;
+    state.orchestra.deployment_changed(&changes);
+    Ok(record)
+}
+
+/// Rejects a deployment awaiting approval, with a reason (approve level, or the requester
+/// withdrawing their own). It ends `rejected` (or `withdrawn`) and its targets stop staging
+/// it.
+pub async fn reject(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+    request: Review,
+) -> ServiceResult<DeploymentRecord> {
+    for _ in 0..TRIES {
+        let (mut record, app, env) = reviewed(state, caller, id).await?;
+        let rejection = domain_review(&record, &env, &[])
+            .reject(
+                &caller.user.name,
+                caller.level_on(&app, &env.name),
+                request.reason.as_deref().unwrap_or_default(),
+            )
+            .map_err(review_refusal)?;
+        let by = caller.user.name.clone();
+        let refusal = if rejection.withdrawn {
+            Ending::Withdrawn {
+                by,
+                reason: rejection.reason.clone(),
+            }
+        } else {
+            Ending::Rejected {
+                by,
+                reason: rejection.reason.clone(),
+            }
+        };
+        record
+            .state
+            .refuse(refusal)
+            .map_err(|e| ServiceError::policy("approval", e.to_string()))?;
+        record.updated_ms = caller.now_ms();
+        let audit = caller.audit(
+            AuditAction::DeploymentReject(DeploymentReject {
+                version: record.version.clone(),
+                env: env.name.clone(),
+                reason: rejection.reason.clone(),
+                withdrawn: rejection.withdrawn,
+            }),
+            format!("deployment/{id}"),
+            Some(&app.name),
+        );
+        let saved = state
+            .store
+            .update_deployment(DeploymentUpdate::of(&record), audit)
+            .await;
+        match saved {
+            Err(ferry_store::StoreError::Conflict(_)) => continue,
+            saved => saved?,
+        }
+        record.revision += 1;
+        state.orchestra.deployment_changed(&[]);
+        return Ok(record);
+    }
+    Err(busy(id))
+}
+
+/// A policy refusal of the approval that would start deployment `id`: the same rule and
+/// details, and what became of the approval.
+fn cannot_start(id: i64, refusal: ServiceError) -> ServiceError {
+    if !matches!(refusal.refusal, Refusal::Policy(_)) {
+        return refusal;
+    }
+    let message = format!(
+        "deployment {id} cannot start now: {}; the approval is not recorded and the deployment still awaits approval (approve again once that changes, or withdraw it with `ferry reject {id} --reason TEXT` and ask again)",
+        refusal.message
+    );
+    ServiceError { message, ..refusal }
+}
+
+fn domain_review<'a>(
+    record: &'a DeploymentRecord,
+    env: &'a ferry_domain::pipeline::Environment,
+    approvals: &'a [Approval],
+) -> ferry_domain::approval::Review<'a> {
+    ferry_domain::approval::Review {
+        env: &env.name,
+        policy: env.policy,
+        requester: &record.requested_by,
+        version: &record.version,
+        status: record.status(),
+        approvals,
+    }
+}
+
+/// A refused approval or rejection: permission problems are 403, the rest policy (409) or
+/// bad input (422).
+fn review_refusal(error: ApprovalError) -> ServiceError {
+    match error {
+        ApprovalError::NotAllowed { .. } | ApprovalError::RejectNotAllowed { .. } => {
+            ServiceError::forbidden(error.to_string())
+        }
+        ApprovalError::ReasonRequired => ServiceError::invalid(error.to_string()),
+        _ => ServiceError::policy("approval", error.to_string()),
+    }
+}

@@ -1,0 +1,103 @@
+//! Records as the API shows them: shared by the handlers, the status document and the
+//! notifier, so every place writes a time or an obligation the same way.
+
+use ferry_api::{Backport, Deployment, DeploymentApproval, DeploymentTarget};
+use ferry_store::DeploymentRecord;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::services::ServiceResult;
+use crate::state::AppState;
+
+/// Milliseconds since the Unix epoch as RFC 3339 in UTC.
+pub fn rfc3339(ms: i64) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| ms.to_string())
+}
+
+/// A backport obligation as the API shows it.
+pub fn backport_json(backport: ferry_store::Backport) -> Backport {
+    Backport {
+        id: backport.id,
+        app: backport.app,
+        hotfix_version: backport.hotfix_version,
+        base_version: backport.base_version,
+        incident: backport.incident,
+        mode: backport.mode,
+        status: backport.status,
+        closed_by: backport.closed_by,
+        reason: backport.reason,
+        opened_at: rfc3339(backport.opened_ms),
+        closed_at: backport.closed_ms.map(rfc3339),
+    }
+}
+
+/// A deployment as the API shows it.
+pub fn deployment_json(record: DeploymentRecord) -> Deployment {
+    let status = record.status();
+    let state = record.state;
+    let targets = state
+        .steps
+        .into_iter()
+        .map(|step| DeploymentTarget {
+            state: step.state.name().to_owned(),
+            reason: step.state.failure().map(str::to_owned),
+            target: step.target,
+            previous: step.previous,
+            step: None,
+        })
+        .collect();
+    Deployment {
+        id: record.id,
+        app: record.app,
+        env: record.env,
+        version: record.version,
+        kind: record.kind,
+        status,
+        strategy: state.strategy,
+        reason: state.reason,
+        requested_by: record.requested_by,
+        created_at: rfc3339(record.created_ms),
+        updated_at: rfc3339(record.updated_ms),
+        targets,
+        approvals: None,
+        review: record.review,
+    }
+}
+
+/// A deployment with its approvals, as shown on its own.
+pub async fn deployment_with_approvals(
+    state: &AppState,
+    record: DeploymentRecord,
+) -> ServiceResult<Deployment> {
+    let approvals = state
+        .store
+        .approvals(record.id)
+        .await?
+        .into_iter()
+        .map(|a| DeploymentApproval {
+            approver: a.approver,
+            version: a.version,
+            reason: a.reason,
+            at: rfc3339(a.at_ms),
+        })
+        .collect();
+    Ok(Deployment {
+        approvals: Some(approvals),
+        ..deployment_json(record)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn times_are_rfc3339_utc() {
+        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            super::rfc3339(1_800_000_000_123),
+            "2027-01-15T08:00:00.123Z"
+        );
+    }
+}
