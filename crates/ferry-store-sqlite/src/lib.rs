@@ -30,10 +30,10 @@ use ferry_domain::pipeline::Environment;
 use ferry_domain::routing::RoutingRule;
 use ferry_store::{
     App, AppGrant, ApprovalRecord, AuditChain, AuditEvent, AuditFilter, BacklogItem, Backport,
-    BadVersion, Bootstrap, DeploymentRecord, DeploymentUpdate, DesiredChange, FreezeWindowRecord,
-    IncidentRecord, NewApp, NewRelease, NewUser, PolicyChange, Release, ReleaseOutcome, Store,
-    StoreError, StoreResult, Target, TargetApp, TargetReport, Team, TeamSupport, UnauditedWrites,
-    User,
+    BadVersion, Bootstrap, DeploymentRecord, DeploymentUpdate, DesiredChange, EnvironmentChange,
+    FreezeWindowRecord, IncidentRecord, NewApp, NewRelease, NewUser, Release, ReleaseOutcome,
+    Store, StoreError, StoreResult, Target, TargetApp, TargetReport, Team, TeamSupport,
+    UnauditedWrites, User,
 };
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -309,15 +309,25 @@ impl Store for SqliteStore {
         Ok(env)
     }
 
-    async fn change_environment_policy(
+    async fn change_environment(
         &self,
         name: &str,
-        change: PolicyChange,
-        record: AuditRecord,
+        change: EnvironmentChange,
     ) -> StoreResult<Environment> {
         let mut tx = self.write().await?;
-        let env = pipeline::change_policy(&mut tx, name, change).await?;
-        audit::append(&mut tx, &self.audit_key, record).await?;
+        let mut env = pipeline::environment(&mut tx, name).await?;
+        if let Some((policy, record)) = change.policy {
+            env = pipeline::change_policy(&mut tx, name, policy).await?;
+            audit::append(&mut tx, &self.audit_key, record).await?;
+        }
+        for (expression, record) in change.unfreeze {
+            policy::remove_freeze_window(&mut tx, name, &expression).await?;
+            audit::append(&mut tx, &self.audit_key, record).await?;
+        }
+        for (window, record) in change.freeze {
+            policy::add_freeze_window(&mut tx, &window).await?;
+            audit::append(&mut tx, &self.audit_key, record).await?;
+        }
         tx.commit().await.map_err(backend)?;
         Ok(env)
     }
@@ -504,6 +514,14 @@ impl Store for SqliteStore {
         let mut tx = self.write().await?;
         deployments::save(&mut tx, &update).await?;
         audit::append(&mut tx, &self.audit_key, record).await?;
+        if let Some((backport, opened)) = update.opens {
+            if support::insert_backport(&mut tx, &backport)
+                .await?
+                .is_some()
+            {
+                audit::append(&mut tx, &self.audit_key, opened).await?;
+            }
+        }
         tx.commit().await.map_err(backend)
     }
 
@@ -773,29 +791,6 @@ impl Store for SqliteStore {
 
     async fn freeze_windows(&self, env: Option<&str>) -> StoreResult<Vec<FreezeWindowRecord>> {
         policy::freeze_windows(&mut *self.read().await?, env).await
-    }
-
-    async fn add_freeze_window(
-        &self,
-        window: FreezeWindowRecord,
-        record: AuditRecord,
-    ) -> StoreResult<()> {
-        let mut tx = self.write().await?;
-        policy::add_freeze_window(&mut tx, &window).await?;
-        audit::append(&mut tx, &self.audit_key, record).await?;
-        tx.commit().await.map_err(backend)
-    }
-
-    async fn remove_freeze_window(
-        &self,
-        env: &str,
-        expression: &str,
-        record: AuditRecord,
-    ) -> StoreResult<()> {
-        let mut tx = self.write().await?;
-        policy::remove_freeze_window(&mut tx, env, expression).await?;
-        audit::append(&mut tx, &self.audit_key, record).await?;
-        tx.commit().await.map_err(backend)
     }
 
     async fn list_deployments(

@@ -36,6 +36,18 @@ pub(crate) async fn list_environments(
     Ok(rows.into_iter().map(environment_from_row).collect())
 }
 
+/// One environment of the pipeline; not found if there is none of that name.
+pub(crate) async fn environment(
+    conn: &mut SqliteConnection,
+    name: &str,
+) -> StoreResult<Environment> {
+    list_environments(conn)
+        .await?
+        .into_iter()
+        .find(|e| e.name == name)
+        .ok_or_else(|| not_found("environment", name))
+}
+
 async fn write_environment(conn: &mut SqliteConnection, env: &Environment) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO environments (name, position, approvals_required, self_approval, protected)
@@ -196,11 +208,7 @@ pub(crate) async fn change_policy(
     name: &str,
     change: PolicyChange,
 ) -> StoreResult<Environment> {
-    let mut env = list_environments(conn)
-        .await?
-        .into_iter()
-        .find(|e| e.name == name)
-        .ok_or_else(|| not_found("environment", name))?;
+    let mut env = environment(conn, name).await?;
     let policy = &mut env.policy;
     policy.approvals_required = change
         .approvals_required

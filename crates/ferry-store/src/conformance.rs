@@ -13,8 +13,8 @@ pub mod support;
 
 use crate::{
     AppGrant, ApprovalRecord, AuditFilter, Bootstrap, DeploymentRecord, DeploymentUpdate,
-    DesiredChange, FreezeWindowRecord, Membership, NewApp, NewRelease, NewUser, PolicyChange,
-    Release, ReleaseOutcome, Store, StoreError, TargetReport,
+    DesiredChange, EnvironmentChange, FreezeWindowRecord, Membership, NewApp, NewRelease, NewUser,
+    PolicyChange, Release, ReleaseOutcome, Store, StoreError, TargetReport,
 };
 
 fn audit(action: &str, subject: &str, app: Option<&str>) -> AuditRecord {
@@ -59,6 +59,14 @@ fn assert_exists<T: std::fmt::Debug>(result: Result<T, StoreError>, what: &str) 
 }
 
 /// Runs the story on an empty store whose audit chain is keyed with `audit_key`.
+/// A change of an environment's policy alone.
+fn policy_change(change: PolicyChange, record: AuditRecord) -> EnvironmentChange {
+    EnvironmentChange {
+        policy: Some((change, record)),
+        ..EnvironmentChange::default()
+    }
+}
+
 /// What an empty store starts with: the default pipeline, the built-in roles, and `admin`.
 fn first_start() -> Bootstrap {
     let pipeline = default_pipeline();
@@ -241,13 +249,15 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
     assert_eq!(developer.level_in("dr"), Level::Deploy);
 
     let prd = store
-        .change_environment_policy(
+        .change_environment(
             "prd",
-            PolicyChange {
-                approvals_required: Some(2),
-                ..PolicyChange::default()
-            },
-            audit("environment.set-policy", "environment/prd", None),
+            policy_change(
+                PolicyChange {
+                    approvals_required: Some(2),
+                    ..PolicyChange::default()
+                },
+                audit("environment.set-policy", "environment/prd", None),
+            ),
         )
         .await
         .unwrap();
@@ -260,10 +270,12 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
     );
     assert_not_found(
         store
-            .change_environment_policy(
+            .change_environment(
                 "nope",
-                PolicyChange::default(),
-                audit("environment.set-policy", "environment/nope", None),
+                policy_change(
+                    PolicyChange::default(),
+                    audit("environment.set-policy", "environment/nope", None),
+                ),
             )
             .await,
         "policy of an unknown environment",
@@ -756,33 +768,49 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
         expression: "0 18 * * FRI 2d16h".into(),
         created_ms: 7,
     };
+    let freeze = |window: &FreezeWindowRecord, action: &str| EnvironmentChange {
+        freeze: vec![(window.clone(), audit(action, "", None))],
+        ..EnvironmentChange::default()
+    };
+    let unfreeze = |action: &str| EnvironmentChange {
+        unfreeze: vec![(window.expression.clone(), audit(action, "", None))],
+        ..EnvironmentChange::default()
+    };
     store
-        .add_freeze_window(window.clone(), audit("environment.freeze", "", None))
+        .change_environment("dev", freeze(&window, "environment.freeze"))
         .await
         .unwrap();
+    let before = store.audit_chain().await.unwrap().events.len();
     assert!(matches!(
-        store
-            .add_freeze_window(window.clone(), audit("x", "", None))
-            .await,
+        store.change_environment("dev", freeze(&window, "x")).await,
         Err(StoreError::AlreadyExists { .. })
     ));
+    // Refused as a whole: a policy change given with it is not made either.
+    let refused = EnvironmentChange {
+        policy: Some((
+            PolicyChange {
+                protected: Some(true),
+                ..PolicyChange::default()
+            },
+            audit("x", "", None),
+        )),
+        ..freeze(&window, "x")
+    };
+    assert!(store.change_environment("dev", refused).await.is_err());
+    let dev = store.list_environments().await.unwrap().remove(0);
+    assert!(!dev.policy.protected, "nothing of a refused change is made");
+    assert_eq!(store.audit_chain().await.unwrap().events.len(), before);
     assert_eq!(
         store.freeze_windows(Some("dev")).await.unwrap(),
         std::slice::from_ref(&window)
     );
     assert!(store.freeze_windows(Some("pp")).await.unwrap().is_empty());
     store
-        .remove_freeze_window(
-            "dev",
-            &window.expression,
-            audit("environment.unfreeze", "", None),
-        )
+        .change_environment("dev", unfreeze("environment.unfreeze"))
         .await
         .unwrap();
     assert!(matches!(
-        store
-            .remove_freeze_window("dev", &window.expression, audit("x", "", None))
-            .await,
+        store.change_environment("dev", unfreeze("x")).await,
         Err(StoreError::NotFound { .. })
     ));
     let grant = |level| AppGrant {

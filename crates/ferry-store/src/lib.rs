@@ -144,12 +144,13 @@ pub trait Store: UnauditedWrites {
         after: Option<&str>,
         audit: AuditRecord,
     ) -> StoreResult<Environment>;
-    /// Changes the given fields of an environment's policy.
-    async fn change_environment_policy(
+    /// Changes an environment's policy and freeze windows, each part with its audit event,
+    /// all in one transaction: refused as a whole (nothing changes) when the environment is
+    /// unknown, a window to add exists already or one to remove does not.
+    async fn change_environment(
         &self,
         name: &str,
-        change: PolicyChange,
-        audit: AuditRecord,
+        change: EnvironmentChange,
     ) -> StoreResult<Environment>;
 
     /// Creates an application owned by a team.
@@ -274,17 +275,6 @@ pub trait Store: UnauditedWrites {
     ) -> StoreResult<()>;
     /// Freeze windows of one environment, or of all.
     async fn freeze_windows(&self, env: Option<&str>) -> StoreResult<Vec<FreezeWindowRecord>>;
-    async fn add_freeze_window(
-        &self,
-        window: FreezeWindowRecord,
-        audit: AuditRecord,
-    ) -> StoreResult<()>;
-    async fn remove_freeze_window(
-        &self,
-        env: &str,
-        expression: &str,
-        audit: AuditRecord,
-    ) -> StoreResult<()>;
     /// Deployments, newest first, of one application or all.
     async fn list_deployments(
         &self,

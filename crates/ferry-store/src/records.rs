@@ -1,6 +1,6 @@
 //! The records a store keeps and returns.
 
-use ferry_domain::audit::{AuditEvent, ChainHead};
+use ferry_domain::audit::{AuditEvent, AuditRecord, ChainHead};
 use ferry_domain::backport::ObligationStatus;
 use ferry_domain::deployment::{Deployment, Kind, Status, TargetAppState};
 use ferry_domain::incident::{IncidentStatus, Severity};
@@ -82,6 +82,18 @@ pub struct PolicyChange {
     pub approvals_required: Option<u32>,
     pub self_approval: Option<bool>,
     pub protected: Option<bool>,
+}
+
+/// A change of one environment (see `Store::change_environment`): each part comes with the
+/// audit record of that part.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EnvironmentChange {
+    /// The policy fields to change.
+    pub policy: Option<(PolicyChange, AuditRecord)>,
+    /// Freeze windows to remove, by expression as stored.
+    pub unfreeze: Vec<(String, AuditRecord)>,
+    /// Freeze windows to add.
+    pub freeze: Vec<(FreezeWindowRecord, AuditRecord)>,
 }
 
 /// What a new store starts with.
@@ -244,6 +256,10 @@ pub struct DeploymentUpdate<'a> {
     pub bad_version: Option<String>,
     /// The agent's report that moved it on, saved with it.
     pub report: Option<TargetReport>,
+    /// The backport obligation its success opens (a hotfix reached the last environment),
+    /// with that event's audit record: opened in the same transaction as the deployment's
+    /// end, unless the hotfix has one already (`Store::update_deployment` only).
+    pub opens: Option<(Backport, AuditRecord)>,
 }
 
 impl<'a> DeploymentUpdate<'a> {
@@ -254,6 +270,7 @@ impl<'a> DeploymentUpdate<'a> {
             changes: Vec::new(),
             bad_version: None,
             report: None,
+            opens: None,
         }
     }
 }

@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use ferry_domain::audit_event::{AuditAction, DeploymentFinish};
 use ferry_domain::deployment::{Command, Kind, Report, Status, TargetState};
-use ferry_store::{DeploymentRecord, DeploymentUpdate, DesiredChange, StoreError, TargetReport};
+use ferry_store::{DeploymentRecord, DeploymentUpdate, DesiredChange, TargetReport};
 use tokio::sync::Notify;
 
-use crate::services::{ServiceError, ServiceResult};
+use crate::services::{support, Refusal, ServiceError, ServiceResult};
 use crate::state::AppState;
 
 /// What agents and `--wait` wait on: wake-ups only. Correctness never rests on it (changes
@@ -158,8 +158,8 @@ pub async fn apply_report(
             return Ok(());
         };
         match save(state, &mut record, commands, reported.clone()).await {
-            Err(StoreError::Conflict(_)) => continue,
-            saved => return Ok(saved?),
+            Err(lost) if lost.refusal == Refusal::Conflict => continue,
+            saved => return saved,
         }
     }
     Err(ServiceError::conflict(format!("deployment {deployment_id} kept changing while a report for {target} was applied: the agent reports again"),
@@ -171,7 +171,7 @@ async fn save(
     record: &mut DeploymentRecord,
     commands: Vec<Command>,
     reported: Option<TargetReport>,
-) -> Result<(), StoreError> {
+) -> ServiceResult<()> {
     record.updated_ms = state.clock.now_ms();
     let changes = desired_changes(record, commands);
     let status = record.status();
@@ -180,11 +180,19 @@ async fn save(
     let bad_version = (finished && record.kind == Kind::Rollback && status == Status::Succeeded)
         .then(|| record.state.steps.iter().find_map(|s| s.previous.clone()))
         .flatten();
+    let hotfix_shipped = finished && status == Status::Succeeded && record.kind == Kind::Deploy;
+    let opens = match hotfix_shipped {
+        true => {
+            support::obligation_opened_by(state, &record.app, &record.env, &record.version).await?
+        }
+        false => None,
+    };
     let update = DeploymentUpdate {
         deployment: record,
         changes: changes.clone(),
         bad_version,
         report: reported,
+        opens,
     };
     if finished {
         let audit = AuditAction::DeploymentFinish(DeploymentFinish {
@@ -204,18 +212,14 @@ async fn save(
         state.store.record_deployment_progress(update).await?;
     }
     record.revision += 1;
-    if finished && status == Status::Succeeded && record.kind == Kind::Deploy {
-        // The deployment stands whatever happens here; a failure is logged, not reported.
-        if let Err(error) = crate::services::support::after_success(
-            state,
-            &record.app,
-            &record.env,
-            &record.version,
-        )
-        .await
+    if hotfix_shipped {
+        // The obligation is open already; whether an existing release closes it at once is
+        // a separate, later fact, and a failure here leaves it open (the safe side).
+        if let Err(error) =
+            support::close_if_fixed_already(state, &record.app, &record.version).await
         {
             tracing::warn!(
-                "opening the backport obligation of {} {} failed: {}",
+                "checking whether a release already has the fix of {} {} failed: {}",
                 record.app,
                 record.version,
                 error.message

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use ferry_cas::manifest::{EntryKind, Manifest};
+use ferry_domain::audit::AuditRecord;
 use ferry_domain::audit_event::{self, AuditAction};
 use ferry_domain::backport::{
     closes_obligation, releases_to_check, ExistingRelease, ObligationStatus,
@@ -214,25 +215,24 @@ pub async fn plan(
     })
 }
 
-/// After a deployment succeeded: a hotfix that reached the last environment opens a
-/// backport obligation (once per hotfix) for the application's maintaining team, and the
-/// team is told. A product release made meanwhile may already include the fix: then the
-/// obligation is done at once.
-pub async fn after_success(
+/// The backport obligation a deployment's success opens, with its audit event, to be saved
+/// with the deployment's end: a hotfix that reached the last environment owes its fix to the
+/// application's maintaining team (once per hotfix: the store keeps the first).
+pub async fn obligation_opened_by(
     state: &AppState,
     app: &str,
     env: &str,
     version: &str,
-) -> ServiceResult<()> {
+) -> ServiceResult<Option<(Backport, AuditRecord)>> {
     let pipeline = state.store.list_environments().await?;
     if pipeline.last().is_none_or(|last| last.name != env) {
-        return Ok(());
+        return Ok(None);
     }
     let Some(release) = state.store.release(app, version).await? else {
-        return Ok(());
+        return Ok(None);
     };
     let Some(base) = release.hotfix_of.clone() else {
-        return Ok(());
+        return Ok(None);
     };
     let incident = match release.incident {
         Some(id) => state.store.incident(id).await?,
@@ -252,7 +252,7 @@ pub async fn after_success(
         }
     };
     let Some(mode) = mode else {
-        return Ok(());
+        return Ok(None);
     };
     let now = state.clock.now_ms();
     // The maintaining team's work, whichever team the incident was routed to.
@@ -287,10 +287,33 @@ pub async fn after_success(
         opened_ms: now,
         closed_ms: None,
     };
-    if let Some(opened) = state.store.open_backport(backport, audit).await? {
-        close_if_already_included(state, &opened, team.as_deref()).await?;
-    }
-    Ok(())
+    Ok(Some((backport, audit)))
+}
+
+/// After a hotfix's obligation was opened with its deployment's end: a product release made
+/// meanwhile may already include the fix, and then the obligation is done at once. Until
+/// this runs (or if it fails), the obligation stays open and the regression guard holds
+/// later releases to the fix, which is the safe side.
+pub async fn close_if_fixed_already(
+    state: &AppState,
+    app: &str,
+    version: &str,
+) -> ServiceResult<()> {
+    let opened = state
+        .store
+        .backports(Some(app))
+        .await?
+        .into_iter()
+        .find(|b| b.hotfix_version == version && b.status == ObligationStatus::Open);
+    let Some(opened) = opened else {
+        return Ok(());
+    };
+    let team = state
+        .store
+        .app(app)
+        .await?
+        .map(|a| maintaining_team(&a.team, a.maintainer.as_deref()).to_owned());
+    close_if_already_included(state, &opened, team.as_deref()).await
 }
 
 /// Closes a new obligation as done when a release that exists already includes its fix:

@@ -10,8 +10,8 @@ use ferry_domain::support::BackportMode;
 
 use super::{audit, new_user};
 use crate::{
-    Backport, BadVersion, Bootstrap, DeploymentRecord, DeploymentUpdate, DesiredChange, NewApp,
-    PolicyChange, Store, TargetReport,
+    Backport, BadVersion, Bootstrap, DeploymentRecord, DeploymentUpdate, DesiredChange,
+    EnvironmentChange, NewApp, PolicyChange, Store, TargetReport,
 };
 
 /// What the agent of `dev-1` reports about `web`.
@@ -296,13 +296,18 @@ pub async fn reads_story(store: &dyn Store) {
         .unwrap();
     assert!(moved(store, &mut last).await, "an environment is created");
     store
-        .change_environment_policy(
+        .change_environment(
             "qa",
-            PolicyChange {
-                approvals_required: Some(1),
-                ..PolicyChange::default()
+            EnvironmentChange {
+                policy: Some((
+                    PolicyChange {
+                        approvals_required: Some(1),
+                        ..PolicyChange::default()
+                    },
+                    audit("environment.set-policy", "", None),
+                )),
+                ..EnvironmentChange::default()
             },
-            audit("environment.set-policy", "", None),
         )
         .await
         .unwrap();

@@ -4,6 +4,7 @@
 
 use ferry_domain::audit::AuditRecord;
 use ferry_domain::backport::ObligationStatus;
+use ferry_domain::deployment::{Deployment, Kind, Status, Strategy};
 use ferry_domain::incident::{IncidentStatus, Severity};
 use ferry_domain::rotation::{Rotation, DEFAULT_ESCALATION_MS};
 use ferry_domain::routing::RoutingRule;
@@ -11,8 +12,8 @@ use ferry_domain::support::{BackportMode, SupportPath};
 
 use super::{assert_not_found, audit, first_start};
 use crate::{
-    Backport, IncidentRecord, IncidentStep, NewApp, NewRelease, Release, ReleaseOutcome, Store,
-    StoreError, TeamSupport,
+    Backport, DeploymentRecord, DeploymentUpdate, IncidentRecord, IncidentStep, NewApp, NewRelease,
+    Release, ReleaseOutcome, Store, StoreError, TeamSupport,
 };
 
 fn incident(path: SupportPath, status: IncidentStatus) -> IncidentRecord {
@@ -433,4 +434,56 @@ pub async fn support_story(store: &dyn Store) {
         ]
     );
     assert_eq!(listed[1].reason.as_deref(), Some("never in dev"));
+
+    // A hotfix deployment's end opens its obligation in the same transaction, and only the
+    // first end of a deployment of that hotfix does.
+    for (attempt, opened_events) in [(1, 2), (2, 1)] {
+        let mut shipped = store
+            .create_deployment(
+                DeploymentRecord {
+                    id: 0,
+                    app: "web".into(),
+                    env: "prd".into(),
+                    version: "1.0.9".into(),
+                    kind: Kind::Deploy,
+                    state: Deployment::new(Strategy::Rolling, Vec::new()),
+                    revision: 0,
+                    requested_by: "lee".into(),
+                    created_ms: 70,
+                    updated_ms: 70,
+                    overrides: "{}".into(),
+                    review: Vec::new(),
+                },
+                vec![],
+                audit("deployment.deploy", "", Some("web")),
+            )
+            .await
+            .unwrap();
+        shipped.state.status = Status::Succeeded;
+        let before = events().await;
+        store
+            .update_deployment(
+                DeploymentUpdate {
+                    opens: Some((obligation("1.0.9"), audit("backport.open", "", Some("web")))),
+                    ..DeploymentUpdate::of(&shipped)
+                },
+                audit("deployment.finish", "", Some("web")),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            events().await,
+            before + opened_events,
+            "end {attempt}: the finish, and the obligation's opening the first time only"
+        );
+        let open: Vec<String> = store
+            .backports(Some("web"))
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|b| b.status == ObligationStatus::Open)
+            .map(|b| b.hotfix_version)
+            .collect();
+        assert_eq!(open, ["1.0.9"], "end {attempt}");
+    }
 }

@@ -8,7 +8,7 @@ use ferry_domain::audit_event::{self, AuditAction};
 use ferry_domain::freeze::FreezeWindow;
 use ferry_domain::name::{validate_name, NameKind};
 use ferry_domain::permission::Action;
-use ferry_store::{FreezeWindowRecord, PolicyChange};
+use ferry_store::{EnvironmentChange, FreezeWindowRecord, PolicyChange};
 
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -155,56 +155,51 @@ pub async fn change_policy(
             format!("{name} has the freeze window {duplicate:?} already"),
         ));
     }
-    let env = if policy_changes {
-        let change = PolicyChange {
-            approvals_required: request.approvals,
-            self_approval: request.self_approval,
-            protected: request.protected,
-        };
-        let record = caller.audit(
-            AuditAction::EnvironmentSetPolicy(audit_event::EnvironmentSetPolicy {
-                approvals: request.approvals,
+    let audit = |action| caller.audit(action, format!("environment/{name}"), None);
+    let change = EnvironmentChange {
+        policy: policy_changes.then(|| {
+            let change = PolicyChange {
+                approvals_required: request.approvals,
                 self_approval: request.self_approval,
                 protected: request.protected,
-            }),
-            format!("environment/{name}"),
-            None,
-        );
-        state
-            .store
-            .change_environment_policy(&name, change, record)
-            .await?
-    } else {
-        env
+            };
+            let record = audit(AuditAction::EnvironmentSetPolicy(
+                audit_event::EnvironmentSetPolicy {
+                    approvals: request.approvals,
+                    self_approval: request.self_approval,
+                    protected: request.protected,
+                },
+            ));
+            (change, record)
+        }),
+        unfreeze: removed
+            .into_iter()
+            .map(|window| {
+                let record = audit(AuditAction::EnvironmentUnfreeze(
+                    audit_event::FreezeWindow {
+                        window: window.clone(),
+                    },
+                ));
+                (window, record)
+            })
+            .collect(),
+        freeze: added
+            .into_iter()
+            .map(|expression| {
+                let record = audit(AuditAction::EnvironmentFreeze(audit_event::FreezeWindow {
+                    window: expression.clone(),
+                }));
+                let window = FreezeWindowRecord {
+                    env: name.clone(),
+                    expression,
+                    created_ms: caller.now_ms(),
+                };
+                (window, record)
+            })
+            .collect(),
     };
-    for expression in removed {
-        let record = caller.audit(
-            AuditAction::EnvironmentUnfreeze(audit_event::FreezeWindow {
-                window: expression.clone(),
-            }),
-            format!("environment/{name}"),
-            None,
-        );
-        state
-            .store
-            .remove_freeze_window(&name, &expression, record)
-            .await?;
-    }
-    for expression in added {
-        let record = caller.audit(
-            AuditAction::EnvironmentFreeze(audit_event::FreezeWindow {
-                window: expression.clone(),
-            }),
-            format!("environment/{name}"),
-            None,
-        );
-        let window = FreezeWindowRecord {
-            env: name.clone(),
-            expression,
-            created_ms: caller.now_ms(),
-        };
-        state.store.add_freeze_window(window, record).await?;
-    }
+    // One transaction: the policy and every window change, or nothing.
+    let env = state.store.change_environment(&env.name, change).await?;
     let windows = state.store.freeze_windows(Some(&name)).await?;
     Ok(Json(environment_json(env, &windows)))
 }
