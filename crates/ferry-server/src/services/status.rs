@@ -248,3 +248,54 @@ fn target_status(row: &TargetApp) -> TargetStatus {
         drift: None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use ferry_api::Status;
+
+    use super::*;
+
+    fn app_status(name: &str, n_targets: usize) -> AppStatus {
+        AppStatus {
+            app: name.to_owned(),
+            environments: vec![EnvStatus {
+                env: "dev".to_owned(),
+                version: Some("1.0".to_owned()),
+                targets: (0..n_targets)
+                    .map(|i| TargetStatus {
+                        target: format!("dev-{i}"),
+                        version: None,
+                        state: "unknown".to_owned(),
+                        drift: None,
+                    })
+                    .collect(),
+                rolled_back_from: vec!["0.9".to_owned()],
+            }],
+            backports: Vec::new(),
+        }
+    }
+
+    /// The answer is put together from each application's part; it must be byte for byte
+    /// what serializing the whole `Status` gave before, for none, one or several.
+    #[test]
+    fn a_document_of_parts_is_the_serialized_status() {
+        for n_apps in 0..4 {
+            let apps: Vec<AppStatus> = (0..n_apps)
+                .map(|i| app_status(&format!("app-{i}"), i))
+                .collect();
+            let parts: Vec<BuiltApp> = apps
+                .iter()
+                .map(|app| BuiltApp {
+                    name: app.app.clone(),
+                    team: "shop".to_owned(),
+                    json: serde_json::to_vec(app).unwrap(),
+                })
+                .collect();
+            assert_eq!(
+                document(parts.iter()),
+                serde_json::to_vec(&Status { apps }).unwrap(),
+                "{n_apps} applications"
+            );
+        }
+    }
+}

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use crate::deployments::{release, setup, start_agent};
 use crate::harness::Server;
-use crate::support::{open_incident, release as release_with_files, BUGGY, FIXED};
+use crate::support::{backports, open_incident, release as release_with_files, BUGGY, FIXED};
 
 /// The status of `web` as the admin sees it.
 fn web_status(server: &Server) -> Value {
@@ -180,10 +180,17 @@ async fn status_shows_every_change_at_once() {
     server
         .admin(&["deploy", "web", "1.0.1", "--to", "prd", "--wait"])
         .success();
-    let backports = web_status(&server)["backports"].clone();
-    assert_eq!(backports[0]["hotfix_version"], "1.0.1", "{backports}");
-    assert_eq!(backports[0]["status"], "open", "{backports}");
-    let id = backports[0]["id"].to_string();
+    // The obligation opens right after the deployment finishes; once the list of
+    // obligations, read from the store, has it, status must have it too.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while backports(&server).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no obligation opened");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let open = web_status(&server)["backports"].clone();
+    assert_eq!(open[0]["hotfix_version"], "1.0.1", "{open}");
+    assert_eq!(open[0]["status"], "open", "{open}");
+    let id = open[0]["id"].to_string();
     server
         .admin(&["backport", "waive", &id, "--reason", "dev gets a rewrite"])
         .success();

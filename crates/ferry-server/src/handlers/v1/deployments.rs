@@ -202,8 +202,8 @@ pub struct StatusQuery {
 }
 
 /// What runs where: per application and environment, the deployed version and each
-/// target's reported version and state. Served from the document kept in `crate::status`,
-/// cut down to the applications the caller may see.
+/// target's reported version and state, of the applications the caller may see. Every change
+/// shows in the next answer.
 #[utoipa::path(get, path = "/api/v1/status", tag = "deployments", params(StatusQuery),
     responses((status = 200, body = Status)))]
 pub async fn status(
