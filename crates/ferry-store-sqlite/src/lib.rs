@@ -31,9 +31,9 @@ use ferry_domain::routing::RoutingRule;
 use ferry_store::{
     App, AppGrant, ApprovalRecord, AuditChain, AuditEvent, AuditFilter, BacklogItem, Backport,
     BadVersion, Bootstrap, DeploymentRecord, DeploymentUpdate, DesiredChange, EnvironmentChange,
-    FreezeWindowRecord, IncidentRecord, NewApp, NewRelease, NewUser, Release, ReleaseOutcome,
-    Store, StoreError, StoreResult, Target, TargetApp, TargetReport, Team, TeamSupport,
-    UnauditedWrites, User,
+    FreezeWindowRecord, IncidentRecord, IncidentUpdate, NewApp, NewRelease, NewUser, Release,
+    ReleaseOutcome, Store, StoreError, StoreResult, Target, TargetApp, TargetReport, Team,
+    TeamSupport, UnauditedWrites, User,
 };
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -497,11 +497,22 @@ impl Store for SqliteStore {
         deployment: DeploymentRecord,
         changes: Vec<DesiredChange>,
         record: AuditRecord,
+        incident: Option<IncidentUpdate>,
     ) -> StoreResult<DeploymentRecord> {
         let mut tx = self.write().await?;
         let created = deployments::insert(&mut tx, &deployment, &changes).await?;
         let subject = format!("deployment/{}", created.id);
         audit::append(&mut tx, &self.audit_key, AuditRecord { subject, ..record }).await?;
+        if let Some(update) = incident {
+            support::update_incident(
+                &mut tx,
+                &update.incident,
+                update.read_status,
+                update.read_level,
+            )
+            .await?;
+            audit::append(&mut tx, &self.audit_key, update.audit).await?;
+        }
         tx.commit().await.map_err(backend)?;
         Ok(created)
     }

@@ -591,6 +591,7 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
             deployment(Status::Running),
             vec![change(Some("1.1"))],
             audit("deployment.deploy", "", Some("shop-web")),
+            None,
         )
         .await
         .unwrap();
@@ -599,6 +600,7 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
             deployment(Status::Running),
             vec![],
             audit("deployment.deploy", "", Some("shop-web")),
+            None,
         )
         .await
     {
@@ -694,12 +696,18 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
                 ..change(None)
             }],
             audit("deployment.deploy", "", Some("shop-web")),
+            None,
         )
         .await
         .unwrap();
     assert!(matches!(
         store
-            .create_deployment(deployment(Status::Running), vec![], audit("x", "", None))
+            .create_deployment(
+                deployment(Status::Running),
+                vec![],
+                audit("x", "", None),
+                None
+            )
             .await,
         Err(StoreError::Refused(_))
     ));

@@ -224,12 +224,15 @@ pub trait Store: UnauditedWrites {
 
     /// Creates a running deployment with its first desired-state changes; refused while
     /// another deployment of the app to the environment runs. The audit record's subject
-    /// becomes `deployment/ID`.
+    /// becomes `deployment/ID`. `incident`, when given, is saved in the same transaction (a
+    /// hotfix's base moved when the hotfix starts), refused like [`Store::update_incident`]
+    /// when the incident changed since it was read, and then nothing is created.
     async fn create_deployment(
         &self,
         deployment: DeploymentRecord,
         changes: Vec<DesiredChange>,
         audit: AuditRecord,
+        incident: Option<IncidentUpdate>,
     ) -> StoreResult<DeploymentRecord>;
     /// Saves the end of a deployment (it finished, or was rejected or withdrawn while it
     /// awaited approval) with what follows from it and its audit event, over the revision

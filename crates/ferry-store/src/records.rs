@@ -356,6 +356,16 @@ pub struct IncidentRecord {
     pub history: Vec<IncidentStep>,
 }
 
+/// A change of an incident, saved only while it still has the status and escalation level
+/// it was read with, with the change's audit record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IncidentUpdate {
+    pub incident: IncidentRecord,
+    pub read_status: IncidentStatus,
+    pub read_level: u32,
+    pub audit: AuditRecord,
+}
+
 /// One step of an incident's history.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IncidentStep {

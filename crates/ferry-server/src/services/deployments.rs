@@ -13,7 +13,7 @@ use ferry_domain::lifecycle::check_promotion;
 use ferry_domain::name::{validate_name, validate_version, NameKind};
 use ferry_domain::permission::{Action, Level};
 use ferry_domain::rollback::rollback_target;
-use ferry_store::{ApprovalRecord, DeploymentRecord, DeploymentUpdate};
+use ferry_store::{ApprovalRecord, DeploymentRecord, DeploymentUpdate, IncidentUpdate};
 
 use super::apps::visible_app;
 use super::orchestrator::desired_changes;
@@ -54,6 +54,8 @@ struct NewDeployment<'a> {
     /// What policy decided: whether it waits for approvals (its targets stage the release
     /// meanwhile) instead of starting, and the overrides to audit.
     verdict: Verdict,
+    /// An incident change saved with the deployment.
+    incident: Option<IncidentUpdate>,
 }
 
 /// Creates and starts a deployment, or leaves it awaiting approval; refused when the
@@ -115,7 +117,7 @@ async fn start(
     );
     record = state
         .store
-        .create_deployment(record, changes.clone(), audit)
+        .create_deployment(record, changes.clone(), audit, new.incident)
         .await?;
     state.orchestra.deployment_changed(&changes);
     Ok(record)
@@ -164,6 +166,18 @@ pub async fn deploy(
     caller: &Caller,
     app: &str,
     request: CreateDeployment,
+) -> ServiceResult<DeploymentRecord> {
+    deploy_with(state, caller, app, request, None).await
+}
+
+/// [`deploy`], saving `incident`'s change in the same transaction as the deployment (the
+/// hotfix base `hotfix start` moved): both happen, or neither.
+pub async fn deploy_with(
+    state: &AppState,
+    caller: &Caller,
+    app: &str,
+    request: CreateDeployment,
+    incident: Option<IncidentUpdate>,
 ) -> ServiceResult<DeploymentRecord> {
     let app = visible_app(state, caller, app).await?;
     validate_version(&request.version)?;
@@ -222,6 +236,7 @@ pub async fn deploy(
             strategy,
             change,
             verdict,
+            incident,
         },
     )
     .await
@@ -346,6 +361,7 @@ pub async fn rollback(
             strategy: Strategy::Parallel,
             change,
             verdict,
+            incident: None,
         },
     )
     .await

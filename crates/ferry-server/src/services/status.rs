@@ -265,7 +265,7 @@ mod tests {
                     .map(|i| TargetStatus {
                         target: format!("dev-{i}"),
                         version: None,
-                        state: "unknown".to_owned(),
+                        state: ferry_domain::deployment::TargetAppState::Unknown,
                         drift: None,
                     })
                     .collect(),

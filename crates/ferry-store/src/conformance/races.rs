@@ -112,6 +112,7 @@ async fn two_saves_of_one_revision(first: &dyn Store, second: &dyn Store) -> Res
             deployment("web", "dev", Status::Running),
             vec![],
             audit("d", "", None),
+            None,
         )
         .await
         .map_err(|e| e.to_string())?;
@@ -147,6 +148,7 @@ async fn two_approvals_of_one_revision(
             deployment("web", "prd", Status::AwaitingApproval),
             vec![],
             audit("d", "", None),
+            None,
         )
         .await
         .map_err(|e| e.to_string())?;
@@ -191,12 +193,14 @@ async fn two_deployments_at_once(first: &dyn Store, second: &dyn Store) -> Resul
         first.create_deployment(
             deployment("api", "dev", Status::Running),
             vec![],
-            audit("d", "", None)
+            audit("d", "", None),
+            None
         ),
         second.create_deployment(
             deployment("api", "dev", Status::Running),
             vec![],
-            audit("d", "", None)
+            audit("d", "", None),
+            None
         ),
     );
     let refused = |r: &Result<DeploymentRecord, StoreError>| {
@@ -216,6 +220,7 @@ async fn progress_after_a_move(first: &dyn Store, second: &dyn Store) -> Result<
             deployment("shop", "dev", Status::Running),
             vec![],
             audit("d", "", None),
+            None,
         )
         .await
         .map_err(|e| e.to_string())?;

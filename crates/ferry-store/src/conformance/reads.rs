@@ -92,6 +92,7 @@ async fn deploy(
             deployment(app, env, version, kind),
             vec![change],
             audit(&format!("deployment.{kind}"), "", Some(app)),
+            None,
         )
         .await
         .unwrap();
@@ -221,6 +222,7 @@ pub async fn reads_story(store: &dyn Store) {
             deployment("api", "pp", "1.9", Kind::Deploy),
             vec![],
             audit("deployment.deploy", "", Some("api")),
+            None,
         )
         .await
         .unwrap();

@@ -12,8 +12,8 @@ use ferry_domain::support::{BackportMode, SupportPath};
 
 use super::{assert_not_found, audit, first_start};
 use crate::{
-    Backport, DeploymentRecord, DeploymentUpdate, IncidentRecord, IncidentStep, NewApp, NewRelease,
-    Release, ReleaseOutcome, Store, StoreError, TeamSupport,
+    Backport, DeploymentRecord, DeploymentUpdate, IncidentRecord, IncidentStep, IncidentUpdate,
+    NewApp, NewRelease, Release, ReleaseOutcome, Store, StoreError, TeamSupport,
 };
 
 fn incident(path: SupportPath, status: IncidentStatus) -> IncidentRecord {
@@ -435,6 +435,89 @@ pub async fn support_story(store: &dyn Store) {
     );
     assert_eq!(listed[1].reason.as_deref(), Some("never in dev"));
 
+    // A deployment can carry an incident's change (a hotfix base moved): both are saved, or,
+    // when the incident changed since it was read, neither.
+    let web_deployment = |version: &str| DeploymentRecord {
+        id: 0,
+        app: "web".into(),
+        env: "pp".into(),
+        version: version.into(),
+        kind: Kind::Deploy,
+        state: Deployment::new(Strategy::Rolling, Vec::new()),
+        revision: 0,
+        requested_by: "lee".into(),
+        created_ms: 65,
+        updated_ms: 65,
+        overrides: "{}".into(),
+        review: Vec::new(),
+    };
+    let read = store.incident(critical.id).await.unwrap().unwrap();
+    let moved = |read_status| IncidentUpdate {
+        incident: IncidentRecord {
+            base_version: Some("1.0.3".into()),
+            ..read.clone()
+        },
+        read_status,
+        read_level: read.escalation_level,
+        audit: audit("incident.rebase", "", Some("web")),
+    };
+    let deployments_before = store
+        .list_deployments(Some("web"), 100)
+        .await
+        .unwrap()
+        .len();
+    let before = events().await;
+    refused(
+        store
+            .create_deployment(
+                web_deployment("1.0.3"),
+                vec![],
+                audit("deployment.deploy", "", Some("web")),
+                Some(moved(IncidentStatus::Open)),
+            )
+            .await,
+        "a deployment whose incident changed since it was read",
+    );
+    assert_eq!(events().await, before, "a refusal writes no audit event");
+    assert_eq!(
+        store
+            .list_deployments(Some("web"), 100)
+            .await
+            .unwrap()
+            .len(),
+        deployments_before,
+        "nothing is created when the incident's change is refused"
+    );
+    let started = store
+        .create_deployment(
+            web_deployment("1.0.3"),
+            vec![],
+            audit("deployment.deploy", "", Some("web")),
+            Some(moved(read.status)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(events().await, before + 2);
+    assert_eq!(
+        store
+            .incident(critical.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .base_version
+            .as_deref(),
+        Some("1.0.3")
+    );
+    let mut rejected = started;
+    rejected.state.status = Status::Rejected;
+    store
+        .update_deployment(
+            DeploymentUpdate::of(&rejected),
+            audit("deployment.reject", "", None),
+        )
+        .await
+        .unwrap();
+
     // A hotfix deployment's end opens its obligation in the same transaction, and only the
     // first end of a deployment of that hotfix does.
     for (attempt, opened_events) in [(1, 2), (2, 1)] {
@@ -456,6 +539,7 @@ pub async fn support_story(store: &dyn Store) {
                 },
                 vec![],
                 audit("deployment.deploy", "", Some("web")),
+                None,
             )
             .await
             .unwrap();

@@ -14,7 +14,7 @@ use ferry_domain::permission::Action;
 use ferry_domain::routing::{check_category, maintaining_team, route};
 use ferry_domain::support::{hotfix_base, HotfixBase};
 use ferry_domain::vocabulary::UnknownWord;
-use ferry_store::{App, IncidentRecord};
+use ferry_store::{App, IncidentRecord, IncidentUpdate};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -483,8 +483,10 @@ pub async fn start_hotfix(
                 )
             }
         };
-    let rebase_audit = rebased_from.as_ref().map(|from| {
-        caller.audit(
+    // The moved base is recorded with the deployment that makes pp run it, in one
+    // transaction: a refused deployment changes nothing, and a started one always has it.
+    let rebase = rebased_from.as_ref().map(|from| {
+        let audit = caller.audit(
             AuditAction::IncidentRebase(audit_event::IncidentRebase {
                 incident: id,
                 from: from.clone(),
@@ -494,10 +496,26 @@ pub async fn start_hotfix(
             }),
             format!("incident/{id}"),
             Some(&app.name),
-        )
+        );
+        let mut moved = incident.clone();
+        moved.base_version = Some(base.clone());
+        moved.suggested_version = Some(suggested.clone());
+        moved.source = source.clone();
+        moved.history.push(ferry_store::IncidentStep {
+            at_ms: audit.at_ms,
+            actor: caller.user.name.clone(),
+            what: format!(
+                "hotfix base moved from {from} to {base}: {production} runs {base} now; suggested version {suggested}"
+            ),
+        });
+        IncidentUpdate {
+            read_status: incident.status,
+            read_level: incident.escalation_level,
+            incident: moved,
+            audit,
+        }
     });
-    let actor = caller.user.name.clone();
-    let deployment = services::deployments::deploy(
+    let deployment = services::deployments::deploy_with(
         &state,
         &caller,
         &app.name,
@@ -508,26 +526,10 @@ pub async fn start_hotfix(
             allow_downgrade: true,
             ..CreateDeployment::default()
         },
+        rebase,
     )
     .await?;
     let deployment = deployment_with_approvals(&state, deployment).await?;
-    // Recorded once pp is on its way, so a refused deployment changes nothing.
-    if let (Some(from), Some(audit)) = (&rebased_from, rebase_audit) {
-        let what = format!(
-            "hotfix base moved from {from} to {base}: {production} runs {base} now; suggested version {suggested}"
-        );
-        record_rebase(
-            &state,
-            id,
-            &base,
-            &suggested,
-            source.as_deref(),
-            &actor,
-            what,
-            audit,
-        )
-        .await?;
-    }
     let name = &app.name;
     let next = vec![
         format!("ferry release export {name} {base} ./{name}-{base}   # or check out the source below"),
@@ -550,46 +552,4 @@ pub async fn start_hotfix(
             next,
         }),
     ))
-}
-
-/// Records the hotfix base an incident moved to, retrying when the incident changed
-/// meanwhile (acknowledged, escalated): the move stands whatever else happened to it.
-#[allow(clippy::too_many_arguments)]
-async fn record_rebase(
-    state: &AppState,
-    id: i64,
-    base: &str,
-    suggested: &str,
-    source: Option<&str>,
-    actor: &str,
-    what: String,
-    audit: ferry_domain::audit::AuditRecord,
-) -> Result<(), ApiError> {
-    for _ in 0..3 {
-        let Some(mut incident) = state.store.incident(id).await? else {
-            return Err(ApiError::not_found(format!(
-                "no incident {id}: `ferry incident list` shows them"
-            )));
-        };
-        let (read_status, read_level) = (incident.status, incident.escalation_level);
-        incident.base_version = Some(base.to_owned());
-        incident.suggested_version = Some(suggested.to_owned());
-        incident.source = source.map(str::to_owned);
-        incident.history.push(ferry_store::IncidentStep {
-            at_ms: audit.at_ms,
-            actor: actor.to_owned(),
-            what: what.clone(),
-        });
-        match state
-            .store
-            .update_incident(incident, read_status, read_level, audit.clone())
-            .await
-        {
-            Err(ferry_store::StoreError::Refused(_)) => continue,
-            other => return Ok(other?),
-        }
-    }
-    Err(ApiError::invalid(format!(
-        "incident {id} kept changing while its new hotfix base {base} was recorded; run `ferry hotfix start {id}` again"
-    )))
 }
