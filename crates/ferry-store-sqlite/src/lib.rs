@@ -100,6 +100,19 @@ impl SqliteStore {
     }
 }
 
+/// Runs a change in one write transaction and appends its audit record to the chain in the
+/// same transaction: `audited!(store, record, |tx| change(&mut tx).await?)` gives
+/// `Ok(value of the change)` once both are committed.
+macro_rules! audited {
+    ($store:expr, $record:expr, |$tx:ident| $change:expr) => {{
+        let mut $tx = $store.write().await?;
+        let value = $change;
+        audit::append(&mut $tx, &$store.audit_key, $record).await?;
+        $tx.commit().await.map_err(backend)?;
+        Ok(value)
+    }};
+}
+
 /// Wraps a database failure that is not the caller's fault.
 pub(crate) fn backend(error: sqlx::Error) -> StoreError {
     StoreError::Backend(error.to_string())
@@ -226,19 +239,18 @@ impl UnauditedWrites for SqliteStore {
 #[async_trait]
 impl Store for SqliteStore {
     async fn bootstrap(&self, bootstrap: Bootstrap, record: AuditRecord) -> StoreResult<bool> {
-        let mut tx = self.write().await?;
-        let n_users: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(backend)?;
-        if n_users > 0 {
-            return Ok(false);
-        }
-        pipeline::insert_defaults(&mut tx, &bootstrap.environments, &bootstrap.roles).await?;
-        access::insert_user(&mut tx, &bootstrap.admin).await?;
-        audit::append(&mut tx, &self.audit_key, record).await?;
-        tx.commit().await.map_err(backend)?;
-        Ok(true)
+        audited!(self, record, |tx| {
+            let n_users: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(backend)?;
+            if n_users > 0 {
+                return Ok(false);
+            }
+            pipeline::insert_defaults(&mut tx, &bootstrap.environments, &bootstrap.roles).await?;
+            access::insert_user(&mut tx, &bootstrap.admin).await?;
+            true
+        })
     }
 
     async fn user_by_token(&self, token_hash: &str) -> StoreResult<Option<User>> {
@@ -246,12 +258,10 @@ impl Store for SqliteStore {
     }
 
     async fn create_user(&self, user: NewUser, record: AuditRecord) -> StoreResult<User> {
-        let mut tx = self.write().await?;
-        access::insert_user(&mut tx, &user).await?;
-        audit::append(&mut tx, &self.audit_key, record).await?;
-        let created = access::user(&mut tx, &user.name).await?;
-        tx.commit().await.map_err(backend)?;
-        Ok(created)
+        audited!(self, record, |tx| {
+            access::insert_user(&mut tx, &user).await?;
+            access::user(&mut tx, &user.name).await?
+        })
     }
 
     async fn list_users(&self) -> StoreResult<Vec<User>> {
@@ -259,11 +269,12 @@ impl Store for SqliteStore {
     }
 
     async fn create_team(&self, name: &str, record: AuditRecord) -> StoreResult<Team> {
-        let mut tx = self.write().await?;
-        let team = access::insert_team(&mut tx, name, record.at_ms).await?;
-        audit::append(&mut tx, &self.audit_key, record).await?;
-        tx.commit().await.map_err(backend)?;
-        Ok(team)
+        audited!(self, record, |tx| access::insert_team(
+            &mut tx,
+            name,
+            record.at_ms
+        )
+        .await?)
     }
 
     async fn list_teams(&self) -> StoreResult<Vec<Team>> {
@@ -302,11 +313,10 @@ impl Store for SqliteStore {
         after: Option<&str>,
         record: AuditRecord,
     ) -> StoreResult<Environment> {
-        let mut tx = self.write().await?;
-        let env = pipeline::insert_environment(&mut tx, name, after).await?;
-        audit::append(&mut tx, &self.audit_key, record).await?;
-        tx.commit().await.map_err(backend)?;
-        Ok(env)
+        audited!(self, record, |tx| pipeline::insert_environment(
+            &mut tx, name, after
+        )
+        .await?)
     }
 
     async fn change_environment(
@@ -333,14 +343,12 @@ impl Store for SqliteStore {
     }
 
     async fn create_app(&self, app: NewApp, record: AuditRecord) -> StoreResult<App> {
-        let mut tx = self.write().await?;
-        apps::insert(&mut tx, &app).await?;
-        audit::append(&mut tx, &self.audit_key, record).await?;
-        let created = apps::by_name(&mut tx, &app.name)
-            .await?
-            .ok_or_else(|| not_found("application", &app.name))?;
-        tx.commit().await.map_err(backend)?;
-        Ok(created)
+        audited!(self, record, |tx| {
+            apps::insert(&mut tx, &app).await?;
+            apps::by_name(&mut tx, &app.name)
+                .await?
+                .ok_or_else(|| not_found("application", &app.name))?
+        })
     }
 
     async fn list_apps(&self) -> StoreResult<Vec<App>> {
@@ -432,13 +440,10 @@ impl Store for SqliteStore {
         expires_ms: i64,
         record: AuditRecord,
     ) -> StoreResult<Target> {
-        let mut tx = self.write().await?;
-        let created =
+        audited!(self, record, |tx| {
             targets::create_enrollment(&mut tx, env, target, token_hash, expires_ms, record.at_ms)
-                .await?;
-        audit::append(&mut tx, &self.audit_key, record).await?;
-        tx.commit().await.map_err(backend)?;
-        Ok(created)
+                .await?
+        })
     }
 
     async fn enroll_target(
@@ -478,10 +483,9 @@ impl Store for SqliteStore {
         names: &[String],
         record: AuditRecord,
     ) -> StoreResult<()> {
-        let mut tx = self.write().await?;
-        targets::place(&mut tx, app, env, names).await?;
-        audit::append(&mut tx, &self.audit_key, record).await?;
-        tx.commit().await.map_err(backend)
+        audited!(self, record, |tx| {
+            targets::place(&mut tx, app, env, names).await?;
+        })
     }
 
     async fn placement(&self, app: &str, env: &str) -> StoreResult<Vec<String>> {
@@ -545,10 +549,9 @@ impl Store for SqliteStore {
     }
 
     async fn set_app_grant(&self, grant: AppGrant, record: AuditRecord) -> StoreResult<()> {
-        let mut tx = self.write().await?;
-        access::set_app_grant(&mut tx, &grant).await?;
-        audit::append(&mut tx, &self.audit_key, record).await?;
-        tx.commit().await.map_err(backend)
+        audited!(self, record, |tx| {
+            access::set_app_grant(&mut tx, &grant).await?;
+        })
     }
 
     async fn set_membership(
@@ -559,10 +562,10 @@ impl Store for SqliteStore {
         remove: bool,
         record: AuditRecord,
     ) -> StoreResult<()> {
-        let mut tx = self.write().await?;
-        access::set_membership(&mut tx, team, user, role, remove).await?;
-        audit::append(&mut tx, &self.audit_key, record).await?;
-        tx.commit().await.map_err(backend)
+        audited!(self, record, |tx| access::set_membership(
+            &mut tx, team, user, role, remove
+        )
+        .await?)
     }
 
     async fn team_support(&self, team: &str) -> StoreResult<TeamSupport> {
@@ -570,11 +573,8 @@ impl Store for SqliteStore {
     }
 
     async fn set_team_support(&self, team: TeamSupport, record: AuditRecord) -> StoreResult<()> {
-        let mut tx = self.write().await?;
-        let value = support::set_team_support(&mut tx, &team).await?;
-        audit::append(&mut tx, &self.audit_key, record).await?;
-        tx.commit().await.map_err(backend)?;
-        Ok(value)
+        audited!(self, record, |tx| support::set_team_support(&mut tx, &team)
+            .await?)
     }
 
     async fn set_maintainer(
@@ -583,11 +583,8 @@ impl Store for SqliteStore {
         team: Option<&str>,
         record: AuditRecord,
     ) -> StoreResult<()> {
-        let mut tx = self.write().await?;
-        let value = apps::set_maintainer(&mut tx, app, team).await?;
-        audit::append(&mut tx, &self.audit_key, record).await?;
-        tx.commit().await.map_err(backend)?;
-        Ok(value)
+        audited!(self, record, |tx| apps::set_maintainer(&mut tx, app, team)
+            .await?)
     }
 
     async fn routing_rules(&self) -> StoreResult<Vec<RoutingRule>> {
@@ -600,11 +597,10 @@ impl Store for SqliteStore {
         team: Option<&str>,
         record: AuditRecord,
     ) -> StoreResult<()> {
-        let mut tx = self.write().await?;
-        let value = support::set_routing_rule(&mut tx, category, team).await?;
-        audit::append(&mut tx, &self.audit_key, record).await?;
-        tx.commit().await.map_err(backend)?;
-        Ok(value)
+        audited!(self, record, |tx| support::set_routing_rule(
+            &mut tx, category, team
+        )
+        .await?)
     }
 
     async fn open_incident(
@@ -615,11 +611,8 @@ impl Store for SqliteStore {
     ) -> StoreResult<(IncidentRecord, Option<BacklogItem>)> {
         let mut tx = self.write().await?;
         let value = support::insert_incident(&mut tx, &incident, backlog_team).await?;
-        let record = AuditRecord {
-            subject: format!("incident/{}", value.0.id),
-            ..record
-        };
-        audit::append(&mut tx, &self.audit_key, record).await?;
+        let subject = format!("incident/{}", value.0.id);
+        audit::append(&mut tx, &self.audit_key, AuditRecord { subject, ..record }).await?;
         tx.commit().await.map_err(backend)?;
         Ok(value)
     }
@@ -643,11 +636,13 @@ impl Store for SqliteStore {
         read_level: u32,
         record: AuditRecord,
     ) -> StoreResult<()> {
-        let mut tx = self.write().await?;
-        let value = support::update_incident(&mut tx, &incident, read_status, read_level).await?;
-        audit::append(&mut tx, &self.audit_key, record).await?;
-        tx.commit().await.map_err(backend)?;
-        Ok(value)
+        audited!(self, record, |tx| support::update_incident(
+            &mut tx,
+            &incident,
+            read_status,
+            read_level
+        )
+        .await?)
     }
 
     async fn backlog(&self, app: Option<&str>) -> StoreResult<Vec<BacklogItem>> {
@@ -698,19 +693,18 @@ impl Store for SqliteStore {
         now_ms: i64,
         record: AuditRecord,
     ) -> StoreResult<()> {
-        let mut tx = self.write().await?;
-        let value = support::close_backport(
-            &mut tx,
-            id,
-            ObligationStatus::Waived,
-            by,
-            Some(reason),
-            now_ms,
-        )
-        .await?;
-        audit::append(&mut tx, &self.audit_key, record).await?;
-        tx.commit().await.map_err(backend)?;
-        Ok(value)
+        audited!(self, record, |tx| {
+            let value = support::close_backport(
+                &mut tx,
+                id,
+                ObligationStatus::Waived,
+                by,
+                Some(reason),
+                now_ms,
+            )
+            .await?;
+            value
+        })
     }
 
     async fn add_channel(
@@ -741,10 +735,9 @@ impl Store for SqliteStore {
         now_ms: i64,
         record: AuditRecord,
     ) -> StoreResult<()> {
-        let mut tx = self.write().await?;
-        notifications::remove_channel(&mut tx, team, id, now_ms).await?;
-        audit::append(&mut tx, &self.audit_key, record).await?;
-        tx.commit().await.map_err(backend)
+        audited!(self, record, |tx| {
+            notifications::remove_channel(&mut tx, team, id, now_ms).await?;
+        })
     }
 
     async fn queue_delivery(
@@ -793,11 +786,10 @@ impl Store for SqliteStore {
         changes: Vec<DesiredChange>,
         record: AuditRecord,
     ) -> StoreResult<()> {
-        let mut tx = self.write().await?;
-        policy::add_approval(&mut tx, &approval).await?;
-        deployments::update(&mut tx, deployment, &changes, None).await?;
-        audit::append(&mut tx, &self.audit_key, record).await?;
-        tx.commit().await.map_err(backend)
+        audited!(self, record, |tx| {
+            policy::add_approval(&mut tx, &approval).await?;
+            deployments::update(&mut tx, deployment, &changes, None).await?;
+        })
     }
 
     async fn freeze_windows(&self, env: Option<&str>) -> StoreResult<Vec<FreezeWindowRecord>> {
