@@ -28,12 +28,13 @@ use ferry_domain::incident::IncidentStatus;
 use ferry_domain::permission::{Level, Role};
 use ferry_domain::pipeline::Environment;
 use ferry_domain::routing::RoutingRule;
+use ferry_store::prelude::*;
 use ferry_store::{
     App, AppGrant, ApprovalRecord, AuditChain, AuditEvent, AuditFilter, BacklogItem, Backport,
     BadVersion, Bootstrap, DeploymentRecord, DeploymentUpdate, DesiredChange, EnvironmentChange,
     FreezeWindowRecord, IncidentRecord, IncidentUpdate, NewApp, NewRelease, NewUser, Release,
-    ReleaseOutcome, Store, StoreError, StoreResult, Target, TargetApp, TargetReport, Team,
-    TeamSupport, UnauditedWrites, User,
+    ReleaseOutcome, StoreError, StoreResult, Target, TargetApp, TargetReport, Team, TeamSupport,
+    UnauditedWrites, User,
 };
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -237,7 +238,7 @@ impl UnauditedWrites for SqliteStore {
 }
 
 #[async_trait]
-impl Store for SqliteStore {
+impl Access for SqliteStore {
     async fn bootstrap(&self, bootstrap: Bootstrap, record: AuditRecord) -> StoreResult<bool> {
         audited!(self, record, |tx| {
             let n_users: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
@@ -303,6 +304,33 @@ impl Store for SqliteStore {
             .ok_or_else(|| not_found("role", role))
     }
 
+    async fn app_grants(&self, app: &str) -> StoreResult<Vec<AppGrant>> {
+        access::app_grants(&mut *self.read().await?, app).await
+    }
+
+    async fn set_app_grant(&self, grant: AppGrant, record: AuditRecord) -> StoreResult<()> {
+        audited!(self, record, |tx| {
+            access::set_app_grant(&mut tx, &grant).await?;
+        })
+    }
+
+    async fn set_membership(
+        &self,
+        team: &str,
+        user: &str,
+        role: Option<&str>,
+        remove: bool,
+        record: AuditRecord,
+    ) -> StoreResult<()> {
+        audited!(self, record, |tx| access::set_membership(
+            &mut tx, team, user, role, remove
+        )
+        .await?)
+    }
+}
+
+#[async_trait]
+impl Pipeline for SqliteStore {
     async fn list_environments(&self) -> StoreResult<Vec<Environment>> {
         pipeline::list_environments(&mut *self.read().await?).await
     }
@@ -342,6 +370,13 @@ impl Store for SqliteStore {
         Ok(env)
     }
 
+    async fn freeze_windows(&self, env: Option<&str>) -> StoreResult<Vec<FreezeWindowRecord>> {
+        policy::freeze_windows(&mut *self.read().await?, env).await
+    }
+}
+
+#[async_trait]
+impl Catalog for SqliteStore {
     async fn create_app(&self, app: NewApp, record: AuditRecord) -> StoreResult<App> {
         audited!(self, record, |tx| {
             apps::insert(&mut tx, &app).await?;
@@ -357,6 +392,16 @@ impl Store for SqliteStore {
 
     async fn app(&self, name: &str) -> StoreResult<Option<App>> {
         apps::by_name(&mut *self.read().await?, name).await
+    }
+
+    async fn set_maintainer(
+        &self,
+        app: &str,
+        team: Option<&str>,
+        record: AuditRecord,
+    ) -> StoreResult<()> {
+        audited!(self, record, |tx| apps::set_maintainer(&mut tx, app, team)
+            .await?)
     }
 
     async fn create_release(
@@ -431,7 +476,10 @@ impl Store for SqliteStore {
     async fn referenced_blobs(&self) -> StoreResult<std::collections::HashSet<String>> {
         releases::referenced_blobs(&mut *self.read().await?).await
     }
+}
 
+#[async_trait]
+impl Fleet for SqliteStore {
     async fn create_enrollment(
         &self,
         env: &str,
@@ -495,7 +543,10 @@ impl Store for SqliteStore {
     async fn target_apps(&self, target: Option<&str>) -> StoreResult<Vec<TargetApp>> {
         targets::target_apps(&mut *self.read().await?, target).await
     }
+}
 
+#[async_trait]
+impl Deployments for SqliteStore {
     async fn create_deployment(
         &self,
         deployment: DeploymentRecord,
@@ -544,46 +595,60 @@ impl Store for SqliteStore {
         deployments::by_id(&mut *self.read().await?, id).await
     }
 
-    async fn app_grants(&self, app: &str) -> StoreResult<Vec<AppGrant>> {
-        access::app_grants(&mut *self.read().await?, app).await
+    async fn approvals(&self, deployment_id: i64) -> StoreResult<Vec<ApprovalRecord>> {
+        policy::approvals(&mut *self.read().await?, deployment_id).await
     }
 
-    async fn set_app_grant(&self, grant: AppGrant, record: AuditRecord) -> StoreResult<()> {
+    async fn approve(
+        &self,
+        approval: ApprovalRecord,
+        deployment: &DeploymentRecord,
+        changes: Vec<DesiredChange>,
+        record: AuditRecord,
+    ) -> StoreResult<()> {
         audited!(self, record, |tx| {
-            access::set_app_grant(&mut tx, &grant).await?;
+            policy::add_approval(&mut tx, &approval).await?;
+            deployments::update(&mut tx, deployment, &changes, None).await?;
         })
     }
 
-    async fn set_membership(
+    async fn list_deployments(
         &self,
-        team: &str,
-        user: &str,
-        role: Option<&str>,
-        remove: bool,
-        record: AuditRecord,
-    ) -> StoreResult<()> {
-        audited!(self, record, |tx| access::set_membership(
-            &mut tx, team, user, role, remove
-        )
-        .await?)
+        app: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<DeploymentRecord>> {
+        deployments::list(&mut *self.read().await?, app, limit).await
     }
 
+    async fn running_deployments(&self) -> StoreResult<Vec<DeploymentRecord>> {
+        deployments::running(&mut *self.read().await?).await
+    }
+
+    async fn bad_versions(&self, app: &str, env: &str) -> StoreResult<Vec<String>> {
+        deployments::bad_versions(&mut *self.read().await?, app, env).await
+    }
+
+    async fn status_revision(&self) -> StoreResult<i64> {
+        reads::status_revision(&mut *self.read().await?).await
+    }
+
+    async fn live_deployments(&self) -> StoreResult<Vec<DeploymentRecord>> {
+        reads::live_deployments(&mut *self.read().await?).await
+    }
+
+    async fn every_bad_version(&self) -> StoreResult<Vec<BadVersion>> {
+        reads::every_bad_version(&mut *self.read().await?).await
+    }
+}
+
+#[async_trait]
+impl Support for SqliteStore {
     async fn team_support(&self, team: &str) -> StoreResult<TeamSupport> {
         support::team_support(&mut *self.read().await?, team).await
     }
 
     async fn set_team_support(&self, team: TeamSupport, record: AuditRecord) -> StoreResult<()> {
         audited!(self, record, |tx| support::set_team_support(&mut tx, &team)
-            .await?)
-    }
-
-    async fn set_maintainer(
-        &self,
-        app: &str,
-        team: Option<&str>,
-        record: AuditRecord,
-    ) -> StoreResult<()> {
-        audited!(self, record, |tx| apps::set_maintainer(&mut tx, app, team)
             .await?)
     }
 
@@ -706,7 +771,10 @@ impl Store for SqliteStore {
             value
         })
     }
+}
 
+#[async_trait]
+impl Notifications for SqliteStore {
     async fn add_channel(
         &self,
         channel: ferry_store::NewChannel,
@@ -774,56 +842,10 @@ impl Store for SqliteStore {
     async fn delivery(&self, id: i64) -> StoreResult<Option<ferry_store::DeliveryRecord>> {
         notifications::delivery(&mut *self.read().await?, id).await
     }
+}
 
-    async fn approvals(&self, deployment_id: i64) -> StoreResult<Vec<ApprovalRecord>> {
-        policy::approvals(&mut *self.read().await?, deployment_id).await
-    }
-
-    async fn approve(
-        &self,
-        approval: ApprovalRecord,
-        deployment: &DeploymentRecord,
-        changes: Vec<DesiredChange>,
-        record: AuditRecord,
-    ) -> StoreResult<()> {
-        audited!(self, record, |tx| {
-            policy::add_approval(&mut tx, &approval).await?;
-            deployments::update(&mut tx, deployment, &changes, None).await?;
-        })
-    }
-
-    async fn freeze_windows(&self, env: Option<&str>) -> StoreResult<Vec<FreezeWindowRecord>> {
-        policy::freeze_windows(&mut *self.read().await?, env).await
-    }
-
-    async fn list_deployments(
-        &self,
-        app: Option<&str>,
-        limit: u32,
-    ) -> StoreResult<Vec<DeploymentRecord>> {
-        deployments::list(&mut *self.read().await?, app, limit).await
-    }
-
-    async fn running_deployments(&self) -> StoreResult<Vec<DeploymentRecord>> {
-        deployments::running(&mut *self.read().await?).await
-    }
-
-    async fn bad_versions(&self, app: &str, env: &str) -> StoreResult<Vec<String>> {
-        deployments::bad_versions(&mut *self.read().await?, app, env).await
-    }
-
-    async fn status_revision(&self) -> StoreResult<i64> {
-        reads::status_revision(&mut *self.read().await?).await
-    }
-
-    async fn live_deployments(&self) -> StoreResult<Vec<DeploymentRecord>> {
-        reads::live_deployments(&mut *self.read().await?).await
-    }
-
-    async fn every_bad_version(&self) -> StoreResult<Vec<BadVersion>> {
-        reads::every_bad_version(&mut *self.read().await?).await
-    }
-
+#[async_trait]
+impl AuditTrail for SqliteStore {
     async fn audit_events(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEvent>> {
         audit::events(&mut *self.read().await?, filter).await
     }

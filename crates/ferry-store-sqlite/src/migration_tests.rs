@@ -4,10 +4,10 @@
 use std::path::Path;
 
 use ferry_domain::deployment::Status;
-use ferry_store::Store;
 use sqlx::sqlite::SqliteConnectOptions;
 
 use crate::SqliteStore;
+use ferry_store::prelude::*;
 
 /// A database at `path` migrated up to and including `last`, as an older ferry left it.
 async fn migrated_up_to(path: &Path, last: i64) -> sqlx::SqlitePool {

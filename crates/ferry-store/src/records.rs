@@ -84,7 +84,7 @@ pub struct PolicyChange {
     pub protected: Option<bool>,
 }
 
-/// A change of one environment (see `Store::change_environment`): each part comes with the
+/// A change of one environment (see `Pipeline::change_environment`): each part comes with the
 /// audit record of that part.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct EnvironmentChange {
@@ -212,7 +212,7 @@ pub struct DeploymentRecord {
     pub kind: Kind,
     pub state: Deployment,
     /// Grows by one with every stored change: a change is saved only over the revision it
-    /// was made from (see `Store::update_deployment`).
+    /// was made from (see `Deployments::update_deployment`).
     pub revision: i64,
     pub requested_by: String,
     pub created_ms: i64,
@@ -244,7 +244,7 @@ impl DeploymentRecord {
 }
 
 /// A change of a deployment to save, with what follows from it (see
-/// `Store::update_deployment`).
+/// `Deployments::update_deployment`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeploymentUpdate<'a> {
     /// The deployment as changed, with the revision it was read at.
@@ -258,7 +258,7 @@ pub struct DeploymentUpdate<'a> {
     pub report: Option<TargetReport>,
     /// The backport obligation its success opens (a hotfix reached the last environment),
     /// with that event's audit record: opened in the same transaction as the deployment's
-    /// end, unless the hotfix has one already (`Store::update_deployment` only).
+    /// end, unless the hotfix has one already (`Deployments::update_deployment` only).
     pub opens: Option<(Backport, AuditRecord)>,
 }
 

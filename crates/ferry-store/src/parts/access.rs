@@ -1,0 +1,51 @@
+//! People and what they may do: the first start, users and their tokens, teams and memberships, roles and per-application grants.
+
+use async_trait::async_trait;
+
+use crate::*;
+
+/// People and what they may do: the first start, users and their tokens, teams and memberships, roles and per-application grants.
+#[async_trait]
+pub trait Access: Send + Sync + 'static {
+    /// On an empty store, creates the pipeline, the roles and the first admin and returns
+    /// true; on a store that already has users, changes nothing and returns false.
+    async fn bootstrap(&self, bootstrap: Bootstrap, audit: AuditRecord) -> StoreResult<bool>;
+
+    /// The user an API token (by its hash) belongs to.
+    async fn user_by_token(&self, token_hash: &str) -> StoreResult<Option<User>>;
+    /// Creates a user with one API token.
+    async fn create_user(&self, user: NewUser, audit: AuditRecord) -> StoreResult<User>;
+    /// All users, by name.
+    async fn list_users(&self) -> StoreResult<Vec<User>>;
+
+    /// Creates a team.
+    async fn create_team(&self, name: &str, audit: AuditRecord) -> StoreResult<Team>;
+    /// All teams, by name.
+    async fn list_teams(&self) -> StoreResult<Vec<Team>>;
+
+    /// All roles with their levels in every environment.
+    async fn list_roles(&self) -> StoreResult<Vec<Role>>;
+    /// Sets one role's level in one environment.
+    async fn set_role_level(
+        &self,
+        role: &str,
+        env: &str,
+        level: Level,
+        audit: AuditRecord,
+    ) -> StoreResult<Role>;
+    /// The per-app grants of an application.
+    async fn app_grants(&self, app: &str) -> StoreResult<Vec<AppGrant>>;
+    /// Sets a user's level on an application in an environment (`none` removes it).
+    async fn set_app_grant(&self, grant: AppGrant, audit: AuditRecord) -> StoreResult<()>;
+    /// Makes `user` a member of `team` with `role` (`None`: their default role) or changes
+    /// their role there; with `remove`, takes them out of the team (not found if they were
+    /// not in it).
+    async fn set_membership(
+        &self,
+        team: &str,
+        user: &str,
+        role: Option<&str>,
+        remove: bool,
+        audit: AuditRecord,
+    ) -> StoreResult<()>;
+}

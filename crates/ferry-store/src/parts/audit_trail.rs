@@ -1,0 +1,14 @@
+//! The audit trail, for people and for verification.
+
+use async_trait::async_trait;
+
+use crate::*;
+
+/// The audit trail, for people and for verification.
+#[async_trait]
+pub trait AuditTrail: Send + Sync + 'static {
+    /// Audit events matching a filter, oldest first.
+    async fn audit_events(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEvent>>;
+    /// The whole chain and its recorded head, for verification.
+    async fn audit_chain(&self) -> StoreResult<AuditChain>;
+}

@@ -1,0 +1,47 @@
+//! Targets: enrollment, credentials, placements, and what each should run and reported.
+
+use async_trait::async_trait;
+
+use crate::*;
+
+/// Targets: enrollment, credentials, placements, and what each should run and reported.
+#[async_trait]
+pub trait Fleet: Send + Sync + 'static {
+    /// Creates the target if it does not exist (refused if it exists in another environment
+    /// or is enrolled already) and stores a one-time enrollment token for it.
+    async fn create_enrollment(
+        &self,
+        env: &str,
+        target: &str,
+        token_hash: &str,
+        expires_ms: i64,
+        audit: AuditRecord,
+    ) -> StoreResult<Target>;
+    /// Consumes an unexpired enrollment token and stores the agent's credential. The audit
+    /// record's subject becomes `target/NAME`.
+    async fn enroll_target(
+        &self,
+        token_hash: &str,
+        credential_hash: &str,
+        now_ms: i64,
+        audit: AuditRecord,
+    ) -> StoreResult<Target>;
+    /// The target an agent credential (by its hash) belongs to.
+    async fn target_by_credential(&self, credential_hash: &str) -> StoreResult<Option<Target>>;
+    /// All targets, by name.
+    async fn list_targets(&self) -> StoreResult<Vec<Target>>;
+    /// Places an application on exactly these targets of an environment.
+    async fn place_app(
+        &self,
+        app: &str,
+        env: &str,
+        targets: &[String],
+        audit: AuditRecord,
+    ) -> StoreResult<()>;
+    /// The targets an application runs on in an environment: its placements there, or
+    /// every target of the environment when it has none.
+    async fn placement(&self, app: &str, env: &str) -> StoreResult<Vec<String>>;
+
+    /// Desired and reported state of every target and application, or of one target's.
+    async fn target_apps(&self, target: Option<&str>) -> StoreResult<Vec<TargetApp>>;
+}
