@@ -17,6 +17,8 @@ mod reads;
 mod releases;
 mod support;
 mod targets;
+#[cfg(test)]
+mod unreadable_tests;
 
 use std::path::Path;
 use std::time::Duration;
