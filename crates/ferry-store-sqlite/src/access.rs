@@ -2,9 +2,9 @@
 
 use ferry_domain::permission::Level;
 use ferry_store::{AppGrant, Membership, NewUser, StoreError, StoreResult, Team, User};
-use sqlx::{Row, SqliteConnection};
+use sqlx::SqliteConnection;
 
-use crate::{backend, not_found, unique};
+use crate::{backend, not_found, unique, unreadable};
 
 pub(crate) async fn insert_team(
     conn: &mut SqliteConnection,
@@ -24,16 +24,14 @@ pub(crate) async fn insert_team(
 }
 
 pub(crate) async fn list_teams(conn: &mut SqliteConnection) -> StoreResult<Vec<Team>> {
-    let rows = sqlx::query("SELECT name, created_ms FROM teams ORDER BY name")
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(backend)?;
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT name, created_ms FROM teams ORDER BY name")
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(backend)?;
     Ok(rows
         .into_iter()
-        .map(|row| Team {
-            name: row.get("name"),
-            created_ms: row.get("created_ms"),
-        })
+        .map(|(name, created_ms)| Team { name, created_ms })
         .collect())
 }
 
@@ -59,7 +57,7 @@ async fn team_id(conn: &mut SqliteConnection, team: &str) -> StoreResult<i64> {
 /// teams, so a typo is a clear "no role named" instead of a constraint error.
 pub(crate) async fn insert_user(conn: &mut SqliteConnection, user: &NewUser) -> StoreResult<()> {
     role_exists(conn, &user.default_role).await?;
-    let user_id = sqlx::query(
+    let user_id: i64 = sqlx::query_scalar(
         "INSERT INTO users (name, default_role, created_ms) VALUES (?, ?, ?) RETURNING id",
     )
     .bind(&user.name)
@@ -67,8 +65,7 @@ pub(crate) async fn insert_user(conn: &mut SqliteConnection, user: &NewUser) -> 
     .bind(user.created_ms)
     .fetch_one(&mut *conn)
     .await
-    .map_err(unique("user", &user.name))?
-    .get::<i64, _>("id");
+    .map_err(unique("user", &user.name))?;
     for membership in &user.teams {
         let team_id = team_id(conn, &membership.team).await?;
         if let Some(role) = &membership.role {
@@ -93,7 +90,7 @@ pub(crate) async fn insert_user(conn: &mut SqliteConnection, user: &NewUser) -> 
 }
 
 async fn memberships(conn: &mut SqliteConnection, user_id: i64) -> StoreResult<Vec<Membership>> {
-    let rows = sqlx::query(
+    let rows: Vec<(String, Option<String>)> = sqlx::query_as(
         "SELECT teams.name AS team, memberships.role AS role
          FROM memberships JOIN teams ON teams.id = memberships.team_id
          WHERE memberships.user_id = ? ORDER BY teams.name",
@@ -104,11 +101,36 @@ async fn memberships(conn: &mut SqliteConnection, user_id: i64) -> StoreResult<V
     .map_err(backend)?;
     Ok(rows
         .into_iter()
-        .map(|row| Membership {
-            team: row.get("team"),
-            role: row.get("role"),
-        })
+        .map(|(team, role)| Membership { team, role })
         .collect())
+}
+
+/// A row of [`grants`]' query.
+#[derive(sqlx::FromRow)]
+struct GrantRow {
+    app: String,
+    user: String,
+    env: String,
+    level: String,
+}
+
+impl TryFrom<GrantRow> for AppGrant {
+    type Error = StoreError;
+
+    fn try_from(row: GrantRow) -> StoreResult<AppGrant> {
+        let level = row.level.parse().map_err(|why| {
+            unreadable(
+                format_args!("the grant of {} to {} in {}", row.app, row.user, row.env),
+                why,
+            )
+        })?;
+        Ok(AppGrant {
+            app: row.app,
+            user: row.user,
+            env: row.env,
+            level,
+        })
+    }
 }
 
 async fn grants(
@@ -116,7 +138,7 @@ async fn grants(
     app: Option<&str>,
     user: Option<&str>,
 ) -> StoreResult<Vec<AppGrant>> {
-    let rows = sqlx::query(
+    let rows: Vec<GrantRow> = sqlx::query_as(
         "SELECT apps.name AS app, users.name AS user, app_grants.env, app_grants.level
          FROM app_grants JOIN apps ON apps.id = app_grants.app_id
          JOIN users ON users.id = app_grants.user_id
@@ -128,17 +150,7 @@ async fn grants(
     .fetch_all(&mut *conn)
     .await
     .map_err(backend)?;
-    rows.into_iter()
-        .map(|row| {
-            let level: String = row.get("level");
-            Ok(AppGrant {
-                app: row.get("app"),
-                user: row.get("user"),
-                env: row.get("env"),
-                level: level.parse().map_err(StoreError::Backend)?,
-            })
-        })
-        .collect()
+    rows.into_iter().map(AppGrant::try_from).collect()
 }
 
 pub(crate) async fn app_grants(
@@ -236,6 +248,15 @@ pub(crate) async fn set_membership(
     Ok(())
 }
 
+/// A row of [`users_where`]' query.
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    id: i64,
+    name: String,
+    default_role: String,
+    created_ms: i64,
+}
+
 async fn users_where(
     conn: &mut SqliteConnection,
     condition: &str,
@@ -244,20 +265,19 @@ async fn users_where(
     let sql = format!(
         "SELECT users.id, users.name, users.default_role, users.created_ms FROM users {condition} ORDER BY users.name"
     );
-    let mut query = sqlx::query(&sql);
+    let mut query = sqlx::query_as(&sql);
     if let Some(value) = value {
         query = query.bind(value);
     }
-    let rows = query.fetch_all(&mut *conn).await.map_err(backend)?;
+    let rows: Vec<UserRow> = query.fetch_all(&mut *conn).await.map_err(backend)?;
     let mut users = Vec::with_capacity(rows.len());
     for row in rows {
-        let name: String = row.get("name");
         users.push(User {
-            default_role: row.get("default_role"),
-            teams: memberships(conn, row.get("id")).await?,
-            grants: grants(conn, None, Some(&name)).await?,
-            created_ms: row.get("created_ms"),
-            name,
+            teams: memberships(conn, row.id).await?,
+            grants: grants(conn, None, Some(&row.name)).await?,
+            default_role: row.default_role,
+            created_ms: row.created_ms,
+            name: row.name,
         });
     }
     Ok(users)

@@ -1,10 +1,9 @@
 //! Applications and the team that owns each.
 
-use ferry_store::{App, NewApp, StoreResult};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
+use ferry_store::{App, NewApp, StoreError, StoreResult};
+use sqlx::SqliteConnection;
 
-use crate::{backend, not_found, unique};
+use crate::{backend, narrow, not_found, unique, unreadable};
 
 const SELECT_APPS: &str =
     "SELECT apps.name, teams.name AS team, maintainers.name AS maintainer, apps.keep_releases,
@@ -12,13 +11,28 @@ const SELECT_APPS: &str =
      FROM apps JOIN teams ON teams.id = apps.team_id
      LEFT JOIN teams AS maintainers ON maintainers.id = apps.maintainer_team_id";
 
-fn app_from_row(row: SqliteRow) -> App {
-    App {
-        name: row.get("name"),
-        team: row.get("team"),
-        maintainer: row.get("maintainer"),
-        keep_releases: row.get::<i64, _>("keep_releases") as u32,
-        created_ms: row.get("created_ms"),
+/// A row of `SELECT_APPS`.
+#[derive(sqlx::FromRow)]
+struct AppRow {
+    name: String,
+    team: String,
+    maintainer: Option<String>,
+    keep_releases: i64,
+    created_ms: i64,
+}
+
+impl TryFrom<AppRow> for App {
+    type Error = StoreError;
+
+    fn try_from(row: AppRow) -> StoreResult<App> {
+        Ok(App {
+            keep_releases: narrow("keep_releases", row.keep_releases)
+                .map_err(|why| unreadable(format_args!("application {}", row.name), why))?,
+            name: row.name,
+            team: row.team,
+            maintainer: row.maintainer,
+            created_ms: row.created_ms,
+        })
     }
 }
 
@@ -41,20 +55,20 @@ pub(crate) async fn insert(conn: &mut SqliteConnection, app: &NewApp) -> StoreRe
 }
 
 pub(crate) async fn by_name(conn: &mut SqliteConnection, name: &str) -> StoreResult<Option<App>> {
-    let row = sqlx::query(&format!("{SELECT_APPS} WHERE apps.name = ?"))
+    let row: Option<AppRow> = sqlx::query_as(&format!("{SELECT_APPS} WHERE apps.name = ?"))
         .bind(name)
         .fetch_optional(&mut *conn)
         .await
         .map_err(backend)?;
-    Ok(row.map(app_from_row))
+    row.map(App::try_from).transpose()
 }
 
 pub(crate) async fn list(conn: &mut SqliteConnection) -> StoreResult<Vec<App>> {
-    let rows = sqlx::query(&format!("{SELECT_APPS} ORDER BY apps.name"))
+    let rows: Vec<AppRow> = sqlx::query_as(&format!("{SELECT_APPS} ORDER BY apps.name"))
         .fetch_all(&mut *conn)
         .await
         .map_err(backend)?;
-    Ok(rows.into_iter().map(app_from_row).collect())
+    rows.into_iter().map(App::try_from).collect()
 }
 
 /// Names the team that maintains an application (`None`: its owner).

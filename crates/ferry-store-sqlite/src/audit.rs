@@ -2,20 +2,17 @@
 
 use ferry_domain::audit::{link, AuditEvent, AuditRecord, ChainHead};
 use ferry_store::{AuditChain, AuditFilter, StoreResult};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
+use sqlx::SqliteConnection;
 
 use crate::backend;
 
 async fn head(conn: &mut SqliteConnection) -> StoreResult<Option<ChainHead>> {
-    let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(backend)?;
-    Ok(row.map(|row| ChainHead {
-        seq: row.get("seq"),
-        hash: row.get("hash"),
-    }))
+    let row: Option<(i64, String)> =
+        sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(backend)?;
+    Ok(row.map(|(seq, hash)| ChainHead { seq, hash }))
 }
 
 /// Links `record` to the chain inside the caller's write transaction.
@@ -54,24 +51,41 @@ pub(crate) async fn append(
     Ok(event)
 }
 
-fn event_from_row(row: SqliteRow) -> AuditEvent {
-    AuditEvent {
-        seq: row.get("seq"),
-        record: AuditRecord {
-            at_ms: row.get("at_ms"),
-            actor: row.get("actor"),
-            action: row.get("action"),
-            subject: row.get("subject"),
-            app: row.get("app"),
-            details: row.get("details"),
-        },
-        prev_hash: row.get("prev_hash"),
-        hash: row.get("hash"),
-    }
+pub(crate) const SELECT_EVENTS: &str =
+    "SELECT seq, at_ms, actor, action, subject, app, details, prev_hash, hash FROM audit_events";
+
+/// A row of `SELECT_EVENTS`. Nothing in it is parsed here: the details stay the JSON text
+/// the chain's hashes cover, and `ferry_domain::audit` verifies the links.
+#[derive(sqlx::FromRow)]
+pub(crate) struct EventRow {
+    seq: i64,
+    at_ms: i64,
+    actor: String,
+    action: String,
+    subject: String,
+    app: Option<String>,
+    details: String,
+    prev_hash: String,
+    hash: String,
 }
 
-const SELECT_EVENTS: &str =
-    "SELECT seq, at_ms, actor, action, subject, app, details, prev_hash, hash FROM audit_events";
+impl From<EventRow> for AuditEvent {
+    fn from(row: EventRow) -> AuditEvent {
+        AuditEvent {
+            seq: row.seq,
+            record: AuditRecord {
+                at_ms: row.at_ms,
+                actor: row.actor,
+                action: row.action,
+                subject: row.subject,
+                app: row.app,
+                details: row.details,
+            },
+            prev_hash: row.prev_hash,
+            hash: row.hash,
+        }
+    }
+}
 
 pub(crate) async fn events(
     conn: &mut SqliteConnection,
@@ -79,7 +93,7 @@ pub(crate) async fn events(
 ) -> StoreResult<Vec<AuditEvent>> {
     // Newest first with the limit, then turned around: the last N events, oldest first.
     let limit = filter.limit.map_or(-1, i64::from);
-    let rows = sqlx::query(&format!(
+    let rows: Vec<EventRow> = sqlx::query_as(&format!(
         "{SELECT_EVENTS} WHERE (?1 IS NULL OR app = ?1) ORDER BY seq DESC LIMIT ?2"
     ))
     .bind(&filter.app)
@@ -87,18 +101,18 @@ pub(crate) async fn events(
     .fetch_all(&mut *conn)
     .await
     .map_err(backend)?;
-    let mut events: Vec<AuditEvent> = rows.into_iter().map(event_from_row).collect();
+    let mut events: Vec<AuditEvent> = rows.into_iter().map(AuditEvent::from).collect();
     events.reverse();
     Ok(events)
 }
 
 pub(crate) async fn chain(conn: &mut SqliteConnection) -> StoreResult<AuditChain> {
-    let rows = sqlx::query(&format!("{SELECT_EVENTS} ORDER BY seq"))
+    let rows: Vec<EventRow> = sqlx::query_as(&format!("{SELECT_EVENTS} ORDER BY seq"))
         .fetch_all(&mut *conn)
         .await
         .map_err(backend)?;
     Ok(AuditChain {
-        events: rows.into_iter().map(event_from_row).collect(),
+        events: rows.into_iter().map(AuditEvent::from).collect(),
         head: head(conn).await?,
     })
 }

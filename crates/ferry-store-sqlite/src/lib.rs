@@ -17,6 +17,8 @@ mod reads;
 mod releases;
 mod support;
 mod targets;
+#[cfg(test)]
+mod unreadable_tests;
 
 use std::path::Path;
 use std::time::Duration;
@@ -117,6 +119,18 @@ macro_rules! audited {
 /// Wraps a database failure that is not the caller's fault.
 pub(crate) fn backend(error: sqlx::Error) -> StoreError {
     StoreError::Backend(error.to_string())
+}
+
+/// A stored row ferry cannot read (`row` names it, `why` says what is wrong): an error,
+/// never a panic or a default, so a damaged or drifted database is noticed.
+pub(crate) fn unreadable(row: impl std::fmt::Display, why: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(format!("{row} is unreadable: {why}"))
+}
+
+/// A stored integer as the record's narrower type; one out of its range is refused rather
+/// than wrapped around.
+pub(crate) fn narrow<T: TryFrom<i64>>(column: &str, value: i64) -> Result<T, String> {
+    T::try_from(value).map_err(|_| format!("{column} {value} is out of range"))
 }
 
 /// Maps a unique-constraint violation to "already exists", anything else to a backend error.

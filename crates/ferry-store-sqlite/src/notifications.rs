@@ -1,15 +1,15 @@
 //! Notifications: channels per team, the deliveries derived from the audit trail, and the
 //! cursor over the trail.
 
-use ferry_domain::audit::{AuditEvent, AuditRecord};
+use ferry_domain::audit::AuditEvent;
 use ferry_store::{
     Attempt, ChannelRecord, DeliveryRecord, NewChannel, NewDelivery, StoreError, StoreResult,
     DELIVERY_DELIVERED, DELIVERY_FAILED, DELIVERY_PENDING,
 };
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
+use sqlx::SqliteConnection;
 
-use crate::{backend, not_found};
+use crate::audit::{EventRow, SELECT_EVENTS};
+use crate::{backend, narrow, not_found, unreadable};
 
 async fn team_id(conn: &mut SqliteConnection, team: &str) -> StoreResult<i64> {
     sqlx::query_scalar("SELECT id FROM teams WHERE name = ?")
@@ -24,15 +24,30 @@ const SELECT_CHANNELS: &str = "SELECT c.id, t.name AS team, c.config, c.descript
         c.created_ms, c.removed_ms
     FROM notification_channels c JOIN teams t ON t.id = c.team_id";
 
-fn channel_from_row(row: SqliteRow) -> ChannelRecord {
-    ChannelRecord {
-        id: row.get("id"),
-        team: row.get("team"),
-        config: row.get("config"),
-        description: row.get("description"),
-        created_by: row.get("created_by"),
-        created_ms: row.get("created_ms"),
-        removed_ms: row.get("removed_ms"),
+/// A row of `SELECT_CHANNELS`. The configuration stays JSON text, as the record carries
+/// it: the server's notifier reads it when it sends.
+#[derive(sqlx::FromRow)]
+struct ChannelRow {
+    id: i64,
+    team: String,
+    config: String,
+    description: String,
+    created_by: String,
+    created_ms: i64,
+    removed_ms: Option<i64>,
+}
+
+impl From<ChannelRow> for ChannelRecord {
+    fn from(row: ChannelRow) -> ChannelRecord {
+        ChannelRecord {
+            id: row.id,
+            team: row.team,
+            config: row.config,
+            description: row.description,
+            created_by: row.created_by,
+            created_ms: row.created_ms,
+            removed_ms: row.removed_ms,
+        }
     }
 }
 
@@ -69,7 +84,7 @@ pub(crate) async fn channels(
     team: Option<&str>,
     include_removed: bool,
 ) -> StoreResult<Vec<ChannelRecord>> {
-    let rows = sqlx::query(&format!(
+    let rows: Vec<ChannelRow> = sqlx::query_as(&format!(
         "{SELECT_CHANNELS} WHERE (?1 IS NULL OR t.name = ?1) AND (?2 OR c.removed_ms IS NULL)
          ORDER BY c.id"
     ))
@@ -78,7 +93,7 @@ pub(crate) async fn channels(
     .fetch_all(&mut *conn)
     .await
     .map_err(backend)?;
-    Ok(rows.into_iter().map(channel_from_row).collect())
+    Ok(rows.into_iter().map(ChannelRecord::from).collect())
 }
 
 /// The channel `id` of `team`, if it is in use.
@@ -87,7 +102,7 @@ async fn channel_in_use(
     team: &str,
     id: i64,
 ) -> StoreResult<ChannelRecord> {
-    let row = sqlx::query(&format!(
+    let row: Option<ChannelRow> = sqlx::query_as(&format!(
         "{SELECT_CHANNELS} WHERE c.id = ? AND t.name = ? AND c.removed_ms IS NULL"
     ))
     .bind(id)
@@ -95,7 +110,7 @@ async fn channel_in_use(
     .fetch_optional(&mut *conn)
     .await
     .map_err(backend)?;
-    row.map(channel_from_row)
+    row.map(ChannelRecord::from)
         .ok_or_else(|| not_found("channel", &id.to_string()))
 }
 
@@ -136,24 +151,55 @@ const SELECT_DELIVERIES: &str = "SELECT d.id, d.channel_id, c.description AS cha
     JOIN notification_channels c ON c.id = d.channel_id
     JOIN teams t ON t.id = d.team_id";
 
-fn delivery_from_row(row: SqliteRow) -> DeliveryRecord {
-    let attempts: i64 = row.get("attempts");
-    DeliveryRecord {
-        id: row.get("id"),
-        channel_id: row.get("channel_id"),
-        channel: row.get("channel"),
-        team: row.get("team"),
-        event: row.get("event"),
-        audit_seq: row.get("audit_seq"),
-        message: row.get("message"),
-        status: row.get("status"),
-        attempts: u32::try_from(attempts).unwrap_or(0),
-        next_attempt_ms: row.get("next_attempt_ms"),
-        last_attempt_ms: row.get("last_attempt_ms"),
-        last_error: row.get("last_error"),
-        detail: row.get("detail"),
-        created_ms: row.get("created_ms"),
-        finished_ms: row.get("finished_ms"),
+/// A row of `SELECT_DELIVERIES`. The message stays JSON text, as the record carries it: the
+/// server's notifier reads it when it sends.
+#[derive(sqlx::FromRow)]
+struct DeliveryRow {
+    id: i64,
+    channel_id: i64,
+    channel: String,
+    team: String,
+    event: String,
+    audit_seq: Option<i64>,
+    message: String,
+    status: String,
+    attempts: i64,
+    next_attempt_ms: i64,
+    last_attempt_ms: Option<i64>,
+    last_error: Option<String>,
+    detail: Option<String>,
+    created_ms: i64,
+    finished_ms: Option<i64>,
+}
+
+impl TryFrom<DeliveryRow> for DeliveryRecord {
+    type Error = StoreError;
+
+    fn try_from(row: DeliveryRow) -> StoreResult<DeliveryRecord> {
+        let unreadable = |why: String| unreadable(format_args!("delivery {}", row.id), why);
+        if ![DELIVERY_PENDING, DELIVERY_DELIVERED, DELIVERY_FAILED].contains(&row.status.as_str()) {
+            return Err(unreadable(format!(
+                "unknown status {:?}: use {DELIVERY_PENDING}, {DELIVERY_DELIVERED} or {DELIVERY_FAILED}",
+                row.status
+            )));
+        }
+        Ok(DeliveryRecord {
+            attempts: narrow("attempts", row.attempts).map_err(unreadable)?,
+            id: row.id,
+            channel_id: row.channel_id,
+            channel: row.channel,
+            team: row.team,
+            event: row.event,
+            audit_seq: row.audit_seq,
+            message: row.message,
+            status: row.status,
+            next_attempt_ms: row.next_attempt_ms,
+            last_attempt_ms: row.last_attempt_ms,
+            last_error: row.last_error,
+            detail: row.detail,
+            created_ms: row.created_ms,
+            finished_ms: row.finished_ms,
+        })
     }
 }
 
@@ -161,12 +207,12 @@ pub(crate) async fn delivery(
     conn: &mut SqliteConnection,
     id: i64,
 ) -> StoreResult<Option<DeliveryRecord>> {
-    let row = sqlx::query(&format!("{SELECT_DELIVERIES} WHERE d.id = ?"))
+    let row: Option<DeliveryRow> = sqlx::query_as(&format!("{SELECT_DELIVERIES} WHERE d.id = ?"))
         .bind(id)
         .fetch_optional(&mut *conn)
         .await
         .map_err(backend)?;
-    Ok(row.map(delivery_from_row))
+    row.map(DeliveryRecord::try_from).transpose()
 }
 
 pub(crate) async fn deliveries(
@@ -175,7 +221,7 @@ pub(crate) async fn deliveries(
     limit: u32,
 ) -> StoreResult<Vec<DeliveryRecord>> {
     let team_id = team_id(conn, team).await?;
-    let rows = sqlx::query(&format!(
+    let rows: Vec<DeliveryRow> = sqlx::query_as(&format!(
         "{SELECT_DELIVERIES} WHERE d.team_id = ? ORDER BY d.id DESC LIMIT ?"
     ))
     .bind(team_id)
@@ -183,7 +229,7 @@ pub(crate) async fn deliveries(
     .fetch_all(&mut *conn)
     .await
     .map_err(backend)?;
-    Ok(rows.into_iter().map(delivery_from_row).collect())
+    rows.into_iter().map(DeliveryRecord::try_from).collect()
 }
 
 /// Inserts a pending delivery, due at once; the channel must be the team's and in use.
@@ -270,31 +316,15 @@ pub(crate) async fn audit_events_after(
     seq: i64,
     limit: u32,
 ) -> StoreResult<Vec<AuditEvent>> {
-    let rows = sqlx::query(
-        "SELECT seq, at_ms, actor, action, subject, app, details, prev_hash, hash
-         FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?",
-    )
+    let rows: Vec<EventRow> = sqlx::query_as(&format!(
+        "{SELECT_EVENTS} WHERE seq > ? ORDER BY seq LIMIT ?"
+    ))
     .bind(seq)
     .bind(i64::from(limit))
     .fetch_all(&mut *conn)
     .await
     .map_err(backend)?;
-    Ok(rows
-        .into_iter()
-        .map(|row| AuditEvent {
-            seq: row.get("seq"),
-            record: AuditRecord {
-                at_ms: row.get("at_ms"),
-                actor: row.get("actor"),
-                action: row.get("action"),
-                subject: row.get("subject"),
-                app: row.get("app"),
-                details: row.get("details"),
-            },
-            prev_hash: row.get("prev_hash"),
-            hash: row.get("hash"),
-        })
-        .collect())
+    Ok(rows.into_iter().map(AuditEvent::from).collect())
 }
 
 /// Whether any delivery is due and unclaimed at `now_ms` (claimed ones whose claim ran out

@@ -6,34 +6,49 @@ use ferry_domain::permission::{Capability, Level, Role};
 use ferry_domain::pipeline::{plan_insertion, Environment, PipelineError, Policy};
 use ferry_domain::role::{is_editable, levels_for_new_environment};
 use ferry_store::{PolicyChange, StoreError, StoreResult};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
+use sqlx::SqliteConnection;
 
-use crate::{backend, not_found};
+use crate::{backend, narrow, not_found, unreadable};
 
-fn environment_from_row(row: SqliteRow) -> Environment {
-    Environment {
-        name: row.get("name"),
-        position: row.get::<i64, _>("position") as u32,
-        policy: Policy {
-            approvals_required: row.get::<i64, _>("approvals_required") as u32,
-            self_approval: row.get("self_approval"),
-            protected: row.get("protected"),
-        },
+/// A row of [`list_environments`]' query.
+#[derive(sqlx::FromRow)]
+struct EnvironmentRow {
+    name: String,
+    position: i64,
+    approvals_required: i64,
+    self_approval: bool,
+    protected: bool,
+}
+
+impl TryFrom<EnvironmentRow> for Environment {
+    type Error = StoreError;
+
+    fn try_from(row: EnvironmentRow) -> StoreResult<Environment> {
+        let unreadable = |why: String| unreadable(format_args!("environment {}", row.name), why);
+        Ok(Environment {
+            position: narrow("position", row.position).map_err(unreadable)?,
+            policy: Policy {
+                approvals_required: narrow("approvals_required", row.approvals_required)
+                    .map_err(unreadable)?,
+                self_approval: row.self_approval,
+                protected: row.protected,
+            },
+            name: row.name,
+        })
     }
 }
 
 pub(crate) async fn list_environments(
     conn: &mut SqliteConnection,
 ) -> StoreResult<Vec<Environment>> {
-    let rows = sqlx::query(
+    let rows: Vec<EnvironmentRow> = sqlx::query_as(
         "SELECT name, position, approvals_required, self_approval, protected
          FROM environments ORDER BY position",
     )
     .fetch_all(&mut *conn)
     .await
     .map_err(backend)?;
-    Ok(rows.into_iter().map(environment_from_row).collect())
+    rows.into_iter().map(Environment::try_from).collect()
 }
 
 /// One environment of the pipeline; not found if there is none of that name.
@@ -109,17 +124,19 @@ pub(crate) async fn insert_defaults(
 
 pub(crate) async fn list_roles(conn: &mut SqliteConnection) -> StoreResult<Vec<Role>> {
     let mut roles: BTreeMap<String, Role> = BTreeMap::new();
-    for row in sqlx::query("SELECT name, capabilities FROM roles")
+    let rows: Vec<(String, String)> = sqlx::query_as("SELECT name, capabilities FROM roles")
         .fetch_all(&mut *conn)
         .await
-        .map_err(backend)?
-    {
-        let name: String = row.get("name");
-        let capabilities = row
-            .get::<String, _>("capabilities")
+        .map_err(backend)?;
+    for (name, capabilities) in rows {
+        // Stored comma-separated, as `insert_defaults` writes them.
+        let capabilities = capabilities
             .split(',')
             .filter(|c| !c.is_empty())
-            .map(|c| c.parse::<Capability>().map_err(StoreError::Backend))
+            .map(|c| {
+                c.parse::<Capability>()
+                    .map_err(|why| unreadable(format_args!("role {name}"), why))
+            })
             .collect::<StoreResult<_>>()?;
         roles.insert(
             name.clone(),
@@ -130,17 +147,17 @@ pub(crate) async fn list_roles(conn: &mut SqliteConnection) -> StoreResult<Vec<R
             },
         );
     }
-    for row in sqlx::query("SELECT role, env, level FROM role_levels")
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(backend)?
-    {
-        let level = row
-            .get::<String, _>("level")
+    let rows: Vec<(String, String, String)> =
+        sqlx::query_as("SELECT role, env, level FROM role_levels")
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(backend)?;
+    for (role, env, level) in rows {
+        let level = level
             .parse::<Level>()
-            .map_err(StoreError::Backend)?;
-        if let Some(role) = roles.get_mut(row.get::<&str, _>("role")) {
-            role.levels.insert(row.get("env"), level);
+            .map_err(|why| unreadable(format_args!("the level of role {role} in {env}"), why))?;
+        if let Some(role) = roles.get_mut(&role) {
+            role.levels.insert(env, level);
         }
     }
     Ok(roles.into_values().collect())

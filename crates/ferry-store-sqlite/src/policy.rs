@@ -3,7 +3,6 @@
 use ferry_domain::deployment::Status;
 use ferry_store::{ApprovalRecord, FreezeWindowRecord, StoreError, StoreResult};
 use sqlx::sqlite::SqliteConnection;
-use sqlx::Row;
 
 use crate::{backend, not_found, unique};
 
@@ -11,7 +10,8 @@ pub(crate) async fn freeze_windows(
     conn: &mut SqliteConnection,
     env: Option<&str>,
 ) -> StoreResult<Vec<FreezeWindowRecord>> {
-    let rows = sqlx::query(
+    // The expression stays text: the server parses it where it judges policy.
+    let rows: Vec<(String, String, i64)> = sqlx::query_as(
         "SELECT env, expression, created_ms FROM freeze_windows
          WHERE ?1 IS NULL OR env = ?1 ORDER BY env, created_ms, expression",
     )
@@ -21,10 +21,10 @@ pub(crate) async fn freeze_windows(
     .map_err(backend)?;
     Ok(rows
         .into_iter()
-        .map(|row| FreezeWindowRecord {
-            env: row.get("env"),
-            expression: row.get("expression"),
-            created_ms: row.get("created_ms"),
+        .map(|(env, expression, created_ms)| FreezeWindowRecord {
+            env,
+            expression,
+            created_ms,
         })
         .collect())
 }
@@ -61,11 +61,33 @@ pub(crate) async fn remove_freeze_window(
     Ok(())
 }
 
+/// A row of [`approvals`]' query.
+#[derive(sqlx::FromRow)]
+struct ApprovalRow {
+    deployment_id: i64,
+    approver: String,
+    version: String,
+    reason: Option<String>,
+    at_ms: i64,
+}
+
+impl From<ApprovalRow> for ApprovalRecord {
+    fn from(row: ApprovalRow) -> ApprovalRecord {
+        ApprovalRecord {
+            deployment_id: row.deployment_id,
+            approver: row.approver,
+            version: row.version,
+            reason: row.reason,
+            at_ms: row.at_ms,
+        }
+    }
+}
+
 pub(crate) async fn approvals(
     conn: &mut SqliteConnection,
     deployment_id: i64,
 ) -> StoreResult<Vec<ApprovalRecord>> {
-    let rows = sqlx::query(
+    let rows: Vec<ApprovalRow> = sqlx::query_as(
         "SELECT deployment_id, approver, version, reason, at_ms FROM approvals
          WHERE deployment_id = ? ORDER BY at_ms, approver",
     )
@@ -73,16 +95,7 @@ pub(crate) async fn approvals(
     .fetch_all(&mut *conn)
     .await
     .map_err(backend)?;
-    Ok(rows
-        .into_iter()
-        .map(|row| ApprovalRecord {
-            deployment_id: row.get("deployment_id"),
-            approver: row.get("approver"),
-            version: row.get("version"),
-            reason: row.get("reason"),
-            at_ms: row.get("at_ms"),
-        })
-        .collect())
+    Ok(rows.into_iter().map(ApprovalRecord::from).collect())
 }
 
 /// Records an approval, refused when the deployment no longer awaits approval or the

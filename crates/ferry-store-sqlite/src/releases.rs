@@ -3,10 +3,9 @@
 use std::collections::HashSet;
 
 use ferry_store::{NewRelease, Release, ReleaseOutcome, StoreError, StoreResult};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
+use sqlx::SqliteConnection;
 
-use crate::{backend, not_found};
+use crate::{backend, narrow, not_found, unreadable};
 
 /// Rows per multi-row statement, well under SQLite's limit of bound parameters.
 const ROWS_PER_STATEMENT: usize = 500;
@@ -17,20 +16,43 @@ const SELECT_RELEASES: &str =
         releases.hotfix_of, releases.incident_id
      FROM releases JOIN apps ON apps.id = releases.app_id";
 
-fn release_from_row(row: SqliteRow) -> Release {
-    Release {
-        app: row.get("app"),
-        version: row.get("version"),
-        digest: row.get("digest"),
-        manifest_blob: row.get("manifest_blob"),
-        files: row.get::<i64, _>("files") as u64,
-        bytes: row.get::<i64, _>("bytes") as u64,
-        source: row.get("source"),
-        notes: row.get("notes"),
-        created_ms: row.get("created_ms"),
-        created_by: row.get("created_by"),
-        hotfix_of: row.get("hotfix_of"),
-        incident: row.get("incident_id"),
+/// A row of `SELECT_RELEASES`. The source stays JSON text, as the record carries it.
+#[derive(sqlx::FromRow)]
+struct ReleaseRow {
+    app: String,
+    version: String,
+    digest: String,
+    manifest_blob: String,
+    files: i64,
+    bytes: i64,
+    source: String,
+    notes: Option<String>,
+    created_ms: i64,
+    created_by: String,
+    hotfix_of: Option<String>,
+    incident_id: Option<i64>,
+}
+
+impl TryFrom<ReleaseRow> for Release {
+    type Error = StoreError;
+
+    fn try_from(row: ReleaseRow) -> StoreResult<Release> {
+        let unreadable =
+            |why: String| unreadable(format_args!("release {} {}", row.app, row.version), why);
+        Ok(Release {
+            files: narrow("files", row.files).map_err(unreadable)?,
+            bytes: narrow("bytes", row.bytes).map_err(unreadable)?,
+            app: row.app,
+            version: row.version,
+            digest: row.digest,
+            manifest_blob: row.manifest_blob,
+            source: row.source,
+            notes: row.notes,
+            created_ms: row.created_ms,
+            created_by: row.created_by,
+            hotfix_of: row.hotfix_of,
+            incident: row.incident_id,
+        })
     }
 }
 
@@ -39,7 +61,7 @@ pub(crate) async fn by_version(
     app: &str,
     version: &str,
 ) -> StoreResult<Option<Release>> {
-    let row = sqlx::query(&format!(
+    let row: Option<ReleaseRow> = sqlx::query_as(&format!(
         "{SELECT_RELEASES} WHERE apps.name = ? AND releases.version = ?"
     ))
     .bind(app)
@@ -47,18 +69,18 @@ pub(crate) async fn by_version(
     .fetch_optional(&mut *conn)
     .await
     .map_err(backend)?;
-    Ok(row.map(release_from_row))
+    row.map(Release::try_from).transpose()
 }
 
 pub(crate) async fn list(conn: &mut SqliteConnection, app: &str) -> StoreResult<Vec<Release>> {
-    let rows = sqlx::query(&format!(
+    let rows: Vec<ReleaseRow> = sqlx::query_as(&format!(
         "{SELECT_RELEASES} WHERE apps.name = ? ORDER BY releases.id DESC"
     ))
     .bind(app)
     .fetch_all(&mut *conn)
     .await
     .map_err(backend)?;
-    Ok(rows.into_iter().map(release_from_row).collect())
+    rows.into_iter().map(Release::try_from).collect()
 }
 
 /// Inserts the release and its blob references, or reports the existing one. Returns

@@ -10,10 +10,10 @@ use ferry_domain::vocabulary::UnknownWord;
 use ferry_store::{
     BacklogItem, Backport, IncidentRecord, IncidentStep, StoreError, StoreResult, TeamSupport,
 };
-use serde_json::{json, Value};
-use sqlx::{Row, SqliteConnection};
+use serde::{Deserialize, Serialize};
+use sqlx::SqliteConnection;
 
-use crate::{backend, not_found};
+use crate::{backend, narrow, not_found, unreadable};
 
 async fn id_of(
     conn: &mut SqliteConnection,
@@ -37,30 +37,33 @@ async fn app_id(conn: &mut SqliteConnection, app: &str) -> StoreResult<i64> {
     id_of(conn, "apps", "application", app).await
 }
 
-fn rotation_to_json(rotation: &Rotation) -> String {
-    json!({
-        "members": rotation.members,
-        "shift_ms": rotation.shift_ms,
-        "start_ms": rotation.start_ms,
-    })
-    .to_string()
+/// A rotation as `team_support.rotation` stores it, written and read through this one shape
+/// so that a document missing a field, or holding one ferry does not know, is unreadable
+/// instead of a rotation with a zero shift.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoredRotation {
+    members: Vec<String>,
+    shift_ms: i64,
+    start_ms: i64,
 }
 
-fn rotation_from_json(text: &str) -> StoreResult<Rotation> {
-    let value: Value =
-        serde_json::from_str(text).map_err(|e| StoreError::Backend(format!("stored JSON: {e}")))?;
-    let members = value["members"]
-        .as_array()
-        .map(|m| {
-            m.iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
+fn rotation_to_json(rotation: &Rotation) -> String {
+    serde_json::to_string(&StoredRotation {
+        members: rotation.members.clone(),
+        shift_ms: rotation.shift_ms,
+        start_ms: rotation.start_ms,
+    })
+    .expect("rotations serialize")
+}
+
+fn rotation_from_json(team: &str, text: &str) -> StoreResult<Rotation> {
+    let stored: StoredRotation = serde_json::from_str(text)
+        .map_err(|e| unreadable(format_args!("the rotation of team {team}"), e))?;
     Ok(Rotation {
-        members,
-        shift_ms: value["shift_ms"].as_i64().unwrap_or(0),
-        start_ms: value["start_ms"].as_i64().unwrap_or(0),
+        members: stored.members,
+        shift_ms: stored.shift_ms,
+        start_ms: stored.start_ms,
     })
 }
 
@@ -69,19 +72,19 @@ pub(crate) async fn team_support(
     team: &str,
 ) -> StoreResult<TeamSupport> {
     let id = team_id(conn, team).await?;
-    let row = sqlx::query("SELECT rotation, escalate_after_ms FROM team_support WHERE team_id = ?")
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(backend)?;
+    let row: Option<(Option<String>, i64)> =
+        sqlx::query_as("SELECT rotation, escalate_after_ms FROM team_support WHERE team_id = ?")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(backend)?;
     let (rotation, escalate_after_ms) = match row {
-        Some(row) => {
-            let rotation: Option<String> = row.get("rotation");
-            (
-                rotation.as_deref().map(rotation_from_json).transpose()?,
-                row.get("escalate_after_ms"),
-            )
-        }
+        Some((rotation, escalate_after_ms)) => (
+            rotation
+                .map(|text| rotation_from_json(team, &text))
+                .transpose()?,
+            escalate_after_ms,
+        ),
         None => (None, DEFAULT_ESCALATION_MS),
     };
     Ok(TeamSupport {
@@ -111,7 +114,7 @@ pub(crate) async fn set_team_support(
 }
 
 pub(crate) async fn routing_rules(conn: &mut SqliteConnection) -> StoreResult<Vec<RoutingRule>> {
-    let rows = sqlx::query(
+    let rows: Vec<(String, String)> = sqlx::query_as(
         "SELECT routing_rules.category, teams.name AS team
          FROM routing_rules JOIN teams ON teams.id = routing_rules.team_id
          ORDER BY routing_rules.category",
@@ -121,10 +124,7 @@ pub(crate) async fn routing_rules(conn: &mut SqliteConnection) -> StoreResult<Ve
     .map_err(backend)?;
     Ok(rows
         .into_iter()
-        .map(|row| RoutingRule {
-            category: row.get("category"),
-            team: row.get("team"),
-        })
+        .map(|(category, team)| RoutingRule { category, team })
         .collect())
 }
 
@@ -164,32 +164,44 @@ const SELECT_INCIDENTS: &str = "SELECT incidents.*, apps.name AS app, teams.name
      FROM incidents JOIN apps ON apps.id = incidents.app_id
      JOIN teams ON teams.id = incidents.team_id";
 
-fn history_to_json(history: &[IncidentStep]) -> String {
-    Value::Array(
-        history
-            .iter()
-            .map(|s| json!({ "at_ms": s.at_ms, "actor": s.actor, "what": s.what }))
-            .collect(),
-    )
-    .to_string()
+/// A step of an incident's history as `incidents.history` (a JSON array, oldest first)
+/// stores it, written and read through this one shape so that a step missing a field, or
+/// holding one ferry does not know, is unreadable instead of a step at time zero by nobody.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoredStep {
+    at_ms: i64,
+    actor: String,
+    what: String,
 }
 
-fn history_from_json(text: &str) -> StoreResult<Vec<IncidentStep>> {
-    let value: Value =
-        serde_json::from_str(text).map_err(|e| StoreError::Backend(format!("stored JSON: {e}")))?;
-    Ok(value
-        .as_array()
-        .map(|steps| {
-            steps
-                .iter()
-                .map(|s| IncidentStep {
-                    at_ms: s["at_ms"].as_i64().unwrap_or(0),
-                    actor: s["actor"].as_str().unwrap_or_default().to_owned(),
-                    what: s["what"].as_str().unwrap_or_default().to_owned(),
-                })
-                .collect()
+fn history_to_json(history: &[IncidentStep]) -> String {
+    let steps: Vec<StoredStep> = history
+        .iter()
+        .map(|step| StoredStep {
+            at_ms: step.at_ms,
+            actor: step.actor.clone(),
+            what: step.what.clone(),
         })
-        .unwrap_or_default())
+        .collect();
+    serde_json::to_string(&steps).expect("incident histories serialize")
+}
+
+fn history_from_json(incident: i64, text: &str) -> StoreResult<Vec<IncidentStep>> {
+    let steps: Vec<StoredStep> = serde_json::from_str(text).map_err(|e| {
+        unreadable(
+            format_args!("incident {incident}"),
+            format_args!("history: {e}"),
+        )
+    })?;
+    Ok(steps
+        .into_iter()
+        .map(|step| IncidentStep {
+            at_ms: step.at_ms,
+            actor: step.actor,
+            what: step.what,
+        })
+        .collect())
 }
 
 /// A row of `SELECT_INCIDENTS`.
@@ -220,21 +232,22 @@ struct IncidentRow {
 }
 
 /// A stored word ferry does not know, in the row of `kind` `id`.
-fn unreadable(kind: &'static str, id: i64) -> impl Fn(UnknownWord) -> StoreError {
-    move |error| StoreError::Backend(format!("{kind} {id} is unreadable: {error}"))
+fn unknown_word(kind: &'static str, id: i64) -> impl Fn(UnknownWord) -> StoreError {
+    move |error| unreadable(format_args!("{kind} {id}"), error)
 }
 
 impl TryFrom<IncidentRow> for IncidentRecord {
     type Error = StoreError;
 
     fn try_from(row: IncidentRow) -> StoreResult<IncidentRecord> {
-        let unreadable = unreadable("incident", row.id);
+        let unknown_word = unknown_word("incident", row.id);
         Ok(IncidentRecord {
-            severity: Severity::parse(&row.severity).map_err(&unreadable)?,
-            status: IncidentStatus::parse(&row.status).map_err(&unreadable)?,
-            path: SupportPath::parse(&row.path).map_err(&unreadable)?,
-            history: history_from_json(&row.history)?,
-            escalation_level: row.escalation_level as u32,
+            severity: Severity::parse(&row.severity).map_err(&unknown_word)?,
+            status: IncidentStatus::parse(&row.status).map_err(&unknown_word)?,
+            path: SupportPath::parse(&row.path).map_err(&unknown_word)?,
+            history: history_from_json(row.id, &row.history)?,
+            escalation_level: narrow("escalation_level", row.escalation_level)
+                .map_err(|why| unreadable(format_args!("incident {}", row.id), why))?,
             id: row.id,
             app: row.app,
             env: row.env,
@@ -420,7 +433,7 @@ pub(crate) async fn backlog(
         .map(|row| {
             Ok(BacklogItem {
                 status: BacklogStatus::parse(&row.status)
-                    .map_err(unreadable("backlog item", row.id))?,
+                    .map_err(unknown_word("backlog item", row.id))?,
                 id: row.id,
                 app: row.app,
                 team: row.team,
@@ -500,10 +513,10 @@ impl TryFrom<BackportRow> for Backport {
     type Error = StoreError;
 
     fn try_from(row: BackportRow) -> StoreResult<Backport> {
-        let unreadable = unreadable("backport obligation", row.id);
+        let unknown_word = unknown_word("backport obligation", row.id);
         Ok(Backport {
-            mode: BackportMode::parse(&row.mode).map_err(&unreadable)?,
-            status: ObligationStatus::parse(&row.status).map_err(&unreadable)?,
+            mode: BackportMode::parse(&row.mode).map_err(&unknown_word)?,
+            status: ObligationStatus::parse(&row.status).map_err(&unknown_word)?,
             id: row.id,
             app: row.app,
             hotfix_version: row.hotfix_version,

@@ -3,20 +3,31 @@
 use ferry_domain::deployment::{Kind, Status, TargetAppState};
 use ferry_domain::vocabulary::UnknownWord;
 use ferry_store::{StoreError, StoreResult, Target, TargetApp, TargetReport};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
+use sqlx::SqliteConnection;
 
-use crate::{backend, not_found};
+use crate::{backend, narrow, not_found, unreadable};
 
 const SELECT_TARGETS: &str = "SELECT name, env, enrolled_ms, last_seen_ms, created_ms FROM targets";
 
-fn target_from_row(row: SqliteRow) -> Target {
-    Target {
-        name: row.get("name"),
-        env: row.get("env"),
-        enrolled_ms: row.get("enrolled_ms"),
-        last_seen_ms: row.get("last_seen_ms"),
-        created_ms: row.get("created_ms"),
+/// A row of `SELECT_TARGETS`.
+#[derive(sqlx::FromRow)]
+struct TargetRow {
+    name: String,
+    env: String,
+    enrolled_ms: Option<i64>,
+    last_seen_ms: Option<i64>,
+    created_ms: i64,
+}
+
+impl From<TargetRow> for Target {
+    fn from(row: TargetRow) -> Target {
+        Target {
+            name: row.name,
+            env: row.env,
+            enrolled_ms: row.enrolled_ms,
+            last_seen_ms: row.last_seen_ms,
+            created_ms: row.created_ms,
+        }
     }
 }
 
@@ -25,20 +36,20 @@ async fn target_where(
     condition: &str,
     value: &str,
 ) -> StoreResult<Option<Target>> {
-    let row = sqlx::query(&format!("{SELECT_TARGETS} WHERE {condition}"))
+    let row: Option<TargetRow> = sqlx::query_as(&format!("{SELECT_TARGETS} WHERE {condition}"))
         .bind(value)
         .fetch_optional(&mut *conn)
         .await
         .map_err(backend)?;
-    Ok(row.map(target_from_row))
+    Ok(row.map(Target::from))
 }
 
 pub(crate) async fn list(conn: &mut SqliteConnection) -> StoreResult<Vec<Target>> {
-    let rows = sqlx::query(&format!("{SELECT_TARGETS} ORDER BY name"))
+    let rows: Vec<TargetRow> = sqlx::query_as(&format!("{SELECT_TARGETS} ORDER BY name"))
         .fetch_all(&mut *conn)
         .await
         .map_err(backend)?;
-    Ok(rows.into_iter().map(target_from_row).collect())
+    Ok(rows.into_iter().map(Target::from).collect())
 }
 
 pub(crate) async fn by_credential(
@@ -107,7 +118,7 @@ pub(crate) async fn enroll(
     credential_hash: &str,
     now_ms: i64,
 ) -> StoreResult<Target> {
-    let row = sqlx::query(
+    let row: Option<(String, i64, Option<i64>)> = sqlx::query_as(
         "SELECT targets.name, enrollment_tokens.expires_ms, targets.enrolled_ms
          FROM enrollment_tokens JOIN targets ON targets.id = enrollment_tokens.target_id
          WHERE enrollment_tokens.hash = ?",
@@ -121,12 +132,12 @@ pub(crate) async fn enroll(
             "this enrollment token {why}: ask for a new one with `ferry target enroll ENV NAME`"
         ))
     };
-    let row = row.ok_or_else(|| refused("is unknown or was used already"))?;
-    let name: String = row.get("name");
-    if row.get::<i64, _>("expires_ms") < now_ms {
+    let (name, expires_ms, enrolled_ms) =
+        row.ok_or_else(|| refused("is unknown or was used already"))?;
+    if expires_ms < now_ms {
         return Err(refused("has expired"));
     }
-    if row.get::<Option<i64>, _>("enrolled_ms").is_some() {
+    if enrolled_ms.is_some() {
         return Err(refused("is for a target that is enrolled already"));
     }
     sqlx::query(
@@ -259,19 +270,19 @@ impl TryFrom<TargetAppRow> for TargetApp {
     type Error = StoreError;
 
     fn try_from(row: TargetAppRow) -> StoreResult<TargetApp> {
-        let unreadable = |error: UnknownWord| {
-            StoreError::Backend(format!("{} on {}: {error}", row.app, row.target))
-        };
+        let unreadable =
+            |why: String| unreadable(format_args!("{} on {}", row.app, row.target), why);
+        let unknown_word = |error: UnknownWord| unreadable(error.to_string());
         Ok(TargetApp {
             deployment_kind: row
                 .deployment_kind
                 .as_deref()
                 .map(Kind::parse)
                 .transpose()
-                .map_err(unreadable)?,
-            state: TargetAppState::parse(&row.state).map_err(unreadable)?,
+                .map_err(unknown_word)?,
+            state: TargetAppState::parse(&row.state).map_err(unknown_word)?,
             stage: row.stage_version.zip(row.stage_deployment),
-            keep_releases: row.keep_releases as u32,
+            keep_releases: narrow("keep_releases", row.keep_releases).map_err(unreadable)?,
             target: row.target,
             env: row.env,
             app: row.app,
