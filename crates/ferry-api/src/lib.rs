@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 
 pub use ferry_domain::backport::ObligationStatus;
+pub use ferry_domain::delivery::DeliveryStatus;
 pub use ferry_domain::deployment::{
     Kind as DeploymentKind, Outcome, Status as DeploymentStatus, Strategy, TargetAppState,
 };
@@ -882,7 +883,7 @@ pub struct Delivery {
     /// The message's one-line summary (the e-mail subject).
     pub subject: String,
     /// `pending` (waiting for its next attempt), `delivered` or `failed` (given up).
-    pub status: String,
+    pub status: DeliveryStatus,
     /// Attempts made so far.
     pub attempts: u32,
     /// Attempts made at most before ferry gives up.

@@ -3,8 +3,8 @@
 
 use ferry_domain::audit::AuditEvent;
 use ferry_store::{
-    Attempt, ChannelRecord, DeliveryRecord, NewChannel, NewDelivery, StoreError, StoreResult,
-    DELIVERY_DELIVERED, DELIVERY_FAILED, DELIVERY_PENDING,
+    Attempt, ChannelRecord, DeliveryRecord, DeliveryStatus, NewChannel, NewDelivery, StoreError,
+    StoreResult,
 };
 use sqlx::SqliteConnection;
 
@@ -133,10 +133,10 @@ pub(crate) async fn remove_channel(
              last_error = coalesce(last_error || '; ', '') || 'the channel was removed before the message was delivered'
          WHERE channel_id = ? AND status = ?",
     )
-    .bind(DELIVERY_FAILED)
+    .bind(DeliveryStatus::Failed.as_str())
     .bind(now_ms)
     .bind(id)
-    .bind(DELIVERY_PENDING)
+    .bind(DeliveryStatus::Pending.as_str())
     .execute(&mut *conn)
     .await
     .map_err(backend)?;
@@ -177,12 +177,7 @@ impl TryFrom<DeliveryRow> for DeliveryRecord {
 
     fn try_from(row: DeliveryRow) -> StoreResult<DeliveryRecord> {
         let unreadable = |why: String| unreadable(format_args!("delivery {}", row.id), why);
-        if ![DELIVERY_PENDING, DELIVERY_DELIVERED, DELIVERY_FAILED].contains(&row.status.as_str()) {
-            return Err(unreadable(format!(
-                "unknown status {:?}: use {DELIVERY_PENDING}, {DELIVERY_DELIVERED} or {DELIVERY_FAILED}",
-                row.status
-            )));
-        }
+        let status = DeliveryStatus::parse(&row.status).map_err(|e| unreadable(e.to_string()))?;
         Ok(DeliveryRecord {
             attempts: narrow("attempts", row.attempts).map_err(unreadable)?,
             id: row.id,
@@ -192,7 +187,7 @@ impl TryFrom<DeliveryRow> for DeliveryRecord {
             event: row.event,
             audit_seq: row.audit_seq,
             message: row.message,
-            status: row.status,
+            status,
             next_attempt_ms: row.next_attempt_ms,
             last_attempt_ms: row.last_attempt_ms,
             last_error: row.last_error,
@@ -257,7 +252,7 @@ pub(crate) async fn insert_delivery(
     .bind(&delivery.event)
     .bind(delivery.audit_seq)
     .bind(&delivery.message)
-    .bind(DELIVERY_PENDING)
+    .bind(DeliveryStatus::Pending.as_str())
     .bind(delivery.created_ms)
     .bind(delivery.created_ms)
     .fetch_one(&mut *conn)
@@ -336,7 +331,7 @@ pub(crate) async fn any_due(conn: &mut SqliteConnection, now_ms: i64) -> StoreRe
            AND (claimed_until_ms IS NULL OR claimed_until_ms <= ?)
          LIMIT 1",
     )
-    .bind(DELIVERY_PENDING)
+    .bind(DeliveryStatus::Pending.as_str())
     .bind(now_ms)
     .bind(now_ms)
     .fetch_optional(&mut *conn)
@@ -358,7 +353,7 @@ pub(crate) async fn claim_due(
            AND (d.claimed_until_ms IS NULL OR d.claimed_until_ms <= ?)
          ORDER BY d.next_attempt_ms, d.id LIMIT ?",
     )
-    .bind(DELIVERY_PENDING)
+    .bind(DeliveryStatus::Pending.as_str())
     .bind(now_ms)
     .bind(now_ms)
     .bind(i64::from(limit))
@@ -398,7 +393,7 @@ pub(crate) async fn record_attempt(
     let (status, next_attempt_ms, error, detail, finished) = match attempt {
         // The error of an earlier attempt stays: the log shows why it took several.
         Attempt::Delivered { detail } => (
-            DELIVERY_DELIVERED,
+            DeliveryStatus::Delivered,
             current.next_attempt_ms,
             current.last_error.clone(),
             Some(detail.clone()),
@@ -408,14 +403,14 @@ pub(crate) async fn record_attempt(
             error,
             next_attempt_ms,
         } if channel_removed.is_none() => (
-            DELIVERY_PENDING,
+            DeliveryStatus::Pending,
             *next_attempt_ms,
             Some(error.clone()),
             None,
             None,
         ),
         Attempt::Retry { error, .. } => (
-            DELIVERY_FAILED,
+            DeliveryStatus::Failed,
             current.next_attempt_ms,
             Some(format!(
                 "{error}; the channel was removed, so ferry does not try again"
@@ -424,7 +419,7 @@ pub(crate) async fn record_attempt(
             Some(at_ms),
         ),
         Attempt::Failed { error } => (
-            DELIVERY_FAILED,
+            DeliveryStatus::Failed,
             current.next_attempt_ms,
             Some(error.clone()),
             None,
@@ -437,7 +432,7 @@ pub(crate) async fn record_attempt(
              last_attempt_ms = ?, last_error = ?, detail = ?, finished_ms = ?
          WHERE id = ?",
     )
-    .bind(status)
+    .bind(status.as_str())
     .bind(next_attempt_ms)
     .bind(at_ms)
     .bind(error)

@@ -12,9 +12,9 @@ pub mod reads;
 pub mod support;
 
 use crate::{
-    AppGrant, ApprovalRecord, AuditFilter, Bootstrap, DeploymentRecord, DeploymentUpdate,
-    DesiredChange, EnvironmentChange, FreezeWindowRecord, Membership, NewApp, NewRelease, NewUser,
-    PolicyChange, Release, ReleaseOutcome, Store, StoreError, TargetReport,
+    AppGrant, ApprovalRecord, AuditFilter, Bootstrap, DeliveryStatus, DeploymentRecord,
+    DeploymentUpdate, DesiredChange, EnvironmentChange, FreezeWindowRecord, Membership, NewApp,
+    NewRelease, NewUser, PolicyChange, Release, ReleaseOutcome, Store, StoreError, TargetReport,
 };
 
 fn audit(action: &str, subject: &str, app: Option<&str>) -> AuditRecord {
@@ -1215,7 +1215,7 @@ async fn notifications(store: &dyn Store, audit_key: &[u8; 32]) {
 
     // Removing a channel keeps its log and fails what was still pending.
     let blog_pending = store.deliveries("blog", 10).await.unwrap();
-    assert_eq!(blog_pending[0].status, "pending");
+    assert_eq!(blog_pending[0].status, DeliveryStatus::Pending);
     assert_not_found(
         store
             .remove_channel("shop", blog_hook.id, T, audit("channel.remove", "", None))

@@ -1,12 +1,7 @@
 //! The records of notifications: each team's channels, and the deliveries the notifier
 //! derives from the audit trail and sends.
 
-/// A delivery waiting for its (next) attempt.
-pub const DELIVERY_PENDING: &str = "pending";
-/// A delivery the receiver accepted.
-pub const DELIVERY_DELIVERED: &str = "delivered";
-/// A delivery given up: a permanent error, too many attempts, or its channel was removed.
-pub const DELIVERY_FAILED: &str = "failed";
+pub use ferry_domain::delivery::DeliveryStatus;
 
 /// A notification channel of a team, as stored.
 #[derive(Clone, PartialEq, Eq)]
@@ -86,7 +81,7 @@ pub struct DeliveryRecord {
     /// The `ferry_notify::Message` as JSON.
     pub message: String,
     /// `pending`, `delivered` or `failed`.
-    pub status: String,
+    pub status: DeliveryStatus,
     /// Attempts made so far.
     pub attempts: u32,
     /// When a pending delivery is due.

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use ferry_api::{AddChannel, Delivery, NotificationChannel, Team};
+use ferry_api::{AddChannel, Delivery, DeliveryStatus, NotificationChannel, Team};
 use ferry_domain::name::NameKind;
 
 use super::check_name;
@@ -102,7 +102,7 @@ pub async fn run(client: &Client, output: Output, command: ChannelCommand) -> Cl
                 return Ok(());
             }
             let attempted = wait_for_attempt(client, &team, queued.id).await?;
-            if attempted.status == "delivered" {
+            if attempted.status == DeliveryStatus::Delivered {
                 output.print(&attempted, |d| println!("{}", outcome(d)));
             } else if output.json {
                 output.print(&attempted, |_| {});
@@ -194,7 +194,7 @@ async fn wait_for_attempt(client: &Client, team: &str, id: i64) -> CliResult<Del
         let delivery: Delivery = client
             .get(&format!("/api/v1/teams/{team}/deliveries/{id}"))
             .await?;
-        if delivery.attempts > 0 || delivery.status != "pending" {
+        if delivery.attempts > 0 || delivery.status != DeliveryStatus::Pending {
             return Ok(delivery);
         }
         if Instant::now() >= deadline {
@@ -213,19 +213,19 @@ fn outcome(delivery: &Delivery) -> String {
         .last_error
         .as_deref()
         .unwrap_or("no error recorded");
-    match delivery.status.as_str() {
-        "delivered" => format!(
+    match delivery.status {
+        DeliveryStatus::Delivered => format!(
             "delivered test message {} to channel {} ({}): {}",
             delivery.id,
             delivery.channel,
             delivery.channel_description,
             delivery.detail.as_deref().unwrap_or("accepted")
         ),
-        "failed" => format!(
+        DeliveryStatus::Failed => format!(
             "the test message to channel {} ({}) failed: {error}; fix the channel (`ferry channel remove` and `add`) or the receiver, then test again",
             delivery.channel, delivery.channel_description
         ),
-        _ => format!(
+        DeliveryStatus::Pending => format!(
             "attempt {} of the test message to channel {} ({}) failed: {error} (next attempt at {}; `ferry channel deliveries {}` shows how it goes)",
             delivery.attempts,
             delivery.channel,
@@ -243,16 +243,16 @@ fn delivery_row(d: &Delivery) -> Vec<String> {
         (None, None) => String::new(),
     };
     // A delivered message shows the receiver's answer, the others why they failed.
-    let error = match d.status.as_str() {
-        "delivered" => d.detail.clone(),
-        _ => d.last_error.clone(),
+    let error = match d.status {
+        DeliveryStatus::Delivered => d.detail.clone(),
+        DeliveryStatus::Pending | DeliveryStatus::Failed => d.last_error.clone(),
     }
     .unwrap_or_default();
     vec![
         d.id.to_string(),
         format!("{} {}", d.channel, d.channel_description),
         d.event.clone(),
-        d.status.clone(),
+        d.status.to_string(),
         format!("{}/{}", d.attempts, d.max_attempts),
         d.created_at.clone(),
         when,

@@ -56,7 +56,7 @@ fn channel_json(record: ChannelRecord) -> NotificationChannel {
 fn delivery_json(record: DeliveryRecord) -> Delivery {
     let message: serde_json::Value =
         serde_json::from_str(&record.message).unwrap_or(serde_json::Value::Null);
-    let pending = record.status == ferry_store::DELIVERY_PENDING;
+    let pending = record.status == ferry_store::DeliveryStatus::Pending;
     Delivery {
         id: record.id,
         team: record.team,
