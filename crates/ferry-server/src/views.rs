@@ -1,8 +1,11 @@
 //! Records as the API shows them: shared by the handlers, the status document and the
 //! notifier, so every place writes a time or an obligation the same way.
 
-use ferry_api::{Backport, Deployment, DeploymentApproval, DeploymentTarget};
+use ferry_api::{
+    Backport, Deployment, DeploymentApproval, DeploymentTarget, Incident, IncidentStep,
+};
 use ferry_store::DeploymentRecord;
+use ferry_store::IncidentRecord;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -88,6 +91,43 @@ pub async fn deployment_with_approvals(
         approvals: Some(approvals),
         ..deployment_json(record)
     })
+}
+
+/// An incident as the API shows it, with the backlog item made for it, if any.
+pub fn incident_json(record: IncidentRecord, backlog_item: Option<i64>) -> Incident {
+    Incident {
+        id: record.id,
+        app: record.app,
+        env: record.env,
+        severity: record.severity,
+        title: record.title,
+        category: record.category,
+        description: record.description,
+        status: record.status,
+        path: record.path,
+        team: record.team,
+        reporter: record.reporter,
+        assignee: record.assignee,
+        escalation_level: record.escalation_level,
+        base_version: record.base_version,
+        suggested_version: record.suggested_version,
+        source: record.source.and_then(|s| serde_json::from_str(&s).ok()),
+        backlog_item,
+        opened_at: rfc3339(record.opened_ms),
+        acknowledged_at: record.acknowledged_ms.map(rfc3339),
+        acknowledged_by: record.acknowledged_by,
+        resolved_at: record.resolved_ms.map(rfc3339),
+        resolved_by: record.resolved_by,
+        history: record
+            .history
+            .into_iter()
+            .map(|s| IncidentStep {
+                at: rfc3339(s.at_ms),
+                actor: s.actor,
+                what: s.what,
+            })
+            .collect(),
+    }
 }
 
 #[cfg(test)]

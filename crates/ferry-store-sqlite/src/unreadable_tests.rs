@@ -160,7 +160,7 @@ async fn a_delivery_status_ferry_does_not_know_is_unreadable() {
              VALUES (1, 1, 'incident.open', '{}', 'lost', 0, 1, 1)",
         ],
         Read::Delivery,
-        r#"delivery 1 is unreadable: unknown status "lost""#,
+        r#"delivery 1 is unreadable: unknown delivery status "lost": use pending, delivered or failed"#,
     )
     .await;
 }

@@ -7,6 +7,7 @@
 pub mod apps;
 pub mod deployments;
 mod error;
+pub mod incidents;
 pub mod maintenance;
 pub mod manifests;
 pub mod orchestrator;

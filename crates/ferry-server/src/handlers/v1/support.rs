@@ -22,12 +22,12 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use utoipa::IntoParams;
 
-use super::incidents::sees_for_support;
 use super::teams::existing_team;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::json::{Body, Path, Query};
 use crate::services::apps::visible_app;
+use crate::services::incidents::sees_for_support;
 use crate::state::AppState;
 use crate::views::backport_json;
 use crate::views::rfc3339;
