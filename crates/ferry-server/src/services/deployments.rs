@@ -10,13 +10,14 @@ use ferry_domain::audit_event::{
 };
 use ferry_domain::deployment::{self, Kind, Refusal as Ending, Strategy};
 use ferry_domain::lifecycle::check_promotion;
-use ferry_domain::name::{validate_name, validate_version, NameKind};
+use ferry_domain::name::validate_version;
 use ferry_domain::permission::{Action, Level};
 use ferry_domain::rollback::rollback_target;
 use ferry_store::{ApprovalRecord, DeploymentRecord, DeploymentUpdate, IncidentUpdate};
 
 use super::apps::visible_app;
 use super::orchestrator::desired_changes;
+use super::pipeline::environment;
 use super::policy::{judge, live_history, rejudge, Ask, Overrides, Verdict};
 use super::{Refusal, ServiceError, ServiceResult};
 use crate::auth::Caller;
@@ -137,24 +138,6 @@ fn strategy(name: Option<&str>) -> ServiceResult<Strategy> {
     name.map_or(Ok(Strategy::Rolling), |name| {
         Strategy::parse(name).map_err(|e| ServiceError::invalid(e.to_string()))
     })
-}
-
-async fn environment(
-    state: &AppState,
-    env: &str,
-) -> ServiceResult<ferry_domain::pipeline::Environment> {
-    validate_name(NameKind::Environment, env)?;
-    state
-        .store
-        .list_environments()
-        .await?
-        .into_iter()
-        .find(|e| e.name == env)
-        .ok_or_else(|| {
-            ServiceError::not_found(format!(
-                "no environment named {env:?}: see `ferry env list`"
-            ))
-        })
 }
 
 /// Deploys a release to an environment (deploy level there), under the environment's

@@ -11,6 +11,7 @@ pub mod incidents;
 pub mod maintenance;
 pub mod manifests;
 pub mod orchestrator;
+pub mod pipeline;
 pub mod policy;
 pub mod status;
 pub mod support;

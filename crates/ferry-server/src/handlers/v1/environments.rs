@@ -13,6 +13,7 @@ use ferry_store::{EnvironmentChange, FreezeWindowRecord, PolicyChange};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::json::{Body, Path};
+use crate::services::pipeline::environment;
 use crate::state::AppState;
 
 /// The most approvals an environment may require; more is a typo, not a policy.
@@ -110,17 +111,7 @@ pub async fn change_policy(
         ));
     }
     caller.require(Action::ChangePolicy)?;
-    let env = state
-        .store
-        .list_environments()
-        .await?
-        .into_iter()
-        .find(|e| e.name == name)
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "no environment named {name:?}: see `ferry env list`"
-            ))
-        })?;
+    let env = environment(&state, &name).await?;
     let existing = state.store.freeze_windows(Some(&name)).await?;
     let canonical = |text: &String| {
         FreezeWindow::parse(text)
