@@ -20,6 +20,7 @@ mod services;
 mod state;
 mod tls;
 mod views;
+mod wakeups;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -107,7 +108,7 @@ pub async fn serve(listener: tokio::net::TcpListener, config: ServerConfig) -> a
         blobs: Arc::new(blobs),
         gc_lock: Arc::default(),
         gc_grace: config.gc_grace,
-        orchestra: Arc::new(services::orchestrator::Orchestra::new(clock.now_ms())),
+        wakeups: Arc::new(wakeups::LocalWakeups::new(clock.now_ms())),
         manifests: Arc::default(),
         status: Arc::default(),
         served: Arc::default(),
@@ -129,11 +130,11 @@ pub async fn serve(listener: tokio::net::TcpListener, config: ServerConfig) -> a
         config.gc_grace,
     ));
     let local_addr = listener.local_addr()?;
-    let orchestra = state.orchestra.clone();
+    let wakeups = state.wakeups.clone();
     let shutdown = async move {
         shutdown_signal().await;
         // Long-polling agents answer now instead of holding the shutdown up.
-        orchestra.bump();
+        wakeups.bump();
     };
     let app = router(state);
     match tls {

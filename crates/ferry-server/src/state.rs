@@ -34,7 +34,7 @@ pub struct AppState {
     /// Agent credentials checked recently.
     pub known_agents: Arc<crate::known_agents::KnownAgents>,
     /// Wakes agents and serialises deployment progress.
-    pub orchestra: Arc<crate::services::orchestrator::Orchestra>,
+    pub wakeups: Arc<dyn crate::wakeups::Wakeups>,
     /// The status document built last, kept while the store's status revision stays.
     pub status: Arc<crate::services::status::StatusCache>,
     /// The SHA-256 fingerprint of the server's CA certificate when it serves HTTPS;

@@ -111,12 +111,12 @@ pub async fn desired(
     agent: AgentCaller,
     Query(query): Query<DesiredQuery>,
 ) -> Result<Json<DesiredState>, ApiError> {
-    let orchestra = state.orchestra.clone();
+    let wakeups = state.wakeups.clone();
     if let Some(after) = query.after {
         let deadline = tokio::time::Instant::now() + LONG_POLL;
         loop {
-            let changed = orchestra.changed.notified();
-            if orchestra.generation_of(&agent.target.name) > after {
+            let changed = wakeups.agents().notified();
+            if wakeups.generation_of(&agent.target.name) > after {
                 break;
             }
             if tokio::time::timeout_at(deadline, changed).await.is_err() {
@@ -124,7 +124,7 @@ pub async fn desired(
             }
         }
     }
-    let generation = orchestra.generation();
+    let generation = wakeups.generation();
     // A heartbeat, written at most every few seconds however often the agent is woken.
     let now = state.clock.now_ms();
     if agent

@@ -120,7 +120,7 @@ async fn start(
         .store
         .create_deployment(record, changes.clone(), audit, new.incident)
         .await?;
-    state.orchestra.deployment_changed(&changes);
+    state.wakeups.deployment_changed(&changes);
     Ok(record)
 }
 
@@ -484,7 +484,7 @@ async fn approve_once(
             other => other.into(),
         })?;
     record.revision += 1;
-    state.orchestra.deployment_changed(&changes);
+    state.wakeups.deployment_changed(&changes);
     Ok(record)
 }
 
@@ -542,7 +542,7 @@ pub async fn reject(
             saved => saved?,
         }
         record.revision += 1;
-        state.orchestra.deployment_changed(&[]);
+        state.wakeups.deployment_changed(&[]);
         return Ok(record);
     }
     Err(busy(id))

@@ -2,95 +2,14 @@
 //! state, feeds it what agents report, and times out targets that stay silent. Agents
 //! long-poll for their desired state and are woken when it changes.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use ferry_domain::audit_event::{AuditAction, DeploymentFinish};
 use ferry_domain::deployment::{Command, Kind, Report, Status, TargetState};
 use ferry_store::{DeploymentRecord, DeploymentUpdate, DesiredChange, TargetReport};
-use tokio::sync::Notify;
 
 use crate::services::{support, Refusal, ServiceError, ServiceResult};
 use crate::state::AppState;
-
-/// What agents and `--wait` wait on: wake-ups only. Correctness never rests on it (changes
-/// of a deployment are compare-and-set on its revision in the store), so a wake-up that
-/// reaches several servers can replace it.
-pub struct Orchestra {
-    /// Grows with every change of any desired state; agents long-poll past it.
-    generation: AtomicU64,
-    /// The generation at which each target's desired state last changed, so a change wakes
-    /// only the agents it concerns for more than a look at this map.
-    changed_targets: std::sync::Mutex<HashMap<String, u64>>,
-    /// The generation at which every target was last told to look again.
-    everyone: AtomicU64,
-    pub changed: Notify,
-    /// Notified whenever a deployment changes (for `ferry deploy --wait`).
-    pub deployments: Notify,
-}
-
-impl Orchestra {
-    /// Starts the generation at `now_ms`, so it keeps growing across server restarts and an
-    /// agent's `after` from before a restart never hides a change.
-    pub fn new(now_ms: i64) -> Orchestra {
-        let start = now_ms.max(0) as u64;
-        Orchestra {
-            generation: AtomicU64::new(start),
-            changed_targets: Default::default(),
-            everyone: AtomicU64::new(start),
-            changed: Notify::new(),
-            deployments: Notify::new(),
-        }
-    }
-
-    /// The latest generation.
-    pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::SeqCst)
-    }
-
-    /// The generation at which `target`'s desired state last changed.
-    pub fn generation_of(&self, target: &str) -> u64 {
-        let own = self
-            .changed_targets
-            .lock()
-            .expect("the map is never poisoned")
-            .get(target)
-            .copied()
-            .unwrap_or(0);
-        own.max(self.everyone.load(Ordering::SeqCst))
-    }
-
-    /// Wakes every waiting agent and tells them all to look again.
-    pub fn bump(&self) {
-        let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
-        self.everyone.fetch_max(generation, Ordering::SeqCst);
-        self.changed.notify_waiters();
-    }
-
-    /// A deployment changed, and with it the desired state of `changes`' targets: wakes
-    /// those agents and whoever waits on deployments.
-    pub fn deployment_changed(&self, changes: &[DesiredChange]) {
-        if !changes.is_empty() {
-            self.bump_targets(changes.iter().map(|c| c.target.as_str()));
-        }
-        self.deployments.notify_waiters();
-    }
-
-    /// Tells the agents of `targets` that their desired state changed.
-    fn bump_targets<'t>(&self, targets: impl IntoIterator<Item = &'t str>) {
-        let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
-        let mut changed = self
-            .changed_targets
-            .lock()
-            .expect("the map is never poisoned");
-        for target in targets {
-            changed.insert(target.to_owned(), generation);
-        }
-        drop(changed);
-        self.changed.notify_waiters();
-    }
-}
 
 /// The desired-state changes a deployment's commands stand for.
 pub fn desired_changes(record: &DeploymentRecord, commands: Vec<Command>) -> Vec<DesiredChange> {
@@ -228,7 +147,7 @@ async fn save(
     }
     // Whoever waits on the deployment (`deploy --wait`) is woken once what follows its end
     // (a backport obligation) is recorded too.
-    state.orchestra.deployment_changed(&changes);
+    state.wakeups.deployment_changed(&changes);
     Ok(())
 }
 

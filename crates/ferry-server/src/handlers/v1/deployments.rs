@@ -137,7 +137,7 @@ pub async fn show(
     let deadline = tokio::time::Instant::now()
         + Duration::from_secs(query.wait.unwrap_or(0)).min(LONGEST_WAIT);
     loop {
-        let changed = state.orchestra.deployments.notified();
+        let changed = state.wakeups.deployments().notified();
         let record = state.store.deployment(id).await?.ok_or_else(not_found)?;
         visible_app(&state, &caller, &record.app)
             .await

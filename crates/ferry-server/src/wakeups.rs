@@ -1,0 +1,111 @@
+//! Wake-ups: which long-polling agents to wake when their desired state changes, and the
+//! `--wait` requests when a deployment changes. Correctness never rests on them (every change
+//! of a deployment is a compare-and-set on its revision in the store); they only make the
+//! waiters look again sooner. [`Wakeups`] is the interface, so a wake-up that reaches every
+//! server sharing a database can replace [`LocalWakeups`].
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use ferry_store::DesiredChange;
+use tokio::sync::Notify;
+
+/// What agents and `--wait` wait on.
+pub trait Wakeups: Send + Sync + 'static {
+    /// The latest generation: grows with every change of any desired state.
+    fn generation(&self) -> u64;
+    /// The generation at which `target`'s desired state last changed.
+    fn generation_of(&self, target: &str) -> u64;
+    /// Wakes every waiting agent and tells them all to look again.
+    fn bump(&self);
+    /// A deployment changed, and with it the desired state of `changes`' targets: wakes
+    /// those agents and whoever waits on deployments.
+    fn deployment_changed(&self, changes: &[DesiredChange]);
+    /// Notified whenever a desired state changes.
+    fn agents(&self) -> &Notify;
+    /// Notified whenever a deployment changes.
+    fn deployments(&self) -> &Notify;
+}
+
+/// Wake-ups within one server process: the only in-process state the server keeps about
+/// deployments.
+pub struct LocalWakeups {
+    /// Grows with every change of any desired state; agents long-poll past it.
+    generation: AtomicU64,
+    /// The generation at which each target's desired state last changed, so a change wakes
+    /// only the agents it concerns for more than a look at this map.
+    changed_targets: std::sync::Mutex<HashMap<String, u64>>,
+    /// The generation at which every target was last told to look again.
+    everyone: AtomicU64,
+    /// Notified whenever any desired state changes (agents long-poll on it).
+    changed: Notify,
+    /// Notified whenever a deployment changes (for `ferry deploy --wait`).
+    deployments: Notify,
+}
+
+impl LocalWakeups {
+    /// Starts the generation at `now_ms`, so it keeps growing across server restarts and an
+    /// agent's `after` from before a restart never hides a change.
+    pub fn new(now_ms: i64) -> LocalWakeups {
+        let start = now_ms.max(0) as u64;
+        LocalWakeups {
+            generation: AtomicU64::new(start),
+            changed_targets: Default::default(),
+            everyone: AtomicU64::new(start),
+            changed: Notify::new(),
+            deployments: Notify::new(),
+        }
+    }
+
+    /// Tells the agents of `targets` that their desired state changed.
+    fn bump_targets<'t>(&self, targets: impl IntoIterator<Item = &'t str>) {
+        let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut changed = self
+            .changed_targets
+            .lock()
+            .expect("the map is never poisoned");
+        for target in targets {
+            changed.insert(target.to_owned(), generation);
+        }
+        drop(changed);
+        self.changed.notify_waiters();
+    }
+}
+
+impl Wakeups for LocalWakeups {
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    fn generation_of(&self, target: &str) -> u64 {
+        let own = self
+            .changed_targets
+            .lock()
+            .expect("the map is never poisoned")
+            .get(target)
+            .copied()
+            .unwrap_or(0);
+        own.max(self.everyone.load(Ordering::SeqCst))
+    }
+
+    fn bump(&self) {
+        let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        self.everyone.fetch_max(generation, Ordering::SeqCst);
+        self.changed.notify_waiters();
+    }
+
+    fn deployment_changed(&self, changes: &[DesiredChange]) {
+        if !changes.is_empty() {
+            self.bump_targets(changes.iter().map(|c| c.target.as_str()));
+        }
+        self.deployments.notify_waiters();
+    }
+
+    fn agents(&self) -> &Notify {
+        &self.changed
+    }
+
+    fn deployments(&self) -> &Notify {
+        &self.deployments
+    }
+}
