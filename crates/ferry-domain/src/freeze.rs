@@ -407,7 +407,8 @@ impl FreezeWindow {
         if words.is_empty() {
             return Err(format!("empty freeze window: {EXAMPLE}"));
         }
-        if words.len() != 6 {
+        // Five cron fields, then the duration, which may itself hold spaces (`1h 30m`).
+        if words.len() < 6 {
             let missing = if words.len() == 5 {
                 " (is the duration missing?)"
             } else {
@@ -426,18 +427,17 @@ impl FreezeWindow {
             fields[kind as usize] = parse_field(kind, word).map_err(invalid)?;
         }
         let cron = Cron { fields };
-        let duration = parse_duration(words[5])
+        let duration_text = words[5..].join(" ");
+        let duration = parse_duration(&duration_text)
             .map_err(|err| format!("invalid freeze window {text:?}: {err}"))?;
         if duration.is_zero() {
             return Err(invalid(format!(
-                "a window of {} never freezes anything: give it a duration like 1h",
-                words[5]
+                "a window of {duration_text} never freezes anything: give it a duration like 1h"
             )));
         }
         if duration > MAX_DURATION {
             return Err(invalid(format!(
-                "{} is longer than the 31 days a freeze window may last: split a longer freeze into several windows",
-                words[5]
+                "{duration_text} is longer than the 31 days a freeze window may last: split a longer freeze into several windows"
             )));
         }
         if !cron.can_start() {
@@ -950,6 +950,18 @@ mod tests {
     }
 
     #[test]
+    fn the_duration_is_everything_after_the_five_cron_fields_spaces_included() {
+        for (text, written) in [
+            ("0 18 * * FRI 1h 30m", "0 18 * * FRI 1h30m"),
+            ("0 18 * * FRI 10 s", "0 18 * * FRI 10s"),
+            ("0 18 * * FRI   2d 16h  ", "0 18 * * FRI 2d16h"),
+        ] {
+            let window = FreezeWindow::parse(text).unwrap();
+            assert_eq!(window.to_string(), written, "{text:?}");
+        }
+    }
+
+    #[test]
     fn errors_say_what_is_wrong() {
         // Each bad input with a piece of the message it must carry.
         let cases = [
@@ -960,7 +972,7 @@ mod tests {
                 "5 fields (is the duration missing?), it needs 6",
             ),
             ("0 18 * FRI 64h", "5 fields"),
-            ("0 18 * * FRI 64h extra", "7 fields"),
+            ("0 18 * * FRI 64h extra", "invalid duration \"64h extra\""),
             ("64h", "1 fields"),
             ("60 18 * * FRI 64h", "minute 60 is out of range 0-59"),
             ("0 24 * * FRI 64h", "hour 24 is out of range 0-23"),

@@ -1,8 +1,8 @@
 //! `ferry incident`, `ferry hotfix`, `ferry backlog`, `ferry backport` and `ferry route`.
 
 use ferry_api::{
-    BacklogItem, Backport, HotfixPlan, Incident, IncidentNote, OpenIncident, RoutingRule,
-    WaiveBackport,
+    BacklogItem, Backport, HotfixPlan, Incident, IncidentNote, IncidentStatus, OpenIncident,
+    RoutingRule, WaiveBackport,
 };
 use ferry_domain::name::NameKind;
 
@@ -45,7 +45,10 @@ fn print_incident(i: &Incident) {
         if let Some(source) = &i.source {
             println!("source: {source}");
         }
-        println!("next: ferry hotfix start {}", i.id);
+        // A resolved incident takes no hotfix any more: `hotfix start` refuses it.
+        if i.status != IncidentStatus::Resolved {
+            println!("next: ferry hotfix start {}", i.id);
+        }
     }
     for step in &i.history {
         println!("  {}  {}: {}", step.at, step.actor, step.what);
