@@ -13,6 +13,7 @@ pub mod manifests;
 pub mod orchestrator;
 pub mod pipeline;
 pub mod policy;
+pub mod releases;
 pub mod status;
 pub mod support;
 

@@ -1,0 +1,163 @@
+//! Releases as a use case: an immutable, versioned tree whose content was uploaded, checked
+//! against the hotfix and incident it claims to fix, closing the backlog items it names and
+//! the backport obligations whose fix it includes.
+
+use ferry_api::CreateRelease;
+use ferry_cas::hash::ContentHash;
+use ferry_domain::audit_event::{self, AuditAction};
+use ferry_domain::name::validate_version;
+use ferry_domain::permission::Action;
+use ferry_store::{NewRelease, ReleaseOutcome};
+
+use super::apps::visible_app;
+use super::{blocking, ServiceError, ServiceResult};
+use crate::auth::Caller;
+use crate::state::AppState;
+
+/// Release notes are a few paragraphs, not a document.
+const MAX_NOTES: usize = 16 * 1024;
+
+/// Creates a release from a manifest whose content is uploaded (a developer or higher in
+/// the app's team), and the backlog items it closes. The same version with the same content
+/// again is `Identical`; with other content it is refused, as releases are immutable.
+pub async fn create(
+    state: &AppState,
+    caller: &Caller,
+    app: &str,
+    request: CreateRelease,
+) -> ServiceResult<(ReleaseOutcome, Vec<i64>)> {
+    let app = visible_app(state, caller, app).await?;
+    validate_version(&request.version)?;
+    caller.require(Action::CreateRelease { team: &app.team })?;
+    let manifest = request.manifest;
+    manifest.validate()?;
+    if manifest.entries.is_empty() && !request.allow_empty {
+        return Err(ServiceError::invalid(
+            "the release is empty: check the source, or pass --allow-empty if an empty tree is intended",
+        ));
+    }
+    if request.notes.as_ref().is_some_and(|n| n.len() > MAX_NOTES) {
+        return Err(ServiceError::invalid(format!(
+            "release notes are limited to {MAX_NOTES} bytes"
+        )));
+    }
+    if let Some(base) = &request.hotfix_of {
+        validate_version(base)?;
+        state
+            .store
+            .release(&app.name, base)
+            .await?
+            .ok_or_else(|| ServiceError::no_such_release(&app.name, base))?;
+    }
+    if let Some(id) = request.incident {
+        check_hotfix_incident(state, &app.name, id, request.hotfix_of.as_deref()).await?;
+    }
+    let fulfils = match request.hotfix_of {
+        Some(_) => Vec::new(),
+        None => super::support::fulfilled_backports(state, &app.name, &manifest).await?,
+    };
+    let closes = request.closes.clone();
+    let digest = manifest.digest();
+    let manifest_bytes = manifest.to_blob();
+    let manifest_blob = ContentHash::of(&manifest_bytes);
+    let mut blobs: Vec<(String, u64)> = manifest
+        .blobs()
+        .into_iter()
+        .map(|chunk| (chunk.hash.to_hex(), chunk.size))
+        .collect();
+    blobs.push((manifest_blob.to_hex(), manifest_bytes.len() as u64));
+    let release = ferry_store::Release {
+        app: app.name.clone(),
+        version: request.version.clone(),
+        digest: digest.to_hex(),
+        manifest_blob: manifest_blob.to_hex(),
+        files: manifest.n_files(),
+        bytes: manifest.n_bytes(),
+        source: serde_json::to_string(&request.source).expect("sources serialize"),
+        notes: request.notes,
+        created_ms: caller.now_ms(),
+        created_by: caller.user.name.clone(),
+        hotfix_of: request.hotfix_of,
+        incident: request.incident,
+    };
+    let record = caller.audit(
+        AuditAction::ReleaseCreate(audit_event::ReleaseCreate {
+            digest: release.digest.clone(),
+            files: release.files,
+            bytes: release.bytes,
+            source: serde_json::to_value(&request.source).expect("sources serialize"),
+            hotfix_of: release.hotfix_of.clone(),
+            incident: release.incident,
+            closes: closes.clone(),
+            backports_done: fulfils.clone(),
+        }),
+        format!("release/{}/{}", app.name, request.version),
+        Some(&app.name),
+    );
+
+    // Shared with other creations, exclusive with garbage collection: the blobs checked
+    // here cannot be collected before the release that references them commits.
+    let _no_gc = state.gc_lock.read().await;
+    let store = state.blobs.clone();
+    let needed: Vec<ContentHash> = manifest.blobs().into_iter().map(|c| c.hash).collect();
+    blocking(move || {
+        let missing: Vec<&ContentHash> = needed.iter().filter(|h| !store.contains(h)).collect();
+        if let Some(first) = missing.first() {
+            return Err(ServiceError::invalid(format!(
+                "{} blobs of the release were not uploaded (the first is {first}); upload them and create the release again",
+                missing.len()
+            )));
+        }
+        store.put_batch(&[(manifest_blob, &manifest_bytes)])?;
+        Ok(())
+    })
+    .await?;
+    let outcome = state
+        .store
+        .create_release(
+            NewRelease {
+                release,
+                blobs,
+                closes: closes.clone(),
+                fulfils,
+            },
+            record,
+        )
+        .await?;
+    Ok((outcome, closes))
+}
+
+/// Refuses `--incident ID` unless it names a hotfix incident of `app` whose base is the
+/// release the hotfix is made from.
+async fn check_hotfix_incident(
+    state: &AppState,
+    app: &str,
+    id: i64,
+    hotfix_of: Option<&str>,
+) -> ServiceResult<()> {
+    let Some(base) = hotfix_of else {
+        return Err(ServiceError::invalid(format!(
+            "--incident {id} names the incident a hotfix fixes: also pass --hotfix-of BASE"
+        )));
+    };
+    let incident = state
+        .store
+        .incident(id)
+        .await?
+        .filter(|i| i.app == app)
+        .ok_or_else(|| {
+            ServiceError::not_found(format!(
+                "no incident {id} of {app}: `ferry incident list` shows them"
+            ))
+        })?;
+    match incident.base_version.as_deref() {
+        Some(expected) if expected == base => Ok(()),
+        Some(expected) => Err(ServiceError::invalid(format!(
+            "incident {id} is hotfixed from {expected}, the release that ran in production when it was opened, not {base}: pass --hotfix-of {expected}"
+        ))),
+        None => Err(ServiceError::invalid(format!(
+            "incident {id} is on the {} path, not a hotfix path: release the fix through dev without --incident (`--closes ID` closes its backlog item)",
+            incident.path
+        ))),
+    }
+}
