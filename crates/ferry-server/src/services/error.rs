@@ -84,6 +84,11 @@ impl ServiceError {
         )
     }
 
+    /// It exists already.
+    pub fn already_exists(message: impl Into<String>) -> ServiceError {
+        ServiceError::new(Refusal::AlreadyExists, message)
+    }
+
     /// Well-formed input that is refused.
     pub fn invalid(message: impl Into<String>) -> ServiceError {
         ServiceError::new(Refusal::Invalid, message)

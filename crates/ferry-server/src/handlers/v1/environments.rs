@@ -4,20 +4,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use ferry_api::{ChangePolicy, CreateEnvironment, Environment};
-use ferry_domain::audit_event::{self, AuditAction};
-use ferry_domain::freeze::FreezeWindow;
-use ferry_domain::name::{validate_name, NameKind};
-use ferry_domain::permission::Action;
-use ferry_store::{EnvironmentChange, FreezeWindowRecord, PolicyChange};
+use ferry_store::FreezeWindowRecord;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::json::{Body, Path};
-use crate::services::pipeline::environment;
+use crate::services::pipeline;
 use crate::state::AppState;
-
-/// The most approvals an environment may require; more is a typo, not a policy.
-const MAX_APPROVALS: u32 = 10;
 
 fn environment_json(
     env: ferry_domain::pipeline::Environment,
@@ -65,22 +58,7 @@ pub async fn create_environment(
     caller: Caller,
     Body(request): Body<CreateEnvironment>,
 ) -> Result<(StatusCode, Json<Environment>), ApiError> {
-    validate_name(NameKind::Environment, &request.name)?;
-    if let Some(after) = &request.after {
-        validate_name(NameKind::Environment, after)?;
-    }
-    caller.require(Action::ChangePolicy)?;
-    let record = caller.audit(
-        AuditAction::EnvironmentCreate(audit_event::EnvironmentCreate {
-            after: request.after.clone(),
-        }),
-        format!("environment/{}", request.name),
-        None,
-    );
-    let env = state
-        .store
-        .create_environment(&request.name, request.after.as_deref(), record)
-        .await?;
+    let env = pipeline::create(&state, &caller, request).await?;
     Ok((StatusCode::CREATED, Json(environment_json(env, &[]))))
 }
 
@@ -96,101 +74,6 @@ pub async fn change_policy(
     Path(name): Path<String>,
     Body(request): Body<ChangePolicy>,
 ) -> Result<Json<Environment>, ApiError> {
-    validate_name(NameKind::Environment, &name)?;
-    if request.approvals.is_some_and(|n| n > MAX_APPROVALS) {
-        return Err(ApiError::invalid(format!(
-            "approvals must be between 0 and {MAX_APPROVALS}"
-        )));
-    }
-    let policy_changes = request.approvals.is_some()
-        || request.self_approval.is_some()
-        || request.protected.is_some();
-    if !policy_changes && request.freeze.is_empty() && request.unfreeze.is_empty() {
-        return Err(ApiError::invalid(
-            "nothing to change: give approvals, self_approval, protected, freeze or unfreeze",
-        ));
-    }
-    caller.require(Action::ChangePolicy)?;
-    let env = environment(&state, &name).await?;
-    let existing = state.store.freeze_windows(Some(&name)).await?;
-    let canonical = |text: &String| {
-        FreezeWindow::parse(text)
-            .map(|w| w.to_string())
-            .map_err(|e| ApiError::invalid(format!("freeze window {text:?}: {e}")))
-    };
-    let added = request
-        .freeze
-        .iter()
-        .map(canonical)
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut removed = Vec::new();
-    for text in &request.unfreeze {
-        // Removed as listed, or as any spelling of the same window.
-        let window = existing
-            .iter()
-            .find(|w| w.expression == *text || canonical(text).ok().as_ref() == Some(&w.expression))
-            .ok_or_else(|| {
-                ApiError::not_found(format!(
-                    "{name} has no freeze window {text:?}: see `ferry env list`"
-                ))
-            })?;
-        removed.push(window.expression.clone());
-    }
-    if let Some(duplicate) = added
-        .iter()
-        .find(|a| existing.iter().any(|w| w.expression == **a))
-    {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "already_exists",
-            format!("{name} has the freeze window {duplicate:?} already"),
-        ));
-    }
-    let audit = |action| caller.audit(action, format!("environment/{name}"), None);
-    let change = EnvironmentChange {
-        policy: policy_changes.then(|| {
-            let change = PolicyChange {
-                approvals_required: request.approvals,
-                self_approval: request.self_approval,
-                protected: request.protected,
-            };
-            let record = audit(AuditAction::EnvironmentSetPolicy(
-                audit_event::EnvironmentSetPolicy {
-                    approvals: request.approvals,
-                    self_approval: request.self_approval,
-                    protected: request.protected,
-                },
-            ));
-            (change, record)
-        }),
-        unfreeze: removed
-            .into_iter()
-            .map(|window| {
-                let record = audit(AuditAction::EnvironmentUnfreeze(
-                    audit_event::FreezeWindow {
-                        window: window.clone(),
-                    },
-                ));
-                (window, record)
-            })
-            .collect(),
-        freeze: added
-            .into_iter()
-            .map(|expression| {
-                let record = audit(AuditAction::EnvironmentFreeze(audit_event::FreezeWindow {
-                    window: expression.clone(),
-                }));
-                let window = FreezeWindowRecord {
-                    env: name.clone(),
-                    expression,
-                    created_ms: caller.now_ms(),
-                };
-                (window, record)
-            })
-            .collect(),
-    };
-    // One transaction: the policy and every window change, or nothing.
-    let env = state.store.change_environment(&env.name, change).await?;
-    let windows = state.store.freeze_windows(Some(&name)).await?;
+    let (env, windows) = pipeline::change(&state, &caller, &name, request).await?;
     Ok(Json(environment_json(env, &windows)))
 }
