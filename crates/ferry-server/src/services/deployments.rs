@@ -19,7 +19,7 @@ use super::apps::visible_app;
 use super::orchestrator::desired_changes;
 use super::pipeline::environment;
 use super::policy::{judge, live_history, rejudge, Ask, Overrides, Verdict};
-use super::{Refusal, ServiceError, ServiceResult};
+use super::{until_no_conflict, Refusal, ServiceError, ServiceResult};
 use crate::auth::Caller;
 use crate::state::AppState;
 
@@ -386,19 +386,16 @@ pub async fn approve(
     // Approvals are counted and recorded over the deployment's revision: of two approvals
     // landing together (on any server), one conflicts and is counted again, so exactly the
     // one that completes the count sees the other and starts the deployment.
-    for _ in 0..TRIES {
-        let (record, app, env) = reviewed(state, caller, id).await?;
-        match approve_once(state, caller, &request, record, &app, &env).await {
-            Err(refusal) if refusal.refusal == Refusal::Conflict => continue,
-            approved => return approved,
-        }
-    }
-    Err(busy(id))
+    let request = &request;
+    until_no_conflict(
+        || async move {
+            let (record, app, env) = reviewed(state, caller, id).await?;
+            approve_once(state, caller, request, record, &app, &env).await
+        },
+        || busy(id),
+    )
+    .await
 }
-
-/// How often a change of a deployment awaiting approval is tried again after another change
-/// of it won the race.
-const TRIES: usize = 20;
 
 /// A deployment that kept changing while a review of it was recorded.
 fn busy(id: i64) -> ServiceError {
@@ -497,55 +494,59 @@ pub async fn reject(
     id: i64,
     request: Review,
 ) -> ServiceResult<DeploymentRecord> {
-    for _ in 0..TRIES {
-        let (mut record, app, env) = reviewed(state, caller, id).await?;
-        let rejection = domain_review(&record, &env, &[])
-            .reject(
-                &caller.user.name,
-                caller.level_on(&app, &env.name),
-                request.reason.as_deref().unwrap_or_default(),
-            )
-            .map_err(review_refusal)?;
-        let by = caller.user.name.clone();
-        let refusal = if rejection.withdrawn {
-            Ending::Withdrawn {
-                by,
-                reason: rejection.reason.clone(),
-            }
-        } else {
-            Ending::Rejected {
-                by,
-                reason: rejection.reason.clone(),
-            }
-        };
-        record
-            .state
-            .refuse(refusal)
-            .map_err(|e| ServiceError::policy("approval", e.to_string()))?;
-        record.updated_ms = caller.now_ms();
-        let audit = caller.audit(
-            AuditAction::DeploymentReject(DeploymentReject {
-                version: record.version.clone(),
-                env: env.name.clone(),
-                reason: rejection.reason.clone(),
-                withdrawn: rejection.withdrawn,
-            }),
-            format!("deployment/{id}"),
-            Some(&app.name),
-        );
-        let saved = state
-            .store
-            .update_deployment(DeploymentUpdate::of(&record), audit)
-            .await;
-        match saved {
-            Err(ferry_store::StoreError::Conflict(_)) => continue,
-            saved => saved?,
+    let request = &request;
+    until_no_conflict(|| reject_once(state, caller, id, request), || busy(id)).await
+}
+
+/// One rejection, from the deployment as read.
+async fn reject_once(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+    request: &Review,
+) -> ServiceResult<DeploymentRecord> {
+    let (mut record, app, env) = reviewed(state, caller, id).await?;
+    let rejection = domain_review(&record, &env, &[])
+        .reject(
+            &caller.user.name,
+            caller.level_on(&app, &env.name),
+            request.reason.as_deref().unwrap_or_default(),
+        )
+        .map_err(review_refusal)?;
+    let by = caller.user.name.clone();
+    let refusal = if rejection.withdrawn {
+        Ending::Withdrawn {
+            by,
+            reason: rejection.reason.clone(),
         }
-        record.revision += 1;
-        state.wakeups.deployment_changed(&[]);
-        return Ok(record);
-    }
-    Err(busy(id))
+    } else {
+        Ending::Rejected {
+            by,
+            reason: rejection.reason.clone(),
+        }
+    };
+    record
+        .state
+        .refuse(refusal)
+        .map_err(|e| ServiceError::policy("approval", e.to_string()))?;
+    record.updated_ms = caller.now_ms();
+    let audit = caller.audit(
+        AuditAction::DeploymentReject(DeploymentReject {
+            version: record.version.clone(),
+            env: env.name.clone(),
+            reason: rejection.reason.clone(),
+            withdrawn: rejection.withdrawn,
+        }),
+        format!("deployment/{id}"),
+        Some(&app.name),
+    );
+    state
+        .store
+        .update_deployment(DeploymentUpdate::of(&record), audit)
+        .await?;
+    record.revision += 1;
+    state.wakeups.deployment_changed(&[]);
+    Ok(record)
 }
 
 /// A policy refusal of the approval that would start deployment `id`: the same rule and

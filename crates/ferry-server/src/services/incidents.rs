@@ -11,6 +11,7 @@ use ferry_domain::support::{hotfix_base, HotfixBase};
 use ferry_domain::vocabulary::UnknownWord;
 use ferry_store::{App, IncidentRecord, IncidentUpdate};
 
+use super::apps::no_such_app;
 use super::support::{assignee, hotfix_source, plan, production_and_dev};
 use super::{ServiceError, ServiceResult};
 use crate::auth::Caller;
@@ -77,16 +78,12 @@ fn text(field: &str, value: &str, max: usize) -> ServiceResult<String> {
 /// users who respond for them may see it.
 pub async fn support_app(state: &AppState, caller: &Caller, name: &str) -> ServiceResult<App> {
     validate_name(NameKind::App, name)?;
-    let not_found = || {
-        ServiceError::not_found(format!(
-            "no application named {name:?}: see `ferry app list`"
-        ))
-    };
-    let app = state.store.app(name).await?.ok_or_else(not_found)?;
-    match sees_for_support(caller, &app) {
-        true => Ok(app),
-        false => Err(not_found()),
-    }
+    state
+        .store
+        .app(name)
+        .await?
+        .filter(|app| sees_for_support(caller, app))
+        .ok_or_else(|| no_such_app(name))
 }
 
 /// Opens an incident (support role or higher in the owning or maintaining team). It is routed

@@ -19,6 +19,30 @@ pub mod support;
 
 pub use error::{Refusal, ServiceError, ServiceResult};
 
+/// How often a change that lost a race (another change of the same deployment, on this
+/// server or another, was saved first) is tried again, each time from the latest stored
+/// state, so a loser only ever loses to real progress.
+const TRIES: usize = 20;
+
+/// Runs `attempt` until it does not lose a race: a [`Refusal::Conflict`] is tried again
+/// from the start (the attempt reads what it changes), at most [`TRIES`] times, then it is
+/// `busy()`.
+pub async fn until_no_conflict<T, Attempt>(
+    mut attempt: impl FnMut() -> Attempt,
+    busy: impl FnOnce() -> ServiceError,
+) -> ServiceResult<T>
+where
+    Attempt: std::future::Future<Output = ServiceResult<T>>,
+{
+    for _ in 0..TRIES {
+        match attempt().await {
+            Err(lost) if lost.refusal == Refusal::Conflict => continue,
+            done => return done,
+        }
+    }
+    Err(busy())
+}
+
 /// Runs blocking blob-store work off the async workers.
 pub async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> ServiceResult<T> + Send + 'static,

@@ -8,7 +8,7 @@ use ferry_domain::audit_event::{AuditAction, DeploymentFinish};
 use ferry_domain::deployment::{Command, Kind, Report, Status, TargetState};
 use ferry_store::{DeploymentRecord, DeploymentUpdate, DesiredChange, TargetReport};
 
-use crate::services::{support, Refusal, ServiceError, ServiceResult};
+use crate::services::{support, until_no_conflict, ServiceError, ServiceResult};
 use crate::state::AppState;
 
 /// The desired-state changes a deployment's commands stand for.
@@ -41,11 +41,6 @@ pub fn desired_changes(record: &DeploymentRecord, commands: Vec<Command>) -> Vec
         .collect()
 }
 
-/// How often a change of a deployment is tried again after another change of it won the
-/// race (several reports at once, or several servers): each try starts from the latest
-/// stored revision, so a loser only ever loses to real progress.
-const TRIES: usize = 20;
-
 /// Applies one report to a running deployment and saves what follows, over the latest
 /// stored revision, together with what the agent reported (`reported`; saved alone when the
 /// report does not move the deployment on).
@@ -56,7 +51,8 @@ pub async fn apply_report(
     report: impl Fn(&TargetState) -> Option<Report>,
     reported: Option<TargetReport>,
 ) -> ServiceResult<()> {
-    for _ in 0..TRIES {
+    let (report, reported) = (&report, &reported);
+    let attempt = || async move {
         let moved_on = match state.store.deployment(deployment_id).await? {
             Some(mut record) if record.status() == Status::Running => record
                 .state
@@ -70,19 +66,22 @@ pub async fn apply_report(
                 }),
             _ => None,
         };
-        let Some((mut record, commands)) = moved_on else {
-            if let Some(reported) = reported {
-                state.store.report_target_app(reported).await?;
+        match moved_on {
+            Some((mut record, commands)) => {
+                save(state, &mut record, commands, reported.clone()).await
             }
-            return Ok(());
-        };
-        match save(state, &mut record, commands, reported.clone()).await {
-            Err(lost) if lost.refusal == Refusal::Conflict => continue,
-            saved => return saved,
+            None => match reported {
+                Some(reported) => Ok(state.store.report_target_app(reported.clone()).await?),
+                None => Ok(()),
+            },
         }
-    }
-    Err(ServiceError::conflict(format!("deployment {deployment_id} kept changing while a report for {target} was applied: the agent reports again"),
-    ))
+    };
+    until_no_conflict(attempt, || {
+        ServiceError::conflict(format!(
+            "deployment {deployment_id} kept changing while a report for {target} was applied: the agent reports again"
+        ))
+    })
+    .await
 }
 
 async fn save(
