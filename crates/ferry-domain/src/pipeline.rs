@@ -88,6 +88,27 @@ pub fn plan_insertion<'a>(
     Ok((predecessor.position + 1, predecessor))
 }
 
+/// The last environment of the pipeline: production, where hotfixes ship and the regression
+/// guard's obligations open.
+pub fn production(pipeline: &[Environment]) -> Option<&Environment> {
+    pipeline.iter().max_by_key(|env| env.position)
+}
+
+/// The first environment of the pipeline: development, where fixes are merged.
+pub fn development(pipeline: &[Environment]) -> Option<&Environment> {
+    pipeline.iter().min_by_key(|env| env.position)
+}
+
+/// Whether `env` is the pipeline's production environment.
+pub fn is_production(pipeline: &[Environment], env: &str) -> bool {
+    production(pipeline).is_some_and(|e| e.name == env)
+}
+
+/// Whether `env` is the pipeline's development environment.
+pub fn is_development(pipeline: &[Environment], env: &str) -> bool {
+    development(pipeline).is_some_and(|e| e.name == env)
+}
+
 /// The environment that comes right before `name` in the pipeline, if any.
 pub fn previous_environment<'a>(
     pipeline: &'a [Environment],
@@ -103,6 +124,23 @@ pub fn previous_environment<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn production_is_the_last_environment_and_development_the_first() {
+        let mut pipeline = default_pipeline();
+        pipeline.reverse();
+        for (env, production, development) in [
+            ("dev", false, true),
+            ("pp", false, false),
+            ("prd", true, false),
+            ("qa", false, false),
+        ] {
+            assert_eq!(is_production(&pipeline, env), production, "{env}");
+            assert_eq!(is_development(&pipeline, env), development, "{env}");
+        }
+        assert_eq!(production(&[]), None);
+        assert_eq!(development(&[]), None);
+    }
 
     fn names(pipeline: &[Environment]) -> Vec<&str> {
         let mut sorted: Vec<&Environment> = pipeline.iter().collect();

@@ -57,6 +57,14 @@ impl BadChannel {
 }
 
 impl Channel {
+    /// The kind of channel, as its stored form names it: `webhook` or `email`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Channel::Webhook { .. } => "webhook",
+            Channel::Email { .. } => "email",
+        }
+    }
+
     /// Checks everything about the channel that can be checked without the network.
     pub fn validate(&self) -> Result<(), BadChannel> {
         match self {

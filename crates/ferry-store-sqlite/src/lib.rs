@@ -732,20 +732,6 @@ impl Support for SqliteStore {
         support::backports(&mut *self.read().await?, app).await
     }
 
-    async fn open_backport(
-        &self,
-        backport: Backport,
-        record: AuditRecord,
-    ) -> StoreResult<Option<Backport>> {
-        let mut tx = self.write().await?;
-        let opened = support::insert_backport(&mut tx, &backport).await?;
-        if opened.is_some() {
-            audit::append(&mut tx, &self.audit_key, record).await?;
-            tx.commit().await.map_err(backend)?;
-        }
-        Ok(opened)
-    }
-
     async fn complete_backport(
         &self,
         id: i64,

@@ -12,7 +12,7 @@ pub mod reads;
 pub mod support;
 
 use crate::{
-    AppGrant, ApprovalRecord, AuditFilter, Bootstrap, DeliveryStatus, DeploymentRecord,
+    AppGrant, ApprovalRecord, AuditFilter, Backport, Bootstrap, DeliveryStatus, DeploymentRecord,
     DeploymentUpdate, DesiredChange, EnvironmentChange, FreezeWindowRecord, Membership, NewApp,
     NewRelease, NewUser, PolicyChange, Release, ReleaseOutcome, Store, StoreError, TargetReport,
 };
@@ -58,13 +58,57 @@ fn assert_exists<T: std::fmt::Debug>(result: Result<T, StoreError>, what: &str) 
     }
 }
 
-/// Runs the story on an empty store whose audit chain is keyed with `audit_key`.
 /// A change of an environment's policy alone.
 fn policy_change(change: PolicyChange, record: AuditRecord) -> EnvironmentChange {
     EnvironmentChange {
         policy: Some((change, record)),
         ..EnvironmentChange::default()
     }
+}
+
+/// Opens `obligation` as the server does: with the end of a deployment of its hotfix to
+/// production, in the same transaction. Returns the obligation opened, or `None` when the
+/// hotfix had one already.
+async fn ship_hotfix(store: &dyn Store, obligation: Backport) -> Option<Backport> {
+    let app = obligation.app.clone();
+    let mut shipped = store
+        .create_deployment(
+            DeploymentRecord {
+                id: 0,
+                app: app.clone(),
+                env: "prd".into(),
+                version: obligation.hotfix_version.clone(),
+                kind: Kind::Deploy,
+                state: Deployment::new(Strategy::Rolling, Vec::new()),
+                revision: 0,
+                requested_by: "lee".into(),
+                created_ms: obligation.opened_ms,
+                updated_ms: obligation.opened_ms,
+                overrides: "{}".into(),
+                review: Vec::new(),
+            },
+            vec![],
+            audit("deployment.deploy", "", Some(&app)),
+            None,
+        )
+        .await
+        .unwrap();
+    shipped.state.status = Status::Succeeded;
+    let before = store.backports(Some(&app)).await.unwrap();
+    store
+        .update_deployment(
+            DeploymentUpdate {
+                opens: Some((obligation, audit("backport.open", "", Some(&app)))),
+                ..DeploymentUpdate::of(&shipped)
+            },
+            audit("deployment.finish", "", Some(&app)),
+        )
+        .await
+        .unwrap();
+    let after = store.backports(Some(&app)).await.unwrap();
+    after
+        .into_iter()
+        .find(|b| before.iter().all(|old| old.id != b.id))
 }
 
 /// What an empty store starts with: the default pipeline, the built-in roles, and `admin`.

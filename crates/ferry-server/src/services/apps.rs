@@ -1,19 +1,35 @@
-//! Which applications a caller may see.
+//! Applications: which a caller may see, creating them, and per-application grants.
 
+use ferry_api::CreateApp;
+use ferry_domain::audit_event::{self, AuditAction};
 use ferry_domain::name::{validate_name, NameKind};
-use ferry_domain::permission::Action;
+use ferry_domain::permission::{Action, Level};
+use ferry_store::{App, AppGrant, NewApp};
 
 use super::{ServiceError, ServiceResult};
 use crate::auth::Caller;
 use crate::state::AppState;
 
+/// Releases kept per application when `keep` is not given.
+const DEFAULT_KEEP: u32 = 10;
+/// Releases kept per application at most.
+const MAX_KEEP: u32 = 1000;
+
+/// The applications the caller can see.
+pub async fn visible_apps(state: &AppState, caller: &Caller) -> ServiceResult<Vec<App>> {
+    let mut apps = state.store.list_apps().await?;
+    apps.retain(|app| {
+        caller.may(Action::ViewApp {
+            team: &app.team,
+            app: &app.name,
+        })
+    });
+    Ok(apps)
+}
+
 /// The application named, if the caller may see it. An application of a team the caller
 /// cannot see is reported as missing, so names do not leak across teams.
-pub async fn visible_app(
-    state: &AppState,
-    caller: &Caller,
-    name: &str,
-) -> ServiceResult<ferry_store::App> {
+pub async fn visible_app(state: &AppState, caller: &Caller, name: &str) -> ServiceResult<App> {
     validate_name(NameKind::App, name)?;
     state
         .store
@@ -34,4 +50,87 @@ pub fn no_such_app(name: &str) -> ServiceError {
     ServiceError::not_found(format!(
         "no application named {name:?}: see `ferry app list`"
     ))
+}
+
+/// Creates an application owned by a team (a developer or higher in that team).
+pub async fn create(state: &AppState, caller: &Caller, request: CreateApp) -> ServiceResult<App> {
+    validate_name(NameKind::App, &request.name)?;
+    validate_name(NameKind::Team, &request.team)?;
+    let keep = request.keep.unwrap_or(DEFAULT_KEEP);
+    if !(1..=MAX_KEEP).contains(&keep) {
+        return Err(ServiceError::invalid(format!(
+            "keep {keep} is out of range: keep between 1 and {MAX_KEEP} releases"
+        )));
+    }
+    caller.require(Action::CreateApp {
+        team: &request.team,
+    })?;
+    let record = caller.audit(
+        AuditAction::AppCreate(audit_event::AppCreate {
+            team: request.team.clone(),
+            keep,
+        }),
+        format!("app/{}", request.name),
+        Some(&request.name),
+    );
+    Ok(state
+        .store
+        .create_app(
+            NewApp {
+                name: request.name,
+                team: request.team,
+                keep_releases: keep,
+                created_ms: caller.now_ms(),
+            },
+            record,
+        )
+        .await?)
+}
+
+/// The per-application grants of an application the caller can see.
+pub async fn grants(state: &AppState, caller: &Caller, name: &str) -> ServiceResult<Vec<AppGrant>> {
+    let app = visible_app(state, caller, name).await?;
+    Ok(state.store.app_grants(&app.name).await?)
+}
+
+/// Grants one user a level on the application in one environment, beside team roles
+/// (`none` removes the grant); for the team's lead or an admin, who never grants more than
+/// their own level.
+pub async fn set_grant(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+    user: &str,
+    env: &str,
+    level: &str,
+) -> ServiceResult<AppGrant> {
+    let app = visible_app(state, caller, name).await?;
+    validate_name(NameKind::User, user)?;
+    validate_name(NameKind::Environment, env)?;
+    let level: Level = level.parse().map_err(ServiceError::invalid)?;
+    caller.require(Action::ManageTeamRoles { team: &app.team })?;
+    let own = caller.level_on(&app, env);
+    if level > own {
+        return Err(ServiceError::forbidden(format!(
+            "user {:?} has {own} on {env:?} for {}; nobody grants more than their own level",
+            caller.user.name, app.name
+        )));
+    }
+    let record = caller.audit(
+        AuditAction::AppGrant(audit_event::AppGrant {
+            user: user.to_owned(),
+            env: env.to_owned(),
+            level,
+        }),
+        format!("app/{}", app.name),
+        Some(&app.name),
+    );
+    let grant = AppGrant {
+        app: app.name,
+        user: user.to_owned(),
+        env: env.to_owned(),
+        level,
+    };
+    state.store.set_app_grant(grant.clone(), record).await?;
+    Ok(grant)
 }

@@ -6,6 +6,7 @@ use ferry_domain::audit_event::{self, AuditAction};
 use ferry_domain::incident::{check_ack, check_resolve, IncidentStatus, Severity};
 use ferry_domain::name::{validate_name, NameKind};
 use ferry_domain::permission::Action;
+use ferry_domain::pipeline::production;
 use ferry_domain::routing::{check_category, maintaining_team, route};
 use ferry_domain::support::{hotfix_base, HotfixBase};
 use ferry_domain::vocabulary::UnknownWord;
@@ -315,7 +316,9 @@ pub async fn start_hotfix(state: &AppState, caller: &Caller, id: i64) -> Service
             format!("incident {id} is resolved: open a new incident if the problem is back"),
         ));
     }
-    let production = pipeline.last().map(|e| e.name.clone()).unwrap_or_default();
+    let production = production(&pipeline)
+        .map(|e| e.name.clone())
+        .unwrap_or_default();
     let (production_runs, _) = production_and_dev(state, &pipeline, &app.name).await?;
     let (base, suggested, source, rebased_from) =
         match hotfix_base(base, production_runs.as_deref()) {

@@ -8,10 +8,13 @@ use ferry_cas::blobs::BlobHealth;
 use ferry_cas::hash::ContentHash;
 use ferry_domain::audit::AuditRecord;
 use ferry_domain::audit_event::{AuditAction, ReleasePrune};
+use ferry_domain::permission::Action;
 use ferry_domain::retention::{releases_to_prune, RetainedRelease};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::auth::Caller;
+use crate::services::apps::visible_app;
 use crate::services::blocking;
 use crate::services::manifests::load_manifest;
 use crate::services::ServiceResult;
@@ -27,13 +30,30 @@ pub struct PruneReport {
     pub bytes_freed: u64,
 }
 
-/// Removes the releases of `app` that retention no longer keeps, then collects garbage.
-/// `audit` makes the record of the change from the list of removed versions.
-pub async fn prune_app(
+/// Removes the releases retention no longer keeps (all but the newest `keep`, and never a
+/// pinned one) and the content only they used; for anyone who may create releases of the
+/// application.
+pub async fn prune(state: &AppState, caller: &Caller, name: &str) -> ServiceResult<PruneReport> {
+    let app = visible_app(state, caller, name).await?;
+    caller.require(Action::CreateRelease { team: &app.team })?;
+    prune_app(
+        state,
+        &app,
+        state.gc_grace,
+        &caller.user.name,
+        caller.now_ms(),
+    )
+    .await
+}
+
+/// Removes the releases of `app` that retention no longer keeps, then collects garbage;
+/// `actor` made the change at `now_ms`.
+async fn prune_app(
     state: &AppState,
     app: &ferry_store::App,
     grace: Duration,
-    audit: impl FnOnce(&[String]) -> AuditRecord,
+    actor: &str,
+    now_ms: i64,
 ) -> ServiceResult<PruneReport> {
     let releases = state.store.list_releases(&app.name).await?;
     let pins = pinned_versions(state, &app.name).await?;
@@ -61,7 +81,11 @@ pub async fn prune_app(
     }
     state
         .store
-        .delete_releases(&app.name, deletions, audit(&doomed))
+        .delete_releases(
+            &app.name,
+            deletions,
+            prune_record(app, &doomed, actor, now_ms),
+        )
         .await?;
     let (blobs_removed, bytes_freed) = collect_garbage(state, grace).await?;
     report.removed = doomed;
@@ -117,6 +141,20 @@ async fn pinned_versions(
     Ok(pins)
 }
 
+/// The audit record of pruning `removed` from `app`.
+fn prune_record(
+    app: &ferry_store::App,
+    removed: &[String],
+    actor: &str,
+    now_ms: i64,
+) -> AuditRecord {
+    AuditAction::ReleasePrune(ReleasePrune {
+        removed: removed.to_vec(),
+        keep: app.keep_releases,
+    })
+    .record(now_ms, actor, format!("app/{}", app.name), Some(&app.name))
+}
+
 /// Deletes blobs no release references that are older than `grace`. Holds the garbage
 /// collection lock, so no release is being created meanwhile.
 pub async fn collect_garbage(state: &AppState, grace: Duration) -> ServiceResult<(u64, u64)> {
@@ -146,8 +184,10 @@ pub struct FsckReport {
     pub missing: Vec<String>,
 }
 
-/// Re-hashes every blob and checks every referenced blob is present.
-pub async fn fsck(state: &AppState) -> ServiceResult<FsckReport> {
+/// Re-hashes every blob, quarantines corrupt ones and checks every referenced blob is
+/// present (admin).
+pub async fn fsck(state: &AppState, caller: &Caller) -> ServiceResult<FsckReport> {
+    caller.require(Action::Administer)?;
     let referenced = state.store.referenced_blobs().await?;
     let blobs = state.blobs.clone();
     blocking(move || {
@@ -194,19 +234,7 @@ pub async fn run_periodically(state: AppState, interval: Duration, grace: Durati
 async fn prune_everything(state: &AppState, grace: Duration) -> ServiceResult<()> {
     for app in state.store.list_apps().await? {
         let now = state.clock.now_ms();
-        let report = prune_app(state, &app, grace, |removed| {
-            AuditAction::ReleasePrune(ReleasePrune {
-                removed: removed.to_vec(),
-                keep: app.keep_releases,
-            })
-            .record(
-                now,
-                crate::bootstrap::SERVER_ACTOR,
-                format!("app/{}", app.name),
-                Some(&app.name),
-            )
-        })
-        .await?;
+        let report = prune_app(state, &app, grace, crate::bootstrap::SERVER_ACTOR, now).await?;
         if !report.removed.is_empty() {
             tracing::info!(
                 "retention removed {} releases of {}",

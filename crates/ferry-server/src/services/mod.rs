@@ -4,7 +4,12 @@
 //! call services too, never handlers. A service returns a [`ServiceError`], never an HTTP
 //! error: what a refusal means is decided here, how it is sent is the handlers' business.
 
+pub mod access;
+pub mod agents;
 pub mod apps;
+pub mod backlog;
+pub mod blobs;
+pub mod channels;
 pub mod deployments;
 mod error;
 pub mod incidents;
@@ -14,8 +19,10 @@ pub mod orchestrator;
 pub mod pipeline;
 pub mod policy;
 pub mod releases;
+pub mod routing;
 pub mod status;
 pub mod support;
+pub mod targets;
 
 pub use error::{Refusal, ServiceError, ServiceResult};
 

@@ -12,7 +12,7 @@ use ferry_domain::guard::{Undone, UndoneHotfixes};
 use ferry_domain::lifecycle::{check_entry, Candidate, ReleaseKind};
 use ferry_domain::overrides::{break_glass, BreakGlass};
 use ferry_domain::permission::Level;
-use ferry_domain::pipeline::Environment;
+use ferry_domain::pipeline::{is_development, Environment};
 use ferry_store::{App, DeploymentRecord, Release};
 use serde::{Deserialize, Serialize};
 
@@ -131,10 +131,11 @@ pub async fn judge(state: &AppState, caller: &Caller, ask: &Ask<'_>) -> ServiceR
         )
         .await?;
     }
+    // The guard does not apply in development: that is where fixes are merged.
     let Guarded {
         overridden: guard_override,
         review,
-    } = if is_pipeline_start(&pipeline, env) {
+    } = if is_development(&pipeline, env) {
         Guarded::default()
     } else {
         regression_guard(state, caller, ask).await?
@@ -202,7 +203,7 @@ pub async fn rejudge(
         overrides.allow_downgrade,
     )
     .await?;
-    if !is_pipeline_start(&pipeline, &env.name) {
+    if !is_development(&pipeline, &env.name) {
         let overridden: &[String] = overrides
             .override_guard
             .as_ref()
@@ -319,12 +320,6 @@ impl AcceptedOverride {
                 .collect(),
         }
     }
-}
-
-/// Whether `env` is the first environment of the pipeline, where the guard does not apply:
-/// dev is where fixes are merged.
-fn is_pipeline_start(pipeline: &[Environment], env: &str) -> bool {
-    pipeline.first().is_some_and(|e| e.name == env)
 }
 
 /// The regression guard: a release that would undo a hotfix shipped to production is refused

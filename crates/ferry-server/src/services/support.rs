@@ -2,6 +2,7 @@
 //! regression guard over shipped hotfixes, backport obligations, and escalation of critical
 //! incidents nobody acknowledged. The rules live in the domain; this gathers what they need.
 
+use ferry_domain::pipeline::{development, is_production, production};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -162,7 +163,10 @@ pub async fn production_and_dev(
         env.and_then(|e| history.iter().find(|d| d.env == e.name))
             .map(|d| d.version.clone())
     };
-    Ok((running(pipeline.last()), running(pipeline.first())))
+    Ok((
+        running(production(pipeline)),
+        running(development(pipeline)),
+    ))
 }
 
 /// The suggested version of a hotfix of `base` and where `base` came from.
@@ -190,7 +194,7 @@ pub async fn plan(
 ) -> ServiceResult<Plan> {
     let pipeline = state.store.list_environments().await?;
     let (production, dev) = production_and_dev(state, &pipeline, app).await?;
-    let in_production = pipeline.last().is_some_and(|e| e.name == env);
+    let in_production = is_production(&pipeline, env);
     let path = plan_path(
         severity,
         in_production,
@@ -225,7 +229,7 @@ pub async fn obligation_opened_by(
     version: &str,
 ) -> ServiceResult<Option<(Backport, AuditRecord)>> {
     let pipeline = state.store.list_environments().await?;
-    if pipeline.last().is_none_or(|last| last.name != env) {
+    if !is_production(&pipeline, env) {
         return Ok(None);
     }
     let Some(release) = state.store.release(app, version).await? else {
@@ -242,7 +246,7 @@ pub async fn obligation_opened_by(
     let mode = match incident.as_ref().map(|i| i.path) {
         Some(path) => path.backport_mode(),
         None => {
-            let dev = pipeline.first().map(|e| e.name.as_str());
+            let dev = development(&pipeline).map(|e| e.name.as_str());
             let history = live_history(state, app).await?;
             let dev_version = history
                 .iter()

@@ -8,7 +8,7 @@ use ferry_domain::pipeline::default_pipeline;
 use ferry_domain::role::built_in_roles;
 use ferry_domain::support::BackportMode;
 
-use super::{audit, new_user};
+use super::{audit, new_user, ship_hotfix};
 use crate::{
     Backport, BadVersion, Bootstrap, DeploymentRecord, DeploymentUpdate, DesiredChange,
     EnvironmentChange, NewApp, PolicyChange, Store, TargetReport,
@@ -250,24 +250,10 @@ pub async fn reads_story(store: &dyn Store) {
         .unwrap();
     assert!(moved(store, &mut last).await, "another version");
 
-    // Backport obligations: opened, opened again (nothing changes), waived, done.
-    let first = store
-        .open_backport(obligation("1.0.1"), audit("backport.open", "", Some("web")))
-        .await
-        .unwrap()
-        .unwrap();
+    // Backport obligations: opened (with their hotfix's deployment), waived, done.
+    let first = ship_hotfix(store, obligation("1.0.1")).await.unwrap();
     assert!(moved(store, &mut last).await, "an obligation opens");
-    assert!(store
-        .open_backport(obligation("1.0.1"), audit("backport.open", "", Some("web")))
-        .await
-        .unwrap()
-        .is_none());
-    assert!(!moved(store, &mut last).await, "nothing changed");
-    let second = store
-        .open_backport(obligation("1.0.2"), audit("backport.open", "", Some("web")))
-        .await
-        .unwrap()
-        .unwrap();
+    let second = ship_hotfix(store, obligation("1.0.2")).await.unwrap();
     assert!(moved(store, &mut last).await, "an obligation opens");
     store
         .waive_backport(
@@ -365,6 +351,7 @@ pub async fn reads_story(store: &dyn Store) {
             ("api", "dev", "1.9", "rollback"),
             ("web", "dev", "1.0", "rollback"),
             ("web", "pp", "1.1", "deploy"),
+            ("web", "prd", "1.0.2", "deploy"),
         ]
     );
     let bad = store.every_bad_version().await.unwrap();

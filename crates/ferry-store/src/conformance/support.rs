@@ -10,7 +10,7 @@ use ferry_domain::rotation::{Rotation, DEFAULT_ESCALATION_MS};
 use ferry_domain::routing::RoutingRule;
 use ferry_domain::support::{BackportMode, SupportPath};
 
-use super::{assert_not_found, audit, first_start};
+use super::{assert_not_found, audit, first_start, ship_hotfix};
 use crate::{
     Backport, DeploymentRecord, DeploymentUpdate, IncidentRecord, IncidentStep, IncidentUpdate,
     NewApp, NewRelease, Release, ReleaseOutcome, Store, StoreError, TeamSupport,
@@ -333,23 +333,15 @@ pub async fn support_story(store: &dyn Store) {
         opened_ms: 40,
         closed_ms: None,
     };
-    let first = store
-        .open_backport(obligation("1.0.1"), audit("backport.open", "", Some("web")))
+    let first = ship_hotfix(store, obligation("1.0.1"))
         .await
-        .unwrap()
         .expect("opened");
-    let before = events().await;
-    assert!(store
-        .open_backport(obligation("1.0.1"), audit("backport.open", "", Some("web")))
-        .await
-        .unwrap()
-        .is_none());
-    assert_eq!(events().await, before, "an obligation opens once");
-    let second = store
-        .open_backport(obligation("1.0.2"), audit("backport.open", "", Some("web")))
-        .await
-        .unwrap()
-        .unwrap();
+    assert_eq!(
+        ship_hotfix(store, obligation("1.0.1")).await,
+        None,
+        "an obligation opens once"
+    );
+    let second = ship_hotfix(store, obligation("1.0.2")).await.unwrap();
     store
         .waive_backport(
             second.id,
@@ -393,11 +385,7 @@ pub async fn support_story(store: &dyn Store) {
         .await
         .unwrap());
     assert_eq!(events().await, before, "nothing written");
-    let third = store
-        .open_backport(obligation("1.0.3"), audit("backport.open", "", Some("web")))
-        .await
-        .unwrap()
-        .unwrap();
+    let third = ship_hotfix(store, obligation("1.0.3")).await.unwrap();
     assert!(store
         .complete_backport(
             third.id,
@@ -407,7 +395,11 @@ pub async fn support_story(store: &dyn Store) {
         )
         .await
         .unwrap());
-    assert_eq!(events().await, before + 2);
+    assert_eq!(
+        events().await,
+        before + 4,
+        "the hotfix's deployment and its end, the obligation, its completion"
+    );
     refused(
         store
             .waive_backport(first.id, "lee", "again", 60, audit("x", "", None))

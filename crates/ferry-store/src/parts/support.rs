@@ -56,13 +56,6 @@ pub trait Support: Send + Sync + 'static {
 
     /// Backport obligations, newest first; of one application when given.
     async fn backports(&self, app: Option<&str>) -> StoreResult<Vec<Backport>>;
-    /// Opens a backport obligation (its `id` is ignored); `None` when the hotfix already has
-    /// one, and then nothing changes.
-    async fn open_backport(
-        &self,
-        backport: Backport,
-        audit: AuditRecord,
-    ) -> StoreResult<Option<Backport>>;
     /// Closes an open obligation as done by `by` (`release VERSION`). `false` when it is no
     /// longer open, and then nothing changes and no audit event is written.
     async fn complete_backport(

@@ -4,23 +4,15 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use ferry_api::{App, AppGrant, CreateApp};
-use ferry_domain::audit_event::{self, AuditAction};
-use ferry_domain::name::{validate_name, NameKind};
-use ferry_domain::permission::{Action, Level};
-use ferry_store::NewApp;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::json::{Body, Path};
-use crate::services::apps::visible_app;
+use crate::services::apps::{self, visible_app};
 use crate::state::AppState;
 use crate::views::rfc3339;
 
-/// Releases kept per application when `keep` is not given.
-const DEFAULT_KEEP: u32 = 10;
-const MAX_KEEP: u32 = 1000;
-
-fn app_json(app: ferry_store::App) -> App {
+pub fn app_json(app: ferry_store::App) -> App {
     App {
         name: app.name,
         team: app.team,
@@ -37,18 +29,8 @@ pub async fn list_apps(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<Vec<App>>, ApiError> {
-    let apps = state.store.list_apps().await?;
-    Ok(Json(
-        apps.into_iter()
-            .filter(|app| {
-                caller.may(Action::ViewApp {
-                    team: &app.team,
-                    app: &app.name,
-                })
-            })
-            .map(app_json)
-            .collect(),
-    ))
+    let apps = apps::visible_apps(&state, &caller).await?;
+    Ok(Json(apps.into_iter().map(app_json).collect()))
 }
 
 /// Creates an application owned by a team (a developer or higher in that team).
@@ -61,37 +43,7 @@ pub async fn create_app(
     caller: Caller,
     Body(request): Body<CreateApp>,
 ) -> Result<(StatusCode, Json<App>), ApiError> {
-    validate_name(NameKind::App, &request.name)?;
-    validate_name(NameKind::Team, &request.team)?;
-    let keep = request.keep.unwrap_or(DEFAULT_KEEP);
-    if !(1..=MAX_KEEP).contains(&keep) {
-        return Err(ApiError::invalid(format!(
-            "keep must be between 1 and {MAX_KEEP} releases"
-        )));
-    }
-    caller.require(Action::CreateApp {
-        team: &request.team,
-    })?;
-    let record = caller.audit(
-        AuditAction::AppCreate(audit_event::AppCreate {
-            team: request.team.clone(),
-            keep,
-        }),
-        format!("app/{}", request.name),
-        Some(&request.name),
-    );
-    let app = state
-        .store
-        .create_app(
-            NewApp {
-                name: request.name,
-                team: request.team,
-                keep_releases: keep,
-                created_ms: caller.now_ms(),
-            },
-            record,
-        )
-        .await?;
+    let app = apps::create(&state, &caller, request).await?;
     Ok((StatusCode::CREATED, Json(app_json(app))))
 }
 
@@ -116,8 +68,7 @@ pub async fn list_grants(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Json<Vec<AppGrant>>, ApiError> {
-    let app = visible_app(&state, &caller, &name).await?;
-    let grants = state.store.app_grants(&app.name).await?;
+    let grants = apps::grants(&state, &caller, &name).await?;
     Ok(Json(
         grants
             .into_iter()
@@ -142,33 +93,14 @@ pub async fn set_grant(
     Path(name): Path<String>,
     Body(request): Body<AppGrant>,
 ) -> Result<Json<AppGrant>, ApiError> {
-    let app = visible_app(&state, &caller, &name).await?;
-    validate_name(NameKind::User, &request.user)?;
-    validate_name(NameKind::Environment, &request.env)?;
-    let level: Level = request.level.parse().map_err(ApiError::invalid)?;
-    caller.require(Action::ManageTeamRoles { team: &app.team })?;
-    let own = caller.level_on(&app, &request.env);
-    if level > own {
-        return Err(ApiError::forbidden(format!(
-            "user {:?} has {own} on {:?} for {}; nobody grants more than their own level",
-            caller.user.name, request.env, app.name
-        )));
-    }
-    let record = caller.audit(
-        AuditAction::AppGrant(audit_event::AppGrant {
-            user: request.user.clone(),
-            env: request.env.clone(),
-            level,
-        }),
-        format!("app/{}", app.name),
-        Some(&app.name),
-    );
-    let grant = ferry_store::AppGrant {
-        app: app.name,
-        user: request.user.clone(),
-        env: request.env.clone(),
-        level,
-    };
-    state.store.set_app_grant(grant, record).await?;
+    apps::set_grant(
+        &state,
+        &caller,
+        &name,
+        &request.user,
+        &request.env,
+        &request.level,
+    )
+    .await?;
     Ok(Json(request))
 }

@@ -1,49 +1,26 @@
 //! `/api/v1/apps/{app}/blobs`: asking which content the server lacks, uploading it in
 //! batches, and fetching it in batches.
 
-use std::collections::HashSet;
-
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use ferry_api::{BlobHashes, MissingBlobs, StoredBlobs};
-use ferry_cas::frames::{parse_frames, write_frame};
+use ferry_cas::frames::write_frame;
 use ferry_cas::hash::ContentHash;
-use ferry_domain::permission::Action;
 use http_body_util::Channel;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::json::{Body, Path, RawBody};
-use crate::services::apps::visible_app;
-use crate::services::manifests::load_manifest_blobs;
-use crate::services::{blocking, ServiceError};
+use crate::services::{blobs, blocking, ServiceError};
 use crate::state::AppState;
 
 /// The largest batch of blobs one upload may carry; clients send 32 MiB batches.
 pub const MAX_BLOB_BATCH: usize = 64 * 1024 * 1024;
-/// The most hashes one question may name.
-const MAX_HASHES: usize = 100_000;
 /// The most bytes one fetch answers with; past it the caller asks again for the rest.
 const MAX_FETCH_BYTES: u64 = 32 * 1024 * 1024;
-
-fn parse_hashes(hashes: &[String]) -> Result<Vec<ContentHash>, ApiError> {
-    if hashes.len() > MAX_HASHES {
-        return Err(ApiError::invalid(format!(
-            "{} hashes in one request; send at most {MAX_HASHES}",
-            hashes.len()
-        )));
-    }
-    hashes
-        .iter()
-        .map(|hex| {
-            ContentHash::from_hex(hex)
-                .ok_or_else(|| ApiError::invalid(format!("{hex:?} is not a 64-digit hex hash")))
-        })
-        .collect()
-}
 
 /// Which of these blobs the server lacks (anyone who may create releases of the app).
 #[utoipa::path(post, path = "/api/v1/apps/{app}/blobs/missing", tag = "releases", request_body = BlobHashes,
@@ -56,18 +33,7 @@ pub async fn missing_blobs(
     Path(app): Path<String>,
     Body(request): Body<BlobHashes, { MAX_BLOB_BATCH }>,
 ) -> Result<Json<MissingBlobs>, ApiError> {
-    let app = visible_app(&state, &caller, &app).await?;
-    caller.require(Action::CreateRelease { team: &app.team })?;
-    let hashes = parse_hashes(&request.hashes)?;
-    let blobs = state.blobs.clone();
-    let missing = blocking(move || {
-        Ok(hashes
-            .into_iter()
-            .filter(|hash| !blobs.contains(hash))
-            .map(|hash| hash.to_hex())
-            .collect())
-    })
-    .await?;
+    let missing = blobs::missing(&state, &caller, &app, &request.hashes).await?;
     Ok(Json(MissingBlobs { missing }))
 }
 
@@ -84,19 +50,8 @@ pub async fn upload_blobs(
     Path(app): Path<String>,
     RawBody(body): RawBody<{ MAX_BLOB_BATCH }>,
 ) -> Result<Json<StoredBlobs>, ApiError> {
-    let app = visible_app(&state, &caller, &app).await?;
-    caller.require(Action::CreateRelease { team: &app.team })?;
-    let blobs = state.blobs.clone();
-    let stored = blocking(move || {
-        let batch = parse_frames(&body).map_err(|e| ServiceError::bad_request(e.to_string()))?;
-        let new_bytes = blobs.put_batch(&batch)?;
-        Ok(StoredBlobs {
-            blobs: batch.len() as u64,
-            new_bytes,
-        })
-    })
-    .await?;
-    Ok(Json(stored))
+    let (blobs, new_bytes) = blobs::store_batch(&state, &caller, &app, body).await?;
+    Ok(Json(StoredBlobs { blobs, new_bytes }))
 }
 
 /// The blobs asked for, in the batch format, up to 32 MiB; the client asks again for those
@@ -112,23 +67,7 @@ pub async fn fetch_blobs(
     Path(app): Path<String>,
     Body(request): Body<BlobHashes, { MAX_BLOB_BATCH }>,
 ) -> Result<Response, ApiError> {
-    let app = visible_app(&state, &caller, &app).await?;
-    let hashes = parse_hashes(&request.hashes)?;
-    let mut unseen: HashSet<ContentHash> = hashes.iter().copied().collect();
-    // Newest first: an export or a deploy asks for a recent release's blobs.
-    for release in state.store.list_releases(&app.name).await? {
-        if unseen.is_empty() {
-            break;
-        }
-        let blobs = load_manifest_blobs(&state, &release).await?;
-        unseen.retain(|hash| !blobs.contains(hash));
-    }
-    if let Some(hash) = unseen.iter().next() {
-        return Err(ApiError::not_found(format!(
-            "blob {hash} is not part of a release of {}",
-            app.name
-        )));
-    }
+    let hashes = blobs::fetchable(&state, &caller, &app, &request.hashes).await?;
     read_blob_batch(&state, hashes).await
 }
 

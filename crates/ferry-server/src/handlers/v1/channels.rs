@@ -5,40 +5,21 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use ferry_api::{AddChannel, Delivery, NotificationChannel};
-use ferry_domain::audit_event::{self, AuditAction};
-use ferry_domain::permission::{decide, Action, Decision};
 use ferry_notify::Channel;
-use ferry_store::{ChannelRecord, DeliveryRecord, NewChannel, NewDelivery};
+use ferry_store::{ChannelRecord, DeliveryRecord};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::teams::existing_team;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::json::{Body, Path, Query};
-use crate::notifier;
+use crate::services::channels;
 use crate::state::AppState;
 use crate::views::rfc3339;
 
-/// Deliveries listed when no limit is given.
-const DEFAULT_DELIVERIES: u32 = 50;
-/// Deliveries listed at most.
-const MAX_DELIVERIES: u32 = 1000;
-
-/// Refuses unless the caller leads `team` or is an admin.
-fn require_manage(caller: &Caller, team: &str) -> Result<(), ApiError> {
-    match decide(&caller.principal, Action::ManageTeamRoles { team }) {
-        Decision::Allow => Ok(()),
-        Decision::Deny(reason) => Err(ApiError::forbidden(format!(
-            "{reason}; the notification channels of team {team:?} are managed by its lead or an admin"
-        ))),
-    }
-}
-
 fn kind_of(record: &ChannelRecord) -> String {
-    serde_json::from_str::<serde_json::Value>(&record.config)
-        .ok()
-        .and_then(|config| config["kind"].as_str().map(str::to_owned))
+    serde_json::from_str::<Channel>(&record.config)
+        .map(|channel| channel.kind().to_owned())
         .unwrap_or_default()
 }
 
@@ -78,21 +59,6 @@ fn delivery_json(record: DeliveryRecord) -> Delivery {
     }
 }
 
-/// The channel `id` of `team`, if it is in use.
-async fn channel_of(state: &AppState, team: &str, id: i64) -> Result<ChannelRecord, ApiError> {
-    state
-        .store
-        .channels(Some(team), false)
-        .await?
-        .into_iter()
-        .find(|c| c.id == id)
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "team {team:?} has no channel {id}; `ferry channel list {team}` shows its channels"
-            ))
-        })
-}
-
 /// The notification channels of a team (anyone who can see the team); secrets are never
 /// shown.
 #[utoipa::path(get, path = "/api/v1/teams/{team}/channels", tag = "notifications",
@@ -104,9 +70,7 @@ pub async fn list_channels(
     caller: Caller,
     Path(team): Path<String>,
 ) -> Result<Json<Vec<NotificationChannel>>, ApiError> {
-    existing_team(&state, &team).await?;
-    caller.require(Action::ViewTeam { team: &team })?;
-    let channels = state.store.channels(Some(&team), false).await?;
+    let channels = channels::list(&state, &caller, &team).await?;
     Ok(Json(channels.into_iter().map(channel_json).collect()))
 }
 
@@ -123,44 +87,11 @@ pub async fn add_channel(
     Path(team): Path<String>,
     Body(request): Body<AddChannel>,
 ) -> Result<(StatusCode, Json<NotificationChannel>), ApiError> {
-    existing_team(&state, &team).await?;
-    require_manage(&caller, &team)?;
     let channel = match request {
         AddChannel::Webhook { url, secret } => Channel::Webhook { url, secret },
         AddChannel::Email { smtp, from, to } => Channel::Email { smtp, from, to },
     };
-    channel
-        .validate()
-        .map_err(|bad| ApiError::invalid(format!("the channel is not valid: {bad}")))?;
-    let description = channel.describe();
-    let kind = match &channel {
-        Channel::Webhook { .. } => "webhook",
-        Channel::Email { .. } => "email",
-    };
-    let record = caller.audit(
-        AuditAction::ChannelAdd(audit_event::ChannelAdd {
-            team: team.clone(),
-            kind: kind.to_owned(),
-            description: description.clone(),
-        }),
-        String::new(),
-        None,
-    );
-    let config = serde_json::to_string(&channel)
-        .map_err(|e| ApiError::internal(format!("cannot encode the channel: {e}")))?;
-    let added = state
-        .store
-        .add_channel(
-            NewChannel {
-                team: team.clone(),
-                config,
-                description,
-                created_by: caller.user.name.clone(),
-                created_ms: caller.now_ms(),
-            },
-            record,
-        )
-        .await?;
+    let added = channels::add(&state, &caller, &team, channel).await?;
     Ok((StatusCode::CREATED, Json(channel_json(added))))
 }
 
@@ -176,22 +107,7 @@ pub async fn remove_channel(
     caller: Caller,
     Path((team, id)): Path<(String, i64)>,
 ) -> Result<StatusCode, ApiError> {
-    existing_team(&state, &team).await?;
-    require_manage(&caller, &team)?;
-    let channel = channel_of(&state, &team, id).await?;
-    let record = caller.audit(
-        AuditAction::ChannelRemove(audit_event::ChannelRemove {
-            team: team.clone(),
-            channel: id,
-            description: channel.description.clone(),
-        }),
-        format!("channel/{id}"),
-        None,
-    );
-    state
-        .store
-        .remove_channel(&team, id, caller.now_ms(), record)
-        .await?;
+    channels::remove(&state, &caller, &team, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -207,32 +123,7 @@ pub async fn test_channel(
     caller: Caller,
     Path((team, id)): Path<(String, i64)>,
 ) -> Result<(StatusCode, Json<Delivery>), ApiError> {
-    existing_team(&state, &team).await?;
-    require_manage(&caller, &team)?;
-    let channel = channel_of(&state, &team, id).await?;
-    let now = caller.now_ms();
-    let message = notifier::test_message(&team, &channel, &caller.user.name, now);
-    let record = caller.audit(
-        AuditAction::ChannelTest(audit_event::ChannelTest {
-            team: team.clone(),
-            channel: id,
-            description: channel.description.clone(),
-            message: message.id.clone(),
-        }),
-        format!("channel/{id}"),
-        None,
-    );
-    let delivery = NewDelivery {
-        channel_id: id,
-        team: team.clone(),
-        event: notifier::TEST_EVENT.to_owned(),
-        audit_seq: None,
-        message: serde_json::to_string(&message)
-            .map_err(|e| ApiError::internal(format!("cannot encode the message: {e}")))?,
-        created_ms: now,
-    };
-    let queued = state.store.queue_delivery(delivery, record).await?;
-    notifier::wake();
+    let queued = channels::test(&state, &caller, &team, id).await?;
     Ok((StatusCode::CREATED, Json(delivery_json(queued))))
 }
 
@@ -255,15 +146,7 @@ pub async fn list_deliveries(
     Path(team): Path<String>,
     Query(query): Query<DeliveryQuery>,
 ) -> Result<Json<Vec<Delivery>>, ApiError> {
-    existing_team(&state, &team).await?;
-    caller.require(Action::ViewTeam { team: &team })?;
-    let limit = query.limit.unwrap_or(DEFAULT_DELIVERIES);
-    if limit == 0 || limit > MAX_DELIVERIES {
-        return Err(ApiError::invalid(format!(
-            "limit {limit} is out of range; ask for 1 to {MAX_DELIVERIES} deliveries"
-        )));
-    }
-    let deliveries = state.store.deliveries(&team, limit).await?;
+    let deliveries = channels::deliveries(&state, &caller, &team, query.limit).await?;
     Ok(Json(deliveries.into_iter().map(delivery_json).collect()))
 }
 
@@ -278,12 +161,6 @@ pub async fn show_delivery(
     caller: Caller,
     Path((team, id)): Path<(String, i64)>,
 ) -> Result<Json<Delivery>, ApiError> {
-    existing_team(&state, &team).await?;
-    caller.require(Action::ViewTeam { team: &team })?;
-    match state.store.delivery(id).await? {
-        Some(delivery) if delivery.team == team => Ok(Json(delivery_json(delivery))),
-        _ => Err(ApiError::not_found(format!(
-            "team {team:?} has no delivery {id}; `ferry channel deliveries {team}` lists them"
-        ))),
-    }
+    let delivery = channels::delivery(&state, &caller, &team, id).await?;
+    Ok(Json(delivery_json(delivery)))
 }

@@ -2,14 +2,11 @@
 
 use axum::extract::State;
 use axum::Json;
-use ferry_domain::audit_event::{self, AuditAction};
-use ferry_domain::permission::Action;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::json::Path;
-use crate::services::apps::visible_app;
-use crate::services::maintenance::{fsck, prune_app, FsckReport, PruneReport};
+use crate::services::maintenance::{self, FsckReport, PruneReport};
 use crate::state::AppState;
 
 /// Removes the releases retention no longer keeps (all but the newest `keep`) and the
@@ -23,19 +20,7 @@ pub async fn prune(
     caller: Caller,
     Path(app): Path<String>,
 ) -> Result<Json<PruneReport>, ApiError> {
-    let app = visible_app(&state, &caller, &app).await?;
-    caller.require(Action::CreateRelease { team: &app.team })?;
-    let report = prune_app(&state, &app, state.gc_grace, |removed| {
-        caller.audit(
-            AuditAction::ReleasePrune(audit_event::ReleasePrune {
-                removed: removed.to_vec(),
-                keep: app.keep_releases,
-            }),
-            format!("app/{}", app.name),
-            Some(&app.name),
-        )
-    })
-    .await?;
+    let report = maintenance::prune(&state, &caller, &app).await?;
     Ok(Json(report))
 }
 
@@ -47,6 +32,5 @@ pub async fn check_integrity(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<FsckReport>, ApiError> {
-    caller.require(Action::Administer)?;
-    Ok(Json(fsck(&state).await?))
+    Ok(Json(maintenance::fsck(&state, &caller).await?))
 }

@@ -3,14 +3,12 @@
 use axum::extract::State;
 use axum::Json;
 use ferry_api::{Role, SetRoleLevel};
-use ferry_domain::audit_event::{self, AuditAction};
-use ferry_domain::name::{validate_name, NameKind};
-use ferry_domain::permission::{Action, Level};
 use ferry_domain::role::is_editable;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::json::{Body, Path};
+use crate::services::access;
 use crate::state::AppState;
 
 fn role_json(role: ferry_domain::permission::Role) -> Role {
@@ -52,21 +50,6 @@ pub async fn set_role_level(
     Path(name): Path<String>,
     Body(request): Body<SetRoleLevel>,
 ) -> Result<Json<Role>, ApiError> {
-    validate_name(NameKind::Role, &name)?;
-    validate_name(NameKind::Environment, &request.env)?;
-    let level: Level = request.level.parse().map_err(ApiError::invalid)?;
-    caller.require(Action::Administer)?;
-    let record = caller.audit(
-        AuditAction::RoleSetLevel(audit_event::RoleSetLevel {
-            env: request.env.clone(),
-            level,
-        }),
-        format!("role/{name}"),
-        None,
-    );
-    let role = state
-        .store
-        .set_role_level(&name, &request.env, level, record)
-        .await?;
+    let role = access::set_role_level(&state, &caller, &name, &request.env, &request.level).await?;
     Ok(Json(role_json(role)))
 }

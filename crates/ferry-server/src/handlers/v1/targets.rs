@@ -4,20 +4,14 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use ferry_api::{EnrollTarget, EnrollmentToken, Placement, Target};
-use ferry_domain::audit_event::{self, AuditAction};
-use ferry_domain::name::{validate_name, NameKind};
-use ferry_domain::permission::{Action, Level};
-use ferry_domain::token::hash_token;
 
-use crate::auth::{new_token, Caller};
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::json::{Body, Path};
-use crate::services::apps::visible_app;
+use crate::services::targets;
 use crate::state::AppState;
 use crate::views::rfc3339;
 
-/// How long an enrollment token stays valid.
-const ENROLLMENT_VALID_MS: i64 = 60 * 60 * 1000;
 /// A target heard from this recently is online.
 pub const ONLINE_WITHIN_MS: i64 = 60 * 1000;
 
@@ -48,39 +42,14 @@ pub async fn enroll(
     caller: Caller,
     Body(request): Body<EnrollTarget>,
 ) -> Result<(StatusCode, Json<EnrollmentToken>), ApiError> {
-    validate_name(NameKind::Environment, &request.env)?;
-    validate_name(NameKind::Target, &request.name)?;
-    caller.require(Action::ChangePolicy)?;
-    let token = new_token().map_err(|e| ApiError::internal(e.to_string()))?;
-    let expires_ms = caller.now_ms() + ENROLLMENT_VALID_MS;
-    let record = caller.audit(
-        AuditAction::TargetEnrollToken(audit_event::TargetEnrollToken {
-            env: request.env.clone(),
-        }),
-        format!("target/{}", request.name),
-        None,
-    );
-    let target = state
-        .store
-        .create_enrollment(
-            &request.env,
-            &request.name,
-            &hash_token(&token),
-            expires_ms,
-            record,
-        )
-        .await?;
+    let enrollment = targets::enroll(&state, &caller, &request.env, &request.name).await?;
     Ok((
         StatusCode::CREATED,
         Json(EnrollmentToken {
-            target: target.name,
-            env: target.env,
-            // With TLS the agent learns which certificate to pin from the token itself.
-            token: match &state.tls_fingerprint {
-                Some(fingerprint) => format!("{token}.{fingerprint}"),
-                None => token,
-            },
-            expires_at: rfc3339(expires_ms),
+            target: enrollment.target.name,
+            env: enrollment.target.env,
+            token: enrollment.token,
+            expires_at: rfc3339(enrollment.expires_ms),
         }),
     ))
 }
@@ -110,34 +79,7 @@ pub async fn place(
     Path(app): Path<String>,
     Body(request): Body<Placement>,
 ) -> Result<Json<Placement>, ApiError> {
-    let app = visible_app(&state, &caller, &app).await?;
-    validate_name(NameKind::Environment, &request.env)?;
-    for target in &request.targets {
-        validate_name(NameKind::Target, target)?;
-    }
-    if request.targets.is_empty() {
-        return Err(ApiError::invalid(
-            "name at least one target: --targets T1,T2",
-        ));
-    }
-    caller.require(Action::InEnvironment {
-        team: &app.team,
-        env: &request.env,
-        level: Level::Approve,
-    })?;
-    let record = caller.audit(
-        AuditAction::AppPlace(audit_event::AppPlace {
-            env: request.env.clone(),
-            targets: request.targets.clone(),
-        }),
-        format!("app/{}", app.name),
-        Some(&app.name),
-    );
-    state
-        .store
-        .place_app(&app.name, &request.env, &request.targets, record)
-        .await?;
-    let targets = state.store.placement(&app.name, &request.env).await?;
+    let targets = targets::place(&state, &caller, &app, &request.env, &request.targets).await?;
     Ok(Json(Placement {
         env: request.env,
         targets,

@@ -4,20 +4,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use ferry_api::{CreateUser, CreatedUser, TeamRole, User};
-use ferry_domain::audit_event::{self, AuditAction};
-use ferry_domain::name::{validate_name, NameKind};
-use ferry_domain::permission::Action;
-use ferry_domain::token::hash_token;
-use ferry_store::{Membership, NewUser};
 
-use crate::auth::{new_token, Caller};
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::json::Body;
+use crate::services::access;
 use crate::state::AppState;
 use crate::views::rfc3339;
-
-/// The role a user gets when none is named.
-const DEFAULT_ROLE: &str = "viewer";
 
 pub fn team_roles(user: &ferry_store::User) -> Vec<TeamRole> {
     user.teams
@@ -46,18 +39,8 @@ pub async fn list_users(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<Vec<User>>, ApiError> {
-    let users = state.store.list_users().await?;
-    let visible = |user: &ferry_store::User| {
-        caller.may(Action::Administer)
-            || user.name == caller.user.name
-            || user
-                .teams
-                .iter()
-                .any(|m| caller.may(Action::ViewTeam { team: &m.team }))
-    };
-    Ok(Json(
-        users.iter().filter(|u| visible(u)).map(user_json).collect(),
-    ))
+    let users = access::users(&state, &caller).await?;
+    Ok(Json(users.iter().map(user_json).collect()))
 }
 
 /// Creates a user and returns their API token, which is shown only this once (admin).
@@ -70,64 +53,7 @@ pub async fn create_user(
     caller: Caller,
     Body(request): Body<CreateUser>,
 ) -> Result<(StatusCode, Json<CreatedUser>), ApiError> {
-    validate_name(NameKind::User, &request.name)?;
-    let role = request.role.unwrap_or_else(|| DEFAULT_ROLE.to_owned());
-    validate_name(NameKind::Role, &role)?;
-    for membership in &request.teams {
-        validate_name(NameKind::Team, &membership.team)?;
-        if let Some(role) = &membership.role {
-            validate_name(NameKind::Role, role)?;
-        }
-        if request
-            .teams
-            .iter()
-            .filter(|m| m.team == membership.team)
-            .count()
-            > 1
-        {
-            return Err(ApiError::invalid(format!(
-                "team {:?} is named twice: give one role per team",
-                membership.team
-            )));
-        }
-    }
-    caller.require(Action::Administer)?;
-    let token = new_token().map_err(|e| ApiError::internal(e.to_string()))?;
-    let record = caller.audit(
-        AuditAction::UserCreate(audit_event::UserCreate {
-            role: role.clone(),
-            teams: request
-                .teams
-                .iter()
-                .map(|t| audit_event::TeamRole {
-                    team: t.team.clone(),
-                    role: t.role.clone(),
-                })
-                .collect(),
-        }),
-        format!("user/{}", request.name),
-        None,
-    );
-    let user = state
-        .store
-        .create_user(
-            NewUser {
-                name: request.name,
-                default_role: role,
-                teams: request
-                    .teams
-                    .into_iter()
-                    .map(|m| Membership {
-                        team: m.team,
-                        role: m.role,
-                    })
-                    .collect(),
-                token_hash: hash_token(&token),
-                created_ms: caller.now_ms(),
-            },
-            record,
-        )
-        .await?;
+    let (user, token) = access::create_user(&state, &caller, request).await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedUser {

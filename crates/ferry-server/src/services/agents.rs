@@ -1,0 +1,206 @@
+//! What a target's agent may do: enroll, learn what to run, read the releases it is asked
+//! to run and nothing else, and report on what it was asked to do and nothing else. The
+//! agent is trusted only with its own target: every answer here is limited to it.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use ferry_api::{AgentReport, DesiredApp, DesiredStage};
+use ferry_cas::hash::ContentHash;
+use ferry_domain::audit_event::{AuditAction, TargetEnroll};
+use ferry_domain::deployment::{Kind, Outcome, Report};
+use ferry_domain::token::hash_token;
+use ferry_store::{Release, Target, TargetApp, TargetReport};
+
+use super::manifests::load_manifest_blobs;
+use super::orchestrator::{apply_report, record_progress};
+use super::{ServiceError, ServiceResult};
+use crate::auth::new_token;
+use crate::state::AppState;
+
+/// How often a polling agent's last contact is written down (well inside the minute after
+/// which a target counts as offline).
+const HEARTBEAT_EVERY_MS: i64 = 5_000;
+
+/// Exchanges a one-time enrollment token (as `ferry target enroll` printed it, perhaps
+/// ending in `.FINGERPRINT`) for the agent's long-lived credential, which exists nowhere
+/// else: the server keeps its hash.
+pub async fn enroll(state: &AppState, token: &str) -> ServiceResult<(Target, String)> {
+    let credential = new_token().map_err(|e| ServiceError::internal(e.to_string()))?;
+    let now = state.clock.now_ms();
+    // The store makes the subject `target/NAME` once it knows which target enrolled.
+    let record =
+        AuditAction::TargetEnroll(TargetEnroll {}).record(now, "agent", String::new(), None);
+    let token = token.trim();
+    let token = token.split_once('.').map_or(token, |(token, _)| token);
+    let target = state
+        .store
+        .enroll_target(&hash_token(token), &hash_token(&credential), now, record)
+        .await?;
+    Ok((target, credential))
+}
+
+/// What `target` should run now; the question also counts as its agent's heartbeat.
+pub async fn desired(state: &AppState, target: &Target) -> ServiceResult<Vec<DesiredApp>> {
+    // A heartbeat, written at most every few seconds however often the agent asks.
+    let now = state.clock.now_ms();
+    if target
+        .last_seen_ms
+        .is_none_or(|seen| now - seen >= HEARTBEAT_EVERY_MS)
+    {
+        state.store.touch_target(&target.name, now).await?;
+        state.known_agents.seen(&target.name, now);
+    }
+    Ok(state
+        .store
+        .target_apps(Some(&target.name))
+        .await?
+        .into_iter()
+        .filter(|row| row.deployment_id.is_some() || row.stage.is_some())
+        .map(|row| DesiredApp {
+            // A rollback, or a target asked to go back after another target failed.
+            switch_back: row.deployment_kind == Some(Kind::Rollback)
+                || row.desired_version != row.deployment_version,
+            stage: row.stage.map(|(version, deployment)| DesiredStage {
+                version,
+                deployment,
+            }),
+            app: row.app,
+            version: row.desired_version,
+            deployment: row.deployment_id,
+            keep: Some(row.keep_releases),
+        })
+        .collect())
+}
+
+/// The release to stage ahead on a target, if any.
+fn staged_version(row: &TargetApp) -> Option<&str> {
+    row.stage.as_ref().map(|(version, _)| version.as_str())
+}
+
+/// A release `target` runs or is asked to run or stage; anything else is not its business
+/// and looks missing.
+pub async fn release(
+    state: &AppState,
+    target: &Target,
+    app: &str,
+    version: &str,
+) -> ServiceResult<Release> {
+    let asked = state
+        .store
+        .target_apps(Some(&target.name))
+        .await?
+        .into_iter()
+        .any(|r| {
+            r.app == app
+                && (r.desired_version.as_deref() == Some(version)
+                    || r.current_version.as_deref() == Some(version)
+                    || staged_version(&r) == Some(version))
+        });
+    let release = if asked {
+        state.store.release(app, version).await?
+    } else {
+        None
+    };
+    release.ok_or_else(|| {
+        ServiceError::not_found(format!(
+            "target {:?} runs no release {app} {version}",
+            target.name
+        ))
+    })
+}
+
+/// The blobs asked for, if every one belongs to a release `target` is asked to run or
+/// stage.
+pub async fn fetchable(
+    state: &AppState,
+    target: &Target,
+    hashes: &[String],
+) -> ServiceResult<Vec<ContentHash>> {
+    let mut allowed: Vec<Arc<HashSet<ContentHash>>> = Vec::new();
+    for row in state.store.target_apps(Some(&target.name)).await? {
+        for version in [row.desired_version.as_deref(), staged_version(&row)]
+            .into_iter()
+            .flatten()
+        {
+            if let Some(release) = state.store.release(&row.app, version).await? {
+                allowed.push(load_manifest_blobs(state, &release).await?);
+            }
+        }
+    }
+    let hashes = super::blobs::parse_hashes(hashes)?;
+    match hashes
+        .iter()
+        .find(|hash| !allowed.iter().any(|blobs| blobs.contains(hash)))
+    {
+        Some(hash) => Err(ServiceError::not_found(format!(
+            "blob {hash} is not part of a release this target runs"
+        ))),
+        None => Ok(hashes),
+    }
+}
+
+/// Records how converging one application went on `target` and moves its deployment on.
+/// An agent reports only on what its own target was asked to do; staging ahead is reported
+/// as `staged` or `stage_failed` and leaves what the target runs as it was.
+pub async fn report(state: &AppState, target: &Target, report: AgentReport) -> ServiceResult<()> {
+    let reason = report
+        .reason
+        .clone()
+        .unwrap_or_else(|| "no reason given".to_owned());
+    let detail = match &report.output_tail {
+        Some(tail) if !tail.is_empty() => format!("{reason}\n{tail}"),
+        _ => reason.clone(),
+    };
+    let staging = report.outcome.is_staging();
+    let asked = state
+        .store
+        .target_apps(Some(&target.name))
+        .await?
+        .into_iter()
+        .any(|r| {
+            let deployment = if staging {
+                r.stage.as_ref().map(|(_, d)| *d)
+            } else {
+                r.deployment_id
+            };
+            r.app == report.app && deployment == Some(report.deployment)
+        });
+    if !asked {
+        return Err(ServiceError::not_found(format!(
+            "target {:?} was not asked to {} {} in deployment {}",
+            target.name,
+            if staging { "stage" } else { "run" },
+            report.app,
+            report.deployment
+        )));
+    }
+    let reported = |detail: &str| {
+        report
+            .outcome
+            .target_app_state()
+            .map(|target_state| TargetReport {
+                target: target.name.clone(),
+                app: report.app.clone(),
+                current_version: report.current_version.clone(),
+                state: target_state,
+                detail: Some(detail.to_owned()),
+                at_ms: state.clock.now_ms(),
+            })
+    };
+    if report.outcome == Outcome::Progress {
+        if let Some(progress) = reported(&reason) {
+            record_progress(state, report.deployment, progress).await?;
+        }
+        return Ok(());
+    }
+    let outcome = report.outcome;
+    apply_report(
+        state,
+        report.deployment,
+        &target.name,
+        |step| Report::from_agent(step, outcome, &detail),
+        reported(&detail),
+    )
+    .await
+}
