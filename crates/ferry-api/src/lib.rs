@@ -259,9 +259,10 @@ pub struct MissingBlobs {
 /// What an upload of a batch of blobs stored.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct StoredBlobs {
-    /// Blobs in the batch.
+    /// Distinct blobs in the batch.
     pub blobs: u64,
-    /// Bytes the server did not have before.
+    /// Their bytes: what the caller sent because the server did not hold it for them
+    /// (whether another application's releases hold the same content is never told).
     pub new_bytes: u64,
 }
 

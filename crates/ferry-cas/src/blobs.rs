@@ -86,6 +86,14 @@ impl BlobStore {
         self.path_of(hash).is_file()
     }
 
+    /// The size of the blob as stored, if it is stored.
+    pub fn size(&self, hash: &ContentHash) -> Option<u64> {
+        fs::metadata(self.path_of(hash))
+            .ok()
+            .filter(fs::Metadata::is_file)
+            .map(|m| m.len())
+    }
+
     /// Stores a batch of blobs, each checked against its hash first; a mismatch refuses the
     /// whole batch. Returns the bytes newly stored (blobs already present cost nothing).
     pub fn put_batch(&self, blobs: &[(ContentHash, &[u8])]) -> CasResult<u64> {

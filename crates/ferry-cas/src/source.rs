@@ -49,6 +49,56 @@ impl Source {
     }
 }
 
+impl Source {
+    /// The same source without credentials in its URL: a token given in a `--from` URL is
+    /// used to read the repository, never recorded with the release or in the audit trail.
+    pub fn without_credentials(self) -> Source {
+        match self {
+            Source::Git {
+                url,
+                reference,
+                commit,
+            } => Source::Git {
+                url: without_credentials(&url),
+                reference,
+                commit,
+            },
+            Source::Svn { url, revision } => Source::Svn {
+                url: without_credentials(&url),
+                revision,
+            },
+            other => other,
+        }
+    }
+}
+
+/// The user information of a URL's authority, `user:TOKEN@` in
+/// `https://user:TOKEN@host/repo`, if it has any.
+fn credentials(url: &str) -> Option<&str> {
+    let (_, rest) = url.split_once("://")?;
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let at = authority.rfind('@')?;
+    Some(&authority[..=at])
+}
+
+/// `url` without the user information of its authority: `https://user:TOKEN@host/repo`
+/// becomes `https://host/repo`.
+pub fn without_credentials(url: &str) -> String {
+    match credentials(url) {
+        Some(userinfo) => url.replacen(userinfo, "", 1),
+        None => url.to_owned(),
+    }
+}
+
+/// `text` (a tool's message about `url`) with `url`'s credentials taken out wherever they
+/// appear.
+pub fn hide_credentials(text: &str, url: &str) -> String {
+    match credentials(url) {
+        Some(userinfo) => text.replace(userinfo, ""),
+        None => text.to_owned(),
+    }
+}
+
 /// Parses a `--from` argument.
 pub fn parse_source_spec(spec: &str) -> CasResult<SourceSpec> {
     if let Some(rest) = spec.strip_prefix("git+") {
@@ -106,6 +156,58 @@ mod tests {
             }
             (actual, expected) => panic!("{spec}: got {actual:?}, expected {expected:?}"),
         }
+    }
+
+    #[test]
+    fn credentials_are_never_kept_in_a_url() {
+        for (url, kept) in [
+            (
+                "https://alice:s3cret@git.example.com/a.git",
+                "https://git.example.com/a.git",
+            ),
+            (
+                "https://TOKEN@git.example.com:8443/a.git",
+                "https://git.example.com:8443/a.git",
+            ),
+            ("http://u:p@h", "http://h"),
+            (
+                "svn+ssh://deploy@svn.example.com/repo",
+                "svn+ssh://svn.example.com/repo",
+            ),
+            (
+                "https://h/path@with-at?x=a@b",
+                "https://h/path@with-at?x=a@b",
+            ),
+            ("https://h/a.git", "https://h/a.git"),
+            ("file:///srv/repo.git", "file:///srv/repo.git"),
+            (
+                "git@github.com:team/site.git",
+                "git@github.com:team/site.git",
+            ),
+            ("https://a:b@c@h/r", "https://h/r"),
+        ] {
+            assert_eq!(without_credentials(url), kept, "{url}");
+        }
+        assert_eq!(
+            hide_credentials(
+                "fatal: unable to access 'https://alice:s3cret@h/a.git/': 403",
+                "https://alice:s3cret@h/a.git"
+            ),
+            "fatal: unable to access 'https://h/a.git/': 403"
+        );
+        let git = Source::Git {
+            url: "https://alice:s3cret@h/a.git".into(),
+            reference: "v1".into(),
+            commit: "c".into(),
+        };
+        assert_eq!(
+            git.without_credentials(),
+            Source::Git {
+                url: "https://h/a.git".into(),
+                reference: "v1".into(),
+                commit: "c".into(),
+            }
+        );
     }
 
     #[test]

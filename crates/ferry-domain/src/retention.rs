@@ -20,6 +20,16 @@ pub fn releases_to_prune(releases: &[RetainedRelease], keep: u32) -> Vec<String>
         .collect()
 }
 
+/// The releases past the newest `keep` that retention keeps because they are pinned, with
+/// why, newest first: what a user asks about when a release they expected gone stays.
+pub fn kept_past_keep(releases: &[RetainedRelease], keep: u32) -> Vec<(&str, &str)> {
+    releases
+        .iter()
+        .skip(keep as usize)
+        .filter_map(|r| Some((r.version.as_str(), r.pinned.as_deref()?)))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -34,6 +44,17 @@ mod tests {
             })
             .collect();
         assert_eq!(releases_to_prune(&releases, keep), expected, "keep {keep}");
+        let kept: Vec<&str> = kept_past_keep(&releases, keep)
+            .into_iter()
+            .map(|(version, _)| version)
+            .collect();
+        let expected_kept: Vec<&str> = releases
+            .iter()
+            .skip(keep as usize)
+            .map(|r| r.version.as_str())
+            .filter(|v| !expected.contains(v))
+            .collect();
+        assert_eq!(kept, expected_kept, "keep {keep}");
     }
 
     #[test]

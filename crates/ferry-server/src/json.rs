@@ -2,6 +2,7 @@
 //! 413, malformed JSON is 400 naming the field that is wrong.
 
 use axum::body::Bytes;
+use axum::body::HttpBody;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
@@ -11,26 +12,31 @@ use crate::error::ApiError;
 /// The largest JSON body most endpoints accept.
 pub const MAX_JSON_BODY: usize = 1024 * 1024;
 
-/// Reads a whole request body of at most `limit` bytes; past it, 413.
-async fn read_body(request: Request, limit: usize) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(request.into_body(), limit)
-        .await
-        .map_err(|error| {
-            let inner = error.into_inner();
-            let too_large = inner.is::<http_body_util::LengthLimitError>()
-                || inner
-                    .source()
-                    .is_some_and(|e| e.is::<http_body_util::LengthLimitError>());
-            if too_large {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
-                    format!("the request body is larger than {limit} bytes"),
-                )
-            } else {
-                ApiError::bad_request("could not read the request body")
-            }
-        })
+/// Reads a whole request body of at most `limit` bytes; past it, 413 (at once when the
+/// body's declared length is past it).
+async fn read_body(body: axum::body::Body, limit: usize) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the request body is larger than {limit} bytes"),
+        )
+    };
+    if body.size_hint().lower() > limit as u64 {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, limit).await.map_err(|error| {
+        let inner = error.into_inner();
+        let over_limit = inner.is::<http_body_util::LengthLimitError>()
+            || inner
+                .source()
+                .is_some_and(|e| e.is::<http_body_util::LengthLimitError>());
+        if over_limit {
+            too_large()
+        } else {
+            ApiError::bad_request("could not read the request body")
+        }
+    })
 }
 
 /// A JSON request body of at most `LIMIT` bytes.
@@ -40,19 +46,32 @@ impl<T: DeserializeOwned, S: Send + Sync, const LIMIT: usize> FromRequest<S> for
     type Rejection = ApiError;
 
     async fn from_request(request: Request, _state: &S) -> Result<Self, ApiError> {
-        let bytes = read_body(request, LIMIT).await?;
+        let bytes = read_body(request.into_body(), LIMIT).await?;
         parse_json(&bytes).map(Body)
     }
 }
 
-/// A request body of raw bytes of at most `LIMIT` bytes.
-pub struct RawBody<const LIMIT: usize>(pub Bytes);
+/// A request body of at most `LIMIT` bytes, not read yet: for endpoints that take large
+/// bodies, so that the caller's permission is checked before a byte of the body is read.
+pub struct LaterBody<const LIMIT: usize>(axum::body::Body);
 
-impl<S: Send + Sync, const LIMIT: usize> FromRequest<S> for RawBody<LIMIT> {
+impl<S: Send + Sync, const LIMIT: usize> FromRequest<S> for LaterBody<LIMIT> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, _state: &S) -> Result<Self, ApiError> {
-        read_body(request, LIMIT).await.map(RawBody)
+        Ok(LaterBody(request.into_body()))
+    }
+}
+
+impl<const LIMIT: usize> LaterBody<LIMIT> {
+    /// The body, as JSON.
+    pub async fn json<T: DeserializeOwned>(self) -> Result<T, ApiError> {
+        parse_json(&self.bytes().await?)
+    }
+
+    /// The body, as bytes.
+    pub async fn bytes(self) -> Result<Bytes, ApiError> {
+        read_body(self.0, LIMIT).await
     }
 }
 

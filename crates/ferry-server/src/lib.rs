@@ -19,6 +19,7 @@ mod served;
 mod services;
 mod state;
 mod tls;
+mod uploads;
 mod views;
 mod wakeups;
 
@@ -113,6 +114,8 @@ pub async fn serve(listener: tokio::net::TcpListener, config: ServerConfig) -> a
         status: Arc::default(),
         served: Arc::default(),
         known_agents: Arc::default(),
+        uploads: Arc::default(),
+        batch_slots: Arc::new(tokio::sync::Semaphore::new(state::BATCHES_AT_ONCE)),
         tls_fingerprint: tls.as_ref().map(|t| t.fingerprint.clone()),
     };
     tokio::spawn(services::orchestrator::run_timeouts(

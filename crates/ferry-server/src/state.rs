@@ -31,6 +31,10 @@ pub struct AppState {
     pub manifests: Arc<ManifestCache>,
     /// Blob batches and manifests served to agents recently.
     pub served: Arc<crate::served::Served>,
+    /// Blobs each user uploaded recently, per application.
+    pub uploads: Arc<crate::uploads::RecentUploads>,
+    /// Blob batches read or written at once, at most: each may hold up to 64 MiB.
+    pub batch_slots: Arc<tokio::sync::Semaphore>,
     /// Agent credentials checked recently.
     pub known_agents: Arc<crate::known_agents::KnownAgents>,
     /// Wakes agents and serialises deployment progress.
@@ -41,6 +45,9 @@ pub struct AppState {
     /// enrollment tokens carry it so agents can pin it.
     pub tls_fingerprint: Option<String>,
 }
+
+/// Blob batches read or written at once, at most (each up to 64 MiB in memory).
+pub const BATCHES_AT_ONCE: usize = 8;
 
 /// A few parsed manifests with the set of blobs each references, by the hash of their
 /// blob. Manifests are immutable, so an entry is never stale; when full, the cache starts

@@ -32,7 +32,40 @@ use crate::source::{Source, SourceSpec};
 pub struct PreparedTree {
     pub root: PathBuf,
     pub source: Source,
-    _staging: Option<tempfile::TempDir>,
+    _staging: Option<Staging>,
+}
+
+/// A temporary directory a source is unpacked or exported into, removed with everything in
+/// it when dropped, also when the tree made some of its directories read-only (a tarball
+/// may say so): each is made writable first, so nothing stays behind.
+struct Staging(tempfile::TempDir);
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        make_writable(self.0.path());
+        // The `TempDir` removes the tree next.
+    }
+}
+
+/// Gives the owner full access to `dir` and every directory below it (never following
+/// symlinks), so that the tree can be removed.
+fn make_writable(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(metadata) = std::fs::symlink_metadata(dir) else {
+        return;
+    };
+    if !metadata.is_dir() {
+        return;
+    }
+    let mode = metadata.permissions().mode();
+    if mode & 0o700 != 0o700 {
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode | 0o700));
+    }
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            make_writable(&entry.path());
+        }
+    }
 }
 
 /// Makes a directory tree of a source: a directory as it is; a tarball unpacked, a git ref
@@ -42,6 +75,7 @@ pub fn prepare(spec: &SourceSpec, limits: &Limits) -> CasResult<PreparedTree> {
         tempfile::Builder::new()
             .prefix("ferry-release-")
             .tempdir()
+            .map(Staging)
             .map_err(|e| CasError::io(&std::env::temp_dir(), e))
     };
     match spec {
@@ -63,27 +97,27 @@ pub fn prepare(spec: &SourceSpec, limits: &Limits) -> CasResult<PreparedTree> {
                 });
             }
             let dir = staging()?;
-            tarball::extract(&absolute, dir.path(), limits)?;
+            tarball::extract(&absolute, dir.0.path(), limits)?;
             Ok(PreparedTree {
-                root: dir.path().to_owned(),
+                root: dir.0.path().to_owned(),
                 source: Source::Tarball { path: shown },
                 _staging: Some(dir),
             })
         }
         SourceSpec::Git { url, reference } => {
             let dir = staging()?;
-            let source = vcs::export_git(url, reference, dir.path())?;
+            let source = vcs::export_git(url, reference, dir.0.path())?;
             Ok(PreparedTree {
-                root: dir.path().to_owned(),
+                root: dir.0.path().to_owned(),
                 source,
                 _staging: Some(dir),
             })
         }
         SourceSpec::Svn { url, revision } => {
             let dir = staging()?;
-            let source = vcs::export_svn(url, *revision, dir.path())?;
+            let source = vcs::export_svn(url, *revision, dir.0.path())?;
             Ok(PreparedTree {
-                root: dir.path().to_owned(),
+                root: dir.0.path().to_owned(),
                 source,
                 _staging: Some(dir),
             })

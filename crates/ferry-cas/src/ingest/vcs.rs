@@ -5,7 +5,7 @@ use std::path::{Component, Path};
 use std::process::{Command, Output, Stdio};
 
 use crate::error::{CasError, CasResult};
-use crate::source::Source;
+use crate::source::{hide_credentials, without_credentials, Source};
 
 const GIT_MISSING: &str = "git is not installed: install git to create releases from git";
 const SVN_MISSING: &str = "svn is not installed: install subversion to create releases from svn";
@@ -40,7 +40,7 @@ pub fn export_git(url: &str, reference: &str, dest: &Path) -> CasResult<Source> 
     let commit = resolve_commit(repo.path(), url, reference)?;
     archive_into(repo.path(), &commit, dest)?;
     Ok(Source::Git {
-        url: url.to_owned(),
+        url: without_credentials(url),
         reference: reference.to_owned(),
         commit,
     })
@@ -77,7 +77,7 @@ pub fn export_svn(url: &str, revision: u64, dest: &Path) -> CasResult<Source> {
         return Err(svn_error(url, revision, &export.stderr));
     }
     Ok(Source::Svn {
-        url: url.to_owned(),
+        url: without_credentials(url),
         revision,
     })
 }
@@ -157,8 +157,9 @@ fn fetch_everything(repo: &Path, url: &str) -> CasResult<()> {
     )?;
     if !output.status.success() {
         return Err(CasError::Source(format!(
-            "cannot read the git repository {url}: {}",
-            first_line(&output.stderr)
+            "cannot read the git repository {}: {}",
+            without_credentials(url),
+            hide_credentials(&first_line(&output.stderr), url)
         )));
     }
     Ok(())
@@ -184,7 +185,8 @@ fn resolve_commit(repo: &Path, url: &str, reference: &str) -> CasResult<String> 
         }
     }
     Err(CasError::Source(format!(
-        "git ref {reference:?} does not exist in {url}: give a tag, branch or commit that does"
+        "git ref {reference:?} does not exist in {}: give a tag, branch or commit that does",
+        without_credentials(url)
     )))
 }
 
@@ -258,12 +260,13 @@ fn is_inside_dot_git(path: &Path) -> bool {
 /// The error for a failed `svn info` or `svn export`: E160006 is svn's "No such revision".
 fn svn_error(url: &str, revision: u64, stderr: &[u8]) -> CasError {
     let message = String::from_utf8_lossy(stderr);
+    let shown = without_credentials(url);
     if message.contains("E160006") || message.contains("No such revision") {
-        return CasError::Source(format!("svn revision {revision} does not exist in {url}"));
+        return CasError::Source(format!("svn revision {revision} does not exist in {shown}"));
     }
     CasError::Source(format!(
-        "cannot read the svn path {url} at revision {revision}: {}",
-        first_line(stderr)
+        "cannot read the svn path {shown} at revision {revision}: {}",
+        hide_credentials(&first_line(stderr), url)
     ))
 }
 

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::error::ApiError;
-use crate::handlers::v1::blobs::{read_blob_batch, MAX_BLOB_BATCH};
+use crate::handlers::v1::blobs::{read_blob_batch, MAX_HASH_LIST};
 use crate::json::{Body, Path, Query};
 use crate::services::{agents, blocking};
 use crate::state::AppState;
@@ -159,7 +159,7 @@ pub async fn manifest(
 pub async fn fetch_blobs(
     State(state): State<AppState>,
     agent: AgentCaller,
-    Body(request): Body<BlobHashes, { MAX_BLOB_BATCH }>,
+    Body(request): Body<BlobHashes, { MAX_HASH_LIST }>,
 ) -> Result<Response, ApiError> {
     let hashes = agents::fetchable(&state, &agent.target, &request.hashes).await?;
     read_blob_batch(&state, hashes).await

@@ -1,21 +1,27 @@
 //! Release content as clients move it: which blobs the server lacks, storing uploaded
 //! batches, and which blobs a caller may fetch. The store is shared between applications;
-//! their content is not.
+//! their content is not: a caller learns that a blob exists only when it belongs to a
+//! release of the application or the caller uploaded it for that application recently.
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use ferry_cas::frames::parse_frames;
 use ferry_cas::hash::ContentHash;
-use ferry_domain::permission::Action;
 
 use super::apps::visible_app;
 use super::manifests::load_manifest_blobs;
+use super::releases::ReleaseAuthor;
 use super::{blocking, ServiceError, ServiceResult};
 use crate::auth::Caller;
 use crate::state::AppState;
 
 /// The most hashes one question may name.
 const MAX_HASHES: usize = 100_000;
+/// How long an upload counts as the uploader's without a release: it is answered as present
+/// to them for this long (and garbage collection keeps unreferenced blobs at least as long,
+/// see `--gc-grace`, whichever is shorter).
+const UPLOAD_REMEMBERED: Duration = Duration::from_secs(6 * 60 * 60);
 
 /// Parses the hashes of a question, at most [`MAX_HASHES`] of them.
 pub fn parse_hashes(hashes: &[String]) -> ServiceResult<Vec<ContentHash>> {
@@ -34,49 +40,95 @@ pub fn parse_hashes(hashes: &[String]) -> ServiceResult<Vec<ContentHash>> {
         .collect()
 }
 
-/// Which of these blobs the server lacks (anyone who may create releases of the app).
+/// Which of `hashes` belong to a release of the application: newest releases are searched
+/// first, and the search stops once every hash is found.
+async fn in_releases(
+    state: &AppState,
+    app: &str,
+    hashes: &[ContentHash],
+) -> ServiceResult<HashSet<ContentHash>> {
+    let mut unseen: HashSet<ContentHash> = hashes.iter().copied().collect();
+    let mut found = HashSet::new();
+    for release in state.store.list_releases(app).await? {
+        if unseen.is_empty() {
+            break;
+        }
+        let blobs = load_manifest_blobs(state, &release).await?;
+        let (here, elsewhere) = unseen.into_iter().partition(|hash| blobs.contains(hash));
+        found.extend::<HashSet<ContentHash>>(here);
+        unseen = elsewhere;
+    }
+    Ok(found)
+}
+
+/// Which of these blobs the author must upload: every one the server does not hold for
+/// them, which includes blobs the server holds for other applications only.
 pub async fn missing(
     state: &AppState,
-    caller: &Caller,
-    app: &str,
+    author: &ReleaseAuthor,
     hashes: &[String],
 ) -> ServiceResult<Vec<String>> {
-    let app = visible_app(state, caller, app).await?;
-    caller.require(Action::CreateRelease { team: &app.team })?;
     let hashes = parse_hashes(hashes)?;
+    let app = &author.app().name;
+    let since = state.clock.now_ms() - remembered_for(state).as_millis() as i64;
+    let mut readable = state
+        .uploads
+        .uploaded_since(author.user(), app, &hashes, since);
+    let rest: Vec<ContentHash> = hashes
+        .iter()
+        .filter(|h| !readable.contains(h))
+        .copied()
+        .collect();
+    readable.extend(in_releases(state, app, &rest).await?);
     let blobs = state.blobs.clone();
     blocking(move || {
         Ok(hashes
             .into_iter()
-            .filter(|hash| !blobs.contains(hash))
+            .filter(|hash| !readable.contains(hash) || !blobs.contains(hash))
             .map(|hash| hash.to_hex())
             .collect())
     })
     .await
 }
 
-/// Stores a batch of blobs, each checked against its hash (anyone who may create releases
-/// of the app); returns how many blobs the batch held and how many bytes were new.
+/// How long an upload is answered as present to its uploader.
+fn remembered_for(state: &AppState) -> Duration {
+    UPLOAD_REMEMBERED.min(state.gc_grace)
+}
+
+/// Stores a batch of blobs, each checked against its hash; returns how many distinct blobs
+/// the batch held and their bytes. The bytes count whether or not another application
+/// stored the same content before, so the answer tells nothing about other teams' files.
 pub async fn store_batch(
     state: &AppState,
-    caller: &Caller,
-    app: &str,
+    author: &ReleaseAuthor,
     batch: axum::body::Bytes,
 ) -> ServiceResult<(u64, u64)> {
-    let app = visible_app(state, caller, app).await?;
-    caller.require(Action::CreateRelease { team: &app.team })?;
     let blobs = state.blobs.clone();
-    blocking(move || {
+    let (hashes, bytes) = blocking(move || {
         let batch = parse_frames(&batch).map_err(|e| ServiceError::bad_request(e.to_string()))?;
-        let new_bytes = blobs.put_batch(&batch)?;
-        Ok((batch.len() as u64, new_bytes))
+        blobs.put_batch(&batch)?;
+        let mut seen = HashSet::new();
+        let mut bytes = 0;
+        for (hash, data) in &batch {
+            if seen.insert(*hash) {
+                bytes += data.len() as u64;
+            }
+        }
+        Ok((seen.into_iter().collect::<Vec<_>>(), bytes))
     })
-    .await
+    .await?;
+    state.uploads.remember(
+        author.user(),
+        &author.app().name,
+        &hashes,
+        state.clock.now_ms(),
+    );
+    Ok((hashes.len() as u64, bytes))
 }
 
 /// The blobs asked for, if every one belongs to a release of the app (anyone who can see
-/// the app); newest releases are searched first, as an export or a deploy asks for a recent
-/// release's blobs.
+/// the app).
 pub async fn fetchable(
     state: &AppState,
     caller: &Caller,
@@ -85,15 +137,8 @@ pub async fn fetchable(
 ) -> ServiceResult<Vec<ContentHash>> {
     let app = visible_app(state, caller, app).await?;
     let hashes = parse_hashes(hashes)?;
-    let mut unseen: HashSet<ContentHash> = hashes.iter().copied().collect();
-    for release in state.store.list_releases(&app.name).await? {
-        if unseen.is_empty() {
-            break;
-        }
-        let blobs = load_manifest_blobs(state, &release).await?;
-        unseen.retain(|hash| !blobs.contains(hash));
-    }
-    match unseen.iter().next() {
+    let found = in_releases(state, &app.name, &hashes).await?;
+    match hashes.iter().find(|hash| !found.contains(hash)) {
         Some(hash) => Err(ServiceError::not_found(format!(
             "blob {hash} is not part of a release of {}",
             app.name

@@ -1,7 +1,7 @@
 //! Keeping the content store lean and sound: retention per application, garbage collection
 //! of blobs no release references, and an integrity check that re-hashes everything.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime};
 
 use ferry_cas::blobs::BlobHealth;
@@ -9,7 +9,8 @@ use ferry_cas::hash::ContentHash;
 use ferry_domain::audit::AuditRecord;
 use ferry_domain::audit_event::{AuditAction, ReleasePrune};
 use ferry_domain::permission::Action;
-use ferry_domain::retention::{releases_to_prune, RetainedRelease};
+use ferry_domain::retention::{kept_past_keep, releases_to_prune, RetainedRelease};
+use ferry_domain::rollback::rollback_target;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -17,6 +18,7 @@ use crate::auth::Caller;
 use crate::services::apps::visible_app;
 use crate::services::blocking;
 use crate::services::manifests::load_manifest;
+use crate::services::policy::live_history;
 use crate::services::ServiceResult;
 use crate::state::AppState;
 
@@ -28,6 +30,16 @@ pub struct PruneReport {
     pub removed: Vec<String>,
     pub blobs_removed: u64,
     pub bytes_freed: u64,
+    /// Releases past the newest `keep` that stay because the pipeline still needs them,
+    /// newest first.
+    pub kept: Vec<KeptRelease>,
+}
+
+/// A release retention keeps past the newest `keep`, and why.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeptRelease {
+    pub version: String,
+    pub reason: String,
 }
 
 /// Removes the releases retention no longer keeps (all but the newest `keep`, and never a
@@ -67,6 +79,13 @@ async fn prune_app(
     let doomed = releases_to_prune(&retained, app.keep_releases);
     let mut report = PruneReport {
         app: app.name.clone(),
+        kept: kept_past_keep(&retained, app.keep_releases)
+            .into_iter()
+            .map(|(version, reason)| KeptRelease {
+                version: version.to_owned(),
+                reason: reason.to_owned(),
+            })
+            .collect(),
         ..PruneReport::default()
     };
     if doomed.is_empty() {
@@ -97,46 +116,78 @@ async fn prune_app(
 /// Succeeded deployments to protected environments whose releases stay pinned.
 const PROTECTED_DEPLOYMENTS_PINNED: usize = 5;
 
-/// Why a release of `app` must be kept, by version: it runs or is about to run on a target,
-/// or it is among the last releases deployed to a protected environment (what a rollback
-/// there would go back to). Hotfix bases join these with the support work.
-async fn pinned_versions(
-    state: &AppState,
-    app: &str,
-) -> ServiceResult<std::collections::HashMap<String, String>> {
-    let mut pins = std::collections::HashMap::new();
-    for row in state
-        .store
-        .target_apps(None)
-        .await?
-        .into_iter()
-        .filter(|r| r.app == app)
-    {
-        for version in [row.current_version, row.desired_version]
+/// Why a release of `app` must be kept, by version. Retention never removes what the
+/// pipeline still needs: what a target runs, is about to run or stages; what a deployment
+/// awaiting approval or running deploys; what a rollback in each environment would go back
+/// to, and the last releases deployed to a protected environment; and the hotfix and base of
+/// every backport obligation that still guards (the regression guard compares candidates
+/// with both, for good).
+async fn pinned_versions(state: &AppState, app: &str) -> ServiceResult<HashMap<String, String>> {
+    let mut pins = HashMap::new();
+    let mut pin = |version: &str, why: String| {
+        pins.entry(version.to_owned()).or_insert(why);
+    };
+    for row in state.store.target_apps(None).await? {
+        if row.app != app {
+            continue;
+        }
+        for version in [&row.current_version, &row.desired_version]
             .into_iter()
             .flatten()
         {
-            pins.insert(version, format!("deployed on {}", row.target));
+            pin(version, format!("deployed on {}", row.target));
+        }
+        if let Some((version, _)) = &row.stage {
+            pin(version, format!("staged on {}", row.target));
         }
     }
-    let protected: Vec<String> = state
-        .store
-        .list_environments()
-        .await?
-        .into_iter()
+    let deployments = state.store.list_deployments(Some(app), 1000).await?;
+    for deployment in deployments.iter().filter(|d| d.status().is_active()) {
+        pin(
+            &deployment.version,
+            format!("deployment {} is {}", deployment.id, deployment.status()),
+        );
+    }
+    let pipeline = state.store.list_environments().await?;
+    let live = live_history(state, app).await?;
+    for env in &pipeline {
+        let in_env: Vec<String> = live
+            .iter()
+            .filter(|d| d.env == env.name)
+            .map(|d| d.version.clone())
+            .collect();
+        let bad = state.store.bad_versions(app, &env.name).await?;
+        if let Ok(back) = rollback_target(app, &env.name, &in_env, &bad, None) {
+            pin(&back, format!("a rollback in {} goes back to it", env.name));
+        }
+    }
+    let protected: Vec<&str> = pipeline
+        .iter()
         .filter(|e| e.policy.protected)
-        .map(|e| e.name)
+        .map(|e| e.name.as_str())
         .collect();
-    let recent = state
-        .store
-        .list_deployments(Some(app), 1000)
-        .await?
-        .into_iter()
-        .filter(|d| d.went_live() && protected.contains(&d.env))
+    let recent = deployments
+        .iter()
+        .filter(|d| d.went_live() && protected.contains(&d.env.as_str()))
         .take(PROTECTED_DEPLOYMENTS_PINNED);
     for deployment in recent {
-        pins.entry(deployment.version)
-            .or_insert_with(|| format!("recently deployed to {}", deployment.env));
+        pin(
+            &deployment.version,
+            format!("recently deployed to {}", deployment.env),
+        );
+    }
+    for backport in state.store.backports(Some(app)).await? {
+        if backport.status.guards() {
+            let obligation = format!("backport obligation {}", backport.id);
+            pin(
+                &backport.hotfix_version,
+                format!("the hotfix of {obligation}"),
+            );
+            pin(
+                &backport.base_version,
+                format!("the base of the hotfix of {obligation}"),
+            );
+        }
     }
     Ok(pins)
 }

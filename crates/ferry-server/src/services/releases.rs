@@ -3,11 +3,13 @@
 //! the backport obligations whose fix it includes.
 
 use ferry_api::CreateRelease;
+use ferry_cas::blobs::BlobStore;
 use ferry_cas::hash::ContentHash;
+use ferry_cas::manifest::Chunk;
 use ferry_domain::audit_event::{self, AuditAction};
 use ferry_domain::name::validate_version;
 use ferry_domain::permission::Action;
-use ferry_store::{NewRelease, ReleaseOutcome};
+use ferry_store::{App, NewRelease, ReleaseOutcome};
 
 use super::apps::visible_app;
 use super::{blocking, ServiceError, ServiceResult};
@@ -17,20 +19,50 @@ use crate::state::AppState;
 /// Release notes are a few paragraphs, not a document.
 const MAX_NOTES: usize = 16 * 1024;
 
-/// Creates a release from a manifest whose content is uploaded (a developer or higher in
-/// the app's team), and the backlog items it closes. The same version with the same content
-/// again is `Identical`; with other content it is refused, as releases are immutable.
+/// Proof that the caller may create releases of an application and upload their content:
+/// asked for before a large request body is read, so that a caller without the right is
+/// refused before the server reads what they send.
+pub struct ReleaseAuthor {
+    app: App,
+    user: String,
+}
+
+impl ReleaseAuthor {
+    /// The application the author may create releases of.
+    pub fn app(&self) -> &App {
+        &self.app
+    }
+
+    /// Who the author is.
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+}
+
+/// The caller as an author of releases of `app` (a developer or higher in the app's team).
+pub async fn author(state: &AppState, caller: &Caller, app: &str) -> ServiceResult<ReleaseAuthor> {
+    let app = visible_app(state, caller, app).await?;
+    caller.require(Action::CreateRelease { team: &app.team })?;
+    Ok(ReleaseAuthor {
+        app,
+        user: caller.user.name.clone(),
+    })
+}
+
+/// Creates a release from a manifest whose content is uploaded, and the backlog items it
+/// closes. The same version with the same content again is `Identical`; with other content
+/// it is refused, as releases are immutable.
 pub async fn create(
     state: &AppState,
     caller: &Caller,
-    app: &str,
+    author: ReleaseAuthor,
     request: CreateRelease,
 ) -> ServiceResult<(ReleaseOutcome, Vec<i64>)> {
-    let app = visible_app(state, caller, app).await?;
+    let app = author.app;
     validate_version(&request.version)?;
-    caller.require(Action::CreateRelease { team: &app.team })?;
     let manifest = request.manifest;
     manifest.validate()?;
+    let source = request.source.without_credentials();
     if manifest.entries.is_empty() && !request.allow_empty {
         return Err(ServiceError::invalid(
             "the release is empty: check the source, or pass --allow-empty if an empty tree is intended",
@@ -73,7 +105,7 @@ pub async fn create(
         manifest_blob: manifest_blob.to_hex(),
         files: manifest.n_files(),
         bytes: manifest.n_bytes(),
-        source: serde_json::to_string(&request.source).expect("sources serialize"),
+        source: serde_json::to_string(&source).expect("sources serialize"),
         notes: request.notes,
         created_ms: caller.now_ms(),
         created_by: caller.user.name.clone(),
@@ -85,7 +117,7 @@ pub async fn create(
             digest: release.digest.clone(),
             files: release.files,
             bytes: release.bytes,
-            source: serde_json::to_value(&request.source).expect("sources serialize"),
+            source: serde_json::to_value(&source).expect("sources serialize"),
             hotfix_of: release.hotfix_of.clone(),
             incident: release.incident,
             closes: closes.clone(),
@@ -99,15 +131,13 @@ pub async fn create(
     // here cannot be collected before the release that references them commits.
     let _no_gc = state.gc_lock.read().await;
     let store = state.blobs.clone();
-    let needed: Vec<ContentHash> = manifest.blobs().into_iter().map(|c| c.hash).collect();
+    let needed: Vec<(String, Chunk)> = manifest
+        .entries
+        .iter()
+        .flat_map(|entry| entry.blobs().into_iter().map(|c| (entry.path.clone(), c)))
+        .collect();
     blocking(move || {
-        let missing: Vec<&ContentHash> = needed.iter().filter(|h| !store.contains(h)).collect();
-        if let Some(first) = missing.first() {
-            return Err(ServiceError::invalid(format!(
-                "{} blobs of the release were not uploaded (the first is {first}); upload them and create the release again",
-                missing.len()
-            )));
-        }
+        check_content(&store, &needed)?;
         store.put_batch(&[(manifest_blob, &manifest_bytes)])?;
         Ok(())
     })
@@ -125,6 +155,33 @@ pub async fn create(
         )
         .await?;
     Ok((outcome, closes))
+}
+
+/// Refuses a manifest whose content was not all uploaded, or whose sizes are not the sizes
+/// of the content stored: what a manifest declares is checked before anyone trusts it.
+fn check_content(store: &BlobStore, needed: &[(String, Chunk)]) -> ServiceResult<()> {
+    let mut missing = needed.iter().filter(|(_, c)| !store.contains(&c.hash));
+    if let Some((path, first)) = missing.next() {
+        return Err(ServiceError::invalid(format!(
+            "{} blobs of the release were not uploaded (the first is {}, of {path}); upload them and create the release again",
+            1 + missing.count(),
+            first.hash
+        )));
+    }
+    for (path, chunk) in needed {
+        match store.size(&chunk.hash) {
+            Some(real) if real == chunk.size => {}
+            real => {
+                return Err(ServiceError::invalid(format!(
+                    "{path}: the manifest gives {} bytes for blob {}, which holds {}; create the release again from its source",
+                    chunk.size,
+                    chunk.hash,
+                    real.map_or("nothing".to_owned(), |n| format!("{n} bytes"))
+                )))
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Refuses `--incident ID` unless it names a hotfix incident of `app` whose base is the

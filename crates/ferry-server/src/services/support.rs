@@ -49,7 +49,12 @@ async fn release_content(
     version: &str,
 ) -> ServiceResult<BTreeMap<String, String>> {
     let release = state.store.release(app, version).await?.ok_or_else(|| {
-        ServiceError::internal(format!("release {version} of {app} is gone from the store"))
+        ServiceError::policy(
+            "guard",
+            format!(
+                "release {version} of {app}, which the regression guard compares with, is no longer stored: create it again from its source (`ferry audit --app {app}` shows the source it was made from) with `ferry release create {app} {version} --from SOURCE`, or waive its backport obligation (`ferry backport list --app {app}`)"
+            ),
+        )
     })?;
     Ok(content_map(load_manifest(state, &release).await?.as_ref()))
 }

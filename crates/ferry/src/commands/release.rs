@@ -563,6 +563,13 @@ async fn prune(client: &Client, output: Output, app: &str) -> CliResult {
                 r["blobs_removed"]
             );
         }
+        for kept in r["kept"].as_array().into_iter().flatten() {
+            println!(
+                "kept {}: {}",
+                kept["version"].as_str().unwrap_or_default(),
+                kept["reason"].as_str().unwrap_or_default()
+            );
+        }
     });
     Ok(())
 }

@@ -5,6 +5,7 @@
 mod access;
 mod audit;
 mod bad_input;
+mod content_safety;
 mod deployments;
 mod faults;
 mod harness;
@@ -15,6 +16,7 @@ mod policy;
 mod policy_guard;
 mod receivers;
 mod releases;
+mod retention;
 mod server;
 mod status;
 mod support;

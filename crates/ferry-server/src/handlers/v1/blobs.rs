@@ -10,15 +10,18 @@ use ferry_api::{BlobHashes, MissingBlobs, StoredBlobs};
 use ferry_cas::frames::write_frame;
 use ferry_cas::hash::ContentHash;
 use http_body_util::Channel;
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::json::{Body, Path, RawBody};
-use crate::services::{blobs, blocking, ServiceError};
+use crate::json::{Body, LaterBody, Path};
+use crate::services::{blobs, blocking, releases, ServiceError};
 use crate::state::AppState;
 
 /// The largest batch of blobs one upload may carry; clients send 32 MiB batches.
 pub const MAX_BLOB_BATCH: usize = 64 * 1024 * 1024;
+/// The largest list of hashes one question may carry: 100,000 hashes fit in 7 MB.
+pub const MAX_HASH_LIST: usize = 8 * 1024 * 1024;
 /// The most bytes one fetch answers with; past it the caller asks again for the rest.
 const MAX_FETCH_BYTES: u64 = 32 * 1024 * 1024;
 
@@ -31,9 +34,11 @@ pub async fn missing_blobs(
     State(state): State<AppState>,
     caller: Caller,
     Path(app): Path<String>,
-    Body(request): Body<BlobHashes, { MAX_BLOB_BATCH }>,
+    body: LaterBody<{ MAX_HASH_LIST }>,
 ) -> Result<Json<MissingBlobs>, ApiError> {
-    let missing = blobs::missing(&state, &caller, &app, &request.hashes).await?;
+    let author = releases::author(&state, &caller, &app).await?;
+    let request: BlobHashes = body.json().await?;
+    let missing = blobs::missing(&state, &author, &request.hashes).await?;
     Ok(Json(MissingBlobs { missing }))
 }
 
@@ -48,9 +53,11 @@ pub async fn upload_blobs(
     State(state): State<AppState>,
     caller: Caller,
     Path(app): Path<String>,
-    RawBody(body): RawBody<{ MAX_BLOB_BATCH }>,
+    body: LaterBody<{ MAX_BLOB_BATCH }>,
 ) -> Result<Json<StoredBlobs>, ApiError> {
-    let (blobs, new_bytes) = blobs::store_batch(&state, &caller, &app, body).await?;
+    let author = releases::author(&state, &caller, &app).await?;
+    let _slot = batch_slot(&state).await?;
+    let (blobs, new_bytes) = blobs::store_batch(&state, &author, body.bytes().await?).await?;
     Ok(Json(StoredBlobs { blobs, new_bytes }))
 }
 
@@ -65,10 +72,20 @@ pub async fn fetch_blobs(
     State(state): State<AppState>,
     caller: Caller,
     Path(app): Path<String>,
-    Body(request): Body<BlobHashes, { MAX_BLOB_BATCH }>,
+    Body(request): Body<BlobHashes, { MAX_HASH_LIST }>,
 ) -> Result<Response, ApiError> {
     let hashes = blobs::fetchable(&state, &caller, &app, &request.hashes).await?;
     read_blob_batch(&state, hashes).await
+}
+
+/// One of the few places for a blob batch in memory, waited for.
+async fn batch_slot(state: &AppState) -> Result<OwnedSemaphorePermit, ApiError> {
+    state
+        .batch_slots
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| ApiError::internal("the server is shutting down"))
 }
 
 /// The blobs asked for, in order, as one batch of at most `MAX_FETCH_BYTES` (always at
@@ -98,6 +115,8 @@ pub async fn read_blob_batch(
         },
     )
     .await?;
+    // The batch is built in memory for the served cache: a few at once, at most.
+    let slot = batch_slot(state).await?;
     let (pieces, mut arriving) = tokio::sync::mpsc::unbounded_channel();
     let (blobs, served) = (state.blobs.clone(), state.served.clone());
     // Blobs are read and checked at the disk's pace, not the caller's, so the whole batch
@@ -133,6 +152,7 @@ pub async fn read_blob_batch(
         let _ = pieces.send(Ok(Bytes::from(frames)));
         served.insert(key, Bytes::from(whole));
         drop(turn);
+        drop(slot);
     });
     let (mut sender, body) = Channel::<Bytes, std::io::Error>::new(PIECES_AHEAD);
     tokio::spawn(async move {

@@ -13,7 +13,7 @@ use ferry_store::ReleaseOutcome;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::json::{Body, Path};
+use crate::json::{LaterBody, Path};
 use crate::services::apps::visible_app;
 use crate::services::manifests::load_manifest;
 use crate::services::releases;
@@ -67,9 +67,11 @@ pub async fn create_release(
     State(state): State<AppState>,
     caller: Caller,
     Path(app): Path<String>,
-    Body(request): Body<CreateRelease, { MAX_RELEASE_BODY }>,
+    body: LaterBody<{ MAX_RELEASE_BODY }>,
 ) -> Result<(StatusCode, Json<CreatedRelease>), ApiError> {
-    let (outcome, closed) = releases::create(&state, &caller, &app, request).await?;
+    let author = releases::author(&state, &caller, &app).await?;
+    let request: CreateRelease = body.json().await?;
+    let (outcome, closed) = releases::create(&state, &caller, author, request).await?;
     Ok(match outcome {
         // An obligation waived while the release was judged stays waived: only the ones this
         // release closed are named.
