@@ -481,7 +481,8 @@ pub struct BreakGlassUsed {
 impl DeploymentRequested<RequestedChange> {
     /// The action a deployment request is audited as: named after the stronger override it
     /// used (break-glass, then the regression guard's), else after what it does;
-    /// `stage_only` stages a release without switching (it takes no overrides).
+    /// `stage_only` stages a release without switching (break-glass, past a freeze window, is
+    /// the one override it takes).
     pub fn into_action(self, stage_only: bool) -> AuditAction {
         if self.break_glass.is_some() {
             return AuditAction::DeploymentBreakGlass(self);

@@ -255,9 +255,10 @@ fn describe_override(
     let version = non_empty(version).unwrap_or("a release");
     let env = non_empty(&requested.env).unwrap_or("an environment");
     let glass = requested.break_glass.as_ref();
-    let what = match glass.is_some_and(|g| g.kind == Kind::Rollback) {
-        true => format!("rolled {app} back to {version} in {env}"),
-        false => format!("deployed {app} {version} to {env}"),
+    let what = match glass.map(|g| g.kind) {
+        Some(Kind::Rollback) => format!("rolled {app} back to {version} in {env}"),
+        Some(Kind::Stage) => format!("staged {app} {version} on the targets of {env}"),
+        _ => format!("deployed {app} {version} to {env}"),
     };
     // The break-glass reason as policy accepted it (trimmed), else the request's.
     let reason = glass

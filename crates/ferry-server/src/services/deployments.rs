@@ -143,7 +143,9 @@ fn strategy(name: Option<&str>) -> ServiceResult<Strategy> {
 /// Deploys a release to an environment (deploy level there), under the environment's
 /// policy: the release's lifecycle, no silent downgrade, freeze windows and approvals
 /// (`break_glass` overrides the last two). A stage-only deployment changes nothing served,
-/// so only the deploy level gates it.
+/// so it needs no approval and is not held to downgrades or the regression guard; the
+/// lifecycle and freeze windows hold it like a deployment (release content reaches an
+/// environment's targets only once the release earned it, and not during a freeze).
 pub async fn deploy(
     state: &AppState,
     caller: &Caller,
@@ -177,27 +179,26 @@ pub async fn deploy_with(
         .release(&app.name, &request.version)
         .await?
         .ok_or_else(|| ServiceError::no_such_release(&app.name, &request.version))?;
-    if request.stage_only
-        && (request.break_glass || request.allow_downgrade || request.override_guard)
-    {
+    if request.stage_only && (request.allow_downgrade || request.override_guard) {
         return Err(ServiceError::invalid(
-            "--stage-only switches nothing, so it takes no --break-glass, --allow-downgrade or --override-guard",
+            "--stage-only switches nothing, so it takes no --allow-downgrade or --override-guard: they are for the deployment that switches",
         ));
     }
-    let verdict = if request.stage_only {
-        Verdict::clear()
+    let kind = if request.stage_only {
+        Kind::Stage
     } else {
-        let ask = Ask {
-            app: &app,
-            env: &env,
-            release: &release,
-            rollback: false,
-            allow_downgrade: request.allow_downgrade,
-            break_glass: request.break_glass.then_some(request.reason.as_deref()),
-            override_guard: request.override_guard.then_some(request.reason.as_deref()),
-        };
-        judge(state, caller, &ask).await?
+        Kind::Deploy
     };
+    let ask = Ask {
+        app: &app,
+        env: &env,
+        release: &release,
+        kind,
+        allow_downgrade: request.allow_downgrade,
+        break_glass: request.break_glass.then_some(request.reason.as_deref()),
+        override_guard: request.override_guard.then_some(request.reason.as_deref()),
+    };
+    let verdict = judge(state, caller, &ask).await?;
     let change = RequestedChange::Deploy(DeployChange {
         version: request.version.clone(),
         strategy: request.strategy.clone(),
@@ -211,11 +212,7 @@ pub async fn deploy_with(
             app: &app.name,
             env: &env.name,
             version: &request.version,
-            kind: if request.stage_only {
-                Kind::Stage
-            } else {
-                Kind::Deploy
-            },
+            kind,
             strategy,
             change,
             verdict,
@@ -322,7 +319,7 @@ pub async fn rollback(
         app: &app,
         env: &env,
         release: &release,
-        rollback: true,
+        kind: Kind::Rollback,
         allow_downgrade: true,
         break_glass: request.break_glass.then_some(request.reason.as_deref()),
         override_guard: request.override_guard.then_some(request.reason.as_deref()),

@@ -16,6 +16,7 @@ mod policy_guard;
 mod receivers;
 mod releases;
 mod server;
+mod stage_policy;
 mod status;
 mod support;
 mod tls;
