@@ -451,6 +451,15 @@ pub struct Review {
     pub version: Option<String>,
 }
 
+/// Cancels a deployment awaiting approval or running.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelDeployment {
+    /// Why, for the audit trail and the team's notification.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
 /// Asks to go back to a release already on the targets.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

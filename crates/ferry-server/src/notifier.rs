@@ -203,6 +203,7 @@ fn audience(action: &AuditAction) -> Option<Audience<'_>> {
                 .map_or(Audience::AppOwner, Audience::named),
         ),
         A::BackportWaive(d) => Some(Audience::named(&d.team)),
+        A::DeploymentCancel(d) => Some(Audience::named(&d.team)),
         A::ServerBootstrap(_)
         | A::TeamCreate(_)
         | A::TeamMember(_)

@@ -100,6 +100,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(v1::deployments::promote))
         .routes(routes!(v1::deployments::approve))
         .routes(routes!(v1::deployments::reject))
+        .routes(routes!(v1::deployments::cancel))
         .routes(routes!(v1::deployments::show))
         .routes(routes!(v1::deployments::list))
         .routes(routes!(v1::deployments::status))

@@ -342,6 +342,18 @@ pub enum DeploymentCommand {
     },
     /// Recent deployments, newest first
     List { app: Option<String> },
+    /// Stop a deployment awaiting approval or running (deploy level): targets not switched
+    /// yet stay as they are, switched ones go back to their previous release, and it ends
+    /// `cancelled`
+    Cancel {
+        id: i64,
+        /// Why, for the audit trail and the team's notification
+        #[arg(long)]
+        reason: Option<String>,
+        /// Wait until the switched targets are back and the deployment has ended
+        #[arg(long)]
+        wait: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

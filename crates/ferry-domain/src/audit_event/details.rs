@@ -557,6 +557,23 @@ pub struct DeploymentReject {
     pub withdrawn: bool,
 }
 
+/// `deployment.cancel`: someone stopped a deployment awaiting approval or running. Its
+/// targets not switched yet are not switched; switched ones go back, and its end is audited
+/// as `deployment.finish` (status `cancelled`) once they have.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeploymentCancel {
+    /// The release.
+    pub version: String,
+    /// The environment.
+    pub env: String,
+    /// Why.
+    pub reason: String,
+    /// Its status when it was cancelled: `awaiting_approval` or `running`.
+    pub was: Status,
+    /// The team that owns the application, whose channels hear about it.
+    pub team: String,
+}
+
 /// `deployment.finish`; the actor is `ferry`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeploymentFinish {

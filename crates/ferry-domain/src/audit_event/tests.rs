@@ -463,6 +463,17 @@ fn cases() -> Vec<(AuditAction, &'static str, &'static str)> {
             r#"{"env":"prd","reason":"not today","version":"1.1","withdrawn":true}"#,
         ),
         (
+            A::DeploymentCancel(DeploymentCancel {
+                version: "1.1".into(),
+                env: "prd".into(),
+                reason: "wrong build".into(),
+                was: Status::Running,
+                team: "shop".into(),
+            }),
+            "deployment.cancel",
+            r#"{"env":"prd","reason":"wrong build","team":"shop","version":"1.1","was":"running"}"#,
+        ),
+        (
             A::DeploymentFinish(DeploymentFinish {
                 status: Status::RolledBack,
                 reason: Some("prd-2: health check failed".into()),
@@ -497,7 +508,7 @@ fn every_kind_has_a_case_and_its_own_name() {
             "{kind}"
         );
     }
-    assert_eq!(AuditKind::ALL.len(), 39);
+    assert_eq!(AuditKind::ALL.len(), 40);
 }
 
 #[test]

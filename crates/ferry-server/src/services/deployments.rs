@@ -1,12 +1,12 @@
-//! Deployments as use cases: deploy, promote, roll back, approve and reject. Each judges
+//! Deployments as use cases: deploy, promote, roll back, approve, reject and cancel. Each judges
 //! the pipeline's policy through `super::policy`, records the change with its audit event in
 //! one store call, and wakes the agents concerned.
 
-use ferry_api::{CreateDeployment, CreatePromotion, CreateRollback, Review};
+use ferry_api::{CancelDeployment, CreateDeployment, CreatePromotion, CreateRollback, Review};
 use ferry_domain::approval::{Approval, ApprovalError};
 use ferry_domain::audit_event::{
-    AuditAction, BreakGlassUsed, DeployChange, DeploymentApprove, DeploymentReject,
-    DeploymentRequested, RequestedChange, RollbackChange,
+    AuditAction, BreakGlassUsed, DeployChange, DeploymentApprove, DeploymentCancel,
+    DeploymentReject, DeploymentRequested, RequestedChange, RollbackChange,
 };
 use ferry_domain::deployment::{self, Kind, Refusal as Ending, Strategy};
 use ferry_domain::lifecycle::check_promotion;
@@ -81,7 +81,7 @@ async fn start(
     let commands = if new.verdict.awaits_approval {
         machine.await_approval()
     } else {
-        machine.start()
+        machine.start(caller.now_ms())
     };
     let mut record = DeploymentRecord {
         id: 0,
@@ -442,7 +442,7 @@ async fn approve_once(
         rejudge(state, caller, app, env, &release, &Overrides::of(&record)?)
             .await
             .map_err(|refusal| cannot_start(id, refusal))?;
-        let commands = record.state.start();
+        let commands = record.state.start(caller.now_ms());
         changes = desired_changes(&record, commands);
     }
     record.updated_ms = caller.now_ms();
@@ -543,6 +543,84 @@ async fn reject_once(
         .await?;
     record.revision += 1;
     state.wakeups.deployment_changed(&[]);
+    Ok(record)
+}
+
+/// Cancels a deployment awaiting approval or running (deploy level on its environment, the
+/// level that started it). One awaiting approval ends at once; a running one stops as after
+/// a failure (targets not switched yet are not switched, switched ones go back) and ends
+/// `cancelled` once they are back, which frees the application and environment for the next
+/// deployment. Saved over the deployment's revision, so a cancel racing an agent's report is
+/// counted from whichever landed first.
+pub async fn cancel(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+    request: CancelDeployment,
+) -> ServiceResult<DeploymentRecord> {
+    let request = &request;
+    until_no_conflict(
+        || cancel_once(state, caller, id, request),
+        || {
+            ServiceError::conflict(format!(
+                "deployment {id} kept changing while your cancel was recorded: try again (`ferry deployment show {id}`)"
+            ))
+        },
+    )
+    .await
+}
+
+/// One cancel, from the deployment as read.
+async fn cancel_once(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+    request: &CancelDeployment,
+) -> ServiceResult<DeploymentRecord> {
+    let (mut record, app, env) = reviewed(state, caller, id).await?;
+    caller.require(Action::OnApp {
+        team: &app.team,
+        app: &app.name,
+        env: &env.name,
+        level: Level::Deploy,
+    })?;
+    let reason = request
+        .reason
+        .as_deref()
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .unwrap_or("no reason given")
+        .to_owned();
+    let was = record.status();
+    let commands = record
+        .state
+        .cancel(&caller.user.name, &reason)
+        .map_err(|e| {
+            ServiceError::policy(
+                "cancel",
+                format!("deployment {id} cannot be cancelled: {e}"),
+            )
+        })?;
+    record.updated_ms = caller.now_ms();
+    let changes = desired_changes(&record, commands);
+    let audit = caller.audit(
+        AuditAction::DeploymentCancel(DeploymentCancel {
+            version: record.version.clone(),
+            env: env.name.clone(),
+            reason,
+            was,
+            team: app.team.clone(),
+        }),
+        format!("deployment/{id}"),
+        Some(&app.name),
+    );
+    let update = DeploymentUpdate {
+        changes: changes.clone(),
+        ..DeploymentUpdate::of(&record)
+    };
+    state.store.update_deployment(update, audit).await?;
+    record.revision += 1;
+    state.wakeups.deployment_changed(&changes);
     Ok(record)
 }
 

@@ -1,7 +1,8 @@
 //! `ferry deploy`, `ferry rollback`, `ferry deployment` and `ferry status`.
 
 use ferry_api::{
-    CreateDeployment, CreatePromotion, CreateRollback, Deployment, DeploymentStatus, Review, Status,
+    CancelDeployment, CreateDeployment, CreatePromotion, CreateRollback, Deployment,
+    DeploymentStatus, Review, Status,
 };
 use ferry_domain::name::NameKind;
 
@@ -193,6 +194,26 @@ pub async fn deployment(client: &Client, output: Output, command: DeploymentComm
                 return finish(client, output, deployment, true).await;
             }
             output.print(&deployment, print_deployment);
+        }
+        DeploymentCommand::Cancel { id, reason, wait } => {
+            let mut deployment: Deployment = client
+                .post(
+                    &format!("/api/v1/deployments/{id}/cancel"),
+                    &CancelDeployment { reason },
+                )
+                .await?;
+            if wait {
+                deployment = wait_until_done(client, deployment).await?;
+            }
+            output.print(&deployment, |d| {
+                print_deployment(d);
+                if d.status.is_active() {
+                    println!(
+                        "switched targets are going back; it ends cancelled once they are (`ferry deployment show {} --wait`)",
+                        d.id
+                    );
+                }
+            });
         }
         DeploymentCommand::List { app } => {
             let path = match &app {

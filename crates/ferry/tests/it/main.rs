@@ -5,6 +5,7 @@
 mod access;
 mod audit;
 mod bad_input;
+mod cancel;
 mod deployments;
 mod faults;
 mod harness;
