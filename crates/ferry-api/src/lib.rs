@@ -380,7 +380,8 @@ pub struct Target {
     pub env: String,
     pub enrolled: bool,
     pub last_seen: Option<String>,
-    /// `online` (heard from in the last minute), `offline` or `not_enrolled`.
+    /// `online` (its agent was heard from within three heartbeats, 15 s by default),
+    /// `offline` or `not_enrolled`.
     pub health: String,
 }
 
@@ -417,6 +418,10 @@ pub struct CreateDeployment {
     /// environment; `reason` required).
     #[serde(default)]
     pub override_guard: bool,
+    /// Leave out targets whose agent is offline (missed three heartbeats) instead of
+    /// refusing; refused all the same when every target is offline.
+    #[serde(default)]
+    pub skip_offline: bool,
 }
 
 /// Deploys what runs in one environment to the next one.
@@ -437,6 +442,10 @@ pub struct CreatePromotion {
     pub break_glass: bool,
     #[serde(default)]
     pub override_guard: bool,
+    /// Leave out targets whose agent is offline (missed three heartbeats) instead of
+    /// refusing; refused all the same when every target is offline.
+    #[serde(default)]
+    pub skip_offline: bool,
 }
 
 /// An approval or a rejection of a deployment awaiting approval.
@@ -478,6 +487,10 @@ pub struct CreateRollback {
     /// `reason` required).
     #[serde(default)]
     pub override_guard: bool,
+    /// Leave out targets whose agent is offline (missed three heartbeats) instead of
+    /// refusing; refused all the same when every target is offline.
+    #[serde(default)]
+    pub skip_offline: bool,
 }
 
 /// One target's part of a deployment.
@@ -591,6 +604,10 @@ pub struct DesiredState {
     /// Grows with every change anywhere; long-poll with `?after=GENERATION`.
     pub generation: u64,
     pub apps: Vec<DesiredApp>,
+    /// How often the agent sends a heartbeat (ms): the long-poll answers at least this
+    /// often, and an agent busy deploying sends `POST /api/v1/agent/heartbeat` as often.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_ms: Option<u64>,
 }
 
 /// One application a target should run.

@@ -109,6 +109,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(handlers::agent::manifest))
         .routes(routes!(handlers::agent::fetch_blobs))
         .routes(routes!(handlers::agent::report))
+        .routes(routes!(handlers::agent::heartbeat))
         .routes(routes!(v1::audit::list_events))
         .routes(routes!(v1::audit::verify))
         .split_for_parts();

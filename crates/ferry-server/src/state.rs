@@ -40,6 +40,8 @@ pub struct AppState {
     /// The SHA-256 fingerprint of the server's CA certificate when it serves HTTPS;
     /// enrollment tokens carry it so agents can pin it.
     pub tls_fingerprint: Option<String>,
+    /// How often agents send a heartbeat, and so when a target counts as offline.
+    pub liveness: ferry_domain::liveness::Liveness,
 }
 
 /// A few parsed manifests with the set of blobs each references, by the hash of their

@@ -409,6 +409,9 @@ pub struct DeploymentRequested<C> {
     /// The team that owns the application (empty if it has none).
     #[serde(default)]
     pub team: String,
+    /// Targets left out because their agent was offline (`--skip-offline`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped_offline: Vec<String>,
 }
 
 /// A deployment (or staging) of a release.
@@ -497,6 +500,7 @@ impl DeploymentRequested<RequestedChange> {
             review,
             break_glass,
             team,
+            skipped_offline,
         } = self;
         match change {
             RequestedChange::Deploy(change) => {
@@ -507,6 +511,7 @@ impl DeploymentRequested<RequestedChange> {
                     review,
                     break_glass,
                     team,
+                    skipped_offline,
                 };
                 match stage_only {
                     true => AuditAction::DeploymentStage(requested),
@@ -521,6 +526,7 @@ impl DeploymentRequested<RequestedChange> {
                     review,
                     break_glass,
                     team,
+                    skipped_offline,
                 })
             }
         }

@@ -51,6 +51,7 @@ fn requested<C>(change: C) -> DeploymentRequested<C> {
         review: Vec::new(),
         break_glass: None,
         team: "shop".into(),
+        skipped_offline: Vec::new(),
     }
 }
 
@@ -461,6 +462,14 @@ fn cases() -> Vec<(AuditAction, &'static str, &'static str)> {
             }),
             "deployment.reject",
             r#"{"env":"prd","reason":"not today","version":"1.1","withdrawn":true}"#,
+        ),
+        (
+            A::DeploymentDeploy(DeploymentRequested {
+                skipped_offline: vec!["prd-2".into()],
+                ..requested(deploy("1.1"))
+            }),
+            "deployment.deploy",
+            r#"{"allow_downgrade":false,"env":"prd","reason":null,"skipped_offline":["prd-2"],"strategy":null,"team":"shop","version":"1.1"}"#,
         ),
         (
             A::DeploymentCancel(DeploymentCancel {

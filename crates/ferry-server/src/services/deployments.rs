@@ -10,6 +10,7 @@ use ferry_domain::audit_event::{
 };
 use ferry_domain::deployment::{self, Kind, Refusal as Ending, Strategy};
 use ferry_domain::lifecycle::check_promotion;
+use ferry_domain::liveness::Health;
 use ferry_domain::name::validate_version;
 use ferry_domain::permission::{Action, Level};
 use ferry_domain::rollback::rollback_target;
@@ -43,6 +44,60 @@ async fn targets_with_current(
         .collect())
 }
 
+/// The targets whose agents are there, of `targets` (the placement of `app` in `env`),
+/// and the names of those left out. A target whose agent is offline (missed three
+/// heartbeats) refuses the deployment, naming it and when it was last seen, unless
+/// `skip_offline` leaves it out; with every target offline it is refused all the same.
+async fn online_targets(
+    state: &AppState,
+    caller: &Caller,
+    (app, env): (&str, &str),
+    targets: Vec<(String, Option<String>)>,
+    skip_offline: bool,
+) -> ServiceResult<(Vec<(String, Option<String>)>, Vec<String>)> {
+    let known = state.store.list_targets().await?;
+    let now = caller.now_ms();
+    let mut offline = Vec::new();
+    let (online, left_out): (Vec<_>, Vec<_>) = targets.into_iter().partition(|(name, _)| {
+        let target = known.iter().find(|t| &t.name == name);
+        let (enrolled, seen) = target.map_or((None, None), |t| (t.enrolled_ms, t.last_seen_ms));
+        let up = state.liveness.health(enrolled, seen, now) == Health::Online;
+        if !up {
+            offline.push((name.clone(), seen));
+        }
+        up
+    });
+    if offline.is_empty() {
+        return Ok((online, Vec::new()));
+    }
+    let named: Vec<String> = offline
+        .iter()
+        .map(|(name, seen)| format!("{name} ({})", state.liveness.last_seen(*seen, now)))
+        .collect();
+    let details = serde_json::json!({ "offline": offline
+        .iter()
+        .map(|(name, seen)| serde_json::json!({
+            "target": name,
+            "last_seen": seen.map(crate::views::rfc3339),
+        }))
+        .collect::<Vec<_>>() });
+    let message = if online.is_empty() {
+        format!(
+            "every target of {app} in {env} is offline: {}; start their agents (`ferry target list` shows when each was last seen)",
+            named.join(", ")
+        )
+    } else if skip_offline {
+        return Ok((online, left_out.into_iter().map(|(name, _)| name).collect()));
+    } else {
+        format!(
+            "{} {} offline: start its agent again, or leave it out with --skip-offline (`ferry target list` shows every target)",
+            named.join(", "),
+            if named.len() == 1 { "is" } else { "are" }
+        )
+    };
+    Err(ServiceError::policy("offline", message).with_details(details))
+}
+
 /// A deployment about to be created.
 struct NewDeployment<'a> {
     app: &'a str,
@@ -57,6 +112,8 @@ struct NewDeployment<'a> {
     verdict: Verdict,
     /// An incident change saved with the deployment.
     incident: Option<IncidentUpdate>,
+    /// Leave out targets whose agent is offline instead of refusing.
+    skip_offline: bool,
 }
 
 /// Creates and starts a deployment, or leaves it awaiting approval; refused when the
@@ -73,6 +130,8 @@ async fn start(
             "{app} has no target in {env}: enroll one (`ferry target enroll {env} NAME`) and start its agent"
         )));
     }
+    let (targets, skipped_offline) =
+        online_targets(state, caller, (app, env), targets, new.skip_offline).await?;
     let mut machine = if new.kind == Kind::Stage {
         deployment::Deployment::staging(targets)
     } else {
@@ -110,6 +169,7 @@ async fn start(
             summary: glass.summary(&caller.user.name, env),
         }),
         team: team_of(state, app).await?,
+        skipped_offline,
     };
     let audit = caller.audit(
         requested.into_action(new.kind == Kind::Stage),
@@ -217,6 +277,7 @@ pub async fn deploy_with(
             change,
             verdict,
             incident,
+            skip_offline: request.skip_offline,
         },
     )
     .await
@@ -259,6 +320,7 @@ pub async fn promote(
             allow_downgrade: request.allow_downgrade,
             break_glass: request.break_glass,
             override_guard: request.override_guard,
+            skip_offline: request.skip_offline,
             ..CreateDeployment::default()
         },
     )
@@ -342,6 +404,7 @@ pub async fn rollback(
             change,
             verdict,
             incident: None,
+            skip_offline: request.skip_offline,
         },
     )
     .await
