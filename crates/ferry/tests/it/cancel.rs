@@ -10,11 +10,16 @@ use crate::harness::{audit_len, Server};
 
 /// A `before_switch` hook that waits while `$FERRY_SHARED_DIR/hold` exists: the test holds a
 /// target in the middle of its switch and lets it go when it wants.
-const HELD_HOOK: &str =
+pub(crate) const HELD_HOOK: &str =
     "[hooks]\nbefore_switch = 'while [ -e \"$FERRY_SHARED_DIR/hold\" ]; do sleep 0.05; done'\n";
 
 /// Shows deployment `id` until `done` says it is in the state wanted.
-fn show_until(server: &Server, id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+pub(crate) fn show_until(
+    server: &Server,
+    id: &str,
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let shown = server
@@ -29,7 +34,7 @@ fn show_until(server: &Server, id: &str, what: &str, done: impl Fn(&Value) -> bo
     }
 }
 
-fn target_state<'a>(deployment: &'a Value, target: &str) -> &'a str {
+pub(crate) fn target_state<'a>(deployment: &'a Value, target: &str) -> &'a str {
     deployment["targets"]
         .as_array()
         .unwrap()
