@@ -360,6 +360,7 @@ mod tests {
             review: Vec::new(),
             break_glass: None,
             team: String::new(),
+            skipped_offline: Vec::new(),
         };
         vec![
             AuditAction::IncidentOpen(IncidentOpen {
@@ -394,6 +395,13 @@ mod tests {
                 backport: 0,
                 hotfix_version: String::new(),
                 reason: String::new(),
+                team: String::new(),
+            }),
+            AuditAction::DeploymentCancel(DeploymentCancel {
+                version: String::new(),
+                env: String::new(),
+                reason: String::new(),
+                was: ferry_domain::deployment::Status::Running,
                 team: String::new(),
             }),
         ]

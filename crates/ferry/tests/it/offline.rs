@@ -229,7 +229,7 @@ fn deploy_wait_prints_the_id_first_and_steps_only_on_a_terminal() {
         "{tty:?}"
     );
     assert!(
-        lines.iter().any(|l| *l == "  dev-1: succeeded"),
+        lines.contains(&"  dev-1: succeeded"),
         "each target's state as it changes: {tty:?}"
     );
 }
