@@ -13,6 +13,26 @@ use crate::harness::{audit_len, Server};
 pub(crate) const HELD_HOOK: &str =
     "[hooks]\nbefore_switch = 'while [ -e \"$FERRY_SHARED_DIR/hold\" ]; do sleep 0.05; done'\n";
 
+/// Holds `agent`'s target in the `before_switch` hook of the next release with
+/// [`HELD_HOOK`]; removing the file returned lets it go.
+pub(crate) fn hold(agent: &crate::harness::Agent) -> std::path::PathBuf {
+    let hold = agent.root.join("apps/web/shared/hold");
+    fs::create_dir_all(hold.parent().unwrap()).unwrap();
+    fs::write(&hold, "").unwrap();
+    hold
+}
+
+/// A server whose clock the test moves through the file returned (milliseconds added).
+pub(crate) fn clocked_server(flags: &[&str]) -> (Server, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let offset = dir.path().join("clock-offset");
+    fs::write(&offset, "0").unwrap();
+    let mut args = vec!["--clock-offset-file", offset.to_str().unwrap()];
+    args.extend_from_slice(flags);
+    let server = Server::start_in_with(dir, &args);
+    (server, offset)
+}
+
 /// Shows deployment `id` until `done` says it is in the state wanted.
 pub(crate) fn show_until(
     server: &Server,
@@ -69,9 +89,7 @@ fn a_cancelled_deployment_sends_switched_targets_back_and_frees_the_environment(
         .success();
 
     // dev-1 switches to 2.0.0; dev-2 is held in the middle of its switch.
-    let hold = two.root.join("apps/web/shared/hold");
-    fs::create_dir_all(hold.parent().unwrap()).unwrap();
-    fs::write(&hold, "").unwrap();
+    let hold = hold(&two);
     release(&server, "2.0.0", HELD_HOOK);
     let started = server
         .admin(&["deploy", "web", "2.0.0", "--to", "dev", "--json"])

@@ -63,18 +63,7 @@ fn a_release_asking_for_a_check_or_hook_longer_than_ten_minutes_is_refused_namin
 /// the target that had switched goes back.
 #[test]
 fn a_deployment_past_its_deadline_fails_and_switched_targets_go_back_despite_progress() {
-    let dir = tempfile::tempdir().unwrap();
-    let offset = dir.path().join("clock-offset");
-    fs::write(&offset, "0").unwrap();
-    let server = Server::start_in_with(
-        dir,
-        &[
-            "--clock-offset-file",
-            offset.to_str().unwrap(),
-            "--deployment-deadline",
-            "10m",
-        ],
-    );
+    let (server, offset) = crate::cancel::clocked_server(&["--deployment-deadline", "10m"]);
     setup(&server);
     let one = start_agent(&server, "dev", "dev-1");
     let two = start_agent(&server, "dev", "dev-2");
@@ -82,9 +71,7 @@ fn a_deployment_past_its_deadline_fails_and_switched_targets_go_back_despite_pro
     server
         .admin(&["deploy", "web", "1.0.0", "--to", "dev", "--wait"])
         .success();
-    let hold = two.root.join("apps/web/shared/hold");
-    fs::create_dir_all(hold.parent().unwrap()).unwrap();
-    fs::write(&hold, "").unwrap();
+    let hold = crate::cancel::hold(&two);
     release(&server, "2.0.0", crate::cancel::HELD_HOOK);
     let id = server
         .admin(&["deploy", "web", "2.0.0", "--to", "dev", "--json"])

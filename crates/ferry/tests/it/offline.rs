@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::cancel::{show_until, target_state, HELD_HOOK};
+use crate::cancel::{clocked_server, hold, show_until, target_state, HELD_HOOK};
 use crate::deployments::{current, release, setup, start_agent};
 use crate::harness::{audit_len, Agent, Run, Server, FERRY};
 
@@ -130,29 +130,14 @@ fn offline_targets_are_shown_and_new_deployments_refuse_them_or_leave_them_out()
 /// heartbeats, on the server's clock (moved by the test), long before `--deploy-timeout`.
 #[test]
 fn a_target_going_offline_mid_deployment_fails_its_step_after_the_heartbeat_grace() {
-    let dir = tempfile::tempdir().unwrap();
-    let offset = dir.path().join("clock-offset");
-    fs::write(&offset, "0").unwrap();
-    let server = Server::start_in_with(
-        dir,
-        &[
-            "--clock-offset-file",
-            offset.to_str().unwrap(),
-            "--heartbeat-every",
-            "2s",
-            "--deploy-timeout",
-            "1h",
-        ],
-    );
+    let (server, offset) = clocked_server(&["--heartbeat-every", "2s", "--deploy-timeout", "1h"]);
     setup(&server);
     let agent = start_agent(&server, "dev", "dev-1");
     release(&server, "1.0.0", "");
     server
         .admin(&["deploy", "web", "1.0.0", "--to", "dev", "--wait"])
         .success();
-    let hold = agent.root.join("apps/web/shared/hold");
-    fs::create_dir_all(hold.parent().unwrap()).unwrap();
-    fs::write(&hold, "").unwrap();
+    let hold = hold(&agent);
     release(&server, "2.0.0", HELD_HOOK);
     let id = server
         .admin(&["deploy", "web", "2.0.0", "--to", "dev", "--json"])
