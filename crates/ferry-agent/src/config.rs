@@ -18,6 +18,14 @@ pub const CONFIG_FILE: &str = "ferry.toml";
 /// How long a health check may take when `timeout` is not given.
 pub const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The longest a health check or a hook may be given: a release cannot keep a target (and
+/// its deployment) busy for longer than this with one step. Longer work belongs outside the
+/// deployment, started by a hook.
+pub const MAX_STEP_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+
+/// How long each hook may run when `hooks.timeout` is not given: the most it may be given.
+pub const DEFAULT_HOOK_TIMEOUT: Duration = MAX_STEP_TIMEOUT;
+
 /// A `ferry.toml` that cannot be used; `key` names the offending setting.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("ferry.toml: {key}: {reason}")]
@@ -50,12 +58,34 @@ pub struct ReleaseConfig {
 }
 
 /// Shell commands run with `sh -c` in the new release's directory.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Hooks {
     pub before_switch: Option<String>,
     pub after_switch: Option<String>,
     pub pre_backup: Option<String>,
+    /// How long each hook may run before it is killed and counts as failed (`timeout`, at
+    /// most [`MAX_STEP_TIMEOUT`]).
+    pub timeout: Duration,
+}
+
+impl Default for Hooks {
+    fn default() -> Hooks {
+        Hooks {
+            before_switch: None,
+            after_switch: None,
+            pre_backup: None,
+            timeout: DEFAULT_HOOK_TIMEOUT,
+        }
+    }
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHooks {
+    before_switch: Option<String>,
+    after_switch: Option<String>,
+    pre_backup: Option<String>,
+    timeout: Option<String>,
 }
 
 /// How to tell the new release works, and for how long to keep trying.
@@ -86,7 +116,7 @@ struct RawConfig {
     #[serde(default)]
     ignore: Vec<String>,
     #[serde(default)]
-    hooks: Hooks,
+    hooks: RawHooks,
     health: Option<RawHealth>,
 }
 
@@ -190,7 +220,7 @@ fn check_ignore(patterns: Vec<String>) -> Result<Vec<Glob>, ConfigError> {
         .collect()
 }
 
-fn check_hooks(hooks: Hooks) -> Result<Hooks, ConfigError> {
+fn check_hooks(hooks: RawHooks) -> Result<Hooks, ConfigError> {
     for (key, command) in [
         ("hooks.before_switch", &hooks.before_switch),
         ("hooks.after_switch", &hooks.after_switch),
@@ -200,7 +230,42 @@ fn check_hooks(hooks: Hooks) -> Result<Hooks, ConfigError> {
             return Err(ConfigError::new(key, "the command is empty"));
         }
     }
-    Ok(hooks)
+    Ok(Hooks {
+        timeout: check_timeout("hooks.timeout", hooks.timeout, DEFAULT_HOOK_TIMEOUT)?,
+        before_switch: hooks.before_switch,
+        after_switch: hooks.after_switch,
+        pre_backup: hooks.pre_backup,
+    })
+}
+
+/// A `timeout` setting: a duration more than zero and at most [`MAX_STEP_TIMEOUT`];
+/// `default` when not given.
+fn check_timeout(
+    key: &str,
+    text: Option<String>,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    let Some(text) = text else {
+        return Ok(default);
+    };
+    let timeout = parse_duration(&text).map_err(|reason| ConfigError::new(key, reason))?;
+    if timeout.is_zero() {
+        return Err(ConfigError::new(
+            key,
+            format!("{text:?}: the duration must be more than zero"),
+        ));
+    }
+    if timeout > MAX_STEP_TIMEOUT {
+        return Err(ConfigError::new(
+            key,
+            format!(
+                "{text:?} is longer than ferry allows for one step, 10m: a deployment must not \
+                 wait on one check or hook for longer; shorten it, and start longer work in the \
+                 background from a hook"
+            ),
+        ));
+    }
+    Ok(timeout)
 }
 
 fn check_health(raw: RawHealth) -> Result<HealthCheck, ConfigError> {
@@ -220,20 +285,7 @@ fn check_health(raw: RawHealth) -> Result<HealthCheck, ConfigError> {
             HttpUrl::parse(&url).map_err(|reason| ConfigError::new("health.url", reason))?,
         ),
     };
-    let timeout = match raw.timeout {
-        None => DEFAULT_HEALTH_TIMEOUT,
-        Some(text) => {
-            let timeout = parse_duration(&text)
-                .map_err(|reason| ConfigError::new("health.timeout", reason))?;
-            if timeout.is_zero() {
-                return Err(ConfigError::new(
-                    "health.timeout",
-                    format!("{text:?}: the duration must be more than zero"),
-                ));
-            }
-            timeout
-        }
-    };
+    let timeout = check_timeout("health.timeout", raw.timeout, DEFAULT_HEALTH_TIMEOUT)?;
     Ok(HealthCheck { probe, timeout })
 }
 
@@ -265,6 +317,7 @@ timeout = "30s"
         assert!(config.is_ignored("cache/x") && !config.is_ignored("src/x"));
         assert!(config.is_shared("uploads/a.png") && !config.is_shared("uploadsx"));
         assert_eq!(config.hooks.before_switch.as_deref(), Some("./bin/migrate"));
+        assert_eq!(config.hooks.timeout, DEFAULT_HOOK_TIMEOUT);
         let health = config.health.unwrap();
         assert_eq!(health.timeout, Duration::from_secs(30));
         assert!(matches!(
@@ -344,6 +397,26 @@ timeout = "30s"
                 "health.timeout",
                 "more than zero",
             ),
+            (
+                "[health]\ncommand = \"x\"\ntimeout = \"10m1s\"",
+                "health.timeout",
+                "longer than ferry allows for one step, 10m",
+            ),
+            (
+                "[hooks]\nbefore_switch = \"x\"\ntimeout = \"1h\"",
+                "hooks.timeout",
+                "longer than ferry allows for one step, 10m",
+            ),
+            (
+                "[hooks]\ntimeout = \"0s\"",
+                "hooks.timeout",
+                "more than zero",
+            ),
+            (
+                "[hooks]\ntimeout = \"soon\"",
+                "hooks.timeout",
+                "invalid duration",
+            ),
         ];
         for (text, key, reason) in cases {
             let error = ReleaseConfig::parse(text).unwrap_err();
@@ -363,10 +436,9 @@ timeout = "30s"
             ("500ms", 500),
             ("30s", 30_000),
             ("2m", 120_000),
-            ("1h", 3_600_000),
+            ("10m", 600_000),
             ("10 s", 10_000),
             ("1m30s", 90_000),
-            ("1d", 86_400_000),
         ] {
             assert_eq!(timeout(text), Ok(Duration::from_millis(millis)), "{text}");
         }
@@ -379,6 +451,8 @@ timeout = "30s"
             "10 days",
             "99999999999999999999h",
             "0s",
+            "1h",
+            "1d",
         ] {
             let error = timeout(bad).unwrap_err();
             assert_eq!(error.key, "health.timeout", "{bad}: {error}");

@@ -15,7 +15,7 @@ use crate::error::{AgentError, AgentResult};
 use crate::failpoint::failpoint;
 use crate::fsutil::remove_tree;
 use crate::health::check_health;
-use crate::hooks::{run_command, HookEnv, HOOK_TIMEOUT};
+use crate::hooks::{run_command, HookEnv};
 use crate::journal::{now, Journal};
 use crate::layout::{check_version, AppLayout};
 use crate::lock::AppLock;
@@ -261,13 +261,17 @@ fn run(
 
     let env = plan.hook_env();
     failpoint("deploy.before_hook");
-    let detail =
-        run_hook("before_switch", &config.hooks.before_switch, &env, &scratch).map_err(|f| {
-            Failure {
-                after_switch: false,
-                ..f
-            }
-        })?;
+    let detail = run_hook(
+        "before_switch",
+        &config.hooks.before_switch,
+        &config.hooks,
+        &env,
+        &scratch,
+    )
+    .map_err(|f| Failure {
+        after_switch: false,
+        ..f
+    })?;
     emit(on_step, StepKind::BeforeSwitch, detail);
     failpoint("deploy.after_hook");
 
@@ -277,7 +281,13 @@ fn run(
         StepKind::Switched,
         format!("current -> {}", AppLayout::current_target(version)),
     );
-    let detail = run_hook("after_switch", &config.hooks.after_switch, &env, &scratch)?;
+    let detail = run_hook(
+        "after_switch",
+        &config.hooks.after_switch,
+        &config.hooks,
+        &env,
+        &scratch,
+    )?;
     emit(on_step, StepKind::AfterSwitch, detail);
     failpoint("deploy.before_health");
     let detail = run_health_check(&config, &env, &scratch)?;
@@ -296,13 +306,14 @@ fn run(
 fn run_hook(
     name: &str,
     command: &Option<String>,
+    hooks: &crate::config::Hooks,
     env: &HookEnv,
     scratch: &Path,
 ) -> Result<String, Failure> {
     let Some(command) = command else {
         return Ok(format!("no {name} hook"));
     };
-    let outcome = run_command(command, env, HOOK_TIMEOUT, scratch)
+    let outcome = run_command(command, env, hooks.timeout, scratch)
         .map_err(|e| Failure::after_switch(format!("{name} hook: {e}")))?;
     if !outcome.success {
         return Err(

@@ -16,9 +16,6 @@ use rustix::process::{kill_process_group, Pid, Signal};
 
 use crate::error::{AgentError, AgentResult};
 
-/// How long a hook may run before it is killed.
-pub const HOOK_TIMEOUT: Duration = Duration::from_secs(600);
-
 /// How much of a command's output is kept for the report.
 pub const OUTPUT_TAIL_BYTES: u64 = 4096;
 

@@ -25,10 +25,12 @@ use crate::layout::{cache_dir, current_version, state_dir, AppLayout};
 use crate::stage::PreviousCheck;
 
 mod fetch;
+mod heartbeat;
 mod link;
 mod pin;
 mod progress;
 
+use heartbeat::Heartbeat;
 use link::ServerLink;
 use progress::{Progress, ProgressTo};
 
@@ -57,6 +59,8 @@ fn state_path(root: &Path) -> PathBuf {
 const RELEASES_KEPT: usize = 5;
 /// The longest pause between attempts to reach an unreachable server.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How often to send a heartbeat while busy when the server does not say.
+const DEFAULT_HEARTBEAT: Duration = ferry_domain::liveness::DEFAULT_HEARTBEAT;
 
 /// Runs the agent for the target managed under `root` until SIGINT or SIGTERM. On the first
 /// run `enrollment` (server URL and one-time token) exchanges the token for a credential.
@@ -255,6 +259,11 @@ impl Agent {
                 }
             };
             generation = Some(desired.generation);
+            // Busy from here to the next question: heartbeats keep the target online.
+            let every = desired
+                .heartbeat_ms
+                .map_or(DEFAULT_HEARTBEAT, Duration::from_millis);
+            let _beating = Heartbeat::start(self.link.clone(), every);
             let mut all_converged = true;
             for app in desired.apps {
                 if let Some(deployment) = app

@@ -381,7 +381,8 @@ pub struct Target {
     pub env: String,
     pub enrolled: bool,
     pub last_seen: Option<String>,
-    /// `online` (heard from in the last minute), `offline` or `not_enrolled`.
+    /// `online` (its agent was heard from within three heartbeats, 15 s by default),
+    /// `offline` or `not_enrolled`.
     pub health: String,
 }
 
@@ -418,6 +419,10 @@ pub struct CreateDeployment {
     /// environment; `reason` required).
     #[serde(default)]
     pub override_guard: bool,
+    /// Leave out targets whose agent is offline (missed three heartbeats) instead of
+    /// refusing; refused all the same when every target is offline.
+    #[serde(default)]
+    pub skip_offline: bool,
 }
 
 /// Deploys what runs in one environment to the next one.
@@ -438,6 +443,10 @@ pub struct CreatePromotion {
     pub break_glass: bool,
     #[serde(default)]
     pub override_guard: bool,
+    /// Leave out targets whose agent is offline (missed three heartbeats) instead of
+    /// refusing; refused all the same when every target is offline.
+    #[serde(default)]
+    pub skip_offline: bool,
 }
 
 /// An approval or a rejection of a deployment awaiting approval.
@@ -450,6 +459,15 @@ pub struct Review {
     /// The release approved; the deployment's own when absent.
     #[serde(default)]
     pub version: Option<String>,
+}
+
+/// Cancels a deployment awaiting approval or running.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelDeployment {
+    /// Why, for the audit trail and the team's notification.
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 /// Asks to go back to a release already on the targets.
@@ -470,6 +488,10 @@ pub struct CreateRollback {
     /// `reason` required).
     #[serde(default)]
     pub override_guard: bool,
+    /// Leave out targets whose agent is offline (missed three heartbeats) instead of
+    /// refusing; refused all the same when every target is offline.
+    #[serde(default)]
+    pub skip_offline: bool,
 }
 
 /// One target's part of a deployment.
@@ -583,6 +605,10 @@ pub struct DesiredState {
     /// Grows with every change anywhere; long-poll with `?after=GENERATION`.
     pub generation: u64,
     pub apps: Vec<DesiredApp>,
+    /// How often the agent sends a heartbeat (ms): the long-poll answers at least this
+    /// often, and an agent busy deploying sends `POST /api/v1/agent/heartbeat` as often.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_ms: Option<u64>,
 }
 
 /// One application a target should run.

@@ -157,7 +157,9 @@ audit_actions! {
     DeploymentApprove(DeploymentApprove) = "deployment.approve",
     /// A deployment awaiting approval was rejected or withdrawn.
     DeploymentReject(DeploymentReject) = "deployment.reject",
-    /// A deployment finished: succeeded, failed or rolled back.
+    /// Someone cancelled a deployment awaiting approval or running.
+    DeploymentCancel(DeploymentCancel) = "deployment.cancel",
+    /// A deployment finished: succeeded, failed or rolled back, or cancelled.
     DeploymentFinish(DeploymentFinish) = "deployment.finish",
 }
 

@@ -4,6 +4,10 @@
 //!
 //! A stage-only deployment asks every target to fetch and stage the release without
 //! switching to it, so that a later deployment of the same release is only a switch.
+//!
+//! A deployment can be stopped before it ends: cancelled by someone, or past its deadline.
+//! Either way targets not switched yet are not switched, and targets already switched go
+//! back to their previous release, as after a failure.
 
 mod vocabulary;
 
@@ -118,6 +122,31 @@ pub struct NotAwaitingApproval {
     pub status: Status,
 }
 
+/// Who cancelled a deployment, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cancellation {
+    pub by: String,
+    pub reason: String,
+}
+
+/// Why a deployment cannot be cancelled. Nothing changes.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CannotCancel {
+    #[error(
+        "it is {status} already: only a deployment awaiting approval or running can be \
+         cancelled (to undo a finished one, deploy or roll back)"
+    )]
+    Finished {
+        /// Its status now.
+        status: Status,
+    },
+    #[error(
+        "it was cancelled already by {by} and is waiting for its switched targets to go back \
+         (`ferry deployment show ID --wait` follows it)"
+    )]
+    Cancelling { by: String },
+}
+
 /// What the orchestrator must tell a target.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
@@ -127,6 +156,17 @@ pub enum Command {
     RollBack { target: String, to: Option<String> },
     /// Fetch and stage the deployment's release, without switching to it.
     Stage { target: String },
+}
+
+impl Command {
+    /// The target the command is for.
+    pub fn target(&self) -> &str {
+        match self {
+            Command::Deploy { target }
+            | Command::RollBack { target, .. }
+            | Command::Stage { target } => target,
+        }
+    }
 }
 
 /// What a target reported, or what the server concluded about it.
@@ -144,6 +184,18 @@ pub enum Report {
     TimedOut { reason: String },
     /// The release is staged on the target.
     Staged,
+}
+
+impl Cancellation {
+    /// The reason a cancelled deployment ends with: who and why, and the first failure, if a
+    /// target failed (before the cancel, or going back after it).
+    fn describe(&self, failure: Option<&str>) -> String {
+        let cancelled = format!("cancelled by {}: {}", self.by, self.reason);
+        match failure {
+            Some(failure) => format!("{cancelled}; {failure}"),
+            None => cancelled,
+        }
+    }
 }
 
 impl Report {
@@ -185,6 +237,14 @@ pub struct Deployment {
     /// reason once it ends, whatever fails after it (a rollback, another parallel target).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_failure: Option<String>,
+    /// When it started (ms): the deadline counts from here, not from the request, so time
+    /// spent awaiting approval does not count. `None` before it starts (and for deployments
+    /// stored before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_ms: Option<i64>,
+    /// Someone cancelled it: it stops as after a failure and ends `cancelled`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancelled: Option<Cancellation>,
 }
 
 impl Deployment {
@@ -204,6 +264,8 @@ impl Deployment {
             reason: None,
             stage_only: false,
             first_failure: None,
+            started_ms: None,
+            cancelled: None,
         }
     }
 
@@ -234,10 +296,11 @@ impl Deployment {
         self.stage_ahead()
     }
 
-    /// Starts the deployment (a waiting one once it is approved): the first target
-    /// (rolling) or all of them (parallel).
-    pub fn start(&mut self) -> Vec<Command> {
+    /// Starts the deployment at `now_ms` (a waiting one once it is approved): the first
+    /// target (rolling) or all of them (parallel).
+    pub fn start(&mut self, now_ms: i64) -> Vec<Command> {
         self.status = Status::Running;
+        self.started_ms = Some(now_ms);
         if self.steps.is_empty() {
             self.status = Status::Failed;
             self.reason = Some("the application is placed on no target in this environment".into());
@@ -289,6 +352,102 @@ impl Deployment {
         self.status = status;
         self.reason = Some(format!("{verb} by {by}: {reason}"));
         Ok(())
+    }
+
+    /// Cancels the deployment on behalf of `by`. One awaiting approval ends at once, its
+    /// targets skipped. A running one stops as after a failure: targets not asked yet are
+    /// skipped, targets staging stop (staging changes nothing served), switched targets are
+    /// sent back to their previous release, and a target in the middle of its switch is sent
+    /// back once it reports; it ends `cancelled` when every target is final.
+    pub fn cancel(&mut self, by: &str, reason: &str) -> Result<Vec<Command>, CannotCancel> {
+        if let Some(cancelled) = &self.cancelled {
+            if self.status.is_active() {
+                return Err(CannotCancel::Cancelling {
+                    by: cancelled.by.clone(),
+                });
+            }
+        }
+        let cancellation = Cancellation {
+            by: by.to_owned(),
+            reason: reason.to_owned(),
+        };
+        match self.status {
+            Status::AwaitingApproval => {
+                for step in &mut self.steps {
+                    step.state = TargetState::Skipped;
+                }
+                self.status = Status::Cancelled;
+                self.reason = Some(cancellation.describe(None));
+                self.cancelled = Some(cancellation);
+                Ok(Vec::new())
+            }
+            Status::Running => {
+                for step in &mut self.steps {
+                    if step.state == TargetState::Staging {
+                        step.state = TargetState::Skipped;
+                    }
+                }
+                self.cancelled = Some(cancellation);
+                Ok(self.advance())
+            }
+            status => Err(CannotCancel::Finished { status }),
+        }
+    }
+
+    /// Whether a running deployment has been running longer than `deadline_ms` at `now_ms`.
+    /// A deployment stored before its start was kept counts from `fallback_ms`.
+    pub fn is_past(&self, deadline_ms: i64, now_ms: i64, fallback_ms: i64) -> bool {
+        self.status == Status::Running
+            && now_ms - self.started_ms.unwrap_or(fallback_ms) > deadline_ms
+    }
+
+    /// Stops a running deployment that ran past its deadline, as a timeout would: every
+    /// target still switching or staging fails with `reason` (and one switching is told to
+    /// go back to its previous release, in case its agent is still at work), targets not
+    /// asked yet are skipped, and switched targets go back. It ends `failed` once they have.
+    /// Targets already going back are left to finish.
+    pub fn pass_deadline(&mut self, reason: &str) -> Vec<Command> {
+        if self.status != Status::Running {
+            return Vec::new();
+        }
+        let mut commands = Vec::new();
+        let mut stopped = false;
+        for step in &mut self.steps {
+            let target = step.target.clone();
+            match step.state {
+                TargetState::Deploying => {
+                    step.state = TargetState::Failed {
+                        reason: format!("{target}: {reason}"),
+                    };
+                    commands.push(Command::RollBack {
+                        target,
+                        to: step.previous.clone(),
+                    });
+                }
+                TargetState::Staging => {
+                    step.state = TargetState::Failed {
+                        reason: format!("{target}: could not stage: {reason}"),
+                    };
+                }
+                TargetState::Pending => {}
+                _ => continue,
+            }
+            stopped = true;
+        }
+        if !stopped {
+            return Vec::new();
+        }
+        if self.first_failure.is_none() {
+            self.first_failure = Some(reason.to_owned());
+        }
+        commands.extend(self.advance());
+        // In step order, as every other change asks.
+        commands.sort_by_key(|command| {
+            self.steps
+                .iter()
+                .position(|step| step.target == command.target())
+        });
+        commands
     }
 
     /// Applies a report about `target` and returns what must happen next. A report that
@@ -353,7 +512,7 @@ impl Deployment {
                 .iter()
                 .find_map(|s| s.state.failure().map(str::to_owned))
         });
-        if let Some(reason) = first_failure {
+        if first_failure.is_some() || self.cancelled.is_some() {
             let mut commands = Vec::new();
             for step in &mut self.steps {
                 match step.state {
@@ -373,12 +532,14 @@ impl Deployment {
                     .steps
                     .iter()
                     .any(|s| matches!(s.state, TargetState::Failed { .. }));
-                self.status = if could_not_go_back {
-                    Status::Failed
-                } else {
-                    Status::RolledBack
+                (self.status, self.reason) = match &self.cancelled {
+                    Some(cancelled) => (
+                        Status::Cancelled,
+                        Some(cancelled.describe(first_failure.as_deref())),
+                    ),
+                    None if could_not_go_back => (Status::Failed, first_failure),
+                    None => (Status::RolledBack, first_failure),
                 };
-                self.reason = Some(reason);
             }
             return commands;
         }
@@ -435,7 +596,7 @@ mod tests {
             .map(|t| (t.to_string(), (!fresh.contains(t)).then(|| "v1".to_owned())))
             .collect();
         let mut deployment = Deployment::new(strategy, targets);
-        let mut trace = vec![commands(&deployment.start())];
+        let mut trace = vec![commands(&deployment.start(0))];
         for (target, report) in reports {
             trace.push(commands(&deployment.apply(target, report.clone())));
         }
@@ -526,7 +687,7 @@ mod tests {
             assert_eq!(deployment.status, Status::AwaitingApproval, "{what}");
             match what {
                 "approve" => {
-                    assert_eq!(commands(&deployment.start()), "[deploy:a]");
+                    assert_eq!(commands(&deployment.start(0)), "[deploy:a]");
                 }
                 "reject" => deployment
                     .refuse(Refusal::Rejected {
@@ -560,7 +721,7 @@ mod tests {
             reason: "no".into(),
         };
         let mut running = Deployment::new(Strategy::Parallel, vec![("a".into(), None)]);
-        running.start();
+        running.start(0);
         let mut refused = Deployment::new(Strategy::Parallel, vec![("a".into(), None)]);
         refused.await_approval();
         refused.refuse(refusal()).unwrap();
@@ -572,6 +733,74 @@ mod tests {
             );
             assert_eq!(deployment, before, "a refused transition changes nothing");
         }
+    }
+
+    #[test]
+    fn a_cancel_ends_a_waiting_deployment_at_once_and_a_running_one_once_switched_targets_are_back()
+    {
+        let two = || vec![("a".into(), Some("v1".into())), ("b".into(), None)];
+        let mut waiting = Deployment::new(Strategy::Rolling, two());
+        waiting.await_approval();
+        assert_eq!(waiting.cancel("dana", "wrong build"), Ok(Vec::new()));
+        assert_eq!(
+            (waiting.status, waiting.reason.as_deref()),
+            (Status::Cancelled, Some("cancelled by dana: wrong build"))
+        );
+
+        let mut running = Deployment::new(Strategy::Rolling, two());
+        running.start(0);
+        running.apply("a", Report::Succeeded);
+        let back = running.cancel("dana", "wrong build").unwrap();
+        assert_eq!(commands(&back), "[back:a>v1]", "b is still switching");
+        assert_eq!(
+            running.cancel("lee", "again"),
+            Err(CannotCancel::Cancelling { by: "dana".into() })
+        );
+        // b finishes its switch, and is sent back too.
+        assert_eq!(commands(&running.apply("b", ok())), "[back:b>none]");
+        running.apply("a", Report::Reverted);
+        assert_eq!(running.status, Status::Running);
+        running.apply("b", Report::Reverted);
+        assert_eq!(
+            (running.status, running.reason.as_deref()),
+            (Status::Cancelled, Some("cancelled by dana: wrong build"))
+        );
+        let before = running.clone();
+        assert_eq!(
+            running.cancel("lee", "late"),
+            Err(CannotCancel::Finished {
+                status: Status::Cancelled
+            })
+        );
+        assert_eq!(running, before, "a refused cancel changes nothing");
+    }
+
+    #[test]
+    fn past_its_deadline_a_deployment_fails_and_switched_targets_go_back() {
+        let three = ["a", "b", "c"]
+            .iter()
+            .map(|t| (t.to_string(), Some("v1".to_owned())))
+            .collect();
+        let mut deployment = Deployment::new(Strategy::Rolling, three);
+        deployment.start(1_000);
+        assert!(!deployment.is_past(60_000, 61_000, 0));
+        assert!(deployment.is_past(60_000, 61_001, 0));
+        deployment.apply("a", ok());
+        let commands = deployment.pass_deadline("did not finish within its deadline of 1m");
+        assert_eq!(
+            super::tests::commands(&commands),
+            "[back:a>v1,back:b>v1]",
+            "b was switching: it is told to go back too"
+        );
+        assert_eq!(deployment.waiting_on(), ["a"], "b is not waited for");
+        assert!(deployment.pass_deadline("again").is_empty());
+        deployment.apply("a", Report::Reverted);
+        assert_eq!(deployment.status, Status::Failed);
+        assert_eq!(
+            deployment.reason.as_deref(),
+            Some("did not finish within its deadline of 1m")
+        );
+        assert_eq!(short(&deployment.steps[2].state), "skipped");
     }
 
     #[test]
@@ -662,7 +891,7 @@ mod tests {
             .map(|t| (t.to_string(), Some("v1".to_owned())))
             .collect();
         let mut deployment = Deployment::staging(targets);
-        let mut trace = vec![commands(&deployment.start())];
+        let mut trace = vec![commands(&deployment.start(0))];
         for (target, report) in reports {
             trace.push(commands(&deployment.apply(target, report.clone())));
         }
@@ -738,7 +967,7 @@ mod tests {
             vec![("a".into(), None), ("b".into(), None)],
         );
         assert_eq!(commands(&deployment.stage_ahead()), "[stage:a,stage:b]");
-        deployment.start();
+        deployment.start(0);
         assert_eq!(commands(&deployment.stage_ahead()), "[stage:b]");
         assert_eq!(deployment.waiting_on(), ["a"]);
     }
@@ -768,7 +997,7 @@ mod tests {
     #[test]
     fn no_target_fails_at_once_with_a_reason() {
         let mut deployment = Deployment::new(Strategy::Rolling, Vec::new());
-        assert!(deployment.start().is_empty());
+        assert!(deployment.start(0).is_empty());
         assert_eq!(deployment.status, Status::Failed);
         assert!(deployment.reason.unwrap().contains("placed on no target"));
     }
@@ -810,7 +1039,7 @@ mod tests {
         ];
         for (strategy, reports, expected) in cases {
             let mut deployment = Deployment::new(strategy, three());
-            deployment.start();
+            deployment.start(0);
             for (target, report) in &reports {
                 deployment.apply(target, report.clone());
             }
@@ -848,7 +1077,7 @@ mod tests {
                 ("b".into(), Some("v1".into())),
             ],
         );
-        deployment.start();
+        deployment.start(0);
         assert_eq!(deployment.waiting_on(), ["a", "b"]);
         deployment.apply(
             "a",

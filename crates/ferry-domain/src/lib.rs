@@ -16,6 +16,7 @@ pub mod freeze;
 pub mod guard;
 pub mod incident;
 pub mod lifecycle;
+pub mod liveness;
 pub mod name;
 pub mod overrides;
 pub mod permission;

@@ -49,6 +49,11 @@ pub struct ServerConfig {
     pub gc_grace: Duration,
     /// How long a deployment waits for a silent target before it gives up on it.
     pub deploy_timeout: Duration,
+    /// How long a deployment may run from its start before it is stopped as failed
+    /// (switched targets go back); progress reports do not extend it.
+    pub deployment_deadline: Duration,
+    /// How often agents send a heartbeat; a target silent for three is offline.
+    pub heartbeat_every: Duration,
     /// Serve HTTPS with a certificate from the server's own CA in `DATA/tls`; `None` serves
     /// plain HTTP.
     pub tls: Option<TlsOptions>,
@@ -117,10 +122,16 @@ pub async fn serve(listener: tokio::net::TcpListener, config: ServerConfig) -> a
         uploads: Arc::default(),
         batch_slots: Arc::new(tokio::sync::Semaphore::new(state::BATCHES_AT_ONCE)),
         tls_fingerprint: tls.as_ref().map(|t| t.fingerprint.clone()),
+        liveness: ferry_domain::liveness::Liveness {
+            heartbeat: config.heartbeat_every,
+        },
     };
     tokio::spawn(services::orchestrator::run_timeouts(
         state.clone(),
-        config.deploy_timeout,
+        services::orchestrator::Limits {
+            silent_target: config.deploy_timeout,
+            deadline: config.deployment_deadline,
+        },
     ));
     tokio::spawn(services::support::run_escalations(
         state.clone(),

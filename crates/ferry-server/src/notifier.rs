@@ -203,6 +203,7 @@ fn audience(action: &AuditAction) -> Option<Audience<'_>> {
                 .map_or(Audience::AppOwner, Audience::named),
         ),
         A::BackportWaive(d) => Some(Audience::named(&d.team)),
+        A::DeploymentCancel(d) => Some(Audience::named(&d.team)),
         A::ServerBootstrap(_)
         | A::TeamCreate(_)
         | A::TeamMember(_)
@@ -359,6 +360,7 @@ mod tests {
             review: Vec::new(),
             break_glass: None,
             team: String::new(),
+            skipped_offline: Vec::new(),
         };
         vec![
             AuditAction::IncidentOpen(IncidentOpen {
@@ -393,6 +395,13 @@ mod tests {
                 backport: 0,
                 hotfix_version: String::new(),
                 reason: String::new(),
+                team: String::new(),
+            }),
+            AuditAction::DeploymentCancel(DeploymentCancel {
+                version: String::new(),
+                env: String::new(),
+                reason: String::new(),
+                was: ferry_domain::deployment::Status::Running,
                 team: String::new(),
             }),
         ]

@@ -100,6 +100,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(v1::deployments::promote))
         .routes(routes!(v1::deployments::approve))
         .routes(routes!(v1::deployments::reject))
+        .routes(routes!(v1::deployments::cancel))
         .routes(routes!(v1::deployments::show))
         .routes(routes!(v1::deployments::list))
         .routes(routes!(v1::deployments::status))
@@ -108,6 +109,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(handlers::agent::manifest))
         .routes(routes!(handlers::agent::fetch_blobs))
         .routes(routes!(handlers::agent::report))
+        .routes(routes!(handlers::agent::heartbeat))
         .routes(routes!(v1::audit::list_events))
         .routes(routes!(v1::audit::verify))
         .split_for_parts();

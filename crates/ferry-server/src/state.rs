@@ -44,6 +44,8 @@ pub struct AppState {
     /// The SHA-256 fingerprint of the server's CA certificate when it serves HTTPS;
     /// enrollment tokens carry it so agents can pin it.
     pub tls_fingerprint: Option<String>,
+    /// How often agents send a heartbeat, and so when a target counts as offline.
+    pub liveness: ferry_domain::liveness::Liveness,
 }
 
 /// Blob batches read or written at once, at most (each up to 64 MiB in memory).

@@ -121,7 +121,7 @@ pub(crate) async fn insert(
     .map_err(backend)?;
     if let Some(id) = running {
         return Err(StoreError::Refused(format!(
-            "deployment {id} of {} to {} is not finished: wait for it (`ferry deployment show {id}`), or approve or reject it if it awaits approval",
+            "deployment {id} of {} to {} is not finished: wait for it (`ferry deployment show {id} --wait`), approve or reject it if it awaits approval, or cancel it (`ferry deployment cancel {id} --reason TEXT`)",
             deployment.app, deployment.env
         )));
     }

@@ -250,7 +250,8 @@ pub struct DeployArgs {
     /// The environment to deploy to
     #[arg(long)]
     pub to: String,
-    /// Wait until the deployment finishes; exit 1 unless it succeeded
+    /// Wait until the deployment finishes, printing its id first and, on a terminal, each
+    /// target's step as it changes; exit 1 unless it succeeded
     #[arg(long)]
     pub wait: bool,
     #[arg(long, value_enum, default_value = "rolling")]
@@ -272,6 +273,10 @@ pub struct DeployArgs {
     /// level on the environment; needs --reason)
     #[arg(long)]
     pub override_guard: bool,
+    /// Leave out targets whose agent is offline (missed three heartbeats) instead of
+    /// refusing; refused all the same when every target is offline
+    #[arg(long)]
+    pub skip_offline: bool,
 }
 
 #[derive(Debug, Args)]
@@ -299,6 +304,10 @@ pub struct PromoteArgs {
     /// level on the environment; needs --reason)
     #[arg(long)]
     pub override_guard: bool,
+    /// Leave out targets whose agent is offline (missed three heartbeats) instead of
+    /// refusing; refused all the same when every target is offline
+    #[arg(long)]
+    pub skip_offline: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -329,6 +338,10 @@ pub struct RollbackArgs {
     /// the environment; needs --reason)
     #[arg(long)]
     pub override_guard: bool,
+    /// Leave out targets whose agent is offline (missed three heartbeats) instead of
+    /// refusing; refused all the same when every target is offline
+    #[arg(long)]
+    pub skip_offline: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -342,6 +355,18 @@ pub enum DeploymentCommand {
     },
     /// Recent deployments, newest first
     List { app: Option<String> },
+    /// Stop a deployment awaiting approval or running (deploy level): targets not switched
+    /// yet stay as they are, switched ones go back to their previous release, and it ends
+    /// `cancelled`
+    Cancel {
+        id: i64,
+        /// Why, for the audit trail and the team's notification
+        #[arg(long)]
+        reason: Option<String>,
+        /// Wait until the switched targets are back and the deployment has ended
+        #[arg(long)]
+        wait: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -447,6 +472,14 @@ pub struct ServerArgs {
     /// How long a deployment waits for a silent target before giving up on it
     #[arg(long, default_value = "10m", value_parser = duration)]
     pub deploy_timeout: std::time::Duration,
+    /// How long a deployment may run from its start: past it, targets still switching fail
+    /// and switched ones go back, and it ends failed (progress does not extend it)
+    #[arg(long, default_value = "1h", value_parser = duration)]
+    pub deployment_deadline: std::time::Duration,
+    /// How often agents send a heartbeat; a target whose agent missed three is offline:
+    /// new deployments are not sent to it, and a deployment waiting on it fails its step
+    #[arg(long, default_value = "5s", value_parser = duration)]
+    pub heartbeat_every: std::time::Duration,
     /// Serve HTTPS with a certificate signed by a CA the server creates in DATA/tls (agents
     /// pin it through their enrollment token; clients pass --ca-cert DATA/tls/ca.pem)
     #[arg(long)]

@@ -409,6 +409,9 @@ pub struct DeploymentRequested<C> {
     /// The team that owns the application (empty if it has none).
     #[serde(default)]
     pub team: String,
+    /// Targets left out because their agent was offline (`--skip-offline`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped_offline: Vec<String>,
 }
 
 /// A deployment (or staging) of a release.
@@ -481,7 +484,8 @@ pub struct BreakGlassUsed {
 impl DeploymentRequested<RequestedChange> {
     /// The action a deployment request is audited as: named after the stronger override it
     /// used (break-glass, then the regression guard's), else after what it does;
-    /// `stage_only` stages a release without switching (it takes no overrides).
+    /// `stage_only` stages a release without switching (break-glass, past a freeze window, is
+    /// the one override it takes).
     pub fn into_action(self, stage_only: bool) -> AuditAction {
         if self.break_glass.is_some() {
             return AuditAction::DeploymentBreakGlass(self);
@@ -496,6 +500,7 @@ impl DeploymentRequested<RequestedChange> {
             review,
             break_glass,
             team,
+            skipped_offline,
         } = self;
         match change {
             RequestedChange::Deploy(change) => {
@@ -506,6 +511,7 @@ impl DeploymentRequested<RequestedChange> {
                     review,
                     break_glass,
                     team,
+                    skipped_offline,
                 };
                 match stage_only {
                     true => AuditAction::DeploymentStage(requested),
@@ -520,6 +526,7 @@ impl DeploymentRequested<RequestedChange> {
                     review,
                     break_glass,
                     team,
+                    skipped_offline,
                 })
             }
         }
@@ -554,6 +561,23 @@ pub struct DeploymentReject {
     pub reason: String,
     /// Whether the requester withdrew it rather than an approver rejecting it.
     pub withdrawn: bool,
+}
+
+/// `deployment.cancel`: someone stopped a deployment awaiting approval or running. Its
+/// targets not switched yet are not switched; switched ones go back, and its end is audited
+/// as `deployment.finish` (status `cancelled`) once they have.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeploymentCancel {
+    /// The release.
+    pub version: String,
+    /// The environment.
+    pub env: String,
+    /// Why.
+    pub reason: String,
+    /// Its status when it was cancelled: `awaiting_approval` or `running`.
+    pub was: Status,
+    /// The team that owns the application, whose channels hear about it.
+    pub team: String,
 }
 
 /// `deployment.finish`; the actor is `ferry`.

@@ -51,6 +51,7 @@ fn requested<C>(change: C) -> DeploymentRequested<C> {
         review: Vec::new(),
         break_glass: None,
         team: "shop".into(),
+        skipped_offline: Vec::new(),
     }
 }
 
@@ -463,6 +464,25 @@ fn cases() -> Vec<(AuditAction, &'static str, &'static str)> {
             r#"{"env":"prd","reason":"not today","version":"1.1","withdrawn":true}"#,
         ),
         (
+            A::DeploymentDeploy(DeploymentRequested {
+                skipped_offline: vec!["prd-2".into()],
+                ..requested(deploy("1.1"))
+            }),
+            "deployment.deploy",
+            r#"{"allow_downgrade":false,"env":"prd","reason":null,"skipped_offline":["prd-2"],"strategy":null,"team":"shop","version":"1.1"}"#,
+        ),
+        (
+            A::DeploymentCancel(DeploymentCancel {
+                version: "1.1".into(),
+                env: "prd".into(),
+                reason: "wrong build".into(),
+                was: Status::Running,
+                team: "shop".into(),
+            }),
+            "deployment.cancel",
+            r#"{"env":"prd","reason":"wrong build","team":"shop","version":"1.1","was":"running"}"#,
+        ),
+        (
             A::DeploymentFinish(DeploymentFinish {
                 status: Status::RolledBack,
                 reason: Some("prd-2: health check failed".into()),
@@ -497,7 +517,7 @@ fn every_kind_has_a_case_and_its_own_name() {
             "{kind}"
         );
     }
-    assert_eq!(AuditKind::ALL.len(), 39);
+    assert_eq!(AuditKind::ALL.len(), 40);
 }
 
 #[test]

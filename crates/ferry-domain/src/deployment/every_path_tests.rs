@@ -1,6 +1,7 @@
 //! Every path through a deployment: for 1, 2 and 3 targets, rolling, parallel and
 //! stage-only, with and without a previous release on each target, every sequence of
-//! reports agents could send (and timeouts) until the deployment finishes. Invariants are
+//! reports agents could send (and timeouts), with a cancel and the deadline passing at any
+//! point, until the deployment finishes. Invariants are
 //! checked on every state reached, on every transition, and on every finished deployment.
 //!
 //! A small world around the machine remembers what each target was asked and has not
@@ -20,6 +21,16 @@ const NEW: &str = "new";
 
 /// A name no target has.
 const UNKNOWN_TARGET: &str = "zz";
+
+/// Why the deadline stops a deployment.
+const DEADLINE: &str = "did not finish within its deadline";
+
+/// What can stop a running deployment besides reports.
+#[derive(Clone, Copy, Debug)]
+enum Stop {
+    Cancel,
+    Deadline,
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
@@ -47,8 +58,8 @@ struct World {
     serving: Vec<Serving>,
     /// The reason of the first target that failed, in the order reports arrived.
     first_failure: Option<String>,
-    /// The reports that led here, for failure messages.
-    path: Vec<(String, Report)>,
+    /// The reports (and stops) that led here, for failure messages.
+    path: Vec<String>,
 }
 
 impl World {
@@ -74,7 +85,7 @@ impl World {
     /// answer.
     fn ask(&mut self, commands: &[Command]) -> Result<(), String> {
         for command in commands {
-            let target = command_target(command);
+            let target = command.target();
             let index = self
                 .target_index(target)
                 .ok_or_else(|| format!("a command for unknown target {target}: {command:?}"))?;
@@ -82,6 +93,32 @@ impl World {
             self.asked[index] = Some(command.clone());
         }
         Ok(())
+    }
+
+    /// Records what a stop (a cancel, the deadline) did: a target it made final no longer
+    /// owes an answer (one that was switching may have switched or not: nobody knows), a
+    /// rollback sent to such a target is not waited for, and the others are asked.
+    fn stopped(&mut self, before: &Deployment, commands: &[Command]) -> Result<(), String> {
+        for (index, (was, now)) in before.steps.iter().zip(&self.deployment.steps).enumerate() {
+            if !was.state.is_final() && now.state.is_final() {
+                self.asked[index] = None;
+                if was.state == TargetState::Deploying {
+                    self.serving[index] = Serving::Unknown;
+                }
+            }
+        }
+        let waited: Vec<Command> = commands
+            .iter()
+            .filter(|c| {
+                let index = self.target_index(c.target()).unwrap();
+                !self.deployment.steps[index].state.is_final()
+            })
+            .cloned()
+            .collect();
+        if self.first_failure.is_none() && self.has_failure() {
+            self.first_failure = Some(DEADLINE.to_owned());
+        }
+        self.ask(&waited)
     }
 
     /// Records an answer the machine accepted: what the target now serves, and the first
@@ -103,14 +140,6 @@ impl World {
                 .failure()
                 .map(str::to_owned);
         }
-    }
-}
-
-fn command_target(command: &Command) -> &str {
-    match command {
-        Command::Deploy { target }
-        | Command::RollBack { target, .. }
-        | Command::Stage { target } => target,
     }
 }
 
@@ -161,7 +190,7 @@ fn started(kind: Kind, previous: &[Option<String>]) -> Result<World, String> {
         Kind::StageOnly => Deployment::staging(targets),
     };
     let before = deployment.clone();
-    let commands = deployment.start();
+    let commands = deployment.start(0);
     check_commands_follow_transitions(&before, &deployment, "", &commands)?;
     let n_first = match kind {
         Kind::Rolling => 1,
@@ -191,6 +220,7 @@ struct Explored {
     succeeded: usize,
     rolled_back: usize,
     failed: usize,
+    cancelled: usize,
 }
 
 /// Explores, depth first, every sequence of reports from `start` until the deployment
@@ -229,6 +259,7 @@ fn explore(start: World) -> Result<Explored, String> {
                 match status {
                     Status::Succeeded => explored.succeeded += 1,
                     Status::RolledBack => explored.rolled_back += 1,
+                    Status::Cancelled => explored.cancelled += 1,
                     _ => explored.failed += 1,
                 }
                 continue;
@@ -266,9 +297,34 @@ fn explore(start: World) -> Result<Explored, String> {
                 let index = next.target_index(target).unwrap();
                 next.answered(index, &report);
                 next.ask(&commands).map_err(at)?;
-                next.path.push((target.clone(), report));
+                next.path.push(format!("{target} {report:?}"));
                 stack.push(next);
             }
+        }
+        for stop in [Stop::Cancel, Stop::Deadline] {
+            let mut next = world.clone();
+            let commands = match stop {
+                Stop::Cancel => match next.deployment.cancel("lee", "wrong build") {
+                    Ok(commands) => commands,
+                    Err(_) => continue,
+                },
+                Stop::Deadline => next.deployment.pass_deadline(DEADLINE),
+            };
+            if next.deployment == world.deployment {
+                continue;
+            }
+            let at = |error: String| {
+                format!(
+                    "{:?} after {:?} then {stop:?}: {error}",
+                    world.kind, world.path
+                )
+            };
+            check_commands_follow_transitions(&world.deployment, &next.deployment, "", &commands)
+                .map_err(at)?;
+            check_no_deploy_after_a_failure(&next, &commands).map_err(at)?;
+            next.stopped(&world.deployment, &commands).map_err(at)?;
+            next.path.push(format!("{stop:?}"));
+            stack.push(next);
         }
     }
     Ok(explored)
@@ -300,12 +356,16 @@ fn every_sequence_of_reports_keeps_the_invariants() {
                 total.succeeded += explored.succeeded;
                 total.rolled_back += explored.rolled_back;
                 total.failed += explored.failed;
+                total.cancelled += explored.cancelled;
             }
         }
         // The checks saw every ending this kind of deployment can have.
         let can_roll_back = kind != Kind::StageOnly;
         assert!(
-            total.succeeded > 0 && (total.rolled_back > 0) == can_roll_back && total.failed > 0,
+            total.succeeded > 0
+                && (total.rolled_back > 0) == can_roll_back
+                && total.failed > 0
+                && total.cancelled > 0,
             "{kind:?}: {total:?}"
         );
     }

@@ -28,12 +28,15 @@ vocabulary! {
         /// At least one target failed and every target serves its previous release again.
         RolledBack = "rolled_back",
         /// At least one target failed and could not be put back (no previous release, or it
-        /// did not answer).
+        /// did not answer), or the deployment ran past its deadline.
         Failed = "failed",
         /// An approver refused it before it started; nothing was switched.
         Rejected = "rejected",
         /// The person who asked for it took it back before it started; nothing was switched.
         Withdrawn = "withdrawn",
+        /// Someone stopped it (`ferry deployment cancel`): targets not switched yet were not
+        /// switched, and the switched ones went back to their previous release.
+        Cancelled = "cancelled",
     }
 }
 

@@ -20,7 +20,8 @@ use crate::json::{Body, Path, Query};
 use crate::services::{agents, blocking};
 use crate::state::AppState;
 
-/// The longest an agent's long-poll is held open.
+/// The longest an agent's long-poll is held open; it answers sooner when the heartbeat
+/// interval is shorter, so that the agent's next question is its next heartbeat.
 const LONG_POLL: Duration = Duration::from_secs(25);
 
 /// The target whose agent is calling.
@@ -75,11 +76,13 @@ pub async fn enroll(
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct DesiredQuery {
-    /// Answer only once the generation is past this one (or after 25 s).
+    /// Answer only once the generation is past this one (or after the heartbeat interval,
+    /// 5 s unless the server says otherwise in `heartbeat_ms`, at most 25 s).
     after: Option<u64>,
 }
 
-/// What this target should run; a long-poll that also counts as the agent's heartbeat.
+/// What this target should run; a long-poll that also counts as the agent's heartbeat, held
+/// open at most one heartbeat interval.
 #[utoipa::path(get, path = "/api/v1/agent/desired", tag = "agent", params(DesiredQuery),
     responses((status = 200, body = DesiredState), (status = 401, body = ferry_api::ErrorBody)))]
 pub async fn desired(
@@ -89,7 +92,7 @@ pub async fn desired(
 ) -> Result<Json<DesiredState>, ApiError> {
     let wakeups = state.wakeups.clone();
     if let Some(after) = query.after {
-        let deadline = tokio::time::Instant::now() + LONG_POLL;
+        let deadline = tokio::time::Instant::now() + state.liveness.heartbeat.min(LONG_POLL);
         loop {
             let changed = wakeups.agents().notified();
             if wakeups.generation_of(&agent.target.name) > after {
@@ -107,7 +110,20 @@ pub async fn desired(
         env: agent.target.env,
         generation,
         apps,
+        heartbeat_ms: Some(state.liveness.heartbeat.as_millis() as u64),
     }))
+}
+
+/// A heartbeat from an agent busy deploying or staging, which is not long-polling then:
+/// its target stays online while it works.
+#[utoipa::path(post, path = "/api/v1/agent/heartbeat", tag = "agent",
+    responses((status = 200, body = Object), (status = 401, body = ferry_api::ErrorBody)))]
+pub async fn heartbeat(
+    State(state): State<AppState>,
+    agent: AgentCaller,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    agents::heartbeat(&state, &agent.target).await?;
+    Ok(Json(serde_json::json!({ "ok": true })))
 }
 
 /// The header naming the digest of the manifest an agent fetches.

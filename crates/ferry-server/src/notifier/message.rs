@@ -3,7 +3,7 @@
 
 use ferry_domain::audit::AuditEvent;
 use ferry_domain::audit_event::{AuditAction, DeploymentRequested, RequestedChange};
-use ferry_domain::deployment::Kind;
+use ferry_domain::deployment::{Kind, Status};
 use ferry_domain::support::BackportMode;
 use ferry_notify::Message;
 use ferry_store::ChannelRecord;
@@ -236,6 +236,26 @@ fn describe(action: &AuditAction, app: &str, actor: &str, subject: &str) -> (Str
                 Vec::new(),
             )
         }
+        A::DeploymentCancel(d) => {
+            let id = subject_id(subject, "deployment");
+            let what = id.as_deref().map_or_else(
+                || "a deployment".to_owned(),
+                |id| format!("deployment {id}"),
+            );
+            let stopped = match d.was {
+                Status::AwaitingApproval => "It was awaiting approval: nothing was switched.",
+                _ => "Targets not switched yet stay as they were; switched targets go back to their previous release.",
+            };
+            let mut lines = vec![stopped.to_owned()];
+            lines.extend(id.map(|id| format!("Details: `ferry deployment show {id}`")));
+            (
+                format!(
+                    "{what} of {app} {} to {} cancelled by {actor}: {}",
+                    d.version, d.env, d.reason
+                ),
+                lines,
+            )
+        }
         other => (format!("{} on {app} by {actor}", other.name()), Vec::new()),
     }
 }
@@ -255,9 +275,10 @@ fn describe_override(
     let version = non_empty(version).unwrap_or("a release");
     let env = non_empty(&requested.env).unwrap_or("an environment");
     let glass = requested.break_glass.as_ref();
-    let what = match glass.is_some_and(|g| g.kind == Kind::Rollback) {
-        true => format!("rolled {app} back to {version} in {env}"),
-        false => format!("deployed {app} {version} to {env}"),
+    let what = match glass.map(|g| g.kind) {
+        Some(Kind::Rollback) => format!("rolled {app} back to {version} in {env}"),
+        Some(Kind::Stage) => format!("staged {app} {version} on the targets of {env}"),
+        _ => format!("deployed {app} {version} to {env}"),
     };
     // The break-glass reason as policy accepted it (trimmed), else the request's.
     let reason = glass
@@ -369,6 +390,30 @@ mod tests {
         assert_eq!(
             escalated.subject,
             "[ferry] critical incident 7 on shop-web escalated to the leads of team shop: checkout down"
+        );
+    }
+
+    #[test]
+    fn a_cancel_says_which_deployment_who_and_why() {
+        let cancelled = event_message(
+            &event(
+                "deployment.cancel",
+                "deployment/12",
+                json!({"version": "1.0.1", "env": "prd", "reason": "wrong build",
+                    "was": "running", "team": "shop"}),
+            ),
+            "shop",
+            5,
+        );
+        assert_eq!(
+            cancelled.subject,
+            "[ferry] deployment 12 of shop-web 1.0.1 to prd cancelled by dana: wrong build"
+        );
+        assert!(
+            cancelled.text.contains("switched targets go back")
+                && cancelled.text.contains("`ferry deployment show 12`"),
+            "{}",
+            cancelled.text
         );
     }
 

@@ -18,10 +18,6 @@ use super::{ServiceError, ServiceResult};
 use crate::auth::new_token;
 use crate::state::AppState;
 
-/// How often a polling agent's last contact is written down (well inside the minute after
-/// which a target counts as offline).
-const HEARTBEAT_EVERY_MS: i64 = 5_000;
-
 /// Exchanges a one-time enrollment token (as `ferry target enroll` printed it, perhaps
 /// ending in `.FINGERPRINT`) for the agent's long-lived credential, which exists nowhere
 /// else: the server keeps its hash.
@@ -40,17 +36,25 @@ pub async fn enroll(state: &AppState, token: &str) -> ServiceResult<(Target, Str
     Ok((target, credential))
 }
 
-/// What `target` should run now; the question also counts as its agent's heartbeat.
-pub async fn desired(state: &AppState, target: &Target) -> ServiceResult<Vec<DesiredApp>> {
-    // A heartbeat, written at most every few seconds however often the agent asks.
+/// Records that `target`'s agent is there: written at most once per heartbeat interval
+/// however often it asks, which keeps the last contact within two intervals of the truth,
+/// inside the three after which the target counts as offline.
+pub async fn heartbeat(state: &AppState, target: &Target) -> ServiceResult<()> {
     let now = state.clock.now_ms();
+    let every = state.liveness.heartbeat.as_millis() as i64;
     if target
         .last_seen_ms
-        .is_none_or(|seen| now - seen >= HEARTBEAT_EVERY_MS)
+        .is_none_or(|seen| now - seen >= every || now < seen)
     {
         state.store.touch_target(&target.name, now).await?;
         state.known_agents.seen(&target.name, now);
     }
+    Ok(())
+}
+
+/// What `target` should run now; the question also counts as its agent's heartbeat.
+pub async fn desired(state: &AppState, target: &Target) -> ServiceResult<Vec<DesiredApp>> {
+    heartbeat(state, target).await?;
     Ok(state
         .store
         .target_apps(Some(&target.name))

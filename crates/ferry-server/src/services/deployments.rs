@@ -1,15 +1,16 @@
-//! Deployments as use cases: deploy, promote, roll back, approve and reject. Each judges
+//! Deployments as use cases: deploy, promote, roll back, approve, reject and cancel. Each judges
 //! the pipeline's policy through `super::policy`, records the change with its audit event in
 //! one store call, and wakes the agents concerned.
 
-use ferry_api::{CreateDeployment, CreatePromotion, CreateRollback, Review};
+use ferry_api::{CancelDeployment, CreateDeployment, CreatePromotion, CreateRollback, Review};
 use ferry_domain::approval::{Approval, ApprovalError};
 use ferry_domain::audit_event::{
-    AuditAction, BreakGlassUsed, DeployChange, DeploymentApprove, DeploymentReject,
-    DeploymentRequested, RequestedChange, RollbackChange,
+    AuditAction, BreakGlassUsed, DeployChange, DeploymentApprove, DeploymentCancel,
+    DeploymentReject, DeploymentRequested, RequestedChange, RollbackChange,
 };
 use ferry_domain::deployment::{self, Kind, Refusal as Ending, Strategy};
 use ferry_domain::lifecycle::check_promotion;
+use ferry_domain::liveness::Health;
 use ferry_domain::name::validate_version;
 use ferry_domain::permission::{Action, Level};
 use ferry_domain::rollback::rollback_target;
@@ -43,6 +44,60 @@ async fn targets_with_current(
         .collect())
 }
 
+/// The targets whose agents are there, of `targets` (the placement of `app` in `env`),
+/// and the names of those left out. A target whose agent is offline (missed three
+/// heartbeats) refuses the deployment, naming it and when it was last seen, unless
+/// `skip_offline` leaves it out; with every target offline it is refused all the same.
+async fn online_targets(
+    state: &AppState,
+    caller: &Caller,
+    (app, env): (&str, &str),
+    targets: Vec<(String, Option<String>)>,
+    skip_offline: bool,
+) -> ServiceResult<(Vec<(String, Option<String>)>, Vec<String>)> {
+    let known = state.store.list_targets().await?;
+    let now = caller.now_ms();
+    let mut offline = Vec::new();
+    let (online, left_out): (Vec<_>, Vec<_>) = targets.into_iter().partition(|(name, _)| {
+        let target = known.iter().find(|t| &t.name == name);
+        let (enrolled, seen) = target.map_or((None, None), |t| (t.enrolled_ms, t.last_seen_ms));
+        let up = state.liveness.health(enrolled, seen, now) == Health::Online;
+        if !up {
+            offline.push((name.clone(), seen));
+        }
+        up
+    });
+    if offline.is_empty() {
+        return Ok((online, Vec::new()));
+    }
+    let named: Vec<String> = offline
+        .iter()
+        .map(|(name, seen)| format!("{name} ({})", state.liveness.last_seen(*seen, now)))
+        .collect();
+    let details = serde_json::json!({ "offline": offline
+        .iter()
+        .map(|(name, seen)| serde_json::json!({
+            "target": name,
+            "last_seen": seen.map(crate::views::rfc3339),
+        }))
+        .collect::<Vec<_>>() });
+    let message = if online.is_empty() {
+        format!(
+            "every target of {app} in {env} is offline: {}; start their agents (`ferry target list` shows when each was last seen)",
+            named.join(", ")
+        )
+    } else if skip_offline {
+        return Ok((online, left_out.into_iter().map(|(name, _)| name).collect()));
+    } else {
+        format!(
+            "{} {} offline: start its agent again, or leave it out with --skip-offline (`ferry target list` shows every target)",
+            named.join(", "),
+            if named.len() == 1 { "is" } else { "are" }
+        )
+    };
+    Err(ServiceError::policy("offline", message).with_details(details))
+}
+
 /// A deployment about to be created.
 struct NewDeployment<'a> {
     app: &'a str,
@@ -57,6 +112,8 @@ struct NewDeployment<'a> {
     verdict: Verdict,
     /// An incident change saved with the deployment.
     incident: Option<IncidentUpdate>,
+    /// Leave out targets whose agent is offline instead of refusing.
+    skip_offline: bool,
 }
 
 /// Creates and starts a deployment, or leaves it awaiting approval; refused when the
@@ -73,6 +130,8 @@ async fn start(
             "{app} has no target in {env}: enroll one (`ferry target enroll {env} NAME`) and start its agent"
         )));
     }
+    let (targets, skipped_offline) =
+        online_targets(state, caller, (app, env), targets, new.skip_offline).await?;
     let mut machine = if new.kind == Kind::Stage {
         deployment::Deployment::staging(targets)
     } else {
@@ -81,7 +140,7 @@ async fn start(
     let commands = if new.verdict.awaits_approval {
         machine.await_approval()
     } else {
-        machine.start()
+        machine.start(caller.now_ms())
     };
     let mut record = DeploymentRecord {
         id: 0,
@@ -110,6 +169,7 @@ async fn start(
             summary: glass.summary(&caller.user.name, env),
         }),
         team: team_of(state, app).await?,
+        skipped_offline,
     };
     let audit = caller.audit(
         requested.into_action(new.kind == Kind::Stage),
@@ -143,7 +203,9 @@ fn strategy(name: Option<&str>) -> ServiceResult<Strategy> {
 /// Deploys a release to an environment (deploy level there), under the environment's
 /// policy: the release's lifecycle, no silent downgrade, freeze windows and approvals
 /// (`break_glass` overrides the last two). A stage-only deployment changes nothing served,
-/// so only the deploy level gates it.
+/// so it needs no approval and is not held to downgrades or the regression guard; the
+/// lifecycle and freeze windows hold it like a deployment (release content reaches an
+/// environment's targets only once the release earned it, and not during a freeze).
 pub async fn deploy(
     state: &AppState,
     caller: &Caller,
@@ -177,27 +239,26 @@ pub async fn deploy_with(
         .release(&app.name, &request.version)
         .await?
         .ok_or_else(|| ServiceError::no_such_release(&app.name, &request.version))?;
-    if request.stage_only
-        && (request.break_glass || request.allow_downgrade || request.override_guard)
-    {
+    if request.stage_only && (request.allow_downgrade || request.override_guard) {
         return Err(ServiceError::invalid(
-            "--stage-only switches nothing, so it takes no --break-glass, --allow-downgrade or --override-guard",
+            "--stage-only switches nothing, so it takes no --allow-downgrade or --override-guard: they are for the deployment that switches",
         ));
     }
-    let verdict = if request.stage_only {
-        Verdict::clear()
+    let kind = if request.stage_only {
+        Kind::Stage
     } else {
-        let ask = Ask {
-            app: &app,
-            env: &env,
-            release: &release,
-            rollback: false,
-            allow_downgrade: request.allow_downgrade,
-            break_glass: request.break_glass.then_some(request.reason.as_deref()),
-            override_guard: request.override_guard.then_some(request.reason.as_deref()),
-        };
-        judge(state, caller, &ask).await?
+        Kind::Deploy
     };
+    let ask = Ask {
+        app: &app,
+        env: &env,
+        release: &release,
+        kind,
+        allow_downgrade: request.allow_downgrade,
+        break_glass: request.break_glass.then_some(request.reason.as_deref()),
+        override_guard: request.override_guard.then_some(request.reason.as_deref()),
+    };
+    let verdict = judge(state, caller, &ask).await?;
     let change = RequestedChange::Deploy(DeployChange {
         version: request.version.clone(),
         strategy: request.strategy.clone(),
@@ -211,15 +272,12 @@ pub async fn deploy_with(
             app: &app.name,
             env: &env.name,
             version: &request.version,
-            kind: if request.stage_only {
-                Kind::Stage
-            } else {
-                Kind::Deploy
-            },
+            kind,
             strategy,
             change,
             verdict,
             incident,
+            skip_offline: request.skip_offline,
         },
     )
     .await
@@ -262,6 +320,7 @@ pub async fn promote(
             allow_downgrade: request.allow_downgrade,
             break_glass: request.break_glass,
             override_guard: request.override_guard,
+            skip_offline: request.skip_offline,
             ..CreateDeployment::default()
         },
     )
@@ -322,7 +381,7 @@ pub async fn rollback(
         app: &app,
         env: &env,
         release: &release,
-        rollback: true,
+        kind: Kind::Rollback,
         allow_downgrade: true,
         break_glass: request.break_glass.then_some(request.reason.as_deref()),
         override_guard: request.override_guard.then_some(request.reason.as_deref()),
@@ -345,6 +404,7 @@ pub async fn rollback(
             change,
             verdict,
             incident: None,
+            skip_offline: request.skip_offline,
         },
     )
     .await
@@ -445,7 +505,7 @@ async fn approve_once(
         rejudge(state, caller, app, env, &release, &Overrides::of(&record)?)
             .await
             .map_err(|refusal| cannot_start(id, refusal))?;
-        let commands = record.state.start();
+        let commands = record.state.start(caller.now_ms());
         changes = desired_changes(&record, commands);
     }
     record.updated_ms = caller.now_ms();
@@ -546,6 +606,84 @@ async fn reject_once(
         .await?;
     record.revision += 1;
     state.wakeups.deployment_changed(&[]);
+    Ok(record)
+}
+
+/// Cancels a deployment awaiting approval or running (deploy level on its environment, the
+/// level that started it). One awaiting approval ends at once; a running one stops as after
+/// a failure (targets not switched yet are not switched, switched ones go back) and ends
+/// `cancelled` once they are back, which frees the application and environment for the next
+/// deployment. Saved over the deployment's revision, so a cancel racing an agent's report is
+/// counted from whichever landed first.
+pub async fn cancel(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+    request: CancelDeployment,
+) -> ServiceResult<DeploymentRecord> {
+    let request = &request;
+    until_no_conflict(
+        || cancel_once(state, caller, id, request),
+        || {
+            ServiceError::conflict(format!(
+                "deployment {id} kept changing while your cancel was recorded: try again (`ferry deployment show {id}`)"
+            ))
+        },
+    )
+    .await
+}
+
+/// One cancel, from the deployment as read.
+async fn cancel_once(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+    request: &CancelDeployment,
+) -> ServiceResult<DeploymentRecord> {
+    let (mut record, app, env) = reviewed(state, caller, id).await?;
+    caller.require(Action::OnApp {
+        team: &app.team,
+        app: &app.name,
+        env: &env.name,
+        level: Level::Deploy,
+    })?;
+    let reason = request
+        .reason
+        .as_deref()
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .unwrap_or("no reason given")
+        .to_owned();
+    let was = record.status();
+    let commands = record
+        .state
+        .cancel(&caller.user.name, &reason)
+        .map_err(|e| {
+            ServiceError::policy(
+                "cancel",
+                format!("deployment {id} cannot be cancelled: {e}"),
+            )
+        })?;
+    record.updated_ms = caller.now_ms();
+    let changes = desired_changes(&record, commands);
+    let audit = caller.audit(
+        AuditAction::DeploymentCancel(DeploymentCancel {
+            version: record.version.clone(),
+            env: env.name.clone(),
+            reason,
+            was,
+            team: app.team.clone(),
+        }),
+        format!("deployment/{id}"),
+        Some(&app.name),
+    );
+    let update = DeploymentUpdate {
+        changes: changes.clone(),
+        ..DeploymentUpdate::of(&record)
+    };
+    state.store.update_deployment(update, audit).await?;
+    record.revision += 1;
+    state.wakeups.deployment_changed(&changes);
     Ok(record)
 }
 

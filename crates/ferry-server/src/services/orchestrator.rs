@@ -1,11 +1,14 @@
 //! Drives deployments: turns the domain state machine's commands into each target's desired
-//! state, feeds it what agents report, and times out targets that stay silent. Agents
+//! state, feeds it what agents report, times out targets that stay silent or go offline, and
+//! stops deployments that run past their deadline. Agents
 //! long-poll for their desired state and are woken when it changes.
 
 use std::time::Duration;
 
 use ferry_domain::audit_event::{AuditAction, DeploymentFinish};
 use ferry_domain::deployment::{Command, Kind, Report, Status, TargetState};
+use ferry_domain::duration::format_duration;
+use ferry_domain::liveness::{Health, MISSED_BEATS};
 use ferry_store::{DeploymentRecord, DeploymentUpdate, DesiredChange, TargetReport};
 
 use crate::services::{support, until_no_conflict, ServiceError, ServiceResult};
@@ -174,14 +177,64 @@ pub async fn record_progress(
     Ok(())
 }
 
-/// Times out targets of running deployments that have not answered for `timeout`: neither
-/// moved the deployment on nor reported progress.
-pub async fn time_out_silent_targets(state: &AppState, timeout: Duration) -> ServiceResult<()> {
+/// How long agents that lost the server take at most to come back once it is up again (the
+/// agent's longest pause between attempts): no target counts as offline before then.
+const RECONNECT_MS: i64 = 30_000;
+
+/// How long the server waits on a running deployment.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// A target that neither moved its deployment on nor reported progress for this long
+    /// fails its step (`--deploy-timeout`).
+    pub silent_target: Duration,
+    /// A deployment running longer than this from its start is stopped as failed
+    /// (`--deployment-deadline`); one still waiting on targets going back at twice this
+    /// fails those too, so no deployment runs forever.
+    pub deadline: Duration,
+}
+
+/// One pass over the running deployments: a deployment past its deadline is stopped, and
+/// a target it waits on fails its step when its agent went offline (missed three
+/// heartbeats) or it has not answered for `limits.silent_target`. Silence counts only from
+/// [`RECONNECT_MS`] after `watching_since_ms` (when this server started watching): agents
+/// that lost the server while it was down come back within that.
+pub async fn time_out_silent_targets(
+    state: &AppState,
+    limits: Limits,
+    watching_since_ms: i64,
+) -> ServiceResult<()> {
     let now = state.clock.now_ms();
-    let timeout_ms = timeout.as_millis() as i64;
+    let timeout_ms = limits.silent_target.as_millis() as i64;
+    let deadline_ms = limits.deadline.as_millis() as i64;
     let mut progress: Option<Vec<ferry_store::TargetApp>> = None;
+    let mut targets: Option<Vec<ferry_store::Target>> = None;
     for record in state.store.running_deployments().await? {
-        if now - record.updated_ms < timeout_ms {
+        if record.state.is_past(deadline_ms, now, record.created_ms) {
+            pass_deadline(state, &record, limits.deadline, now, deadline_ms).await?;
+            continue;
+        }
+        let known = match &targets {
+            Some(known) => known,
+            None => targets.insert(state.store.list_targets().await?),
+        };
+        let mut went_offline = false;
+        for target in record.state.waiting_on() {
+            let last_seen = known
+                .iter()
+                .find(|t| t.name == target)
+                .and_then(|t| t.last_seen_ms);
+            let silent_since = last_seen.max(Some(watching_since_ms + RECONNECT_MS));
+            if state.liveness.health(Some(0), silent_since, now) == Health::Offline {
+                went_offline = true;
+                let reason = format!(
+                    "went offline: its agent missed {MISSED_BEATS} heartbeats, {}; start it again, then deploy again",
+                    state.liveness.last_seen(last_seen, now)
+                );
+                time_out(state, record.id, target, reason).await?;
+            }
+        }
+        // What is left waiting is judged from the deployment as it is now, next pass.
+        if went_offline || now - record.updated_ms < timeout_ms {
             continue;
         }
         let rows = match &progress {
@@ -201,31 +254,83 @@ pub async fn time_out_silent_targets(state: &AppState, timeout: Duration) -> Ser
             }
             let reason = format!(
                 "no answer for {}s: is its agent running? (`ferry target list`)",
-                timeout.as_secs()
+                limits.silent_target.as_secs()
             );
-            apply_report(
-                state,
-                record.id,
-                target,
-                |_| {
-                    Some(Report::TimedOut {
-                        reason: reason.clone(),
-                    })
-                },
-                None,
-            )
-            .await?;
+            time_out(state, record.id, target, reason).await?;
         }
     }
     Ok(())
 }
 
-/// Checks for silent targets every second, for as long as the server runs.
-pub async fn run_timeouts(state: AppState, timeout: Duration) {
+/// Fails `target`'s step in deployment `id` as timed out, if it is still waited on.
+async fn time_out(state: &AppState, id: i64, target: &str, reason: String) -> ServiceResult<()> {
+    apply_report(
+        state,
+        id,
+        target,
+        |_| {
+            Some(Report::TimedOut {
+                reason: reason.clone(),
+            })
+        },
+        None,
+    )
+    .await
+}
+
+/// Stops a deployment that ran past its deadline: the targets still switching fail and
+/// switched ones go back. At twice the deadline, the targets still going back fail too.
+async fn pass_deadline(
+    state: &AppState,
+    record: &DeploymentRecord,
+    deadline: Duration,
+    now: i64,
+    deadline_ms: i64,
+) -> ServiceResult<()> {
+    let limit = format_duration(deadline);
+    if record
+        .state
+        .is_past(2 * deadline_ms, now, record.created_ms)
+    {
+        for target in record.state.waiting_on() {
+            let reason = format!(
+                "still not back at twice the deployment's deadline of {limit} (`ferry server --deployment-deadline`)"
+            );
+            time_out(state, record.id, target, reason).await?;
+        }
+        return Ok(());
+    }
+    let reason = format!(
+        "the deployment did not finish within its deadline of {limit} (`ferry server --deployment-deadline`)"
+    );
+    let id = record.id;
+    let reason = &reason;
+    let attempt = || async move {
+        let Some(mut record) = state.store.deployment(id).await? else {
+            return Ok(());
+        };
+        let before = record.state.clone();
+        let commands = record.state.pass_deadline(reason);
+        if record.state == before {
+            return Ok(());
+        }
+        save(state, &mut record, commands, None).await
+    };
+    until_no_conflict(attempt, || {
+        ServiceError::conflict(format!(
+            "deployment {id} kept changing while its deadline was applied: tried again next pass"
+        ))
+    })
+    .await
+}
+
+/// Watches running deployments every second, for as long as the server runs.
+pub async fn run_timeouts(state: AppState, limits: Limits) {
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    let watching_since_ms = state.clock.now_ms();
     loop {
         ticker.tick().await;
-        if let Err(error) = time_out_silent_targets(&state, timeout).await {
+        if let Err(error) = time_out_silent_targets(&state, limits, watching_since_ms).await {
             tracing::warn!("timing out silent targets failed: {}", error.message);
         }
     }

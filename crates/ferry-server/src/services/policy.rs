@@ -6,6 +6,7 @@
 
 use ferry_domain::approval::needs_approval;
 use ferry_domain::audit_event;
+use ferry_domain::deployment::Kind;
 use ferry_domain::downgrade::check_downgrade;
 use ferry_domain::freeze::{check_freeze, frozen_until, FreezeWindow};
 use ferry_domain::guard::{Undone, UndoneHotfixes};
@@ -25,9 +26,13 @@ pub struct Ask<'a> {
     pub app: &'a App,
     pub env: &'a Environment,
     pub release: &'a Release,
-    /// `ferry rollback`: going back is its purpose, so neither the lifecycle, downgrades nor
-    /// approvals hold it up; freeze windows and the regression guard do.
-    pub rollback: bool,
+    /// What the deployment does. A rollback (`ferry rollback`) goes back, which is its
+    /// purpose, so neither the lifecycle, downgrades nor approvals hold it up; freeze windows
+    /// and the regression guard do. A stage-only deployment switches nothing, so neither
+    /// downgrades, the regression guard nor approvals hold it up; the lifecycle and freeze
+    /// windows do, so that nothing reaches an environment's targets before the release
+    /// earned the environment, nor while it is frozen.
+    pub kind: Kind,
     pub allow_downgrade: bool,
     /// `--break-glass` with its `--reason`.
     pub break_glass: Option<Option<&'a str>>,
@@ -48,19 +53,6 @@ pub struct Verdict {
     pub review: Vec<String>,
     /// The overrides granted, stored with the deployment for the approval that starts it.
     pub overrides: Overrides,
-}
-
-impl Verdict {
-    /// Nothing to wait for, override or review.
-    pub fn clear() -> Verdict {
-        Verdict {
-            awaits_approval: false,
-            break_glass: None,
-            guard_override: None,
-            review: Vec::new(),
-            overrides: Overrides::default(),
-        }
-    }
 }
 
 /// The overrides granted on a deployment request, kept with the deployment (as JSON): the
@@ -120,25 +112,38 @@ pub async fn live_history(state: &AppState, app: &str) -> ServiceResult<Vec<Depl
 pub async fn judge(state: &AppState, caller: &Caller, ask: &Ask<'_>) -> ServiceResult<Verdict> {
     let env = &ask.env.name;
     let pipeline = state.store.list_environments().await?;
-    if !ask.rollback {
-        check_lifecycle_and_downgrade(
-            state,
-            &pipeline,
-            ask.app,
-            env,
-            ask.release,
-            ask.allow_downgrade,
-        )
-        .await?;
+    match ask.kind {
+        Kind::Deploy => {
+            check_lifecycle_and_downgrade(
+                state,
+                &pipeline,
+                ask.app,
+                env,
+                ask.release,
+                ask.allow_downgrade,
+            )
+            .await?
+        }
+        Kind::Stage => check_lifecycle(state, &pipeline, ask.app, env, ask.release).await?,
+        Kind::Rollback => {}
     }
-    // The guard does not apply in development: that is where fixes are merged.
+    // The guard does not apply in development, where fixes are merged, nor to staging,
+    // which switches nothing.
     let Guarded {
         overridden: guard_override,
         review,
-    } = if is_development(&pipeline, env) {
+    } = if is_development(&pipeline, env) || ask.kind == Kind::Stage {
         Guarded::default()
     } else {
         regression_guard(state, caller, ask).await?
+    };
+    // Only a switch waits for approvals, so only a switch's break-glass overrides them.
+    let policy = match ask.kind {
+        Kind::Deploy => ask.env.policy,
+        Kind::Rollback | Kind::Stage => ferry_domain::pipeline::Policy {
+            approvals_required: 0,
+            ..ask.env.policy
+        },
     };
     let windows = freeze_windows(state, env).await?;
     let now = caller.now_ms();
@@ -149,7 +154,7 @@ pub async fn judge(state: &AppState, caller: &Caller, ask: &Ask<'_>) -> ServiceR
                 env,
                 caller.level_on(ask.app, env),
                 reason,
-                &ask.env.policy,
+                &policy,
                 frozen_until(&windows, now),
             )
             .map_err(|e| ServiceError::forbidden(e.to_string()))?,
@@ -161,7 +166,7 @@ pub async fn judge(state: &AppState, caller: &Caller, ask: &Ask<'_>) -> ServiceR
         }
     };
     let overrides = Overrides {
-        allow_downgrade: ask.allow_downgrade && !ask.rollback,
+        allow_downgrade: ask.allow_downgrade && ask.kind == Kind::Deploy,
         break_glass: break_glass.as_ref().map(|glass| glass.reason.clone()),
         override_guard: guard_override.as_ref().map(|accepted| GuardOverride {
             reason: accepted.reason.clone(),
@@ -173,7 +178,8 @@ pub async fn judge(state: &AppState, caller: &Caller, ask: &Ask<'_>) -> ServiceR
         }),
     };
     Ok(Verdict {
-        awaits_approval: !ask.rollback && needs_approval(&ask.env.policy, break_glass.is_some()),
+        awaits_approval: ask.kind == Kind::Deploy
+            && needs_approval(&ask.env.policy, break_glass.is_some()),
         break_glass,
         guard_override: guard_override.map(|accepted| accepted.audited()),
         review,
@@ -227,18 +233,27 @@ pub async fn rejudge(
     Ok(())
 }
 
-/// The release's lifecycle through the pipeline, and, unless `allow_downgrade`, no going
-/// back to an older release than the one running in `env`.
-async fn check_lifecycle_and_downgrade(
+/// The release's lifecycle through the pipeline: it has earned `env`.
+async fn check_lifecycle(
     state: &AppState,
     pipeline: &[Environment],
     app: &App,
     env: &str,
     release: &Release,
-    allow_downgrade: bool,
+) -> ServiceResult<()> {
+    let history = live_history(state, &app.name).await?;
+    check_earned(pipeline, app, env, release, &history)
+}
+
+/// [`check_lifecycle`] from the application's live history, newest first.
+fn check_earned(
+    pipeline: &[Environment],
+    app: &App,
+    env: &str,
+    release: &Release,
+    history: &[DeploymentRecord],
 ) -> ServiceResult<()> {
     let (app, version) = (&app.name, &release.version);
-    let history = live_history(state, app).await?;
     let passed: Vec<&str> = history
         .iter()
         .filter(|d| d.version == *version)
@@ -253,7 +268,22 @@ async fn check_lifecycle_and_downgrade(
         },
     };
     check_entry(pipeline, &candidate, &passed, env)
-        .map_err(|e| ServiceError::policy("lifecycle", e.to_string()))?;
+        .map_err(|e| ServiceError::policy("lifecycle", e.to_string()))
+}
+
+/// The release's lifecycle through the pipeline, and, unless `allow_downgrade`, no going
+/// back to an older release than the one running in `env`.
+async fn check_lifecycle_and_downgrade(
+    state: &AppState,
+    pipeline: &[Environment],
+    app: &App,
+    env: &str,
+    release: &Release,
+    allow_downgrade: bool,
+) -> ServiceResult<()> {
+    let history = live_history(state, &app.name).await?;
+    check_earned(pipeline, app, env, release, &history)?;
+    let (app, version) = (&app.name, &release.version);
     if allow_downgrade {
         return Ok(());
     }

@@ -171,7 +171,7 @@ async fn two_approvals_of_one_revision(
     }
     // The loser reads again, sees the other approval, and starts the deployment.
     let mut latest = second.deployment(awaiting.id).await.unwrap().unwrap();
-    latest.state.start();
+    latest.state.start(0);
     let loser = if a.is_ok() { "amy" } else { "lee" };
     second
         .approve(approval(loser), &latest, vec![], audit("a", "", None))

@@ -37,7 +37,7 @@ async fn moved(store: &dyn Store, last: &mut i64) -> bool {
 
 fn deployment(app: &str, env: &str, version: &str, kind: Kind) -> DeploymentRecord {
     let mut state = Deployment::new(Strategy::Rolling, vec![(format!("{env}-1"), None)]);
-    state.start();
+    state.start(0);
     DeploymentRecord {
         id: 0,
         app: app.into(),

@@ -40,6 +40,8 @@ pub async fn run(data: PathBuf, listen: SocketAddr) -> CliResult {
         maintenance_every: Duration::from_secs(3600),
         gc_grace: Duration::from_secs(3600),
         deploy_timeout: Duration::from_secs(120),
+        deployment_deadline: Duration::from_secs(3600),
+        heartbeat_every: ferry_domain::liveness::DEFAULT_HEARTBEAT,
         clock_offset_file: None,
         tls: None,
     };

@@ -1,8 +1,11 @@
 //! `ferry deploy`, `ferry rollback`, `ferry deployment` and `ferry status`.
 
 use ferry_api::{
-    CreateDeployment, CreatePromotion, CreateRollback, Deployment, DeploymentStatus, Review, Status,
+    CancelDeployment, CreateDeployment, CreatePromotion, CreateRollback, Deployment,
+    DeploymentStatus, Review, Status,
 };
+use std::io::IsTerminal;
+
 use ferry_domain::name::NameKind;
 
 use super::{check_name, check_version};
@@ -27,6 +30,7 @@ pub async fn deploy(client: &Client, output: Output, args: DeployArgs) -> CliRes
         allow_downgrade: args.allow_downgrade,
         break_glass: args.break_glass,
         override_guard: args.override_guard,
+        skip_offline: args.skip_offline,
     };
     let started: Deployment = client
         .post(&format!("/api/v1/apps/{}/deployments", args.app), &request)
@@ -46,6 +50,7 @@ pub async fn rollback(client: &Client, output: Output, args: RollbackArgs) -> Cl
         reason: args.reason,
         break_glass: args.break_glass,
         override_guard: args.override_guard,
+        skip_offline: args.skip_offline,
     };
     let started: Deployment = client
         .post(&format!("/api/v1/apps/{}/rollbacks", args.app), &request)
@@ -65,6 +70,7 @@ pub async fn promote(client: &Client, output: Output, args: PromoteArgs) -> CliR
         allow_downgrade: args.allow_downgrade,
         break_glass: args.break_glass,
         override_guard: args.override_guard,
+        skip_offline: args.skip_offline,
     };
     let started: Deployment = client
         .post(&format!("/api/v1/apps/{}/promotions", args.app), &request)
@@ -104,7 +110,9 @@ fn strategy_name(strategy: StrategyArg) -> &'static str {
 }
 
 /// Prints a started deployment, or with `wait` follows it to the end; a deployment that
-/// did not succeed exits 1.
+/// did not succeed exits 1. Following it, its id comes first (so it can be cancelled from
+/// elsewhere), and on a terminal each target's step as it changes; otherwise (a script, a
+/// log, `--json`) nothing else comes before the end.
 pub(super) async fn finish(
     client: &Client,
     output: Output,
@@ -112,10 +120,70 @@ pub(super) async fn finish(
     wait: bool,
 ) -> CliResult {
     if wait {
-        deployment = wait_until_done(client, deployment).await?;
+        announce(output, &deployment);
+        deployment = if !output.json && std::io::stdout().is_terminal() {
+            follow_steps(client, deployment).await?
+        } else {
+            wait_until_done(client, deployment).await?
+        };
     }
     output.print(&deployment, print_deployment);
     outcome(&deployment)
+}
+
+/// The first line while following a deployment: which one it is and how to stop it. With
+/// `--json` it goes to stderr, so stdout stays one JSON document.
+fn announce(output: Output, d: &Deployment) {
+    let line = format!(
+        "deployment {}: {} {} {} to {}, {}; following it until it ends (`ferry deployment cancel {}` stops it)",
+        d.id, d.kind, d.app, d.version, d.env, d.status, d.id
+    );
+    match output.json {
+        true => eprintln!("{line}"),
+        false => println!("{line}"),
+    }
+}
+
+/// Follows a deployment until it finishes, printing each target's state and step (or
+/// reason) when it changes, and the deployment's status when it changes.
+async fn follow_steps(client: &Client, mut deployment: Deployment) -> CliResult<Deployment> {
+    let mut shown: Vec<(String, String)> = Vec::new();
+    let mut status = deployment.status;
+    loop {
+        if deployment.status != status {
+            status = deployment.status;
+            println!("deployment {}: {status}", deployment.id);
+        }
+        for target in &deployment.targets {
+            let detail = target
+                .step
+                .clone()
+                .or_else(|| target.reason.clone())
+                .unwrap_or_default();
+            let detail = detail.lines().next().unwrap_or_default();
+            let line = match detail.is_empty() {
+                true => format!("  {}: {}", target.target, target.state),
+                false => format!("  {}: {}: {detail}", target.target, target.state),
+            };
+            match shown.iter_mut().find(|(name, _)| *name == target.target) {
+                Some((_, last)) if *last == line => {}
+                Some((_, last)) => {
+                    println!("{line}");
+                    *last = line;
+                }
+                None => {
+                    println!("{line}");
+                    shown.push((target.target.clone(), line));
+                }
+            }
+        }
+        if !deployment.status.is_active() {
+            return Ok(deployment);
+        }
+        deployment = client
+            .get(&format!("/api/v1/deployments/{}?wait=1", deployment.id))
+            .await?;
+    }
 }
 
 /// Follows a deployment until it finishes (approvals included).
@@ -193,6 +261,26 @@ pub async fn deployment(client: &Client, output: Output, command: DeploymentComm
                 return finish(client, output, deployment, true).await;
             }
             output.print(&deployment, print_deployment);
+        }
+        DeploymentCommand::Cancel { id, reason, wait } => {
+            let mut deployment: Deployment = client
+                .post(
+                    &format!("/api/v1/deployments/{id}/cancel"),
+                    &CancelDeployment { reason },
+                )
+                .await?;
+            if wait {
+                deployment = wait_until_done(client, deployment).await?;
+            }
+            output.print(&deployment, |d| {
+                print_deployment(d);
+                if d.status.is_active() {
+                    println!(
+                        "switched targets are going back; it ends cancelled once they are (`ferry deployment show {} --wait`)",
+                        d.id
+                    );
+                }
+            });
         }
         DeploymentCommand::List { app } => {
             let path = match &app {

@@ -11,6 +11,7 @@ use crate::output::Output;
 
 pub async fn run(args: ServerArgs) -> CliResult {
     check_listen(&args)?;
+    check_limits(&args)?;
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
@@ -25,6 +26,8 @@ pub async fn run(args: ServerArgs) -> CliResult {
         maintenance_every: args.maintenance_every,
         gc_grace: args.gc_grace,
         deploy_timeout: args.deploy_timeout,
+        deployment_deadline: args.deployment_deadline,
+        heartbeat_every: args.heartbeat_every,
         clock_offset_file: args.clock_offset_file.clone(),
         tls: args.tls.then_some(TlsOptions {
             names: args.tls_names,
@@ -45,6 +48,26 @@ fn check_listen(args: &ServerArgs) -> CliResult {
         "refusing to serve plain HTTP on {}: use --tls, or --insecure if a proxy in front terminates TLS",
         args.listen
     )))
+}
+
+/// Refuses (exit 3) limits that would stop every deployment at once, or make agents ask
+/// more often than a server should answer.
+fn check_limits(args: &ServerArgs) -> CliResult {
+    if args.deployment_deadline.is_zero() {
+        return Err(CliError::refused(
+            "--deployment-deadline must be more than zero, like 30m or 1h",
+        ));
+    }
+    let heartbeat = args.heartbeat_every;
+    if heartbeat < std::time::Duration::from_millis(500)
+        || heartbeat > std::time::Duration::from_secs(60)
+    {
+        return Err(CliError::refused(format!(
+            "--heartbeat-every must be between 500ms and 1m, not {}: agents send a heartbeat that often, and a target that missed three is offline",
+            ferry_domain::duration::format_duration(heartbeat)
+        )));
+    }
+    Ok(())
 }
 
 /// Operations on a running server.

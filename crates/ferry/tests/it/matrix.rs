@@ -132,6 +132,9 @@ const TABLE: &[Row] = &[
     // Approving and placing: the approve level in the environment.
     user("POST /api/v1/deployments/{id}/approve", "", ALL, "---yyy ---yyy",
         "/api/v1/deployments/{waiting}/approve", r#"{"version": "0.0.0-none"}"#),
+    // Cancelling: the deploy level that started it (a finished one is refused after that).
+    user("POST /api/v1/deployments/{id}/cancel", "", ALL, "--yyyy --yyyy",
+        "/api/v1/deployments/{done}/cancel", r#"{"reason": "matrix"}"#),
     user("POST /api/v1/deployments/{id}/reject", "", ALL, "---yyy ---yyy",
         "/api/v1/deployments/{done}/reject", r#"{"reason": "matrix"}"#),
     user("PUT /api/v1/apps/{app}/placement", "", ALL, "---yyy ---yyy",
@@ -194,6 +197,7 @@ const TABLE: &[Row] = &[
     // Agents: their credential, never a user's token (enrollment takes a one-time token).
     agent("POST /api/v1/agent/enroll", &[401, 403, 422], "/api/v1/agent/enroll", r#"{"token": "{token}"}"#),
     agent("GET /api/v1/agent/desired", &[401, 403], "/api/v1/agent/desired", ""),
+    agent("POST /api/v1/agent/heartbeat", &[401, 403], "/api/v1/agent/heartbeat", ""),
     agent("GET /api/v1/agent/manifest/{app}/{version}", &[401, 403], "/api/v1/agent/manifest/{app}/1.0.0", ""),
     agent("POST /api/v1/agent/blobs/fetch", &[401, 403], "/api/v1/agent/blobs/fetch", r#"{"hashes": []}"#),
     agent("POST /api/v1/agent/report", &[401, 403], "/api/v1/agent/report",

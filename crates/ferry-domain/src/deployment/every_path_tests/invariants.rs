@@ -67,10 +67,10 @@ pub(super) fn check_waiting_on_is_what_was_asked(world: &World) -> Check {
     })
 }
 
-/// After a failure no target is left pending (the rest are skipped) and none stays on the
+/// After a failure (or a cancel) no target is left pending (the rest are skipped) and none stays on the
 /// new release: every target that switched is going back, went back, or failed.
 pub(super) fn check_a_failure_skips_the_rest_and_rolls_back(world: &World) -> Check {
-    if !world.has_failure() {
+    if !world.has_failure() && world.deployment.cancelled.is_none() {
         return Ok(());
     }
     let left = world
@@ -131,7 +131,7 @@ pub(super) fn check_running_until_every_target_is_final(world: &World) -> Check 
 /// deployment.
 pub(super) fn check_stage_ahead_asks_only_targets_not_asked_yet(world: &World) -> Check {
     for command in world.deployment.stage_ahead() {
-        let index = world.target_index(command_target(&command)).unwrap();
+        let index = world.target_index(command.target()).unwrap();
         let state = &world.deployment.steps[index].state;
         ensure(
             matches!(command, Command::Stage { .. }) && *state == TargetState::Pending,
@@ -144,7 +144,8 @@ pub(super) fn check_stage_ahead_asks_only_targets_not_asked_yet(world: &World) -
     )
 }
 
-/// A stage-only deployment never switches a target: its targets only stage.
+/// A stage-only deployment never switches a target: its targets only stage (or stop
+/// staging, cancelled).
 pub(super) fn check_stage_only_switches_nothing(world: &World) -> Check {
     if world.kind != Kind::StageOnly {
         return Ok(());
@@ -153,7 +154,10 @@ pub(super) fn check_stage_only_switches_nothing(world: &World) -> Check {
         ensure(
             matches!(
                 step.state,
-                TargetState::Staging | TargetState::Staged | TargetState::Failed { .. }
+                TargetState::Staging
+                    | TargetState::Staged
+                    | TargetState::Failed { .. }
+                    | TargetState::Skipped
             ),
             || {
                 format!(
@@ -214,13 +218,17 @@ pub(super) fn check_reports_land_as_they_say(
 
 /// Besides the reported target, a report (or the start) moves other targets only to deploy
 /// or stage (with that command), to be skipped, or to go back from a switch (with a
-/// rollback to the release it served before); every command stands for one such move.
+/// rollback to the release it served before); a stop (`target` empty) also stops staging
+/// targets and fails switching ones, sending them back. Every command stands for one such
+/// move.
 pub(super) fn check_commands_follow_transitions(
     before: &Deployment,
     after: &Deployment,
     target: &str,
     commands: &[Command],
 ) -> Check {
+    // No target reported: a cancel or the deadline.
+    let stop = target.is_empty();
     let mut expected = Vec::new();
     for (was, now) in before.steps.iter().zip(&after.steps) {
         let moved_by_report = was.target == target;
@@ -242,6 +250,16 @@ pub(super) fn check_commands_follow_transitions(
                 target: now.target.clone(),
             }),
             (TargetState::Pending, TargetState::Skipped) => {}
+            // A cancel stops staging, which changed nothing served.
+            (TargetState::Staging, TargetState::Skipped) if stop => {}
+            // The deadline fails a target still switching and tells it to go back.
+            (TargetState::Deploying, TargetState::Failed { .. }) if stop => {
+                expected.push(Command::RollBack {
+                    target: now.target.clone(),
+                    to: now.previous.clone(),
+                })
+            }
+            (TargetState::Staging, TargetState::Failed { .. }) if stop => {}
             (a, b) if a == b || moved_by_report => {}
             (a, b) => {
                 return Err(format!(
@@ -258,10 +276,11 @@ pub(super) fn check_commands_follow_transitions(
     })
 }
 
-/// No target is asked to deploy once a target failed.
+/// No target is asked to deploy once a target failed or the deployment was cancelled.
 pub(super) fn check_no_deploy_after_a_failure(after: &World, commands: &[Command]) -> Check {
     ensure(
-        !after.has_failure() || !commands.iter().any(|c| matches!(c, Command::Deploy { .. })),
+        !(after.has_failure() || after.deployment.cancelled.is_some())
+            || !commands.iter().any(|c| matches!(c, Command::Deploy { .. })),
         || format!("asked to deploy after a failure: {commands:?}"),
     )
 }
@@ -279,9 +298,10 @@ pub(super) fn check_failure_reasons_name_their_target(world: &World) -> Check {
 }
 
 /// Every path ends within two reports per target (an answer to the deploy, and one to the
-/// rollback): the deployment cannot run forever.
+/// rollback), besides a cancel and the deadline: the deployment cannot run forever.
 pub(super) fn check_bounded_number_of_reports(world: &World) -> Check {
-    let bound = 2 * world.deployment.steps.len();
+    // A cancel and the deadline stop it at most once each.
+    let bound = 2 * world.deployment.steps.len() + 2;
     ensure(world.path.len() <= bound, || {
         format!(
             "{} reports and still going (bound {bound})",
@@ -312,8 +332,8 @@ pub(super) fn check_every_waited_on_target_can_time_out(world: &World) -> Check 
 
 /// The status says what the targets say: succeeded only if every target succeeded
 /// (staged, for stage-only); rolled back if some target failed and every target is back
-/// or was skipped; failed if some target could not be put back; a reason unless it
-/// succeeded.
+/// or was skipped; failed if some target could not be put back (or the deadline passed);
+/// cancelled if it was, with nothing left switched; a reason unless it succeeded.
 pub(super) fn check_final_status_matches_targets(world: &World) -> Check {
     let deployment = &world.deployment;
     let states: Vec<&str> = deployment.steps.iter().map(|s| short(&s.state)).collect();
@@ -332,6 +352,11 @@ pub(super) fn check_final_status_matches_targets(world: &World) -> Check {
             states.contains(&"rolledback") && all(&["rolledback", "reverted", "skipped"])
         }
         Status::Failed => states.contains(&"failed"),
+        // Nothing is left switched: every target is back, never switched, or failed.
+        Status::Cancelled => {
+            deployment.cancelled.is_some()
+                && all(&["rolledback", "reverted", "skipped", "failed", "staged"])
+        }
     };
     ensure(fine, || {
         format!("finished {:?} with targets {states:?}", deployment.status)
@@ -345,13 +370,23 @@ pub(super) fn check_final_status_matches_targets(world: &World) -> Check {
 /// The reason of a deployment that did not succeed is the failure that stopped it: the
 /// first target to fail, not a later one (a failed rollback, another parallel target).
 pub(super) fn check_reason_is_the_first_failure(world: &World) -> Check {
+    let expected = match world.deployment.status {
+        // Who cancelled it and why, then the first failure, if any.
+        Status::Cancelled => Some(
+            ["cancelled by lee: wrong build"]
+                .into_iter()
+                .chain(world.first_failure.as_deref())
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        _ => world.first_failure.clone(),
+    };
     ensure(
-        world.deployment.status == Status::Succeeded
-            || world.deployment.reason == world.first_failure,
+        world.deployment.status == Status::Succeeded || world.deployment.reason == expected,
         || {
             format!(
-                "reason {:?}, but the first failure was {:?}",
-                world.deployment.reason, world.first_failure
+                "reason {:?}, but expected {expected:?}",
+                world.deployment.reason
             )
         },
     )
@@ -366,7 +401,11 @@ pub(super) fn check_targets_serve_what_the_status_says(world: &World) -> Check {
         let expected = match (world.kind, world.deployment.status) {
             (Kind::StageOnly, _) => world.previous(index),
             (_, Status::Succeeded) => Serving::Release(Some(NEW.to_owned())),
-            (_, Status::Failed) if matches!(step.state, TargetState::Failed { .. }) => continue,
+            (_, Status::Failed | Status::Cancelled)
+                if matches!(step.state, TargetState::Failed { .. }) =>
+            {
+                continue
+            }
             _ => world.previous(index),
         };
         ensure(*serving == expected, || {

@@ -10,7 +10,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use ferry_api::{
-    CreateDeployment, CreatePromotion, CreateRollback, Deployment, DeploymentStatus, Review, Status,
+    CancelDeployment, CreateDeployment, CreatePromotion, CreateRollback, Deployment,
+    DeploymentStatus, Review, Status,
 };
 use ferry_domain::deployment::TargetAppState;
 use ferry_domain::permission::Action;
@@ -49,7 +50,7 @@ async fn with_steps(state: &AppState, mut deployment: Deployment) -> Result<Depl
 /// Deploys a release to an environment (deploy level there), under the environment's
 /// policy: the release's lifecycle, no silent downgrade, freeze windows and approvals
 /// (`break_glass` overrides the last two). A stage-only deployment changes nothing served,
-/// so only the deploy level gates it.
+/// so it waits for no approval; the lifecycle and freeze windows hold it.
 #[utoipa::path(post, path = "/api/v1/apps/{app}/deployments", tag = "deployments", request_body = CreateDeployment,
     params(("app" = String, Path, description = "application name")),
     responses((status = 201, body = Deployment), (status = 403, body = ferry_api::ErrorBody),
@@ -252,4 +253,23 @@ pub async fn reject(
 ) -> Result<Json<Deployment>, ApiError> {
     let record = deployments::reject(&state, &caller, id, request).await?;
     Ok(Json(deployment_with_approvals(&state, record).await?))
+}
+
+/// Cancels a deployment awaiting approval or running (deploy level on its environment).
+/// Targets not switched yet are not switched; switched ones go back to their previous
+/// release, and it ends `cancelled` once they have. A finished deployment is refused.
+#[utoipa::path(post, path = "/api/v1/deployments/{id}/cancel", tag = "deployments", request_body = CancelDeployment,
+    params(("id" = i64, Path, description = "deployment id")),
+    responses((status = 200, body = Deployment), (status = 403, body = ferry_api::ErrorBody),
+        (status = 404, body = ferry_api::ErrorBody), (status = 409, body = ferry_api::ErrorBody)))]
+pub async fn cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    Body(request): Body<CancelDeployment>,
+) -> Result<Json<Deployment>, ApiError> {
+    let record = deployments::cancel(&state, &caller, id, request).await?;
+    Ok(Json(
+        with_steps(&state, deployment_with_approvals(&state, record).await?).await?,
+    ))
 }

@@ -4,6 +4,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use ferry_api::{EnrollTarget, EnrollmentToken, Placement, Target};
+use ferry_domain::liveness::Liveness;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -12,18 +13,11 @@ use crate::services::targets;
 use crate::state::AppState;
 use crate::views::rfc3339;
 
-/// A target heard from this recently is online.
-pub const ONLINE_WITHIN_MS: i64 = 60 * 1000;
-
-/// A target as the API shows it.
-pub fn target_json(target: ferry_store::Target, now_ms: i64) -> Target {
-    let health = match (target.enrolled_ms, target.last_seen_ms) {
-        (None, _) => "not_enrolled",
-        (Some(_), Some(seen)) if now_ms - seen <= ONLINE_WITHIN_MS => "online",
-        _ => "offline",
-    };
+/// A target as the API shows it: online while its agent keeps its heartbeat.
+pub fn target_json(target: ferry_store::Target, now_ms: i64, liveness: Liveness) -> Target {
+    let health = liveness.health(target.enrolled_ms, target.last_seen_ms, now_ms);
     Target {
-        health: health.to_owned(),
+        health: health.to_string(),
         name: target.name,
         env: target.env,
         enrolled: target.enrolled_ms.is_some(),
@@ -64,7 +58,10 @@ pub async fn list_targets(
     let targets = state.store.list_targets().await?;
     let now = caller.now_ms();
     Ok(Json(
-        targets.into_iter().map(|t| target_json(t, now)).collect(),
+        targets
+            .into_iter()
+            .map(|t| target_json(t, now, state.liveness))
+            .collect(),
     ))
 }
 

@@ -1,0 +1,119 @@
+//! Whether a target's agent is there: agents send a heartbeat every interval (their
+//! long-poll for what to run answers at least that often, and a busy agent sends one of its
+//! own), and a target whose agent missed [`MISSED_BEATS`] of them in a row is offline. A new
+//! deployment is not sent to an offline target, and a target that goes offline during a
+//! deployment fails its step then, not after the much longer silent-target timeout.
+
+use std::time::Duration;
+
+use crate::duration::format_duration;
+use crate::freeze::format_utc;
+use crate::vocabulary::vocabulary;
+
+/// Heartbeats missed in a row before a target counts as offline.
+pub const MISSED_BEATS: i64 = 3;
+
+/// How often agents send a heartbeat unless the server says otherwise.
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(5);
+
+vocabulary! {
+    /// How a target looks to the server.
+    pub enum Health ("target health") {
+        /// Its agent was heard from within the last three heartbeats.
+        Online = "online",
+        /// Its agent has been silent for three heartbeats or more.
+        Offline = "offline",
+        /// No agent has enrolled as the target yet.
+        NotEnrolled = "not_enrolled",
+    }
+}
+
+/// The heartbeat agents keep, and what follows from it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Liveness {
+    /// How often an agent sends a heartbeat.
+    pub heartbeat: Duration,
+}
+
+impl Default for Liveness {
+    fn default() -> Liveness {
+        Liveness {
+            heartbeat: DEFAULT_HEARTBEAT,
+        }
+    }
+}
+
+impl Liveness {
+    /// The silence after which a target is offline: [`MISSED_BEATS`] heartbeats.
+    pub fn offline_after_ms(self) -> i64 {
+        MISSED_BEATS * self.heartbeat.as_millis() as i64
+    }
+
+    /// The health of a target enrolled at `enrolled_ms` and last heard from at
+    /// `last_seen_ms`, at `now_ms`.
+    pub fn health(
+        self,
+        enrolled_ms: Option<i64>,
+        last_seen_ms: Option<i64>,
+        now_ms: i64,
+    ) -> Health {
+        match (enrolled_ms, last_seen_ms) {
+            (None, _) => Health::NotEnrolled,
+            (Some(_), Some(seen)) if now_ms - seen < self.offline_after_ms() => Health::Online,
+            _ => Health::Offline,
+        }
+    }
+
+    /// When a target last heard from at `last_seen_ms` was last seen, and how long ago at
+    /// `now_ms`, for messages about an offline target.
+    pub fn last_seen(self, last_seen_ms: Option<i64>, now_ms: i64) -> String {
+        match last_seen_ms {
+            Some(seen) => {
+                let ago = Duration::from_secs((now_ms - seen).max(0) as u64 / 1000);
+                format!(
+                    "last seen {} ({} ago)",
+                    format_utc(seen),
+                    format_duration(ago)
+                )
+            }
+            None => "never seen: no agent has enrolled as it yet".to_owned(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_target_is_offline_after_three_missed_heartbeats() {
+        let liveness = Liveness {
+            heartbeat: Duration::from_secs(5),
+        };
+        assert_eq!(liveness.offline_after_ms(), 15_000);
+        let seen = Some(100_000);
+        for (now, health) in [
+            (100_000, Health::Online),
+            (114_999, Health::Online),
+            (115_000, Health::Offline),
+            (900_000, Health::Offline),
+        ] {
+            assert_eq!(liveness.health(Some(1), seen, now), health, "{now}");
+        }
+        assert_eq!(liveness.health(None, None, 0), Health::NotEnrolled);
+        assert_eq!(liveness.health(Some(1), None, 0), Health::Offline);
+    }
+
+    #[test]
+    fn last_seen_says_when_and_how_long_ago() {
+        let liveness = Liveness::default();
+        let seen = 1_709_316_000_000; // 2024-03-01 18:00 UTC
+        assert_eq!(
+            liveness.last_seen(Some(seen), seen + 95_000),
+            "last seen 2024-03-01 18:00 UTC (1m35s ago)"
+        );
+        assert!(liveness
+            .last_seen(None, 0)
+            .contains("no agent has enrolled"));
+    }
+}
