@@ -96,6 +96,12 @@ pub struct User {
     pub role: String,
     pub teams: Vec<TeamRole>,
     pub created_at: String,
+    /// Disabled by an admin: their tokens are refused until an admin enables them.
+    #[serde(default)]
+    pub disabled: bool,
+    /// When they were disabled, RFC 3339, UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_at: Option<String>,
 }
 
 /// Creates a user and their first API token.
@@ -114,6 +120,13 @@ pub struct CreateUser {
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct CreatedUser {
     pub user: User,
+    pub token: String,
+}
+
+/// A user's new API token, shown only this once; the old one no longer works.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct RotatedToken {
+    pub user: String,
     pub token: String,
 }
 
@@ -382,7 +395,7 @@ pub struct Target {
     pub enrolled: bool,
     pub last_seen: Option<String>,
     /// `online` (its agent was heard from within three heartbeats, 15 s by default),
-    /// `offline` or `not_enrolled`.
+    /// `offline` or `not_enrolled`; `removed` in the answer to its removal.
     pub health: String,
 }
 
@@ -850,6 +863,10 @@ pub enum AddChannel {
         url: String,
         /// The HMAC key, at least 16 bytes; never shown again.
         secret: String,
+        /// Let the webhook reach loopback, link-local and private addresses (admins only);
+        /// without it, a URL or host name that leads there is refused.
+        #[serde(default)]
+        allow_private: bool,
     },
     /// An e-mail of each message.
     Email {

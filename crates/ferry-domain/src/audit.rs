@@ -4,7 +4,9 @@
 //! The hash is keyed (BLAKE3 keyed mode) with a secret the server keeps outside the database,
 //! so someone who can write the database but not read the key cannot forge a new chain.
 //! The chain's head (last sequence number and hash) is stored beside the events, so removing
-//! events from the end is detected too.
+//! events from the end is detected too. Every event's hash is a valid link, so the head
+//! carries a seal: a MAC of its sequence number and hash under a key derived from the audit
+//! key. Without the key, nobody can cut the trail and make an older event its head.
 
 use serde::{Deserialize, Serialize};
 
@@ -43,6 +45,45 @@ pub struct AuditEvent {
 pub struct ChainHead {
     pub seq: i64,
     pub hash: String,
+}
+
+/// The head as recorded beside the chain, with its seal (`None`: the seal is missing).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordedHead {
+    pub head: ChainHead,
+    pub seal: Option<String>,
+}
+
+/// Context of the key that seals heads, derived from the audit key, so a seal can never be
+/// mistaken for an event's hash.
+const SEAL_KEY_CONTEXT: &str = "ferry 2026 audit trail head seal";
+
+/// The seal of `head`: a keyed BLAKE3 MAC of its sequence number and hash.
+pub fn seal(key: &[u8; 32], head: &ChainHead) -> String {
+    let seal_key = blake3::derive_key(SEAL_KEY_CONTEXT, key);
+    let mut hasher = blake3::Hasher::new_keyed(&seal_key);
+    hasher.update(&head.seq.to_le_bytes());
+    hasher.update(head.hash.as_bytes());
+    hasher.finalize().to_hex().to_string()
+}
+
+impl RecordedHead {
+    /// A head sealed with `key`.
+    pub fn sealed(key: &[u8; 32], head: ChainHead) -> RecordedHead {
+        RecordedHead {
+            seal: Some(seal(key, &head)),
+            head,
+        }
+    }
+
+    /// Whether the head carries the seal `key` gives it (compared in constant time).
+    pub fn is_sealed_with(&self, key: &[u8; 32]) -> bool {
+        let expected = blake3::Hash::from_hex(seal(key, &self.head)).expect("a seal is hex");
+        self.seal
+            .as_deref()
+            .and_then(|seal| blake3::Hash::from_hex(seal).ok())
+            .is_some_and(|seal| seal == expected)
+    }
 }
 
 /// The first place where the chain does not hold.
@@ -93,11 +134,11 @@ pub fn link(key: &[u8; 32], prev: Option<&ChainHead>, record: AuditRecord) -> Au
 }
 
 /// Checks every event of the chain, in sequence order, against its neighbours, its own
-/// contents and the recorded head. Returns the number of events verified.
+/// contents and the recorded head and its seal. Returns the number of events verified.
 pub fn verify_chain(
     key: &[u8; 32],
     events: &[AuditEvent],
-    head: Option<&ChainHead>,
+    recorded: Option<&RecordedHead>,
 ) -> Result<u64, ChainBreak> {
     let mut prev: Option<&AuditEvent> = None;
     for event in events {
@@ -129,7 +170,16 @@ pub fn verify_chain(
         prev = Some(event);
     }
     let last_seq = prev.map_or(0, |p| p.seq);
-    match head {
+    if let Some(recorded) = recorded.filter(|r| !r.is_sealed_with(key)) {
+        let seq = recorded.head.seq;
+        return Err(ChainBreak {
+            seq,
+            reason: format!(
+                "the recorded head (event {seq}) is not sealed with the audit key: it was rewritten, so events after {seq} may have been removed from the end (or the server runs with another trail's key)"
+            ),
+        });
+    }
+    match recorded.map(|r| &r.head) {
         Some(head) if head.seq != last_seq => Err(ChainBreak {
             seq: head.seq,
             reason: format!(
@@ -166,30 +216,28 @@ mod tests {
         }
     }
 
-    fn chain(n: i64) -> (Vec<AuditEvent>, ChainHead) {
+    fn chain(n: i64) -> (Vec<AuditEvent>, RecordedHead) {
         let mut events: Vec<AuditEvent> = Vec::new();
         for i in 1..=n {
-            let prev = events.last().map(|e| ChainHead {
-                seq: e.seq,
-                hash: e.hash.clone(),
-            });
+            let prev = events.last().map(head_of);
             events.push(link(&KEY, prev.as_ref(), record(i)));
         }
-        let head = events.last().map(|e| ChainHead {
-            seq: e.seq,
-            hash: e.hash.clone(),
+        let head = events.last().map(head_of).unwrap_or(ChainHead {
+            seq: 0,
+            hash: GENESIS_HASH.into(),
         });
-        (
-            events,
-            head.unwrap_or(ChainHead {
-                seq: 0,
-                hash: GENESIS_HASH.into(),
-            }),
-        )
+        (events, RecordedHead::sealed(&KEY, head))
+    }
+
+    fn head_of(event: &AuditEvent) -> ChainHead {
+        ChainHead {
+            seq: event.seq,
+            hash: event.hash.clone(),
+        }
     }
 
     /// Applies `tamper` to a chain of five events and checks which event verification names.
-    fn check(tamper: impl Fn(&mut Vec<AuditEvent>, &mut ChainHead), first_bad: Option<i64>) {
+    fn check(tamper: impl Fn(&mut Vec<AuditEvent>, &mut RecordedHead), first_bad: Option<i64>) {
         let (mut events, mut head) = chain(5);
         tamper(&mut events, &mut head);
         let result = verify_chain(&KEY, &events, Some(&head));
@@ -228,7 +276,7 @@ mod tests {
         check(
             |e, h| {
                 e.pop();
-                h.seq = 4;
+                h.head.seq = 4;
             },
             Some(4),
         );
@@ -244,6 +292,52 @@ mod tests {
     }
 
     #[test]
+    fn a_trail_cut_short_is_found_by_its_heads_seal() {
+        // The last three events removed, the head rewritten from the remaining rows.
+        let cut = |e: &mut Vec<AuditEvent>, h: &mut RecordedHead| {
+            e.truncate(2);
+            h.head = head_of(&e[1]);
+        };
+        check(cut, Some(2));
+        // Sealed again without the key, or with the seal removed: still found.
+        check(
+            |e, h| {
+                cut(e, h);
+                h.seal = Some(seal(&[0; 32], &h.head));
+            },
+            Some(2),
+        );
+        check(
+            |e, h| {
+                cut(e, h);
+                h.seal = None;
+            },
+            Some(2),
+        );
+        // The seal the trail had when that event was its head verifies: only a copy of the
+        // database from then holds it (a restored backup is such a copy).
+        check(
+            |e, h| {
+                let (_, older) = chain(4);
+                e.pop();
+                h.head = head_of(&e[3]);
+                h.seal = older.seal;
+            },
+            None,
+        );
+        let (events, head) = chain(5);
+        let reason = verify_chain(
+            &KEY,
+            &events[..2],
+            Some(&RecordedHead::sealed(&[0; 32], head_of(&events[1]))),
+        )
+        .unwrap_err()
+        .reason;
+        assert!(reason.contains("not sealed with the audit key"), "{reason}");
+        assert!(head.is_sealed_with(&KEY) && !head.is_sealed_with(&[0; 32]));
+    }
+
+    #[test]
     fn a_different_key_fails_the_first_event() {
         let (events, head) = chain(3);
         let err = verify_chain(&[1; 32], &events, Some(&head)).unwrap_err();
@@ -253,15 +347,15 @@ mod tests {
     #[test]
     fn empty_trails() {
         assert_eq!(verify_chain(&KEY, &[], None), Ok(0));
-        let head = ChainHead {
-            seq: 0,
-            hash: GENESIS_HASH.into(),
-        };
+        let (_, head) = chain(0);
         assert_eq!(verify_chain(&KEY, &[], Some(&head)), Ok(0));
-        let head = ChainHead {
-            seq: 2,
-            hash: "x".into(),
-        };
+        let head = RecordedHead::sealed(
+            &KEY,
+            ChainHead {
+                seq: 2,
+                hash: "x".into(),
+            },
+        );
         assert_eq!(verify_chain(&KEY, &[], Some(&head)).unwrap_err().seq, 2);
     }
 

@@ -91,6 +91,12 @@ audit_actions! {
     TeamSupport(TeamSupport) = "team.support",
     /// A user was created with an API token.
     UserCreate(UserCreate) = "user.create",
+    /// A user's API token was replaced by a new one; the old one no longer works.
+    UserRotateToken(UserRotateToken) = "user.rotate-token",
+    /// A user was disabled: their tokens are refused until they are enabled again.
+    UserDisable(UserDisable) = "user.disable",
+    /// A disabled user was enabled again.
+    UserEnable(UserEnable) = "user.enable",
     /// A role's level in one environment changed.
     RoleSetLevel(RoleSetLevel) = "role.set-level",
     /// An environment was added to the pipeline.
@@ -113,6 +119,8 @@ audit_actions! {
     TargetEnrollToken(TargetEnrollToken) = "target.enroll-token",
     /// An agent exchanged its enrollment token for a credential.
     TargetEnroll(TargetEnroll) = "target.enroll",
+    /// A target was taken out of service: its agent's credential no longer works.
+    TargetRemove(TargetRemove) = "target.remove",
     /// A release was created.
     ReleaseCreate(ReleaseCreate) = "release.create",
     /// Retention removed releases of an application.

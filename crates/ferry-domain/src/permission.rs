@@ -209,6 +209,10 @@ pub enum Action<'a> {
     ChangePolicy,
     /// Read every audit event, not only those of one's own applications.
     ReadFullAudit,
+    /// Replace this user's API token: their own, or anyone's for an admin.
+    RotateToken { user: &'a str },
+    /// Disable this user, so their tokens are refused: an admin, never their own account.
+    DisableUser { user: &'a str },
     /// See the team and its applications (listing, showing, their audit events).
     ViewTeam { team: &'a str },
     /// Create an application owned by this team.
@@ -289,6 +293,18 @@ pub fn decide(principal: &Principal, action: Action<'_>) -> Decision {
         Action::ReadFullAudit => capability_check(
             Capability::ChangePolicy,
             "the whole audit trail is for release managers and admins; use --app APP for one application",
+        ),
+        Action::RotateToken { user: whose } if whose == user.as_str() => Decision::Allow,
+        Action::RotateToken { .. } => capability_check(
+            Capability::Administer,
+            "anyone may rotate their own token; another user's needs the admin role",
+        ),
+        Action::DisableUser { user: whose } if whose == user.as_str() => Decision::Deny(format!(
+            "user {user:?} cannot disable themselves: ask another admin"
+        )),
+        Action::DisableUser { .. } => capability_check(
+            Capability::Administer,
+            "disabling users needs the admin role",
         ),
         Action::ViewTeam { team } => match team_role(team) {
             Err(denied) => denied,

@@ -141,13 +141,14 @@ mod tests {
     fn actions_by_role() {
         // columns: view-team create-app create-release manage-team-roles incidents
         //        | administer change-policy full-audit
+        //        | rotate-own-token rotate-others-token disable-self disable-others
         let table = [
-            ("viewer", "y---- ---"),
-            ("support", "y---y ---"),
-            ("developer", "yyy-y ---"),
-            ("lead", "yyyyy ---"),
-            ("release-manager", "yyy-y -yy"),
-            ("admin", "yyyyy yyy"),
+            ("viewer", "y---- --- y---"),
+            ("support", "y---y --- y---"),
+            ("developer", "yyy-y --- y---"),
+            ("lead", "yyyyy --- y---"),
+            ("release-manager", "yyy-y -yy y---"),
+            ("admin", "yyyyy yyy yy-y"),
         ];
         for (role_name, expected) in table {
             let in_team = member(role_name);
@@ -170,8 +171,17 @@ mod tests {
             .into_iter()
             .map(|action| yes_no(&org, action))
             .collect();
+            let user_part: String = [
+                Action::RotateToken { user: "u" },
+                Action::RotateToken { user: "other" },
+                Action::DisableUser { user: "u" },
+                Action::DisableUser { user: "other" },
+            ]
+            .into_iter()
+            .map(|action| yes_no(&org, action))
+            .collect();
             assert_eq!(
-                format!("{team_part} {org_part}"),
+                format!("{team_part} {org_part} {user_part}"),
                 expected,
                 "role {role_name}"
             );

@@ -6,6 +6,8 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::address::private_range;
+
 /// Shortest webhook secret accepted: an HMAC key much shorter than this can be guessed.
 const MIN_SECRET_BYTES: usize = 16;
 /// Most recipients of one e-mail channel; past that a mailing list is the right tool.
@@ -25,6 +27,11 @@ pub enum Channel {
         url: String,
         /// Key of the `X-Ferry-Signature` HMAC; at least 16 bytes.
         secret: String,
+        /// Whether the URL may lead to loopback, link-local and private addresses (an
+        /// admin's decision); otherwise such an address is refused, also when the host name
+        /// resolves to one at send time.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        allow_private: bool,
     },
     /// An e-mail through an SMTP server.
     Email {
@@ -68,8 +75,12 @@ impl Channel {
     /// Checks everything about the channel that can be checked without the network.
     pub fn validate(&self) -> Result<(), BadChannel> {
         match self {
-            Channel::Webhook { url, secret } => {
-                check_webhook_url(url)?;
+            Channel::Webhook {
+                url,
+                secret,
+                allow_private,
+            } => {
+                check_webhook_url(url, *allow_private)?;
                 if secret.len() < MIN_SECRET_BYTES {
                     return Err(BadChannel::new(
                         "secret",
@@ -142,7 +153,15 @@ impl Channel {
     /// Never shows the webhook secret, the SMTP password, nor a URL's query or user info.
     pub fn describe(&self) -> String {
         match self {
-            Channel::Webhook { url, .. } => format!("webhook {}", redacted_webhook_url(url)),
+            Channel::Webhook {
+                url,
+                allow_private: false,
+                ..
+            } => format!("webhook {}", redacted_webhook_url(url)),
+            Channel::Webhook { url, .. } => format!(
+                "webhook {} (private addresses allowed)",
+                redacted_webhook_url(url)
+            ),
             Channel::Email { smtp, from, to } => {
                 let recipients = match to.len() {
                     0 => "nobody".to_owned(),
@@ -163,10 +182,13 @@ impl fmt::Debug for Channel {
     // Hand-written so that logging a channel never leaks its secret or password.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Channel::Webhook { url, .. } => f
+            Channel::Webhook {
+                url, allow_private, ..
+            } => f
                 .debug_struct("Webhook")
                 .field("url", &redacted_webhook_url(url))
                 .field("secret", &"<redacted>")
+                .field("allow_private", allow_private)
                 .finish(),
             Channel::Email { smtp, from, to } => f
                 .debug_struct("Email")
@@ -183,7 +205,11 @@ impl fmt::Debug for Channel {
     }
 }
 
-fn check_webhook_url(url: &str) -> Result<(), BadChannel> {
+/// What a webhook to a non-public address needs, for messages.
+pub(crate) const PRIVATE_NEEDS: &str =
+    "webhooks to loopback, link-local and private addresses need --allow-private, which only an admin can give";
+
+fn check_webhook_url(url: &str, allow_private: bool) -> Result<(), BadChannel> {
     let bad = |problem: String| {
         BadChannel::new(
             "url",
@@ -201,7 +227,20 @@ fn check_webhook_url(url: &str) -> Result<(), BadChannel> {
     if parsed.host_str().is_none_or(str::is_empty) {
         return Err(bad(format!("the webhook URL {url:?} has no host")));
     }
-    Ok(())
+    // An address written in the URL is judged here; a host name when a message is sent,
+    // by every address it resolves to then.
+    let ip = match parsed.host() {
+        Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
+        Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
+        _ => None,
+    };
+    match ip.and_then(|ip| Some((ip, private_range(ip)?))) {
+        Some((ip, range)) if !allow_private => Err(BadChannel::new(
+            "url",
+            format!("url: {ip} is {range}; {PRIVATE_NEEDS}"),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// The webhook URL without user info and query, which may hold credentials.

@@ -4,12 +4,18 @@
 //! log and retries failed attempts whose error is [`DeliveryError::retryable`], waiting
 //! [`retry_delay_ms`] between attempts. This crate keeps no state of its own.
 //!
+//! A webhook reaches loopback, link-local and private addresses only when its channel allows
+//! it: the addresses a host name resolves to are checked when the message is sent, and the
+//! connection goes to the addresses checked (no DNS rebinding between check and connect).
+//!
 //! Webhook receivers check [`SIGNATURE_HEADER`] with [`verify`]; e-mail is written and sent
 //! with lettre (see `email.rs` and `smtp.rs`), on rustls with the ring provider like the rest
 //! of ferry.
 
+mod address;
 mod channel;
 mod email;
+mod resolve;
 mod retry;
 mod smtp;
 mod webhook;
@@ -82,7 +88,11 @@ pub async fn deliver(channel: &Channel, message: &Message) -> Result<Delivered, 
         )));
     }
     match channel {
-        Channel::Webhook { url, secret } => webhook::deliver(url, secret, message).await,
+        Channel::Webhook {
+            url,
+            secret,
+            allow_private,
+        } => webhook::deliver(url, secret, *allow_private, message).await,
         Channel::Email { smtp, from, to } => {
             let server = channel::SmtpUrl::parse(smtp).map_err(|bad| {
                 DeliveryError::permanent(format!("the channel is not valid: {bad}"))

@@ -1,6 +1,6 @@
 //! Webhooks: the JSON body, its HMAC-SHA256 signature and one POST.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, LOCATION, USER_AGENT};
@@ -8,15 +8,14 @@ use reqwest::StatusCode;
 use ring::hmac;
 use serde::Serialize;
 
-use crate::channel::redacted_webhook_url;
+use crate::channel::{redacted_webhook_url, PRIVATE_NEEDS};
+use crate::resolve::{PrivateAddress, PublicOnly};
 use crate::{excerpt, Delivered, DeliveryError, Message};
 
 /// Header carrying `sha256=<lowercase hex HMAC-SHA256(secret, raw body)>`.
 pub const SIGNATURE_HEADER: &str = "X-Ferry-Signature";
 const SIGNATURE_PREFIX: &str = "sha256=";
 const TIMEOUT: Duration = Duration::from_secs(10);
-/// How much of a refusing receiver's answer goes into the error message.
-const MAX_EXCERPT_BYTES: usize = 512;
 
 /// The `X-Ferry-Signature` value for `body`: `sha256=` and the lowercase hex HMAC-SHA256 of
 /// the raw body bytes under `secret`.
@@ -98,20 +97,36 @@ fn rfc3339(sent_at_ms: i64) -> Result<String, DeliveryError> {
         .map_err(|e| DeliveryError::permanent(format!("cannot format the message's time ({e})")))
 }
 
-/// One process-wide client: loading the root certificates once, not per delivery.
-fn client() -> Result<&'static reqwest::Client, DeliveryError> {
-    static CLIENT: OnceLock<Result<reqwest::Client, String>> = OnceLock::new();
-    CLIENT
+/// The process-wide clients, built once (loading the root certificates is slow): one that
+/// connects only to public addresses, one for channels an admin allowed to reach private
+/// ones.
+fn client(allow_private: bool) -> Result<&'static reqwest::Client, DeliveryError> {
+    static PUBLIC_ONLY: OnceLock<Result<reqwest::Client, String>> = OnceLock::new();
+    static ANY_ADDRESS: OnceLock<Result<reqwest::Client, String>> = OnceLock::new();
+    let (client, public_only) = match allow_private {
+        false => (&PUBLIC_ONLY, true),
+        true => (&ANY_ADDRESS, false),
+    };
+    client
         .get_or_init(|| {
-            reqwest::Client::builder()
+            let builder = reqwest::Client::builder()
                 .use_rustls_tls()
                 .timeout(TIMEOUT)
                 .connect_timeout(TIMEOUT)
                 // A redirected POST silently becomes a GET; make the team fix the URL instead.
+                // It also keeps a receiver from sending ferry on to a private address.
                 .redirect(reqwest::redirect::Policy::none())
+                // Straight to the receiver, whatever HTTP_PROXY says: the address checked is
+                // the address connected to.
+                .no_proxy()
                 // No pooled connections: the client outlives any one tokio runtime, and a
                 // pooled connection dies with the runtime that opened it.
-                .pool_max_idle_per_host(0)
+                .pool_max_idle_per_host(0);
+            let builder = match public_only {
+                true => builder.dns_resolver(Arc::new(PublicOnly)),
+                false => builder,
+            };
+            builder
                 .build()
                 .map_err(|e| format!("cannot set up the HTTP client: {}", error_chain(&e)))
         })
@@ -119,15 +134,19 @@ fn client() -> Result<&'static reqwest::Client, DeliveryError> {
         .map_err(|e| DeliveryError::transient(e.clone()))
 }
 
+/// Posts `message` to `url` once. A failure names the receiver's HTTP status, never what it
+/// answered: a receiver's reply may hold anything, and the delivery log is shown to the
+/// whole team.
 pub(crate) async fn deliver(
     url: &str,
     secret: &str,
+    allow_private: bool,
     message: &Message,
 ) -> Result<Delivered, DeliveryError> {
     let shown_url = format!("webhook {}", redacted_webhook_url(url));
     let body = webhook_body(message)?;
     let headers = headers(secret, &body, message)?;
-    let response = client()?
+    let response = client(allow_private)?
         .post(url)
         .headers(headers)
         .body(body)
@@ -146,11 +165,7 @@ pub(crate) async fn deliver(
         .get(LOCATION)
         .and_then(|l| l.to_str().ok())
         .map(|l| excerpt(l, 200));
-    let answer = read_excerpt(response).await;
-    let answered = match answer.is_empty() {
-        true => format!("{shown_url} answered HTTP {status}"),
-        false => format!("{shown_url} answered HTTP {status}: {answer}"),
-    };
+    let answered = format!("{shown_url} answered HTTP {status}");
     Err(match classify(status) {
         Class::Retry => DeliveryError::transient(format!("{answered}; ferry will retry")),
         Class::Redirect => DeliveryError::permanent(format!(
@@ -210,6 +225,11 @@ fn headers(secret: &str, body: &[u8], message: &Message) -> Result<HeaderMap, De
 }
 
 fn send_error(shown_url: &str, error: reqwest::Error) -> DeliveryError {
+    if let Some(private) = private_address(&error) {
+        return DeliveryError::permanent(format!(
+            "{shown_url} was not sent: {private}; {PRIVATE_NEEDS}"
+        ));
+    }
     if error.is_builder() {
         return DeliveryError::permanent(format!(
             "cannot build the request to {shown_url}: {}; check the channel's URL",
@@ -233,6 +253,18 @@ fn send_error(shown_url: &str, error: reqwest::Error) -> DeliveryError {
     ))
 }
 
+/// The refusal of a private address among the causes of `error`, if that is what failed.
+fn private_address(error: &reqwest::Error) -> Option<&PrivateAddress> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
+    while let Some(e) = cause {
+        if let Some(private) = e.downcast_ref::<PrivateAddress>() {
+            return Some(private);
+        }
+        cause = e.source();
+    }
+    None
+}
+
 /// The error and its causes, `: `-separated, without the URL reqwest would otherwise print
 /// (its query may hold credentials).
 fn error_chain(error: &reqwest::Error) -> String {
@@ -253,18 +285,6 @@ fn error_chain(error: &reqwest::Error) -> String {
     // hyper wraps the same cause several times; keep each message once.
     parts.dedup();
     parts.join(": ")
-}
-
-async fn read_excerpt(mut response: reqwest::Response) -> String {
-    let mut bytes = Vec::new();
-    while bytes.len() < MAX_EXCERPT_BYTES {
-        match response.chunk().await {
-            Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
-            _ => break,
-        }
-    }
-    bytes.truncate(MAX_EXCERPT_BYTES);
-    excerpt(&String::from_utf8_lossy(&bytes), 200)
 }
 
 #[cfg(test)]

@@ -115,15 +115,23 @@ impl FromRequestParts<AppState> for Caller {
             .ok_or_else(|| {
                 ApiError::unauthorized("the Authorization header must be `Bearer TOKEN`")
             })?;
+        // Read from the store on every request, never cached: a rotated token or a disabled
+        // user is refused from the next request on, by every server sharing the database.
         let user = state
             .store
             .user_by_token(&hash_token(token))
             .await?
             .ok_or_else(|| {
                 ApiError::unauthorized(
-                    "unknown API token: check FERRY_TOKEN or --token, or run `ferry login` again",
+                    "unknown API token: check FERRY_TOKEN or --token, or run `ferry login` again (a rotated token no longer works)",
                 )
             })?;
+        if user.disabled_ms.is_some() {
+            return Err(ApiError::unauthorized(format!(
+                "user {:?} is disabled: ask an admin to enable them (`ferry user enable {}`)",
+                user.name, user.name
+            )));
+        }
         let principal = principal_of(&user, &state.store.list_roles().await?)?;
         Ok(Caller {
             user,

@@ -39,17 +39,27 @@ pub fn write_private_file(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     write().with_context(|| format!("writing {}", path.display()))
 }
 
-/// The audit chain's key from `DATA/audit-key`, created on first start. A database without
-/// its key cannot be verified, so a missing key beside an existing database stops the start.
-pub fn load_or_create_audit_key(data_dir: &Path) -> anyhow::Result<[u8; 32]> {
-    let key_path = data_dir.join("audit-key");
-    match fs::read_to_string(&key_path) {
+/// Where the audit key is kept when `--audit-key` names no file: beside the database, where
+/// anyone who can read the data directory can read it too.
+pub const AUDIT_KEY_FILE: &str = "audit-key";
+
+/// The audit chain's key: from `key_file` (`--audit-key`, best outside the data directory,
+/// so a copy of the data directory cannot forge the trail) or else `DATA/audit-key`,
+/// created on first start. A database without its key cannot be verified, so a missing key
+/// beside an existing database stops the start.
+pub fn load_or_create_audit_key(
+    data_dir: &Path,
+    key_file: Option<&Path>,
+) -> anyhow::Result<[u8; 32]> {
+    let beside_database = data_dir.join(AUDIT_KEY_FILE);
+    let key_path = key_file.unwrap_or(&beside_database);
+    let key = match fs::read_to_string(key_path) {
         Ok(text) => parse_key(text.trim()).with_context(|| {
             format!(
                 "{} is not 64 hex digits; restore it from a backup",
                 key_path.display()
             )
-        }),
+        })?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             if data_dir.join("ferry.db").exists() {
                 bail!(
@@ -57,13 +67,46 @@ pub fn load_or_create_audit_key(data_dir: &Path) -> anyhow::Result<[u8; 32]> {
                     key_path.display()
                 );
             }
+            if let Some(dir) = key_path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+                if !dir.is_dir() {
+                    bail!(
+                        "cannot create the audit key {}: the directory {} does not exist; create it, readable by the server's user only",
+                        key_path.display(),
+                        dir.display()
+                    );
+                }
+            }
             let mut key = [0u8; 32];
             getrandom::fill(&mut key).context("reading random bytes for the audit key")?;
             let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
-            write_private_file(&key_path, format!("{hex}\n").as_bytes())?;
-            Ok(key)
+            write_private_file(key_path, format!("{hex}\n").as_bytes())?;
+            key
         }
-        Err(e) => Err(e).with_context(|| format!("reading {}", key_path.display())),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", key_path.display())),
+    };
+    warn_if_readable_by_others(key_path);
+    if key_file.is_some() && beside_database.exists() {
+        tracing::warn!(
+            "{} still exists beside the database although --audit-key names {}: anyone who can read the data directory could forge the audit trail with it; remove it once {} holds the key",
+            beside_database.display(),
+            key_path.display(),
+            key_path.display()
+        );
+    }
+    Ok(key)
+}
+
+/// Logs a warning when users other than the owner may read the key.
+fn warn_if_readable_by_others(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = fs::metadata(path) {
+        if meta.permissions().mode() & 0o077 != 0 {
+            tracing::warn!(
+                "the audit key {} can be read by other users (mode {:o}): `chmod 600` it",
+                path.display(),
+                meta.permissions().mode() & 0o777
+            );
+        }
     }
 }
 

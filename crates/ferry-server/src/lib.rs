@@ -11,7 +11,6 @@ mod error;
 mod files;
 mod handlers;
 mod json;
-mod known_agents;
 mod metrics;
 mod notifier;
 mod openapi;
@@ -30,6 +29,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use ferry_cas::blobs::BlobStore;
+use ferry_store::AuditTrail;
 use ferry_store_sqlite::SqliteStore;
 
 pub use crate::clock::{Clock, OffsetClock, SystemClock};
@@ -59,6 +59,8 @@ pub struct ServerConfig {
     pub tls: Option<TlsOptions>,
     /// A file whose number of milliseconds is added to the clock (tests and drills).
     pub clock_offset_file: Option<PathBuf>,
+    /// The audit key's file (`--audit-key`); `None`: `DATA/audit-key`.
+    pub audit_key_file: Option<PathBuf>,
 }
 
 /// How the server serves HTTPS.
@@ -87,13 +89,24 @@ pub async fn serve(listener: tokio::net::TcpListener, config: ServerConfig) -> a
         }
         None => None,
     };
-    let audit_key = files::load_or_create_audit_key(&config.data_dir)?;
+    let audit_key =
+        files::load_or_create_audit_key(&config.data_dir, config.audit_key_file.as_deref())?;
     let db_path = config.data_dir.join("ferry.db");
     let store = Arc::new(
         SqliteStore::open(&db_path, audit_key)
             .await
             .with_context(|| format!("opening the database {}", db_path.display()))?,
     );
+    if let Some(head) = store
+        .audit_head()
+        .await?
+        .filter(|head| !head.is_sealed_with(&audit_key))
+    {
+        tracing::error!(
+            "the audit trail's head (event {}) is not sealed with this audit key: the trail was cut short and its head rewritten, or the key is another trail's; no change can be recorded until the database and its key are restored (`ferry audit verify` says more)",
+            head.head.seq
+        );
+    }
     let clock: Arc<dyn Clock> = match &config.clock_offset_file {
         Some(file) => Arc::new(OffsetClock { file: file.clone() }),
         None => Arc::new(SystemClock),
@@ -118,7 +131,6 @@ pub async fn serve(listener: tokio::net::TcpListener, config: ServerConfig) -> a
         manifests: Arc::default(),
         status: Arc::default(),
         served: Arc::default(),
-        known_agents: Arc::default(),
         uploads: Arc::default(),
         batch_slots: Arc::new(tokio::sync::Semaphore::new(state::BATCHES_AT_ONCE)),
         tls_fingerprint: tls.as_ref().map(|t| t.fingerprint.clone()),

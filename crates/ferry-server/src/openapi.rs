@@ -42,6 +42,9 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(v1::me::whoami))
         .routes(routes!(v1::teams::list_teams, v1::teams::create_team))
         .routes(routes!(v1::users::list_users, v1::users::create_user))
+        .routes(routes!(v1::users::rotate_token))
+        .routes(routes!(v1::users::disable_user))
+        .routes(routes!(v1::users::enable_user))
         .routes(routes!(v1::roles::list_roles))
         .routes(routes!(v1::roles::set_role_level))
         .routes(routes!(
@@ -65,6 +68,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(v1::maintenance::check_integrity))
         .routes(routes!(v1::targets::enroll))
         .routes(routes!(v1::targets::list_targets))
+        .routes(routes!(v1::targets::remove_target))
         .routes(routes!(v1::targets::place))
         .routes(routes!(v1::apps::list_grants, v1::apps::set_grant))
         .routes(routes!(

@@ -35,8 +35,6 @@ pub struct AppState {
     pub uploads: Arc<crate::uploads::RecentUploads>,
     /// Blob batches read or written at once, at most: each may hold up to 64 MiB.
     pub batch_slots: Arc<tokio::sync::Semaphore>,
-    /// Agent credentials checked recently.
-    pub known_agents: Arc<crate::known_agents::KnownAgents>,
     /// Wakes agents and serialises deployment progress.
     pub wakeups: Arc<dyn crate::wakeups::Wakeups>,
     /// The status document built last, kept while the store's status revision stays.

@@ -255,6 +255,7 @@ struct UserRow {
     name: String,
     default_role: String,
     created_ms: i64,
+    disabled_ms: Option<i64>,
 }
 
 async fn users_where(
@@ -263,7 +264,8 @@ async fn users_where(
     value: Option<&str>,
 ) -> StoreResult<Vec<User>> {
     let sql = format!(
-        "SELECT users.id, users.name, users.default_role, users.created_ms FROM users {condition} ORDER BY users.name"
+        "SELECT users.id, users.name, users.default_role, users.created_ms, users.disabled_ms
+         FROM users {condition} ORDER BY users.name"
     );
     let mut query = sqlx::query_as(&sql);
     if let Some(value) = value {
@@ -277,6 +279,7 @@ async fn users_where(
             grants: grants(conn, None, Some(&row.name)).await?,
             default_role: row.default_role,
             created_ms: row.created_ms,
+            disabled_ms: row.disabled_ms,
             name: row.name,
         });
     }
@@ -305,4 +308,72 @@ pub(crate) async fn user_by_token(
     )
     .await?
     .pop())
+}
+
+async fn user_id(conn: &mut SqliteConnection, user: &str) -> StoreResult<i64> {
+    sqlx::query_scalar("SELECT id FROM users WHERE name = ?")
+        .bind(user)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(backend)?
+        .ok_or_else(|| not_found("user", user))
+}
+
+/// Replaces every token of `user` with the one whose hash is `token_hash`.
+pub(crate) async fn rotate_token(
+    conn: &mut SqliteConnection,
+    user: &str,
+    token_hash: &str,
+    now_ms: i64,
+) -> StoreResult<()> {
+    let user_id = user_id(conn, user).await?;
+    sqlx::query("DELETE FROM api_tokens WHERE user_id = ?")
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await
+        .map_err(backend)?;
+    sqlx::query("INSERT INTO api_tokens (hash, user_id, created_ms) VALUES (?, ?, ?)")
+        .bind(token_hash)
+        .bind(user_id)
+        .bind(now_ms)
+        .execute(&mut *conn)
+        .await
+        .map_err(backend)?;
+    Ok(())
+}
+
+/// Disables or enables `user`; disabling is refused when no user with one of
+/// `admin_roles` as default role would stay enabled.
+pub(crate) async fn set_disabled(
+    conn: &mut SqliteConnection,
+    user: &str,
+    disabled_ms: Option<i64>,
+    admin_roles: &[String],
+) -> StoreResult<()> {
+    let user_id = user_id(conn, user).await?;
+    sqlx::query("UPDATE users SET disabled_ms = ? WHERE id = ?")
+        .bind(disabled_ms)
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await
+        .map_err(backend)?;
+    if disabled_ms.is_none() {
+        return Ok(());
+    }
+    let roles =
+        serde_json::to_string(admin_roles).map_err(|e| StoreError::Backend(e.to_string()))?;
+    let admins_left: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM users
+         WHERE disabled_ms IS NULL AND default_role IN (SELECT value FROM json_each(?))",
+    )
+    .bind(roles)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(backend)?;
+    if admins_left == 0 {
+        return Err(StoreError::Refused(format!(
+            "{user:?} is the last enabled admin: enable or create another admin first"
+        )));
+    }
+    Ok(())
 }

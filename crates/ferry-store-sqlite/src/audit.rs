@@ -1,27 +1,76 @@
 //! The audit chain: appending in the caller's transaction, listing, reading it whole.
 
-use ferry_domain::audit::{link, AuditEvent, AuditRecord, ChainHead};
-use ferry_store::{AuditChain, AuditFilter, StoreResult};
+use ferry_domain::audit::{link, AuditEvent, AuditRecord, ChainHead, RecordedHead};
+use ferry_store::{AuditChain, AuditFilter, StoreError, StoreResult};
 use sqlx::SqliteConnection;
 
 use crate::backend;
 
-async fn head(conn: &mut SqliteConnection) -> StoreResult<Option<ChainHead>> {
-    let row: Option<(i64, String)> =
-        sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
+pub(crate) async fn head(conn: &mut SqliteConnection) -> StoreResult<Option<RecordedHead>> {
+    let row: Option<(i64, String, Option<String>)> =
+        sqlx::query_as("SELECT seq, hash, seal FROM audit_head WHERE id = 1")
             .fetch_optional(&mut *conn)
             .await
             .map_err(backend)?;
-    Ok(row.map(|(seq, hash)| ChainHead { seq, hash }))
+    Ok(row.map(|(seq, hash, seal)| RecordedHead {
+        head: ChainHead { seq, hash },
+        seal,
+    }))
 }
 
-/// Links `record` to the chain inside the caller's write transaction.
+async fn write_head(
+    conn: &mut SqliteConnection,
+    key: &[u8; 32],
+    head: ChainHead,
+) -> StoreResult<()> {
+    let sealed = RecordedHead::sealed(key, head);
+    sqlx::query(
+        "INSERT INTO audit_head (id, seq, hash, seal) VALUES (1, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, seal = excluded.seal",
+    )
+    .bind(sealed.head.seq)
+    .bind(&sealed.head.hash)
+    .bind(&sealed.seal)
+    .execute(&mut *conn)
+    .await
+    .map_err(backend)?;
+    Ok(())
+}
+
+/// Links `record` to the chain inside the caller's write transaction. Refused when the
+/// recorded head does not carry its seal: linking after a head someone rewrote would seal
+/// the cut trail anew and hide the cut.
 pub(crate) async fn append(
     conn: &mut SqliteConnection,
     key: &[u8; 32],
     record: AuditRecord,
 ) -> StoreResult<AuditEvent> {
-    let event = link(key, head(conn).await?.as_ref(), record);
+    let recorded = head(conn).await?;
+    if let Some(recorded) = recorded.as_ref().filter(|r| !r.is_sealed_with(key)) {
+        return Err(StoreError::UnsealedTrail(format!(
+            "the audit trail's head (event {}) is not sealed with this server's audit key, so no change can be recorded: the trail was cut short and its head rewritten, or --audit-key names another trail's key. Run `ferry audit verify`, and restore the database (and its key) from a backup",
+            recorded.head.seq
+        )));
+    }
+    let event = link(key, recorded.as_ref().map(|r| &r.head), record);
+    insert_event(conn, &event).await?;
+    write_head(
+        conn,
+        key,
+        ChainHead {
+            seq: event.seq,
+            hash: event.hash.clone(),
+        },
+    )
+    .await?;
+    Ok(event)
+}
+
+/// Stores one linked event (the head is the caller's business).
+pub(crate) async fn insert_event(
+    conn: &mut SqliteConnection,
+    event: &AuditEvent,
+) -> StoreResult<()> {
     let r = &event.record;
     sqlx::query(
         "INSERT INTO audit_events (seq, at_ms, actor, action, subject, app, details, prev_hash, hash)
@@ -39,16 +88,20 @@ pub(crate) async fn append(
     .execute(&mut *conn)
     .await
     .map_err(backend)?;
-    sqlx::query(
-        "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?, ?)
-         ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-    )
-    .bind(event.seq)
-    .bind(&event.hash)
-    .execute(&mut *conn)
-    .await
-    .map_err(backend)?;
-    Ok(event)
+    Ok(())
+}
+
+/// Seals the head of a trail written before heads were sealed, as it is: called once, in
+/// the transaction that follows the migration adding the seal. Later, a head without its
+/// seal is never sealed again: it is a rewritten head.
+pub(crate) async fn seal_unsealed_head(
+    conn: &mut SqliteConnection,
+    key: &[u8; 32],
+) -> StoreResult<()> {
+    if let Some(recorded) = head(conn).await?.filter(|r| r.seal.is_none()) {
+        write_head(conn, key, recorded.head).await?;
+    }
+    Ok(())
 }
 
 pub(crate) const SELECT_EVENTS: &str =

@@ -65,10 +65,19 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await
             .map_err(backend)?;
+        let heads_were_sealed = applied(&writer, SEALED_HEADS_MIGRATION).await?;
         sqlx::migrate!("./migrations")
             .run(&writer)
             .await
             .map_err(|e| StoreError::Backend(format!("migrating {}: {e}", path.display())))?;
+        if !heads_were_sealed {
+            let mut tx = writer
+                .begin_with("BEGIN IMMEDIATE")
+                .await
+                .map_err(backend)?;
+            audit::seal_unsealed_head(&mut tx, &audit_key).await?;
+            tx.commit().await.map_err(backend)?;
+        }
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options.read_only(true))
@@ -101,6 +110,29 @@ impl SqliteStore {
         self.writer.close().await;
         self.reader.close().await;
     }
+}
+
+/// The migration that added the audit head's seal.
+const SEALED_HEADS_MIGRATION: i64 = 11;
+
+/// Whether migration `version` was applied to the database before this start.
+async fn applied(pool: &SqlitePool, version: i64) -> StoreResult<bool> {
+    let table: Option<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+    )
+    .fetch_optional(pool)
+    .await
+    .map_err(backend)?;
+    if table.is_none() {
+        return Ok(false);
+    }
+    let found: Option<i64> =
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE version = ? AND success")
+            .bind(version)
+            .fetch_optional(pool)
+            .await
+            .map_err(backend)?;
+    Ok(found.is_some())
 }
 
 /// Runs a change in one write transaction and appends its audit record to the chain in the
@@ -281,6 +313,32 @@ impl Access for SqliteStore {
 
     async fn list_users(&self) -> StoreResult<Vec<User>> {
         access::list_users(&mut *self.read().await?).await
+    }
+
+    async fn rotate_token(
+        &self,
+        user: &str,
+        token_hash: &str,
+        now_ms: i64,
+        record: AuditRecord,
+    ) -> StoreResult<()> {
+        audited!(self, record, |tx| access::rotate_token(
+            &mut tx, user, token_hash, now_ms
+        )
+        .await?)
+    }
+
+    async fn set_user_disabled(
+        &self,
+        user: &str,
+        disabled_ms: Option<i64>,
+        admin_roles: &[String],
+        record: AuditRecord,
+    ) -> StoreResult<User> {
+        audited!(self, record, |tx| {
+            access::set_disabled(&mut tx, user, disabled_ms, admin_roles).await?;
+            access::user(&mut tx, user).await?
+        })
     }
 
     async fn create_team(&self, name: &str, record: AuditRecord) -> StoreResult<Team> {
@@ -536,6 +594,16 @@ impl Fleet for SqliteStore {
 
     async fn list_targets(&self) -> StoreResult<Vec<Target>> {
         targets::list(&mut *self.read().await?).await
+    }
+
+    async fn remove_target(
+        &self,
+        target: &str,
+        now_ms: i64,
+        record: AuditRecord,
+    ) -> StoreResult<Target> {
+        audited!(self, record, |tx| targets::remove(&mut tx, target, now_ms)
+            .await?)
     }
 
     async fn place_app(
@@ -857,6 +925,10 @@ impl AuditTrail for SqliteStore {
         tx.commit().await.map_err(backend)?;
         Ok(chain)
     }
+
+    async fn audit_head(&self) -> StoreResult<Option<ferry_store::RecordedHead>> {
+        audit::head(&mut *self.read().await?).await
+    }
 }
 
 #[cfg(test)]
@@ -871,6 +943,16 @@ mod tests {
             .await
             .unwrap();
         ferry_store::conformance::story(&store, &key).await;
+    }
+
+    #[tokio::test]
+    async fn conformance_revocation_story() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = [5; 32];
+        let store = SqliteStore::open(&dir.path().join("ferry.db"), key)
+            .await
+            .unwrap();
+        ferry_store::conformance::revocation::revocation_story(&store, &key).await;
     }
 
     #[tokio::test]

@@ -97,3 +97,91 @@ async fn deployments_stored_before_the_lifecycle_was_typed_read_as_what_they_wer
     let rejected = store.deployment(1).await.unwrap().unwrap();
     assert_eq!(rejected.reason(), Some("rejected by lee: not today"));
 }
+
+/// Two events linked as ferry before migration 0011 wrote them: a head without a seal.
+async fn write_unsealed_trail(pool: &sqlx::SqlitePool, key: &[u8; 32]) {
+    use ferry_domain::audit::{link, AuditRecord, ChainHead};
+    let mut head: Option<ChainHead> = None;
+    for n in 1..=2 {
+        let record = AuditRecord {
+            at_ms: n,
+            actor: "admin".into(),
+            action: "team.create".into(),
+            subject: format!("team/t{n}"),
+            app: None,
+            details: "{}".into(),
+        };
+        let event = link(key, head.as_ref(), record);
+        let mut conn = pool.acquire().await.unwrap();
+        crate::audit::insert_event(&mut conn, &event).await.unwrap();
+        head = Some(ChainHead {
+            seq: event.seq,
+            hash: event.hash,
+        });
+    }
+    let head = head.unwrap();
+    sqlx::query("INSERT INTO audit_head (id, seq, hash) VALUES (1, ?, ?)")
+        .bind(head.seq)
+        .bind(&head.hash)
+        .execute(pool)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_trail_from_before_sealed_heads_is_sealed_once_and_a_head_stripped_later_stops_writes() {
+    use ferry_domain::audit::verify_chain;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ferry.db");
+    let key = [3; 32];
+    let old = migrated_up_to(&path, 10).await;
+    write_unsealed_trail(&old, &key).await;
+    old.close().await;
+
+    // The first open after the upgrade seals the head as it is: the trail verifies.
+    let store = SqliteStore::open(&path, key).await.unwrap();
+    let chain = store.audit_chain().await.unwrap();
+    assert!(chain.head.as_ref().unwrap().is_sealed_with(&key));
+    assert_eq!(
+        verify_chain(&key, &chain.events, chain.head.as_ref()),
+        Ok(2)
+    );
+    store.create_team("shop", team_record()).await.unwrap();
+    store.close().await;
+
+    // A head whose seal someone removed is never sealed again, and no change is recorded
+    // after it: verification and every write say so.
+    let pool = sqlx::SqlitePool::connect_with(SqliteConnectOptions::new().filename(&path))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE audit_head SET seal = NULL")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let store = SqliteStore::open(&path, key).await.unwrap();
+    let chain = store.audit_chain().await.unwrap();
+    let broken = verify_chain(&key, &chain.events, chain.head.as_ref()).unwrap_err();
+    assert!(broken.reason.contains("not sealed"), "{broken}");
+    match store.create_team("blog", team_record()).await {
+        Err(ferry_store::StoreError::UnsealedTrail(why)) => {
+            assert!(
+                why.contains("not sealed with this server's audit key"),
+                "{why}"
+            )
+        }
+        other => panic!("a write after a stripped head: {other:?}"),
+    }
+    assert_eq!(store.list_teams().await.unwrap().len(), 1);
+}
+
+fn team_record() -> ferry_domain::audit::AuditRecord {
+    ferry_domain::audit::AuditRecord {
+        at_ms: 10,
+        actor: "admin".into(),
+        action: "team.create".into(),
+        subject: "team/x".into(),
+        app: None,
+        details: "{}".into(),
+    }
+}

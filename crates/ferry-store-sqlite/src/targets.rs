@@ -7,7 +7,8 @@ use sqlx::SqliteConnection;
 
 use crate::{backend, narrow, not_found, unreadable};
 
-const SELECT_TARGETS: &str = "SELECT name, env, enrolled_ms, last_seen_ms, created_ms FROM targets";
+const SELECT_TARGETS: &str =
+    "SELECT name, env, enrolled_ms, last_seen_ms, created_ms, removed_ms FROM targets";
 
 /// A row of `SELECT_TARGETS`.
 #[derive(sqlx::FromRow)]
@@ -17,6 +18,8 @@ struct TargetRow {
     enrolled_ms: Option<i64>,
     last_seen_ms: Option<i64>,
     created_ms: i64,
+    /// When the target was taken out of service; `None` while it is in service.
+    removed_ms: Option<i64>,
 }
 
 impl From<TargetRow> for Target {
@@ -31,24 +34,38 @@ impl From<TargetRow> for Target {
     }
 }
 
+/// The target row `condition` finds, in service or removed.
+async fn row_where(
+    conn: &mut SqliteConnection,
+    condition: &str,
+    value: &str,
+) -> StoreResult<Option<TargetRow>> {
+    sqlx::query_as(&format!("{SELECT_TARGETS} WHERE {condition}"))
+        .bind(value)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(backend)
+}
+
+/// The target in service `condition` finds.
 async fn target_where(
     conn: &mut SqliteConnection,
     condition: &str,
     value: &str,
 ) -> StoreResult<Option<Target>> {
-    let row: Option<TargetRow> = sqlx::query_as(&format!("{SELECT_TARGETS} WHERE {condition}"))
-        .bind(value)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(backend)?;
-    Ok(row.map(Target::from))
+    Ok(row_where(conn, condition, value)
+        .await?
+        .filter(|row| row.removed_ms.is_none())
+        .map(Target::from))
 }
 
 pub(crate) async fn list(conn: &mut SqliteConnection) -> StoreResult<Vec<Target>> {
-    let rows: Vec<TargetRow> = sqlx::query_as(&format!("{SELECT_TARGETS} ORDER BY name"))
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(backend)?;
+    let rows: Vec<TargetRow> = sqlx::query_as(&format!(
+        "{SELECT_TARGETS} WHERE removed_ms IS NULL ORDER BY name"
+    ))
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(backend)?;
     Ok(rows.into_iter().map(Target::from).collect())
 }
 
@@ -57,6 +74,34 @@ pub(crate) async fn by_credential(
     hash: &str,
 ) -> StoreResult<Option<Target>> {
     target_where(conn, "credential_hash = ?", hash).await
+}
+
+/// Takes `target` out of service: no credential, no enrollment tokens, not enrolled.
+pub(crate) async fn remove(
+    conn: &mut SqliteConnection,
+    target: &str,
+    now_ms: i64,
+) -> StoreResult<Target> {
+    let found = target_where(conn, "name = ?", target)
+        .await?
+        .ok_or_else(|| not_found("target", target))?;
+    sqlx::query(
+        "DELETE FROM enrollment_tokens WHERE target_id = (SELECT id FROM targets WHERE name = ?)",
+    )
+    .bind(target)
+    .execute(&mut *conn)
+    .await
+    .map_err(backend)?;
+    sqlx::query(
+        "UPDATE targets SET credential_hash = NULL, enrolled_ms = NULL, removed_ms = ?
+         WHERE name = ?",
+    )
+    .bind(now_ms)
+    .bind(target)
+    .execute(&mut *conn)
+    .await
+    .map_err(backend)?;
+    Ok(found)
 }
 
 pub(crate) async fn create_enrollment(
@@ -74,17 +119,29 @@ pub(crate) async fn create_enrollment(
             .await
             .map_err(backend)?;
     env_exists.ok_or_else(|| not_found("environment", env))?;
-    match target_where(conn, "name = ?", target).await? {
+    match row_where(conn, "name = ?", target).await? {
         Some(existing) if existing.env != env => {
             return Err(StoreError::Refused(format!(
-                "target {target:?} belongs to environment {:?}; a target serves one environment",
-                existing.env
+                "target {target:?} belongs to environment {:?}; a target serves one environment{}",
+                existing.env,
+                match existing.removed_ms {
+                    Some(_) => ", also after it was removed: choose another name",
+                    None => "",
+                }
             )))
         }
         Some(existing) if existing.enrolled_ms.is_some() => {
             return Err(StoreError::Refused(format!(
-                "target {target:?} is enrolled already; remove it first to enroll a new server under that name"
+                "target {target:?} is enrolled already; remove it first (`ferry target remove {target}`) to enroll a new server under that name"
             )))
+        }
+        // A removed target comes back, to be taken over by the agent that enrolls.
+        Some(existing) if existing.removed_ms.is_some() => {
+            sqlx::query("UPDATE targets SET removed_ms = NULL, last_seen_ms = NULL WHERE name = ?")
+                .bind(target)
+                .execute(&mut *conn)
+                .await
+                .map_err(backend)?;
         }
         Some(_) => {}
         None => {
@@ -189,8 +246,14 @@ pub(crate) async fn place(
         .map_err(backend)?
         .ok_or_else(|| not_found("application", app))?;
     for target in targets {
-        match target_where(conn, "name = ?", target).await? {
+        match row_where(conn, "name = ?", target).await? {
             None => return Err(not_found("target", target)),
+            Some(t) if t.removed_ms.is_some() => {
+                return Err(StoreError::Refused(format!(
+                    "target {target:?} was removed; enroll it again (`ferry target enroll {} {target}`) before placing applications on it",
+                    t.env
+                )))
+            }
             Some(t) if t.env != env => {
                 return Err(StoreError::Refused(format!(
                     "target {target:?} is in environment {:?}, not {env:?}",
@@ -224,8 +287,10 @@ pub(crate) async fn placement(
     app: &str,
     env: &str,
 ) -> StoreResult<Vec<String>> {
-    let placed: Vec<String> = sqlx::query_scalar(
-        "SELECT targets.name FROM placements
+    // (name, whether it is in service): a placement on removed targets only stays a
+    // placement, so the application does not spread to every target of the environment.
+    let placed: Vec<(String, bool)> = sqlx::query_as(
+        "SELECT targets.name, targets.removed_ms IS NULL FROM placements
          JOIN targets ON targets.id = placements.target_id
          JOIN apps ON apps.id = placements.app_id
          WHERE apps.name = ? AND targets.env = ? ORDER BY targets.name",
@@ -236,7 +301,10 @@ pub(crate) async fn placement(
     .await
     .map_err(backend)?;
     if !placed.is_empty() {
-        return Ok(placed);
+        return Ok(placed
+            .into_iter()
+            .filter_map(|(name, in_service)| in_service.then_some(name))
+            .collect());
     }
     sqlx::query_scalar(
         "SELECT name FROM targets WHERE env = ? AND enrolled_ms IS NOT NULL ORDER BY name",
@@ -313,7 +381,7 @@ pub(crate) async fn target_apps(
          LEFT JOIN deployments ON deployments.id = target_apps.deployment_id
          LEFT JOIN deployments AS staging ON staging.id = target_apps.stage_deployment
              AND staging.status IN (?2, ?3)
-         WHERE ?1 IS NULL OR targets.name = ?1
+         WHERE (?1 IS NULL OR targets.name = ?1) AND targets.removed_ms IS NULL
          ORDER BY apps.name, targets.name",
     )
     .bind(target)

@@ -9,6 +9,7 @@ use ferry_domain::role::built_in_roles;
 
 pub mod races;
 pub mod reads;
+pub mod revocation;
 pub mod support;
 
 use crate::{

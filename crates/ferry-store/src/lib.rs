@@ -14,7 +14,7 @@ mod reads;
 mod records;
 
 use async_trait::async_trait;
-pub use ferry_domain::audit::{AuditEvent, AuditRecord, ChainHead};
+pub use ferry_domain::audit::{AuditEvent, AuditRecord, ChainHead, RecordedHead};
 use ferry_domain::incident::IncidentStatus;
 use ferry_domain::permission::{Level, Role};
 use ferry_domain::pipeline::Environment;
@@ -39,6 +39,10 @@ pub enum StoreError {
     Conflict(String),
     #[error("storage failed: {0}")]
     Backend(String),
+    /// The audit trail's recorded head does not carry its seal under this store's key: the
+    /// trail was cut short, or the key is another trail's. No change can be recorded.
+    #[error("{0}")]
+    UnsealedTrail(String),
 }
 
 /// Shorthand for results of store calls.

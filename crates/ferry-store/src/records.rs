@@ -1,6 +1,6 @@
 //! The records a store keeps and returns.
 
-use ferry_domain::audit::{AuditEvent, AuditRecord, ChainHead};
+use ferry_domain::audit::{AuditEvent, AuditRecord, RecordedHead};
 use ferry_domain::backport::ObligationStatus;
 use ferry_domain::deployment::{Deployment, Kind, Status, TargetAppState};
 use ferry_domain::incident::{IncidentStatus, Severity};
@@ -33,6 +33,8 @@ pub struct User {
     /// Levels granted on single applications.
     pub grants: Vec<AppGrant>,
     pub created_ms: i64,
+    /// When an admin disabled the user; their tokens are refused until they are enabled.
+    pub disabled_ms: Option<i64>,
 }
 
 /// A level granted to one user on one application in one environment.
@@ -117,7 +119,7 @@ pub struct AuditFilter {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditChain {
     pub events: Vec<AuditEvent>,
-    pub head: Option<ChainHead>,
+    pub head: Option<RecordedHead>,
 }
 
 /// An immutable release of an application.

@@ -230,6 +230,10 @@ pub enum TargetCommand {
         #[arg(long)]
         env: Option<String>,
     },
+    /// Take a target out of service (release manager or admin): its agent's credential stops
+    /// working at once; its history stays. `ferry target enroll ENV NAME` brings the name back
+    /// for a new server, whose agent takes over what it ran
+    Remove { name: String },
 }
 
 #[derive(Debug, Args)]
@@ -456,9 +460,15 @@ fn duration(text: &str) -> Result<std::time::Duration, String> {
 
 #[derive(Debug, Args)]
 pub struct ServerArgs {
-    /// The data directory: database, admin token, audit key
+    /// The data directory: database, admin token, and the audit key unless --audit-key
+    /// names another file
     #[arg(long, default_value = "./ferry-data")]
     pub data: PathBuf,
+    /// The audit trail's key (64 hex digits; created, mode 0600, on the first start if it
+    /// does not exist). Recommended: a file outside the data directory, so that a copy of
+    /// the data directory cannot forge or cut the trail (default: DATA/audit-key)
+    #[arg(long, value_name = "FILE")]
+    pub audit_key: Option<PathBuf>,
     /// The address to listen on (port 0 picks a free one)
     #[arg(long, default_value = "127.0.0.1:7070")]
     pub listen: SocketAddr,
@@ -550,8 +560,19 @@ pub enum UserCommand {
         #[arg(long = "team", value_name = "TEAM[:ROLE]")]
         teams: Vec<String>,
     },
-    /// List users
+    /// List users, with who is disabled
     List,
+    /// Replace a user's API token with a new one, printed once; the old one stops working at
+    /// once. Without NAME, your own (admins: anyone's)
+    RotateToken {
+        /// The user (default: you)
+        name: Option<String>,
+    },
+    /// Disable a user (admin): their tokens are refused until an admin enables them. Not
+    /// your own account, nor the last enabled admin
+    Disable { name: String },
+    /// Enable a disabled user again (admin): their tokens work again
+    Enable { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -703,6 +724,11 @@ pub enum ChannelCommand {
         /// The sender address of the mail
         #[arg(long, value_name = "ADDR")]
         from: Option<String>,
+        /// Let the webhook reach loopback, link-local and private addresses (127/8, 10/8,
+        /// 172.16/12, 192.168/16, 169.254/16, fc00::/7, fe80::/10, …), also through a host
+        /// name that resolves to one; admins only
+        #[arg(long, requires = "webhook")]
+        allow_private: bool,
     },
     /// List the channels of a team, or of every team you can see (secrets never shown)
     List {

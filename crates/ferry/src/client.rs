@@ -67,6 +67,11 @@ impl Client {
         })
     }
 
+    /// The API token this client sends.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> CliResult<T> {
         self.call(Method::GET, path, None::<&()>).await
     }
@@ -100,6 +105,11 @@ impl Client {
         self.send(self.request(Method::DELETE, path))
             .await
             .map(drop)
+    }
+
+    /// Deletes and reads a JSON answer (what was removed).
+    pub async fn delete_for<T: DeserializeOwned>(&self, path: &str) -> CliResult<T> {
+        self.call(Method::DELETE, path, None::<&()>).await
     }
 
     /// Posts raw bytes (a blob batch) and reads a JSON answer.

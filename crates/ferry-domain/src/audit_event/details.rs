@@ -106,6 +106,18 @@ pub struct UserCreate {
     pub teams: Vec<TeamRole>,
 }
 
+/// `user.rotate-token`: the user is the subject, `user/NAME`; the actor is who rotated it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRotateToken {}
+
+/// `user.disable`: the user is the subject, `user/NAME`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserDisable {}
+
+/// `user.enable`: the user is the subject, `user/NAME`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserEnable {}
+
 /// A team a new user joined, and the role replacing their default role there.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TeamRole {
@@ -196,6 +208,13 @@ pub struct TargetEnrollToken {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TargetEnroll {}
 
+/// `target.remove`: the target is the subject, `target/NAME`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetRemove {
+    /// The target's environment.
+    pub env: String,
+}
+
 /// `release.create`: the release is the subject, `release/APP/VERSION`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ReleaseCreate {
@@ -239,6 +258,9 @@ pub struct ChannelAdd {
     pub kind: String,
     /// Where it delivers, for people.
     pub description: String,
+    /// An admin let this webhook reach loopback, link-local and private addresses.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_private: bool,
 }
 
 /// `channel.remove`.

@@ -228,6 +228,18 @@ fn cases() -> Vec<(AuditAction, &'static str, &'static str)> {
         ),
         (A::TargetEnroll(TargetEnroll {}), "target.enroll", "{}"),
         (
+            A::TargetRemove(TargetRemove { env: "dev".into() }),
+            "target.remove",
+            r#"{"env":"dev"}"#,
+        ),
+        (
+            A::UserRotateToken(UserRotateToken {}),
+            "user.rotate-token",
+            "{}",
+        ),
+        (A::UserDisable(UserDisable {}), "user.disable", "{}"),
+        (A::UserEnable(UserEnable {}), "user.enable", "{}"),
+        (
             A::ReleaseCreate(ReleaseCreate {
                 digest: "d1".into(),
                 files: 3,
@@ -254,9 +266,20 @@ fn cases() -> Vec<(AuditAction, &'static str, &'static str)> {
                 team: "shop".into(),
                 kind: "webhook".into(),
                 description: "webhook https://hooks.example/x".into(),
+                allow_private: false,
             }),
             "channel.add",
             r#"{"description":"webhook https://hooks.example/x","kind":"webhook","team":"shop"}"#,
+        ),
+        (
+            A::ChannelAdd(ChannelAdd {
+                team: "shop".into(),
+                kind: "webhook".into(),
+                description: "webhook http://10.0.0.5/x".into(),
+                allow_private: true,
+            }),
+            "channel.add",
+            r#"{"allow_private":true,"description":"webhook http://10.0.0.5/x","kind":"webhook","team":"shop"}"#,
         ),
         (
             A::ChannelRemove(ChannelRemove {
@@ -517,7 +540,7 @@ fn every_kind_has_a_case_and_its_own_name() {
             "{kind}"
         );
     }
-    assert_eq!(AuditKind::ALL.len(), 40);
+    assert_eq!(AuditKind::ALL.len(), 44);
 }
 
 #[test]

@@ -10,6 +10,12 @@ fn validate_channels() {
     let webhook = |url: &str, secret: &str| Channel::Webhook {
         url: url.to_owned(),
         secret: secret.to_owned(),
+        allow_private: false,
+    };
+    let private_webhook = |url: &str| Channel::Webhook {
+        url: url.to_owned(),
+        secret: SECRET.to_owned(),
+        allow_private: true,
     };
     let email = |smtp: &str, from: &str, to: &[&str]| Channel::Email {
         smtp: smtp.to_owned(),
@@ -26,7 +32,30 @@ fn validate_channels() {
     // (channel, None if valid or Some((field, a piece of the message)))
     let cases: Vec<(Channel, Option<(&str, &str)>)> = vec![
         (webhook("https://hooks.example.com/ferry", SECRET), None),
-        (webhook("http://10.0.0.5:8080/x?token=1", SECRET), None),
+        (webhook("http://203.0.113.5:8080/x?token=1", SECRET), None),
+        // Loopback, link-local and private addresses need an admin's allow-private, however
+        // the address is written.
+        (
+            webhook("http://10.0.0.5:8080/x?token=1", SECRET),
+            Some(("url", "10.0.0.5 is a private address (10.0.0.0/8); webhooks to loopback, link-local and private addresses need --allow-private")),
+        ),
+        (
+            webhook("http://127.0.0.1:9/x", SECRET),
+            Some(("url", "loopback")),
+        ),
+        (webhook("http://2130706433/x", SECRET), Some(("url", "127.0.0.1 is a loopback"))),
+        (webhook("http://0x7f.1/x", SECRET), Some(("url", "127.0.0.1 is a loopback"))),
+        (webhook("http://[::1]:9/x", SECRET), Some(("url", "::1 is a loopback"))),
+        (webhook("http://[::ffff:169.254.169.254]/", SECRET), Some(("url", "link-local"))),
+        (webhook("http://[fd00::5]/", SECRET), Some(("url", "unique local"))),
+        (webhook("http://[fe80::1]/", SECRET), Some(("url", "link-local"))),
+        (webhook("http://0.0.0.0:8080/", SECRET), Some(("url", "unspecified"))),
+        (webhook("http://172.20.1.1/", SECRET), Some(("url", "172.16.0.0/12"))),
+        (webhook("http://192.168.1.10/", SECRET), Some(("url", "192.168.0.0/16"))),
+        (private_webhook("http://10.0.0.5:8080/x?token=1"), None),
+        (private_webhook("http://127.0.0.1:9/x"), None),
+        // A host name is judged by what it resolves to when a message is sent.
+        (webhook("http://localhost:9/x", SECRET), None),
         (
             webhook("ftp://example.com/x", SECRET),
             Some(("url", "http:// or https://")),
@@ -174,8 +203,17 @@ fn describe_and_debug_never_show_secrets() {
             Channel::Webhook {
                 url: "https://user:pw@hooks.example.com/ferry?token=tok3n".to_owned(),
                 secret: SECRET.to_owned(),
+                allow_private: false,
             },
             "webhook https://hooks.example.com/ferry?…",
+        ),
+        (
+            Channel::Webhook {
+                url: "http://10.0.0.5/ferry".to_owned(),
+                secret: SECRET.to_owned(),
+                allow_private: true,
+            },
+            "webhook http://10.0.0.5/ferry (private addresses allowed)",
         ),
         (
             Channel::Email {
@@ -210,8 +248,17 @@ fn channels_serialise_with_a_kind_tag() {
             Channel::Webhook {
                 url: "https://hooks.example.com/ferry".to_owned(),
                 secret: SECRET.to_owned(),
+                allow_private: false,
             },
             json!({"kind": "webhook", "url": "https://hooks.example.com/ferry", "secret": SECRET}),
+        ),
+        (
+            Channel::Webhook {
+                url: "http://10.0.0.5/ferry".to_owned(),
+                secret: SECRET.to_owned(),
+                allow_private: true,
+            },
+            json!({"kind": "webhook", "url": "http://10.0.0.5/ferry", "secret": SECRET, "allow_private": true}),
         ),
         (
             Channel::Email {

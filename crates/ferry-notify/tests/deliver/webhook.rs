@@ -33,7 +33,8 @@ struct ReceiverState {
 }
 
 /// An HTTP receiver on 127.0.0.1:0 that checks `X-Ferry-Signature` with [`verify`] under
-/// `secret` (answering 401 when it does not match) and otherwise answers `status`.
+/// `secret` (answering 401 when it does not match) and otherwise answers `status`, with a
+/// reply body that must never reach the delivery log.
 async fn start_receiver(secret: &'static str, status: u16) -> Receiver {
     let state = ReceiverState {
         secret,
@@ -57,11 +58,14 @@ async fn start_receiver(secret: &'static str, status: u16) -> Receiver {
     }
 }
 
+/// What the receiver says besides its status: nothing ferry may keep.
+const REPLY: &str = "internal: db=10.1.2.3 user=svc password=hunter2";
+
 async fn receive(
     State(state): State<ReceiverState>,
     headers: HeaderMap,
     body: Bytes,
-) -> StatusCode {
+) -> (StatusCode, &'static str) {
     let signature = headers
         .get(SIGNATURE_HEADER)
         .and_then(|v| v.to_str().ok())
@@ -73,15 +77,20 @@ async fn receive(
         signature_ok,
     });
     if !signature_ok {
-        return StatusCode::UNAUTHORIZED;
+        return (StatusCode::UNAUTHORIZED, REPLY);
     }
-    StatusCode::from_u16(state.status.load(Ordering::SeqCst)).unwrap()
+    (
+        StatusCode::from_u16(state.status.load(Ordering::SeqCst)).unwrap(),
+        REPLY,
+    )
 }
 
+/// A webhook to a receiver on this machine, which an admin allowed.
 fn webhook(url: &str, secret: &str) -> Channel {
     Channel::Webhook {
         url: url.to_owned(),
         secret: secret.to_owned(),
+        allow_private: true,
     }
 }
 
@@ -159,6 +168,8 @@ async fn webhook_answers_decide_retries() {
                     "HTTP {status}: {error}"
                 );
                 assert!(!error.message.contains(SECRET), "{error}");
+                // The status, never the receiver's reply.
+                assert!(!error.message.contains("hunter2"), "{error}");
             }
             (expect, outcome) => panic!("HTTP {status}: expected {expect:?}, got {outcome:?}"),
         }
@@ -184,6 +195,56 @@ async fn webhook_connection_refused_is_retryable() {
         .unwrap_err();
     assert!(error.retryable, "{error}");
     assert!(error.message.contains("cannot connect"), "{error}");
+}
+
+#[tokio::test]
+async fn a_host_name_resolving_to_a_private_address_is_refused_at_send_time() {
+    let receiver = start_receiver(SECRET, 200).await;
+    let port = receiver.url.rsplit(':').next().unwrap();
+    let by_name = format!("http://localhost:{port}");
+    let channel = Channel::Webhook {
+        url: by_name.clone(),
+        secret: SECRET.to_owned(),
+        allow_private: false,
+    };
+    channel
+        .validate()
+        .expect("a host name is judged when a message is sent");
+    let error = deliver(&channel, &message()).await.unwrap_err();
+    assert!(!error.retryable, "{error}");
+    assert!(
+        error
+            .message
+            .contains("localhost resolves to 127.0.0.1, a loopback address")
+            || error
+                .message
+                .contains("localhost resolves to ::1, a loopback address"),
+        "{error}"
+    );
+    assert!(error.message.contains("--allow-private"), "{error}");
+    assert!(receiver.received.lock().unwrap().is_empty());
+
+    // Allowed by an admin, the same name reaches the receiver.
+    let allowed = webhook(&by_name, SECRET);
+    deliver(&allowed, &message()).await.unwrap();
+    assert_eq!(receiver.received.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_private_address_in_the_url_is_refused_without_a_request() {
+    let receiver = start_receiver(SECRET, 200).await;
+    let channel = Channel::Webhook {
+        url: receiver.url.clone(),
+        secret: SECRET.to_owned(),
+        allow_private: false,
+    };
+    let error = deliver(&channel, &message()).await.unwrap_err();
+    assert!(!error.retryable, "{error}");
+    assert!(
+        error.message.contains("127.0.0.1 is a loopback address"),
+        "{error}"
+    );
+    assert!(receiver.received.lock().unwrap().is_empty());
 }
 
 #[tokio::test]

@@ -27,6 +27,29 @@ const LONG_POLL: Duration = Duration::from_secs(25);
 /// The target whose agent is calling.
 pub struct AgentCaller {
     pub target: ferry_store::Target,
+    /// The hash of the credential it called with, to check it again after a long wait.
+    credential_hash: String,
+}
+
+impl AgentCaller {
+    /// The target of `credential_hash`, read from the store: never cached, so a removed
+    /// target's credential is refused from the next request on, by every server sharing the
+    /// database.
+    async fn of(state: &AppState, credential_hash: String) -> Result<AgentCaller, ApiError> {
+        let target = state
+            .store
+            .target_by_credential(&credential_hash)
+            .await?
+            .ok_or_else(|| {
+                ApiError::unauthorized(
+                    "unknown agent credential: the target was removed or enrolled again by another agent; enroll this agent again with a new token (`ferry target enroll ENV NAME`)",
+                )
+            })?;
+        Ok(AgentCaller {
+            target,
+            credential_hash,
+        })
+    }
 }
 
 impl FromRequestParts<AppState> for AgentCaller {
@@ -41,19 +64,7 @@ impl FromRequestParts<AppState> for AgentCaller {
             .ok_or_else(|| {
                 ApiError::unauthorized("agents send `Authorization: Bearer CREDENTIAL`")
             })?;
-        let hash = hash_token(credential.trim());
-        if let Some(target) = state.known_agents.get(&hash) {
-            return Ok(AgentCaller { target });
-        }
-        let target = state
-            .store
-            .target_by_credential(&hash)
-            .await?
-            .ok_or_else(|| {
-                ApiError::unauthorized("unknown agent credential: enroll the agent again")
-            })?;
-        state.known_agents.insert(hash, target.clone());
-        Ok(AgentCaller { target })
+        AgentCaller::of(state, hash_token(credential.trim())).await
     }
 }
 
@@ -87,7 +98,7 @@ pub struct DesiredQuery {
     responses((status = 200, body = DesiredState), (status = 401, body = ferry_api::ErrorBody)))]
 pub async fn desired(
     State(state): State<AppState>,
-    agent: AgentCaller,
+    mut agent: AgentCaller,
     Query(query): Query<DesiredQuery>,
 ) -> Result<Json<DesiredState>, ApiError> {
     let wakeups = state.wakeups.clone();
@@ -102,6 +113,8 @@ pub async fn desired(
                 break;
             }
         }
+        // The target may have been removed while the agent waited.
+        agent = AgentCaller::of(&state, agent.credential_hash).await?;
     }
     let generation = wakeups.generation();
     let apps = agents::desired(&state, &agent.target).await?;

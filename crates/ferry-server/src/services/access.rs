@@ -4,7 +4,7 @@
 use ferry_api::{CreateUser, SetMember};
 use ferry_domain::audit_event::{self, AuditAction};
 use ferry_domain::name::{validate_name, NameKind};
-use ferry_domain::permission::{check_assignable, Action, Level, Role};
+use ferry_domain::permission::{check_assignable, Action, Capability, Level, Role};
 use ferry_domain::token::hash_token;
 use ferry_store::{Membership, NewUser, Team, User};
 
@@ -261,6 +261,69 @@ pub async fn create_user(
         )
         .await?;
     Ok((user, token))
+}
+
+/// Replaces `name`'s API token with a new one and returns it (their own, or anyone's for an
+/// admin). The old token is refused from the commit on; the new one exists nowhere else.
+pub async fn rotate_token(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+) -> ServiceResult<(User, String)> {
+    validate_name(NameKind::User, name)?;
+    caller.require(Action::RotateToken { user: name })?;
+    let user = existing_user(state, name).await?;
+    let token = new_token().map_err(|e| ServiceError::internal(e.to_string()))?;
+    let record = caller.audit(
+        AuditAction::UserRotateToken(audit_event::UserRotateToken {}),
+        format!("user/{name}"),
+        None,
+    );
+    state
+        .store
+        .rotate_token(name, &hash_token(&token), caller.now_ms(), record)
+        .await?;
+    Ok((user, token))
+}
+
+/// Disables a user (admin, not their own account, never the last enabled admin): their
+/// tokens are refused until an admin enables them again. Disabling a disabled user, or
+/// enabling an enabled one, changes nothing and records nothing.
+pub async fn set_disabled(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+    disable: bool,
+) -> ServiceResult<User> {
+    validate_name(NameKind::User, name)?;
+    match disable {
+        true => caller.require(Action::DisableUser { user: name })?,
+        false => caller.require(Action::Administer)?,
+    }
+    let user = existing_user(state, name).await?;
+    if user.disabled_ms.is_some() == disable {
+        return Ok(user);
+    }
+    let (action, disabled_ms) = match disable {
+        true => (
+            AuditAction::UserDisable(audit_event::UserDisable {}),
+            Some(caller.now_ms()),
+        ),
+        false => (AuditAction::UserEnable(audit_event::UserEnable {}), None),
+    };
+    let admin_roles: Vec<String> = state
+        .store
+        .list_roles()
+        .await?
+        .into_iter()
+        .filter(|role| role.capabilities.contains(&Capability::Administer))
+        .map(|role| role.name)
+        .collect();
+    let record = caller.audit(action, format!("user/{name}"), None);
+    Ok(state
+        .store
+        .set_user_disabled(name, disabled_ms, &admin_roles, record)
+        .await?)
 }
 
 /// Sets a role's level in one environment (admin; the admin role cannot be edited).

@@ -47,7 +47,6 @@ pub async fn heartbeat(state: &AppState, target: &Target) -> ServiceResult<()> {
         .is_none_or(|seen| now - seen >= every || now < seen)
     {
         state.store.touch_target(&target.name, now).await?;
-        state.known_agents.seen(&target.name, now);
     }
     Ok(())
 }

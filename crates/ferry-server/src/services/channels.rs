@@ -62,7 +62,8 @@ pub async fn list(
 }
 
 /// Adds a channel to a team (its lead or an admin); the channel is checked before it is
-/// stored.
+/// stored. Only an admin lets a webhook reach loopback, link-local and private addresses:
+/// from there a webhook reaches the server itself and its network.
 pub async fn add(
     state: &AppState,
     caller: &Caller,
@@ -70,6 +71,21 @@ pub async fn add(
     channel: Channel,
 ) -> ServiceResult<ChannelRecord> {
     require_manage(state, caller, team).await?;
+    let allow_private = matches!(
+        channel,
+        Channel::Webhook {
+            allow_private: true,
+            ..
+        }
+    );
+    if allow_private {
+        caller.require(Action::Administer).map_err(|denied| {
+            ServiceError::forbidden(format!(
+                "{}; only an admin may let a webhook reach loopback, link-local and private addresses (--allow-private)",
+                denied.message
+            ))
+        })?;
+    }
     channel
         .validate()
         .map_err(|bad| ServiceError::invalid(format!("the channel is not valid: {bad}")))?;
@@ -79,6 +95,7 @@ pub async fn add(
             team: team.to_owned(),
             kind: channel.kind().to_owned(),
             description: description.clone(),
+            allow_private,
         }),
         String::new(),
         None,

@@ -119,6 +119,12 @@ impl From<StoreError> for ServiceError {
             }
             StoreError::Refused(message) => ServiceError::invalid(message),
             StoreError::Conflict(message) => ServiceError::conflict(message),
+            // The people asking need to know: nothing they change is recorded until an
+            // operator restores the trail.
+            StoreError::UnsealedTrail(message) => {
+                tracing::error!("store: {message}");
+                ServiceError::internal(message)
+            }
             StoreError::Backend(message) => {
                 tracing::error!("store: {message}");
                 ServiceError::internal(

@@ -57,6 +57,36 @@ pub async fn enroll(
     })
 }
 
+/// Takes a target out of service (release manager or admin): its agent's credential is
+/// refused from the commit on, it leaves the target list, placements and status, and its
+/// history stays. Enrolling its name again brings it back for a new agent to take over.
+pub async fn remove(state: &AppState, caller: &Caller, name: &str) -> ServiceResult<Target> {
+    validate_name(NameKind::Target, name)?;
+    caller.require(Action::ChangePolicy)?;
+    let target = state
+        .store
+        .list_targets()
+        .await?
+        .into_iter()
+        .find(|t| t.name == name)
+        .ok_or_else(|| {
+            ServiceError::not_found(format!(
+                "no target {name:?} in service; `ferry target list` shows them"
+            ))
+        })?;
+    let record = caller.audit(
+        AuditAction::TargetRemove(audit_event::TargetRemove {
+            env: target.env.clone(),
+        }),
+        format!("target/{name}"),
+        None,
+    );
+    Ok(state
+        .store
+        .remove_target(name, caller.now_ms(), record)
+        .await?)
+}
+
 /// Places an application on exactly these targets of an environment (approve level there);
 /// returns the placement as stored.
 pub async fn place(

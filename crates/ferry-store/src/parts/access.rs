@@ -17,6 +17,26 @@ pub trait Access: Send + Sync + 'static {
     async fn create_user(&self, user: NewUser, audit: AuditRecord) -> StoreResult<User>;
     /// All users, by name.
     async fn list_users(&self) -> StoreResult<Vec<User>>;
+    /// Replaces every API token of `user` with one whose hash is `token_hash`: from the
+    /// commit on, the old tokens are unknown.
+    async fn rotate_token(
+        &self,
+        user: &str,
+        token_hash: &str,
+        now_ms: i64,
+        audit: AuditRecord,
+    ) -> StoreResult<()>;
+    /// Disables `user` (`disabled_ms` is when) or enables them again (`None`); their tokens
+    /// stay and work again once they are enabled. Disabling is refused when no user whose
+    /// default role is one of `admin_roles` would stay enabled, so the last admin cannot be
+    /// locked out, also by two admins disabling each other at once.
+    async fn set_user_disabled(
+        &self,
+        user: &str,
+        disabled_ms: Option<i64>,
+        admin_roles: &[String],
+        audit: AuditRecord,
+    ) -> StoreResult<User>;
 
     /// Creates a team.
     async fn create_team(&self, name: &str, audit: AuditRecord) -> StoreResult<Team>;

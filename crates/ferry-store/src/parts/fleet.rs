@@ -8,7 +8,8 @@ use crate::*;
 #[async_trait]
 pub trait Fleet: Send + Sync + 'static {
     /// Creates the target if it does not exist (refused if it exists in another environment
-    /// or is enrolled already) and stores a one-time enrollment token for it.
+    /// or is enrolled already) and stores a one-time enrollment token for it. A removed
+    /// target of that environment comes back, not enrolled, to be taken over by a new agent.
     async fn create_enrollment(
         &self,
         env: &str,
@@ -28,8 +29,19 @@ pub trait Fleet: Send + Sync + 'static {
     ) -> StoreResult<Target>;
     /// The target an agent credential (by its hash) belongs to.
     async fn target_by_credential(&self, credential_hash: &str) -> StoreResult<Option<Target>>;
-    /// All targets, by name.
+    /// All targets in service (not removed), by name.
     async fn list_targets(&self) -> StoreResult<Vec<Target>>;
+    /// Takes a target out of service: its agent's credential and its unused enrollment
+    /// tokens stop working, and it leaves the target list, placements and what targets
+    /// report. Its history stays (deployments, audit) and so does what it should run, for
+    /// the agent that enrolls under its name again. Not found when there is no such target
+    /// in service.
+    async fn remove_target(
+        &self,
+        target: &str,
+        now_ms: i64,
+        audit: AuditRecord,
+    ) -> StoreResult<Target>;
     /// Places an application on exactly these targets of an environment.
     async fn place_app(
         &self,
@@ -38,10 +50,11 @@ pub trait Fleet: Send + Sync + 'static {
         targets: &[String],
         audit: AuditRecord,
     ) -> StoreResult<()>;
-    /// The targets an application runs on in an environment: its placements there, or
-    /// every target of the environment when it has none.
+    /// The targets an application runs on in an environment: its placements there (those
+    /// in service), or every enrolled target of the environment when it has none.
     async fn placement(&self, app: &str, env: &str) -> StoreResult<Vec<String>>;
 
-    /// Desired and reported state of every target and application, or of one target's.
+    /// Desired and reported state of every target in service and application, or of one
+    /// target's.
     async fn target_apps(&self, target: Option<&str>) -> StoreResult<Vec<TargetApp>>;
 }

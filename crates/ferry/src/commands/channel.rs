@@ -25,9 +25,10 @@ pub async fn run(client: &Client, output: Output, command: ChannelCommand) -> Cl
             email,
             smtp,
             from,
+            allow_private,
         } => {
             check_name(NameKind::Team, &team)?;
-            let channel = channel_of(webhook, secret, email, smtp, from)?;
+            let channel = channel_of(webhook, secret, allow_private, email, smtp, from)?;
             let added: NotificationChannel = client
                 .post(&format!("/api/v1/teams/{team}/channels"), &channel)
                 .await?;
@@ -141,6 +142,7 @@ pub async fn run(client: &Client, output: Output, command: ChannelCommand) -> Cl
 fn channel_of(
     webhook: Option<String>,
     secret: Option<String>,
+    allow_private: bool,
     email: Vec<String>,
     smtp: Option<String>,
     from: Option<String>,
@@ -150,7 +152,11 @@ fn channel_of(
         (Some(_), _) if emailish => Err(CliError::usage(
             "a channel is either a webhook (--webhook, --secret) or e-mail (--email, --smtp, --from), not both; add two channels for both",
         )),
-        (Some(url), Some(secret)) => Ok(AddChannel::Webhook { url, secret }),
+        (Some(url), Some(secret)) => Ok(AddChannel::Webhook {
+            url,
+            secret,
+            allow_private,
+        }),
         (Some(_), None) => Err(CliError::usage(
             "--webhook needs --secret SECRET, the key receivers check signatures with; make one with `openssl rand -hex 32`",
         )),

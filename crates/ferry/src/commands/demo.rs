@@ -43,6 +43,7 @@ pub async fn run(data: PathBuf, listen: SocketAddr) -> CliResult {
         deployment_deadline: Duration::from_secs(3600),
         heartbeat_every: ferry_domain::liveness::DEFAULT_HEARTBEAT,
         clock_offset_file: None,
+        audit_key_file: None,
         tls: None,
     };
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {

@@ -29,6 +29,7 @@ pub async fn run(args: ServerArgs) -> CliResult {
         deployment_deadline: args.deployment_deadline,
         heartbeat_every: args.heartbeat_every,
         clock_offset_file: args.clock_offset_file.clone(),
+        audit_key_file: args.audit_key.clone(),
         tls: args.tls.then_some(TlsOptions {
             names: args.tls_names,
         }),

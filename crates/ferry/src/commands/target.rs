@@ -25,6 +25,18 @@ pub async fn run(client: &Client, output: Output, command: TargetCommand) -> Cli
                 println!("{}", t.token);
             });
         }
+        TargetCommand::Remove { name } => {
+            check_name(NameKind::Target, &name)?;
+            let removed: Target = client
+                .delete_for(&format!("/api/v1/targets/{name}"))
+                .await?;
+            output.print(&removed, |t| {
+                println!(
+                    "removed target {} of {}: its agent's credential no longer works; `ferry target enroll {} {}` enrolls a new server under that name",
+                    t.name, t.env, t.env, t.name
+                )
+            });
+        }
         TargetCommand::List { env } => {
             let targets: Vec<Target> = client.get("/api/v1/targets").await?;
             let targets: Vec<Target> = targets

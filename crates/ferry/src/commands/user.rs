@@ -1,11 +1,12 @@
 //! `ferry user`.
 
-use ferry_api::{CreateUser, CreatedUser, TeamRole, User};
+use ferry_api::{CreateUser, CreatedUser, RotatedToken, TeamRole, User, WhoAmI};
 use ferry_domain::name::NameKind;
 
 use super::check_name;
 use crate::cli::UserCommand;
 use crate::client::Client;
+use crate::config;
 use crate::error::{CliError, CliResult};
 use crate::output::{print_table, Output};
 
@@ -65,12 +66,91 @@ pub async fn run(client: &Client, output: Output, command: UserCommand) -> CliRe
             output.print(&users, |users| {
                 let rows: Vec<Vec<String>> = users
                     .iter()
-                    .map(|u| vec![u.name.clone(), u.role.clone(), describe_teams(u)])
+                    .map(|u| {
+                        vec![
+                            u.name.clone(),
+                            u.role.clone(),
+                            describe_teams(u),
+                            match u.disabled {
+                                true => "disabled".to_owned(),
+                                false => "enabled".to_owned(),
+                            },
+                        ]
+                    })
                     .collect();
-                print_table(&["USER", "ROLE", "TEAMS"], &rows);
+                print_table(&["USER", "ROLE", "TEAMS", "STATE"], &rows);
             });
         }
+        UserCommand::RotateToken { name } => rotate_token(client, output, name).await?,
+        UserCommand::Disable { name } => set_disabled(client, output, &name, true).await?,
+        UserCommand::Enable { name } => set_disabled(client, output, &name, false).await?,
     }
+    Ok(())
+}
+
+/// Replaces a user's token (by default the caller's own) and prints the new one. When the
+/// caller replaced the token this command ran with and it came from the config file, the
+/// file gets the new one, so the next command works.
+async fn rotate_token(client: &Client, output: Output, name: Option<String>) -> CliResult {
+    if let Some(name) = &name {
+        check_name(NameKind::User, name)?;
+    }
+    let me: WhoAmI = client.get("/api/v1/me").await?;
+    let name = name.unwrap_or_else(|| me.user.clone());
+    let rotated: RotatedToken = client
+        .post(
+            &format!("/api/v1/users/{name}/token"),
+            &serde_json::json!({}),
+        )
+        .await?;
+    let own = rotated.user == me.user;
+    let mut stored = config::load()?;
+    let saved_to = match own && stored.token.as_deref() == Some(client.token()) {
+        true => {
+            stored.token = Some(rotated.token.clone());
+            Some(config::save(&stored).map_err(|e| {
+                CliError::failed(format!(
+                    "the token was rotated but the config file could not be updated ({e:#}); the new token is {}",
+                    rotated.token
+                ))
+            })?)
+        }
+        false => None,
+    };
+    output.print(&rotated, |rotated| {
+        eprintln!(
+            "new API token of {}, shown only this once; the old one no longer works:",
+            rotated.user
+        );
+        println!("{}", rotated.token);
+        match (&saved_to, own) {
+            (Some(path), _) => eprintln!("saved to {} for later commands", path.display()),
+            (None, true) => {
+                eprintln!("use it from now on: set FERRY_TOKEN, or run `ferry login --token TOKEN`")
+            }
+            (None, false) => {}
+        }
+    });
+    Ok(())
+}
+
+/// Disables or enables a user (admin).
+async fn set_disabled(client: &Client, output: Output, name: &str, disable: bool) -> CliResult {
+    check_name(NameKind::User, name)?;
+    let verb = if disable { "disable" } else { "enable" };
+    let user: User = client
+        .post(
+            &format!("/api/v1/users/{name}/{verb}"),
+            &serde_json::json!({}),
+        )
+        .await?;
+    output.print(&user, |user| match user.disabled {
+        true => println!(
+            "user {} is disabled: their tokens are refused until `ferry user enable {}`",
+            user.name, user.name
+        ),
+        false => println!("user {} is enabled: their tokens work", user.name),
+    });
     Ok(())
 }
 

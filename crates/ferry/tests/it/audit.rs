@@ -2,7 +2,7 @@
 
 use sqlx::Connection;
 
-use crate::harness::Server;
+use crate::harness::{audit_summary, Server};
 
 fn setup() -> Server {
     let server = Server::start();
@@ -28,20 +28,8 @@ async fn tamper(server: &Server, sql: &str) {
 #[test]
 fn every_change_is_recorded_with_actor_action_and_subject() {
     let server = setup();
+    let summary = audit_summary(&server, 0);
     let events = server.admin(&["audit", "--json"]).success().json();
-    let summary: Vec<String> = events
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            format!(
-                "{} {} {}",
-                e["actor"].as_str().unwrap(),
-                e["action"].as_str().unwrap(),
-                e["subject"].as_str().unwrap()
-            )
-        })
-        .collect();
     assert_eq!(
         summary,
         [
@@ -138,4 +126,108 @@ async fn a_rehashed_event_without_the_key_still_breaks_the_chain() {
     server
         .admin(&["audit", "verify"])
         .fails(1, "broken at event 4");
+}
+
+/// Runs `statements` against the server's database, as someone who can write the file but
+/// does not have the audit key.
+async fn rewrite(server: &Server, statements: &[&str]) {
+    let url = format!("sqlite://{}", server.data_dir().join("ferry.db").display());
+    let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    for sql in statements {
+        sqlx::query(sql).execute(&mut db).await.unwrap();
+    }
+    db.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_trail_cut_short_with_its_head_rewritten_fails_verification_and_takes_no_change() {
+    let server = setup();
+    server.admin(&["team", "create", "ops"]).success();
+    server.admin(&["team", "create", "web"]).success();
+    server.admin(&["audit", "verify"]).success();
+    // The last three events go, and the head is rewritten from the rows that remain: the
+    // chain itself is intact, only its seal can tell.
+    rewrite(
+        &server,
+        &[
+            "DELETE FROM audit_events WHERE seq > (SELECT max(seq) - 3 FROM audit_events)",
+            "UPDATE audit_head SET seq = (SELECT max(seq) FROM audit_events),
+                 hash = (SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1)",
+        ],
+    )
+    .await;
+    let run = server.admin(&["audit", "verify"]).fails(
+        1,
+        "the audit trail is broken at event 4: the recorded head (event 4) is not sealed with the audit key: it was rewritten, so events after 4 may have been removed from the end",
+    );
+    assert!(run.stdout.is_empty(), "{run:?}");
+    let report = server.admin(&["audit", "verify", "--json"]).json();
+    assert_eq!(
+        (report["ok"].as_bool(), report["first_bad"]["seq"].as_i64()),
+        (Some(false), Some(4))
+    );
+
+    // Linking a new event after the rewritten head would seal the cut anew: every change is
+    // refused instead, and the cut stays visible.
+    server.admin(&["team", "create", "late"]).fails(
+        1,
+        "the audit trail's head (event 4) is not sealed with this server's audit key",
+    );
+    server
+        .admin(&["audit", "verify"])
+        .fails(1, "broken at event 4");
+    let teams = server.admin(&["team", "list", "--json"]).success().json();
+    assert!(teams
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|t| t["name"] != "late"));
+}
+
+#[test]
+fn the_audit_key_can_live_outside_the_data_directory() {
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("audit-key");
+    let key_arg = key.to_str().unwrap();
+    let server = Server::start_with(&["--audit-key", key_arg]);
+    server.admin(&["team", "create", "shop"]).success();
+    assert_eq!(crate::harness::mode(&key), 0o600);
+    assert!(!server.data_dir().join("audit-key").exists());
+    server.admin(&["audit", "verify"]).success();
+    let (status, dir, _) = server.stop();
+    assert!(status.success());
+
+    // Without its key the database does not start; with it, the trail verifies and grows.
+    let data = dir.path().join("data");
+    let run = crate::harness::Run::of(
+        std::process::Command::new(crate::harness::FERRY)
+            .args(["server", "--listen", "127.0.0.1:0", "--data"])
+            .arg(&data),
+    );
+    assert_ne!(run.code, 0, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("audit-key is missing but the database exists"),
+        "{run:?}"
+    );
+    let server = Server::start_in_with(dir, &["--audit-key", key_arg]);
+    server.admin(&["team", "create", "blog"]).success();
+    server.admin(&["audit", "verify"]).success();
+    let (_, dir, _) = server.stop();
+
+    // Another trail's key: the server says so at start, and records no change.
+    let other = keys.path().join("other-key");
+    std::fs::write(&other, format!("{}\n", "ab".repeat(32))).unwrap();
+    let server = Server::start_in_with(dir, &["--audit-key", other.to_str().unwrap()]);
+    assert!(
+        server.log().contains("is not sealed with this audit key"),
+        "{}",
+        server.log()
+    );
+    server
+        .admin(&["team", "create", "ops"])
+        .fails(1, "not sealed with this server's audit key");
+    server
+        .admin(&["audit", "verify"])
+        .fails(1, "broken at event 1");
 }

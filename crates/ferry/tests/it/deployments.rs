@@ -8,13 +8,19 @@ use crate::harness::{Agent, Server, FERRY};
 
 /// Enrolls target `name` in `env` and starts its agent.
 pub(crate) fn start_agent(server: &Server, env: &str, name: &str) -> Agent {
+    let root = server.dir.path().join(format!("target-{name}"));
+    start_agent_at(server, env, name, &root)
+}
+
+/// Enrolls target `name` in `env` and starts its agent on `root`.
+pub(crate) fn start_agent_at(server: &Server, env: &str, name: &str, root: &Path) -> Agent {
     let token = server
         .admin(&["target", "enroll", env, name])
         .success()
         .stdout
         .trim()
         .to_owned();
-    let root = server.dir.path().join(format!("target-{name}"));
+    let root = root.to_owned();
     let child = Command::new(FERRY)
         .args(["agent", "--root"])
         .arg(&root)

@@ -16,6 +16,8 @@ pub struct Server {
     pub url: String,
     pub admin_token: String,
     pub dir: tempfile::TempDir,
+    /// The data directory: `dir/data`, or another server's.
+    data: PathBuf,
     log: Arc<Mutex<String>>,
 }
 
@@ -42,7 +44,18 @@ impl Server {
         Server::launch(dir, args)
     }
 
+    /// Starts a second server on this server's data directory, as servers sharing one
+    /// database run; it has a temp directory of its own for clients' config.
+    pub fn start_sharing(&self) -> Server {
+        Server::launch_on(tempfile::tempdir().unwrap(), &self.data_dir(), &[])
+    }
+
     fn launch(dir: tempfile::TempDir, args: &[&str]) -> Server {
+        let data = dir.path().join("data");
+        Server::launch_on(dir, &data, args)
+    }
+
+    fn launch_on(dir: tempfile::TempDir, data: &Path, args: &[&str]) -> Server {
         let listen: &[&str] = if args.contains(&"--listen") {
             &[]
         } else {
@@ -52,7 +65,7 @@ impl Server {
             .arg("server")
             .args(listen)
             .arg("--data")
-            .arg(dir.path().join("data"))
+            .arg(data)
             .args(args)
             .env("FERRY_LOG", "info")
             .stdin(Stdio::null())
@@ -79,7 +92,7 @@ impl Server {
         let url = url_rx
             .recv_timeout(Duration::from_secs(60))
             .unwrap_or_else(|_| panic!("the server did not start: {}", log.lock().unwrap()));
-        let admin_token = std::fs::read_to_string(dir.path().join("data/admin-token"))
+        let admin_token = std::fs::read_to_string(data.join("admin-token"))
             .unwrap()
             .trim()
             .to_owned();
@@ -87,6 +100,7 @@ impl Server {
             child,
             url,
             admin_token,
+            data: data.to_owned(),
             dir,
             log,
         }
@@ -98,7 +112,7 @@ impl Server {
     }
 
     pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
+        self.data.clone()
     }
 
     /// What the server has logged so far.
@@ -230,6 +244,22 @@ pub fn audit_len(server: &Server) -> usize {
         .as_array()
         .unwrap()
         .len()
+}
+
+/// The audit events after the first `skip`, each as `ACTOR ACTION SUBJECT`.
+pub fn audit_summary(server: &Server, skip: usize) -> Vec<String> {
+    let events = server.admin(&["audit", "--json"]).success().json();
+    events.as_array().unwrap()[skip..]
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {} {}",
+                e["actor"].as_str().unwrap(),
+                e["action"].as_str().unwrap(),
+                e["subject"].as_str().unwrap()
+            )
+        })
+        .collect()
 }
 
 /// The file mode bits of `path`.

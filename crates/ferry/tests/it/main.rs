@@ -20,6 +20,7 @@ mod policy_guard;
 mod receivers;
 mod releases;
 mod retention;
+mod revocation;
 mod server;
 mod stage_policy;
 mod status;

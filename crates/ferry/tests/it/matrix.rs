@@ -83,6 +83,14 @@ const TABLE: &[Row] = &[
         "/api/v1/teams", r#"{"name": "shop"}"#),
     user("POST /api/v1/users", "", NONE, "------ -----y",
         "/api/v1/users", r#"{"name": "shop-viewer"}"#),
+    // Another user's token (one's own is anyone's to rotate: revocation.rs), and who is
+    // disabled: admins only.
+    user("POST /api/v1/users/{name}/token", "", NONE, "------ -----y",
+        "/api/v1/users/no-such-user/token", ""),
+    user("POST /api/v1/users/{name}/disable", "", NONE, "------ -----y",
+        "/api/v1/users/no-such-user/disable", ""),
+    user("POST /api/v1/users/{name}/enable", "", NONE, "------ -----y",
+        "/api/v1/users/no-such-user/enable", ""),
     user("PUT /api/v1/roles/{name}/levels", "", ALL, "------ -----y",
         "/api/v1/roles/no-such-role/levels", r#"{"env": "{env}", "level": "view"}"#),
     user("POST /api/v1/admin/fsck", "", NONE, "------ -----y", "/api/v1/admin/fsck", ""),
@@ -92,6 +100,7 @@ const TABLE: &[Row] = &[
         "/api/v1/environments/{env}", r#"{"unfreeze": ["0 0 1 1 * 1m"]}"#),
     user("POST /api/v1/targets/enroll", "", ALL, "------ ----yy",
         "/api/v1/targets/enroll", r#"{"env": "{env}", "name": "{target}"}"#),
+    user("DELETE /api/v1/targets/{name}", "", NONE, "------ ----yy", "/api/v1/targets/no-such-target", ""),
     user("GET /api/v1/audit", "whole trail", NONE, "------ ----yy", "/api/v1/audit?limit=1", ""),
 
     // Seeing the team's applications: every role of the team.
@@ -159,6 +168,9 @@ const TABLE: &[Row] = &[
     user("GET /api/v1/teams/{team}/channels", "", NONE, "yyyyyy yyyyyy", "/api/v1/teams/{team}/channels", ""),
     user("POST /api/v1/teams/{team}/channels", "", NONE, "---y-y ---y-y", "/api/v1/teams/{team}/channels",
         r#"{"kind": "webhook", "url": "ftp://example.com/matrix", "secret": "short"}"#),
+    user("POST /api/v1/teams/{team}/channels", "to private addresses", NONE, "------ -----y",
+        "/api/v1/teams/{team}/channels",
+        r#"{"kind": "webhook", "url": "http://127.0.0.1/matrix", "secret": "short", "allow_private": true}"#),
     user("DELETE /api/v1/teams/{team}/channels/{id}", "", NONE, "---y-y ---y-y",
         "/api/v1/teams/{team}/channels/999999", ""),
     user("POST /api/v1/teams/{team}/channels/{id}/test", "", NONE, "---y-y ---y-y",

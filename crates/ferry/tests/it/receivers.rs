@@ -201,6 +201,10 @@ fn serve_http(
     answer(&mut writer, status.load(Ordering::SeqCst))
 }
 
+/// What a webhook receiver says with a refusal (4xx, 5xx): ferry's delivery log must keep
+/// the status only, never this.
+pub const REFUSAL_BODY: &str = "stack trace: db password hunter2 at 10.1.2.3";
+
 fn answer(writer: &mut TcpStream, status: u16) -> std::io::Result<()> {
     let reason = match status {
         200 => "OK",
@@ -221,9 +225,11 @@ fn answer(writer: &mut TcpStream, status: u16) -> std::io::Result<()> {
         503 => "Service Unavailable",
         _ => "Status",
     };
+    let body = if status >= 400 { REFUSAL_BODY } else { "" };
     write!(
         writer,
-        "HTTP/1.1 {status} {reason}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "HTTP/1.1 {status} {reason}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
     )?;
     writer.flush()
 }

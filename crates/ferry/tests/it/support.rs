@@ -809,6 +809,7 @@ fn a_late_hotfix_starts_from_production_and_a_waiver_stops_the_guard() {
                 &hook.url(),
                 "--secret",
                 SECRET,
+                "--allow-private",
             ])
             .success();
     }

@@ -75,7 +75,8 @@ pub async fn list_channels(
 }
 
 /// Adds a notification channel to a team (its lead or an admin): a signed webhook or
-/// e-mail over SMTP. The channel is checked before it is stored.
+/// e-mail over SMTP. The channel is checked before it is stored; a webhook to loopback,
+/// link-local or private addresses needs `allow_private`, which only an admin may set.
 #[utoipa::path(post, path = "/api/v1/teams/{team}/channels", tag = "notifications",
     request_body = AddChannel,
     params(("team" = String, Path, description = "team name")),
@@ -88,7 +89,15 @@ pub async fn add_channel(
     Body(request): Body<AddChannel>,
 ) -> Result<(StatusCode, Json<NotificationChannel>), ApiError> {
     let channel = match request {
-        AddChannel::Webhook { url, secret } => Channel::Webhook { url, secret },
+        AddChannel::Webhook {
+            url,
+            secret,
+            allow_private,
+        } => Channel::Webhook {
+            url,
+            secret,
+            allow_private,
+        },
         AddChannel::Email { smtp, from, to } => Channel::Email { smtp, from, to },
     };
     let added = channels::add(&state, &caller, &team, channel).await?;

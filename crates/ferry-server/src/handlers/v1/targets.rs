@@ -65,6 +65,26 @@ pub async fn list_targets(
     ))
 }
 
+/// Takes a target out of service (release manager or admin): its agent's credential is
+/// refused from now on; its history stays, and enrolling its name again brings it back.
+#[utoipa::path(delete, path = "/api/v1/targets/{name}", tag = "targets",
+    params(("name" = String, Path, description = "target name")),
+    responses((status = 200, body = Target), (status = 403, body = ferry_api::ErrorBody),
+        (status = 404, body = ferry_api::ErrorBody)))]
+pub async fn remove_target(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<Target>, ApiError> {
+    let removed = targets::remove(&state, &caller, &name).await?;
+    let now = caller.now_ms();
+    Ok(Json(Target {
+        enrolled: false,
+        health: "removed".to_owned(),
+        ..target_json(removed, now, state.liveness)
+    }))
+}
+
 /// Places an application on exactly these targets of an environment (approve level there).
 #[utoipa::path(put, path = "/api/v1/apps/{app}/placement", tag = "targets", request_body = Placement,
     params(("app" = String, Path, description = "application name")),

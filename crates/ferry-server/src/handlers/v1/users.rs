@@ -3,11 +3,11 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use ferry_api::{CreateUser, CreatedUser, TeamRole, User};
+use ferry_api::{CreateUser, CreatedUser, RotatedToken, TeamRole, User};
 
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::json::Body;
+use crate::json::{Body, Path};
 use crate::services::access;
 use crate::state::AppState;
 use crate::views::rfc3339;
@@ -28,6 +28,8 @@ fn user_json(user: &ferry_store::User) -> User {
         role: user.default_role.clone(),
         teams: team_roles(user),
         created_at: rfc3339(user.created_ms),
+        disabled: user.disabled_ms.is_some(),
+        disabled_at: user.disabled_ms.map(rfc3339),
     }
 }
 
@@ -61,4 +63,51 @@ pub async fn create_user(
             token,
         }),
     ))
+}
+
+/// Replaces a user's API token with a new one, shown only this once; the old one is refused
+/// from now on (their own token, or anyone's for an admin).
+#[utoipa::path(post, path = "/api/v1/users/{name}/token", tag = "access",
+    params(("name" = String, Path, description = "user name")),
+    responses((status = 200, body = RotatedToken), (status = 403, body = ferry_api::ErrorBody),
+        (status = 404, body = ferry_api::ErrorBody)))]
+pub async fn rotate_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<RotatedToken>, ApiError> {
+    let (user, token) = access::rotate_token(&state, &caller, &name).await?;
+    Ok(Json(RotatedToken {
+        user: user.name,
+        token,
+    }))
+}
+
+/// Disables a user: their tokens are refused until an admin enables them (admin; not one's
+/// own account, nor the last enabled admin).
+#[utoipa::path(post, path = "/api/v1/users/{name}/disable", tag = "access",
+    params(("name" = String, Path, description = "user name")),
+    responses((status = 200, body = User), (status = 403, body = ferry_api::ErrorBody),
+        (status = 404, body = ferry_api::ErrorBody), (status = 422, body = ferry_api::ErrorBody)))]
+pub async fn disable_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<User>, ApiError> {
+    let user = access::set_disabled(&state, &caller, &name, true).await?;
+    Ok(Json(user_json(&user)))
+}
+
+/// Enables a disabled user again: their tokens work again (admin).
+#[utoipa::path(post, path = "/api/v1/users/{name}/enable", tag = "access",
+    params(("name" = String, Path, description = "user name")),
+    responses((status = 200, body = User), (status = 403, body = ferry_api::ErrorBody),
+        (status = 404, body = ferry_api::ErrorBody)))]
+pub async fn enable_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<User>, ApiError> {
+    let user = access::set_disabled(&state, &caller, &name, false).await?;
+    Ok(Json(user_json(&user)))
 }

@@ -1,0 +1,231 @@
+//! Taking access away: a rotated token, a disabled user, a removed target, and the audit
+//! head's seal. Runs on its own empty store.
+
+use ferry_domain::audit::verify_chain;
+
+use super::{audit, first_start, new_user};
+use crate::{NewApp, Store, StoreError, StoreResult, User};
+
+/// Disables `user` at `at_ms`, or enables them with `None`; one admin must stay enabled.
+async fn set_disabled(store: &dyn Store, user: &str, at_ms: Option<i64>) -> StoreResult<User> {
+    let action = if at_ms.is_some() {
+        "user.disable"
+    } else {
+        "user.enable"
+    };
+    store
+        .set_user_disabled(
+            user,
+            at_ms,
+            &["admin".to_owned()],
+            audit(action, &format!("user/{user}"), None),
+        )
+        .await
+}
+
+/// The story of revocation, on an empty store keyed with `audit_key`.
+pub async fn revocation_story(store: &dyn Store, audit_key: &[u8; 32]) {
+    store
+        .bootstrap(first_start(), audit("server.bootstrap", "user/admin", None))
+        .await
+        .unwrap();
+    for (name, role) in [("dana", "developer"), ("root2", "admin")] {
+        store
+            .create_user(
+                new_user(name, role, &[]),
+                audit("user.create", &format!("user/{name}"), None),
+            )
+            .await
+            .unwrap();
+    }
+
+    // A rotated token replaces the old one at once.
+    store
+        .rotate_token(
+            "dana",
+            "hash-of-dana-2",
+            5,
+            audit("user.rotate-token", "user/dana", None),
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.user_by_token("hash-of-dana").await.unwrap(), None);
+    let dana = store
+        .user_by_token("hash-of-dana-2")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((dana.name.as_str(), dana.disabled_ms), ("dana", None));
+    assert!(matches!(
+        store
+            .rotate_token(
+                "nobody",
+                "h",
+                5,
+                audit("user.rotate-token", "user/nobody", None)
+            )
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+
+    // A disabled user keeps their token, which reads as disabled, until enabled again.
+    let disabled = set_disabled(store, "dana", Some(7)).await.unwrap();
+    assert_eq!(disabled.disabled_ms, Some(7));
+    let seen = store
+        .user_by_token("hash-of-dana-2")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(seen.disabled_ms, Some(7));
+    set_disabled(store, "dana", None).await.unwrap();
+    assert_eq!(
+        store
+            .user_by_token("hash-of-dana-2")
+            .await
+            .unwrap()
+            .unwrap()
+            .disabled_ms,
+        None
+    );
+
+    // One of two admins may be disabled; the last enabled one may not, and nothing changes.
+    set_disabled(store, "root2", Some(8)).await.unwrap();
+    let events_before = store.audit_chain().await.unwrap().events.len();
+    match set_disabled(store, "admin", Some(9)).await {
+        Err(StoreError::Refused(why)) => assert!(why.contains("last enabled admin"), "{why}"),
+        other => panic!("disabling the last admin: {other:?}"),
+    }
+    assert_eq!(
+        store
+            .user_by_token("hash-of-admin")
+            .await
+            .unwrap()
+            .unwrap()
+            .disabled_ms,
+        None
+    );
+    assert_eq!(
+        store.audit_chain().await.unwrap().events.len(),
+        events_before
+    );
+
+    // A removed target: its credential stops working, it leaves the lists, and its name
+    // can be enrolled again by a new agent, which takes over its placements.
+    store
+        .create_team("shop", audit("team.create", "team/shop", None))
+        .await
+        .unwrap();
+    store
+        .create_app(
+            NewApp {
+                name: "web".into(),
+                team: "shop".into(),
+                keep_releases: 5,
+                created_ms: 1,
+            },
+            audit("app.create", "app/web", Some("web")),
+        )
+        .await
+        .unwrap();
+    for (target, token, credential) in [("dev-1", "e1", "c1"), ("dev-2", "e2", "c2")] {
+        store
+            .create_enrollment(
+                "dev",
+                target,
+                token,
+                100,
+                audit("target.enroll-token", "", None),
+            )
+            .await
+            .unwrap();
+        store
+            .enroll_target(token, credential, 10, audit("target.enroll", "", None))
+            .await
+            .unwrap();
+    }
+    let dev_1 = ["dev-1".to_owned()];
+    let place_on_dev_1 = || {
+        store.place_app(
+            "web",
+            "dev",
+            &dev_1,
+            audit("app.place", "app/web", Some("web")),
+        )
+    };
+    place_on_dev_1().await.unwrap();
+    let removed = store
+        .remove_target("dev-1", 20, audit("target.remove", "target/dev-1", None))
+        .await
+        .unwrap();
+    assert_eq!(removed.env, "dev");
+    assert_eq!(store.target_by_credential("c1").await.unwrap(), None);
+    let names: Vec<String> = store
+        .list_targets()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert_eq!(names, ["dev-2"]);
+    // Placed on a removed target only: placed nowhere, not everywhere.
+    assert!(store.placement("web", "dev").await.unwrap().is_empty());
+    assert!(matches!(
+        store
+            .remove_target("dev-1", 21, audit("target.remove", "target/dev-1", None))
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        place_on_dev_1().await,
+        Err(StoreError::Refused(_))
+    ));
+    match store
+        .create_enrollment(
+            "pp",
+            "dev-1",
+            "e3",
+            100,
+            audit("target.enroll-token", "", None),
+        )
+        .await
+    {
+        Err(StoreError::Refused(why)) => assert!(why.contains("after it was removed"), "{why}"),
+        other => panic!("a removed target in another environment: {other:?}"),
+    }
+    store
+        .create_enrollment(
+            "dev",
+            "dev-1",
+            "e4",
+            100,
+            audit("target.enroll-token", "", None),
+        )
+        .await
+        .unwrap();
+    let back = store
+        .enroll_target("e4", "c4", 30, audit("target.enroll", "", None))
+        .await
+        .unwrap();
+    assert_eq!((back.name.as_str(), back.enrolled_ms), ("dev-1", Some(30)));
+    assert_eq!(store.target_by_credential("c1").await.unwrap(), None);
+    assert_eq!(
+        store
+            .target_by_credential("c4")
+            .await
+            .unwrap()
+            .unwrap()
+            .name,
+        "dev-1"
+    );
+    assert_eq!(store.placement("web", "dev").await.unwrap(), ["dev-1"]);
+
+    // Every change above was audited, and the head carries its seal.
+    let chain = store.audit_chain().await.unwrap();
+    let head = chain.head.as_ref().expect("a head");
+    assert!(head.is_sealed_with(audit_key));
+    assert!(!head.is_sealed_with(&[0; 32]));
+    assert_eq!(
+        verify_chain(audit_key, &chain.events, chain.head.as_ref()),
+        Ok(chain.events.len() as u64)
+    );
+}
