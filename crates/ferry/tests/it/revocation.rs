@@ -276,6 +276,13 @@ async fn a_removed_targets_agent_is_refused_and_a_new_server_takes_over_its_name
     drop(old);
     let targets = server.admin(&["target", "list", "--json"]).success().json();
     assert_eq!(targets, Value::Array(vec![]));
+    let status = server.admin(&["status", "--json"]).success().json();
+    let dev = &status["apps"][0]["environments"][0];
+    assert_eq!(
+        (&dev["env"], &dev["targets"]),
+        (&Value::from("dev"), &Value::Array(vec![])),
+        "{status}"
+    );
     // Nowhere to deploy now; the history stays.
     server
         .admin(&["deploy", "web", "1.1.0", "--to", "dev"])
