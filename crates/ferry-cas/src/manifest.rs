@@ -67,6 +67,11 @@ impl Entry {
     }
 }
 
+/// The most bytes a manifest's canonical JSON may have: a release is created with one
+/// request of at most 256 MiB, which holds the manifest. Readers of a stored manifest stop
+/// there instead of decompressing whatever a blob claims.
+pub const MAX_MANIFEST_BYTES: u64 = 256 << 20;
+
 /// A release's whole tree, sorted by path, each path once.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -88,13 +93,26 @@ impl Manifest {
         zstd::encode_all(canonical.as_slice(), 3).expect("compressing in memory cannot fail")
     }
 
-    /// Reads a stored manifest and checks it against the release's digest.
+    /// Reads a stored manifest and checks it against the release's digest. The blob is
+    /// decompressed only up to [`MAX_MANIFEST_BYTES`]: a few megabytes of zstd can claim
+    /// terabytes, and a manifest that large was never accepted by a server.
     pub fn from_blob(blob: &[u8], digest: &ContentHash) -> CasResult<Manifest> {
+        use std::io::Read;
         let corrupt = |reason: String| CasError::Io {
             context: format!("manifest {digest}"),
             source: std::io::Error::other(reason),
         };
-        let canonical = zstd::decode_all(blob).map_err(|e| corrupt(e.to_string()))?;
+        let decoder = zstd::stream::read::Decoder::new(blob).map_err(|e| corrupt(e.to_string()))?;
+        let mut canonical = Vec::new();
+        decoder
+            .take(MAX_MANIFEST_BYTES + 1)
+            .read_to_end(&mut canonical)
+            .map_err(|e| corrupt(e.to_string()))?;
+        if canonical.len() as u64 > MAX_MANIFEST_BYTES {
+            return Err(corrupt(format!(
+                "it decompresses to more than {MAX_MANIFEST_BYTES} bytes, more than any manifest a server accepts"
+            )));
+        }
         if ContentHash::of(&canonical) != *digest {
             return Err(corrupt("it does not match the release's digest".into()));
         }
@@ -110,9 +128,13 @@ impl Manifest {
             .count() as u64
     }
 
-    /// Total size of the regular files.
+    /// Total size of the regular files (as declared; at most `u64::MAX`, whatever a
+    /// manifest from elsewhere claims).
     pub fn n_bytes(&self) -> u64 {
-        self.entries.iter().map(Entry::size).sum()
+        self.entries
+            .iter()
+            .map(Entry::size)
+            .fold(0, u64::saturating_add)
     }
 
     /// Every distinct blob the tree needs, with its size, in first-use order.
@@ -171,7 +193,10 @@ impl Manifest {
                 }
                 EntryKind::File { size, chunks, .. }
                     if !chunks.is_empty()
-                        && chunks.iter().map(|c| c.size).sum::<u64>() != *size =>
+                        && chunks
+                            .iter()
+                            .try_fold(0u64, |sum, chunk| sum.checked_add(chunk.size))
+                            != Some(*size) =>
                 {
                     return Err(CasError::rejected(
                         &entry.path,
@@ -401,6 +426,18 @@ mod tests {
             });
         }
         check(vec![chunked], Some(("big", "do not add up")));
+        // Regression: chunk sizes whose sum overflows (wrapping to the file's size in a
+        // build without overflow checks) are refused, not added up.
+        let mut wrapping = file("big", b"a");
+        if let EntryKind::File { chunks, .. } = &mut wrapping.kind {
+            for size in [u64::MAX, 2] {
+                chunks.push(Chunk {
+                    hash: ContentHash::of(b"a"),
+                    size,
+                });
+            }
+        }
+        check(vec![wrapping], Some(("big", "do not add up")));
     }
 
     #[test]
@@ -434,6 +471,25 @@ mod tests {
         assert!(Manifest::from_blob(b"not zstd", &manifest.digest()).is_err());
     }
 
+    /// Regression: a small blob that decompresses to more than any manifest (a zstd bomb)
+    /// was decompressed whole before its digest was checked.
+    #[test]
+    fn a_stored_manifest_that_decompresses_past_the_limit_is_refused_unread() {
+        use std::io::Write;
+        let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..=(MAX_MANIFEST_BYTES >> 20) {
+            encoder.write_all(&zeros).unwrap();
+        }
+        let bomb = encoder.finish().unwrap();
+        assert!(bomb.len() < 1 << 20, "{}", bomb.len());
+        let error = Manifest::from_blob(&bomb, &ContentHash::of(b"x")).unwrap_err();
+        assert!(
+            error.to_string().contains("more than any manifest"),
+            "{error}"
+        );
+    }
+
     #[test]
     fn blobs_are_distinct() {
         let manifest = Manifest {
@@ -442,5 +498,12 @@ mod tests {
         assert_eq!(manifest.blobs().len(), 2);
         assert_eq!(manifest.n_files(), 3);
         assert_eq!(manifest.n_bytes(), 13);
+        let mut claiming = manifest.clone();
+        for entry in &mut claiming.entries {
+            if let EntryKind::File { size, .. } = &mut entry.kind {
+                *size = u64::MAX / 2;
+            }
+        }
+        assert_eq!(claiming.n_bytes(), u64::MAX);
     }
 }

@@ -497,7 +497,9 @@ async fn export(
         })?;
     let store = BlobStore::open(cache.path()).map_err(cas_error)?;
     let needed = manifest.blobs();
-    let bar = progress(output, needed.iter().map(|c| c.size).sum(), "downloading");
+    // Sizes as the manifest declares them: only shown, added up without overflowing.
+    let declared = needed.iter().map(|c| c.size).fold(0, u64::saturating_add);
+    let bar = progress(output, declared, "downloading");
     let mut pending: Vec<ContentHash> = needed.iter().map(|c| c.hash).collect();
     while !pending.is_empty() {
         let question = BlobHashes {
