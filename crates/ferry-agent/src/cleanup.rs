@@ -1,7 +1,9 @@
 //! Cleanup: keep the newest N releases of an application, and always the one `current`
 //! points at and the last one that succeeded. A release is first renamed aside to
 //! `releases/.VERSION.deleting` and only then deleted, so a crash half-way never leaves a
-//! half-deleted tree under a release's name. `shared/` is never touched.
+//! half-deleted tree under a release's name. `shared/` is never touched. Removing a tree
+//! unlinks files other releases share, which changes their change times: the kept
+//! releases' stat indexes are brought up to date (see [`crate::link_changes`]).
 
 use std::collections::HashSet;
 use std::fs;
@@ -10,9 +12,10 @@ use std::time::UNIX_EPOCH;
 
 use crate::error::{AgentError, AgentResult};
 use crate::failpoint::failpoint;
-use crate::fsutil::{fsync_dir, make_writable, remove_tree};
+use crate::fsutil::fsync_dir;
 use crate::journal::Journal;
 use crate::layout::AppLayout;
+use crate::link_changes::remove_tree_keeping_indexes;
 use crate::lock::AppLock;
 use crate::stat_index::StatIndex;
 
@@ -64,7 +67,7 @@ pub(crate) fn remove_leftovers(layout: &AppLayout) -> AgentResult<()> {
     for entry in fs::read_dir(&releases).map_err(|e| AgentError::io(&releases, e))? {
         let entry = entry.map_err(|e| AgentError::io(&releases, e))?;
         if entry.file_name().to_string_lossy().starts_with('.') {
-            remove_tree(&entry.path())?;
+            remove_tree_keeping_indexes(layout, &entry.path(), || {})?;
         }
     }
     Ok(())
@@ -95,8 +98,8 @@ fn newest_first(layout: &AppLayout, journal: &Journal) -> AgentResult<Vec<String
     Ok(dated.into_iter().map(|(_, version)| version).collect())
 }
 
-/// Renames the release aside, then deletes it, making read-only directories the
-/// application created writable first.
+/// Renames the release aside, then deletes it (its read-only directories made writable
+/// first).
 fn delete_release(layout: &AppLayout, version: &str) -> AgentResult<()> {
     let releases = layout.releases_dir();
     let aside = layout.deleting_dir(version);
@@ -104,14 +107,7 @@ fn delete_release(layout: &AppLayout, version: &str) -> AgentResult<()> {
     let release = layout.release_dir(version);
     fs::rename(&release, &aside).map_err(|e| AgentError::io(&release, e))?;
     fsync_dir(&releases)?;
-    make_writable(&aside)?;
-    let mut children = fs::read_dir(&aside).map_err(|e| AgentError::io(&aside, e))?;
-    if let Some(first) = children.next() {
-        let first = first.map_err(|e| AgentError::io(&aside, e))?;
-        remove_tree(&first.path())?;
-        failpoint("cleanup.mid_delete");
-    }
-    remove_tree(&aside)?;
+    remove_tree_keeping_indexes(layout, &aside, || failpoint("cleanup.mid_delete"))?;
     fsync_dir(&releases)?;
     StatIndex::forget(layout, version);
     failpoint("cleanup.after_delete");

@@ -15,6 +15,10 @@ use crate::http::HttpUrl;
 /// The file's name, at the root of a release.
 pub const CONFIG_FILE: &str = "ferry.toml";
 
+/// The largest `ferry.toml` the agent reads: a few settings and commands take kilobytes,
+/// and the file is read whole into memory.
+pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
 /// How long a health check may take when `timeout` is not given.
 pub const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -157,6 +161,12 @@ impl ReleaseConfig {
     /// Whether `path` matches an `ignore` pattern.
     pub fn is_ignored(&self, path: &str) -> bool {
         self.ignore.iter().any(|glob| glob.matches(path))
+    }
+
+    /// Whether the application writes `path` itself (shared or ignored), so it keeps its
+    /// write permission on the target.
+    pub fn is_written_by_application(&self, path: &str) -> bool {
+        self.is_shared(path) || self.is_ignored(path)
     }
 }
 

@@ -1,28 +1,36 @@
-//! Where a release's file content comes from on a target: the same file of the previous
-//! release, a blob of the cache, or the cache's blobs written out. Every file taken from
-//! any of them is checked against the manifest's hash first: hashed again, or, for a file
-//! of the previous release that looks exactly as it did when staged, vouched for by that
-//! release's stat index.
+//! Where a release's file content comes from on a target: a file of a release on disk
+//! (the one before, or the release itself while it is repaired), a blob of the cache, or
+//! the cache's blobs written out. Every file taken from any of them is checked against the
+//! manifest's hash first: hashed again, or, for a file of a release that looks exactly as
+//! it did when staged, vouched for by that release's stat index. Only a file its index
+//! vouches for is hard-linked from a release; one that changed in any way since (even back
+//! to the right content) is copied, so an inode someone touched never spreads further.
 
-use std::fs::{self, Metadata, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
+use std::fs::{self, File, Metadata, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use ferry_cas::blobs::{BlobHealth, BlobStore};
+use ferry_cas::blobs::{BlobHealth, BlobStore, BLOB_MODE};
 use ferry_cas::hash::ContentHash;
 use ferry_cas::manifest::{Chunk, Entry, EntryKind};
 
+use crate::config::ReleaseConfig;
 use crate::error::{AgentError, AgentResult};
 use crate::fsutil::{hash_file, permission_bits};
-use crate::layout::AppLayout;
+use crate::layout::{check_version, AppLayout};
+use crate::link_changes::LinkChanges;
+use crate::modes::placed_mode;
 use crate::stat_index::{FileStat, StatIndex};
 
-/// What the manifest says about one regular file.
+/// What the manifest says about one regular file, and the mode it has on the target.
 #[derive(Clone, Copy, Debug)]
 pub struct FileFacts<'e> {
     pub path: &'e str,
+    /// The mode on the target: the manifest's, read-only unless the application writes
+    /// the path itself (see [`crate::modes`]).
     pub mode: u32,
+    /// The size the manifest declares: compared with files, never trusted for allocation.
     pub size: u64,
     pub hash: ContentHash,
     /// Empty for a file stored as one blob.
@@ -30,8 +38,9 @@ pub struct FileFacts<'e> {
 }
 
 impl<'e> FileFacts<'e> {
-    /// The facts of a file entry; `None` for directories and symlinks.
-    pub fn of(entry: &'e Entry) -> Option<FileFacts<'e>> {
+    /// The facts of a file entry of a release with `config`; `None` for directories and
+    /// symlinks.
+    pub fn of(entry: &'e Entry, config: &ReleaseConfig) -> Option<FileFacts<'e>> {
         match &entry.kind {
             EntryKind::File {
                 mode,
@@ -40,19 +49,13 @@ impl<'e> FileFacts<'e> {
                 chunks,
             } => Some(FileFacts {
                 path: &entry.path,
-                mode: *mode,
+                mode: placed_mode(*mode, config.is_written_by_application(&entry.path)),
                 size: *size,
                 hash: *hash,
                 chunks,
             }),
             _ => None,
         }
-    }
-
-    /// Whether the file at `path` is exactly this one: regular, same mode, same size, and
-    /// (read again) same hash.
-    pub fn is_at(&self, path: &Path) -> bool {
-        self.check_at(path).is_some()
     }
 
     /// The facts of the file at `path`, read before it was hashed, when it is exactly this
@@ -82,82 +85,147 @@ impl<'e> FileFacts<'e> {
 }
 
 /// A file found on disk with exactly the content and mode wanted, to hard link, and its
-/// facts as read when it was checked (a hard link shares them).
+/// facts as read when it was checked.
 #[derive(Clone, Debug)]
 pub struct Found {
     pub path: PathBuf,
     pub stat: FileStat,
 }
 
+/// A release on disk whose files can be taken, with what its stat index recorded.
+struct SourceRelease {
+    dir: PathBuf,
+    index: StatIndex,
+}
+
 /// The places content can come from for one release being staged. Shared by the workers
 /// that fill a release.
 pub struct ContentSources<'a> {
-    previous: Option<PathBuf>,
-    /// How the previous release's files looked when it was staged.
-    previous_index: StatIndex,
+    /// The releases on disk files may be taken from, in the order they are tried.
+    releases: Vec<SourceRelease>,
     cache: &'a BlobStore,
+    /// The links made from any of them, to carry into the stat indexes.
+    changes: LinkChanges,
 }
 
 impl<'a> ContentSources<'a> {
-    /// Sources for a release following `previous` (a release of `layout`, if on disk);
-    /// reads the previous release's stat index.
+    /// Sources for a release whose files may come from the releases `versions` of `layout`
+    /// (those on disk; each once); reads their stat indexes.
     pub fn new(
         layout: &AppLayout,
-        previous: Option<&str>,
+        versions: &[Option<&str>],
         cache: &'a BlobStore,
     ) -> ContentSources<'a> {
-        let previous = previous.filter(|v| layout.has_release(v));
+        let mut seen: Vec<&str> = Vec::new();
+        let mut releases = Vec::new();
+        for version in versions.iter().flatten() {
+            if seen.contains(version) || check_version(version).is_err() {
+                continue;
+            }
+            seen.push(version);
+            if layout.has_release(version) {
+                releases.push(SourceRelease {
+                    dir: layout.release_dir(version),
+                    index: StatIndex::load(layout, version),
+                });
+            }
+        }
         ContentSources {
-            previous: previous.map(|v| layout.release_dir(v)),
-            previous_index: previous
-                .map_or_else(StatIndex::default, |v| StatIndex::load(layout, v)),
+            releases,
             cache,
+            changes: LinkChanges::default(),
         }
     }
 
-    /// What the previous release's stat index alone says about taking `file` from it,
-    /// without looking at the file: `Some(true)` when the index recorded the same content,
-    /// mode and size at this path, `Some(false)` when it recorded something else there,
-    /// `None` when it recorded nothing there (or there is no previous release). A file
+    /// The links made so far.
+    pub fn changes(&self) -> &LinkChanges {
+        &self.changes
+    }
+
+    /// What the releases' stat indexes alone say about taking `file` from them, without
+    /// looking at the files: `Some(true)` when one recorded the same content, mode and
+    /// size at this path, `Some(false)` when they recorded something else there, `None`
+    /// when none recorded anything there (or there is no release to take from). A file
     /// changed by hand since it was staged is not noticed: staging checks again.
-    pub fn recorded_in_previous(&self, file: &FileFacts) -> Option<bool> {
-        self.previous.as_ref()?;
-        let recorded = self.previous_index.get(file.path)?;
-        Some(recorded.hash == file.hash && recorded.mode == file.mode && recorded.size == file.size)
+    pub fn recorded_in_releases(&self, file: &FileFacts) -> Option<bool> {
+        let mut recorded_any = false;
+        for release in &self.releases {
+            if let Some(recorded) = release.index.get(file.path) {
+                if recorded.hash == file.hash
+                    && recorded.mode == file.mode
+                    && recorded.size == file.size
+                {
+                    return Some(true);
+                }
+                recorded_any = true;
+            }
+        }
+        recorded_any.then_some(false)
     }
 
-    /// The previous release's identical file, to hard link: trusted without reading it
-    /// when it looks exactly as it did when staged, else hashed again. A file that looks
-    /// as it did when staged with other content is refused without being read.
-    pub fn in_previous(&self, file: &FileFacts) -> Option<Found> {
-        let candidate = self.previous.as_ref()?.join(file.path);
-        let metadata = fs::symlink_metadata(&candidate).ok()?;
-        if !file.looks_like(&metadata) {
-            return None;
-        }
-        let same = match self.previous_index.get(file.path) {
-            Some(recorded) if recorded.describes(&metadata) => recorded.hash == file.hash,
-            _ => hash_file(&candidate).is_ok_and(|hash| hash == file.hash),
-        };
-        same.then(|| Found {
-            stat: FileStat::of(&metadata, file.hash),
-            path: candidate,
+    /// A release's identical file that its stat index vouches for (it looks exactly as it
+    /// did when staged, apart from the agent's own links), to hard link. Nothing is read.
+    pub fn vouched_in_releases(&self, file: &FileFacts) -> Option<Found> {
+        self.releases.iter().find_map(|release| {
+            let recorded = release.index.get(file.path)?;
+            if recorded.hash != file.hash {
+                return None;
+            }
+            let candidate = release.dir.join(file.path);
+            let metadata = fs::symlink_metadata(&candidate).ok()?;
+            (file.looks_like(&metadata) && self.changes.expected(recorded).describes(&metadata))
+                .then(|| Found {
+                    stat: FileStat::of(&metadata, file.hash),
+                    path: candidate,
+                })
+        })
+    }
+
+    /// Whether a release on disk can provide `file`: vouched for by its index, or holding
+    /// the right content (read and hashed) to copy.
+    pub fn available_in_releases(&self, file: &FileFacts) -> bool {
+        self.vouched_in_releases(file).is_some() || self.held_in_releases(file).is_some()
+    }
+
+    /// A regular file of a release with the right size whose content hashes to `file`'s.
+    fn held_in_releases(&self, file: &FileFacts) -> Option<PathBuf> {
+        self.releases.iter().find_map(|release| {
+            let candidate = release.dir.join(file.path);
+            let plausible =
+                fs::symlink_metadata(&candidate).is_ok_and(|m| m.is_file() && m.len() == file.size);
+            (plausible && hash_file(&candidate).is_ok_and(|hash| hash == file.hash))
+                .then_some(candidate)
         })
     }
 
     /// The cache's blob file when it is the whole file with the right mode, to hard link.
     /// A hard link shares the inode and so its mode: a file whose mode differs from the
     /// blob's must be copied instead.
-    /// A blob the cache itself just wrote (checked against its hash then) and that still
-    /// looks exactly as written is not read again.
+    /// A blob no release holds (one link) is linked when it hashes right, or without being
+    /// read again when the cache itself just wrote it (checked against its hash then) and
+    /// it still looks exactly as written. A blob releases already hold is linked only as
+    /// this staging's own links left it: otherwise its inode is a release's file, which
+    /// may have been touched since (it is linked from that release when its index vouches
+    /// for it, else written from the blob as a copy).
     pub fn in_cache(&self, file: &FileFacts) -> Option<Found> {
         if !file.chunks.is_empty() {
             return None;
         }
         let candidate = self.cache.path_of(&file.hash);
-        let metadata = fs::symlink_metadata(&candidate).ok()?;
-        let stat = if file.looks_like(&metadata) && self.cache.wrote_as(&file.hash, &metadata) {
-            FileStat::of(&metadata, file.hash)
+        let mut metadata = fs::symlink_metadata(&candidate).ok()?;
+        if metadata.nlink() == 1 && permission_bits(&metadata) == BLOB_MODE | 0o200 {
+            // Stored before blobs were read-only: made so, once, while no release holds it.
+            fs::set_permissions(&candidate, fs::Permissions::from_mode(BLOB_MODE)).ok()?;
+            metadata = fs::symlink_metadata(&candidate).ok()?;
+        }
+        if !file.looks_like(&metadata) {
+            return None;
+        }
+        let now = FileStat::of(&metadata, file.hash);
+        let stat = if metadata.nlink() > 1 {
+            self.changes.left_as(&now).then_some(now)?
+        } else if self.cache.wrote_as(&file.hash, &metadata) {
+            now
         } else {
             file.check_at(&candidate)?
         };
@@ -167,31 +235,88 @@ impl<'a> ContentSources<'a> {
         })
     }
 
+    /// Hard-links `found` at `dest` and returns the file's facts after the link (which
+    /// changed its change time), recording the link. `None` when the link cannot be made
+    /// (another filesystem, too many links, protected_hardlinks) or the inode changed
+    /// otherwise meanwhile (then `dest` is removed again).
+    pub fn link(&self, found: &Found, dest: &Path) -> Option<FileStat> {
+        fs::hard_link(&found.path, dest).ok()?;
+        let after = fs::symlink_metadata(dest)
+            .ok()
+            .map(|metadata| FileStat::of(&metadata, found.stat.hash))
+            .filter(|after| found.stat.only_relinked_to(after));
+        match after {
+            Some(after) => {
+                self.changes.record(&found.stat, &after);
+                Some(after)
+            }
+            None => {
+                let _ = fs::remove_file(dest);
+                None
+            }
+        }
+    }
+
     /// Writes the file at `dest` (which must not exist) from the cache's blobs, checks
     /// the whole against the manifest's hash, and gives it its mode. Returns its facts as
-    /// they are then (`fstat` of the written file).
+    /// they are then (`fstat` of the written file). A blob missing from the cache is
+    /// `AgentError::Missing`, and `dest` is removed again.
     pub fn write_from_cache(&self, file: &FileFacts, dest: &Path) -> AgentResult<FileStat> {
-        let mut out = OpenOptions::new()
+        let out = OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(dest)
             .map_err(|e| AgentError::io(dest, e))?;
+        let written = self.fill_from_cache(file, dest, out);
+        if written.is_err() {
+            let _ = fs::remove_file(dest);
+        }
+        written
+    }
+
+    fn fill_from_cache(
+        &self,
+        file: &FileFacts,
+        dest: &Path,
+        mut out: File,
+    ) -> AgentResult<FileStat> {
         let mut hasher = blake3::Hasher::new();
         for blob in file.blobs() {
             let data = read_blob(self.cache, file.path, &blob.hash)?;
             hasher.update(&data);
             out.write_all(&data).map_err(|e| AgentError::io(dest, e))?;
         }
-        if ContentHash::from(hasher.finalize()) != file.hash {
-            return Err(AgentError::corrupt(
-                dest,
-                "the content written does not match the manifest's hash",
-            ));
+        finish_file(file, dest, &out, &hasher)
+    }
+
+    /// Copies the file from a release on disk that holds its content (hashing what is
+    /// copied), for a file no index vouches for and no blob provides. `None` when no
+    /// release holds it.
+    pub fn copy_from_releases(
+        &self,
+        file: &FileFacts,
+        dest: &Path,
+    ) -> AgentResult<Option<FileStat>> {
+        for release in &self.releases {
+            let source = release.dir.join(file.path);
+            let plausible =
+                fs::symlink_metadata(&source).is_ok_and(|m| m.is_file() && m.len() == file.size);
+            let Some(input) = plausible.then(|| File::open(&source).ok()).flatten() else {
+                continue;
+            };
+            let out = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(dest)
+                .map_err(|e| AgentError::io(dest, e))?;
+            match copy_hashing(input, out, file, dest) {
+                Ok(stat) => return Ok(Some(stat)),
+                Err(_) => {
+                    fs::remove_file(dest).map_err(|e| AgentError::io(dest, e))?;
+                }
+            }
         }
-        out.set_permissions(fs::Permissions::from_mode(file.mode))
-            .map_err(|e| AgentError::io(dest, e))?;
-        let metadata = out.metadata().map_err(|e| AgentError::io(dest, e))?;
-        Ok(FileStat::of(&metadata, file.hash))
+        Ok(None)
     }
 
     /// The file's blobs that are not in the cache.
@@ -203,9 +328,75 @@ impl<'a> ContentSources<'a> {
     }
 }
 
-/// The whole content of a (small) file: from the first of the release directories `dirs`
-/// that holds it, else from the cache; checked against the manifest's hash either way.
-pub fn read_file(dirs: &[PathBuf], file: &FileFacts, cache: &BlobStore) -> AgentResult<Vec<u8>> {
+/// Copies `input` into `out` while hashing it; the copy counts only if it is `file`.
+fn copy_hashing(
+    mut input: File,
+    mut out: File,
+    file: &FileFacts,
+    dest: &Path,
+) -> AgentResult<FileStat> {
+    let mut hasher = blake3::Hasher::new();
+    let mut buffer = vec![0; 64 * 1024];
+    loop {
+        let n = input
+            .read(&mut buffer)
+            .map_err(|e| AgentError::io(dest, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+        out.write_all(&buffer[..n])
+            .map_err(|e| AgentError::io(dest, e))?;
+    }
+    finish_file(file, dest, &out, &hasher)
+}
+
+/// Checks what was written to `out` is `file`'s content (its hash, and the size the
+/// manifest declares), gives it its mode, and returns its facts (`fstat`).
+fn finish_file(
+    file: &FileFacts,
+    dest: &Path,
+    out: &File,
+    hasher: &blake3::Hasher,
+) -> AgentResult<FileStat> {
+    if ContentHash::from(hasher.finalize()) != file.hash {
+        return Err(AgentError::corrupt(
+            dest,
+            "the content written does not match the manifest's hash",
+        ));
+    }
+    if hasher.count() != file.size {
+        return Err(AgentError::corrupt(
+            dest,
+            format!(
+                "the manifest says the file holds {} bytes, but its content has {}: the release's manifest is wrong",
+                file.size,
+                hasher.count()
+            ),
+        ));
+    }
+    out.set_permissions(fs::Permissions::from_mode(file.mode))
+        .map_err(|e| AgentError::io(dest, e))?;
+    let metadata = out.metadata().map_err(|e| AgentError::io(dest, e))?;
+    Ok(FileStat::of(&metadata, file.hash))
+}
+
+/// The whole content of a small file of at most `max_bytes` (a release's `ferry.toml`):
+/// from the first of the release directories `dirs` that holds it, else from the cache;
+/// checked against the manifest's hash either way. A size over `max_bytes` is refused
+/// before anything is read; the size the manifest declares is never used to allocate.
+pub fn read_small_file(
+    dirs: &[PathBuf],
+    file: &FileFacts,
+    cache: &BlobStore,
+    max_bytes: u64,
+) -> AgentResult<Vec<u8>> {
+    if file.size > max_bytes {
+        return Err(AgentError::Refused(format!(
+            "{}: the manifest says it holds {} bytes, more than the {max_bytes} bytes it may have",
+            file.path, file.size
+        )));
+    }
     for dir in dirs {
         let path = dir.join(file.path);
         // Only a regular file of the right size is read (never a FIFO left in its place).
@@ -217,14 +408,17 @@ pub fn read_file(dirs: &[PathBuf], file: &FileFacts, cache: &BlobStore) -> Agent
             }
         }
     }
-    let mut data = Vec::with_capacity(file.size as usize);
+    let mut data = Vec::new();
     for blob in file.blobs() {
         data.extend_from_slice(&read_blob(cache, file.path, &blob.hash)?);
+        if data.len() as u64 > file.size {
+            break;
+        }
     }
-    if ContentHash::of(&data) != file.hash {
+    if ContentHash::of(&data) != file.hash || data.len() as u64 != file.size {
         return Err(AgentError::Corrupt {
             path: file.path.to_owned(),
-            reason: "the cached content does not match the manifest's hash".into(),
+            reason: "the cached content does not match the manifest's hash and size".into(),
         });
     }
     Ok(data)

@@ -1,16 +1,19 @@
-//! A deploy on a target, step by step: read `ferry.toml`, stage the release (shared paths
-//! linked), run `before_switch`, switch `current`, run `after_switch`, check health,
-//! record the success. A failure before the switch leaves `current` as it was; a failure
-//! after it switches `current` back. Also: switching to a release already on disk
-//! (rollback) and comparing a release on disk with its manifest (drift).
+//! A deploy on a target, step by step: read `ferry.toml`, stage the release (or check and,
+//! if it changed since it was staged ahead, repair it), create the shared paths it adds,
+//! run `before_switch`, switch `current`, run `after_switch`, check health, record the
+//! success. A failure before the switch leaves `current` as it was; a failure after it
+//! switches `current` back. Staging ahead ([`prepare`]) stops after staging: nothing
+//! outside `releases/` is touched before the deployment runs. Also: switching to a release
+//! already on disk (rollback, checked and repaired first) and comparing a release on disk
+//! with its manifest (drift).
 
 use std::path::Path;
 
 use ferry_cas::blobs::BlobStore;
-use ferry_cas::manifest::Manifest;
+use ferry_cas::hash::ContentHash;
+use ferry_cas::manifest::{EntryKind, Manifest};
 
-use crate::config::{ReleaseConfig, CONFIG_FILE};
-use crate::content::FileFacts;
+use crate::config::{ReleaseConfig, CONFIG_FILE, MAX_CONFIG_BYTES};
 use crate::error::{AgentError, AgentResult};
 use crate::failpoint::failpoint;
 use crate::fsutil::remove_tree;
@@ -19,8 +22,8 @@ use crate::hooks::{run_command, HookEnv};
 use crate::journal::{now, Journal};
 use crate::layout::{check_version, AppLayout};
 use crate::lock::AppLock;
+use crate::shared::{initialise_shared_paths, SharedReport};
 use crate::stage::{read_release_config, stage_release, StageReport};
-use crate::stat_index::StatIndex;
 use crate::switch::{switch_back, switch_to};
 use crate::tree::differences;
 
@@ -151,7 +154,8 @@ pub fn deploy(
 }
 
 /// Stages `request`'s release next to the one served, without switching to it or running
-/// hooks, so that deploying it later is only a switch. `current` is not touched.
+/// hooks, so that deploying it later is only a switch. Nothing outside `releases/` (and the
+/// agent's state) is written: not `current`, not `shared/`.
 pub fn prepare(
     root: &Path,
     request: &DeployRequest,
@@ -252,12 +256,10 @@ fn run(
     )
     .map_err(Failure::before_switch)?;
     emit(on_step, StepKind::Staged, describe_staging(&report));
-    let shared = if report.reused {
-        "reused release: shared paths already linked".to_owned()
-    } else {
-        describe_list("shared paths linked", &report.shared.linked)
-    };
-    emit(on_step, StepKind::SharedLinked, shared);
+    // From here on the deployment runs (approved where policy says): live data may change.
+    let shared = initialise_shared_paths(layout, &request.manifest, &config, cache)
+        .map_err(Failure::before_switch)?;
+    emit(on_step, StepKind::SharedLinked, describe_shared(&shared));
 
     let env = plan.hook_env();
     failpoint("deploy.before_hook");
@@ -392,37 +394,79 @@ fn emit(on_step: &mut dyn FnMut(Step), kind: StepKind, detail: String) {
 
 fn describe_staging(report: &StageReport) -> String {
     if report.reused {
-        return "the release was already on disk and intact".to_owned();
+        return "the release was already on disk, exactly as staged".to_owned();
     }
-    let replaced = if report.replaced_drifted {
-        " (replaced a copy on disk that had been changed)"
-    } else {
-        ""
-    };
+    let mut repaired = String::new();
+    if !report.repaired.is_empty() {
+        repaired = format!(
+            " (repaired: changed on the target since staging: {})",
+            report.repaired.join(", ")
+        );
+    } else if report.recreated > 0 {
+        repaired = format!(
+            " (re-created {} files touched on the target since staging)",
+            report.recreated
+        );
+    }
     format!(
-        "{} files linked, {} copied ({} bytes){replaced}",
+        "{} files linked, {} copied ({} bytes){repaired}",
         report.files_linked, report.files_copied, report.bytes_copied
     )
 }
 
-fn describe_list(what: &str, items: &[String]) -> String {
-    if items.is_empty() {
-        format!("no {what}")
-    } else {
-        format!("{what}: {}", items.join(", "))
+fn describe_shared(report: &SharedReport) -> String {
+    if report.linked.is_empty() {
+        return "no shared paths".to_owned();
     }
+    let mut described = format!("shared paths linked: {}", report.linked.join(", "));
+    if !report.initialised.is_empty() {
+        described.push_str(&format!("; created: {}", report.initialised.join(", ")));
+    }
+    described
 }
 
-/// Switches `current` of `app` to `version`, a release already on disk, without hooks or
-/// health check. Refused when the release is not on disk.
-pub fn rollback(root: &Path, app: &str, version: &str) -> AgentResult<()> {
+/// Switches `current` to `request`'s release, already on disk, without hooks or health
+/// check (a rollback). The release is checked against its manifest and stat index first,
+/// and repaired if anything in it changed since it was staged (its blobs taken from
+/// `cache`; one missing is `AgentError::Missing`), so what is switched to is exactly the
+/// release. Refused when the release is not on disk.
+pub fn rollback(
+    root: &Path,
+    request: &DeployRequest,
+    cache: &BlobStore,
+) -> AgentResult<StageReport> {
+    let (app, version) = (request.app.as_str(), request.version.as_str());
     let layout = AppLayout::new(root, app)?;
     check_version(version)?;
     let _lock = AppLock::acquire(root, app)?;
+    if !layout.has_release(version) {
+        return Err(AgentError::Refused(format!(
+            "release {version} of {app} is not on this target"
+        )));
+    }
+    request.manifest.validate()?;
+    let serving = layout.current_version();
+    let config = read_release_config(
+        &layout,
+        version,
+        &request.manifest,
+        serving.as_deref(),
+        cache,
+    )?;
+    let report = stage_release(
+        &layout,
+        version,
+        &request.manifest,
+        &config,
+        serving.as_deref(),
+        cache,
+    )?;
+    initialise_shared_paths(&layout, &request.manifest, &config, cache)?;
     switch_to(&layout, version)?;
     let mut journal = Journal::load(root, app)?;
     journal.record_switch(version, now());
-    journal.save(root, app)
+    journal.save(root, app)?;
+    Ok(report)
 }
 
 /// Whether `app` serves `version` and the deploy or switch that put it there finished.
@@ -448,24 +492,26 @@ pub fn verify_release(root: &Path, app: &str, version: &str, manifest: &Manifest
         return vec![".".to_owned()];
     }
     let dir = layout.release_dir(version);
-    // Drift detection reads every file: it must not trust what staging recorded.
-    differences(
-        &dir,
-        manifest,
-        &config_on_disk(&dir, manifest),
-        &StatIndex::default(),
-    )
+    // Drift detection reads every file: it trusts no stat index.
+    differences(&dir, manifest, &config_on_disk(&dir, manifest))
 }
 
 /// The release's `ferry.toml` as found in its directory, if it is the one the manifest
-/// describes and valid; else the defaults (then a changed `ferry.toml` is itself drift).
+/// describes (content checked, at most [`MAX_CONFIG_BYTES`]) and valid; else the defaults
+/// (then a changed `ferry.toml` is itself drift).
 fn config_on_disk(dir: &Path, manifest: &Manifest) -> ReleaseConfig {
     let path = dir.join(CONFIG_FILE);
-    manifest
-        .get(CONFIG_FILE)
-        .and_then(FileFacts::of)
-        .filter(|file| file.is_at(&path))
-        .and_then(|_| std::fs::read_to_string(&path).ok())
+    let Some(EntryKind::File { size, hash, .. }) = manifest.get(CONFIG_FILE).map(|e| &e.kind)
+    else {
+        return ReleaseConfig::default();
+    };
+    let plausible = *size <= MAX_CONFIG_BYTES
+        && std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file() && m.len() == *size);
+    plausible
+        .then(|| std::fs::read(&path).ok())
+        .flatten()
+        .filter(|data| ContentHash::of(data) == *hash)
+        .and_then(|data| String::from_utf8(data).ok())
         .and_then(|text| ReleaseConfig::parse(&text).ok())
         .unwrap_or_default()
 }

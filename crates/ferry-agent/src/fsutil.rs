@@ -1,9 +1,9 @@
 //! Small filesystem helpers the other modules share: durable directory entries, removing
-//! trees the application made read-only, copying trees with their modes, hashing files.
+//! read-only trees, hashing files.
 
 use std::fs::{self, File};
 use std::io::ErrorKind;
-use std::os::unix::fs::{symlink, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use ferry_cas::hash::ContentHash;
@@ -57,28 +57,6 @@ pub fn make_writable(dir: &Path) -> AgentResult<()> {
     Ok(())
 }
 
-/// Copies the tree (or file, or symlink) at `from` to `to`, which must not exist: file
-/// contents and modes, symlinks as they are, directory modes applied once filled.
-pub fn copy_tree(from: &Path, to: &Path) -> AgentResult<()> {
-    let metadata = fs::symlink_metadata(from).map_err(|e| AgentError::io(from, e))?;
-    let file_type = metadata.file_type();
-    if file_type.is_symlink() {
-        let target = fs::read_link(from).map_err(|e| AgentError::io(from, e))?;
-        symlink(target, to).map_err(|e| AgentError::io(to, e))
-    } else if file_type.is_dir() {
-        fs::create_dir(to).map_err(|e| AgentError::io(to, e))?;
-        for child in fs::read_dir(from).map_err(|e| AgentError::io(from, e))? {
-            let child = child.map_err(|e| AgentError::io(from, e))?;
-            copy_tree(&child.path(), &to.join(child.file_name()))?;
-        }
-        fs::set_permissions(to, metadata.permissions()).map_err(|e| AgentError::io(to, e))
-    } else {
-        // `fs::copy` copies the permission bits too.
-        fs::copy(from, to).map_err(|e| AgentError::io(to, e))?;
-        Ok(())
-    }
-}
-
 /// The BLAKE3 hash of the file's whole content.
 pub fn hash_file(path: &Path) -> std::io::Result<ContentHash> {
     let mut hasher = blake3::Hasher::new();
@@ -93,10 +71,12 @@ pub fn permission_bits(metadata: &fs::Metadata) -> u32 {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::symlink;
+
     use super::*;
 
     #[test]
-    fn read_only_trees_are_removed_and_copies_keep_modes() {
+    fn read_only_trees_are_removed() {
         let dir = tempfile::tempdir().unwrap();
         let tree = dir.path().join("tree");
         fs::create_dir_all(tree.join("ro/inner")).unwrap();
@@ -109,19 +89,10 @@ mod tests {
         symlink("ro", tree.join("link")).unwrap();
         fs::set_permissions(tree.join("ro/inner"), fs::Permissions::from_mode(0o500)).unwrap();
         fs::set_permissions(tree.join("ro"), fs::Permissions::from_mode(0o555)).unwrap();
-
-        let copy = dir.path().join("copy");
-        copy_tree(&tree, &copy).unwrap();
-        let mode = |p: &str| permission_bits(&fs::symlink_metadata(copy.join(p)).unwrap());
-        assert_eq!(
-            (mode("ro"), mode("ro/inner"), mode("ro/inner/file")),
-            (0o555, 0o500, 0o400)
-        );
-        assert_eq!(fs::read_link(copy.join("link")).unwrap(), Path::new("ro"));
+        fs::set_permissions(&tree, fs::Permissions::from_mode(0o555)).unwrap();
 
         remove_tree(&tree).unwrap();
-        remove_tree(&copy).unwrap();
-        remove_tree(&copy).unwrap();
-        assert!(!tree.exists() && !copy.exists());
+        remove_tree(&tree).unwrap();
+        assert!(!tree.exists());
     }
 }

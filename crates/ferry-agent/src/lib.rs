@@ -1,6 +1,8 @@
-//! ferry's agent on a target. The deploy engine stages a release from the content cache,
-//! links its shared paths, switches to it, runs its hooks and health check, rolls back,
-//! checks a release on disk for drift, and cleans up old releases; it does no network I/O.
+//! ferry's agent on a target. The deploy engine stages a release from the content cache
+//! (read-only, writing nothing outside `releases/`), creates its shared paths once the
+//! deployment runs, checks a release staged earlier and repairs what changed in it since,
+//! switches to it, runs its hooks and health check, rolls back, checks a release on disk
+//! for drift, and cleans up old releases; it does no network I/O.
 //! The agent process ([`process`]) is the only part that talks to the server: it enrolls,
 //! long-polls for the desired state, fetches manifests and blobs, calls the engine and
 //! reports.
@@ -27,7 +29,9 @@ pub mod hooks;
 pub mod http;
 pub mod journal;
 pub mod layout;
+pub mod link_changes;
 pub mod lock;
+pub mod modes;
 pub mod process;
 pub mod shared;
 pub mod stage;

@@ -16,11 +16,12 @@ use ferry_api::{
 };
 use ferry_cas::blobs::BlobStore;
 use ferry_cas::hash::ContentHash;
-use ferry_cas::manifest::Manifest;
+use ferry_cas::manifest::{Manifest, MAX_MANIFEST_BYTES};
 use serde::{Deserialize, Serialize};
 
 use crate::cleanup::cleanup;
 use crate::deploy::{deploy, prepare, rollback, serves_completed, DeployOutcome, DeployRequest};
+use crate::error::AgentError;
 use crate::layout::{cache_dir, current_version, state_dir, AppLayout};
 use crate::stage::PreviousCheck;
 
@@ -205,6 +206,14 @@ async fn enroll(root: &Path, server: &str, token: &str) -> anyhow::Result<AgentS
     Ok(state)
 }
 
+/// How switching back to a release on disk went.
+enum SwitchedBack {
+    /// `current` serves it; the warning about a repair made first, if any.
+    Done { warning: Option<String> },
+    /// It could not be switched to as it is: it is deployed instead.
+    DeployInstead,
+}
+
 struct Agent {
     link: ServerLink,
     /// The pinned CA certificate (with TLS), which records a server that presented another.
@@ -317,14 +326,18 @@ impl Agent {
             Some(version) if serves_completed(&self.root, &app, version) => {
                 (Outcome::Succeeded, None, None)
             }
-            Some(version) if desired.switch_back && self.switch_back(&app, version).await => {
-                (Outcome::Succeeded, None, None)
+            Some(version) if desired.switch_back && self.has_release(&app, version) => {
+                match self.switch_back(&app, version).await? {
+                    SwitchedBack::Done { warning } => (Outcome::Succeeded, warning, None),
+                    SwitchedBack::DeployInstead => {
+                        self.deploy_reporting_steps(&app, version, deployment)
+                            .await?
+                    }
+                }
             }
             Some(version) => {
-                let progress = Progress::start(self.progress_to(&app, deployment));
-                let deployed = self.deploy(&app, version, &progress).await;
-                progress.finish().await;
-                deployed?
+                self.deploy_reporting_steps(&app, version, deployment)
+                    .await?
             }
             None => {
                 let link = AppLayout::new(&self.root, &app)?.current_link();
@@ -371,11 +384,23 @@ impl Agent {
             let manifest = self.manifest(app, version).await?;
             self.fetch_missing(app, version, &manifest, PreviousCheck::Recorded)
                 .await?;
-            self.with_engine(app, version, &manifest, |root, request, cache| {
-                prepare(root, request, cache)
-            })
-            .await?
-            .map(|_| ())
+            let stage_ahead = || {
+                self.with_engine(app, version, &manifest, |root, request, cache| {
+                    prepare(root, request, cache)
+                })
+            };
+            let mut staged = stage_ahead().await?;
+            // A file of the release served was changed by hand (the first fetch trusted its
+            // stat index): fetch what staging could not take from it, and try again.
+            if matches!(staged, Err(AgentError::Missing { .. }))
+                && self
+                    .fetch_missing(app, version, &manifest, PreviousCheck::Verified)
+                    .await?
+                    > 0
+            {
+                staged = stage_ahead().await?;
+            }
+            staged.map(|_| ())
         };
         let report = AgentReport {
             app: app.to_owned(),
@@ -401,6 +426,19 @@ impl Agent {
             deployment,
             root: self.root.clone(),
         }
+    }
+
+    /// Deploys `version` of `app`, posting the steps it reaches for `deployment`.
+    async fn deploy_reporting_steps(
+        &self,
+        app: &str,
+        version: &str,
+        deployment: i64,
+    ) -> anyhow::Result<(Outcome, Option<String>, Option<String>)> {
+        let progress = Progress::start(self.progress_to(app, deployment));
+        let deployed = self.deploy(app, version, &progress).await;
+        progress.finish().await;
+        deployed
     }
 
     async fn deploy(
@@ -442,7 +480,11 @@ impl Agent {
             outcome = self.run_engine(app, version, &manifest, progress).await?;
         }
         Ok(match outcome {
-            DeployOutcome::Succeeded { .. } => (Outcome::Succeeded, None, None),
+            DeployOutcome::Succeeded { report } => (
+                Outcome::Succeeded,
+                self.warn(app, &report.warning(version)),
+                None,
+            ),
             DeployOutcome::RolledBack {
                 reason,
                 output_tail,
@@ -463,25 +505,81 @@ impl Agent {
             .http
             .get(self.link.url(&path))
             .timeout(Duration::from_secs(120));
-        let response = self.link.send(&path, request).await?;
+        let mut response = self.link.send(&path, request).await?;
         let digest = response
             .headers()
             .get("x-ferry-digest")
             .and_then(|v| v.to_str().ok())
             .and_then(ContentHash::from_hex)
             .with_context(|| format!("{path}: the server named no manifest digest"))?;
-        let bytes = response.bytes().await?;
+        // Read only as much as a manifest can be, whatever the server says it sends.
+        let too_big = || {
+            anyhow::anyhow!(
+                "{path}: the manifest is larger than {MAX_MANIFEST_BYTES} bytes, more than any release may have"
+            )
+        };
+        if response
+            .content_length()
+            .is_some_and(|len| len > MAX_MANIFEST_BYTES)
+        {
+            return Err(too_big());
+        }
+        let mut bytes = Vec::new();
+        while let Some(piece) = response.chunk().await? {
+            if (bytes.len() + piece.len()) as u64 > MAX_MANIFEST_BYTES {
+                return Err(too_big());
+            }
+            bytes.extend_from_slice(&piece);
+        }
         Ok(Manifest::from_blob(&bytes, &digest)?)
     }
 
-    /// Switches to a release still on disk, as a rollback does: no staging, no hooks.
-    /// Returns false when the release is not there (the caller deploys it instead).
-    async fn switch_back(&self, app: &str, version: &str) -> bool {
-        let (root, app, version) = (self.root.clone(), app.to_owned(), version.to_owned());
-        matches!(
-            tokio::task::spawn_blocking(move || rollback(&root, &app, &version)).await,
-            Ok(Ok(()))
-        )
+    /// Whether release `version` of `app` is on disk.
+    fn has_release(&self, app: &str, version: &str) -> bool {
+        AppLayout::new(&self.root, app).is_ok_and(|layout| layout.has_release(version))
+    }
+
+    /// Switches to a release still on disk, as a rollback does: no hooks, but checked
+    /// against its manifest first and repaired if it changed since it was staged (fetching
+    /// what the repair needs).
+    async fn switch_back(&self, app: &str, version: &str) -> anyhow::Result<SwitchedBack> {
+        let manifest = self.manifest(app, version).await?;
+        let mut switched = self
+            .with_engine(app, version, &manifest, |root, request, cache| {
+                rollback(root, request, cache)
+            })
+            .await?;
+        // A file changed in the release whose blob is not in the cache (or is corrupt, and
+        // was moved aside): fetch what is missing, looking at the files, and try again.
+        if matches!(switched, Err(AgentError::Missing { .. }))
+            && self
+                .fetch_missing(app, version, &manifest, PreviousCheck::Verified)
+                .await?
+                > 0
+        {
+            switched = self
+                .with_engine(app, version, &manifest, |root, request, cache| {
+                    rollback(root, request, cache)
+                })
+                .await?;
+        }
+        Ok(match switched {
+            Ok(report) => SwitchedBack::Done {
+                warning: self.warn(app, &report.warning(version)),
+            },
+            Err(error) => {
+                eprintln!("agent: {app}: switching back to {version} failed ({error}); deploying it instead");
+                SwitchedBack::DeployInstead
+            }
+        })
+    }
+
+    /// Logs a warning about `app` and passes it on (for the report).
+    fn warn(&self, app: &str, warning: &Option<String>) -> Option<String> {
+        if let Some(warning) = warning {
+            eprintln!("agent: {app}: warning: {warning}");
+        }
+        warning.clone()
     }
 
     async fn run_engine(

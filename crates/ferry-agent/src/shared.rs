@@ -1,29 +1,34 @@
 //! Shared paths: persistent data (uploads, local config, databases) kept in
 //! `ROOT/apps/APP/shared/` and linked into every release, so it survives deploys and
-//! rollbacks. The first release that names a path gives it its initial content (copied,
-//! never moved: the release's files may be hard links shared with other releases and the
-//! cache). Nothing in `shared/` is ever deleted or overwritten.
+//! rollbacks. Staging only puts each shared path's link into the release (pointing at
+//! `shared/`, where the path may not exist yet): it writes nothing outside `releases/`.
+//! Missing shared paths are created at the switch, once the deployment runs (after its
+//! approvals): from the content the release holds there, written from the cache's checked
+//! blobs as writable copies (never links: the blobs are shared), or empty. Nothing in
+//! `shared/` is ever deleted or overwritten.
 
 use std::fs;
 use std::io::ErrorKind;
-use std::os::unix::fs::symlink;
+use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use ferry_cas::blobs::BlobStore;
 use ferry_cas::manifest::{EntryKind, Manifest};
 
-use crate::config::ReleaseConfig;
+use crate::config::{is_within, ReleaseConfig};
+use crate::content::{ContentSources, FileFacts};
 use crate::error::{AgentError, AgentResult};
 use crate::failpoint::failpoint;
-use crate::fsutil::{copy_tree, fsync_dir, remove_tree, sync_filesystem};
+use crate::fsutil::{fsync_dir, remove_tree, sync_filesystem};
 use crate::layout::AppLayout;
 
-/// What linking the shared paths did.
+/// What preparing the shared paths for a switch did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SharedReport {
-    /// Every shared path, now a symlink in the release.
+    /// Every shared path (each a symlink in the release).
     pub linked: Vec<String>,
-    /// The paths created in `shared/` by this release (from its content, or empty).
+    /// The paths created in `shared/` for this release (from its content, or empty).
     pub initialised: Vec<String>,
 }
 
@@ -34,38 +39,31 @@ pub fn link_target(path: &str) -> String {
     format!("{}shared/{path}", "../".repeat(depth + 1))
 }
 
-/// Replaces every shared path of `config` inside `release` (a release being staged) with a
-/// symlink into `shared/`, creating the shared path first if it does not exist yet.
-pub fn link_shared_paths(
-    layout: &AppLayout,
-    release: &Path,
-    manifest: &Manifest,
-    config: &ReleaseConfig,
-) -> AgentResult<SharedReport> {
-    let mut report = SharedReport::default();
-    // Hooks are told about `shared/` (FERRY_SHARED_DIR) whether or not the release uses it.
-    let shared_dir = layout.shared_dir();
-    fs::create_dir_all(&shared_dir).map_err(|e| AgentError::io(&shared_dir, e))?;
+/// Refuses shared paths a link could not stand in for: one below a symlink or a file of the
+/// release, or one that is itself a symlink.
+pub fn check_shared_paths(manifest: &Manifest, config: &ReleaseConfig) -> AgentResult<()> {
+    config
+        .shared
+        .iter()
+        .try_for_each(|path| check_shareable(manifest, path))
+}
+
+/// Puts a symlink into `shared/` at every shared path of `config` inside `release` (a
+/// release being staged, which holds nothing at those paths), making the directories that
+/// hold the links where the release has none.
+pub fn link_shared_paths(release: &Path, config: &ReleaseConfig) -> AgentResult<()> {
     for path in &config.shared {
-        check_shareable(manifest, path)?;
-        if initialise(layout, release, path)? {
-            report.initialised.push(path.clone());
-        }
         let in_release = release.join(path);
-        remove_tree(&in_release)?;
         let parent = in_release
             .parent()
             .expect("shared paths are inside the release");
         fs::create_dir_all(parent).map_err(|e| AgentError::io(parent, e))?;
         failpoint("shared.before_link");
         symlink(link_target(path), &in_release).map_err(|e| AgentError::io(&in_release, e))?;
-        report.linked.push(path.clone());
     }
-    Ok(report)
+    Ok(())
 }
 
-/// Refuses a shared path the link could not stand in for: one below a symlink or a file
-/// of the release, or one that is itself a symlink.
 fn check_shareable(manifest: &Manifest, path: &str) -> AgentResult<()> {
     let mut ancestor = String::new();
     for component in path.split('/') {
@@ -88,10 +86,39 @@ fn check_shareable(manifest: &Manifest, path: &str) -> AgentResult<()> {
     Ok(())
 }
 
-/// Creates `shared/PATH` if absent: a copy of the release's content there, or an empty
-/// directory. The copy is made in the staging area and renamed into place, so a crash
-/// never leaves half of it looking like the real data. Returns whether it was created.
-fn initialise(layout: &AppLayout, release: &Path, path: &str) -> AgentResult<bool> {
+/// Creates `shared/` and every shared path of `config` it lacks, from what `manifest` holds
+/// there (its blobs in `cache`; a blob missing there is `AgentError::Missing`), or empty.
+/// Run at the switch, never while staging.
+pub fn initialise_shared_paths(
+    layout: &AppLayout,
+    manifest: &Manifest,
+    config: &ReleaseConfig,
+    cache: &BlobStore,
+) -> AgentResult<SharedReport> {
+    let mut report = SharedReport::default();
+    // Hooks are told about `shared/` (FERRY_SHARED_DIR) whether or not the release uses it.
+    let shared_dir = layout.shared_dir();
+    fs::create_dir_all(&shared_dir).map_err(|e| AgentError::io(&shared_dir, e))?;
+    let writer = ContentSources::new(layout, &[], cache);
+    for path in &config.shared {
+        if initialise(layout, manifest, config, &writer, path)? {
+            report.initialised.push(path.clone());
+        }
+        report.linked.push(path.clone());
+    }
+    Ok(report)
+}
+
+/// Creates `shared/PATH` if absent: the release's content there, or an empty directory.
+/// It is built in the staging area and renamed into place, so a crash never leaves half of
+/// it looking like the real data. Returns whether it was created.
+fn initialise(
+    layout: &AppLayout,
+    manifest: &Manifest,
+    config: &ReleaseConfig,
+    writer: &ContentSources,
+    path: &str,
+) -> AgentResult<bool> {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let in_shared = layout.shared_dir().join(path);
     match fs::symlink_metadata(&in_shared) {
@@ -110,17 +137,59 @@ fn initialise(layout: &AppLayout, release: &Path, path: &str) -> AgentResult<boo
         NEXT.fetch_add(1, Ordering::Relaxed)
     ));
     remove_tree(&temp)?;
-    let in_release = release.join(path);
-    if fs::symlink_metadata(&in_release).is_ok() {
-        copy_tree(&in_release, &temp)?;
-    } else {
-        fs::create_dir(&temp).map_err(|e| AgentError::io(&temp, e))?;
+    let written = write_initial_content(manifest, config, writer, path, &temp);
+    if let Err(error) = written {
+        remove_tree(&temp)?;
+        return Err(error);
     }
     sync_filesystem(&temp)?;
     failpoint("shared.before_initial_rename");
     fs::rename(&temp, &in_shared).map_err(|e| AgentError::io(&in_shared, e))?;
     fsync_dir(parent)?;
     Ok(true)
+}
+
+/// Writes what the release holds at the shared path `path` (a file, or a directory and
+/// everything below it, with the manifest's modes) at `dest`; an empty directory when it
+/// holds nothing there.
+fn write_initial_content(
+    manifest: &Manifest,
+    config: &ReleaseConfig,
+    writer: &ContentSources,
+    path: &str,
+    dest: &Path,
+) -> AgentResult<()> {
+    let mut dir_modes = Vec::new();
+    let mut any = false;
+    for entry in manifest.entries.iter().filter(|e| is_within(&e.path, path)) {
+        any = true;
+        let target = match entry.path.strip_prefix(path) {
+            Some("") | None => dest.to_owned(),
+            Some(below) => dest.join(below.trim_start_matches('/')),
+        };
+        match &entry.kind {
+            EntryKind::Dir { mode } => {
+                fs::create_dir(&target).map_err(|e| AgentError::io(&target, e))?;
+                dir_modes.push((target, *mode));
+            }
+            EntryKind::Symlink { target: points_to } => {
+                symlink(points_to, &target).map_err(|e| AgentError::io(&target, e))?;
+            }
+            EntryKind::File { .. } => {
+                let file = FileFacts::of(entry, config).expect("a file entry");
+                writer.write_from_cache(&file, &target)?;
+            }
+        }
+    }
+    if !any {
+        fs::create_dir(dest).map_err(|e| AgentError::io(dest, e))?;
+    }
+    // Deepest first, so a read-only directory is filled before it becomes read-only.
+    for (dir, mode) in dir_modes.into_iter().rev() {
+        fs::set_permissions(&dir, fs::Permissions::from_mode(mode))
+            .map_err(|e| AgentError::io(&dir, e))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,13 +1,21 @@
 //! Building `releases/VERSION` from a manifest. The tree is written to
-//! `releases/.VERSION.partial`, checked file by file, its shared paths linked, its
-//! directory modes applied, made durable with one `syncfs`, and only then renamed into
-//! place: a directory named like a release is always complete.
+//! `releases/.VERSION.partial`, checked file by file, its shared paths linked, made
+//! read-only, made durable with one `syncfs`, and only then renamed into place: a directory
+//! named like a release is always complete. Staging writes nothing outside `releases/` (and
+//! the agent's own state): shared paths are created at the switch.
 //!
 //! Each file comes from the cheapest source that holds exactly its content and mode: a
-//! hard link to the same file of the previous release, a hard link to the cache's blob,
-//! or a copy written from the cache. Hard-linked files are shared and never written to;
-//! paths the application changes itself (`ignore`) are always copied, so its writes cannot
-//! reach another release or the cache.
+//! hard link to the same file of a release on disk whose stat index vouches for it, a hard
+//! link to the cache's blob, or a copy written from the cache (or, for a file no index
+//! vouches for any more, from a release holding its content). Files are read-only on the
+//! target, hard-linked files are never written to, and paths the application changes
+//! itself (`ignore`) are always copied and keep their mode, so its writes cannot reach
+//! another release or the cache.
+//!
+//! A release already on disk is checked before it is used again (for a switch after
+//! staging ahead, or a rollback): if anything in it changed since it was staged, it is
+//! built again, taking what is still as staged from itself, and exchanged with the changed
+//! tree in one atomic rename.
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
@@ -21,30 +29,35 @@ use ferry_cas::manifest::{Chunk, EntryKind, Manifest};
 use rustix::fs::{renameat_with, RenameFlags, CWD};
 
 use crate::cleanup::remove_leftovers;
-use crate::config::{is_within, ConfigError, ReleaseConfig, CONFIG_FILE};
-use crate::content::{read_file, ContentSources, FileFacts, Found};
+use crate::config::{ConfigError, ReleaseConfig, CONFIG_FILE, MAX_CONFIG_BYTES};
+use crate::content::{read_small_file, ContentSources, FileFacts};
 use crate::error::{AgentError, AgentResult};
 use crate::failpoint::failpoint;
-use crate::fsutil::{fsync_dir, remove_tree, sync_filesystem};
+use crate::fsutil::{fsync_dir, sync_filesystem};
 use crate::layout::{check_version, AppLayout};
-use crate::shared::{link_shared_paths, SharedReport};
+use crate::link_changes::remove_tree_keeping_indexes;
+use crate::modes::{placed_mode, RELEASE_DIR_MODE};
+use crate::shared::{check_shared_paths, link_shared_paths};
 use crate::stat_index::{FileStat, StatIndex};
-use crate::tree::is_intact;
+use crate::tree::{check_release, is_intact};
 
 /// What staging did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StageReport {
-    /// The release was already on disk, intact, and was used as it is.
+    /// The release was already on disk, exactly as staged, and was used as it is.
     pub reused: bool,
-    /// The release was on disk but differed from its manifest, and was replaced.
-    pub replaced_drifted: bool,
-    /// Files hard-linked from the previous release or the cache.
+    /// The release was on disk but these paths differed from its manifest (changed,
+    /// added or removed since it was staged): it was built again.
+    pub repaired: Vec<String>,
+    /// The release was on disk and this many of its files had the right content but an
+    /// inode changed since staging: they were written again.
+    pub recreated: u64,
+    /// Files hard-linked from a release on disk or the cache.
     pub files_linked: u64,
-    /// Files written from the cache.
+    /// Files written from the cache or copied.
     pub files_copied: u64,
     /// Bytes of the files written.
     pub bytes_copied: u64,
-    pub shared: SharedReport,
 }
 
 impl StageReport {
@@ -53,11 +66,29 @@ impl StageReport {
         self.files_copied += other.files_copied;
         self.bytes_copied += other.bytes_copied;
     }
+
+    /// A warning for people when the release had been changed on the target since it was
+    /// staged (it was repaired before use): the paths, the first few named.
+    pub fn warning(&self, version: &str) -> Option<String> {
+        const NAMED: usize = 5;
+        if self.repaired.is_empty() {
+            return None;
+        }
+        let mut named = self.repaired[..self.repaired.len().min(NAMED)].join(", ");
+        if self.repaired.len() > NAMED {
+            named.push_str(&format!(" and {} more", self.repaired.len() - NAMED));
+        }
+        Some(format!(
+            "release {version} had been changed on this target since it was staged ({} path(s): {named}); it was restored from its manifest before use",
+            self.repaired.len()
+        ))
+    }
 }
 
 /// Builds (or reuses) `releases/VERSION` for `manifest`, taking unchanged files from the
-/// release `previous` when it is on disk. The stat index of the new release is recorded
-/// from what staging learnt about each file it placed.
+/// release `previous` when it is on disk. A release already on disk is reused only when it
+/// is exactly as staged; otherwise it is built again. The stat index of the new tree is
+/// recorded from what staging learnt about each file it placed.
 pub fn stage_release(
     layout: &AppLayout,
     version: &str,
@@ -68,20 +99,23 @@ pub fn stage_release(
 ) -> AgentResult<StageReport> {
     check_version(version)?;
     manifest.validate()?;
+    check_shared_paths(manifest, config)?;
     let final_dir = layout.release_dir(version);
     let already_there = layout.has_release(version);
-    if already_there
-        && is_intact(
+    let mut report = StageReport::default();
+    if already_there {
+        let check = check_release(
             &final_dir,
             manifest,
             config,
             &StatIndex::load(layout, version),
-        )
-    {
-        return Ok(StageReport {
-            reused: true,
-            ..StageReport::default()
-        });
+        );
+        if check.is_exact() {
+            report.reused = true;
+            return Ok(report);
+        }
+        report.repaired = check.changed;
+        report.recreated = check.untrusted.len() as u64;
     }
     let releases = layout.releases_dir();
     fs::create_dir_all(&releases).map_err(|e| AgentError::io(&releases, e))?;
@@ -90,40 +124,57 @@ pub fn stage_release(
     let partial = layout.partial_dir(version);
     fs::create_dir(&partial).map_err(|e| AgentError::io(&partial, e))?;
 
-    let sources = ContentSources::new(layout, previous, cache);
-    let workers = workers_for(manifest.entries.len());
-    let filled = fill(layout, &partial, manifest, config, &sources, workers)?;
-    let mut report = filled.report;
-    report.shared = link_shared_paths(layout, &partial, manifest, config)?;
-    failpoint("stage.before_dir_modes");
-    apply_dir_modes(&partial, manifest, config)?;
-    failpoint("stage.before_syncfs");
-    sync_filesystem(&partial)?;
+    // A release being repaired gives what is still as staged; then the one before it.
+    let sources = ContentSources::new(layout, &[Some(version), previous], cache);
+    let built = build_tree(&partial, manifest, config, &sources);
+    // The links made count even when the build failed: the partial tree holds them.
+    sources.changes().apply_to_releases(layout);
+    let (filled_report, mut index) = built?;
+    report.add_files(&filled_report);
+    sources.changes().apply_to(&mut index);
     failpoint("stage.before_rename");
     // Whatever index is on disk describes another tree (the one replaced, or a release
     // of this name removed earlier): it goes before the new tree takes the name.
     StatIndex::forget(layout, version);
     if already_there {
-        // The release is on disk but was changed by hand (maybe it is even `current`):
-        // swap the fresh tree in with one atomic exchange, then remove the old one.
+        // The release is on disk but was changed (maybe it is even `current`): swap the
+        // fresh tree in with one atomic exchange; the changed one is removed below.
         renameat_with(CWD, &partial, CWD, &final_dir, RenameFlags::EXCHANGE)
             .map_err(|e| AgentError::errno(&final_dir, e))?;
-        fsync_dir(&releases)?;
-        remove_tree(&partial)?;
-        report.replaced_drifted = true;
     } else {
         fs::rename(&partial, &final_dir).map_err(|e| AgentError::io(&final_dir, e))?;
-        fsync_dir(&releases)?;
     }
+    fsync_dir(&releases)?;
     failpoint("stage.after_rename");
-    filled.index.save(layout, version);
+    index.save(layout, version);
+    if already_there {
+        remove_tree_keeping_indexes(layout, &partial, || {})?;
+    }
     Ok(report)
+}
+
+/// Fills `partial` with the release, links its shared paths, makes it read-only and
+/// durable. Returns the file counters and the stat index of what it placed.
+fn build_tree(
+    partial: &Path,
+    manifest: &Manifest,
+    config: &ReleaseConfig,
+    sources: &ContentSources,
+) -> AgentResult<(StageReport, StatIndex)> {
+    let workers = workers_for(manifest.entries.len());
+    let filled = fill(partial, manifest, config, sources, workers)?;
+    link_shared_paths(partial, config)?;
+    failpoint("stage.before_dir_modes");
+    apply_dir_modes(partial, manifest, config)?;
+    failpoint("stage.before_syncfs");
+    sync_filesystem(partial)?;
+    Ok((filled.report, filled.index))
 }
 
 /// The release's `ferry.toml`, read from the release itself (a retry), the previous
 /// release or the cache (defaults when the release has none), so a bad one is refused
 /// before anything is written. Only its content counts, checked against the manifest's
-/// hash, so no stat index is read.
+/// hash, so no stat index is read. One over [`MAX_CONFIG_BYTES`] is refused unread.
 pub fn read_release_config(
     layout: &AppLayout,
     version: &str,
@@ -134,20 +185,30 @@ pub fn read_release_config(
     let Some(entry) = manifest.get(CONFIG_FILE) else {
         return Ok(ReleaseConfig::default());
     };
-    let Some(file) = FileFacts::of(entry) else {
+    let Some(file) = FileFacts::of(entry, &ReleaseConfig::default()) else {
         return Err(ConfigError {
             key: "(file)".into(),
             reason: "ferry.toml must be a regular file".into(),
         }
         .into());
     };
+    if file.size > MAX_CONFIG_BYTES {
+        return Err(ConfigError {
+            key: "(file)".into(),
+            reason: format!(
+                "the release's manifest says ferry.toml holds {} bytes; a ferry.toml may hold at most {MAX_CONFIG_BYTES} bytes (1 MiB): keep data out of it, or check how the release was made",
+                file.size
+            ),
+        }
+        .into());
+    }
     let dirs: Vec<PathBuf> = [Some(version), previous]
         .into_iter()
         .flatten()
         .filter(|v| check_version(v).is_ok())
         .map(|v| layout.release_dir(v))
         .collect();
-    let data = read_file(&dirs, &file, cache)?;
+    let data = read_small_file(&dirs, &file, cache, MAX_CONFIG_BYTES)?;
     let text = String::from_utf8(data).map_err(|_| ConfigError {
         key: "(file)".into(),
         reason: "ferry.toml is not UTF-8".into(),
@@ -155,25 +216,24 @@ pub fn read_release_config(
     Ok(ReleaseConfig::parse(&text)?)
 }
 
-/// How [`blobs_needed_with`] decides that a file can be hard-linked from the previous
-/// release instead of fetched.
+/// How [`blobs_needed_with`] decides that a file can be taken from a release on disk
+/// instead of fetched.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PreviousCheck {
-    /// From the previous release's stat index alone: linkable when it recorded the same
-    /// content, mode and size at the path, with no `stat` per file (files it has no record
-    /// of are checked as with `Verified`). A file changed by hand in the previous release
-    /// since it was staged still counts as linkable: staging, which checks every file it
-    /// links, then refuses it and fails for want of its blob, and the retry must ask for
-    /// `Verified`.
+    /// From the releases' stat indexes alone: available when one recorded the same
+    /// content, mode and size at the path, with no `stat` per file (files none has a
+    /// record of are checked as with `Verified`). A file changed by hand since it was
+    /// staged still counts as available: staging, which checks every file it takes, then
+    /// refuses it and fails for want of its blob, and the retry must ask for `Verified`.
     Recorded,
-    /// Each file of the previous release is looked at as staging does: linkable when it
-    /// still looks as the stat index recorded it with the same content, or hashes to it.
+    /// Each file is looked at: available when its index vouches for it, or it holds the
+    /// right content (hashed).
     Verified,
 }
 
-/// The blobs to fetch before staging `manifest` after `previous`, deciding what the
-/// previous release can provide from its stat index alone
-/// ([`PreviousCheck::Recorded`]); see [`blobs_needed_with`].
+/// The blobs to fetch before staging `manifest` after `previous`, deciding what releases
+/// on disk can provide from their stat indexes alone ([`PreviousCheck::Recorded`]); see
+/// [`blobs_needed_with`].
 pub fn blobs_needed(
     layout: &AppLayout,
     version: &str,
@@ -191,13 +251,12 @@ pub fn blobs_needed(
     )
 }
 
-/// The blobs to fetch before staging `manifest` after `previous`: those of files that
-/// cannot be taken from the previous release (decided as `check` says) and are not in
-/// the cache. Nothing when the release is on disk and intact. When the release's
-/// `ferry.toml` itself is not available yet, every blob missing from the cache is listed.
-/// With [`PreviousCheck::Recorded`] a file changed by hand in the previous release is
-/// not noticed, and staging fails for want of its blob: asking again with
-/// [`PreviousCheck::Verified`] lists it.
+/// The blobs to fetch before staging (or switching to) `manifest` after `previous`: those
+/// of files that cannot be taken from a release on disk (the release itself, if there, or
+/// `previous`; decided as `check` says) and are not in the cache, and those of shared
+/// paths that `shared/` lacks (created at the switch). Only the latter when the release is
+/// on disk exactly as staged. When the release's `ferry.toml` itself is not available yet,
+/// every blob missing from the cache is listed.
 pub fn blobs_needed_with(
     layout: &AppLayout,
     version: &str,
@@ -207,39 +266,48 @@ pub fn blobs_needed_with(
     check: PreviousCheck,
 ) -> Vec<Chunk> {
     let config = read_release_config(layout, version, manifest, previous, cache).ok();
-    if let Some(config) = &config {
-        let intact = check_version(version).is_ok()
+    let intact = config.as_ref().is_some_and(|config| {
+        check_version(version).is_ok()
             && layout.has_release(version)
             && is_intact(
                 &layout.release_dir(version),
                 manifest,
                 config,
                 &StatIndex::load(layout, version),
-            );
-        if intact {
-            return Vec::new();
-        }
-    }
-    let sources = ContentSources::new(layout, previous, cache);
-    let existing_shared = config.as_ref().map(|c| ExistingShared::new(layout, c));
+            )
+    });
+    let sources = ContentSources::new(layout, &[Some(version), previous], cache);
+    let missing_shared = config.as_ref().map(|c| MissingShared::new(layout, c));
     let mut seen = HashSet::new();
     let mut needed = Vec::new();
     for entry in &manifest.entries {
-        let Some(file) = FileFacts::of(entry) else {
+        let wanted = match (&config, &missing_shared) {
+            (Some(config), Some(missing_shared)) => {
+                if config.is_shared(&entry.path) {
+                    // Written into `shared/` at the switch, only if it is not there yet.
+                    missing_shared.holds(&entry.path)
+                } else {
+                    !intact
+                }
+            }
+            _ => true,
+        };
+        let file = match &config {
+            Some(config) => FileFacts::of(entry, config),
+            None => FileFacts::of(entry, &ReleaseConfig::default()),
+        };
+        let Some(file) = file.filter(|_| wanted) else {
             continue;
         };
-        if let (Some(config), Some(existing_shared)) = (&config, &existing_shared) {
-            if !existing_shared.content_needed(file.path) {
-                continue;
-            }
-            let linkable = !config.is_ignored(file.path)
+        if let Some(config) = &config {
+            let available = !config.is_written_by_application(file.path)
                 && match check {
                     PreviousCheck::Recorded => sources
-                        .recorded_in_previous(&file)
-                        .unwrap_or_else(|| sources.in_previous(&file).is_some()),
-                    PreviousCheck::Verified => sources.in_previous(&file).is_some(),
+                        .recorded_in_releases(&file)
+                        .unwrap_or_else(|| sources.available_in_releases(&file)),
+                    PreviousCheck::Verified => sources.available_in_releases(&file),
                 };
-            if linkable {
+            if available {
                 continue;
             }
         }
@@ -252,29 +320,30 @@ pub fn blobs_needed_with(
     needed
 }
 
-/// The shared paths that already exist in `shared/`: the link into `shared/` replaces
-/// whatever the release holds there, so that content is neither written nor fetched.
-struct ExistingShared<'c> {
+/// The shared paths that `shared/` does not hold yet: their content is written there at
+/// the switch.
+struct MissingShared<'c> {
     paths: Vec<&'c str>,
 }
 
-impl<'c> ExistingShared<'c> {
-    fn new(layout: &AppLayout, config: &'c ReleaseConfig) -> ExistingShared<'c> {
+impl<'c> MissingShared<'c> {
+    fn new(layout: &AppLayout, config: &'c ReleaseConfig) -> MissingShared<'c> {
         let shared_dir = layout.shared_dir();
-        ExistingShared {
+        MissingShared {
             paths: config
                 .shared
                 .iter()
-                .filter(|shared| fs::symlink_metadata(shared_dir.join(shared)).is_ok())
+                .filter(|shared| fs::symlink_metadata(shared_dir.join(shared)).is_err())
                 .map(String::as_str)
                 .collect(),
         }
     }
 
-    /// Whether a path's content must be written: not when it lies in a shared path that
-    /// already exists.
-    fn content_needed(&self, path: &str) -> bool {
-        !self.paths.iter().any(|shared| is_within(path, shared))
+    /// Whether `path` lies in a shared path that `shared/` lacks.
+    fn holds(&self, path: &str) -> bool {
+        self.paths
+            .iter()
+            .any(|shared| crate::config::is_within(path, shared))
     }
 }
 
@@ -300,26 +369,24 @@ fn workers_for(n_entries: usize) -> usize {
 struct Filled {
     /// The file counters (shared paths are linked later).
     report: StageReport,
-    /// Each placed file as it is now, except files in shared paths (a link replaces them)
-    /// and files the application changes itself (`ignore`).
+    /// Each placed file as it is now, except files the application changes itself
+    /// (`ignore`).
     index: StatIndex,
 }
 
 /// Creates every entry of the manifest under `partial` (directories with default modes)
-/// but those inside shared paths that already exist, with up to `workers` threads (one
-/// for a small tree). Files are checked as they are placed; the first error stops the
+/// but those inside shared paths (links stand in for them), with up to `workers` threads
+/// (one for a small tree). Files are checked as they are placed; the first error stops the
 /// other threads at their next entry and is returned.
 fn fill(
-    layout: &AppLayout,
     partial: &Path,
     manifest: &Manifest,
     config: &ReleaseConfig,
     sources: &ContentSources,
     workers: usize,
 ) -> AgentResult<Filled> {
-    let existing_shared = ExistingShared::new(layout, config);
     let todo: Vec<usize> = (0..manifest.entries.len())
-        .filter(|&i| existing_shared.content_needed(&manifest.entries[i].path))
+        .filter(|&i| !config.is_shared(&manifest.entries[i].path))
         .collect();
     let n_files = todo
         .iter()
@@ -532,10 +599,10 @@ impl Filling<'_> {
                 symlink(target, &dest).map_err(|e| AgentError::io(&dest, e))?;
             }
             EntryKind::File { .. } => {
-                let file = FileFacts::of(entry).expect("a file entry");
+                let file = FileFacts::of(entry, self.config).expect("a file entry");
                 let ignored = self.config.is_ignored(file.path);
                 let stat = place_file(&file, &dest, ignored, self.sources, &mut output.report)?;
-                if !ignored && !self.config.is_shared(file.path) {
+                if !ignored {
                     output.files.push((i, stat));
                 }
                 let files_done = self.files_done.fetch_add(1, Ordering::Relaxed) + 1;
@@ -551,8 +618,10 @@ impl Filling<'_> {
     }
 }
 
-/// Puts one file at `dest`: linked when an identical one exists (never for a path the
-/// application changes itself), else written. Returns its facts.
+/// Puts one file at `dest` and returns its facts: linked when a release's index vouches
+/// for an identical file or the cache holds it whole (never for a path the application
+/// changes itself), else written from the cache, else copied from a release that holds
+/// the content though its inode changed since staging.
 fn place_file(
     file: &FileFacts,
     dest: &Path,
@@ -560,44 +629,64 @@ fn place_file(
     sources: &ContentSources,
     report: &mut StageReport,
 ) -> AgentResult<FileStat> {
-    // A link can fail for good reasons (another filesystem, too many links,
-    // protected_hardlinks): the file is then written instead.
-    let link = |found: Found| {
-        fs::hard_link(&found.path, dest)
-            .is_ok()
-            .then_some(found.stat)
-    };
     if !ignored {
         let linked = sources
-            .in_previous(file)
-            .and_then(link)
-            .or_else(|| sources.in_cache(file).and_then(link));
+            .vouched_in_releases(file)
+            .and_then(|found| sources.link(&found, dest))
+            .or_else(|| {
+                sources
+                    .in_cache(file)
+                    .and_then(|found| sources.link(&found, dest))
+            });
         if let Some(stat) = linked {
             report.files_linked += 1;
             return Ok(stat);
         }
     }
-    let stat = sources.write_from_cache(file, dest)?;
+    let stat = match sources.write_from_cache(file, dest) {
+        Ok(stat) => stat,
+        Err(missing @ AgentError::Missing { .. }) => {
+            sources.copy_from_releases(file, dest)?.ok_or(missing)?
+        }
+        Err(error) => return Err(error),
+    };
     report.bytes_copied += stat.size;
     report.files_copied += 1;
     Ok(stat)
 }
 
-/// Gives directories their modes, deepest first (entries are sorted, so reversed order
-/// visits children before parents), so a read-only directory is filled before it becomes
-/// read-only. Directories inside shared paths were replaced by links and are skipped.
+/// Makes the tree read-only (see [`crate::modes`]), deepest first (entries are sorted, so
+/// reversed order visits children before parents), so a directory is filled before it
+/// loses its write permission: each directory of the manifest gets its placed mode, the
+/// directories made only to hold a shared path's link and the release's own directory
+/// get [`RELEASE_DIR_MODE`]. Directories inside shared paths were replaced by links and
+/// are skipped.
 fn apply_dir_modes(partial: &Path, manifest: &Manifest, config: &ReleaseConfig) -> AgentResult<()> {
+    let set_mode = |path: &Path, mode: u32| {
+        fs::set_permissions(path, fs::Permissions::from_mode(mode))
+            .map_err(|e| AgentError::io(path, e))
+    };
     for entry in manifest.entries.iter().rev() {
         if let EntryKind::Dir { mode } = entry.kind {
             if config.is_shared(&entry.path) {
                 continue;
             }
-            let path = partial.join(&entry.path);
-            fs::set_permissions(&path, fs::Permissions::from_mode(mode))
-                .map_err(|e| AgentError::io(&path, e))?;
+            let mode = placed_mode(mode, config.is_ignored(&entry.path));
+            set_mode(&partial.join(&entry.path), mode)?;
         }
     }
-    Ok(())
+    let mut holders: Vec<&str> = config
+        .shared
+        .iter()
+        .flat_map(|path| path.match_indices('/').map(move |(at, _)| &path[..at]))
+        .filter(|holder| manifest.get(holder).is_none())
+        .collect();
+    holders.sort_unstable();
+    holders.dedup();
+    for holder in holders.into_iter().rev() {
+        set_mode(&partial.join(holder), RELEASE_DIR_MODE)?;
+    }
+    set_mode(partial, RELEASE_DIR_MODE)
 }
 
 #[cfg(test)]
@@ -809,7 +898,7 @@ mod tests {
     /// The stat index of a release as a fresh `stat` of its files sees it.
     fn fresh_index(dir: &Path, manifest: &Manifest, config: &ReleaseConfig) -> StatIndex {
         StatIndex::from_files(manifest.entries.iter().filter_map(|entry| {
-            let file = FileFacts::of(entry)?;
+            let file = FileFacts::of(entry, config)?;
             if config.is_shared(file.path) || config.is_ignored(file.path) {
                 return None;
             }
@@ -827,23 +916,26 @@ mod tests {
         target.stage("1.0", &v1, &config);
         let v2 = target.release(&big_tree(2));
         assert!(v2.entries.len() >= 2 * PARALLEL_MIN_ENTRIES);
-        let sources = ContentSources::new(&target.layout, Some("1.0"), &target.cache);
+        let sources = ContentSources::new(&target.layout, &[Some("1.0")], &target.cache);
         let releases = target.layout.releases_dir();
         let fill_with = |name: &str, workers: usize| {
             let partial = releases.join(name);
             fs::create_dir(&partial).unwrap();
-            let filled = fill(&target.layout, &partial, &v2, &config, &sources, workers).unwrap();
+            let filled = fill(&partial, &v2, &config, &sources, workers).unwrap();
             (partial, filled)
         };
-        let (one, by_one) = fill_with(".one", 1);
-        let (four, by_four) = fill_with(".four", 4);
+        let (one, mut by_one) = fill_with(".one", 1);
+        let (four, mut by_four) = fill_with(".four", 4);
+        // The second fill linked the same inodes again: the first one's facts move on.
+        sources.changes().apply_to(&mut by_one.index);
+        sources.changes().apply_to(&mut by_four.index);
         assert_eq!(by_one.report, by_four.report);
         let report = &by_one.report;
         assert!(
             report.files_linked > 0 && report.files_copied > 0,
             "{report:?}"
         );
-        // All but the one in `uploads`, which exists in `shared/` since 1.0.
+        // All but the one in `uploads`: a link into `shared/` stands in for it.
         assert_eq!(report.files_linked + report.files_copied, v2.n_files() - 1);
         assert!(!one.join("uploads").exists());
         assert_eq!(walk(&one), walk(&four));
@@ -912,17 +1004,69 @@ mod tests {
     fn the_index_staging_records_is_a_fresh_stat_of_the_release() {
         let target = Target::new();
         let config = config();
+        let mut staged = Vec::new();
+        // Every release's index stays a fresh stat of it while the next ones link its files
+        // (changing their change times), and after a release sharing them is removed.
+        let assert_fresh = |staged: &[(&str, Manifest)], context: &str| {
+            for (version, manifest) in staged {
+                let dir = target.layout.release_dir(version);
+                let recorded = StatIndex::load(&target.layout, version);
+                assert_eq!(
+                    recorded,
+                    fresh_index(&dir, manifest, &config),
+                    "{version} {context}"
+                );
+            }
+        };
         for (generation, version) in [(1, "1.0"), (2, "2.0"), (3, "3.0")] {
             let manifest = target.release(&big_tree(generation));
             let report = target.stage(version, &manifest, &config);
             assert!(report.files_copied > 0, "{report:?}");
-            let dir = target.layout.release_dir(version);
             let recorded = StatIndex::load(&target.layout, version);
-            assert_eq!(recorded, fresh_index(&dir, &manifest, &config), "{version}");
             assert!(recorded.get("logs/app.log").is_none());
             assert!(recorded.get("uploads/a.png").is_none());
             assert!(recorded.get("chunked.bin").is_some());
+            staged.push((version, manifest));
+            assert_fresh(&staged, &format!("after staging {version}"));
         }
+        let one = target.layout.release_dir("1.0");
+        remove_tree_keeping_indexes(&target.layout, &one, || {}).unwrap();
+        assert!(!one.exists());
+        assert_fresh(&staged[1..], "after removing 1.0");
+    }
+
+    #[test]
+    fn a_release_is_read_only_but_what_the_application_writes() {
+        let target = Target::new();
+        let config = config();
+        let manifest = target.release(&big_tree(1));
+        target.stage("1.0", &manifest, &config);
+        let dir = target.layout.release_dir("1.0");
+        let mode = |path: &str| permission_bits(&fs::symlink_metadata(dir.join(path)).unwrap());
+        assert_eq!(mode(""), 0o555);
+        assert_eq!(
+            (mode("d0"), mode("d0/s0"), mode("d0/s0/deep")),
+            (0o555, 0o550, 0o500)
+        );
+        assert_eq!(
+            (mode("top.txt"), mode("d1/loose"), mode("d0/s0/deep/x.sh")),
+            (0o444, 0o440, 0o555)
+        );
+        assert_eq!((mode("ro"), mode("ro/frozen")), (0o555, 0o444));
+        // Ignored: the application's own, writable and never a link.
+        assert_eq!((mode("logs"), mode("logs/app.log")), (0o755, 0o644));
+        assert_eq!(
+            fs::symlink_metadata(dir.join("logs/app.log"))
+                .unwrap()
+                .nlink(),
+            1
+        );
+        // The cache's blobs are read-only too, so files are linked from it.
+        let top = ContentHash::of(b"top");
+        assert_eq!(
+            fs::metadata(target.cache.path_of(&top)).unwrap().ino(),
+            fs::metadata(dir.join("top.txt")).unwrap().ino()
+        );
     }
 
     #[test]
@@ -962,6 +1106,7 @@ mod tests {
         let f3 = ContentHash::of(b"content 3");
         assert!(target.cache.remove(&f3).unwrap());
         let in_previous = target.layout.release_dir("1.0").join("f3");
+        fs::set_permissions(&in_previous, fs::Permissions::from_mode(0o644)).unwrap();
         fs::write(&in_previous, b"CONTENT 3").unwrap();
         // The index alone still says 1.0 holds it; looking at the file says it does not.
         assert!(needed(PreviousCheck::Recorded).is_empty());

@@ -1,12 +1,19 @@
-//! What each file of a staged release looked like right after staging: mode, inode, size
-//! and modification time, with the content's hash. A file that still looks exactly the
-//! same is trusted without being read again, the way rsync and git trust unchanged files;
-//! anything else is re-hashed. Drift detection never uses it.
+//! What each file of a staged release looked like right after staging: mode, inode, size,
+//! modification and change times, with the content's hash. A file that still looks exactly
+//! the same is trusted without being read again, the way rsync and git trust unchanged
+//! files. Anything else is not: staging never hard-links it into another release, and the
+//! check before a switch re-creates it. Drift detection never uses the index.
+//!
+//! The change time (ctime) is what catches an edit whose author put the modification time
+//! back; no one can set it. But the agent's own links and unlinks change it too (a hard
+//! link changes the link count of the inode every release sharing it sees):
+//! [`crate::link_changes`] carries those changes into the indexes, so that only changes
+//! made by someone else make a file untrusted.
 //!
 //! Staging builds the index from what it learnt while placing each file (no second pass
-//! over the tree): the metadata read when a linked file was checked, or `fstat` of a
-//! written file once it has its content and mode. An index only ever describes the tree
-//! it was recorded for: staging forgets the old one before a tree takes the release's name.
+//! over the tree): `lstat` of a file once linked, or `fstat` of a written file once it has
+//! its content and mode. An index only ever describes the tree it was recorded for: staging
+//! forgets the old one before a tree takes the release's name.
 //!
 //! On disk (`ROOT/.ferry/index/APP/VERSION.json`, a name kept from the days it was JSON)
 //! it is a small binary file, all integers little-endian:
@@ -14,7 +21,7 @@
 //! ```text
 //! magic "FERRYIDX", format version: u32, number of entries: u64
 //! per entry: path length: u32, path (UTF-8), mode: u32, ino: u64, size: u64,
-//!            mtime_ns: i128, hash: 32 bytes
+//!            mtime_ns: i128, ctime_ns: i128, hash: 32 bytes
 //! BLAKE3 of everything before it: 32 bytes
 //! ```
 //!
@@ -33,10 +40,11 @@ use crate::fsutil::permission_bits;
 use crate::layout::{state_dir, AppLayout};
 
 const MAGIC: &[u8; 8] = b"FERRYIDX";
-const FORMAT_VERSION: u32 = 1;
+/// 2 added the change time: an index of format 1 loads empty, and trusts nothing.
+const FORMAT_VERSION: u32 = 2;
 const HEADER_LEN: usize = 8 + 4 + 8;
 /// Everything of an entry but its path.
-const ENTRY_FIXED_LEN: usize = 4 + 4 + 8 + 8 + 16 + 32;
+const ENTRY_FIXED_LEN: usize = 4 + 4 + 8 + 8 + 16 + 16 + 32;
 const CHECKSUM_LEN: usize = 32;
 
 /// The facts of one file that change when its content or mode is changed, and the
@@ -48,18 +56,21 @@ pub struct FileStat {
     pub ino: u64,
     pub size: u64,
     pub mtime_ns: i128,
+    /// The inode's change time: any write, `chmod`, `touch` or link changes it.
+    pub ctime_ns: i128,
     pub hash: ContentHash,
 }
 
 impl FileStat {
     /// The facts of a file whose content has hash `hash`.
     pub fn of(metadata: &Metadata, hash: ContentHash) -> FileStat {
+        let ns = |secs: i64, nsecs: i64| i128::from(secs) * 1_000_000_000 + i128::from(nsecs);
         FileStat {
             mode: permission_bits(metadata),
             ino: metadata.ino(),
             size: metadata.len(),
-            mtime_ns: i128::from(metadata.mtime()) * 1_000_000_000
-                + i128::from(metadata.mtime_nsec()),
+            mtime_ns: ns(metadata.mtime(), metadata.mtime_nsec()),
+            ctime_ns: ns(metadata.ctime(), metadata.ctime_nsec()),
             hash,
         }
     }
@@ -67,6 +78,24 @@ impl FileStat {
     /// Whether `metadata` shows the file exactly as it was when these facts were taken.
     pub fn describes(&self, metadata: &Metadata) -> bool {
         *self == FileStat::of(metadata, self.hash)
+    }
+
+    /// Whether both describe the same inode in the same state (content hashes aside).
+    pub fn same_state(&self, other: &FileStat) -> bool {
+        FileStat {
+            hash: other.hash,
+            ..*self
+        } == *other
+    }
+
+    /// Whether `after` can be this inode after nothing but a change of its link count: the
+    /// same inode, content size, modification time and mode (only the change time moved).
+    pub fn only_relinked_to(&self, after: &FileStat) -> bool {
+        FileStat {
+            ctime_ns: after.ctime_ns,
+            hash: after.hash,
+            ..*self
+        } == *after
     }
 }
 
@@ -204,6 +233,28 @@ impl StatIndex {
             .is_some_and(|recorded| recorded.hash == *hash && recorded.describes(metadata))
     }
 
+    /// Every recorded file with its facts, in path order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &FileStat)> {
+        self.files
+            .iter()
+            .map(|recorded| (self.path_of(recorded), &recorded.stat))
+    }
+
+    /// Lets `change` rewrite the facts of each file (given its path); returns whether any
+    /// changed.
+    pub fn update(&mut self, mut change: impl FnMut(&str, &mut FileStat)) -> bool {
+        let mut changed = false;
+        for recorded in &mut self.files {
+            let before = recorded.stat;
+            change(
+                &self.paths[recorded.start..recorded.end],
+                &mut recorded.stat,
+            );
+            changed |= recorded.stat != before;
+        }
+        changed
+    }
+
     /// Number of files recorded.
     pub fn len(&self) -> usize {
         self.files.len()
@@ -230,6 +281,7 @@ impl StatIndex {
             out.extend_from_slice(&stat.ino.to_le_bytes());
             out.extend_from_slice(&stat.size.to_le_bytes());
             out.extend_from_slice(&stat.mtime_ns.to_le_bytes());
+            out.extend_from_slice(&stat.ctime_ns.to_le_bytes());
             out.extend_from_slice(&stat.hash.0);
         }
         let checksum = blake3::hash(&out);
@@ -275,6 +327,7 @@ impl StatIndex {
                 ino: reader.u64()?,
                 size: reader.u64()?,
                 mtime_ns: i128::from_le_bytes(reader.array()?),
+                ctime_ns: i128::from_le_bytes(reader.array()?),
                 hash: ContentHash(reader.array()?),
             };
             index.push(path, stat);
@@ -322,6 +375,7 @@ mod tests {
                     ino: 1_000_000 + i,
                     size: i * 4096,
                     mtime_ns: 1_700_000_000_123_456_789 + i128::from(i) - 5,
+                    ctime_ns: 1_700_000_001_123_456_789 + i128::from(i),
                     hash: ContentHash::of(&i.to_le_bytes()),
                 },
             )
@@ -344,6 +398,7 @@ mod tests {
                 ino: u64::MAX,
                 size: 0,
                 mtime_ns: -1_500_000_001,
+                ctime_ns: i128::MIN,
                 hash: ContentHash::of(b""),
             },
         )]);
@@ -404,11 +459,14 @@ mod tests {
         assert!(loads_empty(
             br#"{"a":{"ino":1,"size":1,"mtime_ns":1,"hash":"00"}}"#
         ));
-        let mut later = bytes[..bytes.len() - CHECKSUM_LEN].to_vec();
-        later[8..12].copy_from_slice(&2u32.to_le_bytes());
-        let checksum = *blake3::hash(&later).as_bytes();
-        later.extend_from_slice(&checksum);
-        assert!(loads_empty(&later));
+        // Another format version: the one before (no change times) or a later one.
+        for version in [FORMAT_VERSION - 1, FORMAT_VERSION + 1] {
+            let mut other = bytes[..bytes.len() - CHECKSUM_LEN].to_vec();
+            other[8..12].copy_from_slice(&version.to_le_bytes());
+            let checksum = *blake3::hash(&other).as_bytes();
+            other.extend_from_slice(&checksum);
+            assert!(loads_empty(&other), "format {version}");
+        }
         // Entries out of order or given twice (lookups rely on sorted, unique paths).
         let stat = sample().files[0].stat;
         for paths in [["b", "a"], ["a", "a"]] {
@@ -442,6 +500,23 @@ mod tests {
         assert!(index.vouches_for("f", &metadata, &hash));
         assert!(!index.vouches_for("f", &metadata, &ContentHash::of(b"other")));
         assert!(!index.vouches_for("g", &metadata, &hash));
+        // Rewritten with the same size, its modification time put back: only the change
+        // time tells.
+        let modified = metadata.modified().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        fs::write(&path, b"CONTENT").unwrap();
+        fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(modified)
+            .unwrap();
+        let restored = fs::symlink_metadata(&path).unwrap();
+        assert_eq!(
+            (restored.len(), restored.modified().unwrap()),
+            (metadata.len(), modified)
+        );
+        assert!(!index.vouches_for("f", &restored, &hash));
         use std::os::unix::fs::PermissionsExt;
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
         let chmodded = fs::symlink_metadata(&path).unwrap();

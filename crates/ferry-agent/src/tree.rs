@@ -1,7 +1,8 @@
-//! Comparing a directory on disk with the manifest it should hold: the check that decides
-//! whether a release on disk can be reused, and the drift report. Shared paths are
-//! expected as their symlinks into `shared/`; paths matching `ignore` are the
-//! application's business and are skipped.
+//! Comparing a directory on disk with the manifest it should hold: the check before a
+//! release is switched to (or reused), and the drift report. Shared paths are expected as
+//! their symlinks into `shared/`; paths matching `ignore` are the application's business
+//! and are skipped. Modes are compared as staging places them (read-only, see
+//! [`crate::modes`]).
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -12,35 +13,72 @@ use ferry_cas::manifest::{Entry, EntryKind, Manifest};
 
 use crate::config::{is_within, ReleaseConfig};
 use crate::fsutil::{hash_file, permission_bits};
+use crate::modes::placed_mode;
 use crate::shared::link_target;
 use crate::stat_index::StatIndex;
 
-/// The paths under `dir` whose kind, mode or content differ from `manifest`, including
-/// paths missing on disk and paths on disk the manifest does not have; sorted.
-/// Files `index` vouches for are not read again; pass an empty index to hash everything.
-pub fn differences(
+/// How a release on disk compares with its manifest and its stat index.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReleaseCheck {
+    /// Paths whose kind, content or mode differ from the manifest, missing, or on disk but
+    /// not in the manifest; sorted.
+    pub changed: Vec<String>,
+    /// Files with the right content and mode whose inode changed since staging (the index
+    /// does not vouch for them: written back, touched, `chmod`ed there and back); sorted.
+    pub untrusted: Vec<String>,
+}
+
+impl ReleaseCheck {
+    /// Whether the release is exactly its manifest, every file as staged.
+    pub fn is_exact(&self) -> bool {
+        self.changed.is_empty() && self.untrusted.is_empty()
+    }
+}
+
+/// What the check found at one path.
+enum Finding {
+    Changed(String),
+    Untrusted(String),
+}
+
+/// Compares the release at `dir` with `manifest`: files `index` vouches for are not read
+/// again, the others are hashed.
+pub fn check_release(
     dir: &Path,
     manifest: &Manifest,
     config: &ReleaseConfig,
     index: &StatIndex,
-) -> Vec<String> {
-    let mut found = BTreeSet::new();
-    let _ = visit_differences(dir, manifest, config, index, &mut |path| {
-        found.insert(path);
+) -> ReleaseCheck {
+    let (mut changed, mut untrusted) = (BTreeSet::new(), BTreeSet::new());
+    let _ = visit_findings(dir, manifest, config, index, &mut |finding| {
+        match finding {
+            Finding::Changed(path) => changed.insert(path),
+            Finding::Untrusted(path) => untrusted.insert(path),
+        };
         ControlFlow::Continue(())
     });
-    found.into_iter().collect()
+    ReleaseCheck {
+        changed: changed.into_iter().collect(),
+        untrusted: untrusted.into_iter().collect(),
+    }
 }
 
-/// Whether `differences` would find none: the same check, stopping at the first
-/// difference instead of reading the rest of the tree.
+/// The paths under `dir` whose kind, mode or content differ from `manifest`, including
+/// paths missing on disk and paths on disk the manifest does not have; sorted. Every file
+/// is read: drift detection trusts no index.
+pub fn differences(dir: &Path, manifest: &Manifest, config: &ReleaseConfig) -> Vec<String> {
+    check_release(dir, manifest, config, &StatIndex::default()).changed
+}
+
+/// Whether [`check_release`] would find the release exact: the same check, stopping at the
+/// first finding instead of reading the rest of the tree.
 pub fn is_intact(
     dir: &Path,
     manifest: &Manifest,
     config: &ReleaseConfig,
     index: &StatIndex,
 ) -> bool {
-    visit_differences(
+    visit_findings(
         dir,
         manifest,
         config,
@@ -50,50 +88,75 @@ pub fn is_intact(
     .is_continue()
 }
 
-/// Calls `found` with each path that differs (a path may come twice), until it breaks.
-fn visit_differences(
+/// Calls `found` with each finding (a path may come twice), until it breaks.
+fn visit_findings(
     dir: &Path,
     manifest: &Manifest,
     config: &ReleaseConfig,
     index: &StatIndex,
-    found: &mut dyn FnMut(String) -> ControlFlow<()>,
+    found: &mut dyn FnMut(Finding) -> ControlFlow<()>,
 ) -> ControlFlow<()> {
     for entry in &manifest.entries {
-        let skipped = config.is_shared(&entry.path) || config.is_ignored(&entry.path);
-        if !skipped && !entry_matches(dir, entry, index) {
-            found(entry.path.clone())?;
+        if config.is_written_by_application(&entry.path) {
+            continue;
+        }
+        match entry_matches(dir, entry, config, index) {
+            Match::Exact => {}
+            Match::Untrusted => found(Finding::Untrusted(entry.path.clone()))?,
+            Match::Differs => found(Finding::Changed(entry.path.clone()))?,
         }
     }
     for shared in &config.shared {
         let link = fs::read_link(dir.join(shared));
         if link.ok().and_then(|t| t.to_str().map(str::to_owned)) != Some(link_target(shared)) {
-            found(shared.clone())?;
+            found(Finding::Changed(shared.clone()))?;
         }
     }
-    find_extra(dir, "", manifest, config, found)
+    find_extra(dir, "", manifest, config, &mut |path| {
+        found(Finding::Changed(path))
+    })
+}
+
+/// How one entry on disk compares with the manifest.
+enum Match {
+    Exact,
+    /// A file with the right content and mode the index does not vouch for.
+    Untrusted,
+    Differs,
 }
 
 /// Whether the entry on disk is what the manifest says (for files: hashed again unless the
 /// index vouches for them).
-fn entry_matches(dir: &Path, entry: &Entry, index: &StatIndex) -> bool {
+fn entry_matches(dir: &Path, entry: &Entry, config: &ReleaseConfig, index: &StatIndex) -> Match {
     let path = dir.join(&entry.path);
     let Ok(metadata) = fs::symlink_metadata(&path) else {
-        return false;
+        return Match::Differs;
     };
+    let exact = |same: bool| if same { Match::Exact } else { Match::Differs };
+    let mode_on_disk = |mode: u32| placed_mode(mode, config.is_written_by_application(&entry.path));
     match &entry.kind {
-        EntryKind::Dir { mode } => metadata.is_dir() && permission_bits(&metadata) == *mode,
-        EntryKind::Symlink { target } => {
-            metadata.file_type().is_symlink()
-                && fs::read_link(&path).is_ok_and(|t| t.as_os_str() == target.as_str())
+        EntryKind::Dir { mode } => {
+            exact(metadata.is_dir() && permission_bits(&metadata) == mode_on_disk(*mode))
         }
+        EntryKind::Symlink { target } => exact(
+            metadata.file_type().is_symlink()
+                && fs::read_link(&path).is_ok_and(|t| t.as_os_str() == target.as_str()),
+        ),
         EntryKind::File {
             mode, size, hash, ..
         } => {
-            metadata.is_file()
-                && permission_bits(&metadata) == *mode
-                && metadata.len() == *size
-                && (index.vouches_for(&entry.path, &metadata, hash)
-                    || hash_file(&path).is_ok_and(|h| h == *hash))
+            if !(metadata.is_file()
+                && permission_bits(&metadata) == mode_on_disk(*mode)
+                && metadata.len() == *size)
+            {
+                Match::Differs
+            } else if index.vouches_for(&entry.path, &metadata, hash) {
+                Match::Exact
+            } else if hash_file(&path).is_ok_and(|h| h == *hash) {
+                Match::Untrusted
+            } else {
+                Match::Differs
+            }
         }
     }
 }
@@ -154,7 +217,8 @@ mod tests {
     #[test]
     fn is_intact_agrees_with_differences() {
         let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
+        let root = &dir.path().join("release");
+        fs::create_dir(root).unwrap();
         let file = |path: &str, content: &[u8]| Entry {
             path: path.to_owned(),
             kind: EntryKind::File {
@@ -176,25 +240,65 @@ mod tests {
         };
         let config = ReleaseConfig::default();
         let index = StatIndex::default();
-        use std::os::unix::fs::PermissionsExt;
         fs::create_dir(root.join("d")).unwrap();
-        fs::set_permissions(root.join("d"), fs::Permissions::from_mode(0o755)).unwrap();
         for (path, content) in [("a", "a"), ("d/b", "b")] {
-            fs::write(root.join(path), content).unwrap();
-            fs::set_permissions(root.join(path), fs::Permissions::from_mode(0o644)).unwrap();
+            write_as(&root.join(path), content, 0o444);
         }
-        assert!(differences(root, &manifest, &config, &index).is_empty());
-        assert!(is_intact(root, &manifest, &config, &index));
-        fs::write(root.join("d/extra"), "x").unwrap();
-        fs::write(root.join("a"), "A").unwrap();
+        set_mode(&root.join("d"), 0o555);
+        assert!(differences(root, &manifest, &config).is_empty());
+        // Without an index nothing is vouched for: intact means exact.
+        assert!(!is_intact(root, &manifest, &config, &index));
         assert_eq!(
-            differences(root, &manifest, &config, &index),
-            ["a", "d/extra"]
+            check_release(root, &manifest, &config, &index).untrusted,
+            ["a", "d/b"]
         );
-        assert!(!is_intact(root, &manifest, &config, &index));
-        fs::write(root.join("a"), "a").unwrap();
-        assert!(!is_intact(root, &manifest, &config, &index));
-        fs::remove_file(root.join("d/extra")).unwrap();
+        let index = vouching(root, &["a", "d/b"]);
         assert!(is_intact(root, &manifest, &config, &index));
+        set_mode(&root.join("d"), 0o755);
+        write_as(&root.join("d/extra"), "x", 0o444);
+        set_mode(&root.join("d"), 0o555);
+        write_as(&root.join("a"), "A", 0o444);
+        assert_eq!(differences(root, &manifest, &config), ["a", "d/extra"]);
+        assert!(!is_intact(root, &manifest, &config, &index));
+        write_as(&root.join("a"), "a", 0o444);
+        assert!(!is_intact(root, &manifest, &config, &index));
+        set_mode(&root.join("d"), 0o755);
+        fs::remove_file(root.join("d/extra")).unwrap();
+        set_mode(&root.join("d"), 0o555);
+        // Written back to the right content: no longer vouched for.
+        let check = check_release(root, &manifest, &config, &index);
+        assert_eq!(check.untrusted, ["a"]);
+        assert!(check.changed.is_empty());
+        assert!(!is_intact(root, &manifest, &config, &index));
+        assert!(is_intact(
+            root,
+            &manifest,
+            &config,
+            &vouching(root, &["a", "d/b"])
+        ));
+        set_mode(&root.join("d"), 0o755);
+    }
+
+    fn set_mode(path: &Path, mode: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    /// Writes `content` at `path` (made writable first if it exists), then gives it `mode`.
+    fn write_as(path: &Path, content: &str, mode: u32) {
+        if path.exists() {
+            set_mode(path, 0o644);
+        }
+        fs::write(path, content).unwrap();
+        set_mode(path, mode);
+    }
+
+    /// An index vouching for the files at `paths` as they are now.
+    fn vouching(root: &Path, paths: &[&str]) -> StatIndex {
+        StatIndex::from_files(paths.iter().map(|path| {
+            let metadata = fs::symlink_metadata(root.join(path)).unwrap();
+            let hash = hash_file(&root.join(path)).unwrap();
+            (*path, crate::stat_index::FileStat::of(&metadata, hash))
+        }))
     }
 }

@@ -516,8 +516,10 @@ pub struct DeploymentTarget {
     /// `rolled_back`, `failed`, `rolling_back`, `reverted`, `skipped`, `staging` or `staged`.
     pub state: String,
     pub reason: Option<String>,
-    /// The last step the target's agent reported while deploying (shown for one
-    /// deployment, not in lists).
+    /// The last step the target's agent reported while deploying; once the target
+    /// succeeded, what its agent noted with the success, if anything (a release changed on
+    /// the target since it was staged, repaired before the switch). Shown for one
+    /// deployment, not in lists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step: Option<String>,
 }

@@ -6,13 +6,16 @@
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::error::{CasError, CasResult};
 use crate::hash::ContentHash;
+
+/// The mode of every blob file: readable by all, writable by no one.
+pub const BLOB_MODE: u32 = 0o444;
 
 /// A directory of blobs.
 pub struct BlobStore {
@@ -156,7 +159,9 @@ impl BlobStore {
         self.written.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Writes `data` to a new temp file for blob `hash`.
+    /// Writes `data` to a new temp file for blob `hash`, read-only (whatever the umask):
+    /// a blob never changes, and an agent hard-links cache blobs into read-only releases,
+    /// which needs the same mode.
     fn write_temp(&self, hash: &ContentHash, data: &[u8]) -> CasResult<(PathBuf, File)> {
         let temp = self.root.join("tmp").join(format!(
             "{}.{}.{}",
@@ -167,9 +172,12 @@ impl BlobStore {
         let mut file = OpenOptions::new()
             .write(true)
             .create_new(true)
+            .mode(BLOB_MODE)
             .open(&temp)
             .map_err(|e| CasError::io(&temp, e))?;
         file.write_all(data).map_err(|e| CasError::io(&temp, e))?;
+        file.set_permissions(fs::Permissions::from_mode(BLOB_MODE))
+            .map_err(|e| CasError::io(&temp, e))?;
         Ok((temp, file))
     }
 
@@ -329,6 +337,28 @@ fn check_hash(hash: &ContentHash, data: &[u8]) -> CasResult<()> {
 mod tests {
     use super::*;
 
+    /// Writes over a (read-only) blob file, as someone with a shell on the machine might.
+    fn overwrite(path: &Path, content: &[u8]) {
+        fs::set_permissions(path, fs::Permissions::from_mode(0o644)).unwrap();
+        fs::write(path, content).unwrap();
+    }
+
+    #[test]
+    fn blob_files_are_read_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let (a, b) = (ContentHash::of(b"a"), ContentHash::of(b"b"));
+        store.put_batch(&[(a, b"a")]).unwrap();
+        store.put_unsynced(&b, b"b").unwrap();
+        for hash in [a, b] {
+            let mode = fs::metadata(store.path_of(&hash))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o7777, BLOB_MODE);
+        }
+    }
+
     #[test]
     fn blobs_round_trip_and_are_stored_once() {
         let dir = tempfile::tempdir().unwrap();
@@ -359,7 +389,7 @@ mod tests {
         assert!(!store.wrote_as(&ContentHash::of(b"other"), &now()));
         // Rewritten in place (even with the same size): no longer vouched for.
         std::thread::sleep(std::time::Duration::from_millis(10));
-        fs::write(store.path_of(&hash), b"c0ntent").unwrap();
+        overwrite(&store.path_of(&hash), b"c0ntent");
         assert!(!store.wrote_as(&hash, &now()));
         store.quarantine(&hash).unwrap();
         assert!(store.put_unsynced(&hash, b"content").unwrap());
@@ -386,7 +416,7 @@ mod tests {
         let hash = ContentHash::of(b"content");
         store.put_batch(&[(hash, b"content")]).unwrap();
         assert_eq!(store.check(&hash).unwrap(), BlobHealth::Intact);
-        fs::write(store.path_of(&hash), b"c0ntent").unwrap();
+        overwrite(&store.path_of(&hash), b"c0ntent");
         assert_eq!(store.check(&hash).unwrap(), BlobHealth::Corrupt);
         assert!(store.read(&hash).is_err());
     }

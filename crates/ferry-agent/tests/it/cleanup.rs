@@ -4,7 +4,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 
 use ferry_agent::journal::Journal;
-use ferry_agent::{cleanup, rollback, DeployOutcome};
+use ferry_agent::{cleanup, DeployOutcome};
 
 use crate::fixture::*;
 
@@ -20,8 +20,10 @@ fn cleanup_keeps_the_newest_the_current_and_the_last_succeeded() {
             file("var/.keep", ""),
         ])
     };
+    let mut manifests = std::collections::HashMap::new();
     for version in ["1.0", "2.0", "3.0", "4.0"] {
-        target.deploy_ok(version, &release(version));
+        manifests.insert(version, release(version));
+        target.deploy_ok(version, &manifests[version]);
     }
     let failing = target.release(&[
         ferry_toml("[hooks]\nbefore_switch = \"exit 1\""),
@@ -31,10 +33,12 @@ fn cleanup_keeps_the_newest_the_current_and_the_last_succeeded() {
         target.deploy("5.0", &failing).0,
         DeployOutcome::RolledBack { .. }
     ));
-    rollback(target.root(), APP, "2.0").unwrap();
-    // The application made a read-only tree inside release 3.0.
+    target.rollback("2.0", &manifests["2.0"]).unwrap();
+    // Someone made a read-only tree inside release 3.0.
     let var = target.release_dir("3.0").join("var");
-    fs::create_dir_all(var.join("ro/deeper")).unwrap();
+    in_writable_dir(&var, || {
+        fs::create_dir_all(var.join("ro/deeper")).unwrap();
+    });
     fs::write(var.join("ro/deeper/file"), "x").unwrap();
     fs::set_permissions(
         var.join("ro/deeper/file"),

@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 
 use ferry_agent::failpoint::FAILPOINT_VAR;
 use ferry_agent::layout::cache_dir;
-use ferry_agent::{cleanup, deploy, verify_release, DeployRequest, FAILPOINTS};
+use ferry_agent::{cleanup, deploy, verify_release, FAILPOINTS};
 use ferry_cas::blobs::BlobStore;
 use ferry_cas::manifest::Manifest;
 
@@ -124,15 +124,6 @@ fn assert_complete(target: &Target, manifests: &BTreeMap<&str, Manifest>, contex
             target.layout().has_release(&current),
             "{context}: current points at {current}, which is not on disk"
         );
-    }
-}
-
-fn request(manifest: &Manifest) -> DeployRequest {
-    DeployRequest {
-        app: APP.into(),
-        env: "prd".into(),
-        version: NEW.into(),
-        manifest: manifest.clone(),
     }
 }
 
@@ -291,7 +282,7 @@ fn crash_child() {
     let manifest: Manifest =
         serde_json::from_slice(&fs::read(work.join("manifest.json")).unwrap()).unwrap();
     let cache = BlobStore::open(&cache_dir(root)).unwrap();
-    deploy(root, &request(&manifest), &cache, &mut |_| {});
+    deploy(root, &request(NEW, &manifest), &cache, &mut |_| {});
     if let Ok(keep) = fs::read_to_string(work.join("cleanup")) {
         cleanup(root, APP, keep.parse().unwrap()).unwrap();
     }

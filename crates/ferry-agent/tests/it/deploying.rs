@@ -3,7 +3,7 @@
 use std::fs;
 
 use ferry_agent::journal::Journal;
-use ferry_agent::{rollback, AgentError, DeployOutcome, StepKind};
+use ferry_agent::{AgentError, DeployOutcome, StepKind};
 
 use crate::fixture::*;
 
@@ -183,7 +183,7 @@ fn rollback_switches_to_a_release_on_disk_and_refuses_others() {
     let v2 = target.release(&[file("index.html", "2")]);
     target.deploy_ok("1.0", &v1);
     target.deploy_ok("2.0", &v2);
-    rollback(target.root(), APP, "1.0").unwrap();
+    assert!(target.rollback("1.0", &v1).unwrap().reused);
     assert_eq!(target.current().as_deref(), Some("1.0"));
     let current = target.layout().current_link();
     assert_eq!(
@@ -191,10 +191,10 @@ fn rollback_switches_to_a_release_on_disk_and_refuses_others() {
         Some("releases/1.0")
     );
     assert_eq!(fs::read_to_string(current.join("index.html")).unwrap(), "1");
-    let error = rollback(target.root(), APP, "3.0").unwrap_err();
+    let error = target.rollback("3.0", &v1).unwrap_err();
     assert!(matches!(error, AgentError::Refused(_)), "{error}");
     assert!(error.to_string().contains("not on this target"), "{error}");
-    assert!(rollback(target.root(), APP, "../1.0").is_err());
+    assert!(target.rollback("../1.0", &v1).is_err());
     assert_eq!(target.current().as_deref(), Some("1.0"));
     let journal = Journal::load(target.root(), APP).unwrap();
     assert_eq!(journal.history.last().unwrap().version, "1.0");

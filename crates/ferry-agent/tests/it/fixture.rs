@@ -7,7 +7,7 @@ use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use ferry_agent::layout::{cache_dir, AppLayout};
-use ferry_agent::{deploy, DeployOutcome, DeployRequest, Step};
+use ferry_agent::{deploy, rollback, AgentResult, DeployOutcome, DeployRequest, StageReport, Step};
 use ferry_cas::blobs::BlobStore;
 use ferry_cas::hash::ContentHash;
 use ferry_cas::ingest::Limits;
@@ -147,9 +147,74 @@ pub fn build(items: &[Item]) -> Built {
     }
 }
 
+/// Runs `change` with the (read-only) directory `dir` writable by its owner, then gives it
+/// its mode back: how someone with a shell on the target changes a release.
+pub fn in_writable_dir(dir: &Path, change: impl FnOnce()) {
+    let mode = fs::symlink_metadata(dir).unwrap().permissions().mode();
+    fs::set_permissions(dir, fs::Permissions::from_mode(mode | 0o200)).unwrap();
+    change();
+    fs::set_permissions(dir, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Writes `content` over the (read-only) file at `path` in place, keeping its mode: `chmod
+/// u+w`, write, `chmod u-w`, as someone with a shell on the target might.
+pub fn write_over(path: &Path, content: impl AsRef<[u8]>) {
+    let mode = fs::symlink_metadata(path).unwrap().permissions().mode();
+    fs::set_permissions(path, fs::Permissions::from_mode(mode | 0o200)).unwrap();
+    fs::write(path, content).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Every path under `root` but the releases and the agent's state (`.ferry`), with what it
+/// is: kind, mode, and content or link target. What staging must leave alone.
+pub fn outside_releases(root: &Path) -> std::collections::BTreeMap<String, String> {
+    fn visit(dir: &Path, relative: &str, out: &mut std::collections::BTreeMap<String, String>) {
+        let Ok(children) = fs::read_dir(dir) else {
+            return;
+        };
+        for child in children {
+            let child = child.unwrap();
+            let name = child.file_name().into_string().unwrap();
+            let path = if relative.is_empty() {
+                name
+            } else {
+                format!("{relative}/{name}")
+            };
+            if path == ".ferry" || path.ends_with("/releases") {
+                continue;
+            }
+            let metadata = fs::symlink_metadata(child.path()).unwrap();
+            let mode = metadata.permissions().mode() & 0o7777;
+            let what = if metadata.is_dir() {
+                visit(&child.path(), &path, out);
+                format!("dir {mode:o}")
+            } else if metadata.file_type().is_symlink() {
+                format!("link {}", fs::read_link(child.path()).unwrap().display())
+            } else {
+                format!("file {mode:o} {:?}", fs::read(child.path()).unwrap())
+            };
+            out.insert(path, what);
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    visit(root, "", &mut out);
+    out
+}
+
 /// Gives every directory under `path` owner rwx (so a temp dir can be removed).
 pub fn make_writable(path: &Path) {
     ferry_agent::fsutil::make_writable(path).unwrap();
+}
+
+/// What the server asks of the target: `version` of the application, holding `manifest`,
+/// in environment `prd`.
+pub fn request(version: &str, manifest: &Manifest) -> DeployRequest {
+    DeployRequest {
+        app: APP.into(),
+        env: "prd".into(),
+        version: version.into(),
+        manifest: manifest.clone(),
+    }
 }
 
 /// A target root in a temporary directory, with its cache.
@@ -199,17 +264,23 @@ impl Target {
 
     /// Deploys `manifest` as `version` in environment `prd`, collecting the steps.
     pub fn deploy(&self, version: &str, manifest: &Manifest) -> (DeployOutcome, Vec<Step>) {
-        let request = DeployRequest {
-            app: APP.into(),
-            env: "prd".into(),
-            version: version.into(),
-            manifest: manifest.clone(),
-        };
         let mut steps = Vec::new();
+        let request = request(version, manifest);
         let outcome = deploy(self.root(), &request, &self.cache, &mut |step| {
             steps.push(step)
         });
         (outcome, steps)
+    }
+
+    /// Stages `manifest` as `version` ahead of its switch, as an agent does while a
+    /// deployment awaits approval or for `deploy --stage-only`.
+    pub fn stage_ahead(&self, version: &str, manifest: &Manifest) -> AgentResult<StageReport> {
+        ferry_agent::deploy::prepare(self.root(), &request(version, manifest), &self.cache)
+    }
+
+    /// Rolls back to `version` (on disk), which holds `manifest`.
+    pub fn rollback(&self, version: &str, manifest: &Manifest) -> AgentResult<StageReport> {
+        rollback(self.root(), &request(version, manifest), &self.cache)
     }
 
     /// Deploys and insists it succeeded.

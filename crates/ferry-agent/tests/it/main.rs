@@ -5,6 +5,8 @@ mod cleanup;
 mod crash;
 mod deploying;
 mod fixture;
+mod forged_sizes;
+mod hand_edits;
 mod health;
 mod shared;
 mod staging;

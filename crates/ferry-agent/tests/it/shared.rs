@@ -1,9 +1,10 @@
 //! Shared paths across deploys, and what drift ignores.
 
 use std::fs;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
-use ferry_agent::verify_release;
+use ferry_agent::{verify_release, DeployOutcome, StepKind};
+use ferry_cas::manifest::Manifest;
 
 use crate::fixture::*;
 
@@ -11,6 +12,20 @@ const CONFIG: &str = r#"
 shared = ["uploads", "config/local.ini", "data/db"]
 ignore = ["cache/**"]
 "#;
+
+/// Deploys, insists it succeeded, and returns what it said it did with the shared paths.
+fn deploy_shared_step(target: &Target, version: &str, manifest: &Manifest) -> String {
+    let (outcome, steps) = target.deploy(version, manifest);
+    assert!(
+        matches!(outcome, DeployOutcome::Succeeded { .. }),
+        "{outcome:?}"
+    );
+    steps
+        .into_iter()
+        .find(|step| step.kind == StepKind::SharedLinked)
+        .expect("a shared paths step")
+        .detail
+}
 
 #[test]
 fn shared_paths_are_linked_and_persist_across_deploys() {
@@ -31,12 +46,10 @@ fn shared_paths_are_linked_and_persist_across_deploys() {
         file("config/app.ini", "app v2"),
         file("index.html", "2"),
     ]);
-    let report = target.deploy_ok("1.0", &v1);
     assert_eq!(
-        report.shared.linked,
-        ["config/local.ini", "data/db", "uploads"]
+        deploy_shared_step(&target, "1.0", &v1),
+        "shared paths linked: config/local.ini, data/db, uploads; created: config/local.ini, data/db, uploads"
     );
-    assert_eq!(report.shared.initialised, report.shared.linked);
 
     let layout = target.layout();
     let shared = layout.shared_dir();
@@ -75,8 +88,10 @@ fn shared_paths_are_linked_and_persist_across_deploys() {
     fs::write(current.join("config/local.ini"), "edited on the server").unwrap();
     fs::write(current.join("data/db/app.sqlite"), "rows").unwrap();
 
-    let report = target.deploy_ok("2.0", &v2);
-    assert!(report.shared.initialised.is_empty());
+    assert_eq!(
+        deploy_shared_step(&target, "2.0", &v2),
+        "shared paths linked: config/local.ini, data/db, uploads"
+    );
     assert_eq!(
         fs::read_to_string(current.join("uploads/photo.png")).unwrap(),
         "png"
@@ -113,13 +128,83 @@ fn drift_ignores_shared_and_ignored_paths_but_not_the_rest() {
     fs::write(release.join("uploads/new.png"), "png").unwrap();
     assert!(verify_release(target.root(), APP, "1.0", &v1).is_empty());
 
-    fs::remove_file(release.join("uploads")).unwrap();
-    fs::create_dir(release.join("uploads")).unwrap();
-    // Replaced, not written in place: the file is a hard link to the cache's blob.
-    fs::remove_file(release.join("index.html")).unwrap();
-    fs::write(release.join("index.html"), "hacked").unwrap();
+    in_writable_dir(&release, || {
+        fs::remove_file(release.join("uploads")).unwrap();
+        fs::create_dir(release.join("uploads")).unwrap();
+        // Replaced, not written in place: the file is a hard link to the cache's blob.
+        fs::remove_file(release.join("index.html")).unwrap();
+        fs::write(release.join("index.html"), "hacked").unwrap();
+    });
     assert_eq!(
         verify_release(target.root(), APP, "1.0", &v1),
         ["index.html", "uploads"]
+    );
+}
+
+/// Regression: staging ahead (`deploy --stage-only`, or while a production deployment
+/// awaits its approvals) ran the shared-path step, so a release naming a new shared path
+/// created `shared/evil.php` in production before anyone approved it.
+#[test]
+fn staging_ahead_writes_nothing_outside_releases_until_the_switch() {
+    let target = Target::new();
+    let v1 = target.release(&[
+        ferry_toml("shared = [\"uploads\"]"),
+        dir("uploads", 0o755),
+        file("uploads/readme.txt", "put uploads here"),
+        file("index.php", "<?php echo 1;"),
+    ]);
+    // The very first release staged ahead: not even `shared/` or `current` appear.
+    target.stage_ahead("1.0", &v1).unwrap();
+    assert!(target.layout().has_release("1.0"));
+    let outside: Vec<String> = outside_releases(target.root()).into_keys().collect();
+    assert_eq!(outside, ["apps", "apps/shop"]);
+    target.deploy_ok("1.0", &v1);
+    let shared = target.layout().shared_dir();
+    fs::write(shared.join("uploads/photo.png"), "png").unwrap();
+
+    let v2 = target.release(&[
+        ferry_toml(
+            "shared = [\"uploads\", \"evil.php\", \"config/local.ini\"]\n[hooks]\nbefore_switch = \"touch \\\"$FERRY_SHARED_DIR/hook-ran\\\"\"\n",
+        ),
+        dir("uploads", 0o755),
+        file("uploads/readme.txt", "put uploads here"),
+        file("evil.php", "<?php system($_GET['c']);"),
+        file("index.php", "<?php echo 2;"),
+    ]);
+    let before = outside_releases(target.root());
+    target.stage_ahead("2.0", &v2).unwrap();
+    assert_eq!(outside_releases(target.root()), before);
+    // The release itself is complete, its links waiting for the switch.
+    let release = target.release_dir("2.0");
+    assert_eq!(
+        fs::read_link(release.join("evil.php")).unwrap().to_str(),
+        Some("../../shared/evil.php")
+    );
+    assert!(verify_release(target.root(), APP, "2.0", &v2).is_empty());
+    assert_eq!(target.current().as_deref(), Some("1.0"));
+
+    // The switch, once the deployment runs, creates them (before its hooks).
+    assert_eq!(
+        deploy_shared_step(&target, "2.0", &v2),
+        "shared paths linked: config/local.ini, evil.php, uploads; created: config/local.ini, evil.php"
+    );
+    assert_eq!(
+        fs::read_to_string(shared.join("evil.php")).unwrap(),
+        "<?php system($_GET['c']);"
+    );
+    assert!(shared.join("config/local.ini").is_dir());
+    assert!(shared.join("hook-ran").is_file());
+    assert_eq!(
+        fs::read_to_string(shared.join("uploads/photo.png")).unwrap(),
+        "png"
+    );
+    // Shared data stays writable (the manifest's modes), unlike the release.
+    assert_eq!(
+        fs::metadata(shared.join("evil.php"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o644
     );
 }

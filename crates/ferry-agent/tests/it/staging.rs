@@ -5,6 +5,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 use ferry_agent::{blobs_needed, verify_release, DeployOutcome};
 use ferry_cas::ingest::Limits;
+use ferry_cas::manifest::EntryKind;
 use ferry_cas::scan::scan_tree;
 
 use crate::fixture::*;
@@ -66,9 +67,10 @@ fn unchanged_files_are_linked_from_the_previous_release_and_only_changed_ones_co
     );
     assert_eq!((report.files_linked, report.files_copied), (4, 3));
     assert_eq!(report.bytes_copied, 3 + 1_300_000 + 1);
-    // A mode change never reaches the previous release through a shared inode.
-    assert_eq!(mode_of(&target, "1.0", "secret.key"), 0o600);
-    assert_eq!(mode_of(&target, "2.0", "secret.key"), 0o640);
+    // A mode change never reaches the previous release through a shared inode; both are
+    // read-only.
+    assert_eq!(mode_of(&target, "1.0", "secret.key"), 0o400);
+    assert_eq!(mode_of(&target, "2.0", "secret.key"), 0o440);
     assert!(verify_release(target.root(), APP, "1.0", &v1).is_empty());
     assert!(verify_release(target.root(), APP, "2.0", &v2).is_empty());
 }
@@ -100,8 +102,18 @@ fn a_staged_release_is_exactly_its_manifest() {
         report.files_linked + report.files_copied,
         manifest.n_files()
     );
+    // The same tree, read-only: the manifest's modes without write bits.
     let scanned = scan_tree(&target.release_dir("1.0"), &Limits::default()).unwrap();
-    assert_eq!(scanned.manifest, manifest);
+    let mut read_only = manifest.clone();
+    for entry in &mut read_only.entries {
+        if let EntryKind::Dir { mode } | EntryKind::File { mode, .. } = &mut entry.kind {
+            *mode &= !0o222;
+        }
+    }
+    assert_eq!(scanned.manifest, read_only);
+    assert_eq!(mode_of(&target, "1.0", "app/setgid"), 0o2555);
+    assert_eq!(mode_of(&target, "1.0", "app/bin/run"), 0o500);
+    assert_eq!(mode_of(&target, "1.0", "empty-dir"), 0o500);
     assert_eq!(
         fs::read(target.release_dir("1.0").join("app/big.bin")).unwrap(),
         big_content(2_500_000, 7)
@@ -149,7 +161,7 @@ fn a_corrupt_cache_blob_is_quarantined_and_reported_missing() {
     let target = Target::new();
     let manifest = target.release(&[file_mode("tool.sh", "#!/bin/sh\n", 0o755)]);
     let hash = ferry_cas::hash::ContentHash::of(b"#!/bin/sh\n");
-    fs::write(target.cache.path_of(&hash), b"#!/bin/bash").unwrap();
+    write_over(&target.cache.path_of(&hash), b"#!/bin/bash");
     let (outcome, _) = target.deploy("1.0", &manifest);
     assert!(
         matches!(&outcome, DeployOutcome::Failed { reason, .. } if reason.contains("not in the cache")),
@@ -174,15 +186,16 @@ fn redeploying_reuses_an_intact_release_and_replaces_a_changed_one() {
     assert!(again.reused);
 
     let dir = target.release_dir("1.0");
-    fs::write(dir.join("tool.sh"), "#!/bin/sh\nrm -rf /\n").unwrap();
-    fs::remove_file(dir.join("d/a")).unwrap();
-    fs::write(dir.join("extra.txt"), "x").unwrap();
+    write_over(&dir.join("tool.sh"), "#!/bin/sh\nrm -rf /\n");
+    in_writable_dir(&dir.join("d"), || fs::remove_file(dir.join("d/a")).unwrap());
+    in_writable_dir(&dir, || fs::write(dir.join("extra.txt"), "x").unwrap());
     assert_eq!(
         verify_release(target.root(), APP, "1.0", &manifest),
         ["d/a", "extra.txt", "tool.sh"]
     );
     let repaired = target.deploy_ok("1.0", &manifest);
-    assert!(repaired.replaced_drifted && !repaired.reused);
+    assert_eq!(repaired.repaired, ["d/a", "extra.txt", "tool.sh"]);
+    assert!(!repaired.reused);
     assert!(verify_release(target.root(), APP, "1.0", &manifest).is_empty());
     assert_eq!(target.current().as_deref(), Some("1.0"));
     let leftovers: Vec<_> = fs::read_dir(target.layout().releases_dir())
@@ -204,7 +217,7 @@ fn a_file_edited_in_place_in_the_previous_release_is_not_trusted() {
 
     std::thread::sleep(std::time::Duration::from_millis(20));
     let edited = target.release_dir("1.0").join("index.html");
-    std::fs::write(&edited, "<h1>hacked</h1>").unwrap();
+    write_over(&edited, "<h1>hacked</h1>");
     let v2_items = [file("index.html", "<h1>hi</h1>"), file("app.js", "2")];
     let v2 = target.release(&v2_items);
     // The edit reached the cache's copy too (they share an inode): the deploy refuses the
@@ -223,5 +236,27 @@ fn a_file_edited_in_place_in_the_previous_release_is_not_trusted() {
     assert_ne!(
         target.inode("1.0", "index.html"),
         target.inode("2.0", "index.html")
+    );
+}
+
+/// A blob cached before blobs were read-only (0644) is made read-only the first time a
+/// release needs it, and linked like any other.
+#[test]
+fn a_blob_cached_writable_by_an_older_agent_is_made_read_only_and_linked() {
+    let target = Target::new();
+    let manifest = target.release(&[file("index.html", "<h1>hi</h1>")]);
+    let blob = target
+        .cache
+        .path_of(&ferry_cas::hash::ContentHash::of(b"<h1>hi</h1>"));
+    fs::set_permissions(&blob, fs::Permissions::from_mode(0o644)).unwrap();
+    let report = target.deploy_ok("1.0", &manifest);
+    assert_eq!((report.files_linked, report.files_copied), (1, 0));
+    assert_eq!(
+        target.inode("1.0", "index.html"),
+        fs::metadata(&blob).unwrap().ino()
+    );
+    assert_eq!(
+        fs::metadata(&blob).unwrap().permissions().mode() & 0o7777,
+        0o444
     );
 }

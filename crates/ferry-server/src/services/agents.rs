@@ -178,6 +178,8 @@ pub async fn report(state: &AppState, target: &Target, report: AgentReport) -> S
             report.deployment
         )));
     }
+    // A success carries a detail only when the agent noted something (a repair).
+    let noted = report.outcome != Outcome::Succeeded || report.reason.is_some();
     let reported = |detail: &str| {
         report
             .outcome
@@ -187,7 +189,7 @@ pub async fn report(state: &AppState, target: &Target, report: AgentReport) -> S
                 app: report.app.clone(),
                 current_version: report.current_version.clone(),
                 state: target_state,
-                detail: Some(detail.to_owned()),
+                detail: noted.then(|| detail.to_owned()),
                 at_ms: state.clock.now_ms(),
             })
     };

@@ -14,6 +14,26 @@ pub(crate) fn start_agent(server: &Server, env: &str, name: &str) -> Agent {
 
 /// Enrolls target `name` in `env` and starts its agent on `root`.
 pub(crate) fn start_agent_at(server: &Server, env: &str, name: &str, root: &Path) -> Agent {
+    start_agent_with_stderr(server, env, name, root, Stdio::null())
+}
+
+/// Enrolls target `name` in `env` and starts its agent, its log (stderr) written to the
+/// file returned.
+pub(crate) fn start_agent_logged(server: &Server, env: &str, name: &str) -> (Agent, PathBuf) {
+    let root = server.dir.path().join(format!("target-{name}"));
+    let log = server.dir.path().join(format!("agent-{name}.log"));
+    let file = fs::File::create(&log).unwrap();
+    let agent = start_agent_with_stderr(server, env, name, &root, file.into());
+    (agent, log)
+}
+
+fn start_agent_with_stderr(
+    server: &Server,
+    env: &str,
+    name: &str,
+    root: &Path,
+    stderr: Stdio,
+) -> Agent {
     let token = server
         .admin(&["target", "enroll", env, name])
         .success()
@@ -27,7 +47,7 @@ pub(crate) fn start_agent_at(server: &Server, env: &str, name: &str, root: &Path
         .args(["--server", &server.url, "--enroll", &token])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .unwrap();
     // Enrolled once its credential is written: from then on deployments can reach it.

@@ -225,7 +225,7 @@ fn a_corrupt_file_in_the_agent_cache_is_fetched_again() {
     // its copy is now corrupt.
     let hash = blake3::hash(extra.as_bytes()).to_hex().to_string();
     let cached = agent.root.join(".ferry/cache").join(&hash[..2]).join(&hash);
-    fs::write(&cached, "only in s0me releases\n").unwrap();
+    crate::harness::write_over(&cached, "only in s0me releases\n");
     server
         .admin(&["deploy", "web", "3.0.0", "--to", "dev", "--wait"])
         .success();

@@ -268,6 +268,16 @@ pub fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
 
+/// Writes `content` over the (read-only) file at `path` in place: `chmod u+w`, then write,
+/// as someone with a shell on the machine might. Blob files and release files are
+/// read-only.
+pub fn write_over(path: &Path, content: impl AsRef<[u8]>) {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).unwrap().permissions().mode();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode | 0o200)).unwrap();
+    std::fs::write(path, content).unwrap();
+}
+
 /// A `ferry agent` process on its own root, killed when dropped.
 pub struct Agent {
     pub child: Child,

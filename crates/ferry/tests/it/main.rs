@@ -25,4 +25,5 @@ mod server;
 mod stage_policy;
 mod status;
 mod support;
+mod target_safety;
 mod tls;

@@ -9,7 +9,7 @@ use crate::deployments::{current, release, setup, start_agent, start_agent_per_e
 use crate::harness::{Run, Server};
 
 /// Follows a deployment until it leaves `awaiting_approval` and `running`.
-fn finished(server: &Server, id: &str) -> Value {
+pub(crate) fn finished(server: &Server, id: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let shown = server
@@ -359,7 +359,7 @@ fn a_per_app_grant_lets_one_user_deploy_one_application_and_see_nothing_else() {
 
 /// Ships `version` from dev through pp to a prd awaiting approval, requested by `requester`;
 /// returns the deployment's id.
-fn request_production(server: &Server, requester: &str, version: &str) -> String {
+pub(crate) fn request_production(server: &Server, requester: &str, version: &str) -> String {
     for env in ["dev", "pp"] {
         server
             .admin(&["deploy", "web", version, "--to", env, "--wait"])

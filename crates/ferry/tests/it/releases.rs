@@ -552,7 +552,7 @@ fn fsck_finds_corrupt_content_and_a_new_upload_repairs_it() {
     // Flip bytes of the blob holding index.html.
     let hash = blake3::hash(b"<h1>shop</h1>\n").to_hex().to_string();
     let blob = server.data_dir().join("blobs").join(&hash[..2]).join(&hash);
-    fs::write(&blob, b"<h1>sh0p</h1>\n").unwrap();
+    crate::harness::write_over(&blob, b"<h1>sh0p</h1>\n");
     let run = server.admin(&["server", "fsck", "--json"]);
     assert_eq!(run.code, 1, "{run:?}");
     assert_eq!(run.json()["corrupt"], serde_json::json!([hash]));

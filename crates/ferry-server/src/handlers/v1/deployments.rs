@@ -27,20 +27,28 @@ use crate::services::deployments;
 use crate::state::AppState;
 use crate::views::{deployment_json, deployment_with_approvals};
 
-/// Adds the step each target reported last while a deployment runs (for `deployment
-/// show`: just created, approved or rejected, no target has reported one yet).
+/// Adds the step each target reported last while a deployment runs, and what an agent
+/// noted with its success (a release repaired before the switch), for `deployment show`
+/// (just created, approved or rejected, no target has reported one yet).
 async fn with_steps(state: &AppState, mut deployment: Deployment) -> Result<Deployment, ApiError> {
-    if deployment.status != DeploymentStatus::Running {
+    const SUCCEEDED: &str = "succeeded";
+    let running = deployment.status == DeploymentStatus::Running;
+    if !running && !deployment.targets.iter().any(|t| t.state == SUCCEEDED) {
         return Ok(deployment);
     }
     let reported = state.store.target_apps(None).await?;
     for target in &mut deployment.targets {
+        let succeeded = target.state == SUCCEEDED;
         target.step = reported
             .iter()
             .find(|r| {
                 r.target == target.target
                     && r.deployment_id == Some(deployment.id)
-                    && r.state == TargetAppState::Deploying
+                    && match r.state {
+                        TargetAppState::Deploying => running,
+                        TargetAppState::Succeeded => succeeded,
+                        _ => false,
+                    }
             })
             .and_then(|r| r.detail.clone());
     }
