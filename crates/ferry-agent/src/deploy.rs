@@ -404,7 +404,7 @@ fn describe_staging(report: &StageReport) -> String {
         );
     } else if report.recreated > 0 {
         repaired = format!(
-            " (re-created {} files touched on the target since staging)",
+            " (re-created {} paths touched on the target since staging)",
             report.recreated
         );
     }

@@ -49,8 +49,9 @@ pub struct StageReport {
     /// The release was on disk but these paths differed from its manifest (changed,
     /// added or removed since it was staged): it was built again.
     pub repaired: Vec<String>,
-    /// The release was on disk and this many of its files had the right content but an
-    /// inode changed since staging: they were written again.
+    /// The release was on disk and this many of its paths held the right content but were
+    /// touched since staging (an inode changed, write permission given): they were written
+    /// again.
     pub recreated: u64,
     /// Files hard-linked from a release on disk or the cache.
     pub files_linked: u64,

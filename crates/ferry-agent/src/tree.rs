@@ -23,8 +23,10 @@ pub struct ReleaseCheck {
     /// Paths whose kind, content or mode differ from the manifest, missing, or on disk but
     /// not in the manifest; sorted.
     pub changed: Vec<String>,
-    /// Files with the right content and mode whose inode changed since staging (the index
-    /// does not vouch for them: written back, touched, `chmod`ed there and back); sorted.
+    /// Files with the right content whose inode changed since staging (the index does not
+    /// vouch for them: written back, touched, `chmod`ed there and back), and files and
+    /// directories that only gained write permission; sorted. Nothing served differs, but
+    /// they are written again.
     pub untrusted: Vec<String>,
 }
 
@@ -120,7 +122,7 @@ fn visit_findings(
 /// How one entry on disk compares with the manifest.
 enum Match {
     Exact,
-    /// A file with the right content and mode the index does not vouch for.
+    /// Right content, but an inode the index does not vouch for, or write permission.
     Untrusted,
     Differs,
 }
@@ -133,11 +135,17 @@ fn entry_matches(dir: &Path, entry: &Entry, config: &ReleaseConfig, index: &Stat
         return Match::Differs;
     };
     let exact = |same: bool| if same { Match::Exact } else { Match::Differs };
-    let mode_on_disk = |mode: u32| placed_mode(mode, config.is_written_by_application(&entry.path));
+    // Write permission given back (by hand, or to a release staged before releases were
+    // read-only) changes nothing served: the entry is rebuilt, not reported.
+    let placed = |mode: u32| placed_mode(mode, config.is_written_by_application(&entry.path));
+    let exact_mode = |mode: u32| permission_bits(&metadata) == placed(mode);
+    let mode_but_write_bits = |mode: u32| permission_bits(&metadata) & !0o222 == placed(mode);
     match &entry.kind {
-        EntryKind::Dir { mode } => {
-            exact(metadata.is_dir() && permission_bits(&metadata) == mode_on_disk(*mode))
+        EntryKind::Dir { mode } if metadata.is_dir() && exact_mode(*mode) => Match::Exact,
+        EntryKind::Dir { mode } if metadata.is_dir() && mode_but_write_bits(*mode) => {
+            Match::Untrusted
         }
+        EntryKind::Dir { .. } => Match::Differs,
         EntryKind::Symlink { target } => exact(
             metadata.file_type().is_symlink()
                 && fs::read_link(&path).is_ok_and(|t| t.as_os_str() == target.as_str()),
@@ -145,12 +153,9 @@ fn entry_matches(dir: &Path, entry: &Entry, config: &ReleaseConfig, index: &Stat
         EntryKind::File {
             mode, size, hash, ..
         } => {
-            if !(metadata.is_file()
-                && permission_bits(&metadata) == mode_on_disk(*mode)
-                && metadata.len() == *size)
-            {
+            if !(metadata.is_file() && mode_but_write_bits(*mode) && metadata.len() == *size) {
                 Match::Differs
-            } else if index.vouches_for(&entry.path, &metadata, hash) {
+            } else if exact_mode(*mode) && index.vouches_for(&entry.path, &metadata, hash) {
                 Match::Exact
             } else if hash_file(&path).is_ok_and(|h| h == *hash) {
                 Match::Untrusted

@@ -177,3 +177,33 @@ fn a_release_changed_while_it_waited_for_approval_is_repaired_at_the_switch() {
     // 1.0 never shared the edited file: it is untouched.
     assert!(verify_release(target.root(), APP, "1.0", &v1.manifest).is_empty());
 }
+
+/// A release staged before releases were read-only (writable, no stat index of this
+/// format) is rebuilt read-only when it is switched to again, without a warning: nothing in
+/// it differs from the release.
+#[test]
+fn a_release_staged_writable_by_an_older_agent_is_rebuilt_without_a_warning() {
+    let target = Target::new();
+    let (v1, v2) = (site("1.0"), site("2.0"));
+    target.cache(&v1);
+    target.cache(&v2);
+    target.deploy_ok("1.0", &v1.manifest);
+    target.deploy_ok("2.0", &v2.manifest);
+    let old = target.release_dir("1.0");
+    for path in ["index.html", "css/site.css", "version.txt", "css", ""] {
+        let path = old.join(path);
+        let mode = fs::metadata(&path).unwrap().permissions().mode();
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode | 0o200)).unwrap();
+    }
+    fs::remove_file(target.root().join(".ferry/index/shop/1.0.json")).unwrap();
+    assert!(verify_release(target.root(), APP, "1.0", &v1.manifest).is_empty());
+
+    let report = target.rollback("1.0", &v1.manifest).unwrap();
+    assert!(report.repaired.is_empty(), "{report:?}");
+    assert_eq!(report.recreated, 4, "{report:?}");
+    assert!(report.warning("1.0").is_none());
+    let mode = |path: &str| fs::metadata(old.join(path)).unwrap().permissions().mode() & 0o777;
+    assert_eq!((mode("index.html"), mode("css")), (0o444, 0o555));
+    // Rebuilt with a fresh stat index: the next check trusts it without reading it.
+    assert!(target.rollback("1.0", &v1.manifest).unwrap().reused);
+}
