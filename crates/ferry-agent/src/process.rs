@@ -259,6 +259,9 @@ impl Agent {
                             mismatch.expected
                         );
                     }
+                    if error.downcast_ref::<link::CredentialRefused>().is_some() {
+                        return Err(error);
+                    }
                     eprintln!(
                         "agent: cannot reach the server ({error:#}); retrying in {backoff:?}"
                     );

@@ -539,6 +539,10 @@ pub struct Deployment {
     pub created_at: String,
     pub updated_at: String,
     pub targets: Vec<DeploymentTarget>,
+    /// Who cancelled it and why, once someone did: a cancelled deployment still runs while
+    /// its targets finish their step and go back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancelled: Option<String>,
     /// The approvals recorded (shown for one deployment, not in lists).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approvals: Option<Vec<DeploymentApproval>>,

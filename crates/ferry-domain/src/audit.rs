@@ -162,9 +162,14 @@ pub fn verify_chain(
             });
         }
         if event.hash != chain_hash(key, event.seq, &event.prev_hash, &event.record) {
+            // Not one event verifying is what another trail's key looks like.
+            let reason = match prev {
+                None => "its contents do not match its hash: the event was altered, or the server runs with another trail's audit key (check `ferry server --audit-key`)",
+                Some(_) => "its contents do not match its hash (the event was altered)",
+            };
             return Err(ChainBreak {
                 seq: event.seq,
-                reason: "its contents do not match its hash (the event was altered)".into(),
+                reason: reason.into(),
             });
         }
         prev = Some(event);

@@ -141,8 +141,8 @@ pub enum CannotCancel {
         status: Status,
     },
     #[error(
-        "it was cancelled already by {by} and is waiting for its switched targets to go back \
-         (`ferry deployment show ID --wait` follows it)"
+        "it was cancelled already by {by} and is waiting for its targets to finish their step \
+         and go back"
     )]
     Cancelling { by: String },
 }
@@ -461,6 +461,7 @@ impl Deployment {
         };
         let had_failed = self.steps.iter().any(|s| s.state.failure().is_some());
         let step = &mut self.steps[index];
+        let was_deploying = step.state == TargetState::Deploying;
         match (&step.state, report) {
             (TargetState::Deploying, Report::Succeeded) => step.state = TargetState::Succeeded,
             (TargetState::Deploying, Report::RolledBack { reason }) => {
@@ -497,10 +498,53 @@ impl Deployment {
             }
             _ => return Vec::new(),
         }
+        // A target that ended its deploy without the new release (it failed, went back by
+        // itself, or stopped answering) is told to serve its previous one: nothing waits on
+        // that, but an agent that comes back or restarts must never put the failed release
+        // live.
+        let mut commands = match (&step.state, was_deploying) {
+            (TargetState::Failed { .. } | TargetState::RolledBack { .. }, true) => {
+                vec![Command::RollBack {
+                    target: step.target.clone(),
+                    to: step.previous.clone(),
+                }]
+            }
+            _ => Vec::new(),
+        };
         if !had_failed {
-            self.first_failure = step.state.failure().map(str::to_owned);
+            self.first_failure = self.steps[index].state.failure().map(str::to_owned);
         }
-        self.advance()
+        commands.extend(self.advance());
+        // In step order, as every other change asks.
+        commands.sort_by_key(|command| {
+            self.steps
+                .iter()
+                .position(|step| step.target == command.target())
+        });
+        commands
+    }
+
+    /// Settles the commands of a change to a deployment of `version`: a target asked to go
+    /// back to `version` itself (the deployment sent the release it already ran) is back
+    /// already, so it counts as reverted instead of being asked; what follows from that is
+    /// settled too.
+    pub fn settle(&mut self, version: &str, mut commands: Vec<Command>) -> Vec<Command> {
+        loop {
+            let (back_already, rest): (Vec<Command>, Vec<Command>) =
+                commands.into_iter().partition(|command| {
+                    matches!(command, Command::RollBack { to: Some(to), .. } if to == version)
+                        && self.steps.iter().any(|s| {
+                            s.target == command.target() && s.state == TargetState::RollingBack
+                        })
+                });
+            if back_already.is_empty() {
+                return rest;
+            }
+            commands = rest;
+            for command in back_already {
+                commands.extend(self.apply(command.target(), Report::Reverted));
+            }
+        }
     }
 
     /// After a change: start the next rolling target, or roll back after a failure, or
@@ -851,17 +895,17 @@ mod tests {
             (&[], vec![("a", ok()), ("b", ok()), ("c", ok())],
                 "[deploy:a] [deploy:b] [deploy:c] [] | a=ok b=ok c=ok | Succeeded"),
             (&[], vec![("a", bad())],
-                "[deploy:a] [] | a=rolledback b=skipped c=skipped | RolledBack"),
+                "[deploy:a] [back:a>v1] | a=rolledback b=skipped c=skipped | RolledBack"),
             (&[], vec![("a", ok()), ("b", bad()), ("a", Report::Reverted)],
-                "[deploy:a] [deploy:b] [back:a>v1] [] | a=reverted b=rolledback c=skipped | RolledBack"),
+                "[deploy:a] [deploy:b] [back:a>v1,back:b>v1] [] | a=reverted b=rolledback c=skipped | RolledBack"),
             (&[], vec![("a", ok()), ("b", ok()), ("c", dead()), ("a", Report::Reverted), ("b", Report::Reverted)],
-                "[deploy:a] [deploy:b] [deploy:c] [back:a>v1,back:b>v1] [] [] | a=reverted b=reverted c=failed | Failed"),
+                "[deploy:a] [deploy:b] [deploy:c] [back:a>v1,back:b>v1,back:c>v1] [] [] | a=reverted b=reverted c=failed | Failed"),
             (&[], vec![("a", ok()), ("b", bad()), ("a", dead())],
-                "[deploy:a] [deploy:b] [back:a>v1] [] | a=failed b=rolledback c=skipped | Failed"),
+                "[deploy:a] [deploy:b] [back:a>v1,back:b>v1] [] | a=failed b=rolledback c=skipped | Failed"),
             (&["a"], vec![("a", Report::Failed { reason: "before_switch hook failed".into() })],
-                "[deploy:a] [] | a=failed b=skipped c=skipped | Failed"),
+                "[deploy:a] [back:a>none] | a=failed b=skipped c=skipped | Failed"),
             (&["a"], vec![("a", ok()), ("b", bad()), ("a", Report::Reverted)],
-                "[deploy:a] [deploy:b] [back:a>none] [] | a=reverted b=rolledback c=skipped | RolledBack"),
+                "[deploy:a] [deploy:b] [back:a>none,back:b>v1] [] | a=reverted b=rolledback c=skipped | RolledBack"),
         ];
         for (fresh, reports, expected) in cases {
             assert_eq!(run(Rolling, fresh, &reports), expected, "{reports:?}");
@@ -875,9 +919,9 @@ mod tests {
             (vec![("c", ok()), ("a", ok()), ("b", ok())],
                 "[deploy:a,deploy:b,deploy:c] [] [] [] | a=ok b=ok c=ok | Succeeded"),
             (vec![("a", ok()), ("b", bad()), ("c", ok()), ("a", Report::Reverted), ("c", Report::Reverted)],
-                "[deploy:a,deploy:b,deploy:c] [] [back:a>v1] [back:c>v1] [] [] | a=reverted b=rolledback c=reverted | RolledBack"),
+                "[deploy:a,deploy:b,deploy:c] [] [back:a>v1,back:b>v1] [back:c>v1] [] [] | a=reverted b=rolledback c=reverted | RolledBack"),
             (vec![("a", bad()), ("b", bad()), ("c", bad())],
-                "[deploy:a,deploy:b,deploy:c] [] [] [] | a=rolledback b=rolledback c=rolledback | RolledBack"),
+                "[deploy:a,deploy:b,deploy:c] [back:a>v1] [back:b>v1] [back:c>v1] | a=rolledback b=rolledback c=rolledback | RolledBack"),
         ];
         for (reports, expected) in cases {
             assert_eq!(run(Parallel, &[], &reports), expected, "{reports:?}");

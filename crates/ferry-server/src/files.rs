@@ -63,7 +63,7 @@ pub fn load_or_create_audit_key(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             if data_dir.join("ferry.db").exists() {
                 bail!(
-                    "{} is missing but the database exists: restore the key from a backup, or the audit trail cannot be verified",
+                    "{} is missing but the database exists: if the key lives elsewhere, pass `--audit-key FILE`; otherwise restore it from a backup, or the audit trail cannot be verified",
                     key_path.display()
                 );
             }

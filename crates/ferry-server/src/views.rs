@@ -67,6 +67,9 @@ pub fn deployment_json(record: DeploymentRecord) -> Deployment {
         targets,
         approvals: None,
         review: record.review,
+        cancelled: state
+            .cancelled
+            .map(|c| format!("by {}: {}", c.by, c.reason)),
     }
 }
 

@@ -7,6 +7,12 @@ use anyhow::bail;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+/// The server refused the target's credential: the target was removed, or enrolled again
+/// by another agent. Waiting never helps; enrolling again does.
+#[derive(Debug, thiserror::Error)]
+#[error("the server refused this target's credential ({0}): the target was removed or enrolled again by another agent; enroll this agent again with a token from `ferry target enroll ENV NAME`")]
+pub struct CredentialRefused(String);
+
 /// A server and the credential to reach it with; cheap to clone.
 #[derive(Clone)]
 pub struct ServerLink {
@@ -57,6 +63,9 @@ impl ServerLink {
         request: reqwest::RequestBuilder,
     ) -> anyhow::Result<reqwest::Response> {
         let response = request.bearer_auth(&self.credential).send().await?;
+        if response.status() == reqwest::StatusCode::UNAUTHORIZED {
+            return Err(CredentialRefused(response.text().await.unwrap_or_default()).into());
+        }
         if !response.status().is_success() {
             bail!(
                 "{path}: {} {}",

@@ -296,7 +296,17 @@ fn explore(start: World) -> Result<Explored, String> {
                 check_no_deploy_after_a_failure(&next, &commands).map_err(at)?;
                 let index = next.target_index(target).unwrap();
                 next.answered(index, &report);
-                next.ask(&commands).map_err(at)?;
+                // A command to a target already final (told to serve its previous release
+                // after its deploy failed) is not waited for.
+                let waited: Vec<Command> = commands
+                    .iter()
+                    .filter(|c| {
+                        let index = next.target_index(c.target()).unwrap();
+                        !next.deployment.steps[index].state.is_final()
+                    })
+                    .cloned()
+                    .collect();
+                next.ask(&waited).map_err(at)?;
                 next.path.push(format!("{target} {report:?}"));
                 stack.push(next);
             }

@@ -156,7 +156,7 @@ async fn start(
         overrides: new.verdict.overrides.to_json(),
         review: new.verdict.review.clone(),
     };
-    let changes = desired_changes(&record, commands);
+    let changes = desired_changes(&mut record, commands);
     let verdict = new.verdict;
     let requested = DeploymentRequested {
         change: new.change,
@@ -506,7 +506,7 @@ async fn approve_once(
             .await
             .map_err(|refusal| cannot_start(id, refusal))?;
         let commands = record.state.start(caller.now_ms());
-        changes = desired_changes(&record, commands);
+        changes = desired_changes(&mut record, commands);
     }
     record.updated_ms = caller.now_ms();
     let approval = ApprovalRecord {
@@ -661,11 +661,18 @@ async fn cancel_once(
         .map_err(|e| {
             ServiceError::policy(
                 "cancel",
-                format!("deployment {id} cannot be cancelled: {e}"),
+                format!(
+                    "deployment {id} cannot be cancelled: {e}{}",
+                    match e {
+                        deployment::CannotCancel::Cancelling { .. } =>
+                            format!(" (`ferry deployment show {id} --wait` follows it)"),
+                        deployment::CannotCancel::Finished { .. } => String::new(),
+                    }
+                ),
             )
         })?;
     record.updated_ms = caller.now_ms();
-    let changes = desired_changes(&record, commands);
+    let changes = desired_changes(&mut record, commands);
     let audit = caller.audit(
         AuditAction::DeploymentCancel(DeploymentCancel {
             version: record.version.clone(),

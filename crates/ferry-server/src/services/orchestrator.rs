@@ -14,9 +14,17 @@ use ferry_store::{DeploymentRecord, DeploymentUpdate, DesiredChange, TargetRepor
 use crate::services::{support, until_no_conflict, ServiceError, ServiceResult};
 use crate::state::AppState;
 
-/// The desired-state changes a deployment's commands stand for.
-pub fn desired_changes(record: &DeploymentRecord, commands: Vec<Command>) -> Vec<DesiredChange> {
-    commands
+/// The desired-state changes a deployment's commands stand for, once the commands that need
+/// no target to act are settled in its state machine (a target sent back to the release
+/// the deployment sent, which it ran before, is back already).
+pub fn desired_changes(
+    record: &mut DeploymentRecord,
+    commands: Vec<Command>,
+) -> Vec<DesiredChange> {
+    let version = record.version.clone();
+    record
+        .state
+        .settle(&version, commands)
         .into_iter()
         .map(|command| match command {
             Command::Deploy { target } => DesiredChange {
@@ -219,10 +227,14 @@ pub async fn time_out_silent_targets(
         };
         let mut went_offline = false;
         for target in record.state.waiting_on() {
-            let last_seen = known
-                .iter()
-                .find(|t| t.name == target)
-                .and_then(|t| t.last_seen_ms);
+            let Some(found) = known.iter().find(|t| t.name == target) else {
+                // Removed while the deployment waited on it: it will never answer.
+                went_offline = true;
+                let reason = "was removed (`ferry target remove`) while the deployment waited on it; deploy again".to_owned();
+                time_out(state, record.id, target, reason).await?;
+                continue;
+            };
+            let last_seen = found.last_seen_ms;
             let silent_since = last_seen.max(Some(watching_since_ms + RECONNECT_MS));
             if state.liveness.health(Some(0), silent_since, now) == Health::Offline {
                 went_offline = true;

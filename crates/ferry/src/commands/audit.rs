@@ -69,7 +69,7 @@ async fn verify(client: &Client, output: Output) -> CliResult {
         return Err(CliError::after_report(
             Failure::Failed,
             format!(
-                "the audit trail is broken at event {}: {}; restore the database from a backup and find out who changed it",
+                "the audit trail is broken at event {}: {}. If the server runs with this trail's own key, restore the database from a backup and find out who changed it",
                 bad.seq, bad.reason
             ),
         ));

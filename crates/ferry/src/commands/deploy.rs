@@ -227,6 +227,11 @@ pub(super) fn print_deployment(d: &Deployment) {
     if let Some(reason) = &d.reason {
         println!("reason: {reason}");
     }
+    if let (Some(cancelled), true) = (&d.cancelled, d.status.is_active()) {
+        println!(
+            "cancelled {cancelled}: targets still in a step finish it (a hook or health check runs to its end), then every switched target goes back"
+        );
+    }
     for path in &d.review {
         println!("review (changed differently from a shipped hotfix): {path}");
     }
@@ -276,7 +281,7 @@ pub async fn deployment(client: &Client, output: Output, command: DeploymentComm
                 print_deployment(d);
                 if d.status.is_active() {
                     println!(
-                        "switched targets are going back; it ends cancelled once they are (`ferry deployment show {} --wait`)",
+                        "it ends cancelled once they are back (`ferry deployment show {} --wait` follows it)",
                         d.id
                     );
                 }

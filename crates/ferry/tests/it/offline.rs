@@ -164,8 +164,78 @@ fn a_target_going_offline_mid_deployment_fails_its_step_after_the_heartbeat_grac
     );
     assert_eq!(target_state(&done, "dev-1"), "failed");
     wait_for_health(&server, &[("dev-1", "offline")]);
+    // Whatever it did meanwhile, the target is told to serve 1.0.0 again: an agent that
+    // comes back (or restarts) never puts the failed release live.
+    assert_eq!(
+        desired_version(&server, &agent, "web"),
+        Some("1.0.0".to_owned())
+    );
     signal(&agent, "CONT");
     fs::remove_file(&hold).unwrap();
+}
+
+/// The version `agent`'s target is told to serve of `app`, asked with its own credential.
+fn desired_version(server: &Server, agent: &Agent, app: &str) -> Option<String> {
+    let state = fs::read_to_string(agent.root.join(".ferry/agent.toml")).unwrap();
+    let credential = state
+        .lines()
+        .find_map(|l| l.strip_prefix("credential = "))
+        .unwrap()
+        .trim_matches('"')
+        .to_owned();
+    let desired: Value = Run::of(Command::new("curl").args([
+        "-sf",
+        "-H",
+        &format!("Authorization: Bearer {credential}"),
+        &format!("{}/api/v1/agent/desired", server.url),
+    ]))
+    .success()
+    .json();
+    desired["apps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["app"] == app)
+        .and_then(|a| a["version"].as_str().map(str::to_owned))
+}
+
+#[test]
+fn sending_again_the_release_a_target_runs_ends_at_once_when_another_target_fails() {
+    let (server, offset) = clocked_server(&["--heartbeat-every", "2s", "--deploy-timeout", "1h"]);
+    setup(&server);
+    let _one = start_agent(&server, "dev", "dev-1");
+    let two = start_agent(&server, "dev", "dev-2");
+    release(&server, "1.0.0", "");
+    server
+        .admin(&["deploy", "web", "1.0.0", "--to", "dev", "--wait"])
+        .success();
+    // The same release again, in parallel, while dev-2 has just stopped answering: dev-1,
+    // which runs it already, succeeds at once; when dev-2 fails, dev-1 "goes back" to the
+    // release it runs, which needs nothing from it.
+    signal(&two, "STOP");
+    let id = server
+        .admin(&[
+            "deploy",
+            "web",
+            "1.0.0",
+            "--to",
+            "dev",
+            "--strategy",
+            "parallel",
+            "--json",
+        ])
+        .success()
+        .json()["id"]
+        .to_string();
+    show_until(&server, &id, "dev-1 done", |d| {
+        target_state(d, "dev-1") == "succeeded"
+    });
+    fs::write(&offset, "60000").unwrap();
+    let done = show_until(&server, &id, "the end", |d| d["status"] != "running");
+    assert_eq!(done["status"], "failed", "{done}");
+    assert_eq!(target_state(&done, "dev-1"), "reverted", "{done}");
+    assert_eq!(target_state(&done, "dev-2"), "failed", "{done}");
+    signal(&two, "CONT");
 }
 
 /// `ferry deploy --wait` says which deployment it follows before anything else; on a

@@ -273,6 +273,20 @@ async fn a_removed_targets_agent_is_refused_and_a_new_server_takes_over_its_name
     let (status, message) = get(&desired, &old_credential).await;
     assert_eq!(status, 401, "{message}");
     assert!(message.contains("the target was removed"), "{message}");
+    // The old agent stops, saying why, rather than retrying for ever.
+    let mut old = old;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let exited = loop {
+        if let Some(status) = old.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the removed target's agent runs on"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert!(!exited.success(), "{exited:?}");
     drop(old);
     let targets = server.admin(&["target", "list", "--json"]).success().json();
     assert_eq!(targets, Value::Array(vec![]));

@@ -260,6 +260,15 @@ pub(super) fn check_commands_follow_transitions(
                 })
             }
             (TargetState::Staging, TargetState::Failed { .. }) if stop => {}
+            // A target whose deploy ended without the new release is told to serve its
+            // previous one (not waited for), so it never puts the failed release live later.
+            (
+                TargetState::Deploying,
+                TargetState::Failed { .. } | TargetState::RolledBack { .. },
+            ) if moved_by_report => expected.push(Command::RollBack {
+                target: now.target.clone(),
+                to: now.previous.clone(),
+            }),
             (a, b) if a == b || moved_by_report => {}
             (a, b) => {
                 return Err(format!(
