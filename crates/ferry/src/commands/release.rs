@@ -564,6 +564,11 @@ async fn prune(client: &Client, output: Output, app: &str) -> CliResult {
                 human_bytes(r["bytes_freed"].as_u64().unwrap_or(0)),
                 r["blobs_removed"]
             );
+            if r["blobs_removed"] == 0 {
+                println!(
+                    "content only they used is freed once it is older than the server's --gc-grace (by its periodic pass)"
+                );
+            }
         }
         for kept in r["kept"].as_array().into_iter().flatten() {
             println!(
