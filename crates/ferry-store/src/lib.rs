@@ -27,7 +27,7 @@ pub use records::*;
 /// Why a store call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("no {kind} named {name:?}")]
+    #[error("no {kind} named {name:?}{}", where_to_look(kind))]
     NotFound { kind: &'static str, name: String },
     #[error("{kind} {name:?} already exists")]
     AlreadyExists { kind: &'static str, name: String },
@@ -43,6 +43,21 @@ pub enum StoreError {
     /// trail was cut short, or the key is another trail's. No change can be recorded.
     #[error("{0}")]
     UnsealedTrail(String),
+}
+
+/// Where a user sees the things of a kind, for a "no such thing" error.
+fn where_to_look(kind: &str) -> &'static str {
+    match kind {
+        "application" => ": see `ferry app list`",
+        "environment" => ": see `ferry env list`",
+        "role" => ": see `ferry role list`",
+        "target" => ": see `ferry target list`",
+        "team" => ": see `ferry team list`",
+        "user" => ": see `ferry user list`",
+        "freeze window" => ": `ferry env list` shows them",
+        "routing rule for category" => ": see `ferry route list`",
+        _ => "",
+    }
 }
 
 /// Shorthand for results of store calls.

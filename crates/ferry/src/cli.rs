@@ -22,6 +22,7 @@ pub struct Cli {
 
 /// Flags every client command takes.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// The ferry server's URL, e.g. http://127.0.0.1:7070
     #[arg(long, global = true, env = "FERRY_SERVER")]
@@ -248,7 +249,9 @@ pub struct AgentArgs {
 
 #[derive(Debug, Args)]
 pub struct DeployArgs {
+    /// The application, as `ferry app list` shows it
     pub app: String,
+    /// The release to deploy, as `ferry release list APP` shows it
     #[arg(value_name = "VERSION")]
     pub release: String,
     /// The environment to deploy to
@@ -258,6 +261,7 @@ pub struct DeployArgs {
     /// target's step as it changes; exit 1 unless it succeeded
     #[arg(long)]
     pub wait: bool,
+    /// One target after another (rolling) or all at once (parallel)
     #[arg(long, value_enum, default_value = "rolling")]
     pub strategy: StrategyArg,
     /// Why, for the audit trail

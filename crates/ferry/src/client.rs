@@ -148,11 +148,21 @@ impl Client {
     /// Sends a request; a success answers its body, a failure the API error.
     async fn send(&self, request: reqwest::RequestBuilder) -> CliResult<Vec<u8>> {
         let response = request.send().await.map_err(|e| {
-            if let Some(tls) = tls_error(&e) {
-                return CliError::failed(format!(
-                    "the ferry server at {} presented a certificate this client does not trust ({tls}); pass --ca-cert FILE or set FERRY_CA_CERT (a server started with --tls keeps its CA in DATA/tls/ca.pem)",
-                    self.base
-                ));
+            match tls_error(&e) {
+                Some(tls @ rustls::Error::InvalidCertificate(_)) => {
+                    return CliError::failed(format!(
+                        "the ferry server at {} presented a certificate this client does not trust ({tls}); pass --ca-cert FILE or set FERRY_CA_CERT (a server started with --tls keeps its CA in DATA/tls/ca.pem)",
+                        self.base
+                    ));
+                }
+                Some(rustls::Error::InvalidMessage(_)) => {
+                    return CliError::failed(format!(
+                        "the ferry server at {} does not answer in TLS: it serves plain HTTP; use {} (or start it with --tls)",
+                        self.base,
+                        self.base.replacen("https://", "http://", 1)
+                    ));
+                }
+                _ => {}
             }
             CliError::failed(format!(
                 "cannot reach the ferry server at {}: {}; is it running, and are --server or FERRY_SERVER right?",
@@ -201,15 +211,15 @@ fn read_ca_cert(path: &Path) -> CliResult<Vec<reqwest::Certificate>> {
     Ok(certificates)
 }
 
-/// The TLS failure behind a transport error, if it is one about the server's certificate.
-fn tls_error(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+/// The TLS failure behind a transport error, if there is one.
+fn tls_error(error: &(dyn std::error::Error + 'static)) -> Option<rustls::Error> {
     let mut cause = Some(error);
     while let Some(error) = cause {
         // I/O errors wrap the TLS error, sometimes twice, and skip it in `source()`.
         let mut inner = Some(error);
         while let Some(error) = inner {
-            if let Some(tls @ rustls::Error::InvalidCertificate(_)) = error.downcast_ref() {
-                return Some(tls.to_string());
+            if let Some(tls) = error.downcast_ref::<rustls::Error>() {
+                return Some(tls.clone());
             }
             inner = error
                 .downcast_ref::<std::io::Error>()

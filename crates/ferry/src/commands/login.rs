@@ -24,7 +24,19 @@ pub async fn login(global: &GlobalArgs, output: Output) -> CliResult {
     };
     let me: WhoAmI = Client::new(server, token, ca_cert.as_deref())?
         .get("/api/v1/me")
-        .await?;
+        .await
+        .map_err(|refused| match refused.code.as_str() {
+            // The server's advice is for commands run after a login; here, the token given
+            // is the one to check.
+            "unauthorized" => CliError {
+                message: format!(
+                    "{server} refused this token ({}); nothing was saved: check the token you were given (`ferry user create` and `ferry user rotate-token` print it once)",
+                    refused.message.split(':').next().unwrap_or_default()
+                ),
+                ..refused
+            },
+            _ => refused,
+        })?;
     let path = config::save(&Config {
         server: Some(server.trim_end_matches('/').to_owned()),
         token: Some(token.trim().to_owned()),

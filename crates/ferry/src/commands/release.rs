@@ -396,7 +396,8 @@ async fn list(client: &Client, output: Output, app: &str) -> CliResult {
     Ok(())
 }
 
-fn describe_source(source: &serde_json::Value) -> String {
+/// A recorded source for people: `git URL#REF (commit …)`, `directory PATH`, ….
+pub(crate) fn describe_source(source: &serde_json::Value) -> String {
     serde_json::from_value::<ferry_cas::source::Source>(source.clone())
         .map(|s| s.describe())
         .unwrap_or_else(|_| source.to_string())

@@ -79,6 +79,10 @@ pub async fn operate(client: &Client, output: Output, command: ServerCommand) ->
                 .post("/api/v1/admin/fsck", &serde_json::json!({}))
                 .await?;
             output.print(&report, |r| {
+                if r["ok"] == true {
+                    println!("all {} blobs intact", r["blobs_checked"]);
+                    return;
+                }
                 println!("{} blobs re-hashed", r["blobs_checked"]);
                 for hash in r["corrupt"].as_array().into_iter().flatten() {
                     println!(

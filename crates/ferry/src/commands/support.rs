@@ -8,6 +8,7 @@ use ferry_domain::name::NameKind;
 
 use super::check_name;
 use super::deploy::{outcome, print_deployment, wait_until_done};
+use super::release::describe_source;
 use crate::cli::{BacklogCommand, BackportCommand, HotfixCommand, IncidentCommand, RouteCommand};
 use crate::client::Client;
 use crate::error::{CliError, CliResult};
@@ -43,7 +44,7 @@ fn print_incident(i: &Incident) {
     if let (Some(base), Some(suggested)) = (&i.base_version, &i.suggested_version) {
         println!("hotfix from {base} (running in production); suggested version {suggested}");
         if let Some(source) = &i.source {
-            println!("source: {source}");
+            print_hotfix_source(source);
         }
         // A resolved incident takes no hotfix any more: `hotfix start` refuses it.
         if i.status != IncidentStatus::Resolved {
@@ -160,7 +161,7 @@ pub async fn hotfix(client: &Client, output: Output, command: HotfixCommand) -> 
                 plan.base_version, plan.base_version
             );
         }
-        println!("source: {}", plan.source);
+        print_hotfix_source(&plan.source);
         print_deployment(&plan.deployment);
         println!("next:");
         for step in &plan.next {
@@ -293,4 +294,14 @@ pub async fn route(client: &Client, output: Output, command: RouteCommand) -> Cl
         }
     }
     Ok(())
+}
+
+/// Where a hotfix's base came from, and how to get its exact tree.
+fn print_hotfix_source(source: &serde_json::Value) {
+    if source.get("kind").is_some() {
+        println!("source: {}", describe_source(source));
+    }
+    if let Some(export) = source["export"].as_str() {
+        println!("export: {export}");
+    }
 }

@@ -45,10 +45,23 @@ fn login_stores_server_and_token_for_later_commands() {
 fn login_with_a_bad_token_stores_nothing() {
     let server = Server::start();
     let config = server.dir.path().join("config.toml");
-    server
-        .ferry("ferry_nope", &["login"])
-        .fails(3, "unknown API token");
+    let refused = server.ferry("ferry_nope", &["login"]).fails(
+        3,
+        "refused this token (unknown API token); nothing was saved",
+    );
+    assert!(!refused.stderr.contains("ferry login"), "{refused:?}");
     assert!(!config.exists());
+    // https:// to a server serving plain HTTP says so.
+    let plain = server.url.replacen("http://", "https://", 1);
+    Run::of(
+        std::process::Command::new(FERRY)
+            .args(["whoami", "--server", &plain, "--token", &server.admin_token])
+            .env("FERRY_CONFIG", &config),
+    )
+    .fails(
+        1,
+        "does not answer in TLS: it serves plain HTTP; use http://",
+    );
 }
 
 #[test]
@@ -138,7 +151,7 @@ fn users_get_a_token_roles_and_team_overrides() {
         .fails(3, "user \"dana\" already exists");
     server
         .admin(&["user", "create", "erin", "--role", "root"])
-        .fails(1, "no role named \"root\"");
+        .fails(1, "no role named \"root\": see `ferry role list`");
     server
         .admin(&["user", "create", "erin", "--team", "wiki:lead"])
         .fails(1, "no team named \"wiki\"");

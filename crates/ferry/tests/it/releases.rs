@@ -547,7 +547,11 @@ fn fsck_finds_corrupt_content_and_a_new_upload_repairs_it() {
     let site = site(server.dir.path());
     let from = site.to_str().unwrap();
     create(&server, "1.0.0", from).success();
-    server.admin(&["server", "fsck"]).success();
+    let intact = server.admin(&["server", "fsck"]).success();
+    assert!(
+        intact.stdout.starts_with("all ") && intact.stdout.trim_end().ends_with(" blobs intact"),
+        "{intact:?}"
+    );
 
     // Flip bytes of the blob holding index.html.
     let hash = blake3::hash(b"<h1>shop</h1>\n").to_hex().to_string();

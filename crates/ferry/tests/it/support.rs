@@ -336,6 +336,18 @@ fn the_support_table_from_backlog_to_hotfix_backport_and_merge() {
         "releases/1.0.2",
         "pp runs prd's release"
     );
+    // People read where the base came from, not JSON.
+    let started = server
+        .ferry(&dana, &["incident", "show", &incident])
+        .success();
+    assert!(
+        started.stdout.contains("source: directory ")
+            && started
+                .stdout
+                .contains("export: ferry release export web 1.0.2 ./web-1.0.2")
+            && !started.stdout.contains('{'),
+        "{started:?}"
+    );
     let second_fix = [
         ("checkout.js", FIXED),
         ("index.html", "<h1>shop</h1>\n"),
