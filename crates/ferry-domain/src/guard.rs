@@ -1,4 +1,4 @@
-//! The regression guard (DESIGN.md, "The support journey"): a release whose content would
+//! The regression guard (docs/concepts.md, "The regression guard"): a release whose content would
 //! undo a hotfix already shipped to production is refused in pp and prd.
 //!
 //! The hotfix is compared with the release it was built from (its base): every path it

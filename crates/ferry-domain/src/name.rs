@@ -1,4 +1,4 @@
-//! The patterns that names and versions must match (CONTRACT.md, "Conventions").
+//! The patterns that names and versions must match.
 
 use std::fmt;
 

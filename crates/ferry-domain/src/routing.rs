@@ -4,7 +4,7 @@
 //! An incident may carry a category (`database`, `payments`, ...). A routing rule sends a
 //! category to a team whatever the application: the database team takes every database
 //! problem. Without a matching rule the application's maintenance team takes it, and an
-//! application without one is maintained by its owning team (DESIGN.md, "Team"). Inside the
+//! application without one is maintained by its owning team (docs/concepts.md, "Production support"). Inside the
 //! chosen team, the rotation says who is on call (see `crate::rotation`).
 
 use crate::name::{validate_name, NameKind};

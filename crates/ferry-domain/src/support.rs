@@ -1,4 +1,4 @@
-//! The support table (DESIGN.md, "The support journey"): which path an incident takes, and
+//! The support table (docs/concepts.md, "Production support"): which path an incident takes, and
 //! the version ferry suggests for a hotfix.
 //!
 //! | severity | where | production version vs development version | path |
@@ -17,7 +17,7 @@ use crate::incident::Severity;
 use crate::name::validate_version;
 use crate::vocabulary::vocabulary;
 
-/// The longest version ferry accepts (CONTRACT.md, "Conventions").
+/// The longest version ferry accepts.
 const MAX_VERSION_LEN: usize = 64;
 
 vocabulary! {

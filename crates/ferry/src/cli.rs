@@ -1,4 +1,4 @@
-//! The command-line definition (CONTRACT.md). Global flags work before or after the
+//! The command-line definition, rendered as docs/cli.md. Global flags work before or after the
 //! subcommand.
 
 use std::net::SocketAddr;
@@ -762,6 +762,9 @@ pub enum ChannelCommand {
         limit: u32,
     },
 }
+
+#[cfg(test)]
+mod reference;
 
 #[cfg(test)]
 mod tests {

@@ -1,6 +1,6 @@
 //! What a command failure carries: the exit code class, a stable code and one line for people.
 
-/// How a command ended without succeeding (CONTRACT.md, exit codes).
+/// How a command ended without succeeding (the exit codes of docs/cli.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Failure {
     /// Exit 1: it failed (unknown thing, server unreachable, server error).

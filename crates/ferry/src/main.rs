@@ -1,6 +1,6 @@
 //! `ferry`: the server and the command-line client in one binary. This crate is glue: the
 //! command-line definition, one module per command group, and the mapping of failures to
-//! exit codes (CONTRACT.md) in one place.
+//! exit codes (docs/cli.md) in one place.
 
 mod cli;
 mod client;

@@ -52,7 +52,7 @@ async fn blocking<T: Send + 'static>(
         .map_err(cas_error)
 }
 
-/// What `release create` reports (CONTRACT.md).
+/// What `release create` reports.
 #[derive(Serialize)]
 struct CreateReport {
     app: String,
