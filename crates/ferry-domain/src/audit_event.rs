@@ -169,6 +169,9 @@ audit_actions! {
     DeploymentCancel(DeploymentCancel) = "deployment.cancel",
     /// A deployment finished: succeeded, failed or rolled back, or cancelled.
     DeploymentFinish(DeploymentFinish) = "deployment.finish",
+    /// A change was refused by policy or permission: nothing changed, but an auditor sees
+    /// who tried what (to deploy to prd during a freeze, to approve their own deployment).
+    Refused(Refused) = "refused",
 }
 
 /// Why a stored event cannot be read as an [`AuditAction`].

@@ -238,6 +238,7 @@ fn audience(action: &AuditAction) -> Option<Audience<'_>> {
         | A::DeploymentRollback(_)
         | A::DeploymentApprove(_)
         | A::DeploymentReject(_)
+        | A::Refused(_)
         | A::DeploymentFinish(_) => None,
     }
 }

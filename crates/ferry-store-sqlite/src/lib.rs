@@ -929,6 +929,12 @@ impl AuditTrail for SqliteStore {
     async fn audit_head(&self) -> StoreResult<Option<ferry_store::RecordedHead>> {
         audit::head(&mut *self.read().await?).await
     }
+
+    async fn record_refusal(&self, record: AuditRecord) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        audit::append(&mut tx, &self.audit_key, record).await?;
+        tx.commit().await.map_err(backend)
+    }
 }
 
 #[cfg(test)]

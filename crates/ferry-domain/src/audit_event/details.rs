@@ -602,6 +602,19 @@ pub struct DeploymentCancel {
     pub team: String,
 }
 
+/// `refused`: a change the caller asked for and policy or permission refused; nothing
+/// changed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refused {
+    /// What was asked for, in the words of the command (`deploy web 1.3.0 to prd`).
+    pub asked: String,
+    /// The rule that refused it: a policy (`frozen`, `lifecycle`, `guard`, `approval`, …)
+    /// or `permission`.
+    pub rule: String,
+    /// The refusal as the caller read it.
+    pub reason: String,
+}
+
 /// `deployment.finish`; the actor is `ferry`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeploymentFinish {

@@ -506,6 +506,15 @@ fn cases() -> Vec<(AuditAction, &'static str, &'static str)> {
             r#"{"env":"prd","reason":"wrong build","team":"shop","version":"1.1","was":"running"}"#,
         ),
         (
+            A::Refused(Refused {
+                asked: "deploy web 1.3.0 to prd".into(),
+                rule: "frozen".into(),
+                reason: "prd is frozen".into(),
+            }),
+            "refused",
+            r#"{"asked":"deploy web 1.3.0 to prd","reason":"prd is frozen","rule":"frozen"}"#,
+        ),
+        (
             A::DeploymentFinish(DeploymentFinish {
                 status: Status::RolledBack,
                 reason: Some("prd-2: health check failed".into()),

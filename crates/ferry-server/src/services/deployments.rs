@@ -20,6 +20,7 @@ use super::apps::visible_app;
 use super::orchestrator::desired_changes;
 use super::pipeline::environment;
 use super::policy::{judge, live_history, rejudge, Ask, Overrides, Verdict};
+use super::refusals;
 use super::{until_no_conflict, Refusal, ServiceError, ServiceResult};
 use crate::auth::Caller;
 use crate::state::AppState;
@@ -212,7 +213,9 @@ pub async fn deploy(
     app: &str,
     request: CreateDeployment,
 ) -> ServiceResult<DeploymentRecord> {
-    deploy_with(state, caller, app, request, None).await
+    let asked = format!("deploy {app} {} to {}", request.version, request.env);
+    let result = deploy_with(state, caller, app, request, None).await;
+    refusals::recorded(state, caller, asked, Some(app), result).await
 }
 
 /// [`deploy`], saving `incident`'s change in the same transaction as the deployment (the
@@ -291,6 +294,17 @@ pub async fn promote(
     app: &str,
     request: CreatePromotion,
 ) -> ServiceResult<DeploymentRecord> {
+    let asked = format!("promote {app} from {} to {}", request.from, request.to);
+    let result = promote_as_asked(state, caller, app, request).await;
+    refusals::recorded(state, caller, asked, Some(app), result).await
+}
+
+async fn promote_as_asked(
+    state: &AppState,
+    caller: &Caller,
+    app: &str,
+    request: CreatePromotion,
+) -> ServiceResult<DeploymentRecord> {
     let app = visible_app(state, caller, app).await?;
     let from = environment(state, &request.from).await?;
     let to = environment(state, &request.to).await?;
@@ -340,6 +354,17 @@ async fn running_version(state: &AppState, app: &str, env: &str) -> ServiceResul
 /// under its freeze windows and regression guard; the release rolled back from is marked bad
 /// there.
 pub async fn rollback(
+    state: &AppState,
+    caller: &Caller,
+    app: &str,
+    request: CreateRollback,
+) -> ServiceResult<DeploymentRecord> {
+    let asked = format!("roll back {app} in {}", request.env);
+    let result = rollback_as_asked(state, caller, app, request).await;
+    refusals::recorded(state, caller, asked, Some(app), result).await
+}
+
+async fn rollback_as_asked(
     state: &AppState,
     caller: &Caller,
     app: &str,
@@ -438,6 +463,28 @@ async fn reviewed(
 /// starts with the last approval it needs, if policy, judged again as it stands then, lets it;
 /// otherwise that approval is refused and not recorded.
 pub async fn approve(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+    request: Review,
+) -> ServiceResult<DeploymentRecord> {
+    let result = approve_as_asked(state, caller, id, request).await;
+    // A refusal is recorded with the deployment's application, where its team looks.
+    let app = match &result {
+        Err(_) => state
+            .store
+            .deployment(id)
+            .await
+            .ok()
+            .flatten()
+            .map(|d| d.app),
+        Ok(_) => None,
+    };
+    let asked = format!("approve deployment {id}");
+    refusals::recorded(state, caller, asked, app.as_deref(), result).await
+}
+
+async fn approve_as_asked(
     state: &AppState,
     caller: &Caller,
     id: i64,

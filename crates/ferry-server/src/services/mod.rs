@@ -18,6 +18,7 @@ pub mod manifests;
 pub mod orchestrator;
 pub mod pipeline;
 pub mod policy;
+pub mod refusals;
 pub mod releases;
 pub mod routing;
 pub mod status;

@@ -246,6 +246,18 @@ pub fn audit_len(server: &Server) -> usize {
         .len()
 }
 
+/// How many changes the audit trail records: its events but the `refused` ones (a refused
+/// change is recorded, and changes nothing).
+pub fn changes_len(server: &Server) -> usize {
+    let events = server.admin(&["audit", "--json"]).success().json();
+    events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] != "refused")
+        .count()
+}
+
 /// The audit events after the first `skip`, each as `ACTOR ACTION SUBJECT`.
 pub fn audit_summary(server: &Server, skip: usize) -> Vec<String> {
     let events = server.admin(&["audit", "--json"]).success().json();

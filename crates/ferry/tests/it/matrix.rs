@@ -500,6 +500,8 @@ impl World {
         let events = self.server.admin(&["audit", "--json"]).success().json();
         events.as_array().unwrap()[before..]
             .iter()
+            // A refusal is recorded, and changes nothing.
+            .filter(|e| e["action"] != "refused")
             .map(|e| {
                 let (actor, action, subject) = (&e["actor"], &e["action"], &e["subject"]);
                 format!(

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::cancel::{clocked_server, hold, show_until, target_state, HELD_HOOK};
 use crate::deployments::{current, release, setup, start_agent};
-use crate::harness::{audit_len, Agent, Run, Server, FERRY};
+use crate::harness::{changes_len, Agent, Run, Server, FERRY};
 
 fn signal(agent: &Agent, name: &str) {
     let status = Command::new("kill")
@@ -56,7 +56,7 @@ fn offline_targets_are_shown_and_new_deployments_refuse_them_or_leave_them_out()
     signal(&two, "STOP");
     let targets = wait_for_health(&server, &[("dev-1", "online"), ("dev-2", "offline")]);
     assert!(targets[1]["last_seen"].is_string(), "{targets}");
-    let events = audit_len(&server);
+    let events = changes_len(&server);
     let refused = server
         .admin(&["deploy", "web", "1.0.0", "--to", "dev", "--json"])
         .fails(3, "dev-2 (last seen ");
@@ -67,7 +67,7 @@ fn offline_targets_are_shown_and_new_deployments_refuse_them_or_leave_them_out()
     let error = &refused.json()["error"];
     assert_eq!(error["code"], "offline", "{error}");
     assert_eq!(error["details"]["offline"][0]["target"], "dev-2", "{error}");
-    assert_eq!(audit_len(&server), events, "a refusal records nothing");
+    assert_eq!(changes_len(&server), events, "a refusal changes nothing");
 
     // --skip-offline deploys to the others, and the audit trail says who was left out.
     let done = server

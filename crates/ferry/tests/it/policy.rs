@@ -391,7 +391,7 @@ fn a_freeze_added_after_the_request_blocks_the_approval_that_would_start_it() {
     server
         .admin(&["env", "set", "prd", "--freeze", "* * * * * 2h"])
         .success();
-    let events = crate::harness::audit_len(&server);
+    let events = crate::harness::changes_len(&server);
     let refused = server
         .ferry(&lee, &["approve", &id, "--json"])
         .fails(3, "is in a freeze window until");
@@ -409,9 +409,25 @@ fn a_freeze_added_after_the_request_blocks_the_approval_that_would_start_it() {
     assert_eq!(shown["status"], "awaiting_approval", "{shown}");
     assert_eq!(shown["approvals"], serde_json::json!([]), "{shown}");
     assert_eq!(
-        crate::harness::audit_len(&server),
+        crate::harness::changes_len(&server),
         events,
-        "nothing audited"
+        "nothing changed"
+    );
+    // The attempt is kept for auditors, by whom and why it was refused.
+    let trail = server
+        .admin(&["audit", "--app", "web", "--json"])
+        .success()
+        .json();
+    let last = trail.as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (&last["action"], &last["actor"], &last["details"]["rule"]),
+        (&"refused".into(), &"lee".into(), &"frozen".into()),
+        "{last}"
+    );
+    assert_eq!(
+        last["details"]["asked"],
+        format!("approve deployment {id}"),
+        "{last}"
     );
     assert_eq!(current(&prd_root, "web"), "");
 
@@ -507,7 +523,7 @@ fn promote_takes_allow_downgrade_and_rollback_only_goes_back_to_what_ran_there()
 
     // A rollback goes back only to a release that went live in that environment before;
     // anything else is a deployment, under the pipeline's policy.
-    let events = crate::harness::audit_len(&server);
+    let events = crate::harness::changes_len(&server);
     server
         .ferry(&dana, &["rollback", "web", "--env", "pp", "--to", "1.0.2"])
         .fails(
@@ -524,9 +540,9 @@ fn promote_takes_allow_downgrade_and_rollback_only_goes_back_to_what_ran_there()
         .ferry(&dana, &["rollback", "web", "--env", "pp", "--to", "9.9.9"])
         .fails(3, "never went live in pp");
     assert_eq!(
-        crate::harness::audit_len(&server),
+        crate::harness::changes_len(&server),
         events,
-        "nothing audited"
+        "nothing changed"
     );
     server
         .ferry(
@@ -580,7 +596,7 @@ fn refused_approvals_and_freezes_change_nothing() {
     let id = request_production(&server, &dana, "1.0.0");
     server.ferry(&lee, &["approve", &id]).success();
 
-    let events = crate::harness::audit_len(&server);
+    let events = crate::harness::changes_len(&server);
     server.ferry(&lee, &["approve", &id]).fails(
         3,
         "has already approved this deployment and no one approves twice",
@@ -596,9 +612,9 @@ fn refused_approvals_and_freezes_change_nothing() {
         .admin(&["env", "set", "prd", "--freeze", "0 25 * * * 1h"])
         .fails(3, "hour");
     assert_eq!(
-        crate::harness::audit_len(&server),
+        crate::harness::changes_len(&server),
         events,
-        "nothing audited"
+        "nothing changed"
     );
     let shown = server
         .admin(&["deployment", "show", &id, "--json"])
@@ -614,13 +630,13 @@ fn refused_approvals_and_freezes_change_nothing() {
 
     server.ferry(&kim, &["approve", &id]).success();
     assert_eq!(finished(&server, &id)["status"], "succeeded");
-    let events = crate::harness::audit_len(&server);
+    let events = crate::harness::changes_len(&server);
     server
         .ferry(&kim, &["approve", &id])
         .fails(3, "is not awaiting approval");
     assert_eq!(
-        crate::harness::audit_len(&server),
+        crate::harness::changes_len(&server),
         events,
-        "nothing audited"
+        "nothing changed"
     );
 }

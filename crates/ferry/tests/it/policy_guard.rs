@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use crate::deployments::{current, setup, start_agent_per_env};
-use crate::harness::{audit_len, Agent, Server};
+use crate::harness::{changes_len, Agent, Server};
 use crate::support::{open_incident, release, ship_to_production, BUGGY, FIXED, MERGED};
 
 /// A pipeline with an agent in each environment, dana (developer) and lee (lead) of shop, and
@@ -117,7 +117,7 @@ fn a_hotfix_shipped_while_a_deployment_waits_blocks_the_approval_that_would_star
 
     // Meanwhile the hotfix ships; approving 1.1.0 now would undo it.
     ship_to_production(server, dana, lee, "1.0.1");
-    let events = audit_len(server);
+    let events = changes_len(server);
     let refused = server
         .ferry(lee, &["approve", &id, "--json"])
         .fails(3, "would undo hotfix 1.0.1");
@@ -136,7 +136,7 @@ fn a_hotfix_shipped_while_a_deployment_waits_blocks_the_approval_that_would_star
     let shown = shop.deployment(&id);
     assert_eq!(shown["status"], "awaiting_approval", "{shown}");
     assert_eq!(shown["approvals"], serde_json::json!([]), "{shown}");
-    assert_eq!(audit_len(server), events, "nothing audited");
+    assert_eq!(changes_len(server), events, "nothing changed");
     assert_eq!(shop.current("pp"), "releases/1.0.1");
 }
 
@@ -186,7 +186,7 @@ fn a_rollback_past_a_shipped_hotfix_needs_override_guard() {
     shop.ship_hotfix("1.0.1", "1.0.0", &[("checkout.js", FIXED)]);
     assert_eq!(shop.current("prd"), "releases/1.0.1");
 
-    let events = audit_len(server);
+    let events = changes_len(server);
     server
         .ferry(dana, &["rollback", "web", "--env", "prd"])
         .fails(3, "release 1.0.0 of web would undo hotfix 1.0.1");
@@ -213,7 +213,7 @@ fn a_rollback_past_a_shipped_hotfix_needs_override_guard() {
             &["rollback", "web", "--env", "prd", "--override-guard"],
         )
         .fails(3, "--reason");
-    assert_eq!(audit_len(server), events, "nothing audited");
+    assert_eq!(changes_len(server), events, "nothing changed");
     assert_eq!(shop.current("prd"), "releases/1.0.1");
 
     let done = server

@@ -3,7 +3,7 @@
 //! a deployment; it switches nothing, so it waits for no approval.
 
 use crate::deployments::{current, release, setup, start_agent};
-use crate::harness::{audit_len, Server};
+use crate::harness::{changes_len, Server};
 
 /// Stage-only to `env`, with extra flags, as `token`.
 fn stage<'a>(server: &Server, token: &str, env: &'a str, extra: &[&'a str]) -> crate::harness::Run {
@@ -24,11 +24,11 @@ fn staging_obeys_the_lifecycle_and_freeze_windows_and_waits_for_no_approval() {
     let staged_on = |root: &std::path::Path| root.join("apps/web/releases/1.0.0").exists();
 
     // The release has not succeeded in dev: pp's targets do not get it, not even staged.
-    let events = audit_len(&server);
+    let events = changes_len(&server);
     let refused = stage(&server, &server.admin_token, "pp", &["--json"])
         .fails(3, "has not succeeded in \"dev\"");
     assert_eq!(refused.json()["error"]["code"], "lifecycle", "{refused:?}");
-    assert_eq!(audit_len(&server), events, "a refusal records nothing");
+    assert_eq!(changes_len(&server), events, "a refusal changes nothing");
     assert!(!staged_on(&pp.root));
     server
         .admin(&["deploy", "web", "1.0.0", "--to", "dev", "--wait"])
