@@ -583,6 +583,9 @@ pub struct EnvStatus {
     pub env: String,
     /// The version the environment's last successful deployment installed.
     pub version: Option<String>,
+    /// When that deployment was a rollback, the release it went back from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub back_from: Option<String>,
     pub targets: Vec<TargetStatus>,
     /// Releases rolled back from this environment: nothing brings them back there unless
     /// someone deploys them by name.

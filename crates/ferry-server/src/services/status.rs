@@ -18,14 +18,28 @@ use std::sync::{Arc, Mutex, RwLock};
 use axum::body::Bytes;
 use ferry_api::{AppStatus, Backport, EnvStatus, TargetStatus};
 use ferry_domain::backport::ObligationStatus;
+use ferry_domain::deployment::Kind;
 use ferry_domain::name::{validate_name, NameKind};
 use ferry_domain::permission::Action;
-use ferry_store::{BadVersion, Store, TargetApp};
+use ferry_store::{BadVersion, DeploymentRecord, Store, TargetApp};
 
 use crate::auth::Caller;
 use crate::services::apps::no_such_app;
 use crate::services::ServiceResult;
 use crate::views::backport_json;
+
+/// The release a live rollback went back from: what its targets ran before it.
+fn went_back_from(deployment: &DeploymentRecord) -> Option<String> {
+    (deployment.kind == Kind::Rollback)
+        .then(|| {
+            deployment
+                .state
+                .steps
+                .iter()
+                .find_map(|s| s.previous.clone())
+        })
+        .flatten()
+}
 
 /// The status document built last, and the lock that lets one request at a time build it.
 #[derive(Default)]
@@ -175,12 +189,9 @@ async fn build(store: &dyn Store) -> ServiceResult<Built> {
         store.every_bad_version(),
         store.backports(None),
     )?;
-    let mut live_versions: HashMap<(&str, &str), &str> = HashMap::new();
+    let mut live_versions: HashMap<(&str, &str), &DeploymentRecord> = HashMap::new();
     for deployment in &live {
-        live_versions.insert(
-            (&deployment.app, &deployment.env),
-            deployment.version.as_str(),
-        );
+        live_versions.insert((&deployment.app, &deployment.env), deployment);
     }
     let mut rolled_back_from: HashMap<(&str, &str), Vec<String>> = HashMap::new();
     for BadVersion { app, env, version } in &bad {
@@ -215,7 +226,8 @@ async fn build(store: &dyn Store) -> ServiceResult<Built> {
                     let key = (app.name.as_str(), env.name.as_str());
                     EnvStatus {
                         env: env.name.clone(),
-                        version: live_versions.get(&key).map(|v| (*v).to_owned()),
+                        version: live_versions.get(&key).map(|d| d.version.clone()),
+                        back_from: live_versions.get(&key).and_then(|d| went_back_from(d)),
                         targets: targets.remove(&key).unwrap_or_default(),
                         rolled_back_from: rolled_back_from.remove(&key).unwrap_or_default(),
                     }
@@ -261,6 +273,7 @@ mod tests {
             environments: vec![EnvStatus {
                 env: "dev".to_owned(),
                 version: Some("1.0".to_owned()),
+                back_from: None,
                 targets: (0..n_targets)
                     .map(|i| TargetStatus {
                         target: format!("dev-{i}"),

@@ -352,7 +352,13 @@ pub async fn status(client: &Client, output: Output, app: Option<String>) -> Cli
                 rows.push(vec![
                     app.app.clone(),
                     env.env.clone(),
-                    env.version.clone().unwrap_or_else(|| "-".into()),
+                    match (&env.version, &env.back_from) {
+                        (Some(version), Some(from)) => {
+                            format!("{version} (rolled back from {from})")
+                        }
+                        (Some(version), None) => version.clone(),
+                        (None, _) => "-".into(),
+                    },
                     targets.join(" "),
                 ]);
             }

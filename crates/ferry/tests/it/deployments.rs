@@ -170,6 +170,12 @@ fn deploy_and_rollback_through_real_agents() {
         (dev["env"].as_str(), dev["version"].as_str()),
         (Some("dev"), Some("1.0.0"))
     );
+    assert_eq!(dev["back_from"], "1.0.1", "{status}");
+    let shown = server.admin(&["status", "web"]).success();
+    assert!(
+        shown.stdout.contains("1.0.0 (rolled back from 1.0.1)"),
+        "{shown:?}"
+    );
     assert_eq!(dev["targets"][0]["version"], "1.0.0");
     assert_eq!(dev["rolled_back_from"], serde_json::json!(["1.0.1"]));
     let targets = server.admin(&["target", "list", "--json"]).success().json();
