@@ -734,6 +734,9 @@ pub struct Incident {
     /// On the backlog path: the backlog item made for it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backlog_item: Option<i64>,
+    /// The release that closed that backlog item, once one did (shown for one incident).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backlog_closed_by: Option<String>,
     pub opened_at: String,
     pub acknowledged_at: Option<String>,
     pub acknowledged_by: Option<String>,

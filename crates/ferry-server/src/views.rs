@@ -97,7 +97,13 @@ pub async fn deployment_with_approvals(
 }
 
 /// An incident as the API shows it, with the backlog item made for it, if any.
-pub fn incident_json(record: IncidentRecord, backlog_item: Option<i64>) -> Incident {
+/// An incident as the API shows it, with its backlog item and, when a release closed that
+/// item, the release.
+pub fn incident_json(
+    record: IncidentRecord,
+    backlog_item: Option<(i64, Option<String>)>,
+) -> Incident {
+    let (backlog_item, backlog_closed_by) = backlog_item.unzip();
     Incident {
         id: record.id,
         app: record.app,
@@ -116,6 +122,7 @@ pub fn incident_json(record: IncidentRecord, backlog_item: Option<i64>) -> Incid
         suggested_version: record.suggested_version,
         source: record.source.and_then(|s| serde_json::from_str(&s).ok()),
         backlog_item,
+        backlog_closed_by: backlog_closed_by.flatten(),
         opened_at: rfc3339(record.opened_ms),
         acknowledged_at: record.acknowledged_ms.map(rfc3339),
         acknowledged_by: record.acknowledged_by,

@@ -36,10 +36,19 @@ fn print_incident(i: &Incident) {
     println!("routed to team {}, assigned to {assignee}", i.team);
     println!("path: {}", i.path);
     if let Some(item) = i.backlog_item {
-        println!(
-            "backlog item {item}: `ferry backlog list {}` shows it",
-            i.app
-        );
+        match (&i.backlog_closed_by, i.status) {
+            (Some(closed_by), IncidentStatus::Resolved) => {
+                println!("backlog item {item}: closed by release {closed_by}")
+            }
+            (Some(closed_by), _) => println!(
+                "backlog item {item}: closed by release {closed_by}; if that fixed it: ferry incident resolve {}",
+                i.id
+            ),
+            (None, _) => println!(
+                "backlog item {item}: open; a release that fixes it closes it (`ferry release create {} VERSION --from … --closes {item}`)",
+                i.app
+            ),
+        }
     }
     if let (Some(base), Some(suggested)) = (&i.base_version, &i.suggested_version) {
         println!("hotfix from {base} (running in production); suggested version {suggested}");

@@ -168,6 +168,15 @@ fn the_support_table_from_backlog_to_hotfix_backport_and_merge() {
         .json();
     assert_eq!(listed[0]["status"], "closed");
     assert_eq!(listed[0]["closed_by"], "1.0.1");
+    // The incident says what became of its item, and what is left to do.
+    let low_id = low["id"].to_string();
+    let shown = server.admin(&["incident", "show", &low_id]).success();
+    assert!(
+        shown.stdout.contains(&format!(
+            "backlog item {item}: closed by release 1.0.1; if that fixed it: ferry incident resolve {low_id}"
+        )),
+        "{shown:?}"
+    );
     create_release(&server, "x", "1.0.9", &base, &["--closes", &item]).fails(3, "not an open item");
 
     // Critical, dev runs what prd runs: hotfix, then backport.

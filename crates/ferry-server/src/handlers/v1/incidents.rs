@@ -33,7 +33,7 @@ pub async fn open_incident(
     let (incident, backlog_item) = incidents::open(&state, &caller, request).await?;
     Ok((
         StatusCode::CREATED,
-        Json(incident_json(incident, backlog_item)),
+        Json(incident_json(incident, backlog_item.map(|id| (id, None)))),
     ))
 }
 
@@ -90,9 +90,9 @@ pub async fn show_incident(
     let (incident, _) = visible_incident(&state, &caller, id).await?;
     let backlog = state.store.backlog(Some(&incident.app)).await?;
     let item = backlog
-        .iter()
+        .into_iter()
         .find(|b| b.incident == Some(id))
-        .map(|b| b.id);
+        .map(|b| (b.id, b.closed_by));
     Ok(Json(incident_json(incident, item)))
 }
 
