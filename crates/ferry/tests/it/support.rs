@@ -330,6 +330,30 @@ fn the_support_table_from_backlog_to_hotfix_backport_and_merge() {
     assert_eq!(done[0]["status"], "done", "{done:?}");
     assert_eq!(done[0]["closed_by"], "release 1.2.0");
     deploy(&server, &dana, "1.2.0", "dev").success();
+    // The incident's history tells the whole story, from its hotfix to the backport.
+    let story = server
+        .admin(&["incident", "show", &incident, "--json"])
+        .success()
+        .json();
+    let steps: Vec<&str> = story["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["what"].as_str().unwrap())
+        .collect();
+    let obligation = &open[0]["id"];
+    for expected in [
+        "hotfix release 1.0.2 created from 1.0.0".to_owned(),
+        "to pp: succeeded".to_owned(),
+        "to prd: succeeded".to_owned(),
+        format!("backport obligation {obligation} opened: 1.0.2 must reach dev (backport)"),
+        format!("backport obligation {obligation} done"),
+    ] {
+        assert!(
+            steps.iter().any(|s| s.contains(&expected)),
+            "{expected}: {steps:?}"
+        );
+    }
 
     // Critical again, dev is ahead of prd: hotfix, then merge.
     let critical = open_incident(&server, &sam, "prd", "critical", "totals wrong again");

@@ -15,6 +15,7 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::json::{Body, Path, Query};
 use crate::services::incidents::{self, may_see, support_app, visible_incident, Change};
+use crate::services::timeline;
 use crate::state::AppState;
 use crate::views::incident_json;
 
@@ -87,7 +88,8 @@ pub async fn show_incident(
     caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<Json<Incident>, ApiError> {
-    let (incident, _) = visible_incident(&state, &caller, id).await?;
+    let (mut incident, _) = visible_incident(&state, &caller, id).await?;
+    incident.history = timeline::timeline(&state, &incident).await?;
     let backlog = state.store.backlog(Some(&incident.app)).await?;
     let item = backlog
         .into_iter()
