@@ -549,7 +549,7 @@ fn every_kind_has_a_case_and_its_own_name() {
             "{kind}"
         );
     }
-    assert_eq!(AuditKind::ALL.len(), 44);
+    assert_eq!(AuditKind::ALL.len(), 45);
 }
 
 #[test]
