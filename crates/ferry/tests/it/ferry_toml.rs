@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::deployments::{release_from, setup, site};
-use crate::harness::{Run, Server, FERRY};
+use crate::harness::{audit_len, Run, Server, FERRY};
 
 /// `ferry check ARGS`, without a server.
 fn check(args: &[&str]) -> Run {
@@ -30,6 +30,7 @@ fn tree(dir: &Path, ferry_toml: Option<&str>) -> String {
 fn release_create_refuses_a_ferry_toml_naming_the_line_the_column_and_the_known_keys() {
     let server = Server::start();
     setup(&server);
+    let events = audit_len(&server);
     for (version, toml, expected) in [
         (
             "1.0.0",
@@ -65,6 +66,7 @@ fn release_create_refuses_a_ferry_toml_naming_the_line_the_column_and_the_known_
         .admin(&["release", "list", "web", "--json"])
         .success();
     assert_eq!(releases.json(), json!([]), "{releases:?}");
+    assert_eq!(audit_len(&server), events, "nothing was recorded");
 }
 
 async fn get(server: &Server, path: &str) -> Value {
@@ -126,6 +128,18 @@ async fn the_server_refuses_a_ferry_toml_the_client_did_not_check() {
     server
         .admin(&["release", "show", "web", "1.0.1"])
         .fails(1, "no release");
+    // Through the client the same file is refused too (exit 3), before anything is uploaded.
+    fs::rename(dir.join("notes.txt"), dir.join("ferry.toml")).unwrap();
+    server
+        .admin(&[
+            "release",
+            "create",
+            "web",
+            "1.0.1",
+            "--from",
+            dir.to_str().unwrap(),
+        ])
+        .fails(3, "unknown field `before_swich`");
 }
 
 #[test]
