@@ -15,13 +15,13 @@ use ferry_cas::blobs::{BlobHealth, BlobStore, BLOB_MODE};
 use ferry_cas::hash::ContentHash;
 use ferry_cas::manifest::{Chunk, Entry, EntryKind};
 
-use crate::config::ReleaseConfig;
 use crate::error::{AgentError, AgentResult};
 use crate::fsutil::{hash_file, permission_bits};
 use crate::layout::{check_version, AppLayout};
 use crate::link_changes::LinkChanges;
 use crate::modes::placed_mode;
 use crate::stat_index::{FileStat, StatIndex};
+use ferry_cas::release_config::ReleaseConfig;
 
 /// What the manifest says about one regular file, and the mode it has on the target.
 #[derive(Clone, Copy, Debug)]

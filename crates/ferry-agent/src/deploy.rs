@@ -13,7 +13,6 @@ use ferry_cas::blobs::BlobStore;
 use ferry_cas::hash::ContentHash;
 use ferry_cas::manifest::{EntryKind, Manifest};
 
-use crate::config::{ReleaseConfig, CONFIG_FILE, MAX_CONFIG_BYTES};
 use crate::error::{AgentError, AgentResult};
 use crate::failpoint::failpoint;
 use crate::fsutil::remove_tree;
@@ -26,6 +25,7 @@ use crate::shared::{initialise_shared_paths, SharedReport};
 use crate::stage::{read_release_config, stage_release, StageReport};
 use crate::switch::{switch_back, switch_to};
 use crate::tree::differences;
+use ferry_cas::release_config::{ReleaseConfig, CONFIG_FILE, MAX_CONFIG_BYTES};
 
 /// What the server asks a target to serve.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -74,9 +74,11 @@ pub struct Step {
 pub enum DeployOutcome {
     /// The new release is served and passed its checks.
     Succeeded { report: StageReport },
-    /// The deploy failed; the target serves the release it served before.
+    /// The deploy failed after `current` was switched (or while switching); the target
+    /// was put back on the release it served before.
     RolledBack { reason: String, output_tail: String },
-    /// The deploy failed and there was no previous release to serve.
+    /// The deploy failed before `current` was switched (the target serves what it served
+    /// before, untouched), or it could not be put back.
     Failed { reason: String, output_tail: String },
 }
 
@@ -308,7 +310,7 @@ fn run(
 fn run_hook(
     name: &str,
     command: &Option<String>,
-    hooks: &crate::config::Hooks,
+    hooks: &ferry_cas::release_config::Hooks,
     env: &HookEnv,
     scratch: &Path,
 ) -> Result<String, Failure> {
@@ -375,7 +377,9 @@ fn give_up(plan: &mut Plan, failure: Failure) -> DeployOutcome {
     if let Err(error) = plan.journal.save(layout.root(), layout.app()) {
         reason = format!("{reason} (and the journal could not be written: {error})");
     }
-    if plan.fallback.is_some() || switched || failure.after_switch {
+    // Nothing switched: the target serves what it served before and never stopped, so the
+    // deploy failed rather than rolled back (there was nothing to roll back).
+    if switched || failure.after_switch {
         DeployOutcome::RolledBack {
             reason,
             output_tail: failure.output_tail,

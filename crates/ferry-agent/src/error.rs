@@ -5,7 +5,7 @@ use std::path::Path;
 use ferry_cas::hash::ContentHash;
 use ferry_cas::CasError;
 
-use crate::config::ConfigError;
+use ferry_cas::release_config::ConfigError;
 
 /// A failure of the deploy engine. `Config` and `Refused` are the request's or the
 /// release's fault; `Io`, `Corrupt` and `Cas` are the machine's.

@@ -5,9 +5,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::config::{HealthCheck, Probe};
 use crate::error::AgentResult;
 use crate::hooks::{run_command, HookEnv};
+use ferry_cas::release_config::{HealthCheck, Probe};
 
 /// The pause between two attempts.
 pub const RETRY_INTERVAL: Duration = Duration::from_millis(200);
@@ -63,7 +63,7 @@ fn attempt(
             let outcome = run_command(command, env, timeout, scratch)?;
             (outcome.failure, outcome.output_tail)
         }
-        Probe::Url(url) => match url.get_status(timeout) {
+        Probe::Url(url) => match crate::http::get_status(url, timeout) {
             Ok(status) if (200..300).contains(&status) => (String::new(), String::new()),
             Ok(status) => (
                 format!("{}:{}{} answered {status}", url.host, url.port, url.path),

@@ -6,127 +6,51 @@ use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
-use url::{ParseError, Url};
+use ferry_cas::http_url::HttpUrl;
 
-/// An `http://host[:port][/path][?query]` URL, read by the `url` crate.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HttpUrl {
-    /// The host (brackets kept for IPv6), for the `Host` header and connecting.
-    pub host: String,
-    /// The port, 80 unless the URL names another.
-    pub port: u16,
-    /// Path and query, starting with `/`.
-    pub path: String,
+/// One GET; `Ok(status)` if a status line came back within `timeout`.
+pub fn get_status(url: &HttpUrl, timeout: Duration) -> Result<u16, String> {
+    let timeout = timeout.max(Duration::from_millis(1));
+    let host = url.host.trim_start_matches('[').trim_end_matches(']');
+    let addresses = (host, url.port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {}: {e}", url.host))?;
+    let mut last_error = format!("{} resolves to no address", url.host);
+    for address in addresses {
+        match TcpStream::connect_timeout(&address, timeout) {
+            Ok(stream) => return exchange(url, stream, timeout),
+            Err(e) => last_error = format!("cannot connect to {address}: {e}"),
+        }
+    }
+    Err(last_error)
 }
 
-impl HttpUrl {
-    /// Parses a URL, explaining what is wrong with a bad one.
-    pub fn parse(text: &str) -> Result<HttpUrl, String> {
-        if text
-            .get(..6)
-            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https:"))
-        {
-            return Err("https is not supported by the built-in check (it speaks plain HTTP to a local endpoint); use `command = \"curl -fsS https://…\"` instead".into());
+fn exchange(url: &HttpUrl, mut stream: TcpStream, timeout: Duration) -> Result<u16, String> {
+    let io = |e: std::io::Error| format!("{}:{}: {e}", url.host, url.port);
+    stream.set_read_timeout(Some(timeout)).map_err(io)?;
+    stream.set_write_timeout(Some(timeout)).map_err(io)?;
+    let host_header = if url.port == 80 {
+        url.host.clone()
+    } else {
+        format!("{}:{}", url.host, url.port)
+    };
+    let request = format!(
+        "GET {} HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: ferry-agent\r\nAccept: */*\r\nConnection: close\r\n\r\n",
+        url.path
+    );
+    stream.write_all(request.as_bytes()).map_err(io)?;
+    // Only the status line matters; read until its end (or a sane limit).
+    let mut head = Vec::new();
+    let mut buffer = [0u8; 512];
+    while !head.contains(&b'\n') && head.len() < 4096 {
+        let n = stream.read(&mut buffer).map_err(io)?;
+        if n == 0 {
+            break;
         }
-        // The url crate would quietly trim spaces and drop tabs and newlines, so a URL that
-        // has any is refused rather than fetched as something else.
-        if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err("the URL contains spaces or control characters".into());
-        }
-        // The URL standard the url crate follows reads `http:x`, `http:///x`, `http://@x/`
-        // and `http://x:/` all as `http://x/`; the check keeps asking for the plain form, so
-        // a typo is refused rather than fetched as something else.
-        let Some(rest) = text
-            .get(..7)
-            .filter(|scheme| scheme.eq_ignore_ascii_case("http://"))
-            .map(|_| &text[7..])
-        else {
-            return Err(format!("{text:?} is not an http:// URL"));
-        };
-        let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
-        if authority.is_empty() {
-            return Err(format!("{text:?} has no host"));
-        }
-        if authority.contains('@') {
-            return Err("credentials in the URL are not supported".into());
-        }
-        let not_a_port =
-            || format!("the port of {text:?} is not a port: give a number from 1 to 65535");
-        if authority.ends_with(':') {
-            return Err(not_a_port());
-        }
-        let url = Url::parse(text).map_err(|error| match error {
-            ParseError::EmptyHost => format!("{text:?} has no host"),
-            ParseError::InvalidPort => not_a_port(),
-            ParseError::InvalidIpv6Address => format!(
-                "{text:?} has an invalid IPv6 address: write it in brackets, with the closing ']', like http://[::1]:8080/"
-            ),
-            error => format!("{text:?} is not a valid URL: {error}"),
-        })?;
-        let host = url
-            .host_str()
-            .filter(|host| !host.is_empty())
-            .ok_or_else(|| format!("{text:?} has no host"))?;
-        let port = url
-            .port_or_known_default()
-            .filter(|port| *port > 0)
-            .ok_or_else(not_a_port)?;
-        // The fragment is the client's own business: it is never sent.
-        let path = match url.query() {
-            Some(query) => format!("{}?{query}", url.path()),
-            None => url.path().to_owned(),
-        };
-        Ok(HttpUrl {
-            host: host.to_owned(),
-            port,
-            path,
-        })
+        head.extend_from_slice(&buffer[..n]);
     }
-
-    /// One GET; `Ok(status)` if a status line came back within `timeout`.
-    pub fn get_status(&self, timeout: Duration) -> Result<u16, String> {
-        let timeout = timeout.max(Duration::from_millis(1));
-        let host = self.host.trim_start_matches('[').trim_end_matches(']');
-        let addresses = (host, self.port)
-            .to_socket_addrs()
-            .map_err(|e| format!("cannot resolve {}: {e}", self.host))?;
-        let mut last_error = format!("{} resolves to no address", self.host);
-        for address in addresses {
-            match TcpStream::connect_timeout(&address, timeout) {
-                Ok(stream) => return self.exchange(stream, timeout),
-                Err(e) => last_error = format!("cannot connect to {address}: {e}"),
-            }
-        }
-        Err(last_error)
-    }
-
-    fn exchange(&self, mut stream: TcpStream, timeout: Duration) -> Result<u16, String> {
-        let io = |e: std::io::Error| format!("{}:{}: {e}", self.host, self.port);
-        stream.set_read_timeout(Some(timeout)).map_err(io)?;
-        stream.set_write_timeout(Some(timeout)).map_err(io)?;
-        let host_header = if self.port == 80 {
-            self.host.clone()
-        } else {
-            format!("{}:{}", self.host, self.port)
-        };
-        let request = format!(
-            "GET {} HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: ferry-agent\r\nAccept: */*\r\nConnection: close\r\n\r\n",
-            self.path
-        );
-        stream.write_all(request.as_bytes()).map_err(io)?;
-        // Only the status line matters; read until its end (or a sane limit).
-        let mut head = Vec::new();
-        let mut buffer = [0u8; 512];
-        while !head.contains(&b'\n') && head.len() < 4096 {
-            let n = stream.read(&mut buffer).map_err(io)?;
-            if n == 0 {
-                break;
-            }
-            head.extend_from_slice(&buffer[..n]);
-        }
-        parse_status_line(&head)
-            .ok_or_else(|| format!("{}:{} did not answer with HTTP", self.host, self.port))
-    }
+    parse_status_line(&head)
+        .ok_or_else(|| format!("{}:{} did not answer with HTTP", url.host, url.port))
 }
 
 /// The status of `HTTP/1.x NNN ...`.
@@ -144,51 +68,6 @@ fn parse_status_line(head: &[u8]) -> Option<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn urls() {
-        let ok = |url: &str, host: &str, port: u16, path: &str| {
-            assert_eq!(
-                HttpUrl::parse(url).unwrap(),
-                HttpUrl {
-                    host: host.into(),
-                    port,
-                    path: path.into()
-                },
-                "{url}"
-            );
-        };
-        ok("http://127.0.0.1:8080/health", "127.0.0.1", 8080, "/health");
-        ok("http://localhost", "localhost", 80, "/");
-        ok("http://localhost?ready=1", "localhost", 80, "/?ready=1");
-        ok("http://[::1]:9000/up?x=1", "[::1]", 9000, "/up?x=1");
-        ok("http://x:80/a#section", "x", 80, "/a");
-        ok("HTTP://Example.COM/Up", "example.com", 80, "/Up");
-        for (bad, reason) in [
-            ("https://x/health", "https is not supported"),
-            ("ftp://x", "not an http:// URL"),
-            ("http://:80/", "no host"),
-            ("http://x:port/", "is not a port"),
-            ("http://x:0/", "is not a port"),
-            ("http://u:p@x/", "credentials"),
-            ("http://[::1/", "closing"),
-            ("http://x/a b", "spaces"),
-            ("http://x/a\tb", "spaces"),
-            (" http://x/", "spaces"),
-            ("HTTPS://x/", "https is not supported"),
-            ("localhost:80", "not an http:// URL"),
-            ("/health", "not an http:// URL"),
-            ("http:x", "not an http:// URL"),
-            ("http:///x", "no host"),
-            ("http://@x/", "credentials"),
-            ("http://x:/", "is not a port"),
-            ("http://x:65536/", "is not a port"),
-            ("http://[::1]x/", "IPv6"),
-        ] {
-            let error = HttpUrl::parse(bad).unwrap_err();
-            assert!(error.contains(reason), "{bad}: {error}");
-        }
-    }
 
     #[test]
     fn status_lines() {

@@ -17,13 +17,11 @@
 //! [`cleanup::cleanup`], and [`stage::blobs_needed`] to know what to fetch first.
 
 pub mod cleanup;
-pub mod config;
 pub mod content;
 pub mod deploy;
 pub mod error;
 pub mod failpoint;
 pub mod fsutil;
-pub mod glob;
 pub mod health;
 pub mod hooks;
 pub mod http;

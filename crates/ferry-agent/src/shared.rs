@@ -16,12 +16,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use ferry_cas::blobs::BlobStore;
 use ferry_cas::manifest::{EntryKind, Manifest};
 
-use crate::config::{is_within, ReleaseConfig};
 use crate::content::{ContentSources, FileFacts};
 use crate::error::{AgentError, AgentResult};
 use crate::failpoint::failpoint;
 use crate::fsutil::{fsync_dir, remove_tree, sync_filesystem};
 use crate::layout::AppLayout;
+use ferry_cas::release_config::{is_within, ReleaseConfig};
 
 /// What preparing the shared paths for a switch did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

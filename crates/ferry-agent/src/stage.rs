@@ -29,7 +29,6 @@ use ferry_cas::manifest::{Chunk, EntryKind, Manifest};
 use rustix::fs::{renameat_with, RenameFlags, CWD};
 
 use crate::cleanup::remove_leftovers;
-use crate::config::{ConfigError, ReleaseConfig, CONFIG_FILE, MAX_CONFIG_BYTES};
 use crate::content::{read_small_file, ContentSources, FileFacts};
 use crate::error::{AgentError, AgentResult};
 use crate::failpoint::failpoint;
@@ -40,6 +39,7 @@ use crate::modes::{placed_mode, RELEASE_DIR_MODE};
 use crate::shared::{check_shared_paths, link_shared_paths};
 use crate::stat_index::{FileStat, StatIndex};
 use crate::tree::{check_release, is_intact};
+use ferry_cas::release_config::{ConfigError, ReleaseConfig, CONFIG_FILE, MAX_CONFIG_BYTES};
 
 /// What staging did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -187,20 +187,13 @@ pub fn read_release_config(
         return Ok(ReleaseConfig::default());
     };
     let Some(file) = FileFacts::of(entry, &ReleaseConfig::default()) else {
-        return Err(ConfigError {
-            key: "(file)".into(),
-            reason: "ferry.toml must be a regular file".into(),
-        }
-        .into());
+        return Err(ConfigError::file("ferry.toml must be a regular file").into());
     };
     if file.size > MAX_CONFIG_BYTES {
-        return Err(ConfigError {
-            key: "(file)".into(),
-            reason: format!(
+        return Err(ConfigError::file(format!(
                 "the release's manifest says ferry.toml holds {} bytes; a ferry.toml may hold at most {MAX_CONFIG_BYTES} bytes (1 MiB): keep data out of it, or check how the release was made",
                 file.size
-            ),
-        }
+            ))
         .into());
     }
     let dirs: Vec<PathBuf> = [Some(version), previous]
@@ -210,11 +203,7 @@ pub fn read_release_config(
         .map(|v| layout.release_dir(v))
         .collect();
     let data = read_small_file(&dirs, &file, cache, MAX_CONFIG_BYTES)?;
-    let text = String::from_utf8(data).map_err(|_| ConfigError {
-        key: "(file)".into(),
-        reason: "ferry.toml is not UTF-8".into(),
-    })?;
-    Ok(ReleaseConfig::parse(&text)?)
+    Ok(ReleaseConfig::parse_bytes(&data)?)
 }
 
 /// How [`blobs_needed_with`] decides that a file can be taken from a release on disk
@@ -344,7 +333,7 @@ impl<'c> MissingShared<'c> {
     fn holds(&self, path: &str) -> bool {
         self.paths
             .iter()
-            .any(|shared| crate::config::is_within(path, shared))
+            .any(|shared| ferry_cas::release_config::is_within(path, shared))
     }
 }
 

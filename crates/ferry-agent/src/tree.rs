@@ -11,11 +11,11 @@ use std::path::Path;
 
 use ferry_cas::manifest::{Entry, EntryKind, Manifest};
 
-use crate::config::{is_within, ReleaseConfig};
 use crate::fsutil::{hash_file, permission_bits};
 use crate::modes::placed_mode;
 use crate::shared::link_target;
 use crate::stat_index::StatIndex;
+use ferry_cas::release_config::{is_within, ReleaseConfig};
 
 /// How a release on disk compares with its manifest and its stat index.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -11,9 +11,12 @@ pub mod diff;
 pub mod error;
 pub mod export;
 pub mod frames;
+pub mod glob;
 pub mod hash;
+pub mod http_url;
 pub mod ingest;
 pub mod manifest;
+pub mod release_config;
 pub mod scan;
 pub mod source;
 

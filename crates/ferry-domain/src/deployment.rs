@@ -35,11 +35,12 @@ pub enum TargetState {
     /// Asked to deploy the new release; not reported yet.
     Deploying,
     Succeeded,
-    /// The target could not deploy and kept (or put back) its previous release.
+    /// The target failed after its switch and put its previous release back.
     RolledBack {
         reason: String,
     },
-    /// The target could not deploy and has no previous release to serve.
+    /// The target failed before its switch (it still serves what it served), or has no
+    /// previous release to serve, or could not go back.
     Failed {
         reason: String,
     },
@@ -174,9 +175,10 @@ impl Command {
 pub enum Report {
     /// The new release is live and healthy.
     Succeeded,
-    /// The deploy failed; the target kept or put back its previous release.
+    /// The deploy failed after the switch; the target put back its previous release.
     RolledBack { reason: String },
-    /// The deploy failed and the target has nothing to serve.
+    /// The deploy failed before the switch (nothing changed on the target), or the target
+    /// has nothing to serve, or could not go back.
     Failed { reason: String },
     /// The target went back to its previous release, as asked.
     Reverted,

@@ -45,6 +45,12 @@ pub enum Command {
     Server(ServerCommandArgs),
     /// Run a server, one agent per environment and a sample application deployed to dev
     Demo(DemoArgs),
+    /// Check a release tree's ferry.toml as the server and the agent will read it
+    Check {
+        /// The directory holding the release's files
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
     /// Check a server and token and store them for later commands
     Login,
     /// Show who the token belongs to

@@ -31,7 +31,7 @@ fn cleanup_keeps_the_newest_the_current_and_the_last_succeeded() {
     ]);
     assert!(matches!(
         target.deploy("5.0", &failing).0,
-        DeployOutcome::RolledBack { .. }
+        DeployOutcome::Failed { .. }
     ));
     target.rollback("2.0", &manifests["2.0"]).unwrap();
     // Someone made a read-only tree inside release 3.0.

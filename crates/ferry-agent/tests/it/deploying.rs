@@ -21,6 +21,17 @@ fn rolled_back(outcome: DeployOutcome) -> (String, String) {
     }
 }
 
+/// A deploy that failed before anything switched: nothing to roll back.
+fn failed(outcome: DeployOutcome) -> (String, String) {
+    match outcome {
+        DeployOutcome::Failed {
+            reason,
+            output_tail,
+        } => (reason, output_tail),
+        other => panic!("expected a failure before the switch, got {other:?}"),
+    }
+}
+
 #[test]
 fn a_deploy_reports_every_step_and_hooks_see_the_ferry_variables() {
     let target = Target::new();
@@ -86,7 +97,7 @@ fn a_failing_before_switch_hook_leaves_current_untouched() {
     ]);
     target.deploy_ok("1.0", &v1);
     let (outcome, steps) = target.deploy("2.0", &v2);
-    let (reason, output_tail) = rolled_back(outcome);
+    let (reason, output_tail) = failed(outcome);
     assert!(
         reason.contains("before_switch") && reason.contains("exited with status 4"),
         "{reason}"
@@ -170,8 +181,11 @@ fn a_bad_ferry_toml_is_refused_before_anything_is_staged() {
     let v1 = target.release(&[file("index.html", "1")]);
     let v2 = target.release(&[ferry_toml("shared = [\"../etc\"]"), file("index.html", "2")]);
     target.deploy_ok("1.0", &v1);
-    let (reason, _) = rolled_back(target.deploy("2.0", &v2).0);
-    assert!(reason.starts_with("ferry.toml: shared[0]:"), "{reason}");
+    let (reason, _) = failed(target.deploy("2.0", &v2).0);
+    assert!(
+        reason.starts_with("ferry.toml line 1, column 11: shared[0]:"),
+        "{reason}"
+    );
     assert!(!target.layout().has_release("2.0"));
     assert_eq!(target.current().as_deref(), Some("1.0"));
 }

@@ -40,7 +40,7 @@ fn a_ferry_toml_claiming_a_huge_size_is_refused_without_reading_it() {
         let (outcome, _) = target.deploy("1.0", &forged);
         let reason = failure(outcome);
         assert!(
-            reason.starts_with("ferry.toml: (file):")
+            reason.starts_with("ferry.toml: the release's manifest says")
                 && reason.contains(&format!("holds {size} bytes"))
                 && reason.contains("at most 1048576 bytes"),
             "{reason}"

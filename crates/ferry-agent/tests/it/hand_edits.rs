@@ -153,7 +153,7 @@ fn a_release_changed_while_it_waited_for_approval_is_repaired_at_the_switch() {
     // for the content to be fetched again ...
     let (outcome, _) = target.deploy("2.0", &v2.manifest);
     assert!(
-        matches!(&outcome, DeployOutcome::RolledBack { reason, .. } if reason.contains("version.txt")),
+        matches!(&outcome, DeployOutcome::Failed { reason, .. } if reason.contains("version.txt")),
         "{outcome:?}"
     );
     assert_eq!(target.current().as_deref(), Some("1.0"));

@@ -140,7 +140,7 @@ fn missing_blobs_are_named_and_only_those_not_reusable_are_needed() {
 
     let (outcome, _) = target.deploy("2.0", &v2.manifest);
     match outcome {
-        DeployOutcome::RolledBack { reason, .. } => {
+        DeployOutcome::Failed { reason, .. } => {
             assert!(
                 reason.contains("new.txt") && reason.contains("not in the cache"),
                 "{reason}"

@@ -53,9 +53,10 @@ vocabulary! {
     pub enum Outcome ("report outcome") {
         /// The release is live and healthy (or, asked to go back, the previous one is).
         Succeeded = "succeeded",
-        /// The deploy failed; the target kept or put back its previous release.
+        /// The deploy failed after the switch; the target put back its previous release.
         RolledBack = "rolled_back",
-        /// The deploy failed and the target has nothing to serve.
+        /// The deploy failed before the switch (the target serves what it served), or the
+        /// target has nothing to serve, or could not go back.
         Failed = "failed",
         /// The release is staged, ready to be switched to.
         Staged = "staged",
@@ -94,9 +95,10 @@ vocabulary! {
         Deploying = "deploying",
         /// Runs the release it was asked to.
         Succeeded = "succeeded",
-        /// Could not deploy and serves its previous release.
+        /// Failed after its switch and serves its previous release again.
         RolledBack = "rolled_back",
-        /// Could not deploy and serves nothing.
+        /// Failed before its switch (it serves the version shown beside it, as before), or
+        /// serves nothing.
         Failed = "failed",
     }
 }

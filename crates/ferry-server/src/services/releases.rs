@@ -5,7 +5,8 @@
 use ferry_api::CreateRelease;
 use ferry_cas::blobs::BlobStore;
 use ferry_cas::hash::ContentHash;
-use ferry_cas::manifest::Chunk;
+use ferry_cas::manifest::{Chunk, Entry, EntryKind};
+use ferry_cas::release_config::{ReleaseConfig, CONFIG_FILE, MAX_CONFIG_BYTES};
 use ferry_domain::audit_event::{self, AuditAction};
 use ferry_domain::name::validate_version;
 use ferry_domain::permission::Action;
@@ -136,8 +137,12 @@ pub async fn create(
         .iter()
         .flat_map(|entry| entry.blobs().into_iter().map(|c| (entry.path.clone(), c)))
         .collect();
+    let config_entry = manifest.get(CONFIG_FILE).cloned();
     blocking(move || {
         check_content(&store, &needed)?;
+        if let Some(entry) = &config_entry {
+            check_release_config(&store, entry)?;
+        }
         store.put_batch(&[(manifest_blob, &manifest_bytes)])?;
         Ok(())
     })
@@ -181,6 +186,33 @@ fn check_content(store: &BlobStore, needed: &[(String, Chunk)]) -> ServiceResult
             }
         }
     }
+    Ok(())
+}
+
+/// Refuses a release whose `ferry.toml` the agent would refuse, read from the uploaded
+/// content with the agent's own parser: such a release could never deploy, and the client
+/// that checked it first is not trusted to have done so.
+fn check_release_config(store: &BlobStore, entry: &Entry) -> ServiceResult<()> {
+    let refused = |reason: String| {
+        ServiceError::invalid(format!(
+            "{reason}; fix it (`ferry check` shows what is wrong) and create the release again"
+        ))
+    };
+    let EntryKind::File { size, .. } = entry.kind else {
+        return Err(refused(format!(
+            "{CONFIG_FILE}: ferry.toml must be a regular file"
+        )));
+    };
+    if size > MAX_CONFIG_BYTES {
+        return Err(refused(format!(
+            "{CONFIG_FILE}: the file holds {size} bytes; a ferry.toml may hold at most {MAX_CONFIG_BYTES} bytes (1 MiB)"
+        )));
+    }
+    let mut data = Vec::with_capacity(size as usize);
+    for chunk in entry.blobs() {
+        data.extend(store.read(&chunk.hash)?);
+    }
+    ReleaseConfig::parse_bytes(&data).map_err(|error| refused(error.to_string()))?;
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 mod app;
 mod audit;
 mod channel;
+mod check;
 mod demo;
 mod deploy;
 mod env;
@@ -31,6 +32,7 @@ pub async fn run(cli: Cli, output: Output) -> CliResult {
             Some(command) => server::operate(&Client::from_args(global)?, output, command).await,
         },
         Command::Demo(args) => demo::run(args.data, args.listen).await,
+        Command::Check { dir } => check::run(output, dir),
         Command::Login => login::login(global, output).await,
         Command::Whoami => login::whoami(&Client::from_args(global)?, output).await,
         Command::Team(command) => team::run(&Client::from_args(global)?, output, command).await,

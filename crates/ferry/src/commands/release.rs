@@ -191,6 +191,8 @@ async fn create(
             "{from} holds no files: check the source, or pass --allow-empty if an empty release is intended"
         )));
     }
+    // A ferry.toml the agent would refuse would make a release that can never deploy.
+    super::check::check_tree(&tree.root, from)?;
     let digest = scanned.manifest.digest().to_hex();
     if let Some(existing) = existing {
         if existing.digest != digest {

@@ -4,11 +4,12 @@
 
 use std::fs;
 
-use crate::deployments::{current, release, setup, start_agent};
+use crate::deployments::{current, release, setup, site, start_agent};
 use crate::harness::Server;
 
 #[test]
-fn a_release_asking_for_a_check_or_hook_longer_than_ten_minutes_is_refused_naming_the_key() {
+fn a_release_asking_for_a_check_or_hook_longer_than_ten_minutes_is_refused_naming_the_key_and_where(
+) {
     let server = Server::start();
     setup(&server);
     let agent = start_agent(&server, "dev", "dev-1");
@@ -16,29 +17,34 @@ fn a_release_asking_for_a_check_or_hook_longer_than_ten_minutes_is_refused_namin
     server
         .admin(&["deploy", "web", "1.0.0", "--to", "dev", "--wait"])
         .success();
-    for (version, toml, key) in [
+    for (version, toml, at) in [
         (
             "2.0.0",
             "[health]\ncommand = \"true\"\ntimeout = \"11m\"\n",
-            "health.timeout",
+            "line 3, column 11: health.timeout",
         ),
         (
             "2.0.1",
             "[hooks]\nbefore_switch = \"true\"\ntimeout = \"1h\"\n",
-            "hooks.timeout",
+            "line 3, column 11: hooks.timeout",
         ),
     ] {
-        release(&server, version, toml);
-        let run = server.admin(&["deploy", "web", version, "--to", "dev", "--wait", "--json"]);
-        assert_eq!(run.code, 1, "{run:?}");
-        let done = run.json();
-        let reason = done["reason"].as_str().unwrap_or_default();
-        assert!(
-            reason.contains(&format!("ferry.toml: {key}"))
-                && reason.contains("longer than ferry allows for one step, 10m"),
-            "{done}"
-        );
-        assert_eq!(current(&agent.root, "web"), "releases/1.0.0", "{version}");
+        // Refused when the release is made: it could never deploy.
+        let site = site(server.dir.path(), version, toml);
+        server
+            .admin(&[
+                "release",
+                "create",
+                "web",
+                version,
+                "--from",
+                site.to_str().unwrap(),
+            ])
+            .fails(3, &format!("ferry.toml {at}"))
+            .fails(3, "longer than ferry allows for one step, 10m");
+        server
+            .admin(&["release", "show", "web", version])
+            .fails(1, "no release");
     }
     // Within the bound, a hook timeout is honoured: a hook past it fails the deploy.
     release(

@@ -208,7 +208,9 @@ fn a_release_staged_ahead_is_then_only_switched_to() {
     let b = start_agent(&server, "dev", "dev-2");
     release(&server, "1.0.0", "");
     release(&server, "1.0.1", "");
-    release(&server, "1.0.2", "[hooks]\nbefore_switch = 42\n");
+    // Valid as a ferry.toml, but the shared path lies below a file of the release: only
+    // staging the tree finds that out.
+    release(&server, "1.0.2", "shared = [\"index.html/uploads\"]\n");
     server
         .admin(&["deploy", "web", "1.0.0", "--to", "dev", "--wait"])
         .success();
@@ -287,8 +289,10 @@ fn a_release_staged_ahead_is_then_only_switched_to() {
         .fails(3, "has not succeeded in \"pp\"");
 }
 
+/// A `before_switch` hook that fails stops the deploy before anything switched: the
+/// deployment ends `failed` (nothing was rolled back, the target never left its release).
 #[test]
-fn a_failing_hook_keeps_the_previous_release() {
+fn a_failing_before_switch_hook_fails_and_keeps_the_previous_release() {
     let server = Server::start();
     setup(&server);
     let agent = start_agent(&server, "dev", "dev-1");
@@ -304,7 +308,8 @@ fn a_failing_hook_keeps_the_previous_release() {
     let run = server.admin(&["deploy", "web", "2.0.0", "--to", "dev", "--wait", "--json"]);
     assert_eq!(run.code, 1, "{run:?}");
     let report = run.json();
-    assert_eq!(report["status"], "rolled_back");
+    assert_eq!(report["status"], "failed", "{report}");
+    assert_eq!(report["targets"][0]["state"], "failed", "{report}");
     assert!(
         report["targets"][0]["reason"]
             .as_str()

@@ -10,6 +10,7 @@ mod content_safety;
 mod deadline;
 mod deployments;
 mod faults;
+mod ferry_toml;
 mod harness;
 mod matrix;
 mod notifications;

@@ -9,8 +9,7 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::deployments::{
-    current, release, release_from, setup, site, start_agent, start_agent_logged,
-    start_agent_per_env,
+    current, release, release_from, setup, site, start_agent_logged, start_agent_per_env,
 };
 use crate::harness::{write_over, Run, Server};
 use crate::policy::{finished, request_production};
@@ -206,35 +205,38 @@ fn a_hand_edit_never_reaches_the_release_a_rollback_or_a_deploy_switches_to() {
     assert_is_the_release(&server, root, "1.0.0");
 }
 
-/// A `ferry.toml` over 1 MiB (the most the agent reads) fails its deployment with a
-/// reason that says so, and the agent keeps serving. (A manifest that claims a size its
-/// content does not have is refused by the server, `content_safety`, and by the agent,
-/// `ferry-agent`'s `forged_sizes`: the agent once allocated whatever size a manifest
-/// declared for `ferry.toml`, and a forged one aborted it.)
+/// A `ferry.toml` over 1 MiB (the most the agent reads) is refused when the release is
+/// made, saying so: such a release could never deploy. (The agent refuses one too, and
+/// lives on, whatever size its manifest claims: `ferry-agent`'s `forged_sizes`. A manifest
+/// that claims a size its content does not have is refused by the server, `content_safety`:
+/// the agent once allocated whatever size a manifest declared for `ferry.toml`, and a
+/// forged one aborted it.)
 #[test]
-fn a_ferry_toml_over_the_limit_fails_its_deployment_and_the_agent_lives_on() {
+fn a_ferry_toml_over_the_limit_is_refused_when_the_release_is_made() {
     let server = Server::start();
     setup(&server);
-    let mut agent = start_agent(&server, "dev", "dev-1");
-    release(&server, "1.0.0", "[health]\ncommand = \"true\"\n");
     let big = format!(
         "# {}\n[health]\ncommand = \"true\"\n",
         "x".repeat(1024 * 1024)
     );
-    release(&server, "1.0.1", &big);
-    let run = server.admin(&["deploy", "web", "1.0.1", "--to", "dev", "--wait", "--json"]);
-    assert_eq!(run.code, 1, "{run:?}");
-    let failed = run.json();
-    let reason = failed["reason"].as_str().unwrap_or_default();
-    assert!(
-        failed["status"] == "failed"
-            && reason.contains(&format!("ferry.toml holds {} bytes", big.len()))
-            && reason.contains("may hold at most 1048576 bytes (1 MiB)"),
-        "{failed}"
-    );
-    assert!(agent.child.try_wait().unwrap().is_none(), "the agent died");
+    let site = site(server.dir.path(), "1.0.1", &big);
     server
-        .admin(&["deploy", "web", "1.0.0", "--to", "dev", "--wait"])
-        .success();
-    assert_eq!(current(&agent.root, "web"), "releases/1.0.0");
+        .admin(&[
+            "release",
+            "create",
+            "web",
+            "1.0.1",
+            "--from",
+            site.to_str().unwrap(),
+        ])
+        .fails(
+            3,
+            &format!(
+                "the file holds {} bytes; a ferry.toml may hold at most 1048576 bytes (1 MiB)",
+                big.len()
+            ),
+        );
+    server
+        .admin(&["release", "show", "web", "1.0.1"])
+        .fails(1, "no release");
 }

@@ -1,16 +1,25 @@
 //! A release's `ferry.toml`: shared paths, backup paths, paths the application changes
 //! itself, hooks and the health check. Optional: a release without one gets the defaults.
-//! Anything unknown or unsafe is refused with an error naming the key, before anything on
-//! the target is touched.
+//! Anything unknown or unsafe is refused with an error naming the key, its line and column,
+//! and (for an unknown key) the keys that are known.
+//!
+//! Pure parsing and checking, here so that every side reads the file the same way: the
+//! client checks it before a release is made (`ferry check`, `ferry release create`), the
+//! server checks it again when the release is created (it does not trust the client), and
+//! the agent reads it to deploy.
 
 use std::time::Duration;
 
-use ferry_cas::manifest::validate_path;
+use std::fmt;
+use std::ops::Range;
+
 use ferry_domain::duration::parse_duration;
 use serde::Deserialize;
+use toml::Spanned;
 
 use crate::glob::Glob;
-use crate::http::HttpUrl;
+use crate::http_url::HttpUrl;
+use crate::manifest::validate_path;
 
 /// The file's name, at the root of a release.
 pub const CONFIG_FILE: &str = "ferry.toml";
@@ -30,20 +39,72 @@ pub const MAX_STEP_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 /// How long each hook may run when `hooks.timeout` is not given: the most it may be given.
 pub const DEFAULT_HOOK_TIMEOUT: Duration = MAX_STEP_TIMEOUT;
 
-/// A `ferry.toml` that cannot be used; `key` names the offending setting.
+/// Where in a `ferry.toml` something is: 1-based line and column (in characters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Location {
+    pub line: usize,
+    pub column: usize,
+}
+
+impl Location {
+    /// The location of byte `offset` of `text`.
+    fn of(text: &str, offset: usize) -> Location {
+        let before = &text[..floor_char_boundary(text, offset)];
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        Location {
+            line: before.matches('\n').count() + 1,
+            column: before[line_start..].chars().count() + 1,
+        }
+    }
+}
+
+fn floor_char_boundary(text: &str, offset: usize) -> usize {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    offset
+}
+
+/// A `ferry.toml` that cannot be used: where, which setting (`key`, empty when the file
+/// cannot be read as TOML at all) and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("ferry.toml: {key}: {reason}")]
 pub struct ConfigError {
+    pub location: Option<Location>,
     pub key: String,
     pub reason: String,
 }
 
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ferry.toml")?;
+        if let Some(Location { line, column }) = self.location {
+            write!(f, " line {line}, column {column}")?;
+        }
+        if !self.key.is_empty() {
+            write!(f, ": {}", self.key)?;
+        }
+        write!(f, ": {}", self.reason)
+    }
+}
+
 impl ConfigError {
+    /// An error about the file as a whole (its size, its encoding), not one setting.
+    pub fn file(reason: impl Into<String>) -> ConfigError {
+        ConfigError::new("", reason)
+    }
+
     fn new(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
         ConfigError {
+            location: None,
             key: key.into(),
             reason: reason.into(),
         }
+    }
+
+    fn at(mut self, text: &str, span: Range<usize>) -> ConfigError {
+        self.location = Some(Location::of(text, span.start));
+        self
     }
 }
 
@@ -86,10 +147,10 @@ impl Default for Hooks {
 #[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawHooks {
-    before_switch: Option<String>,
-    after_switch: Option<String>,
-    pre_backup: Option<String>,
-    timeout: Option<String>,
+    before_switch: Option<Spanned<String>>,
+    after_switch: Option<Spanned<String>>,
+    pre_backup: Option<Spanned<String>>,
+    timeout: Option<Spanned<String>>,
 }
 
 /// How to tell the new release works, and for how long to keep trying.
@@ -114,11 +175,11 @@ pub enum Probe {
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     #[serde(default)]
-    shared: Vec<String>,
+    shared: Vec<Spanned<String>>,
     #[serde(default)]
-    backup: Vec<String>,
+    backup: Vec<Spanned<String>>,
     #[serde(default)]
-    ignore: Vec<String>,
+    ignore: Vec<Spanned<String>>,
     #[serde(default)]
     hooks: RawHooks,
     health: Option<RawHealth>,
@@ -127,29 +188,44 @@ struct RawConfig {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawHealth {
-    command: Option<String>,
-    url: Option<String>,
-    timeout: Option<String>,
+    command: Option<Spanned<String>>,
+    url: Option<Spanned<String>>,
+    timeout: Option<Spanned<String>>,
 }
 
 impl ReleaseConfig {
+    /// Parses and checks the content of a `ferry.toml` file: at most [`MAX_CONFIG_BYTES`],
+    /// UTF-8, then [`ReleaseConfig::parse`].
+    pub fn parse_bytes(data: &[u8]) -> Result<ReleaseConfig, ConfigError> {
+        if data.len() as u64 > MAX_CONFIG_BYTES {
+            return Err(ConfigError::file(format!(
+                "the file holds {} bytes; a ferry.toml may hold at most {MAX_CONFIG_BYTES} \
+                 bytes (1 MiB): keep data out of it",
+                data.len()
+            )));
+        }
+        let text = std::str::from_utf8(data)
+            .map_err(|_| ConfigError::file("the file is not UTF-8 text"))?;
+        ReleaseConfig::parse(text)
+    }
+
     /// Parses and checks the text of a `ferry.toml`.
     pub fn parse(text: &str) -> Result<ReleaseConfig, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
-            // toml names the key in its message ("unknown field `x`", "invalid type ...").
-            let message = e.message().trim().to_owned();
-            let key = e
-                .span()
-                .map(|span| line_of(text, span.start))
-                .map_or_else(|| "(file)".to_owned(), |line| format!("line {line}"));
-            ConfigError::new(key, message)
+            // toml names the key in its message, and serde the known ones ("unknown field
+            // `x`, expected one of ...").
+            let error = ConfigError::file(e.message().trim());
+            match e.span() {
+                Some(span) => error.at(text, span),
+                None => error,
+            }
         })?;
         Ok(ReleaseConfig {
-            shared: check_shared(raw.shared)?,
-            backup: check_paths("backup", raw.backup)?,
-            ignore: check_ignore(raw.ignore)?,
-            hooks: check_hooks(raw.hooks)?,
-            health: raw.health.map(check_health).transpose()?,
+            shared: check_shared(text, raw.shared)?,
+            backup: check_paths(text, "backup", raw.backup)?,
+            ignore: check_ignore(text, raw.ignore)?,
+            hooks: check_hooks(text, raw.hooks)?,
+            health: raw.health.map(|h| check_health(text, h)).transpose()?,
         })
     }
 
@@ -176,26 +252,33 @@ pub fn is_within(path: &str, ancestor: &str) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
-fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())].matches('\n').count() + 1
-}
-
-fn check_paths(key: &str, paths: Vec<String>) -> Result<Vec<String>, ConfigError> {
+fn check_paths(
+    text: &str,
+    key: &str,
+    paths: Vec<Spanned<String>>,
+) -> Result<Vec<String>, ConfigError> {
     for (i, path) in paths.iter().enumerate() {
-        validate_path(path).map_err(|reason| {
-            ConfigError::new(format!("{key}[{i}]"), format!("{path:?}: {reason}"))
+        validate_path(path.get_ref()).map_err(|reason| {
+            ConfigError::new(
+                format!("{key}[{i}]"),
+                format!("{:?}: {reason}", path.get_ref()),
+            )
+            .at(text, path.span())
         })?;
     }
-    Ok(paths)
+    Ok(paths.into_iter().map(Spanned::into_inner).collect())
 }
 
-fn check_shared(paths: Vec<String>) -> Result<Vec<String>, ConfigError> {
-    let mut paths = check_paths("shared", paths)?;
+fn check_shared(text: &str, paths: Vec<Spanned<String>>) -> Result<Vec<String>, ConfigError> {
+    let spans: Vec<Range<usize>> = paths.iter().map(Spanned::span).collect();
+    let mut paths = check_paths(text, "shared", paths)?;
     for (i, path) in paths.iter().enumerate() {
+        let error = |reason: String| {
+            ConfigError::new(format!("shared[{i}]"), reason).at(text, spans[i].clone())
+        };
         if path == CONFIG_FILE {
-            return Err(ConfigError::new(
-                format!("shared[{i}]"),
-                "ferry.toml itself cannot be shared: it is part of the release",
+            return Err(error(
+                "ferry.toml itself cannot be shared: it is part of the release".into(),
             ));
         }
         if let Some(other) = paths
@@ -203,99 +286,109 @@ fn check_shared(paths: Vec<String>) -> Result<Vec<String>, ConfigError> {
             .enumerate()
             .find(|(j, other)| *j != i && is_within(path, other))
         {
-            return Err(ConfigError::new(
-                format!("shared[{i}]"),
-                format!("{path:?} lies within {:?}, also shared", other.1),
-            ));
+            return Err(error(format!(
+                "{path:?} lies within {:?}, also shared",
+                other.1
+            )));
         }
     }
     paths.sort();
     Ok(paths)
 }
 
-fn check_ignore(patterns: Vec<String>) -> Result<Vec<Glob>, ConfigError> {
+fn check_ignore(text: &str, patterns: Vec<Spanned<String>>) -> Result<Vec<Glob>, ConfigError> {
     patterns
         .iter()
         .enumerate()
-        .map(|(i, pattern)| {
-            let key = || format!("ignore[{i}]");
+        .map(|(i, spanned)| {
+            let pattern = spanned.get_ref();
+            let error = |reason: String| {
+                ConfigError::new(format!("ignore[{i}]"), reason).at(text, spanned.span())
+            };
             if pattern.starts_with('/') || pattern.split('/').any(|c| c == "..") {
-                return Err(ConfigError::new(
-                    key(),
-                    format!("{pattern:?}: patterns are relative to the release, without '..'"),
-                ));
+                return Err(error(format!(
+                    "{pattern:?}: patterns are relative to the release, without '..'"
+                )));
             }
-            Glob::new(pattern).ok_or_else(|| ConfigError::new(key(), "the pattern is empty"))
+            Glob::new(pattern).ok_or_else(|| error("the pattern is empty".into()))
         })
         .collect()
 }
 
-fn check_hooks(hooks: RawHooks) -> Result<Hooks, ConfigError> {
+fn check_hooks(text: &str, hooks: RawHooks) -> Result<Hooks, ConfigError> {
     for (key, command) in [
         ("hooks.before_switch", &hooks.before_switch),
         ("hooks.after_switch", &hooks.after_switch),
         ("hooks.pre_backup", &hooks.pre_backup),
     ] {
-        if command.as_ref().is_some_and(|c| c.trim().is_empty()) {
-            return Err(ConfigError::new(key, "the command is empty"));
+        if let Some(command) = command.as_ref().filter(|c| c.get_ref().trim().is_empty()) {
+            return Err(ConfigError::new(key, "the command is empty").at(text, command.span()));
         }
     }
     Ok(Hooks {
-        timeout: check_timeout("hooks.timeout", hooks.timeout, DEFAULT_HOOK_TIMEOUT)?,
-        before_switch: hooks.before_switch,
-        after_switch: hooks.after_switch,
-        pre_backup: hooks.pre_backup,
+        timeout: check_timeout(text, "hooks.timeout", hooks.timeout, DEFAULT_HOOK_TIMEOUT)?,
+        before_switch: hooks.before_switch.map(Spanned::into_inner),
+        after_switch: hooks.after_switch.map(Spanned::into_inner),
+        pre_backup: hooks.pre_backup.map(Spanned::into_inner),
     })
 }
 
 /// A `timeout` setting: a duration more than zero and at most [`MAX_STEP_TIMEOUT`];
 /// `default` when not given.
 fn check_timeout(
+    file: &str,
     key: &str,
-    text: Option<String>,
+    setting: Option<Spanned<String>>,
     default: Duration,
 ) -> Result<Duration, ConfigError> {
-    let Some(text) = text else {
+    let Some(setting) = setting else {
         return Ok(default);
     };
-    let timeout = parse_duration(&text).map_err(|reason| ConfigError::new(key, reason))?;
+    let error = |reason: String| ConfigError::new(key, reason).at(file, setting.span());
+    let text = setting.get_ref();
+    let timeout = parse_duration(text).map_err(error)?;
     if timeout.is_zero() {
-        return Err(ConfigError::new(
-            key,
-            format!("{text:?}: the duration must be more than zero"),
-        ));
+        return Err(error(format!(
+            "{text:?}: the duration must be more than zero"
+        )));
     }
     if timeout > MAX_STEP_TIMEOUT {
-        return Err(ConfigError::new(
-            key,
-            format!(
-                "{text:?} is longer than ferry allows for one step, 10m: a deployment must not \
+        return Err(error(format!(
+            "{text:?} is longer than ferry allows for one step, 10m: a deployment must not \
                  wait on one check or hook for longer; shorten it, and start longer work in the \
                  background from a hook"
-            ),
-        ));
+        )));
     }
     Ok(timeout)
 }
 
-fn check_health(raw: RawHealth) -> Result<HealthCheck, ConfigError> {
+fn check_health(text: &str, raw: RawHealth) -> Result<HealthCheck, ConfigError> {
     let probe = match (raw.command, raw.url) {
-        (Some(_), Some(_)) => {
-            return Err(ConfigError::new(
-                "health",
-                "set one of `command` or `url`, not both",
-            ))
+        (Some(_), Some(url)) => {
+            return Err(
+                ConfigError::new("health", "set one of `command` or `url`, not both")
+                    .at(text, url.span()),
+            )
         }
-        (None, None) => return Err(ConfigError::new("health", "set one of `command` or `url`")),
-        (Some(command), None) if command.trim().is_empty() => {
-            return Err(ConfigError::new("health.command", "the command is empty"))
+        (None, None) => {
+            let error = ConfigError::new("health", "set one of `command` or `url`");
+            return Err(match &raw.timeout {
+                Some(timeout) => error.at(text, timeout.span()),
+                None => error,
+            });
         }
-        (Some(command), None) => Probe::Command(command),
+        (Some(command), None) if command.get_ref().trim().is_empty() => {
+            return Err(
+                ConfigError::new("health.command", "the command is empty").at(text, command.span())
+            )
+        }
+        (Some(command), None) => Probe::Command(command.into_inner()),
         (None, Some(url)) => Probe::Url(
-            HttpUrl::parse(&url).map_err(|reason| ConfigError::new("health.url", reason))?,
+            HttpUrl::parse(url.get_ref())
+                .map_err(|reason| ConfigError::new("health.url", reason).at(text, url.span()))?,
         ),
     };
-    let timeout = check_timeout("health.timeout", raw.timeout, DEFAULT_HEALTH_TIMEOUT)?;
+    let timeout = check_timeout(text, "health.timeout", raw.timeout, DEFAULT_HEALTH_TIMEOUT)?;
     Ok(HealthCheck { probe, timeout })
 }
 
@@ -430,10 +523,58 @@ timeout = "30s"
         ];
         for (text, key, reason) in cases {
             let error = ReleaseConfig::parse(text).unwrap_err();
-            assert_eq!(error.key, key, "{text}: {error}");
+            match key.strip_prefix("line ") {
+                Some(line) => {
+                    assert_eq!(error.key, "", "{text}: {error}");
+                    assert_eq!(
+                        error.location.map(|l| l.line.to_string()).as_deref(),
+                        Some(line),
+                        "{text}: {error}"
+                    );
+                }
+                None => assert_eq!(error.key, key, "{text}: {error}"),
+            }
             assert!(error.reason.contains(reason), "{text}: {error}");
-            assert!(error.to_string().starts_with("ferry.toml: "));
+            assert!(error.to_string().starts_with("ferry.toml"));
         }
+    }
+
+    #[test]
+    fn errors_give_the_line_the_column_and_the_known_keys() {
+        let error = ReleaseConfig::parse("shared = []\n[helth]\ncommand = \"x\"\n").unwrap_err();
+        assert_eq!(error.location, Some(Location { line: 2, column: 2 }));
+        assert!(
+            error.to_string().contains(
+                "unknown field `helth`, expected one of `shared`, `backup`, `ignore`, `hooks`, `health`"
+            ),
+            "{error}"
+        );
+        let error = ReleaseConfig::parse("[hooks]\n  before_swich = \"x\"").unwrap_err();
+        assert_eq!(error.location, Some(Location { line: 2, column: 3 }));
+        assert!(error.reason.contains("`before_switch`"), "{error}");
+        let error =
+            ReleaseConfig::parse("[health]\ncommand = \"x\"\ntimeout = \"11m\"").unwrap_err();
+        assert_eq!(
+            error.location,
+            Some(Location {
+                line: 3,
+                column: 11
+            })
+        );
+        assert!(
+            error
+                .to_string()
+                .starts_with("ferry.toml line 3, column 11: health.timeout: \"11m\" is longer"),
+            "{error}"
+        );
+        let error = ReleaseConfig::parse("# é\nshared = [\"é\", \"/x\"]").unwrap_err();
+        assert_eq!(
+            error.location,
+            Some(Location {
+                line: 2,
+                column: 16
+            })
+        );
     }
 
     #[test]

@@ -1,0 +1,208 @@
+//! A release's `ferry.toml` is checked before the release exists: by `ferry check`, by
+//! `ferry release create` before it uploads, and by the server, which does not trust the
+//! client. A version that exists can always be read by its targets.
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::deployments::{release_from, setup, site};
+use crate::harness::{audit_len, Run, Server, FERRY};
+
+/// `ferry check ARGS`, without a server.
+fn check(args: &[&str]) -> Run {
+    Run::of(Command::new(FERRY).arg("check").args(args))
+}
+
+fn tree(dir: &Path, ferry_toml: Option<&str>) -> String {
+    fs::create_dir_all(dir).unwrap();
+    fs::write(dir.join("index.html"), "<h1>shop</h1>\n").unwrap();
+    if let Some(text) = ferry_toml {
+        fs::write(dir.join("ferry.toml"), text).unwrap();
+    }
+    dir.to_str().unwrap().to_owned()
+}
+
+#[test]
+fn release_create_refuses_a_ferry_toml_naming_the_line_the_column_and_the_known_keys() {
+    let server = Server::start();
+    setup(&server);
+    let events = audit_len(&server);
+    for (version, toml, expected) in [
+        (
+            "1.0.0",
+            "shared = [\"uploads\"]\n\n[helth]\nurl = \"http://127.0.0.1/\"\n",
+            "ferry.toml line 3, column 2: unknown field `helth`, expected one of `shared`, \
+             `backup`, `ignore`, `hooks`, `health`",
+        ),
+        (
+            "1.0.1",
+            "[hooks]\nbefore_swich = \"./migrate\"\n",
+            "ferry.toml line 2, column 1: unknown field `before_swich`, expected one of \
+             `before_switch`, `after_switch`, `pre_backup`, `timeout`",
+        ),
+        (
+            "1.0.2",
+            "[health]\ncommand = \"true\"\ntimeout = \"11m\"\n",
+            "ferry.toml line 3, column 11: health.timeout: \"11m\" is longer than ferry allows \
+             for one step, 10m",
+        ),
+    ] {
+        let site = site(server.dir.path(), version, toml);
+        let site = site.to_str().unwrap();
+        server
+            .admin(&["release", "create", "web", version, "--from", site])
+            .fails(3, &format!("{site}: {expected}"));
+        server
+            .admin(&["release", "show", "web", version])
+            .fails(1, "no release");
+        // `ferry check` says the same, without a server.
+        check(&[site]).fails(3, expected);
+    }
+    let releases = server
+        .admin(&["release", "list", "web", "--json"])
+        .success();
+    assert_eq!(releases.json(), json!([]), "{releases:?}");
+    assert_eq!(audit_len(&server), events, "nothing was recorded");
+}
+
+async fn get(server: &Server, path: &str) -> Value {
+    reqwest::Client::new()
+        .get(format!("{}{path}", server.url))
+        .bearer_auth(&server.admin_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// A client that skips the check (or an old one) cannot make a release that could never
+/// deploy: the server reads the uploaded `ferry.toml` and checks it with the same rules.
+#[tokio::test]
+async fn the_server_refuses_a_ferry_toml_the_client_did_not_check() {
+    let server = Server::start();
+    setup(&server);
+    // 1.0.0 uploads the content of the forged ferry.toml under another name.
+    let dir = server.dir.path().join("forge");
+    tree(&dir, None);
+    fs::write(
+        dir.join("notes.txt"),
+        "[hooks]\nbefore_swich = \"./migrate\"\n",
+    )
+    .unwrap();
+    release_from(&server, "1.0.0", &dir);
+    let manifest = get(&server, "/api/v1/apps/web/releases/1.0.0/manifest").await;
+    let mut entries = manifest["entries"].as_array().unwrap().clone();
+    let mut config = entries
+        .iter()
+        .find(|e| e["path"] == "notes.txt")
+        .unwrap()
+        .clone();
+    config["path"] = json!("ferry.toml");
+    entries.push(config);
+    entries.sort_by(|a, b| a["path"].as_str().cmp(&b["path"].as_str()));
+    let body = json!({
+        "version": "1.0.1",
+        "manifest": {"entries": entries},
+        "source": {"kind": "directory", "path": "/tmp/forged"},
+    });
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/v1/apps/web/releases", server.url))
+        .bearer_auth(&server.admin_token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{text}");
+    assert!(
+        text.contains("ferry.toml line 2, column 1: unknown field `before_swich`, expected one of `before_switch`"),
+        "{text}"
+    );
+    server
+        .admin(&["release", "show", "web", "1.0.1"])
+        .fails(1, "no release");
+    // Through the client the same file is refused too (exit 3), before anything is uploaded.
+    fs::rename(dir.join("notes.txt"), dir.join("ferry.toml")).unwrap();
+    server
+        .admin(&[
+            "release",
+            "create",
+            "web",
+            "1.0.1",
+            "--from",
+            dir.to_str().unwrap(),
+        ])
+        .fails(3, "unknown field `before_swich`");
+}
+
+#[test]
+fn ferry_check_says_whether_a_tree_can_be_released() {
+    let dir = tempfile::tempdir().unwrap();
+    let valid = tree(
+        &dir.path().join("valid"),
+        Some("shared = [\"uploads\"]\n[health]\nurl = \"http://127.0.0.1:8080/health\"\n"),
+    );
+    let run = check(&[&valid]).success();
+    assert_eq!(run.stdout, "ferry.toml is valid\n", "{run:?}");
+    let missing = tree(&dir.path().join("missing"), None);
+    let run = check(&[&missing]).success();
+    assert_eq!(
+        run.stdout, "no ferry.toml: the release deploys with defaults\n",
+        "{run:?}"
+    );
+    let run = check(&["--json", &missing]).success();
+    assert_eq!(run.json()["config"], false, "{run:?}");
+    // The current directory by default.
+    let run = Run::of(Command::new(FERRY).arg("check").current_dir(&valid));
+    assert_eq!(run.stdout, "ferry.toml is valid\n", "{run:?}");
+
+    let invalid = tree(
+        &dir.path().join("invalid"),
+        Some("shared = [\"/var/www\"]\n"),
+    );
+    check(&[&invalid]).fails(3, "ferry.toml line 1, column 11: shared[0]: \"/var/www\"");
+    let not_a_file = dir.path().join("not-a-file");
+    fs::create_dir_all(not_a_file.join("ferry.toml")).unwrap();
+    check(&[not_a_file.to_str().unwrap()]).fails(3, "ferry.toml must be a regular file");
+    check(&[dir.path().join("nowhere").to_str().unwrap()]).fails(3, "is not a directory");
+}
+
+/// Every example in docs/ferry-toml.md passes `ferry check`, so the documentation cannot
+/// drift from what ferry accepts.
+#[test]
+fn every_example_in_the_ferry_toml_documentation_is_valid() {
+    let doc = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/ferry-toml.md");
+    let text = fs::read_to_string(&doc).unwrap();
+    let mut examples = Vec::new();
+    let mut current: Option<String> = None;
+    for line in text.lines() {
+        match (&mut current, line.trim_end()) {
+            (None, "```toml") => current = Some(String::new()),
+            (Some(example), "```") => {
+                examples.push(std::mem::take(example));
+                current = None;
+            }
+            (Some(example), line) => {
+                example.push_str(line);
+                example.push('\n');
+            }
+            (None, _) => {}
+        }
+    }
+    assert!(current.is_none(), "an unclosed ```toml block in {doc:?}");
+    assert!(examples.len() >= 3, "{examples:?}");
+    let dir = tempfile::tempdir().unwrap();
+    for (i, example) in examples.iter().enumerate() {
+        let tree = tree(&dir.path().join(i.to_string()), Some(example));
+        let run = check(&[&tree]);
+        assert_eq!(run.code, 0, "example {}:\n{example}\n{run:#?}", i + 1);
+        assert_eq!(run.stdout, "ferry.toml is valid\n", "{run:?}");
+    }
+}
