@@ -142,6 +142,13 @@ pub struct Environment {
     /// Freeze windows, `CRON DURATION` in UTC.
     #[serde(default)]
     pub freeze: Vec<String>,
+    /// Releases may skip an optional environment on their way along the pipeline.
+    #[serde(default)]
+    pub optional: bool,
+    /// Set when the environment was just created and releases cannot pass it yet: what to
+    /// do about it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
 }
 
 /// Creates an environment after another one (at the end when `after` is absent).
@@ -163,6 +170,9 @@ pub struct ChangePolicy {
     pub self_approval: Option<bool>,
     #[serde(default)]
     pub protected: Option<bool>,
+    /// Whether releases may skip the environment.
+    #[serde(default)]
+    pub optional: Option<bool>,
     /// Freeze windows to add, `CRON DURATION` in UTC (`0 18 * * FRI 64h`).
     #[serde(default)]
     pub freeze: Vec<String>,

@@ -101,6 +101,8 @@ audit_actions! {
     RoleSetLevel(RoleSetLevel) = "role.set-level",
     /// An environment was added to the pipeline.
     EnvironmentCreate(EnvironmentCreate) = "environment.create",
+    /// An environment was deleted from the pipeline.
+    EnvironmentDelete(EnvironmentDelete) = "environment.delete",
     /// An environment's approval policy changed.
     EnvironmentSetPolicy(EnvironmentSetPolicy) = "environment.set-policy",
     /// A freeze window was added to an environment.

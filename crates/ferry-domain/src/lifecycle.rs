@@ -2,10 +2,13 @@
 //!
 //! A product release enters the first environment freely and each later one only after it
 //! succeeded in the environment right before it (dev → pp → prd, or whatever order
-//! `env create --after` made). A hotfix release (`--hotfix-of`) starts at its entry
+//! `env create --after` made). An optional environment (`env set --optional true`) may be
+//! skipped: past it, success in the nearest earlier environment that is not optional counts,
+//! as does success in any optional one in between. A hotfix release (`--hotfix-of`) starts at its entry
 //! environment, pp, and goes on from there the same way; it never goes to an environment
 //! before its entry. A release that already succeeded in an environment has earned it and may
-//! go there again. `ferry promote` moves one step along the pipeline.
+//! go there again. `ferry promote` moves one step along the pipeline, or past optional
+//! environments to the next one that is not.
 
 use serde::{Deserialize, Serialize};
 
@@ -97,17 +100,37 @@ pub fn hotfix_entry(pipeline: &[Environment]) -> Option<&Environment> {
         .map(|index| envs[index])
 }
 
-/// The environment right after `from`, which `ferry promote` deploys to.
-pub fn promotion_target<'a>(pipeline: &'a [Environment], from: &str) -> Option<&'a Environment> {
-    let position = pipeline.iter().find(|env| env.name == from)?.position;
-    pipeline
+/// The environments after `from` that `ferry promote` may deploy to: the next one, and past
+/// it while it is optional, up to the first one that is not (an optional environment may be
+/// skipped). Empty when `from` is unknown or the last environment.
+fn promotion_reach<'a>(pipeline: &'a [Environment], from: &str) -> Vec<&'a Environment> {
+    let Some(position) = pipeline
         .iter()
+        .find(|env| env.name == from)
+        .map(|env| env.position)
+    else {
+        return Vec::new();
+    };
+    let after: Vec<&Environment> = ordered(pipeline)
+        .into_iter()
         .filter(|env| env.position > position)
-        .min_by_key(|env| env.position)
+        .collect();
+    let reach = after
+        .iter()
+        .position(|env| !env.optional)
+        .unwrap_or(after.len().saturating_sub(1));
+    after.into_iter().take(reach + 1).collect()
+}
+
+/// Where `ferry promote` goes from `from` when it skips what may be skipped: the first
+/// environment after `from` that is not optional (or the last one when all are optional).
+pub fn promotion_target<'a>(pipeline: &'a [Environment], from: &str) -> Option<&'a Environment> {
+    promotion_reach(pipeline, from).pop()
 }
 
 /// Checks `ferry promote APP --from FROM --to TO`: both exist and `to` is the environment
-/// right after `from`. Returns that environment.
+/// right after `from`, or one further on with only optional environments in between.
+/// Returns that environment.
 pub fn check_promotion<'a>(
     pipeline: &'a [Environment],
     app: &str,
@@ -119,18 +142,20 @@ pub fn check_promotion<'a>(
             return Err(LifecycleError::UnknownEnvironment(name.to_owned()));
         }
     }
-    let next = promotion_target(pipeline, from).ok_or_else(|| LifecycleError::NothingAfter {
+    let reach = promotion_reach(pipeline, from);
+    let next = reach.last().ok_or_else(|| LifecycleError::NothingAfter {
         from: from.to_owned(),
     })?;
-    if next.name != to {
-        return Err(LifecycleError::NotNextEnvironment {
+    reach
+        .iter()
+        .find(|env| env.name == to)
+        .copied()
+        .ok_or_else(|| LifecycleError::NotNextEnvironment {
             app: app.to_owned(),
             from: from.to_owned(),
             to: to.to_owned(),
             next: next.name.clone(),
-        });
-    }
-    Ok(next)
+        })
 }
 
 /// Decides whether `release` may enter `target`, given the environments where this exact
@@ -172,11 +197,24 @@ pub fn check_entry<S: AsRef<str>>(
             entry
         }
     };
-    let may_enter = |index: usize| index == start || succeeded(index) || succeeded(index - 1);
-    if may_enter(index) {
+    // The environment a release must have passed to enter `index`: the nearest earlier one
+    // that is not optional, unless it succeeded in an optional one on the way there. `None`
+    // when nothing stands in between (the start, or only optional environments before it).
+    let gate = |index: usize| {
+        for earlier in (start..index).rev() {
+            if succeeded(earlier) {
+                return None;
+            }
+            if !envs[earlier].optional {
+                return Some(earlier);
+            }
+        }
+        None
+    };
+    let may_enter = |index: usize| succeeded(index) || gate(index).is_none();
+    let Some(must_pass) = gate(index).filter(|_| !succeeded(index)) else {
         return Ok(());
-    }
-    let must_pass = index - 1;
+    };
     let next_step = (start..=must_pass)
         .rev()
         .find(|&index| may_enter(index))
@@ -204,6 +242,7 @@ mod tests {
                 name: (*name).to_owned(),
                 position: position as u32,
                 policy: Policy::OPEN,
+                optional: false,
             })
             .collect();
         envs.reverse();
@@ -401,6 +440,112 @@ mod tests {
                 "{names:?} {kind:?} {succeeded:?} → {target}"
             );
         }
+    }
+
+    /// A pipeline of these names in order; those ending in `?` are optional.
+    fn with_optional(names: &[&str]) -> Vec<Environment> {
+        let mut envs = pipeline(
+            &names
+                .iter()
+                .map(|n| n.trim_end_matches('?'))
+                .collect::<Vec<_>>(),
+        );
+        for env in &mut envs {
+            env.optional = names.contains(&format!("{}?", env.name).as_str());
+        }
+        envs
+    }
+
+    #[test]
+    fn optional_environments_may_be_skipped() {
+        /// (pipeline, kind, succeeded in, target, expected)
+        type Row<'a> = (&'a [&'a str], ReleaseKind, &'a [&'a str], &'a str, &'a str);
+        use ReleaseKind::{Hotfix, Product};
+        let qa = &["dev", "qa?", "pp", "prd"][..];
+        let cases: [Row; 17] = [
+            // Past an optional qa, success in dev is enough for pp.
+            (qa, Product, &["dev"], "pp", "ok"),
+            (qa, Product, &["dev"], "qa", "ok"),
+            (qa, Product, &[], "qa", "pass dev via dev"),
+            (qa, Product, &[], "pp", "pass dev via dev"),
+            // Success in the optional environment counts as well.
+            (qa, Product, &["qa"], "pp", "ok"),
+            // Only the optional one is skipped: prd still needs pp.
+            (qa, Product, &["dev"], "prd", "pass pp via pp"),
+            (qa, Product, &["dev", "qa"], "prd", "pass pp via pp"),
+            (qa, Product, &["pp"], "prd", "ok"),
+            // Two optional environments in a row, passed in either.
+            (&["dev", "qa?", "uat?", "pp"], Product, &["dev"], "pp", "ok"),
+            (&["dev", "qa?", "uat?", "pp"], Product, &["qa"], "pp", "ok"),
+            (
+                &["dev", "qa?", "uat?", "pp"],
+                Product,
+                &[],
+                "pp",
+                "pass dev via dev",
+            ),
+            // An optional first environment: the next one may be entered freely.
+            (&["sandbox?", "dev", "prd"], Product, &[], "dev", "ok"),
+            (
+                &["sandbox?", "dev", "prd"],
+                Product,
+                &[],
+                "prd",
+                "pass dev via dev",
+            ),
+            // A hotfix starts at pp whatever comes before it.
+            (qa, Hotfix, &[], "pp", "ok"),
+            (qa, Hotfix, &[], "qa", "hotfix starts at pp"),
+            // An optional pp is the hotfix entry still, and may be skipped on the way to prd.
+            (&["dev", "pp?", "prd"], Hotfix, &[], "prd", "ok"),
+            (&["dev", "pp?", "prd"], Product, &["dev"], "prd", "ok"),
+        ];
+        for (names, kind, succeeded, target, expected) in cases {
+            let release = Candidate { kind, ..PRODUCT };
+            assert_eq!(
+                short(check_entry(
+                    &with_optional(names),
+                    &release,
+                    succeeded,
+                    target
+                )),
+                expected,
+                "{names:?} {kind:?} {succeeded:?} → {target}"
+            );
+        }
+    }
+
+    #[test]
+    fn promotions_skip_optional_environments() {
+        // (pipeline, from, to, expected)
+        let cases: [(&[&str], &str, &str, &str); 7] = [
+            (&["dev", "qa?", "pp", "prd"], "dev", "pp", "ok pp"),
+            (&["dev", "qa?", "pp", "prd"], "dev", "qa", "ok qa"),
+            (&["dev", "qa?", "pp", "prd"], "qa", "pp", "ok pp"),
+            (&["dev", "qa?", "uat?", "pp"], "dev", "pp", "ok pp"),
+            (
+                &["dev", "qa?", "pp", "prd"],
+                "dev",
+                "prd",
+                "\"prd\" is not the environment after \"dev\", which is \"pp\": promote goes one step at a time: `ferry promote shop --from dev --to pp`",
+            ),
+            // Only optional environments after: the last one is as far as promote goes.
+            (&["dev", "pp", "dr?"], "pp", "dr", "ok dr"),
+            (&["dev", "qa?", "dr?"], "dev", "dr", "ok dr"),
+        ];
+        for (names, from, to, expected) in cases {
+            let envs = with_optional(names);
+            let result = match check_promotion(&envs, "shop", from, to) {
+                Ok(env) => format!("ok {}", env.name),
+                Err(err) => err.to_string(),
+            };
+            assert_eq!(result, expected, "{names:?} {from} → {to}");
+        }
+        let envs = with_optional(&["dev", "qa?", "pp", "prd"]);
+        assert_eq!(
+            promotion_target(&envs, "dev").map(|e| e.name.as_str()),
+            Some("pp")
+        );
     }
 
     #[test]

@@ -35,6 +35,10 @@ pub struct Environment {
     /// 0 for the first environment; strictly increasing along the pipeline.
     pub position: u32,
     pub policy: Policy,
+    /// An optional environment may be skipped: a release that succeeded in the environment
+    /// before it may go on past it (`ferry env set ENV --optional true`).
+    #[serde(default)]
+    pub optional: bool,
 }
 
 /// The pipeline a new server starts with: dev → pp → prd.
@@ -50,11 +54,12 @@ pub fn default_pipeline() -> Vec<Environment> {
         name: name.to_owned(),
         position: position as u32,
         policy,
+        optional: false,
     })
     .collect()
 }
 
-/// Why an environment cannot be added where asked.
+/// Why an environment cannot be added where asked, or deleted.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PipelineError {
     #[error("environment {0:?} already exists")]
@@ -63,6 +68,118 @@ pub enum PipelineError {
     UnknownEnvironment(String),
     #[error("the pipeline has no environment yet to insert {0:?} after")]
     Empty(String),
+    #[error("{0:?} is the only environment of the pipeline: a pipeline needs one")]
+    OnlyEnvironment(String),
+    #[error(
+        "{env:?} is the production environment (the last of the pipeline): deleting it would \
+         make {successor:?} production, and {successor:?} is not protected; protect it first \
+         (`ferry env set {successor} --protected true --approvals 1`) if it is to be production"
+    )]
+    UnprotectedSuccessor { env: String, successor: String },
+    #[error(
+        "{app} {version} runs in {env:?} (on {target}): an environment where a release runs \
+         cannot be deleted; remove its targets first (`ferry target remove {target}`)"
+    )]
+    ReleaseRuns {
+        env: String,
+        app: String,
+        version: String,
+        target: String,
+    },
+    #[error(
+        "deployment {id} is active in {env:?}: wait for it to finish or cancel it \
+         (`ferry deployment cancel {id}`) before deleting the environment"
+    )]
+    ActiveDeployment { env: String, id: i64 },
+    #[error(
+        "targets are enrolled in {env:?} ({}): remove them first (`ferry target remove NAME`)",
+        targets.join(", ")
+    )]
+    TargetsEnrolled { env: String, targets: Vec<String> },
+    #[error(
+        "{env:?} has a history ({history}): ferry keeps what happened where, so an environment \
+         that was used cannot be deleted; let releases pass it instead: \
+         `ferry env set {env} --optional true`"
+    )]
+    HasHistory { env: String, history: String },
+}
+
+/// What an environment holds, as far as deleting it is concerned.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EnvironmentUse {
+    /// Releases running there: (application, version, target).
+    pub running: Vec<(String, String, String)>,
+    /// Deployments running or awaiting approval there.
+    pub active_deployments: Vec<i64>,
+    /// Targets in service there.
+    pub targets: Vec<String>,
+    /// Deployments ever made there, active ones included.
+    pub deployments: u64,
+    /// Incidents opened there.
+    pub incidents: u64,
+}
+
+/// Decides whether `name` may be deleted from the pipeline. Refused, naming why and what to
+/// do, for the only environment; for production when the environment that would become
+/// production is not protected (a pipeline must not end in an unprotected production by
+/// accident); while a release runs there, a deployment is active or targets serve there
+/// (targets removed before anything was deployed there go with it); and when it has a
+/// history of deployments or incidents, which ferry keeps (an optional environment is the
+/// way past it).
+pub fn check_removal(
+    pipeline: &[Environment],
+    name: &str,
+    usage: &EnvironmentUse,
+) -> Result<(), PipelineError> {
+    let env = || name.to_owned();
+    if !pipeline.iter().any(|e| e.name == name) {
+        return Err(PipelineError::UnknownEnvironment(env()));
+    }
+    if pipeline.len() == 1 {
+        return Err(PipelineError::OnlyEnvironment(env()));
+    }
+    if is_production(pipeline, name) {
+        if let Some(successor) = previous_environment(pipeline, name) {
+            if !successor.policy.protected {
+                return Err(PipelineError::UnprotectedSuccessor {
+                    env: env(),
+                    successor: successor.name.clone(),
+                });
+            }
+        }
+    }
+    if let Some((app, version, target)) = usage.running.first() {
+        return Err(PipelineError::ReleaseRuns {
+            env: env(),
+            app: app.clone(),
+            version: version.clone(),
+            target: target.clone(),
+        });
+    }
+    if let Some(&id) = usage.active_deployments.first() {
+        return Err(PipelineError::ActiveDeployment { env: env(), id });
+    }
+    if !usage.targets.is_empty() {
+        return Err(PipelineError::TargetsEnrolled {
+            env: env(),
+            targets: usage.targets.clone(),
+        });
+    }
+    let history: Vec<String> = [
+        (usage.deployments, "deployment"),
+        (usage.incidents, "incident"),
+    ]
+    .into_iter()
+    .filter(|(count, _)| *count > 0)
+    .map(|(count, what)| format!("{count} {what}(s)"))
+    .collect();
+    if !history.is_empty() {
+        return Err(PipelineError::HasHistory {
+            env: env(),
+            history: history.join(", "),
+        });
+    }
+    Ok(())
 }
 
 /// Where a new environment goes: the position it takes (later ones move up by one) and the
@@ -163,6 +280,7 @@ mod tests {
             name: name.to_owned(),
             position,
             policy,
+            optional: false,
         });
         Ok(())
     }
@@ -227,6 +345,97 @@ mod tests {
             plan_insertion(&[], "dev", None).unwrap_err(),
             PipelineError::Empty("dev".into())
         );
+    }
+
+    #[test]
+    fn removals() {
+        let unused = EnvironmentUse::default();
+        let mut with_dr = default_pipeline();
+        insert(&mut with_dr, "dr", Some("prd")).unwrap();
+        let mut with_qa = default_pipeline();
+        insert(&mut with_qa, "qa", Some("dev")).unwrap();
+        let only = &default_pipeline()[..1];
+        let used = |usage: EnvironmentUse| usage;
+        // (pipeline, env, what it holds, expected: "ok" or the start of the refusal)
+        let cases: [(&[Environment], &str, EnvironmentUse, &str); 11] = [
+            (&with_qa, "qa", unused.clone(), "ok"),
+            (&with_qa, "dev", unused.clone(), "ok"),
+            // dr after prd: prd is protected, so deleting dr leaves a protected production.
+            (&with_dr, "dr", unused.clone(), "ok"),
+            (
+                &with_qa,
+                "prd",
+                unused.clone(),
+                "\"prd\" is the production environment",
+            ),
+            (
+                only,
+                "dev",
+                unused.clone(),
+                "\"dev\" is the only environment",
+            ),
+            (
+                &with_qa,
+                "uat",
+                unused.clone(),
+                "no environment named \"uat\"",
+            ),
+            (
+                &with_qa,
+                "qa",
+                used(EnvironmentUse {
+                    running: vec![("shop".into(), "1.0".into(), "web1".into())],
+                    targets: vec!["web1".into()],
+                    ..EnvironmentUse::default()
+                }),
+                "shop 1.0 runs in \"qa\" (on web1)",
+            ),
+            (
+                &with_qa,
+                "qa",
+                used(EnvironmentUse {
+                    active_deployments: vec![7],
+                    deployments: 1,
+                    ..EnvironmentUse::default()
+                }),
+                "deployment 7 is active in \"qa\"",
+            ),
+            (
+                &with_qa,
+                "qa",
+                used(EnvironmentUse {
+                    targets: vec!["web1".into(), "web2".into()],
+                    ..EnvironmentUse::default()
+                }),
+                "targets are enrolled in \"qa\" (web1, web2)",
+            ),
+            (
+                &with_qa,
+                "qa",
+                used(EnvironmentUse {
+                    deployments: 3,
+                    incidents: 1,
+                    ..EnvironmentUse::default()
+                }),
+                "\"qa\" has a history (3 deployment(s), 1 incident(s))",
+            ),
+            (
+                &with_qa,
+                "qa",
+                used(EnvironmentUse {
+                    incidents: 2,
+                    ..EnvironmentUse::default()
+                }),
+                "\"qa\" has a history (2 incident(s))",
+            ),
+        ];
+        for (pipeline, env, usage, expected) in cases {
+            let result = match check_removal(pipeline, env, &usage) {
+                Ok(()) => "ok".to_owned(),
+                Err(err) => err.to_string(),
+            };
+            assert!(result.starts_with(expected), "{env} {usage:?}: {result}");
+        }
     }
 
     #[test]

@@ -214,6 +214,7 @@ fn audience(action: &AuditAction) -> Option<Audience<'_>> {
         | A::UserEnable(_)
         | A::RoleSetLevel(_)
         | A::EnvironmentCreate(_)
+        | A::EnvironmentDelete(_)
         | A::EnvironmentSetPolicy(_)
         | A::EnvironmentFreeze(_)
         | A::EnvironmentUnfreeze(_)

@@ -419,6 +419,13 @@ impl Pipeline for SqliteStore {
         .await?)
     }
 
+    async fn delete_environment(&self, name: &str, record: AuditRecord) -> StoreResult<()> {
+        audited!(self, record, |tx| pipeline::delete_environment(
+            &mut tx, name
+        )
+        .await?)
+    }
+
     async fn change_environment(
         &self,
         name: &str,

@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 
 use ferry_domain::permission::{Capability, Level, Role};
-use ferry_domain::pipeline::{plan_insertion, Environment, PipelineError, Policy};
+use ferry_domain::pipeline::{
+    check_removal, plan_insertion, Environment, EnvironmentUse, PipelineError, Policy,
+};
 use ferry_domain::role::{is_editable, levels_for_new_environment};
 use ferry_store::{PolicyChange, StoreError, StoreResult};
 use sqlx::SqliteConnection;
@@ -18,6 +20,7 @@ struct EnvironmentRow {
     approvals_required: i64,
     self_approval: bool,
     protected: bool,
+    optional: bool,
 }
 
 impl TryFrom<EnvironmentRow> for Environment {
@@ -33,6 +36,7 @@ impl TryFrom<EnvironmentRow> for Environment {
                 self_approval: row.self_approval,
                 protected: row.protected,
             },
+            optional: row.optional,
             name: row.name,
         })
     }
@@ -42,7 +46,7 @@ pub(crate) async fn list_environments(
     conn: &mut SqliteConnection,
 ) -> StoreResult<Vec<Environment>> {
     let rows: Vec<EnvironmentRow> = sqlx::query_as(
-        "SELECT name, position, approvals_required, self_approval, protected
+        "SELECT name, position, approvals_required, self_approval, protected, optional
          FROM environments ORDER BY position",
     )
     .fetch_all(&mut *conn)
@@ -65,14 +69,16 @@ pub(crate) async fn environment(
 
 async fn write_environment(conn: &mut SqliteConnection, env: &Environment) -> StoreResult<()> {
     sqlx::query(
-        "INSERT INTO environments (name, position, approvals_required, self_approval, protected)
-         VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO environments
+           (name, position, approvals_required, self_approval, protected, optional)
+         VALUES (?, ?, ?, ?, ?, ?)",
     )
     .bind(&env.name)
     .bind(i64::from(env.position))
     .bind(i64::from(env.policy.approvals_required))
     .bind(env.policy.self_approval)
     .bind(env.policy.protected)
+    .bind(env.optional)
     .execute(&mut *conn)
     .await
     .map_err(backend)?;
@@ -200,12 +206,14 @@ pub(crate) async fn insert_environment(
             kind: "environment",
             name,
         },
-        PipelineError::Empty(_) => StoreError::Refused(e.to_string()),
+        other => StoreError::Refused(other.to_string()),
     })?;
     let env = Environment {
         name: name.to_owned(),
         position,
         policy: predecessor.policy,
+        // Optional is a decision about this environment, never inherited.
+        optional: false,
     };
     let levels = levels_for_new_environment(&list_roles(conn).await?, &predecessor.name);
     sqlx::query("UPDATE environments SET position = position + 1 WHERE position >= ?")
@@ -232,15 +240,100 @@ pub(crate) async fn change_policy(
         .unwrap_or(policy.approvals_required);
     policy.self_approval = change.self_approval.unwrap_or(policy.self_approval);
     policy.protected = change.protected.unwrap_or(policy.protected);
+    env.optional = change.optional.unwrap_or(env.optional);
     sqlx::query(
-        "UPDATE environments SET approvals_required = ?, self_approval = ?, protected = ? WHERE name = ?",
+        "UPDATE environments SET approvals_required = ?, self_approval = ?, protected = ?,
+           optional = ?
+         WHERE name = ?",
     )
     .bind(i64::from(policy.approvals_required))
     .bind(policy.self_approval)
     .bind(policy.protected)
+    .bind(env.optional)
     .bind(name)
     .execute(&mut *conn)
     .await
     .map_err(backend)?;
     Ok(env)
+}
+
+/// What `env` holds, for [`check_removal`].
+async fn environment_use(conn: &mut SqliteConnection, env: &str) -> StoreResult<EnvironmentUse> {
+    let running: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT a.name, ta.current_version, t.name
+         FROM target_apps ta JOIN targets t ON t.id = ta.target_id JOIN apps a ON a.id = ta.app_id
+         WHERE t.env = ? AND t.removed_ms IS NULL AND ta.current_version IS NOT NULL
+         ORDER BY a.name, t.name",
+    )
+    .bind(env)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(backend)?;
+    let active_deployments: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM deployments
+         WHERE env = ? AND status IN ('running', 'awaiting_approval') ORDER BY id",
+    )
+    .bind(env)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(backend)?;
+    let targets: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM targets WHERE env = ? AND removed_ms IS NULL ORDER BY name",
+    )
+    .bind(env)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(backend)?;
+    let count = |sql: &'static str| sqlx::query_scalar::<_, i64>(sql).bind(env);
+    let deployments = count("SELECT COUNT(*) FROM deployments WHERE env = ?")
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(backend)?;
+    let incidents = count("SELECT COUNT(*) FROM incidents WHERE env = ?")
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(backend)?;
+    let unsigned = |what: &str, n: i64| {
+        u64::try_from(n).map_err(|_| unreadable(format_args!("environment {env}"), what))
+    };
+    Ok(EnvironmentUse {
+        running,
+        active_deployments,
+        targets,
+        deployments: unsigned("deployments", deployments)?,
+        incidents: unsigned("incidents", incidents)?,
+    })
+}
+
+pub(crate) async fn delete_environment(conn: &mut SqliteConnection, name: &str) -> StoreResult<()> {
+    let pipeline = list_environments(conn).await?;
+    let usage = environment_use(conn, name).await?;
+    check_removal(&pipeline, name, &usage).map_err(|e| match e {
+        PipelineError::UnknownEnvironment(name) => not_found("environment", &name),
+        other => StoreError::Refused(other.to_string()),
+    })?;
+    let position = environment(conn, name).await?.position;
+    // Targets removed from the environment before anything was deployed there go with it.
+    for sql in [
+        "DELETE FROM enrollment_tokens WHERE target_id IN (SELECT id FROM targets WHERE env = ?)",
+        "DELETE FROM placements WHERE target_id IN (SELECT id FROM targets WHERE env = ?)",
+        "DELETE FROM target_apps WHERE target_id IN (SELECT id FROM targets WHERE env = ?)",
+        "DELETE FROM targets WHERE env = ?",
+        "DELETE FROM role_levels WHERE env = ?",
+        "DELETE FROM freeze_windows WHERE env = ?",
+        "DELETE FROM app_grants WHERE env = ?",
+        "DELETE FROM environments WHERE name = ?",
+    ] {
+        sqlx::query(sql)
+            .bind(name)
+            .execute(&mut *conn)
+            .await
+            .map_err(backend)?;
+    }
+    sqlx::query("UPDATE environments SET position = position - 1 WHERE position > ?")
+        .bind(i64::from(position))
+        .execute(&mut *conn)
+        .await
+        .map_err(backend)?;
+    Ok(())
 }

@@ -84,6 +84,7 @@ pub struct PolicyChange {
     pub approvals_required: Option<u32>,
     pub self_approval: Option<bool>,
     pub protected: Option<bool>,
+    pub optional: Option<bool>,
 }
 
 /// A change of one environment (see `Pipeline::change_environment`): each part comes with the

@@ -618,6 +618,10 @@ pub enum EnvCommand {
         #[arg(long)]
         after: Option<String>,
     },
+    /// Delete an environment from the pipeline with its role levels and freeze windows;
+    /// refused while it is in use (targets, a running release, an active deployment) or has a
+    /// history, and for production when what would follow it is not protected
+    Delete { env: String },
     /// Change an environment's policy
     #[command(after_help = DURATIONS_HELP)]
     Set {
@@ -631,6 +635,10 @@ pub enum EnvCommand {
         /// Whether the environment is protected (production-like)
         #[arg(long)]
         protected: Option<bool>,
+        /// Whether releases may skip the environment: past an optional environment, success in
+        /// the one before it is enough
+        #[arg(long)]
+        optional: Option<bool>,
         /// Add a freeze window, "CRON DURATION" in UTC, like "0 18 * * FRI 64h" (repeatable)
         #[arg(long, value_name = "CRON DURATION")]
         freeze: Vec<String>,

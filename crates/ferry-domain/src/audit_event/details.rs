@@ -143,6 +143,13 @@ pub struct EnvironmentCreate {
     pub after: Option<String>,
 }
 
+/// `environment.delete`: the environment is the subject, `environment/NAME`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvironmentDelete {
+    /// Where it was in the pipeline (0 for the first); later ones moved down by one.
+    pub position: u32,
+}
+
 /// `environment.set-policy`: the fields of the policy that changed (`None`: unchanged).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnvironmentSetPolicy {
@@ -152,6 +159,10 @@ pub struct EnvironmentSetPolicy {
     pub self_approval: Option<bool>,
     /// Whether the environment is protected.
     pub protected: Option<bool>,
+    /// Whether releases may skip the environment; absent from events recorded before
+    /// environments could be optional, so their encoding (and the chain) is unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub optional: Option<bool>,
 }
 
 /// `environment.freeze` and `environment.unfreeze`: the window added or removed.

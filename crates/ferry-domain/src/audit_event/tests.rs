@@ -169,10 +169,26 @@ fn cases() -> Vec<(AuditAction, &'static str, &'static str)> {
             r#"{"after":"pp"}"#,
         ),
         (
+            A::EnvironmentDelete(EnvironmentDelete { position: 1 }),
+            "environment.delete",
+            r#"{"position":1}"#,
+        ),
+        (
+            A::EnvironmentSetPolicy(EnvironmentSetPolicy {
+                approvals: None,
+                self_approval: None,
+                protected: None,
+                optional: Some(true),
+            }),
+            "environment.set-policy",
+            r#"{"approvals":null,"optional":true,"protected":null,"self_approval":null}"#,
+        ),
+        (
             A::EnvironmentSetPolicy(EnvironmentSetPolicy {
                 approvals: Some(2),
                 self_approval: None,
                 protected: Some(true),
+                optional: None,
             }),
             "environment.set-policy",
             r#"{"approvals":2,"protected":true,"self_approval":null}"#,
@@ -620,6 +636,7 @@ fn shapes_older_ferry_versions_stored_still_read() {
             approvals: Some(2),
             self_approval: None,
             protected: None,
+            optional: None,
         }),
     );
     // An incident without a production release to base a hotfix on.

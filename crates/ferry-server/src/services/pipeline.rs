@@ -56,6 +56,37 @@ pub async fn create(
         .await?)
 }
 
+/// Deletes an environment from the pipeline with its role levels, freeze windows and
+/// application grants (release manager or admin). Refused, naming why, for the only
+/// environment, for production when what would follow it is unprotected, while a release
+/// runs there, a deployment is active or targets serve there, and when it has a history.
+pub async fn delete(state: &AppState, caller: &Caller, name: &str) -> ServiceResult<()> {
+    validate_name(NameKind::Environment, name)?;
+    caller.require(Action::ChangePolicy)?;
+    let env = environment(state, name).await?;
+    let record = caller.audit(
+        AuditAction::EnvironmentDelete(audit_event::EnvironmentDelete {
+            position: env.position,
+        }),
+        format!("environment/{name}"),
+        None,
+    );
+    Ok(state.store.delete_environment(name, record).await?)
+}
+
+/// What to tell whoever created `env`: releases cannot pass an environment that is not
+/// optional and has no targets, so say how to make it passable.
+pub fn passability_warning(env: &Environment) -> Option<String> {
+    (!env.optional).then(|| {
+        format!(
+            "{name} has no targets, so no release can pass it on its way along the pipeline until \
+             a target is enrolled there (`ferry target enroll {name} TARGET`); to let releases \
+             skip it instead: `ferry env set {name} --optional true`",
+            name = env.name
+        )
+    })
+}
+
 /// Changes an environment's policy and freeze windows (release manager or admin). Every
 /// part is checked before anything changes, and all of it changes in one transaction.
 pub async fn change(
@@ -72,10 +103,11 @@ pub async fn change(
     }
     let policy_changes = request.approvals.is_some()
         || request.self_approval.is_some()
-        || request.protected.is_some();
+        || request.protected.is_some()
+        || request.optional.is_some();
     if !policy_changes && request.freeze.is_empty() && request.unfreeze.is_empty() {
         return Err(ServiceError::invalid(
-            "nothing to change: give approvals, self_approval, protected, freeze or unfreeze",
+            "nothing to change: give approvals, self_approval, protected, optional, freeze or unfreeze",
         ));
     }
     caller.require(Action::ChangePolicy)?;
@@ -119,12 +151,14 @@ pub async fn change(
                 approvals_required: request.approvals,
                 self_approval: request.self_approval,
                 protected: request.protected,
+                optional: request.optional,
             };
             let record = audit(AuditAction::EnvironmentSetPolicy(
                 audit_event::EnvironmentSetPolicy {
                     approvals: request.approvals,
                     self_approval: request.self_approval,
                     protected: request.protected,
+                    optional: request.optional,
                 },
             ));
             (change, record)

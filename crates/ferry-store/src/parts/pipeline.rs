@@ -17,6 +17,10 @@ pub trait Pipeline: Send + Sync + 'static {
         after: Option<&str>,
         audit: AuditRecord,
     ) -> StoreResult<Environment>;
+    /// Deletes an environment with its role levels, freeze windows and application grants,
+    /// closing the gap in the positions, in one transaction with its audit event: refused
+    /// (nothing changes) when `ferry_domain::pipeline::check_removal` refuses it.
+    async fn delete_environment(&self, name: &str, audit: AuditRecord) -> StoreResult<()>;
     /// Changes an environment's policy and freeze windows, each part with its audit event,
     /// all in one transaction: refused as a whole (nothing changes) when the environment is
     /// unknown, a window to add exists already or one to remove does not.

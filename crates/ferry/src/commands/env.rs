@@ -25,11 +25,12 @@ fn describe(env: &Environment) -> String {
         } else {
             "not protected"
         }
-    ) + &if env.freeze.is_empty() {
-        String::new()
-    } else {
-        format!("; frozen {} (UTC)", env.freeze.join("; "))
-    }
+    ) + if env.optional { ", optional" } else { "" }
+        + &if env.freeze.is_empty() {
+            String::new()
+        } else {
+            format!("; frozen {} (UTC)", env.freeze.join("; "))
+        }
 }
 
 pub async fn run(client: &Client, output: Output, command: EnvCommand) -> CliResult {
@@ -47,6 +48,7 @@ pub async fn run(client: &Client, output: Output, command: EnvCommand) -> CliRes
                             e.approvals.to_string(),
                             if e.self_approval { "allow" } else { "deny" }.to_owned(),
                             if e.protected { "yes" } else { "no" }.to_owned(),
+                            if e.optional { "yes" } else { "no" }.to_owned(),
                             if e.freeze.is_empty() {
                                 "-".to_owned()
                             } else {
@@ -61,6 +63,7 @@ pub async fn run(client: &Client, output: Output, command: EnvCommand) -> CliRes
                         "APPROVALS",
                         "SELF-APPROVAL",
                         "PROTECTED",
+                        "OPTIONAL",
                         "FREEZE (UTC)",
                     ],
                     &rows,
@@ -74,8 +77,23 @@ pub async fn run(client: &Client, output: Output, command: EnvCommand) -> CliRes
             }
             let request = CreateEnvironment { name: env, after };
             let created: Environment = client.post("/api/v1/environments", &request).await?;
+            // On stderr whatever the output format: `--json` carries it as a field too.
+            if let Some(warning) = &created.warning {
+                eprintln!("warning: {warning}");
+            }
             output.print(&created, |env| {
                 println!("created environment {}", describe(env))
+            });
+        }
+        EnvCommand::Delete { env } => {
+            check_name(NameKind::Environment, &env)?;
+            client
+                .delete(&format!("/api/v1/environments/{env}"))
+                .await?;
+            let pipeline: Vec<Environment> = client.get("/api/v1/environments").await?;
+            output.print(&pipeline, |pipeline| {
+                let names: Vec<&str> = pipeline.iter().map(|e| e.name.as_str()).collect();
+                println!("deleted environment {env}; pipeline: {}", names.join(" → "))
             });
         }
         EnvCommand::Set {
@@ -83,6 +101,7 @@ pub async fn run(client: &Client, output: Output, command: EnvCommand) -> CliRes
             approvals,
             self_approval,
             protected,
+            optional,
             freeze,
             unfreeze,
         } => {
@@ -95,17 +114,19 @@ pub async fn run(client: &Client, output: Output, command: EnvCommand) -> CliRes
                 approvals,
                 self_approval: self_approval.map(|v| matches!(v, AllowDeny::Allow)),
                 protected,
+                optional,
                 freeze,
                 unfreeze,
             };
             if change.approvals.is_none()
                 && change.self_approval.is_none()
                 && change.protected.is_none()
+                && change.optional.is_none()
                 && change.freeze.is_empty()
                 && change.unfreeze.is_empty()
             {
                 return Err(CliError::usage(
-                    "nothing to change: give --approvals N, --self-approval allow|deny, --protected true|false, --freeze or --unfreeze",
+                    "nothing to change: give --approvals N, --self-approval allow|deny, --protected true|false, --optional true|false, --freeze or --unfreeze",
                 ));
             }
             let updated: Environment = client

@@ -16,6 +16,7 @@ mod matrix;
 mod notifications;
 mod offline;
 mod pipeline;
+mod pipeline_changes;
 mod policy;
 mod policy_guard;
 mod receivers;

@@ -27,6 +27,8 @@ fn environment_json(
         approvals: env.policy.approvals_required,
         self_approval: env.policy.self_approval,
         protected: env.policy.protected,
+        optional: env.optional,
+        warning: None,
     }
 }
 
@@ -59,7 +61,30 @@ pub async fn create_environment(
     Body(request): Body<CreateEnvironment>,
 ) -> Result<(StatusCode, Json<Environment>), ApiError> {
     let env = pipeline::create(&state, &caller, request).await?;
-    Ok((StatusCode::CREATED, Json(environment_json(env, &[]))))
+    let warning = pipeline::passability_warning(&env);
+    Ok((
+        StatusCode::CREATED,
+        Json(Environment {
+            warning,
+            ..environment_json(env, &[])
+        }),
+    ))
+}
+
+/// Deletes an environment with its role levels and freeze windows (release manager or
+/// admin); refused, naming why, while it is in use or has a history.
+#[utoipa::path(delete, path = "/api/v1/environments/{name}", tag = "pipeline",
+    params(("name" = String, Path, description = "environment name")),
+    responses((status = 204), (status = 403, body = ferry_api::ErrorBody),
+        (status = 404, body = ferry_api::ErrorBody), (status = 409, body = ferry_api::ErrorBody),
+        (status = 422, body = ferry_api::ErrorBody)))]
+pub async fn delete_environment(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    pipeline::delete(&state, &caller, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Changes an environment's policy and freeze windows (release manager or admin). Every
