@@ -160,6 +160,14 @@ pub struct CreateEnvironment {
     pub after: Option<String>,
 }
 
+/// Renames an environment.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RenameEnvironment {
+    /// Its new name.
+    pub to: String,
+}
+
 /// Changes an environment's policy; absent fields stay as they are.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

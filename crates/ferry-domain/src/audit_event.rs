@@ -103,6 +103,8 @@ audit_actions! {
     EnvironmentCreate(EnvironmentCreate) = "environment.create",
     /// An environment was deleted from the pipeline.
     EnvironmentDelete(EnvironmentDelete) = "environment.delete",
+    /// An environment was renamed.
+    EnvironmentRename(EnvironmentRename) = "environment.rename",
     /// An environment's approval policy changed.
     EnvironmentSetPolicy(EnvironmentSetPolicy) = "environment.set-policy",
     /// A freeze window was added to an environment.

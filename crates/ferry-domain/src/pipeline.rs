@@ -102,6 +102,17 @@ pub enum PipelineError {
          `ferry env set {env} --optional true`"
     )]
     HasHistory { env: String, history: String },
+    #[error(
+        "{env:?} has a history ({history}): deployments, incidents and the audit trail keep \
+         the name it had then, so an environment that was used cannot be renamed; create \
+         {new:?} (`ferry env create {new} --after {env}`) and make {env:?} optional \
+         (`ferry env set {env} --optional true`) instead"
+    )]
+    RenameHasHistory {
+        env: String,
+        new: String,
+        history: String,
+    },
 }
 
 /// What an environment holds, as far as deleting it is concerned.
@@ -165,18 +176,53 @@ pub fn check_removal(
             targets: usage.targets.clone(),
         });
     }
-    let history: Vec<String> = [
-        (usage.deployments, "deployment"),
-        (usage.incidents, "incident"),
-    ]
-    .into_iter()
-    .filter(|(count, _)| *count > 0)
-    .map(|(count, what)| format!("{count} {what}(s)"))
-    .collect();
-    if !history.is_empty() {
+    if let Some(history) = usage.history() {
         return Err(PipelineError::HasHistory {
             env: env(),
-            history: history.join(", "),
+            history,
+        });
+    }
+    Ok(())
+}
+
+impl EnvironmentUse {
+    /// What happened there that ferry keeps, as "3 deployment(s), 1 incident(s)"; `None`
+    /// when nothing did.
+    fn history(&self) -> Option<String> {
+        let history: Vec<String> = [
+            (self.deployments, "deployment"),
+            (self.incidents, "incident"),
+        ]
+        .into_iter()
+        .filter(|(count, _)| *count > 0)
+        .map(|(count, what)| format!("{count} {what}(s)"))
+        .collect();
+        (!history.is_empty()).then(|| history.join(", "))
+    }
+}
+
+/// Decides whether `old` may be renamed `new`. Refused when there is no `old`, when `new`
+/// exists, and when `old` has a history of deployments or incidents: those records and the
+/// audit trail (which is never rewritten) name the environment as it was, so a rename would
+/// split its history under two names. Targets, role levels, freeze windows and grants follow
+/// the new name.
+pub fn check_rename(
+    pipeline: &[Environment],
+    old: &str,
+    new: &str,
+    usage: &EnvironmentUse,
+) -> Result<(), PipelineError> {
+    if !pipeline.iter().any(|e| e.name == old) {
+        return Err(PipelineError::UnknownEnvironment(old.to_owned()));
+    }
+    if pipeline.iter().any(|e| e.name == new) {
+        return Err(PipelineError::AlreadyExists(new.to_owned()));
+    }
+    if let Some(history) = usage.history() {
+        return Err(PipelineError::RenameHasHistory {
+            env: old.to_owned(),
+            new: new.to_owned(),
+            history,
         });
     }
     Ok(())
@@ -435,6 +481,49 @@ mod tests {
                 Err(err) => err.to_string(),
             };
             assert!(result.starts_with(expected), "{env} {usage:?}: {result}");
+        }
+    }
+
+    #[test]
+    fn renames() {
+        let pipeline = default_pipeline();
+        let used = EnvironmentUse {
+            deployments: 2,
+            ..EnvironmentUse::default()
+        };
+        let enrolled = EnvironmentUse {
+            targets: vec!["pp-1".into()],
+            ..EnvironmentUse::default()
+        };
+        // (old, new, what old holds, expected: "ok" or the start of the refusal)
+        let cases = [
+            ("pp", "staging", &EnvironmentUse::default(), "ok"),
+            ("pp", "staging", &enrolled, "ok"),
+            (
+                "qa",
+                "uat",
+                &EnvironmentUse::default(),
+                "no environment named \"qa\"",
+            ),
+            (
+                "pp",
+                "prd",
+                &EnvironmentUse::default(),
+                "environment \"prd\" already exists",
+            ),
+            (
+                "pp",
+                "staging",
+                &used,
+                "\"pp\" has a history (2 deployment(s))",
+            ),
+        ];
+        for (old, new, usage, expected) in cases {
+            let result = match check_rename(&pipeline, old, new, usage) {
+                Ok(()) => "ok".to_owned(),
+                Err(err) => err.to_string(),
+            };
+            assert!(result.starts_with(expected), "{old} → {new}: {result}");
         }
     }
 

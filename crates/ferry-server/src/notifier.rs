@@ -215,6 +215,7 @@ fn audience(action: &AuditAction) -> Option<Audience<'_>> {
         | A::RoleSetLevel(_)
         | A::EnvironmentCreate(_)
         | A::EnvironmentDelete(_)
+        | A::EnvironmentRename(_)
         | A::EnvironmentSetPolicy(_)
         | A::EnvironmentFreeze(_)
         | A::EnvironmentUnfreeze(_)

@@ -55,6 +55,7 @@ pub fn router(state: AppState) -> Router {
             v1::environments::change_policy,
             v1::environments::delete_environment
         ))
+        .routes(routes!(v1::environments::rename_environment))
         .routes(routes!(v1::apps::list_apps, v1::apps::create_app))
         .routes(routes!(v1::apps::show_app))
         .routes(routes!(v1::blobs::missing_blobs))

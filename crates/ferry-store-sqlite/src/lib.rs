@@ -426,6 +426,18 @@ impl Pipeline for SqliteStore {
         .await?)
     }
 
+    async fn rename_environment(
+        &self,
+        old: &str,
+        new: &str,
+        record: AuditRecord,
+    ) -> StoreResult<Environment> {
+        audited!(self, record, |tx| pipeline::rename_environment(
+            &mut tx, old, new
+        )
+        .await?)
+    }
+
     async fn change_environment(
         &self,
         name: &str,

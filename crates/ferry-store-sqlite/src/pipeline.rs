@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use ferry_domain::permission::{Capability, Level, Role};
 use ferry_domain::pipeline::{
-    check_removal, plan_insertion, Environment, EnvironmentUse, PipelineError, Policy,
+    check_removal, check_rename, plan_insertion, Environment, EnvironmentUse, PipelineError, Policy,
 };
 use ferry_domain::role::{is_editable, levels_for_new_environment};
 use ferry_store::{PolicyChange, StoreError, StoreResult};
@@ -336,4 +336,47 @@ pub(crate) async fn delete_environment(conn: &mut SqliteConnection, name: &str) 
         .await
         .map_err(backend)?;
     Ok(())
+}
+
+pub(crate) async fn rename_environment(
+    conn: &mut SqliteConnection,
+    old: &str,
+    new: &str,
+) -> StoreResult<Environment> {
+    let pipeline = list_environments(conn).await?;
+    let usage = environment_use(conn, old).await?;
+    check_rename(&pipeline, old, new, &usage).map_err(|e| match e {
+        PipelineError::UnknownEnvironment(name) => not_found("environment", &name),
+        PipelineError::AlreadyExists(name) => StoreError::AlreadyExists {
+            kind: "environment",
+            name,
+        },
+        other => StoreError::Refused(other.to_string()),
+    })?;
+    // The name is the key others refer to: the new row first, then every reference, then
+    // the old row goes.
+    let env = Environment {
+        name: new.to_owned(),
+        ..environment(conn, old).await?
+    };
+    write_environment(conn, &env).await?;
+    for sql in [
+        "UPDATE targets SET env = ?1 WHERE env = ?2",
+        "UPDATE role_levels SET env = ?1 WHERE env = ?2",
+        "UPDATE freeze_windows SET env = ?1 WHERE env = ?2",
+        "UPDATE app_grants SET env = ?1 WHERE env = ?2",
+    ] {
+        sqlx::query(sql)
+            .bind(new)
+            .bind(old)
+            .execute(&mut *conn)
+            .await
+            .map_err(backend)?;
+    }
+    sqlx::query("DELETE FROM environments WHERE name = ?")
+        .bind(old)
+        .execute(&mut *conn)
+        .await
+        .map_err(backend)?;
+    Ok(env)
 }

@@ -622,6 +622,9 @@ pub enum EnvCommand {
     /// refused while it is in use (targets, a running release, an active deployment) or has a
     /// history, and for production when what would follow it is not protected
     Delete { env: String },
+    /// Rename an environment; its targets, role levels, freeze windows and grants follow.
+    /// Refused once something was deployed there (its history keeps the name)
+    Rename { env: String, new_name: String },
     /// Change an environment's policy
     #[command(after_help = DURATIONS_HELP)]
     Set {

@@ -150,6 +150,14 @@ pub struct EnvironmentDelete {
     pub position: u32,
 }
 
+/// `environment.rename`: the environment, under its old name, is the subject
+/// (`environment/OLD`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvironmentRename {
+    /// Its name from now on.
+    pub to: String,
+}
+
 /// `environment.set-policy`: the fields of the policy that changed (`None`: unchanged).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnvironmentSetPolicy {

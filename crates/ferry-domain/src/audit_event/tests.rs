@@ -174,6 +174,11 @@ fn cases() -> Vec<(AuditAction, &'static str, &'static str)> {
             r#"{"position":1}"#,
         ),
         (
+            A::EnvironmentRename(EnvironmentRename { to: "uat".into() }),
+            "environment.rename",
+            r#"{"to":"uat"}"#,
+        ),
+        (
             A::EnvironmentSetPolicy(EnvironmentSetPolicy {
                 approvals: None,
                 self_approval: None,
@@ -565,7 +570,7 @@ fn every_kind_has_a_case_and_its_own_name() {
             "{kind}"
         );
     }
-    assert_eq!(AuditKind::ALL.len(), 45);
+    assert_eq!(AuditKind::ALL.len(), 46);
 }
 
 #[test]

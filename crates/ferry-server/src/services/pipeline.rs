@@ -1,6 +1,6 @@
 //! The pipeline as use cases see it: environments, their policy and freeze windows.
 
-use ferry_api::{ChangePolicy, CreateEnvironment};
+use ferry_api::{ChangePolicy, CreateEnvironment, RenameEnvironment};
 use ferry_domain::audit_event::{self, AuditAction};
 use ferry_domain::freeze::FreezeWindow;
 use ferry_domain::name::{validate_name, NameKind};
@@ -72,6 +72,31 @@ pub async fn delete(state: &AppState, caller: &Caller, name: &str) -> ServiceRes
         None,
     );
     Ok(state.store.delete_environment(name, record).await?)
+}
+
+/// Renames an environment, its targets, role levels, freeze windows and grants following
+/// (release manager or admin); refused for one with a history of deployments or incidents.
+pub async fn rename(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+    request: RenameEnvironment,
+) -> ServiceResult<Environment> {
+    validate_name(NameKind::Environment, name)?;
+    validate_name(NameKind::Environment, &request.to)?;
+    caller.require(Action::ChangePolicy)?;
+    let env = environment(state, name).await?;
+    let record = caller.audit(
+        AuditAction::EnvironmentRename(audit_event::EnvironmentRename {
+            to: request.to.clone(),
+        }),
+        format!("environment/{}", env.name),
+        None,
+    );
+    Ok(state
+        .store
+        .rename_environment(&env.name, &request.to, record)
+        .await?)
 }
 
 /// What to tell whoever created `env`: releases cannot pass an environment that is not

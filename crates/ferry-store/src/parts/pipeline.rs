@@ -21,6 +21,15 @@ pub trait Pipeline: Send + Sync + 'static {
     /// closing the gap in the positions, in one transaction with its audit event: refused
     /// (nothing changes) when `ferry_domain::pipeline::check_removal` refuses it.
     async fn delete_environment(&self, name: &str, audit: AuditRecord) -> StoreResult<()>;
+    /// Renames an environment, and with it its targets, role levels, freeze windows and
+    /// application grants, in one transaction with its audit event: refused (nothing
+    /// changes) when `ferry_domain::pipeline::check_rename` refuses it.
+    async fn rename_environment(
+        &self,
+        old: &str,
+        new: &str,
+        audit: AuditRecord,
+    ) -> StoreResult<Environment>;
     /// Changes an environment's policy and freeze windows, each part with its audit event,
     /// all in one transaction: refused as a whole (nothing changes) when the environment is
     /// unknown, a window to add exists already or one to remove does not.

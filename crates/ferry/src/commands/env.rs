@@ -1,6 +1,6 @@
 //! `ferry env`.
 
-use ferry_api::{ChangePolicy, CreateEnvironment, Environment};
+use ferry_api::{ChangePolicy, CreateEnvironment, Environment, RenameEnvironment};
 use ferry_domain::freeze::FreezeWindow;
 use ferry_domain::name::NameKind;
 
@@ -94,6 +94,19 @@ pub async fn run(client: &Client, output: Output, command: EnvCommand) -> CliRes
             output.print(&pipeline, |pipeline| {
                 let names: Vec<&str> = pipeline.iter().map(|e| e.name.as_str()).collect();
                 println!("deleted environment {env}; pipeline: {}", names.join(" → "))
+            });
+        }
+        EnvCommand::Rename { env, new_name } => {
+            check_name(NameKind::Environment, &env)?;
+            check_name(NameKind::Environment, &new_name)?;
+            let renamed: Environment = client
+                .post(
+                    &format!("/api/v1/environments/{env}/rename"),
+                    &RenameEnvironment { to: new_name },
+                )
+                .await?;
+            output.print(&renamed, |renamed| {
+                println!("renamed environment {env} to {}", describe(renamed))
             });
         }
         EnvCommand::Set {

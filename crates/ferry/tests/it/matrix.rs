@@ -99,6 +99,8 @@ const TABLE: &[Row] = &[
     user("PATCH /api/v1/environments/{name}", "", ALL, "------ ----yy",
         "/api/v1/environments/{env}", r#"{"unfreeze": ["0 0 1 1 * 1m"]}"#),
     user("DELETE /api/v1/environments/{name}", "", NONE, "------ ----yy", "/api/v1/environments/no-such-env", ""),
+    user("POST /api/v1/environments/{name}/rename", "", NONE, "------ ----yy",
+        "/api/v1/environments/no-such-env/rename", r#"{"to": "uat"}"#),
     user("POST /api/v1/targets/enroll", "", ALL, "------ ----yy",
         "/api/v1/targets/enroll", r#"{"env": "{env}", "name": "{target}"}"#),
     user("DELETE /api/v1/targets/{name}", "", NONE, "------ ----yy", "/api/v1/targets/no-such-target", ""),

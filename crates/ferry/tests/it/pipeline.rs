@@ -1,6 +1,30 @@
 //! The environment pipeline and its policy.
 
+use serde_json::Value;
+
 use crate::harness::{audit_len, Server};
+
+/// The pipeline's environment names, first first.
+pub(crate) fn pipeline_order(server: &Server) -> Vec<String> {
+    let envs = server.admin(&["env", "list", "--json"]).success().json();
+    envs.as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// One role as `ferry role list --json` shows it.
+pub(crate) fn role(server: &Server, name: &str) -> Value {
+    let roles = server.admin(&["role", "list", "--json"]).success().json();
+    roles
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == name)
+        .unwrap_or_else(|| panic!("no role {name}: {roles}"))
+        .clone()
+}
 
 #[test]
 fn the_default_pipeline_is_dev_pp_prd_with_production_protected() {
@@ -37,22 +61,9 @@ fn a_new_environment_takes_its_place_policy_and_levels() {
         (dr["position"].as_u64(), dr["approvals"].as_u64()),
         (Some(4), Some(1))
     );
-    let envs = server.admin(&["env", "list", "--json"]).success().json();
-    let order: Vec<&str> = envs
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(order, ["dev", "pp", "qa", "prd", "dr"]);
+    assert_eq!(pipeline_order(&server), ["dev", "pp", "qa", "prd", "dr"]);
 
-    let roles = server.admin(&["role", "list", "--json"]).success().json();
-    let developer = roles
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["name"] == "developer")
-        .unwrap();
+    let developer = role(&server, "developer");
     assert_eq!(developer["levels"]["qa"], "view", "qa inherits pp's levels");
     assert_eq!(
         developer["levels"]["dr"], "deploy",

@@ -4,16 +4,8 @@
 
 use crate::deployments::{current, release, setup, start_agent};
 use crate::harness::{audit_len, audit_summary, Server};
+use crate::pipeline::{pipeline_order, role};
 use crate::policy::finished;
-
-fn pipeline_order(server: &Server) -> Vec<String> {
-    let envs = server.admin(&["env", "list", "--json"]).success().json();
-    envs.as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["name"].as_str().unwrap().to_owned())
-        .collect()
-}
 
 #[test]
 fn an_environment_without_targets_blocks_releases_until_it_is_optional() {
@@ -215,4 +207,75 @@ fn the_last_environment_is_never_deleted() {
     server
         .admin(&["env", "delete", "prd"])
         .fails(3, "\"prd\" is the only environment of the pipeline");
+}
+
+#[test]
+fn an_unused_environment_is_renamed_everywhere_and_a_used_one_is_not() {
+    let server = Server::start();
+    setup(&server);
+    let _dev = start_agent(&server, "dev", "dev-1");
+    release(&server, "1.0.0", "");
+    server
+        .admin(&["env", "create", "qa", "--after", "dev"])
+        .success();
+    server
+        .admin(&[
+            "env",
+            "set",
+            "qa",
+            "--approvals",
+            "1",
+            "--freeze",
+            "0 3 29 2 * 1m",
+        ])
+        .success();
+    server
+        .admin(&["role", "set", "developer", "--env", "qa", "--level", "view"])
+        .success();
+    server.admin(&["target", "enroll", "qa", "qa-1"]).success();
+
+    let events = audit_len(&server);
+    let renamed = server
+        .admin(&["env", "rename", "qa", "uat", "--json"])
+        .success()
+        .json();
+    assert_eq!(
+        (renamed["name"].as_str(), renamed["position"].as_u64()),
+        (Some("uat"), Some(1))
+    );
+    assert_eq!(renamed["approvals"], 1, "its policy goes with it");
+    assert_eq!(renamed["freeze"][0], "0 3 29 FEB * 1m");
+    assert_eq!(
+        audit_summary(&server, events),
+        ["admin environment.rename environment/qa"]
+    );
+    assert_eq!(pipeline_order(&server), ["dev", "uat", "pp", "prd"]);
+    let developer = role(&server, "developer");
+    assert_eq!(developer["levels"]["uat"], "view");
+    assert!(developer["levels"].get("qa").is_none(), "{developer}");
+    let targets = server
+        .admin(&["target", "list", "--env", "uat", "--json"])
+        .success()
+        .json();
+    assert_eq!(targets[0]["name"], "qa-1", "{targets}");
+
+    server
+        .admin(&["env", "rename", "uat", "pp"])
+        .fails(3, "environment \"pp\" already exists");
+    server
+        .admin(&["env", "rename", "qa", "test"])
+        .fails(1, "no environment named \"qa\"");
+    server
+        .admin(&["env", "rename", "uat", "Bad Name"])
+        .fails(3, "name \"Bad Name\"");
+
+    // Once something was deployed there, its history keeps the name.
+    server
+        .admin(&["deploy", "web", "1.0.0", "--to", "dev", "--wait"])
+        .success();
+    server
+        .admin(&["env", "rename", "dev", "develop"])
+        .fails(3, "\"dev\" has a history (1 deployment(s))")
+        .fails(3, "ferry env set dev --optional true");
+    assert_eq!(pipeline_order(&server), ["dev", "uat", "pp", "prd"]);
 }

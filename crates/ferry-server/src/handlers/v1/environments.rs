@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use ferry_api::{ChangePolicy, CreateEnvironment, Environment};
+use ferry_api::{ChangePolicy, CreateEnvironment, Environment, RenameEnvironment};
 use ferry_store::FreezeWindowRecord;
 
 use crate::auth::Caller;
@@ -100,5 +100,24 @@ pub async fn change_policy(
     Body(request): Body<ChangePolicy>,
 ) -> Result<Json<Environment>, ApiError> {
     let (env, windows) = pipeline::change(&state, &caller, &name, request).await?;
+    Ok(Json(environment_json(env, &windows)))
+}
+
+/// Renames an environment; its targets, role levels, freeze windows and grants follow
+/// (release manager or admin). Refused for one with a history.
+#[utoipa::path(post, path = "/api/v1/environments/{name}/rename", tag = "pipeline",
+    request_body = RenameEnvironment,
+    params(("name" = String, Path, description = "environment name")),
+    responses((status = 200, body = Environment), (status = 403, body = ferry_api::ErrorBody),
+        (status = 404, body = ferry_api::ErrorBody), (status = 409, body = ferry_api::ErrorBody),
+        (status = 422, body = ferry_api::ErrorBody)))]
+pub async fn rename_environment(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Body(request): Body<RenameEnvironment>,
+) -> Result<Json<Environment>, ApiError> {
+    let env = pipeline::rename(&state, &caller, &name, request).await?;
+    let windows = state.store.freeze_windows(Some(&env.name)).await?;
     Ok(Json(environment_json(env, &windows)))
 }
