@@ -570,7 +570,7 @@ fn every_kind_has_a_case_and_its_own_name() {
             "{kind}"
         );
     }
-    assert_eq!(AuditKind::ALL.len(), 46);
+    assert_eq!(AuditKind::ALL.len(), 47);
 }
 
 #[test]
