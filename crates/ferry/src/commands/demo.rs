@@ -60,6 +60,14 @@ pub async fn run(data: PathBuf, listen: SocketAddr) -> CliResult {
     let server = tokio::spawn(ferry_server::serve(listener, config));
     let token = wait_for_admin_token(&data, &url).await?;
     let client = Client::new(&url, &token, None)?;
+    // The file keeps the first token: an admin who rotated it since must say which to use.
+    let _: ferry_api::WhoAmI = client.get("/api/v1/me").await.map_err(|refused| {
+        CliError::failed(format!(
+            "the admin token in {} no longer works ({}): it was rotated or its user disabled; write the admin's current token into that file, or start a new demo with another --data folder",
+            data.join("admin-token").display(),
+            refused.message.split(':').next().unwrap_or_default()
+        ))
+    })?;
     let fresh = set_up(&client, &data, &url).await?;
     if fresh {
         deploy_sample(&client, &data).await?;

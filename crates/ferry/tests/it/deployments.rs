@@ -523,8 +523,25 @@ fn the_demo_deploys_a_sample_application_to_dev() {
     let status = status.success().json();
     let targets = &status["apps"][0]["environments"][0]["targets"];
     assert_eq!(targets[0]["target"], "dev-1");
+
+    // The admin rotates their token: the demo, started again, says its file is stale
+    // rather than printing a token that no longer works.
+    crate::harness::Run::of(
+        Command::new(FERRY)
+            .args(["user", "rotate-token"])
+            .env("FERRY_SERVER", &url)
+            .env("FERRY_TOKEN", &token)
+            .env("FERRY_CONFIG", dir.path().join("config.toml")),
+    )
+    .success();
     let _ = child.kill();
     let _ = child.wait();
+    crate::harness::Run::of(
+        Command::new(FERRY)
+            .args(["demo", "--listen", "127.0.0.1:0", "--data"])
+            .arg(&data),
+    )
+    .fails(1, "no longer works");
 }
 
 /// The releases of `app` on disk on a target, sorted.
