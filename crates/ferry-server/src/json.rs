@@ -46,8 +46,10 @@ impl<T: DeserializeOwned, S: Send + Sync, const LIMIT: usize> FromRequest<S> for
     type Rejection = ApiError;
 
     async fn from_request(request: Request, _state: &S) -> Result<Self, ApiError> {
-        let bytes = read_body(request.into_body(), LIMIT).await?;
-        parse_json(&bytes).map(Body)
+        LaterBody::<LIMIT>(request.into_body())
+            .json()
+            .await
+            .map(Body)
     }
 }
 

@@ -150,13 +150,19 @@ async fn pinned_versions(state: &AppState, app: &str) -> ServiceResult<HashMap<S
     }
     let pipeline = state.store.list_environments().await?;
     let live = live_history(state, app).await?;
+    // One read for every environment, not one per environment.
+    let every_bad = state.store.every_bad_version().await?;
     for env in &pipeline {
         let in_env: Vec<String> = live
             .iter()
             .filter(|d| d.env == env.name)
             .map(|d| d.version.clone())
             .collect();
-        let bad = state.store.bad_versions(app, &env.name).await?;
+        let bad: Vec<String> = every_bad
+            .iter()
+            .filter(|b| b.app == app && b.env == env.name)
+            .map(|b| b.version.clone())
+            .collect();
         if let Ok(back) = rollback_target(app, &env.name, &in_env, &bad, None) {
             pin(&back, format!("a rollback in {} goes back to it", env.name));
         }
