@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -18,6 +18,40 @@ pub struct Cli {
     pub global: GlobalArgs,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Commands that are not clients of a server, with the global flags each still reads: the
+/// others are hidden from their help (and from docs/cli.md).
+const NOT_CLIENTS: [(&str, &[&str]); 2] = [("agent", &["server"]), ("demo", &[])];
+
+impl Cli {
+    /// The command line as ferry parses it and documents it.
+    pub fn definition() -> clap::Command {
+        let mut root = Cli::command();
+        // Global flags reach the subcommands only when the definition is built.
+        root.build();
+        for command in root.get_subcommands_mut() {
+            let Some((_, reads)) = NOT_CLIENTS
+                .iter()
+                .find(|(name, _)| command.get_name() == *name)
+            else {
+                continue;
+            };
+            *command = std::mem::take(command).mut_args(|arg| {
+                if arg.is_global_set() && !reads.contains(&arg.get_id().as_str()) {
+                    arg.hide(true)
+                } else {
+                    arg
+                }
+            });
+        }
+        root
+    }
+
+    /// Parses the process's arguments, exiting with clap's message when they are wrong.
+    pub fn from_process() -> Cli {
+        Cli::from_arg_matches(&Cli::definition().get_matches()).unwrap_or_else(|e| e.exit())
+    }
 }
 
 /// Flags every client command takes.
@@ -785,9 +819,44 @@ mod reference;
 
 #[cfg(test)]
 mod tests {
+    use super::Cli;
+
     #[test]
     fn the_command_line_definition_is_consistent() {
-        use clap::CommandFactory;
-        super::Cli::command().debug_assert();
+        Cli::definition().debug_assert();
+    }
+
+    /// The global flags each command's help lists.
+    fn globals_shown(path: &[&str]) -> Vec<String> {
+        let mut command = Cli::definition();
+        for name in path {
+            command = command.find_subcommand(name).unwrap().clone();
+        }
+        command
+            .get_arguments()
+            .filter(|arg| arg.is_global_set() && !arg.is_hide_set())
+            .map(|arg| arg.get_id().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn commands_that_are_not_clients_list_only_the_global_flags_they_read() {
+        let client = ["server", "token", "json", "ca_cert"];
+        for (path, shown) in [
+            (&["agent"][..], &["server"][..]),
+            (&["demo"], &[]),
+            (&["deploy"], &client),
+            (&["env", "list"], &client),
+        ] {
+            assert_eq!(globals_shown(path), shown, "{path:?}");
+        }
+    }
+
+    #[test]
+    fn hidden_global_flags_still_parse() {
+        let line = [
+            "ferry", "agent", "--root", "/r", "--server", "http://s", "--json",
+        ];
+        assert!(Cli::definition().try_get_matches_from(line).is_ok());
     }
 }

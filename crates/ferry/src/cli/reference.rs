@@ -4,14 +4,11 @@
 
 use std::path::PathBuf;
 
-use clap::CommandFactory;
-
 /// The reference as Markdown: each command's whole help, in the order `ferry help` lists
 /// them.
 fn render() -> String {
     // The same text whatever the terminal and the environment of whoever renders it.
-    let mut root = super::Cli::command().term_width(100).max_term_width(100);
-    root.build();
+    let mut root = super::Cli::definition().term_width(100).max_term_width(100);
     let mut out = String::from(
         "# Command-line reference\n\n\
          Every `ferry` command with its arguments and flags, as `ferry help COMMAND` prints \
