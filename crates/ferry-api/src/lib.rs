@@ -540,6 +540,11 @@ pub struct DeploymentTarget {
     /// deployment, not in lists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step: Option<String>,
+    /// While the deployment awaits approval, how staging its release ahead goes on the
+    /// target: `staging`, `staged` (it only switches once approved) or `stage_failed` (it
+    /// stages again when the deployment starts; why in `step`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ahead: Option<String>,
 }
 
 /// A deployment.

@@ -101,6 +101,20 @@ pub struct TargetStep {
     pub previous: Option<String>,
     #[serde(flatten)]
     pub state: TargetState,
+    /// What the target answered when asked to stage the release while the deployment
+    /// awaited approval; `None` while it has not answered (or was never asked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ahead: Option<Ahead>,
+}
+
+/// How staging a release ahead went on one target, while its deployment awaits approval.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ahead {
+    /// The release is staged: once approved, the target only switches.
+    Staged,
+    /// Staging failed; the target stages again when the deployment starts.
+    Failed { reason: String },
 }
 
 /// How a deployment that awaits approval ends without starting.
@@ -260,6 +274,7 @@ impl Deployment {
                     target,
                     previous,
                     state: TargetState::Pending,
+                    ahead: None,
                 })
                 .collect(),
             status: Status::Running,
@@ -450,6 +465,27 @@ impl Deployment {
                 .position(|step| step.target == command.target())
         });
         commands
+    }
+
+    /// Records what `target` answered when asked to stage the release while the deployment
+    /// awaits approval; nothing else changes. Whether it changed anything: an answer once
+    /// the deployment started (or ended), about an unknown target, or the same as before,
+    /// does not.
+    pub fn note_ahead(&mut self, target: &str, ahead: Ahead) -> bool {
+        if self.status != Status::AwaitingApproval {
+            return false;
+        }
+        match self
+            .steps
+            .iter_mut()
+            .find(|step| step.target == target && step.state == TargetState::Pending)
+        {
+            Some(step) if step.ahead.as_ref() != Some(&ahead) => {
+                step.ahead = Some(ahead);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Applies a report about `target` and returns what must happen next. A report that
@@ -1019,6 +1055,60 @@ mod tests {
     }
 
     #[test]
+    fn staging_ahead_is_noted_only_while_awaiting_approval() {
+        let failed = || Ahead::Failed {
+            reason: "disk full".into(),
+        };
+        let ahead = |deployment: &Deployment| -> Vec<Option<Ahead>> {
+            deployment.steps.iter().map(|s| s.ahead.clone()).collect()
+        };
+        let mut deployment = Deployment::new(
+            Strategy::Rolling,
+            vec![("a".into(), None), ("b".into(), None)],
+        );
+        // Not awaiting approval yet: nothing is noted.
+        assert!(!deployment.note_ahead("a", Ahead::Staged));
+        deployment.await_approval();
+        for (target, answer, changed) in [
+            ("a", Ahead::Staged, true),
+            ("a", Ahead::Staged, false),
+            ("b", failed(), true),
+            ("c", Ahead::Staged, false),
+            // A target that failed may succeed when it tries again.
+            ("b", Ahead::Staged, true),
+            ("b", failed(), true),
+        ] {
+            assert_eq!(
+                deployment.note_ahead(target, answer.clone()),
+                changed,
+                "{target} {answer:?}"
+            );
+        }
+        assert_eq!(ahead(&deployment), [Some(Ahead::Staged), Some(failed())]);
+        assert_eq!(deployment.status, Status::AwaitingApproval);
+        // Once it starts, answers about staging ahead change nothing, and what was noted
+        // stays.
+        deployment.start(0);
+        assert!(!deployment.note_ahead("b", Ahead::Staged));
+        assert_eq!(ahead(&deployment), [Some(Ahead::Staged), Some(failed())]);
+    }
+
+    #[test]
+    fn a_deployment_stored_before_staging_ahead_was_noted_still_reads() {
+        let stored = r#"{"target":"a","previous":null,"state":"pending"}"#;
+        let step: TargetStep = serde_json::from_str(stored).unwrap();
+        assert_eq!(step.ahead, None);
+        let noted = TargetStep {
+            ahead: Some(Ahead::Failed {
+                reason: "x".into(),
+            }),
+            ..step
+        };
+        let text = serde_json::to_string(&noted).unwrap();
+        assert_eq!(serde_json::from_str::<TargetStep>(&text).unwrap(), noted);
+    }
+
+    #[test]
     fn late_duplicate_and_unknown_reports_change_nothing() {
         let trace = run(
             Strategy::Rolling,
@@ -1101,6 +1191,7 @@ mod tests {
             target: target.into(),
             previous: Some("v1".into()),
             state,
+            ahead: None,
         };
         let failed = TargetState::RolledBack {
             reason: "b: health check failed".into(),

@@ -4,6 +4,7 @@
 use ferry_api::{
     Backport, Deployment, DeploymentApproval, DeploymentTarget, Incident, IncidentStep,
 };
+use ferry_domain::deployment::{Ahead, Status};
 use ferry_store::DeploymentRecord;
 use ferry_store::IncidentRecord;
 use time::format_description::well_known::Rfc3339;
@@ -37,19 +38,37 @@ pub fn backport_json(backport: ferry_store::Backport) -> Backport {
     }
 }
 
+/// How staging ahead goes on a target of a deployment awaiting approval: its word for the
+/// API and a sentence for people.
+fn staged_ahead(ahead: Option<&Ahead>) -> (&'static str, String) {
+    match ahead {
+        None => ("staging", "staging the release ahead".to_owned()),
+        Some(Ahead::Staged) => ("staged", "staged: switches at once when approved".to_owned()),
+        Some(Ahead::Failed { reason }) => (
+            "stage_failed",
+            format!("could not stage ahead, stages again when approved: {reason}"),
+        ),
+    }
+}
+
 /// A deployment as the API shows it.
 pub fn deployment_json(record: DeploymentRecord) -> Deployment {
     let status = record.status();
     let state = record.state;
+    let awaiting = status == Status::AwaitingApproval;
     let targets = state
         .steps
         .into_iter()
-        .map(|step| DeploymentTarget {
-            state: step.state.name().to_owned(),
-            reason: step.state.failure().map(str::to_owned),
-            target: step.target,
-            previous: step.previous,
-            step: None,
+        .map(|step| {
+            let (ahead, said) = awaiting.then(|| staged_ahead(step.ahead.as_ref())).unzip();
+            DeploymentTarget {
+                state: step.state.name().to_owned(),
+                reason: step.state.failure().map(str::to_owned),
+                target: step.target,
+                previous: step.previous,
+                step: said,
+                ahead: ahead.map(str::to_owned),
+            }
         })
         .collect();
     Deployment {

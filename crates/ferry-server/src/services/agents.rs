@@ -8,12 +8,12 @@ use std::sync::Arc;
 use ferry_api::{AgentReport, DesiredApp, DesiredStage};
 use ferry_cas::hash::ContentHash;
 use ferry_domain::audit_event::{AuditAction, TargetEnroll};
-use ferry_domain::deployment::{Kind, Outcome, Report};
+use ferry_domain::deployment::{Ahead, Kind, Outcome, Report};
 use ferry_domain::token::hash_token;
 use ferry_store::{Release, Target, TargetApp, TargetReport};
 
 use super::manifests::load_manifest_blobs;
-use super::orchestrator::{apply_report, record_progress};
+use super::orchestrator::{apply_report, note_staged_ahead, record_progress};
 use super::{ServiceError, ServiceResult};
 use crate::auth::new_token;
 use crate::state::AppState;
@@ -200,6 +200,18 @@ pub async fn report(state: &AppState, target: &Target, report: AgentReport) -> S
         return Ok(());
     }
     let outcome = report.outcome;
+    let ahead = match outcome {
+        Outcome::Staged => Some(Ahead::Staged),
+        Outcome::StageFailed => Some(Ahead::Failed {
+            reason: detail.clone(),
+        }),
+        _ => None,
+    };
+    if let Some(ahead) = ahead {
+        // Staging ahead of a deployment awaiting approval; a stage-only deployment's
+        // staging is its work, applied below.
+        note_staged_ahead(state, report.deployment, &target.name, &ahead).await?;
+    }
     apply_report(
         state,
         report.deployment,

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use ferry_domain::audit_event::{AuditAction, DeploymentFinish};
-use ferry_domain::deployment::{Command, Kind, Report, Status, TargetState};
+use ferry_domain::deployment::{Ahead, Command, Kind, Report, Status, TargetState};
 use ferry_domain::duration::format_duration;
 use ferry_domain::liveness::{Health, MISSED_BEATS};
 use ferry_store::{DeploymentRecord, DeploymentUpdate, DesiredChange, TargetReport};
@@ -159,6 +159,37 @@ async fn save(
     // (a backport obligation) is recorded too.
     state.wakeups.deployment_changed(&changes);
     Ok(())
+}
+
+/// Notes in a deployment awaiting approval how staging its release ahead went on `target`,
+/// so `deployment show` says which targets are ready to switch once it is approved. A
+/// deployment that no longer awaits approval is left as it is.
+pub async fn note_staged_ahead(
+    state: &AppState,
+    deployment_id: i64,
+    target: &str,
+    ahead: &Ahead,
+) -> ServiceResult<()> {
+    let attempt = || async move {
+        let Some(mut record) = state.store.deployment(deployment_id).await? else {
+            return Ok(());
+        };
+        if !record.state.note_ahead(target, ahead.clone()) {
+            return Ok(());
+        }
+        record.updated_ms = state.clock.now_ms();
+        state
+            .store
+            .record_deployment_progress(DeploymentUpdate::of(&record))
+            .await?;
+        Ok(())
+    };
+    until_no_conflict(attempt, || {
+        ServiceError::conflict(format!(
+            "deployment {deployment_id} kept changing while {target}'s staging was noted: the agent reports again"
+        ))
+    })
+    .await
 }
 
 /// Records the step a target reports while it deploys, so people see how far it got and

@@ -67,12 +67,29 @@ fn a_release_walks_the_pipeline_and_production_waits_for_someone_elses_approval(
     let asked = asked.success();
     assert_eq!(asked.json()["status"], "awaiting_approval", "{asked:?}");
     let id = id_of(&asked);
-    let staged = prd.root.join("apps/web/releases/1.0.0/index.html");
+    // `deployment show` says how far each target got with it.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !staged.exists() {
+    loop {
+        let shown = server
+            .ferry(&dana, &["deployment", "show", &id, "--json"])
+            .success()
+            .json();
+        let ahead = &shown["targets"][0]["ahead"];
+        if ahead == "staged" {
+            break;
+        }
+        assert_eq!(ahead, "staging", "{shown}");
         assert!(Instant::now() < deadline, "prd never staged the release");
         std::thread::sleep(Duration::from_millis(50));
     }
+    let shown = server
+        .ferry(&dana, &["deployment", "show", &id])
+        .success();
+    assert!(
+        shown.stdout.contains("staged: switches at once when approved"),
+        "{shown:?}"
+    );
+    assert!(prd.root.join("apps/web/releases/1.0.0/index.html").exists());
     assert_eq!(current(&prd.root, "web"), "", "staged, not switched");
     server
         .ferry(&dana, &["approve", &id])
@@ -88,7 +105,9 @@ fn a_release_walks_the_pipeline_and_production_waits_for_someone_elses_approval(
         .success()
         .json();
     assert_eq!(approved["approvals"][0]["approver"], "lee", "{approved}");
-    assert_eq!(finished(&server, &id)["status"], "succeeded");
+    let done = finished(&server, &id);
+    assert_eq!(done["status"], "succeeded");
+    assert!(done["targets"][0].get("ahead").is_none(), "{done}");
     assert_eq!(current(&prd.root, "web"), "releases/1.0.0");
     server
         .ferry(&lee, &["approve", &id])
