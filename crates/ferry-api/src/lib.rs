@@ -242,6 +242,15 @@ pub struct CreateApp {
     pub keep: Option<u32>,
 }
 
+/// Changes an application's settings; what is absent stays as it is.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeApp {
+    /// Releases kept by retention (1 to 1000).
+    #[serde(default)]
+    pub keep: Option<u32>,
+}
+
 /// One event of the audit trail.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct AuditEvent {

@@ -117,6 +117,8 @@ audit_actions! {
     AppGrant(AppGrant) = "app.grant",
     /// An application was placed on targets of an environment.
     AppPlace(AppPlace) = "app.place",
+    /// How many releases retention keeps of an application was changed.
+    AppKeep(AppKeep) = "app.keep",
     /// The team that maintains an application was named.
     AppMaintainer(AppMaintainer) = "app.maintainer",
     /// A target and its one-time enrollment token were created.

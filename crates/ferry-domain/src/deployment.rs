@@ -1099,9 +1099,7 @@ mod tests {
         let step: TargetStep = serde_json::from_str(stored).unwrap();
         assert_eq!(step.ahead, None);
         let noted = TargetStep {
-            ahead: Some(Ahead::Failed {
-                reason: "x".into(),
-            }),
+            ahead: Some(Ahead::Failed { reason: "x".into() }),
             ..step
         };
         let text = serde_json::to_string(&noted).unwrap();

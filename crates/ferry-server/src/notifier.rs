@@ -222,6 +222,7 @@ fn audience(action: &AuditAction) -> Option<Audience<'_>> {
         | A::AppCreate(_)
         | A::AppGrant(_)
         | A::AppPlace(_)
+        | A::AppKeep(_)
         | A::AppMaintainer(_)
         | A::TargetEnrollToken(_)
         | A::TargetEnroll(_)

@@ -57,7 +57,7 @@ pub fn router(state: AppState) -> Router {
         ))
         .routes(routes!(v1::environments::rename_environment))
         .routes(routes!(v1::apps::list_apps, v1::apps::create_app))
-        .routes(routes!(v1::apps::show_app))
+        .routes(routes!(v1::apps::show_app, v1::apps::change_app))
         .routes(routes!(v1::blobs::missing_blobs))
         .routes(routes!(v1::blobs::upload_blobs))
         .routes(routes!(v1::blobs::fetch_blobs))

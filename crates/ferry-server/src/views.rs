@@ -43,7 +43,10 @@ pub fn backport_json(backport: ferry_store::Backport) -> Backport {
 fn staged_ahead(ahead: Option<&Ahead>) -> (&'static str, String) {
     match ahead {
         None => ("staging", "staging the release ahead".to_owned()),
-        Some(Ahead::Staged) => ("staged", "staged: switches at once when approved".to_owned()),
+        Some(Ahead::Staged) => (
+            "staged",
+            "staged: switches at once when approved".to_owned(),
+        ),
         Some(Ahead::Failed { reason }) => (
             "stage_failed",
             format!("could not stage ahead, stages again when approved: {reason}"),

@@ -71,6 +71,20 @@ pub(crate) async fn list(conn: &mut SqliteConnection) -> StoreResult<Vec<App>> {
     rows.into_iter().map(App::try_from).collect()
 }
 
+/// Sets how many releases of an application retention keeps.
+pub(crate) async fn set_keep(conn: &mut SqliteConnection, app: &str, keep: u32) -> StoreResult<()> {
+    let changed = sqlx::query("UPDATE apps SET keep_releases = ? WHERE name = ?")
+        .bind(i64::from(keep))
+        .bind(app)
+        .execute(&mut *conn)
+        .await
+        .map_err(backend)?;
+    if changed.rows_affected() == 0 {
+        return Err(not_found("application", app));
+    }
+    Ok(())
+}
+
 /// Names the team that maintains an application (`None`: its owner).
 pub(crate) async fn set_maintainer(
     conn: &mut SqliteConnection,

@@ -485,6 +485,11 @@ impl Catalog for SqliteStore {
         apps::by_name(&mut *self.read().await?, name).await
     }
 
+    async fn set_keep(&self, app: &str, keep: u32, record: AuditRecord) -> StoreResult<()> {
+        audited!(self, record, |tx| apps::set_keep(&mut tx, app, keep)
+            .await?)
+    }
+
     async fn set_maintainer(
         &self,
         app: &str,

@@ -696,6 +696,13 @@ pub enum AppCommand {
         #[arg(long)]
         keep: Option<u32>,
     },
+    /// Change an application's settings (its team's lead, or an admin)
+    Set {
+        app: String,
+        /// Releases kept by retention, 1 to 1000 (`ferry release prune` removes the rest)
+        #[arg(long)]
+        keep: Option<u32>,
+    },
     /// List the applications you can see
     List,
     /// Show one application

@@ -209,6 +209,15 @@ pub struct AppPlace {
     pub targets: Vec<String>,
 }
 
+/// `app.keep`: how many releases of the application retention keeps.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppKeep {
+    /// Releases kept from now on.
+    pub keep: u32,
+    /// Releases kept before.
+    pub was: u32,
+}
+
 /// `app.maintainer`: the team that maintains the application.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppMaintainer {

@@ -238,6 +238,11 @@ fn cases() -> Vec<(AuditAction, &'static str, &'static str)> {
             r#"{"env":"prd","targets":["prd-1","prd-2"]}"#,
         ),
         (
+            A::AppKeep(AppKeep { keep: 3, was: 10 }),
+            "app.keep",
+            r#"{"keep":3,"was":10}"#,
+        ),
+        (
             A::AppMaintainer(AppMaintainer { maintainer: None }),
             "app.maintainer",
             r#"{"maintainer":null}"#,
@@ -570,7 +575,7 @@ fn every_kind_has_a_case_and_its_own_name() {
             "{kind}"
         );
     }
-    assert_eq!(AuditKind::ALL.len(), 47);
+    assert_eq!(AuditKind::ALL.len(), 48);
 }
 
 #[test]

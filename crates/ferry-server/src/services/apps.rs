@@ -1,6 +1,6 @@
 //! Applications: which a caller may see, creating them, and per-application grants.
 
-use ferry_api::CreateApp;
+use ferry_api::{ChangeApp, CreateApp};
 use ferry_domain::audit_event::{self, AuditAction};
 use ferry_domain::name::{validate_name, NameKind};
 use ferry_domain::permission::{Action, Level};
@@ -57,11 +57,7 @@ pub async fn create(state: &AppState, caller: &Caller, request: CreateApp) -> Se
     validate_name(NameKind::App, &request.name)?;
     validate_name(NameKind::Team, &request.team)?;
     let keep = request.keep.unwrap_or(DEFAULT_KEEP);
-    if !(1..=MAX_KEEP).contains(&keep) {
-        return Err(ServiceError::invalid(format!(
-            "keep {keep} is out of range: keep between 1 and {MAX_KEEP} releases"
-        )));
-    }
+    check_keep(keep)?;
     caller.require(Action::CreateApp {
         team: &request.team,
     })?;
@@ -85,6 +81,52 @@ pub async fn create(state: &AppState, caller: &Caller, request: CreateApp) -> Se
             record,
         )
         .await?)
+}
+
+fn check_keep(keep: u32) -> ServiceResult<()> {
+    if (1..=MAX_KEEP).contains(&keep) {
+        Ok(())
+    } else {
+        Err(ServiceError::invalid(format!(
+            "keep {keep} is out of range: keep between 1 and {MAX_KEEP} releases"
+        )))
+    }
+}
+
+/// Changes an application's settings (its team's lead, or an admin). A change to what is
+/// already set changes nothing and is not audited.
+pub async fn change(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+    request: ChangeApp,
+) -> ServiceResult<App> {
+    let app = visible_app(state, caller, name).await?;
+    let Some(keep) = request.keep else {
+        return Err(ServiceError::invalid(
+            "nothing to change: give the setting to change, like `ferry app set APP --keep 5`",
+        ));
+    };
+    check_keep(keep)?;
+    caller.require(Action::ManageTeamRoles { team: &app.team })?;
+    if keep == app.keep_releases {
+        return Ok(app);
+    }
+    let record = caller.audit(
+        AuditAction::AppKeep(audit_event::AppKeep {
+            keep,
+            was: app.keep_releases,
+        }),
+        format!("app/{name}"),
+        Some(name),
+    );
+    state.store.set_keep(name, keep, record).await?;
+    // Agents keep this many releases on disk too: they look again.
+    state.wakeups.bump();
+    Ok(App {
+        keep_releases: keep,
+        ..app
+    })
 }
 
 /// The per-application grants of an application the caller can see.

@@ -178,6 +178,15 @@ pub async fn support_story(store: &dyn Store) {
             .await,
         "an unknown application",
     );
+    store
+        .set_keep("web", 3, audit("app.keep", "", Some("web")))
+        .await
+        .unwrap();
+    assert_eq!(store.app("web").await.unwrap().unwrap().keep_releases, 3);
+    assert_not_found(
+        store.set_keep("nope", 3, audit("x", "", None)).await,
+        "keeping releases of an unknown application",
+    );
 
     // Incidents: a hotfix one has no backlog item, a backlog one has.
     let (critical, item) = store

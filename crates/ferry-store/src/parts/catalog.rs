@@ -13,6 +13,8 @@ pub trait Catalog: Send + Sync + 'static {
     async fn list_apps(&self) -> StoreResult<Vec<App>>;
     /// One application.
     async fn app(&self, name: &str) -> StoreResult<Option<App>>;
+    /// Sets how many releases of an application retention keeps.
+    async fn set_keep(&self, app: &str, keep: u32, audit: AuditRecord) -> StoreResult<()>;
     /// Names the team that maintains an application (`None`: its owner).
     async fn set_maintainer(
         &self,

@@ -1,6 +1,6 @@
 //! `ferry app`.
 
-use ferry_api::{App, AppGrant, CreateApp, Placement, SetMaintainer};
+use ferry_api::{App, AppGrant, ChangeApp, CreateApp, Placement, SetMaintainer};
 use ferry_domain::name::NameKind;
 
 use super::check_name;
@@ -25,6 +25,15 @@ pub async fn run(client: &Client, output: Output, command: AppCommand) -> CliRes
                     "created application {} owned by team {}",
                     app.name, app.team
                 );
+            });
+        }
+        AppCommand::Set { app, keep } => {
+            check_name(NameKind::App, &app)?;
+            let changed: App = client
+                .patch(&format!("/api/v1/apps/{app}"), &ChangeApp { keep })
+                .await?;
+            output.print(&changed, |app| {
+                println!("{} keeps {} releases", app.name, app.keep);
             });
         }
         AppCommand::List => {

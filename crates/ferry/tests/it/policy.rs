@@ -82,11 +82,11 @@ fn a_release_walks_the_pipeline_and_production_waits_for_someone_elses_approval(
         assert!(Instant::now() < deadline, "prd never staged the release");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let shown = server
-        .ferry(&dana, &["deployment", "show", &id])
-        .success();
+    let shown = server.ferry(&dana, &["deployment", "show", &id]).success();
     assert!(
-        shown.stdout.contains("staged: switches at once when approved"),
+        shown
+            .stdout
+            .contains("staged: switches at once when approved"),
         "{shown:?}"
     );
     assert!(prd.root.join("apps/web/releases/1.0.0/index.html").exists());

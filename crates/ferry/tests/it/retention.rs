@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use crate::deployments::start_agent_per_env;
-use crate::harness::Server;
+use crate::harness::{changes_len, Server};
 use crate::support::{backports, open_incident, release, BUGGY, FIXED};
 
 #[test]
@@ -106,4 +106,57 @@ fn retention_keeps_what_the_regression_guard_and_rollbacks_still_need() {
         .success()
         .json();
     assert_eq!(listed.as_array().unwrap().len(), 5, "{listed}");
+}
+
+#[test]
+fn the_teams_lead_changes_how_many_releases_are_kept() {
+    let server = Server::start_with(&["--gc-grace", "0s"]);
+    server.admin(&["team", "create", "shop"]).success();
+    server
+        .admin(&["app", "create", "web", "--team", "shop"])
+        .success();
+    let dana = server.create_user("dana", "viewer", &["shop:developer"]);
+    let lee = server.create_user("lee", "viewer", &["shop:lead"]);
+    for version in ["1.0.0", "1.1.0", "1.2.0"] {
+        release(&server, version, &[("index.html", version)], &[]);
+    }
+    let changes = changes_len(&server);
+
+    server
+        .ferry(&dana, &["app", "set", "web", "--keep", "1"])
+        .fails(3, "lead");
+    server
+        .ferry(&lee, &["app", "set", "web", "--keep", "0"])
+        .fails(3, "keep between 1 and 1000");
+    server
+        .ferry(&lee, &["app", "set", "web"])
+        .fails(3, "--keep");
+    server
+        .ferry(&lee, &["app", "set", "nope", "--keep", "1"])
+        .fails(1, "ferry app list");
+    assert_eq!(changes_len(&server), changes, "refusals change nothing");
+
+    let set = server
+        .ferry(&lee, &["app", "set", "web", "--keep", "1"])
+        .success();
+    assert_eq!(set.stdout, "web keeps 1 releases\n");
+    let audit = server.admin(&["audit", "--json"]).success().json();
+    let last = audit.as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["action"], "app.keep", "{last}");
+    assert_eq!(last["actor"], "lee", "{last}");
+    // The same value again changes nothing.
+    server
+        .ferry(&lee, &["app", "set", "web", "--keep", "1"])
+        .success();
+    assert_eq!(changes_len(&server), changes + 1);
+
+    let pruned = server
+        .admin(&["release", "prune", "web", "--json"])
+        .success()
+        .json();
+    assert_eq!(
+        pruned["removed"],
+        serde_json::json!(["1.1.0", "1.0.0"]),
+        "{pruned}"
+    );
 }

@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use ferry_api::{App, AppGrant, CreateApp};
+use ferry_api::{App, AppGrant, ChangeApp, CreateApp};
 
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -57,6 +57,22 @@ pub async fn show_app(
     Path(name): Path<String>,
 ) -> Result<Json<App>, ApiError> {
     Ok(Json(app_json(visible_app(&state, &caller, &name).await?)))
+}
+
+/// Changes an application's settings (its team's lead, or an admin): what is absent stays.
+#[utoipa::path(patch, path = "/api/v1/apps/{name}", tag = "apps", request_body = ChangeApp,
+    params(("name" = String, Path, description = "application name")),
+    responses((status = 200, body = App), (status = 403, body = ferry_api::ErrorBody),
+        (status = 404, body = ferry_api::ErrorBody), (status = 422, body = ferry_api::ErrorBody)))]
+pub async fn change_app(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Body(request): Body<ChangeApp>,
+) -> Result<Json<App>, ApiError> {
+    Ok(Json(app_json(
+        apps::change(&state, &caller, &name, request).await?,
+    )))
 }
 
 /// The per-app grants of an application.
