@@ -2,7 +2,7 @@
 
 use ferry_api::{
     CancelDeployment, CreateDeployment, CreatePromotion, CreateRollback, Deployment,
-    DeploymentStatus, Review, Status,
+    DeploymentStatus, Review, Status, Target,
 };
 use std::io::IsTerminal;
 
@@ -333,6 +333,22 @@ pub async fn status(client: &Client, output: Output, app: Option<String>) -> Cli
         None => "/api/v1/status".to_owned(),
     };
     let status: Status = client.get(&path).await?;
+    // For people, targets whose agent went quiet are marked (the status document says what
+    // targets reported; whether their agent is still there is the targets' list's).
+    let offline: Vec<Target> = match output.json {
+        true => Vec::new(),
+        false => client
+            .get::<Vec<Target>>("/api/v1/targets")
+            .await
+            .map(|targets| {
+                targets
+                    .into_iter()
+                    .filter(|t| t.health == "offline")
+                    .collect()
+            })
+            .unwrap_or_default(),
+    };
+    let is_offline = |name: &str| offline.iter().any(|t| t.name == name);
     output.print(&status, |status| {
         let mut rows = Vec::new();
         for app in &status.apps {
@@ -342,10 +358,11 @@ pub async fn status(client: &Client, output: Output, app: Option<String>) -> Cli
                     .iter()
                     .map(|t| {
                         format!(
-                            "{}={}({})",
+                            "{}={}({}{})",
                             t.target,
                             t.version.as_deref().unwrap_or("-"),
-                            t.state
+                            t.state,
+                            if is_offline(&t.target) { ", offline" } else { "" }
                         )
                     })
                     .collect();
@@ -391,6 +408,21 @@ pub async fn status(client: &Client, output: Output, app: Option<String>) -> Cli
                     env.rolled_back_from.join(", ")
                 );
             }
+        }
+        let shown = |target: &Target| {
+            status
+                .apps
+                .iter()
+                .flat_map(|a| &a.environments)
+                .flat_map(|e| &e.targets)
+                .any(|t| t.target == target.name)
+        };
+        for target in offline.iter().filter(|t| shown(t)) {
+            println!(
+                "{} is offline (last seen {}): start its agent again; `ferry target list` shows every target",
+                target.name,
+                target.last_seen.as_deref().unwrap_or("never")
+            );
         }
     });
     Ok(())

@@ -113,6 +113,13 @@ fn offline_targets_are_shown_and_new_deployments_refuse_them_or_leave_them_out()
     server
         .admin(&["deploy", "web", "1.0.0", "--to", "dev", "--skip-offline"])
         .fails(3, "every target of web in dev is offline: dev-1 (last seen");
+    // `ferry status` marks the target that runs web but no longer answers.
+    let status = server.admin(&["status", "web"]).success();
+    assert!(
+        status.stdout.contains("dev-1=1.0.0(succeeded, offline)")
+            && status.stdout.contains("dev-1 is offline (last seen "),
+        "{status:?}"
+    );
 
     // Back online, both are deployed to again.
     signal(&one, "CONT");
