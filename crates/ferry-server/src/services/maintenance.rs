@@ -116,16 +116,19 @@ async fn prune_app(
 /// Succeeded deployments to protected environments whose releases stay pinned.
 const PROTECTED_DEPLOYMENTS_PINNED: usize = 5;
 
-/// Why a release of `app` must be kept, by version. Retention never removes what the
+/// Why a release of `app` must be kept, by version, every reason in the order found. Retention never removes what the
 /// pipeline still needs: what a target runs, is about to run or stages; what a deployment
 /// awaiting approval or running deploys; what a rollback in each environment would go back
 /// to, and the last releases deployed to a protected environment; and the hotfix and base of
 /// every backport obligation that still guards (the regression guard compares candidates
 /// with both, for good).
 async fn pinned_versions(state: &AppState, app: &str) -> ServiceResult<HashMap<String, String>> {
-    let mut pins = HashMap::new();
+    let mut pins: HashMap<String, Vec<String>> = HashMap::new();
     let mut pin = |version: &str, why: String| {
-        pins.entry(version.to_owned()).or_insert(why);
+        let reasons = pins.entry(version.to_owned()).or_default();
+        if !reasons.contains(&why) {
+            reasons.push(why);
+        }
     };
     for row in state.store.target_apps(None).await? {
         if row.app != app {
@@ -195,7 +198,10 @@ async fn pinned_versions(state: &AppState, app: &str) -> ServiceResult<HashMap<S
             );
         }
     }
-    Ok(pins)
+    Ok(pins
+        .into_iter()
+        .map(|(version, reasons)| (version, reasons.join("; ")))
+        .collect())
 }
 
 /// The audit record of pruning `removed` from `app`.

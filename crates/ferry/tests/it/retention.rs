@@ -79,7 +79,12 @@ fn retention_keeps_what_the_regression_guard_and_rollbacks_still_need() {
             .unwrap_or_else(|| panic!("{version} is not kept: {pruned}"))
             .to_owned()
     };
-    assert_eq!(why("1.1.0"), "a rollback in dev goes back to it");
+    // Every reason is given, not only the first found.
+    assert_eq!(
+        why("1.1.0"),
+        "a rollback in dev goes back to it; a rollback in pp goes back to it; \
+         a rollback in prd goes back to it"
+    );
     assert!(
         why("1.0.1").starts_with("the hotfix of backport obligation"),
         "{pruned}"
