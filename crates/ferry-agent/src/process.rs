@@ -66,6 +66,9 @@ const DEFAULT_HEARTBEAT: Duration = ferry_domain::liveness::DEFAULT_HEARTBEAT;
 /// Runs the agent for the target managed under `root` until SIGINT or SIGTERM. On the first
 /// run `enrollment` (server URL and one-time token) exchanges the token for a credential.
 pub async fn run(root: &Path, enrollment: Option<(String, String)>) -> anyhow::Result<()> {
+    // Hooks run inside the release, so every path they are given must be absolute.
+    let root = &std::path::absolute(root)
+        .with_context(|| format!("making {} an absolute path", root.display()))?;
     let state = match (load_state(root)?, enrollment) {
         (Some(state), None) => state,
         (Some(state), Some(_)) => bail!(

@@ -12,7 +12,8 @@ pub(crate) fn start_agent(server: &Server, env: &str, name: &str) -> Agent {
     start_agent_at(server, env, name, &root)
 }
 
-/// Enrolls target `name` in `env` and starts its agent on `root`.
+/// Enrolls target `name` in `env` and starts its agent on `root`, which may be relative to
+/// the server's directory.
 pub(crate) fn start_agent_at(server: &Server, env: &str, name: &str, root: &Path) -> Agent {
     start_agent_with_stderr(server, env, name, root, Stdio::null())
 }
@@ -40,16 +41,17 @@ fn start_agent_with_stderr(
         .stdout
         .trim()
         .to_owned();
-    let root = root.to_owned();
     let child = Command::new(FERRY)
         .args(["agent", "--root"])
-        .arg(&root)
+        .arg(root)
         .args(["--server", &server.url, "--enroll", &token])
+        .current_dir(server.dir.path())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(stderr)
         .spawn()
         .unwrap();
+    let root = server.dir.path().join(root);
     // Enrolled once its credential is written: from then on deployments can reach it.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while !root.join(".ferry/agent.toml").exists() {
@@ -390,6 +392,24 @@ fn a_health_check_failing_on_the_third_target_rolls_back_the_others() {
             assert_eq!(fs::read_to_string(index).unwrap(), "<h1>1.0.0</h1>\n");
         }
     }
+}
+
+#[test]
+fn hooks_get_absolute_paths_from_an_agent_started_with_a_relative_root() {
+    let server = Server::start();
+    setup(&server);
+    let agent = start_agent_at(&server, "dev", "dev-1", Path::new("targets/dev-1"));
+    let toml = concat!(
+        "shared = [\"data\"]\n",
+        "[hooks]\n",
+        "after_switch = 'echo \"$FERRY_VERSION\" > \"$FERRY_SHARED_DIR/data/switched\" && test -d \"$FERRY_RELEASE_DIR\"'\n",
+    );
+    release(&server, "1.0.0", toml);
+    server
+        .admin(&["deploy", "web", "1.0.0", "--to", "dev", "--wait"])
+        .success();
+    let switched = agent.root.join("apps/web/shared/data/switched");
+    assert_eq!(fs::read_to_string(switched).unwrap(), "1.0.0\n");
 }
 
 #[test]
