@@ -16,6 +16,9 @@ use crate::output::Output;
 
 fn main() -> ExitCode {
     let cli = Cli::from_process();
+    if cli.command.is_client() {
+        end_quietly_when_the_reader_goes();
+    }
     let output = Output {
         json: cli.global.json,
     };
@@ -35,5 +38,17 @@ fn main() -> ExitCode {
             output.error(&error);
             ExitCode::from(error.exit_code())
         }
+    }
+}
+
+/// A client whose reader stops early (`ferry audit --json | head`) ends quietly, as Unix
+/// tools do, instead of panicking on the closed stdout: Rust ignores SIGPIPE, so writing to
+/// a closed pipe would fail every later `println!`. Only for client commands: the server and
+/// the agent keep ignoring it, their sockets and hooks' pipes reporting errors instead.
+fn end_quietly_when_the_reader_goes() {
+    // SAFETY: called first thing in `main`, before any other thread exists, with the
+    // default disposition, which holds no pointer.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

@@ -237,3 +237,28 @@ async fn garbage_to_every_endpoint_never_fails_the_server() {
     assert!(!server.log().contains("panic"), "{}", server.log());
     server.admin(&["audit", "verify"]).success();
 }
+
+#[test]
+fn a_reader_that_stops_early_ends_the_client_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{Command, Stdio};
+
+    let server = Server::start();
+    let mut child = Command::new(crate::harness::FERRY)
+        .args(["audit", "--json"])
+        .env("FERRY_SERVER", &server.url)
+        .env("FERRY_TOKEN", &server.admin_token)
+        .env("RUST_BACKTRACE", "0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader goes before the client has its answer to print.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    const SIGPIPE: i32 = 13;
+    assert_eq!(output.status.signal(), Some(SIGPIPE), "{output:?}");
+}
