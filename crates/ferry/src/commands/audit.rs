@@ -2,6 +2,7 @@
 
 use ferry_api::{AuditEvent, AuditVerification};
 use ferry_domain::name::NameKind;
+use serde_json::{json, Value};
 
 use super::check_name;
 use crate::cli::{AuditArgs, AuditCommand};
@@ -46,7 +47,7 @@ async fn list(
                     e.actor.clone(),
                     e.action.clone(),
                     e.subject.clone(),
-                    e.details.to_string(),
+                    describe_details(&e.details),
                 ]
             })
             .collect();
@@ -56,6 +57,48 @@ async fn list(
         );
     });
     Ok(())
+}
+
+/// An event's details for people: `key=value` pairs, nested keys joined with dots, lists
+/// with commas; what is unset (null, false, empty) is left out.
+fn describe_details(details: &Value) -> String {
+    let mut pairs = Vec::new();
+    flatten("", details, &mut pairs);
+    pairs.join(" ")
+}
+
+fn flatten(key: &str, value: &Value, pairs: &mut Vec<String>) {
+    let plain = match value {
+        Value::Null | Value::Bool(false) => return,
+        Value::Bool(true) => "yes".to_owned(),
+        Value::Number(number) => number.to_string(),
+        Value::String(text) if text.is_empty() => return,
+        Value::String(text) if text.contains(char::is_whitespace) => format!("{text:?}"),
+        Value::String(text) => text.clone(),
+        Value::Array(items) if items.is_empty() => return,
+        Value::Array(items) => items
+            .iter()
+            .map(|item| match item {
+                Value::String(text) => text.clone(),
+                other => other.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(","),
+        Value::Object(fields) => {
+            for (name, inner) in fields {
+                let nested = match key {
+                    "" => name.clone(),
+                    _ => format!("{key}.{name}"),
+                };
+                flatten(&nested, inner, pairs);
+            }
+            return;
+        }
+    };
+    pairs.push(match key {
+        "" => plain,
+        _ => format!("{key}={plain}"),
+    });
 }
 
 async fn verify(client: &Client, output: Output) -> CliResult {
@@ -75,4 +118,35 @@ async fn verify(client: &Client, output: Output) -> CliResult {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn details_read_as_key_value_pairs() {
+        for (details, expected) in [
+            (json!({}), ""),
+            (
+                json!({"allow_downgrade": false, "env": "dev", "reason": null, "strategy": "rolling"}),
+                "env=dev strategy=rolling",
+            ),
+            (
+                json!({"reason": "release night", "break_glass": true}),
+                "break_glass=yes reason=\"release night\"",
+            ),
+            (
+                json!({"targets": ["prd-1", "prd-2"], "skipped": [], "keep": 3}),
+                "keep=3 targets=prd-1,prd-2",
+            ),
+            (
+                json!({"source": {"commit": "abc123", "repo": "git@example:shop"}}),
+                "source.commit=abc123 source.repo=git@example:shop",
+            ),
+            (json!("plain"), "plain"),
+        ] {
+            assert_eq!(describe_details(&details), expected, "{details}");
+        }
+    }
 }
