@@ -145,10 +145,77 @@ pub struct Environment {
     /// Releases may skip an optional environment on their way along the pipeline.
     #[serde(default)]
     pub optional: bool,
-    /// Set when the environment was just created and releases cannot pass it yet: what to
-    /// do about it.
+    /// Set while the environment is frozen: until when, and what holds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frozen: Option<FrozenNow>,
+    /// The one-off freeze in force (`ferry env freeze`), if there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub one_off_freeze: Option<OneOffFreeze>,
+    /// Set when a change left something the caller should know (an environment just
+    /// created that releases cannot pass yet, freeze windows that still hold it after an
+    /// unfreeze): what it is and what to do about it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warning: Option<String>,
+}
+
+/// An environment frozen now: its one-off freeze and its freeze windows, chained.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct FrozenNow {
+    /// When it thaws, RFC 3339, UTC; absent when it is frozen continuously.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+    /// Its freeze windows leave no gap: it never thaws on its own.
+    #[serde(default)]
+    pub continuously: bool,
+    /// The reason of the one-off freeze that holds it until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Who made the one-off freeze that holds it until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    /// The freeze window that holds it until then, `CRON DURATION`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<String>,
+    /// As people read it: `until 22:00 UTC (release night: anna)`, `continuously (its
+    /// freeze windows leave no gap)`.
+    pub summary: String,
+}
+
+/// A one-off freeze of an environment (`ferry env freeze`).
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct OneOffFreeze {
+    /// When it was made, RFC 3339, UTC.
+    pub since: String,
+    /// When it ends, RFC 3339, UTC.
+    pub until: String,
+    pub reason: String,
+    /// Who made it.
+    pub by: String,
+}
+
+/// Freezes an environment from now, for a duration or until a time, with a reason. Freezing
+/// an environment frozen this way already replaces that freeze when the new one ends as late
+/// or later, and is refused when it would end sooner.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FreezeEnvironment {
+    /// How long, as a duration (`2h`, `1h30m`); at most 31 days. Give this or `until`.
+    #[serde(default, rename = "for")]
+    pub lasting: Option<String>,
+    /// Until when, `YYYY-MM-DD HH:MM` in UTC; at most 31 days ahead.
+    #[serde(default)]
+    pub until: Option<String>,
+    /// Why: shown with every refusal while the freeze lasts (at most 200 characters).
+    pub reason: String,
+}
+
+/// Ends an environment's one-off freeze now.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UnfreezeEnvironment {
+    /// Why it ends early, for the audit trail.
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 /// Creates an environment after another one (at the end when `after` is absent).

@@ -111,6 +111,10 @@ audit_actions! {
     EnvironmentFreeze(FreezeWindow) = "environment.freeze",
     /// A freeze window was removed from an environment.
     EnvironmentUnfreeze(FreezeWindow) = "environment.unfreeze",
+    /// An environment was frozen from now until a time (`ferry env freeze`).
+    EnvironmentFreezeNow(FreezeNow) = "environment.freeze-now",
+    /// An environment's one-off freeze was ended before its time (`ferry env unfreeze`).
+    EnvironmentUnfreezeNow(UnfreezeNow) = "environment.unfreeze-now",
     /// An application was created.
     AppCreate(AppCreate) = "app.create",
     /// A user's level on an application in one environment was set.

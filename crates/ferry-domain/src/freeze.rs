@@ -22,13 +22,21 @@ use time::Date;
 
 use crate::duration::{format_duration, parse_duration};
 
+mod frozen;
+mod one_off;
+
+pub use frozen::{
+    check_freeze, format_until, frozen_until, Freezes, Frozen, FrozenNow, Hold, Thaw,
+    CONTINUOUS_AFTER_MS, MAX_CHAIN,
+};
+pub use one_off::{
+    check_replacement, check_unfreeze, checked_reason, still_frozen, FreezeEnd, OneOffFreeze,
+    MAX_REASON_CHARS,
+};
+
 /// The longest a freeze window may last. It also bounds how far back the search for the
 /// window's latest start goes.
 pub const MAX_DURATION: Duration = Duration::from_secs(31 * 86_400);
-
-/// How many chained windows [`frozen_until`] follows before it stops and reports the end it
-/// reached (a window set that never lets go, like `* * * * * 1m`, would chain forever).
-pub const MAX_CHAIN: usize = 10_000;
 
 const EXAMPLE: &str = "write it like \"0 18 * * FRI 64h\" (minute hour day-of-month month \
                        day-of-week, then a duration: from Friday 18:00 UTC for 64 hours)";
@@ -488,51 +496,6 @@ impl fmt::Display for FreezeWindow {
     }
 }
 
-/// When the freeze over all `windows` that covers `now_ms` ends, if one does. Windows chain:
-/// if one ends while another is active (or starts right at its end), the freeze lasts until
-/// that one ends, and so on, for up to [`MAX_CHAIN`] windows.
-pub fn frozen_until(windows: &[FreezeWindow], now_ms: i64) -> Option<i64> {
-    let mut until = None;
-    let mut at = now_ms;
-    for _ in 0..MAX_CHAIN {
-        match windows
-            .iter()
-            .filter_map(|window| window.active_at(at))
-            .max()
-        {
-            Some(end) => {
-                until = Some(end);
-                at = end;
-            }
-            None => break,
-        }
-    }
-    until
-}
-
-/// A deployment refused because the environment is frozen.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "{env:?} is in a freeze window until {}: deploy after that, or an admin of {env:?} may override the freeze with --break-glass --reason TEXT",
-    format_utc(*until_ms)
-)]
-pub struct Frozen {
-    pub env: String,
-    /// When the freeze ends (ms since the epoch, UTC).
-    pub until_ms: i64,
-}
-
-/// Refuses a deployment to `env` while any of its windows covers `now_ms`.
-pub fn check_freeze(env: &str, windows: &[FreezeWindow], now_ms: i64) -> Result<(), Frozen> {
-    match frozen_until(windows, now_ms) {
-        Some(until_ms) => Err(Frozen {
-            env: env.to_owned(),
-            until_ms,
-        }),
-        None => Ok(()),
-    }
-}
-
 /// A time for messages: `2024-03-01 18:00 UTC` (seconds shown only when not zero).
 pub fn format_utc(ms: i64) -> String {
     let Ok(at) = time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)) else {
@@ -560,7 +523,7 @@ mod tests {
     use time::PrimitiveDateTime;
 
     /// Milliseconds of a UTC time written `2024-03-01 18:00`.
-    fn at(text: &str) -> i64 {
+    pub(super) fn at(text: &str) -> i64 {
         let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]");
         let seconds = match PrimitiveDateTime::parse(text, format) {
             Ok(at) => at.assume_utc().unix_timestamp(),
@@ -577,7 +540,7 @@ mod tests {
         seconds * 1000
     }
 
-    fn window(text: &str) -> FreezeWindow {
+    pub(super) fn window(text: &str) -> FreezeWindow {
         FreezeWindow::parse(text).unwrap_or_else(|err| panic!("{text}: {err}"))
     }
 
@@ -771,7 +734,6 @@ mod tests {
         let w = window("* * * * * 31d");
         for now in [i64::MIN, i64::MIN + 1, i64::MAX, i64::MAX - 1] {
             assert_eq!(w.active_at(now), None, "{now}");
-            assert_eq!(frozen_until(&[w], now), None, "{now}");
         }
     }
 
@@ -835,80 +797,6 @@ mod tests {
                 );
             }
         }
-    }
-
-    #[test]
-    fn several_windows_chain() {
-        let cases: &[(&[&str], &str, &str)] = &[
-            (&[], "2024-03-01 12:00", "-"),
-            (&["0 18 * * FRI 64h"], "2024-03-01 12:00", "-"),
-            (
-                &["0 18 * * FRI 64h"],
-                "2024-03-02 12:00",
-                "2024-03-04 10:00",
-            ),
-            // The later of two overlapping windows.
-            (
-                &["0 18 * * FRI 64h", "0 0 * * SAT 4d"],
-                "2024-03-02 12:00",
-                "2024-03-06 00:00",
-            ),
-            // A ends inside B: until B's end; B ends inside C: until C's end.
-            (
-                &["0 8 1 * * 4h", "0 11 1 * * 4h", "0 14 1 * * 2h"],
-                "2024-03-01 09:00",
-                "2024-03-01 16:00",
-            ),
-            // B starts right at A's end: still frozen.
-            (
-                &["0 8 1 * * 4h", "0 12 1 * * 1h"],
-                "2024-03-01 09:00",
-                "2024-03-01 13:00",
-            ),
-            // A gap of one minute: the freeze ends with A.
-            (
-                &["0 8 1 * * 4h", "1 12 1 * * 1h"],
-                "2024-03-01 09:00",
-                "2024-03-01 12:00",
-            ),
-            // Only B covers now; A, which ends inside B, does not matter.
-            (
-                &["0 8 1 * * 4h", "0 11 1 * * 4h"],
-                "2024-03-01 13:00",
-                "2024-03-01 15:00",
-            ),
-            // One window chaining with itself: every 3h for 4h, on the 1st only.
-            (&["0 */3 1 * * 4h"], "2024-03-01 01:00", "2024-03-02 01:00"),
-        ];
-        for (texts, now, expected) in cases {
-            let windows: Vec<FreezeWindow> = texts.iter().map(|text| window(text)).collect();
-            let got = frozen_until(&windows, at(now)).map(format_utc);
-            let expected = (*expected != "-").then(|| format!("{expected} UTC"));
-            assert_eq!(got, expected, "{texts:?} at {now}");
-        }
-    }
-
-    #[test]
-    fn a_freeze_that_never_ends_is_bounded() {
-        let now = at("2024-03-01 12:00");
-        let until = frozen_until(&[window("* * * * * 1m")], now).unwrap();
-        assert_eq!(until, now + MAX_CHAIN as i64 * MINUTE_MS);
-    }
-
-    #[test]
-    fn check_freeze_refuses_with_the_end() {
-        let windows = [window("0 18 * * FRI 64h")];
-        assert_eq!(
-            check_freeze("prd", &windows, at("2024-03-01 12:00")),
-            Ok(())
-        );
-        let err = check_freeze("prd", &windows, at("2024-03-02 12:00")).unwrap_err();
-        assert_eq!(err.until_ms, at("2024-03-04 10:00"));
-        assert_eq!(
-            err.to_string(),
-            "\"prd\" is in a freeze window until 2024-03-04 10:00 UTC: deploy after that, or an \
-             admin of \"prd\" may override the freeze with --break-glass --reason TEXT"
-        );
     }
 
     #[test]

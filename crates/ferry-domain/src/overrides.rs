@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use crate::freeze::format_utc;
+use crate::freeze::{format_utc, Thaw};
 use crate::permission::Level;
 use crate::pipeline::Policy;
 
@@ -20,8 +20,8 @@ pub const BREAK_GLASS_LEVEL: Level = Level::Admin;
 pub enum Overridden {
     /// The deployment starts without the approvals the environment asks for.
     Approvals { required: u32 },
-    /// The deployment goes ahead during a freeze that lasts until this time (ms, UTC).
-    Freeze { until_ms: i64 },
+    /// The deployment goes ahead during a freeze that lasts until then.
+    Freeze { until: Thaw },
 }
 
 impl fmt::Display for Overridden {
@@ -29,9 +29,10 @@ impl fmt::Display for Overridden {
         match self {
             Overridden::Approvals { required: 1 } => f.write_str("1 required approval"),
             Overridden::Approvals { required } => write!(f, "{required} required approvals"),
-            Overridden::Freeze { until_ms } => {
-                write!(f, "the freeze until {}", format_utc(*until_ms))
-            }
+            Overridden::Freeze {
+                until: Thaw::At(until_ms),
+            } => write!(f, "the freeze until {}", format_utc(*until_ms)),
+            Overridden::Freeze { until: Thaw::Never } => f.write_str("the continuous freeze"),
         }
     }
 }
@@ -81,14 +82,14 @@ pub enum OverrideError {
 
 /// Decides a `--break-glass --reason REASON` by `user`, who has `level` on `env` in the
 /// application's team, for a deployment under `policy` while the environment is frozen until
-/// `frozen_until` (see `crate::freeze::frozen_until`). Lists what it overrides.
+/// `frozen` thaws (see `crate::freeze::frozen_until`). Lists what it overrides.
 pub fn break_glass(
     user: &str,
     env: &str,
     level: Level,
     reason: Option<&str>,
     policy: &Policy,
-    frozen_until: Option<i64>,
+    frozen: Option<Thaw>,
 ) -> Result<BreakGlass, OverrideError> {
     let reason = reason.map(str::trim).unwrap_or_default();
     if reason.is_empty() {
@@ -107,8 +108,8 @@ pub fn break_glass(
             required: policy.approvals_required,
         });
     }
-    if let Some(until_ms) = frozen_until {
-        overridden.push(Overridden::Freeze { until_ms });
+    if let Some(until) = frozen {
+        overridden.push(Overridden::Freeze { until });
     }
     Ok(BreakGlass {
         reason: reason.to_owned(),
@@ -137,7 +138,7 @@ mod tests {
             Level,
             &'a str,
             Policy,
-            Option<i64>,
+            Option<Thaw>,
             &'a str,
             &'a [Overridden],
         );
@@ -154,22 +155,22 @@ mod tests {
                 Level::Admin,
                 "  outage\n",
                 Policy::OPEN,
-                Some(MONDAY_10),
+                Some(Thaw::At(MONDAY_10)),
                 "outage",
                 &[Freeze {
-                    until_ms: MONDAY_10,
+                    until: Thaw::At(MONDAY_10),
                 }],
             ),
             (
                 Level::Admin,
                 "outage",
                 TWO,
-                Some(MONDAY_10),
+                Some(Thaw::At(MONDAY_10)),
                 "outage",
                 &[
                     Approvals { required: 2 },
                     Freeze {
-                        until_ms: MONDAY_10,
+                        until: Thaw::At(MONDAY_10),
                     },
                 ],
             ),
@@ -197,9 +198,14 @@ mod tests {
                 Level::Admin,
                 "outage",
                 Policy::PRODUCTION,
-                Some(-1),
+                Some(Thaw::At(-1)),
                 "outage",
-                &[Approvals { required: 1 }, Freeze { until_ms: -1 }],
+                &[
+                    Approvals { required: 1 },
+                    Freeze {
+                        until: Thaw::At(-1),
+                    },
+                ],
             ),
         ];
         for (level, reason, policy, frozen, kept, overridden) in cases {
@@ -239,7 +245,7 @@ mod tests {
             (Level::None, Some("outage"), not_admin(Level::None)),
         ];
         for (level, reason, expected) in cases {
-            for frozen in [None, Some(MONDAY_10)] {
+            for frozen in [None, Some(Thaw::At(MONDAY_10))] {
                 assert_eq!(
                     break_glass("lead1", "prd", level, reason, &Policy::PRODUCTION, frozen),
                     expected,
@@ -266,10 +272,16 @@ mod tests {
                 "user \"lead1\" has approve on \"prd\"; --break-glass needs admin there: ask an admin of \"prd\", or deploy without it and wait for the approvals or the end of the freeze",
             ),
             (
-                break_glass("admin1", "prd", Level::Admin, Some("db down"), &TWO, Some(MONDAY_10))
+                break_glass("admin1", "prd", Level::Admin, Some("db down"), &TWO, Some(Thaw::At(MONDAY_10)))
                     .unwrap()
                     .summary("admin1", "prd"),
                 "break-glass by \"admin1\" on \"prd\" overrides 2 required approvals and the freeze until 2024-03-04 10:00 UTC: db down",
+            ),
+            (
+                break_glass("admin1", "prd", Level::Admin, Some("db down"), &Policy::OPEN, Some(Thaw::Never))
+                    .unwrap()
+                    .summary("admin1", "prd"),
+                "break-glass by \"admin1\" on \"prd\" overrides the continuous freeze: db down",
             ),
             (
                 break_glass("admin1", "prd", Level::Admin, Some("db down"), &Policy::PRODUCTION, None)

@@ -219,6 +219,8 @@ fn audience(action: &AuditAction) -> Option<Audience<'_>> {
         | A::EnvironmentSetPolicy(_)
         | A::EnvironmentFreeze(_)
         | A::EnvironmentUnfreeze(_)
+        | A::EnvironmentFreezeNow(_)
+        | A::EnvironmentUnfreezeNow(_)
         | A::AppCreate(_)
         | A::AppGrant(_)
         | A::AppPlace(_)

@@ -56,6 +56,8 @@ pub fn router(state: AppState) -> Router {
             v1::environments::delete_environment
         ))
         .routes(routes!(v1::environments::rename_environment))
+        .routes(routes!(v1::environments::freeze_environment))
+        .routes(routes!(v1::environments::unfreeze_environment))
         .routes(routes!(v1::apps::list_apps, v1::apps::create_app))
         .routes(routes!(v1::apps::show_app, v1::apps::change_app))
         .routes(routes!(v1::blobs::missing_blobs))

@@ -34,9 +34,9 @@ use ferry_store::prelude::*;
 use ferry_store::{
     App, AppGrant, ApprovalRecord, AuditChain, AuditEvent, AuditFilter, BacklogItem, Backport,
     BadVersion, Bootstrap, DeploymentRecord, DeploymentUpdate, DesiredChange, EnvironmentChange,
-    FreezeWindowRecord, IncidentRecord, IncidentUpdate, NewApp, NewRelease, NewUser, Release,
-    ReleaseOutcome, StoreError, StoreResult, Target, TargetApp, TargetReport, Team, TeamSupport,
-    UnauditedWrites, User,
+    FreezeWindowRecord, IncidentRecord, IncidentUpdate, NewApp, NewRelease, NewUser,
+    OneOffFreezeRecord, Release, ReleaseOutcome, StoreError, StoreResult, Target, TargetApp,
+    TargetReport, Team, TeamSupport, UnauditedWrites, User,
 };
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -463,6 +463,29 @@ impl Pipeline for SqliteStore {
 
     async fn freeze_windows(&self, env: Option<&str>) -> StoreResult<Vec<FreezeWindowRecord>> {
         policy::freeze_windows(&mut *self.read().await?, env).await
+    }
+
+    async fn freeze_now(
+        &self,
+        freeze: OneOffFreezeRecord,
+        replacing: Option<i64>,
+        record: AuditRecord,
+    ) -> StoreResult<()> {
+        audited!(self, record, |tx| policy::put_one_off_freeze(
+            &mut tx, &freeze, replacing
+        )
+        .await?)
+    }
+
+    async fn end_freeze(&self, env: &str, until_ms: i64, record: AuditRecord) -> StoreResult<()> {
+        audited!(self, record, |tx| policy::end_one_off_freeze(
+            &mut tx, env, until_ms
+        )
+        .await?)
+    }
+
+    async fn one_off_freezes(&self, env: Option<&str>) -> StoreResult<Vec<OneOffFreezeRecord>> {
+        policy::one_off_freezes(&mut *self.read().await?, env).await
     }
 }
 
@@ -1022,7 +1045,7 @@ mod tests {
         store.close().await;
         let store = SqliteStore::open(&path, key).await.unwrap();
         assert_eq!(store.list_apps().await.unwrap().len(), 1);
-        // The story's 29 events and the notification part's 4.
-        assert_eq!(store.audit_chain().await.unwrap().events.len(), 33);
+        // The story's 32 events and the notification part's 4.
+        assert_eq!(store.audit_chain().await.unwrap().events.len(), 36);
     }
 }

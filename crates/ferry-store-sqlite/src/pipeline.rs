@@ -321,6 +321,7 @@ pub(crate) async fn delete_environment(conn: &mut SqliteConnection, name: &str) 
         "DELETE FROM targets WHERE env = ?",
         "DELETE FROM role_levels WHERE env = ?",
         "DELETE FROM freeze_windows WHERE env = ?",
+        "DELETE FROM one_off_freezes WHERE env = ?",
         "DELETE FROM app_grants WHERE env = ?",
         "DELETE FROM environments WHERE name = ?",
     ] {
@@ -364,6 +365,7 @@ pub(crate) async fn rename_environment(
         "UPDATE targets SET env = ?1 WHERE env = ?2",
         "UPDATE role_levels SET env = ?1 WHERE env = ?2",
         "UPDATE freeze_windows SET env = ?1 WHERE env = ?2",
+        "UPDATE one_off_freezes SET env = ?1 WHERE env = ?2",
         "UPDATE app_grants SET env = ?1 WHERE env = ?2",
     ] {
         sqlx::query(sql)

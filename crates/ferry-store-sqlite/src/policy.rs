@@ -1,7 +1,10 @@
-//! Freeze windows of environments and approvals of deployments.
+//! Freeze windows and one-off freezes of environments, and approvals of deployments.
 
 use ferry_domain::deployment::Status;
-use ferry_store::{ApprovalRecord, FreezeWindowRecord, StoreError, StoreResult};
+use ferry_domain::freeze::OneOffFreeze;
+use ferry_store::{
+    ApprovalRecord, FreezeWindowRecord, OneOffFreezeRecord, StoreError, StoreResult,
+};
 use sqlx::sqlite::SqliteConnection;
 
 use crate::{backend, not_found, unique};
@@ -57,6 +60,108 @@ pub(crate) async fn remove_freeze_window(
         .rows_affected();
     if removed == 0 {
         return Err(not_found("freeze window", expression));
+    }
+    Ok(())
+}
+
+/// A row of [`one_off_freezes`]' query.
+#[derive(sqlx::FromRow)]
+struct OneOffFreezeRow {
+    env: String,
+    from_ms: i64,
+    until_ms: i64,
+    reason: String,
+    by_user: String,
+}
+
+impl From<OneOffFreezeRow> for OneOffFreezeRecord {
+    fn from(row: OneOffFreezeRow) -> OneOffFreezeRecord {
+        OneOffFreezeRecord {
+            env: row.env,
+            freeze: OneOffFreeze {
+                from_ms: row.from_ms,
+                until_ms: row.until_ms,
+                reason: row.reason,
+                by: row.by_user,
+            },
+        }
+    }
+}
+
+pub(crate) async fn one_off_freezes(
+    conn: &mut SqliteConnection,
+    env: Option<&str>,
+) -> StoreResult<Vec<OneOffFreezeRecord>> {
+    let rows: Vec<OneOffFreezeRow> = sqlx::query_as(
+        "SELECT env, from_ms, until_ms, reason, by_user FROM one_off_freezes
+         WHERE ?1 IS NULL OR env = ?1 ORDER BY env",
+    )
+    .bind(env)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(backend)?;
+    Ok(rows.into_iter().map(OneOffFreezeRecord::from).collect())
+}
+
+/// The end of the one-off freeze stored for `env`, if one is.
+async fn stored_end(conn: &mut SqliteConnection, env: &str) -> StoreResult<Option<i64>> {
+    sqlx::query_scalar("SELECT until_ms FROM one_off_freezes WHERE env = ?")
+        .bind(env)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(backend)
+}
+
+/// A refusal because the stored freeze is no longer the one the caller judged.
+fn changed_meanwhile(env: &str) -> StoreError {
+    StoreError::Conflict(format!(
+        "the freeze of {env} changed meanwhile: see `ferry env list`, then try again"
+    ))
+}
+
+/// Stores `record` in place of the freeze ending at `replacing` (none: `None`).
+pub(crate) async fn put_one_off_freeze(
+    conn: &mut SqliteConnection,
+    record: &OneOffFreezeRecord,
+    replacing: Option<i64>,
+) -> StoreResult<()> {
+    let env = &record.env;
+    crate::pipeline::environment(&mut *conn, env).await?;
+    if stored_end(&mut *conn, env).await? != replacing {
+        return Err(changed_meanwhile(env));
+    }
+    let freeze = &record.freeze;
+    sqlx::query(
+        "INSERT INTO one_off_freezes (env, from_ms, until_ms, reason, by_user)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (env) DO UPDATE SET from_ms = ?2, until_ms = ?3, reason = ?4, by_user = ?5",
+    )
+    .bind(env)
+    .bind(freeze.from_ms)
+    .bind(freeze.until_ms)
+    .bind(&freeze.reason)
+    .bind(&freeze.by)
+    .execute(&mut *conn)
+    .await
+    .map_err(backend)?;
+    Ok(())
+}
+
+/// Removes the freeze of `env` ending at `until_ms`.
+pub(crate) async fn end_one_off_freeze(
+    conn: &mut SqliteConnection,
+    env: &str,
+    until_ms: i64,
+) -> StoreResult<()> {
+    let removed = sqlx::query("DELETE FROM one_off_freezes WHERE env = ? AND until_ms = ?")
+        .bind(env)
+        .bind(until_ms)
+        .execute(&mut *conn)
+        .await
+        .map_err(backend)?
+        .rows_affected();
+    if removed == 0 {
+        return Err(changed_meanwhile(env));
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 
 use ferry_domain::audit::{verify_chain, AuditRecord};
 use ferry_domain::deployment::{Deployment, Kind, Status, Strategy, TargetAppState};
+use ferry_domain::freeze::OneOffFreeze;
 use ferry_domain::permission::Level;
 use ferry_domain::pipeline::{default_pipeline, Policy};
 use ferry_domain::role::built_in_roles;
@@ -15,7 +16,8 @@ pub mod support;
 use crate::{
     AppGrant, ApprovalRecord, AuditFilter, Backport, Bootstrap, DeliveryStatus, DeploymentRecord,
     DeploymentUpdate, DesiredChange, EnvironmentChange, FreezeWindowRecord, Membership, NewApp,
-    NewRelease, NewUser, PolicyChange, Release, ReleaseOutcome, Store, StoreError, TargetReport,
+    NewRelease, NewUser, OneOffFreezeRecord, PolicyChange, Release, ReleaseOutcome, Store,
+    StoreError, TargetReport,
 };
 
 fn audit(action: &str, subject: &str, app: Option<&str>) -> AuditRecord {
@@ -866,6 +868,76 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
         store.change_environment("dev", unfreeze("x")).await,
         Err(StoreError::NotFound { .. })
     ));
+
+    // One-off freezes: one per environment, replaced over the end the caller read, ended
+    // over the end it has; a stale end changes nothing and writes no event.
+    let one_off = |until_ms, reason: &str| OneOffFreezeRecord {
+        env: "dev".into(),
+        freeze: OneOffFreeze {
+            from_ms: 10,
+            until_ms,
+            reason: reason.into(),
+            by: "dana".into(),
+        },
+    };
+    assert!(store.one_off_freezes(None).await.unwrap().is_empty());
+    store
+        .freeze_now(
+            one_off(100, "release night"),
+            None,
+            audit("environment.freeze-now", "", None),
+        )
+        .await
+        .unwrap();
+    let before = store.audit_chain().await.unwrap().events.len();
+    for stale in [None, Some(99)] {
+        assert!(matches!(
+            store
+                .freeze_now(one_off(200, "x"), stale, audit("x", "", None))
+                .await,
+            Err(StoreError::Conflict(_))
+        ));
+    }
+    assert!(matches!(
+        store.end_freeze("dev", 99, audit("x", "", None)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store
+            .freeze_now(
+                OneOffFreezeRecord {
+                    env: "nowhere".into(),
+                    ..one_off(100, "x")
+                },
+                None,
+                audit("x", "", None)
+            )
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert_eq!(store.audit_chain().await.unwrap().events.len(), before);
+    assert_eq!(
+        store.one_off_freezes(Some("dev")).await.unwrap(),
+        vec![one_off(100, "release night")]
+    );
+    store
+        .freeze_now(
+            one_off(200, "longer"),
+            Some(100),
+            audit("environment.freeze-now", "", None),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.one_off_freezes(None).await.unwrap(),
+        vec![one_off(200, "longer")]
+    );
+    assert!(store.one_off_freezes(Some("pp")).await.unwrap().is_empty());
+    store
+        .end_freeze("dev", 200, audit("environment.unfreeze-now", "", None))
+        .await
+        .unwrap();
+    assert!(store.one_off_freezes(None).await.unwrap().is_empty());
     let grant = |level| AppGrant {
         app: "shop-web".into(),
         user: "dana".into(),
@@ -965,6 +1037,9 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
             "deployment.approve",
             "environment.freeze",
             "environment.unfreeze",
+            "environment.freeze-now",
+            "environment.freeze-now",
+            "environment.unfreeze-now",
             "app.grant",
             "app.grant",
             "team.member",
@@ -990,11 +1065,11 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
         })
         .await
         .unwrap();
-    assert_eq!(last_two.iter().map(|e| e.seq).collect::<Vec<_>>(), [28, 29]);
+    assert_eq!(last_two.iter().map(|e| e.seq).collect::<Vec<_>>(), [31, 32]);
     let chain = store.audit_chain().await.unwrap();
     assert_eq!(
         verify_chain(audit_key, &chain.events, chain.head.as_ref()),
-        Ok(29)
+        Ok(32)
     );
 
     notifications(store, audit_key).await;

@@ -3,6 +3,7 @@
 use ferry_domain::audit::{AuditEvent, AuditRecord, RecordedHead};
 use ferry_domain::backport::ObligationStatus;
 use ferry_domain::deployment::{Deployment, Kind, Status, TargetAppState};
+use ferry_domain::freeze::OneOffFreeze;
 use ferry_domain::incident::{IncidentStatus, Severity};
 use ferry_domain::permission::{Level, Role};
 use ferry_domain::pipeline::Environment;
@@ -307,6 +308,13 @@ pub struct FreezeWindowRecord {
     pub env: String,
     pub expression: String,
     pub created_ms: i64,
+}
+
+/// The one-off freeze of an environment (`ferry env freeze`), in force or ended by time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OneOffFreezeRecord {
+    pub env: String,
+    pub freeze: OneOffFreeze,
 }
 
 /// A change to what targets should run: the version (`None`: nothing) and the deployment

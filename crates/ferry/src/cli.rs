@@ -695,6 +695,36 @@ pub enum EnvCommand {
         #[arg(long, value_name = "CRON DURATION")]
         unfreeze: Vec<String>,
     },
+    /// Freeze an environment from now: deployments, stage-only deployments and rollbacks are
+    /// refused until the freeze ends, naming its reason, as during a freeze window (an admin
+    /// may still --break-glass). Freezing again replaces the freeze when the new one ends as
+    /// late or later; to shorten it, unfreeze first
+    #[command(after_help = DURATIONS_HELP)]
+    Freeze {
+        env: String,
+        /// How long, like 4h or 1h30m (at most 31 days); the end is rounded up to the minute
+        #[arg(
+            long = "for",
+            value_name = "DURATION",
+            required_unless_present = "until",
+            conflicts_with = "until"
+        )]
+        lasting: Option<String>,
+        /// Until when, "YYYY-MM-DD HH:MM" in UTC (at most 31 days ahead)
+        #[arg(long, value_name = "YYYY-MM-DD HH:MM")]
+        until: Option<String>,
+        /// Why: shown with every refusal while the freeze lasts (at most 200 characters)
+        #[arg(long)]
+        reason: String,
+    },
+    /// End an environment's freeze made with `ferry env freeze` now; says so when freeze
+    /// windows still hold it. Refused when it is not frozen that way
+    Unfreeze {
+        env: String,
+        /// Why it ends early, for the audit trail
+        #[arg(long)]
+        reason: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -180,6 +180,33 @@ pub struct FreezeWindow {
     pub window: String,
 }
 
+/// `environment.freeze-now`: the environment, the subject, is frozen from the event's time
+/// until `until_ms`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FreezeNow {
+    /// When the freeze ends (ms since the epoch, UTC).
+    pub until_ms: i64,
+    /// Why, as given.
+    pub reason: String,
+    /// The end of the one-off freeze in force that this one replaced, if one was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced_until_ms: Option<i64>,
+}
+
+/// `environment.unfreeze-now`: the one-off freeze of the environment, the subject, ended at
+/// the event's time.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnfreezeNow {
+    /// When the freeze would have ended (ms since the epoch, UTC).
+    pub until_ms: i64,
+    /// Why it was made, and by whom.
+    pub frozen_for: String,
+    pub frozen_by: String,
+    /// Why it ends early, if said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
 /// `app.create`: the application is the subject, `app/NAME`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppCreate {

@@ -213,6 +213,34 @@ fn cases() -> Vec<(AuditAction, &'static str, &'static str)> {
             r#"{"window":"0 18 * * FRI 64h"}"#,
         ),
         (
+            A::EnvironmentFreezeNow(FreezeNow {
+                until_ms: 1_800_000_600_000,
+                reason: "release night".into(),
+                replaced_until_ms: None,
+            }),
+            "environment.freeze-now",
+            r#"{"reason":"release night","until_ms":1800000600000}"#,
+        ),
+        (
+            A::EnvironmentFreezeNow(FreezeNow {
+                until_ms: 1_800_000_600_000,
+                reason: "longer".into(),
+                replaced_until_ms: Some(1_800_000_300_000),
+            }),
+            "environment.freeze-now",
+            r#"{"reason":"longer","replaced_until_ms":1800000300000,"until_ms":1800000600000}"#,
+        ),
+        (
+            A::EnvironmentUnfreezeNow(UnfreezeNow {
+                until_ms: 1_800_000_600_000,
+                frozen_for: "release night".into(),
+                frozen_by: "anna".into(),
+                reason: Some("done early".into()),
+            }),
+            "environment.unfreeze-now",
+            r#"{"frozen_by":"anna","frozen_for":"release night","reason":"done early","until_ms":1800000600000}"#,
+        ),
+        (
             A::AppCreate(AppCreate {
                 team: "shop".into(),
                 keep: 10,
@@ -575,7 +603,7 @@ fn every_kind_has_a_case_and_its_own_name() {
             "{kind}"
         );
     }
-    assert_eq!(AuditKind::ALL.len(), 48);
+    assert_eq!(AuditKind::ALL.len(), 50);
 }
 
 #[test]

@@ -12,6 +12,7 @@ pub mod blobs;
 pub mod channels;
 pub mod deployments;
 mod error;
+pub mod freezes;
 pub mod incidents;
 pub mod maintenance;
 pub mod manifests;

@@ -119,7 +119,7 @@ pub async fn change(
     caller: &Caller,
     name: &str,
     request: ChangePolicy,
-) -> ServiceResult<(Environment, Vec<FreezeWindowRecord>)> {
+) -> ServiceResult<Environment> {
     validate_name(NameKind::Environment, name)?;
     if request.approvals.is_some_and(|n| n > MAX_APPROVALS) {
         return Err(ServiceError::invalid(format!(
@@ -215,7 +215,5 @@ pub async fn change(
             .collect(),
     };
     // One transaction: the policy and every window change, or nothing.
-    let env = state.store.change_environment(&env.name, change).await?;
-    let windows = state.store.freeze_windows(Some(name)).await?;
-    Ok((env, windows))
+    Ok(state.store.change_environment(&env.name, change).await?)
 }

@@ -1,14 +1,14 @@
 //! The pipeline's policy applied to a deployment request: the release's lifecycle, no
-//! silent downgrade, freeze windows, approvals, break-glass and the regression guard; and
-//! applied again, with the overrides granted on the request, by the approval that would
-//! start a deployment that waited. The rules live in the domain; this gathers what they need
+//! silent downgrade, freezes (windows and one-off freezes), approvals, break-glass and the
+//! regression guard; and applied again, with the overrides granted on the request, by the
+//! approval that would start a deployment that waited. The rules live in the domain; this gathers what they need
 //! from the store.
 
 use ferry_domain::approval::needs_approval;
 use ferry_domain::audit_event;
 use ferry_domain::deployment::Kind;
 use ferry_domain::downgrade::check_downgrade;
-use ferry_domain::freeze::{check_freeze, frozen_until, FreezeWindow};
+use ferry_domain::freeze::{check_freeze, frozen_until, FrozenNow};
 use ferry_domain::guard::{Undone, UndoneHotfixes};
 use ferry_domain::lifecycle::{check_entry, Candidate, ReleaseKind};
 use ferry_domain::overrides::{break_glass, BreakGlass};
@@ -27,11 +27,11 @@ pub struct Ask<'a> {
     pub env: &'a Environment,
     pub release: &'a Release,
     /// What the deployment does. A rollback (`ferry rollback`) goes back, which is its
-    /// purpose, so neither the lifecycle, downgrades nor approvals hold it up; freeze windows
-    /// and the regression guard do. A stage-only deployment switches nothing, so neither
-    /// downgrades, the regression guard nor approvals hold it up; the lifecycle and freeze
-    /// windows do, so that nothing reaches an environment's targets before the release
-    /// earned the environment, nor while it is frozen.
+    /// purpose, so neither the lifecycle, downgrades nor approvals hold it up; freezes (windows
+    /// and one-off freezes) and the regression guard do. A stage-only deployment switches
+    /// nothing, so neither downgrades, the regression guard nor approvals hold it up; the
+    /// lifecycle and freezes do, so that nothing reaches an environment's targets before the
+    /// release earned the environment, nor while it is frozen.
     pub kind: Kind,
     pub allow_downgrade: bool,
     /// `--break-glass` with its `--reason`.
@@ -145,7 +145,7 @@ pub async fn judge(state: &AppState, caller: &Caller, ask: &Ask<'_>) -> ServiceR
             ..ask.env.policy
         },
     };
-    let windows = freeze_windows(state, env).await?;
+    let freezes = crate::services::freezes::of(state, env).await?;
     let now = caller.now_ms();
     let break_glass = match ask.break_glass {
         Some(reason) => Some(
@@ -155,12 +155,12 @@ pub async fn judge(state: &AppState, caller: &Caller, ask: &Ask<'_>) -> ServiceR
                 caller.level_on(ask.app, env),
                 reason,
                 &policy,
-                frozen_until(&windows, now),
+                frozen_until(&freezes, now).as_ref().map(FrozenNow::thaw),
             )
             .map_err(|e| ServiceError::forbidden(e.to_string()))?,
         ),
         None => {
-            check_freeze(env, &windows, now)
+            check_freeze(env, &freezes, now)
                 .map_err(|e| ServiceError::policy("frozen", e.to_string()))?;
             None
         }
@@ -226,8 +226,8 @@ pub async fn rejudge(
         }
     }
     if overrides.break_glass.is_none() {
-        let windows = freeze_windows(state, &env.name).await?;
-        check_freeze(&env.name, &windows, caller.now_ms())
+        let freezes = crate::services::freezes::of(state, &env.name).await?;
+        check_freeze(&env.name, &freezes, caller.now_ms())
             .map_err(|e| ServiceError::policy("frozen", e.to_string()))?;
     }
     Ok(())
@@ -395,22 +395,4 @@ async fn regression_guard(
         }),
         review: outcome.review,
     })
-}
-
-/// The freeze windows of an environment, parsed (they were checked when added).
-pub async fn freeze_windows(state: &AppState, env: &str) -> ServiceResult<Vec<FreezeWindow>> {
-    state
-        .store
-        .freeze_windows(Some(env))
-        .await?
-        .iter()
-        .map(|w| {
-            FreezeWindow::parse(&w.expression).map_err(|e| {
-                ServiceError::internal(format!(
-                    "freeze window {:?} of {env} is unreadable: {e}",
-                    w.expression
-                ))
-            })
-        })
-        .collect()
 }

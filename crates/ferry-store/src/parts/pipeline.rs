@@ -1,4 +1,4 @@
-//! The environments in order, their policy and their freeze windows.
+//! The environments in order, their policy, their freeze windows and one-off freezes.
 
 use async_trait::async_trait;
 
@@ -40,4 +40,20 @@ pub trait Pipeline: Send + Sync + 'static {
     ) -> StoreResult<Environment>;
     /// Freeze windows of one environment, or of all.
     async fn freeze_windows(&self, env: Option<&str>) -> StoreResult<Vec<FreezeWindowRecord>>;
+    /// Puts a one-off freeze on its environment in place of the one stored there, in one
+    /// transaction with its audit event. `replacing` is the end of the stored freeze the
+    /// caller judged (`None`: none was stored); when another is stored by then, this is a
+    /// `StoreError::Conflict` that changes nothing. An unknown environment is not found.
+    async fn freeze_now(
+        &self,
+        freeze: OneOffFreezeRecord,
+        replacing: Option<i64>,
+        audit: AuditRecord,
+    ) -> StoreResult<()>;
+    /// Ends the one-off freeze of `env` that ends at `until_ms`, in one transaction with its
+    /// audit event: a `StoreError::Conflict` that changes nothing when that freeze is no
+    /// longer the one stored.
+    async fn end_freeze(&self, env: &str, until_ms: i64, audit: AuditRecord) -> StoreResult<()>;
+    /// The one-off freezes of one environment, or of all, in force or not.
+    async fn one_off_freezes(&self, env: Option<&str>) -> StoreResult<Vec<OneOffFreezeRecord>>;
 }

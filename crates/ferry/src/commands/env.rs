@@ -1,7 +1,10 @@
 //! `ferry env`.
 
-use ferry_api::{ChangePolicy, CreateEnvironment, Environment, RenameEnvironment};
-use ferry_domain::freeze::FreezeWindow;
+use ferry_api::{
+    ChangePolicy, CreateEnvironment, Environment, FreezeEnvironment, RenameEnvironment,
+    UnfreezeEnvironment,
+};
+use ferry_domain::freeze::{FreezeEnd, FreezeWindow};
 use ferry_domain::name::NameKind;
 
 use super::check_name;
@@ -31,6 +34,14 @@ fn describe(env: &Environment) -> String {
         } else {
             format!("; frozen {} (UTC)", env.freeze.join("; "))
         }
+        + &frozen_now(env).map_or(String::new(), |now| format!("; {now}"))
+}
+
+/// `frozen until 22:00 UTC (release night: anna)` while the environment is frozen.
+fn frozen_now(env: &Environment) -> Option<String> {
+    env.frozen
+        .as_ref()
+        .map(|frozen| format!("frozen {}", frozen.summary))
 }
 
 pub async fn run(client: &Client, output: Output, command: EnvCommand) -> CliResult {
@@ -68,6 +79,13 @@ pub async fn run(client: &Client, output: Output, command: EnvCommand) -> CliRes
                     ],
                     &rows,
                 );
+                let frozen: Vec<String> = pipeline
+                    .iter()
+                    .filter_map(|e| frozen_now(e).map(|now| format!("{}: {now}", e.name)))
+                    .collect();
+                if !frozen.is_empty() {
+                    println!("\n{}", frozen.join("\n"));
+                }
             });
         }
         EnvCommand::Create { env, after } => {
@@ -146,6 +164,56 @@ pub async fn run(client: &Client, output: Output, command: EnvCommand) -> CliRes
                 .patch(&format!("/api/v1/environments/{env}"), &change)
                 .await?;
             output.print(&updated, |env| println!("{}", describe(env)));
+        }
+        EnvCommand::Freeze {
+            env,
+            lasting,
+            until,
+            reason,
+        } => {
+            check_name(NameKind::Environment, &env)?;
+            // Checked here too, so a typo is refused before anything is sent.
+            match (&lasting, &until) {
+                (Some(lasting), _) => FreezeEnd::parse_for(lasting).map(drop),
+                (_, Some(until)) => FreezeEnd::parse_until(until).map(drop),
+                (None, None) => Ok(()),
+            }
+            .map_err(CliError::refused)?;
+            let request = FreezeEnvironment {
+                lasting,
+                until,
+                reason,
+            };
+            let frozen: Environment = client
+                .post(&format!("/api/v1/environments/{env}/freeze"), &request)
+                .await?;
+            output.print(&frozen, |env| {
+                println!(
+                    "{}: {}",
+                    env.name,
+                    frozen_now(env).unwrap_or_else(|| "not frozen".to_owned())
+                )
+            });
+        }
+        EnvCommand::Unfreeze { env, reason } => {
+            check_name(NameKind::Environment, &env)?;
+            let thawed: Environment = client
+                .post(
+                    &format!("/api/v1/environments/{env}/unfreeze"),
+                    &UnfreezeEnvironment { reason },
+                )
+                .await?;
+            // On stderr whatever the output format: `--json` carries it as a field too.
+            if let Some(warning) = &thawed.warning {
+                eprintln!("warning: {warning}");
+            }
+            output.print(&thawed, |env| {
+                println!(
+                    "ended the freeze of {}; {}",
+                    env.name,
+                    frozen_now(env).unwrap_or_else(|| "it is not frozen now".to_owned())
+                )
+            });
         }
     }
     Ok(())

@@ -11,6 +11,7 @@ mod deadline;
 mod deployments;
 mod faults;
 mod ferry_toml;
+mod freeze_now;
 mod harness;
 mod matrix;
 mod notifications;

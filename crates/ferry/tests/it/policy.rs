@@ -218,7 +218,10 @@ fn downgrades_freezes_break_glass_and_hotfixes() {
     assert_eq!(envs[0]["freeze"][0], "* * * * * 2h", "{envs}");
     server
         .ferry(&dana, &["deploy", "web", "1.0.1", "--to", "dev"])
-        .fails(3, "is in a freeze window until");
+        .fails(
+            3,
+            "is frozen continuously (its freeze windows leave no gap)",
+        );
     server
         .ferry(
             &dana,
@@ -411,12 +414,13 @@ fn a_freeze_added_after_the_request_blocks_the_approval_that_would_start_it() {
         .admin(&["env", "set", "prd", "--freeze", "* * * * * 2h"])
         .success();
     let events = crate::harness::changes_len(&server);
-    let refused = server
-        .ferry(&lee, &["approve", &id, "--json"])
-        .fails(3, "is in a freeze window until");
+    let refused = server.ferry(&lee, &["approve", &id, "--json"]).fails(
+        3,
+        "is frozen continuously (its freeze windows leave no gap)",
+    );
     assert!(
         refused.stderr.contains(&format!(
-            "deployment {id} cannot start now: \"prd\" is in a freeze window"
+            "deployment {id} cannot start now: \"prd\" is frozen continuously"
         )) && refused.stderr.contains("the approval is not recorded"),
         "{refused:?}"
     );

@@ -40,7 +40,10 @@ fn staging_obeys_the_lifecycle_and_freeze_windows_and_waits_for_no_approval() {
     server
         .admin(&["env", "set", "pp", "--freeze", "* * * * * 2h"])
         .success();
-    let frozen = stage(&server, &dana, "pp", &["--json"]).fails(3, "is in a freeze window until");
+    let frozen = stage(&server, &dana, "pp", &["--json"]).fails(
+        3,
+        "is frozen continuously (its freeze windows leave no gap)",
+    );
     assert_eq!(frozen.json()["error"]["code"], "frozen", "{frozen:?}");
     stage(
         &server,
@@ -82,7 +85,7 @@ fn staging_obeys_the_lifecycle_and_freeze_windows_and_waits_for_no_approval() {
         .unwrap_or_else(|| panic!("no break-glass event: {audit}"));
     let summary = glass_event["details"]["break_glass"]["summary"].to_string();
     assert!(
-        summary.contains("the freeze until") && !summary.contains("approval"),
+        summary.contains("the continuous freeze") && !summary.contains("approval"),
         "staging overrides the freeze only: {glass_event}"
     );
     server
