@@ -645,10 +645,23 @@ pub struct Deployment {
     /// The approvals recorded (shown for one deployment, not in lists).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approvals: Option<Vec<DeploymentApproval>>,
+    /// While it awaits approval, what it waits for: the approvals its environment asks for
+    /// now, and whether the requester may give one (shown for one deployment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub awaits: Option<AwaitedApprovals>,
     /// Paths of shipped hotfixes that this release changes differently (merged): allowed by
     /// the regression guard, listed for review (kept with the deployment, for its approvers).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub review: Vec<String>,
+}
+
+/// The approvals a deployment waits for.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct AwaitedApprovals {
+    /// Approvals needed in all.
+    pub required: u32,
+    /// Whether the person who asked for it may approve it.
+    pub self_approval: bool,
 }
 
 /// One approval of a deployment.

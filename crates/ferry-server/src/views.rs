@@ -2,7 +2,8 @@
 //! notifier, so every place writes a time or an obligation the same way.
 
 use ferry_api::{
-    Backport, Deployment, DeploymentApproval, DeploymentTarget, Incident, IncidentStep,
+    AwaitedApprovals, Backport, Deployment, DeploymentApproval, DeploymentTarget, Incident,
+    IncidentStep,
 };
 use ferry_domain::deployment::{Ahead, Status};
 use ferry_store::DeploymentRecord;
@@ -88,6 +89,7 @@ pub fn deployment_json(record: DeploymentRecord) -> Deployment {
         updated_at: rfc3339(record.updated_ms),
         targets,
         approvals: None,
+        awaits: None,
         review: record.review,
         cancelled: state
             .cancelled
@@ -112,8 +114,22 @@ pub async fn deployment_with_approvals(
             at: rfc3339(a.at_ms),
         })
         .collect();
+    let awaits = match record.status() {
+        Status::AwaitingApproval => state
+            .store
+            .list_environments()
+            .await?
+            .into_iter()
+            .find(|env| env.name == record.env)
+            .map(|env| AwaitedApprovals {
+                required: env.policy.approvals_required,
+                self_approval: env.policy.self_approval,
+            }),
+        _ => None,
+    };
     Ok(Deployment {
         approvals: Some(approvals),
+        awaits,
         ..deployment_json(record)
     })
 }

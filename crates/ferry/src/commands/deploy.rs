@@ -119,7 +119,9 @@ pub(super) async fn finish(
     mut deployment: Deployment,
     wait: bool,
 ) -> CliResult {
-    if wait {
+    // One that has ended already (approved and done at once, or shown after its end) is
+    // only printed.
+    if wait && deployment.status.is_active() {
         announce(output, &deployment);
         deployment = if !output.json && std::io::stdout().is_terminal() {
             follow_steps(client, deployment).await?
@@ -234,6 +236,20 @@ pub(super) fn print_deployment(d: &Deployment) {
     }
     for path in &d.review {
         println!("review (changed differently from a shipped hotfix): {path}");
+    }
+    if let Some(awaits) = &d.awaits {
+        let given = d.approvals.as_ref().map_or(0, Vec::len);
+        println!(
+            "waiting for approval: {given} of {} given; by someone with approve on {}{} (`ferry approve {}`)",
+            awaits.required,
+            d.env,
+            if awaits.self_approval {
+                String::new()
+            } else {
+                format!(" other than {}", d.requested_by)
+            },
+            d.id
+        );
     }
     let rows: Vec<Vec<String>> = d
         .targets

@@ -83,10 +83,14 @@ fn a_release_walks_the_pipeline_and_production_waits_for_someone_elses_approval(
         std::thread::sleep(Duration::from_millis(50));
     }
     let shown = server.ferry(&dana, &["deployment", "show", &id]).success();
+    let waiting = format!(
+        "waiting for approval: 0 of 1 given; by someone with approve on prd other than dana (`ferry approve {id}`)"
+    );
     assert!(
         shown
             .stdout
-            .contains("staged: switches at once when approved"),
+            .contains("staged: switches at once when approved")
+            && shown.stdout.contains(&waiting),
         "{shown:?}"
     );
     assert!(prd.root.join("apps/web/releases/1.0.0/index.html").exists());
