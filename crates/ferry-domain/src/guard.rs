@@ -186,15 +186,7 @@ fn paths_still_hold(count: usize) -> String {
 /// A deployment refused because the candidate release would undo a hotfix that runs in
 /// production. Nothing changes.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "release {candidate} of {app} would undo hotfix {hotfix_version}{} and is refused in \
-     {env:?}: {} content from before the fix: {}; include the fix in the release (merge or \
-     backport it into the code, then create a new release), or override the regression guard \
-     with --override-guard --reason TEXT (needs approve permission on {env:?})",
-    incident_note(.incident),
-    paths_still_hold(.missing.len()),
-    list_paths(.missing)
-)]
+#[error("{}; {}", refused_one(self), remedy(.app, .env, 1, false))]
 pub struct Undone {
     /// The application.
     pub app: String,
@@ -237,17 +229,62 @@ pub fn check_guard(
     })
 }
 
+/// What refuses one undone hotfix: the release, the hotfix and the paths missing the fix.
+fn refused_one(undone: &Undone) -> String {
+    format!(
+        "release {} of {} would undo hotfix {}{} and is refused in {:?}: {} content from before the fix: {}",
+        undone.candidate,
+        undone.app,
+        undone.hotfix_version,
+        incident_note(&undone.incident),
+        undone.env,
+        paths_still_hold(undone.missing.len()),
+        list_paths(&undone.missing)
+    )
+}
+
+/// What a refusal of the regression guard suggests instead, for `count` undone hotfixes: a
+/// release with the fixes, or, going back (`going_back`), a rollback to one that has them;
+/// or an override.
+fn remedy(app: &str, env: &str, count: usize, going_back: bool) -> String {
+    let (fix, it) = match count {
+        1 => ("fix", "it"),
+        _ => ("fixes", "them"),
+    };
+    let instead = match going_back {
+        true => format!(
+            "go back to a release that has the {fix} instead (`ferry rollback {app} --env {env} --to VERSION`)"
+        ),
+        false => format!(
+            "include the {fix} in the release (merge or backport {it} into the code, then create a new release)"
+        ),
+    };
+    format!(
+        "{instead}, or override the regression guard with --override-guard --reason TEXT \
+         (needs approve permission on {env:?})"
+    )
+}
+
 /// A deployment refused because the candidate would undo one or more shipped hotfixes:
-/// every one of them is named, with its incident and the paths still missing the fix.
-/// Nothing changes.
+/// every one of them is named, with its incident and the paths still missing the fix, and
+/// what to do instead. Nothing changes.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct UndoneHotfixes(pub Vec<Undone>);
+pub struct UndoneHotfixes {
+    pub undone: Vec<Undone>,
+    /// The candidate is a release the environment ran before (a rollback), not a new one.
+    pub going_back: bool,
+}
 
 impl fmt::Display for UndoneHotfixes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0.as_slice() {
+        match self.undone.as_slice() {
             [] => write!(f, "no hotfix would be undone"),
-            [one] => write!(f, "{one}"),
+            [one] => write!(
+                f,
+                "{}; {}",
+                refused_one(one),
+                remedy(&one.app, &one.env, 1, self.going_back)
+            ),
             several @ [first, ..] => {
                 let hotfixes: Vec<String> = several
                     .iter()
@@ -263,16 +300,13 @@ impl fmt::Display for UndoneHotfixes {
                     .collect();
                 write!(
                     f,
-                    "release {} of {} would undo {} hotfixes and is refused in {:?}: {}; \
-                     include the fixes in the release (merge or backport them into the code, \
-                     then create a new release), or override the regression guard with \
-                     --override-guard --reason TEXT (needs approve permission on {:?})",
+                    "release {} of {} would undo {} hotfixes and is refused in {:?}: {}; {}",
                     first.candidate,
                     first.app,
                     several.len(),
                     first.env,
                     hotfixes.join("; "),
-                    first.env
+                    remedy(&first.app, &first.env, several.len(), self.going_back)
                 )
             }
         }
@@ -719,7 +753,23 @@ mod tests {
             ),
         ];
         for (undone, message) in cases {
-            assert_eq!(UndoneHotfixes(undone).to_string(), message);
+            let refusal = UndoneHotfixes {
+                undone,
+                going_back: false,
+            };
+            assert_eq!(refusal.to_string(), message);
         }
+        // Going back, the way out is a rollback to a release with the fix.
+        let going_back = UndoneHotfixes {
+            undone: vec![undone("1.4.3", None, &["a"])],
+            going_back: true,
+        };
+        assert_eq!(
+            going_back.to_string(),
+            "release 2.0 of shop would undo hotfix 1.4.3 and is refused in \"prd\": 1 path still \
+             holds its content from before the fix: a; go back to a release that has the fix \
+             instead (`ferry rollback shop --env prd --to VERSION`), or override the regression \
+             guard with --override-guard --reason TEXT (needs approve permission on \"prd\")"
+        );
     }
 }

@@ -13,6 +13,7 @@ use ferry_domain::lifecycle::check_promotion;
 use ferry_domain::liveness::Health;
 use ferry_domain::name::validate_version;
 use ferry_domain::permission::{Action, Level};
+use ferry_domain::pipeline::{is_development, is_production};
 use ferry_domain::rollback::rollback_target;
 use ferry_store::{ApprovalRecord, DeploymentRecord, DeploymentUpdate, IncidentUpdate};
 
@@ -127,8 +128,17 @@ async fn start(
     let (app, env) = (new.app, new.env);
     let targets = targets_with_current(state, app, env).await?;
     if targets.is_empty() {
+        // An environment between the first and the last may also be skipped.
+        let pipeline = state.store.list_environments().await?;
+        let skippable = pipeline.iter().any(|e| e.name == env && !e.optional)
+            && !is_development(&pipeline, env)
+            && !is_production(&pipeline, env);
+        let or_skip = match skippable {
+            true => format!(", or let releases skip it: `ferry env set {env} --optional true`"),
+            false => String::new(),
+        };
         return Err(ServiceError::invalid(format!(
-            "{app} has no target in {env}: enroll one (`ferry target enroll {env} NAME`) and start its agent"
+            "{app} has no target in {env}: enroll one (`ferry target enroll {env} NAME`) and start its agent{or_skip}"
         )));
     }
     let (targets, skipped_offline) =

@@ -222,7 +222,8 @@ pub async fn rejudge(
                 .filter(|u| !overridden.contains(&u.hotfix_version))
                 .collect();
         if !undone.is_empty() {
-            return Err(guard_refusal(undone));
+            // Only a deploy waits for approvals, so this is never a rollback.
+            return Err(guard_refusal(undone, false));
         }
     }
     if overrides.break_glass.is_none() {
@@ -304,9 +305,10 @@ async fn check_lifecycle_and_downgrade(
 
 /// The regression guard's refusal: every undone hotfix named in the message, and given to
 /// scripts in `details`.
-fn guard_refusal(undone: Vec<Undone>) -> ServiceError {
+fn guard_refusal(undone: Vec<Undone>, going_back: bool) -> ServiceError {
     let details = serde_json::json!({ "undone": undone_json(&undone) });
-    ServiceError::policy("guard", UndoneHotfixes(undone).to_string()).with_details(details)
+    let refusal = UndoneHotfixes { undone, going_back };
+    ServiceError::policy("guard", refusal.to_string()).with_details(details)
 }
 
 /// Each undone hotfix: its version, its incident and the paths missing the fix.
@@ -365,7 +367,7 @@ async fn regression_guard(
     let outcome = crate::services::support::guard(state, app, env, ask.release).await?;
     let Some(reason) = ask.override_guard else {
         if !outcome.undone.is_empty() {
-            return Err(guard_refusal(outcome.undone));
+            return Err(guard_refusal(outcome.undone, ask.kind == Kind::Rollback));
         }
         return Ok(Guarded {
             overridden: None,

@@ -39,6 +39,13 @@ fn an_environment_without_targets_blocks_releases_until_it_is_optional() {
     server
         .admin(&["deploy", "web", "1.0.0", "--to", "pp"])
         .fails(3, "has not succeeded in \"qa\"");
+    // Following that advice, the empty qa says how to get past it.
+    server
+        .admin(&["deploy", "web", "1.0.0", "--to", "qa"])
+        .fails(
+            3,
+            "or let releases skip it: `ferry env set qa --optional true`",
+        );
 
     let events = audit_len(&server);
     let set = server

@@ -187,9 +187,15 @@ fn a_rollback_past_a_shipped_hotfix_needs_override_guard() {
     assert_eq!(shop.current("prd"), "releases/1.0.1");
 
     let events = changes_len(server);
-    server
+    let refused = server
         .ferry(dana, &["rollback", "web", "--env", "prd"])
         .fails(3, "release 1.0.0 of web would undo hotfix 1.0.1");
+    assert!(
+        refused.stderr.contains(
+            "go back to a release that has the fix instead (`ferry rollback web --env prd --to VERSION`)"
+        ),
+        "{refused:?}"
+    );
     server
         .ferry(dana, &["rollback", "web", "--env", "pp", "--to", "1.0.0"])
         .fails(3, "would undo hotfix 1.0.1");
