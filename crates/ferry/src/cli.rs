@@ -20,9 +20,19 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Commands that are not clients of a server, with the global flags each still reads: the
-/// others are hidden from their help (and from docs/cli.md).
-const NOT_CLIENTS: [(&str, &[&str]); 2] = [("agent", &["server"]), ("demo", &[])];
+/// Commands that are not clients of a server, with the global flags each still reads and
+/// what each means there: the others are hidden from their help (and from docs/cli.md).
+const NOT_CLIENTS: [(&str, &[(&str, &str)]); 2] = [
+    (
+        "agent",
+        &[(
+            "server",
+            "The ferry server's URL, e.g. http://127.0.0.1:7070; needed with --enroll only, on \
+             the first run",
+        )],
+    ),
+    ("demo", &[]),
+];
 
 impl Command {
     /// Whether the command is a client of a server, not a long-running server or agent.
@@ -43,6 +53,8 @@ impl Cli {
         // Global flags reach the subcommands only when the definition is built.
         root.build();
         for command in root.get_subcommands_mut() {
+            let group = command.get_name().to_owned();
+            describe_args(command, &group);
             let Some((_, reads)) = NOT_CLIENTS
                 .iter()
                 .find(|(name, _)| command.get_name() == *name)
@@ -50,10 +62,12 @@ impl Cli {
                 continue;
             };
             *command = std::mem::take(command).mut_args(|arg| {
-                if arg.is_global_set() && !reads.contains(&arg.get_id().as_str()) {
-                    arg.hide(true)
-                } else {
-                    arg
+                if !arg.is_global_set() {
+                    return arg;
+                }
+                match reads.iter().find(|(id, _)| arg.get_id() == *id) {
+                    Some((_, meaning)) => arg.help(*meaning),
+                    None => arg.hide(true),
                 }
             });
         }
@@ -66,12 +80,46 @@ impl Cli {
     }
 }
 
+/// Gives every argument of `command` and its subcommands that the definition leaves
+/// undescribed its usual meaning, by its name (an `id` by the command group it is in), so
+/// every `--help` says what to pass and where to look it up.
+fn describe_args(command: &mut clap::Command, group: &str) {
+    *command = std::mem::take(command).mut_args(|arg| {
+        if arg.get_help().is_some() {
+            return arg;
+        }
+        let help = match (arg.get_id().as_str(), group) {
+            ("app", _) => "The application, as `ferry app list` shows it",
+            ("env", _) => "The environment, as `ferry env list` shows it",
+            ("team", _) => "The team, as `ferry team list` shows it",
+            ("user", _) => "The user, as `ferry user list` shows it",
+            ("role", _) => "The role, as `ferry role list` shows it",
+            ("release", _) => "The release's version, as `ferry release list APP` shows it",
+            ("incident", _) | ("id", "incident") => {
+                "The incident's number, as `ferry incident list` shows it"
+            }
+            ("id", "backport") => {
+                "The backport obligation's number, as `ferry backport list` shows it"
+            }
+            ("id", "backlog") => "The backlog item's number, as `ferry backlog list` shows it",
+            ("id", "approve" | "reject" | "deployment") => {
+                "The deployment's number, as `ferry deployment list` shows it"
+            }
+            _ => return arg,
+        };
+        arg.help(help)
+    });
+    for sub in command.get_subcommands_mut() {
+        describe_args(sub, group);
+    }
+}
+
 /// Flags every client command takes.
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// The ferry server's URL, e.g. http://127.0.0.1:7070
-    #[arg(long, global = true, env = "FERRY_SERVER")]
+    #[arg(long, global = true, env = "FERRY_SERVER", hide_env_values = true)]
     pub server: Option<String>,
     /// An API token
     #[arg(long, global = true, env = "FERRY_TOKEN", hide_env_values = true)]
@@ -81,7 +129,13 @@ pub struct GlobalArgs {
     pub json: bool,
     /// Trust exactly this CA certificate (PEM) for an https:// server, e.g. the DATA/tls/ca.pem
     /// of a server started with --tls
-    #[arg(long, global = true, env = "FERRY_CA_CERT", value_name = "FILE")]
+    #[arg(
+        long,
+        global = true,
+        env = "FERRY_CA_CERT",
+        value_name = "FILE",
+        hide_env_values = true
+    )]
     pub ca_cert: Option<PathBuf>,
 }
 
@@ -185,11 +239,13 @@ pub enum IncidentCommand {
         /// critical, high, medium or low
         #[arg(long)]
         severity: String,
+        /// What is wrong, in one line
         #[arg(long)]
         title: String,
         /// Routes it by the routing rules (`ferry route list`)
         #[arg(long)]
         category: Option<String>,
+        /// What happens, in more words
         #[arg(long)]
         description: Option<String>,
     },
@@ -206,12 +262,14 @@ pub enum IncidentCommand {
     /// Acknowledge an incident: you are on it, so it stops escalating
     Ack {
         id: i64,
+        /// A note for the incident's history
         #[arg(long)]
         note: Option<String>,
     },
     /// Resolve an incident
     Resolve {
         id: i64,
+        /// What was done, for the incident's history
         #[arg(long)]
         note: Option<String>,
     },
@@ -256,12 +314,16 @@ pub enum RouteCommand {
     List,
     /// Send every incident of CATEGORY to TEAM (release managers and admins)
     Set {
+        /// The incident category, as `ferry incident open --category` takes it
         category: String,
         #[arg(long)]
         team: String,
     },
     /// Remove the rule of a category
-    Remove { category: String },
+    Remove {
+        /// The category whose rule goes; its incidents go to the maintaining team again
+        category: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -277,7 +339,11 @@ pub struct DemoArgs {
 #[derive(Debug, Subcommand)]
 pub enum TargetCommand {
     /// Print a one-time token with which a new server's agent enrolls
-    Enroll { env: String, name: String },
+    Enroll {
+        env: String,
+        /// The new target's name
+        name: String,
+    },
     /// List targets with environment, last contact and health
     List {
         #[arg(long)]
@@ -286,7 +352,10 @@ pub enum TargetCommand {
     /// Take a target out of service (release manager or admin): its agent's credential stops
     /// working at once; its history stays. `ferry target enroll ENV NAME` brings the name back
     /// for a new server, whose agent takes over what it ran
-    Remove { name: String },
+    Remove {
+        /// The target, as `ferry target list` shows it
+        name: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -342,13 +411,16 @@ pub struct DeployArgs {
 #[derive(Debug, Args)]
 pub struct PromoteArgs {
     pub app: String,
+    /// The environment whose running release is promoted
     #[arg(long)]
     pub from: String,
+    /// The next environment, where it goes
     #[arg(long)]
     pub to: String,
     /// Wait until the deployment finishes (approvals included); exit 1 unless it succeeded
     #[arg(long)]
     pub wait: bool,
+    /// One target after another (rolling) or all at once (parallel)
     #[arg(long, value_enum, default_value = "rolling")]
     pub strategy: StrategyArg,
     /// Why, for the audit trail
@@ -476,7 +548,9 @@ pub enum ReleaseCommand {
     /// Paths added, removed and modified from one release to another
     Diff {
         app: String,
+        /// The older release's version
         from: String,
+        /// The newer release's version
         to: String,
     },
     /// Write a release's exact tree (modes and symlinks included) to a new directory
@@ -484,6 +558,7 @@ pub enum ReleaseCommand {
         app: String,
         #[arg(value_name = "VERSION")]
         release: String,
+        /// A directory that does not exist yet, or is empty
         dir: PathBuf,
     },
 }
@@ -607,6 +682,7 @@ pub enum TeamCommand {
 pub enum UserCommand {
     /// Create a user and print their API token (shown once)
     Create {
+        /// The new user's name
         name: String,
         /// The default role
         #[arg(long, default_value = "viewer")]
@@ -626,9 +702,15 @@ pub enum UserCommand {
     },
     /// Disable a user (admin): their tokens are refused until an admin enables them. Not
     /// your own account, nor the last enabled admin
-    Disable { name: String },
+    Disable {
+        /// The user, as `ferry user list` shows it
+        name: String,
+    },
     /// Enable a disabled user again (admin): their tokens work again
-    Enable { name: String },
+    Enable {
+        /// The user, as `ferry user list` shows it
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -670,7 +752,11 @@ pub enum EnvCommand {
     Delete { env: String },
     /// Rename an environment; its targets, role levels, freeze windows and grants follow.
     /// Refused once something was deployed there (its history keeps the name)
-    Rename { env: String, new_name: String },
+    Rename {
+        env: String,
+        /// The environment's new name
+        new_name: String,
+    },
     /// Change an environment's policy
     #[command(after_help = DURATIONS_HELP)]
     Set {
@@ -899,6 +985,26 @@ mod tests {
         ] {
             assert_eq!(globals_shown(path), shown, "{path:?}");
         }
+    }
+
+    /// Every argument of every command, as `command path: argument`, that `--help` leaves
+    /// undescribed.
+    fn undescribed(command: &clap::Command, path: &str, found: &mut Vec<String>) {
+        for arg in command.get_arguments() {
+            if arg.get_help().is_none() && !arg.is_hide_set() {
+                found.push(format!("{path}: {}", arg.get_id()));
+            }
+        }
+        for sub in command.get_subcommands() {
+            undescribed(sub, &format!("{path} {}", sub.get_name()), found);
+        }
+    }
+
+    #[test]
+    fn every_argument_is_described() {
+        let mut found = Vec::new();
+        undescribed(&Cli::definition(), "ferry", &mut found);
+        assert_eq!(found, Vec::<String>::new());
     }
 
     #[test]
