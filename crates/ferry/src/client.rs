@@ -29,6 +29,11 @@ impl Client {
                 "no server: pass --server URL, set FERRY_SERVER, or run `ferry login --server URL --token TOKEN`",
             )
         })?;
+        if global.token.as_deref().is_some_and(|t| t.trim().is_empty()) {
+            return Err(CliError::usage(
+                "the API token given with --token or FERRY_TOKEN is empty: is the variable you meant to pass set? (`FERRY_TOKEN=$LEE ferry …` needs LEE to hold the token)",
+            ));
+        }
         let token = global.token.clone().or(stored.token).ok_or_else(|| {
             CliError::usage(
                 "no API token: pass --token TOKEN, set FERRY_TOKEN, or run `ferry login --server URL --token TOKEN`",

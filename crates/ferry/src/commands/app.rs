@@ -33,7 +33,7 @@ pub async fn run(client: &Client, output: Output, command: AppCommand) -> CliRes
                 .patch(&format!("/api/v1/apps/{app}"), &ChangeApp { keep })
                 .await?;
             output.print(&changed, |app| {
-                println!("{} keeps {} releases", app.name, app.keep);
+                println!("{} keeps {}", app.name, releases(app.keep));
             });
         }
         AppCommand::List => {
@@ -52,7 +52,7 @@ pub async fn run(client: &Client, output: Output, command: AppCommand) -> CliRes
             output.print(&shown, |app| {
                 println!("application  {}", app.name);
                 println!("team         {}", app.team);
-                println!("keeps        {} releases", app.keep);
+                println!("keeps        {}", releases(app.keep));
                 println!("created      {}", app.created_at);
             });
         }
@@ -127,4 +127,12 @@ pub async fn run(client: &Client, output: Output, command: AppCommand) -> CliRes
         }
     }
     Ok(())
+}
+
+/// `1 release`, `10 releases`.
+fn releases(count: u32) -> String {
+    match count {
+        1 => "1 release".to_owned(),
+        n => format!("{n} releases"),
+    }
 }

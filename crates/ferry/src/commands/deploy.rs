@@ -418,7 +418,7 @@ pub async fn status(client: &Client, output: Output, app: Option<String>) -> Cli
                 .filter(|e| !e.rolled_back_from.is_empty())
             {
                 println!(
-                    "{} rolled back from {}: {} (not promoted there again)",
+                    "{} in {}: rolled back from {}, which promotions no longer bring there",
                     app.app,
                     env.env,
                     env.rolled_back_from.join(", ")

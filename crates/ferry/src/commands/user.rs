@@ -54,8 +54,18 @@ pub async fn run(client: &Client, output: Output, command: UserCommand) -> CliRe
             };
             let created: CreatedUser = client.post("/api/v1/users", &request).await?;
             output.print(&created, |created| {
+                let teams: Vec<String> = created
+                    .user
+                    .teams
+                    .iter()
+                    .filter_map(|t| Some(format!("{} in {}", t.role.as_deref()?, t.team)))
+                    .collect();
+                let in_teams = match teams.is_empty() {
+                    true => String::new(),
+                    false => format!(", {}", teams.join(", ")),
+                };
                 eprintln!(
-                    "created user {} with role {}; their API token, shown only this once:",
+                    "created user {} with role {}{in_teams}; their API token, shown only this once:",
                     created.user.name, created.user.role
                 );
                 println!("{}", created.token);

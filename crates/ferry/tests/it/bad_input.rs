@@ -262,3 +262,34 @@ fn a_reader_that_stops_early_ends_the_client_quietly() {
     const SIGPIPE: i32 = 13;
     assert_eq!(output.status.signal(), Some(SIGPIPE), "{output:?}");
 }
+
+#[test]
+fn an_empty_token_is_named_as_empty() {
+    let server = Server::start();
+    server
+        .ferry("", &["status"])
+        .fails(2, "FERRY_TOKEN is empty");
+}
+
+#[test]
+fn creating_a_user_says_their_role_in_each_team() {
+    let server = Server::start();
+    server.admin(&["team", "create", "shop"]).success();
+    let created = server
+        .admin(&[
+            "user",
+            "create",
+            "lee",
+            "--role",
+            "developer",
+            "--team",
+            "shop:lead",
+        ])
+        .success();
+    assert!(
+        created
+            .stderr
+            .starts_with("created user lee with role developer, lead in shop;"),
+        "{created:?}"
+    );
+}

@@ -144,7 +144,7 @@ fn the_teams_lead_changes_how_many_releases_are_kept() {
     let set = server
         .ferry(&lee, &["app", "set", "web", "--keep", "1"])
         .success();
-    assert_eq!(set.stdout, "web keeps 1 releases\n");
+    assert_eq!(set.stdout, "web keeps 1 release\n");
     let audit = server.admin(&["audit", "--json"]).success().json();
     let last = audit.as_array().unwrap().last().unwrap().clone();
     assert_eq!(last["action"], "app.keep", "{last}");
