@@ -51,13 +51,21 @@ fn print_incident(i: &Incident) {
         }
     }
     if let (Some(base), Some(suggested)) = (&i.base_version, &i.suggested_version) {
-        println!("hotfix from {base} (running in production); suggested version {suggested}");
-        if let Some(source) = &i.source {
-            print_hotfix_source(source);
-        }
-        // A resolved incident takes no hotfix any more: `hotfix start` refuses it.
-        if i.status != IncidentStatus::Resolved {
-            println!("next: ferry hotfix start {}", i.id);
+        // Once resolved, the plan is history: what production ran when the incident was
+        // opened, not what it runs now.
+        match i.status {
+            IncidentStatus::Resolved => println!(
+                "hotfix planned from {base} (production's release when the incident was opened)"
+            ),
+            _ => {
+                println!(
+                    "hotfix from {base} (running in production); suggested version {suggested}"
+                );
+                if let Some(source) = &i.source {
+                    print_hotfix_source(source);
+                }
+                println!("next: ferry hotfix start {}", i.id);
+            }
         }
     }
     for step in &i.history {
