@@ -2,7 +2,7 @@
 
 use ferry_api::{AuditEvent, AuditVerification};
 use ferry_domain::name::NameKind;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::check_name;
 use crate::cli::{AuditArgs, AuditCommand};
@@ -122,6 +122,8 @@ async fn verify(client: &Client, output: Output) -> CliResult {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]
