@@ -16,7 +16,7 @@ use ferry_cas::manifest::{EntryKind, Manifest};
 use crate::error::{AgentError, AgentResult};
 use crate::failpoint::failpoint;
 use crate::fsutil::remove_tree;
-use crate::health::check_health;
+use crate::health::{check_health, probe_label};
 use crate::hooks::{run_command, HookEnv};
 use crate::journal::{now, Journal};
 use crate::layout::{check_version, AppLayout};
@@ -26,6 +26,7 @@ use crate::stage::{read_release_config, stage_release, StageReport};
 use crate::switch::{switch_back, switch_to};
 use crate::tree::differences;
 use ferry_cas::release_config::{ReleaseConfig, CONFIG_FILE, MAX_CONFIG_BYTES};
+use ferry_domain::step_log::{bounded_label, StepLog, MAX_COMMAND_BYTES};
 
 /// What the server asks a target to serve.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -67,6 +68,17 @@ impl StepKind {
 pub struct Step {
     pub kind: StepKind,
     pub detail: String,
+}
+
+/// What a deploy tells its caller as it goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeployEvent {
+    /// A step began; what it does, for people (`running after_switch: ./restart.sh`).
+    Started(String),
+    /// A step completed.
+    Completed(Step),
+    /// A hook or the health check ran, successful or not: what it printed.
+    Logged(StepLog),
 }
 
 /// How a deploy ended.
@@ -123,12 +135,13 @@ struct Plan<'r> {
 }
 
 /// Deploys `request` on the target at `root`, taking content from `cache` (and from the
-/// previous release), reporting each completed step to `on_step`.
+/// previous release), telling `on_step` of each step as it starts and completes, and of
+/// what each hook and the health check printed.
 pub fn deploy(
     root: &Path,
     request: &DeployRequest,
     cache: &BlobStore,
-    on_step: &mut dyn FnMut(Step),
+    on_step: &mut dyn FnMut(DeployEvent),
 ) -> DeployOutcome {
     let failed = |error: AgentError| DeployOutcome::Failed {
         reason: error.to_string(),
@@ -232,7 +245,7 @@ impl<'r> Plan<'r> {
 fn run(
     plan: &mut Plan,
     cache: &BlobStore,
-    on_step: &mut dyn FnMut(Step),
+    on_step: &mut dyn FnMut(DeployEvent),
 ) -> Result<StageReport, Failure> {
     let (layout, request) = (&plan.layout, plan.request);
     let version = request.version.as_str();
@@ -248,6 +261,7 @@ fn run(
     let link_from = plan.link_from.as_deref();
     let config = read_release_config(layout, version, &request.manifest, link_from, cache)
         .map_err(Failure::before_switch)?;
+    on_step(DeployEvent::Started(format!("staging {version}")));
     let report = stage_release(
         layout,
         version,
@@ -271,6 +285,7 @@ fn run(
         &config.hooks,
         &env,
         &scratch,
+        on_step,
     )
     .map_err(|f| Failure {
         after_switch: false,
@@ -279,6 +294,7 @@ fn run(
     emit(on_step, StepKind::BeforeSwitch, detail);
     failpoint("deploy.after_hook");
 
+    on_step(DeployEvent::Started(format!("switching to {version}")));
     switch_to(layout, version).map_err(Failure::before_switch)?;
     emit(
         on_step,
@@ -291,10 +307,11 @@ fn run(
         &config.hooks,
         &env,
         &scratch,
+        on_step,
     )?;
     emit(on_step, StepKind::AfterSwitch, detail);
     failpoint("deploy.before_health");
-    let detail = run_health_check(&config, &env, &scratch)?;
+    let detail = run_health_check(&config, &env, &scratch, on_step)?;
     emit(on_step, StepKind::HealthChecked, detail);
 
     failpoint("deploy.before_journal");
@@ -305,20 +322,33 @@ fn run(
     Ok(report)
 }
 
-/// Runs a hook if the release has one; a failure counts as after the switch (the caller
-/// corrects that for `before_switch`).
+/// Runs a hook if the release has one, logging it; a failure counts as after the switch
+/// (the caller corrects that for `before_switch`).
 fn run_hook(
     name: &str,
     command: &Option<String>,
     hooks: &ferry_cas::release_config::Hooks,
     env: &HookEnv,
     scratch: &Path,
+    on_step: &mut dyn FnMut(DeployEvent),
 ) -> Result<String, Failure> {
     let Some(command) = command else {
         return Ok(format!("no {name} hook"));
     };
+    on_step(DeployEvent::Started(format!("running {name}: {command}")));
     let outcome = run_command(command, env, hooks.timeout, scratch)
         .map_err(|e| Failure::after_switch(format!("{name} hook: {e}")))?;
+    let elapsed = format!("in {:.1}s", outcome.elapsed.as_secs_f64());
+    on_step(DeployEvent::Logged(StepLog {
+        step: format!("hook {name}"),
+        command: bounded_label(command, MAX_COMMAND_BYTES),
+        ended: match outcome.success {
+            true => format!("exited with status 0 {elapsed}"),
+            false => format!("{} {elapsed}", outcome.failure),
+        },
+        succeeded: outcome.success,
+        output: outcome.output,
+    }));
     if !outcome.success {
         return Err(
             Failure::after_switch(format!("{name} hook `{command}` {}", outcome.failure))
@@ -331,22 +361,43 @@ fn run_hook(
     ))
 }
 
+/// Runs the release's health check if it has one, logging it. A failure names the command
+/// or URL, as a hook's does.
 fn run_health_check(
     config: &ReleaseConfig,
     env: &HookEnv,
     scratch: &Path,
+    on_step: &mut dyn FnMut(DeployEvent),
 ) -> Result<String, Failure> {
     let Some(check) = &config.health else {
         return Ok("no health check".to_owned());
     };
+    let probe = probe_label(&check.probe);
+    on_step(DeployEvent::Started(format!("checking health: {probe}")));
     let report = check_health(check, env, scratch)
-        .map_err(|e| Failure::after_switch(format!("health check: {e}")))?;
+        .map_err(|e| Failure::after_switch(format!("health check `{probe}`: {e}")))?;
+    let attempts = match report.attempts {
+        1 => "1 attempt".to_owned(),
+        n => format!("{n} attempts"),
+    };
+    let took = format!("{attempts} in {:.1}s", report.elapsed.as_secs_f64());
+    on_step(DeployEvent::Logged(StepLog {
+        step: "health check".to_owned(),
+        command: bounded_label(&probe, MAX_COMMAND_BYTES),
+        ended: match report.healthy {
+            true => format!("healthy: {} ({took})", report.last_ended),
+            false => format!(
+                "unhealthy: {} ({took}, its timeout of {:?} ran out)",
+                report.last_ended, check.timeout
+            ),
+        },
+        succeeded: report.healthy,
+        output: report.output,
+    }));
     if !report.healthy {
         return Err(Failure::after_switch(format!(
-            "health check failed after {} attempts in {:.1}s: {}",
-            report.attempts,
-            report.elapsed.as_secs_f64(),
-            report.last_failure
+            "health check `{probe}` failed after {took}: {}",
+            report.last_ended
         ))
         .with_output(report.output_tail));
     }
@@ -392,8 +443,8 @@ fn give_up(plan: &mut Plan, failure: Failure) -> DeployOutcome {
     }
 }
 
-fn emit(on_step: &mut dyn FnMut(Step), kind: StepKind, detail: String) {
-    on_step(Step { kind, detail });
+fn emit(on_step: &mut dyn FnMut(DeployEvent), kind: StepKind, detail: String) {
+    on_step(DeployEvent::Completed(Step { kind, detail }));
 }
 
 fn describe_staging(report: &StageReport) -> String {

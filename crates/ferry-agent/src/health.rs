@@ -1,6 +1,7 @@
 //! The health check: a command (run like a hook) or an HTTP URL, tried every 200 ms until
 //! it succeeds or its timeout runs out. One success is enough: a release that is up is
-//! healthy, however long it took to start within the timeout.
+//! healthy, however long it took to start within the timeout. Every attempt is logged: how
+//! it ended and, for a command, what it printed.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -8,6 +9,7 @@ use std::time::{Duration, Instant};
 use crate::error::AgentResult;
 use crate::hooks::{run_command, HookEnv};
 use ferry_cas::release_config::{HealthCheck, Probe};
+use ferry_domain::step_log::OutputTail;
 
 /// The pause between two attempts.
 pub const RETRY_INTERVAL: Duration = Duration::from_millis(200);
@@ -17,11 +19,23 @@ pub const RETRY_INTERVAL: Duration = Duration::from_millis(200);
 pub struct HealthReport {
     pub healthy: bool,
     pub attempts: u32,
-    /// Why the last attempt failed; empty when healthy.
-    pub last_failure: String,
-    /// The last attempt's output (for a command).
+    /// How the last attempt ended: `answered 200`, `exited with status 1`, `cannot connect
+    /// to …`.
+    pub last_ended: String,
+    /// The last attempt's output (for a command), its last 4 KiB.
     pub output_tail: String,
+    /// Every attempt, a line each saying how it ended, followed by what a command printed;
+    /// bounded as step logs are.
+    pub output: String,
     pub elapsed: Duration,
+}
+
+/// What the check asks: its command, or its URL.
+pub fn probe_label(probe: &Probe) -> String {
+    match probe {
+        Probe::Command(command) => command.clone(),
+        Probe::Url(url) => url.to_string(),
+    }
 }
 
 /// Tries `check` until it passes or its timeout runs out.
@@ -33,16 +47,20 @@ pub fn check_health(
     let started = Instant::now();
     let deadline = started + check.timeout;
     let mut attempts = 0;
+    let mut log = OutputTail::default();
     loop {
         attempts += 1;
         let remaining = deadline.saturating_duration_since(Instant::now());
-        let (failure, output_tail) = attempt(&check.probe, env, remaining, scratch)?;
-        if failure.is_empty() || Instant::now() + RETRY_INTERVAL >= deadline {
+        let tried = attempt(&check.probe, env, remaining, scratch)?;
+        log.push(&format!("attempt {attempts}: {}\n", tried.ended));
+        log.push(&tried.output);
+        if tried.healthy || Instant::now() + RETRY_INTERVAL >= deadline {
             return Ok(HealthReport {
-                healthy: failure.is_empty(),
+                healthy: tried.healthy,
                 attempts,
-                last_failure: failure,
-                output_tail,
+                last_ended: tried.ended,
+                output_tail: tried.output_tail,
+                output: log.finish(),
                 elapsed: started.elapsed(),
             });
         }
@@ -50,26 +68,45 @@ pub fn check_health(
     }
 }
 
-/// One attempt: the reason it failed (empty on success) and the command's output.
+/// One attempt of the check.
+struct Attempt {
+    healthy: bool,
+    ended: String,
+    output: String,
+    output_tail: String,
+}
+
 fn attempt(
     probe: &Probe,
     env: &HookEnv,
     timeout: Duration,
     scratch: &Path,
-) -> AgentResult<(String, String)> {
+) -> AgentResult<Attempt> {
     let timeout = timeout.max(Duration::from_millis(50));
     Ok(match probe {
         Probe::Command(command) => {
             let outcome = run_command(command, env, timeout, scratch)?;
-            (outcome.failure, outcome.output_tail)
+            Attempt {
+                healthy: outcome.success,
+                ended: match outcome.success {
+                    true => "exited with status 0".to_owned(),
+                    false => outcome.failure,
+                },
+                output: outcome.output,
+                output_tail: outcome.output_tail,
+            }
         }
-        Probe::Url(url) => match crate::http::get_status(url, timeout) {
-            Ok(status) if (200..300).contains(&status) => (String::new(), String::new()),
-            Ok(status) => (
-                format!("{}:{}{} answered {status}", url.host, url.port, url.path),
-                String::new(),
-            ),
-            Err(reason) => (reason, String::new()),
-        },
+        Probe::Url(url) => {
+            let (healthy, ended) = match crate::http::get_status(url, timeout) {
+                Ok(status) => ((200..300).contains(&status), format!("answered {status}")),
+                Err(reason) => (false, reason),
+            };
+            Attempt {
+                healthy,
+                ended,
+                output: String::new(),
+                output_tail: String::new(),
+            }
+        }
     })
 }

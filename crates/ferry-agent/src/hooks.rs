@@ -15,8 +15,10 @@ use std::time::{Duration, Instant};
 use rustix::process::{kill_process_group, Pid, Signal};
 
 use crate::error::{AgentError, AgentResult};
+use ferry_domain::step_log::{tail_of_output, MAX_OUTPUT_BYTES};
 
-/// How much of a command's output is kept for the report.
+/// How much of a failed command's output goes with the reason of its failure (the step's
+/// log keeps more: [`MAX_OUTPUT_BYTES`]).
 pub const OUTPUT_TAIL_BYTES: u64 = 4096;
 
 /// What a command is told about the deploy it runs in.
@@ -59,6 +61,9 @@ pub struct CommandOutcome {
     pub failure: String,
     /// The last 4 KiB of its combined stdout and stderr.
     pub output_tail: String,
+    /// Its combined stdout and stderr for the step's log: the last 64 KiB, after a
+    /// `[… N bytes cut]` line when cut.
+    pub output: String,
     pub elapsed: Duration,
 }
 
@@ -100,13 +105,14 @@ pub fn run_command(
         std::thread::sleep(Duration::from_millis(10));
     };
     let elapsed = started.elapsed();
-    let output_tail = read_tail(output).map_err(|e| AgentError::io(scratch, e))?;
+    let output = read_output(output).map_err(|e| AgentError::io(scratch, e))?;
     let failure = describe_failure(status, timed_out, timeout);
     Ok(CommandOutcome {
         success: failure.is_empty(),
         timed_out,
         failure,
-        output_tail,
+        output_tail: short_tail(&output).to_owned(),
+        output,
         elapsed,
     })
 }
@@ -131,21 +137,23 @@ fn output_file(scratch: &Path) -> AgentResult<File> {
     Ok(file)
 }
 
-/// The last `OUTPUT_TAIL_BYTES` of the file, as text (a character cut in half at the
-/// start is dropped).
-fn read_tail(mut file: File) -> std::io::Result<String> {
+/// The last [`MAX_OUTPUT_BYTES`] of the file as text, bounded as step logs are.
+fn read_output(mut file: File) -> std::io::Result<String> {
     let len = file.seek(SeekFrom::End(0))?;
-    file.seek(SeekFrom::Start(len.saturating_sub(OUTPUT_TAIL_BYTES)))?;
+    file.seek(SeekFrom::Start(len.saturating_sub(MAX_OUTPUT_BYTES as u64)))?;
     let mut tail = Vec::new();
     file.read_to_end(&mut tail)?;
-    let start = if len > OUTPUT_TAIL_BYTES {
-        tail.iter()
-            .position(|b| b & 0b1100_0000 != 0b1000_0000)
-            .unwrap_or(tail.len())
-    } else {
-        0
-    };
-    Ok(String::from_utf8_lossy(&tail[start..]).into_owned())
+    Ok(tail_of_output(len, &tail))
+}
+
+/// The last [`OUTPUT_TAIL_BYTES`] of `output`, from a character boundary, without the note
+/// of what was cut.
+fn short_tail(output: &str) -> &str {
+    let mut start = output.len().saturating_sub(OUTPUT_TAIL_BYTES as usize);
+    while !output.is_char_boundary(start) {
+        start += 1;
+    }
+    &output[start..]
 }
 
 fn describe_failure(status: ExitStatus, timed_out: bool, timeout: Duration) -> String {
@@ -213,6 +221,37 @@ mod tests {
         assert!(outcome.output_tail.len() <= OUTPUT_TAIL_BYTES as usize);
         assert!(outcome.output_tail.ends_with("line 1999\n"));
         assert!(!outcome.output_tail.contains("line 1\n"));
+        // The step's log keeps it all: it is under the bound.
+        assert!(outcome.output.starts_with("line 0\n") && outcome.output.ends_with("line 1999\n"));
+    }
+
+    #[test]
+    fn output_past_the_bound_keeps_its_end_and_says_what_was_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        // 100 000 bytes of 'é' (two bytes each), then a last line.
+        let outcome = run_command(
+            "head -c 100000 /dev/zero | tr '\\0' 'a' | sed 's/a/é/g'; echo; echo last",
+            &env(dir.path()),
+            Duration::from_secs(10),
+            dir.path(),
+        )
+        .unwrap();
+        assert!(outcome.success, "{outcome:?}");
+        let (note, kept) = outcome.output.split_once('\n').unwrap();
+        assert!(
+            note.starts_with("[… ") && note.ends_with(" bytes cut]"),
+            "{note}"
+        );
+        assert!(kept.len() <= MAX_OUTPUT_BYTES, "{}", kept.len());
+        assert!(kept.ends_with("é\nlast\n"));
+        assert!(kept
+            .trim_end()
+            .trim_end_matches("last")
+            .trim_end()
+            .chars()
+            .all(|c| c == 'é'));
+        assert!(outcome.output_tail.len() <= OUTPUT_TAIL_BYTES as usize);
+        assert!(outcome.output_tail.ends_with("é\nlast\n"));
     }
 
     #[test]

@@ -38,7 +38,9 @@ pub mod switch;
 pub mod tree;
 
 pub use cleanup::{cleanup, CleanupReport};
-pub use deploy::{deploy, rollback, verify_release, DeployOutcome, DeployRequest, Step, StepKind};
+pub use deploy::{
+    deploy, rollback, verify_release, DeployEvent, DeployOutcome, DeployRequest, Step, StepKind,
+};
 pub use error::{AgentError, AgentResult};
 pub use failpoint::{failpoint, FAILPOINTS};
 pub use layout::current_version;

@@ -17,10 +17,13 @@ use ferry_api::{
 use ferry_cas::blobs::BlobStore;
 use ferry_cas::hash::ContentHash;
 use ferry_cas::manifest::{Manifest, MAX_MANIFEST_BYTES};
+use ferry_domain::step_log::StepLog;
 use serde::{Deserialize, Serialize};
 
 use crate::cleanup::cleanup;
-use crate::deploy::{deploy, prepare, rollback, serves_completed, DeployOutcome, DeployRequest};
+use crate::deploy::{
+    deploy, prepare, rollback, serves_completed, DeployEvent, DeployOutcome, DeployRequest,
+};
 use crate::error::AgentError;
 use crate::layout::{cache_dir, current_version, state_dir, AppLayout};
 use crate::stage::PreviousCheck;
@@ -88,7 +91,7 @@ pub async fn run(root: &Path, enrollment: Option<(String, String)>) -> anyhow::R
         .with_context(|| format!("creating {}", state_dir(root).display()))?;
     let (http, pin) = http_client(state.tls_fingerprint.as_deref())?;
     eprintln!(
-        "agent for target {} ({}) serving {} from {}",
+        "agent for target {} in {} started: it deploys into {} what the server at {} asks",
         state.target,
         state.env,
         root.display(),
@@ -209,6 +212,26 @@ async fn enroll(root: &Path, server: &str, token: &str) -> anyhow::Result<AgentS
     Ok(state)
 }
 
+/// How converging one application went, for the report.
+struct Converged {
+    outcome: Outcome,
+    reason: Option<String>,
+    output_tail: Option<String>,
+    /// The hooks and health check that ran.
+    logs: Vec<StepLog>,
+}
+
+impl Converged {
+    fn succeeded(warning: Option<String>) -> Converged {
+        Converged {
+            outcome: Outcome::Succeeded,
+            reason: warning,
+            output_tail: None,
+            logs: Vec::new(),
+        }
+    }
+}
+
 /// How switching back to a release on disk went.
 enum SwitchedBack {
     /// `current` serves it; the warning about a repair made first, if any.
@@ -243,6 +266,9 @@ impl Agent {
         let mut handled: HashMap<String, (i64, Option<String>)> = HashMap::new();
         let mut staged: HashMap<String, i64> = HashMap::new();
         let mut backoff = Duration::from_millis(200);
+        // Why the server could not be reached, while it cannot: said once, not per retry.
+        let mut lost: Option<String> = None;
+        let mut reached = false;
         loop {
             let path = match generation {
                 Some(g) => format!("/api/v1/agent/desired?after={g}"),
@@ -265,14 +291,32 @@ impl Agent {
                     if error.downcast_ref::<link::CredentialRefused>().is_some() {
                         return Err(error);
                     }
-                    eprintln!(
-                        "agent: cannot reach the server ({error:#}); retrying in {backoff:?}"
-                    );
+                    let why = plainly(&error);
+                    if lost.as_ref() != Some(&why) {
+                        let again = match (&lost, reached) {
+                            (None, true) => "lost",
+                            _ => "cannot reach",
+                        };
+                        eprintln!(
+                            "{again} the server at {} ({why}): retrying in {}, then less and less often (every {} at most)",
+                            self.state.server,
+                            seconds(backoff),
+                            seconds(MAX_BACKOFF)
+                        );
+                        lost = Some(why);
+                    }
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                     continue;
                 }
             };
+            if lost.take().is_some() {
+                match reached {
+                    true => eprintln!("reconnected to the server at {}", self.state.server),
+                    false => eprintln!("reached the server at {}", self.state.server),
+                }
+            }
+            reached = true;
             generation = Some(desired.generation);
             // Busy from here to the next question: heartbeats keep the target online.
             let every = desired
@@ -290,7 +334,12 @@ impl Agent {
                             handled.insert(app.app.clone(), (deployment, app.version.clone()));
                         }
                         Err(error) => {
-                            eprintln!("agent: {}: {error:#}; retrying in {backoff:?}", app.app);
+                            eprintln!(
+                                "could not finish deploying {} (deployment {deployment}): {}; trying again in {}",
+                                app.app,
+                                plainly(&error),
+                                seconds(backoff)
+                            );
                             all_converged = false;
                         }
                     }
@@ -305,8 +354,12 @@ impl Agent {
                         }
                         Err(error) => {
                             eprintln!(
-                                "agent: {}: staging {}: {error:#}; retrying in {backoff:?}",
-                                app.app, stage.version
+                                "could not stage {} {} ahead (deployment {}): {}; trying again in {}",
+                                app.app,
+                                stage.version,
+                                stage.deployment,
+                                plainly(&error),
+                                seconds(backoff)
                             );
                             all_converged = false;
                         }
@@ -328,54 +381,66 @@ impl Agent {
     /// Brings one application to its desired version and reports how it went.
     async fn converge(&self, desired: &DesiredApp, deployment: i64) -> anyhow::Result<()> {
         let app = desired.app.clone();
-        let (outcome, reason, output_tail) = match &desired.version {
+        let started = std::time::Instant::now();
+        let (did, converged) = match &desired.version {
             Some(version) if serves_completed(&self.root, &app, version) => {
-                (Outcome::Succeeded, None, None)
+                (Did::AlreadyServing, Converged::succeeded(None))
             }
             Some(version) if desired.switch_back && self.has_release(&app, version) => {
                 match self.switch_back(&app, version).await? {
-                    SwitchedBack::Done { warning } => (Outcome::Succeeded, warning, None),
-                    SwitchedBack::DeployInstead => {
+                    SwitchedBack::Done { warning } => {
+                        (Did::SwitchedBack, Converged::succeeded(warning))
+                    }
+                    SwitchedBack::DeployInstead => (
+                        Did::Deployed,
                         self.deploy_reporting_steps(&app, version, deployment)
-                            .await?
-                    }
-                }
-            }
-            Some(version) => {
-                self.deploy_reporting_steps(&app, version, deployment)
-                    .await?
-            }
-            None => {
-                let link = AppLayout::new(&self.root, &app)?.current_link();
-                match fs::remove_file(&link) {
-                    Ok(()) => (Outcome::Succeeded, None, None),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                        (Outcome::Succeeded, None, None)
-                    }
-                    Err(e) => (
-                        Outcome::Failed,
-                        Some(format!("removing {}: {e}", link.display())),
-                        None,
+                            .await?,
                     ),
                 }
             }
+            Some(version) => (
+                Did::Deployed,
+                self.deploy_reporting_steps(&app, version, deployment)
+                    .await?,
+            ),
+            None => {
+                let link = AppLayout::new(&self.root, &app)?.current_link();
+                let removed = match fs::remove_file(&link) {
+                    Ok(()) => Converged::succeeded(None),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        Converged::succeeded(None)
+                    }
+                    Err(e) => Converged {
+                        outcome: Outcome::Failed,
+                        reason: Some(format!("removing {}: {e}", link.display())),
+                        output_tail: None,
+                        logs: Vec::new(),
+                    },
+                };
+                (Did::Stopped, removed)
+            }
         };
+        let outcome = converged.outcome;
         let report = AgentReport {
             app: app.clone(),
             deployment,
             outcome,
-            reason,
-            output_tail,
+            reason: converged.reason.clone(),
+            output_tail: converged.output_tail,
             current_version: current_version(&self.root, &app),
+            version: desired.version.clone(),
+            logs: converged.logs,
         };
         self.link.post(REPORT, &report).await?;
+        eprintln!("{}", converged_sentence(did, &report, started.elapsed()));
         // Old releases go after the report, so their removal never delays a deployment.
         if outcome == Outcome::Succeeded {
-            let (root, app) = (self.root.clone(), app.clone());
+            let (root, app_name) = (self.root.clone(), app.clone());
             let keep = desired.keep.map_or(RELEASES_KEPT, |keep| keep as usize);
-            let cleaned = tokio::task::spawn_blocking(move || cleanup(&root, &app, keep)).await?;
+            let cleaned =
+                tokio::task::spawn_blocking(move || cleanup(&root, &app_name, keep)).await?;
             if let Err(error) = cleaned {
-                eprintln!("agent: cleaning up old releases failed: {error}");
+                eprintln!("could not remove old releases of {app}: {error}");
             }
         }
         Ok(())
@@ -419,8 +484,21 @@ impl Agent {
             reason: staged.err().map(|e| e.to_string()),
             output_tail: None,
             current_version: current_version(&self.root, app),
+            version: Some(version.to_owned()),
+            logs: Vec::new(),
         };
         self.link.post(REPORT, &report).await?;
+        match &report.reason {
+            None => eprintln!(
+                "staged {app} {version} ahead (deployment {})",
+                stage.deployment
+            ),
+            Some(reason) => eprintln!(
+                "could not stage {app} {version} ahead (deployment {}): {}",
+                stage.deployment,
+                first_line(reason)
+            ),
+        }
         Ok(())
     }
 
@@ -440,7 +518,7 @@ impl Agent {
         app: &str,
         version: &str,
         deployment: i64,
-    ) -> anyhow::Result<(Outcome, Option<String>, Option<String>)> {
+    ) -> anyhow::Result<Converged> {
         let progress = Progress::start(self.progress_to(app, deployment));
         let deployed = self.deploy(app, version, &progress).await;
         progress.finish().await;
@@ -452,27 +530,21 @@ impl Agent {
         app: &str,
         version: &str,
         progress: &Progress,
-    ) -> anyhow::Result<(Outcome, Option<String>, Option<String>)> {
-        let started = std::time::Instant::now();
+    ) -> anyhow::Result<Converged> {
         progress.step(format!("fetching the manifest of {version}"));
         let manifest = self.manifest(app, version).await?;
-        let t_manifest = started.elapsed();
         // A release already on disk (staged ahead) needs nothing: the engine checks it is
         // intact, and if it is not, the fetch below brings what it lacks. Not asking first
         // keeps the switch of a release staged ahead to one pass over its files.
-        let fetched = if AppLayout::new(&self.root, app)?.has_release(version) {
-            0
-        } else {
+        if !AppLayout::new(&self.root, app)?.has_release(version) {
             progress.step(format!(
                 "fetching the content of {version} the target lacks"
             ));
             self.fetch_missing(app, version, &manifest, PreviousCheck::Recorded)
-                .await?
-        };
-        let t_fetch = started.elapsed();
+                .await?;
+        }
         progress.step(format!("staging {version}"));
-        let mut outcome = self.run_engine(app, version, &manifest, progress).await?;
-        eprintln!("agent: {app} {version}: manifest {t_manifest:?}, fetched {fetched} blobs by {t_fetch:?}, engine done by {:?}", started.elapsed());
+        let (mut outcome, mut logs) = self.run_engine(app, version, &manifest, progress).await?;
         // The engine moves a cache blob that no longer matches its hash aside and fails;
         // fetching what is missing now brings it back, so try once more. The first fetch
         // trusted the previous release's stat index; this one looks at its files, so a file
@@ -483,9 +555,9 @@ impl Agent {
                 .await?
                 > 0
         {
-            outcome = self.run_engine(app, version, &manifest, progress).await?;
+            (outcome, logs) = self.run_engine(app, version, &manifest, progress).await?;
         }
-        Ok(match outcome {
+        let (outcome, reason, output_tail) = match outcome {
             DeployOutcome::Succeeded { report } => (
                 Outcome::Succeeded,
                 self.warn(app, &report.warning(version)),
@@ -499,6 +571,12 @@ impl Agent {
                 reason,
                 output_tail,
             } => (Outcome::Failed, Some(reason), Some(output_tail)),
+        };
+        Ok(Converged {
+            outcome,
+            reason,
+            output_tail,
+            logs,
         })
     }
 
@@ -574,7 +652,9 @@ impl Agent {
                 warning: self.warn(app, &report.warning(version)),
             },
             Err(error) => {
-                eprintln!("agent: {app}: switching back to {version} failed ({error}); deploying it instead");
+                eprintln!(
+                    "could not switch {app} back to {version} ({error}): deploying it instead"
+                );
                 SwitchedBack::DeployInstead
             }
         })
@@ -583,7 +663,7 @@ impl Agent {
     /// Logs a warning about `app` and passes it on (for the report).
     fn warn(&self, app: &str, warning: &Option<String>) -> Option<String> {
         if let Some(warning) = warning {
-            eprintln!("agent: {app}: warning: {warning}");
+            eprintln!("{app}: warning: {warning}");
         }
         warning.clone()
     }
@@ -594,12 +674,21 @@ impl Agent {
         version: &str,
         manifest: &Manifest,
         progress: &Progress,
-    ) -> anyhow::Result<DeployOutcome> {
+    ) -> anyhow::Result<(DeployOutcome, Vec<StepLog>)> {
         let steps = progress.sender();
         self.with_engine(app, version, manifest, move |root, request, cache| {
-            deploy(root, request, cache, &mut |step| {
-                let _ = steps.send(format!("{}: {}", step.kind.label(), step.detail));
-            })
+            let mut logs = Vec::new();
+            let outcome = deploy(root, request, cache, &mut |event| match event {
+                // The step being worked on, so a slow one shows what the target does.
+                DeployEvent::Started(what) => {
+                    let _ = steps.send(what);
+                }
+                DeployEvent::Completed(step) => {
+                    let _ = steps.send(format!("{}: {}", step.kind.label(), step.detail));
+                }
+                DeployEvent::Logged(log) => logs.push(log),
+            });
+            (outcome, logs)
         })
         .await
     }
@@ -622,4 +711,72 @@ impl Agent {
         let cache = Arc::clone(&self.cache);
         Ok(tokio::task::spawn_blocking(move || step(&root, &request, &cache)).await?)
     }
+}
+
+/// What converging an application came to do.
+#[derive(Clone, Copy)]
+enum Did {
+    /// Nothing: it served the release already.
+    AlreadyServing,
+    /// Switched back to a release on disk (a go-back, no hooks).
+    SwitchedBack,
+    Deployed,
+    /// Stopped serving the application.
+    Stopped,
+}
+
+/// The sentence the agent logs once it reported on a deployment.
+fn converged_sentence(did: Did, report: &AgentReport, took: Duration) -> String {
+    let (app, deployment, took) = (&report.app, report.deployment, seconds(took));
+    let version = report.version.as_deref().unwrap_or_default();
+    let reason = report.reason.as_deref().map(first_line).unwrap_or_default();
+    match (did, report.outcome) {
+        (Did::AlreadyServing, _) => {
+            format!("{app} serves {version} already (deployment {deployment})")
+        }
+        (Did::SwitchedBack, _) => {
+            format!("switched {app} back to {version} (deployment {deployment}) in {took}")
+        }
+        (Did::Stopped, Outcome::Succeeded) => {
+            format!("stopped serving {app} (deployment {deployment})")
+        }
+        (Did::Stopped, _) => {
+            format!("could not stop serving {app} (deployment {deployment}): {reason}")
+        }
+        (Did::Deployed, Outcome::Succeeded) => {
+            format!("deployed {app} {version} (deployment {deployment}) in {took}")
+        }
+        (Did::Deployed, Outcome::RolledBack) => format!(
+            "deploying {app} {version} (deployment {deployment}) failed after {took} and was rolled back to {}: {reason}",
+            report.current_version.as_deref().unwrap_or("nothing")
+        ),
+        (Did::Deployed, _) => format!(
+            "deploying {app} {version} (deployment {deployment}) failed after {took}: {reason}"
+        ),
+    }
+}
+
+/// What went wrong, without the layers around it (`connection refused`, not the request
+/// that met it).
+fn plainly(error: &anyhow::Error) -> String {
+    match error.downcast_ref::<reqwest::Error>() {
+        Some(_) => error.root_cause().to_string(),
+        None => format!("{error:#}"),
+    }
+}
+
+/// A duration as people read it: `0.2 s`, `30 s`, `under 0.1 s`.
+fn seconds(duration: Duration) -> String {
+    let secs = duration.as_secs_f64();
+    if secs < 0.05 {
+        "under 0.1 s".to_owned()
+    } else if secs.fract() == 0.0 {
+        format!("{secs:.0} s")
+    } else {
+        format!("{secs:.1} s")
+    }
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or_default()
 }

@@ -12,6 +12,7 @@ pub use ferry_domain::deployment::{
     Kind as DeploymentKind, Outcome, Status as DeploymentStatus, Strategy, TargetAppState,
 };
 pub use ferry_domain::incident::{IncidentStatus, Severity};
+pub use ferry_domain::step_log::StepLog;
 pub use ferry_domain::support::{BacklogStatus, BackportMode, SupportPath};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -664,6 +665,24 @@ pub struct AwaitedApprovals {
     pub self_approval: bool,
 }
 
+/// `ferry deployment logs`: what each target's hooks and health check printed.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct DeploymentLogs {
+    pub deployment: i64,
+    pub app: String,
+    /// Per target (in the deployment's order) and release it ran; a target with nothing
+    /// logged (no hooks or health check ran, or it has not reported) has no steps.
+    pub targets: Vec<TargetLogs>,
+}
+
+/// The steps one target ran for one release of a deployment, in order.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct TargetLogs {
+    pub target: String,
+    pub version: String,
+    pub steps: Vec<StepLog>,
+}
+
 /// One approval of a deployment.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct DeploymentApproval {
@@ -789,6 +808,13 @@ pub struct AgentReport {
     /// What `current` points at now.
     #[serde(default)]
     pub current_version: Option<String>,
+    /// The release the report is about (the one deployed, or gone back to).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// The hooks and health check the deploy ran, in order, with their output (bounded as
+    /// `ferry_domain::step_log` says); none in progress and staging reports.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logs: Vec<StepLog>,
 }
 
 /// Opens an incident.

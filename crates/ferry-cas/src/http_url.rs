@@ -80,6 +80,16 @@ impl HttpUrl {
     }
 }
 
+/// The URL as people write it: `http://host[:port]/path`, the port left out when it is 80.
+impl std::fmt::Display for HttpUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.port {
+            80 => write!(f, "http://{}{}", self.host, self.path),
+            port => write!(f, "http://{}:{port}{}", self.host, self.path),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,6 +113,16 @@ mod tests {
         ok("http://[::1]:9000/up?x=1", "[::1]", 9000, "/up?x=1");
         ok("http://x:80/a#section", "x", 80, "/a");
         ok("HTTP://Example.COM/Up", "example.com", 80, "/Up");
+        for (url, shown) in [
+            (
+                "http://127.0.0.1:8080/health?deep=1",
+                "http://127.0.0.1:8080/health?deep=1",
+            ),
+            ("HTTP://Example.COM:80", "http://example.com/"),
+            ("http://[::1]:9000/up", "http://[::1]:9000/up"),
+        ] {
+            assert_eq!(HttpUrl::parse(url).unwrap().to_string(), shown);
+        }
         for (bad, reason) in [
             ("https://x/health", "https is not supported"),
             ("ftp://x", "not an http:// URL"),

@@ -26,6 +26,7 @@ pub mod role;
 pub mod rollback;
 pub mod rotation;
 pub mod routing;
+pub mod step_log;
 pub mod support;
 pub mod token;
 pub mod vocabulary;

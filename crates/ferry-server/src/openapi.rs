@@ -112,6 +112,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(v1::deployments::reject))
         .routes(routes!(v1::deployments::cancel))
         .routes(routes!(v1::deployments::show))
+        .routes(routes!(v1::deployments::logs))
         .routes(routes!(v1::deployments::list))
         .routes(routes!(v1::deployments::status))
         .routes(routes!(handlers::agent::enroll))

@@ -15,6 +15,7 @@ mod pipeline;
 mod policy;
 mod reads;
 mod releases;
+mod step_logs;
 mod support;
 mod targets;
 #[cfg(test)]
@@ -232,6 +233,22 @@ impl UnauditedWrites for SqliteStore {
     async fn record_deployment_progress(&self, update: DeploymentUpdate<'_>) -> StoreResult<()> {
         let mut tx = self.write().await?;
         deployments::save(&mut tx, &update).await?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn record_step_logs(
+        &self,
+        deployment_id: i64,
+        target: &str,
+        version: &str,
+        logs: Vec<ferry_domain::step_log::StepLog>,
+        at_ms: i64,
+    ) -> StoreResult<()> {
+        if logs.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write().await?;
+        step_logs::replace(&mut tx, deployment_id, target, version, &logs, at_ms).await?;
         tx.commit().await.map_err(backend)
     }
 
@@ -722,6 +739,14 @@ impl Deployments for SqliteStore {
 
     async fn deployment(&self, id: i64) -> StoreResult<Option<DeploymentRecord>> {
         deployments::by_id(&mut *self.read().await?, id).await
+    }
+
+    async fn step_logs(
+        &self,
+        deployment_id: i64,
+        target: Option<&str>,
+    ) -> StoreResult<Vec<ferry_store::StepLogRecord>> {
+        step_logs::of_deployment(&mut *self.read().await?, deployment_id, target).await
     }
 
     async fn approvals(&self, deployment_id: i64) -> StoreResult<Vec<ApprovalRecord>> {

@@ -11,6 +11,7 @@ use ferry_domain::role::built_in_roles;
 pub mod races;
 pub mod reads;
 pub mod revocation;
+pub mod step_logs;
 pub mod support;
 
 use crate::{
@@ -680,6 +681,7 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
         .report_target_app(report(TargetAppState::Succeeded, "1.1", 4))
         .await
         .unwrap();
+    step_logs::step_logs_part(store, created.id).await;
     created.state.status = Status::Succeeded;
     created.updated_ms = 5;
     store

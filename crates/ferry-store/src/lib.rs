@@ -91,6 +91,19 @@ pub trait UnauditedWrites: Send + Sync + 'static {
     /// the deployment and its end are audited; the steps between follow from them and are
     /// kept in the deployment itself.
     async fn record_deployment_progress(&self, update: DeploymentUpdate<'_>) -> StoreResult<()>;
+    /// Keeps what `target`'s hooks and health check printed deploying `version` in
+    /// deployment `deployment_id`, in order after the steps it logged for other releases
+    /// of it, replacing what it logged for `version` before (a deploy run again after the
+    /// agent reconnected). What a target printed is an observation; the deployment that
+    /// asked for it is audited. Nothing changes when `logs` is empty.
+    async fn record_step_logs(
+        &self,
+        deployment_id: i64,
+        target: &str,
+        version: &str,
+        logs: Vec<ferry_domain::step_log::StepLog>,
+        at_ms: i64,
+    ) -> StoreResult<()>;
     /// The sequence number of the last audit event turned into deliveries. The first call
     /// on a store sets it to the current end of the audit trail, so enabling notifications
     /// does not replay history; the cursor only says how far the trail was read.

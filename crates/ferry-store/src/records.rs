@@ -416,3 +416,17 @@ pub struct Backport {
     pub opened_ms: i64,
     pub closed_ms: Option<i64>,
 }
+
+/// What one step a target ran in a deployment printed (a hook or the health check), as
+/// kept with the deployment: the target, the release it ran it for, and where the step
+/// comes among that target's steps.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StepLogRecord {
+    pub deployment_id: i64,
+    pub target: String,
+    pub version: String,
+    /// The step's place among the target's steps in the deployment, from 0.
+    pub position: u32,
+    pub log: ferry_domain::step_log::StepLog,
+    pub at_ms: i64,
+}

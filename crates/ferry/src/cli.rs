@@ -487,6 +487,14 @@ pub enum DeploymentCommand {
     },
     /// Recent deployments, newest first
     List { app: Option<String> },
+    /// What each target's hooks and health check printed in a deployment, step by step:
+    /// the command or URL, how it ended, and its output (the last 64 KiB of each)
+    Logs {
+        id: i64,
+        /// Only this target's steps
+        #[arg(long)]
+        target: Option<String>,
+    },
     /// Stop a deployment awaiting approval or running (deploy level): targets not switched
     /// yet stay as they are, switched ones go back to their previous release, and it ends
     /// `cancelled`

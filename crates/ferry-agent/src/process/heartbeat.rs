@@ -33,7 +33,10 @@ impl Heartbeat {
                     .timeout(every.max(Duration::from_secs(1)));
                 // A lost heartbeat costs nothing while the next one arrives in time.
                 if let Err(error) = link.send(HEARTBEAT, request).await {
-                    eprintln!("agent: heartbeat: {error:#}");
+                    eprintln!(
+                        "a heartbeat did not reach the server: {}",
+                        error.root_cause()
+                    );
                 }
             }
         });

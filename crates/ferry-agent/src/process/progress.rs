@@ -97,6 +97,8 @@ impl ProgressTo {
             reason: Some(step.to_owned()),
             output_tail: None,
             current_version: current_version(&self.root, &self.app),
+            version: None,
+            logs: Vec::new(),
         };
         let request = self.link.post_request(REPORT, &report).timeout(POST_LIMIT);
         self.link.send(REPORT, request).await

@@ -3,7 +3,8 @@
 use std::fs;
 
 use ferry_agent::journal::Journal;
-use ferry_agent::{AgentError, DeployOutcome, StepKind};
+use ferry_agent::{AgentError, DeployEvent, DeployOutcome, StepKind};
+use ferry_domain::step_log::StepLog;
 
 use crate::fixture::*;
 
@@ -87,6 +88,110 @@ command = "test -f index.html"
     assert_eq!(journal.last_succeeded.as_deref(), Some("2.0"));
 }
 
+/// Each step is told when it starts, so a slow one shows what the target is doing; each
+/// hook and the health check is logged with its command, how it ended and its output,
+/// also when it fails.
+#[test]
+fn steps_are_told_as_they_start_and_hooks_and_health_checks_are_logged() {
+    let target = Target::new();
+    let config = concat!(
+        "[hooks]\n",
+        "before_switch = \"echo migrating\"\n",
+        "after_switch = \"echo restarting >&2\"\n",
+        "[health]\n",
+        "command = \"echo probing; test -e \\\"$FERRY_SHARED_DIR/up\\\"\"\n",
+        "timeout = \"1s\"\n",
+    );
+    let v1 = target.release(&[ferry_toml(config), file("index.html", "1")]);
+    fs::create_dir_all(target.layout().shared_dir()).unwrap();
+    fs::write(target.layout().shared_dir().join("up"), "").unwrap();
+    let (outcome, events) = target.deploy_telling("1.0", &v1);
+    assert!(
+        matches!(outcome, DeployOutcome::Succeeded { .. }),
+        "{outcome:?}"
+    );
+    let told: Vec<String> = events
+        .iter()
+        .map(|event| match event {
+            DeployEvent::Started(what) => format!("start {what}"),
+            DeployEvent::Completed(step) => format!("done {}", step.kind.label()),
+            DeployEvent::Logged(log) => format!("log {}: {}", log.step, log.ended),
+        })
+        .map(|line| {
+            line.split(" in ")
+                .next()
+                .unwrap()
+                .split(" (")
+                .next()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        told,
+        [
+            "start staging 1.0",
+            "done staged",
+            "done shared paths",
+            "start running before_switch: echo migrating",
+            "log hook before_switch: exited with status 0",
+            "done before_switch",
+            "start switching to 1.0",
+            "done switched",
+            "start running after_switch: echo restarting >&2",
+            "log hook after_switch: exited with status 0",
+            "done after_switch",
+            "start checking health: echo probing; test -e \"$FERRY_SHARED_DIR/up\"",
+            "log health check: healthy: exited with status 0",
+            "done health check",
+        ]
+    );
+    let logs: Vec<&StepLog> = events
+        .iter()
+        .filter_map(|event| match event {
+            DeployEvent::Logged(log) => Some(log),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(logs[0].command, "echo migrating");
+    assert_eq!(logs[0].output, "migrating\n");
+    assert_eq!(logs[1].output, "restarting\n");
+    assert_eq!(logs[2].output, "attempt 1: exited with status 0\nprobing\n");
+    assert!(logs.iter().all(|log| log.succeeded));
+
+    // Unhealthy: the health check is logged with every attempt, and the failure names it.
+    fs::remove_file(target.layout().shared_dir().join("up")).unwrap();
+    let v2 = target.release(&[ferry_toml(config), file("index.html", "2")]);
+    let (outcome, events) = target.deploy_telling("2.0", &v2);
+    let (reason, output_tail) = rolled_back(outcome);
+    assert!(
+        reason.starts_with(
+            "health check `echo probing; test -e \"$FERRY_SHARED_DIR/up\"` failed after"
+        ),
+        "{reason}"
+    );
+    assert!(reason.ends_with("exited with status 1"), "{reason}");
+    assert_eq!(output_tail, "probing\n");
+    let health = events
+        .iter()
+        .find_map(|event| match event {
+            DeployEvent::Logged(log) if log.step == "health check" => Some(log),
+            _ => None,
+        })
+        .unwrap();
+    assert!(!health.succeeded);
+    assert!(
+        health.ended.starts_with("unhealthy: exited with status 1"),
+        "{health:?}"
+    );
+    assert!(
+        health
+            .output
+            .starts_with("attempt 1: exited with status 1\nprobing\nattempt 2:"),
+        "{health:?}"
+    );
+}
+
 #[test]
 fn a_failing_before_switch_hook_leaves_current_untouched() {
     let target = Target::new();
@@ -153,8 +258,12 @@ fn an_unhealthy_release_is_switched_back() {
     target.deploy_ok("1.0", &v1);
     let (outcome, steps) = target.deploy("2.0", &v2);
     let (reason, output_tail) = rolled_back(outcome);
-    assert!(reason.starts_with("health check failed after"), "{reason}");
-    assert!(!reason.contains("after 1 attempts"), "{reason}");
+    // The failure names the command, as a hook's does.
+    assert!(
+        reason.starts_with("health check `echo not ready; exit 1` failed after"),
+        "{reason}"
+    );
+    assert!(!reason.contains("after 1 attempt"), "{reason}");
     assert_eq!(output_tail, "not ready\n");
     assert_eq!(kinds(&steps).last(), Some(&StepKind::AfterSwitch));
     assert_eq!(target.current().as_deref(), Some("1.0"));
@@ -170,7 +279,7 @@ fn an_unhealthy_first_release_is_unpublished() {
         file("index.html", "1"),
     ]);
     let (reason, _) = rolled_back(target.deploy("1.0", &v1).0);
-    assert!(reason.contains("health check failed"), "{reason}");
+    assert!(reason.contains("health check `false` failed"), "{reason}");
     assert_eq!(target.current(), None);
     assert!(fs::symlink_metadata(target.layout().current_link()).is_err());
 }

@@ -7,7 +7,9 @@ use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use ferry_agent::layout::{cache_dir, AppLayout};
-use ferry_agent::{deploy, rollback, AgentResult, DeployOutcome, DeployRequest, StageReport, Step};
+use ferry_agent::{
+    deploy, rollback, AgentResult, DeployEvent, DeployOutcome, DeployRequest, StageReport, Step,
+};
 use ferry_cas::blobs::BlobStore;
 use ferry_cas::hash::ContentHash;
 use ferry_cas::ingest::Limits;
@@ -262,14 +264,32 @@ impl Target {
         self.cache(&build(items))
     }
 
-    /// Deploys `manifest` as `version` in environment `prd`, collecting the steps.
+    /// Deploys `manifest` as `version` in environment `prd`, collecting the steps completed.
     pub fn deploy(&self, version: &str, manifest: &Manifest) -> (DeployOutcome, Vec<Step>) {
-        let mut steps = Vec::new();
-        let request = request(version, manifest);
-        let outcome = deploy(self.root(), &request, &self.cache, &mut |step| {
-            steps.push(step)
-        });
+        let (outcome, events) = self.deploy_telling(version, manifest);
+        let steps = events
+            .into_iter()
+            .filter_map(|event| match event {
+                DeployEvent::Completed(step) => Some(step),
+                _ => None,
+            })
+            .collect();
         (outcome, steps)
+    }
+
+    /// Deploys `manifest` as `version` in environment `prd`, collecting everything the
+    /// engine told: steps started and completed, and the logs of hooks and health checks.
+    pub fn deploy_telling(
+        &self,
+        version: &str,
+        manifest: &Manifest,
+    ) -> (DeployOutcome, Vec<DeployEvent>) {
+        let mut events = Vec::new();
+        let request = request(version, manifest);
+        let outcome = deploy(self.root(), &request, &self.cache, &mut |event| {
+            events.push(event)
+        });
+        (outcome, events)
     }
 
     /// Stages `manifest` as `version` ahead of its switch, as an agent does while a

@@ -87,7 +87,12 @@ fn a_url_that_never_answers_2xx_switches_back() {
     ]);
     match target.deploy("2.0", &v2).0 {
         DeployOutcome::RolledBack { reason, .. } => {
-            assert!(reason.contains("answered 500"), "{reason}")
+            assert!(
+                reason.starts_with(&format!(
+                    "health check `http://127.0.0.1:{port}/health` failed after"
+                )) && reason.ends_with("answered 500"),
+                "{reason}"
+            )
         }
         other => panic!("{other:?}"),
     }

@@ -194,13 +194,18 @@ pub async fn fetch_blobs(
     read_blob_batch(&state, hashes).await
 }
 
-/// Records how converging one application went and moves its deployment on.
+/// The largest report an agent may send: its step logs, each bounded, written as JSON
+/// (where a control character takes six bytes).
+const MAX_REPORT_BODY: usize = 4 * 1024 * 1024;
+
+/// Records how converging one application went, with the logs of the hooks and health
+/// check it ran, and moves its deployment on.
 #[utoipa::path(post, path = "/api/v1/agent/report", tag = "agent", request_body = AgentReport,
     responses((status = 200, body = Object), (status = 422, body = ferry_api::ErrorBody)))]
 pub async fn report(
     State(state): State<AppState>,
     agent: AgentCaller,
-    Body(request): Body<AgentReport>,
+    Body(request): Body<AgentReport, { MAX_REPORT_BODY }>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     agents::report(&state, &agent.target, request).await?;
     Ok(Json(serde_json::json!({ "ok": true })))

@@ -9,6 +9,7 @@ use ferry_api::{AgentReport, DesiredApp, DesiredStage};
 use ferry_cas::hash::ContentHash;
 use ferry_domain::audit_event::{AuditAction, TargetEnroll};
 use ferry_domain::deployment::{Ahead, Kind, Outcome, Report};
+use ferry_domain::step_log::check_report;
 use ferry_domain::token::hash_token;
 use ferry_store::{Release, Target, TargetApp, TargetReport};
 
@@ -145,8 +146,12 @@ pub async fn fetchable(
 
 /// Records how converging one application went on `target` and moves its deployment on.
 /// An agent reports only on what its own target was asked to do; staging ahead is reported
-/// as `staged` or `stage_failed` and leaves what the target runs as it was.
+/// as `staged` or `stage_failed` and leaves what the target runs as it was. The logs of the
+/// hooks and health check it ran are checked against the bounds an agent keeps to (a report
+/// past them is refused whole) and kept with the deployment before it moves on, so they are
+/// there once it ends.
 pub async fn report(state: &AppState, target: &Target, report: AgentReport) -> ServiceResult<()> {
+    check_report(&report.logs).map_err(ServiceError::invalid)?;
     let reason = report
         .reason
         .clone()
@@ -161,7 +166,7 @@ pub async fn report(state: &AppState, target: &Target, report: AgentReport) -> S
         .target_apps(Some(&target.name))
         .await?
         .into_iter()
-        .any(|r| {
+        .find(|r| {
             let deployment = if staging {
                 r.stage.as_ref().map(|(_, d)| *d)
             } else {
@@ -169,7 +174,7 @@ pub async fn report(state: &AppState, target: &Target, report: AgentReport) -> S
             };
             r.app == report.app && deployment == Some(report.deployment)
         });
-    if !asked {
+    let Some(asked) = asked else {
         return Err(ServiceError::not_found(format!(
             "target {:?} was not asked to {} {} in deployment {}",
             target.name,
@@ -177,6 +182,32 @@ pub async fn report(state: &AppState, target: &Target, report: AgentReport) -> S
             report.app,
             report.deployment
         )));
+    };
+    if !report.logs.is_empty() {
+        // The logs go with the release the agent ran: the deployment's, or the one it was
+        // told to go back to (a report on the first may arrive after it was told that).
+        let version = report
+            .version
+            .clone()
+            .or_else(|| asked.desired_version.clone())
+            .unwrap_or_default();
+        let asked_for = |v: &Option<String>| v.as_deref() == Some(version.as_str());
+        if !asked_for(&asked.desired_version) && !asked_for(&asked.deployment_version) {
+            return Err(ServiceError::invalid(format!(
+                "the report logs steps of release {version:?} of {}, which deployment {} did not ask target {:?} to run",
+                report.app, report.deployment, target.name
+            )));
+        }
+        state
+            .store
+            .record_step_logs(
+                report.deployment,
+                &target.name,
+                &version,
+                report.logs.clone(),
+                state.clock.now_ms(),
+            )
+            .await?;
     }
     // A success carries a detail only when the agent noted something (a repair).
     let noted = report.outcome != Outcome::Succeeded || report.reason.is_some();

@@ -10,6 +10,7 @@ pub mod apps;
 pub mod backlog;
 pub mod blobs;
 pub mod channels;
+pub mod deployment_logs;
 pub mod deployments;
 mod error;
 pub mod freezes;

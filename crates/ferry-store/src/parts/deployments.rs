@@ -56,6 +56,13 @@ pub trait Deployments: Send + Sync + 'static {
     async fn running_deployments(&self) -> StoreResult<Vec<DeploymentRecord>>;
     /// Versions rolled back in an environment.
     async fn bad_versions(&self, app: &str, env: &str) -> StoreResult<Vec<String>>;
+    /// What the targets of a deployment logged ([`UnauditedWrites::record_step_logs`]), of
+    /// one target or all, by target and step.
+    async fn step_logs(
+        &self,
+        deployment_id: i64,
+        target: Option<&str>,
+    ) -> StoreResult<Vec<StepLogRecord>>;
 
     /// A number that changes in the same transaction as every write that can change what
     /// `status` shows: applications, environments, targets, what targets report (version and

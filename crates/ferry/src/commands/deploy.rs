@@ -272,6 +272,12 @@ pub(super) fn print_deployment(d: &Deployment) {
         })
         .collect();
     print_table(&["TARGET", "PREVIOUS", "STATE", "REASON OR STEP"], &rows);
+    if matches!(
+        d.status,
+        DeploymentStatus::Failed | DeploymentStatus::RolledBack
+    ) {
+        println!("see the logs: ferry deployment logs {}", d.id);
+    }
 }
 
 pub async fn deployment(client: &Client, output: Output, command: DeploymentCommand) -> CliResult {
@@ -282,6 +288,9 @@ pub async fn deployment(client: &Client, output: Output, command: DeploymentComm
                 return finish(client, output, deployment, true).await;
             }
             output.print(&deployment, print_deployment);
+        }
+        DeploymentCommand::Logs { id, target } => {
+            return super::deployment_logs::logs(client, output, id, target).await;
         }
         DeploymentCommand::Cancel { id, reason, wait } => {
             let mut deployment: Deployment = client

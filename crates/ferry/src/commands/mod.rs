@@ -6,6 +6,7 @@ mod channel;
 mod check;
 mod demo;
 mod deploy;
+mod deployment_logs;
 mod env;
 mod login;
 mod release;

@@ -13,6 +13,7 @@ mod faults;
 mod ferry_toml;
 mod freeze_now;
 mod harness;
+mod logs;
 mod matrix;
 mod notifications;
 mod offline;

@@ -123,6 +123,8 @@ const TABLE: &[Row] = &[
     user("POST /api/v1/apps/{app}/blobs/fetch", "", NONE, "yyyyyy yyyyyy",
         "/api/v1/apps/{app}/blobs/fetch", r#"{"hashes": []}"#),
     user("GET /api/v1/deployments/{id}", "", ALL, "yyyyyy yyyyyy", "/api/v1/deployments/{done}", ""),
+    user("GET /api/v1/deployments/{id}/logs", "", ALL, "yyyyyy yyyyyy",
+        "/api/v1/deployments/{done}/logs", ""),
 
     // Making applications and releases: a role that can deploy somewhere.
     user("POST /api/v1/apps", "", NONE, "--yyyy --yyyy",

@@ -1,4 +1,4 @@
-//! `/api/v1/apps/{app}/deployments`, rollbacks, `/api/v1/deployments/{id}` and
+//! `/api/v1/apps/{app}/deployments`, rollbacks, `/api/v1/deployments/{id}` (and its logs) and
 //! `/api/v1/status`.
 
 use std::collections::HashSet;
@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use ferry_api::{
     CancelDeployment, CreateDeployment, CreatePromotion, CreateRollback, Deployment,
-    DeploymentStatus, Review, Status,
+    DeploymentLogs, DeploymentStatus, Review, Status,
 };
 use ferry_domain::deployment::TargetAppState;
 use ferry_domain::permission::Action;
@@ -23,7 +23,7 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::json::{Body, Path, Query};
 use crate::services::apps::visible_app;
-use crate::services::deployments;
+use crate::services::{deployment_logs, deployments};
 use crate::state::AppState;
 use crate::views::{deployment_json, deployment_with_approvals};
 
@@ -157,6 +157,28 @@ pub async fn show(
             return Ok(Json(with_steps(&state, deployment).await?));
         }
     }
+}
+
+/// Whose logs to show.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct LogsQuery {
+    /// Only this target's.
+    target: Option<String>,
+}
+
+/// What each target's hooks and health check printed in a deployment, step by step.
+#[utoipa::path(get, path = "/api/v1/deployments/{id}/logs", tag = "deployments",
+    params(("id" = i64, Path, description = "deployment id"), LogsQuery),
+    responses((status = 200, body = DeploymentLogs), (status = 404, body = ferry_api::ErrorBody)))]
+pub async fn logs(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    Query(query): Query<LogsQuery>,
+) -> Result<Json<DeploymentLogs>, ApiError> {
+    let logs = deployment_logs::logs(&state, &caller, id, query.target.as_deref()).await?;
+    Ok(Json(logs))
 }
 
 /// Which deployments to list.
