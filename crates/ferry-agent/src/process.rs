@@ -780,3 +780,60 @@ fn seconds(duration: Duration) -> String {
 fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_people_say_them() {
+        for (millis, said) in [
+            (10, "under 0.1 s"),
+            (200, "0.2 s"),
+            (1_340, "1.3 s"),
+            (30_000, "30 s"),
+        ] {
+            assert_eq!(seconds(Duration::from_millis(millis)), said);
+        }
+    }
+
+    #[test]
+    fn what_was_done_is_said_in_a_sentence() {
+        let report = |outcome, reason: Option<&str>| AgentReport {
+            app: "shop".into(),
+            deployment: 7,
+            outcome,
+            reason: reason.map(str::to_owned),
+            output_tail: None,
+            current_version: Some("1.1.0".into()),
+            version: Some("1.2.0".into()),
+            logs: Vec::new(),
+        };
+        let took = Duration::from_millis(1_300);
+        let cases = [
+            (
+                Did::Deployed,
+                report(Outcome::Succeeded, None),
+                "deployed shop 1.2.0 (deployment 7) in 1.3 s",
+            ),
+            (
+                Did::Deployed,
+                report(Outcome::RolledBack, Some("health check `x` failed\nits output")),
+                "deploying shop 1.2.0 (deployment 7) failed after 1.3 s and was rolled back to 1.1.0: health check `x` failed",
+            ),
+            (
+                Did::AlreadyServing,
+                report(Outcome::Succeeded, None),
+                "shop serves 1.2.0 already (deployment 7)",
+            ),
+            (
+                Did::SwitchedBack,
+                report(Outcome::Succeeded, None),
+                "switched shop back to 1.2.0 (deployment 7) in 1.3 s",
+            ),
+        ];
+        for (did, report, said) in cases {
+            assert_eq!(converged_sentence(did, &report, took), said);
+        }
+    }
+}

@@ -300,6 +300,9 @@ fn the_agent_says_once_that_it_lost_the_server_and_once_that_it_reconnected() {
     let server = Server::start_with(&["--listen", &listen]);
     setup(&server);
     let (_agent, agent_log) = start_agent_logged(&server, "dev", "dev-1");
+    // The agent has reached the server once its deploy succeeded.
+    release(&server, "1.0.0", "");
+    assert_eq!(deploy(&server, "1.0.0")["status"], "succeeded");
     let (status, dir, log) = server.stop();
     assert!(status.success(), "{log}");
     wait_for_line(&agent_log, "lost the server at");
