@@ -34,18 +34,6 @@ const NOT_CLIENTS: [(&str, &[(&str, &str)]); 2] = [
     ("demo", &[]),
 ];
 
-impl Command {
-    /// Whether the command is a client of a server, not a long-running server or agent.
-    pub fn is_client(&self) -> bool {
-        !matches!(
-            self,
-            Command::Server(ServerCommandArgs { command: None, .. })
-                | Command::Agent(_)
-                | Command::Demo(_)
-        )
-    }
-}
-
 impl Cli {
     /// The command line as ferry parses it and documents it.
     pub fn definition() -> clap::Command {

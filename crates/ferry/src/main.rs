@@ -2,6 +2,15 @@
 //! command-line definition, one module per command group, and the mapping of failures to
 //! exit codes (docs/cli.md) in one place.
 
+/// Every line for people and every JSON document goes to stdout through here, not through
+/// the standard `println!`, which panics when the reader went away
+/// (`ferry audit --json | head`): see [`output::print_out`].
+macro_rules! println {
+    ($($arg:tt)*) => {
+        $crate::output::print_out(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 mod cli;
 mod client;
 mod commands;
@@ -16,9 +25,6 @@ use crate::output::Output;
 
 fn main() -> ExitCode {
     let cli = Cli::from_process();
-    if cli.command.is_client() {
-        end_quietly_when_the_reader_goes();
-    }
     let output = Output {
         json: cli.global.json,
     };
@@ -38,17 +44,5 @@ fn main() -> ExitCode {
             output.error(&error);
             ExitCode::from(error.exit_code())
         }
-    }
-}
-
-/// A client whose reader stops early (`ferry audit --json | head`) ends quietly, as Unix
-/// tools do, instead of panicking on the closed stdout: Rust ignores SIGPIPE, so writing to
-/// a closed pipe would fail every later `println!`. Only for client commands: the server and
-/// the agent keep ignoring it, their sockets and hooks' pipes reporting errors instead.
-fn end_quietly_when_the_reader_goes() {
-    // SAFETY: called first thing in `main`, before any other thread exists, with the
-    // default disposition, which holds no pointer.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

@@ -75,7 +75,20 @@ pub fn progress(output: Output, total: u64, what: &str) -> indicatif::ProgressBa
 
 /// Prints rows under a header, each column as wide as its widest cell.
 pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
-    print!("{}", table(header, rows));
+    print_out(format_args!("{}", table(header, rows)));
+}
+
+/// Writes `text` to stdout. A reader that went away (`ferry audit --json | head`) ends the
+/// process quietly with status 141, as a Unix tool stopped by SIGPIPE does; ferry keeps
+/// SIGPIPE ignored, so that its sockets report a closed peer as an error instead.
+pub fn print_out(text: std::fmt::Arguments) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_fmt(text).and_then(|()| stdout.flush()) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(141),
+        Err(e) => panic!("failed printing to stdout: {e}"),
+    }
 }
 
 fn table(header: &[&str], rows: &[Vec<String>]) -> String {

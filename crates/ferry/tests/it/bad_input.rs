@@ -240,7 +240,6 @@ async fn garbage_to_every_endpoint_never_fails_the_server() {
 
 #[test]
 fn a_reader_that_stops_early_ends_the_client_quietly() {
-    use std::os::unix::process::ExitStatusExt;
     use std::process::{Command, Stdio};
 
     let server = Server::start();
@@ -259,8 +258,8 @@ fn a_reader_that_stops_early_ends_the_client_quietly() {
     let output = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
-    const SIGPIPE: i32 = 13;
-    assert_eq!(output.status.signal(), Some(SIGPIPE), "{output:?}");
+    // As a Unix tool stopped by SIGPIPE.
+    assert_eq!(output.status.code(), Some(141), "{output:?}");
 }
 
 #[test]

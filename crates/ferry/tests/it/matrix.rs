@@ -210,6 +210,7 @@ const TABLE: &[Row] = &[
         r#"{"members": ["no-such-user"]}"#),
     user("PUT /api/v1/apps/{name}/maintainer", "", NONE, "---y-y ---y-y", "/api/v1/apps/{app}/maintainer",
         r#"{"team": "no-such-team"}"#),
+    user("PATCH /api/v1/apps/{name}", "", NONE, "---y-y ---y-y", "/api/v1/apps/{app}", r#"{"keep": 10}"#),
     user("GET /api/v1/routes", "", NONE, "yyyyyy yyyyyy", "/api/v1/routes", ""),
     user("PUT /api/v1/routes", "", NONE, "------ ----yy", "/api/v1/routes",
         r#"{"category": "matrix", "team": "no-such-team"}"#),
