@@ -177,7 +177,7 @@ pub struct FrozenNow {
     /// The freeze window that holds it until then, `CRON DURATION`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window: Option<String>,
-    /// As people read it: `until 22:00 UTC (release night: anna)`, `continuously (its
+    /// As people read it: `until 22:00 UTC (release night, by anna)`, `continuously (its
     /// freeze windows leave no gap)`.
     pub summary: String,
 }

@@ -383,7 +383,8 @@ pub struct DeployArgs {
     /// Deploy a release older than the one running
     #[arg(long)]
     pub allow_downgrade: bool,
-    /// Override approvals and freeze windows (admin on the environment; needs --reason)
+    /// Override approvals and freezes, by window or `ferry env freeze` (admin on the
+    /// environment; needs --reason)
     #[arg(long)]
     pub break_glass: bool,
     /// Deploy even though the release would undo a hotfix shipped to production (approve
@@ -417,7 +418,8 @@ pub struct PromoteArgs {
     /// Promote a release older than the one running in the target environment
     #[arg(long)]
     pub allow_downgrade: bool,
-    /// Override approvals and freeze windows (admin on the environment; needs --reason)
+    /// Override approvals and freezes, by window or `ferry env freeze` (admin on the
+    /// environment; needs --reason)
     #[arg(long)]
     pub break_glass: bool,
     /// Promote even though the release would undo a hotfix shipped to production (approve
@@ -451,7 +453,8 @@ pub struct RollbackArgs {
     /// Why, for the audit trail
     #[arg(long)]
     pub reason: Option<String>,
-    /// Override a freeze window (admin on the environment; needs --reason)
+    /// Override a freeze, by window or `ferry env freeze` (admin on the environment; needs
+    /// --reason)
     #[arg(long)]
     pub break_glass: bool,
     /// Go back even though it would undo a hotfix shipped to production (approve level on
@@ -479,7 +482,7 @@ pub enum DeploymentCommand {
     /// the command or URL, how it ended, and its output (the last 64 KiB of each)
     Logs {
         id: i64,
-        /// Only this target's steps
+        /// Only this target's steps, as `ferry deployment show ID` lists its targets
         #[arg(long)]
         target: Option<String>,
     },
@@ -782,17 +785,14 @@ pub enum EnvCommand {
     /// may still --break-glass). Freezing again replaces the freeze when the new one ends as
     /// late or later; to shorten it, unfreeze first
     #[command(after_help = DURATIONS_HELP)]
+    #[command(group = clap::ArgGroup::new("end").required(true).args(["lasting", "until"]))]
     Freeze {
         env: String,
-        /// How long, like 4h or 1h30m (at most 31 days); the end is rounded up to the minute
-        #[arg(
-            long = "for",
-            value_name = "DURATION",
-            required_unless_present = "until",
-            conflicts_with = "until"
-        )]
+        /// How long, like 4h or 1h30m (at most 31 days); the end is rounded up to the minute.
+        /// Give this or --until
+        #[arg(long = "for", value_name = "DURATION")]
         lasting: Option<String>,
-        /// Until when, "YYYY-MM-DD HH:MM" in UTC (at most 31 days ahead)
+        /// Until when, "YYYY-MM-DD HH:MM" in UTC (at most 31 days ahead). Give this or --for
         #[arg(long, value_name = "YYYY-MM-DD HH:MM")]
         until: Option<String>,
         /// Why: shown with every refusal while the freeze lasts (at most 200 characters)

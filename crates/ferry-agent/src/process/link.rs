@@ -10,8 +10,20 @@ use serde::Serialize;
 /// The server refused the target's credential: the target was removed, or enrolled again
 /// by another agent. Waiting never helps; enrolling again does.
 #[derive(Debug, thiserror::Error)]
-#[error("the server refused this target's credential ({0}): the target was removed or enrolled again by another agent; enroll this agent again with a token from `ferry target enroll ENV NAME`")]
+#[error("the server refused this target's credential: {0}")]
 pub struct CredentialRefused(String);
+
+impl CredentialRefused {
+    /// The server's own words when it gave them (they say what to do), else what it means.
+    async fn from(response: reqwest::Response) -> CredentialRefused {
+        CredentialRefused(match response.json::<ferry_api::ErrorBody>().await {
+            Ok(body) => body.error.message,
+            Err(_) => "the target was removed or enrolled again by another agent; enroll this \
+                       agent again with a token from `ferry target enroll ENV NAME`"
+                .to_owned(),
+        })
+    }
+}
 
 /// A server and the credential to reach it with; cheap to clone.
 #[derive(Clone)]
@@ -64,7 +76,7 @@ impl ServerLink {
     ) -> anyhow::Result<reqwest::Response> {
         let response = request.bearer_auth(&self.credential).send().await?;
         if response.status() == reqwest::StatusCode::UNAUTHORIZED {
-            return Err(CredentialRefused(response.text().await.unwrap_or_default()).into());
+            return Err(CredentialRefused::from(response).await.into());
         }
         if !response.status().is_success() {
             bail!(

@@ -41,7 +41,7 @@ pub enum Hold {
 impl fmt::Display for Hold {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Hold::OneOff { reason, by } => write!(f, "{reason}: {by}"),
+            Hold::OneOff { reason, by } => write!(f, "{reason}, by {by}"),
             Hold::Window(window) => write!(f, "freeze window {window}"),
         }
     }
@@ -74,7 +74,7 @@ impl FrozenNow {
         }
     }
 
-    /// As people read it at `now_ms`: `until 22:00 UTC (release night: anna)`, `until
+    /// As people read it at `now_ms`: `until 22:00 UTC (release night, by anna)`, `until
     /// 2024-03-04 10:00 UTC (freeze window 0 18 * * FRI 2d16h)` or `continuously (its freeze
     /// windows leave no gap)`.
     pub fn describe(&self, now_ms: i64) -> String {
@@ -185,12 +185,15 @@ impl fmt::Display for Frozen {
             FrozenNow::Until {
                 held_by: Hold::OneOff { .. },
                 ..
-            } => write!(f, "deploy after that, or after `ferry env unfreeze {env}`")?,
+            } => write!(
+                f,
+                "deploy after that, or after a release manager or admin ends it with `ferry env unfreeze {env}`"
+            )?,
             FrozenNow::Until { .. } => f.write_str("deploy after that")?,
             FrozenNow::Continuously => write!(
                 f,
-                "remove a window with `ferry env set {env} --unfreeze \"CRON DURATION\"` \
-                 (`ferry env list` shows them)"
+                "a release manager or admin may remove a window with `ferry env set {env} \
+                 --unfreeze \"CRON DURATION\"` (`ferry env list` shows them)"
             )?,
         }
         write!(
@@ -307,7 +310,7 @@ mod tests {
                 &[],
                 Some(night()),
                 "2024-03-01 13:00",
-                "until 22:00 UTC (release night: anna)",
+                "until 22:00 UTC (release night, by anna)",
             ),
             // Before it starts and from its end on, it holds nothing.
             (&[], Some(night()), "2024-03-01 11:59", "-"),
@@ -317,7 +320,7 @@ mod tests {
                 &[],
                 Some(one_off("2024-03-01 12:00", "2024-03-02 02:00", "migration")),
                 "2024-03-01 13:00",
-                "until 2024-03-02 02:00 UTC (migration: anna)",
+                "until 2024-03-02 02:00 UTC (migration, by anna)",
             ),
             // It hands over to the weekend window, which holds the end.
             (
@@ -331,14 +334,14 @@ mod tests {
                 &["0 12 * * * 2h"],
                 Some(night()),
                 "2024-03-01 13:00",
-                "until 22:00 UTC (release night: anna)",
+                "until 22:00 UTC (release night, by anna)",
             ),
             // A window hands over to it.
             (
                 &["0 10 * * * 3h"],
                 Some(one_off("2024-03-01 12:30", "2024-03-01 15:00", "db move")),
                 "2024-03-01 11:00",
-                "until 15:00 UTC (db move: anna)",
+                "until 15:00 UTC (db move, by anna)",
             ),
             // A gap between a window and it: frozen until the window ends.
             (
@@ -352,7 +355,7 @@ mod tests {
                 &["0 12 * * * 10h"],
                 Some(night()),
                 "2024-03-01 13:00",
-                "until 22:00 UTC (release night: anna)",
+                "until 22:00 UTC (release night, by anna)",
             ),
             // Into windows that never let go.
             (
@@ -444,9 +447,10 @@ mod tests {
                 freezes(&[], Some(night.clone())),
                 now,
                 Some(
-                    "\"prd\" is frozen until 22:00 UTC (release night: anna): deploy after \
-                     that, or after `ferry env unfreeze prd`; or an admin of \"prd\" may \
-                     override the freeze with --break-glass --reason TEXT",
+                    "\"prd\" is frozen until 22:00 UTC (release night, by anna): deploy after \
+                     that, or after a release manager or admin ends it with `ferry env unfreeze \
+                     prd`; or an admin of \"prd\" may override the freeze with --break-glass \
+                     --reason TEXT",
                 ),
             ),
             (
@@ -462,9 +466,9 @@ mod tests {
                 freezes(&["* * * * * 2h"], None),
                 now,
                 Some(
-                    "\"prd\" is frozen continuously (its freeze windows leave no gap): remove a \
-                     window with `ferry env set prd --unfreeze \"CRON DURATION\"` (`ferry env \
-                     list` shows them); or an admin of \"prd\" may override the freeze with \
+                    "\"prd\" is frozen continuously (its freeze windows leave no gap): a release \
+                     manager or admin may remove a window with `ferry env set prd --unfreeze \
+                     \"CRON DURATION\"` (`ferry env list` shows them); or an admin of \"prd\" may override the freeze with \
                      --break-glass --reason TEXT",
                 ),
             ),

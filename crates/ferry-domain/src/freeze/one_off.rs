@@ -158,7 +158,7 @@ pub fn check_replacement(
 ) -> Result<(), String> {
     match current.filter(|current| current.active_at(now_ms).is_some()) {
         Some(current) if new.until_ms < current.until_ms => Err(format!(
-            "{env} is frozen until {} already ({}: {}); a freeze until {} would end it sooner: \
+            "{env} is frozen until {} already ({}, by {}); a freeze until {} would end it sooner: \
              to shorten it, `ferry env unfreeze {env}` first, then freeze again",
             format_until(current.until_ms, now_ms),
             current.reason,
@@ -329,7 +329,7 @@ mod tests {
             OneOffFreeze::new(now, FreezeEnd::For(Duration::from_secs(60)), "x", "ben").unwrap();
         assert_eq!(
             check_replacement("prd", Some(&current), &shorter, now).unwrap_err(),
-            "prd is frozen until 22:00 UTC already (release night: anna); a freeze until 20:01 \
+            "prd is frozen until 22:00 UTC already (release night, by anna); a freeze until 20:01 \
              UTC would end it sooner: to shorten it, `ferry env unfreeze prd` first, then \
              freeze again"
         );

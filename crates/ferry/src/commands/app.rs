@@ -29,6 +29,11 @@ pub async fn run(client: &Client, output: Output, command: AppCommand) -> CliRes
         }
         AppCommand::Set { app, keep } => {
             check_name(NameKind::App, &app)?;
+            if keep.is_none() {
+                return Err(CliError::usage(
+                    "nothing to change: give the setting to change, like `ferry app set APP --keep 5`",
+                ));
+            }
             let changed: App = client
                 .patch(&format!("/api/v1/apps/{app}"), &ChangeApp { keep })
                 .await?;

@@ -1,6 +1,10 @@
 //! `ferry audit` and `ferry audit verify`.
 
 use ferry_api::{AuditEvent, AuditVerification};
+use std::time::Duration;
+
+use ferry_domain::duration::format_duration;
+use ferry_domain::freeze::format_utc;
 use ferry_domain::name::NameKind;
 use serde_json::Value;
 
@@ -60,7 +64,10 @@ async fn list(
 }
 
 /// An event's details for people: `key=value` pairs, nested keys joined with dots, lists
-/// with commas; what is unset (null, false, empty) is left out.
+/// with commas (an object in a list as its values joined with colons, the field the list is
+/// named after first: `teams=shop:lead`), a
+/// `…_ms` field as a UTC time or a duration without its suffix; what is unset (null, false,
+/// empty) is left out.
 fn describe_details(details: &Value) -> String {
     let mut pairs = Vec::new();
     flatten("", details, &mut pairs);
@@ -68,6 +75,10 @@ fn describe_details(details: &Value) -> String {
 }
 
 fn flatten(key: &str, value: &Value, pairs: &mut Vec<String>) {
+    if let (Some(name), Some(ms)) = (key.strip_suffix("_ms"), value.as_i64()) {
+        pairs.push(format!("{name}={}", in_words(ms)));
+        return;
+    }
     let plain = match value {
         Value::Null | Value::Bool(false) => return,
         Value::Bool(true) => "yes".to_owned(),
@@ -80,6 +91,20 @@ fn flatten(key: &str, value: &Value, pairs: &mut Vec<String>) {
             .iter()
             .map(|item| match item {
                 Value::String(text) => text.clone(),
+                // The field the list is named after first: `teams` → `team`.
+                Value::Object(fields) => fields
+                    .iter()
+                    .filter(|(name, _)| Some(name.as_str()) == key.strip_suffix('s'))
+                    .chain(
+                        fields
+                            .iter()
+                            .filter(|(name, _)| Some(name.as_str()) != key.strip_suffix('s')),
+                    )
+                    .map(|(_, v)| v)
+                    .filter(|v| !v.is_null())
+                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+                    .collect::<Vec<_>>()
+                    .join(":"),
                 other => other.to_string(),
             })
             .collect::<Vec<_>>()
@@ -99,6 +124,17 @@ fn flatten(key: &str, value: &Value, pairs: &mut Vec<String>) {
         "" => plain,
         _ => format!("{key}={plain}"),
     });
+}
+
+/// Milliseconds as people read them: a time since 2001 as a UTC time, anything smaller as
+/// a duration.
+fn in_words(ms: i64) -> String {
+    const YEAR_2001_MS: i64 = 978_307_200_000;
+    match u64::try_from(ms) {
+        Ok(_) if ms >= YEAR_2001_MS => format_utc(ms),
+        Ok(ms) => format_duration(Duration::from_millis(ms)),
+        Err(_) => ms.to_string(),
+    }
 }
 
 async fn verify(client: &Client, output: Output) -> CliResult {
@@ -147,6 +183,14 @@ mod tests {
                 "source.commit=abc123 source.repo=git@example:shop",
             ),
             (json!("plain"), "plain"),
+            (
+                json!({"teams": [{"role": null, "team": "shop"}, {"role": "lead", "team": "ops"}]}),
+                "teams=shop,ops:lead",
+            ),
+            (
+                json!({"until_ms": 1_796_433_420_000_i64, "shift_ms": 604_800_000, "escalate_after_ms": 900_000}),
+                "escalate_after=15m shift=7d until=2026-12-05 01:17 UTC",
+            ),
         ] {
             assert_eq!(describe_details(&details), expected, "{details}");
         }

@@ -37,7 +37,7 @@ fn describe(env: &Environment) -> String {
         + &frozen_now(env).map_or(String::new(), |now| format!("; {now}"))
 }
 
-/// `frozen until 22:00 UTC (release night: anna)` while the environment is frozen.
+/// `frozen until 22:00 UTC (release night, by anna)` while the environment is frozen.
 fn frozen_now(env: &Environment) -> Option<String> {
     env.frozen
         .as_ref()

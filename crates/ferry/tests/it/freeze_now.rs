@@ -99,7 +99,7 @@ fn a_freeze_holds_prd_naming_its_reason_until_unfrozen() {
     assert!(
         summary.starts_with("until ")
             && summary.contains(&format!("{hh_mm} UTC"))
-            && summary.ends_with(" UTC (release night: rita)"),
+            && summary.ends_with(" UTC (release night, by rita)"),
         "{frozen}"
     );
     assert_eq!(frozen["frozen"]["reason"], "release night", "{frozen}");
@@ -127,7 +127,7 @@ fn a_freeze_holds_prd_naming_its_reason_until_unfrozen() {
         listed.stdout.contains("prd: frozen until ")
             && listed
                 .stdout
-                .contains(&format!("{hh_mm} UTC (release night: rita)")),
+                .contains(&format!("{hh_mm} UTC (release night, by rita)")),
         "{listed:?}"
     );
     let envs = server
@@ -144,8 +144,8 @@ fn a_freeze_holds_prd_naming_its_reason_until_unfrozen() {
         .fails(3, "\"prd\" is frozen until ");
     assert!(
         refused.stderr.contains(&format!(
-            "{hh_mm} UTC (release night: rita): deploy after that, or after `ferry env \
-             unfreeze prd`; or an admin of \"prd\" may override the freeze with --break-glass"
+            "{hh_mm} UTC (release night, by rita): deploy after that, or after a release \
+             manager or admin ends it with `ferry env unfreeze prd`; or an admin of \"prd\" may override the freeze with --break-glass"
         )),
         "{refused:?}"
     );
@@ -161,7 +161,7 @@ fn a_freeze_holds_prd_naming_its_reason_until_unfrozen() {
         event["details"]["reason"]
             .as_str()
             .unwrap()
-            .contains("(release night: rita)"),
+            .contains("(release night, by rita)"),
         "{event}"
     );
 
@@ -263,8 +263,9 @@ fn windows_that_leave_no_gap_read_frozen_continuously() {
         .admin(&["deploy", "web", "1.0.0", "--to", "dev"])
         .fails(
             3,
-            "\"dev\" is frozen continuously (its freeze windows leave no gap): remove a window \
-             with `ferry env set dev --unfreeze \"CRON DURATION\"`",
+            "\"dev\" is frozen continuously (its freeze windows leave no gap): a release \
+             manager or admin may remove a window with `ferry env set dev --unfreeze \"CRON \
+             DURATION\"`",
         );
 
     // A one-off freeze on top changes nothing about it, and unfreezing it says the windows

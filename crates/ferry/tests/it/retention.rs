@@ -135,7 +135,7 @@ fn the_teams_lead_changes_how_many_releases_are_kept() {
         .fails(3, "keep between 1 and 1000");
     server
         .ferry(&lee, &["app", "set", "web"])
-        .fails(3, "--keep");
+        .fails(2, "--keep");
     server
         .ferry(&lee, &["app", "set", "nope", "--keep", "1"])
         .fails(1, "ferry app list");

@@ -6,7 +6,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::deployments::{current, release, setup, start_agent_at};
+use crate::deployments::{current, release, setup, start_agent_at, start_agent_logged};
 use crate::harness::{audit_len, audit_summary, Run, Server, FERRY};
 
 /// The status and error message of `GET url` with `token`, as any HTTP client sees them.
@@ -241,8 +241,8 @@ async fn a_removed_targets_agent_is_refused_and_a_new_server_takes_over_its_name
     let rm = server.create_user("rita", "release-manager", &[]);
     release(&server, "1.0.0", "");
     release(&server, "1.1.0", "");
-    let old_root = server.dir.path().join("old-server");
-    let old = start_agent_at(&server, "dev", "web-1", &old_root);
+    let (old, old_log) = start_agent_logged(&server, "dev", "web-1");
+    let old_root = old.root.clone();
     let first = server
         .admin(&["deploy", "web", "1.0.0", "--to", "dev", "--wait", "--json"])
         .success()
@@ -287,6 +287,12 @@ async fn a_removed_targets_agent_is_refused_and_a_new_server_takes_over_its_name
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     };
     assert!(!exited.success(), "{exited:?}");
+    let said = std::fs::read_to_string(&old_log).unwrap();
+    assert!(
+        said.contains("the server refused this target's credential: unknown agent credential")
+            && !said.contains("{\""),
+        "{said}"
+    );
     drop(old);
     let targets = server.admin(&["target", "list", "--json"]).success().json();
     assert_eq!(targets, Value::Array(vec![]));
