@@ -223,7 +223,15 @@ pub async fn deploy(
     app: &str,
     request: CreateDeployment,
 ) -> ServiceResult<DeploymentRecord> {
-    let asked = format!("deploy {app} {} to {}", request.version, request.env);
+    let stage_only = if request.stage_only {
+        " (stage only)"
+    } else {
+        ""
+    };
+    let asked = format!(
+        "deploy {app} {} to {}{stage_only}",
+        request.version, request.env
+    );
     let result = deploy_with(state, caller, app, request, None).await;
     refusals::recorded(state, caller, asked, Some(app), result).await
 }
@@ -332,7 +340,8 @@ async fn promote_as_asked(
     let bad = state.store.bad_versions(&app.name, &to.name).await?;
     ferry_domain::rollback::check_promoted_release(&app.name, &to.name, &running, &bad)
         .map_err(|e| ServiceError::policy("rolled_back", e.to_string()))?;
-    deploy(
+    // Its refusal is recorded once, as the promotion asked.
+    deploy_with(
         state,
         caller,
         &app.name,
@@ -347,6 +356,7 @@ async fn promote_as_asked(
             skip_offline: request.skip_offline,
             ..CreateDeployment::default()
         },
+        None,
     )
     .await
 }

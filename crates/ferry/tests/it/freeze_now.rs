@@ -164,6 +164,26 @@ fn a_freeze_holds_prd_naming_its_reason_until_unfrozen() {
             .contains("(release night, by rita)"),
         "{event}"
     );
+    // A promotion refused the same way is recorded once, as the promotion asked.
+    let refusals = |server: &Server| {
+        let trail = server.admin(&["audit", "--json"]).success().json();
+        trail
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == "refused")
+            .count()
+    };
+    let before = refusals(&server);
+    server
+        .ferry(&dana, &["promote", "web", "--from", "pp", "--to", "prd"])
+        .fails(3, "\"prd\" is frozen until ");
+    assert_eq!(refusals(&server), before + 1);
+    let event = last_event(&server);
+    assert_eq!(
+        event["details"]["asked"], "promote web from pp to prd",
+        "{event}"
+    );
 
     // A shorter freeze does not cut it short; a longer one replaces it.
     server
