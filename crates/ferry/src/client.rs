@@ -72,6 +72,11 @@ impl Client {
         })
     }
 
+    /// The server's URL, as given.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     /// The API token this client sends.
     pub fn token(&self) -> &str {
         &self.token

@@ -37,11 +37,18 @@ fn describe(env: &Environment) -> String {
         + &frozen_now(env).map_or(String::new(), |now| format!("; {now}"))
 }
 
-/// `frozen until 22:00 UTC (release night, by anna)` while the environment is frozen.
+/// `frozen until 22:00 UTC (release night, by anna)` while the environment is frozen; a
+/// one-off freeze that the summary does not name (windows hold it longer) is named too.
 fn frozen_now(env: &Environment) -> Option<String> {
-    env.frozen
-        .as_ref()
-        .map(|frozen| format!("frozen {}", frozen.summary))
+    let frozen = env.frozen.as_ref()?;
+    let mut said = format!("frozen {}", frozen.summary);
+    if let (Some(freeze), None) = (&env.one_off_freeze, &frozen.reason) {
+        said.push_str(&format!(
+            "; also frozen until {} ({}, by {})",
+            freeze.until, freeze.reason, freeze.by
+        ));
+    }
+    Some(said)
 }
 
 pub async fn run(client: &Client, output: Output, command: EnvCommand) -> CliResult {
@@ -75,7 +82,7 @@ pub async fn run(client: &Client, output: Output, command: EnvCommand) -> CliRes
                         "SELF-APPROVAL",
                         "PROTECTED",
                         "OPTIONAL",
-                        "FREEZE (UTC)",
+                        "FREEZE WINDOWS (UTC)",
                     ],
                     &rows,
                 );

@@ -19,8 +19,11 @@ pub async fn run(client: &Client, output: Output, command: TargetCommand) -> Cli
                 .await?;
             output.print(&token, |t| {
                 eprintln!(
-                    "enrollment token for target {} in {} (one use, until {}); on that server run:\n  ferry agent --root DIR --server URL --enroll TOKEN",
-                    t.target, t.env, t.expires_at
+                    "enrollment token for target {} in {} (one use, until {}); on that server run:\n  ferry agent --root DIR --server {} --enroll TOKEN\n(with the address that server reaches this one at, if it differs)",
+                    t.target,
+                    t.env,
+                    t.expires_at,
+                    client.base()
                 );
                 println!("{}", t.token);
             });

@@ -290,9 +290,19 @@ fn windows_that_leave_no_gap_read_frozen_continuously() {
 
     // A one-off freeze on top changes nothing about it, and unfreezing it says the windows
     // still hold the environment and how to remove them.
-    server
+    let frozen = server
         .admin(&["env", "freeze", "dev", "--for", "1h", "--reason", "on top"])
         .success();
+    // Both say the one-off freeze exists although the windows outlast it.
+    let listed = server.admin(&["env", "list"]).success();
+    for said in [&frozen.stdout, &listed.stdout] {
+        assert!(
+            said.contains("frozen continuously")
+                && said.contains("; also frozen until ")
+                && said.contains("(on top, by admin)"),
+            "{said}"
+        );
+    }
     let thawed = server.admin(&["env", "unfreeze", "dev"]).success();
     assert!(
         thawed.stderr.contains(

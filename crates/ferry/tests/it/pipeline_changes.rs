@@ -156,7 +156,14 @@ fn deleting_an_environment_is_refused_while_it_is_in_use() {
     server
         .admin(&["env", "create", "qa", "--after", "dev"])
         .success();
-    server.admin(&["target", "enroll", "qa", "qa-1"]).success();
+    let enrolled = server.admin(&["target", "enroll", "qa", "qa-1"]).success();
+    assert!(
+        enrolled.stderr.contains(&format!(
+            "ferry agent --root DIR --server {} --enroll TOKEN",
+            server.url
+        )),
+        "{enrolled:?}"
+    );
     server.admin(&["env", "delete", "qa"]).fails(
         3,
         "targets are enrolled in \"qa\" (qa-1): remove them first",
