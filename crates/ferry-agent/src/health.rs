@@ -47,13 +47,12 @@ pub fn check_health(
     let started = Instant::now();
     let deadline = started + check.timeout;
     let mut attempts = 0;
-    let mut log = OutputTail::default();
+    let mut log = AttemptLog::default();
     loop {
         attempts += 1;
         let remaining = deadline.saturating_duration_since(Instant::now());
         let tried = attempt(&check.probe, env, remaining, scratch)?;
-        log.push(&format!("attempt {attempts}: {}\n", tried.ended));
-        log.push(&tried.output);
+        log.add(attempts, &tried);
         if tried.healthy || Instant::now() + RETRY_INTERVAL >= deadline {
             return Ok(HealthReport {
                 healthy: tried.healthy,
@@ -65,6 +64,51 @@ pub fn check_health(
             });
         }
         std::thread::sleep(RETRY_INTERVAL);
+    }
+}
+
+/// The attempts as logged: each one that ended differently from the one before in full,
+/// and a run of attempts that ended the same way, with the same output, as one line
+/// (`attempts 2-10: the same again`), so a check retried for its whole timeout stays short.
+#[derive(Default)]
+struct AttemptLog {
+    text: OutputTail,
+    /// How the last attempt written in full ended, and what it printed.
+    last: Option<(String, String)>,
+    /// The run of attempts since then that ended the same way: the first and the last.
+    same: Option<(u32, u32)>,
+}
+
+impl AttemptLog {
+    fn add(&mut self, number: u32, tried: &Attempt) {
+        let this = (tried.ended.clone(), tried.output.clone());
+        if self.last.as_ref() == Some(&this) {
+            let first = self.same.map_or(number, |(first, _)| first);
+            self.same = Some((first, number));
+            return;
+        }
+        self.say_same();
+        self.text
+            .push(&format!("attempt {number}: {}\n", tried.ended));
+        self.text.push(&tried.output);
+        self.last = Some(this);
+    }
+
+    fn say_same(&mut self) {
+        match self.same.take() {
+            Some((first, last)) if first == last => self
+                .text
+                .push(&format!("attempt {first}: the same again\n")),
+            Some((first, last)) => self
+                .text
+                .push(&format!("attempts {first}-{last}: the same again\n")),
+            None => {}
+        }
+    }
+
+    fn finish(mut self) -> String {
+        self.say_same();
+        self.text.finish()
     }
 }
 
@@ -109,4 +153,56 @@ fn attempt(
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tried(ended: &str, output: &str) -> Attempt {
+        Attempt {
+            healthy: false,
+            ended: ended.to_owned(),
+            output: output.to_owned(),
+            output_tail: String::new(),
+        }
+    }
+
+    #[test]
+    fn attempts_that_end_the_same_way_are_logged_once() {
+        let refused = || tried("exited with status 7", "closed\n");
+        let cases: [(Vec<Attempt>, &str); 4] = [
+            (vec![refused()], "attempt 1: exited with status 7\nclosed\n"),
+            (
+                vec![refused(), refused()],
+                "attempt 1: exited with status 7\nclosed\nattempt 2: the same again\n",
+            ),
+            (
+                vec![
+                    refused(),
+                    refused(),
+                    refused(),
+                    tried("exited with status 0", ""),
+                ],
+                "attempt 1: exited with status 7\nclosed\nattempts 2-3: the same again\n\
+                 attempt 4: exited with status 0\n",
+            ),
+            (
+                vec![
+                    refused(),
+                    tried("exited with status 7", "other\n"),
+                    refused(),
+                ],
+                "attempt 1: exited with status 7\nclosed\nattempt 2: exited with status 7\n\
+                 other\nattempt 3: exited with status 7\nclosed\n",
+            ),
+        ];
+        for (attempts, expected) in cases {
+            let mut log = AttemptLog::default();
+            for (number, attempt) in (1..).zip(&attempts) {
+                log.add(number, attempt);
+            }
+            assert_eq!(log.finish(), expected);
+        }
+    }
 }
