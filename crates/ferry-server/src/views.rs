@@ -115,16 +115,15 @@ pub async fn deployment_with_approvals(
         })
         .collect();
     let awaits = match record.status() {
-        Status::AwaitingApproval => state
-            .store
-            .list_environments()
-            .await?
-            .into_iter()
-            .find(|env| env.name == record.env)
-            .map(|env| AwaitedApprovals {
-                required: env.policy.approvals_required,
-                self_approval: env.policy.self_approval,
-            }),
+        Status::AwaitingApproval => {
+            let policy = crate::services::pipeline::environment(state, &record.env)
+                .await?
+                .policy;
+            Some(AwaitedApprovals {
+                required: policy.approvals_required,
+                self_approval: policy.self_approval,
+            })
+        }
         _ => None,
     };
     Ok(Deployment {

@@ -1003,9 +1003,8 @@ impl AuditTrail for SqliteStore {
     }
 
     async fn record_refusal(&self, record: AuditRecord) -> StoreResult<()> {
-        let mut tx = self.write().await?;
-        audit::append(&mut tx, &self.audit_key, record).await?;
-        tx.commit().await.map_err(backend)
+        // Nothing changes but the trail.
+        audited!(self, record, |tx| ())
     }
 }
 

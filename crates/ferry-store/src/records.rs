@@ -245,6 +245,14 @@ impl DeploymentRecord {
     pub fn reason(&self) -> Option<&str> {
         self.state.reason.as_deref()
     }
+
+    /// For a rollback, the release it went back from: what its targets ran before it.
+    pub fn went_back_from(&self) -> Option<&str> {
+        match self.kind {
+            Kind::Rollback => self.state.steps.iter().find_map(|s| s.previous.as_deref()),
+            _ => None,
+        }
+    }
 }
 
 /// A change of a deployment to save, with what follows from it (see

@@ -14,7 +14,7 @@ use ferry_domain::token::hash_token;
 use ferry_store::{Release, Target, TargetApp, TargetReport};
 
 use super::manifests::load_manifest_blobs;
-use super::orchestrator::{apply_report, note_staged_ahead, record_progress};
+use super::orchestrator::{apply_report, record_progress};
 use super::{ServiceError, ServiceResult};
 use crate::auth::new_token;
 use crate::state::AppState;
@@ -238,16 +238,12 @@ pub async fn report(state: &AppState, target: &Target, report: AgentReport) -> S
         }),
         _ => None,
     };
-    if let Some(ahead) = ahead {
-        // Staging ahead of a deployment awaiting approval; a stage-only deployment's
-        // staging is its work, applied below.
-        note_staged_ahead(state, report.deployment, &target.name, &ahead).await?;
-    }
     apply_report(
         state,
         report.deployment,
         &target.name,
         |step| Report::from_agent(step, outcome, &detail),
+        ahead.as_ref(),
         reported(&detail),
     )
     .await

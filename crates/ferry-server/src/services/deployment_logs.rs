@@ -4,7 +4,7 @@
 use ferry_api::{DeploymentLogs, TargetLogs};
 use ferry_store::StepLogRecord;
 
-use super::apps::visible_app;
+use super::deployments::visible_deployment;
 use super::{ServiceError, ServiceResult};
 use crate::auth::Caller;
 use crate::state::AppState;
@@ -19,12 +19,7 @@ pub async fn logs(
     id: i64,
     target: Option<&str>,
 ) -> ServiceResult<DeploymentLogs> {
-    let not_found =
-        || ServiceError::not_found(format!("no deployment {id}: see `ferry deployment list`"));
-    let record = state.store.deployment(id).await?.ok_or_else(not_found)?;
-    visible_app(state, caller, &record.app)
-        .await
-        .map_err(|_| not_found())?;
+    let (record, _) = visible_deployment(state, caller, id).await?;
     let targets: Vec<&str> = record
         .state
         .steps

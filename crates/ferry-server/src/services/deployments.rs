@@ -468,14 +468,25 @@ async fn reviewed(
     ),
     ServiceError,
 > {
+    let (record, app) = visible_deployment(state, caller, id).await?;
+    let env = environment(state, &record.env).await?;
+    Ok((record, app, env))
+}
+
+/// Deployment `id` and its application, if the caller may see that application; one of an
+/// application they cannot see is not found, as one that does not exist.
+pub async fn visible_deployment(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+) -> ServiceResult<(DeploymentRecord, ferry_store::App)> {
     let not_found =
         || ServiceError::not_found(format!("no deployment {id}: see `ferry deployment list`"));
     let record = state.store.deployment(id).await?.ok_or_else(not_found)?;
     let app = visible_app(state, caller, &record.app)
         .await
         .map_err(|_| not_found())?;
-    let env = environment(state, &record.env).await?;
-    Ok((record, app, env))
+    Ok((record, app))
 }
 
 /// Approves a deployment awaiting approval (approve level on its environment in the app's

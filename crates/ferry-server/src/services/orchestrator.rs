@@ -54,37 +54,46 @@ pub fn desired_changes(
 
 /// Applies one report to a running deployment and saves what follows, over the latest
 /// stored revision, together with what the agent reported (`reported`; saved alone when the
-/// report does not move the deployment on).
+/// report does not move the deployment on). `ahead` is how staging the release went, when
+/// the report is about that: a deployment awaiting approval notes it for each target, so
+/// `deployment show` says which are ready to switch.
 pub async fn apply_report(
     state: &AppState,
     deployment_id: i64,
     target: &str,
     report: impl Fn(&TargetState) -> Option<Report>,
+    ahead: Option<&Ahead>,
     reported: Option<TargetReport>,
 ) -> ServiceResult<()> {
     let (report, reported) = (&report, &reported);
     let attempt = || async move {
-        let moved_on = match state.store.deployment(deployment_id).await? {
-            Some(mut record) if record.status() == Status::Running => record
-                .state
-                .steps
-                .iter()
-                .find(|s| s.target == target)
-                .and_then(|step| report(&step.state))
-                .map(|report| {
-                    let commands = record.state.apply(target, report);
-                    (record, commands)
-                }),
-            _ => None,
-        };
-        match moved_on {
-            Some((mut record, commands)) => {
-                save(state, &mut record, commands, reported.clone()).await
+        if let Some(mut record) = state.store.deployment(deployment_id).await? {
+            match record.status() {
+                Status::Running => {
+                    let step = record.state.steps.iter().find(|s| s.target == target);
+                    if let Some(report) = step.and_then(|step| report(&step.state)) {
+                        let commands = record.state.apply(target, report);
+                        return save(state, &mut record, commands, reported.clone()).await;
+                    }
+                }
+                Status::AwaitingApproval => {
+                    let noted =
+                        ahead.is_some_and(|ahead| record.state.note_ahead(target, ahead.clone()));
+                    if noted {
+                        record.updated_ms = state.clock.now_ms();
+                        let update = DeploymentUpdate {
+                            report: reported.clone(),
+                            ..DeploymentUpdate::of(&record)
+                        };
+                        return Ok(state.store.record_deployment_progress(update).await?);
+                    }
+                }
+                _ => {}
             }
-            None => match reported {
-                Some(reported) => Ok(state.store.report_target_app(reported.clone()).await?),
-                None => Ok(()),
-            },
+        }
+        match reported {
+            Some(reported) => Ok(state.store.report_target_app(reported.clone()).await?),
+            None => Ok(()),
         }
     };
     until_no_conflict(attempt, || {
@@ -106,8 +115,8 @@ async fn save(
     let status = record.status();
     let finished = !status.is_active();
     // A rollback that succeeded marks the release it replaced as bad in the environment.
-    let bad_version = (finished && record.kind == Kind::Rollback && status == Status::Succeeded)
-        .then(|| record.state.steps.iter().find_map(|s| s.previous.clone()))
+    let bad_version = (finished && status == Status::Succeeded)
+        .then(|| record.went_back_from().map(str::to_owned))
         .flatten();
     let hotfix_shipped = finished && status == Status::Succeeded && record.kind == Kind::Deploy;
     let opens = match hotfix_shipped {
@@ -159,37 +168,6 @@ async fn save(
     // (a backport obligation) is recorded too.
     state.wakeups.deployment_changed(&changes);
     Ok(())
-}
-
-/// Notes in a deployment awaiting approval how staging its release ahead went on `target`,
-/// so `deployment show` says which targets are ready to switch once it is approved. A
-/// deployment that no longer awaits approval is left as it is.
-pub async fn note_staged_ahead(
-    state: &AppState,
-    deployment_id: i64,
-    target: &str,
-    ahead: &Ahead,
-) -> ServiceResult<()> {
-    let attempt = || async move {
-        let Some(mut record) = state.store.deployment(deployment_id).await? else {
-            return Ok(());
-        };
-        if !record.state.note_ahead(target, ahead.clone()) {
-            return Ok(());
-        }
-        record.updated_ms = state.clock.now_ms();
-        state
-            .store
-            .record_deployment_progress(DeploymentUpdate::of(&record))
-            .await?;
-        Ok(())
-    };
-    until_no_conflict(attempt, || {
-        ServiceError::conflict(format!(
-            "deployment {deployment_id} kept changing while {target}'s staging was noted: the agent reports again"
-        ))
-    })
-    .await
 }
 
 /// Records the step a target reports while it deploys, so people see how far it got and
@@ -316,6 +294,7 @@ async fn time_out(state: &AppState, id: i64, target: &str, reason: String) -> Se
                 reason: reason.clone(),
             })
         },
+        None,
         None,
     )
     .await

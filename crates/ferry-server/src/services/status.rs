@@ -18,7 +18,6 @@ use std::sync::{Arc, Mutex, RwLock};
 use axum::body::Bytes;
 use ferry_api::{AppStatus, Backport, EnvStatus, TargetStatus};
 use ferry_domain::backport::ObligationStatus;
-use ferry_domain::deployment::Kind;
 use ferry_domain::name::{validate_name, NameKind};
 use ferry_domain::permission::Action;
 use ferry_store::{BadVersion, DeploymentRecord, Store, TargetApp};
@@ -27,19 +26,6 @@ use crate::auth::Caller;
 use crate::services::apps::no_such_app;
 use crate::services::ServiceResult;
 use crate::views::backport_json;
-
-/// The release a live rollback went back from: what its targets ran before it.
-fn went_back_from(deployment: &DeploymentRecord) -> Option<String> {
-    (deployment.kind == Kind::Rollback)
-        .then(|| {
-            deployment
-                .state
-                .steps
-                .iter()
-                .find_map(|s| s.previous.clone())
-        })
-        .flatten()
-}
 
 /// The status document built last, and the lock that lets one request at a time build it.
 #[derive(Default)]
@@ -227,7 +213,10 @@ async fn build(store: &dyn Store) -> ServiceResult<Built> {
                     EnvStatus {
                         env: env.name.clone(),
                         version: live_versions.get(&key).map(|d| d.version.clone()),
-                        back_from: live_versions.get(&key).and_then(|d| went_back_from(d)),
+                        back_from: live_versions
+                            .get(&key)
+                            .and_then(|d| d.went_back_from())
+                            .map(str::to_owned),
                         targets: targets.remove(&key).unwrap_or_default(),
                         rolled_back_from: rolled_back_from.remove(&key).unwrap_or_default(),
                     }

@@ -141,16 +141,11 @@ pub async fn show(
     Path(id): Path<i64>,
     Query(query): Query<WaitQuery>,
 ) -> Result<Json<Deployment>, ApiError> {
-    let not_found =
-        || ApiError::not_found(format!("no deployment {id}: see `ferry deployment list`"));
     let deadline = tokio::time::Instant::now()
         + Duration::from_secs(query.wait.unwrap_or(0)).min(LONGEST_WAIT);
     loop {
         let changed = state.wakeups.deployments().notified();
-        let record = state.store.deployment(id).await?.ok_or_else(not_found)?;
-        visible_app(&state, &caller, &record.app)
-            .await
-            .map_err(|_| not_found())?;
+        let (record, _) = deployments::visible_deployment(&state, &caller, id).await?;
         if !record.status().is_active() || tokio::time::timeout_at(deadline, changed).await.is_err()
         {
             let deployment = deployment_with_approvals(&state, record).await?;
