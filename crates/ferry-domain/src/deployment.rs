@@ -458,13 +458,7 @@ impl Deployment {
             self.first_failure = Some(reason.to_owned());
         }
         commands.extend(self.advance());
-        // In step order, as every other change asks.
-        commands.sort_by_key(|command| {
-            self.steps
-                .iter()
-                .position(|step| step.target == command.target())
-        });
-        commands
+        self.in_step_order(commands)
     }
 
     /// Records what `target` answered when asked to stage the release while the deployment
@@ -553,8 +547,12 @@ impl Deployment {
             self.first_failure = self.steps[index].state.failure().map(str::to_owned);
         }
         commands.extend(self.advance());
-        // In step order, as every other change asks.
-        commands.sort_by_key(|command| {
+        self.in_step_order(commands)
+    }
+
+    /// `commands` in the order of the steps they are for, as every change gives them.
+    fn in_step_order(&self, mut commands: Vec<Command>) -> Vec<Command> {
+        commands.sort_by_cached_key(|command| {
             self.steps
                 .iter()
                 .position(|step| step.target == command.target())

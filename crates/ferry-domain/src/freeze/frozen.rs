@@ -141,20 +141,16 @@ fn next_link(freezes: &Freezes, at: i64) -> Option<(i64, Link<'_>)> {
 /// [`CONTINUOUS_AFTER_MS`] past now, is [`FrozenNow::Continuously`].
 pub fn frozen_until(freezes: &Freezes, now_ms: i64) -> Option<FrozenNow> {
     let horizon = now_ms.saturating_add(CONTINUOUS_AFTER_MS);
-    let mut last = None;
+    let mut last: Option<(i64, Link)> = None;
     let mut at = now_ms;
-    for _ in 0..MAX_CHAIN {
-        let Some((end, link)) = next_link(freezes, at) else {
-            break;
-        };
-        if end > horizon {
+    let mut links = 0;
+    while let Some((end, link)) = next_link(freezes, at) {
+        if end > horizon || links == MAX_CHAIN {
             return Some(FrozenNow::Continuously);
         }
+        links += 1;
         last = Some((end, link));
         at = end;
-    }
-    if last.is_some() && next_link(freezes, at).is_some() {
-        return Some(FrozenNow::Continuously);
     }
     let (until_ms, link) = last?;
     Some(FrozenNow::Until {

@@ -169,19 +169,15 @@ pub fn check_replacement(
     }
 }
 
-/// What `ferry env unfreeze ENV --reason REASON` ends at `now_ms`: the one-off freeze in
-/// force. Refused when there is none: `ENV is not frozen`, or, when freeze windows hold it,
-/// what holds it and how to remove a window. The reason, optional, is checked like a
-/// freeze's.
+/// What `ferry env unfreeze ENV` ends at `now_ms`: the one-off freeze in force. Refused
+/// when there is none: `ENV is not frozen`, or, when freeze windows hold it, what holds it
+/// and how to remove a window. (Its reason is checked like a freeze's, with
+/// [`checked_reason`].)
 pub fn check_unfreeze<'a>(
     env: &str,
     freezes: &'a Freezes,
-    reason: Option<&str>,
     now_ms: i64,
 ) -> Result<&'a OneOffFreeze, String> {
-    if let Some(reason) = reason {
-        checked_reason(reason, "the reason")?;
-    }
     if let Some(freeze) = freezes
         .one_off
         .as_ref()
@@ -366,11 +362,11 @@ mod tests {
             ),
         ];
         for (freezes, expected) in cases {
-            let got = check_unfreeze("prd", freezes, None, now);
+            let got = check_unfreeze("prd", freezes, now);
             assert_eq!(got, expected.map_err(str::to_owned), "{freezes:?}");
         }
-        let night_only = freezes(&[], Some(&night));
-        let err = check_unfreeze("prd", &night_only, Some("a\nb"), now).unwrap_err();
+        // An unfreeze's reason is checked as a freeze's is.
+        let err = checked_reason("a\nb", "the reason").unwrap_err();
         assert!(err.contains("one line"), "{err}");
         assert_eq!(
             still_frozen("prd", &[window("0 18 * * FRI 64h")], now).as_deref(),

@@ -77,7 +77,14 @@ pub async fn freeze(
         .map_err(ServiceError::invalid)?;
     caller.require(Action::ChangePolicy)?;
     let env = environment(state, env).await?;
-    let current = of(state, &env.name).await?.one_off;
+    // Only the one-off freeze is replaced: the windows need not be read.
+    let current = state
+        .store
+        .one_off_freezes(Some(&env.name))
+        .await?
+        .into_iter()
+        .next()
+        .map(|record| record.freeze);
     check_replacement(&env.name, current.as_ref(), &new, now)
         .map_err(|e| ServiceError::policy("frozen", e))?;
     let replacing = current.as_ref().map(|c| c.until_ms);
@@ -122,7 +129,7 @@ pub async fn unfreeze(
     let env = environment(state, env).await?;
     let freezes = of(state, &env.name).await?;
     let now = caller.now_ms();
-    let ended = check_unfreeze(&env.name, &freezes, reason.as_deref(), now)
+    let ended = check_unfreeze(&env.name, &freezes, now)
         .map_err(|e| ServiceError::policy("not_frozen", e))?;
     let record = caller.audit(
         AuditAction::EnvironmentUnfreezeNow(audit_event::UnfreezeNow {
