@@ -453,8 +453,12 @@ impl Agent {
             Ok(())
         } else {
             let manifest = self.manifest(app, version).await?;
-            self.fetch_missing(app, version, &manifest, PreviousCheck::Recorded)
-                .await?;
+            // As for a deploy: a release on disk already is checked by staging itself, and
+            // what it lacks is fetched below; asking first would check it twice.
+            if !AppLayout::new(&self.root, app)?.has_release(version) {
+                self.fetch_missing(app, version, &manifest, PreviousCheck::Recorded)
+                    .await?;
+            }
             let stage_ahead = || {
                 self.with_engine(app, version, &manifest, |root, request, cache| {
                     prepare(root, request, cache)

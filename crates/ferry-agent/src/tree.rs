@@ -102,7 +102,7 @@ fn visit_findings(
         if config.is_written_by_application(&entry.path) {
             continue;
         }
-        match entry_matches(dir, entry, config, index) {
+        match entry_matches(dir, entry, index) {
             Match::Exact => {}
             Match::Untrusted => found(Finding::Untrusted(entry.path.clone()))?,
             Match::Differs => found(Finding::Changed(entry.path.clone()))?,
@@ -128,8 +128,9 @@ enum Match {
 }
 
 /// Whether the entry on disk is what the manifest says (for files: hashed again unless the
-/// index vouches for them).
-fn entry_matches(dir: &Path, entry: &Entry, config: &ReleaseConfig, index: &StatIndex) -> Match {
+/// index vouches for them). Only for entries the application does not write, whose mode is
+/// placed read-only.
+fn entry_matches(dir: &Path, entry: &Entry, index: &StatIndex) -> Match {
     let path = dir.join(&entry.path);
     let Ok(metadata) = fs::symlink_metadata(&path) else {
         return Match::Differs;
@@ -137,7 +138,7 @@ fn entry_matches(dir: &Path, entry: &Entry, config: &ReleaseConfig, index: &Stat
     let exact = |same: bool| if same { Match::Exact } else { Match::Differs };
     // Write permission given back (by hand, or to a release staged before releases were
     // read-only) changes nothing served: the entry is rebuilt, not reported.
-    let placed = |mode: u32| placed_mode(mode, config.is_written_by_application(&entry.path));
+    let placed = |mode: u32| placed_mode(mode, false);
     let exact_mode = |mode: u32| permission_bits(&metadata) == placed(mode);
     let mode_but_write_bits = |mode: u32| permission_bits(&metadata) & !0o222 == placed(mode);
     match &entry.kind {
