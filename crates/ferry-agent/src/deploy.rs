@@ -566,7 +566,6 @@ fn config_on_disk(dir: &Path, manifest: &Manifest) -> ReleaseConfig {
         .then(|| std::fs::read(&path).ok())
         .flatten()
         .filter(|data| ContentHash::of(data) == *hash)
-        .and_then(|data| String::from_utf8(data).ok())
-        .and_then(|text| ReleaseConfig::parse(&text).ok())
+        .and_then(|data| ReleaseConfig::parse_bytes(&data).ok())
         .unwrap_or_default()
 }

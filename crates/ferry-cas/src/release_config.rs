@@ -197,16 +197,22 @@ impl ReleaseConfig {
     /// Parses and checks the content of a `ferry.toml` file: at most [`MAX_CONFIG_BYTES`],
     /// UTF-8, then [`ReleaseConfig::parse`].
     pub fn parse_bytes(data: &[u8]) -> Result<ReleaseConfig, ConfigError> {
-        if data.len() as u64 > MAX_CONFIG_BYTES {
-            return Err(ConfigError::file(format!(
-                "the file holds {} bytes; a ferry.toml may hold at most {MAX_CONFIG_BYTES} \
-                 bytes (1 MiB): keep data out of it",
-                data.len()
-            )));
-        }
+        ReleaseConfig::check_size(data.len() as u64)?;
         let text = std::str::from_utf8(data)
             .map_err(|_| ConfigError::file("the file is not UTF-8 text"))?;
         ReleaseConfig::parse(text)
+    }
+
+    /// Refuses a `ferry.toml` of `len` bytes past [`MAX_CONFIG_BYTES`]: checked before it is
+    /// read, wherever it comes from.
+    pub fn check_size(len: u64) -> Result<(), ConfigError> {
+        if len > MAX_CONFIG_BYTES {
+            return Err(ConfigError::file(format!(
+                "the file holds {len} bytes; a ferry.toml may hold at most {MAX_CONFIG_BYTES} \
+                 bytes (1 MiB): keep data out of it"
+            )));
+        }
+        Ok(())
     }
 
     /// Parses and checks the text of a `ferry.toml`.

@@ -6,7 +6,7 @@ use ferry_api::CreateRelease;
 use ferry_cas::blobs::BlobStore;
 use ferry_cas::hash::ContentHash;
 use ferry_cas::manifest::{Chunk, Entry, EntryKind};
-use ferry_cas::release_config::{ReleaseConfig, CONFIG_FILE, MAX_CONFIG_BYTES};
+use ferry_cas::release_config::{ReleaseConfig, CONFIG_FILE};
 use ferry_domain::audit_event::{self, AuditAction};
 use ferry_domain::name::validate_version;
 use ferry_domain::permission::Action;
@@ -203,11 +203,7 @@ fn check_release_config(store: &BlobStore, entry: &Entry) -> ServiceResult<()> {
             "{CONFIG_FILE}: ferry.toml must be a regular file"
         )));
     };
-    if size > MAX_CONFIG_BYTES {
-        return Err(refused(format!(
-            "{CONFIG_FILE}: the file holds {size} bytes; a ferry.toml may hold at most {MAX_CONFIG_BYTES} bytes (1 MiB)"
-        )));
-    }
+    ReleaseConfig::check_size(size).map_err(|error| refused(error.to_string()))?;
     let mut data = Vec::with_capacity(size as usize);
     for chunk in entry.blobs() {
         data.extend(store.read(&chunk.hash)?);

@@ -5,7 +5,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use ferry_cas::release_config::{ReleaseConfig, CONFIG_FILE, MAX_CONFIG_BYTES};
+use ferry_cas::release_config::{ConfigError, ReleaseConfig, CONFIG_FILE};
 use serde::Serialize;
 
 use crate::error::{CliError, CliResult};
@@ -57,15 +57,8 @@ pub fn check_tree(root: &Path, name: &str) -> CliResult<Option<ReleaseConfig>> {
             "{name}: ferry.toml must be a regular file"
         )));
     }
-    if metadata.len() > MAX_CONFIG_BYTES {
-        return Err(CliError::refused(format!(
-            "{}: the file holds {} bytes; a ferry.toml may hold at most {MAX_CONFIG_BYTES} bytes (1 MiB): keep data out of it",
-            name,
-            metadata.len()
-        )));
-    }
+    let refused = |error: ConfigError| CliError::refused(format!("{name}: {error}"));
+    ReleaseConfig::check_size(metadata.len()).map_err(refused)?;
     let data = fs::read(&path).map_err(|e| CliError::failed(format!("{}: {e}", path.display())))?;
-    ReleaseConfig::parse_bytes(&data)
-        .map(Some)
-        .map_err(|error| CliError::refused(format!("{name}: {error}")))
+    ReleaseConfig::parse_bytes(&data).map(Some).map_err(refused)
 }
