@@ -7,6 +7,7 @@
 mod auth;
 mod bootstrap;
 mod clock;
+mod database;
 mod error;
 mod files;
 mod handlers;
@@ -30,17 +31,20 @@ use std::time::Duration;
 use anyhow::Context;
 use ferry_cas::blobs::BlobStore;
 use ferry_store::AuditTrail;
-use ferry_store_sqlite::SqliteStore;
 
 pub use crate::clock::{Clock, OffsetClock, SystemClock};
+pub use crate::database::Database;
 pub use crate::openapi::router;
 pub use crate::state::AppState;
 
 /// Where the server keeps its state and where it listens.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
-    /// The data directory: database, admin token, audit key.
+    /// The data directory: admin token, audit key, TLS material, and the SQLite database
+    /// unless `database` names another.
     pub data_dir: PathBuf,
+    /// Where the state lives: SQLite in the data directory, or PostgreSQL.
+    pub database: Database,
     /// The address to listen on; port 0 picks a free port.
     pub listen: SocketAddr,
     /// How often retention and garbage collection run.
@@ -91,12 +95,9 @@ pub async fn serve(listener: tokio::net::TcpListener, config: ServerConfig) -> a
     };
     let audit_key =
         files::load_or_create_audit_key(&config.data_dir, config.audit_key_file.as_deref())?;
-    let db_path = config.data_dir.join("ferry.db");
-    let store = Arc::new(
-        SqliteStore::open(&db_path, audit_key)
-            .await
-            .with_context(|| format!("opening the database {}", db_path.display()))?,
-    );
+    let database = database::OpenStore::open(&config.database, audit_key).await?;
+    tracing::info!("state in {}", config.database.describe());
+    let store = database.store();
     if let Some(head) = store
         .audit_head()
         .await?
@@ -188,7 +189,7 @@ pub async fn serve(listener: tokio::net::TcpListener, config: ServerConfig) -> a
                 .await?;
         }
     }
-    store.close().await;
+    database.close().await;
     tracing::info!("stopped");
     Ok(())
 }

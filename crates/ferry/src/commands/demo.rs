@@ -35,6 +35,7 @@ pub async fn run(data: PathBuf, listen: SocketAddr) -> CliResult {
         )));
     }
     let config = ServerConfig {
+        database: ferry_server::Database::Sqlite(data.join("ferry.db")),
         data_dir: data.clone(),
         listen,
         maintenance_every: Duration::from_secs(3600),

@@ -20,7 +20,10 @@ pub async fn run(args: ServerArgs) -> CliResult {
                 .unwrap_or_else(|_| "info".into()),
         )
         .init();
+    let database = ferry_server::Database::from_flag(args.database.as_deref(), &args.data)
+        .map_err(CliError::refused)?;
     let config = ServerConfig {
+        database,
         data_dir: args.data,
         listen: args.listen,
         maintenance_every: args.maintenance_every,

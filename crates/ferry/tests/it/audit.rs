@@ -1,7 +1,5 @@
 //! The audit trail: every change recorded, and tampering found.
 
-use sqlx::Connection;
-
 use crate::harness::{audit_summary, Server};
 
 fn setup() -> Server {
@@ -18,11 +16,7 @@ fn setup() -> Server {
 }
 
 async fn tamper(server: &Server, sql: &str) {
-    let url = format!("sqlite://{}", server.data_dir().join("ferry.db").display());
-    let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    let changed = sqlx::query(sql).execute(&mut db).await.unwrap();
-    assert_eq!(changed.rows_affected(), 1, "{sql}");
-    db.close().await.unwrap();
+    assert_eq!(server.tamper(sql).await, 1, "{sql}");
 }
 
 #[test]
@@ -131,12 +125,9 @@ async fn a_rehashed_event_without_the_key_still_breaks_the_chain() {
 /// Runs `statements` against the server's database, as someone who can write the file but
 /// does not have the audit key.
 async fn rewrite(server: &Server, statements: &[&str]) {
-    let url = format!("sqlite://{}", server.data_dir().join("ferry.db").display());
-    let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
     for sql in statements {
-        sqlx::query(sql).execute(&mut db).await.unwrap();
+        server.tamper(sql).await;
     }
-    db.close().await.unwrap();
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use ferry_store_postgres::test_database::TestDatabase;
 use serde_json::Value;
 
 pub const FERRY: &str = env!("CARGO_BIN_EXE_ferry");
@@ -18,7 +19,37 @@ pub struct Server {
     pub dir: tempfile::TempDir,
     /// The data directory: `dir/data`, or another server's.
     data: PathBuf,
+    /// The PostgreSQL database the server keeps its state in, when the suite runs on
+    /// PostgreSQL; dropped with the last server that uses it.
+    database: Option<Arc<TestDatabase>>,
     log: Arc<Mutex<String>>,
+}
+
+/// The databases of stopped servers, by data directory, kept for a server started again on
+/// that directory (`Server::start_in`).
+static STOPPED_DATABASES: Mutex<Vec<(PathBuf, Arc<TestDatabase>)>> = Mutex::new(Vec::new());
+
+/// Which database servers of this run keep their state in: `FERRY_TEST_BACKEND=postgres`
+/// runs the suite on PostgreSQL (a fresh database per server, see
+/// `ferry_store_postgres::test_database`); SQLite otherwise.
+pub fn on_postgres() -> bool {
+    std::env::var("FERRY_TEST_BACKEND").is_ok_and(|backend| backend == "postgres")
+}
+
+/// A fresh PostgreSQL database, created from a thread of its own (tests may run inside a
+/// runtime that cannot be blocked on).
+fn fresh_database() -> Arc<TestDatabase> {
+    std::thread::spawn(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(ferry_store_postgres::test_database::fresh("the integration suite"))
+    })
+    .join()
+    .unwrap()
+    .map(Arc::new)
+    .expect("FERRY_TEST_BACKEND=postgres needs a PostgreSQL server (FERRY_TEST_POSTGRES)")
 }
 
 impl Server {
@@ -47,15 +78,32 @@ impl Server {
     /// Starts a second server on this server's data directory, as servers sharing one
     /// database run; it has a temp directory of its own for clients' config.
     pub fn start_sharing(&self) -> Server {
-        Server::launch_on(tempfile::tempdir().unwrap(), &self.data_dir(), &[])
+        Server::launch_on(
+            tempfile::tempdir().unwrap(),
+            &self.data_dir(),
+            self.database.clone(),
+            &[],
+        )
     }
 
     fn launch(dir: tempfile::TempDir, args: &[&str]) -> Server {
         let data = dir.path().join("data");
-        Server::launch_on(dir, &data, args)
+        let database = on_postgres().then(|| {
+            let mut stopped = STOPPED_DATABASES.lock().unwrap();
+            match stopped.iter().position(|(dir, _)| *dir == data) {
+                Some(at) => stopped.remove(at).1,
+                None => fresh_database(),
+            }
+        });
+        Server::launch_on(dir, &data, database, args)
     }
 
-    fn launch_on(dir: tempfile::TempDir, data: &Path, args: &[&str]) -> Server {
+    fn launch_on(
+        dir: tempfile::TempDir,
+        data: &Path,
+        database: Option<Arc<TestDatabase>>,
+        args: &[&str],
+    ) -> Server {
         let listen: &[&str] = if args.contains(&"--listen") {
             &[]
         } else {
@@ -67,6 +115,7 @@ impl Server {
             .arg("--data")
             .arg(data)
             .args(args)
+            .envs(database.as_ref().map(|db| ("FERRY_DATABASE", db.url.as_str())))
             .env("FERRY_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -101,8 +150,30 @@ impl Server {
             url,
             admin_token,
             data: data.to_owned(),
+            database,
             dir,
             log,
+        }
+    }
+
+    /// Runs `sql` against the server's database directly, as someone who can write it but
+    /// holds no key would; returns the rows changed.
+    pub async fn tamper(&self, sql: &str) -> u64 {
+        use sqlx::Connection;
+        match &self.database {
+            Some(database) => {
+                let mut db = sqlx::PgConnection::connect(&database.url).await.unwrap();
+                let changed = sqlx::query(sql).execute(&mut db).await.unwrap();
+                db.close().await.unwrap();
+                changed.rows_affected()
+            }
+            None => {
+                let url = format!("sqlite://{}", self.data_dir().join("ferry.db").display());
+                let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                let changed = sqlx::query(sql).execute(&mut db).await.unwrap();
+                db.close().await.unwrap();
+                changed.rows_affected()
+            }
         }
     }
 
@@ -160,6 +231,12 @@ impl Server {
                 std::thread::sleep(Duration::from_millis(100));
                 let log = self.log();
                 let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+                if let Some(database) = self.database.take() {
+                    STOPPED_DATABASES
+                        .lock()
+                        .unwrap()
+                        .push((self.data.clone(), database));
+                }
                 return (status, dir, log);
             }
             assert!(

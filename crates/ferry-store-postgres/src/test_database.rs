@@ -1,0 +1,106 @@
+//! A fresh, empty PostgreSQL database for one test, dropped when the test ends: tests of
+//! the PostgreSQL store and of the server on it.
+//!
+//! The server to create it on is `FERRY_TEST_POSTGRES` (an administrator's URL), by default
+//! `postgres://postgres@127.0.0.1:5432/postgres`. Where no server answers, [`fresh`] says
+//! so on stderr and returns `None`, so the test can pass without it; with
+//! `FERRY_TEST_REQUIRE_POSTGRES=1` (as CI sets it) it panics instead, so CI never skips.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use sqlx::{Connection, PgConnection};
+
+/// The administrator's URL used when `FERRY_TEST_POSTGRES` is not set.
+const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// The prefix of every test database's name; the rest is the creating process's id and a
+/// counter, so databases a killed test run left behind can be told apart and dropped.
+const PREFIX: &str = "ferry_test_";
+
+/// A database created for one test; dropping it drops the database.
+pub struct TestDatabase {
+    admin_url: String,
+    name: String,
+    /// The URL to connect to the database with.
+    pub url: String,
+}
+
+/// A fresh database, or `None` (said on stderr) where no PostgreSQL server answers and
+/// `FERRY_TEST_REQUIRE_POSTGRES` is not set.
+pub async fn fresh(test: &str) -> Option<TestDatabase> {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let admin_url =
+        std::env::var("FERRY_TEST_POSTGRES").unwrap_or_else(|_| DEFAULT_ADMIN_URL.to_owned());
+    let mut admin = match PgConnection::connect(&admin_url).await {
+        Ok(conn) => conn,
+        Err(e) if std::env::var_os("FERRY_TEST_REQUIRE_POSTGRES").is_some() => {
+            panic!("{test}: PostgreSQL is required (FERRY_TEST_REQUIRE_POSTGRES) but {admin_url} does not answer: {e}")
+        }
+        Err(e) => {
+            eprintln!("SKIPPED {test} on PostgreSQL: {admin_url} does not answer ({e}); set FERRY_TEST_POSTGRES to a server's administrator URL to run it");
+            return None;
+        }
+    };
+    drop_abandoned(&mut admin).await;
+    let name = format!(
+        "{PREFIX}{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    );
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .unwrap_or_else(|e| panic!("creating the test database {name}: {e}"));
+    let mut url = url::Url::parse(&admin_url).expect("FERRY_TEST_POSTGRES is a URL");
+    url.set_path(&name);
+    Some(TestDatabase {
+        admin_url,
+        name,
+        url: url.to_string(),
+    })
+}
+
+/// Drops the test databases of processes that no longer run (a killed test run's).
+async fn drop_abandoned(admin: &mut PgConnection) {
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE $1")
+            .bind(format!("{PREFIX}%"))
+            .fetch_all(&mut *admin)
+            .await
+            .unwrap_or_default();
+    for name in names {
+        let pid = name[PREFIX.len()..].split('_').next().unwrap_or("");
+        let alive = !pid.is_empty() && std::path::Path::new("/proc").join(pid).exists();
+        if !alive {
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut *admin)
+                .await;
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        // Drop runs inside the test's runtime, which cannot be blocked on: a thread of its
+        // own with a runtime of its own drops the database.
+        let admin_url = self.admin_url.clone();
+        let name = self.name.clone();
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                let mut admin = PgConnection::connect(&admin_url).await?;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut admin)
+                    .await?;
+                Ok::<_, sqlx::Error>(())
+            })?;
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+        })
+        .join();
+        if let Ok(Err(e)) = dropped {
+            eprintln!("dropping the test database {}: {e}", self.name);
+        }
+    }
+}
