@@ -33,11 +33,23 @@ impl Database {
         }
     }
 
+    /// Whether the database holds ferry's state already (an audit trail, at least).
+    pub async fn exists(&self) -> anyhow::Result<bool> {
+        Ok(match self {
+            Database::Sqlite(path) => path.exists(),
+            Database::Postgres(url) => PostgresStore::holds_state(url)
+                .await
+                .with_context(|| format!("reading {}", self.describe()))?,
+        })
+    }
+
     /// The database as it may be shown: a PostgreSQL URL without its password.
     pub fn describe(&self) -> String {
         match self {
             Database::Sqlite(path) => format!("SQLite {}", path.display()),
-            Database::Postgres(url) => format!("PostgreSQL {}", ferry_store_postgres::redacted(url)),
+            Database::Postgres(url) => {
+                format!("PostgreSQL {}", ferry_store_postgres::redacted(url))
+            }
         }
     }
 }
@@ -54,10 +66,14 @@ impl OpenStore {
         let context = || format!("opening the database ({})", database.describe());
         Ok(match database {
             Database::Sqlite(path) => OpenStore::Sqlite(Arc::new(
-                SqliteStore::open(path, audit_key).await.with_context(context)?,
+                SqliteStore::open(path, audit_key)
+                    .await
+                    .with_context(context)?,
             )),
             Database::Postgres(url) => OpenStore::Postgres(Arc::new(
-                PostgresStore::open(url, audit_key).await.with_context(context)?,
+                PostgresStore::open(url, audit_key)
+                    .await
+                    .with_context(context)?,
             )),
         })
     }

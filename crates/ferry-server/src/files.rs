@@ -50,6 +50,7 @@ pub const AUDIT_KEY_FILE: &str = "audit-key";
 pub fn load_or_create_audit_key(
     data_dir: &Path,
     key_file: Option<&Path>,
+    database_exists: bool,
 ) -> anyhow::Result<[u8; 32]> {
     let beside_database = data_dir.join(AUDIT_KEY_FILE);
     let key_path = key_file.unwrap_or(&beside_database);
@@ -61,9 +62,9 @@ pub fn load_or_create_audit_key(
             )
         })?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            if data_dir.join("ferry.db").exists() {
+            if database_exists {
                 bail!(
-                    "{} is missing but the database exists: if the key lives elsewhere, pass `--audit-key FILE`; otherwise restore it from a backup, or the audit trail cannot be verified",
+                    "{} is missing but the database exists: if the key lives elsewhere (or on the server that started on this database first), pass `--audit-key FILE` or copy it here; otherwise restore it from a backup, or the audit trail cannot be verified",
                     key_path.display()
                 );
             }

@@ -17,6 +17,7 @@ mod notifier;
 mod openapi;
 mod served;
 mod services;
+mod shared_wakeups;
 mod state;
 mod tls;
 mod uploads;
@@ -30,7 +31,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use ferry_cas::blobs::BlobStore;
-use ferry_store::AuditTrail;
 
 pub use crate::clock::{Clock, OffsetClock, SystemClock};
 pub use crate::database::Database;
@@ -93,8 +93,11 @@ pub async fn serve(listener: tokio::net::TcpListener, config: ServerConfig) -> a
         }
         None => None,
     };
-    let audit_key =
-        files::load_or_create_audit_key(&config.data_dir, config.audit_key_file.as_deref())?;
+    let audit_key = files::load_or_create_audit_key(
+        &config.data_dir,
+        config.audit_key_file.as_deref(),
+        config.database.exists().await?,
+    )?;
     let database = database::OpenStore::open(&config.database, audit_key).await?;
     tracing::info!("state in {}", config.database.describe());
     let store = database.store();
@@ -121,6 +124,12 @@ pub async fn serve(listener: tokio::net::TcpListener, config: ServerConfig) -> a
     let blobs_dir = config.data_dir.join("blobs");
     let blobs = BlobStore::open(&blobs_dir)
         .with_context(|| format!("opening the blob store {}", blobs_dir.display()))?;
+    let wakeups: Arc<dyn wakeups::Wakeups> = match &database {
+        database::OpenStore::Postgres(store) => {
+            shared_wakeups::SharedWakeups::start(store.broadcast(), clock.now_ms()).await?
+        }
+        database::OpenStore::Sqlite(_) => Arc::new(wakeups::LocalWakeups::new(clock.now_ms())),
+    };
     let state = AppState {
         store: store.clone(),
         audit_key,
@@ -128,7 +137,7 @@ pub async fn serve(listener: tokio::net::TcpListener, config: ServerConfig) -> a
         blobs: Arc::new(blobs),
         gc_lock: Arc::default(),
         gc_grace: config.gc_grace,
-        wakeups: Arc::new(wakeups::LocalWakeups::new(clock.now_ms())),
+        wakeups,
         manifests: Arc::default(),
         status: Arc::default(),
         served: Arc::default(),

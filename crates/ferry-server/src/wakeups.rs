@@ -1,8 +1,9 @@
 //! Wake-ups: which long-polling agents to wake when their desired state changes, and the
 //! `--wait` requests when a deployment changes. Correctness never rests on them (every change
 //! of a deployment is a compare-and-set on its revision in the store); they only make the
-//! waiters look again sooner. [`Wakeups`] is the interface, so a wake-up that reaches every
-//! server sharing a database can replace [`LocalWakeups`].
+//! waiters look again sooner. [`Wakeups`] is the interface: [`LocalWakeups`] for one server
+//! (SQLite), [`crate::shared_wakeups::SharedWakeups`] for servers sharing a PostgreSQL
+//! database.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -55,6 +56,29 @@ impl LocalWakeups {
             changed: Notify::new(),
             deployments: Notify::new(),
         }
+    }
+
+    /// Records a change numbered elsewhere: for `targets`, or for every target with `None`;
+    /// wakes every waiter, agents and `--wait` alike. Numbers only ever grow.
+    pub fn heard(&self, number: u64, targets: Option<&[String]>) {
+        self.generation.fetch_max(number, Ordering::SeqCst);
+        match targets {
+            None => {
+                self.everyone.fetch_max(number, Ordering::SeqCst);
+            }
+            Some(targets) => {
+                let mut changed = self
+                    .changed_targets
+                    .lock()
+                    .expect("the map is never poisoned");
+                for target in targets {
+                    let at = changed.entry(target.clone()).or_default();
+                    *at = (*at).max(number);
+                }
+            }
+        }
+        self.changed.notify_waiters();
+        self.deployments.notify_waiters();
     }
 
     /// Tells the agents of `targets` that their desired state changed.

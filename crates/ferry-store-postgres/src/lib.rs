@@ -13,6 +13,7 @@
 mod access;
 mod apps;
 mod audit;
+pub mod broadcast;
 mod deployments;
 mod notifications;
 mod pipeline;
@@ -91,6 +92,26 @@ impl PostgresStore {
         Ok(PostgresStore { pool, audit_key })
     }
 
+    /// Whether the database at `url` holds a ferry audit trail (the first server to start
+    /// on it began one), without changing anything.
+    pub async fn holds_state(url: &str) -> StoreResult<bool> {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(url)
+            .await
+            .map_err(|e| StoreError::Backend(format!("connecting to {}: {e}", redacted(url))))?;
+        let migrated: bool = sqlx::query_scalar("SELECT to_regclass('audit_head') IS NOT NULL")
+            .fetch_one(&mut conn)
+            .await
+            .map_err(backend)?;
+        let holds = migrated
+            && sqlx::query_scalar::<_, bool>("SELECT EXISTS (SELECT 1 FROM audit_head)")
+                .fetch_one(&mut conn)
+                .await
+                .map_err(backend)?;
+        let _ = conn.close().await;
+        Ok(holds)
+    }
+
     /// A write transaction holding [`WRITE_LOCK`]: it waits for the write under way on any
     /// server, then reads and writes the state no one else changes until it commits.
     async fn write(&self) -> StoreResult<sqlx::Transaction<'static, Postgres>> {
@@ -106,6 +127,11 @@ impl PostgresStore {
     /// A connection for reading.
     async fn read(&self) -> StoreResult<PoolConnection<Postgres>> {
         self.pool.acquire().await.map_err(backend)
+    }
+
+    /// The channel the servers sharing this database wake each other's waiters on.
+    pub fn broadcast(&self) -> broadcast::Broadcast {
+        broadcast::Broadcast::new(self.pool.clone())
     }
 
     /// Closes the pool, waiting for running queries.
@@ -983,7 +1009,11 @@ impl AuditTrail for PostgresStore {
 
     async fn audit_chain(&self) -> StoreResult<AuditChain> {
         // One read transaction, so the events and the head are from the same moment.
-        let mut tx = self.pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await.map_err(backend)?;
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await
+            .map_err(backend)?;
         let chain = audit::chain(&mut tx).await?;
         tx.commit().await.map_err(backend)?;
         Ok(chain)
@@ -998,4 +1028,3 @@ impl AuditTrail for PostgresStore {
         audited!(self, record, |tx| ())
     }
 }
-

@@ -190,11 +190,7 @@ fn the_audit_key_can_live_outside_the_data_directory() {
 
     // Without its key the database does not start; with it, the trail verifies and grows.
     let data = dir.path().join("data");
-    let run = crate::harness::Run::of(
-        std::process::Command::new(crate::harness::FERRY)
-            .args(["server", "--listen", "127.0.0.1:0", "--data"])
-            .arg(&data),
-    );
+    let run = crate::harness::Run::of(&mut crate::harness::server_command(&data));
     assert_ne!(run.code, 0, "{run:?}");
     assert!(
         run.stderr

@@ -29,6 +29,20 @@ pub struct Server {
 /// that directory (`Server::start_in`).
 static STOPPED_DATABASES: Mutex<Vec<(PathBuf, Arc<TestDatabase>)>> = Mutex::new(Vec::new());
 
+/// `ferry server --listen 127.0.0.1:0 --data DATA`, run by hand on the data directory of a
+/// stopped server, with that server's database.
+pub fn server_command(data: &Path) -> Command {
+    let mut command = Command::new(FERRY);
+    command
+        .args(["server", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data);
+    let stopped = STOPPED_DATABASES.lock().unwrap();
+    if let Some((_, database)) = stopped.iter().find(|(dir, _)| dir == data) {
+        command.env("FERRY_DATABASE", &database.url);
+    }
+    command
+}
+
 /// Which database servers of this run keep their state in: `FERRY_TEST_BACKEND=postgres`
 /// runs the suite on PostgreSQL (a fresh database per server, see
 /// `ferry_store_postgres::test_database`); SQLite otherwise.
@@ -44,7 +58,9 @@ fn fresh_database() -> Arc<TestDatabase> {
             .enable_all()
             .build()
             .unwrap()
-            .block_on(ferry_store_postgres::test_database::fresh("the integration suite"))
+            .block_on(ferry_store_postgres::test_database::fresh(
+                "the integration suite",
+            ))
     })
     .join()
     .unwrap()
@@ -115,7 +131,11 @@ impl Server {
             .arg("--data")
             .arg(data)
             .args(args)
-            .envs(database.as_ref().map(|db| ("FERRY_DATABASE", db.url.as_str())))
+            .envs(
+                database
+                    .as_ref()
+                    .map(|db| ("FERRY_DATABASE", db.url.as_str())),
+            )
             .env("FERRY_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -46,11 +46,9 @@ fn a_database_without_its_audit_key_does_not_start() {
     let server = Server::start();
     let (_, dir, _) = server.stop();
     std::fs::remove_file(dir.path().join("data/audit-key")).unwrap();
-    let run = crate::harness::Run::of(
-        std::process::Command::new(crate::harness::FERRY)
-            .args(["server", "--listen", "127.0.0.1:0", "--data"])
-            .arg(dir.path().join("data")),
-    );
+    let run = crate::harness::Run::of(&mut crate::harness::server_command(
+        &dir.path().join("data"),
+    ));
     run.fails(1, "audit-key is missing but the database exists");
 }
 
