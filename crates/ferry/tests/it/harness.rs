@@ -102,6 +102,47 @@ impl Server {
         )
     }
 
+    /// Starts a server on a fresh PostgreSQL database whatever the suite runs on, or `None`
+    /// (said on stderr) where PostgreSQL is not available and not required.
+    pub fn start_on_postgres(args: &[&str]) -> Option<Server> {
+        let database = std::thread::spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(ferry_store_postgres::test_database::fresh(
+                    "a test of several servers",
+                ))
+        })
+        .join()
+        .unwrap()?;
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        Some(Server::launch_on(
+            dir,
+            &data,
+            Some(Arc::new(database)),
+            args,
+        ))
+    }
+
+    /// Starts another server on this server's data directory and database, with extra
+    /// flags: as servers behind one load balancer run.
+    pub fn start_peer(&self, args: &[&str]) -> Server {
+        Server::launch_on(
+            tempfile::tempdir().unwrap(),
+            &self.data_dir(),
+            self.database.clone(),
+            args,
+        )
+    }
+
+    /// Kills the server with SIGKILL: no request finishes, nothing is cleaned up.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
     fn launch(dir: tempfile::TempDir, args: &[&str]) -> Server {
         let data = dir.path().join("data");
         let database = on_postgres().then(|| {

@@ -25,6 +25,7 @@ mod receivers;
 mod releases;
 mod retention;
 mod revocation;
+mod scale_out;
 mod server;
 mod stage_policy;
 mod status;
