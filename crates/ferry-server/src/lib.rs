@@ -13,6 +13,7 @@ mod files;
 mod handlers;
 mod json;
 mod metrics;
+mod migrate;
 mod notifier;
 mod openapi;
 mod served;
@@ -34,6 +35,7 @@ use ferry_cas::blobs::BlobStore;
 
 pub use crate::clock::{Clock, OffsetClock, SystemClock};
 pub use crate::database::Database;
+pub use crate::migrate::{migrate, MigrateError, Migration};
 pub use crate::openapi::router;
 pub use crate::state::AppState;
 

@@ -15,6 +15,7 @@ mod apps;
 mod audit;
 pub mod broadcast;
 mod deployments;
+pub mod from_sqlite;
 mod notifications;
 mod pipeline;
 mod policy;

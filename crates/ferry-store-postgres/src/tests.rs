@@ -77,3 +77,120 @@ async fn reopening_keeps_everything_and_migrates_once() {
     assert_eq!(store.audit_chain().await.unwrap().events.len(), 36);
     store.close().await;
 }
+
+#[tokio::test]
+async fn every_table_of_the_schema_is_moved_from_sqlite() {
+    use sqlx::Connection;
+    let Some((store, db)) = store("every_table_is_moved", [1; 32]).await else {
+        return;
+    };
+    store.close().await;
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let unlisted = crate::from_sqlite::unlisted_tables(&mut conn)
+        .await
+        .unwrap();
+    assert!(
+        unlisted.is_empty(),
+        "tables a move would leave behind: {unlisted:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_sqlite_installation_moves_whole_with_its_audit_chain() {
+    use ferry_store_sqlite::SqliteStore;
+    let Some(db) = test_database::fresh("a_sqlite_installation_moves_whole").await else {
+        return;
+    };
+    let key = [42; 32];
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ferry.db");
+    let sqlite = SqliteStore::open(&path, key).await.unwrap();
+    ferry_store::conformance::story(&sqlite, &key).await;
+    sqlite.close().await;
+
+    let moved = crate::from_sqlite::copy(&path, &db.url, key).await.unwrap();
+    assert_eq!(moved["audit_events"], 36, "{moved:?}");
+    let sqlite = SqliteStore::open(&path, key).await.unwrap();
+    let postgres = PostgresStore::open(&db.url, key).await.unwrap();
+    // The same answers from both, to the letter.
+    let same = |what: &str, a: String, b: String| assert_eq!(a, b, "{what} differ after the move");
+    same(
+        "users",
+        format!("{:?}", sqlite.list_users().await.unwrap()),
+        format!("{:?}", postgres.list_users().await.unwrap()),
+    );
+    same(
+        "applications",
+        format!("{:?}", sqlite.list_apps().await.unwrap()),
+        format!("{:?}", postgres.list_apps().await.unwrap()),
+    );
+    same(
+        "targets",
+        format!("{:?}", sqlite.target_apps(None).await.unwrap()),
+        format!("{:?}", postgres.target_apps(None).await.unwrap()),
+    );
+    same(
+        "deployments",
+        format!("{:?}", sqlite.list_deployments(None, 1000).await.unwrap()),
+        format!("{:?}", postgres.list_deployments(None, 1000).await.unwrap()),
+    );
+    same(
+        "environments",
+        format!("{:?}", sqlite.list_environments().await.unwrap()),
+        format!("{:?}", postgres.list_environments().await.unwrap()),
+    );
+    same(
+        "status revision",
+        format!("{:?}", sqlite.status_revision().await.unwrap()),
+        format!("{:?}", postgres.status_revision().await.unwrap()),
+    );
+    let chain = postgres.audit_chain().await.unwrap();
+    same(
+        "audit chains",
+        format!("{:?}", sqlite.audit_chain().await.unwrap()),
+        format!("{chain:?}"),
+    );
+    assert_eq!(
+        ferry_domain::audit::verify_chain(&key, &chain.events, chain.head.as_ref()),
+        Ok(36)
+    );
+
+    // New rows get new ids, and the chain goes on.
+    let team = postgres
+        .create_team(
+            "after-the-move",
+            ferry_domain::audit::AuditRecord {
+                at_ms: 1,
+                actor: "admin".into(),
+                action: "team.create".into(),
+                subject: "team/after-the-move".into(),
+                app: None,
+                details: "{}".into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        sqlite
+            .list_teams()
+            .await
+            .unwrap()
+            .iter()
+            .all(|t| t.name != team.name),
+        "the move left SQLite as it was"
+    );
+    let chain = postgres.audit_chain().await.unwrap();
+    assert_eq!(
+        ferry_domain::audit::verify_chain(&key, &chain.events, chain.head.as_ref()),
+        Ok(37)
+    );
+    postgres.close().await;
+
+    // A database in use is never written over.
+    let again = crate::from_sqlite::copy(&path, &db.url, key).await;
+    assert!(
+        matches!(&again, Err(ferry_store::StoreError::Refused(m)) if m.contains("holds a ferry installation already")),
+        "{again:?}"
+    );
+    sqlite.close().await;
+}

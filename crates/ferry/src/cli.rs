@@ -576,6 +576,20 @@ pub enum ServerCommand {
     /// Re-hash every stored blob, quarantine corrupt ones and list missing ones (admin);
     /// exit 1 if anything is wrong
     Fsck,
+    /// Move a stopped server's state from SQLite in its data directory to an empty
+    /// PostgreSQL database, history and audit chain included (run on the server's machine)
+    Migrate {
+        /// The data directory of the server to move (stop that server first)
+        #[arg(long, value_name = "DATA_DIR")]
+        from: PathBuf,
+        /// The empty PostgreSQL database to move into
+        /// (postgres://USER:PASSWORD@HOST:PORT/DATABASE)
+        #[arg(long, value_name = "URL")]
+        to: String,
+        /// The audit trail's key, if it does not live in the data directory
+        #[arg(long, value_name = "FILE")]
+        audit_key: Option<PathBuf>,
+    },
 }
 
 /// Under the help of every command that takes a duration: the syntax is described once, in

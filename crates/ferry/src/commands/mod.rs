@@ -19,7 +19,7 @@ mod user;
 
 use ferry_domain::name::{validate_name, NameKind};
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, ServerCommand};
 use crate::client::Client;
 use crate::error::{CliError, CliResult};
 use crate::output::Output;
@@ -30,7 +30,12 @@ pub async fn run(cli: Cli, output: Output) -> CliResult {
     match cli.command {
         Command::Server(args) => match args.command {
             None => server::run(args.run).await,
-            Some(command) => server::operate(&Client::from_args(global)?, output, command).await,
+            Some(ServerCommand::Migrate {
+                from,
+                to,
+                audit_key,
+            }) => server::migrate(output, &from, &to, audit_key.as_deref()).await,
+            Some(ServerCommand::Fsck) => server::fsck(&Client::from_args(global)?, output).await,
         },
         Command::Demo(args) => demo::run(args.data, args.listen).await,
         Command::Check { dir } => check::run(output, dir),

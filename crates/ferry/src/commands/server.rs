@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 
 use ferry_server::{ServerConfig, TlsOptions};
 
-use crate::cli::{ServerArgs, ServerCommand};
+use crate::cli::ServerArgs;
 use crate::client::Client;
 use crate::error::{CliError, CliResult, Failure};
 use crate::output::Output;
@@ -74,36 +74,65 @@ fn check_limits(args: &ServerArgs) -> CliResult {
     Ok(())
 }
 
-/// Operations on a running server.
-pub async fn operate(client: &Client, output: Output, command: ServerCommand) -> CliResult {
-    match command {
-        ServerCommand::Fsck => {
-            let report: serde_json::Value = client
-                .post("/api/v1/admin/fsck", &serde_json::json!({}))
-                .await?;
-            output.print(&report, |r| {
-                if r["ok"] == true {
-                    println!("all {} blobs intact", r["blobs_checked"]);
-                    return;
-                }
-                println!("{} blobs re-hashed", r["blobs_checked"]);
-                for hash in r["corrupt"].as_array().into_iter().flatten() {
-                    println!(
-                        "corrupt (quarantined): {}",
-                        hash.as_str().unwrap_or_default()
-                    );
-                }
-                for hash in r["missing"].as_array().into_iter().flatten() {
-                    println!("missing: {}", hash.as_str().unwrap_or_default());
-                }
-            });
-            if report["ok"] != true {
-                return Err(CliError::after_report(
+/// `ferry server migrate`: moves a stopped server's state to PostgreSQL.
+pub async fn migrate(
+    output: Output,
+    from: &std::path::Path,
+    to: &str,
+    audit_key: Option<&std::path::Path>,
+) -> CliResult {
+    if ferry_server::Database::from_flag(Some(to), from).is_err() {
+        return Err(CliError::refused(
+            "--to is not a PostgreSQL URL: give postgres://USER:PASSWORD@HOST:PORT/DATABASE",
+        ));
+    }
+    let moved = ferry_server::migrate(from, audit_key, to)
+        .await
+        .map_err(|e| match e {
+            ferry_server::MigrateError::Refused(why) => CliError::refused(why),
+            ferry_server::MigrateError::Failed(e) => CliError::failed(format!("{e:#}")),
+        })?;
+    output.print(&moved, |m| {
+        let rows: u64 = m.rows.values().sum();
+        println!(
+            "moved {rows} rows in {} tables; the audit trail's {} events verify in PostgreSQL",
+            m.rows.len(),
+            m.audit_events
+        );
+        println!(
+            "start the servers with --database set to that URL and this audit key; release content stays in {}",
+            from.join("blobs").display()
+        );
+    });
+    Ok(())
+}
+
+/// `ferry server fsck`: asks the running server to check its content.
+pub async fn fsck(client: &Client, output: Output) -> CliResult {
+    let report: serde_json::Value = client
+        .post("/api/v1/admin/fsck", &serde_json::json!({}))
+        .await?;
+    output.print(&report, |r| {
+        if r["ok"] == true {
+            println!("all {} blobs intact", r["blobs_checked"]);
+            return;
+        }
+        println!("{} blobs re-hashed", r["blobs_checked"]);
+        for hash in r["corrupt"].as_array().into_iter().flatten() {
+            println!(
+                "corrupt (quarantined): {}",
+                hash.as_str().unwrap_or_default()
+            );
+        }
+        for hash in r["missing"].as_array().into_iter().flatten() {
+            println!("missing: {}", hash.as_str().unwrap_or_default());
+        }
+    });
+    if report["ok"] != true {
+        return Err(CliError::after_report(
                     Failure::Failed,
                     "the content store has corrupt or missing blobs: create the affected releases again from their source to restore them",
                 ));
-            }
-            Ok(())
-        }
     }
+    Ok(())
 }

@@ -50,22 +50,28 @@ pub fn on_postgres() -> bool {
     std::env::var("FERRY_TEST_BACKEND").is_ok_and(|backend| backend == "postgres")
 }
 
-/// A fresh PostgreSQL database, created from a thread of its own (tests may run inside a
-/// runtime that cannot be blocked on).
-fn fresh_database() -> Arc<TestDatabase> {
+/// A fresh PostgreSQL database whatever the suite runs on, or `None` (said on stderr) where
+/// PostgreSQL is not available and not required. Created from a thread of its own: tests
+/// may run inside a runtime that cannot be blocked on.
+pub fn postgres_database() -> Option<Arc<TestDatabase>> {
     std::thread::spawn(|| {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap()
             .block_on(ferry_store_postgres::test_database::fresh(
-                "the integration suite",
+                "a test on PostgreSQL",
             ))
     })
     .join()
     .unwrap()
     .map(Arc::new)
-    .expect("FERRY_TEST_BACKEND=postgres needs a PostgreSQL server (FERRY_TEST_POSTGRES)")
+}
+
+/// The database of a server of a suite run on PostgreSQL.
+fn fresh_database() -> Arc<TestDatabase> {
+    postgres_database()
+        .expect("FERRY_TEST_BACKEND=postgres needs a PostgreSQL server (FERRY_TEST_POSTGRES)")
 }
 
 impl Server {
@@ -105,25 +111,20 @@ impl Server {
     /// Starts a server on a fresh PostgreSQL database whatever the suite runs on, or `None`
     /// (said on stderr) where PostgreSQL is not available and not required.
     pub fn start_on_postgres(args: &[&str]) -> Option<Server> {
-        let database = std::thread::spawn(|| {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap()
-                .block_on(ferry_store_postgres::test_database::fresh(
-                    "a test of several servers",
-                ))
-        })
-        .join()
-        .unwrap()?;
+        let database = postgres_database()?;
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
-        Some(Server::launch_on(
-            dir,
-            &data,
-            Some(Arc::new(database)),
-            args,
-        ))
+        Some(Server::launch_on(dir, &data, Some(database), args))
+    }
+
+    /// Starts a server on `dir/data` with its state in `database`, with extra flags.
+    pub fn start_in_database(
+        dir: tempfile::TempDir,
+        database: Arc<TestDatabase>,
+        args: &[&str],
+    ) -> Server {
+        let data = dir.path().join("data");
+        Server::launch_on(dir, &data, Some(database), args)
     }
 
     /// Starts another server on this server's data directory and database, with extra

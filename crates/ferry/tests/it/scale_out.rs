@@ -100,3 +100,79 @@ fn a_server_killed_mid_deployment_loses_nothing_and_no_step_runs_twice() {
     }
     second.admin(&["audit", "verify"]).success();
 }
+
+#[test]
+fn an_installation_moves_from_sqlite_to_postgres_with_its_history() {
+    let Some(database) = crate::harness::postgres_database() else {
+        return;
+    };
+    if crate::harness::on_postgres() {
+        // The suite runs on PostgreSQL: there is no SQLite installation to move.
+        return;
+    }
+    // The server comes back at the same address, as agents know it.
+    let listen = format!(
+        "127.0.0.1:{}",
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    );
+    let server = Server::start_with(&["--listen", &listen]);
+    setup(&server);
+    let agent = start_agent(&server, "dev", "dev-1");
+    release(&server, "1.0.0", "");
+    server
+        .admin(&["deploy", "web", "1.0.0", "--to", "dev", "--wait"])
+        .success();
+    let trail = server.admin(&["audit", "--json"]).success().json();
+    let (_, dir, _) = server.stop();
+    let data = dir.path().join("data");
+    let migrate = |to: &str| {
+        crate::harness::Run::of(
+            std::process::Command::new(crate::harness::FERRY)
+                .args(["server", "migrate", "--from"])
+                .arg(&data)
+                .args(["--to", to]),
+        )
+    };
+
+    let moved = migrate(&database.url).success();
+    let events = trail.as_array().unwrap().len();
+    assert!(
+        moved.stdout.contains(&format!(
+            "the audit trail's {events} events verify in PostgreSQL"
+        )),
+        "{moved:?}"
+    );
+    // Never over an installation.
+    migrate(&database.url).fails(3, "holds a ferry installation already");
+
+    // The same data directory (admin token, audit key, content) on PostgreSQL: the same
+    // history, and the agent goes on with the next release.
+    let server = Server::start_in_database(dir, database, &["--listen", &listen]);
+    assert_eq!(server.admin(&["audit", "--json"]).success().json(), trail);
+    server.admin(&["audit", "verify"]).success();
+    release(&server, "1.0.1", "");
+    server
+        .admin(&["deploy", "web", "1.0.1", "--to", "dev", "--wait"])
+        .success();
+    assert_eq!(current(&agent.root, "web"), "releases/1.0.1");
+    server.admin(&["audit", "verify"]).success();
+}
+
+#[test]
+fn a_move_needs_a_data_directory_and_a_postgres_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |to: &str| {
+        crate::harness::Run::of(
+            std::process::Command::new(crate::harness::FERRY)
+                .args(["server", "migrate", "--from"])
+                .arg(dir.path())
+                .args(["--to", to]),
+        )
+    };
+    run("mysql://db/ferry").fails(3, "--to is not a PostgreSQL URL");
+    run("postgres://127.0.0.1:1/none").fails(3, "holds no ferry database (ferry.db)");
+}

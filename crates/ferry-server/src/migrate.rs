@@ -1,0 +1,93 @@
+//! `ferry server migrate`: moves an installation's state from SQLite in a data directory to
+//! an empty PostgreSQL database, history and audit chain included, and proves the chain
+//! whole on both sides.
+
+use std::path::Path;
+
+use anyhow::Context;
+use ferry_domain::audit::verify_chain;
+use ferry_store::{AuditTrail, StoreError};
+use ferry_store_postgres::{from_sqlite, PostgresStore};
+use ferry_store_sqlite::SqliteStore;
+use serde::Serialize;
+
+/// What a move did.
+#[derive(Debug, Serialize)]
+pub struct Migration {
+    /// Rows moved per table.
+    pub rows: std::collections::BTreeMap<&'static str, u64>,
+    /// Audit events moved, verified with the audit key in PostgreSQL.
+    pub audit_events: u64,
+}
+
+/// Why a move did not happen.
+#[derive(Debug)]
+pub enum MigrateError {
+    /// Refused before anything was written: the target is in use, or the source is not a
+    /// data directory.
+    Refused(String),
+    /// Failed on the way; the target holds nothing of it (the copy is one transaction).
+    Failed(anyhow::Error),
+}
+
+impl<E: Into<anyhow::Error>> From<E> for MigrateError {
+    fn from(error: E) -> MigrateError {
+        MigrateError::Failed(error.into())
+    }
+}
+
+/// Moves the state in `data_dir` (keyed by its audit key, or `audit_key_file`) into the
+/// empty PostgreSQL database at `url`. The server on `data_dir` must be stopped.
+pub async fn migrate(
+    data_dir: &Path,
+    audit_key_file: Option<&Path>,
+    url: &str,
+) -> Result<Migration, MigrateError> {
+    let sqlite_path = data_dir.join("ferry.db");
+    if !sqlite_path.is_file() {
+        return Err(MigrateError::Refused(format!(
+            "{} holds no ferry database (ferry.db): name the data directory of the server to move with --from",
+            data_dir.display()
+        )));
+    }
+    let audit_key = crate::files::load_or_create_audit_key(data_dir, audit_key_file, true)?;
+    // Brings the SQLite database to the latest migration, and refuses a broken trail: a
+    // move must not carry a cut or altered trail into a database that would then vouch
+    // for it.
+    let sqlite = SqliteStore::open(&sqlite_path, audit_key)
+        .await
+        .with_context(|| format!("opening {}", sqlite_path.display()))?;
+    let chain = sqlite.audit_chain().await?;
+    sqlite.close().await;
+    let events = verify_chain(&audit_key, &chain.events, chain.head.as_ref()).map_err(|b| {
+        anyhow::anyhow!(
+            "the audit trail in {} does not verify (event {}: {}); nothing was moved: run `ferry audit verify` and restore the data directory from a backup first",
+            sqlite_path.display(),
+            b.seq,
+            b.reason
+        )
+    })?;
+    let rows = from_sqlite::copy(&sqlite_path, url, audit_key)
+        .await
+        .map_err(|e| match e {
+            StoreError::Refused(why) => MigrateError::Refused(why),
+            other => MigrateError::Failed(other.into()),
+        })?;
+    let postgres = PostgresStore::open(url, audit_key).await?;
+    let chain = postgres.audit_chain().await?;
+    postgres.close().await;
+    let moved = verify_chain(&audit_key, &chain.events, chain.head.as_ref()).map_err(|b| {
+        anyhow::anyhow!(
+            "the audit trail does not verify in PostgreSQL after the move (event {}: {}); do not start servers on it: drop the database and move again",
+            b.seq,
+            b.reason
+        )
+    })?;
+    if moved != events {
+        return Err(anyhow::anyhow!("{events} audit events in SQLite but {moved} in PostgreSQL after the move; do not start servers on it: drop the database and move again").into());
+    }
+    Ok(Migration {
+        rows,
+        audit_events: moved,
+    })
+}
