@@ -60,6 +60,35 @@ pub async fn fresh(test: &str) -> Option<TestDatabase> {
     })
 }
 
+impl TestDatabase {
+    /// What a database restart looks like to its clients: every connection to this
+    /// database is closed and new ones are refused for `down`, then accepted again. Other
+    /// databases on the server (other tests') are left alone.
+    pub async fn outage(&self, down: std::time::Duration) {
+        let mut admin = PgConnection::connect(&self.admin_url)
+            .await
+            .expect("the administrator's connection");
+        let name = &self.name;
+        sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"))
+            .execute(&mut admin)
+            .await
+            .expect("refusing connections");
+        sqlx::query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = $1 AND pid != pg_backend_pid()",
+        )
+        .bind(name)
+        .execute(&mut admin)
+        .await
+        .expect("closing connections");
+        tokio::time::sleep(down).await;
+        sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
+            .execute(&mut admin)
+            .await
+            .expect("accepting connections again");
+    }
+}
+
 /// Drops the test databases of processes that no longer run (a killed test run's).
 async fn drop_abandoned(admin: &mut PgConnection) {
     let names: Vec<String> =

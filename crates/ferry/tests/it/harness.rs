@@ -54,18 +54,25 @@ pub fn on_postgres() -> bool {
 /// PostgreSQL is not available and not required. Created from a thread of its own: tests
 /// may run inside a runtime that cannot be blocked on.
 pub fn postgres_database() -> Option<Arc<TestDatabase>> {
-    std::thread::spawn(|| {
+    on_own_runtime(|| ferry_store_postgres::test_database::fresh("a test on PostgreSQL"))
+        .map(Arc::new)
+}
+
+/// Runs a future to its end on a runtime of its own, in a thread of its own.
+fn on_own_runtime<F, T>(future: impl FnOnce() -> F + Send + 'static) -> T
+where
+    F: std::future::Future<Output = T>,
+    T: Send + 'static,
+{
+    std::thread::spawn(move || {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap()
-            .block_on(ferry_store_postgres::test_database::fresh(
-                "a test on PostgreSQL",
-            ))
+            .block_on(future())
     })
     .join()
     .unwrap()
-    .map(Arc::new)
 }
 
 /// The database of a server of a suite run on PostgreSQL.
@@ -136,6 +143,13 @@ impl Server {
             self.database.clone(),
             args,
         )
+    }
+
+    /// Closes every connection to the server's PostgreSQL database and refuses new ones for
+    /// `down`, as a database restart does.
+    pub fn database_outage(&self, down: Duration) {
+        let database = self.database.clone().expect("a server on PostgreSQL");
+        on_own_runtime(move || async move { database.outage(down).await });
     }
 
     /// Kills the server with SIGKILL: no request finishes, nothing is cleaned up.

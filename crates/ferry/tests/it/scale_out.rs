@@ -176,3 +176,114 @@ fn a_move_needs_a_data_directory_and_a_postgres_url() {
     run("mysql://db/ferry").fails(3, "--to is not a PostgreSQL URL");
     run("postgres://127.0.0.1:1/none").fails(3, "holds no ferry database (ferry.db)");
 }
+
+#[test]
+fn a_database_restart_mid_deployment_is_ridden_out() {
+    let Some(server) = Server::start_on_postgres(&[]) else {
+        return;
+    };
+    setup(&server);
+    let agents: Vec<_> = (1..=2)
+        .map(|n| start_agent(&server, "dev", &format!("dev-{n}")))
+        .collect();
+    let toml = concat!(
+        "shared = [\"data\"]\n",
+        "[hooks]\n",
+        "after_switch = 'echo \"$FERRY_VERSION\" >> \"$FERRY_SHARED_DIR/data/switches\" && sleep 1'\n",
+    );
+    release(&server, "1.0.0", toml);
+    let run = server
+        .admin(&[
+            "deploy",
+            "web",
+            "1.0.0",
+            "--to",
+            "dev",
+            "--strategy",
+            "rolling",
+            "--json",
+        ])
+        .success();
+    let id = run.json()["id"].to_string();
+    let switches = |agent: &crate::harness::Agent| {
+        fs::read_to_string(agent.root.join("apps/web/shared/data/switches")).unwrap_or_default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while agents.iter().all(|agent| switches(agent).is_empty()) {
+        assert!(Instant::now() < deadline, "no target switched");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.database_outage(Duration::from_secs(3));
+
+    // The server reconnects; the deployment ends, and ends whole.
+    let done = server
+        .admin(&["deployment", "show", &id, "--wait", "--json"])
+        .success()
+        .json();
+    assert_eq!(done["status"], "succeeded", "{done}");
+    for agent in &agents {
+        assert_eq!(current(&agent.root, "web"), "releases/1.0.0");
+        assert_eq!(switches(agent), "1.0.0\n", "each target switched once");
+    }
+    server.admin(&["audit", "verify"]).success();
+    // And the server takes changes again.
+    server
+        .admin(&["team", "create", "after-the-restart"])
+        .success();
+}
+
+#[test]
+fn concurrent_approvals_on_two_servers_have_exactly_one_outcome() {
+    let Some(first) = Server::start_on_postgres(&[]) else {
+        return;
+    };
+    let second = first.start_peer(&[]);
+    setup(&first);
+    first
+        .admin(&["env", "set", "prd", "--approvals", "2"])
+        .success();
+    let approvers: Vec<String> = ["ann", "bo", "cy"]
+        .iter()
+        .map(|name| first.create_user(name, "release-manager", &["shop"]))
+        .collect();
+    let _agents = crate::deployments::start_agent_per_env(&first);
+    release(&first, "1.0.0", "");
+    for env in ["dev", "pp"] {
+        first
+            .admin(&["deploy", "web", "1.0.0", "--to", env, "--wait"])
+            .success();
+    }
+    let asked = first
+        .admin(&["deploy", "web", "1.0.0", "--to", "prd", "--json"])
+        .success()
+        .json();
+    assert_eq!(asked["status"], "awaiting_approval", "{asked}");
+    let id = asked["id"].to_string();
+
+    // Three approvals at once, spread over both servers: two count, the third finds the
+    // deployment started and is refused.
+    let codes: Vec<i32> = std::thread::scope(|scope| {
+        let handles: Vec<_> = approvers
+            .iter()
+            .enumerate()
+            .map(|(n, token)| {
+                let server = if n % 2 == 0 { &first } else { &second };
+                let id = &id;
+                scope.spawn(move || server.ferry(token, &["approve", id]).code)
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut sorted = codes.clone();
+    sorted.sort();
+    assert_eq!(sorted, [0, 0, 3], "{codes:?}");
+    let done = second
+        .admin(&["deployment", "show", &id, "--wait", "--json"])
+        .success()
+        .json();
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["approvals"].as_array().unwrap().len(), 2, "{done}");
+    for server in [&first, &second] {
+        server.admin(&["audit", "verify"]).success();
+    }
+}
