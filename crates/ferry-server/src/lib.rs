@@ -137,7 +137,6 @@ pub async fn serve(listener: tokio::net::TcpListener, config: ServerConfig) -> a
         audit_key,
         clock: clock.clone(),
         blobs: Arc::new(blobs),
-        gc_lock: Arc::default(),
         gc_grace: config.gc_grace,
         wakeups,
         manifests: Arc::default(),

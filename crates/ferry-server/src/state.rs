@@ -8,7 +8,6 @@ use ferry_cas::blobs::BlobStore;
 use ferry_cas::hash::ContentHash;
 use ferry_cas::manifest::Manifest;
 use ferry_store::Store;
-use tokio::sync::RwLock;
 
 use crate::clock::Clock;
 
@@ -21,9 +20,6 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Release content, in `DATA/blobs`.
     pub blobs: Arc<BlobStore>,
-    /// Creating a release holds it shared, garbage collection exclusively, so a blob a
-    /// release is about to reference is never collected under it.
-    pub gc_lock: Arc<RwLock<()>>,
     /// How old an unreferenced blob must be before garbage collection removes it, so an
     /// upload whose release is not created yet is safe.
     pub gc_grace: Duration,

@@ -14,6 +14,7 @@ mod access;
 mod apps;
 mod audit;
 pub mod broadcast;
+mod content;
 mod deployments;
 pub mod from_sqlite;
 mod notifications;
@@ -41,10 +42,10 @@ use ferry_domain::routing::RoutingRule;
 use ferry_store::prelude::*;
 use ferry_store::{
     App, AppGrant, ApprovalRecord, AuditChain, AuditEvent, AuditFilter, BacklogItem, Backport,
-    BadVersion, Bootstrap, DeploymentRecord, DeploymentUpdate, DesiredChange, EnvironmentChange,
-    FreezeWindowRecord, IncidentRecord, IncidentUpdate, NewApp, NewRelease, NewUser,
-    OneOffFreezeRecord, Release, ReleaseOutcome, StoreError, StoreResult, Target, TargetApp,
-    TargetReport, Team, TeamSupport, UnauditedWrites, User,
+    BadVersion, Bootstrap, ContentHold, DeploymentRecord, DeploymentUpdate, DesiredChange,
+    EnvironmentChange, FreezeWindowRecord, HeldContent, IncidentRecord, IncidentUpdate, NewApp,
+    NewRelease, NewUser, OneOffFreezeRecord, Release, ReleaseOutcome, StoreError, StoreResult,
+    Target, TargetApp, TargetReport, Team, TeamSupport, UnauditedWrites, User,
 };
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -629,6 +630,11 @@ impl Catalog for PostgresStore {
 
     async fn referenced_blobs(&self) -> StoreResult<std::collections::HashSet<String>> {
         releases::referenced_blobs(&mut *self.read().await?).await
+    }
+
+    async fn hold_content(&self, hold: ContentHold) -> StoreResult<HeldContent> {
+        let conn = self.pool.acquire().await.map_err(backend)?;
+        Ok(HeldContent::new(content::hold(conn, hold).await?))
     }
 }
 

@@ -194,3 +194,43 @@ async fn a_sqlite_installation_moves_whole_with_its_audit_chain() {
     );
     sqlite.close().await;
 }
+
+#[tokio::test]
+async fn content_holds_exclude_each_other_across_servers() {
+    use ferry_store::ContentHold;
+    use std::time::Duration;
+    let Some((first, db)) = store("content_holds_across_servers", [3; 32]).await else {
+        return;
+    };
+    let second = PostgresStore::open(&db.url, [3; 32]).await.unwrap();
+    let creating = first.hold_content(ContentHold::Shared).await.unwrap();
+    let collecting = tokio::time::timeout(
+        Duration::from_millis(300),
+        second.hold_content(ContentHold::Exclusive),
+    )
+    .await;
+    assert!(
+        collecting.is_err(),
+        "another server collected during a creation"
+    );
+    drop(creating);
+    let collecting = tokio::time::timeout(
+        Duration::from_secs(10),
+        second.hold_content(ContentHold::Exclusive),
+    )
+    .await
+    .expect("the hold was released when dropped")
+    .unwrap();
+    let creating = tokio::time::timeout(
+        Duration::from_millis(300),
+        first.hold_content(ContentHold::Shared),
+    )
+    .await;
+    assert!(
+        creating.is_err(),
+        "another server created a release during collection"
+    );
+    drop(collecting);
+    first.close().await;
+    second.close().await;
+}

@@ -34,10 +34,10 @@ use ferry_domain::routing::RoutingRule;
 use ferry_store::prelude::*;
 use ferry_store::{
     App, AppGrant, ApprovalRecord, AuditChain, AuditEvent, AuditFilter, BacklogItem, Backport,
-    BadVersion, Bootstrap, DeploymentRecord, DeploymentUpdate, DesiredChange, EnvironmentChange,
-    FreezeWindowRecord, IncidentRecord, IncidentUpdate, NewApp, NewRelease, NewUser,
-    OneOffFreezeRecord, Release, ReleaseOutcome, StoreError, StoreResult, Target, TargetApp,
-    TargetReport, Team, TeamSupport, UnauditedWrites, User,
+    BadVersion, Bootstrap, ContentHold, DeploymentRecord, DeploymentUpdate, DesiredChange,
+    EnvironmentChange, FreezeWindowRecord, HeldContent, IncidentRecord, IncidentUpdate, NewApp,
+    NewRelease, NewUser, OneOffFreezeRecord, Release, ReleaseOutcome, StoreError, StoreResult,
+    Target, TargetApp, TargetReport, Team, TeamSupport, UnauditedWrites, User,
 };
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -48,6 +48,9 @@ pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
     audit_key: [u8; 32],
+    /// Release content held against garbage collection: one server uses a SQLite file,
+    /// so a lock in this process is enough (`Catalog::hold_content`).
+    content: std::sync::Arc<tokio::sync::RwLock<()>>,
 }
 
 impl SqliteStore {
@@ -88,6 +91,7 @@ impl SqliteStore {
             writer,
             reader,
             audit_key,
+            content: Default::default(),
         })
     }
 
@@ -611,6 +615,14 @@ impl Catalog for SqliteStore {
 
     async fn referenced_blobs(&self) -> StoreResult<std::collections::HashSet<String>> {
         releases::referenced_blobs(&mut *self.read().await?).await
+    }
+
+    async fn hold_content(&self, hold: ContentHold) -> StoreResult<HeldContent> {
+        let lock = self.content.clone();
+        Ok(match hold {
+            ContentHold::Shared => HeldContent::new(lock.read_owned().await),
+            ContentHold::Exclusive => HeldContent::new(lock.write_owned().await),
+        })
     }
 }
 

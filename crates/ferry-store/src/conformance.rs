@@ -15,10 +15,10 @@ pub mod step_logs;
 pub mod support;
 
 use crate::{
-    AppGrant, ApprovalRecord, AuditFilter, Backport, Bootstrap, DeliveryStatus, DeploymentRecord,
-    DeploymentUpdate, DesiredChange, EnvironmentChange, FreezeWindowRecord, Membership, NewApp,
-    NewRelease, NewUser, OneOffFreezeRecord, PolicyChange, Release, ReleaseOutcome, Store,
-    StoreError, TargetReport,
+    AppGrant, ApprovalRecord, AuditFilter, Backport, Bootstrap, ContentHold, DeliveryStatus,
+    DeploymentRecord, DeploymentUpdate, DesiredChange, EnvironmentChange, FreezeWindowRecord,
+    Membership, NewApp, NewRelease, NewUser, OneOffFreezeRecord, PolicyChange, Release,
+    ReleaseOutcome, Store, StoreError, TargetReport,
 };
 
 fn audit(action: &str, subject: &str, app: Option<&str>) -> AuditRecord {
@@ -127,6 +127,7 @@ fn first_start() -> Bootstrap {
 }
 
 pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
+    content_holds(store).await;
     let pipeline = default_pipeline();
     let bootstrap = first_start();
     assert!(store
@@ -1412,4 +1413,45 @@ async fn notifications(store: &dyn Store, audit_key: &[u8; 32]) {
         verify_chain(audit_key, &chain.events, chain.head.as_ref()),
         Ok(events_before as u64 + 4)
     );
+}
+
+/// Creations hold content together; garbage collection holds it alone.
+pub async fn content_holds(store: &dyn Store) {
+    use std::time::Duration;
+    let first = store.hold_content(ContentHold::Shared).await.unwrap();
+    let second = store.hold_content(ContentHold::Shared).await.unwrap();
+    let waited = tokio::time::timeout(
+        Duration::from_millis(300),
+        store.hold_content(ContentHold::Exclusive),
+    )
+    .await;
+    assert!(
+        waited.is_err(),
+        "garbage collection held content during a creation"
+    );
+    drop((first, second));
+    let exclusive = tokio::time::timeout(
+        Duration::from_secs(10),
+        store.hold_content(ContentHold::Exclusive),
+    )
+    .await
+    .expect("garbage collection waits only for creations")
+    .unwrap();
+    let waited = tokio::time::timeout(
+        Duration::from_millis(300),
+        store.hold_content(ContentHold::Shared),
+    )
+    .await;
+    assert!(
+        waited.is_err(),
+        "a creation held content during garbage collection"
+    );
+    drop(exclusive);
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        store.hold_content(ContentHold::Shared),
+    )
+    .await
+    .expect("a creation waits only for garbage collection")
+    .unwrap();
 }

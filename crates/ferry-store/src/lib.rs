@@ -8,12 +8,14 @@
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
+mod content_hold;
 mod notifications;
 mod parts;
 mod reads;
 mod records;
 
 use async_trait::async_trait;
+pub use content_hold::*;
 pub use ferry_domain::audit::{AuditEvent, AuditRecord, ChainHead, RecordedHead};
 use ferry_domain::incident::IncidentStatus;
 use ferry_domain::permission::{Level, Role};

@@ -11,6 +11,7 @@ use ferry_domain::audit_event::{AuditAction, ReleasePrune};
 use ferry_domain::permission::Action;
 use ferry_domain::retention::{kept_past_keep, releases_to_prune, RetainedRelease};
 use ferry_domain::rollback::rollback_target;
+use ferry_store::ContentHold;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -218,10 +219,10 @@ fn prune_record(
     .record(now_ms, actor, format!("app/{}", app.name), Some(&app.name))
 }
 
-/// Deletes blobs no release references that are older than `grace`. Holds the garbage
-/// collection lock, so no release is being created meanwhile.
+/// Deletes blobs no release references that are older than `grace`. Holds content
+/// exclusively, so no release is being created meanwhile on any server.
 pub async fn collect_garbage(state: &AppState, grace: Duration) -> ServiceResult<(u64, u64)> {
-    let _exclusive = state.gc_lock.write().await;
+    let _exclusive = state.store.hold_content(ContentHold::Exclusive).await?;
     let referenced: HashSet<ContentHash> = state
         .store
         .referenced_blobs()

@@ -10,7 +10,7 @@ use ferry_cas::release_config::{ReleaseConfig, CONFIG_FILE};
 use ferry_domain::audit_event::{self, AuditAction};
 use ferry_domain::name::validate_version;
 use ferry_domain::permission::Action;
-use ferry_store::{App, NewRelease, ReleaseOutcome};
+use ferry_store::{App, ContentHold, NewRelease, ReleaseOutcome};
 
 use super::apps::visible_app;
 use super::{blocking, ServiceError, ServiceResult};
@@ -128,9 +128,10 @@ pub async fn create(
         Some(&app.name),
     );
 
-    // Shared with other creations, exclusive with garbage collection: the blobs checked
-    // here cannot be collected before the release that references them commits.
-    let _no_gc = state.gc_lock.read().await;
+    // Shared with other creations, exclusive with garbage collection on every server: the
+    // blobs checked here cannot be collected before the release that references them
+    // commits.
+    let _no_gc = state.store.hold_content(ContentHold::Shared).await?;
     let store = state.blobs.clone();
     let needed: Vec<(String, Chunk)> = manifest
         .entries

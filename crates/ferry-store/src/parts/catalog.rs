@@ -46,4 +46,9 @@ pub trait Catalog: Send + Sync + 'static {
     /// Whether any release references each blob, by hash: the blobs garbage collection
     /// must keep.
     async fn referenced_blobs(&self) -> StoreResult<std::collections::HashSet<String>>;
+    /// Holds release content against garbage collection until the returned hold is
+    /// dropped: `Shared` from checking a new release's blobs until it is committed,
+    /// `Exclusive` while garbage collection runs. It waits for the holds that exclude it, on
+    /// every server sharing the store.
+    async fn hold_content(&self, hold: ContentHold) -> StoreResult<HeldContent>;
 }
