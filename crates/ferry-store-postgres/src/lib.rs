@@ -10,20 +10,35 @@
 //! Reads take no lock and never wait for writes. Heartbeats are single statements on their
 //! own row and take no lock either.
 
+// The queries both stores run, written once in `crates/ferry-store-sql` (see its README):
+// each store compiles them against its own `Connection`, with its own `dialect`.
+#[path = "../../ferry-store-sql/access.rs"]
 mod access;
+#[path = "../../ferry-store-sql/apps.rs"]
 mod apps;
+#[path = "../../ferry-store-sql/audit.rs"]
 mod audit;
 pub mod broadcast;
 mod content;
+#[path = "../../ferry-store-sql/deployments.rs"]
 mod deployments;
+mod dialect;
 pub mod from_sqlite;
+#[path = "../../ferry-store-sql/notifications.rs"]
 mod notifications;
+#[path = "../../ferry-store-sql/pipeline.rs"]
 mod pipeline;
+#[path = "../../ferry-store-sql/policy.rs"]
 mod policy;
+#[path = "../../ferry-store-sql/reads.rs"]
 mod reads;
+#[path = "../../ferry-store-sql/releases.rs"]
 mod releases;
+#[path = "../../ferry-store-sql/step_logs.rs"]
 mod step_logs;
+#[path = "../../ferry-store-sql/support.rs"]
 mod support;
+#[path = "../../ferry-store-sql/targets.rs"]
 mod targets;
 #[cfg(feature = "test-database")]
 pub mod test_database;
@@ -59,6 +74,9 @@ pub const WRITE_LOCK: i64 = 0x0066_6572_7279_7772;
 /// Connections per server: enough for reads while a write waits for the lock; a few
 /// servers stay far under PostgreSQL's default of 100 connections.
 const MAX_CONNECTIONS: u32 = 16;
+
+/// The connection the shared queries run on.
+pub(crate) type Connection = sqlx::PgConnection;
 
 /// A store in one PostgreSQL database.
 pub struct PostgresStore {

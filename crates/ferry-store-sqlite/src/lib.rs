@@ -4,19 +4,35 @@
 //! All writes go through a pool of one connection, so write transactions are serialised and
 //! the audit chain gets one head at a time; reads use their own pool and never wait for them.
 
+// The queries both stores run, written once in `crates/ferry-store-sql` (see its README):
+// each store compiles them against its own `Connection`, with its own `dialect`.
+#[path = "../../ferry-store-sql/access.rs"]
 mod access;
+#[path = "../../ferry-store-sql/apps.rs"]
 mod apps;
+#[path = "../../ferry-store-sql/audit.rs"]
 mod audit;
+#[path = "../../ferry-store-sql/deployments.rs"]
 mod deployments;
+mod dialect;
 #[cfg(test)]
 mod migration_tests;
+#[path = "../../ferry-store-sql/notifications.rs"]
 mod notifications;
+#[path = "../../ferry-store-sql/pipeline.rs"]
 mod pipeline;
+#[path = "../../ferry-store-sql/policy.rs"]
 mod policy;
+#[path = "../../ferry-store-sql/reads.rs"]
 mod reads;
+#[path = "../../ferry-store-sql/releases.rs"]
 mod releases;
+mod sealing;
+#[path = "../../ferry-store-sql/step_logs.rs"]
 mod step_logs;
+#[path = "../../ferry-store-sql/support.rs"]
 mod support;
+#[path = "../../ferry-store-sql/targets.rs"]
 mod targets;
 #[cfg(test)]
 mod unreadable_tests;
@@ -42,6 +58,9 @@ use ferry_store::{
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool};
+
+/// The connection the shared queries run on.
+pub(crate) type Connection = sqlx::SqliteConnection;
 
 /// A store in one SQLite file.
 pub struct SqliteStore {
@@ -79,7 +98,7 @@ impl SqliteStore {
                 .begin_with("BEGIN IMMEDIATE")
                 .await
                 .map_err(backend)?;
-            audit::seal_unsealed_head(&mut tx, &audit_key).await?;
+            sealing::seal_unsealed_head(&mut tx, &audit_key).await?;
             tx.commit().await.map_err(backend)?;
         }
         let reader = SqlitePoolOptions::new()

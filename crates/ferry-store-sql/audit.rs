@@ -1,12 +1,12 @@
 //! The audit chain: appending in the caller's transaction, listing, reading it whole.
 
+use crate::Connection;
 use ferry_domain::audit::{link, AuditEvent, AuditRecord, ChainHead, RecordedHead};
 use ferry_store::{AuditChain, AuditFilter, StoreError, StoreResult};
-use sqlx::PgConnection;
 
 use crate::backend;
 
-pub(crate) async fn head(conn: &mut PgConnection) -> StoreResult<Option<RecordedHead>> {
+pub(crate) async fn head(conn: &mut Connection) -> StoreResult<Option<RecordedHead>> {
     let row: Option<(i64, String, Option<String>)> =
         sqlx::query_as("SELECT seq, hash, seal FROM audit_head WHERE id = 1")
             .fetch_optional(&mut *conn)
@@ -18,7 +18,11 @@ pub(crate) async fn head(conn: &mut PgConnection) -> StoreResult<Option<Recorded
     }))
 }
 
-async fn write_head(conn: &mut PgConnection, key: &[u8; 32], head: ChainHead) -> StoreResult<()> {
+pub(crate) async fn write_head(
+    conn: &mut Connection,
+    key: &[u8; 32],
+    head: ChainHead,
+) -> StoreResult<()> {
     let sealed = RecordedHead::sealed(key, head);
     sqlx::query(
         "INSERT INTO audit_head (id, seq, hash, seal) VALUES (1, $1, $2, $3)
@@ -37,7 +41,7 @@ async fn write_head(conn: &mut PgConnection, key: &[u8; 32], head: ChainHead) ->
 /// recorded head does not carry its seal: linking after a head someone rewrote would seal
 /// the cut trail anew and hide the cut.
 pub(crate) async fn append(
-    conn: &mut PgConnection,
+    conn: &mut Connection,
     key: &[u8; 32],
     record: AuditRecord,
 ) -> StoreResult<AuditEvent> {
@@ -63,7 +67,7 @@ pub(crate) async fn append(
 }
 
 /// Stores one linked event (the head is the caller's business).
-pub(crate) async fn insert_event(conn: &mut PgConnection, event: &AuditEvent) -> StoreResult<()> {
+pub(crate) async fn insert_event(conn: &mut Connection, event: &AuditEvent) -> StoreResult<()> {
     let r = &event.record;
     sqlx::query(
         "INSERT INTO audit_events (seq, at_ms, actor, action, subject, app, details, prev_hash, hash)
@@ -121,17 +125,18 @@ impl From<EventRow> for AuditEvent {
 }
 
 pub(crate) async fn events(
-    conn: &mut PgConnection,
+    conn: &mut Connection,
     filter: &AuditFilter,
 ) -> StoreResult<Vec<AuditEvent>> {
     // Newest first with the limit, then turned around: the last N events, oldest first.
-    // LIMIT NULL is no limit.
-    let limit = filter.limit.map(i64::from);
+    let limit = match filter.limit {
+        Some(limit) => format!("LIMIT {limit}"),
+        None => String::new(),
+    };
     let rows: Vec<EventRow> = sqlx::query_as(&format!(
-        "{SELECT_EVENTS} WHERE ($1 IS NULL OR app = $1) ORDER BY seq DESC LIMIT $2"
+        "{SELECT_EVENTS} WHERE ($1 IS NULL OR app = $1) ORDER BY seq DESC {limit}"
     ))
     .bind(&filter.app)
-    .bind(limit)
     .fetch_all(&mut *conn)
     .await
     .map_err(backend)?;
@@ -140,7 +145,7 @@ pub(crate) async fn events(
     Ok(events)
 }
 
-pub(crate) async fn chain(conn: &mut PgConnection) -> StoreResult<AuditChain> {
+pub(crate) async fn chain(conn: &mut Connection) -> StoreResult<AuditChain> {
     let rows: Vec<EventRow> = sqlx::query_as(&format!("{SELECT_EVENTS} ORDER BY seq"))
         .fetch_all(&mut *conn)
         .await

@@ -1,8 +1,8 @@
 //! Deployments and the releases rolled back per environment.
 
+use crate::Connection;
 use ferry_domain::deployment::{Kind, Status};
 use ferry_store::{DeploymentRecord, DeploymentUpdate, DesiredChange, StoreError, StoreResult};
-use sqlx::PgConnection;
 
 use crate::targets::set_desired;
 use crate::{backend, not_found};
@@ -62,10 +62,7 @@ pub(crate) fn records(rows: Vec<DeploymentRow>) -> StoreResult<Vec<DeploymentRec
     rows.into_iter().map(DeploymentRecord::try_from).collect()
 }
 
-pub(crate) async fn by_id(
-    conn: &mut PgConnection,
-    id: i64,
-) -> StoreResult<Option<DeploymentRecord>> {
+pub(crate) async fn by_id(conn: &mut Connection, id: i64) -> StoreResult<Option<DeploymentRecord>> {
     let row: Option<DeploymentRow> =
         sqlx::query_as(&format!("{SELECT_DEPLOYMENTS} WHERE deployments.id = $1"))
             .bind(id)
@@ -76,7 +73,7 @@ pub(crate) async fn by_id(
 }
 
 pub(crate) async fn list(
-    conn: &mut PgConnection,
+    conn: &mut Connection,
     app: Option<&str>,
     limit: u32,
 ) -> StoreResult<Vec<DeploymentRecord>> {
@@ -91,7 +88,7 @@ pub(crate) async fn list(
     records(rows)
 }
 
-pub(crate) async fn running(conn: &mut PgConnection) -> StoreResult<Vec<DeploymentRecord>> {
+pub(crate) async fn running(conn: &mut Connection) -> StoreResult<Vec<DeploymentRecord>> {
     let rows = sqlx::query_as(&format!(
         "{SELECT_DEPLOYMENTS} WHERE deployments.status = $1 ORDER BY deployments.id"
     ))
@@ -103,7 +100,7 @@ pub(crate) async fn running(conn: &mut PgConnection) -> StoreResult<Vec<Deployme
 }
 
 pub(crate) async fn insert(
-    conn: &mut PgConnection,
+    conn: &mut Connection,
     deployment: &DeploymentRecord,
     changes: &[DesiredChange],
 ) -> StoreResult<DeploymentRecord> {
@@ -161,10 +158,7 @@ fn state_json(deployment: &DeploymentRecord) -> String {
 }
 
 /// Saves a change of a deployment with the report that caused it (if any).
-pub(crate) async fn save(
-    conn: &mut PgConnection,
-    update: &DeploymentUpdate<'_>,
-) -> StoreResult<()> {
+pub(crate) async fn save(conn: &mut Connection, update: &DeploymentUpdate<'_>) -> StoreResult<()> {
     self::update(
         conn,
         update.deployment,
@@ -181,7 +175,7 @@ pub(crate) async fn save(
 /// Saves a deployment over the revision it was read at, growing it by one; refused with a
 /// conflict, changing nothing, when someone saved another change since.
 pub(crate) async fn update(
-    conn: &mut PgConnection,
+    conn: &mut Connection,
     deployment: &DeploymentRecord,
     changes: &[DesiredChange],
     bad_version: Option<&str>,
@@ -239,7 +233,7 @@ pub(crate) async fn update(
 }
 
 pub(crate) async fn bad_versions(
-    conn: &mut PgConnection,
+    conn: &mut Connection,
     app: &str,
     env: &str,
 ) -> StoreResult<Vec<String>> {

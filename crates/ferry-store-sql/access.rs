@@ -1,13 +1,13 @@
 //! Teams, users, their memberships and API tokens.
 
+use crate::Connection;
 use ferry_domain::permission::Level;
 use ferry_store::{AppGrant, Membership, NewUser, StoreError, StoreResult, Team, User};
-use sqlx::PgConnection;
 
 use crate::{backend, not_found, unique, unreadable};
 
 pub(crate) async fn insert_team(
-    conn: &mut PgConnection,
+    conn: &mut Connection,
     name: &str,
     created_ms: i64,
 ) -> StoreResult<Team> {
@@ -23,7 +23,7 @@ pub(crate) async fn insert_team(
     })
 }
 
-pub(crate) async fn list_teams(conn: &mut PgConnection) -> StoreResult<Vec<Team>> {
+pub(crate) async fn list_teams(conn: &mut Connection) -> StoreResult<Vec<Team>> {
     let rows: Vec<(String, i64)> =
         sqlx::query_as("SELECT name, created_ms FROM teams ORDER BY name")
             .fetch_all(&mut *conn)
@@ -35,7 +35,7 @@ pub(crate) async fn list_teams(conn: &mut PgConnection) -> StoreResult<Vec<Team>
         .collect())
 }
 
-async fn role_exists(conn: &mut PgConnection, role: &str) -> StoreResult<()> {
+async fn role_exists(conn: &mut Connection, role: &str) -> StoreResult<()> {
     let found: Option<String> = sqlx::query_scalar("SELECT name FROM roles WHERE name = $1")
         .bind(role)
         .fetch_optional(&mut *conn)
@@ -44,7 +44,7 @@ async fn role_exists(conn: &mut PgConnection, role: &str) -> StoreResult<()> {
     found.map(drop).ok_or_else(|| not_found("role", role))
 }
 
-async fn team_id(conn: &mut PgConnection, team: &str) -> StoreResult<i64> {
+async fn team_id(conn: &mut Connection, team: &str) -> StoreResult<i64> {
     let id: Option<i64> = sqlx::query_scalar("SELECT id FROM teams WHERE name = $1")
         .bind(team)
         .fetch_optional(&mut *conn)
@@ -55,7 +55,7 @@ async fn team_id(conn: &mut PgConnection, team: &str) -> StoreResult<i64> {
 
 /// Inserts a user with their memberships and first token; refers only to existing roles and
 /// teams, so a typo is a clear "no role named" instead of a constraint error.
-pub(crate) async fn insert_user(conn: &mut PgConnection, user: &NewUser) -> StoreResult<()> {
+pub(crate) async fn insert_user(conn: &mut Connection, user: &NewUser) -> StoreResult<()> {
     role_exists(conn, &user.default_role).await?;
     let user_id: i64 = sqlx::query_scalar(
         "INSERT INTO users (name, default_role, created_ms) VALUES ($1, $2, $3) RETURNING id",
@@ -89,7 +89,7 @@ pub(crate) async fn insert_user(conn: &mut PgConnection, user: &NewUser) -> Stor
     Ok(())
 }
 
-async fn memberships(conn: &mut PgConnection, user_id: i64) -> StoreResult<Vec<Membership>> {
+async fn memberships(conn: &mut Connection, user_id: i64) -> StoreResult<Vec<Membership>> {
     let rows: Vec<(String, Option<String>)> = sqlx::query_as(
         "SELECT teams.name AS team, memberships.role AS role
          FROM memberships JOIN teams ON teams.id = memberships.team_id
@@ -134,7 +134,7 @@ impl TryFrom<GrantRow> for AppGrant {
 }
 
 async fn grants(
-    conn: &mut PgConnection,
+    conn: &mut Connection,
     app: Option<&str>,
     user: Option<&str>,
 ) -> StoreResult<Vec<AppGrant>> {
@@ -153,12 +153,12 @@ async fn grants(
     rows.into_iter().map(AppGrant::try_from).collect()
 }
 
-pub(crate) async fn app_grants(conn: &mut PgConnection, app: &str) -> StoreResult<Vec<AppGrant>> {
+pub(crate) async fn app_grants(conn: &mut Connection, app: &str) -> StoreResult<Vec<AppGrant>> {
     grants(conn, Some(app), None).await
 }
 
 /// Sets a user's level on an application in an environment; `none` removes the grant.
-pub(crate) async fn set_app_grant(conn: &mut PgConnection, grant: &AppGrant) -> StoreResult<()> {
+pub(crate) async fn set_app_grant(conn: &mut Connection, grant: &AppGrant) -> StoreResult<()> {
     let user_id: i64 = sqlx::query_scalar("SELECT id FROM users WHERE name = $1")
         .bind(&grant.user)
         .fetch_optional(&mut *conn)
@@ -201,7 +201,7 @@ pub(crate) async fn set_app_grant(conn: &mut PgConnection, grant: &AppGrant) -> 
 /// Makes `user` a member of `team` with `role` (`None`: their default role), or changes the
 /// role of an existing member; with `remove`, takes them out of the team.
 pub(crate) async fn set_membership(
-    conn: &mut PgConnection,
+    conn: &mut Connection,
     team: &str,
     user: &str,
     role: Option<&str>,
@@ -253,7 +253,7 @@ struct UserRow {
 }
 
 async fn users_where(
-    conn: &mut PgConnection,
+    conn: &mut Connection,
     condition: &str,
     value: Option<&str>,
 ) -> StoreResult<Vec<User>> {
@@ -280,19 +280,19 @@ async fn users_where(
     Ok(users)
 }
 
-pub(crate) async fn user(conn: &mut PgConnection, name: &str) -> StoreResult<User> {
+pub(crate) async fn user(conn: &mut Connection, name: &str) -> StoreResult<User> {
     users_where(conn, "WHERE users.name = $1", Some(name))
         .await?
         .pop()
         .ok_or_else(|| not_found("user", name))
 }
 
-pub(crate) async fn list_users(conn: &mut PgConnection) -> StoreResult<Vec<User>> {
+pub(crate) async fn list_users(conn: &mut Connection) -> StoreResult<Vec<User>> {
     users_where(conn, "", None).await
 }
 
 pub(crate) async fn user_by_token(
-    conn: &mut PgConnection,
+    conn: &mut Connection,
     token_hash: &str,
 ) -> StoreResult<Option<User>> {
     Ok(users_where(
@@ -304,7 +304,7 @@ pub(crate) async fn user_by_token(
     .pop())
 }
 
-async fn user_id(conn: &mut PgConnection, user: &str) -> StoreResult<i64> {
+async fn user_id(conn: &mut Connection, user: &str) -> StoreResult<i64> {
     sqlx::query_scalar("SELECT id FROM users WHERE name = $1")
         .bind(user)
         .fetch_optional(&mut *conn)
@@ -315,7 +315,7 @@ async fn user_id(conn: &mut PgConnection, user: &str) -> StoreResult<i64> {
 
 /// Replaces every token of `user` with the one whose hash is `token_hash`.
 pub(crate) async fn rotate_token(
-    conn: &mut PgConnection,
+    conn: &mut Connection,
     user: &str,
     token_hash: &str,
     now_ms: i64,
@@ -339,7 +339,7 @@ pub(crate) async fn rotate_token(
 /// Disables or enables `user`; disabling is refused when no user with one of
 /// `admin_roles` as default role would stay enabled.
 pub(crate) async fn set_disabled(
-    conn: &mut PgConnection,
+    conn: &mut Connection,
     user: &str,
     disabled_ms: Option<i64>,
     admin_roles: &[String],
@@ -354,13 +354,21 @@ pub(crate) async fn set_disabled(
     if disabled_ms.is_none() {
         return Ok(());
     }
-    let admins_left: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM users WHERE disabled_ms IS NULL AND default_role = ANY($1)",
-    )
-    .bind(admin_roles)
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(backend)?;
+    if admin_roles.is_empty() {
+        return Err(StoreError::Refused(format!(
+            "{user:?} is the last enabled admin: enable or create another admin first"
+        )));
+    }
+    let roles: Vec<String> = (1..=admin_roles.len()).map(|n| format!("${n}")).collect();
+    let sql = format!(
+        "SELECT count(*) FROM users WHERE disabled_ms IS NULL AND default_role IN ({})",
+        roles.join(", ")
+    );
+    let mut count = sqlx::query_scalar(&sql);
+    for role in admin_roles {
+        count = count.bind(role);
+    }
+    let admins_left: i64 = count.fetch_one(&mut *conn).await.map_err(backend)?;
     if admins_left == 0 {
         return Err(StoreError::Refused(format!(
             "{user:?} is the last enabled admin: enable or create another admin first"

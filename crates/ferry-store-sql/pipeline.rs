@@ -2,13 +2,13 @@
 
 use std::collections::BTreeMap;
 
+use crate::Connection;
 use ferry_domain::permission::{Capability, Level, Role};
 use ferry_domain::pipeline::{
     check_removal, check_rename, plan_insertion, Environment, EnvironmentUse, PipelineError, Policy,
 };
 use ferry_domain::role::{is_editable, levels_for_new_environment};
 use ferry_store::{PolicyChange, StoreError, StoreResult};
-use sqlx::SqliteConnection;
 
 use crate::{backend, narrow, not_found, unreadable};
 
@@ -42,9 +42,7 @@ impl TryFrom<EnvironmentRow> for Environment {
     }
 }
 
-pub(crate) async fn list_environments(
-    conn: &mut SqliteConnection,
-) -> StoreResult<Vec<Environment>> {
+pub(crate) async fn list_environments(conn: &mut Connection) -> StoreResult<Vec<Environment>> {
     let rows: Vec<EnvironmentRow> = sqlx::query_as(
         "SELECT name, position, approvals_required, self_approval, protected, optional
          FROM environments ORDER BY position",
@@ -56,10 +54,7 @@ pub(crate) async fn list_environments(
 }
 
 /// One environment of the pipeline; not found if there is none of that name.
-pub(crate) async fn environment(
-    conn: &mut SqliteConnection,
-    name: &str,
-) -> StoreResult<Environment> {
+pub(crate) async fn environment(conn: &mut Connection, name: &str) -> StoreResult<Environment> {
     list_environments(conn)
         .await?
         .into_iter()
@@ -67,11 +62,11 @@ pub(crate) async fn environment(
         .ok_or_else(|| not_found("environment", name))
 }
 
-async fn write_environment(conn: &mut SqliteConnection, env: &Environment) -> StoreResult<()> {
+async fn write_environment(conn: &mut Connection, env: &Environment) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO environments
            (name, position, approvals_required, self_approval, protected, optional)
-         VALUES (?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(&env.name)
     .bind(i64::from(env.position))
@@ -86,13 +81,13 @@ async fn write_environment(conn: &mut SqliteConnection, env: &Environment) -> St
 }
 
 async fn write_level(
-    conn: &mut SqliteConnection,
+    conn: &mut Connection,
     role: &str,
     env: &str,
     level: Level,
 ) -> StoreResult<()> {
     sqlx::query(
-        "INSERT INTO role_levels (role, env, level) VALUES (?, ?, ?)
+        "INSERT INTO role_levels (role, env, level) VALUES ($1, $2, $3)
          ON CONFLICT (role, env) DO UPDATE SET level = excluded.level",
     )
     .bind(role)
@@ -106,7 +101,7 @@ async fn write_level(
 
 /// Writes the first pipeline and the built-in roles into an empty store.
 pub(crate) async fn insert_defaults(
-    conn: &mut SqliteConnection,
+    conn: &mut Connection,
     environments: &[Environment],
     roles: &[Role],
 ) -> StoreResult<()> {
@@ -115,7 +110,7 @@ pub(crate) async fn insert_defaults(
     }
     for role in roles {
         let capabilities: Vec<&str> = role.capabilities.iter().map(|c| c.as_str()).collect();
-        sqlx::query("INSERT INTO roles (name, capabilities) VALUES (?, ?)")
+        sqlx::query("INSERT INTO roles (name, capabilities) VALUES ($1, $2)")
             .bind(&role.name)
             .bind(capabilities.join(","))
             .execute(&mut *conn)
@@ -128,7 +123,7 @@ pub(crate) async fn insert_defaults(
     Ok(())
 }
 
-pub(crate) async fn list_roles(conn: &mut SqliteConnection) -> StoreResult<Vec<Role>> {
+pub(crate) async fn list_roles(conn: &mut Connection) -> StoreResult<Vec<Role>> {
     let mut roles: BTreeMap<String, Role> = BTreeMap::new();
     let rows: Vec<(String, String)> = sqlx::query_as("SELECT name, capabilities FROM roles")
         .fetch_all(&mut *conn)
@@ -170,7 +165,7 @@ pub(crate) async fn list_roles(conn: &mut SqliteConnection) -> StoreResult<Vec<R
 }
 
 pub(crate) async fn set_role_level(
-    conn: &mut SqliteConnection,
+    conn: &mut Connection,
     role: &str,
     env: &str,
     level: Level,
@@ -192,7 +187,7 @@ pub(crate) async fn set_role_level(
 }
 
 pub(crate) async fn insert_environment(
-    conn: &mut SqliteConnection,
+    conn: &mut Connection,
     name: &str,
     after: Option<&str>,
 ) -> StoreResult<Environment> {
@@ -216,7 +211,7 @@ pub(crate) async fn insert_environment(
         optional: false,
     };
     let levels = levels_for_new_environment(&list_roles(conn).await?, &predecessor.name);
-    sqlx::query("UPDATE environments SET position = position + 1 WHERE position >= ?")
+    sqlx::query("UPDATE environments SET position = position + 1 WHERE position >= $1")
         .bind(i64::from(position))
         .execute(&mut *conn)
         .await
@@ -229,7 +224,7 @@ pub(crate) async fn insert_environment(
 }
 
 pub(crate) async fn change_policy(
-    conn: &mut SqliteConnection,
+    conn: &mut Connection,
     name: &str,
     change: PolicyChange,
 ) -> StoreResult<Environment> {
@@ -242,9 +237,9 @@ pub(crate) async fn change_policy(
     policy.protected = change.protected.unwrap_or(policy.protected);
     env.optional = change.optional.unwrap_or(env.optional);
     sqlx::query(
-        "UPDATE environments SET approvals_required = ?, self_approval = ?, protected = ?,
-           optional = ?
-         WHERE name = ?",
+        "UPDATE environments SET approvals_required = $1, self_approval = $2, protected = $3,
+           optional = $4
+         WHERE name = $5",
     )
     .bind(i64::from(policy.approvals_required))
     .bind(policy.self_approval)
@@ -258,11 +253,11 @@ pub(crate) async fn change_policy(
 }
 
 /// What `env` holds, for [`check_removal`].
-async fn environment_use(conn: &mut SqliteConnection, env: &str) -> StoreResult<EnvironmentUse> {
+async fn environment_use(conn: &mut Connection, env: &str) -> StoreResult<EnvironmentUse> {
     let running: Vec<(String, String, String)> = sqlx::query_as(
         "SELECT a.name, ta.current_version, t.name
          FROM target_apps ta JOIN targets t ON t.id = ta.target_id JOIN apps a ON a.id = ta.app_id
-         WHERE t.env = ? AND t.removed_ms IS NULL AND ta.current_version IS NOT NULL
+         WHERE t.env = $1 AND t.removed_ms IS NULL AND ta.current_version IS NOT NULL
          ORDER BY a.name, t.name",
     )
     .bind(env)
@@ -271,25 +266,25 @@ async fn environment_use(conn: &mut SqliteConnection, env: &str) -> StoreResult<
     .map_err(backend)?;
     let active_deployments: Vec<i64> = sqlx::query_scalar(
         "SELECT id FROM deployments
-         WHERE env = ? AND status IN ('running', 'awaiting_approval') ORDER BY id",
+         WHERE env = $1 AND status IN ('running', 'awaiting_approval') ORDER BY id",
     )
     .bind(env)
     .fetch_all(&mut *conn)
     .await
     .map_err(backend)?;
     let targets: Vec<String> = sqlx::query_scalar(
-        "SELECT name FROM targets WHERE env = ? AND removed_ms IS NULL ORDER BY name",
+        "SELECT name FROM targets WHERE env = $1 AND removed_ms IS NULL ORDER BY name",
     )
     .bind(env)
     .fetch_all(&mut *conn)
     .await
     .map_err(backend)?;
     let count = |sql: &'static str| sqlx::query_scalar::<_, i64>(sql).bind(env);
-    let deployments = count("SELECT COUNT(*) FROM deployments WHERE env = ?")
+    let deployments = count("SELECT COUNT(*) FROM deployments WHERE env = $1")
         .fetch_one(&mut *conn)
         .await
         .map_err(backend)?;
-    let incidents = count("SELECT COUNT(*) FROM incidents WHERE env = ?")
+    let incidents = count("SELECT COUNT(*) FROM incidents WHERE env = $1")
         .fetch_one(&mut *conn)
         .await
         .map_err(backend)?;
@@ -305,7 +300,7 @@ async fn environment_use(conn: &mut SqliteConnection, env: &str) -> StoreResult<
     })
 }
 
-pub(crate) async fn delete_environment(conn: &mut SqliteConnection, name: &str) -> StoreResult<()> {
+pub(crate) async fn delete_environment(conn: &mut Connection, name: &str) -> StoreResult<()> {
     let pipeline = list_environments(conn).await?;
     let usage = environment_use(conn, name).await?;
     check_removal(&pipeline, name, &usage).map_err(|e| match e {
@@ -315,15 +310,15 @@ pub(crate) async fn delete_environment(conn: &mut SqliteConnection, name: &str) 
     let position = environment(conn, name).await?.position;
     // Targets removed from the environment before anything was deployed there go with it.
     for sql in [
-        "DELETE FROM enrollment_tokens WHERE target_id IN (SELECT id FROM targets WHERE env = ?)",
-        "DELETE FROM placements WHERE target_id IN (SELECT id FROM targets WHERE env = ?)",
-        "DELETE FROM target_apps WHERE target_id IN (SELECT id FROM targets WHERE env = ?)",
-        "DELETE FROM targets WHERE env = ?",
-        "DELETE FROM role_levels WHERE env = ?",
-        "DELETE FROM freeze_windows WHERE env = ?",
-        "DELETE FROM one_off_freezes WHERE env = ?",
-        "DELETE FROM app_grants WHERE env = ?",
-        "DELETE FROM environments WHERE name = ?",
+        "DELETE FROM enrollment_tokens WHERE target_id IN (SELECT id FROM targets WHERE env = $1)",
+        "DELETE FROM placements WHERE target_id IN (SELECT id FROM targets WHERE env = $1)",
+        "DELETE FROM target_apps WHERE target_id IN (SELECT id FROM targets WHERE env = $1)",
+        "DELETE FROM targets WHERE env = $1",
+        "DELETE FROM role_levels WHERE env = $1",
+        "DELETE FROM freeze_windows WHERE env = $1",
+        "DELETE FROM one_off_freezes WHERE env = $1",
+        "DELETE FROM app_grants WHERE env = $1",
+        "DELETE FROM environments WHERE name = $1",
     ] {
         sqlx::query(sql)
             .bind(name)
@@ -331,7 +326,7 @@ pub(crate) async fn delete_environment(conn: &mut SqliteConnection, name: &str) 
             .await
             .map_err(backend)?;
     }
-    sqlx::query("UPDATE environments SET position = position - 1 WHERE position > ?")
+    sqlx::query("UPDATE environments SET position = position - 1 WHERE position > $1")
         .bind(i64::from(position))
         .execute(&mut *conn)
         .await
@@ -340,7 +335,7 @@ pub(crate) async fn delete_environment(conn: &mut SqliteConnection, name: &str) 
 }
 
 pub(crate) async fn rename_environment(
-    conn: &mut SqliteConnection,
+    conn: &mut Connection,
     old: &str,
     new: &str,
 ) -> StoreResult<Environment> {
@@ -362,11 +357,11 @@ pub(crate) async fn rename_environment(
     };
     write_environment(conn, &env).await?;
     for sql in [
-        "UPDATE targets SET env = ?1 WHERE env = ?2",
-        "UPDATE role_levels SET env = ?1 WHERE env = ?2",
-        "UPDATE freeze_windows SET env = ?1 WHERE env = ?2",
-        "UPDATE one_off_freezes SET env = ?1 WHERE env = ?2",
-        "UPDATE app_grants SET env = ?1 WHERE env = ?2",
+        "UPDATE targets SET env = $1 WHERE env = $2",
+        "UPDATE role_levels SET env = $1 WHERE env = $2",
+        "UPDATE freeze_windows SET env = $1 WHERE env = $2",
+        "UPDATE one_off_freezes SET env = $1 WHERE env = $2",
+        "UPDATE app_grants SET env = $1 WHERE env = $2",
     ] {
         sqlx::query(sql)
             .bind(new)
@@ -375,7 +370,7 @@ pub(crate) async fn rename_environment(
             .await
             .map_err(backend)?;
     }
-    sqlx::query("DELETE FROM environments WHERE name = ?")
+    sqlx::query("DELETE FROM environments WHERE name = $1")
         .bind(old)
         .execute(&mut *conn)
         .await

@@ -1,18 +1,19 @@
 //! Notifications: channels per team, the deliveries derived from the audit trail, and the
 //! cursor over the trail.
 
+use crate::Connection;
 use ferry_domain::audit::AuditEvent;
 use ferry_store::{
     Attempt, ChannelRecord, DeliveryRecord, DeliveryStatus, NewChannel, NewDelivery, StoreError,
     StoreResult,
 };
-use sqlx::SqliteConnection;
 
 use crate::audit::{EventRow, SELECT_EVENTS};
+use crate::dialect::SKIP_LOCKED_ROWS;
 use crate::{backend, narrow, not_found, unreadable};
 
-async fn team_id(conn: &mut SqliteConnection, team: &str) -> StoreResult<i64> {
-    sqlx::query_scalar("SELECT id FROM teams WHERE name = ?")
+async fn team_id(conn: &mut Connection, team: &str) -> StoreResult<i64> {
+    sqlx::query_scalar("SELECT id FROM teams WHERE name = $1")
         .bind(team)
         .fetch_optional(&mut *conn)
         .await
@@ -52,13 +53,13 @@ impl From<ChannelRow> for ChannelRecord {
 }
 
 pub(crate) async fn insert_channel(
-    conn: &mut SqliteConnection,
+    conn: &mut Connection,
     channel: &NewChannel,
 ) -> StoreResult<ChannelRecord> {
     let team_id = team_id(conn, &channel.team).await?;
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO notification_channels (team_id, config, description, created_by, created_ms)
-         VALUES (?, ?, ?, ?, ?) RETURNING id",
+         VALUES ($1, $2, $3, $4, $5) RETURNING id",
     )
     .bind(team_id)
     .bind(&channel.config)
@@ -80,12 +81,12 @@ pub(crate) async fn insert_channel(
 }
 
 pub(crate) async fn channels(
-    conn: &mut SqliteConnection,
+    conn: &mut Connection,
     team: Option<&str>,
     include_removed: bool,
 ) -> StoreResult<Vec<ChannelRecord>> {
     let rows: Vec<ChannelRow> = sqlx::query_as(&format!(
-        "{SELECT_CHANNELS} WHERE (?1 IS NULL OR t.name = ?1) AND (?2 OR c.removed_ms IS NULL)
+        "{SELECT_CHANNELS} WHERE ($1 IS NULL OR t.name = $1) AND ($2 OR c.removed_ms IS NULL)
          ORDER BY c.id"
     ))
     .bind(team)
@@ -97,13 +98,9 @@ pub(crate) async fn channels(
 }
 
 /// The channel `id` of `team`, if it is in use.
-async fn channel_in_use(
-    conn: &mut SqliteConnection,
-    team: &str,
-    id: i64,
-) -> StoreResult<ChannelRecord> {
+async fn channel_in_use(conn: &mut Connection, team: &str, id: i64) -> StoreResult<ChannelRecord> {
     let row: Option<ChannelRow> = sqlx::query_as(&format!(
-        "{SELECT_CHANNELS} WHERE c.id = ? AND t.name = ? AND c.removed_ms IS NULL"
+        "{SELECT_CHANNELS} WHERE c.id = $1 AND t.name = $2 AND c.removed_ms IS NULL"
     ))
     .bind(id)
     .bind(team)
@@ -115,13 +112,13 @@ async fn channel_in_use(
 }
 
 pub(crate) async fn remove_channel(
-    conn: &mut SqliteConnection,
+    conn: &mut Connection,
     team: &str,
     id: i64,
     now_ms: i64,
 ) -> StoreResult<()> {
     channel_in_use(conn, team, id).await?;
-    sqlx::query("UPDATE notification_channels SET removed_ms = ? WHERE id = ?")
+    sqlx::query("UPDATE notification_channels SET removed_ms = $1 WHERE id = $2")
         .bind(now_ms)
         .bind(id)
         .execute(&mut *conn)
@@ -129,9 +126,9 @@ pub(crate) async fn remove_channel(
         .map_err(backend)?;
     sqlx::query(
         "UPDATE notification_deliveries
-         SET status = ?, finished_ms = ?, claimed_until_ms = NULL,
+         SET status = $1, finished_ms = $2, claimed_until_ms = NULL,
              last_error = coalesce(last_error || '; ', '') || 'the channel was removed before the message was delivered'
-         WHERE channel_id = ? AND status = ?",
+         WHERE channel_id = $3 AND status = $4",
     )
     .bind(DeliveryStatus::Failed.as_str())
     .bind(now_ms)
@@ -199,10 +196,10 @@ impl TryFrom<DeliveryRow> for DeliveryRecord {
 }
 
 pub(crate) async fn delivery(
-    conn: &mut SqliteConnection,
+    conn: &mut Connection,
     id: i64,
 ) -> StoreResult<Option<DeliveryRecord>> {
-    let row: Option<DeliveryRow> = sqlx::query_as(&format!("{SELECT_DELIVERIES} WHERE d.id = ?"))
+    let row: Option<DeliveryRow> = sqlx::query_as(&format!("{SELECT_DELIVERIES} WHERE d.id = $1"))
         .bind(id)
         .fetch_optional(&mut *conn)
         .await
@@ -211,13 +208,13 @@ pub(crate) async fn delivery(
 }
 
 pub(crate) async fn deliveries(
-    conn: &mut SqliteConnection,
+    conn: &mut Connection,
     team: &str,
     limit: u32,
 ) -> StoreResult<Vec<DeliveryRecord>> {
     let team_id = team_id(conn, team).await?;
     let rows: Vec<DeliveryRow> = sqlx::query_as(&format!(
-        "{SELECT_DELIVERIES} WHERE d.team_id = ? ORDER BY d.id DESC LIMIT ?"
+        "{SELECT_DELIVERIES} WHERE d.team_id = $1 ORDER BY d.id DESC LIMIT $2"
     ))
     .bind(team_id)
     .bind(i64::from(limit))
@@ -229,7 +226,7 @@ pub(crate) async fn deliveries(
 
 /// Inserts a pending delivery, due at once; the channel must be the team's and in use.
 pub(crate) async fn insert_delivery(
-    conn: &mut SqliteConnection,
+    conn: &mut Connection,
     delivery: &NewDelivery,
 ) -> StoreResult<i64> {
     let channel = channel_in_use(conn, &delivery.team, delivery.channel_id)
@@ -245,7 +242,7 @@ pub(crate) async fn insert_delivery(
         "INSERT INTO notification_deliveries
             (channel_id, team_id, event, audit_seq, message, status, attempts, next_attempt_ms,
              created_ms)
-         VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?) RETURNING id",
+         VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8) RETURNING id",
     )
     .bind(delivery.channel_id)
     .bind(team_id)
@@ -270,7 +267,7 @@ pub(crate) async fn insert_delivery(
 }
 
 /// The cursor, set to the end of the audit trail if it was never set.
-pub(crate) async fn cursor(conn: &mut SqliteConnection) -> StoreResult<i64> {
+pub(crate) async fn cursor(conn: &mut Connection) -> StoreResult<i64> {
     sqlx::query(
         "INSERT INTO notification_cursor (id, seq)
          SELECT 1, coalesce((SELECT max(seq) FROM audit_events), 0)
@@ -286,12 +283,8 @@ pub(crate) async fn cursor(conn: &mut SqliteConnection) -> StoreResult<i64> {
 }
 
 /// Moves the cursor from `from` to `to`; refused if it is not at `from`.
-pub(crate) async fn move_cursor(
-    conn: &mut SqliteConnection,
-    from: i64,
-    to: i64,
-) -> StoreResult<()> {
-    let moved = sqlx::query("UPDATE notification_cursor SET seq = ? WHERE id = 1 AND seq = ?")
+pub(crate) async fn move_cursor(conn: &mut Connection, from: i64, to: i64) -> StoreResult<()> {
+    let moved = sqlx::query("UPDATE notification_cursor SET seq = $1 WHERE id = 1 AND seq = $2")
         .bind(to)
         .bind(from)
         .execute(&mut *conn)
@@ -307,12 +300,12 @@ pub(crate) async fn move_cursor(
 }
 
 pub(crate) async fn audit_events_after(
-    conn: &mut SqliteConnection,
+    conn: &mut Connection,
     seq: i64,
     limit: u32,
 ) -> StoreResult<Vec<AuditEvent>> {
     let rows: Vec<EventRow> = sqlx::query_as(&format!(
-        "{SELECT_EVENTS} WHERE seq > ? ORDER BY seq LIMIT ?"
+        "{SELECT_EVENTS} WHERE seq > $1 ORDER BY seq LIMIT $2"
     ))
     .bind(seq)
     .bind(i64::from(limit))
@@ -324,50 +317,48 @@ pub(crate) async fn audit_events_after(
 
 /// Whether any delivery is due and unclaimed at `now_ms` (claimed ones whose claim ran out
 /// included).
-pub(crate) async fn any_due(conn: &mut SqliteConnection, now_ms: i64) -> StoreResult<bool> {
-    let found: Option<i64> = sqlx::query_scalar(
-        "SELECT 1 FROM notification_deliveries
-         WHERE status = ? AND next_attempt_ms <= ?
-           AND (claimed_until_ms IS NULL OR claimed_until_ms <= ?)
-         LIMIT 1",
+pub(crate) async fn any_due(conn: &mut Connection, now_ms: i64) -> StoreResult<bool> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM notification_deliveries
+             WHERE status = $1 AND next_attempt_ms <= $2
+               AND (claimed_until_ms IS NULL OR claimed_until_ms <= $2))",
     )
     .bind(DeliveryStatus::Pending.as_str())
     .bind(now_ms)
-    .bind(now_ms)
-    .fetch_optional(&mut *conn)
+    .fetch_one(&mut *conn)
     .await
-    .map_err(backend)?;
-    Ok(found.is_some())
+    .map_err(backend)
 }
 
+/// Claims up to `limit` due deliveries until `claimed_until_ms`, in one statement (on
+/// PostgreSQL skipping rows another server is claiming at this moment).
 pub(crate) async fn claim_due(
-    conn: &mut SqliteConnection,
+    conn: &mut Connection,
     now_ms: i64,
     claimed_until_ms: i64,
     limit: u32,
 ) -> StoreResult<Vec<DeliveryRecord>> {
-    let ids: Vec<i64> = sqlx::query_scalar(
-        "SELECT d.id FROM notification_deliveries d
-         JOIN notification_channels c ON c.id = d.channel_id
-         WHERE d.status = ? AND d.next_attempt_ms <= ? AND c.removed_ms IS NULL
-           AND (d.claimed_until_ms IS NULL OR d.claimed_until_ms <= ?)
-         ORDER BY d.next_attempt_ms, d.id LIMIT ?",
-    )
+    let mut ids: Vec<(i64, i64)> = sqlx::query_as(&format!(
+        "UPDATE notification_deliveries SET claimed_until_ms = $4
+         WHERE id IN (
+             SELECT d.id FROM notification_deliveries d
+             JOIN notification_channels c ON c.id = d.channel_id
+             WHERE d.status = $1 AND d.next_attempt_ms <= $2 AND c.removed_ms IS NULL
+               AND (d.claimed_until_ms IS NULL OR d.claimed_until_ms <= $2)
+             ORDER BY d.next_attempt_ms, d.id LIMIT $3
+             {SKIP_LOCKED_ROWS})
+         RETURNING id, next_attempt_ms"
+    ))
     .bind(DeliveryStatus::Pending.as_str())
     .bind(now_ms)
-    .bind(now_ms)
     .bind(i64::from(limit))
+    .bind(claimed_until_ms)
     .fetch_all(&mut *conn)
     .await
     .map_err(backend)?;
+    ids.sort_by_key(|&(id, due_ms)| (due_ms, id));
     let mut claimed = Vec::with_capacity(ids.len());
-    for id in ids {
-        sqlx::query("UPDATE notification_deliveries SET claimed_until_ms = ? WHERE id = ?")
-            .bind(claimed_until_ms)
-            .bind(id)
-            .execute(&mut *conn)
-            .await
-            .map_err(backend)?;
+    for (id, _) in ids {
         if let Some(delivery) = delivery(conn, id).await? {
             claimed.push(delivery);
         }
@@ -376,7 +367,7 @@ pub(crate) async fn claim_due(
 }
 
 pub(crate) async fn record_attempt(
-    conn: &mut SqliteConnection,
+    conn: &mut Connection,
     id: i64,
     at_ms: i64,
     attempt: &Attempt,
@@ -385,7 +376,7 @@ pub(crate) async fn record_attempt(
         .await?
         .ok_or_else(|| not_found("delivery", &id.to_string()))?;
     let channel_removed: Option<i64> =
-        sqlx::query_scalar("SELECT removed_ms FROM notification_channels WHERE id = ?")
+        sqlx::query_scalar("SELECT removed_ms FROM notification_channels WHERE id = $1")
             .bind(current.channel_id)
             .fetch_one(&mut *conn)
             .await
@@ -428,9 +419,9 @@ pub(crate) async fn record_attempt(
     };
     sqlx::query(
         "UPDATE notification_deliveries
-         SET status = ?, attempts = attempts + 1, next_attempt_ms = ?, claimed_until_ms = NULL,
-             last_attempt_ms = ?, last_error = ?, detail = ?, finished_ms = ?
-         WHERE id = ?",
+         SET status = $1, attempts = attempts + 1, next_attempt_ms = $2, claimed_until_ms = NULL,
+             last_attempt_ms = $3, last_error = $4, detail = $5, finished_ms = $6
+         WHERE id = $7",
     )
     .bind(status.as_str())
     .bind(next_attempt_ms)

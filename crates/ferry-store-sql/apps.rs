@@ -1,7 +1,7 @@
 //! Applications and the team that owns each.
 
+use crate::Connection;
 use ferry_store::{App, NewApp, StoreError, StoreResult};
-use sqlx::SqliteConnection;
 
 use crate::{backend, narrow, not_found, unique, unreadable};
 
@@ -36,26 +36,28 @@ impl TryFrom<AppRow> for App {
     }
 }
 
-pub(crate) async fn insert(conn: &mut SqliteConnection, app: &NewApp) -> StoreResult<()> {
-    let team_id: i64 = sqlx::query_scalar("SELECT id FROM teams WHERE name = ?")
+pub(crate) async fn insert(conn: &mut Connection, app: &NewApp) -> StoreResult<()> {
+    let team_id: i64 = sqlx::query_scalar("SELECT id FROM teams WHERE name = $1")
         .bind(&app.team)
         .fetch_optional(&mut *conn)
         .await
         .map_err(backend)?
         .ok_or_else(|| not_found("team", &app.team))?;
-    sqlx::query("INSERT INTO apps (name, team_id, keep_releases, created_ms) VALUES (?, ?, ?, ?)")
-        .bind(&app.name)
-        .bind(team_id)
-        .bind(i64::from(app.keep_releases))
-        .bind(app.created_ms)
-        .execute(&mut *conn)
-        .await
-        .map_err(unique("application", &app.name))?;
+    sqlx::query(
+        "INSERT INTO apps (name, team_id, keep_releases, created_ms) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(&app.name)
+    .bind(team_id)
+    .bind(i64::from(app.keep_releases))
+    .bind(app.created_ms)
+    .execute(&mut *conn)
+    .await
+    .map_err(unique("application", &app.name))?;
     Ok(())
 }
 
-pub(crate) async fn by_name(conn: &mut SqliteConnection, name: &str) -> StoreResult<Option<App>> {
-    let row: Option<AppRow> = sqlx::query_as(&format!("{SELECT_APPS} WHERE apps.name = ?"))
+pub(crate) async fn by_name(conn: &mut Connection, name: &str) -> StoreResult<Option<App>> {
+    let row: Option<AppRow> = sqlx::query_as(&format!("{SELECT_APPS} WHERE apps.name = $1"))
         .bind(name)
         .fetch_optional(&mut *conn)
         .await
@@ -63,7 +65,7 @@ pub(crate) async fn by_name(conn: &mut SqliteConnection, name: &str) -> StoreRes
     row.map(App::try_from).transpose()
 }
 
-pub(crate) async fn list(conn: &mut SqliteConnection) -> StoreResult<Vec<App>> {
+pub(crate) async fn list(conn: &mut Connection) -> StoreResult<Vec<App>> {
     let rows: Vec<AppRow> = sqlx::query_as(&format!("{SELECT_APPS} ORDER BY apps.name"))
         .fetch_all(&mut *conn)
         .await
@@ -72,8 +74,8 @@ pub(crate) async fn list(conn: &mut SqliteConnection) -> StoreResult<Vec<App>> {
 }
 
 /// Sets how many releases of an application retention keeps.
-pub(crate) async fn set_keep(conn: &mut SqliteConnection, app: &str, keep: u32) -> StoreResult<()> {
-    let changed = sqlx::query("UPDATE apps SET keep_releases = ? WHERE name = ?")
+pub(crate) async fn set_keep(conn: &mut Connection, app: &str, keep: u32) -> StoreResult<()> {
+    let changed = sqlx::query("UPDATE apps SET keep_releases = $1 WHERE name = $2")
         .bind(i64::from(keep))
         .bind(app)
         .execute(&mut *conn)
@@ -87,13 +89,13 @@ pub(crate) async fn set_keep(conn: &mut SqliteConnection, app: &str, keep: u32) 
 
 /// Names the team that maintains an application (`None`: its owner).
 pub(crate) async fn set_maintainer(
-    conn: &mut SqliteConnection,
+    conn: &mut Connection,
     app: &str,
     team: Option<&str>,
 ) -> StoreResult<()> {
     let team_id = match team {
         Some(team) => Some(
-            sqlx::query_scalar::<_, i64>("SELECT id FROM teams WHERE name = ?")
+            sqlx::query_scalar::<_, i64>("SELECT id FROM teams WHERE name = $1")
                 .bind(team)
                 .fetch_optional(&mut *conn)
                 .await
@@ -102,7 +104,7 @@ pub(crate) async fn set_maintainer(
         ),
         None => None,
     };
-    let changed = sqlx::query("UPDATE apps SET maintainer_team_id = ? WHERE name = ?")
+    let changed = sqlx::query("UPDATE apps SET maintainer_team_id = $1 WHERE name = $2")
         .bind(team_id)
         .bind(app)
         .execute(&mut *conn)

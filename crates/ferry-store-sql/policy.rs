@@ -1,22 +1,22 @@
 //! Freeze windows and one-off freezes of environments, and approvals of deployments.
 
+use crate::Connection;
 use ferry_domain::deployment::Status;
 use ferry_domain::freeze::OneOffFreeze;
 use ferry_store::{
     ApprovalRecord, FreezeWindowRecord, OneOffFreezeRecord, StoreError, StoreResult,
 };
-use sqlx::sqlite::SqliteConnection;
 
 use crate::{backend, not_found, unique};
 
 pub(crate) async fn freeze_windows(
-    conn: &mut SqliteConnection,
+    conn: &mut Connection,
     env: Option<&str>,
 ) -> StoreResult<Vec<FreezeWindowRecord>> {
     // The expression stays text: the server parses it where it judges policy.
     let rows: Vec<(String, String, i64)> = sqlx::query_as(
         "SELECT env, expression, created_ms FROM freeze_windows
-         WHERE ?1 IS NULL OR env = ?1 ORDER BY env, created_ms, expression",
+         WHERE $1 IS NULL OR env = $1 ORDER BY env, created_ms, expression",
     )
     .bind(env)
     .fetch_all(&mut *conn)
@@ -33,10 +33,10 @@ pub(crate) async fn freeze_windows(
 }
 
 pub(crate) async fn add_freeze_window(
-    conn: &mut SqliteConnection,
+    conn: &mut Connection,
     window: &FreezeWindowRecord,
 ) -> StoreResult<()> {
-    sqlx::query("INSERT INTO freeze_windows (env, expression, created_ms) VALUES (?, ?, ?)")
+    sqlx::query("INSERT INTO freeze_windows (env, expression, created_ms) VALUES ($1, $2, $3)")
         .bind(&window.env)
         .bind(&window.expression)
         .bind(window.created_ms)
@@ -47,11 +47,11 @@ pub(crate) async fn add_freeze_window(
 }
 
 pub(crate) async fn remove_freeze_window(
-    conn: &mut SqliteConnection,
+    conn: &mut Connection,
     env: &str,
     expression: &str,
 ) -> StoreResult<()> {
-    let removed = sqlx::query("DELETE FROM freeze_windows WHERE env = ? AND expression = ?")
+    let removed = sqlx::query("DELETE FROM freeze_windows WHERE env = $1 AND expression = $2")
         .bind(env)
         .bind(expression)
         .execute(&mut *conn)
@@ -89,12 +89,12 @@ impl From<OneOffFreezeRow> for OneOffFreezeRecord {
 }
 
 pub(crate) async fn one_off_freezes(
-    conn: &mut SqliteConnection,
+    conn: &mut Connection,
     env: Option<&str>,
 ) -> StoreResult<Vec<OneOffFreezeRecord>> {
     let rows: Vec<OneOffFreezeRow> = sqlx::query_as(
         "SELECT env, from_ms, until_ms, reason, by_user FROM one_off_freezes
-         WHERE ?1 IS NULL OR env = ?1 ORDER BY env",
+         WHERE $1 IS NULL OR env = $1 ORDER BY env",
     )
     .bind(env)
     .fetch_all(&mut *conn)
@@ -104,8 +104,8 @@ pub(crate) async fn one_off_freezes(
 }
 
 /// The end of the one-off freeze stored for `env`, if one is.
-async fn stored_end(conn: &mut SqliteConnection, env: &str) -> StoreResult<Option<i64>> {
-    sqlx::query_scalar("SELECT until_ms FROM one_off_freezes WHERE env = ?")
+async fn stored_end(conn: &mut Connection, env: &str) -> StoreResult<Option<i64>> {
+    sqlx::query_scalar("SELECT until_ms FROM one_off_freezes WHERE env = $1")
         .bind(env)
         .fetch_optional(&mut *conn)
         .await
@@ -121,7 +121,7 @@ fn changed_meanwhile(env: &str) -> StoreError {
 
 /// Stores `record` in place of the freeze ending at `replacing` (none: `None`).
 pub(crate) async fn put_one_off_freeze(
-    conn: &mut SqliteConnection,
+    conn: &mut Connection,
     record: &OneOffFreezeRecord,
     replacing: Option<i64>,
 ) -> StoreResult<()> {
@@ -133,8 +133,8 @@ pub(crate) async fn put_one_off_freeze(
     let freeze = &record.freeze;
     sqlx::query(
         "INSERT INTO one_off_freezes (env, from_ms, until_ms, reason, by_user)
-         VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT (env) DO UPDATE SET from_ms = ?2, until_ms = ?3, reason = ?4, by_user = ?5",
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (env) DO UPDATE SET from_ms = $2, until_ms = $3, reason = $4, by_user = $5",
     )
     .bind(env)
     .bind(freeze.from_ms)
@@ -149,11 +149,11 @@ pub(crate) async fn put_one_off_freeze(
 
 /// Removes the freeze of `env` ending at `until_ms`.
 pub(crate) async fn end_one_off_freeze(
-    conn: &mut SqliteConnection,
+    conn: &mut Connection,
     env: &str,
     until_ms: i64,
 ) -> StoreResult<()> {
-    let removed = sqlx::query("DELETE FROM one_off_freezes WHERE env = ? AND until_ms = ?")
+    let removed = sqlx::query("DELETE FROM one_off_freezes WHERE env = $1 AND until_ms = $2")
         .bind(env)
         .bind(until_ms)
         .execute(&mut *conn)
@@ -189,12 +189,12 @@ impl From<ApprovalRow> for ApprovalRecord {
 }
 
 pub(crate) async fn approvals(
-    conn: &mut SqliteConnection,
+    conn: &mut Connection,
     deployment_id: i64,
 ) -> StoreResult<Vec<ApprovalRecord>> {
     let rows: Vec<ApprovalRow> = sqlx::query_as(
         "SELECT deployment_id, approver, version, reason, at_ms FROM approvals
-         WHERE deployment_id = ? ORDER BY at_ms, approver",
+         WHERE deployment_id = $1 ORDER BY at_ms, approver",
     )
     .bind(deployment_id)
     .fetch_all(&mut *conn)
@@ -206,10 +206,10 @@ pub(crate) async fn approvals(
 /// Records an approval, refused when the deployment no longer awaits approval or the
 /// approver approved it already (both checked again here, inside the transaction).
 pub(crate) async fn add_approval(
-    conn: &mut SqliteConnection,
+    conn: &mut Connection,
     approval: &ApprovalRecord,
 ) -> StoreResult<()> {
-    let status: Option<String> = sqlx::query_scalar("SELECT status FROM deployments WHERE id = ?")
+    let status: Option<String> = sqlx::query_scalar("SELECT status FROM deployments WHERE id = $1")
         .bind(approval.deployment_id)
         .fetch_optional(&mut *conn)
         .await
@@ -221,7 +221,7 @@ pub(crate) async fn add_approval(
         )));
     }
     sqlx::query(
-        "INSERT INTO approvals (deployment_id, approver, version, reason, at_ms) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO approvals (deployment_id, approver, version, reason, at_ms) VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(approval.deployment_id)
     .bind(&approval.approver)

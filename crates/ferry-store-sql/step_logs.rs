@@ -1,22 +1,22 @@
 //! What targets' hooks and health checks printed, kept per deployment, target and step.
 
+use crate::Connection;
 use ferry_domain::step_log::StepLog;
 use ferry_store::{StepLogRecord, StoreResult};
-use sqlx::SqliteConnection;
 
 use crate::{backend, narrow, unreadable};
 
 /// Replaces what `target` logged for `version` in the deployment with `logs`, placed after
 /// the steps it logged for other releases of it.
 pub(crate) async fn replace(
-    conn: &mut SqliteConnection,
+    conn: &mut Connection,
     deployment_id: i64,
     target: &str,
     version: &str,
     logs: &[StepLog],
     at_ms: i64,
 ) -> StoreResult<()> {
-    sqlx::query("DELETE FROM step_logs WHERE deployment_id = ? AND target = ? AND version = ?")
+    sqlx::query("DELETE FROM step_logs WHERE deployment_id = $1 AND target = $2 AND version = $3")
         .bind(deployment_id)
         .bind(target)
         .bind(version)
@@ -24,7 +24,7 @@ pub(crate) async fn replace(
         .await
         .map_err(backend)?;
     let next: i64 = sqlx::query_scalar(
-        "SELECT coalesce(max(position) + 1, 0) FROM step_logs WHERE deployment_id = ? AND target = ?",
+        "SELECT coalesce(max(position) + 1, 0) FROM step_logs WHERE deployment_id = $1 AND target = $2",
     )
     .bind(deployment_id)
     .bind(target)
@@ -35,7 +35,7 @@ pub(crate) async fn replace(
         sqlx::query(
             "INSERT INTO step_logs (deployment_id, target, position, version, step, command,
                 ended, succeeded, output, at_ms)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(deployment_id)
         .bind(target)
@@ -101,7 +101,7 @@ impl TryFrom<StepLogRow> for StepLogRecord {
 
 /// What a deployment's targets logged, of one target or all, by target and step.
 pub(crate) async fn of_deployment(
-    conn: &mut SqliteConnection,
+    conn: &mut Connection,
     deployment_id: i64,
     target: Option<&str>,
 ) -> StoreResult<Vec<StepLogRecord>> {
@@ -109,7 +109,7 @@ pub(crate) async fn of_deployment(
         "SELECT deployment_id, target, position, version, step, command, ended, succeeded,
             output, at_ms
          FROM step_logs
-         WHERE deployment_id = ?1 AND (?2 IS NULL OR target = ?2)
+         WHERE deployment_id = $1 AND ($2 IS NULL OR target = $2)
          ORDER BY target, position",
     )
     .bind(deployment_id)

@@ -1,6 +1,7 @@
 //! Production support: team rotations, routing rules, incidents, backlog items and backport
 //! obligations.
 
+use crate::Connection;
 use ferry_domain::backport::ObligationStatus;
 use ferry_domain::incident::{IncidentStatus, Severity};
 use ferry_domain::rotation::{Rotation, DEFAULT_ESCALATION_MS};
@@ -11,17 +12,16 @@ use ferry_store::{
     BacklogItem, Backport, IncidentRecord, IncidentStep, StoreError, StoreResult, TeamSupport,
 };
 use serde::{Deserialize, Serialize};
-use sqlx::SqliteConnection;
 
 use crate::{backend, narrow, not_found, unreadable};
 
 async fn id_of(
-    conn: &mut SqliteConnection,
+    conn: &mut Connection,
     table: &str,
     kind: &'static str,
     name: &str,
 ) -> StoreResult<i64> {
-    sqlx::query_scalar(&format!("SELECT id FROM {table} WHERE name = ?"))
+    sqlx::query_scalar(&format!("SELECT id FROM {table} WHERE name = $1"))
         .bind(name)
         .fetch_optional(&mut *conn)
         .await
@@ -29,11 +29,11 @@ async fn id_of(
         .ok_or_else(|| not_found(kind, name))
 }
 
-async fn team_id(conn: &mut SqliteConnection, team: &str) -> StoreResult<i64> {
+async fn team_id(conn: &mut Connection, team: &str) -> StoreResult<i64> {
     id_of(conn, "teams", "team", team).await
 }
 
-async fn app_id(conn: &mut SqliteConnection, app: &str) -> StoreResult<i64> {
+async fn app_id(conn: &mut Connection, app: &str) -> StoreResult<i64> {
     id_of(conn, "apps", "application", app).await
 }
 
@@ -67,13 +67,10 @@ fn rotation_from_json(team: &str, text: &str) -> StoreResult<Rotation> {
     })
 }
 
-pub(crate) async fn team_support(
-    conn: &mut SqliteConnection,
-    team: &str,
-) -> StoreResult<TeamSupport> {
+pub(crate) async fn team_support(conn: &mut Connection, team: &str) -> StoreResult<TeamSupport> {
     let id = team_id(conn, team).await?;
     let row: Option<(Option<String>, i64)> =
-        sqlx::query_as("SELECT rotation, escalate_after_ms FROM team_support WHERE team_id = ?")
+        sqlx::query_as("SELECT rotation, escalate_after_ms FROM team_support WHERE team_id = $1")
             .bind(id)
             .fetch_optional(&mut *conn)
             .await
@@ -95,12 +92,12 @@ pub(crate) async fn team_support(
 }
 
 pub(crate) async fn set_team_support(
-    conn: &mut SqliteConnection,
+    conn: &mut Connection,
     support: &TeamSupport,
 ) -> StoreResult<()> {
     let id = team_id(conn, &support.team).await?;
     sqlx::query(
-        "INSERT INTO team_support (team_id, rotation, escalate_after_ms) VALUES (?, ?, ?)
+        "INSERT INTO team_support (team_id, rotation, escalate_after_ms) VALUES ($1, $2, $3)
          ON CONFLICT (team_id) DO UPDATE SET rotation = excluded.rotation,
              escalate_after_ms = excluded.escalate_after_ms",
     )
@@ -113,7 +110,7 @@ pub(crate) async fn set_team_support(
     Ok(())
 }
 
-pub(crate) async fn routing_rules(conn: &mut SqliteConnection) -> StoreResult<Vec<RoutingRule>> {
+pub(crate) async fn routing_rules(conn: &mut Connection) -> StoreResult<Vec<RoutingRule>> {
     let rows: Vec<(String, String)> = sqlx::query_as(
         "SELECT routing_rules.category, teams.name AS team
          FROM routing_rules JOIN teams ON teams.id = routing_rules.team_id
@@ -129,7 +126,7 @@ pub(crate) async fn routing_rules(conn: &mut SqliteConnection) -> StoreResult<Ve
 }
 
 pub(crate) async fn set_routing_rule(
-    conn: &mut SqliteConnection,
+    conn: &mut Connection,
     category: &str,
     team: Option<&str>,
 ) -> StoreResult<()> {
@@ -137,7 +134,7 @@ pub(crate) async fn set_routing_rule(
         Some(team) => {
             let id = team_id(conn, team).await?;
             sqlx::query(
-                "INSERT INTO routing_rules (category, team_id) VALUES (?, ?)
+                "INSERT INTO routing_rules (category, team_id) VALUES ($1, $2)
                  ON CONFLICT (category) DO UPDATE SET team_id = excluded.team_id",
             )
             .bind(category)
@@ -147,7 +144,7 @@ pub(crate) async fn set_routing_rule(
             .map_err(backend)?;
         }
         None => {
-            let removed = sqlx::query("DELETE FROM routing_rules WHERE category = ?")
+            let removed = sqlx::query("DELETE FROM routing_rules WHERE category = $1")
                 .bind(category)
                 .execute(&mut *conn)
                 .await
@@ -270,7 +267,7 @@ impl TryFrom<IncidentRow> for IncidentRecord {
 }
 
 pub(crate) async fn insert_incident(
-    conn: &mut SqliteConnection,
+    conn: &mut Connection,
     incident: &IncidentRecord,
     backlog_team: &str,
 ) -> StoreResult<(IncidentRecord, Option<BacklogItem>)> {
@@ -280,7 +277,7 @@ pub(crate) async fn insert_incident(
         "INSERT INTO incidents (app_id, env, severity, title, category, description, status, path,
              team_id, reporter, assignee, escalation_level, base_version, suggested_version,
              source, opened_ms, history)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING id",
     )
     .bind(app)
     .bind(&incident.env)
@@ -311,7 +308,7 @@ pub(crate) async fn insert_incident(
         let backlog_team_id = team_id(conn, backlog_team).await?;
         let item_id: i64 = sqlx::query_scalar(
             "INSERT INTO backlog_items (app_id, team_id, incident_id, title, status, created_ms)
-             VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
         )
         .bind(app)
         .bind(backlog_team_id)
@@ -346,13 +343,13 @@ pub(crate) async fn insert_incident(
 }
 
 pub(crate) async fn incidents(
-    conn: &mut SqliteConnection,
+    conn: &mut Connection,
     app: Option<&str>,
     resolved: bool,
 ) -> StoreResult<Vec<IncidentRecord>> {
     let rows: Vec<IncidentRow> = sqlx::query_as(&format!(
-        "{SELECT_INCIDENTS} WHERE (?1 IS NULL OR apps.name = ?1)
-             AND (?2 OR incidents.status != ?3)
+        "{SELECT_INCIDENTS} WHERE ($1 IS NULL OR apps.name = $1)
+             AND ($2 OR incidents.status != $3)
          ORDER BY incidents.id DESC"
     ))
     .bind(app)
@@ -365,11 +362,11 @@ pub(crate) async fn incidents(
 }
 
 pub(crate) async fn incident(
-    conn: &mut SqliteConnection,
+    conn: &mut Connection,
     id: i64,
 ) -> StoreResult<Option<IncidentRecord>> {
     let row: Option<IncidentRow> =
-        sqlx::query_as(&format!("{SELECT_INCIDENTS} WHERE incidents.id = ?"))
+        sqlx::query_as(&format!("{SELECT_INCIDENTS} WHERE incidents.id = $1"))
             .bind(id)
             .fetch_optional(&mut *conn)
             .await
@@ -378,16 +375,16 @@ pub(crate) async fn incident(
 }
 
 pub(crate) async fn update_incident(
-    conn: &mut SqliteConnection,
+    conn: &mut Connection,
     incident: &IncidentRecord,
     read_status: IncidentStatus,
     read_level: u32,
 ) -> StoreResult<()> {
     let changed = sqlx::query(
-        "UPDATE incidents SET status = ?, assignee = ?, escalation_level = ?,
-             acknowledged_ms = ?, acknowledged_by = ?, resolved_ms = ?, resolved_by = ?,
-             history = ?, base_version = ?, suggested_version = ?, source = ?
-         WHERE id = ? AND status = ? AND escalation_level = ?",
+        "UPDATE incidents SET status = $1, assignee = $2, escalation_level = $3,
+             acknowledged_ms = $4, acknowledged_by = $5, resolved_ms = $6, resolved_by = $7,
+             history = $8, base_version = $9, suggested_version = $10, source = $11
+         WHERE id = $12 AND status = $13 AND escalation_level = $14",
     )
     .bind(incident.status.as_str())
     .bind(&incident.assignee)
@@ -416,14 +413,14 @@ pub(crate) async fn update_incident(
 }
 
 pub(crate) async fn backlog(
-    conn: &mut SqliteConnection,
+    conn: &mut Connection,
     app: Option<&str>,
 ) -> StoreResult<Vec<BacklogItem>> {
     let rows: Vec<BacklogRow> = sqlx::query_as(
         "SELECT backlog_items.*, apps.name AS app, teams.name AS team
          FROM backlog_items JOIN apps ON apps.id = backlog_items.app_id
          JOIN teams ON teams.id = backlog_items.team_id
-         WHERE ?1 IS NULL OR apps.name = ?1 ORDER BY backlog_items.id DESC",
+         WHERE $1 IS NULL OR apps.name = $1 ORDER BY backlog_items.id DESC",
     )
     .bind(app)
     .fetch_all(&mut *conn)
@@ -464,7 +461,7 @@ struct BacklogRow {
 /// Closes open backlog items of `app` with the release `version`; refuses an item that is
 /// not an open item of that application.
 pub(crate) async fn close_backlog_items(
-    conn: &mut SqliteConnection,
+    conn: &mut Connection,
     app: &str,
     ids: &[i64],
     version: &str,
@@ -472,8 +469,8 @@ pub(crate) async fn close_backlog_items(
 ) -> StoreResult<()> {
     for id in ids {
         let closed = sqlx::query(
-            "UPDATE backlog_items SET status = ?, closed_by = ?, closed_ms = ?
-             WHERE id = ? AND status = ? AND app_id = (SELECT id FROM apps WHERE name = ?)",
+            "UPDATE backlog_items SET status = $1, closed_by = $2, closed_ms = $3
+             WHERE id = $4 AND status = $5 AND app_id = (SELECT id FROM apps WHERE name = $6)",
         )
         .bind(BacklogStatus::Closed.as_str())
         .bind(version)
@@ -531,12 +528,12 @@ impl TryFrom<BackportRow> for Backport {
 }
 
 pub(crate) async fn backports(
-    conn: &mut SqliteConnection,
+    conn: &mut Connection,
     app: Option<&str>,
 ) -> StoreResult<Vec<Backport>> {
     let rows: Vec<BackportRow> = sqlx::query_as(
         "SELECT backports.*, apps.name AS app FROM backports JOIN apps ON apps.id = backports.app_id
-         WHERE ?1 IS NULL OR apps.name = ?1 ORDER BY backports.id DESC",
+         WHERE $1 IS NULL OR apps.name = $1 ORDER BY backports.id DESC",
     )
     .bind(app)
     .fetch_all(&mut *conn)
@@ -546,14 +543,14 @@ pub(crate) async fn backports(
 }
 
 pub(crate) async fn insert_backport(
-    conn: &mut SqliteConnection,
+    conn: &mut Connection,
     backport: &Backport,
 ) -> StoreResult<Option<Backport>> {
     let app = app_id(conn, &backport.app).await?;
     let id: Option<i64> = sqlx::query_scalar(
         "INSERT INTO backports (app_id, hotfix_version, base_version, incident_id, mode, status,
              opened_ms)
-         VALUES (?, ?, ?, ?, ?, ?, ?)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
          ON CONFLICT (app_id, hotfix_version) DO NOTHING RETURNING id",
     )
     .bind(app)
@@ -576,7 +573,7 @@ pub(crate) async fn insert_backport(
 /// Closes an open obligation as `status` (done or waived); whether it was open (an
 /// obligation closed meanwhile is left as it is).
 pub(crate) async fn close_backport_if_open(
-    conn: &mut SqliteConnection,
+    conn: &mut Connection,
     id: i64,
     status: ObligationStatus,
     by: &str,
@@ -584,8 +581,8 @@ pub(crate) async fn close_backport_if_open(
     now_ms: i64,
 ) -> StoreResult<bool> {
     let closed = sqlx::query(
-        "UPDATE backports SET status = ?, closed_by = ?, reason = ?, closed_ms = ?
-         WHERE id = ? AND status = ?",
+        "UPDATE backports SET status = $1, closed_by = $2, reason = $3, closed_ms = $4
+         WHERE id = $5 AND status = $6",
     )
     .bind(status.as_str())
     .bind(by)
@@ -601,7 +598,7 @@ pub(crate) async fn close_backport_if_open(
 
 /// Closes an open obligation as `status` (done or waived); refuses one that is not open.
 pub(crate) async fn close_backport(
-    conn: &mut SqliteConnection,
+    conn: &mut Connection,
     id: i64,
     status: ObligationStatus,
     by: &str,

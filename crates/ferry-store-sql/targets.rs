@@ -1,9 +1,9 @@
 //! Targets, enrollment, placements, and each target's desired and reported state.
 
+use crate::Connection;
 use ferry_domain::deployment::{Kind, Status, TargetAppState};
 use ferry_domain::vocabulary::UnknownWord;
 use ferry_store::{StoreError, StoreResult, Target, TargetApp, TargetReport};
-use sqlx::PgConnection;
 
 use crate::{backend, narrow, not_found, unreadable};
 
@@ -36,7 +36,7 @@ impl From<TargetRow> for Target {
 
 /// The target row `condition` finds, in service or removed.
 async fn row_where(
-    conn: &mut PgConnection,
+    conn: &mut Connection,
     condition: &str,
     value: &str,
 ) -> StoreResult<Option<TargetRow>> {
@@ -49,7 +49,7 @@ async fn row_where(
 
 /// The target in service `condition` finds.
 async fn target_where(
-    conn: &mut PgConnection,
+    conn: &mut Connection,
     condition: &str,
     value: &str,
 ) -> StoreResult<Option<Target>> {
@@ -59,7 +59,7 @@ async fn target_where(
         .map(Target::from))
 }
 
-pub(crate) async fn list(conn: &mut PgConnection) -> StoreResult<Vec<Target>> {
+pub(crate) async fn list(conn: &mut Connection) -> StoreResult<Vec<Target>> {
     let rows: Vec<TargetRow> = sqlx::query_as(&format!(
         "{SELECT_TARGETS} WHERE removed_ms IS NULL ORDER BY name"
     ))
@@ -70,7 +70,7 @@ pub(crate) async fn list(conn: &mut PgConnection) -> StoreResult<Vec<Target>> {
 }
 
 pub(crate) async fn by_credential(
-    conn: &mut PgConnection,
+    conn: &mut Connection,
     hash: &str,
 ) -> StoreResult<Option<Target>> {
     target_where(conn, "credential_hash = $1", hash).await
@@ -78,7 +78,7 @@ pub(crate) async fn by_credential(
 
 /// Takes `target` out of service: no credential, no enrollment tokens, not enrolled.
 pub(crate) async fn remove(
-    conn: &mut PgConnection,
+    conn: &mut Connection,
     target: &str,
     now_ms: i64,
 ) -> StoreResult<Target> {
@@ -105,7 +105,7 @@ pub(crate) async fn remove(
 }
 
 pub(crate) async fn create_enrollment(
-    conn: &mut PgConnection,
+    conn: &mut Connection,
     env: &str,
     target: &str,
     token_hash: &str,
@@ -170,7 +170,7 @@ pub(crate) async fn create_enrollment(
 }
 
 pub(crate) async fn enroll(
-    conn: &mut PgConnection,
+    conn: &mut Connection,
     token_hash: &str,
     credential_hash: &str,
     now_ms: i64,
@@ -219,7 +219,7 @@ pub(crate) async fn enroll(
         .ok_or_else(|| not_found("target", &name))
 }
 
-pub(crate) async fn touch(conn: &mut PgConnection, target: &str, now_ms: i64) -> StoreResult<()> {
+pub(crate) async fn touch(conn: &mut Connection, target: &str, now_ms: i64) -> StoreResult<()> {
     sqlx::query("UPDATE targets SET last_seen_ms = $1 WHERE name = $2")
         .bind(now_ms)
         .bind(target)
@@ -230,7 +230,7 @@ pub(crate) async fn touch(conn: &mut PgConnection, target: &str, now_ms: i64) ->
 }
 
 pub(crate) async fn place(
-    conn: &mut PgConnection,
+    conn: &mut Connection,
     app: &str,
     env: &str,
     targets: &[String],
@@ -279,7 +279,7 @@ pub(crate) async fn place(
 }
 
 pub(crate) async fn placement(
-    conn: &mut PgConnection,
+    conn: &mut Connection,
     app: &str,
     env: &str,
 ) -> StoreResult<Vec<String>> {
@@ -361,7 +361,7 @@ impl TryFrom<TargetAppRow> for TargetApp {
 }
 
 pub(crate) async fn target_apps(
-    conn: &mut PgConnection,
+    conn: &mut Connection,
     target: Option<&str>,
 ) -> StoreResult<Vec<TargetApp>> {
     let rows: Vec<TargetAppRow> = sqlx::query_as(
@@ -389,7 +389,7 @@ pub(crate) async fn target_apps(
     rows.into_iter().map(TargetApp::try_from).collect()
 }
 
-pub(crate) async fn report(conn: &mut PgConnection, report: &TargetReport) -> StoreResult<()> {
+pub(crate) async fn report(conn: &mut Connection, report: &TargetReport) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO target_apps (target_id, app_id, current_version, state, detail, updated_ms)
          VALUES ((SELECT id FROM targets WHERE name = $1), (SELECT id FROM apps WHERE name = $2), $3, $4, $5, $6)
@@ -411,7 +411,7 @@ pub(crate) async fn report(conn: &mut PgConnection, report: &TargetReport) -> St
 
 /// Sets what a target should run for an application.
 pub(crate) async fn set_desired(
-    conn: &mut PgConnection,
+    conn: &mut Connection,
     change: &ferry_store::DesiredChange,
     now_ms: i64,
 ) -> StoreResult<()> {

@@ -2,8 +2,8 @@
 
 use std::collections::HashSet;
 
+use crate::Connection;
 use ferry_store::{NewRelease, Release, ReleaseOutcome, StoreError, StoreResult};
-use sqlx::PgConnection;
 
 use crate::{backend, narrow, not_found, unreadable};
 
@@ -54,7 +54,7 @@ impl TryFrom<ReleaseRow> for Release {
 }
 
 pub(crate) async fn by_version(
-    conn: &mut PgConnection,
+    conn: &mut Connection,
     app: &str,
     version: &str,
 ) -> StoreResult<Option<Release>> {
@@ -69,7 +69,7 @@ pub(crate) async fn by_version(
     row.map(Release::try_from).transpose()
 }
 
-pub(crate) async fn list(conn: &mut PgConnection, app: &str) -> StoreResult<Vec<Release>> {
+pub(crate) async fn list(conn: &mut Connection, app: &str) -> StoreResult<Vec<Release>> {
     let rows: Vec<ReleaseRow> = sqlx::query_as(&format!(
         "{SELECT_RELEASES} WHERE apps.name = $1 ORDER BY releases.id DESC"
     ))
@@ -83,7 +83,7 @@ pub(crate) async fn list(conn: &mut PgConnection, app: &str) -> StoreResult<Vec<
 /// Inserts the release and its blob references, or reports the existing one. Returns
 /// `None` for "created" so the caller writes the audit event only then.
 pub(crate) async fn insert(
-    conn: &mut PgConnection,
+    conn: &mut Connection,
     new: &NewRelease,
 ) -> StoreResult<Option<ReleaseOutcome>> {
     let release = &new.release;
@@ -121,27 +121,11 @@ pub(crate) async fn insert(
     .execute(&mut *conn)
     .await
     .map_err(backend)?;
-    // One statement whatever the number of files; a blob the tree holds twice counts twice.
-    let (hashes, sizes): (Vec<&str>, Vec<i64>) = new
-        .blobs
-        .iter()
-        .map(|(hash, size)| (hash.as_str(), *size as i64))
-        .unzip();
-    sqlx::query(
-        "INSERT INTO blob_refs (hash, size, refs)
-         SELECT hash, min(size), count(*) FROM unnest($1::text[], $2::bigint[]) AS new (hash, size)
-         GROUP BY hash
-         ON CONFLICT (hash) DO UPDATE SET refs = blob_refs.refs + excluded.refs",
-    )
-    .bind(&hashes)
-    .bind(&sizes)
-    .execute(&mut *conn)
-    .await
-    .map_err(backend)?;
+    crate::dialect::count_blob_refs(conn, &new.blobs).await?;
     Ok(None)
 }
 
-pub(crate) async fn referenced_blobs(conn: &mut PgConnection) -> StoreResult<HashSet<String>> {
+pub(crate) async fn referenced_blobs(conn: &mut Connection) -> StoreResult<HashSet<String>> {
     let hashes: Vec<String> = sqlx::query_scalar("SELECT hash FROM blob_refs")
         .fetch_all(&mut *conn)
         .await
@@ -151,7 +135,7 @@ pub(crate) async fn referenced_blobs(conn: &mut PgConnection) -> StoreResult<Has
 
 /// Deletes releases and drops their blob references.
 pub(crate) async fn delete(
-    conn: &mut PgConnection,
+    conn: &mut Connection,
     app: &str,
     releases: &[(String, Vec<String>)],
 ) -> StoreResult<()> {
@@ -167,25 +151,7 @@ pub(crate) async fn delete(
         if deleted.rows_affected() == 0 {
             return Err(not_found("release", &format!("{app} {version}")));
         }
-        // Set-based, whatever the number of blobs: references that drop to none go.
-        const DROPPED: &str =
-            "SELECT hash, count(*) AS n FROM unnest($1::text[]) AS dropped (hash) GROUP BY hash";
-        sqlx::query(&format!(
-            "DELETE FROM blob_refs USING ({DROPPED}) AS d
-             WHERE blob_refs.hash = d.hash AND blob_refs.refs <= d.n"
-        ))
-        .bind(blobs)
-        .execute(&mut *conn)
-        .await
-        .map_err(backend)?;
-        sqlx::query(&format!(
-            "UPDATE blob_refs SET refs = blob_refs.refs - d.n FROM ({DROPPED}) AS d
-             WHERE blob_refs.hash = d.hash"
-        ))
-        .bind(blobs)
-        .execute(&mut *conn)
-        .await
-        .map_err(backend)?;
+        crate::dialect::drop_blob_refs(conn, blobs).await?;
     }
     Ok(())
 }

@@ -1,16 +1,16 @@
 //! Reads that cover every application at once (one query each, whatever the number of
 //! applications), and the status revision the server keys its status document by.
 
+use crate::Connection;
 use ferry_domain::deployment::{Kind, Status};
 use ferry_store::{BadVersion, DeploymentRecord, StoreResult};
-use sqlx::PgConnection;
 
 use crate::backend;
 use crate::deployments::{records, DeploymentRow, SELECT_DEPLOYMENTS};
 
 /// The number the triggers of `0010_status_revision.sql` bump with every write that can
 /// change what `status` shows.
-pub(crate) async fn status_revision(conn: &mut PgConnection) -> StoreResult<i64> {
+pub(crate) async fn status_revision(conn: &mut Connection) -> StoreResult<i64> {
     sqlx::query_scalar("SELECT revision FROM status_revision WHERE id = 1")
         .fetch_one(&mut *conn)
         .await
@@ -20,9 +20,7 @@ pub(crate) async fn status_revision(conn: &mut PgConnection) -> StoreResult<i64>
 /// Per application and environment, the newest deployment that went live: succeeded, and
 /// not stage-only (`DeploymentRecord::went_live`); newest is the highest id, as
 /// `list_deployments` orders them.
-pub(crate) async fn live_deployments(
-    conn: &mut PgConnection,
-) -> StoreResult<Vec<DeploymentRecord>> {
+pub(crate) async fn live_deployments(conn: &mut Connection) -> StoreResult<Vec<DeploymentRecord>> {
     let rows: Vec<DeploymentRow> = sqlx::query_as(&format!(
         "{SELECT_DEPLOYMENTS}
          WHERE deployments.id IN (
@@ -39,7 +37,7 @@ pub(crate) async fn live_deployments(
     records(rows)
 }
 
-pub(crate) async fn every_bad_version(conn: &mut PgConnection) -> StoreResult<Vec<BadVersion>> {
+pub(crate) async fn every_bad_version(conn: &mut Connection) -> StoreResult<Vec<BadVersion>> {
     let rows: Vec<(String, String, String)> = sqlx::query_as(
         "SELECT apps.name AS app, bad_releases.env, bad_releases.version
          FROM bad_releases JOIN apps ON apps.id = bad_releases.app_id
