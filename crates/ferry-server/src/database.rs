@@ -36,7 +36,7 @@ impl Database {
     /// Whether the database holds ferry's state already (an audit trail, at least).
     pub async fn exists(&self) -> anyhow::Result<bool> {
         Ok(match self {
-            Database::Sqlite(path) => path.exists(),
+            Database::Sqlite(path) => path.exists() || crate::migrate::moved_name(path).exists(),
             Database::Postgres(url) => PostgresStore::holds_state(url)
                 .await
                 .with_context(|| format!("reading {}", self.describe()))?,
@@ -65,6 +65,16 @@ impl OpenStore {
     pub async fn open(database: &Database, audit_key: [u8; 32]) -> anyhow::Result<OpenStore> {
         let context = || format!("opening the database ({})", database.describe());
         Ok(match database {
+            Database::Sqlite(path)
+                if !path.exists() && crate::migrate::moved_name(path).exists() =>
+            {
+                anyhow::bail!(
+                    "the state in {} moved to PostgreSQL (`ferry server migrate`): start with --database (or FERRY_DATABASE) naming that database. To go back to SQLite as it was before the move, rename {} to {}",
+                    path.parent().unwrap_or(path).display(),
+                    crate::migrate::moved_name(path).display(),
+                    path.display()
+                )
+            }
             Database::Sqlite(path) => OpenStore::Sqlite(Arc::new(
                 SqliteStore::open(path, audit_key)
                     .await

@@ -39,6 +39,13 @@ pub fn write_private_file(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     write().with_context(|| format!("writing {}", path.display()))
 }
 
+/// Makes the entries of `dir` (a rename in it) durable.
+pub fn sync_dir(dir: &Path) -> anyhow::Result<()> {
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("syncing {}", dir.display()))
+}
+
 /// Where the audit key is kept when `--audit-key` names no file: beside the database, where
 /// anyone who can read the data directory can read it too.
 pub const AUDIT_KEY_FILE: &str = "audit-key";

@@ -16,6 +16,7 @@ mod metrics;
 mod migrate;
 mod notifier;
 mod openapi;
+mod running;
 mod served;
 mod services;
 mod shared_wakeups;
@@ -88,6 +89,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
 /// Runs the server on a listener already bound (so a caller can learn its port first).
 pub async fn serve(listener: tokio::net::TcpListener, config: ServerConfig) -> anyhow::Result<()> {
     files::create_private_dir(&config.data_dir)?;
+    let _running = running::hold_as_server(&config.data_dir)?;
     let tls = match &config.tls {
         Some(options) => {
             let names = tls::certificate_names(&options.names)?;
@@ -101,18 +103,29 @@ pub async fn serve(listener: tokio::net::TcpListener, config: ServerConfig) -> a
         config.database.exists().await?,
     )?;
     let database = database::OpenStore::open(&config.database, audit_key).await?;
-    tracing::info!("state in {}", config.database.describe());
     let store = database.store();
     if let Some(head) = store
         .audit_head()
         .await?
         .filter(|head| !head.is_sealed_with(&audit_key))
     {
+        if !first_event_verifies(store.as_ref(), &audit_key).await? {
+            database.close().await;
+            anyhow::bail!(
+                "the audit key ({}) is not this trail's key: not even its first event verifies with it. Start with the key this database was created with (`--audit-key FILE`; servers sharing a database share one key file)",
+                config
+                    .audit_key_file
+                    .clone()
+                    .unwrap_or_else(|| config.data_dir.join("audit-key"))
+                    .display()
+            );
+        }
         tracing::error!(
             "the audit trail's head (event {}) is not sealed with this audit key: the trail was cut short and its head rewritten, or the key is another trail's; no change can be recorded until the database and its key are restored (`ferry audit verify` says more)",
             head.head.seq
         );
     }
+    tracing::info!("state in {}", config.database.describe());
     let clock: Arc<dyn Clock> = match &config.clock_offset_file {
         Some(file) => Arc::new(OffsetClock { file: file.clone() }),
         None => Arc::new(SystemClock),
@@ -202,6 +215,18 @@ pub async fn serve(listener: tokio::net::TcpListener, config: ServerConfig) -> a
     database.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Whether the trail's first event verifies with `key`: with another trail's key none does,
+/// while a trail cut short with its head rewritten keeps its first event.
+async fn first_event_verifies(
+    store: &dyn ferry_store::Store,
+    key: &[u8; 32],
+) -> anyhow::Result<bool> {
+    let chain = store.audit_chain().await?;
+    Ok(chain.events.first().is_none_or(|first| {
+        ferry_domain::audit::verify_chain(key, std::slice::from_ref(first), None).is_ok()
+    }))
 }
 
 /// Whether `ip` is a loopback address (127.0.0.0/8, ::1, or ::ffff:127.x.y.z).

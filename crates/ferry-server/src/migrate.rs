@@ -50,6 +50,12 @@ pub async fn migrate(
             data_dir.display()
         )));
     }
+    let _alone = crate::running::hold_alone(data_dir)?.ok_or_else(|| {
+        MigrateError::Refused(format!(
+            "a server is running on {}: stop it (and every server sharing the directory) first, so that no change made during the move is lost",
+            data_dir.display()
+        ))
+    })?;
     let audit_key = crate::files::load_or_create_audit_key(data_dir, audit_key_file, true)?;
     // Brings the SQLite database to the latest migration, and refuses a broken trail: a
     // move must not carry a cut or altered trail into a database that would then vouch
@@ -86,8 +92,33 @@ pub async fn migrate(
     if moved != events {
         return Err(anyhow::anyhow!("{events} audit events in SQLite but {moved} in PostgreSQL after the move; do not start servers on it: drop the database and move again").into());
     }
+    set_aside(&sqlite_path)?;
     Ok(Migration {
         rows,
         audit_events: moved,
     })
+}
+
+/// The name the SQLite database takes once its state has moved: a server started on the
+/// data directory without `--database` then refuses, instead of serving the old state
+/// (and telling agents to go back to it).
+pub fn moved_name(sqlite_path: &Path) -> std::path::PathBuf {
+    let mut name = sqlite_path.as_os_str().to_owned();
+    name.push(".moved-to-postgresql");
+    name.into()
+}
+
+/// Renames the SQLite database (and its journal files, if any) to [`moved_name`].
+fn set_aside(sqlite_path: &Path) -> anyhow::Result<()> {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut from = sqlite_path.as_os_str().to_owned();
+        from.push(suffix);
+        let from = std::path::PathBuf::from(from);
+        if from.exists() {
+            let mut to = moved_name(sqlite_path).into_os_string();
+            to.push(suffix);
+            std::fs::rename(&from, &to).with_context(|| format!("renaming {}", from.display()))?;
+        }
+    }
+    crate::files::sync_dir(sqlite_path.parent().unwrap_or(Path::new(".")))
 }

@@ -17,7 +17,8 @@ pub async fn run(args: ServerArgs) -> CliResult {
         .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
-                .unwrap_or_else(|_| "info".into()),
+                // PostgreSQL's notices (a migration table that exists already) are noise.
+                .unwrap_or_else(|_| "info,sqlx::postgres::notice=warn".into()),
         )
         .init();
     let database = ferry_server::Database::from_flag(args.database.as_deref(), &args.data)
@@ -100,7 +101,9 @@ pub async fn migrate(
             m.audit_events
         );
         println!(
-            "start the servers with --database set to that URL and this audit key; release content stays in {}",
+            "{} is set aside as ferry.db.moved-to-postgresql; start the servers with --database set to that URL, the audit key {} and release content in {}",
+            from.join("ferry.db").display(),
+            audit_key.map_or_else(|| from.join("audit-key"), |k| k.to_owned()).display(),
             from.join("blobs").display()
         );
     });

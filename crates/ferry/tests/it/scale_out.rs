@@ -127,8 +127,7 @@ fn an_installation_moves_from_sqlite_to_postgres_with_its_history() {
         .admin(&["deploy", "web", "1.0.0", "--to", "dev", "--wait"])
         .success();
     let trail = server.admin(&["audit", "--json"]).success().json();
-    let (_, dir, _) = server.stop();
-    let data = dir.path().join("data");
+    let data = server.data_dir();
     let migrate = |to: &str| {
         crate::harness::Run::of(
             std::process::Command::new(crate::harness::FERRY)
@@ -137,6 +136,9 @@ fn an_installation_moves_from_sqlite_to_postgres_with_its_history() {
                 .args(["--to", to]),
         )
     };
+    // Not while a server runs on it: what it changed meanwhile would be lost.
+    migrate(&database.url).fails(3, "a server is running on");
+    let (_, dir, _) = server.stop();
 
     let moved = migrate(&database.url).success();
     let events = trail.as_array().unwrap().len();
@@ -146,8 +148,19 @@ fn an_installation_moves_from_sqlite_to_postgres_with_its_history() {
         )),
         "{moved:?}"
     );
-    // Never over an installation.
-    migrate(&database.url).fails(3, "holds a ferry installation already");
+    // The SQLite database is set aside: a server started without --database refuses
+    // rather than serving the old state and sending agents back to it.
+    crate::harness::Run::of(
+        std::process::Command::new(crate::harness::FERRY)
+            .args(["server", "--listen", "127.0.0.1:0", "--data"])
+            .arg(&data),
+    )
+    .fails(
+        1,
+        "moved to PostgreSQL (`ferry server migrate`): start with --database",
+    );
+    // Never twice.
+    migrate(&database.url).fails(3, "holds no ferry database");
 
     // The same data directory (admin token, audit key, content) on PostgreSQL: the same
     // history, and the agent goes on with the next release.
