@@ -6,7 +6,7 @@ use std::fs;
 use std::time::{Duration, Instant};
 
 use crate::deployments::{current, release, setup, start_agent};
-use crate::harness::Server;
+use crate::harness::{Agent, Server};
 
 /// Agents long-poll for up to 25 s when the heartbeat is a minute: a change that wakes them
 /// is seen in milliseconds, one that does not only when the poll's hold runs out.
@@ -54,19 +54,31 @@ fn a_server_killed_mid_deployment_loses_nothing_and_no_step_runs_twice() {
         return;
     };
     let second = first.start_peer(&[]);
-    setup(&first);
-    let agents: Vec<_> = (1..=4)
-        .map(|n| start_agent(&second, "dev", &format!("dev-{n}")))
-        .collect();
-    // Each switch takes a moment and leaves a mark, so the deployment is under way when
-    // the first server dies, and every switch can be counted.
+    let agents = agents_on(&second, 4);
+    let id = rolling_deployment_under_way(&first, &agents);
+    first.kill();
+    each_switched_once(&second, &id, &agents);
+}
+
+/// Enrolls `n` dev targets through `server` (so they talk to it) and starts their agents.
+fn agents_on(server: &Server, n: usize) -> Vec<Agent> {
+    setup(server);
+    (1..=n)
+        .map(|n| start_agent(server, "dev", &format!("dev-{n}")))
+        .collect()
+}
+
+/// Starts a rolling deployment of web 1.0.0 to dev through `server` and returns its id once
+/// the first target has switched. Each switch takes a moment and leaves a mark, so the
+/// deployment is under way then, and every switch can be counted.
+fn rolling_deployment_under_way(server: &Server, agents: &[Agent]) -> String {
     let toml = concat!(
         "shared = [\"data\"]\n",
         "[hooks]\n",
         "after_switch = 'echo \"$FERRY_VERSION\" >> \"$FERRY_SHARED_DIR/data/switches\" && sleep 1'\n",
     );
-    release(&first, "1.0.0", toml);
-    let run = first
+    release(server, "1.0.0", toml);
+    let run = server
         .admin(&[
             "deploy",
             "web",
@@ -79,26 +91,32 @@ fn a_server_killed_mid_deployment_loses_nothing_and_no_step_runs_twice() {
         ])
         .success();
     let id = run.json()["id"].to_string();
-    let switches = |agent: &crate::harness::Agent| {
-        fs::read_to_string(agent.root.join("apps/web/shared/data/switches")).unwrap_or_default()
-    };
     let deadline = Instant::now() + Duration::from_secs(60);
     while agents.iter().all(|agent| switches(agent).is_empty()) {
         assert!(Instant::now() < deadline, "no target switched");
         std::thread::sleep(Duration::from_millis(20));
     }
-    first.kill();
+    id
+}
 
-    let done = second
-        .admin(&["deployment", "show", &id, "--wait", "--json"])
+/// The versions a target switched to, one per line.
+fn switches(agent: &Agent) -> String {
+    fs::read_to_string(agent.root.join("apps/web/shared/data/switches")).unwrap_or_default()
+}
+
+/// Waits for deployment `id` through `server`: it succeeded, every target switched exactly
+/// once, and the trail verifies.
+fn each_switched_once(server: &Server, id: &str, agents: &[Agent]) {
+    let done = server
+        .admin(&["deployment", "show", id, "--wait", "--json"])
         .success()
         .json();
     assert_eq!(done["status"], "succeeded", "{done}");
-    for agent in &agents {
+    for agent in agents {
         assert_eq!(current(&agent.root, "web"), "releases/1.0.0");
         assert_eq!(switches(agent), "1.0.0\n", "each target switched once");
     }
-    second.admin(&["audit", "verify"]).success();
+    server.admin(&["audit", "verify"]).success();
 }
 
 #[test]
@@ -195,50 +213,11 @@ fn a_database_restart_mid_deployment_is_ridden_out() {
     let Some(server) = Server::start_on_postgres(&[]) else {
         return;
     };
-    setup(&server);
-    let agents: Vec<_> = (1..=2)
-        .map(|n| start_agent(&server, "dev", &format!("dev-{n}")))
-        .collect();
-    let toml = concat!(
-        "shared = [\"data\"]\n",
-        "[hooks]\n",
-        "after_switch = 'echo \"$FERRY_VERSION\" >> \"$FERRY_SHARED_DIR/data/switches\" && sleep 1'\n",
-    );
-    release(&server, "1.0.0", toml);
-    let run = server
-        .admin(&[
-            "deploy",
-            "web",
-            "1.0.0",
-            "--to",
-            "dev",
-            "--strategy",
-            "rolling",
-            "--json",
-        ])
-        .success();
-    let id = run.json()["id"].to_string();
-    let switches = |agent: &crate::harness::Agent| {
-        fs::read_to_string(agent.root.join("apps/web/shared/data/switches")).unwrap_or_default()
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while agents.iter().all(|agent| switches(agent).is_empty()) {
-        assert!(Instant::now() < deadline, "no target switched");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let agents = agents_on(&server, 2);
+    let id = rolling_deployment_under_way(&server, &agents);
     server.database_outage(Duration::from_secs(3));
-
     // The server reconnects; the deployment ends, and ends whole.
-    let done = server
-        .admin(&["deployment", "show", &id, "--wait", "--json"])
-        .success()
-        .json();
-    assert_eq!(done["status"], "succeeded", "{done}");
-    for agent in &agents {
-        assert_eq!(current(&agent.root, "web"), "releases/1.0.0");
-        assert_eq!(switches(agent), "1.0.0\n", "each target switched once");
-    }
-    server.admin(&["audit", "verify"]).success();
+    each_switched_once(&server, &id, &agents);
     // And the server takes changes again.
     server
         .admin(&["team", "create", "after-the-restart"])
