@@ -75,6 +75,12 @@ impl Server {
         Server::launch(dir, args)
     }
 
+    /// Starts a server in a new temp directory with extra `ferry server` flags and
+    /// environment variables.
+    pub fn start_with_env(args: &[&str], env: &[(&str, String)]) -> Server {
+        Server::launch_with_env(tempfile::tempdir().unwrap(), args, env)
+    }
+
     /// Starts a second server on this server's data directory, as servers sharing one
     /// database run; it has a temp directory of its own for clients' config.
     pub fn start_sharing(&self) -> Server {
@@ -83,10 +89,15 @@ impl Server {
             &self.data_dir(),
             self.database.clone(),
             &[],
+            &[],
         )
     }
 
     fn launch(dir: tempfile::TempDir, args: &[&str]) -> Server {
+        Server::launch_with_env(dir, args, &[])
+    }
+
+    fn launch_with_env(dir: tempfile::TempDir, args: &[&str], env: &[(&str, String)]) -> Server {
         let data = dir.path().join("data");
         let database = on_postgres().then(|| {
             let mut stopped = STOPPED_DATABASES.lock().unwrap();
@@ -95,7 +106,7 @@ impl Server {
                 None => fresh_database(),
             }
         });
-        Server::launch_on(dir, &data, database, args)
+        Server::launch_on(dir, &data, database, args, env)
     }
 
     fn launch_on(
@@ -103,6 +114,7 @@ impl Server {
         data: &Path,
         database: Option<Arc<TestDatabase>>,
         args: &[&str],
+        env: &[(&str, String)],
     ) -> Server {
         let listen: &[&str] = if args.contains(&"--listen") {
             &[]
@@ -116,6 +128,7 @@ impl Server {
             .arg(data)
             .args(args)
             .envs(database.as_ref().map(|db| ("FERRY_DATABASE", db.url.as_str())))
+            .envs(env.iter().map(|(name, value)| (name, value)))
             .env("FERRY_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
