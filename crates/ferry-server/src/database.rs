@@ -37,7 +37,9 @@ impl Database {
     pub fn describe(&self) -> String {
         match self {
             Database::Sqlite(path) => format!("SQLite {}", path.display()),
-            Database::Postgres(url) => format!("PostgreSQL {}", ferry_store_postgres::redacted(url)),
+            Database::Postgres(url) => {
+                format!("PostgreSQL {}", ferry_store_postgres::redacted(url))
+            }
         }
     }
 }
@@ -54,10 +56,14 @@ impl OpenStore {
         let context = || format!("opening the database ({})", database.describe());
         Ok(match database {
             Database::Sqlite(path) => OpenStore::Sqlite(Arc::new(
-                SqliteStore::open(path, audit_key).await.with_context(context)?,
+                SqliteStore::open(path, audit_key)
+                    .await
+                    .with_context(context)?,
             )),
             Database::Postgres(url) => OpenStore::Postgres(Arc::new(
-                PostgresStore::open(url, audit_key).await.with_context(context)?,
+                PostgresStore::open(url, audit_key)
+                    .await
+                    .with_context(context)?,
             )),
         })
     }

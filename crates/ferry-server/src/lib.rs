@@ -30,7 +30,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use ferry_store::AuditTrail;
 
 pub use crate::blob_storage::{BadBlobLocation, BlobLocation};
 pub use crate::clock::{Clock, OffsetClock, SystemClock};

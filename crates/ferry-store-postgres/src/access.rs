@@ -153,18 +153,12 @@ async fn grants(
     rows.into_iter().map(AppGrant::try_from).collect()
 }
 
-pub(crate) async fn app_grants(
-    conn: &mut PgConnection,
-    app: &str,
-) -> StoreResult<Vec<AppGrant>> {
+pub(crate) async fn app_grants(conn: &mut PgConnection, app: &str) -> StoreResult<Vec<AppGrant>> {
     grants(conn, Some(app), None).await
 }
 
 /// Sets a user's level on an application in an environment; `none` removes the grant.
-pub(crate) async fn set_app_grant(
-    conn: &mut PgConnection,
-    grant: &AppGrant,
-) -> StoreResult<()> {
+pub(crate) async fn set_app_grant(conn: &mut PgConnection, grant: &AppGrant) -> StoreResult<()> {
     let user_id: i64 = sqlx::query_scalar("SELECT id FROM users WHERE name = $1")
         .bind(&grant.user)
         .fetch_optional(&mut *conn)

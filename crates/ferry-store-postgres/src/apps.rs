@@ -43,14 +43,16 @@ pub(crate) async fn insert(conn: &mut PgConnection, app: &NewApp) -> StoreResult
         .await
         .map_err(backend)?
         .ok_or_else(|| not_found("team", &app.team))?;
-    sqlx::query("INSERT INTO apps (name, team_id, keep_releases, created_ms) VALUES ($1, $2, $3, $4)")
-        .bind(&app.name)
-        .bind(team_id)
-        .bind(i64::from(app.keep_releases))
-        .bind(app.created_ms)
-        .execute(&mut *conn)
-        .await
-        .map_err(unique("application", &app.name))?;
+    sqlx::query(
+        "INSERT INTO apps (name, team_id, keep_releases, created_ms) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(&app.name)
+    .bind(team_id)
+    .bind(i64::from(app.keep_releases))
+    .bind(app.created_ms)
+    .execute(&mut *conn)
+    .await
+    .map_err(unique("application", &app.name))?;
     Ok(())
 }
 

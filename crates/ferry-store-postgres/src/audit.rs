@@ -18,11 +18,7 @@ pub(crate) async fn head(conn: &mut PgConnection) -> StoreResult<Option<Recorded
     }))
 }
 
-async fn write_head(
-    conn: &mut PgConnection,
-    key: &[u8; 32],
-    head: ChainHead,
-) -> StoreResult<()> {
+async fn write_head(conn: &mut PgConnection, key: &[u8; 32], head: ChainHead) -> StoreResult<()> {
     let sealed = RecordedHead::sealed(key, head);
     sqlx::query(
         "INSERT INTO audit_head (id, seq, hash, seal) VALUES (1, $1, $2, $3)
@@ -67,10 +63,7 @@ pub(crate) async fn append(
 }
 
 /// Stores one linked event (the head is the caller's business).
-pub(crate) async fn insert_event(
-    conn: &mut PgConnection,
-    event: &AuditEvent,
-) -> StoreResult<()> {
+pub(crate) async fn insert_event(conn: &mut PgConnection, event: &AuditEvent) -> StoreResult<()> {
     let r = &event.record;
     sqlx::query(
         "INSERT INTO audit_events (seq, at_ms, actor, action, subject, app, details, prev_hash, hash)

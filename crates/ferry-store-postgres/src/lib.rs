@@ -983,7 +983,11 @@ impl AuditTrail for PostgresStore {
 
     async fn audit_chain(&self) -> StoreResult<AuditChain> {
         // One read transaction, so the events and the head are from the same moment.
-        let mut tx = self.pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await.map_err(backend)?;
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await
+            .map_err(backend)?;
         let chain = audit::chain(&mut tx).await?;
         tx.commit().await.map_err(backend)?;
         Ok(chain)
@@ -998,4 +1002,3 @@ impl AuditTrail for PostgresStore {
         audited!(self, record, |tx| ())
     }
 }
-

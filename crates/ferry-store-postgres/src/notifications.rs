@@ -286,11 +286,7 @@ pub(crate) async fn cursor(conn: &mut PgConnection) -> StoreResult<i64> {
 }
 
 /// Moves the cursor from `from` to `to`; refused if it is not at `from`.
-pub(crate) async fn move_cursor(
-    conn: &mut PgConnection,
-    from: i64,
-    to: i64,
-) -> StoreResult<()> {
+pub(crate) async fn move_cursor(conn: &mut PgConnection, from: i64, to: i64) -> StoreResult<()> {
     let moved = sqlx::query("UPDATE notification_cursor SET seq = $1 WHERE id = 1 AND seq = $2")
         .bind(to)
         .bind(from)

@@ -42,9 +42,7 @@ impl TryFrom<EnvironmentRow> for Environment {
     }
 }
 
-pub(crate) async fn list_environments(
-    conn: &mut PgConnection,
-) -> StoreResult<Vec<Environment>> {
+pub(crate) async fn list_environments(conn: &mut PgConnection) -> StoreResult<Vec<Environment>> {
     let rows: Vec<EnvironmentRow> = sqlx::query_as(
         "SELECT name, position, approvals_required, self_approval, protected, optional
          FROM environments ORDER BY position",
@@ -56,10 +54,7 @@ pub(crate) async fn list_environments(
 }
 
 /// One environment of the pipeline; not found if there is none of that name.
-pub(crate) async fn environment(
-    conn: &mut PgConnection,
-    name: &str,
-) -> StoreResult<Environment> {
+pub(crate) async fn environment(conn: &mut PgConnection, name: &str) -> StoreResult<Environment> {
     list_environments(conn)
         .await?
         .into_iter()

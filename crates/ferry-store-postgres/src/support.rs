@@ -67,10 +67,7 @@ fn rotation_from_json(team: &str, text: &str) -> StoreResult<Rotation> {
     })
 }
 
-pub(crate) async fn team_support(
-    conn: &mut PgConnection,
-    team: &str,
-) -> StoreResult<TeamSupport> {
+pub(crate) async fn team_support(conn: &mut PgConnection, team: &str) -> StoreResult<TeamSupport> {
     let id = team_id(conn, team).await?;
     let row: Option<(Option<String>, i64)> =
         sqlx::query_as("SELECT rotation, escalate_after_ms FROM team_support WHERE team_id = $1")

@@ -219,11 +219,7 @@ pub(crate) async fn enroll(
         .ok_or_else(|| not_found("target", &name))
 }
 
-pub(crate) async fn touch(
-    conn: &mut PgConnection,
-    target: &str,
-    now_ms: i64,
-) -> StoreResult<()> {
+pub(crate) async fn touch(conn: &mut PgConnection, target: &str, now_ms: i64) -> StoreResult<()> {
     sqlx::query("UPDATE targets SET last_seen_ms = $1 WHERE name = $2")
         .bind(now_ms)
         .bind(target)

@@ -596,7 +596,12 @@ pub struct ServerArgs {
     pub data: PathBuf,
     /// Keep the state in PostgreSQL (postgres://USER:PASSWORD@HOST:PORT/DATABASE) instead
     /// of SQLite in the data directory; several servers may share one database
-    #[arg(long, env = "FERRY_DATABASE", value_name = "URL", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "FERRY_DATABASE",
+        value_name = "URL",
+        hide_env_values = true
+    )]
     pub database: Option<String>,
     /// The audit trail's key (64 hex digits; created, mode 0600, on the first start if it
     /// does not exist). Recommended: a file outside the data directory, so that a copy of

@@ -44,7 +44,9 @@ fn fresh_database() -> Arc<TestDatabase> {
             .enable_all()
             .build()
             .unwrap()
-            .block_on(ferry_store_postgres::test_database::fresh("the integration suite"))
+            .block_on(ferry_store_postgres::test_database::fresh(
+                "the integration suite",
+            ))
     })
     .join()
     .unwrap()
@@ -127,7 +129,11 @@ impl Server {
             .arg("--data")
             .arg(data)
             .args(args)
-            .envs(database.as_ref().map(|db| ("FERRY_DATABASE", db.url.as_str())))
+            .envs(
+                database
+                    .as_ref()
+                    .map(|db| ("FERRY_DATABASE", db.url.as_str())),
+            )
             .envs(env.iter().map(|(name, value)| (name, value)))
             .env("FERRY_LOG", "info")
             .stdin(Stdio::null())
