@@ -269,29 +269,6 @@ impl BlobStore {
         }
     }
 
-    /// Removes every blob not in `keep` last written before `older_than` (younger ones may
-    /// belong to an upload whose release is not created yet). Returns blobs and bytes freed.
-    pub fn remove_unreferenced(
-        &self,
-        keep: &std::collections::HashSet<ContentHash>,
-        older_than: std::time::SystemTime,
-    ) -> CasResult<(u64, u64)> {
-        let (mut n_blobs, mut n_bytes) = (0, 0);
-        for hash in self.list()? {
-            if keep.contains(&hash) {
-                continue;
-            }
-            let path = self.path_of(&hash);
-            let metadata = fs::metadata(&path).map_err(|e| CasError::io(&path, e))?;
-            let modified = metadata.modified().map_err(|e| CasError::io(&path, e))?;
-            if modified < older_than && self.remove(&hash)? {
-                n_blobs += 1;
-                n_bytes += metadata.len();
-            }
-        }
-        Ok((n_blobs, n_bytes))
-    }
-
     /// Moves a corrupt blob aside (to `ROOT/quarantine`), so it reads as missing and the
     /// next upload of the same content stores it again.
     pub fn quarantine(&self, hash: &ContentHash) -> CasResult<()> {
@@ -301,9 +278,10 @@ impl BlobStore {
         fs::rename(self.path_of(hash), &target).map_err(|e| CasError::io(&target, e))
     }
 
-    /// Every blob on disk.
-    pub fn list(&self) -> CasResult<Vec<ContentHash>> {
-        let mut hashes = Vec::new();
+    /// Every blob on disk, with its size and when it was written (garbage collection
+    /// keeps young ones: they may belong to an upload whose release is not created yet).
+    pub fn stored(&self) -> CasResult<Vec<StoredBlob>> {
+        let mut stored = Vec::new();
         for shard in fs::read_dir(&self.root).map_err(|e| CasError::io(&self.root, e))? {
             let shard = shard.map_err(|e| CasError::io(&self.root, e))?.path();
             let name = shard.file_name().unwrap_or_default();
@@ -312,14 +290,36 @@ impl BlobStore {
             }
             for blob in fs::read_dir(&shard).map_err(|e| CasError::io(&shard, e))? {
                 let blob = blob.map_err(|e| CasError::io(&shard, e))?;
-                if let Some(hash) = blob.file_name().to_str().and_then(ContentHash::from_hex) {
-                    hashes.push(hash);
-                }
+                let Some(hash) = blob.file_name().to_str().and_then(ContentHash::from_hex) else {
+                    continue;
+                };
+                let metadata = match blob.metadata() {
+                    Ok(metadata) => metadata,
+                    // Removed since the directory was read.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(CasError::io(&blob.path(), e)),
+                };
+                stored.push(StoredBlob {
+                    hash,
+                    size: metadata.len(),
+                    written: metadata
+                        .modified()
+                        .map_err(|e| CasError::io(&blob.path(), e))?,
+                });
             }
         }
-        hashes.sort();
-        Ok(hashes)
+        stored.sort_by_key(|blob| blob.hash);
+        Ok(stored)
     }
+}
+
+/// A blob as its store lists it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoredBlob {
+    pub hash: ContentHash,
+    pub size: u64,
+    /// When it was last written: its file's modification time, an object's last-modified.
+    pub written: std::time::SystemTime,
 }
 
 /// Refuses content that does not hash to its address.
@@ -368,7 +368,7 @@ mod tests {
         assert_eq!(store.put_batch(&[a, b, a]).unwrap(), 9);
         assert_eq!(store.put_batch(&[a]).unwrap(), 0);
         assert_eq!(store.read(&a.0).unwrap(), b"alpha");
-        assert_eq!(store.list().unwrap().len(), 2);
+        assert_eq!(store.stored().unwrap().len(), 2);
         assert!(store.remove(&b.0).unwrap());
         assert!(!store.contains(&b.0));
         assert_eq!(store.check(&b.0).unwrap(), BlobHealth::Missing);
@@ -406,7 +406,7 @@ mod tests {
         let bad = (ContentHash::of(b"expected"), &b"tampered"[..]);
         let error = store.put_batch(&[good, bad]).unwrap_err();
         assert!(error.is_bad_input() && error.to_string().contains("does not match its hash"));
-        assert!(store.list().unwrap().is_empty());
+        assert!(store.stored().unwrap().is_empty());
     }
 
     #[test]
@@ -422,23 +422,18 @@ mod tests {
     }
 
     #[test]
-    fn unreferenced_old_blobs_are_collected_and_young_ones_kept() {
+    fn stored_blobs_are_listed_with_their_size_and_age() {
         let dir = tempfile::tempdir().unwrap();
         let store = BlobStore::open(dir.path()).unwrap();
-        let kept = ContentHash::of(b"kept");
-        let garbage = ContentHash::of(b"garbage");
-        store
-            .put_batch(&[(kept, b"kept"), (garbage, b"garbage")])
-            .unwrap();
-        let keep = [kept].into_iter().collect();
-        let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
-        assert_eq!(
-            store.remove_unreferenced(&keep, an_hour_ago).unwrap(),
-            (0, 0)
-        );
-        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(1);
-        assert_eq!(store.remove_unreferenced(&keep, later).unwrap(), (1, 7));
-        assert!(store.contains(&kept) && !store.contains(&garbage));
+        let before = std::time::SystemTime::now() - std::time::Duration::from_secs(1);
+        let (a, b) = (ContentHash::of(b"a"), ContentHash::of(b"bb"));
+        store.put_batch(&[(a, b"a"), (b, b"bb")]).unwrap();
+        let stored = store.stored().unwrap();
+        let mut expected = vec![(a, 1), (b, 2)];
+        expected.sort();
+        let listed: Vec<(ContentHash, u64)> = stored.iter().map(|s| (s.hash, s.size)).collect();
+        assert_eq!(listed, expected);
+        assert!(stored.iter().all(|s| s.written > before));
     }
 
     #[test]
@@ -449,7 +444,7 @@ mod tests {
         store.put_batch(&[(hash, b"x")]).unwrap();
         store.quarantine(&hash).unwrap();
         assert!(!store.contains(&hash));
-        assert!(store.list().unwrap().is_empty());
+        assert!(store.stored().unwrap().is_empty());
     }
 
     #[test]

@@ -101,6 +101,7 @@ impl From<ServiceError> for ApiError {
             Refusal::Policy(code) => (StatusCode::CONFLICT, code),
             Refusal::Conflict => (StatusCode::CONFLICT, "conflict"),
             Refusal::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            Refusal::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
         };
         ApiError {
             status,
@@ -119,6 +120,12 @@ impl From<StoreError> for ApiError {
 
 impl From<CasError> for ApiError {
     fn from(error: CasError) -> ApiError {
+        ServiceError::from(error).into()
+    }
+}
+
+impl From<crate::blob_storage::BlobError> for ApiError {
+    fn from(error: crate::blob_storage::BlobError) -> ApiError {
         ServiceError::from(error).into()
     }
 }

@@ -5,6 +5,7 @@
 //! store with the change and its audit record; they hold no rules of their own.
 
 mod auth;
+mod blob_storage;
 mod bootstrap;
 mod clock;
 mod database;
@@ -32,8 +33,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use ferry_cas::blobs::BlobStore;
 
+pub use crate::blob_storage::{BadBlobLocation, BlobLocation};
 pub use crate::clock::{Clock, OffsetClock, SystemClock};
 pub use crate::database::Database;
 pub use crate::migrate::{migrate, MigrateError, Migration};
@@ -68,6 +69,8 @@ pub struct ServerConfig {
     pub clock_offset_file: Option<PathBuf>,
     /// The audit key's file (`--audit-key`); `None`: `DATA/audit-key`.
     pub audit_key_file: Option<PathBuf>,
+    /// Where release content is kept (`--blobs`); `None`: the folder `DATA/blobs`.
+    pub blobs: Option<BlobLocation>,
 }
 
 /// How the server serves HTTPS.
@@ -136,9 +139,12 @@ pub async fn serve(listener: tokio::net::TcpListener, config: ServerConfig) -> a
             config.data_dir.join(bootstrap::ADMIN_TOKEN_FILE).display()
         );
     }
-    let blobs_dir = config.data_dir.join("blobs");
-    let blobs = BlobStore::open(&blobs_dir)
-        .with_context(|| format!("opening the blob store {}", blobs_dir.display()))?;
+    let blobs_location = (config.blobs.clone())
+        .unwrap_or_else(|| BlobLocation::Folder(config.data_dir.join("blobs")));
+    let blobs = blob_storage::open(&blobs_location)
+        .await
+        .with_context(|| format!("opening the blob storage {blobs_location}"))?;
+    tracing::info!("release content is kept in {blobs_location}");
     let wakeups: Arc<dyn wakeups::Wakeups> = match &database {
         database::OpenStore::Postgres(store) => {
             shared_wakeups::SharedWakeups::start(store.broadcast(), clock.now_ms()).await?
@@ -149,7 +155,7 @@ pub async fn serve(listener: tokio::net::TcpListener, config: ServerConfig) -> a
         store: store.clone(),
         audit_key,
         clock: clock.clone(),
-        blobs: Arc::new(blobs),
+        blobs,
         gc_grace: config.gc_grace,
         wakeups,
         manifests: Arc::default(),

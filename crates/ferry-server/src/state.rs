@@ -4,7 +4,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferry_cas::blobs::BlobStore;
 use ferry_cas::hash::ContentHash;
 use ferry_cas::manifest::Manifest;
 use ferry_store::Store;
@@ -18,8 +17,8 @@ pub struct AppState {
     /// Keys the audit chain; read from `DATA/audit-key`.
     pub audit_key: [u8; 32],
     pub clock: Arc<dyn Clock>,
-    /// Release content, in `DATA/blobs`.
-    pub blobs: Arc<BlobStore>,
+    /// Release content: in `DATA/blobs`, or where `--blobs` says.
+    pub blobs: Arc<dyn crate::blob_storage::BlobStorage>,
     /// How old an unreferenced blob must be before garbage collection removes it, so an
     /// upload whose release is not created yet is safe.
     pub gc_grace: Duration,

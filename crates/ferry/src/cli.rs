@@ -622,6 +622,11 @@ pub struct ServerArgs {
     /// the data directory cannot forge or cut the trail (default: DATA/audit-key)
     #[arg(long, value_name = "FILE")]
     pub audit_key: Option<PathBuf>,
+    /// Where release content is kept: file:///absolute/dir, or s3://bucket/prefix for a
+    /// bucket of an S3-compatible service, reached with the AWS_* environment variables
+    /// (credentials, AWS_REGION, AWS_ENDPOINT_URL) [default: DATA/blobs]
+    #[arg(long, env = "FERRY_BLOBS", value_name = "URL")]
+    pub blobs: Option<ferry_server::BlobLocation>,
     /// The address to listen on (port 0 picks a free one)
     #[arg(long, default_value = "127.0.0.1:7070")]
     pub listen: SocketAddr,

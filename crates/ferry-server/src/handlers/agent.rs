@@ -17,7 +17,7 @@ use utoipa::IntoParams;
 use crate::error::ApiError;
 use crate::handlers::v1::blobs::{read_blob_batch, MAX_HASH_LIST};
 use crate::json::{Body, Path, Query};
-use crate::services::{agents, blocking};
+use crate::services::agents;
 use crate::state::AppState;
 
 /// The longest an agent's long-poll is held open; it answers sooner when the heartbeat
@@ -159,10 +159,7 @@ pub async fn manifest(
     let bytes = match state.served.get(&manifest_blob) {
         Some(bytes) => bytes,
         None => {
-            let blobs = state.blobs.clone();
-            let bytes: axum::body::Bytes = blocking(move || Ok(blobs.read(&manifest_blob)?))
-                .await?
-                .into();
+            let bytes = state.blobs.read(manifest_blob).await?;
             state.served.insert(manifest_blob, bytes.clone());
             bytes
         }

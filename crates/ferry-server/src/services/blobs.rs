@@ -6,6 +6,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use axum::body::Bytes;
 use ferry_cas::frames::parse_frames;
 use ferry_cas::hash::ContentHash;
 
@@ -14,6 +15,7 @@ use super::manifests::load_manifest_blobs;
 use super::releases::ReleaseAuthor;
 use super::{blocking, ServiceError, ServiceResult};
 use crate::auth::Caller;
+use crate::blob_storage::BlobError;
 use crate::state::AppState;
 
 /// The most hashes one question may name.
@@ -80,15 +82,23 @@ pub async fn missing(
         .copied()
         .collect();
     readable.extend(in_releases(state, app, &rest).await?);
-    let blobs = state.blobs.clone();
-    blocking(move || {
-        Ok(hashes
-            .into_iter()
-            .filter(|hash| !readable.contains(hash) || !blobs.contains(hash))
-            .map(|hash| hash.to_hex())
-            .collect())
-    })
-    .await
+    // Only blobs the author may know of are looked up in the storage.
+    let known: Vec<ContentHash> = hashes
+        .iter()
+        .filter(|hash| readable.contains(hash))
+        .copied()
+        .collect();
+    let sizes = state.blobs.sizes(known.clone()).await?;
+    let present: HashSet<ContentHash> = known
+        .into_iter()
+        .zip(sizes)
+        .filter_map(|(hash, size)| size.map(|_| hash))
+        .collect();
+    Ok(hashes
+        .into_iter()
+        .filter(|hash| !present.contains(hash))
+        .map(|hash| hash.to_hex())
+        .collect())
 }
 
 /// How long an upload is answered as present to its uploader.
@@ -102,22 +112,35 @@ fn remembered_for(state: &AppState) -> Duration {
 pub async fn store_batch(
     state: &AppState,
     author: &ReleaseAuthor,
-    batch: axum::body::Bytes,
+    batch: Bytes,
 ) -> ServiceResult<(u64, u64)> {
-    let blobs = state.blobs.clone();
-    let (hashes, bytes) = blocking(move || {
-        let batch = parse_frames(&batch).map_err(|e| ServiceError::bad_request(e.to_string()))?;
-        blobs.put_batch(&batch)?;
+    let (blobs, hashes, bytes) = blocking(move || {
+        let frames = parse_frames(&batch).map_err(|e| ServiceError::bad_request(e.to_string()))?;
+        let blobs: Vec<(ContentHash, Bytes)> = frames
+            .into_iter()
+            .map(|(hash, data)| (hash, batch.slice_ref(data)))
+            .collect();
         let mut seen = HashSet::new();
         let mut bytes = 0;
-        for (hash, data) in &batch {
+        for (hash, data) in &blobs {
             if seen.insert(*hash) {
                 bytes += data.len() as u64;
             }
         }
-        Ok((seen.into_iter().collect::<Vec<_>>(), bytes))
+        Ok((blobs, seen.into_iter().collect::<Vec<_>>(), bytes))
     })
     .await?;
+    // Remembered as the author's only once the whole batch is stored: a batch that failed
+    // part-way counts for nothing, and the next "which are missing?" asks for all of it.
+    state.blobs.put_batch(blobs).await.map_err(|error| match error {
+        BlobError::Unavailable { .. } => {
+            tracing::error!("blob storage: {error}");
+            ServiceError::unavailable(format!(
+                "the upload was not stored: {error}. None of this upload counts as stored and no release was created: run the same command again once the server's blob storage answers"
+            ))
+        }
+        error => error.into(),
+    })?;
     state.uploads.remember(
         author.user(),
         &author.app().name,

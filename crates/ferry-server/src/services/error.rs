@@ -6,6 +6,8 @@ use ferry_cas::CasError;
 use ferry_domain::name::InvalidName;
 use ferry_store::StoreError;
 
+use crate::blob_storage::BlobError;
+
 /// The kind of refusal, which decides the HTTP status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refusal {
@@ -28,6 +30,9 @@ pub enum Refusal {
     Conflict,
     /// The server's fault; the details go to the log.
     Internal,
+    /// Something the server depends on (its S3-compatible blob storage) failed or did not
+    /// answer; nothing changed, and the same request may succeed later.
+    Unavailable,
 }
 
 /// A refused or failed use case: what kind, one line for people, and structure for scripts
@@ -104,6 +109,11 @@ impl ServiceError {
         ServiceError::new(Refusal::Conflict, message)
     }
 
+    /// Something the server depends on failed; the request may succeed later.
+    pub fn unavailable(message: impl Into<String>) -> ServiceError {
+        ServiceError::new(Refusal::Unavailable, message)
+    }
+
     /// The server's fault.
     pub fn internal(message: impl Into<String>) -> ServiceError {
         ServiceError::new(Refusal::Internal, message)
@@ -144,6 +154,26 @@ impl From<CasError> for ServiceError {
             ServiceError::internal(
                 "the server could not read or write its content store; see the server log",
             )
+        }
+    }
+}
+
+impl From<BlobError> for ServiceError {
+    fn from(error: BlobError) -> ServiceError {
+        match error {
+            BlobError::Mismatch(_) => ServiceError::invalid(error.to_string()),
+            BlobError::Missing(_) => ServiceError::not_found(error.to_string()),
+            BlobError::Folder(error) => error.into(),
+            BlobError::Corrupt { .. } => {
+                tracing::error!("blob storage: {error}");
+                ServiceError::internal(error.to_string())
+            }
+            BlobError::Unavailable { .. } => {
+                tracing::error!("blob storage: {error}");
+                ServiceError::unavailable(format!(
+                    "the server's blob storage failed: {error}; nothing changed: try again once it answers"
+                ))
+            }
         }
     }
 }

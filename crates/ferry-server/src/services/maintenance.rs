@@ -12,12 +12,12 @@ use ferry_domain::permission::Action;
 use ferry_domain::retention::{kept_past_keep, releases_to_prune, RetainedRelease};
 use ferry_domain::rollback::rollback_target;
 use ferry_store::ContentHold;
+use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::auth::Caller;
 use crate::services::apps::visible_app;
-use crate::services::blocking;
 use crate::services::manifests::load_manifest;
 use crate::services::policy::live_history;
 use crate::services::ServiceResult;
@@ -230,9 +230,19 @@ pub async fn collect_garbage(state: &AppState, grace: Duration) -> ServiceResult
         .iter()
         .filter_map(|hex| ContentHash::from_hex(hex))
         .collect();
-    let blobs = state.blobs.clone();
     let older_than = SystemTime::now() - grace;
-    blocking(move || Ok(blobs.remove_unreferenced(&referenced, older_than)?)).await
+    let (mut n_blobs, mut n_bytes) = (0, 0);
+    for blob in state.blobs.stored().await? {
+        // A young blob may belong to an upload whose release is not created yet; an
+        // object's last-modified time is its age, as a file's modification time is.
+        if referenced.contains(&blob.hash) || blob.written >= older_than {
+            continue;
+        }
+        state.blobs.remove(blob.hash).await?;
+        n_blobs += 1;
+        n_bytes += blob.size;
+    }
+    Ok((n_blobs, n_bytes))
 }
 
 /// What the integrity check found.
@@ -241,10 +251,11 @@ pub struct FsckReport {
     pub ok: bool,
     /// Blobs re-hashed.
     pub blobs_checked: u64,
-    /// Blobs whose content no longer matches their hash; moved to `DATA/blobs/quarantine`,
-    /// so creating the release again from its source uploads them anew.
+    /// Blobs whose content no longer matches their hash; moved to `quarantine/` in the blob
+    /// storage (`DATA/blobs/quarantine` by default, `PREFIX/quarantine/` in a bucket), so
+    /// creating the release again from its source uploads them anew.
     pub corrupt: Vec<String>,
-    /// Blobs a release references that are not on disk.
+    /// Blobs a release references that are not stored.
     pub missing: Vec<String>,
 }
 
@@ -253,35 +264,44 @@ pub struct FsckReport {
 pub async fn fsck(state: &AppState, caller: &Caller) -> ServiceResult<FsckReport> {
     caller.require(Action::Administer)?;
     let referenced = state.store.referenced_blobs().await?;
+    let stored = state.blobs.stored().await?;
+    let hashes: Vec<ContentHash> = stored.iter().map(|blob| blob.hash).collect();
     let blobs = state.blobs.clone();
-    blocking(move || {
-        let on_disk = blobs.list()?;
-        let mut corrupt = Vec::new();
-        for hash in &on_disk {
-            if blobs.check(hash)? == BlobHealth::Corrupt {
-                blobs.quarantine(hash)?;
-                corrupt.push(hash.to_hex());
-            }
-        }
-        let present: HashSet<String> = on_disk
-            .iter()
-            .map(ContentHash::to_hex)
-            .filter(|h| !corrupt.contains(h))
-            .collect();
-        let mut missing: Vec<String> = referenced
-            .into_iter()
-            .filter(|h| !present.contains(h))
-            .collect();
-        missing.sort();
-        Ok(FsckReport {
-            ok: corrupt.is_empty() && missing.is_empty(),
-            blobs_checked: on_disk.len() as u64,
-            corrupt,
-            missing,
+    let healths: Vec<BlobHealth> = futures::stream::iter(hashes)
+        .map(|hash| {
+            let blobs = blobs.clone();
+            async move { blobs.check(hash).await }
         })
+        .buffered(CHECKS_AT_ONCE)
+        .try_collect()
+        .await?;
+    let mut corrupt = Vec::new();
+    for (blob, health) in stored.iter().zip(healths) {
+        if health == BlobHealth::Corrupt {
+            state.blobs.quarantine(blob.hash).await?;
+            corrupt.push(blob.hash);
+        }
+    }
+    let present: HashSet<String> = stored
+        .iter()
+        .filter(|blob| !corrupt.contains(&blob.hash))
+        .map(|blob| blob.hash.to_hex())
+        .collect();
+    let mut missing: Vec<String> = referenced
+        .into_iter()
+        .filter(|h| !present.contains(h))
+        .collect();
+    missing.sort();
+    Ok(FsckReport {
+        ok: corrupt.is_empty() && missing.is_empty(),
+        blobs_checked: stored.len() as u64,
+        corrupt: corrupt.iter().map(ContentHash::to_hex).collect(),
+        missing,
     })
-    .await
 }
+
+/// Blobs fsck reads and re-hashes at once.
+const CHECKS_AT_ONCE: usize = 8;
 
 /// Runs retention on every application, then garbage collection, every `interval`.
 pub async fn run_periodically(state: AppState, interval: Duration, grace: Duration) {

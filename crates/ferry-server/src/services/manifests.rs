@@ -41,9 +41,8 @@ async fn cached_manifest(
     };
     let digest = hash(&release.digest)?;
     let manifest_blob = hash(&release.manifest_blob)?;
-    let blobs = state.blobs.clone();
-    let manifest: Manifest =
-        blocking(move || Ok(Manifest::from_blob(&blobs.read(&manifest_blob)?, &digest)?)).await?;
+    let stored = state.blobs.read(manifest_blob).await?;
+    let manifest: Manifest = blocking(move || Ok(Manifest::from_blob(&stored, &digest)?)).await?;
     Ok(state
         .manifests
         .insert(release.manifest_blob.clone(), Arc::new(manifest)))

@@ -3,7 +3,6 @@
 //! the backport obligations whose fix it includes.
 
 use ferry_api::CreateRelease;
-use ferry_cas::blobs::BlobStore;
 use ferry_cas::hash::ContentHash;
 use ferry_cas::manifest::{Chunk, Entry, EntryKind};
 use ferry_cas::release_config::{ReleaseConfig, CONFIG_FILE};
@@ -13,8 +12,9 @@ use ferry_domain::permission::Action;
 use ferry_store::{App, ContentHold, NewRelease, ReleaseOutcome};
 
 use super::apps::visible_app;
-use super::{blocking, ServiceError, ServiceResult};
+use super::{ServiceError, ServiceResult};
 use crate::auth::Caller;
+use crate::blob_storage::BlobStorage;
 use crate::state::AppState;
 
 /// Release notes are a few paragraphs, not a document.
@@ -132,22 +132,19 @@ pub async fn create(
     // blobs checked here cannot be collected before the release that references them
     // commits.
     let _no_gc = state.store.hold_content(ContentHold::Shared).await?;
-    let store = state.blobs.clone();
     let needed: Vec<(String, Chunk)> = manifest
         .entries
         .iter()
         .flat_map(|entry| entry.blobs().into_iter().map(|c| (entry.path.clone(), c)))
         .collect();
-    let config_entry = manifest.get(CONFIG_FILE).cloned();
-    blocking(move || {
-        check_content(&store, &needed)?;
-        if let Some(entry) = &config_entry {
-            check_release_config(&store, entry)?;
-        }
-        store.put_batch(&[(manifest_blob, &manifest_bytes)])?;
-        Ok(())
-    })
-    .await?;
+    check_content(state.blobs.as_ref(), &needed).await?;
+    if let Some(entry) = manifest.get(CONFIG_FILE) {
+        check_release_config(state.blobs.as_ref(), entry).await?;
+    }
+    state
+        .blobs
+        .put_batch(vec![(manifest_blob, manifest_bytes.into())])
+        .await?;
     let outcome = state
         .store
         .create_release(
@@ -165,17 +162,20 @@ pub async fn create(
 
 /// Refuses a manifest whose content was not all uploaded, or whose sizes are not the sizes
 /// of the content stored: what a manifest declares is checked before anyone trusts it.
-fn check_content(store: &BlobStore, needed: &[(String, Chunk)]) -> ServiceResult<()> {
-    let mut missing = needed.iter().filter(|(_, c)| !store.contains(&c.hash));
-    if let Some((path, first)) = missing.next() {
+async fn check_content(store: &dyn BlobStorage, needed: &[(String, Chunk)]) -> ServiceResult<()> {
+    let sizes = store
+        .sizes(needed.iter().map(|(_, chunk)| chunk.hash).collect())
+        .await?;
+    let mut missing = needed.iter().zip(&sizes).filter(|(_, size)| size.is_none());
+    if let Some(((path, first), _)) = missing.next() {
         return Err(ServiceError::invalid(format!(
             "{} blobs of the release were not uploaded (the first is {}, of {path}); upload them and create the release again",
             1 + missing.count(),
             first.hash
         )));
     }
-    for (path, chunk) in needed {
-        match store.size(&chunk.hash) {
+    for ((path, chunk), real) in needed.iter().zip(sizes) {
+        match real {
             Some(real) if real == chunk.size => {}
             real => {
                 return Err(ServiceError::invalid(format!(
@@ -193,7 +193,7 @@ fn check_content(store: &BlobStore, needed: &[(String, Chunk)]) -> ServiceResult
 /// Refuses a release whose `ferry.toml` the agent would refuse, read from the uploaded
 /// content with the agent's own parser: such a release could never deploy, and the client
 /// that checked it first is not trusted to have done so.
-fn check_release_config(store: &BlobStore, entry: &Entry) -> ServiceResult<()> {
+async fn check_release_config(store: &dyn BlobStorage, entry: &Entry) -> ServiceResult<()> {
     let refused = |reason: String| {
         ServiceError::invalid(format!(
             "{reason}; fix it (`ferry check` shows what is wrong) and create the release again"
@@ -207,7 +207,7 @@ fn check_release_config(store: &BlobStore, entry: &Entry) -> ServiceResult<()> {
     ReleaseConfig::check_size(size).map_err(|error| refused(error.to_string()))?;
     let mut data = Vec::with_capacity(size as usize);
     for chunk in entry.blobs() {
-        data.extend(store.read(&chunk.hash)?);
+        data.extend(store.read(chunk.hash).await?);
     }
     ReleaseConfig::parse_bytes(&data).map_err(|error| refused(error.to_string()))?;
     Ok(())

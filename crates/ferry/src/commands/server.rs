@@ -34,6 +34,7 @@ pub async fn run(args: ServerArgs) -> CliResult {
         heartbeat_every: args.heartbeat_every,
         clock_offset_file: args.clock_offset_file.clone(),
         audit_key_file: args.audit_key.clone(),
+        blobs: args.blobs.clone(),
         tls: args.tls.then_some(TlsOptions {
             names: args.tls_names,
         }),

@@ -104,6 +104,12 @@ impl Server {
         Server::launch(dir, args)
     }
 
+    /// Starts a server in a new temp directory with extra `ferry server` flags and
+    /// environment variables.
+    pub fn start_with_env(args: &[&str], env: &[(&str, String)]) -> Server {
+        Server::launch_with_env(tempfile::tempdir().unwrap(), args, env)
+    }
+
     /// Starts a second server on this server's data directory, as servers sharing one
     /// database run; it has a temp directory of its own for clients' config.
     pub fn start_sharing(&self) -> Server {
@@ -111,6 +117,7 @@ impl Server {
             tempfile::tempdir().unwrap(),
             &self.data_dir(),
             self.database.clone(),
+            &[],
             &[],
         )
     }
@@ -121,7 +128,7 @@ impl Server {
         let database = postgres_database()?;
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
-        Some(Server::launch_on(dir, &data, Some(database), args))
+        Some(Server::launch_on(dir, &data, Some(database), args, &[]))
     }
 
     /// Starts a server on `dir/data` with its state in `database`, with extra flags.
@@ -131,7 +138,7 @@ impl Server {
         args: &[&str],
     ) -> Server {
         let data = dir.path().join("data");
-        Server::launch_on(dir, &data, Some(database), args)
+        Server::launch_on(dir, &data, Some(database), args, &[])
     }
 
     /// Starts another server on this server's data directory and database, with extra
@@ -142,6 +149,7 @@ impl Server {
             &self.data_dir(),
             self.database.clone(),
             args,
+            &[],
         )
     }
 
@@ -159,6 +167,10 @@ impl Server {
     }
 
     fn launch(dir: tempfile::TempDir, args: &[&str]) -> Server {
+        Server::launch_with_env(dir, args, &[])
+    }
+
+    fn launch_with_env(dir: tempfile::TempDir, args: &[&str], env: &[(&str, String)]) -> Server {
         let data = dir.path().join("data");
         let database = on_postgres().then(|| {
             let mut stopped = STOPPED_DATABASES.lock().unwrap();
@@ -167,7 +179,7 @@ impl Server {
                 None => fresh_database(),
             }
         });
-        Server::launch_on(dir, &data, database, args)
+        Server::launch_on(dir, &data, database, args, env)
     }
 
     fn launch_on(
@@ -175,6 +187,7 @@ impl Server {
         data: &Path,
         database: Option<Arc<TestDatabase>>,
         args: &[&str],
+        env: &[(&str, String)],
     ) -> Server {
         let listen: &[&str] = if args.contains(&"--listen") {
             &[]
@@ -192,6 +205,7 @@ impl Server {
                     .as_ref()
                     .map(|db| ("FERRY_DATABASE", db.url.as_str())),
             )
+            .envs(env.iter().map(|(name, value)| (name, value)))
             .env("FERRY_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -13,9 +13,10 @@ use http_body_util::Channel;
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::auth::Caller;
+use crate::blob_storage::BlobError;
 use crate::error::ApiError;
 use crate::json::{Body, LaterBody, Path};
-use crate::services::{blobs, blocking, releases, ServiceError};
+use crate::services::{blobs, releases};
 use crate::state::AppState;
 
 /// The largest batch of blobs one upload may carry; clients send 32 MiB batches.
@@ -89,9 +90,13 @@ async fn batch_slot(state: &AppState) -> Result<OwnedSemaphorePermit, ApiError> 
 }
 
 /// The blobs asked for, in order, as one batch of at most `MAX_FETCH_BYTES` (always at
-/// least one blob); the caller asks again for the rest. A blob the store lacks is 404.
-/// The batch streams out in pieces as its blobs are read and checked, so the caller
-/// writes the first blobs while the server reads the next.
+/// least one blob); the caller asks again for the rest. The batch streams out in pieces as
+/// its blobs are read and checked (from a folder or a bucket, a few read ahead), so the
+/// caller writes the first blobs while the server reads the next, and the server holds a
+/// few blobs at a time, not the batch, before it sends them. The first blob is read before
+/// the answer starts: a missing one is a 404 naming it. One missing further on cuts the
+/// stream short; the caller keeps what arrived whole and asks again from there, which
+/// answers the 404.
 pub async fn read_blob_batch(
     state: &AppState,
     hashes: Vec<ContentHash>,
@@ -106,29 +111,28 @@ pub async fn read_blob_batch(
     if let Some(batch) = state.served.get(&key) {
         return Ok(cached(batch));
     }
-    let blobs = state.blobs.clone();
-    // Checked before the answer starts: a missing blob is a 404, not a stream cut short.
-    let hashes = blocking(
-        move || match hashes.iter().find(|hash| !blobs.contains(hash)) {
-            Some(hash) => Err(ServiceError::not_found(format!("no blob {hash}"))),
-            None => Ok(hashes),
-        },
-    )
-    .await?;
-    // The batch is built in memory for the served cache: a few at once, at most.
+    // A copy of the batch is kept for the served cache: a few at once, at most.
     let slot = batch_slot(state).await?;
+    let mut reading = state.blobs.clone().read_in_order(hashes);
+    let first = match reading.recv().await {
+        Some(Ok(first)) => first,
+        Some(Err(error)) => return Err(error.into()),
+        None => return Ok(cached(Bytes::new())), // none were asked for
+    };
     let (pieces, mut arriving) = tokio::sync::mpsc::unbounded_channel();
-    let (blobs, served) = (state.blobs.clone(), state.served.clone());
-    // Blobs are read and checked at the disk's pace, not the caller's, so the whole batch
-    // reaches the served cache early, for the next target asking for it.
-    tokio::task::spawn_blocking(move || {
+    let served = state.served.clone();
+    // Blobs are framed at the storage's pace, not the caller's, so the whole batch reaches
+    // the served cache early, for the next target asking for it.
+    tokio::spawn(async move {
         let mut whole = Vec::new();
         let mut frames = Vec::new();
         let mut sent = 0u64;
-        for hash in &hashes {
-            let data = match blobs.read(hash) {
-                Ok(data) => data,
+        let mut next: Option<Result<_, BlobError>> = Some(Ok(first));
+        while let Some(read) = next {
+            let (hash, data) = match read {
+                Ok(blob) => blob,
                 Err(error) => {
+                    tracing::warn!("serving a blob batch: {error}");
                     let _ = pieces.send(Err(std::io::Error::other(error.to_string())));
                     return;
                 }
@@ -136,7 +140,7 @@ pub async fn read_blob_batch(
             if sent > 0 && sent + data.len() as u64 > MAX_FETCH_BYTES {
                 break;
             }
-            write_frame(&mut frames, hash, &data);
+            write_frame(&mut frames, &hash, &data);
             sent += data.len() as u64;
             if frames.len() >= PIECE_BYTES {
                 whole.extend_from_slice(&frames);
@@ -147,7 +151,10 @@ pub async fn read_blob_batch(
                     return; // the caller went away
                 }
             }
+            next = reading.recv().await;
         }
+        // Stops the reading ahead past the batch's end.
+        drop(reading);
         whole.extend_from_slice(&frames);
         let _ = pieces.send(Ok(Bytes::from(frames)));
         served.insert(key, Bytes::from(whole));
