@@ -1,13 +1,15 @@
 """Simulated agents for bench/agents.py: each enrolls a target through the real enrollment
 protocol and long-polls `GET /api/v1/agent/desired?after=GENERATION` with its own credential,
 as `ferry agent` does, reporting every deployment it is asked to run as succeeded (it stages
-nothing: it is the server's side of the protocol that is measured). Every answer naming a
+nothing: it is the server's side of the protocol that is measured), and like `ferry agent`
+asks again after a backoff when a report is refused. Every answer naming a
 release of the watched application is timestamped, so the benchmark knows when each target
 was told.
 
 The loop runs on its own thread; the benchmark drives it with `Swarm.call`.
 """
 import asyncio
+import re
 import threading
 import time
 
@@ -28,6 +30,7 @@ class SimulatedAgent:
 
     async def run(self):
         generation = None
+        backoff = 0.2
         session = self.swarm.session
         while not self.swarm.stopping:
             path = "/api/v1/agent/desired" + (f"?after={generation}" if generation is not None else "")
@@ -41,13 +44,14 @@ class SimulatedAgent:
                 if self.swarm.stopping:
                     return
                 self.errors += 1
-                self.swarm.last_error = repr(error)
+                self.swarm.failed(repr(error))
                 await asyncio.sleep(0.2)
                 generation = None
                 continue
             now = time.monotonic()
             self.polls += 1
             generation = desired["generation"]
+            all_reported = True
             for app in desired["apps"]:
                 self.swarm.saw(self.name, app.get("version"), now)
                 deployment = app.get("deployment")
@@ -59,9 +63,18 @@ class SimulatedAgent:
                                         headers=self.headers) as response:
                     if response.status != 200:
                         self.errors += 1
-                        self.swarm.last_error = f"report: {response.status} {await response.text()}"
+                        self.swarm.failed(f"report: {response.status} {await response.text()}")
+                        all_reported = False
                         continue
                 self.handled[app["app"]] = (deployment, app.get("version"))
+            if all_reported:
+                backoff = 0.2
+            else:
+                # As `ferry agent` after a failed report: ask again after a backoff, at
+                # once rather than at the next change, and report again.
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30)
+                generation = None
 
 
 class Swarm:
@@ -72,6 +85,8 @@ class Swarm:
         self.tasks = []
         self.stopping = False
         self.last_error = None
+        # What failed, by the start of its message: how often.
+        self.failures = {}
         # version -> {target: first time a poll answered with it}
         self.told = {}
         self.loop = asyncio.new_event_loop()
@@ -85,6 +100,11 @@ class Swarm:
 
     def call(self, coroutine):
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
+
+    def failed(self, why):
+        self.last_error = why
+        kind = re.sub(r"(sim|real)-\d+|deployment \d+", "…", why)[:100]
+        self.failures[kind] = self.failures.get(kind, 0) + 1
 
     def saw(self, target, version, at):
         self.told.setdefault(version, {}).setdefault(target, at)
