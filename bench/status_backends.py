@@ -151,7 +151,7 @@ def main():
         print(f"{N_APPS} applications × {len(ENVS)} environments × {TARGETS_PER_ENV} targets (6 real "
               f"agents); the status document is {len(body) / 1000:.0f} kB. Setup took "
               f"{setup_seconds:.0f} s; `ferry server migrate` took {migrate_seconds:.1f} s "
-              f"({moved.strip()}). wrk, 10 s per run, on the servers' machine; medians of {ROUNDS} runs.\n")
+              f"({moved.strip().splitlines()[0]}). wrk, 10 s per run, on the servers' machine; medians of {ROUNDS} runs.\n")
         print("| configuration | requests/s | p50 | p99 | requests/s ÷ SQLite | target |")
         print("|---|---|---|---|---|---|")
         base = median("sqlite", "rps")
