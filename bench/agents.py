@@ -20,8 +20,10 @@ the new version, and to the command's return (every target, the 20 real ones inc
 reported success; given up after BENCH_DEPLOY_TIMEOUT, 120 s).
 
 Environment: BENCH_AGENTS (default "10,100,1000"), BENCH_REAL_AGENTS (20), BENCH_BACKENDS
-("sqlite,postgres"), BENCH_REST (30 s), BENCH_ROUNDS (3; a round waits for the last one), FERRY_BINARY=PATH (measure that
-build instead of building this one), BENCH_DIR (where the work directory goes).
+("sqlite,postgres"), BENCH_REST (30 s), BENCH_ROUNDS (3; a round starts once the last one's
+deploy returned, so use 1 where a deploy does not finish), BENCH_DEPLOY_TIMEOUT (120 s),
+FERRY_BINARY=PATH (measure that build instead of building this one), BENCH_DIR (where the
+work directory goes).
 """
 import os
 import resource
