@@ -1,0 +1,89 @@
+"""Servers for the scale-out benchmarks: SQLite in the data directory, or a fresh PostgreSQL
+database on the local PostgreSQL (127.0.0.1:5432, trust authentication, user postgres), made
+with `createdb` and dropped afterwards. `BENCH_POSTGRES` names another server
+(default `postgres://postgres@127.0.0.1:5432`)."""
+import os
+import signal
+import subprocess
+import threading
+import uuid
+
+POSTGRES = os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432")
+
+
+class Database:
+    """A fresh, empty PostgreSQL database, dropped by `drop`."""
+
+    def __init__(self):
+        self.name = f"ferry_bench_{uuid.uuid4().hex[:12]}"
+        subprocess.run(["psql", f"{POSTGRES}/postgres", "-q", "-c", f"CREATE DATABASE {self.name}"],
+                       check=True)
+        self.url = f"{POSTGRES}/{self.name}"
+
+    def drop(self):
+        subprocess.run(["psql", f"{POSTGRES}/postgres", "-q", "-c",
+                        f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)"], check=True)
+
+
+class ServerProcess:
+    """One `ferry server` on `data` (and `database`, if given), on `listen` (by default a
+    free port)."""
+
+    def __init__(self, ferry, data, database=None, listen="127.0.0.1:0"):
+        command = [ferry, "server", "--data", data, "--listen", listen]
+        if database is not None:
+            command += ["--database", database]
+        self.process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+        self.pid = self.process.pid
+        for line in self.process.stderr:
+            if "listening on http://" in line:
+                self.url = line.split("listening on ")[1].strip()
+                break
+        else:
+            raise RuntimeError(f"ferry server {' '.join(command[2:])} stopped before listening")
+        # Keeps reading the server's log so it never blocks on a full pipe.
+        threading.Thread(target=lambda: [None for _ in self.process.stderr], daemon=True).start()
+        with open(os.path.join(data, "admin-token")) as f:
+            self.token = f.read().strip()
+
+    def stop(self):
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait()
+
+
+def cpu_seconds(pid):
+    """User and system CPU time of process `pid` so far, all its threads."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def memory_mb(pid):
+    """Resident memory (VmRSS) and its peak so far (VmHWM) of process `pid`, in MB."""
+    values = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                values[key] = int(rest.split()[0]) * 1024 / 1_000_000
+    return values["VmRSS"], values["VmHWM"]
+
+
+def database_backend_pids(database):
+    """The PostgreSQL backend processes serving `database` now (their CPU is the database's
+    share of a server's cost)."""
+    out = subprocess.run(["psql", f"{POSTGRES}/postgres", "-qAt", "-c",
+                          f"SELECT pid FROM pg_stat_activity WHERE datname = '{database.name}'"],
+                         check=True, stdout=subprocess.PIPE, text=True).stdout
+    return [int(pid) for pid in out.split()]
+
+
+def total_cpu_seconds(pids):
+    """CPU time of the processes in `pids` that still run."""
+    total = 0.0
+    for pid in pids:
+        try:
+            total += cpu_seconds(pid)
+        except FileNotFoundError:
+            pass
+    return total
