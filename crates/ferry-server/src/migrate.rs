@@ -9,6 +9,8 @@ use ferry_domain::audit::verify_chain;
 use ferry_store::{AuditTrail, StoreError};
 use ferry_store_postgres::{from_sqlite, PostgresStore};
 use ferry_store_sqlite::SqliteStore;
+
+use crate::blob_storage::{self, BlobLocation};
 use serde::Serialize;
 
 /// What a move did.
@@ -18,7 +20,13 @@ pub struct Migration {
     pub rows: std::collections::BTreeMap<&'static str, u64>,
     /// Audit events moved, verified with the audit key in PostgreSQL.
     pub audit_events: u64,
+    /// Blobs copied to `--blobs` (those already there are not copied again), and their
+    /// bytes; `None` without `--blobs`.
+    pub blobs_copied: Option<(u64, u64)>,
 }
+
+/// Bytes of blobs read and written at once while copying content.
+const COPY_BATCH_BYTES: u64 = 32 << 20;
 
 /// Why a move did not happen.
 #[derive(Debug)]
@@ -42,6 +50,7 @@ pub async fn migrate(
     data_dir: &Path,
     audit_key_file: Option<&Path>,
     url: &str,
+    blobs: Option<&BlobLocation>,
 ) -> Result<Migration, MigrateError> {
     let sqlite_path = data_dir.join("ferry.db");
     if !sqlite_path.is_file() {
@@ -73,6 +82,12 @@ pub async fn migrate(
             b.reason
         )
     })?;
+    // Content first: copying it again is harmless, so a move that fails later can simply be
+    // run again, while the database's copy is the step that cannot be repeated.
+    let blobs_copied = match blobs {
+        Some(to) => Some(copy_blobs(&data_dir.join("blobs"), to).await?),
+        None => None,
+    };
     let rows = from_sqlite::copy(&sqlite_path, url, audit_key)
         .await
         .map_err(|e| match e {
@@ -96,7 +111,41 @@ pub async fn migrate(
     Ok(Migration {
         rows,
         audit_events: moved,
+        blobs_copied,
     })
+}
+
+/// Copies every blob of the folder `from` that `to` lacks, each checked against its hash
+/// when read and stored whole; returns the blobs and bytes copied.
+async fn copy_blobs(from: &Path, to: &BlobLocation) -> anyhow::Result<(u64, u64)> {
+    let source = blob_storage::open(&BlobLocation::Folder(from.to_owned())).await?;
+    let target = blob_storage::open(to).await?;
+    let stored = source.stored().await?;
+    let present = target
+        .sizes(stored.iter().map(|blob| blob.hash).collect())
+        .await?;
+    let missing: Vec<_> = stored
+        .iter()
+        .zip(present)
+        .filter(|(_, size)| size.is_none())
+        .map(|(blob, _)| blob)
+        .collect();
+    let mut batch = Vec::new();
+    let mut batch_bytes = 0;
+    for blob in &missing {
+        batch.push((blob.hash, source.read(blob.hash).await?));
+        batch_bytes += blob.size;
+        if batch_bytes >= COPY_BATCH_BYTES {
+            target.put_batch(std::mem::take(&mut batch)).await?;
+            batch_bytes = 0;
+        }
+    }
+    if !batch.is_empty() {
+        target.put_batch(batch).await?;
+    }
+    let bytes = missing.iter().map(|blob| blob.size).sum();
+    let blobs = missing.len() as u64;
+    Ok((blobs, bytes))
 }
 
 /// The name the SQLite database takes once its state has moved: a server started on the

@@ -589,6 +589,11 @@ pub enum ServerCommand {
         /// The audit trail's key, if it does not live in the data directory
         #[arg(long, value_name = "FILE")]
         audit_key: Option<PathBuf>,
+        /// Also copy release content from DATA/blobs to where the servers will keep it
+        /// (s3://bucket/prefix with the AWS_* environment variables, or file:///dir);
+        /// content already there is not copied again
+        #[arg(long, value_name = "URL")]
+        blobs: Option<ferry_server::BlobLocation>,
     },
 }
 

@@ -82,13 +82,14 @@ pub async fn migrate(
     from: &std::path::Path,
     to: &str,
     audit_key: Option<&std::path::Path>,
+    blobs: Option<&ferry_server::BlobLocation>,
 ) -> CliResult {
     if ferry_server::Database::from_flag(Some(to), from).is_err() {
         return Err(CliError::refused(
             "--to is not a PostgreSQL URL: give postgres://USER:PASSWORD@HOST:PORT/DATABASE",
         ));
     }
-    let moved = ferry_server::migrate(from, audit_key, to)
+    let moved = ferry_server::migrate(from, audit_key, to, blobs)
         .await
         .map_err(|e| match e {
             ferry_server::MigrateError::Refused(why) => CliError::refused(why),
@@ -101,11 +102,17 @@ pub async fn migrate(
             m.rows.len(),
             m.audit_events
         );
+        if let (Some((n, bytes)), Some(to)) = (m.blobs_copied, blobs) {
+            println!("copied {n} blobs ({bytes} bytes) to {to}");
+        }
+        let content = match blobs {
+            Some(to) => format!("--blobs {to}"),
+            None => format!("release content in {}", from.join("blobs").display()),
+        };
         println!(
-            "{} is set aside as ferry.db.moved-to-postgresql; start the servers with --database set to that URL, the audit key {} and release content in {}",
+            "{} is set aside as ferry.db.moved-to-postgresql; start the servers with --database set to that URL, the audit key {} and {content}",
             from.join("ferry.db").display(),
             audit_key.map_or_else(|| from.join("audit-key"), |k| k.to_owned()).display(),
-            from.join("blobs").display()
         );
     });
     Ok(())

@@ -131,14 +131,16 @@ impl Server {
         Some(Server::launch_on(dir, &data, Some(database), args, &[]))
     }
 
-    /// Starts a server on `dir/data` with its state in `database`, with extra flags.
+    /// Starts a server on `dir/data` with its state in `database`, with extra flags and
+    /// environment variables.
     pub fn start_in_database(
         dir: tempfile::TempDir,
         database: Arc<TestDatabase>,
         args: &[&str],
+        env: &[(&str, String)],
     ) -> Server {
         let data = dir.path().join("data");
-        Server::launch_on(dir, &data, Some(database), args, &[])
+        Server::launch_on(dir, &data, Some(database), args, env)
     }
 
     /// Starts another server on this server's data directory and database, with extra

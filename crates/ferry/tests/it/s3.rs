@@ -313,3 +313,60 @@ fn a_bad_blobs_url_or_an_unreachable_bucket_stops_the_server_at_start() {
         "{run:?}"
     );
 }
+
+#[test]
+fn an_installation_moves_to_postgres_with_its_content_to_s3() {
+    let Some(moto) = Moto::start() else { return };
+    let Some(database) = crate::harness::postgres_database() else {
+        return;
+    };
+    if crate::harness::on_postgres() {
+        // The suite runs on PostgreSQL: there is no SQLite installation to move.
+        return;
+    }
+    // The server comes back at the same address, as agents know it.
+    let listen = format!("127.0.0.1:{}", crate::moto::free_port());
+    let server = Server::start_with(&["--listen", &listen]);
+    setup(&server);
+    let agent = start_agent(&server, "dev", "dev-1");
+    let v1 = site(server.dir.path(), "v1", 1);
+    create(&server, "1.0.0", &v1).success();
+    server
+        .admin(&["deploy", "web", "1.0.0", "--to", "dev", "--wait"])
+        .success();
+    let (_, dir, _) = server.stop();
+    let data = dir.path().join("data");
+
+    let blobs = format!("s3://{BUCKET}/moved");
+    let moved = Run::of(
+        std::process::Command::new(crate::harness::FERRY)
+            .args(["server", "migrate", "--from"])
+            .arg(&data)
+            .args(["--to", &database.url, "--blobs", &blobs])
+            .envs(Moto::env(moto.port)),
+    )
+    .success();
+    assert!(moved.stdout.contains("copied "), "{moved:?}");
+    assert!(
+        moved.stdout.contains(&format!("--blobs {blobs}")),
+        "{moved:?}"
+    );
+    assert!(!moto.keys("moved/").is_empty());
+
+    // Without the folder, everything comes from the database and the bucket.
+    fs::remove_dir_all(data.join("blobs")).unwrap();
+    let server = Server::start_in_database(
+        dir,
+        database,
+        &["--listen", &listen, "--blobs", &blobs],
+        &Moto::env(moto.port),
+    );
+    server.admin(&["server", "fsck"]).success();
+    server.admin(&["audit", "verify"]).success();
+    let v2 = site(server.dir.path(), "v2", 2);
+    create(&server, "1.0.1", &v2).success();
+    server
+        .admin(&["deploy", "web", "1.0.1", "--to", "dev", "--wait"])
+        .success();
+    diff(&v2, &agent.root.join("apps/web/current"));
+}

@@ -182,7 +182,7 @@ fn an_installation_moves_from_sqlite_to_postgres_with_its_history() {
 
     // The same data directory (admin token, audit key, content) on PostgreSQL: the same
     // history, and the agent goes on with the next release.
-    let server = Server::start_in_database(dir, database, &["--listen", &listen]);
+    let server = Server::start_in_database(dir, database, &["--listen", &listen], &[]);
     assert_eq!(server.admin(&["audit", "--json"]).success().json(), trail);
     server.admin(&["audit", "verify"]).success();
     release(&server, "1.0.1", "");
