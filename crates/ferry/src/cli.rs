@@ -128,6 +128,8 @@ pub struct GlobalArgs {
 }
 
 #[derive(Debug, Subcommand)]
+// Built once per process from the command line: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Run the server, or operate on a running one
     Server(ServerCommandArgs),
