@@ -23,6 +23,7 @@ mod services;
 mod shared_wakeups;
 mod state;
 mod tls;
+mod turns;
 mod uploads;
 mod views;
 mod wakeups;
@@ -158,6 +159,7 @@ pub async fn serve(listener: tokio::net::TcpListener, config: ServerConfig) -> a
         blobs,
         gc_grace: config.gc_grace,
         wakeups,
+        turns: Arc::default(),
         manifests: Arc::default(),
         status: Arc::default(),
         served: Arc::default(),

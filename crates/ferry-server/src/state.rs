@@ -30,6 +30,8 @@ pub struct AppState {
     pub uploads: Arc<crate::uploads::RecentUploads>,
     /// Blob batches read or written at once, at most: each may hold up to 64 MiB.
     pub batch_slots: Arc<tokio::sync::Semaphore>,
+    /// Applies the reports of one deployment reaching this server one after the other.
+    pub turns: Arc<crate::turns::DeploymentTurns>,
     /// Wakes agents and serialises deployment progress.
     pub wakeups: Arc<dyn crate::wakeups::Wakeups>,
     /// The status document built last, kept while the store's status revision stays.

@@ -66,6 +66,8 @@ pub async fn apply_report(
     reported: Option<TargetReport>,
 ) -> ServiceResult<()> {
     let (report, reported) = (&report, &reported);
+    // In turn with the other reports of this deployment on this server (`turns.rs`).
+    let _turn = state.turns.take(deployment_id).await;
     let attempt = || async move {
         if let Some(mut record) = state.store.deployment(deployment_id).await? {
             match record.status() {
