@@ -2,6 +2,7 @@
 //! blob, each batch made durable with one `syncfs`. Its calls block, so each runs on
 //! tokio's blocking threads; a batch is one call, not one per blob.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -10,24 +11,18 @@ use ferry_cas::blobs::{BlobHealth, BlobStore, StoredBlob};
 use ferry_cas::hash::ContentHash;
 use tokio::sync::mpsc;
 
-use super::{BlobError, BlobLocation, BlobResult, BlobStorage, READ_AHEAD};
+use super::{BlobError, BlobResult, BlobStorage, READ_AHEAD};
 
 /// Blobs in a folder.
 pub struct LocalBlobs {
-    location: BlobLocation,
     store: Arc<BlobStore>,
 }
 
 impl LocalBlobs {
-    /// Opens (creating) the folder `location` names.
-    pub async fn open(location: BlobLocation) -> BlobResult<LocalBlobs> {
-        let BlobLocation::Folder(root) = &location else {
-            unreachable!("LocalBlobs opens folders only");
-        };
-        let root = root.clone();
+    /// Opens (creating) the folder `root`.
+    pub async fn open(root: PathBuf) -> BlobResult<LocalBlobs> {
         let store = blocking(move || Ok(BlobStore::open(&root)?)).await?;
         Ok(LocalBlobs {
-            location,
             store: Arc::new(store),
         })
     }
@@ -55,10 +50,6 @@ async fn blocking<T: Send + 'static>(
 
 #[async_trait]
 impl BlobStorage for LocalBlobs {
-    fn location(&self) -> &BlobLocation {
-        &self.location
-    }
-
     async fn sizes(&self, hashes: Vec<ContentHash>) -> BlobResult<Vec<Option<u64>>> {
         self.with_store(move |store| Ok(hashes.iter().map(|hash| store.size(hash)).collect()))
             .await

@@ -32,9 +32,6 @@ pub const READ_AHEAD: usize = 16;
 /// Release content, wherever it is kept.
 #[async_trait]
 pub trait BlobStorage: Send + Sync {
-    /// Where the blobs are, as `--blobs` names it.
-    fn location(&self) -> &BlobLocation;
-
     /// The size of each blob as stored, `None` for one not stored, in the order asked.
     async fn sizes(&self, hashes: Vec<ContentHash>) -> BlobResult<Vec<Option<u64>>>;
 
@@ -79,8 +76,8 @@ pub trait BlobStorage: Send + Sync {
 /// start, not at the first upload.
 pub async fn open(location: &BlobLocation) -> BlobResult<Arc<dyn BlobStorage>> {
     Ok(match location {
-        BlobLocation::Folder(_) => Arc::new(local::LocalBlobs::open(location.clone()).await?),
-        BlobLocation::S3 { .. } => Arc::new(s3::S3Blobs::open(location.clone()).await?),
+        BlobLocation::Folder(root) => Arc::new(local::LocalBlobs::open(root.clone()).await?),
+        BlobLocation::S3 { bucket, prefix } => Arc::new(s3::S3Blobs::open(bucket, prefix).await?),
     })
 }
 

@@ -33,7 +33,7 @@ const LISTED_FROM: usize = 64;
 
 /// Blobs in a bucket.
 pub struct S3Blobs {
-    location: BlobLocation,
+    bucket_name: String,
     bucket: AmazonS3,
     /// The key prefix, without a trailing slash; empty for the bucket's root.
     prefix: String,
@@ -43,9 +43,10 @@ impl S3Blobs {
     /// Connects to the bucket `location` names and lists it once, so that wrong
     /// credentials, a missing bucket or a service that does not answer stop the server at
     /// start.
-    pub async fn open(location: BlobLocation) -> BlobResult<S3Blobs> {
-        let BlobLocation::S3 { bucket, prefix } = &location else {
-            unreachable!("S3Blobs opens s3:// locations only");
+    pub async fn open(bucket: &str, prefix: &str) -> BlobResult<S3Blobs> {
+        let location = BlobLocation::S3 {
+            bucket: bucket.to_owned(),
+            prefix: prefix.to_owned(),
         };
         let client = AmazonS3Builder::from_env()
             .with_bucket_name(bucket)
@@ -73,8 +74,8 @@ impl S3Blobs {
                 cause: error.to_string(),
             })?;
         let blobs = S3Blobs {
-            prefix: prefix.clone(),
-            location,
+            bucket_name: bucket.to_owned(),
+            prefix: prefix.to_owned(),
             bucket: client,
         };
         blobs
@@ -83,6 +84,14 @@ impl S3Blobs {
             .await
             .map_err(|error| blobs.failed("listing the bucket", error))?;
         Ok(blobs)
+    }
+
+    /// Where the blobs are, as `--blobs` names it.
+    fn location(&self) -> BlobLocation {
+        BlobLocation::S3 {
+            bucket: self.bucket_name.clone(),
+            prefix: self.prefix.clone(),
+        }
     }
 
     /// The prefix as a key, `None` for the bucket's root.
@@ -121,7 +130,7 @@ impl S3Blobs {
         }
         BlobError::Unavailable {
             doing: doing.into(),
-            location: self.location.to_string(),
+            location: self.location().to_string(),
             cause: cause.to_string(),
         }
     }
@@ -143,10 +152,6 @@ impl S3Blobs {
 
 #[async_trait]
 impl BlobStorage for S3Blobs {
-    fn location(&self) -> &BlobLocation {
-        &self.location
-    }
-
     async fn sizes(&self, hashes: Vec<ContentHash>) -> BlobResult<Vec<Option<u64>>> {
         if hashes.len() >= LISTED_FROM {
             return self.sizes_listed(hashes).await;
@@ -195,7 +200,7 @@ impl BlobStorage for S3Blobs {
         } else {
             Err(BlobError::Corrupt {
                 hash,
-                location: format!("s3://{}/{}", self.bucket_name(), self.blob_key(&hash)),
+                location: format!("s3://{}/{}", self.bucket_name, self.blob_key(&hash)),
             })
         }
     }
@@ -297,13 +302,6 @@ impl S3Blobs {
             listed.into_iter().flatten().collect();
         Ok(hashes.iter().map(|hash| sizes.get(hash).copied()).collect())
     }
-
-    fn bucket_name(&self) -> &str {
-        match &self.location {
-            BlobLocation::S3 { bucket, .. } => bucket,
-            BlobLocation::Folder(_) => unreachable!("S3Blobs holds an s3:// location"),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -316,10 +314,7 @@ mod tests {
         let hex = hash.to_hex();
         for prefix in ["", "ferry", "prod/ferry"] {
             let blobs = S3Blobs {
-                location: BlobLocation::S3 {
-                    bucket: "bucket".to_owned(),
-                    prefix: prefix.to_owned(),
-                },
+                bucket_name: "bucket".to_owned(),
                 bucket: AmazonS3Builder::new()
                     .with_bucket_name("bucket")
                     .with_region("us-east-1")
