@@ -58,8 +58,9 @@ impl LocalWakeups {
         }
     }
 
-    /// Records a change numbered elsewhere: for `targets`, or for every target with `None`;
-    /// wakes every waiter, agents and `--wait` alike. Numbers only ever grow.
+    /// Records a change numbered `number` (here, or by the server that made it): for
+    /// `targets`, or for every target with `None`; wakes every waiter, agents and `--wait`
+    /// alike. Numbers only ever grow.
     pub fn heard(&self, number: u64, targets: Option<&[String]>) {
         self.generation.fetch_max(number, Ordering::SeqCst);
         match targets {
@@ -81,18 +82,9 @@ impl LocalWakeups {
         self.deployments.notify_waiters();
     }
 
-    /// Tells the agents of `targets` that their desired state changed.
-    fn bump_targets<'t>(&self, targets: impl IntoIterator<Item = &'t str>) {
-        let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
-        let mut changed = self
-            .changed_targets
-            .lock()
-            .expect("the map is never poisoned");
-        for target in targets {
-            changed.insert(target.to_owned(), generation);
-        }
-        drop(changed);
-        self.changed.notify_waiters();
+    /// The number of the next change made on this server.
+    fn next(&self) -> u64 {
+        self.generation.fetch_add(1, Ordering::SeqCst) + 1
     }
 }
 
@@ -113,16 +105,12 @@ impl Wakeups for LocalWakeups {
     }
 
     fn bump(&self) {
-        let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
-        self.everyone.fetch_max(generation, Ordering::SeqCst);
-        self.changed.notify_waiters();
+        self.heard(self.next(), None);
     }
 
     fn deployment_changed(&self, changes: &[DesiredChange]) {
-        if !changes.is_empty() {
-            self.bump_targets(changes.iter().map(|c| c.target.as_str()));
-        }
-        self.deployments.notify_waiters();
+        let targets: Vec<String> = changes.iter().map(|c| c.target.clone()).collect();
+        self.heard(self.next(), Some(&targets));
     }
 
     fn agents(&self) -> &Notify {
