@@ -19,14 +19,17 @@ pub enum Database {
     Postgres(String),
 }
 
+/// Whether `url` names a PostgreSQL database (`postgres://…` or `postgresql://…`).
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
 impl Database {
     /// The database `--database` names, or SQLite in `data_dir` without one.
     pub fn from_flag(flag: Option<&str>, data_dir: &Path) -> Result<Database, String> {
         match flag {
             None => Ok(Database::Sqlite(data_dir.join("ferry.db"))),
-            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                Ok(Database::Postgres(url.to_owned()))
-            }
+            Some(url) if is_postgres_url(url) => Ok(Database::Postgres(url.to_owned())),
             Some(other) => Err(format!(
                 "--database {other:?} is not a PostgreSQL URL: give postgres://USER:PASSWORD@HOST:PORT/DATABASE, or leave it out to keep the state in SQLite in the data directory"
             )),

@@ -52,6 +52,12 @@ pub async fn migrate(
     url: &str,
     blobs: Option<&BlobLocation>,
 ) -> Result<Migration, MigrateError> {
+    if !crate::database::is_postgres_url(url) {
+        return Err(MigrateError::Refused(
+            "--to is not a PostgreSQL URL: give postgres://USER:PASSWORD@HOST:PORT/DATABASE"
+                .to_owned(),
+        ));
+    }
     let sqlite_path = data_dir.join("ferry.db");
     if !sqlite_path.is_file() {
         return Err(MigrateError::Refused(format!(

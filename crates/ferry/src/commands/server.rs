@@ -84,11 +84,6 @@ pub async fn migrate(
     audit_key: Option<&std::path::Path>,
     blobs: Option<&ferry_server::BlobLocation>,
 ) -> CliResult {
-    if ferry_server::Database::from_flag(Some(to), from).is_err() {
-        return Err(CliError::refused(
-            "--to is not a PostgreSQL URL: give postgres://USER:PASSWORD@HOST:PORT/DATABASE",
-        ));
-    }
     let moved = ferry_server::migrate(from, audit_key, to, blobs)
         .await
         .map_err(|e| match e {
