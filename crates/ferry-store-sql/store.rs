@@ -2,7 +2,24 @@
 // this file with `crate::Backend` naming its store, which provides `write` (a write
 // transaction, serialised with every other), `read` (a connection for reads), `unlocked`
 // (a connection for one-statement writes), `snapshot` (a read transaction at one moment)
-// and `hold` (content held against garbage collection).
+// and `hold` (content held against garbage collection). What this file names, the backend's
+// `lib.rs` may use too.
+
+use async_trait::async_trait;
+use ferry_domain::audit::AuditRecord;
+use ferry_domain::backport::ObligationStatus;
+use ferry_domain::incident::IncidentStatus;
+use ferry_domain::permission::{Level, Role};
+use ferry_domain::pipeline::Environment;
+use ferry_domain::routing::RoutingRule;
+use ferry_store::prelude::*;
+use ferry_store::{
+    App, AppGrant, ApprovalRecord, AuditChain, AuditEvent, AuditFilter, BacklogItem, Backport,
+    BadVersion, Bootstrap, ContentHold, DeploymentRecord, DeploymentUpdate, DesiredChange,
+    EnvironmentChange, FreezeWindowRecord, HeldContent, IncidentRecord, IncidentUpdate, NewApp,
+    NewRelease, NewUser, OneOffFreezeRecord, Release, ReleaseOutcome, StoreError, StoreResult,
+    Target, TargetApp, TargetReport, Team, TeamSupport, UnauditedWrites, User,
+};
 
 /// Runs a change in one write transaction and appends its audit record to the chain in the
 /// same transaction: `audited!(store, record, |tx| change(&mut tx).await?)` gives

@@ -40,21 +40,6 @@ mod unreadable_tests;
 use std::path::Path;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use ferry_domain::audit::AuditRecord;
-use ferry_domain::backport::ObligationStatus;
-use ferry_domain::incident::IncidentStatus;
-use ferry_domain::permission::{Level, Role};
-use ferry_domain::pipeline::Environment;
-use ferry_domain::routing::RoutingRule;
-use ferry_store::prelude::*;
-use ferry_store::{
-    App, AppGrant, ApprovalRecord, AuditChain, AuditEvent, AuditFilter, BacklogItem, Backport,
-    BadVersion, Bootstrap, ContentHold, DeploymentRecord, DeploymentUpdate, DesiredChange,
-    EnvironmentChange, FreezeWindowRecord, HeldContent, IncidentRecord, IncidentUpdate, NewApp,
-    NewRelease, NewUser, OneOffFreezeRecord, Release, ReleaseOutcome, StoreError, StoreResult,
-    Target, TargetApp, TargetReport, Team, TeamSupport, UnauditedWrites, User,
-};
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool};
