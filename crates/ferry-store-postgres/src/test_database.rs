@@ -110,26 +110,36 @@ async fn drop_abandoned(admin: &mut PgConnection) {
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
-        // Drop runs inside the test's runtime, which cannot be blocked on: a thread of its
-        // own with a runtime of its own drops the database.
+        // Drop runs inside the test's runtime, which cannot be blocked on.
         let admin_url = self.admin_url.clone();
         let name = self.name.clone();
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            runtime.block_on(async {
-                let mut admin = PgConnection::connect(&admin_url).await?;
-                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .execute(&mut admin)
-                    .await?;
-                Ok::<_, sqlx::Error>(())
-            })?;
-            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
-        })
-        .join();
-        if let Ok(Err(e)) = dropped {
+        let dropped = on_own_runtime(move || async move {
+            let mut admin = PgConnection::connect(&admin_url).await?;
+            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut admin)
+                .await?;
+            Ok::<_, sqlx::Error>(())
+        });
+        if let Err(e) = dropped {
             eprintln!("dropping the test database {}: {e}", self.name);
         }
     }
+}
+
+/// Runs a future to its end on a runtime of its own, in a thread of its own: for code that
+/// runs inside a runtime it cannot block on (a `Drop`, a synchronous test's helper).
+pub fn on_own_runtime<F, T>(future: impl FnOnce() -> F + Send + 'static) -> T
+where
+    F: std::future::Future<Output = T>,
+    T: Send + 'static,
+{
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime for a test's database work")
+            .block_on(future())
+    })
+    .join()
+    .expect("the test's database work did not panic")
 }

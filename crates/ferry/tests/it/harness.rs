@@ -6,7 +6,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ferry_store_postgres::test_database::TestDatabase;
+use ferry_store_postgres::test_database::{on_own_runtime, TestDatabase};
 use serde_json::Value;
 
 pub const FERRY: &str = env!("CARGO_BIN_EXE_ferry");
@@ -56,23 +56,6 @@ pub fn on_postgres() -> bool {
 pub fn postgres_database() -> Option<Arc<TestDatabase>> {
     on_own_runtime(|| ferry_store_postgres::test_database::fresh("a test on PostgreSQL"))
         .map(Arc::new)
-}
-
-/// Runs a future to its end on a runtime of its own, in a thread of its own.
-fn on_own_runtime<F, T>(future: impl FnOnce() -> F + Send + 'static) -> T
-where
-    F: std::future::Future<Output = T>,
-    T: Send + 'static,
-{
-    std::thread::spawn(move || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(future())
-    })
-    .join()
-    .unwrap()
 }
 
 /// The database of a server of a suite run on PostgreSQL.
