@@ -132,18 +132,8 @@ async fn refuse_unless_empty(url: &str) -> StoreResult<()> {
     let mut conn = PgConnection::connect(url)
         .await
         .map_err(|e| StoreError::Backend(format!("connecting to {}: {e}", redacted(url))))?;
-    let tables: Vec<String> = sqlx::query_scalar(
-        "SELECT table_name::text FROM information_schema.tables
-         WHERE table_schema = current_schema() ORDER BY table_name",
-    )
-    .fetch_all(&mut conn)
-    .await
-    .map_err(backend)?;
+    let foreign = unlisted_tables(&mut conn).await?;
     let _ = conn.close().await;
-    let foreign: Vec<&String> = tables
-        .iter()
-        .filter(|t| !TABLES.contains(&t.as_str()) && *t != "_sqlx_migrations")
-        .collect();
     if !foreign.is_empty() {
         return Err(StoreError::Refused(format!(
             "{} is not empty (it holds {}): move into a new, empty database (createdb)",
@@ -254,13 +244,14 @@ async fn restart_identities(conn: &mut PgConnection) -> StoreResult<()> {
     Ok(())
 }
 
-/// Every table of the schema is in [`TABLES`]: a table added later and forgotten there
-/// would be left behind by a move.
-#[cfg(test)]
+/// The tables of the database that are not in [`TABLES`], by name: another application's
+/// (the move refuses them), or, after the migrations, one of ferry's a move would leave
+/// behind (a test checks there is none).
 pub(crate) async fn unlisted_tables(conn: &mut PgConnection) -> StoreResult<Vec<String>> {
     let tables: Vec<String> = sqlx::query_scalar(
         "SELECT table_name::text FROM information_schema.tables
-         WHERE table_schema = current_schema() AND table_name != '_sqlx_migrations'",
+         WHERE table_schema = current_schema() AND table_name != '_sqlx_migrations'
+         ORDER BY table_name",
     )
     .fetch_all(&mut *conn)
     .await
