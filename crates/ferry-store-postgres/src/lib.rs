@@ -54,7 +54,7 @@ use sqlx::{PgPool, Postgres};
 /// The advisory lock every write transaction takes first (`pg_advisory_xact_lock`): the
 /// bytes of "ferrywr" as a number, unlikely to clash with another application's locks in a
 /// shared database.
-pub const WRITE_LOCK: i64 = 0x0066_6572_7279_7772;
+const WRITE_LOCK: i64 = 0x0066_6572_7279_7772;
 
 /// Connections per server: enough for reads while a write waits for the lock; a few
 /// servers stay far under PostgreSQL's default of 100 connections.

@@ -24,9 +24,3 @@ impl HeldContent {
         }
     }
 }
-
-impl std::fmt::Debug for HeldContent {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("HeldContent")
-    }
-}
