@@ -102,16 +102,25 @@ pub async fn copy(
             .execute(&mut *tx)
             .await
             .map_err(backend)?;
+        // A page at a time by rowid, so a table of any size is never all in memory.
         let names: Vec<&str> = columns.iter().map(|(name, _)| name.as_str()).collect();
-        let select = format!("SELECT {} FROM {table} ORDER BY rowid", names.join(", "));
-        let rows: Vec<SqliteRow> = sqlx::query(&select)
-            .fetch_all(&mut *snapshot)
-            .await
-            .map_err(|e| StoreError::Backend(format!("reading {table} from SQLite: {e}")))?;
-        for chunk in rows.chunks(ROWS_PER_INSERT) {
-            insert(&mut tx, table, &columns, chunk).await?;
+        let select = format!(
+            "SELECT rowid AS ferry_rowid, {} FROM {table} WHERE rowid > $1 ORDER BY rowid LIMIT {ROWS_PER_INSERT}",
+            names.join(", ")
+        );
+        let (mut after, mut count) = (0i64, 0u64);
+        loop {
+            let rows: Vec<SqliteRow> = sqlx::query(&select)
+                .bind(after)
+                .fetch_all(&mut *snapshot)
+                .await
+                .map_err(|e| StoreError::Backend(format!("reading {table} from SQLite: {e}")))?;
+            let Some(last) = rows.last() else { break };
+            after = last.try_get("ferry_rowid").map_err(backend)?;
+            insert(&mut tx, table, &columns, &rows).await?;
+            count += rows.len() as u64;
         }
-        moved.insert(table, rows.len() as u64);
+        moved.insert(table, count);
     }
     restart_identities(&mut tx).await?;
     tx.commit().await.map_err(backend)?;
