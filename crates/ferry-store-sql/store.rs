@@ -84,8 +84,12 @@ pub(crate) fn not_found(kind: &'static str, name: &str) -> StoreError {
 /// The writes without an audit event; `UnauditedWrites` says why each needs none.
 #[async_trait]
 impl UnauditedWrites for Backend {
-    async fn touch_target(&self, target: &str, now_ms: i64) -> StoreResult<()> {
-        targets::touch(&mut *self.unlocked().await?, target, now_ms).await
+    async fn touch_targets(&self, heard: &[(String, i64)]) -> StoreResult<()> {
+        // A write transaction: on PostgreSQL its lock keeps it from deadlocking with a
+        // write that changes the same targets' rows in another order.
+        let mut tx = self.write().await?;
+        targets::touch(&mut tx, heard).await?;
+        tx.commit().await.map_err(backend)
     }
 
     async fn report_target_app(&self, report: TargetReport) -> StoreResult<()> {

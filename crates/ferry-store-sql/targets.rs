@@ -219,13 +219,15 @@ pub(crate) async fn enroll(
         .ok_or_else(|| not_found("target", &name))
 }
 
-pub(crate) async fn touch(conn: &mut Connection, target: &str, now_ms: i64) -> StoreResult<()> {
-    sqlx::query("UPDATE targets SET last_seen_ms = $1 WHERE name = $2")
-        .bind(now_ms)
-        .bind(target)
-        .execute(&mut *conn)
-        .await
-        .map_err(backend)?;
+pub(crate) async fn touch(conn: &mut Connection, heard: &[(String, i64)]) -> StoreResult<()> {
+    for (target, heard_ms) in heard {
+        sqlx::query("UPDATE targets SET last_seen_ms = $1 WHERE name = $2")
+            .bind(heard_ms)
+            .bind(target)
+            .execute(&mut *conn)
+            .await
+            .map_err(backend)?;
+    }
     Ok(())
 }
 

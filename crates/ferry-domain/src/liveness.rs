@@ -28,6 +28,19 @@ vocabulary! {
     }
 }
 
+/// What a server does with a heartbeat, from when the store last saw the target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Beat {
+    /// Seen within the interval: nothing to write yet.
+    Known,
+    /// Seen one to two intervals ago: due, and safe to write with others a moment later,
+    /// since the target stays online for another interval at least.
+    Queue,
+    /// Never seen, seen two intervals ago or more (the agent is late, the target near
+    /// offline), or seen after now (the clock went back): written at once.
+    WriteNow,
+}
+
 /// The heartbeat agents keep, and what follows from it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Liveness {
@@ -61,6 +74,17 @@ impl Liveness {
             (None, _) => Health::NotEnrolled,
             (Some(_), Some(seen)) if now_ms - seen < self.offline_after_ms() => Health::Online,
             _ => Health::Offline,
+        }
+    }
+
+    /// What to do with a heartbeat heard at `now_ms` from a target the store last saw at
+    /// `last_seen_ms`.
+    pub fn beat(self, last_seen_ms: Option<i64>, now_ms: i64) -> Beat {
+        let every = self.heartbeat.as_millis() as i64;
+        match last_seen_ms.map(|seen| now_ms - seen) {
+            Some(ago) if (0..every).contains(&ago) => Beat::Known,
+            Some(ago) if (every..2 * every).contains(&ago) => Beat::Queue,
+            _ => Beat::WriteNow,
         }
     }
 
@@ -102,6 +126,33 @@ mod tests {
         }
         assert_eq!(liveness.health(None, None, 0), Health::NotEnrolled);
         assert_eq!(liveness.health(Some(1), None, 0), Health::Offline);
+    }
+
+    #[test]
+    fn a_heartbeat_is_written_at_once_only_when_it_changes_how_the_target_looks() {
+        let liveness = Liveness {
+            heartbeat: Duration::from_secs(5),
+        };
+        let seen = 100_000;
+        for (last_seen, now, beat) in [
+            (None, seen, Beat::WriteNow),
+            (Some(seen), seen, Beat::Known),
+            (Some(seen), seen + 4_999, Beat::Known),
+            (Some(seen), seen + 5_000, Beat::Queue),
+            (Some(seen), seen + 9_999, Beat::Queue),
+            (Some(seen), seen + 10_000, Beat::WriteNow),
+            (Some(seen), seen + 60_000, Beat::WriteNow),
+            (Some(seen), seen - 1, Beat::WriteNow),
+        ] {
+            assert_eq!(liveness.beat(last_seen, now), beat, "{last_seen:?} {now}");
+        }
+        // A queued heartbeat is written a fifth of an interval later at most: the target
+        // it was due for is still online then.
+        let queued_at = seen + 9_999;
+        assert_eq!(
+            liveness.health(Some(1), Some(seen), queued_at + 1_000),
+            Health::Online
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod database;
 mod error;
 mod files;
 mod handlers;
+mod heartbeats;
 mod json;
 mod metrics;
 mod migrate;
@@ -160,6 +161,7 @@ pub async fn serve(listener: tokio::net::TcpListener, config: ServerConfig) -> a
         gc_grace: config.gc_grace,
         wakeups,
         turns: Arc::default(),
+        heartbeats: Arc::default(),
         manifests: Arc::default(),
         status: Arc::default(),
         served: Arc::default(),
@@ -182,6 +184,7 @@ pub async fn serve(listener: tokio::net::TcpListener, config: ServerConfig) -> a
         Duration::from_secs(1),
     ));
     tokio::spawn(notifier::run(state.clone()));
+    tokio::spawn(heartbeats::run_flushes(state.clone()));
     tokio::spawn(services::maintenance::run_periodically(
         state.clone(),
         config.maintenance_every,
@@ -189,12 +192,16 @@ pub async fn serve(listener: tokio::net::TcpListener, config: ServerConfig) -> a
     ));
     let local_addr = listener.local_addr()?;
     let wakeups = state.wakeups.clone();
+    let (store, heartbeats) = (state.store.clone(), state.heartbeats.clone());
     let shutdown = async move {
         shutdown_signal().await;
         // Long-polling agents answer now instead of holding the shutdown up.
         wakeups.bump();
     };
-    let app = router(state);
+    // Served as a make-service: each connection gets a handle on the one router (an `Arc`),
+    // where serving the router itself would copy its whole route table per connection, a
+    // few hundred kilobytes for each agent long-polling.
+    let app = router(state).into_make_service();
     match tls {
         Some(tls) => {
             tracing::info!(
@@ -219,6 +226,9 @@ pub async fn serve(listener: tokio::net::TcpListener, config: ServerConfig) -> a
                 .with_graceful_shutdown(shutdown)
                 .await?;
         }
+    }
+    if let Err(e) = heartbeats.flush(store.as_ref()).await {
+        tracing::warn!("writing the last heartbeats heard: {e}");
     }
     database.close().await;
     tracing::info!("stopped");

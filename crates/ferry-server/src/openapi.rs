@@ -124,7 +124,8 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(v1::audit::list_events))
         .routes(routes!(v1::audit::verify))
         .split_for_parts();
-    let openapi_json = openapi.to_pretty_json().unwrap_or_default();
+    // Bytes: each handle on the router shares the document instead of copying it.
+    let openapi_json = axum::body::Bytes::from(openapi.to_pretty_json().unwrap_or_default());
     api.route(
         "/api/v1/openapi.json",
         get(move || async move { ([("content-type", "application/json")], openapi_json) }),

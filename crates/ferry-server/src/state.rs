@@ -32,6 +32,8 @@ pub struct AppState {
     pub batch_slots: Arc<tokio::sync::Semaphore>,
     /// Applies the reports of one deployment reaching this server one after the other.
     pub turns: Arc<crate::turns::DeploymentTurns>,
+    /// Agents' heartbeats heard and not yet written.
+    pub heartbeats: Arc<crate::heartbeats::Heartbeats>,
     /// Wakes agents and serialises deployment progress.
     pub wakeups: Arc<dyn crate::wakeups::Wakeups>,
     /// The status document built last, kept while the store's status revision stays.

@@ -60,6 +60,11 @@ const WRITE_LOCK: i64 = 0x0066_6572_7279_7772;
 /// servers stay far under PostgreSQL's default of 100 connections.
 const MAX_CONNECTIONS: u32 = 16;
 
+/// How long a connection rests in the pool before it is pinged again when handed out. The
+/// pool pings each connection as it comes back, so one handed out sooner was alive moments
+/// ago; pinging it again would double the round trips of every query under load.
+const RESTED: Duration = Duration::from_secs(1);
+
 /// The connection the shared queries run on.
 pub(crate) type Connection = sqlx::PgConnection;
 
@@ -83,8 +88,17 @@ impl PostgresStore {
             .max_connections(MAX_CONNECTIONS)
             .min_connections(1)
             // A connection the database closed (a restart, a failover) is found out and
-            // replaced before it is handed out.
-            .test_before_acquire(true)
+            // replaced before it is handed out: the pool pings every connection as it comes
+            // back, and again before handing out one that has rested since.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for > RESTED {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .acquire_timeout(Duration::from_secs(30))
             .idle_timeout(Duration::from_secs(600))
             .connect_with(options.application_name("ferry"))

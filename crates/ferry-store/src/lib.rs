@@ -71,9 +71,10 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// [`Store`], with its audit record.
 #[async_trait]
 pub trait UnauditedWrites: Send + Sync + 'static {
-    /// Records that a target's agent was heard from: a heartbeat, written every few seconds
-    /// while the agent polls; it only tells people when the agent was last seen.
-    async fn touch_target(&self, target: &str, now_ms: i64) -> StoreResult<()>;
+    /// Records when targets' agents were heard from (target, heard at), in one transaction:
+    /// heartbeats, written every few seconds while agents poll; they only tell people when
+    /// an agent was last seen. A removed target's heartbeat changes nothing.
+    async fn touch_targets(&self, heard: &[(String, i64)]) -> StoreResult<()>;
     /// Records what an agent reported about one application (the release it serves, the
     /// step it is at): an observation of the target, not a change anyone made; the
     /// deployment that asked for it is audited.

@@ -37,18 +37,20 @@ pub async fn enroll(state: &AppState, token: &str) -> ServiceResult<(Target, Str
     Ok((target, credential))
 }
 
-/// Records that `target`'s agent is there: written at most once per heartbeat interval
-/// however often it asks, which keeps the last contact within two intervals of the truth,
-/// inside the three after which the target counts as offline.
+/// Records that `target`'s agent is there (`heartbeats.rs`): the store's last contact stays
+/// within two intervals of the truth, inside the three after which the target counts as
+/// offline.
 pub async fn heartbeat(state: &AppState, target: &Target) -> ServiceResult<()> {
-    let now = state.clock.now_ms();
-    let every = state.liveness.heartbeat.as_millis() as i64;
-    if target
-        .last_seen_ms
-        .is_none_or(|seen| now - seen >= every || now < seen)
-    {
-        state.store.touch_target(&target.name, now).await?;
-    }
+    state
+        .heartbeats
+        .heard(
+            state.store.as_ref(),
+            state.liveness,
+            &target.name,
+            target.last_seen_ms,
+            state.clock.now_ms(),
+        )
+        .await?;
     Ok(())
 }
 

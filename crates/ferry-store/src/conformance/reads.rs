@@ -180,7 +180,7 @@ pub async fn reads_story(store: &dyn Store) {
             .await
             .unwrap();
         assert!(!moved(store, &mut last).await, "enrolling changes no row");
-        store.touch_target(&target, 6).await.unwrap();
+        store.touch_targets(&[(target.clone(), 6)]).await.unwrap();
         assert!(!moved(store, &mut last).await, "a heartbeat");
     }
 
