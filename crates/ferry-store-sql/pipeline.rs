@@ -1,5 +1,6 @@
 //! The environment pipeline and the roles' levels in each environment.
 
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 
 use crate::Connection;
@@ -123,41 +124,45 @@ pub(crate) async fn insert_defaults(
     Ok(())
 }
 
+/// Every role with its levels, in one query (it is read for every request made with a
+/// token): a row per level, or one row with no level for a role that has none.
 pub(crate) async fn list_roles(conn: &mut Connection) -> StoreResult<Vec<Role>> {
+    let rows: Vec<(String, String, Option<String>, Option<String>)> = sqlx::query_as(
+        "SELECT roles.name, roles.capabilities, role_levels.env, role_levels.level
+         FROM roles LEFT JOIN role_levels ON role_levels.role = roles.name",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(backend)?;
     let mut roles: BTreeMap<String, Role> = BTreeMap::new();
-    let rows: Vec<(String, String)> = sqlx::query_as("SELECT name, capabilities FROM roles")
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(backend)?;
-    for (name, capabilities) in rows {
-        // Stored comma-separated, as `insert_defaults` writes them.
-        let capabilities = capabilities
-            .split(',')
-            .filter(|c| !c.is_empty())
-            .map(|c| {
-                c.parse::<Capability>()
-                    .map_err(|why| unreadable(format_args!("role {name}"), why))
-            })
-            .collect::<StoreResult<_>>()?;
-        roles.insert(
-            name.clone(),
-            Role {
-                name,
-                levels: BTreeMap::new(),
-                capabilities,
-            },
-        );
-    }
-    let rows: Vec<(String, String, String)> =
-        sqlx::query_as("SELECT role, env, level FROM role_levels")
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(backend)?;
-    for (role, env, level) in rows {
-        let level = level
-            .parse::<Level>()
-            .map_err(|why| unreadable(format_args!("the level of role {role} in {env}"), why))?;
-        if let Some(role) = roles.get_mut(&role) {
+    for (name, capabilities, env, level) in rows {
+        let role = match roles.entry(name) {
+            Entry::Occupied(known) => known.into_mut(),
+            Entry::Vacant(new) => {
+                let name = new.key().clone();
+                // Stored comma-separated, as `insert_defaults` writes them.
+                let capabilities = capabilities
+                    .split(',')
+                    .filter(|c| !c.is_empty())
+                    .map(|c| {
+                        c.parse::<Capability>()
+                            .map_err(|why| unreadable(format_args!("role {name}"), why))
+                    })
+                    .collect::<StoreResult<_>>()?;
+                new.insert(Role {
+                    name,
+                    levels: BTreeMap::new(),
+                    capabilities,
+                })
+            }
+        };
+        if let (Some(env), Some(level)) = (env, level) {
+            let level = level.parse::<Level>().map_err(|why| {
+                unreadable(
+                    format_args!("the level of role {} in {env}", role.name),
+                    why,
+                )
+            })?;
             role.levels.insert(env, level);
         }
     }

@@ -18,7 +18,7 @@ use ferry_store::{
     BadVersion, Bootstrap, ContentHold, DeploymentRecord, DeploymentUpdate, DesiredChange,
     EnvironmentChange, FreezeWindowRecord, HeldContent, IncidentRecord, IncidentUpdate, NewApp,
     NewRelease, NewUser, OneOffFreezeRecord, Release, ReleaseOutcome, StoreError, StoreResult,
-    Target, TargetApp, TargetReport, Team, TeamSupport, UnauditedWrites, User,
+    Target, TargetApp, TargetReport, Team, TeamSupport, TokenHolder, UnauditedWrites, User,
 };
 
 /// Runs a change in one write transaction and appends its audit record to the chain in the
@@ -210,8 +210,13 @@ impl Access for Backend {
         })
     }
 
-    async fn user_by_token(&self, token_hash: &str) -> StoreResult<Option<User>> {
-        access::user_by_token(&mut *self.read().await?, token_hash).await
+    async fn user_by_token(&self, token_hash: &str) -> StoreResult<Option<TokenHolder>> {
+        let mut conn = self.read().await?;
+        let Some(user) = access::user_by_token(&mut conn, token_hash).await? else {
+            return Ok(None);
+        };
+        let roles = pipeline::list_roles(&mut conn).await?;
+        Ok(Some(TokenHolder { user, roles }))
     }
 
     async fn create_user(&self, user: NewUser, record: AuditRecord) -> StoreResult<User> {

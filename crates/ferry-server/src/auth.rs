@@ -9,7 +9,7 @@ use ferry_domain::audit::AuditRecord;
 use ferry_domain::audit_event::AuditAction;
 use ferry_domain::permission::{decide, Action, Decision, Level, Principal, Role};
 use ferry_domain::token::{format_token, hash_token};
-use ferry_store::User;
+use ferry_store::{TokenHolder, User};
 
 use crate::error::ApiError;
 use crate::services::{ServiceError, ServiceResult};
@@ -117,7 +117,7 @@ impl FromRequestParts<AppState> for Caller {
             })?;
         // Read from the store on every request, never cached: a rotated token or a disabled
         // user is refused from the next request on, by every server sharing the database.
-        let user = state
+        let TokenHolder { user, roles } = state
             .store
             .user_by_token(&hash_token(token))
             .await?
@@ -132,7 +132,7 @@ impl FromRequestParts<AppState> for Caller {
                 user.name, user.name
             )));
         }
-        let principal = principal_of(&user, &state.store.list_roles().await?)?;
+        let principal = principal_of(&user, &roles)?;
         Ok(Caller {
             user,
             principal,

@@ -18,7 +18,7 @@ use crate::{
     AppGrant, ApprovalRecord, AuditFilter, Backport, Bootstrap, ContentHold, DeliveryStatus,
     DeploymentRecord, DeploymentUpdate, DesiredChange, EnvironmentChange, FreezeWindowRecord,
     Membership, NewApp, NewRelease, NewUser, OneOffFreezeRecord, PolicyChange, Release,
-    ReleaseOutcome, Store, StoreError, TargetReport,
+    ReleaseOutcome, Store, StoreError, TargetReport, TokenHolder,
 };
 
 fn audit(action: &str, subject: &str, app: Option<&str>) -> AuditRecord {
@@ -197,7 +197,10 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
     );
     assert_eq!(
         store.user_by_token("hash-of-dana").await.unwrap(),
-        Some(dana.clone())
+        Some(TokenHolder {
+            user: dana.clone(),
+            roles: store.list_roles().await.unwrap()
+        })
     );
     assert_eq!(store.user_by_token("hash-of-nobody").await.unwrap(), None);
     assert_exists(

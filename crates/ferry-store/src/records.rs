@@ -38,6 +38,14 @@ pub struct User {
     pub disabled_ms: Option<i64>,
 }
 
+/// Who holds an API token, with every role their permissions are judged by: what each
+/// request made with a token needs, read on one connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenHolder {
+    pub user: User,
+    pub roles: Vec<Role>,
+}
+
 /// A level granted to one user on one application in one environment.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AppGrant {

@@ -54,7 +54,8 @@ pub async fn revocation_story(store: &dyn Store, audit_key: &[u8; 32]) {
         .user_by_token("hash-of-dana-2")
         .await
         .unwrap()
-        .unwrap();
+        .unwrap()
+        .user;
     assert_eq!((dana.name.as_str(), dana.disabled_ms), ("dana", None));
     assert!(matches!(
         store
@@ -75,7 +76,8 @@ pub async fn revocation_story(store: &dyn Store, audit_key: &[u8; 32]) {
         .user_by_token("hash-of-dana-2")
         .await
         .unwrap()
-        .unwrap();
+        .unwrap()
+        .user;
     assert_eq!(seen.disabled_ms, Some(7));
     set_disabled(store, "dana", None).await.unwrap();
     assert_eq!(
@@ -84,6 +86,7 @@ pub async fn revocation_story(store: &dyn Store, audit_key: &[u8; 32]) {
             .await
             .unwrap()
             .unwrap()
+            .user
             .disabled_ms,
         None
     );
@@ -101,6 +104,7 @@ pub async fn revocation_story(store: &dyn Store, audit_key: &[u8; 32]) {
             .await
             .unwrap()
             .unwrap()
+            .user
             .disabled_ms,
         None
     );

@@ -11,8 +11,8 @@ pub trait Access: Send + Sync + 'static {
     /// true; on a store that already has users, changes nothing and returns false.
     async fn bootstrap(&self, bootstrap: Bootstrap, audit: AuditRecord) -> StoreResult<bool>;
 
-    /// The user an API token (by its hash) belongs to.
-    async fn user_by_token(&self, token_hash: &str) -> StoreResult<Option<User>>;
+    /// The user an API token (by its hash) belongs to, with the roles.
+    async fn user_by_token(&self, token_hash: &str) -> StoreResult<Option<TokenHolder>>;
     /// Creates a user with one API token.
     async fn create_user(&self, user: NewUser, audit: AuditRecord) -> StoreResult<User>;
     /// All users, by name.
