@@ -29,6 +29,9 @@ const TOUR_ADDRESS: &str = "127.0.0.1:7070";
 /// How the tour marks a command that is refused on purpose: it says so, and goes on.
 const REFUSED: &str = "|| echo \"refused (exit $?)\"";
 
+/// The programs the tour runs besides ferry, as its introduction says.
+const TOOLS: [&str; 7] = ["git", "svn", "svnadmin", "tar", "zstd", "jq", "openssl"];
+
 /// The longest the whole tour may take before the test gives up on it.
 const TOUR_DEADLINE: Duration = Duration::from_secs(600);
 
@@ -38,6 +41,7 @@ fn the_readme_tour_runs_as_written_against_the_demo() {
         skipped("the demo keeps its state in SQLite whatever the suite runs on");
         return;
     }
+    assert_tools_installed();
     let started = Instant::now();
     let work = tempfile::tempdir().unwrap();
     let demo = Demo::start(work.path());
@@ -61,6 +65,7 @@ fn the_readme_tour_runs_on_two_servers_on_postgresql_and_s3_behind_a_load_balanc
         skipped("this test starts its own PostgreSQL database on the SQLite pass already");
         return;
     }
+    assert_tools_installed();
     let Some(database) = postgres_database() else {
         return;
     };
@@ -197,6 +202,24 @@ fn tour_script(port: u16) -> String {
         "the tour talks to the demo at {TOUR_ADDRESS}"
     );
     script.replace(TOUR_ADDRESS, &format!("127.0.0.1:{port}"))
+}
+
+/// Fails at once, saying what to install, where a program the tour needs is missing.
+fn assert_tools_installed() {
+    let missing: Vec<&str> = TOOLS
+        .into_iter()
+        .filter(|tool| {
+            !Command::new("sh")
+                .args(["-c", &format!("command -v {tool}")])
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|status| status.success())
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "the README's tour needs {missing:?}: install git, subversion, zstd, jq and openssl, as .ci/run does"
+    );
 }
 
 /// A finished run of the tour.
