@@ -15,6 +15,8 @@ pub const FERRY: &str = env!("CARGO_BIN_EXE_ferry");
 pub struct Server {
     child: Child,
     pub url: String,
+    /// The admin's token from the data directory; empty for a server that joined a
+    /// database another server made it for.
     pub admin_token: String,
     pub dir: tempfile::TempDir,
     /// The data directory: `dir/data`, or another server's.
@@ -126,6 +128,23 @@ impl Server {
         Server::launch_on(dir, &data, Some(database), args, env)
     }
 
+    /// Starts a server on the data directory `data` (in no temp directory: the test owns it)
+    /// with its state in `database`, with extra flags and environment variables.
+    pub fn start_on_data(
+        data: &Path,
+        database: Arc<TestDatabase>,
+        args: &[&str],
+        env: &[(&str, String)],
+    ) -> Server {
+        Server::launch_on(
+            tempfile::tempdir().unwrap(),
+            data,
+            Some(database),
+            args,
+            env,
+        )
+    }
+
     /// Starts another server on this server's data directory and database, with extra
     /// flags: as servers behind one load balancer run.
     pub fn start_peer(&self, args: &[&str]) -> Server {
@@ -216,10 +235,10 @@ impl Server {
         let url = url_rx
             .recv_timeout(Duration::from_secs(60))
             .unwrap_or_else(|_| panic!("the server did not start: {}", log.lock().unwrap()));
+        // Only the first server on a database writes one: a server joining it has none.
         let admin_token = std::fs::read_to_string(data.join("admin-token"))
-            .unwrap()
-            .trim()
-            .to_owned();
+            .map(|token| token.trim().to_owned())
+            .unwrap_or_default();
         Server {
             child,
             url,
@@ -330,7 +349,8 @@ impl Drop for Server {
     }
 }
 
-fn signal(child: &Child, name: &str) {
+/// Sends the signal `name` (TERM, KILL, …) to `child`.
+pub fn signal(child: &Child, name: &str) {
     let status = Command::new("kill")
         .arg(format!("-{name}"))
         .arg(child.id().to_string())
