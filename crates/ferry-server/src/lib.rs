@@ -21,6 +21,7 @@ mod openapi;
 mod running;
 mod served;
 mod services;
+mod shared_content;
 mod shared_wakeups;
 mod state;
 mod tls;
@@ -147,6 +148,7 @@ pub async fn serve(listener: tokio::net::TcpListener, config: ServerConfig) -> a
         .await
         .with_context(|| format!("opening the blob storage {blobs_location}"))?;
     tracing::info!("release content is kept in {blobs_location}");
+    shared_content::check(store.as_ref(), blobs.as_ref(), &blobs_location).await?;
     let wakeups: Arc<dyn wakeups::Wakeups> = match &database {
         database::OpenStore::Postgres(store) => {
             shared_wakeups::SharedWakeups::start(store.broadcast(), clock.now_ms()).await?

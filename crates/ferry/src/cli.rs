@@ -585,8 +585,14 @@ pub enum ServerCommand {
         #[arg(long, value_name = "DATA_DIR")]
         from: PathBuf,
         /// The empty PostgreSQL database to move into
-        /// (postgres://USER:PASSWORD@HOST:PORT/DATABASE)
-        #[arg(long, value_name = "URL")]
+        /// (postgres://USER:PASSWORD@HOST:PORT/DATABASE), by default the one the servers
+        /// will use (FERRY_DATABASE)
+        #[arg(
+            long,
+            env = "FERRY_DATABASE",
+            value_name = "URL",
+            hide_env_values = true
+        )]
         to: String,
         /// The audit trail's key, if it does not live in the data directory
         #[arg(long, value_name = "FILE")]

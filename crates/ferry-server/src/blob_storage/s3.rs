@@ -31,6 +31,9 @@ const IN_FLIGHT: usize = 16;
 /// `HEAD` per blob.
 const LISTED_FROM: usize = 64;
 
+/// How finely S3 keeps an object's last-modified time.
+const LAST_MODIFIED_PRECISION: Duration = Duration::from_secs(1);
+
 /// Blobs in a bucket.
 pub struct S3Blobs {
     bucket_name: String,
@@ -236,7 +239,10 @@ impl BlobStorage for S3Blobs {
                 stored.push(StoredBlob {
                     hash,
                     size: object.size,
-                    written: SystemTime::from(object.last_modified),
+                    // S3 keeps the time to the second, rounded down: the object may be up
+                    // to a second younger, and garbage collection must never take it for
+                    // older than it is.
+                    written: SystemTime::from(object.last_modified) + LAST_MODIFIED_PRECISION,
                 });
             }
         }

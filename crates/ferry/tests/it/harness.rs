@@ -157,6 +157,19 @@ impl Server {
         )
     }
 
+    /// `ferry server` on the data directory `data` and this server's database and audit
+    /// key, run by hand: a server joining this one.
+    pub fn joining_command(&self, data: &Path) -> Command {
+        let mut command = server_command(data);
+        if let Some(database) = &self.database {
+            command.env("FERRY_DATABASE", &database.url);
+        }
+        command
+            .arg("--audit-key")
+            .arg(self.data_dir().join("audit-key"));
+        command
+    }
+
     /// Closes every connection to the server's PostgreSQL database and refuses new ones for
     /// `down`, as a database restart does.
     pub fn database_outage(&self, down: Duration) {

@@ -6,7 +6,7 @@ use std::fs;
 use std::time::{Duration, Instant};
 
 use crate::deployments::{current, release, setup, start_agent};
-use crate::harness::{Agent, Server};
+use crate::harness::{Agent, Run, Server};
 
 /// Agents long-poll for up to 25 s when the heartbeat is a minute: a change that wakes them
 /// is seen in milliseconds, one that does not only when the poll's hold runs out.
@@ -46,6 +46,21 @@ fn two_servers_on_one_database_serve_any_request_and_wake_each_others_agents() {
     let first_trail = first.admin(&["audit", "--json"]).success().json();
     let second_trail = second.admin(&["audit", "--json"]).success().json();
     assert_eq!(first_trail, second_trail);
+
+    // A third server keeping content in a folder of its own would answer agents "missing"
+    // for every release: it does not start, and says what to give --blobs.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let refused = Run::of(&mut first.joining_command(elsewhere.path()));
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert!(
+        refused
+            .stderr
+            .contains("the releases deployed most recently (web 1.0.0) are not there")
+            && refused
+                .stderr
+                .contains("start this server with the same --blobs as the others"),
+        "{refused:?}"
+    );
 }
 
 #[test]
