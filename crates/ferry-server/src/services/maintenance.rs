@@ -20,7 +20,7 @@ use crate::auth::Caller;
 use crate::services::apps::visible_app;
 use crate::services::manifests::load_manifest;
 use crate::services::policy::live_history;
-use crate::services::ServiceResult;
+use crate::services::{Refusal, ServiceResult};
 use crate::state::AppState;
 
 /// What one retention pass over an application removed.
@@ -318,7 +318,14 @@ pub async fn run_periodically(state: AppState, interval: Duration, grace: Durati
 async fn prune_everything(state: &AppState, grace: Duration) -> ServiceResult<()> {
     for app in state.store.list_apps().await? {
         let now = state.clock.now_ms();
-        let report = prune_app(state, &app, grace, crate::bootstrap::SERVER_ACTOR, now).await?;
+        let report = match prune_app(state, &app, grace, crate::bootstrap::SERVER_ACTOR, now).await
+        {
+            Ok(report) => report,
+            // Another server sharing the database pruned the same releases first (or the
+            // application went meanwhile): nothing is left for this pass to do there.
+            Err(error) if matches!(error.refusal, Refusal::NotFound(_)) => continue,
+            Err(error) => return Err(error),
+        };
         if !report.removed.is_empty() {
             tracing::info!(
                 "retention removed {} releases of {}",
