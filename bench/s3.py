@@ -10,7 +10,8 @@ starts moto on a free port with a bucket. Each round starts, for each backend, a
 (`--blobs file://…` or `--blobs s3://bench/round-N`) with a fresh agent, and times as a user
 types them: the first `release create` of the tree, the same tree again (dedup: nothing is
 uploaded), and the first deploy to the agent (`deploy --wait`). The backends take turns to go
-first. moto is an in-memory Python server on this machine: it shows what the S3 code path
+first. FERRY_BINARY=PATH measures that build instead of building this one. moto is an
+in-memory Python server on this machine: it shows what the S3 code path
 costs (one request per blob, 16 at a time), not what Amazon S3 over a network would.
 """
 import os
@@ -111,7 +112,7 @@ class Server:
 
 
 def main():
-    ferry = ferry_binary()
+    ferry = os.environ.get("FERRY_BINARY") or ferry_binary()
     work = tempfile.mkdtemp(prefix="ferry-bench-", dir=os.environ.get("BENCH_DIR"))
     moto, moto_url = start_moto()
     s3_env = dict(os.environ, AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",
