@@ -72,10 +72,9 @@ impl OpenStore {
                 if !path.exists() && crate::migrate::moved_name(path).exists() =>
             {
                 anyhow::bail!(
-                    "the state in {} moved to PostgreSQL (`ferry server migrate`): start with --database (or FERRY_DATABASE) naming that database. To go back to SQLite as it was before the move, rename {} to {}",
+                    "the state in {} moved to PostgreSQL (`ferry server migrate`): start with --database (or FERRY_DATABASE) naming that database. To go back to SQLite as it was before the move, rename {}",
                     path.parent().unwrap_or(path).display(),
-                    crate::migrate::moved_name(path).display(),
-                    path.display()
+                    crate::migrate::way_back(path)
                 )
             }
             Database::Sqlite(path) => OpenStore::Sqlite(Arc::new(

@@ -59,6 +59,13 @@ pub async fn migrate(
         ));
     }
     let sqlite_path = data_dir.join("ferry.db");
+    if moved_name(&sqlite_path).is_file() && !sqlite_path.exists() {
+        return Err(MigrateError::Refused(format!(
+            "{} was moved to PostgreSQL already ({} is the database as it was then): start the servers with --database, or rename that file back to ferry.db to move it again",
+            data_dir.display(),
+            moved_name(&sqlite_path).display()
+        )));
+    }
     if !sqlite_path.is_file() {
         return Err(MigrateError::Refused(format!(
             "{} holds no ferry database (ferry.db): name the data directory of the server to move with --from",
@@ -113,7 +120,7 @@ pub async fn migrate(
     if moved != events {
         return Err(anyhow::anyhow!("{events} audit events in SQLite but {moved} in PostgreSQL after the move; do not start servers on it: drop the database and move again").into());
     }
-    set_aside(&sqlite_path)?;
+    set_aside(&sqlite_path).await?;
     Ok(Migration {
         rows,
         audit_events: moved,
@@ -163,17 +170,47 @@ pub fn moved_name(sqlite_path: &Path) -> std::path::PathBuf {
     name.into()
 }
 
-/// Renames the SQLite database (and its journal files, if any) to [`moved_name`].
-fn set_aside(sqlite_path: &Path) -> anyhow::Result<()> {
+/// The renames that undo a move: the set-aside database back to `sqlite_path`, and its
+/// write-ahead log too where a move by an earlier ferry left one beside it.
+pub fn way_back(sqlite_path: &Path) -> String {
+    ["", "-wal", "-shm"]
+        .iter()
+        .filter_map(|suffix| {
+            let mut moved = moved_name(sqlite_path).into_os_string();
+            moved.push(suffix);
+            let mut back = sqlite_path.as_os_str().to_owned();
+            back.push(suffix);
+            Path::new(&moved).exists().then(|| {
+                format!(
+                    "{} to {}",
+                    Path::new(&moved).display(),
+                    Path::new(&back).display()
+                )
+            })
+        })
+        .collect::<Vec<_>>()
+        .join(", and ")
+}
+
+/// Sets the SQLite database aside as [`moved_name`]: the whole state in one file (what the
+/// write-ahead log held included), so that renaming that one file back is the whole way
+/// back; then the database and its journal files go.
+async fn set_aside(sqlite_path: &Path) -> anyhow::Result<()> {
+    let moved = moved_name(sqlite_path);
+    SqliteStore::copy_into_one_file(sqlite_path, &moved)
+        .await
+        .with_context(|| format!("writing {} to {}", sqlite_path.display(), moved.display()))?;
+    let directory = sqlite_path.parent().unwrap_or(Path::new("."));
+    crate::files::sync_dir(directory)?;
     for suffix in ["", "-wal", "-shm"] {
-        let mut from = sqlite_path.as_os_str().to_owned();
-        from.push(suffix);
-        let from = std::path::PathBuf::from(from);
-        if from.exists() {
-            let mut to = moved_name(sqlite_path).into_os_string();
-            to.push(suffix);
-            std::fs::rename(&from, &to).with_context(|| format!("renaming {}", from.display()))?;
+        let mut file = sqlite_path.as_os_str().to_owned();
+        file.push(suffix);
+        match std::fs::remove_file(&file) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("removing {}", Path::new(&file).display()))
+            }
+            _ => {}
         }
     }
-    crate::files::sync_dir(sqlite_path.parent().unwrap_or(Path::new(".")))
+    crate::files::sync_dir(directory)
 }

@@ -23,9 +23,17 @@ pub async fn check(
 ) -> anyhow::Result<()> {
     let mut live = store.live_deployments().await?;
     live.sort_by_key(|deployment| std::cmp::Reverse(deployment.id));
+    // One release may run in several environments: each is looked for once.
+    let mut recent: Vec<(&str, &str)> = Vec::new();
+    for deployment in &live {
+        let release = (deployment.app.as_str(), deployment.version.as_str());
+        if !recent.contains(&release) {
+            recent.push(release);
+        }
+    }
     let mut sampled = Vec::new();
-    for deployment in live.iter().take(SAMPLED) {
-        if let Some(release) = store.release(&deployment.app, &deployment.version).await? {
+    for (app, version) in recent.into_iter().take(SAMPLED) {
+        if let Some(release) = store.release(app, version).await? {
             sampled.push(release);
         }
     }
@@ -44,7 +52,7 @@ pub async fn check(
     }
     if missing.len() == sampled.len() {
         anyhow::bail!(
-            "release content is kept in {location}, but the releases deployed most recently ({}) are not there: servers sharing a database share one blob storage, so start this server with the same --blobs as the others (an s3:// bucket, or a folder every server mounts); after `ferry server migrate --blobs URL`, give that URL",
+            "release content is kept in {location}, but the releases deployed most recently ({}) are not there: servers sharing a database share one blob storage, so start this server with the same --blobs as the others (an s3:// bucket, or a folder every server mounts); after `ferry server migrate --blobs URL`, give that URL; if no other server keeps it, the content was lost: restore it from a backup",
             missing.join(", ")
         );
     }

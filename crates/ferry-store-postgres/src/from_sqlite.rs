@@ -124,8 +124,10 @@ pub async fn copy(
     }
     restart_identities(&mut tx).await?;
     tx.commit().await.map_err(backend)?;
-    drop(snapshot);
-    let _ = source.close().await;
+    // Ended and closed here, not left to drop: the move folds and renames the SQLite file
+    // next, which needs no connection left on it.
+    snapshot.rollback().await.map_err(backend)?;
+    source.close().await.map_err(backend)?;
     Ok(moved)
 }
 

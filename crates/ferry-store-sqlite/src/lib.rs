@@ -99,6 +99,32 @@ impl SqliteStore {
         })
     }
 
+    /// Writes the whole database at `from`, what its write-ahead log holds included, into
+    /// the new file `to` (`VACUUM INTO`): one self-contained file, synced to disk, that a
+    /// server can open as it is. `from` is only read, so a connection to it still open
+    /// elsewhere in this process does not stand in the way.
+    pub async fn copy_into_one_file(from: &Path, to: &Path) -> StoreResult<()> {
+        use sqlx::{ConnectOptions, Connection};
+        let destination = to
+            .to_str()
+            .ok_or_else(|| StoreError::Backend(format!("{} is not a UTF-8 path", to.display())))?;
+        let mut connection = SqliteConnectOptions::new()
+            .filename(from)
+            .read_only(true)
+            .connect()
+            .await
+            .map_err(backend)?;
+        sqlx::query("VACUUM INTO $1")
+            .bind(destination)
+            .execute(&mut connection)
+            .await
+            .map_err(backend)?;
+        connection.close().await.map_err(backend)?;
+        std::fs::File::open(to)
+            .and_then(|file| file.sync_all())
+            .map_err(|e| StoreError::Backend(format!("syncing {}: {e}", to.display())))
+    }
+
     /// A write transaction, begun `IMMEDIATE`: it takes the database's write lock at once,
     /// so it waits (up to the busy timeout) for another writer, also in another process,
     /// instead of failing when it first reads and then writes over a newer snapshot.

@@ -59,8 +59,8 @@ pub async fn run(data: PathBuf, listen: SocketAddr) -> CliResult {
             .local_addr()
             .map_err(|e| CliError::failed(e.to_string()))?
     );
-    let server = tokio::spawn(ferry_server::serve(listener, config));
-    let token = wait_for_admin_token(&data, &url).await?;
+    let mut server = tokio::spawn(ferry_server::serve(listener, config));
+    let token = wait_for_admin_token(&data, &url, &mut server).await?;
     let client = Client::new(&url, &token, None)?;
     // The file keeps the first token: an admin who rotated it since must say which to use.
     let _: ferry_api::WhoAmI = client.get("/api/v1/me").await.map_err(|refused| {
@@ -90,15 +90,35 @@ pub async fn run(data: PathBuf, listen: SocketAddr) -> CliResult {
     println!("  ferry status");
     println!("  ferry release list hello");
     println!("stop with Ctrl-C");
+    stopped(&mut server).await
+}
+
+/// What the server task ended with.
+async fn stopped(server: &mut ServerTask) -> CliResult {
     match server.await {
         Ok(result) => result.map_err(|e| CliError::failed(format!("{e:#}"))),
         Err(e) => Err(CliError::failed(format!("the server task failed: {e}"))),
     }
 }
 
-async fn wait_for_admin_token(data: &Path, url: &str) -> CliResult<String> {
+/// The demo's server, running on a task of its own.
+type ServerTask = tokio::task::JoinHandle<anyhow::Result<()>>;
+
+/// The admin token, once the server answers; the server's own error if it stops first
+/// (a data directory it refuses, say).
+async fn wait_for_admin_token(
+    data: &Path,
+    url: &str,
+    server: &mut ServerTask,
+) -> CliResult<String> {
     let health = format!("{url}/healthz");
     for _ in 0..300 {
+        if server.is_finished() {
+            stopped(server).await?;
+            return Err(CliError::failed(
+                "the demo server stopped before it answered",
+            ));
+        }
         if reqwest::get(&health)
             .await
             .is_ok_and(|r| r.status().is_success())

@@ -91,21 +91,22 @@ pub async fn migrate(
             ferry_server::MigrateError::Failed(e) => CliError::failed(format!("{e:#}")),
         })?;
     output.print(&moved, |m| {
+        // In the order the move did them: content first.
+        if let (Some((n, bytes)), Some(to)) = (m.blobs_copied, blobs) {
+            println!("copied {n} blobs ({bytes} bytes) to {to} (those already there are not copied again)");
+        }
         let rows: u64 = m.rows.values().sum();
         println!(
             "moved {rows} rows in {} tables; the audit trail's {} events verify in PostgreSQL",
             m.rows.len(),
             m.audit_events
         );
-        if let (Some((n, bytes)), Some(to)) = (m.blobs_copied, blobs) {
-            println!("copied {n} blobs ({bytes} bytes) to {to}");
-        }
         let content = match blobs {
             Some(to) => format!("--blobs {to}"),
             None => format!("release content in {}", from.join("blobs").display()),
         };
         println!(
-            "{} is set aside as ferry.db.moved-to-postgresql; start the servers with --database set to that URL, the audit key {} and {content}",
+            "{} is set aside as ferry.db.moved-to-postgresql; start the servers with --database set to that URL (or FERRY_DATABASE), the audit key {} and {content}",
             from.join("ferry.db").display(),
             audit_key.map_or_else(|| from.join("audit-key"), |k| k.to_owned()).display(),
         );

@@ -129,20 +129,15 @@ impl Server {
     }
 
     /// Starts a server on the data directory `data` (in no temp directory: the test owns it)
-    /// with its state in `database`, with extra flags and environment variables.
+    /// with its state in `database`, or in SQLite in `data` without one, with extra flags
+    /// and environment variables.
     pub fn start_on_data(
         data: &Path,
-        database: Arc<TestDatabase>,
+        database: Option<Arc<TestDatabase>>,
         args: &[&str],
         env: &[(&str, String)],
     ) -> Server {
-        Server::launch_on(
-            tempfile::tempdir().unwrap(),
-            data,
-            Some(database),
-            args,
-            env,
-        )
+        Server::launch_on(tempfile::tempdir().unwrap(), data, database, args, env)
     }
 
     /// Starts another server on this server's data directory and database, with extra

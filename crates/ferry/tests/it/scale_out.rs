@@ -192,8 +192,15 @@ fn an_installation_moves_from_sqlite_to_postgres_with_its_history() {
         1,
         "moved to PostgreSQL (`ferry server migrate`): start with --database",
     );
-    // Never twice.
-    migrate(&database.url).fails(3, "holds no ferry database");
+    // Never twice; and the database set aside is one file, nothing left in a journal.
+    migrate(&database.url).fails(3, "was moved to PostgreSQL already");
+    let set_aside = data.join("ferry.db.moved-to-postgresql");
+    assert!(set_aside.is_file());
+    for journal in ["-wal", "-shm"] {
+        assert!(!data
+            .join(format!("ferry.db.moved-to-postgresql{journal}"))
+            .exists());
+    }
 
     // The same data directory (admin token, audit key, content) on PostgreSQL: the same
     // history, and the agent goes on with the next release.
@@ -206,6 +213,13 @@ fn an_installation_moves_from_sqlite_to_postgres_with_its_history() {
         .success();
     assert_eq!(current(&agent.root, "web"), "releases/1.0.1");
     server.admin(&["audit", "verify"]).success();
+
+    // The way back the docs give: renaming that one file back is the state before the move.
+    let (_, _dir, _) = server.stop();
+    fs::rename(&set_aside, data.join("ferry.db")).unwrap();
+    let back = Server::start_on_data(&data, None, &[], &[]);
+    assert_eq!(back.admin(&["audit", "--json"]).success().json(), trail);
+    back.admin(&["audit", "verify"]).success();
 }
 
 #[test]

@@ -139,14 +139,14 @@ fn start_two_servers(
     s3: &[(&str, String)],
 ) -> [Server; 2] {
     let demo_data = work.join("ferry-demo");
-    let first = Server::start_on_data(&demo_data, database.clone(), &["--blobs", blobs], s3);
+    let first = Server::start_on_data(&demo_data, Some(database.clone()), &["--blobs", blobs], s3);
     let audit_key = work.join("second-audit-key");
     fs::copy(demo_data.join("audit-key"), &audit_key).unwrap();
     set_mode(&audit_key, 0o600);
     let second_data = work.join("second-data");
     let second = Server::start_on_data(
         &second_data,
-        database,
+        Some(database),
         &["--blobs", blobs, "--audit-key", audit_key.to_str().unwrap()],
         s3,
     );
