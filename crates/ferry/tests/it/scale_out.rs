@@ -192,6 +192,13 @@ fn an_installation_moves_from_sqlite_to_postgres_with_its_history() {
         1,
         "moved to PostgreSQL (`ferry server migrate`): start with --database",
     );
+    // Nor does the demo, at once and saying why.
+    crate::harness::Run::of(
+        std::process::Command::new(crate::harness::FERRY)
+            .args(["demo", "--listen", "127.0.0.1:0", "--data"])
+            .arg(&data),
+    )
+    .fails(1, "moved to PostgreSQL (`ferry server migrate`)");
     // Never twice; and the database set aside is one file, nothing left in a journal.
     migrate(&database.url).fails(3, "was moved to PostgreSQL already");
     let set_aside = data.join("ferry.db.moved-to-postgresql");
