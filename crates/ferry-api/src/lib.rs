@@ -11,6 +11,7 @@ pub use ferry_domain::delivery::DeliveryStatus;
 pub use ferry_domain::deployment::{
     Kind as DeploymentKind, Outcome, Status as DeploymentStatus, Strategy, TargetAppState,
 };
+pub use ferry_domain::drift::DriftChange;
 pub use ferry_domain::incident::{IncidentStatus, Severity};
 pub use ferry_domain::step_log::StepLog;
 pub use ferry_domain::support::{BacklogStatus, BackportMode, SupportPath};
@@ -730,9 +731,45 @@ pub struct TargetStatus {
     pub target: String,
     pub version: Option<String>,
     pub state: TargetAppState,
-    /// Paths that differ from the release (drift detection comes later: always null now).
-    #[schema(value_type = Object)]
-    pub drift: Option<serde_json::Value>,
+    /// Whether the target's files differ from the release it runs (`ferry drift` lists
+    /// them); null when its agent found none, or has not checked yet.
+    pub drift: Option<DriftSummary>,
+}
+
+/// Drift on one target, in short.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DriftSummary {
+    /// The release the paths differ from.
+    pub version: String,
+    /// How many paths differ.
+    pub paths: u64,
+    /// When the first of them was seen (RFC 3339).
+    pub since: String,
+}
+
+/// What an agent found, for one application, when it compared its target's files with the
+/// release it runs (`POST /api/v1/agent/drift`). It sends one after every check whose
+/// findings differ from the last it sent, and after every check at least every hour.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentDrift {
+    pub app: String,
+    /// The release `current` points at, which the paths differ from.
+    pub version: String,
+    /// Every path that differs, sorted by path; empty when the target serves the release
+    /// exactly.
+    pub paths: Vec<DriftedPath>,
+}
+
+/// One path that differs from the release.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DriftedPath {
+    /// Relative to the release's root, `/`-separated.
+    pub path: String,
+    pub change: DriftChange,
+    /// When the agent first saw it differ (milliseconds since the Unix epoch, its clock).
+    pub first_seen_ms: i64,
 }
 
 /// Exchanges an enrollment token for an agent credential.

@@ -11,6 +11,7 @@ pub mod backport;
 pub mod delivery;
 pub mod deployment;
 pub mod downgrade;
+pub mod drift;
 pub mod duration;
 pub mod freeze;
 pub mod guard;
