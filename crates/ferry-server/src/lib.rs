@@ -5,6 +5,7 @@
 //! store with the change and its audit record; they hold no rules of their own.
 
 mod auth;
+mod backup;
 mod blob_storage;
 mod bootstrap;
 mod clock;
@@ -37,6 +38,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+pub use crate::backup::{backup, restore, Backup};
 pub use crate::blob_storage::{BadBlobLocation, BlobLocation};
 pub use crate::clock::{Clock, OffsetClock, SystemClock};
 pub use crate::database::Database;

@@ -603,6 +603,36 @@ pub enum ServerCommand {
         #[arg(long, value_name = "URL")]
         blobs: Option<ferry_server::BlobLocation>,
     },
+    /// Write the state of a server on SQLite and its release content to one file, while the
+    /// server runs (run on the server's machine); the audit trail is verified, and the audit
+    /// key is not in the file: keep it apart
+    Backup {
+        /// The server's data directory
+        #[arg(long, default_value = "./ferry-data")]
+        data: PathBuf,
+        /// The file to write (a new one)
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// The audit trail's key, if it does not live in the data directory
+        #[arg(long, value_name = "FILE")]
+        audit_key: Option<PathBuf>,
+        /// Where the server keeps release content, if not DATA/blobs (file:///dir)
+        #[arg(long, value_name = "URL")]
+        blobs: Option<ferry_server::BlobLocation>,
+    },
+    /// Bring a backup back into a new data directory, checking every blob and the audit
+    /// trail before anything is put in place; then start `ferry server --data DIR`
+    Restore {
+        /// The backup, as `ferry server backup` wrote it
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// The new data directory (it must hold no database)
+        #[arg(long)]
+        data: PathBuf,
+        /// The installation's audit key, if it is not in the new data directory
+        #[arg(long, value_name = "FILE")]
+        audit_key: Option<PathBuf>,
+    },
 }
 
 /// Under the help of every command that takes a duration: the syntax is described once, in

@@ -37,6 +37,17 @@ pub async fn run(cli: Cli, output: Output) -> CliResult {
                 blobs,
             }) => server::migrate(output, &from, &to, audit_key.as_deref(), blobs.as_ref()).await,
             Some(ServerCommand::Fsck) => server::fsck(&Client::from_args(global)?, output).await,
+            Some(ServerCommand::Backup {
+                data,
+                out,
+                audit_key,
+                blobs,
+            }) => server::backup(output, &data, &out, audit_key.as_deref(), blobs.as_ref()).await,
+            Some(ServerCommand::Restore {
+                file,
+                data,
+                audit_key,
+            }) => server::restore(output, &file, &data, audit_key.as_deref()).await,
         },
         Command::Demo(args) => demo::run(args.data, args.listen).await,
         Command::Check { dir } => check::run(output, dir),

@@ -143,3 +143,60 @@ pub async fn fsck(client: &Client, output: Output) -> CliResult {
     }
     Ok(())
 }
+
+/// `ferry server backup`: the state of a server on SQLite and its release content, in one
+/// file.
+pub async fn backup(
+    output: Output,
+    data: &std::path::Path,
+    out: &std::path::Path,
+    audit_key: Option<&std::path::Path>,
+    blobs: Option<&ferry_server::BlobLocation>,
+) -> CliResult {
+    let blobs_dir = match blobs {
+        None => data.join("blobs"),
+        Some(ferry_server::BlobLocation::Folder(dir)) => dir.clone(),
+        Some(location) => {
+            return Err(CliError::refused(format!(
+                "release content in {location} is not put in a backup: it is kept by the bucket (turn on its versioning or replication); back up the database with pg_dump if the server runs on PostgreSQL"
+            )))
+        }
+    };
+    let backup = ferry_server::backup(data, audit_key, &blobs_dir, out)
+        .await
+        .map_err(|e| CliError::failed(format!("{e:#}")))?;
+    output.print(&backup, |b| {
+        println!(
+            "wrote {}: the database ({} audit events, verified) and {} blobs of release content ({} bytes); keep the audit key apart from it",
+            out.display(),
+            b.audit_events,
+            b.blobs,
+            b.blob_bytes
+        );
+    });
+    Ok(())
+}
+
+/// `ferry server restore`: a backup brought back into a new data directory.
+pub async fn restore(
+    output: Output,
+    file: &std::path::Path,
+    data: &std::path::Path,
+    audit_key: Option<&std::path::Path>,
+) -> CliResult {
+    let restored = ferry_server::restore(file, data, audit_key)
+        .await
+        .map_err(|e| CliError::failed(format!("{e:#}")))?;
+    output.print(&restored, |r| {
+        println!(
+            "restored {} audit events (verified) and {} blobs ({} bytes) into {}; start it with `ferry server --data {}`{}",
+            r.audit_events,
+            r.blobs,
+            r.blob_bytes,
+            data.display(),
+            data.display(),
+            audit_key.map_or_else(String::new, |key| format!(" --audit-key {}", key.display()))
+        );
+    });
+    Ok(())
+}

@@ -30,6 +30,7 @@ mod round_robin;
 mod s3;
 mod scale_out;
 mod server;
+mod server_backup;
 mod stage_policy;
 mod status;
 mod support;

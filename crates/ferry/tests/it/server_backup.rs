@@ -1,0 +1,186 @@
+//! `ferry server backup` and `ferry server restore`: a backup taken while the server takes
+//! writes restores into a new data directory as a consistent, verified installation, and a
+//! damaged backup, the wrong audit key or a data directory in use restore nothing.
+
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::deployments::{release, setup};
+use crate::harness::{on_postgres, Run, Server, FERRY};
+
+fn server_command(args: &[&str]) -> Run {
+    Run::of(Command::new(FERRY).arg("server").args(args))
+}
+
+#[test]
+fn a_backup_taken_under_writes_restores_as_a_verified_installation() {
+    if on_postgres() {
+        // A server on PostgreSQL is backed up with pg_dump: there is no ferry.db to copy.
+        return;
+    }
+    let server = Server::start();
+    setup(&server);
+    release(&server, "1.0.0", "");
+    release(&server, "1.0.1", "");
+    let data = server.data_dir();
+    let key = data.join("audit-key");
+
+    // Writes go on while the backup is taken: teams created one after the other.
+    let writing = Arc::new(AtomicBool::new(true));
+    let writer = {
+        let (writing, url, token) = (
+            writing.clone(),
+            server.url.clone(),
+            server.admin_token.clone(),
+        );
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while writing.load(Ordering::Relaxed) {
+                n += 1;
+                Run::of(
+                    Command::new(FERRY)
+                        .args(["team", "create", &format!("load-{n}")])
+                        .env("FERRY_SERVER", &url)
+                        .env("FERRY_TOKEN", &token),
+                )
+                .success();
+            }
+            n
+        })
+    };
+    let work = tempfile::tempdir().unwrap();
+    let backup = work.path().join("ferry.backup");
+    let taken = server_command(&[
+        "backup",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        backup.to_str().unwrap(),
+    ])
+    .success();
+    writing.store(false, Ordering::Relaxed);
+    let teams_created = writer.join().unwrap();
+    assert!(teams_created > 0);
+    assert!(taken.stdout.contains("audit events, verified"), "{taken:?}");
+    // Never over an existing file.
+    server_command(&[
+        "backup",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        backup.to_str().unwrap(),
+    ])
+    .fails(1, "exists already");
+
+    let restored_dir = work.path().join("restored");
+    let restored = server_command(&[
+        "restore",
+        backup.to_str().unwrap(),
+        "--data",
+        restored_dir.to_str().unwrap(),
+        "--audit-key",
+        key.to_str().unwrap(),
+    ])
+    .success();
+    assert!(
+        restored.stdout.contains("audit events (verified)"),
+        "{restored:?}"
+    );
+
+    // The restored installation is the original as of one moment: its trail is the start of
+    // the original's, and it verifies; its releases and their content are whole.
+    let original_trail = server
+        .admin(&["audit", "--json", "--limit", "100000"])
+        .success()
+        .json();
+    let back = Server::start_on_data(
+        &restored_dir,
+        None,
+        &["--audit-key", key.to_str().unwrap()],
+        &[],
+    );
+    let as_admin = |args: &[&str]| back.ferry(&server.admin_token, args);
+    as_admin(&["audit", "verify"]).success();
+    let restored_trail = as_admin(&["audit", "--json", "--limit", "100000"])
+        .success()
+        .json();
+    let (original, restored) = (events(&original_trail), events(&restored_trail));
+    assert!(!restored.is_empty() && restored.len() <= original.len());
+    for (seq, hash) in &restored {
+        assert_eq!(
+            original.get(seq),
+            Some(hash),
+            "event {seq}: the trail up to the backup"
+        );
+    }
+    assert_eq!(
+        as_admin(&["release", "list", "web", "--json"])
+            .success()
+            .json(),
+        server
+            .admin(&["release", "list", "web", "--json"])
+            .success()
+            .json()
+    );
+    let fsck = as_admin(&["server", "fsck", "--json"]).success().json();
+    assert_eq!(fsck["ok"], true, "{fsck}");
+
+    // Into a data directory that holds a database: refused.
+    server_command(&[
+        "restore",
+        backup.to_str().unwrap(),
+        "--data",
+        restored_dir.to_str().unwrap(),
+        "--audit-key",
+        key.to_str().unwrap(),
+    ])
+    .fails(1, "holds a database already");
+    // With another installation's key: nothing restored.
+    let other_key = work.path().join("other-key");
+    std::fs::write(&other_key, format!("{}\n", "ab".repeat(32))).unwrap();
+    let elsewhere = work.path().join("elsewhere");
+    server_command(&[
+        "restore",
+        backup.to_str().unwrap(),
+        "--data",
+        elsewhere.to_str().unwrap(),
+        "--audit-key",
+        other_key.to_str().unwrap(),
+    ])
+    .fails(1, "does not verify with this audit key");
+    assert!(!elsewhere.join("ferry.db").exists());
+    // A damaged backup: nothing restored.
+    let mut bytes = std::fs::read(&backup).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    let damaged = work.path().join("damaged.backup");
+    std::fs::write(&damaged, bytes).unwrap();
+    let run = server_command(&[
+        "restore",
+        damaged.to_str().unwrap(),
+        "--data",
+        elsewhere.to_str().unwrap(),
+        "--audit-key",
+        key.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(!elsewhere.join("ferry.db").exists());
+}
+
+/// The events of `ferry audit --json`: each one's hash by its sequence number.
+fn events(trail: &Value) -> std::collections::BTreeMap<i64, String> {
+    trail
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|event| {
+            (
+                event["seq"].as_i64().unwrap(),
+                event["hash"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
