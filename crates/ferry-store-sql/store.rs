@@ -18,7 +18,7 @@ use ferry_store::{
     BadVersion, Bootstrap, ContentHold, DeploymentRecord, DeploymentUpdate, DesiredChange,
     EnvironmentChange, FreezeWindowRecord, HeldContent, IncidentRecord, IncidentUpdate, NewApp,
     NewRelease, NewUser, OneOffFreezeRecord, Release, ReleaseOutcome, StoreError, StoreResult,
-    Target, TargetApp, TargetReport, Team, TeamSupport, TokenHolder, UnauditedWrites, User,
+    Target, TargetApp, TargetDrift, TargetReport, Team, TeamSupport, TokenHolder, UnauditedWrites, User,
 };
 
 /// Runs a change in one write transaction and appends its audit record to the chain in the
@@ -139,6 +139,13 @@ impl UnauditedWrites for Backend {
         }
         let mut tx = self.write().await?;
         step_logs::replace(&mut tx, deployment_id, target, version, &logs, at_ms).await?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn record_drift(&self, report: ferry_store::DriftReport) -> StoreResult<()> {
+        // A write transaction: new findings bump the status revision, which writers change.
+        let mut tx = self.write().await?;
+        drift::record(&mut tx, &report).await?;
         tx.commit().await.map_err(backend)
     }
 
@@ -568,8 +575,11 @@ impl Fleet for Backend {
         now_ms: i64,
         record: AuditRecord,
     ) -> StoreResult<Target> {
-        audited!(self, record, |tx| targets::remove(&mut tx, target, now_ms)
-            .await?)
+        audited!(self, record, |tx| {
+            let removed = targets::remove(&mut tx, target, now_ms).await?;
+            drift::forget_target(&mut tx, target).await?;
+            removed
+        })
     }
 
     async fn place_app(
@@ -590,6 +600,10 @@ impl Fleet for Backend {
 
     async fn target_apps(&self, target: Option<&str>) -> StoreResult<Vec<TargetApp>> {
         targets::target_apps(&mut *self.read().await?, target).await
+    }
+
+    async fn target_drift(&self, app: Option<&str>) -> StoreResult<Vec<TargetDrift>> {
+        drift::list(&mut *self.read().await?, app).await
     }
 }
 

@@ -772,6 +772,23 @@ pub struct DriftedPath {
     pub first_seen_ms: i64,
 }
 
+/// Drift on one target for one application, as `ferry drift` lists it (`GET /api/v1/drift`):
+/// the paths that differ from the release the target runs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TargetDrift {
+    pub target: String,
+    pub env: String,
+    pub app: String,
+    /// The release the paths differ from, which the target runs.
+    pub version: String,
+    /// How many paths differ: more than `paths` lists when the agent found over 10,000.
+    pub count: u64,
+    /// The paths that differ, sorted by path.
+    pub paths: Vec<DriftedPath>,
+    /// When the server last heard the agent's findings (RFC 3339).
+    pub checked: String,
+}
+
 /// Exchanges an enrollment token for an agent credential.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

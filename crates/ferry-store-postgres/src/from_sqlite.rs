@@ -46,6 +46,7 @@ const TABLES: &[&str] = &[
     "notification_cursor",
     "one_off_freezes",
     "step_logs",
+    "target_drift",
     "status_revision",
 ];
 

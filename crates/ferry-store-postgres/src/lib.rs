@@ -23,6 +23,8 @@ mod content;
 #[path = "../../ferry-store-sql/deployments.rs"]
 mod deployments;
 mod dialect;
+#[path = "../../ferry-store-sql/drift.rs"]
+mod drift;
 pub mod from_sqlite;
 #[path = "../../ferry-store-sql/notifications.rs"]
 mod notifications;

@@ -15,6 +15,8 @@ mod audit;
 #[path = "../../ferry-store-sql/deployments.rs"]
 mod deployments;
 mod dialect;
+#[path = "../../ferry-store-sql/drift.rs"]
+mod drift;
 #[cfg(test)]
 mod migration_tests;
 #[path = "../../ferry-store-sql/notifications.rs"]

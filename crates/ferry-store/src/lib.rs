@@ -107,6 +107,12 @@ pub trait UnauditedWrites: Send + Sync + 'static {
         logs: Vec<ferry_domain::step_log::StepLog>,
         at_ms: i64,
     ) -> StoreResult<()>;
+    /// Keeps what `report.target`'s agent last found comparing `report.app`'s files with
+    /// the release it runs, replacing what it found before (an empty list says it found
+    /// nothing). Drift is an observation of the target, like [`Self::report_target_app`]:
+    /// nobody decided it, and the hand edits it reveals were made outside ferry. Not found
+    /// when the target (in service) or the application does not exist.
+    async fn record_drift(&self, report: DriftReport) -> StoreResult<()>;
     /// The sequence number of the last audit event turned into deliveries. The first call
     /// on a store sets it to the current end of the audit trail, so enabling notifications
     /// does not replay history; the cursor only says how far the trail was read.

@@ -446,3 +446,38 @@ pub struct StepLogRecord {
     pub log: ferry_domain::step_log::StepLog,
     pub at_ms: i64,
 }
+
+/// One path that differs, on a target, from the release it runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DriftedPathRecord {
+    /// Relative to the release's root, `/`-separated.
+    pub path: String,
+    pub change: ferry_domain::drift::DriftChange,
+    /// When the agent first saw it differ (its clock).
+    pub first_seen_ms: i64,
+}
+
+/// What a target's agent last found comparing one application's files with the release it
+/// runs: every path that differs, none when it serves the release exactly.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DriftReport {
+    pub target: String,
+    pub app: String,
+    /// The release the agent compared with (what `current` pointed at).
+    pub version: String,
+    /// Sorted by path: every path that differs, or the first of them when the agent found
+    /// more than the server keeps.
+    pub paths: Vec<DriftedPathRecord>,
+    /// How many paths differ (at least `paths.len()`).
+    pub path_count: u64,
+    /// When the server received the findings.
+    pub checked_ms: i64,
+}
+
+/// The latest drift findings of one target and application, as kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TargetDrift {
+    /// The target's environment.
+    pub env: String,
+    pub report: DriftReport,
+}

@@ -196,6 +196,15 @@ pub enum Command {
         /// Only this application
         app: Option<String>,
     },
+    /// Files on targets that differ from the release they run (hand edits), as their agents
+    /// last found
+    Drift {
+        /// Only this application
+        app: Option<String>,
+        /// Only targets in this environment
+        #[arg(long)]
+        env: Option<String>,
+    },
     /// The audit trail of every change
     Audit(AuditArgs),
     /// Where a team's notifications go (webhooks, e-mail), and the delivery log

@@ -6,9 +6,10 @@ use std::time::Duration;
 use axum::extract::{FromRequestParts, State};
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::request::Parts;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use ferry_api::{AgentCredential, AgentEnroll, AgentReport, BlobHashes, DesiredState};
+use ferry_api::{AgentCredential, AgentDrift, AgentEnroll, AgentReport, BlobHashes, DesiredState};
 use ferry_cas::hash::ContentHash;
 use ferry_domain::token::hash_token;
 use serde::Deserialize;
@@ -17,7 +18,7 @@ use utoipa::IntoParams;
 use crate::error::ApiError;
 use crate::handlers::v1::blobs::{read_blob_batch, MAX_HASH_LIST};
 use crate::json::{Body, Path, Query};
-use crate::services::agents;
+use crate::services::{agents, drift};
 use crate::state::AppState;
 
 /// The longest an agent's long-poll is held open; it answers sooner when the heartbeat
@@ -206,4 +207,23 @@ pub async fn report(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     agents::report(&state, &agent.target, request).await?;
     Ok(Json(serde_json::json!({ "ok": true })))
+}
+
+/// The largest drift report an agent may send: room for many more paths than the server
+/// keeps ([`drift::MAX_KEPT_PATHS`]), so a target edited beyond that still reports a count.
+const MAX_DRIFT_BODY: usize = 16 * 1024 * 1024;
+
+/// What the agent's latest drift check found for one application its target runs: the
+/// paths that differ from the release `current` points at, none when it serves it exactly.
+/// Replaces what it reported before.
+#[utoipa::path(post, path = "/api/v1/agent/drift", tag = "agent", request_body = AgentDrift,
+    responses((status = 204), (status = 404, body = ferry_api::ErrorBody),
+        (status = 422, body = ferry_api::ErrorBody)))]
+pub async fn drift(
+    State(state): State<AppState>,
+    agent: AgentCaller,
+    Body(request): Body<AgentDrift, { MAX_DRIFT_BODY }>,
+) -> Result<StatusCode, ApiError> {
+    drift::record(&state, &agent.target, request).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -12,6 +12,7 @@ pub mod blobs;
 pub mod channels;
 pub mod deployment_logs;
 pub mod deployments;
+pub mod drift;
 mod error;
 pub mod freezes;
 pub mod incidents;

@@ -16,16 +16,16 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 use axum::body::Bytes;
-use ferry_api::{AppStatus, Backport, EnvStatus, TargetStatus};
+use ferry_api::{AppStatus, Backport, DriftSummary, EnvStatus, TargetStatus};
 use ferry_domain::backport::ObligationStatus;
 use ferry_domain::name::{validate_name, NameKind};
 use ferry_domain::permission::Action;
-use ferry_store::{BadVersion, DeploymentRecord, Store, TargetApp};
+use ferry_store::{BadVersion, DeploymentRecord, DriftReport, Store, TargetApp};
 
 use crate::auth::Caller;
 use crate::services::apps::no_such_app;
 use crate::services::ServiceResult;
-use crate::views::backport_json;
+use crate::views::{backport_json, rfc3339};
 
 /// The status document built last, and the lock that lets one request at a time build it.
 #[derive(Default)]
@@ -167,14 +167,19 @@ async fn build(store: &dyn Store) -> ServiceResult<Built> {
     // The revision before the data: whatever changes meanwhile moves it again, and the next
     // request builds anew. Read after, it could name changes the data does not hold.
     let revision = store.status_revision().await?;
-    let (apps, pipeline, reported, live, bad, backports) = tokio::try_join!(
+    let (apps, pipeline, reported, live, bad, backports, drift) = tokio::try_join!(
         store.list_apps(),
         store.list_environments(),
         store.target_apps(None),
         store.live_deployments(),
         store.every_bad_version(),
         store.backports(None),
+        store.target_drift(None),
     )?;
+    let drift: HashMap<(&str, &str), &DriftReport> = drift
+        .iter()
+        .map(|d| ((d.report.target.as_str(), d.report.app.as_str()), &d.report))
+        .collect();
     let mut live_versions: HashMap<(&str, &str), &DeploymentRecord> = HashMap::new();
     for deployment in &live {
         live_versions.insert((&deployment.app, &deployment.env), deployment);
@@ -191,7 +196,10 @@ async fn build(store: &dyn Store) -> ServiceResult<Built> {
         targets
             .entry((&row.app, &row.env))
             .or_default()
-            .push(target_status(row));
+            .push(target_status(
+                row,
+                drift.get(&(row.target.as_str(), row.app.as_str())).copied(),
+            ));
     }
     let mut open_backports: HashMap<String, Vec<Backport>> = HashMap::new();
     for backport in backports
@@ -241,13 +249,28 @@ async fn build(store: &dyn Store) -> ServiceResult<Built> {
     })
 }
 
-fn target_status(row: &TargetApp) -> TargetStatus {
+/// A target's line in the document; its drift shows only when its agent's latest findings
+/// are about the release it runs now (findings about the one it ran before are stale until
+/// the next check) and name at least one path.
+fn target_status(row: &TargetApp, drift: Option<&DriftReport>) -> TargetStatus {
     TargetStatus {
         target: row.target.clone(),
         version: row.current_version.clone(),
         state: row.state,
-        drift: None,
+        drift: drift
+            .filter(|d| row.current_version.as_deref() == Some(d.version.as_str()))
+            .and_then(drift_summary),
     }
+}
+
+/// Findings in short: how many paths, since when; none when no path differs.
+pub fn drift_summary(report: &DriftReport) -> Option<DriftSummary> {
+    let since = report.paths.iter().map(|p| p.first_seen_ms).min()?;
+    Some(DriftSummary {
+        version: report.version.clone(),
+        paths: report.path_count,
+        since: rfc3339(since),
+    })
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ fn report(version: &str, state: TargetAppState, step: Option<&str>, at_ms: i64) 
 }
 
 /// Whether the status revision moved since `last`, which becomes the current one.
-async fn moved(store: &dyn Store, last: &mut i64) -> bool {
+pub(super) async fn moved(store: &dyn Store, last: &mut i64) -> bool {
     let now = store.status_revision().await.unwrap();
     assert!(now >= *last, "the revision went back from {last} to {now}");
     let moved = now != *last;
@@ -249,6 +249,7 @@ pub async fn reads_story(store: &dyn Store) {
         .await
         .unwrap();
     assert!(moved(store, &mut last).await, "another version");
+    super::drift::drift_part(store, &mut last).await;
 
     // Backport obligations: opened (with their hotfix's deployment), waived, done.
     let first = ship_hotfix(store, obligation("1.0.1")).await.unwrap();

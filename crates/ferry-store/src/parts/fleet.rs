@@ -57,4 +57,8 @@ pub trait Fleet: Send + Sync + 'static {
     /// Desired and reported state of every target in service and application, or of one
     /// target's.
     async fn target_apps(&self, target: Option<&str>) -> StoreResult<Vec<TargetApp>>;
+
+    /// The latest drift findings ([`UnauditedWrites::record_drift`]) of every target in
+    /// service, or of one application's, by application and target.
+    async fn target_drift(&self, app: Option<&str>) -> StoreResult<Vec<TargetDrift>>;
 }

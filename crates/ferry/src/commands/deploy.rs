@@ -383,11 +383,19 @@ pub async fn status(client: &Client, output: Output, app: Option<String>) -> Cli
                     .iter()
                     .map(|t| {
                         format!(
-                            "{}={}({}{})",
+                            "{}={}({}{}{})",
                             t.target,
                             t.version.as_deref().unwrap_or("-"),
                             t.state,
-                            if is_offline(&t.target) { ", offline" } else { "" }
+                            if is_offline(&t.target) { ", offline" } else { "" },
+                            match &t.drift {
+                                Some(drift) => format!(
+                                    ", drift: {} path{}",
+                                    drift.paths,
+                                    if drift.paths == 1 { "" } else { "s" }
+                                ),
+                                None => String::new(),
+                            }
                         )
                     })
                     .collect();

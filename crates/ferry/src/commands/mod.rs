@@ -7,6 +7,7 @@ mod check;
 mod demo;
 mod deploy;
 mod deployment_logs;
+mod drift;
 mod env;
 mod login;
 mod release;
@@ -78,6 +79,9 @@ pub async fn run(cli: Cli, output: Output) -> CliResult {
             deploy::deployment(&Client::from_args(global)?, output, command).await
         }
         Command::Status { app } => deploy::status(&Client::from_args(global)?, output, app).await,
+        Command::Drift { app, env } => {
+            drift::run(&Client::from_args(global)?, output, app, env).await
+        }
         Command::Audit(args) => audit::run(&Client::from_args(global)?, output, args).await,
         Command::Channel(command) => {
             channel::run(&Client::from_args(global)?, output, command).await

@@ -9,6 +9,7 @@ mod cancel;
 mod content_safety;
 mod deadline;
 mod deployments;
+mod drift;
 mod faults;
 mod ferry_toml;
 mod freeze_now;

@@ -76,6 +76,8 @@ const TABLE: &[Row] = &[
     user("GET /api/v1/deployments", "one app", NONE, "yyyyyy yyyyyy", "/api/v1/deployments?app={app}", ""),
     user("GET /api/v1/status", "", NONE, "yyyyyy yyyyyy", "/api/v1/status", ""),
     user("GET /api/v1/status", "one app", NONE, "yyyyyy yyyyyy", "/api/v1/status?app={app}", ""),
+    user("GET /api/v1/drift", "", NONE, "yyyyyy yyyyyy", "/api/v1/drift", ""),
+    user("GET /api/v1/drift", "one app", NONE, "yyyyyy yyyyyy", "/api/v1/drift?app={app}", ""),
     user("GET /api/v1/audit/verify", "", NONE, "yyyyyy yyyyyy", "/api/v1/audit/verify", ""),
 
     // Organisation-wide, decided by the default role: admin, or change-policy.
@@ -224,6 +226,8 @@ const TABLE: &[Row] = &[
     agent("POST /api/v1/agent/blobs/fetch", &[401, 403], "/api/v1/agent/blobs/fetch", r#"{"hashes": []}"#),
     agent("POST /api/v1/agent/report", &[401, 403], "/api/v1/agent/report",
         r#"{"app": "{app}", "deployment": 1, "outcome": "succeeded"}"#),
+    agent("POST /api/v1/agent/drift", &[401, 403], "/api/v1/agent/drift",
+        r#"{"app": "{app}", "version": "1.0.0", "paths": []}"#),
 ];
 
 const fn user(
@@ -261,12 +265,13 @@ const fn agent(
 }
 
 /// Listings that must not name team `other` or its application to anyone outside it.
-const LISTINGS: [&str; 5] = [
+const LISTINGS: [&str; 6] = [
     "/api/v1/teams",
     "/api/v1/users",
     "/api/v1/apps",
     "/api/v1/deployments",
     "/api/v1/status",
+    "/api/v1/drift",
 ];
 
 #[test]

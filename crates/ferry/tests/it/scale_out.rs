@@ -159,6 +159,16 @@ fn an_installation_moves_from_sqlite_to_postgres_with_its_history() {
     server
         .admin(&["deploy", "web", "1.0.0", "--to", "dev", "--wait"])
         .success();
+    // Drift the agent found moves too.
+    let drifted = serde_json::json!({"app": "web", "version": "1.0.0", "paths": [
+        {"path": "index.html", "change": "content", "first_seen_ms": 1_000}]});
+    let credential = crate::drift::agent_credential(&agent.root);
+    assert_eq!(
+        crate::drift::post_drift(&server, &credential, &drifted),
+        204
+    );
+    let drift = server.admin(&["drift", "--json"]).success().json();
+    assert_eq!(drift.as_array().unwrap().len(), 1, "{drift}");
     let trail = server.admin(&["audit", "--json"]).success().json();
     let data = server.data_dir();
     let migrate = |to: &str| {
@@ -214,6 +224,7 @@ fn an_installation_moves_from_sqlite_to_postgres_with_its_history() {
     let server = Server::start_in_database(dir, database, &["--listen", &listen], &[]);
     assert_eq!(server.admin(&["audit", "--json"]).success().json(), trail);
     server.admin(&["audit", "verify"]).success();
+    assert_eq!(server.admin(&["drift", "--json"]).success().json(), drift);
     release(&server, "1.0.1", "");
     server
         .admin(&["deploy", "web", "1.0.1", "--to", "dev", "--wait"])

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod blobs;
 pub mod channels;
 pub mod deployments;
+pub mod drift;
 pub mod environments;
 pub mod incidents;
 pub mod maintenance;
