@@ -356,6 +356,10 @@ pub struct AgentArgs {
     /// A one-time enrollment token (`ferry target enroll`); needed on the first run only
     #[arg(long)]
     pub enroll: Option<String>,
+    /// How often to compare the files of each release served with the release and report
+    /// what differs (drift) to the server; a check of an unchanged release reads no file
+    #[arg(long, default_value = "60s", value_parser = duration)]
+    pub drift_every: std::time::Duration,
 }
 
 #[derive(Debug, Args)]
