@@ -36,8 +36,9 @@
 //! `ROOT/.ferry/drift/APP.json`, keyed by release, path and change, so it survives agent
 //! restarts; a path that stops differing is forgotten, and another release starts afresh
 //! ([`merge`], pure). The check takes the application's lock without waiting: it never
-//! looks at a tree a deploy, rollback or cleanup is exchanging, and never delays one (a
-//! busy application is checked next time).
+//! looks at a tree a deploy, rollback or cleanup is exchanging, and never waits for one (a
+//! busy application is checked next time); a deploy that arrives during a check waits for
+//! it to end, milliseconds unless files changed and are hashed.
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
