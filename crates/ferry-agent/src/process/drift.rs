@@ -6,19 +6,22 @@
 //! It never disturbs a deployment: the check takes the application's lock without waiting
 //! and skips a busy application, and its failures are logged (once per reason), never
 //! fatal. The manifest and published `ferry.toml` of the release served are kept in memory,
-//! so a check costs no request but the report. A server too old to take drift reports
+//! so a check costs no request but the report (a `ferry.toml` edited in place while the
+//! agent was down, which changed the cache's copy too, is fetched again). A server too old to take drift reports
 //! (404) is told about once, and asked again an hour later.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ferry_api::AgentDrift;
+use ferry_api::{AgentDrift, BlobHashes};
 use ferry_cas::manifest::Manifest;
-use ferry_cas::release_config::ReleaseConfig;
+use ferry_cas::release_config::{ReleaseConfig, CONFIG_FILE};
 
 use super::{plainly, Agent};
+use crate::content::FileFacts;
 use crate::drift::{self, DriftCheck};
+use crate::error::AgentError;
 
 /// Where agents report drift.
 const DRIFT: &str = "/api/v1/agent/drift";
@@ -103,12 +106,7 @@ impl Agent {
             Some(release) if release.version == version => release.clone(),
             _ => {
                 let manifest = Arc::new(self.manifest(app, version).await?);
-                let (root, cache) = (self.root.clone(), Arc::clone(&self.cache));
-                let (a, v, m) = (app.to_owned(), version.to_owned(), Arc::clone(&manifest));
-                let config = tokio::task::spawn_blocking(move || {
-                    drift::release_config(&root, &a, &v, &m, &cache)
-                })
-                .await??;
+                let config = self.published_config(app, version, &manifest).await?;
                 let release = Served {
                     version: version.to_owned(),
                     manifest,
@@ -135,6 +133,37 @@ impl Agent {
             DriftCheck::Checked(found) => Some(found),
             DriftCheck::Busy | DriftCheck::Moved => None,
         })
+    }
+
+    /// The published `ferry.toml` of `version` of `app`. One edited in place (its inode is
+    /// the cache's blob too, so neither holds the published content any more) is fetched
+    /// again, so an edit cannot decide what is ignored.
+    async fn published_config(
+        &self,
+        app: &str,
+        version: &str,
+        manifest: &Arc<Manifest>,
+    ) -> anyhow::Result<ReleaseConfig> {
+        let read = || {
+            let (root, cache) = (self.root.clone(), Arc::clone(&self.cache));
+            let (app, version, manifest) =
+                (app.to_owned(), version.to_owned(), Arc::clone(manifest));
+            tokio::task::spawn_blocking(move || {
+                drift::release_config(&root, &app, &version, &manifest, &cache)
+            })
+        };
+        match read().await? {
+            Err(AgentError::Missing { .. }) => {
+                let hashes = manifest
+                    .get(CONFIG_FILE)
+                    .and_then(|entry| FileFacts::of(entry, &ReleaseConfig::default()))
+                    .map(|file| file.blobs().iter().map(|b| b.hash.to_hex()).collect())
+                    .unwrap_or_default();
+                self.fetch_batch(&BlobHashes { hashes }).await?;
+                Ok(read().await??)
+            }
+            read => Ok(read?),
+        }
     }
 
     /// Posts `found` unless the server has it already (and heard of it within the hour).

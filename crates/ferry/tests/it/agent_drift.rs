@@ -56,3 +56,55 @@ fn the_agent_finds_a_hand_edit_under_current_and_keeps_when_it_was_first_seen() 
     );
     assert!(!text.contains("could not check"), "{text}");
 }
+
+/// Regression guard: `ferry.toml` edited in place while the agent was down shares its inode
+/// with the cache's blob, so neither holds the published file; believing the edited one
+/// would let `ignore = ["**"]` hide every edit.
+#[test]
+fn a_ferry_toml_edited_while_the_agent_was_down_does_not_hide_drift() {
+    let server = Server::start();
+    setup(&server);
+    let (mut agent, log) =
+        start_agent_logged_with(&server, "dev", "dev-1", &["--drift-every", "300ms"]);
+    release(&server, "1.0.0", "ignore = [\"tmp/**\"]\n");
+    let done = server
+        .admin(&["deploy", "web", "1.0.0", "--to", "dev", "--wait", "--json"])
+        .success()
+        .json();
+    assert_eq!(done["status"], "succeeded", "{done}");
+    agent.child.kill().unwrap();
+    agent.child.wait().unwrap();
+
+    let current = agent.root.join("apps/web/current");
+    for (path, content) in [
+        ("ferry.toml", "ignore = [\"**\"]\n"),
+        ("index.html", "<h1>hidden?</h1>\n"),
+    ] {
+        let path = current.join(path);
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        fs::write(&path, content).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o444)).unwrap();
+    }
+    let log_file = fs::File::create(&log).unwrap();
+    agent.child = std::process::Command::new(crate::harness::FERRY)
+        .args(["agent", "--root"])
+        .arg(&agent.root)
+        .args(["--server", &server.url, "--drift-every", "300ms"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(log_file)
+        .spawn()
+        .unwrap();
+    let said = "drift on web 1.0.0: 2 paths differ from the release: ferry.toml (content), index.html (content)";
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !fs::read_to_string(&log).unwrap().contains(said) {
+        assert!(
+            Instant::now() < deadline,
+            "the agent never told the drift: {}",
+            fs::read_to_string(&log).unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let text = fs::read_to_string(&log).unwrap();
+    assert!(!text.contains("could not check"), "{text}");
+}
