@@ -39,8 +39,10 @@ pub(super) struct DriftWatch {
     unsupported_until: Option<Instant>,
     /// The last findings logged per application, so a change is said once.
     told: HashMap<String, AgentDrift>,
-    /// The last failure logged per application, so it is said once.
-    failed: HashMap<String, String>,
+    /// The last failure to check logged per application, so it is said once.
+    check_failed: HashMap<String, String>,
+    /// The last failure to report logged per application, so it is said once.
+    report_failed: HashMap<String, String>,
 }
 
 /// A release served, with its manifest and published `ferry.toml`.
@@ -76,19 +78,21 @@ impl Agent {
         watch.releases.retain(|app, _| serves(app));
         watch.sent.retain(|app, _| serves(app));
         watch.told.retain(|app, _| serves(app));
+        watch.check_failed.retain(|app, _| serves(app));
+        watch.report_failed.retain(|app, _| serves(app));
         for (app, version) in &served {
             match self.check_app_drift(watch, app, version).await {
                 Ok(Some(found)) => {
-                    watch.failed.remove(app);
+                    watch.check_failed.remove(app);
                     tell(watch, &found);
                     self.report_drift(watch, found).await;
                 }
                 Ok(None) => {}
                 Err(error) => {
                     let why = plainly(&error);
-                    if watch.failed.get(app) != Some(&why) {
+                    if watch.check_failed.get(app) != Some(&why) {
                         eprintln!("could not check {app} {version} for drift: {why}; trying again at the next check");
-                        watch.failed.insert(app.clone(), why);
+                        watch.check_failed.insert(app.clone(), why);
                     }
                 }
             }
@@ -183,6 +187,7 @@ impl Agent {
         match self.link.answer(request).await {
             Ok(response) if response.status().is_success() => {
                 watch.unsupported_until = None;
+                watch.report_failed.remove(&app);
                 watch.sent.insert(app, (found, Instant::now()));
             }
             Ok(response) if response.status() == reqwest::StatusCode::NOT_FOUND => {
@@ -201,16 +206,16 @@ impl Agent {
                     response.status(),
                     response.text().await.unwrap_or_default()
                 );
-                if watch.failed.get(&app) != Some(&why) {
+                if watch.report_failed.get(&app) != Some(&why) {
                     eprintln!("could not report the drift of {app}: {why}; trying again at the next check");
-                    watch.failed.insert(app, why);
+                    watch.report_failed.insert(app, why);
                 }
             }
             Err(error) => {
                 let why = plainly(&error);
-                if watch.failed.get(&app) != Some(&why) {
+                if watch.report_failed.get(&app) != Some(&why) {
                     eprintln!("could not report the drift of {app}: {why}; trying again at the next check");
-                    watch.failed.insert(app, why);
+                    watch.report_failed.insert(app, why);
                 }
             }
         }

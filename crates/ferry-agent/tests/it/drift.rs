@@ -13,7 +13,7 @@ use ferry_domain::drift::DriftChange::{self, Added, Content, Deleted, Kind, Mode
 use crate::fixture::*;
 
 const CONFIG: &str = r#"
-shared = ["uploads"]
+shared = ["uploads", "config/local.ini", "data/db"]
 ignore = ["cache", "cache/**"]
 "#;
 
@@ -30,6 +30,9 @@ fn site() -> Vec<Item> {
         file_mode("bin/run", "#!/bin/sh\necho run\n", 0o755),
         dir("docs", 0o755),
         file("docs/a.txt", "a\n"),
+        dir("config", 0o755),
+        file("config/local.ini", "local\n"),
+        file("config/app.ini", "app\n"),
     ]
 }
 
@@ -218,7 +221,7 @@ fn an_edited_ferry_toml_is_drift_and_the_published_one_still_decides() {
         fs::write(current.join("ferry.toml"), "ignore = [\"**\"]\n").unwrap();
     });
     let config = drift::release_config(target.root(), APP, "1.0", &v1, &target.cache).unwrap();
-    assert_eq!(config.shared, ["uploads"]);
+    assert_eq!(config.shared, ["config/local.ini", "data/db", "uploads"]);
 }
 
 #[test]
