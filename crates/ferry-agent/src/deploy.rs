@@ -538,7 +538,10 @@ pub fn serves_completed(root: &Path, app: &str, version: &str) -> bool {
 
 /// The paths of release `version` on disk whose content, mode or kind differ from
 /// `manifest` (added and missing paths included), sorted. Shared paths and paths the
-/// release's `ferry.toml` ignores are not drift. `["."]` when the release is not on disk.
+/// release's `ferry.toml` ignores are not counted. `["."]` when the release is not on disk.
+/// Every file is read (no stat index is trusted): a full verification for tests and audits,
+/// seconds on a large release. The periodic drift check is [`crate::drift::check`], which
+/// trusts the stat index and classifies each path.
 pub fn verify_release(root: &Path, app: &str, version: &str, manifest: &Manifest) -> Vec<String> {
     let Ok(layout) = AppLayout::new(root, app) else {
         return vec![".".to_owned()];
@@ -547,7 +550,7 @@ pub fn verify_release(root: &Path, app: &str, version: &str, manifest: &Manifest
         return vec![".".to_owned()];
     }
     let dir = layout.release_dir(version);
-    // Drift detection reads every file: it trusts no stat index.
+    // A full verification reads every file: it trusts no stat index.
     differences(&dir, manifest, &config_on_disk(&dir, manifest))
 }
 

@@ -9,6 +9,8 @@
 //! ROOT/.ferry/journal/APP.json        what succeeded, in which order, and what failed
 //! ROOT/.ferry/staging/APP/            scratch space (hook output, copies on their way)
 //! ROOT/.ferry/locks/APP.lock          held while the application is being changed
+//! ROOT/.ferry/drift/APP.json          the drift of the release served, with when each
+//!                                     path was first seen to differ
 //! ```
 
 use std::fs;
@@ -39,6 +41,11 @@ pub fn journal_path(root: &Path, app: &str) -> PathBuf {
 /// The lock file of one application.
 pub fn lock_path(root: &Path, app: &str) -> PathBuf {
     state_dir(root).join("locks").join(format!("{app}.lock"))
+}
+
+/// The drift record of one application (see [`crate::drift`]).
+pub fn drift_record_path(root: &Path, app: &str) -> PathBuf {
+    state_dir(root).join("drift").join(format!("{app}.json"))
 }
 
 /// The paths of one application on a target.

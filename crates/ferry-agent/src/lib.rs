@@ -1,8 +1,8 @@
 //! ferry's agent on a target. The deploy engine stages a release from the content cache
 //! (read-only, writing nothing outside `releases/`), creates its shared paths once the
 //! deployment runs, checks a release staged earlier and repairs what changed in it since,
-//! switches to it, runs its hooks and health check, rolls back, checks a release on disk
-//! for drift, and cleans up old releases; it does no network I/O.
+//! switches to it, runs its hooks and health check, rolls back, checks the release served
+//! for drift ([`drift`]), and cleans up old releases; it does no network I/O.
 //! The agent process ([`process`]) is the only part that talks to the server: it enrolls,
 //! long-polls for the desired state, fetches manifests and blobs, calls the engine and
 //! reports.
@@ -13,12 +13,14 @@
 //! serves the old release or the new one, never a mix; work in progress lives under
 //! names starting with `.` and is cleared by the next deploy or cleanup.
 //!
-//! Entry points: [`deploy::deploy`], [`deploy::rollback`], [`deploy::verify_release`],
-//! [`cleanup::cleanup`], and [`stage::blobs_needed`] to know what to fetch first.
+//! Entry points: [`deploy::deploy`], [`deploy::rollback`], [`drift::check`],
+//! [`deploy::verify_release`] (every file read), [`cleanup::cleanup`], and
+//! [`stage::blobs_needed`] to know what to fetch first.
 
 pub mod cleanup;
 pub mod content;
 pub mod deploy;
+pub mod drift;
 pub mod error;
 pub mod failpoint;
 pub mod fsutil;

@@ -1,6 +1,7 @@
 //! The agent process: enrolls once, then long-polls the server for what this target should
 //! run, fetches only the content its cache lacks, converges each application with the
-//! deploy engine, and reports. It only ever connects out to the server.
+//! deploy engine, and reports; alongside, it checks the releases served for drift and
+//! reports that too ([`drift`]). It only ever connects out to the server.
 
 use std::collections::HashMap;
 use std::fs;
@@ -28,6 +29,7 @@ use crate::error::AgentError;
 use crate::layout::{cache_dir, current_version, state_dir, AppLayout};
 use crate::stage::PreviousCheck;
 
+mod drift;
 mod fetch;
 mod heartbeat;
 mod link;
@@ -66,9 +68,17 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// How often to send a heartbeat while busy when the server does not say.
 const DEFAULT_HEARTBEAT: Duration = ferry_domain::liveness::DEFAULT_HEARTBEAT;
 
+/// How often the releases served are checked for drift when not told otherwise.
+pub const DEFAULT_DRIFT_EVERY: Duration = Duration::from_secs(60);
+
 /// Runs the agent for the target managed under `root` until SIGINT or SIGTERM. On the first
 /// run `enrollment` (server URL and one-time token) exchanges the token for a credential.
-pub async fn run(root: &Path, enrollment: Option<(String, String)>) -> anyhow::Result<()> {
+/// The releases served are checked for drift every `drift_every` (zero: never).
+pub async fn run(
+    root: &Path,
+    enrollment: Option<(String, String)>,
+    drift_every: Duration,
+) -> anyhow::Result<()> {
     // Hooks run inside the release, so every path they are given must be absolute.
     let root = &std::path::absolute(root)
         .with_context(|| format!("making {} an absolute path", root.display()))?;
@@ -106,6 +116,7 @@ pub async fn run(root: &Path, enrollment: Option<(String, String)>) -> anyhow::R
     };
     tokio::select! {
         result = agent.serve() => result,
+        () = agent.watch_drift(drift_every) => Ok(()),
         _ = shutdown_signal() => {
             eprintln!("agent stopped");
             Ok(())

@@ -2,7 +2,8 @@
 //! modification and change times, with the content's hash. A file that still looks exactly
 //! the same is trusted without being read again, the way rsync and git trust unchanged
 //! files. Anything else is not: staging never hard-links it into another release, and the
-//! check before a switch re-creates it. Drift detection never uses the index.
+//! check before a switch re-creates it. The drift check uses the index too, and re-hashes
+//! only what it does not vouch for ([`crate::drift`] says why that is enough).
 //!
 //! The change time (ctime) is what catches an edit whose author put the modification time
 //! back; no one can set it. But the agent's own links and unlinks change it too (a hard

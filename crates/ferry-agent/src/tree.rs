@@ -1,15 +1,20 @@
 //! Comparing a directory on disk with the manifest it should hold: the check before a
-//! release is switched to (or reused), and the drift report. Shared paths are expected as
-//! their symlinks into `shared/`; paths matching `ignore` are the application's business
-//! and are skipped. Modes are compared as staging places them (read-only, see
-//! [`crate::modes`]).
+//! release is switched to (or reused), and the drift check of the release a target serves
+//! ([`crate::drift`]). Both come from one walk and one comparison per path, which says how
+//! the path differs ([`DriftChange`]). Shared paths are expected as their symlinks into
+//! `shared/`; paths matching `ignore` are the application's business and are skipped.
+//! Modes are compared as staging places them (read-only, see [`crate::modes`]).
+//!
+//! Files the stat index vouches for (same inode, size, modification and change times,
+//! mode) are not read again; the others are hashed.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::ops::ControlFlow;
 use std::path::Path;
 
 use ferry_cas::manifest::{Entry, EntryKind, Manifest};
+use ferry_domain::drift::DriftChange;
 
 use crate::fsutil::{hash_file, permission_bits};
 use crate::modes::placed_mode;
@@ -39,8 +44,22 @@ impl ReleaseCheck {
 
 /// What the check found at one path.
 enum Finding {
-    Changed(String),
-    Untrusted(String),
+    /// Differs from the manifest, as `DriftChange` says.
+    Changed(String, DriftChange),
+    /// Serves what the manifest says, but is not as staging left it.
+    Untrusted(String, Untrusted),
+}
+
+/// Why a path that serves the right content is not as staging left it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Untrusted {
+    /// A file's inode changed (written back, touched, `chmod`ed there and back): nothing
+    /// anyone sees differs, so it is no drift, but the index no longer vouches for it.
+    Inode,
+    /// Write permission was given to a file or directory the agent placed read-only.
+    /// Staging never does that (see [`crate::modes`]), so someone did it by hand: it is
+    /// drift (`Mode`), the first step of an edit in production.
+    WriteBits,
 }
 
 /// Compares the release at `dir` with `manifest`: files `index` vouches for are not read
@@ -54,8 +73,8 @@ pub fn check_release(
     let (mut changed, mut untrusted) = (BTreeSet::new(), BTreeSet::new());
     let _ = visit_findings(dir, manifest, config, index, &mut |finding| {
         match finding {
-            Finding::Changed(path) => changed.insert(path),
-            Finding::Untrusted(path) => untrusted.insert(path),
+            Finding::Changed(path, _) => changed.insert(path),
+            Finding::Untrusted(path, _) => untrusted.insert(path),
         };
         ControlFlow::Continue(())
     });
@@ -67,9 +86,33 @@ pub fn check_release(
 
 /// The paths under `dir` whose kind, mode or content differ from `manifest`, including
 /// paths missing on disk and paths on disk the manifest does not have; sorted. Every file
-/// is read: drift detection trusts no index.
+/// is read (no index is trusted): a full verification, for tests and audits; the periodic
+/// drift check is [`drifted`] with the release's stat index.
 pub fn differences(dir: &Path, manifest: &Manifest, config: &ReleaseConfig) -> Vec<String> {
     check_release(dir, manifest, config, &StatIndex::default()).changed
+}
+
+/// How the tree at `dir` differs from `manifest`, path by path (sorted, each path once,
+/// its first finding kept): the drift of a release. Files `index` vouches for are not read;
+/// a file whose inode alone changed (right content and mode) is no drift, a file or
+/// directory that gained write permission is `Mode` drift.
+pub fn drifted(
+    dir: &Path,
+    manifest: &Manifest,
+    config: &ReleaseConfig,
+    index: &StatIndex,
+) -> Vec<(String, DriftChange)> {
+    let mut found = BTreeMap::new();
+    let _ = visit_findings(dir, manifest, config, index, &mut |finding| {
+        let (path, change) = match finding {
+            Finding::Changed(path, change) => (path, change),
+            Finding::Untrusted(path, Untrusted::WriteBits) => (path, DriftChange::Mode),
+            Finding::Untrusted(_, Untrusted::Inode) => return ControlFlow::Continue(()),
+        };
+        found.entry(path).or_insert(change);
+        ControlFlow::Continue(())
+    });
+    found.into_iter().collect()
 }
 
 /// Whether [`check_release`] would find the release exact: the same check, stopping at the
@@ -104,64 +147,86 @@ fn visit_findings(
         }
         match entry_matches(dir, entry, index) {
             Match::Exact => {}
-            Match::Untrusted => found(Finding::Untrusted(entry.path.clone()))?,
-            Match::Differs => found(Finding::Changed(entry.path.clone()))?,
+            Match::Untrusted(why) => found(Finding::Untrusted(entry.path.clone(), why))?,
+            Match::Differs(change) => found(Finding::Changed(entry.path.clone(), change))?,
         }
     }
+    // A shared path's link itself is the release's (what lies behind it is not): a link
+    // removed, pointed elsewhere or replaced is a change to the release.
     for shared in &config.shared {
-        let link = fs::read_link(dir.join(shared));
-        if link.ok().and_then(|t| t.to_str().map(str::to_owned)) != Some(link_target(shared)) {
-            found(Finding::Changed(shared.clone()))?;
+        let path = dir.join(shared);
+        let change = match fs::symlink_metadata(&path) {
+            Err(_) => Some(DriftChange::Deleted),
+            Ok(metadata) if !metadata.file_type().is_symlink() => Some(DriftChange::Kind),
+            Ok(_) => {
+                let link = fs::read_link(&path);
+                let target = link.ok().and_then(|t| t.to_str().map(str::to_owned));
+                (target != Some(link_target(shared))).then_some(DriftChange::Target)
+            }
+        };
+        if let Some(change) = change {
+            found(Finding::Changed(shared.clone(), change))?;
         }
     }
-    find_extra(dir, "", manifest, config, &mut |path| {
-        found(Finding::Changed(path))
+    find_extra(dir, "", manifest, config, &mut |path, change| {
+        found(Finding::Changed(path, change))
     })
 }
 
 /// How one entry on disk compares with the manifest.
 enum Match {
     Exact,
-    /// Right content, but an inode the index does not vouch for, or write permission.
-    Untrusted,
-    Differs,
+    /// Right content, but not as staging left it.
+    Untrusted(Untrusted),
+    Differs(DriftChange),
 }
 
 /// Whether the entry on disk is what the manifest says (for files: hashed again unless the
-/// index vouches for them). Only for entries the application does not write, whose mode is
-/// placed read-only.
+/// index vouches for them), and if not, how it differs. Only for entries the application
+/// does not write, whose mode is placed read-only.
 fn entry_matches(dir: &Path, entry: &Entry, index: &StatIndex) -> Match {
     let path = dir.join(&entry.path);
     let Ok(metadata) = fs::symlink_metadata(&path) else {
-        return Match::Differs;
+        return Match::Differs(DriftChange::Deleted);
     };
-    let exact = |same: bool| if same { Match::Exact } else { Match::Differs };
     // Write permission given back (by hand, or to a release staged before releases were
-    // read-only) changes nothing served: the entry is rebuilt, not reported.
+    // read-only) changes nothing served: the check before a switch rebuilds the entry;
+    // drift reports it as `Mode`.
     let placed = |mode: u32| placed_mode(mode, false);
     let exact_mode = |mode: u32| permission_bits(&metadata) == placed(mode);
     let mode_but_write_bits = |mode: u32| permission_bits(&metadata) & !0o222 == placed(mode);
     match &entry.kind {
-        EntryKind::Dir { mode } if metadata.is_dir() && exact_mode(*mode) => Match::Exact,
-        EntryKind::Dir { mode } if metadata.is_dir() && mode_but_write_bits(*mode) => {
-            Match::Untrusted
+        EntryKind::Dir { .. } if !metadata.is_dir() => Match::Differs(DriftChange::Kind),
+        EntryKind::Dir { mode } if exact_mode(*mode) => Match::Exact,
+        EntryKind::Dir { mode } if mode_but_write_bits(*mode) => {
+            Match::Untrusted(Untrusted::WriteBits)
         }
-        EntryKind::Dir { .. } => Match::Differs,
-        EntryKind::Symlink { target } => exact(
-            metadata.file_type().is_symlink()
-                && fs::read_link(&path).is_ok_and(|t| t.as_os_str() == target.as_str()),
-        ),
-        EntryKind::File {
-            mode, size, hash, ..
-        } => {
-            if !(metadata.is_file() && mode_but_write_bits(*mode) && metadata.len() == *size) {
-                Match::Differs
-            } else if exact_mode(*mode) && index.vouches_for(&entry.path, &metadata, hash) {
+        EntryKind::Dir { .. } => Match::Differs(DriftChange::Mode),
+        EntryKind::Symlink { .. } if !metadata.file_type().is_symlink() => {
+            Match::Differs(DriftChange::Kind)
+        }
+        EntryKind::Symlink { target } => {
+            if fs::read_link(&path).is_ok_and(|t| t.as_os_str() == target.as_str()) {
                 Match::Exact
-            } else if hash_file(&path).is_ok_and(|h| h == *hash) {
-                Match::Untrusted
             } else {
-                Match::Differs
+                Match::Differs(DriftChange::Target)
+            }
+        }
+        EntryKind::File { .. } if !metadata.is_file() => Match::Differs(DriftChange::Kind),
+        EntryKind::File { size, .. } if metadata.len() != *size => {
+            Match::Differs(DriftChange::Content)
+        }
+        EntryKind::File { mode, hash, .. } => {
+            if exact_mode(*mode) && index.vouches_for(&entry.path, &metadata, hash) {
+                Match::Exact
+            } else if !hash_file(&path).is_ok_and(|h| h == *hash) {
+                Match::Differs(DriftChange::Content)
+            } else if exact_mode(*mode) {
+                Match::Untrusted(Untrusted::Inode)
+            } else if mode_but_write_bits(*mode) {
+                Match::Untrusted(Untrusted::WriteBits)
+            } else {
+                Match::Differs(DriftChange::Mode)
             }
         }
     }
@@ -173,20 +238,23 @@ fn find_extra(
     relative: &str,
     manifest: &Manifest,
     config: &ReleaseConfig,
-    found: &mut dyn FnMut(String) -> ControlFlow<()>,
+    found: &mut dyn FnMut(String, DriftChange) -> ControlFlow<()>,
 ) -> ControlFlow<()> {
     let Ok(children) = fs::read_dir(dir.join(relative)) else {
+        // A directory that cannot be listed (its mode changed) hides what it holds.
         if !relative.is_empty() {
-            found(relative.to_owned())?;
+            found(relative.to_owned(), DriftChange::Mode)?;
         }
         return ControlFlow::Continue(());
     };
     for child in children.flatten() {
         let Some(name) = child.file_name().to_str().map(str::to_owned) else {
-            found(format!(
-                "{relative}/{}",
-                child.file_name().to_string_lossy()
-            ))?;
+            let name = child.file_name().to_string_lossy().into_owned();
+            let path = match relative {
+                "" => name,
+                _ => format!("{relative}/{name}"),
+            };
+            found(path, DriftChange::Added)?;
             continue;
         };
         let path = if relative.is_empty() {
@@ -208,7 +276,7 @@ fn find_extra(
             // A directory made only to hold a shared path's link.
             None if is_dir && holds_shared => find_extra(dir, &path, manifest, config, found)?,
             Some(_) => {} // compared above
-            None => found(path)?,
+            None => found(path, DriftChange::Added)?,
         }
     }
     ControlFlow::Continue(())

@@ -365,6 +365,11 @@ pub struct AgentArgs {
     /// A one-time enrollment token (`ferry target enroll`); needed on the first run only
     #[arg(long)]
     pub enroll: Option<String>,
+    /// How often to compare the files of each release served with the release and report
+    /// what differs (drift) to the server; files whose size, inode and times are as staged
+    /// are not read again, so a check of an unchanged release takes milliseconds
+    #[arg(long, default_value = "60s", value_parser = duration)]
+    pub drift_every: std::time::Duration,
 }
 
 #[derive(Debug, Args)]

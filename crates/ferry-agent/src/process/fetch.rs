@@ -107,7 +107,10 @@ impl Agent {
     /// Fetches one batch of blobs: while the response streams in, writer threads check and
     /// write each whole blob into the cache. Returns the hashes received; an error leaves
     /// what was stored before it in the cache.
-    async fn fetch_batch(&self, ask: &BlobHashes) -> anyhow::Result<HashSet<ContentHash>> {
+    pub(super) async fn fetch_batch(
+        &self,
+        ask: &BlobHashes,
+    ) -> anyhow::Result<HashSet<ContentHash>> {
         let path = "/api/v1/agent/blobs/fetch";
         // A batch takes as long as the link needs; only a silent server is given up on.
         let request = self.link.post_request(path, ask).timeout(FETCH_LIMIT);

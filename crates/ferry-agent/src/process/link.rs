@@ -74,16 +74,26 @@ impl ServerLink {
         path: &str,
         request: reqwest::RequestBuilder,
     ) -> anyhow::Result<reqwest::Response> {
-        let response = request.bearer_auth(&self.credential).send().await?;
-        if response.status() == reqwest::StatusCode::UNAUTHORIZED {
-            return Err(CredentialRefused::from(response).await.into());
-        }
+        let response = self.answer(request).await?;
         if !response.status().is_success() {
             bail!(
                 "{path}: {} {}",
                 response.status(),
                 response.text().await.unwrap_or_default()
             );
+        }
+        Ok(response)
+    }
+
+    /// Sends a request with the agent's credential and returns the server's answer, whatever
+    /// its status but a refused credential, for the caller to read.
+    pub async fn answer(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> anyhow::Result<reqwest::Response> {
+        let response = request.bearer_auth(&self.credential).send().await?;
+        if response.status() == reqwest::StatusCode::UNAUTHORIZED {
+            return Err(CredentialRefused::from(response).await.into());
         }
         Ok(response)
     }

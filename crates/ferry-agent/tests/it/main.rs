@@ -4,6 +4,7 @@
 mod cleanup;
 mod crash;
 mod deploying;
+mod drift;
 mod fixture;
 mod forged_sizes;
 mod hand_edits;

@@ -176,7 +176,13 @@ async fn set_up(client: &Client, data: &Path, url: &str) -> CliResult<bool> {
             None
         };
         tokio::spawn(async move {
-            if let Err(e) = ferry_agent::process::run(&root, enrollment).await {
+            if let Err(e) = ferry_agent::process::run(
+                &root,
+                enrollment,
+                ferry_agent::process::DEFAULT_DRIFT_EVERY,
+            )
+            .await
+            {
                 eprintln!("error: the {} agent stopped: {e:#}", root.display());
             }
         });

@@ -77,7 +77,7 @@ pub async fn agent(global: &GlobalArgs, args: AgentArgs) -> CliResult {
         )),
         None => None,
     };
-    ferry_agent::process::run(&args.root, enrollment)
+    ferry_agent::process::run(&args.root, enrollment, args.drift_every)
         .await
         .map_err(|e| CliError::failed(format!("{e:#}")))
 }

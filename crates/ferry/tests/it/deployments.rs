@@ -15,16 +15,26 @@ pub(crate) fn start_agent(server: &Server, env: &str, name: &str) -> Agent {
 /// Enrolls target `name` in `env` and starts its agent on `root`, which may be relative to
 /// the server's directory.
 pub(crate) fn start_agent_at(server: &Server, env: &str, name: &str, root: &Path) -> Agent {
-    start_agent_with_stderr(server, env, name, root, Stdio::null())
+    start_agent_with_stderr(server, env, name, root, Stdio::null(), &[])
 }
 
 /// Enrolls target `name` in `env` and starts its agent, its log (stderr) written to the
 /// file returned.
 pub(crate) fn start_agent_logged(server: &Server, env: &str, name: &str) -> (Agent, PathBuf) {
+    start_agent_logged_with(server, env, name, &[])
+}
+
+/// As [`start_agent_logged`], with more arguments for `ferry agent`.
+pub(crate) fn start_agent_logged_with(
+    server: &Server,
+    env: &str,
+    name: &str,
+    args: &[&str],
+) -> (Agent, PathBuf) {
     let root = server.dir.path().join(format!("target-{name}"));
     let log = server.dir.path().join(format!("agent-{name}.log"));
     let file = fs::File::create(&log).unwrap();
-    let agent = start_agent_with_stderr(server, env, name, &root, file.into());
+    let agent = start_agent_with_stderr(server, env, name, &root, file.into(), args);
     (agent, log)
 }
 
@@ -34,6 +44,7 @@ fn start_agent_with_stderr(
     name: &str,
     root: &Path,
     stderr: Stdio,
+    args: &[&str],
 ) -> Agent {
     let token = server
         .admin(&["target", "enroll", env, name])
@@ -45,6 +56,7 @@ fn start_agent_with_stderr(
         .args(["agent", "--root"])
         .arg(root)
         .args(["--server", &server.url, "--enroll", &token])
+        .args(args)
         .current_dir(server.dir.path())
         .stdin(Stdio::null())
         .stdout(Stdio::null())

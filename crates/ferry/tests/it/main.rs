@@ -3,6 +3,7 @@
 //! linking stays fast.
 
 mod access;
+mod agent_drift;
 mod audit;
 mod bad_input;
 mod cancel;
