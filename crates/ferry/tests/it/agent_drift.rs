@@ -49,12 +49,29 @@ fn the_agent_finds_a_hand_edit_under_current_and_keeps_when_it_was_first_seen() 
     assert_eq!(again, first);
     let text = fs::read_to_string(&log).unwrap();
     assert_eq!(text.matches(said).count(), 1, "{text}");
-    // A server without the drift endpoint is told about at most once.
-    assert!(
-        text.matches("does not take drift reports").count() <= 1,
-        "{text}"
-    );
+    assert!(!text.contains("does not take drift reports"), "{text}");
     assert!(!text.contains("could not check"), "{text}");
+
+    // The server has it: `ferry drift` lists the path, `ferry status` marks the target.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let listed = loop {
+        let listed = server.admin(&["drift", "web", "--json"]).success().json();
+        if listed.to_string().contains("index.html") {
+            break listed;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server never heard: {listed}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(listed.to_string().contains("\"content\""), "{listed}");
+    let status = server.admin(&["status", "web", "--json"]).success().json();
+    let drift = &status["apps"][0]["environments"][0]["targets"][0]["drift"];
+    assert_eq!(drift["version"], "1.0.0", "{status}");
+    assert_eq!(drift["paths"], 1, "{status}");
+    let table = server.admin(&["status", "web"]).success().stdout;
+    assert!(table.contains("drift: 1 path"), "{table}");
 }
 
 /// Regression guard: `ferry.toml` edited in place while the agent was down shares its inode
