@@ -13,6 +13,7 @@
 use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::{BufReader, BufWriter, Read};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
@@ -79,10 +80,13 @@ pub async fn backup(
     let content = BlobStore::open(blobs_dir)
         .with_context(|| format!("opening the release content in {}", blobs_dir.display()))?;
     let partial = work.path().join("backup.partial");
-    let mut archive = tar::Builder::new(zstd::Encoder::new(
-        BufWriter::new(File::create(&partial)?),
-        COMPRESSION,
-    )?);
+    // Readable by its owner only: it holds the whole state, users' token hashes included.
+    let file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&partial)?;
+    let mut archive = tar::Builder::new(zstd::Encoder::new(BufWriter::new(file), COMPRESSION)?);
     append(&mut archive, DATABASE, &database_bytes)?;
     let (mut blobs, mut blob_bytes) = (0, 0);
     for hash in &referenced {
@@ -127,8 +131,8 @@ pub async fn restore(
             data_dir.display()
         );
     }
-    crate::files::create_private_dir(data_dir)?;
     let audit_key = load_audit_key(data_dir, audit_key_file)?;
+    crate::files::create_private_dir(data_dir)?;
     let work = tempfile::Builder::new()
         .prefix(".ferry-restore-")
         .tempdir_in(data_dir)?;

@@ -189,7 +189,7 @@ pub async fn restore(
         .map_err(|e| CliError::failed(format!("{e:#}")))?;
     output.print(&restored, |r| {
         println!(
-            "restored {} audit events (verified) and {} blobs ({} bytes) into {}; start it with `ferry server --data {}`{}",
+            "restored {} audit events (verified) and {} blobs ({} bytes) into {}; start it with `ferry server --data {}{}`",
             r.audit_events,
             r.blobs,
             r.blob_bytes,

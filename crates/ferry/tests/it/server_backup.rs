@@ -65,6 +65,11 @@ fn a_backup_taken_under_writes_restores_as_a_verified_installation() {
     let teams_created = writer.join().unwrap();
     assert!(teams_created > 0);
     assert!(taken.stdout.contains("audit events, verified"), "{taken:?}");
+    assert_eq!(
+        crate::harness::mode(&backup),
+        0o600,
+        "the backup is its owner's only"
+    );
     // Never over an existing file.
     server_command(&[
         "backup",
@@ -152,6 +157,16 @@ fn a_backup_taken_under_writes_restores_as_a_verified_installation() {
     ])
     .fails(1, "does not verify with this audit key");
     assert!(!elsewhere.join("ferry.db").exists());
+    // Without any key: refused before anything is made.
+    let keyless = work.path().join("keyless");
+    server_command(&[
+        "restore",
+        backup.to_str().unwrap(),
+        "--data",
+        keyless.to_str().unwrap(),
+    ])
+    .fails(1, "give the installation's key with --audit-key FILE");
+    assert!(!keyless.exists());
     // A damaged backup: nothing restored.
     let mut bytes = std::fs::read(&backup).unwrap();
     let middle = bytes.len() / 2;
