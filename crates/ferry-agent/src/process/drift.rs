@@ -7,8 +7,8 @@
 //! and skips a busy application, and its failures are logged (once per reason), never
 //! fatal. The manifest and published `ferry.toml` of the release served are kept in memory,
 //! so a check costs no request but the report (a `ferry.toml` edited in place while the
-//! agent was down, which changed the cache's copy too, is fetched again). A server too old to take drift reports
-//! (404) is told about once, and asked again an hour later.
+//! agent was down, which changed the cache's copy too, is fetched again). A server too old
+//! to take drift reports (404) is told about once, and asked again an hour later.
 
 use std::collections::HashMap;
 use std::sync::Arc;
