@@ -165,31 +165,34 @@ async fn copy_blobs(from: &Path, to: &BlobLocation) -> anyhow::Result<(u64, u64)
 /// data directory without `--database` then refuses, instead of serving the old state
 /// (and telling agents to go back to it).
 pub fn moved_name(sqlite_path: &Path) -> std::path::PathBuf {
-    let mut name = sqlite_path.as_os_str().to_owned();
-    name.push(".moved-to-postgresql");
-    name.into()
+    with_suffix(sqlite_path, ".moved-to-postgresql")
 }
 
 /// The renames that undo a move: the set-aside database back to `sqlite_path`, and its
 /// write-ahead log too where a move by an earlier ferry left one beside it.
 pub fn way_back(sqlite_path: &Path) -> String {
-    ["", "-wal", "-shm"]
+    JOURNAL_SUFFIXES
         .iter()
-        .filter_map(|suffix| {
-            let mut moved = moved_name(sqlite_path).into_os_string();
-            moved.push(suffix);
-            let mut back = sqlite_path.as_os_str().to_owned();
-            back.push(suffix);
-            Path::new(&moved).exists().then(|| {
-                format!(
-                    "{} to {}",
-                    Path::new(&moved).display(),
-                    Path::new(&back).display()
-                )
-            })
+        .map(|suffix| {
+            (
+                with_suffix(&moved_name(sqlite_path), suffix),
+                with_suffix(sqlite_path, suffix),
+            )
         })
+        .filter(|(moved, _)| moved.exists())
+        .map(|(moved, back)| format!("{} to {}", moved.display(), back.display()))
         .collect::<Vec<_>>()
         .join(", and ")
+}
+
+/// The database file and its journal files: `ferry.db`, `ferry.db-wal`, `ferry.db-shm`.
+const JOURNAL_SUFFIXES: [&str; 3] = ["", "-wal", "-shm"];
+
+/// `path` with `suffix` added to its file name.
+fn with_suffix(path: &Path, suffix: &str) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    name.into()
 }
 
 /// Sets the SQLite database aside as [`moved_name`]: the whole state in one file (what the
@@ -202,12 +205,11 @@ async fn set_aside(sqlite_path: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("writing {} to {}", sqlite_path.display(), moved.display()))?;
     let directory = sqlite_path.parent().unwrap_or(Path::new("."));
     crate::files::sync_dir(directory)?;
-    for suffix in ["", "-wal", "-shm"] {
-        let mut file = sqlite_path.as_os_str().to_owned();
-        file.push(suffix);
+    for suffix in JOURNAL_SUFFIXES {
+        let file = with_suffix(sqlite_path, suffix);
         match std::fs::remove_file(&file) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(e).with_context(|| format!("removing {}", Path::new(&file).display()))
+                return Err(e).with_context(|| format!("removing {}", file.display()))
             }
             _ => {}
         }
