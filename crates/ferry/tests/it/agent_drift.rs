@@ -29,15 +29,7 @@ fn the_agent_finds_a_hand_edit_under_current_and_keeps_when_it_was_first_seen() 
     fs::set_permissions(&index, fs::Permissions::from_mode(0o444)).unwrap();
 
     let said = "drift on web 1.0.0: 1 path differs from the release: index.html (content)";
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !fs::read_to_string(&log).unwrap().contains(said) {
-        assert!(
-            Instant::now() < deadline,
-            "the agent never told the drift: {}",
-            fs::read_to_string(&log).unwrap()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until_logged(&log, said);
     let record = agent.root.join(".ferry/drift/web.json");
     let first: serde_json::Value = serde_json::from_slice(&fs::read(&record).unwrap()).unwrap();
     assert_eq!(first["version"], "1.0.0");
@@ -113,15 +105,20 @@ fn a_ferry_toml_edited_while_the_agent_was_down_does_not_hide_drift() {
         .spawn()
         .unwrap();
     let said = "drift on web 1.0.0: 2 paths differ from the release: ferry.toml (content), index.html (content)";
+    wait_until_logged(&log, said);
+    let text = fs::read_to_string(&log).unwrap();
+    assert!(!text.contains("could not check"), "{text}");
+}
+
+/// Waits until the agent's log at `log` says `said`.
+fn wait_until_logged(log: &std::path::Path, said: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !fs::read_to_string(&log).unwrap().contains(said) {
+    while !fs::read_to_string(log).unwrap().contains(said) {
         assert!(
             Instant::now() < deadline,
             "the agent never told the drift: {}",
-            fs::read_to_string(&log).unwrap()
+            fs::read_to_string(log).unwrap()
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let text = fs::read_to_string(&log).unwrap();
-    assert!(!text.contains("could not check"), "{text}");
 }

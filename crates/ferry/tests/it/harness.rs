@@ -416,6 +416,18 @@ impl Run {
 }
 
 /// The number of audit events, as the admin sees them.
+/// The CLI run against the server at `url` with `token`, reading no config file: for a
+/// server the harness did not start, or from a thread that holds no `Server`.
+pub fn client(url: &str, token: &str, args: &[&str]) -> Run {
+    Run::of(
+        Command::new(FERRY)
+            .args(args)
+            .env("FERRY_SERVER", url)
+            .env("FERRY_TOKEN", token)
+            .env("FERRY_CONFIG", "/nonexistent/ferry-config.toml"),
+    )
+}
+
 pub fn audit_len(server: &Server) -> usize {
     server
         .admin(&["audit", "--json"])

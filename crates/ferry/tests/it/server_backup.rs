@@ -2,6 +2,7 @@
 //! writes restores into a new data directory as a consistent, verified installation, and a
 //! damaged backup, the wrong audit key or a data directory in use restore nothing.
 
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -9,10 +10,31 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::deployments::{release, setup};
-use crate::harness::{on_postgres, Run, Server, FERRY};
+use crate::harness::{client, on_postgres, Run, Server, FERRY};
 
-fn server_command(args: &[&str]) -> Run {
-    Run::of(Command::new(FERRY).arg("server").args(args))
+/// `ferry server backup --data DATA --out OUT`.
+fn backup(data: &Path, out: &Path) -> Run {
+    Run::of(
+        Command::new(FERRY)
+            .args(["server", "backup", "--data"])
+            .arg(data)
+            .arg("--out")
+            .arg(out),
+    )
+}
+
+/// `ferry server restore FILE --data DATA [--audit-key KEY]`.
+fn restore(file: &Path, data: &Path, key: Option<&Path>) -> Run {
+    let mut command = Command::new(FERRY);
+    command
+        .args(["server", "restore"])
+        .arg(file)
+        .arg("--data")
+        .arg(data);
+    if let Some(key) = key {
+        command.arg("--audit-key").arg(key);
+    }
+    Run::of(&mut command)
 }
 
 #[test]
@@ -40,56 +62,28 @@ fn a_backup_taken_under_writes_restores_as_a_verified_installation() {
             let mut n = 0;
             while writing.load(Ordering::Relaxed) {
                 n += 1;
-                Run::of(
-                    Command::new(FERRY)
-                        .args(["team", "create", &format!("load-{n}")])
-                        .env("FERRY_SERVER", &url)
-                        .env("FERRY_TOKEN", &token),
-                )
-                .success();
+                client(&url, &token, &["team", "create", &format!("load-{n}")]).success();
             }
             n
         })
     };
     let work = tempfile::tempdir().unwrap();
-    let backup = work.path().join("ferry.backup");
-    let taken = server_command(&[
-        "backup",
-        "--data",
-        data.to_str().unwrap(),
-        "--out",
-        backup.to_str().unwrap(),
-    ])
-    .success();
+    let backup_file = work.path().join("ferry.backup");
+    let taken = backup(&data, &backup_file).success();
     writing.store(false, Ordering::Relaxed);
     let teams_created = writer.join().unwrap();
     assert!(teams_created > 0);
     assert!(taken.stdout.contains("audit events, verified"), "{taken:?}");
     assert_eq!(
-        crate::harness::mode(&backup),
+        crate::harness::mode(&backup_file),
         0o600,
         "the backup is its owner's only"
     );
     // Never over an existing file.
-    server_command(&[
-        "backup",
-        "--data",
-        data.to_str().unwrap(),
-        "--out",
-        backup.to_str().unwrap(),
-    ])
-    .fails(1, "exists already");
+    backup(&data, &backup_file).fails(1, "exists already");
 
     let restored_dir = work.path().join("restored");
-    let restored = server_command(&[
-        "restore",
-        backup.to_str().unwrap(),
-        "--data",
-        restored_dir.to_str().unwrap(),
-        "--audit-key",
-        key.to_str().unwrap(),
-    ])
-    .success();
+    let restored = restore(&backup_file, &restored_dir, Some(&key)).success();
     assert!(
         restored.stdout.contains("audit events (verified)"),
         "{restored:?}"
@@ -134,53 +128,26 @@ fn a_backup_taken_under_writes_restores_as_a_verified_installation() {
     assert_eq!(fsck["ok"], true, "{fsck}");
 
     // Into a data directory that holds a database: refused.
-    server_command(&[
-        "restore",
-        backup.to_str().unwrap(),
-        "--data",
-        restored_dir.to_str().unwrap(),
-        "--audit-key",
-        key.to_str().unwrap(),
-    ])
-    .fails(1, "holds a database already");
+    restore(&backup_file, &restored_dir, Some(&key)).fails(1, "holds a database already");
     // With another installation's key: nothing restored.
     let other_key = work.path().join("other-key");
     std::fs::write(&other_key, format!("{}\n", "ab".repeat(32))).unwrap();
     let elsewhere = work.path().join("elsewhere");
-    server_command(&[
-        "restore",
-        backup.to_str().unwrap(),
-        "--data",
-        elsewhere.to_str().unwrap(),
-        "--audit-key",
-        other_key.to_str().unwrap(),
-    ])
-    .fails(1, "does not verify with this audit key");
+    restore(&backup_file, &elsewhere, Some(&other_key))
+        .fails(1, "does not verify with this audit key");
     assert!(!elsewhere.join("ferry.db").exists());
     // Without any key: refused before anything is made.
     let keyless = work.path().join("keyless");
-    server_command(&[
-        "restore",
-        backup.to_str().unwrap(),
-        "--data",
-        keyless.to_str().unwrap(),
-    ])
-    .fails(1, "give the installation's key with --audit-key FILE");
+    restore(&backup_file, &keyless, None)
+        .fails(1, "give the installation's key with --audit-key FILE");
     assert!(!keyless.exists());
     // A damaged backup: nothing restored.
-    let mut bytes = std::fs::read(&backup).unwrap();
+    let mut bytes = std::fs::read(&backup_file).unwrap();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0xff;
     let damaged = work.path().join("damaged.backup");
     std::fs::write(&damaged, bytes).unwrap();
-    let run = server_command(&[
-        "restore",
-        damaged.to_str().unwrap(),
-        "--data",
-        elsewhere.to_str().unwrap(),
-        "--audit-key",
-        key.to_str().unwrap(),
-    ]);
+    let run = restore(&damaged, &elsewhere, Some(&key));
     assert_eq!(run.code, 1, "{run:?}");
     assert!(!elsewhere.join("ferry.db").exists());
 }

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use ferry_store_postgres::test_database::TestDatabase;
 
-use crate::harness::{on_postgres, postgres_database, signal, Agent, Run, Server, FERRY};
+use crate::harness::{client, on_postgres, postgres_database, signal, Agent, Run, Server, FERRY};
 use crate::moto::{Moto, BUCKET};
 use crate::round_robin::RoundRobin;
 
@@ -491,16 +491,6 @@ fn wait_until_heard_from(url: &str, token: &str, before: &[(String, String)]) {
 }
 
 /// Runs `ferry ARGS` against `url` as `token`, with no config file.
-fn client(url: &str, token: &str, args: &[&str]) -> Run {
-    Run::of(
-        Command::new(FERRY)
-            .args(args)
-            .env("FERRY_SERVER", url)
-            .env("FERRY_TOKEN", token)
-            .env("FERRY_CONFIG", "/nonexistent/ferry-config.toml"),
-    )
-}
-
 fn admin_token(work: &Path) -> String {
     fs::read_to_string(work.join("ferry-demo/admin-token"))
         .unwrap()
