@@ -496,6 +496,17 @@ impl fmt::Display for FreezeWindow {
     }
 }
 
+/// Milliseconds since the Unix epoch as RFC 3339 in UTC, the API's form of a time.
+pub fn rfc3339(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| ms.to_string())
+}
+
 /// A time for messages: `2024-03-01 18:00 UTC` (seconds shown only when not zero).
 pub fn format_utc(ms: i64) -> String {
     let Ok(at) = time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)) else {
@@ -519,6 +530,17 @@ pub fn format_utc(ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfc3339_is_the_apis_form_of_a_time() {
+        for (ms, text) in [
+            (0, "1970-01-01T00:00:00Z"),
+            (1_709_316_000_000, "2024-03-01T18:00:00Z"),
+            (1_709_316_000_250, "2024-03-01T18:00:00.25Z"),
+        ] {
+            assert_eq!(rfc3339(ms), text);
+        }
+    }
     use time::macros::datetime;
     use time::PrimitiveDateTime;
 

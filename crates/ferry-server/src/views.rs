@@ -8,19 +8,11 @@ use ferry_api::{
 use ferry_domain::deployment::{Ahead, Status};
 use ferry_store::DeploymentRecord;
 use ferry_store::IncidentRecord;
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
+
+pub use ferry_domain::freeze::rfc3339;
 
 use crate::services::ServiceResult;
 use crate::state::AppState;
-
-/// Milliseconds since the Unix epoch as RFC 3339 in UTC.
-pub fn rfc3339(ms: i64) -> String {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_else(|| ms.to_string())
-}
 
 /// A backport obligation as the API shows it.
 pub fn backport_json(backport: ferry_store::Backport) -> Backport {

@@ -2,9 +2,8 @@
 //! agents last found them.
 
 use ferry_api::TargetDrift;
+use ferry_domain::freeze::rfc3339;
 use ferry_domain::name::NameKind;
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 
 use super::check_name;
 use crate::client::Client;
@@ -78,12 +77,4 @@ pub async fn run(
         }
     });
     Ok(())
-}
-
-/// Milliseconds since the Unix epoch as RFC 3339 in UTC.
-fn rfc3339(ms: i64) -> String {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_else(|| ms.to_string())
 }
