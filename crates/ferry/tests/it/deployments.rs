@@ -4,7 +4,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::harness::{Agent, Server, FERRY};
+use crate::harness::{agent_credential, Agent, Server, FERRY};
 
 /// Enrolls target `name` in `env` and starts its agent.
 pub(crate) fn start_agent(server: &Server, env: &str, name: &str) -> Agent {
@@ -687,13 +687,7 @@ async fn an_agent_credential_reaches_only_its_own_work() {
     let blog = site(server.dir.path(), "blog", "");
     release_of(&server, "blog", "1.0.0", &blog);
 
-    let state = fs::read_to_string(agent.root.join(".ferry/agent.toml")).unwrap();
-    let credential = state
-        .lines()
-        .find_map(|l| l.strip_prefix("credential = "))
-        .unwrap()
-        .trim_matches('"')
-        .to_owned();
+    let credential = agent_credential(&agent.root);
     let http = reqwest::Client::new();
     let status = |request: reqwest::RequestBuilder| async {
         request

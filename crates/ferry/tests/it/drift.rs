@@ -2,28 +2,14 @@
 //! real agent's credential), shown by `ferry drift` and in `ferry status`, only to those who
 //! may see the application, and only while they are about the release the target runs.
 
-use std::fs;
-use std::path::Path;
-
 use serde_json::{json, Value};
 
 use crate::deployments::{release, setup, start_agent};
-use crate::harness::Server;
+use crate::harness::{agent_credential, Server};
 
 /// 2026-12-05T01:00:00Z and ten minutes later, in milliseconds.
 const FIRST_SEEN: i64 = 1_796_432_400_000;
 const LATER: i64 = FIRST_SEEN + 600_000;
-
-/// The credential of the agent on `root`, as it keeps it in `.ferry/agent.toml`.
-pub(crate) fn agent_credential(root: &Path) -> String {
-    let state = fs::read_to_string(root.join(".ferry/agent.toml")).unwrap();
-    state
-        .lines()
-        .find_map(|l| l.strip_prefix("credential = "))
-        .unwrap()
-        .trim_matches('"')
-        .to_owned()
-}
 
 /// Sends `body` as an agent's drift report with `credential`, from a test that runs no
 /// runtime of its own; the answer's status.

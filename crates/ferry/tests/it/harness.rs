@@ -416,6 +416,17 @@ impl Run {
 }
 
 /// The number of audit events, as the admin sees them.
+/// The credential of the agent on `root`, as it keeps it in `.ferry/agent.toml`.
+pub fn agent_credential(root: &Path) -> String {
+    let state = std::fs::read_to_string(root.join(".ferry/agent.toml")).unwrap();
+    state
+        .lines()
+        .find_map(|l| l.strip_prefix("credential = "))
+        .unwrap()
+        .trim_matches('"')
+        .to_owned()
+}
+
 /// The CLI run against the server at `url` with `token`, reading no config file: for a
 /// server the harness did not start, or from a thread that holds no `Server`.
 pub fn client(url: &str, token: &str, args: &[&str]) -> Run {

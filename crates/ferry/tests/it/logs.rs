@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::deployments::{release, setup, start_agent, start_agent_logged};
-use crate::harness::Server;
+use crate::harness::{agent_credential, Server};
 
 /// Two hooks and a command health check, each printing something.
 const NOISY: &str = concat!(
@@ -219,13 +219,7 @@ async fn an_agent_report_with_logs_past_the_bounds_is_refused() {
     release(&server, "1.0.0", NOISY);
     let id = deploy(&server, "1.0.0")["id"].as_i64().unwrap();
 
-    let state = fs::read_to_string(agent.root.join(".ferry/agent.toml")).unwrap();
-    let credential = state
-        .lines()
-        .find_map(|l| l.strip_prefix("credential = "))
-        .unwrap()
-        .trim_matches('"')
-        .to_owned();
+    let credential = agent_credential(&agent.root);
     let step = |output: String| {
         serde_json::json!({
             "step": "hook before_switch",

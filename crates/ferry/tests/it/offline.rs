@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::cancel::{clocked_server, hold, show_until, target_state, HELD_HOOK};
 use crate::deployments::{current, release, setup, start_agent};
-use crate::harness::{changes_len, Agent, Run, Server, FERRY};
+use crate::harness::{agent_credential, changes_len, Agent, Run, Server, FERRY};
 
 fn signal(agent: &Agent, name: &str) {
     let status = Command::new("kill")
@@ -183,13 +183,7 @@ fn a_target_going_offline_mid_deployment_fails_its_step_after_the_heartbeat_grac
 
 /// The version `agent`'s target is told to serve of `app`, asked with its own credential.
 fn desired_version(server: &Server, agent: &Agent, app: &str) -> Option<String> {
-    let state = fs::read_to_string(agent.root.join(".ferry/agent.toml")).unwrap();
-    let credential = state
-        .lines()
-        .find_map(|l| l.strip_prefix("credential = "))
-        .unwrap()
-        .trim_matches('"')
-        .to_owned();
+    let credential = agent_credential(&agent.root);
     let desired: Value = Run::of(Command::new("curl").args([
         "-sf",
         "-H",

@@ -162,7 +162,7 @@ fn an_installation_moves_from_sqlite_to_postgres_with_its_history() {
     // Drift the agent found moves too.
     let drifted = serde_json::json!({"app": "web", "version": "1.0.0", "paths": [
         {"path": "index.html", "change": "content", "first_seen_ms": 1_000}]});
-    let credential = crate::drift::agent_credential(&agent.root);
+    let credential = crate::harness::agent_credential(&agent.root);
     assert_eq!(
         crate::drift::post_drift(&server, &credential, &drifted),
         204
