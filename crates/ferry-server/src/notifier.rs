@@ -204,6 +204,8 @@ fn audience(action: &AuditAction) -> Option<Audience<'_>> {
         ),
         A::BackportWaive(d) => Some(Audience::named(&d.team)),
         A::DeploymentCancel(d) => Some(Audience::named(&d.team)),
+        // A protected environment deployed to without the backup that would undo it.
+        A::BackupSkip(_) => Some(Audience::AppOwner),
         A::ServerBootstrap(_)
         | A::TeamCreate(_)
         | A::TeamMember(_)
@@ -226,11 +228,16 @@ fn audience(action: &AuditAction) -> Option<Audience<'_>> {
         | A::AppPlace(_)
         | A::AppKeep(_)
         | A::AppMaintainer(_)
+        | A::AppBackups(_)
         | A::TargetEnrollToken(_)
         | A::TargetEnroll(_)
         | A::TargetRemove(_)
         | A::ReleaseCreate(_)
         | A::ReleasePrune(_)
+        | A::BackupRequest(_)
+        | A::BackupCreate(_)
+        | A::BackupRestore(_)
+        | A::BackupPrune(_)
         | A::ChannelAdd(_)
         | A::ChannelRemove(_)
         | A::ChannelTest(_)
@@ -470,6 +477,17 @@ mod tests {
             ("deployment.stage", deploy.clone(), None),
             ("deployment.override_guard", deploy, Some("shop")),
             ("backport.open", backport, Some("owner")),
+            (
+                "backup.skip",
+                json!({"env": "prd", "version": "1.1", "reason": "r"}),
+                Some("owner"),
+            ),
+            (
+                "backup.create",
+                json!({"env": "prd", "target": "prd-1", "reason": "scheduled", "version": null,
+                    "digest": "ab", "files": 1, "bytes": 1, "new_bytes": 1}),
+                None,
+            ),
             (
                 "incident.ack",
                 json!({"incident": 7, "note": null, "team": "ops", "title": "t"}),

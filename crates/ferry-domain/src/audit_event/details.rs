@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::AuditAction;
+use crate::app_backup::BackupReason;
 use crate::deployment::{Kind, Status};
 use crate::incident::Severity;
 use crate::permission::Level;
@@ -252,6 +253,16 @@ pub struct AppMaintainer {
     pub maintainer: Option<String>,
 }
 
+/// `app.backups`: how often the application's data is backed up, and what retention
+/// keeps of its backups.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppBackups {
+    /// How often, as written (`24h`); `None`: no scheduled backups.
+    pub every: Option<String>,
+    /// What retention keeps, as written (`7,7d,4w`).
+    pub keep: String,
+}
+
 /// `target.enroll-token`: the target is the subject, `target/NAME`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TargetEnrollToken {
@@ -302,6 +313,60 @@ pub struct ReleasePrune {
     pub removed: Vec<String>,
     /// Releases retention keeps.
     pub keep: u32,
+}
+
+/// `backup.request`: the application is the subject, `app/NAME`; a target was asked to
+/// back up its data now.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupRequest {
+    pub env: String,
+    pub target: String,
+}
+
+/// `backup.create`: the backup is the subject, `backup/ID`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupCreate {
+    pub env: String,
+    pub target: String,
+    pub reason: BackupReason,
+    /// The release the target ran, if any.
+    pub version: Option<String>,
+    /// The manifest's digest.
+    pub digest: String,
+    /// Files in the backup.
+    pub files: u64,
+    /// Bytes of content.
+    pub bytes: u64,
+    /// Bytes the server did not hold before.
+    pub new_bytes: u64,
+}
+
+/// `backup.restore`: the backup is the subject, `backup/ID`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupRestore {
+    /// The target whose data is replaced (the backup's own, or another of its environment).
+    pub target: String,
+    /// The paths restored; empty: every path of the backup.
+    pub paths: Vec<String>,
+}
+
+/// `backup.prune`: what retention removed from the application's backups.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupPrune {
+    /// The ids of the backups removed.
+    pub removed: Vec<i64>,
+    /// What retention keeps, as written (`7,7d,4w`).
+    pub keep: String,
+}
+
+/// `backup.skip`: the application is the subject, `app/NAME`; a deployment to a
+/// protected environment goes ahead without backing up its data first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupSkip {
+    pub env: String,
+    pub version: String,
+    /// Why, as the requester gave it (`--skip-backup REASON`).
+    pub reason: String,
 }
 
 /// `channel.add`: the channel is the subject, `channel/ID`. Never its secret.

@@ -266,6 +266,61 @@ fn cases() -> Vec<(AuditAction, &'static str, &'static str)> {
             r#"{"env":"prd","targets":["prd-1","prd-2"]}"#,
         ),
         (
+            A::AppBackups(AppBackups {
+                every: Some("24h".into()),
+                keep: "7,7d,4w".into(),
+            }),
+            "app.backups",
+            r#"{"every":"24h","keep":"7,7d,4w"}"#,
+        ),
+        (
+            A::BackupRequest(BackupRequest {
+                env: "prd".into(),
+                target: "prd-1".into(),
+            }),
+            "backup.request",
+            r#"{"env":"prd","target":"prd-1"}"#,
+        ),
+        (
+            A::BackupCreate(BackupCreate {
+                env: "prd".into(),
+                target: "prd-1".into(),
+                reason: crate::app_backup::BackupReason::BeforeDeployment,
+                version: Some("1.1".into()),
+                digest: "ab".into(),
+                files: 3,
+                bytes: 300,
+                new_bytes: 10,
+            }),
+            "backup.create",
+            r#"{"bytes":300,"digest":"ab","env":"prd","files":3,"new_bytes":10,"reason":"before_deployment","target":"prd-1","version":"1.1"}"#,
+        ),
+        (
+            A::BackupRestore(BackupRestore {
+                target: "prd-1".into(),
+                paths: vec!["uploads".into()],
+            }),
+            "backup.restore",
+            r#"{"paths":["uploads"],"target":"prd-1"}"#,
+        ),
+        (
+            A::BackupPrune(BackupPrune {
+                removed: vec![4, 5],
+                keep: "7d".into(),
+            }),
+            "backup.prune",
+            r#"{"keep":"7d","removed":[4,5]}"#,
+        ),
+        (
+            A::BackupSkip(BackupSkip {
+                env: "prd".into(),
+                version: "1.1".into(),
+                reason: "disk full, restoring from yesterday".into(),
+            }),
+            "backup.skip",
+            r#"{"env":"prd","reason":"disk full, restoring from yesterday","version":"1.1"}"#,
+        ),
+        (
             A::AppKeep(AppKeep { keep: 3, was: 10 }),
             "app.keep",
             r#"{"keep":3,"was":10}"#,
@@ -603,7 +658,7 @@ fn every_kind_has_a_case_and_its_own_name() {
             "{kind}"
         );
     }
-    assert_eq!(AuditKind::ALL.len(), 50);
+    assert_eq!(AuditKind::ALL.len(), 56);
 }
 
 #[test]

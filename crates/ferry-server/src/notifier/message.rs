@@ -256,6 +256,16 @@ fn describe(action: &AuditAction, app: &str, actor: &str, subject: &str) -> (Str
                 lines,
             )
         }
+        A::BackupSkip(d) => (
+            format!(
+                "{app} {} deployed to {} by {actor} without backing up its data first: {}",
+                d.version, d.env, d.reason
+            ),
+            vec![format!(
+                "Take one now: `ferry backup create {app} --env {}`",
+                d.env
+            )],
+        ),
         other => (format!("{} on {app} by {actor}", other.name()), Vec::new()),
     }
 }
@@ -414,6 +424,28 @@ mod tests {
                 && cancelled.text.contains("`ferry deployment show 12`"),
             "{}",
             cancelled.text
+        );
+    }
+
+    #[test]
+    fn a_skipped_backup_says_who_skipped_it_and_why() {
+        let skipped = event_message(
+            &event(
+                "backup.skip",
+                "app/shop-web",
+                json!({"version": "1.0.1", "env": "prd", "reason": "disk full"}),
+            ),
+            "shop",
+            5,
+        );
+        assert_eq!(
+            skipped.subject,
+            "[ferry] shop-web 1.0.1 deployed to prd by dana without backing up its data first: disk full"
+        );
+        assert!(
+            skipped.text.contains("`ferry backup create shop-web --env prd`"),
+            "{}",
+            skipped.text
         );
     }
 
