@@ -38,6 +38,9 @@ mod tests {
             assert_eq!(BackupReason::parse(reason.as_str()), Ok(*reason));
         }
         let error = BackupReason::parse("whenever").unwrap_err();
-        assert!(error.to_string().contains("on_demand, scheduled"), "{error}");
+        assert!(
+            error.to_string().contains("on_demand, scheduled"),
+            "{error}"
+        );
     }
 }

@@ -37,15 +37,11 @@ impl Default for BackupKeep {
 
 impl fmt::Display for BackupKeep {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let parts: Vec<String> = [
-            (self.last, ""),
-            (self.days, "d"),
-            (self.weeks, "w"),
-        ]
-        .into_iter()
-        .filter(|(n, _)| *n > 0)
-        .map(|(n, unit)| format!("{n}{unit}"))
-        .collect();
+        let parts: Vec<String> = [(self.last, ""), (self.days, "d"), (self.weeks, "w")]
+            .into_iter()
+            .filter(|(n, _)| *n > 0)
+            .map(|(n, unit)| format!("{n}{unit}"))
+            .collect();
         f.write_str(&parts.join(","))
     }
 }
@@ -79,7 +75,9 @@ impl FromStr for BackupKeep {
                     )
                 })?;
             if std::mem::replace(&mut seen[slot], true) {
-                return Err(format!("{part:?} in {text:?} repeats a kind of point: {usage}"));
+                return Err(format!(
+                    "{part:?} in {text:?} repeats a kind of point: {usage}"
+                ));
             }
             *[&mut keep.last, &mut keep.days, &mut keep.weeks][slot] = n;
         }
@@ -179,7 +177,12 @@ mod tests {
     fn retention() {
         check(&[], "3", &[], &[]);
         // The newest N.
-        check(&[(1, 0, 1), (2, 0, 2), (3, 0, 3), (4, 0, 4)], "2", &[], &[1, 2]);
+        check(
+            &[(1, 0, 1), (2, 0, 2), (3, 0, 3), (4, 0, 4)],
+            "2",
+            &[],
+            &[1, 2],
+        );
         // One a day: the newest of each of the last 2 days (today and yesterday).
         check(
             &[(1, 2, 9), (2, 1, 8), (3, 1, 9), (4, 0, 8), (5, 0, 9)],
@@ -196,7 +199,14 @@ mod tests {
         );
         // Combined: a backup kept by any rule stays.
         check(
-            &[(1, 30, 1), (2, 10, 1), (3, 2, 1), (4, 1, 1), (5, 1, 2), (6, 0, 1)],
+            &[
+                (1, 30, 1),
+                (2, 10, 1),
+                (3, 2, 1),
+                (4, 1, 1),
+                (5, 1, 2),
+                (6, 0, 1),
+            ],
             "1,2d,2w",
             &[],
             &[1, 2, 3, 4],

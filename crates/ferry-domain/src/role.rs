@@ -164,7 +164,11 @@ mod tests {
                     .join(" ")
             };
             assert_eq!(row(&member(role_name)), in_team, "role {role_name} in team");
-            assert_eq!(row(&outsider(role_name)), outside, "role {role_name} outside");
+            assert_eq!(
+                row(&outsider(role_name)),
+                outside,
+                "role {role_name} outside"
+            );
         }
         let denied = decide(
             &member("viewer"),

@@ -443,7 +443,9 @@ mod tests {
             "[ferry] shop-web 1.0.1 deployed to prd by dana without backing up its data first: disk full"
         );
         assert!(
-            skipped.text.contains("`ferry backup create shop-web --env prd`"),
+            skipped
+                .text
+                .contains("`ferry backup create shop-web --env prd`"),
             "{}",
             skipped.text
         );
