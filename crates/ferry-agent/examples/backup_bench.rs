@@ -56,7 +56,8 @@ fn main() {
             let canonical = zstd::decode_all(blob.as_slice()).expect("manifest decompressed");
             let digest = ferry_cas::hash::ContentHash::of(&canonical);
             let manifest = Manifest::from_blob(&blob, &digest).expect("manifest read");
-            let report = restore(Path::new(shared), &manifest, paths, None, &store).expect("restore");
+            let report =
+                restore(Path::new(shared), &manifest, paths, None, &store).expect("restore");
             println!(
                 "{}",
                 serde_json::json!({"files": report.files, "bytes": report.bytes})

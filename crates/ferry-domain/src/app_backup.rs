@@ -18,16 +18,6 @@ vocabulary! {
     }
 }
 
-vocabulary! {
-    /// Where an application backup stands.
-    pub enum BackupState ("backup state") {
-        /// Every blob of its manifest is in the server's blob storage.
-        Complete = "complete",
-        /// The agent could not take it; its message says why.
-        Failed = "failed",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -47,6 +47,8 @@ const TABLES: &[&str] = &[
     "one_off_freezes",
     "step_logs",
     "target_drift",
+    "app_backups",
+    "app_backup_schedules",
     "status_revision",
 ];
 
