@@ -109,8 +109,8 @@ pub async fn record(state: &AppState, target: &Target, report: AgentDrift) -> Se
 }
 
 /// The drift of every target `caller` may see (view on the application, as in status), of
-/// one application or all, in one environment or all, on one target or all: findings that name at least one path
-/// and are about the release the target runs now.
+/// one application or all, in one environment or all, on one target or all: findings that
+/// name at least one path and are about the release the target runs now.
 pub async fn list(
     state: &AppState,
     caller: &Caller,
