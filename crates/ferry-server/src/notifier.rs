@@ -204,6 +204,7 @@ fn audience(action: &AuditAction) -> Option<Audience<'_>> {
         ),
         A::BackportWaive(d) => Some(Audience::named(&d.team)),
         A::DeploymentCancel(d) => Some(Audience::named(&d.team)),
+        A::DriftDetected(d) => Some(Audience::named(&d.team)),
         // A protected environment deployed to without the backup that would undo it.
         A::BackupSkip(_) => Some(Audience::AppOwner),
         A::ServerBootstrap(_)
@@ -251,6 +252,7 @@ fn audience(action: &AuditAction) -> Option<Audience<'_>> {
         | A::DeploymentApprove(_)
         | A::DeploymentReject(_)
         | A::Refused(_)
+        | A::DriftCheck(_)
         | A::DeploymentFinish(_) => None,
     }
 }
