@@ -16,6 +16,7 @@ pub mod index;
 pub mod local_store;
 pub mod restore;
 pub mod snapshot;
+pub mod take;
 
 pub use restore::{restore, RestoreReport};
 pub use snapshot::{snapshot, Snapshot};

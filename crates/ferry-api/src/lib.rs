@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+pub use ferry_domain::app_backup::BackupReason;
 pub use ferry_domain::backport::ObligationStatus;
 pub use ferry_domain::delivery::DeliveryStatus;
 pub use ferry_domain::deployment::{
@@ -821,6 +822,90 @@ pub struct AgentTask {
 pub enum TaskWork {
     /// Check the application for drift now and report what it finds.
     CheckDrift,
+    /// Back up the application's data now (its release's `backup` paths in `shared/`,
+    /// after its `pre_backup` hook) and record the backup (`POST /api/v1/agent/backups`).
+    BackUp { reason: BackupReason },
+    /// Restore the application's data from a backup, after a backup of the data it
+    /// replaces: every backup path, or `path` alone.
+    RestoreBackup {
+        backup: i64,
+        /// The backup's manifest: its digest and the blob holding it.
+        digest: String,
+        manifest_blob: String,
+        /// The backup's paths, relative to `shared/`.
+        paths: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        path: Option<String>,
+    },
+}
+
+/// Asks the targets that run an application in an environment to back up its data now
+/// (`POST /api/v1/backups`): one task per target.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBackup {
+    pub app: String,
+    pub env: String,
+    /// Only this target of the environment.
+    #[serde(default)]
+    pub target: Option<String>,
+}
+
+/// Asks a target to restore a backup (`POST /api/v1/backups/{id}/restore`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreBackup {
+    /// Another target of the backup's environment that runs the application; the backup's
+    /// own target without it.
+    #[serde(default)]
+    pub target: Option<String>,
+    /// Only this path (a backup path, or a path inside one), relative to `shared/`.
+    #[serde(default)]
+    pub path: Option<String>,
+}
+
+/// A backup an agent took and whose blobs (its manifest's included) it uploaded
+/// (`POST /api/v1/agent/backups`).
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentBackup {
+    pub app: String,
+    pub reason: BackupReason,
+    /// The task that asked for it, if one did.
+    #[serde(default)]
+    pub task: Option<i64>,
+    /// The release the target runs.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// The backup paths, relative to `shared/`.
+    pub paths: Vec<String>,
+    /// The manifest's digest and the blob holding it (zstd, like a release's).
+    pub digest: String,
+    pub manifest_blob: String,
+    /// Bytes the agent sent because the server lacked them.
+    pub new_bytes: u64,
+}
+
+/// A backup of an application's data on one target.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct AppBackup {
+    pub id: i64,
+    pub app: String,
+    pub env: String,
+    pub target: String,
+    /// The release the target ran.
+    pub version: Option<String>,
+    pub reason: BackupReason,
+    /// The backup paths, relative to `shared/`.
+    pub paths: Vec<String>,
+    pub requested_by: String,
+    /// RFC 3339.
+    pub created: String,
+    pub digest: String,
+    pub files: u64,
+    pub bytes: u64,
+    /// Bytes the server did not hold before: what this backup added to the blob storage.
+    pub new_bytes: u64,
 }
 
 /// How a task went, as its agent says (`POST /api/v1/agent/tasks/{id}`).

@@ -212,6 +212,10 @@ pub enum Command {
         #[arg(long)]
         refresh: bool,
     },
+    /// Backups of applications' data on their targets (the `backup` paths of a release's
+    /// ferry.toml): take, list, show, restore
+    #[command(subcommand)]
+    Backup(BackupCommand),
     /// The audit trail of every change
     Audit(AuditArgs),
     /// Where a team's notifications go (webhooks, e-mail), and the delivery log
@@ -488,6 +492,41 @@ pub struct RollbackArgs {
     /// refusing; refused all the same when every target is offline
     #[arg(long)]
     pub skip_offline: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// Back up an application's data now on its targets in an environment (deploy level):
+    /// after the release's pre_backup hook, only what changed since the last backup is sent
+    Create {
+        app: String,
+        #[arg(long)]
+        env: String,
+        /// Only this target
+        #[arg(long)]
+        target: Option<String>,
+    },
+    /// Backups you may see, newest first
+    List {
+        /// Only this application's
+        app: Option<String>,
+        /// Only this environment's
+        #[arg(long)]
+        env: Option<String>,
+    },
+    /// One backup: its paths, files, bytes and the bytes it added
+    Show { id: i64 },
+    /// Restore a backup on its target (or another of its environment that runs the
+    /// application), after backing up the data it replaces (deploy level)
+    Restore {
+        id: i64,
+        /// Restore on this target instead
+        #[arg(long)]
+        target: Option<String>,
+        /// Only this path (a backup path or a path inside one, relative to shared/)
+        #[arg(long)]
+        path: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -69,6 +69,23 @@ impl Agent {
     async fn run_task(&self, task: AgentTask) -> TaskReport {
         let done = match &task.work {
             TaskWork::CheckDrift => self.check_drift_now(&task.app).await,
+            TaskWork::BackUp { reason } => self.back_up_task(&task.app, *reason, task.id).await,
+            TaskWork::RestoreBackup {
+                backup,
+                digest,
+                manifest_blob,
+                paths,
+                path,
+            } => {
+                let asked = super::backups::RestoreAsked {
+                    backup: *backup,
+                    digest,
+                    manifest_blob,
+                    paths,
+                    path: path.as_deref(),
+                };
+                self.restore_task(&task.app, asked).await
+            }
         };
         match done {
             Ok((message, detail)) => TaskReport {

@@ -315,12 +315,14 @@ pub struct ReleasePrune {
     pub keep: u32,
 }
 
-/// `backup.request`: the application is the subject, `app/NAME`; a target was asked to
-/// back up its data now.
+/// `backup.request`: the target is the subject, `target/NAME`; the application is the
+/// event's. The target was asked to back up the application's data now.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BackupRequest {
+    /// The target's environment.
     pub env: String,
-    pub target: String,
+    /// The agent task that does it.
+    pub task: i64,
 }
 
 /// `backup.create`: the backup is the subject, `backup/ID`.
@@ -348,6 +350,8 @@ pub struct BackupRestore {
     pub target: String,
     /// The paths restored; empty: every path of the backup.
     pub paths: Vec<String>,
+    /// The agent task that does it.
+    pub task: i64,
 }
 
 /// `backup.prune`: what retention removed from the application's backups.

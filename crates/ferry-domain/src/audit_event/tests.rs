@@ -276,10 +276,10 @@ fn cases() -> Vec<(AuditAction, &'static str, &'static str)> {
         (
             A::BackupRequest(BackupRequest {
                 env: "prd".into(),
-                target: "prd-1".into(),
+                task: 4,
             }),
             "backup.request",
-            r#"{"env":"prd","target":"prd-1"}"#,
+            r#"{"env":"prd","task":4}"#,
         ),
         (
             A::BackupCreate(BackupCreate {
@@ -299,9 +299,10 @@ fn cases() -> Vec<(AuditAction, &'static str, &'static str)> {
             A::BackupRestore(BackupRestore {
                 target: "prd-1".into(),
                 paths: vec!["uploads".into()],
+                task: 5,
             }),
             "backup.restore",
-            r#"{"paths":["uploads"],"target":"prd-1"}"#,
+            r#"{"paths":["uploads"],"target":"prd-1","task":5}"#,
         ),
         (
             A::BackupPrune(BackupPrune {

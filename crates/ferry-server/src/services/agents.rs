@@ -160,12 +160,33 @@ pub async fn fetchable(
         }
     }
     let hashes = super::blobs::parse_hashes(hashes)?;
+    let outside = |allowed: &[Arc<HashSet<ContentHash>>]| {
+        hashes
+            .iter()
+            .any(|hash| !allowed.iter().any(|blobs| blobs.contains(hash)))
+    };
+    // The backups of the applications it runs, in its environment: what a restore reads.
+    if outside(&allowed) {
+        let mut apps: Vec<String> = state
+            .store
+            .target_apps(Some(&target.name))
+            .await?
+            .into_iter()
+            .filter(|r| r.current_version.is_some())
+            .map(|r| r.app)
+            .collect();
+        apps.dedup();
+        for app in apps {
+            allowed.extend(super::app_backups::fetchable_blobs(state, &app, &target.env).await?);
+        }
+    }
     match hashes
         .iter()
         .find(|hash| !allowed.iter().any(|blobs| blobs.contains(hash)))
     {
         Some(hash) => Err(ServiceError::not_found(format!(
-            "blob {hash} is not part of a release this target runs"
+            "blob {hash} is not part of a release this target runs, nor of a backup of an \
+             application it runs"
         ))),
         None => Ok(hashes),
     }
