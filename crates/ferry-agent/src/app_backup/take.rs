@@ -42,10 +42,21 @@ pub fn release_config(layout: &AppLayout) -> AgentResult<(String, ReleaseConfig)
     Ok((version, config))
 }
 
+/// Whether a backup runs the release's `pre_backup` hook first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PreBackup {
+    /// A backup of the live application: the hook makes its consistent copy first.
+    Run,
+    /// The backup a restore takes of what it replaces: the paths as they are. Restoring is
+    /// what one does when the data is damaged or gone, which a hook (dumping a database into
+    /// a directory that is not there) may fail on, and the files are replaced next anyway.
+    Skip,
+}
+
 /// Takes a backup of `app` (of environment `env`): refused, naming the release, when its
 /// `ferry.toml` names no backup paths; failed, with the hook's output, when `pre_backup`
 /// fails.
-pub fn take(root: &Path, app: &str, env: &str) -> AgentResult<Taken> {
+pub fn take(root: &Path, app: &str, env: &str, pre_backup: PreBackup) -> AgentResult<Taken> {
     let layout = AppLayout::new(root, app)?;
     let _lock = AppLock::acquire(root, app)?;
     let (version, config) = release_config(&layout)?;
@@ -55,7 +66,12 @@ pub fn take(root: &Path, app: &str, env: &str) -> AgentResult<Taken> {
              to back up in its ferry.toml (`backup = [\"uploads\"]`)"
         )));
     }
-    if let Some(command) = &config.hooks.pre_backup {
+    if let Some(command) = config
+        .hooks
+        .pre_backup
+        .as_ref()
+        .filter(|_| pre_backup == PreBackup::Run)
+    {
         let hook_env = HookEnv {
             app: app.to_owned(),
             env: env.to_owned(),

@@ -14,7 +14,7 @@ use crate::fsutil::remove_tree;
 
 /// Deterministic pseudo-random bytes.
 fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed | 1;
+    let mut state = seed * 2 + 1;
     (0..len)
         .map(|_| {
             state ^= state << 13;

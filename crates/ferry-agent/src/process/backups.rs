@@ -37,7 +37,12 @@ impl Agent {
         task: Option<i64>,
     ) -> anyhow::Result<AppBackup> {
         let (root, name, env) = (self.root.clone(), app.to_owned(), self.state.env.clone());
-        let taken = tokio::task::spawn_blocking(move || take::take(&root, &name, &env)).await??;
+        let hook = match reason {
+            BackupReason::BeforeRestore => take::PreBackup::Skip,
+            _ => take::PreBackup::Run,
+        };
+        let taken =
+            tokio::task::spawn_blocking(move || take::take(&root, &name, &env, hook)).await??;
         let manifest = &taken.snapshot.manifest;
         let stored = manifest.to_blob();
         let manifest_blob = ContentHash::of(&stored);
