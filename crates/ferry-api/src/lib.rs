@@ -290,6 +290,13 @@ pub struct App {
     /// Releases kept by retention.
     pub keep: u32,
     pub created_at: String,
+    /// How often its data is backed up (as `ferry app set --backup-every` set it), in the
+    /// answer to a change of its backup settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_every: Option<String>,
+    /// Which backups retention keeps, in the answer to a change of its backup settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_keep: Option<String>,
 }
 
 /// A level granted to one user on one application in one environment (`none` removes it).
@@ -320,6 +327,13 @@ pub struct ChangeApp {
     /// Releases kept by retention (1 to 1000).
     #[serde(default)]
     pub keep: Option<u32>,
+    /// How often its data is backed up on each target (`24h`), or `off`.
+    #[serde(default)]
+    pub backup_every: Option<String>,
+    /// Which backups retention keeps: the newest N, one a day for N days, one a week for N
+    /// weeks (`7,7d,4w`).
+    #[serde(default)]
+    pub backup_keep: Option<String>,
 }
 
 /// One event of the audit trail.

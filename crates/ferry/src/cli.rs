@@ -957,6 +957,13 @@ pub enum AppCommand {
         /// Releases kept by retention, 1 to 1000 (`ferry release prune` removes the rest)
         #[arg(long)]
         keep: Option<u32>,
+        /// Back up its data on each target this often (`24h`), or `off`
+        #[arg(long)]
+        backup_every: Option<String>,
+        /// Backups retention keeps: the newest N, one a day for N days, one a week for N
+        /// weeks (default 7,7d,4w)
+        #[arg(long)]
+        backup_keep: Option<String>,
     },
     /// List the applications you can see
     List,

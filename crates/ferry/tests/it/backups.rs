@@ -279,3 +279,91 @@ fn only_the_owning_team_sees_and_restores_its_backups() {
         "refusals change nothing"
     );
 }
+
+/// Waits until `ferry backup list web` shows `n` backups; returns them, newest first.
+fn wait_for_backups(server: &Server, n: usize) -> Vec<serde_json::Value> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let list = server
+            .admin(&["backup", "list", "web", "--json"])
+            .success()
+            .json();
+        let list = list.as_array().unwrap().clone();
+        if list.len() == n {
+            return list;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "expected {n} backups: {list:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn the_schedule_backs_up_and_retention_keeps_what_the_policy_says() {
+    let server = Server::start_with(&["--maintenance-every", "1s"]);
+    setup(&server);
+    let (agent, _log) = start_agent_logged_with(&server, "dev", "dev-1", &["--drift-every", "0s"]);
+    release(&server, "1.0.0", FERRY_TOML);
+    server
+        .admin(&["deploy", "web", "1.0.0", "--to", "dev", "--wait"])
+        .success();
+    fs::create_dir_all(agent.root.join("apps/web/shared/data")).unwrap();
+
+    for (args, error) in [
+        (vec!["--backup-every", "soon"], "--backup-every \"soon\""),
+        (vec!["--backup-every", "10s"], "shorter than a minute"),
+        (vec!["--backup-keep", "7x"], "--backup-keep"),
+    ] {
+        let mut command = vec!["app", "set", "web"];
+        command.extend(args);
+        server.admin(&command).fails(3, error);
+    }
+    let set = server
+        .admin(&[
+            "app",
+            "set",
+            "web",
+            "--backup-every",
+            "1h",
+            "--backup-keep",
+            "2",
+        ])
+        .success();
+    assert!(
+        set.stdout
+            .contains("web backs up its data every 1h, keeping backups 2"),
+        "{set:?}"
+    );
+    // No backup yet: the next maintenance pass asks for one.
+    let first = wait_for_backups(&server, 1);
+    assert_eq!(first[0]["reason"], "scheduled", "{first:?}");
+    assert_eq!(first[0]["requested_by"], "ferry", "{first:?}");
+
+    // Two more on demand: retention keeps the newest two.
+    back_up(&server);
+    back_up(&server);
+    let kept = wait_for_backups(&server, 2);
+    assert!(
+        kept.iter().all(|b| b["reason"] == "on_demand"),
+        "the oldest went: {kept:?}"
+    );
+    let audit = audit_summary(&server, 0);
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.contains("ferry backup.prune app/web")),
+        "{audit:?}"
+    );
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.contains("admin app.backups app/web")),
+        "{audit:?}"
+    );
+    // Turned off, nothing more is asked.
+    server
+        .admin(&["app", "set", "web", "--backup-every", "off"])
+        .success();
+}
