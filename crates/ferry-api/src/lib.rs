@@ -548,6 +548,10 @@ pub struct CreateDeployment {
     /// refusing; refused all the same when every target is offline.
     #[serde(default)]
     pub skip_offline: bool,
+    /// Why a deployment to a protected environment goes ahead without its targets backing
+    /// up the application's data first (audited, and told to the owning team).
+    #[serde(default)]
+    pub skip_backup: Option<String>,
 }
 
 /// Deploys what runs in one environment to the next one.
@@ -572,6 +576,10 @@ pub struct CreatePromotion {
     /// refusing; refused all the same when every target is offline.
     #[serde(default)]
     pub skip_offline: bool,
+    /// Why a deployment to a protected environment goes ahead without its targets backing
+    /// up the application's data first (audited, and told to the owning team).
+    #[serde(default)]
+    pub skip_backup: Option<String>,
 }
 
 /// An approval or a rejection of a deployment awaiting approval.
@@ -1013,6 +1021,11 @@ pub struct DesiredApp {
     /// the agent never removes the one it serves nor the last that succeeded.
     #[serde(default)]
     pub keep: Option<u32>,
+    /// Back up the application's data (its running release's `backup` paths) before
+    /// switching to `version`: a deployment to a protected environment, not skipped. A
+    /// failed backup fails the deploy, which switches nothing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub backup_first: bool,
 }
 
 /// A release a target is asked to stage ahead, and the deployment to report to (outcome

@@ -145,8 +145,6 @@ audit_actions! {
     BackupRestore(BackupRestore) = "backup.restore",
     /// Retention removed backups of an application.
     BackupPrune(BackupPrune) = "backup.prune",
-    /// A deployment to a protected environment was requested without its backup.
-    BackupSkip(BackupSkip) = "backup.skip",
     /// A notification channel was added to a team.
     ChannelAdd(ChannelAdd) = "channel.add",
     /// A notification channel was removed from a team.

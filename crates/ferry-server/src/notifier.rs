@@ -206,7 +206,7 @@ fn audience(action: &AuditAction) -> Option<Audience<'_>> {
         A::DeploymentCancel(d) => Some(Audience::named(&d.team)),
         A::DriftDetected(d) => Some(Audience::named(&d.team)),
         // A protected environment deployed to without the backup that would undo it.
-        A::BackupSkip(_) => Some(Audience::AppOwner),
+        A::DeploymentDeploy(d) if d.skip_backup.is_some() => Some(Audience::named(&d.team)),
         A::ServerBootstrap(_)
         | A::TeamCreate(_)
         | A::TeamMember(_)
@@ -380,6 +380,7 @@ mod tests {
             break_glass: None,
             team: String::new(),
             skipped_offline: Vec::new(),
+            skip_backup: None,
         };
         vec![
             AuditAction::IncidentOpen(IncidentOpen {
@@ -403,6 +404,21 @@ mod tests {
             AuditAction::IncidentResolve(incident),
             AuditAction::DeploymentBreakGlass(requested.clone()),
             AuditAction::DeploymentOverrideGuard(requested),
+            AuditAction::DeploymentDeploy(DeploymentRequested {
+                change: DeployChange {
+                    version: String::new(),
+                    strategy: None,
+                    reason: None,
+                    allow_downgrade: false,
+                },
+                env: String::new(),
+                override_guard: None,
+                review: Vec::new(),
+                break_glass: None,
+                team: String::new(),
+                skipped_offline: Vec::new(),
+                skip_backup: Some(String::new()),
+            }),
             AuditAction::BackportOpen(BackportOpen {
                 hotfix_version: String::new(),
                 base_version: String::new(),
@@ -480,9 +496,10 @@ mod tests {
             ("deployment.override_guard", deploy, Some("shop")),
             ("backport.open", backport, Some("owner")),
             (
-                "backup.skip",
-                json!({"env": "prd", "version": "1.1", "reason": "r"}),
-                Some("owner"),
+                "deployment.deploy",
+                json!({"version": "1.1", "env": "prd", "strategy": null, "reason": null,
+                    "allow_downgrade": false, "team": "shop", "skip_backup": "disk full"}),
+                Some("shop"),
             ),
             (
                 "backup.create",

@@ -422,6 +422,11 @@ pub struct DeployArgs {
     /// refusing; refused all the same when every target is offline
     #[arg(long)]
     pub skip_offline: bool,
+    /// Go ahead without backing up the application's data first, which targets of a
+    /// protected environment otherwise do before they switch (audited, and told to the
+    /// team): why
+    #[arg(long, value_name = "REASON")]
+    pub skip_backup: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -457,6 +462,11 @@ pub struct PromoteArgs {
     /// refusing; refused all the same when every target is offline
     #[arg(long)]
     pub skip_offline: bool,
+    /// Go ahead without backing up the application's data first, which targets of a
+    /// protected environment otherwise do before they switch (audited, and told to the
+    /// team): why
+    #[arg(long, value_name = "REASON")]
+    pub skip_backup: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -363,16 +363,6 @@ pub struct BackupPrune {
     pub keep: String,
 }
 
-/// `backup.skip`: the application is the subject, `app/NAME`; a deployment to a
-/// protected environment goes ahead without backing up its data first.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BackupSkip {
-    pub env: String,
-    pub version: String,
-    /// Why, as the requester gave it (`--skip-backup REASON`).
-    pub reason: String,
-}
-
 /// `channel.add`: the channel is the subject, `channel/ID`. Never its secret.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChannelAdd {
@@ -596,6 +586,10 @@ pub struct DeploymentRequested<C> {
     /// Targets left out because their agent was offline (`--skip-offline`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skipped_offline: Vec<String>,
+    /// Why a deployment to a protected environment goes ahead without backing up the
+    /// application's data first (`--skip-backup REASON`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_backup: Option<String>,
 }
 
 /// A deployment (or staging) of a release.
@@ -685,6 +679,7 @@ impl DeploymentRequested<RequestedChange> {
             break_glass,
             team,
             skipped_offline,
+            skip_backup,
         } = self;
         match change {
             RequestedChange::Deploy(change) => {
@@ -696,6 +691,7 @@ impl DeploymentRequested<RequestedChange> {
                     break_glass,
                     team,
                     skipped_offline,
+                    skip_backup,
                 };
                 match stage_only {
                     true => AuditAction::DeploymentStage(requested),
@@ -711,6 +707,7 @@ impl DeploymentRequested<RequestedChange> {
                     break_glass,
                     team,
                     skipped_offline,
+                    skip_backup,
                 })
             }
         }

@@ -52,6 +52,7 @@ fn requested<C>(change: C) -> DeploymentRequested<C> {
         break_glass: None,
         team: "shop".into(),
         skipped_offline: Vec::new(),
+        skip_backup: None,
     }
 }
 
@@ -311,15 +312,6 @@ fn cases() -> Vec<(AuditAction, &'static str, &'static str)> {
             }),
             "backup.prune",
             r#"{"keep":"7d","removed":[4,5]}"#,
-        ),
-        (
-            A::BackupSkip(BackupSkip {
-                env: "prd".into(),
-                version: "1.1".into(),
-                reason: "disk full, restoring from yesterday".into(),
-            }),
-            "backup.skip",
-            r#"{"env":"prd","reason":"disk full, restoring from yesterday","version":"1.1"}"#,
         ),
         (
             A::AppKeep(AppKeep { keep: 3, was: 10 }),
@@ -627,6 +619,14 @@ fn cases() -> Vec<(AuditAction, &'static str, &'static str)> {
             r#"{"allow_downgrade":false,"env":"prd","reason":null,"skipped_offline":["prd-2"],"strategy":null,"team":"shop","version":"1.1"}"#,
         ),
         (
+            A::DeploymentDeploy(DeploymentRequested {
+                skip_backup: Some("disk full".into()),
+                ..requested(deploy("1.1"))
+            }),
+            "deployment.deploy",
+            r#"{"allow_downgrade":false,"env":"prd","reason":null,"skip_backup":"disk full","strategy":null,"team":"shop","version":"1.1"}"#,
+        ),
+        (
             A::DeploymentCancel(DeploymentCancel {
                 version: "1.1".into(),
                 env: "prd".into(),
@@ -681,7 +681,7 @@ fn every_kind_has_a_case_and_its_own_name() {
             "{kind}"
         );
     }
-    assert_eq!(AuditKind::ALL.len(), 58);
+    assert_eq!(AuditKind::ALL.len(), 57);
 }
 
 #[test]

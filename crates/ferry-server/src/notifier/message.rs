@@ -282,10 +282,12 @@ fn describe(action: &AuditAction, app: &str, actor: &str, subject: &str) -> (Str
                 lines,
             )
         }
-        A::BackupSkip(d) => (
+        A::DeploymentDeploy(d) if d.skip_backup.is_some() => (
             format!(
                 "{app} {} deployed to {} by {actor} without backing up its data first: {}",
-                d.version, d.env, d.reason
+                d.change.version,
+                d.env,
+                d.skip_backup.as_deref().unwrap_or_default()
             ),
             vec![format!(
                 "Take one now: `ferry backup create {app} --env {}`",
@@ -457,9 +459,10 @@ mod tests {
     fn a_skipped_backup_says_who_skipped_it_and_why() {
         let skipped = event_message(
             &event(
-                "backup.skip",
-                "app/shop-web",
-                json!({"version": "1.0.1", "env": "prd", "reason": "disk full"}),
+                "deployment.deploy",
+                "deployment/4",
+                json!({"version": "1.0.1", "env": "prd", "strategy": null, "reason": null,
+                    "allow_downgrade": false, "team": "shop", "skip_backup": "disk full"}),
             ),
             "shop",
             5,

@@ -367,3 +367,107 @@ fn the_schedule_backs_up_and_retention_keeps_what_the_policy_says() {
         .admin(&["app", "set", "web", "--backup-every", "off"])
         .success();
 }
+
+#[test]
+fn a_protected_deployment_backs_up_first_and_a_failing_pre_backup_stops_it() {
+    let server = Server::start();
+    setup(&server);
+    server
+        .admin(&["env", "set", "dev", "--protected", "true"])
+        .success();
+    let (agent, _log) = start_agent_logged_with(&server, "dev", "dev-1", &["--drift-every", "0s"]);
+    release(
+        &server,
+        "1.0.0",
+        "shared = [\"data\"]\nbackup = [\"data\"]\n\n[hooks]\npre_backup = \"echo the database is locked >&2; exit 4\"\n",
+    );
+    // The first deploy has no data to back up yet.
+    server
+        .admin(&["deploy", "web", "1.0.0", "--to", "dev", "--wait"])
+        .success();
+    fs::write(
+        agent.root.join("apps/web/shared/data/orders.csv"),
+        b"1,2,3\n",
+    )
+    .unwrap();
+
+    release(&server, "1.0.1", FERRY_TOML);
+    let stopped = server.admin(&["deploy", "web", "1.0.1", "--to", "dev", "--wait"]);
+    assert_eq!(stopped.code, 1, "{stopped:?}");
+    let said = format!("{}{}", stopped.stdout, stopped.stderr);
+    assert!(
+        said.contains("the database is locked") && said.contains("so nothing was switched"),
+        "{stopped:?}"
+    );
+    assert!(
+        agent
+            .root
+            .join("apps/web/current")
+            .read_link()
+            .unwrap()
+            .ends_with("1.0.0"),
+        "still on 1.0.0"
+    );
+
+    // A reason is needed to go ahead without the backup, and only where one is taken.
+    server
+        .admin(&[
+            "deploy",
+            "web",
+            "1.0.1",
+            "--to",
+            "dev",
+            "--skip-backup",
+            " ",
+        ])
+        .fails(3, "--skip-backup needs a reason");
+    server
+        .admin(&[
+            "deploy",
+            "web",
+            "1.0.1",
+            "--to",
+            "pp",
+            "--skip-backup",
+            "why",
+        ])
+        .fails(3, "pp takes no backup before deploying");
+    server
+        .admin(&[
+            "deploy",
+            "web",
+            "1.0.1",
+            "--to",
+            "dev",
+            "--wait",
+            "--skip-backup",
+            "the database is down; 1.0.1 fixes it",
+        ])
+        .success();
+    let events = server.admin(&["audit", "--json"]).success().json();
+    let skipped: Vec<&serde_json::Value> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "deployment.deploy" && !e["details"]["skip_backup"].is_null())
+        .collect();
+    assert_eq!(skipped.len(), 1, "{events}");
+    assert_eq!(
+        skipped[0]["details"]["skip_backup"], "the database is down; 1.0.1 fixes it",
+        "{events}"
+    );
+
+    // With a pre_backup that works, the next deploy backs up first.
+    release(&server, "1.0.2", FERRY_TOML);
+    server
+        .admin(&["deploy", "web", "1.0.2", "--to", "dev", "--wait"])
+        .success();
+    let list = server
+        .admin(&["backup", "list", "web", "--json"])
+        .success()
+        .json();
+    assert_eq!(list[0]["reason"], "before_deployment", "{list}");
+    assert_eq!(list[0]["version"], "1.0.1", "{list}");
+    assert_eq!(list[0]["requested_by"], "ferry", "{list}");
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+}
