@@ -14,6 +14,7 @@
 
 pub mod index;
 pub mod local_store;
+mod parallel;
 pub mod restore;
 pub mod snapshot;
 pub mod take;

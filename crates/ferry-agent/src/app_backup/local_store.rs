@@ -4,13 +4,12 @@
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Mutex;
 
 use ferry_cas::blobs::BlobStore;
 use ferry_cas::hash::ContentHash;
 use ferry_cas::scan::BlobLocation;
 
+use super::parallel::on_all_cores;
 use crate::error::{AgentError, AgentResult};
 
 /// Blobs read and stored together: one sync per batch, not per blob.
@@ -34,32 +33,8 @@ pub fn store_missing(store: &BlobStore, blobs: &[(ContentHash, BlobLocation)]) -
         batch_bytes += blob.1.len;
         batches.last_mut().unwrap().push(blob);
     }
-    let next = AtomicUsize::new(0);
-    let stored = AtomicU64::new(0);
-    let first_error: Mutex<Option<AgentError>> = Mutex::new(None);
-    let n_threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    std::thread::scope(|scope| {
-        for _ in 0..n_threads {
-            scope.spawn(|| loop {
-                let Some(batch) = batches.get(next.fetch_add(1, Ordering::Relaxed)) else {
-                    break;
-                };
-                match store_batch(store, batch) {
-                    Ok(n) => {
-                        stored.fetch_add(n, Ordering::Relaxed);
-                    }
-                    Err(e) => {
-                        first_error.lock().unwrap().get_or_insert(e);
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    match first_error.into_inner().unwrap() {
-        Some(error) => Err(error),
-        None => Ok(stored.into_inner()),
-    }
+    let stored = on_all_cores(&batches, |batch| store_batch(store, batch))?;
+    Ok(stored.into_iter().sum())
 }
 
 fn store_batch(store: &BlobStore, batch: &[&(ContentHash, BlobLocation)]) -> AgentResult<u64> {

@@ -9,8 +9,6 @@ use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{symlink, DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 
 use ferry_cas::blobs::BlobStore;
 use ferry_cas::manifest::{validate_path, Entry, EntryKind, Manifest};
@@ -18,6 +16,7 @@ use ferry_cas::release_config::is_within;
 use rustix::fs::{renameat_with, RenameFlags, CWD};
 
 use super::outermost;
+use super::parallel::on_all_cores;
 use crate::error::{AgentError, AgentResult};
 use crate::fsutil::{fsync_dir, remove_tree, sync_filesystem};
 
@@ -194,32 +193,8 @@ fn write_tree(
 /// Writes each file from its blobs (each checked against its hash as it is read), on all
 /// cores; returns the bytes written.
 fn write_files(files: &[(PathBuf, &Entry)], blobs: &BlobStore) -> AgentResult<u64> {
-    let next = AtomicUsize::new(0);
-    let written = std::sync::atomic::AtomicU64::new(0);
-    let first_error: Mutex<Option<AgentError>> = Mutex::new(None);
-    let n_threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    std::thread::scope(|scope| {
-        for _ in 0..n_threads {
-            scope.spawn(|| loop {
-                let Some((path, entry)) = files.get(next.fetch_add(1, Ordering::Relaxed)) else {
-                    break;
-                };
-                match write_file(path, entry, blobs) {
-                    Ok(n) => {
-                        written.fetch_add(n, Ordering::Relaxed);
-                    }
-                    Err(e) => {
-                        first_error.lock().unwrap().get_or_insert(e);
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    match first_error.into_inner().unwrap() {
-        Some(error) => Err(error),
-        None => Ok(written.into_inner()),
-    }
+    let written = on_all_cores(files, |(path, entry)| write_file(path, entry, blobs))?;
+    Ok(written.into_iter().sum())
 }
 
 fn write_file(path: &Path, entry: &Entry, blobs: &BlobStore) -> AgentResult<u64> {

@@ -5,8 +5,6 @@ use std::collections::HashSet;
 use std::fs::{self, Metadata};
 use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ferry_cas::chunking::{hash_file, FileContent};
@@ -16,6 +14,7 @@ use ferry_cas::scan::BlobLocation;
 
 use super::index::{BackupIndex, IndexedFile};
 use super::outermost;
+use super::parallel::on_all_cores;
 use crate::error::{AgentError, AgentResult};
 use crate::fsutil::permission_bits;
 use crate::stat_index::FileStat;
@@ -259,33 +258,10 @@ fn read_files(
     found: &[(String, Found)],
     which: &[usize],
 ) -> AgentResult<Vec<(usize, IndexedFile)>> {
-    let next = AtomicUsize::new(0);
-    let results = Mutex::new(Vec::with_capacity(which.len()));
-    let first_error: Mutex<Option<AgentError>> = Mutex::new(None);
-    let n_threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    std::thread::scope(|scope| {
-        for _ in 0..n_threads {
-            scope.spawn(|| loop {
-                let Some(&i) = which.get(next.fetch_add(1, Ordering::Relaxed)) else {
-                    break;
-                };
-                let (path, Found::File { metadata }) = &found[i] else {
-                    continue;
-                };
-                match read_one(&shared.join(path), metadata) {
-                    Ok(file) => results.lock().unwrap().push((i, file)),
-                    Err(e) => {
-                        first_error.lock().unwrap().get_or_insert(e);
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    match first_error.into_inner().unwrap() {
-        Some(error) => Err(error),
-        None => Ok(results.into_inner().unwrap()),
-    }
+    on_all_cores(which, |&i| match &found[i] {
+        (path, Found::File { metadata }) => Ok((i, read_one(&shared.join(path), metadata)?)),
+        _ => unreachable!("only files are read"),
+    })
 }
 
 /// One file's content address and chunks, with the facts it had when the walk saw it (a

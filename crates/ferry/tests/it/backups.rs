@@ -139,7 +139,7 @@ fn backup_delete_restore_is_byte_identical_and_a_small_change_stores_little() {
     let third = back_up(&server);
     let new_bytes = third["new_bytes"].as_u64().unwrap();
     assert!(
-        new_bytes >= 65_536 && new_bytes < 65_536 + (2 << 20),
+        (65_536..65_536 + (2 << 20)).contains(&new_bytes),
         "{new_bytes} new bytes after changing 65,536 inside one file: {third}"
     );
     let shown = server
