@@ -471,3 +471,46 @@ fn a_protected_deployment_backs_up_first_and_a_failing_pre_backup_stops_it() {
     assert_eq!(list[0]["requested_by"], "ferry", "{list}");
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
 }
+
+#[tokio::test]
+async fn an_agent_reads_and_records_backups_only_of_what_its_target_runs() {
+    let (server, agent) = deployed(FERRY_TOML);
+    let content = b"order 1\n";
+    fs::write(agent.root.join("apps/web/shared/data/orders.csv"), content).unwrap();
+    back_up(&server);
+    let other = crate::deployments::start_agent(&server, "pp", "pp-1");
+
+    let http = reqwest::Client::new();
+    let status = |credential: String, path: &str, body: serde_json::Value| {
+        let request = http
+            .post(format!("{}{path}", server.url))
+            .bearer_auth(credential)
+            .json(&body);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    let blob = blake3::hash(content).to_hex().to_string();
+    let fetch = serde_json::json!({"hashes": [blob]});
+    let own = crate::harness::agent_credential(&agent.root);
+    let stranger = crate::harness::agent_credential(&other.root);
+    assert_eq!(
+        status(own.clone(), "/api/v1/agent/blobs/fetch", fetch.clone()).await,
+        200
+    );
+    assert_eq!(
+        status(stranger.clone(), "/api/v1/agent/blobs/fetch", fetch).await,
+        404
+    );
+    let record = serde_json::json!({"app": "web", "reason": "on_demand", "paths": ["data"],
+        "digest": blob, "manifest_blob": blob, "new_bytes": 0});
+    assert_eq!(
+        status(stranger, "/api/v1/agent/backups", record.clone()).await,
+        404
+    );
+    // Its own application, but a manifest that is not one: refused, nothing recorded.
+    assert_eq!(status(own, "/api/v1/agent/backups", record).await, 422);
+    let list = server
+        .admin(&["backup", "list", "web", "--json"])
+        .success()
+        .json();
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+}
