@@ -161,6 +161,9 @@ audit_actions! {
     BackportDone(BackportDone) = "backport.done",
     /// A backport obligation was waived.
     BackportWaive(BackportWaive) = "backport.waive",
+    /// Hand edits on a target were made a release (a hotfix of the release it ran), which
+    /// the target now runs (`ferry drift capture`).
+    DriftCapture(DriftCapture) = "drift.capture",
     /// A deployment of a release was requested.
     DeploymentDeploy(DeploymentRequested<DeployChange>) = "deployment.deploy",
     /// A stage-only deployment was requested: the targets stage the release, nothing switches.

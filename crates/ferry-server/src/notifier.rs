@@ -229,6 +229,7 @@ fn audience(action: &AuditAction) -> Option<Audience<'_>> {
         | A::TargetEnrollToken(_)
         | A::TargetEnroll(_)
         | A::TargetRemove(_)
+        | A::DriftCapture(_)
         | A::ReleaseCreate(_)
         | A::ReleasePrune(_)
         | A::ChannelAdd(_)

@@ -282,6 +282,19 @@ fn cases() -> Vec<(AuditAction, &'static str, &'static str)> {
         ),
         (A::TargetEnroll(TargetEnroll {}), "target.enroll", "{}"),
         (
+            A::DriftCapture(DriftCapture {
+                target: "web-1".into(),
+                env: "prd".into(),
+                hotfix_of: "1.0".into(),
+                deployment: 12,
+                added: 1,
+                removed: 2,
+                modified: 3,
+            }),
+            "drift.capture",
+            r#"{"added":1,"deployment":12,"env":"prd","hotfix_of":"1.0","modified":3,"removed":2,"target":"web-1"}"#,
+        ),
+        (
             A::TargetRemove(TargetRemove { env: "dev".into() }),
             "target.remove",
             r#"{"env":"dev"}"#,
@@ -603,7 +616,7 @@ fn every_kind_has_a_case_and_its_own_name() {
             "{kind}"
         );
     }
-    assert_eq!(AuditKind::ALL.len(), 50);
+    assert_eq!(AuditKind::ALL.len(), 51);
 }
 
 #[test]
