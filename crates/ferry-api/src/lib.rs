@@ -761,6 +761,59 @@ pub struct AgentDrift {
     pub paths: Vec<DriftedPath>,
 }
 
+/// The release an agent captured from its target's own files (`ferry drift capture`),
+/// submitted once its new content is uploaded (`POST /api/v1/agent/captures`). The server
+/// creates it as a hotfix of `hotfix_of`, the release the target ran, and records the target
+/// running it; then the agent switches `current` to it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentCapture {
+    /// The agent task that asked for the capture.
+    pub task: i64,
+    pub app: String,
+    /// The version to create.
+    pub version: String,
+    /// The release the target ran, which the captured one is a hotfix of.
+    pub hotfix_of: String,
+    /// The tree as the target holds it (shared and ignored paths as released).
+    #[schema(value_type = Object)]
+    pub manifest: ferry_cas::manifest::Manifest,
+}
+
+/// What the server made of a capture.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CapturedRelease {
+    pub app: String,
+    pub version: String,
+    pub hotfix_of: String,
+    /// The manifest's digest.
+    pub digest: String,
+    /// The finished deployment recording the target running the release.
+    pub deployment: i64,
+    /// The backport obligation the hotfix opened (production only).
+    #[serde(default)]
+    pub backport: Option<i64>,
+    /// Paths added, removed and modified compared with `hotfix_of`, sorted.
+    #[serde(default)]
+    pub added: Vec<String>,
+    #[serde(default)]
+    pub removed: Vec<String>,
+    #[serde(default)]
+    pub modified: Vec<String>,
+}
+
+/// What the agent reports of a capture it finished (an agent task's detail): the release,
+/// and what it uploaded for it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CaptureOutcome {
+    #[serde(flatten)]
+    pub release: CapturedRelease,
+    /// Content bytes sent to the server (what it lacked of the new content).
+    pub bytes_uploaded: u64,
+    /// Files hard-linked into the captured release on the target (none was rewritten).
+    pub files_linked: u64,
+}
+
 /// One path that differs from the release.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

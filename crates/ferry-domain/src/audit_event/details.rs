@@ -270,17 +270,18 @@ pub struct TargetRemove {
     pub env: String,
 }
 
-/// `drift.capture`: the captured release is the subject, `release/APP/VERSION`; the actor
-/// is who asked for the capture. The release's own `release.create` is recorded with it.
+/// `drift.capture`: the deployment recording the target running the captured release is the
+/// subject, `deployment/ID`; the actor is who asked for the capture. The release's own
+/// `release.create` is recorded with it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DriftCapture {
     /// The target whose tree was captured, and its environment.
     pub target: String,
     pub env: String,
+    /// The captured release.
+    pub version: String,
     /// The release the target ran: the capture is a hotfix of it.
     pub hotfix_of: String,
-    /// The deployment that records the target running the captured release.
-    pub deployment: i64,
     /// Paths added, removed and modified compared with `hotfix_of`.
     pub added: u64,
     pub removed: u64,

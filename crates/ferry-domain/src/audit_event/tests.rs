@@ -285,14 +285,14 @@ fn cases() -> Vec<(AuditAction, &'static str, &'static str)> {
             A::DriftCapture(DriftCapture {
                 target: "web-1".into(),
                 env: "prd".into(),
+                version: "1.0.1".into(),
                 hotfix_of: "1.0".into(),
-                deployment: 12,
                 added: 1,
                 removed: 2,
                 modified: 3,
             }),
             "drift.capture",
-            r#"{"added":1,"deployment":12,"env":"prd","hotfix_of":"1.0","modified":3,"removed":2,"target":"web-1"}"#,
+            r#"{"added":1,"env":"prd","hotfix_of":"1.0","modified":3,"removed":2,"target":"web-1","version":"1.0.1"}"#,
         ),
         (
             A::TargetRemove(TargetRemove { env: "dev".into() }),
