@@ -158,6 +158,17 @@ pub fn deploy(
         Ok(lock) => lock,
         Err(error) => return failed(error),
     };
+    // Someone else made the release live while this deploy waited for the lock (a capture
+    // switches to the release it made of the files served, then the server asks for it):
+    // it is served and complete, and deploying it again would only run its hooks again.
+    if serves_completed(root, &request.app, &request.version) {
+        return DeployOutcome::Succeeded {
+            report: StageReport {
+                reused: true,
+                ..StageReport::default()
+            },
+        };
+    }
     let mut plan = match Plan::new(layout, request) {
         Ok(plan) => plan,
         Err(error) => return failed(error),
