@@ -45,8 +45,9 @@ fn paths_from_json(row: &str, text: &str) -> StoreResult<Vec<DriftedPathRecord>>
         .collect()
 }
 
-/// Replaces the findings of `report.target` (in service) and `report.app`.
-pub(crate) async fn record(conn: &mut Connection, report: &DriftReport) -> StoreResult<()> {
+/// Replaces the findings of `report.target` (in service) and `report.app`; whether they are
+/// the first drift found on the release (the last found none, or were about another one).
+pub(crate) async fn record(conn: &mut Connection, report: &DriftReport) -> StoreResult<bool> {
     let target_id: Option<i64> =
         sqlx::query_scalar("SELECT id FROM targets WHERE name = $1 AND removed_ms IS NULL")
             .bind(&report.target)
@@ -60,6 +61,16 @@ pub(crate) async fn record(conn: &mut Connection, report: &DriftReport) -> Store
         .await
         .map_err(backend)?;
     let app_id = app_id.ok_or_else(|| not_found("application", &report.app))?;
+    let before: Option<(String, i64)> = sqlx::query_as(
+        "SELECT version, path_count FROM target_drift WHERE target_id = $1 AND app_id = $2",
+    )
+    .bind(target_id)
+    .bind(app_id)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(backend)?;
+    let first = report.path_count > 0
+        && before.is_none_or(|(version, count)| count == 0 || version != report.version);
     sqlx::query(
         "INSERT INTO target_drift (target_id, app_id, version, paths, path_count, checked_ms)
          VALUES ($1, $2, $3, $4, $5, $6)
@@ -76,7 +87,7 @@ pub(crate) async fn record(conn: &mut Connection, report: &DriftReport) -> Store
     .execute(&mut *conn)
     .await
     .map_err(backend)?;
-    Ok(())
+    Ok(first)
 }
 
 /// Forgets the findings of `target` (taken out of service).

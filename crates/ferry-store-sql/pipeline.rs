@@ -319,6 +319,7 @@ pub(crate) async fn delete_environment(conn: &mut Connection, name: &str) -> Sto
         "DELETE FROM placements WHERE target_id IN (SELECT id FROM targets WHERE env = $1)",
         "DELETE FROM target_apps WHERE target_id IN (SELECT id FROM targets WHERE env = $1)",
         "DELETE FROM target_drift WHERE target_id IN (SELECT id FROM targets WHERE env = $1)",
+        "DELETE FROM agent_tasks WHERE target_id IN (SELECT id FROM targets WHERE env = $1)",
         "DELETE FROM targets WHERE env = $1",
         "DELETE FROM role_levels WHERE env = $1",
         "DELETE FROM freeze_windows WHERE env = $1",

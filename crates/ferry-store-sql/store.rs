@@ -74,6 +74,19 @@ fn with_backports_done(record: AuditRecord, done: &[i64]) -> AuditRecord {
     }
 }
 
+/// `record` with its details' `task` set to the task's number, known once it is stored.
+fn with_task(record: AuditRecord, task: i64) -> AuditRecord {
+    let mut details: serde_json::Value =
+        serde_json::from_str(&record.details).unwrap_or_else(|_| serde_json::json!({}));
+    if details.get("task").is_some() {
+        details["task"] = serde_json::json!(task);
+    }
+    AuditRecord {
+        details: details.to_string(),
+        ..record
+    }
+}
+
 pub(crate) fn not_found(kind: &'static str, name: &str) -> StoreError {
     StoreError::NotFound {
         kind,
@@ -142,11 +155,26 @@ impl UnauditedWrites for Backend {
         tx.commit().await.map_err(backend)
     }
 
-    async fn record_drift(&self, report: ferry_store::DriftReport) -> StoreResult<()> {
+    async fn record_drift(
+        &self,
+        report: ferry_store::DriftReport,
+        detected: AuditRecord,
+    ) -> StoreResult<bool> {
         // A write transaction: new findings bump the status revision, which writers change.
         let mut tx = self.write().await?;
-        drift::record(&mut tx, &report).await?;
-        tx.commit().await.map_err(backend)
+        let first = drift::record(&mut tx, &report).await?;
+        if first {
+            audit::append(&mut tx, &self.audit_key, detected).await?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(first)
+    }
+
+    async fn finish_task(&self, outcome: ferry_store::TaskOutcome) -> StoreResult<ferry_store::TaskRecord> {
+        let mut tx = self.write().await?;
+        let task = tasks::finish(&mut tx, &outcome).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(task)
     }
 
     async fn notification_cursor(&self) -> StoreResult<i64> {
@@ -604,6 +632,33 @@ impl Fleet for Backend {
 
     async fn target_drift(&self, app: Option<&str>) -> StoreResult<Vec<TargetDrift>> {
         drift::list(&mut *self.read().await?, app).await
+    }
+
+    async fn request_task(
+        &self,
+        task: ferry_store::NewTask,
+        record: AuditRecord,
+    ) -> StoreResult<ferry_store::TaskRecord> {
+        let mut tx = self.write().await?;
+        let id = tasks::insert(&mut tx, &task).await?;
+        audit::append(&mut tx, &self.audit_key, with_task(record, id)).await?;
+        let task = tasks::get(&mut tx, id)
+            .await?
+            .ok_or_else(|| not_found("task", &id.to_string()))?;
+        tx.commit().await.map_err(backend)?;
+        Ok(task)
+    }
+
+    async fn task(&self, id: i64) -> StoreResult<Option<ferry_store::TaskRecord>> {
+        tasks::get(&mut *self.read().await?, id).await
+    }
+
+    async fn pending_tasks(
+        &self,
+        target: &str,
+        since_ms: i64,
+    ) -> StoreResult<Vec<ferry_store::TaskRecord>> {
+        tasks::pending(&mut *self.read().await?, target, since_ms).await
     }
 }
 

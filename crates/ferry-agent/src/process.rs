@@ -35,6 +35,8 @@ mod heartbeat;
 mod link;
 mod pin;
 mod progress;
+mod tasks;
+mod upload;
 
 use heartbeat::Heartbeat;
 use link::ServerLink;
@@ -107,16 +109,22 @@ pub async fn run(
         root.display(),
         state.server
     );
-    let agent = Agent {
+    let (runner, handed) = tokio::sync::mpsc::unbounded_channel();
+    let (drift_now, drift_asked) = tokio::sync::mpsc::channel(16);
+    let agent = Arc::new(Agent {
         link: ServerLink::new(http, &state.server, &state.credential),
         pin,
         state,
         root: root.to_owned(),
         cache: Arc::new(BlobStore::open(&cache_dir(root))?),
-    };
+        intake: Default::default(),
+        runner,
+        drift_now,
+    });
     tokio::select! {
         result = agent.serve() => result,
-        () = agent.watch_drift(drift_every) => Ok(()),
+        () = agent.watch_drift(drift_every, drift_asked) => Ok(()),
+        () = Arc::clone(&agent).run_tasks(handed) => Ok(()),
         _ = shutdown_signal() => {
             eprintln!("agent stopped");
             Ok(())
@@ -260,6 +268,12 @@ struct Agent {
     /// The content cache, shared with the deploy engine's threads: it remembers the blobs
     /// this process fetched, so staging right after trusts them without reading them again.
     cache: Arc<BlobStore>,
+    /// The tasks the long-poll handed to the task runner.
+    intake: std::sync::Mutex<tasks::TaskIntake>,
+    /// Where the long-poll hands tasks to the task runner.
+    runner: tokio::sync::mpsc::UnboundedSender<ferry_api::AgentTask>,
+    /// Where a task asks the drift watch to check an application now.
+    drift_now: tokio::sync::mpsc::Sender<drift::CheckNow>,
 }
 
 impl Agent {
@@ -329,6 +343,9 @@ impl Agent {
             }
             reached = true;
             generation = Some(desired.generation);
+            if let Ok(mut intake) = self.intake.lock() {
+                intake.take(desired.tasks, &self.runner);
+            }
             // Busy from here to the next question: heartbeats keep the target online.
             let every = desired
                 .heartbeat_ms

@@ -15,6 +15,7 @@ pub use ferry_domain::drift::DriftChange;
 pub use ferry_domain::incident::{IncidentStatus, Severity};
 pub use ferry_domain::step_log::StepLog;
 pub use ferry_domain::support::{BacklogStatus, BackportMode, SupportPath};
+pub use ferry_domain::task::TaskState;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -842,6 +843,80 @@ pub struct TargetDrift {
     pub checked: String,
 }
 
+/// Asks the agents of the targets that run an application to check it for drift now
+/// (`POST /api/v1/drift/check`): one task per target.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckDrift {
+    /// Only this application; every one the caller may see without it.
+    #[serde(default)]
+    pub app: Option<String>,
+    /// Only the targets of this environment.
+    #[serde(default)]
+    pub env: Option<String>,
+    /// Only this target.
+    #[serde(default)]
+    pub target: Option<String>,
+}
+
+/// Work asked of one target's agent for one application, beside converging on what the
+/// target should run: what `DesiredState.tasks` carries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AgentTask {
+    pub id: i64,
+    pub app: String,
+    pub work: TaskWork,
+}
+
+/// What a task asks the agent to do.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TaskWork {
+    /// Check the application for drift now and report what it finds.
+    CheckDrift,
+}
+
+/// How a task went, as its agent says (`POST /api/v1/agent/tasks/{id}`).
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TaskReport {
+    pub outcome: TaskOutcome,
+    /// What happened, in a sentence; why, when it failed.
+    pub message: String,
+    /// What the task found or made, for the command that asked for it.
+    #[serde(default)]
+    pub detail: Option<serde_json::Value>,
+}
+
+/// The end of a task an agent reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskOutcome {
+    Succeeded,
+    Failed,
+}
+
+/// A task as people see it (`GET /api/v1/tasks/{id}`).
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct Task {
+    pub id: i64,
+    pub target: String,
+    pub env: String,
+    pub app: String,
+    pub work: TaskWork,
+    /// pending, succeeded, failed, or expired (its agent did not answer within an hour).
+    pub state: TaskState,
+    /// What the agent said of it.
+    pub message: Option<String>,
+    /// What the task found or made.
+    pub detail: Option<serde_json::Value>,
+    pub requested_by: String,
+    /// RFC 3339.
+    pub requested: String,
+    /// RFC 3339; absent while pending.
+    pub finished: Option<String>,
+}
+
 /// Exchanges an enrollment token for an agent credential.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -869,6 +944,9 @@ pub struct DesiredState {
     /// often, and an agent busy deploying sends `POST /api/v1/agent/heartbeat` as often.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heartbeat_ms: Option<u64>,
+    /// Work asked of the agent now, oldest first: each is done once and reported.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tasks: Vec<AgentTask>,
 }
 
 /// One application a target should run.

@@ -19,5 +19,6 @@ pub mod manifest;
 pub mod release_config;
 pub mod scan;
 pub mod source;
+pub mod upload;
 
 pub use error::{CasError, CasResult};

@@ -182,6 +182,11 @@ audit_actions! {
     DeploymentCancel(DeploymentCancel) = "deployment.cancel",
     /// A deployment finished: succeeded, failed or rolled back, or cancelled.
     DeploymentFinish(DeploymentFinish) = "deployment.finish",
+    /// Someone asked a target's agent to check an application for drift now.
+    DriftCheck(DriftCheck) = "drift.check",
+    /// A target's agent found the first drift on a release it runs: the maintaining team
+    /// is told once, not at every check that finds it still there.
+    DriftDetected(DriftDetected) = "drift.detected",
     /// A change was refused by policy or permission: nothing changed, but an auditor sees
     /// who tried what (to deploy to prd during a freeze, to approve their own deployment).
     Refused(Refused) = "refused",

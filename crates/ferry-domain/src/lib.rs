@@ -30,5 +30,6 @@ pub mod rotation;
 pub mod routing;
 pub mod step_log;
 pub mod support;
+pub mod task;
 pub mod token;
 pub mod vocabulary;

@@ -204,6 +204,7 @@ fn audience(action: &AuditAction) -> Option<Audience<'_>> {
         ),
         A::BackportWaive(d) => Some(Audience::named(&d.team)),
         A::DeploymentCancel(d) => Some(Audience::named(&d.team)),
+        A::DriftDetected(d) => Some(Audience::named(&d.team)),
         A::ServerBootstrap(_)
         | A::TeamCreate(_)
         | A::TeamMember(_)
@@ -245,6 +246,7 @@ fn audience(action: &AuditAction) -> Option<Audience<'_>> {
         | A::DeploymentApprove(_)
         | A::DeploymentReject(_)
         | A::Refused(_)
+        | A::DriftCheck(_)
         | A::DeploymentFinish(_) => None,
     }
 }

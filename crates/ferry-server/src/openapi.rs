@@ -116,6 +116,8 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(v1::deployments::list))
         .routes(routes!(v1::deployments::status))
         .routes(routes!(v1::drift::list))
+        .routes(routes!(v1::drift::check))
+        .routes(routes!(v1::tasks::show))
         .routes(routes!(handlers::agent::enroll))
         .routes(routes!(handlers::agent::desired))
         .routes(routes!(handlers::agent::manifest))
@@ -123,6 +125,9 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(handlers::agent::report))
         .routes(routes!(handlers::agent::heartbeat))
         .routes(routes!(handlers::agent::drift))
+        .routes(routes!(handlers::agent::task))
+        .routes(routes!(handlers::agent::missing_blobs))
+        .routes(routes!(handlers::agent::upload_blobs))
         .routes(routes!(v1::audit::list_events))
         .routes(routes!(v1::audit::verify))
         .split_for_parts();

@@ -6,7 +6,6 @@
 
 use std::sync::Arc;
 
-use ferry_store::DesiredChange;
 use ferry_store_postgres::broadcast::{Broadcast, Heard, MAX_MESSAGE};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
@@ -123,8 +122,7 @@ impl Wakeups for SharedWakeups {
         self.announce(vec![Wake::Everyone]);
     }
 
-    fn deployment_changed(&self, changes: &[DesiredChange]) {
-        let targets = changes.iter().map(|c| c.target.clone()).collect();
+    fn targets_changed(&self, targets: Vec<String>) {
         self.announce(target_messages(targets));
     }
 

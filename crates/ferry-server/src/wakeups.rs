@@ -19,12 +19,17 @@ pub trait Wakeups: Send + Sync + 'static {
     fn generation_of(&self, target: &str) -> u64;
     /// Wakes every waiting agent and tells them all to look again.
     fn bump(&self);
+    /// What `targets` should do changed (a deployment, a task): wakes those agents and
+    /// whoever waits on deployments and tasks.
+    fn targets_changed(&self, targets: Vec<String>);
     /// A deployment changed, and with it the desired state of `changes`' targets: wakes
     /// those agents and whoever waits on deployments.
-    fn deployment_changed(&self, changes: &[DesiredChange]);
+    fn deployment_changed(&self, changes: &[DesiredChange]) {
+        self.targets_changed(changes.iter().map(|c| c.target.clone()).collect());
+    }
     /// Notified whenever a desired state changes.
     fn agents(&self) -> &Notify;
-    /// Notified whenever a deployment changes.
+    /// Notified whenever a deployment or a task changes.
     fn deployments(&self) -> &Notify;
 }
 
@@ -108,8 +113,7 @@ impl Wakeups for LocalWakeups {
         self.heard(self.next(), None);
     }
 
-    fn deployment_changed(&self, changes: &[DesiredChange]) {
-        let targets: Vec<String> = changes.iter().map(|c| c.target.clone()).collect();
+    fn targets_changed(&self, targets: Vec<String>) {
         self.heard(self.next(), Some(&targets));
     }
 

@@ -47,6 +47,7 @@ const TABLES: &[&str] = &[
     "one_off_freezes",
     "step_logs",
     "target_drift",
+    "agent_tasks",
     "status_revision",
 ];
 

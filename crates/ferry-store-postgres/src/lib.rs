@@ -42,6 +42,8 @@ mod step_logs;
 mod support;
 #[path = "../../ferry-store-sql/targets.rs"]
 mod targets;
+#[path = "../../ferry-store-sql/tasks.rs"]
+mod tasks;
 #[cfg(feature = "test-database")]
 pub mod test_database;
 #[cfg(test)]

@@ -36,6 +36,8 @@ mod step_logs;
 mod support;
 #[path = "../../ferry-store-sql/targets.rs"]
 mod targets;
+#[path = "../../ferry-store-sql/tasks.rs"]
+mod tasks;
 #[cfg(test)]
 mod unreadable_tests;
 

@@ -15,6 +15,7 @@ pub mod reads;
 pub mod revocation;
 pub mod step_logs;
 pub mod support;
+pub mod tasks;
 
 use crate::{
     AppGrant, ApprovalRecord, AuditFilter, Backport, Bootstrap, ContentHold, DeliveryStatus,

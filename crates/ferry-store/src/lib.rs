@@ -112,7 +112,16 @@ pub trait UnauditedWrites: Send + Sync + 'static {
     /// nothing). Drift is an observation of the target, like [`Self::report_target_app`]:
     /// nobody decided it, and the hand edits it reveals were made outside ferry. Not found
     /// when the target (in service) or the application does not exist.
-    async fn record_drift(&self, report: DriftReport) -> StoreResult<()>;
+    ///
+    /// When these are the first findings of drift on the release (the last found none, or
+    /// were about another release), `detected` is appended to the audit trail in the same
+    /// transaction, so the maintaining team hears of it once; returns whether it was.
+    async fn record_drift(&self, report: DriftReport, detected: AuditRecord) -> StoreResult<bool>;
+    /// Records how an agent says one of its target's pending tasks went, and returns the
+    /// task as it is now: what the agent did, not a decision (the request was audited, and
+    /// what the task changed is audited by its own call). Not found when the task is not
+    /// `outcome.target`'s; refused when it is over already.
+    async fn finish_task(&self, outcome: TaskOutcome) -> StoreResult<TaskRecord>;
     /// The sequence number of the last audit event turned into deliveries. The first call
     /// on a store sets it to the current end of the audit trail, so enabling notifications
     /// does not replay history; the cursor only says how far the trail was read.

@@ -512,3 +512,48 @@ pub struct TargetDrift {
     pub env: String,
     pub report: DriftReport,
 }
+
+/// An agent task to store: work asked of one target's agent for one application.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewTask {
+    pub target: String,
+    pub app: String,
+    /// What to do, as the API's JSON (`{"kind": …}`): the store keeps it whole.
+    pub work: String,
+    pub requested_by: String,
+    pub requested_ms: i64,
+}
+
+/// An agent task as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaskRecord {
+    pub id: i64,
+    pub target: String,
+    /// The target's environment.
+    pub env: String,
+    pub app: String,
+    pub work: String,
+    /// As stored: a pending task past its time is shown expired
+    /// ([`ferry_domain::task::TaskState::at`]).
+    pub state: ferry_domain::task::TaskState,
+    /// What the agent said of it.
+    pub message: Option<String>,
+    /// What the agent reported beyond the message, as JSON.
+    pub detail: Option<String>,
+    pub requested_by: String,
+    pub requested_ms: i64,
+    pub finished_ms: Option<i64>,
+}
+
+/// How an agent says a task went.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaskOutcome {
+    pub id: i64,
+    /// The target whose agent reports it: only its own tasks.
+    pub target: String,
+    /// Succeeded or failed.
+    pub state: ferry_domain::task::TaskState,
+    pub message: String,
+    pub detail: Option<String>,
+    pub finished_ms: i64,
+}

@@ -204,6 +204,13 @@ pub enum Command {
         /// Only targets in this environment
         #[arg(long)]
         env: Option<String>,
+        /// Only this target
+        #[arg(long)]
+        target: Option<String>,
+        /// Ask the targets' agents to check now, and wait for what they find (instead of
+        /// what they found at their last periodic check)
+        #[arg(long)]
+        refresh: bool,
     },
     /// The audit trail of every change
     Audit(AuditArgs),

@@ -9,14 +9,20 @@
 //! so a check costs no request but the report (a `ferry.toml` edited in place while the
 //! agent was down, which changed the cache's copy too, is fetched again). A server too old
 //! to take drift reports (404) is told about once, and asked again an hour later.
+//!
+//! A task can ask for a check of one application now ([`CheckNow`], `ferry drift
+//! --refresh`): the watch does it between its rounds, reports what it found whatever it
+//! sent before, and answers the task; this works with periodic checks turned off too.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anyhow::bail;
 use ferry_api::{AgentDrift, BlobHashes};
 use ferry_cas::manifest::Manifest;
 use ferry_cas::release_config::{ReleaseConfig, CONFIG_FILE};
+use tokio::sync::{mpsc, oneshot};
 
 use super::{plainly, Agent};
 use crate::content::FileFacts;
@@ -27,6 +33,13 @@ use crate::error::AgentError;
 const DRIFT: &str = "/api/v1/agent/drift";
 /// Findings unchanged since the last report are sent again after this long.
 const RESEND_EVERY: Duration = Duration::from_secs(3600);
+
+/// A task's request to check one application now; answered with what was found, once the
+/// server has it.
+pub(super) struct CheckNow {
+    pub app: String,
+    pub answer: oneshot::Sender<anyhow::Result<AgentDrift>>,
+}
 
 /// What the drift watch remembers between checks.
 #[derive(Default)]
@@ -54,18 +67,75 @@ struct Served {
 }
 
 impl Agent {
-    /// Checks drift every `every`, forever (`every` zero: never).
-    pub(super) async fn watch_drift(&self, every: Duration) {
-        if every.is_zero() {
-            return std::future::pending().await;
-        }
+    /// Checks drift every `every` (zero: never), and whenever a task asks, forever.
+    pub(super) async fn watch_drift(&self, every: Duration, mut asked: mpsc::Receiver<CheckNow>) {
         let mut watch = DriftWatch::default();
-        let mut ticks = tokio::time::interval(every);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut ticks = (!every.is_zero()).then(|| {
+            let mut ticks = tokio::time::interval(every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticks
+        });
         loop {
-            ticks.tick().await;
-            self.check_drift(&mut watch).await;
+            let tick = async {
+                match &mut ticks {
+                    Some(ticks) => ticks.tick().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = tick => self.check_drift(&mut watch).await,
+                Some(ask) = asked.recv() => {
+                    let found = self.check_app_now(&mut watch, &ask.app).await;
+                    let _ = ask.answer.send(found);
+                }
+            }
         }
+    }
+
+    /// Checks `app` now for a task, and reports what it found.
+    async fn check_app_now(&self, watch: &mut DriftWatch, app: &str) -> anyhow::Result<AgentDrift> {
+        let root = self.root.clone();
+        let served = tokio::task::spawn_blocking(move || drift::served(&root)).await?;
+        let Some((_, version)) = served.iter().find(|(a, _)| a == app) else {
+            bail!("this target serves no release of {app}");
+        };
+        let Some(found) = self.check_app_drift(watch, app, version).await? else {
+            bail!("{app} is being deployed or rolled back right now; ask again when that is over");
+        };
+        tell(watch, &found);
+        watch.sent.remove(app);
+        self.report_drift(watch, found.clone()).await;
+        if let Some(why) = watch.report_failed.get(app) {
+            bail!("checked, but could not report what was found: {why}");
+        }
+        Ok(found)
+    }
+
+    /// Asks the drift watch to check `app` now; a sentence for the task and what was found.
+    pub(super) async fn check_drift_now(
+        &self,
+        app: &str,
+    ) -> anyhow::Result<(String, Option<serde_json::Value>)> {
+        let (answer, answered) = oneshot::channel();
+        self.drift_now
+            .send(CheckNow {
+                app: app.to_owned(),
+                answer,
+            })
+            .await
+            .map_err(|_| anyhow::anyhow!("the drift watch has stopped"))?;
+        let found = answered
+            .await
+            .map_err(|_| anyhow::anyhow!("the drift watch has stopped"))??;
+        let message = match found.paths.len() {
+            0 => format!("{app} {} serves its release exactly", found.version),
+            1 => format!("{app} {}: 1 path differs from the release", found.version),
+            n => format!("{app} {}: {n} paths differ from the release", found.version),
+        };
+        Ok((
+            message,
+            Some(serde_json::json!({ "version": found.version, "paths": found.paths.len() })),
+        ))
     }
 
     /// One round: every application served is checked and, when due, reported.

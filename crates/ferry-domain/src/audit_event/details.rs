@@ -456,6 +456,44 @@ pub struct BackportOpen {
     pub team: Option<String>,
 }
 
+/// `drift.check`: the target is the subject, `target/NAME`; the application is the event's.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriftCheck {
+    /// The target's environment.
+    pub env: String,
+    /// The agent task that does it.
+    pub task: i64,
+}
+
+/// `drift.detected`: the target is the subject, `target/NAME`; the application is the
+/// event's; the actor is `agent`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriftDetected {
+    /// The target's environment.
+    pub env: String,
+    /// The release the target runs, which its files differ from.
+    pub version: String,
+    /// How many paths differ.
+    pub paths: u64,
+    /// The first of them (by path, at most [`DriftDetected::EXAMPLES`]), each with how it
+    /// differs.
+    pub examples: Vec<DriftedExample>,
+    /// The team that maintains the application, who is told.
+    pub team: String,
+}
+
+impl DriftDetected {
+    /// How many paths an event names.
+    pub const EXAMPLES: usize = 5;
+}
+
+/// One path that differs, in a `drift.detected` event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriftedExample {
+    pub path: String,
+    pub change: crate::drift::DriftChange,
+}
+
 /// `backport.done`: the obligation is the subject, `backport/ID`; the actor is `ferry`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BackportDone {

@@ -470,6 +470,28 @@ fn cases() -> Vec<(AuditAction, &'static str, &'static str)> {
             r#"{"backport":4,"hotfix_version":"1.0.1","reason":"product line dropped","team":"shop"}"#,
         ),
         (
+            A::DriftCheck(DriftCheck {
+                env: "prd".into(),
+                task: 7,
+            }),
+            "drift.check",
+            r#"{"env":"prd","task":7}"#,
+        ),
+        (
+            A::DriftDetected(DriftDetected {
+                env: "prd".into(),
+                version: "1.0.0".into(),
+                paths: 2,
+                examples: vec![DriftedExample {
+                    path: "index.php".into(),
+                    change: crate::drift::DriftChange::Content,
+                }],
+                team: "shop".into(),
+            }),
+            "drift.detected",
+            r#"{"env":"prd","examples":[{"change":"content","path":"index.php"}],"paths":2,"team":"shop","version":"1.0.0"}"#,
+        ),
+        (
             A::DeploymentDeploy(requested(DeployChange {
                 strategy: Some("rolling".into()),
                 reason: Some("release day".into()),
@@ -616,7 +638,7 @@ fn every_kind_has_a_case_and_its_own_name() {
             "{kind}"
         );
     }
-    assert_eq!(AuditKind::ALL.len(), 51);
+    assert_eq!(AuditKind::ALL.len(), 53);
 }
 
 #[test]

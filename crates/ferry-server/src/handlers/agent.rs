@@ -9,16 +9,19 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use ferry_api::{AgentCredential, AgentDrift, AgentEnroll, AgentReport, BlobHashes, DesiredState};
+use ferry_api::{
+    AgentCredential, AgentDrift, AgentEnroll, AgentReport, BlobHashes, DesiredState, MissingBlobs,
+    StoredBlobs, TaskReport,
+};
 use ferry_cas::hash::ContentHash;
 use ferry_domain::token::hash_token;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::error::ApiError;
-use crate::handlers::v1::blobs::{read_blob_batch, MAX_HASH_LIST};
-use crate::json::{Body, Path, Query};
-use crate::services::{agents, drift};
+use crate::handlers::v1::blobs::{batch_slot, read_blob_batch, MAX_BLOB_BATCH, MAX_HASH_LIST};
+use crate::json::{Body, LaterBody, Path, Query};
+use crate::services::{agents, blobs, drift, tasks};
 use crate::state::AppState;
 
 /// The longest an agent's long-poll is held open; it answers sooner when the heartbeat
@@ -119,12 +122,14 @@ pub async fn desired(
     }
     let generation = wakeups.generation();
     let apps = agents::desired(&state, &agent.target).await?;
+    let tasks = tasks::pending(&state, &agent.target).await?;
     Ok(Json(DesiredState {
         target: agent.target.name,
         env: agent.target.env,
         generation,
         apps,
         heartbeat_ms: Some(state.liveness.heartbeat.as_millis() as u64),
+        tasks,
     }))
 }
 
@@ -226,4 +231,60 @@ pub async fn drift(
 ) -> Result<StatusCode, ApiError> {
     drift::record(&state, &agent.target, request).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The largest task report an agent may send: a message and what the task found.
+const MAX_TASK_REPORT_BODY: usize = 1024 * 1024;
+
+/// How one of this target's tasks went: done once; a task that is over refuses another
+/// report (409).
+#[utoipa::path(post, path = "/api/v1/agent/tasks/{id}", tag = "agent", request_body = TaskReport,
+    params(("id" = i64, Path, description = "task number")),
+    responses((status = 204), (status = 404, body = ferry_api::ErrorBody),
+        (status = 409, body = ferry_api::ErrorBody)))]
+pub async fn task(
+    State(state): State<AppState>,
+    agent: AgentCaller,
+    Path(id): Path<i64>,
+    Body(request): Body<TaskReport, { MAX_TASK_REPORT_BODY }>,
+) -> Result<StatusCode, ApiError> {
+    tasks::finish(&state, &agent.target, id, request).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Which of these blobs of an application its target runs the server lacks, for the agent
+/// to upload (hand edits it captures, data it backs up). Only what the agent uploaded
+/// itself, or the application's releases hold, counts as present.
+#[utoipa::path(post, path = "/api/v1/agent/apps/{app}/blobs/missing", tag = "agent",
+    request_body = BlobHashes,
+    params(("app" = String, Path, description = "application name")),
+    responses((status = 200, body = MissingBlobs), (status = 404, body = ferry_api::ErrorBody)))]
+pub async fn missing_blobs(
+    State(state): State<AppState>,
+    agent: AgentCaller,
+    Path(app): Path<String>,
+    Body(request): Body<BlobHashes, { MAX_HASH_LIST }>,
+) -> Result<Json<MissingBlobs>, ApiError> {
+    let uploader = agents::uploader(&state, &agent.target, &app).await?;
+    let missing = blobs::missing(&state, &uploader, &request.hashes).await?;
+    Ok(Json(MissingBlobs { missing }))
+}
+
+/// Stores a batch of blobs of an application the agent's target runs, each checked against
+/// its hash; the body is the batch format of `ferry_cas::frames`.
+#[utoipa::path(post, path = "/api/v1/agent/apps/{app}/blobs", tag = "agent",
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    params(("app" = String, Path, description = "application name")),
+    responses((status = 200, body = StoredBlobs), (status = 404, body = ferry_api::ErrorBody),
+        (status = 413, body = ferry_api::ErrorBody), (status = 422, body = ferry_api::ErrorBody)))]
+pub async fn upload_blobs(
+    State(state): State<AppState>,
+    agent: AgentCaller,
+    Path(app): Path<String>,
+    body: LaterBody<{ MAX_BLOB_BATCH }>,
+) -> Result<Json<StoredBlobs>, ApiError> {
+    let uploader = agents::uploader(&state, &agent.target, &app).await?;
+    let _slot = batch_slot(&state).await?;
+    let (blobs, new_bytes) = blobs::store_batch(&state, &uploader, body.bytes().await?).await?;
+    Ok(Json(StoredBlobs { blobs, new_bytes }))
 }

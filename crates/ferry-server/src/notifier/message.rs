@@ -236,6 +236,32 @@ fn describe(action: &AuditAction, app: &str, actor: &str, subject: &str) -> (Str
                 Vec::new(),
             )
         }
+        A::DriftDetected(d) => {
+            let target = subject.strip_prefix("target/").unwrap_or(subject);
+            let paths = match d.paths {
+                1 => "1 path differs".to_owned(),
+                n => format!("{n} paths differ"),
+            };
+            let mut lines: Vec<String> = d
+                .examples
+                .iter()
+                .map(|e| format!("  {} ({})", e.path, e.change))
+                .collect();
+            if d.paths > d.examples.len() as u64 {
+                lines.push(format!("  and {} more", d.paths - d.examples.len() as u64));
+            }
+            lines.push(format!(
+                "Someone changed files on the target by hand. `ferry drift {app} --env {}` lists them; `ferry drift capture {target} {app} --as VERSION` keeps them as a hotfix release.",
+                d.env
+            ));
+            (
+                format!(
+                    "drift on {target} ({}): {app} {} was changed by hand, {paths}",
+                    d.env, d.version
+                ),
+                lines,
+            )
+        }
         A::DeploymentCancel(d) => {
             let id = subject_id(subject, "deployment");
             let what = id.as_deref().map_or_else(
@@ -449,5 +475,32 @@ mod tests {
             "[ferry] hotfix 1.0.1 of shop-web reached production: merge the fix into dev's version"
         );
         assert_eq!(backport.data["team"], "shop", "the team it went to");
+    }
+
+    #[test]
+    fn drift_says_where_what_and_what_to_do() {
+        let drift = event_message(
+            &event(
+                "drift.detected",
+                "target/prd-1",
+                json!({"env": "prd", "version": "1.0.0", "paths": 7, "team": "shop",
+                    "examples": [{"path": "index.php", "change": "content"},
+                        {"path": "debug.php", "change": "added"}]}),
+            ),
+            "shop",
+            5,
+        );
+        assert_eq!(
+            drift.subject,
+            "[ferry] drift on prd-1 (prd): shop-web 1.0.0 was changed by hand, 7 paths differ"
+        );
+        for line in [
+            "  index.php (content)",
+            "  debug.php (added)",
+            "  and 5 more",
+            "`ferry drift shop-web --env prd`",
+        ] {
+            assert!(drift.text.contains(line), "{line}: {}", drift.text);
+        }
     }
 }

@@ -9,6 +9,7 @@ use ferry_api::{AgentReport, DesiredApp, DesiredStage};
 use ferry_cas::hash::ContentHash;
 use ferry_domain::audit_event::{AuditAction, TargetEnroll};
 use ferry_domain::deployment::{Ahead, Kind, Outcome, Report};
+use ferry_domain::name::{validate_name, NameKind};
 use ferry_domain::step_log::check_report;
 use ferry_domain::token::hash_token;
 use ferry_store::{Release, Target, TargetApp, TargetReport};
@@ -114,6 +115,30 @@ pub async fn release(
             target.name
         ))
     })
+}
+
+/// `target`'s agent as an uploader of content of `app`, which the target must run or be
+/// asked to run; any other application looks missing.
+pub async fn uploader(
+    state: &AppState,
+    target: &Target,
+    app: &str,
+) -> ServiceResult<super::releases::ReleaseAuthor> {
+    validate_name(NameKind::App, app)?;
+    let runs = state
+        .store
+        .target_apps(Some(&target.name))
+        .await?
+        .into_iter()
+        .any(|r| r.app == app && (r.current_version.is_some() || r.desired_version.is_some()));
+    let record = match runs {
+        true => state.store.app(app).await?,
+        false => None,
+    };
+    let record = record.ok_or_else(|| {
+        ServiceError::not_found(format!("target {:?} does not run {app}", target.name))
+    })?;
+    Ok(super::releases::ReleaseAuthor::agent(record, &target.name))
 }
 
 /// The blobs asked for, if every one belongs to a release `target` is asked to run or

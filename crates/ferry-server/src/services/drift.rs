@@ -1,12 +1,15 @@
 //! Drift: what differs, on targets, from the release they run. Agents report what their
 //! checks find (`POST /api/v1/agent/drift`); the latest findings per target and application
-//! are kept, shown in status, and listed by `ferry drift`.
+//! are kept, shown in status, and listed by `ferry drift`. The first drift found on a
+//! release is audited (`drift.detected`), which tells the maintaining team once. People
+//! can ask agents to check now (`drift.check`, an agent task).
 
-use ferry_api::{AgentDrift, DriftedPath, TargetDrift};
+use ferry_api::{AgentDrift, CheckDrift, DriftedPath, TargetDrift, Task, TaskWork};
 use ferry_cas::manifest::validate_path;
+use ferry_domain::audit_event::{AuditAction, DriftCheck, DriftDetected, DriftedExample};
 use ferry_domain::name::{validate_name, validate_version, NameKind};
 use ferry_domain::permission::Action;
-use ferry_store::{DriftReport, DriftedPathRecord, Target};
+use ferry_store::{App, DriftReport, DriftedPathRecord, Target};
 
 use super::apps::no_such_app;
 use super::{ServiceError, ServiceResult};
@@ -54,68 +57,72 @@ pub async fn record(state: &AppState, target: &Target, report: AgentDrift) -> Se
     }
     let path_count = paths.len() as u64;
     paths.truncate(MAX_KEPT_PATHS);
+    let now = state.clock.now_ms();
+    let team = state
+        .store
+        .app(&report.app)
+        .await?
+        .map(|app| app.maintainer.unwrap_or(app.team))
+        .unwrap_or_default();
+    let detected = AuditAction::DriftDetected(DriftDetected {
+        env: target.env.clone(),
+        version: report.version.clone(),
+        paths: path_count,
+        examples: paths
+            .iter()
+            .take(DriftDetected::EXAMPLES)
+            .map(|p| DriftedExample {
+                path: p.path.clone(),
+                change: p.change,
+            })
+            .collect(),
+        team,
+    })
+    .record(
+        now,
+        "agent",
+        format!("target/{}", target.name),
+        Some(&report.app),
+    );
     state
         .store
-        .record_drift(DriftReport {
-            target: target.name.clone(),
-            app: report.app,
-            version: report.version,
-            paths: paths
-                .into_iter()
-                .map(|p| DriftedPathRecord {
-                    path: p.path,
-                    change: p.change,
-                    first_seen_ms: p.first_seen_ms,
-                })
-                .collect(),
-            path_count,
-            checked_ms: state.clock.now_ms(),
-        })
+        .record_drift(
+            DriftReport {
+                target: target.name.clone(),
+                app: report.app,
+                version: report.version,
+                paths: paths
+                    .into_iter()
+                    .map(|p| DriftedPathRecord {
+                        path: p.path,
+                        change: p.change,
+                        first_seen_ms: p.first_seen_ms,
+                    })
+                    .collect(),
+                path_count,
+                checked_ms: now,
+            },
+            detected,
+        )
         .await?;
     Ok(())
 }
 
 /// The drift of every target `caller` may see (view on the application, as in status), of
-/// one application or all, in one environment or all: findings that name at least one path
+/// one application or all, in one environment or all, on one target or all: findings that name at least one path
 /// and are about the release the target runs now.
 pub async fn list(
     state: &AppState,
     caller: &Caller,
     app: Option<&str>,
     env: Option<&str>,
+    target: Option<&str>,
 ) -> ServiceResult<Vec<TargetDrift>> {
-    if let Some(env) = env {
-        validate_name(NameKind::Environment, env)?;
-        if !state
-            .store
-            .list_environments()
-            .await?
-            .iter()
-            .any(|e| e.name == env)
-        {
-            return Err(ferry_store::StoreError::NotFound {
-                kind: "environment",
-                name: env.to_owned(),
-            }
-            .into());
-        }
+    let apps = visible_apps(state, caller, app, env).await?;
+    if let Some(target) = target {
+        validate_name(NameKind::Target, target)?;
     }
-    let apps = state.store.list_apps().await?;
-    let visible = |name: &str| {
-        apps.iter().any(|a| {
-            a.name == name
-                && caller.may(Action::ViewApp {
-                    team: &a.team,
-                    app: &a.name,
-                })
-        })
-    };
-    if let Some(app) = app {
-        validate_name(NameKind::App, app)?;
-        if !visible(app) {
-            return Err(no_such_app(app));
-        }
-    }
+    let visible = |name: &str| apps.iter().any(|a| a.name == name);
     let (found, running) =
         tokio::try_join!(state.store.target_drift(app), state.store.target_apps(None),)?;
     let runs = |target: &str, app: &str, version: &str| {
@@ -126,6 +133,7 @@ pub async fn list(
     Ok(found
         .into_iter()
         .filter(|d| env.is_none_or(|env| d.env == env))
+        .filter(|d| target.is_none_or(|target| d.report.target == target))
         .filter(|d| visible(&d.report.app))
         .filter(|d| !d.report.paths.is_empty())
         .filter(|d| runs(&d.report.target, &d.report.app, &d.report.version))
@@ -148,4 +156,126 @@ pub async fn list(
             checked: rfc3339(d.report.checked_ms),
         })
         .collect())
+}
+
+/// The applications `caller` may see (view on the application, as in status), or only
+/// `app`; an environment named must exist, and an application named must be visible.
+async fn visible_apps(
+    state: &AppState,
+    caller: &Caller,
+    app: Option<&str>,
+    env: Option<&str>,
+) -> ServiceResult<Vec<App>> {
+    if let Some(env) = env {
+        validate_name(NameKind::Environment, env)?;
+        if !state
+            .store
+            .list_environments()
+            .await?
+            .iter()
+            .any(|e| e.name == env)
+        {
+            return Err(ferry_store::StoreError::NotFound {
+                kind: "environment",
+                name: env.to_owned(),
+            }
+            .into());
+        }
+    }
+    if let Some(app) = app {
+        validate_name(NameKind::App, app)?;
+    }
+    let apps: Vec<App> = state
+        .store
+        .list_apps()
+        .await?
+        .into_iter()
+        .filter(|a| app.is_none_or(|app| a.name == app))
+        .filter(|a| {
+            caller.may(Action::ViewApp {
+                team: &a.team,
+                app: &a.name,
+            })
+        })
+        .collect();
+    match app {
+        Some(app) if apps.is_empty() => Err(no_such_app(app)),
+        _ => Ok(apps),
+    }
+}
+
+/// Asks the agents of the targets that run `request.app` (or each application `caller` may
+/// see), in `request.env` or on `request.target` if named, to check it for drift now: one
+/// task per target and application, each audited. Offline targets are left out; with none
+/// online it is refused.
+pub async fn check_now(
+    state: &AppState,
+    caller: &Caller,
+    request: CheckDrift,
+) -> ServiceResult<Vec<Task>> {
+    let apps = visible_apps(
+        state,
+        caller,
+        request.app.as_deref(),
+        request.env.as_deref(),
+    )
+    .await?;
+    if let Some(target) = &request.target {
+        validate_name(NameKind::Target, target)?;
+    }
+    let (targets, running) =
+        tokio::try_join!(state.store.list_targets(), state.store.target_apps(None))?;
+    let chosen = |t: &Target| {
+        request.env.as_ref().is_none_or(|env| &t.env == env)
+            && request.target.as_ref().is_none_or(|name| &t.name == name)
+    };
+    let mut asked: Vec<(&Target, &str)> = Vec::new();
+    for row in running.iter().filter(|r| r.current_version.is_some()) {
+        let Some(target) = targets.iter().find(|t| t.name == row.target && chosen(t)) else {
+            continue;
+        };
+        if apps.iter().any(|a| a.name == row.app) {
+            asked.push((target, &row.app));
+        }
+    }
+    let Some(&(first, _)) = asked.first() else {
+        let what = request
+            .app
+            .as_deref()
+            .unwrap_or("an application you may see");
+        let nothing = match (&request.target, &request.env) {
+            (Some(target), _) => format!("target {target} does not run {what}"),
+            (None, Some(env)) => format!("no target in {env} runs {what}"),
+            (None, None) => format!("no target runs {what}"),
+        };
+        return Err(ServiceError::not_found(format!(
+            "{nothing}: nothing to check (`ferry status` shows what runs where)"
+        )));
+    };
+    let online: Vec<(&Target, &str)> = asked
+        .iter()
+        .copied()
+        .filter(|(target, _)| super::tasks::require_online(state, target).is_ok())
+        .collect();
+    if online.is_empty() {
+        // Every one is offline: the first's refusal says when it was last seen.
+        super::tasks::require_online(state, first)?;
+    }
+    let mut tasks = Vec::with_capacity(online.len());
+    for (target, app) in online {
+        let audit = AuditAction::DriftCheck(DriftCheck {
+            env: target.env.clone(),
+            task: 0,
+        })
+        .record(
+            state.clock.now_ms(),
+            &caller.user.name,
+            format!("target/{}", target.name),
+            Some(app),
+        );
+        tasks.push(
+            super::tasks::request(state, caller, target, app, TaskWork::CheckDrift, audit).await?,
+        );
+    }
+    Ok(tasks)
 }

@@ -28,6 +28,7 @@ pub mod routing;
 pub mod status;
 pub mod support;
 pub mod targets;
+pub mod tasks;
 pub mod timeline;
 
 pub use error::{Refusal, ServiceError, ServiceResult};

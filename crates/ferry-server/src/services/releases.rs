@@ -40,6 +40,18 @@ impl ReleaseAuthor {
     }
 }
 
+impl ReleaseAuthor {
+    /// `target`'s agent, uploading content of `app` (hand edits it captures, data it backs
+    /// up): its uploads are remembered as `agent/TARGET`'s, so what it learns is present is
+    /// only what it uploaded itself or what the application's releases hold.
+    pub fn agent(app: App, target: &str) -> ReleaseAuthor {
+        ReleaseAuthor {
+            app,
+            user: format!("agent/{target}"),
+        }
+    }
+}
+
 /// The caller as an author of releases of `app` (a developer or higher in the app's team).
 pub async fn author(state: &AppState, caller: &Caller, app: &str) -> ServiceResult<ReleaseAuthor> {
     let app = visible_app(state, caller, app).await?;

@@ -250,6 +250,7 @@ pub async fn reads_story(store: &dyn Store) {
         .unwrap();
     assert!(moved(store, &mut last).await, "another version");
     super::drift::drift_part(store, &mut last).await;
+    super::tasks::tasks_part(store).await;
 
     // Backport obligations: opened (with their hotfix's deployment), waived, done.
     let first = ship_hotfix(store, obligation("1.0.1")).await.unwrap();

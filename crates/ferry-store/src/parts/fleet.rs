@@ -61,4 +61,14 @@ pub trait Fleet: Send + Sync + 'static {
     /// The latest drift findings ([`UnauditedWrites::record_drift`]) of every target in
     /// service, or of one application's, by application and target.
     async fn target_drift(&self, app: Option<&str>) -> StoreResult<Vec<TargetDrift>>;
+
+    /// Stores a task for a target's agent (in service) about an application, with the audit
+    /// record of the operation it starts; the record's details may name the task as
+    /// `"task": 0`, which is replaced with its number. Not found when the target or the
+    /// application does not exist.
+    async fn request_task(&self, task: NewTask, audit: AuditRecord) -> StoreResult<TaskRecord>;
+    /// One task, by number.
+    async fn task(&self, id: i64) -> StoreResult<Option<TaskRecord>>;
+    /// The pending tasks of `target` requested since `since_ms`, oldest first.
+    async fn pending_tasks(&self, target: &str, since_ms: i64) -> StoreResult<Vec<TaskRecord>>;
 }

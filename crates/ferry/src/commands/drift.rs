@@ -1,24 +1,35 @@
 //! `ferry drift`: files on targets that differ from the release they run, as the targets'
-//! agents last found them.
+//! agents last found them, or (`--refresh`) as they find them now.
 
-use ferry_api::TargetDrift;
+use std::time::Duration;
+
+use ferry_api::{CheckDrift, TargetDrift, Task, TaskState};
 use ferry_domain::freeze::rfc3339;
 use ferry_domain::name::NameKind;
 
 use super::check_name;
+use super::tasks::wait_for;
 use crate::client::Client;
-use crate::error::CliResult;
+use crate::error::{CliError, CliResult};
 use crate::output::{print_table, Output};
 
+/// How long `--refresh` waits for the agents: a check of an unchanged release takes
+/// milliseconds, one that re-hashes many edited files seconds.
+const REFRESH_PATIENCE: Duration = Duration::from_secs(120);
+
+/// Which targets' drift to show.
+pub struct Scope {
+    pub app: Option<String>,
+    pub env: Option<String>,
+    pub target: Option<String>,
+}
+
 /// Lists the drifted paths of every target the caller may see, of one application or all,
-/// in one environment or all. Drift is a finding, not a failure: the exit status is 0
-/// either way.
-pub async fn run(
-    client: &Client,
-    output: Output,
-    app: Option<String>,
-    env: Option<String>,
-) -> CliResult {
+/// in one environment or all, or on one target; with `refresh`, after their agents checked
+/// again. Drift is a finding, not a failure: the exit status is 0 either way, unless an
+/// agent asked to check could not.
+pub async fn run(client: &Client, output: Output, scope: Scope, refresh: bool) -> CliResult {
+    let Scope { app, env, target } = scope;
     let mut query = Vec::new();
     if let Some(app) = &app {
         check_name(NameKind::App, app)?;
@@ -28,6 +39,21 @@ pub async fn run(
         check_name(NameKind::Environment, env)?;
         query.push(format!("env={env}"));
     }
+    if let Some(target) = &target {
+        check_name(NameKind::Target, target)?;
+        query.push(format!("target={target}"));
+    }
+    let unchecked = match refresh {
+        true => {
+            let request = CheckDrift {
+                app: app.clone(),
+                env: env.clone(),
+                target: target.clone(),
+            };
+            check_now(client, request).await?
+        }
+        false => Vec::new(),
+    };
     let path = match query.is_empty() {
         true => "/api/v1/drift".to_owned(),
         false => format!("/api/v1/drift?{}", query.join("&")),
@@ -37,11 +63,13 @@ pub async fn run(
         if drift.is_empty() {
             println!(
                 "No drift: every target{} serves its release exactly, as its agent last checked.",
-                match (&app, &env) {
-                    (Some(app), Some(env)) => format!(" of {app} in {env}"),
-                    (Some(app), None) => format!(" of {app}"),
-                    (None, Some(env)) => format!(" in {env}"),
-                    (None, None) => String::new(),
+                match (&app, &target, &env) {
+                    (Some(app), Some(target), _) => format!(" of {app} on {target}"),
+                    (None, Some(target), _) => format!(" on {target}"),
+                    (Some(app), None, Some(env)) => format!(" of {app} in {env}"),
+                    (Some(app), None, None) => format!(" of {app}"),
+                    (None, None, Some(env)) => format!(" in {env}"),
+                    (None, None, None) => String::new(),
                 }
             );
             return;
@@ -76,5 +104,36 @@ pub async fn run(
             }
         }
     });
-    Ok(())
+    match unchecked.is_empty() {
+        true => Ok(()),
+        false => Err(CliError::failed(format!(
+            "not checked now, so shown as last found: {}",
+            unchecked.join("; ")
+        ))),
+    }
+}
+
+/// Asks the agents to check now and waits for each; what could not be checked, in words.
+async fn check_now(client: &Client, request: CheckDrift) -> CliResult<Vec<String>> {
+    let asked: Vec<Task> = client.post("/api/v1/drift/check", &request).await?;
+    let mut unchecked = Vec::new();
+    for task in asked {
+        let task = wait_for(client, task, REFRESH_PATIENCE).await?;
+        match task.state {
+            TaskState::Succeeded => {}
+            TaskState::Expired => unchecked.push(format!(
+                "{} on {}: its agent did not answer",
+                task.app, task.target
+            )),
+            _ => unchecked.push(format!(
+                "{} on {}: {}",
+                task.app,
+                task.target,
+                task.message
+                    .as_deref()
+                    .unwrap_or("its agent could not check")
+            )),
+        }
+    }
+    Ok(unchecked)
 }

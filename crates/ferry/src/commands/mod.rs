@@ -15,6 +15,7 @@ mod role;
 mod server;
 mod support;
 mod target;
+mod tasks;
 mod team;
 mod user;
 
@@ -79,8 +80,14 @@ pub async fn run(cli: Cli, output: Output) -> CliResult {
             deploy::deployment(&Client::from_args(global)?, output, command).await
         }
         Command::Status { app } => deploy::status(&Client::from_args(global)?, output, app).await,
-        Command::Drift { app, env } => {
-            drift::run(&Client::from_args(global)?, output, app, env).await
+        Command::Drift {
+            app,
+            env,
+            target,
+            refresh,
+        } => {
+            let scope = drift::Scope { app, env, target };
+            drift::run(&Client::from_args(global)?, output, scope, refresh).await
         }
         Command::Audit(args) => audit::run(&Client::from_args(global)?, output, args).await,
         Command::Channel(command) => {

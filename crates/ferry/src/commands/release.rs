@@ -1,8 +1,6 @@
 //! `ferry release`: create (uploading only what the server lacks), list, show, diff, export.
 
 use std::collections::HashSet;
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use ferry_api::{
@@ -10,12 +8,13 @@ use ferry_api::{
 };
 use ferry_cas::blobs::BlobStore;
 use ferry_cas::export::export_tree;
-use ferry_cas::frames::{parse_frames, write_frame};
+use ferry_cas::frames::parse_frames;
 use ferry_cas::hash::ContentHash;
 use ferry_cas::ingest::{prepare, Limits};
 use ferry_cas::manifest::Manifest;
 use ferry_cas::scan::{scan_tree, BlobLocation, ScannedTree};
 use ferry_cas::source::parse_source_spec;
+use ferry_cas::upload::{read_batch, upload_batches, HASHES_PER_QUESTION, UPLOADS_IN_FLIGHT};
 use ferry_cas::CasError;
 use ferry_domain::name::NameKind;
 use serde::Serialize;
@@ -25,13 +24,6 @@ use crate::cli::ReleaseCommand;
 use crate::client::Client;
 use crate::error::{CliError, CliResult};
 use crate::output::{human_bytes, print_table, progress, Output};
-
-/// Blobs go up in batches of about this many bytes: few requests, bounded memory.
-const UPLOAD_BATCH_BYTES: usize = 32 * 1024 * 1024;
-/// Upload requests under way at once.
-const UPLOADS_IN_FLIGHT: usize = 2;
-/// Hashes asked about per request.
-const HASHES_PER_QUESTION: usize = 50_000;
 
 /// Bad input is refused (exit 3); a failing machine fails (exit 1).
 fn cas_error(error: CasError) -> CliError {
@@ -329,48 +321,6 @@ async fn upload_missing(
     }
     bar.finish_and_clear();
     Ok(total)
-}
-
-/// Groups blobs into upload batches of about `UPLOAD_BATCH_BYTES`.
-fn upload_batches(
-    locations: Vec<(ContentHash, BlobLocation)>,
-) -> Vec<Vec<(ContentHash, BlobLocation)>> {
-    let mut batches = Vec::new();
-    let mut batch = Vec::new();
-    let mut size = 0;
-    for (hash, location) in locations {
-        if !batch.is_empty() && size + location.len as usize > UPLOAD_BATCH_BYTES {
-            batches.push(std::mem::take(&mut batch));
-            size = 0;
-        }
-        size += location.len as usize;
-        batch.push((hash, location));
-    }
-    if !batch.is_empty() {
-        batches.push(batch);
-    }
-    batches
-}
-
-/// Reads blobs from the tree into one upload batch, checking each against its hash (a file
-/// changed since it was scanned is an error, not a silently wrong release).
-fn read_batch(locations: &[(ContentHash, BlobLocation)]) -> Result<Vec<u8>, CasError> {
-    let mut batch = Vec::new();
-    for (hash, location) in locations {
-        let mut data = vec![0u8; location.len as usize];
-        let mut file = File::open(&location.path).map_err(|e| CasError::io(&location.path, e))?;
-        file.seek(SeekFrom::Start(location.offset))
-            .and_then(|_| file.read_exact(&mut data))
-            .map_err(|e| CasError::io(&location.path, e))?;
-        if ContentHash::of(&data) != *hash {
-            return Err(CasError::Source(format!(
-                "{} changed while the release was being created; try again when the build is finished",
-                location.path.display()
-            )));
-        }
-        write_frame(&mut batch, hash, &data);
-    }
-    Ok(batch)
 }
 
 async fn list(client: &Client, output: Output, app: &str) -> CliResult {

@@ -78,6 +78,11 @@ const TABLE: &[Row] = &[
     user("GET /api/v1/status", "one app", NONE, "yyyyyy yyyyyy", "/api/v1/status?app={app}", ""),
     user("GET /api/v1/drift", "", NONE, "yyyyyy yyyyyy", "/api/v1/drift", ""),
     user("GET /api/v1/drift", "one app", NONE, "yyyyyy yyyyyy", "/api/v1/drift?app={app}", ""),
+    // Anyone who sees the app may ask its agents to check; a target that does not run it
+    // asks none.
+    user("POST /api/v1/drift/check", "", NONE, "yyyyyy yyyyyy", "/api/v1/drift/check",
+        r#"{"app": "{app}", "target": "nowhere-1"}"#),
+    user("GET /api/v1/tasks/{id}", "", NONE, "yyyyyy yyyyyy", "/api/v1/tasks/999999", ""),
     user("GET /api/v1/audit/verify", "", NONE, "yyyyyy yyyyyy", "/api/v1/audit/verify", ""),
 
     // Organisation-wide, decided by the default role: admin, or change-policy.
@@ -228,6 +233,11 @@ const TABLE: &[Row] = &[
         r#"{"app": "{app}", "deployment": 1, "outcome": "succeeded"}"#),
     agent("POST /api/v1/agent/drift", &[401, 403], "/api/v1/agent/drift",
         r#"{"app": "{app}", "version": "1.0.0", "paths": []}"#),
+    agent("POST /api/v1/agent/tasks/{id}", &[401, 403], "/api/v1/agent/tasks/999999",
+        r#"{"outcome": "succeeded", "message": "done"}"#),
+    agent("POST /api/v1/agent/apps/{app}/blobs/missing", &[401, 403],
+        "/api/v1/agent/apps/{app}/blobs/missing", r#"{"hashes": []}"#),
+    agent("POST /api/v1/agent/apps/{app}/blobs", &[401, 403], "/api/v1/agent/apps/{app}/blobs", ""),
 ];
 
 const fn user(

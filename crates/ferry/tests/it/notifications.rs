@@ -15,7 +15,7 @@ const SECRET: &str = "6f1d2c3b4a59687766554433221100ff";
 const WAIT: Duration = Duration::from_secs(30);
 
 /// Adds a webhook to a receiver on this machine, which takes an admin's `--allow-private`.
-fn add_webhook(server: &Server, team: &str, url: &str) -> i64 {
+pub(crate) fn add_webhook(server: &Server, team: &str, url: &str) -> i64 {
     let added = server
         .admin(&[
             "channel",

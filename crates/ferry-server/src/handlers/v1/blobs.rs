@@ -80,7 +80,7 @@ pub async fn fetch_blobs(
 }
 
 /// One of the few places for a blob batch in memory, waited for.
-async fn batch_slot(state: &AppState) -> Result<OwnedSemaphorePermit, ApiError> {
+pub async fn batch_slot(state: &AppState) -> Result<OwnedSemaphorePermit, ApiError> {
     state
         .batch_slots
         .clone()

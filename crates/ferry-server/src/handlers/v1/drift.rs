@@ -2,13 +2,13 @@
 
 use axum::extract::State;
 use axum::Json;
-use ferry_api::TargetDrift;
+use ferry_api::{CheckDrift, TargetDrift, Task};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::json::Query;
+use crate::json::{Body, Query};
 use crate::services::drift;
 use crate::state::AppState;
 
@@ -20,6 +20,8 @@ pub struct DriftQuery {
     app: Option<String>,
     /// One environment's targets only.
     env: Option<String>,
+    /// One target only.
+    target: Option<String>,
 }
 
 /// The targets whose files differ from the release they run, as their agents last found,
@@ -33,6 +35,28 @@ pub async fn list(
     Query(query): Query<DriftQuery>,
 ) -> Result<Json<Vec<TargetDrift>>, ApiError> {
     Ok(Json(
-        drift::list(&state, &caller, query.app.as_deref(), query.env.as_deref()).await?,
+        drift::list(
+            &state,
+            &caller,
+            query.app.as_deref(),
+            query.env.as_deref(),
+            query.target.as_deref(),
+        )
+        .await?,
     ))
+}
+
+/// Asks the agents of the targets that run an application (or every application the caller
+/// may see) to check it for drift now: one task per target and application, audited
+/// (`drift.check`). Offline targets are left out (`ferry drift` shows what they last
+/// reported); none online is refused. Follow each with `GET /api/v1/tasks/{id}?wait=…`.
+#[utoipa::path(post, path = "/api/v1/drift/check", tag = "deployments", request_body = CheckDrift,
+    responses((status = 200, body = Vec<Task>), (status = 404, body = ferry_api::ErrorBody),
+        (status = 409, body = ferry_api::ErrorBody)))]
+pub async fn check(
+    State(state): State<AppState>,
+    caller: Caller,
+    Body(request): Body<CheckDrift>,
+) -> Result<Json<Vec<Task>>, ApiError> {
+    Ok(Json(drift::check_now(&state, &caller, request).await?))
 }

@@ -14,5 +14,6 @@ pub mod releases;
 pub mod roles;
 pub mod support;
 pub mod targets;
+pub mod tasks;
 pub mod teams;
 pub mod users;
