@@ -29,6 +29,7 @@ use crate::error::AgentError;
 use crate::layout::{cache_dir, current_version, state_dir, AppLayout};
 use crate::stage::PreviousCheck;
 
+mod capture;
 mod drift;
 mod fetch;
 mod heartbeat;

@@ -794,7 +794,11 @@ pub struct CapturedRelease {
     /// The backport obligation the hotfix opened (production only).
     #[serde(default)]
     pub backport: Option<i64>,
-    /// Paths added, removed and modified compared with `hotfix_of`, sorted.
+    /// How many paths differ from `hotfix_of`.
+    #[serde(default)]
+    pub paths: u64,
+    /// Paths added, removed and modified compared with `hotfix_of`, sorted (the first
+    /// 1,000 of each).
     #[serde(default)]
     pub added: Vec<String>,
     #[serde(default)]
@@ -859,6 +863,22 @@ pub struct CheckDrift {
     pub target: Option<String>,
 }
 
+/// Asks a target's agent to make a release of the hand edits of an application it runs
+/// (`POST /api/v1/drift/capture`): a hotfix of the release it runs, which it runs from then
+/// on. Follow the task with `GET /api/v1/tasks/{id}?wait=…`; its detail is a
+/// [`CaptureOutcome`] once it succeeded.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureDrift {
+    pub target: String,
+    pub app: String,
+    /// The version of the release to make.
+    pub version: String,
+    /// The hotfix incident the edits fix (its base must be the release the target runs).
+    #[serde(default)]
+    pub incident: Option<i64>,
+}
+
 /// Work asked of one target's agent for one application, beside converging on what the
 /// target should run: what `DesiredState.tasks` carries.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -874,6 +894,13 @@ pub struct AgentTask {
 pub enum TaskWork {
     /// Check the application for drift now and report what it finds.
     CheckDrift,
+    /// Make a release named `version` of the application's tree as the target holds it,
+    /// hand edits included, and switch to it (`ferry drift capture`).
+    CaptureDrift {
+        version: String,
+        #[serde(default)]
+        incident: Option<i64>,
+    },
 }
 
 /// How a task went, as its agent says (`POST /api/v1/agent/tasks/{id}`).

@@ -231,6 +231,7 @@ fn audience(action: &AuditAction) -> Option<Audience<'_>> {
         | A::TargetEnroll(_)
         | A::TargetRemove(_)
         | A::DriftCapture(_)
+        | A::DriftCaptured(_)
         | A::ReleaseCreate(_)
         | A::ReleasePrune(_)
         | A::ChannelAdd(_)

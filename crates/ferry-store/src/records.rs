@@ -177,7 +177,7 @@ pub struct NewCapture {
     pub release: NewRelease,
     pub release_audit: AuditRecord,
     /// The finished deployment that records the target running it, with its desired state
-    /// and the target's report, and the `drift.capture` record (its subject becomes
+    /// and the target's report, and the `drift.captured` record (its subject becomes
     /// `deployment/ID`).
     pub deployment: DeploymentRecord,
     pub changes: Vec<DesiredChange>,

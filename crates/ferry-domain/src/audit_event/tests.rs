@@ -283,6 +283,16 @@ fn cases() -> Vec<(AuditAction, &'static str, &'static str)> {
         (A::TargetEnroll(TargetEnroll {}), "target.enroll", "{}"),
         (
             A::DriftCapture(DriftCapture {
+                env: "prd".into(),
+                task: 7,
+                version: "1.0.1".into(),
+                incident: Some(3),
+            }),
+            "drift.capture",
+            r#"{"env":"prd","incident":3,"task":7,"version":"1.0.1"}"#,
+        ),
+        (
+            A::DriftCaptured(DriftCaptured {
                 target: "web-1".into(),
                 env: "prd".into(),
                 version: "1.0.1".into(),
@@ -291,7 +301,7 @@ fn cases() -> Vec<(AuditAction, &'static str, &'static str)> {
                 removed: 2,
                 modified: 3,
             }),
-            "drift.capture",
+            "drift.captured",
             r#"{"added":1,"env":"prd","hotfix_of":"1.0","modified":3,"removed":2,"target":"web-1","version":"1.0.1"}"#,
         ),
         (
@@ -638,7 +648,7 @@ fn every_kind_has_a_case_and_its_own_name() {
             "{kind}"
         );
     }
-    assert_eq!(AuditKind::ALL.len(), 53);
+    assert_eq!(AuditKind::ALL.len(), 54);
 }
 
 #[test]

@@ -12,13 +12,14 @@
 //! already, and the capture only names it. Whoever may create releases of the application
 //! and deploy it to the target's environment may capture ([`Action::CaptureDrift`]).
 
-use ferry_api::{AgentCapture, CapturedRelease};
+use ferry_api::{AgentCapture, CaptureDrift, CapturedRelease, Task, TaskWork};
 use ferry_cas::diff::diff;
 use ferry_cas::source::Source;
 use ferry_domain::audit_event::{self, AuditAction};
 use ferry_domain::capture::check_capture_version;
 use ferry_domain::deployment::{Deployment, Kind, Status, TargetAppState};
 use ferry_domain::name::validate_version;
+use ferry_domain::task::TaskState;
 use ferry_domain::permission::Action;
 use ferry_domain::pipeline::is_production;
 use ferry_store::{
@@ -45,6 +46,80 @@ pub struct CaptureOrder {
     pub requested_by: String,
 }
 
+/// Asks the agent of the target to capture (an agent task, audited `drift.capture`), once
+/// [`order`] found nothing to refuse and the target is online.
+pub async fn request(state: &AppState, caller: &Caller, request: CaptureDrift) -> ServiceResult<Task> {
+    let (order, target) = order(
+        state,
+        caller,
+        &request.target,
+        &request.app,
+        &request.version,
+        request.incident,
+    )
+    .await?;
+    let audit = AuditAction::DriftCapture(audit_event::DriftCapture {
+        env: order.env.clone(),
+        task: 0,
+        version: order.version.clone(),
+        incident: order.incident,
+    })
+    .record(
+        state.clock.now_ms(),
+        &caller.user.name,
+        format!("target/{}", order.target),
+        Some(&order.app),
+    );
+    let work = TaskWork::CaptureDrift {
+        version: order.version,
+        incident: order.incident,
+    };
+    super::tasks::request(state, caller, &target, &order.app, work, audit).await
+}
+
+/// Creates the release `target`'s agent captured for one of its capture tasks (see
+/// [`record`]): the task must be this target's, still pending, and ask for this
+/// application and version.
+pub async fn submit(
+    state: &AppState,
+    target: &Target,
+    submitted: AgentCapture,
+) -> ServiceResult<CapturedRelease> {
+    let id = submitted.task;
+    let missing = || ServiceError::not_found(format!("target {} has no task {id}", target.name));
+    let task = state
+        .store
+        .task(id)
+        .await?
+        .filter(|task| task.target == target.name)
+        .ok_or_else(missing)?;
+    let incident = match serde_json::from_str(&task.work) {
+        Ok(TaskWork::CaptureDrift { version, incident }) if version == submitted.version => {
+            incident
+        }
+        _ => {
+            return Err(ServiceError::invalid(format!(
+                "task {id} does not ask to capture {} {}",
+                submitted.app, submitted.version
+            )))
+        }
+    };
+    if task.state.at(task.requested_ms, state.clock.now_ms()) != TaskState::Pending {
+        return Err(ServiceError::conflict(format!(
+            "task {id} is over: nothing is created for it"
+        )));
+    }
+    let order = CaptureOrder {
+        target: task.target,
+        env: task.env,
+        app: task.app,
+        version: submitted.version.clone(),
+        incident,
+        requested_by: task.requested_by,
+    };
+    record(state, target, &order, submitted).await
+}
+
 /// Checks that `caller` may capture `app` on `target` as `version` (the fix of `incident`,
 /// if given), and everything that can be refused before the agent works: the target and
 /// the application exist, the target runs the application, the version is new and later
@@ -56,7 +131,7 @@ pub async fn order(
     app: &str,
     version: &str,
     incident: Option<i64>,
-) -> ServiceResult<CaptureOrder> {
+) -> ServiceResult<(CaptureOrder, Target)> {
     let app = visible_app(state, caller, app).await?;
     let target = known_target(state, target).await?;
     caller.require(Action::CaptureDrift {
@@ -70,14 +145,15 @@ pub async fn order(
         check_hotfix_incident(state, &app.name, id, Some(&running)).await?;
     }
     check_no_deployment_under_way(state, &app.name, &target.env).await?;
-    Ok(CaptureOrder {
-        target: target.name,
-        env: target.env,
+    let order = CaptureOrder {
+        target: target.name.clone(),
+        env: target.env.clone(),
         app: app.name,
         version: version.to_owned(),
         incident,
         requested_by: caller.user.name.clone(),
-    })
+    };
+    Ok((order, target))
 }
 
 /// Creates the release the agent of `target` captured for `order`, and records the target
@@ -156,7 +232,7 @@ pub async fn record(
         backports_done: Vec::new(),
     })
     .record(now, user, subject, Some(app));
-    let capture_audit = AuditAction::DriftCapture(audit_event::DriftCapture {
+    let capture_audit = AuditAction::DriftCaptured(audit_event::DriftCaptured {
         target: target.name.clone(),
         env: target.env.clone(),
         version: version.to_owned(),
@@ -239,10 +315,19 @@ pub async fn record(
         digest: captured.release.digest,
         deployment: captured.deployment.id,
         backport: captured.backport.map(|b| b.id),
-        added: changes.added.into_iter().map(|p| p.path).collect(),
-        removed: changes.removed.into_iter().map(|p| p.path).collect(),
-        modified: changes.modified.into_iter().map(|p| p.path).collect(),
+        paths: (changes.added.len() + changes.removed.len() + changes.modified.len()) as u64,
+        added: first_paths(changes.added.into_iter().map(|p| p.path)),
+        removed: first_paths(changes.removed.into_iter().map(|p| p.path)),
+        modified: first_paths(changes.modified.into_iter().map(|p| p.path)),
     })
+}
+
+/// The most paths of each kind a capture's answer names: enough for people, small enough
+/// for the task report it travels in.
+const NAMED_PATHS: usize = 1_000;
+
+fn first_paths(paths: impl Iterator<Item = String>) -> Vec<String> {
+    paths.take(NAMED_PATHS).collect()
 }
 
 /// The target named, if it is in service.

@@ -66,7 +66,7 @@ fn capture(version: &str, at: i64) -> NewCapture {
             detail: None,
             at_ms: at,
         },
-        capture_audit: audit("drift.capture", "", Some("web")),
+        capture_audit: audit("drift.captured", "", Some("web")),
         drift: DriftReport {
             target: "dev-1".into(),
             app: "web".into(),
@@ -149,7 +149,7 @@ pub async fn capture_part(store: &dyn Store, last: &mut i64) {
         .collect();
     assert!(
         subjects.contains(&(
-            "drift.capture".into(),
+            "drift.captured".into(),
             format!("deployment/{}", captured.deployment.id)
         )),
         "{subjects:?}"
