@@ -150,8 +150,7 @@ impl Capture {
         })?;
         check_config_layout(&dir, &manifest, config)?;
         let changes = diff(published, &manifest);
-        if changes.added.is_empty() && changes.removed.is_empty() && changes.modified.is_empty()
-        {
+        if changes.added.is_empty() && changes.removed.is_empty() && changes.modified.is_empty() {
             return Err(AgentError::Refused(format!(
                 "{app} serves {running} on this target exactly as released (apart, maybe, from write permission given): there is nothing to capture"
             )));
@@ -263,9 +262,9 @@ impl Capture {
                 }
                 EntryKind::File { mode, .. } => {
                     let source = running.join(&entry.path);
-                    let read = scanned
-                        .get(entry.path.as_str())
-                        .expect("every file of the manifest outside the application's data was read");
+                    let read = scanned.get(entry.path.as_str()).expect(
+                        "every file of the manifest outside the application's data was read",
+                    );
                     let before = self.unchanged_since_read(&source, &entry.path, read, changes)?;
                     // Write permission given to edit goes: the release is read-only.
                     let placed = placed_mode(*mode, false);
@@ -334,7 +333,9 @@ fn is_application_data(config: &ReleaseConfig, path: &str) -> bool {
 
 /// The proper ancestors of `path`, nearest first.
 fn ancestors(path: &str) -> impl Iterator<Item = &str> {
-    path.match_indices('/').rev().map(move |(at, _)| &path[..at])
+    path.match_indices('/')
+        .rev()
+        .map(move |(at, _)| &path[..at])
 }
 
 /// The walk of the running tree.
@@ -465,10 +466,15 @@ impl Scan<'_> {
                         },
                     ));
                 }
-                (size, hash, chunks.into_iter().map(|(chunk, _)| chunk).collect())
+                (
+                    size,
+                    hash,
+                    chunks.into_iter().map(|(chunk, _)| chunk).collect(),
+                )
             }
         };
-        self.files.push((path.clone(), FileStat::of(metadata, hash)));
+        self.files
+            .push((path.clone(), FileStat::of(metadata, hash)));
         self.entries.push(Entry {
             path,
             kind: EntryKind::File {
@@ -582,7 +588,9 @@ fn copy_tree(from: &Path, to: &Path) -> AgentResult<u64> {
         .collect::<Result<_, _>>()
         .map_err(|e| AgentError::io(from, e))?;
     for child in children {
-        let name = child.file_name().expect("a directory's children have names");
+        let name = child
+            .file_name()
+            .expect("a directory's children have names");
         copied += copy_tree(&child, &to.join(name))?;
     }
     fs::set_permissions(to, metadata.permissions()).map_err(|e| AgentError::io(to, e))?;
@@ -691,7 +699,10 @@ mod tests {
                 &target.cache,
                 &mut |_| {},
             );
-            assert!(matches!(outcome, DeployOutcome::Succeeded { .. }), "{outcome:?}");
+            assert!(
+                matches!(outcome, DeployOutcome::Succeeded { .. }),
+                "{outcome:?}"
+            );
             target
         }
 
@@ -793,11 +804,19 @@ mod tests {
         let changes = capture.changes();
         let paths = |list: Vec<&str>| list.into_iter().map(str::to_owned).collect::<Vec<_>>();
         assert_eq!(
-            changes.added.iter().map(|p| p.path.clone()).collect::<Vec<_>>(),
+            changes
+                .added
+                .iter()
+                .map(|p| p.path.clone())
+                .collect::<Vec<_>>(),
             paths(vec!["conf/new.txt"])
         );
         assert_eq!(
-            changes.removed.iter().map(|p| p.path.clone()).collect::<Vec<_>>(),
+            changes
+                .removed
+                .iter()
+                .map(|p| p.path.clone())
+                .collect::<Vec<_>>(),
             paths(vec!["keep.txt"])
         );
         let modified: Vec<(String, &str)> = changes
@@ -807,7 +826,10 @@ mod tests {
             .collect();
         assert_eq!(
             modified,
-            [("conf/a.txt".to_owned(), "content"), ("conf/b.txt".to_owned(), "mode")]
+            [
+                ("conf/a.txt".to_owned(), "content"),
+                ("conf/b.txt".to_owned(), "mode")
+            ]
         );
         let manifest = capture.manifest().clone();
         // Write permission given to edit is not captured; the executable bit is.
@@ -848,8 +870,17 @@ mod tests {
         let index = StatIndex::load(&layout, "1.0-captured.1");
         let dir = layout.release_dir("1.0-captured.1");
         assert_eq!(drifted(&dir, &manifest, &target.config(), &index), []);
-        assert!(crate::tree::is_intact(&dir, &manifest, &target.config(), &index));
-        assert!(crate::deploy::serves_completed(target.root(), "shop", "1.0-captured.1"));
+        assert!(crate::tree::is_intact(
+            &dir,
+            &manifest,
+            &target.config(),
+            &index
+        ));
+        assert!(crate::deploy::serves_completed(
+            target.root(),
+            "shop",
+            "1.0-captured.1"
+        ));
 
         // 1.0 shares the edited inodes: it is drifted, and a rollback repairs it first,
         // without writing through a link into the captured release.
@@ -861,7 +892,10 @@ mod tests {
             &target.cache,
         )
         .unwrap();
-        assert!(repaired.repaired.contains(&"conf/a.txt".to_owned()), "{repaired:?}");
+        assert!(
+            repaired.repaired.contains(&"conf/a.txt".to_owned()),
+            "{repaired:?}"
+        );
         assert_eq!(layout.current_version().as_deref(), Some("1.0"));
         assert!(verify_release(target.root(), "shop", "1.0", &target.manifest).is_empty());
         assert!(verify_release(target.root(), "shop", "1.0-captured.1", &manifest).is_empty());
@@ -883,7 +917,10 @@ mod tests {
         set_mode(&target.current().join("conf"), 0o755);
         symlink("../../../../etc/passwd", target.current().join("conf/out")).unwrap();
         let reason = refusal(&target);
-        assert!(reason.contains("conf/out") && reason.contains("outside"), "{reason}");
+        assert!(
+            reason.contains("conf/out") && reason.contains("outside"),
+            "{reason}"
+        );
         fs::remove_file(target.current().join("conf/out")).unwrap();
 
         rustix::fs::mknodat(
@@ -895,18 +932,27 @@ mod tests {
         )
         .unwrap();
         let reason = refusal(&target);
-        assert!(reason.contains("conf/pipe") && reason.contains("a fifo"), "{reason}");
+        assert!(
+            reason.contains("conf/pipe") && reason.contains("a fifo"),
+            "{reason}"
+        );
         fs::remove_file(target.current().join("conf/pipe")).unwrap();
 
         set_mode(&target.current(), 0o755);
         fs::remove_file(target.current().join("data")).unwrap();
         let reason = refusal(&target);
-        assert!(reason.contains("data") && reason.contains("shared"), "{reason}");
+        assert!(
+            reason.contains("data") && reason.contains("shared"),
+            "{reason}"
+        );
         symlink(link_target("data"), target.current().join("data")).unwrap();
 
         target.edit("ferry.toml", "shared = [\"data\"]\n");
         let reason = refusal(&target);
-        assert!(reason.contains("ferry.toml") && reason.contains("ignore"), "{reason}");
+        assert!(
+            reason.contains("ferry.toml") && reason.contains("ignore"),
+            "{reason}"
+        );
         target.edit("ferry.toml", CONFIG);
 
         // Another release served: not the one asked about.

@@ -231,11 +231,8 @@ mod tests {
         }
         // A per-app grant to deploy is not the right to create releases.
         let mut freelancer = outsider("viewer");
-        freelancer.app_grants = [(
-            "web".to_owned(),
-            [("prd".to_owned(), Level::Deploy)].into(),
-        )]
-        .into();
+        freelancer.app_grants =
+            [("web".to_owned(), [("prd".to_owned(), Level::Deploy)].into())].into();
         let capture = Action::CaptureDrift {
             team: "shop",
             app: "web",

@@ -29,10 +29,9 @@ impl Agent {
         let manifest = std::sync::Arc::new(self.manifest(app, &running).await?);
         let config = self.published_config(app, &running, &manifest).await?;
         let (root, a, r) = (self.root.clone(), app.to_owned(), running.clone());
-        let capture = tokio::task::spawn_blocking(move || {
-            Capture::scan(&root, &a, &r, &manifest, &config)
-        })
-        .await??;
+        let capture =
+            tokio::task::spawn_blocking(move || Capture::scan(&root, &a, &r, &manifest, &config))
+                .await??;
         let uploaded = self.upload_blobs(app, capture.blobs().to_vec()).await?;
         let submitted = AgentCapture {
             task,

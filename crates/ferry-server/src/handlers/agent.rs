@@ -9,7 +9,10 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use ferry_api::{AgentCapture, AgentCredential, AgentDrift, AgentEnroll, AgentReport, BlobHashes, CapturedRelease, DesiredState, MissingBlobs, StoredBlobs, TaskReport};
+use ferry_api::{
+    AgentCapture, AgentCredential, AgentDrift, AgentEnroll, AgentReport, BlobHashes,
+    CapturedRelease, DesiredState, MissingBlobs, StoredBlobs, TaskReport,
+};
 use ferry_cas::hash::ContentHash;
 use ferry_domain::token::hash_token;
 use serde::Deserialize;
@@ -244,7 +247,9 @@ pub async fn capture(
     agent: AgentCaller,
     Body(request): Body<AgentCapture, { MAX_CAPTURE_BODY }>,
 ) -> Result<Json<CapturedRelease>, ApiError> {
-    Ok(Json(captures::submit(&state, &agent.target, request).await?))
+    Ok(Json(
+        captures::submit(&state, &agent.target, request).await?,
+    ))
 }
 
 /// The largest task report an agent may send: a message and what the task found.

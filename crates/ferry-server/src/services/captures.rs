@@ -19,12 +19,12 @@ use ferry_domain::audit_event::{self, AuditAction};
 use ferry_domain::capture::check_capture_version;
 use ferry_domain::deployment::{Deployment, Kind, Status, TargetAppState};
 use ferry_domain::name::validate_version;
-use ferry_domain::task::TaskState;
 use ferry_domain::permission::Action;
 use ferry_domain::pipeline::is_production;
+use ferry_domain::task::TaskState;
 use ferry_store::{
-    ContentHold, DeploymentRecord, DesiredChange, DriftReport, NewCapture, NewRelease,
-    StoreError, Target, TargetReport,
+    ContentHold, DeploymentRecord, DesiredChange, DriftReport, NewCapture, NewRelease, StoreError,
+    Target, TargetReport,
 };
 
 use super::apps::visible_app;
@@ -48,7 +48,11 @@ pub struct CaptureOrder {
 
 /// Asks the agent of the target to capture (an agent task, audited `drift.capture`), once
 /// [`order`] found nothing to refuse and the target is online.
-pub async fn request(state: &AppState, caller: &Caller, request: CaptureDrift) -> ServiceResult<Task> {
+pub async fn request(
+    state: &AppState,
+    caller: &Caller,
+    request: CaptureDrift,
+) -> ServiceResult<Task> {
     let (order, target) = order(
         state,
         caller,
@@ -166,7 +170,9 @@ pub async fn record(
     order: &CaptureOrder,
     submitted: AgentCapture,
 ) -> ServiceResult<CapturedRelease> {
-    if submitted.app != order.app || submitted.version != order.version || target.name != order.target
+    if submitted.app != order.app
+        || submitted.version != order.version
+        || target.name != order.target
     {
         return Err(ServiceError::invalid(format!(
             "this capture asked for {} {} on {}, not {} {} on {}",
@@ -288,7 +294,9 @@ pub async fn record(
                 app: app.to_owned(),
                 current_version: Some(version.to_owned()),
                 state: TargetAppState::Succeeded,
-                detail: Some(format!("captured from the files of {running} on the target")),
+                detail: Some(format!(
+                    "captured from the files of {running} on the target"
+                )),
                 at_ms: now,
             },
             capture_audit,
@@ -385,7 +393,11 @@ fn taken(app: &str, version: &str) -> ServiceError {
 
 /// Refuses while a deployment of `app` to `env` runs or awaits approval: the target may be
 /// changing under the capture.
-async fn check_no_deployment_under_way(state: &AppState, app: &str, env: &str) -> ServiceResult<()> {
+async fn check_no_deployment_under_way(
+    state: &AppState,
+    app: &str,
+    env: &str,
+) -> ServiceResult<()> {
     let under_way = state
         .store
         .list_deployments(Some(app), 50)

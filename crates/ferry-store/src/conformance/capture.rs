@@ -36,7 +36,11 @@ fn capture(version: &str, at: i64) -> NewCapture {
             closes: Vec::new(),
             fulfils: Vec::new(),
         },
-        release_audit: audit("release.create", &format!("release/web/{version}"), Some("web")),
+        release_audit: audit(
+            "release.create",
+            &format!("release/web/{version}"),
+            Some("web"),
+        ),
         deployment: DeploymentRecord {
             id: 0,
             app: "web".into(),
@@ -89,7 +93,11 @@ fn capture(version: &str, at: i64) -> NewCapture {
                 opened_ms: at,
                 closed_ms: None,
             },
-            audit("backport.open", &format!("release/web/{version}"), Some("web")),
+            audit(
+                "backport.open",
+                &format!("release/web/{version}"),
+                Some("web"),
+            ),
         )),
     }
 }
@@ -128,7 +136,10 @@ pub async fn capture_part(store: &dyn Store, last: &mut i64) {
     assert_eq!(web.deployment_id, Some(captured.deployment.id));
     let drift = store.target_drift(Some("web")).await.unwrap();
     let dev_1 = drift.iter().find(|d| d.report.target == "dev-1").unwrap();
-    assert_eq!((dev_1.report.version.as_str(), dev_1.report.path_count), ("1.1.1", 0));
+    assert_eq!(
+        (dev_1.report.version.as_str(), dev_1.report.path_count),
+        ("1.1.1", 0)
+    );
     assert!(store
         .backports(Some("web"))
         .await
@@ -180,9 +191,16 @@ pub async fn capture_part(store: &dyn Store, last: &mut i64) {
     moved(store, last).await;
     let before = events(store).await;
     let refused = store.capture_release(capture("1.1.2", 430)).await;
-    assert!(matches!(refused, Err(StoreError::Refused(_))), "{refused:?}");
+    assert!(
+        matches!(refused, Err(StoreError::Refused(_))),
+        "{refused:?}"
+    );
     assert_eq!(store.release("web", "1.1.2").await.unwrap(), None);
-    assert_eq!(events(store).await, before, "a refusal writes no audit event");
+    assert_eq!(
+        events(store).await,
+        before,
+        "a refusal writes no audit event"
+    );
     assert!(!moved(store, last).await, "refusals change nothing");
     // The story goes on without the deployment in the way.
     let mut ended = active;

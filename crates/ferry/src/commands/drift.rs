@@ -151,7 +151,11 @@ pub async fn capture(client: &Client, output: Output, request: CaptureDrift) -> 
         .map_err(|e| CliError::usage(e.to_string()))?;
     let task: Task = client.post("/api/v1/drift/capture", &request).await?;
     let task = wait_for(client, task, CAPTURE_PATIENCE).await?;
-    let reason = || task.message.clone().unwrap_or_else(|| "no reason given".to_owned());
+    let reason = || {
+        task.message
+            .clone()
+            .unwrap_or_else(|| "no reason given".to_owned())
+    };
     match task.state {
         TaskState::Succeeded => {}
         TaskState::Expired => {
@@ -173,7 +177,13 @@ pub async fn capture(client: &Client, output: Output, request: CaptureDrift) -> 
         .detail
         .clone()
         .and_then(|detail| serde_json::from_value(detail).ok())
-        .ok_or_else(|| CliError::failed(format!("task {} succeeded but said nothing of the release: {}", task.id, reason())))?;
+        .ok_or_else(|| {
+            CliError::failed(format!(
+                "task {} succeeded but said nothing of the release: {}",
+                task.id,
+                reason()
+            ))
+        })?;
     output.print(&outcome, |outcome| {
         let release = &outcome.release;
         println!(

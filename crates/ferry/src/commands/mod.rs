@@ -81,12 +81,13 @@ pub async fn run(cli: Cli, output: Output) -> CliResult {
         }
         Command::Status { app } => deploy::status(&Client::from_args(global)?, output, app).await,
         Command::Drift {
-            command: Some(DriftCommand::Capture {
-                target,
-                app,
-                version,
-                incident,
-            }),
+            command:
+                Some(DriftCommand::Capture {
+                    target,
+                    app,
+                    version,
+                    incident,
+                }),
             ..
         } => {
             let request = ferry_api::CaptureDrift {

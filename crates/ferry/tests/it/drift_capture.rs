@@ -112,8 +112,16 @@ fn hand_edits_in_production_become_a_hotfix_served_from_the_same_inodes() {
     assert_eq!(captured["version"], "1.0.0-captured.1", "{captured}");
     assert_eq!(captured["hotfix_of"], "1.0.0", "{captured}");
     assert_eq!(captured["paths"], 4, "{captured}");
-    assert_eq!(captured["added"], serde_json::json!(["hotfix.js"]), "{captured}");
-    assert_eq!(captured["removed"], serde_json::json!(["css/site.css"]), "{captured}");
+    assert_eq!(
+        captured["added"],
+        serde_json::json!(["hotfix.js"]),
+        "{captured}"
+    );
+    assert_eq!(
+        captured["removed"],
+        serde_json::json!(["css/site.css"]),
+        "{captured}"
+    );
     assert_eq!(
         captured["modified"],
         serde_json::json!(["bin/run.sh", "index.html"]),
@@ -188,12 +196,17 @@ fn hand_edits_in_production_become_a_hotfix_served_from_the_same_inodes() {
     let audit = crate::harness::audit_summary(&server, 0);
     let said = |what: &str| audit.iter().any(|e| e.contains(what));
     assert!(said("admin drift.capture target/prd-1"), "{audit:?}");
-    assert!(said("admin release.create release/web/1.0.0-captured.1"), "{audit:?}");
+    assert!(
+        said("admin release.create release/web/1.0.0-captured.1"),
+        "{audit:?}"
+    );
     assert!(said("admin drift.captured deployment/"), "{audit:?}");
-    assert!(said("backport.open release/web/1.0.0-captured.1"), "{audit:?}");
+    assert!(
+        said("backport.open release/web/1.0.0-captured.1"),
+        "{audit:?}"
+    );
 
     // Nothing left to capture: the target serves its release exactly.
-    capture(&server.admin_token, "prd-1", "web", "1.0.0-captured.2")
-        .fails(1, "nothing to capture");
+    capture(&server.admin_token, "prd-1", "web", "1.0.0-captured.2").fails(1, "nothing to capture");
     assert_eq!(current(prd, "web"), "releases/1.0.0-captured.1");
 }
