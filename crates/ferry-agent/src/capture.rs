@@ -925,7 +925,7 @@ mod tests {
 
         rustix::fs::mknodat(
             rustix::fs::CWD,
-            &target.current().join("conf/pipe"),
+            target.current().join("conf/pipe"),
             rustix::fs::FileType::Fifo,
             rustix::fs::Mode::from_raw_mode(0o644),
             0,
