@@ -881,6 +881,19 @@ mod tests {
             "shop",
             "1.0-captured.1"
         ));
+        // The server then asks the target to run it: there is nothing to do, and nothing is
+        // written (no staging, no hooks).
+        let outcome = deploy(
+            target.root(),
+            &target.request("1.0-captured.1", &manifest),
+            &target.cache,
+            &mut |_| {},
+        );
+        match outcome {
+            DeployOutcome::Succeeded { report } => assert!(report.reused, "{report:?}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(not_data(&inodes(&target.current())), not_data(&before));
 
         // 1.0 shares the edited inodes: it is drifted, and a rollback repairs it first,
         // without writing through a link into the captured release.

@@ -209,4 +209,14 @@ fn hand_edits_in_production_become_a_hotfix_served_from_the_same_inodes() {
     // Nothing left to capture: the target serves its release exactly.
     capture(&server.admin_token, "prd-1", "web", "1.0.0-captured.2").fails(1, "nothing to capture");
     assert_eq!(current(prd, "web"), "releases/1.0.0-captured.1");
+
+    // An offline target cannot be asked: refused, saying so, and nothing is asked.
+    write_over(&live.join("index.html"), "<h1>edited again</h1>\n");
+    let prd = prd.clone();
+    drop(agents);
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let changes = changes_len(&server);
+    capture(&server.admin_token, "prd-1", "web", "1.0.0-captured.2").fails(3, "offline");
+    assert_eq!(changes_len(&server), changes);
+    assert_eq!(current(&prd, "web"), "releases/1.0.0-captured.1");
 }
