@@ -883,7 +883,7 @@ mod tests {
         ));
         // The server then asks the target to run it: there is nothing to do, and nothing is
         // written (no staging, no hooks).
-        let outcome = deploy(
+        let outcome = crate::deploy::converge(
             target.root(),
             &target.request("1.0-captured.1", &manifest),
             &target.cache,

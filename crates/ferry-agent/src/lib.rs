@@ -42,7 +42,8 @@ pub mod tree;
 
 pub use cleanup::{cleanup, CleanupReport};
 pub use deploy::{
-    deploy, rollback, verify_release, DeployEvent, DeployOutcome, DeployRequest, Step, StepKind,
+    converge, deploy, rollback, verify_release, DeployEvent, DeployOutcome, DeployRequest, Step,
+    StepKind,
 };
 pub use error::{AgentError, AgentResult};
 pub use failpoint::{failpoint, FAILPOINTS};
