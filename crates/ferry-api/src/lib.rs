@@ -797,8 +797,8 @@ pub struct CapturedRelease {
     /// How many paths differ from `hotfix_of`.
     #[serde(default)]
     pub paths: u64,
-    /// Paths added, removed and modified compared with `hotfix_of`, sorted (the first
-    /// 1,000 of each).
+    /// Paths added, removed and modified compared with `hotfix_of`, sorted (the first 100
+    /// of each; `ferry release diff` lists every path).
     #[serde(default)]
     pub added: Vec<String>,
     #[serde(default)]

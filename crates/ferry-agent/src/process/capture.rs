@@ -9,10 +9,14 @@ use ferry_api::{AgentCapture, CaptureOutcome, CapturedRelease, ErrorBody};
 
 use super::Agent;
 use crate::capture::Capture;
+use crate::deploy::serves_completed;
 use crate::layout::current_version;
 
 /// Where agents submit what they captured.
 const CAPTURES: &str = "/api/v1/agent/captures";
+/// The most a capture's report may say of its paths: the server takes task reports of up to
+/// 1 MiB, and path names can be long.
+const MAX_DETAIL_BYTES: usize = 512 * 1024;
 
 impl Agent {
     /// Captures `app` as `version` for task `task`; says what it made, in a sentence and as a
@@ -26,6 +30,11 @@ impl Agent {
         let Some(running) = current_version(&self.root, app) else {
             anyhow::bail!("{app} serves no release on this target: there is nothing to capture");
         };
+        // Run again because its report was lost: the capture was made, and it is served.
+        if running == version && serves_completed(&self.root, app, version) {
+            let message = format!("{app} {version} was captured on this target, which runs it");
+            return Ok((message, None));
+        }
         let manifest = std::sync::Arc::new(self.manifest(app, &running).await?);
         let config = self.published_config(app, &running, &manifest).await?;
         let (root, a, r) = (self.root.clone(), app.to_owned(), running.clone());
@@ -59,11 +68,16 @@ impl Agent {
             "captured {app} {version} from {running}: {} path(s) differ; {} bytes uploaded; {} files linked, none rewritten",
             captured.paths, uploaded.bytes, linked.files_linked
         );
-        let outcome = CaptureOutcome {
+        let mut outcome = CaptureOutcome {
             release: captured,
             bytes_uploaded: uploaded.bytes,
             files_linked: linked.files_linked,
         };
+        if serde_json::to_vec(&outcome)?.len() > MAX_DETAIL_BYTES {
+            // The count stays; `ferry release diff` lists every path.
+            let release = &mut outcome.release;
+            (release.added, release.removed, release.modified) = Default::default();
+        }
         Ok((message, Some(serde_json::to_value(&outcome)?)))
     }
 }

@@ -331,8 +331,8 @@ pub async fn record(
 }
 
 /// The most paths of each kind a capture's answer names: enough for people, small enough
-/// for the task report it travels in.
-const NAMED_PATHS: usize = 1_000;
+/// for the task report it travels in (`ferry release diff` lists every path).
+const NAMED_PATHS: usize = 100;
 
 fn first_paths(paths: impl Iterator<Item = String>) -> Vec<String> {
     paths.take(NAMED_PATHS).collect()

@@ -173,23 +173,24 @@ pub async fn capture(client: &Client, output: Output, request: CaptureDrift) -> 
             )))
         }
     }
-    let outcome: CaptureOutcome = task
+    // A capture run again after its report was lost says only that it is done.
+    let Some(outcome) = task
         .detail
         .clone()
-        .and_then(|detail| serde_json::from_value(detail).ok())
-        .ok_or_else(|| {
-            CliError::failed(format!(
-                "task {} succeeded but said nothing of the release: {}",
-                task.id,
-                reason()
-            ))
-        })?;
+        .and_then(|detail| serde_json::from_value::<CaptureOutcome>(detail).ok())
+    else {
+        output.print(&task, |task| {
+            println!("{}", task.message.as_deref().unwrap_or("captured"))
+        });
+        return Ok(());
+    };
     output.print(&outcome, |outcome| {
         let release = &outcome.release;
         println!(
             "captured {} {} from {} (a hotfix of {}): {} path(s)",
             release.app, release.version, task.target, release.hotfix_of, release.paths
         );
+        let mut named = 0;
         for (what, paths) in [
             ("added", &release.added),
             ("removed", &release.removed),
@@ -197,7 +198,17 @@ pub async fn capture(client: &Client, output: Output, request: CaptureDrift) -> 
         ] {
             for path in paths {
                 println!("  {what:<9} {path}");
+                named += 1;
             }
+        }
+        if release.paths > named {
+            println!(
+                "  … and {} more (`ferry release diff {} {} {}`)",
+                release.paths - named,
+                release.app,
+                release.hotfix_of,
+                release.version
+            );
         }
         println!(
             "uploaded {} bytes; {} runs {} (deployment {}), {} files linked, none rewritten",

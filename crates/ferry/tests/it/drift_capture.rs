@@ -102,6 +102,18 @@ fn hand_edits_in_production_become_a_hotfix_served_from_the_same_inodes() {
     capture(&server.admin_token, "prd-1", "api", "1.0.1").fails(3, "prd-1 does not run api");
     capture(&server.admin_token, "prd-1", "web", "1.0.0").fails(3, "exists already");
     capture(&server.admin_token, "prd-1", "web", "0.9").fails(3, "not a later version");
+    server
+        .admin(&[
+            "drift",
+            "capture",
+            "prd-1",
+            "web",
+            "--as",
+            "1.0.1",
+            "--incident",
+            "999",
+        ])
+        .fails(1, "no incident 999 of web");
     assert_eq!(changes_len(&server), changes, "refusals change nothing");
     assert_eq!(current(prd, "web"), "releases/1.0.0");
     assert_eq!(walk(&live), before);
@@ -210,13 +222,38 @@ fn hand_edits_in_production_become_a_hotfix_served_from_the_same_inodes() {
     capture(&server.admin_token, "prd-1", "web", "1.0.0-captured.2").fails(1, "nothing to capture");
     assert_eq!(current(prd, "web"), "releases/1.0.0-captured.1");
 
-    // An offline target cannot be asked: refused, saying so, and nothing is asked.
+    // Captured again, as people read it.
     write_over(&live.join("index.html"), "<h1>edited again</h1>\n");
+    let said = server
+        .admin(&[
+            "drift",
+            "capture",
+            "prd-1",
+            "web",
+            "--as",
+            "1.0.0-captured.2",
+        ])
+        .success()
+        .stdout;
+    println!("{said}");
+    for line in [
+        "captured web 1.0.0-captured.2 from prd-1 (a hotfix of 1.0.0-captured.1): 1 path(s)\n",
+        "  modified  index.html\n",
+        "prd-1 runs 1.0.0-captured.2 (deployment ",
+        "4 files linked, none rewritten\n",
+        "backport obligation ",
+    ] {
+        assert!(said.contains(line), "{line:?} in {said}");
+    }
+    assert_eq!(current(prd, "web"), "releases/1.0.0-captured.2");
+
+    // An offline target cannot be asked: refused, saying so, and nothing is asked.
+    write_over(&live.join("index.html"), "<h1>edited once more</h1>\n");
     let prd = prd.clone();
     drop(agents);
     std::thread::sleep(std::time::Duration::from_secs(4));
     let changes = changes_len(&server);
-    capture(&server.admin_token, "prd-1", "web", "1.0.0-captured.2").fails(3, "offline");
+    capture(&server.admin_token, "prd-1", "web", "1.0.0-captured.3").fails(3, "offline");
     assert_eq!(changes_len(&server), changes);
-    assert_eq!(current(&prd, "web"), "releases/1.0.0-captured.1");
+    assert_eq!(current(&prd, "web"), "releases/1.0.0-captured.2");
 }
