@@ -4,9 +4,10 @@
 //! server lacks and submits the manifest ([`record`]); the server creates the release as a
 //! hotfix of the release the target ran, with the source "captured from TARGET by USER",
 //! and records the target running it as a finished deployment, so history, rollback, the
-//! regression guard and backport obligations see it like any hotfix that went live. All of
-//! it commits in one transaction with its audit records (`release.create`,
-//! `drift.capture`, and `backport.open` in production).
+//! regression guard and backport obligations see it like any hotfix that went live. The
+//! request is audited as `drift.capture` with its task; what the agent made commits in one
+//! transaction with its audit records (`release.create`, `drift.captured`, and
+//! `backport.open` in production).
 //!
 //! No approval, freeze window or lifecycle is asked for: the content runs on the target
 //! already, and the capture only names it. Whoever may create releases of the application
@@ -18,7 +19,7 @@ use ferry_cas::source::Source;
 use ferry_domain::audit_event::{self, AuditAction};
 use ferry_domain::capture::check_capture_version;
 use ferry_domain::deployment::{Deployment, Kind, Status, TargetAppState};
-use ferry_domain::name::validate_version;
+use ferry_domain::name::{validate_name, validate_version, NameKind};
 use ferry_domain::permission::Action;
 use ferry_domain::pipeline::is_production;
 use ferry_domain::task::TaskState;
@@ -340,6 +341,7 @@ fn first_paths(paths: impl Iterator<Item = String>) -> Vec<String> {
 
 /// The target named, if it is in service.
 async fn known_target(state: &AppState, name: &str) -> ServiceResult<Target> {
+    validate_name(NameKind::Target, name)?;
     state
         .store
         .list_targets()
