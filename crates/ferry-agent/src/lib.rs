@@ -17,6 +17,7 @@
 //! [`deploy::verify_release`] (every file read), [`cleanup::cleanup`], and
 //! [`stage::blobs_needed`] to know what to fetch first.
 
+pub mod capture;
 pub mod cleanup;
 pub mod content;
 pub mod deploy;
@@ -41,7 +42,8 @@ pub mod tree;
 
 pub use cleanup::{cleanup, CleanupReport};
 pub use deploy::{
-    deploy, rollback, verify_release, DeployEvent, DeployOutcome, DeployRequest, Step, StepKind,
+    converge, deploy, rollback, verify_release, DeployEvent, DeployOutcome, DeployRequest, Step,
+    StepKind,
 };
 pub use error::{AgentError, AgentResult};
 pub use failpoint::{failpoint, FAILPOINTS};

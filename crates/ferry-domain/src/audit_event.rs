@@ -161,6 +161,12 @@ audit_actions! {
     BackportDone(BackportDone) = "backport.done",
     /// A backport obligation was waived.
     BackportWaive(BackportWaive) = "backport.waive",
+    /// Someone asked a target's agent to capture the hand edits of an application as a
+    /// release (`ferry drift capture`).
+    DriftCapture(DriftCapture) = "drift.capture",
+    /// Hand edits on a target were made a release (a hotfix of the release it ran), which
+    /// the target now runs.
+    DriftCaptured(DriftCaptured) = "drift.captured",
     /// A deployment of a release was requested.
     DeploymentDeploy(DeploymentRequested<DeployChange>) = "deployment.deploy",
     /// A stage-only deployment was requested: the targets stage the release, nothing switches.

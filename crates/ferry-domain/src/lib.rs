@@ -8,6 +8,7 @@ pub mod approval;
 pub mod audit;
 pub mod audit_event;
 pub mod backport;
+pub mod capture;
 pub mod delivery;
 pub mod deployment;
 pub mod downgrade;

@@ -230,6 +230,8 @@ fn audience(action: &AuditAction) -> Option<Audience<'_>> {
         | A::TargetEnrollToken(_)
         | A::TargetEnroll(_)
         | A::TargetRemove(_)
+        | A::DriftCapture(_)
+        | A::DriftCaptured(_)
         | A::ReleaseCreate(_)
         | A::ReleasePrune(_)
         | A::ChannelAdd(_)

@@ -8,6 +8,7 @@ use ferry_domain::permission::Level;
 use ferry_domain::pipeline::{default_pipeline, Policy};
 use ferry_domain::role::built_in_roles;
 
+pub mod capture;
 pub mod drift;
 pub mod races;
 pub mod reads;

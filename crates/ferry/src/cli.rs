@@ -198,7 +198,10 @@ pub enum Command {
     },
     /// Files on targets that differ from the release they run (hand edits), as their agents
     /// last found
+    #[command(args_conflicts_with_subcommands = true)]
     Drift {
+        #[command(subcommand)]
+        command: Option<DriftCommand>,
         /// Only this application
         app: Option<String>,
         /// Only targets in this environment
@@ -299,6 +302,27 @@ pub enum BacklogCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum DriftCommand {
+    /// Make a release of the hand edits on a target: a hotfix of the release it runs, which
+    /// it runs from then on without a file rewritten
+    ///
+    /// Only the content the server lacks is uploaded. On a production target the hotfix
+    /// opens a backport obligation. Needs the right to create releases of the application
+    /// and to deploy it to the target's environment.
+    Capture {
+        /// The target whose hand edits to capture
+        target: String,
+        app: String,
+        /// The new release's version (later than the running one, e.g. 1.4.2-captured.1)
+        #[arg(long = "as", id = "as", value_name = "VERSION")]
+        version: String,
+        /// The hotfix incident the edits fix (its base must be the release the target runs)
+        #[arg(long)]
+        incident: Option<i64>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 pub enum BackportCommand {
     /// Backport obligations, newest first
     List { app: Option<String> },

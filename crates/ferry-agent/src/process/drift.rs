@@ -212,7 +212,7 @@ impl Agent {
     /// The published `ferry.toml` of `version` of `app`. One edited in place (its inode is
     /// the cache's blob too, so neither holds the published content any more) is fetched
     /// again, so an edit cannot decide what is ignored.
-    async fn published_config(
+    pub(super) async fn published_config(
         &self,
         app: &str,
         version: &str,

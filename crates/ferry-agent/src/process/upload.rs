@@ -3,9 +3,6 @@
 //! those, in batches read back from where they were found and checked against their hashes
 //! as they go (`ferry_cas::upload`, as the client does for a release).
 
-// Used by the tasks that capture hand edits and back up data, which come next.
-#![allow(dead_code)]
-
 use ferry_api::{BlobHashes, MissingBlobs, StoredBlobs};
 use ferry_cas::hash::ContentHash;
 use ferry_cas::scan::BlobLocation;

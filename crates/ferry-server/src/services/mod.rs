@@ -9,6 +9,7 @@ pub mod agents;
 pub mod apps;
 pub mod backlog;
 pub mod blobs;
+pub mod captures;
 pub mod channels;
 pub mod deployment_logs;
 pub mod deployments;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use ferry_api::{CheckDrift, TargetDrift, Task, TaskState};
+use ferry_api::{CaptureDrift, CaptureOutcome, CheckDrift, TargetDrift, Task, TaskState};
 use ferry_domain::freeze::rfc3339;
 use ferry_domain::name::NameKind;
 
@@ -16,6 +16,9 @@ use crate::output::{print_table, Output};
 /// How long `--refresh` waits for the agents: a check of an unchanged release takes
 /// milliseconds, one that re-hashes many edited files seconds.
 const REFRESH_PATIENCE: Duration = Duration::from_secs(120);
+
+/// How long a capture is waited for: the edited files are hashed and uploaded first.
+const CAPTURE_PATIENCE: Duration = Duration::from_secs(600);
 
 /// Which targets' drift to show.
 pub struct Scope {
@@ -136,4 +139,88 @@ async fn check_now(client: &Client, request: CheckDrift) -> CliResult<Vec<String
         }
     }
     Ok(unchecked)
+}
+
+/// Asks the target's agent to capture the hand edits as a release and waits for it; prints
+/// the release, the paths captured, the bytes uploaded and the backport obligation opened.
+/// A capture the agent could not make fails with its reason.
+pub async fn capture(client: &Client, output: Output, request: CaptureDrift) -> CliResult {
+    check_name(NameKind::Target, &request.target)?;
+    check_name(NameKind::App, &request.app)?;
+    ferry_domain::name::validate_version(&request.version)
+        .map_err(|e| CliError::usage(e.to_string()))?;
+    let task: Task = client.post("/api/v1/drift/capture", &request).await?;
+    let task = wait_for(client, task, CAPTURE_PATIENCE).await?;
+    let reason = || {
+        task.message
+            .clone()
+            .unwrap_or_else(|| "no reason given".to_owned())
+    };
+    match task.state {
+        TaskState::Succeeded => {}
+        TaskState::Expired => {
+            return Err(CliError::failed(format!(
+                "the agent of {} did not answer: nothing was captured",
+                task.target
+            )))
+        }
+        _ => {
+            return Err(CliError::failed(format!(
+                "{} could not capture {}: {}",
+                task.target,
+                task.app,
+                reason()
+            )))
+        }
+    }
+    // A capture run again after its report was lost says only that it is done.
+    let Some(outcome) = task
+        .detail
+        .clone()
+        .and_then(|detail| serde_json::from_value::<CaptureOutcome>(detail).ok())
+    else {
+        output.print(&task, |task| {
+            println!("{}", task.message.as_deref().unwrap_or("captured"))
+        });
+        return Ok(());
+    };
+    output.print(&outcome, |outcome| {
+        let release = &outcome.release;
+        println!(
+            "captured {} {} from {} (a hotfix of {}): {} path(s)",
+            release.app, release.version, task.target, release.hotfix_of, release.paths
+        );
+        let mut named = 0;
+        for (what, paths) in [
+            ("added", &release.added),
+            ("removed", &release.removed),
+            ("modified", &release.modified),
+        ] {
+            for path in paths {
+                println!("  {what:<9} {path}");
+                named += 1;
+            }
+        }
+        if release.paths > named {
+            println!(
+                "  … and {} more (`ferry release diff {} {} {}`)",
+                release.paths - named,
+                release.app,
+                release.hotfix_of,
+                release.version
+            );
+        }
+        println!(
+            "uploaded {} bytes; {} runs {} (deployment {}), {} files linked, none rewritten",
+            outcome.bytes_uploaded, task.target, release.version, release.deployment, outcome.files_linked
+        );
+        match release.backport {
+            Some(id) => println!(
+                "backport obligation {id} opened: the fix is owed to the product line (`ferry backport list {}`)",
+                release.app
+            ),
+            None => println!("no backport obligation: {} is not a production target", task.target),
+        }
+    });
+    Ok(())
 }

@@ -11,6 +11,7 @@ mod content_safety;
 mod deadline;
 mod deployments;
 mod drift;
+mod drift_capture;
 mod drift_refresh;
 mod faults;
 mod ferry_toml;
