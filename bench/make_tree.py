@@ -2,7 +2,7 @@
 """Builds the benchmark tree: 10,000 files, about 200 MB, mixed sizes, three files over
 20 MB, half random and half compressible content; or churns an existing tree.
 
-    make_tree.py create DIR [--files N] [--seed S]
+    make_tree.py create DIR [FILES [MB]]    FILES files (10,000), MB megabytes (200)
     make_tree.py churn DIR PERCENT SEED     prints the bytes written
     make_tree.py edit FILE OFFSET LENGTH SEED   overwrites LENGTH bytes in place
 """
@@ -22,10 +22,11 @@ def content(rng, size):
     return bytes(out[:size])
 
 
-def create(root, n_files, seed):
+def create(root, n_files, seed, megabytes=200):
     rng = random.Random(seed)
-    big = [25 * 1024 * 1024, 22 * 1024 * 1024, 21 * 1024 * 1024]
-    remaining = 200 * 1000 * 1000 - sum(big)
+    scale_big = megabytes / 200
+    big = [int(mib * scale_big) * 1024 * 1024 for mib in (25, 22, 21)]
+    remaining = megabytes * 1000 * 1000 - sum(big)
     small = [int(rng.lognormvariate(8.3, 1.2)) + 1 for _ in range(n_files - len(big))]
     scale = remaining / sum(small)
     sizes = [max(1, int(s * scale)) for s in small] + big
@@ -66,7 +67,8 @@ def edit(path, offset, length, seed):
 if __name__ == "__main__":
     command = sys.argv[1]
     if command == "create":
-        create(sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 10_000, 1)
+        create(sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 10_000, 1,
+               int(sys.argv[4]) if len(sys.argv) > 4 else 200)
     elif command == "churn":
         churn(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
     elif command == "edit":

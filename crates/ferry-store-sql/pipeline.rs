@@ -369,6 +369,7 @@ pub(crate) async fn rename_environment(
         "UPDATE freeze_windows SET env = $1 WHERE env = $2",
         "UPDATE one_off_freezes SET env = $1 WHERE env = $2",
         "UPDATE app_grants SET env = $1 WHERE env = $2",
+        "UPDATE app_backups SET env = $1 WHERE env = $2",
     ] {
         sqlx::query(sql)
             .bind(new)

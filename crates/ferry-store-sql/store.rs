@@ -14,6 +14,9 @@ use ferry_domain::pipeline::Environment;
 use ferry_domain::routing::RoutingRule;
 use ferry_store::prelude::*;
 use ferry_store::{
+    AppBackup, BackupSchedule, NewAppBackup,
+};
+use ferry_store::{
     App, AppGrant, ApprovalRecord, AuditChain, AuditEvent, AuditFilter, BacklogItem, Backport,
     BadVersion, Bootstrap, Captured, ContentHold, DeploymentRecord, DeploymentUpdate, DesiredChange,
     EnvironmentChange, FreezeWindowRecord, HeldContent, IncidentRecord, IncidentUpdate, NewApp,
@@ -548,6 +551,63 @@ impl Catalog for Backend {
 
     async fn hold_content(&self, hold: ContentHold) -> StoreResult<HeldContent> {
         self.hold(hold).await
+    }
+}
+
+#[async_trait]
+impl AppBackups for Backend {
+    async fn create_app_backup(
+        &self,
+        backup: NewAppBackup,
+        record: AuditRecord,
+    ) -> StoreResult<AppBackup> {
+        let mut tx = self.write().await?;
+        let backup = app_backups::insert(&mut tx, &backup).await?;
+        audit::append(
+            &mut tx,
+            &self.audit_key,
+            AuditRecord {
+                subject: format!("backup/{}", backup.id),
+                ..record
+            },
+        )
+        .await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(backup)
+    }
+
+    async fn list_app_backups(&self, app: Option<&str>) -> StoreResult<Vec<AppBackup>> {
+        app_backups::list(&mut *self.read().await?, app).await
+    }
+
+    async fn app_backup(&self, id: i64) -> StoreResult<Option<AppBackup>> {
+        app_backups::by_id(&mut *self.read().await?, id).await
+    }
+
+    async fn delete_app_backups(
+        &self,
+        app: &str,
+        backups: Vec<(i64, Vec<String>)>,
+        record: AuditRecord,
+    ) -> StoreResult<()> {
+        audited!(self, record, |tx| app_backups::delete(&mut tx, app, &backups)
+            .await?)
+    }
+
+    async fn set_backup_schedule(
+        &self,
+        app: &str,
+        schedule: BackupSchedule,
+        record: AuditRecord,
+    ) -> StoreResult<()> {
+        audited!(self, record, |tx| app_backups::set_schedule(
+            &mut tx, app, &schedule
+        )
+        .await?)
+    }
+
+    async fn backup_schedules(&self) -> StoreResult<Vec<(String, BackupSchedule)>> {
+        app_backups::schedules(&mut *self.read().await?).await
     }
 }
 

@@ -17,6 +17,7 @@
 //! [`deploy::verify_release`] (every file read), [`cleanup::cleanup`], and
 //! [`stage::blobs_needed`] to know what to fetch first.
 
+pub mod app_backup;
 pub mod capture;
 pub mod cleanup;
 pub mod content;

@@ -29,6 +29,7 @@ use crate::error::AgentError;
 use crate::layout::{cache_dir, current_version, state_dir, AppLayout};
 use crate::stage::PreviousCheck;
 
+mod backups;
 mod capture;
 mod drift;
 mod fetch;
@@ -422,14 +423,19 @@ impl Agent {
                     }
                     SwitchedBack::DeployInstead => (
                         Did::Deployed,
-                        self.deploy_reporting_steps(&app, version, deployment)
-                            .await?,
+                        self.deploy_reporting_steps(
+                            &app,
+                            version,
+                            deployment,
+                            desired.backup_first,
+                        )
+                        .await?,
                     ),
                 }
             }
             Some(version) => (
                 Did::Deployed,
-                self.deploy_reporting_steps(&app, version, deployment)
+                self.deploy_reporting_steps(&app, version, deployment, desired.backup_first)
                     .await?,
             ),
             None => {
@@ -545,17 +551,69 @@ impl Agent {
         }
     }
 
-    /// Deploys `version` of `app`, posting the steps it reaches for `deployment`.
+    /// Deploys `version` of `app`, posting the steps it reaches for `deployment`; with
+    /// `backup_first`, after backing up the application's data.
     async fn deploy_reporting_steps(
         &self,
         app: &str,
         version: &str,
         deployment: i64,
+        backup_first: bool,
     ) -> anyhow::Result<Converged> {
         let progress = Progress::start(self.progress_to(app, deployment));
+        if backup_first {
+            if let Some(failed) = self.back_up_before(app, version, &progress).await {
+                progress.finish().await;
+                return Ok(failed);
+            }
+        }
         let deployed = self.deploy(app, version, &progress).await;
         progress.finish().await;
         deployed
+    }
+
+    /// Backs up `app`'s data before `version` is deployed (a protected environment): nothing
+    /// to do when it runs no release yet, or its release names no backup paths. A failure
+    /// is the deploy's: nothing is switched, and the reason carries the hook's output.
+    async fn back_up_before(
+        &self,
+        app: &str,
+        version: &str,
+        progress: &Progress,
+    ) -> Option<Converged> {
+        let layout = AppLayout::new(&self.root, app).ok()?;
+        let declared = tokio::task::spawn_blocking(move || {
+            crate::app_backup::take::release_config(&layout).map(|(_, c)| !c.backup.is_empty())
+        })
+        .await
+        .ok()?
+        .unwrap_or(false);
+        if !declared {
+            return None;
+        }
+        progress.step(format!("backing up the data of {app} before {version}"));
+        match self
+            .back_up(app, ferry_api::BackupReason::BeforeDeployment, None)
+            .await
+        {
+            Ok(backup) => {
+                eprintln!(
+                    "backed up {app} before deploying {version}: backup {}, {} bytes new",
+                    backup.id, backup.new_bytes
+                );
+                None
+            }
+            Err(error) => Some(Converged {
+                outcome: Outcome::Failed,
+                reason: Some(format!(
+                    "the backup of {app}'s data before deploying {version} failed, so nothing \
+                     was switched (deploy with --skip-backup REASON to go ahead without it): {}",
+                    plainly(&error)
+                )),
+                output_tail: None,
+                logs: Vec::new(),
+            }),
+        }
     }
 
     async fn deploy(

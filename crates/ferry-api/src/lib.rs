@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+pub use ferry_domain::app_backup::BackupReason;
 pub use ferry_domain::backport::ObligationStatus;
 pub use ferry_domain::delivery::DeliveryStatus;
 pub use ferry_domain::deployment::{
@@ -289,6 +290,13 @@ pub struct App {
     /// Releases kept by retention.
     pub keep: u32,
     pub created_at: String,
+    /// How often its data is backed up (as `ferry app set --backup-every` set it), in the
+    /// answer to a change of its backup settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_every: Option<String>,
+    /// Which backups retention keeps, in the answer to a change of its backup settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_keep: Option<String>,
 }
 
 /// A level granted to one user on one application in one environment (`none` removes it).
@@ -319,6 +327,13 @@ pub struct ChangeApp {
     /// Releases kept by retention (1 to 1000).
     #[serde(default)]
     pub keep: Option<u32>,
+    /// How often its data is backed up on each target (`24h`), or `off`.
+    #[serde(default)]
+    pub backup_every: Option<String>,
+    /// Which backups retention keeps: the newest N, one a day for N days, one a week for N
+    /// weeks (`7,7d,4w`).
+    #[serde(default)]
+    pub backup_keep: Option<String>,
 }
 
 /// One event of the audit trail.
@@ -533,6 +548,10 @@ pub struct CreateDeployment {
     /// refusing; refused all the same when every target is offline.
     #[serde(default)]
     pub skip_offline: bool,
+    /// Why a deployment to a protected environment goes ahead without its targets backing
+    /// up the application's data first (audited, and told to the owning team).
+    #[serde(default)]
+    pub skip_backup: Option<String>,
 }
 
 /// Deploys what runs in one environment to the next one.
@@ -557,6 +576,10 @@ pub struct CreatePromotion {
     /// refusing; refused all the same when every target is offline.
     #[serde(default)]
     pub skip_offline: bool,
+    /// Why a deployment to a protected environment goes ahead without its targets backing
+    /// up the application's data first (audited, and told to the owning team).
+    #[serde(default)]
+    pub skip_backup: Option<String>,
 }
 
 /// An approval or a rejection of a deployment awaiting approval.
@@ -901,6 +924,90 @@ pub enum TaskWork {
         #[serde(default)]
         incident: Option<i64>,
     },
+    /// Back up the application's data now (its release's `backup` paths in `shared/`,
+    /// after its `pre_backup` hook) and record the backup (`POST /api/v1/agent/backups`).
+    BackUp { reason: BackupReason },
+    /// Restore the application's data from a backup, after a backup of the data it
+    /// replaces: every backup path, or `path` alone.
+    RestoreBackup {
+        backup: i64,
+        /// The backup's manifest: its digest and the blob holding it.
+        digest: String,
+        manifest_blob: String,
+        /// The backup's paths, relative to `shared/`.
+        paths: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        path: Option<String>,
+    },
+}
+
+/// Asks the targets that run an application in an environment to back up its data now
+/// (`POST /api/v1/backups`): one task per target.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBackup {
+    pub app: String,
+    pub env: String,
+    /// Only this target of the environment.
+    #[serde(default)]
+    pub target: Option<String>,
+}
+
+/// Asks a target to restore a backup (`POST /api/v1/backups/{id}/restore`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreBackup {
+    /// Another target of the backup's environment that runs the application; the backup's
+    /// own target without it.
+    #[serde(default)]
+    pub target: Option<String>,
+    /// Only this path (a backup path, or a path inside one), relative to `shared/`.
+    #[serde(default)]
+    pub path: Option<String>,
+}
+
+/// A backup an agent took and whose blobs (its manifest's included) it uploaded
+/// (`POST /api/v1/agent/backups`).
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentBackup {
+    pub app: String,
+    pub reason: BackupReason,
+    /// The task that asked for it, if one did.
+    #[serde(default)]
+    pub task: Option<i64>,
+    /// The release the target runs.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// The backup paths, relative to `shared/`.
+    pub paths: Vec<String>,
+    /// The manifest's digest and the blob holding it (zstd, like a release's).
+    pub digest: String,
+    pub manifest_blob: String,
+    /// Bytes the agent sent because the server lacked them.
+    pub new_bytes: u64,
+}
+
+/// A backup of an application's data on one target.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct AppBackup {
+    pub id: i64,
+    pub app: String,
+    pub env: String,
+    pub target: String,
+    /// The release the target ran.
+    pub version: Option<String>,
+    pub reason: BackupReason,
+    /// The backup paths, relative to `shared/`.
+    pub paths: Vec<String>,
+    pub requested_by: String,
+    /// RFC 3339.
+    pub created: String,
+    pub digest: String,
+    pub files: u64,
+    pub bytes: u64,
+    /// Bytes the server did not hold before: what this backup added to the blob storage.
+    pub new_bytes: u64,
 }
 
 /// How a task went, as its agent says (`POST /api/v1/agent/tasks/{id}`).
@@ -994,6 +1101,11 @@ pub struct DesiredApp {
     /// the agent never removes the one it serves nor the last that succeeded.
     #[serde(default)]
     pub keep: Option<u32>,
+    /// Back up the application's data (its running release's `backup` paths) before
+    /// switching to `version`: a deployment to a protected environment, not skipped. A
+    /// failed backup fails the deploy, which switches nothing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub backup_first: bool,
 }
 
 /// A release a target is asked to stage ahead, and the deployment to report to (outcome

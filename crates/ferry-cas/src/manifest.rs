@@ -159,6 +159,18 @@ impl Manifest {
     /// sorted and unique, every parent a directory of the tree, symlinks inside the tree,
     /// chunk sizes adding up. The first problem is named.
     pub fn validate(&self) -> CasResult<()> {
+        self.check(Symlinks::StayInside)
+    }
+
+    /// [`Manifest::validate`] for a backup of application data, whose symlinks may point
+    /// anywhere (`shared/current.log -> /var/log/app.log`): they are recorded and restored
+    /// as links, never followed, and a path below a symlink is refused like any path whose
+    /// parent is not a directory of the tree.
+    pub fn validate_data(&self) -> CasResult<()> {
+        self.check(Symlinks::Anywhere)
+    }
+
+    fn check(&self, symlinks: Symlinks) -> CasResult<()> {
         let mut previous: Option<&str> = None;
         for entry in &self.entries {
             validate_path(&entry.path).map_err(|reason| CasError::rejected(&entry.path, reason))?;
@@ -185,7 +197,19 @@ impl Manifest {
                 }
             }
             match &entry.kind {
-                EntryKind::Symlink { target } if self.resolve(&entry.path, target, 0).is_none() => {
+                EntryKind::Symlink { target }
+                    if symlinks == Symlinks::Anywhere
+                        && (target.is_empty() || target.contains('\0')) =>
+                {
+                    return Err(CasError::rejected(
+                        &entry.path,
+                        "the symlink's target is empty or holds a NUL byte",
+                    ));
+                }
+                EntryKind::Symlink { target }
+                    if symlinks == Symlinks::StayInside
+                        && self.resolve(&entry.path, target, 0).is_none() =>
+                {
                     return Err(CasError::rejected(
                         &entry.path,
                         format!("the symlink points outside the tree ({target:?})"),
@@ -245,6 +269,15 @@ impl Manifest {
         }
         Some(resolved)
     }
+}
+
+/// Where a tree's symlinks may point.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Symlinks {
+    /// A release: inside the tree, following the tree's own links.
+    StayInside,
+    /// Application data: anywhere, as the links are never followed.
+    Anywhere,
 }
 
 /// Longest path accepted, in bytes.
@@ -334,6 +367,28 @@ mod tests {
                 target: target.into(),
             },
         }
+    }
+
+    #[test]
+    fn data_may_link_anywhere_but_nothing_lies_below_a_link() {
+        let data = Manifest {
+            entries: vec![
+                dir("logs"),
+                link("logs/current", "/var/log/app.log"),
+                link("up", "../../elsewhere"),
+            ],
+        };
+        data.validate_data().unwrap();
+        assert!(data.validate().is_err(), "a release keeps its links inside");
+        let below = Manifest {
+            entries: vec![link("etc", "/etc"), file("etc/passwd", b"x")],
+        };
+        let error = below.validate_data().unwrap_err().to_string();
+        assert!(error.contains("is not a directory of the tree"), "{error}");
+        let empty = Manifest {
+            entries: vec![link("nothing", "")],
+        };
+        assert!(empty.validate_data().is_err());
     }
 
     #[test]

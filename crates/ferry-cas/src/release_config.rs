@@ -131,6 +131,9 @@ pub struct Hooks {
     /// How long each hook may run before it is killed and counts as failed (`timeout`, at
     /// most [`MAX_STEP_TIMEOUT`]).
     pub timeout: Duration,
+    /// How long `pre_backup` may run (`pre_backup_timeout`, at most [`MAX_STEP_TIMEOUT`]):
+    /// a database dump may take longer than a switch's hooks; `timeout` when not given.
+    pub pre_backup_timeout: Duration,
 }
 
 impl Default for Hooks {
@@ -140,6 +143,7 @@ impl Default for Hooks {
             after_switch: None,
             pre_backup: None,
             timeout: DEFAULT_HOOK_TIMEOUT,
+            pre_backup_timeout: DEFAULT_HOOK_TIMEOUT,
         }
     }
 }
@@ -151,6 +155,7 @@ struct RawHooks {
     after_switch: Option<Spanned<String>>,
     pre_backup: Option<Spanned<String>>,
     timeout: Option<Spanned<String>>,
+    pre_backup_timeout: Option<Spanned<String>>,
 }
 
 /// How to tell the new release works, and for how long to keep trying.
@@ -331,8 +336,15 @@ fn check_hooks(text: &str, hooks: RawHooks) -> Result<Hooks, ConfigError> {
             return Err(ConfigError::new(key, "the command is empty").at(text, command.span()));
         }
     }
+    let timeout = check_timeout(text, "hooks.timeout", hooks.timeout, DEFAULT_HOOK_TIMEOUT)?;
     Ok(Hooks {
-        timeout: check_timeout(text, "hooks.timeout", hooks.timeout, DEFAULT_HOOK_TIMEOUT)?,
+        timeout,
+        pre_backup_timeout: check_timeout(
+            text,
+            "hooks.pre_backup_timeout",
+            hooks.pre_backup_timeout,
+            timeout,
+        )?,
         before_switch: hooks.before_switch.map(Spanned::into_inner),
         after_switch: hooks.after_switch.map(Spanned::into_inner),
         pre_backup: hooks.pre_backup.map(Spanned::into_inner),
@@ -427,6 +439,22 @@ timeout = "30s"
         assert!(config.is_shared("uploads/a.png") && !config.is_shared("uploadsx"));
         assert_eq!(config.hooks.before_switch.as_deref(), Some("./bin/migrate"));
         assert_eq!(config.hooks.timeout, DEFAULT_HOOK_TIMEOUT);
+        assert_eq!(config.hooks.pre_backup_timeout, DEFAULT_HOOK_TIMEOUT);
+        let hooks = ReleaseConfig::parse("[hooks]\ntimeout = \"1m\"\npre_backup_timeout = \"5m\"")
+            .unwrap()
+            .hooks;
+        assert_eq!(
+            (hooks.timeout, hooks.pre_backup_timeout),
+            (Duration::from_secs(60), Duration::from_secs(300))
+        );
+        let hooks = ReleaseConfig::parse("[hooks]\ntimeout = \"1m\"")
+            .unwrap()
+            .hooks;
+        assert_eq!(
+            hooks.pre_backup_timeout,
+            Duration::from_secs(60),
+            "timeout by default"
+        );
         let health = config.health.unwrap();
         assert_eq!(health.timeout, Duration::from_secs(30));
         assert!(matches!(
@@ -525,6 +553,11 @@ timeout = "30s"
                 "[hooks]\ntimeout = \"soon\"",
                 "hooks.timeout",
                 "invalid duration",
+            ),
+            (
+                "[hooks]\npre_backup = \"x\"\npre_backup_timeout = \"11m\"",
+                "hooks.pre_backup_timeout",
+                "longer than ferry allows for one step, 10m",
             ),
         ];
         for (text, key, reason) in cases {

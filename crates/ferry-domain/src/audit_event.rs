@@ -125,6 +125,8 @@ audit_actions! {
     AppKeep(AppKeep) = "app.keep",
     /// The team that maintains an application was named.
     AppMaintainer(AppMaintainer) = "app.maintainer",
+    /// How often an application's data is backed up, and which backups are kept, changed.
+    AppBackups(AppBackups) = "app.backups",
     /// A target and its one-time enrollment token were created.
     TargetEnrollToken(TargetEnrollToken) = "target.enroll-token",
     /// An agent exchanged its enrollment token for a credential.
@@ -135,6 +137,14 @@ audit_actions! {
     ReleaseCreate(ReleaseCreate) = "release.create",
     /// Retention removed releases of an application.
     ReleasePrune(ReleasePrune) = "release.prune",
+    /// Someone asked a target to back up an application's data now (`ferry backup create`).
+    BackupRequest(BackupRequest) = "backup.request",
+    /// A target backed up an application's data to the server: the backup exists.
+    BackupCreate(BackupCreate) = "backup.create",
+    /// Someone asked a target to restore an application's data from a backup.
+    BackupRestore(BackupRestore) = "backup.restore",
+    /// Retention removed backups of an application.
+    BackupPrune(BackupPrune) = "backup.prune",
     /// A notification channel was added to a team.
     ChannelAdd(ChannelAdd) = "channel.add",
     /// A notification channel was removed from a team.

@@ -4,10 +4,12 @@
 //! Architecture invariant: this crate knows nothing about HTTP, SQL, the filesystem or the
 //! clock. Callers pass in what the rules need (roles, the pipeline, times as numbers).
 
+pub mod app_backup;
 pub mod approval;
 pub mod audit;
 pub mod audit_event;
 pub mod backport;
+pub mod backup_retention;
 pub mod capture;
 pub mod delivery;
 pub mod deployment;

@@ -247,6 +247,21 @@ pub enum Action<'a> {
         env: &'a str,
         level: Level,
     },
+    /// Take or restore a backup of an application's data in an environment (`ferry backup
+    /// create`, `restore`): deploy level there, as a restore changes what the application
+    /// runs on as surely as a deployment does.
+    BackUpApp {
+        team: &'a str,
+        app: &'a str,
+        env: &'a str,
+    },
+    /// See an application's backups in an environment (`ferry backup list`, `show`): view
+    /// level there.
+    ViewAppBackups {
+        team: &'a str,
+        app: &'a str,
+        env: &'a str,
+    },
 }
 
 /// The evaluator's answer; a denial says why in words a user can act on.
@@ -260,6 +275,26 @@ impl Decision {
     /// Whether the action is allowed.
     pub fn is_allowed(&self) -> bool {
         matches!(self, Decision::Allow)
+    }
+}
+
+/// [`Action::OnApp`] at `level`, a denial saying what the level is needed for.
+fn on_app_for(
+    principal: &Principal,
+    (team, app, env, level): (&str, &str, &str, Level),
+    needs: &str,
+) -> Decision {
+    match decide(
+        principal,
+        Action::OnApp {
+            team,
+            app,
+            env,
+            level,
+        },
+    ) {
+        Decision::Deny(reason) => Decision::Deny(format!("{reason} ({needs} on {env:?})")),
+        allowed => allowed,
     }
 }
 
@@ -399,6 +434,16 @@ pub fn decide(principal: &Principal, action: Action<'_>) -> Decision {
                 ),
             }
         }
+        Action::BackUpApp { team, app, env } => on_app_for(
+            principal,
+            (team, app, env, Level::Deploy),
+            "taking and restoring backups needs deploy",
+        ),
+        Action::ViewAppBackups { team, app, env } => on_app_for(
+            principal,
+            (team, app, env, Level::View),
+            "seeing backups needs view",
+        ),
         Action::InEnvironment { team, env, level } => match team_role(team) {
             Err(denied) => denied,
             Ok(role) if role.level_in(env) >= level => Decision::Allow,

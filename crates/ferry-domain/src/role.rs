@@ -135,6 +135,55 @@ mod tests {
         }
     }
 
+    /// Application backups for each role inside its own team and outside it: for dev, pp
+    /// and prd, whether it may see them and whether it may take and restore them.
+    #[test]
+    fn app_backups_by_role() {
+        let table = [
+            ("viewer", "y- y- y-", "-- -- --"),
+            ("support", "y- y- y-", "-- -- --"),
+            ("developer", "yy yy yy", "-- -- --"),
+            ("lead", "yy yy yy", "-- -- --"),
+            ("release-manager", "yy yy yy", "-- -- --"),
+            ("admin", "yy yy yy", "yy yy yy"),
+        ];
+        for (role_name, in_team, outside) in table {
+            let row = |principal: &Principal| -> String {
+                ENVS.iter()
+                    .map(|env| {
+                        let (team, app) = ("shop", "web");
+                        [
+                            Action::ViewAppBackups { team, app, env },
+                            Action::BackUpApp { team, app, env },
+                        ]
+                        .into_iter()
+                        .map(|action| yes_no(principal, action))
+                        .collect::<String>()
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            assert_eq!(row(&member(role_name)), in_team, "role {role_name} in team");
+            assert_eq!(
+                row(&outsider(role_name)),
+                outside,
+                "role {role_name} outside"
+            );
+        }
+        let denied = decide(
+            &member("viewer"),
+            Action::BackUpApp {
+                team: "shop",
+                app: "web",
+                env: "prd",
+            },
+        );
+        assert!(
+            matches!(&denied, Decision::Deny(reason) if reason.contains("taking and restoring backups needs deploy on \"prd\"")),
+            "{denied:?}"
+        );
+    }
+
     /// Every other action for each role: as a member of team "shop" (team actions) and as
     /// the user's default role (organisation-wide actions).
     #[test]

@@ -205,6 +205,8 @@ fn audience(action: &AuditAction) -> Option<Audience<'_>> {
         A::BackportWaive(d) => Some(Audience::named(&d.team)),
         A::DeploymentCancel(d) => Some(Audience::named(&d.team)),
         A::DriftDetected(d) => Some(Audience::named(&d.team)),
+        // A protected environment deployed to without the backup that would undo it.
+        A::DeploymentDeploy(d) if d.skip_backup.is_some() => Some(Audience::named(&d.team)),
         A::ServerBootstrap(_)
         | A::TeamCreate(_)
         | A::TeamMember(_)
@@ -227,6 +229,7 @@ fn audience(action: &AuditAction) -> Option<Audience<'_>> {
         | A::AppPlace(_)
         | A::AppKeep(_)
         | A::AppMaintainer(_)
+        | A::AppBackups(_)
         | A::TargetEnrollToken(_)
         | A::TargetEnroll(_)
         | A::TargetRemove(_)
@@ -234,6 +237,10 @@ fn audience(action: &AuditAction) -> Option<Audience<'_>> {
         | A::DriftCaptured(_)
         | A::ReleaseCreate(_)
         | A::ReleasePrune(_)
+        | A::BackupRequest(_)
+        | A::BackupCreate(_)
+        | A::BackupRestore(_)
+        | A::BackupPrune(_)
         | A::ChannelAdd(_)
         | A::ChannelRemove(_)
         | A::ChannelTest(_)
@@ -375,6 +382,7 @@ mod tests {
             break_glass: None,
             team: String::new(),
             skipped_offline: Vec::new(),
+            skip_backup: None,
         };
         vec![
             AuditAction::IncidentOpen(IncidentOpen {
@@ -398,6 +406,21 @@ mod tests {
             AuditAction::IncidentResolve(incident),
             AuditAction::DeploymentBreakGlass(requested.clone()),
             AuditAction::DeploymentOverrideGuard(requested),
+            AuditAction::DeploymentDeploy(DeploymentRequested {
+                change: DeployChange {
+                    version: String::new(),
+                    strategy: None,
+                    reason: None,
+                    allow_downgrade: false,
+                },
+                env: String::new(),
+                override_guard: None,
+                review: Vec::new(),
+                break_glass: None,
+                team: String::new(),
+                skipped_offline: Vec::new(),
+                skip_backup: Some(String::new()),
+            }),
             AuditAction::BackportOpen(BackportOpen {
                 hotfix_version: String::new(),
                 base_version: String::new(),
@@ -474,6 +497,18 @@ mod tests {
             ("deployment.stage", deploy.clone(), None),
             ("deployment.override_guard", deploy, Some("shop")),
             ("backport.open", backport, Some("owner")),
+            (
+                "deployment.deploy",
+                json!({"version": "1.1", "env": "prd", "strategy": null, "reason": null,
+                    "allow_downgrade": false, "team": "shop", "skip_backup": "disk full"}),
+                Some("shop"),
+            ),
+            (
+                "backup.create",
+                json!({"env": "prd", "target": "prd-1", "reason": "scheduled", "version": null,
+                    "digest": "ab", "files": 1, "bytes": 1, "new_bytes": 1}),
+                None,
+            ),
             (
                 "incident.ack",
                 json!({"incident": 7, "note": null, "team": "ops", "title": "t"}),

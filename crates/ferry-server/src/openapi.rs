@@ -119,6 +119,9 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(v1::drift::check))
         .routes(routes!(v1::drift::capture))
         .routes(routes!(v1::tasks::show))
+        .routes(routes!(v1::backups::list, v1::backups::create))
+        .routes(routes!(v1::backups::show))
+        .routes(routes!(v1::backups::restore))
         .routes(routes!(handlers::agent::enroll))
         .routes(routes!(handlers::agent::desired))
         .routes(routes!(handlers::agent::manifest))
@@ -130,6 +133,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(handlers::agent::capture))
         .routes(routes!(handlers::agent::missing_blobs))
         .routes(routes!(handlers::agent::upload_blobs))
+        .routes(routes!(handlers::agent::backup))
         .routes(routes!(v1::audit::list_events))
         .routes(routes!(v1::audit::verify))
         .split_for_parts();

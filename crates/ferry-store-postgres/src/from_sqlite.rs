@@ -48,6 +48,8 @@ const TABLES: &[&str] = &[
     "step_logs",
     "target_drift",
     "agent_tasks",
+    "app_backups",
+    "app_backup_schedules",
     "status_revision",
 ];
 

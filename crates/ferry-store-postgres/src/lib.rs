@@ -14,6 +14,8 @@
 // each store compiles them against its own `Connection`, with its own `dialect`.
 #[path = "../../ferry-store-sql/access.rs"]
 mod access;
+#[path = "../../ferry-store-sql/app_backups.rs"]
+mod app_backups;
 #[path = "../../ferry-store-sql/apps.rs"]
 mod apps;
 #[path = "../../ferry-store-sql/audit.rs"]

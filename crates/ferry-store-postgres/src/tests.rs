@@ -73,8 +73,8 @@ async fn reopening_keeps_everything_and_migrates_once() {
     store.close().await;
     let store = PostgresStore::open(&db.url, key).await.unwrap();
     assert_eq!(store.list_apps().await.unwrap().len(), 1);
-    // The story's 32 events and the notification part's 4.
-    assert_eq!(store.audit_chain().await.unwrap().events.len(), 36);
+    // The story's 32 events, the notification part's 4 and the backups part's 5.
+    assert_eq!(store.audit_chain().await.unwrap().events.len(), 41);
     store.close().await;
 }
 
@@ -109,7 +109,7 @@ async fn a_sqlite_installation_moves_whole_with_its_audit_chain() {
     sqlite.close().await;
 
     let moved = crate::from_sqlite::copy(&path, &db.url, key).await.unwrap();
-    assert_eq!(moved["audit_events"], 36, "{moved:?}");
+    assert_eq!(moved["audit_events"], 41, "{moved:?}");
     let sqlite = SqliteStore::open(&path, key).await.unwrap();
     let postgres = PostgresStore::open(&db.url, key).await.unwrap();
     // The same answers from both, to the letter.
@@ -118,6 +118,11 @@ async fn a_sqlite_installation_moves_whole_with_its_audit_chain() {
         "users",
         format!("{:?}", sqlite.list_users().await.unwrap()),
         format!("{:?}", postgres.list_users().await.unwrap()),
+    );
+    same(
+        "application backups",
+        format!("{:?}", sqlite.list_app_backups(None).await.unwrap()),
+        format!("{:?}", postgres.list_app_backups(None).await.unwrap()),
     );
     same(
         "applications",
@@ -152,7 +157,7 @@ async fn a_sqlite_installation_moves_whole_with_its_audit_chain() {
     );
     assert_eq!(
         ferry_domain::audit::verify_chain(&key, &chain.events, chain.head.as_ref()),
-        Ok(36)
+        Ok(41)
     );
 
     // New rows get new ids, and the chain goes on.
@@ -182,7 +187,7 @@ async fn a_sqlite_installation_moves_whole_with_its_audit_chain() {
     let chain = postgres.audit_chain().await.unwrap();
     assert_eq!(
         ferry_domain::audit::verify_chain(&key, &chain.events, chain.head.as_ref()),
-        Ok(37)
+        Ok(42)
     );
     postgres.close().await;
 

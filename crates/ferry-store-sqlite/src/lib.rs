@@ -8,6 +8,8 @@
 // each store compiles them against its own `Connection`, with its own `dialect`.
 #[path = "../../ferry-store-sql/access.rs"]
 mod access;
+#[path = "../../ferry-store-sql/app_backups.rs"]
+mod app_backups;
 #[path = "../../ferry-store-sql/apps.rs"]
 mod apps;
 #[path = "../../ferry-store-sql/audit.rs"]
@@ -259,7 +261,7 @@ mod tests {
         store.close().await;
         let store = SqliteStore::open(&path, key).await.unwrap();
         assert_eq!(store.list_apps().await.unwrap().len(), 1);
-        // The story's 32 events and the notification part's 4.
-        assert_eq!(store.audit_chain().await.unwrap().events.len(), 36);
+        // The story's 32 events, the notification part's 4 and the backups part's 5.
+        assert_eq!(store.audit_chain().await.unwrap().events.len(), 41);
     }
 }

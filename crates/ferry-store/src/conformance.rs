@@ -8,6 +8,7 @@ use ferry_domain::permission::Level;
 use ferry_domain::pipeline::{default_pipeline, Policy};
 use ferry_domain::role::built_in_roles;
 
+pub mod app_backups;
 pub mod capture;
 pub mod drift;
 pub mod races;
@@ -1082,6 +1083,7 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
     );
 
     notifications(store, audit_key).await;
+    app_backups::app_backups_part(store, "shop-web").await;
 }
 
 /// Channels, deliveries and the notification cursor, on the store the story built (teams

@@ -6,6 +6,7 @@
 //! without its audit event and no audit event without its change. The few writes that have
 //! no audit event are apart, in [`UnauditedWrites`], each saying why none is needed.
 
+mod app_backups;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod content_hold;
@@ -14,6 +15,7 @@ mod parts;
 mod reads;
 mod records;
 
+pub use app_backups::*;
 use async_trait::async_trait;
 pub use content_hold::*;
 pub use ferry_domain::audit::{AuditEvent, AuditRecord, ChainHead, RecordedHead};
@@ -169,6 +171,7 @@ pub trait Store:
     + Support
     + Notifications
     + AuditTrail
+    + AppBackups
 {
 }
 
@@ -182,13 +185,14 @@ impl<T> Store for T where
         + Support
         + Notifications
         + AuditTrail
+        + AppBackups
 {
 }
 
 /// The store's traits, to call their methods on a `dyn Store`.
 pub mod prelude {
     pub use crate::{
-        Access, AuditTrail, Catalog, Deployments, Fleet, Notifications, Pipeline, Store, Support,
-        UnauditedWrites,
+        Access, AppBackups, AuditTrail, Catalog, Deployments, Fleet, Notifications, Pipeline,
+        Store, Support, UnauditedWrites,
     };
 }

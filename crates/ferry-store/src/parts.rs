@@ -1,6 +1,7 @@
 //! The store's interface in parts, one per resource.
 
 mod access;
+mod app_backups;
 mod audit_trail;
 mod catalog;
 mod deployments;
@@ -10,6 +11,7 @@ mod pipeline;
 mod support;
 
 pub use access::Access;
+pub use app_backups::AppBackups;
 pub use audit_trail::AuditTrail;
 pub use catalog::Catalog;
 pub use deployments::Deployments;

@@ -215,6 +215,10 @@ pub enum Command {
         #[arg(long)]
         refresh: bool,
     },
+    /// Backups of applications' data on their targets (the `backup` paths of a release's
+    /// ferry.toml): take, list, show, restore
+    #[command(subcommand)]
+    Backup(BackupCommand),
     /// The audit trail of every change
     Audit(AuditArgs),
     /// Where a team's notifications go (webhooks, e-mail), and the delivery log
@@ -442,6 +446,11 @@ pub struct DeployArgs {
     /// refusing; refused all the same when every target is offline
     #[arg(long)]
     pub skip_offline: bool,
+    /// Go ahead without backing up the application's data first, which targets of a
+    /// protected environment otherwise do before they switch (audited, and told to the
+    /// team): why
+    #[arg(long, value_name = "REASON")]
+    pub skip_backup: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -477,6 +486,11 @@ pub struct PromoteArgs {
     /// refusing; refused all the same when every target is offline
     #[arg(long)]
     pub skip_offline: bool,
+    /// Go ahead without backing up the application's data first, which targets of a
+    /// protected environment otherwise do before they switch (audited, and told to the
+    /// team): why
+    #[arg(long, value_name = "REASON")]
+    pub skip_backup: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -512,6 +526,45 @@ pub struct RollbackArgs {
     /// refusing; refused all the same when every target is offline
     #[arg(long)]
     pub skip_offline: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// Back up an application's data now on its targets in an environment (deploy level):
+    /// after the release's pre_backup hook, only what changed since the last backup is sent
+    Create {
+        app: String,
+        #[arg(long)]
+        env: String,
+        /// Only this target
+        #[arg(long)]
+        target: Option<String>,
+    },
+    /// Backups you may see, newest first
+    List {
+        /// Only this application's
+        app: Option<String>,
+        /// Only this environment's
+        #[arg(long)]
+        env: Option<String>,
+    },
+    /// One backup: its paths, files, bytes and the bytes it added
+    Show {
+        /// The backup's number (`ferry backup list`)
+        id: i64,
+    },
+    /// Restore a backup on its target (or another of its environment that runs the
+    /// application), after backing up the data it replaces (deploy level)
+    Restore {
+        /// The backup's number (`ferry backup list`)
+        id: i64,
+        /// Restore on this target instead
+        #[arg(long)]
+        target: Option<String>,
+        /// Only this path (a backup path or a path inside one, relative to shared/)
+        #[arg(long)]
+        path: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -942,6 +995,13 @@ pub enum AppCommand {
         /// Releases kept by retention, 1 to 1000 (`ferry release prune` removes the rest)
         #[arg(long)]
         keep: Option<u32>,
+        /// Back up its data on each target this often (`24h`), or `off`
+        #[arg(long)]
+        backup_every: Option<String>,
+        /// Backups retention keeps: the newest N, one a day for N days, one a week for N
+        /// weeks (default 7,7d,4w)
+        #[arg(long)]
+        backup_keep: Option<String>,
     },
     /// List the applications you can see
     List,

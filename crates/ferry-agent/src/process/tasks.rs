@@ -72,6 +72,23 @@ impl Agent {
             TaskWork::CaptureDrift { version, .. } => {
                 self.capture(task.id, &task.app, version).await
             }
+            TaskWork::BackUp { reason } => self.back_up_task(&task.app, *reason, task.id).await,
+            TaskWork::RestoreBackup {
+                backup,
+                digest,
+                manifest_blob,
+                paths,
+                path,
+            } => {
+                let asked = super::backups::RestoreAsked {
+                    backup: *backup,
+                    digest,
+                    manifest_blob,
+                    paths,
+                    path: path.as_deref(),
+                };
+                self.restore_task(&task.app, asked).await
+            }
         };
         match done {
             Ok((message, detail)) => TaskReport {

@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::AuditAction;
+use crate::app_backup::BackupReason;
 use crate::deployment::{Kind, Status};
 use crate::incident::Severity;
 use crate::permission::Level;
@@ -252,6 +253,16 @@ pub struct AppMaintainer {
     pub maintainer: Option<String>,
 }
 
+/// `app.backups`: how often the application's data is backed up, and what retention
+/// keeps of its backups.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppBackups {
+    /// How often, as written (`24h`); `None`: no scheduled backups.
+    pub every: Option<String>,
+    /// What retention keeps, as written (`7,7d,4w`).
+    pub keep: String,
+}
+
 /// `target.enroll-token`: the target is the subject, `target/NAME`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TargetEnrollToken {
@@ -335,6 +346,54 @@ pub struct ReleasePrune {
     pub removed: Vec<String>,
     /// Releases retention keeps.
     pub keep: u32,
+}
+
+/// `backup.request`: the target is the subject, `target/NAME`; the application is the
+/// event's. The target was asked to back up the application's data now.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupRequest {
+    /// The target's environment.
+    pub env: String,
+    /// The agent task that does it.
+    pub task: i64,
+}
+
+/// `backup.create`: the backup is the subject, `backup/ID`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupCreate {
+    pub env: String,
+    pub target: String,
+    pub reason: BackupReason,
+    /// The release the target ran, if any.
+    pub version: Option<String>,
+    /// The manifest's digest.
+    pub digest: String,
+    /// Files in the backup.
+    pub files: u64,
+    /// Bytes of content.
+    pub bytes: u64,
+    /// Bytes the server did not hold before.
+    pub new_bytes: u64,
+}
+
+/// `backup.restore`: the backup is the subject, `backup/ID`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupRestore {
+    /// The target whose data is replaced (the backup's own, or another of its environment).
+    pub target: String,
+    /// The paths restored; empty: every path of the backup.
+    pub paths: Vec<String>,
+    /// The agent task that does it.
+    pub task: i64,
+}
+
+/// `backup.prune`: what retention removed from the application's backups.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupPrune {
+    /// The ids of the backups removed.
+    pub removed: Vec<i64>,
+    /// What retention keeps, as written (`7,7d,4w`).
+    pub keep: String,
 }
 
 /// `channel.add`: the channel is the subject, `channel/ID`. Never its secret.
@@ -560,6 +619,10 @@ pub struct DeploymentRequested<C> {
     /// Targets left out because their agent was offline (`--skip-offline`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skipped_offline: Vec<String>,
+    /// Why a deployment to a protected environment goes ahead without backing up the
+    /// application's data first (`--skip-backup REASON`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_backup: Option<String>,
 }
 
 /// A deployment (or staging) of a release.
@@ -649,6 +712,7 @@ impl DeploymentRequested<RequestedChange> {
             break_glass,
             team,
             skipped_offline,
+            skip_backup,
         } = self;
         match change {
             RequestedChange::Deploy(change) => {
@@ -660,6 +724,7 @@ impl DeploymentRequested<RequestedChange> {
                     break_glass,
                     team,
                     skipped_offline,
+                    skip_backup,
                 };
                 match stage_only {
                     true => AuditAction::DeploymentStage(requested),
@@ -675,6 +740,7 @@ impl DeploymentRequested<RequestedChange> {
                     break_glass,
                     team,
                     skipped_offline,
+                    skip_backup,
                 })
             }
         }

@@ -52,6 +52,7 @@ fn requested<C>(change: C) -> DeploymentRequested<C> {
         break_glass: None,
         team: "shop".into(),
         skipped_offline: Vec::new(),
+        skip_backup: None,
     }
 }
 
@@ -264,6 +265,53 @@ fn cases() -> Vec<(AuditAction, &'static str, &'static str)> {
             }),
             "app.place",
             r#"{"env":"prd","targets":["prd-1","prd-2"]}"#,
+        ),
+        (
+            A::AppBackups(AppBackups {
+                every: Some("24h".into()),
+                keep: "7,7d,4w".into(),
+            }),
+            "app.backups",
+            r#"{"every":"24h","keep":"7,7d,4w"}"#,
+        ),
+        (
+            A::BackupRequest(BackupRequest {
+                env: "prd".into(),
+                task: 4,
+            }),
+            "backup.request",
+            r#"{"env":"prd","task":4}"#,
+        ),
+        (
+            A::BackupCreate(BackupCreate {
+                env: "prd".into(),
+                target: "prd-1".into(),
+                reason: crate::app_backup::BackupReason::BeforeDeployment,
+                version: Some("1.1".into()),
+                digest: "ab".into(),
+                files: 3,
+                bytes: 300,
+                new_bytes: 10,
+            }),
+            "backup.create",
+            r#"{"bytes":300,"digest":"ab","env":"prd","files":3,"new_bytes":10,"reason":"before_deployment","target":"prd-1","version":"1.1"}"#,
+        ),
+        (
+            A::BackupRestore(BackupRestore {
+                target: "prd-1".into(),
+                paths: vec!["uploads".into()],
+                task: 5,
+            }),
+            "backup.restore",
+            r#"{"paths":["uploads"],"target":"prd-1","task":5}"#,
+        ),
+        (
+            A::BackupPrune(BackupPrune {
+                removed: vec![4, 5],
+                keep: "7d".into(),
+            }),
+            "backup.prune",
+            r#"{"keep":"7d","removed":[4,5]}"#,
         ),
         (
             A::AppKeep(AppKeep { keep: 3, was: 10 }),
@@ -594,6 +642,14 @@ fn cases() -> Vec<(AuditAction, &'static str, &'static str)> {
             r#"{"allow_downgrade":false,"env":"prd","reason":null,"skipped_offline":["prd-2"],"strategy":null,"team":"shop","version":"1.1"}"#,
         ),
         (
+            A::DeploymentDeploy(DeploymentRequested {
+                skip_backup: Some("disk full".into()),
+                ..requested(deploy("1.1"))
+            }),
+            "deployment.deploy",
+            r#"{"allow_downgrade":false,"env":"prd","reason":null,"skip_backup":"disk full","strategy":null,"team":"shop","version":"1.1"}"#,
+        ),
+        (
             A::DeploymentCancel(DeploymentCancel {
                 version: "1.1".into(),
                 env: "prd".into(),
@@ -648,7 +704,7 @@ fn every_kind_has_a_case_and_its_own_name() {
             "{kind}"
         );
     }
-    assert_eq!(AuditKind::ALL.len(), 54);
+    assert_eq!(AuditKind::ALL.len(), 59);
 }
 
 #[test]

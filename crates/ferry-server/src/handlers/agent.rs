@@ -10,8 +10,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use ferry_api::{
-    AgentCapture, AgentCredential, AgentDrift, AgentEnroll, AgentReport, BlobHashes,
-    CapturedRelease, DesiredState, MissingBlobs, StoredBlobs, TaskReport,
+    AgentBackup, AgentCapture, AgentCredential, AgentDrift, AgentEnroll, AgentReport, AppBackup,
+    BlobHashes, CapturedRelease, DesiredState, MissingBlobs, StoredBlobs, TaskReport,
 };
 use ferry_cas::hash::ContentHash;
 use ferry_domain::token::hash_token;
@@ -306,4 +306,23 @@ pub async fn upload_blobs(
     let _slot = batch_slot(&state).await?;
     let (blobs, new_bytes) = blobs::store_batch(&state, &uploader, body.bytes().await?).await?;
     Ok(Json(StoredBlobs { blobs, new_bytes }))
+}
+
+/// The largest backup record an agent may send: its backup paths and a few hashes.
+const MAX_BACKUP_BODY: usize = 1024 * 1024;
+
+/// Records a backup of an application this target runs, once the agent has uploaded every
+/// blob of its manifest and the manifest itself: checked against the stored manifest, then
+/// kept (`backup.create`), its blobs held from garbage collection until retention removes it.
+#[utoipa::path(post, path = "/api/v1/agent/backups", tag = "agent", request_body = AgentBackup,
+    responses((status = 200, body = AppBackup), (status = 404, body = ferry_api::ErrorBody),
+        (status = 422, body = ferry_api::ErrorBody)))]
+pub async fn backup(
+    State(state): State<AppState>,
+    agent: AgentCaller,
+    Body(request): Body<AgentBackup, { MAX_BACKUP_BODY }>,
+) -> Result<Json<AppBackup>, ApiError> {
+    Ok(Json(
+        crate::services::app_backups::record(&state, &agent.target, request).await?,
+    ))
 }

@@ -282,6 +282,18 @@ fn describe(action: &AuditAction, app: &str, actor: &str, subject: &str) -> (Str
                 lines,
             )
         }
+        A::DeploymentDeploy(d) if d.skip_backup.is_some() => (
+            format!(
+                "{app} {} deployed to {} by {actor} without backing up its data first: {}",
+                d.change.version,
+                d.env,
+                d.skip_backup.as_deref().unwrap_or_default()
+            ),
+            vec![format!(
+                "Take one now: `ferry backup create {app} --env {}`",
+                d.env
+            )],
+        ),
         other => (format!("{} on {app} by {actor}", other.name()), Vec::new()),
     }
 }
@@ -440,6 +452,31 @@ mod tests {
                 && cancelled.text.contains("`ferry deployment show 12`"),
             "{}",
             cancelled.text
+        );
+    }
+
+    #[test]
+    fn a_skipped_backup_says_who_skipped_it_and_why() {
+        let skipped = event_message(
+            &event(
+                "deployment.deploy",
+                "deployment/4",
+                json!({"version": "1.0.1", "env": "prd", "strategy": null, "reason": null,
+                    "allow_downgrade": false, "team": "shop", "skip_backup": "disk full"}),
+            ),
+            "shop",
+            5,
+        );
+        assert_eq!(
+            skipped.subject,
+            "[ferry] shop-web 1.0.1 deployed to prd by dana without backing up its data first: disk full"
+        );
+        assert!(
+            skipped
+                .text
+                .contains("`ferry backup create shop-web --env prd`"),
+            "{}",
+            skipped.text
         );
     }
 

@@ -58,13 +58,17 @@ pub async fn heartbeat(state: &AppState, target: &Target) -> ServiceResult<()> {
 /// What `target` should run now; the question also counts as its agent's heartbeat.
 pub async fn desired(state: &AppState, target: &Target) -> ServiceResult<Vec<DesiredApp>> {
     heartbeat(state, target).await?;
-    Ok(state
+    let rows: Vec<TargetApp> = state
         .store
         .target_apps(Some(&target.name))
         .await?
         .into_iter()
         .filter(|row| row.deployment_id.is_some() || row.stage.is_some())
-        .map(|row| DesiredApp {
+        .collect();
+    let mut desired = Vec::with_capacity(rows.len());
+    for row in rows {
+        let backup_first = backs_up_first(state, &row).await?;
+        desired.push(DesiredApp {
             // A rollback, or a target asked to go back after another target failed.
             switch_back: row.deployment_kind == Some(Kind::Rollback)
                 || row.desired_version != row.deployment_version,
@@ -76,8 +80,36 @@ pub async fn desired(state: &AppState, target: &Target) -> ServiceResult<Vec<Des
             version: row.desired_version,
             deployment: row.deployment_id,
             keep: Some(row.keep_releases),
-        })
-        .collect())
+            backup_first,
+        });
+    }
+    Ok(desired)
+}
+
+/// Whether the target backs up the application's data before it switches for the
+/// deployment it is asked to run: a deployment (not a rollback, nor a go-back) to a
+/// protected environment, without `--skip-backup`.
+async fn backs_up_first(state: &AppState, row: &TargetApp) -> ServiceResult<bool> {
+    let deploys = row.deployment_kind == Some(Kind::Deploy)
+        && row.desired_version.is_some()
+        && row.desired_version == row.deployment_version
+        && row.current_version != row.desired_version;
+    let Some(id) = row.deployment_id.filter(|_| deploys) else {
+        return Ok(false);
+    };
+    let protected = state
+        .store
+        .list_environments()
+        .await?
+        .iter()
+        .any(|env| env.name == row.env && env.policy.protected);
+    if !protected {
+        return Ok(false);
+    }
+    Ok(match state.store.deployment(id).await? {
+        Some(record) => super::policy::Overrides::of(&record)?.skip_backup.is_none(),
+        None => false,
+    })
 }
 
 /// The release to stage ahead on a target, if any.
@@ -160,12 +192,33 @@ pub async fn fetchable(
         }
     }
     let hashes = super::blobs::parse_hashes(hashes)?;
+    let outside = |allowed: &[Arc<HashSet<ContentHash>>]| {
+        hashes
+            .iter()
+            .any(|hash| !allowed.iter().any(|blobs| blobs.contains(hash)))
+    };
+    // The backups of the applications it runs, in its environment: what a restore reads.
+    if outside(&allowed) {
+        let mut apps: Vec<String> = state
+            .store
+            .target_apps(Some(&target.name))
+            .await?
+            .into_iter()
+            .filter(|r| r.current_version.is_some())
+            .map(|r| r.app)
+            .collect();
+        apps.dedup();
+        for app in apps {
+            allowed.extend(super::app_backups::fetchable_blobs(state, &app, &target.env).await?);
+        }
+    }
     match hashes
         .iter()
         .find(|hash| !allowed.iter().any(|blobs| blobs.contains(hash)))
     {
         Some(hash) => Err(ServiceError::not_found(format!(
-            "blob {hash} is not part of a release this target runs"
+            "blob {hash} is not part of a release this target runs, nor of a backup of an \
+             application it runs"
         ))),
         None => Ok(hashes),
     }

@@ -94,24 +94,41 @@ fn check_keep(keep: u32) -> ServiceResult<()> {
 }
 
 /// Changes an application's settings (its team's lead, or an admin). A change to what is
-/// already set changes nothing and is not audited.
+/// already set changes nothing and is not audited. Returns the application and, when its
+/// backup settings were given, how often its data is backed up and what is kept.
 pub async fn change(
     state: &AppState,
     caller: &Caller,
     name: &str,
     request: ChangeApp,
-) -> ServiceResult<App> {
+) -> ServiceResult<(App, Option<(Option<String>, String)>)> {
     let app = visible_app(state, caller, name).await?;
-    let Some(keep) = request.keep else {
+    if request.keep.is_none() && request.backup_every.is_none() && request.backup_keep.is_none() {
         return Err(ServiceError::invalid(
-            "nothing to change: give the setting to change, like `ferry app set APP --keep 5`",
+            "nothing to change: give the setting to change, like `ferry app set APP --keep 5` \
+             or `--backup-every 24h`",
         ));
-    };
-    check_keep(keep)?;
-    caller.require(Action::ManageTeamRoles { team: &app.team })?;
-    if keep == app.keep_releases {
-        return Ok(app);
     }
+    if let Some(keep) = request.keep {
+        check_keep(keep)?;
+    }
+    caller.require(Action::ManageTeamRoles { team: &app.team })?;
+    let backups = match (&request.backup_every, &request.backup_keep) {
+        (None, None) => None,
+        (every, keep) => Some(
+            super::app_backups::set_schedule(
+                state,
+                caller,
+                &app,
+                every.as_deref(),
+                keep.as_deref(),
+            )
+            .await?,
+        ),
+    };
+    let Some(keep) = request.keep.filter(|keep| *keep != app.keep_releases) else {
+        return Ok((app, backups));
+    };
     let record = caller.audit(
         AuditAction::AppKeep(audit_event::AppKeep {
             keep,
@@ -123,10 +140,13 @@ pub async fn change(
     state.store.set_keep(name, keep, record).await?;
     // Agents keep this many releases on disk too: they look again.
     state.wakeups.bump();
-    Ok(App {
-        keep_releases: keep,
-        ..app
-    })
+    Ok((
+        App {
+            keep_releases: keep,
+            ..app
+        },
+        backups,
+    ))
 }
 
 /// The per-application grants of an application the caller can see.

@@ -82,6 +82,8 @@ pub async fn missing(
         .copied()
         .collect();
     readable.extend(in_releases(state, app, &rest).await?);
+    let rest: Vec<ContentHash> = rest.into_iter().filter(|h| !readable.contains(h)).collect();
+    readable.extend(super::app_backups::in_backups(state, app, &rest).await?);
     // Only blobs the author may know of are looked up in the storage.
     let known: Vec<ContentHash> = hashes
         .iter()

@@ -118,6 +118,31 @@ struct NewDeployment<'a> {
     skip_offline: bool,
 }
 
+/// `--skip-backup REASON`, checked: only where a backup would be taken (a deployment that
+/// switches, to a protected environment), and with a reason.
+fn skip_backup(
+    reason: Option<&str>,
+    env: &ferry_domain::pipeline::Environment,
+    kind: Kind,
+) -> ServiceResult<Option<String>> {
+    let Some(reason) = reason else {
+        return Ok(None);
+    };
+    if reason.trim().is_empty() {
+        return Err(ServiceError::invalid(
+            "--skip-backup needs a reason saying why the data is not backed up first: it is audited and sent to the application's team",
+        ));
+    }
+    if !env.policy.protected || kind == Kind::Stage {
+        return Err(ServiceError::invalid(format!(
+            "--skip-backup is for deployments that switch a protected environment's targets, which back up first; {} takes no backup before deploying{}",
+            env.name,
+            if kind == Kind::Stage { " (and --stage-only switches nothing)" } else { "" }
+        )));
+    }
+    Ok(Some(reason.trim().to_owned()))
+}
+
 /// Creates and starts a deployment, or leaves it awaiting approval; refused when the
 /// environment has no target for the app.
 async fn start(
@@ -181,6 +206,7 @@ async fn start(
         }),
         team: team_of(state, app).await?,
         skipped_offline,
+        skip_backup: verdict.overrides.skip_backup.clone(),
     };
     let audit = caller.audit(
         requested.into_action(new.kind == Kind::Stage),
@@ -279,7 +305,9 @@ pub async fn deploy_with(
         break_glass: request.break_glass.then_some(request.reason.as_deref()),
         override_guard: request.override_guard.then_some(request.reason.as_deref()),
     };
-    let verdict = judge(state, caller, &ask).await?;
+    let skip_backup = skip_backup(request.skip_backup.as_deref(), &env, kind)?;
+    let mut verdict = judge(state, caller, &ask).await?;
+    verdict.overrides.skip_backup = skip_backup;
     let change = RequestedChange::Deploy(DeployChange {
         version: request.version.clone(),
         strategy: request.strategy.clone(),
@@ -354,6 +382,7 @@ async fn promote_as_asked(
             break_glass: request.break_glass,
             override_guard: request.override_guard,
             skip_offline: request.skip_offline,
+            skip_backup: request.skip_backup,
             ..CreateDeployment::default()
         },
         None,

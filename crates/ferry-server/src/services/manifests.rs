@@ -28,22 +28,39 @@ pub async fn load_manifest_blobs(
     Ok(cached_manifest(state, release).await?.1)
 }
 
+/// Every blob a manifest (of a release or an application backup) references, by its
+/// digest and the blob holding it, as a set to look hashes up in.
+pub async fn manifest_blobs_of(
+    state: &AppState,
+    digest: &str,
+    manifest_blob: &str,
+) -> ServiceResult<Arc<HashSet<ContentHash>>> {
+    Ok(cached(state, digest, manifest_blob).await?.1)
+}
+
 async fn cached_manifest(
     state: &AppState,
     release: &ferry_store::Release,
 ) -> ServiceResult<crate::state::CachedManifest> {
-    if let Some(cached) = state.manifests.get(&release.manifest_blob) {
+    cached(state, &release.digest, &release.manifest_blob).await
+}
+
+async fn cached(
+    state: &AppState,
+    digest: &str,
+    manifest_blob: &str,
+) -> ServiceResult<crate::state::CachedManifest> {
+    if let Some(cached) = state.manifests.get(manifest_blob) {
         return Ok(cached);
     }
     let hash = |hex: &str| {
         ContentHash::from_hex(hex)
             .ok_or_else(|| ServiceError::internal(format!("{hex:?} is not a hash")))
     };
-    let digest = hash(&release.digest)?;
-    let manifest_blob = hash(&release.manifest_blob)?;
-    let stored = state.blobs.read(manifest_blob).await?;
+    let (digest, stored_in) = (hash(digest)?, hash(manifest_blob)?);
+    let stored = state.blobs.read(stored_in).await?;
     let manifest: Manifest = blocking(move || Ok(Manifest::from_blob(&stored, &digest)?)).await?;
     Ok(state
         .manifests
-        .insert(release.manifest_blob.clone(), Arc::new(manifest)))
+        .insert(manifest_blob.to_owned(), Arc::new(manifest)))
 }

@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod agents;
+pub mod app_backups;
 pub mod apps;
 pub mod backlog;
 pub mod blobs;

@@ -69,6 +69,10 @@ pub struct Overrides {
     /// An accepted `--override-guard`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub override_guard: Option<GuardOverride>,
+    /// The reason of `--skip-backup`: the targets do not back up the application's data
+    /// before they switch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_backup: Option<String>,
 }
 
 /// An accepted `--override-guard`: its reason, and the hotfixes it let the release undo. It
@@ -168,6 +172,7 @@ pub async fn judge(state: &AppState, caller: &Caller, ask: &Ask<'_>) -> ServiceR
     let overrides = Overrides {
         allow_downgrade: ask.allow_downgrade && ask.kind == Kind::Deploy,
         break_glass: break_glass.as_ref().map(|glass| glass.reason.clone()),
+        skip_backup: None,
         override_guard: guard_override.as_ref().map(|accepted| GuardOverride {
             reason: accepted.reason.clone(),
             hotfixes: accepted

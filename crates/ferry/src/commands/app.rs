@@ -27,18 +27,38 @@ pub async fn run(client: &Client, output: Output, command: AppCommand) -> CliRes
                 );
             });
         }
-        AppCommand::Set { app, keep } => {
+        AppCommand::Set {
+            app,
+            keep,
+            backup_every,
+            backup_keep,
+        } => {
             check_name(NameKind::App, &app)?;
-            if keep.is_none() {
+            if keep.is_none() && backup_every.is_none() && backup_keep.is_none() {
                 return Err(CliError::usage(
-                    "nothing to change: give the setting to change, like `ferry app set APP --keep 5`",
+                    "nothing to change: give the setting to change, like `ferry app set APP --keep 5` or `--backup-every 24h`",
                 ));
             }
+            let request = ChangeApp {
+                keep,
+                backup_every,
+                backup_keep,
+            };
             let changed: App = client
-                .patch(&format!("/api/v1/apps/{app}"), &ChangeApp { keep })
+                .patch(&format!("/api/v1/apps/{app}"), &request)
                 .await?;
             output.print(&changed, |app| {
                 println!("{} keeps {}", app.name, releases(app.keep));
+                if let (Some(every), Some(keep)) = (&app.backup_every, &app.backup_keep) {
+                    let when = match every.as_str() {
+                        "off" => "not on a schedule".to_owned(),
+                        every => format!("every {every}"),
+                    };
+                    println!(
+                        "{} backs up its data {when}, keeping backups {keep}",
+                        app.name
+                    );
+                }
             });
         }
         AppCommand::List => {

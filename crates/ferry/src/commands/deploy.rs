@@ -31,6 +31,7 @@ pub async fn deploy(client: &Client, output: Output, args: DeployArgs) -> CliRes
         break_glass: args.break_glass,
         override_guard: args.override_guard,
         skip_offline: args.skip_offline,
+        skip_backup: args.skip_backup,
     };
     let started: Deployment = client
         .post(&format!("/api/v1/apps/{}/deployments", args.app), &request)
@@ -71,6 +72,7 @@ pub async fn promote(client: &Client, output: Output, args: PromoteArgs) -> CliR
         break_glass: args.break_glass,
         override_guard: args.override_guard,
         skip_offline: args.skip_offline,
+        skip_backup: args.skip_backup,
     };
     let started: Deployment = client
         .post(&format!("/api/v1/apps/{}/promotions", args.app), &request)

@@ -2,6 +2,7 @@
 
 mod app;
 mod audit;
+mod backup;
 mod channel;
 mod check;
 mod demo;
@@ -108,6 +109,7 @@ pub async fn run(cli: Cli, output: Output) -> CliResult {
             let scope = drift::Scope { app, env, target };
             drift::run(&Client::from_args(global)?, output, scope, refresh).await
         }
+        Command::Backup(command) => backup::run(&Client::from_args(global)?, output, command).await,
         Command::Audit(args) => audit::run(&Client::from_args(global)?, output, args).await,
         Command::Channel(command) => {
             channel::run(&Client::from_args(global)?, output, command).await

@@ -42,7 +42,7 @@ fn release_create_refuses_a_ferry_toml_naming_the_line_the_column_and_the_known_
             "1.0.1",
             "[hooks]\nbefore_swich = \"./migrate\"\n",
             "ferry.toml line 2, column 1: unknown field `before_swich`, expected one of \
-             `before_switch`, `after_switch`, `pre_backup`, `timeout`",
+             `before_switch`, `after_switch`, `pre_backup`, `timeout`, `pre_backup_timeout`",
         ),
         (
             "1.0.2",

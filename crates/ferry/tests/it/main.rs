@@ -5,6 +5,7 @@
 mod access;
 mod agent_drift;
 mod audit;
+mod backups;
 mod bad_input;
 mod cancel;
 mod content_safety;

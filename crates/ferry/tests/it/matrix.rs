@@ -87,6 +87,17 @@ const TABLE: &[Row] = &[
     user("POST /api/v1/drift/capture", "", ALL, "--yyyy --yyyy", "/api/v1/drift/capture",
         r#"{"target": "{target}", "app": "{app}", "version": "9.9.9"}"#),
     user("GET /api/v1/tasks/{id}", "", NONE, "yyyyyy yyyyyy", "/api/v1/tasks/999999", ""),
+    // Backups of application data: lists filtered to what the caller may see; a missing
+    // backup is missing to everyone (who may restore an existing one: tests/it/backups.rs).
+    user("GET /api/v1/backups", "", NONE, "yyyyyy yyyyyy", "/api/v1/backups", ""),
+    user("GET /api/v1/backups", "one app", NONE, "yyyyyy yyyyyy", "/api/v1/backups?app={app}", ""),
+    user("GET /api/v1/backups/{id}", "", NONE, "yyyyyy yyyyyy", "/api/v1/backups/999999", ""),
+    user("POST /api/v1/backups/{id}/restore", "", NONE, "yyyyyy yyyyyy",
+        "/api/v1/backups/999999/restore", "{}"),
+    // Taking one: deploy level in the environment; a target that does not run the app is
+    // asked nothing.
+    user("POST /api/v1/backups", "", ALL, "--yyyy --yyyy", "/api/v1/backups",
+        r#"{"app": "{app}", "env": "{env}", "target": "nowhere-1"}"#),
     user("GET /api/v1/audit/verify", "", NONE, "yyyyyy yyyyyy", "/api/v1/audit/verify", ""),
 
     // Organisation-wide, decided by the default role: admin, or change-policy.
@@ -244,6 +255,8 @@ const TABLE: &[Row] = &[
     agent("POST /api/v1/agent/apps/{app}/blobs/missing", &[401, 403],
         "/api/v1/agent/apps/{app}/blobs/missing", r#"{"hashes": []}"#),
     agent("POST /api/v1/agent/apps/{app}/blobs", &[401, 403], "/api/v1/agent/apps/{app}/blobs", ""),
+    agent("POST /api/v1/agent/backups", &[401, 403], "/api/v1/agent/backups",
+        r#"{"app": "{app}", "reason": "on_demand", "paths": [], "digest": "", "manifest_blob": "", "new_bytes": 0}"#),
 ];
 
 const fn user(
@@ -281,13 +294,14 @@ const fn agent(
 }
 
 /// Listings that must not name team `other` or its application to anyone outside it.
-const LISTINGS: [&str; 6] = [
+const LISTINGS: [&str; 7] = [
     "/api/v1/teams",
     "/api/v1/users",
     "/api/v1/apps",
     "/api/v1/deployments",
     "/api/v1/status",
     "/api/v1/drift",
+    "/api/v1/backups",
 ];
 
 #[test]

@@ -19,6 +19,8 @@ pub fn app_json(app: ferry_store::App) -> App {
         maintainer: app.maintainer,
         keep: app.keep_releases,
         created_at: rfc3339(app.created_ms),
+        backup_every: None,
+        backup_keep: None,
     }
 }
 
@@ -70,9 +72,16 @@ pub async fn change_app(
     Path(name): Path<String>,
     Body(request): Body<ChangeApp>,
 ) -> Result<Json<App>, ApiError> {
-    Ok(Json(app_json(
-        apps::change(&state, &caller, &name, request).await?,
-    )))
+    let (app, backups) = apps::change(&state, &caller, &name, request).await?;
+    let (backup_every, backup_keep) = match backups {
+        Some((every, keep)) => (Some(every.unwrap_or_else(|| "off".to_owned())), Some(keep)),
+        None => (None, None),
+    };
+    Ok(Json(App {
+        backup_every,
+        backup_keep,
+        ..app_json(app)
+    }))
 }
 
 /// The per-app grants of an application.

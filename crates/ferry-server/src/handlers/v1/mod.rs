@@ -2,6 +2,7 @@
 
 pub mod apps;
 pub mod audit;
+pub mod backups;
 pub mod blobs;
 pub mod channels;
 pub mod deployments;

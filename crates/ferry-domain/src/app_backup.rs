@@ -1,0 +1,36 @@
+//! Backups of an application's data on a target (`ferry backup`): the words they are
+//! recorded with. Not the server's own backup (`ferry server backup`), which copies
+//! ferry's database.
+
+use crate::vocabulary::vocabulary;
+
+vocabulary! {
+    /// Why an application backup was taken.
+    pub enum BackupReason ("backup reason") {
+        /// Someone asked for it (`ferry backup create`).
+        OnDemand = "on_demand",
+        /// The application's schedule (`ferry app set --backup-every`) made it due.
+        Scheduled = "scheduled",
+        /// A deployment to a protected environment takes one before it switches.
+        BeforeDeployment = "before_deployment",
+        /// A restore keeps the data it replaces first, so nothing is lost.
+        BeforeRestore = "before_restore",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_have_one_name_each() {
+        for reason in BackupReason::ALL {
+            assert_eq!(BackupReason::parse(reason.as_str()), Ok(*reason));
+        }
+        let error = BackupReason::parse("whenever").unwrap_err();
+        assert!(
+            error.to_string().contains("on_demand, scheduled"),
+            "{error}"
+        );
+    }
+}
