@@ -37,6 +37,7 @@ mod heartbeat;
 mod link;
 mod pin;
 mod progress;
+mod revert;
 mod tasks;
 mod upload;
 

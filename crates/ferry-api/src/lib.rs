@@ -902,6 +902,29 @@ pub struct CaptureDrift {
     pub incident: Option<i64>,
 }
 
+/// Asks a target's agent to undo the hand edits on the release it runs
+/// (`POST /api/v1/drift/revert`): what the drifted paths hold is kept as a backup of the
+/// application first, then the release's exact content is restored. Follow the task with
+/// `GET /api/v1/tasks/{id}?wait=…`; its detail is a [`RevertOutcome`] once it succeeded.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevertDrift {
+    pub target: String,
+    pub app: String,
+}
+
+/// What the agent reports of a revert it finished (an agent task's detail).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RevertOutcome {
+    /// The release whose exact content the target serves again.
+    pub version: String,
+    /// The paths that differed, and differ no more.
+    pub reverted: Vec<DriftedPath>,
+    /// The backup keeping what those paths held (none when only deletions were undone).
+    #[serde(default)]
+    pub backup: Option<i64>,
+}
+
 /// Work asked of one target's agent for one application, beside converging on what the
 /// target should run: what `DesiredState.tasks` carries.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -939,6 +962,9 @@ pub enum TaskWork {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         path: Option<String>,
     },
+    /// Give the application back the exact content of `version`, the release it runs,
+    /// keeping what the drifted paths hold as a backup first (`ferry drift revert`).
+    RevertDrift { version: String },
 }
 
 /// Asks the targets that run an application in an environment to back up its data now

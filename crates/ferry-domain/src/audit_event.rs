@@ -177,6 +177,9 @@ audit_actions! {
     /// Hand edits on a target were made a release (a hotfix of the release it ran), which
     /// the target now runs.
     DriftCaptured(DriftCaptured) = "drift.captured",
+    /// Someone asked a target's agent to undo the hand edits on the release it runs: what
+    /// they hold is kept as a backup first.
+    DriftRevert(DriftRevert) = "drift.revert",
     /// A deployment of a release was requested.
     DeploymentDeploy(DeploymentRequested<DeployChange>) = "deployment.deploy",
     /// A stage-only deployment was requested: the targets stage the release, nothing switches.

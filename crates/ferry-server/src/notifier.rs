@@ -235,6 +235,7 @@ fn audience(action: &AuditAction) -> Option<Audience<'_>> {
         | A::TargetRemove(_)
         | A::DriftCapture(_)
         | A::DriftCaptured(_)
+        | A::DriftRevert(_)
         | A::ReleaseCreate(_)
         | A::ReleasePrune(_)
         | A::BackupRequest(_)

@@ -118,6 +118,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(v1::drift::list))
         .routes(routes!(v1::drift::check))
         .routes(routes!(v1::drift::capture))
+        .routes(routes!(v1::drift::revert))
         .routes(routes!(v1::tasks::show))
         .routes(routes!(v1::backups::list, v1::backups::create))
         .routes(routes!(v1::backups::show))

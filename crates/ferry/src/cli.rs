@@ -324,6 +324,16 @@ pub enum DriftCommand {
         #[arg(long)]
         incident: Option<i64>,
     },
+    /// Undo the hand edits on a target: the release it runs gets its exact content back
+    ///
+    /// What the drifted paths hold is kept first, as a backup of the application (`ferry
+    /// backup show`), so nothing is lost. Needs deploy level on the application in the
+    /// target's environment.
+    Revert {
+        /// The target whose hand edits to undo
+        target: String,
+        app: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]

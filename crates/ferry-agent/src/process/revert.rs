@@ -6,9 +6,13 @@
 //! checked again, which reports the drift gone.
 
 use anyhow::bail;
-use ferry_api::{DriftChange, RevertOutcome};
+use ferry_api::{BackupReason, DriftChange, RevertOutcome};
 
 use super::{Agent, SwitchedBack};
+use crate::app_backup::take::Taken;
+use crate::app_backup::{outermost, snapshot};
+use crate::layout::{staging_dir, AppLayout};
+use crate::lock::AppLock;
 
 impl Agent {
     /// The task of reverting `app`, which the server saw running `version`.
@@ -77,5 +81,39 @@ impl Agent {
             backup,
         };
         Ok((message, Some(serde_json::to_value(&outcome)?)))
+    }
+
+    /// Keeps what `paths` of release `version` of `app` hold now as a backup of the
+    /// application (reason `drift_revert`, paths relative to the release), every file read
+    /// (no index vouches for hand edits); its number.
+    async fn keep_drifted(
+        &self,
+        task: i64,
+        app: &str,
+        version: &str,
+        paths: Vec<String>,
+    ) -> anyhow::Result<i64> {
+        let (root, name, version) = (self.root.clone(), app.to_owned(), version.to_owned());
+        let taken = tokio::task::spawn_blocking(move || -> anyhow::Result<Taken> {
+            let layout = AppLayout::new(&root, &name)?;
+            let _lock = AppLock::acquire(&root, &name)?;
+            let paths = outermost(&paths);
+            let scratch = staging_dir(&root);
+            std::fs::create_dir_all(&scratch)?;
+            let index = scratch.join(format!("drift-revert-{name}.index"));
+            let _ = std::fs::remove_file(&index);
+            let snapshot = snapshot(&layout.release_dir(&version), &paths, &index);
+            let _ = std::fs::remove_file(&index);
+            Ok(Taken {
+                version,
+                paths,
+                snapshot: snapshot?,
+            })
+        })
+        .await??;
+        let backup = self
+            .send_backup(app, BackupReason::DriftRevert, Some(task), taken)
+            .await?;
+        Ok(backup.id)
     }
 }

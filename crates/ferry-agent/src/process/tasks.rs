@@ -89,6 +89,7 @@ impl Agent {
                 };
                 self.restore_task(&task.app, asked).await
             }
+            TaskWork::RevertDrift { version } => self.revert(task.id, &task.app, version).await,
         };
         match done {
             Ok((message, detail)) => TaskReport {

@@ -296,6 +296,18 @@ pub struct DriftCapture {
     pub incident: Option<i64>,
 }
 
+/// `drift.revert`: the target is the subject, `target/NAME`; the application is the
+/// event's.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriftRevert {
+    /// The target's environment.
+    pub env: String,
+    /// The agent task that does it.
+    pub task: i64,
+    /// The release whose exact content the target gets back.
+    pub version: String,
+}
+
 /// `drift.captured`: the deployment recording the target running the captured release is
 /// the subject, `deployment/ID`; the actor is who asked for the capture. The release's own
 /// `release.create` is recorded with it.

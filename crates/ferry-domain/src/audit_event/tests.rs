@@ -330,6 +330,15 @@ fn cases() -> Vec<(AuditAction, &'static str, &'static str)> {
         ),
         (A::TargetEnroll(TargetEnroll {}), "target.enroll", "{}"),
         (
+            A::DriftRevert(DriftRevert {
+                env: "prd".into(),
+                task: 8,
+                version: "1.0.0".into(),
+            }),
+            "drift.revert",
+            r#"{"env":"prd","task":8,"version":"1.0.0"}"#,
+        ),
+        (
             A::DriftCapture(DriftCapture {
                 env: "prd".into(),
                 task: 7,
@@ -704,7 +713,7 @@ fn every_kind_has_a_case_and_its_own_name() {
             "{kind}"
         );
     }
-    assert_eq!(AuditKind::ALL.len(), 59);
+    assert_eq!(AuditKind::ALL.len(), 60);
 }
 
 #[test]

@@ -8,7 +8,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferry_api::{AgentBackup, AppBackup, CreateBackup, RestoreBackup, Task, TaskWork};
+use ferry_api::{
+    AgentBackup, AppBackup, BackupReason, CreateBackup, RestoreBackup, Task, TaskWork,
+};
 use ferry_cas::hash::ContentHash;
 use ferry_cas::manifest::{validate_path, Manifest};
 use ferry_cas::release_config::is_within;
@@ -283,6 +285,13 @@ pub async fn restore(
         app: &app.name,
         env: &backup.env,
     })?;
+    if backup.reason == BackupReason::DriftRevert {
+        return Err(ServiceError::invalid(format!(
+            "backup {id} keeps what hand edits on {} held when `ferry drift revert` undid them: files of release {}, not data under shared/, so it is not restored (`ferry backup show {id}` lists them)",
+            backup.target,
+            backup.version.as_deref().unwrap_or("-")
+        )));
+    }
     let target_name = request.target.unwrap_or_else(|| backup.target.clone());
     validate_name(NameKind::Target, &target_name)?;
     if let Some(path) = &request.path {

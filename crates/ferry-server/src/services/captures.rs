@@ -340,7 +340,7 @@ fn first_paths(paths: impl Iterator<Item = String>) -> Vec<String> {
 }
 
 /// The target named, if it is in service.
-async fn known_target(state: &AppState, name: &str) -> ServiceResult<Target> {
+pub(super) async fn known_target(state: &AppState, name: &str) -> ServiceResult<Target> {
     validate_name(NameKind::Target, name)?;
     state
         .store
@@ -356,7 +356,11 @@ async fn known_target(state: &AppState, name: &str) -> ServiceResult<Target> {
 }
 
 /// The release `target` last reported running for `app`; refused when it runs none.
-async fn running_release(state: &AppState, target: &Target, app: &str) -> ServiceResult<String> {
+pub(super) async fn running_release(
+    state: &AppState,
+    target: &Target,
+    app: &str,
+) -> ServiceResult<String> {
     state
         .store
         .target_apps(Some(&target.name))
@@ -366,7 +370,7 @@ async fn running_release(state: &AppState, target: &Target, app: &str) -> Servic
         .and_then(|placed| placed.current_version)
         .ok_or_else(|| {
             ServiceError::invalid(format!(
-                "{} does not run {app}: a capture makes a release of what a target runs; `ferry drift {app}` shows the targets that run it and their drift",
+                "{} does not run {app}: `ferry drift {app}` shows the targets that run it and their drift",
                 target.name
             ))
         })
@@ -395,7 +399,7 @@ fn taken(app: &str, version: &str) -> ServiceError {
 
 /// Refuses while a deployment of `app` to `env` runs or awaits approval: the target may be
 /// changing under the capture.
-async fn check_no_deployment_under_way(
+pub(super) async fn check_no_deployment_under_way(
     state: &AppState,
     app: &str,
     env: &str,
@@ -408,7 +412,7 @@ async fn check_no_deployment_under_way(
         .find(|d| d.env == env && matches!(d.status(), Status::Running | Status::AwaitingApproval));
     match under_way {
         Some(d) => Err(ServiceError::conflict(format!(
-            "deployment {} of {app} to {env} is not finished: wait for it (`ferry deployment show {} --wait`), then capture",
+            "deployment {} of {app} to {env} is not finished: wait for it (`ferry deployment show {} --wait`), then try again",
             d.id, d.id
         ))),
         None => Ok(()),

@@ -25,6 +25,7 @@ pub mod pipeline;
 pub mod policy;
 pub mod refusals;
 pub mod releases;
+pub mod reverts;
 pub mod routing;
 pub mod status;
 pub mod support;

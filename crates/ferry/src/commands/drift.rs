@@ -3,12 +3,15 @@
 
 use std::time::Duration;
 
-use ferry_api::{CaptureDrift, CaptureOutcome, CheckDrift, TargetDrift, Task, TaskState};
+use ferry_api::{
+    CaptureDrift, CaptureOutcome, CheckDrift, RevertDrift, RevertOutcome, TargetDrift, Task,
+    TaskState,
+};
 use ferry_domain::freeze::rfc3339;
 use ferry_domain::name::NameKind;
 
 use super::check_name;
-use super::tasks::wait_for;
+use super::tasks::{detail_of, wait_for, wait_for_success};
 use crate::client::Client;
 use crate::error::{CliError, CliResult};
 use crate::output::{print_table, Output};
@@ -19,6 +22,9 @@ const REFRESH_PATIENCE: Duration = Duration::from_secs(120);
 
 /// How long a capture is waited for: the edited files are hashed and uploaded first.
 const CAPTURE_PATIENCE: Duration = Duration::from_secs(600);
+
+/// How long a revert is waited for: what the drifted paths hold is backed up first.
+const REVERT_PATIENCE: Duration = Duration::from_secs(600);
 
 /// Which targets' drift to show.
 pub struct Scope {
@@ -150,35 +156,9 @@ pub async fn capture(client: &Client, output: Output, request: CaptureDrift) -> 
     ferry_domain::name::validate_version(&request.version)
         .map_err(|e| CliError::usage(e.to_string()))?;
     let task: Task = client.post("/api/v1/drift/capture", &request).await?;
-    let task = wait_for(client, task, CAPTURE_PATIENCE).await?;
-    let reason = || {
-        task.message
-            .clone()
-            .unwrap_or_else(|| "no reason given".to_owned())
-    };
-    match task.state {
-        TaskState::Succeeded => {}
-        TaskState::Expired => {
-            return Err(CliError::failed(format!(
-                "the agent of {} did not answer: nothing was captured",
-                task.target
-            )))
-        }
-        _ => {
-            return Err(CliError::failed(format!(
-                "{} could not capture {}: {}",
-                task.target,
-                task.app,
-                reason()
-            )))
-        }
-    }
-    // A capture run again after its report was lost says only that it is done.
-    let Some(outcome) = task
-        .detail
-        .clone()
-        .and_then(|detail| serde_json::from_value::<CaptureOutcome>(detail).ok())
-    else {
+    let doing = format!("capture {}", request.app);
+    let task = wait_for_success(client, task, CAPTURE_PATIENCE, &doing).await?;
+    let Some(outcome) = detail_of::<CaptureOutcome>(&task) else {
         output.print(&task, |task| {
             println!("{}", task.message.as_deref().unwrap_or("captured"))
         });
@@ -220,6 +200,48 @@ pub async fn capture(client: &Client, output: Output, request: CaptureDrift) -> 
                 release.app
             ),
             None => println!("no backport obligation: {} is not a production target", task.target),
+        }
+    });
+    Ok(())
+}
+
+/// Asks the target's agent to undo its hand edits on `request.app`, keeping what they held
+/// as a backup first, waits, and says what was reverted.
+pub async fn revert(client: &Client, output: Output, request: RevertDrift) -> CliResult {
+    check_name(NameKind::Target, &request.target)?;
+    check_name(NameKind::App, &request.app)?;
+    let task: Task = client.post("/api/v1/drift/revert", &request).await?;
+    let doing = format!("revert {}", request.app);
+    let task = wait_for_success(client, task, REVERT_PATIENCE, &doing).await?;
+    let Some(outcome) = detail_of::<RevertOutcome>(&task) else {
+        output.print(&task, |task| {
+            println!("{}", task.message.as_deref().unwrap_or("reverted"))
+        });
+        return Ok(());
+    };
+    output.print(&outcome, |outcome| {
+        if outcome.reverted.is_empty() {
+            println!(
+                "{} {} on {} differed from nothing: nothing to revert",
+                task.app, outcome.version, task.target
+            );
+            return;
+        }
+        println!(
+            "{} on {} serves {} exactly again; {} path(s) reverted:",
+            task.app,
+            task.target,
+            outcome.version,
+            outcome.reverted.len()
+        );
+        for path in &outcome.reverted {
+            println!("  {:<9} {}", path.change.to_string(), path.path);
+        }
+        match outcome.backup {
+            Some(id) => {
+                println!("what they held is kept in backup {id} (`ferry backup show {id}`)")
+            }
+            None => println!("they were deletions only: nothing to keep"),
         }
     });
     Ok(())

@@ -100,6 +100,13 @@ pub async fn run(cli: Cli, output: Output) -> CliResult {
             drift::capture(&Client::from_args(global)?, output, request).await
         }
         Command::Drift {
+            command: Some(DriftCommand::Revert { target, app }),
+            ..
+        } => {
+            let request = ferry_api::RevertDrift { target, app };
+            drift::revert(&Client::from_args(global)?, output, request).await
+        }
+        Command::Drift {
             command: None,
             app,
             env,

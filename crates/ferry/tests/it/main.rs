@@ -14,6 +14,7 @@ mod deployments;
 mod drift;
 mod drift_capture;
 mod drift_refresh;
+mod drift_revert;
 mod faults;
 mod ferry_toml;
 mod freeze_now;

@@ -86,6 +86,10 @@ const TABLE: &[Row] = &[
     // environment. The target runs nothing, which is found after permission.
     user("POST /api/v1/drift/capture", "", ALL, "--yyyy --yyyy", "/api/v1/drift/capture",
         r#"{"target": "{target}", "app": "{app}", "version": "9.9.9"}"#),
+    // Reverting hand edits: deploy level in the target's environment; the target runs
+    // nothing, which is found after permission.
+    user("POST /api/v1/drift/revert", "", ALL, "--yyyy --yyyy", "/api/v1/drift/revert",
+        r#"{"target": "{target}", "app": "{app}"}"#),
     user("GET /api/v1/tasks/{id}", "", NONE, "yyyyyy yyyyyy", "/api/v1/tasks/999999", ""),
     // Backups of application data: lists filtered to what the caller may see; a missing
     // backup is missing to everyone (who may restore an existing one: tests/it/backups.rs).

@@ -2,14 +2,14 @@
 
 use axum::extract::State;
 use axum::Json;
-use ferry_api::{CaptureDrift, CheckDrift, TargetDrift, Task};
+use ferry_api::{CaptureDrift, CheckDrift, RevertDrift, TargetDrift, Task};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::json::{Body, Query};
-use crate::services::{captures, drift};
+use crate::services::{captures, drift, reverts};
 use crate::state::AppState;
 
 /// Which targets `drift` covers.
@@ -79,4 +79,22 @@ pub async fn capture(
     Body(request): Body<CaptureDrift>,
 ) -> Result<Json<Task>, ApiError> {
     Ok(Json(captures::request(&state, &caller, request).await?))
+}
+
+/// Asks the agent of a target to undo the hand edits on the release it runs: it keeps what
+/// the drifted paths hold as a backup of the application first, then restores the release's
+/// exact content and checks again (deploy level on the application in the target's
+/// environment; audited `drift.revert`). Refused before the agent is asked when the target
+/// does not run the application or is offline, or a deployment there is under way. Follow
+/// the task with `GET /api/v1/tasks/{id}?wait=…`.
+#[utoipa::path(post, path = "/api/v1/drift/revert", tag = "deployments", request_body = RevertDrift,
+    responses((status = 200, body = Task), (status = 403, body = ferry_api::ErrorBody),
+        (status = 404, body = ferry_api::ErrorBody), (status = 409, body = ferry_api::ErrorBody),
+        (status = 422, body = ferry_api::ErrorBody)))]
+pub async fn revert(
+    State(state): State<AppState>,
+    caller: Caller,
+    Body(request): Body<RevertDrift>,
+) -> Result<Json<Task>, ApiError> {
+    Ok(Json(reverts::request(&state, &caller, request).await?))
 }
