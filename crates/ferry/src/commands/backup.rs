@@ -7,7 +7,7 @@ use ferry_api::{AppBackup, CreateBackup, RestoreBackup, Task, TaskState};
 use ferry_domain::name::NameKind;
 
 use super::check_name;
-use super::tasks::wait_for;
+use super::tasks::{detail_of, wait_for};
 use crate::cli::BackupCommand;
 use crate::client::Client;
 use crate::error::{CliError, CliResult};
@@ -31,7 +31,7 @@ pub async fn run(client: &Client, output: Output, command: BackupCommand) -> Cli
             let mut failed = Vec::new();
             for task in asked {
                 let task = wait_for(client, task, PATIENCE).await?;
-                match (task.state, backup_of(&task)) {
+                match (task.state, detail_of::<AppBackup>(&task)) {
                     (TaskState::Succeeded, Some(backup)) => done.push(backup),
                     _ => failed.push(failure(&task)),
                 }
@@ -139,11 +139,6 @@ pub async fn run(client: &Client, output: Output, command: BackupCommand) -> Cli
             Ok(())
         }
     }
-}
-
-/// The backup a finished backup task recorded, as its detail names it.
-fn backup_of(task: &Task) -> Option<AppBackup> {
-    serde_json::from_value(task.detail.clone()?).ok()
 }
 
 /// Why a task did not do what it was asked, in words.
