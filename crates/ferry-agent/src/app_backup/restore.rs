@@ -4,13 +4,20 @@
 //! directory, a file or symlink over anything but a directory), so the application sees
 //! the old data or the restored data, not a mix. A path the backup does not hold (it did not
 //! exist then) is removed.
+//!
+//! A file that is one blob the agent has just fetched (checked against its hash as it
+//! arrived, untouched since, linked into no release, and no other restored file's content)
+//! is moved out of the cache into place rather than copied: restoring a large backup then
+//! writes its content once, not twice. The cache only loses a blob it did not have before.
 
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{symlink, DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{symlink, DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use ferry_cas::blobs::BlobStore;
+use ferry_cas::hash::ContentHash;
 use ferry_cas::manifest::{validate_path, Entry, EntryKind, Manifest};
 use ferry_cas::release_config::is_within;
 use rustix::fs::{renameat_with, RenameFlags, CWD};
@@ -58,6 +65,7 @@ pub fn restore(
             vec![path.to_owned()]
         }
     };
+    let movable = movable_blobs(manifest, &units);
     let mut report = RestoreReport::default();
     let mut plans = Vec::new();
     for unit in &units {
@@ -70,7 +78,7 @@ pub fn restore(
         let beside = beside(shared, unit, "restore");
         remove_tree(&beside)?;
         if !entries.is_empty() {
-            let (files, bytes) = write_tree(&beside, unit, &entries, blobs)?;
+            let (files, bytes) = write_tree(&beside, unit, &entries, (blobs, &movable))?;
             report.files += files;
             report.bytes += bytes;
         }
@@ -157,7 +165,7 @@ fn write_tree(
     beside: &Path,
     unit: &str,
     entries: &[&Entry],
-    blobs: &BlobStore,
+    blobs: (&BlobStore, &HashSet<ContentHash>),
 ) -> AgentResult<(u64, u64)> {
     let at = |path: &str| match path.strip_prefix(unit) {
         Some("") => beside.to_owned(),
@@ -192,15 +200,68 @@ fn write_tree(
 
 /// Writes each file from its blobs (each checked against its hash as it is read), on all
 /// cores; returns the bytes written.
-fn write_files(files: &[(PathBuf, &Entry)], blobs: &BlobStore) -> AgentResult<u64> {
+fn write_files(
+    files: &[(PathBuf, &Entry)],
+    blobs: (&BlobStore, &HashSet<ContentHash>),
+) -> AgentResult<u64> {
     let written = on_all_cores(files, |(path, entry)| write_file(path, entry, blobs))?;
     Ok(written.into_iter().sum())
 }
 
-fn write_file(path: &Path, entry: &Entry, blobs: &BlobStore) -> AgentResult<u64> {
-    let EntryKind::File { mode, size, .. } = entry.kind else {
+/// The blobs that are the whole content of exactly one file restored, and no chunk of
+/// another: each may be moved into its file instead of copied.
+fn movable_blobs(manifest: &Manifest, units: &[String]) -> HashSet<ContentHash> {
+    let mut uses: HashMap<ContentHash, (u32, bool)> = HashMap::new();
+    for entry in &manifest.entries {
+        if !units.iter().any(|unit| is_within(&entry.path, unit)) {
+            continue;
+        }
+        if let EntryKind::File { hash, chunks, .. } = &entry.kind {
+            if chunks.is_empty() {
+                uses.entry(*hash).or_default().0 += 1;
+            }
+            for chunk in chunks {
+                uses.entry(chunk.hash).or_default().1 = true;
+            }
+        }
+    }
+    uses.into_iter()
+        .filter(|(_, (whole, chunk))| *whole == 1 && !chunk)
+        .map(|(hash, _)| hash)
+        .collect()
+}
+
+/// Moves blob `hash` out of the cache to `to`, if this process fetched it (checked then),
+/// it is unchanged since and no release shares its inode; false when it must be copied.
+fn move_blob(blobs: &BlobStore, hash: &ContentHash, to: &Path) -> bool {
+    let from = blobs.path_of(hash);
+    match fs::symlink_metadata(&from) {
+        Ok(metadata) if metadata.nlink() == 1 && blobs.wrote_as(hash, &metadata) => {
+            fs::rename(&from, to).is_ok()
+        }
+        _ => false,
+    }
+}
+
+fn write_file(
+    path: &Path,
+    entry: &Entry,
+    (blobs, movable): (&BlobStore, &HashSet<ContentHash>),
+) -> AgentResult<u64> {
+    let EntryKind::File {
+        mode,
+        size,
+        hash,
+        ref chunks,
+    } = entry.kind
+    else {
         unreachable!("only files are written");
     };
+    if chunks.is_empty() && movable.contains(&hash) && move_blob(blobs, &hash, path) {
+        fs::set_permissions(path, fs::Permissions::from_mode(mode))
+            .map_err(|e| AgentError::io(path, e))?;
+        return Ok(size);
+    }
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)

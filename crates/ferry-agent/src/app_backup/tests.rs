@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use ferry_cas::blobs::BlobStore;
 
 use super::index::index_path;
-use super::local_store::store_missing;
+use super::local_store::{self, store_missing};
 use super::snapshot::snapshot_at;
 use super::*;
 use crate::fsutil::remove_tree;
@@ -310,4 +310,30 @@ fn outermost_paths_cover_the_inner_ones() {
         .map(String::from)
         .collect();
     assert_eq!(outermost(&paths), ["a", "ab", "b"]);
+}
+
+#[test]
+fn blobs_this_process_fetched_move_into_place_and_shared_ones_are_copied() {
+    let f = fixture();
+    write(&f.shared.join("uploads/copy.txt"), b"alpha", 0o644);
+    let before = tree(&f.shared);
+    let snapshot = snapshot_at(&f.shared, &f.paths, &f.index, later()).unwrap();
+    // As the agent's fetch stores what arrives: checked, unsynced, remembered.
+    for (hash, location) in &snapshot.blobs {
+        let bytes = local_store::read_location(location, hash).unwrap();
+        f.store.put_unsynced(hash, &bytes).unwrap();
+    }
+    remove_tree(&f.shared.join("uploads")).unwrap();
+    fs::remove_file(f.shared.join("db/dump.sql")).unwrap();
+    restore(&f.shared, &snapshot.manifest, &f.paths, None, &f.store).unwrap();
+    assert_eq!(tree(&f.shared), before);
+    let hash = |content: &[u8]| ferry_cas::hash::ContentHash::of(content);
+    assert!(
+        !f.store.contains(&hash(b"create table t;")),
+        "moved out of the cache"
+    );
+    assert!(
+        f.store.contains(&hash(b"alpha")),
+        "two files hold it: copied"
+    );
 }

@@ -18,6 +18,10 @@ use crate::lock::AppLock;
 
 /// Hashes asked for per fetch request.
 const HASHES_PER_FETCH: usize = 20_000;
+/// The bytes asked for per fetch request: what the server sends in one answer.
+const BATCH_BYTES: u64 = 32 * 1024 * 1024;
+/// Fetch requests at once (see `fetch_all`, which joins this many).
+const BATCHES_IN_FLIGHT: usize = 3;
 
 /// What a restore task asks for.
 pub(super) struct RestoreAsked<'a> {
@@ -125,11 +129,12 @@ impl Agent {
             .with_context(|| format!("{:?} is not a hash", asked.digest))?;
         let manifest_blob = ContentHash::from_hex(asked.manifest_blob)
             .with_context(|| format!("{:?} is not a hash", asked.manifest_blob))?;
-        self.fetch_all(&[manifest_blob]).await?;
+        self.fetch_all(&[(manifest_blob, 0)]).await?;
         let stored = self.cache.read(&manifest_blob)?;
         let manifest = Manifest::from_blob(&stored, &digest)?;
         manifest.validate_data()?;
-        let needed: Vec<ContentHash> = manifest.blobs().iter().map(|c| c.hash).collect();
+        let needed: Vec<(ContentHash, u64)> =
+            manifest.blobs().iter().map(|c| (c.hash, c.size)).collect();
         self.fetch_all(&needed).await?;
         let layout = AppLayout::new(&self.root, app)?;
         let (root, name, cache) = (self.root.clone(), app.to_owned(), self.cache.clone());
@@ -166,29 +171,58 @@ impl Agent {
         ))
     }
 
-    /// Fetches those of `hashes` the cache lacks.
-    async fn fetch_all(&self, hashes: &[ContentHash]) -> anyhow::Result<()> {
-        let mut pending: Vec<ContentHash> = hashes
+    /// Fetches those of `blobs` (hash and size) the cache lacks, in batches of at most
+    /// [`BATCH_BYTES`] (what the server sends in one answer), [`BATCHES_IN_FLIGHT`] at once
+    /// so the server reads one while the cache writes another.
+    async fn fetch_all(&self, blobs: &[(ContentHash, u64)]) -> anyhow::Result<()> {
+        let mut seen = HashSet::new();
+        let mut pending: Vec<(ContentHash, u64)> = blobs
             .iter()
+            .filter(|(hash, _)| seen.insert(*hash) && !self.cache.contains(hash))
             .copied()
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .filter(|hash| !self.cache.contains(hash))
             .collect();
         while !pending.is_empty() {
-            let ask = BlobHashes {
-                hashes: pending
-                    .iter()
-                    .take(HASHES_PER_FETCH)
-                    .map(ContentHash::to_hex)
-                    .collect(),
-            };
-            let received = self.fetch_batch(&ask).await?;
+            let mut batches: Vec<BlobHashes> = Vec::new();
+            let mut bytes = u64::MAX;
+            for (hash, size) in &pending {
+                let full = batches
+                    .last()
+                    .is_none_or(|b| b.hashes.len() >= HASHES_PER_FETCH);
+                if full || bytes.saturating_add(*size) > BATCH_BYTES {
+                    batches.push(BlobHashes { hashes: Vec::new() });
+                    bytes = 0;
+                }
+                bytes += size;
+                batches
+                    .last_mut()
+                    .expect("one was pushed")
+                    .hashes
+                    .push(hash.to_hex());
+            }
+            let mut received = HashSet::new();
+            for window in batches.chunks(BATCHES_IN_FLIGHT) {
+                let (a, b, c) = tokio::join!(
+                    self.fetch_some(window.first()),
+                    self.fetch_some(window.get(1)),
+                    self.fetch_some(window.get(2)),
+                );
+                received.extend(a?);
+                received.extend(b?);
+                received.extend(c?);
+            }
             if received.is_empty() {
                 bail!("the server sent no content");
             }
-            pending.retain(|hash| !received.contains(hash));
+            pending.retain(|(hash, _)| !received.contains(hash));
         }
         Ok(())
+    }
+
+    /// One batch, if there is one.
+    async fn fetch_some(&self, ask: Option<&BlobHashes>) -> anyhow::Result<HashSet<ContentHash>> {
+        match ask {
+            Some(ask) => self.fetch_batch(ask).await,
+            None => Ok(HashSet::new()),
+        }
     }
 }

@@ -1,7 +1,8 @@
 //! Release content as clients move it: which blobs the server lacks, storing uploaded
 //! batches, and which blobs a caller may fetch. The store is shared between applications;
 //! their content is not: a caller learns that a blob exists only when it belongs to a
-//! release of the application or the caller uploaded it for that application recently.
+//! release of the application or the caller uploaded it for that application recently (or,
+//! for an agent of a target that runs the application, to one of its backups).
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -82,8 +83,12 @@ pub async fn missing(
         .copied()
         .collect();
     readable.extend(in_releases(state, app, &rest).await?);
-    let rest: Vec<ContentHash> = rest.into_iter().filter(|h| !readable.contains(h)).collect();
-    readable.extend(super::app_backups::in_backups(state, app, &rest).await?);
+    // An agent of a target that runs the application may learn what its backups hold (it
+    // backs them up); a person, who may not see every environment's backups, may not.
+    if author.is_agent() {
+        let rest: Vec<ContentHash> = rest.into_iter().filter(|h| !readable.contains(h)).collect();
+        readable.extend(super::app_backups::in_backups(state, app, &rest).await?);
+    }
     // Only blobs the author may know of are looked up in the storage.
     let known: Vec<ContentHash> = hashes
         .iter()

@@ -38,7 +38,15 @@ impl ReleaseAuthor {
     pub fn user(&self) -> &str {
         &self.user
     }
+
+    /// Whether the author is an agent (uploading for its own target), not a person.
+    pub fn is_agent(&self) -> bool {
+        self.user.starts_with(AGENT_AUTHOR)
+    }
 }
+
+/// How an agent's uploads are remembered: `agent/TARGET`.
+const AGENT_AUTHOR: &str = "agent/";
 
 impl ReleaseAuthor {
     /// `target`'s agent, uploading content of `app` (hand edits it captures, data it backs
@@ -47,7 +55,7 @@ impl ReleaseAuthor {
     pub fn agent(app: App, target: &str) -> ReleaseAuthor {
         ReleaseAuthor {
             app,
-            user: format!("agent/{target}"),
+            user: format!("{AGENT_AUTHOR}{target}"),
         }
     }
 }
