@@ -123,6 +123,8 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(v1::backups::list, v1::backups::create))
         .routes(routes!(v1::backups::show))
         .routes(routes!(v1::backups::restore))
+        .routes(routes!(v1::backups::manifest))
+        .routes(routes!(v1::backups::fetch_blobs))
         .routes(routes!(handlers::agent::enroll))
         .routes(routes!(handlers::agent::desired))
         .routes(routes!(handlers::agent::manifest))

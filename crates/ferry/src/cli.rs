@@ -575,6 +575,14 @@ pub enum BackupCommand {
         #[arg(long)]
         path: Option<String>,
     },
+    /// Write a backup's files into a new or empty directory on this machine, each checked
+    /// against its hash (deploy level): to look at what it holds, or to take data elsewhere
+    Export {
+        /// The backup's number (`ferry backup list`)
+        id: i64,
+        /// Where to write it: a new or empty directory
+        dir: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,12 +1,14 @@
 //! `ferry backup`: backups of applications' data on their targets, taken on demand,
-//! listed, shown and restored. Not `ferry server backup`, which copies ferry's own database.
+//! listed, shown, restored and exported. Not `ferry server backup`, which copies ferry's own database.
 
 use std::time::Duration;
 
 use ferry_api::{AppBackup, CreateBackup, RestoreBackup, Task, TaskState};
+use ferry_cas::manifest::Manifest;
 use ferry_domain::name::NameKind;
 
 use super::check_name;
+use super::download::{download_tree, TreeKind};
 use super::tasks::{detail_of, wait_for};
 use crate::cli::BackupCommand;
 use crate::client::Client;
@@ -113,6 +115,25 @@ pub async fn run(client: &Client, output: Output, command: BackupCommand) -> Cli
                 println!("  bytes:        {}", human_bytes(b.bytes));
                 println!("  new bytes:    {}", human_bytes(b.new_bytes));
                 println!("  digest:       {}", b.digest);
+            });
+            Ok(())
+        }
+        BackupCommand::Export { id, dir } => {
+            let manifest: Manifest = client
+                .get(&format!("/api/v1/backups/{id}/manifest"))
+                .await?;
+            let (files, bytes) = (manifest.n_files(), manifest.n_bytes());
+            let fetch = format!("/api/v1/backups/{id}/blobs/fetch");
+            download_tree(client, output, manifest, &fetch, &dir, TreeKind::Data).await?;
+            let report = serde_json::json!({
+                "backup": id, "dir": dir.display().to_string(), "files": files, "bytes": bytes,
+            });
+            output.print(&report, |_| {
+                println!(
+                    "exported backup {id} to {} ({files} files, {})",
+                    dir.display(),
+                    human_bytes(bytes)
+                );
             });
             Ok(())
         }

@@ -8,6 +8,7 @@ mod check;
 mod demo;
 mod deploy;
 mod deployment_logs;
+mod download;
 mod drift;
 mod env;
 mod login;

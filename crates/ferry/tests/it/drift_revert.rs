@@ -1,7 +1,8 @@
 //! `ferry drift revert` with a real agent: hand edits (an edit, an added file, a deleted
 //! one, and the `chmod` that allowed it) are undone, the target serves its release exactly again, and what the edited paths
-//! held is kept first as a backup in the server's blob storage; who may not revert, and a
-//! restore of that backup as if it were data, change nothing.
+//! held is kept first as a backup in the server's blob storage, which `ferry backup export`
+//! takes home; who may not revert or export, and a restore of that backup as if it were
+//! data, change nothing.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -103,6 +104,34 @@ fn a_revert_undoes_hand_edits_and_keeps_what_they_held() {
         let stored = blobs.read(&ContentHash::of(content.as_bytes())).unwrap();
         assert_eq!(stored, content.as_bytes());
     }
+
+    // Whoever may restore it may take it home; a viewer may see it, not its content.
+    let home = server.dir.path().join("reverted");
+    let exported = server
+        .admin(&["backup", "export", &id.to_string(), home.to_str().unwrap()])
+        .success();
+    assert!(exported.stdout.contains("2 files"), "{exported:?}");
+    assert_eq!(fs::read_to_string(home.join("index.html")).unwrap(), edited);
+    assert_eq!(fs::read_to_string(home.join("hotfix.js")).unwrap(), added);
+    server
+        .admin(&["backup", "export", &id.to_string(), home.to_str().unwrap()])
+        .fails(3, "not empty");
+    server
+        .ferry(&vic, &["backup", "show", &id.to_string()])
+        .success();
+    let elsewhere = server.dir.path().join("vic");
+    server
+        .ferry(
+            &vic,
+            &[
+                "backup",
+                "export",
+                &id.to_string(),
+                elsewhere.to_str().unwrap(),
+            ],
+        )
+        .fails(3, "deploy");
+    assert!(!elsewhere.exists());
 
     // It holds release files, not data: restoring it into shared/ is refused.
     let before = changes_len(&server);

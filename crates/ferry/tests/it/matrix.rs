@@ -98,6 +98,10 @@ const TABLE: &[Row] = &[
     user("GET /api/v1/backups/{id}", "", NONE, "yyyyyy yyyyyy", "/api/v1/backups/999999", ""),
     user("POST /api/v1/backups/{id}/restore", "", NONE, "yyyyyy yyyyyy",
         "/api/v1/backups/999999/restore", "{}"),
+    user("GET /api/v1/backups/{id}/manifest", "", NONE, "yyyyyy yyyyyy",
+        "/api/v1/backups/999999/manifest", ""),
+    user("POST /api/v1/backups/{id}/blobs/fetch", "", NONE, "yyyyyy yyyyyy",
+        "/api/v1/backups/999999/blobs/fetch", r#"{"hashes": []}"#),
     // Taking one: deploy level in the environment; a target that does not run the app is
     // asked nothing.
     user("POST /api/v1/backups", "", ALL, "--yyyy --yyyy", "/api/v1/backups",
