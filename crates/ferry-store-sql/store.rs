@@ -18,9 +18,9 @@ use ferry_store::{
 };
 use ferry_store::{
     App, AppGrant, ApprovalRecord, AuditChain, AuditEvent, AuditFilter, BacklogItem, Backport,
-    BadVersion, Bootstrap, ContentHold, DeploymentRecord, DeploymentUpdate, DesiredChange,
+    BadVersion, Bootstrap, Captured, ContentHold, DeploymentRecord, DeploymentUpdate, DesiredChange,
     EnvironmentChange, FreezeWindowRecord, HeldContent, IncidentRecord, IncidentUpdate, NewApp,
-    NewRelease, NewUser, OneOffFreezeRecord, Release, ReleaseOutcome, StoreError, StoreResult,
+    NewCapture, NewRelease, NewUser, OneOffFreezeRecord, Release, ReleaseOutcome, StoreError, StoreResult,
     Target, TargetApp, TargetDrift, TargetReport, Team, TeamSupport, TokenHolder, UnauditedWrites, User,
 };
 
@@ -766,6 +766,52 @@ impl Deployments for Backend {
             }
         }
         tx.commit().await.map_err(backend)
+    }
+
+    async fn capture_release(&self, capture: NewCapture) -> StoreResult<Captured> {
+        let mut tx = self.write().await?;
+        let new = &capture.release.release;
+        if releases::by_version(&mut tx, &new.app, &new.version)
+            .await?
+            .is_some()
+        {
+            return Err(StoreError::AlreadyExists {
+                kind: "release",
+                name: format!("{} {}", new.app, new.version),
+            });
+        }
+        releases::insert(&mut tx, &capture.release).await?;
+        audit::append(&mut tx, &self.audit_key, capture.release_audit).await?;
+        let deployment =
+            deployments::insert(&mut tx, &capture.deployment, &capture.changes).await?;
+        targets::report(&mut tx, &capture.report).await?;
+        drift::record(&mut tx, &capture.drift).await?;
+        let subject = format!("deployment/{}", deployment.id);
+        audit::append(
+            &mut tx,
+            &self.audit_key,
+            AuditRecord {
+                subject,
+                ..capture.capture_audit
+            },
+        )
+        .await?;
+        let mut backport = None;
+        if let Some((obligation, opened)) = capture.opens {
+            backport = support::insert_backport(&mut tx, &obligation).await?;
+            if backport.is_some() {
+                audit::append(&mut tx, &self.audit_key, opened).await?;
+            }
+        }
+        let release = releases::by_version(&mut tx, &new.app, &new.version)
+            .await?
+            .ok_or_else(|| not_found("release", &new.version))?;
+        tx.commit().await.map_err(backend)?;
+        Ok(Captured {
+            release,
+            deployment,
+            backport,
+        })
     }
 
     async fn deployment(&self, id: i64) -> StoreResult<Option<DeploymentRecord>> {

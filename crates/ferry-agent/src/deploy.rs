@@ -136,12 +136,44 @@ struct Plan<'r> {
 
 /// Deploys `request` on the target at `root`, taking content from `cache` (and from the
 /// previous release), telling `on_step` of each step as it starts and completes, and of
-/// what each hook and the health check printed.
+/// what each hook and the health check printed. A release served already is checked (and
+/// repaired if it changed) and deployed again, hooks included.
 pub fn deploy(
     root: &Path,
     request: &DeployRequest,
     cache: &BlobStore,
     on_step: &mut dyn FnMut(DeployEvent),
+) -> DeployOutcome {
+    deploy_unless(root, request, cache, on_step, Served::DeployAgain)
+}
+
+/// What the agent does to make the target run `request`'s release: [`deploy`], unless the
+/// release is served and its deploy or switch finished by the time the application's lock
+/// is held. Someone else may have made it live while this waited for the lock (a capture
+/// switches to the release it made of the files served, and the server then asks for it);
+/// deploying it again would only run its hooks again.
+pub fn converge(
+    root: &Path,
+    request: &DeployRequest,
+    cache: &BlobStore,
+    on_step: &mut dyn FnMut(DeployEvent),
+) -> DeployOutcome {
+    deploy_unless(root, request, cache, on_step, Served::Done)
+}
+
+/// What a deploy does with a release that is served already and complete.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Served {
+    DeployAgain,
+    Done,
+}
+
+fn deploy_unless(
+    root: &Path,
+    request: &DeployRequest,
+    cache: &BlobStore,
+    on_step: &mut dyn FnMut(DeployEvent),
+    served: Served,
 ) -> DeployOutcome {
     let failed = |error: AgentError| DeployOutcome::Failed {
         reason: error.to_string(),
@@ -158,6 +190,14 @@ pub fn deploy(
         Ok(lock) => lock,
         Err(error) => return failed(error),
     };
+    if served == Served::Done && serves_completed(root, &request.app, &request.version) {
+        return DeployOutcome::Succeeded {
+            report: StageReport {
+                reused: true,
+                ..StageReport::default()
+            },
+        };
+    }
     let mut plan = match Plan::new(layout, request) {
         Ok(plan) => plan,
         Err(error) => return failed(error),

@@ -18,6 +18,7 @@
 //! [`stage::blobs_needed`] to know what to fetch first.
 
 pub mod app_backup;
+pub mod capture;
 pub mod cleanup;
 pub mod content;
 pub mod deploy;
@@ -42,7 +43,8 @@ pub mod tree;
 
 pub use cleanup::{cleanup, CleanupReport};
 pub use deploy::{
-    deploy, rollback, verify_release, DeployEvent, DeployOutcome, DeployRequest, Step, StepKind,
+    converge, deploy, rollback, verify_release, DeployEvent, DeployOutcome, DeployRequest, Step,
+    StepKind,
 };
 pub use error::{AgentError, AgentResult};
 pub use failpoint::{failpoint, FAILPOINTS};

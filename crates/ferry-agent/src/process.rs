@@ -23,19 +23,21 @@ use serde::{Deserialize, Serialize};
 
 use crate::cleanup::cleanup;
 use crate::deploy::{
-    deploy, prepare, rollback, serves_completed, DeployEvent, DeployOutcome, DeployRequest,
+    converge, prepare, rollback, serves_completed, DeployEvent, DeployOutcome, DeployRequest,
 };
 use crate::error::AgentError;
 use crate::layout::{cache_dir, current_version, state_dir, AppLayout};
 use crate::stage::PreviousCheck;
 
 mod backups;
+mod capture;
 mod drift;
 mod fetch;
 mod heartbeat;
 mod link;
 mod pin;
 mod progress;
+mod revert;
 mod tasks;
 mod upload;
 
@@ -768,7 +770,7 @@ impl Agent {
         let steps = progress.sender();
         self.with_engine(app, version, manifest, move |root, request, cache| {
             let mut logs = Vec::new();
-            let outcome = deploy(root, request, cache, &mut |event| match event {
+            let outcome = converge(root, request, cache, &mut |event| match event {
                 // The step being worked on, so a slow one shows what the target does.
                 DeployEvent::Started(what) => {
                     let _ = steps.send(what);

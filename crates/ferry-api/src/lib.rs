@@ -785,6 +785,63 @@ pub struct AgentDrift {
     pub paths: Vec<DriftedPath>,
 }
 
+/// The release an agent captured from its target's own files (`ferry drift capture`),
+/// submitted once its new content is uploaded (`POST /api/v1/agent/captures`). The server
+/// creates it as a hotfix of `hotfix_of`, the release the target ran, and records the target
+/// running it; then the agent switches `current` to it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentCapture {
+    /// The agent task that asked for the capture.
+    pub task: i64,
+    pub app: String,
+    /// The version to create.
+    pub version: String,
+    /// The release the target ran, which the captured one is a hotfix of.
+    pub hotfix_of: String,
+    /// The tree as the target holds it (shared and ignored paths as released).
+    #[schema(value_type = Object)]
+    pub manifest: ferry_cas::manifest::Manifest,
+}
+
+/// What the server made of a capture.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CapturedRelease {
+    pub app: String,
+    pub version: String,
+    pub hotfix_of: String,
+    /// The manifest's digest.
+    pub digest: String,
+    /// The finished deployment recording the target running the release.
+    pub deployment: i64,
+    /// The backport obligation the hotfix opened (production only).
+    #[serde(default)]
+    pub backport: Option<i64>,
+    /// How many paths differ from `hotfix_of`.
+    #[serde(default)]
+    pub paths: u64,
+    /// Paths added, removed and modified compared with `hotfix_of`, sorted (the first 100
+    /// of each; `ferry release diff` lists every path).
+    #[serde(default)]
+    pub added: Vec<String>,
+    #[serde(default)]
+    pub removed: Vec<String>,
+    #[serde(default)]
+    pub modified: Vec<String>,
+}
+
+/// What the agent reports of a capture it finished (an agent task's detail): the release,
+/// and what it uploaded for it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CaptureOutcome {
+    #[serde(flatten)]
+    pub release: CapturedRelease,
+    /// Content bytes sent to the server (what it lacked of the new content).
+    pub bytes_uploaded: u64,
+    /// Files hard-linked into the captured release on the target (none was rewritten).
+    pub files_linked: u64,
+}
+
 /// One path that differs from the release.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -829,6 +886,45 @@ pub struct CheckDrift {
     pub target: Option<String>,
 }
 
+/// Asks a target's agent to make a release of the hand edits of an application it runs
+/// (`POST /api/v1/drift/capture`): a hotfix of the release it runs, which it runs from then
+/// on. Follow the task with `GET /api/v1/tasks/{id}?wait=…`; its detail is a
+/// [`CaptureOutcome`] once it succeeded.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureDrift {
+    pub target: String,
+    pub app: String,
+    /// The version of the release to make.
+    pub version: String,
+    /// The hotfix incident the edits fix (its base must be the release the target runs).
+    #[serde(default)]
+    pub incident: Option<i64>,
+}
+
+/// Asks a target's agent to undo the hand edits on the release it runs
+/// (`POST /api/v1/drift/revert`): what the drifted paths hold is kept as a backup of the
+/// application first, then the release's exact content is restored. Follow the task with
+/// `GET /api/v1/tasks/{id}?wait=…`; its detail is a [`RevertOutcome`] once it succeeded.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevertDrift {
+    pub target: String,
+    pub app: String,
+}
+
+/// What the agent reports of a revert it finished (an agent task's detail).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RevertOutcome {
+    /// The release whose exact content the target serves again.
+    pub version: String,
+    /// The paths that differed, and differ no more.
+    pub reverted: Vec<DriftedPath>,
+    /// The backup keeping what those paths held (none when only deletions were undone).
+    #[serde(default)]
+    pub backup: Option<i64>,
+}
+
 /// Work asked of one target's agent for one application, beside converging on what the
 /// target should run: what `DesiredState.tasks` carries.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -844,6 +940,13 @@ pub struct AgentTask {
 pub enum TaskWork {
     /// Check the application for drift now and report what it finds.
     CheckDrift,
+    /// Make a release named `version` of the application's tree as the target holds it,
+    /// hand edits included, and switch to it (`ferry drift capture`).
+    CaptureDrift {
+        version: String,
+        #[serde(default)]
+        incident: Option<i64>,
+    },
     /// Back up the application's data now (its release's `backup` paths in `shared/`,
     /// after its `pre_backup` hook) and record the backup (`POST /api/v1/agent/backups`).
     BackUp { reason: BackupReason },
@@ -859,6 +962,9 @@ pub enum TaskWork {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         path: Option<String>,
     },
+    /// Give the application back the exact content of `version`, the release it runs,
+    /// keeping what the drifted paths hold as a backup first (`ferry drift revert`).
+    RevertDrift { version: String },
 }
 
 /// Asks the targets that run an application in an environment to back up its data now

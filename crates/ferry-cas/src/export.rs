@@ -1,4 +1,4 @@
-//! Writing a release's exact tree (modes and symlinks included) to a directory.
+//! Writing a release's exact tree (modes and symlinks included) to a directory, or a backup's.
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -26,6 +26,18 @@ impl BlobSource for BlobStore {
 /// is checked against its hash as it is written.
 pub fn export_tree(manifest: &Manifest, dest: &Path, blobs: &dyn BlobSource) -> CasResult<()> {
     manifest.validate()?;
+    write_tree(manifest, dest, blobs)
+}
+
+/// [`export_tree`] for a backup of application data, whose symlinks may point anywhere
+/// ([`Manifest::validate_data`]): they are written as links, never followed.
+pub fn export_data(manifest: &Manifest, dest: &Path, blobs: &dyn BlobSource) -> CasResult<()> {
+    manifest.validate_data()?;
+    write_tree(manifest, dest, blobs)
+}
+
+/// Writes a checked manifest's tree into `dest` (new or empty).
+fn write_tree(manifest: &Manifest, dest: &Path, blobs: &dyn BlobSource) -> CasResult<()> {
     match fs::read_dir(dest) {
         Ok(mut entries) => {
             if entries.next().is_some() {

@@ -31,6 +31,9 @@ pub enum Source {
     },
     /// Exported from Subversion at `revision`.
     Svn { url: String, revision: u64 },
+    /// Hand edits on a target, made a release (`ferry drift capture`): the tree `target`
+    /// served, captured at `user`'s request.
+    Captured { target: String, user: String },
 }
 
 impl Source {
@@ -45,6 +48,7 @@ impl Source {
                 commit,
             } => format!("git {url}#{reference} (commit {commit})"),
             Source::Svn { url, revision } => format!("svn {url}@{revision}"),
+            Source::Captured { target, user } => format!("captured from {target} by {user}"),
         }
     }
 }
@@ -260,5 +264,14 @@ mod tests {
             serde_json::json!({"kind": "svn", "url": "file:///r", "revision": 7})
         );
         assert_eq!(source.describe(), "svn file:///r@7");
+        let captured = Source::Captured {
+            target: "web-1".into(),
+            user: "alice".into(),
+        };
+        assert_eq!(
+            serde_json::to_value(&captured).unwrap(),
+            serde_json::json!({"kind": "captured", "target": "web-1", "user": "alice"})
+        );
+        assert_eq!(captured.describe(), "captured from web-1 by alice");
     }
 }

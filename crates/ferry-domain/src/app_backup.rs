@@ -15,6 +15,10 @@ vocabulary! {
         BeforeDeployment = "before_deployment",
         /// A restore keeps the data it replaces first, so nothing is lost.
         BeforeRestore = "before_restore",
+        /// `ferry drift revert` keeps what the hand-edited paths of the release held before
+        /// it gives the release its content back. Its paths are the release's, not
+        /// `shared/`'s: it is kept to be looked at, not restored as data.
+        DriftRevert = "drift_revert",
     }
 }
 

@@ -171,6 +171,15 @@ audit_actions! {
     BackportDone(BackportDone) = "backport.done",
     /// A backport obligation was waived.
     BackportWaive(BackportWaive) = "backport.waive",
+    /// Someone asked a target's agent to capture the hand edits of an application as a
+    /// release (`ferry drift capture`).
+    DriftCapture(DriftCapture) = "drift.capture",
+    /// Hand edits on a target were made a release (a hotfix of the release it ran), which
+    /// the target now runs.
+    DriftCaptured(DriftCaptured) = "drift.captured",
+    /// Someone asked a target's agent to undo the hand edits on the release it runs: what
+    /// they hold is kept as a backup first.
+    DriftRevert(DriftRevert) = "drift.revert",
     /// A deployment of a release was requested.
     DeploymentDeploy(DeploymentRequested<DeployChange>) = "deployment.deploy",
     /// A stage-only deployment was requested: the targets stage the release, nothing switches.

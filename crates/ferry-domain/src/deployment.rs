@@ -294,6 +294,18 @@ impl Deployment {
         }
     }
 
+    /// The record of a target that runs a release already, its content captured from the
+    /// target itself (`ferry drift capture`): finished and succeeded at `now_ms`, with
+    /// nothing left for the target to do. `previous` is the release it ran before, so a
+    /// rollback knows where to go back to.
+    pub fn captured(target: String, previous: String, now_ms: i64) -> Deployment {
+        let mut deployment = Deployment::new(Strategy::Parallel, vec![(target, Some(previous))]);
+        deployment.steps[0].state = TargetState::Succeeded;
+        deployment.status = Status::Succeeded;
+        deployment.started_ms = Some(now_ms);
+        deployment
+    }
+
     /// Asks every target not yet asked to stage the release ahead of its turn (while the
     /// deployment waits, for example); what they answer does not change the deployment.
     pub fn stage_ahead(&self) -> Vec<Command> {
@@ -666,6 +678,18 @@ mod every_path_tests;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_captured_release_is_a_finished_success_on_its_one_target() {
+        let mut captured = Deployment::captured("web-1".into(), "1.0".into(), 7);
+        assert_eq!(captured.status, Status::Succeeded);
+        assert_eq!(captured.reason, None);
+        assert!(captured.waiting_on().is_empty());
+        assert_eq!(captured.steps[0].previous.as_deref(), Some("1.0"));
+        // Nothing a late report says moves it.
+        assert!(captured.apply("web-1", Report::Succeeded).is_empty());
+        assert_eq!(captured.status, Status::Succeeded);
+    }
 
     /// Runs a deployment over targets `a`, `b`, `c` (each with previous release `v1`, or
     /// none for names in `fresh`) through `reports`, and returns a trace of the commands,

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod audit_event;
 pub mod backport;
 pub mod backup_retention;
+pub mod capture;
 pub mod delivery;
 pub mod deployment;
 pub mod downgrade;

@@ -231,6 +231,14 @@ pub enum Action<'a> {
     },
     /// See an application: its team's members, and users granted a level on it.
     ViewApp { team: &'a str, app: &'a str },
+    /// Make a release of the hand edits on a target of `env` (`ferry drift capture`): it
+    /// creates a release and changes what the target runs, so it needs both rights, to
+    /// create releases of the team's applications and to deploy the application there.
+    CaptureDrift {
+        team: &'a str,
+        app: &'a str,
+        env: &'a str,
+    },
     /// Act on one application in an environment at `level`: the team role's level or a
     /// per-app grant.
     OnApp {
@@ -407,6 +415,23 @@ pub fn decide(principal: &Principal, action: Action<'_>) -> Decision {
                     ))
                 }
                 denied => denied,
+            }
+        }
+        Action::CaptureDrift { team, app, env } => {
+            let deploy = Action::OnApp {
+                team,
+                app,
+                env,
+                level: Level::Deploy,
+            };
+            match (
+                decide(principal, Action::CreateRelease { team }),
+                decide(principal, deploy),
+            ) {
+                (Decision::Allow, Decision::Allow) => Decision::Allow,
+                (Decision::Deny(reason), _) | (_, Decision::Deny(reason)) => Decision::Deny(
+                    format!("{reason} (capturing hand edits creates a release and deploys it)"),
+                ),
             }
         }
         Action::BackUpApp { team, app, env } => on_app_for(

@@ -237,6 +237,62 @@ mod tests {
         }
     }
 
+    /// Capturing hand edits as a release, per role and environment (dev, pp, prd): it needs
+    /// the right to create releases and to deploy there.
+    #[test]
+    fn capture_by_role_and_environment() {
+        let table = [
+            ("viewer", "---"),
+            ("support", "---"),
+            ("developer", "yyy"),
+            ("lead", "yyy"),
+            ("release-manager", "yyy"),
+            ("admin", "yyy"),
+        ];
+        for (role_name, expected) in table {
+            let principal = member(role_name);
+            let actual: String = ENVS
+                .iter()
+                .map(|env| {
+                    yes_no(
+                        &principal,
+                        Action::CaptureDrift {
+                            team: "shop",
+                            app: "web",
+                            env,
+                        },
+                    )
+                })
+                .collect();
+            assert_eq!(actual, expected, "role {role_name}");
+            assert_eq!(
+                yes_no(
+                    &outsider(role_name),
+                    Action::CaptureDrift {
+                        team: "shop",
+                        app: "web",
+                        env: "dev",
+                    }
+                ),
+                if role_name == "admin" { 'y' } else { '-' },
+                "{role_name} outside the team"
+            );
+        }
+        // A per-app grant to deploy is not the right to create releases.
+        let mut freelancer = outsider("viewer");
+        freelancer.app_grants =
+            [("web".to_owned(), [("prd".to_owned(), Level::Deploy)].into())].into();
+        let capture = Action::CaptureDrift {
+            team: "shop",
+            app: "web",
+            env: "prd",
+        };
+        match decide(&freelancer, capture) {
+            Decision::Deny(reason) => assert!(reason.contains("creates a release"), "{reason}"),
+            Decision::Allow => panic!("a grant to deploy allowed a capture"),
+        }
+    }
+
     #[test]
     fn outsiders_have_no_role_in_a_team_unless_admin() {
         for role_name in ["viewer", "support", "developer", "lead", "release-manager"] {

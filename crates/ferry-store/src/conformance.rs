@@ -9,6 +9,7 @@ use ferry_domain::pipeline::{default_pipeline, Policy};
 use ferry_domain::role::built_in_roles;
 
 pub mod app_backups;
+pub mod capture;
 pub mod drift;
 pub mod races;
 pub mod reads;

@@ -169,6 +169,37 @@ pub struct NewRelease {
     pub fulfils: Vec<i64>,
 }
 
+/// A release made of the hand edits on a target (`ferry drift capture`), and the target
+/// running it: stored in one transaction by `Deployments::capture_release`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewCapture {
+    /// The release (a hotfix of what the target ran), with its `release.create` record.
+    pub release: NewRelease,
+    pub release_audit: AuditRecord,
+    /// The finished deployment that records the target running it, with its desired state
+    /// and the target's report, and the `drift.captured` record (its subject becomes
+    /// `deployment/ID`).
+    pub deployment: DeploymentRecord,
+    pub changes: Vec<DesiredChange>,
+    pub report: TargetReport,
+    pub capture_audit: AuditRecord,
+    /// What the drift check of the target finds now: nothing, since the release is its
+    /// tree.
+    pub drift: DriftReport,
+    /// The backport obligation the hotfix opens when the target is in production, with
+    /// that event's record.
+    pub opens: Option<(Backport, AuditRecord)>,
+}
+
+/// What `Deployments::capture_release` stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Captured {
+    pub release: Release,
+    pub deployment: DeploymentRecord,
+    /// The obligation opened, if any.
+    pub backport: Option<Backport>,
+}
+
 /// Creating a release twice with the same content is not an error.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ReleaseOutcome {

@@ -198,7 +198,10 @@ pub enum Command {
     },
     /// Files on targets that differ from the release they run (hand edits), as their agents
     /// last found
+    #[command(args_conflicts_with_subcommands = true)]
     Drift {
+        #[command(subcommand)]
+        command: Option<DriftCommand>,
         /// Only this application
         app: Option<String>,
         /// Only targets in this environment
@@ -303,6 +306,37 @@ pub enum BacklogCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum DriftCommand {
+    /// Make a release of the hand edits on a target: a hotfix of the release it runs, which
+    /// it runs from then on without a file rewritten
+    ///
+    /// Only the content the server lacks is uploaded. On a production target the hotfix
+    /// opens a backport obligation. Needs the right to create releases of the application
+    /// and to deploy it to the target's environment.
+    Capture {
+        /// The target whose hand edits to capture
+        target: String,
+        app: String,
+        /// The new release's version (later than the running one, e.g. 1.4.2-captured.1)
+        #[arg(long = "as", id = "as", value_name = "VERSION")]
+        version: String,
+        /// The hotfix incident the edits fix (its base must be the release the target runs)
+        #[arg(long)]
+        incident: Option<i64>,
+    },
+    /// Undo the hand edits on a target: the release it runs gets its exact content back
+    ///
+    /// What the drifted paths hold is kept first, as a backup of the application (`ferry
+    /// backup show`), so nothing is lost. Needs deploy level on the application in the
+    /// target's environment.
+    Revert {
+        /// The target whose hand edits to undo
+        target: String,
+        app: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 pub enum BackportCommand {
     /// Backport obligations, newest first
     List { app: Option<String> },
@@ -525,10 +559,14 @@ pub enum BackupCommand {
         env: Option<String>,
     },
     /// One backup: its paths, files, bytes and the bytes it added
-    Show { id: i64 },
+    Show {
+        /// The backup's number (`ferry backup list`)
+        id: i64,
+    },
     /// Restore a backup on its target (or another of its environment that runs the
     /// application), after backing up the data it replaces (deploy level)
     Restore {
+        /// The backup's number (`ferry backup list`)
         id: i64,
         /// Restore on this target instead
         #[arg(long)]
@@ -536,6 +574,14 @@ pub enum BackupCommand {
         /// Only this path (a backup path or a path inside one, relative to shared/)
         #[arg(long)]
         path: Option<String>,
+    },
+    /// Write a backup's files into a new or empty directory on this machine, each checked
+    /// against its hash (deploy level): to look at what it holds, or to take data elsewhere
+    Export {
+        /// The backup's number (`ferry backup list`)
+        id: i64,
+        /// Where to write it: a new or empty directory
+        dir: std::path::PathBuf,
     },
 }
 

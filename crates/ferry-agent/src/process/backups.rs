@@ -47,6 +47,18 @@ impl Agent {
         };
         let taken =
             tokio::task::spawn_blocking(move || take::take(&root, &name, &env, hook)).await??;
+        self.send_backup(app, reason, task, taken).await
+    }
+
+    /// Uploads what the server lacks of a backup taken on this target (its manifest too)
+    /// and records it; returns it.
+    pub(super) async fn send_backup(
+        &self,
+        app: &str,
+        reason: BackupReason,
+        task: Option<i64>,
+        taken: take::Taken,
+    ) -> anyhow::Result<AppBackup> {
         let manifest = &taken.snapshot.manifest;
         let stored = manifest.to_blob();
         let manifest_blob = ContentHash::of(&stored);

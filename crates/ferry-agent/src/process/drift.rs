@@ -111,11 +111,8 @@ impl Agent {
         Ok(found)
     }
 
-    /// Asks the drift watch to check `app` now; a sentence for the task and what was found.
-    pub(super) async fn check_drift_now(
-        &self,
-        app: &str,
-    ) -> anyhow::Result<(String, Option<serde_json::Value>)> {
+    /// Asks the drift watch to check `app` now: what it found, once the server has it.
+    pub(super) async fn drift_found_now(&self, app: &str) -> anyhow::Result<AgentDrift> {
         let (answer, answered) = oneshot::channel();
         self.drift_now
             .send(CheckNow {
@@ -124,9 +121,17 @@ impl Agent {
             })
             .await
             .map_err(|_| anyhow::anyhow!("the drift watch has stopped"))?;
-        let found = answered
+        answered
             .await
-            .map_err(|_| anyhow::anyhow!("the drift watch has stopped"))??;
+            .map_err(|_| anyhow::anyhow!("the drift watch has stopped"))?
+    }
+
+    /// Checks `app` for drift now, for a task: a sentence and what was found.
+    pub(super) async fn check_drift_now(
+        &self,
+        app: &str,
+    ) -> anyhow::Result<(String, Option<serde_json::Value>)> {
+        let found = self.drift_found_now(app).await?;
         let message = match found.paths.len() {
             0 => format!("{app} {} serves its release exactly", found.version),
             1 => format!("{app} {}: 1 path differs from the release", found.version),
@@ -212,7 +217,7 @@ impl Agent {
     /// The published `ferry.toml` of `version` of `app`. One edited in place (its inode is
     /// the cache's blob too, so neither holds the published content any more) is fetched
     /// again, so an edit cannot decide what is ignored.
-    async fn published_config(
+    pub(super) async fn published_config(
         &self,
         app: &str,
         version: &str,

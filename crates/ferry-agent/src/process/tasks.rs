@@ -69,6 +69,9 @@ impl Agent {
     async fn run_task(&self, task: AgentTask) -> TaskReport {
         let done = match &task.work {
             TaskWork::CheckDrift => self.check_drift_now(&task.app).await,
+            TaskWork::CaptureDrift { version, .. } => {
+                self.capture(task.id, &task.app, version).await
+            }
             TaskWork::BackUp { reason } => self.back_up_task(&task.app, *reason, task.id).await,
             TaskWork::RestoreBackup {
                 backup,
@@ -86,6 +89,7 @@ impl Agent {
                 };
                 self.restore_task(&task.app, asked).await
             }
+            TaskWork::RevertDrift { version } => self.revert(task.id, &task.app, version).await,
         };
         match done {
             Ok((message, detail)) => TaskReport {

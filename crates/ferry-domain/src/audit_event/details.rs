@@ -281,6 +281,51 @@ pub struct TargetRemove {
     pub env: String,
 }
 
+/// `drift.capture`: the target is the subject, `target/NAME`; the application is the
+/// event's; the actor is who asked.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriftCapture {
+    /// The target's environment.
+    pub env: String,
+    /// The agent task that does it.
+    pub task: i64,
+    /// The version asked for.
+    pub version: String,
+    /// The hotfix incident it fixes.
+    #[serde(default)]
+    pub incident: Option<i64>,
+}
+
+/// `drift.revert`: the target is the subject, `target/NAME`; the application is the
+/// event's.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriftRevert {
+    /// The target's environment.
+    pub env: String,
+    /// The agent task that does it.
+    pub task: i64,
+    /// The release whose exact content the target gets back.
+    pub version: String,
+}
+
+/// `drift.captured`: the deployment recording the target running the captured release is
+/// the subject, `deployment/ID`; the actor is who asked for the capture. The release's own
+/// `release.create` is recorded with it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriftCaptured {
+    /// The target whose tree was captured, and its environment.
+    pub target: String,
+    pub env: String,
+    /// The captured release.
+    pub version: String,
+    /// The release the target ran: the capture is a hotfix of it.
+    pub hotfix_of: String,
+    /// Paths added, removed and modified compared with `hotfix_of`.
+    pub added: u64,
+    pub removed: u64,
+    pub modified: u64,
+}
+
 /// `release.create`: the release is the subject, `release/APP/VERSION`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ReleaseCreate {

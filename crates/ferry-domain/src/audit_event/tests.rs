@@ -330,6 +330,38 @@ fn cases() -> Vec<(AuditAction, &'static str, &'static str)> {
         ),
         (A::TargetEnroll(TargetEnroll {}), "target.enroll", "{}"),
         (
+            A::DriftRevert(DriftRevert {
+                env: "prd".into(),
+                task: 8,
+                version: "1.0.0".into(),
+            }),
+            "drift.revert",
+            r#"{"env":"prd","task":8,"version":"1.0.0"}"#,
+        ),
+        (
+            A::DriftCapture(DriftCapture {
+                env: "prd".into(),
+                task: 7,
+                version: "1.0.1".into(),
+                incident: Some(3),
+            }),
+            "drift.capture",
+            r#"{"env":"prd","incident":3,"task":7,"version":"1.0.1"}"#,
+        ),
+        (
+            A::DriftCaptured(DriftCaptured {
+                target: "web-1".into(),
+                env: "prd".into(),
+                version: "1.0.1".into(),
+                hotfix_of: "1.0".into(),
+                added: 1,
+                removed: 2,
+                modified: 3,
+            }),
+            "drift.captured",
+            r#"{"added":1,"env":"prd","hotfix_of":"1.0","modified":3,"removed":2,"target":"web-1","version":"1.0.1"}"#,
+        ),
+        (
             A::TargetRemove(TargetRemove { env: "dev".into() }),
             "target.remove",
             r#"{"env":"dev"}"#,
@@ -681,7 +713,7 @@ fn every_kind_has_a_case_and_its_own_name() {
             "{kind}"
         );
     }
-    assert_eq!(AuditKind::ALL.len(), 57);
+    assert_eq!(AuditKind::ALL.len(), 60);
 }
 
 #[test]

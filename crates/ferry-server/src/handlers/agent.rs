@@ -10,8 +10,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use ferry_api::{
-    AgentBackup, AgentCredential, AgentDrift, AgentEnroll, AgentReport, AppBackup, BlobHashes,
-    DesiredState, MissingBlobs, StoredBlobs, TaskReport,
+    AgentBackup, AgentCapture, AgentCredential, AgentDrift, AgentEnroll, AgentReport, AppBackup,
+    BlobHashes, CapturedRelease, DesiredState, MissingBlobs, StoredBlobs, TaskReport,
 };
 use ferry_cas::hash::ContentHash;
 use ferry_domain::token::hash_token;
@@ -21,7 +21,7 @@ use utoipa::IntoParams;
 use crate::error::ApiError;
 use crate::handlers::v1::blobs::{batch_slot, read_blob_batch, MAX_BLOB_BATCH, MAX_HASH_LIST};
 use crate::json::{Body, LaterBody, Path, Query};
-use crate::services::{agents, blobs, drift, tasks};
+use crate::services::{agents, blobs, captures, drift, tasks};
 use crate::state::AppState;
 
 /// The longest an agent's long-poll is held open; it answers sooner when the heartbeat
@@ -231,6 +231,25 @@ pub async fn drift(
 ) -> Result<StatusCode, ApiError> {
     drift::record(&state, &agent.target, request).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The largest capture an agent may submit: its manifest, as large as a release's.
+const MAX_CAPTURE_BODY: usize = 256 * 1024 * 1024;
+
+/// Creates the release this target's agent captured for a capture task (`ferry drift
+/// capture`), once the content the server lacked is uploaded: a hotfix of the release the
+/// target runs, which the target is recorded running.
+#[utoipa::path(post, path = "/api/v1/agent/captures", tag = "agent", request_body = AgentCapture,
+    responses((status = 200, body = CapturedRelease), (status = 404, body = ferry_api::ErrorBody),
+        (status = 409, body = ferry_api::ErrorBody), (status = 422, body = ferry_api::ErrorBody)))]
+pub async fn capture(
+    State(state): State<AppState>,
+    agent: AgentCaller,
+    Body(request): Body<AgentCapture, { MAX_CAPTURE_BODY }>,
+) -> Result<Json<CapturedRelease>, ApiError> {
+    Ok(Json(
+        captures::submit(&state, &agent.target, request).await?,
+    ))
 }
 
 /// The largest task report an agent may send: a message and what the task found.

@@ -8,7 +8,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferry_api::{AgentBackup, AppBackup, CreateBackup, RestoreBackup, Task, TaskWork};
+use ferry_api::{
+    AgentBackup, AppBackup, BackupReason, CreateBackup, RestoreBackup, Task, TaskWork,
+};
 use ferry_cas::hash::ContentHash;
 use ferry_cas::manifest::{validate_path, Manifest};
 use ferry_cas::release_config::is_within;
@@ -20,7 +22,7 @@ use ferry_domain::permission::Action;
 use ferry_store::{App, BackupSchedule, ContentHold, NewAppBackup, Target};
 
 use super::apps::visible_app;
-use super::manifests::manifest_blobs_of;
+use super::manifests::{manifest_blobs_of, manifest_of};
 use super::{blocking, ServiceError, ServiceResult};
 use crate::auth::Caller;
 use crate::state::AppState;
@@ -268,6 +270,47 @@ pub async fn show(state: &AppState, caller: &Caller, id: i64) -> ServiceResult<A
     Ok(view(visible(state, caller, id).await?.0))
 }
 
+/// The manifest of backup `id`, for someone who may restore it (deploy level in its
+/// environment): what `ferry backup export` writes.
+pub async fn manifest(state: &AppState, caller: &Caller, id: i64) -> ServiceResult<Arc<Manifest>> {
+    let (backup, _) = restorable(state, caller, id).await?;
+    manifest_of(state, &backup.digest, &backup.manifest_blob).await
+}
+
+/// `hashes`, when every one is content of backup `id` and the caller may restore it.
+pub async fn fetchable(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+    hashes: &[String],
+) -> ServiceResult<Vec<ContentHash>> {
+    let (backup, _) = restorable(state, caller, id).await?;
+    let held = manifest_blobs_of(state, &backup.digest, &backup.manifest_blob).await?;
+    let hashes = super::blobs::parse_hashes(hashes)?;
+    match hashes.iter().find(|hash| !held.contains(hash)) {
+        Some(hash) => Err(ServiceError::not_found(format!(
+            "blob {hash} is not part of backup {id}"
+        ))),
+        None => Ok(hashes),
+    }
+}
+
+/// Backup `id` and its application, when the caller may see it and take or restore
+/// backups there (its content is the application's data).
+async fn restorable(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+) -> ServiceResult<(ferry_store::AppBackup, App)> {
+    let (backup, app) = visible(state, caller, id).await?;
+    caller.require(Action::BackUpApp {
+        team: &app.team,
+        app: &app.name,
+        env: &backup.env,
+    })?;
+    Ok((backup, app))
+}
+
 /// Asks a target of the backup's environment that runs the application (the backup's own
 /// by default) to restore backup `id`, all of it or `request.path` alone, after backing up
 /// the data it replaces; audited as `backup.restore`.
@@ -277,12 +320,14 @@ pub async fn restore(
     id: i64,
     request: RestoreBackup,
 ) -> ServiceResult<Task> {
-    let (backup, app) = visible(state, caller, id).await?;
-    caller.require(Action::BackUpApp {
-        team: &app.team,
-        app: &app.name,
-        env: &backup.env,
-    })?;
+    let (backup, app) = restorable(state, caller, id).await?;
+    if backup.reason == BackupReason::DriftRevert {
+        return Err(ServiceError::invalid(format!(
+            "backup {id} keeps what hand edits on {} held when `ferry drift revert` undid them: files of release {}, not data under shared/, so it is not restored (`ferry backup show {id}` lists them)",
+            backup.target,
+            backup.version.as_deref().unwrap_or("-")
+        )));
+    }
     let target_name = request.target.unwrap_or_else(|| backup.target.clone());
     validate_name(NameKind::Target, &target_name)?;
     if let Some(path) = &request.path {

@@ -38,6 +38,16 @@ pub async fn manifest_blobs_of(
     Ok(cached(state, digest, manifest_blob).await?.1)
 }
 
+/// A manifest (of a release or an application backup), by its digest and the blob holding
+/// it.
+pub async fn manifest_of(
+    state: &AppState,
+    digest: &str,
+    manifest_blob: &str,
+) -> ServiceResult<Arc<Manifest>> {
+    Ok(cached(state, digest, manifest_blob).await?.0)
+}
+
 async fn cached_manifest(
     state: &AppState,
     release: &ferry_store::Release,

@@ -4,7 +4,7 @@
 
 use ferry_api::CreateRelease;
 use ferry_cas::hash::ContentHash;
-use ferry_cas::manifest::{Chunk, Entry, EntryKind};
+use ferry_cas::manifest::{Chunk, Entry, EntryKind, Manifest};
 use ferry_cas::release_config::{ReleaseConfig, CONFIG_FILE};
 use ferry_domain::audit_event::{self, AuditAction};
 use ferry_domain::name::validate_version;
@@ -110,15 +110,12 @@ pub async fn create(
         None => super::support::fulfilled_backports(state, &app.name, &manifest).await?,
     };
     let closes = request.closes.clone();
+    // Shared with other creations, exclusive with garbage collection on every server: the
+    // blobs checked here cannot be collected before the release that references them
+    // commits.
+    let _no_gc = state.store.hold_content(ContentHold::Shared).await?;
+    let (manifest_blob, blobs) = store_manifest(state, &manifest).await?;
     let digest = manifest.digest();
-    let manifest_bytes = manifest.to_blob();
-    let manifest_blob = ContentHash::of(&manifest_bytes);
-    let mut blobs: Vec<(String, u64)> = manifest
-        .blobs()
-        .into_iter()
-        .map(|chunk| (chunk.hash.to_hex(), chunk.size))
-        .collect();
-    blobs.push((manifest_blob.to_hex(), manifest_bytes.len() as u64));
     let release = ferry_store::Release {
         app: app.name.clone(),
         version: request.version.clone(),
@@ -147,24 +144,6 @@ pub async fn create(
         format!("release/{}/{}", app.name, request.version),
         Some(&app.name),
     );
-
-    // Shared with other creations, exclusive with garbage collection on every server: the
-    // blobs checked here cannot be collected before the release that references them
-    // commits.
-    let _no_gc = state.store.hold_content(ContentHold::Shared).await?;
-    let needed: Vec<(String, Chunk)> = manifest
-        .entries
-        .iter()
-        .flat_map(|entry| entry.blobs().into_iter().map(|c| (entry.path.clone(), c)))
-        .collect();
-    check_content(state.blobs.as_ref(), &needed).await?;
-    if let Some(entry) = manifest.get(CONFIG_FILE) {
-        check_release_config(state.blobs.as_ref(), entry).await?;
-    }
-    state
-        .blobs
-        .put_batch(vec![(manifest_blob, manifest_bytes.into())])
-        .await?;
     let outcome = state
         .store
         .create_release(
@@ -178,6 +157,39 @@ pub async fn create(
         )
         .await?;
     Ok((outcome, closes))
+}
+
+/// Checks that the content `manifest` references is stored with the sizes it declares and
+/// that its `ferry.toml` is one agents accept, then stores the manifest itself; returns
+/// the manifest's blob and every blob the release references (content and manifest) with
+/// its size, for the store's reference counts. The caller holds content against garbage collection
+/// ([`ContentHold::Shared`]) until the release is created.
+pub(super) async fn store_manifest(
+    state: &AppState,
+    manifest: &Manifest,
+) -> ServiceResult<(ContentHash, Vec<(String, u64)>)> {
+    let manifest_bytes = manifest.to_blob();
+    let manifest_blob = ContentHash::of(&manifest_bytes);
+    let mut blobs: Vec<(String, u64)> = manifest
+        .blobs()
+        .into_iter()
+        .map(|chunk| (chunk.hash.to_hex(), chunk.size))
+        .collect();
+    blobs.push((manifest_blob.to_hex(), manifest_bytes.len() as u64));
+    let needed: Vec<(String, Chunk)> = manifest
+        .entries
+        .iter()
+        .flat_map(|entry| entry.blobs().into_iter().map(|c| (entry.path.clone(), c)))
+        .collect();
+    check_content(state.blobs.as_ref(), &needed).await?;
+    if let Some(entry) = manifest.get(CONFIG_FILE) {
+        check_release_config(state.blobs.as_ref(), entry).await?;
+    }
+    state
+        .blobs
+        .put_batch(vec![(manifest_blob, manifest_bytes.into())])
+        .await?;
+    Ok((manifest_blob, blobs))
 }
 
 /// Refuses a manifest whose content was not all uploaded, or whose sizes are not the sizes
@@ -235,7 +247,7 @@ async fn check_release_config(store: &dyn BlobStorage, entry: &Entry) -> Service
 
 /// Refuses `--incident ID` unless it names a hotfix incident of `app` whose base is the
 /// release the hotfix is made from.
-async fn check_hotfix_incident(
+pub(super) async fn check_hotfix_incident(
     state: &AppState,
     app: &str,
     id: i64,

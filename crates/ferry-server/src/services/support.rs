@@ -243,7 +243,21 @@ pub async fn obligation_opened_by(
     let Some(base) = release.hotfix_of.clone() else {
         return Ok(None);
     };
-    let incident = match release.incident {
+    obligation_of_hotfix(state, app, version, base, release.incident).await
+}
+
+/// The backport obligation hotfix `version` of `base` (fixing `incident`) owes once it runs
+/// in production, with its audit event: for a release not stored yet (a capture, stored
+/// with its obligation in one transaction).
+pub async fn obligation_of_hotfix(
+    state: &AppState,
+    app: &str,
+    version: &str,
+    base: String,
+    incident_id: Option<i64>,
+) -> ServiceResult<Option<(Backport, AuditRecord)>> {
+    let pipeline = state.store.list_environments().await?;
+    let incident = match incident_id {
         Some(id) => state.store.incident(id).await?,
         None => None,
     };
@@ -273,7 +287,7 @@ pub async fn obligation_opened_by(
     let audit = AuditAction::BackportOpen(audit_event::BackportOpen {
         hotfix_version: version.to_owned(),
         base_version: base.clone(),
-        incident: release.incident,
+        incident: incident_id,
         mode,
         team: team.clone(),
     })
@@ -288,7 +302,7 @@ pub async fn obligation_opened_by(
         app: app.to_owned(),
         hotfix_version: version.to_owned(),
         base_version: base,
-        incident: release.incident,
+        incident: incident_id,
         mode,
         status: ObligationStatus::Open,
         closed_by: None,

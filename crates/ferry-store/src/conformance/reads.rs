@@ -368,4 +368,5 @@ pub async fn reads_story(store: &dyn Store) {
         [bad("api", "dev", "2.0"), bad("web", "dev", "1.1")]
     );
     assert!(!moved(store, &mut last).await, "reads change nothing");
+    super::capture::capture_part(store, &mut last).await;
 }

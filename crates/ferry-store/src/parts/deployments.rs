@@ -29,6 +29,13 @@ pub trait Deployments: Send + Sync + 'static {
         update: DeploymentUpdate<'_>,
         audit: AuditRecord,
     ) -> StoreResult<()>;
+    /// Creates a release captured from a target and the finished deployment recording the
+    /// target running it (its desired state, its report, its drift found empty), and opens
+    /// the backport obligation, with their audit records, in one transaction. Refused,
+    /// changing nothing, when the version exists already (whatever its content: a capture
+    /// names a new release) or another deployment of the application to the environment is
+    /// active.
+    async fn capture_release(&self, capture: NewCapture) -> StoreResult<Captured>;
     /// One deployment.
     async fn deployment(&self, id: i64) -> StoreResult<Option<DeploymentRecord>>;
     /// The approvals of a deployment, oldest first.

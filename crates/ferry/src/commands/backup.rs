@@ -1,13 +1,15 @@
 //! `ferry backup`: backups of applications' data on their targets, taken on demand,
-//! listed, shown and restored. Not `ferry server backup`, which copies ferry's own database.
+//! listed, shown, restored and exported. Not `ferry server backup`, which copies ferry's own database.
 
 use std::time::Duration;
 
 use ferry_api::{AppBackup, CreateBackup, RestoreBackup, Task, TaskState};
+use ferry_cas::manifest::Manifest;
 use ferry_domain::name::NameKind;
 
 use super::check_name;
-use super::tasks::wait_for;
+use super::download::{download_tree, TreeKind};
+use super::tasks::{detail_of, wait_for};
 use crate::cli::BackupCommand;
 use crate::client::Client;
 use crate::error::{CliError, CliResult};
@@ -31,7 +33,7 @@ pub async fn run(client: &Client, output: Output, command: BackupCommand) -> Cli
             let mut failed = Vec::new();
             for task in asked {
                 let task = wait_for(client, task, PATIENCE).await?;
-                match (task.state, backup_of(&task)) {
+                match (task.state, detail_of::<AppBackup>(&task)) {
                     (TaskState::Succeeded, Some(backup)) => done.push(backup),
                     _ => failed.push(failure(&task)),
                 }
@@ -116,6 +118,25 @@ pub async fn run(client: &Client, output: Output, command: BackupCommand) -> Cli
             });
             Ok(())
         }
+        BackupCommand::Export { id, dir } => {
+            let manifest: Manifest = client
+                .get(&format!("/api/v1/backups/{id}/manifest"))
+                .await?;
+            let (files, bytes) = (manifest.n_files(), manifest.n_bytes());
+            let fetch = format!("/api/v1/backups/{id}/blobs/fetch");
+            download_tree(client, output, manifest, &fetch, &dir, TreeKind::Data).await?;
+            let report = serde_json::json!({
+                "backup": id, "dir": dir.display().to_string(), "files": files, "bytes": bytes,
+            });
+            output.print(&report, |_| {
+                println!(
+                    "exported backup {id} to {} ({files} files, {})",
+                    dir.display(),
+                    human_bytes(bytes)
+                );
+            });
+            Ok(())
+        }
         BackupCommand::Restore { id, target, path } => {
             if let Some(target) = &target {
                 check_name(NameKind::Target, target)?;
@@ -139,11 +160,6 @@ pub async fn run(client: &Client, output: Output, command: BackupCommand) -> Cli
             Ok(())
         }
     }
-}
-
-/// The backup a finished backup task recorded, as its detail names it.
-fn backup_of(task: &Task) -> Option<AppBackup> {
-    serde_json::from_value(task.detail.clone()?).ok()
 }
 
 /// Why a task did not do what it was asked, in words.

@@ -3,12 +3,15 @@
 
 use std::time::Duration;
 
-use ferry_api::{CheckDrift, TargetDrift, Task, TaskState};
+use ferry_api::{
+    CaptureDrift, CaptureOutcome, CheckDrift, RevertDrift, RevertOutcome, TargetDrift, Task,
+    TaskState,
+};
 use ferry_domain::freeze::rfc3339;
 use ferry_domain::name::NameKind;
 
 use super::check_name;
-use super::tasks::wait_for;
+use super::tasks::{detail_of, wait_for, wait_for_success};
 use crate::client::Client;
 use crate::error::{CliError, CliResult};
 use crate::output::{print_table, Output};
@@ -16,6 +19,12 @@ use crate::output::{print_table, Output};
 /// How long `--refresh` waits for the agents: a check of an unchanged release takes
 /// milliseconds, one that re-hashes many edited files seconds.
 const REFRESH_PATIENCE: Duration = Duration::from_secs(120);
+
+/// How long a capture is waited for: the edited files are hashed and uploaded first.
+const CAPTURE_PATIENCE: Duration = Duration::from_secs(600);
+
+/// How long a revert is waited for: what the drifted paths hold is backed up first.
+const REVERT_PATIENCE: Duration = Duration::from_secs(600);
 
 /// Which targets' drift to show.
 pub struct Scope {
@@ -136,4 +145,104 @@ async fn check_now(client: &Client, request: CheckDrift) -> CliResult<Vec<String
         }
     }
     Ok(unchecked)
+}
+
+/// Asks the target's agent to capture the hand edits as a release and waits for it; prints
+/// the release, the paths captured, the bytes uploaded and the backport obligation opened.
+/// A capture the agent could not make fails with its reason.
+pub async fn capture(client: &Client, output: Output, request: CaptureDrift) -> CliResult {
+    check_name(NameKind::Target, &request.target)?;
+    check_name(NameKind::App, &request.app)?;
+    ferry_domain::name::validate_version(&request.version)
+        .map_err(|e| CliError::usage(e.to_string()))?;
+    let task: Task = client.post("/api/v1/drift/capture", &request).await?;
+    let doing = format!("capture {}", request.app);
+    let task = wait_for_success(client, task, CAPTURE_PATIENCE, &doing).await?;
+    let Some(outcome) = detail_of::<CaptureOutcome>(&task) else {
+        output.print(&task, |task| {
+            println!("{}", task.message.as_deref().unwrap_or("captured"))
+        });
+        return Ok(());
+    };
+    output.print(&outcome, |outcome| {
+        let release = &outcome.release;
+        println!(
+            "captured {} {} from {} (a hotfix of {}): {} path(s)",
+            release.app, release.version, task.target, release.hotfix_of, release.paths
+        );
+        let mut named = 0;
+        for (what, paths) in [
+            ("added", &release.added),
+            ("removed", &release.removed),
+            ("modified", &release.modified),
+        ] {
+            for path in paths {
+                println!("  {what:<9} {path}");
+                named += 1;
+            }
+        }
+        if release.paths > named {
+            println!(
+                "  … and {} more (`ferry release diff {} {} {}`)",
+                release.paths - named,
+                release.app,
+                release.hotfix_of,
+                release.version
+            );
+        }
+        println!(
+            "uploaded {} bytes; {} runs {} (deployment {}), {} files linked, none rewritten",
+            outcome.bytes_uploaded, task.target, release.version, release.deployment, outcome.files_linked
+        );
+        match release.backport {
+            Some(id) => println!(
+                "backport obligation {id} opened: the fix is owed to the product line (`ferry backport list {}`)",
+                release.app
+            ),
+            None => println!("no backport obligation: {} is not a production target", task.target),
+        }
+    });
+    Ok(())
+}
+
+/// Asks the target's agent to undo its hand edits on `request.app`, keeping what they held
+/// as a backup first, waits, and says what was reverted.
+pub async fn revert(client: &Client, output: Output, request: RevertDrift) -> CliResult {
+    check_name(NameKind::Target, &request.target)?;
+    check_name(NameKind::App, &request.app)?;
+    let task: Task = client.post("/api/v1/drift/revert", &request).await?;
+    let doing = format!("revert {}", request.app);
+    let task = wait_for_success(client, task, REVERT_PATIENCE, &doing).await?;
+    let Some(outcome) = detail_of::<RevertOutcome>(&task) else {
+        output.print(&task, |task| {
+            println!("{}", task.message.as_deref().unwrap_or("reverted"))
+        });
+        return Ok(());
+    };
+    output.print(&outcome, |outcome| {
+        if outcome.reverted.is_empty() {
+            println!(
+                "{} {} on {} differed from nothing: nothing to revert",
+                task.app, outcome.version, task.target
+            );
+            return;
+        }
+        println!(
+            "{} on {} serves {} exactly again; {} path(s) reverted:",
+            task.app,
+            task.target,
+            outcome.version,
+            outcome.reverted.len()
+        );
+        for path in &outcome.reverted {
+            println!("  {:<9} {}", path.change.to_string(), path.path);
+        }
+        match outcome.backup {
+            Some(id) => {
+                println!("what they held is kept in backup {id} (`ferry backup show {id}`)")
+            }
+            None => println!("they were deletions only: nothing to keep"),
+        }
+    });
+    Ok(())
 }

@@ -8,6 +8,7 @@ mod check;
 mod demo;
 mod deploy;
 mod deployment_logs;
+mod download;
 mod drift;
 mod env;
 mod login;
@@ -22,7 +23,7 @@ mod user;
 
 use ferry_domain::name::{validate_name, NameKind};
 
-use crate::cli::{Cli, Command, ServerCommand};
+use crate::cli::{Cli, Command, DriftCommand, ServerCommand};
 use crate::client::Client;
 use crate::error::{CliError, CliResult};
 use crate::output::Output;
@@ -82,6 +83,32 @@ pub async fn run(cli: Cli, output: Output) -> CliResult {
         }
         Command::Status { app } => deploy::status(&Client::from_args(global)?, output, app).await,
         Command::Drift {
+            command:
+                Some(DriftCommand::Capture {
+                    target,
+                    app,
+                    version,
+                    incident,
+                }),
+            ..
+        } => {
+            let request = ferry_api::CaptureDrift {
+                target,
+                app,
+                version,
+                incident,
+            };
+            drift::capture(&Client::from_args(global)?, output, request).await
+        }
+        Command::Drift {
+            command: Some(DriftCommand::Revert { target, app }),
+            ..
+        } => {
+            let request = ferry_api::RevertDrift { target, app };
+            drift::revert(&Client::from_args(global)?, output, request).await
+        }
+        Command::Drift {
+            command: None,
             app,
             env,
             target,

@@ -1,14 +1,10 @@
 //! `ferry release`: create (uploading only what the server lacks), list, show, diff, export.
 
-use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use ferry_api::{
     BlobHashes, CreateRelease, CreatedRelease, MissingBlobs, Release, ReleaseDiff, StoredBlobs,
 };
-use ferry_cas::blobs::BlobStore;
-use ferry_cas::export::export_tree;
-use ferry_cas::frames::parse_frames;
 use ferry_cas::hash::ContentHash;
 use ferry_cas::ingest::{prepare, Limits};
 use ferry_cas::manifest::Manifest;
@@ -19,6 +15,7 @@ use ferry_cas::CasError;
 use ferry_domain::name::NameKind;
 use serde::Serialize;
 
+use super::download::{download_tree, TreeKind};
 use super::{check_name, check_version};
 use crate::cli::ReleaseCommand;
 use crate::client::Client;
@@ -26,7 +23,7 @@ use crate::error::{CliError, CliResult};
 use crate::output::{human_bytes, print_table, progress, Output};
 
 /// Bad input is refused (exit 3); a failing machine fails (exit 1).
-fn cas_error(error: CasError) -> CliError {
+pub(super) fn cas_error(error: CasError) -> CliError {
     if error.is_bad_input() {
         CliError::refused(error.to_string())
     } else {
@@ -35,7 +32,7 @@ fn cas_error(error: CasError) -> CliError {
 }
 
 /// Runs filesystem-heavy work off the async runtime.
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, CasError> + Send + 'static,
 ) -> CliResult<T> {
     tokio::task::spawn_blocking(work)
@@ -421,69 +418,12 @@ async fn export(
 ) -> CliResult {
     check_name(NameKind::App, app)?;
     check_version(version)?;
-    if dir.exists()
-        && std::fs::read_dir(&dir)
-            .map(|mut d| d.next().is_some())
-            .unwrap_or(true)
-    {
-        return Err(CliError::refused(format!(
-            "{} is not empty: export into a new or empty directory",
-            dir.display()
-        )));
-    }
     let manifest: Manifest = client
         .get(&format!("/api/v1/apps/{app}/releases/{version}/manifest"))
         .await?;
-    let cache_root = dir
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-        .to_owned();
-    let cache = tempfile::Builder::new()
-        .prefix(".ferry-export-")
-        .tempdir_in(&cache_root)
-        .map_err(|e| {
-            CliError::failed(format!(
-                "creating a temporary directory in {}: {e}",
-                cache_root.display()
-            ))
-        })?;
-    let store = BlobStore::open(cache.path()).map_err(cas_error)?;
-    let needed = manifest.blobs();
-    // Sizes as the manifest declares them: only shown, added up without overflowing.
-    let declared = needed.iter().map(|c| c.size).fold(0, u64::saturating_add);
-    let bar = progress(output, declared, "downloading");
-    let mut pending: Vec<ContentHash> = needed.iter().map(|c| c.hash).collect();
-    while !pending.is_empty() {
-        let question = BlobHashes {
-            hashes: pending
-                .iter()
-                .take(HASHES_PER_QUESTION)
-                .map(|h| h.to_hex())
-                .collect(),
-        };
-        let batch = client
-            .post_for_bytes(&format!("/api/v1/apps/{app}/blobs/fetch"), &question)
-            .await?;
-        let blobs = parse_frames(&batch).map_err(cas_error)?;
-        if blobs.is_empty() {
-            return Err(CliError::failed("the server sent no content; try again"));
-        }
-        store.put_batch(&blobs).map_err(cas_error)?;
-        let received: HashSet<ContentHash> = blobs.iter().map(|(h, _)| *h).collect();
-        bar.inc(blobs.iter().map(|(_, d)| d.len() as u64).sum());
-        pending.retain(|h| !received.contains(h));
-    }
-    bar.finish_and_clear();
-    let target = dir.clone();
-    let n_files = manifest.n_files();
-    let n_bytes = manifest.n_bytes();
-    blocking(move || {
-        let result = export_tree(&manifest, &target, &store);
-        drop(cache);
-        result
-    })
-    .await?;
+    let (n_files, n_bytes) = (manifest.n_files(), manifest.n_bytes());
+    let fetch = format!("/api/v1/apps/{app}/blobs/fetch");
+    download_tree(client, output, manifest, &fetch, &dir, TreeKind::Release).await?;
     let report = serde_json::json!({ "app": app, "version": version, "dir": dir.display().to_string(), "files": n_files, "bytes": n_bytes });
     output.print(&report, |_| {
         println!(

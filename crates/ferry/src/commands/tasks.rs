@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use ferry_api::Task;
+use ferry_api::{Task, TaskState};
 
 use crate::client::Client;
 use crate::error::{CliError, CliResult};
@@ -35,4 +35,33 @@ pub async fn wait_for(client: &Client, task: Task, patience: Duration) -> CliRes
             .await?;
     }
     Ok(task)
+}
+
+/// `task`, waited for, if it succeeded; otherwise a failure saying that `doing` (as in
+/// "could not capture web") did not happen on its target, and why.
+pub async fn wait_for_success(
+    client: &Client,
+    task: Task,
+    patience: Duration,
+    doing: &str,
+) -> CliResult<Task> {
+    let task = wait_for(client, task, patience).await?;
+    match task.state {
+        TaskState::Succeeded => Ok(task),
+        TaskState::Expired => Err(CliError::failed(format!(
+            "the agent of {} did not answer within an hour: it did not {doing}",
+            task.target
+        ))),
+        _ => Err(CliError::failed(format!(
+            "{} could not {doing}: {}",
+            task.target,
+            task.message.as_deref().unwrap_or("no reason given")
+        ))),
+    }
+}
+
+/// What a task that succeeded found or made, as `T`; none when its detail is not one (a
+/// task run again after its report was lost says only that it is done).
+pub fn detail_of<T: serde::de::DeserializeOwned>(task: &Task) -> Option<T> {
+    serde_json::from_value(task.detail.clone()?).ok()
 }

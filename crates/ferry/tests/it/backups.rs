@@ -148,6 +148,18 @@ fn backup_delete_restore_is_byte_identical_and_a_small_change_stores_little() {
         .json();
     assert_eq!(shown["new_bytes"], second["new_bytes"], "{shown}");
 
+    // The first backup, taken home: the same tree (symlinks pointing anywhere as links).
+    let home = server.dir.path().join("backup-home");
+    server
+        .admin(&[
+            "backup",
+            "export",
+            &first["id"].to_string(),
+            home.to_str().unwrap(),
+        ])
+        .success();
+    assert_eq!(tree(&home.join("data")), backed_up);
+
     // The data is lost; the first backup brings it back exactly.
     fs::remove_dir_all(&data).unwrap();
     let restored = server

@@ -82,6 +82,14 @@ const TABLE: &[Row] = &[
     // asks none.
     user("POST /api/v1/drift/check", "", NONE, "yyyyyy yyyyyy", "/api/v1/drift/check",
         r#"{"app": "{app}", "target": "nowhere-1"}"#),
+    // Capturing hand edits creates a release and deploys it: both rights, in the target's
+    // environment. The target runs nothing, which is found after permission.
+    user("POST /api/v1/drift/capture", "", ALL, "--yyyy --yyyy", "/api/v1/drift/capture",
+        r#"{"target": "{target}", "app": "{app}", "version": "9.9.9"}"#),
+    // Reverting hand edits: deploy level in the target's environment; the target runs
+    // nothing, which is found after permission.
+    user("POST /api/v1/drift/revert", "", ALL, "--yyyy --yyyy", "/api/v1/drift/revert",
+        r#"{"target": "{target}", "app": "{app}"}"#),
     user("GET /api/v1/tasks/{id}", "", NONE, "yyyyyy yyyyyy", "/api/v1/tasks/999999", ""),
     // Backups of application data: lists filtered to what the caller may see; a missing
     // backup is missing to everyone (who may restore an existing one: tests/it/backups.rs).
@@ -90,6 +98,10 @@ const TABLE: &[Row] = &[
     user("GET /api/v1/backups/{id}", "", NONE, "yyyyyy yyyyyy", "/api/v1/backups/999999", ""),
     user("POST /api/v1/backups/{id}/restore", "", NONE, "yyyyyy yyyyyy",
         "/api/v1/backups/999999/restore", "{}"),
+    user("GET /api/v1/backups/{id}/manifest", "", NONE, "yyyyyy yyyyyy",
+        "/api/v1/backups/999999/manifest", ""),
+    user("POST /api/v1/backups/{id}/blobs/fetch", "", NONE, "yyyyyy yyyyyy",
+        "/api/v1/backups/999999/blobs/fetch", r#"{"hashes": []}"#),
     // Taking one: deploy level in the environment; a target that does not run the app is
     // asked nothing.
     user("POST /api/v1/backups", "", ALL, "--yyyy --yyyy", "/api/v1/backups",
@@ -246,6 +258,8 @@ const TABLE: &[Row] = &[
         r#"{"app": "{app}", "version": "1.0.0", "paths": []}"#),
     agent("POST /api/v1/agent/tasks/{id}", &[401, 403], "/api/v1/agent/tasks/999999",
         r#"{"outcome": "succeeded", "message": "done"}"#),
+    agent("POST /api/v1/agent/captures", &[401, 403], "/api/v1/agent/captures",
+        r#"{"task": 999999, "app": "{app}", "version": "9.9.9", "hotfix_of": "1.0.0", "manifest": {"entries": []}}"#),
     agent("POST /api/v1/agent/apps/{app}/blobs/missing", &[401, 403],
         "/api/v1/agent/apps/{app}/blobs/missing", r#"{"hashes": []}"#),
     agent("POST /api/v1/agent/apps/{app}/blobs", &[401, 403], "/api/v1/agent/apps/{app}/blobs", ""),

@@ -1,14 +1,19 @@
 //! `/api/v1/backups`: backups of applications' data on their targets (`ferry backup`), not
 //! the server's own backup (`ferry server backup`).
 
+use std::sync::Arc;
+
 use axum::extract::State;
+use axum::response::Response;
 use axum::Json;
-use ferry_api::{AppBackup, CreateBackup, RestoreBackup, Task};
+use ferry_api::{AppBackup, BlobHashes, CreateBackup, RestoreBackup, Task};
+use ferry_cas::manifest::Manifest;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::handlers::v1::blobs::{read_blob_batch, MAX_HASH_LIST};
 use crate::json::{Body, Path, Query};
 use crate::services::app_backups;
 use crate::state::AppState;
@@ -80,4 +85,35 @@ pub async fn restore(
     Ok(Json(
         app_backups::restore(&state, &caller, id, request).await?,
     ))
+}
+
+/// A backup's manifest: every path with its kind, mode, size and content hash, for someone
+/// who may restore it (deploy level in its environment), to download its content with
+/// `POST /api/v1/backups/{id}/blobs/fetch` (`ferry backup export`).
+#[utoipa::path(get, path = "/api/v1/backups/{id}/manifest", tag = "deployments",
+    params(("id" = i64, Path, description = "backup number")),
+    responses((status = 200, body = Object), (status = 403, body = ferry_api::ErrorBody),
+        (status = 404, body = ferry_api::ErrorBody)))]
+pub async fn manifest(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<Json<Arc<Manifest>>, ApiError> {
+    Ok(Json(app_backups::manifest(&state, &caller, id).await?))
+}
+
+/// Blobs of a backup, in the batch format, up to 32 MiB (the caller asks again for those
+/// that did not fit), for someone who may restore it; only the backup's own content.
+#[utoipa::path(post, path = "/api/v1/backups/{id}/blobs/fetch", tag = "deployments",
+    params(("id" = i64, Path, description = "backup number")), request_body = BlobHashes,
+    responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 403, body = ferry_api::ErrorBody), (status = 404, body = ferry_api::ErrorBody)))]
+pub async fn fetch_blobs(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    Body(request): Body<BlobHashes, { MAX_HASH_LIST }>,
+) -> Result<Response, ApiError> {
+    let hashes = app_backups::fetchable(&state, &caller, id, &request.hashes).await?;
+    read_blob_batch(&state, hashes).await
 }

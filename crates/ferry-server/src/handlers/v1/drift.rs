@@ -2,14 +2,14 @@
 
 use axum::extract::State;
 use axum::Json;
-use ferry_api::{CheckDrift, TargetDrift, Task};
+use ferry_api::{CaptureDrift, CheckDrift, RevertDrift, TargetDrift, Task};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::json::{Body, Query};
-use crate::services::drift;
+use crate::services::{captures, drift, reverts};
 use crate::state::AppState;
 
 /// Which targets `drift` covers.
@@ -59,4 +59,42 @@ pub async fn check(
     Body(request): Body<CheckDrift>,
 ) -> Result<Json<Vec<Task>>, ApiError> {
     Ok(Json(drift::check_now(&state, &caller, request).await?))
+}
+
+/// Asks a target's agent to make a release of the hand edits of an application it runs: a
+/// hotfix of the release it runs, named `version`, which the target runs from then on
+/// without a file rewritten (audited `drift.capture`; the release and the target running it
+/// are audited when the agent is done). Needs the right to create releases of the
+/// application and to deploy it to the target's environment. Refused before the agent is
+/// asked when the version exists or is not later than the running release, the target does
+/// not run the application or is offline, or a deployment there is under way. Follow the
+/// task with `GET /api/v1/tasks/{id}?wait=…`.
+#[utoipa::path(post, path = "/api/v1/drift/capture", tag = "deployments", request_body = CaptureDrift,
+    responses((status = 200, body = Task), (status = 403, body = ferry_api::ErrorBody),
+        (status = 404, body = ferry_api::ErrorBody), (status = 409, body = ferry_api::ErrorBody),
+        (status = 422, body = ferry_api::ErrorBody)))]
+pub async fn capture(
+    State(state): State<AppState>,
+    caller: Caller,
+    Body(request): Body<CaptureDrift>,
+) -> Result<Json<Task>, ApiError> {
+    Ok(Json(captures::request(&state, &caller, request).await?))
+}
+
+/// Asks the agent of a target to undo the hand edits on the release it runs: it keeps what
+/// the drifted paths hold as a backup of the application first, then restores the release's
+/// exact content and checks again (deploy level on the application in the target's
+/// environment; audited `drift.revert`). Refused before the agent is asked when the target
+/// does not run the application or is offline, or a deployment there is under way. Follow
+/// the task with `GET /api/v1/tasks/{id}?wait=…`.
+#[utoipa::path(post, path = "/api/v1/drift/revert", tag = "deployments", request_body = RevertDrift,
+    responses((status = 200, body = Task), (status = 403, body = ferry_api::ErrorBody),
+        (status = 404, body = ferry_api::ErrorBody), (status = 409, body = ferry_api::ErrorBody),
+        (status = 422, body = ferry_api::ErrorBody)))]
+pub async fn revert(
+    State(state): State<AppState>,
+    caller: Caller,
+    Body(request): Body<RevertDrift>,
+) -> Result<Json<Task>, ApiError> {
+    Ok(Json(reverts::request(&state, &caller, request).await?))
 }

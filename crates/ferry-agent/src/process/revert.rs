@@ -1,0 +1,119 @@
+//! Reverting drift as a task (`ferry drift revert`): the application checked now; what the
+//! drifted paths hold kept as a backup of the application (reason `drift_revert`: the paths
+//! relative to the release, read from `current`); then the release given its exact content,
+//! as a rollback to a changed release does (a fresh tree built beside it and exchanged with
+//! one atomic rename, blobs fetched when an edit in place spoilt the cache's copy); then
+//! checked again, which reports the drift gone.
+
+use anyhow::bail;
+use ferry_api::{BackupReason, DriftChange, RevertOutcome};
+
+use super::{Agent, SwitchedBack};
+use crate::app_backup::take::Taken;
+use crate::app_backup::{outermost, snapshot};
+use crate::layout::{staging_dir, AppLayout};
+use crate::lock::AppLock;
+
+impl Agent {
+    /// The task of reverting `app`, which the server saw running `version`.
+    pub(super) async fn revert(
+        &self,
+        task: i64,
+        app: &str,
+        version: &str,
+    ) -> anyhow::Result<(String, Option<serde_json::Value>)> {
+        let found = self.drift_found_now(app).await?;
+        if found.version != version {
+            bail!(
+                "{app} runs {} here now, not {version}: nothing was reverted; look again with `ferry drift {app} --refresh`",
+                found.version
+            );
+        }
+        if found.paths.is_empty() {
+            let outcome = RevertOutcome {
+                version: found.version,
+                reverted: Vec::new(),
+                backup: None,
+            };
+            return Ok((
+                format!("{app} {version} serves its release exactly: nothing to revert"),
+                Some(serde_json::to_value(&outcome)?),
+            ));
+        }
+        let kept: Vec<String> = found
+            .paths
+            .iter()
+            .filter(|p| p.change != DriftChange::Deleted)
+            .map(|p| p.path.clone())
+            .collect();
+        let backup = match kept.is_empty() {
+            true => None,
+            false => Some(self.keep_drifted(task, app, version, kept).await?),
+        };
+        match self.switch_back(app, version).await? {
+            SwitchedBack::Done { .. } => {}
+            SwitchedBack::DeployInstead => bail!(
+                "{app} {version} could not be given its release's content back here (the agent's log says why); what the drifted paths hold is in backup {}",
+                backup.map_or_else(|| "-".to_owned(), |id| id.to_string())
+            ),
+        }
+        let after = self.drift_found_now(app).await?;
+        if !after.paths.is_empty() {
+            bail!(
+                "{app} {version} still differs from its release after the revert ({} paths, first {}): someone is editing it now?",
+                after.paths.len(),
+                after.paths[0].path
+            );
+        }
+        let message = match backup {
+            Some(id) => format!(
+                "{app} {version} serves its release exactly again: {} path(s) reverted, what they held kept in backup {id}",
+                found.paths.len()
+            ),
+            None => format!(
+                "{app} {version} serves its release exactly again: {} deleted path(s) restored",
+                found.paths.len()
+            ),
+        };
+        let outcome = RevertOutcome {
+            version: found.version,
+            reverted: found.paths,
+            backup,
+        };
+        Ok((message, Some(serde_json::to_value(&outcome)?)))
+    }
+
+    /// Keeps what `paths` of release `version` of `app` hold now as a backup of the
+    /// application (reason `drift_revert`, paths relative to the release), every file read
+    /// (no index vouches for hand edits); its number.
+    async fn keep_drifted(
+        &self,
+        task: i64,
+        app: &str,
+        version: &str,
+        paths: Vec<String>,
+    ) -> anyhow::Result<i64> {
+        let (root, name, version) = (self.root.clone(), app.to_owned(), version.to_owned());
+        let taken = tokio::task::spawn_blocking(move || -> anyhow::Result<Taken> {
+            let layout = AppLayout::new(&root, &name)?;
+            let _lock = AppLock::acquire(&root, &name)?;
+            let paths = outermost(&paths);
+            let scratch = staging_dir(&root);
+            std::fs::create_dir_all(&scratch)?;
+            let index = scratch.join(format!("drift-revert-{name}.index"));
+            let _ = std::fs::remove_file(&index);
+            let snapshot = snapshot(&layout.release_dir(&version), &paths, &index);
+            let _ = std::fs::remove_file(&index);
+            Ok(Taken {
+                version,
+                paths,
+                snapshot: snapshot?,
+            })
+        })
+        .await??;
+        let backup = self
+            .send_backup(app, BackupReason::DriftRevert, Some(task), taken)
+            .await?;
+        Ok(backup.id)
+    }
+}
