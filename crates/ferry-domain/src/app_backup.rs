@@ -22,9 +22,29 @@ vocabulary! {
     }
 }
 
+impl BackupReason {
+    /// Whether the backup holds the application's data (its `backup` paths in `shared/`):
+    /// what a schedule counts, retention thins out and a restore puts back. What a drift
+    /// revert kept is release files, kept until removed by hand, never by retention.
+    pub fn is_data(self) -> bool {
+        self != BackupReason::DriftRevert
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_what_a_drift_revert_kept_is_not_data() {
+        for reason in BackupReason::ALL {
+            assert_eq!(
+                reason.is_data(),
+                *reason != BackupReason::DriftRevert,
+                "{reason}"
+            );
+        }
+    }
 
     #[test]
     fn reasons_have_one_name_each() {

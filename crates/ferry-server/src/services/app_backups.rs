@@ -8,9 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferry_api::{
-    AgentBackup, AppBackup, BackupReason, CreateBackup, RestoreBackup, Task, TaskWork,
-};
+use ferry_api::{AgentBackup, AppBackup, CreateBackup, RestoreBackup, Task, TaskWork};
 use ferry_cas::hash::ContentHash;
 use ferry_cas::manifest::{validate_path, Manifest};
 use ferry_cas::release_config::is_within;
@@ -321,7 +319,7 @@ pub async fn restore(
     request: RestoreBackup,
 ) -> ServiceResult<Task> {
     let (backup, app) = restorable(state, caller, id).await?;
-    if backup.reason == BackupReason::DriftRevert {
+    if !backup.reason.is_data() {
         return Err(ServiceError::invalid(format!(
             "backup {id} keeps what hand edits on {} held when `ferry drift revert` undid them: files of release {}, not data under shared/, so it is not restored (`ferry backup show {id}` lists them)",
             backup.target,
@@ -485,7 +483,7 @@ async fn ask_scheduled(
             };
             let newest = backups
                 .iter()
-                .filter(|b| b.target == target.name)
+                .filter(|b| b.target == target.name && b.reason.is_data())
                 .map(|b| b.created_ms)
                 .max();
             if newest.is_some_and(|at| now.saturating_sub(at) < every_ms)
@@ -545,7 +543,7 @@ async fn prune(state: &AppState, app: &str, keep: BackupKeep) -> ServiceResult<(
     let now = state.clock.now_ms();
     let backups = state.store.list_app_backups(Some(app)).await?;
     let mut by_target: HashMap<(&str, &str), Vec<RetainedBackup>> = HashMap::new();
-    for backup in &backups {
+    for backup in backups.iter().filter(|b| b.reason.is_data()) {
         by_target
             .entry((backup.env.as_str(), backup.target.as_str()))
             .or_default()
