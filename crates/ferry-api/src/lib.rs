@@ -925,6 +925,16 @@ pub struct RevertOutcome {
     pub backup: Option<i64>,
 }
 
+/// The checks `POST /api/v1/drift/check` asked for: a task per online target, and the
+/// targets left out because their agent is offline (their drift is as last reported).
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct DriftChecks {
+    pub tasks: Vec<Task>,
+    /// Targets left out, by name.
+    #[serde(default)]
+    pub offline: Vec<String>,
+}
+
 /// Work asked of one target's agent for one application, beside converging on what the
 /// target should run: what `DesiredState.tasks` carries.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

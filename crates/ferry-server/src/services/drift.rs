@@ -4,7 +4,7 @@
 //! release is audited (`drift.detected`), which tells the maintaining team once. People
 //! can ask agents to check now (`drift.check`, an agent task).
 
-use ferry_api::{AgentDrift, CheckDrift, DriftedPath, TargetDrift, Task, TaskWork};
+use ferry_api::{AgentDrift, CheckDrift, DriftChecks, DriftedPath, TargetDrift, TaskWork};
 use ferry_cas::manifest::validate_path;
 use ferry_domain::audit_event::{AuditAction, DriftCheck, DriftDetected, DriftedExample};
 use ferry_domain::name::{validate_name, validate_version, NameKind};
@@ -120,7 +120,7 @@ pub async fn list(
 ) -> ServiceResult<Vec<TargetDrift>> {
     let apps = visible_apps(state, caller, app, env).await?;
     if let Some(target) = target {
-        validate_name(NameKind::Target, target)?;
+        check_target(&state.store.list_targets().await?, target, env)?;
     }
     let visible = |name: &str| apps.iter().any(|a| a.name == name);
     let (found, running) =
@@ -212,7 +212,7 @@ pub async fn check_now(
     state: &AppState,
     caller: &Caller,
     request: CheckDrift,
-) -> ServiceResult<Vec<Task>> {
+) -> ServiceResult<DriftChecks> {
     let apps = visible_apps(
         state,
         caller,
@@ -220,11 +220,11 @@ pub async fn check_now(
         request.env.as_deref(),
     )
     .await?;
-    if let Some(target) = &request.target {
-        validate_name(NameKind::Target, target)?;
-    }
     let (targets, running) =
         tokio::try_join!(state.store.list_targets(), state.store.target_apps(None))?;
+    if let Some(target) = &request.target {
+        check_target(&targets, target, request.env.as_deref())?;
+    }
     let chosen = |t: &Target| {
         request.env.as_ref().is_none_or(|env| &t.env == env)
             && request.target.as_ref().is_none_or(|name| &t.name == name)
@@ -252,11 +252,10 @@ pub async fn check_now(
             "{nothing}: nothing to check (`ferry status` shows what runs where)"
         )));
     };
-    let online: Vec<(&Target, &str)> = asked
+    let (online, offline): (Vec<(&Target, &str)>, Vec<(&Target, &str)>) = asked
         .iter()
         .copied()
-        .filter(|(target, _)| super::tasks::require_online(state, target).is_ok())
-        .collect();
+        .partition(|(target, _)| super::tasks::require_online(state, target).is_ok());
     if online.is_empty() {
         // Every one is offline: the first's refusal says when it was last seen.
         super::tasks::require_online(state, first)?;
@@ -277,5 +276,24 @@ pub async fn check_now(
             super::tasks::request(state, caller, target, app, TaskWork::CheckDrift, audit).await?,
         );
     }
-    Ok(tasks)
+    let mut offline: Vec<String> = offline.iter().map(|(t, _)| t.name.clone()).collect();
+    offline.dedup();
+    Ok(DriftChecks { tasks, offline })
+}
+
+/// Refuses a `target` that is not in service, or not in `env` when one is named.
+fn check_target(targets: &[Target], target: &str, env: Option<&str>) -> ServiceResult<()> {
+    validate_name(NameKind::Target, target)?;
+    let found = targets.iter().find(|t| t.name == target).ok_or_else(|| {
+        ServiceError::not_found(format!(
+            "no target {target:?}: `ferry target list` shows the targets"
+        ))
+    })?;
+    match env {
+        Some(env) if found.env != env => Err(ServiceError::invalid(format!(
+            "target {target} is in {}, not {env}: name one or the other",
+            found.env
+        ))),
+        _ => Ok(()),
+    }
 }

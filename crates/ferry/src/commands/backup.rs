@@ -12,7 +12,7 @@ use super::download::{download_tree, TreeKind};
 use super::tasks::{detail_of, wait_for};
 use crate::cli::BackupCommand;
 use crate::client::Client;
-use crate::error::{CliError, CliResult};
+use crate::error::{CliError, CliResult, Failure};
 use crate::output::{human_bytes, print_table, Output};
 
 /// How long a command waits for an agent to back up or restore: a first backup of much data
@@ -41,7 +41,7 @@ pub async fn run(client: &Client, output: Output, command: BackupCommand) -> Cli
             output.print(&done, |done| {
                 for backup in done {
                     println!(
-                        "Backup {} of {} on {} ({}): {} files, {}, {} new.",
+                        "backup {} of {} on {} ({}): {} file(s), {}, {} new",
                         backup.id,
                         backup.app,
                         backup.target,
@@ -52,7 +52,7 @@ pub async fn run(client: &Client, output: Output, command: BackupCommand) -> Cli
                     );
                 }
             });
-            finish(failed)
+            finish_after_report(failed)
         }
         BackupCommand::List { app, env } => {
             let mut query = Vec::new();
@@ -181,5 +181,14 @@ fn finish(failed: Vec<String>) -> CliResult {
     match failed.is_empty() {
         true => Ok(()),
         false => Err(CliError::failed(failed.join("\n"))),
+    }
+}
+
+/// As [`finish`], after the command printed its report: with `--json` that report is the
+/// one document on stdout, so the failure is said on stderr only.
+fn finish_after_report(failed: Vec<String>) -> CliResult {
+    match failed.is_empty() {
+        true => Ok(()),
+        false => Err(CliError::after_report(Failure::Failed, failed.join("\n"))),
     }
 }

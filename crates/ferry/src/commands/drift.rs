@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use ferry_api::{
-    CaptureDrift, CaptureOutcome, CheckDrift, RevertDrift, RevertOutcome, TargetDrift, Task,
-    TaskState,
+    CaptureDrift, CaptureOutcome, CheckDrift, DriftChecks, RevertDrift, RevertOutcome, TargetDrift,
+    Task, TaskState,
 };
 use ferry_domain::freeze::rfc3339;
 use ferry_domain::name::NameKind;
@@ -13,7 +13,7 @@ use ferry_domain::name::NameKind;
 use super::check_name;
 use super::tasks::{detail_of, wait_for, wait_for_success};
 use crate::client::Client;
-use crate::error::{CliError, CliResult};
+use crate::error::{CliError, CliResult, Failure};
 use crate::output::{print_table, Output};
 
 /// How long `--refresh` waits for the agents: a check of an unchanged release takes
@@ -71,7 +71,7 @@ pub async fn run(client: &Client, output: Output, scope: Scope, refresh: bool) -
     output.print(&drift, |drift| {
         if drift.is_empty() {
             println!(
-                "No drift: every target{} serves its release exactly, as its agent last checked.",
+                "No drift: every target{} serves its release exactly, {}.",
                 match (&app, &target, &env) {
                     (Some(app), Some(target), _) => format!(" of {app} on {target}"),
                     (None, Some(target), _) => format!(" on {target}"),
@@ -79,6 +79,10 @@ pub async fn run(client: &Client, output: Output, scope: Scope, refresh: bool) -
                     (Some(app), None, None) => format!(" of {app}"),
                     (None, None, Some(env)) => format!(" in {env}"),
                     (None, None, None) => String::new(),
+                },
+                match (refresh, unchecked.is_empty()) {
+                    (true, true) => "as its agent found just now",
+                    _ => "as its agent last checked",
                 }
             );
             return;
@@ -115,18 +119,25 @@ pub async fn run(client: &Client, output: Output, scope: Scope, refresh: bool) -
     });
     match unchecked.is_empty() {
         true => Ok(()),
-        false => Err(CliError::failed(format!(
-            "not checked now, so shown as last found: {}",
-            unchecked.join("; ")
-        ))),
+        false => Err(CliError::after_report(
+            Failure::Failed,
+            format!(
+                "not checked now, so shown as last found: {}",
+                unchecked.join("; ")
+            ),
+        )),
     }
 }
 
 /// Asks the agents to check now and waits for each; what could not be checked, in words.
 async fn check_now(client: &Client, request: CheckDrift) -> CliResult<Vec<String>> {
-    let asked: Vec<Task> = client.post("/api/v1/drift/check", &request).await?;
-    let mut unchecked = Vec::new();
-    for task in asked {
+    let asked: DriftChecks = client.post("/api/v1/drift/check", &request).await?;
+    let mut unchecked: Vec<String> = asked
+        .offline
+        .iter()
+        .map(|target| format!("{target}: its agent is offline (`ferry target list`)"))
+        .collect();
+    for task in asked.tasks {
         let task = wait_for(client, task, REFRESH_PATIENCE).await?;
         match task.state {
             TaskState::Succeeded => {}

@@ -72,6 +72,14 @@ fn refresh_asks_the_agents_and_the_first_drift_is_told_once() {
     assert_eq!(count(" drift.detected target/dev-1"), 1, "{audit:?}");
     assert_eq!(count("admin drift.check target/dev-1"), 3, "{audit:?}");
 
+    // A target that is not there, or not in the environment named, is refused.
+    server
+        .admin(&["drift", "web", "--target", "nosuch-1"])
+        .fails(1, "no target \"nosuch-1\"");
+    server
+        .admin(&["drift", "web", "--target", "dev-1", "--env", "prd", "--refresh"])
+        .fails(3, "target dev-1 is in dev, not prd");
+
     // Another team sees no such application, and cannot ask.
     let other = server.create_user("otto", "developer", &[]);
     server

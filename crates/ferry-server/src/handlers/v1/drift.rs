@@ -2,7 +2,7 @@
 
 use axum::extract::State;
 use axum::Json;
-use ferry_api::{CaptureDrift, CheckDrift, RevertDrift, TargetDrift, Task};
+use ferry_api::{CaptureDrift, CheckDrift, DriftChecks, RevertDrift, TargetDrift, Task};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -48,16 +48,16 @@ pub async fn list(
 
 /// Asks the agents of the targets that run an application (or every application the caller
 /// may see) to check it for drift now: one task per target and application, audited
-/// (`drift.check`). Offline targets are left out (`ferry drift` shows what they last
-/// reported); none online is refused. Follow each with `GET /api/v1/tasks/{id}?wait=…`.
+/// (`drift.check`). Offline targets are left out and named (`ferry drift` shows what they
+/// last reported); none online is refused. Follow each with `GET /api/v1/tasks/{id}?wait=…`.
 #[utoipa::path(post, path = "/api/v1/drift/check", tag = "deployments", request_body = CheckDrift,
-    responses((status = 200, body = Vec<Task>), (status = 404, body = ferry_api::ErrorBody),
+    responses((status = 200, body = DriftChecks), (status = 404, body = ferry_api::ErrorBody),
         (status = 409, body = ferry_api::ErrorBody)))]
 pub async fn check(
     State(state): State<AppState>,
     caller: Caller,
     Body(request): Body<CheckDrift>,
-) -> Result<Json<Vec<Task>>, ApiError> {
+) -> Result<Json<DriftChecks>, ApiError> {
     Ok(Json(drift::check_now(&state, &caller, request).await?))
 }
 
