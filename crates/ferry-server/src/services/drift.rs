@@ -252,7 +252,7 @@ pub async fn check_now(
             "{nothing}: nothing to check (`ferry status` shows what runs where)"
         )));
     };
-    let (online, offline): (Vec<(&Target, &str)>, Vec<(&Target, &str)>) = asked
+    let (online, offline): (Vec<_>, Vec<_>) = asked
         .iter()
         .copied()
         .partition(|(target, _)| super::tasks::require_online(state, target).is_ok());
