@@ -277,6 +277,7 @@ pub async fn check_now(
         );
     }
     let mut offline: Vec<String> = offline.iter().map(|(t, _)| t.name.clone()).collect();
+    offline.sort();
     offline.dedup();
     Ok(DriftChecks { tasks, offline })
 }
