@@ -231,11 +231,29 @@ impl ReleaseConfig {
                 None => error,
             }
         })?;
+        let shared = check_shared(text, raw.shared)?;
+        let backup = check_backup(text, raw.backup, &shared)?;
+        let pre_backup_span = [
+            ("hooks.pre_backup", &raw.hooks.pre_backup),
+            ("hooks.pre_backup_timeout", &raw.hooks.pre_backup_timeout),
+        ]
+        .into_iter()
+        .find_map(|(key, setting)| setting.as_ref().map(|s| (key, s.span())));
+        let ignore = check_ignore(text, raw.ignore)?;
+        let hooks = check_hooks(text, raw.hooks)?;
+        if let (Some((key, span)), true) = (pre_backup_span, backup.is_empty()) {
+            return Err(ConfigError::new(
+                key,
+                "no `backup` path is set, so no backup is ever taken and this would never run: \
+                 list the paths to back up in `backup`, or remove it",
+            )
+            .at(text, span));
+        }
         Ok(ReleaseConfig {
-            shared: check_shared(text, raw.shared)?,
-            backup: check_paths(text, "backup", raw.backup)?,
-            ignore: check_ignore(text, raw.ignore)?,
-            hooks: check_hooks(text, raw.hooks)?,
+            shared,
+            backup,
+            ignore,
+            hooks,
             health: raw.health.map(|h| check_health(text, h)).transpose()?,
         })
     }
@@ -304,6 +322,36 @@ fn check_shared(text: &str, paths: Vec<Spanned<String>>) -> Result<Vec<String>, 
         }
     }
     paths.sort();
+    Ok(paths)
+}
+
+/// Backup paths: checked like shared paths, and each one a shared path or inside one (a
+/// backup covers `shared/` only; a path outside it would give empty backups, silently).
+fn check_backup(
+    text: &str,
+    paths: Vec<Spanned<String>>,
+    shared: &[String],
+) -> Result<Vec<String>, ConfigError> {
+    let spans: Vec<Range<usize>> = paths.iter().map(Spanned::span).collect();
+    let paths = check_paths(text, "backup", paths)?;
+    for (i, path) in paths.iter().enumerate() {
+        if shared.iter().any(|shared| is_within(path, shared)) {
+            continue;
+        }
+        let reason = if shared.is_empty() {
+            format!(
+                "{path:?} is not shared: backups cover paths inside shared/ only, and no \
+                 `shared` path is set; add it to `shared`"
+            )
+        } else {
+            format!(
+                "{path:?} is not a shared path nor inside one: backups cover paths inside \
+                 shared/ only, and the shared paths are {shared:?}; name one of them or a \
+                 path inside it, or add it to `shared`"
+            )
+        };
+        return Err(ConfigError::new(format!("backup[{i}]"), reason).at(text, spans[i].clone()));
+    }
     Ok(paths)
 }
 
@@ -440,9 +488,11 @@ timeout = "30s"
         assert_eq!(config.hooks.before_switch.as_deref(), Some("./bin/migrate"));
         assert_eq!(config.hooks.timeout, DEFAULT_HOOK_TIMEOUT);
         assert_eq!(config.hooks.pre_backup_timeout, DEFAULT_HOOK_TIMEOUT);
-        let hooks = ReleaseConfig::parse("[hooks]\ntimeout = \"1m\"\npre_backup_timeout = \"5m\"")
-            .unwrap()
-            .hooks;
+        let hooks = ReleaseConfig::parse(
+            "shared = [\"db\"]\nbackup = [\"db\"]\n[hooks]\ntimeout = \"1m\"\npre_backup_timeout = \"5m\"",
+        )
+        .unwrap()
+        .hooks;
         assert_eq!(
             (hooks.timeout, hooks.pre_backup_timeout),
             (Duration::from_secs(60), Duration::from_secs(300))
@@ -555,7 +605,7 @@ timeout = "30s"
                 "invalid duration",
             ),
             (
-                "[hooks]\npre_backup = \"x\"\npre_backup_timeout = \"11m\"",
+                "shared = [\"db\"]\nbackup = [\"db\"]\n[hooks]\npre_backup = \"x\"\npre_backup_timeout = \"11m\"",
                 "hooks.pre_backup_timeout",
                 "longer than ferry allows for one step, 10m",
             ),
@@ -575,6 +625,86 @@ timeout = "30s"
             }
             assert!(error.reason.contains(reason), "{text}: {error}");
             assert!(error.to_string().starts_with("ferry.toml"));
+        }
+    }
+
+    #[test]
+    fn backup_paths_are_shared_paths_or_inside_one() {
+        let accepted = [
+            (
+                "shared = [\"uploads\"]\nbackup = [\"uploads\"]",
+                vec!["uploads"],
+            ),
+            (
+                "shared = [\"uploads\", \"db\"]\nbackup = [\"uploads/images\", \"db\"]",
+                vec!["uploads/images", "db"],
+            ),
+            ("shared = [\"uploads\"]", vec![]),
+            (
+                "shared = [\"db\"]\nbackup = [\"db\"]\n[hooks]\npre_backup = \"dump\"",
+                vec!["db"],
+            ),
+        ];
+        for (text, backup) in accepted {
+            let config = ReleaseConfig::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(config.backup, backup, "{text}");
+        }
+        // (file, key, line, column, what the reason says)
+        let refused = [
+            (
+                "shared = [\"uploads\"]\nbackup = [\"upload\"]",
+                "backup[0]",
+                2,
+                11,
+                vec!["\"upload\" is not a shared path", "[\"uploads\"]"],
+            ),
+            (
+                "backup = [\"data\"]",
+                "backup[0]",
+                1,
+                11,
+                vec!["\"data\" is not shared", "no `shared` path is set"],
+            ),
+            (
+                "shared = [\"uploads\", \"db\"]\nbackup = [\"db\", \"uploadsx\"]",
+                "backup[1]",
+                2,
+                17,
+                vec!["\"uploadsx\"", "[\"db\", \"uploads\"]"],
+            ),
+            (
+                "shared = [\"uploads/images\"]\nbackup = [\"uploads\"]",
+                "backup[0]",
+                2,
+                11,
+                vec!["\"uploads\" is not a shared path"],
+            ),
+            (
+                "shared = [\"db\"]\n[hooks]\npre_backup = \"dump\"",
+                "hooks.pre_backup",
+                3,
+                14,
+                vec!["no `backup` path is set", "never run"],
+            ),
+            (
+                "[hooks]\npre_backup_timeout = \"5m\"",
+                "hooks.pre_backup_timeout",
+                2,
+                22,
+                vec!["no `backup` path is set"],
+            ),
+        ];
+        for (text, key, line, column, reasons) in refused {
+            let error = ReleaseConfig::parse(text).unwrap_err();
+            assert_eq!(error.key, key, "{text}: {error}");
+            assert_eq!(
+                error.location,
+                Some(Location { line, column }),
+                "{text}: {error}"
+            );
+            for reason in reasons {
+                assert!(error.reason.contains(reason), "{text}: {error}");
+            }
         }
     }
 

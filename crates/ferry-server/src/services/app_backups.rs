@@ -48,6 +48,14 @@ pub async fn request(
         app: &app.name,
         env: &request.env,
     })?;
+    if let Some(target) = &request.target {
+        let target = super::captures::known_target(state, target).await?;
+        require_env(
+            &target,
+            &request.env,
+            &format!("the request is of {}", request.env),
+        )?;
+    }
     let targets = running_targets(state, &app.name, &request.env).await?;
     let chosen: Vec<&Target> = targets
         .iter()
@@ -85,6 +93,19 @@ pub async fn request(
         tasks.push(super::tasks::request(state, caller, target, &app.name, work, audit).await?);
     }
     Ok(tasks)
+}
+
+/// Refuses `target` unless it is of `env`: backups are taken and restored within one
+/// environment, and `whose` says whose environment that is ("backup 5 is of dev").
+fn require_env(target: &Target, env: &str, whose: &str) -> ServiceResult<()> {
+    if target.env == env {
+        return Ok(());
+    }
+    Err(ServiceError::invalid(format!(
+        "target {} is in {}, while {whose}: name a target of {env} (`ferry target list` \
+         shows the environment of each)",
+        target.name, target.env
+    )))
 }
 
 /// The targets of `env` whose agent runs `app` now, by name.
@@ -338,7 +359,22 @@ pub async fn restore(
                 backup.paths.join(", ")
             )));
         }
+        // A path the backup does not hold would be restored as absent: removed from the
+        // target. Only the backup's own paths recorded as absent mean that.
+        let manifest = manifest_of(state, &backup.digest, &backup.manifest_blob).await?;
+        if manifest.get(path).is_none() && !backup.paths.contains(path) {
+            return Err(ServiceError::invalid(format!(
+                "--path {path:?} is not in backup {id}: `ferry backup export {id} DIR` shows \
+                 what it holds"
+            )));
+        }
     }
+    let chosen = super::captures::known_target(state, &target_name).await?;
+    require_env(
+        &chosen,
+        &backup.env,
+        &format!("backup {id} is of {}", backup.env),
+    )?;
     let targets = running_targets(state, &app.name, &backup.env).await?;
     let target = targets
         .iter()

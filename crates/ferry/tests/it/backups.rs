@@ -292,6 +292,109 @@ fn only_the_owning_team_sees_and_restores_its_backups() {
     );
 }
 
+/// A restore of a path the backup does not hold, or on a target that is not there or is of
+/// another environment, is refused naming what was wrong; so is a backup asked of such a
+/// target. Nothing changes: no task, no audit record, the file on the target stays.
+#[test]
+fn restores_and_backups_name_the_path_or_the_target_that_is_wrong_and_change_nothing() {
+    let (server, agent) = deployed(FERRY_TOML);
+    let data = agent.root.join("apps/web/shared/data");
+    fs::write(data.join("a.txt"), b"kept\n").unwrap();
+    let id = back_up(&server)["id"].to_string();
+    let _other = crate::deployments::start_agent(&server, "pp", "pp-1");
+    // Written after the backup: a restore of it would remove it.
+    fs::write(data.join("nosuch"), b"written since\n").unwrap();
+    let before = crate::harness::audit_len(&server);
+
+    server
+        .admin(&["backup", "restore", &id, "--path", "data/nosuch"])
+        .fails(
+            3,
+            &format!(
+                "--path \"data/nosuch\" is not in backup {id}: `ferry backup export {id} DIR` \
+                 shows what it holds"
+            ),
+        );
+    server
+        .admin(&["backup", "restore", &id, "--target", "pp-1"])
+        .fails(
+            3,
+            &format!("target pp-1 is in pp, while backup {id} is of dev: name a target of dev"),
+        );
+    server
+        .admin(&["backup", "restore", &id, "--target", "nosuch"])
+        .fails(
+            1,
+            "no target \"nosuch\": `ferry target list` shows the targets",
+        );
+    server
+        .admin(&[
+            "backup", "create", "web", "--env", "dev", "--target", "pp-1",
+        ])
+        .fails(
+            3,
+            "target pp-1 is in pp, while the request is of dev: name a target of dev",
+        );
+    server
+        .admin(&[
+            "backup", "create", "web", "--env", "dev", "--target", "nosuch",
+        ])
+        .fails(
+            1,
+            "no target \"nosuch\": `ferry target list` shows the targets",
+        );
+
+    assert_eq!(
+        crate::harness::audit_len(&server),
+        before,
+        "refusals change nothing"
+    );
+    assert_eq!(fs::read(data.join("nosuch")).unwrap(), b"written since\n");
+    let list = server
+        .admin(&["backup", "list", "web", "--json"])
+        .success()
+        .json();
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+
+    // What the backup holds is restored, on its own target by name.
+    fs::write(data.join("a.txt"), b"changed\n").unwrap();
+    server
+        .admin(&[
+            "backup",
+            "restore",
+            &id,
+            "--path",
+            "data/a.txt",
+            "--target",
+            "dev-1",
+        ])
+        .success();
+    assert_eq!(fs::read(data.join("a.txt")).unwrap(), b"kept\n");
+    assert_eq!(fs::read(data.join("nosuch")).unwrap(), b"written since\n");
+
+    // A backup path that did not exist is recorded as absent: restoring it removes it.
+    release(
+        &server,
+        "1.0.1",
+        "shared = [\"data\"]\nbackup = [\"data/a.txt\", \"data/gone.db\"]\n",
+    );
+    server
+        .admin(&["deploy", "web", "1.0.1", "--to", "dev", "--wait"])
+        .success();
+    let id = back_up(&server)["id"].to_string();
+    fs::write(data.join("gone.db"), b"written since\n").unwrap();
+    server
+        .admin(&["backup", "restore", &id, "--path", "data/gone.db"])
+        .success();
+    assert!(!data.join("gone.db").exists(), "restored as absent");
+    server
+        .admin(&["backup", "restore", &id, "--path", "data/nosuch"])
+        .fails(
+            3,
+            &format!("--path \"data/nosuch\" is not among the paths of backup {id}"),
+        );
+}
+
 /// Waits until `ferry backup list web` shows `n` backups; returns them, newest first.
 fn wait_for_backups(server: &Server, n: usize) -> Vec<serde_json::Value> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);

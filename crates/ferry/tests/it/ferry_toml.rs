@@ -50,6 +50,26 @@ fn release_create_refuses_a_ferry_toml_naming_the_line_the_column_and_the_known_
             "ferry.toml line 3, column 11: health.timeout: \"11m\" is longer than ferry allows \
              for one step, 10m",
         ),
+        // A backup path that is not shared would give empty backups, without a word.
+        (
+            "1.0.3",
+            "shared = [\"uploads\"]\nbackup = [\"upload\"]\n",
+            "ferry.toml line 2, column 11: backup[0]: \"upload\" is not a shared path nor \
+             inside one: backups cover paths inside shared/ only, and the shared paths are \
+             [\"uploads\"]",
+        ),
+        (
+            "1.0.4",
+            "backup = [\"data\"]\n",
+            "ferry.toml line 1, column 11: backup[0]: \"data\" is not shared: backups cover \
+             paths inside shared/ only, and no `shared` path is set",
+        ),
+        (
+            "1.0.5",
+            "shared = [\"data\"]\n\n[hooks]\npre_backup = \"./dump\"\n",
+            "ferry.toml line 4, column 14: hooks.pre_backup: no `backup` path is set, so no \
+             backup is ever taken and this would never run",
+        ),
     ] {
         let site = site(server.dir.path(), version, toml);
         let site = site.to_str().unwrap();
