@@ -77,7 +77,15 @@ fn refresh_asks_the_agents_and_the_first_drift_is_told_once() {
         .admin(&["drift", "web", "--target", "nosuch-1"])
         .fails(1, "no target \"nosuch-1\"");
     server
-        .admin(&["drift", "web", "--target", "dev-1", "--env", "prd", "--refresh"])
+        .admin(&[
+            "drift",
+            "web",
+            "--target",
+            "dev-1",
+            "--env",
+            "prd",
+            "--refresh",
+        ])
         .fails(3, "target dev-1 is in dev, not prd");
 
     // Another team sees no such application, and cannot ask.
