@@ -116,7 +116,7 @@ pub async fn change(
     let backups = match (&request.backup_every, &request.backup_keep) {
         (None, None) => None,
         (every, keep) => Some(
-            super::app_backups::set_schedule(
+            super::backup_schedule::set_schedule(
                 state,
                 caller,
                 &app,

@@ -334,7 +334,7 @@ async fn prune_everything(state: &AppState, grace: Duration) -> ServiceResult<()
             );
         }
     }
-    super::app_backups::maintain(state).await?;
+    super::backup_schedule::maintain(state).await?;
     collect_garbage(state, grace).await?;
     Ok(())
 }

@@ -9,6 +9,7 @@ pub mod agents;
 pub mod app_backups;
 pub mod apps;
 pub mod backlog;
+pub mod backup_schedule;
 pub mod blobs;
 pub mod captures;
 pub mod channels;
