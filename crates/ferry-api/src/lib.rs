@@ -290,11 +290,13 @@ pub struct App {
     /// Releases kept by retention.
     pub keep: u32,
     pub created_at: String,
-    /// How often its data is backed up (as `ferry app set --backup-every` set it), in the
-    /// answer to a change of its backup settings.
+    /// How often its data is backed up (as `ferry app set --backup-every` set it, `off`
+    /// when not on a schedule), in `GET /api/v1/apps/{name}` and the answer to a change of
+    /// its backup settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup_every: Option<String>,
-    /// Which backups retention keeps, in the answer to a change of its backup settings.
+    /// Which backups retention keeps, in `GET /api/v1/apps/{name}` and the answer to a
+    /// change of its backup settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup_keep: Option<String>,
 }

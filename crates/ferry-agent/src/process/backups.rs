@@ -107,7 +107,7 @@ impl Agent {
         let backup = self.back_up(app, reason, Some(task)).await?;
         Ok((
             format!(
-                "backup {} of {app}: {} files, {} bytes, {} bytes new",
+                "backup {} of {app}: {} file(s), {} bytes, {} bytes new",
                 backup.id, backup.files, backup.bytes, backup.new_bytes
             ),
             Some(serde_json::to_value(&backup)?),
@@ -156,7 +156,7 @@ impl Agent {
         };
         Ok((
             format!(
-                "restored {what} of {app} from backup {} ({} files, {} bytes); the data it \
+                "restored {what} of {app} from backup {} ({} file(s), {} bytes); the data it \
                  replaced is backup {}",
                 asked.backup, report.files, report.bytes, safety.id
             ),

@@ -46,7 +46,7 @@ pub async fn request(
         env: &request.env,
     })?;
     if let Some(target) = &request.target {
-        let target = super::captures::known_target(state, target).await?;
+        let target = super::captures::known_target(state, caller, target).await?;
         require_env(
             &target,
             &request.env,
@@ -72,7 +72,14 @@ pub async fn request(
     }
     // Every target asked is online, or none is asked: a partial backup is a surprise.
     for target in &chosen {
-        super::tasks::require_online(state, target)?;
+        super::tasks::require_online(state, target).map_err(|mut offline| {
+            if chosen.len() > 1 {
+                offline.message.push_str(
+                    "; or back up the others one by one (`ferry backup create … --target NAME`)",
+                );
+            }
+            offline
+        })?;
     }
     let mut tasks = Vec::with_capacity(chosen.len());
     for target in chosen {
@@ -366,7 +373,7 @@ pub async fn restore(
             )));
         }
     }
-    let chosen = super::captures::known_target(state, &target_name).await?;
+    let chosen = super::captures::known_target(state, caller, &target_name).await?;
     require_env(
         &chosen,
         &backup.env,

@@ -181,6 +181,29 @@ async fn prune(state: &AppState, app: &str, keep: BackupKeep) -> ServiceResult<(
 
 /// Sets how often `app`'s data is backed up and what retention keeps of its backups (its
 /// team's lead, or an admin), audited as `app.backups`. Returns the schedule as it stands.
+/// How often `app`'s data is backed up (`None`: not on a schedule) and which backups
+/// retention keeps, as `ferry app show` says it.
+pub async fn schedule_of(state: &AppState, app: &str) -> ServiceResult<(Option<String>, String)> {
+    let schedule = current_schedule(state, app).await?;
+    let every = schedule
+        .as_ref()
+        .and_then(|s| s.every_ms)
+        .map(|ms| format_duration(Duration::from_millis(ms as u64)));
+    let keep = schedule.map_or(BackupKeep::DEFAULT.to_string(), |s| s.keep);
+    Ok((every, keep))
+}
+
+/// The schedule stored for `app`, if one was ever set.
+async fn current_schedule(state: &AppState, app: &str) -> ServiceResult<Option<BackupSchedule>> {
+    Ok(state
+        .store
+        .backup_schedules()
+        .await?
+        .into_iter()
+        .find(|(name, _)| name == app)
+        .map(|(_, schedule)| schedule))
+}
+
 pub async fn set_schedule(
     state: &AppState,
     caller: &Caller,
@@ -188,13 +211,7 @@ pub async fn set_schedule(
     every: Option<&str>,
     keep: Option<&str>,
 ) -> ServiceResult<(Option<String>, String)> {
-    let current = state
-        .store
-        .backup_schedules()
-        .await?
-        .into_iter()
-        .find(|(name, _)| name == &app.name)
-        .map(|(_, schedule)| schedule);
+    let current = current_schedule(state, &app.name).await?;
     let every_ms = match every {
         None => current.as_ref().and_then(|s| s.every_ms),
         Some("off") => None,

@@ -138,7 +138,7 @@ pub async fn order(
     incident: Option<i64>,
 ) -> ServiceResult<(CaptureOrder, Target)> {
     let app = visible_app(state, caller, app).await?;
-    let target = known_target(state, target).await?;
+    let target = known_target(state, caller, target).await?;
     caller.require(Action::CaptureDrift {
         team: &app.team,
         app: &app.name,
@@ -340,19 +340,29 @@ fn first_paths(paths: impl Iterator<Item = String>) -> Vec<String> {
 }
 
 /// The target named, if it is in service.
-pub(super) async fn known_target(state: &AppState, name: &str) -> ServiceResult<Target> {
+pub(super) async fn known_target(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+) -> ServiceResult<Target> {
     validate_name(NameKind::Target, name)?;
-    state
+    let found = state
         .store
         .list_targets()
         .await?
         .into_iter()
-        .find(|target| target.name == name)
-        .ok_or_else(|| {
-            ServiceError::not_found(format!(
-                "no target {name:?}: `ferry target list` shows the targets"
-            ))
-        })
+        .find(|target| target.name == name);
+    if let Some(target) = found {
+        return Ok(target);
+    }
+    // Names given the wrong way round (`ferry drift revert APP TARGET`) are common.
+    let mixed_up = match visible_app(state, caller, name).await {
+        Ok(_) => format!(" ({name} is an application: the target comes first)"),
+        Err(_) => String::new(),
+    };
+    Err(ServiceError::not_found(format!(
+        "no target {name:?}{mixed_up}: `ferry target list` shows the targets"
+    )))
 }
 
 /// The release `target` last reported running for `app`; refused when it runs none.

@@ -25,7 +25,7 @@ pub async fn request(
     caller: &Caller,
     request: RevertDrift,
 ) -> ServiceResult<Task> {
-    let target = known_target(state, &request.target).await?;
+    let target = known_target(state, caller, &request.target).await?;
     let app = visible_app(state, caller, &request.app).await?;
     caller.require(Action::OnApp {
         team: &app.team,

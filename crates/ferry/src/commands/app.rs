@@ -78,6 +78,12 @@ pub async fn run(client: &Client, output: Output, command: AppCommand) -> CliRes
                 println!("application  {}", app.name);
                 println!("team         {}", app.team);
                 println!("keeps        {}", releases(app.keep));
+                if let (Some(every), Some(keep)) = (&app.backup_every, &app.backup_keep) {
+                    match every.as_str() {
+                        "off" => println!("backups      not on a schedule; retention keeps {keep}"),
+                        every => println!("backups      every {every}; retention keeps {keep}"),
+                    }
+                }
                 println!("created      {}", app.created_at);
             });
         }

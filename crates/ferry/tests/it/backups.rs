@@ -451,6 +451,13 @@ fn the_schedule_backs_up_and_retention_keeps_what_the_policy_says() {
             .contains("web backs up its data every 1h, keeping backups 2"),
         "{set:?}"
     );
+    let shown = server.admin(&["app", "show", "web"]).success();
+    assert!(
+        shown
+            .stdout
+            .contains("backups      every 1h; retention keeps 2"),
+        "{shown:?}"
+    );
     // No backup yet: the next maintenance pass asks for one.
     let first = wait_for_backups(&server, 1);
     assert_eq!(first[0]["reason"], "scheduled", "{first:?}");

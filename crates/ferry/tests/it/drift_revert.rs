@@ -40,6 +40,9 @@ fn a_revert_undoes_hand_edits_and_keeps_what_they_held() {
     server
         .admin(&["drift", "revert", "dev-1", "nothing"])
         .fails(1, "no application named");
+    server
+        .admin(&["drift", "revert", "web", "dev-1"])
+        .fails(1, "web is an application: the target comes first");
     assert_eq!(changes_len(&server), before);
 
     let reverted = server

@@ -9,6 +9,7 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::json::{Body, Path};
 use crate::services::apps::{self, visible_app};
+use crate::services::backup_schedule;
 use crate::state::AppState;
 use crate::views::rfc3339;
 
@@ -58,7 +59,13 @@ pub async fn show_app(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Json<App>, ApiError> {
-    Ok(Json(app_json(visible_app(&state, &caller, &name).await?)))
+    let app = visible_app(&state, &caller, &name).await?;
+    let (every, keep) = backup_schedule::schedule_of(&state, &app.name).await?;
+    Ok(Json(App {
+        backup_every: Some(every.unwrap_or_else(|| "off".to_owned())),
+        backup_keep: Some(keep),
+        ..app_json(app)
+    }))
 }
 
 /// Changes an application's settings (its team's lead, or an admin): what is absent stays.
