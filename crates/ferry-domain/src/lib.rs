@@ -11,6 +11,7 @@ pub mod audit_event;
 pub mod backport;
 pub mod backup_retention;
 pub mod capture;
+pub mod config;
 pub mod delivery;
 pub mod deployment;
 pub mod downgrade;
