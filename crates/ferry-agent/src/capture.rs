@@ -50,8 +50,9 @@ use crate::journal::{now, Journal};
 use crate::layout::{check_version, AppLayout};
 use crate::link_changes::{remove_tree_keeping_indexes, LinkChanges};
 use crate::lock::AppLock;
-use crate::modes::{placed_mode, RELEASE_DIR_MODE};
+use crate::modes::placed_mode;
 use crate::shared::{link_shared_paths, link_target};
+use crate::stage::apply_dir_modes;
 use crate::stat_index::{FileStat, StatIndex};
 use crate::switch::switch_to;
 
@@ -288,7 +289,12 @@ impl Capture {
             report.files_copied += copy_tree(&running.join(path), &partial.join(path))?;
         }
         link_shared_paths(partial, &self.config)?;
-        apply_dir_modes(partial, &self.manifest, &self.config)?;
+        // Every directory loses its write permission, as staging leaves it; the
+        // application's data keeps the modes it has.
+        let config = &self.config;
+        apply_dir_modes(partial, &self.manifest, config, |path, mode| {
+            (!is_application_data(config, path)).then(|| placed_mode(mode, false))
+        })?;
         sync_filesystem(partial)?;
         let index = StatIndex::from_files(
             self.manifest
@@ -595,36 +601,6 @@ fn copy_tree(from: &Path, to: &Path) -> AgentResult<u64> {
     }
     fs::set_permissions(to, metadata.permissions()).map_err(|e| AgentError::io(to, e))?;
     Ok(copied)
-}
-
-/// Every directory of the release loses its write permission, as staging leaves it: those
-/// of the manifest get their placed mode, those made only to hold a shared path's link and
-/// the release's own directory [`RELEASE_DIR_MODE`]. The application's data keeps the modes
-/// it has.
-fn apply_dir_modes(partial: &Path, manifest: &Manifest, config: &ReleaseConfig) -> AgentResult<()> {
-    let set_mode = |path: &Path, mode: u32| {
-        fs::set_permissions(path, fs::Permissions::from_mode(mode))
-            .map_err(|e| AgentError::io(path, e))
-    };
-    for entry in manifest.entries.iter().rev() {
-        if let EntryKind::Dir { mode } = entry.kind {
-            if !is_application_data(config, &entry.path) {
-                set_mode(&partial.join(&entry.path), placed_mode(mode, false))?;
-            }
-        }
-    }
-    let mut holders: Vec<&str> = config
-        .shared
-        .iter()
-        .flat_map(|path| path.match_indices('/').map(move |(at, _)| &path[..at]))
-        .filter(|holder| manifest.get(holder).is_none())
-        .collect();
-    holders.sort_unstable();
-    holders.dedup();
-    for holder in holders.into_iter().rev() {
-        set_mode(&partial.join(holder), RELEASE_DIR_MODE)?;
-    }
-    set_mode(partial, RELEASE_DIR_MODE)
 }
 
 /// The facts of the file at `path`, whose content has hash `hash`.

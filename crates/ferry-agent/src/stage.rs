@@ -166,7 +166,9 @@ fn build_tree(
     let filled = fill(partial, manifest, config, sources, workers)?;
     link_shared_paths(partial, config)?;
     failpoint("stage.before_dir_modes");
-    apply_dir_modes(partial, manifest, config)?;
+    apply_dir_modes(partial, manifest, config, |path, mode| {
+        (!config.is_shared(path)).then(|| placed_mode(mode, config.is_ignored(path)))
+    })?;
     failpoint("stage.before_syncfs");
     sync_filesystem(partial)?;
     Ok((filled.report, filled.index))
@@ -647,22 +649,26 @@ fn place_file(
 
 /// Makes the tree read-only (see [`crate::modes`]), deepest first (entries are sorted, so
 /// reversed order visits children before parents), so a directory is filled before it
-/// loses its write permission: each directory of the manifest gets its placed mode, the
-/// directories made only to hold a shared path's link and the release's own directory
-/// get [`RELEASE_DIR_MODE`]. Directories inside shared paths were replaced by links and
-/// are skipped.
-fn apply_dir_modes(partial: &Path, manifest: &Manifest, config: &ReleaseConfig) -> AgentResult<()> {
+/// loses its write permission: each directory of the manifest gets the mode `dir_mode`
+/// gives it from its path and recorded mode (none: left as it is), the directories made
+/// only to hold a shared path's link and the release's own directory get
+/// [`RELEASE_DIR_MODE`]. Staging skips directories inside shared paths (replaced by links);
+/// a capture also leaves those the application writes as they are.
+pub(crate) fn apply_dir_modes(
+    partial: &Path,
+    manifest: &Manifest,
+    config: &ReleaseConfig,
+    dir_mode: impl Fn(&str, u32) -> Option<u32>,
+) -> AgentResult<()> {
     let set_mode = |path: &Path, mode: u32| {
         fs::set_permissions(path, fs::Permissions::from_mode(mode))
             .map_err(|e| AgentError::io(path, e))
     };
     for entry in manifest.entries.iter().rev() {
         if let EntryKind::Dir { mode } = entry.kind {
-            if config.is_shared(&entry.path) {
-                continue;
+            if let Some(mode) = dir_mode(&entry.path, mode) {
+                set_mode(&partial.join(&entry.path), mode)?;
             }
-            let mode = placed_mode(mode, config.is_ignored(&entry.path));
-            set_mode(&partial.join(&entry.path), mode)?;
         }
     }
     let mut holders: Vec<&str> = config
