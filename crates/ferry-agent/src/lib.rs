@@ -29,6 +29,7 @@ pub mod fsutil;
 pub mod health;
 pub mod hooks;
 pub mod http;
+mod index_file;
 pub mod journal;
 pub mod layout;
 pub mod link_changes;

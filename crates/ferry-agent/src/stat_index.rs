@@ -38,15 +38,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use ferry_cas::hash::ContentHash;
 
 use crate::fsutil::permission_bits;
+use crate::index_file::{self, ENTRY_FIXED_LEN};
+#[cfg(test)]
+use crate::index_file::{CHECKSUM_LEN, HEADER_LEN};
 use crate::layout::{state_dir, AppLayout};
 
 const MAGIC: &[u8; 8] = b"FERRYIDX";
 /// 2 added the change time: an index of format 1 loads empty, and trusts nothing.
 const FORMAT_VERSION: u32 = 2;
-const HEADER_LEN: usize = 8 + 4 + 8;
-/// Everything of an entry but its path.
-const ENTRY_FIXED_LEN: usize = 4 + 4 + 8 + 8 + 16 + 16 + 32;
-const CHECKSUM_LEN: usize = 32;
 
 /// The facts of one file that change when its content or mode is changed, and the
 /// content's hash when they were taken.
@@ -268,53 +267,28 @@ impl StatIndex {
 
     /// The on-disk form, in path order (so equal indexes give equal bytes).
     fn encode(&self) -> Vec<u8> {
-        let body = self.paths.len() + self.files.len() * ENTRY_FIXED_LEN;
-        let mut out = Vec::with_capacity(HEADER_LEN + body + CHECKSUM_LEN);
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        out.extend_from_slice(&(self.files.len() as u64).to_le_bytes());
+        let capacity = index_file::HEADER_LEN
+            + self.paths.len()
+            + self.files.len() * ENTRY_FIXED_LEN
+            + index_file::CHECKSUM_LEN;
+        let mut out = index_file::begin(MAGIC, FORMAT_VERSION, self.files.len(), capacity);
         for recorded in &self.files {
-            let (path, stat) = (self.path_of(recorded), &recorded.stat);
-            // Manifest paths are at most 4096 bytes.
-            out.extend_from_slice(&(path.len() as u32).to_le_bytes());
-            out.extend_from_slice(path.as_bytes());
-            out.extend_from_slice(&stat.mode.to_le_bytes());
-            out.extend_from_slice(&stat.ino.to_le_bytes());
-            out.extend_from_slice(&stat.size.to_le_bytes());
-            out.extend_from_slice(&stat.mtime_ns.to_le_bytes());
-            out.extend_from_slice(&stat.ctime_ns.to_le_bytes());
-            out.extend_from_slice(&stat.hash.0);
+            index_file::put_entry(&mut out, self.path_of(recorded), &recorded.stat);
         }
-        let checksum = blake3::hash(&out);
-        out.extend_from_slice(checksum.as_bytes());
-        out
+        index_file::seal(out)
     }
 
     /// Reads the on-disk form; `None` for anything but a complete, intact index of this
     /// format.
     fn decode(bytes: &[u8]) -> Option<StatIndex> {
-        let body_len = bytes.len().checked_sub(CHECKSUM_LEN)?;
-        let (body, checksum) = bytes.split_at(body_len);
-        if blake3::hash(body).as_bytes() != checksum {
-            return None;
-        }
-        let mut reader = Reader(body);
-        if reader.take(MAGIC.len())? != MAGIC || reader.u32()? != FORMAT_VERSION {
-            return None;
-        }
-        let count = reader.u64()?;
-        // Every entry takes at least its fixed part: a count the bytes cannot hold is a lie.
-        if count > (reader.0.len() / ENTRY_FIXED_LEN) as u64 {
-            return None;
-        }
+        let (count, mut reader) = index_file::open(bytes, MAGIC, FORMAT_VERSION, ENTRY_FIXED_LEN)?;
         let mut index = StatIndex {
-            paths: String::with_capacity(reader.0.len() - count as usize * ENTRY_FIXED_LEN),
-            files: Vec::with_capacity(count as usize),
+            paths: String::with_capacity(reader.remaining() - count * ENTRY_FIXED_LEN),
+            files: Vec::with_capacity(count),
             next: AtomicUsize::new(0),
         };
         for _ in 0..count {
-            let path_len = reader.u32()? as usize;
-            let path = std::str::from_utf8(reader.take(path_len)?).ok()?;
+            let (path, stat) = reader.entry()?;
             // Sorted and unique, as written: what lookups rely on.
             if index
                 .files
@@ -323,43 +297,9 @@ impl StatIndex {
             {
                 return None;
             }
-            let stat = FileStat {
-                mode: reader.u32()?,
-                ino: reader.u64()?,
-                size: reader.u64()?,
-                mtime_ns: i128::from_le_bytes(reader.array()?),
-                ctime_ns: i128::from_le_bytes(reader.array()?),
-                hash: ContentHash(reader.array()?),
-            };
             index.push(path, stat);
         }
-        reader.0.is_empty().then_some(index)
-    }
-}
-
-/// Reads an index's fields in order.
-struct Reader<'b>(&'b [u8]);
-
-impl<'b> Reader<'b> {
-    fn take(&mut self, n: usize) -> Option<&'b [u8]> {
-        if self.0.len() < n {
-            return None;
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Some(head)
-    }
-
-    fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
-        self.take(N)?.try_into().ok()
-    }
-
-    fn u32(&mut self) -> Option<u32> {
-        self.array().map(u32::from_le_bytes)
-    }
-
-    fn u64(&mut self) -> Option<u64> {
-        self.array().map(u64::from_le_bytes)
+        (reader.remaining() == 0).then_some(index)
     }
 }
 

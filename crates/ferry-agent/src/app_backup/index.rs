@@ -28,14 +28,16 @@ use std::path::{Path, PathBuf};
 use ferry_cas::hash::ContentHash;
 use ferry_cas::manifest::Chunk;
 
+use crate::index_file;
 use crate::layout::state_dir;
 use crate::stat_index::FileStat;
 
 const MAGIC: &[u8; 8] = b"FERRYBKI";
 const FORMAT_VERSION: u32 = 1;
-const CHECKSUM_LEN: usize = 32;
-/// Everything of an entry but its path and chunks.
-const ENTRY_FIXED_LEN: usize = 4 + 4 + 8 + 8 + 16 + 16 + 32 + 4;
+/// Everything of an entry but its path and chunks: its facts and its number of chunks.
+const ENTRY_FIXED_LEN: usize = index_file::ENTRY_FIXED_LEN + 4;
+/// A chunk's hash and size.
+const CHUNK_LEN: usize = 32 + 8;
 
 /// How close to the backup a file's change time may be and still be recorded: well past
 /// the coarsest tick of a filesystem's clock.
@@ -111,60 +113,29 @@ impl BackupIndex {
     fn encode(&self) -> Vec<u8> {
         let mut paths: Vec<&String> = self.files.keys().collect();
         paths.sort();
-        let mut out = Vec::with_capacity(20 + paths.len() * (ENTRY_FIXED_LEN + 64) + 32);
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        out.extend_from_slice(&(paths.len() as u64).to_le_bytes());
+        let capacity = index_file::HEADER_LEN
+            + paths.len() * (ENTRY_FIXED_LEN + 64)
+            + index_file::CHECKSUM_LEN;
+        let mut out = index_file::begin(MAGIC, FORMAT_VERSION, paths.len(), capacity);
         for path in paths {
             let IndexedFile { stat, chunks } = &self.files[path];
-            out.extend_from_slice(&(path.len() as u32).to_le_bytes());
-            out.extend_from_slice(path.as_bytes());
-            out.extend_from_slice(&stat.mode.to_le_bytes());
-            out.extend_from_slice(&stat.ino.to_le_bytes());
-            out.extend_from_slice(&stat.size.to_le_bytes());
-            out.extend_from_slice(&stat.mtime_ns.to_le_bytes());
-            out.extend_from_slice(&stat.ctime_ns.to_le_bytes());
-            out.extend_from_slice(&stat.hash.0);
+            index_file::put_entry(&mut out, path, stat);
             out.extend_from_slice(&(chunks.len() as u32).to_le_bytes());
             for chunk in chunks {
                 out.extend_from_slice(&chunk.hash.0);
                 out.extend_from_slice(&chunk.size.to_le_bytes());
             }
         }
-        let checksum = blake3::hash(&out);
-        out.extend_from_slice(checksum.as_bytes());
-        out
+        index_file::seal(out)
     }
 
     fn decode(bytes: &[u8]) -> Option<BackupIndex> {
-        let body_len = bytes.len().checked_sub(CHECKSUM_LEN)?;
-        let (body, checksum) = bytes.split_at(body_len);
-        if blake3::hash(body).as_bytes() != checksum {
-            return None;
-        }
-        let mut reader = Reader(body);
-        if reader.take(MAGIC.len())? != MAGIC || reader.u32()? != FORMAT_VERSION {
-            return None;
-        }
-        let count = reader.u64()?;
-        // Every entry takes at least its fixed part: a count the bytes cannot hold is a lie.
-        if count > (reader.0.len() / ENTRY_FIXED_LEN) as u64 {
-            return None;
-        }
-        let mut files = HashMap::with_capacity(count as usize);
+        let (count, mut reader) = index_file::open(bytes, MAGIC, FORMAT_VERSION, ENTRY_FIXED_LEN)?;
+        let mut files = HashMap::with_capacity(count);
         for _ in 0..count {
-            let path_len = reader.u32()? as usize;
-            let path = std::str::from_utf8(reader.take(path_len)?).ok()?.to_owned();
-            let stat = FileStat {
-                mode: reader.u32()?,
-                ino: reader.u64()?,
-                size: reader.u64()?,
-                mtime_ns: i128::from_le_bytes(reader.array()?),
-                ctime_ns: i128::from_le_bytes(reader.array()?),
-                hash: ContentHash(reader.array()?),
-            };
+            let (path, stat) = reader.entry()?;
             let n_chunks = reader.u32()? as usize;
-            if n_chunks > reader.0.len() / 40 {
+            if n_chunks > reader.remaining() / CHUNK_LEN {
                 return None;
             }
             let chunks = (0..n_chunks)
@@ -175,34 +146,9 @@ impl BackupIndex {
                     })
                 })
                 .collect::<Option<Vec<Chunk>>>()?;
-            files.insert(path, IndexedFile { stat, chunks });
+            files.insert(path.to_owned(), IndexedFile { stat, chunks });
         }
-        reader.0.is_empty().then_some(BackupIndex { files })
-    }
-}
-
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if self.0.len() < n {
-            return None;
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Some(head)
-    }
-
-    fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
-        self.take(N)?.try_into().ok()
-    }
-
-    fn u32(&mut self) -> Option<u32> {
-        self.array().map(u32::from_le_bytes)
-    }
-
-    fn u64(&mut self) -> Option<u64> {
-        self.array().map(u64::from_le_bytes)
+        (reader.remaining() == 0).then_some(BackupIndex { files })
     }
 }
 
