@@ -46,7 +46,7 @@ pub async fn request(
         env: &request.env,
     })?;
     if let Some(target) = &request.target {
-        let target = super::captures::known_target(state, caller, target).await?;
+        let target = super::targets::in_service(state, caller, target).await?;
         require_env(
             &target,
             &request.env,
@@ -373,7 +373,7 @@ pub async fn restore(
             )));
         }
     }
-    let chosen = super::captures::known_target(state, caller, &target_name).await?;
+    let chosen = super::targets::in_service(state, caller, &target_name).await?;
     require_env(
         &chosen,
         &backup.env,

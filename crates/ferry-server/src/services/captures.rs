@@ -19,7 +19,7 @@ use ferry_cas::source::Source;
 use ferry_domain::audit_event::{self, AuditAction};
 use ferry_domain::capture::check_capture_version;
 use ferry_domain::deployment::{Deployment, Kind, Status, TargetAppState};
-use ferry_domain::name::{validate_name, validate_version, NameKind};
+use ferry_domain::name::validate_version;
 use ferry_domain::permission::Action;
 use ferry_domain::pipeline::is_production;
 use ferry_domain::task::TaskState;
@@ -138,7 +138,7 @@ pub async fn order(
     incident: Option<i64>,
 ) -> ServiceResult<(CaptureOrder, Target)> {
     let app = visible_app(state, caller, app).await?;
-    let target = known_target(state, caller, target).await?;
+    let target = super::targets::in_service(state, caller, target).await?;
     caller.require(Action::CaptureDrift {
         team: &app.team,
         app: &app.name,
@@ -337,32 +337,6 @@ const NAMED_PATHS: usize = 100;
 
 fn first_paths(paths: impl Iterator<Item = String>) -> Vec<String> {
     paths.take(NAMED_PATHS).collect()
-}
-
-/// The target named, if it is in service.
-pub(super) async fn known_target(
-    state: &AppState,
-    caller: &Caller,
-    name: &str,
-) -> ServiceResult<Target> {
-    validate_name(NameKind::Target, name)?;
-    let found = state
-        .store
-        .list_targets()
-        .await?
-        .into_iter()
-        .find(|target| target.name == name);
-    if let Some(target) = found {
-        return Ok(target);
-    }
-    // Names given the wrong way round (`ferry drift revert APP TARGET`) are common.
-    let mixed_up = match visible_app(state, caller, name).await {
-        Ok(_) => format!(" ({name} is an application: the target comes first)"),
-        Err(_) => String::new(),
-    };
-    Err(ServiceError::not_found(format!(
-        "no target {name:?}{mixed_up}: `ferry target list` shows the targets"
-    )))
 }
 
 /// The release `target` last reported running for `app`; refused when it runs none.

@@ -120,7 +120,7 @@ pub async fn list(
 ) -> ServiceResult<Vec<TargetDrift>> {
     let apps = visible_apps(state, caller, app, env).await?;
     if let Some(target) = target {
-        check_target(&state.store.list_targets().await?, target, env)?;
+        check_target(state, caller, target, env).await?;
     }
     let visible = |name: &str| apps.iter().any(|a| a.name == name);
     let (found, running) =
@@ -223,7 +223,7 @@ pub async fn check_now(
     let (targets, running) =
         tokio::try_join!(state.store.list_targets(), state.store.target_apps(None))?;
     if let Some(target) = &request.target {
-        check_target(&targets, target, request.env.as_deref())?;
+        check_target(state, caller, target, request.env.as_deref()).await?;
     }
     let chosen = |t: &Target| {
         request.env.as_ref().is_none_or(|env| &t.env == env)
@@ -283,13 +283,13 @@ pub async fn check_now(
 }
 
 /// Refuses a `target` that is not in service, or not in `env` when one is named.
-fn check_target(targets: &[Target], target: &str, env: Option<&str>) -> ServiceResult<()> {
-    validate_name(NameKind::Target, target)?;
-    let found = targets.iter().find(|t| t.name == target).ok_or_else(|| {
-        ServiceError::not_found(format!(
-            "no target {target:?}: `ferry target list` shows the targets"
-        ))
-    })?;
+async fn check_target(
+    state: &AppState,
+    caller: &Caller,
+    target: &str,
+    env: Option<&str>,
+) -> ServiceResult<()> {
+    let found = super::targets::in_service(state, caller, target).await?;
     match env {
         Some(env) if found.env != env => Err(ServiceError::invalid(format!(
             "target {target} is in {}, not {env}: name one or the other",

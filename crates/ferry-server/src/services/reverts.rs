@@ -14,7 +14,8 @@ use ferry_domain::audit_event::{AuditAction, DriftRevert};
 use ferry_domain::permission::{Action, Level};
 
 use super::apps::visible_app;
-use super::captures::{check_no_deployment_under_way, known_target, running_release};
+use super::captures::{check_no_deployment_under_way, running_release};
+use super::targets::in_service;
 use super::ServiceResult;
 use crate::auth::Caller;
 use crate::state::AppState;
@@ -25,7 +26,7 @@ pub async fn request(
     caller: &Caller,
     request: RevertDrift,
 ) -> ServiceResult<Task> {
-    let target = known_target(state, caller, &request.target).await?;
+    let target = in_service(state, caller, &request.target).await?;
     let app = visible_app(state, caller, &request.app).await?;
     caller.require(Action::OnApp {
         team: &app.team,

@@ -125,3 +125,26 @@ pub async fn place(
         .await?;
     Ok(state.store.placement(&app.name, env).await?)
 }
+
+/// The target named, if it is in service; not found otherwise, saying so when the name is
+/// an application's the caller may see (names given the wrong way round are common).
+pub async fn in_service(state: &AppState, caller: &Caller, name: &str) -> ServiceResult<Target> {
+    validate_name(NameKind::Target, name)?;
+    let found = state
+        .store
+        .list_targets()
+        .await?
+        .into_iter()
+        .find(|target| target.name == name);
+    if let Some(target) = found {
+        return Ok(target);
+    }
+    // Names given the wrong way round (`ferry drift revert APP TARGET`) are common.
+    let mixed_up = match visible_app(state, caller, name).await {
+        Ok(_) => format!(" ({name} is an application: the target comes first)"),
+        Err(_) => String::new(),
+    };
+    Err(ServiceError::not_found(format!(
+        "no target {name:?}{mixed_up}: `ferry target list` shows the targets"
+    )))
+}
