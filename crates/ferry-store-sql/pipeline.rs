@@ -325,6 +325,7 @@ pub(crate) async fn delete_environment(conn: &mut Connection, name: &str) -> Sto
         "DELETE FROM freeze_windows WHERE env = $1",
         "DELETE FROM one_off_freezes WHERE env = $1",
         "DELETE FROM app_grants WHERE env = $1",
+        "DELETE FROM config_revisions WHERE env = $1",
         "DELETE FROM environments WHERE name = $1",
     ] {
         sqlx::query(sql)
@@ -370,6 +371,7 @@ pub(crate) async fn rename_environment(
         "UPDATE one_off_freezes SET env = $1 WHERE env = $2",
         "UPDATE app_grants SET env = $1 WHERE env = $2",
         "UPDATE app_backups SET env = $1 WHERE env = $2",
+        "UPDATE config_revisions SET env = $1 WHERE env = $2",
     ] {
         sqlx::query(sql)
             .bind(new)

@@ -14,7 +14,7 @@ use ferry_domain::pipeline::Environment;
 use ferry_domain::routing::RoutingRule;
 use ferry_store::prelude::*;
 use ferry_store::{
-    AppBackup, BackupSchedule, NewAppBackup,
+    AppBackup, BackupSchedule, ConfigRevision, NewAppBackup,
 };
 use ferry_store::{
     App, AppGrant, ApprovalRecord, AuditChain, AuditEvent, AuditFilter, BacklogItem, Backport,
@@ -551,6 +551,56 @@ impl Catalog for Backend {
 
     async fn hold_content(&self, hold: ContentHold) -> StoreResult<HeldContent> {
         self.hold(hold).await
+    }
+}
+
+#[async_trait]
+impl Configuration for Backend {
+    async fn save_config_revision(
+        &self,
+        revision: ConfigRevision,
+        record: AuditRecord,
+    ) -> StoreResult<ConfigRevision> {
+        audited!(self, record, |tx| configuration::insert(&mut tx, &revision).await?)
+    }
+
+    async fn config_revision(
+        &self,
+        app: &str,
+        env: &str,
+        revision: Option<u64>,
+    ) -> StoreResult<Option<ConfigRevision>> {
+        configuration::by_revision(&mut *self.read().await?, app, env, revision).await
+    }
+
+    async fn config_history(&self, app: &str, env: &str) -> StoreResult<Vec<ConfigRevision>> {
+        configuration::history(&mut *self.read().await?, app, env).await
+    }
+
+    async fn record_reveal(&self, record: AuditRecord) -> StoreResult<()> {
+        audited!(self, record, |tx| ())
+    }
+
+    async fn sealed_config_revisions(&self) -> StoreResult<Vec<ConfigRevision>> {
+        configuration::sealed(&mut *self.read().await?).await
+    }
+
+    async fn config_sealing_keys(&self) -> StoreResult<Vec<String>> {
+        configuration::sealing_keys(&mut *self.read().await?).await
+    }
+
+    async fn reseal_config(
+        &self,
+        previous_key: &str,
+        revisions: Vec<ConfigRevision>,
+        record: AuditRecord,
+    ) -> StoreResult<()> {
+        audited!(self, record, |tx| configuration::reseal(
+            &mut tx,
+            previous_key,
+            &revisions
+        )
+        .await?)
     }
 }
 

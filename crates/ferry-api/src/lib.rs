@@ -1462,3 +1462,100 @@ pub struct Delivery {
     #[schema(value_type = Object)]
     pub message: serde_json::Value,
 }
+
+pub use ferry_domain::config_revision::ChangeKind;
+
+/// A change to an application's configuration in an environment (`POST
+/// /api/v1/apps/{app}/config/{env}`): keys to set and keys to remove, in one new revision.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigEdit {
+    #[serde(default)]
+    pub set: Vec<ConfigAssignment>,
+    /// The keys set are secrets: encrypted at rest, masked when shown. A secret set again
+    /// without it stays a secret.
+    #[serde(default)]
+    pub secret: bool,
+    #[serde(default)]
+    pub unset: Vec<String>,
+}
+
+/// One key and its value.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigAssignment {
+    pub key: String,
+    pub value: String,
+}
+
+/// What a change did: the revision it made (or the newest, when it changed nothing).
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct ConfigEdited {
+    pub app: String,
+    pub env: String,
+    pub revision: u64,
+    /// False when every value was as asked already: no revision was made.
+    pub changed: bool,
+    pub changes: Vec<ConfigKeyChange>,
+}
+
+/// How a revision changed one key (never its value).
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct ConfigKeyChange {
+    pub key: String,
+    pub change: ChangeKind,
+    pub secret: bool,
+}
+
+/// An application's configuration in an environment at one revision.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct ConfigView {
+    pub app: String,
+    pub env: String,
+    /// 0: nothing was ever set.
+    pub revision: u64,
+    /// When the revision was made (RFC 3339) and by whom.
+    pub created: Option<String>,
+    pub author: Option<String>,
+    pub entries: Vec<ConfigEntry>,
+    /// Whether secrets' values are shown (`?reveal=true`, admins, audited).
+    #[serde(default)]
+    pub revealed: bool,
+}
+
+/// One key of a configuration.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct ConfigEntry {
+    pub key: String,
+    pub secret: bool,
+    /// The value; `None` for a secret not revealed.
+    pub value: Option<String>,
+}
+
+/// One revision in a configuration's history.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct ConfigRevisionSummary {
+    pub revision: u64,
+    /// RFC 3339.
+    pub created: String,
+    pub author: String,
+    pub keys: u64,
+    pub changes: Vec<ConfigKeyChange>,
+}
+
+/// How an application's configuration differs between two environments, by key only.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct ConfigComparison {
+    pub app: String,
+    pub first: String,
+    pub second: String,
+    /// The newest revisions compared (0: none).
+    pub first_revision: u64,
+    pub second_revision: u64,
+    pub only_in_first: Vec<String>,
+    pub only_in_second: Vec<String>,
+    /// Keys both have, with different values (secrets compared without being shown).
+    pub differ: Vec<String>,
+    /// Keys both have with the same value.
+    pub same: Vec<String>,
+}

@@ -180,6 +180,12 @@ audit_actions! {
     /// Someone asked a target's agent to undo the hand edits on the release it runs: what
     /// they hold is kept as a backup first.
     DriftRevert(DriftRevert) = "drift.revert",
+    /// An application's configuration in an environment changed: a new revision.
+    ConfigChange(ConfigChange) = "config.change",
+    /// An admin read back the values of secrets.
+    ConfigReveal(ConfigReveal) = "config.reveal",
+    /// Every secret was encrypted again under a new secret key.
+    ConfigReseal(ConfigReseal) = "config.reseal",
     /// A deployment of a release was requested.
     DeploymentDeploy(DeploymentRequested<DeployChange>) = "deployment.deploy",
     /// A stage-only deployment was requested: the targets stage the release, nothing switches.

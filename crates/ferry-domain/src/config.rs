@@ -53,6 +53,19 @@ impl fmt::Display for ConfigKey {
     }
 }
 
+impl serde::Serialize for ConfigKey {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ConfigKey {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        ConfigKey::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
 /// Refuses a value of `key` over [`MAX_VALUE_BYTES`] or holding a NUL byte (which no
 /// environment variable can carry); the error never quotes the value, which may be secret.
 pub fn check_value(key: &ConfigKey, value: &str) -> Result<(), String> {

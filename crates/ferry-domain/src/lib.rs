@@ -12,6 +12,7 @@ pub mod backport;
 pub mod backup_retention;
 pub mod capture;
 pub mod config;
+pub mod config_revision;
 pub mod delivery;
 pub mod deployment;
 pub mod downgrade;

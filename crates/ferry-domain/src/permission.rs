@@ -262,6 +262,28 @@ pub enum Action<'a> {
         app: &'a str,
         env: &'a str,
     },
+    /// See an application's configuration keys in an environment, and its non-secret values
+    /// (`ferry config show`, `history`, `diff`): view level there.
+    ViewConfig {
+        team: &'a str,
+        app: &'a str,
+        env: &'a str,
+    },
+    /// Change an application's configuration in an environment, or deploy it (`ferry config
+    /// set`, `unset`, `apply`): deploy level there, as a value reaches the application as
+    /// surely as a release does.
+    ChangeConfig {
+        team: &'a str,
+        app: &'a str,
+        env: &'a str,
+    },
+    /// Read back the values of an application's secrets (`ferry config show --reveal`):
+    /// admins only, and audited.
+    RevealSecrets {
+        team: &'a str,
+        app: &'a str,
+        env: &'a str,
+    },
 }
 
 /// The evaluator's answer; a denial says why in words a user can act on.
@@ -443,6 +465,20 @@ pub fn decide(principal: &Principal, action: Action<'_>) -> Decision {
             principal,
             (team, app, env, Level::View),
             "seeing backups needs view",
+        ),
+        Action::ViewConfig { team, app, env } => on_app_for(
+            principal,
+            (team, app, env, Level::View),
+            "seeing configuration needs view",
+        ),
+        Action::ChangeConfig { team, app, env } => on_app_for(
+            principal,
+            (team, app, env, Level::Deploy),
+            "changing configuration needs deploy",
+        ),
+        Action::RevealSecrets { .. } => capability_check(
+            Capability::Administer,
+            "only admins may read back a secret's value",
         ),
         Action::InEnvironment { team, env, level } => match team_role(team) {
             Err(denied) => denied,

@@ -135,30 +135,21 @@ mod tests {
         }
     }
 
-    /// Application backups for each role inside its own team and outside it: for dev, pp
-    /// and prd, whether it may see them and whether it may take and restore them.
-    #[test]
-    fn app_backups_by_role() {
-        let table = [
-            ("viewer", "y- y- y-", "-- -- --"),
-            ("support", "y- y- y-", "-- -- --"),
-            ("developer", "yy yy yy", "-- -- --"),
-            ("lead", "yy yy yy", "-- -- --"),
-            ("release-manager", "yy yy yy", "-- -- --"),
-            ("admin", "yy yy yy", "yy yy yy"),
-        ];
+    /// For each role, inside team "shop" and outside it, whether it may do each of
+    /// `actions(env)` on application web, per environment: `y` or `-`, environments apart by
+    /// a space; and the denial of the last action to a viewer in prd says `says`.
+    fn check_grid(
+        table: [(&str, &str, &str); 6],
+        actions: impl Fn(&'static str) -> Vec<Action<'static>>,
+        says: &str,
+    ) {
         for (role_name, in_team, outside) in table {
             let row = |principal: &Principal| -> String {
                 ENVS.iter()
                     .map(|env| {
-                        let (team, app) = ("shop", "web");
-                        [
-                            Action::ViewAppBackups { team, app, env },
-                            Action::BackUpApp { team, app, env },
-                        ]
-                        .into_iter()
-                        .map(|action| yes_no(principal, action))
-                        .collect::<String>()
+                        (actions(env).into_iter())
+                            .map(|action| yes_no(principal, action))
+                            .collect::<String>()
                     })
                     .collect::<Vec<_>>()
                     .join(" ")
@@ -170,17 +161,61 @@ mod tests {
                 "role {role_name} outside"
             );
         }
-        let denied = decide(
-            &member("viewer"),
-            Action::BackUpApp {
-                team: "shop",
-                app: "web",
-                env: "prd",
-            },
-        );
+        let last = actions("prd").pop().unwrap();
+        let denied = decide(&member("viewer"), last);
         assert!(
-            matches!(&denied, Decision::Deny(reason) if reason.contains("taking and restoring backups needs deploy on \"prd\"")),
+            matches!(&denied, Decision::Deny(reason) if reason.contains(says)),
             "{denied:?}"
+        );
+    }
+
+    /// Application backups: whether a role may see them and take and restore them.
+    #[test]
+    fn app_backups_by_role() {
+        let table = [
+            ("viewer", "y- y- y-", "-- -- --"),
+            ("support", "y- y- y-", "-- -- --"),
+            ("developer", "yy yy yy", "-- -- --"),
+            ("lead", "yy yy yy", "-- -- --"),
+            ("release-manager", "yy yy yy", "-- -- --"),
+            ("admin", "yy yy yy", "yy yy yy"),
+        ];
+        let (team, app) = ("shop", "web");
+        check_grid(
+            table,
+            |env| {
+                vec![
+                    Action::ViewAppBackups { team, app, env },
+                    Action::BackUpApp { team, app, env },
+                ]
+            },
+            "taking and restoring backups needs deploy on \"prd\"",
+        );
+    }
+
+    /// Configuration: whether a role may see it, read secrets back (admins by default role,
+    /// not a team role named admin), and change it.
+    #[test]
+    fn configuration_by_role() {
+        let table = [
+            ("viewer", "y-- y-- y--", "--- --- ---"),
+            ("support", "y-- y-- y--", "--- --- ---"),
+            ("developer", "y-y y-y y-y", "--- --- ---"),
+            ("lead", "y-y y-y y-y", "--- --- ---"),
+            ("release-manager", "y-y y-y y-y", "--- --- ---"),
+            ("admin", "y-y y-y y-y", "yyy yyy yyy"),
+        ];
+        let (team, app) = ("shop", "web");
+        check_grid(
+            table,
+            |env| {
+                vec![
+                    Action::ViewConfig { team, app, env },
+                    Action::RevealSecrets { team, app, env },
+                    Action::ChangeConfig { team, app, env },
+                ]
+            },
+            "changing configuration needs deploy on \"prd\"",
         );
     }
 

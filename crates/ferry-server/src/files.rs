@@ -84,15 +84,11 @@ pub fn load_or_create_audit_key(
                     );
                 }
             }
-            let mut key = [0u8; 32];
-            getrandom::fill(&mut key).context("reading random bytes for the audit key")?;
-            let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
-            write_private_file(key_path, format!("{hex}\n").as_bytes())?;
-            key
+            write_new_key(key_path)?
         }
         Err(e) => return Err(e).with_context(|| format!("reading {}", key_path.display())),
     };
-    warn_if_readable_by_others(key_path);
+    warn_if_readable_by_others(key_path, "audit key");
     if key_file.is_some() && beside_database.exists() {
         tracing::warn!(
             "{} still exists beside the database although --audit-key names {}: anyone who can read the data directory could forge the audit trail with it; remove it once {} holds the key",
@@ -104,13 +100,22 @@ pub fn load_or_create_audit_key(
     Ok(key)
 }
 
-/// Logs a warning when users other than the owner may read the key.
-fn warn_if_readable_by_others(path: &Path) {
+/// Writes a new random 256-bit key to `path` as 64 hex digits (mode 0600), and returns it.
+pub fn write_new_key(path: &Path) -> anyhow::Result<[u8; 32]> {
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key).context("reading random bytes for a key")?;
+    let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+    write_private_file(path, format!("{hex}\n").as_bytes())?;
+    Ok(key)
+}
+
+/// Logs a warning when users other than the owner may read the key (`what` names it).
+pub fn warn_if_readable_by_others(path: &Path, what: &str) {
     use std::os::unix::fs::PermissionsExt;
     if let Ok(meta) = fs::metadata(path) {
         if meta.permissions().mode() & 0o077 != 0 {
             tracing::warn!(
-                "the audit key {} can be read by other users (mode {:o}): `chmod 600` it",
+                "the {what} {} can be read by other users (mode {:o}): `chmod 600` it",
                 path.display(),
                 meta.permissions().mode() & 0o777
             );
@@ -118,7 +123,8 @@ fn warn_if_readable_by_others(path: &Path) {
     }
 }
 
-fn parse_key(hex: &str) -> Option<[u8; 32]> {
+/// A key written as 64 hex digits.
+pub fn parse_key(hex: &str) -> Option<[u8; 32]> {
     if hex.len() != 64 || !hex.is_ascii() {
         return None;
     }

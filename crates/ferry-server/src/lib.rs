@@ -19,7 +19,9 @@ mod metrics;
 mod migrate;
 mod notifier;
 mod openapi;
+mod rotate_secret_key;
 mod running;
+mod secret_key;
 mod served;
 mod services;
 mod shared_content;
@@ -44,6 +46,7 @@ pub use crate::clock::{Clock, OffsetClock, SystemClock};
 pub use crate::database::Database;
 pub use crate::migrate::{migrate, MigrateError, Migration};
 pub use crate::openapi::router;
+pub use crate::rotate_secret_key::{rotate_secret_key, Rotation};
 pub use crate::state::AppState;
 
 /// Where the server keeps its state and where it listens.
@@ -76,6 +79,8 @@ pub struct ServerConfig {
     pub audit_key_file: Option<PathBuf>,
     /// Where release content is kept (`--blobs`); `None`: the folder `DATA/blobs`.
     pub blobs: Option<BlobLocation>,
+    /// The secret key's file (`--secret-key`); `None`: `DATA/secret-key`.
+    pub secret_key_file: Option<PathBuf>,
 }
 
 /// How the server serves HTTPS.
@@ -133,6 +138,20 @@ pub async fn serve(listener: tokio::net::TcpListener, config: ServerConfig) -> a
             head.head.seq
         );
     }
+    let secret_key = match store.config_sealing_keys().await {
+        Ok(sealing_keys) => secret_key::load_or_create(
+            &secret_key::key_path(&config.data_dir, config.secret_key_file.as_deref()),
+            &sealing_keys,
+        ),
+        Err(error) => Err(error.into()),
+    };
+    let secret_key = match secret_key {
+        Ok(key) => Arc::new(key),
+        Err(error) => {
+            database.close().await;
+            return Err(error);
+        }
+    };
     tracing::info!("state in {}", config.database.describe());
     let clock: Arc<dyn Clock> = match &config.clock_offset_file {
         Some(file) => Arc::new(OffsetClock { file: file.clone() }),
@@ -160,6 +179,7 @@ pub async fn serve(listener: tokio::net::TcpListener, config: ServerConfig) -> a
     let state = AppState {
         store: store.clone(),
         audit_key,
+        secret_key,
         clock: clock.clone(),
         blobs,
         gc_grace: config.gc_grace,

@@ -205,6 +205,8 @@ fn audience(action: &AuditAction) -> Option<Audience<'_>> {
         A::BackportWaive(d) => Some(Audience::named(&d.team)),
         A::DeploymentCancel(d) => Some(Audience::named(&d.team)),
         A::DriftDetected(d) => Some(Audience::named(&d.team)),
+        // Secrets read back: whoever owns them should know.
+        A::ConfigReveal(d) => Some(Audience::named(&d.team)),
         // A protected environment deployed to without the backup that would undo it.
         A::DeploymentDeploy(d) if d.skip_backup.is_some() => Some(Audience::named(&d.team)),
         A::ServerBootstrap(_)
@@ -256,6 +258,8 @@ fn audience(action: &AuditAction) -> Option<Audience<'_>> {
         | A::DeploymentReject(_)
         | A::Refused(_)
         | A::DriftCheck(_)
+        | A::ConfigChange(_)
+        | A::ConfigReseal(_)
         | A::DeploymentFinish(_) => None,
     }
 }

@@ -16,6 +16,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// Keys the audit chain; read from `DATA/audit-key`.
     pub audit_key: [u8; 32],
+    /// Seals configuration secrets; read from `DATA/secret-key` or `--secret-key`.
+    pub secret_key: Arc<crate::secret_key::SecretKey>,
     pub clock: Arc<dyn Clock>,
     /// Release content: in `DATA/blobs`, or where `--blobs` says.
     pub blobs: Arc<dyn crate::blob_storage::BlobStorage>,

@@ -50,6 +50,7 @@ const TABLES: &[&str] = &[
     "agent_tasks",
     "app_backups",
     "app_backup_schedules",
+    "config_revisions",
     "status_revision",
 ];
 

@@ -21,6 +21,8 @@ mod apps;
 #[path = "../../ferry-store-sql/audit.rs"]
 mod audit;
 pub mod broadcast;
+#[path = "../../ferry-store-sql/configuration.rs"]
+mod configuration;
 mod content;
 #[path = "../../ferry-store-sql/deployments.rs"]
 mod deployments;

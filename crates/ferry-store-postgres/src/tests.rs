@@ -73,8 +73,9 @@ async fn reopening_keeps_everything_and_migrates_once() {
     store.close().await;
     let store = PostgresStore::open(&db.url, key).await.unwrap();
     assert_eq!(store.list_apps().await.unwrap().len(), 1);
-    // The story's 32 events, the notification part's 4 and the backups part's 5.
-    assert_eq!(store.audit_chain().await.unwrap().events.len(), 41);
+    // The story's 32 events, the notification part's 4, the backups part's 5 and the
+    // configuration part's 9.
+    assert_eq!(store.audit_chain().await.unwrap().events.len(), 50);
     store.close().await;
 }
 
@@ -109,7 +110,8 @@ async fn a_sqlite_installation_moves_whole_with_its_audit_chain() {
     sqlite.close().await;
 
     let moved = crate::from_sqlite::copy(&path, &db.url, key).await.unwrap();
-    assert_eq!(moved["audit_events"], 41, "{moved:?}");
+    assert_eq!(moved["audit_events"], 50, "{moved:?}");
+    assert_eq!(moved["config_revisions"], 3, "{moved:?}");
     let sqlite = SqliteStore::open(&path, key).await.unwrap();
     let postgres = PostgresStore::open(&db.url, key).await.unwrap();
     // The same answers from both, to the letter.
@@ -124,6 +126,19 @@ async fn a_sqlite_installation_moves_whole_with_its_audit_chain() {
         format!("{:?}", sqlite.list_app_backups(None).await.unwrap()),
         format!("{:?}", postgres.list_app_backups(None).await.unwrap()),
     );
+    for env in ["dev", "prd"] {
+        same(
+            "configuration",
+            format!(
+                "{:?}",
+                sqlite.config_history("shop-web", env).await.unwrap()
+            ),
+            format!(
+                "{:?}",
+                postgres.config_history("shop-web", env).await.unwrap()
+            ),
+        );
+    }
     same(
         "applications",
         format!("{:?}", sqlite.list_apps().await.unwrap()),
@@ -157,7 +172,7 @@ async fn a_sqlite_installation_moves_whole_with_its_audit_chain() {
     );
     assert_eq!(
         ferry_domain::audit::verify_chain(&key, &chain.events, chain.head.as_ref()),
-        Ok(41)
+        Ok(50)
     );
 
     // New rows get new ids, and the chain goes on.
@@ -187,7 +202,7 @@ async fn a_sqlite_installation_moves_whole_with_its_audit_chain() {
     let chain = postgres.audit_chain().await.unwrap();
     assert_eq!(
         ferry_domain::audit::verify_chain(&key, &chain.events, chain.head.as_ref()),
-        Ok(42)
+        Ok(51)
     );
     postgres.close().await;
 

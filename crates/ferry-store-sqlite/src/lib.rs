@@ -14,6 +14,8 @@ mod app_backups;
 mod apps;
 #[path = "../../ferry-store-sql/audit.rs"]
 mod audit;
+#[path = "../../ferry-store-sql/configuration.rs"]
+mod configuration;
 #[path = "../../ferry-store-sql/deployments.rs"]
 mod deployments;
 mod dialect;
@@ -261,7 +263,8 @@ mod tests {
         store.close().await;
         let store = SqliteStore::open(&path, key).await.unwrap();
         assert_eq!(store.list_apps().await.unwrap().len(), 1);
-        // The story's 32 events, the notification part's 4 and the backups part's 5.
-        assert_eq!(store.audit_chain().await.unwrap().events.len(), 41);
+        // The story's 32 events, the notification part's 4, the backups part's 5 and the
+        // configuration part's 9.
+        assert_eq!(store.audit_chain().await.unwrap().events.len(), 50);
     }
 }

@@ -10,6 +10,7 @@ use ferry_domain::role::built_in_roles;
 
 pub mod app_backups;
 pub mod capture;
+pub mod configuration;
 pub mod drift;
 pub mod races;
 pub mod reads;
@@ -1084,6 +1085,7 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
 
     notifications(store, audit_key).await;
     app_backups::app_backups_part(store, "shop-web").await;
+    configuration::configuration_part(store, "shop-web").await;
 }
 
 /// Channels, deliveries and the notification cursor, on the store the story built (teams

@@ -7,6 +7,7 @@
 //! no audit event are apart, in [`UnauditedWrites`], each saying why none is needed.
 
 mod app_backups;
+mod configuration;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod content_hold;
@@ -17,6 +18,7 @@ mod records;
 
 pub use app_backups::*;
 use async_trait::async_trait;
+pub use configuration::*;
 pub use content_hold::*;
 pub use ferry_domain::audit::{AuditEvent, AuditRecord, ChainHead, RecordedHead};
 use ferry_domain::incident::IncidentStatus;
@@ -172,6 +174,7 @@ pub trait Store:
     + Notifications
     + AuditTrail
     + AppBackups
+    + Configuration
 {
 }
 
@@ -186,13 +189,14 @@ impl<T> Store for T where
         + Notifications
         + AuditTrail
         + AppBackups
+        + Configuration
 {
 }
 
 /// The store's traits, to call their methods on a `dyn Store`.
 pub mod prelude {
     pub use crate::{
-        Access, AppBackups, AuditTrail, Catalog, Deployments, Fleet, Notifications, Pipeline,
-        Store, Support, UnauditedWrites,
+        Access, AppBackups, AuditTrail, Catalog, Configuration, Deployments, Fleet, Notifications,
+        Pipeline, Store, Support, UnauditedWrites,
     };
 }

@@ -219,6 +219,10 @@ pub enum Command {
     /// ferry.toml): take, list, show, restore
     #[command(subcommand)]
     Backup(BackupCommand),
+    /// Configuration per application and environment: values and secrets, in revisions,
+    /// delivered with each deployment
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// The audit trail of every change
     Audit(AuditArgs),
     /// Where a team's notifications go (webhooks, e-mail), and the delivery log
@@ -586,6 +590,65 @@ pub enum BackupCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Set keys of an application's configuration in an environment (deploy level): one new
+    /// revision, which reaches the targets with the next deployment (`ferry config apply`)
+    Set {
+        app: String,
+        #[arg(long)]
+        env: String,
+        /// KEY=VALUE pairs; a KEY alone (one only) reads its value from standard input, so a
+        /// secret stays out of the shell's history and the process list
+        #[arg(value_name = "KEY=VALUE")]
+        assignments: Vec<String>,
+        /// The keys set are secrets: encrypted at rest, masked when shown, never in the audit
+        /// trail, logs or notifications
+        #[arg(long)]
+        secret: bool,
+        /// Also set every KEY=VALUE line of this file (# comments, `export`, quotes allowed)
+        #[arg(long, value_name = "FILE")]
+        from_env_file: Option<PathBuf>,
+    },
+    /// Remove keys from an application's configuration in an environment (deploy level):
+    /// one new revision
+    Unset {
+        app: String,
+        #[arg(long)]
+        env: String,
+        /// The keys to remove
+        #[arg(required = true, value_name = "KEY")]
+        keys: Vec<String>,
+    },
+    /// An application's configuration in an environment, secrets masked (view level)
+    Show {
+        app: String,
+        #[arg(long)]
+        env: String,
+        /// This revision instead of the newest (`ferry config history`)
+        #[arg(long)]
+        revision: Option<u64>,
+        /// Show secrets' values too (admins only; audited, and the owning team is told)
+        #[arg(long)]
+        reveal: bool,
+    },
+    /// Every revision of an application's configuration in an environment: who, when, and
+    /// which keys changed
+    History {
+        app: String,
+        #[arg(long)]
+        env: String,
+    },
+    /// Keys one environment has and the other lacks, and which differ (never a value)
+    Diff {
+        app: String,
+        /// The first environment
+        first: String,
+        /// The second environment
+        second: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum DeploymentCommand {
     /// One deployment, target by target
     Show {
@@ -736,6 +799,30 @@ pub enum ServerCommand {
         #[arg(long, value_name = "URL")]
         blobs: Option<ferry_server::BlobLocation>,
     },
+    /// Make a new secret key and encrypt every configuration secret again under it, in one
+    /// transaction (run on the server's machine with the server stopped; with PostgreSQL,
+    /// stop every server, then copy the new key file to each before starting them). The old
+    /// key is kept beside it as secret-key.retired-ID for backups made before
+    RotateSecretKey {
+        /// The server's data directory
+        #[arg(long, default_value = "./ferry-data")]
+        data: PathBuf,
+        /// The server's PostgreSQL database, if its state is not in SQLite in the data
+        /// directory
+        #[arg(
+            long,
+            env = "FERRY_DATABASE",
+            value_name = "URL",
+            hide_env_values = true
+        )]
+        database: Option<String>,
+        /// The audit trail's key, if it does not live in the data directory
+        #[arg(long, value_name = "FILE")]
+        audit_key: Option<PathBuf>,
+        /// The secret key's file, if it does not live in the data directory
+        #[arg(long, value_name = "FILE")]
+        secret_key: Option<PathBuf>,
+    },
     /// Bring a backup back into a new data directory, checking every blob and the audit
     /// trail before anything is put in place; then start `ferry server --data DIR`
     Restore {
@@ -781,6 +868,11 @@ pub struct ServerArgs {
     /// the data directory cannot forge or cut the trail (default: DATA/audit-key)
     #[arg(long, value_name = "FILE")]
     pub audit_key: Option<PathBuf>,
+    /// The key configuration secrets are encrypted with (64 hex digits; created, mode 0600,
+    /// on the first start if it does not exist). Servers sharing a database share the file.
+    /// Recommended: a file outside the data directory (default: DATA/secret-key)
+    #[arg(long, value_name = "FILE")]
+    pub secret_key: Option<PathBuf>,
     /// Where release content is kept: file:///absolute/dir, or s3://bucket/prefix for a
     /// bucket of an S3-compatible service, reached with the AWS_* environment variables
     /// (credentials, AWS_REGION, AWS_ENDPOINT_URL) [default: DATA/blobs]

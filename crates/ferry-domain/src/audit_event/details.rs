@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use super::AuditAction;
 use crate::app_backup::BackupReason;
+use crate::config::ConfigKey;
+use crate::config_revision::ConfigChange as KeyChange;
 use crate::deployment::{Kind, Status};
 use crate::incident::Severity;
 use crate::permission::Level;
@@ -829,4 +831,38 @@ pub struct DeploymentFinish {
     pub version: String,
     /// The environment.
     pub env: String,
+}
+
+/// `config.change`: an application's configuration in an environment got a new revision
+/// (`ferry config set`, `unset`). The keys and how each changed, never a value.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigChange {
+    pub env: String,
+    /// The revision the change made.
+    pub revision: u64,
+    pub changes: Vec<KeyChange>,
+}
+
+/// `config.reveal`: an admin read back the values of an application's secrets in an
+/// environment (`ferry config show --reveal`); the owning team is told.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigReveal {
+    pub env: String,
+    pub revision: u64,
+    /// The secrets whose values were shown.
+    pub keys: Vec<ConfigKey>,
+    /// The application's owning team.
+    pub team: String,
+}
+
+/// `config.reseal`: every secret was encrypted again under a new secret key (`ferry server
+/// rotate-secret-key`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigReseal {
+    /// How many revisions held secrets.
+    pub revisions: u64,
+    /// The new key's id (not the key).
+    pub key_id: String,
+    /// The old key's id.
+    pub previous_key_id: Option<String>,
 }

@@ -670,6 +670,38 @@ fn cases() -> Vec<(AuditAction, &'static str, &'static str)> {
             r#"{"env":"prd","reason":"wrong build","team":"shop","version":"1.1","was":"running"}"#,
         ),
         (
+            A::ConfigChange(ConfigChange {
+                env: "prd".into(),
+                revision: 3,
+                changes: vec![crate::config_revision::ConfigChange {
+                    key: crate::config::ConfigKey::parse("API_KEY").unwrap(),
+                    change: crate::config_revision::ChangeKind::Changed,
+                    secret: true,
+                }],
+            }),
+            "config.change",
+            r#"{"changes":[{"change":"changed","key":"API_KEY","secret":true}],"env":"prd","revision":3}"#,
+        ),
+        (
+            A::ConfigReveal(ConfigReveal {
+                env: "prd".into(),
+                revision: 3,
+                keys: vec![crate::config::ConfigKey::parse("API_KEY").unwrap()],
+                team: "shop".into(),
+            }),
+            "config.reveal",
+            r#"{"env":"prd","keys":["API_KEY"],"revision":3,"team":"shop"}"#,
+        ),
+        (
+            A::ConfigReseal(ConfigReseal {
+                revisions: 4,
+                key_id: "0123456789abcdef".into(),
+                previous_key_id: Some("fedcba9876543210".into()),
+            }),
+            "config.reseal",
+            r#"{"key_id":"0123456789abcdef","previous_key_id":"fedcba9876543210","revisions":4}"#,
+        ),
+        (
             A::Refused(Refused {
                 asked: "deploy web 1.3.0 to prd".into(),
                 rule: "frozen".into(),
@@ -713,7 +745,7 @@ fn every_kind_has_a_case_and_its_own_name() {
             "{kind}"
         );
     }
-    assert_eq!(AuditKind::ALL.len(), 60);
+    assert_eq!(AuditKind::ALL.len(), 63);
 }
 
 #[test]

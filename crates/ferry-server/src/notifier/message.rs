@@ -262,6 +262,21 @@ fn describe(action: &AuditAction, app: &str, actor: &str, subject: &str) -> (Str
                 lines,
             )
         }
+        A::ConfigReveal(d) => {
+            let keys: Vec<&str> = d.keys.iter().map(|k| k.as_str()).collect();
+            (
+                format!(
+                    "{actor} read back the secrets of {app} in {} (revision {}): {}",
+                    d.env,
+                    d.revision,
+                    keys.join(", ")
+                ),
+                vec![format!(
+                    "If that was not expected, change them: `ferry config set {app} --env {} --secret KEY`",
+                    d.env
+                )],
+            )
+        }
         A::DeploymentCancel(d) => {
             let id = subject_id(subject, "deployment");
             let what = id.as_deref().map_or_else(

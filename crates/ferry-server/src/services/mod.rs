@@ -13,6 +13,7 @@ pub mod backup_schedule;
 pub mod blobs;
 pub mod captures;
 pub mod channels;
+pub mod config;
 pub mod deployment_logs;
 pub mod deployments;
 pub mod drift;

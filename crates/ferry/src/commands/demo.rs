@@ -45,6 +45,7 @@ pub async fn run(data: PathBuf, listen: SocketAddr) -> CliResult {
         heartbeat_every: ferry_domain::liveness::DEFAULT_HEARTBEAT,
         clock_offset_file: None,
         audit_key_file: None,
+        secret_key_file: None,
         blobs: None,
         tls: None,
     };

@@ -5,6 +5,7 @@ mod audit;
 mod backup;
 mod channel;
 mod check;
+mod config;
 mod demo;
 mod deploy;
 mod deployment_logs;
@@ -52,6 +53,15 @@ pub async fn run(cli: Cli, output: Output) -> CliResult {
                 data,
                 audit_key,
             }) => server::restore(output, &file, &data, audit_key.as_deref()).await,
+            Some(ServerCommand::RotateSecretKey {
+                data,
+                database,
+                audit_key,
+                secret_key,
+            }) => {
+                let keys = (audit_key.as_deref(), secret_key.as_deref());
+                server::rotate_secret_key(output, &data, database.as_deref(), keys).await
+            }
         },
         Command::Demo(args) => demo::run(args.data, args.listen).await,
         Command::Check { dir } => check::run(output, dir),
@@ -118,6 +128,7 @@ pub async fn run(cli: Cli, output: Output) -> CliResult {
             drift::run(&Client::from_args(global)?, output, scope, refresh).await
         }
         Command::Backup(command) => backup::run(&Client::from_args(global)?, output, command).await,
+        Command::Config(command) => config::run(&Client::from_args(global)?, output, command).await,
         Command::Audit(args) => audit::run(&Client::from_args(global)?, output, args).await,
         Command::Channel(command) => {
             channel::run(&Client::from_args(global)?, output, command).await

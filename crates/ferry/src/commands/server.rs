@@ -34,6 +34,7 @@ pub async fn run(args: ServerArgs) -> CliResult {
         heartbeat_every: args.heartbeat_every,
         clock_offset_file: args.clock_offset_file.clone(),
         audit_key_file: args.audit_key.clone(),
+        secret_key_file: args.secret_key.clone(),
         blobs: args.blobs.clone(),
         tls: args.tls.then_some(TlsOptions {
             names: args.tls_names,
@@ -196,6 +197,40 @@ pub async fn restore(
             data.display(),
             data.display(),
             audit_key.map_or_else(String::new, |key| format!(" --audit-key {}", key.display()))
+        );
+    });
+    Ok(())
+}
+
+/// `ferry server rotate-secret-key`: a new secret key, every secret sealed again under it.
+pub async fn rotate_secret_key(
+    output: Output,
+    data: &std::path::Path,
+    database: Option<&str>,
+    (audit_key, secret_key): (Option<&std::path::Path>, Option<&std::path::Path>),
+) -> CliResult {
+    let database = ferry_server::Database::from_flag(database, data).map_err(CliError::refused)?;
+    let rotation = ferry_server::rotate_secret_key(data, &database, audit_key, secret_key)
+        .await
+        .map_err(|e| CliError::failed(format!("{e:#}")))?;
+    let report = serde_json::json!({
+        "revisions": rotation.revisions,
+        "previous_key_id": rotation.previous_key_id,
+        "key_id": rotation.key_id,
+        "key_file": rotation.key_file.display().to_string(),
+        "retired": rotation.retired.display().to_string(),
+    });
+    output.print(&report, |_| {
+        println!(
+            "secret key {} replaced by {}: the secrets of {} configuration revision(s) are sealed with it, in {}",
+            rotation.previous_key_id,
+            rotation.key_id,
+            rotation.revisions,
+            rotation.key_file.display()
+        );
+        println!(
+            "The old key is kept as {} for server backups made before now; remove it when none needs it. Servers sharing the database need the new key file before they start.",
+            rotation.retired.display()
         );
     });
     Ok(())

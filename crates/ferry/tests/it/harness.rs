@@ -288,6 +288,11 @@ impl Server {
         self.data.clone()
     }
 
+    /// The PostgreSQL database the server keeps its state in, if it does.
+    pub fn database_url(&self) -> Option<String> {
+        self.database.as_ref().map(|d| d.url.clone())
+    }
+
     /// What the server has logged so far.
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()

@@ -8,6 +8,7 @@ mod audit;
 mod backups;
 mod bad_input;
 mod cancel;
+mod config;
 mod content_safety;
 mod deadline;
 mod deployments;

@@ -107,6 +107,18 @@ const TABLE: &[Row] = &[
     user("POST /api/v1/backups", "", ALL, "--yyyy --yyyy", "/api/v1/backups",
         r#"{"app": "{app}", "env": "{env}", "target": "nowhere-1"}"#),
     user("GET /api/v1/audit/verify", "", NONE, "yyyyyy yyyyyy", "/api/v1/audit/verify", ""),
+    // Configuration: view level to see keys, deploy level to change them (unsetting a key
+    // that is not set is refused after permission), admins alone read secrets back.
+    user("GET /api/v1/apps/{app}/config/{env}", "", ALL, "yyyyyy yyyyyy",
+        "/api/v1/apps/{app}/config/{env}", ""),
+    user("GET /api/v1/apps/{app}/config/{env}", "reveal", ALL, "------ -----y",
+        "/api/v1/apps/{app}/config/{env}?reveal=true", ""),
+    user("POST /api/v1/apps/{app}/config/{env}", "", ALL, "--yyyy --yyyy",
+        "/api/v1/apps/{app}/config/{env}", r#"{"unset": ["NOT_SET"]}"#),
+    user("GET /api/v1/apps/{app}/config/{env}/history", "", ALL, "yyyyyy yyyyyy",
+        "/api/v1/apps/{app}/config/{env}/history", ""),
+    user("GET /api/v1/apps/{app}/config/{env}/compare", "", ALL, "yyyyyy yyyyyy",
+        "/api/v1/apps/{app}/config/{env}/compare?with=dev", ""),
 
     // Organisation-wide, decided by the default role: admin, or change-policy.
     user("POST /api/v1/teams", "", NONE, "------ -----y",

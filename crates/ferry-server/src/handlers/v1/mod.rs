@@ -5,6 +5,7 @@ pub mod audit;
 pub mod backups;
 pub mod blobs;
 pub mod channels;
+pub mod config;
 pub mod deployments;
 pub mod drift;
 pub mod environments;
