@@ -1,5 +1,6 @@
 //! A release's `ferry.toml`: shared paths, backup paths, paths the application changes
-//! itself, hooks and the health check. Optional: a release without one gets the defaults.
+//! itself, hooks, the health check, and where the environment's configuration goes
+//! (`[config]`, in `config_delivery.rs`). Optional: a release without one gets the defaults.
 //! Anything unknown or unsafe is refused with an error naming the key, its line and column,
 //! and (for an unknown key) the keys that are known.
 //!
@@ -20,6 +21,11 @@ use toml::Spanned;
 use crate::glob::Glob;
 use crate::http_url::HttpUrl;
 use crate::manifest::validate_path;
+
+mod config_delivery;
+
+use config_delivery::{check_config_delivery, RawConfigDelivery};
+pub use config_delivery::{ConfigDelivery, Template};
 
 /// The file's name, at the root of a release.
 pub const CONFIG_FILE: &str = "ferry.toml";
@@ -120,6 +126,9 @@ pub struct ReleaseConfig {
     pub hooks: Hooks,
     /// `None`: no health check, the switch alone decides.
     pub health: Option<HealthCheck>,
+    /// `[config]`: the files ferry writes into the release from the environment's
+    /// configuration, and the keys it must have.
+    pub config: ConfigDelivery,
 }
 
 /// Shell commands run with `sh -c` in the new release's directory.
@@ -188,6 +197,8 @@ struct RawConfig {
     #[serde(default)]
     hooks: RawHooks,
     health: Option<RawHealth>,
+    #[serde(default)]
+    config: RawConfigDelivery,
 }
 
 #[derive(Deserialize)]
@@ -249,13 +260,16 @@ impl ReleaseConfig {
             )
             .at(text, span));
         }
-        Ok(ReleaseConfig {
+        let mut config = ReleaseConfig {
             shared,
             backup,
             ignore,
             hooks,
             health: raw.health.map(|h| check_health(text, h)).transpose()?,
-        })
+            config: ConfigDelivery::default(),
+        };
+        config.config = check_config_delivery(text, raw.config, &config)?;
+        Ok(config)
     }
 
     /// Whether `path` is one of the shared paths or inside one.
@@ -714,7 +728,7 @@ timeout = "30s"
         assert_eq!(error.location, Some(Location { line: 2, column: 2 }));
         assert!(
             error.to_string().contains(
-                "unknown field `helth`, expected one of `shared`, `backup`, `ignore`, `hooks`, `health`"
+                "unknown field `helth`, expected one of `shared`, `backup`, `ignore`, `hooks`, `health`, `config`"
             ),
             "{error}"
         );

@@ -2,10 +2,17 @@
 //! `[A-Z_][A-Z0-9_]*` (environment-variable names, which is how hooks and the application
 //! see them), values bounded in size; `KEY=VALUE` as typed on the command line and in an
 //! env file; and what differs between two environments' configurations, which names keys,
-//! never values.
+//! never values. Putting values into a release's files: `render.rs`.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
+
+mod render;
+
+pub use render::{
+    missing_required, render_env_file, render_template, MAX_RENDERED_BYTES, MAX_TEMPLATE_BYTES,
+};
 
 /// The longest key.
 pub const MAX_KEY_LEN: usize = 128;
@@ -99,8 +106,10 @@ pub fn parse_assignment(text: &str) -> Result<(ConfigKey, String), String> {
 
 /// The assignments of an env file (`--from-env-file`): one `KEY=VALUE` per line, blank lines
 /// and `#` comments skipped, an optional `export ` before the key, and a value in matching
-/// double or single quotes taken without them. A key given twice is refused, naming both
-/// lines. Errors name the line, never a value.
+/// double or single quotes taken without them; inside double quotes, `\\`, `\"`, `\$` and
+/// `` \` `` stand for the character after the backslash and `\n` for a newline (as
+/// [`render_env_file`] writes them), any other backslash is kept. A key given twice is
+/// refused, naming both lines. Errors name the line, never a value.
 pub fn parse_env_file(text: &str) -> Result<Vec<(ConfigKey, String)>, String> {
     let mut seen: BTreeMap<ConfigKey, usize> = BTreeMap::new();
     let mut assignments = Vec::new();
@@ -118,16 +127,39 @@ pub fn parse_env_file(text: &str) -> Result<Vec<(ConfigKey, String)>, String> {
                 "line {number}: {key} is given on line {first} already"
             ));
         }
-        assignments.push((key, value.to_owned()));
+        assignments.push((key, value.into_owned()));
     }
     Ok(assignments)
 }
 
-/// `value` without one pair of matching surrounding quotes.
-fn unquote(value: &str) -> &str {
-    for quote in ['"', '\''] {
-        if value.len() >= 2 && value.starts_with(quote) && value.ends_with(quote) {
-            return &value[1..value.len() - 1];
+/// `value` without one pair of matching surrounding quotes, a double-quoted one with its
+/// escapes undone.
+fn unquote(value: &str) -> Cow<'_, str> {
+    let quoted = |quote: char| {
+        (value.len() >= 2 && value.starts_with(quote) && value.ends_with(quote))
+            .then(|| &value[1..value.len() - 1])
+    };
+    if let Some(inner) = quoted('"') {
+        return Cow::Owned(unescape(inner));
+    }
+    Cow::Borrowed(quoted('\'').unwrap_or(value))
+}
+
+/// The text of a double-quoted value with `\\`, `\"`, `\$`, `` \` `` and `\n` undone.
+fn unescape(inner: &str) -> String {
+    let mut value = String::with_capacity(inner.len());
+    let mut chars = inner.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, chars.peek()) {
+            ('\\', Some(&next @ ('\\' | '"' | '$' | '`'))) => {
+                value.push(next);
+                chars.next();
+            }
+            ('\\', Some('n')) => {
+                value.push('\n');
+                chars.next();
+            }
+            (c, _) => value.push(c),
         }
     }
     value
@@ -233,7 +265,7 @@ mod tests {
 
     #[test]
     fn an_env_file_reads_like_a_shell_would_and_names_lines() {
-        let text = "# database\nDATABASE_URL=postgres://db/shop\n\nexport API_KEY='s3cr=t'\nGREETING=\"hello world\"\nEMPTY=\n";
+        let text = "# database\nDATABASE_URL=postgres://db/shop\n\nexport API_KEY='s3cr=t'\nGREETING=\"hello world\"\nEMPTY=\nESCAPED=\"a\\\\b\\\"c\\$d\\`e\\nf\\tg\\\"\n";
         let read = parse_env_file(text).unwrap();
         let pairs: Vec<(&str, &str)> = read.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         assert_eq!(
@@ -243,6 +275,7 @@ mod tests {
                 ("API_KEY", "s3cr=t"),
                 ("GREETING", "hello world"),
                 ("EMPTY", ""),
+                ("ESCAPED", "a\\b\"c$d`e\nf\\tg\\"),
             ]
         );
         for (bad, says) in [

@@ -183,7 +183,7 @@ pub(super) async fn store_manifest(
         .collect();
     check_content(state.blobs.as_ref(), &needed).await?;
     if let Some(entry) = manifest.get(CONFIG_FILE) {
-        check_release_config(state.blobs.as_ref(), entry).await?;
+        check_release_config(state.blobs.as_ref(), entry, manifest).await?;
     }
     state
         .blobs
@@ -223,9 +223,14 @@ async fn check_content(store: &dyn BlobStorage, needed: &[(String, Chunk)]) -> S
 }
 
 /// Refuses a release whose `ferry.toml` the agent would refuse, read from the uploaded
-/// content with the agent's own parser: such a release could never deploy, and the client
-/// that checked it first is not trusted to have done so.
-async fn check_release_config(store: &dyn BlobStorage, entry: &Entry) -> ServiceResult<()> {
+/// content with the agent's own parser, or whose `[config]` does not fit the release's
+/// files (`manifest`): such a release could never deploy, and the client that checked it
+/// first is not trusted to have done so.
+async fn check_release_config(
+    store: &dyn BlobStorage,
+    entry: &Entry,
+    manifest: &Manifest,
+) -> ServiceResult<()> {
     let refused = |reason: String| {
         ServiceError::invalid(format!(
             "{reason}; fix it (`ferry check` shows what is wrong) and create the release again"
@@ -241,8 +246,10 @@ async fn check_release_config(store: &dyn BlobStorage, entry: &Entry) -> Service
     for chunk in entry.blobs() {
         data.extend(store.read(chunk.hash).await?);
     }
-    ReleaseConfig::parse_bytes(&data).map_err(|error| refused(error.to_string()))?;
-    Ok(())
+    let config = ReleaseConfig::parse_bytes(&data).map_err(|error| refused(error.to_string()))?;
+    config
+        .check_against_manifest(manifest)
+        .map_err(|error| refused(error.to_string()))
 }
 
 /// Refuses `--incident ID` unless it names a hotfix incident of `app` whose base is the

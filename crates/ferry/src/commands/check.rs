@@ -1,11 +1,15 @@
 //! `ferry check [DIR]`: checks a tree's `ferry.toml` as the server and the agent will read
 //! it, without a server. `ferry release create` runs the same check before uploading, so a
-//! release that could never deploy is refused before it exists.
+//! release that could never deploy is refused before it exists. What `[config]` says of the
+//! release's files is checked against the tree as a release would hold it (its manifest).
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use ferry_cas::ingest::Limits;
+use ferry_cas::manifest::Manifest;
 use ferry_cas::release_config::{ConfigError, ReleaseConfig, CONFIG_FILE};
+use ferry_cas::scan::scan_tree;
 use serde::Serialize;
 
 use crate::error::{CliError, CliResult};
@@ -20,7 +24,17 @@ struct CheckReport {
 }
 
 pub fn run(output: Output, dir: PathBuf) -> CliResult {
-    let config = check_tree(&dir, &dir.display().to_string())?.is_some();
+    let name = dir.display().to_string();
+    let config = check_tree(&dir, &name)?;
+    // Only files that `[config]` names need the tree's manifest, which reads every file.
+    if let Some(config) = config
+        .as_ref()
+        .filter(|config| !config.config.rendered_paths().is_empty())
+    {
+        let scanned = scan_tree(&dir, &Limits::default()).map_err(super::release::cas_error)?;
+        check_files(config, &scanned.manifest, &name)?;
+    }
+    let config = config.is_some();
     let report = CheckReport {
         dir: dir.display().to_string(),
         config,
@@ -61,4 +75,13 @@ pub fn check_tree(root: &Path, name: &str) -> CliResult<Option<ReleaseConfig>> {
     ReleaseConfig::check_size(metadata.len()).map_err(refused)?;
     let data = fs::read(&path).map_err(|e| CliError::failed(format!("{}: {e}", path.display())))?;
     ReleaseConfig::parse_bytes(&data).map(Some).map_err(refused)
+}
+
+/// Refuses a `ferry.toml` whose `[config]` does not fit the release's files (`manifest`): a
+/// template missing, a file ferry writes already in the release, or its directory missing;
+/// under `name`, as [`check_tree`].
+pub fn check_files(config: &ReleaseConfig, manifest: &Manifest, name: &str) -> CliResult {
+    config
+        .check_against_manifest(manifest)
+        .map_err(|error| CliError::refused(format!("{name}: {error}")))
 }

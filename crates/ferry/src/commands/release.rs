@@ -181,7 +181,9 @@ async fn create(
         )));
     }
     // A ferry.toml the agent would refuse would make a release that can never deploy.
-    super::check::check_tree(&tree.root, from)?;
+    if let Some(config) = super::check::check_tree(&tree.root, from)? {
+        super::check::check_files(&config, &scanned.manifest, from)?;
+    }
     let digest = scanned.manifest.digest().to_hex();
     if let Some(existing) = existing {
         if existing.digest != digest {

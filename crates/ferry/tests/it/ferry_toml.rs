@@ -6,6 +6,7 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
+use ferry_cas::release_config::ReleaseConfig;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -36,7 +37,7 @@ fn release_create_refuses_a_ferry_toml_naming_the_line_the_column_and_the_known_
             "1.0.0",
             "shared = [\"uploads\"]\n\n[helth]\nurl = \"http://127.0.0.1/\"\n",
             "ferry.toml line 3, column 2: unknown field `helth`, expected one of `shared`, \
-             `backup`, `ignore`, `hooks`, `health`",
+             `backup`, `ignore`, `hooks`, `health`, `config`",
         ),
         (
             "1.0.1",
@@ -162,6 +163,84 @@ async fn the_server_refuses_a_ferry_toml_the_client_did_not_check() {
         .fails(3, "unknown field `before_swich`");
 }
 
+/// What `[config]` says of the release's files (a template to read, files ferry writes and
+/// the directories holding them) is checked against the tree by `ferry check` and `ferry
+/// release create`, and against the manifest by the server, which does not trust the client.
+#[tokio::test]
+async fn config_files_are_checked_against_the_release() {
+    let server = Server::start();
+    setup(&server);
+    for (version, toml, expected) in [
+        (
+            "1.0.0",
+            "[config]\ntemplates = { \"css/app.css\" = \"css/app.css.tmpl\" }\n",
+            "ferry.toml: config.templates.\"css/app.css\": the template \"css/app.css.tmpl\" \
+             is not in the release: add it, or correct the path",
+        ),
+        (
+            "1.0.1",
+            "[config]\nenv_file = \"index.html\"\n",
+            "ferry.toml: config.env_file: \"index.html\" is in the release, and ferry writes it \
+             at staging",
+        ),
+        (
+            "1.0.2",
+            "[config]\nenv_file = \"conf/.env\"\n",
+            "ferry.toml: config.env_file: the directory \"conf\" that would hold \"conf/.env\" \
+             is not in the release",
+        ),
+    ] {
+        let site = site(server.dir.path(), version, toml);
+        let site = site.to_str().unwrap();
+        server
+            .admin(&["release", "create", "web", version, "--from", site])
+            .fails(3, &format!("{site}: {expected}"));
+        check(&[site]).fails(3, expected);
+    }
+    let site = site(
+        server.dir.path(),
+        "2.0.0",
+        "[config]\nenv_file = \"css/.env\"\ntemplates = { \"app.ini\" = \"app.ini.tmpl\" }\n\
+         required = [\"DATABASE_URL\"]\n",
+    );
+    fs::write(site.join("app.ini.tmpl"), "db = {{ DATABASE_URL }}\n").unwrap();
+    let run = check(&[site.to_str().unwrap()]).success();
+    assert_eq!(run.stdout, "ferry.toml is valid\n", "{run:?}");
+    release_from(&server, "2.0.0", &site);
+
+    // The same release without its template, sent past the client, is refused.
+    let manifest = get(&server, "/api/v1/apps/web/releases/2.0.0/manifest").await;
+    let entries: Vec<Value> = manifest["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["path"] != "app.ini.tmpl")
+        .cloned()
+        .collect();
+    let body = json!({
+        "version": "2.0.1",
+        "manifest": {"entries": entries},
+        "source": {"kind": "directory", "path": "/tmp/forged"},
+    });
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/v1/apps/web/releases", server.url))
+        .bearer_auth(&server.admin_token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{text}");
+    assert!(
+        text.contains("the template \\\"app.ini.tmpl\\\" is not in the release"),
+        "{text}"
+    );
+    server
+        .admin(&["release", "show", "web", "2.0.1"])
+        .fails(1, "no release");
+}
+
 #[test]
 fn ferry_check_says_whether_a_tree_can_be_released() {
     let dir = tempfile::tempdir().unwrap();
@@ -221,6 +300,13 @@ fn every_example_in_the_ferry_toml_documentation_is_valid() {
     let dir = tempfile::tempdir().unwrap();
     for (i, example) in examples.iter().enumerate() {
         let tree = tree(&dir.path().join(i.to_string()), Some(example));
+        // The templates an example names are files of its release.
+        let config = ReleaseConfig::parse(example).unwrap_or_else(|e| panic!("{example}: {e}"));
+        for template in &config.config.templates {
+            let source = Path::new(&tree).join(&template.source);
+            fs::create_dir_all(source.parent().unwrap()).unwrap();
+            fs::write(source, "{{ DATABASE_URL }}\n").unwrap();
+        }
         let run = check(&[&tree]);
         assert_eq!(run.code, 0, "example {}:\n{example}\n{run:#?}", i + 1);
         assert_eq!(run.stdout, "ferry.toml is valid\n", "{run:?}");
