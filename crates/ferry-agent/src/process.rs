@@ -465,6 +465,8 @@ impl Agent {
             output_tail: converged.output_tail,
             current_version: current_version(&self.root, &app),
             version: desired.version.clone(),
+            current_config: 0,
+            config: 0,
             logs: converged.logs,
         };
         self.link.post(REPORT, &report).await?;
@@ -525,6 +527,8 @@ impl Agent {
             output_tail: None,
             current_version: current_version(&self.root, app),
             version: Some(version.to_owned()),
+            current_config: 0,
+            config: 0,
             logs: Vec::new(),
         };
         self.link.post(REPORT, &report).await?;
@@ -899,6 +903,8 @@ mod tests {
             output_tail: None,
             current_version: Some("1.1.0".into()),
             version: Some("1.2.0".into()),
+            current_config: 0,
+            config: 0,
             logs: Vec::new(),
         };
         let took = Duration::from_millis(1_300);

@@ -1144,6 +1144,16 @@ pub struct DesiredApp {
     /// failed backup fails the deploy, which switches nothing.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub backup_first: bool,
+    /// The configuration revision delivered with `version` (0: none): its values are
+    /// fetched from `GET /api/v1/agent/apps/{app}/config/{revision}`, written into the
+    /// release as its `ferry.toml` says, and given to hooks and the health check. A
+    /// release with another revision is another directory on the target.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub config: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A release a target is asked to stage ahead, and the deployment to report to (outcome
@@ -1152,6 +1162,9 @@ pub struct DesiredApp {
 pub struct DesiredStage {
     pub version: String,
     pub deployment: i64,
+    /// The configuration revision to stage it with (0: none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub config: u64,
 }
 
 /// What an agent reports after converging one application.
@@ -1173,6 +1186,12 @@ pub struct AgentReport {
     /// The release the report is about (the one deployed, or gone back to).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    /// The configuration revision `current` serves with its release (0: none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub current_config: u64,
+    /// The configuration revision the report is about, with `version` (0: none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub config: u64,
     /// The hooks and health check the deploy ran, in order, with their output (bounded as
     /// `ferry_domain::step_log` says); none in progress and staging reports.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -1558,4 +1577,15 @@ pub struct ConfigComparison {
     pub differ: Vec<String>,
     /// Keys both have with the same value.
     pub same: Vec<String>,
+}
+
+/// A configuration revision's values, for an agent whose target is asked to run (or runs)
+/// the application with it (`GET /api/v1/agent/apps/{app}/config/{revision}`). The one
+/// answer that carries secrets' values; never logged.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct AgentConfig {
+    pub app: String,
+    pub env: String,
+    pub revision: u64,
+    pub values: std::collections::BTreeMap<String, String>,
 }

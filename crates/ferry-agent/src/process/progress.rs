@@ -98,6 +98,8 @@ impl ProgressTo {
             output_tail: None,
             current_version: current_version(&self.root, &self.app),
             version: None,
+            current_config: 0,
+            config: 0,
             logs: Vec::new(),
         };
         let request = self.link.post_request(REPORT, &report).timeout(POST_LIMIT);

@@ -75,12 +75,14 @@ pub async fn desired(state: &AppState, target: &Target) -> ServiceResult<Vec<Des
             stage: row.stage.map(|(version, deployment)| DesiredStage {
                 version,
                 deployment,
+                config: 0,
             }),
             app: row.app,
             version: row.desired_version,
             deployment: row.deployment_id,
             keep: Some(row.keep_releases),
             backup_first,
+            config: 0,
         });
     }
     Ok(desired)
