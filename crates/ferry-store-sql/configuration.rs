@@ -207,22 +207,43 @@ pub(crate) async fn sealed(conn: &mut Connection) -> StoreResult<Vec<ConfigRevis
     rows.into_iter().map(ConfigRevision::try_from).collect()
 }
 
-pub(crate) async fn sealing_keys(conn: &mut Connection) -> StoreResult<Vec<String>> {
-    sqlx::query_scalar(
-        "SELECT DISTINCT sealed_with FROM config_revisions WHERE sealed_with IS NOT NULL
-         ORDER BY sealed_with",
-    )
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(backend)
+pub(crate) async fn secret_key_id(conn: &mut Connection) -> StoreResult<Option<String>> {
+    sqlx::query_scalar("SELECT key_id FROM secret_key WHERE id = 1")
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(backend)
 }
 
-/// Replaces each revision's entries and key id, if it is still sealed with `previous_key`.
+/// Claims `key_id` when no key is claimed; the key claimed.
+pub(crate) async fn claim_secret_key(conn: &mut Connection, key_id: &str) -> StoreResult<String> {
+    sqlx::query("INSERT INTO secret_key (id, key_id) VALUES (1, $1) ON CONFLICT (id) DO NOTHING")
+        .bind(key_id)
+        .execute(&mut *conn)
+        .await
+        .map_err(backend)?;
+    Ok(secret_key_id(conn)
+        .await?
+        .unwrap_or_else(|| key_id.to_owned()))
+}
+
+/// Replaces each revision's entries and key id, if it is still sealed with `previous_key`,
+/// and claims `key_id` instead of `previous_key`.
 pub(crate) async fn reseal(
     conn: &mut Connection,
-    previous_key: &str,
+    (previous_key, key_id): (&str, &str),
     revisions: &[ConfigRevision],
 ) -> StoreResult<()> {
+    let claimed = sqlx::query("UPDATE secret_key SET key_id = $1 WHERE id = 1 AND key_id = $2")
+        .bind(key_id)
+        .bind(previous_key)
+        .execute(&mut *conn)
+        .await
+        .map_err(backend)?;
+    if claimed.rows_affected() != 1 {
+        return Err(StoreError::Conflict(format!(
+            "the installation's secret key is no longer {previous_key}: nothing was changed"
+        )));
+    }
     for revision in revisions {
         let updated = sqlx::query(
             "UPDATE config_revisions SET entries = $1, sealed_with = $2

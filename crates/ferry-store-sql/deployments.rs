@@ -9,7 +9,8 @@ use crate::{backend, not_found};
 
 pub(crate) const SELECT_DEPLOYMENTS: &str =
     "SELECT deployments.id, apps.name AS app, deployments.env,
-        deployments.version, deployments.kind, deployments.state, deployments.revision,
+        deployments.version, deployments.config_revision, deployments.kind, deployments.state,
+        deployments.revision,
         deployments.requested_by, deployments.created_ms, deployments.updated_ms,
         deployments.overrides, deployments.review
      FROM deployments JOIN apps ON apps.id = deployments.app_id";
@@ -21,6 +22,7 @@ pub(crate) struct DeploymentRow {
     app: String,
     env: String,
     version: String,
+    config_revision: i64,
     kind: String,
     state: String,
     revision: i64,
@@ -45,6 +47,8 @@ impl TryFrom<DeploymentRow> for DeploymentRecord {
             kind: Kind::parse(&row.kind).map_err(|e| unreadable("kind", &e))?,
             state: serde_json::from_str(&row.state).map_err(|e| unreadable("state", &e))?,
             review: serde_json::from_str(&row.review).map_err(|e| unreadable("review", &e))?,
+            config: u64::try_from(row.config_revision)
+                .map_err(|e| unreadable("configuration revision", &e))?,
             id: row.id,
             app: row.app,
             env: row.env,
@@ -123,8 +127,8 @@ pub(crate) async fn insert(
         )));
     }
     let id: i64 = sqlx::query_scalar(
-        "INSERT INTO deployments (app_id, env, version, kind, status, state, reason, requested_by, created_ms, updated_ms, overrides, review)
-         VALUES ((SELECT id FROM apps WHERE name = $1), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
+        "INSERT INTO deployments (app_id, env, version, kind, status, state, reason, requested_by, created_ms, updated_ms, overrides, review, config_revision)
+         VALUES ((SELECT id FROM apps WHERE name = $1), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
     )
     .bind(&deployment.app)
     .bind(&deployment.env)
@@ -138,6 +142,7 @@ pub(crate) async fn insert(
     .bind(deployment.updated_ms)
     .bind(&deployment.overrides)
     .bind(serde_json::to_string(&deployment.review).expect("strings serialize"))
+    .bind(i64::try_from(deployment.config).unwrap_or(i64::MAX))
     .fetch_one(&mut *conn)
     .await
     .map_err(backend)?;

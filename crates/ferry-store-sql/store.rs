@@ -173,6 +173,13 @@ impl UnauditedWrites for Backend {
         Ok(first)
     }
 
+    async fn claim_secret_key(&self, key_id: &str) -> StoreResult<String> {
+        let mut tx = self.write().await?;
+        let claimed = configuration::claim_secret_key(&mut tx, key_id).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(claimed)
+    }
+
     async fn finish_task(&self, outcome: ferry_store::TaskOutcome) -> StoreResult<ferry_store::TaskRecord> {
         let mut tx = self.write().await?;
         let task = tasks::finish(&mut tx, &outcome).await?;
@@ -585,19 +592,20 @@ impl Configuration for Backend {
         configuration::sealed(&mut *self.read().await?).await
     }
 
-    async fn config_sealing_keys(&self) -> StoreResult<Vec<String>> {
-        configuration::sealing_keys(&mut *self.read().await?).await
+    async fn secret_key_id(&self) -> StoreResult<Option<String>> {
+        configuration::secret_key_id(&mut *self.read().await?).await
     }
 
     async fn reseal_config(
         &self,
         previous_key: &str,
+        key_id: &str,
         revisions: Vec<ConfigRevision>,
         record: AuditRecord,
     ) -> StoreResult<()> {
         audited!(self, record, |tx| configuration::reseal(
             &mut tx,
-            previous_key,
+            (previous_key, key_id),
             &revisions
         )
         .await?)

@@ -2,6 +2,7 @@
 
 use crate::Connection;
 use ferry_domain::deployment::{Kind, Status, TargetAppState};
+use ferry_domain::served::Served;
 use ferry_domain::vocabulary::UnknownWord;
 use ferry_store::{StoreError, StoreResult, Target, TargetApp, TargetReport};
 
@@ -320,14 +321,18 @@ struct TargetAppRow {
     env: String,
     app: String,
     desired_version: Option<String>,
+    desired_config: i64,
     deployment_id: Option<i64>,
     deployment_kind: Option<String>,
     deployment_version: Option<String>,
+    deployment_config: Option<i64>,
     current_version: Option<String>,
+    current_config: i64,
     state: String,
     detail: Option<String>,
     updated_ms: i64,
     stage_version: Option<String>,
+    stage_config: Option<i64>,
     stage_deployment: Option<i64>,
     keep_releases: i64,
 }
@@ -347,7 +352,17 @@ impl TryFrom<TargetAppRow> for TargetApp {
                 .transpose()
                 .map_err(unknown_word)?,
             state: TargetAppState::parse(&row.state).map_err(unknown_word)?,
-            stage: row.stage_version.zip(row.stage_deployment),
+            stage: match (row.stage_version, row.stage_deployment) {
+                (Some(version), Some(id)) => {
+                    let config = narrow("stage_config", row.stage_config.unwrap_or(0));
+                    Some((Served::new(version, config.map_err(unreadable)?), id))
+                }
+                _ => None,
+            },
+            desired_config: narrow("desired_config", row.desired_config).map_err(unreadable)?,
+            current_config: narrow("current_config", row.current_config).map_err(unreadable)?,
+            deployment_config: narrow("deployment_config", row.deployment_config.unwrap_or(0))
+                .map_err(unreadable)?,
             keep_releases: narrow("keep_releases", row.keep_releases).map_err(unreadable)?,
             target: row.target,
             env: row.env,
@@ -368,10 +383,14 @@ pub(crate) async fn target_apps(
 ) -> StoreResult<Vec<TargetApp>> {
     let rows: Vec<TargetAppRow> = sqlx::query_as(
         "SELECT targets.name AS target, targets.env, apps.name AS app, target_apps.desired_version,
+                target_apps.desired_config,
                 target_apps.deployment_id, deployments.kind AS deployment_kind,
-                deployments.version AS deployment_version, target_apps.current_version,
+                deployments.version AS deployment_version,
+                deployments.config_revision AS deployment_config, target_apps.current_version,
+                target_apps.current_config,
                 target_apps.state, target_apps.detail, target_apps.updated_ms,
-                staging.version AS stage_version, staging.id AS stage_deployment,
+                staging.version AS stage_version, staging.config_revision AS stage_config,
+                staging.id AS stage_deployment,
                 apps.keep_releases
          FROM target_apps
          JOIN targets ON targets.id = target_apps.target_id
@@ -393,11 +412,13 @@ pub(crate) async fn target_apps(
 
 pub(crate) async fn report(conn: &mut Connection, report: &TargetReport) -> StoreResult<()> {
     sqlx::query(
-        "INSERT INTO target_apps (target_id, app_id, current_version, state, detail, updated_ms)
-         VALUES ((SELECT id FROM targets WHERE name = $1), (SELECT id FROM apps WHERE name = $2), $3, $4, $5, $6)
+        "INSERT INTO target_apps (target_id, app_id, current_version, state, detail, updated_ms,
+             current_config)
+         VALUES ((SELECT id FROM targets WHERE name = $1), (SELECT id FROM apps WHERE name = $2), $3, $4, $5, $6, $7)
          ON CONFLICT (target_id, app_id) DO UPDATE SET
              current_version = excluded.current_version, state = excluded.state,
-             detail = excluded.detail, updated_ms = excluded.updated_ms",
+             detail = excluded.detail, updated_ms = excluded.updated_ms,
+             current_config = excluded.current_config",
     )
     .bind(&report.target)
     .bind(&report.app)
@@ -405,6 +426,7 @@ pub(crate) async fn report(conn: &mut Connection, report: &TargetReport) -> Stor
     .bind(report.state.as_str())
     .bind(&report.detail)
     .bind(report.at_ms)
+    .bind(i64::try_from(report.current_config).unwrap_or(i64::MAX))
     .execute(&mut *conn)
     .await
     .map_err(backend)?;
@@ -418,24 +440,28 @@ pub(crate) async fn set_desired(
     now_ms: i64,
 ) -> StoreResult<()> {
     let query = if change.stage_only {
+        // The staging deployment carries the configuration revision to stage with.
         "INSERT INTO target_apps (target_id, app_id, stage_version, stage_deployment, updated_ms)
          VALUES ((SELECT id FROM targets WHERE name = $1), (SELECT id FROM apps WHERE name = $2), $3, $4, $5)
          ON CONFLICT (target_id, app_id) DO UPDATE SET
              stage_version = excluded.stage_version, stage_deployment = excluded.stage_deployment"
     } else {
-        "INSERT INTO target_apps (target_id, app_id, desired_version, deployment_id, updated_ms)
-         VALUES ((SELECT id FROM targets WHERE name = $1), (SELECT id FROM apps WHERE name = $2), $3, $4, $5)
+        "INSERT INTO target_apps (target_id, app_id, desired_version, deployment_id, updated_ms,
+             desired_config)
+         VALUES ((SELECT id FROM targets WHERE name = $1), (SELECT id FROM apps WHERE name = $2), $3, $4, $5, $6)
          ON CONFLICT (target_id, app_id) DO UPDATE SET
-             desired_version = excluded.desired_version, deployment_id = excluded.deployment_id"
+             desired_version = excluded.desired_version, deployment_id = excluded.deployment_id,
+             desired_config = excluded.desired_config"
     };
-    sqlx::query(query)
+    let mut query = sqlx::query(query)
         .bind(&change.target)
         .bind(&change.app)
         .bind(&change.version)
         .bind(change.deployment_id)
-        .bind(now_ms)
-        .execute(&mut *conn)
-        .await
-        .map_err(backend)?;
+        .bind(now_ms);
+    if !change.stage_only {
+        query = query.bind(i64::try_from(change.config).unwrap_or(i64::MAX));
+    }
+    query.execute(&mut *conn).await.map_err(backend)?;
     Ok(())
 }

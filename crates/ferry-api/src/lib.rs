@@ -658,6 +658,9 @@ pub struct Deployment {
     pub app: String,
     pub env: String,
     pub version: String,
+    /// The configuration revision it delivers with the release (0: none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub config: u64,
     pub kind: DeploymentKind,
     pub status: DeploymentStatus,
     pub strategy: Strategy,
@@ -741,6 +744,9 @@ pub struct EnvStatus {
     pub env: String,
     /// The version the environment's last successful deployment installed.
     pub version: Option<String>,
+    /// The configuration revision it delivered with it (0: none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub config: u64,
     /// When that deployment was a rollback, the release it went back from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub back_from: Option<String>,
@@ -756,6 +762,9 @@ pub struct EnvStatus {
 pub struct TargetStatus {
     pub target: String,
     pub version: Option<String>,
+    /// The configuration revision the target serves with it (0: none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub config: u64,
     pub state: TargetAppState,
     /// Whether the target's files differ from the release it runs (`ferry drift` lists
     /// them); null when its agent found none, or has not checked yet.
@@ -1588,4 +1597,26 @@ pub struct AgentConfig {
     pub env: String,
     pub revision: u64,
     pub values: std::collections::BTreeMap<String, String>,
+}
+
+/// Deploys the release an environment runs with its newest configuration revision
+/// (`POST /api/v1/apps/{app}/config/{env}/apply`): a deployment like any other, under the
+/// environment's policy (freezes, approvals, health checks, rollback on failure).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApplyConfig {
+    /// `rolling` (default) or `parallel`.
+    #[serde(default)]
+    pub strategy: Option<String>,
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Override approvals and freeze windows (admin on the environment; `reason` required).
+    #[serde(default)]
+    pub break_glass: bool,
+    /// Leave out targets whose agent is offline instead of refusing.
+    #[serde(default)]
+    pub skip_offline: bool,
+    /// Why a protected environment's targets do not back up the application's data first.
+    #[serde(default)]
+    pub skip_backup: Option<String>,
 }

@@ -32,6 +32,7 @@ pub mod role;
 pub mod rollback;
 pub mod rotation;
 pub mod routing;
+pub mod served;
 pub mod step_log;
 pub mod support;
 pub mod task;

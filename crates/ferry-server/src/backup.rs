@@ -20,7 +20,7 @@ use anyhow::{bail, Context};
 use ferry_cas::blobs::BlobStore;
 use ferry_cas::hash::ContentHash;
 use ferry_domain::audit::verify_chain;
-use ferry_store::{AuditTrail, Catalog};
+use ferry_store::{AuditTrail, Catalog, Configuration};
 use ferry_store_sqlite::SqliteStore;
 use serde::Serialize;
 
@@ -75,7 +75,7 @@ pub async fn backup(
         .with_context(|| format!("taking a snapshot of {}", database.display()))?;
     // The bytes archived are the snapshot as taken; checking it opens it as a store would.
     let database_bytes = fs::read(&snapshot)?;
-    let (audit_events, referenced) = check_snapshot(&snapshot, audit_key).await?;
+    let (audit_events, referenced, _) = check_snapshot(&snapshot, audit_key).await?;
 
     let content = BlobStore::open(blobs_dir)
         .with_context(|| format!("opening the release content in {}", blobs_dir.display()))?;
@@ -86,7 +86,11 @@ pub async fn backup(
         .create_new(true)
         .mode(0o600)
         .open(&partial)?;
-    let mut archive = tar::Builder::new(zstd::Encoder::new(BufWriter::new(file), COMPRESSION)?);
+    let mut encoder = zstd::Encoder::new(BufWriter::new(file), COMPRESSION)?;
+    // A checksum of the whole: a damaged byte anywhere, even in a part of the database that
+    // no check reads (a free page), refuses the restore.
+    encoder.include_checksum(true)?;
+    let mut archive = tar::Builder::new(encoder);
     append(&mut archive, DATABASE, &database_bytes)?;
     let (mut blobs, mut blob_bytes) = (0, 0);
     for hash in &referenced {
@@ -123,6 +127,7 @@ pub async fn restore(
     file: &Path,
     data_dir: &Path,
     audit_key_file: Option<&Path>,
+    secret_key_file: Option<&Path>,
 ) -> anyhow::Result<Backup> {
     let database = data_dir.join(DATABASE);
     if database.exists() {
@@ -174,8 +179,11 @@ pub async fn restore(
     if !snapshot.is_file() {
         bail!("{} holds no database: nothing was restored", file.display());
     }
-    let (audit_events, referenced) =
+    let (audit_events, referenced, secret_key_id) =
         check_snapshot(&work.path().join("checked.db"), audit_key).await?;
+    if let Some(needed) = secret_key_id {
+        check_secret_key(data_dir, secret_key_file, &needed)?;
+    }
     if let Some(missing) = referenced.iter().find(|hash| !content.contains(hash)) {
         bail!(
             "{} lacks release content {} that its database references: nothing was restored",
@@ -216,6 +224,28 @@ fn load_audit_key(data_dir: &Path, audit_key_file: Option<&Path>) -> anyhow::Res
     crate::files::load_or_create_audit_key(data_dir, audit_key_file, true)
 }
 
+/// Refuses a restore without the secret key the backup's secrets are sealed with (its
+/// id `needed`): the restored server could not start, nor read a secret, without it.
+fn check_secret_key(
+    data_dir: &Path,
+    secret_key_file: Option<&Path>,
+    needed: &str,
+) -> anyhow::Result<()> {
+    let path = crate::secret_key::key_path(data_dir, secret_key_file);
+    match crate::secret_key::read(&path)? {
+        Some(key) if key.id() == needed => Ok(()),
+        Some(key) => bail!(
+            "the backup's secrets are sealed with secret key {needed}, but {} is key {}: give the installation's secret key with --secret-key FILE; nothing was restored",
+            path.display(),
+            key.id()
+        ),
+        None => bail!(
+            "the backup's secrets are sealed with secret key {needed}, and {} does not exist: give the installation's secret key with --secret-key FILE (it is never in a backup; keep it apart); nothing was restored",
+            path.display()
+        ),
+    }
+}
+
 /// What a name in a backup is.
 enum Entry {
     Database,
@@ -231,14 +261,15 @@ fn backup_entry(name: &str) -> Option<Entry> {
 }
 
 /// Verifies the audit trail of the database at `snapshot` with `audit_key` and returns its
-/// length and the blobs it references.
+/// length, the blobs it references and the id of the secret key it claimed, if any.
 async fn check_snapshot(
     snapshot: &Path,
     audit_key: [u8; 32],
-) -> anyhow::Result<(u64, HashSet<ContentHash>)> {
+) -> anyhow::Result<(u64, HashSet<ContentHash>, Option<String>)> {
     let store = SqliteStore::open(snapshot, audit_key).await?;
     let chain = store.audit_chain().await?;
     let referenced = store.referenced_blobs().await?;
+    let secret_key_id = store.secret_key_id().await?;
     store.close().await;
     let events = verify_chain(&audit_key, &chain.events, chain.head.as_ref()).map_err(|b| {
         anyhow::anyhow!(
@@ -254,7 +285,7 @@ async fn check_snapshot(
                 .with_context(|| format!("the database references a malformed blob {hex:?}"))
         })
         .collect::<anyhow::Result<_>>()?;
-    Ok((events, referenced))
+    Ok((events, referenced, secret_key_id))
 }
 
 /// Adds `bytes` to the archive as the file `name`.

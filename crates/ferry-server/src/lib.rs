@@ -138,14 +138,7 @@ pub async fn serve(listener: tokio::net::TcpListener, config: ServerConfig) -> a
             head.head.seq
         );
     }
-    let secret_key = match store.config_sealing_keys().await {
-        Ok(sealing_keys) => secret_key::load_or_create(
-            &secret_key::key_path(&config.data_dir, config.secret_key_file.as_deref()),
-            &sealing_keys,
-        ),
-        Err(error) => Err(error.into()),
-    };
-    let secret_key = match secret_key {
+    let secret_key = match secret_key::open(store.as_ref(), &config).await {
         Ok(key) => Arc::new(key),
         Err(error) => {
             database.close().await;

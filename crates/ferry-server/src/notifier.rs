@@ -376,6 +376,7 @@ mod tests {
         };
         let requested = DeploymentRequested {
             change: RequestedChange::Deploy(DeployChange {
+                config: 0,
                 version: String::new(),
                 strategy: None,
                 reason: None,
@@ -413,6 +414,7 @@ mod tests {
             AuditAction::DeploymentOverrideGuard(requested),
             AuditAction::DeploymentDeploy(DeploymentRequested {
                 change: DeployChange {
+                    config: 0,
                     version: String::new(),
                     strategy: None,
                     reason: None,

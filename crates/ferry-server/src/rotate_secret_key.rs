@@ -69,7 +69,11 @@ async fn rotate(
 ) -> anyhow::Result<Rotation> {
     let store = opened.store();
     let key_file = secret_key::key_path(data_dir, secret_key_file);
-    let old = secret_key::load_or_create(&key_file, &store.config_sealing_keys().await?)?;
+    let needed = store.secret_key_id().await?;
+    let old = secret_key::load_or_create(&key_file, needed.as_deref())?;
+    if needed.is_none() {
+        store.claim_secret_key(old.id()).await?;
+    }
     let next_file = secret_key::next_key_path(&key_file);
     let next = SecretKey::from_bytes(write_new_key(&next_file)?);
     let sealed = store.sealed_config_revisions().await?;
@@ -84,7 +88,7 @@ async fn rotate(
     })
     .record(SystemClock.now_ms(), SERVER_ACTOR, String::new(), None);
     store
-        .reseal_config(old.id(), resealed.clone(), record)
+        .reseal_config(old.id(), next.id(), resealed.clone(), record)
         .await
         .context("sealing the secrets under the new key (nothing was changed)")?;
     let mut retired_name = key_file.file_name().unwrap_or_default().to_owned();

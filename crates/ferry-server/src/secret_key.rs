@@ -6,8 +6,9 @@
 //! Each secret is sealed with XChaCha20-Poly1305 under the key and a random 192-bit nonce,
 //! bound to its application and key name (the associated data), so a sealed value copied
 //! to another application or key does not open. The key's id (a hash of the key, never the
-//! key) is stored with each revision that holds secrets: a server started with another key
-//! says so before serving anything.
+//! key) is claimed in the database by the first server that starts, and stored with each
+//! revision that holds secrets: a server started with another key says so before serving
+//! anything, even before any secret exists.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -145,15 +146,16 @@ pub fn read(path: &Path) -> anyhow::Result<Option<SecretKey>> {
     }
 }
 
-/// The server's secret key, created (mode 0600) when it does not exist and no stored
-/// secret needs it. `sealing_keys` are the ids stored secrets are sealed with: a key that
-/// is not among them (while some are stored) is refused with what to do. A rotation that
-/// stopped after sealing every secret with the next key but before putting it in place is
-/// finished here; one that stopped before is forgotten.
-pub fn load_or_create(path: &Path, sealing_keys: &[String]) -> anyhow::Result<SecretKey> {
+/// The server's secret key. `needed` is the id of the key the database's secrets are
+/// sealed with, as the first server to start claimed it: a key file holding another key,
+/// or none, is refused with what to do. With nothing claimed yet, the key is created
+/// (mode 0600) when its file does not exist. A rotation that stopped after the database
+/// took the next key but before that key was put in place is finished here; one that
+/// stopped before is forgotten.
+pub fn load_or_create(path: &Path, needed: Option<&str>) -> anyhow::Result<SecretKey> {
     let next_path = next_key_path(path);
     if let Some(next) = read(&next_path)? {
-        if sealing_keys.iter().any(|id| id == next.id()) {
+        if needed == Some(next.id()) {
             fs::rename(&next_path, path)
                 .with_context(|| format!("putting {} in place", next_path.display()))?;
             crate::files::sync_dir(path.parent().unwrap_or(Path::new(".")))?;
@@ -167,14 +169,13 @@ pub fn load_or_create(path: &Path, sealing_keys: &[String]) -> anyhow::Result<Se
                 .with_context(|| format!("removing {}", next_path.display()))?;
         }
     }
-    let key = match read(path)? {
-        Some(key) => key,
-        None if !sealing_keys.is_empty() => bail!(
-            "{} is missing, but the database holds secrets sealed with key {}: pass `--secret-key FILE` with the key the other servers use, or restore it from where it is kept",
-            path.display(),
-            sealing_keys.join(", ")
+    let key = match (read(path)?, needed) {
+        (Some(key), _) => key,
+        (None, Some(needed)) => bail!(
+            "{} is missing, but the database's secrets are sealed with secret key {needed}: pass `--secret-key FILE` with the key the other servers use, or restore it from where it is kept",
+            path.display()
         ),
-        None => {
+        (None, None) => {
             if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
                 if !dir.is_dir() {
                     bail!(
@@ -187,12 +188,35 @@ pub fn load_or_create(path: &Path, sealing_keys: &[String]) -> anyhow::Result<Se
             SecretKey::from_bytes(write_new_key(path)?)
         }
     };
-    if let Some(other) = sealing_keys.iter().find(|id| *id != key.id()) {
-        bail!(
-            "the database holds secrets sealed with secret key {other}, but {} is key {}: start with the key the database's secrets were sealed with (`--secret-key FILE`; servers sharing a database share one key file)",
+    match needed {
+        Some(needed) if needed != key.id() => bail!(
+            "the database's secrets are sealed with secret key {needed}, but {} is key {}: start with the key the database's secrets are sealed with (`--secret-key FILE`; servers sharing a database share one key file)",
             path.display(),
             key.id()
-        );
+        ),
+        _ => Ok(key),
+    }
+}
+
+/// The secret key of the server configured by `config`, checked against the key the
+/// database's secrets need (see [`load_or_create`]) and claimed for the installation when no
+/// server claimed one yet.
+pub async fn open(
+    store: &dyn ferry_store::Store,
+    config: &crate::ServerConfig,
+) -> anyhow::Result<SecretKey> {
+    let path = key_path(&config.data_dir, config.secret_key_file.as_deref());
+    let needed = store.secret_key_id().await?;
+    let key = load_or_create(&path, needed.as_deref())?;
+    if needed.is_none() {
+        let claimed = store.claim_secret_key(key.id()).await?;
+        if claimed != key.id() {
+            bail!(
+                "another server sharing the database started first with secret key {claimed}, but {} is key {}: start every server with the same key file (`--secret-key FILE`)",
+                path.display(),
+                key.id()
+            );
+        }
     }
     Ok(key)
 }
@@ -248,19 +272,19 @@ mod tests {
     fn the_key_file_is_created_and_checked_against_the_database() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(SECRET_KEY_FILE);
-        let missing = load_or_create(&path, &["0011223344556677".into()]).unwrap_err();
+        let missing = load_or_create(&path, Some("0011223344556677")).unwrap_err();
         assert!(missing.to_string().contains("is missing"), "{missing}");
-        let key = load_or_create(&path, &[]).unwrap();
+        let key = load_or_create(&path, None).unwrap();
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(
             fs::metadata(&path).unwrap().permissions().mode() & 0o777,
             0o600
         );
         assert_eq!(
-            load_or_create(&path, &[key.id().into()]).unwrap().id(),
+            load_or_create(&path, Some(key.id())).unwrap().id(),
             key.id()
         );
-        let wrong = load_or_create(&path, &["0011223344556677".into()]).unwrap_err();
+        let wrong = load_or_create(&path, Some("0011223344556677")).unwrap_err();
         assert!(wrong
             .to_string()
             .contains("sealed with secret key 0011223344556677"));
@@ -270,17 +294,17 @@ mod tests {
     fn an_interrupted_rotation_is_finished_or_forgotten() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(SECRET_KEY_FILE);
-        let old = load_or_create(&path, &[]).unwrap();
+        let old = load_or_create(&path, None).unwrap();
         // Stopped before the database was resealed: the next key goes.
         write_new_key(&next_key_path(&path)).unwrap();
         assert_eq!(
-            load_or_create(&path, &[old.id().into()]).unwrap().id(),
+            load_or_create(&path, Some(old.id())).unwrap().id(),
             old.id()
         );
         assert!(!next_key_path(&path).exists());
         // Stopped after: the next key is put in place.
         let next = SecretKey::from_bytes(write_new_key(&next_key_path(&path)).unwrap());
-        let loaded = load_or_create(&path, &[next.id().into()]).unwrap();
+        let loaded = load_or_create(&path, Some(next.id())).unwrap();
         assert_eq!(loaded.id(), next.id());
         assert!(!next_key_path(&path).exists());
     }

@@ -72,6 +72,7 @@ pub fn deployment_json(record: DeploymentRecord) -> Deployment {
         app: record.app,
         env: record.env,
         version: record.version,
+        config: record.config,
         kind: record.kind,
         status,
         strategy: state.strategy,

@@ -51,6 +51,7 @@ const TABLES: &[&str] = &[
     "app_backups",
     "app_backup_schedules",
     "config_revisions",
+    "secret_key",
     "status_revision",
 ];
 

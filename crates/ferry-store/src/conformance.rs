@@ -83,6 +83,7 @@ async fn ship_hotfix(store: &dyn Store, obligation: Backport) -> Option<Backport
     let mut shipped = store
         .create_deployment(
             DeploymentRecord {
+                config: 0,
                 id: 0,
                 app: app.clone(),
                 env: "prd".into(),
@@ -609,6 +610,7 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
 
     // Deployments: one running per app and environment.
     let deployment = |status: Status| DeploymentRecord {
+        config: 0,
         id: 0,
         app: "shop-web".into(),
         env: "dev".into(),
@@ -629,6 +631,7 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
         review: Vec::new(),
     };
     let report = |state: TargetAppState, version: &str, at_ms: i64| TargetReport {
+        current_config: 0,
         target: "dev-1".into(),
         app: "shop-web".into(),
         current_version: Some(version.into()),
@@ -637,6 +640,7 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
         at_ms,
     };
     let change = |version: Option<&str>| DesiredChange {
+        config: 0,
         target: "dev-1".into(),
         app: "shop-web".into(),
         version: version.map(str::to_owned),
@@ -783,7 +787,10 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
         Vec::<String>::new()
     );
     let row = &store.target_apps(Some("dev-1")).await.unwrap()[0];
-    assert_eq!(row.stage, Some(("1.2".to_owned(), awaiting.id)));
+    assert_eq!(
+        row.stage,
+        Some((ferry_domain::served::Served::new("1.2", 0), awaiting.id))
+    );
     assert_eq!(
         row.desired_version.as_deref(),
         Some("1.1"),

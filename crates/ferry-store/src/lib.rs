@@ -126,6 +126,12 @@ pub trait UnauditedWrites: Send + Sync + 'static {
     /// what the task changed is audited by its own call). Not found when the task is not
     /// `outcome.target`'s; refused when it is over already.
     async fn finish_task(&self, outcome: TaskOutcome) -> StoreResult<TaskRecord>;
+    /// Claims `key_id` as the id of the secret key the installation's secrets are sealed
+    /// with, when none is claimed yet, and returns the id claimed (this one, or the one a
+    /// server claimed first). Bookkeeping of a file no one chose in ferry, like the audit
+    /// key: it lets every server sharing the database refuse to start with another key
+    /// before any secret exists. `Configuration::reseal_config` changes it, audited.
+    async fn claim_secret_key(&self, key_id: &str) -> StoreResult<String>;
     /// The sequence number of the last audit event turned into deliveries. The first call
     /// on a store sets it to the current end of the audit trail, so enabling notifications
     /// does not replay history; the cursor only says how far the trail was read.

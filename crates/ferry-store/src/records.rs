@@ -7,6 +7,7 @@ use ferry_domain::freeze::OneOffFreeze;
 use ferry_domain::incident::{IncidentStatus, Severity};
 use ferry_domain::permission::{Level, Role};
 use ferry_domain::pipeline::Environment;
+use ferry_domain::served::Served;
 use ferry_domain::support::{BacklogStatus, BackportMode, SupportPath};
 
 /// A team: users and the applications it owns.
@@ -230,13 +231,20 @@ pub struct TargetApp {
     pub env: String,
     pub app: String,
     pub desired_version: Option<String>,
+    /// The configuration revision to deliver with it (0: none).
+    pub desired_config: u64,
     pub deployment_id: Option<i64>,
     /// That deployment's kind (deploy or rollback) and release.
     pub deployment_kind: Option<Kind>,
     pub deployment_version: Option<String>,
+    /// That deployment's configuration revision (0: none).
+    pub deployment_config: u64,
     pub current_version: Option<String>,
-    /// A release to stage ahead, while the deployment asking for it is unfinished.
-    pub stage: Option<(String, i64)>,
+    /// The configuration revision `current` serves (0: none).
+    pub current_config: u64,
+    /// A release to stage ahead (with its configuration revision), while the deployment
+    /// asking for it is unfinished.
+    pub stage: Option<(Served, i64)>,
     pub state: TargetAppState,
     pub detail: Option<String>,
     pub updated_ms: i64,
@@ -252,6 +260,8 @@ pub struct DeploymentRecord {
     pub app: String,
     pub env: String,
     pub version: String,
+    /// The configuration revision it delivers with the release (0: none).
+    pub config: u64,
     pub kind: Kind,
     pub state: Deployment,
     /// Grows by one with every stored change: a change is saved only over the revision it
@@ -285,7 +295,13 @@ impl DeploymentRecord {
         self.state.reason.as_deref()
     }
 
-    /// For a rollback, the release it went back from: what its targets ran before it.
+    /// What it delivers: its release with its configuration revision.
+    pub fn served(&self) -> Served {
+        Served::new(self.version.clone(), self.config)
+    }
+
+    /// For a rollback, the release it went back from (with its configuration revision, as
+    /// a `Served` label): what its targets ran before it.
     pub fn went_back_from(&self) -> Option<&str> {
         match self.kind {
             Kind::Rollback => self.state.steps.iter().find_map(|s| s.previous.as_deref()),
@@ -333,6 +349,8 @@ pub struct TargetReport {
     pub app: String,
     /// What `current` points at.
     pub current_version: Option<String>,
+    /// The configuration revision `current` serves with it (0: none).
+    pub current_config: u64,
     pub state: TargetAppState,
     /// The step reached, or why it failed.
     pub detail: Option<String>,
@@ -371,6 +389,8 @@ pub struct DesiredChange {
     pub target: String,
     pub app: String,
     pub version: Option<String>,
+    /// The configuration revision to deliver with `version` (0: none).
+    pub config: u64,
     pub deployment_id: i64,
     /// Only stage `version`, ahead of a switch; what the target runs does not change.
     pub stage_only: bool,

@@ -518,8 +518,9 @@ pub struct RollbackArgs {
     pub app: String,
     #[arg(long)]
     pub env: String,
-    /// The version to go back to, one that ran in the environment before (default: the one
-    /// before the current one); any other release goes through `ferry deploy`
+    /// The version to go back to, one that ran in the environment before (default: the
+    /// release and configuration before the current ones); VERSION@REVISION names a
+    /// configuration revision too; any other release goes through `ferry deploy`
     #[arg(long, value_name = "VERSION")]
     pub to: Option<String>,
     /// Wait until the rollback finishes
@@ -637,6 +638,32 @@ pub enum ConfigCommand {
         app: String,
         #[arg(long)]
         env: String,
+    },
+    /// Deploy the release an environment runs with its newest configuration (deploy level):
+    /// a deployment like any other, under the environment's freezes and approvals, health
+    /// checked and rolled back on failure; `ferry rollback` goes back to the previous values
+    Apply {
+        app: String,
+        #[arg(long)]
+        env: String,
+        /// Wait until the deployment finishes (approvals included); exit 1 unless it succeeded
+        #[arg(long)]
+        wait: bool,
+        /// One target after another (rolling) or all at once (parallel)
+        #[arg(long, value_enum, default_value = "rolling")]
+        strategy: StrategyArg,
+        /// Why, for the audit trail
+        #[arg(long)]
+        reason: Option<String>,
+        /// Override approvals and freezes (admin on the environment; needs --reason)
+        #[arg(long)]
+        break_glass: bool,
+        /// Leave out targets whose agent is offline instead of refusing
+        #[arg(long)]
+        skip_offline: bool,
+        /// Go ahead without the backup a protected environment's targets take first: why
+        #[arg(long, value_name = "REASON")]
+        skip_backup: Option<String>,
     },
     /// Keys one environment has and the other lacks, and which differ (never a value)
     Diff {
@@ -835,6 +862,10 @@ pub enum ServerCommand {
         /// The installation's audit key, if it is not in the new data directory
         #[arg(long, value_name = "FILE")]
         audit_key: Option<PathBuf>,
+        /// The installation's secret key, if it is not in the new data directory (needed
+        /// once a server started on the installation: its secrets are sealed with it)
+        #[arg(long, value_name = "FILE")]
+        secret_key: Option<PathBuf>,
     },
 }
 

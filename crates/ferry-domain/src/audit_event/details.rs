@@ -651,6 +651,13 @@ pub struct DeployChange {
     /// `--allow-downgrade`.
     #[serde(default)]
     pub allow_downgrade: bool,
+    /// The configuration revision delivered with the release (0: none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub config: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A rollback to a release that went live before.

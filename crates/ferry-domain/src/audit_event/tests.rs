@@ -36,6 +36,7 @@ fn check_stored(name: &str, details: &str, expected: AuditAction) {
 
 fn deploy(version: &str) -> DeployChange {
     DeployChange {
+        config: 0,
         version: version.into(),
         strategy: None,
         reason: None,

@@ -145,6 +145,22 @@ pub async fn heartbeat(
     Ok(Json(serde_json::json!({ "ok": true })))
 }
 
+/// The values of a configuration revision this target is asked to run or stage, or runs:
+/// the one answer that carries secrets in clear, to the agents of that environment only.
+#[utoipa::path(get, path = "/api/v1/agent/apps/{app}/config/{revision}", tag = "agent",
+    params(("app" = String, Path, description = "application name"),
+        ("revision" = u64, Path, description = "configuration revision")),
+    responses((status = 200, body = ferry_api::AgentConfig), (status = 404, body = ferry_api::ErrorBody)))]
+pub async fn config(
+    State(state): State<AppState>,
+    agent: AgentCaller,
+    Path((app, revision)): Path<(String, u64)>,
+) -> Result<Json<ferry_api::AgentConfig>, ApiError> {
+    Ok(Json(
+        agents::config(&state, &agent.target, &app, revision).await?,
+    ))
+}
+
 /// The header naming the digest of the manifest an agent fetches.
 pub const DIGEST_HEADER: &str = "x-ferry-digest";
 

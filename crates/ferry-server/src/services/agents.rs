@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use ferry_api::{AgentReport, DesiredApp, DesiredStage};
+use ferry_api::{AgentConfig, AgentReport, DesiredApp, DesiredStage};
 use ferry_cas::hash::ContentHash;
 use ferry_domain::audit_event::{AuditAction, TargetEnroll};
 use ferry_domain::deployment::{Ahead, Kind, Outcome, Report};
@@ -71,18 +71,19 @@ pub async fn desired(state: &AppState, target: &Target) -> ServiceResult<Vec<Des
         desired.push(DesiredApp {
             // A rollback, or a target asked to go back after another target failed.
             switch_back: row.deployment_kind == Some(Kind::Rollback)
-                || row.desired_version != row.deployment_version,
-            stage: row.stage.map(|(version, deployment)| DesiredStage {
-                version,
+                || row.desired_version != row.deployment_version
+                || row.desired_config != row.deployment_config,
+            stage: row.stage.map(|(served, deployment)| DesiredStage {
+                version: served.version,
                 deployment,
-                config: 0,
+                config: served.config,
             }),
             app: row.app,
             version: row.desired_version,
             deployment: row.deployment_id,
             keep: Some(row.keep_releases),
             backup_first,
-            config: 0,
+            config: row.desired_config,
         });
     }
     Ok(desired)
@@ -95,7 +96,7 @@ async fn backs_up_first(state: &AppState, row: &TargetApp) -> ServiceResult<bool
     let deploys = row.deployment_kind == Some(Kind::Deploy)
         && row.desired_version.is_some()
         && row.desired_version == row.deployment_version
-        && row.current_version != row.desired_version;
+        && (row.current_version != row.desired_version || row.current_config != row.desired_config);
     let Some(id) = row.deployment_id.filter(|_| deploys) else {
         return Ok(false);
     };
@@ -116,7 +117,54 @@ async fn backs_up_first(state: &AppState, row: &TargetApp) -> ServiceResult<bool
 
 /// The release to stage ahead on a target, if any.
 fn staged_version(row: &TargetApp) -> Option<&str> {
-    row.stage.as_ref().map(|(version, _)| version.as_str())
+    row.stage
+        .as_ref()
+        .map(|(served, _)| served.version.as_str())
+}
+
+/// The values of configuration revision `revision` of `app`, for `target`'s agent: only a
+/// revision of its own environment that the target is asked to run or stage, or runs now
+/// (its drift check renders the files it serves); anything else looks missing.
+pub async fn config(
+    state: &AppState,
+    target: &Target,
+    app: &str,
+    revision: u64,
+) -> ServiceResult<AgentConfig> {
+    let missing = || {
+        ServiceError::not_found(format!(
+            "target {} is not asked to run {app} with configuration revision {revision}",
+            target.name
+        ))
+    };
+    let asked = revision > 0
+        && (state.store.target_apps(Some(&target.name)).await?.iter()).any(|row| {
+            row.app == app
+                && (row.desired_config == revision
+                    || row.current_config == revision
+                    || row
+                        .stage
+                        .as_ref()
+                        .is_some_and(|(s, _)| s.config == revision))
+        });
+    if !asked {
+        return Err(missing());
+    }
+    let stored = (state
+        .store
+        .config_revision(app, &target.env, Some(revision))
+        .await?)
+        .ok_or_else(missing)?;
+    let values = super::config::settings(state, &stored)?
+        .into_iter()
+        .map(|(key, setting)| (key.to_string(), setting.value))
+        .collect();
+    Ok(AgentConfig {
+        app: app.to_owned(),
+        env: target.env.clone(),
+        revision,
+        values,
+    })
 }
 
 /// A release `target` runs or is asked to run or stage; anything else is not its business
@@ -298,6 +346,7 @@ pub async fn report(state: &AppState, target: &Target, report: AgentReport) -> S
             .outcome
             .target_app_state()
             .map(|target_state| TargetReport {
+                current_config: report.current_config,
                 target: target.name.clone(),
                 app: report.app.clone(),
                 current_version: report.current_version.clone(),

@@ -22,6 +22,7 @@ use ferry_domain::deployment::{Deployment, Kind, Status, TargetAppState};
 use ferry_domain::name::validate_version;
 use ferry_domain::permission::Action;
 use ferry_domain::pipeline::is_production;
+use ferry_domain::served::Served;
 use ferry_domain::task::TaskState;
 use ferry_store::{
     ContentHold, DeploymentRecord, DesiredChange, DriftReport, NewCapture, NewRelease, StoreError,
@@ -181,7 +182,8 @@ pub async fn record(
         )));
     }
     let (app, version) = (order.app.as_str(), order.version.as_str());
-    let running = running_release(state, target, app).await?;
+    let served = running_served(state, target, app).await?;
+    let running = served.version.clone();
     if submitted.hotfix_of != running {
         return Err(ServiceError::conflict(format!(
             "{} runs {app} {running} now, not {}: the capture was made of a release the target no longer runs; capture again",
@@ -249,13 +251,15 @@ pub async fn record(
         modified: changes.modified.len() as u64,
     })
     .record(now, user, String::new(), Some(app));
+    // The captured release keeps the configuration the target served with it.
     let deployment = DeploymentRecord {
+        config: served.config,
         id: 0,
         app: app.to_owned(),
         env: target.env.clone(),
         version: version.to_owned(),
         kind: Kind::Deploy,
-        state: Deployment::captured(target.name.clone(), running.clone(), now),
+        state: Deployment::captured(target.name.clone(), served.label(), now),
         revision: 0,
         requested_by: user.to_owned(),
         created_ms: now,
@@ -264,6 +268,7 @@ pub async fn record(
         review: Vec::new(),
     };
     let desired = vec![DesiredChange {
+        config: served.config,
         target: target.name.clone(),
         app: app.to_owned(),
         version: Some(version.to_owned()),
@@ -291,6 +296,7 @@ pub async fn record(
             deployment,
             changes: desired.clone(),
             report: TargetReport {
+                current_config: served.config,
                 target: target.name.clone(),
                 app: app.to_owned(),
                 current_version: Some(version.to_owned()),
@@ -345,13 +351,19 @@ pub(super) async fn running_release(
     target: &Target,
     app: &str,
 ) -> ServiceResult<String> {
+    Ok(running_served(state, target, app).await?.version)
+}
+
+/// The release `target` last reported running for `app`, with its configuration revision;
+/// refused when it runs none.
+async fn running_served(state: &AppState, target: &Target, app: &str) -> ServiceResult<Served> {
     state
         .store
         .target_apps(Some(&target.name))
         .await?
         .into_iter()
         .find(|placed| placed.app == app)
-        .and_then(|placed| placed.current_version)
+        .and_then(|placed| Some(Served::new(placed.current_version?, placed.current_config)))
         .ok_or_else(|| {
             ServiceError::invalid(format!(
                 "{} does not run {app}: `ferry drift {app}` shows the targets that run it and their drift",

@@ -2,7 +2,9 @@
 //! the pipeline's policy through `super::policy`, records the change with its audit event in
 //! one store call, and wakes the agents concerned.
 
-use ferry_api::{CancelDeployment, CreateDeployment, CreatePromotion, CreateRollback, Review};
+use ferry_api::{
+    ApplyConfig, CancelDeployment, CreateDeployment, CreatePromotion, CreateRollback, Review,
+};
 use ferry_domain::approval::{Approval, ApprovalError};
 use ferry_domain::audit_event::{
     AuditAction, BreakGlassUsed, DeployChange, DeploymentApprove, DeploymentCancel,
@@ -15,6 +17,7 @@ use ferry_domain::name::validate_version;
 use ferry_domain::permission::{Action, Level};
 use ferry_domain::pipeline::{is_development, is_production};
 use ferry_domain::rollback::rollback_target;
+use ferry_domain::served::Served;
 use ferry_store::{ApprovalRecord, DeploymentRecord, DeploymentUpdate, IncidentUpdate};
 
 use super::apps::visible_app;
@@ -40,8 +43,8 @@ async fn targets_with_current(
             let current = reported
                 .iter()
                 .find(|r| r.target == target && r.app == app)
-                .and_then(|r| r.current_version.clone());
-            (target, current)
+                .and_then(|r| Some(Served::new(r.current_version.clone()?, r.current_config)));
+            (target, current.map(|served| served.label()))
         })
         .collect())
 }
@@ -105,6 +108,8 @@ struct NewDeployment<'a> {
     app: &'a str,
     env: &'a str,
     version: &'a str,
+    /// The configuration revision delivered with the release (0: none).
+    config: u64,
     kind: Kind,
     strategy: Strategy,
     /// What it changes, as the audit event records it.
@@ -179,6 +184,7 @@ async fn start(
         machine.start(caller.now_ms())
     };
     let mut record = DeploymentRecord {
+        config: new.config,
         id: 0,
         app: app.to_owned(),
         env: env.to_owned(),
@@ -308,11 +314,14 @@ pub async fn deploy_with(
     let skip_backup = skip_backup(request.skip_backup.as_deref(), &env, kind)?;
     let mut verdict = judge(state, caller, &ask).await?;
     verdict.overrides.skip_backup = skip_backup;
+    // Every deployment delivers the environment's newest configuration with its release.
+    let config = newest_config(state, &app.name, &env.name).await?;
     let change = RequestedChange::Deploy(DeployChange {
         version: request.version.clone(),
         strategy: request.strategy.clone(),
         reason: request.reason.clone(),
         allow_downgrade: request.allow_downgrade,
+        config,
     });
     start(
         state,
@@ -321,6 +330,7 @@ pub async fn deploy_with(
             app: &app.name,
             env: &env.name,
             version: &request.version,
+            config,
             kind,
             strategy,
             change,
@@ -365,7 +375,11 @@ async fn promote_as_asked(
                 from.name, app.name, from.name
             ))
         })?;
-    let bad = state.store.bad_versions(&app.name, &to.name).await?;
+    // A release rolled back from there, with whichever configuration, is not brought back
+    // by a promotion.
+    let bad: Vec<String> = (state.store.bad_versions(&app.name, &to.name).await?.iter())
+        .map(|label| Served::parse(label).version)
+        .collect();
     ferry_domain::rollback::check_promoted_release(&app.name, &to.name, &running, &bad)
         .map_err(|e| ServiceError::policy("rolled_back", e.to_string()))?;
     // Its refusal is recorded once, as the promotion asked.
@@ -399,6 +413,100 @@ async fn running_version(state: &AppState, app: &str, env: &str) -> ServiceResul
         .map(|d| d.version))
 }
 
+/// Deploys the release `env` runs with the newest configuration revision there (`ferry
+/// config apply`; deploy level): a deployment like any other, held to the environment's
+/// freezes and approvals. Refused when the newest revision is what runs already.
+pub async fn apply_config(
+    state: &AppState,
+    caller: &Caller,
+    app: &str,
+    env: &str,
+    request: ApplyConfig,
+) -> ServiceResult<DeploymentRecord> {
+    let asked = format!("apply the configuration of {app} in {env}");
+    let result = apply_config_as_asked(state, caller, app, env, request).await;
+    refusals::recorded(state, caller, asked, Some(app), result).await
+}
+
+async fn apply_config_as_asked(
+    state: &AppState,
+    caller: &Caller,
+    app: &str,
+    env: &str,
+    request: ApplyConfig,
+) -> ServiceResult<DeploymentRecord> {
+    let app = visible_app(state, caller, app).await?;
+    let env = environment(state, env).await?;
+    caller.require(Action::ChangeConfig {
+        team: &app.team,
+        app: &app.name,
+        env: &env.name,
+    })?;
+    let running = live_history(state, &app.name)
+        .await?
+        .into_iter()
+        .find(|d| d.env == env.name)
+        .map(|d| d.served())
+        .ok_or_else(|| {
+            ServiceError::invalid(format!(
+                "nothing runs in {env} yet: deploy a release (`ferry deploy {app} VERSION --to {env}`), which takes the newest configuration",
+                env = env.name,
+                app = app.name
+            ))
+        })?;
+    let newest = newest_config(state, &app.name, &env.name).await?;
+    if newest == 0 {
+        return Err(ServiceError::invalid(format!(
+            "{} has no configuration in {}: nothing to apply (`ferry config set {} --env {} KEY=VALUE` sets some)",
+            app.name, env.name, app.name, env.name
+        )));
+    }
+    if newest == running.config {
+        return Err(ServiceError::invalid(format!(
+            "{} runs {} {} with configuration {newest}, the newest: nothing to apply (`ferry config set` makes a new revision)",
+            env.name, app.name, running.version
+        )));
+    }
+    let version = running.version;
+    deploy_with(
+        state,
+        caller,
+        &app.name,
+        CreateDeployment {
+            version,
+            env: env.name,
+            strategy: request.strategy,
+            reason: request.reason,
+            break_glass: request.break_glass,
+            skip_offline: request.skip_offline,
+            skip_backup: request.skip_backup,
+            ..CreateDeployment::default()
+        },
+        None,
+    )
+    .await
+}
+
+/// The newest configuration revision of `app` in `env` (0: none), which every deployment
+/// there delivers with its release.
+pub async fn newest_config(state: &AppState, app: &str, env: &str) -> ServiceResult<u64> {
+    Ok((state.store.config_revision(app, env, None).await?).map_or(0, |r| r.revision))
+}
+
+/// `--to` as a rollback target among `live` (labels, newest first, the first running): a
+/// label as it is, or a version alone as the newest label of that release that is not the
+/// one running (so `--to 1.2` after a configuration change goes back to 1.2's previous
+/// configuration).
+fn newest_live_of(live: &[String], to: &str) -> String {
+    if live.iter().any(|label| label == to) {
+        return to.to_owned();
+    }
+    (live.iter().skip(1))
+        .find(|label| Served::parse(label).version == to)
+        .cloned()
+        .unwrap_or_else(|| to.to_owned())
+}
+
 /// Goes back to a release that went live in the environment before (deploy level there),
 /// under its freeze windows and regression guard; the release rolled back from is marked bad
 /// there.
@@ -428,17 +536,20 @@ async fn rollback_as_asked(
         level: Level::Deploy,
     })?;
     if let Some(to) = &request.to {
-        validate_version(to)?;
+        validate_version(&Served::parse(to).version)?;
     }
+    // What went live, newest first, as releases with their configuration revisions: going
+    // back after a configuration change takes the previous revision back too.
     let live: Vec<String> = live_history(state, &app.name)
         .await?
         .into_iter()
         .filter(|d| d.env == env.name)
-        .map(|d| d.version)
+        .map(|d| d.served().label())
         .collect();
     let bad = state.store.bad_versions(&app.name, &env.name).await?;
+    let requested = request.to.as_deref().map(|to| newest_live_of(&live, to));
     let to =
-        rollback_target(&app.name, &env.name, &live, &bad, request.to.as_deref()).map_err(|e| {
+        rollback_target(&app.name, &env.name, &live, &bad, requested.as_deref()).map_err(|e| {
             if e.is_policy() {
                 ServiceError::policy("lifecycle", e.to_string())
             } else {
@@ -446,11 +557,12 @@ async fn rollback_as_asked(
             }
         })?;
     let current = live[0].clone();
+    let target = Served::parse(&to);
     let release = state
         .store
-        .release(&app.name, &to)
+        .release(&app.name, &target.version)
         .await?
-        .ok_or_else(|| ServiceError::no_such_release(&app.name, &to))?;
+        .ok_or_else(|| ServiceError::no_such_release(&app.name, &target.version))?;
     let ask = Ask {
         app: &app,
         env: &env,
@@ -472,7 +584,8 @@ async fn rollback_as_asked(
         NewDeployment {
             app: &app.name,
             env: &env.name,
-            version: &to,
+            version: &target.version,
+            config: target.config,
             kind: Kind::Rollback,
             strategy: Strategy::Parallel,
             change,

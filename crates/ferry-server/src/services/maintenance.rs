@@ -141,8 +141,8 @@ async fn pinned_versions(state: &AppState, app: &str) -> ServiceResult<HashMap<S
         {
             pin(version, format!("deployed on {}", row.target));
         }
-        if let Some((version, _)) = &row.stage {
-            pin(version, format!("staged on {}", row.target));
+        if let Some((served, _)) = &row.stage {
+            pin(&served.version, format!("staged on {}", row.target));
         }
     }
     let deployments = state.store.list_deployments(Some(app), 1000).await?;

@@ -9,6 +9,7 @@ use ferry_domain::audit_event::{AuditAction, DeploymentFinish};
 use ferry_domain::deployment::{Ahead, Command, Kind, Report, Status, TargetState};
 use ferry_domain::duration::format_duration;
 use ferry_domain::liveness::{Health, MISSED_BEATS};
+use ferry_domain::served::Served;
 use ferry_store::{DeploymentRecord, DeploymentUpdate, DesiredChange, TargetReport};
 
 use crate::services::{support, until_no_conflict, ServiceError, ServiceResult};
@@ -21,33 +22,26 @@ pub fn desired_changes(
     record: &mut DeploymentRecord,
     commands: Vec<Command>,
 ) -> Vec<DesiredChange> {
-    let version = record.version.clone();
-    record
-        .state
-        .settle(&version, commands)
+    let served = record.served();
+    let change = |target: String, to: Option<Served>, stage_only: bool| DesiredChange {
+        target,
+        app: record.app.clone(),
+        config: to.as_ref().map_or(0, |s| s.config),
+        version: to.map(|s| s.version),
+        deployment_id: record.id,
+        stage_only,
+    };
+    let commands = record.state.settle(&served.label(), commands);
+    commands
         .into_iter()
         .map(|command| match command {
-            Command::Deploy { target } => DesiredChange {
-                target,
-                app: record.app.clone(),
-                version: Some(record.version.clone()),
-                deployment_id: record.id,
-                stage_only: false,
-            },
-            Command::RollBack { target, to } => DesiredChange {
-                target,
-                app: record.app.clone(),
-                version: to,
-                deployment_id: record.id,
-                stage_only: false,
-            },
-            Command::Stage { target } => DesiredChange {
-                target,
-                app: record.app.clone(),
-                version: Some(record.version.clone()),
-                deployment_id: record.id,
-                stage_only: true,
-            },
+            Command::Deploy { target } => change(target, Some(served.clone()), false),
+            // What a target goes back to is what it served before: a release with the
+            // configuration revision it ran with (`Served`'s label).
+            Command::RollBack { target, to } => {
+                change(target, to.as_deref().map(Served::parse), false)
+            }
+            Command::Stage { target } => change(target, Some(served.clone()), true),
         })
         .collect()
 }

@@ -221,6 +221,7 @@ async fn build(store: &dyn Store) -> ServiceResult<Built> {
                     EnvStatus {
                         env: env.name.clone(),
                         version: live_versions.get(&key).map(|d| d.version.clone()),
+                        config: live_versions.get(&key).map_or(0, |d| d.config),
                         back_from: live_versions
                             .get(&key)
                             .and_then(|d| d.went_back_from())
@@ -256,6 +257,7 @@ fn target_status(row: &TargetApp, drift: Option<&DriftReport>) -> TargetStatus {
     TargetStatus {
         target: row.target.clone(),
         version: row.current_version.clone(),
+        config: row.current_config,
         state: row.state,
         drift: drift
             .filter(|d| row.current_version.as_deref() == Some(d.version.as_str()))
@@ -283,11 +285,13 @@ mod tests {
         AppStatus {
             app: name.to_owned(),
             environments: vec![EnvStatus {
+                config: 0,
                 env: "dev".to_owned(),
                 version: Some("1.0".to_owned()),
                 back_from: None,
                 targets: (0..n_targets)
                     .map(|i| TargetStatus {
+                        config: 0,
                         target: format!("dev-{i}"),
                         version: None,
                         state: ferry_domain::deployment::TargetAppState::Unknown,

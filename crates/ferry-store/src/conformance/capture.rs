@@ -42,6 +42,7 @@ fn capture(version: &str, at: i64) -> NewCapture {
             Some("web"),
         ),
         deployment: DeploymentRecord {
+            config: 0,
             id: 0,
             app: "web".into(),
             env: "dev".into(),
@@ -56,6 +57,7 @@ fn capture(version: &str, at: i64) -> NewCapture {
             review: Vec::new(),
         },
         changes: vec![DesiredChange {
+            config: 0,
             target: "dev-1".into(),
             app: "web".into(),
             version: Some(version.into()),
@@ -63,6 +65,7 @@ fn capture(version: &str, at: i64) -> NewCapture {
             stage_only: false,
         }],
         report: TargetReport {
+            current_config: 0,
             target: "dev-1".into(),
             app: "web".into(),
             current_version: Some(version.into()),

@@ -1,7 +1,7 @@
 //! Configuration revisions: numbered one after the other, a revision made from an older
 //! one refused as a conflict that changes nothing, the newest and any one read back, the
-//! history newest first, the keys secrets are sealed with, resealing all at once or not at
-//! all, and an environment's rename and removal taking its configuration along.
+//! history newest first, the secret key the installation claimed, resealing all at once or
+//! not at all, and an environment's rename and removal taking its configuration along.
 
 use ferry_domain::config::ConfigKey;
 use ferry_domain::config_revision::{ChangeKind, ConfigChange};
@@ -42,7 +42,10 @@ fn revision(app: &str, env: &str, number: u64, sealed: Option<&str>) -> ConfigRe
 pub async fn configuration_part(store: &dyn Store, app: &str) {
     let change = || audit("config.change", "", Some(app));
     assert_eq!(store.config_revision(app, "prd", None).await.unwrap(), None);
-    assert!(store.config_sealing_keys().await.unwrap().is_empty());
+    // The first key claimed is the installation's; a later claim gets that one back.
+    assert_eq!(store.secret_key_id().await.unwrap(), None);
+    assert_eq!(store.claim_secret_key("key-a").await.unwrap(), "key-a");
+    assert_eq!(store.claim_secret_key("key-z").await.unwrap(), "key-a");
 
     // Numbered one after the other; a gap or a repeat is a conflict that changes nothing.
     for number in [2, 0] {
@@ -86,8 +89,7 @@ pub async fn configuration_part(store: &dyn Store, app: &str) {
     let history = store.config_history(app, "prd").await.unwrap();
     assert_eq!(history, vec![second.clone(), first.clone()]);
 
-    // Sealing keys, and resealing: all revisions at once, or none when one moved on.
-    assert_eq!(store.config_sealing_keys().await.unwrap(), ["key-a"]);
+    // Resealing: all revisions and the claimed key at once, or nothing when either moved on.
     let sealed = store.sealed_config_revisions().await.unwrap();
     assert_eq!(sealed.len(), 2);
     let resealed: Vec<ConfigRevision> = sealed
@@ -95,15 +97,26 @@ pub async fn configuration_part(store: &dyn Store, app: &str) {
         .map(|r| revision(&r.app, &r.env, r.revision, Some("key-b")))
         .collect();
     let stale = store
-        .reseal_config("key-x", resealed.clone(), audit("config.reseal", "", None))
+        .reseal_config(
+            "key-x",
+            "key-b",
+            resealed.clone(),
+            audit("config.reseal", "", None),
+        )
         .await;
     assert!(matches!(stale, Err(StoreError::Conflict(_))), "{stale:?}");
-    assert_eq!(store.config_sealing_keys().await.unwrap(), ["key-a"]);
+    assert_eq!(
+        store.secret_key_id().await.unwrap().as_deref(),
+        Some("key-a")
+    );
     store
-        .reseal_config("key-a", resealed, audit("config.reseal", "", None))
+        .reseal_config("key-a", "key-b", resealed, audit("config.reseal", "", None))
         .await
         .unwrap();
-    assert_eq!(store.config_sealing_keys().await.unwrap(), ["key-b"]);
+    assert_eq!(
+        store.secret_key_id().await.unwrap().as_deref(),
+        Some("key-b")
+    );
     let prd = store
         .config_revision(app, "prd", None)
         .await

@@ -73,6 +73,7 @@ async fn set_up(store: &dyn Store) {
 
 fn deployment(app: &str, env: &str, status: Status) -> DeploymentRecord {
     DeploymentRecord {
+        config: 0,
         id: 0,
         app: app.into(),
         env: env.into(),
@@ -225,6 +226,7 @@ async fn progress_after_a_move(first: &dyn Store, second: &dyn Store) -> Result<
         .await
         .map_err(|e| e.to_string())?;
     let report = |state: TargetAppState, detail: &str| TargetReport {
+        current_config: 0,
         target: "t-1".into(),
         app: "shop".into(),
         current_version: None,

@@ -17,6 +17,7 @@ use crate::{
 /// What the agent of `dev-1` reports about `web`.
 fn report(version: &str, state: TargetAppState, step: Option<&str>, at_ms: i64) -> TargetReport {
     TargetReport {
+        current_config: 0,
         target: "dev-1".into(),
         app: "web".into(),
         current_version: Some(version.into()),
@@ -39,6 +40,7 @@ fn deployment(app: &str, env: &str, version: &str, kind: Kind) -> DeploymentReco
     let mut state = Deployment::new(Strategy::Rolling, vec![(format!("{env}-1"), None)]);
     state.start(0);
     DeploymentRecord {
+        config: 0,
         id: 0,
         app: app.into(),
         env: env.into(),
@@ -81,6 +83,7 @@ async fn deploy(
     bad: Option<&str>,
 ) {
     let change = DesiredChange {
+        config: 0,
         target: format!("{env}-1"),
         app: app.into(),
         version: Some(version.into()),

@@ -439,6 +439,7 @@ pub async fn support_story(store: &dyn Store) {
     // A deployment can carry an incident's change (a hotfix base moved): both are saved, or,
     // when the incident changed since it was read, neither.
     let web_deployment = |version: &str| DeploymentRecord {
+        config: 0,
         id: 0,
         app: "web".into(),
         env: "pp".into(),
@@ -525,6 +526,7 @@ pub async fn support_story(store: &dyn Store) {
         let mut shipped = store
             .create_deployment(
                 DeploymentRecord {
+                    config: 0,
                     id: 0,
                     app: "web".into(),
                     env: "prd".into(),

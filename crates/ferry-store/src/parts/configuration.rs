@@ -31,14 +31,17 @@ pub trait Configuration: Send + Sync + 'static {
     async fn record_reveal(&self, audit: AuditRecord) -> StoreResult<()>;
     /// Every revision that holds secrets, of every application and environment.
     async fn sealed_config_revisions(&self) -> StoreResult<Vec<ConfigRevision>>;
-    /// The ids of the secret keys stored secrets are sealed with.
-    async fn config_sealing_keys(&self) -> StoreResult<Vec<String>>;
-    /// Replaces the entries of stored revisions with the same values sealed under another
-    /// key (`ferry server rotate-secret-key`), all in one transaction. Each revision must
-    /// still be sealed with `previous_key`, or nothing changes (`StoreError::Conflict`).
+    /// The id of the secret key the installation's secrets are sealed with, once a server
+    /// claimed one (`UnauditedWrites::claim_secret_key`).
+    async fn secret_key_id(&self) -> StoreResult<Option<String>>;
+    /// Replaces the entries of stored revisions with the same values sealed under the key
+    /// `key_id` (`ferry server rotate-secret-key`), and makes it the claimed key, all in one
+    /// transaction. The claimed key and each revision must still be `previous_key`, or
+    /// nothing changes (`StoreError::Conflict`).
     async fn reseal_config(
         &self,
         previous_key: &str,
+        key_id: &str,
         revisions: Vec<ConfigRevision>,
         audit: AuditRecord,
     ) -> StoreResult<()>;

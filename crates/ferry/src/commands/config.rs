@@ -3,12 +3,14 @@
 use std::io::{IsTerminal, Read};
 
 use ferry_api::{
-    ConfigAssignment, ConfigComparison, ConfigEdit, ConfigEdited, ConfigRevisionSummary, ConfigView,
+    ApplyConfig, ConfigAssignment, ConfigComparison, ConfigEdit, ConfigEdited,
+    ConfigRevisionSummary, ConfigView, Deployment,
 };
 use ferry_domain::config::{parse_assignment, parse_env_file, ConfigKey};
 use ferry_domain::name::NameKind;
 
 use super::check_name;
+use super::deploy::{finish, strategy_name};
 use crate::cli::ConfigCommand;
 use crate::client::Client;
 use crate::error::{CliError, CliResult};
@@ -137,6 +139,27 @@ pub async fn run(client: &Client, output: Output, command: ConfigCommand) -> Cli
                 print_table(&["REVISION", "CREATED", "AUTHOR", "KEYS", "CHANGES"], &rows);
             });
             Ok(())
+        }
+        ConfigCommand::Apply {
+            app,
+            env,
+            wait,
+            strategy,
+            reason,
+            break_glass,
+            skip_offline,
+            skip_backup,
+        } => {
+            let request = ApplyConfig {
+                strategy: Some(strategy_name(strategy).to_owned()),
+                reason,
+                break_glass,
+                skip_offline,
+                skip_backup,
+            };
+            let path = format!("{}/apply", config_path(&app, &env)?);
+            let started: Deployment = client.post(&path, &request).await?;
+            finish(client, output, started, wait).await
         }
         ConfigCommand::Diff { app, first, second } => {
             check_name(NameKind::Environment, &second)?;

@@ -7,6 +7,7 @@ use ferry_api::{
 use std::io::IsTerminal;
 
 use ferry_domain::name::NameKind;
+use ferry_domain::served::Served;
 
 use super::{check_name, check_version};
 use crate::cli::{DeployArgs, DeploymentCommand, PromoteArgs, RollbackArgs, StrategyArg};
@@ -43,7 +44,7 @@ pub async fn rollback(client: &Client, output: Output, args: RollbackArgs) -> Cl
     check_name(NameKind::App, &args.app)?;
     check_name(NameKind::Environment, &args.env)?;
     if let Some(to) = &args.to {
-        check_version(to)?;
+        check_version(&ferry_domain::served::Served::parse(to).version)?;
     }
     let request = CreateRollback {
         env: args.env,
@@ -104,7 +105,7 @@ pub async fn review(
     Ok(())
 }
 
-fn strategy_name(strategy: StrategyArg) -> &'static str {
+pub(super) fn strategy_name(strategy: StrategyArg) -> &'static str {
     match strategy {
         StrategyArg::Rolling => "rolling",
         StrategyArg::Parallel => "parallel",
@@ -226,7 +227,13 @@ pub(super) fn outcome(deployment: &Deployment) -> CliResult {
 pub(super) fn print_deployment(d: &Deployment) {
     println!(
         "deployment {}: {} {} {} to {} ({}), {}",
-        d.id, d.kind, d.app, d.version, d.env, d.strategy, d.status
+        d.id,
+        d.kind,
+        d.app,
+        Served::new(d.version.clone(), d.config),
+        d.env,
+        d.strategy,
+        d.status
     );
     if let Some(reason) = &d.reason {
         println!("reason: {reason}");
@@ -387,7 +394,10 @@ pub async fn status(client: &Client, output: Output, app: Option<String>) -> Cli
                         format!(
                             "{}={}({}{}{})",
                             t.target,
-                            t.version.as_deref().unwrap_or("-"),
+                            t.version.as_ref().map_or_else(
+                                || "-".to_owned(),
+                                |v| Served::new(v.clone(), t.config).label()
+                            ),
                             t.state,
                             if is_offline(&t.target) { ", offline" } else { "" },
                             match &t.drift {
@@ -406,9 +416,10 @@ pub async fn status(client: &Client, output: Output, app: Option<String>) -> Cli
                     env.env.clone(),
                     match (&env.version, &env.back_from) {
                         (Some(version), Some(from)) => {
-                            format!("{version} (rolled back from {from})")
+                            let version = Served::new(version.clone(), env.config);
+                            format!("{version} (rolled back from {})", Served::parse(from))
                         }
-                        (Some(version), None) => version.clone(),
+                        (Some(version), None) => Served::new(version.clone(), env.config).to_string(),
                         (None, _) => "-".into(),
                     },
                     targets.join(" "),

@@ -52,7 +52,11 @@ pub async fn run(cli: Cli, output: Output) -> CliResult {
                 file,
                 data,
                 audit_key,
-            }) => server::restore(output, &file, &data, audit_key.as_deref()).await,
+                secret_key,
+            }) => {
+                let keys = (audit_key.as_deref(), secret_key.as_deref());
+                server::restore(output, &file, &data, keys).await
+            }
             Some(ServerCommand::RotateSecretKey {
                 data,
                 database,

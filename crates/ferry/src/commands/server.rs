@@ -183,20 +183,24 @@ pub async fn restore(
     output: Output,
     file: &std::path::Path,
     data: &std::path::Path,
-    audit_key: Option<&std::path::Path>,
+    (audit_key, secret_key): (Option<&std::path::Path>, Option<&std::path::Path>),
 ) -> CliResult {
-    let restored = ferry_server::restore(file, data, audit_key)
+    let restored = ferry_server::restore(file, data, audit_key, secret_key)
         .await
         .map_err(|e| CliError::failed(format!("{e:#}")))?;
+    let flag = |name: &str, key: Option<&std::path::Path>| {
+        key.map_or_else(String::new, |key| format!(" --{name} {}", key.display()))
+    };
     output.print(&restored, |r| {
         println!(
-            "restored {} audit events (verified) and {} blobs ({} bytes) into {}; start it with `ferry server --data {}{}`",
+            "restored {} audit events (verified) and {} blobs ({} bytes) into {}; start it with `ferry server --data {}{}{}`",
             r.audit_events,
             r.blobs,
             r.blob_bytes,
             data.display(),
             data.display(),
-            audit_key.map_or_else(String::new, |key| format!(" --audit-key {}", key.display()))
+            flag("audit-key", audit_key),
+            flag("secret-key", secret_key)
         );
     });
     Ok(())

@@ -373,7 +373,7 @@ fn rotating_the_secret_key_seals_every_secret_again() {
     assert_eq!(refused.code, 1, "{refused:?}");
     assert!(
         refused.stderr.contains(&format!(
-            "the database holds secrets sealed with secret key {}",
+            "the database's secrets are sealed with secret key {}",
             rotated["key_id"].as_str().unwrap()
         )),
         "{refused:?}"
@@ -407,7 +407,7 @@ fn servers_sharing_a_database_share_the_secret_key() {
     assert!(
         refused
             .stderr
-            .contains("is missing, but the database holds secrets sealed with key")
+            .contains("is missing, but the database's secrets are sealed with secret key")
             && refused.stderr.contains("--secret-key FILE"),
         "{refused:?}"
     );

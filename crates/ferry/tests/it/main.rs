@@ -9,6 +9,7 @@ mod backups;
 mod bad_input;
 mod cancel;
 mod config;
+mod config_delivery;
 mod content_safety;
 mod deadline;
 mod deployments;

@@ -119,6 +119,9 @@ const TABLE: &[Row] = &[
         "/api/v1/apps/{app}/config/{env}/history", ""),
     user("GET /api/v1/apps/{app}/config/{env}/compare", "", ALL, "yyyyyy yyyyyy",
         "/api/v1/apps/{app}/config/{env}/compare?with=dev", ""),
+    // Applying: deploy level; nothing runs there, which is found after permission.
+    user("POST /api/v1/apps/{app}/config/{env}/apply", "", ALL, "--yyyy --yyyy",
+        "/api/v1/apps/{app}/config/{env}/apply", "{}"),
 
     // Organisation-wide, decided by the default role: admin, or change-policy.
     user("POST /api/v1/teams", "", NONE, "------ -----y",
@@ -263,6 +266,7 @@ const TABLE: &[Row] = &[
     agent("GET /api/v1/agent/desired", &[401, 403], "/api/v1/agent/desired", ""),
     agent("POST /api/v1/agent/heartbeat", &[401, 403], "/api/v1/agent/heartbeat", ""),
     agent("GET /api/v1/agent/manifest/{app}/{version}", &[401, 403], "/api/v1/agent/manifest/{app}/1.0.0", ""),
+    agent("GET /api/v1/agent/apps/{app}/config/{revision}", &[401, 403], "/api/v1/agent/apps/{app}/config/1", ""),
     agent("POST /api/v1/agent/blobs/fetch", &[401, 403], "/api/v1/agent/blobs/fetch", r#"{"hashes": []}"#),
     agent("POST /api/v1/agent/report", &[401, 403], "/api/v1/agent/report",
         r#"{"app": "{app}", "deployment": 1, "outcome": "succeeded"}"#),

@@ -24,7 +24,8 @@ fn backup(data: &Path, out: &Path) -> Run {
 }
 
 /// `ferry server restore FILE --data DATA [--audit-key KEY]`.
-fn restore(file: &Path, data: &Path, key: Option<&Path>) -> Run {
+/// `ferry server restore FILE --data DATA`, with the audit key and the secret key given.
+fn restore(file: &Path, data: &Path, key: Option<&Path>, secret_key: Option<&Path>) -> Run {
     let mut command = Command::new(FERRY);
     command
         .args(["server", "restore"])
@@ -33,6 +34,9 @@ fn restore(file: &Path, data: &Path, key: Option<&Path>) -> Run {
         .arg(data);
     if let Some(key) = key {
         command.arg("--audit-key").arg(key);
+    }
+    if let Some(key) = secret_key {
+        command.arg("--secret-key").arg(key);
     }
     Run::of(&mut command)
 }
@@ -49,6 +53,7 @@ fn a_backup_taken_under_writes_restores_as_a_verified_installation() {
     release(&server, "1.0.1", "");
     let data = server.data_dir();
     let key = data.join("audit-key");
+    let secret_key = data.join("secret-key");
 
     // Writes go on while the backup is taken: teams created one after the other.
     let writing = Arc::new(AtomicBool::new(true));
@@ -83,7 +88,13 @@ fn a_backup_taken_under_writes_restores_as_a_verified_installation() {
     backup(&data, &backup_file).fails(1, "exists already");
 
     let restored_dir = work.path().join("restored");
-    let restored = restore(&backup_file, &restored_dir, Some(&key)).success();
+    // The secret key is never in a backup: without it, nothing is restored.
+    restore(&backup_file, &restored_dir, Some(&key), None).fails(
+        1,
+        "give the installation's secret key with --secret-key FILE",
+    );
+    assert!(!restored_dir.join("ferry.db").exists());
+    let restored = restore(&backup_file, &restored_dir, Some(&key), Some(&secret_key)).success();
     assert!(
         restored.stdout.contains("audit events (verified)"),
         "{restored:?}"
@@ -98,7 +109,12 @@ fn a_backup_taken_under_writes_restores_as_a_verified_installation() {
     let back = Server::start_on_data(
         &restored_dir,
         None,
-        &["--audit-key", key.to_str().unwrap()],
+        &[
+            "--audit-key",
+            key.to_str().unwrap(),
+            "--secret-key",
+            secret_key.to_str().unwrap(),
+        ],
         &[],
     );
     let as_admin = |args: &[&str]| back.ferry(&server.admin_token, args);
@@ -128,17 +144,23 @@ fn a_backup_taken_under_writes_restores_as_a_verified_installation() {
     assert_eq!(fsck["ok"], true, "{fsck}");
 
     // Into a data directory that holds a database: refused.
-    restore(&backup_file, &restored_dir, Some(&key)).fails(1, "holds a database already");
+    restore(&backup_file, &restored_dir, Some(&key), Some(&secret_key))
+        .fails(1, "holds a database already");
     // With another installation's key: nothing restored.
     let other_key = work.path().join("other-key");
     std::fs::write(&other_key, format!("{}\n", "ab".repeat(32))).unwrap();
     let elsewhere = work.path().join("elsewhere");
-    restore(&backup_file, &elsewhere, Some(&other_key))
-        .fails(1, "does not verify with this audit key");
+    restore(
+        &backup_file,
+        &elsewhere,
+        Some(&other_key),
+        Some(&secret_key),
+    )
+    .fails(1, "does not verify with this audit key");
     assert!(!elsewhere.join("ferry.db").exists());
     // Without any key: refused before anything is made.
     let keyless = work.path().join("keyless");
-    restore(&backup_file, &keyless, None)
+    restore(&backup_file, &keyless, None, Some(&secret_key))
         .fails(1, "give the installation's key with --audit-key FILE");
     assert!(!keyless.exists());
     // A damaged backup: nothing restored.
@@ -147,7 +169,7 @@ fn a_backup_taken_under_writes_restores_as_a_verified_installation() {
     bytes[middle] ^= 0xff;
     let damaged = work.path().join("damaged.backup");
     std::fs::write(&damaged, bytes).unwrap();
-    let run = restore(&damaged, &elsewhere, Some(&key));
+    let run = restore(&damaged, &elsewhere, Some(&key), Some(&secret_key));
     assert_eq!(run.code, 1, "{run:?}");
     assert!(!elsewhere.join("ferry.db").exists());
 }

@@ -130,8 +130,8 @@ fn move_demo(work: &Path, database_url: &str, blobs: &str, s3: &[(&str, String)]
 }
 
 /// Two servers on the moved demo's database and bucket. The first keeps the demo's data
-/// directory (its audit key and admin token); the second has one of its own and a copy of
-/// the audit key, as docs/scale-out.md's table of what servers share says.
+/// directory (its audit key, secret key and admin token); the second has one of its own and
+/// copies of the keys, as docs/scale-out.md's table of what servers share says.
 fn start_two_servers(
     work: &Path,
     database: Arc<TestDatabase>,
@@ -140,14 +140,24 @@ fn start_two_servers(
 ) -> [Server; 2] {
     let demo_data = work.join("ferry-demo");
     let first = Server::start_on_data(&demo_data, Some(database.clone()), &["--blobs", blobs], s3);
-    let audit_key = work.join("second-audit-key");
-    fs::copy(demo_data.join("audit-key"), &audit_key).unwrap();
-    set_mode(&audit_key, 0o600);
+    let [audit_key, secret_key] = ["audit-key", "secret-key"].map(|key| {
+        let copy = work.join(format!("second-{key}"));
+        fs::copy(demo_data.join(key), &copy).unwrap();
+        set_mode(&copy, 0o600);
+        copy
+    });
     let second_data = work.join("second-data");
     let second = Server::start_on_data(
         &second_data,
         Some(database),
-        &["--blobs", blobs, "--audit-key", audit_key.to_str().unwrap()],
+        &[
+            "--blobs",
+            blobs,
+            "--audit-key",
+            audit_key.to_str().unwrap(),
+            "--secret-key",
+            secret_key.to_str().unwrap(),
+        ],
         s3,
     );
     assert!(

@@ -2,15 +2,20 @@
 //! (`ferry config`), in revisions; secrets masked unless an admin asks (audited).
 
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::Json;
-use ferry_api::{ConfigComparison, ConfigEdit, ConfigEdited, ConfigRevisionSummary, ConfigView};
+use ferry_api::{
+    ApplyConfig, ConfigComparison, ConfigEdit, ConfigEdited, ConfigRevisionSummary, ConfigView,
+    Deployment,
+};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::handlers::v1::deployments::created;
 use crate::json::{Body, Path, Query};
-use crate::services::config;
+use crate::services::{config, deployments};
 use crate::state::AppState;
 
 /// The largest change: every value of a configuration at its largest, quoted in JSON.
@@ -94,4 +99,22 @@ pub async fn compare(
     Ok(Json(
         config::compare(&state, &caller, &app, &env, &query.with).await?,
     ))
+}
+
+/// Deploys the release the environment runs with its newest configuration revision: a
+/// deployment like any other (freezes, approvals, health checks, rollback on failure).
+/// Deploy level in the environment.
+#[utoipa::path(post, path = "/api/v1/apps/{app}/config/{env}/apply", tag = "deployments",
+    params(("app" = String, Path), ("env" = String, Path)), request_body = ApplyConfig,
+    responses((status = 201, body = Deployment), (status = 403, body = ferry_api::ErrorBody),
+        (status = 404, body = ferry_api::ErrorBody), (status = 409, body = ferry_api::ErrorBody),
+        (status = 422, body = ferry_api::ErrorBody)))]
+pub async fn apply(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((app, env)): Path<(String, String)>,
+    Body(request): Body<ApplyConfig>,
+) -> Result<(StatusCode, Json<Deployment>), ApiError> {
+    let record = deployments::apply_config(&state, &caller, &app, &env, request).await?;
+    created(&state, record).await
 }

@@ -109,7 +109,7 @@ pub async fn rollback(
 }
 
 /// 201 with a deployment just created.
-async fn created(
+pub(super) async fn created(
     state: &AppState,
     record: DeploymentRecord,
 ) -> Result<(StatusCode, Json<Deployment>), ApiError> {
