@@ -35,6 +35,6 @@ CREATE TRIGGER target_apps_update_status AFTER UPDATE ON target_apps FOR EACH RO
 -- never the key), claimed by the first server that starts: every server sharing the
 -- database checks its key against it, before any secret exists. One row.
 CREATE TABLE secret_key (
-    id      INTEGER PRIMARY KEY CHECK (id = 1),
+    id      BIGINT PRIMARY KEY CHECK (id = 1),
     key_id  TEXT NOT NULL
 );

@@ -608,9 +608,10 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
     assert_eq!(store.placement("shop-web", "dev").await.unwrap(), ["dev-1"]);
     assert!(store.placement("shop-web", "pp").await.unwrap().is_empty());
 
-    // Deployments: one running per app and environment.
+    // Deployments: one running per app and environment, each delivering its release with
+    // a configuration revision.
     let deployment = |status: Status| DeploymentRecord {
-        config: 0,
+        config: 2,
         id: 0,
         app: "shop-web".into(),
         env: "dev".into(),
@@ -631,7 +632,7 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
         review: Vec::new(),
     };
     let report = |state: TargetAppState, version: &str, at_ms: i64| TargetReport {
-        current_config: 0,
+        current_config: 2,
         target: "dev-1".into(),
         app: "shop-web".into(),
         current_version: Some(version.into()),
@@ -640,7 +641,7 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
         at_ms,
     };
     let change = |version: Option<&str>| DesiredChange {
-        config: 0,
+        config: 2,
         target: "dev-1".into(),
         app: "shop-web".into(),
         version: version.map(str::to_owned),
@@ -689,11 +690,20 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
         ),
         (Some(Kind::Deploy), Some("1.1"))
     );
+    assert_eq!(
+        (desired[0].desired_config, desired[0].deployment_config),
+        (2, 2)
+    );
+    assert_eq!(created.config, 2);
     assert!(store.target_apps(Some("pp-9")).await.unwrap().is_empty());
     store
         .report_target_app(report(TargetAppState::Succeeded, "1.1", 4))
         .await
         .unwrap();
+    let reported = store.target_apps(Some("dev-1")).await.unwrap();
+    assert_eq!(reported[0].current_config, 2);
+    let read_back = store.deployment(created.id).await.unwrap().unwrap();
+    assert_eq!(read_back.config, 2);
     step_logs::step_logs_part(store, created.id).await;
     created.state.status = Status::Succeeded;
     created.updated_ms = 5;
@@ -789,7 +799,7 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
     let row = &store.target_apps(Some("dev-1")).await.unwrap()[0];
     assert_eq!(
         row.stage,
-        Some((ferry_domain::served::Served::new("1.2", 0), awaiting.id))
+        Some((ferry_domain::served::Served::new("1.2", 2), awaiting.id))
     );
     assert_eq!(
         row.desired_version.as_deref(),
