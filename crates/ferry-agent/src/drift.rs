@@ -155,31 +155,22 @@ pub fn check(
     }))
 }
 
-/// The manifest of the directory `installed` of `app`: the release's `manifest` and the
-/// configuration files rendered into it from `values` (the revision it was staged with,
-/// in environment `env`), as staging wrote them. Templates are read from the directory or
+/// The manifest of the directory `installed` of `of.app`: the release's `manifest` and the
+/// configuration files rendered into it from `values` (the revision it was staged with, in
+/// environment `of.env`), as staging wrote them. Templates are read from the directory or
 /// the cache, checked against the manifest.
 pub fn served_manifest(
     root: &Path,
-    app: &str,
-    env: &str,
+    of: ConfigOf,
     installed: &Installed,
     manifest: &Manifest,
     config: &ReleaseConfig,
     values: &ConfigValues,
     cache: &BlobStore,
 ) -> AgentResult<Manifest> {
-    let layout = AppLayout::new(root, app)?;
-    let of = ConfigOf { app, env };
-    let rendered = render(
-        &layout,
-        &[Some(installed)],
-        manifest,
-        config,
-        values,
-        of,
-        cache,
-    )?;
+    let layout = AppLayout::new(root, of.app)?;
+    let sources = [Some(installed)];
+    let rendered = render(&layout, &sources, manifest, config, values, of, cache)?;
     Ok(rendered.add_to(manifest))
 }
 

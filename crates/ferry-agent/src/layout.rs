@@ -316,7 +316,10 @@ mod tests {
         std::os::unix::fs::symlink("releases/1.0", layout.current_link()).unwrap();
         assert_eq!(current_version(root.path(), "shop").as_deref(), Some("1.0"));
         assert_eq!(layout.current(), Some(one.clone()));
-        assert_eq!(layout.releases_on_disk().unwrap(), [one.clone()]);
+        assert_eq!(
+            layout.releases_on_disk().unwrap(),
+            std::slice::from_ref(&one)
+        );
         assert!(layout.has_release(&one) && !layout.has_release(&Installed::new("2.0", 0)));
         // The same release with a configuration revision is another directory.
         let configured = Installed::new("1.0", 7);

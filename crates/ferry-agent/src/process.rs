@@ -561,12 +561,13 @@ impl Agent {
         Ok(())
     }
 
-    /// Where progress reports of a deploy go.
-    fn progress_to(&self, app: &str, deployment: i64) -> ProgressTo {
+    /// Where progress reports of a deploy delivering configuration revision `config` go.
+    fn progress_to(&self, app: &str, deployment: i64, config: u64) -> ProgressTo {
         ProgressTo {
             link: self.link.clone(),
             app: app.to_owned(),
             deployment,
+            config,
             root: self.root.clone(),
         }
     }
@@ -580,7 +581,7 @@ impl Agent {
         deployment: i64,
         backup_first: bool,
     ) -> anyhow::Result<Converged> {
-        let progress = Progress::start(self.progress_to(app, deployment));
+        let progress = Progress::start(self.progress_to(app, deployment, installed.config));
         if backup_first {
             if let Some(failed) = self
                 .back_up_before(app, &installed.version, &progress)

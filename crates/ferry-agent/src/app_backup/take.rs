@@ -54,14 +54,26 @@ pub enum PreBackup {
     Skip,
 }
 
-/// Takes a backup of `app` (of environment `env`): refused, naming the release, when its
-/// `ferry.toml` names no backup paths; failed, with the hook's output, when `pre_backup`
-/// fails.
-pub fn take(root: &Path, app: &str, env: &str, pre_backup: PreBackup) -> AgentResult<Taken> {
+/// Takes a backup of `app` (of environment `env`, whose configuration `values` are those of
+/// the revision the release served was staged with, for the hook): refused, naming the
+/// release, when its `ferry.toml` names no backup paths, or the revision served is not
+/// `values`' any more; failed, with the hook's output, when `pre_backup` fails.
+pub fn take(
+    root: &Path,
+    app: &str,
+    env: &str,
+    values: &ConfigValues,
+    pre_backup: PreBackup,
+) -> AgentResult<Taken> {
     let layout = AppLayout::new(root, app)?;
     let _lock = AppLock::acquire(root, app)?;
     let (installed, config) = release_config(&layout)?;
     let version = installed.version.clone();
+    if installed.config != values.revision() {
+        return Err(AgentError::Refused(format!(
+            "{app} now runs {installed}, deployed while the backup was being prepared: take it again"
+        )));
+    }
     if config.backup.is_empty() {
         return Err(AgentError::Refused(format!(
             "release {version} of {app} names no backup paths: list the paths inside shared/ \
@@ -81,7 +93,7 @@ pub fn take(root: &Path, app: &str, env: &str, pre_backup: PreBackup) -> AgentRe
             previous_version: None,
             release_dir: layout.release_dir(&installed),
             shared_dir: layout.shared_dir(),
-            config: ConfigValues::none(),
+            config: values.clone(),
         };
         let outcome = run_command(
             command,

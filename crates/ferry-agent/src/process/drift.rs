@@ -27,6 +27,7 @@ use ferry_cas::release_config::{ReleaseConfig, CONFIG_FILE};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{plainly, Agent};
+use crate::config_files::ConfigOf;
 use crate::content::FileFacts;
 use crate::drift::{self, DriftCheck};
 use crate::error::AgentError;
@@ -196,7 +197,8 @@ impl Agent {
                 let (a, env, i) = (app.to_owned(), self.state.env.clone(), installed.clone());
                 let (m, c) = (Arc::clone(&manifest), Arc::clone(&config));
                 let served = tokio::task::spawn_blocking(move || {
-                    drift::served_manifest(&root, &a, &env, &i, &m, &c, &values, &cache)
+                    let of = ConfigOf { app: &a, env: &env };
+                    drift::served_manifest(&root, of, &i, &m, &c, &values, &cache)
                 })
                 .await??;
                 let release = Served {

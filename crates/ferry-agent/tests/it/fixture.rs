@@ -221,6 +221,24 @@ pub fn request(version: &str, manifest: &Manifest) -> DeployRequest {
     }
 }
 
+/// What the server asks of the target: `version` of the application, holding `manifest`,
+/// with the configuration `values`, in environment `prd`.
+pub fn request_with(version: &str, manifest: &Manifest, values: &ConfigValues) -> DeployRequest {
+    DeployRequest {
+        config: values.clone(),
+        ..request(version, manifest)
+    }
+}
+
+/// The values of configuration revision `revision`.
+pub fn values(revision: u64, pairs: &[(&str, &str)]) -> ConfigValues {
+    let values = pairs
+        .iter()
+        .map(|(key, value)| (key.to_string(), value.to_string()))
+        .collect();
+    ConfigValues::new(revision, values).unwrap()
+}
+
 /// The release directory named `name` (`VERSION`, or `VERSION@N`).
 pub fn v(name: &str) -> Installed {
     Installed::parse(name).unwrap()
