@@ -230,3 +230,70 @@ pub fn render(
     }
     Ok(RenderedFiles { files })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values() -> ConfigValues {
+        let pairs = [("API_KEY", "s3cret"), ("MODE", "prod")];
+        ConfigValues::new(
+            4,
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn values_never_show_in_debug_output_and_bad_keys_are_named_without_their_value() {
+        let values = values();
+        let shown = format!("{values:?}");
+        assert!(shown.contains("API_KEY") && shown.contains('4'), "{shown}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        let rendered = RenderedFiles {
+            files: BTreeMap::from([(".env".to_owned(), b"API_KEY=s3cret\n".to_vec())]),
+        };
+        assert!(!format!("{rendered:?}").contains("s3cret"));
+        let bad = BTreeMap::from([("api key".to_owned(), "hidden".to_owned())]);
+        let error = ConfigValues::new(4, bad).unwrap_err().to_string();
+        assert!(
+            error.contains("api key") && !error.contains("hidden"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn rendered_files_join_the_manifest_sorted_read_only_with_their_hash() {
+        let manifest = Manifest {
+            entries: vec![Entry {
+                path: "z.txt".to_owned(),
+                kind: EntryKind::File {
+                    mode: 0o644,
+                    size: 1,
+                    hash: ContentHash::of(b"z"),
+                    chunks: Vec::new(),
+                },
+            }],
+        };
+        let rendered = RenderedFiles {
+            files: BTreeMap::from([(".env".to_owned(), b"MODE=prod\n".to_vec())]),
+        };
+        let served = rendered.add_to(&manifest);
+        served.validate().unwrap();
+        let paths: Vec<&str> = served.entries.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, [".env", "z.txt"]);
+        assert_eq!(
+            served.get(".env").unwrap().kind,
+            EntryKind::File {
+                mode: RENDERED_MODE,
+                size: 10,
+                hash: ContentHash::of(b"MODE=prod\n"),
+                chunks: Vec::new(),
+            }
+        );
+        assert_eq!(RenderedFiles::default().add_to(&manifest), manifest);
+    }
+}

@@ -254,17 +254,20 @@ fn an_edited_env_file_is_drift_and_a_revert_repairs_it() {
         &target.cache,
     )
     .unwrap();
-    let check = || match drift::check(target.root(), APP, &installed, &served, &config, 0).unwrap()
-    {
-        DriftCheck::Checked(found) => {
-            assert_eq!(found.version, "1.0");
-            found
-                .paths
-                .into_iter()
-                .map(|p| (p.path, p.change))
-                .collect::<Vec<_>>()
+    // Busy for a moment when a process another test forked holds the lock (see drift.rs).
+    let check = || {
+        for _ in 0..200 {
+            match drift::check(target.root(), APP, &installed, &served, &config, 0).unwrap() {
+                DriftCheck::Checked(found) => {
+                    assert_eq!(found.version, "1.0");
+                    let found = found.paths.into_iter().map(|p| (p.path, p.change));
+                    return found.collect::<Vec<_>>();
+                }
+                DriftCheck::Busy => std::thread::sleep(std::time::Duration::from_millis(10)),
+                other => panic!("{other:?}"),
+            }
         }
-        other => panic!("{other:?}"),
+        panic!("the lock of {APP} stayed taken");
     };
     assert_eq!(check(), []);
     write_over(
