@@ -15,8 +15,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Instant;
 
+use ferry_agent::config_files::ConfigValues;
 use ferry_agent::drift::{self, DriftCheck};
-use ferry_agent::layout::cache_dir;
+use ferry_agent::layout::{cache_dir, Installed};
 use ferry_agent::{deploy, DeployOutcome, DeployRequest};
 use ferry_cas::blobs::BlobStore;
 use ferry_cas::hash::ContentHash;
@@ -35,10 +36,11 @@ fn main() {
     let runs: usize = runs.parse().expect("RUNS is a number");
     let manifest = deploy_tree(tree, root);
     let cache = BlobStore::open(&cache_dir(root)).unwrap();
-    let config = drift::release_config(root, APP, "1.0", &manifest, &cache).unwrap();
+    let installed = Installed::new("1.0", 0);
+    let config = drift::release_config(root, APP, &installed, &manifest, &cache).unwrap();
     let check = || {
         let (wall, cpu) = (Instant::now(), cpu_ns());
-        let found = match drift::check(root, APP, "1.0", &manifest, &config, 0).unwrap() {
+        let found = match drift::check(root, APP, &installed, &manifest, &config, 0).unwrap() {
             DriftCheck::Checked(found) => found.paths.len(),
             other => panic!("not checked: {other:?}"),
         };
@@ -89,6 +91,7 @@ fn deploy_tree(tree: &Path, root: &Path) -> Manifest {
         env: "bench".into(),
         version: "1.0".into(),
         manifest: scanned.manifest.clone(),
+        config: ConfigValues::none(),
     };
     match deploy(root, &request, &cache, &mut |_| {}) {
         DeployOutcome::Succeeded { .. } => scanned.manifest,

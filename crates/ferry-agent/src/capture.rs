@@ -27,6 +27,12 @@
 //! the captured manifest; any other mode change is captured as it is. Either way the
 //! captured release is placed read-only again, so the target shows no drift afterwards.
 //!
+//! Configuration files ferry rendered into the running directory (`releases/VERSION@N`,
+//! see [`crate::config_files`]) are not content of a release: they are left out of the
+//! captured manifest and never uploaded, and the captured release's directory keeps the
+//! revision served (`releases/NEW@N`, the rendered files linked). An edited rendered file
+//! refuses the capture: its content comes from the environment's configuration.
+//!
 //! The release that ran before keeps sharing the edited inodes: it is drifted now, and a
 //! rollback to it repairs it before the switch ([`crate::deploy::rollback`]), never writing
 //! through a link.
@@ -44,10 +50,11 @@ use ferry_cas::release_config::{is_within, ReleaseConfig, CONFIG_FILE};
 use ferry_cas::scan::BlobLocation;
 
 use crate::cleanup::remove_leftovers;
+use crate::config_files::RenderedFiles;
 use crate::error::{AgentError, AgentResult};
 use crate::fsutil::{fsync_dir, permission_bits, sync_filesystem};
 use crate::journal::{now, Journal};
-use crate::layout::{check_version, AppLayout};
+use crate::layout::{check_version, AppLayout, Installed};
 use crate::link_changes::{remove_tree_keeping_indexes, LinkChanges};
 use crate::lock::AppLock;
 use crate::modes::placed_mode;
@@ -62,9 +69,13 @@ use crate::switch::switch_to;
 pub struct Capture {
     layout: AppLayout,
     _lock: AppLock,
-    running: String,
+    running: Installed,
     config: ReleaseConfig,
+    /// The captured release: what is submitted.
     manifest: Manifest,
+    /// The captured directory: the release and the configuration files rendered into the
+    /// running directory.
+    tree: Manifest,
     /// Every file taken from the tree (not the application's data), as it looked when read.
     files: Vec<(String, FileStat)>,
     /// The application's data found in the tree (ignored paths, the topmost of each
@@ -84,23 +95,26 @@ pub struct CaptureReport {
 }
 
 impl Capture {
-    /// Reads the release `app` serves, which must be `running` (whose manifest is
-    /// `published` and `ferry.toml` as published is `config`, see
-    /// [`crate::drift::release_config`]), into the manifest of a release made of it. Waits
-    /// for the application's lock and keeps it. Refused, with the reason, when the tree
-    /// cannot be a release, or serves `running` exactly.
+    /// Reads the release directory `app` serves, which must be `running` (whose manifest
+    /// is `published`, `ferry.toml` as published is `config`, see
+    /// [`crate::drift::release_config`], and configuration files rendered from `env`'s
+    /// configuration are `rendered`), into the manifest of a release made of it. Waits for
+    /// the application's lock and keeps it. Refused, with the reason, when the tree cannot
+    /// be a release, serves `running` exactly, or a rendered file was changed.
     pub fn scan(
         root: &Path,
         app: &str,
-        running: &str,
+        env: &str,
+        running: &Installed,
         published: &Manifest,
         config: &ReleaseConfig,
+        rendered: &RenderedFiles,
     ) -> AgentResult<Capture> {
         let layout = AppLayout::new(root, app)?;
-        check_version(running)?;
+        running.check()?;
         let lock = AppLock::acquire(root, app)?;
-        match layout.current_version() {
-            Some(serving) if serving == running => {}
+        match layout.current() {
+            Some(serving) if serving == *running => {}
             Some(serving) => {
                 return Err(AgentError::Refused(format!(
                     "{app} serves {serving} on this target, not {running}: capture what it serves"
@@ -116,9 +130,10 @@ impl Capture {
         let dir = layout.release_dir(running);
         check_shared_links(&dir, config)?;
         let index = StatIndex::load(&layout, running);
+        let served = rendered.add_to(published);
         let mut scan = Scan {
             dir: &dir,
-            published,
+            published: &served,
             config,
             index: &index,
             entries: Vec::new(),
@@ -143,7 +158,26 @@ impl Capture {
                 .cloned(),
         );
         entries.sort_by(|a, b| a.path.cmp(&b.path));
-        let manifest = Manifest { entries };
+        let tree = Manifest { entries };
+        // The rendered files are the configuration's: one changed is no hotfix.
+        let rendered_paths = served.entries.iter().map(|entry| entry.path.as_str());
+        if let Some(edited) = rendered_paths
+            .filter(|path| rendered.contains(path))
+            .find(|path| served.get(path) != tree.get(path))
+        {
+            let version = &running.version;
+            return Err(AgentError::Refused(format!(
+                "{edited} is written by ferry from the configuration of {env}: change it with `ferry config set {app} --env {env} KEY=VALUE` and `ferry config apply {app} --env {env}`, not on the target (release {version} was not captured)"
+            )));
+        }
+        let manifest = Manifest {
+            entries: tree
+                .entries
+                .iter()
+                .filter(|entry| !rendered.contains(&entry.path))
+                .cloned()
+                .collect(),
+        };
         manifest.validate().map_err(|error| {
             AgentError::Refused(format!(
                 "the tree of {app} {running} on this target cannot be a release: {error}; change it on the target and capture again"
@@ -159,16 +193,27 @@ impl Capture {
         let published_blobs: HashSet<ContentHash> =
             published.blobs().iter().map(|chunk| chunk.hash).collect();
         let mut seen = HashSet::new();
+        let is_rendered = |location: &BlobLocation| {
+            location
+                .path
+                .strip_prefix(&dir)
+                .ok()
+                .and_then(Path::to_str)
+                .is_some_and(|path| rendered.contains(path))
+        };
         let blobs = locations
             .into_iter()
-            .filter(|(hash, _)| !published_blobs.contains(hash) && seen.insert(*hash))
+            .filter(|(hash, location)| {
+                !published_blobs.contains(hash) && !is_rendered(location) && seen.insert(*hash)
+            })
             .collect();
         Ok(Capture {
             layout,
             _lock: lock,
-            running: running.to_owned(),
+            running: running.clone(),
             config: config.clone(),
             manifest,
+            tree,
             files,
             app_data,
             blobs,
@@ -176,8 +221,8 @@ impl Capture {
         })
     }
 
-    /// The release the capture is made from.
-    pub fn running(&self) -> &str {
+    /// The release directory the capture is made from.
+    pub fn running(&self) -> &Installed {
         &self.running
     }
 
@@ -197,11 +242,13 @@ impl Capture {
         &self.changes
     }
 
-    /// Builds `releases/VERSION` from the running tree's own files and switches `current`
-    /// to it. Refused (nothing switched, the work directory removed) when the release is on
-    /// disk already, or a file changed since [`Capture::scan`] read it.
+    /// Builds `releases/VERSION` (`VERSION@N` when the running directory has configuration
+    /// revision N) from the running tree's own files and switches `current` to it. Refused
+    /// (nothing switched, the work directory removed) when the release is on disk already,
+    /// or a file changed since [`Capture::scan`] read it.
     pub fn finish(self, version: &str) -> AgentResult<CaptureReport> {
         check_version(version)?;
+        let version = &Installed::new(version, self.running.config);
         let layout = &self.layout;
         if layout.has_release(version) {
             return Err(AgentError::Refused(format!(
@@ -249,7 +296,7 @@ impl Capture {
             .iter()
             .map(|(path, stat)| (path.as_str(), stat))
             .collect();
-        for entry in &self.manifest.entries {
+        for entry in &self.tree.entries {
             if is_application_data(&self.config, &entry.path) {
                 continue;
             }
@@ -297,7 +344,7 @@ impl Capture {
         })?;
         sync_filesystem(partial)?;
         let index = StatIndex::from_files(
-            self.manifest
+            self.tree
                 .entries
                 .iter()
                 .filter(|entry| !is_application_data(&self.config, &entry.path))
@@ -619,6 +666,7 @@ mod tests {
     use ferry_cas::scan::scan_tree;
 
     use super::*;
+    use crate::config_files::ConfigValues;
     use crate::deploy::{deploy, rollback, verify_release, DeployOutcome, DeployRequest};
     use crate::layout::cache_dir;
     use crate::tree::drifted;
@@ -696,6 +744,7 @@ mod tests {
                 env: "prd".into(),
                 version: version.into(),
                 manifest: manifest.clone(),
+                config: ConfigValues::none(),
             }
         }
 
@@ -730,8 +779,20 @@ mod tests {
         }
 
         fn capture(&self) -> AgentResult<Capture> {
-            Capture::scan(self.root(), "shop", "1.0", &self.manifest, &self.config())
+            Capture::scan(
+                self.root(),
+                "shop",
+                "prd",
+                &v("1.0"),
+                &self.manifest,
+                &self.config(),
+                &RenderedFiles::default(),
+            )
         }
+    }
+
+    fn v(name: &str) -> Installed {
+        Installed::parse(name).unwrap()
     }
 
     fn set_mode(path: &Path, mode: u32) {
@@ -842,9 +903,9 @@ mod tests {
         );
         // The captured release is exactly its manifest, read-only, and the stat index
         // vouches for every file: no drift.
-        assert!(verify_release(target.root(), "shop", "1.0-captured.1", &manifest).is_empty());
-        let index = StatIndex::load(&layout, "1.0-captured.1");
-        let dir = layout.release_dir("1.0-captured.1");
+        assert!(verify_release(target.root(), "shop", &v("1.0-captured.1"), &manifest).is_empty());
+        let index = StatIndex::load(&layout, &v("1.0-captured.1"));
+        let dir = layout.release_dir(&v("1.0-captured.1"));
         assert_eq!(drifted(&dir, &manifest, &target.config(), &index), []);
         assert!(crate::tree::is_intact(
             &dir,
@@ -855,7 +916,7 @@ mod tests {
         assert!(crate::deploy::serves_completed(
             target.root(),
             "shop",
-            "1.0-captured.1"
+            &v("1.0-captured.1")
         ));
         // The server then asks the target to run it: there is nothing to do, and nothing is
         // written (no staging, no hooks).
@@ -873,7 +934,7 @@ mod tests {
 
         // 1.0 shares the edited inodes: it is drifted, and a rollback repairs it first,
         // without writing through a link into the captured release.
-        assert!(!verify_release(target.root(), "shop", "1.0", &target.manifest).is_empty());
+        assert!(!verify_release(target.root(), "shop", &v("1.0"), &target.manifest).is_empty());
         target.refill_cache();
         let repaired = rollback(
             target.root(),
@@ -886,8 +947,8 @@ mod tests {
             "{repaired:?}"
         );
         assert_eq!(layout.current_version().as_deref(), Some("1.0"));
-        assert!(verify_release(target.root(), "shop", "1.0", &target.manifest).is_empty());
-        assert!(verify_release(target.root(), "shop", "1.0-captured.1", &manifest).is_empty());
+        assert!(verify_release(target.root(), "shop", &v("1.0"), &target.manifest).is_empty());
+        assert!(verify_release(target.root(), "shop", &v("1.0-captured.1"), &manifest).is_empty());
     }
 
     #[test]
@@ -948,16 +1009,18 @@ mod tests {
         let reason = match Capture::scan(
             target.root(),
             "shop",
-            "0.9",
+            "prd",
+            &v("0.9"),
             &target.manifest,
             &target.config(),
+            &RenderedFiles::default(),
         ) {
             Err(AgentError::Refused(reason)) => reason,
             other => panic!("{other:?}"),
         };
         assert!(reason.contains("serves 1.0"), "{reason}");
         assert_eq!(layout.current_version().as_deref(), Some("1.0"));
-        assert_eq!(layout.releases_on_disk().unwrap(), ["1.0"]);
+        assert_eq!(layout.releases_on_disk().unwrap(), [v("1.0")]);
 
         // A file changed between the scan and the finish: refused, nothing switched.
         target.edit("conf/a.txt", "a=3\n");
@@ -970,7 +1033,7 @@ mod tests {
         };
         assert!(reason.contains("conf/a.txt"), "{reason}");
         assert_eq!(layout.current_version().as_deref(), Some("1.0"));
-        assert_eq!(layout.releases_on_disk().unwrap(), ["1.0"]);
-        assert!(!layout.partial_dir("1.1").exists());
+        assert_eq!(layout.releases_on_disk().unwrap(), [v("1.0")]);
+        assert!(!layout.partial_dir(&v("1.1")).exists());
     }
 }

@@ -1,5 +1,6 @@
-//! Cleanup: keep the newest N releases of an application, and always the one `current`
-//! points at and the last one that succeeded. A release is first renamed aside to
+//! Cleanup: keep the newest N release directories of an application (the same release with
+//! two configuration revisions is two directories), and always the one `current` points
+//! at and the last one that succeeded. A release is first renamed aside to
 //! `releases/.VERSION.deleting` and only then deleted, so a crash half-way never leaves a
 //! half-deleted tree under a release's name. `shared/` is never touched. Removing a tree
 //! unlinks files other releases share, which changes their change times: the kept
@@ -14,7 +15,7 @@ use crate::error::{AgentError, AgentResult};
 use crate::failpoint::failpoint;
 use crate::fsutil::fsync_dir;
 use crate::journal::Journal;
-use crate::layout::AppLayout;
+use crate::layout::{AppLayout, Installed};
 use crate::link_changes::remove_tree_keeping_indexes;
 use crate::lock::AppLock;
 use crate::stat_index::StatIndex;
@@ -22,10 +23,10 @@ use crate::stat_index::StatIndex;
 /// What cleanup did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CleanupReport {
-    /// Releases deleted.
-    pub removed: Vec<String>,
-    /// Releases left on disk, newest first.
-    pub kept: Vec<String>,
+    /// Release directories deleted.
+    pub removed: Vec<Installed>,
+    /// Release directories left on disk, newest first.
+    pub kept: Vec<Installed>,
 }
 
 /// Deletes all but the newest `keep` releases of `app` (by the journal's order of
@@ -39,8 +40,8 @@ pub fn cleanup(root: &Path, app: &str, keep: usize) -> AgentResult<CleanupReport
     }
     remove_leftovers(&layout)?;
     let mut journal = Journal::load(root, app)?;
-    let protected: HashSet<String> = layout
-        .current_version()
+    let protected: HashSet<Installed> = layout
+        .current()
         .into_iter()
         .chain(journal.last_succeeded.clone())
         .collect();
@@ -74,7 +75,7 @@ pub(crate) fn remove_leftovers(layout: &AppLayout) -> AgentResult<()> {
 }
 
 /// The releases on disk, most recently deployed first.
-fn newest_first(layout: &AppLayout, journal: &Journal) -> AgentResult<Vec<String>> {
+fn newest_first(layout: &AppLayout, journal: &Journal) -> AgentResult<Vec<Installed>> {
     let mut dated = Vec::new();
     for version in layout.releases_on_disk()? {
         // Journal times are in seconds: within one second, the journal's order decides.
@@ -100,7 +101,7 @@ fn newest_first(layout: &AppLayout, journal: &Journal) -> AgentResult<Vec<String
 
 /// Renames the release aside, then deletes it (its read-only directories made writable
 /// first).
-fn delete_release(layout: &AppLayout, version: &str) -> AgentResult<()> {
+fn delete_release(layout: &AppLayout, version: &Installed) -> AgentResult<()> {
     let releases = layout.releases_dir();
     let aside = layout.deleting_dir(version);
     failpoint("cleanup.before_rename_aside");

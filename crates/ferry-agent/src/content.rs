@@ -17,7 +17,7 @@ use ferry_cas::manifest::{Chunk, Entry, EntryKind};
 
 use crate::error::{AgentError, AgentResult};
 use crate::fsutil::{hash_file, permission_bits};
-use crate::layout::{check_version, AppLayout};
+use crate::layout::{AppLayout, Installed};
 use crate::link_changes::LinkChanges;
 use crate::modes::placed_mode;
 use crate::stat_index::{FileStat, StatIndex};
@@ -113,13 +113,13 @@ impl<'a> ContentSources<'a> {
     /// (those on disk; each once); reads their stat indexes.
     pub fn new(
         layout: &AppLayout,
-        versions: &[Option<&str>],
+        versions: &[Option<&Installed>],
         cache: &'a BlobStore,
     ) -> ContentSources<'a> {
-        let mut seen: Vec<&str> = Vec::new();
+        let mut seen: Vec<&Installed> = Vec::new();
         let mut releases = Vec::new();
         for version in versions.iter().flatten() {
-            if seen.contains(version) || check_version(version).is_err() {
+            if seen.contains(version) || version.check().is_err() {
                 continue;
             }
             seen.push(version);

@@ -13,13 +13,14 @@ use ferry_cas::blobs::BlobStore;
 use ferry_cas::hash::ContentHash;
 use ferry_cas::manifest::{EntryKind, Manifest};
 
+use crate::config_files::{render, ConfigOf, ConfigValues, RenderedFiles};
 use crate::error::{AgentError, AgentResult};
 use crate::failpoint::failpoint;
 use crate::fsutil::remove_tree;
 use crate::health::{check_health, probe_label};
 use crate::hooks::{run_command, HookEnv};
 use crate::journal::{now, Journal};
-use crate::layout::{check_version, AppLayout};
+use crate::layout::{AppLayout, Installed};
 use crate::lock::AppLock;
 use crate::shared::{initialise_shared_paths, SharedReport};
 use crate::stage::{read_release_config, stage_release, StageReport};
@@ -36,6 +37,40 @@ pub struct DeployRequest {
     pub env: String,
     pub version: String,
     pub manifest: Manifest,
+    /// The configuration to render into the release (revision 0: none): each revision
+    /// makes its own release directory.
+    pub config: ConfigValues,
+}
+
+impl DeployRequest {
+    /// The release directory the request makes the target serve.
+    pub fn installed(&self) -> Installed {
+        Installed::new(&self.version, self.config.revision())
+    }
+
+    /// The configuration rendered for the release `manifest`, whose `ferry.toml` is
+    /// `config`, taking templates from `sources` (release directories) or `cache`.
+    fn render(
+        &self,
+        layout: &AppLayout,
+        sources: &[Option<&Installed>],
+        config: &ReleaseConfig,
+        cache: &BlobStore,
+    ) -> AgentResult<RenderedFiles> {
+        let of = ConfigOf {
+            app: &self.app,
+            env: &self.env,
+        };
+        render(
+            layout,
+            sources,
+            &self.manifest,
+            config,
+            &self.config,
+            of,
+            cache,
+        )
+    }
 }
 
 /// The steps of a deploy, in order.
@@ -127,10 +162,12 @@ impl Failure {
 struct Plan<'r> {
     layout: AppLayout,
     request: &'r DeployRequest,
+    /// The release directory the deploy makes and serves.
+    installed: Installed,
     /// The release to serve again if the deploy fails.
-    fallback: Option<String>,
+    fallback: Option<Installed>,
     /// The release whose unchanged files are hard-linked into the new one.
-    link_from: Option<String>,
+    link_from: Option<Installed>,
     journal: Journal,
 }
 
@@ -180,7 +217,7 @@ fn deploy_unless(
         output_tail: String::new(),
     };
     let layout = match AppLayout::new(root, &request.app).and_then(|layout| {
-        check_version(&request.version)?;
+        request.installed().check()?;
         Ok(layout)
     }) {
         Ok(layout) => layout,
@@ -190,7 +227,7 @@ fn deploy_unless(
         Ok(lock) => lock,
         Err(error) => return failed(error),
     };
-    if served == Served::Done && serves_completed(root, &request.app, &request.version) {
+    if served == Served::Done && serves_completed(root, &request.app, &request.installed()) {
         return DeployOutcome::Succeeded {
             report: StageReport {
                 reused: true,
@@ -217,24 +254,20 @@ pub fn prepare(
     cache: &BlobStore,
 ) -> AgentResult<StageReport> {
     let layout = AppLayout::new(root, &request.app)?;
-    check_version(&request.version)?;
+    request.installed().check()?;
     let _lock = AppLock::acquire(root, &request.app)?;
     let plan = Plan::new(layout, request)?;
     remove_tree(&plan.layout.scratch_dir())?;
     request.manifest.validate()?;
-    let link_from = plan.link_from.as_deref();
-    let config = read_release_config(
-        &plan.layout,
-        &request.version,
-        &request.manifest,
-        link_from,
-        cache,
-    )?;
+    let (installed, link_from) = (&plan.installed, plan.link_from.as_ref());
+    let config = read_release_config(&plan.layout, installed, &request.manifest, link_from, cache)?;
+    let rendered = request.render(&plan.layout, &[Some(installed), link_from], &config, cache)?;
     stage_release(
         &plan.layout,
-        &request.version,
+        installed,
         &request.manifest,
         &config,
+        &rendered,
         link_from,
         cache,
     )
@@ -243,12 +276,12 @@ pub fn prepare(
 impl<'r> Plan<'r> {
     fn new(layout: AppLayout, request: &'r DeployRequest) -> AgentResult<Plan<'r>> {
         let journal = Journal::load(layout.root(), layout.app())?;
-        let serving = layout.current_version();
-        // `current` already on the requested version without a recorded success means an
+        let installed = request.installed();
+        let serving = layout.current();
+        // `current` already on the requested release without a recorded success means an
         // earlier attempt was interrupted after its switch: the release to fall back to is
         // the last one that succeeded, not the unchecked one being served.
-        let fallback = if serving.as_deref() == Some(request.version.as_str())
-            && journal.last_succeeded != serving
+        let fallback = if serving.as_ref() == Some(&installed) && journal.last_succeeded != serving
         {
             journal
                 .last_succeeded
@@ -258,11 +291,12 @@ impl<'r> Plan<'r> {
             serving.clone()
         };
         let link_from = serving
-            .filter(|v| *v != request.version)
+            .filter(|v| *v != installed)
             .or_else(|| fallback.clone());
         Ok(Plan {
             layout,
             request,
+            installed,
             fallback,
             link_from,
             journal,
@@ -274,9 +308,10 @@ impl<'r> Plan<'r> {
             app: self.request.app.clone(),
             env: self.request.env.clone(),
             version: self.request.version.clone(),
-            previous_version: self.fallback.clone(),
-            release_dir: self.layout.release_dir(&self.request.version),
+            previous_version: self.fallback.as_ref().map(|f| f.version.clone()),
+            release_dir: self.layout.release_dir(&self.installed),
             shared_dir: self.layout.shared_dir(),
+            config: self.request.config.clone(),
         }
     }
 }
@@ -287,7 +322,7 @@ fn run(
     cache: &BlobStore,
     on_step: &mut dyn FnMut(DeployEvent),
 ) -> Result<StageReport, Failure> {
-    let (layout, request) = (&plan.layout, plan.request);
+    let (layout, request, installed) = (&plan.layout, plan.request, &plan.installed);
     let version = request.version.as_str();
     let scratch = layout.scratch_dir();
     // Whatever is there was left by an interrupted deploy of this application.
@@ -298,15 +333,21 @@ fn run(
         .manifest
         .validate()
         .map_err(Failure::before_switch)?;
-    let link_from = plan.link_from.as_deref();
-    let config = read_release_config(layout, version, &request.manifest, link_from, cache)
+    let link_from = plan.link_from.as_ref();
+    let config = read_release_config(layout, installed, &request.manifest, link_from, cache)
         .map_err(Failure::before_switch)?;
-    on_step(DeployEvent::Started(format!("staging {version}")));
+    // A missing key or a template naming an unknown one fails here, before anything is
+    // written.
+    let rendered = request
+        .render(layout, &[Some(installed), link_from], &config, cache)
+        .map_err(Failure::before_switch)?;
+    on_step(DeployEvent::Started(format!("staging {installed}")));
     let report = stage_release(
         layout,
-        version,
+        installed,
         &request.manifest,
         &config,
+        &rendered,
         link_from,
         cache,
     )
@@ -335,11 +376,11 @@ fn run(
     failpoint("deploy.after_hook");
 
     on_step(DeployEvent::Started(format!("switching to {version}")));
-    switch_to(layout, version).map_err(Failure::before_switch)?;
+    switch_to(layout, installed).map_err(Failure::before_switch)?;
     emit(
         on_step,
         StepKind::Switched,
-        format!("current -> {}", AppLayout::current_target(version)),
+        format!("current -> {}", AppLayout::current_target(installed)),
     );
     let detail = run_hook(
         "after_switch",
@@ -355,7 +396,7 @@ fn run(
     emit(on_step, StepKind::HealthChecked, detail);
 
     failpoint("deploy.before_journal");
-    plan.journal.record_success(version, now());
+    plan.journal.record_success(installed, now());
     plan.journal
         .save(layout.root(), layout.app())
         .map_err(Failure::after_switch)?;
@@ -453,10 +494,10 @@ fn run_health_check(
 fn give_up(plan: &mut Plan, failure: Failure) -> DeployOutcome {
     let layout = &plan.layout;
     let mut reason = failure.reason;
-    let switched = layout.current_version() != plan.fallback;
+    let switched = layout.current() != plan.fallback;
     if switched {
         failpoint("deploy.before_switch_back");
-        if let Err(error) = switch_back(layout, plan.fallback.as_deref()) {
+        if let Err(error) = switch_back(layout, plan.fallback.as_ref()) {
             return DeployOutcome::Failed {
                 reason: format!("{reason}; switching back failed too: {error}"),
                 output_tail: failure.output_tail,
@@ -464,7 +505,7 @@ fn give_up(plan: &mut Plan, failure: Failure) -> DeployOutcome {
         }
         failpoint("deploy.after_switch_back");
     }
-    plan.journal.record_failure(&plan.request.version, now());
+    plan.journal.record_failure(&plan.installed, now());
     if let Err(error) = plan.journal.save(layout.root(), layout.app()) {
         reason = format!("{reason} (and the journal could not be written: {error})");
     }
@@ -530,66 +571,80 @@ pub fn rollback(
     request: &DeployRequest,
     cache: &BlobStore,
 ) -> AgentResult<StageReport> {
-    let (app, version) = (request.app.as_str(), request.version.as_str());
+    let (app, installed) = (request.app.as_str(), &request.installed());
     let layout = AppLayout::new(root, app)?;
-    check_version(version)?;
+    installed.check()?;
     let _lock = AppLock::acquire(root, app)?;
-    if !layout.has_release(version) {
+    if !layout.has_release(installed) {
         return Err(AgentError::Refused(format!(
-            "release {version} of {app} is not on this target"
+            "release {installed} of {app} is not on this target"
         )));
     }
     request.manifest.validate()?;
-    let serving = layout.current_version();
+    let serving = layout.current();
     let config = read_release_config(
         &layout,
-        version,
+        installed,
         &request.manifest,
-        serving.as_deref(),
+        serving.as_ref(),
+        cache,
+    )?;
+    // The rendered files are checked (and repaired) like the rest.
+    let rendered = request.render(
+        &layout,
+        &[Some(installed), serving.as_ref()],
+        &config,
         cache,
     )?;
     let report = stage_release(
         &layout,
-        version,
+        installed,
         &request.manifest,
         &config,
-        serving.as_deref(),
+        &rendered,
+        serving.as_ref(),
         cache,
     )?;
     initialise_shared_paths(&layout, &request.manifest, &config, cache)?;
-    switch_to(&layout, version)?;
+    switch_to(&layout, installed)?;
     let mut journal = Journal::load(root, app)?;
-    journal.record_switch(version, now());
+    journal.record_switch(installed, now());
     journal.save(root, app)?;
     Ok(report)
 }
 
-/// Whether `app` serves `version` and the deploy or switch that put it there finished.
-/// `current` alone is not enough: an agent killed after the switch but before
-/// `after_switch` or the health check left it pointing at a release whose deploy must run
-/// again.
-pub fn serves_completed(root: &Path, app: &str, version: &str) -> bool {
+/// Whether `app` serves `installed` (the release with its configuration revision) and the
+/// deploy or switch that put it there finished. `current` alone is not enough: an agent
+/// killed after the switch but before `after_switch` or the health check left it pointing
+/// at a release whose deploy must run again.
+pub fn serves_completed(root: &Path, app: &str, installed: &Installed) -> bool {
     let Ok(layout) = AppLayout::new(root, app) else {
         return false;
     };
-    layout.current_version().as_deref() == Some(version)
-        && Journal::load(root, app).is_ok_and(|journal| journal.completed(version))
+    layout.current().as_ref() == Some(installed)
+        && Journal::load(root, app).is_ok_and(|journal| journal.completed(installed))
 }
 
-/// The paths of release `version` on disk whose content, mode or kind differ from
-/// `manifest` (added and missing paths included), sorted. Shared paths and paths the
+/// The paths of release directory `installed` on disk whose content, mode or kind differ
+/// from `manifest` (added and missing paths included, so rendered configuration files count
+/// unless `manifest` has them), sorted. Shared paths and paths the
 /// release's `ferry.toml` ignores are not counted. `["."]` when the release is not on disk.
 /// Every file is read (no stat index is trusted): a full verification for tests and audits,
 /// seconds on a large release. The periodic drift check is [`crate::drift::check`], which
 /// trusts the stat index and classifies each path.
-pub fn verify_release(root: &Path, app: &str, version: &str, manifest: &Manifest) -> Vec<String> {
+pub fn verify_release(
+    root: &Path,
+    app: &str,
+    installed: &Installed,
+    manifest: &Manifest,
+) -> Vec<String> {
     let Ok(layout) = AppLayout::new(root, app) else {
         return vec![".".to_owned()];
     };
-    if check_version(version).is_err() || !layout.has_release(version) {
+    if installed.check().is_err() || !layout.has_release(installed) {
         return vec![".".to_owned()];
     }
-    let dir = layout.release_dir(version);
+    let dir = layout.release_dir(installed);
     // A full verification reads every file: it trusts no stat index.
     differences(&dir, manifest, &config_on_disk(&dir, manifest))
 }

@@ -32,6 +32,10 @@
 //!   before the edit that follows. A file whose inode alone changed (written back with the
 //!   same content) serves what the release says, and is no drift.
 //!
+//! - A directory with a configuration revision (`releases/VERSION@N`) is compared with its
+//!   release and the files rendered into it ([`served_manifest`]): an edited `.env` is
+//!   drift like any other path.
+//!
 //! When each path was first seen to differ is kept per application in
 //! `ROOT/.ferry/drift/APP.json`, keyed by release, path and change, so it survives agent
 //! restarts; a path that stops differing is forgotten, and another release starts afresh
@@ -52,9 +56,10 @@ use ferry_cas::release_config::ReleaseConfig;
 use ferry_domain::drift::DriftChange;
 use serde::{Deserialize, Serialize};
 
+use crate::config_files::{render, ConfigOf, ConfigValues};
 use crate::error::{AgentError, AgentResult};
 use crate::fsutil::fsync_dir;
-use crate::layout::{drift_record_path, AppLayout};
+use crate::layout::{drift_record_path, AppLayout, Installed};
 use crate::lock::AppLock;
 use crate::stage::read_release_config;
 use crate::stat_index::StatIndex;
@@ -64,6 +69,8 @@ use crate::tree::drifted;
 /// found in, and each path that differs with when it was first seen.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DriftRecord {
+    /// The release directory's name (`VERSION`, or `VERSION@N` with a configuration
+    /// revision): another revision starts afresh.
     pub version: String,
     /// Sorted by path.
     pub paths: Vec<DriftedPath>,
@@ -115,13 +122,14 @@ pub enum DriftCheck {
     Checked(AgentDrift),
 }
 
-/// Checks the drift of `app`, which should serve `version` (whose manifest is `manifest`
-/// and `ferry.toml` is `config`, see [`release_config`]), and updates its record at
-/// `now_ms`. Takes the application's lock without waiting.
+/// Checks the drift of `app`, which should serve `installed` (whose directory's manifest is
+/// `manifest`, rendered configuration files included, see [`served_manifest`], and
+/// `ferry.toml` is `config`, see [`release_config`]), and updates its record at `now_ms`.
+/// Takes the application's lock without waiting.
 pub fn check(
     root: &Path,
     app: &str,
-    version: &str,
+    installed: &Installed,
     manifest: &Manifest,
     config: &ReleaseConfig,
     now_ms: i64,
@@ -130,21 +138,40 @@ pub fn check(
     let Some(_lock) = AppLock::try_acquire(root, app)? else {
         return Ok(DriftCheck::Busy);
     };
-    if layout.current_version().as_deref() != Some(version) {
+    if layout.current().as_ref() != Some(installed) {
         return Ok(DriftCheck::Moved);
     }
-    let index = StatIndex::load(&layout, version);
-    let found = drifted(&layout.release_dir(version), manifest, config, &index);
+    let index = StatIndex::load(&layout, installed);
+    let found = drifted(&layout.release_dir(installed), manifest, config, &index);
     let previous = load_record(root, app);
-    let record = merge(previous.as_ref(), version, &found, now_ms);
+    let record = merge(previous.as_ref(), &installed.dir_name(), &found, now_ms);
     if previous.as_ref() != Some(&record) {
         save_record(root, app, &record)?;
     }
     Ok(DriftCheck::Checked(AgentDrift {
         app: app.to_owned(),
-        version: record.version,
+        version: installed.version.clone(),
         paths: record.paths,
     }))
+}
+
+/// The manifest of the directory `installed` of `of.app`: the release's `manifest` and the
+/// configuration files rendered into it from `values` (the revision it was staged with, in
+/// environment `of.env`), as staging wrote them. Templates are read from the directory or
+/// the cache, checked against the manifest.
+pub fn served_manifest(
+    root: &Path,
+    of: ConfigOf,
+    installed: &Installed,
+    manifest: &Manifest,
+    config: &ReleaseConfig,
+    values: &ConfigValues,
+    cache: &BlobStore,
+) -> AgentResult<Manifest> {
+    let layout = AppLayout::new(root, of.app)?;
+    let sources = [Some(installed)];
+    let rendered = render(&layout, &sources, manifest, config, values, of, cache)?;
+    Ok(rendered.add_to(manifest))
 }
 
 /// The `ferry.toml` of release `version` as published: read from the release on disk when
@@ -155,24 +182,30 @@ pub fn check(
 pub fn release_config(
     root: &Path,
     app: &str,
-    version: &str,
+    installed: &Installed,
     manifest: &Manifest,
     cache: &BlobStore,
 ) -> AgentResult<ReleaseConfig> {
-    read_release_config(&AppLayout::new(root, app)?, version, manifest, None, cache)
+    read_release_config(
+        &AppLayout::new(root, app)?,
+        installed,
+        manifest,
+        None,
+        cache,
+    )
 }
 
-/// The applications `current` points at a release of, with that release: what a drift
-/// check looks at. Sorted by application.
-pub fn served(root: &Path) -> Vec<(String, String)> {
+/// The applications `current` points at a release of, with that release directory: what a
+/// drift check looks at. Sorted by application.
+pub fn served(root: &Path) -> Vec<(String, Installed)> {
     let Ok(apps) = fs::read_dir(root.join("apps")) else {
         return Vec::new();
     };
-    let mut served: Vec<(String, String)> = apps
+    let mut served: Vec<(String, Installed)> = apps
         .flatten()
         .filter_map(|entry| {
             let app = entry.file_name().to_str()?.to_owned();
-            let version = AppLayout::new(root, &app).ok()?.current_version()?;
+            let version = AppLayout::new(root, &app).ok()?.current()?;
             Some((app, version))
         })
         .collect();

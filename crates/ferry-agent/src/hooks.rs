@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use rustix::process::{kill_process_group, Pid, Signal};
 
+use crate::config_files::ConfigValues;
 use crate::error::{AgentError, AgentResult};
 use ferry_domain::step_log::{tail_of_output, MAX_OUTPUT_BYTES};
 
@@ -31,6 +32,9 @@ pub struct HookEnv {
     /// The new release's directory: also the command's working directory.
     pub release_dir: PathBuf,
     pub shared_dir: PathBuf,
+    /// The configuration the release was staged with: each key is a variable too (a
+    /// `FERRY_*` variable wins over a key of the same name).
+    pub config: ConfigValues,
 }
 
 impl HookEnv {
@@ -83,6 +87,7 @@ pub fn run_command(
         .arg("-c")
         .arg(command)
         .current_dir(&env.release_dir)
+        .envs(env.config.env_vars())
         .envs(env.vars())
         .stdin(Stdio::null())
         .stdout(stdout)
@@ -180,7 +185,32 @@ mod tests {
             previous_version: None,
             release_dir: dir.to_owned(),
             shared_dir: dir.join("shared"),
+            config: ConfigValues::none(),
         }
+    }
+
+    #[test]
+    fn commands_see_the_configuration_but_ferry_variables_win() {
+        let dir = tempfile::tempdir().unwrap();
+        let values = [("DATABASE_URL", "postgres://db/x"), ("FERRY_APP", "not me")];
+        let values = values
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let env = HookEnv {
+            config: ConfigValues::new(3, values).unwrap(),
+            ..env(dir.path())
+        };
+        let outcome = run_command(
+            "echo \"$DATABASE_URL $FERRY_APP\"",
+            &env,
+            Duration::from_secs(10),
+            &dir.path().join("scratch"),
+        )
+        .unwrap();
+        assert_eq!(outcome.output_tail, "postgres://db/x shop\n");
+        // The values never show in what is logged of the request.
+        assert!(!format!("{env:?}").contains("postgres"));
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The journal of an application on a target (`ROOT/.ferry/journal/APP.json`): the last
 //! release that succeeded (cleanup never deletes it), the order releases were deployed in
-//! (cleanup keeps the newest), and the versions whose deploy failed. Written temp → fsync
+//! (cleanup keeps the newest), and the versions whose deploy failed. Releases are named by
+//! their directories ([`Installed`]: `VERSION`, or `VERSION@N` with a configuration
+//! revision), so a journal an older agent wrote reads as revision 0. Written temp → fsync
 //! → rename → fsync directory, so it is always the old or the new journal.
 
 use std::fs::{self, OpenOptions};
@@ -13,26 +15,26 @@ use serde::{Deserialize, Serialize};
 use crate::error::{AgentError, AgentResult};
 use crate::failpoint::failpoint;
 use crate::fsutil::fsync_dir;
-use crate::layout::journal_path;
+use crate::layout::{journal_path, Installed};
 
 /// What a target remembers about one application's deploys.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Journal {
     /// The last release whose deploy succeeded.
     #[serde(default)]
-    pub last_succeeded: Option<String>,
+    pub last_succeeded: Option<Installed>,
     /// Releases in the order they were last deployed or switched to, most recent last.
     #[serde(default)]
     pub history: Vec<Deployed>,
-    /// Versions whose last deploy failed or was rolled back.
+    /// Releases whose last deploy failed or was rolled back.
     #[serde(default)]
-    pub bad: Vec<String>,
+    pub bad: Vec<Installed>,
 }
 
 /// One release and when it was last deployed or switched to.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Deployed {
-    pub version: String,
+    pub version: Installed,
     /// Seconds since the Unix epoch.
     pub at: u64,
 }
@@ -82,48 +84,48 @@ impl Journal {
     }
 
     /// Records a deploy of `version` that succeeded.
-    pub fn record_success(&mut self, version: &str, at: u64) {
+    pub fn record_success(&mut self, version: &Installed, at: u64) {
         self.record_switch(version, at);
-        self.last_succeeded = Some(version.to_owned());
+        self.last_succeeded = Some(version.clone());
         self.bad.retain(|v| v != version);
     }
 
     /// Records a deploy of `version` that failed or was rolled back.
-    pub fn record_failure(&mut self, version: &str, at: u64) {
+    pub fn record_failure(&mut self, version: &Installed, at: u64) {
         self.record_switch(version, at);
         if !self.bad.iter().any(|v| v == version) {
-            self.bad.push(version.to_owned());
+            self.bad.push(version.clone());
         }
     }
 
     /// Records that `version` was deployed or switched to at `at`.
-    pub fn record_switch(&mut self, version: &str, at: u64) {
-        self.history.retain(|d| d.version != version);
+    pub fn record_switch(&mut self, version: &Installed, at: u64) {
+        self.history.retain(|d| d.version != *version);
         self.history.push(Deployed {
-            version: version.to_owned(),
+            version: version.clone(),
             at,
         });
     }
 
     /// Whether the last deploy of `version` succeeded or, after that, a rollback switched
     /// to it: what a deploy interrupted after its switch never records.
-    pub fn completed(&self, version: &str) -> bool {
-        let last_switched = self.history.last().is_some_and(|d| d.version == version);
-        self.last_succeeded.as_deref() == Some(version)
+    pub fn completed(&self, version: &Installed) -> bool {
+        let last_switched = self.history.last().is_some_and(|d| d.version == *version);
+        self.last_succeeded.as_ref() == Some(version)
             || (last_switched && !self.bad.iter().any(|v| v == version))
     }
 
     /// When `version` was last deployed or switched to, if known.
-    pub fn deployed_at(&self, version: &str) -> Option<u64> {
+    pub fn deployed_at(&self, version: &Installed) -> Option<u64> {
         self.history
             .iter()
-            .find(|d| d.version == version)
+            .find(|d| d.version == *version)
             .map(|d| d.at)
     }
 
     /// Forgets a release that was deleted from disk (its failure stays on record).
-    pub fn forget(&mut self, version: &str) {
-        self.history.retain(|d| d.version != version);
+    pub fn forget(&mut self, version: &Installed) {
+        self.history.retain(|d| d.version != *version);
     }
 }
 
@@ -161,6 +163,7 @@ mod tests {
         for (events, version, completed) in cases {
             let mut journal = Journal::default();
             for (at, (what, v)) in events.iter().enumerate() {
+                let v = &Installed::parse(v).unwrap();
                 match *what {
                     "ok" => journal.record_success(v, at as u64),
                     "fail" => journal.record_failure(v, at as u64),
@@ -168,7 +171,7 @@ mod tests {
                 }
             }
             assert_eq!(
-                journal.completed(version),
+                journal.completed(&Installed::parse(version).unwrap()),
                 *completed,
                 "{events:?} {version}"
             );
@@ -182,23 +185,35 @@ mod tests {
             Journal::load(root.path(), "shop").unwrap(),
             Journal::default()
         );
+        let v = |name: &str| Installed::parse(name).unwrap();
         let mut journal = Journal::default();
-        journal.record_success("1.0", 10);
-        journal.record_failure("2.0", 20);
-        journal.record_success("1.1", 30);
-        journal.record_success("2.0", 40);
-        journal.record_switch("1.0", 50);
+        journal.record_success(&v("1.0"), 10);
+        journal.record_failure(&v("2.0"), 20);
+        journal.record_success(&v("1.1"), 30);
+        journal.record_success(&v("2.0"), 40);
+        journal.record_switch(&v("1.0"), 50);
+        journal.record_success(&v("1.0@3"), 60);
         journal.save(root.path(), "shop").unwrap();
         let loaded = Journal::load(root.path(), "shop").unwrap();
         assert_eq!(loaded, journal);
-        assert_eq!(loaded.last_succeeded.as_deref(), Some("2.0"));
+        assert_eq!(loaded.last_succeeded, Some(v("1.0@3")));
         assert!(loaded.bad.is_empty());
-        let order: Vec<&str> = loaded.history.iter().map(|d| d.version.as_str()).collect();
-        assert_eq!(order, ["1.1", "2.0", "1.0"]);
-        assert_eq!(loaded.deployed_at("1.0"), Some(50));
-        // 2.0 succeeded, 1.0 was switched to last; 1.1 neither.
-        assert!(loaded.completed("2.0") && loaded.completed("1.0"));
-        assert!(!loaded.completed("1.1"));
+        let order: Vec<String> = loaded
+            .history
+            .iter()
+            .map(|d| d.version.dir_name())
+            .collect();
+        assert_eq!(order, ["1.1", "2.0", "1.0", "1.0@3"]);
+        assert_eq!(loaded.deployed_at(&v("1.0")), Some(50));
+        // 1.0@3 succeeded last; 1.0 (the same release without configuration) was
+        // switched to before it, which no longer counts.
+        assert!(loaded.completed(&v("1.0@3")));
+        assert!(!loaded.completed(&v("1.1")) && !loaded.completed(&v("1.0")));
+        // A journal written before configuration revisions reads as revision 0.
+        let old = r#"{"last_succeeded":"1.0","history":[{"version":"1.0","at":5}],"bad":["0.9"]}"#;
+        let old: Journal = serde_json::from_str(old).unwrap();
+        assert_eq!(old.last_succeeded, Some(v("1.0")));
+        assert_eq!(old.bad, [Installed::new("0.9", 0)]);
         let leftovers = fs::read_dir(root.path().join(".ferry/journal"))
             .unwrap()
             .count();

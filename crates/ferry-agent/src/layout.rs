@@ -2,8 +2,10 @@
 //!
 //! ```text
 //! ROOT/apps/APP/releases/VERSION/     one complete tree per release
+//! ROOT/apps/APP/releases/VERSION@N/   the release with configuration revision N rendered
+//!                                     into it (see [`Installed`])
 //! ROOT/apps/APP/releases/.VERSION.*   work in progress (staging, deleting): never served
-//! ROOT/apps/APP/current               relative symlink `releases/VERSION`
+//! ROOT/apps/APP/current               relative symlink `releases/VERSION[@N]`
 //! ROOT/apps/APP/shared/               persistent data, linked into each release
 //! ROOT/.ferry/cache/                  the content cache (a `ferry_cas::blobs::BlobStore`)
 //! ROOT/.ferry/journal/APP.json        what succeeded, in which order, and what failed
@@ -13,6 +15,7 @@
 //!                                     path was first seen to differ
 //! ```
 
+use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -85,21 +88,23 @@ impl AppLayout {
         self.app_dir().join("releases")
     }
 
-    /// `ROOT/apps/APP/releases/VERSION`.
-    pub fn release_dir(&self, version: &str) -> PathBuf {
-        self.releases_dir().join(version)
+    /// `ROOT/apps/APP/releases/VERSION[@N]`.
+    pub fn release_dir(&self, installed: &Installed) -> PathBuf {
+        self.releases_dir().join(installed.dir_name())
     }
 
     /// Where a release is built before it is renamed into place. Versions start with a
     /// letter or digit, so this can never be mistaken for a release.
-    pub fn partial_dir(&self, version: &str) -> PathBuf {
-        self.releases_dir().join(format!(".{version}.partial"))
+    pub fn partial_dir(&self, installed: &Installed) -> PathBuf {
+        self.releases_dir()
+            .join(format!(".{}.partial", installed.dir_name()))
     }
 
     /// Where a release is moved before it is deleted, so a half-deleted tree is never
     /// mistaken for a release.
-    pub fn deleting_dir(&self, version: &str) -> PathBuf {
-        self.releases_dir().join(format!(".{version}.deleting"))
+    pub fn deleting_dir(&self, installed: &Installed) -> PathBuf {
+        self.releases_dir()
+            .join(format!(".{}.deleting", installed.dir_name()))
     }
 
     /// `ROOT/apps/APP/current`.
@@ -118,50 +123,136 @@ impl AppLayout {
         self.app_dir().join("shared")
     }
 
-    /// The symlink target `current` has when it serves `version`.
-    pub fn current_target(version: &str) -> String {
-        format!("releases/{version}")
+    /// The symlink target `current` has when it serves `installed`.
+    pub fn current_target(installed: &Installed) -> String {
+        format!("releases/{}", installed.dir_name())
     }
 
-    /// The version `current` points at, if any.
-    pub fn current_version(&self) -> Option<String> {
+    /// The release directory `current` points at, if any (`releases/VERSION`, as older
+    /// agents wrote it, is revision 0).
+    pub fn current(&self) -> Option<Installed> {
         let target = fs::read_link(self.current_link()).ok()?;
-        let version = target.to_str()?.strip_prefix("releases/")?;
-        check_version(version).ok()?;
-        Some(version.to_owned())
+        Installed::parse(target.to_str()?.strip_prefix("releases/")?)
     }
 
-    /// Whether `releases/VERSION` is on disk (complete, since only complete trees get
+    /// The version `current` points at, if any, whatever configuration it was rendered with.
+    pub fn current_version(&self) -> Option<String> {
+        self.current().map(|installed| installed.version)
+    }
+
+    /// Whether `releases/VERSION[@N]` is on disk (complete, since only complete trees get
     /// that name).
-    pub fn has_release(&self, version: &str) -> bool {
-        fs::symlink_metadata(self.release_dir(version)).is_ok_and(|m| m.is_dir())
+    pub fn has_release(&self, installed: &Installed) -> bool {
+        fs::symlink_metadata(self.release_dir(installed)).is_ok_and(|m| m.is_dir())
     }
 
-    /// The versions on disk under `releases/`, unordered.
-    pub fn releases_on_disk(&self) -> AgentResult<Vec<String>> {
+    /// The release directories on disk under `releases/`, unordered.
+    pub fn releases_on_disk(&self) -> AgentResult<Vec<Installed>> {
         let dir = self.releases_dir();
         let entries = match fs::read_dir(&dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(AgentError::io(&dir, e)),
         };
-        let mut versions = Vec::new();
+        let mut installed = Vec::new();
         for entry in entries {
             let entry = entry.map_err(|e| AgentError::io(&dir, e))?;
-            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+            let Some(release) = entry.file_name().to_str().and_then(Installed::parse) else {
                 continue;
             };
-            if check_version(&name).is_ok() && entry.file_type().is_ok_and(|t| t.is_dir()) {
-                versions.push(name);
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                installed.push(release);
             }
         }
-        Ok(versions)
+        Ok(installed)
+    }
+}
+
+/// A release as a target holds it: its version, and the configuration revision rendered
+/// into it (0: none). Each is its own directory, `releases/VERSION` for revision 0 and
+/// `releases/VERSION@N` for revision N (`@` is not in the version alphabet), so deploying
+/// the same release with another configuration stages a new directory, linking the rest
+/// from the other. Written in the journal as its directory name.
+#[derive(
+    Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(try_from = "String", into = "String")]
+pub struct Installed {
+    pub version: String,
+    /// The configuration revision (0: none).
+    pub config: u64,
+}
+
+impl Installed {
+    /// `version` with configuration revision `config` (0: none).
+    pub fn new(version: &str, config: u64) -> Installed {
+        Installed {
+            version: version.to_owned(),
+            config,
+        }
+    }
+
+    /// The name of its directory under `releases/`: `VERSION`, or `VERSION@N`.
+    pub fn dir_name(&self) -> String {
+        match self.config {
+            0 => self.version.clone(),
+            n => format!("{}@{n}", self.version),
+        }
+    }
+
+    /// The release a directory name stands for; `None` for anything else (work
+    /// directories, a revision written `@0` or with leading zeros).
+    pub fn parse(name: &str) -> Option<Installed> {
+        let (version, config) = match name.split_once('@') {
+            None => (name, 0),
+            Some((version, revision)) => {
+                let canonical = !revision.starts_with('0')
+                    && !revision.is_empty()
+                    && revision.bytes().all(|b| b.is_ascii_digit());
+                (version, revision.parse().ok().filter(|_| canonical)?)
+            }
+        };
+        check_version(version).ok()?;
+        Some(Installed::new(version, config))
+    }
+
+    /// Refuses a version that could leave `releases/`.
+    pub fn check(&self) -> AgentResult<()> {
+        check_version(&self.version)
+    }
+}
+
+impl fmt::Display for Installed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.config {
+            0 => write!(f, "{}", self.version),
+            n => write!(f, "{} (configuration revision {n})", self.version),
+        }
+    }
+}
+
+impl TryFrom<String> for Installed {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Installed, String> {
+        Installed::parse(&name).ok_or_else(|| format!("{name:?} names no release directory"))
+    }
+}
+
+impl From<Installed> for String {
+    fn from(installed: Installed) -> String {
+        installed.dir_name()
     }
 }
 
 /// The version `ROOT/apps/APP/current` points at, if any.
 pub fn current_version(root: &Path, app: &str) -> Option<String> {
     AppLayout::new(root, app).ok()?.current_version()
+}
+
+/// The release directory `ROOT/apps/APP/current` points at, if any.
+pub fn current_installed(root: &Path, app: &str) -> Option<Installed> {
+    AppLayout::new(root, app).ok()?.current()
 }
 
 /// Application names: `[a-z0-9][a-z0-9-]{0,62}`.
@@ -220,10 +311,68 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let layout = AppLayout::new(root.path(), "shop").unwrap();
         assert_eq!(current_version(root.path(), "shop"), None);
-        fs::create_dir_all(layout.release_dir("1.0")).unwrap();
+        let one = Installed::new("1.0", 0);
+        fs::create_dir_all(layout.release_dir(&one)).unwrap();
         std::os::unix::fs::symlink("releases/1.0", layout.current_link()).unwrap();
         assert_eq!(current_version(root.path(), "shop").as_deref(), Some("1.0"));
-        assert_eq!(layout.releases_on_disk().unwrap(), ["1.0"]);
-        assert!(layout.has_release("1.0") && !layout.has_release("2.0"));
+        assert_eq!(layout.current(), Some(one.clone()));
+        assert_eq!(
+            layout.releases_on_disk().unwrap(),
+            std::slice::from_ref(&one)
+        );
+        assert!(layout.has_release(&one) && !layout.has_release(&Installed::new("2.0", 0)));
+        // The same release with a configuration revision is another directory.
+        let configured = Installed::new("1.0", 7);
+        assert!(!layout.has_release(&configured));
+        fs::create_dir_all(layout.release_dir(&configured)).unwrap();
+        fs::create_dir_all(layout.partial_dir(&configured)).unwrap();
+        let mut on_disk = layout.releases_on_disk().unwrap();
+        on_disk.sort();
+        assert_eq!(on_disk, [one, configured.clone()]);
+        fs::remove_file(layout.current_link()).unwrap();
+        std::os::unix::fs::symlink(
+            AppLayout::current_target(&configured),
+            layout.current_link(),
+        )
+        .unwrap();
+        assert_eq!(layout.current(), Some(configured));
+        assert_eq!(current_version(root.path(), "shop").as_deref(), Some("1.0"));
+    }
+
+    #[test]
+    fn release_directory_names_round_trip_and_old_names_are_revision_0() {
+        // (directory name, what it stands for)
+        let cases: &[(&str, Option<(&str, u64)>)] = &[
+            ("1.0", Some(("1.0", 0))),
+            ("1.0+build.7", Some(("1.0+build.7", 0))),
+            ("1.0@1", Some(("1.0", 1))),
+            (
+                "2.3.4-rc1@18446744073709551615",
+                Some(("2.3.4-rc1", u64::MAX)),
+            ),
+            ("1.0@0", None),
+            ("1.0@07", None),
+            ("1.0@", None),
+            ("1.0@x", None),
+            ("1.0@1@2", None),
+            ("@1", None),
+            (".1.0@1.partial", None),
+            (".1.0.deleting", None),
+            ("1.0@18446744073709551616", None),
+        ];
+        for (name, expected) in cases {
+            let parsed = Installed::parse(name);
+            assert_eq!(
+                parsed,
+                expected.map(|(version, config)| Installed::new(version, config)),
+                "{name}"
+            );
+            if let Some(installed) = parsed {
+                assert_eq!(installed.dir_name(), *name);
+                let json = serde_json::to_string(&installed).unwrap();
+                assert_eq!(json, format!("{name:?}"));
+                assert_eq!(serde_json::from_str::<Installed>(&json).unwrap(), installed);
+            }
+        }
     }
 }

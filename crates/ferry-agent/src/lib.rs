@@ -20,6 +20,7 @@
 pub mod app_backup;
 pub mod capture;
 pub mod cleanup;
+pub mod config_files;
 pub mod content;
 pub mod deploy;
 pub mod drift;

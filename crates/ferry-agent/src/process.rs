@@ -22,15 +22,19 @@ use ferry_domain::step_log::StepLog;
 use serde::{Deserialize, Serialize};
 
 use crate::cleanup::cleanup;
+use crate::config_files::ConfigValues;
 use crate::deploy::{
     converge, prepare, rollback, serves_completed, DeployEvent, DeployOutcome, DeployRequest,
 };
 use crate::error::AgentError;
-use crate::layout::{cache_dir, current_version, state_dir, AppLayout};
+use crate::layout::{
+    cache_dir, current_installed, current_version, state_dir, AppLayout, Installed,
+};
 use crate::stage::PreviousCheck;
 
 mod backups;
 mod capture;
+mod config;
 mod drift;
 mod fetch;
 mod heartbeat;
@@ -121,6 +125,7 @@ pub async fn run(
         root: root.to_owned(),
         cache: Arc::new(BlobStore::open(&cache_dir(root))?),
         intake: Default::default(),
+        configs: Default::default(),
         runner,
         drift_now,
     });
@@ -273,6 +278,8 @@ struct Agent {
     cache: Arc<BlobStore>,
     /// The tasks the long-poll handed to the task runner.
     intake: std::sync::Mutex<tasks::TaskIntake>,
+    /// The values of the configuration revisions fetched, in memory only.
+    configs: config::ConfigCache,
     /// Where the long-poll hands tasks to the task runner.
     runner: tokio::sync::mpsc::UnboundedSender<ferry_api::AgentTask>,
     /// Where a task asks the drift watch to check an application now.
@@ -291,7 +298,7 @@ impl Agent {
         let mut generation: Option<u64> = None;
         // What was converged per application: the deployment and the version it asked for.
         // One deployment can ask twice (deploy, then go back after another target failed).
-        let mut handled: HashMap<String, (i64, Option<String>)> = HashMap::new();
+        let mut handled: HashMap<String, (i64, Option<String>, u64)> = HashMap::new();
         let mut staged: HashMap<String, i64> = HashMap::new();
         let mut backoff = Duration::from_millis(200);
         // Why the server could not be reached, while it cannot: said once, not per retry.
@@ -356,13 +363,13 @@ impl Agent {
             let _beating = Heartbeat::start(self.link.clone(), every);
             let mut all_converged = true;
             for app in desired.apps {
-                if let Some(deployment) = app
-                    .deployment
-                    .filter(|&d| handled.get(&app.app) != Some(&(d, app.version.clone())))
-                {
+                if let Some(deployment) = app.deployment.filter(|&d| {
+                    handled.get(&app.app) != Some(&(d, app.version.clone(), app.config))
+                }) {
                     match self.converge(&app, deployment).await {
                         Ok(()) => {
-                            handled.insert(app.app.clone(), (deployment, app.version.clone()));
+                            let converged = (deployment, app.version.clone(), app.config);
+                            handled.insert(app.app.clone(), converged);
                         }
                         Err(error) => {
                             eprintln!(
@@ -413,12 +420,13 @@ impl Agent {
     async fn converge(&self, desired: &DesiredApp, deployment: i64) -> anyhow::Result<()> {
         let app = desired.app.clone();
         let started = std::time::Instant::now();
+        let installed = |version: &str| Installed::new(version, desired.config);
         let (did, converged) = match &desired.version {
-            Some(version) if serves_completed(&self.root, &app, version) => {
+            Some(version) if serves_completed(&self.root, &app, &installed(version)) => {
                 (Did::AlreadyServing, Converged::succeeded(None))
             }
-            Some(version) if desired.switch_back && self.has_release(&app, version) => {
-                match self.switch_back(&app, version).await? {
+            Some(version) if desired.switch_back && self.has_release(&app, &installed(version)) => {
+                match self.switch_back(&app, &installed(version)).await? {
                     SwitchedBack::Done { warning } => {
                         (Did::SwitchedBack, Converged::succeeded(warning))
                     }
@@ -426,7 +434,7 @@ impl Agent {
                         Did::Deployed,
                         self.deploy_reporting_steps(
                             &app,
-                            version,
+                            &installed(version),
                             deployment,
                             desired.backup_first,
                         )
@@ -436,8 +444,13 @@ impl Agent {
             }
             Some(version) => (
                 Did::Deployed,
-                self.deploy_reporting_steps(&app, version, deployment, desired.backup_first)
-                    .await?,
+                self.deploy_reporting_steps(
+                    &app,
+                    &installed(version),
+                    deployment,
+                    desired.backup_first,
+                )
+                .await?,
             ),
             None => {
                 let link = AppLayout::new(&self.root, &app)?.current_link();
@@ -465,8 +478,8 @@ impl Agent {
             output_tail: converged.output_tail,
             current_version: current_version(&self.root, &app),
             version: desired.version.clone(),
-            current_config: 0,
-            config: 0,
+            current_config: served_config(&self.root, &app),
+            config: desired.config,
             logs: converged.logs,
         };
         self.link.post(REPORT, &report).await?;
@@ -487,18 +500,20 @@ impl Agent {
     /// Fetches and stages a release ahead of its switch, and reports how that went.
     async fn stage(&self, app: &str, stage: &DesiredStage) -> anyhow::Result<()> {
         let version = stage.version.as_str();
-        let staged = if current_version(&self.root, app).as_deref() == Some(version) {
+        let installed = &Installed::new(version, stage.config);
+        let staged = if current_installed(&self.root, app).as_ref() == Some(installed) {
             Ok(())
         } else {
             let manifest = self.manifest(app, version).await?;
+            let values = self.config_values(app, stage.config).await?;
             // As for a deploy: a release on disk already is checked by staging itself, and
             // what it lacks is fetched below; asking first would check it twice.
-            if !AppLayout::new(&self.root, app)?.has_release(version) {
-                self.fetch_missing(app, version, &manifest, PreviousCheck::Recorded)
+            if !AppLayout::new(&self.root, app)?.has_release(installed) {
+                self.fetch_missing(app, installed, &manifest, PreviousCheck::Recorded)
                     .await?;
             }
             let stage_ahead = || {
-                self.with_engine(app, version, &manifest, |root, request, cache| {
+                self.with_engine(app, version, &manifest, &values, |root, request, cache| {
                     prepare(root, request, cache)
                 })
             };
@@ -507,7 +522,7 @@ impl Agent {
             // stat index): fetch what staging could not take from it, and try again.
             if matches!(staged, Err(AgentError::Missing { .. }))
                 && self
-                    .fetch_missing(app, version, &manifest, PreviousCheck::Verified)
+                    .fetch_missing(app, installed, &manifest, PreviousCheck::Verified)
                     .await?
                     > 0
             {
@@ -527,8 +542,8 @@ impl Agent {
             output_tail: None,
             current_version: current_version(&self.root, app),
             version: Some(version.to_owned()),
-            current_config: 0,
-            config: 0,
+            current_config: served_config(&self.root, app),
+            config: stage.config,
             logs: Vec::new(),
         };
         self.link.post(REPORT, &report).await?;
@@ -546,12 +561,13 @@ impl Agent {
         Ok(())
     }
 
-    /// Where progress reports of a deploy go.
-    fn progress_to(&self, app: &str, deployment: i64) -> ProgressTo {
+    /// Where progress reports of a deploy delivering configuration revision `config` go.
+    fn progress_to(&self, app: &str, deployment: i64, config: u64) -> ProgressTo {
         ProgressTo {
             link: self.link.clone(),
             app: app.to_owned(),
             deployment,
+            config,
             root: self.root.clone(),
         }
     }
@@ -561,18 +577,21 @@ impl Agent {
     async fn deploy_reporting_steps(
         &self,
         app: &str,
-        version: &str,
+        installed: &Installed,
         deployment: i64,
         backup_first: bool,
     ) -> anyhow::Result<Converged> {
-        let progress = Progress::start(self.progress_to(app, deployment));
+        let progress = Progress::start(self.progress_to(app, deployment, installed.config));
         if backup_first {
-            if let Some(failed) = self.back_up_before(app, version, &progress).await {
+            if let Some(failed) = self
+                .back_up_before(app, &installed.version, &progress)
+                .await
+            {
                 progress.finish().await;
                 return Ok(failed);
             }
         }
-        let deployed = self.deploy(app, version, &progress).await;
+        let deployed = self.deploy(app, installed, &progress).await;
         progress.finish().await;
         deployed
     }
@@ -624,34 +643,46 @@ impl Agent {
     async fn deploy(
         &self,
         app: &str,
-        version: &str,
+        installed: &Installed,
         progress: &Progress,
     ) -> anyhow::Result<Converged> {
+        let version = installed.version.as_str();
         progress.step(format!("fetching the manifest of {version}"));
         let manifest = self.manifest(app, version).await?;
+        if installed.config > 0 {
+            progress.step(format!(
+                "fetching configuration revision {} of {app}",
+                installed.config
+            ));
+        }
+        let values = self.config_values(app, installed.config).await?;
         // A release already on disk (staged ahead) needs nothing: the engine checks it is
         // intact, and if it is not, the fetch below brings what it lacks. Not asking first
         // keeps the switch of a release staged ahead to one pass over its files.
-        if !AppLayout::new(&self.root, app)?.has_release(version) {
+        if !AppLayout::new(&self.root, app)?.has_release(installed) {
             progress.step(format!(
                 "fetching the content of {version} the target lacks"
             ));
-            self.fetch_missing(app, version, &manifest, PreviousCheck::Recorded)
+            self.fetch_missing(app, installed, &manifest, PreviousCheck::Recorded)
                 .await?;
         }
-        progress.step(format!("staging {version}"));
-        let (mut outcome, mut logs) = self.run_engine(app, version, &manifest, progress).await?;
+        progress.step(format!("staging {installed}"));
+        let (mut outcome, mut logs) = self
+            .run_engine(app, version, &manifest, &values, progress)
+            .await?;
         // The engine moves a cache blob that no longer matches its hash aside and fails;
         // fetching what is missing now brings it back, so try once more. The first fetch
         // trusted the previous release's stat index; this one looks at its files, so a file
         // changed there by hand (which staging refused to link) is fetched too.
         if !matches!(outcome, DeployOutcome::Succeeded { .. })
             && self
-                .fetch_missing(app, version, &manifest, PreviousCheck::Verified)
+                .fetch_missing(app, installed, &manifest, PreviousCheck::Verified)
                 .await?
                 > 0
         {
-            (outcome, logs) = self.run_engine(app, version, &manifest, progress).await?;
+            (outcome, logs) = self
+                .run_engine(app, version, &manifest, &values, progress)
+                .await?;
         }
         let (outcome, reason, output_tail) = match outcome {
             DeployOutcome::Succeeded { report } => (
@@ -714,18 +745,20 @@ impl Agent {
         Ok(Manifest::from_blob(&bytes, &digest)?)
     }
 
-    /// Whether release `version` of `app` is on disk.
-    fn has_release(&self, app: &str, version: &str) -> bool {
-        AppLayout::new(&self.root, app).is_ok_and(|layout| layout.has_release(version))
+    /// Whether release directory `installed` of `app` is on disk.
+    fn has_release(&self, app: &str, installed: &Installed) -> bool {
+        AppLayout::new(&self.root, app).is_ok_and(|layout| layout.has_release(installed))
     }
 
-    /// Switches to a release still on disk, as a rollback does: no hooks, but checked
-    /// against its manifest first and repaired if it changed since it was staged (fetching
-    /// what the repair needs).
-    async fn switch_back(&self, app: &str, version: &str) -> anyhow::Result<SwitchedBack> {
+    /// Switches to a release directory still on disk, as a rollback does: no hooks, but
+    /// checked against its manifest (and the configuration rendered into it) first and
+    /// repaired if it changed since it was staged (fetching what the repair needs).
+    async fn switch_back(&self, app: &str, installed: &Installed) -> anyhow::Result<SwitchedBack> {
+        let version = installed.version.as_str();
         let manifest = self.manifest(app, version).await?;
+        let values = self.config_values(app, installed.config).await?;
         let mut switched = self
-            .with_engine(app, version, &manifest, |root, request, cache| {
+            .with_engine(app, version, &manifest, &values, |root, request, cache| {
                 rollback(root, request, cache)
             })
             .await?;
@@ -733,12 +766,12 @@ impl Agent {
         // was moved aside): fetch what is missing, looking at the files, and try again.
         if matches!(switched, Err(AgentError::Missing { .. }))
             && self
-                .fetch_missing(app, version, &manifest, PreviousCheck::Verified)
+                .fetch_missing(app, installed, &manifest, PreviousCheck::Verified)
                 .await?
                 > 0
         {
             switched = self
-                .with_engine(app, version, &manifest, |root, request, cache| {
+                .with_engine(app, version, &manifest, &values, |root, request, cache| {
                     rollback(root, request, cache)
                 })
                 .await?;
@@ -749,7 +782,7 @@ impl Agent {
             },
             Err(error) => {
                 eprintln!(
-                    "could not switch {app} back to {version} ({error}): deploying it instead"
+                    "could not switch {app} back to {installed} ({error}): deploying it instead"
                 );
                 SwitchedBack::DeployInstead
             }
@@ -769,32 +802,41 @@ impl Agent {
         app: &str,
         version: &str,
         manifest: &Manifest,
+        values: &ConfigValues,
         progress: &Progress,
     ) -> anyhow::Result<(DeployOutcome, Vec<StepLog>)> {
         let steps = progress.sender();
-        self.with_engine(app, version, manifest, move |root, request, cache| {
-            let mut logs = Vec::new();
-            let outcome = converge(root, request, cache, &mut |event| match event {
-                // The step being worked on, so a slow one shows what the target does.
-                DeployEvent::Started(what) => {
-                    let _ = steps.send(what);
-                }
-                DeployEvent::Completed(step) => {
-                    let _ = steps.send(format!("{}: {}", step.kind.label(), step.detail));
-                }
-                DeployEvent::Logged(log) => logs.push(log),
-            });
-            (outcome, logs)
-        })
+        self.with_engine(
+            app,
+            version,
+            manifest,
+            values,
+            move |root, request, cache| {
+                let mut logs = Vec::new();
+                let outcome = converge(root, request, cache, &mut |event| match event {
+                    // The step being worked on, so a slow one shows what the target does.
+                    DeployEvent::Started(what) => {
+                        let _ = steps.send(what);
+                    }
+                    DeployEvent::Completed(step) => {
+                        let _ = steps.send(format!("{}: {}", step.kind.label(), step.detail));
+                    }
+                    DeployEvent::Logged(log) => logs.push(log),
+                });
+                (outcome, logs)
+            },
+        )
         .await
     }
 
-    /// Runs a step of the deploy engine for `version` of `app` on a blocking thread.
+    /// Runs a step of the deploy engine for `version` of `app` with the configuration
+    /// `values` on a blocking thread.
     async fn with_engine<T: Send + 'static>(
         &self,
         app: &str,
         version: &str,
         manifest: &Manifest,
+        values: &ConfigValues,
         step: impl FnOnce(&Path, &DeployRequest, &BlobStore) -> T + Send + 'static,
     ) -> anyhow::Result<T> {
         let request = DeployRequest {
@@ -802,11 +844,18 @@ impl Agent {
             env: self.state.env.clone(),
             version: version.to_owned(),
             manifest: manifest.clone(),
+            config: values.clone(),
         };
         let root = self.root.clone();
         let cache = Arc::clone(&self.cache);
         Ok(tokio::task::spawn_blocking(move || step(&root, &request, &cache)).await?)
     }
+}
+
+/// The configuration revision the release `current` serves was staged with (0: none, or
+/// no release served).
+fn served_config(root: &Path, app: &str) -> u64 {
+    current_installed(root, app).map_or(0, |installed| installed.config)
 }
 
 /// What converging an application came to do.

@@ -1,8 +1,14 @@
-//! Building `releases/VERSION` from a manifest. The tree is written to
+//! Building `releases/VERSION` (or `releases/VERSION@N`, with configuration revision N
+//! rendered into it: see [`crate::config_files`]) from a manifest. The tree is written to
 //! `releases/.VERSION.partial`, checked file by file, its shared paths linked, made
 //! read-only, made durable with one `syncfs`, and only then renamed into place: a directory
 //! named like a release is always complete. Staging writes nothing outside `releases/` (and
 //! the agent's own state): shared paths are created at the switch.
+//!
+//! The rendered configuration files are written from memory (mode 0400), or hard-linked
+//! from the identical file of the directory staging links from; they are in the
+//! directory's manifest ([`RenderedFiles::add_to`]), so its stat index and every check
+//! cover them.
 //!
 //! Each file comes from the cheapest source that holds exactly its content and mode: a
 //! hard link to the same file of a release on disk whose stat index vouches for it, a hard
@@ -29,11 +35,12 @@ use ferry_cas::manifest::{Chunk, EntryKind, Manifest};
 use rustix::fs::{renameat_with, RenameFlags, CWD};
 
 use crate::cleanup::remove_leftovers;
+use crate::config_files::{RenderedFiles, RENDERED_MODE};
 use crate::content::{read_small_file, ContentSources, FileFacts};
 use crate::error::{AgentError, AgentResult};
 use crate::failpoint::failpoint;
 use crate::fsutil::{fsync_dir, sync_filesystem};
-use crate::layout::{check_version, AppLayout};
+use crate::layout::{AppLayout, Installed};
 use crate::link_changes::remove_tree_keeping_indexes;
 use crate::modes::{placed_mode, RELEASE_DIR_MODE};
 use crate::shared::{check_shared_paths, link_shared_paths};
@@ -86,21 +93,24 @@ impl StageReport {
     }
 }
 
-/// Builds (or reuses) `releases/VERSION` for `manifest`, taking unchanged files from the
-/// release `previous` when it is on disk. A release already on disk is reused only when it
-/// is exactly as staged; otherwise it is built again. The stat index of the new tree is
-/// recorded from what staging learnt about each file it placed.
+/// Builds (or reuses) `releases/VERSION[@N]` for `manifest` and the configuration files
+/// `rendered` for it, taking unchanged files from the release `previous` when it is on
+/// disk. A release already on disk is reused only when it is exactly as staged (rendered
+/// files included); otherwise it is built again. The stat index of the new tree is recorded
+/// from what staging learnt about each file it placed.
 pub fn stage_release(
     layout: &AppLayout,
-    version: &str,
+    version: &Installed,
     manifest: &Manifest,
     config: &ReleaseConfig,
-    previous: Option<&str>,
+    rendered: &RenderedFiles,
+    previous: Option<&Installed>,
     cache: &BlobStore,
 ) -> AgentResult<StageReport> {
-    check_version(version)?;
+    version.check()?;
     manifest.validate()?;
     check_shared_paths(manifest, config)?;
+    let manifest = &rendered.add_to(manifest);
     let final_dir = layout.release_dir(version);
     let already_there = layout.has_release(version);
     let mut report = StageReport::default();
@@ -127,7 +137,7 @@ pub fn stage_release(
 
     // A release being repaired gives what is still as staged; then the one before it.
     let sources = ContentSources::new(layout, &[Some(version), previous], cache);
-    let built = build_tree(&partial, manifest, config, &sources);
+    let built = build_tree(&partial, manifest, config, rendered, &sources);
     // The links made count even when the build failed: the partial tree holds them.
     sources.changes().apply_to_releases(layout);
     let (filled_report, mut index) = built?;
@@ -160,10 +170,11 @@ fn build_tree(
     partial: &Path,
     manifest: &Manifest,
     config: &ReleaseConfig,
+    rendered: &RenderedFiles,
     sources: &ContentSources,
 ) -> AgentResult<(StageReport, StatIndex)> {
     let workers = workers_for(manifest.entries.len());
-    let filled = fill(partial, manifest, config, sources, workers)?;
+    let filled = fill(partial, manifest, config, rendered, sources, workers)?;
     link_shared_paths(partial, config)?;
     failpoint("stage.before_dir_modes");
     apply_dir_modes(partial, manifest, config, |path, mode| {
@@ -180,9 +191,9 @@ fn build_tree(
 /// hash, so no stat index is read. One over [`MAX_CONFIG_BYTES`] is refused unread.
 pub fn read_release_config(
     layout: &AppLayout,
-    version: &str,
+    version: &Installed,
     manifest: &Manifest,
-    previous: Option<&str>,
+    previous: Option<&Installed>,
     cache: &BlobStore,
 ) -> AgentResult<ReleaseConfig> {
     let Some(entry) = manifest.get(CONFIG_FILE) else {
@@ -201,7 +212,7 @@ pub fn read_release_config(
     let dirs: Vec<PathBuf> = [Some(version), previous]
         .into_iter()
         .flatten()
-        .filter(|v| check_version(v).is_ok())
+        .filter(|v| v.check().is_ok())
         .map(|v| layout.release_dir(v))
         .collect();
     let data = read_small_file(&dirs, &file, cache, MAX_CONFIG_BYTES)?;
@@ -228,9 +239,9 @@ pub enum PreviousCheck {
 /// [`blobs_needed_with`].
 pub fn blobs_needed(
     layout: &AppLayout,
-    version: &str,
+    version: &Installed,
     manifest: &Manifest,
-    previous: Option<&str>,
+    previous: Option<&Installed>,
     cache: &BlobStore,
 ) -> Vec<Chunk> {
     blobs_needed_with(
@@ -248,18 +259,19 @@ pub fn blobs_needed(
 /// `previous`; decided as `check` says) and are not in the cache, and those of shared
 /// paths that `shared/` lacks (created at the switch). Only the latter when the release is
 /// on disk exactly as staged. When the release's `ferry.toml` itself is not available yet,
-/// every blob missing from the cache is listed.
+/// every blob missing from the cache is listed. Rendered configuration files are not in
+/// `manifest`: they are never fetched.
 pub fn blobs_needed_with(
     layout: &AppLayout,
-    version: &str,
+    version: &Installed,
     manifest: &Manifest,
-    previous: Option<&str>,
+    previous: Option<&Installed>,
     cache: &BlobStore,
     check: PreviousCheck,
 ) -> Vec<Chunk> {
     let config = read_release_config(layout, version, manifest, previous, cache).ok();
     let intact = config.as_ref().is_some_and(|config| {
-        check_version(version).is_ok()
+        version.check().is_ok()
             && layout.has_release(version)
             && is_intact(
                 &layout.release_dir(version),
@@ -374,6 +386,7 @@ fn fill(
     partial: &Path,
     manifest: &Manifest,
     config: &ReleaseConfig,
+    rendered: &RenderedFiles,
     sources: &ContentSources,
     workers: usize,
 ) -> AgentResult<Filled> {
@@ -401,6 +414,7 @@ fn fill(
         partial,
         manifest,
         config,
+        rendered,
         sources,
         units: &pieces.units,
         next_unit: AtomicUsize::new(0),
@@ -535,6 +549,8 @@ struct Filling<'f> {
     partial: &'f Path,
     manifest: &'f Manifest,
     config: &'f ReleaseConfig,
+    /// The configuration files, written from memory.
+    rendered: &'f RenderedFiles,
     sources: &'f ContentSources<'f>,
     units: &'f [Vec<usize>],
     /// The next unit a thread takes.
@@ -593,7 +609,12 @@ impl Filling<'_> {
             EntryKind::File { .. } => {
                 let file = FileFacts::of(entry, self.config).expect("a file entry");
                 let ignored = self.config.is_ignored(file.path);
-                let stat = place_file(&file, &dest, ignored, self.sources, &mut output.report)?;
+                let stat = match self.rendered.get(file.path) {
+                    Some(content) => {
+                        place_rendered(&file, content, &dest, self.sources, &mut output.report)?
+                    }
+                    None => place_file(&file, &dest, ignored, self.sources, &mut output.report)?,
+                };
                 if !ignored {
                     output.files.push((i, stat));
                 }
@@ -647,6 +668,39 @@ fn place_file(
     Ok(stat)
 }
 
+/// Puts a rendered configuration file at `dest` and returns its facts: linked from the
+/// identical file of a release on disk whose index vouches for it (the same release with
+/// another revision that rendered it the same), else written from memory with mode
+/// [`RENDERED_MODE`]. Never from or into the cache.
+fn place_rendered(
+    file: &FileFacts,
+    content: &[u8],
+    dest: &Path,
+    sources: &ContentSources,
+    report: &mut StageReport,
+) -> AgentResult<FileStat> {
+    let linked = sources
+        .vouched_in_releases(file)
+        .and_then(|found| sources.link(&found, dest));
+    if let Some(stat) = linked {
+        report.files_linked += 1;
+        return Ok(stat);
+    }
+    let io = |e| AgentError::io(dest, e);
+    let mut out = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(dest)
+        .map_err(io)?;
+    std::io::Write::write_all(&mut out, content).map_err(io)?;
+    out.set_permissions(fs::Permissions::from_mode(RENDERED_MODE))
+        .map_err(io)?;
+    let metadata = out.metadata().map_err(io)?;
+    report.bytes_copied += content.len() as u64;
+    report.files_copied += 1;
+    Ok(FileStat::of(&metadata, file.hash))
+}
+
 /// Makes the tree read-only (see [`crate::modes`]), deepest first (entries are sorted, so
 /// reversed order visits children before parents), so a directory is filled before it
 /// loses its write permission: each directory of the manifest gets the mode `dir_mode`
@@ -695,6 +749,10 @@ mod tests {
 
     use super::*;
     use crate::fsutil::{hash_file, make_writable, permission_bits};
+
+    fn v(name: &str) -> Installed {
+        Installed::parse(name).unwrap()
+    }
 
     /// A target root with its cache, and the content of every blob put in it.
     struct Target {
@@ -763,18 +821,30 @@ mod tests {
         }
 
         fn stage(&self, version: &str, manifest: &Manifest, config: &ReleaseConfig) -> StageReport {
-            let previous = self.layout.current_version();
+            self.stage_rendered(&v(version), manifest, config, &RenderedFiles::default())
+                .unwrap()
+        }
+
+        /// Stages `installed` with `rendered` after the release served, and switches to it.
+        fn stage_rendered(
+            &self,
+            installed: &Installed,
+            manifest: &Manifest,
+            config: &ReleaseConfig,
+            rendered: &RenderedFiles,
+        ) -> AgentResult<StageReport> {
+            let previous = self.layout.current();
             let report = stage_release(
                 &self.layout,
-                version,
+                installed,
                 manifest,
                 config,
-                previous.as_deref(),
+                rendered,
+                previous.as_ref(),
                 &self.cache,
-            )
-            .unwrap();
-            crate::switch::switch_to(&self.layout, version).unwrap();
-            report
+            )?;
+            crate::switch::switch_to(&self.layout, installed)?;
+            Ok(report)
         }
     }
 
@@ -912,12 +982,13 @@ mod tests {
         target.stage("1.0", &v1, &config);
         let v2 = target.release(&big_tree(2));
         assert!(v2.entries.len() >= 2 * PARALLEL_MIN_ENTRIES);
-        let sources = ContentSources::new(&target.layout, &[Some("1.0")], &target.cache);
+        let sources = ContentSources::new(&target.layout, &[Some(&v("1.0"))], &target.cache);
         let releases = target.layout.releases_dir();
         let fill_with = |name: &str, workers: usize| {
             let partial = releases.join(name);
             fs::create_dir(&partial).unwrap();
-            let filled = fill(&partial, &v2, &config, &sources, workers).unwrap();
+            let rendered = RenderedFiles::default();
+            let filled = fill(&partial, &v2, &config, &rendered, &sources, workers).unwrap();
             (partial, filled)
         };
         let (one, mut by_one) = fill_with(".one", 1);
@@ -1005,8 +1076,8 @@ mod tests {
         // (changing their change times), and after a release sharing them is removed.
         let assert_fresh = |staged: &[(&str, Manifest)], context: &str| {
             for (version, manifest) in staged {
-                let dir = target.layout.release_dir(version);
-                let recorded = StatIndex::load(&target.layout, version);
+                let dir = target.layout.release_dir(&v(version));
+                let recorded = StatIndex::load(&target.layout, &v(version));
                 assert_eq!(
                     recorded,
                     fresh_index(&dir, manifest, &config),
@@ -1018,14 +1089,14 @@ mod tests {
             let manifest = target.release(&big_tree(generation));
             let report = target.stage(version, &manifest, &config);
             assert!(report.files_copied > 0, "{report:?}");
-            let recorded = StatIndex::load(&target.layout, version);
+            let recorded = StatIndex::load(&target.layout, &v(version));
             assert!(recorded.get("logs/app.log").is_none());
             assert!(recorded.get("uploads/a.png").is_none());
             assert!(recorded.get("chunked.bin").is_some());
             staged.push((version, manifest));
             assert_fresh(&staged, &format!("after staging {version}"));
         }
-        let one = target.layout.release_dir("1.0");
+        let one = target.layout.release_dir(&v("1.0"));
         remove_tree_keeping_indexes(&target.layout, &one, || {}).unwrap();
         assert!(!one.exists());
         assert_fresh(&staged[1..], "after removing 1.0");
@@ -1037,7 +1108,7 @@ mod tests {
         let config = config();
         let manifest = target.release(&big_tree(1));
         target.stage("1.0", &manifest, &config);
-        let dir = target.layout.release_dir("1.0");
+        let dir = target.layout.release_dir(&v("1.0"));
         let mode = |path: &str| permission_bits(&fs::symlink_metadata(dir.join(path)).unwrap());
         assert_eq!(mode(""), 0o555);
         assert_eq!(
@@ -1086,9 +1157,9 @@ mod tests {
         let needed = |check| {
             let chunks = blobs_needed_with(
                 &target.layout,
-                "2.0",
+                &v("2.0"),
                 &v2,
-                Some("1.0"),
+                Some(&v("1.0")),
                 &target.cache,
                 check,
             );
@@ -1101,23 +1172,30 @@ mod tests {
         // same inode is removed first, so the cache stays sound).
         let f3 = ContentHash::of(b"content 3");
         assert!(target.cache.remove(&f3).unwrap());
-        let in_previous = target.layout.release_dir("1.0").join("f3");
+        let in_previous = target.layout.release_dir(&v("1.0")).join("f3");
         fs::set_permissions(&in_previous, fs::Permissions::from_mode(0o644)).unwrap();
         fs::write(&in_previous, b"CONTENT 3").unwrap();
         // The index alone still says 1.0 holds it; looking at the file says it does not.
         assert!(needed(PreviousCheck::Recorded).is_empty());
         assert_eq!(needed(PreviousCheck::Verified), [f3]);
         assert_eq!(
-            blobs_needed(&target.layout, "2.0", &v2, Some("1.0"), &target.cache),
+            blobs_needed(
+                &target.layout,
+                &v("2.0"),
+                &v2,
+                Some(&v("1.0")),
+                &target.cache
+            ),
             []
         );
         // Staging checks every file it links, so it refuses the changed one.
         let staged = stage_release(
             &target.layout,
-            "2.0",
+            &v("2.0"),
             &v2,
             &config,
-            Some("1.0"),
+            &RenderedFiles::default(),
+            Some(&v("1.0")),
             &target.cache,
         );
         assert!(

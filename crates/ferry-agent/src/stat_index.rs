@@ -41,7 +41,7 @@ use crate::fsutil::permission_bits;
 use crate::index_file::{self, ENTRY_FIXED_LEN};
 #[cfg(test)]
 use crate::index_file::{CHECKSUM_LEN, HEADER_LEN};
-use crate::layout::{state_dir, AppLayout};
+use crate::layout::{state_dir, AppLayout, Installed};
 
 const MAGIC: &[u8; 8] = b"FERRYIDX";
 /// 2 added the change time: an index of format 1 loads empty, and trusts nothing.
@@ -142,11 +142,11 @@ struct Recorded {
     stat: FileStat,
 }
 
-fn index_path(layout: &AppLayout, version: &str) -> PathBuf {
+fn index_path(layout: &AppLayout, installed: &Installed) -> PathBuf {
     state_dir(layout.root())
         .join("index")
         .join(layout.app())
-        .join(format!("{version}.json"))
+        .join(format!("{}.json", installed.dir_name()))
 }
 
 impl StatIndex {
@@ -185,7 +185,7 @@ impl StatIndex {
 
     /// The index of `version`; empty (trusting nothing) when there is none or it is
     /// unreadable.
-    pub fn load(layout: &AppLayout, version: &str) -> StatIndex {
+    pub fn load(layout: &AppLayout, version: &Installed) -> StatIndex {
         fs::read(index_path(layout, version))
             .ok()
             .and_then(|bytes| StatIndex::decode(&bytes))
@@ -194,7 +194,7 @@ impl StatIndex {
 
     /// Writes the index of the staged release `version`. Best effort: a failure leaves
     /// no index, which only costs a re-hash later.
-    pub fn save(&self, layout: &AppLayout, version: &str) {
+    pub fn save(&self, layout: &AppLayout, version: &Installed) {
         let path = index_path(layout, version);
         let tmp = path.with_extension("json.tmp");
         let written = path
@@ -208,7 +208,7 @@ impl StatIndex {
     }
 
     /// Forgets the index of a release that is removed or replaced.
-    pub fn forget(layout: &AppLayout, version: &str) {
+    pub fn forget(layout: &AppLayout, version: &Installed) {
         let _ = fs::remove_file(index_path(layout, version));
     }
 
@@ -307,6 +307,10 @@ impl StatIndex {
 mod tests {
     use super::*;
 
+    fn one() -> Installed {
+        Installed::new("1.0", 0)
+    }
+
     fn sample() -> StatIndex {
         StatIndex::from_files((0..50u64).map(|i| {
             (
@@ -328,8 +332,8 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let layout = AppLayout::new(root.path(), "shop").unwrap();
         let index = sample();
-        index.save(&layout, "1.0");
-        assert_eq!(StatIndex::load(&layout, "1.0"), index);
+        index.save(&layout, &one());
+        assert_eq!(StatIndex::load(&layout, &one()), index);
         assert_eq!(StatIndex::decode(&index.encode()), Some(index.clone()));
         // Negative modification times (before 1970) and the extremes survive too.
         let odd = StatIndex::from_files([(
@@ -362,10 +366,10 @@ mod tests {
         let empty = StatIndex::default();
         assert_eq!(StatIndex::decode(&empty.encode()), Some(empty));
         // No temporary file is left behind.
-        let dir = index_path(&layout, "1.0").parent().unwrap().to_owned();
+        let dir = index_path(&layout, &one()).parent().unwrap().to_owned();
         assert_eq!(fs::read_dir(dir).unwrap().count(), 1);
-        StatIndex::forget(&layout, "1.0");
-        assert!(StatIndex::load(&layout, "1.0").is_empty());
+        StatIndex::forget(&layout, &one());
+        assert!(StatIndex::load(&layout, &one()).is_empty());
     }
 
     #[test]
@@ -373,11 +377,11 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let layout = AppLayout::new(root.path(), "shop").unwrap();
         let bytes = sample().encode();
-        let path = index_path(&layout, "1.0");
+        let path = index_path(&layout, &one());
         fs::create_dir_all(path.parent().unwrap()).unwrap();
         let loads_empty = |content: &[u8]| {
             fs::write(&path, content).unwrap();
-            StatIndex::load(&layout, "1.0").is_empty()
+            StatIndex::load(&layout, &one()).is_empty()
         };
         assert!(!loads_empty(&bytes));
         for cut in [

@@ -8,11 +8,11 @@ use std::os::unix::fs::symlink;
 use crate::error::{AgentError, AgentResult};
 use crate::failpoint::failpoint;
 use crate::fsutil::fsync_dir;
-use crate::layout::{check_version, AppLayout};
+use crate::layout::{AppLayout, Installed};
 
-/// Points `current` at `releases/VERSION`, which must be on disk.
-pub fn switch_to(layout: &AppLayout, version: &str) -> AgentResult<()> {
-    check_version(version)?;
+/// Points `current` at `releases/VERSION[@N]`, which must be on disk.
+pub fn switch_to(layout: &AppLayout, version: &Installed) -> AgentResult<()> {
+    version.check()?;
     if !layout.has_release(version) {
         return Err(AgentError::Refused(format!(
             "release {version} of {} is not on this target",
@@ -34,7 +34,7 @@ pub fn switch_to(layout: &AppLayout, version: &str) -> AgentResult<()> {
 
 /// Returns `current` to `previous`, or removes it when there was no previous release (the
 /// application was not served before the deploy, and is not after).
-pub fn switch_back(layout: &AppLayout, previous: Option<&str>) -> AgentResult<()> {
+pub fn switch_back(layout: &AppLayout, previous: Option<&Installed>) -> AgentResult<()> {
     match previous {
         Some(version) => switch_to(layout, version),
         None => {

@@ -10,9 +10,10 @@ use ferry_cas::release_config::{ReleaseConfig, CONFIG_FILE};
 
 use super::index::index_path;
 use super::{snapshot, Snapshot};
+use crate::config_files::ConfigValues;
 use crate::error::{AgentError, AgentResult};
 use crate::hooks::{run_command, HookEnv};
-use crate::layout::{staging_dir, AppLayout};
+use crate::layout::{staging_dir, AppLayout, Installed};
 use crate::lock::AppLock;
 
 /// A backup taken on this target, before its blobs are sent.
@@ -26,9 +27,9 @@ pub struct Taken {
 }
 
 /// The backup paths and `pre_backup` hook of the release `app` runs.
-pub fn release_config(layout: &AppLayout) -> AgentResult<(String, ReleaseConfig)> {
+pub fn release_config(layout: &AppLayout) -> AgentResult<(Installed, ReleaseConfig)> {
     let app = layout.app();
-    let version = layout.current_version().ok_or_else(|| {
+    let version = layout.current().ok_or_else(|| {
         AgentError::Refused(format!(
             "{app} runs no release on this target: nothing to back up"
         ))
@@ -53,13 +54,26 @@ pub enum PreBackup {
     Skip,
 }
 
-/// Takes a backup of `app` (of environment `env`): refused, naming the release, when its
-/// `ferry.toml` names no backup paths; failed, with the hook's output, when `pre_backup`
-/// fails.
-pub fn take(root: &Path, app: &str, env: &str, pre_backup: PreBackup) -> AgentResult<Taken> {
+/// Takes a backup of `app` (of environment `env`, whose configuration `values` are those of
+/// the revision the release served was staged with, for the hook): refused, naming the
+/// release, when its `ferry.toml` names no backup paths, or the revision served is not
+/// `values`' any more; failed, with the hook's output, when `pre_backup` fails.
+pub fn take(
+    root: &Path,
+    app: &str,
+    env: &str,
+    values: &ConfigValues,
+    pre_backup: PreBackup,
+) -> AgentResult<Taken> {
     let layout = AppLayout::new(root, app)?;
     let _lock = AppLock::acquire(root, app)?;
-    let (version, config) = release_config(&layout)?;
+    let (installed, config) = release_config(&layout)?;
+    let version = installed.version.clone();
+    if installed.config != values.revision() {
+        return Err(AgentError::Refused(format!(
+            "{app} now runs {installed}, deployed while the backup was being prepared: take it again"
+        )));
+    }
     if config.backup.is_empty() {
         return Err(AgentError::Refused(format!(
             "release {version} of {app} names no backup paths: list the paths inside shared/ \
@@ -77,8 +91,9 @@ pub fn take(root: &Path, app: &str, env: &str, pre_backup: PreBackup) -> AgentRe
             env: env.to_owned(),
             version: version.clone(),
             previous_version: None,
-            release_dir: layout.release_dir(&version),
+            release_dir: layout.release_dir(&installed),
             shared_dir: layout.shared_dir(),
+            config: values.clone(),
         };
         let outcome = run_command(
             command,

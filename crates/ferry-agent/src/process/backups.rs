@@ -45,8 +45,12 @@ impl Agent {
             BackupReason::BeforeRestore => take::PreBackup::Skip,
             _ => take::PreBackup::Run,
         };
+        // The pre_backup hook gets the configuration of the release served, as other hooks do.
+        let served = crate::layout::current_installed(&self.root, app).map_or(0, |i| i.config);
+        let values = self.config_values(app, served).await?;
         let taken =
-            tokio::task::spawn_blocking(move || take::take(&root, &name, &env, hook)).await??;
+            tokio::task::spawn_blocking(move || take::take(&root, &name, &env, &values, hook))
+                .await??;
         self.send_backup(app, reason, task, taken).await
     }
 

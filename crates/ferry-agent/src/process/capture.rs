@@ -9,8 +9,9 @@ use ferry_api::{AgentCapture, CaptureOutcome, CapturedRelease, ErrorBody};
 
 use super::Agent;
 use crate::capture::Capture;
+use crate::config_files::{render, ConfigOf};
 use crate::deploy::serves_completed;
-use crate::layout::current_version;
+use crate::layout::{current_installed, AppLayout, Installed};
 
 /// Where agents submit what they captured.
 const CAPTURES: &str = "/api/v1/agent/captures";
@@ -27,20 +28,37 @@ impl Agent {
         app: &str,
         version: &str,
     ) -> anyhow::Result<(String, Option<serde_json::Value>)> {
-        let Some(running) = current_version(&self.root, app) else {
+        let Some(served) = current_installed(&self.root, app) else {
             anyhow::bail!("{app} serves no release on this target: there is nothing to capture");
         };
+        let running = served.version.clone();
         // Run again because its report was lost: the capture was made, and it is served.
-        if running == version && serves_completed(&self.root, app, version) {
+        let captured = Installed::new(version, served.config);
+        if running == version && serves_completed(&self.root, app, &captured) {
             let message = format!("{app} {version} was captured on this target, which runs it");
             return Ok((message, None));
         }
         let manifest = std::sync::Arc::new(self.manifest(app, &running).await?);
-        let config = self.published_config(app, &running, &manifest).await?;
-        let (root, a, r) = (self.root.clone(), app.to_owned(), running.clone());
-        let capture =
-            tokio::task::spawn_blocking(move || Capture::scan(&root, &a, &r, &manifest, &config))
-                .await??;
+        let config = self.published_config(app, &served, &manifest).await?;
+        // The configuration files rendered into the directory, to leave out of the release.
+        let values = self.config_values(app, served.config).await?;
+        let (root, a, env) = (self.root.clone(), app.to_owned(), self.state.env.clone());
+        let cache = std::sync::Arc::clone(&self.cache);
+        let capture = tokio::task::spawn_blocking(move || {
+            let layout = AppLayout::new(&root, &a)?;
+            let of = ConfigOf { app: &a, env: &env };
+            let rendered = render(
+                &layout,
+                &[Some(&served)],
+                &manifest,
+                &config,
+                &values,
+                of,
+                &cache,
+            )?;
+            Capture::scan(&root, &a, &env, &served, &manifest, &config, &rendered)
+        })
+        .await??;
         let uploaded = self.upload_blobs(app, capture.blobs().to_vec()).await?;
         let submitted = AgentCapture {
             task,

@@ -6,6 +6,8 @@
 //! It never disturbs a deployment: the check takes the application's lock without waiting
 //! and skips a busy application, and its failures are logged (once per reason), never
 //! fatal. The manifest and published `ferry.toml` of the release served are kept in memory,
+//! with the configuration files rendered into its directory (from the values of the
+//! revision it serves, fetched once: the server answers for the revision a target runs),
 //! so a check costs no request but the report (a `ferry.toml` edited in place while the
 //! agent was down, which changed the cache's copy too, is fetched again). A server too old
 //! to take drift reports (404) is told about once, and asked again an hour later.
@@ -25,9 +27,11 @@ use ferry_cas::release_config::{ReleaseConfig, CONFIG_FILE};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{plainly, Agent};
+use crate::config_files::ConfigOf;
 use crate::content::FileFacts;
 use crate::drift::{self, DriftCheck};
 use crate::error::AgentError;
+use crate::layout::Installed;
 
 /// Where agents report drift.
 const DRIFT: &str = "/api/v1/agent/drift";
@@ -58,10 +62,11 @@ pub(super) struct DriftWatch {
     report_failed: HashMap<String, String>,
 }
 
-/// A release served, with its manifest and published `ferry.toml`.
+/// A release directory served, with its manifest (the release's and the configuration files
+/// rendered into it) and published `ferry.toml`.
 #[derive(Clone)]
 struct Served {
-    version: String,
+    installed: Installed,
     manifest: Arc<Manifest>,
     config: Arc<ReleaseConfig>,
 }
@@ -96,10 +101,10 @@ impl Agent {
     async fn check_app_now(&self, watch: &mut DriftWatch, app: &str) -> anyhow::Result<AgentDrift> {
         let root = self.root.clone();
         let served = tokio::task::spawn_blocking(move || drift::served(&root)).await?;
-        let Some((_, version)) = served.iter().find(|(a, _)| a == app) else {
+        let Some((_, installed)) = served.iter().find(|(a, _)| a == app) else {
             bail!("this target serves no release of {app}");
         };
-        let Some(found) = self.check_app_drift(watch, app, version).await? else {
+        let Some(found) = self.check_app_drift(watch, app, installed).await? else {
             bail!("{app} is being deployed or rolled back right now; ask again when that is over");
         };
         tell(watch, &found);
@@ -155,8 +160,9 @@ impl Agent {
         watch.told.retain(|app, _| serves(app));
         watch.check_failed.retain(|app, _| serves(app));
         watch.report_failed.retain(|app, _| serves(app));
-        for (app, version) in &served {
-            match self.check_app_drift(watch, app, version).await {
+        for (app, installed) in &served {
+            let version = &installed.version;
+            match self.check_app_drift(watch, app, installed).await {
                 Ok(Some(found)) => {
                     watch.check_failed.remove(app);
                     tell(watch, &found);
@@ -174,34 +180,43 @@ impl Agent {
         }
     }
 
-    /// The drift of `app`, serving `version`; `None` when it was busy or moved on.
+    /// The drift of `app`, serving `installed`; `None` when it was busy or moved on.
     async fn check_app_drift(
         &self,
         watch: &mut DriftWatch,
         app: &str,
-        version: &str,
+        installed: &Installed,
     ) -> anyhow::Result<Option<AgentDrift>> {
         let release = match watch.releases.get(app) {
-            Some(release) if release.version == version => release.clone(),
+            Some(release) if release.installed == *installed => release.clone(),
             _ => {
-                let manifest = Arc::new(self.manifest(app, version).await?);
-                let config = self.published_config(app, version, &manifest).await?;
+                let manifest = Arc::new(self.manifest(app, &installed.version).await?);
+                let config = Arc::new(self.published_config(app, installed, &manifest).await?);
+                let values = self.config_values(app, installed.config).await?;
+                let (root, cache) = (self.root.clone(), Arc::clone(&self.cache));
+                let (a, env, i) = (app.to_owned(), self.state.env.clone(), installed.clone());
+                let (m, c) = (Arc::clone(&manifest), Arc::clone(&config));
+                let served = tokio::task::spawn_blocking(move || {
+                    let of = ConfigOf { app: &a, env: &env };
+                    drift::served_manifest(&root, of, &i, &m, &c, &values, &cache)
+                })
+                .await??;
                 let release = Served {
-                    version: version.to_owned(),
-                    manifest,
-                    config: Arc::new(config),
+                    installed: installed.clone(),
+                    manifest: Arc::new(served),
+                    config,
                 };
                 watch.releases.insert(app.to_owned(), release.clone());
                 release
             }
         };
         let root = self.root.clone();
-        let (a, v) = (app.to_owned(), version.to_owned());
+        let (a, i) = (app.to_owned(), installed.clone());
         let checked = tokio::task::spawn_blocking(move || {
             drift::check(
                 &root,
                 &a,
-                &v,
+                &i,
                 &release.manifest,
                 &release.config,
                 drift::now_ms(),
@@ -220,13 +235,12 @@ impl Agent {
     pub(super) async fn published_config(
         &self,
         app: &str,
-        version: &str,
+        version: &Installed,
         manifest: &Arc<Manifest>,
     ) -> anyhow::Result<ReleaseConfig> {
         let read = || {
             let (root, cache) = (self.root.clone(), Arc::clone(&self.cache));
-            let (app, version, manifest) =
-                (app.to_owned(), version.to_owned(), Arc::clone(manifest));
+            let (app, version, manifest) = (app.to_owned(), version.clone(), Arc::clone(manifest));
             tokio::task::spawn_blocking(move || {
                 drift::release_config(&root, &app, &version, &manifest, &cache)
             })

@@ -14,7 +14,7 @@ use ferry_cas::hash::ContentHash;
 use ferry_cas::manifest::Manifest;
 
 use super::Agent;
-use crate::layout::AppLayout;
+use crate::layout::{AppLayout, Installed};
 use crate::stage::{blobs_needed_with, PreviousCheck};
 
 /// Hashes asked for per fetch request.
@@ -64,19 +64,19 @@ impl Agent {
     pub(super) async fn fetch_missing(
         &self,
         app: &str,
-        version: &str,
+        version: &Installed,
         manifest: &Manifest,
         check: PreviousCheck,
     ) -> anyhow::Result<usize> {
         let layout = AppLayout::new(&self.root, app)?;
-        let previous = layout.current_version();
+        let previous = layout.current();
         // Only the blobs fetched for this release are vouched for without a second read.
         self.cache.forget_written();
         let needed = blobs_needed_with(
             &layout,
             version,
             manifest,
-            previous.as_deref(),
+            previous.as_ref(),
             &self.cache,
             check,
         );

@@ -13,7 +13,7 @@ use tokio::time::{interval_at, Instant, MissedTickBehavior};
 
 use super::link::ServerLink;
 use super::REPORT;
-use crate::layout::current_version;
+use crate::layout::{current_installed, current_version};
 
 /// How long a deploy runs before its steps are posted.
 const QUIET_FOR: Duration = Duration::from_secs(3);
@@ -29,6 +29,8 @@ pub struct ProgressTo {
     pub link: ServerLink,
     pub app: String,
     pub deployment: i64,
+    /// The configuration revision the deployment delivers (0: none).
+    pub config: u64,
     /// The target's root, to say what `current` points at when each report is sent.
     pub root: PathBuf,
 }
@@ -98,8 +100,8 @@ impl ProgressTo {
             output_tail: None,
             current_version: current_version(&self.root, &self.app),
             version: None,
-            current_config: 0,
-            config: 0,
+            current_config: current_installed(&self.root, &self.app).map_or(0, |i| i.config),
+            config: self.config,
             logs: Vec::new(),
         };
         let request = self.link.post_request(REPORT, &report).timeout(POST_LIMIT);

@@ -11,7 +11,7 @@ use ferry_api::{BackupReason, DriftChange, RevertOutcome};
 use super::{Agent, SwitchedBack};
 use crate::app_backup::take::Taken;
 use crate::app_backup::{outermost, snapshot};
-use crate::layout::{staging_dir, AppLayout};
+use crate::layout::{current_installed, staging_dir, AppLayout};
 use crate::lock::AppLock;
 
 impl Agent {
@@ -50,7 +50,13 @@ impl Agent {
             true => None,
             false => Some(self.keep_drifted(task, app, version, kept).await?),
         };
-        match self.switch_back(app, version).await? {
+        // The release directory served, with its configuration revision: the rendered
+        // files are repaired from the values too.
+        let Some(served) = current_installed(&self.root, app).filter(|i| i.version == version)
+        else {
+            bail!("{app} no longer runs {version} here: nothing was reverted");
+        };
+        match self.switch_back(app, &served).await? {
             SwitchedBack::Done { .. } => {}
             SwitchedBack::DeployInstead => bail!(
                 "{app} {version} could not be given its release's content back here (the agent's log says why); what the drifted paths hold is in backup {}",
@@ -102,7 +108,10 @@ impl Agent {
             std::fs::create_dir_all(&scratch)?;
             let index = scratch.join(format!("drift-revert-{name}.index"));
             let _ = std::fs::remove_file(&index);
-            let snapshot = snapshot(&layout.release_dir(&version), &paths, &index);
+            let Some(served) = layout.current().filter(|i| i.version == version) else {
+                anyhow::bail!("{name} no longer runs {version} here: nothing was kept");
+            };
+            let snapshot = snapshot(&layout.release_dir(&served), &paths, &index);
             let _ = std::fs::remove_file(&index);
             Ok(Taken {
                 version,

@@ -52,22 +52,26 @@ fn cleanup_keeps_the_newest_the_current_and_the_last_succeeded() {
 
     let report = cleanup(target.root(), APP, 1).unwrap();
     // Newest first: 2.0 (switched to last), then 5.0, 4.0, 3.0, 1.0.
-    assert_eq!(report.kept, ["2.0", "4.0"]);
+    assert_eq!(report.kept, [v("2.0"), v("4.0")]);
     let mut removed = report.removed.clone();
     removed.sort();
-    assert_eq!(removed, ["1.0", "3.0", "5.0"]);
+    assert_eq!(removed, [v("1.0"), v("3.0"), v("5.0")]);
     let mut on_disk = target.layout().releases_on_disk().unwrap();
     on_disk.sort();
-    assert_eq!(on_disk, ["2.0", "4.0"]);
+    assert_eq!(on_disk, [v("2.0"), v("4.0")]);
     assert_eq!(target.current().as_deref(), Some("2.0"));
     assert_eq!(
         fs::read_to_string(target.layout().shared_dir().join("uploads/keep.me")).unwrap(),
         "data"
     );
     let journal = Journal::load(target.root(), APP).unwrap();
-    let history: Vec<&str> = journal.history.iter().map(|d| d.version.as_str()).collect();
+    let history: Vec<&str> = journal
+        .history
+        .iter()
+        .map(|d| d.version.version.as_str())
+        .collect();
     assert_eq!(history, ["4.0", "2.0"]);
-    assert_eq!(journal.bad, ["5.0"]);
+    assert_eq!(journal.bad, [v("5.0")]);
 
     let again = cleanup(target.root(), APP, 5).unwrap();
     assert!(again.removed.is_empty());

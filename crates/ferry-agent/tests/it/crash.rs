@@ -108,8 +108,12 @@ fn releases() -> BTreeMap<&'static str, Built> {
 /// Every release directory on disk is complete, and `current` points at one of them.
 fn assert_complete(target: &Target, manifests: &BTreeMap<&str, Manifest>, context: &str) {
     for version in target.layout().releases_on_disk().unwrap() {
-        let differences =
-            verify_release(target.root(), APP, &version, &manifests[version.as_str()]);
+        let differences = verify_release(
+            target.root(),
+            APP,
+            &version,
+            &manifests[version.version.as_str()],
+        );
         assert!(
             differences.is_empty(),
             "{context}: release {version} on disk is incomplete: {differences:?}"
@@ -121,7 +125,7 @@ fn assert_complete(target: &Target, manifests: &BTreeMap<&str, Manifest>, contex
             .current()
             .unwrap_or_else(|| panic!("{context}: current is not a release link"));
         assert!(
-            target.layout().has_release(&current),
+            target.layout().has_release(&v(&current)),
             "{context}: current points at {current}, which is not on disk"
         );
     }

@@ -85,7 +85,7 @@ command = "test -f index.html"
     let first = fs::read_to_string(shared.join("before-1.0")).unwrap();
     assert!(first.contains("FERRY_PREVIOUS_VERSION=\n"), "{first}");
     let journal = Journal::load(target.root(), APP).unwrap();
-    assert_eq!(journal.last_succeeded.as_deref(), Some("2.0"));
+    assert_eq!(journal.last_succeeded, Some(v("2.0")));
 }
 
 /// Each step is told when it starts, so a slow one shows what the target is doing; each
@@ -217,8 +217,8 @@ fn a_failing_before_switch_hook_leaves_current_untouched() {
     assert_eq!(kinds(&steps), [StepKind::Staged, StepKind::SharedLinked]);
     assert_eq!(target.current().as_deref(), Some("1.0"));
     let journal = Journal::load(target.root(), APP).unwrap();
-    assert_eq!(journal.last_succeeded.as_deref(), Some("1.0"));
-    assert_eq!(journal.bad, ["2.0"]);
+    assert_eq!(journal.last_succeeded, Some(v("1.0")));
+    assert_eq!(journal.bad, [v("2.0")]);
 }
 
 #[test]
@@ -274,7 +274,7 @@ fn an_unhealthy_release_is_switched_back() {
     assert_eq!(kinds(&steps).last(), Some(&StepKind::AfterSwitch));
     assert_eq!(target.current().as_deref(), Some("1.0"));
     // The failed release stays on disk for inspection; cleanup removes it later.
-    assert!(target.layout().has_release("2.0"));
+    assert!(target.layout().has_release(&v("2.0")));
 }
 
 #[test]
@@ -301,7 +301,7 @@ fn a_bad_ferry_toml_is_refused_before_anything_is_staged() {
         reason.starts_with("ferry.toml line 1, column 11: shared[0]:"),
         "{reason}"
     );
-    assert!(!target.layout().has_release("2.0"));
+    assert!(!target.layout().has_release(&v("2.0")));
     assert_eq!(target.current().as_deref(), Some("1.0"));
 }
 
@@ -326,6 +326,6 @@ fn rollback_switches_to_a_release_on_disk_and_refuses_others() {
     assert!(target.rollback("../1.0", &v1).is_err());
     assert_eq!(target.current().as_deref(), Some("1.0"));
     let journal = Journal::load(target.root(), APP).unwrap();
-    assert_eq!(journal.history.last().unwrap().version, "1.0");
-    assert_eq!(journal.last_succeeded.as_deref(), Some("2.0"));
+    assert_eq!(journal.history.last().unwrap().version, v("1.0"));
+    assert_eq!(journal.last_succeeded, Some(v("2.0")));
 }

@@ -47,7 +47,7 @@ fn check_when_free(
     now_ms: i64,
 ) -> DriftCheck {
     for _ in 0..200 {
-        match drift::check(target.root(), APP, version, manifest, config, now_ms).unwrap() {
+        match drift::check(target.root(), APP, &v(version), manifest, config, now_ms).unwrap() {
             DriftCheck::Busy => std::thread::sleep(std::time::Duration::from_millis(10)),
             checked => return checked,
         }
@@ -78,7 +78,7 @@ fn check_at(
 
 /// The paths found and how they differ, at time 0.
 fn check(target: &Target, version: &str, manifest: &Manifest) -> Vec<(String, DriftChange)> {
-    let config = drift::release_config(target.root(), APP, version, manifest, &target.cache)
+    let config = drift::release_config(target.root(), APP, &v(version), manifest, &target.cache)
         .expect("the published ferry.toml");
     check_at(target, version, manifest, &config, 0)
         .into_iter()
@@ -141,7 +141,7 @@ fn hand_changes_under_current_are_found_path_by_path_as_what_they_are() {
     );
     // The full verification, which reads every file, agrees, but for write permission
     // alone (which it leaves to the repair before a switch).
-    let full = ferry_agent::verify_release(target.root(), APP, "1.0", &v1);
+    let full = ferry_agent::verify_release(target.root(), APP, &v("1.0"), &v1);
     let drifted: Vec<String> = check(&target, "1.0", &v1)
         .into_iter()
         .filter(|(path, _)| path != "css/site.css")
@@ -197,7 +197,7 @@ fn an_edited_ferry_toml_is_drift_and_the_published_one_still_decides() {
     let v1 = target.release(&site());
     target.deploy_ok("1.0", &v1);
     // What the agent reads (and keeps) while the release is intact.
-    let config = drift::release_config(target.root(), APP, "1.0", &v1, &target.cache).unwrap();
+    let config = drift::release_config(target.root(), APP, &v("1.0"), &v1, &target.cache).unwrap();
     let current = target.layout().current_link();
     // An edit that would hide every other one if the edited file were believed.
     write_over(&current.join("ferry.toml"), "ignore = [\"**\"]\n");
@@ -220,7 +220,7 @@ fn an_edited_ferry_toml_is_drift_and_the_published_one_still_decides() {
         fs::remove_file(current.join("ferry.toml")).unwrap();
         fs::write(current.join("ferry.toml"), "ignore = [\"**\"]\n").unwrap();
     });
-    let config = drift::release_config(target.root(), APP, "1.0", &v1, &target.cache).unwrap();
+    let config = drift::release_config(target.root(), APP, &v("1.0"), &v1, &target.cache).unwrap();
     assert_eq!(config.shared, ["config/local.ini", "data/db", "uploads"]);
 }
 
@@ -229,7 +229,7 @@ fn first_sightings_survive_the_next_check_and_reset_once_fixed() {
     let target = Target::new();
     let v1 = target.release(&site());
     target.deploy_ok("1.0", &v1);
-    let config = drift::release_config(target.root(), APP, "1.0", &v1, &target.cache).unwrap();
+    let config = drift::release_config(target.root(), APP, &v("1.0"), &v1, &target.cache).unwrap();
     let current = target.layout().current_link();
     set_mode(&current.join("about.html"), 0o644);
     assert_eq!(
@@ -276,7 +276,7 @@ fn a_busy_or_moved_application_is_not_checked() {
     {
         let _deploying = AppLock::acquire(target.root(), APP).unwrap();
         assert_eq!(
-            drift::check(target.root(), APP, "1.0", &v1, &config, 0).unwrap(),
+            drift::check(target.root(), APP, &v("1.0"), &v1, &config, 0).unwrap(),
             DriftCheck::Busy
         );
     }
@@ -285,10 +285,7 @@ fn a_busy_or_moved_application_is_not_checked() {
         check_when_free(&target, "1.0", &v1, &config, 0),
         DriftCheck::Moved
     );
-    assert_eq!(
-        drift::served(target.root()),
-        [(APP.to_owned(), "2.0".to_owned())]
-    );
+    assert_eq!(drift::served(target.root()), [(APP.to_owned(), v("2.0"))]);
 }
 
 #[test]

@@ -6,7 +6,8 @@ use std::fs;
 use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use ferry_agent::layout::{cache_dir, AppLayout};
+use ferry_agent::config_files::ConfigValues;
+use ferry_agent::layout::{cache_dir, AppLayout, Installed};
 use ferry_agent::{
     deploy, rollback, AgentResult, DeployEvent, DeployOutcome, DeployRequest, StageReport, Step,
 };
@@ -216,7 +217,31 @@ pub fn request(version: &str, manifest: &Manifest) -> DeployRequest {
         env: "prd".into(),
         version: version.into(),
         manifest: manifest.clone(),
+        config: ConfigValues::none(),
     }
+}
+
+/// What the server asks of the target: `version` of the application, holding `manifest`,
+/// with the configuration `values`, in environment `prd`.
+pub fn request_with(version: &str, manifest: &Manifest, values: &ConfigValues) -> DeployRequest {
+    DeployRequest {
+        config: values.clone(),
+        ..request(version, manifest)
+    }
+}
+
+/// The values of configuration revision `revision`.
+pub fn values(revision: u64, pairs: &[(&str, &str)]) -> ConfigValues {
+    let values = pairs
+        .iter()
+        .map(|(key, value)| (key.to_string(), value.to_string()))
+        .collect();
+    ConfigValues::new(revision, values).unwrap()
+}
+
+/// The release directory named `name` (`VERSION`, or `VERSION@N`).
+pub fn v(name: &str) -> Installed {
+    Installed::parse(name).unwrap()
 }
 
 /// A target root in a temporary directory, with its cache.
@@ -315,8 +340,9 @@ impl Target {
         ferry_agent::current_version(self.root(), APP)
     }
 
-    pub fn release_dir(&self, version: &str) -> PathBuf {
-        self.layout().release_dir(version)
+    /// The directory of `name` (`VERSION`, or `VERSION@N`).
+    pub fn release_dir(&self, name: &str) -> PathBuf {
+        self.layout().release_dir(&v(name))
     }
 
     /// The inode of a path inside a release.

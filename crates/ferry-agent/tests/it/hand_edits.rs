@@ -65,7 +65,7 @@ fn a_file_edited_through_current_is_repaired_before_a_rollback_switches_to_it() 
         "{warning}"
     );
     assert_eq!(target.current().as_deref(), Some("1.0"));
-    assert!(verify_release(target.root(), APP, "1.0", &v1.manifest).is_empty());
+    assert!(verify_release(target.root(), APP, &v("1.0"), &v1.manifest).is_empty());
     assert_eq!(
         fs::read_to_string(target.release_dir("1.0").join("index.html")).unwrap(),
         "<h1>shop</h1>\n"
@@ -85,7 +85,7 @@ fn a_file_edited_through_current_is_repaired_before_a_rollback_switches_to_it() 
     target.cache(&v3);
     let report = target.deploy_ok("3.0", &v3.manifest);
     assert!(report.repaired.is_empty());
-    assert!(verify_release(target.root(), APP, "3.0", &v3.manifest).is_empty());
+    assert!(verify_release(target.root(), APP, &v("3.0"), &v3.manifest).is_empty());
     assert_eq!(
         target.inode("3.0", "index.html"),
         target.inode("1.0", "index.html")
@@ -120,7 +120,7 @@ fn a_file_touched_on_the_target_is_never_linked_again() {
         target.inode("3.0", "index.html"),
         target.inode("2.0", "index.html")
     );
-    assert!(verify_release(target.root(), APP, "3.0", &v3.manifest).is_empty());
+    assert!(verify_release(target.root(), APP, &v("3.0"), &v3.manifest).is_empty());
 
     // 1.0 shares the touched inode: going back writes a fresh copy, nothing to report.
     let report = target.rollback("1.0", &v1.manifest).unwrap();
@@ -169,13 +169,13 @@ fn a_release_changed_while_it_waited_for_approval_is_repaired_at_the_switch() {
         staged_step.detail.contains("repaired") && staged_step.detail.contains("backdoor.php"),
         "{steps:?}"
     );
-    assert!(verify_release(target.root(), APP, "2.0", &v2.manifest).is_empty());
+    assert!(verify_release(target.root(), APP, &v("2.0"), &v2.manifest).is_empty());
     assert_eq!(
         fs::read_to_string(target.layout().current_link().join("version.txt")).unwrap(),
         "2.0"
     );
     // 1.0 never shared the edited file: it is untouched.
-    assert!(verify_release(target.root(), APP, "1.0", &v1.manifest).is_empty());
+    assert!(verify_release(target.root(), APP, &v("1.0"), &v1.manifest).is_empty());
 }
 
 /// A release staged before releases were read-only (writable, no stat index of this
@@ -196,7 +196,7 @@ fn a_release_staged_writable_by_an_older_agent_is_rebuilt_without_a_warning() {
         fs::set_permissions(&path, fs::Permissions::from_mode(mode | 0o200)).unwrap();
     }
     fs::remove_file(target.root().join(".ferry/index/shop/1.0.json")).unwrap();
-    assert!(verify_release(target.root(), APP, "1.0", &v1.manifest).is_empty());
+    assert!(verify_release(target.root(), APP, &v("1.0"), &v1.manifest).is_empty());
 
     let report = target.rollback("1.0", &v1.manifest).unwrap();
     assert!(report.repaired.is_empty(), "{report:?}");

@@ -2,6 +2,7 @@
 //! HTTP server for URL health checks, and real crashes in child processes.
 
 mod cleanup;
+mod configuration;
 mod crash;
 mod deploying;
 mod drift;

@@ -108,8 +108,8 @@ fn shared_paths_are_linked_and_persist_across_deploys() {
         fs::read_to_string(current.join("data/db/app.sqlite")).unwrap(),
         "rows"
     );
-    assert!(verify_release(target.root(), APP, "1.0", &v1).is_empty());
-    assert!(verify_release(target.root(), APP, "2.0", &v2).is_empty());
+    assert!(verify_release(target.root(), APP, &v("1.0"), &v1).is_empty());
+    assert!(verify_release(target.root(), APP, &v("2.0"), &v2).is_empty());
 }
 
 #[test]
@@ -126,7 +126,7 @@ fn drift_ignores_shared_and_ignored_paths_but_not_the_rest() {
     fs::write(release.join("cache/compiled.php"), "<?php").unwrap();
     fs::remove_file(release.join("cache/.keep")).unwrap();
     fs::write(release.join("uploads/new.png"), "png").unwrap();
-    assert!(verify_release(target.root(), APP, "1.0", &v1).is_empty());
+    assert!(verify_release(target.root(), APP, &v("1.0"), &v1).is_empty());
 
     in_writable_dir(&release, || {
         fs::remove_file(release.join("uploads")).unwrap();
@@ -136,7 +136,7 @@ fn drift_ignores_shared_and_ignored_paths_but_not_the_rest() {
         fs::write(release.join("index.html"), "hacked").unwrap();
     });
     assert_eq!(
-        verify_release(target.root(), APP, "1.0", &v1),
+        verify_release(target.root(), APP, &v("1.0"), &v1),
         ["index.html", "uploads"]
     );
 }
@@ -155,7 +155,7 @@ fn staging_ahead_writes_nothing_outside_releases_until_the_switch() {
     ]);
     // The very first release staged ahead: not even `shared/` or `current` appear.
     target.stage_ahead("1.0", &v1).unwrap();
-    assert!(target.layout().has_release("1.0"));
+    assert!(target.layout().has_release(&v("1.0")));
     let outside: Vec<String> = outside_releases(target.root()).into_keys().collect();
     assert_eq!(outside, ["apps", "apps/shop"]);
     target.deploy_ok("1.0", &v1);
@@ -180,7 +180,7 @@ fn staging_ahead_writes_nothing_outside_releases_until_the_switch() {
         fs::read_link(release.join("evil.php")).unwrap().to_str(),
         Some("../../shared/evil.php")
     );
-    assert!(verify_release(target.root(), APP, "2.0", &v2).is_empty());
+    assert!(verify_release(target.root(), APP, &v("2.0"), &v2).is_empty());
     assert_eq!(target.current().as_deref(), Some("1.0"));
 
     // The switch, once the deployment runs, creates them (before its hooks).

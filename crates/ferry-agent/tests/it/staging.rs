@@ -71,8 +71,8 @@ fn unchanged_files_are_linked_from_the_previous_release_and_only_changed_ones_co
     // read-only.
     assert_eq!(mode_of(&target, "1.0", "secret.key"), 0o400);
     assert_eq!(mode_of(&target, "2.0", "secret.key"), 0o440);
-    assert!(verify_release(target.root(), APP, "1.0", &v1).is_empty());
-    assert!(verify_release(target.root(), APP, "2.0", &v2).is_empty());
+    assert!(verify_release(target.root(), APP, &v("1.0"), &v1).is_empty());
+    assert!(verify_release(target.root(), APP, &v("2.0"), &v2).is_empty());
 }
 
 #[test]
@@ -118,7 +118,7 @@ fn a_staged_release_is_exactly_its_manifest() {
         fs::read(target.release_dir("1.0").join("app/big.bin")).unwrap(),
         big_content(2_500_000, 7)
     );
-    assert!(verify_release(target.root(), APP, "1.0", &manifest).is_empty());
+    assert!(verify_release(target.root(), APP, &v("1.0"), &manifest).is_empty());
 }
 
 #[test]
@@ -131,7 +131,13 @@ fn missing_blobs_are_named_and_only_those_not_reusable_are_needed() {
     v2_items.push(file("new.txt", "brand new"));
     let v2 = build(&v2_items);
     let layout = target.layout();
-    let needed = blobs_needed(&layout, "2.0", &v2.manifest, Some("1.0"), &target.cache);
+    let needed = blobs_needed(
+        &layout,
+        &v("2.0"),
+        &v2.manifest,
+        Some(&v("1.0")),
+        &target.cache,
+    );
     let new_hash = ferry_cas::hash::ContentHash::of(b"brand new");
     assert_eq!(
         needed.iter().map(|c| c.hash).collect::<Vec<_>>(),
@@ -149,11 +155,25 @@ fn missing_blobs_are_named_and_only_those_not_reusable_are_needed() {
         other => panic!("{other:?}"),
     }
     assert_eq!(target.current().as_deref(), Some("1.0"));
-    assert!(!layout.has_release("2.0"));
+    assert!(!layout.has_release(&v("2.0")));
     target.cache(&v2);
-    assert!(blobs_needed(&layout, "2.0", &v2.manifest, Some("1.0"), &target.cache).is_empty());
+    assert!(blobs_needed(
+        &layout,
+        &v("2.0"),
+        &v2.manifest,
+        Some(&v("1.0")),
+        &target.cache
+    )
+    .is_empty());
     target.deploy_ok("2.0", &v2.manifest);
-    assert!(blobs_needed(&layout, "2.0", &v2.manifest, Some("1.0"), &target.cache).is_empty());
+    assert!(blobs_needed(
+        &layout,
+        &v("2.0"),
+        &v2.manifest,
+        Some(&v("1.0")),
+        &target.cache
+    )
+    .is_empty());
 }
 
 #[test]
@@ -190,20 +210,23 @@ fn redeploying_reuses_an_intact_release_and_replaces_a_changed_one() {
     in_writable_dir(&dir.join("d"), || fs::remove_file(dir.join("d/a")).unwrap());
     in_writable_dir(&dir, || fs::write(dir.join("extra.txt"), "x").unwrap());
     assert_eq!(
-        verify_release(target.root(), APP, "1.0", &manifest),
+        verify_release(target.root(), APP, &v("1.0"), &manifest),
         ["d/a", "extra.txt", "tool.sh"]
     );
     let repaired = target.deploy_ok("1.0", &manifest);
     assert_eq!(repaired.repaired, ["d/a", "extra.txt", "tool.sh"]);
     assert!(!repaired.reused);
-    assert!(verify_release(target.root(), APP, "1.0", &manifest).is_empty());
+    assert!(verify_release(target.root(), APP, &v("1.0"), &manifest).is_empty());
     assert_eq!(target.current().as_deref(), Some("1.0"));
     let leftovers: Vec<_> = fs::read_dir(target.layout().releases_dir())
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
     assert_eq!(leftovers, ["1.0"]);
-    assert_eq!(verify_release(target.root(), APP, "9.9", &manifest), ["."]);
+    assert_eq!(
+        verify_release(target.root(), APP, &v("9.9"), &manifest),
+        ["."]
+    );
 }
 
 /// The stat index lets staging trust the previous release's unchanged files without
