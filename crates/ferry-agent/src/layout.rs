@@ -20,6 +20,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::error::{AgentError, AgentResult};
+use ferry_domain::served::Served;
 
 /// The directory holding the target's state: cache, journal, staging, locks.
 pub fn state_dir(root: &Path) -> PathBuf {
@@ -192,42 +193,34 @@ impl Installed {
         }
     }
 
-    /// The name of its directory under `releases/`: `VERSION`, or `VERSION@N`.
+    /// The name of its directory under `releases/`: `VERSION`, or `VERSION@N` (the
+    /// label of `ferry_domain::served::Served`, as the server names what a target serves).
     pub fn dir_name(&self) -> String {
-        match self.config {
-            0 => self.version.clone(),
-            n => format!("{}@{n}", self.version),
-        }
+        self.served().label()
     }
 
     /// The release a directory name stands for; `None` for anything else (work
     /// directories, a revision written `@0` or with leading zeros).
     pub fn parse(name: &str) -> Option<Installed> {
-        let (version, config) = match name.split_once('@') {
-            None => (name, 0),
-            Some((version, revision)) => {
-                let canonical = !revision.starts_with('0')
-                    && !revision.is_empty()
-                    && revision.bytes().all(|b| b.is_ascii_digit());
-                (version, revision.parse().ok().filter(|_| canonical)?)
-            }
-        };
-        check_version(version).ok()?;
-        Some(Installed::new(version, config))
+        let Served { version, config } = Served::parse(name);
+        check_version(&version).ok()?;
+        Some(Installed { version, config })
     }
 
     /// Refuses a version that could leave `releases/`.
     pub fn check(&self) -> AgentResult<()> {
         check_version(&self.version)
     }
+
+    fn served(&self) -> Served {
+        Served::new(self.version.clone(), self.config)
+    }
 }
 
+/// `1.2.0`, or `1.2.0 with configuration 3`.
 impl fmt::Display for Installed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.config {
-            0 => write!(f, "{}", self.version),
-            n => write!(f, "{} (configuration revision {n})", self.version),
-        }
+        self.served().fmt(f)
     }
 }
 
