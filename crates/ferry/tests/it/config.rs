@@ -402,7 +402,12 @@ fn servers_sharing_a_database_share_the_secret_key() {
     assert_eq!(revealed(&second), SECRET);
     // A server without the key file refuses to start, naming the key it needs.
     let elsewhere = tempfile::tempdir().unwrap();
-    let refused = Run::of(&mut first.joining_command(elsewhere.path()));
+    let mut without_key = crate::harness::server_command(elsewhere.path());
+    without_key
+        .env("FERRY_DATABASE", first.database_url().unwrap())
+        .arg("--audit-key")
+        .arg(first.data_dir().join("audit-key"));
+    let refused = Run::of(&mut without_key);
     assert_eq!(refused.code, 1, "{refused:?}");
     assert!(
         refused

@@ -152,8 +152,8 @@ impl Server {
         )
     }
 
-    /// `ferry server` on the data directory `data` and this server's database and audit
-    /// key, run by hand: a server joining this one.
+    /// `ferry server` on the data directory `data` and this server's database, audit key
+    /// and secret key, run by hand: a server joining this one.
     pub fn joining_command(&self, data: &Path) -> Command {
         let mut command = server_command(data);
         if let Some(database) = &self.database {
@@ -161,7 +161,9 @@ impl Server {
         }
         command
             .arg("--audit-key")
-            .arg(self.data_dir().join("audit-key"));
+            .arg(self.data_dir().join("audit-key"))
+            .arg("--secret-key")
+            .arg(self.data_dir().join("secret-key"));
         command
     }
 
