@@ -127,28 +127,13 @@ async fn the_server_refuses_a_ferry_toml_the_client_did_not_check() {
     config["path"] = json!("ferry.toml");
     entries.push(config);
     entries.sort_by(|a, b| a["path"].as_str().cmp(&b["path"].as_str()));
-    let body = json!({
-        "version": "1.0.1",
-        "manifest": {"entries": entries},
-        "source": {"kind": "directory", "path": "/tmp/forged"},
-    });
-    let response = reqwest::Client::new()
-        .post(format!("{}/api/v1/apps/web/releases", server.url))
-        .bearer_auth(&server.admin_token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{text}");
-    assert!(
-        text.contains("ferry.toml line 2, column 1: unknown field `before_swich`, expected one of `before_switch`"),
-        "{text}"
-    );
-    server
-        .admin(&["release", "show", "web", "1.0.1"])
-        .fails(1, "no release");
+    refused_past_the_client(
+        &server,
+        "1.0.1",
+        entries,
+        "ferry.toml line 2, column 1: unknown field `before_swich`, expected one of `before_switch`",
+    )
+    .await;
     // Through the client the same file is refused too (exit 3), before anything is uploaded.
     fs::rename(dir.join("notes.txt"), dir.join("ferry.toml")).unwrap();
     server
@@ -217,8 +202,20 @@ async fn config_files_are_checked_against_the_release() {
         .filter(|e| e["path"] != "app.ini.tmpl")
         .cloned()
         .collect();
+    refused_past_the_client(
+        &server,
+        "2.0.1",
+        entries,
+        "the template \\\"app.ini.tmpl\\\" is not in the release",
+    )
+    .await;
+}
+
+/// Creates release `version` of web from `entries`, past the client's checks: the server
+/// refuses it with 422 and `says`, and no such release exists.
+async fn refused_past_the_client(server: &Server, version: &str, entries: Vec<Value>, says: &str) {
     let body = json!({
-        "version": "2.0.1",
+        "version": version,
         "manifest": {"entries": entries},
         "source": {"kind": "directory", "path": "/tmp/forged"},
     });
@@ -232,12 +229,9 @@ async fn config_files_are_checked_against_the_release() {
     let status = response.status();
     let text = response.text().await.unwrap();
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{text}");
-    assert!(
-        text.contains("the template \\\"app.ini.tmpl\\\" is not in the release"),
-        "{text}"
-    );
+    assert!(text.contains(says), "{text}");
     server
-        .admin(&["release", "show", "web", "2.0.1"])
+        .admin(&["release", "show", "web", version])
         .fails(1, "no release");
 }
 
