@@ -95,16 +95,17 @@ pub struct CaptureReport {
 }
 
 impl Capture {
-    /// Reads the release directory `app` serves, which must be `running` (whose manifest
-    /// is `published`, `ferry.toml` as published is `config`, see
-    /// [`crate::drift::release_config`], and configuration files rendered from `env`'s
-    /// configuration are `rendered`), into the manifest of a release made of it. Waits for
+    /// Reads the release directory `app` serves on this target (`place`: its name and its
+    /// environment), which must be `running` (whose manifest is `published`, `ferry.toml` as
+    /// published is `config`, see [`crate::drift::release_config`], and configuration files
+    /// rendered from the environment's configuration are `rendered`), into the manifest of a
+    /// release made of it. Waits for
     /// the application's lock and keeps it. Refused, with the reason, when the tree cannot
     /// be a release, serves `running` exactly, or a rendered file was changed.
     pub fn scan(
         root: &Path,
         app: &str,
-        env: &str,
+        (target, env): (&str, &str),
         running: &Installed,
         published: &Manifest,
         config: &ReleaseConfig,
@@ -167,7 +168,7 @@ impl Capture {
         {
             let version = &running.version;
             return Err(AgentError::Refused(format!(
-                "{edited} is written by ferry from the configuration of {env}: change it with `ferry config set {app} --env {env} KEY=VALUE` and `ferry config apply {app} --env {env}`, not on the target (release {version} was not captured)"
+                "{edited} is written by ferry from the configuration of {env}, and was changed on this target: undo the edit with `ferry drift revert {target} {app}`, and change a value with `ferry config set {app} --env {env} KEY=VALUE` then `ferry config apply {app} --env {env}`, not on the target (release {version} was not captured)"
             )));
         }
         let manifest = Manifest {
@@ -782,7 +783,7 @@ mod tests {
             Capture::scan(
                 self.root(),
                 "shop",
-                "prd",
+                ("prd-1", "prd"),
                 &v("1.0"),
                 &self.manifest,
                 &self.config(),
@@ -1009,7 +1010,7 @@ mod tests {
         let reason = match Capture::scan(
             target.root(),
             "shop",
-            "prd",
+            ("prd-1", "prd"),
             &v("0.9"),
             &target.manifest,
             &target.config(),

@@ -20,7 +20,8 @@ use ferry_cas::hash::ContentHash;
 use ferry_cas::manifest::{Entry, EntryKind, Manifest};
 use ferry_cas::release_config::ReleaseConfig;
 use ferry_domain::config::{
-    missing_required, render_env_file, render_template, ConfigKey, MAX_TEMPLATE_BYTES,
+    missing_required, render_env_file, render_template, ConfigKey, TemplateError,
+    MAX_TEMPLATE_BYTES,
 };
 
 use crate::content::{read_small_file, FileFacts};
@@ -139,20 +140,21 @@ impl RenderedFiles {
     }
 }
 
-/// What rendering the configuration into a release needs to say who to tell: the
-/// application and environment, for the commands in its errors.
+/// What rendering the configuration into a release needs to say what to do: the
+/// application, environment and release, for the commands in its errors.
 #[derive(Clone, Copy, Debug)]
 pub struct ConfigOf<'a> {
     pub app: &'a str,
     pub env: &'a str,
+    pub version: &'a str,
 }
 
 impl ConfigOf<'_> {
-    /// How to change the configuration, as the end of an error.
+    /// How to set keys and deploy the release again with them, as the end of an error.
     fn how_to_set(&self) -> String {
-        let (app, env) = (self.app, self.env);
+        let (app, env, version) = (self.app, self.env, self.version);
         format!(
-            "run `ferry config set {app} --env {env} KEY=VALUE`, then `ferry config apply {app} --env {env}`"
+            "run `ferry config set {app} --env {env} KEY=VALUE`, then deploy {version} again (`ferry deploy {app} {version} --to {env}`), which takes the newest configuration"
         )
     }
 }
@@ -217,14 +219,11 @@ pub fn render(
             ))
         })?;
         let rendered = render_template(&template.source, &text, &values.values).map_err(|why| {
-            let (app, env) = (of.app, of.env);
-            let why = why.replace(
-                "ferry config set APP --env ENV",
-                &format!("ferry config set {app} --env {env}"),
-            );
-            AgentError::Refused(format!(
-                "{why}, then `ferry config apply {app} --env {env}`; nothing was switched"
-            ))
+            let todo = match &why {
+                TemplateError::MissingKeys(_) => of.how_to_set(),
+                TemplateError::Broken(_) => "fix the template in a new release".to_owned(),
+            };
+            AgentError::Refused(format!("{why}: {todo}; nothing was switched"))
         })?;
         files.insert(template.output.clone(), rendered.into_bytes());
     }

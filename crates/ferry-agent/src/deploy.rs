@@ -60,6 +60,7 @@ impl DeployRequest {
         let of = ConfigOf {
             app: &self.app,
             env: &self.env,
+            version: &self.version,
         };
         render(
             layout,

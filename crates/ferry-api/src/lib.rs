@@ -934,6 +934,10 @@ pub struct RevertOutcome {
     /// The backup keeping what those paths held (none when only deletions were undone).
     #[serde(default)]
     pub backup: Option<i64>,
+    /// Files written from the configuration (`[config]` in `ferry.toml`) among them: written
+    /// again from its values, and not kept in the backup, as they may hold secrets.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rewritten: Vec<String>,
 }
 
 /// The checks `POST /api/v1/drift/check` asked for: a task per online target, and the

@@ -11,7 +11,8 @@ use std::fmt;
 mod render;
 
 pub use render::{
-    missing_required, render_env_file, render_template, MAX_RENDERED_BYTES, MAX_TEMPLATE_BYTES,
+    missing_required, render_env_file, render_template, TemplateError, MAX_RENDERED_BYTES,
+    MAX_TEMPLATE_BYTES,
 };
 
 /// The longest key.

@@ -43,10 +43,15 @@ impl Agent {
         // The configuration files rendered into the directory, to leave out of the release.
         let values = self.config_values(app, served.config).await?;
         let (root, a, env) = (self.root.clone(), app.to_owned(), self.state.env.clone());
+        let target = self.state.target.clone();
         let cache = std::sync::Arc::clone(&self.cache);
         let capture = tokio::task::spawn_blocking(move || {
             let layout = AppLayout::new(&root, &a)?;
-            let of = ConfigOf { app: &a, env: &env };
+            let of = ConfigOf {
+                app: &a,
+                env: &env,
+                version: &served.version,
+            };
             let rendered = render(
                 &layout,
                 &[Some(&served)],
@@ -56,7 +61,8 @@ impl Agent {
                 of,
                 &cache,
             )?;
-            Capture::scan(&root, &a, &env, &served, &manifest, &config, &rendered)
+            let place = (target.as_str(), env.as_str());
+            Capture::scan(&root, &a, place, &served, &manifest, &config, &rendered)
         })
         .await??;
         let uploaded = self.upload_blobs(app, capture.blobs().to_vec()).await?;

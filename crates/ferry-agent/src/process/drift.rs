@@ -197,7 +197,11 @@ impl Agent {
                 let (a, env, i) = (app.to_owned(), self.state.env.clone(), installed.clone());
                 let (m, c) = (Arc::clone(&manifest), Arc::clone(&config));
                 let served = tokio::task::spawn_blocking(move || {
-                    let of = ConfigOf { app: &a, env: &env };
+                    let of = ConfigOf {
+                        app: &a,
+                        env: &env,
+                        version: &i.version,
+                    };
                     drift::served_manifest(&root, of, &i, &m, &c, &values, &cache)
                 })
                 .await??;

@@ -1,6 +1,8 @@
 //! Reverting drift as a task (`ferry drift revert`): the application checked now; what the
 //! drifted paths hold kept as a backup of the application (reason `drift_revert`: the paths
-//! relative to the release, read from `current`); then the release given its exact content,
+//! relative to the release, read from `current`), except the files rendered from the
+//! configuration, which may hold secrets and are written again from its values; then the
+//! release given its exact content,
 //! as a rollback to a changed release does (a fresh tree built beside it and exchanged with
 //! one atomic rename, blobs fetched when an edit in place spoilt the cache's copy); then
 //! checked again, which reports the drift gone.
@@ -34,16 +36,20 @@ impl Agent {
                 version: found.version,
                 reverted: Vec::new(),
                 backup: None,
+                rewritten: Vec::new(),
             };
             return Ok((
                 format!("{app} {version} serves its release exactly: nothing to revert"),
                 Some(serde_json::to_value(&outcome)?),
             ));
         }
+        // Files ferry renders from the configuration are written again from its values and
+        // never kept: a backup is stored in clear, and they may hold secrets.
+        let rendered = self.rendered_paths(app).await?;
         let kept: Vec<String> = found
             .paths
             .iter()
-            .filter(|p| p.change != DriftChange::Deleted)
+            .filter(|p| p.change != DriftChange::Deleted && !rendered.contains(&p.path))
             .map(|p| p.path.clone())
             .collect();
         let backup = match kept.is_empty() {
@@ -71,22 +77,41 @@ impl Agent {
                 after.paths[0].path
             );
         }
-        let message = match backup {
-            Some(id) => format!(
-                "{app} {version} serves its release exactly again: {} path(s) reverted, what they held kept in backup {id}",
-                found.paths.len()
-            ),
-            None => format!(
-                "{app} {version} serves its release exactly again: {} deleted path(s) restored",
-                found.paths.len()
-            ),
+        let kept = match backup {
+            Some(id) => format!(", what they held kept in backup {id}"),
+            None => String::new(),
         };
+        let rewritten: Vec<String> = (found.paths.iter())
+            .filter(|p| rendered.contains(&p.path))
+            .map(|p| p.path.clone())
+            .collect();
+        let written_again = match rewritten.is_empty() {
+            true => "",
+            false => " (files written from the configuration are written again from its values, not kept)",
+        };
+        let message = format!(
+            "{app} {version} serves its release exactly again: {} path(s) reverted{kept}{written_again}",
+            found.paths.len()
+        );
         let outcome = RevertOutcome {
             version: found.version,
             reverted: found.paths,
             backup,
+            rewritten,
         };
         Ok((message, Some(serde_json::to_value(&outcome)?)))
+    }
+
+    /// The files the release `app` serves renders from its configuration (`[config]` in its
+    /// `ferry.toml`).
+    async fn rendered_paths(&self, app: &str) -> anyhow::Result<Vec<String>> {
+        let layout = AppLayout::new(&self.root, app)?;
+        let (_, config) =
+            tokio::task::spawn_blocking(move || crate::app_backup::take::release_config(&layout))
+                .await??;
+        Ok((config.config.rendered_paths().into_iter())
+            .map(str::to_owned)
+            .collect())
     }
 
     /// Keeps what `paths` of release `version` of `app` hold now as a backup of the

@@ -95,6 +95,7 @@ fn rendered(
     let of = ConfigOf {
         app: APP,
         env: "prd",
+        version: "1.0",
     };
     render(
         &target.layout(),
@@ -221,7 +222,7 @@ fn a_missing_key_fails_the_deploy_before_the_switch_naming_it_and_the_fix() {
         let reason = refused(&values);
         for said in says.iter().chain(&[
             "ferry config set shop --env prd",
-            "ferry config apply shop --env prd",
+            "`ferry deploy shop 2.0 --to prd`",
         ]) {
             assert!(reason.contains(said), "{said:?} not in {reason}");
         }
@@ -246,6 +247,7 @@ fn an_edited_env_file_is_drift_and_a_revert_repairs_it() {
         ConfigOf {
             app: APP,
             env: "prd",
+            version: "1.0",
         },
         &installed,
         &v1,
@@ -297,7 +299,7 @@ fn a_capture_leaves_rendered_files_out_and_refuses_an_edited_one() {
         Capture::scan(
             target.root(),
             APP,
-            "prd",
+            ("prd-1", "prd"),
             &installed,
             &v1,
             &config,
@@ -313,9 +315,10 @@ fn a_capture_leaves_rendered_files_out_and_refuses_an_edited_one() {
     match scan() {
         Err(AgentError::Refused(reason)) => assert!(
             reason.contains(
-                "config/app.ini is written by ferry from the configuration of prd: change it with \
-                 `ferry config set shop --env prd KEY=VALUE` and `ferry config apply shop --env \
-                 prd`, not on the target"
+                "config/app.ini is written by ferry from the configuration of prd, and was \
+                 changed on this target: undo the edit with `ferry drift revert prd-1 shop`, \
+                 and change a value with `ferry config set shop --env prd KEY=VALUE` then \
+                 `ferry config apply shop --env prd`, not on the target"
             ),
             "{reason}"
         ),

@@ -99,7 +99,35 @@ pub fn render_template(
     name: &str,
     template: &str,
     values: &BTreeMap<ConfigKey, String>,
-) -> Result<String, String> {
+) -> Result<String, TemplateError> {
+    render(name, template, values).map_err(TemplateError::Broken)?
+}
+
+/// Why a template did not render.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TemplateError {
+    /// The template itself cannot be rendered (unclosed, not a placeholder, too large): it
+    /// is fixed in a new release.
+    Broken(String),
+    /// It names keys the configuration lacks (each with where it is first used): they are
+    /// set with `ferry config set`.
+    MissingKeys(String),
+}
+
+impl std::fmt::Display for TemplateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TemplateError::Broken(why) | TemplateError::MissingKeys(why) => f.write_str(why),
+        }
+    }
+}
+
+/// [`render_template`]: the outer error is the template's own; the inner one, keys missing.
+fn render(
+    name: &str,
+    template: &str,
+    values: &BTreeMap<ConfigKey, String>,
+) -> Result<Result<String, TemplateError>, String> {
     if template.len() > MAX_TEMPLATE_BYTES {
         return Err(format!(
             "template {name} holds {} bytes: a template may hold at most {MAX_TEMPLATE_BYTES} \
@@ -154,11 +182,12 @@ pub fn render_template(
         rest = open + 2 + close + 2;
     }
     rendered.push(&template[rest..])?;
-    if missing.is_empty() {
-        Ok(rendered.text)
-    } else {
-        Err(missing_keys_error(name, &missing))
-    }
+    Ok(match missing.is_empty() {
+        true => Ok(rendered.text),
+        false => Err(TemplateError::MissingKeys(missing_keys_error(
+            name, &missing,
+        ))),
+    })
 }
 
 /// The text rendered so far, refused past [`MAX_RENDERED_BYTES`].
@@ -237,8 +266,7 @@ fn shown(placeholder: &str) -> String {
 fn missing_keys_error(name: &str, missing: &[(ConfigKey, Position)]) -> String {
     if let [(key, Position { line, column })] = missing {
         return format!(
-            "template {name} line {line}, column {column}: {key} is not set in this \
-             environment: set it with `ferry config set APP --env ENV {key}=VALUE`"
+            "template {name} line {line}, column {column}: {key} is not set in this environment"
         );
     }
     let mut listed: Vec<String> = missing
@@ -250,8 +278,7 @@ fn missing_keys_error(name: &str, missing: &[(ConfigKey, Position)]) -> String {
         listed.push(format!("and {} more", missing.len() - MAX_NAMED_KEYS));
     }
     format!(
-        "template {name}: {} keys are not set in this environment: {}; set each with \
-         `ferry config set APP --env ENV KEY=VALUE`",
+        "template {name}: {} keys are not set in this environment: {}",
         missing.len(),
         listed.join(", ")
     )
@@ -498,18 +525,14 @@ mod tests {
             (
                 "missing",
                 "a\n  {{ API_KEY }}",
-                vec![
-                    "template app.tmpl line 2, column 3: API_KEY is not set in this environment",
-                    "`ferry config set APP --env ENV API_KEY=VALUE`",
-                ],
+                vec!["template app.tmpl line 2, column 3: API_KEY is not set in this environment"],
             ),
             (
                 "several missing",
                 "{{ B }} {{ DB }}\n{{ A }} {{ B }}\n{{ C }}",
                 vec![
                     "template app.tmpl: 3 keys are not set in this environment: \
-                     B (line 1, column 1), A (line 2, column 1), C (line 3, column 1); \
-                     set each with `ferry config set APP --env ENV KEY=VALUE`",
+                     B (line 1, column 1), A (line 2, column 1), C (line 3, column 1)",
                 ],
             ),
             (
@@ -520,6 +543,13 @@ mod tests {
         ];
         for (name, template, says) in cases {
             let error = render_template("app.tmpl", template, &set).unwrap_err();
+            let missing = matches!(error, TemplateError::MissingKeys(_));
+            assert_eq!(
+                missing,
+                name.contains("missing") && !name.contains("broken"),
+                "{name}"
+            );
+            let error = error.to_string();
             for part in says {
                 assert!(error.contains(part), "{name}: {error}");
             }
@@ -530,7 +560,9 @@ mod tests {
     #[test]
     fn many_missing_keys_are_counted_past_the_first_fifty() {
         let template: String = (0..60).map(|i| format!("{{{{ K{i} }}}}\n")).collect();
-        let error = render_template("t", &template, &BTreeMap::new()).unwrap_err();
+        let error = render_template("t", &template, &BTreeMap::new())
+            .unwrap_err()
+            .to_string();
         assert!(
             error.starts_with("template t: 60 keys are not set"),
             "{error}"
@@ -572,7 +604,9 @@ mod tests {
                     "{name}"
                 ),
                 Err(error) => assert!(
-                    !says.is_empty() && error.contains(says) && !error.contains("vvv"),
+                    !says.is_empty()
+                        && error.to_string().contains(says)
+                        && !error.to_string().contains("vvv"),
                     "{name}: {error}"
                 ),
             }

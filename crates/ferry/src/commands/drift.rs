@@ -248,11 +248,20 @@ pub async fn revert(client: &Client, output: Output, request: RevertDrift) -> Cl
         for path in &outcome.reverted {
             println!("  {:<9} {}", path.change.to_string(), path.path);
         }
+        if !outcome.rewritten.is_empty() {
+            println!(
+                "{} written again from the configuration's values; what they held is not kept, as it may hold secrets (change a value with `ferry config set`)",
+                outcome.rewritten.join(", ")
+            );
+        }
         match outcome.backup {
             Some(id) => {
                 println!("what they held is kept in backup {id} (`ferry backup show {id}`)")
             }
-            None => println!("they were deletions only: nothing to keep"),
+            None if outcome.rewritten.is_empty() => {
+                println!("they were deletions only: nothing to keep")
+            }
+            None => {}
         }
     });
     Ok(())

@@ -131,6 +131,27 @@ fn each_environment_gets_its_own_values_in_its_files_and_hooks() {
     );
     assert_eq!(current(&dev.root, "web"), "releases/1.0.0@2");
 
+    // A hand edit of a rendered file is drift. Capturing it is refused with what to do;
+    // reverting writes it again from the values and keeps nothing of it in a backup (it
+    // holds the secret).
+    let env_file = prd.root.join("apps/web/current/.env");
+    let rendered = fs::read_to_string(&env_file).unwrap();
+    fs::set_permissions(&env_file, fs::Permissions::from_mode(0o600)).unwrap();
+    fs::write(&env_file, format!("{rendered}DEBUG=1\n")).unwrap();
+    server
+        .admin(&["drift", "capture", "prd-1", "web", "--as", "1.0.2"])
+        .fails(1, "undo the edit with `ferry drift revert prd-1 web`");
+    let reverted = server.admin(&["drift", "revert", "prd-1", "web"]).success();
+    assert!(
+        reverted
+            .stdout
+            .contains(".env written again from the configuration's values"),
+        "{reverted:?}"
+    );
+    assert_eq!(fs::read_to_string(&env_file).unwrap(), rendered);
+    let backups = server.admin(&["backup", "list", "--json"]).success().json();
+    assert_eq!(backups.as_array().unwrap().len(), 0, "{backups}");
+
     // The secret is in the agents' files, and nowhere on the server's side: not in its
     // answers, its log, its database or its blobs.
     for answer in [
