@@ -11,8 +11,8 @@ use std::fmt;
 mod render;
 
 pub use render::{
-    missing_required, render_env_file, render_template, TemplateError, MAX_RENDERED_BYTES,
-    MAX_TEMPLATE_BYTES,
+    check_template, missing_required, render_env_file, render_template, TemplateError,
+    MAX_RENDERED_BYTES, MAX_TEMPLATE_BYTES,
 };
 
 /// The longest key.
@@ -121,6 +121,15 @@ pub fn parse_env_file(text: &str) -> Result<Vec<(ConfigKey, String)>, String> {
             continue;
         }
         let line = line.strip_prefix("export ").unwrap_or(line).trim_start();
+        if let Some((key, _)) = line
+            .split_once('=')
+            .filter(|(k, _)| k.ends_with([' ', '\t']))
+        {
+            return Err(format!(
+                "line {number}: write {}=VALUE without spaces around =, as a shell reads it",
+                key.trim_end()
+            ));
+        }
         let (key, value) = parse_assignment(line).map_err(|e| format!("line {number}: {e}"))?;
         let value = unquote(value.trim());
         if let Some(first) = seen.insert(key.clone(), number) {
@@ -283,7 +292,10 @@ mod tests {
             ("A=1\nA=2\n", "line 2: A is given on line 1 already"),
             ("A=1\nnot an assignment\n", "line 2:"),
             ("ok=1\n", "line 1:"),
-            ("SPACED = no\n", "line 1:"),
+            (
+                "SPACED = no\n",
+                "line 1: write SPACED=VALUE without spaces around =",
+            ),
         ] {
             let error = parse_env_file(bad).unwrap_err();
             assert!(error.contains(says), "{bad:?}: {error}");

@@ -215,6 +215,23 @@ fn written_by_application(release: &ReleaseConfig, path: &str) -> Option<String>
 }
 
 impl ReleaseConfig {
+    /// Refuses `template` when its text (`text`, the content of its source) could never
+    /// render, whatever an environment's values: not UTF-8, too large, an unclosed `{{` or
+    /// one that is no placeholder. The client checks this before it uploads, the server
+    /// again before the release exists.
+    pub fn check_template(&self, template: &Template, text: &[u8]) -> Result<(), ConfigError> {
+        let key = format!("config.templates.{:?}", template.output);
+        let text = std::str::from_utf8(text).map_err(|_| {
+            let reason = format!(
+                "the template {:?} is not UTF-8 text: ferry renders text templates only",
+                template.source
+            );
+            ConfigError::new(key.clone(), reason)
+        })?;
+        ferry_domain::config::check_template(&template.source, text)
+            .map_err(|reason| ConfigError::new(key, reason))
+    }
+
     /// Checks the settings that name the release's own files against its `manifest`: each
     /// template is a regular file of the release; no path ferry writes (env file, template
     /// output) is a path of the release; the directory holding each is a directory of the

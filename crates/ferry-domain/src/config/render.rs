@@ -103,6 +103,13 @@ pub fn render_template(
     render(name, template, values).map_err(TemplateError::Broken)?
 }
 
+/// Refuses a template that could never render, whatever the configuration: too large, an
+/// unclosed `{{`, or one that is no placeholder. Keys are not checked (each environment
+/// has its own). For the release's checks, before it is deployed anywhere.
+pub fn check_template(name: &str, template: &str) -> Result<(), String> {
+    render(name, template, &BTreeMap::new()).map(|_| ())
+}
+
 /// Why a template did not render.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TemplateError {
@@ -554,6 +561,18 @@ mod tests {
                 assert!(error.contains(part), "{name}: {error}");
             }
             assert!(!error.contains("s3cret"), "{name}: {error}");
+        }
+    }
+
+    #[test]
+    fn a_template_is_checked_without_values() {
+        assert_eq!(check_template("t", "a {{ KEY }} {{ \"{{\" }} b"), Ok(()));
+        for (broken, says) in [
+            ("{{ KEY", "is not closed"),
+            ("{{ lower }}", "is not a placeholder"),
+        ] {
+            let error = check_template("t", broken).unwrap_err();
+            assert!(error.contains(says), "{broken}: {error}");
         }
     }
 

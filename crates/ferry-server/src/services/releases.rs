@@ -7,6 +7,7 @@ use ferry_cas::hash::ContentHash;
 use ferry_cas::manifest::{Chunk, Entry, EntryKind, Manifest};
 use ferry_cas::release_config::{ReleaseConfig, CONFIG_FILE};
 use ferry_domain::audit_event::{self, AuditAction};
+use ferry_domain::config::MAX_TEMPLATE_BYTES;
 use ferry_domain::name::validate_version;
 use ferry_domain::permission::Action;
 use ferry_store::{App, ContentHold, NewRelease, ReleaseOutcome};
@@ -249,7 +250,32 @@ async fn check_release_config(
     let config = ReleaseConfig::parse_bytes(&data).map_err(|error| refused(error.to_string()))?;
     config
         .check_against_manifest(manifest)
-        .map_err(|error| refused(error.to_string()))
+        .map_err(|error| refused(error.to_string()))?;
+    for template in &config.config.templates {
+        // A regular file of the release, as checked above; read only up to what a template
+        // may hold.
+        let Some(entry) = manifest.get(&template.source) else {
+            continue;
+        };
+        let size = match entry.kind {
+            EntryKind::File { size, .. } => size,
+            _ => continue,
+        };
+        if size > MAX_TEMPLATE_BYTES as u64 {
+            return Err(refused(format!(
+                "the template {} holds {size} bytes: a template may hold at most {MAX_TEMPLATE_BYTES} bytes (1 MiB); keep data out of it",
+                template.source
+            )));
+        }
+        let mut text = Vec::with_capacity(size as usize);
+        for chunk in entry.blobs() {
+            text.extend(store.read(chunk.hash).await?);
+        }
+        config
+            .check_template(template, &text)
+            .map_err(|error| refused(error.to_string()))?;
+    }
+    Ok(())
 }
 
 /// Refuses `--incident ID` unless it names a hotfix incident of `app` whose base is the

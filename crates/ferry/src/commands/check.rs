@@ -32,7 +32,7 @@ pub fn run(output: Output, dir: PathBuf) -> CliResult {
         .filter(|config| !config.config.rendered_paths().is_empty())
     {
         let scanned = scan_tree(&dir, &Limits::default()).map_err(super::release::cas_error)?;
-        check_files(config, &scanned.manifest, &name)?;
+        check_files(config, &scanned.manifest, &dir, &name)?;
     }
     let config = config.is_some();
     let report = CheckReport {
@@ -77,11 +77,22 @@ pub fn check_tree(root: &Path, name: &str) -> CliResult<Option<ReleaseConfig>> {
     ReleaseConfig::parse_bytes(&data).map(Some).map_err(refused)
 }
 
-/// Refuses a `ferry.toml` whose `[config]` does not fit the release's files (`manifest`): a
-/// template missing, a file ferry writes already in the release, or its directory missing;
-/// under `name`, as [`check_tree`].
-pub fn check_files(config: &ReleaseConfig, manifest: &Manifest, name: &str) -> CliResult {
-    config
-        .check_against_manifest(manifest)
-        .map_err(|error| CliError::refused(format!("{name}: {error}")))
+/// Refuses a `ferry.toml` whose `[config]` does not fit the release's files (`manifest`,
+/// of the tree `root`): a template missing or that could never render, a file ferry writes
+/// already in the release, or its directory missing; under `name`, as [`check_tree`].
+pub fn check_files(
+    config: &ReleaseConfig,
+    manifest: &Manifest,
+    root: &Path,
+    name: &str,
+) -> CliResult {
+    let refused = |error: ConfigError| CliError::refused(format!("{name}: {error}"));
+    config.check_against_manifest(manifest).map_err(refused)?;
+    for template in &config.config.templates {
+        let path = root.join(&template.source);
+        let text =
+            fs::read(&path).map_err(|e| CliError::failed(format!("{}: {e}", path.display())))?;
+        config.check_template(template, &text).map_err(refused)?;
+    }
+    Ok(())
 }

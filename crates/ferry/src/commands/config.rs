@@ -105,12 +105,15 @@ pub async fn run(client: &Client, output: Output, command: ConfigCommand) -> Cli
                 );
                 let rows: Vec<Vec<String>> = (view.entries.iter())
                     .map(|e| {
-                        let value = e.value.clone().unwrap_or_else(|| MASKED.to_owned());
-                        let kind = if e.secret { "secret" } else { "" };
-                        vec![e.key.clone(), value, kind.to_owned()]
+                        let value = match (&e.value, e.secret) {
+                            (None, _) => MASKED.to_owned(),
+                            (Some(value), true) => format!("{value} (secret)"),
+                            (Some(value), false) => value.clone(),
+                        };
+                        vec![e.key.clone(), value]
                     })
                     .collect();
-                print_table(&["KEY", "VALUE", ""], &rows);
+                print_table(&["KEY", "VALUE"], &rows);
             });
             Ok(())
         }
@@ -163,6 +166,11 @@ pub async fn run(client: &Client, output: Output, command: ConfigCommand) -> Cli
         }
         ConfigCommand::Diff { app, first, second } => {
             check_name(NameKind::Environment, &second)?;
+            if first == second {
+                return Err(CliError::usage(format!(
+                    "{first} compared with itself differs in nothing: name two environments, like `ferry config diff {app} dev prd`"
+                )));
+            }
             let path = format!("{}/compare?with={second}", config_path(&app, &first)?);
             let comparison: ConfigComparison = client.get(&path).await?;
             output.print(&comparison, print_comparison);
@@ -221,6 +229,12 @@ fn read_value(key: &ConfigKey) -> CliResult<String> {
             "reading the value of {key} from standard input: {e}"
         ))
     })?;
+    // A failed `cat key.txt | ferry config set …` pipes nothing: refused, not an empty secret.
+    if value.is_empty() {
+        return Err(CliError::usage(format!(
+            "standard input held no value for {key}: pipe the value in (one final newline is dropped), or give {key}= to set it empty"
+        )));
+    }
     let value = value.strip_suffix('\n').unwrap_or(&value);
     Ok(value.strip_suffix('\r').unwrap_or(value).to_owned())
 }
@@ -269,8 +283,14 @@ fn print_comparison(c: &ConfigComparison) {
         "{}: {} (revision {}) and {} (revision {})",
         c.app, c.first, c.first_revision, c.second, c.second_revision
     );
-    println!("  only in {}: {}", c.first, list(&c.only_in_first));
-    println!("  only in {}: {}", c.second, list(&c.only_in_second));
-    println!("  different:  {}", list(&c.differ));
-    println!("  the same:   {}", list(&c.same));
+    let rows = [
+        (format!("only in {}:", c.first), &c.only_in_first),
+        (format!("only in {}:", c.second), &c.only_in_second),
+        ("different:".to_owned(), &c.differ),
+        ("the same:".to_owned(), &c.same),
+    ];
+    let width = rows.iter().map(|(label, _)| label.len()).max().unwrap_or(0);
+    for (label, keys) in rows {
+        println!("  {label:<width$} {}", list(keys));
+    }
 }

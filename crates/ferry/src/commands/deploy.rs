@@ -141,7 +141,13 @@ pub(super) async fn finish(
 fn announce(output: Output, d: &Deployment) {
     let line = format!(
         "deployment {}: {} {} {} to {}, {}; following it until it ends (`ferry deployment cancel {}` stops it)",
-        d.id, d.kind, d.app, d.version, d.env, d.status, d.id
+        d.id,
+        d.kind,
+        d.app,
+        Served::new(d.version.clone(), d.config),
+        d.env,
+        d.status,
+        d.id
     );
     match output.json {
         true => eprintln!("{line}"),
@@ -337,7 +343,7 @@ pub async fn deployment(client: &Client, output: Output, command: DeploymentComm
                         vec![
                             d.id.to_string(),
                             d.app.clone(),
-                            d.version.clone(),
+                            Served::new(d.version.clone(), d.config).label(),
                             d.env.clone(),
                             d.kind.to_string(),
                             d.status.to_string(),
@@ -447,11 +453,14 @@ pub async fn status(client: &Client, output: Output, app: Option<String>) -> Cli
                 .iter()
                 .filter(|e| !e.rolled_back_from.is_empty())
             {
+                let labels = (env.rolled_back_from.iter())
+                    .map(|label| Served::parse(label).to_string())
+                    .collect::<Vec<_>>();
                 println!(
-                    "{} in {}: rolled back from {}, which promotions no longer bring there",
+                    "{} in {}: rolled back from {}, which promotions no longer bring there (deploy by name to bring one back)",
                     app.app,
                     env.env,
-                    env.rolled_back_from.join(", ")
+                    labels.join(", ")
                 );
             }
         }

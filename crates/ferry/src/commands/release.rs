@@ -182,7 +182,7 @@ async fn create(
     }
     // A ferry.toml the agent would refuse would make a release that can never deploy.
     if let Some(config) = super::check::check_tree(&tree.root, from)? {
-        super::check::check_files(&config, &scanned.manifest, from)?;
+        super::check::check_files(&config, &scanned.manifest, &tree.root, from)?;
     }
     let digest = scanned.manifest.digest().to_hex();
     if let Some(existing) = existing {

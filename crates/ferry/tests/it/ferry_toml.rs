@@ -188,6 +188,21 @@ async fn config_files_are_checked_against_the_release() {
         "[config]\nenv_file = \"css/.env\"\ntemplates = { \"app.ini\" = \"app.ini.tmpl\" }\n\
          required = [\"DATABASE_URL\"]\n",
     );
+    // A template that could never render is refused before anything is uploaded.
+    fs::write(site.join("app.ini.tmpl"), "db = {{ database_url }}\n").unwrap();
+    let broken = "ferry.toml: config.templates.\"app.ini\": template app.ini.tmpl line 1, \
+                  column 6: \"{{ database_url }}\" is not a placeholder";
+    check(&[site.to_str().unwrap()]).fails(3, broken);
+    server
+        .admin(&[
+            "release",
+            "create",
+            "web",
+            "1.9.0",
+            "--from",
+            site.to_str().unwrap(),
+        ])
+        .fails(3, broken);
     fs::write(site.join("app.ini.tmpl"), "db = {{ DATABASE_URL }}\n").unwrap();
     let run = check(&[site.to_str().unwrap()]).success();
     assert_eq!(run.stdout, "ferry.toml is valid\n", "{run:?}");
