@@ -838,6 +838,9 @@ pub struct DeploymentFinish {
     pub version: String,
     /// The environment.
     pub env: String,
+    /// The configuration revision delivered with the release (0: none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub config: u64,
 }
 
 /// `config.change`: an application's configuration in an environment got a new revision

@@ -713,6 +713,7 @@ fn cases() -> Vec<(AuditAction, &'static str, &'static str)> {
         ),
         (
             A::DeploymentFinish(DeploymentFinish {
+                config: 0,
                 status: Status::RolledBack,
                 reason: Some("prd-2: health check failed".into()),
                 version: "1.1".into(),

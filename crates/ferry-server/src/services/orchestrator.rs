@@ -130,6 +130,7 @@ async fn save(
     };
     if finished {
         let audit = AuditAction::DeploymentFinish(DeploymentFinish {
+            config: record.config,
             status,
             reason: record.reason().map(str::to_owned),
             version: record.version.clone(),

@@ -128,7 +128,10 @@ pub async fn run(client: &Client, output: Output, command: ConfigCommand) -> Cli
                 let rows: Vec<Vec<String>> = (history.iter())
                     .map(|r| {
                         let changes: Vec<String> = (r.changes.iter())
-                            .map(|c| format!("{} {}", c.key, c.change))
+                            .map(|c| match c.secret {
+                                true => format!("{} {} (secret)", c.key, c.change),
+                                false => format!("{} {}", c.key, c.change),
+                            })
                             .collect();
                         vec![
                             r.revision.to_string(),
