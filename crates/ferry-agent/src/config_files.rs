@@ -150,11 +150,20 @@ pub struct ConfigOf<'a> {
 }
 
 impl ConfigOf<'_> {
-    /// How to set keys and deploy the release again with them, as the end of an error.
-    fn how_to_set(&self) -> String {
+    /// How to set `keys` (none named: `KEY`) and deploy the release again with them, as the
+    /// end of an error.
+    fn how_to_set(&self, keys: &[&str]) -> String {
         let (app, env, version) = (self.app, self.env, self.version);
+        let assignments = match keys {
+            [] => "KEY=VALUE".to_owned(),
+            keys => keys
+                .iter()
+                .map(|k| format!("{k}=VALUE"))
+                .collect::<Vec<_>>()
+                .join(" "),
+        };
         format!(
-            "run `ferry config set {app} --env {env} KEY=VALUE`, then deploy {version} again (`ferry deploy {app} {version} --to {env}`), which takes the newest configuration"
+            "run `ferry config set {app} --env {env} {assignments}`, then deploy {version} again (`ferry deploy {app} {version} --to {env}`), which takes the newest configuration"
         )
     }
 }
@@ -185,7 +194,7 @@ pub fn render(
         return Err(AgentError::Refused(format!(
             "the release requires the configuration key(s) {} and {given}: {}; nothing was switched",
             keys.join(", "),
-            of.how_to_set()
+            of.how_to_set(&keys)
         )));
     }
     let mut files = BTreeMap::new();
@@ -220,7 +229,7 @@ pub fn render(
         })?;
         let rendered = render_template(&template.source, &text, &values.values).map_err(|why| {
             let todo = match &why {
-                TemplateError::MissingKeys(_) => of.how_to_set(),
+                TemplateError::MissingKeys(_) => of.how_to_set(&[]),
                 TemplateError::Broken(_) => "fix the template in a new release".to_owned(),
             };
             AgentError::Refused(format!("{why}: {todo}; nothing was switched"))

@@ -176,6 +176,10 @@ pub async fn restore(
             ),
         }
     }
+    // Read to the end of the compressed stream, past the archive's end: the checksum of the
+    // whole is checked there, so a damaged byte in what tar never reads is found too.
+    std::io::copy(&mut archive.into_inner(), &mut std::io::sink())
+        .with_context(|| format!("{} is damaged: nothing was restored", file.display()))?;
     if !snapshot.is_file() {
         bail!("{} holds no database: nothing was restored", file.display());
     }

@@ -224,7 +224,7 @@ fn read_value(key: &ConfigKey) -> CliResult<String> {
         })
         .map_err(|e| CliError::failed(format!("reading the value of {key}: {e}")))?;
         eprintln!();
-        return Ok(line.trim_end_matches(['\r', '\n']).to_owned());
+        return nonempty(key, line.trim_end_matches(['\r', '\n']));
     }
     let mut value = String::new();
     stdin.lock().read_to_string(&mut value).map_err(|e| {
@@ -232,14 +232,19 @@ fn read_value(key: &ConfigKey) -> CliResult<String> {
             "reading the value of {key} from standard input: {e}"
         ))
     })?;
-    // A failed `cat key.txt | ferry config set …` pipes nothing: refused, not an empty secret.
+    let value = value.strip_suffix('\n').unwrap_or(&value);
+    nonempty(key, value.strip_suffix('\r').unwrap_or(value))
+}
+
+/// A value read for `key`, refused when empty: a failed `cat key.txt | …`, an unset variable
+/// echoed or Enter alone must not set an empty secret (`KEY=` sets an empty value on purpose).
+fn nonempty(key: &ConfigKey, value: &str) -> CliResult<String> {
     if value.is_empty() {
         return Err(CliError::usage(format!(
-            "standard input held no value for {key}: pipe the value in (one final newline is dropped), or give {key}= to set it empty"
+            "no value for {key} on standard input (one final newline is dropped): pipe or type the value, or give {key}= to set it empty"
         )));
     }
-    let value = value.strip_suffix('\n').unwrap_or(&value);
-    Ok(value.strip_suffix('\r').unwrap_or(value).to_owned())
+    Ok(value.to_owned())
 }
 
 /// Runs `read` with the terminal's echo off, and puts it back after.

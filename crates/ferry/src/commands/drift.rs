@@ -255,6 +255,9 @@ pub async fn revert(client: &Client, output: Output, request: RevertDrift) -> Cl
             );
         }
         match outcome.backup {
+            Some(id) if !outcome.rewritten.is_empty() => println!(
+                "what the other paths held is kept in backup {id} (`ferry backup show {id}`)"
+            ),
             Some(id) => {
                 println!("what they held is kept in backup {id} (`ferry backup show {id}`)")
             }

@@ -163,15 +163,19 @@ fn a_backup_taken_under_writes_restores_as_a_verified_installation() {
     restore(&backup_file, &keyless, None, Some(&secret_key))
         .fails(1, "give the installation's key with --audit-key FILE");
     assert!(!keyless.exists());
-    // A damaged backup: nothing restored.
-    let mut bytes = std::fs::read(&backup_file).unwrap();
-    let middle = bytes.len() / 2;
-    bytes[middle] ^= 0xff;
-    let damaged = work.path().join("damaged.backup");
-    std::fs::write(&damaged, bytes).unwrap();
-    let run = restore(&damaged, &elsewhere, Some(&key), Some(&secret_key));
-    assert_eq!(run.code, 1, "{run:?}");
-    assert!(!elsewhere.join("ferry.db").exists());
+    // A damaged backup, wherever the damage lies (the database, a blob, the archive's
+    // padding no entry reads, the checksum): nothing restored.
+    let bytes = std::fs::read(&backup_file).unwrap();
+    let n = bytes.len();
+    for at in [n / 4, n / 2, 3 * n / 4, n - 5, n - 1] {
+        let mut damaged_bytes = bytes.clone();
+        damaged_bytes[at] ^= 0xff;
+        let damaged = work.path().join("damaged.backup");
+        std::fs::write(&damaged, damaged_bytes).unwrap();
+        let run = restore(&damaged, &elsewhere, Some(&key), Some(&secret_key));
+        assert_eq!(run.code, 1, "byte {at} of {n}: {run:?}");
+        assert!(!elsewhere.join("ferry.db").exists());
+    }
 }
 
 /// The events of `ferry audit --json`: each one's hash by its sequence number.
