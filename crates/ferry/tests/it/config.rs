@@ -131,6 +131,23 @@ fn values_per_environment_in_revisions_with_secrets_masked_and_sealed() {
         "{secret:#?}"
     );
     assert!(!secret.stdout.contains(SECRET) && !secret.stderr.contains(SECRET));
+    // Nothing to read (a failed `cat`, an empty variable echoed) is no empty secret.
+    for nothing in ["", "\n"] {
+        admin_with_input(
+            &server,
+            &[
+                "config",
+                "set",
+                "web",
+                "--env",
+                "prd",
+                "--secret",
+                "OTHER_KEY",
+            ],
+            nothing,
+        )
+        .fails(2, "no value for OTHER_KEY on standard input");
+    }
 
     // Shown masked to everyone of the team, in people's words and in JSON.
     let prd = shown(&server, &viewer, "prd", &[]);
