@@ -108,8 +108,8 @@ fn values_per_environment_in_revisions_with_secrets_masked_and_sealed() {
         set.stdout.contains("ferry config apply web --env dev"),
         "{set:#?}"
     );
-    server
-        .admin(&[
+    let set_prd_database = || {
+        server.admin(&[
             "config",
             "set",
             "web",
@@ -117,7 +117,8 @@ fn values_per_environment_in_revisions_with_secrets_masked_and_sealed() {
             "prd",
             "DATABASE_URL=postgres://prd-db/web",
         ])
-        .success();
+    };
+    set_prd_database().success();
     let secret = admin_with_input(
         &server,
         &[
@@ -166,16 +167,7 @@ fn values_per_environment_in_revisions_with_secrets_masked_and_sealed() {
     )
     .success();
     assert_eq!(shown(&server, &viewer, "prd", &[])["API_KEY"], Value::Null);
-    let same = server
-        .admin(&[
-            "config",
-            "set",
-            "web",
-            "--env",
-            "prd",
-            "DATABASE_URL=postgres://prd-db/web",
-        ])
-        .success();
+    let same = set_prd_database().success();
     assert!(same.stdout.contains("nothing changed"), "{same:#?}");
 
     // History: who, which keys, how; the diff names keys only.
