@@ -336,6 +336,35 @@ pub(crate) async fn rotate_token(
     Ok(())
 }
 
+/// Sets `user`'s password hash.
+pub(crate) async fn set_password_hash(
+    conn: &mut Connection,
+    user: &str,
+    password_hash: &str,
+) -> StoreResult<()> {
+    let user_id = user_id(conn, user).await?;
+    sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+        .bind(password_hash)
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await
+        .map_err(backend)?;
+    Ok(())
+}
+
+/// `user`'s password hash, if any.
+pub(crate) async fn password_hash(
+    conn: &mut Connection,
+    user: &str,
+) -> StoreResult<Option<String>> {
+    let user_id = user_id(conn, user).await?;
+    sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
+        .bind(user_id)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(backend)
+}
+
 /// Disables or enables `user`; disabling is refused when no user with one of
 /// `admin_roles` as default role would stay enabled.
 pub(crate) async fn set_disabled(

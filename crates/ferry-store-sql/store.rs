@@ -275,6 +275,24 @@ impl Access for Backend {
         access::list_users(&mut *self.read().await?).await
     }
 
+    async fn set_password_hash(
+        &self,
+        user: &str,
+        password_hash: &str,
+        record: AuditRecord,
+    ) -> StoreResult<()> {
+        audited!(self, record, |tx| access::set_password_hash(
+            &mut tx,
+            user,
+            password_hash
+        )
+        .await?)
+    }
+
+    async fn password_hash(&self, user: &str) -> StoreResult<Option<String>> {
+        access::password_hash(&mut *self.read().await?, user).await
+    }
+
     async fn rotate_token(
         &self,
         user: &str,

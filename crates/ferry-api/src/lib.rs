@@ -1624,3 +1624,23 @@ pub struct ApplyConfig {
     #[serde(default)]
     pub skip_backup: Option<String>,
 }
+
+/// A user's new dashboard password (`PUT /api/v1/users/{name}/password`).
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetPassword {
+    pub password: String,
+}
+
+/// Never shows the password.
+impl std::fmt::Debug for SetPassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SetPassword { .. }")
+    }
+}
+
+/// Whose password was set.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct PasswordSet {
+    pub user: String,
+}

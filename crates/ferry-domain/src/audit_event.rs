@@ -93,6 +93,8 @@ audit_actions! {
     UserCreate(UserCreate) = "user.create",
     /// A user's API token was replaced by a new one; the old one no longer works.
     UserRotateToken(UserRotateToken) = "user.rotate-token",
+    /// A user's dashboard password was set (by themselves or an admin); never the password.
+    UserSetPassword(UserSetPassword) = "user.set-password",
     /// A user was disabled: their tokens are refused until they are enabled again.
     UserDisable(UserDisable) = "user.disable",
     /// A disabled user was enabled again.

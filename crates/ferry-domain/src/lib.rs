@@ -25,6 +25,7 @@ pub mod lifecycle;
 pub mod liveness;
 pub mod name;
 pub mod overrides;
+pub mod password;
 pub mod permission;
 pub mod pipeline;
 pub mod retention;

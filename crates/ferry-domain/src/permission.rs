@@ -211,6 +211,8 @@ pub enum Action<'a> {
     ReadFullAudit,
     /// Replace this user's API token: their own, or anyone's for an admin.
     RotateToken { user: &'a str },
+    /// Set this user's dashboard password: their own, or anyone's for an admin.
+    SetPassword { user: &'a str },
     /// Disable this user, so their tokens are refused: an admin, never their own account.
     DisableUser { user: &'a str },
     /// See the team and its applications (listing, showing, their audit events).
@@ -363,6 +365,11 @@ pub fn decide(principal: &Principal, action: Action<'_>) -> Decision {
         Action::RotateToken { .. } => capability_check(
             Capability::Administer,
             "anyone may rotate their own token; another user's needs the admin role",
+        ),
+        Action::SetPassword { user: whose } if whose == user.as_str() => Decision::Allow,
+        Action::SetPassword { .. } => capability_check(
+            Capability::Administer,
+            "anyone may set their own password; another user's needs the admin role",
         ),
         Action::DisableUser { user: whose } if whose == user.as_str() => Decision::Deny(format!(
             "user {user:?} cannot disable themselves: ask another admin"

@@ -215,6 +215,7 @@ fn audience(action: &AuditAction) -> Option<Audience<'_>> {
         | A::TeamSupport(_)
         | A::UserCreate(_)
         | A::UserRotateToken(_)
+        | A::UserSetPassword(_)
         | A::UserDisable(_)
         | A::UserEnable(_)
         | A::RoleSetLevel(_)

@@ -43,6 +43,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(v1::teams::list_teams, v1::teams::create_team))
         .routes(routes!(v1::users::list_users, v1::users::create_user))
         .routes(routes!(v1::users::rotate_token))
+        .routes(routes!(v1::users::set_password))
         .routes(routes!(v1::users::disable_user))
         .routes(routes!(v1::users::enable_user))
         .routes(routes!(v1::roles::list_roles))

@@ -1009,6 +1009,13 @@ pub enum UserCommand {
         /// The user (default: you)
         name: Option<String>,
     },
+    /// Set a user's dashboard password (at least 12 characters), read from the terminal
+    /// without echo (typed twice) or from standard input. Without NAME, your own (admins:
+    /// anyone's)
+    SetPassword {
+        /// The user (default: you)
+        name: Option<String>,
+    },
     /// Disable a user (admin): their tokens are refused until an admin enables them. Not
     /// your own account, nor the last enabled admin
     Disable {

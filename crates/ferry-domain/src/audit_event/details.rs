@@ -876,3 +876,7 @@ pub struct ConfigReseal {
     /// The old key's id.
     pub previous_key_id: Option<String>,
 }
+
+/// `user.set-password`: the user is the subject, `user/NAME`; nothing of the password.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserSetPassword {}

@@ -703,6 +703,11 @@ fn cases() -> Vec<(AuditAction, &'static str, &'static str)> {
             r#"{"key_id":"0123456789abcdef","previous_key_id":"fedcba9876543210","revisions":4}"#,
         ),
         (
+            A::UserSetPassword(UserSetPassword {}),
+            "user.set-password",
+            "{}",
+        ),
+        (
             A::Refused(Refused {
                 asked: "deploy web 1.3.0 to prd".into(),
                 rule: "frozen".into(),
@@ -747,7 +752,7 @@ fn every_kind_has_a_case_and_its_own_name() {
             "{kind}"
         );
     }
-    assert_eq!(AuditKind::ALL.len(), 63);
+    assert_eq!(AuditKind::ALL.len(), 64);
 }
 
 #[test]

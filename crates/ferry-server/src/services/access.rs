@@ -4,11 +4,12 @@
 use ferry_api::{CreateUser, SetMember};
 use ferry_domain::audit_event::{self, AuditAction};
 use ferry_domain::name::{validate_name, NameKind};
+use ferry_domain::password::check_new_password;
 use ferry_domain::permission::{check_assignable, Action, Capability, Level, Role};
 use ferry_domain::token::hash_token;
 use ferry_store::{Membership, NewUser, Team, User};
 
-use super::{ServiceError, ServiceResult};
+use super::{blocking, ServiceError, ServiceResult};
 use crate::auth::{new_token, Caller};
 use crate::state::AppState;
 
@@ -284,6 +285,37 @@ pub async fn rotate_token(
         .rotate_token(name, &hash_token(&token), caller.now_ms(), record)
         .await?;
     Ok((user, token))
+}
+
+/// Sets a user's dashboard password: their own, or anyone's for an admin. The password is
+/// checked (`ferry_domain::password`) and kept only as its argon2id hash (a PHC string with
+/// its own random salt); audited `user.set-password`, with nothing of the password.
+pub async fn set_password(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+    password: String,
+) -> ServiceResult<()> {
+    validate_name(NameKind::User, name)?;
+    caller.require(Action::SetPassword { user: name })?;
+    existing_user(state, name).await?;
+    check_new_password(&password).map_err(ServiceError::invalid)?;
+    let hash = blocking(move || {
+        use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
+        let salt = SaltString::generate(&mut OsRng);
+        argon2::Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|hash| hash.to_string())
+            .map_err(|e| ServiceError::internal(format!("hashing the password: {e}")))
+    })
+    .await?;
+    let record = caller.audit(
+        AuditAction::UserSetPassword(audit_event::UserSetPassword {}),
+        format!("user/{name}"),
+        None,
+    );
+    state.store.set_password_hash(name, &hash, record).await?;
+    Ok(())
 }
 
 /// Disables a user (admin, not their own account, never the last enabled admin): their

@@ -69,6 +69,23 @@ pub async fn revocation_story(store: &dyn Store, audit_key: &[u8; 32]) {
         Err(StoreError::NotFound { .. })
     ));
 
+    // A password hash is kept per user, replaced when set again.
+    assert_eq!(store.password_hash("dana").await.unwrap(), None);
+    for hash in ["$argon2id$first", "$argon2id$second"] {
+        let record = audit("user.set-password", "user/dana", None);
+        store.set_password_hash("dana", hash, record).await.unwrap();
+        assert_eq!(
+            store.password_hash("dana").await.unwrap().as_deref(),
+            Some(hash)
+        );
+    }
+    assert_eq!(store.password_hash("root2").await.unwrap(), None);
+    let nobody = audit("user.set-password", "user/nobody", None);
+    assert!(matches!(
+        store.set_password_hash("nobody", "h", nobody).await,
+        Err(StoreError::NotFound { .. })
+    ));
+
     // A disabled user keeps their token, which reads as disabled, until enabled again.
     let disabled = set_disabled(store, "dana", Some(7)).await.unwrap();
     assert_eq!(disabled.disabled_ms, Some(7));

@@ -26,6 +26,16 @@ pub trait Access: Send + Sync + 'static {
         now_ms: i64,
         audit: AuditRecord,
     ) -> StoreResult<()>;
+    /// Sets `user`'s dashboard password to the one whose argon2 hash (a PHC string) is
+    /// `password_hash`. Not found when there is no such user.
+    async fn set_password_hash(
+        &self,
+        user: &str,
+        password_hash: &str,
+        audit: AuditRecord,
+    ) -> StoreResult<()>;
+    /// `user`'s password hash, if they set a password; not found when there is no such user.
+    async fn password_hash(&self, user: &str) -> StoreResult<Option<String>>;
     /// Disables `user` (`disabled_ms` is when) or enables them again (`None`); their tokens
     /// stay and work again once they are enabled. Disabling is refused when no user whose
     /// default role is one of `admin_roles` would stay enabled, so the last admin cannot be

@@ -1,7 +1,5 @@
 //! `ferry config`: an application's configuration per environment, in revisions.
 
-use std::io::{IsTerminal, Read};
-
 use ferry_api::{
     ApplyConfig, ConfigAssignment, ConfigComparison, ConfigEdit, ConfigEdited,
     ConfigRevisionSummary, ConfigView, Deployment,
@@ -11,6 +9,7 @@ use ferry_domain::name::NameKind;
 
 use super::check_name;
 use super::deploy::{finish, strategy_name};
+use super::secret_input::{read_secret, Confirm};
 use crate::cli::ConfigCommand;
 use crate::client::Client;
 use crate::error::{CliError, CliResult};
@@ -204,60 +203,16 @@ fn from_arguments(arguments: &[String]) -> CliResult<Vec<(ConfigKey, String)>> {
             true => parse_assignment(argument).map_err(CliError::usage),
             false => {
                 let key = ConfigKey::parse(argument).map_err(CliError::usage)?;
-                let value = read_value(&key)?;
+                let value = read_secret(
+                    &format!("the value of {key}"),
+                    &format!("give {key}= to set it empty"),
+                    Confirm::Once,
+                )?;
                 ferry_domain::config::check_value(&key, &value).map_err(CliError::usage)?;
                 Ok((key, value))
             }
         })
         .collect()
-}
-
-/// The value of `key` from standard input: typed at a prompt without echo on a terminal,
-/// else everything piped in, without one final newline.
-fn read_value(key: &ConfigKey) -> CliResult<String> {
-    let stdin = std::io::stdin();
-    if stdin.is_terminal() {
-        eprint!("value of {key} (not shown), then Enter: ");
-        let line = without_echo(|| {
-            let mut line = String::new();
-            stdin.read_line(&mut line).map(|_| line)
-        })
-        .map_err(|e| CliError::failed(format!("reading the value of {key}: {e}")))?;
-        eprintln!();
-        return nonempty(key, line.trim_end_matches(['\r', '\n']));
-    }
-    let mut value = String::new();
-    stdin.lock().read_to_string(&mut value).map_err(|e| {
-        CliError::failed(format!(
-            "reading the value of {key} from standard input: {e}"
-        ))
-    })?;
-    let value = value.strip_suffix('\n').unwrap_or(&value);
-    nonempty(key, value.strip_suffix('\r').unwrap_or(value))
-}
-
-/// A value read for `key`, refused when empty: a failed `cat key.txt | …`, an unset variable
-/// echoed or Enter alone must not set an empty secret (`KEY=` sets an empty value on purpose).
-fn nonempty(key: &ConfigKey, value: &str) -> CliResult<String> {
-    if value.is_empty() {
-        return Err(CliError::usage(format!(
-            "no value for {key} on standard input (one final newline is dropped): pipe or type the value, or give {key}= to set it empty"
-        )));
-    }
-    Ok(value.to_owned())
-}
-
-/// Runs `read` with the terminal's echo off, and puts it back after.
-fn without_echo<T>(read: impl FnOnce() -> std::io::Result<T>) -> std::io::Result<T> {
-    use rustix::termios::{tcgetattr, tcsetattr, LocalModes, OptionalActions};
-    let stdin = std::io::stdin();
-    let before = tcgetattr(&stdin)?;
-    let mut quiet = before.clone();
-    quiet.local_modes.remove(LocalModes::ECHO);
-    tcsetattr(&stdin, OptionalActions::Now, &quiet)?;
-    let read = read();
-    tcsetattr(&stdin, OptionalActions::Now, &before)?;
-    read
 }
 
 fn print_edited(edited: &ConfigEdited) {

@@ -15,6 +15,7 @@ mod env;
 mod login;
 mod release;
 mod role;
+mod secret_input;
 mod server;
 mod support;
 mod target;

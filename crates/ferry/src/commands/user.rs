@@ -1,9 +1,12 @@
 //! `ferry user`.
 
-use ferry_api::{CreateUser, CreatedUser, RotatedToken, TeamRole, User, WhoAmI};
+use ferry_api::{
+    CreateUser, CreatedUser, PasswordSet, RotatedToken, SetPassword, TeamRole, User, WhoAmI,
+};
 use ferry_domain::name::NameKind;
 
 use super::check_name;
+use super::secret_input::{read_secret, Confirm};
 use crate::cli::UserCommand;
 use crate::client::Client;
 use crate::config;
@@ -92,9 +95,34 @@ pub async fn run(client: &Client, output: Output, command: UserCommand) -> CliRe
             });
         }
         UserCommand::RotateToken { name } => rotate_token(client, output, name).await?,
+        UserCommand::SetPassword { name } => set_password(client, output, name).await?,
         UserCommand::Disable { name } => set_disabled(client, output, &name, true).await?,
         UserCommand::Enable { name } => set_disabled(client, output, &name, false).await?,
     }
+    Ok(())
+}
+
+/// Sets a user's dashboard password (by default the caller's own), read without echo.
+async fn set_password(client: &Client, output: Output, name: Option<String>) -> CliResult {
+    let name = match name {
+        Some(name) => {
+            check_name(NameKind::User, &name)?;
+            name
+        }
+        None => client.get::<WhoAmI>("/api/v1/me").await?.user,
+    };
+    let password = read_secret(
+        &format!("the new password of {name}"),
+        "type one",
+        Confirm::Twice,
+    )?;
+    let set: PasswordSet = client
+        .put(
+            &format!("/api/v1/users/{name}/password"),
+            &SetPassword { password },
+        )
+        .await?;
+    output.print(&set, |set| println!("the password of {} is set", set.user));
     Ok(())
 }
 

@@ -17,10 +17,15 @@ const SECRET: &str = "sk-live-5ecret-4242-do-not-leak";
 
 /// `ferry ARGS` as the admin with `input` on standard input.
 pub(crate) fn admin_with_input(server: &Server, args: &[&str], input: &str) -> Run {
+    with_input(server, &server.admin_token, args, input)
+}
+
+/// `ferry ARGS` with `token` and `input` on standard input.
+pub(crate) fn with_input(server: &Server, token: &str, args: &[&str], input: &str) -> Run {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
         .args(args)
         .env("FERRY_SERVER", &server.url)
-        .env("FERRY_TOKEN", &server.admin_token)
+        .env("FERRY_TOKEN", token)
         .env("FERRY_CONFIG", server.dir.path().join("config.toml"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -147,7 +152,7 @@ fn values_per_environment_in_revisions_with_secrets_masked_and_sealed() {
             ],
             nothing,
         )
-        .fails(2, "no value for OTHER_KEY on standard input");
+        .fails(2, "the value of OTHER_KEY is empty");
     }
 
     // Shown masked to everyone of the team, in people's words and in JSON.

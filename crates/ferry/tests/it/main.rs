@@ -26,6 +26,7 @@ mod matrix;
 mod moto;
 mod notifications;
 mod offline;
+mod passwords;
 mod pipeline;
 mod pipeline_changes;
 mod policy;

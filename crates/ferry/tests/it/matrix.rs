@@ -132,6 +132,8 @@ const TABLE: &[Row] = &[
     // disabled: admins only.
     user("POST /api/v1/users/{name}/token", "", NONE, "------ -----y",
         "/api/v1/users/no-such-user/token", ""),
+    user("PUT /api/v1/users/{name}/password", "", NONE, "------ -----y",
+        "/api/v1/users/no-such-user/password", r#"{"password": "long enough to pass"}"#),
     user("POST /api/v1/users/{name}/disable", "", NONE, "------ -----y",
         "/api/v1/users/no-such-user/disable", ""),
     user("POST /api/v1/users/{name}/enable", "", NONE, "------ -----y",

@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use ferry_api::{CreateUser, CreatedUser, RotatedToken, TeamRole, User};
+use ferry_api::{CreateUser, CreatedUser, PasswordSet, RotatedToken, SetPassword, TeamRole, User};
 
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -81,6 +81,22 @@ pub async fn rotate_token(
         user: user.name,
         token,
     }))
+}
+
+/// Sets a user's dashboard password (their own, or anyone's for an admin): at least 12
+/// characters; kept only as its argon2id hash. Audited `user.set-password`.
+#[utoipa::path(put, path = "/api/v1/users/{name}/password", tag = "access",
+    params(("name" = String, Path, description = "user name")), request_body = SetPassword,
+    responses((status = 200, body = PasswordSet), (status = 403, body = ferry_api::ErrorBody),
+        (status = 404, body = ferry_api::ErrorBody), (status = 422, body = ferry_api::ErrorBody)))]
+pub async fn set_password(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Body(request): Body<SetPassword>,
+) -> Result<Json<PasswordSet>, ApiError> {
+    access::set_password(&state, &caller, &name, request.password).await?;
+    Ok(Json(PasswordSet { user: name }))
 }
 
 /// Disables a user: their tokens are refused until an admin enables them (admin; not one's
