@@ -39,7 +39,7 @@
 
 use std::collections::HashSet;
 use std::fs::{self, Metadata};
-use std::os::unix::fs::{symlink, FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use ferry_cas::chunking::{hash_file, FileContent};
@@ -455,13 +455,7 @@ impl Scan<'_> {
             } else if file_type.is_file() {
                 self.file(path, &full, &metadata, published)?;
             } else {
-                let what = if file_type.is_fifo() {
-                    "a fifo"
-                } else if file_type.is_socket() {
-                    "a socket"
-                } else {
-                    "a device"
-                };
+                let what = ferry_cas::scan::special_kind(&file_type);
                 return Err(refused(
                     &path,
                     &format!("it is {what}, which cannot be part of a release: remove it"),

@@ -182,7 +182,7 @@ pub fn deploy(
     cache: &BlobStore,
     on_step: &mut dyn FnMut(DeployEvent),
 ) -> DeployOutcome {
-    deploy_unless(root, request, cache, on_step, Served::DeployAgain)
+    deploy_unless(root, request, cache, on_step, IfServed::DeployAgain)
 }
 
 /// What the agent does to make the target run `request`'s release: [`deploy`], unless the
@@ -196,12 +196,12 @@ pub fn converge(
     cache: &BlobStore,
     on_step: &mut dyn FnMut(DeployEvent),
 ) -> DeployOutcome {
-    deploy_unless(root, request, cache, on_step, Served::Done)
+    deploy_unless(root, request, cache, on_step, IfServed::Done)
 }
 
 /// What a deploy does with a release that is served already and complete.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Served {
+enum IfServed {
     DeployAgain,
     Done,
 }
@@ -211,7 +211,7 @@ fn deploy_unless(
     request: &DeployRequest,
     cache: &BlobStore,
     on_step: &mut dyn FnMut(DeployEvent),
-    served: Served,
+    served: IfServed,
 ) -> DeployOutcome {
     let failed = |error: AgentError| DeployOutcome::Failed {
         reason: error.to_string(),
@@ -228,7 +228,7 @@ fn deploy_unless(
         Ok(lock) => lock,
         Err(error) => return failed(error),
     };
-    if served == Served::Done && serves_completed(root, &request.app, &request.installed()) {
+    if served == IfServed::Done && serves_completed(root, &request.app, &request.installed()) {
         return DeployOutcome::Succeeded {
             report: StageReport {
                 reused: true,

@@ -420,37 +420,27 @@ impl Agent {
     async fn converge(&self, desired: &DesiredApp, deployment: i64) -> anyhow::Result<()> {
         let app = desired.app.clone();
         let started = std::time::Instant::now();
-        let installed = |version: &str| Installed::new(version, desired.config);
-        let (did, converged) = match &desired.version {
-            Some(version) if serves_completed(&self.root, &app, &installed(version)) => {
+        let target = (desired.version.as_deref()).map(|v| Installed::new(v, desired.config));
+        let (did, converged) = match &target {
+            Some(target) if serves_completed(&self.root, &app, target) => {
                 (Did::AlreadyServing, Converged::succeeded(None))
             }
-            Some(version) if desired.switch_back && self.has_release(&app, &installed(version)) => {
-                match self.switch_back(&app, &installed(version)).await? {
+            Some(target) if desired.switch_back && self.has_release(&app, target) => {
+                match self.switch_back(&app, target).await? {
                     SwitchedBack::Done { warning } => {
                         (Did::SwitchedBack, Converged::succeeded(warning))
                     }
                     SwitchedBack::DeployInstead => (
                         Did::Deployed,
-                        self.deploy_reporting_steps(
-                            &app,
-                            &installed(version),
-                            deployment,
-                            desired.backup_first,
-                        )
-                        .await?,
+                        self.deploy_reporting_steps(&app, target, deployment, desired.backup_first)
+                            .await?,
                     ),
                 }
             }
-            Some(version) => (
+            Some(target) => (
                 Did::Deployed,
-                self.deploy_reporting_steps(
-                    &app,
-                    &installed(version),
-                    deployment,
-                    desired.backup_first,
-                )
-                .await?,
+                self.deploy_reporting_steps(&app, target, deployment, desired.backup_first)
+                    .await?,
             ),
             None => {
                 let link = AppLayout::new(&self.root, &app)?.current_link();

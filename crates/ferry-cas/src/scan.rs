@@ -37,6 +37,18 @@ enum Found {
 }
 
 /// Reads the tree under `root`. Refuses (naming the entry) non-UTF-8 names, symlinks that
+/// What a file that is neither a regular file, a directory nor a symlink is, for a refusal:
+/// `a fifo`, `a socket` or `a device`.
+pub fn special_kind(file_type: &fs::FileType) -> &'static str {
+    if file_type.is_fifo() {
+        "a fifo"
+    } else if file_type.is_socket() {
+        "a socket"
+    } else {
+        "a device"
+    }
+}
+
 /// leave the tree, devices, fifos and sockets, and trees past `limits`.
 pub fn scan_tree(root: &Path, limits: &Limits) -> CasResult<ScannedTree> {
     let metadata = fs::metadata(root).map_err(|e| CasError::io(root, e))?;
@@ -159,16 +171,9 @@ fn walk(
             }
             found.push((path, Found::Symlink { target }));
         } else {
-            let what = if file_type.is_fifo() {
-                "a fifo"
-            } else if file_type.is_socket() {
-                "a socket"
-            } else {
-                "a device"
-            };
             return Err(CasError::rejected(
                 &path,
-                format!("{what} cannot be part of a release"),
+                format!("{} cannot be part of a release", special_kind(&file_type)),
             ));
         }
     }

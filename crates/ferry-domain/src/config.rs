@@ -188,6 +188,8 @@ pub struct ConfigDiff {
     pub only_in_second: Vec<ConfigKey>,
     /// Keys both have, with different values.
     pub differ: Vec<ConfigKey>,
+    /// Keys both have, with the same value.
+    pub same: Vec<ConfigKey>,
 }
 
 /// What differs between `first` and `second`, each list sorted by key.
@@ -197,7 +199,7 @@ pub fn diff(first: &Fingerprints, second: &Fingerprints) -> ConfigDiff {
         match second.get(key) {
             None => found.only_in_first.push(key.clone()),
             Some(other) if other != value => found.differ.push(key.clone()),
-            Some(_) => {}
+            Some(_) => found.same.push(key.clone()),
         }
     }
     found.only_in_second = second
@@ -316,9 +318,17 @@ mod tests {
                     only_in_first: vec![key("A")],
                     only_in_second: vec![key("D")],
                     differ: vec![key("C")],
+                    same: vec![key("B")],
                 },
             ),
-            (vec![("A", "h1")], vec![("A", "h1")], ConfigDiff::default()),
+            (
+                vec![("A", "h1")],
+                vec![("A", "h1")],
+                ConfigDiff {
+                    same: vec![key("A")],
+                    ..ConfigDiff::default()
+                },
+            ),
         ] {
             assert_eq!(diff(&prints(&first), &prints(&second)), expected);
         }

@@ -75,16 +75,7 @@ pub fn load_or_create_audit_key(
                     key_path.display()
                 );
             }
-            if let Some(dir) = key_path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-                if !dir.is_dir() {
-                    bail!(
-                        "cannot create the audit key {}: the directory {} does not exist; create it, readable by the server's user only",
-                        key_path.display(),
-                        dir.display()
-                    );
-                }
-            }
-            write_new_key(key_path)?
+            create_key(key_path, "audit key")?
         }
         Err(e) => return Err(e).with_context(|| format!("reading {}", key_path.display())),
     };
@@ -98,6 +89,22 @@ pub fn load_or_create_audit_key(
         );
     }
     Ok(key)
+}
+
+/// Creates `path` holding a new key (`what` names it), refused with what to do when its
+/// directory does not exist (a mistyped `--audit-key` or `--secret-key` must not scatter
+/// keys about).
+pub fn create_key(path: &Path, what: &str) -> anyhow::Result<[u8; 32]> {
+    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        if !dir.is_dir() {
+            bail!(
+                "cannot create the {what} {}: the directory {} does not exist; create it, readable by the server's user only",
+                path.display(),
+                dir.display()
+            );
+        }
+    }
+    write_new_key(path)
 }
 
 /// Writes a new random 256-bit key to `path` as 64 hex digits (mode 0600), and returns it.

@@ -10,13 +10,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use ferry_domain::audit_event::{AuditAction, ConfigReseal};
-use ferry_store::{ConfigRevision, StoredEntry, StoredValue};
+use ferry_store::ConfigRevision;
 
 use crate::bootstrap::SERVER_ACTOR;
 use crate::clock::{Clock, SystemClock};
 use crate::database::{Database, OpenStore};
 use crate::files::{load_or_create_audit_key, sync_dir, write_new_key};
-use crate::secret_key::{self, SealedFor, SecretKey};
+use crate::secret_key::{self, SecretKey};
 
 /// What a rotation did.
 #[derive(Clone, Debug)]
@@ -114,27 +114,9 @@ fn reseal(
     old: &SecretKey,
     next: &SecretKey,
 ) -> anyhow::Result<ConfigRevision> {
-    let entries = (revision.entries.iter())
-        .map(|entry| {
-            let value = match &entry.value {
-                StoredValue::Plain(value) => StoredValue::Plain(value.clone()),
-                StoredValue::Sealed(sealed) => {
-                    let place = SealedFor {
-                        app: &revision.app,
-                        key: entry.key.as_str(),
-                    };
-                    let value = old.open(place, sealed).map_err(anyhow::Error::msg)?;
-                    StoredValue::Sealed(next.seal(place, &value)?)
-                }
-            };
-            Ok(StoredEntry {
-                key: entry.key.clone(),
-                value,
-            })
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let settings = old.open_all(revision).map_err(anyhow::Error::msg)?;
     Ok(ConfigRevision {
-        entries,
+        entries: next.seal_all(&revision.app, &settings)?,
         sealed_with: Some(next.id().to_owned()),
         ..revision.clone()
     })

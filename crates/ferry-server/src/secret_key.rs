@@ -18,8 +18,10 @@ use base64::engine::general_purpose::STANDARD_NO_PAD;
 use base64::Engine;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use ferry_domain::config_revision::{Setting, Settings};
+use ferry_store::{ConfigRevision, StoredEntry, StoredValue};
 
-use crate::files::{parse_key, warn_if_readable_by_others, write_new_key};
+use crate::files::{create_key, parse_key, warn_if_readable_by_others};
 
 /// The key's file in the data directory when `--secret-key` does not name one.
 pub const SECRET_KEY_FILE: &str = "secret-key";
@@ -43,7 +45,7 @@ impl std::fmt::Debug for SecretKey {
 
 /// Where a secret belongs: what its sealing is bound to.
 #[derive(Clone, Copy, Debug)]
-pub struct SealedFor<'a> {
+struct SealedFor<'a> {
     pub app: &'a str,
     pub key: &'a str,
 }
@@ -67,7 +69,7 @@ impl SecretKey {
     }
 
     /// `plaintext` sealed for `place`.
-    pub fn seal(&self, place: SealedFor<'_>, plaintext: &str) -> anyhow::Result<String> {
+    fn seal(&self, place: SealedFor<'_>, plaintext: &str) -> anyhow::Result<String> {
         let mut nonce = [0u8; NONCE_BYTES];
         getrandom::fill(&mut nonce).context("reading random bytes for a nonce")?;
         let cipher = XChaCha20Poly1305::new((&self.key).into());
@@ -88,7 +90,7 @@ impl SecretKey {
 
     /// The value `sealed` holds, if this key sealed it for `place`; the error never holds
     /// any of it.
-    pub fn open(&self, place: SealedFor<'_>, sealed: &str) -> Result<String, String> {
+    fn open(&self, place: SealedFor<'_>, sealed: &str) -> Result<String, String> {
         let refused = || {
             format!(
                 "the secret {} of {} cannot be opened with secret key {}: it was sealed with another key or changed in the database",
@@ -113,6 +115,57 @@ impl SecretKey {
             )
             .map_err(|_| refused())?;
         String::from_utf8(plain).map_err(|_| refused())
+    }
+}
+
+impl SecretKey {
+    /// Every key of `revision` with its value in clear, its secrets opened; the error names
+    /// the secret that does not open, never a byte of it.
+    pub fn open_all(&self, revision: &ConfigRevision) -> Result<Settings, String> {
+        (revision.entries.iter())
+            .map(|entry| {
+                let setting = match &entry.value {
+                    StoredValue::Plain(value) => Setting {
+                        value: value.clone(),
+                        secret: false,
+                    },
+                    StoredValue::Sealed(sealed) => {
+                        let place = SealedFor {
+                            app: &revision.app,
+                            key: entry.key.as_str(),
+                        };
+                        let value = self.open(place, sealed)?;
+                        Setting {
+                            value,
+                            secret: true,
+                        }
+                    }
+                };
+                Ok((entry.key.clone(), setting))
+            })
+            .collect()
+    }
+
+    /// `settings` of `app` as the store keeps them: its secrets sealed.
+    pub fn seal_all(&self, app: &str, settings: &Settings) -> anyhow::Result<Vec<StoredEntry>> {
+        (settings.iter())
+            .map(|(key, setting)| {
+                let value = match setting.secret {
+                    false => StoredValue::Plain(setting.value.clone()),
+                    true => {
+                        let place = SealedFor {
+                            app,
+                            key: key.as_str(),
+                        };
+                        StoredValue::Sealed(self.seal(place, &setting.value)?)
+                    }
+                };
+                Ok(StoredEntry {
+                    key: key.clone(),
+                    value,
+                })
+            })
+            .collect()
     }
 }
 
@@ -175,18 +228,7 @@ pub fn load_or_create(path: &Path, needed: Option<&str>) -> anyhow::Result<Secre
             "{} is missing, but the database's secrets are sealed with secret key {needed}: pass `--secret-key FILE` with the key the other servers use, or restore it from where it is kept",
             path.display()
         ),
-        (None, None) => {
-            if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-                if !dir.is_dir() {
-                    bail!(
-                        "cannot create the secret key {}: the directory {} does not exist; create it, readable by the server's user only",
-                        path.display(),
-                        dir.display()
-                    );
-                }
-            }
-            SecretKey::from_bytes(write_new_key(path)?)
-        }
+        (None, None) => SecretKey::from_bytes(create_key(path, "secret key")?),
     };
     match needed {
         Some(needed) if needed != key.id() => bail!(
@@ -224,6 +266,7 @@ pub async fn open(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::files::write_new_key;
 
     const HERE: SealedFor<'static> = SealedFor {
         app: "web",
@@ -258,7 +301,7 @@ mod tests {
                 sealed.clone(),
             ),
             (&key, HERE, sealed.replacen("v1.", "v2.", 1)),
-            (&key, HERE, format!("{}A", &sealed[..sealed.len() - 1])),
+            (&key, HERE, last_character_changed(&sealed)),
             (&key, HERE, "v1.".to_owned()),
             (&key, HERE, "v1.!!!".to_owned()),
         ] {
@@ -266,6 +309,12 @@ mod tests {
             assert!(error.contains("cannot be opened"), "{error}");
             assert!(!error.contains("s3cret"));
         }
+    }
+
+    /// `text` with its last character replaced by another.
+    fn last_character_changed(text: &str) -> String {
+        let (start, last) = text.split_at(text.len() - 1);
+        format!("{start}{}", if last == "A" { "B" } else { "A" })
     }
 
     #[test]

@@ -49,7 +49,7 @@ pub(super) struct CheckNow {
 #[derive(Default)]
 pub(super) struct DriftWatch {
     /// The release each application serves, as last seen, with what its check needs.
-    releases: HashMap<String, Served>,
+    releases: HashMap<String, ServedTree>,
     /// The last report the server took per application, and when.
     sent: HashMap<String, (AgentDrift, Instant)>,
     /// The server answered 404 (it predates drift reports): not asked again until then.
@@ -65,7 +65,7 @@ pub(super) struct DriftWatch {
 /// A release directory served, with its manifest (the release's and the configuration files
 /// rendered into it) and published `ferry.toml`.
 #[derive(Clone)]
-struct Served {
+struct ServedTree {
     installed: Installed,
     manifest: Arc<Manifest>,
     config: Arc<ReleaseConfig>,
@@ -205,7 +205,7 @@ impl Agent {
                     drift::served_manifest(&root, of, &i, &m, &c, &values, &cache)
                 })
                 .await??;
-                let release = Served {
+                let release = ServedTree {
                     installed: installed.clone(),
                     manifest: Arc::new(served),
                     config,

@@ -230,17 +230,12 @@ pub async fn record(
         incident: order.incident,
     };
     let subject = format!("release/{app}/{version}");
-    let release_audit = AuditAction::ReleaseCreate(audit_event::ReleaseCreate {
-        digest: release.digest.clone(),
-        files: release.files,
-        bytes: release.bytes,
-        source: serde_json::to_value(&source).expect("sources serialize"),
-        hotfix_of: release.hotfix_of.clone(),
-        incident: release.incident,
-        closes: Vec::new(),
-        backports_done: Vec::new(),
-    })
-    .record(now, user, subject, Some(app));
+    let release_audit = super::releases::created(&release, &source, Vec::new(), Vec::new()).record(
+        now,
+        user,
+        subject,
+        Some(app),
+    );
     let capture_audit = AuditAction::DriftCaptured(audit_event::DriftCaptured {
         target: target.name.clone(),
         env: target.env.clone(),

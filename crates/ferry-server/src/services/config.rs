@@ -9,15 +9,13 @@ use ferry_api::{
 };
 use ferry_domain::audit_event::{self, AuditAction};
 use ferry_domain::config::{self as rules, ConfigKey, Fingerprints};
-use ferry_domain::config_revision::{self, ConfigChange, Edit, Setting, Settings};
-use ferry_domain::name::{validate_name, NameKind};
+use ferry_domain::config_revision::{self, ConfigChange, Edit, Settings};
 use ferry_domain::permission::Action;
-use ferry_store::{App, ConfigRevision, StoreError, StoredEntry, StoredValue};
+use ferry_store::{App, ConfigRevision, StoreError, StoredValue};
 
 use super::apps::visible_app;
 use super::{ServiceError, ServiceResult};
 use crate::auth::Caller;
-use crate::secret_key::SealedFor;
 use crate::state::AppState;
 use crate::views::rfc3339;
 
@@ -35,7 +33,7 @@ pub async fn edit(
     edit: ConfigEdit,
 ) -> ServiceResult<ConfigEdited> {
     let app = visible_app(state, caller, app).await?;
-    require_environment(state, env).await?;
+    super::pipeline::environment(state, env).await?;
     caller.require(Action::ChangeConfig {
         team: &app.team,
         app: &app.name,
@@ -60,7 +58,8 @@ pub async fn edit(
             revision: number + 1,
             created_ms: caller.now_ms(),
             author: caller.user.name.clone(),
-            entries: seal(state, &app.name, &next)?,
+            entries: (state.secret_key.seal_all(&app.name, &next))
+                .map_err(|e| ServiceError::internal(e.to_string()))?,
             changes: changes.clone(),
             sealed_with: next
                 .values()
@@ -224,11 +223,6 @@ pub async fn compare(
     let (fa, fb) = (fingerprints(&a)?, fingerprints(&b)?);
     let found = rules::diff(&fa, &fb);
     let names = |keys: Vec<ConfigKey>| keys.into_iter().map(|k| k.to_string()).collect();
-    let same = fa
-        .iter()
-        .filter(|(key, value)| fb.get(*key) == Some(value))
-        .map(|(key, _)| key.to_string())
-        .collect();
     Ok(ConfigComparison {
         app: app.name,
         first: first.to_owned(),
@@ -238,7 +232,7 @@ pub async fn compare(
         only_in_first: names(found.only_in_first),
         only_in_second: names(found.only_in_second),
         differ: names(found.differ),
-        same,
+        same: names(found.same),
     })
 }
 
@@ -246,82 +240,19 @@ pub async fn compare(
 /// A secret that does not open is the server's problem (another key, a changed row), said
 /// without any of its bytes.
 pub fn settings(state: &AppState, revision: &ConfigRevision) -> ServiceResult<Settings> {
-    revision
-        .entries
-        .iter()
-        .map(|entry| {
-            let setting = match &entry.value {
-                StoredValue::Plain(value) => Setting {
-                    value: value.clone(),
-                    secret: false,
-                },
-                StoredValue::Sealed(sealed) => {
-                    let place = SealedFor {
-                        app: &revision.app,
-                        key: entry.key.as_str(),
-                    };
-                    let value = state
-                        .secret_key
-                        .open(place, sealed)
-                        .map_err(ServiceError::internal)?;
-                    Setting {
-                        value,
-                        secret: true,
-                    }
-                }
-            };
-            Ok((entry.key.clone(), setting))
-        })
-        .collect()
-}
-
-/// `settings` as stored: secrets sealed for `app`.
-fn seal(state: &AppState, app: &str, settings: &Settings) -> ServiceResult<Vec<StoredEntry>> {
-    settings
-        .iter()
-        .map(|(key, setting)| {
-            let value = match setting.secret {
-                false => StoredValue::Plain(setting.value.clone()),
-                true => {
-                    let place = SealedFor {
-                        app,
-                        key: key.as_str(),
-                    };
-                    let sealed = (state.secret_key.seal(place, &setting.value))
-                        .map_err(|e| ServiceError::internal(e.to_string()))?;
-                    StoredValue::Sealed(sealed)
-                }
-            };
-            Ok(StoredEntry {
-                key: key.clone(),
-                value,
-            })
-        })
-        .collect()
+    (state.secret_key.open_all(revision)).map_err(ServiceError::internal)
 }
 
 /// The application, if the caller may see its configuration in `env`.
 async fn viewable(state: &AppState, caller: &Caller, app: &str, env: &str) -> ServiceResult<App> {
     let app = visible_app(state, caller, app).await?;
-    require_environment(state, env).await?;
+    super::pipeline::environment(state, env).await?;
     caller.require(Action::ViewConfig {
         team: &app.team,
         app: &app.name,
         env,
     })?;
     Ok(app)
-}
-
-/// Refuses an environment that does not exist.
-async fn require_environment(state: &AppState, env: &str) -> ServiceResult<()> {
-    validate_name(NameKind::Environment, env)?;
-    let environments = state.store.list_environments().await?;
-    if environments.iter().any(|e| e.name == env) {
-        return Ok(());
-    }
-    Err(ServiceError::not_found(format!(
-        "no environment named {env:?}: see `ferry env list`"
-    )))
 }
 
 /// The request's keys checked; an error names the key, never a value.

@@ -367,8 +367,9 @@ async fn promote_as_asked(
     let pipeline = state.store.list_environments().await?;
     check_promotion(&pipeline, &app.name, &from.name, &to.name)
         .map_err(|e| ServiceError::policy("lifecycle", e.to_string()))?;
-    let running = running_version(state, &app.name, &from.name)
+    let running = running(state, &app.name, &from.name)
         .await?
+        .map(|served| served.version)
         .ok_or_else(|| {
             ServiceError::invalid(format!(
                 "nothing runs in {} yet to promote: deploy a release there first (`ferry deploy {} VERSION --to {}`)",
@@ -404,13 +405,14 @@ async fn promote_as_asked(
     .await
 }
 
-/// The release that last deployed successfully to `env` (what runs there).
-async fn running_version(state: &AppState, app: &str, env: &str) -> ServiceResult<Option<String>> {
+/// The release, with its configuration revision, that last deployed successfully to `env`
+/// (what runs there).
+async fn running(state: &AppState, app: &str, env: &str) -> ServiceResult<Option<Served>> {
     Ok(live_history(state, app)
         .await?
         .into_iter()
         .find(|d| d.env == env)
-        .map(|d| d.version))
+        .map(|d| d.served()))
 }
 
 /// Deploys the release `env` runs with the newest configuration revision there (`ferry
@@ -442,11 +444,8 @@ async fn apply_config_as_asked(
         app: &app.name,
         env: &env.name,
     })?;
-    let running = live_history(state, &app.name)
+    let running = running(state, &app.name, &env.name)
         .await?
-        .into_iter()
-        .find(|d| d.env == env.name)
-        .map(|d| d.served())
         .ok_or_else(|| {
             ServiceError::invalid(format!(
                 "nothing runs in {env} yet: deploy a release (`ferry deploy {app} VERSION --to {env}`), which takes the newest configuration",

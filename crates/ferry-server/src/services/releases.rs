@@ -132,16 +132,7 @@ pub async fn create(
         incident: request.incident,
     };
     let record = caller.audit(
-        AuditAction::ReleaseCreate(audit_event::ReleaseCreate {
-            digest: release.digest.clone(),
-            files: release.files,
-            bytes: release.bytes,
-            source: serde_json::to_value(&source).expect("sources serialize"),
-            hotfix_of: release.hotfix_of.clone(),
-            incident: release.incident,
-            closes: closes.clone(),
-            backports_done: fulfils.clone(),
-        }),
+        created(&release, &source, closes.clone(), fulfils.clone()),
         format!("release/{}/{}", app.name, request.version),
         Some(&app.name),
     );
@@ -223,6 +214,26 @@ async fn check_content(store: &dyn BlobStorage, needed: &[(String, Chunk)]) -> S
     Ok(())
 }
 
+/// The audit action of `release` made (from `source`), closing backlog items `closes` and
+/// fulfilling backport obligations `backports_done`.
+pub(super) fn created(
+    release: &ferry_store::Release,
+    source: &impl serde::Serialize,
+    closes: Vec<i64>,
+    backports_done: Vec<i64>,
+) -> AuditAction {
+    AuditAction::ReleaseCreate(audit_event::ReleaseCreate {
+        digest: release.digest.clone(),
+        files: release.files,
+        bytes: release.bytes,
+        source: serde_json::to_value(source).expect("sources serialize"),
+        hotfix_of: release.hotfix_of.clone(),
+        incident: release.incident,
+        closes,
+        backports_done,
+    })
+}
+
 /// Refuses a release whose `ferry.toml` the agent would refuse, read from the uploaded
 /// content with the agent's own parser, or whose `[config]` does not fit the release's
 /// files (`manifest`): such a release could never deploy, and the client that checked it
@@ -243,23 +254,22 @@ async fn check_release_config(
         )));
     };
     ReleaseConfig::check_size(size).map_err(|error| refused(error.to_string()))?;
-    let mut data = Vec::with_capacity(size as usize);
-    for chunk in entry.blobs() {
-        data.extend(store.read(chunk.hash).await?);
-    }
+    let data = read_file(store, entry, size).await?;
     let config = ReleaseConfig::parse_bytes(&data).map_err(|error| refused(error.to_string()))?;
     config
         .check_against_manifest(manifest)
         .map_err(|error| refused(error.to_string()))?;
     for template in &config.config.templates {
-        // A regular file of the release, as checked above; read only up to what a template
-        // may hold.
-        let Some(entry) = manifest.get(&template.source) else {
+        // A regular file of the release, as checked above.
+        let Some((entry, size)) =
+            manifest
+                .get(&template.source)
+                .and_then(|entry| match entry.kind {
+                    EntryKind::File { size, .. } => Some((entry, size)),
+                    _ => None,
+                })
+        else {
             continue;
-        };
-        let size = match entry.kind {
-            EntryKind::File { size, .. } => size,
-            _ => continue,
         };
         if size > MAX_TEMPLATE_BYTES as u64 {
             return Err(refused(format!(
@@ -267,15 +277,22 @@ async fn check_release_config(
                 template.source
             )));
         }
-        let mut text = Vec::with_capacity(size as usize);
-        for chunk in entry.blobs() {
-            text.extend(store.read(chunk.hash).await?);
-        }
+        let text = read_file(store, entry, size).await?;
         config
             .check_template(template, &text)
             .map_err(|error| refused(error.to_string()))?;
     }
     Ok(())
+}
+
+/// The content of the release file `entry` (`size` bytes, bounded by the caller), read from
+/// the blob storage chunk by chunk.
+async fn read_file(store: &dyn BlobStorage, entry: &Entry, size: u64) -> ServiceResult<Vec<u8>> {
+    let mut data = Vec::with_capacity(size as usize);
+    for chunk in entry.blobs() {
+        data.extend(store.read(chunk.hash).await?);
+    }
+    Ok(data)
 }
 
 /// Refuses `--incident ID` unless it names a hotfix incident of `app` whose base is the
