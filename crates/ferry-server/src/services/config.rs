@@ -42,10 +42,7 @@ pub async fn edit(
     let edit = parse_edit(edit)?;
     for _ in 0..ATTEMPTS {
         let newest = state.store.config_revision(&app.name, env, None).await?;
-        let current = match &newest {
-            Some(revision) => settings(state, revision)?,
-            None => Settings::new(),
-        };
+        let current = newest_settings(state, newest.as_ref())?;
         let (next, changes) =
             config_revision::apply(&current, &edit).map_err(ServiceError::invalid)?;
         let number = newest.as_ref().map_or(0, |r| r.revision);
@@ -202,25 +199,14 @@ pub async fn compare(
 ) -> ServiceResult<ConfigComparison> {
     let app = viewable(state, caller, app, first).await?;
     viewable(state, caller, &app.name, second).await?;
-    let newest = |env: String| {
-        let app = app.name.clone();
-        async move { state.store.config_revision(&app, &env, None).await }
-    };
-    let (a, b) = (
-        newest(first.to_owned()).await?,
-        newest(second.to_owned()).await?,
-    );
-    let fingerprints = |revision: &Option<ConfigRevision>| -> ServiceResult<Fingerprints> {
-        let opened = match revision {
-            Some(revision) => settings(state, revision)?,
-            None => Settings::new(),
-        };
-        Ok(opened
-            .into_iter()
+    let a = state.store.config_revision(&app.name, first, None).await?;
+    let b = state.store.config_revision(&app.name, second, None).await?;
+    let fingerprints = |revision: Option<&ConfigRevision>| -> ServiceResult<Fingerprints> {
+        Ok((newest_settings(state, revision)?.into_iter())
             .map(|(key, s)| (key, blake3::hash(s.value.as_bytes()).to_hex().to_string()))
             .collect())
     };
-    let (fa, fb) = (fingerprints(&a)?, fingerprints(&b)?);
+    let (fa, fb) = (fingerprints(a.as_ref())?, fingerprints(b.as_ref())?);
     let found = rules::diff(&fa, &fb);
     let names = |keys: Vec<ConfigKey>| keys.into_iter().map(|k| k.to_string()).collect();
     Ok(ConfigComparison {
@@ -241,6 +227,14 @@ pub async fn compare(
 /// without any of its bytes.
 pub fn settings(state: &AppState, revision: &ConfigRevision) -> ServiceResult<Settings> {
     (state.secret_key.open_all(revision)).map_err(ServiceError::internal)
+}
+
+/// The settings of the newest revision, `revision`: none when there is none yet.
+fn newest_settings(state: &AppState, revision: Option<&ConfigRevision>) -> ServiceResult<Settings> {
+    Ok(revision
+        .map(|revision| settings(state, revision))
+        .transpose()?
+        .unwrap_or_default())
 }
 
 /// The application, if the caller may see its configuration in `env`.
