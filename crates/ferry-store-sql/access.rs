@@ -2,7 +2,7 @@
 
 use crate::Connection;
 use ferry_domain::permission::Level;
-use ferry_store::{AppGrant, Membership, NewUser, StoreError, StoreResult, Team, User};
+use ferry_store::{AppGrant, Membership, NewSession, NewUser, StoreError, StoreResult, Team, User};
 
 use crate::{backend, not_found, unique, unreadable};
 
@@ -313,7 +313,73 @@ async fn user_id(conn: &mut Connection, user: &str) -> StoreResult<i64> {
         .ok_or_else(|| not_found("user", user))
 }
 
-/// Replaces every token of `user` with the one whose hash is `token_hash`.
+/// Starts a dashboard session, removing everyone's sessions that expired by its start.
+pub(crate) async fn create_session(conn: &mut Connection, session: &NewSession) -> StoreResult<()> {
+    let user_id = user_id(conn, &session.user).await?;
+    sqlx::query("DELETE FROM sessions WHERE expires_ms <= $1")
+        .bind(session.created_ms)
+        .execute(&mut *conn)
+        .await
+        .map_err(backend)?;
+    sqlx::query(
+        "INSERT INTO sessions (hash, user_id, created_ms, expires_ms) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(&session.hash)
+    .bind(user_id)
+    .bind(session.created_ms)
+    .bind(session.expires_ms)
+    .execute(&mut *conn)
+    .await
+    .map_err(backend)?;
+    Ok(())
+}
+
+/// The user of the session whose cookie hashes to `hash`, unless it expired by `now_ms`.
+pub(crate) async fn user_by_session(
+    conn: &mut Connection,
+    hash: &str,
+    now_ms: i64,
+) -> StoreResult<Option<User>> {
+    let name: Option<String> = sqlx::query_scalar(
+        "SELECT users.name FROM sessions JOIN users ON users.id = sessions.user_id
+         WHERE sessions.hash = $1 AND sessions.expires_ms > $2",
+    )
+    .bind(hash)
+    .bind(now_ms)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(backend)?;
+    match name {
+        Some(name) => Ok(Some(user(conn, &name).await?)),
+        None => Ok(None),
+    }
+}
+
+/// Ends the session whose cookie hashes to `hash`.
+pub(crate) async fn end_session(conn: &mut Connection, hash: &str) -> StoreResult<()> {
+    let ended = sqlx::query("DELETE FROM sessions WHERE hash = $1")
+        .bind(hash)
+        .execute(&mut *conn)
+        .await
+        .map_err(backend)?;
+    if ended.rows_affected() == 0 {
+        return Err(not_found("session", "(this browser's)"));
+    }
+    Ok(())
+}
+
+/// Ends every dashboard session of the user `user_id`.
+async fn end_sessions_of(conn: &mut Connection, user_id: i64) -> StoreResult<()> {
+    sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await
+        .map_err(backend)?;
+    Ok(())
+}
+
+/// Replaces every token of `user` with the one whose hash is `token_hash`, ending their
+/// dashboard sessions.
 pub(crate) async fn rotate_token(
     conn: &mut Connection,
     user: &str,
@@ -321,6 +387,7 @@ pub(crate) async fn rotate_token(
     now_ms: i64,
 ) -> StoreResult<()> {
     let user_id = user_id(conn, user).await?;
+    end_sessions_of(conn, user_id).await?;
     sqlx::query("DELETE FROM api_tokens WHERE user_id = $1")
         .bind(user_id)
         .execute(&mut *conn)
@@ -336,13 +403,14 @@ pub(crate) async fn rotate_token(
     Ok(())
 }
 
-/// Sets `user`'s password hash.
+/// Sets `user`'s password hash, ending their dashboard sessions.
 pub(crate) async fn set_password_hash(
     conn: &mut Connection,
     user: &str,
     password_hash: &str,
 ) -> StoreResult<()> {
     let user_id = user_id(conn, user).await?;
+    end_sessions_of(conn, user_id).await?;
     sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
         .bind(password_hash)
         .bind(user_id)
@@ -383,6 +451,7 @@ pub(crate) async fn set_disabled(
     if disabled_ms.is_none() {
         return Ok(());
     }
+    end_sessions_of(conn, user_id).await?;
     if admin_roles.is_empty() {
         return Err(StoreError::Refused(format!(
             "{user:?} is the last enabled admin: enable or create another admin first"

@@ -92,15 +92,21 @@ pub(crate) async fn list(
     records(rows)
 }
 
-pub(crate) async fn running(conn: &mut Connection) -> StoreResult<Vec<DeploymentRecord>> {
-    let rows = sqlx::query_as(&format!(
-        "{SELECT_DEPLOYMENTS} WHERE deployments.status = $1 ORDER BY deployments.id"
-    ))
-    .bind(Status::Running.as_str())
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(backend)?;
-    records(rows)
+/// Deployments in one of `statuses`, oldest first.
+pub(crate) async fn in_status(
+    conn: &mut Connection,
+    statuses: &[Status],
+) -> StoreResult<Vec<DeploymentRecord>> {
+    let places: Vec<String> = (1..=statuses.len()).map(|n| format!("${n}")).collect();
+    let sql = format!(
+        "{SELECT_DEPLOYMENTS} WHERE deployments.status IN ({}) ORDER BY deployments.id",
+        places.join(", ")
+    );
+    let mut query = sqlx::query_as(&sql);
+    for status in statuses {
+        query = query.bind(status.as_str());
+    }
+    records(query.fetch_all(&mut *conn).await.map_err(backend)?)
 }
 
 pub(crate) async fn insert(

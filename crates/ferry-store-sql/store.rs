@@ -8,6 +8,7 @@
 use async_trait::async_trait;
 use ferry_domain::audit::AuditRecord;
 use ferry_domain::backport::ObligationStatus;
+use ferry_domain::deployment::Status;
 use ferry_domain::incident::IncidentStatus;
 use ferry_domain::permission::{Level, Role};
 use ferry_domain::pipeline::Environment;
@@ -20,7 +21,7 @@ use ferry_store::{
     App, AppGrant, ApprovalRecord, AuditChain, AuditEvent, AuditFilter, BacklogItem, Backport,
     BadVersion, Bootstrap, Captured, ContentHold, DeploymentRecord, DeploymentUpdate, DesiredChange,
     EnvironmentChange, FreezeWindowRecord, HeldContent, IncidentRecord, IncidentUpdate, NewApp,
-    NewCapture, NewRelease, NewUser, OneOffFreezeRecord, Release, ReleaseOutcome, StoreError, StoreResult,
+    NewCapture, NewRelease, NewSession, NewUser, OneOffFreezeRecord, Release, ReleaseOutcome, StoreError, StoreResult,
     Target, TargetApp, TargetDrift, TargetReport, Team, TeamSupport, TokenHolder, UnauditedWrites, User,
 };
 
@@ -262,6 +263,23 @@ impl Access for Backend {
         };
         let roles = pipeline::list_roles(&mut conn).await?;
         Ok(Some(TokenHolder { user, roles }))
+    }
+
+    async fn create_session(&self, session: NewSession, record: AuditRecord) -> StoreResult<()> {
+        audited!(self, record, |tx| access::create_session(&mut tx, &session).await?)
+    }
+
+    async fn user_by_session(&self, hash: &str, now_ms: i64) -> StoreResult<Option<TokenHolder>> {
+        let mut conn = self.read().await?;
+        let Some(user) = access::user_by_session(&mut conn, hash, now_ms).await? else {
+            return Ok(None);
+        };
+        let roles = pipeline::list_roles(&mut conn).await?;
+        Ok(Some(TokenHolder { user, roles }))
+    }
+
+    async fn end_session(&self, hash: &str, record: AuditRecord) -> StoreResult<()> {
+        audited!(self, record, |tx| access::end_session(&mut tx, hash).await?)
     }
 
     async fn create_user(&self, user: NewUser, record: AuditRecord) -> StoreResult<User> {
@@ -928,7 +946,12 @@ impl Deployments for Backend {
     }
 
     async fn running_deployments(&self) -> StoreResult<Vec<DeploymentRecord>> {
-        deployments::running(&mut *self.read().await?).await
+        deployments::in_status(&mut *self.read().await?, &[Status::Running]).await
+    }
+
+    async fn active_deployments(&self) -> StoreResult<Vec<DeploymentRecord>> {
+        let active = [Status::AwaitingApproval, Status::Running];
+        deployments::in_status(&mut *self.read().await?, &active).await
     }
 
     async fn bad_versions(&self, app: &str, env: &str) -> StoreResult<Vec<String>> {

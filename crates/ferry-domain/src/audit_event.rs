@@ -95,6 +95,10 @@ audit_actions! {
     UserRotateToken(UserRotateToken) = "user.rotate-token",
     /// A user's dashboard password was set (by themselves or an admin); never the password.
     UserSetPassword(UserSetPassword) = "user.set-password",
+    /// A user logged in to the dashboard, starting a session.
+    UserLogin(UserLogin) = "user.login",
+    /// A user logged out of the dashboard, ending their session.
+    UserLogout(UserLogout) = "user.logout",
     /// A user was disabled: their tokens are refused until they are enabled again.
     UserDisable(UserDisable) = "user.disable",
     /// A disabled user was enabled again.

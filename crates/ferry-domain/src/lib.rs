@@ -23,6 +23,7 @@ pub mod guard;
 pub mod incident;
 pub mod lifecycle;
 pub mod liveness;
+pub mod login;
 pub mod name;
 pub mod overrides;
 pub mod password;

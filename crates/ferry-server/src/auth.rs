@@ -115,9 +115,16 @@ impl FromRequestParts<AppState> for Caller {
             .ok_or_else(|| {
                 ApiError::unauthorized("the Authorization header must be `Bearer TOKEN`")
             })?;
-        // Read from the store on every request, never cached: a rotated token or a disabled
-        // user is refused from the next request on, by every server sharing the database.
-        let TokenHolder { user, roles } = state
+        Caller::by_token(state, token).await
+    }
+}
+
+impl Caller {
+    /// The holder of API token `token`. Read from the store on every request, never cached:
+    /// a rotated token or a disabled user is refused from the next request on, by every
+    /// server sharing the database.
+    pub async fn by_token(state: &AppState, token: &str) -> Result<Caller, ApiError> {
+        let holder = state
             .store
             .user_by_token(&hash_token(token))
             .await?
@@ -126,6 +133,14 @@ impl FromRequestParts<AppState> for Caller {
                     "unknown API token: check FERRY_TOKEN or --token, or run `ferry login` again (a rotated token no longer works)",
                 )
             })?;
+        Caller::of(state, holder)
+    }
+
+    /// The caller a stored user is, with their roles; a disabled user is refused.
+    pub fn of(
+        state: &AppState,
+        TokenHolder { user, roles }: TokenHolder,
+    ) -> Result<Caller, ApiError> {
         if user.disabled_ms.is_some() {
             return Err(ApiError::unauthorized(format!(
                 "user {:?} is disabled: ask an admin to enable them (`ferry user enable {}`)",

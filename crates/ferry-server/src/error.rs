@@ -94,6 +94,7 @@ impl From<ServiceError> for ApiError {
     fn from(error: ServiceError) -> ApiError {
         let (status, code) = match error.refusal {
             Refusal::BadRequest => (StatusCode::BAD_REQUEST, "bad_request"),
+            Refusal::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Refusal::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
             Refusal::NotFound(code) => (StatusCode::NOT_FOUND, code),
             Refusal::AlreadyExists => (StatusCode::CONFLICT, "already_exists"),
@@ -101,6 +102,7 @@ impl From<ServiceError> for ApiError {
             Refusal::Policy(code) => (StatusCode::CONFLICT, code),
             Refusal::Conflict => (StatusCode::CONFLICT, "conflict"),
             Refusal::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            Refusal::TooManyAttempts => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
             Refusal::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
         };
         ApiError {

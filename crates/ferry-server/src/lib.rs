@@ -9,6 +9,7 @@ mod backup;
 mod blob_storage;
 mod bootstrap;
 mod clock;
+mod dashboard;
 mod database;
 mod error;
 mod files;
@@ -19,6 +20,7 @@ mod metrics;
 mod migrate;
 mod notifier;
 mod openapi;
+mod peer;
 mod rotate_secret_key;
 mod running;
 mod secret_key;
@@ -179,6 +181,8 @@ pub async fn serve(listener: tokio::net::TcpListener, config: ServerConfig) -> a
         wakeups,
         turns: Arc::default(),
         heartbeats: Arc::default(),
+        logins: Arc::default(),
+        live: Arc::default(),
         manifests: Arc::default(),
         status: Arc::default(),
         served: Arc::default(),
@@ -218,7 +222,8 @@ pub async fn serve(listener: tokio::net::TcpListener, config: ServerConfig) -> a
     // Served as a make-service: each connection gets a handle on the one router (an `Arc`),
     // where serving the router itself would copy its whole route table per connection, a
     // few hundred kilobytes for each agent long-polling.
-    let app = router(state).into_make_service();
+    // With each connection's peer address: the dashboard throttles failed logins by it.
+    let app = router(state).into_make_service_with_connect_info::<peer::Peer>();
     match tls {
         Some(tls) => {
             tracing::info!(

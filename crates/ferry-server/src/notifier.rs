@@ -216,6 +216,8 @@ fn audience(action: &AuditAction) -> Option<Audience<'_>> {
         | A::UserCreate(_)
         | A::UserRotateToken(_)
         | A::UserSetPassword(_)
+        | A::UserLogin(_)
+        | A::UserLogout(_)
         | A::UserDisable(_)
         | A::UserEnable(_)
         | A::RoleSetLevel(_)

@@ -152,6 +152,7 @@ pub fn router(state: AppState) -> Router {
         "/api/v1/openapi.json",
         get(move || async move { ([("content-type", "application/json")], openapi_json) }),
     )
+    .merge(crate::dashboard::routes())
     .route("/healthz", get(handlers::healthz))
     .route("/metrics", get(metrics::render))
     .fallback(handlers::no_such_endpoint)

@@ -34,6 +34,10 @@ pub struct AppState {
     pub batch_slots: Arc<tokio::sync::Semaphore>,
     /// Applies the reports of one deployment reaching this server one after the other.
     pub turns: Arc<crate::turns::DeploymentTurns>,
+    /// Deployments the dashboard's browsers watch live.
+    pub live: Arc<crate::dashboard::live::LiveDeployments>,
+    /// Failed dashboard logins, per address and user name.
+    pub logins: Arc<crate::services::sessions::LoginThrottles>,
     /// Agents' heartbeats heard and not yet written.
     pub heartbeats: Arc<crate::heartbeats::Heartbeats>,
     /// Wakes agents and serialises deployment progress.

@@ -2,10 +2,10 @@
 //! notifier, so every place writes a time or an obligation the same way.
 
 use ferry_api::{
-    AwaitedApprovals, Backport, Deployment, DeploymentApproval, DeploymentTarget, Incident,
-    IncidentStep,
+    AwaitedApprovals, Backport, Deployment, DeploymentApproval, DeploymentStatus, DeploymentTarget,
+    Incident, IncidentStep,
 };
-use ferry_domain::deployment::{Ahead, Status};
+use ferry_domain::deployment::{Ahead, Status, TargetAppState};
 use ferry_store::DeploymentRecord;
 use ferry_store::IncidentRecord;
 
@@ -126,7 +126,38 @@ pub async fn deployment_with_approvals(
     })
 }
 
-/// An incident as the API shows it, with the backlog item made for it, if any.
+/// A deployment as shown on its own: with its approvals and, while it runs, the step each
+/// target reported last; once a target succeeded, what its agent noted with the success (a
+/// release repaired before the switch).
+pub async fn deployment_shown(
+    state: &AppState,
+    record: DeploymentRecord,
+) -> ServiceResult<Deployment> {
+    const SUCCEEDED: &str = "succeeded";
+    let mut deployment = deployment_with_approvals(state, record).await?;
+    let running = deployment.status == DeploymentStatus::Running;
+    if !running && !deployment.targets.iter().any(|t| t.state == SUCCEEDED) {
+        return Ok(deployment);
+    }
+    let reported = state.store.target_apps(None).await?;
+    for target in &mut deployment.targets {
+        let succeeded = target.state == SUCCEEDED;
+        target.step = reported
+            .iter()
+            .find(|r| {
+                r.target == target.target
+                    && r.deployment_id == Some(deployment.id)
+                    && match r.state {
+                        TargetAppState::Deploying => running,
+                        TargetAppState::Succeeded => succeeded,
+                        _ => false,
+                    }
+            })
+            .and_then(|r| r.detail.clone());
+    }
+    Ok(deployment)
+}
+
 /// An incident as the API shows it, with its backlog item and, when a release closed that
 /// item, the release.
 pub fn incident_json(

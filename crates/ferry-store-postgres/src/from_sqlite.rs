@@ -22,6 +22,7 @@ const TABLES: &[&str] = &[
     "users",
     "memberships",
     "api_tokens",
+    "sessions",
     "apps",
     "audit_events",
     "audit_head",

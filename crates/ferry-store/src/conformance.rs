@@ -718,6 +718,7 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
         .await
         .unwrap();
     assert_eq!(store.running_deployments().await.unwrap().len(), 0);
+    assert_eq!(store.active_deployments().await.unwrap().len(), 0);
     let finished = store.deployment(created.id).await.unwrap().unwrap();
     assert_eq!(
         (finished.status(), finished.revision),
@@ -783,6 +784,12 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
             .await,
         Err(StoreError::Refused(_))
     ));
+    // Awaiting approval is active, not running.
+    let active: Vec<i64> = (store.active_deployments().await.unwrap().iter())
+        .map(|d| d.id)
+        .collect();
+    assert_eq!(active, [awaiting.id]);
+    assert!(store.running_deployments().await.unwrap().is_empty());
     // What was granted and listed on the request is kept for the approval.
     let stored = store.deployment(awaiting.id).await.unwrap().unwrap();
     assert_eq!(

@@ -56,6 +56,16 @@ pub struct AppGrant {
     pub level: Level,
 }
 
+/// A dashboard login: a browser holds a cookie whose hash is `hash`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewSession {
+    pub hash: String,
+    pub user: String,
+    pub created_ms: i64,
+    /// From then on the cookie is refused and the browser asked to log in again.
+    pub expires_ms: i64,
+}
+
 /// What creating a user needs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewUser {

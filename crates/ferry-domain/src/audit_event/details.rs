@@ -12,6 +12,7 @@ use crate::config::ConfigKey;
 use crate::config_revision::ConfigChange as KeyChange;
 use crate::deployment::{Kind, Status};
 use crate::incident::Severity;
+use crate::login::LoginMethod;
 use crate::permission::Level;
 use crate::support::{BackportMode, SupportPath};
 
@@ -880,3 +881,14 @@ pub struct ConfigReseal {
 /// `user.set-password`: the user is the subject, `user/NAME`; nothing of the password.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserSetPassword {}
+
+/// `user.login`: the user is the subject, `user/NAME`; how they proved who they are.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserLogin {
+    /// Their password or their API token.
+    pub method: LoginMethod,
+}
+
+/// `user.logout`: the user is the subject, `user/NAME`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserLogout {}

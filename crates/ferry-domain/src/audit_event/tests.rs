@@ -708,6 +708,14 @@ fn cases() -> Vec<(AuditAction, &'static str, &'static str)> {
             "{}",
         ),
         (
+            A::UserLogin(UserLogin {
+                method: crate::login::LoginMethod::Password,
+            }),
+            "user.login",
+            r#"{"method":"password"}"#,
+        ),
+        (A::UserLogout(UserLogout {}), "user.logout", "{}"),
+        (
             A::Refused(Refused {
                 asked: "deploy web 1.3.0 to prd".into(),
                 rule: "frozen".into(),
@@ -752,7 +760,7 @@ fn every_kind_has_a_case_and_its_own_name() {
             "{kind}"
         );
     }
-    assert_eq!(AuditKind::ALL.len(), 64);
+    assert_eq!(AuditKind::ALL.len(), 66);
 }
 
 #[test]

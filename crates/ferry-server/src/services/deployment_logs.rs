@@ -2,7 +2,7 @@
 //! exactly whoever may see the deployment.
 
 use ferry_api::{DeploymentLogs, TargetLogs};
-use ferry_store::StepLogRecord;
+use ferry_store::{DeploymentRecord, StepLogRecord};
 
 use super::deployments::visible_deployment;
 use super::{ServiceError, ServiceResult};
@@ -20,6 +20,16 @@ pub async fn logs(
     target: Option<&str>,
 ) -> ServiceResult<DeploymentLogs> {
     let (record, _) = visible_deployment(state, caller, id).await?;
+    logs_of(state, &record, target).await
+}
+
+/// The logs of deployment `record`, for whoever was found to see it.
+pub async fn logs_of(
+    state: &AppState,
+    record: &DeploymentRecord,
+    target: Option<&str>,
+) -> ServiceResult<DeploymentLogs> {
+    let id = record.id;
     let targets: Vec<&str> = record
         .state
         .steps
@@ -40,7 +50,7 @@ pub async fn logs(
         .collect();
     Ok(DeploymentLogs {
         deployment: id,
-        app: record.app,
+        app: record.app.clone(),
         targets,
     })
 }

@@ -13,6 +13,8 @@ use crate::blob_storage::BlobError;
 pub enum Refusal {
     /// The request is malformed.
     BadRequest,
+    /// Who is asking could not be proved (a wrong password, an unknown token).
+    Unauthenticated,
     /// The caller may not do this.
     Forbidden,
     /// The thing named does not exist (or the caller may not know it does); the code says
@@ -30,6 +32,8 @@ pub enum Refusal {
     Conflict,
     /// The server's fault; the details go to the log.
     Internal,
+    /// Too many attempts (failed logins) in a short time: wait, then try again.
+    TooManyAttempts,
     /// Something the server depends on (its S3-compatible blob storage) failed or did not
     /// answer; nothing changed, and the same request may succeed later.
     Unavailable,
@@ -67,6 +71,16 @@ impl ServiceError {
     /// The request is malformed.
     pub fn bad_request(message: impl Into<String>) -> ServiceError {
         ServiceError::new(Refusal::BadRequest, message)
+    }
+
+    /// Who is asking could not be proved.
+    pub fn unauthorized(message: impl Into<String>) -> ServiceError {
+        ServiceError::new(Refusal::Unauthenticated, message)
+    }
+
+    /// Too many attempts in a short time.
+    pub fn too_many(message: impl Into<String>) -> ServiceError {
+        ServiceError::new(Refusal::TooManyAttempts, message)
     }
 
     /// The caller may not do this.

@@ -29,6 +29,7 @@ pub mod refusals;
 pub mod releases;
 pub mod reverts;
 pub mod routing;
+pub mod sessions;
 pub mod status;
 pub mod support;
 pub mod targets;

@@ -50,6 +50,8 @@ struct BuiltApp {
     name: String,
     /// The team that owns it, which decides who may see it.
     team: String,
+    /// Its `AppStatus`, for the dashboard.
+    status: Arc<AppStatus>,
     /// Its `AppStatus`, serialized.
     json: Vec<u8>,
 }
@@ -112,6 +114,27 @@ impl StatusCache {
         }
         bodies.insert(visible, body.clone());
         Ok(body)
+    }
+
+    /// The status of every application `caller` may see, with the team that owns it, by
+    /// name: the dashboard's overview.
+    pub async fn visible(
+        &self,
+        store: &dyn Store,
+        caller: &Caller,
+    ) -> ServiceResult<Vec<(String, Arc<AppStatus>)>> {
+        let built = self.current(store).await?;
+        Ok(built
+            .apps
+            .iter()
+            .filter(|app| {
+                caller.may(Action::ViewApp {
+                    team: &app.team,
+                    app: &app.name,
+                })
+            })
+            .map(|app| (app.team.clone(), app.status.clone()))
+            .collect())
     }
 
     /// The document as of the store's revision now: the kept one if the revision has not
@@ -238,6 +261,7 @@ async fn build(store: &dyn Store) -> ServiceResult<Built> {
             };
             BuiltApp {
                 json: serde_json::to_vec(&status).expect("status documents serialize"),
+                status: Arc::new(status),
                 name: app.name.clone(),
                 team: app.team.clone(),
             }
@@ -317,6 +341,7 @@ mod tests {
                 .map(|app| BuiltApp {
                     name: app.app.clone(),
                     team: "shop".to_owned(),
+                    status: Arc::new(app.clone()),
                     json: serde_json::to_vec(app).unwrap(),
                 })
                 .collect();

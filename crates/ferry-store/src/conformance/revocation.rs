@@ -4,7 +4,7 @@
 use ferry_domain::audit::verify_chain;
 
 use super::{audit, first_start, new_user};
-use crate::{NewApp, Store, StoreError, StoreResult, User};
+use crate::{NewApp, NewSession, Store, StoreError, StoreResult, User};
 
 /// Disables `user` at `at_ms`, or enables them with `None`; one admin must stay enabled.
 async fn set_disabled(store: &dyn Store, user: &str, at_ms: Option<i64>) -> StoreResult<User> {
@@ -21,6 +21,84 @@ async fn set_disabled(store: &dyn Store, user: &str, at_ms: Option<i64>) -> Stor
             audit(action, &format!("user/{user}"), None),
         )
         .await
+}
+
+/// Starts a dashboard session `hash` of `user` at `at_ms`, lasting 100 ms.
+async fn log_in(store: &dyn Store, user: &str, hash: &str, at_ms: i64) -> StoreResult<()> {
+    let session = NewSession {
+        hash: hash.to_owned(),
+        user: user.to_owned(),
+        created_ms: at_ms,
+        expires_ms: at_ms + 100,
+    };
+    let record = audit("user.login", &format!("user/{user}"), None);
+    store.create_session(session, record).await
+}
+
+/// The name of the user whose session `hash` is, at `now_ms`.
+async fn session_user(store: &dyn Store, hash: &str, now_ms: i64) -> Option<String> {
+    let holder = store.user_by_session(hash, now_ms).await.unwrap()?;
+    assert!(!holder.roles.is_empty(), "a session comes with the roles");
+    Some(holder.user.name)
+}
+
+/// Dashboard sessions: they expire, end at logout, and end with the user's tokens, their
+/// password or their account.
+async fn sessions_story(store: &dyn Store) {
+    log_in(store, "dana", "s1", 1000).await.unwrap();
+    assert_eq!(
+        session_user(store, "s1", 1099).await.as_deref(),
+        Some("dana")
+    );
+    assert_eq!(session_user(store, "s1", 1100).await, None, "expired");
+    assert_eq!(session_user(store, "unknown", 1000).await, None);
+    assert!(matches!(
+        log_in(store, "nobody", "s0", 1000).await,
+        Err(StoreError::NotFound { .. })
+    ));
+
+    // Logging out ends one session; the user's others stay.
+    log_in(store, "dana", "s2", 2000).await.unwrap();
+    log_in(store, "dana", "s3", 2000).await.unwrap();
+    let logout = || audit("user.logout", "user/dana", None);
+    store.end_session("s2", logout()).await.unwrap();
+    assert_eq!(session_user(store, "s2", 2001).await, None);
+    assert_eq!(
+        session_user(store, "s3", 2001).await.as_deref(),
+        Some("dana")
+    );
+    assert!(matches!(
+        store.end_session("s2", logout()).await,
+        Err(StoreError::NotFound { .. })
+    ));
+
+    // Each of these ends every session of the user, and only theirs.
+    log_in(store, "root2", "other", 2000).await.unwrap();
+    let rotate = audit("user.rotate-token", "user/dana", None);
+    store
+        .rotate_token("dana", "hash-of-dana-3", 2001, rotate)
+        .await
+        .unwrap();
+    assert_eq!(session_user(store, "s3", 2002).await, None, "token rotated");
+    log_in(store, "dana", "s4", 2002).await.unwrap();
+    let password = audit("user.set-password", "user/dana", None);
+    store
+        .set_password_hash("dana", "$argon2id$third", password)
+        .await
+        .unwrap();
+    assert_eq!(session_user(store, "s4", 2003).await, None, "password set");
+    log_in(store, "dana", "s5", 2003).await.unwrap();
+    set_disabled(store, "dana", Some(2004)).await.unwrap();
+    assert_eq!(session_user(store, "s5", 2004).await, None, "disabled");
+    set_disabled(store, "dana", None).await.unwrap();
+    assert_eq!(
+        session_user(store, "other", 2005).await.as_deref(),
+        Some("root2")
+    );
+    store
+        .end_session("other", audit("user.logout", "user/root2", None))
+        .await
+        .unwrap();
 }
 
 /// The story of revocation, on an empty store keyed with `audit_key`.
@@ -107,6 +185,8 @@ pub async fn revocation_story(store: &dyn Store, audit_key: &[u8; 32]) {
             .disabled_ms,
         None
     );
+
+    sessions_story(store).await;
 
     // One of two admins may be disabled; the last enabled one may not, and nothing changes.
     set_disabled(store, "root2", Some(8)).await.unwrap();

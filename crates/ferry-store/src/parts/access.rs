@@ -17,8 +17,16 @@ pub trait Access: Send + Sync + 'static {
     async fn create_user(&self, user: NewUser, audit: AuditRecord) -> StoreResult<User>;
     /// All users, by name.
     async fn list_users(&self) -> StoreResult<Vec<User>>;
+    /// Starts a dashboard session for `session.user`; sessions of anyone that expired by
+    /// `session.created_ms` are removed on the way. Not found when there is no such user.
+    async fn create_session(&self, session: NewSession, audit: AuditRecord) -> StoreResult<()>;
+    /// The user a dashboard session (by its cookie's hash) belongs to, with the roles, while
+    /// it has not expired at `now_ms`.
+    async fn user_by_session(&self, hash: &str, now_ms: i64) -> StoreResult<Option<TokenHolder>>;
+    /// Ends a dashboard session (logging out). Not found when there is no such session.
+    async fn end_session(&self, hash: &str, audit: AuditRecord) -> StoreResult<()>;
     /// Replaces every API token of `user` with one whose hash is `token_hash`: from the
-    /// commit on, the old tokens are unknown.
+    /// commit on, the old tokens are unknown, and so are the user's dashboard sessions.
     async fn rotate_token(
         &self,
         user: &str,
@@ -27,7 +35,8 @@ pub trait Access: Send + Sync + 'static {
         audit: AuditRecord,
     ) -> StoreResult<()>;
     /// Sets `user`'s dashboard password to the one whose argon2 hash (a PHC string) is
-    /// `password_hash`. Not found when there is no such user.
+    /// `password_hash`, ending the user's dashboard sessions. Not found when there is no
+    /// such user.
     async fn set_password_hash(
         &self,
         user: &str,
@@ -37,7 +46,7 @@ pub trait Access: Send + Sync + 'static {
     /// `user`'s password hash, if they set a password; not found when there is no such user.
     async fn password_hash(&self, user: &str) -> StoreResult<Option<String>>;
     /// Disables `user` (`disabled_ms` is when) or enables them again (`None`); their tokens
-    /// stay and work again once they are enabled. Disabling is refused when no user whose
+    /// stay and work again once they are enabled, their dashboard sessions end. Disabling is refused when no user whose
     /// default role is one of `admin_roles` would stay enabled, so the last admin cannot be
     /// locked out, also by two admins disabling each other at once.
     async fn set_user_disabled(

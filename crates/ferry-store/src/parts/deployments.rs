@@ -61,6 +61,8 @@ pub trait Deployments: Send + Sync + 'static {
     ) -> StoreResult<Vec<DeploymentRecord>>;
     /// Deployments still running.
     async fn running_deployments(&self) -> StoreResult<Vec<DeploymentRecord>>;
+    /// Deployments awaiting approval or running, oldest first.
+    async fn active_deployments(&self) -> StoreResult<Vec<DeploymentRecord>>;
     /// Versions rolled back in an environment.
     async fn bad_versions(&self, app: &str, env: &str) -> StoreResult<Vec<String>>;
     /// What the targets of a deployment logged ([`UnauditedWrites::record_step_logs`]), of

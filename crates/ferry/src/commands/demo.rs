@@ -75,7 +75,14 @@ pub async fn run(data: PathBuf, listen: SocketAddr) -> CliResult {
     if fresh {
         deploy_sample(&client, &data).await?;
     }
+    let password = admin_password(&client, &data).await?;
     println!("ferry demo is running");
+    println!("  dashboard  {url}/");
+    println!("  log in as  admin, password {password}");
+    println!(
+        "             (also in {}; `ferry user set-password` changes it)",
+        data.join(ADMIN_PASSWORD_FILE).display()
+    );
     println!("  server     {url}");
     println!("  token      {token}");
     println!(
@@ -92,6 +99,59 @@ pub async fn run(data: PathBuf, listen: SocketAddr) -> CliResult {
     println!("  ferry release list hello");
     println!("stop with Ctrl-C");
     stopped(&mut server).await
+}
+
+/// Where the demo keeps the admin's first dashboard password.
+const ADMIN_PASSWORD_FILE: &str = "admin-password";
+
+/// The admin's dashboard password: made up and set the first time (kept in
+/// `DATA/admin-password`, mode 0600), read back from there afterwards.
+async fn admin_password(client: &Client, data: &Path) -> CliResult<String> {
+    let file = data.join(ADMIN_PASSWORD_FILE);
+    if let Ok(kept) = std::fs::read_to_string(&file) {
+        return Ok(kept.trim().to_owned());
+    }
+    let password = new_password()?;
+    let _: ferry_api::PasswordSet = client
+        .put(
+            "/api/v1/users/admin/password",
+            &ferry_api::SetPassword {
+                password: password.clone(),
+            },
+        )
+        .await?;
+    write_private(&file, &password)?;
+    Ok(password)
+}
+
+/// Four groups of five letters and digits: about 100 bits, easy to type.
+fn new_password() -> CliResult<String> {
+    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyz23456789";
+    let mut random = [0u8; 20];
+    getrandom::fill(&mut random)
+        .map_err(|e| CliError::failed(format!("no randomness for the admin's password: {e}")))?;
+    let letters: Vec<char> = random
+        .iter()
+        .map(|byte| ALPHABET[usize::from(*byte) % ALPHABET.len()] as char)
+        .collect();
+    Ok(letters
+        .chunks(5)
+        .map(|group| group.iter().collect::<String>())
+        .collect::<Vec<_>>()
+        .join("-"))
+}
+
+/// Writes `contents` to a new file only its owner may read.
+fn write_private(file: &Path, contents: &str) -> CliResult {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(file)
+        .and_then(|mut f| f.write_all(contents.as_bytes()).and_then(|_| f.sync_all()))
+        .map_err(|e| CliError::failed(format!("writing {}: {e}", file.display())))
 }
 
 /// What the server task ended with.

@@ -11,6 +11,7 @@ mod cancel;
 mod config;
 mod config_delivery;
 mod content_safety;
+mod dashboard;
 mod deadline;
 mod deployments;
 mod drift;

@@ -11,9 +11,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use ferry_api::{
     CancelDeployment, CreateDeployment, CreatePromotion, CreateRollback, Deployment,
-    DeploymentLogs, DeploymentStatus, Review, Status,
+    DeploymentLogs, Review, Status,
 };
-use ferry_domain::deployment::TargetAppState;
 use ferry_domain::permission::Action;
 use ferry_store::DeploymentRecord;
 use serde::Deserialize;
@@ -25,35 +24,7 @@ use crate::json::{Body, Path, Query};
 use crate::services::apps::visible_app;
 use crate::services::{deployment_logs, deployments};
 use crate::state::AppState;
-use crate::views::{deployment_json, deployment_with_approvals};
-
-/// Adds the step each target reported last while a deployment runs, and what an agent
-/// noted with its success (a release repaired before the switch), for `deployment show`
-/// (just created, approved or rejected, no target has reported one yet).
-async fn with_steps(state: &AppState, mut deployment: Deployment) -> Result<Deployment, ApiError> {
-    const SUCCEEDED: &str = "succeeded";
-    let running = deployment.status == DeploymentStatus::Running;
-    if !running && !deployment.targets.iter().any(|t| t.state == SUCCEEDED) {
-        return Ok(deployment);
-    }
-    let reported = state.store.target_apps(None).await?;
-    for target in &mut deployment.targets {
-        let succeeded = target.state == SUCCEEDED;
-        target.step = reported
-            .iter()
-            .find(|r| {
-                r.target == target.target
-                    && r.deployment_id == Some(deployment.id)
-                    && match r.state {
-                        TargetAppState::Deploying => running,
-                        TargetAppState::Succeeded => succeeded,
-                        _ => false,
-                    }
-            })
-            .and_then(|r| r.detail.clone());
-    }
-    Ok(deployment)
-}
+use crate::views::{deployment_json, deployment_shown, deployment_with_approvals};
 
 /// Deploys a release to an environment (deploy level there), under the environment's
 /// policy: the release's lifecycle, no silent downgrade, freeze windows and approvals
@@ -148,8 +119,7 @@ pub async fn show(
         let (record, _) = deployments::visible_deployment(&state, &caller, id).await?;
         if !record.status().is_active() || tokio::time::timeout_at(deadline, changed).await.is_err()
         {
-            let deployment = deployment_with_approvals(&state, record).await?;
-            return Ok(Json(with_steps(&state, deployment).await?));
+            return Ok(Json(deployment_shown(&state, record).await?));
         }
     }
 }
@@ -294,7 +264,5 @@ pub async fn cancel(
     Body(request): Body<CancelDeployment>,
 ) -> Result<Json<Deployment>, ApiError> {
     let record = deployments::cancel(&state, &caller, id, request).await?;
-    Ok(Json(
-        with_steps(&state, deployment_with_approvals(&state, record).await?).await?,
-    ))
+    Ok(Json(deployment_shown(&state, record).await?))
 }

@@ -1,0 +1,33 @@
+//! The web dashboard, served at `/` by every server: pages rendered on the server from
+//! templates (`crates/ferry-server/templates/`), readable without JavaScript; one small
+//! script of ferry's own makes deployment pages update live. Every page and form goes
+//! through the same services and permission checks as the API, as the logged-in user.
+//!
+//! Boundary: a browser is trusted with nothing but its session cookie (`session.rs`), and a
+//! form changes something only with the session's form token and from ferry's own origin.
+
+mod assets;
+mod deployment;
+pub mod live;
+mod login;
+mod overview;
+mod page;
+mod session;
+
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::state::AppState;
+
+/// The dashboard's routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(overview::page))
+        .route("/login", get(login::form).post(login::log_in))
+        .route("/logout", post(login::log_out))
+        .route("/deployments/{id}", get(deployment::page))
+        .route("/deployments/{id}/live", get(live::events))
+        .route("/deployments/{id}/{act}", post(deployment::act))
+        .route("/assets/{name}", get(assets::asset))
+        .layer(axum::middleware::map_response(page::hardened))
+}
