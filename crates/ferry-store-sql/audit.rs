@@ -134,9 +134,16 @@ pub(crate) async fn events(
         None => String::new(),
     };
     let rows: Vec<EventRow> = sqlx::query_as(&format!(
-        "{SELECT_EVENTS} WHERE ($1 IS NULL OR app = $1) ORDER BY seq DESC {limit}"
+        "{SELECT_EVENTS} WHERE ($1 IS NULL OR app = $1) AND ($2 IS NULL OR actor = $2)
+             AND ($3 IS NULL OR action = $3) AND ($4 IS NULL OR at_ms >= $4)
+             AND ($5 IS NULL OR at_ms < $5)
+         ORDER BY seq DESC {limit}"
     ))
     .bind(&filter.app)
+    .bind(&filter.actor)
+    .bind(&filter.action)
+    .bind(filter.since_ms)
+    .bind(filter.until_ms)
     .fetch_all(&mut *conn)
     .await
     .map_err(backend)?;

@@ -1,7 +1,7 @@
 //! The story every backend must tell the same way: written once against [`Store`], run by
 //! each backend's tests (SQLite always, PostgreSQL where one is reachable).
 
-use ferry_domain::audit::{verify_chain, AuditRecord};
+use ferry_domain::audit::{verify_chain, AuditEvent, AuditRecord};
 use ferry_domain::deployment::{Deployment, Kind, Status, Strategy, TargetAppState};
 use ferry_domain::freeze::OneOffFreeze;
 use ferry_domain::permission::Level;
@@ -1089,6 +1089,7 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
         .audit_events(&AuditFilter {
             app: Some("shop-web".into()),
             limit: None,
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -1097,10 +1098,54 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
         .audit_events(&AuditFilter {
             app: None,
             limit: Some(2),
+            ..Default::default()
         })
         .await
         .unwrap();
     assert_eq!(last_two.iter().map(|e| e.seq).collect::<Vec<_>>(), [31, 32]);
+    // Each filter keeps what it names, as filtering the whole trail does.
+    let every = store.audit_events(&AuditFilter::default()).await.unwrap();
+    let middle = every[every.len() / 2].record.clone();
+    let filters: [(AuditFilter, &dyn Fn(&AuditEvent) -> bool); 4] = [
+        (
+            AuditFilter {
+                action: Some("team.member".into()),
+                ..Default::default()
+            },
+            &|e| e.record.action == "team.member",
+        ),
+        (
+            AuditFilter {
+                actor: Some(middle.actor.clone()),
+                ..Default::default()
+            },
+            &|e| e.record.actor == middle.actor,
+        ),
+        (
+            AuditFilter {
+                since_ms: Some(middle.at_ms),
+                ..Default::default()
+            },
+            &|e| e.record.at_ms >= middle.at_ms,
+        ),
+        (
+            AuditFilter {
+                until_ms: Some(middle.at_ms),
+                app: Some("shop-web".into()),
+                ..Default::default()
+            },
+            &|e| e.record.at_ms < middle.at_ms && e.record.app.as_deref() == Some("shop-web"),
+        ),
+    ];
+    for (filter, keeps) in filters {
+        let kept = store.audit_events(&filter).await.unwrap();
+        let expected: Vec<i64> = every.iter().filter(|e| keeps(e)).map(|e| e.seq).collect();
+        assert_eq!(
+            kept.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            expected,
+            "{filter:?}"
+        );
+    }
     let chain = store.audit_chain().await.unwrap();
     assert_eq!(
         verify_chain(audit_key, &chain.events, chain.head.as_ref()),

@@ -132,6 +132,14 @@ pub struct Bootstrap {
 pub struct AuditFilter {
     /// Only events about this application.
     pub app: Option<String>,
+    /// Only events by this user (or agent, `agent:TARGET`).
+    pub actor: Option<String>,
+    /// Only events of this action (`deployment.approve`).
+    pub action: Option<String>,
+    /// Only events recorded at or after this time.
+    pub since_ms: Option<i64>,
+    /// Only events recorded before this time.
+    pub until_ms: Option<i64>,
     /// Only the last `limit` events.
     pub limit: Option<u32>,
 }

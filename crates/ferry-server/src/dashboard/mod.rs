@@ -7,6 +7,7 @@
 //! form changes something only with the session's form token and from ferry's own origin.
 
 mod assets;
+mod audit;
 mod deployment;
 pub mod live;
 mod login;
@@ -28,6 +29,7 @@ pub fn routes() -> Router<AppState> {
         .route("/deployments/{id}", get(deployment::page))
         .route("/deployments/{id}/live", get(live::events))
         .route("/deployments/{id}/{act}", post(deployment::act))
+        .route("/audit", get(audit::page))
         .route("/assets/{name}", get(assets::asset))
         .layer(axum::middleware::map_response(page::hardened))
 }

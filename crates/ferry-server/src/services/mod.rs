@@ -8,6 +8,7 @@ pub mod access;
 pub mod agents;
 pub mod app_backups;
 pub mod apps;
+pub mod audit;
 pub mod backlog;
 pub mod backup_schedule;
 pub mod blobs;

@@ -111,6 +111,7 @@ async fn events(store: &dyn Store) -> usize {
         .audit_events(&AuditFilter {
             app: Some("web".into()),
             limit: None,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -153,6 +154,7 @@ pub async fn capture_part(store: &dyn Store, last: &mut i64) {
         .audit_events(&AuditFilter {
             app: Some("web".into()),
             limit: Some(3),
+            ..Default::default()
         })
         .await
         .unwrap();

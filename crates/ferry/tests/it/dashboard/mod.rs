@@ -3,6 +3,7 @@
 //! matters (a forged form, a session after its user's token was rotated).
 
 mod approvals;
+mod audit;
 pub mod browser;
 mod login;
 
