@@ -1198,6 +1198,18 @@ pub struct AuditArgs {
     /// Only events about this application
     #[arg(long)]
     pub app: Option<String>,
+    /// Only events by this user (or agent, agent:TARGET)
+    #[arg(long)]
+    pub actor: Option<String>,
+    /// Only events of this action, such as deployment.approve
+    #[arg(long)]
+    pub action: Option<String>,
+    /// Only events at or after this time (RFC 3339, such as 2026-12-01T00:00:00Z)
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only events before this time (RFC 3339)
+    #[arg(long)]
+    pub until: Option<String>,
     /// Only the last N events
     #[arg(long)]
     pub limit: Option<u32>,

@@ -17,28 +17,33 @@ use crate::output::{print_table, Output};
 pub async fn run(client: &Client, output: Output, args: AuditArgs) -> CliResult {
     match args.command {
         Some(AuditCommand::Verify) => verify(client, output).await,
-        None => list(client, output, args.app, args.limit).await,
+        None => list(client, output, args).await,
     }
 }
 
-async fn list(
-    client: &Client,
-    output: Output,
-    app: Option<String>,
-    limit: Option<u32>,
-) -> CliResult {
-    let mut query = Vec::new();
-    if let Some(app) = &app {
+async fn list(client: &Client, output: Output, args: AuditArgs) -> CliResult {
+    if let Some(app) = &args.app {
         check_name(NameKind::App, app)?;
-        query.push(format!("app={app}"));
     }
-    if let Some(limit) = limit {
-        query.push(format!("limit={limit}"));
-    }
-    let path = if query.is_empty() {
+    let limit = args.limit.map(|n| n.to_string());
+    let filters = [
+        ("app", args.app.as_deref()),
+        ("actor", args.actor.as_deref()),
+        ("action", args.action.as_deref()),
+        ("since", args.since.as_deref()),
+        ("until", args.until.as_deref()),
+        ("limit", limit.as_deref()),
+    ];
+    let given: Vec<(&str, &str)> = filters
+        .iter()
+        .filter_map(|(name, value)| value.map(|value| (*name, value)))
+        .collect();
+    let path = if given.is_empty() {
         "/api/v1/audit".to_owned()
     } else {
-        format!("/api/v1/audit?{}", query.join("&"))
+        let query = serde_urlencoded::to_string(&given)
+            .map_err(|e| CliError::usage(format!("the filters: {e}")))?;
+        format!("/api/v1/audit?{query}")
     };
     let events: Vec<AuditEvent> = client.get(&path).await?;
     output.print(&events, |events| {

@@ -43,6 +43,28 @@ fn every_change_is_recorded_with_actor_action_and_subject() {
     assert_eq!(for_app.as_array().unwrap().len(), 1);
     let table = server.admin(&["audit"]).success().stdout;
     assert!(table.starts_with("SEQ  TIME"), "{table}");
+
+    // Filtered by action, actor and time.
+    let kept = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["audit", "--json"];
+        all.extend(args);
+        let events = server.admin(&all).success().json();
+        let events = events.as_array().unwrap().iter();
+        events
+            .map(|e| e["subject"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        kept(&["--action", "team.create"]),
+        ["team/shop", "team/blog"]
+    );
+    assert_eq!(kept(&["--actor", "ferry"]), ["user/admin"]);
+    let since = events[2]["at"].as_str().unwrap();
+    assert_eq!(kept(&["--since", since]).len(), 3, "at or after {since}");
+    assert_eq!(kept(&["--until", since]).len(), 2, "before {since}");
+    server
+        .admin(&["audit", "--since", "yesterday"])
+        .fails(3, "since \"yesterday\" is not an RFC 3339 time");
 }
 
 #[test]
