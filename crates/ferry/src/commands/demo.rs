@@ -279,8 +279,50 @@ async fn deploy_sample(client: &Client, data: &Path) -> CliResult {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let first = deploy(client, "1.0.0").await?;
+    // Something to look at on the dashboard: 1.0.0 promoted to pp once it runs in dev,
+    // and 1.1.0 on its way to dev.
+    if finished(client, first.id).await? != ferry_api::DeploymentStatus::Succeeded {
+        return Ok(());
+    }
+    let promotion = ferry_api::CreatePromotion {
+        from: "dev".into(),
+        to: "pp".into(),
+        strategy: None,
+        reason: Some("ferry demo".into()),
+        allow_downgrade: false,
+        break_glass: false,
+        override_guard: false,
+        skip_offline: false,
+        skip_backup: None,
+    };
+    let promoted: ferry_api::Deployment = client
+        .post("/api/v1/apps/hello/promotions", &promotion)
+        .await?;
+    println!("promoting hello 1.0.0 to pp (deployment {})", promoted.id);
+    finished(client, promoted.id).await?;
+    std::fs::write(sample.join("index.html"), SAMPLE_1_1)
+        .map_err(|e| CliError::failed(format!("writing the sample: {e}")))?;
+    super::release::create_from(
+        client,
+        output,
+        "hello",
+        "1.1.0",
+        sample.to_str().unwrap_or_default(),
+    )
+    .await?;
+    deploy(client, "1.1.0").await?;
+    Ok(())
+}
+
+/// The sample's page in its second release.
+const SAMPLE_1_1: &str =
+    "<!doctype html>\n<title>hello</title>\n<h1>Hello from ferry</h1>\n<p>Now in 1.1.0.</p>\n";
+
+/// Deploys `version` of the sample to dev.
+async fn deploy(client: &Client, version: &str) -> CliResult<ferry_api::Deployment> {
     let request = CreateDeployment {
-        version: "1.0.0".into(),
+        version: version.into(),
         env: "dev".into(),
         strategy: None,
         reason: Some("ferry demo".into()),
@@ -290,8 +332,23 @@ async fn deploy_sample(client: &Client, data: &Path) -> CliResult {
         .post("/api/v1/apps/hello/deployments", &request)
         .await?;
     println!(
-        "deploying hello 1.0.0 to dev (deployment {})",
+        "deploying hello {version} to dev (deployment {})",
         deployment.id
     );
-    Ok(())
+    Ok(deployment)
+}
+
+/// How deployment `id` ended, waiting up to a minute for it.
+async fn finished(client: &Client, id: i64) -> CliResult<ferry_api::DeploymentStatus> {
+    for _ in 0..2 {
+        let shown: ferry_api::Deployment = client
+            .get(&format!("/api/v1/deployments/{id}?wait=30"))
+            .await?;
+        if !shown.status.is_active() {
+            return Ok(shown.status);
+        }
+    }
+    Err(CliError::failed(format!(
+        "the demo's deployment {id} did not finish within a minute: `ferry deployment show {id}` says why"
+    )))
 }

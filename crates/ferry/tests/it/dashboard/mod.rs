@@ -5,6 +5,7 @@
 mod approvals;
 mod audit;
 pub mod browser;
+mod demo;
 mod login;
 
 use std::time::Duration;
