@@ -3,13 +3,31 @@
 //
 // An element with data-live="URL" is replaced by what the server sends as `update` events
 // on that event stream; `reload` reloads the page (what the viewer may do changed); `done`
-// ends the stream. A form with data-confirm="QUESTION" asks before it is sent.
+// ends the stream. An element with an id and data-refresh="URL" is fetched again with the
+// page when that stream says `changed`. A form with data-confirm="QUESTION" asks before it
+// is sent.
 "use strict";
 document.querySelectorAll("[data-live]").forEach(function (region) {
   var source = new EventSource(region.getAttribute("data-live"));
   source.addEventListener("update", function (event) { region.innerHTML = event.data; });
   source.addEventListener("reload", function () { source.close(); window.location.reload(); });
   source.addEventListener("done", function () { source.close(); });
+});
+document.querySelectorAll("[data-refresh][id]").forEach(function (region) {
+  var source = new EventSource(region.getAttribute("data-refresh"));
+  var fetching = false;
+  source.addEventListener("changed", function () {
+    if (fetching) { return; }
+    fetching = true;
+    fetch(window.location.href, { credentials: "same-origin" })
+      .then(function (answer) { return answer.ok ? answer.text() : null; })
+      .then(function (html) {
+        if (html === null) { return; }
+        var fresh = new DOMParser().parseFromString(html, "text/html").getElementById(region.id);
+        if (fresh) { region.innerHTML = fresh.innerHTML; }
+      })
+      .finally(function () { fetching = false; });
+  });
 });
 document.querySelectorAll("form[data-confirm]").forEach(function (form) {
   form.addEventListener("submit", function (event) {

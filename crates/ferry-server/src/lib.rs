@@ -183,6 +183,7 @@ pub async fn serve(listener: tokio::net::TcpListener, config: ServerConfig) -> a
         heartbeats: Arc::default(),
         logins: Arc::default(),
         live: Arc::default(),
+        pulse: Arc::default(),
         manifests: Arc::default(),
         status: Arc::default(),
         served: Arc::default(),
@@ -192,6 +193,7 @@ pub async fn serve(listener: tokio::net::TcpListener, config: ServerConfig) -> a
         liveness: ferry_domain::liveness::Liveness {
             heartbeat: config.heartbeat_every,
         },
+        stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
     };
     tokio::spawn(services::orchestrator::run_timeouts(
         state.clone(),
@@ -212,11 +214,13 @@ pub async fn serve(listener: tokio::net::TcpListener, config: ServerConfig) -> a
         config.gc_grace,
     ));
     let local_addr = listener.local_addr()?;
-    let wakeups = state.wakeups.clone();
+    let (wakeups, stopping) = (state.wakeups.clone(), state.stopping.clone());
     let (store, heartbeats) = (state.store.clone(), state.heartbeats.clone());
     let shutdown = async move {
         shutdown_signal().await;
-        // Long-polling agents answer now instead of holding the shutdown up.
+        // Long-polling agents answer now, and the dashboard's live streams end, instead of
+        // holding the shutdown up.
+        stopping.send_replace(true);
         wakeups.bump();
     };
     // Served as a make-service: each connection gets a handle on the one router (an `Arc`),

@@ -34,6 +34,8 @@ pub struct AppState {
     pub batch_slots: Arc<tokio::sync::Semaphore>,
     /// Applies the reports of one deployment reaching this server one after the other.
     pub turns: Arc<crate::turns::DeploymentTurns>,
+    /// Tells the dashboard's overviews that what they show changed.
+    pub pulse: Arc<crate::dashboard::pulse::OverviewPulse>,
     /// Deployments the dashboard's browsers watch live.
     pub live: Arc<crate::dashboard::live::LiveDeployments>,
     /// Failed dashboard logins, per address and user name.
@@ -49,6 +51,19 @@ pub struct AppState {
     pub tls_fingerprint: Option<String>,
     /// How often agents send a heartbeat, and so when a target counts as offline.
     pub liveness: ferry_domain::liveness::Liveness,
+    /// Becomes true when the server starts shutting down: streams that never end by
+    /// themselves (the dashboard's live pages) end then, so the shutdown does not wait on them.
+    pub stopping: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl AppState {
+    /// Resolves once the server is shutting down.
+    pub fn until_stopping(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut stopping = self.stopping.subscribe();
+        async move {
+            let _ = stopping.wait_for(|stopping| *stopping).await;
+        }
+    }
 }
 
 /// Blob batches read or written at once, at most (each up to 64 MiB in memory).

@@ -175,9 +175,11 @@ pub async fn events(
     let first = render(&read(&state, record).await?)?;
     let receiver = state.live.subscribe(&state, id, first);
     let shown = shown.shown;
-    Ok(Sse::new(renderings(receiver, shown))
-        .keep_alive(KeepAlive::default())
-        .into_response())
+    Ok(
+        Sse::new(renderings(receiver, shown).take_until(state.until_stopping()))
+            .keep_alive(KeepAlive::default())
+            .into_response(),
+    )
 }
 
 /// The events for one browser: the rendering now, then each new one.

@@ -13,6 +13,7 @@ pub mod live;
 mod login;
 mod overview;
 mod page;
+pub mod pulse;
 mod session;
 
 use axum::routing::{get, post};
@@ -26,6 +27,7 @@ pub fn routes() -> Router<AppState> {
         .route("/", get(overview::page))
         .route("/login", get(login::form).post(login::log_in))
         .route("/logout", post(login::log_out))
+        .route("/live/overview", get(pulse::events))
         .route("/deployments/{id}", get(deployment::page))
         .route("/deployments/{id}/live", get(live::events))
         .route("/deployments/{id}/{act}", post(deployment::act))

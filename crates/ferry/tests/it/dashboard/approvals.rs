@@ -35,6 +35,10 @@ fn a_lead_approves_production_and_watches_it_go_live() {
             &["promote", "web", "--from", "dev", "--to", "pp", "--wait"],
         )
         .success();
+    // The overview, open before production is asked for, shows what waits without a reload.
+    log_in(&browser, &server, "lee");
+    assert!(browser.text("#app-web td[data-env=pp]").contains("1.0.0"));
+    browser.run("window.openedOnce = true");
     let asked = server
         .ferry(
             &dana,
@@ -43,12 +47,8 @@ fn a_lead_approves_production_and_watches_it_go_live() {
         .success()
         .json();
     let id = asked["id"].as_i64().unwrap();
-
-    // The overview shows what waits.
-    log_in(&browser, &server, "lee");
-    let waiting = browser.text("#app-web td[data-env=prd]");
-    assert!(waiting.contains("awaiting approval of 1.0.0"), "{waiting}");
-    assert!(browser.text("#app-web td[data-env=pp]").contains("1.0.0"));
+    browser.wait_for_text("#app-web td[data-env=prd]", "awaiting approval of 1.0.0");
+    assert_eq!(browser.run("return window.openedOnce === true"), true);
     browser.screenshot("overview");
 
     // The developer who asked may not approve: no button, and a forged form is refused.

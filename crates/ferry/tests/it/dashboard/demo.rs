@@ -3,6 +3,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use super::browser::Browser;
 use crate::harness::signal;
@@ -45,6 +46,15 @@ fn the_demo_prints_what_logs_in_to_a_populated_dashboard() {
     assert!(dev.contains("healthy"), "{dev}");
     assert!(browser.text("#app-hello td[data-env=pp]").contains("1.0.0"));
     browser.screenshot("demo-overview");
+
+    // It stops at once on SIGTERM, though the open overview still listens for changes.
     signal(&demo, "TERM");
-    demo.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while demo.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = demo.kill();
+            panic!("the demo did not stop while a dashboard page was open");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
