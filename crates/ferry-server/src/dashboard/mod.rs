@@ -8,11 +8,14 @@
 
 mod assets;
 mod deployment;
+mod incident;
+mod incidents;
 pub mod live;
 mod login;
 mod overview;
 mod page;
 mod session;
+mod targets;
 
 use axum::routing::{get, post};
 use axum::Router;
@@ -28,6 +31,10 @@ pub fn routes() -> Router<AppState> {
         .route("/deployments/{id}", get(deployment::page))
         .route("/deployments/{id}/live", get(live::events))
         .route("/deployments/{id}/{act}", post(deployment::act))
+        .route("/incidents", get(incidents::board))
+        .route("/incidents/{id}", get(incident::page))
+        .route("/incidents/{id}/{act}", post(incidents::act))
+        .route("/targets", get(targets::page))
         .route("/assets/{name}", get(assets::asset))
         .layer(axum::middleware::map_response(page::hardened))
 }

@@ -4,6 +4,7 @@
 
 mod approvals;
 pub mod browser;
+mod incidents;
 mod login;
 
 use std::time::Duration;
