@@ -9,12 +9,15 @@
 mod assets;
 mod audit;
 mod deployment;
+mod incident;
+mod incidents;
 pub mod live;
 mod login;
 mod overview;
 mod page;
 pub mod pulse;
 mod session;
+mod targets;
 
 use axum::routing::{get, post};
 use axum::Router;
@@ -32,6 +35,10 @@ pub fn routes() -> Router<AppState> {
         .route("/deployments/{id}/live", get(live::events))
         .route("/deployments/{id}/{act}", post(deployment::act))
         .route("/audit", get(audit::page))
+        .route("/incidents", get(incidents::board))
+        .route("/incidents/{id}", get(incident::page))
+        .route("/incidents/{id}/{act}", post(incidents::act))
+        .route("/targets", get(targets::page))
         .route("/assets/{name}", get(assets::asset))
         .layer(axum::middleware::map_response(page::hardened))
 }

@@ -215,7 +215,7 @@ fn cells(
 }
 
 /// `1.2.0`, or `1.2.0 @3` with configuration revision 3.
-fn served(version: &str, config: u64) -> String {
+pub fn served(version: &str, config: u64) -> String {
     if config == 0 {
         version.to_owned()
     } else {

@@ -1,6 +1,8 @@
 //! Incidents as use cases: opened and routed to the right person with the support path ferry
 //! plans, acknowledged, resolved, and `hotfix start`.
 
+use std::collections::HashMap;
+
 use ferry_api::{CreateDeployment, HotfixPlan, IncidentNote, OpenIncident};
 use ferry_domain::audit_event::{self, AuditAction};
 use ferry_domain::incident::{check_ack, check_resolve, IncidentStatus, Severity};
@@ -188,6 +190,38 @@ pub async fn open(
         .open_incident(record, backlog_team, audit)
         .await?;
     Ok((incident, backlog.map(|b| b.id)))
+}
+
+/// The incidents the caller may see (of `app` when given, which they must see for support
+/// work), newest first; unresolved ones only unless `all`. Each comes with its application.
+pub async fn visible_incidents(
+    state: &AppState,
+    caller: &Caller,
+    app: Option<&str>,
+    all: bool,
+) -> ServiceResult<Vec<(IncidentRecord, App)>> {
+    if let Some(app) = app {
+        support_app(state, caller, app).await?;
+    }
+    let (apps, incidents) =
+        tokio::try_join!(state.store.list_apps(), state.store.incidents(app, all))?;
+    let apps: HashMap<String, App> = apps
+        .into_iter()
+        .map(|app| (app.name.clone(), app))
+        .collect();
+    Ok(incidents
+        .into_iter()
+        .filter_map(|incident| {
+            let app = apps.get(&incident.app)?;
+            may_see(caller, app, &incident).then(|| (incident, app.clone()))
+        })
+        .collect())
+}
+
+/// Whether the caller may acknowledge or resolve incidents of `app` routed to `team`: the
+/// same check [`change`] makes, for offering the buttons.
+pub fn may_respond(caller: &Caller, app: &App, team: &str) -> bool {
+    require_responder(caller, app, Some(team)).is_ok()
 }
 
 /// An incident the caller may see, with its application; missing otherwise.

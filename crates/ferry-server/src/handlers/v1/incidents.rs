@@ -1,20 +1,17 @@
 //! `/api/v1/incidents`: production problems, routed to the right person, with the support
 //! path ferry plans for each, and `ferry hotfix start`.
 
-use std::collections::HashMap;
-
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use ferry_api::{HotfixPlan, Incident, IncidentNote, OpenIncident};
-use ferry_store::App;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::json::{Body, Path, Query};
-use crate::services::incidents::{self, may_see, support_app, visible_incident, Change};
+use crate::services::incidents::{self, visible_incident, Change};
 use crate::services::timeline;
 use crate::state::AppState;
 use crate::views::incident_json;
@@ -56,25 +53,12 @@ pub async fn list_incidents(
     caller: Caller,
     Query(filter): Query<IncidentFilter>,
 ) -> Result<Json<Vec<Incident>>, ApiError> {
-    if let Some(app) = &filter.app {
-        support_app(&state, &caller, app).await?;
-    }
-    let apps: HashMap<String, App> = state
-        .store
-        .list_apps()
-        .await?
-        .into_iter()
-        .map(|app| (app.name.clone(), app))
-        .collect();
-    let incidents = state
-        .store
-        .incidents(filter.app.as_deref(), filter.all)
-        .await?;
+    let incidents =
+        incidents::visible_incidents(&state, &caller, filter.app.as_deref(), filter.all).await?;
     Ok(Json(
         incidents
             .into_iter()
-            .filter(|i| apps.get(&i.app).is_some_and(|app| may_see(&caller, app, i)))
-            .map(|i| incident_json(i, None))
+            .map(|(incident, _)| incident_json(incident, None))
             .collect(),
     ))
 }

@@ -6,6 +6,7 @@ mod approvals;
 mod audit;
 pub mod browser;
 mod demo;
+mod incidents;
 mod login;
 
 use std::time::Duration;
