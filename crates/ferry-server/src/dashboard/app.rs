@@ -167,7 +167,7 @@ pub async fn page(
         (Some(backup), Some(task)) => Some(Notice {
             refused: false,
             message: format!(
-                "Restoring backup {backup}: asked of its target as task {task} (`ferry backup restore` waits for it; the new backup it takes first is listed below once done)"
+                "Restoring backup {backup}: its target's agent does it as task {task}, after backing up the data it replaces"
             ),
         }),
         _ => None,
