@@ -6,6 +6,7 @@
 //! Boundary: a browser is trusted with nothing but its session cookie (`session.rs`), and a
 //! form changes something only with the session's form token and from ferry's own origin.
 
+mod app;
 mod assets;
 mod audit;
 mod deployment;
@@ -31,6 +32,12 @@ pub fn routes() -> Router<AppState> {
         .route("/login", get(login::form).post(login::log_in))
         .route("/logout", post(login::log_out))
         .route("/live/overview", get(pulse::events))
+        .route("/apps/{app}", get(app::page))
+        .route("/apps/{app}/diff", get(app::diff_page))
+        .route("/apps/{app}/promote", post(app::promote))
+        .route("/apps/{app}/deploy", post(app::deploy))
+        .route("/apps/{app}/rollback", post(app::rollback))
+        .route("/apps/{app}/backups/{id}/restore", post(app::restore))
         .route("/deployments/{id}", get(deployment::page))
         .route("/deployments/{id}/live", get(live::events))
         .route("/deployments/{id}/{act}", post(deployment::act))

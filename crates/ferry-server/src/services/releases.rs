@@ -2,7 +2,7 @@
 //! against the hotfix and incident it claims to fix, closing the backlog items it names and
 //! the backport obligations whose fix it includes.
 
-use ferry_api::CreateRelease;
+use ferry_api::{CreateRelease, DiffModified, DiffPath, ReleaseDiff};
 use ferry_cas::hash::ContentHash;
 use ferry_cas::manifest::{Chunk, Entry, EntryKind, Manifest};
 use ferry_cas::release_config::{ReleaseConfig, CONFIG_FILE};
@@ -10,9 +10,10 @@ use ferry_domain::audit_event::{self, AuditAction};
 use ferry_domain::config::MAX_TEMPLATE_BYTES;
 use ferry_domain::name::validate_version;
 use ferry_domain::permission::Action;
-use ferry_store::{App, ContentHold, NewRelease, ReleaseOutcome};
+use ferry_store::{App, ContentHold, NewRelease, Release, ReleaseOutcome};
 
 use super::apps::visible_app;
+use super::manifests::load_manifest;
 use super::{ServiceError, ServiceResult};
 use crate::auth::Caller;
 use crate::blob_storage::BlobStorage;
@@ -328,4 +329,59 @@ pub(super) async fn check_hotfix_incident(
             incident.path
         ))),
     }
+}
+
+/// Release `version` of `app`, when the caller may see the application.
+pub async fn visible_release(
+    state: &AppState,
+    caller: &Caller,
+    app: &str,
+    version: &str,
+) -> ServiceResult<Release> {
+    let app = visible_app(state, caller, app).await?;
+    validate_version(version)?;
+    state
+        .store
+        .release(&app.name, version)
+        .await?
+        .ok_or_else(|| ServiceError::no_such_release(&app.name, version))
+}
+
+/// What changed from release `from` to release `to` of `app`: paths added, removed and
+/// changed (`ferry release diff`, and the dashboard's comparison).
+pub async fn diff(
+    state: &AppState,
+    caller: &Caller,
+    app: &str,
+    from: &str,
+    to: &str,
+) -> ServiceResult<ReleaseDiff> {
+    let old = visible_release(state, caller, app, from).await?;
+    let new = visible_release(state, caller, app, to).await?;
+    let changes = ferry_cas::diff::diff(
+        &*load_manifest(state, &old).await?,
+        &*load_manifest(state, &new).await?,
+    );
+    let path = |p: ferry_cas::diff::PathOnly| DiffPath {
+        path: p.path,
+        kind: p.kind.to_owned(),
+        size: p.size,
+    };
+    Ok(ReleaseDiff {
+        app: old.app,
+        from: from.to_owned(),
+        to: to.to_owned(),
+        added: changes.added.into_iter().map(path).collect(),
+        removed: changes.removed.into_iter().map(path).collect(),
+        modified: changes
+            .modified
+            .into_iter()
+            .map(|m| DiffModified {
+                path: m.path,
+                change: m.change.to_owned(),
+                old_size: m.old_size,
+                new_size: m.new_size,
+            })
+            .collect(),
+    })
 }

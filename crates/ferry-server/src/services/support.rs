@@ -12,7 +12,7 @@ use ferry_domain::audit_event::{self, AuditAction};
 use ferry_domain::backport::{
     closes_obligation, releases_to_check, ExistingRelease, ObligationStatus,
 };
-use ferry_domain::guard::{check_guard, hotfix_changes, judge, GuardReport};
+use ferry_domain::guard::{check_guard, hotfix_changes, judge, Change, GuardReport};
 use ferry_domain::incident::{IncidentStatus, Severity};
 use ferry_domain::rotation::{due_escalation, responder, Responder};
 use ferry_domain::routing::maintaining_team;
@@ -65,12 +65,18 @@ async fn judge_against(
     backport: &Backport,
     candidate: &BTreeMap<String, String>,
 ) -> ServiceResult<GuardReport> {
+    Ok(judge(&changes_of(state, backport).await?, candidate))
+}
+
+/// What shipped hotfix `backport` changed from its base.
+async fn changes_of(state: &AppState, backport: &Backport) -> ServiceResult<Vec<Change<String>>> {
     let base = release_content(state, &backport.app, &backport.base_version).await?;
     let fix = release_content(state, &backport.app, &backport.hotfix_version).await?;
-    Ok(judge(&hotfix_changes(&base, &fix), candidate))
+    Ok(hotfix_changes(&base, &fix))
 }
 
 /// The regression guard's answer for a candidate: refusals, and paths to review.
+#[derive(Default)]
 pub struct GuardOutcome {
     /// One refusal per shipped hotfix the candidate would undo.
     pub undone: Vec<ferry_domain::guard::Undone>,
@@ -86,10 +92,19 @@ pub async fn guard(
     env: &str,
     candidate: &Release,
 ) -> ServiceResult<GuardOutcome> {
-    let mut outcome = GuardOutcome {
-        undone: Vec::new(),
-        review: Vec::new(),
-    };
+    let mut outcomes = guard_each(state, app, env, std::slice::from_ref(candidate)).await?;
+    Ok(outcomes.pop().unwrap_or_default())
+}
+
+/// [`guard`] for each of `candidates`, in their order: the shipped hotfixes and what each
+/// changed are read once for all of them (the dashboard judges every release of an
+/// application at once).
+pub async fn guard_each(
+    state: &AppState,
+    app: &str,
+    env: &str,
+    candidates: &[Release],
+) -> ServiceResult<Vec<GuardOutcome>> {
     let shipped: Vec<Backport> = state
         .store
         .backports(Some(app))
@@ -97,30 +112,40 @@ pub async fn guard(
         .into_iter()
         .filter(|b| b.status.guards())
         .collect();
-    if shipped.is_empty() {
-        return Ok(outcome);
-    }
-    let content = content_map(load_manifest(state, candidate).await?.as_ref());
+    let mut fixes = Vec::with_capacity(shipped.len());
     for backport in &shipped {
-        let report = judge_against(state, backport, &content).await?;
-        outcome.review.extend(
-            report
-                .merged
-                .iter()
-                .map(|path| format!("{}: {path}", backport.hotfix_version)),
-        );
-        if let Err(undone) = check_guard(
-            app,
-            env,
-            &candidate.version,
-            &backport.hotfix_version,
-            backport.incident,
-            &report,
-        ) {
-            outcome.undone.push(undone);
-        }
+        fixes.push((backport, changes_of(state, backport).await?));
     }
-    Ok(outcome)
+    let mut outcomes = Vec::with_capacity(candidates.len());
+    for candidate in candidates {
+        let mut outcome = GuardOutcome::default();
+        if fixes.is_empty() {
+            outcomes.push(outcome);
+            continue;
+        }
+        let content = content_map(load_manifest(state, candidate).await?.as_ref());
+        for (backport, changes) in &fixes {
+            let report = judge(changes, &content);
+            outcome.review.extend(
+                report
+                    .merged
+                    .iter()
+                    .map(|path| format!("{}: {path}", backport.hotfix_version)),
+            );
+            if let Err(undone) = check_guard(
+                app,
+                env,
+                &candidate.version,
+                &backport.hotfix_version,
+                backport.incident,
+                &report,
+            ) {
+                outcome.undone.push(undone);
+            }
+        }
+        outcomes.push(outcome);
+    }
+    Ok(outcomes)
 }
 
 /// The open obligations of `app` whose fix a new product release includes.

@@ -5,10 +5,8 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use ferry_api::{CreateRelease, CreatedRelease, DiffModified, DiffPath, Release, ReleaseDiff};
-use ferry_cas::diff::diff;
+use ferry_api::{CreateRelease, CreatedRelease, Release, ReleaseDiff};
 use ferry_cas::manifest::Manifest;
-use ferry_domain::name::validate_version;
 use ferry_store::ReleaseOutcome;
 
 use crate::auth::Caller;
@@ -17,7 +15,6 @@ use crate::json::{LaterBody, Path};
 use crate::services::apps::visible_app;
 use crate::services::manifests::load_manifest;
 use crate::services::releases;
-use crate::services::ServiceError;
 use crate::state::AppState;
 use crate::views::rfc3339;
 
@@ -46,13 +43,7 @@ async fn find_release(
     app: &str,
     version: &str,
 ) -> Result<ferry_store::Release, ApiError> {
-    let app = visible_app(state, caller, app).await?;
-    validate_version(version)?;
-    state
-        .store
-        .release(&app.name, version)
-        .await?
-        .ok_or_else(|| ServiceError::no_such_release(&app.name, version).into())
+    Ok(releases::visible_release(state, caller, app, version).await?)
 }
 
 /// Creates a release from a manifest whose content is uploaded (a developer or higher in
@@ -150,32 +141,7 @@ pub async fn diff_releases(
     caller: Caller,
     Path((app, from, to)): Path<(String, String, String)>,
 ) -> Result<Json<ReleaseDiff>, ApiError> {
-    let old = find_release(&state, &caller, &app, &from).await?;
-    let new = find_release(&state, &caller, &app, &to).await?;
-    let changes = diff(
-        &*load_manifest(&state, &old).await?,
-        &*load_manifest(&state, &new).await?,
-    );
-    let path = |p: ferry_cas::diff::PathOnly| DiffPath {
-        path: p.path,
-        kind: p.kind.to_owned(),
-        size: p.size,
-    };
-    Ok(Json(ReleaseDiff {
-        app: old.app,
-        from,
-        to,
-        added: changes.added.into_iter().map(path).collect(),
-        removed: changes.removed.into_iter().map(path).collect(),
-        modified: changes
-            .modified
-            .into_iter()
-            .map(|m| DiffModified {
-                path: m.path,
-                change: m.change.to_owned(),
-                old_size: m.old_size,
-                new_size: m.new_size,
-            })
-            .collect(),
-    }))
+    Ok(Json(
+        releases::diff(&state, &caller, &app, &from, &to).await?,
+    ))
 }

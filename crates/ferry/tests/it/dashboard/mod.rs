@@ -2,6 +2,7 @@
 //! and clicks matters, over plain HTTP (`Web`) where a request a page would never send
 //! matters (a forged form, a session after its user's token was rotated).
 
+mod app;
 mod approvals;
 mod audit;
 pub mod browser;
