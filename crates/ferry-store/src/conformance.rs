@@ -1106,7 +1106,8 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
     // Each filter keeps what it names, as filtering the whole trail does.
     let every = store.audit_events(&AuditFilter::default()).await.unwrap();
     let middle = every[every.len() / 2].record.clone();
-    let filters: [(AuditFilter, &dyn Fn(&AuditEvent) -> bool); 4] = [
+    type Keeps<'a> = &'a dyn Fn(&AuditEvent) -> bool;
+    let filters: [(AuditFilter, Keeps); 4] = [
         (
             AuditFilter {
                 action: Some("team.member".into()),

@@ -10,7 +10,7 @@ use ferry_domain::login::SESSION_LIFETIME_MS;
 use serde::Deserialize;
 
 use super::page::{html, html_with_status, PageError};
-use super::session::{clear_cookie, is_local_path, same_origin, Posted, SessionCookie};
+use super::session::{clear_cookie, is_local_path, same_origin, NoFields, Posted, SessionCookie};
 use crate::peer::Peer;
 use crate::services::sessions::{self, Proof};
 use crate::state::AppState;
@@ -115,10 +115,6 @@ fn refused(next: &Next, user: &str, status: StatusCode, why: &str) -> Result<Res
         },
     )
 }
-
-/// The logout form's fields: only its form token.
-#[derive(Debug, Deserialize)]
-pub struct NoFields {}
 
 /// Ends the session and forgets the cookie.
 pub async fn log_out(

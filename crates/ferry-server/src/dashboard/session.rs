@@ -178,6 +178,10 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for Posted<T> {
     }
 }
 
+/// A form with no fields but its token (logging out, restoring a backup).
+#[derive(Debug, serde::Deserialize)]
+pub struct NoFields {}
+
 fn bad_form(message: String) -> Response {
     PageError::new(StatusCode::BAD_REQUEST, message).into_response()
 }

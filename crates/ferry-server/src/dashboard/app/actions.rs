@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::{show, Notice};
 use crate::dashboard::page::PageError;
-use crate::dashboard::session::{Posted, Viewer};
+use crate::dashboard::session::{NoFields, Posted, Viewer};
 use crate::services::{app_backups, deployments, ServiceResult};
 use crate::state::AppState;
 
@@ -34,10 +34,6 @@ pub struct DeployForm {
 pub struct RollbackForm {
     env: String,
 }
-
-/// A form with no fields but its token.
-#[derive(Debug, Deserialize)]
-pub struct NoFields {}
 
 /// `POST /apps/{app}/promote`.
 pub async fn promote(
