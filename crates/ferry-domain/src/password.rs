@@ -25,7 +25,7 @@ pub fn check_new_password(password: &str) -> Result<(), String> {
     }
     if password.chars().any(char::is_control) {
         return Err(
-            "the password holds a control character (a newline or a tab pasted with it?): type it again"
+            "the password holds a control character (a newline or a tab pasted with it?): type it again, or give it once, on one line, on standard input"
                 .to_owned(),
         );
     }

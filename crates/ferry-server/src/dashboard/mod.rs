@@ -20,6 +20,8 @@ pub mod pulse;
 mod session;
 mod targets;
 
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 
@@ -48,4 +50,31 @@ pub fn routes() -> Router<AppState> {
         .route("/targets", get(targets::page))
         .route("/assets/{name}", get(assets::asset))
         .layer(axum::middleware::map_response(page::hardened))
+}
+
+/// A page the dashboard does not have.
+pub fn no_such_page(uri: &Uri) -> Response {
+    let message = format!(
+        "ferry has no page {}: the overview at / leads to every application",
+        uri.path()
+    );
+    page::hardened_now(page::PageError::new(StatusCode::NOT_FOUND, message).into_response())
+}
+
+/// A form's address opened as a page (a reload after a refusal, say): back to the page the
+/// form is on, its address without the form's last part; anything else is refused.
+pub fn not_a_form_address(method: &Method, uri: &Uri) -> Response {
+    let path = uri.path().trim_end_matches('/');
+    match path.rsplit_once('/') {
+        Some((page, _)) if *method == Method::GET => {
+            Redirect::to(if page.is_empty() { "/" } else { page }).into_response()
+        }
+        _ => page::hardened_now(
+            page::PageError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("{} takes only the form on its page", uri.path()),
+            )
+            .into_response(),
+        ),
+    }
 }

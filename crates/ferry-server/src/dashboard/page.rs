@@ -137,7 +137,29 @@ impl From<StoreError> for PageError {
 
 /// Headers on every dashboard response: nothing but ferry's own scripts, styles and forms,
 /// never inside another site's frame, pages never cached (they show who may do what now).
-pub async fn hardened(mut response: Response) -> Response {
+/// An error the framework answered in plain text (a number in the address that is not
+/// one, a query it cannot read) becomes a page saying so.
+pub async fn hardened(response: Response) -> Response {
+    let plain_refusal = response.status().is_client_error()
+        && response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/plain"));
+    if !plain_refusal {
+        return hardened_now(response);
+    }
+    let status = response.status();
+    let said = axum::body::to_bytes(response.into_body(), 4096)
+        .await
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+        .unwrap_or_default();
+    let message = format!("this address cannot be read: {said}");
+    hardened_now(PageError::new(status, message).into_response())
+}
+
+/// The headers of [`hardened`], on a response in hand.
+pub fn hardened_now(mut response: Response) -> Response {
     let headers = response.headers_mut();
     let set = [
         (

@@ -95,6 +95,8 @@ fn a_lead_approves_production_and_watches_it_go_live() {
     // Its status moved on, so the page reloads: nothing is left to approve or cancel.
     browser.wait_until_gone("#cancel");
     assert!(!browser.has("#approve"));
+    // Who approved it stays on the page once it is done.
+    browser.wait_for_text("#approvals", "lee approved 1.0.0");
     browser.screenshot("deployment-succeeded");
     assert_eq!(current(&prd.root, "web"), "releases/1.0.0");
     let shown = server

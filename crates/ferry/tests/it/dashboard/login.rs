@@ -166,3 +166,59 @@ fn the_overview_fits_a_phone() {
     assert_eq!(overflow, 0, "the page scrolls sideways");
     browser.screenshot("overview-phone");
 }
+
+#[test]
+fn a_session_works_on_every_server_sharing_the_database_and_ends_on_all() {
+    let Some(first) = Server::start_on_postgres(&[]) else {
+        return;
+    };
+    let second = first.start_peer(&[]);
+    setup(&first);
+    set_password(&first, &first.admin_token);
+    let on_first = Web::log_in(&first, &[("user", "admin"), ("password", PASSWORD)]).unwrap();
+    let on_second = on_first.at(&second);
+    assert_eq!(
+        on_second.get("/").status,
+        200,
+        "logged in on the other server too"
+    );
+
+    // Logged out on one, logged out on both.
+    let token = on_second.form_token();
+    assert_eq!(
+        on_second
+            .post("/logout", &[("form_token", &token)], &[])
+            .status,
+        303
+    );
+    assert_eq!(on_first.get("/").status, 303);
+    assert_eq!(on_second.get("/").status, 303);
+}
+
+#[test]
+fn wrong_addresses_get_pages_not_api_errors() {
+    let server = Server::start();
+    setup(&server);
+    set_password(&server, &server.admin_token);
+    let web = Web::log_in(&server, &[("user", "admin"), ("password", PASSWORD)]).unwrap();
+    let nowhere = web.get("/nowhere");
+    assert_eq!(nowhere.status, 404);
+    assert!(
+        nowhere.body.contains("ferry has no page /nowhere"),
+        "{}",
+        nowhere.body
+    );
+    let not_a_number = web.get("/deployments/abc");
+    assert_eq!(not_a_number.status, 400);
+    assert!(
+        not_a_number.body.contains("<title>Refused"),
+        "{}",
+        not_a_number.body
+    );
+    // A form's address opened as a page (a reload after a refusal) leads back to its page.
+    let form = web.get("/apps/web/deploy");
+    assert_eq!((form.status, form.location.as_str()), (303, "/apps/web"));
+    // The API keeps answering in JSON.
+    let api = web.get("/api/v1/nowhere");
+    assert!(api.body.starts_with("{\"error\""), "{}", api.body);
+}

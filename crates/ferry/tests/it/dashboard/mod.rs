@@ -82,6 +82,19 @@ impl Web {
         }
     }
 
+    /// The same session, sent to another server (one sharing this one's database).
+    pub fn at(&self, server: &Server) -> Web {
+        Web {
+            url: server.url.clone(),
+            cookie: self.cookie.clone(),
+            client: self.client.clone(),
+            runtime: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap(),
+        }
+    }
+
     /// `GET path` with the session.
     pub fn get(&self, path: &str) -> Answer {
         self.send(reqwest::Method::GET, path, None, &[]).1
