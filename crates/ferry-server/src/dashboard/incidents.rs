@@ -62,8 +62,8 @@ pub struct IncidentRow {
     pub title: String,
     /// The team it was routed to.
     pub team: String,
-    /// Who answers for it: a person, or "team shop's leads".
-    pub assignee: String,
+    /// Who answers for it; `None`: the team's leads.
+    pub assignee: Option<String>,
     pub path: SupportPath,
     pub status: IncidentStatus,
     pub opened_ms: i64,
@@ -73,7 +73,7 @@ pub struct IncidentRow {
     /// "—", "next on call" or "team's leads".
     pub escalation: String,
     pub escalation_level: u32,
-    /// On a hotfix path: "hotfix 1.0.1 of 1.0.0".
+    /// On a hotfix path: "suggested hotfix 1.0.1 of 1.0.0" (`ferry hotfix start` makes it).
     pub hotfix: Option<String>,
     /// Where the fix of each of its shipped hotfixes stands in dev.
     pub backports: Vec<BackportState>,
@@ -173,10 +173,7 @@ pub fn row(
         env: incident.env.clone(),
         title: incident.title.clone(),
         team: incident.team.clone(),
-        assignee: incident
-            .assignee
-            .clone()
-            .unwrap_or_else(|| format!("team {}'s leads", incident.team)),
+        assignee: incident.assignee.clone(),
         path: incident.path,
         status: incident.status,
         opened_ms: incident.opened_ms,
@@ -188,8 +185,8 @@ pub fn row(
             .suggested_version
             .as_ref()
             .map(|suggested| match &incident.base_version {
-                Some(base) => format!("hotfix {suggested} of {base}"),
-                None => format!("hotfix {suggested}"),
+                Some(base) => format!("suggested hotfix {suggested} of {base}"),
+                None => format!("suggested hotfix {suggested}"),
             }),
         backports: backports.iter().map(|b| backport_state(b)).collect(),
         may_ack: responder && incident.status == IncidentStatus::Open,

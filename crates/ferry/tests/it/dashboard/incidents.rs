@@ -200,7 +200,7 @@ fn a_hotfix_in_production_shows_its_backport_on_the_board() {
     browser.goto(&format!("{}/incidents", server.url));
     let shown = browser.text(&row);
     assert!(shown.contains("hotfix-backport"), "{shown}");
-    assert!(shown.contains("hotfix 1.0.1 of 1.0.0"), "{shown}");
+    assert!(shown.contains("suggested hotfix 1.0.1 of 1.0.0"), "{shown}");
     assert!(
         !shown.contains("not in dev"),
         "nothing shipped yet: {shown}"
