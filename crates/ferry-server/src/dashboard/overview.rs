@@ -150,7 +150,6 @@ pub async fn overview(
             .or_default() += 1;
     }
     let mut teams: Vec<String> = visible.iter().map(|(team, _)| team.clone()).collect();
-    teams.dedup();
     teams.sort();
     teams.dedup();
     let query = filter.q.trim().to_lowercase();
