@@ -16,7 +16,6 @@ awaiting approval, so every kind of cell shows. Then, logged in as the admin:
 import concurrent.futures
 import json
 import os
-import re
 import shutil
 import signal
 import statistics
@@ -62,20 +61,6 @@ def timed_get(url, headers):
     return (time.perf_counter() - start) * 1000, body
 
 
-def wrk_with(url, header):
-    """wrk with one header (the session cookie or the token)."""
-    out = subprocess.run(["wrk", "-t2", "-c16", "-d10s", "--latency", "--timeout", "30s", "-H", header, url],
-                         check=True, stdout=subprocess.PIPE, text=True).stdout
-    units = {"us": 1e-3, "ms": 1.0, "s": 1e3}
-
-    def latency(percentile):
-        value, unit = re.search(rf"^\s+{percentile}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()
-        return float(value) * units[unit]
-
-    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-            "p50": latency(50), "p99": latency(99), "errors": "Non-2xx" in out or "Socket errors" in out}
-
-
 def main():
     if shutil.which("wrk") is None:
         subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True)
@@ -118,9 +103,9 @@ def main():
         for i in range(30):
             quietly(server, "config", "set", apps[0], "--env", "dev", f"ROUND={i}")
             after_change.append(timed_get(f"{server.url}/", as_admin)[0])
-        healthz = wrk_with(f"{server.url}/healthz", f"Cookie: {cookie}")
-        status_wrk = wrk_with(f"{server.url}/api/v1/status", f"Authorization: Bearer {token}")
-        overview = wrk_with(f"{server.url}/", f"Cookie: {cookie}")
+        healthz = wrk(f"{server.url}/healthz", header=f"Cookie: {cookie}")
+        status_wrk = wrk(f"{server.url}/api/v1/status", token)
+        overview = wrk(f"{server.url}/", header=f"Cookie: {cookie}")
         server.stop()
 
         print(f"{len(apps)} applications × {len(ENVS)} environments × {TARGETS_PER_ENV} targets (6 real agents), "

@@ -107,8 +107,10 @@ def ship_hotfix(server, trees, app):
         run("deploy", app, version, "--to", env, "--wait", "--strategy", "parallel")
 
 
-def wrk(url, token):
-    out = subprocess.run(WRK + ["-H", f"Authorization: Bearer {token}", url], check=True,
+def wrk(url, token=None, header=None):
+    """wrk on `url` as the token's holder, or with another `header` (a session cookie)."""
+    header = header or f"Authorization: Bearer {token}"
+    out = subprocess.run(WRK + ["-H", header, url], check=True,
                          stdout=subprocess.PIPE, text=True).stdout
     units = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
 

@@ -503,36 +503,62 @@ fn deploy_refusals() {
         .fails(3, "never been deployed");
 }
 
+/// A `ferry demo` on a free port with its data in `data`, and what it prints.
+pub(crate) struct DemoRun {
+    pub child: std::process::Child,
+    lines: Option<Box<dyn Iterator<Item = String> + Send>>,
+}
+
+impl DemoRun {
+    pub fn start(data: &Path) -> DemoRun {
+        use std::io::{BufRead, BufReader};
+        let mut child = Command::new(FERRY)
+            .args(["demo", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let lines = BufReader::new(child.stdout.take().unwrap())
+            .lines()
+            .map_while(Result::ok);
+        DemoRun {
+            child,
+            lines: Some(Box::new(lines)),
+        }
+    }
+
+    /// What the demo prints after `label` on a line of its own, in the order it prints them.
+    pub fn printed(&mut self, label: &str) -> String {
+        (self.lines.as_mut().expect("still reading"))
+            .find_map(|line| line.trim().strip_prefix(label).map(|v| v.trim().to_owned()))
+            .unwrap_or_else(|| panic!("the demo prints its {label}"))
+    }
+
+    /// Keeps reading in the background: a demo whose stdout is closed would fail its next
+    /// line.
+    pub fn keep_reading(&mut self) {
+        if let Some(lines) = self.lines.take() {
+            std::thread::spawn(move || lines.for_each(drop));
+        }
+    }
+}
+
 /// `ferry demo` as a newcomer runs it: a server, three agents, a sample app live in dev.
 #[test]
 fn the_demo_deploys_a_sample_application_to_dev() {
-    use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("demo");
-    let mut child = Command::new(FERRY)
-        .args(["demo", "--listen", "127.0.0.1:0", "--data"])
-        .arg(&data)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap())
-        .lines()
-        .map_while(Result::ok);
-    let mut printed = |label: &str| {
-        lines
-            .find_map(|line| line.trim().strip_prefix(label).map(|v| v.trim().to_owned()))
-            .unwrap_or_else(|| panic!("the demo prints its {label}"))
-    };
-    let url = printed("server");
-    let token = printed("token");
+    let mut demo = DemoRun::start(&data);
+    let url = demo.printed("server");
+    let token = demo.printed("token");
     assert_eq!(
         token,
         fs::read_to_string(data.join("admin-token")).unwrap().trim()
     );
-    // Keep reading: a demo whose stdout is closed would fail its next line.
-    std::thread::spawn(move || lines.for_each(drop));
+    demo.keep_reading();
+    let mut child = demo.child;
     let current = data.join("targets/dev/apps/hello/current/index.html");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while !current.exists() {

@@ -1,11 +1,10 @@
 //! A newcomer's first minute: `ferry demo` prints the dashboard's address and the admin's
 //! password, and logging in with them shows the sample application in dev and pp.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::browser::Browser;
+use crate::deployments::DemoRun;
 use crate::harness::signal;
 
 #[test]
@@ -14,25 +13,11 @@ fn the_demo_prints_what_logs_in_to_a_populated_dashboard() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let mut demo = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(["demo", "--listen", "127.0.0.1:0", "--data"])
-        .arg(dir.path().join("demo"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(demo.stdout.take().unwrap())
-        .lines()
-        .map_while(Result::ok);
-    let mut printed = |label: &str| {
-        lines
-            .find_map(|line| line.trim().strip_prefix(label).map(|v| v.trim().to_owned()))
-            .unwrap_or_else(|| panic!("the demo prints its {label}"))
-    };
-    let dashboard = printed("dashboard");
-    let login = printed("log in as");
-    std::thread::spawn(move || lines.for_each(drop));
+    let mut run = DemoRun::start(&dir.path().join("demo"));
+    let dashboard = run.printed("dashboard");
+    let login = run.printed("log in as");
+    run.keep_reading();
+    let mut demo = run.child;
     let password = login
         .strip_prefix("admin, password ")
         .unwrap_or_else(|| panic!("{login:?}"));
