@@ -85,7 +85,7 @@ def tree(work, version):
 def start_real_agent(ferry, cli, server, work, name):
     token = cli("target", "enroll", ENV, name).strip()
     root = os.path.join(work, "agents", name)
-    agent = subprocess.Popen([ferry, "agent", "--root", root, "--server", server.url, "--enroll", token],
+    agent = subprocess.Popen([ferry, "agent", "--hooks-as-root", "--root", root, "--server", server.url, "--enroll", token],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     while not os.path.exists(os.path.join(root, ".ferry", "agent.toml")):
         time.sleep(0.02)

@@ -86,7 +86,7 @@ class EndToEnd:
         token = self.server.run("target", "enroll", "dev", "target").strip()
         self.root = os.path.join(work, "target")
         self.agent = subprocess.Popen(
-            [self.ferry, "agent", "--root", self.root, "--server", self.server.url, "--enroll", token,
+            [self.ferry, "agent", "--hooks-as-root", "--root", self.root, "--server", self.server.url, "--enroll", token,
              "--drift-every", "0s"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         while not os.path.exists(os.path.join(self.root, ".ferry", "agent.toml")):
             time.sleep(0.02)

@@ -50,7 +50,7 @@ def main():
         def start_agent(name):
             token = server.run("target", "enroll", "dev", name).strip()
             agents.append(subprocess.Popen(
-                [ferry, "agent", "--root", os.path.join(work, name), "--server", server.url,
+                [ferry, "agent", "--hooks-as-root", "--root", os.path.join(work, name), "--server", server.url,
                  "--enroll", token],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             enrolled = os.path.join(work, name, ".ferry", "agent.toml")

@@ -57,7 +57,7 @@ def main():
         for env, name in names:
             token = server.run("target", "enroll", env, name).strip()
             agents.append(subprocess.Popen(
-                [ferry, "agent", "--root", os.path.join(work, name), "--server", server.url, "--enroll", token],
+                [ferry, "agent", "--hooks-as-root", "--root", os.path.join(work, name), "--server", server.url, "--enroll", token],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         server.create("site", "1", tree)
         deploy = lambda version, env: timed(

@@ -92,7 +92,7 @@ class Server:
         token = self.run("target", "enroll", "dev", name).strip()
         self.root = os.path.join(work, name + "-target")
         self.agent = subprocess.Popen(
-            [ferry, "agent", "--root", self.root, "--server", self.url, "--enroll", token],
+            [ferry, "agent", "--hooks-as-root", "--root", self.root, "--server", self.url, "--enroll", token],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         while not os.path.exists(os.path.join(self.root, ".ferry", "agent.toml")):
             time.sleep(0.02)

@@ -52,7 +52,7 @@ def quietly(server, *args):
 def start_agent(ferry, server, work, env, name):
     token = quietly(server, "target", "enroll", env, name).strip()
     agent = subprocess.Popen(
-        [ferry, "agent", "--root", os.path.join(work, name), "--server", server.url, "--enroll", token],
+        [ferry, "agent", "--hooks-as-root", "--root", os.path.join(work, name), "--server", server.url, "--enroll", token],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     enrolled = os.path.join(work, name, ".ferry", "agent.toml")
     while not os.path.exists(enrolled):

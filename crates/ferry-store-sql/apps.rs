@@ -1,13 +1,14 @@
 //! Applications and the team that owns each.
 
 use crate::Connection;
+use ferry_domain::run_as::RunAs;
 use ferry_store::{App, NewApp, StoreError, StoreResult};
 
 use crate::{backend, narrow, not_found, unique, unreadable};
 
 const SELECT_APPS: &str =
     "SELECT apps.name, teams.name AS team, maintainers.name AS maintainer, apps.keep_releases,
-        apps.created_ms
+        apps.run_as, apps.created_ms
      FROM apps JOIN teams ON teams.id = apps.team_id
      LEFT JOIN teams AS maintainers ON maintainers.id = apps.maintainer_team_id";
 
@@ -18,6 +19,7 @@ struct AppRow {
     team: String,
     maintainer: Option<String>,
     keep_releases: i64,
+    run_as: Option<String>,
     created_ms: i64,
 }
 
@@ -25,9 +27,10 @@ impl TryFrom<AppRow> for App {
     type Error = StoreError;
 
     fn try_from(row: AppRow) -> StoreResult<App> {
+        let unreadable = |why: String| unreadable(format_args!("application {}", row.name), why);
         Ok(App {
-            keep_releases: narrow("keep_releases", row.keep_releases)
-                .map_err(|why| unreadable(format_args!("application {}", row.name), why))?,
+            keep_releases: narrow("keep_releases", row.keep_releases).map_err(unreadable)?,
+            run_as: read_run_as(row.run_as.as_deref()).map_err(unreadable)?,
             name: row.name,
             team: row.team,
             maintainer: row.maintainer,
@@ -85,6 +88,31 @@ pub(crate) async fn set_keep(conn: &mut Connection, app: &str, keep: u32) -> Sto
         return Err(not_found("application", app));
     }
     Ok(())
+}
+
+/// Sets the Unix user an application's commands run as on root agents' targets.
+pub(crate) async fn set_run_as(
+    conn: &mut Connection,
+    app: &str,
+    user: Option<&RunAs>,
+) -> StoreResult<()> {
+    let changed = sqlx::query("UPDATE apps SET run_as = $1 WHERE name = $2")
+        .bind(user.map(RunAs::as_str))
+        .bind(app)
+        .execute(&mut *conn)
+        .await
+        .map_err(backend)?;
+    if changed.rows_affected() == 0 {
+        return Err(not_found("application", app));
+    }
+    Ok(())
+}
+
+/// A stored `run_as` column.
+pub(crate) fn read_run_as(stored: Option<&str>) -> Result<Option<RunAs>, String> {
+    stored
+        .map(|user| RunAs::parse(user).map_err(|why| format!("run_as: {why}")))
+        .transpose()
 }
 
 /// Names the team that maintains an application (`None`: its owner).

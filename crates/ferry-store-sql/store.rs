@@ -13,6 +13,7 @@ use ferry_domain::incident::IncidentStatus;
 use ferry_domain::permission::{Level, Role};
 use ferry_domain::pipeline::Environment;
 use ferry_domain::routing::RoutingRule;
+use ferry_domain::run_as::RunAs;
 use ferry_store::prelude::*;
 use ferry_store::{
     AppBackup, BackupSchedule, ConfigRevision, NewAppBackup,
@@ -506,6 +507,16 @@ impl Catalog for Backend {
 
     async fn set_keep(&self, app: &str, keep: u32, record: AuditRecord) -> StoreResult<()> {
         audited!(self, record, |tx| apps::set_keep(&mut tx, app, keep)
+            .await?)
+    }
+
+    async fn set_run_as(
+        &self,
+        app: &str,
+        user: Option<&RunAs>,
+        record: AuditRecord,
+    ) -> StoreResult<()> {
+        audited!(self, record, |tx| apps::set_run_as(&mut tx, app, user)
             .await?)
     }
 

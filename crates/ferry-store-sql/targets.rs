@@ -335,6 +335,7 @@ struct TargetAppRow {
     stage_config: Option<i64>,
     stage_deployment: Option<i64>,
     keep_releases: i64,
+    run_as: Option<String>,
 }
 
 impl TryFrom<TargetAppRow> for TargetApp {
@@ -364,6 +365,7 @@ impl TryFrom<TargetAppRow> for TargetApp {
             deployment_config: narrow("deployment_config", row.deployment_config.unwrap_or(0))
                 .map_err(unreadable)?,
             keep_releases: narrow("keep_releases", row.keep_releases).map_err(unreadable)?,
+            run_as: crate::apps::read_run_as(row.run_as.as_deref()).map_err(unreadable)?,
             target: row.target,
             env: row.env,
             app: row.app,
@@ -391,7 +393,7 @@ pub(crate) async fn target_apps(
                 target_apps.state, target_apps.detail, target_apps.updated_ms,
                 staging.version AS stage_version, staging.config_revision AS stage_config,
                 staging.id AS stage_deployment,
-                apps.keep_releases
+                apps.keep_releases, apps.run_as
          FROM target_apps
          JOIN targets ON targets.id = target_apps.target_id
          JOIN apps ON apps.id = target_apps.app_id

@@ -57,7 +57,7 @@ fn main() {
             let digest = ferry_cas::hash::ContentHash::of(&canonical);
             let manifest = Manifest::from_blob(&blob, &digest).expect("manifest read");
             let report =
-                restore(Path::new(shared), &manifest, paths, None, &store).expect("restore");
+                restore(Path::new(shared), &manifest, paths, None, &store, None).expect("restore");
             println!(
                 "{}",
                 serde_json::json!({"files": report.files, "bytes": report.bytes})

@@ -92,6 +92,7 @@ fn deploy_tree(tree: &Path, root: &Path) -> Manifest {
         version: "1.0".into(),
         manifest: scanned.manifest.clone(),
         config: ConfigValues::none(),
+        commands_as: Ok(None),
     };
     match deploy(root, &request, &cache, &mut |_| {}) {
         DeployOutcome::Succeeded { .. } => scanned.manifest,

@@ -740,6 +740,7 @@ mod tests {
                 version: version.into(),
                 manifest: manifest.clone(),
                 config: ConfigValues::none(),
+                commands_as: Ok(None),
             }
         }
 

@@ -102,6 +102,11 @@ impl fmt::Debug for RenderedFiles {
 }
 
 impl RenderedFiles {
+    /// The paths ferry writes in the release.
+    pub fn paths(&self) -> impl Iterator<Item = &str> {
+        self.files.keys().map(String::as_str)
+    }
+
     /// The content rendered for `path`, if ferry writes it.
     pub fn get(&self, path: &str) -> Option<&[u8]> {
         self.files.get(path).map(Vec::as_slice)

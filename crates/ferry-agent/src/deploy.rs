@@ -13,12 +13,14 @@ use ferry_cas::blobs::BlobStore;
 use ferry_cas::hash::ContentHash;
 use ferry_cas::manifest::{EntryKind, Manifest};
 
+use crate::account::Account;
 use crate::config_files::{render, ConfigOf, ConfigValues, RenderedFiles};
 use crate::error::{AgentError, AgentResult};
 use crate::failpoint::failpoint;
 use crate::fsutil::remove_tree;
 use crate::health::{check_health, probe_label};
 use crate::hooks::{run_command, HookEnv};
+use crate::isolation::CommandsAs;
 use crate::journal::{now, Journal};
 use crate::layout::{AppLayout, Installed};
 use crate::lock::AppLock;
@@ -26,7 +28,7 @@ use crate::shared::{initialise_shared_paths, SharedReport};
 use crate::stage::{read_release_config, stage_release, StageReport};
 use crate::switch::{switch_back, switch_to};
 use crate::tree::differences;
-use ferry_cas::release_config::{ReleaseConfig, CONFIG_FILE, MAX_CONFIG_BYTES};
+use ferry_cas::release_config::{Probe, ReleaseConfig, CONFIG_FILE, MAX_CONFIG_BYTES};
 use ferry_domain::step_log::{bounded_label, StepLog, MAX_COMMAND_BYTES};
 
 /// What the server asks a target to serve.
@@ -40,9 +42,20 @@ pub struct DeployRequest {
     /// The configuration to render into the release (revision 0: none): each revision
     /// makes its own release directory.
     pub config: ConfigValues,
+    /// Who runs the release's commands, and whose its data is.
+    pub commands_as: CommandsAs,
 }
 
 impl DeployRequest {
+    /// The application's own account, or `None` for the agent's; refused when the agent
+    /// will not run the application's commands.
+    pub fn account(&self) -> AgentResult<Option<&Account>> {
+        self.commands_as
+            .as_ref()
+            .map(Option::as_ref)
+            .map_err(|why| AgentError::Refused(why.clone()))
+    }
+
     /// The release directory the request makes the target serve.
     pub fn installed(&self) -> Installed {
         Installed::new(&self.version, self.config.revision())
@@ -313,6 +326,7 @@ impl<'r> Plan<'r> {
             release_dir: self.layout.release_dir(&self.installed),
             shared_dir: self.layout.shared_dir(),
             config: self.request.config.clone(),
+            account: self.request.account().ok().flatten().cloned(),
         }
     }
 }
@@ -342,6 +356,7 @@ fn run(
     let rendered = request
         .render(layout, &[Some(installed), link_from], &config, cache)
         .map_err(Failure::before_switch)?;
+    let account = account_for(request, &config).map_err(Failure::before_switch)?;
     on_step(DeployEvent::Started(format!("staging {installed}")));
     let report = stage_release(
         layout,
@@ -355,7 +370,10 @@ fn run(
     .map_err(Failure::before_switch)?;
     emit(on_step, StepKind::Staged, describe_staging(&report));
     // From here on the deployment runs (approved where policy says): live data may change.
-    let shared = initialise_shared_paths(layout, &request.manifest, &config, cache)
+    if let Some(account) = account {
+        arrange_for(account, layout, installed, &rendered).map_err(Failure::before_switch)?;
+    }
+    let shared = initialise_shared_paths(layout, &request.manifest, &config, cache, account)
         .map_err(Failure::before_switch)?;
     emit(on_step, StepKind::SharedLinked, describe_shared(&shared));
 
@@ -402,6 +420,42 @@ fn run(
         .save(layout.root(), layout.app())
         .map_err(Failure::after_switch)?;
     Ok(report)
+}
+
+/// Who runs the commands of a release whose `ferry.toml` is `config`: the agent's refusal
+/// to run them stands only when there is a command to run.
+fn account_for<'r>(
+    request: &'r DeployRequest,
+    config: &ReleaseConfig,
+) -> AgentResult<Option<&'r Account>> {
+    let hooks = &config.hooks;
+    let runs_commands = hooks.before_switch.is_some()
+        || hooks.after_switch.is_some()
+        || config
+            .health
+            .as_ref()
+            .is_some_and(|check| matches!(check.probe, Probe::Command(_)));
+    match request.account() {
+        Err(refused) if runs_commands => Err(refused),
+        Err(_) => Ok(None),
+        account => account,
+    }
+}
+
+/// Makes the application's files its account's where they should be (see [`crate::account`]):
+/// its directory closed to other users, its `shared/` and the configuration rendered into
+/// the release its own.
+fn arrange_for(
+    account: &Account,
+    layout: &AppLayout,
+    installed: &Installed,
+    rendered: &RenderedFiles,
+) -> AgentResult<()> {
+    account.arrange(&layout.app_dir(), &layout.shared_dir())?;
+    let release = layout.release_dir(installed);
+    rendered
+        .paths()
+        .try_for_each(|path| account.own(&release.join(path)))
 }
 
 /// Runs a hook if the release has one, logging it; a failure counts as after the switch
@@ -606,7 +660,14 @@ pub fn rollback(
         serving.as_ref(),
         cache,
     )?;
-    initialise_shared_paths(&layout, &request.manifest, &config, cache)?;
+    // A rollback runs no command, so an application the agent would refuse to run
+    // commands for still goes back; with an account, its files are arranged as a deploy
+    // arranges them (the repair may have written its configuration again).
+    let account = request.account().ok().flatten();
+    if let Some(account) = account {
+        arrange_for(account, &layout, installed, &rendered)?;
+    }
+    initialise_shared_paths(&layout, &request.manifest, &config, cache, account)?;
     switch_to(&layout, installed)?;
     let mut journal = Journal::load(root, app)?;
     journal.record_switch(installed, now());

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use rustix::process::{kill_process_group, Pid, Signal};
 
+use crate::account::Account;
 use crate::config_files::ConfigValues;
 use crate::error::{AgentError, AgentResult};
 use ferry_domain::step_log::{tail_of_output, MAX_OUTPUT_BYTES};
@@ -35,6 +36,9 @@ pub struct HookEnv {
     /// The configuration the release was staged with: each key is a variable too (a
     /// `FERRY_*` variable wins over a key of the same name).
     pub config: ConfigValues,
+    /// The application's own account, when a root agent runs its commands as it: they
+    /// then get its user, its group only, and a fresh environment.
+    pub account: Option<Account>,
 }
 
 impl HookEnv {
@@ -83,7 +87,16 @@ pub fn run_command(
     let stdout = output.try_clone().map_err(|e| AgentError::io(scratch, e))?;
     let stderr = output.try_clone().map_err(|e| AgentError::io(scratch, e))?;
     let started = Instant::now();
-    let mut child = Command::new("sh")
+    let mut child = Command::new("sh");
+    if let Some(account) = &env.account {
+        // Nothing of the agent's environment (root's) reaches the application's commands.
+        child
+            .env_clear()
+            .envs(account.environment())
+            .uid(account.uid)
+            .gid(account.gid);
+    }
+    let mut child = child
         .arg("-c")
         .arg(command)
         .current_dir(&env.release_dir)
@@ -186,6 +199,7 @@ mod tests {
             release_dir: dir.to_owned(),
             shared_dir: dir.join("shared"),
             config: ConfigValues::none(),
+            account: None,
         }
     }
 

@@ -17,6 +17,7 @@
 //! [`deploy::verify_release`] (every file read), [`cleanup::cleanup`], and
 //! [`stage::blobs_needed`] to know what to fetch first.
 
+pub mod account;
 pub mod app_backup;
 pub mod capture;
 pub mod cleanup;
@@ -31,6 +32,7 @@ pub mod health;
 pub mod hooks;
 pub mod http;
 mod index_file;
+pub mod isolation;
 pub mod journal;
 pub mod layout;
 pub mod link_changes;

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +27,7 @@ use crate::deploy::{
     converge, prepare, rollback, serves_completed, DeployEvent, DeployOutcome, DeployRequest,
 };
 use crate::error::AgentError;
+use crate::isolation::{CommandsAs, Isolation};
 use crate::layout::{
     cache_dir, current_installed, current_version, state_dir, AppLayout, Installed,
 };
@@ -80,13 +81,22 @@ const DEFAULT_HEARTBEAT: Duration = ferry_domain::liveness::DEFAULT_HEARTBEAT;
 /// How often the releases served are checked for drift when not told otherwise.
 pub const DEFAULT_DRIFT_EVERY: Duration = Duration::from_secs(60);
 
+/// How an agent's operator runs it.
+#[derive(Clone, Copy, Debug)]
+pub struct AgentOptions {
+    /// How often the releases served are checked for drift (zero: never).
+    pub drift_every: Duration,
+    /// A root agent runs the hooks of applications without a `--run-as` user as root
+    /// instead of refusing to deploy them.
+    pub hooks_as_root: bool,
+}
+
 /// Runs the agent for the target managed under `root` until SIGINT or SIGTERM. On the first
 /// run `enrollment` (server URL and one-time token) exchanges the token for a credential.
-/// The releases served are checked for drift every `drift_every` (zero: never).
 pub async fn run(
     root: &Path,
     enrollment: Option<(String, String)>,
-    drift_every: Duration,
+    options: AgentOptions,
 ) -> anyhow::Result<()> {
     // Hooks run inside the release, so every path they are given must be absolute.
     let root = &std::path::absolute(root)
@@ -108,6 +118,23 @@ pub async fn run(
     };
     fs::create_dir_all(state_dir(root))
         .with_context(|| format!("creating {}", state_dir(root).display()))?;
+    // The credential, the cache and the agent's state are the agent's alone.
+    fs::set_permissions(state_dir(root), fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("closing {} to other users", state_dir(root).display()))?;
+    let isolation = Isolation::of_this_process(options.hooks_as_root);
+    if isolation.hooks_as_root_allowed() {
+        eprintln!(
+            "warning: this agent runs as root with --hooks-as-root: applications without a \
+             --run-as user run their hooks as root and can reach each other's files and this \
+             agent's credential"
+        );
+    } else if isolation.is_root() {
+        eprintln!(
+            "this agent runs as root: each application's hooks and health checks run as its \
+             --run-as user (`ferry app set APP --run-as USER`), and applications without one \
+             are not deployed"
+        );
+    }
     let (http, pin) = http_client(state.tls_fingerprint.as_deref())?;
     eprintln!(
         "agent for target {} in {} started: it deploys into {} what the server at {} asks",
@@ -128,10 +155,11 @@ pub async fn run(
         configs: Default::default(),
         runner,
         drift_now,
+        isolation: std::sync::Mutex::new(isolation),
     });
     tokio::select! {
         result = agent.serve() => result,
-        () = agent.watch_drift(drift_every, drift_asked) => Ok(()),
+        () = agent.watch_drift(options.drift_every, drift_asked) => Ok(()),
         () = Arc::clone(&agent).run_tasks(handed) => Ok(()),
         _ = shutdown_signal() => {
             eprintln!("agent stopped");
@@ -284,9 +312,19 @@ struct Agent {
     runner: tokio::sync::mpsc::UnboundedSender<ferry_api::AgentTask>,
     /// Where a task asks the drift watch to check an application now.
     drift_now: tokio::sync::mpsc::Sender<drift::CheckNow>,
+    /// Who each application's commands run as, from the last desired state.
+    isolation: std::sync::Mutex<Isolation>,
 }
 
 impl Agent {
+    /// Who runs `app`'s commands on this target.
+    fn commands_as(&self, app: &str) -> CommandsAs {
+        match self.isolation.lock() {
+            Ok(isolation) => isolation.commands_as(app),
+            Err(_) => Err("the agent's record of who runs each application broke".to_owned()),
+        }
+    }
+
     /// The certificate the server presented when it was not the pinned one.
     fn certificate_mismatch(&self) -> Option<pin::Mismatch> {
         let pin = self.pin.as_ref()?;
@@ -353,6 +391,9 @@ impl Agent {
             }
             reached = true;
             generation = Some(desired.generation);
+            if let Ok(mut isolation) = self.isolation.lock() {
+                isolation.learn(&desired.apps);
+            }
             if let Ok(mut intake) = self.intake.lock() {
                 intake.take(desired.tasks, &self.runner);
             }
@@ -835,6 +876,7 @@ impl Agent {
             version: version.to_owned(),
             manifest: manifest.clone(),
             config: values.clone(),
+            commands_as: self.commands_as(app),
         };
         let root = self.root.clone();
         let cache = Arc::clone(&self.cache);

@@ -16,10 +16,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use ferry_cas::blobs::BlobStore;
 use ferry_cas::manifest::{EntryKind, Manifest};
 
+use rustix::fd::OwnedFd;
+use rustix::fs::{
+    chownat, fsync, mkdirat, openat, renameat_with, AtFlags, Gid, Mode, OFlags, RenameFlags, Uid,
+    CWD,
+};
+use rustix::io::Errno;
+
+use crate::account::Account;
 use crate::content::{ContentSources, FileFacts};
 use crate::error::{AgentError, AgentResult};
 use crate::failpoint::failpoint;
-use crate::fsutil::{fsync_dir, remove_tree, sync_filesystem};
+use crate::fsutil::{remove_tree, sync_filesystem};
 use crate::layout::AppLayout;
 use ferry_cas::release_config::{is_within, ReleaseConfig};
 
@@ -89,11 +97,15 @@ fn check_shareable(manifest: &Manifest, path: &str) -> AgentResult<()> {
 /// Creates `shared/` and every shared path of `config` it lacks, from what `manifest` holds
 /// there (its blobs in `cache`; a blob missing there is `AgentError::Missing`), or empty.
 /// Run at the switch, never while staging.
+///
+/// With `account` (a root agent isolating the application), what is created becomes the
+/// account's, and no symlink the application left in `shared/` is followed on the way.
 pub fn initialise_shared_paths(
     layout: &AppLayout,
     manifest: &Manifest,
     config: &ReleaseConfig,
     cache: &BlobStore,
+    account: Option<&Account>,
 ) -> AgentResult<SharedReport> {
     let mut report = SharedReport::default();
     // Hooks are told about `shared/` (FERRY_SHARED_DIR) whether or not the release uses it.
@@ -101,7 +113,7 @@ pub fn initialise_shared_paths(
     fs::create_dir_all(&shared_dir).map_err(|e| AgentError::io(&shared_dir, e))?;
     let writer = ContentSources::new(layout, &[], cache);
     for path in &config.shared {
-        if initialise(layout, manifest, config, &writer, path)? {
+        if initialise(layout, manifest, config, &writer, path, account)? {
             report.initialised.push(path.clone());
         }
         report.linked.push(path.clone());
@@ -112,23 +124,33 @@ pub fn initialise_shared_paths(
 /// Creates `shared/PATH` if absent: the release's content there, or an empty directory.
 /// It is built in the staging area and renamed into place, so a crash never leaves half of
 /// it looking like the real data. Returns whether it was created.
+///
+/// The directories that hold it are opened one at a time without following symlinks, and
+/// the rename never replaces what is there: whatever the application does in `shared/`
+/// meanwhile, nothing is written outside it, and nothing in it is overwritten.
 fn initialise(
     layout: &AppLayout,
     manifest: &Manifest,
     config: &ReleaseConfig,
     writer: &ContentSources,
     path: &str,
+    account: Option<&Account>,
 ) -> AgentResult<bool> {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let in_shared = layout.shared_dir().join(path);
     match fs::symlink_metadata(&in_shared) {
         Ok(_) => return Ok(false),
         Err(e) if e.kind() == ErrorKind::NotFound => {}
+        // A symlink the application left among the parents: `open_parent` says so.
+        Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => {}
         Err(e) => return Err(AgentError::io(&in_shared, e)),
     }
     failpoint("shared.before_initialise");
-    let parent = in_shared.parent().expect("shared paths are inside shared/");
-    fs::create_dir_all(parent).map_err(|e| AgentError::io(parent, e))?;
+    let (parents, name) = match path.rsplit_once('/') {
+        Some((parents, name)) => (Some(parents), name),
+        None => (None, path),
+    };
+    let parent = open_parent(&layout.shared_dir(), parents, account)?;
     let staging = layout.scratch_dir();
     fs::create_dir_all(&staging).map_err(|e| AgentError::io(&staging, e))?;
     let temp = staging.join(format!(
@@ -142,11 +164,70 @@ fn initialise(
         remove_tree(&temp)?;
         return Err(error);
     }
+    if let Some(account) = account {
+        account.own_tree(&temp)?;
+    }
     sync_filesystem(&temp)?;
     failpoint("shared.before_initial_rename");
-    fs::rename(&temp, &in_shared).map_err(|e| AgentError::io(&in_shared, e))?;
-    fsync_dir(parent)?;
+    match renameat_with(CWD, &temp, &parent, name, RenameFlags::NOREPLACE) {
+        Ok(()) => {}
+        // Made meanwhile (by the application): what is there stays.
+        Err(Errno::EXIST) => {
+            remove_tree(&temp)?;
+            return Ok(false);
+        }
+        Err(e) => return Err(AgentError::io(&in_shared, e.into())),
+    }
+    fsync(&parent).map_err(|e| AgentError::io(&in_shared, e.into()))?;
     Ok(true)
+}
+
+/// Opens `shared/PARENTS`, creating each missing directory (the account's, with one), one
+/// component at a time and never through a symlink.
+fn open_parent(
+    shared: &Path,
+    parents: Option<&str>,
+    account: Option<&Account>,
+) -> AgentResult<OwnedFd> {
+    let flags = OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::RDONLY;
+    let mut dir =
+        openat(CWD, shared, flags, Mode::empty()).map_err(|e| AgentError::io(shared, e.into()))?;
+    let mut reached = shared.to_owned();
+    for component in parents.into_iter().flat_map(|p| p.split('/')) {
+        reached.push(component);
+        let opened = match openat(&dir, component, flags, Mode::empty()) {
+            Err(Errno::NOENT) => {
+                match mkdirat(&dir, component, Mode::from_raw_mode(0o755)) {
+                    Ok(()) | Err(Errno::EXIST) => {}
+                    Err(e) => return Err(AgentError::io(&reached, e.into())),
+                }
+                if let Some(account) = account {
+                    chownat(
+                        &dir,
+                        component,
+                        Some(Uid::from_raw(account.uid)),
+                        Some(Gid::from_raw(account.gid)),
+                        AtFlags::SYMLINK_NOFOLLOW,
+                    )
+                    .map_err(|e| AgentError::io(&reached, e.into()))?;
+                }
+                openat(&dir, component, flags, Mode::empty())
+            }
+            opened => opened,
+        };
+        dir = match opened {
+            Ok(next) => next,
+            Err(Errno::LOOP | Errno::NOTDIR) => {
+                return Err(AgentError::Refused(format!(
+                    "{} is not a directory (a symlink, or a file): ferry creates shared paths \
+                     only below real directories of shared/; move it away and deploy again",
+                    reached.display()
+                )))
+            }
+            Err(e) => return Err(AgentError::io(&reached, e.into())),
+        };
+    }
+    Ok(dir)
 }
 
 /// Writes what the release holds at the shared path `path` (a file, or a directory and

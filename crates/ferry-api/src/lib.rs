@@ -289,6 +289,10 @@ pub struct App {
     pub maintainer: Option<String>,
     /// Releases kept by retention.
     pub keep: u32,
+    /// The Unix user its hooks and health checks run as on targets whose agent runs as
+    /// root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_as: Option<String>,
     pub created_at: String,
     /// How often its data is backed up (as `ferry app set --backup-every` set it, `off`
     /// when not on a schedule), in `GET /api/v1/apps/{name}` and the answer to a change of
@@ -336,6 +340,10 @@ pub struct ChangeApp {
     /// weeks (`7,7d,4w`).
     #[serde(default)]
     pub backup_keep: Option<String>,
+    /// The Unix user its hooks and health checks run as on targets whose agent runs as
+    /// root (an admin's setting); `""` clears it.
+    #[serde(default)]
+    pub run_as: Option<String>,
 }
 
 /// One event of the audit trail.
@@ -1163,6 +1171,10 @@ pub struct DesiredApp {
     /// release with another revision is another directory on the target.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub config: u64,
+    /// The Unix user the application's hooks and health checks run as when the agent runs
+    /// as root (`ferry app set APP --run-as USER`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_as: Option<String>,
 }
 
 fn is_zero(n: &u64) -> bool {

@@ -129,6 +129,8 @@ audit_actions! {
     AppPlace(AppPlace) = "app.place",
     /// How many releases retention keeps of an application was changed.
     AppKeep(AppKeep) = "app.keep",
+    /// The Unix user an application's commands run as on root agents' targets changed.
+    AppRunAs(AppRunAs) = "app.run-as",
     /// The team that maintains an application was named.
     AppMaintainer(AppMaintainer) = "app.maintainer",
     /// How often an application's data is backed up, and which backups are kept, changed.

@@ -34,6 +34,7 @@ pub mod role;
 pub mod rollback;
 pub mod rotation;
 pub mod routing;
+pub mod run_as;
 pub mod served;
 pub mod step_log;
 pub mod support;

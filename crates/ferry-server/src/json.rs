@@ -1,6 +1,8 @@
 //! Request bodies and parameters whose rejections are API errors: a body over the limit is
 //! 413, malformed JSON is 400 naming the field that is wrong.
 
+use std::time::Duration;
+
 use axum::body::Bytes;
 use axum::body::HttpBody;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -12,9 +14,32 @@ use crate::error::ApiError;
 /// The largest JSON body most endpoints accept.
 pub const MAX_JSON_BODY: usize = 1024 * 1024;
 
+/// How slowly a body may arrive: a minute, plus a second for every 64 KiB it may hold.
+/// A client that sends slower is cut off (408), so it cannot hold a request open forever.
+fn body_deadline(limit: usize) -> Duration {
+    Duration::from_secs(60 + (limit / (64 * 1024)) as u64)
+}
+
 /// Reads a whole request body of at most `limit` bytes; past it, 413 (at once when the
-/// body's declared length is past it).
-async fn read_body(body: axum::body::Body, limit: usize) -> Result<Bytes, ApiError> {
+/// body's declared length is past it); slower than [`body_deadline`], 408.
+pub async fn read_body(body: axum::body::Body, limit: usize) -> Result<Bytes, ApiError> {
+    let deadline = body_deadline(limit);
+    tokio::time::timeout(deadline, read_body_whole(body, limit))
+        .await
+        .unwrap_or_else(|_| {
+            Err(ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                format!(
+                    "the request body did not arrive within {} seconds: send it faster, or \
+                     in smaller requests",
+                    deadline.as_secs()
+                ),
+            ))
+        })
+}
+
+async fn read_body_whole(body: axum::body::Body, limit: usize) -> Result<Bytes, ApiError> {
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -9,6 +9,7 @@ mod backup;
 mod blob_storage;
 mod bootstrap;
 mod clock;
+mod connections;
 mod dashboard;
 mod database;
 mod error;
@@ -16,6 +17,7 @@ mod files;
 mod handlers;
 mod heartbeats;
 mod json;
+mod long_polls;
 mod metrics;
 mod migrate;
 mod notifier;
@@ -72,6 +74,9 @@ pub struct ServerConfig {
     pub deployment_deadline: Duration,
     /// How often agents send a heartbeat; a target silent for three is offline.
     pub heartbeat_every: Duration,
+    /// How long a client may take to send a request's headers, or keep a connection idle
+    /// between requests.
+    pub header_timeout: Duration,
     /// Serve HTTPS with a certificate from the server's own CA in `DATA/tls`; `None` serves
     /// plain HTTP.
     pub tls: Option<TlsOptions>,
@@ -181,7 +186,8 @@ pub async fn serve(listener: tokio::net::TcpListener, config: ServerConfig) -> a
         wakeups,
         turns: Arc::default(),
         heartbeats: Arc::default(),
-        logins: Arc::default(),
+        throttles: Arc::default(),
+        long_polls: Default::default(),
         live: Arc::default(),
         pulse: Arc::default(),
         manifests: Arc::default(),
@@ -223,11 +229,7 @@ pub async fn serve(listener: tokio::net::TcpListener, config: ServerConfig) -> a
         stopping.send_replace(true);
         wakeups.bump();
     };
-    // Served as a make-service: each connection gets a handle on the one router (an `Arc`),
-    // where serving the router itself would copy its whole route table per connection, a
-    // few hundred kilobytes for each agent long-polling.
-    // With each connection's peer address: the dashboard throttles failed logins by it.
-    let app = router(state).into_make_service_with_connect_info::<peer::Peer>();
+    let app = router(state);
     match tls {
         Some(tls) => {
             tracing::info!(
@@ -237,9 +239,7 @@ pub async fn serve(listener: tokio::net::TcpListener, config: ServerConfig) -> a
             );
             tracing::info!("listening on https://{local_addr}");
             let listener = tls::TlsListener::new(listener, tls.acceptor)?;
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await?;
+            connections::serve(listener, app, config.header_timeout, shutdown).await;
         }
         None => {
             if !is_loopback(local_addr.ip()) {
@@ -248,9 +248,7 @@ pub async fn serve(listener: tokio::net::TcpListener, config: ServerConfig) -> a
                 );
             }
             tracing::info!("listening on http://{local_addr}");
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await?;
+            connections::serve(listener, app, config.header_timeout, shutdown).await;
         }
     }
     if let Err(e) = heartbeats.flush(store.as_ref()).await {

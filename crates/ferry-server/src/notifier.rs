@@ -233,6 +233,7 @@ fn audience(action: &AuditAction) -> Option<Audience<'_>> {
         | A::AppGrant(_)
         | A::AppPlace(_)
         | A::AppKeep(_)
+        | A::AppRunAs(_)
         | A::AppMaintainer(_)
         | A::AppBackups(_)
         | A::TargetEnrollToken(_)

@@ -38,8 +38,11 @@ pub struct AppState {
     pub pulse: Arc<crate::dashboard::pulse::OverviewPulse>,
     /// Deployments the dashboard's browsers watch live.
     pub live: Arc<crate::dashboard::live::LiveDeployments>,
-    /// Failed dashboard logins, per address and user name.
-    pub logins: Arc<crate::services::sessions::LoginThrottles>,
+    /// Failed dashboard logins, per address and user name, and failed enrollments per
+    /// address.
+    pub throttles: Arc<crate::services::throttles::Throttles>,
+    /// Agents' long-polls waiting, per target.
+    pub long_polls: crate::long_polls::LongPolls,
     /// Agents' heartbeats heard and not yet written.
     pub heartbeats: Arc<crate::heartbeats::Heartbeats>,
     /// Wakes agents and serialises deployment progress.

@@ -7,6 +7,7 @@ use ferry_domain::freeze::OneOffFreeze;
 use ferry_domain::incident::{IncidentStatus, Severity};
 use ferry_domain::permission::{Level, Role};
 use ferry_domain::pipeline::Environment;
+use ferry_domain::run_as::RunAs;
 use ferry_domain::served::Served;
 use ferry_domain::support::{BacklogStatus, BackportMode, SupportPath};
 
@@ -86,6 +87,8 @@ pub struct App {
     pub maintainer: Option<String>,
     /// Releases kept per application by retention.
     pub keep_releases: u32,
+    /// The Unix user its commands run as on targets whose agent runs as root.
+    pub run_as: Option<RunAs>,
     pub created_ms: i64,
 }
 
@@ -268,6 +271,8 @@ pub struct TargetApp {
     pub updated_ms: i64,
     /// How many releases of the application each target keeps (the application's `--keep`).
     pub keep_releases: u32,
+    /// The Unix user the application's commands run as on a root agent's target.
+    pub run_as: Option<RunAs>,
 }
 
 /// A deployment as stored: the domain's state machine plus who, what and when. The state

@@ -419,6 +419,15 @@ pub struct AgentArgs {
     /// are not read again, so a check of an unchanged release takes milliseconds
     #[arg(long, default_value = "60s", value_parser = duration)]
     pub drift_every: std::time::Duration,
+    /// Run as root, run the hooks and health checks of applications without a `--run-as`
+    /// user as root too, instead of refusing to deploy them. Those applications can then
+    /// read and change each other's files and this agent's credential
+    #[arg(
+        long,
+        env = "FERRY_AGENT_HOOKS_AS_ROOT",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub hooks_as_root: bool,
 }
 
 #[derive(Debug, Args)]
@@ -930,6 +939,10 @@ pub struct ServerArgs {
     /// new deployments are not sent to it, and a deployment waiting on it fails its step
     #[arg(long, default_value = "5s", value_parser = duration)]
     pub heartbeat_every: std::time::Duration,
+    /// How long a client may take to send a request's headers, or leave a kept-alive
+    /// connection idle, before the server closes the connection (1s to 10m)
+    #[arg(long, default_value = "30s", value_parser = duration)]
+    pub header_timeout: std::time::Duration,
     /// Serve HTTPS with a certificate signed by a CA the server creates in DATA/tls (agents
     /// pin it through their enrollment token; clients pass --ca-cert DATA/tls/ca.pem)
     #[arg(long)]
@@ -1150,6 +1163,10 @@ pub enum AppCommand {
         /// weeks (default 7,7d,4w)
         #[arg(long)]
         backup_keep: Option<String>,
+        /// The Unix user its hooks and health checks run as on targets whose agent runs as
+        /// root, one user per application (an admin's setting); `''` clears it
+        #[arg(long, value_name = "USER")]
+        run_as: Option<String>,
     },
     /// List the applications you can see
     List,

@@ -22,6 +22,8 @@ use ferry_cas::manifest::{validate_path, Entry, EntryKind, Manifest};
 use ferry_cas::release_config::is_within;
 use rustix::fs::{renameat_with, RenameFlags, CWD};
 
+use crate::account::Account;
+
 use super::outermost;
 use super::parallel::on_all_cores;
 use crate::error::{AgentError, AgentResult};
@@ -47,6 +49,7 @@ pub fn restore(
     backup_paths: &[String],
     only: Option<&str>,
     blobs: &BlobStore,
+    account: Option<&Account>,
 ) -> AgentResult<RestoreReport> {
     manifest.validate_data()?;
     let roots = outermost(backup_paths);
@@ -74,13 +77,16 @@ pub fn restore(
             .iter()
             .filter(|entry| is_within(&entry.path, unit))
             .collect();
-        make_parents(shared, unit, manifest)?;
+        make_parents(shared, unit, manifest, account)?;
         let beside = beside(shared, unit, "restore");
         remove_tree(&beside)?;
         if !entries.is_empty() {
             let (files, bytes) = write_tree(&beside, unit, &entries, (blobs, &movable))?;
             report.files += files;
             report.bytes += bytes;
+            if let Some(account) = account {
+                account.own_tree(&beside)?;
+            }
         }
         plans.push((unit, beside, !entries.is_empty()));
     }
@@ -128,7 +134,12 @@ fn set_aside(shared: &Path, unit: &str) -> AgentResult<()> {
 
 /// Creates the directories on the way to `unit` that are missing, with the modes the
 /// backup recorded.
-fn make_parents(shared: &Path, unit: &str, manifest: &Manifest) -> AgentResult<()> {
+fn make_parents(
+    shared: &Path,
+    unit: &str,
+    manifest: &Manifest,
+    account: Option<&Account>,
+) -> AgentResult<()> {
     let mut so_far = String::new();
     let components: Vec<&str> = unit.split('/').collect();
     for component in &components[..components.len() - 1] {
@@ -155,6 +166,9 @@ fn make_parents(shared: &Path, unit: &str, manifest: &Manifest) -> AgentResult<(
         fs::create_dir(&full).map_err(|e| AgentError::io(&full, e))?;
         fs::set_permissions(&full, fs::Permissions::from_mode(mode))
             .map_err(|e| AgentError::io(&full, e))?;
+        if let Some(account) = account {
+            account.own(&full)?;
+        }
     }
     Ok(())
 }

@@ -13,6 +13,7 @@ use super::{snapshot, Snapshot};
 use crate::config_files::ConfigValues;
 use crate::error::{AgentError, AgentResult};
 use crate::hooks::{run_command, HookEnv};
+use crate::isolation::CommandsAs;
 use crate::layout::{staging_dir, AppLayout, Installed};
 use crate::lock::AppLock;
 
@@ -64,6 +65,7 @@ pub fn take(
     env: &str,
     values: &ConfigValues,
     pre_backup: PreBackup,
+    commands_as: &CommandsAs,
 ) -> AgentResult<Taken> {
     let layout = AppLayout::new(root, app)?;
     let _lock = AppLock::acquire(root, app)?;
@@ -94,6 +96,7 @@ pub fn take(
             release_dir: layout.release_dir(&installed),
             shared_dir: layout.shared_dir(),
             config: values.clone(),
+            account: commands_as.clone().map_err(AgentError::Refused)?,
         };
         let outcome = run_command(
             command,

@@ -148,7 +148,7 @@ fn backup_delete_restore_gives_back_every_byte_mode_and_link() {
     fs::remove_file(f.shared.join("db/dump.sql")).unwrap();
     fs::write(f.shared.join("logs/app.log"), b"newer log").unwrap();
     fs::create_dir_all(f.shared.join("cache/tmp")).unwrap();
-    let report = restore(&f.shared, manifest, &f.paths, None, &f.store).unwrap();
+    let report = restore(&f.shared, manifest, &f.paths, None, &f.store, None).unwrap();
     assert_eq!(report.restored, ["db/dump.sql", "uploads"]);
     assert_eq!(report.removed, ["cache"], "it did not exist when backed up");
     assert_eq!(report.files, 7);
@@ -190,6 +190,7 @@ fn a_restore_over_changed_data_replaces_it_and_one_path_restores_alone() {
         &f.paths,
         Some("uploads/a.txt"),
         &f.store,
+        None,
     )
     .unwrap();
     assert_eq!(report.restored, ["uploads/a.txt"]);
@@ -203,7 +204,15 @@ fn a_restore_over_changed_data_replaces_it_and_one_path_restores_alone() {
         b"drop table t;"
     );
 
-    restore(&f.shared, &snapshot.manifest, &f.paths, None, &f.store).unwrap();
+    restore(
+        &f.shared,
+        &snapshot.manifest,
+        &f.paths,
+        None,
+        &f.store,
+        None,
+    )
+    .unwrap();
     assert_eq!(tree(&f.shared), before);
 
     for (only, reason) in [("logs", "not among the backup's paths"), ("../etc", "'..'")] {
@@ -213,6 +222,7 @@ fn a_restore_over_changed_data_replaces_it_and_one_path_restores_alone() {
             &f.paths,
             Some(only),
             &f.store,
+            None,
         )
         .unwrap_err()
         .to_string();
@@ -229,7 +239,15 @@ fn a_restore_missing_a_blob_changes_nothing() {
     let now = tree(&f.shared);
     let hash = ferry_cas::hash::ContentHash::of(b"#!/bin/sh\n");
     f.store.remove(&hash).unwrap();
-    let error = restore(&f.shared, &snapshot.manifest, &f.paths, None, &f.store).unwrap_err();
+    let error = restore(
+        &f.shared,
+        &snapshot.manifest,
+        &f.paths,
+        None,
+        &f.store,
+        None,
+    )
+    .unwrap_err();
     assert!(error.to_string().contains(&hash.to_hex()), "{error}");
     let after: BTreeMap<String, String> = tree(&f.shared)
         .into_iter()
@@ -325,7 +343,15 @@ fn blobs_this_process_fetched_move_into_place_and_shared_ones_are_copied() {
     }
     remove_tree(&f.shared.join("uploads")).unwrap();
     fs::remove_file(f.shared.join("db/dump.sql")).unwrap();
-    restore(&f.shared, &snapshot.manifest, &f.paths, None, &f.store).unwrap();
+    restore(
+        &f.shared,
+        &snapshot.manifest,
+        &f.paths,
+        None,
+        &f.store,
+        None,
+    )
+    .unwrap();
     assert_eq!(tree(&f.shared), before);
     let hash = |content: &[u8]| ferry_cas::hash::ContentHash::of(content);
     assert!(

@@ -48,9 +48,11 @@ impl Agent {
         // The pre_backup hook gets the configuration of the release served, as other hooks do.
         let served = crate::layout::current_installed(&self.root, app).map_or(0, |i| i.config);
         let values = self.config_values(app, served).await?;
-        let taken =
-            tokio::task::spawn_blocking(move || take::take(&root, &name, &env, &values, hook))
-                .await??;
+        let commands_as = self.commands_as(app);
+        let taken = tokio::task::spawn_blocking(move || {
+            take::take(&root, &name, &env, &values, hook, &commands_as)
+        })
+        .await??;
         self.send_backup(app, reason, task, taken).await
     }
 
@@ -143,6 +145,8 @@ impl Agent {
         let layout = AppLayout::new(&self.root, app)?;
         let (root, name, cache) = (self.root.clone(), app.to_owned(), self.cache.clone());
         let (paths, only) = (asked.paths.to_vec(), asked.path.map(str::to_owned));
+        // Restored data is the application's, as the data it replaces was.
+        let account = self.commands_as(app).ok().flatten();
         let report = tokio::task::spawn_blocking(move || {
             let _lock = AppLock::acquire(&root, &name)?;
             restore(
@@ -151,6 +155,7 @@ impl Agent {
                 &paths,
                 only.as_deref(),
                 &cache,
+                account.as_ref(),
             )
         })
         .await??;

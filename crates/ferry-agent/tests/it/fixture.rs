@@ -218,6 +218,7 @@ pub fn request(version: &str, manifest: &Manifest) -> DeployRequest {
         version: version.into(),
         manifest: manifest.clone(),
         config: ConfigValues::none(),
+        commands_as: Ok(None),
     }
 }
 

@@ -208,3 +208,33 @@ fn staging_ahead_writes_nothing_outside_releases_until_the_switch() {
         0o644
     );
 }
+
+#[test]
+fn a_symlink_left_in_shared_is_never_followed_when_a_shared_path_is_created() {
+    let target = Target::new();
+    let outside = tempfile::tempdir().unwrap();
+    let shared = target.layout().shared_dir();
+    fs::create_dir_all(&shared).unwrap();
+    // The application replaced `shared/config` with a link to somewhere else.
+    std::os::unix::fs::symlink(outside.path(), shared.join("config")).unwrap();
+    let v1 = target.release(&[
+        ferry_toml(CONFIG),
+        dir("config", 0o755),
+        file("config/local.ini", "v1 config"),
+        file("index.html", "1"),
+    ]);
+    let (outcome, _) = target.deploy("1.0", &v1);
+    let DeployOutcome::Failed { reason, .. } = outcome else {
+        panic!("{outcome:?}");
+    };
+    assert!(
+        reason.contains("shared/config is not a directory (a symlink, or a file)"),
+        "{reason}"
+    );
+    assert_eq!(
+        fs::read_dir(outside.path()).unwrap().count(),
+        0,
+        "nothing written there"
+    );
+    assert!(target.layout().current().is_none());
+}

@@ -249,6 +249,16 @@ pub struct AppKeep {
     pub was: u32,
 }
 
+/// `app.run-as`: the Unix user the application's commands run as on targets whose agent
+/// runs as root.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppRunAs {
+    /// The user from now on (`None`: none).
+    pub user: Option<String>,
+    /// The user before.
+    pub was: Option<String>,
+}
+
 /// `app.maintainer`: the team that maintains the application.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppMaintainer {

@@ -320,6 +320,14 @@ fn cases() -> Vec<(AuditAction, &'static str, &'static str)> {
             r#"{"keep":3,"was":10}"#,
         ),
         (
+            A::AppRunAs(AppRunAs {
+                user: Some("shop".into()),
+                was: None,
+            }),
+            "app.run-as",
+            r#"{"user":"shop","was":null}"#,
+        ),
+        (
             A::AppMaintainer(AppMaintainer { maintainer: None }),
             "app.maintainer",
             r#"{"maintainer":null}"#,
@@ -760,7 +768,7 @@ fn every_kind_has_a_case_and_its_own_name() {
             "{kind}"
         );
     }
-    assert_eq!(AuditKind::ALL.len(), 66);
+    assert_eq!(AuditKind::ALL.len(), 67);
 }
 
 #[test]

@@ -152,13 +152,9 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for Posted<T> {
         let (mut parts, body) = request.into_parts();
         let viewer = Viewer::from_request_parts(&mut parts, state).await?;
         same_origin(&parts.headers).map_err(IntoResponse::into_response)?;
-        let bytes = axum::body::to_bytes(body, FORM_LIMIT).await.map_err(|_| {
-            PageError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "the form is larger than 64 KiB",
-            )
-            .into_response()
-        })?;
+        let bytes = crate::json::read_body(body, FORM_LIMIT)
+            .await
+            .map_err(|e| PageError::new(e.status, e.message).into_response())?;
         let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes)
             .map_err(|e| bad_form(format!("the form could not be read: {e}")))?;
         let token = fields

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use axum::extract::{FromRequestParts, State};
+use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
@@ -21,6 +21,7 @@ use utoipa::IntoParams;
 use crate::error::ApiError;
 use crate::handlers::v1::blobs::{batch_slot, read_blob_batch, MAX_BLOB_BATCH, MAX_HASH_LIST};
 use crate::json::{Body, LaterBody, Path, Query};
+use crate::peer::Peer;
 use crate::services::{agents, blobs, captures, drift, tasks};
 use crate::state::AppState;
 
@@ -74,12 +75,14 @@ impl FromRequestParts<AppState> for AgentCaller {
 
 /// Exchanges a one-time enrollment token for the agent's long-lived credential.
 #[utoipa::path(post, path = "/api/v1/agent/enroll", tag = "agent", request_body = AgentEnroll,
-    responses((status = 200, body = AgentCredential), (status = 422, body = ferry_api::ErrorBody)))]
+    responses((status = 200, body = AgentCredential), (status = 422, body = ferry_api::ErrorBody),
+        (status = 429, body = ferry_api::ErrorBody)))]
 pub async fn enroll(
     State(state): State<AppState>,
+    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
     Body(request): Body<AgentEnroll>,
 ) -> Result<Json<AgentCredential>, ApiError> {
-    let (target, credential) = agents::enroll(&state, &request.token).await?;
+    let (target, credential) = agents::enroll(&state, &request.token, peer.ip()).await?;
     Ok(Json(AgentCredential {
         target: target.name,
         env: target.env,
@@ -99,7 +102,8 @@ pub struct DesiredQuery {
 /// What this target should run; a long-poll that also counts as the agent's heartbeat, held
 /// open at most one heartbeat interval.
 #[utoipa::path(get, path = "/api/v1/agent/desired", tag = "agent", params(DesiredQuery),
-    responses((status = 200, body = DesiredState), (status = 401, body = ferry_api::ErrorBody)))]
+    responses((status = 200, body = DesiredState), (status = 401, body = ferry_api::ErrorBody),
+        (status = 429, body = ferry_api::ErrorBody)))]
 pub async fn desired(
     State(state): State<AppState>,
     mut agent: AgentCaller,
@@ -107,6 +111,7 @@ pub async fn desired(
 ) -> Result<Json<DesiredState>, ApiError> {
     let wakeups = state.wakeups.clone();
     if let Some(after) = query.after {
+        let _waiting = state.long_polls.enter(&agent.target.name)?;
         let deadline = tokio::time::Instant::now() + state.liveness.heartbeat.min(LONG_POLL);
         loop {
             let changed = wakeups.agents().notified();

@@ -3,6 +3,7 @@
 //! agent is trusted only with its own target: every answer here is limited to it.
 
 use std::collections::HashSet;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use ferry_api::{AgentConfig, AgentReport, DesiredApp, DesiredStage};
@@ -12,7 +13,7 @@ use ferry_domain::deployment::{Ahead, Kind, Outcome, Report};
 use ferry_domain::name::{validate_name, NameKind};
 use ferry_domain::step_log::check_report;
 use ferry_domain::token::hash_token;
-use ferry_store::{Release, Target, TargetApp, TargetReport};
+use ferry_store::{Release, StoreError, Target, TargetApp, TargetReport};
 
 use super::manifests::load_manifest_blobs;
 use super::orchestrator::{apply_report, record_progress};
@@ -23,19 +24,29 @@ use crate::state::AppState;
 /// Exchanges a one-time enrollment token (as `ferry target enroll` printed it, perhaps
 /// ending in `.FINGERPRINT`) for the agent's long-lived credential, which exists nowhere
 /// else: the server keeps its hash.
-pub async fn enroll(state: &AppState, token: &str) -> ServiceResult<(Target, String)> {
-    let credential = new_token().map_err(|e| ServiceError::internal(e.to_string()))?;
+/// Ten failed enrollments a minute from one address make the next wait
+/// ([`super::throttles`]).
+pub async fn enroll(
+    state: &AppState,
+    token: &str,
+    from: IpAddr,
+) -> ServiceResult<(Target, String)> {
     let now = state.clock.now_ms();
+    state.throttles.check_enrollment(from, now)?;
+    let credential = new_token().map_err(|e| ServiceError::internal(e.to_string()))?;
     // The store makes the subject `target/NAME` once it knows which target enrolled.
     let record =
         AuditAction::TargetEnroll(TargetEnroll {}).record(now, "agent", String::new(), None);
     let token = token.trim();
     let token = token.split_once('.').map_or(token, |(token, _)| token);
-    let target = state
+    let enrolled = state
         .store
         .enroll_target(&hash_token(token), &hash_token(&credential), now, record)
-        .await?;
-    Ok((target, credential))
+        .await;
+    if let Err(StoreError::Refused(_)) = &enrolled {
+        state.throttles.enrollment_failed(from, now);
+    }
+    Ok((enrolled?, credential))
 }
 
 /// Records that `target`'s agent is there (`heartbeats.rs`): the store's last contact stays
@@ -84,6 +95,7 @@ pub async fn desired(state: &AppState, target: &Target) -> ServiceResult<Vec<Des
             keep: Some(row.keep_releases),
             backup_first,
             config: row.desired_config,
+            run_as: row.run_as.map(|user| user.to_string()),
         });
     }
     Ok(desired)

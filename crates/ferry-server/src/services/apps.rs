@@ -4,6 +4,7 @@ use ferry_api::{ChangeApp, CreateApp};
 use ferry_domain::audit_event::{self, AuditAction};
 use ferry_domain::name::{validate_name, NameKind};
 use ferry_domain::permission::{Action, Level};
+use ferry_domain::run_as::RunAs;
 use ferry_store::{App, AppGrant, NewApp};
 
 use super::{ServiceError, ServiceResult};
@@ -103,7 +104,11 @@ pub async fn change(
     request: ChangeApp,
 ) -> ServiceResult<(App, Option<(Option<String>, String)>)> {
     let app = visible_app(state, caller, name).await?;
-    if request.keep.is_none() && request.backup_every.is_none() && request.backup_keep.is_none() {
+    if request.keep.is_none()
+        && request.backup_every.is_none()
+        && request.backup_keep.is_none()
+        && request.run_as.is_none()
+    {
         return Err(ServiceError::invalid(
             "nothing to change: give the setting to change, like `ferry app set APP --keep 5` \
              or `--backup-every 24h`",
@@ -112,7 +117,13 @@ pub async fn change(
     if let Some(keep) = request.keep {
         check_keep(keep)?;
     }
+    let run_as = request.run_as.as_deref().map(read_run_as).transpose()?;
     caller.require(Action::ManageTeamRoles { team: &app.team })?;
+    if run_as.is_some() {
+        // The user an application runs as decides which files on a target it can reach:
+        // a team's lead could otherwise make their application run as another team's.
+        caller.require(Action::Administer)?;
+    }
     let backups = match (&request.backup_every, &request.backup_keep) {
         (None, None) => None,
         (every, keep) => Some(
@@ -125,6 +136,10 @@ pub async fn change(
             )
             .await?,
         ),
+    };
+    let app = match run_as.filter(|user| *user != app.run_as) {
+        Some(user) => set_run_as(state, caller, app, user).await?,
+        None => app,
     };
     let Some(keep) = request.keep.filter(|keep| *keep != app.keep_releases) else {
         return Ok((app, backups));
@@ -147,6 +162,40 @@ pub async fn change(
         },
         backups,
     ))
+}
+
+/// `--run-as USER`, or `--run-as ''` for none.
+fn read_run_as(user: &str) -> ServiceResult<Option<RunAs>> {
+    if user.is_empty() {
+        return Ok(None);
+    }
+    RunAs::parse(user).map(Some).map_err(ServiceError::invalid)
+}
+
+async fn set_run_as(
+    state: &AppState,
+    caller: &Caller,
+    app: App,
+    user: Option<RunAs>,
+) -> ServiceResult<App> {
+    let record = caller.audit(
+        AuditAction::AppRunAs(audit_event::AppRunAs {
+            user: user.as_ref().map(RunAs::to_string),
+            was: app.run_as.as_ref().map(RunAs::to_string),
+        }),
+        format!("app/{}", app.name),
+        Some(&app.name),
+    );
+    state
+        .store
+        .set_run_as(&app.name, user.as_ref(), record)
+        .await?;
+    // Agents run the application's next commands as this user.
+    state.wakeups.bump();
+    Ok(App {
+        run_as: user,
+        ..app
+    })
 }
 
 /// The per-application grants of an application the caller can see.

@@ -35,6 +35,7 @@ pub mod status;
 pub mod support;
 pub mod targets;
 pub mod tasks;
+pub mod throttles;
 pub mod timeline;
 
 pub use error::{Refusal, ServiceError, ServiceResult};

@@ -3,10 +3,10 @@
 //! starts (audited `user.login`) or ends (`user.logout`).
 
 use std::net::IpAddr;
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
 use ferry_domain::audit_event::{self, AuditAction};
-use ferry_domain::login::{LoginMethod, Throttle, SESSION_LIFETIME_MS};
+use ferry_domain::login::{LoginMethod, SESSION_LIFETIME_MS};
 use ferry_domain::name::{validate_name, NameKind};
 use ferry_domain::token::hash_token;
 use ferry_store::{NewSession, TokenHolder};
@@ -30,45 +30,6 @@ impl Proof {
     }
 }
 
-/// Failed logins counted per address and per user name, in this server process. Servers
-/// sharing a database each count their own, so behind N servers an address gets N times the
-/// attempts; still a few per second against 256-bit tokens and argon2id-hashed passwords.
-#[derive(Default)]
-pub struct LoginThrottles {
-    addresses: Mutex<Throttle<IpAddr>>,
-    users: Mutex<Throttle<String>>,
-}
-
-impl LoginThrottles {
-    fn check(&self, from: IpAddr, user: Option<&str>, now_ms: i64) -> ServiceResult<()> {
-        let by_address = lock(&self.addresses).wait(&from, now_ms);
-        let by_user = user.and_then(|user| lock(&self.users).wait(&user.to_owned(), now_ms));
-        match by_address.max(by_user) {
-            None => Ok(()),
-            Some(wait_ms) => Err(ServiceError::too_many(format!(
-                "too many failed logins: wait {} seconds before trying again",
-                (wait_ms + 999) / 1000
-            ))),
-        }
-    }
-
-    fn failed(&self, from: IpAddr, user: Option<&str>, now_ms: i64) {
-        lock(&self.addresses).failed(from, now_ms);
-        if let Some(user) = user {
-            lock(&self.users).failed(user.to_owned(), now_ms);
-        }
-    }
-
-    fn succeeded(&self, from: IpAddr, user: &str) {
-        lock(&self.addresses).succeeded(&from);
-        lock(&self.users).succeeded(&user.to_owned());
-    }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().expect("the throttle lock is never poisoned")
-}
-
 /// Checks `proof`, and on success starts a session whose cookie hashes to `session_hash`,
 /// audited `user.login`. Returns who logged in. A wrong user name and a wrong password are
 /// refused alike, in the same time, so the answer does not say which user names exist.
@@ -83,14 +44,16 @@ pub async fn log_in(
         Proof::Password { user, .. } => Some(user.clone()),
         Proof::Token(_) => None,
     };
-    state.logins.check(from, named.as_deref(), now_ms)?;
+    state
+        .throttles
+        .check_login(from, named.as_deref(), now_ms)?;
     let method = proof.method();
     let holder = match proof {
         Proof::Password { user, password } => by_password(state, user, password).await?,
         Proof::Token(token) => state.store.user_by_token(&hash_token(token.trim())).await?,
     };
     let Some(holder) = holder else {
-        state.logins.failed(from, named.as_deref(), now_ms);
+        state.throttles.login_failed(from, named.as_deref(), now_ms);
         return Err(ServiceError::unauthorized(match method {
             LoginMethod::Password => "wrong user name or password",
             LoginMethod::Token => {
@@ -100,7 +63,7 @@ pub async fn log_in(
     };
     let caller = Caller::of(state, holder).map_err(|e| ServiceError::unauthorized(e.message))?;
     let name = caller.user.name.clone();
-    state.logins.succeeded(from, &name);
+    state.throttles.login_succeeded(from, &name);
     let session = NewSession {
         hash: session_hash,
         user: name.clone(),

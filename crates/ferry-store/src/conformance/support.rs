@@ -187,6 +187,21 @@ pub async fn support_story(store: &dyn Store) {
         store.set_keep("nope", 3, audit("x", "", None)).await,
         "keeping releases of an unknown application",
     );
+    let user = ferry_domain::run_as::RunAs::parse("web-svc").unwrap();
+    store
+        .set_run_as("web", Some(&user), audit("app.run-as", "", Some("web")))
+        .await
+        .unwrap();
+    assert_eq!(store.app("web").await.unwrap().unwrap().run_as, Some(user));
+    store
+        .set_run_as("web", None, audit("app.run-as", "", Some("web")))
+        .await
+        .unwrap();
+    assert_eq!(store.app("web").await.unwrap().unwrap().run_as, None);
+    assert_not_found(
+        store.set_run_as("nope", None, audit("x", "", None)).await,
+        "a user for an unknown application",
+    );
 
     // Incidents: a hotfix one has no backlog item, a backlog one has.
     let (critical, item) = store

@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 
 use crate::*;
+use ferry_domain::run_as::RunAs;
 
 /// Applications and their immutable releases, with the blobs the releases reference.
 #[async_trait]
@@ -15,6 +16,13 @@ pub trait Catalog: Send + Sync + 'static {
     async fn app(&self, name: &str) -> StoreResult<Option<App>>;
     /// Sets how many releases of an application retention keeps.
     async fn set_keep(&self, app: &str, keep: u32, audit: AuditRecord) -> StoreResult<()>;
+    /// Sets the Unix user an application's commands run as on root agents' targets.
+    async fn set_run_as(
+        &self,
+        app: &str,
+        user: Option<&RunAs>,
+        audit: AuditRecord,
+    ) -> StoreResult<()>;
     /// Names the team that maintains an application (`None`: its owner).
     async fn set_maintainer(
         &self,

@@ -2,6 +2,7 @@
 
 use ferry_api::{App, AppGrant, ChangeApp, CreateApp, Placement, SetMaintainer};
 use ferry_domain::name::NameKind;
+use ferry_domain::run_as::RunAs;
 
 use super::check_name;
 use crate::cli::AppCommand;
@@ -32,17 +33,24 @@ pub async fn run(client: &Client, output: Output, command: AppCommand) -> CliRes
             keep,
             backup_every,
             backup_keep,
+            run_as,
         } => {
             check_name(NameKind::App, &app)?;
-            if keep.is_none() && backup_every.is_none() && backup_keep.is_none() {
+            if keep.is_none() && backup_every.is_none() && backup_keep.is_none() && run_as.is_none()
+            {
                 return Err(CliError::usage(
                     "nothing to change: give the setting to change, like `ferry app set APP --keep 5` or `--backup-every 24h`",
                 ));
             }
+            if let Some(user) = run_as.as_deref().filter(|user| !user.is_empty()) {
+                RunAs::parse(user).map_err(CliError::usage)?;
+            }
+            let shows_run_as = run_as.is_some();
             let request = ChangeApp {
                 keep,
                 backup_every,
                 backup_keep,
+                run_as,
             };
             let changed: App = client
                 .patch(&format!("/api/v1/apps/{app}"), &request)
@@ -58,6 +66,9 @@ pub async fn run(client: &Client, output: Output, command: AppCommand) -> CliRes
                         "{} backs up its data {when}, keeping backups {keep}",
                         app.name
                     );
+                }
+                if shows_run_as {
+                    println!("{} {}", app.name, runs_as(app.run_as.as_deref()));
                 }
             });
         }
@@ -83,6 +94,15 @@ pub async fn run(client: &Client, output: Output, command: AppCommand) -> CliRes
                         "off" => println!("backups      not on a schedule; retention keeps {keep}"),
                         every => println!("backups      every {every}; retention keeps {keep}"),
                     }
+                }
+                match &app.run_as {
+                    Some(user) => {
+                        println!("runs as      {user} (its hooks on root agents' targets)")
+                    }
+                    None => println!(
+                        "runs as      no user of its own (`ferry app set {} --run-as USER`)",
+                        app.name
+                    ),
                 }
                 println!("created      {}", app.created_at);
             });
@@ -165,5 +185,13 @@ fn releases(count: u32) -> String {
     match count {
         1 => "1 release".to_owned(),
         n => format!("{n} releases"),
+    }
+}
+
+/// Who an application's commands run as on a root agent's target, for people.
+fn runs_as(user: Option<&str>) -> String {
+    match user {
+        Some(user) => format!("runs its hooks and health checks as {user} on root agents' targets"),
+        None => "has no user of its own to run its hooks as".to_owned(),
     }
 }

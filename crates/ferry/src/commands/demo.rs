@@ -43,6 +43,7 @@ pub async fn run(data: PathBuf, listen: SocketAddr) -> CliResult {
         deploy_timeout: Duration::from_secs(120),
         deployment_deadline: Duration::from_secs(3600),
         heartbeat_every: ferry_domain::liveness::DEFAULT_HEARTBEAT,
+        header_timeout: Duration::from_secs(30),
         clock_offset_file: None,
         audit_key_file: None,
         secret_key_file: None,
@@ -237,13 +238,13 @@ async fn set_up(client: &Client, data: &Path, url: &str) -> CliResult<bool> {
             None
         };
         tokio::spawn(async move {
-            if let Err(e) = ferry_agent::process::run(
-                &root,
-                enrollment,
-                ferry_agent::process::DEFAULT_DRIFT_EVERY,
-            )
-            .await
-            {
+            // The demo's applications are all its own, on one machine: run as root, its
+            // agents run their hooks as root rather than refuse them.
+            let options = ferry_agent::process::AgentOptions {
+                drift_every: ferry_agent::process::DEFAULT_DRIFT_EVERY,
+                hooks_as_root: true,
+            };
+            if let Err(e) = ferry_agent::process::run(&root, enrollment, options).await {
                 eprintln!("error: the {} agent stopped: {e:#}", root.display());
             }
         });

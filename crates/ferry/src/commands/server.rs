@@ -32,6 +32,7 @@ pub async fn run(args: ServerArgs) -> CliResult {
         deploy_timeout: args.deploy_timeout,
         deployment_deadline: args.deployment_deadline,
         heartbeat_every: args.heartbeat_every,
+        header_timeout: args.header_timeout,
         clock_offset_file: args.clock_offset_file.clone(),
         audit_key_file: args.audit_key.clone(),
         secret_key_file: args.secret_key.clone(),
@@ -64,6 +65,15 @@ fn check_limits(args: &ServerArgs) -> CliResult {
         return Err(CliError::refused(
             "--deployment-deadline must be more than zero, like 30m or 1h",
         ));
+    }
+    let header_timeout = args.header_timeout;
+    if header_timeout < std::time::Duration::from_secs(1)
+        || header_timeout > std::time::Duration::from_secs(600)
+    {
+        return Err(CliError::refused(format!(
+            "--header-timeout must be between 1s and 10m, not {}: clients get that long to send a request's headers",
+            ferry_domain::duration::format_duration(header_timeout)
+        )));
     }
     let heartbeat = args.heartbeat_every;
     if heartbeat < std::time::Duration::from_millis(500)

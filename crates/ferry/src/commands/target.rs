@@ -1,5 +1,6 @@
 //! `ferry target` and `ferry agent`.
 
+use ferry_agent::process::AgentOptions;
 use ferry_api::{EnrollTarget, EnrollmentToken, Target};
 use ferry_domain::name::NameKind;
 
@@ -77,7 +78,11 @@ pub async fn agent(global: &GlobalArgs, args: AgentArgs) -> CliResult {
         )),
         None => None,
     };
-    ferry_agent::process::run(&args.root, enrollment, args.drift_every)
+    let options = AgentOptions {
+        drift_every: args.drift_every,
+        hooks_as_root: args.hooks_as_root,
+    };
+    ferry_agent::process::run(&args.root, enrollment, options)
         .await
         .map_err(|e| CliError::failed(format!("{e:#}")))
 }

@@ -96,7 +96,7 @@ fn a_ferry_toml_edited_while_the_agent_was_down_does_not_hide_drift() {
     }
     let log_file = fs::File::create(&log).unwrap();
     agent.child = std::process::Command::new(crate::harness::FERRY)
-        .args(["agent", "--root"])
+        .args(["agent", "--hooks-as-root", "--root"])
         .arg(&agent.root)
         .args(["--server", &server.url, "--drift-every", "300ms"])
         .stdin(std::process::Stdio::null())

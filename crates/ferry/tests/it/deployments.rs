@@ -15,8 +15,13 @@ pub(crate) fn start_agent(server: &Server, env: &str, name: &str) -> Agent {
 /// Enrolls target `name` in `env` and starts its agent on `root`, which may be relative to
 /// the server's directory.
 pub(crate) fn start_agent_at(server: &Server, env: &str, name: &str, root: &Path) -> Agent {
-    start_agent_with_stderr(server, env, name, root, Stdio::null(), &[])
+    start_agent_with_stderr(server, env, name, root, Stdio::null(), &[AS_ROOT])
 }
+
+/// Tests run as root in CI: their agents run every application's hooks as root, as an
+/// agent that is not root runs them as itself (`isolation.rs` tests the root agent that
+/// runs them as each application's user).
+const AS_ROOT: &str = "--hooks-as-root";
 
 /// Enrolls target `name` in `env` and starts its agent, its log (stderr) written to the
 /// file returned.
@@ -34,7 +39,18 @@ pub(crate) fn start_agent_logged_with(
     let root = server.dir.path().join(format!("target-{name}"));
     let log = server.dir.path().join(format!("agent-{name}.log"));
     let file = fs::File::create(&log).unwrap();
-    let agent = start_agent_with_stderr(server, env, name, &root, file.into(), args);
+    let args = [&[AS_ROOT], args].concat();
+    let agent = start_agent_with_stderr(server, env, name, &root, file.into(), &args);
+    (agent, log)
+}
+
+/// Enrolls target `name` in `env` and starts its agent as a root agent is started in
+/// production (without `--hooks-as-root`), its log written to the file returned.
+pub(crate) fn start_isolating_agent(server: &Server, env: &str, name: &str) -> (Agent, PathBuf) {
+    let root = server.dir.path().join(format!("target-{name}"));
+    let log = server.dir.path().join(format!("agent-{name}.log"));
+    let file = fs::File::create(&log).unwrap();
+    let agent = start_agent_with_stderr(server, env, name, &root, file.into(), &[]);
     (agent, log)
 }
 
@@ -46,12 +62,7 @@ fn start_agent_with_stderr(
     stderr: Stdio,
     args: &[&str],
 ) -> Agent {
-    let token = server
-        .admin(&["target", "enroll", env, name])
-        .success()
-        .stdout
-        .trim()
-        .to_owned();
+    let token = server.enrollment_token(env, name);
     let child = Command::new(FERRY)
         .args(["agent", "--root"])
         .arg(root)
@@ -113,7 +124,7 @@ pub(crate) fn release_from(server: &Server, version: &str, dir: &Path) {
 }
 
 /// Creates release `version` of `app` from a directory.
-fn release_of(server: &Server, app: &str, version: &str, dir: &Path) {
+pub(crate) fn release_of(server: &Server, app: &str, version: &str, dir: &Path) {
     server
         .admin(&[
             "release",

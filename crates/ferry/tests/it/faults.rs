@@ -13,7 +13,7 @@ use crate::harness::{Agent, Server, FERRY};
 fn restart_agent(root: &Path, failpoint: Option<&str>) -> Agent {
     let mut command = Command::new(FERRY);
     command
-        .args(["agent", "--root"])
+        .args(["agent", "--hooks-as-root", "--root"])
         .arg(root)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -338,16 +338,11 @@ fn a_dropped_connection_mid_fetch_resumes_without_fetching_again() {
     let server = Server::start();
     setup(&server);
     let proxy = cutting_proxy(&server.url, 20_000_000);
-    let token = server
-        .admin(&["target", "enroll", "dev", "dev-1"])
-        .success()
-        .stdout
-        .trim()
-        .to_owned();
+    let token = server.enrollment_token("dev", "dev-1");
     let root = server.dir.path().join("target-dev-1");
     let _agent = Agent {
         child: Command::new(FERRY)
-            .args(["agent", "--root"])
+            .args(["agent", "--hooks-as-root", "--root"])
             .arg(&root)
             .args(["--server", &proxy.url, "--enroll", &token])
             .stdin(Stdio::null())

@@ -320,6 +320,12 @@ impl Server {
         self.ferry(&self.admin_token, args)
     }
 
+    /// A one-time enrollment token for target `name` in `env` (`ferry target enroll`).
+    pub fn enrollment_token(&self, env: &str, name: &str) -> String {
+        let run = self.admin(&["target", "enroll", env, name]).success();
+        run.stdout.trim().to_owned()
+    }
+
     /// Creates a user through the CLI and returns their token.
     pub fn create_user(&self, name: &str, role: &str, teams: &[&str]) -> String {
         let mut args = vec!["user", "create", name, "--role", role];

@@ -22,6 +22,8 @@ mod faults;
 mod ferry_toml;
 mod freeze_now;
 mod harness;
+mod isolation;
+mod limits;
 mod logs;
 mod matrix;
 mod moto;

@@ -263,8 +263,9 @@ const TABLE: &[Row] = &[
         r#"{"category": "matrix", "team": "no-such-team"}"#),
     user("DELETE /api/v1/routes/{category}", "", NONE, "------ ----yy", "/api/v1/routes/no-such-category", ""),
 
-    // Agents: their credential, never a user's token (enrollment takes a one-time token).
-    agent("POST /api/v1/agent/enroll", &[401, 403, 422], "/api/v1/agent/enroll", r#"{"token": "{token}"}"#),
+    // Agents: their credential, never a user's token (enrollment takes a one-time token;
+    // past ten failed enrollments a minute from one address, 429).
+    agent("POST /api/v1/agent/enroll", &[401, 403, 422, 429], "/api/v1/agent/enroll", r#"{"token": "{token}"}"#),
     agent("GET /api/v1/agent/desired", &[401, 403], "/api/v1/agent/desired", ""),
     agent("POST /api/v1/agent/heartbeat", &[401, 403], "/api/v1/agent/heartbeat", ""),
     agent("GET /api/v1/agent/manifest/{app}/{version}", &[401, 403], "/api/v1/agent/manifest/{app}/1.0.0", ""),

@@ -37,12 +37,7 @@ struct HandAgent {
 
 impl HandAgent {
     async fn enroll(server: &Server, env: &str, name: &str) -> HandAgent {
-        let token = server
-            .admin(&["target", "enroll", env, name])
-            .success()
-            .stdout
-            .trim()
-            .to_owned();
+        let token = server.enrollment_token(env, name);
         let http = reqwest::Client::new();
         let enrolled: Value = http
             .post(format!("{}/api/v1/agent/enroll", server.url))

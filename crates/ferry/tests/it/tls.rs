@@ -131,7 +131,7 @@ fn tls_of(server: &Server) -> PathBuf {
 fn agent(server: &Server, root: &Path, token: &str) -> Command {
     let mut command = Command::new(FERRY);
     command
-        .args(["agent", "--root"])
+        .args(["agent", "--hooks-as-root", "--root"])
         .arg(root)
         .args(["--server", &server.url, "--enroll", token])
         .env_remove("FERRY_CA_CERT")
@@ -148,12 +148,7 @@ fn an_agent_pins_the_servers_ca_from_its_token_and_deploys() {
         .admin(&["app", "create", "web", "--team", "shop"])
         .success();
 
-    let token = server
-        .admin(&["target", "enroll", "dev", "dev-1"])
-        .success()
-        .stdout
-        .trim()
-        .to_owned();
+    let token = server.enrollment_token("dev", "dev-1");
     let (bare, pin) = token.split_once('.').expect("TOKEN.FINGERPRINT");
     assert_eq!(pin, fingerprint);
 
@@ -209,7 +204,7 @@ fn an_agent_pins_the_servers_ca_from_its_token_and_deploys() {
     // Started again with only --root, the agent pins the CA from agent.toml.
     drop(agent);
     let child = Command::new(FERRY)
-        .args(["agent", "--root"])
+        .args(["agent", "--hooks-as-root", "--root"])
         .arg(&root)
         .env_remove("FERRY_CA_CERT")
         .stdin(Stdio::null())
@@ -250,7 +245,7 @@ fn an_agent_pins_the_servers_ca_from_its_token_and_deploys() {
     .unwrap();
     let run = Run::of(
         Command::new(FERRY)
-            .args(["agent", "--root"])
+            .args(["agent", "--hooks-as-root", "--root"])
             .arg(&root)
             .env_remove("FERRY_CA_CERT")
             .stdin(Stdio::null()),

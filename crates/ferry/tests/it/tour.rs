@@ -285,6 +285,9 @@ fn run_tour(work: &Path, port: u16) -> Tour {
         .env("HOME", &home)
         .env("FERRY_CONFIG", home.join(".config/ferry/config.toml"))
         .env("PS4", "+ tour.sh:$LINENO: ")
+        // CI runs as root, the README's reader does not: a root agent would refuse to run
+        // the tour's hooks without a `--run-as` user.
+        .env("FERRY_AGENT_HOOKS_AS_ROOT", "1")
         .envs(GIT_IDENTITY)
         .env_remove("XDG_CONFIG_HOME")
         .env_remove("FERRY_SERVER")
@@ -457,7 +460,7 @@ fn repoint_demo_agents(work: &Path, demo_url: &str, url: &str) -> Vec<Agent> {
             .unwrap();
             let log = fs::File::create(work.join(format!("agent-{env}.log"))).unwrap();
             let child = Command::new(FERRY)
-                .args(["agent", "--root"])
+                .args(["agent", "--hooks-as-root", "--root"])
                 .arg(&root)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())

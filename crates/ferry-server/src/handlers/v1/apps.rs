@@ -19,6 +19,7 @@ pub fn app_json(app: ferry_store::App) -> App {
         team: app.team,
         maintainer: app.maintainer,
         keep: app.keep_releases,
+        run_as: app.run_as.map(|user| user.to_string()),
         created_at: rfc3339(app.created_ms),
         backup_every: None,
         backup_keep: None,
