@@ -47,3 +47,4 @@ mod support;
 mod target_safety;
 mod tls;
 mod tour;
+mod zero_downtime;
