@@ -21,9 +21,8 @@ const PATIENCE: Duration = Duration::from_secs(30);
 
 /// An nginx master process (with its worker) serving one application's `current`.
 pub struct Nginx {
-    child: Child,
+    daemon: Daemon,
     pub port: u16,
-    dir: tempfile::TempDir,
 }
 
 /// How nginx hands pages to the application.
@@ -43,42 +42,22 @@ impl Nginx {
         let port = free_port();
         let config = dir.path().join("nginx.conf");
         std::fs::write(&config, nginx_config(dir.path(), port, app_dir, &pages)).unwrap();
-        let child = Command::new(program)
+        let mut command = Command::new(program);
+        command
             .arg("-p")
             .arg(dir.path())
             .arg("-c")
             .arg(&config)
-            .args(["-g", "daemon off;"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting nginx");
-        let mut nginx = Nginx { child, port, dir };
-        let deadline = Instant::now() + PATIENCE;
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            let exited = nginx.child.try_wait().unwrap();
-            assert!(
-                exited.is_none() && Instant::now() < deadline,
-                "nginx did not start on port {port} ({exited:?}): {}",
-                nginx.error_log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Some(nginx)
+            .args(["-g", "daemon off;"]);
+        let daemon = Daemon::start("nginx", &mut command, dir, "error.log", || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        Some(Nginx { daemon, port })
     }
 
     /// What nginx logged as errors.
     pub fn error_log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        // SIGTERM: the master stops its workers too (SIGKILL would leave them serving).
-        signal(&self.child, "TERM");
-        let _ = self.child.wait();
+        self.daemon.log()
     }
 }
 
@@ -148,9 +127,8 @@ http {{
 
 /// A PHP-FPM master process with one pool of the current user, listening on a socket.
 pub struct PhpFpm {
-    child: Child,
+    daemon: Daemon,
     pub socket: PathBuf,
-    dir: tempfile::TempDir,
 }
 
 impl PhpFpm {
@@ -180,36 +158,15 @@ impl PhpFpm {
         if running_as_root() {
             command.arg("--allow-to-run-as-root");
         }
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting php-fpm");
-        let mut fpm = PhpFpm { child, socket, dir };
-        let deadline = Instant::now() + PATIENCE;
-        while !(fpm.socket.exists() && pid_file.exists()) {
-            let exited = fpm.child.try_wait().unwrap();
-            assert!(
-                exited.is_none() && Instant::now() < deadline,
-                "php-fpm did not start ({exited:?}): {}",
-                fpm.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Some(fpm)
+        let daemon = Daemon::start("php-fpm", &mut command, dir, "php-fpm.log", || {
+            socket.exists() && pid_file.exists()
+        });
+        Some(PhpFpm { daemon, socket })
     }
 
     /// What PHP-FPM logged.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("php-fpm.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for PhpFpm {
-    fn drop(&mut self) {
-        signal(&self.child, "TERM");
-        let _ = self.child.wait();
+        self.daemon.log()
     }
 }
 
@@ -237,6 +194,58 @@ pm.max_children = 4
         dir = dir.display(),
         socket = socket.display(),
     )
+}
+
+/// A server's master process in the foreground, with its files in a temp directory of its
+/// own; stopped with SIGTERM when dropped, so that it stops its workers too (SIGKILL would
+/// leave them serving).
+struct Daemon {
+    child: Child,
+    dir: tempfile::TempDir,
+    /// The file in `dir` it logs to.
+    log: &'static str,
+}
+
+impl Daemon {
+    /// Spawns `command` and waits until `ready`; fails with its log if it exits first or
+    /// is not ready within [`PATIENCE`].
+    fn start(
+        what: &str,
+        command: &mut Command,
+        dir: tempfile::TempDir,
+        log: &'static str,
+        ready: impl Fn() -> bool,
+    ) -> Daemon {
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {what}: {e}"));
+        let mut daemon = Daemon { child, dir, log };
+        let deadline = Instant::now() + PATIENCE;
+        while !ready() {
+            let exited = daemon.child.try_wait().unwrap();
+            assert!(
+                exited.is_none() && Instant::now() < deadline,
+                "{what} did not start ({exited:?}): {}",
+                daemon.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        daemon
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join(self.log)).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        signal(&self.child, "TERM");
+        let _ = self.child.wait();
+    }
 }
 
 /// The first of `names` found in `PATH` or the usual `sbin` directories; `None` (having
