@@ -152,6 +152,9 @@ async fn visit(http: &reqwest::Client, base: &str) -> Visit {
         [] => return Visit::Failed(format!("a page of no release: {page:?}")),
         _ => return Visit::Mixed(format!("a page of {releases:?}: {page:?}")),
     };
+    if !asset.starts_with("/assets/") {
+        return Visit::Failed(format!("a page without its asset: {page:?}"));
+    }
     let css = match get(http, &format!("{base}{asset}")).await {
         Ok(css) => css,
         Err(problem) => return Visit::Failed(problem),
