@@ -84,6 +84,8 @@ fn nginx_config(dir: &Path, port: u16, app_dir: &Path, pages: &Pages) -> String 
             fastcgi_param SCRIPT_NAME $fastcgi_script_name;
             fastcgi_param REQUEST_METHOD $request_method;
             fastcgi_param QUERY_STRING $query_string;
+            fastcgi_param CONTENT_TYPE $content_type;
+            fastcgi_param CONTENT_LENGTH $content_length;
             fastcgi_param REQUEST_URI $request_uri;
             fastcgi_param SERVER_PROTOCOL $server_protocol;
         }}
