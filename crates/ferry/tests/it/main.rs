@@ -49,3 +49,4 @@ mod support;
 mod target_safety;
 mod tls;
 mod tour;
+mod zero_downtime;
