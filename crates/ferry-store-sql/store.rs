@@ -41,6 +41,17 @@ macro_rules! audited {
 
 /// Wraps a database failure that is not the caller's fault.
 pub(crate) fn backend(error: sqlx::Error) -> StoreError {
+    // SQLite's BUSY and LOCKED (and their extended codes): another process holds the file.
+    let locked = error.as_database_error().is_some_and(|e| {
+        let code = e.code().and_then(|code| code.parse::<i32>().ok());
+        code.is_some_and(|code| matches!(code & 0xff, 5 | 6)) && e.message().contains("locked")
+    });
+    if locked {
+        return StoreError::Locked(format!(
+            "the database stayed locked by another process ({error}): nothing was changed; \
+             make sure only ferry servers open it, then try again"
+        ));
+    }
     StoreError::Backend(error.to_string())
 }
 

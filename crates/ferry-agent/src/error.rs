@@ -25,7 +25,7 @@ pub enum AgentError {
     #[error("{path}: {reason}")]
     Corrupt { path: String, reason: String },
     /// Reading or writing failed.
-    #[error("{context}: {source}")]
+    #[error("{context}: {source}{}", disk_full_hint(source))]
     Io {
         context: String,
         #[source]
@@ -45,6 +45,15 @@ impl AgentError {
         }
     }
 
+    /// Whether writing failed because the target's disk (or quota) is full.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            AgentError::Io { source, .. } => ferry_cas::error::is_disk_full(source),
+            AgentError::Cas(error) => error.is_disk_full(),
+            _ => false,
+        }
+    }
+
     /// An I/O failure from rustix on `path`.
     pub fn errno(path: &Path, source: rustix::io::Errno) -> AgentError {
         AgentError::io(path, source.into())
@@ -61,3 +70,11 @@ impl AgentError {
 
 /// Shorthand for results of this crate.
 pub type AgentResult<T> = Result<T, AgentError>;
+
+/// What to do about a full disk, after the error that says so.
+fn disk_full_hint(source: &std::io::Error) -> &'static str {
+    match ferry_cas::error::is_disk_full(source) {
+        true => ": the target's disk is full; free space on it and deploy again",
+        false => "",
+    }
+}

@@ -694,8 +694,22 @@ impl Agent {
             progress.step(format!(
                 "fetching the content of {version} the target lacks"
             ));
-            self.fetch_missing(app, installed, &manifest, PreviousCheck::Recorded)
-                .await?;
+            let fetched = self
+                .fetch_missing(app, installed, &manifest, PreviousCheck::Recorded)
+                .await;
+            // Asking again would fill nothing: the deployment fails now, and says why.
+            if let Some(error) = fetched.as_ref().err().filter(|e| disk_full(e)) {
+                return Ok(Converged {
+                    outcome: Outcome::Failed,
+                    reason: Some(format!(
+                        "the target's disk is full, so {version} could not be fetched and \
+                         nothing was switched: free space on it and deploy again ({error})"
+                    )),
+                    output_tail: None,
+                    logs: Vec::new(),
+                });
+            }
+            fetched?;
         }
         progress.step(format!("staging {installed}"));
         let (mut outcome, mut logs) = self
@@ -935,6 +949,21 @@ fn converged_sentence(did: Did, report: &AgentReport, took: Duration) -> String 
 
 /// What went wrong, without the layers around it (`connection refused`, not the request
 /// that met it).
+/// Whether `error` comes from a disk (or a quota) that is full.
+fn disk_full(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(ferry_cas::error::is_disk_full)
+            || cause
+                .downcast_ref::<ferry_cas::CasError>()
+                .is_some_and(ferry_cas::CasError::is_disk_full)
+            || cause
+                .downcast_ref::<AgentError>()
+                .is_some_and(AgentError::is_disk_full)
+    })
+}
+
 fn plainly(error: &anyhow::Error) -> String {
     match error.downcast_ref::<reqwest::Error>() {
         Some(_) => error.root_cause().to_string(),

@@ -104,6 +104,23 @@ impl BlobStore {
             check_hash(hash, data)?;
         }
         let mut written = Vec::new();
+        let stored = self.write_and_place(blobs, &mut written);
+        if stored.is_err() {
+            // A failed batch (a full disk, say) leaves no temp file behind to fill it further.
+            for (_, temp, _) in &written {
+                let _ = fs::remove_file(temp);
+            }
+        }
+        stored
+    }
+
+    /// [`BlobStore::put_batch`]'s work: every new blob written to a temp file (listed in
+    /// `written`), synced, then renamed into place.
+    fn write_and_place(
+        &self,
+        blobs: &[(ContentHash, &[u8])],
+        written: &mut Vec<(ContentHash, PathBuf, u64)>,
+    ) -> CasResult<u64> {
         let mut seen = std::collections::HashSet::new();
         for (hash, data) in blobs {
             if !seen.insert(*hash) || self.contains(hash) {
@@ -117,7 +134,7 @@ impl BlobStore {
         }
         self.sync()?;
         let mut n_bytes = 0;
-        for (hash, temp, len) in &written {
+        for (hash, temp, len) in written.iter() {
             self.rename_into_place(temp, hash)?;
             n_bytes += len;
         }
@@ -175,9 +192,14 @@ impl BlobStore {
             .mode(BLOB_MODE)
             .open(&temp)
             .map_err(|e| CasError::io(&temp, e))?;
-        file.write_all(data).map_err(|e| CasError::io(&temp, e))?;
-        file.set_permissions(fs::Permissions::from_mode(BLOB_MODE))
-            .map_err(|e| CasError::io(&temp, e))?;
+        let filled = file
+            .write_all(data)
+            .and_then(|()| file.set_permissions(fs::Permissions::from_mode(BLOB_MODE)));
+        if let Err(e) = filled {
+            // Half a blob on a full disk would only keep it full.
+            let _ = fs::remove_file(&temp);
+            return Err(CasError::io(&temp, e));
+        }
         Ok((temp, file))
     }
 

@@ -39,10 +39,23 @@ impl CasError {
         }
     }
 
+    /// Whether writing failed because the disk (or the user's quota on it) is full.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, CasError::Io { source, .. } if is_disk_full(source))
+    }
+
     /// Whether the input, not the machine, is at fault.
     pub fn is_bad_input(&self) -> bool {
         !matches!(self, CasError::Io { .. })
     }
+}
+
+/// Whether an I/O error says the disk (or the user's quota on it) is full.
+pub fn is_disk_full(error: &std::io::Error) -> bool {
+    matches!(
+        error.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
 }
 
 /// Shorthand for results of this crate.

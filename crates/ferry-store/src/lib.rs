@@ -45,6 +45,10 @@ pub enum StoreError {
     Conflict(String),
     #[error("storage failed: {0}")]
     Backend(String),
+    /// Another process held the database locked longer than the store waits: nothing
+    /// changed; the request may succeed later.
+    #[error("{0}")]
+    Locked(String),
     /// The audit trail's recorded head does not carry its seal under this store's key: the
     /// trail was cut short, or the key is another trail's. No change can be recorded.
     #[error("{0}")]

@@ -149,6 +149,10 @@ impl From<StoreError> for ServiceError {
                 tracing::error!("store: {message}");
                 ServiceError::internal(message)
             }
+            StoreError::Locked(message) => {
+                tracing::error!("store: {message}");
+                ServiceError::unavailable(message)
+            }
             StoreError::Backend(message) => {
                 tracing::error!("store: {message}");
                 ServiceError::internal(
@@ -163,6 +167,13 @@ impl From<CasError> for ServiceError {
     fn from(error: CasError) -> ServiceError {
         if error.is_bad_input() {
             ServiceError::invalid(error.to_string())
+        } else if error.is_disk_full() {
+            tracing::error!("content store: {error}");
+            ServiceError::internal(
+                "the server's disk for release content is full: nothing was stored; free \
+                 space there (`ferry release prune` removes releases retention lets go), then \
+                 try again",
+            )
         } else {
             tracing::error!("content store: {error}");
             ServiceError::internal(

@@ -9,20 +9,7 @@ use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::Path;
 
 use crate::deployments::{release, setup, start_agent_logged_with};
-use crate::harness::{audit_summary, Agent, Server};
-
-/// Deterministic pseudo-random bytes.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed * 2 + 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect()
-}
+use crate::harness::{audit_summary, noise, Agent, Server};
 
 /// Every path under `dir` with its mode and content, or its symlink's target.
 fn tree(dir: &Path) -> BTreeMap<String, String> {

@@ -518,3 +518,16 @@ impl Drop for Agent {
         let _ = self.child.wait();
     }
 }
+
+/// Deterministic pseudo-random bytes: content that neither compresses nor repeats.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed * 2 + 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}

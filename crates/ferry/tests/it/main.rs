@@ -36,6 +36,7 @@ mod policy;
 mod policy_guard;
 mod receivers;
 mod releases;
+mod resources;
 mod retention;
 mod revocation;
 mod round_robin;

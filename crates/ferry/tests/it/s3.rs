@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::deployments::{setup, start_agent};
-use crate::harness::{Run, Server};
+use crate::harness::{noise, Run, Server};
 use crate::moto::{Gate, Moto, BUCKET};
 
 /// The key prefix the tests' servers keep blobs under.
@@ -42,21 +42,8 @@ fn site(root: &Path, name: &str, seed: u32) -> PathBuf {
     fs::create_dir_all(site.join("css")).unwrap();
     fs::write(site.join("index.html"), format!("<h1>shop {seed}</h1>\n")).unwrap();
     fs::write(site.join("css/site.css"), "body { color: teal }\n").unwrap();
-    fs::write(site.join("data.bin"), noise(3_000_000, seed)).unwrap();
+    fs::write(site.join("data.bin"), noise(3_000_000, u64::from(seed))).unwrap();
     site
-}
-
-/// `len` bytes of deterministic noise (incompressible, so chunks are all different).
-fn noise(len: usize, seed: u32) -> Vec<u8> {
-    let mut state = 0x2545_f491_4f6c_dd1d_u64 ^ u64::from(seed);
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect()
 }
 
 fn create(server: &Server, version: &str, from: &Path) -> Run {
