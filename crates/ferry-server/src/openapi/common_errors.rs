@@ -5,9 +5,9 @@
 //! patterns). What else a handler refuses (403, 404, 409, 422 for a body) its own
 //! annotation says.
 
+use serde_json::Value;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::SecurityRequirement;
-use serde_json::Value;
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, Response, ResponseBuilder, Schema};
 use utoipa::ToSchema;
 
@@ -38,9 +38,16 @@ fn add_to(operation: &mut Operation) {
         .flatten()
         .any(|parameter| parameter.schema.as_ref().is_some_and(is_text));
     // An operation without `security` of its own takes the document's: a bearer token.
-    let needs_credential = !operation.security.as_ref().is_some_and(|r| open_to_anyone(r));
+    let needs_credential = !operation
+        .security
+        .as_ref()
+        .is_some_and(|r| open_to_anyone(r));
     let refusals = [
-        (needs_credential, "401", "no credential, or one that is unknown or revoked"),
+        (
+            needs_credential,
+            "401",
+            "no credential, or one that is unknown or revoked",
+        ),
         (
             has_parameters || has_body,
             "400",
@@ -79,7 +86,10 @@ fn error_response(description: &str) -> RefOr<Response> {
     let schema = Ref::from_schema_name(ErrorBody::name());
     ResponseBuilder::new()
         .description(description)
-        .content("application/json", ContentBuilder::new().schema(Some(schema)).build())
+        .content(
+            "application/json",
+            ContentBuilder::new().schema(Some(schema)).build(),
+        )
         .build()
         .into()
 }
