@@ -3,10 +3,10 @@
 //! the document that server serves.
 
 use reqwest::Method;
-use serde_json::Value;
 
 use crate::bad_input::call;
 use crate::deployments::{release, setup, start_agent};
+use crate::ferry_toml::get;
 use crate::harness::Server;
 
 /// One request schemathesis sent: the operation as the document names it, the request, and
@@ -90,15 +90,6 @@ const FOUND: &[Found] = &[
     ),
 ];
 
-async fn openapi(server: &Server) -> Value {
-    reqwest::get(format!("{}/api/v1/openapi.json", server.url))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn every_refusal_schemathesis_found_is_in_the_document() {
     let server = Server::start();
@@ -109,7 +100,7 @@ async fn every_refusal_schemathesis_found_is_in_the_document() {
     server
         .admin(&["deploy", "web", "1.0.0", "--to", "dev", "--wait"])
         .success();
-    let openapi = openapi(&server).await;
+    let openapi = get(&server, "/api/v1/openapi.json").await;
     for case in FOUND {
         let (method, path) = case.op.split_once(' ').unwrap();
         let token = case.with_token.then_some(server.admin_token.as_str());
@@ -142,7 +133,7 @@ async fn every_refusal_schemathesis_found_is_in_the_document() {
 #[tokio::test]
 async fn the_document_names_what_the_server_sends() {
     let server = Server::start();
-    let openapi = openapi(&server).await;
+    let openapi = get(&server, "/api/v1/openapi.json").await;
     let schemas = &openapi["components"]["schemas"];
     // GET /api/v1/status answered the status document, which the document had replaced
     // with a deployment's status of the same name.
