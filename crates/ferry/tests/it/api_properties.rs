@@ -82,6 +82,14 @@ const FOUND: &[Found] = &[
         Some(r#"{"app": null, "env": null, "target": ""}"#),
         422,
     ),
+    // A struct read from an array of its fields' values: accepted before, as a check of
+    // every target.
+    found(
+        "POST /api/v1/drift/check",
+        "/api/v1/drift/check",
+        Some("[null, null]"),
+        400,
+    ),
     found(
         "POST /api/v1/deployments/{id}/approve",
         "/api/v1/deployments/1/approve",
