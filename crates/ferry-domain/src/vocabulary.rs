@@ -31,13 +31,15 @@ macro_rules! vocabulary {
     (
         $(#[$meta:meta])*
         $vis:vis enum $name:ident ($what:literal) {
-            $( $(#[$variant_meta:meta])* $variant:ident = $text:literal, )+
+            // `tt`, not `literal`: the OpenAPI schema's derive reads `rename` only from a
+            // plain string token, and a `literal` fragment reaches it wrapped.
+            $( $(#[$variant_meta:meta])* $variant:ident = $text:tt, )+
         }
     ) => {
-        $(#[$meta])*
         #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash,
             serde::Serialize, serde::Deserialize)]
         #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+        $(#[$meta])*
         $vis enum $name {
             $( $(#[$variant_meta])* #[serde(rename = $text)] $variant, )+
         }

@@ -102,8 +102,15 @@ impl<const LIMIT: usize> LaterBody<LIMIT> {
     }
 }
 
-/// Parses a JSON document, naming the path of the field that is wrong.
+/// Parses a JSON document, naming the path of the field that is wrong. Every body ferry
+/// takes is an object: serde would also read a struct from an array of its fields' values
+/// in order (`[null, null]`), which no client means.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.trim_ascii_start().first() == Some(&b'[') {
+        return Err(ApiError::bad_request(
+            "malformed JSON body: send an object `{...}`, not an array",
+        ));
+    }
     let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(deserializer).map_err(|error| {
         let path = error.path().to_string();
@@ -165,6 +172,7 @@ mod tests {
         check(r#"{"approvls": 1}"#, "unknown field `approvls`");
         check(r#"{"approvals": 1"#, "malformed JSON body: EOF");
         check("", "malformed JSON body");
-        check("[]", "malformed JSON body");
+        check("[]", "malformed JSON body: send an object");
+        check(" [null, null]", "malformed JSON body: send an object");
     }
 }

@@ -16,6 +16,8 @@ use crate::handlers::{self, v1};
 use crate::metrics;
 use crate::state::AppState;
 
+mod common_errors;
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "ferry", description = "Self-service release management and production support"),
@@ -38,7 +40,7 @@ impl Modify for BearerToken {
 
 /// The whole HTTP surface of the server.
 pub fn router(state: AppState) -> Router {
-    let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (api, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(v1::me::whoami))
         .routes(routes!(v1::teams::list_teams, v1::teams::create_team))
         .routes(routes!(v1::users::list_users, v1::users::create_user))
@@ -146,6 +148,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(v1::audit::list_events))
         .routes(routes!(v1::audit::verify))
         .split_for_parts();
+    common_errors::add(&mut openapi);
     // Bytes: each handle on the router shares the document instead of copying it.
     let openapi_json = axum::body::Bytes::from(openapi.to_pretty_json().unwrap_or_default());
     api.route(

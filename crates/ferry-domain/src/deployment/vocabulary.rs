@@ -17,6 +17,8 @@ vocabulary! {
 vocabulary! {
     /// Where a deployment is in its life. It starts awaiting approval (when its environment
     /// asks for approvals) or running; it ends in exactly one of the other statuses.
+    // Named apart in the OpenAPI document from the status document, `ferry_api::Status`.
+    #[cfg_attr(feature = "openapi", schema(as = DeploymentStatus))]
     pub enum Status ("deployment status") {
         /// Waits for approvals while its targets stage the release; it starts with the last
         /// approval it needs.

@@ -75,6 +75,7 @@ impl FromRequestParts<AppState> for AgentCaller {
 
 /// Exchanges a one-time enrollment token for the agent's long-lived credential.
 #[utoipa::path(post, path = "/api/v1/agent/enroll", tag = "agent", request_body = AgentEnroll,
+    security(()),
     responses((status = 200, body = AgentCredential), (status = 422, body = ferry_api::ErrorBody),
         (status = 429, body = ferry_api::ErrorBody)))]
 pub async fn enroll(

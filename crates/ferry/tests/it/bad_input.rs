@@ -46,7 +46,7 @@ fn json_errors_are_one_document_on_stdout() {
     );
 }
 
-async fn call(
+pub(crate) async fn call(
     server: &Server,
     method: Method,
     path: &str,

@@ -90,7 +90,8 @@ fn release_create_refuses_a_ferry_toml_naming_the_line_the_column_and_the_known_
     assert_eq!(audit_len(&server), events, "nothing was recorded");
 }
 
-async fn get(server: &Server, path: &str) -> Value {
+/// GET `path` as the admin, answered as JSON.
+pub(crate) async fn get(server: &Server, path: &str) -> Value {
     reqwest::Client::new()
         .get(format!("{}{path}", server.url))
         .bearer_auth(&server.admin_token)

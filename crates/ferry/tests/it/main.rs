@@ -4,6 +4,7 @@
 
 mod access;
 mod agent_drift;
+mod api_properties;
 mod audit;
 mod backups;
 mod bad_input;

@@ -47,7 +47,8 @@ pub async fn list(
 /// `GET /api/v1/tasks/{id}?wait=…`: its detail names the backup.
 #[utoipa::path(post, path = "/api/v1/backups", tag = "deployments", request_body = CreateBackup,
     responses((status = 200, body = Vec<Task>), (status = 403, body = ferry_api::ErrorBody),
-        (status = 404, body = ferry_api::ErrorBody), (status = 409, body = ferry_api::ErrorBody)))]
+        (status = 404, body = ferry_api::ErrorBody), (status = 409, body = ferry_api::ErrorBody),
+        (status = 422, body = ferry_api::ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,

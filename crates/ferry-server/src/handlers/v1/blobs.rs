@@ -49,7 +49,8 @@ pub async fn missing_blobs(
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     params(("app" = String, Path, description = "application name")),
     responses((status = 200, body = StoredBlobs), (status = 403, body = ferry_api::ErrorBody),
-        (status = 413, body = ferry_api::ErrorBody), (status = 422, body = ferry_api::ErrorBody)))]
+        (status = 404, body = ferry_api::ErrorBody), (status = 413, body = ferry_api::ErrorBody),
+        (status = 422, body = ferry_api::ErrorBody)))]
 pub async fn upload_blobs(
     State(state): State<AppState>,
     caller: Caller,

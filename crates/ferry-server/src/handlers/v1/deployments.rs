@@ -221,7 +221,8 @@ pub async fn status(
 #[utoipa::path(post, path = "/api/v1/deployments/{id}/approve", tag = "deployments", request_body = Review,
     params(("id" = i64, Path, description = "deployment id")),
     responses((status = 200, body = Deployment), (status = 403, body = ferry_api::ErrorBody),
-        (status = 404, body = ferry_api::ErrorBody), (status = 409, body = ferry_api::ErrorBody)))]
+        (status = 404, body = ferry_api::ErrorBody), (status = 409, body = ferry_api::ErrorBody),
+        (status = 422, body = ferry_api::ErrorBody)))]
 pub async fn approve(
     State(state): State<AppState>,
     caller: Caller,

@@ -52,7 +52,7 @@ pub async fn list(
 /// last reported); none online is refused. Follow each with `GET /api/v1/tasks/{id}?wait=…`.
 #[utoipa::path(post, path = "/api/v1/drift/check", tag = "deployments", request_body = CheckDrift,
     responses((status = 200, body = DriftChecks), (status = 404, body = ferry_api::ErrorBody),
-        (status = 409, body = ferry_api::ErrorBody)))]
+        (status = 409, body = ferry_api::ErrorBody), (status = 422, body = ferry_api::ErrorBody)))]
 pub async fn check(
     State(state): State<AppState>,
     caller: Caller,
