@@ -17,7 +17,7 @@ use ferry_cas::manifest::validate_path;
 use ferry_domain::capture::check_capture_version;
 use ferry_domain::name::{validate_name, validate_version, NameKind};
 use ferry_domain::served::Served;
-use ferry_domain::step_log::check_report;
+use ferry_domain::step_log::{bounded_label, check_report};
 use ferry_fuzz::parse;
 use libfuzzer_sys::fuzz_target;
 
@@ -50,7 +50,9 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     if let Some(report) = parse::<TaskReport>(data) {
-        let _ = report.message.len();
+        let kept = bounded_label(&report.message, 64 * 1024);
+        assert!(kept.len() <= 64 * 1024, "a task's message is kept within its bound");
+        let _ = report.detail.map(|detail| detail.to_string());
     }
     if let Some(backup) = parse::<AgentBackup>(data) {
         let _ = validate_name(NameKind::App, &backup.app);

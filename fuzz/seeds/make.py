@@ -47,13 +47,11 @@ RECORDED_TESTS = [
     "config_delivery::",
     "drift::",
     "drift_capture::",
-    "drift_revert::",
     "backups::",
     "support::",
     "policy::",
     "notifications::",
     "freeze_now::",
-    "logs::",
 ]
 
 
