@@ -38,6 +38,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -225,12 +226,19 @@ def dir_bytes(path):
     return total
 
 
-class Sampler:
-    """Every SAMPLE_EVERY seconds: RSS (MB) and open fds of each process, the data dir's size."""
+def database_bytes(database):
+    out = subprocess.run(["psql", database.url, "-qAt", "-c", "SELECT pg_database_size(current_database())"],
+                         check=True, stdout=subprocess.PIPE, text=True).stdout
+    return int(out)
 
-    def __init__(self, processes, data):
-        self.processes, self.data = processes, data
-        self.samples = []  # (seconds since start, {name: (rss, fds)}, data bytes)
+
+class Sampler:
+    """Every SAMPLE_EVERY seconds: RSS (MB) and open fds of each process, and the size of
+    what the server stores (`stored()`, bytes)."""
+
+    def __init__(self, processes, stored):
+        self.processes, self.stored = processes, stored
+        self.samples = []  # (seconds since start, {name: (rss, fds)}, bytes stored)
         self.started = time.monotonic()
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self.loop, daemon=True)
@@ -238,7 +246,7 @@ class Sampler:
 
     def take(self):
         readings = {name: (memory_mb(pid)[0], fd_count(pid)) for name, pid in self.processes.items()}
-        self.samples.append((time.monotonic() - self.started, readings, dir_bytes(self.data)))
+        self.samples.append((time.monotonic() - self.started, readings, self.stored()))
 
     def loop(self):
         while not self.stopping.wait(SAMPLE_EVERY):
@@ -328,7 +336,8 @@ def report(args, elapsed, stats, points, by_status, verify, problems, sampler):
         print(f"| {label} | " + " | ".join(
             f"{pick(s[1][a][0] for a in agents):.1f} MB" for s in (start, warm, end)) + " | " + " | ".join(
             f"{pick(s[1][a][1] for a in agents)}" for s in (start, warm, end)) + " |")
-    print(f"\nData directory: {start[2] / 1e6:.1f} MB at start, {warm[2] / 1e6:.1f} MB after the "
+    where = "Data directory and database" if args.postgres else "Data directory"
+    print(f"\n{where}: {start[2] / 1e6:.1f} MB at start, {warm[2] / 1e6:.1f} MB after the "
           f"warm-up, {end[2] / 1e6:.1f} MB at the end; {len(sampler.samples)} samples, one every "
           f"{SAMPLE_EVERY} s.")
     print(f"ferry audit verify: {verify or 'failed'}")
@@ -385,7 +394,9 @@ def main():
 
         stats = Stats()
         workload = Workload(cli, lead, work, stats)
-        sampler = Sampler({"server": server.pid, **{name: a.pid for name, a in agents.items()}}, data)
+        stored = ((lambda: dir_bytes(data) + database_bytes(database)) if database
+                  else (lambda: dir_bytes(data)))
+        sampler = Sampler({"server": server.pid, **{name: a.pid for name, a in agents.items()}}, stored)
         sampler.take()
         started = time.monotonic()
         while time.monotonic() - started < seconds:
