@@ -349,8 +349,9 @@ def report(args, elapsed, stats, points, by_status, verify, problems, sampler):
         print("\nPassed: memory flat, no file descriptor growth, no unexpected failure, audit trail intact.")
 
 
-def set_up(cli, work):
-    """Applications, environments' policies and the second user; returns the lead's CLI."""
+def set_up(cli):
+    """The team, its applications with a first configuration everywhere, and its lead (a
+    second user, who approves prd); returns the lead's token."""
     cli("team", "create", TEAM)
     lead_token = cli("user", "create", "lead", "--role", "viewer", "--team", f"{TEAM}:lead").strip()
     for app in APPS:
@@ -384,7 +385,7 @@ def main():
         data = os.path.join(work, "data")
         server = ServerProcess(args.ferry, data, database.url if database else None, log=logs[0])
         cli = Ferry(args.ferry, server, work)
-        lead = Ferry(args.ferry, server, work, token=set_up(cli, work))
+        lead = Ferry(args.ferry, server, work, token=set_up(cli))
         for env, n in TARGETS.items():
             for i in range(1, n + 1):
                 name = f"{env}-{i}"
