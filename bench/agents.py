@@ -37,8 +37,8 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
-from backends import (Database, ServerProcess, cpu_seconds, database_backend_pids,  # noqa: E402
-                      memory_mb, total_cpu_seconds)
+from backends import (Database, Ferry, ServerProcess, cpu_seconds, database_backend_pids,  # noqa: E402
+                      memory_mb, start_agent, total_cpu_seconds)
 from releases import ferry_binary  # noqa: E402
 from swarm import Swarm  # noqa: E402
 
@@ -56,22 +56,6 @@ ENV = "dev"
 APP = "site"
 
 
-class Ferry:
-    """The CLI against one server, as the admin."""
-
-    def __init__(self, ferry, server, work):
-        self.ferry = ferry
-        self.env = dict(os.environ, FERRY_SERVER=server.url, FERRY_TOKEN=server.token,
-                        FERRY_CONFIG=os.path.join(work, "config.toml"))
-
-    def __call__(self, *args, timeout=None):
-        done = subprocess.run([self.ferry, *args], env=self.env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, timeout=timeout)
-        if done.returncode != 0:
-            raise RuntimeError(f"ferry {' '.join(args)} failed: {done.stderr}")
-        return done.stdout
-
-
 def tree(work, version):
     directory = os.path.join(work, f"tree-{version}")
     os.makedirs(os.path.join(directory, "css"), exist_ok=True)
@@ -80,16 +64,6 @@ def tree(work, version):
     with open(os.path.join(directory, "css", "site.css"), "w") as f:
         f.write("body { color: teal }\n")
     return directory
-
-
-def start_real_agent(ferry, cli, server, work, name):
-    token = cli("target", "enroll", ENV, name).strip()
-    root = os.path.join(work, "agents", name)
-    agent = subprocess.Popen([ferry, "agent", "--hooks-as-root", "--root", root, "--server", server.url, "--enroll", token],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    while not os.path.exists(os.path.join(root, ".ferry", "agent.toml")):
-        time.sleep(0.02)
-    return agent
 
 
 def measure(ferry, backend, n_simulated):
@@ -106,7 +80,8 @@ def measure(ferry, backend, n_simulated):
         cli("app", "create", APP, "--team", "bench")
         for version in range(2, ROUNDS + 2):
             cli("release", "create", APP, str(version), "--from", tree(work, version))
-        agents = [start_real_agent(ferry, cli, server, work, f"real-{i:02}") for i in range(REAL_AGENTS)]
+        agents = [start_agent(cli, ENV, f"real-{i:02}", os.path.join(work, "agents", f"real-{i:02}"))
+                  for i in range(REAL_AGENTS)]
         swarm = Swarm(server.url, server.token)
         started = time.monotonic()
         swarm.grow(ENV, [f"sim-{i:04}" for i in range(n_simulated)])

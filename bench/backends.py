@@ -6,22 +6,24 @@ import os
 import signal
 import subprocess
 import threading
+import time
 import uuid
 
 POSTGRES = os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432")
 
 
 class Database:
-    """A fresh, empty PostgreSQL database, dropped by `drop`."""
+    """A fresh, empty PostgreSQL database on `server`, dropped by `drop`."""
 
-    def __init__(self):
+    def __init__(self, server=POSTGRES):
+        self.server = server
         self.name = f"ferry_bench_{uuid.uuid4().hex[:12]}"
-        subprocess.run(["psql", f"{POSTGRES}/postgres", "-q", "-c", f"CREATE DATABASE {self.name}"],
+        subprocess.run(["psql", f"{server}/postgres", "-q", "-c", f"CREATE DATABASE {self.name}"],
                        check=True)
-        self.url = f"{POSTGRES}/{self.name}"
+        self.url = f"{server}/{self.name}"
 
     def drop(self):
-        subprocess.run(["psql", f"{POSTGRES}/postgres", "-q", "-c",
+        subprocess.run(["psql", f"{self.server}/postgres", "-q", "-c",
                         f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)"], check=True)
 
 
@@ -29,7 +31,7 @@ class ServerProcess:
     """One `ferry server` on `data` (and `database`, if given), on `listen` (by default a
     free port)."""
 
-    def __init__(self, ferry, data, database=None, listen="127.0.0.1:0"):
+    def __init__(self, ferry, data, database=None, listen="127.0.0.1:0", log=None):
         command = [ferry, "server", "--data", data, "--listen", listen]
         if database is not None:
             command += ["--database", database]
@@ -41,14 +43,59 @@ class ServerProcess:
                 break
         else:
             raise RuntimeError(f"ferry server {' '.join(command[2:])} stopped before listening")
-        # Keeps reading the server's log so it never blocks on a full pipe.
-        threading.Thread(target=lambda: [None for _ in self.process.stderr], daemon=True).start()
+        # Keeps reading the server's log so it never blocks on a full pipe; into the file
+        # `log`, if given.
+        threading.Thread(target=self._drain, args=(log,), daemon=True).start()
         with open(os.path.join(data, "admin-token")) as f:
             self.token = f.read().strip()
+
+    def _drain(self, log):
+        if log is None:
+            for _ in self.process.stderr:
+                pass
+            return
+        with open(log, "a") as out:
+            for line in self.process.stderr:
+                out.write(line)
+                out.flush()
 
     def stop(self):
         self.process.send_signal(signal.SIGTERM)
         self.process.wait()
+
+
+class Ferry:
+    """The CLI against one server, as the admin (or as the holder of `token`)."""
+
+    def __init__(self, ferry, server, work, token=None):
+        self.ferry = ferry
+        self.env = dict(os.environ, FERRY_SERVER=server.url, FERRY_TOKEN=token or server.token,
+                        FERRY_CONFIG=os.path.join(work, "config.toml"))
+
+    def __call__(self, *args, timeout=None):
+        done = self.attempt(*args, timeout=timeout)
+        if done.returncode != 0:
+            raise RuntimeError(f"ferry {' '.join(args)} failed: {done.stderr}")
+        return done.stdout
+
+    def attempt(self, *args, timeout=None):
+        """`ferry ARGS`, whatever its exit status."""
+        return subprocess.run([self.ferry, *args], env=self.env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, timeout=timeout)
+
+
+def start_agent(cli, env, name, root, log=subprocess.DEVNULL):
+    """A real `ferry agent` on `root`, enrolled as target `name` of `env`, once it is enrolled.
+    It runs hooks as root where it runs as root (this machine, CI: docs/targets.md)."""
+    token = cli("target", "enroll", env, name).strip()
+    agent = subprocess.Popen([cli.ferry, "agent", "--hooks-as-root", "--root", root,
+                              "--server", cli.env["FERRY_SERVER"], "--enroll", token],
+                             stdout=log, stderr=log)
+    while not os.path.exists(os.path.join(root, ".ferry", "agent.toml")):
+        if agent.poll() is not None:
+            raise RuntimeError(f"ferry agent {name} stopped before it enrolled")
+        time.sleep(0.02)
+    return agent
 
 
 def cpu_seconds(pid):

@@ -214,6 +214,7 @@ pub async fn serve(listener: tokio::net::TcpListener, config: ServerConfig) -> a
     ));
     tokio::spawn(notifier::run(state.clone()));
     tokio::spawn(heartbeats::run_flushes(state.clone()));
+    tokio::spawn(metrics::run_upkeep());
     tokio::spawn(services::maintenance::run_periodically(
         state.clone(),
         config.maintenance_every,

@@ -1,7 +1,11 @@
 //! `/metrics` in Prometheus text: request counts and latencies per route.
+//!
+//! The recorder keeps every latency recorded until it folds them into the histograms, which
+//! rendering does and so does [`run_upkeep`]: without it, a server nobody scrapes would keep
+//! every request's latency for as long as it runs.
 
 use std::sync::OnceLock;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
 use axum::http::header::CONTENT_TYPE;
@@ -47,6 +51,20 @@ pub async fn track(request: Request, next: Next) -> Response {
     metrics::histogram!(DURATION, "method" => method, "route" => route)
         .record(started.elapsed().as_secs_f64());
     response
+}
+
+/// How often recorded latencies are folded into the histograms.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// Folds recorded latencies into the histograms every [`UPKEEP_EVERY`], for as long as the
+/// server runs, so memory stays flat whether or not anyone reads `/metrics`.
+pub async fn run_upkeep() {
+    let mut ticks = tokio::time::interval(UPKEEP_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        prometheus().run_upkeep();
+    }
 }
 
 /// The metrics in Prometheus text format.
