@@ -28,7 +28,6 @@ work directory goes).
 import os
 import resource
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -38,7 +37,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 from backends import (Database, Ferry, ServerProcess, cpu_seconds, database_backend_pids,  # noqa: E402
-                      memory_mb, start_agent, total_cpu_seconds)
+                      memory_mb, start_agent, stop, total_cpu_seconds)
 from releases import ferry_binary  # noqa: E402
 from swarm import Swarm  # noqa: E402
 
@@ -126,13 +125,7 @@ def measure(ferry, backend, n_simulated):
     finally:
         if swarm is not None:
             swarm.stop()
-        for agent in agents:
-            agent.send_signal(signal.SIGTERM)
-            agent.wait()
-        if server is not None:
-            server.stop()
-        if database is not None:
-            database.drop()
+        stop(agents, server, database)
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -98,6 +98,17 @@ def start_agent(cli, env, name, root, log=subprocess.DEVNULL):
     return agent
 
 
+def stop(agents=(), server=None, database=None):
+    """Stops the agents (SIGTERM, waited for) and the server, and drops the database."""
+    for agent in agents:
+        agent.send_signal(signal.SIGTERM)
+        agent.wait()
+    if server is not None:
+        server.stop()
+    if database is not None:
+        database.drop()
+
+
 def cpu_seconds(pid):
     """User and system CPU time of process `pid` so far, all its threads."""
     with open(f"/proc/{pid}/stat") as f:

@@ -37,7 +37,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -46,7 +45,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
-from backends import Database, Ferry, ServerProcess, memory_mb, start_agent  # noqa: E402
+from backends import Database, Ferry, ServerProcess, memory_mb, start_agent, stop  # noqa: E402
 
 TARGETS = {"dev": 4, "pp": 3, "prd": 3}
 APPS = ["shop", "blog", "wiki"]
@@ -411,13 +410,7 @@ def main():
         problems, points, by_status, verify = judge(sampler, warmup, stats, cli, logs)
         report(args, elapsed, stats, points, by_status, verify, problems, sampler)
     finally:
-        for agent in agents.values():
-            agent.send_signal(signal.SIGTERM)
-            agent.wait()
-        if server is not None:
-            server.stop()
-        if database is not None:
-            database.drop()
+        stop(agents.values(), server, database)
         if args.keep:
             print(f"work directory kept: {work}", file=sys.stderr)
         else:

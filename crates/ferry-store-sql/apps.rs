@@ -78,16 +78,7 @@ pub(crate) async fn list(conn: &mut Connection) -> StoreResult<Vec<App>> {
 
 /// Sets how many releases of an application retention keeps.
 pub(crate) async fn set_keep(conn: &mut Connection, app: &str, keep: u32) -> StoreResult<()> {
-    let changed = sqlx::query("UPDATE apps SET keep_releases = $1 WHERE name = $2")
-        .bind(i64::from(keep))
-        .bind(app)
-        .execute(&mut *conn)
-        .await
-        .map_err(backend)?;
-    if changed.rows_affected() == 0 {
-        return Err(not_found("application", app));
-    }
-    Ok(())
+    set_column(conn, app, "keep_releases", i64::from(keep)).await
 }
 
 /// Sets the Unix user an application's commands run as on root agents' targets.
@@ -96,16 +87,7 @@ pub(crate) async fn set_run_as(
     app: &str,
     user: Option<&RunAs>,
 ) -> StoreResult<()> {
-    let changed = sqlx::query("UPDATE apps SET run_as = $1 WHERE name = $2")
-        .bind(user.map(RunAs::as_str))
-        .bind(app)
-        .execute(&mut *conn)
-        .await
-        .map_err(backend)?;
-    if changed.rows_affected() == 0 {
-        return Err(not_found("application", app));
-    }
-    Ok(())
+    set_column(conn, app, "run_as", user.map(RunAs::to_string)).await
 }
 
 /// A stored `run_as` column.
@@ -132,8 +114,17 @@ pub(crate) async fn set_maintainer(
         ),
         None => None,
     };
-    let changed = sqlx::query("UPDATE apps SET maintainer_team_id = $1 WHERE name = $2")
-        .bind(team_id)
+    set_column(conn, app, "maintainer_team_id", team_id).await
+}
+
+/// Sets one column (ours, never input) of an application's row.
+async fn set_column<T>(conn: &mut Connection, app: &str, column: &str, value: T) -> StoreResult<()>
+where
+    T: Send + for<'q> sqlx::Encode<'q, Db> + sqlx::Type<Db>,
+{
+    let sql = format!("UPDATE apps SET {column} = $1 WHERE name = $2");
+    let changed = sqlx::query(&sql)
+        .bind(value)
         .bind(app)
         .execute(&mut *conn)
         .await
@@ -143,3 +134,6 @@ pub(crate) async fn set_maintainer(
     }
     Ok(())
 }
+
+/// The database the store's connection speaks to.
+type Db = <Connection as sqlx::Connection>::Database;

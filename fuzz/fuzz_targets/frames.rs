@@ -10,33 +10,24 @@ fuzz_target!(|data: &[u8]| {
     let cut = data.first().map_or(0, |b| usize::from(*b)).min(data.len());
     let mut reader = FrameReader::default();
     reader.push(&data[..cut]);
-    let mut pieces = 0;
-    let mut failed = false;
-    loop {
-        match reader.next_frame() {
-            Ok(Some(_)) => pieces += 1,
-            Ok(None) => break,
-            Err(_) => {
-                failed = true;
-                break;
-            }
-        }
-    }
-    if !failed {
+    let pieces = drain(&mut reader).and_then(|before| {
         reader.push(&data[cut..]);
-        loop {
-            match reader.next_frame() {
-                Ok(Some(_)) => pieces += 1,
-                Ok(None) => break,
-                Err(_) => {
-                    failed = true;
-                    break;
-                }
-            }
-        }
-    }
+        Ok(before + drain(&mut reader)?)
+    });
     if let Ok(whole) = whole {
-        assert!(!failed && reader.finish().is_ok(), "read whole, refused in pieces");
-        assert_eq!(whole, pieces, "read whole and in pieces");
+        assert!(
+            pieces.is_ok() && reader.finish().is_ok(),
+            "read whole, refused in pieces"
+        );
+        assert_eq!(Ok(whole), pieces, "read whole and in pieces");
     }
 });
+
+/// Reads every frame the reader holds complete: how many, or `Err` when it refuses one.
+fn drain(reader: &mut FrameReader) -> Result<usize, ()> {
+    let mut frames = 0;
+    while reader.next_frame().map_err(|_| ())?.is_some() {
+        frames += 1;
+    }
+    Ok(frames)
+}

@@ -18,6 +18,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use rustix::fd::AsFd;
 use rustix::fs::{chownat, AtFlags, Gid, Uid, CWD};
 
 use crate::error::{AgentError, AgentResult};
@@ -114,15 +115,31 @@ impl Account {
         self.own(shared_dir)
     }
 
+    /// Gives `name` in the directory `dir` (not following a symlink there) to this
+    /// account; `shown` names it in an error.
+    pub fn own_at(&self, dir: impl AsFd, name: &str, shown: &Path) -> AgentResult<()> {
+        self.chown_at(dir, Path::new(name), Some(self.uid), shown)
+    }
+
     fn chown(&self, path: &Path, uid: Option<u32>) -> AgentResult<()> {
+        self.chown_at(CWD, path, uid, path)
+    }
+
+    fn chown_at(
+        &self,
+        dir: impl AsFd,
+        path: &Path,
+        uid: Option<u32>,
+        shown: &Path,
+    ) -> AgentResult<()> {
         chownat(
-            CWD,
+            dir,
             path,
             uid.map(Uid::from_raw),
             Some(Gid::from_raw(self.gid)),
             AtFlags::SYMLINK_NOFOLLOW,
         )
-        .map_err(|e| AgentError::io(path, e.into()))
+        .map_err(|e| AgentError::io(shown, e.into()))
     }
 }
 

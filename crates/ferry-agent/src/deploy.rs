@@ -370,10 +370,14 @@ fn run(
     .map_err(Failure::before_switch)?;
     emit(on_step, StepKind::Staged, describe_staging(&report));
     // From here on the deployment runs (approved where policy says): live data may change.
-    if let Some(account) = account {
-        arrange_for(account, layout, installed, &rendered).map_err(Failure::before_switch)?;
-    }
-    let shared = initialise_shared_paths(layout, &request.manifest, &config, cache, account)
+    let live = Live {
+        layout,
+        installed,
+        rendered: &rendered,
+        account,
+    };
+    let shared = live
+        .prepare(&request.manifest, &config, cache)
         .map_err(Failure::before_switch)?;
     emit(on_step, StepKind::SharedLinked, describe_shared(&shared));
 
@@ -442,20 +446,34 @@ fn account_for<'r>(
     }
 }
 
-/// Makes the application's files its account's where they should be (see [`crate::account`]):
-/// its directory closed to other users, its `shared/` and the configuration rendered into
-/// the release its own.
-fn arrange_for(
-    account: &Account,
-    layout: &AppLayout,
-    installed: &Installed,
-    rendered: &RenderedFiles,
-) -> AgentResult<()> {
-    account.arrange(&layout.app_dir(), &layout.shared_dir())?;
-    let release = layout.release_dir(installed);
-    rendered
-        .paths()
-        .try_for_each(|path| account.own(&release.join(path)))
+/// A release staged and about to go live, with who owns the application's files.
+struct Live<'a> {
+    layout: &'a AppLayout,
+    installed: &'a Installed,
+    rendered: &'a RenderedFiles,
+    account: Option<&'a Account>,
+}
+
+impl Live<'_> {
+    /// Readies the application's files for the switch: with an account, its directory
+    /// closed to other users and its `shared/` and the configuration rendered into the
+    /// release its own (see [`crate::account`]); then the shared paths the release adds.
+    fn prepare(
+        &self,
+        manifest: &Manifest,
+        config: &ReleaseConfig,
+        cache: &BlobStore,
+    ) -> AgentResult<SharedReport> {
+        if let Some(account) = self.account {
+            let layout = self.layout;
+            account.arrange(&layout.app_dir(), &layout.shared_dir())?;
+            let release = layout.release_dir(self.installed);
+            for path in self.rendered.paths() {
+                account.own(&release.join(path))?;
+            }
+        }
+        initialise_shared_paths(self.layout, manifest, config, cache, self.account)
+    }
 }
 
 /// Runs a hook if the release has one, logging it; a failure counts as after the switch
@@ -663,11 +681,13 @@ pub fn rollback(
     // A rollback runs no command, so an application the agent would refuse to run
     // commands for still goes back; with an account, its files are arranged as a deploy
     // arranges them (the repair may have written its configuration again).
-    let account = request.account().ok().flatten();
-    if let Some(account) = account {
-        arrange_for(account, &layout, installed, &rendered)?;
-    }
-    initialise_shared_paths(&layout, &request.manifest, &config, cache, account)?;
+    let live = Live {
+        layout: &layout,
+        installed,
+        rendered: &rendered,
+        account: request.account().ok().flatten(),
+    };
+    live.prepare(&request.manifest, &config, cache)?;
     switch_to(&layout, installed)?;
     let mut journal = Journal::load(root, app)?;
     journal.record_switch(installed, now());

@@ -45,15 +45,6 @@ impl AgentError {
         }
     }
 
-    /// Whether writing failed because the target's disk (or quota) is full.
-    pub fn is_disk_full(&self) -> bool {
-        match self {
-            AgentError::Io { source, .. } => ferry_cas::error::is_disk_full(source),
-            AgentError::Cas(error) => error.is_disk_full(),
-            _ => false,
-        }
-    }
-
     /// An I/O failure from rustix on `path`.
     pub fn errno(path: &Path, source: rustix::io::Errno) -> AgentError {
         AgentError::io(path, source.into())

@@ -18,8 +18,9 @@ pub struct Isolation {
     is_root: bool,
     hooks_as_root: bool,
     agent_user: Option<String>,
-    /// Each application's user as the server sent it (checked when used).
-    run_as: HashMap<String, Option<String>>,
+    /// Each application's user as the server sent it, checked when learned (`Err`: a name
+    /// that is not a user name).
+    run_as: HashMap<String, Result<Option<RunAs>, String>>,
 }
 
 impl Isolation {
@@ -48,22 +49,20 @@ impl Isolation {
     pub fn learn(&mut self, apps: &[DesiredApp]) {
         self.run_as = apps
             .iter()
-            .map(|app| (app.app.clone(), app.run_as.clone()))
+            .map(|app| {
+                let user = app.run_as.as_deref().map(RunAs::parse).transpose();
+                (app.app.clone(), user)
+            })
             .collect();
     }
 
     /// Who runs `app`'s commands, with its account looked up in the system's user database.
     pub fn commands_as(&self, app: &str) -> CommandsAs {
-        let parse = |user: &Option<String>| user.as_deref().map(RunAs::parse).transpose();
-        let mine = parse(self.run_as.get(app).unwrap_or(&None))?;
-        let others: Vec<(&str, Option<RunAs>)> = self
+        let mine = self.run_as.get(app).cloned().unwrap_or(Ok(None))?;
+        let others: Vec<(&str, Option<&RunAs>)> = self
             .run_as
             .iter()
-            .filter_map(|(other, user)| Some((other.as_str(), parse(user).ok()?)))
-            .collect();
-        let others: Vec<_> = others
-            .iter()
-            .map(|(app, user)| (*app, user.as_ref()))
+            .filter_map(|(other, user)| Some((other.as_str(), user.as_ref().ok()?.as_ref())))
             .collect();
         let facts = AgentFacts {
             is_root: self.is_root,

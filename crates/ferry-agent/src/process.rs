@@ -624,7 +624,20 @@ impl Agent {
         }
         let deployed = self.deploy(app, installed, &progress).await;
         progress.finish().await;
-        deployed
+        match deployed {
+            // Asking again would fill nothing: the deployment fails now, and says why.
+            Err(error) if disk_full(&error) => Ok(Converged {
+                outcome: Outcome::Failed,
+                reason: Some(format!(
+                    "the target's disk is full, so {} could not be fetched and nothing was \
+                     switched: free space on it and deploy again ({error})",
+                    installed.version
+                )),
+                output_tail: None,
+                logs: Vec::new(),
+            }),
+            deployed => deployed,
+        }
     }
 
     /// Backs up `app`'s data before `version` is deployed (a protected environment): nothing
@@ -694,22 +707,8 @@ impl Agent {
             progress.step(format!(
                 "fetching the content of {version} the target lacks"
             ));
-            let fetched = self
-                .fetch_missing(app, installed, &manifest, PreviousCheck::Recorded)
-                .await;
-            // Asking again would fill nothing: the deployment fails now, and says why.
-            if let Some(error) = fetched.as_ref().err().filter(|e| disk_full(e)) {
-                return Ok(Converged {
-                    outcome: Outcome::Failed,
-                    reason: Some(format!(
-                        "the target's disk is full, so {version} could not be fetched and \
-                         nothing was switched: free space on it and deploy again ({error})"
-                    )),
-                    output_tail: None,
-                    logs: Vec::new(),
-                });
-            }
-            fetched?;
+            self.fetch_missing(app, installed, &manifest, PreviousCheck::Recorded)
+                .await?;
         }
         progress.step(format!("staging {installed}"));
         let (mut outcome, mut logs) = self
@@ -947,23 +946,17 @@ fn converged_sentence(did: Did, report: &AgentReport, took: Duration) -> String 
     }
 }
 
-/// What went wrong, without the layers around it (`connection refused`, not the request
-/// that met it).
-/// Whether `error` comes from a disk (or a quota) that is full.
+/// Whether `error` comes from a disk (or a quota) that is full: an I/O error somewhere in
+/// its chain says so (the content store's and the engine's errors keep theirs as source).
 fn disk_full(error: &anyhow::Error) -> bool {
-    error.chain().any(|cause| {
-        cause
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(ferry_cas::error::is_disk_full)
-            || cause
-                .downcast_ref::<ferry_cas::CasError>()
-                .is_some_and(ferry_cas::CasError::is_disk_full)
-            || cause
-                .downcast_ref::<AgentError>()
-                .is_some_and(AgentError::is_disk_full)
-    })
+    error
+        .chain()
+        .filter_map(|cause| cause.downcast_ref::<std::io::Error>())
+        .any(ferry_cas::error::is_disk_full)
 }
 
+/// What went wrong, without the layers around it (`connection refused`, not the request
+/// that met it).
 fn plainly(error: &anyhow::Error) -> String {
     match error.downcast_ref::<reqwest::Error>() {
         Some(_) => error.root_cause().to_string(),

@@ -17,10 +17,7 @@ use ferry_cas::blobs::BlobStore;
 use ferry_cas::manifest::{EntryKind, Manifest};
 
 use rustix::fd::OwnedFd;
-use rustix::fs::{
-    chownat, fsync, mkdirat, openat, renameat_with, AtFlags, Gid, Mode, OFlags, RenameFlags, Uid,
-    CWD,
-};
+use rustix::fs::{fsync, mkdirat, openat, renameat_with, Mode, OFlags, RenameFlags, CWD};
 use rustix::io::Errno;
 
 use crate::account::Account;
@@ -142,7 +139,7 @@ fn initialise(
         Ok(_) => return Ok(false),
         Err(e) if e.kind() == ErrorKind::NotFound => {}
         // A symlink the application left among the parents: `open_parent` says so.
-        Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => {}
+        Err(e) if e.kind() == ErrorKind::NotADirectory => {}
         Err(e) => return Err(AgentError::io(&in_shared, e)),
     }
     failpoint("shared.before_initialise");
@@ -202,14 +199,7 @@ fn open_parent(
                     Err(e) => return Err(AgentError::io(&reached, e.into())),
                 }
                 if let Some(account) = account {
-                    chownat(
-                        &dir,
-                        component,
-                        Some(Uid::from_raw(account.uid)),
-                        Some(Gid::from_raw(account.gid)),
-                        AtFlags::SYMLINK_NOFOLLOW,
-                    )
-                    .map_err(|e| AgentError::io(&reached, e.into()))?;
+                    account.own_at(&dir, component, &reached)?;
                 }
                 openat(&dir, component, flags, Mode::empty())
             }

@@ -5,11 +5,13 @@ use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ferry_cas::blobs::BlobStore;
+use ferry_cas::manifest::Manifest;
 
 use super::index::index_path;
 use super::local_store::{self, store_missing};
 use super::snapshot::snapshot_at;
 use super::*;
+use crate::error::AgentResult;
 use crate::fsutil::remove_tree;
 
 /// Deterministic pseudo-random bytes.
@@ -120,6 +122,11 @@ impl Fixture {
         let new_bytes = store_missing(&self.store, &snapshot.blobs).unwrap();
         (snapshot, new_bytes)
     }
+
+    /// Restores `manifest` into `shared/`: `only` one path, or every backup path.
+    fn restore(&self, manifest: &Manifest, only: Option<&str>) -> AgentResult<RestoreReport> {
+        restore(&self.shared, manifest, &self.paths, only, &self.store, None)
+    }
 }
 
 #[test]
@@ -148,7 +155,7 @@ fn backup_delete_restore_gives_back_every_byte_mode_and_link() {
     fs::remove_file(f.shared.join("db/dump.sql")).unwrap();
     fs::write(f.shared.join("logs/app.log"), b"newer log").unwrap();
     fs::create_dir_all(f.shared.join("cache/tmp")).unwrap();
-    let report = restore(&f.shared, manifest, &f.paths, None, &f.store, None).unwrap();
+    let report = f.restore(manifest, None).unwrap();
     assert_eq!(report.restored, ["db/dump.sql", "uploads"]);
     assert_eq!(report.removed, ["cache"], "it did not exist when backed up");
     assert_eq!(report.files, 7);
@@ -184,15 +191,9 @@ fn a_restore_over_changed_data_replaces_it_and_one_path_restores_alone() {
     fs::write(f.shared.join("uploads/added"), b"new").unwrap();
     fs::write(f.shared.join("db/dump.sql"), b"drop table t;").unwrap();
 
-    let report = restore(
-        &f.shared,
-        &snapshot.manifest,
-        &f.paths,
-        Some("uploads/a.txt"),
-        &f.store,
-        None,
-    )
-    .unwrap();
+    let report = f
+        .restore(&snapshot.manifest, Some("uploads/a.txt"))
+        .unwrap();
     assert_eq!(report.restored, ["uploads/a.txt"]);
     assert_eq!(fs::read(f.shared.join("uploads/a.txt")).unwrap(), b"alpha");
     assert!(
@@ -204,28 +205,14 @@ fn a_restore_over_changed_data_replaces_it_and_one_path_restores_alone() {
         b"drop table t;"
     );
 
-    restore(
-        &f.shared,
-        &snapshot.manifest,
-        &f.paths,
-        None,
-        &f.store,
-        None,
-    )
-    .unwrap();
+    f.restore(&snapshot.manifest, None).unwrap();
     assert_eq!(tree(&f.shared), before);
 
     for (only, reason) in [("logs", "not among the backup's paths"), ("../etc", "'..'")] {
-        let error = restore(
-            &f.shared,
-            &snapshot.manifest,
-            &f.paths,
-            Some(only),
-            &f.store,
-            None,
-        )
-        .unwrap_err()
-        .to_string();
+        let error = f
+            .restore(&snapshot.manifest, Some(only))
+            .unwrap_err()
+            .to_string();
         assert!(error.contains(reason), "{only}: {error}");
     }
     assert_eq!(tree(&f.shared), before, "a refusal changes nothing");
@@ -239,15 +226,7 @@ fn a_restore_missing_a_blob_changes_nothing() {
     let now = tree(&f.shared);
     let hash = ferry_cas::hash::ContentHash::of(b"#!/bin/sh\n");
     f.store.remove(&hash).unwrap();
-    let error = restore(
-        &f.shared,
-        &snapshot.manifest,
-        &f.paths,
-        None,
-        &f.store,
-        None,
-    )
-    .unwrap_err();
+    let error = f.restore(&snapshot.manifest, None).unwrap_err();
     assert!(error.to_string().contains(&hash.to_hex()), "{error}");
     let after: BTreeMap<String, String> = tree(&f.shared)
         .into_iter()
@@ -343,15 +322,7 @@ fn blobs_this_process_fetched_move_into_place_and_shared_ones_are_copied() {
     }
     remove_tree(&f.shared.join("uploads")).unwrap();
     fs::remove_file(f.shared.join("db/dump.sql")).unwrap();
-    restore(
-        &f.shared,
-        &snapshot.manifest,
-        &f.paths,
-        None,
-        &f.store,
-        None,
-    )
-    .unwrap();
+    f.restore(&snapshot.manifest, None).unwrap();
     assert_eq!(tree(&f.shared), before);
     let hash = |content: &[u8]| ferry_cas::hash::ContentHash::of(content);
     assert!(

@@ -1,6 +1,7 @@
 //! `ferry server`.
 
 use std::io::IsTerminal;
+use std::time::Duration;
 
 use ferry_server::{ServerConfig, TlsOptions};
 
@@ -66,25 +67,37 @@ fn check_limits(args: &ServerArgs) -> CliResult {
             "--deployment-deadline must be more than zero, like 30m or 1h",
         ));
     }
-    let header_timeout = args.header_timeout;
-    if header_timeout < std::time::Duration::from_secs(1)
-        || header_timeout > std::time::Duration::from_secs(600)
-    {
-        return Err(CliError::refused(format!(
-            "--header-timeout must be between 1s and 10m, not {}: clients get that long to send a request's headers",
-            ferry_domain::duration::format_duration(header_timeout)
-        )));
+    within(
+        "--header-timeout",
+        args.header_timeout,
+        (Duration::from_secs(1), Duration::from_secs(600)),
+        "clients get that long to send a request's headers",
+    )?;
+    within(
+        "--heartbeat-every",
+        args.heartbeat_every,
+        (Duration::from_millis(500), Duration::from_secs(60)),
+        "agents send a heartbeat that often, and a target that missed three is offline",
+    )
+}
+
+/// Refuses (exit 3) a duration `flag` outside `(least, most)`, saying `why` it matters.
+fn within(
+    flag: &str,
+    value: Duration,
+    (least, most): (Duration, Duration),
+    why: &str,
+) -> CliResult {
+    if (least..=most).contains(&value) {
+        return Ok(());
     }
-    let heartbeat = args.heartbeat_every;
-    if heartbeat < std::time::Duration::from_millis(500)
-        || heartbeat > std::time::Duration::from_secs(60)
-    {
-        return Err(CliError::refused(format!(
-            "--heartbeat-every must be between 500ms and 1m, not {}: agents send a heartbeat that often, and a target that missed three is offline",
-            ferry_domain::duration::format_duration(heartbeat)
-        )));
-    }
-    Ok(())
+    let show = ferry_domain::duration::format_duration;
+    Err(CliError::refused(format!(
+        "{flag} must be between {} and {}, not {}: {why}",
+        show(least),
+        show(most),
+        show(value)
+    )))
 }
 
 /// `ferry server migrate`: moves a stopped server's state to PostgreSQL.
