@@ -98,12 +98,15 @@ impl Journal {
         }
     }
 
-    /// Records that `version` was deployed or switched to at `at`.
+    /// Records that `version` was deployed or switched to at `at`, or at the time of the
+    /// latest switch on record if that is later: the target's clock may have been set back,
+    /// and cleanup ranks releases by these times, which must keep the order of deployment.
     pub fn record_switch(&mut self, version: &Installed, at: u64) {
+        let latest = self.history.iter().map(|d| d.at).max().unwrap_or(0);
         self.history.retain(|d| d.version != *version);
         self.history.push(Deployed {
             version: version.clone(),
-            at,
+            at: at.max(latest),
         });
     }
 
@@ -175,6 +178,31 @@ mod tests {
                 *completed,
                 "{events:?} {version}"
             );
+        }
+    }
+
+    #[test]
+    fn a_clock_set_back_never_dates_a_later_switch_before_an_earlier_one() {
+        let v = |name: &str| Installed::parse(name).unwrap();
+        // (what was switched to, at what time by the target's clock), in order; the times
+        // recorded.
+        for (switches, recorded) in [
+            (
+                &[("1.0", 10), ("2.0", 20), ("3.0", 30)][..],
+                &[10, 20, 30][..],
+            ),
+            (
+                &[("1.0", 10), ("2.0", 1_000), ("3.0", 30)],
+                &[10, 1_000, 1_000],
+            ),
+            (&[("1.0", 1_000), ("2.0", 5), ("1.0", 7)], &[1_000, 1_000]),
+        ] {
+            let mut journal = Journal::default();
+            for (version, at) in switches {
+                journal.record_success(&v(version), *at);
+            }
+            let times: Vec<u64> = journal.history.iter().map(|d| d.at).collect();
+            assert_eq!(times, recorded, "{switches:?}");
         }
     }
 

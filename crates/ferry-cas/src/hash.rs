@@ -19,8 +19,12 @@ impl ContentHash {
         blake3::Hash::from_bytes(self.0).to_hex().to_string()
     }
 
-    /// Parses 64 hex digits.
+    /// Parses 64 lowercase hex digits: one hash has one spelling, so hashes compare as
+    /// text too.
     pub fn from_hex(hex: &str) -> Option<ContentHash> {
+        if hex.bytes().any(|b| b.is_ascii_uppercase()) {
+            return None;
+        }
         blake3::Hash::from_hex(hex)
             .ok()
             .map(|h| ContentHash(*h.as_bytes()))
@@ -54,8 +58,9 @@ impl Serialize for ContentHash {
 impl<'de> Deserialize<'de> for ContentHash {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<ContentHash, D::Error> {
         let hex = String::deserialize(deserializer)?;
-        ContentHash::from_hex(&hex)
-            .ok_or_else(|| serde::de::Error::custom(format!("{hex:?} is not a 64-digit hex hash")))
+        ContentHash::from_hex(&hex).ok_or_else(|| {
+            serde::de::Error::custom(format!("{hex:?} is not a hash: 64 lowercase hex digits"))
+        })
     }
 }
 
@@ -69,6 +74,7 @@ mod tests {
         assert_eq!(ContentHash::from_hex(&hash.to_hex()), Some(hash));
         assert_eq!(ContentHash::from_hex("abc"), None);
         assert_eq!(ContentHash::from_hex(&"g".repeat(64)), None);
+        assert_eq!(ContentHash::from_hex(&hash.to_hex().to_uppercase()), None);
         let json = serde_json::to_string(&hash).unwrap();
         assert_eq!(serde_json::from_str::<ContentHash>(&json).unwrap(), hash);
         assert!(serde_json::from_str::<ContentHash>("\"xyz\"").is_err());

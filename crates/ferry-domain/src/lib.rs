@@ -36,6 +36,7 @@ pub mod rotation;
 pub mod routing;
 pub mod run_as;
 pub mod served;
+pub mod steady;
 pub mod step_log;
 pub mod support;
 pub mod task;

@@ -111,8 +111,8 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             "malformed JSON body: send an object `{...}`, not an array",
         ));
     }
-    let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(deserializer).map_err(|error| {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
         let inner = error.into_inner();
         if matches!(path.as_str(), "" | "." | "?") {
@@ -120,7 +120,14 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         } else {
             ApiError::bad_request(format!("malformed JSON body: field `{path}`: {inner}"))
         }
-    })
+    })?;
+    // Whatever follows the document is a client's mistake, not something to ignore.
+    deserializer.end().map_err(|error| {
+        ApiError::bad_request(format!(
+            "malformed JSON body: {error}: send one JSON object and nothing after it"
+        ))
+    })?;
+    Ok(value)
 }
 
 /// A path parameter.
@@ -174,5 +181,8 @@ mod tests {
         check("", "malformed JSON body");
         check("[]", "malformed JSON body: send an object");
         check(" [null, null]", "malformed JSON body: send an object");
+        check(r#"{"approvals": 1} {}"#, "trailing characters");
+        check(r#"{"approvals": 1}x"#, "nothing after it");
+        assert!(parse_json::<Change>(b"{\"approvals\": 1}\n").is_ok());
     }
 }

@@ -37,8 +37,9 @@ pub fn parse_hashes(hashes: &[String]) -> ServiceResult<Vec<ContentHash>> {
     hashes
         .iter()
         .map(|hex| {
-            ContentHash::from_hex(hex)
-                .ok_or_else(|| ServiceError::invalid(format!("{hex:?} is not a 64-digit hex hash")))
+            ContentHash::from_hex(hex).ok_or_else(|| {
+                ServiceError::invalid(format!("{hex:?} is not a hash: 64 lowercase hex digits"))
+            })
         })
         .collect()
 }

@@ -3,13 +3,15 @@
 //! stops deployments that run past their deadline. Agents
 //! long-poll for their desired state and are woken when it changes.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use ferry_domain::audit_event::{AuditAction, DeploymentFinish};
 use ferry_domain::deployment::{Ahead, Command, Kind, Report, Status, TargetState};
 use ferry_domain::duration::format_duration;
-use ferry_domain::liveness::{Health, MISSED_BEATS};
+use ferry_domain::liveness::MISSED_BEATS;
 use ferry_domain::served::Served;
+use ferry_domain::steady::{self, Ages, Now};
 use ferry_store::{DeploymentRecord, DeploymentUpdate, DesiredChange, TargetReport};
 
 use crate::services::{support, until_no_conflict, ServiceError, ServiceResult};
@@ -207,76 +209,135 @@ pub struct Limits {
     pub deadline: Duration,
 }
 
+/// The stored times the watcher of running deployments times things out by.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Timed {
+    /// When a target's agent was last heard from.
+    Heartbeat(String),
+    /// When a deployment started.
+    Started(i64),
+    /// When a deployment last moved on.
+    Moved(i64),
+    /// When a target last reported progress on a deployment.
+    Progress(i64, String),
+}
+
+/// What the watcher of running deployments keeps between its passes: when it began, the
+/// last reading of the clocks, and the ages of what it watches, which grow on the steady
+/// clock so that setting the machine's clock neither fails deployments nor holds them up.
+pub struct Watch {
+    limits: Limits,
+    since: Now,
+    last: Now,
+    ages: Ages<Timed>,
+}
+
+impl Watch {
+    pub fn new(limits: Limits, now: Now) -> Watch {
+        Watch {
+            limits,
+            since: now,
+            last: now,
+            ages: Ages::default(),
+        }
+    }
+}
+
 /// One pass over the running deployments: a deployment past its deadline is stopped, and
 /// a target it waits on fails its step when its agent went offline (missed three
 /// heartbeats) or it has not answered for `limits.silent_target`. Silence counts only from
-/// [`RECONNECT_MS`] after `watching_since_ms` (when this server started watching): agents
-/// that lost the server while it was down come back within that.
-pub async fn time_out_silent_targets(
-    state: &AppState,
-    limits: Limits,
-    watching_since_ms: i64,
-) -> ServiceResult<()> {
-    let now = state.clock.now_ms();
-    let timeout_ms = limits.silent_target.as_millis() as i64;
-    let deadline_ms = limits.deadline.as_millis() as i64;
-    let mut progress: Option<Vec<ferry_store::TargetApp>> = None;
-    let mut targets: Option<Vec<ferry_store::Target>> = None;
-    for record in state.store.running_deployments().await? {
-        if record.state.is_past(deadline_ms, now, record.created_ms) {
-            pass_deadline(state, &record, limits.deadline, now, deadline_ms).await?;
+/// [`RECONNECT_MS`] after the watch began (when this server started): agents that lost the
+/// server while it was down come back within that. Every pass looks at every target and
+/// every running deployment, so that each time's age is known before the clock can jump.
+pub async fn time_out_silent_targets(state: &AppState, watch: &mut Watch) -> ServiceResult<()> {
+    let now = state.clock.read();
+    if let Some(jump_ms) = steady::jump(watch.last, now) {
+        tracing::warn!(
+            "the server's clock jumped {} {}: running deployments, targets' heartbeats and escalations are timed on a steady clock and keep their ages; times shown and freeze windows follow the clock as it is now",
+            if jump_ms > 0 { "forward" } else { "back" },
+            format_duration(Duration::from_millis(jump_ms.unsigned_abs()))
+        );
+    }
+    watch.last = now;
+    let timeout_ms = watch.limits.silent_target.as_millis() as i64;
+    let deadline_ms = watch.limits.deadline.as_millis() as i64;
+    let watched_ms = now.steady_ms - watch.since.steady_ms;
+    let ages = &mut watch.ages;
+    let targets = state.store.list_targets().await?;
+    // Each target's last heartbeat, and how long ago it was (never: as long as can be).
+    let mut heard = HashMap::new();
+    for target in &targets {
+        let ago_ms = target.last_seen_ms.map_or(i64::MAX, |seen| {
+            ages.age_ms(Timed::Heartbeat(target.name.clone()), seen, now)
+        });
+        heard.insert(target.name.as_str(), (target.last_seen_ms, ago_ms));
+    }
+    let running = state.store.running_deployments().await?;
+    let progress = match running.is_empty() {
+        true => Vec::new(),
+        false => state.store.target_apps(None).await?,
+    };
+    for record in running {
+        let id = record.id;
+        let started = record.state.started_ms.unwrap_or(record.created_ms);
+        let started_now = ages.now_for(Timed::Started(id), started, now);
+        let moved_ms = ages.age_ms(Timed::Moved(id), record.updated_ms, now);
+        let mut progress_ms = HashMap::new();
+        for row in &progress {
+            if row.app == record.app && row.deployment_id == Some(id) {
+                let key = Timed::Progress(id, row.target.clone());
+                progress_ms.insert(row.target.as_str(), ages.age_ms(key, row.updated_ms, now));
+            }
+        }
+        if record
+            .state
+            .is_past(deadline_ms, started_now, record.created_ms)
+        {
+            pass_deadline(
+                state,
+                &record,
+                watch.limits.deadline,
+                started_now,
+                deadline_ms,
+            )
+            .await?;
             continue;
         }
-        let known = match &targets {
-            Some(known) => known,
-            None => targets.insert(state.store.list_targets().await?),
-        };
         let mut went_offline = false;
         for target in record.state.waiting_on() {
-            let Some(found) = known.iter().find(|t| t.name == target) else {
+            let Some(&(last_seen, ago_ms)) = heard.get(target) else {
                 // Removed while the deployment waited on it: it will never answer.
                 went_offline = true;
                 let reason = "was removed (`ferry target remove`) while the deployment waited on it; deploy again".to_owned();
-                time_out(state, record.id, target, reason).await?;
+                time_out(state, id, target, reason).await?;
                 continue;
             };
-            let last_seen = found.last_seen_ms;
-            let silent_since = last_seen.max(Some(watching_since_ms + RECONNECT_MS));
-            if state.liveness.health(Some(0), silent_since, now) == Health::Offline {
+            if ago_ms.min(watched_ms - RECONNECT_MS) >= state.liveness.offline_after_ms() {
                 went_offline = true;
+                let heard_now = last_seen.map_or(now.wall_ms, |seen| seen.saturating_add(ago_ms));
                 let reason = format!(
                     "went offline: its agent missed {MISSED_BEATS} heartbeats, {}; start it again, then deploy again",
-                    state.liveness.last_seen(last_seen, now)
+                    state.liveness.last_seen(last_seen, heard_now)
                 );
-                time_out(state, record.id, target, reason).await?;
+                time_out(state, id, target, reason).await?;
             }
         }
         // What is left waiting is judged from the deployment as it is now, next pass.
-        if went_offline || now - record.updated_ms < timeout_ms {
+        if went_offline || moved_ms < timeout_ms {
             continue;
         }
-        let rows = match &progress {
-            Some(rows) => rows,
-            None => progress.insert(state.store.target_apps(None).await?),
-        };
-        let heard_from = |target: &str| {
-            rows.iter()
-                .find(|r| {
-                    r.target == target && r.app == record.app && r.deployment_id == Some(record.id)
-                })
-                .map_or(0, |r| r.updated_ms)
-        };
         for target in record.state.waiting_on() {
-            if now - heard_from(target) < timeout_ms {
+            if progress_ms.get(target).is_some_and(|ms| *ms < timeout_ms) {
                 continue;
             }
             let reason = format!(
                 "no answer for {}s: is its agent running? (`ferry target list`)",
-                limits.silent_target.as_secs()
+                watch.limits.silent_target.as_secs()
             );
-            time_out(state, record.id, target, reason).await?;
+            time_out(state, id, target, reason).await?;
         }
     }
+    ages.end_pass();
     Ok(())
 }
 
@@ -346,10 +407,10 @@ async fn pass_deadline(
 /// Watches running deployments every second, for as long as the server runs.
 pub async fn run_timeouts(state: AppState, limits: Limits) {
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
-    let watching_since_ms = state.clock.now_ms();
+    let mut watch = Watch::new(limits, state.clock.read());
     loop {
         ticker.tick().await;
-        if let Err(error) = time_out_silent_targets(&state, limits, watching_since_ms).await {
+        if let Err(error) = time_out_silent_targets(&state, &mut watch).await {
             tracing::warn!("timing out silent targets failed: {}", error.message);
         }
     }

@@ -16,6 +16,7 @@ use ferry_domain::guard::{check_guard, hotfix_changes, judge, Change, GuardRepor
 use ferry_domain::incident::{IncidentStatus, Severity};
 use ferry_domain::rotation::{due_escalation, responder, Responder};
 use ferry_domain::routing::maintaining_team;
+use ferry_domain::steady::Ages;
 use ferry_domain::support::{plan_path, suggest_hotfix_version, SupportPath};
 use ferry_store::{Backport, IncidentRecord, IncidentStep, Release};
 use serde_json::{json, Value};
@@ -437,13 +438,16 @@ pub async fn assignee(
 }
 
 /// Escalates every critical incident that stayed unacknowledged past its team's escalation
-/// time: to the next person of the rotation, then to the team's leads.
-pub async fn escalate_due(state: &AppState) -> ServiceResult<()> {
-    let now = state.clock.now_ms();
+/// time: to the next person of the rotation, then to the team's leads. How long each has
+/// been open is timed on the steady clock (`open_for`, by incident), so setting the
+/// machine's clock neither escalates incidents early nor holds them back.
+pub async fn escalate_due(state: &AppState, open_for: &mut Ages<i64>) -> ServiceResult<()> {
+    let now = state.clock.read();
     for incident in state.store.incidents(None, false).await? {
         if incident.status != IncidentStatus::Open {
             continue;
         }
+        let opened_now = open_for.now_for(incident.id, incident.opened_ms, now);
         let severity = incident.severity;
         let support = state.store.team_support(&incident.team).await?;
         let Some(level) = due_escalation(
@@ -451,15 +455,16 @@ pub async fn escalate_due(state: &AppState) -> ServiceResult<()> {
             false,
             false,
             incident.opened_ms,
-            now,
+            opened_now,
             support.escalate_after_ms,
             incident.escalation_level,
         ) else {
             continue;
         };
         let assignee = assignee(state, &incident.team, incident.opened_ms, level).await?;
-        escalate(state, incident, level, assignee, now).await?;
+        escalate(state, incident, level, assignee, now.wall_ms).await?;
     }
+    open_for.end_pass();
     Ok(())
 }
 
@@ -505,9 +510,10 @@ async fn escalate(
 /// Checks for incidents to escalate every `every`, for as long as the server runs.
 pub async fn run_escalations(state: AppState, every: Duration) {
     let mut ticker = tokio::time::interval(every);
+    let mut open_for = Ages::default();
     loop {
         ticker.tick().await;
-        if let Err(error) = escalate_due(&state).await {
+        if let Err(error) = escalate_due(&state, &mut open_for).await {
             tracing::warn!("escalating incidents failed: {}", error.message);
         }
     }

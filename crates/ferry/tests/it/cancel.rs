@@ -22,6 +22,31 @@ pub(crate) fn hold(agent: &crate::harness::Agent) -> std::path::PathBuf {
     hold
 }
 
+/// On a server with `web` set up: one agent, `dev-1`, serving 1.0.0, and a deployment of
+/// 2.0.0 to it held in its `before_switch` hook. Returns the agent, the file that holds it
+/// (remove it to let go) and the deployment's id.
+pub(crate) fn held_deployment(
+    server: &Server,
+) -> (crate::harness::Agent, std::path::PathBuf, String) {
+    crate::deployments::setup(server);
+    let agent = start_agent(server, "dev", "dev-1");
+    release(server, "1.0.0", "");
+    server
+        .admin(&["deploy", "web", "1.0.0", "--to", "dev", "--wait"])
+        .success();
+    let held = hold(&agent);
+    release(server, "2.0.0", HELD_HOOK);
+    let id = server
+        .admin(&["deploy", "web", "2.0.0", "--to", "dev", "--json"])
+        .success()
+        .json()["id"]
+        .to_string();
+    show_until(server, &id, "dev-1 in its hook", |d| {
+        d["targets"][0]["step"].as_str().is_some()
+    });
+    (agent, held, id)
+}
+
 /// A server whose clock the test moves through the file returned (milliseconds added).
 pub(crate) fn clocked_server(flags: &[&str]) -> (Server, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();

@@ -15,7 +15,7 @@ pub(crate) fn start_agent(server: &Server, env: &str, name: &str) -> Agent {
 /// Enrolls target `name` in `env` and starts its agent on `root`, which may be relative to
 /// the server's directory.
 pub(crate) fn start_agent_at(server: &Server, env: &str, name: &str, root: &Path) -> Agent {
-    start_agent_with_stderr(server, env, name, root, Stdio::null(), &[AS_ROOT])
+    start_agent_with_stderr(server, env, name, root, Stdio::null(), &[AS_ROOT], &[])
 }
 
 /// Tests run as root in CI: their agents run every application's hooks as root, as an
@@ -40,7 +40,7 @@ pub(crate) fn start_agent_logged_with(
     let log = server.dir.path().join(format!("agent-{name}.log"));
     let file = fs::File::create(&log).unwrap();
     let args = [&[AS_ROOT], args].concat();
-    let agent = start_agent_with_stderr(server, env, name, &root, file.into(), &args);
+    let agent = start_agent_with_stderr(server, env, name, &root, file.into(), &args, &[]);
     (agent, log)
 }
 
@@ -50,7 +50,21 @@ pub(crate) fn start_isolating_agent(server: &Server, env: &str, name: &str) -> (
     let root = server.dir.path().join(format!("target-{name}"));
     let log = server.dir.path().join(format!("agent-{name}.log"));
     let file = fs::File::create(&log).unwrap();
-    let agent = start_agent_with_stderr(server, env, name, &root, file.into(), &[]);
+    let agent = start_agent_with_stderr(server, env, name, &root, file.into(), &[], &[]);
+    (agent, log)
+}
+
+/// As [`start_agent_logged`], with more environment variables for `ferry agent`.
+pub(crate) fn start_agent_with_env(
+    server: &Server,
+    env: &str,
+    name: &str,
+    vars: &[(&str, String)],
+) -> (Agent, PathBuf) {
+    let root = server.dir.path().join(format!("target-{name}"));
+    let log = server.dir.path().join(format!("agent-{name}.log"));
+    let file = fs::File::create(&log).unwrap();
+    let agent = start_agent_with_stderr(server, env, name, &root, file.into(), &[AS_ROOT], vars);
     (agent, log)
 }
 
@@ -61,6 +75,7 @@ fn start_agent_with_stderr(
     root: &Path,
     stderr: Stdio,
     args: &[&str],
+    vars: &[(&str, String)],
 ) -> Agent {
     let token = server.enrollment_token(env, name);
     let child = Command::new(FERRY)
@@ -68,6 +83,7 @@ fn start_agent_with_stderr(
         .arg(root)
         .args(["--server", &server.url, "--enroll", &token])
         .args(args)
+        .envs(vars.iter().map(|(name, value)| (name, value)))
         .current_dir(server.dir.path())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -614,7 +630,7 @@ fn the_demo_deploys_a_sample_application_to_dev() {
 }
 
 /// The releases of `app` on disk on a target, sorted.
-fn releases_on_disk(root: &Path, app: &str) -> Vec<String> {
+pub(crate) fn releases_on_disk(root: &Path, app: &str) -> Vec<String> {
     let mut versions: Vec<String> = fs::read_dir(root.join("apps").join(app).join("releases"))
         .map(|dir| {
             dir.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

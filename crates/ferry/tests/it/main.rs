@@ -9,6 +9,7 @@ mod audit;
 mod backups;
 mod bad_input;
 mod cancel;
+mod clock_jumps;
 mod config;
 mod config_delivery;
 mod content_safety;

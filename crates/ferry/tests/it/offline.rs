@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::cancel::{clocked_server, hold, show_until, target_state, HELD_HOOK};
+use crate::cancel::{clocked_server, held_deployment, show_until, target_state};
 use crate::deployments::{current, release, setup, start_agent};
 use crate::harness::{agent_credential, changes_len, Agent, Run, Server, FERRY};
 
@@ -22,7 +22,7 @@ fn signal(agent: &Agent, name: &str) {
 }
 
 /// Waits until `ferry target list` shows each target with the health given.
-fn wait_for_health(server: &Server, wanted: &[(&str, &str)]) -> Value {
+pub(crate) fn wait_for_health(server: &Server, wanted: &[(&str, &str)]) -> Value {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let targets = server.admin(&["target", "list", "--json"]).success().json();
@@ -138,22 +138,7 @@ fn offline_targets_are_shown_and_new_deployments_refuse_them_or_leave_them_out()
 #[test]
 fn a_target_going_offline_mid_deployment_fails_its_step_after_the_heartbeat_grace() {
     let (server, offset) = clocked_server(&["--heartbeat-every", "2s", "--deploy-timeout", "1h"]);
-    setup(&server);
-    let agent = start_agent(&server, "dev", "dev-1");
-    release(&server, "1.0.0", "");
-    server
-        .admin(&["deploy", "web", "1.0.0", "--to", "dev", "--wait"])
-        .success();
-    let hold = hold(&agent);
-    release(&server, "2.0.0", HELD_HOOK);
-    let id = server
-        .admin(&["deploy", "web", "2.0.0", "--to", "dev", "--json"])
-        .success()
-        .json()["id"]
-        .to_string();
-    show_until(&server, &id, "dev-1 in its hook", |d| {
-        d["targets"][0]["step"].as_str().is_some()
-    });
+    let (agent, hold, id) = held_deployment(&server);
 
     signal(&agent, "STOP");
     // A minute later on the server's clock: past the heartbeat grace (and the server's own
