@@ -8,6 +8,8 @@
 //! ROOT/apps/APP/current               relative symlink `releases/VERSION[@N]`
 //! ROOT/apps/APP/shared/               persistent data, linked into each release
 //! ROOT/.ferry/cache/                  the content cache (a `ferry_cas::blobs::BlobStore`)
+//! ROOT/.ferry/cache.lock              held shared while the cache is relied on, and
+//!                                     exclusively while it is pruned
 //! ROOT/.ferry/journal/APP.json        what succeeded, in which order, and what failed
 //! ROOT/.ferry/staging/APP/            scratch space (hook output, copies on their way)
 //! ROOT/.ferry/locks/APP.lock          held while the application is being changed
@@ -30,6 +32,12 @@ pub fn state_dir(root: &Path) -> PathBuf {
 /// The content cache, opened with `ferry_cas::blobs::BlobStore::open`.
 pub fn cache_dir(root: &Path) -> PathBuf {
     state_dir(root).join("cache")
+}
+
+/// The lock of the content cache (see [`crate::lock::CacheLock`]): beside the cache, not
+/// in `locks/`, where it could be mistaken for an application's.
+pub fn cache_lock_path(root: &Path) -> PathBuf {
+    state_dir(root).join("cache.lock")
 }
 
 /// Scratch space for files on their way somewhere else.

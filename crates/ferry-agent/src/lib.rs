@@ -14,11 +14,13 @@
 //! names starting with `.` and is cleared by the next deploy or cleanup.
 //!
 //! Entry points: [`deploy::deploy`], [`deploy::rollback`], [`drift::check`],
-//! [`deploy::verify_release`] (every file read), [`cleanup::cleanup`], and
-//! [`stage::blobs_needed`] to know what to fetch first.
+//! [`deploy::verify_release`] (every file read), [`cleanup::cleanup`],
+//! [`cache_prune::prune`] (the cache's blobs no release holds), and [`stage::blobs_needed`]
+//! to know what to fetch first.
 
 pub mod account;
 pub mod app_backup;
+pub mod cache_prune;
 pub mod capture;
 pub mod cleanup;
 pub mod config_files;

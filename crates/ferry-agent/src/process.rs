@@ -42,6 +42,7 @@ mod heartbeat;
 mod link;
 mod pin;
 mod progress;
+mod prune;
 mod revert;
 mod tasks;
 mod upload;
@@ -156,6 +157,7 @@ pub async fn run(
         runner,
         drift_now,
         isolation: std::sync::Mutex::new(isolation),
+        prune: Default::default(),
     });
     tokio::select! {
         result = agent.serve() => result,
@@ -314,6 +316,8 @@ struct Agent {
     drift_now: tokio::sync::mpsc::Sender<drift::CheckNow>,
     /// Who each application's commands run as, from the last desired state.
     isolation: std::sync::Mutex<Isolation>,
+    /// When the content cache is pruned next.
+    prune: std::sync::Mutex<crate::cache_prune::PruneSchedule>,
 }
 
 impl Agent {
@@ -445,6 +449,8 @@ impl Agent {
                     }
                 }
             }
+            // Between rounds, when nothing of this loop relies on the cache.
+            self.prune_cache_when_due().await;
             if all_converged {
                 backoff = Duration::from_millis(200);
             } else {
@@ -459,6 +465,7 @@ impl Agent {
 
     /// Brings one application to its desired version and reports how it went.
     async fn converge(&self, desired: &DesiredApp, deployment: i64) -> anyhow::Result<()> {
+        let _relying = self.relying_on_cache().await?;
         let app = desired.app.clone();
         let started = std::time::Instant::now();
         let target = (desired.version.as_deref()).map(|v| Installed::new(v, desired.config));
@@ -521,8 +528,10 @@ impl Agent {
             let keep = desired.keep.map_or(RELEASES_KEPT, |keep| keep as usize);
             let cleaned =
                 tokio::task::spawn_blocking(move || cleanup(&root, &app_name, keep)).await?;
-            if let Err(error) = cleaned {
-                eprintln!("could not remove old releases of {app}: {error}");
+            match cleaned {
+                Ok(report) if !report.removed.is_empty() => self.releases_removed(),
+                Ok(_) => {}
+                Err(error) => eprintln!("could not remove old releases of {app}: {error}"),
             }
         }
         Ok(())
@@ -530,6 +539,7 @@ impl Agent {
 
     /// Fetches and stages a release ahead of its switch, and reports how that went.
     async fn stage(&self, app: &str, stage: &DesiredStage) -> anyhow::Result<()> {
+        let _relying = self.relying_on_cache().await?;
         let version = stage.version.as_str();
         let installed = &Installed::new(version, stage.config);
         let staged = if current_installed(&self.root, app).as_ref() == Some(installed) {

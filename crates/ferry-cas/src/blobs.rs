@@ -303,36 +303,85 @@ impl BlobStore {
     /// Every blob on disk, with its size and when it was written (garbage collection
     /// keeps young ones: they may belong to an upload whose release is not created yet).
     pub fn stored(&self) -> CasResult<Vec<StoredBlob>> {
-        let mut stored = Vec::new();
-        for shard in fs::read_dir(&self.root).map_err(|e| CasError::io(&self.root, e))? {
-            let shard = shard.map_err(|e| CasError::io(&self.root, e))?.path();
-            let name = shard.file_name().unwrap_or_default();
-            if name == "tmp" || name == "quarantine" || !shard.is_dir() {
-                continue;
-            }
-            for blob in fs::read_dir(&shard).map_err(|e| CasError::io(&shard, e))? {
-                let blob = blob.map_err(|e| CasError::io(&shard, e))?;
-                let Some(hash) = blob.file_name().to_str().and_then(ContentHash::from_hex) else {
-                    continue;
-                };
-                let metadata = match blob.metadata() {
-                    Ok(metadata) => metadata,
-                    // Removed since the directory was read.
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                    Err(e) => return Err(CasError::io(&blob.path(), e)),
-                };
-                stored.push(StoredBlob {
+        let mut stored: Vec<StoredBlob> = self
+            .files()?
+            .into_iter()
+            .filter_map(|file| match file.kind {
+                StoreFileKind::Blob(hash) => Some(StoredBlob {
                     hash,
-                    size: metadata.len(),
-                    written: metadata
-                        .modified()
-                        .map_err(|e| CasError::io(&blob.path(), e))?,
-                });
-            }
-        }
+                    size: file.size,
+                    written: file.modified,
+                }),
+                StoreFileKind::Quarantined | StoreFileKind::Temp => None,
+            })
+            .collect();
         stored.sort_by_key(|blob| blob.hash);
         Ok(stored)
     }
+
+    /// Every file in the store's directory, unordered: its blobs, the blobs moved aside as
+    /// corrupt, and temp files (of writes under way, or left by a crash), each with what
+    /// deciding whether it can go needs. A file removed while the directory is read is left
+    /// out.
+    pub fn files(&self) -> CasResult<Vec<StoreFile>> {
+        let mut files = Vec::new();
+        for dir in fs::read_dir(&self.root).map_err(|e| CasError::io(&self.root, e))? {
+            let dir = dir.map_err(|e| CasError::io(&self.root, e))?.path();
+            if !dir.is_dir() {
+                continue;
+            }
+            let name = dir.file_name().unwrap_or_default();
+            // Shards hold blobs named by their hash; the other two, files of any name.
+            let kind_of = |file: &str| match name.to_str() {
+                Some("tmp") => Some(StoreFileKind::Temp),
+                Some("quarantine") => Some(StoreFileKind::Quarantined),
+                _ => ContentHash::from_hex(file).map(StoreFileKind::Blob),
+            };
+            for file in fs::read_dir(&dir).map_err(|e| CasError::io(&dir, e))? {
+                let file = file.map_err(|e| CasError::io(&dir, e))?;
+                let Some(kind) = file.file_name().to_str().and_then(kind_of) else {
+                    continue;
+                };
+                let path = file.path();
+                let metadata = match fs::symlink_metadata(&path) {
+                    Ok(metadata) => metadata,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(CasError::io(&path, e)),
+                };
+                files.push(StoreFile {
+                    kind,
+                    size: metadata.len(),
+                    links: metadata.nlink(),
+                    modified: metadata.modified().map_err(|e| CasError::io(&path, e))?,
+                    path,
+                });
+            }
+        }
+        Ok(files)
+    }
+}
+
+/// A file in a blob store's directory, as [`BlobStore::files`] lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreFile {
+    pub path: PathBuf,
+    pub kind: StoreFileKind,
+    pub size: u64,
+    /// The hard links to its inode: more than one when something outside the store links
+    /// it (an agent's release does).
+    pub links: u64,
+    /// Its modification time: when it was written.
+    pub modified: std::time::SystemTime,
+}
+
+/// What a file in a blob store's directory is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreFileKind {
+    Blob(ContentHash),
+    /// A blob moved aside by [`BlobStore::quarantine`].
+    Quarantined,
+    /// A blob being written, or one a crash left half-written.
+    Temp,
 }
 
 /// A blob as its store lists it.
@@ -467,6 +516,34 @@ mod tests {
         store.quarantine(&hash).unwrap();
         assert!(!store.contains(&hash));
         assert!(store.stored().unwrap().is_empty());
+    }
+
+    #[test]
+    fn every_file_is_listed_with_its_kind_and_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let (kept, corrupt) = (ContentHash::of(b"kept"), ContentHash::of(b"corrupt"));
+        store
+            .put_batch(&[(kept, b"kept"), (corrupt, b"corrupt")])
+            .unwrap();
+        store.quarantine(&corrupt).unwrap();
+        fs::hard_link(store.path_of(&kept), dir.path().join("linked")).unwrap();
+        fs::write(dir.path().join("tmp/half-written"), b"x").unwrap();
+        let mut listed: Vec<(StoreFileKind, u64, u64)> = store
+            .files()
+            .unwrap()
+            .iter()
+            .map(|file| (file.kind, file.size, file.links))
+            .collect();
+        listed.sort_by_key(|(kind, ..)| format!("{kind:?}"));
+        assert_eq!(
+            listed,
+            [
+                (StoreFileKind::Blob(kept), 4, 2),
+                (StoreFileKind::Quarantined, 7, 1),
+                (StoreFileKind::Temp, 1, 1),
+            ]
+        );
     }
 
     #[test]

@@ -187,6 +187,8 @@ impl Agent {
         app: &str,
         installed: &Installed,
     ) -> anyhow::Result<Option<AgentDrift>> {
+        // The release served is rendered from the cache when it is first seen.
+        let _relying = self.relying_on_cache().await?;
         let release = match watch.releases.get(app) {
             Some(release) if release.installed == *installed => release.clone(),
             _ => {

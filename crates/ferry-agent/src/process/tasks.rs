@@ -67,7 +67,30 @@ impl Agent {
 
     /// Does what `task` asks and says how it went.
     async fn run_task(&self, task: AgentTask) -> TaskReport {
-        let done = match &task.work {
+        let done = match self.relying_on_cache().await {
+            Ok(_relying) => self.do_task(task).await,
+            Err(error) => Err(error),
+        };
+        match done {
+            Ok((message, detail)) => TaskReport {
+                outcome: TaskOutcome::Succeeded,
+                message,
+                detail,
+            },
+            Err(error) => TaskReport {
+                outcome: TaskOutcome::Failed,
+                message: plainly(&error),
+                detail: None,
+            },
+        }
+    }
+
+    /// Does what `task` asks, relying on the cache (tasks fetch blobs and use them).
+    async fn do_task(
+        &self,
+        task: AgentTask,
+    ) -> anyhow::Result<(String, Option<serde_json::Value>)> {
+        match &task.work {
             TaskWork::CheckDrift => self.check_drift_now(&task.app).await,
             TaskWork::CaptureDrift { version, .. } => {
                 self.capture(task.id, &task.app, version).await
@@ -90,18 +113,6 @@ impl Agent {
                 self.restore_task(&task.app, asked).await
             }
             TaskWork::RevertDrift { version } => self.revert(task.id, &task.app, version).await,
-        };
-        match done {
-            Ok((message, detail)) => TaskReport {
-                outcome: TaskOutcome::Succeeded,
-                message,
-                detail,
-            },
-            Err(error) => TaskReport {
-                outcome: TaskOutcome::Failed,
-                message: plainly(&error),
-                detail: None,
-            },
         }
     }
 

@@ -103,6 +103,26 @@ fn start_agent_with_stderr(
     Agent { child, root }
 }
 
+/// Starts the agent of an enrolled root again, its log (stderr) going to `stderr`,
+/// optionally set to abort at a failpoint.
+pub(crate) fn restart_agent(root: &Path, stderr: Stdio, failpoint: Option<&str>) -> Agent {
+    let mut command = Command::new(FERRY);
+    command
+        .args(["agent", "--root"])
+        .arg(root)
+        .arg(AS_ROOT)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr);
+    if let Some(name) = failpoint {
+        command.env("FERRY_FAILPOINT", name);
+    }
+    Agent {
+        child: command.spawn().unwrap(),
+        root: root.to_owned(),
+    }
+}
+
 /// One agent per environment of the default pipeline: `dev-1`, `pp-1` and `prd-1`.
 pub(crate) fn start_agent_per_env(server: &Server) -> Vec<Agent> {
     ["dev", "pp", "prd"]

@@ -6,26 +6,8 @@ use std::fs;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use crate::deployments::{current, release, release_from, setup, site, start_agent};
+use crate::deployments::{current, release, release_from, restart_agent, setup, site, start_agent};
 use crate::harness::{Agent, Server, FERRY};
-
-/// Starts the agent of an enrolled root again, optionally set to abort at a failpoint.
-fn restart_agent(root: &Path, failpoint: Option<&str>) -> Agent {
-    let mut command = Command::new(FERRY);
-    command
-        .args(["agent", "--hooks-as-root", "--root"])
-        .arg(root)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    if let Some(name) = failpoint {
-        command.env("FERRY_FAILPOINT", name);
-    }
-    Agent {
-        child: command.spawn().unwrap(),
-        root: root.to_owned(),
-    }
-}
 
 fn deployment_status(server: &Server, id: &str) -> String {
     let shown = server
@@ -92,7 +74,7 @@ fn an_agent_killed_anywhere_in_a_deploy_serves_a_complete_release_and_converges(
     for (i, failpoint) in ferry_agent::FAILPOINTS.iter().enumerate() {
         let version = format!("1.1.{i}");
         release(&server, &version, toml);
-        let mut agent = restart_agent(&root, Some(failpoint));
+        let mut agent = restart_agent(&root, Stdio::null(), Some(failpoint));
         let started = server
             .admin(&["deploy", "web", &version, "--to", "dev", "--json"])
             .success()
@@ -124,7 +106,7 @@ fn an_agent_killed_anywhere_in_a_deploy_serves_a_complete_release_and_converges(
         assert_serves_a_complete_release(&root, server.dir.path());
         drop(agent);
 
-        let _converging = restart_agent(&root, None);
+        let _converging = restart_agent(&root, Stdio::null(), None);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         while deployment_status(&server, &id) == "running" {
             assert!(

@@ -490,6 +490,19 @@ pub fn audit_summary(server: &Server, skip: usize) -> Vec<String> {
         .collect()
 }
 
+/// Waits until the file at `path` (an agent's log) holds `text`; what it holds then.
+pub fn wait_for_line(path: &Path, text: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let log = std::fs::read_to_string(path).unwrap_or_default();
+        if log.contains(text) {
+            return log;
+        }
+        assert!(Instant::now() < deadline, "no {text:?} in the log: {log}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// The file mode bits of `path`.
 pub fn mode(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;

@@ -2,13 +2,12 @@
 //! deployment and shown by `ferry deployment logs` to whoever may see the deployment; a
 //! failed health check named with its output; the agent's own log in sentences.
 
-use std::fs;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::deployments::{release, setup, start_agent, start_agent_logged};
-use crate::harness::{agent_credential, Server};
+use crate::harness::{agent_credential, wait_for_line, Server};
 
 /// Two hooks and a command health check, each printing something.
 const NOISY: &str = concat!(
@@ -24,19 +23,6 @@ fn deploy(server: &Server, version: &str) -> Value {
     server
         .admin(&["deploy", "web", version, "--to", "dev", "--wait", "--json"])
         .json()
-}
-
-/// Waits until `path` holds a line containing `text`.
-fn wait_for_line(path: &std::path::Path, text: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let log = fs::read_to_string(path).unwrap_or_default();
-        if log.contains(text) {
-            return log;
-        }
-        assert!(Instant::now() < deadline, "no {text:?} in the log: {log}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]

@@ -8,6 +8,7 @@ mod api_properties;
 mod audit;
 mod backups;
 mod bad_input;
+mod cache_prune;
 mod cancel;
 mod clock_jumps;
 mod config;
