@@ -5,6 +5,7 @@ with `createdb` and dropped afterwards. `BENCH_POSTGRES` names another server
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -29,20 +30,24 @@ class Database:
 
 class ServerProcess:
     """One `ferry server` on `data` (and `database`, if given), on `listen` (by default a
-    free port)."""
+    free port); started under `wrapper` (a command and its arguments, such as
+    `heaptrack -o FILE`) if given, whose output goes to stderr."""
 
-    def __init__(self, ferry, data, database=None, listen="127.0.0.1:0", log=None):
+    def __init__(self, ferry, data, database=None, listen="127.0.0.1:0", log=None, wrapper=()):
         command = [ferry, "server", "--data", data, "--listen", listen]
         if database is not None:
             command += ["--database", database]
-        self.process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
-        self.pid = self.process.pid
+        self.process = subprocess.Popen([*wrapper, *command], stderr=subprocess.PIPE, text=True,
+                                        stdout=sys.stderr if wrapper else None)
         for line in self.process.stderr:
             if "listening on http://" in line:
                 self.url = line.split("listening on ")[1].strip()
                 break
         else:
             raise RuntimeError(f"ferry server {' '.join(command[2:])} stopped before listening")
+        # The server itself, which a wrapper runs as its descendant: what is measured and
+        # stopped.
+        self.pid = descendant_running(self.process.pid, ferry) if wrapper else self.process.pid
         # Keeps reading the server's log so it never blocks on a full pipe; into the file
         # `log`, if given.
         threading.Thread(target=self._drain, args=(log,), daemon=True).start()
@@ -60,8 +65,23 @@ class ServerProcess:
                 out.flush()
 
     def stop(self):
-        self.process.send_signal(signal.SIGTERM)
+        os.kill(self.pid, signal.SIGTERM)
         self.process.wait()
+
+
+def descendant_running(pid, executable):
+    """The process under `pid` (or `pid` itself) that runs `executable`."""
+    children = [pid]
+    while children:
+        pid = children.pop()
+        try:
+            if os.path.samefile(f"/proc/{pid}/exe", executable):
+                return pid
+            with open(f"/proc/{pid}/task/{pid}/children") as f:
+                children += [int(child) for child in f.read().split()]
+        except (FileNotFoundError, PermissionError):
+            pass
+    raise RuntimeError(f"no process runs {executable}")
 
 
 class Ferry:

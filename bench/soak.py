@@ -4,6 +4,7 @@ judged at the end on memory, open files, failures and the audit trail.
 
     python3 bench/soak.py                       # 3 minutes, $CARGO_TARGET_DIR/debug/ferry (CI)
     python3 bench/soak.py --minutes 30 --ferry target/release/ferry    # the long form
+    python3 bench/soak.py --server-under 'heaptrack -o /tmp/server'    # the server's heap profiled
 
 Builds nothing. Starts a server (SQLite in a temp data directory, or a fresh database on the
 PostgreSQL server `--postgres URL`) and 10 `ferry agent` processes on temp roots: 4 targets in
@@ -36,6 +37,7 @@ judges, and exits 1 naming every violation:
 import argparse
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -367,6 +369,9 @@ def main():
         os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "debug", "ferry"))
     parser.add_argument("--postgres", metavar="URL",
                         help="a PostgreSQL server (postgres://USER@HOST:PORT) to hold a fresh database")
+    parser.add_argument("--server-under", metavar="COMMAND", default="",
+                        help="start the server under this command, e.g. 'heaptrack -o FILE' "
+                             "(its RSS is the server's own)")
     parser.add_argument("--keep", action="store_true",
                         help="keep the work directory (logs, data, samples.json)")
     args = parser.parse_args()
@@ -382,7 +387,8 @@ def main():
     try:
         logs.append(os.path.join(work, "server.log"))
         data = os.path.join(work, "data")
-        server = ServerProcess(args.ferry, data, database.url if database else None, log=logs[0])
+        server = ServerProcess(args.ferry, data, database.url if database else None, log=logs[0],
+                               wrapper=shlex.split(args.server_under))
         cli = Ferry(args.ferry, server, work)
         lead = Ferry(args.ferry, server, work, token=set_up(cli))
         for env, n in TARGETS.items():

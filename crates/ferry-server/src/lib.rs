@@ -4,6 +4,7 @@
 //! API boundary: handlers parse and check input, ask the domain for permission, and call the
 //! store with the change and its audit record; they hold no rules of their own.
 
+pub mod allocator;
 mod auth;
 mod backup;
 mod blob_storage;

@@ -779,6 +779,16 @@ pub enum ReleaseCommand {
     },
 }
 
+impl Command {
+    /// Whether this command runs a server in this process (`ferry server`, `ferry demo`).
+    pub fn runs_a_server(&self) -> bool {
+        matches!(
+            self,
+            Command::Server(ServerCommandArgs { command: None, .. }) | Command::Demo(_)
+        )
+    }
+}
+
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true, after_help = DURATIONS_HELP)]
 pub struct ServerCommandArgs {

@@ -28,6 +28,9 @@ fn main() -> ExitCode {
     let output = Output {
         json: cli.global.json,
     };
+    if cli.command.runs_a_server() {
+        ferry_server::allocator::share_few_arenas();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
