@@ -209,7 +209,7 @@ pub async fn manifest(
 /// the agent asks again for those that did not fit.
 #[utoipa::path(post, path = "/api/v1/agent/blobs/fetch", tag = "agent", request_body = BlobHashes,
     responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>),
-        (status = 404, body = ferry_api::ErrorBody)))]
+        (status = 404, body = ferry_api::ErrorBody), (status = 422, body = ferry_api::ErrorBody)))]
 pub async fn fetch_blobs(
     State(state): State<AppState>,
     agent: AgentCaller,
@@ -226,7 +226,8 @@ const MAX_REPORT_BODY: usize = 4 * 1024 * 1024;
 /// Records how converging one application went, with the logs of the hooks and health
 /// check it ran, and moves its deployment on.
 #[utoipa::path(post, path = "/api/v1/agent/report", tag = "agent", request_body = AgentReport,
-    responses((status = 200, body = Object), (status = 422, body = ferry_api::ErrorBody)))]
+    responses((status = 200, body = Object), (status = 404, body = ferry_api::ErrorBody),
+        (status = 422, body = ferry_api::ErrorBody)))]
 pub async fn report(
     State(state): State<AppState>,
     agent: AgentCaller,
@@ -282,7 +283,7 @@ const MAX_TASK_REPORT_BODY: usize = 1024 * 1024;
 #[utoipa::path(post, path = "/api/v1/agent/tasks/{id}", tag = "agent", request_body = TaskReport,
     params(("id" = i64, Path, description = "task number")),
     responses((status = 204), (status = 404, body = ferry_api::ErrorBody),
-        (status = 409, body = ferry_api::ErrorBody)))]
+        (status = 409, body = ferry_api::ErrorBody), (status = 422, body = ferry_api::ErrorBody)))]
 pub async fn task(
     State(state): State<AppState>,
     agent: AgentCaller,

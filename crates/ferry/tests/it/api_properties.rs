@@ -7,16 +7,25 @@ use reqwest::Method;
 use crate::bad_input::call;
 use crate::deployments::{release, setup, start_agent};
 use crate::ferry_toml::get;
-use crate::harness::Server;
+use crate::harness::{agent_credential, Server};
 
-/// One request schemathesis sent: the operation as the document names it, the request, and
-/// the refusal it got, which the document must list with the error body.
+/// One request schemathesis sent: the operation as the document names it, the request, who
+/// sent it, and the refusal it got, which the document must list with the error body.
 struct Found {
     op: &'static str,
     send: &'static str,
     body: Option<&'static str>,
-    with_token: bool,
+    caller: Caller,
     status: u16,
+}
+
+/// Whose credential a request carries.
+#[derive(Clone, Copy)]
+enum Caller {
+    Admin,
+    Nobody,
+    /// The agent of `dev-1`.
+    Agent,
 }
 
 const fn found(
@@ -29,14 +38,14 @@ const fn found(
         op,
         send,
         body,
-        with_token: true,
+        caller: Caller::Admin,
         status,
     }
 }
 
 const FOUND: &[Found] = &[
     Found {
-        with_token: false,
+        caller: Caller::Nobody,
         ..found("POST /api/v1/admin/fsck", "/api/v1/admin/fsck", None, 401)
     },
     found(
@@ -96,6 +105,27 @@ const FOUND: &[Found] = &[
         Some(r#"{"reason": null, "version": ""}"#),
         422,
     ),
+    // With an agent's credential.
+    Found {
+        caller: Caller::Agent,
+        ..found(
+            "POST /api/v1/agent/blobs/fetch",
+            "/api/v1/agent/blobs/fetch",
+            Some(r#"{"hashes": [""]}"#),
+            422,
+        )
+    },
+    Found {
+        caller: Caller::Agent,
+        ..found(
+            "POST /api/v1/agent/report",
+            "/api/v1/agent/report",
+            Some(
+                r#"{"app": "", "config": 0, "current_config": 0, "current_version": null, "deployment": 0, "logs": [], "outcome": "failed", "output_tail": null, "reason": null, "version": null}"#,
+            ),
+            404,
+        )
+    },
 ];
 
 #[tokio::test]
@@ -103,7 +133,8 @@ async fn every_refusal_schemathesis_found_is_in_the_document() {
     let server = Server::start();
     // Deployment 1, for the approval with an empty version.
     setup(&server);
-    let _agent = start_agent(&server, "dev", "dev-1");
+    let agent = start_agent(&server, "dev", "dev-1");
+    let credential = agent_credential(&agent.root);
     release(&server, "1.0.0", "");
     server
         .admin(&["deploy", "web", "1.0.0", "--to", "dev", "--wait"])
@@ -111,7 +142,11 @@ async fn every_refusal_schemathesis_found_is_in_the_document() {
     let openapi = get(&server, "/api/v1/openapi.json").await;
     for case in FOUND {
         let (method, path) = case.op.split_once(' ').unwrap();
-        let token = case.with_token.then_some(server.admin_token.as_str());
+        let token = match case.caller {
+            Caller::Admin => Some(server.admin_token.as_str()),
+            Caller::Nobody => None,
+            Caller::Agent => Some(credential.as_str()),
+        };
         let body = case.body.map(|b| b.as_bytes().to_vec());
         let (status, answer) = call(&server, method.parse().unwrap(), case.send, token, body).await;
         assert_eq!(
