@@ -24,6 +24,7 @@ mod migrate;
 mod notifier;
 mod openapi;
 mod peer;
+mod release_blobs;
 mod rotate_secret_key;
 mod running;
 mod secret_key;
@@ -192,6 +193,7 @@ pub async fn serve(listener: tokio::net::TcpListener, config: ServerConfig) -> a
         live: Arc::default(),
         pulse: Arc::default(),
         manifests: Arc::default(),
+        release_blobs: Arc::default(),
         status: Arc::default(),
         served: Arc::default(),
         uploads: Arc::default(),

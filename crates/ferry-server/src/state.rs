@@ -26,6 +26,8 @@ pub struct AppState {
     pub gc_grace: Duration,
     /// Manifests read recently, by manifest blob.
     pub manifests: Arc<ManifestCache>,
+    /// The blobs each application's releases hold.
+    pub release_blobs: Arc<crate::release_blobs::ReleaseBlobs>,
     /// Blob batches and manifests served to agents recently.
     pub served: Arc<crate::served::Served>,
     /// Blobs each user uploaded recently, per application.

@@ -44,25 +44,22 @@ pub fn parse_hashes(hashes: &[String]) -> ServiceResult<Vec<ContentHash>> {
         .collect()
 }
 
-/// Which of `hashes` belong to a release of the application: newest releases are searched
-/// first, and the search stops once every hash is found.
+/// Which of `hashes` belong to a release of the application, from what the server folded in
+/// of its releases ([`crate::release_blobs`]): only releases new to it are read.
 async fn in_releases(
     state: &AppState,
     app: &str,
     hashes: &[ContentHash],
 ) -> ServiceResult<HashSet<ContentHash>> {
-    let mut unseen: HashSet<ContentHash> = hashes.iter().copied().collect();
-    let mut found = HashSet::new();
-    for release in state.store.list_releases(app).await? {
-        if unseen.is_empty() {
-            break;
-        }
-        let blobs = load_manifest_blobs(state, &release).await?;
-        let (here, elsewhere) = unseen.into_iter().partition(|hash| blobs.contains(hash));
-        found.extend::<HashSet<ContentHash>>(here);
-        unseen = elsewhere;
+    if hashes.is_empty() {
+        return Ok(HashSet::new());
     }
-    Ok(found)
+    let listed = state.store.list_releases(app).await?;
+    for release in state.release_blobs.unfolded(app, &listed) {
+        let blobs = load_manifest_blobs(state, release).await?;
+        state.release_blobs.fold(app, release, &blobs);
+    }
+    Ok(state.release_blobs.held(app, hashes))
 }
 
 /// Which of these blobs the author must upload: every one the server does not hold for
