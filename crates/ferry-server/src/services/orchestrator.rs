@@ -273,9 +273,10 @@ pub async fn time_out_silent_targets(state: &AppState, watch: &mut Watch) -> Ser
         heard.insert(target.name.as_str(), (target.last_seen_ms, ago_ms));
     }
     let running = state.store.running_deployments().await?;
-    let progress = match running.is_empty() {
-        true => Vec::new(),
-        false => state.store.target_apps(None).await?,
+    let progress = if running.is_empty() {
+        Vec::new()
+    } else {
+        state.store.target_apps(None).await?
     };
     for record in running {
         let id = record.id;
