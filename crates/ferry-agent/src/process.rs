@@ -132,8 +132,8 @@ pub async fn run(
     } else if isolation.is_root() {
         eprintln!(
             "this agent runs as root: each application's hooks and health checks run as its \
-             --run-as user (`ferry app set APP --run-as USER`), and applications without one \
-             are not deployed"
+             --run-as user (`ferry app set APP --run-as USER`); an application with hooks or a \
+             health-check command and no such user is refused"
         );
     }
     let (http, pin) = http_client(state.tls_fingerprint.as_deref())?;

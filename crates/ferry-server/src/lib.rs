@@ -17,6 +17,7 @@ mod error;
 mod files;
 mod handlers;
 mod heartbeats;
+mod held_blobs;
 mod json;
 mod long_polls;
 mod metrics;
@@ -24,7 +25,6 @@ mod migrate;
 mod notifier;
 mod openapi;
 mod peer;
-mod release_blobs;
 mod rotate_secret_key;
 mod running;
 mod secret_key;
@@ -194,6 +194,7 @@ pub async fn serve(listener: tokio::net::TcpListener, config: ServerConfig) -> a
         pulse: Arc::default(),
         manifests: Arc::default(),
         release_blobs: Arc::default(),
+        backup_blobs: Arc::default(),
         status: Arc::default(),
         served: Arc::default(),
         uploads: Arc::default(),

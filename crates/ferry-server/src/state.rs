@@ -27,7 +27,9 @@ pub struct AppState {
     /// Manifests read recently, by manifest blob.
     pub manifests: Arc<ManifestCache>,
     /// The blobs each application's releases hold.
-    pub release_blobs: Arc<crate::release_blobs::ReleaseBlobs>,
+    pub release_blobs: Arc<crate::held_blobs::HeldBlobs>,
+    /// The blobs each application's backups hold.
+    pub backup_blobs: Arc<crate::held_blobs::HeldBlobs>,
     /// Blob batches and manifests served to agents recently.
     pub served: Arc<crate::served::Served>,
     /// Blobs each user uploaded recently, per application.

@@ -20,6 +20,7 @@ use super::apps::visible_app;
 use super::manifests::{manifest_blobs_of, manifest_of};
 use super::{blocking, ServiceError, ServiceResult};
 use crate::auth::Caller;
+use crate::held_blobs::Holder;
 use crate::state::AppState;
 use crate::views::rfc3339;
 
@@ -431,28 +432,30 @@ pub async fn fetchable_blobs(
     Ok(sets)
 }
 
-/// Which of `hashes` the application's backups hold (manifests included), newest backups
-/// first: content the application's own agents may learn is present.
+/// Which of `hashes` the application's backups hold (manifests included): content the
+/// application's own agents may learn is present. Each backup is read once
+/// ([`crate::held_blobs`]).
 pub async fn in_backups(
     state: &AppState,
     app: &str,
     hashes: &[ContentHash],
 ) -> ServiceResult<HashSet<ContentHash>> {
-    let mut unseen: HashSet<ContentHash> = hashes.iter().copied().collect();
-    let mut found = HashSet::new();
-    for backup in state.store.list_app_backups(Some(app)).await? {
-        if unseen.is_empty() {
-            break;
-        }
+    if hashes.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let listed = state.store.list_app_backups(Some(app)).await?;
+    let holders: Vec<Holder> = listed
+        .iter()
+        .map(|b| (b.id.to_string(), b.created_ms, b.digest.clone()))
+        .collect();
+    for at in state.backup_blobs.unfolded(app, &holders) {
+        let backup = &listed[at];
         let blobs = manifest_blobs_of(state, &backup.digest, &backup.manifest_blob).await?;
         let manifest = ContentHash::from_hex(&backup.manifest_blob);
-        let (here, elsewhere): (HashSet<ContentHash>, HashSet<ContentHash>) = unseen
-            .into_iter()
-            .partition(|hash| blobs.contains(hash) || Some(*hash) == manifest);
-        found.extend(here);
-        unseen = elsewhere;
+        let held = blobs.iter().copied().chain(manifest);
+        state.backup_blobs.fold(app, &holders[at], held);
     }
-    Ok(found)
+    Ok(state.backup_blobs.held(app, hashes))
 }
 
 fn view(backup: ferry_store::AppBackup) -> AppBackup {

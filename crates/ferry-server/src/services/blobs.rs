@@ -17,6 +17,7 @@ use super::releases::ReleaseAuthor;
 use super::{blocking, ServiceError, ServiceResult};
 use crate::auth::Caller;
 use crate::blob_storage::BlobError;
+use crate::held_blobs::Holder;
 use crate::state::AppState;
 
 /// The most hashes one question may name.
@@ -45,7 +46,7 @@ pub fn parse_hashes(hashes: &[String]) -> ServiceResult<Vec<ContentHash>> {
 }
 
 /// Which of `hashes` belong to a release of the application, from what the server folded in
-/// of its releases ([`crate::release_blobs`]): only releases new to it are read.
+/// of its releases ([`crate::held_blobs`]): only releases new to it are read.
 async fn in_releases(
     state: &AppState,
     app: &str,
@@ -55,9 +56,15 @@ async fn in_releases(
         return Ok(HashSet::new());
     }
     let listed = state.store.list_releases(app).await?;
-    for release in state.release_blobs.unfolded(app, &listed) {
-        let blobs = load_manifest_blobs(state, release).await?;
-        state.release_blobs.fold(app, release, &blobs);
+    let holders: Vec<Holder> = listed
+        .iter()
+        .map(|r| (r.version.clone(), r.created_ms, r.digest.clone()))
+        .collect();
+    for at in state.release_blobs.unfolded(app, &holders) {
+        let blobs = load_manifest_blobs(state, &listed[at]).await?;
+        state
+            .release_blobs
+            .fold(app, &holders[at], blobs.iter().copied());
     }
     Ok(state.release_blobs.held(app, hashes))
 }

@@ -59,11 +59,11 @@ fn check_listen(args: &ServerArgs) -> CliResult {
     )))
 }
 
-/// Refuses (exit 3) limits that would stop every deployment at once, or make agents ask
-/// more often than a server should answer.
+/// Refuses (exit 2, the command line is wrong) limits that would stop every deployment at
+/// once, or make agents ask more often than a server should answer.
 fn check_limits(args: &ServerArgs) -> CliResult {
     if args.deployment_deadline.is_zero() {
-        return Err(CliError::refused(
+        return Err(CliError::usage(
             "--deployment-deadline must be more than zero, like 30m or 1h",
         ));
     }
@@ -81,7 +81,7 @@ fn check_limits(args: &ServerArgs) -> CliResult {
     )
 }
 
-/// Refuses (exit 3) a duration `flag` outside `(least, most)`, saying `why` it matters.
+/// Refuses (exit 2) a duration `flag` outside `(least, most)`, saying `why` it matters.
 fn within(
     flag: &str,
     value: Duration,
@@ -92,7 +92,7 @@ fn within(
         return Ok(());
     }
     let show = ferry_domain::duration::format_duration;
-    Err(CliError::refused(format!(
+    Err(CliError::usage(format!(
         "{flag} must be between {} and {}, not {}: {why}",
         show(least),
         show(most),

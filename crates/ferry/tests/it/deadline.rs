@@ -155,7 +155,7 @@ fn server_limits_that_cannot_work_are_refused() {
                 .arg(dir.path().join("data"))
                 .args([flag, value]),
         );
-        run.fails(3, message);
+        run.fails(2, message);
         assert!(!dir.path().join("data").exists(), "nothing created");
     }
 }

@@ -64,6 +64,17 @@ fn php_fpm_reloaded_by_a_hook_behind_nginx_serves_one_whole_release() {
     let Some(nginx) = Nginx::start(&app_dir, Pages::Php(&fpm.socket)) else {
         return;
     };
+    // The release's ferry.toml is in `current`, and not served.
+    assert!(app_dir.join("current/ferry.toml").exists());
+    let status = crate::harness::Run::of(std::process::Command::new("curl").args([
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        &format!("http://127.0.0.1:{}/ferry.toml", nginx.port),
+    ]));
+    assert_eq!(status.stdout, "404", "{status:?}");
     let tally = cycles(&server, &nginx, cycle_count(20), "PHP-FPM");
     assert!(
         tally.clean(),

@@ -114,6 +114,13 @@ http {{
     server {{
         listen 127.0.0.1:{port};
         root {app}/current;
+        # ferry.toml (hooks, shared paths) and dot-files (a rendered .env) are not pages.
+        location = /ferry.toml {{
+            return 404;
+        }}
+        location ~ /\. {{
+            return 404;
+        }}
 {pages}
         # A page asks for its assets under its own release's version: they are served
         # from that release's directory, whatever `current` points at by then.
