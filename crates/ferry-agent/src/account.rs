@@ -42,7 +42,7 @@ impl Account {
         .ok_or_else(|| {
             format!(
                 "no user {name} on this target: create it (`useradd --system --user-group \
-                 {name}`) or give the application another with `ferry app set APP --run-as USER`"
+                 --no-create-home --shell /usr/sbin/nologin {name}`) or give the application another with `ferry app set APP --run-as USER`"
             )
         })
     }

@@ -35,7 +35,8 @@ impl RunAs {
         if value == "root" {
             return Err(
                 "an application's commands may not run as root: give the application a user \
-                 of its own (`useradd --system --user-group NAME`)"
+                 of its own (`useradd --system --user-group --no-create-home --shell \
+                 /usr/sbin/nologin NAME`)"
                     .to_owned(),
             );
         }
@@ -91,7 +92,8 @@ pub fn decide(
             Err(format!(
                 "this target's agent runs as root and {app} has no user to run its commands \
                  as: give it one with `ferry app set {app} --run-as USER` (a user of its own, \
-                 like `useradd --system --user-group {app}`), or start the agent with \
+                 like `useradd --system --user-group --no-create-home --shell /usr/sbin/nologin \
+                 {app}`), or start the agent with \
                  --hooks-as-root to run every application's hooks as root"
             ))
         } else {
