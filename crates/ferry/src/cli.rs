@@ -965,7 +965,7 @@ pub struct ServerArgs {
     #[arg(long, conflicts_with = "tls")]
     pub insecure: bool,
     /// For tests and drills: a file holding milliseconds added to the clock, read at every
-    /// use (escalations and freeze windows then see time pass)
+    /// use (escalations, timeouts and freeze windows then see time pass)
     #[arg(long, hide = true, value_name = "FILE")]
     pub clock_offset_file: Option<PathBuf>,
 }
