@@ -222,12 +222,12 @@ enum Timed {
     Progress(i64, String),
 }
 
-/// What the watcher of running deployments keeps between its passes: when it began, the
-/// last reading of the clocks, and the ages of what it watches, which grow on the steady
+/// What the watcher of running deployments keeps between its passes: when it began (on the
+/// steady clock), the last reading of the clocks, and the ages of what it watches, which grow on the steady
 /// clock so that setting the machine's clock neither fails deployments nor holds them up.
 pub struct Watch {
     limits: Limits,
-    since: Now,
+    since_ms: i64,
     last: Now,
     ages: Ages<Timed>,
 }
@@ -236,7 +236,7 @@ impl Watch {
     pub fn new(limits: Limits, now: Now) -> Watch {
         Watch {
             limits,
-            since: now,
+            since_ms: now.steady_ms,
             last: now,
             ages: Ages::default(),
         }
@@ -261,7 +261,7 @@ pub async fn time_out_silent_targets(state: &AppState, watch: &mut Watch) -> Ser
     watch.last = now;
     let timeout_ms = watch.limits.silent_target.as_millis() as i64;
     let deadline_ms = watch.limits.deadline.as_millis() as i64;
-    let watched_ms = now.steady_ms - watch.since.steady_ms;
+    let watched_ms = now.steady_ms - watch.since_ms;
     let ages = &mut watch.ages;
     let targets = state.store.list_targets().await?;
     // Each target's last heartbeat, and how long ago it was (never: as long as can be).
