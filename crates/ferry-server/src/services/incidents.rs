@@ -69,7 +69,12 @@ fn text(field: &str, value: &str, max: usize) -> ServiceResult<String> {
             "the {field} is empty: say what is wrong"
         )));
     }
-    if value.len() > max || value.contains(['\0']) {
+    if value.contains('\0') {
+        return Err(ServiceError::invalid(format!(
+            "the {field} holds a NUL character: send plain text"
+        )));
+    }
+    if value.len() > max {
         return Err(ServiceError::invalid(format!(
             "the {field} is limited to {max} bytes of text"
         )));

@@ -87,7 +87,8 @@ pub async fn show_incident(
 #[utoipa::path(post, path = "/api/v1/incidents/{id}/ack", tag = "support", request_body = IncidentNote,
     params(("id" = i64, Path, description = "incident id")),
     responses((status = 200, body = Incident), (status = 403, body = ferry_api::ErrorBody),
-        (status = 404, body = ferry_api::ErrorBody), (status = 409, body = ferry_api::ErrorBody)))]
+        (status = 404, body = ferry_api::ErrorBody), (status = 409, body = ferry_api::ErrorBody),
+        (status = 422, body = ferry_api::ErrorBody)))]
 pub async fn ack_incident(
     State(state): State<AppState>,
     caller: Caller,
@@ -103,7 +104,8 @@ pub async fn ack_incident(
 #[utoipa::path(post, path = "/api/v1/incidents/{id}/resolve", tag = "support", request_body = IncidentNote,
     params(("id" = i64, Path, description = "incident id")),
     responses((status = 200, body = Incident), (status = 403, body = ferry_api::ErrorBody),
-        (status = 404, body = ferry_api::ErrorBody), (status = 409, body = ferry_api::ErrorBody)))]
+        (status = 404, body = ferry_api::ErrorBody), (status = 409, body = ferry_api::ErrorBody),
+        (status = 422, body = ferry_api::ErrorBody)))]
 pub async fn resolve_incident(
     State(state): State<AppState>,
     caller: Caller,
