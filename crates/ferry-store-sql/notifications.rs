@@ -4,8 +4,8 @@
 use crate::Connection;
 use ferry_domain::audit::AuditEvent;
 use ferry_store::{
-    Attempt, ChannelRecord, DeliveryRecord, DeliveryStatus, NewChannel, NewDelivery, StoreError,
-    StoreResult,
+    Attempt, ChannelRecord, DeliveryRecord, DeliveryStatus, DueDeliveries, NewChannel, NewDelivery,
+    StoreError, StoreResult,
 };
 
 use crate::audit::{EventRow, SELECT_EVENTS};
@@ -315,27 +315,26 @@ pub(crate) async fn audit_events_after(
     Ok(rows.into_iter().map(AuditEvent::from).collect())
 }
 
-/// Whether any delivery is due and unclaimed at `now_ms` (claimed ones whose claim ran out
-/// included).
-pub(crate) async fn any_due(conn: &mut Connection, now_ms: i64) -> StoreResult<bool> {
+/// Whether any delivery is due and unclaimed (claimed ones whose claim ran out included).
+pub(crate) async fn any_due(conn: &mut Connection, due: DueDeliveries) -> StoreResult<bool> {
     sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM notification_deliveries
-             WHERE status = $1 AND next_attempt_ms <= $2
+             WHERE status = $1 AND (next_attempt_ms <= $2 OR next_attempt_ms > $3)
                AND (claimed_until_ms IS NULL OR claimed_until_ms <= $2))",
     )
     .bind(DeliveryStatus::Pending.as_str())
-    .bind(now_ms)
+    .bind(due.now_ms)
+    .bind(due.latest_schedule_ms)
     .fetch_one(&mut *conn)
     .await
     .map_err(backend)
 }
 
-/// Claims up to `limit` due deliveries until `claimed_until_ms`, in one statement (on
+/// Claims up to `limit` due deliveries until `due.claimed_until_ms`, in one statement (on
 /// PostgreSQL skipping rows another server is claiming at this moment).
 pub(crate) async fn claim_due(
     conn: &mut Connection,
-    now_ms: i64,
-    claimed_until_ms: i64,
+    due: DueDeliveries,
     limit: u32,
 ) -> StoreResult<Vec<DeliveryRecord>> {
     let mut ids: Vec<(i64, i64)> = sqlx::query_as(&format!(
@@ -343,16 +342,18 @@ pub(crate) async fn claim_due(
          WHERE id IN (
              SELECT d.id FROM notification_deliveries d
              JOIN notification_channels c ON c.id = d.channel_id
-             WHERE d.status = $1 AND d.next_attempt_ms <= $2 AND c.removed_ms IS NULL
+             WHERE d.status = $1 AND c.removed_ms IS NULL
+               AND (d.next_attempt_ms <= $2 OR d.next_attempt_ms > $5)
                AND (d.claimed_until_ms IS NULL OR d.claimed_until_ms <= $2)
              ORDER BY d.next_attempt_ms, d.id LIMIT $3
              {SKIP_LOCKED_ROWS})
          RETURNING id, next_attempt_ms"
     ))
     .bind(DeliveryStatus::Pending.as_str())
-    .bind(now_ms)
+    .bind(due.now_ms)
     .bind(i64::from(limit))
-    .bind(claimed_until_ms)
+    .bind(due.claimed_until_ms)
+    .bind(due.latest_schedule_ms)
     .fetch_all(&mut *conn)
     .await
     .map_err(backend)?;

@@ -220,22 +220,15 @@ impl UnauditedWrites for Backend {
 
     async fn claim_due_deliveries(
         &self,
-        now_ms: i64,
-        claimed_until_ms: i64,
+        due: ferry_store::DueDeliveries,
         limit: u32,
     ) -> StoreResult<Vec<ferry_store::DeliveryRecord>> {
         // The notifier asks twice a second: a read answers "nothing due" without a write.
-        if !notifications::any_due(&mut *self.read().await?, now_ms).await? {
+        if !notifications::any_due(&mut *self.read().await?, due).await? {
             return Ok(Vec::new());
         }
         // One statement (with row locks on PostgreSQL), not a write transaction.
-        notifications::claim_due(
-            &mut *self.unlocked().await?,
-            now_ms,
-            claimed_until_ms,
-            limit,
-        )
-        .await
+        notifications::claim_due(&mut *self.unlocked().await?, due, limit).await
     }
 
     async fn record_attempt(

@@ -21,7 +21,7 @@ mod smtp;
 mod webhook;
 
 pub use channel::{BadChannel, Channel};
-pub use retry::{retry_delay_ms, MAX_ATTEMPTS};
+pub use retry::{retry_delay_ms, LONGEST_RETRY_DELAY_MS, MAX_ATTEMPTS};
 pub use webhook::{sign, verify, webhook_body, SIGNATURE_HEADER};
 
 use serde::{Deserialize, Serialize};

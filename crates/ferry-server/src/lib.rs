@@ -18,8 +18,8 @@ mod files;
 mod handlers;
 mod heartbeats;
 mod held_blobs;
+mod held_open;
 mod json;
-mod long_polls;
 mod metrics;
 mod migrate;
 mod notifier;
@@ -189,7 +189,8 @@ pub async fn serve(listener: tokio::net::TcpListener, config: ServerConfig) -> a
         turns: Arc::default(),
         heartbeats: Arc::default(),
         throttles: Arc::default(),
-        long_polls: Default::default(),
+        long_polls: held_open::HeldOpen::new(handlers::agent::LONG_POLLS_PER_TARGET),
+        live_streams: held_open::HeldOpen::new(dashboard::LIVE_STREAMS_PER_USER),
         live: Arc::default(),
         pulse: Arc::default(),
         manifests: Arc::default(),

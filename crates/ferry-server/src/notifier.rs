@@ -6,8 +6,10 @@
 //! transaction: no notification is lost when the server stops, and none is made twice. It
 //! then sends the due deliveries, a few at a time, retrying with the backoff of
 //! [`ferry_notify::retry_delay_ms`] until one succeeds, fails for good, or
-//! [`ferry_notify::MAX_ATTEMPTS`] attempts were made. Delivery bookkeeping is not audited:
-//! it is no user's change.
+//! [`ferry_notify::MAX_ATTEMPTS`] attempts were made. Retries are scheduled on the wall clock,
+//! which every server sharing the database reads; one scheduled further ahead than any retry
+//! ever is was scheduled before the clock was set back, and is sent now rather than waiting
+//! out the jump. Delivery bookkeeping is not audited: it is no user's change.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -15,7 +17,7 @@ use std::time::Duration;
 use ferry_domain::audit::AuditEvent;
 use ferry_domain::audit_event::{AuditAction, AuditKind};
 use ferry_notify::{Channel, Message};
-use ferry_store::{Attempt, ChannelRecord, DeliveryRecord, NewDelivery, StoreError};
+use ferry_store::{Attempt, ChannelRecord, DeliveryRecord, DueDeliveries, NewDelivery, StoreError};
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
@@ -62,11 +64,12 @@ pub async fn run(state: AppState) {
         let room = MAX_IN_FLIGHT.saturating_sub(sending.len());
         if room > 0 {
             let now = state.clock.now_ms();
-            match state
-                .store
-                .claim_due_deliveries(now, now + CLAIM_MS, room as u32)
-                .await
-            {
+            let due = DueDeliveries {
+                now_ms: now,
+                latest_schedule_ms: now + ferry_notify::LONGEST_RETRY_DELAY_MS,
+                claimed_until_ms: now + CLAIM_MS,
+            };
+            match state.store.claim_due_deliveries(due, room as u32).await {
                 Ok(due) => {
                     for delivery in due {
                         sending.spawn(send(state.clone(), delivery));

@@ -46,7 +46,9 @@ pub struct AppState {
     /// address.
     pub throttles: Arc<crate::services::throttles::Throttles>,
     /// Agents' long-polls waiting, per target.
-    pub long_polls: crate::long_polls::LongPolls,
+    pub long_polls: crate::held_open::HeldOpen,
+    /// Live dashboard streams open, per user.
+    pub live_streams: crate::held_open::HeldOpen,
     /// Agents' heartbeats heard and not yet written.
     pub heartbeats: Arc<crate::heartbeats::Heartbeats>,
     /// Wakes agents and serialises deployment progress.

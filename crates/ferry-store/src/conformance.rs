@@ -21,9 +21,9 @@ pub mod tasks;
 
 use crate::{
     AppGrant, ApprovalRecord, AuditFilter, Backport, Bootstrap, ContentHold, DeliveryStatus,
-    DeploymentRecord, DeploymentUpdate, DesiredChange, EnvironmentChange, FreezeWindowRecord,
-    Membership, NewApp, NewRelease, NewUser, OneOffFreezeRecord, PolicyChange, Release,
-    ReleaseOutcome, Store, StoreError, TargetReport, TokenHolder,
+    DeploymentRecord, DeploymentUpdate, DesiredChange, DueDeliveries, EnvironmentChange,
+    FreezeWindowRecord, Membership, NewApp, NewRelease, NewUser, OneOffFreezeRecord, PolicyChange,
+    Release, ReleaseOutcome, Store, StoreError, TargetReport, TokenHolder,
 };
 
 fn audit(action: &str, subject: &str, app: Option<&str>) -> AuditRecord {
@@ -1161,6 +1161,16 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
 /// Channels, deliveries and the notification cursor, on the store the story built (teams
 /// `shop` and `blog`). Writes four audit events: `channel.add` twice, `channel.test` and
 /// `channel.remove`.
+/// Deliveries due at `now_ms`, claimed until `until_ms`, none ever scheduled more than 10
+/// minutes ahead.
+fn due(now_ms: i64, until_ms: i64) -> DueDeliveries {
+    DueDeliveries {
+        now_ms,
+        latest_schedule_ms: now_ms + 600_000,
+        claimed_until_ms: until_ms,
+    }
+}
+
 async fn notifications(store: &dyn Store, audit_key: &[u8; 32]) {
     use crate::{Attempt, NewChannel, NewDelivery};
     const T: i64 = 1_800_000_000_000;
@@ -1308,7 +1318,10 @@ async fn notifications(store: &dyn Store, audit_key: &[u8; 32]) {
     );
 
     // Claims: due deliveries once until the claim runs out.
-    let claimed = store.claim_due_deliveries(T, T + 60_000, 2).await.unwrap();
+    let claimed = store
+        .claim_due_deliveries(due(T, T + 60_000), 2)
+        .await
+        .unwrap();
     assert_eq!(
         claimed.iter().map(|d| d.id).collect::<Vec<_>>(),
         [test.id, shop_log[0].id],
@@ -1316,7 +1329,7 @@ async fn notifications(store: &dyn Store, audit_key: &[u8; 32]) {
     );
     assert_eq!(
         store
-            .claim_due_deliveries(T, T + 60_000, 10)
+            .claim_due_deliveries(due(T, T + 60_000), 10)
             .await
             .unwrap()
             .len(),
@@ -1324,18 +1337,18 @@ async fn notifications(store: &dyn Store, audit_key: &[u8; 32]) {
         "only the one not claimed yet"
     );
     assert!(store
-        .claim_due_deliveries(T + 1, T + 60_000, 10)
+        .claim_due_deliveries(due(T + 1, T + 60_000), 10)
         .await
         .unwrap()
         .is_empty());
     assert!(store
-        .claim_due_deliveries(T - 1, T + 60_000, 10)
+        .claim_due_deliveries(due(T - 1, T + 60_000), 10)
         .await
         .unwrap()
         .is_empty());
     assert_eq!(
         store
-            .claim_due_deliveries(T + 60_000, T + 120_000, 10)
+            .claim_due_deliveries(due(T + 60_000, T + 120_000), 10)
             .await
             .unwrap()
             .len(),
@@ -1366,13 +1379,30 @@ async fn notifications(store: &dyn Store, audit_key: &[u8; 32]) {
         ("pending", 1, T + 2_000, Some(T + 1_000), Some("HTTP 500"))
     );
     assert!(store
-        .claim_due_deliveries(T + 1_999, T + 120_000, 10)
+        .claim_due_deliveries(due(T + 1_999, T + 120_000), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let set_back = T - 2 * 3_600_000;
+    assert_eq!(
+        store
+            .claim_due_deliveries(due(set_back, set_back + 60_000), 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|d| d.id)
+            .collect::<Vec<_>>(),
+        [test.id],
+        "a retry scheduled further ahead than any retry is was scheduled before the clock went back"
+    );
+    assert!(store
+        .claim_due_deliveries(due(set_back, set_back + 60_000), 10)
         .await
         .unwrap()
         .is_empty());
     assert_eq!(
         store
-            .claim_due_deliveries(T + 2_000, T + 120_000, 10)
+            .claim_due_deliveries(due(T + 2_000, T + 120_000), 10)
             .await
             .unwrap()
             .iter()

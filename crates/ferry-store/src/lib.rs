@@ -149,14 +149,11 @@ pub trait UnauditedWrites: Send + Sync + 'static {
         to: i64,
         deliveries: Vec<NewDelivery>,
     ) -> StoreResult<()>;
-    /// Claims up to `limit` pending deliveries due at `now_ms` on channels in use, oldest
-    /// first: no other claim returns them before `claimed_until_ms`, when a notifier that
-    /// died while sending them is assumed gone and they are due again. A claim is a lease,
-    /// not a change.
+    /// Claims up to `limit` pending deliveries that are `due` on channels in use, oldest
+    /// first, until `due.claimed_until_ms`. A claim is a lease, not a change.
     async fn claim_due_deliveries(
         &self,
-        now_ms: i64,
-        claimed_until_ms: i64,
+        due: DueDeliveries,
         limit: u32,
     ) -> StoreResult<Vec<DeliveryRecord>>;
     /// Records the outcome of an attempt at `at_ms` and returns the delivery as it is now:

@@ -116,6 +116,21 @@ pub struct NewDelivery {
     pub created_ms: i64,
 }
 
+/// Which deliveries a notifier claims, and for how long.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DueDeliveries {
+    /// The wall clock now, in milliseconds since the Unix epoch: deliveries scheduled at or
+    /// before it are due.
+    pub now_ms: i64,
+    /// No retry is ever scheduled later than this: a delivery scheduled after it was
+    /// scheduled before the clock was set back, and is due too rather than waiting out the
+    /// jump.
+    pub latest_schedule_ms: i64,
+    /// When the claim runs out: no other claim returns the deliveries before then, when a
+    /// notifier that died while sending them is assumed gone and they are due again.
+    pub claimed_until_ms: i64,
+}
+
 /// The outcome of one delivery attempt.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Attempt {

@@ -172,14 +172,13 @@ pub async fn events(
     Query(shown): Query<Shown>,
 ) -> Result<Response, PageError> {
     let (record, _) = visible_deployment(&state, &viewer.caller, id).await?;
+    let place = viewer.live_stream_place(&state)?;
     let first = render(&read(&state, record).await?)?;
     let receiver = state.live.subscribe(&state, id, first);
-    let shown = shown.shown;
-    Ok(
-        Sse::new(renderings(receiver, shown).take_until(state.until_stopping()))
-            .keep_alive(KeepAlive::default())
-            .into_response(),
-    )
+    let events = place.kept_by(renderings(receiver, shown.shown));
+    Ok(Sse::new(events.take_until(state.until_stopping()))
+        .keep_alive(KeepAlive::default())
+        .into_response())
 }
 
 /// The events for one browser: the rendering now, then each new one.

@@ -27,6 +27,11 @@ use axum::Router;
 
 use crate::state::AppState;
 
+/// The most live streams (deployment pages, the overview's pulse) one user has open at
+/// once, over all their sessions and tabs. A browser opens at most six connections to a
+/// server over HTTP/1.1, so this is more than one person watches.
+pub const LIVE_STREAMS_PER_USER: usize = 16;
+
 /// The dashboard's routes.
 pub fn routes() -> Router<AppState> {
     Router::new()

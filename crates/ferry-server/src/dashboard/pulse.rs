@@ -18,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use futures::stream::{self, Stream, StreamExt};
 use tokio::sync::broadcast;
 
+use super::page::PageError;
 use super::session::Viewer;
 use crate::state::AppState;
 
@@ -90,11 +91,13 @@ async fn beat(state: AppState, beats: broadcast::Sender<()>) {
 }
 
 /// `GET /live/overview`: a `changed` event whenever the overview may show something new.
-pub async fn events(State(state): State<AppState>, _viewer: Viewer) -> Response {
+pub async fn events(State(state): State<AppState>, viewer: Viewer) -> Result<Response, PageError> {
+    let place = viewer.live_stream_place(&state)?;
     let receiver = state.pulse.subscribe(&state);
-    Sse::new(pulses(receiver).take_until(state.until_stopping()))
+    let events = place.kept_by(pulses(receiver));
+    Ok(Sse::new(events.take_until(state.until_stopping()))
         .keep_alive(KeepAlive::default())
-        .into_response()
+        .into_response())
 }
 
 fn pulses(receiver: broadcast::Receiver<()>) -> impl Stream<Item = Result<Event, Infallible>> {

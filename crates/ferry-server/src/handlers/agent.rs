@@ -22,12 +22,16 @@ use crate::error::ApiError;
 use crate::handlers::v1::blobs::{batch_slot, read_blob_batch, MAX_BLOB_BATCH, MAX_HASH_LIST};
 use crate::json::{Body, LaterBody, Path, Query};
 use crate::peer::Peer;
-use crate::services::{agents, blobs, captures, drift, tasks};
+use crate::services::{agents, blobs, captures, drift, tasks, ServiceError};
 use crate::state::AppState;
 
 /// The longest an agent's long-poll is held open; it answers sooner when the heartbeat
 /// interval is shorter, so that the agent's next question is its next heartbeat.
 const LONG_POLL: Duration = Duration::from_secs(25);
+
+/// The most long-polls one target's credential has waiting at once: an agent holds one (two
+/// while it reconnects), so more means several processes use the credential.
+pub const LONG_POLLS_PER_TARGET: usize = 4;
 
 /// The target whose agent is calling.
 pub struct AgentCaller {
@@ -112,7 +116,13 @@ pub async fn desired(
 ) -> Result<Json<DesiredState>, ApiError> {
     let wakeups = state.wakeups.clone();
     if let Some(after) = query.after {
-        let _waiting = state.long_polls.enter(&agent.target.name)?;
+        let _place = state.long_polls.enter(&agent.target.name).ok_or_else(|| {
+            ServiceError::too_many(format!(
+                "target {} has {LONG_POLLS_PER_TARGET} long-polls waiting already: its \
+                 credential is used by more than one agent; run one agent per target",
+                agent.target.name
+            ))
+        })?;
         let deadline = tokio::time::Instant::now() + state.liveness.heartbeat.min(LONG_POLL);
         loop {
             let changed = wakeups.agents().notified();

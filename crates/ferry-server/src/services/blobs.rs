@@ -78,7 +78,7 @@ pub async fn missing(
 ) -> ServiceResult<Vec<String>> {
     let hashes = parse_hashes(hashes)?;
     let app = &author.app().name;
-    let since = state.clock.now_ms() - remembered_for(state).as_millis() as i64;
+    let since = uploads_count_since(state, state.clock.now_ms());
     let mut readable = state
         .uploads
         .uploaded_since(author.user(), app, &hashes, since);
@@ -113,9 +113,10 @@ pub async fn missing(
         .collect())
 }
 
-/// How long an upload is answered as present to its uploader.
-fn remembered_for(state: &AppState) -> Duration {
-    UPLOAD_REMEMBERED.min(state.gc_grace)
+/// The oldest an upload may be, at `now_ms`, and still be answered as present to its
+/// uploader.
+fn uploads_count_since(state: &AppState, now_ms: i64) -> i64 {
+    now_ms - UPLOAD_REMEMBERED.min(state.gc_grace).as_millis() as i64
 }
 
 /// Stores a batch of blobs, each checked against its hash; returns how many distinct blobs
@@ -153,11 +154,13 @@ pub async fn store_batch(
         }
         error => error.into(),
     })?;
+    let now = state.clock.now_ms();
     state.uploads.remember(
         author.user(),
         &author.app().name,
         &hashes,
-        state.clock.now_ms(),
+        now,
+        uploads_count_since(state, now),
     );
     Ok((hashes.len() as u64, bytes))
 }

@@ -1,6 +1,6 @@
 //! What one client may hold of a server: connections that never finish their headers are
 //! closed, failed enrollments from one address are throttled, one target's credential holds
-//! a bounded number of long-polls.
+//! a bounded number of long-polls, one user a bounded number of live dashboard streams.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
+use crate::dashboard::{set_password, Web, PASSWORD};
 use crate::harness::Server;
 
 fn address(server: &Server) -> String {
@@ -114,4 +115,49 @@ async fn one_targets_credential_holds_a_bounded_number_of_long_polls() {
     assert!(message.contains("more than one agent"), "{message}");
     // Their places came back.
     assert_eq!(poll().await.unwrap().status(), StatusCode::OK);
+}
+
+#[test]
+fn one_user_holds_a_bounded_number_of_live_dashboard_streams() {
+    let server = Server::start();
+    set_password(&server, &server.admin_token);
+    let vic = server.create_user("vic", "viewer", &[]);
+    set_password(&server, &vic);
+    let log_in = |user| Web::log_in(&server, &[("user", user), ("password", PASSWORD)]).unwrap();
+
+    // Sixteen streams over two sessions are held; the seventeenth is refused, saying why.
+    let (first, second) = (log_in("admin"), log_in("admin"));
+    let mut open: Vec<_> = (0..16)
+        .map(|n| {
+            let (status, stream) = [&first, &second][n % 2].open("/live/overview");
+            assert_eq!(status, 200, "stream {n}");
+            stream
+        })
+        .collect();
+    let (status, refused) = second.open("/live/overview");
+    assert_eq!(status, 429);
+    let page = first.text_of(refused);
+    assert!(
+        page.contains("admin has 16 live pages open already"),
+        "{page}"
+    );
+    assert!(page.contains("close some of them"), "{page}");
+    // Another user is not counted with them.
+    assert_eq!(log_in("vic").open("/live/overview").0, 200);
+
+    // A stream closed gives its place back (the first session's: its client runs again).
+    drop(open.remove(0));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, stream) = first.open("/live/overview");
+        if status == 200 {
+            open.push(stream);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the closed stream's place never came back"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }

@@ -106,6 +106,26 @@ impl Web {
             .1
     }
 
+    /// Opens `path` with the session and keeps it open (a live stream): its status, and the
+    /// response whose body is still coming, which closes the request when dropped.
+    pub fn open(&self, path: &str) -> (u16, reqwest::Response) {
+        self.runtime.block_on(async {
+            let response = self
+                .client
+                .get(format!("{}{path}", self.url))
+                .header("cookie", &self.cookie)
+                .send()
+                .await
+                .unwrap();
+            (response.status().as_u16(), response)
+        })
+    }
+
+    /// The body of a response [`Web::open`] gave.
+    pub fn text_of(&self, response: reqwest::Response) -> String {
+        self.runtime.block_on(response.text()).unwrap()
+    }
+
     /// The form token the session's pages carry, read from the overview.
     pub fn form_token(&self) -> String {
         let page = self.get("/").body;
