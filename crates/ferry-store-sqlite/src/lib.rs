@@ -65,6 +65,13 @@ pub struct SqliteStore {
     content: std::sync::Arc<tokio::sync::RwLock<()>>,
 }
 
+/// Each connection's page cache, in KiB (SQLite's default is 2,000). In WAL mode a
+/// connection drops its cache whenever another one wrote, which a server's writes do all the
+/// time, so a large cache buys little; pages come from the operating system's cache. Each
+/// of the five connections' caches filling up, and being refilled, was half of the server's
+/// memory growth in the soak test (BENCHMARKS.md), with no change in its throughput.
+const CACHE_KIB_PER_CONNECTION: u32 = 256;
+
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and applies pending migrations.
     /// `audit_key` keys the audit chain's hashes.
@@ -75,7 +82,8 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(30));
+            .busy_timeout(Duration::from_secs(30))
+            .pragma("cache_size", format!("-{CACHE_KIB_PER_CONNECTION}"));
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options.clone())
@@ -205,6 +213,21 @@ include!("../../ferry-store-sql/store.rs");
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn every_connection_has_the_small_page_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("ferry.db"), [1; 32])
+            .await
+            .unwrap();
+        for pool in [&store.writer, &store.reader] {
+            let kib: i64 = sqlx::query_scalar("PRAGMA cache_size")
+                .fetch_one(pool)
+                .await
+                .unwrap();
+            assert_eq!(kib, -i64::from(CACHE_KIB_PER_CONNECTION));
+        }
+    }
 
     #[tokio::test]
     async fn conformance_story() {

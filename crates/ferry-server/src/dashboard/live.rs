@@ -15,8 +15,8 @@ use std::time::Duration;
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::response::{IntoResponse, Response};
+use axum::response::sse::Event;
+use axum::response::Response;
 use ferry_api::DeploymentStatus;
 use ferry_store::DeploymentRecord;
 use futures::stream::{self, Stream, StreamExt};
@@ -26,6 +26,7 @@ use tokio::sync::watch;
 use super::deployment::LiveDeployment;
 use super::page::PageError;
 use super::session::Viewer;
+use super::stream::LiveStream;
 use crate::services::deployment_logs::logs_of;
 use crate::services::deployments::visible_deployment;
 use crate::services::ServiceResult;
@@ -172,13 +173,10 @@ pub async fn events(
     Query(shown): Query<Shown>,
 ) -> Result<Response, PageError> {
     let (record, _) = visible_deployment(&state, &viewer.caller, id).await?;
-    let place = viewer.live_stream_place(&state)?;
+    let stream = LiveStream::open(&state, viewer)?;
     let first = render(&read(&state, record).await?)?;
     let receiver = state.live.subscribe(&state, id, first);
-    let events = place.kept_by(renderings(receiver, shown.shown));
-    Ok(Sse::new(events.take_until(state.until_stopping()))
-        .keep_alive(KeepAlive::default())
-        .into_response())
+    Ok(stream.respond(&state, renderings(receiver, shown.shown)))
 }
 
 /// The events for one browser: the rendering now, then each new one.

@@ -18,6 +18,7 @@ mod overview;
 mod page;
 pub mod pulse;
 mod session;
+mod stream;
 mod targets;
 
 use axum::http::{Method, StatusCode, Uri};

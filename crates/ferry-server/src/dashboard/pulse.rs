@@ -13,13 +13,14 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::response::{IntoResponse, Response};
-use futures::stream::{self, Stream, StreamExt};
+use axum::response::sse::Event;
+use axum::response::Response;
+use futures::stream::{self, Stream};
 use tokio::sync::broadcast;
 
 use super::page::PageError;
 use super::session::Viewer;
+use super::stream::LiveStream;
 use crate::state::AppState;
 
 /// How often the revision is read anyway while browsers listen, for the changes no wake-up
@@ -92,12 +93,9 @@ async fn beat(state: AppState, beats: broadcast::Sender<()>) {
 
 /// `GET /live/overview`: a `changed` event whenever the overview may show something new.
 pub async fn events(State(state): State<AppState>, viewer: Viewer) -> Result<Response, PageError> {
-    let place = viewer.live_stream_place(&state)?;
+    let stream = LiveStream::open(&state, viewer)?;
     let receiver = state.pulse.subscribe(&state);
-    let events = place.kept_by(pulses(receiver));
-    Ok(Sse::new(events.take_until(state.until_stopping()))
-        .keep_alive(KeepAlive::default())
-        .into_response())
+    Ok(stream.respond(&state, pulses(receiver)))
 }
 
 fn pulses(receiver: broadcast::Receiver<()>) -> impl Stream<Item = Result<Event, Infallible>> {

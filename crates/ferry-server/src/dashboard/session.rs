@@ -16,7 +16,6 @@ use serde::de::DeserializeOwned;
 
 use super::page::PageError;
 use crate::auth::{new_token, Caller};
-use crate::held_open::Place;
 use crate::state::AppState;
 
 /// The session cookie's name.
@@ -86,21 +85,6 @@ impl Viewer {
     /// The token this viewer's forms carry.
     pub fn form_token(&self) -> String {
         self.session.form_token()
-    }
-
-    /// A place for one more live stream of this viewer's, or 429 when they have
-    /// [`super::LIVE_STREAMS_PER_USER`] open.
-    pub fn live_stream_place(&self, state: &AppState) -> Result<Place, PageError> {
-        let user = &self.caller.user.name;
-        state.live_streams.enter(user).ok_or_else(|| {
-            PageError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                format!(
-                    "{user} has {} live pages open already; close some of them and reload this one",
-                    state.live_streams.most()
-                ),
-            )
-        })
     }
 }
 

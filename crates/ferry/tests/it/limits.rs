@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::dashboard::{set_password, Web, PASSWORD};
+use crate::dashboard::browser::Browser;
+use crate::dashboard::{log_in, set_password, Web, PASSWORD};
 use crate::harness::Server;
 
 fn address(server: &Server) -> String {
@@ -124,19 +125,19 @@ fn one_user_holds_a_bounded_number_of_live_dashboard_streams() {
     let vic = server.create_user("vic", "viewer", &[]);
     set_password(&server, &vic);
     let log_in = |user| Web::log_in(&server, &[("user", user), ("password", PASSWORD)]).unwrap();
+    let open = |web: &Web| {
+        let (status, stream) = web.open("/live/overview");
+        assert_eq!(status, 200);
+        stream
+    };
 
     // Sixteen streams over two sessions are held; the seventeenth is refused, saying why.
     let (first, second) = (log_in("admin"), log_in("admin"));
-    let mut open: Vec<_> = (0..16)
-        .map(|n| {
-            let (status, stream) = [&first, &second][n % 2].open("/live/overview");
-            assert_eq!(status, 200, "stream {n}");
-            stream
-        })
-        .collect();
+    let mut firsts: Vec<_> = (0..8).map(|_| open(&first)).collect();
+    let seconds: Vec<_> = (0..8).map(|_| open(&second)).collect();
     let (status, refused) = second.open("/live/overview");
     assert_eq!(status, 429);
-    let page = first.text_of(refused);
+    let page = second.text_of(refused);
     assert!(
         page.contains("admin has 16 live pages open already"),
         "{page}"
@@ -146,18 +147,47 @@ fn one_user_holds_a_bounded_number_of_live_dashboard_streams() {
     assert_eq!(log_in("vic").open("/live/overview").0, 200);
 
     // A stream closed gives its place back (the first session's: its client runs again).
-    drop(open.remove(0));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let (status, stream) = first.open("/live/overview");
-        if status == 200 {
-            open.push(stream);
-            break;
+    let reopen = || {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (status, stream) = first.open("/live/overview");
+            if status == 200 {
+                return stream;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "a closed stream's place never came back"
+            );
+            std::thread::sleep(Duration::from_millis(200));
         }
-        assert!(
-            Instant::now() < deadline,
-            "the closed stream's place never came back"
-        );
-        std::thread::sleep(Duration::from_millis(200));
+    };
+    drop(firsts.pop());
+    firsts.push(reopen());
+
+    // A session that ends ends its streams, and their places come back.
+    let out = second.post("/logout", &[("form_token", &second.form_token())], &[]);
+    assert_eq!(out.status, 303, "{out:?}");
+    for stream in seconds {
+        second.text_of(stream);
     }
+    while firsts.len() < 16 {
+        firsts.push(reopen());
+    }
+}
+
+#[test]
+fn a_page_whose_live_stream_is_refused_says_so() {
+    let Some(browser) = Browser::open() else {
+        return;
+    };
+    let server = Server::start();
+    set_password(&server, &server.admin_token);
+    let web = Web::log_in(&server, &[("user", "admin"), ("password", PASSWORD)]).unwrap();
+    let _open: Vec<_> = (0..16).map(|_| web.open("/live/overview").1).collect();
+    log_in(&browser, &server, "admin");
+    let notice = browser.wait_for_text(".notice.stopped", "stopped updating live");
+    assert!(
+        notice.contains("close other ferry pages and reload"),
+        "{notice}"
+    );
 }

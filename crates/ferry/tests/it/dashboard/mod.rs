@@ -121,9 +121,15 @@ impl Web {
         })
     }
 
-    /// The body of a response [`Web::open`] gave.
+    /// The body of a response [`Web::open`] gave, once the server ended it (within a
+    /// minute, or the test fails).
     pub fn text_of(&self, response: reqwest::Response) -> String {
-        self.runtime.block_on(response.text()).unwrap()
+        self.runtime
+            .block_on(async {
+                tokio::time::timeout(Duration::from_secs(60), response.text()).await
+            })
+            .expect("the server never ended the response")
+            .unwrap()
     }
 
     /// The form token the session's pages carry, read from the overview.
