@@ -30,11 +30,6 @@ impl HeldOpen {
         }
     }
 
-    /// The most requests one holder may have open.
-    pub fn most(&self) -> usize {
-        self.most
-    }
-
     /// A place for one more open request of `holder`, or `None` when it has its most.
     pub fn enter(&self, holder: &str) -> Option<Place> {
         let mut open = self.lock();
