@@ -41,8 +41,9 @@ impl Account {
         })?
         .ok_or_else(|| {
             format!(
-                "no user {name} on this target: create it (`useradd --system --user-group \
-                 --no-create-home --shell /usr/sbin/nologin {name}`) or give the application another with `ferry app set APP --run-as USER`"
+                "no user {name} on this target: create it (`{} {name}`) or give the \
+                 application another with `ferry app set APP --run-as USER`",
+                ferry_domain::run_as::CREATE_USER
             )
         })
     }

@@ -13,6 +13,11 @@ use std::fmt;
 /// The longest user name `useradd` accepts.
 const MAX_LEN: usize = 32;
 
+/// The command that creates a user of an application's own, given its name after it:
+/// no home, no login shell.
+pub const CREATE_USER: &str =
+    "useradd --system --user-group --no-create-home --shell /usr/sbin/nologin";
+
 /// A Unix user name as `useradd` takes it: `[a-z_][a-z0-9_-]{0,31}`, and not `root`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RunAs(String);
@@ -33,12 +38,10 @@ impl RunAs {
             ));
         }
         if value == "root" {
-            return Err(
+            return Err(format!(
                 "an application's commands may not run as root: give the application a user \
-                 of its own (`useradd --system --user-group --no-create-home --shell \
-                 /usr/sbin/nologin NAME`)"
-                    .to_owned(),
-            );
+                 of its own (`{CREATE_USER} NAME`)"
+            ));
         }
         Ok(RunAs(value.to_owned()))
     }
@@ -92,8 +95,7 @@ pub fn decide(
             Err(format!(
                 "this target's agent runs as root and {app} has no user to run its commands \
                  as: give it one with `ferry app set {app} --run-as USER` (a user of its own, \
-                 like `useradd --system --user-group --no-create-home --shell /usr/sbin/nologin \
-                 {app}`), or start the agent with \
+                 like `{CREATE_USER} {app}`), or start the agent with \
                  --hooks-as-root to run every application's hooks as root"
             ))
         } else {

@@ -1158,9 +1158,6 @@ pub async fn story(store: &dyn Store, audit_key: &[u8; 32]) {
     configuration::configuration_part(store, "shop-web").await;
 }
 
-/// Channels, deliveries and the notification cursor, on the store the story built (teams
-/// `shop` and `blog`). Writes four audit events: `channel.add` twice, `channel.test` and
-/// `channel.remove`.
 /// Deliveries due at `now_ms`, claimed until `until_ms`, none ever scheduled more than 10
 /// minutes ahead.
 fn due(now_ms: i64, until_ms: i64) -> DueDeliveries {
@@ -1171,6 +1168,9 @@ fn due(now_ms: i64, until_ms: i64) -> DueDeliveries {
     }
 }
 
+/// Channels, deliveries and the notification cursor, on the store the story built (teams
+/// `shop` and `blog`). Writes four audit events: `channel.add` twice, `channel.test` and
+/// `channel.remove`.
 async fn notifications(store: &dyn Store, audit_key: &[u8; 32]) {
     use crate::{Attempt, NewChannel, NewDelivery};
     const T: i64 = 1_800_000_000_000;

@@ -17,6 +17,7 @@ use serde::de::DeserializeOwned;
 use super::page::PageError;
 use crate::auth::{new_token, Caller};
 use crate::state::AppState;
+use ferry_store::StoreError;
 
 /// The session cookie's name.
 pub const COOKIE_NAME: &str = "ferry_session";
@@ -48,6 +49,17 @@ impl SessionCookie {
     /// What the store keeps of it.
     pub fn hash(&self) -> String {
         hash_token(&self.0)
+    }
+
+    /// Who this session lets in now, or `None` once it ended (a logout, a rotated token, a
+    /// disabled user). Read from the store every time, as tokens are, so an ended session
+    /// is refused at once on every server.
+    pub async fn caller(&self, state: &AppState) -> Result<Option<Caller>, StoreError> {
+        let holder = state
+            .store
+            .user_by_session(&self.hash(), state.clock.now_ms())
+            .await?;
+        Ok(holder.and_then(|holder| Caller::of(state, holder).ok()))
     }
 
     /// The token the session's forms carry: derived from the cookie, so only a page ferry
@@ -95,18 +107,14 @@ impl FromRequestParts<AppState> for Viewer {
         let Some(session) = SessionCookie::of(&parts.headers) else {
             return Err(to_login(parts));
         };
-        // Read from the store on every request, as tokens are: a session ended by a logout,
-        // a rotated token or a disabled user is refused at once, on every server.
-        let holder = state
-            .store
-            .user_by_session(&session.hash(), state.clock.now_ms())
+        let caller = session
+            .caller(state)
             .await
             .map_err(|e| PageError::from(e).into_response())?;
-        let Some(holder) = holder else {
-            return Err(to_login(parts));
-        };
-        let caller = Caller::of(state, holder).map_err(|_| to_login(parts))?;
-        Ok(Viewer { caller, session })
+        match caller {
+            Some(caller) => Ok(Viewer { caller, session }),
+            None => Err(to_login(parts)),
+        }
     }
 }
 

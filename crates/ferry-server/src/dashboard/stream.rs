@@ -14,7 +14,6 @@ use futures::{Stream, StreamExt};
 use super::page::PageError;
 use super::session::{SessionCookie, Viewer};
 use super::LIVE_STREAMS_PER_USER;
-use crate::auth::Caller;
 use crate::held_open::Place;
 use crate::state::AppState;
 
@@ -67,20 +66,11 @@ impl LiveStream {
 async fn session_ended(state: AppState, session: SessionCookie) {
     loop {
         tokio::time::sleep(SESSION_CHECK_EVERY).await;
-        let holder = state
-            .store
-            .user_by_session(&session.hash(), state.clock.now_ms())
-            .await;
-        let holds = match holder {
-            Ok(holder) => holder.is_some_and(|holder| Caller::of(&state, holder).is_ok()),
+        match session.caller(&state).await {
+            Ok(Some(_)) => {}
+            Ok(None) => return,
             // The store not answering once does not end a session; the next check asks again.
-            Err(e) => {
-                tracing::warn!("dashboard: checking a live stream's session: {e}");
-                true
-            }
-        };
-        if !holds {
-            return;
+            Err(e) => tracing::warn!("dashboard: checking a live stream's session: {e}"),
         }
     }
 }

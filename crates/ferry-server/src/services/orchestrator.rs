@@ -223,8 +223,9 @@ enum Timed {
 }
 
 /// What the watcher of running deployments keeps between its passes: when it began (on the
-/// steady clock), the last reading of the clocks, and the ages of what it watches, which grow on the steady
-/// clock so that setting the machine's clock neither fails deployments nor holds them up.
+/// steady clock), the last reading of the clocks, and the ages of what it watches, which
+/// grow on the steady clock so that setting the machine's clock neither fails deployments
+/// nor holds them up.
 pub struct Watch {
     limits: Limits,
     since_ms: i64,
