@@ -201,7 +201,7 @@ pub struct StatusQuery {
 /// target's reported version and state, of the applications the caller may see. Every change
 /// shows in the next answer.
 #[utoipa::path(get, path = "/api/v1/status", tag = "deployments", params(StatusQuery),
-    responses((status = 200, body = Status)))]
+    responses((status = 200, body = Status), (status = 404, body = ferry_api::ErrorBody)))]
 pub async fn status(
     State(state): State<AppState>,
     caller: Caller,
