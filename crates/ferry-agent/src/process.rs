@@ -104,15 +104,10 @@ pub async fn run(
         .with_context(|| format!("making {} an absolute path", root.display()))?;
     let state = match (load_state(root)?, enrollment) {
         (Some(state), None) => state,
-        (Some(state), Some(_)) => bail!(
-            "{} is enrolled already as target {:?}; remove {} to enroll it again",
-            root.display(),
-            state.target,
-            state_path(root).display()
-        ),
+        (Some(state), Some(_)) => return Err(enrolled_already(root, &state)),
         (None, Some((server, token))) => enroll(root, &server, &token).await?,
         (None, None) => bail!(
-            "{} is not enrolled: run `ferry agent --root {} --server URL --enroll TOKEN` with a token from `ferry target enroll`",
+            "{} is not enrolled: run `ferry agent enroll --root {} --server URL TOKEN` with a token from `ferry target enroll`",
             root.display(),
             root.display()
         ),
@@ -211,6 +206,26 @@ fn http_client(
     })
 }
 
+/// Enrolls the target managed under `root` with `server`'s one-time `token`, without running
+/// the agent (for a service started afterwards); returns the target's name.
+pub async fn enroll_only(root: &Path, server: &str, token: &str) -> anyhow::Result<String> {
+    let root = &std::path::absolute(root)
+        .with_context(|| format!("making {} an absolute path", root.display()))?;
+    if let Some(state) = load_state(root)? {
+        return Err(enrolled_already(root, &state));
+    }
+    Ok(enroll(root, server, token).await?.target)
+}
+
+fn enrolled_already(root: &Path, state: &AgentState) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{} is enrolled already as target {:?}; remove {} to enroll it again",
+        root.display(),
+        state.target,
+        state_path(root).display()
+    )
+}
+
 /// Exchanges the one-time token for the target's credential and stores it with the server
 /// and the pinned fingerprint. Nothing is written unless the server accepted the token.
 async fn enroll(root: &Path, server: &str, token: &str) -> anyhow::Result<AgentState> {
@@ -254,6 +269,9 @@ async fn enroll(root: &Path, server: &str, token: &str) -> anyhow::Result<AgentS
     };
     fs::create_dir_all(state_dir(root))
         .with_context(|| format!("creating {}", state_dir(root).display()))?;
+    // The credential, the cache and the agent's state are the agent's alone, from the start.
+    fs::set_permissions(state_dir(root), fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("closing {} to other users", state_dir(root).display()))?;
     let path = state_path(root);
     let tmp = path.with_extension("toml.tmp");
     let mut file = fs::OpenOptions::new()

@@ -6,10 +6,14 @@ use std::path::PathBuf;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
+mod config_file;
+
+pub use config_file::{ConfigError, ConfigFile};
+
 #[derive(Debug, Parser)]
 #[command(
     name = "ferry",
-    version,
+    version = VERSION,
     about = "Self-service release management and production support",
     propagate_version = true
 )]
@@ -20,9 +24,19 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// What `ferry --version` says: the version, the commit it was built from and the date.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("FERRY_COMMIT"),
+    ", built ",
+    env!("FERRY_BUILD_DATE"),
+    ")"
+);
+
 /// Commands that are not clients of a server, with the global flags each still reads and
 /// what each means there: the others are hidden from their help (and from docs/cli.md).
-const NOT_CLIENTS: [(&str, &[(&str, &str)]); 2] = [
+const NOT_CLIENTS: [(&str, &[(&str, &str)]); 4] = [
     (
         "agent",
         &[(
@@ -32,6 +46,8 @@ const NOT_CLIENTS: [(&str, &[(&str, &str)]); 2] = [
         )],
     ),
     ("demo", &[]),
+    ("completions", &[]),
+    ("man", &[]),
 ];
 
 impl Cli {
@@ -62,10 +78,82 @@ impl Cli {
         root
     }
 
-    /// Parses the process's arguments, exiting with clap's message when they are wrong.
+    /// Parses the process's arguments, with the `--config` file of `ferry server` or
+    /// `ferry agent` if one is named, exiting with clap's message when they are wrong (or
+    /// with the file's problems).
     pub fn from_process() -> Cli {
-        Cli::from_arg_matches(&Cli::definition().get_matches()).unwrap_or_else(|e| e.exit())
+        let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+        let definition = with_config_file(Cli::definition(), &args).unwrap_or_else(|e| {
+            eprintln!("error: {e}");
+            std::process::exit(2)
+        });
+        Cli::from_arg_matches(&definition.get_matches_from(args)).unwrap_or_else(|e| e.exit())
     }
+}
+
+/// `definition` with the `--config` file of `ferry server` or `ferry agent`, when `args`
+/// name one, read into that command's flags as their defaults.
+fn with_config_file(
+    definition: clap::Command,
+    args: &[std::ffi::OsString],
+) -> Result<clap::Command, ConfigError> {
+    // A first look, past missing flags the file may give, only to find the file.
+    let Ok(matches) = definition
+        .clone()
+        .ignore_errors(true)
+        .try_get_matches_from(args)
+    else {
+        return Ok(definition);
+    };
+    let Some((name, sub)) = matches.subcommand() else {
+        return Ok(definition);
+    };
+    let Ok(Some(path)) = sub.try_get_one::<PathBuf>("config") else {
+        return Ok(definition);
+    };
+    if sub.subcommand().is_some() {
+        return Ok(definition);
+    }
+    let name = name.to_owned();
+    let command = definition
+        .find_subcommand(&name)
+        .expect("the subcommand was just parsed");
+    let file = ConfigFile::read(path, command)?;
+    Ok(definition.mut_subcommand(name, |command| file.apply(command)))
+}
+
+/// `ferry COMMAND --config PATH` (`ferry server` or `ferry agent`) as it would be parsed
+/// here, its flags' environment variables included; with how many settings the file holds.
+pub fn parse_with_config_file(
+    command: &str,
+    path: &std::path::Path,
+) -> Result<(Cli, usize), ConfigError> {
+    let settings = read_config_file(command, path)?.len();
+    let args: Vec<std::ffi::OsString> = vec![
+        "ferry".into(),
+        command.into(),
+        "--config".into(),
+        path.into(),
+    ];
+    let definition = with_config_file(Cli::definition(), &args)?;
+    let parsed = definition
+        .try_get_matches_from(args)
+        .and_then(|matches| Cli::from_arg_matches(&matches))
+        .map_err(|e| {
+            let said = e.render().to_string();
+            let first = said.lines().next().unwrap_or_default();
+            ConfigError::whole(path, first.trim_start_matches("error: "))
+        })?;
+    Ok((parsed, settings))
+}
+
+/// The config file `path` of `ferry server` or `ferry agent` (`command`), checked.
+pub fn read_config_file(command: &str, path: &std::path::Path) -> Result<ConfigFile, ConfigError> {
+    let definition = Cli::definition();
+    let command = definition
+        .find_subcommand(command)
+        .expect("ferry server and ferry agent take config files");
+    ConfigFile::read(path, command)
 }
 
 /// Gives every argument of `command` and its subcommands that the definition leaves
@@ -166,8 +254,8 @@ pub enum Command {
     /// Targets: the servers that run applications
     #[command(subcommand)]
     Target(TargetCommand),
-    /// Run the agent on a target server (no root needed)
-    Agent(AgentArgs),
+    /// Run the agent on a target server (no root needed), or check its config file
+    Agent(AgentCommandArgs),
     /// Deploy a release to an environment
     Deploy(DeployArgs),
     /// Go back to a release the targets already have
@@ -243,6 +331,20 @@ pub enum Command {
     /// Routing rules: incidents of a category go to a team
     #[command(subcommand)]
     Route(RouteCommand),
+    /// Print the completion script for a shell, e.g.
+    /// `ferry completions bash > /etc/bash_completion.d/ferry`
+    Completions {
+        /// The shell: bash, zsh, fish, elvish or powershell
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write a man page for every command into a directory (ferry.1, ferry-server.1,
+    /// ferry-server-backup.1, …), e.g. `ferry man --out /usr/local/share/man/man1`
+    Man {
+        /// The directory to write the pages into (created if missing)
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -407,17 +509,56 @@ pub enum TargetCommand {
 }
 
 #[derive(Debug, Args)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    after_help = DURATIONS_HELP
+)]
+pub struct AgentCommandArgs {
+    #[command(subcommand)]
+    pub command: Option<AgentCommand>,
+    #[command(flatten)]
+    pub run: AgentArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentCommand {
+    /// Exchange a one-time enrollment token (`ferry target enroll`) for this target's
+    /// credential, then exit: for an agent started as a service afterwards. The root and the
+    /// server come from the flags, else from the config file
+    Enroll {
+        /// The token `ferry target enroll` printed
+        #[arg(value_name = "TOKEN")]
+        token: String,
+        /// The directory the agent manages (as `ferry agent --root`)
+        #[arg(long, env = "FERRY_AGENT_ROOT")]
+        root: Option<PathBuf>,
+        /// The agent's config file, for `root` and `server`
+        #[arg(long, env = "FERRY_AGENT_CONFIG", value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Check a `--config` file without starting anything: its syntax, that every key is a
+    /// flag of `ferry agent` (or `server`), every value what that flag takes; each problem
+    /// is printed with its line and column (exit 1)
+    CheckConfig {
+        /// The config file, e.g. /etc/ferry/agent.toml
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
 pub struct AgentArgs {
     /// The directory the agent manages: ROOT/apps/APP/… and its state in ROOT/.ferry
-    #[arg(long)]
-    pub root: PathBuf,
+    #[arg(long, env = "FERRY_AGENT_ROOT", required = true)]
+    pub root: Option<PathBuf>,
     /// A one-time enrollment token (`ferry target enroll`); needed on the first run only
-    #[arg(long)]
+    #[arg(long, env = "FERRY_AGENT_ENROLL", hide_env_values = true)]
     pub enroll: Option<String>,
     /// How often to compare the files of each release served with the release and report
     /// what differs (drift) to the server; files whose size, inode and times are as staged
     /// are not read again, so a check of an unchanged release takes milliseconds
-    #[arg(long, default_value = "60s", value_parser = duration)]
+    #[arg(long, env = "FERRY_AGENT_DRIFT_EVERY", default_value = "60s", value_parser = duration)]
     pub drift_every: std::time::Duration,
     /// Run as root, run the hooks and health checks of applications without a `--run-as`
     /// user as root too, instead of refusing to deploy them. Those applications can then
@@ -428,6 +569,11 @@ pub struct AgentArgs {
         value_parser = clap::builder::BoolishValueParser::new()
     )]
     pub hooks_as_root: bool,
+    /// A TOML file of settings, each key one of the flags above or `server`
+    /// (`root = "/srv/ferry"`): a flag on the command line wins, then its environment
+    /// variable, then the file. `ferry agent check-config FILE` checks one
+    #[arg(long, env = "FERRY_AGENT_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -800,6 +946,14 @@ pub struct ServerCommandArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ServerCommand {
+    /// Check a `--config` file without starting anything: its syntax, that every key is a
+    /// flag of `ferry server`, every value what that flag takes, and no two that conflict;
+    /// each problem is printed with its line and column (exit 1)
+    CheckConfig {
+        /// The config file, e.g. /etc/ferry/server.toml
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
     /// Re-hash every stored blob, quarantine corrupt ones and list missing ones (admin);
     /// exit 1 if anything is wrong
     Fsck,
@@ -902,7 +1056,7 @@ fn duration(text: &str) -> Result<std::time::Duration, String> {
 pub struct ServerArgs {
     /// The data directory: database, admin token, and the audit key unless --audit-key
     /// names another file
-    #[arg(long, default_value = "./ferry-data")]
+    #[arg(long, env = "FERRY_DATA", default_value = "./ferry-data")]
     pub data: PathBuf,
     /// Keep the state in PostgreSQL (postgres://USER:PASSWORD@HOST:PORT/DATABASE) instead
     /// of SQLite in the data directory; several servers may share one database
@@ -916,12 +1070,12 @@ pub struct ServerArgs {
     /// The audit trail's key (64 hex digits; created, mode 0600, on the first start if it
     /// does not exist). Recommended: a file outside the data directory, so that a copy of
     /// the data directory cannot forge or cut the trail (default: DATA/audit-key)
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, env = "FERRY_AUDIT_KEY", value_name = "FILE")]
     pub audit_key: Option<PathBuf>,
     /// The key configuration secrets are encrypted with (64 hex digits; created, mode 0600,
     /// on the first start if it does not exist). Servers sharing a database share the file.
     /// Recommended: a file outside the data directory (default: DATA/secret-key)
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, env = "FERRY_SECRET_KEY", value_name = "FILE")]
     pub secret_key: Option<PathBuf>,
     /// Where release content is kept: file:///absolute/dir, or s3://bucket/prefix for a
     /// bucket of an S3-compatible service, reached with the AWS_* environment variables
@@ -929,45 +1083,61 @@ pub struct ServerArgs {
     #[arg(long, env = "FERRY_BLOBS", value_name = "URL")]
     pub blobs: Option<ferry_server::BlobLocation>,
     /// The address to listen on (port 0 picks a free one)
-    #[arg(long, default_value = "127.0.0.1:7070")]
+    #[arg(long, env = "FERRY_LISTEN", default_value = "127.0.0.1:7070")]
     pub listen: SocketAddr,
     /// How often retention and garbage collection run
-    #[arg(long, default_value = "1h", value_parser = duration)]
+    #[arg(long, env = "FERRY_MAINTENANCE_EVERY", default_value = "1h", value_parser = duration)]
     pub maintenance_every: std::time::Duration,
     /// How old content no release uses must be before it is deleted (protects uploads
     /// whose release is not created yet)
-    #[arg(long, default_value = "1h", value_parser = duration)]
+    #[arg(long, env = "FERRY_GC_GRACE", default_value = "1h", value_parser = duration)]
     pub gc_grace: std::time::Duration,
     /// How long a deployment waits for a silent target before giving up on it
-    #[arg(long, default_value = "10m", value_parser = duration)]
+    #[arg(long, env = "FERRY_DEPLOY_TIMEOUT", default_value = "10m", value_parser = duration)]
     pub deploy_timeout: std::time::Duration,
     /// How long a deployment may run from its start: past it, targets still switching fail
     /// and switched ones go back, and it ends failed (progress does not extend it)
-    #[arg(long, default_value = "1h", value_parser = duration)]
+    #[arg(long, env = "FERRY_DEPLOYMENT_DEADLINE", default_value = "1h", value_parser = duration)]
     pub deployment_deadline: std::time::Duration,
     /// How often agents send a heartbeat; a target whose agent missed three is offline:
     /// new deployments are not sent to it, and a deployment waiting on it fails its step
-    #[arg(long, default_value = "5s", value_parser = duration)]
+    #[arg(long, env = "FERRY_HEARTBEAT_EVERY", default_value = "5s", value_parser = duration)]
     pub heartbeat_every: std::time::Duration,
     /// How long a client may take to send a request's headers, or leave a kept-alive
     /// connection idle, before the server closes the connection (1s to 10m)
-    #[arg(long, default_value = "30s", value_parser = duration)]
+    #[arg(long, env = "FERRY_HEADER_TIMEOUT", default_value = "30s", value_parser = duration)]
     pub header_timeout: std::time::Duration,
     /// Serve HTTPS with a certificate signed by a CA the server creates in DATA/tls (agents
     /// pin it through their enrollment token; clients pass --ca-cert DATA/tls/ca.pem)
-    #[arg(long)]
+    #[arg(long, env = "FERRY_TLS", value_parser = clap::builder::BoolishValueParser::new())]
     pub tls: bool,
     /// Another DNS name or IP address the certificate is valid for, besides localhost,
     /// 127.0.0.1, ::1 and this machine's host name (repeatable)
-    #[arg(long = "tls-name", value_name = "NAME", requires = "tls")]
+    #[arg(
+        long = "tls-name",
+        env = "FERRY_TLS_NAMES",
+        value_name = "NAME",
+        value_delimiter = ',',
+        requires = "tls"
+    )]
     pub tls_names: Vec<String>,
     /// Serve plain HTTP on a non-loopback address (when a proxy in front terminates TLS)
-    #[arg(long, conflicts_with = "tls")]
+    #[arg(
+        long,
+        env = "FERRY_INSECURE",
+        value_parser = clap::builder::BoolishValueParser::new(),
+        conflicts_with = "tls"
+    )]
     pub insecure: bool,
     /// For tests and drills: a file holding milliseconds added to the clock, read at every
     /// use (escalations, timeouts and freeze windows then see time pass)
     #[arg(long, hide = true, value_name = "FILE")]
     pub clock_offset_file: Option<PathBuf>,
+    /// A TOML file of settings, each key one of the flags above (`listen = "0.0.0.0:7070"`,
+    /// `tls = true`): a flag on the command line wins, then its environment variable, then
+    /// the file. `ferry server check-config FILE` checks one
+    #[arg(long, env = "FERRY_SERVER_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -1313,7 +1483,110 @@ mod reference;
 
 #[cfg(test)]
 mod tests {
-    use super::Cli;
+    use super::{with_config_file, Cli, Command};
+    use clap::FromArgMatches;
+
+    /// The command line `line` with the config file holding `toml`.
+    fn with_file(toml: &str, line: &[&str]) -> Result<Cli, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ferry.toml");
+        std::fs::write(&path, toml).unwrap();
+        let mut args: Vec<std::ffi::OsString> = line.iter().map(Into::into).collect();
+        args.extend(["--config".into(), path.into_os_string()]);
+        let definition = with_config_file(Cli::definition(), &args).map_err(|e| {
+            e.to_string()
+                .replace(&dir.path().display().to_string(), "DIR")
+        })?;
+        let matches = definition
+            .try_get_matches_from(args)
+            .map_err(|e| e.to_string())?;
+        Cli::from_arg_matches(&matches).map_err(|e| e.to_string())
+    }
+
+    fn server(cli: Cli) -> super::ServerArgs {
+        match cli.command {
+            Command::Server(args) => args.run,
+            other => panic!("not the server: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_config_file_gives_what_the_command_line_does_not() {
+        let file = "listen = \"0.0.0.0:7443\"\ndata = \"/var/lib/ferry\"\ntls = true\n\
+                    tls-name = [\"a.example\", \"b.example\"]\ndeploy-timeout = \"5m\"\n";
+        let args = server(with_file(file, &["ferry", "server", "--data", "/elsewhere"]).unwrap());
+        assert_eq!(args.listen.to_string(), "0.0.0.0:7443");
+        assert_eq!(
+            args.data.display().to_string(),
+            "/elsewhere",
+            "the flag wins"
+        );
+        assert!(args.tls);
+        assert_eq!(args.tls_names, ["a.example", "b.example"]);
+        assert_eq!(args.deploy_timeout, std::time::Duration::from_secs(300));
+        assert_eq!(
+            args.heartbeat_every,
+            std::time::Duration::from_secs(5),
+            "what neither gives keeps its default"
+        );
+    }
+
+    #[test]
+    fn an_agent_config_file_gives_its_root_and_server() {
+        let file = "root = \"/srv/ferry\"\nserver = \"https://ferry.example:7070\"\n";
+        let cli = with_file(file, &["ferry", "agent"]).unwrap();
+        assert_eq!(
+            cli.global.server.as_deref(),
+            Some("https://ferry.example:7070")
+        );
+        let Command::Agent(agent) = cli.command else {
+            panic!("not the agent")
+        };
+        assert_eq!(agent.run.root.unwrap().display().to_string(), "/srv/ferry");
+    }
+
+    #[test]
+    fn a_wrong_config_file_says_where_and_what() {
+        for (file, expected) in [
+            ("listen = ", "DIR/ferry.toml:1:10: "),
+            (
+                "data = \"/d\"\nlisen = \"0.0.0.0:1\"",
+                "DIR/ferry.toml:2:1: unknown key `lisen`: the keys are data, database, \
+                 audit-key, secret-key, blobs, listen",
+            ),
+            ("lisen = \"x\"", "; did you mean `listen`?"),
+            (
+                "tls = \"yes\"",
+                "DIR/ferry.toml:1:7: `tls` takes true or false, not string",
+            ),
+            (
+                "listen = 7070",
+                "DIR/ferry.toml:1:10: `listen`: invalid value '7070'",
+            ),
+            (
+                "gc-grace = \"1 hour\"",
+                "DIR/ferry.toml:1:12: `gc-grace`: invalid value",
+            ),
+            (
+                "tls-name = [1]",
+                "`tls-name` takes a list of strings, not integer",
+            ),
+            (
+                "clock-offset-file = \"/f\"",
+                "unknown key `clock-offset-file`",
+            ),
+            ("server = \"http://s\"", "unknown key `server`"),
+            (
+                "tls = true\ninsecure = true",
+                "DIR/ferry.toml:2:1: the argument '--insecure' cannot be used with '--tls'",
+            ),
+        ] {
+            let error = with_file(file, &["ferry", "server"])
+                .err()
+                .unwrap_or_default();
+            assert!(error.contains(expected), "{file:?}: {error}");
+        }
+    }
 
     #[test]
     fn the_command_line_definition_is_consistent() {
@@ -1331,6 +1604,28 @@ mod tests {
             .filter(|arg| arg.is_global_set() && !arg.is_hide_set())
             .map(|arg| arg.get_id().to_string())
             .collect()
+    }
+
+    #[test]
+    fn every_config_file_key_has_its_environment_variable() {
+        let definition = Cli::definition();
+        for (command, prefix) in [("server", "FERRY_"), ("agent", "FERRY_AGENT_")] {
+            let command = definition.find_subcommand(command).unwrap();
+            let keys = super::config_file::keys(command);
+            assert!(keys.len() >= 4, "{keys:?}");
+            for key in keys {
+                let arg = command
+                    .get_arguments()
+                    .find(|arg| arg.get_long() == Some(key))
+                    .unwrap();
+                let env = arg.get_env().map(|e| e.to_string_lossy().into_owned());
+                let expected = if key == "server" { "FERRY_" } else { prefix };
+                assert!(
+                    env.as_deref().is_some_and(|e| e.starts_with(expected)),
+                    "{key}: {env:?}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -65,8 +65,9 @@ async fn show(
     refused: Option<String>,
 ) -> Result<Response, PageError> {
     let (record, app) = visible_deployment(state, &viewer.caller, id).await?;
-    let live = live::render(&live::read(state, record).await?)?;
-    let deployment = live.deployment.clone();
+    let shown = live::read(state, record).await?;
+    let live = live::render(&shown)?;
+    let deployment = shown.deployment;
     let me = viewer.caller.user.name.as_str();
     let level = viewer.caller.level_on(&app, &deployment.env);
     let awaiting = deployment.status == DeploymentStatus::AwaitingApproval;

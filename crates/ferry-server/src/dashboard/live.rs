@@ -40,8 +40,6 @@ const READ_AT_LEAST_EVERY: Duration = Duration::from_secs(30);
 pub struct Rendered {
     pub html: String,
     pub status: DeploymentStatus,
-    /// The deployment as shown on its page.
-    pub deployment: ferry_api::Deployment,
 }
 
 impl Rendered {
@@ -68,37 +66,51 @@ pub fn render(live: &LiveDeployment) -> Result<Rendered, PageError> {
     Ok(Rendered {
         html,
         status: live.deployment.status,
-        deployment: live.deployment.clone(),
     })
 }
+
+/// Where one deployment's renderings go out, and where one browser hears them.
+type Renderings = Arc<watch::Sender<Arc<Rendered>>>;
+type Listener = watch::Receiver<Arc<Rendered>>;
 
 /// The deployments browsers watch now, each with the channel its renderings go out on.
 #[derive(Default)]
 pub struct LiveDeployments {
-    watched: Mutex<HashMap<i64, Arc<watch::Sender<Arc<Rendered>>>>>,
+    watched: Mutex<HashMap<i64, Renderings>>,
 }
 
 impl LiveDeployments {
     /// Renderings of deployment `id`, starting with `first`; starts watching it unless
     /// someone already does.
-    fn subscribe(
-        &self,
-        state: &AppState,
-        id: i64,
-        first: Rendered,
-    ) -> watch::Receiver<Arc<Rendered>> {
-        let mut watched = self.watched.lock().expect("the map is never poisoned");
-        if let Some(sender) = watched.get(&id) {
-            return sender.subscribe();
-        }
-        let finished = first.is_finished();
-        let (sender, receiver) = watch::channel(Arc::new(first));
-        if !finished {
-            let sender = Arc::new(sender);
-            watched.insert(id, sender.clone());
+    fn subscribe(&self, state: &AppState, id: i64, first: Rendered) -> Listener {
+        let (receiver, start) = self.join(id, first);
+        if let Some(sender) = start {
             tokio::spawn(watch_deployment(state.clone(), id, sender));
         }
         receiver
+    }
+
+    /// Renderings of deployment `id`, starting with `first`, and the sender a new task is to
+    /// watch it with when nobody did.
+    fn join(&self, id: i64, first: Rendered) -> (Listener, Option<Renderings>) {
+        let mut watched = self.watched.lock().expect("the map is never poisoned");
+        if let Some(sender) = watched.get(&id) {
+            // `first` was read just now; what the watching task sent may be older (it reads
+            // only when woken), and a page shown with a newer status than its stream's
+            // first event would reload, again and again until the task read once more.
+            if sender.borrow().html != first.html {
+                sender.send_replace(Arc::new(first));
+            }
+            return (sender.subscribe(), None);
+        }
+        let finished = first.is_finished();
+        let (sender, receiver) = watch::channel(Arc::new(first));
+        if finished {
+            return (receiver, None);
+        }
+        let sender = Arc::new(sender);
+        watched.insert(id, sender.clone());
+        (receiver, Some(sender))
     }
 
     /// Stops watching `id` unless a browser subscribed meanwhile; true when it stopped.
@@ -114,12 +126,11 @@ impl LiveDeployments {
 
 /// Reads and renders deployment `id` whenever a deployment changed, until no browser
 /// watches it or it is finished.
-async fn watch_deployment(state: AppState, id: i64, sender: Arc<watch::Sender<Arc<Rendered>>>) {
+async fn watch_deployment(state: AppState, id: i64, sender: Renderings) {
     let live = &state.live;
+    let changed = state.wakeups.deployments().notified();
+    tokio::pin!(changed);
     loop {
-        let changed = state.wakeups.deployments().notified();
-        tokio::pin!(changed);
-        changed.as_mut().enable();
         tokio::select! {
             _ = &mut changed => {}
             _ = sender.closed() => {}
@@ -128,6 +139,8 @@ async fn watch_deployment(state: AppState, id: i64, sender: Arc<watch::Sender<Ar
         if live.leave(id, &sender, false) {
             return;
         }
+        // Listening again before the read: a change while it runs wakes the next round.
+        changed.set(state.wakeups.deployments().notified());
         let rendered = match state.store.deployment(id).await {
             Ok(Some(record)) => match read(&state, record).await {
                 Ok(view) => render(&view),
@@ -181,7 +194,7 @@ pub async fn events(
 
 /// The events for one browser: the rendering now, then each new one.
 fn renderings(
-    receiver: watch::Receiver<Arc<Rendered>>,
+    receiver: Listener,
     shown: Option<DeploymentStatus>,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     stream::unfold(
@@ -209,4 +222,41 @@ fn renderings(
     )
     .flatten()
     .map(Ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rendered(status: DeploymentStatus) -> Rendered {
+        Rendered {
+            html: format!("<span id=\"status\">{}</span>", status.as_str()),
+            status,
+        }
+    }
+
+    #[test]
+    fn a_new_browser_starts_from_what_was_read_for_it_not_an_older_rendering() {
+        let live = LiveDeployments::default();
+        let (first, start) = live.join(7, rendered(DeploymentStatus::Running));
+        assert!(
+            start.is_some(),
+            "the first browser starts the watching task"
+        );
+        let (second, start) = live.join(7, rendered(DeploymentStatus::Succeeded));
+        assert!(start.is_none(), "one task watches a deployment");
+        assert_eq!(second.borrow().status, DeploymentStatus::Succeeded);
+        assert!(
+            first.has_changed().unwrap(),
+            "the first browser hears of it too"
+        );
+    }
+
+    #[test]
+    fn a_finished_deployment_is_not_watched() {
+        let live = LiveDeployments::default();
+        let (receiver, start) = live.join(7, rendered(DeploymentStatus::Succeeded));
+        assert!(start.is_none());
+        assert_eq!(receiver.borrow().status, DeploymentStatus::Succeeded);
+    }
 }

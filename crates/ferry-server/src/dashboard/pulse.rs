@@ -69,13 +69,18 @@ impl OverviewPulse {
 /// Tells `beats`' listeners whenever the status revision moves, until none listens.
 async fn beat(state: AppState, beats: broadcast::Sender<()>) {
     let mut seen = state.store.status_revision().await.ok();
+    let changed = state.wakeups.deployments().notified();
+    tokio::pin!(changed);
     loop {
-        let changed = state.wakeups.deployments().notified();
-        tokio::pin!(changed);
-        changed.as_mut().enable();
-        tokio::select! {
-            _ = &mut changed => tokio::time::sleep(GATHER).await,
-            _ = tokio::time::sleep(READ_AT_LEAST_EVERY) => {}
+        let woken = tokio::select! {
+            _ = &mut changed => true,
+            _ = tokio::time::sleep(READ_AT_LEAST_EVERY) => false,
+        };
+        // Listening again before gathering and reading: a change meanwhile wakes the next
+        // round.
+        changed.set(state.wakeups.deployments().notified());
+        if woken {
+            tokio::time::sleep(GATHER).await;
         }
         if state.pulse.stop_unless_heard() {
             return;

@@ -13,6 +13,7 @@ mod download;
 mod drift;
 mod env;
 mod login;
+mod manual;
 mod release;
 mod role;
 mod secret_input;
@@ -25,7 +26,7 @@ mod user;
 
 use ferry_domain::name::{validate_name, NameKind};
 
-use crate::cli::{Cli, Command, DriftCommand, ServerCommand};
+use crate::cli::{AgentCommand, Cli, Command, DriftCommand, ServerCommand};
 use crate::client::Client;
 use crate::error::{CliError, CliResult};
 use crate::output::Output;
@@ -36,6 +37,7 @@ pub async fn run(cli: Cli, output: Output) -> CliResult {
     match cli.command {
         Command::Server(args) => match args.command {
             None => server::run(args.run).await,
+            Some(ServerCommand::CheckConfig { file }) => check_config(output, "server", &file),
             Some(ServerCommand::Migrate {
                 from,
                 to,
@@ -70,6 +72,8 @@ pub async fn run(cli: Cli, output: Output) -> CliResult {
         },
         Command::Demo(args) => demo::run(args.data, args.listen).await,
         Command::Check { dir } => check::run(output, dir),
+        Command::Completions { shell } => manual::completions(shell),
+        Command::Man { out } => manual::man_pages(&out),
         Command::Login => login::login(global, output).await,
         Command::Whoami => login::whoami(&Client::from_args(global)?, output).await,
         Command::Team(command) => team::run(&Client::from_args(global)?, output, command).await,
@@ -81,7 +85,15 @@ pub async fn run(cli: Cli, output: Output) -> CliResult {
             release::run(&Client::from_args(global)?, output, command).await
         }
         Command::Target(command) => target::run(&Client::from_args(global)?, output, command).await,
-        Command::Agent(args) => target::agent(global, args).await,
+        Command::Agent(args) => match args.command {
+            None => target::agent(global, args.run).await,
+            Some(AgentCommand::CheckConfig { file }) => check_config(output, "agent", &file),
+            Some(AgentCommand::Enroll {
+                token,
+                root,
+                config,
+            }) => target::enroll(global, output, &token, root, config.as_deref()).await,
+        },
         Command::Deploy(args) => deploy::deploy(&Client::from_args(global)?, output, args).await,
         Command::Rollback(args) => {
             deploy::rollback(&Client::from_args(global)?, output, args).await
@@ -164,4 +176,24 @@ pub fn check_version(value: &str) -> CliResult {
 /// Refuses (exit 3) a name outside its pattern before anything is sent.
 pub fn check_name(kind: NameKind, value: &str) -> CliResult {
     validate_name(kind, value).map_err(|e| CliError::refused(e.to_string()))
+}
+
+/// `ferry server check-config FILE`, `ferry agent check-config FILE`: the file read as the
+/// command reads it, and for the server the checks it makes before it starts.
+fn check_config(output: Output, command: &str, file: &std::path::Path) -> CliResult {
+    let invalid = |e: crate::cli::ConfigError| CliError::failed(e.to_string());
+    let (cli, settings) = crate::cli::parse_with_config_file(command, file).map_err(invalid)?;
+    if let Command::Server(server) = cli.command {
+        server::check_settings(&server.run)
+            .map_err(|e| invalid(crate::cli::ConfigError::whole(file, e.message)))?;
+    }
+    let report = serde_json::json!({ "file": file, "settings": settings, "valid": true });
+    output.print(&report, |_| {
+        let plural = if settings == 1 { "" } else { "s" };
+        println!(
+            "{}: valid, {settings} setting{plural} for ferry {command}",
+            file.display()
+        );
+    });
+    Ok(())
 }

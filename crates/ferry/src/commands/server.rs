@@ -11,8 +11,7 @@ use crate::error::{CliError, CliResult, Failure};
 use crate::output::Output;
 
 pub async fn run(args: ServerArgs) -> CliResult {
-    check_listen(&args)?;
-    check_limits(&args)?;
+    check_settings(&args)?;
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
@@ -45,6 +44,13 @@ pub async fn run(args: ServerArgs) -> CliResult {
     ferry_server::run(config)
         .await
         .map_err(|e| CliError::failed(format!("{e:#}")))
+}
+
+/// What a server checks of its settings before it starts (and `ferry server check-config`
+/// of a config file's).
+pub fn check_settings(args: &ServerArgs) -> CliResult {
+    check_listen(args)?;
+    check_limits(args)
 }
 
 /// Refuses (exit 3) to serve plain HTTP beyond this machine unless told a proxy terminates

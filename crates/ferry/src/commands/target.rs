@@ -1,5 +1,7 @@
 //! `ferry target` and `ferry agent`.
 
+use std::path::{Path, PathBuf};
+
 use ferry_agent::process::AgentOptions;
 use ferry_api::{EnrollTarget, EnrollmentToken, Target};
 use ferry_domain::name::NameKind;
@@ -20,7 +22,7 @@ pub async fn run(client: &Client, output: Output, command: TargetCommand) -> Cli
                 .await?;
             output.print(&token, |t| {
                 eprintln!(
-                    "enrollment token for target {} in {} (one use, until {}); on that server run:\n  ferry agent --root DIR --server {} --enroll TOKEN\n(with the address that server reaches this one at, if it differs)",
+                    "enrollment token for target {} in {} (one use, until {}); on that server run:\n  ferry agent enroll --root DIR --server {} TOKEN\nthen start the agent (`ferry agent --root DIR`, or its service), with the address that server reaches this one at, if it differs",
                     t.target,
                     t.env,
                     t.expires_at,
@@ -82,7 +84,51 @@ pub async fn agent(global: &GlobalArgs, args: AgentArgs) -> CliResult {
         drift_every: args.drift_every,
         hooks_as_root: args.hooks_as_root,
     };
-    ferry_agent::process::run(&args.root, enrollment, options)
+    let root = args.root.ok_or_else(|| {
+        CliError::usage("the agent needs --root DIR (or `root` in --config FILE)")
+    })?;
+    ferry_agent::process::run(&root, enrollment, options)
         .await
         .map_err(|e| CliError::failed(format!("{e:#}")))
+}
+
+/// `ferry agent enroll TOKEN`: the root and the server from the flags, else the config file.
+pub async fn enroll(
+    global: &GlobalArgs,
+    output: Output,
+    token: &str,
+    root: Option<PathBuf>,
+    config: Option<&Path>,
+) -> CliResult {
+    let file = config
+        .map(|path| crate::cli::read_config_file("agent", path))
+        .transpose()
+        .map_err(|e| CliError::usage(e.to_string()))?;
+    let from_file = |key| file.as_ref().and_then(|f| f.value(key)).map(str::to_owned);
+    let root = root
+        .or_else(|| from_file("root").map(PathBuf::from))
+        .ok_or_else(|| {
+            CliError::usage("enrolling needs --root DIR (or `root` in --config FILE)")
+        })?;
+    let server = global
+        .server
+        .clone()
+        .or_else(|| from_file("server"))
+        .ok_or_else(|| {
+            CliError::usage(
+                "enrolling needs --server URL (or FERRY_SERVER, or `server` in --config FILE)",
+            )
+        })?;
+    let target = ferry_agent::process::enroll_only(&root, &server, token)
+        .await
+        .map_err(|e| CliError::failed(format!("{e:#}")))?;
+    let report = serde_json::json!({ "target": target, "root": root, "server": server });
+    output.print(&report, |_| {
+        println!(
+            "{} is enrolled as target {target} with {server}; start the agent now (`systemctl start ferry-agent`, or `ferry agent --root {}`)",
+            root.display(),
+            root.display()
+        );
+    });
+    Ok(())
 }

@@ -32,6 +32,7 @@ mod matrix;
 mod moto;
 mod notifications;
 mod offline;
+mod operability;
 mod passwords;
 mod pipeline;
 mod pipeline_changes;

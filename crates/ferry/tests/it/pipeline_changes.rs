@@ -159,7 +159,7 @@ fn deleting_an_environment_is_refused_while_it_is_in_use() {
     let enrolled = server.admin(&["target", "enroll", "qa", "qa-1"]).success();
     assert!(
         enrolled.stderr.contains(&format!(
-            "ferry agent --root DIR --server {} --enroll TOKEN",
+            "ferry agent enroll --root DIR --server {} TOKEN",
             server.url
         )),
         "{enrolled:?}"

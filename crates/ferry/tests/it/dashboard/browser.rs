@@ -200,8 +200,9 @@ impl Browser {
             }
             assert!(
                 Instant::now() < deadline,
-                "{css} never said {expected:?}; it says {said:?} on {}",
-                self.url()
+                "{css} never said {expected:?}; it says {said:?} on {}: {}",
+                self.url(),
+                self.source()
             );
             std::thread::sleep(Duration::from_millis(100));
         }

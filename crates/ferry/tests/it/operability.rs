@@ -1,0 +1,214 @@
+//! ferry on a server and in a terminal: config files for the server and the agent (flags
+//! win, then the environment, then the file), `check-config`, an agent enrolled by `ferry
+//! agent enroll` and run from its config file, the version, shell completions and man pages.
+
+use std::fs;
+use std::process::{Command, Stdio};
+
+use crate::deployments::{current, release, setup};
+use crate::harness::{Agent, Run, Server, FERRY};
+
+fn ferry(args: &[&str]) -> Run {
+    Run::of(Command::new(FERRY).args(args))
+}
+
+#[test]
+fn a_server_takes_its_settings_from_a_config_file_after_its_flags_and_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("server.toml");
+    // The harness passes --listen 127.0.0.1:0: were the file's port taken, no server would
+    // start on port 1.
+    fs::write(&config, "listen = \"127.0.0.1:1\"\ntls = true\n").unwrap();
+    let config = config.to_str().unwrap();
+
+    let from_file = Server::start_with(&["--config", config]);
+    assert!(from_file.url.starts_with("https://"), "{}", from_file.url);
+    let from_env = Server::start_with_env(&["--config", config], &[("FERRY_TLS", "false".into())]);
+    assert!(from_env.url.starts_with("http://"), "{}", from_env.url);
+    let named_by_env = Server::start_with_env(&[], &[("FERRY_SERVER_CONFIG", config.into())]);
+    assert!(
+        named_by_env.url.starts_with("https://"),
+        "{}",
+        named_by_env.url
+    );
+}
+
+#[test]
+fn a_wrong_config_file_is_refused_with_each_problem_where_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("server.toml");
+    fs::write(
+        &config,
+        "data = \"/var/lib/ferry\"\nlisen = \"0.0.0.0:7070\"\ndeploy-timeout = \"15 minutes\"\n",
+    )
+    .unwrap();
+    let path = config.to_str().unwrap();
+
+    let checked = ferry(&["server", "check-config", path]).fails(1, "is not valid");
+    for expected in [
+        format!("{path}:2:1: unknown key `lisen`"),
+        "did you mean `listen`?".to_owned(),
+        format!("{path}:3:18: `deploy-timeout`: invalid value '15 minutes'"),
+    ] {
+        assert!(
+            checked.stderr.contains(&expected),
+            "{expected}: {checked:#?}"
+        );
+    }
+    // The server refuses to start on it, with the same lines, before anything is created.
+    let data = dir.path().join("data");
+    let started = ferry(&["server", "--config", path, "--data", data.to_str().unwrap()]);
+    assert_eq!(started.code, 2, "{started:#?}");
+    assert!(started
+        .stderr
+        .contains(&format!("{path}:2:1: unknown key `lisen`")));
+    assert!(!data.exists());
+
+    fs::write(
+        &config,
+        "data = \"/var/lib/ferry\"\ntls = true\ntls-name = [\"a.example\"]\n",
+    )
+    .unwrap();
+    let valid = ferry(&["server", "check-config", path]).success();
+    assert!(valid.stdout.contains("valid, 3 settings"), "{valid:#?}");
+    let json = ferry(&["server", "check-config", path, "--json"])
+        .success()
+        .json();
+    assert_eq!(json["settings"], 3);
+
+    // What the server refuses at its start, the check refuses too.
+    fs::write(&config, "listen = \"0.0.0.0:7070\"\n").unwrap();
+    ferry(&["server", "check-config", path])
+        .fails(1, "refusing to serve plain HTTP on 0.0.0.0:7070");
+    fs::write(&config, "heartbeat-every = \"2m\"\n").unwrap();
+    ferry(&["server", "check-config", path]).fails(1, "--heartbeat-every must be between");
+    fs::write(&config, "drift-every = \"5m\"\n").unwrap();
+    ferry(&["agent", "check-config", path]).fails(1, "required argument");
+
+    let missing = ferry(&["agent", "check-config", "/nonexistent/agent.toml"]);
+    assert_eq!(missing.code, 1, "{missing:#?}");
+    assert!(
+        missing.stderr.contains("cannot read the config file"),
+        "{missing:#?}"
+    );
+}
+
+#[test]
+fn an_agent_enrolled_by_its_config_file_deploys() {
+    let server = Server::start();
+    setup(&server);
+    let root = server.dir.path().join("target-dev-1");
+    let config = server.dir.path().join("agent.toml");
+    fs::write(
+        &config,
+        format!(
+            "root = \"{}\"\nserver = \"{}\"\nhooks-as-root = true\n",
+            root.display(),
+            server.url
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    ferry(&["agent", "check-config", config]).success();
+
+    let token = server.enrollment_token("dev", "dev-1");
+    let enrolled = ferry(&["agent", "enroll", "--config", config, &token]).success();
+    assert!(
+        enrolled.stdout.contains("enrolled as target dev-1"),
+        "{enrolled:#?}"
+    );
+    ferry(&["agent", "enroll", "--config", config, &token]).fails(1, "is enrolled already");
+    assert_eq!(crate::harness::mode(&root.join(".ferry")), 0o700);
+
+    let agent = Agent {
+        child: Command::new(FERRY)
+            .args(["agent", "--config", config])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+        root: root.clone(),
+    };
+    release(&server, "1.0.0", "");
+    server
+        .admin(&["deploy", "web", "1.0.0", "--to", "dev", "--wait"])
+        .success();
+    assert_eq!(current(&agent.root, "web"), "releases/1.0.0");
+}
+
+#[test]
+fn the_version_names_its_commit_and_build_date() {
+    let version = ferry(&["--version"]).success().stdout;
+    let (name, rest) = version.trim().split_once(' ').unwrap();
+    assert_eq!(name, "ferry");
+    let (semver, stamp) = rest.split_once(' ').unwrap();
+    assert_eq!(semver, env!("CARGO_PKG_VERSION"));
+    let stamp = stamp.trim_start_matches('(').trim_end_matches(')');
+    let (commit, date) = stamp
+        .split_once(", built ")
+        .unwrap_or_else(|| panic!("{version}"));
+    let head = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    if head.status.success() {
+        assert_eq!(
+            commit,
+            String::from_utf8_lossy(&head.stdout).trim(),
+            "{version}"
+        );
+    }
+    assert!(
+        date.len() == 10 && date.as_bytes()[4] == b'-' && date.as_bytes()[7] == b'-',
+        "{version}"
+    );
+}
+
+#[test]
+fn completions_and_man_pages_come_from_the_command_line() {
+    let bash = ferry(&["completions", "bash"]).success().stdout;
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("ferry.bash");
+    fs::write(&script, &bash).unwrap();
+    // The script loads, registers itself for `ferry`, and offers the subcommands.
+    let loaded = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "source {} && complete -p ferry && COMP_WORDS=(ferry serv) COMP_CWORD=1 \
+             && _ferry ferry serv ferry && printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            script.display()
+        ))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&loaded.stdout);
+    assert!(
+        loaded.status.success(),
+        "{said} {}",
+        String::from_utf8_lossy(&loaded.stderr)
+    );
+    assert!(said.lines().any(|l| l == "server"), "{said}");
+    for shell in ["zsh", "fish"] {
+        let script = ferry(&["completions", shell]).success().stdout;
+        assert!(script.contains("check-config"), "{shell}: {script}");
+    }
+    ferry(&["completions", "tcsh"]).fails(2, "invalid value 'tcsh'");
+
+    let man = dir.path().join("man1");
+    let written = ferry(&["man", "--out", man.to_str().unwrap()]).success();
+    assert!(written.stdout.contains("man pages written"), "{written:#?}");
+    for page in [
+        "ferry.1",
+        "ferry-server.1",
+        "ferry-server-check-config.1",
+        "ferry-deploy.1",
+    ] {
+        let roff = fs::read_to_string(man.join(page)).unwrap();
+        assert!(roff.starts_with(".ie \\n(.g .ds Aq"), "{page}: {roff}");
+    }
+    let deploy = fs::read_to_string(man.join("ferry-deploy.1")).unwrap();
+    assert!(deploy.contains("ferry deploy"), "{deploy}");
+    assert!(deploy.contains("break\\-glass"), "{deploy}");
+    assert!(!man.join("ferry-help.1").exists());
+}
