@@ -206,6 +206,21 @@ fn http_client(
     })
 }
 
+/// The fingerprint of the CA certificate the https server at `server` presents, as an
+/// enrollment token pins it, whoever issued it: for saying which CA a pin or a client's
+/// certificate file does not match.
+pub async fn presented_ca_fingerprint(server: &str) -> anyhow::Result<String> {
+    // A pin no certificate has: the verifier records what was presented instead.
+    let (http, verifier) = http_client(Some(&"0".repeat(64)))?;
+    let answer = http.get(format!("{server}/healthz")).send().await;
+    let mismatch = verifier.and_then(|v| v.mismatch.lock().ok().and_then(|m| m.clone()));
+    match (mismatch, answer) {
+        (Some(mismatch), _) => Ok(mismatch.presented),
+        (None, Err(e)) => Err(e).with_context(|| format!("reaching {server}")),
+        (None, Ok(_)) => bail!("{server} answered without presenting a certificate"),
+    }
+}
+
 /// Enrolls the target managed under `root` with `server`'s one-time `token`, without running
 /// the agent (for a service started afterwards); returns the target's name.
 pub async fn enroll_only(root: &Path, server: &str, token: &str) -> anyhow::Result<String> {

@@ -223,6 +223,10 @@ pub enum Command {
     Server(ServerCommandArgs),
     /// Run a server, one agent per environment and a sample application deployed to dev
     Demo(DemoArgs),
+    /// Check that this client can work with its server and the server's targets can: the
+    /// server answers, TLS and the CA it is pinned to, the token, the clocks, every target's
+    /// agent and drift; each problem with what to fix (exit 1 when there is one)
+    Doctor,
     /// Check a release tree's ferry.toml as the server and the agent will read it
     Check {
         /// The directory holding the release's files

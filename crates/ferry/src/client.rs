@@ -1,7 +1,7 @@
 //! The HTTP client of the API: one request per call, API errors mapped to exit codes.
 
-use std::path::Path;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ferry_api::ErrorBody;
 use reqwest::{Method, StatusCode};
@@ -17,7 +17,17 @@ use crate::error::{CliError, CliResult, Failure};
 pub struct Client {
     base: String,
     token: String,
+    /// The CA certificate an https server's must be issued by, if one was given.
+    ca_cert: Option<PathBuf>,
     http: reqwest::Client,
+}
+
+/// How the server answered `GET /healthz`.
+pub struct Probe {
+    pub round_trip: Duration,
+    /// How far the server's clock is ahead of this machine's (behind when negative), in
+    /// seconds, as far as its `Date` header (whole seconds) tells: `None` without one.
+    pub server_ahead_secs: Option<f64>,
 }
 
 impl Client {
@@ -68,7 +78,48 @@ impl Client {
         Ok(Client {
             base,
             token: token.trim().to_owned(),
+            ca_cert: ca_cert.map(Path::to_owned),
             http,
+        })
+    }
+
+    /// The CA certificate file this client trusts an https server by, if one was given.
+    pub fn ca_cert(&self) -> Option<&Path> {
+        self.ca_cert.as_deref()
+    }
+
+    /// Asks `GET /healthz`, which needs no token: whether the server answers, how fast, and
+    /// what its clock says.
+    pub async fn probe(&self) -> CliResult<Probe> {
+        let sent = SystemTime::now();
+        let started = Instant::now();
+        let response = self
+            .http
+            .get(format!("{}/healthz", self.base))
+            .send()
+            .await
+            .map_err(|e| self.transport_error(&e))?;
+        let round_trip = started.elapsed();
+        if !response.status().is_success() {
+            return Err(CliError::failed(format!(
+                "{} answered {} to GET /healthz: is it a ferry server?",
+                self.base,
+                response.status()
+            )));
+        }
+        let server_ahead_secs = response
+            .headers()
+            .get(reqwest::header::DATE)
+            .and_then(|date| date.to_str().ok())
+            .and_then(http_date_secs)
+            .map(|date| {
+                let asked = sent.duration_since(UNIX_EPOCH).unwrap_or_default() + round_trip / 2;
+                // The header truncates to the second: the server's clock read within it.
+                date as f64 + 0.5 - asked.as_secs_f64()
+            });
+        Ok(Probe {
+            round_trip,
+            server_ahead_secs,
         })
     }
 
@@ -157,29 +208,7 @@ impl Client {
 
     /// Sends a request; a success answers its body, a failure the API error.
     async fn send(&self, request: reqwest::RequestBuilder) -> CliResult<Vec<u8>> {
-        let response = request.send().await.map_err(|e| {
-            match tls_error(&e) {
-                Some(tls @ rustls::Error::InvalidCertificate(_)) => {
-                    return CliError::failed(format!(
-                        "the ferry server at {} presented a certificate this client does not trust ({tls}); pass --ca-cert FILE or set FERRY_CA_CERT (a server started with --tls keeps its CA in DATA/tls/ca.pem)",
-                        self.base
-                    ));
-                }
-                Some(rustls::Error::InvalidMessage(_)) => {
-                    return CliError::failed(format!(
-                        "the ferry server at {} does not answer in TLS: it serves plain HTTP; use {} (or start it with --tls)",
-                        self.base,
-                        self.base.replacen("https://", "http://", 1)
-                    ));
-                }
-                _ => {}
-            }
-            CliError::failed(format!(
-                "cannot reach the ferry server at {}: {}; is it running, and are --server or FERRY_SERVER right?",
-                self.base,
-                root_cause(&e)
-            ))
-        })?;
+        let response = request.send().await.map_err(|e| self.transport_error(&e))?;
         let status = response.status();
         let bytes = response
             .bytes()
@@ -191,6 +220,49 @@ impl Client {
             Err(api_error(status, &bytes))
         }
     }
+}
+
+impl Client {
+    /// What a request that got no answer means, and what to do about it.
+    fn transport_error(&self, error: &reqwest::Error) -> CliError {
+        match tls_error(error) {
+            Some(tls @ rustls::Error::InvalidCertificate(_)) => {
+                return CliError::new(
+                    Failure::Failed,
+                    UNTRUSTED_CERTIFICATE,
+                    format!(
+                        "the ferry server at {} presented a certificate this client does not trust ({tls}); pass --ca-cert FILE or set FERRY_CA_CERT (a server started with --tls keeps its CA in DATA/tls/ca.pem)",
+                        self.base
+                    ),
+                );
+            }
+            Some(rustls::Error::InvalidMessage(_)) => {
+                return CliError::failed(format!(
+                    "the ferry server at {} does not answer in TLS: it serves plain HTTP; use {} (or start it with --tls)",
+                    self.base,
+                    self.base.replacen("https://", "http://", 1)
+                ));
+            }
+            _ => {}
+        }
+        CliError::failed(format!(
+            "cannot reach the ferry server at {}: {}; is it running, and are --server or FERRY_SERVER right?",
+            self.base,
+            root_cause(error)
+        ))
+    }
+}
+
+/// The code of a failure to trust the server's certificate.
+pub const UNTRUSTED_CERTIFICATE: &str = "untrusted_certificate";
+
+/// Seconds since the Unix epoch of an HTTP date (`Sat, 05 Dec 2026 23:20:00 GMT`).
+fn http_date_secs(text: &str) -> Option<i64> {
+    let format = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    let date = time::PrimitiveDateTime::parse(text, format).ok()?;
+    Some(date.assume_utc().unix_timestamp())
 }
 
 /// A successful answer as the type the caller expects.
@@ -275,6 +347,18 @@ fn api_error(status: StatusCode, body: &[u8]) -> CliError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn http_dates_read_as_unix_seconds() {
+        for (text, expected) in [
+            ("Thu, 01 Jan 1970 00:00:00 GMT", Some(0)),
+            ("Sat, 05 Dec 2026 23:20:00 GMT", Some(1_796_512_800)),
+            ("Sat, 05 Dec 2026 23:20:00 UTC", None),
+            ("yesterday", None),
+        ] {
+            assert_eq!(http_date_secs(text), expected, "{text}");
+        }
+    }
 
     #[test]
     fn refusals_exit_3_and_the_rest_1() {

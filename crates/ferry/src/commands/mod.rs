@@ -9,6 +9,7 @@ mod config;
 mod demo;
 mod deploy;
 mod deployment_logs;
+mod doctor;
 mod download;
 mod drift;
 mod env;
@@ -75,6 +76,7 @@ pub async fn run(cli: Cli, output: Output) -> CliResult {
         Command::Completions { shell } => manual::completions(shell),
         Command::Man { out } => manual::man_pages(&out),
         Command::Login => login::login(global, output).await,
+        Command::Doctor => doctor::run(global, output).await,
         Command::Whoami => login::whoami(&Client::from_args(global)?, output).await,
         Command::Team(command) => team::run(&Client::from_args(global)?, output, command).await,
         Command::User(command) => user::run(&Client::from_args(global)?, output, command).await,

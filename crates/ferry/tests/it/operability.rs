@@ -212,3 +212,100 @@ fn completions_and_man_pages_come_from_the_command_line() {
     assert!(deploy.contains("break\\-glass"), "{deploy}");
     assert!(!man.join("ferry-help.1").exists());
 }
+
+/// libfaketime, which sets one process's clock (Debian's `faketime`).
+const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+#[test]
+fn the_doctor_finds_a_wrong_token_a_stopped_agent_a_wrong_ca_and_a_skewed_clock() {
+    let server = Server::start_with(&["--tls", "--heartbeat-every", "1s"]);
+    let other = Server::start_with(&["--tls"]);
+    let agent = crate::deployments::start_agent(&server, "dev", "dev-1");
+    server.admin(&["target", "enroll", "pp", "pp-1"]).success();
+
+    let healthy = server.admin(&["doctor"]).success().stdout;
+    for expected in [
+        "ok       server  https://",
+        "ok       tls     the server's certificate is from the CA in ",
+        "ok       clock   this machine's clock agrees with the server's",
+        "ok       token   valid: you are admin (role admin)",
+        "ok       agents  1 of 2 targets online",
+        "warning  agent   pp-1 (pp) is not enrolled",
+    ] {
+        assert!(healthy.contains(expected), "{expected}: {healthy}");
+    }
+    let json = server.admin(&["doctor", "--json"]).success().json();
+    assert_eq!(json["findings"][0]["verdict"], "ok");
+
+    let wrong_token = server
+        .ferry("not-a-token", &["doctor"])
+        .fails(1, "1 problem found");
+    assert!(wrong_token
+        .stdout
+        .contains("problem  token   the server refuses this token"));
+    assert!(wrong_token.stdout.contains("fix: the token was rotated"));
+
+    // Another server's CA: the client is pinned to the wrong one, and is told which it met.
+    let wrong_ca = Run::of(
+        Command::new(FERRY)
+            .arg("doctor")
+            .env("FERRY_SERVER", &server.url)
+            .env("FERRY_TOKEN", &server.admin_token)
+            .env("FERRY_CONFIG", server.dir.path().join("config.toml"))
+            .env("FERRY_CA_CERT", other.data_dir().join("tls/ca.pem")),
+    )
+    .fails(1, "1 problem found");
+    let presented = crate::tls::logged_fingerprint(&server);
+    let pinned = crate::tls::logged_fingerprint(&other);
+    for expected in [
+        "problem  tls     pinning mismatch: the server's certificate is from the CA with fingerprint",
+        &presented,
+        &pinned,
+        "copy DATA/tls/ca.pem from the server",
+    ] {
+        assert!(wrong_ca.stdout.contains(expected), "{expected}: {wrong_ca:#?}");
+    }
+
+    // A stopped agent is offline once it missed three heartbeats.
+    drop(agent);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let stopped = loop {
+        let run = server.admin(&["doctor"]);
+        if run.stdout.contains("dev-1 (dev) is offline") {
+            break run;
+        }
+        assert!(std::time::Instant::now() < deadline, "{run:#?}");
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    };
+    assert_eq!(stopped.code, 1, "{stopped:#?}");
+    assert!(
+        stopped.stdout.contains("fix: on dev-1: start the agent"),
+        "{stopped:#?}"
+    );
+
+    if !std::path::Path::new(LIBFAKETIME).exists() {
+        assert!(
+            std::env::var_os("FERRY_TEST_REQUIRE_FAKETIME").is_none(),
+            "FERRY_TEST_REQUIRE_FAKETIME is set, but {LIBFAKETIME} is missing"
+        );
+        eprintln!("skipped the clock: it needs libfaketime (apt-get install faketime)");
+        return;
+    }
+    let mut skewed = Command::new(FERRY);
+    skewed
+        .arg("doctor")
+        .env("FERRY_SERVER", &server.url)
+        .env("FERRY_TOKEN", &server.admin_token)
+        .env("FERRY_CONFIG", server.dir.path().join("config.toml"))
+        .env("FERRY_CA_CERT", server.data_dir().join("tls/ca.pem"))
+        .env("LD_PRELOAD", LIBFAKETIME)
+        .env("FAKETIME", "+90s")
+        .env("DONT_FAKE_MONOTONIC", "1");
+    let skewed = Run::of(&mut skewed);
+    assert!(
+        skewed
+            .stdout
+            .contains("problem  clock   this machine's clock is about 90 s ahead of the server's"),
+        "{skewed:#?}"
+    );
+}

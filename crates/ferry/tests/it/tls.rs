@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::harness::{mode, Agent, Run, Server, FERRY};
 
 /// The fingerprint the server logged for its CA.
-fn logged_fingerprint(server: &Server) -> String {
+pub(crate) fn logged_fingerprint(server: &Server) -> String {
     let log = server.log();
     let line = log
         .lines()

@@ -1,0 +1,330 @@
+//! `ferry doctor`: whether this client can work with its server, and whether the server's
+//! targets can: the server answers, TLS and the CA it is pinned to, the token, the clocks,
+//! then every target's agent and drift. Each finding says what to fix; exit 1 when one is a
+//! problem.
+
+use ferry_api::{Target, TargetDrift, WhoAmI};
+use ferry_domain::token::ca_fingerprint;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
+use serde::Serialize;
+
+use crate::cli::GlobalArgs;
+use crate::client::{Client, Probe, UNTRUSTED_CERTIFICATE};
+use crate::error::{CliError, CliResult, Failure};
+use crate::output::Output;
+
+/// Clocks further apart than this are a problem: freeze windows, approvals, timeouts and
+/// incident escalations follow the server's clock, and drift is dated by the agents'.
+const CLOCK_SKEW_ALLOWED_SECS: f64 = 2.0;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum Verdict {
+    Ok,
+    Warning,
+    Problem,
+}
+
+/// One thing checked, what was found, and what to do about it.
+#[derive(Debug, Serialize)]
+struct Finding {
+    check: &'static str,
+    verdict: Verdict,
+    found: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fix: Option<String>,
+}
+
+impl Finding {
+    fn ok(check: &'static str, found: impl Into<String>) -> Finding {
+        Finding {
+            check,
+            verdict: Verdict::Ok,
+            found: found.into(),
+            fix: None,
+        }
+    }
+
+    fn warning(check: &'static str, found: impl Into<String>, fix: impl Into<String>) -> Finding {
+        Finding {
+            verdict: Verdict::Warning,
+            fix: Some(fix.into()),
+            ..Finding::ok(check, found)
+        }
+    }
+
+    fn problem(check: &'static str, found: impl Into<String>, fix: impl Into<String>) -> Finding {
+        Finding {
+            verdict: Verdict::Problem,
+            ..Finding::warning(check, found, fix)
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Report {
+    server: String,
+    findings: Vec<Finding>,
+}
+
+pub async fn run(global: &GlobalArgs, output: Output) -> CliResult {
+    let client = Client::from_args(global)?;
+    let findings = examine(&client).await;
+    let problems = findings
+        .iter()
+        .filter(|f| f.verdict == Verdict::Problem)
+        .count();
+    let report = Report {
+        server: client.base().to_owned(),
+        findings,
+    };
+    output.print(&report, |report| {
+        for finding in &report.findings {
+            let verdict = match finding.verdict {
+                Verdict::Ok => "ok",
+                Verdict::Warning => "warning",
+                Verdict::Problem => "problem",
+            };
+            println!("{verdict:<8} {:<7} {}", finding.check, finding.found);
+            if let Some(fix) = &finding.fix {
+                println!("{:<16} fix: {fix}", "");
+            }
+        }
+    });
+    match problems {
+        0 => Ok(()),
+        n => Err(CliError::after_report(
+            Failure::Failed,
+            format!("{n} problem{} found", if n == 1 { "" } else { "s" }),
+        )),
+    }
+}
+
+/// Every check, in order; those that need the server stop at the first it fails.
+async fn examine(client: &Client) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let probe = match client.probe().await {
+        Ok(probe) => probe,
+        Err(error) => {
+            findings.push(unreachable(client, error).await);
+            return findings;
+        }
+    };
+    findings.push(Finding::ok(
+        "server",
+        format!(
+            "{} answers ({} ms)",
+            client.base(),
+            probe.round_trip.as_millis()
+        ),
+    ));
+    findings.push(transport(client));
+    findings.push(clock(&probe));
+    let me = match client.get::<WhoAmI>("/api/v1/me").await {
+        Ok(me) => me,
+        Err(error) => {
+            findings.push(token_refused(client, error));
+            return findings;
+        }
+    };
+    findings.push(Finding::ok(
+        "token",
+        format!("valid: you are {} (role {})", me.user, me.role),
+    ));
+    match client.get::<Vec<Target>>("/api/v1/targets").await {
+        Ok(targets) => findings.extend(agents(&targets)),
+        Err(error) => findings.push(Finding::problem(
+            "agents",
+            format!("cannot list the targets: {}", error.message),
+            "check the server's log",
+        )),
+    }
+    match client.get::<Vec<TargetDrift>>("/api/v1/drift").await {
+        Ok(drift) => findings.extend(drift.iter().map(drifted)),
+        Err(error) => findings.push(Finding::problem(
+            "drift",
+            format!("cannot list drift: {}", error.message),
+            "check the server's log",
+        )),
+    }
+    findings
+}
+
+/// Why the server did not answer: with a CA file that did not issue the server's
+/// certificate, which CA the server's is from (a pinning mismatch).
+async fn unreachable(client: &Client, error: CliError) -> Finding {
+    let Some(file) = client
+        .ca_cert()
+        .filter(|_| error.code == UNTRUSTED_CERTIFICATE)
+    else {
+        return Finding::problem(
+            "server",
+            error.message,
+            "start the server, or correct --server (FERRY_SERVER, or `ferry login --server URL`)",
+        );
+    };
+    let pinned = CertificateDer::pem_file_iter(file)
+        .map(|certificates| {
+            certificates
+                .flatten()
+                .map(|c| ca_fingerprint(&c))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default();
+    let presented = ferry_agent::process::presented_ca_fingerprint(client.base())
+        .await
+        .unwrap_or_else(|e| format!("unknown ({e:#})"));
+    Finding::problem(
+        "tls",
+        format!(
+            "pinning mismatch: the server's certificate is from the CA with fingerprint {presented}, \
+             not from the CA in {} ({pinned})",
+            file.display()
+        ),
+        format!(
+            "{} is another server's, or this server's CA was made again: copy DATA/tls/ca.pem \
+             from the server and pass it with --ca-cert (or `ferry login --ca-cert FILE`)",
+            file.display()
+        ),
+    )
+}
+
+/// How requests and the token travel.
+fn transport(client: &Client) -> Finding {
+    let base = client.base();
+    if !base.starts_with("https://") {
+        let url = reqwest::Url::parse(base).ok();
+        let host = url.as_ref().and_then(|u| u.host_str()).unwrap_or_default();
+        let loopback = host == "localhost"
+            || host
+                .trim_matches(['[', ']'])
+                .parse()
+                .is_ok_and(ferry_server::is_loopback);
+        if loopback {
+            return Finding::ok("tls", "plain HTTP on this machine (loopback)");
+        }
+        return Finding::warning(
+            "tls",
+            format!("plain HTTP to {host}: the token crosses the network in the clear"),
+            "serve HTTPS (`ferry server --tls`, then --ca-cert DATA/tls/ca.pem here), or reach the server through a proxy that terminates TLS",
+        );
+    }
+    match client.ca_cert() {
+        Some(file) => Finding::ok(
+            "tls",
+            format!(
+                "the server's certificate is from the CA in {}",
+                file.display()
+            ),
+        ),
+        None => Finding::ok(
+            "tls",
+            "the server's certificate is trusted by this machine's roots",
+        ),
+    }
+}
+
+/// Whether this machine's clock and the server's agree.
+fn clock(probe: &Probe) -> Finding {
+    let Some(ahead) = probe.server_ahead_secs else {
+        return Finding::warning(
+            "clock",
+            "the server's answer says no time (no Date header)",
+            "check what answers in front of the server",
+        );
+    };
+    if ahead.abs() <= CLOCK_SKEW_ALLOWED_SECS {
+        return Finding::ok("clock", "this machine's clock agrees with the server's");
+    }
+    let (seconds, side) = if ahead > 0.0 {
+        (ahead, "behind")
+    } else {
+        (-ahead, "ahead of")
+    };
+    Finding::problem(
+        "clock",
+        format!("this machine's clock is about {seconds:.0} s {side} the server's"),
+        "synchronise both clocks with NTP (systemd-timesyncd or chrony): freeze windows, \
+         approvals and escalations follow the server's clock, drift is dated by the agents'",
+    )
+}
+
+/// Why `/api/v1/me` failed: a token the server does not know, or something else.
+fn token_refused(client: &Client, error: CliError) -> Finding {
+    if error.code == "unauthorized" {
+        return Finding::problem(
+            "token",
+            format!("the server refuses this token: {}", error.message),
+            format!(
+                "the token was rotated, mistyped, or its user disabled: get a new one \
+                 (`ferry user rotate-token NAME` by an admin) and `ferry login --server {} --token TOKEN`",
+                client.base()
+            ),
+        );
+    }
+    Finding::problem("token", error.message, "check the server's log")
+}
+
+/// Each target that cannot be deployed to, or one line when all can.
+fn agents(targets: &[Target]) -> Vec<Finding> {
+    let mut findings: Vec<Finding> = targets
+        .iter()
+        .filter_map(|target| match target.health.as_str() {
+            "online" => None,
+            "not_enrolled" => Some(Finding::warning(
+                "agent",
+                format!("{} ({}) is not enrolled: no agent has used its token", target.name, target.env),
+                format!(
+                    "on that machine: `ferry agent enroll --root DIR --server URL TOKEN` with a token from `ferry target enroll {} {}`",
+                    target.env, target.name
+                ),
+            )),
+            _ => Some(Finding::problem(
+                "agent",
+                format!(
+                    "{} ({}) is offline: its agent was last heard {}",
+                    target.name,
+                    target.env,
+                    target.last_seen.as_deref().unwrap_or("never")
+                ),
+                format!(
+                    "on {}: start the agent (`systemctl start ferry-agent`, or `ferry agent --root DIR`) and read its log for why it stopped",
+                    target.name
+                ),
+            )),
+        })
+        .collect();
+    let online = targets.iter().filter(|t| t.health == "online").count();
+    if online > 0 || targets.is_empty() {
+        findings.insert(
+            0,
+            Finding::ok(
+                "agents",
+                format!("{online} of {} targets online", targets.len()),
+            ),
+        );
+    }
+    findings
+}
+
+/// Files on a target that differ from the release it runs.
+fn drifted(drift: &TargetDrift) -> Finding {
+    Finding::warning(
+        "drift",
+        format!(
+            "{} on {} ({}): {} path{} differ from {}",
+            drift.app,
+            drift.target,
+            drift.env,
+            drift.count,
+            if drift.count == 1 { "" } else { "s" },
+            drift.version
+        ),
+        format!(
+            "`ferry drift --target {} --app {}` lists them; keep them with `ferry drift capture` or undo them with `ferry drift revert`",
+            drift.target, drift.app
+        ),
+    )
+}
