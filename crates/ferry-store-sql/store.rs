@@ -16,7 +16,7 @@ use ferry_domain::routing::RoutingRule;
 use ferry_domain::run_as::RunAs;
 use ferry_store::prelude::*;
 use ferry_store::{
-    AppBackup, BackupSchedule, ConfigRevision, NewAppBackup,
+    AgentBuild, AppBackup, BackupSchedule, ConfigRevision, NewAppBackup,
 };
 use ferry_store::{
     App, AppGrant, ApprovalRecord, AuditChain, AuditEvent, AuditFilter, BacklogItem, Backport,
@@ -119,6 +119,12 @@ impl UnauditedWrites for Backend {
         let mut tx = self.write().await?;
         targets::touch(&mut tx, heard).await?;
         tx.commit().await.map_err(backend)
+    }
+
+    async fn record_agent_build(&self, target: &str, build: &AgentBuild) -> StoreResult<()> {
+        // One row, one statement: no order to deadlock on.
+        let mut conn = self.unlocked().await?;
+        targets::record_agent_build(&mut conn, target, build).await
     }
 
     async fn report_target_app(&self, report: TargetReport) -> StoreResult<()> {

@@ -4,12 +4,15 @@ use crate::Connection;
 use ferry_domain::deployment::{Kind, Status, TargetAppState};
 use ferry_domain::served::Served;
 use ferry_domain::vocabulary::UnknownWord;
-use ferry_store::{StoreError, StoreResult, Target, TargetApp, TargetReport};
+use ferry_store::{
+    AgentBuild, DiskSpace, StoreError, StoreResult, Target, TargetApp, TargetReport,
+};
 
 use crate::{backend, narrow, not_found, unreadable};
 
-const SELECT_TARGETS: &str =
-    "SELECT name, env, enrolled_ms, last_seen_ms, created_ms, removed_ms FROM targets";
+const SELECT_TARGETS: &str = "SELECT name, env, enrolled_ms, last_seen_ms, created_ms, \
+     removed_ms, agent_version, agent_protocol, agent_disk_free, agent_disk_total, \
+     agent_said_ms FROM targets";
 
 /// A row of `SELECT_TARGETS`.
 #[derive(sqlx::FromRow)]
@@ -21,16 +24,41 @@ struct TargetRow {
     created_ms: i64,
     /// When the target was taken out of service; `None` while it is in service.
     removed_ms: Option<i64>,
+    agent_version: Option<String>,
+    agent_protocol: Option<i64>,
+    agent_disk_free: Option<i64>,
+    agent_disk_total: Option<i64>,
+    agent_said_ms: Option<i64>,
 }
 
 impl From<TargetRow> for Target {
     fn from(row: TargetRow) -> Target {
+        let disk = match (row.agent_disk_free, row.agent_disk_total) {
+            (Some(free), Some(total)) => Some(DiskSpace {
+                free: free.max(0) as u64,
+                total: total.max(0) as u64,
+            }),
+            _ => None,
+        };
+        let agent = match (row.agent_version, row.agent_said_ms) {
+            (Some(version), Some(said_ms)) => Some(AgentBuild {
+                version,
+                protocol: row
+                    .agent_protocol
+                    .unwrap_or(1)
+                    .clamp(0, i64::from(u32::MAX)) as u32,
+                disk,
+                said_ms,
+            }),
+            _ => None,
+        };
         Target {
             name: row.name,
             env: row.env,
             enrolled_ms: row.enrolled_ms,
             last_seen_ms: row.last_seen_ms,
             created_ms: row.created_ms,
+            agent,
         }
     }
 }
@@ -206,7 +234,10 @@ pub(crate) async fn enroll(
     .await
     .map_err(backend)?;
     sqlx::query(
-        "UPDATE targets SET credential_hash = $1, enrolled_ms = $2, last_seen_ms = $3 WHERE name = $4",
+        // A new agent: what the previous one said of itself no longer holds.
+        "UPDATE targets SET credential_hash = $1, enrolled_ms = $2, last_seen_ms = $3, \
+         agent_version = NULL, agent_protocol = NULL, agent_disk_free = NULL, \
+         agent_disk_total = NULL, agent_said_ms = NULL WHERE name = $4",
     )
     .bind(credential_hash)
     .bind(now_ms)
@@ -229,6 +260,28 @@ pub(crate) async fn touch(conn: &mut Connection, heard: &[(String, i64)]) -> Sto
             .await
             .map_err(backend)?;
     }
+    Ok(())
+}
+
+pub(crate) async fn record_agent_build(
+    conn: &mut Connection,
+    target: &str,
+    build: &AgentBuild,
+) -> StoreResult<()> {
+    let bytes = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    sqlx::query(
+        "UPDATE targets SET agent_version = $1, agent_protocol = $2, agent_disk_free = $3, \
+         agent_disk_total = $4, agent_said_ms = $5 WHERE name = $6 AND removed_ms IS NULL",
+    )
+    .bind(&build.version)
+    .bind(i64::from(build.protocol))
+    .bind(build.disk.map(|d| bytes(d.free)))
+    .bind(build.disk.map(|d| bytes(d.total)))
+    .bind(build.said_ms)
+    .bind(target)
+    .execute(&mut *conn)
+    .await
+    .map_err(backend)?;
     Ok(())
 }
 

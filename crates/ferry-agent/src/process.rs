@@ -142,7 +142,7 @@ pub async fn run(
     let (runner, handed) = tokio::sync::mpsc::unbounded_channel();
     let (drift_now, drift_asked) = tokio::sync::mpsc::channel(16);
     let agent = Arc::new(Agent {
-        link: ServerLink::new(http, &state.server, &state.credential),
+        link: ServerLink::new(http, &state.server, &state.credential, root),
         pin,
         state,
         root: root.to_owned(),
@@ -191,7 +191,19 @@ fn load_state(root: &Path) -> anyhow::Result<Option<AgentState>> {
 fn http_client(
     pin: Option<&str>,
 ) -> anyhow::Result<(reqwest::Client, Option<std::sync::Arc<pin::PinnedCa>>)> {
+    // Every request says which agent asks: the server refuses a protocol it does not serve,
+    // and shows the version in `ferry target list`.
+    let mut says = reqwest::header::HeaderMap::new();
+    says.insert(
+        ferry_api::AGENT_VERSION_HEADER,
+        reqwest::header::HeaderValue::from_static(env!("CARGO_PKG_VERSION")),
+    );
+    says.insert(
+        ferry_api::AGENT_PROTOCOL_HEADER,
+        reqwest::header::HeaderValue::from(ferry_api::AGENT_PROTOCOL),
+    );
     let builder = reqwest::Client::builder()
+        .default_headers(says)
         .connect_timeout(Duration::from_secs(10))
         .timeout(Duration::from_secs(120));
     Ok(match pin {

@@ -519,6 +519,26 @@ pub struct Target {
     /// `online` (its agent was heard from within three heartbeats, 15 s by default),
     /// `offline` or `not_enrolled`; `removed` in the answer to its removal.
     pub health: String,
+    /// What its agent last said of itself; absent until it said it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<TargetAgent>,
+}
+
+/// What a target's agent last said of itself.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct TargetAgent {
+    /// Its ferry version (`0.1.0`).
+    pub version: String,
+    /// The agent protocol it speaks.
+    pub protocol: u32,
+    /// Bytes free on the filesystem of its root, when it could tell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_free: Option<u64>,
+    /// Bytes in all on that filesystem.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_total: Option<u64>,
+    /// When it said so (RFC 3339).
+    pub said_at: String,
 }
 
 /// Places an application on exactly these targets of an environment.
@@ -1109,6 +1129,20 @@ pub struct Task {
     /// RFC 3339; absent while pending.
     pub finished: Option<String>,
 }
+
+/// The agent protocol this build speaks: raised by a change older agents cannot follow.
+/// An agent sends it in [`AGENT_PROTOCOL_HEADER`] on every request; one that sends none
+/// speaks protocol 1, which agents spoke before they said so.
+pub const AGENT_PROTOCOL: u32 = 1;
+/// The oldest agent protocol this build's server still serves.
+pub const OLDEST_AGENT_PROTOCOL: u32 = 1;
+/// The header of every agent request naming the protocol it speaks.
+pub const AGENT_PROTOCOL_HEADER: &str = "ferry-agent-protocol";
+/// The header of every agent request naming its ferry version.
+pub const AGENT_VERSION_HEADER: &str = "ferry-agent-version";
+/// The header of an agent's heartbeats with the space on its root's filesystem:
+/// `FREE/TOTAL`, in bytes.
+pub const AGENT_DISK_HEADER: &str = "ferry-agent-disk";
 
 /// Exchanges an enrollment token for an agent credential.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]

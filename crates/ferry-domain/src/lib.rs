@@ -4,6 +4,7 @@
 //! Architecture invariant: this crate knows nothing about HTTP, SQL, the filesystem or the
 //! clock. Callers pass in what the rules need (roles, the pipeline, times as numbers).
 
+pub mod agent_build;
 pub mod app_backup;
 pub mod approval;
 pub mod audit;

@@ -83,6 +83,9 @@ pub trait UnauditedWrites: Send + Sync + 'static {
     /// heartbeats, written every few seconds while agents poll; they only tell people when
     /// an agent was last seen. A removed target's heartbeat changes nothing.
     async fn touch_targets(&self, heard: &[(String, i64)]) -> StoreResult<()>;
+    /// Records what a target's agent said of itself (its build, its disk): an observation,
+    /// like a heartbeat. A removed target's changes nothing.
+    async fn record_agent_build(&self, target: &str, build: &AgentBuild) -> StoreResult<()>;
     /// Records what an agent reported about one application (the release it serves, the
     /// step it is at): an observation of the target, not a change anyone made; the
     /// deployment that asked for it is audited.

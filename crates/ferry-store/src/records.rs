@@ -1,5 +1,6 @@
 //! The records a store keeps and returns.
 
+pub use ferry_domain::agent_build::{AgentBuild, DiskSpace};
 use ferry_domain::audit::{AuditEvent, AuditRecord, RecordedHead};
 use ferry_domain::backport::ObligationStatus;
 use ferry_domain::deployment::{Deployment, Kind, Status, TargetAppState};
@@ -243,6 +244,8 @@ pub struct Target {
     pub enrolled_ms: Option<i64>,
     pub last_seen_ms: Option<i64>,
     pub created_ms: i64,
+    /// What its agent last said of itself, once it said it.
+    pub agent: Option<AgentBuild>,
 }
 
 /// What a target should run for one application, and what it last reported.

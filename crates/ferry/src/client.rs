@@ -28,6 +28,8 @@ pub struct Probe {
     /// How far the server's clock is ahead of this machine's (behind when negative), in
     /// seconds, as far as its `Date` header (whole seconds) tells: `None` without one.
     pub server_ahead_secs: Option<f64>,
+    /// The server's ferry version, when it says it.
+    pub server_version: Option<String>,
 }
 
 impl Client {
@@ -107,6 +109,11 @@ impl Client {
                 response.status()
             )));
         }
+        let server_version = response
+            .headers()
+            .get("ferry-version")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let server_ahead_secs = response
             .headers()
             .get(reqwest::header::DATE)
@@ -120,6 +127,7 @@ impl Client {
         Ok(Probe {
             round_trip,
             server_ahead_secs,
+            server_version,
         })
     }
 

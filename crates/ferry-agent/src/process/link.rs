@@ -1,6 +1,7 @@
 //! The agent's connection to its server: every request carries the target's credential, and
 //! anything but success is an error naming the endpoint.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::bail;
@@ -31,14 +32,17 @@ pub struct ServerLink {
     pub http: reqwest::Client,
     server: String,
     credential: String,
+    /// The agent's root, whose filesystem's free space every request tells the server.
+    root: PathBuf,
 }
 
 impl ServerLink {
-    pub fn new(http: reqwest::Client, server: &str, credential: &str) -> ServerLink {
+    pub fn new(http: reqwest::Client, server: &str, credential: &str, root: &Path) -> ServerLink {
         ServerLink {
             http,
             server: server.to_owned(),
             credential: credential.to_owned(),
+            root: root.to_owned(),
         }
     }
 
@@ -91,10 +95,23 @@ impl ServerLink {
         &self,
         request: reqwest::RequestBuilder,
     ) -> anyhow::Result<reqwest::Response> {
+        let request = match disk_space(&self.root) {
+            Some(space) => request.header(ferry_api::AGENT_DISK_HEADER, space),
+            None => request,
+        };
         let response = request.bearer_auth(&self.credential).send().await?;
         if response.status() == reqwest::StatusCode::UNAUTHORIZED {
             return Err(CredentialRefused::from(response).await.into());
         }
         Ok(response)
     }
+}
+
+/// `FREE/TOTAL` bytes of the filesystem holding `root`, as [`ferry_api::AGENT_DISK_HEADER`]
+/// says it; `None` when the system does not tell.
+fn disk_space(root: &Path) -> Option<String> {
+    let stats = rustix::fs::statvfs(root).ok()?;
+    let free = stats.f_bavail.saturating_mul(stats.f_frsize);
+    let total = stats.f_blocks.saturating_mul(stats.f_frsize);
+    Some(format!("{free}/{total}"))
 }

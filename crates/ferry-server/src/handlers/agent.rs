@@ -38,13 +38,92 @@ pub struct AgentCaller {
     pub target: ferry_store::Target,
     /// The hash of the credential it called with, to check it again after a long wait.
     credential_hash: String,
+    /// What the agent says of itself in its headers.
+    pub says: AgentSays,
+}
+
+/// What an agent's request says of the agent: its ferry version and protocol, and on
+/// heartbeats the space on its root's filesystem. An agent that says nothing is of the
+/// versions before agents said so: protocol 1.
+#[derive(Clone, Debug, Default)]
+pub struct AgentSays {
+    version: Option<String>,
+    protocol: u32,
+    disk: Option<ferry_domain::agent_build::DiskSpace>,
+}
+
+impl AgentSays {
+    /// Reads the headers, refusing (426) a protocol this server does not serve.
+    fn of(headers: &axum::http::HeaderMap) -> Result<AgentSays, ApiError> {
+        use ferry_api::{AGENT_DISK_HEADER, AGENT_PROTOCOL_HEADER, AGENT_VERSION_HEADER};
+        use ferry_domain::agent_build::{check_protocol, DiskSpace, ProtocolMismatch};
+        let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
+        let version = text(AGENT_VERSION_HEADER)
+            .filter(|v| !v.is_empty() && v.len() <= 64)
+            .map(str::to_owned);
+        let protocol = text(AGENT_PROTOCOL_HEADER)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(1);
+        let oldest = ferry_api::OLDEST_AGENT_PROTOCOL;
+        let newest = ferry_api::AGENT_PROTOCOL;
+        let ours = env!("CARGO_PKG_VERSION");
+        let theirs = version.as_deref().unwrap_or("an older version");
+        match check_protocol(protocol, oldest, newest) {
+            Ok(()) => {}
+            Err(ProtocolMismatch::AgentTooOld { .. }) => {
+                return Err(ApiError::new(
+                    StatusCode::UPGRADE_REQUIRED,
+                    "agent_too_old",
+                    format!(
+                        "this agent (ferry {theirs}, agent protocol {protocol}) is too old for this server (ferry {ours}, protocol {oldest} to {newest}): upgrade ferry on this target"
+                    ),
+                ));
+            }
+            Err(ProtocolMismatch::ServerTooOld { .. }) => {
+                return Err(ApiError::new(
+                    StatusCode::UPGRADE_REQUIRED,
+                    "server_too_old",
+                    format!(
+                        "this agent (ferry {theirs}, agent protocol {protocol}) is newer than this server (ferry {ours}, protocol {oldest} to {newest}): upgrade the server first, then its agents"
+                    ),
+                ));
+            }
+        }
+        let disk = text(AGENT_DISK_HEADER).and_then(|d| {
+            let (free, total) = d.split_once('/')?;
+            Some(DiskSpace {
+                free: free.parse().ok()?,
+                total: total.parse().ok()?,
+            })
+        });
+        Ok(AgentSays {
+            version,
+            protocol,
+            disk,
+        })
+    }
+
+    /// What is known of the agent from this request, at `now_ms`; `None` from an agent that
+    /// does not say its version.
+    pub fn build(&self, now_ms: i64) -> Option<ferry_domain::agent_build::AgentBuild> {
+        Some(ferry_domain::agent_build::AgentBuild {
+            version: self.version.clone()?,
+            protocol: self.protocol,
+            disk: self.disk,
+            said_ms: now_ms,
+        })
+    }
 }
 
 impl AgentCaller {
     /// The target of `credential_hash`, read from the store: never cached, so a removed
     /// target's credential is refused from the next request on, by every server sharing the
     /// database.
-    async fn of(state: &AppState, credential_hash: String) -> Result<AgentCaller, ApiError> {
+    async fn of(
+        state: &AppState,
+        credential_hash: String,
+        says: AgentSays,
+    ) -> Result<AgentCaller, ApiError> {
         let target = state
             .store
             .target_by_credential(&credential_hash)
@@ -57,6 +136,7 @@ impl AgentCaller {
         Ok(AgentCaller {
             target,
             credential_hash,
+            says,
         })
     }
 }
@@ -65,6 +145,7 @@ impl FromRequestParts<AppState> for AgentCaller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let says = AgentSays::of(&parts.headers)?;
         let credential = parts
             .headers
             .get(AUTHORIZATION)
@@ -73,7 +154,7 @@ impl FromRequestParts<AppState> for AgentCaller {
             .ok_or_else(|| {
                 ApiError::unauthorized("agents send `Authorization: Bearer CREDENTIAL`")
             })?;
-        AgentCaller::of(state, hash_token(credential.trim())).await
+        AgentCaller::of(state, hash_token(credential.trim()), says).await
     }
 }
 
@@ -134,10 +215,11 @@ pub async fn desired(
             }
         }
         // The target may have been removed while the agent waited.
-        agent = AgentCaller::of(&state, agent.credential_hash).await?;
+        agent = AgentCaller::of(&state, agent.credential_hash, agent.says).await?;
     }
     let generation = wakeups.generation();
-    let apps = agents::desired(&state, &agent.target).await?;
+    let said = agent.says.build(state.clock.now_ms());
+    let apps = agents::desired(&state, &agent.target, said).await?;
     let tasks = tasks::pending(&state, &agent.target).await?;
     Ok(Json(DesiredState {
         target: agent.target.name,
@@ -157,7 +239,8 @@ pub async fn heartbeat(
     State(state): State<AppState>,
     agent: AgentCaller,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    agents::heartbeat(&state, &agent.target).await?;
+    let said = agent.says.build(state.clock.now_ms());
+    agents::heartbeat(&state, &agent.target, said).await?;
     Ok(Json(serde_json::json!({ "ok": true })))
 }
 

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use ferry_api::{AgentConfig, AgentReport, DesiredApp, DesiredStage};
 use ferry_cas::hash::ContentHash;
+use ferry_domain::agent_build::AgentBuild;
 use ferry_domain::audit_event::{AuditAction, TargetEnroll};
 use ferry_domain::deployment::{Ahead, Kind, Outcome, Report};
 use ferry_domain::name::{validate_name, NameKind};
@@ -52,7 +53,13 @@ pub async fn enroll(
 /// Records that `target`'s agent is there (`heartbeats.rs`): the store's last contact stays
 /// within two intervals of the truth, inside the three after which the target counts as
 /// offline.
-pub async fn heartbeat(state: &AppState, target: &Target) -> ServiceResult<()> {
+/// A heartbeat from `target`'s agent, with what it `said` of itself (its build, its disk).
+pub async fn heartbeat(
+    state: &AppState,
+    target: &Target,
+    said: Option<AgentBuild>,
+) -> ServiceResult<()> {
+    let now_ms = state.clock.now_ms();
     state
         .heartbeats
         .heard(
@@ -60,15 +67,29 @@ pub async fn heartbeat(state: &AppState, target: &Target) -> ServiceResult<()> {
             state.liveness,
             &target.name,
             target.last_seen_ms,
-            state.clock.now_ms(),
+            now_ms,
         )
         .await?;
+    // What the agent says of itself is written when it changed enough to matter.
+    if let Some(build) = said {
+        if target
+            .agent
+            .as_ref()
+            .is_none_or(|known| known.outdated_by(&build))
+        {
+            state.store.record_agent_build(&target.name, &build).await?;
+        }
+    }
     Ok(())
 }
 
 /// What `target` should run now; the question also counts as its agent's heartbeat.
-pub async fn desired(state: &AppState, target: &Target) -> ServiceResult<Vec<DesiredApp>> {
-    heartbeat(state, target).await?;
+pub async fn desired(
+    state: &AppState,
+    target: &Target,
+    said: Option<AgentBuild>,
+) -> ServiceResult<Vec<DesiredApp>> {
+    heartbeat(state, target, said).await?;
     let rows: Vec<TargetApp> = state
         .store
         .target_apps(Some(&target.name))

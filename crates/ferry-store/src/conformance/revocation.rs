@@ -4,7 +4,7 @@
 use ferry_domain::audit::verify_chain;
 
 use super::{audit, first_start, new_user};
-use crate::{NewApp, NewSession, Store, StoreError, StoreResult, User};
+use crate::{AgentBuild, DiskSpace, NewApp, NewSession, Store, StoreError, StoreResult, User};
 
 /// Disables `user` at `at_ms`, or enables them with `None`; one admin must stay enabled.
 async fn set_disabled(store: &dyn Store, user: &str, at_ms: Option<i64>) -> StoreResult<User> {
@@ -254,6 +254,24 @@ pub async fn revocation_story(store: &dyn Store, audit_key: &[u8; 32]) {
         )
     };
     place_on_dev_1().await.unwrap();
+    // What an agent says of itself is kept with its target, until another agent enrolls.
+    let build = |version: &str, said_ms| AgentBuild {
+        version: version.to_owned(),
+        protocol: 1,
+        disk: Some(DiskSpace {
+            free: 5 << 40,
+            total: 8 << 40,
+        }),
+        said_ms,
+    };
+    for target in ["dev-1", "dev-2"] {
+        store
+            .record_agent_build(target, &build("0.1.0", 11))
+            .await
+            .unwrap();
+    }
+    let said = store.target_by_credential("c2").await.unwrap().unwrap();
+    assert_eq!(said.agent, Some(build("0.1.0", 11)));
     let removed = store
         .remove_target("dev-1", 20, audit("target.remove", "target/dev-1", None))
         .await
@@ -308,6 +326,26 @@ pub async fn revocation_story(store: &dyn Store, audit_key: &[u8; 32]) {
         .await
         .unwrap();
     assert_eq!((back.name.as_str(), back.enrolled_ms), ("dev-1", Some(30)));
+    assert_eq!(
+        back.agent, None,
+        "the agent enrolled again has said nothing yet"
+    );
+    store
+        .record_agent_build("dev-1", &build("0.2.0", 31))
+        .await
+        .unwrap();
+    let listed = store.list_targets().await.unwrap();
+    let agents: Vec<_> = listed
+        .iter()
+        .map(|t| (t.name.as_str(), t.agent.clone()))
+        .collect();
+    assert_eq!(
+        agents,
+        [
+            ("dev-1", Some(build("0.2.0", 31))),
+            ("dev-2", Some(build("0.1.0", 11)))
+        ]
+    );
     assert_eq!(store.target_by_credential("c1").await.unwrap(), None);
     assert_eq!(
         store

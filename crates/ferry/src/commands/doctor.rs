@@ -4,6 +4,7 @@
 //! problem.
 
 use ferry_api::{Target, TargetDrift, WhoAmI};
+use ferry_domain::agent_build::DiskSpace;
 use ferry_domain::token::ca_fingerprint;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
@@ -111,14 +112,26 @@ async fn examine(client: &Client) -> Vec<Finding> {
             return findings;
         }
     };
+    let ours = env!("CARGO_PKG_VERSION");
+    let server_version = probe
+        .server_version
+        .clone()
+        .unwrap_or_else(|| "unknown".into());
     findings.push(Finding::ok(
         "server",
         format!(
-            "{} answers ({} ms)",
+            "{} answers ({} ms), ferry {server_version}",
             client.base(),
             probe.round_trip.as_millis()
         ),
     ));
+    if server_version != ours {
+        findings.push(Finding::warning(
+            "version",
+            format!("this client is ferry {ours}, the server ferry {server_version}"),
+            "use the client of the server's version (`ferry --version` says which this is)",
+        ));
+    }
     findings.push(transport(client));
     findings.push(clock(&probe));
     let me = match client.get::<WhoAmI>("/api/v1/me").await {
@@ -133,7 +146,7 @@ async fn examine(client: &Client) -> Vec<Finding> {
         format!("valid: you are {} (role {})", me.user, me.role),
     ));
     match client.get::<Vec<Target>>("/api/v1/targets").await {
-        Ok(targets) => findings.extend(agents(&targets)),
+        Ok(targets) => findings.extend(agents(&targets, &server_version)),
         Err(error) => findings.push(Finding::problem(
             "agents",
             format!("cannot list the targets: {}", error.message),
@@ -268,7 +281,7 @@ fn token_refused(client: &Client, error: CliError) -> Finding {
 }
 
 /// Each target that cannot be deployed to, or one line when all can.
-fn agents(targets: &[Target]) -> Vec<Finding> {
+fn agents(targets: &[Target], server_version: &str) -> Vec<Finding> {
     let mut findings: Vec<Finding> = targets
         .iter()
         .filter_map(|target| match target.health.as_str() {
@@ -296,6 +309,11 @@ fn agents(targets: &[Target]) -> Vec<Finding> {
             )),
         })
         .collect();
+    findings.extend(
+        targets
+            .iter()
+            .filter_map(|t| agent_build(t, server_version)),
+    );
     let online = targets.iter().filter(|t| t.health == "online").count();
     if online > 0 || targets.is_empty() {
         findings.insert(
@@ -307,6 +325,44 @@ fn agents(targets: &[Target]) -> Vec<Finding> {
         );
     }
     findings
+}
+
+/// What a target's agent said of itself that needs doing something about: a disk running
+/// full, or a version other than the server's.
+fn agent_build(target: &Target, server_version: &str) -> Option<Finding> {
+    let agent = target.agent.as_ref()?;
+    if let (Some(free), Some(total)) = (agent.disk_free, agent.disk_total) {
+        let disk = DiskSpace { free, total };
+        if disk.is_low() {
+            return Some(Finding::problem(
+                "disk",
+                format!(
+                    "{} ({}) has {} free on its root's disk ({} % used)",
+                    target.name,
+                    target.env,
+                    crate::output::human_bytes(free),
+                    disk.percent_used()
+                ),
+                format!(
+                    "free space on {}: `ferry release prune APP` keeps fewer releases, and the agent prunes its cache of what no kept release uses",
+                    target.name
+                ),
+            ));
+        }
+    }
+    (agent.version != server_version).then(|| {
+        Finding::warning(
+            "agent",
+            format!(
+                "{} ({}) runs ferry {}, the server {server_version}",
+                target.name, target.env, agent.version
+            ),
+            format!(
+                "upgrade ferry on {} once the server runs the newer one (servers first, then agents)",
+                target.name
+            ),
+        )
+    })
 }
 
 /// Files on a target that differ from the release it runs.

@@ -10,7 +10,7 @@ use super::check_name;
 use crate::cli::{AgentArgs, GlobalArgs, TargetCommand};
 use crate::client::Client;
 use crate::error::{CliError, CliResult};
-use crate::output::{print_table, Output};
+use crate::output::{human_bytes, print_table, Output};
 
 pub async fn run(client: &Client, output: Output, command: TargetCommand) -> CliResult {
     match command {
@@ -53,15 +53,19 @@ pub async fn run(client: &Client, output: Output, command: TargetCommand) -> Cli
                 let rows: Vec<Vec<String>> = targets
                     .iter()
                     .map(|t| {
+                        let agent = t.agent.as_ref();
                         vec![
                             t.name.clone(),
                             t.env.clone(),
                             t.last_seen.clone().unwrap_or_else(|| "never".into()),
                             t.health.clone(),
+                            agent.map_or("-".into(), |a| a.version.clone()),
+                            agent.map_or("-".into(), disk_free),
                         ]
                     })
                     .collect();
-                print_table(&["TARGET", "ENV", "LAST SEEN", "HEALTH"], &rows);
+                let header = ["TARGET", "ENV", "LAST SEEN", "HEALTH", "AGENT", "DISK FREE"];
+                print_table(&header, &rows);
             });
         }
     }
@@ -131,4 +135,14 @@ pub async fn enroll(
         );
     });
     Ok(())
+}
+
+/// `12.5 GiB (40 %)`: what is free on a target's root, and how much of its disk that is.
+pub fn disk_free(agent: &ferry_api::TargetAgent) -> String {
+    match (agent.disk_free, agent.disk_total) {
+        (Some(free), Some(total)) if total > 0 => {
+            format!("{} ({} %)", human_bytes(free), free * 100 / total)
+        }
+        _ => "-".into(),
+    }
 }

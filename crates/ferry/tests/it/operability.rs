@@ -309,3 +309,95 @@ fn the_doctor_finds_a_wrong_token_a_stopped_agent_a_wrong_ca_and_a_skewed_clock(
         "{skewed:#?}"
     );
 }
+
+/// Asks for the desired state as an agent whose headers are `headers`.
+async fn desired_as(server: &Server, credential: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    let mut request = reqwest::Client::new()
+        .get(format!("{}/api/v1/agent/desired", server.url))
+        .bearer_auth(credential);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn agents_say_their_version_and_the_server_refuses_a_protocol_it_does_not_speak() {
+    let server = Server::start();
+    let token = server.enrollment_token("dev", "dev-1");
+    let enrolled: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/api/v1/agent/enroll", server.url))
+        .json(&serde_json::json!({ "token": token }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let credential = enrolled["credential"].as_str().unwrap();
+
+    // An agent of the versions before agents said which they are: served, as protocol 1.
+    let (status, _) = desired_as(&server, credential, &[]).await;
+    assert_eq!(status, 200);
+    for (protocol, code, says) in [
+        ("0", "agent_too_old", "upgrade ferry on this target"),
+        (
+            "999",
+            "server_too_old",
+            "upgrade the server first, then its agents",
+        ),
+    ] {
+        let headers = [
+            ("ferry-agent-protocol", protocol),
+            ("ferry-agent-version", "0.0.1"),
+        ];
+        let (status, body) = desired_as(&server, credential, &headers).await;
+        assert_eq!(status, 426, "{body}");
+        assert!(body.contains(code) && body.contains(says), "{body}");
+        assert!(
+            body.contains("this agent (ferry 0.0.1, agent protocol"),
+            "{body}"
+        );
+    }
+
+    // A real agent says its version and its disk, which `ferry target list` shows.
+    let root = server.dir.path().join("target-dev-2");
+    let _agent = crate::deployments::start_agent_at(&server, "dev", "dev-2", &root);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let listed = loop {
+        let listed = server.admin(&["target", "list", "--json"]).success().json();
+        let said = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == "dev-2")
+            .is_some_and(|t| t.get("agent").is_some());
+        if said {
+            break listed;
+        }
+        assert!(std::time::Instant::now() < deadline, "{listed}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let dev_2 = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "dev-2")
+        .unwrap();
+    assert_eq!(dev_2["agent"]["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(dev_2["agent"]["protocol"], 1);
+    let (free, total) = (&dev_2["agent"]["disk_free"], &dev_2["agent"]["disk_total"]);
+    assert!(free.as_u64().unwrap() <= total.as_u64().unwrap() && total.as_u64().unwrap() > 0);
+    let table = server.admin(&["target", "list"]).success().stdout;
+    assert!(
+        table.contains("AGENT") && table.contains("DISK FREE"),
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("dev-2") && l.contains(env!("CARGO_PKG_VERSION"))),
+        "{table}"
+    );
+}

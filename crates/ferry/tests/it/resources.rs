@@ -11,14 +11,14 @@ use crate::harness::{noise, Server};
 
 /// A tmpfs of `size` mounted on a new directory, unmounted when dropped: a filesystem that
 /// fills up.
-struct SmallDisk {
+pub(crate) struct SmallDisk {
     dir: PathBuf,
 }
 
 impl SmallDisk {
     /// Mounts one, or says why it cannot (it needs root; CI runs as root and sets
     /// `FERRY_TEST_REQUIRE_ROOT`, so there it never skips).
-    fn mount(dir: &Path, size: &str) -> Option<SmallDisk> {
+    pub(crate) fn mount(dir: &Path, size: &str) -> Option<SmallDisk> {
         fs::create_dir_all(dir).unwrap();
         let mounted = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
@@ -186,4 +186,32 @@ fn a_database_locked_by_another_process_gives_a_clear_error_and_loses_nothing() 
     assert!(!teams.to_string().contains("blocked"), "{teams}");
     server.admin(&["team", "create", "later"]).success();
     server.admin(&["audit", "verify"]).success();
+}
+
+#[test]
+fn the_doctor_says_when_a_targets_disk_runs_full() {
+    let server = Server::start();
+    let root = server.dir.path().join("target-dev-1");
+    let Some(_disk) = SmallDisk::mount(&root, "64m") else {
+        return;
+    };
+    let _agent = start_agent_at(&server, "dev", "dev-1", &root);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let said = loop {
+        let run = server.admin(&["doctor"]);
+        if run.stdout.contains("problem  disk") {
+            break run;
+        }
+        assert!(std::time::Instant::now() < deadline, "{run:#?}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(said.code, 1, "{said:#?}");
+    assert!(
+        said.stdout.contains("dev-1 (dev) has ") && said.stdout.contains("free on its root's disk"),
+        "{said:#?}"
+    );
+    assert!(
+        said.stdout.contains("fix: free space on dev-1"),
+        "{said:#?}"
+    );
 }

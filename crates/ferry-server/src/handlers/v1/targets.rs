@@ -22,6 +22,13 @@ pub fn target_json(target: ferry_store::Target, now_ms: i64, liveness: Liveness)
         env: target.env,
         enrolled: target.enrolled_ms.is_some(),
         last_seen: target.last_seen_ms.map(rfc3339),
+        agent: target.agent.map(|agent| ferry_api::TargetAgent {
+            version: agent.version,
+            protocol: agent.protocol,
+            disk_free: agent.disk.map(|d| d.free),
+            disk_total: agent.disk.map(|d| d.total),
+            said_at: rfc3339(agent.said_ms),
+        }),
     }
 }
 
