@@ -68,26 +68,26 @@ impl AgentSays {
         let newest = ferry_api::AGENT_PROTOCOL;
         let ours = env!("CARGO_PKG_VERSION");
         let theirs = version.as_deref().unwrap_or("an older version");
-        match check_protocol(protocol, oldest, newest) {
-            Ok(()) => {}
-            Err(ProtocolMismatch::AgentTooOld { .. }) => {
-                return Err(ApiError::new(
-                    StatusCode::UPGRADE_REQUIRED,
+        if let Err(mismatch) = check_protocol(protocol, oldest, newest) {
+            let (code, what, upgrade) = match mismatch {
+                ProtocolMismatch::AgentTooOld { .. } => (
                     "agent_too_old",
-                    format!(
-                        "this agent (ferry {theirs}, agent protocol {protocol}) is too old for this server (ferry {ours}, protocol {oldest} to {newest}): upgrade ferry on this target"
-                    ),
-                ));
-            }
-            Err(ProtocolMismatch::ServerTooOld { .. }) => {
-                return Err(ApiError::new(
-                    StatusCode::UPGRADE_REQUIRED,
+                    "too old for this server",
+                    "upgrade ferry on this target",
+                ),
+                ProtocolMismatch::ServerTooOld { .. } => (
                     "server_too_old",
-                    format!(
-                        "this agent (ferry {theirs}, agent protocol {protocol}) is newer than this server (ferry {ours}, protocol {oldest} to {newest}): upgrade the server first, then its agents"
-                    ),
-                ));
-            }
+                    "newer than this server",
+                    "upgrade the server first, then its agents",
+                ),
+            };
+            return Err(ApiError::new(
+                StatusCode::UPGRADE_REQUIRED,
+                code,
+                format!(
+                    "this agent (ferry {theirs}, agent protocol {protocol}) is {what} (ferry {ours}, protocol {oldest} to {newest}): {upgrade}"
+                ),
+            ));
         }
         let disk = text(AGENT_DISK_HEADER).and_then(|d| {
             let (free, total) = d.split_once('/')?;
