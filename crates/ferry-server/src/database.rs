@@ -46,6 +46,16 @@ impl Database {
         })
     }
 
+    /// What a server of this build would do to the database's schema when it starts on it,
+    /// read without changing anything.
+    pub async fn schema_plan(&self) -> anyhow::Result<ferry_store::SchemaPlan> {
+        let plan = match self {
+            Database::Sqlite(path) => SqliteStore::schema_plan(path).await,
+            Database::Postgres(url) => PostgresStore::schema_plan(url).await,
+        };
+        plan.with_context(|| format!("reading {}", self.describe()))
+    }
+
     /// The database as it may be shown: a PostgreSQL URL without its password.
     pub fn describe(&self) -> String {
         match self {

@@ -53,6 +53,7 @@ pub mod test_database;
 #[cfg(test)]
 mod tests;
 
+use ferry_store::{what_sql_does, SchemaChange, SchemaPlan};
 use std::time::Duration;
 
 use sqlx::pool::PoolConnection;
@@ -112,11 +113,28 @@ impl PostgresStore {
             .connect_with(options.application_name("ferry"))
             .await
             .map_err(|e| StoreError::Backend(format!("connecting to {}: {e}", redacted(url))))?;
-        sqlx::migrate!("./migrations")
+        let plan = SchemaPlan::of(known_changes(), &applied_changes(&pool).await?);
+        if let Some(refusal) = plan.refusal(&redacted(url)) {
+            return Err(StoreError::Backend(refusal));
+        }
+        MIGRATOR
             .run(&pool)
             .await
             .map_err(|e| StoreError::Backend(format!("migrating {}: {e}", redacted(url))))?;
         Ok(PostgresStore { pool, audit_key })
+    }
+
+    /// What opening the database at `url` would do to its schema, read without changing
+    /// anything.
+    pub async fn schema_plan(url: &str) -> StoreResult<SchemaPlan> {
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .connect(url)
+            .await
+            .map_err(|e| StoreError::Backend(format!("connecting to {}: {e}", redacted(url))))?;
+        let applied = applied_changes(&pool).await;
+        pool.close().await;
+        Ok(SchemaPlan::of(known_changes(), &applied?))
     }
 
     /// Whether the database at `url` holds a ferry audit trail (the first server to start
@@ -196,6 +214,35 @@ pub fn redacted(url: &str) -> String {
         Ok(parsed) => parsed.to_string(),
         Err(_) => "the database URL".to_owned(),
     }
+}
+
+/// The schema changes this build applies, in order.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// The schema changes this build knows.
+fn known_changes() -> Vec<SchemaChange> {
+    MIGRATOR
+        .iter()
+        .map(|m| SchemaChange {
+            version: m.version,
+            what: what_sql_does(&m.sql),
+        })
+        .collect()
+}
+
+/// The schema changes applied to the database.
+async fn applied_changes(pool: &PgPool) -> StoreResult<Vec<i64>> {
+    let migrated: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+        .fetch_one(pool)
+        .await
+        .map_err(backend)?;
+    if !migrated {
+        return Ok(Vec::new());
+    }
+    sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+        .fetch_all(pool)
+        .await
+        .map_err(backend)
 }
 
 /// The store the shared trait implementations (`crates/ferry-store-sql/store.rs`) are for.

@@ -45,6 +45,7 @@ mod tasks;
 #[cfg(test)]
 mod unreadable_tests;
 
+use ferry_store::{what_sql_does, SchemaChange, SchemaPlan};
 use std::path::Path;
 use std::time::Duration;
 
@@ -89,8 +90,13 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await
             .map_err(backend)?;
-        let heads_were_sealed = applied(&writer, SEALED_HEADS_MIGRATION).await?;
-        sqlx::migrate!("./migrations")
+        let applied = applied_changes(&writer).await?;
+        let plan = SchemaPlan::of(known_changes(), &applied);
+        if let Some(refusal) = plan.refusal(&path.display().to_string()) {
+            return Err(StoreError::Backend(refusal));
+        }
+        let heads_were_sealed = applied.contains(&SEALED_HEADS_MIGRATION);
+        MIGRATOR
             .run(&writer)
             .await
             .map_err(|e| StoreError::Backend(format!("migrating {}: {e}", path.display())))?;
@@ -185,8 +191,22 @@ impl SqliteStore {
 /// The migration that added the audit head's seal.
 const SEALED_HEADS_MIGRATION: i64 = 11;
 
-/// Whether migration `version` was applied to the database before this start.
-async fn applied(pool: &SqlitePool, version: i64) -> StoreResult<bool> {
+/// The schema changes this build applies, in order.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// The schema changes this build knows.
+fn known_changes() -> Vec<SchemaChange> {
+    MIGRATOR
+        .iter()
+        .map(|m| SchemaChange {
+            version: m.version,
+            what: what_sql_does(&m.sql),
+        })
+        .collect()
+}
+
+/// The schema changes applied to the database.
+async fn applied_changes(pool: &SqlitePool) -> StoreResult<Vec<i64>> {
     let table: Option<String> = sqlx::query_scalar(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
     )
@@ -194,15 +214,31 @@ async fn applied(pool: &SqlitePool, version: i64) -> StoreResult<bool> {
     .await
     .map_err(backend)?;
     if table.is_none() {
-        return Ok(false);
+        return Ok(Vec::new());
     }
-    let found: Option<i64> =
-        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE version = ? AND success")
-            .bind(version)
-            .fetch_optional(pool)
+    sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+        .fetch_all(pool)
+        .await
+        .map_err(backend)
+}
+
+impl SqliteStore {
+    /// What opening the database at `path` would do to its schema, read without changing
+    /// anything (a database that does not exist yet would get every change).
+    pub async fn schema_plan(path: &Path) -> StoreResult<SchemaPlan> {
+        if !path.exists() {
+            return Ok(SchemaPlan::of(known_changes(), &[]));
+        }
+        let options = SqliteConnectOptions::new().filename(path).read_only(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
             .await
             .map_err(backend)?;
-    Ok(found.is_some())
+        let applied = applied_changes(&pool).await;
+        pool.close().await;
+        Ok(SchemaPlan::of(known_changes(), &applied?))
+    }
 }
 
 /// The store the shared trait implementations (`crates/ferry-store-sql/store.rs`) are for.

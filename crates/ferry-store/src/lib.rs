@@ -15,6 +15,7 @@ mod notifications;
 mod parts;
 mod reads;
 mod records;
+mod schema_plan;
 
 pub use app_backups::*;
 use async_trait::async_trait;
@@ -29,6 +30,7 @@ pub use notifications::*;
 pub use parts::*;
 pub use reads::*;
 pub use records::*;
+pub use schema_plan::*;
 
 /// Why a store call failed.
 #[derive(Debug, thiserror::Error)]

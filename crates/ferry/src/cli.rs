@@ -1137,6 +1137,12 @@ pub struct ServerArgs {
     /// use (escalations, timeouts and freeze windows then see time pass)
     #[arg(long, hide = true, value_name = "FILE")]
     pub clock_offset_file: Option<PathBuf>,
+    /// Say what starting this version on the data directory (or --database) would do to it
+    /// (the schema changes it would apply, or that a newer ferry wrote it), and which agents
+    /// it serves, then exit without starting or changing anything: exit 1 when it could not
+    /// start on it
+    #[arg(long)]
+    pub check_upgrade: bool,
     /// A TOML file of settings, each key one of the flags above (`listen = "0.0.0.0:7070"`,
     /// `tls = true`): a flag on the command line wins, then its environment variable, then
     /// the file. `ferry server check-config FILE` checks one

@@ -246,14 +246,14 @@ fn parse_alone(command: &clap::Command, key: &str, value: &str) -> Result<(), St
     }
 }
 
-/// The keys a config file for `command` may hold: its long flags, except `--config` and
-/// the hidden ones.
+/// The keys a config file for `command` may hold: its long flags, except the hidden ones and
+/// those that are not settings (`--config`, `--check-upgrade`).
 pub fn keys(command: &clap::Command) -> Vec<&str> {
     command
         .get_arguments()
         .filter(|arg| (!arg.is_hide_set() && !arg.is_global_set()) || reads_global(command, arg))
         .filter_map(|arg| arg.get_long())
-        .filter(|long| !matches!(*long, "config" | "help" | "version"))
+        .filter(|long| !matches!(*long, "config" | "check-upgrade" | "help" | "version"))
         .collect()
 }
 

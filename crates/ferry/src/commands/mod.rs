@@ -37,7 +37,7 @@ pub async fn run(cli: Cli, output: Output) -> CliResult {
     let global = &cli.global;
     match cli.command {
         Command::Server(args) => match args.command {
-            None => server::run(args.run).await,
+            None => server::run(args.run, output).await,
             Some(ServerCommand::CheckConfig { file }) => check_config(output, "server", &file),
             Some(ServerCommand::Migrate {
                 from,

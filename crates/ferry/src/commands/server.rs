@@ -10,7 +10,10 @@ use crate::client::Client;
 use crate::error::{CliError, CliResult, Failure};
 use crate::output::Output;
 
-pub async fn run(args: ServerArgs) -> CliResult {
+pub async fn run(args: ServerArgs, output: Output) -> CliResult {
+    if args.check_upgrade {
+        return check_upgrade(&args, output).await;
+    }
     check_settings(&args)?;
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -44,6 +47,56 @@ pub async fn run(args: ServerArgs) -> CliResult {
     ferry_server::run(config)
         .await
         .map_err(|e| CliError::failed(format!("{e:#}")))
+}
+
+/// `ferry server --check-upgrade`: what this version would do to the database it would
+/// start on, without starting or changing anything.
+async fn check_upgrade(args: &ServerArgs, output: Output) -> CliResult {
+    let database = ferry_server::Database::from_flag(args.database.as_deref(), &args.data)
+        .map_err(CliError::refused)?;
+    let plan = database.schema_plan().await?;
+    let described = database.describe();
+    let refusal = plan.refusal(&described);
+    let report = serde_json::json!({
+        "ferry": crate::cli::VERSION,
+        "database": described,
+        "applied": plan.applied,
+        "pending": plan.pending.iter().map(|c| serde_json::json!({ "version": c.version, "what": c.what })).collect::<Vec<_>>(),
+        "newer": plan.unknown,
+        "agent_protocols": [ferry_api::OLDEST_AGENT_PROTOCOL, ferry_api::AGENT_PROTOCOL],
+        "can_start": refusal.is_none(),
+    });
+    output.print(&report, |_| {
+        println!("ferry {} on {described}:", crate::cli::VERSION);
+        if let Some(refusal) = &refusal {
+            println!("  cannot start: {refusal}");
+            return;
+        }
+        match plan.pending.len() {
+            n if plan.applied == 0 => println!("  a new database: starting creates it ({n} schema changes)"),
+            0 => println!("  the schema is this version's ({} changes): nothing to change", plan.applied),
+            n => {
+                println!(
+                    "  {} of {} schema changes applied; starting applies {n} more, each in a transaction of its own:",
+                    plan.applied,
+                    plan.applied + n
+                );
+                for change in &plan.pending {
+                    println!("    {:>4}  {}", change.version, change.what);
+                }
+                println!("  back up first: `ferry server backup` (SQLite) or pg_dump (PostgreSQL)");
+            }
+        }
+        println!(
+            "  agents: serves agent protocols {} to {}; agents of older versions that say no protocol speak 1",
+            ferry_api::OLDEST_AGENT_PROTOCOL,
+            ferry_api::AGENT_PROTOCOL
+        );
+    });
+    match refusal {
+        None => Ok(()),
+        Some(refusal) => Err(CliError::after_report(Failure::Failed, refusal)),
+    }
 }
 
 /// What a server checks of its settings before it starts (and `ferry server check-config`

@@ -54,4 +54,5 @@ mod support;
 mod target_safety;
 mod tls;
 mod tour;
+mod upgrade;
 mod zero_downtime;
