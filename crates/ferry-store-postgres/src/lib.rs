@@ -40,6 +40,8 @@ mod policy;
 mod reads;
 #[path = "../../ferry-store-sql/releases.rs"]
 mod releases;
+#[path = "../../ferry-store-sql/schema.rs"]
+mod schema;
 #[path = "../../ferry-store-sql/step_logs.rs"]
 mod step_logs;
 #[path = "../../ferry-store-sql/support.rs"]
@@ -53,7 +55,8 @@ pub mod test_database;
 #[cfg(test)]
 mod tests;
 
-use ferry_store::{what_sql_does, SchemaChange, SchemaPlan};
+use ferry_store::SchemaPlan;
+use schema::known_changes;
 use std::time::Duration;
 
 use sqlx::pool::PoolConnection;
@@ -217,18 +220,7 @@ pub fn redacted(url: &str) -> String {
 }
 
 /// The schema changes this build applies, in order.
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
-
-/// The schema changes this build knows.
-fn known_changes() -> Vec<SchemaChange> {
-    MIGRATOR
-        .iter()
-        .map(|m| SchemaChange {
-            version: m.version,
-            what: what_sql_does(&m.sql),
-        })
-        .collect()
-}
+pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// The schema changes applied to the database.
 async fn applied_changes(pool: &PgPool) -> StoreResult<Vec<i64>> {

@@ -33,6 +33,8 @@ mod policy;
 mod reads;
 #[path = "../../ferry-store-sql/releases.rs"]
 mod releases;
+#[path = "../../ferry-store-sql/schema.rs"]
+mod schema;
 mod sealing;
 #[path = "../../ferry-store-sql/step_logs.rs"]
 mod step_logs;
@@ -45,7 +47,8 @@ mod tasks;
 #[cfg(test)]
 mod unreadable_tests;
 
-use ferry_store::{what_sql_does, SchemaChange, SchemaPlan};
+use ferry_store::SchemaPlan;
+use schema::known_changes;
 use std::path::Path;
 use std::time::Duration;
 
@@ -192,18 +195,7 @@ impl SqliteStore {
 const SEALED_HEADS_MIGRATION: i64 = 11;
 
 /// The schema changes this build applies, in order.
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
-
-/// The schema changes this build knows.
-fn known_changes() -> Vec<SchemaChange> {
-    MIGRATOR
-        .iter()
-        .map(|m| SchemaChange {
-            version: m.version,
-            what: what_sql_does(&m.sql),
-        })
-        .collect()
-}
+pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// The schema changes applied to the database.
 async fn applied_changes(pool: &SqlitePool) -> StoreResult<Vec<i64>> {
