@@ -22,6 +22,7 @@ use crate::moto::{Moto, BUCKET};
 use crate::round_robin::RoundRobin;
 
 const README: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md");
+const SUPPORT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/support.md");
 
 /// The tour's port, which the tests replace with their own.
 const TOUR_ADDRESS: &str = "127.0.0.1:7070";
@@ -54,6 +55,25 @@ fn the_readme_tour_runs_as_written_against_the_demo() {
         "the tour on the demo: the demo was ready in {ready:.1?}, the tour took {:.1?}",
         tour.took
     ));
+}
+
+/// docs/support.md, the support journey worked on one application, run as written against
+/// the demo: every command, the refusals it shows on purpose refused.
+#[test]
+fn the_support_journey_runs_as_written_against_the_demo() {
+    if on_postgres() {
+        skipped("the demo keeps its state in SQLite whatever the suite runs on");
+        return;
+    }
+    assert_tools_installed();
+    let work = tempfile::tempdir().unwrap();
+    let demo = Demo::start(work.path());
+    let support = fs::read_to_string(SUPPORT).unwrap();
+    let journey = run_script(work.path(), shell_script(&support, demo.port()));
+    journey.assert_success();
+    assert!(journey.refusals >= 5, "{}", journey.output);
+    demo.client(&["audit", "verify"]).success();
+    say(&format!("the support journey took {:.1?}", journey.took));
 }
 
 /// The demo grown into an installation of two servers: stopped, moved to PostgreSQL and
@@ -188,28 +208,38 @@ fn tour_script(port: u16) -> String {
     let end = section[1..]
         .find("\n## ")
         .map_or(section.len(), |at| at + 1);
-    let mut script = String::from("set -euo pipefail\n");
+    let section = &section[..end];
+    assert_eq!(
+        section
+            .lines()
+            .filter(|l| l.starts_with("ferry() {"))
+            .count(),
+        1,
+        "the tour defines `ferry() {{ … }}` once"
+    );
+    shell_script(section, port)
+}
+
+/// The shell code of `text`'s `sh` blocks, in order, run with `set -euo pipefail` against
+/// the demo at 127.0.0.1:`port`, with `ferry` this build's binary (a definition of its own
+/// for the reader's `ferry`, the README's `cargo run`, left out).
+fn shell_script(text: &str, port: u16) -> String {
+    let mut script = String::from("set -euo pipefail\nferry() { \"$FERRY_BIN\" \"$@\"; }\n");
     let mut in_block = false;
-    let mut helpers = 0;
-    for line in section[..end].lines() {
+    for line in text.lines() {
         if !in_block {
             in_block = line == "```sh";
         } else if line.starts_with("```") {
             in_block = false;
-        } else if line.starts_with("ferry() {") {
-            // The README's `cargo run`: here, the binary this test was built with.
-            script.push_str("ferry() { \"$FERRY_BIN\" \"$@\"; }\n");
-            helpers += 1;
-        } else {
+        } else if !line.starts_with("ferry() {") {
             script.push_str(line);
             script.push('\n');
         }
     }
-    assert!(!in_block, "a code block of the tour is not closed");
-    assert_eq!(helpers, 1, "the tour defines `ferry() {{ … }}` once");
+    assert!(!in_block, "a code block is not closed");
     assert!(
         script.contains(TOUR_ADDRESS),
-        "the tour talks to the demo at {TOUR_ADDRESS}"
+        "the commands talk to the demo at {TOUR_ADDRESS}"
     );
     script.replace(TOUR_ADDRESS, &format!("127.0.0.1:{port}"))
 }
@@ -267,8 +297,12 @@ impl Tour {
 /// their own, against the server at 127.0.0.1:`port`. The agents the tour starts in the
 /// background are stopped once it ends.
 fn run_tour(work: &Path, port: u16) -> Tour {
+    run_script(work, tour_script(port))
+}
+
+/// Runs `code` as [`run_tour`] runs the tour.
+fn run_script(work: &Path, code: String) -> Tour {
     let script = work.join("tour.sh");
-    let code = tour_script(port);
     let refusals = code.matches(REFUSED).count();
     fs::write(&script, code).unwrap();
     let home = work.join("home");
