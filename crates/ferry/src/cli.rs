@@ -287,6 +287,10 @@ pub enum Command {
     Status {
         /// Only this application
         app: Option<String>,
+        /// Draw it again every INTERVAL (2s without one) until Ctrl-C
+        #[arg(long, value_name = "INTERVAL", num_args = 0..=1,
+              default_missing_value = crate::watch::DEFAULT_EVERY, value_parser = duration)]
+        watch: Option<std::time::Duration>,
     },
     /// Files on targets that differ from the release they run (hand edits), as their agents
     /// last found
@@ -840,8 +844,13 @@ pub enum DeploymentCommand {
     Show {
         id: i64,
         /// Wait until it finishes (after its approvals, say); exit 1 unless it succeeded
-        #[arg(long)]
+        #[arg(long, conflicts_with = "watch")]
         wait: bool,
+        /// Draw it again every INTERVAL (2s without one) until it finishes or Ctrl-C; exit 1
+        /// unless it succeeded
+        #[arg(long, value_name = "INTERVAL", num_args = 0..=1,
+              default_missing_value = crate::watch::DEFAULT_EVERY, value_parser = duration)]
+        watch: Option<std::time::Duration>,
     },
     /// Recent deployments, newest first
     List { app: Option<String> },

@@ -17,6 +17,7 @@ mod commands;
 mod config;
 mod error;
 mod output;
+mod watch;
 
 use std::process::ExitCode;
 

@@ -230,6 +230,29 @@ pub(super) fn outcome(deployment: &Deployment) -> CliResult {
     }
 }
 
+/// `ferry deployment show ID --watch`: drawn again until it finishes; exit 1 unless it
+/// succeeded.
+async fn watch_deployment(
+    client: &Client,
+    output: Output,
+    id: i64,
+    every: std::time::Duration,
+) -> CliResult {
+    let last = std::cell::Cell::new(None);
+    let what = format!("ferry deployment show {id}");
+    crate::watch::watch(output, every, &what, || async {
+        let deployment: Deployment = client.get(&format!("/api/v1/deployments/{id}")).await?;
+        print_deployment(&deployment);
+        last.set(Some(deployment.status));
+        Ok(!deployment.status.is_active())
+    })
+    .await?;
+    match last.get() {
+        Some(DeploymentStatus::Succeeded) | None => Ok(()),
+        Some(status) => Err(CliError::failed(format!("deployment {id} {status}"))),
+    }
+}
+
 pub(super) fn print_deployment(d: &Deployment) {
     println!(
         "deployment {}: {} {} {} to {} ({}), {}",
@@ -297,7 +320,10 @@ pub(super) fn print_deployment(d: &Deployment) {
 
 pub async fn deployment(client: &Client, output: Output, command: DeploymentCommand) -> CliResult {
     match command {
-        DeploymentCommand::Show { id, wait } => {
+        DeploymentCommand::Show { id, wait, watch } => {
+            if let Some(every) = watch {
+                return watch_deployment(client, output, id, every).await;
+            }
             let deployment: Deployment = client.get(&format!("/api/v1/deployments/{id}")).await?;
             if wait {
                 return finish(client, output, deployment, true).await;
@@ -364,8 +390,28 @@ pub async fn deployment(client: &Client, output: Output, command: DeploymentComm
     Ok(())
 }
 
-pub async fn status(client: &Client, output: Output, app: Option<String>) -> CliResult {
-    let path = match &app {
+pub async fn status(
+    client: &Client,
+    output: Output,
+    app: Option<String>,
+    watch: Option<std::time::Duration>,
+) -> CliResult {
+    let Some(every) = watch else {
+        return show_status(client, output, &app).await;
+    };
+    let what = match &app {
+        Some(app) => format!("ferry status {app}"),
+        None => "ferry status".to_owned(),
+    };
+    crate::watch::watch(output, every, &what, || async {
+        show_status(client, output, &app).await.map(|()| false)
+    })
+    .await
+}
+
+/// Prints the status of every application, or of `app`.
+async fn show_status(client: &Client, output: Output, app: &Option<String>) -> CliResult {
+    let path = match app {
         Some(app) => {
             check_name(NameKind::App, app)?;
             format!("/api/v1/status?app={app}")

@@ -110,7 +110,9 @@ pub async fn run(cli: Cli, output: Output) -> CliResult {
         Command::Deployment(command) => {
             deploy::deployment(&Client::from_args(global)?, output, command).await
         }
-        Command::Status { app } => deploy::status(&Client::from_args(global)?, output, app).await,
+        Command::Status { app, watch } => {
+            deploy::status(&Client::from_args(global)?, output, app, watch).await
+        }
         Command::Drift {
             command:
                 Some(DriftCommand::Capture {

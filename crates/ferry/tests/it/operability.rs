@@ -401,3 +401,49 @@ async fn agents_say_their_version_and_the_server_refuses_a_protocol_it_does_not_
         "{table}"
     );
 }
+
+#[test]
+fn status_and_a_deployment_are_drawn_again_with_watch() {
+    let server = Server::start();
+    setup(&server);
+    let _agent = crate::deployments::start_agent(&server, "dev", "dev-1");
+    release(&server, "1.0.0", "");
+    let deployed = server
+        .admin(&["deploy", "web", "1.0.0", "--to", "dev", "--json"])
+        .success()
+        .json();
+    let id = deployed["id"].to_string();
+
+    // A deployment is drawn until it finishes, then the command ends as --wait does.
+    let watched = server
+        .admin(&["deployment", "show", &id, "--watch", "200ms"])
+        .success();
+    assert!(watched
+        .stdout
+        .contains(&format!("every 200ms: ferry deployment show {id}")));
+    assert!(watched.stdout.contains("succeeded"), "{watched:#?}");
+
+    // The status is drawn until stopped: two views in a second.
+    let mut status = Command::new(FERRY);
+    status
+        .args(["status", "--watch", "300ms"])
+        .env("FERRY_SERVER", &server.url)
+        .env("FERRY_TOKEN", &server.admin_token)
+        .env("FERRY_CONFIG", server.dir.path().join("config.toml"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = status.spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1_000));
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let views = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        views.matches("every 300ms: ferry status").count() >= 2,
+        "{views}"
+    );
+    assert!(views.contains("web"), "{views}");
+
+    server
+        .admin(&["status", "--watch", "--json"])
+        .fails(2, "--watch draws a view again and again");
+}
