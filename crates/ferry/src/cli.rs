@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 mod config_file;
+mod examples;
 
 pub use config_file::{ConfigError, ConfigFile};
 
@@ -56,6 +57,7 @@ impl Cli {
         let mut root = Cli::command();
         // Global flags reach the subcommands only when the definition is built.
         root.build();
+        add_examples(&mut root, "ferry");
         for command in root.get_subcommands_mut() {
             let group = command.get_name().to_owned();
             describe_args(command, &group);
@@ -154,6 +156,21 @@ pub fn read_config_file(command: &str, path: &std::path::Path) -> Result<ConfigF
         .find_subcommand(command)
         .expect("ferry server and ferry agent take config files");
     ConfigFile::read(path, command)
+}
+
+/// Puts each command's examples (`cli/examples.rs`) under its help, after what is there.
+fn add_examples(command: &mut clap::Command, path: &str) {
+    if let Some(examples) = examples::examples_of(path) {
+        let text = match command.get_after_help() {
+            Some(before) => format!("{before}\n\n{examples}"),
+            None => examples,
+        };
+        *command = std::mem::take(command).after_help(text);
+    }
+    for sub in command.get_subcommands_mut() {
+        let path = format!("{path} {}", sub.get_name());
+        add_examples(sub, &path);
+    }
 }
 
 /// Gives every argument of `command` and its subcommands that the definition leaves
@@ -1623,6 +1640,82 @@ mod tests {
             .filter(|arg| arg.is_global_set() && !arg.is_hide_set())
             .map(|arg| arg.get_id().to_string())
             .collect()
+    }
+
+    /// Every command's path (`ferry env set`) below `command`, the help pseudo-command left
+    /// out.
+    fn command_paths(command: &clap::Command, path: &str, found: &mut Vec<String>) {
+        found.push(path.to_owned());
+        for sub in command.get_subcommands() {
+            if sub.get_name() != "help" && !sub.is_hide_set() {
+                command_paths(sub, &format!("{path} {}", sub.get_name()), found);
+            }
+        }
+    }
+
+    /// An example line as the shell splits it: words, "quoted words", up to a redirection.
+    fn words(line: &str) -> Vec<String> {
+        let line = line.split(" > ").next().unwrap();
+        let mut words = Vec::new();
+        let mut word = String::new();
+        let mut quoted = false;
+        for c in line.chars() {
+            match c {
+                '"' => quoted = !quoted,
+                ' ' if !quoted => {
+                    if !word.is_empty() {
+                        words.push(std::mem::take(&mut word));
+                    }
+                }
+                c => word.push(c),
+            }
+        }
+        words.push(word);
+        words
+    }
+
+    #[test]
+    fn every_command_has_an_example_that_parses() {
+        let mut paths = Vec::new();
+        command_paths(&Cli::definition(), "ferry", &mut paths);
+        let listed: Vec<&str> = super::examples::EXAMPLES.iter().map(|(p, _)| *p).collect();
+        let missing: Vec<&String> = paths
+            .iter()
+            .filter(|p| !listed.contains(&p.as_str()))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "commands without an example: {missing:?}"
+        );
+        let unknown: Vec<&&str> = listed
+            .iter()
+            .filter(|p| !paths.iter().any(|q| q == *p))
+            .collect();
+        assert!(unknown.is_empty(), "examples of no command: {unknown:?}");
+        for (path, lines) in super::examples::EXAMPLES {
+            assert!(!lines.is_empty(), "{path}");
+            for line in *lines {
+                let words = words(line);
+                assert!(line.starts_with("ferry"), "{line}");
+                match Cli::definition().try_get_matches_from(&words) {
+                    Ok(_) => {}
+                    // The agent's root may come from its config file.
+                    Err(e)
+                        if e.kind() == clap::error::ErrorKind::MissingRequiredArgument
+                            && line.contains("--config") => {}
+                    Err(e) => panic!("{path}: {line}: {e}"),
+                }
+            }
+        }
+        let help = Cli::definition()
+            .find_subcommand_mut("deploy")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        assert!(
+            help.contains("Examples:\n  ferry deploy shop-web 1.4.0 --to dev --wait"),
+            "{help}"
+        );
     }
 
     #[test]
