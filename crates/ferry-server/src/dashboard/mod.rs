@@ -6,6 +6,7 @@
 //! Boundary: a browser is trusted with nothing but its session cookie (`session.rs`), and a
 //! form changes something only with the session's form token and from ferry's own origin.
 
+pub mod api_docs;
 mod app;
 mod assets;
 mod audit;

@@ -18,6 +18,7 @@ pub enum Section {
     Incidents,
     Audit,
     Targets,
+    Api,
 }
 
 /// The frame around a page: the viewer's name, the token its forms carry, where they are.

@@ -447,3 +447,50 @@ fn status_and_a_deployment_are_drawn_again_with_watch() {
         .admin(&["status", "--watch", "--json"])
         .fails(2, "--watch draws a view again and again");
 }
+
+#[test]
+fn the_dashboard_renders_the_api_reference_from_the_openapi_document() {
+    use crate::dashboard::{set_password, Web, PASSWORD};
+    let server = Server::start();
+    set_password(&server, &server.admin_token);
+    let web = Web::log_in(&server, &[("user", "admin"), ("password", PASSWORD)]).unwrap();
+    let page = web.get("/api/docs");
+    assert_eq!(page.status, 200, "{page:?}");
+    let openapi: serde_json::Value =
+        serde_json::from_str(&web.get("/api/v1/openapi.json").body).unwrap();
+    // Every operation and every schema of the document is on the page.
+    let paths = openapi["paths"].as_object().unwrap();
+    assert!(paths.len() > 50, "{}", paths.len());
+    for path in paths.keys() {
+        let shown = format!("<code>{}</code>", path.replace('&', "&amp;"));
+        assert!(page.body.contains(&shown), "{path} is not on the page");
+    }
+    for schema in openapi["components"]["schemas"].as_object().unwrap().keys() {
+        assert!(
+            page.body.contains(&format!("id=\"schema-{schema}\"")),
+            "{schema}"
+        );
+    }
+    assert!(
+        page.body.contains("aria-current=\"page\">API</a>"),
+        "{}",
+        page.body
+    );
+
+    // Like every page of the dashboard, it is for people logged in.
+    use std::io::{Read, Write};
+    let address = server.url.trim_start_matches("http://");
+    let mut anonymous = std::net::TcpStream::connect(address).unwrap();
+    write!(
+        anonymous,
+        "GET /api/docs HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    anonymous.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 303"), "{answer}");
+    assert!(
+        answer.to_lowercase().contains("location: /login"),
+        "{answer}"
+    );
+}
