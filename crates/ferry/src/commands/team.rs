@@ -104,11 +104,11 @@ fn print_support(s: &TeamSupport) {
         println!("team {} has no rotation: incidents go to its leads", s.team);
     } else {
         println!(
-            "team {}: {} take turns of {} from {}",
+            "team {}: on call in turns of {} from {}: {}",
             s.team,
-            s.members.join(", "),
             s.shift.as_deref().unwrap_or("-"),
-            s.start.as_deref().unwrap_or("-")
+            s.start.as_deref().unwrap_or("-"),
+            s.members.join(", ")
         );
         println!(
             "on call now: {} (until {})",
