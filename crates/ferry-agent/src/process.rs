@@ -94,16 +94,34 @@ pub struct AgentOptions {
 
 /// Runs the agent for the target managed under `root` until SIGINT or SIGTERM. On the first
 /// run `enrollment` (server URL and one-time token) exchanges the token for a credential.
+/// An enrolled agent reaches the server it enrolled with, unless `server` (the address its
+/// operator gives now) says the server moved: then it keeps the new address.
 pub async fn run(
     root: &Path,
     enrollment: Option<(String, String)>,
+    server: Option<&str>,
     options: AgentOptions,
 ) -> anyhow::Result<()> {
     // Hooks run inside the release, so every path they are given must be absolute.
     let root = &std::path::absolute(root)
         .with_context(|| format!("making {} an absolute path", root.display()))?;
     let state = match (load_state(root)?, enrollment) {
-        (Some(state), None) => state,
+        (Some(state), None) => match server.map(|s| s.trim_end_matches('/')) {
+            Some(moved) if moved != state.server => {
+                eprintln!(
+                    "the server's address is {moved} now, not {} as when this target enrolled: keeping the new one ({} pins the same certificate authority)",
+                    state.server,
+                    state_path(root).display()
+                );
+                let state = AgentState {
+                    server: moved.to_owned(),
+                    ..state
+                };
+                save_state(root, &state)?;
+                state
+            }
+            _ => state,
+        },
         (Some(state), Some(_)) => return Err(enrolled_already(root, &state)),
         (None, Some((server, token))) => enroll(root, &server, &token).await?,
         (None, None) => bail!(
@@ -294,6 +312,13 @@ async fn enroll(root: &Path, server: &str, token: &str) -> anyhow::Result<AgentS
         credential: credential.credential,
         tls_fingerprint: pin,
     };
+    save_state(root, &state)?;
+    Ok(state)
+}
+
+/// Writes the agent's state (its credential among it) to `ROOT/.ferry/agent.toml`, mode
+/// 0600 in a directory of mode 0700, synced and renamed into place.
+fn save_state(root: &Path, state: &AgentState) -> anyhow::Result<()> {
     fs::create_dir_all(state_dir(root))
         .with_context(|| format!("creating {}", state_dir(root).display()))?;
     // The credential, the cache and the agent's state are the agent's alone, from the start.
@@ -307,11 +332,11 @@ async fn enroll(root: &Path, server: &str, token: &str) -> anyhow::Result<AgentS
         .truncate(true)
         .mode(0o600)
         .open(&tmp)?;
-    file.write_all(toml::to_string(&state)?.as_bytes())?;
+    file.write_all(toml::to_string(state)?.as_bytes())?;
     file.sync_all()?;
     fs::rename(&tmp, &path)?;
     fs::File::open(state_dir(root))?.sync_all()?;
-    Ok(state)
+    Ok(())
 }
 
 /// How converging one application went, for the report.

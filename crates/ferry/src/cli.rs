@@ -142,9 +142,16 @@ pub fn parse_with_config_file(
         .try_get_matches_from(args)
         .and_then(|matches| Cli::from_arg_matches(&matches))
         .map_err(|e| {
+            // What clap says before its usage line: "the following required arguments were
+            // not provided:" is followed by the arguments, each on a line of its own.
             let said = e.render().to_string();
-            let first = said.lines().next().unwrap_or_default();
-            ConfigError::whole(path, first.trim_start_matches("error: "))
+            let what: Vec<&str> = said
+                .lines()
+                .map(str::trim)
+                .take_while(|line| !line.starts_with("Usage:"))
+                .filter(|line| !line.is_empty())
+                .collect();
+            ConfigError::whole(path, what.join(" ").trim_start_matches("error: "))
         })?;
     Ok((parsed, settings))
 }

@@ -245,24 +245,42 @@ impl Client {
                 );
             }
             Some(rustls::Error::InvalidMessage(_)) => {
-                return CliError::failed(format!(
-                    "the ferry server at {} does not answer in TLS: it serves plain HTTP; use {} (or start it with --tls)",
-                    self.base,
-                    self.base.replacen("https://", "http://", 1)
-                ));
+                return CliError::new(
+                    Failure::Failed,
+                    WRONG_SCHEME,
+                    format!(
+                        "the ferry server at {} does not answer in TLS: it serves plain HTTP; use {} (or start it with --tls)",
+                        self.base,
+                        self.base.replacen("https://", "http://", 1)
+                    ),
+                );
             }
             _ => {}
         }
+        let cause = root_cause(error);
+        // What a TLS server answers a request in plain HTTP, as hyper reads it.
+        if self.base.starts_with("http://") && cause.contains("invalid HTTP version") {
+            return CliError::new(
+                Failure::Failed,
+                WRONG_SCHEME,
+                format!(
+                    "the ferry server at {} answers in TLS, not plain HTTP: use {}",
+                    self.base,
+                    self.base.replacen("http://", "https://", 1)
+                ),
+            );
+        }
         CliError::failed(format!(
-            "cannot reach the ferry server at {}: {}; is it running, and are --server or FERRY_SERVER right?",
+            "cannot reach the ferry server at {}: {cause}; is it running, and are --server or FERRY_SERVER right?",
             self.base,
-            root_cause(error)
         ))
     }
 }
 
 /// The code of a failure to trust the server's certificate.
 pub const UNTRUSTED_CERTIFICATE: &str = "untrusted_certificate";
+/// The code of a server URL whose scheme (http, https) is not the one the server speaks.
+pub const WRONG_SCHEME: &str = "wrong_scheme";
 
 /// Seconds since the Unix epoch of an HTTP date (`Sat, 05 Dec 2026 23:20:00 GMT`).
 fn http_date_secs(text: &str) -> Option<i64> {

@@ -244,7 +244,7 @@ async fn set_up(client: &Client, data: &Path, url: &str) -> CliResult<bool> {
                 drift_every: ferry_agent::process::DEFAULT_DRIFT_EVERY,
                 hooks_as_root: true,
             };
-            if let Err(e) = ferry_agent::process::run(&root, enrollment, options).await {
+            if let Err(e) = ferry_agent::process::run(&root, enrollment, None, options).await {
                 eprintln!("error: the {} agent stopped: {e:#}", root.display());
             }
         });

@@ -11,7 +11,7 @@ use rustls::pki_types::CertificateDer;
 use serde::Serialize;
 
 use crate::cli::GlobalArgs;
-use crate::client::{Client, Probe, UNTRUSTED_CERTIFICATE};
+use crate::client::{Client, Probe, UNTRUSTED_CERTIFICATE, WRONG_SCHEME};
 use crate::error::{CliError, CliResult, Failure};
 use crate::output::Output;
 
@@ -167,15 +167,25 @@ async fn examine(client: &Client) -> Vec<Finding> {
 /// Why the server did not answer: with a CA file that did not issue the server's
 /// certificate, which CA the server's is from (a pinning mismatch).
 async fn unreachable(client: &Client, error: CliError) -> Finding {
-    let Some(file) = client
-        .ca_cert()
-        .filter(|_| error.code == UNTRUSTED_CERTIFICATE)
-    else {
-        return Finding::problem(
-            "server",
-            error.message,
-            "start the server, or correct --server (FERRY_SERVER, or `ferry login --server URL`)",
-        );
+    let untrusted = error.code == UNTRUSTED_CERTIFICATE;
+    let Some(file) = client.ca_cert().filter(|_| untrusted) else {
+        return match error.code.as_str() {
+            UNTRUSTED_CERTIFICATE => Finding::problem(
+                "tls",
+                error.message,
+                "copy the server's DATA/tls/ca.pem here and pass it with --ca-cert (or `ferry login --ca-cert FILE`), or put a certificate this machine trusts on the server",
+            ),
+            WRONG_SCHEME => Finding::problem(
+                "tls",
+                error.message,
+                "correct the scheme of --server (FERRY_SERVER, or `ferry login --server URL`)",
+            ),
+            _ => Finding::problem(
+                "server",
+                error.message,
+                "start the server, or correct --server (FERRY_SERVER, or `ferry login --server URL`)",
+            ),
+        };
     };
     let pinned = CertificateDer::pem_file_iter(file)
         .map(|certificates| {
@@ -256,9 +266,12 @@ fn clock(probe: &Probe) -> Finding {
     } else {
         (-ahead, "ahead of")
     };
+    let apart = ferry_domain::duration::format_duration(std::time::Duration::from_secs(
+        seconds.round() as u64,
+    ));
     Finding::problem(
         "clock",
-        format!("this machine's clock is about {seconds:.0} s {side} the server's"),
+        format!("this machine's clock is about {apart} {side} the server's"),
         "synchronise both clocks with NTP (systemd-timesyncd or chrony): freeze windows, \
          approvals and escalations follow the server's clock, drift is dated by the agents'",
     )
@@ -315,15 +328,15 @@ fn agents(targets: &[Target], server_version: &str) -> Vec<Finding> {
             .filter_map(|t| agent_build(t, server_version)),
     );
     let online = targets.iter().filter(|t| t.health == "online").count();
-    if online > 0 || targets.is_empty() {
-        findings.insert(
-            0,
-            Finding::ok(
-                "agents",
-                format!("{online} of {} targets online", targets.len()),
-            ),
-        );
-    }
+    let summary = match targets.len() {
+        0 => Finding::warning(
+            "agents",
+            "no target is enrolled yet: nothing can be deployed",
+            "`ferry target enroll ENV NAME`, then `ferry agent enroll` on that machine (docs/install.md)",
+        ),
+        all => Finding::ok("agents", format!("{online} of {all} targets online")),
+    };
+    findings.insert(0, summary);
     findings
 }
 
@@ -370,17 +383,21 @@ fn drifted(drift: &TargetDrift) -> Finding {
     Finding::warning(
         "drift",
         format!(
-            "{} on {} ({}): {} path{} differ from {}",
+            "{} on {} ({}): {} differ{} from {}",
             drift.app,
             drift.target,
             drift.env,
-            drift.count,
-            if drift.count == 1 { "" } else { "s" },
+            match drift.count {
+                1 => "1 path".to_owned(),
+                n => format!("{n} paths"),
+            },
+            if drift.count == 1 { "s" } else { "" },
             drift.version
         ),
         format!(
-            "`ferry drift --target {} --app {}` lists them; keep them with `ferry drift capture` or undo them with `ferry drift revert`",
-            drift.target, drift.app
+            "`ferry drift {app} --target {target}` lists them; keep them with `ferry drift capture {target} {app} --as VERSION` or undo them with `ferry drift revert {target} {app}`",
+            app = drift.app,
+            target = drift.target
         ),
     )
 }

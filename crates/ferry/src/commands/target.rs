@@ -91,7 +91,8 @@ pub async fn agent(global: &GlobalArgs, args: AgentArgs) -> CliResult {
     let root = args.root.ok_or_else(|| {
         CliError::usage("the agent needs --root DIR (or `root` in --config FILE)")
     })?;
-    ferry_agent::process::run(&root, enrollment, options)
+    let server = global.server.as_deref().filter(|_| enrollment.is_none());
+    ferry_agent::process::run(&root, enrollment, server, options)
         .await
         .map_err(|e| CliError::failed(format!("{e:#}")))
 }

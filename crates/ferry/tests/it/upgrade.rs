@@ -7,7 +7,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::deployments::{current, restart_agent, site};
+use crate::deployments::{current, site};
 use crate::harness::{postgres_database, Run, Server, FERRY};
 
 /// The version the fixtures were made with.
@@ -45,25 +45,28 @@ fn check_upgrade(data: &Path, database: Option<&str>) -> Run {
     Run::of(&mut command)
 }
 
-/// The previous version's agents, on the roots it left, pointed at `server`: as after
-/// moving the server to a new address (each agent keeps the address in its state).
+/// The previous version's agents, on the roots it left, told the server's new address
+/// (`--server`), as after moving the server: each keeps the new address from then on.
 fn previous_agents(server: &Server, targets: &Path) -> Vec<crate::harness::Agent> {
     ["dev", "pp", "prd"]
         .iter()
         .map(|env| {
             let root = targets.join(env);
-            let state = root.join(".ferry/agent.toml");
-            let kept = fs::read_to_string(&state).unwrap();
-            let moved: String = kept
-                .lines()
-                .map(|line| match line.starts_with("server = ") {
-                    true => format!("server = \"{}\"", server.url),
-                    false => line.to_owned(),
-                })
-                .collect::<Vec<_>>()
-                .join("\n");
-            fs::write(&state, moved + "\n").unwrap();
-            restart_agent(&root, Stdio::null(), None)
+            let child = Command::new(FERRY)
+                .args([
+                    "agent",
+                    "--hooks-as-root",
+                    "--server",
+                    &server.url,
+                    "--root",
+                ])
+                .arg(&root)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            crate::harness::Agent { child, root }
         })
         .collect()
 }
@@ -81,7 +84,7 @@ fn works_on_previous_state(server: &Server, targets: &Path) {
     server.admin(&["server", "fsck"]).success();
 
     // The agents it left deploy a release made now, and say which version they are.
-    let _agents = previous_agents(server, targets);
+    let agents = previous_agents(server, targets);
     let dir = tempfile::tempdir().unwrap();
     let tree = site(dir.path(), "2.0.0", "");
     server
@@ -98,6 +101,11 @@ fn works_on_previous_state(server: &Server, targets: &Path) {
         .admin(&["deploy", "hello", "2.0.0", "--to", "dev", "--wait"])
         .success();
     assert_eq!(current(&targets.join("dev"), "hello"), "releases/2.0.0");
+    let kept = fs::read_to_string(agents[0].root.join(".ferry/agent.toml")).unwrap();
+    assert!(
+        kept.contains(&format!("server = \"{}\"", server.url)),
+        "{kept}"
+    );
     let listed = server.admin(&["target", "list"]).success().stdout;
     assert!(
         listed
