@@ -125,12 +125,12 @@ fn with_config_file(
 }
 
 /// `ferry COMMAND --config PATH` (`ferry server` or `ferry agent`) as it would be parsed
-/// here, its flags' environment variables included; with how many settings the file holds.
+/// here, its flags' environment variables included; with the file as read.
 pub fn parse_with_config_file(
     command: &str,
     path: &std::path::Path,
-) -> Result<(Cli, usize), ConfigError> {
-    let settings = read_config_file(command, path)?.len();
+) -> Result<(Cli, ConfigFile), ConfigError> {
+    let file = read_config_file(command, path)?;
     let args: Vec<std::ffi::OsString> = vec![
         "ferry".into(),
         command.into(),
@@ -151,9 +151,9 @@ pub fn parse_with_config_file(
                 .take_while(|line| !line.starts_with("Usage:"))
                 .filter(|line| !line.is_empty())
                 .collect();
-            ConfigError::whole(path, what.join(" ").trim_start_matches("error: "))
+            file.problem(what.join(" ").trim_start_matches("error: "))
         })?;
-    Ok((parsed, settings))
+    Ok((parsed, file))
 }
 
 /// The config file `path` of `ferry server` or `ferry agent` (`command`), checked.
@@ -1572,6 +1572,24 @@ mod tests {
             std::time::Duration::from_secs(5),
             "what neither gives keeps its default"
         );
+    }
+
+    #[test]
+    fn a_relative_path_in_a_config_file_is_relative_to_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("server.toml");
+        std::fs::write(&path, "data = \"state\"\naudit-key = \"/keys/audit\"\n").unwrap();
+        let args: Vec<std::ffi::OsString> = vec![
+            "ferry".into(),
+            "server".into(),
+            "--config".into(),
+            path.into(),
+        ];
+        let definition = with_config_file(Cli::definition(), &args).unwrap();
+        let cli = Cli::from_arg_matches(&definition.try_get_matches_from(args).unwrap()).unwrap();
+        let args = server(cli);
+        assert_eq!(args.data, dir.path().join("state"));
+        assert_eq!(args.audit_key.unwrap(), std::path::Path::new("/keys/audit"));
     }
 
     #[test]

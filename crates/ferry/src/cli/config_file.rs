@@ -17,11 +17,14 @@ use toml::{Spanned, Value};
 struct Setting {
     key: Spanned<String>,
     values: Vec<String>,
+    /// `FILE:LINE:COLUMN` of its key.
+    at: String,
 }
 
 /// A config file read and checked against the command it configures.
 #[derive(Debug)]
 pub struct ConfigFile {
+    path: PathBuf,
     settings: Vec<Setting>,
 }
 
@@ -75,15 +78,23 @@ impl ConfigFile {
             })?;
         let mut settings = Vec::new();
         let mut problems = Vec::new();
+        let base = path.parent().unwrap_or(Path::new("."));
         for (key, value) in table {
             let value_at = value.span().start;
-            match setting_of(command, key.get_ref(), value.into_inner()) {
-                Ok(values) => settings.push(Setting { key, values }),
+            match setting_of(command, key.get_ref(), value.into_inner(), base) {
+                Ok(values) => {
+                    let (line, column) = line_and_column(&text, key.span().start);
+                    let at = format!("{}:{line}:{column}", path.display());
+                    settings.push(Setting { key, values, at })
+                }
                 Err(Problem::Key(message)) => problems.push((key.span().start, message)),
                 Err(Problem::Value(message)) => problems.push((value_at, message)),
             }
         }
-        let file = ConfigFile { settings };
+        let file = ConfigFile {
+            path: path.to_owned(),
+            settings,
+        };
         if problems.is_empty() {
             if let Err(problem) = file.conflicts(command) {
                 problems.push(problem);
@@ -94,6 +105,22 @@ impl ConfigFile {
         }
         problems.sort();
         Err(fail(problems.into_iter().map(at).collect()))
+    }
+
+    /// `problem`, found in the settings as a whole (a value the command refuses), at the
+    /// key of the first flag it names (`--heartbeat-every`), or of the file.
+    pub fn problem(&self, problem: &str) -> ConfigError {
+        let named = self
+            .settings
+            .iter()
+            .find(|s| problem.contains(&format!("--{}", s.key.get_ref())));
+        match named {
+            Some(setting) => ConfigError {
+                path: self.path.clone(),
+                problems: vec![format!("{}: {problem}", setting.at)],
+            },
+            None => ConfigError::whole(&self.path, problem),
+        }
     }
 
     /// The value of `key` in the file, when it holds one value.
@@ -180,8 +207,14 @@ enum Problem {
     Value(String),
 }
 
-/// The flag values `key = value` stands for, checked by the flag's own parser.
-fn setting_of(command: &clap::Command, key: &str, value: Value) -> Result<Vec<String>, Problem> {
+/// The flag values `key = value` stands for, checked by the flag's own parser; a relative
+/// path is relative to `base`, the file's directory.
+fn setting_of(
+    command: &clap::Command,
+    key: &str,
+    value: Value,
+    base: &Path,
+) -> Result<Vec<String>, Problem> {
     let keys = keys(command);
     let Some(arg) = command
         .get_arguments()
@@ -223,12 +256,24 @@ fn setting_of(command: &clap::Command, key: &str, value: Value) -> Result<Vec<St
             )));
         }
     };
-    if !flag {
-        for value in &values {
-            parse_alone(command, key, value).map_err(Problem::Value)?;
-        }
+    if flag {
+        return Ok(values);
     }
-    Ok(values)
+    for value in &values {
+        parse_alone(command, key, value).map_err(Problem::Value)?;
+    }
+    let is_path =
+        arg.get_value_parser().type_id() == clap::builder::ValueParser::path_buf().type_id();
+    if !is_path {
+        return Ok(values);
+    }
+    Ok(values
+        .into_iter()
+        .map(|value| match Path::new(&value).is_relative() {
+            true => base.join(&value).display().to_string(),
+            false => value,
+        })
+        .collect())
 }
 
 /// Parses `--key=value` alone, as clap would on the command line: the flag's own parser

@@ -186,10 +186,22 @@ pub fn check_name(kind: NameKind, value: &str) -> CliResult {
 /// command reads it, and for the server the checks it makes before it starts.
 fn check_config(output: Output, command: &str, file: &std::path::Path) -> CliResult {
     let invalid = |e: crate::cli::ConfigError| CliError::failed(e.to_string());
-    let (cli, settings) = crate::cli::parse_with_config_file(command, file).map_err(invalid)?;
-    if let Command::Server(server) = cli.command {
-        server::check_settings(&server.run)
-            .map_err(|e| invalid(crate::cli::ConfigError::whole(file, e.message)))?;
+    let (cli, read) = crate::cli::parse_with_config_file(command, file).map_err(invalid)?;
+    let settings = read.len();
+    let refused = match cli.command {
+        Command::Server(server) => server::check_settings(&server.run).err(),
+        Command::Agent(_) => match &cli.global.server {
+            Some(url) if !(url.starts_with("http://") || url.starts_with("https://")) => {
+                Some(CliError::usage(format!(
+                    "--server {url:?} must start with http:// or https://"
+                )))
+            }
+            _ => None,
+        },
+        _ => None,
+    };
+    if let Some(refused) = refused {
+        return Err(invalid(read.problem(&refused.message)));
     }
     let report = serde_json::json!({ "file": file, "settings": settings, "valid": true });
     output.print(&report, |_| {

@@ -102,6 +102,8 @@ async fn check_upgrade(args: &ServerArgs, output: Output) -> CliResult {
 /// What a server checks of its settings before it starts (and `ferry server check-config`
 /// of a config file's).
 pub fn check_settings(args: &ServerArgs) -> CliResult {
+    ferry_server::Database::from_flag(args.database.as_deref(), &args.data)
+        .map_err(CliError::refused)?;
     check_listen(args)?;
     check_limits(args)
 }

@@ -80,8 +80,17 @@ fn a_wrong_config_file_is_refused_with_each_problem_where_it_is() {
     fs::write(&config, "listen = \"0.0.0.0:7070\"\n").unwrap();
     ferry(&["server", "check-config", path])
         .fails(1, "refusing to serve plain HTTP on 0.0.0.0:7070");
-    fs::write(&config, "heartbeat-every = \"2m\"\n").unwrap();
-    ferry(&["server", "check-config", path]).fails(1, "--heartbeat-every must be between");
+    fs::write(&config, "data = \"d\"\nheartbeat-every = \"2m\"\n").unwrap();
+    ferry(&["server", "check-config", path])
+        .fails(1, &format!("{path}:2:1: --heartbeat-every must be between"));
+    fs::write(&config, "database = \"mysql://db/ferry\"\n").unwrap();
+    ferry(&["server", "check-config", path]).fails(1, "is not a PostgreSQL URL");
+    fs::write(
+        &config,
+        "root = \"/srv/ferry\"\nserver = \"ferry.example.com\"\n",
+    )
+    .unwrap();
+    ferry(&["agent", "check-config", path]).fails(1, "must start with http:// or https://");
     fs::write(&config, "drift-every = \"5m\"\n").unwrap();
     ferry(&["agent", "check-config", path])
         .fails(1, "required arguments were not provided: --root <ROOT>");
