@@ -77,6 +77,19 @@ impl OpenStore {
     /// Opens (creating or migrating) the database.
     pub async fn open(database: &Database, audit_key: [u8; 32]) -> anyhow::Result<OpenStore> {
         let context = || format!("opening the database ({})", database.describe());
+        // What an upgrade changes goes to the log (a new database gets them all: no news).
+        if let Ok(plan) = database.schema_plan().await {
+            if plan.applied > 0 && plan.unknown.is_empty() {
+                for change in &plan.pending {
+                    tracing::info!(
+                        "upgrading {}: schema change {}: {}",
+                        database.describe(),
+                        change.version,
+                        change.what
+                    );
+                }
+            }
+        }
         Ok(match database {
             Database::Sqlite(path)
                 if !path.exists() && crate::migrate::moved_name(path).exists() =>

@@ -35,6 +35,16 @@ pub struct Probe {
 impl Client {
     /// The client for the server and token from the flags, the environment or the config.
     pub fn from_args(global: &GlobalArgs) -> CliResult<Client> {
+        Client::resolve(global, true)
+    }
+
+    /// As [`Client::from_args`], with an empty token where none is given (`ferry doctor`
+    /// checks the server without one, and says the token is missing).
+    pub fn from_args_maybe_without_token(global: &GlobalArgs) -> CliResult<Client> {
+        Client::resolve(global, false)
+    }
+
+    fn resolve(global: &GlobalArgs, need_token: bool) -> CliResult<Client> {
         let stored = config::load()?;
         let base = global.server.clone().or(stored.server).ok_or_else(|| {
             CliError::usage(
@@ -46,11 +56,15 @@ impl Client {
                 "the API token given with --token or FERRY_TOKEN is empty: is the variable you meant to pass set? (`FERRY_TOKEN=$LEE ferry …` needs LEE to hold the token)",
             ));
         }
-        let token = global.token.clone().or(stored.token).ok_or_else(|| {
-            CliError::usage(
-                "no API token: pass --token TOKEN, set FERRY_TOKEN, or run `ferry login --server URL --token TOKEN`",
-            )
-        })?;
+        let token = match global.token.clone().or(stored.token) {
+            Some(token) => token,
+            None if !need_token => String::new(),
+            None => {
+                return Err(CliError::usage(
+                    "no API token: pass --token TOKEN, set FERRY_TOKEN, or run `ferry login --server URL --token TOKEN`",
+                ))
+            }
+        };
         let ca_cert = global.ca_cert.clone().or(stored.ca_cert);
         Client::new(&base, &token, ca_cert.as_deref())
     }

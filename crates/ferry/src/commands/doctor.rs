@@ -70,8 +70,8 @@ struct Report {
 }
 
 pub async fn run(global: &GlobalArgs, output: Output) -> CliResult {
-    let client = Client::from_args(global)?;
-    let findings = examine(&client).await;
+    let client = Client::from_args_maybe_without_token(global)?;
+    let findings = examine(&client, token_source(global)).await;
     let problems = findings
         .iter()
         .filter(|f| f.verdict == Verdict::Problem)
@@ -102,8 +102,26 @@ pub async fn run(global: &GlobalArgs, output: Output) -> CliResult {
     }
 }
 
+/// Where the token came from, for saying where to change it.
+fn token_source(global: &GlobalArgs) -> TokenSource {
+    match &global.token {
+        Some(token) if std::env::var("FERRY_TOKEN").is_ok_and(|env| env == *token) => {
+            TokenSource::Environment
+        }
+        Some(_) => TokenSource::Flag,
+        None => TokenSource::Login,
+    }
+}
+
+#[derive(Clone, Copy)]
+enum TokenSource {
+    Flag,
+    Environment,
+    Login,
+}
+
 /// Every check, in order; those that need the server stop at the first it fails.
-async fn examine(client: &Client) -> Vec<Finding> {
+async fn examine(client: &Client, source: TokenSource) -> Vec<Finding> {
     let mut findings = Vec::new();
     let probe = match client.probe().await {
         Ok(probe) => probe,
@@ -134,10 +152,21 @@ async fn examine(client: &Client) -> Vec<Finding> {
     }
     findings.push(transport(client));
     findings.push(clock(&probe));
+    if client.token().is_empty() {
+        findings.push(Finding::problem(
+            "token",
+            "no API token: the checks that need one were not made",
+            format!(
+                "`ferry login --server {} --token TOKEN` (or --token, or FERRY_TOKEN)",
+                client.base()
+            ),
+        ));
+        return findings;
+    }
     let me = match client.get::<WhoAmI>("/api/v1/me").await {
         Ok(me) => me,
         Err(error) => {
-            findings.push(token_refused(client, error));
+            findings.push(token_refused(client, error, source));
             return findings;
         }
     };
@@ -278,15 +307,24 @@ fn clock(probe: &Probe) -> Finding {
 }
 
 /// Why `/api/v1/me` failed: a token the server does not know, or something else.
-fn token_refused(client: &Client, error: CliError) -> Finding {
+fn token_refused(client: &Client, error: CliError, source: TokenSource) -> Finding {
     if error.code == "unauthorized" {
+        let replace = match source {
+            TokenSource::Flag => "pass it with --token".to_owned(),
+            TokenSource::Environment => {
+                "put it in FERRY_TOKEN, which holds the refused one (it wins over a login)"
+                    .to_owned()
+            }
+            TokenSource::Login => {
+                format!("`ferry login --server {} --token TOKEN`", client.base())
+            }
+        };
         return Finding::problem(
             "token",
             format!("the server refuses this token: {}", error.message),
             format!(
                 "the token was rotated, mistyped, or its user disabled: get a new one \
-                 (`ferry user rotate-token NAME` by an admin) and `ferry login --server {} --token TOKEN`",
-                client.base()
+                 (`ferry user rotate-token NAME` by an admin) and {replace}"
             ),
         );
     }

@@ -254,6 +254,29 @@ fn the_doctor_finds_a_wrong_token_a_stopped_agent_a_wrong_ca_and_a_skewed_clock(
         .stdout
         .contains("problem  token   the server refuses this token"));
     assert!(wrong_token.stdout.contains("fix: the token was rotated"));
+    assert!(
+        wrong_token
+            .stdout
+            .contains("put it in FERRY_TOKEN, which holds the refused one"),
+        "{wrong_token:#?}"
+    );
+    // Without a token, what needs none is still checked.
+    let tokenless = Run::of(
+        Command::new(FERRY)
+            .arg("doctor")
+            .env("FERRY_SERVER", &server.url)
+            .env("FERRY_CONFIG", server.dir.path().join("no-login.toml"))
+            .env("FERRY_CA_CERT", server.data_dir().join("tls/ca.pem")),
+    )
+    .fails(1, "1 problem found");
+    assert!(
+        tokenless.stdout.contains("ok       server"),
+        "{tokenless:#?}"
+    );
+    assert!(
+        tokenless.stdout.contains("problem  token   no API token"),
+        "{tokenless:#?}"
+    );
 
     // Another server's CA: the client is pinned to the wrong one, and is told which it met.
     let wrong_ca = Run::of(
