@@ -1085,6 +1085,19 @@ const DURATIONS_HELP: &str = "Durations are whole numbers with units, added up: 
                               15m, 2h, 1d, 1h30m (the README's \"Durations\" section has \
                               the full syntax)";
 
+/// An address to listen on: `IP:PORT`, or `localhost:PORT` for 127.0.0.1.
+fn listen_address(text: &str) -> Result<SocketAddr, String> {
+    let text = match text.strip_prefix("localhost:") {
+        Some(port) => format!("127.0.0.1:{port}"),
+        None => text.to_owned(),
+    };
+    text.parse().map_err(|_| {
+        "give an IP address and a port, like 127.0.0.1:7070 (this machine only) or \
+         0.0.0.0:7070 (every address; with --tls, or --insecure behind a proxy)"
+            .to_owned()
+    })
+}
+
 fn duration(text: &str) -> Result<std::time::Duration, String> {
     ferry_domain::duration::parse_duration(text)
 }
@@ -1119,8 +1132,9 @@ pub struct ServerArgs {
     /// (credentials, AWS_REGION, AWS_ENDPOINT_URL) [default: DATA/blobs]
     #[arg(long, env = "FERRY_BLOBS", value_name = "URL")]
     pub blobs: Option<ferry_server::BlobLocation>,
-    /// The address to listen on (port 0 picks a free one)
-    #[arg(long, env = "FERRY_LISTEN", default_value = "127.0.0.1:7070")]
+    /// The address to listen on: an IP address and a port (`localhost` stands for
+    /// 127.0.0.1; port 0 picks a free one)
+    #[arg(long, env = "FERRY_LISTEN", default_value = "127.0.0.1:7070", value_parser = listen_address)]
     pub listen: SocketAddr,
     /// How often retention and garbage collection run
     #[arg(long, env = "FERRY_MAINTENANCE_EVERY", default_value = "1h", value_parser = duration)]
@@ -1572,6 +1586,21 @@ mod tests {
             std::time::Duration::from_secs(5),
             "what neither gives keeps its default"
         );
+    }
+
+    #[test]
+    fn listen_addresses_are_ip_addresses_or_localhost() {
+        for (text, expected) in [
+            ("127.0.0.1:7070", Some("127.0.0.1:7070")),
+            ("localhost:7070", Some("127.0.0.1:7070")),
+            ("[::1]:0", Some("[::1]:0")),
+            ("0.0.0.0:443", Some("0.0.0.0:443")),
+            ("ferry.example.com:7070", None),
+            ("7070", None),
+        ] {
+            let got = super::listen_address(text).ok().map(|a| a.to_string());
+            assert_eq!(got.as_deref(), expected, "{text}");
+        }
     }
 
     #[test]

@@ -242,10 +242,11 @@ fn report(
     output.print(&report, |r| {
         if r.created {
             println!(
-                "created release {} {}: {} files, {}, {} new",
+                "created release {} {}: {} file{}, {}, {} new",
                 r.app,
                 r.version,
                 r.files,
+                if r.files == 1 { "" } else { "s" },
                 human_bytes(r.bytes),
                 human_bytes(r.new_bytes)
             );
@@ -429,8 +430,9 @@ async fn export(
     let report = serde_json::json!({ "app": app, "version": version, "dir": dir.display().to_string(), "files": n_files, "bytes": n_bytes });
     output.print(&report, |_| {
         println!(
-            "exported {app} {version} to {} ({n_files} files, {})",
+            "exported {app} {version} to {} ({n_files} file{}, {})",
             dir.display(),
+            if n_files == 1 { "" } else { "s" },
             human_bytes(n_bytes)
         );
     });
