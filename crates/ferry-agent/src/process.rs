@@ -421,7 +421,11 @@ impl Agent {
                 Some(g) => format!("/api/v1/agent/desired?after={g}"),
                 None => "/api/v1/agent/desired".to_owned(),
             };
-            let desired: DesiredState = match self.link.get(&path, Duration::from_secs(40)).await {
+            let desired: DesiredState = match self
+                .link
+                .heartbeat_get(&path, Duration::from_secs(40))
+                .await
+            {
                 Ok(desired) => desired,
                 Err(error) => {
                     // Another server answering at the address never becomes reachable

@@ -77,20 +77,7 @@ impl OpenStore {
     /// Opens (creating or migrating) the database.
     pub async fn open(database: &Database, audit_key: [u8; 32]) -> anyhow::Result<OpenStore> {
         let context = || format!("opening the database ({})", database.describe());
-        // What an upgrade changes goes to the log (a new database gets them all: no news).
-        if let Ok(plan) = database.schema_plan().await {
-            if plan.applied > 0 && plan.unknown.is_empty() {
-                for change in &plan.pending {
-                    tracing::info!(
-                        "upgrading {}: schema change {}: {}",
-                        database.describe(),
-                        change.version,
-                        change.what
-                    );
-                }
-            }
-        }
-        Ok(match database {
+        let store = match database {
             Database::Sqlite(path)
                 if !path.exists() && crate::migrate::moved_name(path).exists() =>
             {
@@ -110,7 +97,20 @@ impl OpenStore {
                     .await
                     .with_context(context)?,
             )),
-        })
+        };
+        let upgraded = match &store {
+            OpenStore::Sqlite(store) => store.upgraded(),
+            OpenStore::Postgres(store) => store.upgraded(),
+        };
+        for change in upgraded {
+            tracing::info!(
+                "upgraded {}: schema change {}: {}",
+                database.describe(),
+                change.version,
+                change.what
+            );
+        }
+        Ok(store)
     }
 
     /// The store, for the server's state.

@@ -55,7 +55,7 @@ pub mod test_database;
 #[cfg(test)]
 mod tests;
 
-use ferry_store::SchemaPlan;
+use ferry_store::{SchemaChange, SchemaPlan};
 use schema::known_changes;
 use std::time::Duration;
 
@@ -84,6 +84,8 @@ pub(crate) type Connection = sqlx::PgConnection;
 pub struct PostgresStore {
     pool: PgPool,
     audit_key: [u8; 32],
+    /// The schema changes opening it applied to an older database.
+    upgraded: Vec<SchemaChange>,
 }
 
 impl PostgresStore {
@@ -124,7 +126,16 @@ impl PostgresStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Backend(format!("migrating {}: {e}", redacted(url))))?;
-        Ok(PostgresStore { pool, audit_key })
+        Ok(PostgresStore {
+            pool,
+            audit_key,
+            upgraded: plan.upgrade(),
+        })
+    }
+
+    /// The schema changes opening the database applied to what an older version left.
+    pub fn upgraded(&self) -> &[SchemaChange] {
+        &self.upgraded
     }
 
     /// What opening the database at `url` would do to its schema, read without changing

@@ -47,7 +47,7 @@ mod tasks;
 #[cfg(test)]
 mod unreadable_tests;
 
-use ferry_store::SchemaPlan;
+use ferry_store::{SchemaChange, SchemaPlan};
 use schema::known_changes;
 use std::path::Path;
 use std::time::Duration;
@@ -67,6 +67,8 @@ pub struct SqliteStore {
     /// Release content held against garbage collection: one server uses a SQLite file,
     /// so a lock in this process is enough (`Catalog::hold_content`).
     content: std::sync::Arc<tokio::sync::RwLock<()>>,
+    /// The schema changes opening it applied to an older database.
+    upgraded: Vec<SchemaChange>,
 }
 
 /// Each connection's page cache, in KiB (SQLite's default is 2,000). In WAL mode a
@@ -121,6 +123,7 @@ impl SqliteStore {
             reader,
             audit_key,
             content: Default::default(),
+            upgraded: plan.upgrade(),
         })
     }
 
@@ -215,6 +218,11 @@ async fn applied_changes(pool: &SqlitePool) -> StoreResult<Vec<i64>> {
 }
 
 impl SqliteStore {
+    /// The schema changes opening the database applied to what an older version left.
+    pub fn upgraded(&self) -> &[SchemaChange] {
+        &self.upgraded
+    }
+
     /// What opening the database at `path` would do to its schema, read without changing
     /// anything (a database that does not exist yet would get every change).
     pub async fn schema_plan(path: &Path) -> StoreResult<SchemaPlan> {

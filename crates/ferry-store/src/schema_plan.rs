@@ -40,6 +40,15 @@ impl SchemaPlan {
         }
     }
 
+    /// The changes opening the database applies when an older build made it (none for a
+    /// new database, which gets them all: that is no upgrade).
+    pub fn upgrade(self) -> Vec<SchemaChange> {
+        match self.applied {
+            0 => Vec::new(),
+            _ => self.pending,
+        }
+    }
+
     /// Why this build must not open the database, if a newer one wrote it.
     pub fn refusal(&self, database: &str) -> Option<String> {
         let newest = self.unknown.iter().max()?;

@@ -28,9 +28,10 @@ impl Heartbeat {
             ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
             loop {
                 ticks.tick().await;
-                let request = link
-                    .post_request(HEARTBEAT, &serde_json::json!({}))
-                    .timeout(every.max(Duration::from_secs(1)));
+                let request = link.saying_disk(
+                    link.post_request(HEARTBEAT, &serde_json::json!({}))
+                        .timeout(every.max(Duration::from_secs(1))),
+                );
                 // A lost heartbeat costs nothing while the next one arrives in time.
                 if let Err(error) = link.send(HEARTBEAT, request).await {
                     eprintln!(

@@ -32,7 +32,7 @@ pub struct ServerLink {
     pub http: reqwest::Client,
     server: String,
     credential: String,
-    /// The agent's root, whose filesystem's free space every request tells the server.
+    /// The agent's root, whose filesystem's free space its heartbeats tell the server.
     root: PathBuf,
 }
 
@@ -57,6 +57,30 @@ impl ServerLink {
     ) -> anyhow::Result<T> {
         let request = self.http.get(self.url(path)).timeout(timeout);
         Ok(self.send(path, request).await?.json().await?)
+    }
+
+    /// `GET path` as a heartbeat (the long-poll for what to run): it tells the space on
+    /// the root's filesystem too.
+    pub async fn heartbeat_get<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<T> {
+        let request = self.saying_disk(self.http.get(self.url(path)).timeout(timeout));
+        Ok(self.send(path, request).await?.json().await?)
+    }
+
+    /// `request` with `FREE/TOTAL` bytes of the root's filesystem, as
+    /// [`ferry_api::AGENT_DISK_HEADER`] says it, when the system tells.
+    pub fn saying_disk(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match rustix::fs::statvfs(&self.root) {
+            Ok(stats) => {
+                let free = stats.f_bavail.saturating_mul(stats.f_frsize);
+                let total = stats.f_blocks.saturating_mul(stats.f_frsize);
+                request.header(ferry_api::AGENT_DISK_HEADER, format!("{free}/{total}"))
+            }
+            Err(_) => request,
+        }
     }
 
     /// A POST of `body` as JSON to `path`, to adjust before [`ServerLink::send`].
@@ -95,23 +119,10 @@ impl ServerLink {
         &self,
         request: reqwest::RequestBuilder,
     ) -> anyhow::Result<reqwest::Response> {
-        let request = match disk_space(&self.root) {
-            Some(space) => request.header(ferry_api::AGENT_DISK_HEADER, space),
-            None => request,
-        };
         let response = request.bearer_auth(&self.credential).send().await?;
         if response.status() == reqwest::StatusCode::UNAUTHORIZED {
             return Err(CredentialRefused::from(response).await.into());
         }
         Ok(response)
     }
-}
-
-/// `FREE/TOTAL` bytes of the filesystem holding `root`, as [`ferry_api::AGENT_DISK_HEADER`]
-/// says it; `None` when the system does not tell.
-fn disk_space(root: &Path) -> Option<String> {
-    let stats = rustix::fs::statvfs(root).ok()?;
-    let free = stats.f_bavail.saturating_mul(stats.f_frsize);
-    let total = stats.f_blocks.saturating_mul(stats.f_frsize);
-    Some(format!("{free}/{total}"))
 }
