@@ -1138,6 +1138,8 @@ pub const AGENT_PROTOCOL: u32 = 1;
 pub const OLDEST_AGENT_PROTOCOL: u32 = 1;
 /// The header of every agent request naming the protocol it speaks.
 pub const AGENT_PROTOCOL_HEADER: &str = "ferry-agent-protocol";
+/// The header of `GET /healthz` naming the server's ferry version.
+pub const SERVER_VERSION_HEADER: &str = "ferry-version";
 /// The header of every agent request naming its ferry version.
 pub const AGENT_VERSION_HEADER: &str = "ferry-agent-version";
 /// The header of an agent's heartbeats with the space on its root's filesystem:

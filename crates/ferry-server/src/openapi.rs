@@ -1,7 +1,6 @@
 //! The router, with the OpenAPI document generated from the handlers' annotations.
 
 use std::any::Any;
-use std::sync::Arc;
 
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -152,9 +151,7 @@ pub fn router(state: AppState) -> Router {
     common_errors::add(&mut openapi);
     // Bytes: each handle on the router shares the document instead of copying it.
     let openapi_json = axum::body::Bytes::from(openapi.to_pretty_json().unwrap_or_default());
-    let reference = Arc::new(crate::dashboard::api_docs::ApiReference::of(
-        &serde_json::to_value(&openapi).unwrap_or_default(),
-    ));
+    let reference = crate::dashboard::api_docs::Reference::of(openapi_json.clone());
     api.route(
         "/api/v1/openapi.json",
         get(move || async move { ([("content-type", "application/json")], openapi_json) }),

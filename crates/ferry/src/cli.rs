@@ -99,6 +99,14 @@ fn with_config_file(
     definition: clap::Command,
     args: &[std::ffi::OsString],
 ) -> Result<clap::Command, ConfigError> {
+    // Only `ferry server` and `ferry agent` take one: every other command skips the look.
+    if !args
+        .iter()
+        .skip(1)
+        .any(|arg| arg == "server" || arg == "agent")
+    {
+        return Ok(definition);
+    }
     // A first look, past missing flags the file may give, only to find the file.
     let Ok(matches) = definition
         .clone()
@@ -117,10 +125,7 @@ fn with_config_file(
         return Ok(definition);
     }
     let name = name.to_owned();
-    let command = definition
-        .find_subcommand(&name)
-        .expect("the subcommand was just parsed");
-    let file = ConfigFile::read(path, command)?;
+    let file = ConfigFile::read(path, subcommand(&definition, &name))?;
     Ok(definition.mut_subcommand(name, |command| file.apply(command)))
 }
 
@@ -130,16 +135,11 @@ pub fn parse_with_config_file(
     command: &str,
     path: &std::path::Path,
 ) -> Result<(Cli, ConfigFile), ConfigError> {
-    let file = read_config_file(command, path)?;
-    let args: Vec<std::ffi::OsString> = vec![
-        "ferry".into(),
-        command.into(),
-        "--config".into(),
-        path.into(),
-    ];
-    let definition = with_config_file(Cli::definition(), &args)?;
+    let definition = Cli::definition();
+    let file = ConfigFile::read(path, subcommand(&definition, command))?;
     let parsed = definition
-        .try_get_matches_from(args)
+        .mut_subcommand(command, |c| file.apply(c))
+        .try_get_matches_from(["ferry", command])
         .and_then(|matches| Cli::from_arg_matches(&matches))
         .map_err(|e| {
             // What clap says before its usage line: "the following required arguments were
@@ -158,16 +158,19 @@ pub fn parse_with_config_file(
 
 /// The config file `path` of `ferry server` or `ferry agent` (`command`), checked.
 pub fn read_config_file(command: &str, path: &std::path::Path) -> Result<ConfigFile, ConfigError> {
-    let definition = Cli::definition();
-    let command = definition
-        .find_subcommand(command)
-        .expect("ferry server and ferry agent take config files");
-    ConfigFile::read(path, command)
+    ConfigFile::read(path, subcommand(&Cli::definition(), command))
+}
+
+/// The subcommand `name` of the definition: `server` or `agent`, which take config files.
+fn subcommand<'a>(definition: &'a clap::Command, name: &str) -> &'a clap::Command {
+    definition
+        .find_subcommand(name)
+        .expect("ferry server and ferry agent take config files")
 }
 
 /// Puts each command's examples (`cli/examples.rs`) under its help, after what is there.
 fn add_examples(command: &mut clap::Command, path: &str) {
-    if let Some(examples) = examples::examples_of(path) {
+    if let Some(examples) = examples::examples_of(command, path) {
         let text = match command.get_after_help() {
             Some(before) => format!("{before}\n\n{examples}"),
             None => examples,
@@ -1730,25 +1733,36 @@ mod tests {
 
     #[test]
     fn every_command_has_an_example_that_parses() {
+        let definition = Cli::definition();
         let mut paths = Vec::new();
-        command_paths(&Cli::definition(), "ferry", &mut paths);
-        let listed: Vec<&str> = super::examples::EXAMPLES.iter().map(|(p, _)| *p).collect();
-        let missing: Vec<&String> = paths
+        command_paths(&definition, "ferry", &mut paths);
+        let command_at = |path: &str| {
+            path.split(' ').skip(1).fold(&definition, |command, name| {
+                command.find_subcommand(name).unwrap()
+            })
+        };
+        let examples: Vec<(&String, Vec<String>)> = paths
             .iter()
-            .filter(|p| !listed.contains(&p.as_str()))
+            .map(|path| (path, super::examples::lines_of(command_at(path), path)))
+            .collect();
+        let missing: Vec<&String> = examples
+            .iter()
+            .filter(|(_, lines)| lines.is_empty())
+            .map(|(path, _)| *path)
             .collect();
         assert!(
             missing.is_empty(),
             "commands without an example: {missing:?}"
         );
-        let unknown: Vec<&&str> = listed
+        let unknown: Vec<&str> = super::examples::EXAMPLES
             .iter()
-            .filter(|p| !paths.iter().any(|q| q == *p))
+            .map(|(p, _)| *p)
+            .filter(|p| !paths.iter().any(|q| q == p))
             .collect();
         assert!(unknown.is_empty(), "examples of no command: {unknown:?}");
-        for (path, lines) in super::examples::EXAMPLES {
+        for (path, lines) in &examples {
             assert!(!lines.is_empty(), "{path}");
-            for line in *lines {
+            for line in lines {
                 let words = words(line);
                 assert!(line.starts_with("ferry"), "{line}");
                 match Cli::definition().try_get_matches_from(&words) {

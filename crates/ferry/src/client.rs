@@ -74,11 +74,7 @@ impl Client {
     /// without it, the platform's roots and Mozilla's are trusted.
     pub fn new(base: &str, token: &str, ca_cert: Option<&Path>) -> CliResult<Client> {
         let base = base.trim_end_matches('/').to_owned();
-        if !(base.starts_with("http://") || base.starts_with("https://")) {
-            return Err(CliError::usage(format!(
-                "server URL {base:?} must start with http:// or https://"
-            )));
-        }
+        check_server_url(&base)?;
         let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(120));
@@ -125,7 +121,7 @@ impl Client {
         }
         let server_version = response
             .headers()
-            .get("ferry-version")
+            .get(ferry_api::SERVER_VERSION_HEADER)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let server_ahead_secs = response
@@ -289,6 +285,16 @@ impl Client {
             self.base,
         ))
     }
+}
+
+/// Refuses (exit 2) a server URL that is neither `http://` nor `https://`.
+pub fn check_server_url(url: &str) -> CliResult {
+    if url.starts_with("http://") || url.starts_with("https://") {
+        return Ok(());
+    }
+    Err(CliError::usage(format!(
+        "server URL {url:?} must start with http:// or https://"
+    )))
 }
 
 /// The code of a failure to trust the server's certificate.

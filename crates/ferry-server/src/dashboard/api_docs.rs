@@ -1,9 +1,9 @@
 //! `/api/docs`: the HTTP API's reference, rendered from the OpenAPI document the server
 //! serves at `/api/v1/openapi.json` (made from the handlers' annotations, so it cannot
 //! drift from them): every operation by tag with its parameters, body and answers, then
-//! every schema with its fields. Read once, when the router is built.
+//! every schema with its fields. Read once, when the page is first asked for.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use askama::Template;
 use axum::response::Response;
@@ -13,7 +13,7 @@ use super::page::{html, Frame, PageError, Section};
 use super::session::Viewer;
 
 /// The API's reference, ready to render.
-pub struct ApiReference {
+struct ApiReference {
     version: String,
     tags: Vec<Tag>,
     schemas: Vec<SchemaView>,
@@ -64,11 +64,34 @@ struct ApiDocsPage<'a> {
     api: &'a ApiReference,
 }
 
+/// The OpenAPI document as served, and its reference once read.
+#[derive(Clone)]
+pub struct Reference {
+    document: axum::body::Bytes,
+    read: Arc<OnceLock<ApiReference>>,
+}
+
+impl Reference {
+    /// The reference of the OpenAPI `document` (JSON), read when first asked for.
+    pub fn of(document: axum::body::Bytes) -> Reference {
+        Reference {
+            document,
+            read: Arc::default(),
+        }
+    }
+
+    fn get(&self) -> &ApiReference {
+        self.read.get_or_init(|| {
+            ApiReference::of(&serde_json::from_slice(&self.document).unwrap_or_default())
+        })
+    }
+}
+
 /// `GET /api/docs`.
-pub async fn page(viewer: Viewer, api: Arc<ApiReference>) -> Result<Response, PageError> {
+pub async fn page(viewer: Viewer, reference: Reference) -> Result<Response, PageError> {
     html(&ApiDocsPage {
         frame: Frame::of(&viewer, Section::Api),
-        api: &api,
+        api: reference.get(),
     })
 }
 
@@ -76,7 +99,7 @@ const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
 
 impl ApiReference {
     /// The reference of the OpenAPI `document`.
-    pub fn of(document: &Value) -> ApiReference {
+    fn of(document: &Value) -> ApiReference {
         let mut tags: Vec<Tag> = Vec::new();
         let paths = document["paths"].as_object().cloned().unwrap_or_default();
         for (path, item) in &paths {

@@ -9,12 +9,12 @@ use axum::response::{IntoResponse, Response};
 use crate::dashboard;
 use crate::error::ApiError;
 
-/// The header of `/healthz` naming the server's ferry version.
-pub const VERSION_HEADER: &str = "ferry-version";
-
 /// Liveness: the process serves requests; with the server's version, for `ferry doctor`.
 pub async fn healthz() -> ([(&'static str, &'static str); 1], &'static str) {
-    ([(VERSION_HEADER, env!("CARGO_PKG_VERSION"))], "ok\n")
+    (
+        [(ferry_api::SERVER_VERSION_HEADER, env!("CARGO_PKG_VERSION"))],
+        "ok\n",
+    )
 }
 
 /// Any path the API does not have.

@@ -108,12 +108,13 @@ impl ConfigFile {
     }
 
     /// `problem`, found in the settings as a whole (a value the command refuses), at the
-    /// key of the first flag it names (`--heartbeat-every`), or of the file.
+    /// key of the first setting it names, by its flag (`--heartbeat-every`) or its quoted
+    /// value, or of the file.
     pub fn problem(&self, problem: &str) -> ConfigError {
-        let named = self
-            .settings
-            .iter()
-            .find(|s| problem.contains(&format!("--{}", s.key.get_ref())));
+        let named = self.settings.iter().find(|s| {
+            problem.contains(&format!("--{}", s.key.get_ref()))
+                || s.values.iter().any(|v| problem.contains(&format!("{v:?}")))
+        });
         match named {
             Some(setting) => ConfigError {
                 path: self.path.clone(),

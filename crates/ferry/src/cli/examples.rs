@@ -1,5 +1,6 @@
 //! An example for every command, shown under its `--help` (and in docs/cli.md and the man
 //! pages): the command path, then one or more command lines, each of which the tests parse.
+//! A group of commands (`ferry team`) shows the first examples of its commands.
 
 /// `(command path, example lines)`, in the order `ferry help` lists the commands.
 pub const EXAMPLES: &[(&str, &[&str])] = &[
@@ -21,7 +22,6 @@ pub const EXAMPLES: &[(&str, &[&str])] = &[
     ("ferry check", &["ferry check build/"]),
     ("ferry login", &["ferry login --server https://ferry.example.com:7070 --token TOKEN --ca-cert ferry-ca.pem"]),
     ("ferry whoami", &["ferry whoami"]),
-    ("ferry team", &["ferry team create shop", "ferry team add shop dana --role lead"]),
     ("ferry team create", &["ferry team create shop"]),
     ("ferry team list", &["ferry team list"]),
     ("ferry team members", &["ferry team members shop"]),
@@ -29,17 +29,14 @@ pub const EXAMPLES: &[(&str, &[&str])] = &[
     ("ferry team remove", &["ferry team remove shop dana"]),
     ("ferry team support", &["ferry team support shop"]),
     ("ferry team rotation", &["ferry team rotation shop --members amy,bob --shift 7d --escalate-after 15m"]),
-    ("ferry user", &["ferry user create dana --role developer --team shop", "ferry user list"]),
     ("ferry user create", &["ferry user create dana --role developer --team shop --team blog:viewer"]),
     ("ferry user list", &["ferry user list"]),
     ("ferry user rotate-token", &["ferry user rotate-token", "ferry user rotate-token dana"]),
     ("ferry user set-password", &["ferry user set-password"]),
     ("ferry user disable", &["ferry user disable dana"]),
     ("ferry user enable", &["ferry user enable dana"]),
-    ("ferry role", &["ferry role list", "ferry role set developer --env prd --level view"]),
     ("ferry role list", &["ferry role list"]),
     ("ferry role set", &["ferry role set developer --env prd --level view"]),
-    ("ferry env", &["ferry env list", "ferry env set prd --approvals 2"]),
     ("ferry env list", &["ferry env list"]),
     ("ferry env create", &["ferry env create qa --after dev"]),
     ("ferry env delete", &["ferry env delete qa"]),
@@ -47,7 +44,6 @@ pub const EXAMPLES: &[(&str, &[&str])] = &[
     ("ferry env set", &["ferry env set prd --approvals 2 --self-approval deny", "ferry env set prd --freeze \"0 18 * * FRI 64h\""]),
     ("ferry env freeze", &["ferry env freeze prd --for 4h --reason \"release night\""]),
     ("ferry env unfreeze", &["ferry env unfreeze prd"]),
-    ("ferry app", &["ferry app create shop-web --team shop", "ferry app show shop-web"]),
     ("ferry app create", &["ferry app create shop-web --team shop --keep 10"]),
     ("ferry app set", &["ferry app set shop-web --keep 20 --backup-every 1d"]),
     ("ferry app list", &["ferry app list"]),
@@ -56,7 +52,6 @@ pub const EXAMPLES: &[(&str, &[&str])] = &[
     ("ferry app grant", &["ferry app grant shop-web --user olga --env prd --level deploy"]),
     ("ferry app grants", &["ferry app grants shop-web"]),
     ("ferry app maintainer", &["ferry app maintainer shop-web --team ops"]),
-    ("ferry release", &["ferry release create shop-web 1.4.0 --from build/", "ferry release list shop-web"]),
     ("ferry release create", &[
         "ferry release create shop-web 1.4.0 --from build/",
         "ferry release create shop-web 1.4.0 --from \"git+https://git.example.com/shop.git#v1.4.0\"",
@@ -66,7 +61,6 @@ pub const EXAMPLES: &[(&str, &[&str])] = &[
     ("ferry release show", &["ferry release show shop-web 1.4.0"]),
     ("ferry release diff", &["ferry release diff shop-web 1.3.0 1.4.0"]),
     ("ferry release export", &["ferry release export shop-web 1.4.0 /tmp/shop-1.4.0"]),
-    ("ferry target", &["ferry target enroll prd web-1", "ferry target list"]),
     ("ferry target enroll", &["ferry target enroll prd web-1"]),
     ("ferry target list", &["ferry target list", "ferry target list --env prd"]),
     ("ferry target remove", &["ferry target remove web-1"]),
@@ -78,7 +72,6 @@ pub const EXAMPLES: &[(&str, &[&str])] = &[
     ("ferry promote", &["ferry promote shop-web --from pp --to prd --reason \"release 1.4\""]),
     ("ferry approve", &["ferry approve 42 --reason \"checked in pp\""]),
     ("ferry reject", &["ferry reject 42 --reason \"not this week\""]),
-    ("ferry deployment", &["ferry deployment list shop-web", "ferry deployment show 42 --watch"]),
     ("ferry deployment show", &["ferry deployment show 42", "ferry deployment show 42 --watch 5s"]),
     ("ferry deployment list", &["ferry deployment list shop-web"]),
     ("ferry deployment logs", &["ferry deployment logs 42 --target web-1"]),
@@ -87,13 +80,11 @@ pub const EXAMPLES: &[(&str, &[&str])] = &[
     ("ferry drift", &["ferry drift", "ferry drift shop-web --refresh"]),
     ("ferry drift capture", &["ferry drift capture web-1 shop-web --as 1.4.1"]),
     ("ferry drift revert", &["ferry drift revert web-1 shop-web"]),
-    ("ferry backup", &["ferry backup create shop-web --env prd", "ferry backup list shop-web"]),
     ("ferry backup create", &["ferry backup create shop-web --env prd"]),
     ("ferry backup list", &["ferry backup list shop-web"]),
     ("ferry backup show", &["ferry backup show 7"]),
     ("ferry backup restore", &["ferry backup restore 7 --target web-1"]),
     ("ferry backup export", &["ferry backup export 7 /tmp/shop-backup-7"]),
-    ("ferry config", &["ferry config set shop-web --env prd LOG_LEVEL=info", "ferry config show shop-web --env prd"]),
     ("ferry config set", &["ferry config set shop-web --env prd LOG_LEVEL=info CACHE_TTL=60"]),
     ("ferry config unset", &["ferry config unset shop-web --env prd CACHE_TTL"]),
     ("ferry config show", &["ferry config show shop-web --env prd"]),
@@ -102,7 +93,6 @@ pub const EXAMPLES: &[(&str, &[&str])] = &[
     ("ferry config diff", &["ferry config diff shop-web 3 4"]),
     ("ferry audit", &["ferry audit --app shop-web --since 2026-12-01", "ferry audit verify"]),
     ("ferry audit verify", &["ferry audit verify"]),
-    ("ferry channel", &["ferry channel add shop --webhook https://chat.example.com/hooks/shop", "ferry channel list"]),
     ("ferry channel add", &[
         "ferry channel add shop --webhook https://chat.example.com/hooks/shop",
         "ferry channel add shop --email oncall@example.com --smtp smtp://mail.example.com:587 --from ferry@example.com",
@@ -111,20 +101,15 @@ pub const EXAMPLES: &[(&str, &[&str])] = &[
     ("ferry channel remove", &["ferry channel remove shop 3"]),
     ("ferry channel test", &["ferry channel test shop 3"]),
     ("ferry channel deliveries", &["ferry channel deliveries shop"]),
-    ("ferry incident", &["ferry incident open shop-web --env prd --severity critical --title \"checkout fails\"", "ferry incident list"]),
     ("ferry incident open", &["ferry incident open shop-web --env prd --severity critical --title \"checkout fails\""]),
     ("ferry incident list", &["ferry incident list shop-web"]),
     ("ferry incident show", &["ferry incident show 3"]),
     ("ferry incident ack", &["ferry incident ack 3 --note \"looking into it\""]),
     ("ferry incident resolve", &["ferry incident resolve 3 --note \"hotfix 1.0.1 in prd\""]),
-    ("ferry hotfix", &["ferry hotfix start 3 --wait"]),
     ("ferry hotfix start", &["ferry hotfix start 3 --wait"]),
-    ("ferry backlog", &["ferry backlog list shop-web"]),
     ("ferry backlog list", &["ferry backlog list shop-web"]),
-    ("ferry backport", &["ferry backport list shop-web"]),
     ("ferry backport list", &["ferry backport list shop-web"]),
     ("ferry backport waive", &["ferry backport waive 1 --reason \"dev was rewritten without that code\""]),
-    ("ferry route", &["ferry route set infrastructure --team ops", "ferry route list"]),
     ("ferry route list", &["ferry route list"]),
     ("ferry route set", &["ferry route set infrastructure --team ops"]),
     ("ferry route remove", &["ferry route remove infrastructure"]),
@@ -132,9 +117,30 @@ pub const EXAMPLES: &[(&str, &[&str])] = &[
     ("ferry man", &["ferry man --out /usr/local/share/man/man1"]),
 ];
 
-/// The "Examples:" text under the help of the command at `path`, if it has examples.
-pub fn examples_of(path: &str) -> Option<String> {
-    let (_, lines) = EXAMPLES.iter().find(|(p, _)| *p == path)?;
+/// The example lines of the command at `path`: its own, or for a group of commands
+/// without any, the first example of each of its first two commands.
+pub fn lines_of(command: &clap::Command, path: &str) -> Vec<String> {
+    if let Some((_, lines)) = EXAMPLES.iter().find(|(p, _)| *p == path) {
+        return lines.iter().map(|line| line.to_string()).collect();
+    }
+    command
+        .get_subcommands()
+        .filter(|sub| sub.get_name() != "help")
+        .take(2)
+        .filter_map(|sub| {
+            lines_of(sub, &format!("{path} {}", sub.get_name()))
+                .into_iter()
+                .next()
+        })
+        .collect()
+}
+
+/// The "Examples:" text under the help of `command`, at `path`, if it has examples.
+pub fn examples_of(command: &clap::Command, path: &str) -> Option<String> {
+    let lines = lines_of(command, path);
+    if lines.is_empty() {
+        return None;
+    }
     let lines: Vec<String> = lines.iter().map(|line| format!("  {line}")).collect();
     Some(format!("Examples:\n{}", lines.join("\n")))
 }

@@ -190,14 +190,11 @@ fn check_config(output: Output, command: &str, file: &std::path::Path) -> CliRes
     let settings = read.len();
     let refused = match cli.command {
         Command::Server(server) => server::check_settings(&server.run).err(),
-        Command::Agent(_) => match &cli.global.server {
-            Some(url) if !(url.starts_with("http://") || url.starts_with("https://")) => {
-                Some(CliError::usage(format!(
-                    "--server {url:?} must start with http:// or https://"
-                )))
-            }
-            _ => None,
-        },
+        Command::Agent(_) => cli
+            .global
+            .server
+            .as_deref()
+            .and_then(|url| crate::client::check_server_url(url).err()),
         _ => None,
     };
     if let Some(refused) = refused {
